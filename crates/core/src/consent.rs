@@ -1,0 +1,346 @@
+//! Consent: which purposes a destination needs, what the event says, and the decision.
+//!
+//! Signals (DESIGN.md § Consent): Segment `context.consent.categoryPreferences`, Google Consent
+//! Mode v2 (`ad_storage`, `analytics_storage`, `ad_user_data`, `ad_personalization`, read from
+//! `context.consent` or `context.consent.googleConsentMode`), and Global Privacy Control
+//! (`Sec-GPC: 1` or `context.gpc`). Without a signal, the jurisdiction's default applies:
+//! EU opt-in (denied), US opt-out (granted, but GPC means out).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::workspace::Region;
+
+/// A consent purpose, lowercase (`advertising`, `analytics`, or a customer's own category).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Purpose(String);
+
+impl Purpose {
+    pub fn parse(s: &str) -> Result<Self, InvalidPurpose> {
+        let p = s.trim().to_ascii_lowercase();
+        let ok = !p.is_empty()
+            && p.len() <= 64
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(p))
+        } else {
+            Err(InvalidPurpose)
+        }
+    }
+    pub fn advertising() -> Self {
+        Self("advertising".into())
+    }
+    pub fn analytics() -> Self {
+        Self("analytics".into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Purpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a purpose is 1 to 64 characters of letters, digits, _ or -")]
+pub struct InvalidPurpose;
+
+impl TryFrom<String> for Purpose {
+    type Error = InvalidPurpose;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Purpose> for String {
+    fn from(p: Purpose) -> Self {
+        p.0
+    }
+}
+
+/// What happens to a purpose when the event carries no signal for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stance {
+    /// Denied unless the visitor said yes.
+    OptIn,
+    /// Granted unless the visitor said no (or sent GPC, for advertising).
+    OptOut,
+}
+
+/// A workspace's consent rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentPolicy {
+    /// Default for visitors in the EU/EEA/UK/CH.
+    pub eu_default: Stance,
+    /// Default for everyone else.
+    pub us_default: Stance,
+    /// Treat Global Privacy Control as an opt-out of advertising.
+    pub honor_gpc: bool,
+}
+
+impl Default for ConsentPolicy {
+    fn default() -> Self {
+        Self {
+            eu_default: Stance::OptIn,
+            us_default: Stance::OptOut,
+            honor_gpc: true,
+        }
+    }
+}
+
+/// What one event says about consent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signals {
+    /// Segment categoryPreferences, lowercased category → granted.
+    pub categories: BTreeMap<String, bool>,
+    /// Google Consent Mode v2 fields present on the event.
+    pub ad_storage: Option<bool>,
+    pub analytics_storage: Option<bool>,
+    pub ad_user_data: Option<bool>,
+    pub ad_personalization: Option<bool>,
+    pub gpc: bool,
+    /// Where the visitor is, if the event says (`context.location.country`).
+    pub jurisdiction: Option<Region>,
+}
+
+/// EU/EEA, the UK and Switzerland: opt-in jurisdictions.
+const OPT_IN_COUNTRIES: &[&str] = &[
+    "at", "be", "bg", "hr", "cy", "cz", "dk", "ee", "fi", "fr", "de", "gr", "hu", "ie", "it", "lv",
+    "lt", "lu", "mt", "nl", "pl", "pt", "ro", "sk", "si", "es", "se", "is", "li", "no", "gb", "uk",
+    "ch",
+];
+
+fn flag(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "granted" | "true" | "yes" | "1" => Some(true),
+            "denied" | "false" | "no" | "0" => Some(false),
+            _ => None,
+        },
+        Value::Number(n) => n.as_i64().map(|n| n != 0),
+        _ => None,
+    }
+}
+
+impl Signals {
+    /// Reads the signals of an event's `context`, plus the request's `Sec-GPC` header.
+    pub fn read(context: Option<&Value>, gpc_header: bool) -> Self {
+        let mut s = Signals {
+            gpc: gpc_header,
+            ..Default::default()
+        };
+        let Some(ctx) = context else { return s };
+        if ctx.get("gpc").and_then(flag) == Some(true) {
+            s.gpc = true;
+        }
+        if let Some(country) = ctx
+            .get("location")
+            .and_then(|l| l.get("country"))
+            .and_then(Value::as_str)
+        {
+            let c = country.trim().to_ascii_lowercase();
+            if c.len() == 2 {
+                s.jurisdiction = Some(if OPT_IN_COUNTRIES.contains(&c.as_str()) {
+                    Region::Eu
+                } else {
+                    Region::Us
+                });
+            }
+        }
+        let Some(consent) = ctx.get("consent") else {
+            return s;
+        };
+        if let Some(Value::Object(prefs)) = consent.get("categoryPreferences") {
+            for (k, v) in prefs {
+                if let Some(b) = flag(v) {
+                    s.categories.insert(k.to_ascii_lowercase(), b);
+                }
+            }
+        }
+        let gcm = consent.get("googleConsentMode").unwrap_or(consent);
+        s.ad_storage = gcm.get("ad_storage").and_then(flag);
+        s.analytics_storage = gcm.get("analytics_storage").and_then(flag);
+        s.ad_user_data = gcm.get("ad_user_data").and_then(flag);
+        s.ad_personalization = gcm.get("ad_personalization").and_then(flag);
+        s
+    }
+
+    /// What the event says about one purpose, and where it said it.
+    fn explicit(&self, purpose: &Purpose) -> Option<(bool, &'static str)> {
+        if let Some(b) = self.categories.get(purpose.as_str()) {
+            return Some((*b, "context.consent.categoryPreferences"));
+        }
+        match purpose.as_str() {
+            "advertising" => {
+                // Consent Mode v2: advertising needs storage and user-data consent; any
+                // explicit denial wins.
+                let fields = [self.ad_storage, self.ad_user_data];
+                if fields.contains(&Some(false)) {
+                    Some((
+                        false,
+                        "google consent mode (ad_storage/ad_user_data denied)",
+                    ))
+                } else if fields.contains(&Some(true)) {
+                    Some((
+                        true,
+                        "google consent mode (ad_storage/ad_user_data granted)",
+                    ))
+                } else {
+                    None
+                }
+            }
+            "analytics" => self
+                .analytics_storage
+                .map(|b| (b, "google consent mode (analytics_storage)")),
+            "personalization" => self
+                .ad_personalization
+                .map(|b| (b, "google consent mode (ad_personalization)")),
+            _ => None,
+        }
+    }
+}
+
+/// The decision for one destination, with its reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: String,
+}
+
+/// Decides whether an event may go to a destination that needs `purposes`.
+pub fn decide(
+    policy: &ConsentPolicy,
+    workspace_region: Region,
+    signals: &Signals,
+    purposes: &[Purpose],
+) -> Decision {
+    if purposes.is_empty() {
+        return Decision {
+            allowed: true,
+            reason: "destination requires no consent purpose".into(),
+        };
+    }
+    let region = signals.jurisdiction.unwrap_or(workspace_region);
+    let default = match region {
+        Region::Eu => policy.eu_default,
+        Region::Us => policy.us_default,
+    };
+    let mut reasons = Vec::with_capacity(purposes.len());
+    let mut allowed = true;
+    for purpose in purposes {
+        let (granted, why) = if let Some((b, source)) = signals.explicit(purpose) {
+            (b, source.to_owned())
+        } else if policy.honor_gpc && signals.gpc && purpose.as_str() == "advertising" {
+            (false, "global privacy control".to_owned())
+        } else {
+            let b = default == Stance::OptOut;
+            let mode = if b { "opt-out" } else { "opt-in" };
+            (b, format!("no signal; {region} default is {mode}"))
+        };
+        allowed &= granted;
+        let verdict = if granted { "granted" } else { "denied" };
+        reasons.push(format!("{purpose} {verdict} by {why}"));
+    }
+    Decision {
+        allowed,
+        reason: reasons.join("; "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ads() -> Vec<Purpose> {
+        vec![Purpose::advertising()]
+    }
+
+    #[test]
+    fn an_eu_event_without_signal_is_not_sent_to_advertising() {
+        let d = decide(
+            &ConsentPolicy::default(),
+            Region::Eu,
+            &Signals::default(),
+            &ads(),
+        );
+        assert!(!d.allowed);
+        assert!(d.reason.contains("eu default is opt-in"), "{}", d.reason);
+    }
+
+    #[test]
+    fn a_us_event_without_signal_is_sent_unless_gpc_is_set() {
+        let p = ConsentPolicy::default();
+        assert!(decide(&p, Region::Us, &Signals::default(), &ads()).allowed);
+        let gpc = Signals::read(None, true);
+        let d = decide(&p, Region::Us, &gpc, &ads());
+        assert!(!d.allowed);
+        assert!(d.reason.contains("global privacy control"));
+        let ctx_gpc = Signals::read(Some(&json!({"gpc": true})), false);
+        assert!(!decide(&p, Region::Us, &ctx_gpc, &ads()).allowed);
+    }
+
+    #[test]
+    fn segment_category_preferences_are_matched_case_insensitively() {
+        let ctx =
+            json!({"consent": {"categoryPreferences": {"Advertising": true, "Analytics": false}}});
+        let s = Signals::read(Some(&ctx), false);
+        let p = ConsentPolicy::default();
+        assert!(decide(&p, Region::Eu, &s, &ads()).allowed);
+        assert!(!decide(&p, Region::Eu, &s, &[Purpose::analytics()]).allowed);
+    }
+
+    #[test]
+    fn google_consent_mode_denial_wins_over_a_grant() {
+        let ctx = json!({"consent": {"ad_storage": "granted", "ad_user_data": "denied"}});
+        let s = Signals::read(Some(&ctx), false);
+        assert!(!decide(&ConsentPolicy::default(), Region::Us, &s, &ads()).allowed);
+        let ctx = json!({"consent": {"googleConsentMode": {"analytics_storage": "granted"}}});
+        let s = Signals::read(Some(&ctx), false);
+        assert!(
+            decide(
+                &ConsentPolicy::default(),
+                Region::Eu,
+                &s,
+                &[Purpose::analytics()]
+            )
+            .allowed
+        );
+    }
+
+    #[test]
+    fn the_visitors_country_picks_the_jurisdiction() {
+        let ctx = json!({"location": {"country": "DE"}});
+        let s = Signals::read(Some(&ctx), false);
+        assert!(!decide(&ConsentPolicy::default(), Region::Us, &s, &ads()).allowed);
+    }
+
+    #[test]
+    fn an_explicit_grant_beats_gpc_only_when_the_visitor_said_so() {
+        let ctx = json!({"gpc": true, "consent": {"categoryPreferences": {"advertising": true}}});
+        let s = Signals::read(Some(&ctx), false);
+        assert!(decide(&ConsentPolicy::default(), Region::Us, &s, &ads()).allowed);
+    }
+
+    #[test]
+    fn a_destination_without_purposes_always_receives() {
+        let d = decide(
+            &ConsentPolicy::default(),
+            Region::Eu,
+            &Signals::default(),
+            &[],
+        );
+        assert!(d.allowed);
+    }
+}

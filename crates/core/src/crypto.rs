@@ -1,0 +1,191 @@
+//! Envelope encryption with workspace data keys, and the keyed subject index.
+//!
+//! Each workspace has one 256-bit data key, wrapped by the platform key or the customer's
+//! key (BYOK). From it derive: AES-256-GCM sealing of IP/UA and destination secrets, and the
+//! HMAC-SHA256 key of the internal subject index (never a bare hash of an identifier).
+
+use std::fmt;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::error::KeyError;
+use crate::workspace::WorkspaceId;
+
+const NONCE_LEN: usize = 12;
+
+/// A plaintext data key. Never logged, never stored: only its wrapped form is.
+#[derive(Clone)]
+pub struct DataKey([u8; 32]);
+
+impl DataKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+    pub fn try_from_slice(bytes: &[u8]) -> Result<Self, KeyError> {
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| KeyError::Invalid("data key must be 32 bytes"))?;
+        Ok(Self(arr))
+    }
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl Drop for DataKey {
+    fn drop(&mut self) {
+        // Best effort wipe; the optimizer may not remove a volatile-free loop over a Drop.
+        for b in self.0.iter_mut() {
+            *b = 0;
+        }
+        std::hint::black_box(&self.0);
+    }
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DataKey(<redacted>)")
+    }
+}
+
+/// A data key as the key service wrapped it (KMS ciphertext blob, or local AES-GCM).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WrappedKey(#[serde(with = "b64")] pub Vec<u8>);
+
+impl fmt::Debug for WrappedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WrappedKey({} bytes)", self.0.len())
+    }
+}
+
+/// AES-256-GCM ciphertext: nonce ‖ ciphertext ‖ tag, bound to an associated-data label.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sealed(#[serde(with = "b64")] pub Vec<u8>);
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sealed({} bytes)", self.0.len())
+    }
+}
+
+/// The keys a workspace's data is processed with, derived once per unwrap.
+#[derive(Clone)]
+pub struct WorkspaceKeys {
+    cipher: Aes256Gcm,
+    subject: Hmac<Sha256>,
+}
+
+impl fmt::Debug for WorkspaceKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WorkspaceKeys(<redacted>)")
+    }
+}
+
+impl WorkspaceKeys {
+    pub fn new(data_key: &DataKey) -> Self {
+        let cipher = Aes256Gcm::new_from_slice(data_key.expose()).expect("32-byte key");
+        let mut derive =
+            <Hmac<Sha256> as Mac>::new_from_slice(data_key.expose()).expect("any key length");
+        derive.update(b"tracklayer/subject-index/v1");
+        let subject_key = derive.finalize().into_bytes();
+        let subject = <Hmac<Sha256> as Mac>::new_from_slice(&subject_key).expect("any key length");
+        Self { cipher, subject }
+    }
+
+    /// Encrypts `plaintext`, bound to `aad` (e.g. `"ip:<workspace>:<event>"`).
+    pub fn seal(&self, nonce: [u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Sealed {
+        let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + 16);
+        out.extend_from_slice(&nonce);
+        let ct = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+        out.extend_from_slice(&ct);
+        Sealed(out)
+    }
+
+    pub fn open(&self, aad: &[u8], sealed: &Sealed) -> Result<Vec<u8>, KeyError> {
+        if sealed.0.len() < NONCE_LEN + 16 {
+            return Err(KeyError::Invalid("sealed value too short"));
+        }
+        let (nonce, ct) = sealed.0.split_at(NONCE_LEN);
+        self.cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+            .map_err(|_| KeyError::Invalid("sealed value does not open with this key"))
+    }
+
+    /// The subject index of a canonical identifier: HMAC-SHA256(workspace key, field ‖ 0 ‖ value).
+    pub fn subject_index(&self, field: &str, canonical: &str) -> String {
+        let mut mac = self.subject.clone();
+        mac.update(field.as_bytes());
+        mac.update(&[0]);
+        mac.update(canonical.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+/// The associated data that binds a sealed value to its workspace and purpose.
+pub fn aad(purpose: &str, workspace: &WorkspaceId, id: &str) -> Vec<u8> {
+    format!("{purpose}:{workspace}:{id}").into_bytes()
+}
+
+mod b64 {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s.as_bytes())
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(byte: u8) -> WorkspaceKeys {
+        WorkspaceKeys::new(&DataKey::from_bytes([byte; 32]))
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_key_and_associated_data() {
+        let k = keys(1);
+        let sealed = k.seal([7; 12], b"ip:ws:1", b"203.0.113.9");
+        assert_eq!(k.open(b"ip:ws:1", &sealed).unwrap(), b"203.0.113.9");
+        assert!(k.open(b"ip:ws:2", &sealed).is_err());
+        assert!(keys(2).open(b"ip:ws:1", &sealed).is_err());
+    }
+
+    #[test]
+    fn the_subject_index_is_keyed_per_workspace_and_per_field() {
+        let a = keys(1).subject_index("email", "a@example.com");
+        assert_eq!(a, keys(1).subject_index("email", "a@example.com"));
+        assert_ne!(a, keys(2).subject_index("email", "a@example.com"));
+        assert_ne!(a, keys(1).subject_index("phone", "a@example.com"));
+        assert_ne!(a, crate::identity::sha256_hex("a@example.com"));
+    }
+
+    #[test]
+    fn debug_output_never_shows_key_material() {
+        let k = DataKey::from_bytes([0xab; 32]);
+        assert_eq!(format!("{k:?}"), "DataKey(<redacted>)");
+    }
+}

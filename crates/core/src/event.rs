@@ -1,0 +1,246 @@
+//! Events as TrackLayer keeps them, and as they travel to a destination.
+//!
+//! Nothing here holds a raw identifier in the clear: stored events keep SHA-256 hashes and the
+//! keyed subject index; IP, user-agent, click ids, page URL and the few plain values Google
+//! wants are sealed with the workspace data key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::consent::Decision;
+use crate::crypto::Sealed;
+use crate::destination::{DestinationId, DestinationKind};
+use crate::identity::{Field, Profile};
+use crate::workspace::WorkspaceId;
+
+/// The Segment call types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    Track,
+    Identify,
+    Page,
+    Screen,
+    Group,
+    Alias,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Track => "track",
+            Self::Identify => "identify",
+            Self::Page => "page",
+            Self::Screen => "screen",
+            Self::Group => "group",
+            Self::Alias => "alias",
+        }
+    }
+}
+
+impl FromStr for EventType {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Ok(match s {
+            "track" => Self::Track,
+            "identify" => Self::Identify,
+            "page" => Self::Page,
+            "screen" => Self::Screen,
+            "group" => Self::Group,
+            "alias" => Self::Alias,
+            _ => return Err(()),
+        })
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// TrackLayer's own id of an accepted event (UUIDv7, time-ordered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(pub Uuid);
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "evt_{}", self.0.simple())
+    }
+}
+
+impl EventId {
+    pub fn parse(s: &str) -> Option<Self> {
+        let hex = s.strip_prefix("evt_")?;
+        Uuid::try_parse(hex).ok().map(Self)
+    }
+}
+
+/// The client's message id: 1 to 256 printable characters, unique per workspace for 24 h.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MessageId(String);
+
+impl MessageId {
+    pub const MAX_LEN: usize = 256;
+
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        if s.is_empty() {
+            Err("must not be empty")
+        } else if s.len() > Self::MAX_LEN {
+            Err("must be at most 256 bytes")
+        } else if s.chars().any(char::is_control) {
+            Err("must not contain control characters")
+        } else {
+            Ok(Self(s.to_owned()))
+        }
+    }
+    pub fn generated(id: Uuid) -> Self {
+        Self(id.hyphenated().to_string())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why an event did or did not go to a destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Routing {
+    pub destination_id: DestinationId,
+    pub kind: DestinationKind,
+    /// Queued for delivery.
+    pub routed: bool,
+    pub consent: Decision,
+    /// Why it was not routed, when consent allowed it (event filter, unsupported type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// An event as the event store keeps it: metadata, hashes, subject index, decisions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub workspace_id: WorkspaceId,
+    pub event_id: EventId,
+    pub message_id: MessageId,
+    pub event_type: EventType,
+    /// `event` of a track call, `name` of a page/screen call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub timestamp: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Properties and traits with every identifier removed.
+    pub properties: Value,
+    pub traits: Value,
+    /// Per-profile SHA-256 hashes of the identifiers (hashed forms only).
+    pub hashed: BTreeMap<Profile, BTreeMap<Field, String>>,
+    /// HMAC subject-index values (email, phone, external id, anonymous id).
+    pub subjects: Vec<String>,
+    pub routing: Vec<Routing>,
+    /// Identifier values dropped as invalid (an email without a domain, ...).
+    pub invalid_identifiers: u32,
+}
+
+/// IP address and user-agent of an event, sealed, kept 30 days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationalRecord {
+    pub workspace_id: WorkspaceId,
+    pub event_id: EventId,
+    pub sealed: Sealed,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// The values of an item that are sealed for transport to a destination.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymous_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_url: Option<String>,
+    /// Click and browser ids: fbp, fbc, gclid, ttclid, ttp, client_id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub click_ids: BTreeMap<String, String>,
+    /// Normalized plain values a destination wants unhashed (Google address fields).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub plain: BTreeMap<Field, String>,
+}
+
+impl fmt::Debug for SealedFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SealedFields(<redacted>)")
+    }
+}
+
+/// Google Consent Mode values forwarded to GA4.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardedConsent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad_user_data: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad_personalization: Option<bool>,
+}
+
+/// One event, prepared for one destination: already hashed for its profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryItem {
+    pub event_id: EventId,
+    pub message_id: MessageId,
+    pub event_type: EventType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub timestamp: OffsetDateTime,
+    pub properties: Value,
+    /// SHA-256 hashes under the destination's profile.
+    pub user_data: BTreeMap<Field, String>,
+    #[serde(default)]
+    pub consent: ForwardedConsent,
+    /// `SealedFields`, sealed with aad `item:<workspace>:<destination>:<event>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<Sealed>,
+}
+
+/// A queue message: many items for one destination (DESIGN.md § Delivery).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueBody {
+    pub v: u8,
+    pub workspace_id: WorkspaceId,
+    pub destination_id: DestinationId,
+    pub kind: DestinationKind,
+    pub items: Vec<DeliveryItem>,
+}
+
+impl QueueBody {
+    pub const VERSION: u8 = 1;
+
+    pub fn item_aad(&self, item: &DeliveryItem) -> Vec<u8> {
+        crate::crypto::aad(
+            "item",
+            &self.workspace_id,
+            &format!("{}:{}", self.destination_id, item.event_id),
+        )
+    }
+}

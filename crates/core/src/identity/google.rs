@@ -1,0 +1,355 @@
+//! Google: GA4 Measurement Protocol `user_data`, whose rules Google Ads enhanced conversions
+//! and the Data Manager API share.
+//!
+//! Sources:
+//! * GA4 "Send user-provided data with User-ID using the Measurement Protocol"
+//!   (<https://developers.google.com/analytics/devguides/collection/ga4/uid-data>, "GA4" below):
+//!   "prior to hashing one of these values you must: remove leading and trailing
+//!   whitespaces; convert the text to lowercase; format phone numbers according to the E164
+//!   standard; remove all periods (.) that precede the domain name in gmail.com and
+//!   googlemail.com email addresses", plus a normalization per `user_data` field; email,
+//!   phone, first and last name (and street) are hashed, city, region, postal code and country
+//!   are sent in clear.
+//! * Google Ads API, enhanced conversions for web
+//!   (<https://developers.google.com/google-ads/api/docs/conversions/enhance-conversions>):
+//!   the same hashing list; "do not hash" country, state, city, postal code.
+//! * Data Manager API, "Format user data"
+//!   (<https://developers.google.com/data-manager/api/devguides/concepts/formatting>, "DM"
+//!   below), and its reference utility `UserDataFormatter` in Google's
+//!   `googleads/data-manager-java` (`data-manager-util`, "DM util" below).
+
+use super::common::{
+    e164_digits, email_google, letters_and_spaces, lower_nfc, resolve_country, Outcome,
+};
+use super::{Field, Hints, Rule};
+
+/// Google's rule table.
+pub(crate) fn rule(field: Field) -> Rule {
+    match field {
+        Field::Email => Rule::Hash(email),
+        Field::Phone => Rule::Hash(phone),
+        Field::FirstName => Rule::Hash(first_name),
+        Field::LastName => Rule::Hash(last_name),
+        Field::City => Rule::Plain(city),
+        Field::State => Rule::Plain(region),
+        Field::Zip => Rule::Plain(postal_code),
+        Field::Country => Rule::Plain(country),
+        // GA4 `user_data` has no gender or birth date; `user_id` is a plain top-level field,
+        // not a hashed identifier.
+        Field::Gender | Field::DateOfBirth | Field::ExternalId => Rule::Unsupported,
+    }
+}
+
+/// `sha256_email_address`: lowercased, all whitespace removed, checked, and for `gmail.com`
+/// / `googlemail.com` the dots and any `+suffix` of the local part removed.
+/// Source: GA4 (`sha256_email_address`: "lowercase; remove periods before @ for
+/// gmail.com/googlemail.com addresses; remove all spaces"); DM `email_address` ("Trim leading,
+/// trailing and intermediate whitespace"; "Remove the plus sign (+) from the local part and
+/// all characters that follow it"; `cloudy.sanfrancisco+shopping@gmail.com` →
+/// `cloudysanfrancisco@gmail.com`, `user.name+NYC@Example.com` → `user.name+nyc@example.com`).
+fn email(raw: &str, _: Hints<'_>) -> Outcome {
+    email_google(raw)
+}
+
+/// `sha256_phone_number`: E.164 with the `+`.
+/// Source: GA4 (`sha256_phone_number`: "remove all non digit characters; add + prefix");
+/// DM `phone_number` ("Include the plus sign (+) and the country code", US `(800)555-0100` →
+/// `+18005550100`). Without `+`, `hints.country` supplies the calling code of a national
+/// number; without a hint the digits are taken to include it, as DM util `formatPhoneNumber`
+/// does (`18005550100` → `+18005550100`).
+fn phone(raw: &str, hints: Hints<'_>) -> Outcome {
+    e164_digits(raw, hints).map(|digits| format!("+{digits}"))
+}
+
+/// `address[].sha256_first_name`: lowercased, trimmed, digits and symbols removed, without
+/// a title.
+/// Source: GA4 (`sha256_first_name`: "remove digits and symbol characters; lowercase; remove
+/// leading and trailing spaces"); DM `given_name` ("Don't include prefixes such as Mrs."); DM
+/// util `formatGivenName` (removes `mr.`, `mrs.`, `ms.`, `dr.`).
+fn first_name(raw: &str, _: Hints<'_>) -> Outcome {
+    person_name(raw, drop_titles)
+}
+
+/// `address[].sha256_last_name`: as the first name, without a generational or professional
+/// suffix.
+/// Source: GA4 (`sha256_last_name`, same steps as the first name); DM `family_name` ("Don't
+/// include suffixes such as Jr."); DM util `formatFamilyName` (removes trailing `jr.`, `sr.`,
+/// `2nd`, `3rd`, `ii`–`vi`, `cpa`, `dc`, `dds`, `vm`, `jd`, `md`, `phd`).
+fn last_name(raw: &str, _: Hints<'_>) -> Outcome {
+    person_name(raw, drop_suffixes)
+}
+
+fn person_name(raw: &str, drop_affixes: fn(&str) -> String) -> Outcome {
+    let name = letters_and_spaces(&drop_affixes(&lower_nfc(raw)));
+    if name.is_empty() {
+        return Err("no letters");
+    }
+    Ok(name)
+}
+
+/// Removes the titles `mr.`, `mrs.`, `ms.`, `dr.` (with their period, as the DM util's
+/// `(?:mr|mrs|ms|dr)\.(?:\s|$)` requires: `Mralex` stays).
+fn drop_titles(name: &str) -> String {
+    name.split_whitespace()
+        .filter(|word| !matches!(*word, "mr." | "mrs." | "ms." | "dr."))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Removes trailing suffixes (`Quinn, Jr., DDS` → `quinn`), each after a comma or a space.
+fn drop_suffixes(name: &str) -> String {
+    const SUFFIXES: [&str; 16] = [
+        "jr.", "sr.", "2nd", "3rd", "ii", "iii", "iv", "v", "vi", "cpa", "dc", "dds", "vm", "jd",
+        "md", "phd",
+    ];
+    let mut rest = name.trim_end_matches(|c: char| c.is_whitespace() || c == ',');
+    while let Some(cut) = rest.rfind(|c: char| c.is_whitespace() || c == ',') {
+        if !SUFFIXES.contains(&&rest[cut + 1..]) {
+            break;
+        }
+        rest = rest[..cut].trim_end_matches(|c: char| c.is_whitespace() || c == ',');
+    }
+    rest.to_owned()
+}
+
+/// `address[].city`, in clear: digits and symbols removed, lowercased, trimmed.
+/// Source: GA4 (`city`: "remove digits and symbol characters; lowercase; remove leading and
+/// trailing spaces"; example `san francisco`). Inner runs of whitespace become one space.
+fn city(raw: &str, _: Hints<'_>) -> Outcome {
+    let city = letters_and_spaces(&lower_nfc(raw));
+    if city.is_empty() {
+        return Err("invalid city");
+    }
+    Ok(city)
+}
+
+/// `address[].region`, in clear: as the city. A state name stays a name (GA4's example sends
+/// `california`), a code stays a code.
+/// Source: GA4 (`region`: "remove digits and symbol characters; lowercase; remove leading and
+/// trailing spaces").
+fn region(raw: &str, _: Hints<'_>) -> Outcome {
+    let region = letters_and_spaces(&lower_nfc(raw));
+    if region.is_empty() {
+        return Err("invalid state");
+    }
+    Ok(region)
+}
+
+/// `address[].postal_code`, in clear: `.` and `~` removed, trimmed; case and inner spaces kept.
+/// Source: GA4 (`postal_code`: "remove . and ~ characters; remove leading and trailing
+/// spaces"); DM util `formatPostalCode` (trim only: `1229-076` stays).
+fn postal_code(raw: &str, _: Hints<'_>) -> Outcome {
+    let code: String = raw.chars().filter(|c| !matches!(c, '.' | '~')).collect();
+    let code = code.trim();
+    if code.is_empty() {
+        return Err("invalid zip");
+    }
+    Ok(code.to_owned())
+}
+
+/// `address[].country`, in clear: ISO 3166-1 alpha-2, uppercase.
+/// Source: GA4 (`country`: "Formatted according to ISO 3166-1 alpha-2 standard"; example
+/// `US`); DM `region_code` ("A two-character ISO-3166-1 alpha-2 code"); DM util
+/// `formatRegionCode` (uppercases).
+fn country(raw: &str, _: Hints<'_>) -> Outcome {
+    resolve_country(raw)
+        .map(|c| c.alpha2.to_ascii_uppercase())
+        .ok_or("unknown country")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{prepare, sha256_hex, Prepared, Profile, Rejected, NOT_SUPPORTED};
+    use super::*;
+
+    fn normalized(field: Field, raw: &str) -> Outcome {
+        normalized_in(field, raw, None)
+    }
+
+    fn normalized_in(field: Field, raw: &str, country: Option<&str>) -> Outcome {
+        match rule(field) {
+            Rule::Hash(f) | Rule::Plain(f) => f(raw, Hints { country }),
+            Rule::Unsupported => panic!("{field:?} is not supported"),
+        }
+    }
+
+    #[test]
+    fn google_removes_dots_and_plus_suffix_from_gmail_addresses() {
+        assert_eq!(
+            normalized(Field::Email, "Jane.Doe+shopping@gmail.com"),
+            Ok("janedoe@gmail.com".into())
+        );
+        assert_eq!(
+            normalized(Field::Email, "j.e.f..ferson.Loves.hiking@googlemail.com"),
+            Ok("jeffersonloveshiking@googlemail.com".into())
+        );
+    }
+
+    #[test]
+    fn google_keeps_dots_and_plus_of_other_domains() {
+        assert_eq!(
+            normalized(Field::Email, "user.name+NYC@Example.com"),
+            Ok("user.name+nyc@example.com".into())
+        );
+    }
+
+    #[test]
+    fn google_removes_all_whitespace_from_email() {
+        assert_eq!(
+            normalized(Field::Email, " jane . doe @ example.com "),
+            Ok("jane.doe@example.com".into())
+        );
+    }
+
+    #[test]
+    fn google_rejects_gmail_address_with_empty_local_part() {
+        assert_eq!(
+            normalized(Field::Email, "+tag@gmail.com"),
+            Err("invalid email")
+        );
+    }
+
+    #[test]
+    fn google_phone_is_e164_with_plus() {
+        assert_eq!(
+            normalized(Field::Phone, "+1 (800) 555-0100"),
+            Ok("+18005550100".into())
+        );
+        assert_eq!(
+            normalized_in(Field::Phone, "(800)555-0100", Some("US")),
+            Ok("+18005550100".into())
+        );
+        assert_eq!(
+            normalized_in(Field::Phone, "030 1234567", Some("DE")),
+            Ok("+49301234567".into())
+        );
+    }
+
+    #[test]
+    fn google_phone_without_plus_or_hint_already_includes_the_country_code() {
+        assert_eq!(
+            normalized(Field::Phone, "441134960987"),
+            Ok("+441134960987".into())
+        );
+        assert_eq!(
+            normalized(Field::Phone, "1 800 555 0100"),
+            Ok("+18005550100".into())
+        );
+    }
+
+    #[test]
+    fn google_names_are_lowercased_trimmed_and_hashed() {
+        assert_eq!(normalized(Field::FirstName, "  John "), Ok("john".into()));
+        assert_eq!(normalized(Field::LastName, "DOE"), Ok("doe".into()));
+        let got = prepare(Profile::Google, Field::FirstName, "John", Hints::default());
+        assert_eq!(got, Ok(Prepared::Hashed(sha256_hex("john"))));
+    }
+
+    #[test]
+    fn google_names_lose_digits_and_symbols_but_keep_letters_and_inner_spaces() {
+        assert_eq!(
+            normalized(Field::FirstName, "Mary Ann"),
+            Ok("mary ann".into())
+        );
+        assert_eq!(normalized(Field::FirstName, "John3"), Ok("john".into()));
+        assert_eq!(normalized(Field::LastName, "O'Brien"), Ok("obrien".into()));
+        assert_eq!(normalized(Field::LastName, "Müller"), Ok("müller".into()));
+    }
+
+    #[test]
+    fn google_first_name_loses_titles() {
+        assert_eq!(
+            normalized(Field::FirstName, " Mr. Alex "),
+            Ok("alex".into())
+        );
+        assert_eq!(normalized(Field::FirstName, "Dr. Alex"), Ok("alex".into()));
+        assert_eq!(normalized(Field::FirstName, "Mralex"), Ok("mralex".into()));
+        assert_eq!(normalized(Field::FirstName, " Mr. "), Err("no letters"));
+    }
+
+    #[test]
+    fn google_last_name_loses_suffixes() {
+        assert_eq!(
+            normalized(Field::LastName, " Quinn, Jr. "),
+            Ok("quinn".into())
+        );
+        assert_eq!(normalized(Field::LastName, "Quinn Sr."), Ok("quinn".into()));
+        assert_eq!(
+            normalized(Field::LastName, "quinn, jr., dds"),
+            Ok("quinn".into())
+        );
+        assert_eq!(normalized(Field::LastName, "Boardds"), Ok("boardds".into()));
+        assert_eq!(normalized(Field::LastName, ", Jr."), Err("no letters"));
+    }
+
+    #[test]
+    fn google_address_fields_are_sent_plain() {
+        let hints = Hints::default();
+        assert_eq!(
+            prepare(Profile::Google, Field::City, " San Francisco ", hints),
+            Ok(Prepared::Plain("san francisco".into()))
+        );
+        assert_eq!(
+            prepare(Profile::Google, Field::State, "California", hints),
+            Ok(Prepared::Plain("california".into()))
+        );
+        assert_eq!(
+            prepare(Profile::Google, Field::Zip, " 94000 ", hints),
+            Ok(Prepared::Plain("94000".into()))
+        );
+        assert_eq!(
+            prepare(Profile::Google, Field::Country, "United States", hints),
+            Ok(Prepared::Plain("US".into()))
+        );
+    }
+
+    #[test]
+    fn google_city_and_region_lose_digits_and_symbols() {
+        assert_eq!(
+            normalized(Field::City, "St. Louis 2"),
+            Ok("st louis".into())
+        );
+        assert_eq!(
+            normalized(Field::City, "São  Paulo"),
+            Ok("são paulo".into())
+        );
+        assert_eq!(normalized(Field::State, "N.Y."), Ok("ny".into()));
+        assert_eq!(normalized(Field::City, "123"), Err("invalid city"));
+    }
+
+    #[test]
+    fn google_postal_code_loses_periods_and_tildes_only() {
+        assert_eq!(normalized(Field::Zip, "1229-076"), Ok("1229-076".into()));
+        assert_eq!(normalized(Field::Zip, " SW1A 1AA "), Ok("SW1A 1AA".into()));
+        assert_eq!(normalized(Field::Zip, "75.018~"), Ok("75018".into()));
+        assert_eq!(normalized(Field::Zip, ".~"), Err("invalid zip"));
+    }
+
+    #[test]
+    fn google_country_is_uppercase_alpha2() {
+        assert_eq!(normalized(Field::Country, "us"), Ok("US".into()));
+        assert_eq!(normalized(Field::Country, "Deutschland"), Ok("DE".into()));
+        assert_eq!(normalized(Field::Country, "GBR"), Ok("GB".into()));
+        assert_eq!(normalized(Field::Country, "Narnia"), Err("unknown country"));
+    }
+
+    #[test]
+    fn google_refuses_an_already_hashed_value_for_a_plain_field() {
+        let digest = sha256_hex("us");
+        let got = prepare(Profile::Google, Field::Country, &digest, Hints::default());
+        assert!(got.is_err());
+    }
+
+    #[test]
+    fn google_does_not_take_gender_birth_date_or_external_id() {
+        for field in [Field::Gender, Field::DateOfBirth, Field::ExternalId] {
+            assert_eq!(
+                prepare(Profile::Google, field, "x", Hints::default()),
+                Err(Rejected {
+                    field,
+                    reason: NOT_SUPPORTED
+                })
+            );
+        }
+    }
+}

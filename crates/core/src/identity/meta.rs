@@ -1,0 +1,415 @@
+//! Meta Conversions API `user_data`: every field is SHA-256 hashed.
+//!
+//! The rules are those of Meta's Parameter Builder library, `capi-param-builder`
+//! (<https://github.com/facebook/capi-param-builder>, Node.js package
+//! `capi-param-builder-nodejs`, files under `nodejs/capi-param-builder/src/piiUtil/`), which
+//! Meta's business SDKs use to normalize and hash customer information, read against Meta's
+//! customer information parameters page
+//! (<https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/customer-information-parameters>,
+//! "CIP" below). Where this module goes beyond the library it says so.
+
+use super::common::{
+    date_of_birth as dob, e164_digits, email_trim_lower, fold, lower_nfc, resolve_country,
+    resolve_region, strip_whitespace, strip_whitespace_and_punctuation, Outcome,
+};
+use super::tables::{FEMALE_WORDS, MALE_WORDS};
+use super::{Field, Hints, Rule};
+
+/// Meta's rule table.
+pub(crate) fn rule(field: Field) -> Rule {
+    match field {
+        Field::Email => Rule::Hash(email),
+        Field::Phone => Rule::Hash(phone),
+        Field::FirstName | Field::LastName => Rule::Hash(name),
+        Field::City => Rule::Hash(city),
+        Field::State => Rule::Hash(state),
+        Field::Zip => Rule::Hash(zip),
+        Field::Country => Rule::Hash(country),
+        Field::Gender => Rule::Hash(gender),
+        Field::DateOfBirth => Rule::Hash(date_of_birth),
+        Field::ExternalId => Rule::Hash(external_id),
+    }
+}
+
+/// `em`: lowercased, trimmed, and refused unless it looks like an address.
+/// Source: `emailUtil.js` (`getNormalizedEmail`, `EMAIL_RE`); CIP `em` ("Trim any leading
+/// and trailing spaces. Convert all characters to lowercase.").
+fn email(raw: &str, _: Hints<'_>) -> Outcome {
+    email_trim_lower(raw)
+}
+
+/// `ph`: digits only, no `+`, no leading zeros, with the country code.
+/// Source: `phoneUtil.js` (`getNormalizedPhone`: drop non-digits, then leading zeros); CIP `ph`
+/// ("Remove symbols, letters, and any leading zeros. Phone numbers must include a country
+/// code"). Beyond the library: a national number gets the calling code of `hints.country`
+/// (CIP: "Always include the country code"), an extension is cut off, and fewer than 7 or
+/// more than 15 digits are refused (E.164).
+fn phone(raw: &str, hints: Hints<'_>) -> Outcome {
+    e164_digits(raw, hints)
+}
+
+/// `fn` / `ln`: lowercased, whitespace and ASCII punctuation removed; other characters
+/// (accented and non-Latin letters, digits) kept as UTF-8.
+/// Source: `stringUtil.js` (`getNormalizedName`: lowercase, strip
+/// `whitespace_and_punctuation`); CIP `fn` ("Lowercase only with no punctuation. If using
+/// special characters, the text must be encoded in UTF-8 format"; examples `Mary` → `mary`,
+/// `정` → `정`, `Valéry` → `valéry`). Beyond the library: NFC, so a decomposed `é` hashes like
+/// the precomposed one in CIP's example.
+fn name(raw: &str, _: Hints<'_>) -> Outcome {
+    let name = strip_whitespace_and_punctuation(&lower_nfc(raw));
+    if name.is_empty() {
+        return Err("no letters");
+    }
+    Ok(name)
+}
+
+/// `ct`: lowercased, everything but `a`–`z` and `0`–`9` removed, must start with a letter.
+/// Source: `stringUtil.js` (`getNormalizedCity`: strip `all_non_latin_alpha_numeric`,
+/// lowercase, test `^[a-z]+`); CIP `ct` ("Lowercase only with no punctuation, no special
+/// characters, and no spaces", examples `paris`, `london`, `newyork`). As in the library an
+/// accented letter is dropped, not folded (`São Paulo` → `sopaulo`), so the hash matches what
+/// Meta's own tools send.
+fn city(raw: &str, _: Hints<'_>) -> Outcome {
+    let city: String = raw
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if !city.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err("invalid city");
+    }
+    Ok(city)
+}
+
+/// `st`: the two-letter code of a US state or Canadian province, lowercase.
+/// Source: `stringUtil.js` (`getNormalizedState`, `normalizeTwoLetterAbbreviations`,
+/// `getFromMap`: letters only; two letters are taken as a code; a state or province name, or
+/// text containing one, is mapped; anything else is cut to its first two letters); CIP `st`
+/// ("Use the 2-character ANSI abbreviation code in lowercase", examples `az`, `ca`).
+/// Beyond the library: accents are folded before the lookup (`Québec` → `qc`, where the
+/// library gives `qu`), and of several names found in the text the longest wins (the library
+/// takes the first in table order, so "West Virginia, USA" gave `va`).
+///
+/// Note: CIP asks to keep states outside the US unabbreviated ("Normalize states outside the
+/// U.S. in lowercase with no punctuation"), but the library (and so Meta's SDKs) cuts them
+/// to two letters; this module follows the library.
+fn state(raw: &str, _: Hints<'_>) -> Outcome {
+    let key = fold(raw);
+    if key.len() == 2 {
+        return Ok(key);
+    }
+    if let Some(region) = resolve_region(&key) {
+        return Ok(region.code.to_owned());
+    }
+    match key.get(..2) {
+        Some(two) => Ok(two.to_owned()),
+        None => Err("invalid state"),
+    }
+}
+
+/// `zp`: lowercased, cut at the first `-`, whitespace removed, at least 2 characters.
+/// Source: `zipCodeUtil.js` (`getNormalizedZipCode`: lowercase, part before the first `-`,
+/// trimmed, length ≥ 2); CIP `zp` ("Use lowercase with no spaces and no dash. Use only the
+/// first 5 digits for U.S. zip codes", examples `94035`, `m11ae`). Beyond the library: inner
+/// spaces are removed too (CIP: "no spaces"; `M1 1AE` → `m11ae`), and a 9-digit ZIP+4 written
+/// without a dash is cut to 5 digits when `hints.country` is the US.
+fn zip(raw: &str, hints: Hints<'_>) -> Outcome {
+    let lower = raw.to_lowercase();
+    let before_dash = lower.split('-').next().unwrap_or_default();
+    let zip = strip_whitespace(before_dash);
+    let in_us = hints
+        .country
+        .and_then(resolve_country)
+        .is_some_and(|c| c.alpha2 == "us");
+    if in_us && zip.len() == 9 && zip.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(zip[..5].to_owned());
+    }
+    if zip.chars().count() < 2 {
+        return Err("invalid zip");
+    }
+    Ok(zip)
+}
+
+/// `country`: ISO 3166-1 alpha-2, lowercase.
+/// Source: `stringUtil.js` (`getNormalizedCountry`, `COUNTRY_MAPPINGS`); CIP `country` ("Use
+/// the lowercase, 2-letter country codes in ISO 3166-1 alpha-2"; example `United States` →
+/// `us`). Beyond the library: alpha-3 codes, endonyms and aliases (`UK` → `gb`, where the
+/// library passes `uk` through; `Deutschland` → `de`) are mapped, and a value that names no
+/// country is refused rather than cut to two letters.
+fn country(raw: &str, _: Hints<'_>) -> Outcome {
+    resolve_country(raw)
+        .map(|c| c.alpha2.to_owned())
+        .ok_or("unknown country")
+}
+
+/// `ge`: `m` or `f`.
+/// Source: `genderUtil.js` (`getNormalizedGender`: trimmed, lowercased, looked up in
+/// `MALE_SET` / `FEMALE_SET`); CIP `ge` ("We accept gender in the form of an initial in
+/// lowercase", `f` for female, `m` for male).
+fn gender(raw: &str, _: Hints<'_>) -> Outcome {
+    let word = raw.trim().to_lowercase();
+    if MALE_WORDS.contains(&word.as_str()) {
+        Ok("m".to_owned())
+    } else if FEMALE_WORDS.contains(&word.as_str()) {
+        Ok("f".to_owned())
+    } else {
+        Err("unknown gender")
+    }
+}
+
+/// `db`: `YYYYMMDD` from many orders and separators (see [`dob`]).
+/// Source: `dobUtil.js` (`getNormalizedDOB`); CIP `db` ("We accept the YYYYMMDD format
+/// accommodating a range of month, day and year combinations, with or without punctuation";
+/// example `2/16/1997` → `19970216`).
+fn date_of_birth(raw: &str, _: Hints<'_>) -> Outcome {
+    dob(raw)
+}
+
+/// `external_id`: lowercased, all whitespace removed.
+/// Source: `stringUtil.js` (`getNormalizedExternalID`: lowercase, strip `whitespace_only`);
+/// CIP `external_id` (hashing recommended; "it should be in the same format as when sent via
+/// other channels").
+fn external_id(raw: &str, _: Hints<'_>) -> Outcome {
+    Ok(strip_whitespace(&raw.to_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{prepare, sha256_hex, Prepared, Profile, Rejected};
+    use super::*;
+
+    fn normalized(field: Field, raw: &str) -> Outcome {
+        normalized_in(field, raw, None)
+    }
+
+    fn normalized_in(field: Field, raw: &str, country: Option<&str>) -> Outcome {
+        match rule(field) {
+            Rule::Hash(f) => f(raw, Hints { country }),
+            _ => panic!("Meta hashes every field"),
+        }
+    }
+
+    #[test]
+    fn meta_hashes_every_field() {
+        let hints = Hints::default();
+        let got = prepare(Profile::Meta, Field::City, "Menlo Park", hints);
+        assert_eq!(got, Ok(Prepared::Hashed(sha256_hex("menlopark"))));
+    }
+
+    #[test]
+    fn meta_trims_and_lowercases_email() {
+        assert_eq!(
+            normalized(Field::Email, "  John_Smith@Gmail.COM \n"),
+            Ok("john_smith@gmail.com".into())
+        );
+    }
+
+    #[test]
+    fn meta_keeps_gmail_dots_and_plus_tags() {
+        assert_eq!(
+            normalized(Field::Email, "john.smith+news@gmail.com"),
+            Ok("john.smith+news@gmail.com".into())
+        );
+    }
+
+    #[test]
+    fn meta_rejects_email_without_domain() {
+        assert_eq!(
+            normalized(Field::Email, "john_smith@"),
+            Err("invalid email")
+        );
+        assert_eq!(
+            prepare(Profile::Meta, Field::Email, "john", Hints::default()),
+            Err(Rejected {
+                field: Field::Email,
+                reason: "invalid email"
+            })
+        );
+    }
+
+    #[test]
+    fn meta_removes_leading_zeros_from_phone() {
+        assert_eq!(
+            normalized(Field::Phone, "0044 20 7946 0958"),
+            Ok("442079460958".into())
+        );
+        assert_eq!(
+            normalized(Field::Phone, "+0 16505551212"),
+            Ok("16505551212".into())
+        );
+    }
+
+    #[test]
+    fn meta_phone_has_no_plus_and_no_symbols() {
+        assert_eq!(
+            normalized(Field::Phone, "+1 (650) 555-1212"),
+            Ok("16505551212".into())
+        );
+    }
+
+    #[test]
+    fn meta_phone_gets_the_country_code_from_the_hint() {
+        assert_eq!(
+            normalized_in(Field::Phone, "(650)555-1212", Some("US")),
+            Ok("16505551212".into())
+        );
+        assert_eq!(
+            normalized_in(Field::Phone, "020 7946 0958", Some("GB")),
+            Ok("442079460958".into())
+        );
+    }
+
+    #[test]
+    fn meta_name_drops_whitespace_and_punctuation_but_keeps_non_ascii_letters() {
+        assert_eq!(
+            normalized(Field::FirstName, "Mary-Jane"),
+            Ok("maryjane".into())
+        );
+        assert_eq!(
+            normalized(Field::LastName, "O'Connor"),
+            Ok("oconnor".into())
+        );
+        assert_eq!(
+            normalized(Field::LastName, "van der Berg"),
+            Ok("vanderberg".into())
+        );
+        assert_eq!(
+            normalized(Field::FirstName, "St. John"),
+            Ok("stjohn".into())
+        );
+        assert_eq!(normalized(Field::FirstName, "Valéry"), Ok("valéry".into()));
+        assert_eq!(normalized(Field::FirstName, "ÉMILE"), Ok("émile".into()));
+        assert_eq!(normalized(Field::FirstName, "정"), Ok("정".into()));
+        assert_eq!(normalized(Field::LastName, "Müller"), Ok("müller".into()));
+    }
+
+    #[test]
+    fn meta_name_is_nfc_normalized() {
+        assert_eq!(
+            normalized(Field::FirstName, "Vale\u{301}ry"),
+            normalized(Field::FirstName, "Val\u{e9}ry")
+        );
+    }
+
+    #[test]
+    fn meta_name_of_punctuation_only_is_rejected() {
+        assert_eq!(normalized(Field::FirstName, "-.-"), Err("no letters"));
+    }
+
+    #[test]
+    fn meta_city_keeps_ascii_letters_and_digits_only() {
+        assert_eq!(normalized(Field::City, "New York"), Ok("newyork".into()));
+        assert_eq!(normalized(Field::City, "St. Louis"), Ok("stlouis".into()));
+        assert_eq!(
+            normalized(Field::City, "Winston-Salem"),
+            Ok("winstonsalem".into())
+        );
+        assert_eq!(normalized(Field::City, "São Paulo"), Ok("sopaulo".into()));
+        assert_eq!(normalized(Field::City, "123"), Err("invalid city"));
+    }
+
+    #[test]
+    fn meta_state_names_become_two_letter_codes() {
+        assert_eq!(normalized(Field::State, "California"), Ok("ca".into()));
+        assert_eq!(normalized(Field::State, "AZ"), Ok("az".into()));
+        assert_eq!(normalized(Field::State, "N.Y."), Ok("ny".into()));
+        assert_eq!(normalized(Field::State, "New York"), Ok("ny".into()));
+        assert_eq!(
+            normalized(Field::State, "West Virginia, USA"),
+            Ok("wv".into())
+        );
+        assert_eq!(
+            normalized(Field::State, "District of Columbia"),
+            Ok("dc".into())
+        );
+        assert_eq!(normalized(Field::State, "Puerto Rico"), Ok("pr".into()));
+    }
+
+    #[test]
+    fn meta_province_names_become_two_letter_codes() {
+        assert_eq!(normalized(Field::State, "Ontario"), Ok("on".into()));
+        assert_eq!(normalized(Field::State, "Québec"), Ok("qc".into()));
+        assert_eq!(
+            normalized(Field::State, "British Columbia"),
+            Ok("bc".into())
+        );
+        assert_eq!(
+            normalized(Field::State, "Newfoundland and Labrador"),
+            Ok("nl".into())
+        );
+    }
+
+    #[test]
+    fn meta_unknown_state_is_cut_to_two_letters_like_the_library() {
+        assert_eq!(normalized(Field::State, "Bavaria"), Ok("ba".into()));
+        assert_eq!(normalized(Field::State, "X"), Err("invalid state"));
+    }
+
+    #[test]
+    fn meta_zip_is_cut_at_the_dash_and_loses_spaces() {
+        assert_eq!(normalized(Field::Zip, "94035-1234"), Ok("94035".into()));
+        assert_eq!(normalized(Field::Zip, " M1 1AE "), Ok("m11ae".into()));
+        assert_eq!(normalized(Field::Zip, "SW1A 1AA"), Ok("sw1a1aa".into()));
+        assert_eq!(normalized(Field::Zip, "1"), Err("invalid zip"));
+    }
+
+    #[test]
+    fn meta_us_zip_plus_four_without_dash_keeps_five_digits() {
+        assert_eq!(
+            normalized_in(Field::Zip, "940351234", Some("US")),
+            Ok("94035".into())
+        );
+        assert_eq!(normalized(Field::Zip, "940351234"), Ok("940351234".into()));
+    }
+
+    #[test]
+    fn meta_country_names_become_lowercase_alpha2() {
+        assert_eq!(normalized(Field::Country, "United States"), Ok("us".into()));
+        assert_eq!(normalized(Field::Country, "USA"), Ok("us".into()));
+        assert_eq!(normalized(Field::Country, "UK"), Ok("gb".into()));
+        assert_eq!(normalized(Field::Country, "Deutschland"), Ok("de".into()));
+        assert_eq!(normalized(Field::Country, "FR"), Ok("fr".into()));
+        assert_eq!(normalized(Field::Country, "Narnia"), Err("unknown country"));
+    }
+
+    #[test]
+    fn meta_gender_words_become_m_or_f() {
+        assert_eq!(normalized(Field::Gender, " Female "), Ok("f".into()));
+        assert_eq!(normalized(Field::Gender, "MALE"), Ok("m".into()));
+        assert_eq!(normalized(Field::Gender, "woman"), Ok("f".into()));
+        assert_eq!(normalized(Field::Gender, "M"), Ok("m".into()));
+        assert_eq!(normalized(Field::Gender, "other"), Err("unknown gender"));
+    }
+
+    #[test]
+    fn meta_date_of_birth_becomes_yyyymmdd() {
+        assert_eq!(
+            normalized(Field::DateOfBirth, "2/16/1997"),
+            Ok("19970216".into())
+        );
+        assert_eq!(
+            normalized(Field::DateOfBirth, "1997-02-16"),
+            Ok("19970216".into())
+        );
+        assert_eq!(
+            normalized(Field::DateOfBirth, "16.02.1997"),
+            Ok("19970216".into())
+        );
+        assert_eq!(
+            normalized(Field::DateOfBirth, "Feb 16, 1997"),
+            Ok("19970216".into())
+        );
+        assert_eq!(
+            normalized(Field::DateOfBirth, "not a date"),
+            Err("unparseable date")
+        );
+    }
+
+    #[test]
+    fn meta_external_id_is_lowercased_without_whitespace() {
+        assert_eq!(
+            normalized(Field::ExternalId, " User 42\tABC "),
+            Ok("user42abc".into())
+        );
+    }
+}

@@ -1,0 +1,517 @@
+//! Identifier normalization and hashing, per destination profile.
+//!
+//! Ad platforms match a customer only when the identifier was normalized exactly their way
+//! before it was SHA-256 hashed, and their ways differ: Meta wants a phone number without
+//! `+` and Google with it, Google folds Gmail addresses, Meta reads dates of birth in many
+//! orders, Google wants some address fields unhashed. So each profile has its own table of
+//! rules ([`meta`], [`google`], [`tiktok`]), every rule citing the vendor source it follows.
+//!
+//! [`prepare`] turns one raw value into what may leave for a destination: a lowercase hex
+//! SHA-256 digest ([`Prepared::Hashed`]), or, for the Google address fields that Google wants
+//! in clear, a normalized value ([`Prepared::Plain`]). A value that already is a SHA-256 hex
+//! digest passes through (lowercased) and is never hashed twice.
+//!
+//! [`canonical_for_index`] gives the profile-independent form that TrackLayer's own subject
+//! index keys on (under an HMAC with the workspace key, never a bare hash).
+//!
+//! Published vendor examples are the regression net: `vectors.json` beside this file.
+
+mod common;
+mod google;
+mod meta;
+mod tables;
+mod tiktok;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A destination's identifier rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Meta Conversions API `user_data`.
+    Meta,
+    /// Google Analytics 4 Measurement Protocol `user_data` (and Google Ads enhanced
+    /// conversions, which share its rules).
+    Google,
+    /// TikTok Events API `user`. Serialized `"tiktok"`, like the destination kind.
+    #[serde(rename = "tiktok")]
+    TikTok,
+}
+
+/// A customer identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    Email,
+    Phone,
+    FirstName,
+    LastName,
+    City,
+    /// State, province or region.
+    State,
+    /// ZIP or postal code.
+    Zip,
+    Country,
+    Gender,
+    DateOfBirth,
+    ExternalId,
+}
+
+/// What leaves for a destination: a SHA-256 hex digest, or (Google address fields only) a normalized plain value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Prepared {
+    /// Lowercase hex SHA-256 of the normalized value (64 characters).
+    Hashed(String),
+    /// The normalized value itself, for fields the destination wants unhashed.
+    Plain(String),
+}
+
+impl Prepared {
+    /// The string to put in the destination payload.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Prepared::Hashed(s) | Prepared::Plain(s) => s,
+        }
+    }
+}
+
+/// Plain values are personal data: `Debug` never prints them.
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Prepared::Hashed(h) => f.debug_tuple("Hashed").field(h).finish(),
+            Prepared::Plain(_) => f.write_str("Plain(<redacted>)"),
+        }
+    }
+}
+
+/// A value that cannot be sent for a field, with a short reason (never the value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejected {
+    pub field: Field,
+    pub reason: &'static str,
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} rejected: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+/// Context that some rules need (e.g. phone E.164 needs a country when the number has no `+`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hints<'a> {
+    /// The customer's country, as an ISO 3166-1 code or a name (`"DE"`, `"deu"`,
+    /// `"Germany"`, `"Deutschland"`); an unrecognized value is ignored.
+    pub country: Option<&'a str>,
+}
+
+/// Reason given for a field the profile's destination does not take.
+pub const NOT_SUPPORTED: &str = "not supported by profile";
+
+/// Normalizes `raw` the way `profile` wants `field`, then hashes it (or, for the fields the
+/// destination wants in clear, returns it plain).
+///
+/// A value that already is a SHA-256 hex digest passes through lowercased for every hashed
+/// field. Invalid values (an email without a domain, a phone with fewer than 7 digits, an
+/// unparseable date, ...) and fields the destination does not take are [`Rejected`].
+pub fn prepare(
+    profile: Profile,
+    field: Field,
+    raw: &str,
+    hints: Hints<'_>,
+) -> Result<Prepared, Rejected> {
+    let rule = match profile {
+        Profile::Meta => meta::rule(field),
+        Profile::Google => google::rule(field),
+        Profile::TikTok => tiktok::rule(field),
+    };
+    let reject = |reason| Rejected { field, reason };
+    let trimmed = raw.trim();
+    match rule {
+        Rule::Unsupported => Err(reject(NOT_SUPPORTED)),
+        _ if trimmed.is_empty() => Err(reject("empty")),
+        Rule::Hash(_) if is_sha256_hex(trimmed) => {
+            Ok(Prepared::Hashed(trimmed.to_ascii_lowercase()))
+        }
+        Rule::Hash(normalize) => normalize(raw, hints)
+            .map(|v| Prepared::Hashed(sha256_hex(&v)))
+            .map_err(reject),
+        Rule::Plain(_) if is_sha256_hex(trimmed) => {
+            Err(reject("already hashed, but sent unhashed"))
+        }
+        Rule::Plain(normalize) => normalize(raw, hints).map(Prepared::Plain).map_err(reject),
+    }
+}
+
+/// Canonical (unhashed) form used for TrackLayer's internal HMAC subject index, identical for all profiles,
+/// so that a deletion request with "John.Smith@Gmail.com " finds events sent with "john.smith@gmail.com".
+/// Only Email, Phone (digits incl. country code, no '+'), ExternalId (trimmed) are indexed; others None. Invalid → None.
+///
+/// Email is lowercased, loses all whitespace and is checked; a Gmail address also loses the
+/// dots and `+suffix` of its local part and `googlemail.com` becomes `gmail.com`, since Gmail
+/// delivers all those spellings to the same mailbox (the subject is the mailbox). Phone is
+/// read as for Google: E.164, using `hints.country` for a national number.
+pub fn canonical_for_index(field: Field, raw: &str, hints: Hints<'_>) -> Option<String> {
+    match field {
+        Field::Email => {
+            let email = common::email_google(raw).ok()?;
+            Some(match email.strip_suffix("@googlemail.com") {
+                Some(local) => format!("{local}@gmail.com"),
+                None => email,
+            })
+        }
+        Field::Phone => common::e164_digits(raw, hints).ok(),
+        Field::ExternalId => Some(raw.trim())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Lowercase hex SHA-256 of the UTF-8 bytes of `s`.
+pub fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// 64 lowercase-or-uppercase hex chars → already a SHA-256 digest; pass through unchanged (lowercased), never double-hash.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// One profile's rule for one field.
+#[derive(Clone, Copy)]
+pub(crate) enum Rule {
+    /// Normalize, then SHA-256.
+    Hash(Normalizer),
+    /// Normalize and send as is.
+    Plain(Normalizer),
+    /// The destination does not take this field.
+    Unsupported,
+}
+
+/// Normalizes a raw, non-blank value, or says why it cannot.
+pub(crate) type Normalizer = fn(&str, Hints<'_>) -> common::Outcome;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A published (or documented) vendor example. `sha256`, when present, is the digest the
+    /// vendor printed for `normalized`; without it the example only documents the
+    /// normalization, and the expected digest is computed here.
+    #[derive(Deserialize)]
+    struct Vector {
+        profile: Profile,
+        field: Field,
+        input: String,
+        #[serde(default)]
+        country: Option<String>,
+        #[serde(default)]
+        normalized: Option<String>,
+        #[serde(default)]
+        sha256: Option<String>,
+        #[serde(default)]
+        plain: Option<String>,
+        source: String,
+    }
+
+    #[derive(Deserialize)]
+    struct Vectors {
+        vectors: Vec<Vector>,
+    }
+
+    #[test]
+    fn vendor_vectors_hold() {
+        let file: Vectors = serde_json::from_str(include_str!("vectors.json")).unwrap();
+        assert!(file.vectors.len() >= 40);
+        for v in &file.vectors {
+            let hints = Hints {
+                country: v.country.as_deref(),
+            };
+            let got = prepare(v.profile, v.field, &v.input, hints);
+            let context = format!("{:?} {:?} {:?} ({})", v.profile, v.field, v.input, v.source);
+            assert!(!v.source.is_empty(), "{context}: source missing");
+            match (&v.normalized, &v.sha256, &v.plain) {
+                (Some(normalized), published, None) => {
+                    let expected = sha256_hex(normalized);
+                    if let Some(published) = published {
+                        assert_eq!(&expected, published, "{context}: vendor pair");
+                    }
+                    assert_eq!(got, Ok(Prepared::Hashed(expected)), "{context}");
+                }
+                (None, None, Some(plain)) => {
+                    assert_eq!(got, Ok(Prepared::Plain(plain.clone())), "{context}");
+                }
+                _ => panic!("{context}: give `normalized` (and maybe `sha256`) or `plain`"),
+            }
+        }
+    }
+
+    #[test]
+    fn required_vendor_examples_are_in_the_fixture() {
+        let json = include_str!("vectors.json");
+        assert!(json.contains("62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"));
+        assert!(json.contains("fb4f73a6ec5fdb7077d564cdd22c3554b43ce49168550c3b12c547b78c517b30"));
+        assert_eq!(
+            prepare(
+                Profile::Meta,
+                Field::Email,
+                "John_Smith@gmail.com",
+                Hints::default()
+            ),
+            Ok(Prepared::Hashed(
+                "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f".into()
+            ))
+        );
+        assert_eq!(
+            prepare(
+                Profile::Google,
+                Field::Phone,
+                "+1-800-555-0100",
+                Hints::default()
+            ),
+            Ok(Prepared::Hashed(
+                "fb4f73a6ec5fdb7077d564cdd22c3554b43ce49168550c3b12c547b78c517b30".into()
+            ))
+        );
+    }
+
+    const ALL_PROFILES: [Profile; 3] = [Profile::Meta, Profile::Google, Profile::TikTok];
+    const ALL_FIELDS: [Field; 11] = [
+        Field::Email,
+        Field::Phone,
+        Field::FirstName,
+        Field::LastName,
+        Field::City,
+        Field::State,
+        Field::Zip,
+        Field::Country,
+        Field::Gender,
+        Field::DateOfBirth,
+        Field::ExternalId,
+    ];
+
+    #[test]
+    fn already_hashed_values_pass_through_lowercased_for_every_hashed_field() {
+        let digest = "62A14E44F765419D10FEA99367361A727C12365E2520F32218D505ED9AA0F62F";
+        for profile in ALL_PROFILES {
+            for field in ALL_FIELDS {
+                let rule = match profile {
+                    Profile::Meta => meta::rule(field),
+                    Profile::Google => google::rule(field),
+                    Profile::TikTok => tiktok::rule(field),
+                };
+                let got = prepare(profile, field, &format!(" {digest} "), Hints::default());
+                match rule {
+                    Rule::Hash(_) => assert_eq!(
+                        got,
+                        Ok(Prepared::Hashed(digest.to_ascii_lowercase())),
+                        "{profile:?} {field:?}"
+                    ),
+                    Rule::Plain(_) | Rule::Unsupported => {
+                        assert!(got.is_err(), "{profile:?} {field:?}")
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_hashed_output_is_64_lowercase_hex() {
+        let samples = [
+            (Field::Email, "Jane.Doe@Example.com"),
+            (Field::Phone, "+49 151 23456789"),
+            (Field::FirstName, "Jane"),
+            (Field::LastName, "Doe"),
+            (Field::City, "Berlin"),
+            (Field::State, "Berlin"),
+            (Field::Zip, "10115"),
+            (Field::Country, "DE"),
+            (Field::Gender, "female"),
+            (Field::DateOfBirth, "1990-12-31"),
+            (Field::ExternalId, "user-42"),
+        ];
+        for profile in ALL_PROFILES {
+            for (field, raw) in samples {
+                if let Ok(Prepared::Hashed(h)) = prepare(profile, field, raw, Hints::default()) {
+                    assert_eq!(h.len(), 64);
+                    assert!(h
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn blank_values_are_rejected_as_empty() {
+        for profile in ALL_PROFILES {
+            for field in ALL_FIELDS {
+                let got = prepare(profile, field, " \t\n", Hints::default()).unwrap_err();
+                assert_eq!(got.field, field);
+                assert!(got.reason == "empty" || got.reason == NOT_SUPPORTED);
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_values_are_rejected_with_a_reason() {
+        for profile in ALL_PROFILES {
+            let email = prepare(profile, Field::Email, "john.smith", Hints::default());
+            assert_eq!(
+                email,
+                Err(Rejected {
+                    field: Field::Email,
+                    reason: "invalid email"
+                })
+            );
+            let phone = prepare(profile, Field::Phone, "555-123", Hints::default());
+            assert_eq!(
+                phone,
+                Err(Rejected {
+                    field: Field::Phone,
+                    reason: "too few digits"
+                })
+            );
+        }
+        assert_eq!(
+            prepare(
+                Profile::Meta,
+                Field::DateOfBirth,
+                "sometime in spring",
+                Hints::default()
+            ),
+            Err(Rejected {
+                field: Field::DateOfBirth,
+                reason: "unparseable date"
+            })
+        );
+    }
+
+    #[test]
+    fn prepared_debug_redacts_plain_values() {
+        let plain = Prepared::Plain("san francisco".into());
+        assert_eq!(format!("{plain:?}"), "Plain(<redacted>)");
+        assert!(!format!("{:?}", Some(plain)).contains("francisco"));
+        let hashed = Prepared::Hashed("ab".into());
+        assert_eq!(format!("{hashed:?}"), "Hashed(\"ab\")");
+        assert_eq!(hashed.as_str(), "ab");
+    }
+
+    #[test]
+    fn rejected_display_names_the_field_but_not_the_value() {
+        let r = prepare(Profile::Meta, Field::Email, "secret@", Hints::default()).unwrap_err();
+        let shown = r.to_string();
+        assert!(shown.contains("Email") && shown.contains("invalid email"));
+        assert!(!shown.contains("secret"));
+    }
+
+    #[test]
+    fn enums_serialize_in_snake_case() {
+        assert_eq!(serde_json::to_string(&Profile::Meta).unwrap(), "\"meta\"");
+        assert_eq!(
+            serde_json::to_string(&Profile::TikTok).unwrap(),
+            "\"tiktok\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Profile>("\"tiktok\"").unwrap(),
+            Profile::TikTok
+        );
+        assert_eq!(
+            serde_json::to_string(&Field::DateOfBirth).unwrap(),
+            "\"date_of_birth\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Prepared::Plain("us".into())).unwrap(),
+            "{\"Plain\":\"us\"}"
+        );
+    }
+
+    #[test]
+    fn sha256_hex_is_lowercase_hex_of_utf8() {
+        assert_eq!(
+            sha256_hex(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn is_sha256_hex_accepts_exactly_64_hex_characters() {
+        let lower = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert!(is_sha256_hex(lower));
+        assert!(is_sha256_hex(&lower.to_ascii_uppercase()));
+        assert!(!is_sha256_hex(&lower[..63]));
+        assert!(!is_sha256_hex(&format!("{lower}0")));
+        assert!(!is_sha256_hex(&lower.replace('a', "g")));
+        assert!(!is_sha256_hex(&format!(" {}", &lower[1..])));
+    }
+
+    #[test]
+    fn canonical_email_matches_across_spellings() {
+        let a = canonical_for_index(Field::Email, "John.Smith@Gmail.com ", Hints::default());
+        let b = canonical_for_index(Field::Email, "john.smith@gmail.com", Hints::default());
+        let c = canonical_for_index(
+            Field::Email,
+            "johnsmith+news@googlemail.com",
+            Hints::default(),
+        );
+        assert_eq!(a.as_deref(), Some("johnsmith@gmail.com"));
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(
+            canonical_for_index(Field::Email, " Jane.Doe@Example.COM", Hints::default()).as_deref(),
+            Some("jane.doe@example.com")
+        );
+        assert_eq!(
+            canonical_for_index(Field::Email, "not-an-email", Hints::default()),
+            None
+        );
+    }
+
+    #[test]
+    fn canonical_phone_is_international_digits_without_plus() {
+        let us = Hints {
+            country: Some("US"),
+        };
+        assert_eq!(
+            canonical_for_index(Field::Phone, "(650) 555-1212", us).as_deref(),
+            Some("16505551212")
+        );
+        assert_eq!(
+            canonical_for_index(Field::Phone, "+1 650-555-1212", Hints::default()).as_deref(),
+            Some("16505551212")
+        );
+        assert_eq!(canonical_for_index(Field::Phone, "12", us), None);
+    }
+
+    #[test]
+    fn canonical_external_id_is_trimmed_only() {
+        assert_eq!(
+            canonical_for_index(Field::ExternalId, "  User-42 ", Hints::default()).as_deref(),
+            Some("User-42")
+        );
+        assert_eq!(
+            canonical_for_index(Field::ExternalId, "  ", Hints::default()),
+            None
+        );
+    }
+
+    #[test]
+    fn canonical_form_is_not_kept_for_other_fields() {
+        for field in ALL_FIELDS {
+            if !matches!(field, Field::Email | Field::Phone | Field::ExternalId) {
+                assert_eq!(canonical_for_index(field, "Berlin", Hints::default()), None);
+            }
+        }
+    }
+}

@@ -1,0 +1,1237 @@
+//! The ingest use case: parse → validate → normalize → hash → consent → route → store → queue.
+//!
+//! All privacy work happens here, before anything is stored or queued (DESIGN.md § Data flow).
+//! [`prepare`] is pure (no I/O) so it can be benchmarked and tested alone; [`IngestService`]
+//! wraps it with authentication, caching, storage and queueing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+use crate::clock::{Clock, Ids};
+use crate::consent::{self, Signals};
+use crate::crypto::{aad, WorkspaceKeys};
+use crate::destination::{Destination, DestinationKind};
+use crate::error::{KeyError, StoreError};
+use crate::event::{
+    DeliveryItem, EventId, EventType, ForwardedConsent, MessageId, OperationalRecord, QueueBody,
+    Routing, SealedFields, StoredEvent,
+};
+use crate::identity::{self, Field, Hints, Prepared, Profile};
+use crate::keys::{ApiKey, ApiKeyRecord, KeyCache, KeyKind, KeyRefusal};
+use crate::ports::{ControlReader, DeliveryQueue, EventStore, Keyring, NewEvent, Outgoing};
+use crate::workspace::{Region, Retention, Workspace, WorkspaceId};
+
+/// Segment's limits: 32 KB per event, 500 KB per request, and our 2,500 events per batch.
+pub const MAX_EVENT_BYTES: usize = 32 * 1024;
+pub const MAX_REQUEST_BYTES: usize = 500 * 1024;
+pub const MAX_BATCH_EVENTS: usize = 2_500;
+/// Queue messages stay below SQS's 256 KiB limit with room for attributes.
+pub const MAX_QUEUE_MESSAGE_BYTES: usize = 240 * 1024;
+
+/// Which tracking endpoint a body arrived at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Batch,
+    Single(EventType),
+}
+
+/// Facts about the HTTP request that events fall back on.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    /// `Sec-GPC: 1`.
+    pub gpc: bool,
+}
+
+/// One event of a request that was not accepted, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    pub index: usize,
+    #[serde(rename = "messageId", skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The field at fault, as a JSON pointer into the event (`/event`, `/timestamp`).
+    pub field: String,
+    pub detail: String,
+}
+
+/// What went wrong with a whole request.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the request body is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("{detail}")]
+    Invalid { field: String, detail: String },
+    #[error("the request body is larger than {MAX_REQUEST_BYTES} bytes")]
+    RequestTooLarge,
+    #[error("event {index} is larger than {MAX_EVENT_BYTES} bytes")]
+    EventTooLarge { index: usize },
+    #[error("no event in the request was valid")]
+    NothingValid { rejected: Vec<Rejection> },
+    #[error("{}", .0.detail())]
+    Unauthorized(KeyRefusal),
+    #[error("this workspace lives in region {region}")]
+    WrongRegion { region: Region },
+    #[error("the workspace encryption key is unavailable")]
+    KeyUnavailable(#[source] KeyError),
+    #[error("storage is unavailable")]
+    Store(#[from] StoreError),
+    #[error("the key service failed")]
+    Key(#[source] KeyError),
+}
+
+/// A parsed request: raw items plus batch-level fields.
+#[derive(Debug)]
+pub struct ParsedBody<'a> {
+    pub items: Vec<&'a RawValue>,
+    pub context: Option<Map<String, Value>>,
+    pub integrations: Option<Map<String, Value>>,
+    pub sent_at: Option<Value>,
+    pub write_key: Option<String>,
+    endpoint: Endpoint,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireBatch<'a> {
+    #[serde(borrow, default)]
+    batch: Option<Vec<&'a RawValue>>,
+    #[serde(default)]
+    context: Option<Value>,
+    #[serde(default)]
+    integrations: Option<Value>,
+    #[serde(default)]
+    sent_at: Option<Value>,
+    #[serde(default)]
+    write_key: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireHead {
+    #[serde(default)]
+    write_key: Option<Value>,
+}
+
+fn object(v: Option<Value>, field: &str) -> Result<Option<Map<String, Value>>, IngestError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(_) => Err(IngestError::Invalid {
+            field: format!("/{field}"),
+            detail: format!("{field} must be an object"),
+        }),
+    }
+}
+
+fn write_key(v: Option<Value>) -> Result<Option<String>, IngestError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(IngestError::Invalid {
+            field: "/writeKey".into(),
+            detail: "writeKey must be a string".into(),
+        }),
+    }
+}
+
+/// Parses a (decompressed) request body. Item-level validation happens in [`prepare`].
+pub fn parse_body(endpoint: Endpoint, body: &[u8]) -> Result<ParsedBody<'_>, IngestError> {
+    if body.len() > MAX_REQUEST_BYTES {
+        return Err(IngestError::RequestTooLarge);
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| IngestError::NotJson("the body is not UTF-8".into()))?;
+    match endpoint {
+        Endpoint::Batch => {
+            let wire: WireBatch<'_> = serde_json::from_str(text).map_err(|e| {
+                if e.is_data() {
+                    IngestError::Invalid {
+                        field: "/batch".into(),
+                        detail: format!("the body must be an object with a batch array: {e}"),
+                    }
+                } else {
+                    IngestError::NotJson(e.to_string())
+                }
+            })?;
+            let items = wire.batch.ok_or_else(|| IngestError::Invalid {
+                field: "/batch".into(),
+                detail: "batch is required and must be an array of events".into(),
+            })?;
+            if items.is_empty() {
+                return Err(IngestError::Invalid {
+                    field: "/batch".into(),
+                    detail: "batch must contain at least one event".into(),
+                });
+            }
+            if items.len() > MAX_BATCH_EVENTS {
+                return Err(IngestError::Invalid {
+                    field: "/batch".into(),
+                    detail: format!(
+                        "batch has {} events; at most {MAX_BATCH_EVENTS} are allowed",
+                        items.len()
+                    ),
+                });
+            }
+            if let Some(index) = items.iter().position(|i| i.get().len() > MAX_EVENT_BYTES) {
+                if items.len() == 1 {
+                    return Err(IngestError::EventTooLarge { index });
+                }
+            }
+            Ok(ParsedBody {
+                items,
+                context: object(wire.context, "context")?,
+                integrations: object(wire.integrations, "integrations")?,
+                sent_at: wire.sent_at,
+                write_key: write_key(wire.write_key)?,
+                endpoint,
+            })
+        }
+        Endpoint::Single(_) => {
+            let raw: &RawValue =
+                serde_json::from_str(text).map_err(|e| IngestError::NotJson(e.to_string()))?;
+            if !raw.get().trim_start().starts_with('{') {
+                return Err(IngestError::Invalid {
+                    field: "/".into(),
+                    detail: "the body must be a JSON object".into(),
+                });
+            }
+            if raw.get().len() > MAX_EVENT_BYTES {
+                return Err(IngestError::EventTooLarge { index: 0 });
+            }
+            let head: WireHead =
+                serde_json::from_str(raw.get()).map_err(|e| IngestError::NotJson(e.to_string()))?;
+            Ok(ParsedBody {
+                items: vec![raw],
+                context: None,
+                integrations: None,
+                sent_at: None,
+                write_key: write_key(head.write_key)?,
+                endpoint,
+            })
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireMessage {
+    #[serde(rename = "type", default)]
+    kind: Option<Value>,
+    #[serde(default)]
+    message_id: Option<Value>,
+    #[serde(default)]
+    user_id: Option<Value>,
+    #[serde(default)]
+    anonymous_id: Option<Value>,
+    #[serde(default)]
+    previous_id: Option<Value>,
+    #[serde(default)]
+    group_id: Option<Value>,
+    #[serde(default)]
+    event: Option<Value>,
+    #[serde(default)]
+    name: Option<Value>,
+    #[serde(default)]
+    properties: Option<Value>,
+    #[serde(default)]
+    traits: Option<Value>,
+    #[serde(default)]
+    context: Option<Value>,
+    #[serde(default)]
+    integrations: Option<Value>,
+    #[serde(default)]
+    timestamp: Option<Value>,
+    #[serde(default)]
+    original_timestamp: Option<Value>,
+    #[serde(default)]
+    sent_at: Option<Value>,
+}
+
+/// Everything [`prepare`] needs besides the body: resolved workspace, keys and request facts.
+#[derive(Debug, Clone, Copy)]
+pub struct Pipeline<'a> {
+    pub workspace: &'a Workspace,
+    pub destinations: &'a [Destination],
+    pub keys: &'a WorkspaceKeys,
+    pub ids: &'a dyn Ids,
+    pub meta: &'a RequestMeta,
+    pub received_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for dyn Ids {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ids")
+    }
+}
+
+/// The outcome of the pure part of ingest.
+#[derive(Debug, Default)]
+pub struct PreparedBatch {
+    pub events: Vec<NewEvent>,
+    /// Per accepted event (same order as `events`): its items, by destination index.
+    pub items: Vec<Vec<(usize, DeliveryItem)>>,
+    pub rejected: Vec<Rejection>,
+    pub invalid_identifiers: u32,
+}
+
+struct Fail(String, String);
+
+fn fail(field: &str, detail: impl Into<String>) -> Fail {
+    Fail(field.to_owned(), detail.into())
+}
+
+/// Validates, normalizes, hashes, decides and routes every event of a parsed request.
+pub fn prepare(p: &Pipeline<'_>, body: &ParsedBody<'_>) -> PreparedBatch {
+    let mut out = PreparedBatch {
+        events: Vec::with_capacity(body.items.len()),
+        items: Vec::with_capacity(body.items.len()),
+        ..Default::default()
+    };
+    let mut seen: HashSet<String> = HashSet::with_capacity(body.items.len());
+    let purposes: Vec<_> = p
+        .destinations
+        .iter()
+        .map(|d| d.consent_purposes.clone())
+        .collect();
+    for (index, raw) in body.items.iter().enumerate() {
+        let mut message_id = None;
+        let result = prepare_one(p, body, raw, &purposes, &mut message_id);
+        match result {
+            Ok((event, items, invalid)) => {
+                // The same messageId twice in one request: the first wins, like a retry.
+                if !seen.insert(event.event.message_id.as_str().to_owned()) {
+                    continue;
+                }
+                out.invalid_identifiers += invalid;
+                out.events.push(event);
+                out.items.push(items);
+            }
+            Err(Fail(field, detail)) => out.rejected.push(Rejection {
+                index,
+                message_id,
+                field,
+                detail,
+            }),
+        }
+    }
+    out
+}
+
+fn as_id(v: &Option<Value>, field: &str) -> Result<Option<String>, Fail> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) if s.len() > 512 => Err(fail(field, "must be at most 512 bytes")),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(fail(field, "must be a string")),
+    }
+}
+
+fn as_object(v: Option<Value>, field: &str) -> Result<Map<String, Value>, Fail> {
+    match v {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m),
+        Some(_) => Err(fail(field, "must be an object")),
+    }
+}
+
+fn as_time(v: &Option<Value>, field: &str) -> Result<Option<OffsetDateTime>, Fail> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => parse_time(s).map(Some).ok_or_else(|| {
+            fail(
+                field,
+                "must be an ISO-8601 date-time (2024-05-01T12:00:00Z)",
+            )
+        }),
+        Some(_) => Err(fail(field, "must be an ISO-8601 date-time string")),
+    }
+}
+
+/// RFC 3339, or ISO-8601 without an offset (taken as UTC), like Segment accepts.
+fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    let s = s.trim();
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Some(t);
+    }
+    let with_z = format!("{s}Z");
+    OffsetDateTime::parse(&with_z, &Rfc3339).ok()
+}
+
+fn merge_into(target: &mut Map<String, Value>, defaults: &Map<String, Value>) {
+    for (k, v) in defaults {
+        target.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+}
+
+type PreparedOne = (NewEvent, Vec<(usize, DeliveryItem)>, u32);
+
+fn prepare_one(
+    p: &Pipeline<'_>,
+    body: &ParsedBody<'_>,
+    raw: &RawValue,
+    purposes: &[Vec<consent::Purpose>],
+    message_id_out: &mut Option<String>,
+) -> Result<PreparedOne, Fail> {
+    if raw.get().len() > MAX_EVENT_BYTES {
+        return Err(fail(
+            "/",
+            format!("event is larger than {MAX_EVENT_BYTES} bytes"),
+        ));
+    }
+    let wire: WireMessage = serde_json::from_str(raw.get()).map_err(|e| {
+        let detail = if e.is_data() {
+            format!("event must be an object: {e}")
+        } else {
+            format!("event is not valid JSON: {e}")
+        };
+        fail("/", detail)
+    })?;
+
+    // messageId first, so that every later rejection can name it.
+    let message_id = match as_id(&wire.message_id, "/messageId")? {
+        Some(s) => {
+            *message_id_out = Some(s.clone());
+            MessageId::parse(&s).map_err(|d| fail("/messageId", d))?
+        }
+        None => MessageId::generated(p.ids.uuid_v7(p.received_at)),
+    };
+
+    let event_type = match (&wire.kind, body.endpoint) {
+        (None | Some(Value::Null), Endpoint::Single(t)) => t,
+        (None | Some(Value::Null), Endpoint::Batch) => {
+            return Err(fail("/type", "type is required in a batch"))
+        }
+        (Some(Value::String(s)), endpoint) => {
+            let t: EventType = s.parse().map_err(|_| {
+                fail(
+                    "/type",
+                    "type must be one of track, identify, page, screen, group, alias",
+                )
+            })?;
+            if let Endpoint::Single(expected) = endpoint {
+                if t != expected {
+                    return Err(fail(
+                        "/type",
+                        format!("type {t} was sent to the /v1/{expected} endpoint"),
+                    ));
+                }
+            }
+            t
+        }
+        (Some(_), _) => return Err(fail("/type", "type must be a string")),
+    };
+
+    let user_id = as_id(&wire.user_id, "/userId")?;
+    let anonymous_id = as_id(&wire.anonymous_id, "/anonymousId")?;
+    if user_id.is_none() && anonymous_id.is_none() {
+        return Err(fail("/userId", "userId or anonymousId is required"));
+    }
+
+    let name = match event_type {
+        EventType::Track => match &wire.event {
+            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 200 => Some(s.clone()),
+            Some(Value::String(s)) if s.len() > 200 => {
+                return Err(fail("/event", "event must be at most 200 bytes"))
+            }
+            _ => {
+                return Err(fail(
+                    "/event",
+                    "event is required for track (a non-empty string)",
+                ))
+            }
+        },
+        EventType::Page | EventType::Screen => match &wire.name {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.len() <= 200 => Some(s.clone()),
+            Some(_) => return Err(fail("/name", "name must be a string of at most 200 bytes")),
+        },
+        EventType::Alias => {
+            if as_id(&wire.previous_id, "/previousId")?.is_none() {
+                return Err(fail("/previousId", "previousId is required for alias"));
+            }
+            None
+        }
+        EventType::Group => {
+            if as_id(&wire.group_id, "/groupId")?.is_none() {
+                return Err(fail("/groupId", "groupId is required for group"));
+            }
+            None
+        }
+        EventType::Identify => None,
+    };
+
+    let properties = as_object(wire.properties, "/properties")?;
+    let traits = as_object(wire.traits, "/traits")?;
+    let mut context = as_object(wire.context, "/context")?;
+    let mut integrations = as_object(wire.integrations, "/integrations")?;
+    if let Some(batch_ctx) = &body.context {
+        merge_into(&mut context, batch_ctx);
+    }
+    if let Some(batch_int) = &body.integrations {
+        merge_into(&mut integrations, batch_int);
+    }
+
+    // Segment's skew correction: timestamp = receivedAt − (sentAt − originalTimestamp).
+    let sent_at = match as_time(&wire.sent_at, "/sentAt")? {
+        Some(t) => Some(t),
+        None => as_time(&body.sent_at, "/sentAt")
+            .map_err(|Fail(_, d)| fail("/sentAt", format!("batch {d}")))?,
+    };
+    let original = as_time(&wire.original_timestamp, "/originalTimestamp")?;
+    let explicit = as_time(&wire.timestamp, "/timestamp")?;
+    let timestamp = match (original, sent_at, explicit) {
+        (Some(orig), Some(sent), _) => p.received_at - (sent - orig),
+        (_, _, Some(ts)) => ts,
+        (Some(orig), None, None) => orig,
+        (None, _, None) => p.received_at,
+    };
+    let timestamp = crate::clock::truncate_millis(timestamp);
+
+    let context_value = Value::Object(context);
+    let ids = RawIdentifiers::extract(&traits, &context_value, &properties, user_id.as_deref());
+    let signals = Signals::read(Some(&context_value), p.meta.gpc);
+    let ip = context_value
+        .get("ip")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| p.meta.ip.map(|ip| ip.to_string()));
+    let user_agent = context_value
+        .get("userAgent")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| p.meta.user_agent.clone());
+    let page_url = context_value
+        .get("page")
+        .and_then(|pg| pg.get("url"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+
+    // Consent and routing, per destination.
+    let filter_name = name.as_deref().unwrap_or(event_type.as_str());
+    let event_id = EventId(p.ids.uuid_v7(p.received_at));
+    let mut routing = Vec::with_capacity(p.destinations.len());
+    let mut routed_profiles: BTreeSet<Profile> = BTreeSet::new();
+    for (d, needs) in p.destinations.iter().zip(purposes) {
+        let decision = consent::decide(&p.workspace.consent, p.workspace.region, &signals, needs);
+        let skipped = if !decision.allowed {
+            None
+        } else if !supports(d.kind, event_type) {
+            Some(format!("{} does not receive {event_type} calls", d.kind))
+        } else if !d.events.admits(filter_name) {
+            Some(format!(
+                "event {filter_name:?} is filtered out by the destination's event list"
+            ))
+        } else {
+            None
+        };
+        let routed = decision.allowed && skipped.is_none();
+        if routed {
+            routed_profiles.insert(d.kind.profile());
+        }
+        routing.push(Routing {
+            destination_id: d.id.clone(),
+            kind: d.kind,
+            routed,
+            consent: decision,
+            skipped,
+        });
+    }
+
+    // Normalize and hash once per profile that some routed destination needs.
+    let hints = Hints {
+        country: ids.fields.get(&Field::Country).map(String::as_str),
+    };
+    let mut hashed: BTreeMap<Profile, BTreeMap<Field, String>> = BTreeMap::new();
+    let mut plain: BTreeMap<Profile, BTreeMap<Field, String>> = BTreeMap::new();
+    let mut invalid: BTreeSet<Field> = BTreeSet::new();
+    for profile in &routed_profiles {
+        let h = hashed.entry(*profile).or_default();
+        for (field, raw_value) in &ids.fields {
+            match identity::prepare(*profile, *field, raw_value, hints) {
+                Ok(Prepared::Hashed(digest)) => {
+                    h.insert(*field, digest);
+                }
+                Ok(Prepared::Plain(v)) => {
+                    plain.entry(*profile).or_default().insert(*field, v);
+                }
+                Err(_) => {
+                    invalid.insert(*field);
+                }
+            }
+        }
+    }
+
+    // The internal subject index: keyed HMAC over canonical forms, never a bare hash.
+    let mut subjects = Vec::with_capacity(4);
+    for field in [Field::Email, Field::Phone, Field::ExternalId] {
+        if let Some(raw_value) = ids.fields.get(&field) {
+            if let Some(canonical) = identity::canonical_for_index(field, raw_value, hints) {
+                subjects.push(p.keys.subject_index(field_tag(field), &canonical));
+            }
+        }
+    }
+    if let Some(anon) = &anonymous_id {
+        subjects.push(p.keys.subject_index("anonymous_id", anon.trim()));
+    }
+    subjects.sort();
+    subjects.dedup();
+
+    let scrubbed_properties = scrub(&Value::Object(properties), false);
+    let scrubbed_traits = scrub(&Value::Object(traits), true);
+
+    let operational = if ip.is_some() || user_agent.is_some() {
+        let plaintext =
+            serde_json::to_vec(&serde_json::json!({"ip": ip, "user_agent": user_agent}))
+                .unwrap_or_default();
+        Some(OperationalRecord {
+            workspace_id: p.workspace.id.clone(),
+            event_id,
+            sealed: p.keys.seal(
+                nonce(p.ids),
+                &aad("op", &p.workspace.id, &event_id.to_string()),
+                &plaintext,
+            ),
+            expires_at: p.received_at + Retention::operational(),
+        })
+    } else {
+        None
+    };
+
+    let forwarded = ForwardedConsent {
+        ad_user_data: signals.ad_user_data,
+        ad_personalization: signals.ad_personalization,
+    };
+    let mut items = Vec::new();
+    for (index, (d, r)) in p.destinations.iter().zip(&routing).enumerate() {
+        if !r.routed {
+            continue;
+        }
+        let profile = d.kind.profile();
+        let sealed_fields = SealedFields {
+            ip: ip.clone(),
+            user_agent: user_agent.clone(),
+            user_id: user_id.clone(),
+            anonymous_id: anonymous_id.clone(),
+            page_url: page_url.clone(),
+            click_ids: ids.click_ids.clone(),
+            plain: plain.get(&profile).cloned().unwrap_or_default(),
+        };
+        let item_aad = aad("item", &p.workspace.id, &format!("{}:{}", d.id, event_id));
+        let plaintext = serde_json::to_vec(&sealed_fields).unwrap_or_default();
+        items.push((
+            index,
+            DeliveryItem {
+                event_id,
+                message_id: message_id.clone(),
+                event_type,
+                name: name.clone(),
+                timestamp,
+                properties: scrubbed_properties.clone(),
+                user_data: hashed.get(&profile).cloned().unwrap_or_default(),
+                consent: forwarded,
+                sealed: Some(p.keys.seal(nonce(p.ids), &item_aad, &plaintext)),
+            },
+        ));
+    }
+
+    let event = StoredEvent {
+        workspace_id: p.workspace.id.clone(),
+        event_id,
+        message_id,
+        event_type,
+        name,
+        timestamp,
+        received_at: p.received_at,
+        expires_at: p.received_at + p.workspace.retention.events(),
+        properties: scrubbed_properties,
+        traits: scrubbed_traits,
+        hashed,
+        subjects,
+        routing,
+        invalid_identifiers: invalid.len() as u32,
+    };
+    let invalid_count = event.invalid_identifiers;
+    Ok((
+        NewEvent {
+            event,
+            operational,
+            dedup_until: p.received_at + Retention::dedup(),
+        },
+        items,
+        invalid_count,
+    ))
+}
+
+fn nonce(ids: &dyn Ids) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    ids.fill(&mut n);
+    n
+}
+
+/// The tag under which a field enters the subject index.
+pub fn field_tag(field: Field) -> &'static str {
+    match field {
+        Field::Email => "email",
+        Field::Phone => "phone",
+        Field::ExternalId => "external_id",
+        Field::FirstName => "first_name",
+        Field::LastName => "last_name",
+        Field::City => "city",
+        Field::State => "state",
+        Field::Zip => "zip",
+        Field::Country => "country",
+        Field::Gender => "gender",
+        Field::DateOfBirth => "date_of_birth",
+    }
+}
+
+/// Which calls a destination kind receives: ad and analytics APIs take events and page views;
+/// webhooks take every call.
+fn supports(kind: DestinationKind, t: EventType) -> bool {
+    match kind {
+        DestinationKind::Webhook => true,
+        _ => matches!(t, EventType::Track | EventType::Page | EventType::Screen),
+    }
+}
+
+/// Identifiers found in an event, raw. Dropped as soon as the event is prepared.
+#[derive(Default)]
+struct RawIdentifiers {
+    fields: BTreeMap<Field, String>,
+    click_ids: BTreeMap<String, String>,
+}
+
+/// Where each identifier may be found, by key, in traits, context.traits and properties.
+const FIELD_KEYS: &[(Field, &[&str])] = &[
+    (Field::Email, &["email"]),
+    (Field::Phone, &["phone", "phone_number", "phoneNumber"]),
+    (Field::FirstName, &["firstName", "first_name"]),
+    (Field::LastName, &["lastName", "last_name"]),
+    (Field::City, &["city"]),
+    (Field::State, &["state"]),
+    (
+        Field::Zip,
+        &["postalCode", "postal_code", "zip", "zipCode", "zip_code"],
+    ),
+    (Field::Country, &["country"]),
+    (Field::Gender, &["gender"]),
+    (
+        Field::DateOfBirth,
+        &["birthday", "dob", "date_of_birth", "dateOfBirth"],
+    ),
+];
+
+const CLICK_ID_KEYS: &[(&str, &[&str])] = &[
+    ("fbp", &["fbp", "_fbp"]),
+    ("fbc", &["fbc", "_fbc"]),
+    ("gclid", &["gclid"]),
+    ("ttclid", &["ttclid"]),
+    ("ttp", &["ttp", "_ttp"]),
+    ("client_id", &["client_id", "clientId", "ga_client_id"]),
+];
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl RawIdentifiers {
+    fn extract(
+        traits: &Map<String, Value>,
+        context: &Value,
+        properties: &Map<String, Value>,
+        user_id: Option<&str>,
+    ) -> Self {
+        let empty = Map::new();
+        let ctx_traits = context
+            .get("traits")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let sources = [traits, ctx_traits, properties];
+        let mut out = RawIdentifiers::default();
+        for (field, keys) in FIELD_KEYS {
+            'found: for source in sources {
+                for key in *keys {
+                    let direct = source.get(*key);
+                    let nested = source.get("address").and_then(|a| a.get(*key));
+                    if let Some(v) = direct.or(nested).and_then(scalar) {
+                        out.fields.insert(*field, v);
+                        break 'found;
+                    }
+                }
+            }
+        }
+        // Segment's `name` trait, when first and last names are not given separately.
+        let full_name = [traits, ctx_traits]
+            .into_iter()
+            .find_map(|s| s.get("name").and_then(scalar));
+        if let (Some(full), false) = (full_name, out.fields.contains_key(&Field::FirstName)) {
+            let full = full.trim();
+            let (first, last) = match full.rsplit_once(char::is_whitespace) {
+                Some((first, last)) => (first.trim(), Some(last.trim())),
+                None => (full, None),
+            };
+            out.fields.insert(Field::FirstName, first.to_owned());
+            if let Some(last) = last {
+                out.fields
+                    .entry(Field::LastName)
+                    .or_insert_with(|| last.to_owned());
+            }
+        }
+        if let Some(uid) = user_id {
+            out.fields.insert(Field::ExternalId, uid.to_owned());
+        }
+        let click_sources = [context, &Value::Object(properties.clone())];
+        for (name, keys) in CLICK_ID_KEYS {
+            'click: for source in &click_sources {
+                for key in *keys {
+                    if let Some(v) = source.get(*key).and_then(scalar) {
+                        out.click_ids.insert((*name).to_owned(), v);
+                        break 'click;
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Keys never kept in stored or queued properties and traits (compared lowercase, `_` removed).
+const SCRUBBED_KEYS: &[&str] = &[
+    "email",
+    "phone",
+    "phonenumber",
+    "firstname",
+    "lastname",
+    "birthday",
+    "dob",
+    "dateofbirth",
+    "gender",
+    "address",
+    "street",
+    "city",
+    "state",
+    "zip",
+    "zipcode",
+    "postalcode",
+    "country",
+    "ip",
+    "useragent",
+    "fbp",
+    "fbc",
+    "gclid",
+    "ttclid",
+    "ttp",
+    "clientid",
+    "gaclientid",
+    "userid",
+    "anonymousid",
+    "ssn",
+    "password",
+];
+
+fn scrubbed_key(key: &str, drop_name: bool) -> bool {
+    let k: String = key
+        .chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    SCRUBBED_KEYS.contains(&k.as_str()) || (drop_name && (k == "name" || k == "username"))
+}
+
+/// A string that looks like an email address, wherever it stands.
+fn looks_like_email(s: &str) -> bool {
+    s.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !s.contains(' ')
+    })
+}
+
+/// Removes identifiers from a properties or traits object, recursively.
+fn scrub(v: &Value, drop_name: bool) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !scrubbed_key(k, drop_name))
+                .filter(|(_, v)| !matches!(v, Value::String(s) if looks_like_email(s)))
+                .map(|(k, v)| (k.clone(), scrub(v, false)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .filter(|v| !matches!(v, Value::String(s) if looks_like_email(s)))
+                .map(|v| scrub(v, false))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Packs the items of recorded events into queue messages: one per destination, split to stay
+/// under `max_bytes`.
+pub fn pack(
+    workspace: &WorkspaceId,
+    destinations: &[Destination],
+    items: impl IntoIterator<Item = (usize, DeliveryItem)>,
+    max_bytes: usize,
+) -> Vec<Outgoing> {
+    let mut per_dest: BTreeMap<usize, Vec<Vec<u8>>> = BTreeMap::new();
+    for (index, item) in items {
+        let json = serde_json::to_vec(&item).expect("items serialize");
+        per_dest.entry(index).or_default().push(json);
+    }
+    let mut out = Vec::new();
+    for (index, jsons) in per_dest {
+        let d = &destinations[index];
+        let head = format!(
+            r#"{{"v":{},"workspace_id":{},"destination_id":{},"kind":{},"items":["#,
+            QueueBody::VERSION,
+            serde_json::to_string(workspace.as_str()).expect("string"),
+            serde_json::to_string(d.id.as_str()).expect("string"),
+            serde_json::to_string(d.kind.as_str()).expect("string"),
+        );
+        let mut body = Vec::with_capacity(max_bytes.min(64 * 1024));
+        let mut count = 0usize;
+        for json in jsons {
+            if count > 0 && body.len() + json.len() + 3 > max_bytes {
+                body.extend_from_slice(b"]}");
+                out.push(outgoing(workspace, d, std::mem::take(&mut body)));
+                count = 0;
+            }
+            if count == 0 {
+                body.extend_from_slice(head.as_bytes());
+            } else {
+                body.push(b',');
+            }
+            body.extend_from_slice(&json);
+            count += 1;
+        }
+        if count > 0 {
+            body.extend_from_slice(b"]}");
+            out.push(outgoing(workspace, d, body));
+        }
+    }
+    out
+}
+
+fn outgoing(workspace: &WorkspaceId, d: &Destination, body: Vec<u8>) -> Outgoing {
+    Outgoing {
+        kind: d.kind,
+        destination_id: d.id.clone(),
+        workspace_id: workspace.clone(),
+        body,
+    }
+}
+
+/// What a request achieved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngestOutcome {
+    /// Valid events, duplicates included (they are answered as accepted).
+    pub accepted: usize,
+    /// Of those, how many were already seen within 24 h and so not stored or routed again.
+    pub duplicates: usize,
+    pub rejected: Vec<Rejection>,
+    /// Identifier values dropped as invalid.
+    pub invalid_identifiers: u32,
+    /// Queue messages written.
+    #[serde(skip)]
+    pub queued_messages: usize,
+}
+
+/// Settings of the ingest service.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// The residency region this deployment serves.
+    pub region: Region,
+    /// How long workspace settings and destinations are cached.
+    pub settings_ttl: Duration,
+    /// How long unwrapped data keys are cached (at most 5 minutes).
+    pub data_key_ttl: Duration,
+    pub key_cache_ttl: Duration,
+    pub max_queue_message_bytes: usize,
+}
+
+impl IngestConfig {
+    pub fn new(region: Region) -> Self {
+        Self {
+            region,
+            settings_ttl: Duration::seconds(5),
+            data_key_ttl: Duration::minutes(5),
+            key_cache_ttl: KeyCache::DEFAULT_TTL,
+            max_queue_message_bytes: MAX_QUEUE_MESSAGE_BYTES,
+        }
+    }
+}
+
+/// A workspace's settings and keys as ingest uses them, cached briefly.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub workspace: Workspace,
+    pub destinations: Vec<Destination>,
+    pub keys: WorkspaceKeys,
+}
+
+/// The ingest use case with its ports.
+pub struct IngestService {
+    control: Arc<dyn ControlReader>,
+    events: Arc<dyn EventStore>,
+    queue: Arc<dyn DeliveryQueue>,
+    keyring: Arc<dyn Keyring>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn Ids>,
+    config: IngestConfig,
+    key_cache: KeyCache,
+    snapshots: Mutex<HashMap<WorkspaceId, (Arc<Snapshot>, OffsetDateTime)>>,
+    data_keys: Mutex<HashMap<[u8; 32], (WorkspaceKeys, OffsetDateTime)>>,
+}
+
+impl std::fmt::Debug for IngestService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestService")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The ports ingest uses.
+#[allow(missing_debug_implementations)]
+pub struct IngestPorts {
+    pub control: Arc<dyn ControlReader>,
+    pub events: Arc<dyn EventStore>,
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub keyring: Arc<dyn Keyring>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn Ids>,
+}
+
+impl IngestService {
+    pub fn new(ports: IngestPorts, config: IngestConfig) -> Self {
+        Self {
+            key_cache: KeyCache::new(config.key_cache_ttl),
+            control: ports.control,
+            events: ports.events,
+            queue: ports.queue,
+            keyring: ports.keyring,
+            clock: ports.clock,
+            ids: ports.ids,
+            config,
+            snapshots: Mutex::new(HashMap::new()),
+            data_keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn region(&self) -> Region {
+        self.config.region
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// Verifies an ingest write key (bcrypt, then cached by fingerprint for ≤ 60 s).
+    pub async fn authenticate(&self, presented: &str) -> Result<ApiKeyRecord, IngestError> {
+        let key =
+            ApiKey::parse(presented).map_err(|_| IngestError::Unauthorized(KeyRefusal::Unknown))?;
+        if key.kind != KeyKind::Ingest {
+            return Err(IngestError::Unauthorized(KeyRefusal::WrongKind));
+        }
+        if key.region != self.config.region {
+            return Err(IngestError::WrongRegion { region: key.region });
+        }
+        let now = self.clock.now();
+        let record = match self.key_cache.get(&key, now) {
+            Some(record) => record,
+            None => {
+                let record = self
+                    .control
+                    .api_key(&key.id)
+                    .await?
+                    .ok_or(IngestError::Unauthorized(KeyRefusal::Unknown))?;
+                let verifier = record.verifier.clone();
+                let matches = {
+                    // bcrypt takes tens of milliseconds: keep it off the async workers.
+                    let key = ApiKey::parse(key.expose())
+                        .map_err(|_| IngestError::Unauthorized(KeyRefusal::Unknown))?;
+                    tokio::task::spawn_blocking(move || key.matches(&verifier))
+                        .await
+                        .unwrap_or(false)
+                };
+                if !matches {
+                    return Err(IngestError::Unauthorized(KeyRefusal::Unknown));
+                }
+                self.key_cache.put(&key, record.clone(), now);
+                record
+            }
+        };
+        if let Some(refusal) = record.refusal(now) {
+            return Err(IngestError::Unauthorized(refusal));
+        }
+        if record.kind != KeyKind::Ingest {
+            return Err(IngestError::Unauthorized(KeyRefusal::WrongKind));
+        }
+        Ok(record)
+    }
+
+    /// Forgets a verified key at once (it was revoked in this process).
+    pub fn evict_key(&self, id: &crate::keys::KeyId) {
+        self.key_cache.evict(id);
+    }
+
+    /// The workspace's settings, destinations and keys, cached for a few seconds.
+    pub async fn snapshot(&self, ws: &WorkspaceId) -> Result<Arc<Snapshot>, IngestError> {
+        let now = self.clock.now();
+        {
+            let cache = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((snap, at)) = cache.get(ws) {
+                if now - *at < self.config.settings_ttl {
+                    return Ok(snap.clone());
+                }
+            }
+        }
+        let workspace = self
+            .control
+            .workspace(ws)
+            .await?
+            .ok_or(IngestError::Unauthorized(KeyRefusal::Unknown))?;
+        if workspace.region != self.config.region {
+            return Err(IngestError::WrongRegion {
+                region: workspace.region,
+            });
+        }
+        let destinations = self.control.destinations(ws).await?;
+        let keys = self.workspace_keys(&workspace, now).await?;
+        let snap = Arc::new(Snapshot {
+            workspace,
+            destinations,
+            keys,
+        });
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ws.clone(), (snap.clone(), now));
+        Ok(snap)
+    }
+
+    async fn workspace_keys(
+        &self,
+        ws: &Workspace,
+        now: OffsetDateTime,
+    ) -> Result<WorkspaceKeys, IngestError> {
+        let mut h = Sha256::new();
+        h.update(ws.id.as_str().as_bytes());
+        h.update(serde_json::to_vec(&ws.key_ref).unwrap_or_default());
+        h.update(&ws.data_key.0);
+        let cache_key: [u8; 32] = h.finalize().into();
+        {
+            let cache = self.data_keys.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((keys, at)) = cache.get(&cache_key) {
+                if now - *at < self.config.data_key_ttl {
+                    return Ok(keys.clone());
+                }
+            }
+        }
+        let data_key = self
+            .keyring
+            .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
+            .await
+            .map_err(|e| match e {
+                KeyError::Unavailable(_) => IngestError::KeyUnavailable(e),
+                other => IngestError::Key(other),
+            })?;
+        let keys = WorkspaceKeys::new(&data_key);
+        let mut cache = self.data_keys.lock().unwrap_or_else(|e| e.into_inner());
+        let ttl = self.config.data_key_ttl;
+        cache.retain(|_, (_, at)| now - *at < ttl);
+        cache.insert(cache_key, (keys.clone(), now));
+        Ok(keys)
+    }
+
+    /// Drops cached settings (after a destination or policy change in this process).
+    pub fn invalidate(&self, ws: &WorkspaceId) {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(ws);
+    }
+
+    /// Ingests a parsed request for an authenticated key.
+    pub async fn ingest(
+        &self,
+        key: &ApiKeyRecord,
+        body: &ParsedBody<'_>,
+        meta: &RequestMeta,
+    ) -> Result<IngestOutcome, IngestError> {
+        let snap = self.snapshot(&key.workspace_id).await?;
+        let received_at = self.clock.now();
+        let pipeline = Pipeline {
+            workspace: &snap.workspace,
+            destinations: &snap.destinations,
+            keys: &snap.keys,
+            ids: self.ids.as_ref(),
+            meta,
+            received_at,
+        };
+        let prepared = prepare(&pipeline, body);
+        if prepared.events.is_empty() {
+            return Err(IngestError::NothingValid {
+                rejected: prepared.rejected,
+            });
+        }
+        let recorded = self.events.record(&prepared.events, received_at).await?;
+        let valid = prepared.events.len();
+        let mut fresh = Vec::new();
+        let mut items = Vec::new();
+        for ((event, event_items), new) in prepared.events.iter().zip(prepared.items).zip(&recorded)
+        {
+            if *new {
+                fresh.push((event.event.event_id, event.event.message_id.clone()));
+                items.extend(event_items);
+            }
+        }
+        let messages = pack(
+            &snap.workspace.id,
+            &snap.destinations,
+            items,
+            self.config.max_queue_message_bytes,
+        );
+        if let Err(e) = self.queue.enqueue(&messages).await {
+            // Undo, so the client's retry of this request is not taken for a duplicate.
+            if let Err(undo) = self.events.forget(&snap.workspace.id, &fresh).await {
+                tracing::error!(error = %undo, "could not undo recorded events after a queue failure");
+            }
+            return Err(IngestError::Store(e));
+        }
+        let duplicates = valid - fresh.len();
+        tracing::info!(
+            workspace = %snap.workspace.id,
+            accepted = valid,
+            duplicates,
+            rejected = prepared.rejected.len(),
+            queued_messages = messages.len(),
+            "ingested"
+        );
+        Ok(IngestOutcome {
+            accepted: valid,
+            duplicates,
+            rejected: prepared.rejected,
+            invalid_identifiers: prepared.invalid_identifiers,
+            queued_messages: messages.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

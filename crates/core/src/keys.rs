@@ -1,0 +1,349 @@
+//! API keys: `tl_<kind>_<region>_<id>_<secret>`.
+//!
+//! Only a bcrypt verifier of the secret is stored. A verified key is cached in memory by the
+//! SHA-256 of the whole key for at most 60 s (DESIGN.md § Keys), so ingest does not pay bcrypt
+//! on every request, and a revoked key stops working within that time everywhere.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+
+use crate::workspace::{Region, WorkspaceId};
+
+/// What a key may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    /// An ingest write key (tracking API only).
+    Ingest,
+    /// A user's personal access token for the admin API.
+    Pat,
+    /// A service token with a role, for automation.
+    Svc,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Ingest => "ingest",
+            KeyKind::Pat => "pat",
+            KeyKind::Svc => "svc",
+        }
+    }
+}
+
+impl FromStr for KeyKind {
+    type Err = InvalidKey;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ingest" => Ok(Self::Ingest),
+            "pat" => Ok(Self::Pat),
+            "svc" => Ok(Self::Svc),
+            _ => Err(InvalidKey),
+        }
+    }
+}
+
+/// Admin API roles (whitepaper §04).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Editor,
+    Admin,
+}
+
+/// The public id of a key: 16 lowercase alphanumerics. Safe to log and show.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyId(String);
+
+impl KeyId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a TrackLayer API key")]
+pub struct InvalidKey;
+
+pub const KEY_ID_LEN: usize = 16;
+pub const KEY_SECRET_LEN: usize = 32;
+/// At most 90 days between creation and expiry (whitepaper §05).
+pub const MAX_KEY_LIFETIME_DAYS: i64 = 90;
+
+/// A presented API key, parsed. The secret part is never printed.
+pub struct ApiKey {
+    pub kind: KeyKind,
+    pub region: Region,
+    pub id: KeyId,
+    full: SecretString,
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ApiKey(tl_{}_{}_{}_<redacted>)",
+            self.kind.as_str(),
+            self.region,
+            self.id
+        )
+    }
+}
+
+impl ApiKey {
+    pub fn parse(s: &str) -> Result<Self, InvalidKey> {
+        let mut parts = s.trim().splitn(5, '_');
+        let (tl, kind, region, id, secret) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        );
+        if tl != Some("tl") {
+            return Err(InvalidKey);
+        }
+        let kind = kind.ok_or(InvalidKey)?.parse::<KeyKind>()?;
+        let region = region
+            .ok_or(InvalidKey)?
+            .parse::<Region>()
+            .map_err(|_| InvalidKey)?;
+        let id = id.ok_or(InvalidKey)?;
+        let secret = secret.ok_or(InvalidKey)?;
+        let id_ok = id.len() == KEY_ID_LEN
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let secret_ok =
+            secret.len() == KEY_SECRET_LEN && secret.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !id_ok || !secret_ok {
+            return Err(InvalidKey);
+        }
+        Ok(Self {
+            kind,
+            region,
+            id: KeyId(id.to_owned()),
+            full: SecretString::from(s.trim().to_owned()),
+        })
+    }
+
+    /// Builds a key from freshly generated parts.
+    pub fn from_parts(kind: KeyKind, region: Region, id: &str, secret: &str) -> Self {
+        let s = format!("tl_{}_{}_{}_{}", kind.as_str(), region, id, secret);
+        Self::parse(&s).expect("generated keys are well formed")
+    }
+
+    /// The whole key, for showing once at creation.
+    pub fn expose(&self) -> &str {
+        self.full.expose_secret()
+    }
+
+    fn secret(&self) -> &str {
+        let full = self.full.expose_secret();
+        &full[full.len() - KEY_SECRET_LEN..]
+    }
+
+    /// What the cache is keyed by: SHA-256 of the whole key (never the key itself).
+    pub fn fingerprint(&self) -> [u8; 32] {
+        Sha256::digest(self.full.expose_secret().as_bytes()).into()
+    }
+
+    /// A bcrypt verifier of the secret part.
+    pub fn verifier(&self, cost: u32) -> Result<String, bcrypt_like::Error> {
+        bcrypt_like::hash(self.secret(), cost)
+    }
+
+    pub fn matches(&self, verifier: &str) -> bool {
+        bcrypt_like::verify(self.secret(), verifier)
+    }
+
+    /// The first characters of the key, safe to show in listings.
+    pub fn prefix(&self) -> String {
+        format!("tl_{}_{}_{}", self.kind.as_str(), self.region, self.id)
+    }
+}
+
+/// bcrypt lives behind this seam so that core's users can swap the cost in tests.
+pub mod bcrypt_like {
+    pub use bcrypt::BcryptError as Error;
+
+    pub fn hash(secret: &str, cost: u32) -> Result<String, Error> {
+        bcrypt::hash(secret, cost)
+    }
+
+    pub fn verify(secret: &str, verifier: &str) -> bool {
+        bcrypt::verify(secret, verifier).unwrap_or(false)
+    }
+}
+
+/// What is stored for a key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub id: KeyId,
+    pub workspace_id: WorkspaceId,
+    pub kind: KeyKind,
+    /// Admin-API role of PATs and service tokens; `None` for ingest keys.
+    pub role: Option<Role>,
+    /// The user a PAT belongs to.
+    pub user_id: Option<String>,
+    pub name: String,
+    pub prefix: String,
+    /// bcrypt of the secret part.
+    pub verifier: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub revoked_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+impl fmt::Debug for ApiKeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyRecord")
+            .field("id", &self.id)
+            .field("workspace_id", &self.workspace_id)
+            .field("kind", &self.kind)
+            .field("role", &self.role)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiKeyRecord {
+    /// Why a key that verified is still not usable at `now`, if it is not.
+    pub fn refusal(&self, now: OffsetDateTime) -> Option<KeyRefusal> {
+        if self.revoked_at.is_some_and(|at| at <= now) {
+            Some(KeyRefusal::Revoked)
+        } else if self.expires_at <= now {
+            Some(KeyRefusal::Expired)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefusal {
+    Unknown,
+    Revoked,
+    Expired,
+    WrongKind,
+}
+
+impl KeyRefusal {
+    pub fn detail(self) -> &'static str {
+        match self {
+            Self::Unknown => "the API key is not known",
+            Self::Revoked => "the API key was revoked",
+            Self::Expired => "the API key has expired; rotate it",
+            Self::WrongKind => "this kind of key cannot be used here",
+        }
+    }
+}
+
+/// Verified keys, by fingerprint, for at most `ttl`.
+#[derive(Debug)]
+pub struct KeyCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<[u8; 32], (ApiKeyRecord, OffsetDateTime)>>,
+}
+
+impl KeyCache {
+    pub const DEFAULT_TTL: Duration = Duration::seconds(60);
+    const MAX_ENTRIES: usize = 10_000;
+
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, key: &ApiKey, now: OffsetDateTime) -> Option<ApiKeyRecord> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(&key.fingerprint())
+            .filter(|(_, at)| now - *at < self.ttl)
+            .map(|(rec, _)| rec.clone())
+    }
+
+    pub fn put(&self, key: &ApiKey, record: ApiKeyRecord, now: OffsetDateTime) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= Self::MAX_ENTRIES {
+            let ttl = self.ttl;
+            entries.retain(|_, (_, at)| now - *at < ttl);
+        }
+        entries.insert(key.fingerprint(), (record, now));
+    }
+
+    /// Forgets a key at once (it was revoked in this process).
+    pub fn evict(&self, id: &KeyId) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|_, (rec, _)| &rec.id != id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "tl_ingest_eu_abcdefgh12345678_ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"; // pragma: allowlist secret
+
+    #[test]
+    fn parses_a_well_formed_key_and_reads_its_region() {
+        let key = ApiKey::parse(KEY).unwrap();
+        assert_eq!(key.kind, KeyKind::Ingest);
+        assert_eq!(key.region, Region::Eu);
+        assert_eq!(key.id.as_str(), "abcdefgh12345678");
+        assert_eq!(key.prefix(), "tl_ingest_eu_abcdefgh12345678");
+    }
+
+    #[test]
+    fn rejects_malformed_keys() {
+        for bad in [
+            "",
+            "tl_ingest_eu_abc_def",
+            "tl_root_eu_abcdefgh12345678_ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", // pragma: allowlist secret
+            "tl_ingest_xx_abcdefgh12345678_ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", // pragma: allowlist secret
+            "xx_ingest_eu_abcdefgh12345678_ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", // pragma: allowlist secret
+            "tl_ingest_eu_abcdefgh12345678_ABCDEFGHIJKLMNOPQRSTUVWXYZ01234!", // pragma: allowlist secret
+        ] {
+            assert!(ApiKey::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_never_prints_the_secret() {
+        let key = ApiKey::parse(KEY).unwrap();
+        let shown = format!("{key:?}");
+        assert!(!shown.contains("ABCDEFGH"), "{shown}");
+    }
+
+    #[test]
+    fn a_verifier_matches_only_its_own_secret() {
+        let key = ApiKey::parse(KEY).unwrap();
+        let verifier = key.verifier(4).unwrap();
+        assert!(key.matches(&verifier));
+        let other = ApiKey::parse(&KEY.replace("ABC", "XYZ")).unwrap();
+        assert!(!other.matches(&verifier));
+    }
+}

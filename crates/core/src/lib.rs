@@ -1,0 +1,20 @@
+//! TrackLayer's domain, ports and use cases.
+//!
+//! Nothing in this crate knows about AWS, HTTP frameworks or SQLite: adapters live in
+//! `tracklayer-local` and `tracklayer-aws`, transports in `tracklayer-http` and `functions/*`.
+
+pub mod bootstrap;
+pub mod clock;
+pub mod consent;
+pub mod crypto;
+pub mod destination;
+pub mod error;
+pub mod event;
+pub mod identity;
+pub mod ingest;
+pub mod keys;
+pub mod ports;
+pub mod workspace;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;

@@ -1,0 +1,238 @@
+//! Ports, named by role. Each has an embedded adapter (`tracklayer-local`) and an AWS adapter
+//! (`tracklayer-aws`), and one contract suite (`testkit`) run against both.
+//!
+//! Traits are split where rights differ, so that a function's dependencies read like its IAM
+//! policy: ingest reads control data and writes events and queue messages, nothing more.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::crypto::{DataKey, WrappedKey};
+use crate::destination::{Destination, DestinationId, DestinationKind};
+use crate::error::{KeyError, MailError, StoreError};
+use crate::event::{EventId, MessageId, OperationalRecord, StoredEvent};
+use crate::keys::{ApiKeyRecord, KeyId};
+use crate::workspace::{KeyRef, Workspace, WorkspaceId};
+
+/// What ingest needs from the control plane: read-only.
+#[async_trait]
+pub trait ControlReader: Send + Sync {
+    async fn workspace(&self, id: &WorkspaceId) -> Result<Option<Workspace>, StoreError>;
+    async fn api_key(&self, id: &KeyId) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// All destinations of a workspace, paused ones included, in creation order.
+    async fn destinations(&self, ws: &WorkspaceId) -> Result<Vec<Destination>, StoreError>;
+    async fn destination(
+        &self,
+        ws: &WorkspaceId,
+        id: &DestinationId,
+    ) -> Result<Option<Destination>, StoreError>;
+}
+
+/// Control-plane writes (admin API, CLI).
+#[async_trait]
+pub trait ControlStore: ControlReader {
+    /// Creates a workspace; `Conflict` if the id exists.
+    async fn create_workspace(&self, ws: &Workspace) -> Result<(), StoreError>;
+    async fn update_workspace(&self, ws: &Workspace) -> Result<(), StoreError>;
+    /// Any workspace, for single-tenant tools (`tracklayer serve` on a data directory).
+    async fn workspaces(&self) -> Result<Vec<Workspace>, StoreError>;
+    /// Creates a key; `Conflict` if the id exists.
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+    async fn update_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+    async fn api_keys(&self, ws: &WorkspaceId) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Creates or replaces a destination.
+    async fn put_destination(&self, d: &Destination) -> Result<(), StoreError>;
+    /// Deletes a destination; `NotFound` if there is none.
+    async fn delete_destination(
+        &self,
+        ws: &WorkspaceId,
+        id: &DestinationId,
+    ) -> Result<(), StoreError>;
+}
+
+/// One accepted event with its operational record, as ingest hands it to the store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event: StoredEvent,
+    pub operational: Option<OperationalRecord>,
+    /// Until when the message id counts as seen (received + 24 h).
+    pub dedup_until: OffsetDateTime,
+}
+
+/// Events, their operational records and the message-id dedup markers.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Records each event whose message id was not seen in its workspace within the dedup
+    /// window. Returns, per input, `true` if it was recorded and `false` if it was a duplicate.
+    async fn record(
+        &self,
+        events: &[NewEvent],
+        now: OffsetDateTime,
+    ) -> Result<Vec<bool>, StoreError>;
+    /// Removes events and their dedup markers again: used when they could not be queued, so
+    /// that the client's retry is not mistaken for a duplicate.
+    async fn forget(
+        &self,
+        ws: &WorkspaceId,
+        events: &[(EventId, MessageId)],
+    ) -> Result<(), StoreError>;
+    /// An unexpired event.
+    async fn event(
+        &self,
+        ws: &WorkspaceId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<StoredEvent>, StoreError>;
+    /// Unexpired events whose subject index includes `subject`, oldest first, after `after`.
+    async fn events_by_subject(
+        &self,
+        ws: &WorkspaceId,
+        subject: &str,
+        after: Option<&EventId>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The unexpired operational record (sealed IP/UA) of an event.
+    async fn operational(
+        &self,
+        ws: &WorkspaceId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OperationalRecord>, StoreError>;
+    /// Deletes what expired before `now`; returns how many rows went. Backends with native
+    /// TTL may do nothing here, since reads filter expired rows anyway.
+    async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+/// A message to put on a destination kind's queue.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub kind: DestinationKind,
+    pub destination_id: DestinationId,
+    pub workspace_id: WorkspaceId,
+    /// JSON of a `QueueBody`.
+    pub body: Vec<u8>,
+}
+
+/// A handle to acknowledge, delay or dead-letter one received message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Receipt(pub String);
+
+impl fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Receipt({})", self.0.get(..12).unwrap_or(&self.0))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub receipt: Receipt,
+    pub destination_id: DestinationId,
+    pub workspace_id: WorkspaceId,
+    pub body: Vec<u8>,
+    /// 1 on the first delivery.
+    pub receive_count: u32,
+    pub enqueued_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub destination_id: DestinationId,
+    pub workspace_id: WorkspaceId,
+    pub body: Vec<u8>,
+    pub reason: String,
+    pub dead_at: OffsetDateTime,
+}
+
+/// Which dead letters to move back.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayFilter {
+    pub destination_id: Option<DestinationId>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub visible: u64,
+    pub in_flight: u64,
+    pub dead: u64,
+}
+
+/// One queue (and dead-letter queue) per destination kind, with SQS semantics.
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync {
+    async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError>;
+    /// Up to `max` visible messages, hidden for `visibility`. A message received more than the
+    /// queue's maximum receive count moves to the dead-letter queue instead.
+    async fn receive(
+        &self,
+        kind: DestinationKind,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Received>, StoreError>;
+    async fn ack(&self, kind: DestinationKind, receipt: &Receipt) -> Result<(), StoreError>;
+    /// Makes the message visible again after `delay`.
+    async fn retry_later(
+        &self,
+        kind: DestinationKind,
+        receipt: &Receipt,
+        delay: Duration,
+    ) -> Result<(), StoreError>;
+    async fn dead_letter(
+        &self,
+        kind: DestinationKind,
+        receipt: &Receipt,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+    async fn dead_letters(
+        &self,
+        kind: DestinationKind,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
+    /// Moves matching dead letters back to the queue; returns how many moved.
+    async fn replay(&self, kind: DestinationKind, filter: &ReplayFilter)
+        -> Result<u64, StoreError>;
+    async fn depth(&self, kind: DestinationKind) -> Result<QueueDepth, StoreError>;
+}
+
+/// Data keys, wrapped by the platform key or the customer's key (BYOK).
+#[async_trait]
+pub trait Keyring: Send + Sync {
+    async fn generate_data_key(
+        &self,
+        ws: &WorkspaceId,
+        key: &KeyRef,
+    ) -> Result<(DataKey, WrappedKey), KeyError>;
+    async fn unwrap_data_key(
+        &self,
+        ws: &WorkspaceId,
+        key: &KeyRef,
+        wrapped: &WrappedKey,
+    ) -> Result<DataKey, KeyError>;
+}
+
+/// A notification email.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub to: Vec<String>,
+    pub subject: String,
+    pub text: String,
+}
+
+impl fmt::Debug for Mail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mail")
+            .field("to", &format_args!("<{} recipients>", self.to.len()))
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError>;
+}

@@ -1,0 +1,738 @@
+//! Port contract suites. Every adapter runs the same cases: the embedded adapters in
+//! `tracklayer-local`, the AWS adapters against moto in `tracklayer-aws`.
+//!
+//! Each suite is a macro that expands to one `#[tokio::test]` per case, so an adapter cannot
+//! forget a case and a failure names it: `event_store_contract!(async { make_store() });`
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+use time::macros::datetime;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::consent::{ConsentPolicy, Decision};
+use crate::crypto::{Sealed, WrappedKey};
+use crate::destination::{Destination, DestinationId, DestinationKind, EventFilter};
+use crate::error::{KeyError, MailError, StoreError};
+use crate::event::{EventId, EventType, MessageId, OperationalRecord, Routing, StoredEvent};
+use crate::identity::{Field, Profile};
+use crate::keys::{ApiKeyRecord, KeyId, KeyKind, Role};
+use crate::ports::{
+    ControlStore, DeliveryQueue, EventStore, Keyring, Mail, Mailer, NewEvent, Outgoing,
+    ReplayFilter,
+};
+use crate::workspace::{KeyRef, Region, Retention, Workspace, WorkspaceId};
+
+/// A fixed start time for contract cases.
+pub const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
+
+/// A unique suffix, so that cases sharing one backend (moto) do not collide.
+pub fn unique() -> String {
+    Uuid::now_v7().simple().to_string()
+}
+
+pub fn workspace(region: Region) -> Workspace {
+    Workspace {
+        id: WorkspaceId::new(region, &unique()),
+        name: "Contract".into(),
+        region,
+        created_at: T0,
+        retention: Retention::default(),
+        consent: ConsentPolicy::default(),
+        key_ref: KeyRef::Platform,
+        data_key: WrappedKey(vec![1, 2, 3]),
+    }
+}
+
+pub fn destination(ws: &WorkspaceId, kind: DestinationKind, at: OffsetDateTime) -> Destination {
+    Destination {
+        id: DestinationId::new(&unique()),
+        workspace_id: ws.clone(),
+        name: format!("{kind} destination"),
+        kind,
+        config: json!({"pixel_id": "1"}),
+        secrets: Sealed(vec![9; 40]),
+        secret_hints: json!({}),
+        consent_purposes: kind.default_purposes(),
+        events: EventFilter::All,
+        endpoint: None,
+        paused: false,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+pub fn api_key(ws: &WorkspaceId, kind: KeyKind) -> ApiKeyRecord {
+    let u = unique();
+    let id = u[u.len() - 16..].to_owned();
+    ApiKeyRecord {
+        id: serde_json::from_value(json!(id)).expect("key id"),
+        workspace_id: ws.clone(),
+        kind,
+        role: (kind != KeyKind::Ingest).then_some(Role::Admin),
+        user_id: None,
+        name: "contract".into(),
+        prefix: format!("tl_{}_us_{id}", kind.as_str()),
+        verifier: "$2b$04$abcdefghijklmnopqrstuuVJZ3pZ2d2kG5Y1J4O1Yp3j4bSy8vW6".into(),
+        created_at: T0,
+        expires_at: T0 + time::Duration::days(90),
+        revoked_at: None,
+        last_used_at: None,
+    }
+}
+
+/// An accepted event with subjects and an operational record.
+pub fn new_event(
+    ws: &WorkspaceId,
+    message_id: &str,
+    subjects: &[&str],
+    at: OffsetDateTime,
+) -> NewEvent {
+    let event_id = EventId(Uuid::now_v7());
+    let mut hashed = BTreeMap::new();
+    hashed.insert(
+        Profile::Meta,
+        BTreeMap::from([(Field::Email, crate::identity::sha256_hex(message_id))]),
+    );
+    NewEvent {
+        event: StoredEvent {
+            workspace_id: ws.clone(),
+            event_id,
+            message_id: MessageId::parse(message_id).expect("message id"),
+            event_type: EventType::Track,
+            name: Some("Order Completed".into()),
+            timestamp: at,
+            received_at: at,
+            expires_at: at + time::Duration::days(180),
+            properties: json!({"value": 10, "currency": "EUR"}),
+            traits: json!({}),
+            hashed,
+            subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
+            routing: vec![Routing {
+                destination_id: DestinationId::new("contract"),
+                kind: DestinationKind::MetaCapi,
+                routed: true,
+                consent: Decision {
+                    allowed: true,
+                    reason: "contract".into(),
+                },
+                skipped: None,
+            }],
+            invalid_identifiers: 0,
+        },
+        operational: Some(OperationalRecord {
+            workspace_id: ws.clone(),
+            event_id,
+            sealed: Sealed(vec![7; 48]),
+            expires_at: at + Retention::operational(),
+        }),
+        dedup_until: at + Retention::dedup(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ControlStore
+
+pub mod control_store {
+    use super::*;
+
+    pub async fn creates_a_workspace_once_and_reads_it_back(s: &dyn ControlStore) {
+        let ws = workspace(Region::Eu);
+        s.create_workspace(&ws).await.unwrap();
+        assert_eq!(s.workspace(&ws.id).await.unwrap().as_ref(), Some(&ws));
+        let again = s.create_workspace(&ws).await.unwrap_err();
+        assert!(matches!(again, StoreError::Conflict(_)), "{again:?}");
+        let missing = WorkspaceId::new(Region::Eu, &unique());
+        assert!(s.workspace(&missing).await.unwrap().is_none());
+    }
+
+    pub async fn updates_a_workspace(s: &dyn ControlStore) {
+        let mut ws = workspace(Region::Us);
+        s.create_workspace(&ws).await.unwrap();
+        ws.retention.event_days = 30;
+        s.update_workspace(&ws).await.unwrap();
+        assert_eq!(
+            s.workspace(&ws.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .retention
+                .event_days,
+            30
+        );
+        let other = workspace(Region::Us);
+        assert!(matches!(
+            s.update_workspace(&other).await.unwrap_err(),
+            StoreError::NotFound(_)
+        ));
+    }
+
+    pub async fn stores_keys_by_id_and_lists_them_per_workspace(s: &dyn ControlStore) {
+        let ws = workspace(Region::Us);
+        s.create_workspace(&ws).await.unwrap();
+        let k1 = api_key(&ws.id, KeyKind::Ingest);
+        let k2 = api_key(&ws.id, KeyKind::Pat);
+        s.create_api_key(&k1).await.unwrap();
+        s.create_api_key(&k2).await.unwrap();
+        assert!(matches!(
+            s.create_api_key(&k1).await.unwrap_err(),
+            StoreError::Conflict(_)
+        ));
+        assert_eq!(s.api_key(&k1.id).await.unwrap().as_ref(), Some(&k1));
+        let listed: Vec<KeyId> = s
+            .api_keys(&ws.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.id)
+            .collect();
+        assert_eq!(listed.len(), 2);
+        assert!(listed.contains(&k1.id) && listed.contains(&k2.id));
+        let mut revoked = k1.clone();
+        revoked.revoked_at = Some(T0);
+        s.update_api_key(&revoked).await.unwrap();
+        assert_eq!(
+            s.api_key(&k1.id).await.unwrap().unwrap().revoked_at,
+            Some(T0)
+        );
+    }
+
+    pub async fn keeps_destinations_in_creation_order_and_per_workspace(s: &dyn ControlStore) {
+        let a = workspace(Region::Us);
+        let b = workspace(Region::Us);
+        s.create_workspace(&a).await.unwrap();
+        s.create_workspace(&b).await.unwrap();
+        let d1 = destination(&a.id, DestinationKind::MetaCapi, T0);
+        let d2 = destination(&a.id, DestinationKind::Ga4, T0 + time::Duration::seconds(1));
+        s.put_destination(&d2).await.unwrap();
+        s.put_destination(&d1).await.unwrap();
+        let ids: Vec<_> = s
+            .destinations(&a.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(ids, vec![d1.id.clone(), d2.id.clone()]);
+        assert!(s.destinations(&b.id).await.unwrap().is_empty());
+        assert!(s.destination(&b.id, &d1.id).await.unwrap().is_none());
+    }
+
+    pub async fn replaces_and_deletes_destinations(s: &dyn ControlStore) {
+        let ws = workspace(Region::Us);
+        s.create_workspace(&ws).await.unwrap();
+        let mut d = destination(&ws.id, DestinationKind::Webhook, T0);
+        s.put_destination(&d).await.unwrap();
+        d.paused = true;
+        s.put_destination(&d).await.unwrap();
+        assert!(s.destination(&ws.id, &d.id).await.unwrap().unwrap().paused);
+        assert_eq!(s.destinations(&ws.id).await.unwrap().len(), 1);
+        s.delete_destination(&ws.id, &d.id).await.unwrap();
+        assert!(s.destination(&ws.id, &d.id).await.unwrap().is_none());
+        assert!(matches!(
+            s.delete_destination(&ws.id, &d.id).await.unwrap_err(),
+            StoreError::NotFound(_)
+        ));
+    }
+}
+
+#[macro_export]
+macro_rules! control_store_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            control_store,
+            $make,
+            [
+                creates_a_workspace_once_and_reads_it_back,
+                updates_a_workspace,
+                stores_keys_by_id_and_lists_them_per_workspace,
+                keeps_destinations_in_creation_order_and_per_workspace,
+                replaces_and_deletes_destinations,
+            ]
+        );
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// EventStore
+
+pub mod event_store {
+    use super::*;
+
+    pub async fn records_new_events_and_reads_them_back(s: &dyn EventStore) {
+        let ws = WorkspaceId::new(Region::Us, &unique());
+        let e = new_event(&ws, "m-1", &["subj-a"], T0);
+        assert_eq!(
+            s.record(std::slice::from_ref(&e), T0).await.unwrap(),
+            vec![true]
+        );
+        let back = s.event(&ws, &e.event.event_id, T0).await.unwrap().unwrap();
+        assert_eq!(back, e.event);
+        let op = s
+            .operational(&ws, &e.event.event_id, T0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(Some(op), e.operational);
+    }
+
+    pub async fn reports_a_repeated_message_id_as_a_duplicate_within_24_hours(s: &dyn EventStore) {
+        let ws = WorkspaceId::new(Region::Us, &unique());
+        let first = new_event(&ws, "m-dup", &[], T0);
+        s.record(&[first], T0).await.unwrap();
+        let later = T0 + time::Duration::hours(23);
+        let again = new_event(&ws, "m-dup", &[], later);
+        let fresh = new_event(&ws, "m-new", &[], later);
+        let out = s.record(&[again.clone(), fresh], later).await.unwrap();
+        assert_eq!(out, vec![false, true]);
+        assert!(s
+            .event(&ws, &again.event.event_id, later)
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    pub async fn accepts_a_message_id_again_after_the_dedup_window(s: &dyn EventStore) {
+        let ws = WorkspaceId::new(Region::Us, &unique());
+        s.record(&[new_event(&ws, "m-old", &[], T0)], T0)
+            .await
+            .unwrap();
+        let later = T0 + time::Duration::hours(25);
+        let again = new_event(&ws, "m-old", &[], later);
+        assert_eq!(s.record(&[again], later).await.unwrap(), vec![true]);
+    }
+
+    pub async fn keeps_workspaces_apart(s: &dyn EventStore) {
+        let a = WorkspaceId::new(Region::Us, &unique());
+        let b = WorkspaceId::new(Region::Us, &unique());
+        let ea = new_event(&a, "same-id", &["subj"], T0);
+        let eb = new_event(&b, "same-id", &["subj"], T0);
+        assert_eq!(
+            s.record(std::slice::from_ref(&ea), T0).await.unwrap(),
+            vec![true]
+        );
+        assert_eq!(s.record(&[eb], T0).await.unwrap(), vec![true]);
+        assert!(s.event(&b, &ea.event.event_id, T0).await.unwrap().is_none());
+        let by_subject = s.events_by_subject(&a, "subj", None, 10, T0).await.unwrap();
+        assert_eq!(by_subject.len(), 1);
+        assert_eq!(by_subject[0].workspace_id, a);
+    }
+
+    pub async fn finds_a_subjects_events_in_pages(s: &dyn EventStore) {
+        let ws = WorkspaceId::new(Region::Eu, &unique());
+        let events: Vec<_> = (0..5)
+            .map(|i| new_event(&ws, &format!("m-{i}"), &["subject-x"], T0))
+            .collect();
+        s.record(&events, T0).await.unwrap();
+        s.record(&[new_event(&ws, "other", &["subject-y"], T0)], T0)
+            .await
+            .unwrap();
+        let page1 = s
+            .events_by_subject(&ws, "subject-x", None, 3, T0)
+            .await
+            .unwrap();
+        assert_eq!(page1.len(), 3);
+        let last = page1.last().map(|e| e.event_id);
+        let page2 = s
+            .events_by_subject(&ws, "subject-x", last.as_ref(), 3, T0)
+            .await
+            .unwrap();
+        assert_eq!(page2.len(), 2);
+        let mut all: Vec<_> = page1.iter().chain(&page2).map(|e| e.event_id).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 5);
+    }
+
+    pub async fn never_returns_expired_data(s: &dyn EventStore) {
+        let ws = WorkspaceId::new(Region::Us, &unique());
+        let e = new_event(&ws, "m-exp", &["subj-exp"], T0);
+        s.record(std::slice::from_ref(&e), T0).await.unwrap();
+        let id = e.event.event_id;
+        let day31 = T0 + time::Duration::days(31);
+        assert!(
+            s.operational(&ws, &id, day31).await.unwrap().is_none(),
+            "IP/UA live 30 days"
+        );
+        assert!(s.event(&ws, &id, day31).await.unwrap().is_some());
+        let day181 = T0 + time::Duration::days(181);
+        assert!(
+            s.event(&ws, &id, day181).await.unwrap().is_none(),
+            "events live 180 days"
+        );
+        assert!(s
+            .events_by_subject(&ws, "subj-exp", None, 10, day181)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    pub async fn forgets_events_and_their_dedup_markers(s: &dyn EventStore) {
+        let ws = WorkspaceId::new(Region::Us, &unique());
+        let e = new_event(&ws, "m-forget", &["subj-f"], T0);
+        s.record(std::slice::from_ref(&e), T0).await.unwrap();
+        s.forget(&ws, &[(e.event.event_id, e.event.message_id.clone())])
+            .await
+            .unwrap();
+        assert!(s.event(&ws, &e.event.event_id, T0).await.unwrap().is_none());
+        assert!(s
+            .operational(&ws, &e.event.event_id, T0)
+            .await
+            .unwrap()
+            .is_none());
+        let retry = new_event(&ws, "m-forget", &[], T0);
+        assert_eq!(s.record(&[retry], T0).await.unwrap(), vec![true]);
+    }
+
+    pub async fn sweeping_keeps_what_has_not_expired(s: &dyn EventStore) {
+        let ws = WorkspaceId::new(Region::Us, &unique());
+        let e = new_event(&ws, "m-sweep", &["subj-s"], T0);
+        s.record(std::slice::from_ref(&e), T0).await.unwrap();
+        let later = T0 + time::Duration::days(2);
+        s.sweep(later).await.unwrap();
+        assert!(s
+            .event(&ws, &e.event.event_id, later)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(s
+            .operational(&ws, &e.event.event_id, later)
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            s.events_by_subject(&ws, "subj-s", None, 10, later)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
+
+#[macro_export]
+macro_rules! event_store_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            event_store,
+            $make,
+            [
+                records_new_events_and_reads_them_back,
+                reports_a_repeated_message_id_as_a_duplicate_within_24_hours,
+                accepts_a_message_id_again_after_the_dedup_window,
+                keeps_workspaces_apart,
+                finds_a_subjects_events_in_pages,
+                never_returns_expired_data,
+                forgets_events_and_their_dedup_markers,
+                sweeping_keeps_what_has_not_expired,
+            ]
+        );
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// DeliveryQueue
+
+/// A queue under test, with a way to let time pass (a fixed clock, or real sleeping).
+#[async_trait]
+pub trait QueueHarness: Send + Sync {
+    fn queue(&self) -> &dyn DeliveryQueue;
+    /// Lets `by` pass for the queue's visibility timeouts.
+    async fn advance(&self, by: Duration);
+    /// The queue's redrive limit.
+    fn max_receive_count(&self) -> u32;
+}
+
+fn outgoing(kind: DestinationKind, dest: &DestinationId, ws: &WorkspaceId, body: &str) -> Outgoing {
+    Outgoing {
+        kind,
+        destination_id: dest.clone(),
+        workspace_id: ws.clone(),
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+pub mod delivery_queue {
+    use super::*;
+
+    const VIS: Duration = Duration::from_secs(2);
+
+    fn ids() -> (WorkspaceId, DestinationId) {
+        (
+            WorkspaceId::new(Region::Us, &unique()),
+            DestinationId::new(&unique()),
+        )
+    }
+
+    pub async fn hides_a_received_message_until_its_visibility_ends(h: &dyn QueueHarness) {
+        let q = h.queue();
+        let (ws, d) = ids();
+        q.enqueue(&[outgoing(DestinationKind::MetaCapi, &d, &ws, "{\"n\":1}")])
+            .await
+            .unwrap();
+        let got = q.receive(DestinationKind::MetaCapi, 10, VIS).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].body, b"{\"n\":1}");
+        assert_eq!(got[0].receive_count, 1);
+        assert_eq!(got[0].destination_id, d);
+        assert_eq!(got[0].workspace_id, ws);
+        assert!(q
+            .receive(DestinationKind::MetaCapi, 10, VIS)
+            .await
+            .unwrap()
+            .is_empty());
+        h.advance(VIS + Duration::from_millis(500)).await;
+        let again = q.receive(DestinationKind::MetaCapi, 10, VIS).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].receive_count, 2);
+        q.ack(DestinationKind::MetaCapi, &again[0].receipt)
+            .await
+            .unwrap();
+    }
+
+    pub async fn forgets_an_acknowledged_message(h: &dyn QueueHarness) {
+        let q = h.queue();
+        let (ws, d) = ids();
+        q.enqueue(&[outgoing(DestinationKind::Ga4, &d, &ws, "a")])
+            .await
+            .unwrap();
+        let got = q.receive(DestinationKind::Ga4, 10, VIS).await.unwrap();
+        q.ack(DestinationKind::Ga4, &got[0].receipt).await.unwrap();
+        q.ack(DestinationKind::Ga4, &got[0].receipt).await.unwrap();
+        h.advance(VIS + Duration::from_millis(500)).await;
+        assert!(q
+            .receive(DestinationKind::Ga4, 10, VIS)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    pub async fn makes_a_message_visible_again_after_retry_later(h: &dyn QueueHarness) {
+        let q = h.queue();
+        let (ws, d) = ids();
+        q.enqueue(&[outgoing(DestinationKind::Tiktok, &d, &ws, "r")])
+            .await
+            .unwrap();
+        let got = q
+            .receive(DestinationKind::Tiktok, 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        q.retry_later(
+            DestinationKind::Tiktok,
+            &got[0].receipt,
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+        h.advance(Duration::from_millis(1500)).await;
+        let again = q.receive(DestinationKind::Tiktok, 10, VIS).await.unwrap();
+        assert_eq!(again.len(), 1);
+        q.ack(DestinationKind::Tiktok, &again[0].receipt)
+            .await
+            .unwrap();
+    }
+
+    pub async fn dead_letters_a_message_after_its_maximum_receives(h: &dyn QueueHarness) {
+        let q = h.queue();
+        let (ws, d) = ids();
+        q.enqueue(&[outgoing(DestinationKind::Webhook, &d, &ws, "poison")])
+            .await
+            .unwrap();
+        for _ in 0..h.max_receive_count() {
+            let got = q.receive(DestinationKind::Webhook, 10, VIS).await.unwrap();
+            assert_eq!(got.len(), 1);
+            h.advance(VIS + Duration::from_millis(500)).await;
+        }
+        assert!(q
+            .receive(DestinationKind::Webhook, 10, VIS)
+            .await
+            .unwrap()
+            .is_empty());
+        let dead = q.dead_letters(DestinationKind::Webhook, 100).await.unwrap();
+        assert!(dead
+            .iter()
+            .any(|m| m.destination_id == d && m.body == b"poison"));
+    }
+
+    pub async fn replays_dead_letters_of_one_destination(h: &dyn QueueHarness) {
+        let q = h.queue();
+        let ws = WorkspaceId::new(Region::Us, &unique());
+        let (d1, d2) = (DestinationId::new(&unique()), DestinationId::new(&unique()));
+        let kind = DestinationKind::MetaCapi;
+        q.enqueue(&[
+            outgoing(kind, &d1, &ws, "one"),
+            outgoing(kind, &d2, &ws, "two"),
+        ])
+        .await
+        .unwrap();
+        let got = q.receive(kind, 10, VIS).await.unwrap();
+        let mine: Vec<_> = got.iter().filter(|m| m.workspace_id == ws).collect();
+        assert_eq!(mine.len(), 2);
+        for m in &mine {
+            q.dead_letter(kind, &m.receipt, "HTTP 400: bad pixel")
+                .await
+                .unwrap();
+        }
+        let dead = q.dead_letters(kind, 1000).await.unwrap();
+        assert!(dead
+            .iter()
+            .any(|m| m.destination_id == d1 && m.reason.contains("bad pixel")));
+        let filter = ReplayFilter {
+            destination_id: Some(d1.clone()),
+            ..Default::default()
+        };
+        assert_eq!(q.replay(kind, &filter).await.unwrap(), 1);
+        let back = q.receive(kind, 10, VIS).await.unwrap();
+        let back: Vec<_> = back.into_iter().filter(|m| m.workspace_id == ws).collect();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].destination_id, d1);
+        assert_eq!(back[0].body, b"one");
+        q.ack(kind, &back[0].receipt).await.unwrap();
+        let still_dead = q.dead_letters(kind, 1000).await.unwrap();
+        assert!(still_dead.iter().any(|m| m.destination_id == d2));
+    }
+
+    pub async fn keeps_each_kind_in_its_own_queue(h: &dyn QueueHarness) {
+        let q = h.queue();
+        let (ws, d) = ids();
+        q.enqueue(&[outgoing(DestinationKind::Ga4, &d, &ws, "ga4-only")])
+            .await
+            .unwrap();
+        let tiktok = q.receive(DestinationKind::Tiktok, 10, VIS).await.unwrap();
+        assert!(tiktok.iter().all(|m| m.workspace_id != ws));
+        let ga4 = q.receive(DestinationKind::Ga4, 10, VIS).await.unwrap();
+        let mine: Vec<_> = ga4.iter().filter(|m| m.workspace_id == ws).collect();
+        assert_eq!(mine.len(), 1);
+        q.ack(DestinationKind::Ga4, &mine[0].receipt).await.unwrap();
+    }
+}
+
+#[macro_export]
+macro_rules! delivery_queue_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            delivery_queue,
+            $make,
+            [
+                hides_a_received_message_until_its_visibility_ends,
+                forgets_an_acknowledged_message,
+                makes_a_message_visible_again_after_retry_later,
+                dead_letters_a_message_after_its_maximum_receives,
+                replays_dead_letters_of_one_destination,
+                keeps_each_kind_in_its_own_queue,
+            ]
+        );
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keyring
+
+pub mod keyring {
+    use super::*;
+
+    pub async fn unwraps_the_data_key_it_generated(k: &dyn Keyring) {
+        let ws = WorkspaceId::new(Region::Eu, &unique());
+        let (plain, wrapped) = k.generate_data_key(&ws, &KeyRef::Platform).await.unwrap();
+        let back = k
+            .unwrap_data_key(&ws, &KeyRef::Platform, &wrapped)
+            .await
+            .unwrap();
+        assert_eq!(plain.expose(), back.expose());
+        let (other, _) = k.generate_data_key(&ws, &KeyRef::Platform).await.unwrap();
+        assert_ne!(plain.expose(), other.expose());
+    }
+
+    pub async fn refuses_a_data_key_wrapped_for_another_workspace(k: &dyn Keyring) {
+        let a = WorkspaceId::new(Region::Eu, &unique());
+        let b = WorkspaceId::new(Region::Eu, &unique());
+        let (_, wrapped) = k.generate_data_key(&a, &KeyRef::Platform).await.unwrap();
+        let err = k
+            .unwrap_data_key(&b, &KeyRef::Platform, &wrapped)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, KeyError::Invalid(_)), "{err:?}");
+    }
+
+    pub async fn fails_closed_when_a_customer_key_is_unavailable(k: &dyn Keyring) {
+        let ws = WorkspaceId::new(Region::Eu, &unique());
+        let missing = KeyRef::Customer {
+            key_arn:
+                "arn:aws:kms:eu-central-1:111122223333:key/00000000-0000-0000-0000-000000000000"
+                    .into(),
+        };
+        let err = k.generate_data_key(&ws, &missing).await.unwrap_err();
+        assert!(matches!(err, KeyError::Unavailable(_)), "{err:?}");
+    }
+}
+
+#[macro_export]
+macro_rules! keyring_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            keyring,
+            $make,
+            [
+                unwraps_the_data_key_it_generated,
+                refuses_a_data_key_wrapped_for_another_workspace,
+                fails_closed_when_a_customer_key_is_unavailable,
+            ]
+        );
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mailer
+
+pub mod mailer {
+    use super::*;
+
+    pub async fn sends_a_notification(m: &dyn Mailer) {
+        let mail = Mail {
+            to: vec!["admin@example.com".into()],
+            subject: "Your data export is ready".into(),
+            text: "Download it within 7 days.".into(),
+        };
+        m.send(&mail).await.unwrap();
+    }
+
+    pub async fn rejects_a_mail_without_recipients(m: &dyn Mailer) {
+        let mail = Mail {
+            to: vec![],
+            subject: "nobody".into(),
+            text: "".into(),
+        };
+        assert!(matches!(
+            m.send(&mail).await.unwrap_err(),
+            MailError::Rejected(_)
+        ));
+    }
+}
+
+#[macro_export]
+macro_rules! mailer_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            mailer,
+            $make,
+            [sends_a_notification, rejects_a_mail_without_recipients,]
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contract_cases {
+    ($suite:ident, $make:expr, [$($case:ident),* $(,)?]) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let subject = $make.await;
+                $crate::testkit::$suite::$case(&subject).await;
+            }
+        )*
+    };
+}

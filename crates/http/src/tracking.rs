@@ -1,0 +1,305 @@
+//! The Segment-compatible tracking API: `POST /v1/{batch,track,identify,page,screen,group,alias}`
+//! and `GET /healthz`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use serde_json::json;
+use tracklayer_core::error::Action;
+use tracklayer_core::event::EventType;
+use tracklayer_core::ingest::{
+    parse_body, Endpoint, IngestError, IngestService, RequestMeta, MAX_REQUEST_BYTES,
+};
+use tracklayer_core::workspace::Region;
+
+use crate::body::read_body;
+use crate::problem::Problem;
+use crate::ratelimit::RateLimiter;
+
+/// Settings of the tracking API.
+#[derive(Debug, Clone)]
+pub struct TrackingConfig {
+    /// Requests per second per write key (token bucket), default 1,000.
+    pub rate_limit_per_key: u32,
+    /// Public base URL of each region, for 421 answers.
+    pub us_endpoint: String,
+    pub eu_endpoint: String,
+    /// Take the client IP from the first `X-Forwarded-For` entry (behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for TrackingConfig {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_key: 1_000,
+            us_endpoint: "https://us.api.tracklayer.io".into(),
+            eu_endpoint: "https://eu.api.tracklayer.io".into(),
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+impl TrackingConfig {
+    fn endpoint(&self, region: Region) -> &str {
+        match region {
+            Region::Us => &self.us_endpoint,
+            Region::Eu => &self.eu_endpoint,
+        }
+    }
+}
+
+/// Shared state of the tracking routes.
+#[derive(Debug, Clone)]
+pub struct TrackingState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    ingest: Arc<IngestService>,
+    config: TrackingConfig,
+    limiter: RateLimiter,
+}
+
+impl TrackingState {
+    pub fn new(ingest: Arc<IngestService>, config: TrackingConfig) -> Self {
+        let rate = config.rate_limit_per_key;
+        Self {
+            inner: Arc::new(Inner {
+                ingest,
+                limiter: RateLimiter::new(rate, rate),
+                config,
+            }),
+        }
+    }
+}
+
+/// The tracking routes.
+pub fn tracking_router(state: TrackingState) -> Router {
+    let route = |endpoint: Endpoint| {
+        post(move |State(s): State<TrackingState>, req: Request| track(s, endpoint, req))
+    };
+    Router::new()
+        .route("/v1/batch", route(Endpoint::Batch))
+        .route("/v1/import", route(Endpoint::Batch))
+        .route("/v1/track", route(Endpoint::Single(EventType::Track)))
+        .route("/v1/identify", route(Endpoint::Single(EventType::Identify)))
+        .route("/v1/page", route(Endpoint::Single(EventType::Page)))
+        .route("/v1/screen", route(Endpoint::Single(EventType::Screen)))
+        .route("/v1/group", route(Endpoint::Single(EventType::Group)))
+        .route("/v1/alias", route(Endpoint::Single(EventType::Alias)))
+        .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+async fn healthz(State(s): State<TrackingState>) -> Json<serde_json::Value> {
+    Json(json!({"status": "ok", "region": s.inner.ingest.region()}))
+}
+
+/// The write key from `Authorization: Basic base64(key:)` or `Authorization: Bearer key`.
+fn header_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Problem::unauthorized("the Authorization header is not valid text"))?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    match scheme.to_ascii_lowercase().as_str() {
+        "basic" => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest.trim())
+                .map_err(|_| Problem::unauthorized("the Basic credentials are not valid base64"))?;
+            let text = String::from_utf8(decoded)
+                .map_err(|_| Problem::unauthorized("the Basic credentials are not valid text"))?;
+            let user = text.split_once(':').map_or(text.as_str(), |(u, _)| u);
+            Ok(Some(user.to_owned()))
+        }
+        "bearer" => Ok(Some(rest.trim().to_owned())),
+        _ => Err(Problem::unauthorized(
+            "use Basic (write key as user name) or Bearer authorization",
+        )),
+    }
+}
+
+fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        let forwarded = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .or_else(|| req.extensions().get::<ClientIp>().map(|c| c.0))
+}
+
+/// The client address, when a transport other than a TCP listener knows it (Lambda).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Response {
+    let inner = &state.inner;
+    let meta = RequestMeta {
+        ip: client_ip(&req, inner.config.trust_forwarded_for),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        gpc: req
+            .headers()
+            .get("sec-gpc")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "1"),
+    };
+    let (parts, body) = req.into_parts();
+    let from_header = match header_key(&parts.headers) {
+        Ok(k) => k,
+        Err(p) => return p.into_response(),
+    };
+    let bytes = match read_body(&parts.headers, body, MAX_REQUEST_BYTES).await {
+        Ok(b) => b,
+        Err(p) => return p.into_response(),
+    };
+    let parsed = match parse_body(endpoint, &bytes) {
+        Ok(p) => p,
+        Err(e) => return problem(&e, inner).into_response(),
+    };
+    let Some(presented) = from_header.or_else(|| parsed.write_key.clone()) else {
+        return Problem::unauthorized(
+            "no write key: send it as the Basic user name, as a Bearer token, or as writeKey",
+        )
+        .into_response();
+    };
+    let key = match inner.ingest.authenticate(&presented).await {
+        Ok(k) => k,
+        Err(e) => return problem(&e, inner).into_response(),
+    };
+    if let Err(wait) = inner.limiter.check(key.id.as_str(), Instant::now()) {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        return Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too Many Requests",
+            format!(
+                "this write key is limited to {} requests per second",
+                inner.config.rate_limit_per_key
+            ),
+        )
+        .header(header::RETRY_AFTER, &secs.to_string())
+        .into_response();
+    }
+    match inner.ingest.ingest(&key, &parsed, &meta).await {
+        Ok(outcome) => (
+            StatusCode::OK,
+            Json(json!({
+                "success": true,
+                "accepted": outcome.accepted,
+                "duplicates": outcome.duplicates,
+                "rejected": outcome.rejected,
+                "invalid_identifiers": outcome.invalid_identifiers,
+            })),
+        )
+            .into_response(),
+        Err(e) => problem(&e, inner).into_response(),
+    }
+}
+
+fn problem(e: &IngestError, inner: &Inner) -> Problem {
+    match e {
+        IngestError::NotJson(detail) => Problem::bad_request(
+            "invalid-json",
+            format!("the body is not valid JSON: {detail}"),
+        ),
+        IngestError::Invalid { field, detail } => {
+            Problem::bad_request("invalid-request", detail.clone()).field(field.clone())
+        }
+        IngestError::RequestTooLarge => Problem::too_large(e.to_string()),
+        IngestError::EventTooLarge { index } => Problem::too_large(e.to_string())
+            .field(format!("/batch/{index}"))
+            .with("index", *index),
+        IngestError::NothingValid { rejected } => {
+            let first = rejected
+                .first()
+                .map(|r| format!(": event {} {} {}", r.index, r.field, r.detail))
+                .unwrap_or_default();
+            let mut p = Problem::bad_request(
+                "no-valid-event",
+                format!("no event in the request was valid{first}"),
+            )
+            .with("errors", serde_json::to_value(rejected).unwrap_or_default());
+            if let Some(r) = rejected.first() {
+                p = p.field(r.field.clone());
+            }
+            p
+        }
+        IngestError::Unauthorized(refusal) => Problem::unauthorized(refusal.detail()),
+        IngestError::WrongRegion { region } => {
+            let endpoint = inner.config.endpoint(*region);
+            Problem::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "wrong-region",
+                "Misdirected Request",
+                format!(
+                    "this workspace's data lives in region {region}; send its requests to {endpoint}"
+                ),
+            )
+            .with("region", region.as_str())
+            .with("endpoint", endpoint)
+        }
+        IngestError::KeyUnavailable(_) => {
+            tracing::warn!(error = %e, "workspace key unavailable: refusing to store");
+            Problem::unavailable(
+                "key_unavailable",
+                "the workspace's encryption key is unavailable (disabled or revoked); nothing was stored",
+                30,
+            )
+        }
+        IngestError::Store(err) if err.action() == Action::Retry => {
+            tracing::warn!(error = %err, "storage unavailable");
+            Problem::unavailable(
+                "unavailable",
+                "storage is temporarily unavailable; retry",
+                1,
+            )
+        }
+        IngestError::Key(err) if err.action() == Action::Retry => {
+            tracing::warn!(error = %err, "key service unavailable");
+            Problem::unavailable(
+                "unavailable",
+                "the key service is temporarily unavailable; retry",
+                1,
+            )
+        }
+        IngestError::Store(_) | IngestError::Key(_) => {
+            let id = uuid_like();
+            tracing::error!(request_id = %id, error = ?e, "ingest failed");
+            Problem::internal(&id)
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("req_{t:x}{n:06x}")
+}

@@ -1,0 +1,185 @@
+//! The SQLite connection, its schema, and the bridge from async ports to blocking SQLite.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use tracklayer_core::error::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open the database at {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot prepare the database schema")]
+    Schema(#[source] rusqlite::Error),
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS workspaces (
+    id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS api_keys_by_workspace ON api_keys (workspace_id);
+CREATE TABLE IF NOT EXISTS destinations (
+    workspace_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    workspace_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_expiry ON events (expires_at);
+CREATE TABLE IF NOT EXISTS event_subjects (
+    workspace_id TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, subject, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS event_subjects_by_expiry ON event_subjects (expires_at);
+CREATE TABLE IF NOT EXISTS dedup (
+    workspace_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, message_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedup_by_expiry ON dedup (expires_at);
+CREATE TABLE IF NOT EXISTS operational (
+    workspace_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    sealed BLOB NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS operational_by_expiry ON operational (expires_at);
+CREATE TABLE IF NOT EXISTS queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    destination_id TEXT NOT NULL,
+    workspace_id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    enqueued_at INTEGER NOT NULL,
+    visible_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt TEXT,
+    dead_at INTEGER,
+    dead_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS queue_ready ON queue (kind, dead_at, visible_at, id);
+"#;
+
+/// A shared SQLite connection. All access goes through [`Db::call`] on the blocking pool.
+#[derive(Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Db")
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) the database and applies the schema.
+    pub fn open(path: &Path) -> Result<Self, DbError> {
+        let conn = Connection::open(path).map_err(|source| DbError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::setup(conn)
+    }
+
+    /// A private in-memory database, for tests.
+    pub fn in_memory() -> Result<Self, DbError> {
+        let conn = Connection::open_in_memory().map_err(|source| DbError::Open {
+            path: ":memory:".into(),
+            source,
+        })?;
+        Self::setup(conn)
+    }
+
+    fn setup(conn: Connection) -> Result<Self, DbError> {
+        // WAL for concurrent readers; secure_delete so erased rows are overwritten on disk,
+        // not left in free pages; a busy timeout instead of immediate SQLITE_BUSY.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA secure_delete = ON;
+             PRAGMA foreign_keys = ON;
+             PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(DbError::Schema)?;
+        conn.execute_batch(SCHEMA).map_err(DbError::Schema)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking thread pool.
+    pub async fn call<T, F>(&self, context: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::transient(context, e))?
+    }
+
+    /// Copies the WAL into the main database file and truncates it.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.call("checkpoint", |c| {
+            c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(|e| sql("checkpoint", e))
+        })
+        .await
+    }
+}
+
+/// Classifies a SQLite error: busy/locked is transient, the rest is permanent.
+pub(crate) fn sql(context: &'static str, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::transient(context, e)
+        }
+        Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(context),
+        _ => StoreError::permanent(context, e),
+    }
+}
+
+pub(crate) fn json<T: serde::Serialize>(
+    context: &'static str,
+    v: &T,
+) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::permanent(context, e))
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    context: &'static str,
+    s: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::corrupt(context, e))
+}

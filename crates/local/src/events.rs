@@ -1,0 +1,262 @@
+//! `EventStore` on SQLite: events, subject index, dedup markers and operational records.
+//! Expiry is stamped at write time; every read filters it; the sweeper deletes it.
+
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension};
+use time::OffsetDateTime;
+use tracklayer_core::clock::unix_millis;
+use tracklayer_core::error::StoreError;
+use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent};
+use tracklayer_core::ports::{EventStore, NewEvent};
+use tracklayer_core::workspace::WorkspaceId;
+
+use crate::db::{from_json, json, sql, Db};
+
+#[derive(Debug, Clone)]
+pub struct SqliteEventStore {
+    db: Db,
+}
+
+impl SqliteEventStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    async fn record(
+        &self,
+        events: &[NewEvent],
+        now: OffsetDateTime,
+    ) -> Result<Vec<bool>, StoreError> {
+        let now = unix_millis(now);
+        let rows = events
+            .iter()
+            .map(|e| {
+                Ok((
+                    e.event.workspace_id.as_str().to_owned(),
+                    e.event.event_id.to_string(),
+                    e.event.message_id.as_str().to_owned(),
+                    unix_millis(e.event.expires_at),
+                    json("record", &e.event)?,
+                    e.event.subjects.clone(),
+                    e.operational
+                        .as_ref()
+                        .map(|o| (o.sealed.0.clone(), unix_millis(o.expires_at))),
+                    unix_millis(e.dedup_until),
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.db
+            .call("record", move |c| {
+                let tx = c.transaction().map_err(|e| sql("record", e))?;
+                let mut out = Vec::with_capacity(rows.len());
+                {
+                    let mut seen = tx
+                        .prepare_cached(
+                            "SELECT expires_at FROM dedup WHERE workspace_id = ?1 AND message_id = ?2",
+                        )
+                        .map_err(|e| sql("record", e))?;
+                    let mut mark = tx
+                        .prepare_cached(
+                            "INSERT INTO dedup (workspace_id, message_id, event_id, expires_at)
+                             VALUES (?1, ?2, ?3, ?4)
+                             ON CONFLICT (workspace_id, message_id)
+                             DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at",
+                        )
+                        .map_err(|e| sql("record", e))?;
+                    let mut event = tx
+                        .prepare_cached(
+                            "INSERT INTO events (workspace_id, event_id, expires_at, doc) VALUES (?1, ?2, ?3, ?4)",
+                        )
+                        .map_err(|e| sql("record", e))?;
+                    let mut subject = tx
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO event_subjects (workspace_id, subject, event_id, expires_at)
+                             VALUES (?1, ?2, ?3, ?4)",
+                        )
+                        .map_err(|e| sql("record", e))?;
+                    let mut op = tx
+                        .prepare_cached(
+                            "INSERT INTO operational (workspace_id, event_id, sealed, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                        )
+                        .map_err(|e| sql("record", e))?;
+                    for (ws, event_id, message_id, expires, doc, subjects, operational, dedup_until) in
+                        &rows
+                    {
+                        let until: Option<i64> = seen
+                            .query_row(params![ws, message_id], |r| r.get(0))
+                            .optional()
+                            .map_err(|e| sql("record", e))?;
+                        if until.is_some_and(|u| u > now) {
+                            out.push(false);
+                            continue;
+                        }
+                        mark.execute(params![ws, message_id, event_id, dedup_until])
+                            .map_err(|e| sql("record", e))?;
+                        event
+                            .execute(params![ws, event_id, expires, doc])
+                            .map_err(|e| sql("record", e))?;
+                        for s in subjects {
+                            subject
+                                .execute(params![ws, s, event_id, expires])
+                                .map_err(|e| sql("record", e))?;
+                        }
+                        if let Some((sealed, op_expires)) = operational {
+                            op.execute(params![ws, event_id, sealed, op_expires])
+                                .map_err(|e| sql("record", e))?;
+                        }
+                        out.push(true);
+                    }
+                }
+                tx.commit().map_err(|e| sql("record", e))?;
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn forget(
+        &self,
+        ws: &WorkspaceId,
+        events: &[(EventId, MessageId)],
+    ) -> Result<(), StoreError> {
+        let ws = ws.as_str().to_owned();
+        let events: Vec<(String, String)> = events
+            .iter()
+            .map(|(e, m)| (e.to_string(), m.as_str().to_owned()))
+            .collect();
+        self.db
+            .call("forget", move |c| {
+                let tx = c.transaction().map_err(|e| sql("forget", e))?;
+                for (event_id, message_id) in &events {
+                    for stmt in [
+                        "DELETE FROM events WHERE workspace_id = ?1 AND event_id = ?2",
+                        "DELETE FROM event_subjects WHERE workspace_id = ?1 AND event_id = ?2",
+                        "DELETE FROM operational WHERE workspace_id = ?1 AND event_id = ?2",
+                    ] {
+                        tx.execute(stmt, [&ws, event_id])
+                            .map_err(|e| sql("forget", e))?;
+                    }
+                    tx.execute(
+                        "DELETE FROM dedup WHERE workspace_id = ?1 AND message_id = ?2 AND event_id = ?3",
+                        [&ws, message_id, event_id],
+                    )
+                    .map_err(|e| sql("forget", e))?;
+                }
+                tx.commit().map_err(|e| sql("forget", e))
+            })
+            .await
+    }
+
+    async fn event(
+        &self,
+        ws: &WorkspaceId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let (ws, id, now) = (ws.as_str().to_owned(), id.to_string(), unix_millis(now));
+        self.db
+            .call("event", move |c| {
+                let doc: Option<String> = c
+                    .query_row(
+                        "SELECT doc FROM events WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3",
+                        params![ws, id, now],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| sql("event", e))?;
+                doc.map(|d| from_json("event", &d)).transpose()
+            })
+            .await
+    }
+
+    async fn events_by_subject(
+        &self,
+        ws: &WorkspaceId,
+        subject: &str,
+        after: Option<&EventId>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let ws = ws.as_str().to_owned();
+        let subject = subject.to_owned();
+        let after = after.map(ToString::to_string).unwrap_or_default();
+        let now = unix_millis(now);
+        let limit = limit.min(10_000) as i64;
+        self.db
+            .call("events_by_subject", move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT e.doc FROM event_subjects s
+                         JOIN events e ON e.workspace_id = s.workspace_id AND e.event_id = s.event_id
+                         WHERE s.workspace_id = ?1 AND s.subject = ?2 AND s.event_id > ?3
+                           AND e.expires_at > ?4
+                         ORDER BY s.event_id LIMIT ?5",
+                    )
+                    .map_err(|e| sql("events_by_subject", e))?;
+                let rows = stmt
+                    .query_map(params![ws, subject, after, now, limit], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .map_err(|e| sql("events_by_subject", e))?;
+                rows.map(|r| {
+                    r.map_err(|e| sql("events_by_subject", e))
+                        .and_then(|d| from_json("events_by_subject", &d))
+                })
+                .collect()
+            })
+            .await
+    }
+
+    async fn operational(
+        &self,
+        ws: &WorkspaceId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OperationalRecord>, StoreError> {
+        let workspace_id = ws.clone();
+        let event_id = *id;
+        let (ws, id, now) = (ws.as_str().to_owned(), id.to_string(), unix_millis(now));
+        self.db
+            .call("operational", move |c| {
+                let row: Option<(Vec<u8>, i64)> = c
+                    .query_row(
+                        "SELECT sealed, expires_at FROM operational
+                         WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3",
+                        params![ws, id, now],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(|e| sql("operational", e))?;
+                Ok(row.map(|(sealed, expires)| OperationalRecord {
+                    workspace_id,
+                    event_id,
+                    sealed: tracklayer_core::crypto::Sealed(sealed),
+                    expires_at: tracklayer_core::clock::from_unix_millis(expires),
+                }))
+            })
+            .await
+    }
+
+    async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let now = unix_millis(now);
+        self.db
+            .call("sweep", move |c| {
+                let tx = c.transaction().map_err(|e| sql("sweep", e))?;
+                let mut total = 0u64;
+                for table in ["events", "event_subjects", "dedup", "operational"] {
+                    let n = tx
+                        .execute(
+                            &format!("DELETE FROM {table} WHERE expires_at <= ?1"),
+                            [now],
+                        )
+                        .map_err(|e| sql("sweep", e))?;
+                    total += n as u64;
+                }
+                tx.commit().map_err(|e| sql("sweep", e))?;
+                Ok(total)
+            })
+            .await
+    }
+}

@@ -1,0 +1,83 @@
+//! `Mailer` that writes RFC 5322 `.eml` files to an outbox directory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::format_description::well_known::Rfc2822;
+use tracklayer_core::clock::{Clock, Ids};
+use tracklayer_core::error::MailError;
+use tracklayer_core::ports::{Mail, Mailer};
+
+pub struct OutboxMailer {
+    dir: PathBuf,
+    from: String,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn Ids>,
+}
+
+impl std::fmt::Debug for OutboxMailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxMailer")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OutboxMailer {
+    pub fn new(dir: PathBuf, from: String, clock: Arc<dyn Clock>, ids: Arc<dyn Ids>) -> Self {
+        Self {
+            dir,
+            from,
+            clock,
+            ids,
+        }
+    }
+}
+
+fn header_safe(s: &str) -> bool {
+    !s.contains(['\r', '\n'])
+}
+
+#[async_trait]
+impl Mailer for OutboxMailer {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        if mail.to.is_empty() {
+            return Err(MailError::Rejected("no recipient".into()));
+        }
+        for to in &mail.to {
+            if !header_safe(to) || !to.contains('@') {
+                return Err(MailError::Rejected(
+                    "a recipient is not an email address".into(),
+                ));
+            }
+        }
+        if !header_safe(&mail.subject) {
+            return Err(MailError::Rejected("the subject has a line break".into()));
+        }
+        let now = self.clock.now();
+        let date = now.format(&Rfc2822).unwrap_or_default();
+        let id = self.ids.token(20);
+        let body = format!(
+            "From: {}\r\nTo: {}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <{}@tracklayer.local>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
+            self.from,
+            mail.to.join(", "),
+            mail.subject,
+            date,
+            id,
+            mail.text.replace('\n', "\r\n"),
+        );
+        let name = format!("{}-{}.eml", now.unix_timestamp(), id);
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| MailError::Transient(Box::new(e)))?;
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        tokio::fs::write(&tmp, body)
+            .await
+            .map_err(|e| MailError::Transient(Box::new(e)))?;
+        tokio::fs::rename(&tmp, self.dir.join(name))
+            .await
+            .map_err(|e| MailError::Transient(Box::new(e)))?;
+        Ok(())
+    }
+}

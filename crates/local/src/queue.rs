@@ -1,0 +1,323 @@
+//! `DeliveryQueue` on SQLite, with SQS semantics: visibility timeouts, receive counts, a
+//! dead-letter state after `max_receive_count` receives (SQS redrive), and replay.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::params;
+use tracklayer_core::clock::{from_unix_millis, unix_millis, Clock, Ids};
+use tracklayer_core::destination::{DestinationId, DestinationKind};
+use tracklayer_core::error::StoreError;
+use tracklayer_core::ports::{
+    DeadLetter, DeliveryQueue, Outgoing, QueueDepth, Receipt, Received, ReplayFilter,
+};
+use tracklayer_core::workspace::WorkspaceId;
+
+use crate::db::{sql, Db};
+
+pub struct SqliteDeliveryQueue {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn Ids>,
+    max_receive_count: u32,
+}
+
+impl std::fmt::Debug for SqliteDeliveryQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteDeliveryQueue")
+            .field("max_receive_count", &self.max_receive_count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteDeliveryQueue {
+    /// SQS's default redrive in our template is 8 receives.
+    pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 8;
+
+    pub fn new(db: Db, clock: Arc<dyn Clock>, ids: Arc<dyn Ids>, max_receive_count: u32) -> Self {
+        Self {
+            db,
+            clock,
+            ids,
+            max_receive_count: max_receive_count.max(1),
+        }
+    }
+}
+
+fn parse_receipt(r: &Receipt) -> Result<(i64, String), StoreError> {
+    let (id, token) = r.0.split_once(':').ok_or(StoreError::NotFound("receipt"))?;
+    let id = id.parse().map_err(|_| StoreError::NotFound("receipt"))?;
+    Ok((id, token.to_owned()))
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+fn ids_of(ws: String, dest: String) -> Result<(WorkspaceId, DestinationId), StoreError> {
+    let ws = WorkspaceId::parse(&ws).map_err(|e| StoreError::corrupt("queue", e))?;
+    let dest = DestinationId::parse(&dest).map_err(|e| StoreError::corrupt("queue", e))?;
+    Ok((ws, dest))
+}
+
+#[async_trait]
+impl DeliveryQueue for SqliteDeliveryQueue {
+    async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let now = unix_millis(self.clock.now());
+        let rows: Vec<_> = messages
+            .iter()
+            .map(|m| {
+                (
+                    m.kind.as_str(),
+                    m.destination_id.as_str().to_owned(),
+                    m.workspace_id.as_str().to_owned(),
+                    m.body.clone(),
+                )
+            })
+            .collect();
+        self.db
+            .call("enqueue", move |c| {
+                let tx = c.transaction().map_err(|e| sql("enqueue", e))?;
+                {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "INSERT INTO queue (kind, destination_id, workspace_id, body, enqueued_at, visible_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                        )
+                        .map_err(|e| sql("enqueue", e))?;
+                    for (kind, dest, ws, body) in &rows {
+                        stmt.execute(params![kind, dest, ws, body, now])
+                            .map_err(|e| sql("enqueue", e))?;
+                    }
+                }
+                tx.commit().map_err(|e| sql("enqueue", e))
+            })
+            .await
+    }
+
+    async fn receive(
+        &self,
+        kind: DestinationKind,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Received>, StoreError> {
+        let now = unix_millis(self.clock.now());
+        let visible_at = now.saturating_add(millis(visibility));
+        let max_receives = i64::from(self.max_receive_count);
+        let tokens: Vec<String> = (0..max.min(1000)).map(|_| self.ids.token(16)).collect();
+        self.db
+            .call("receive", move |c| {
+                let tx = c.transaction().map_err(|e| sql("receive", e))?;
+                // SQS redrive: a message received max_receive_count times and visible again
+                // goes to the dead-letter queue instead of being delivered once more.
+                tx.execute(
+                    "UPDATE queue SET dead_at = ?1, dead_reason = 'received ' || receive_count || ' times without success'
+                     WHERE kind = ?2 AND dead_at IS NULL AND visible_at <= ?1 AND receive_count >= ?3",
+                    params![now, kind.as_str(), max_receives],
+                )
+                .map_err(|e| sql("receive", e))?;
+                let picked: Vec<(i64, String, String, Vec<u8>, i64, i64)> = {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "SELECT id, workspace_id, destination_id, body, receive_count, enqueued_at FROM queue
+                             WHERE kind = ?1 AND dead_at IS NULL AND visible_at <= ?2
+                             ORDER BY visible_at, id LIMIT ?3",
+                        )
+                        .map_err(|e| sql("receive", e))?;
+                    let rows = stmt
+                        .query_map(params![kind.as_str(), now, tokens.len() as i64], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                        })
+                        .map_err(|e| sql("receive", e))?;
+                    rows.collect::<Result<_, _>>().map_err(|e| sql("receive", e))?
+                };
+                let mut out = Vec::with_capacity(picked.len());
+                {
+                    let mut mark = tx
+                        .prepare_cached(
+                            "UPDATE queue SET receive_count = receive_count + 1, visible_at = ?2, receipt = ?3 WHERE id = ?1",
+                        )
+                        .map_err(|e| sql("receive", e))?;
+                    for ((id, ws, dest, body, count, enqueued), token) in picked.into_iter().zip(&tokens) {
+                        mark.execute(params![id, visible_at, token])
+                            .map_err(|e| sql("receive", e))?;
+                        let (workspace_id, destination_id) = ids_of(ws, dest)?;
+                        out.push(Received {
+                            receipt: Receipt(format!("{id}:{token}")),
+                            destination_id,
+                            workspace_id,
+                            body,
+                            receive_count: u32::try_from(count + 1).unwrap_or(u32::MAX),
+                            enqueued_at: from_unix_millis(enqueued),
+                        });
+                    }
+                }
+                tx.commit().map_err(|e| sql("receive", e))?;
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn ack(&self, kind: DestinationKind, receipt: &Receipt) -> Result<(), StoreError> {
+        let (id, _) = parse_receipt(receipt)?;
+        self.db
+            .call("ack", move |c| {
+                // Idempotent, like SQS DeleteMessage: acking twice is fine.
+                c.execute(
+                    "DELETE FROM queue WHERE id = ?1 AND kind = ?2",
+                    params![id, kind.as_str()],
+                )
+                .map_err(|e| sql("ack", e))?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn retry_later(
+        &self,
+        kind: DestinationKind,
+        receipt: &Receipt,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
+        let (id, token) = parse_receipt(receipt)?;
+        let visible_at = unix_millis(self.clock.now()).saturating_add(millis(delay));
+        self.db
+            .call("retry_later", move |c| {
+                let n = c
+                    .execute(
+                        "UPDATE queue SET visible_at = ?3 WHERE id = ?1 AND receipt = ?2 AND kind = ?4 AND dead_at IS NULL",
+                        params![id, token, visible_at, kind.as_str()],
+                    )
+                    .map_err(|e| sql("retry_later", e))?;
+                if n == 0 {
+                    return Err(StoreError::NotFound("receipt"));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn dead_letter(
+        &self,
+        kind: DestinationKind,
+        receipt: &Receipt,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let (id, token) = parse_receipt(receipt)?;
+        let now = unix_millis(self.clock.now());
+        let reason: String = reason.chars().take(1000).collect();
+        self.db
+            .call("dead_letter", move |c| {
+                let n = c
+                    .execute(
+                        "UPDATE queue SET dead_at = ?3, dead_reason = ?4 WHERE id = ?1 AND receipt = ?2 AND kind = ?5 AND dead_at IS NULL",
+                        params![id, token, now, reason, kind.as_str()],
+                    )
+                    .map_err(|e| sql("dead_letter", e))?;
+                if n == 0 {
+                    return Err(StoreError::NotFound("receipt"));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn dead_letters(
+        &self,
+        kind: DestinationKind,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let limit = limit.min(10_000) as i64;
+        self.db
+            .call("dead_letters", move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT workspace_id, destination_id, body, dead_reason, dead_at FROM queue
+                         WHERE kind = ?1 AND dead_at IS NOT NULL ORDER BY dead_at, id LIMIT ?2",
+                    )
+                    .map_err(|e| sql("dead_letters", e))?;
+                let rows = stmt
+                    .query_map(params![kind.as_str(), limit], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Vec<u8>>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                            r.get::<_, i64>(4)?,
+                        ))
+                    })
+                    .map_err(|e| sql("dead_letters", e))?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (ws, dest, body, reason, at) = row.map_err(|e| sql("dead_letters", e))?;
+                    let (workspace_id, destination_id) = ids_of(ws, dest)?;
+                    out.push(DeadLetter {
+                        workspace_id,
+                        destination_id,
+                        body,
+                        reason: reason.unwrap_or_default(),
+                        dead_at: from_unix_millis(at),
+                    });
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn replay(
+        &self,
+        kind: DestinationKind,
+        filter: &ReplayFilter,
+    ) -> Result<u64, StoreError> {
+        let now = unix_millis(self.clock.now());
+        let dest = filter
+            .destination_id
+            .as_ref()
+            .map(|d| d.as_str().to_owned());
+        let since = filter.since.map(unix_millis).unwrap_or(i64::MIN);
+        let until = filter.until.map(unix_millis).unwrap_or(i64::MAX);
+        self.db
+            .call("replay", move |c| {
+                let n = c
+                    .execute(
+                        "UPDATE queue SET dead_at = NULL, dead_reason = NULL, receive_count = 0,
+                                receipt = NULL, visible_at = ?2
+                         WHERE kind = ?1 AND dead_at IS NOT NULL
+                           AND (?3 IS NULL OR destination_id = ?3)
+                           AND dead_at >= ?4 AND dead_at <= ?5",
+                        params![kind.as_str(), now, dest, since, until],
+                    )
+                    .map_err(|e| sql("replay", e))?;
+                Ok(n as u64)
+            })
+            .await
+    }
+
+    async fn depth(&self, kind: DestinationKind) -> Result<QueueDepth, StoreError> {
+        let now = unix_millis(self.clock.now());
+        self.db
+            .call("depth", move |c| {
+                c.query_row(
+                    "SELECT
+                        COALESCE(SUM(dead_at IS NULL AND visible_at <= ?2), 0),
+                        COALESCE(SUM(dead_at IS NULL AND visible_at > ?2), 0),
+                        COALESCE(SUM(dead_at IS NOT NULL), 0)
+                     FROM queue WHERE kind = ?1",
+                    params![kind.as_str(), now],
+                    |r| {
+                        Ok(QueueDepth {
+                            visible: r.get::<_, i64>(0)? as u64,
+                            in_flight: r.get::<_, i64>(1)? as u64,
+                            dead: r.get::<_, i64>(2)? as u64,
+                        })
+                    },
+                )
+                .map_err(|e| sql("depth", e))
+            })
+            .await
+    }
+}

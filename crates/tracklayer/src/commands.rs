@@ -1,0 +1,273 @@
+//! What each subcommand does.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tracklayer_core::bootstrap::Bootstrapped;
+use tracklayer_core::destination::{Destination, DestinationId, DestinationSpec};
+use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
+use tracklayer_core::ports::{ControlReader, DeliveryQueue, EventStore, ReplayFilter};
+use tracklayer_core::workspace::Region;
+use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
+use tracklayer_local::DataDir;
+
+use crate::cli::{Cli, Command, DestinationsCommand, InitArgs, ServeArgs};
+use crate::stack::LocalStack;
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init(args) => init(args).await,
+        Command::Serve(args) => serve(args).await,
+        Command::Destinations(cmd) => destinations(cmd).await,
+    }
+}
+
+async fn bootstrap(
+    dir: DataDir,
+    region: Region,
+    name: &str,
+) -> anyhow::Result<(LocalStack, Bootstrapped)> {
+    let stack = LocalStack::create(dir)?;
+    let boot = stack.control().bootstrap(region, name).await?;
+    Ok((stack, boot))
+}
+
+fn print_bootstrap(boot: &Bootstrapped, dir: &DataDir, as_json: bool) {
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "workspace_id": boot.workspace.id,
+                "region": boot.workspace.region,
+                "admin_token": boot.admin_token.expose_secret(),
+                "write_key": boot.write_key.expose_secret(),
+                "data_dir": dir.root().display().to_string(),
+            })
+        );
+    } else {
+        println!(
+            "Created workspace {} (region {}) in {}",
+            boot.workspace.id,
+            boot.workspace.region,
+            dir.root().display()
+        );
+        println!("These secrets are shown once; store them now:");
+        println!("  admin token: {}", boot.admin_token.expose_secret());
+        println!("  write key:   {}", boot.write_key.expose_secret());
+    }
+}
+
+async fn init(args: InitArgs) -> anyhow::Result<()> {
+    let dir = DataDir::new(args.dir.data_dir);
+    let (_, boot) = bootstrap(dir.clone(), args.region, &args.name).await?;
+    print_bootstrap(&boot, &dir, args.json);
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let dir = DataDir::new(args.dir.data_dir.clone());
+    let stack = if dir.is_initialized() {
+        LocalStack::open(dir)?
+    } else {
+        let (stack, boot) = bootstrap(dir.clone(), args.region, "Default workspace").await?;
+        print_bootstrap(&boot, &dir, false);
+        stack
+    };
+    let region = stack
+        .workspace(None)
+        .await
+        .map(|w| w.region)
+        .unwrap_or(args.region);
+    if args.allow_private_egress {
+        tracing::warn!(
+            "private egress allowed: destinations may reach loopback and private addresses"
+        );
+    }
+
+    let ingest = Arc::new(IngestService::new(
+        IngestPorts {
+            control: stack.control.clone(),
+            events: stack.events.clone(),
+            queue: stack.queue.clone(),
+            keyring: stack.keyring.clone(),
+            clock: stack.clock.clone(),
+            ids: stack.ids.clone(),
+        },
+        IngestConfig::new(region),
+    ));
+    let tracking = TrackingState::new(
+        ingest,
+        TrackingConfig {
+            rate_limit_per_key: args.rate_limit,
+            trust_forwarded_for: args.trust_forwarded_for,
+            ..TrackingConfig::default()
+        },
+    );
+    let app = tracking_router(tracking);
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    println!(
+        "TrackLayer listening on http://{local} (region {region}, data {})",
+        stack.dir.root().display()
+    );
+    tracing::info!(%local, %region, "listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(sweep_loop(
+        stack.events.clone(),
+        stack.clock.clone(),
+        Duration::from_secs(args.sweep_interval_secs.max(1)),
+        stop_rx.clone(),
+    ));
+
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("the HTTP server failed")?;
+
+    // In-flight requests have finished: every accepted event is in the database.
+    let _ = stop_tx.send(true);
+    let _ = sweeper.await;
+    stack.db.checkpoint().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn sweep_loop(
+    events: Arc<tracklayer_local::SqliteEventStore>,
+    clock: Arc<dyn tracklayer_core::clock::Clock>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match events.sweep(clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "expired rows deleted"),
+            Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn show(d: &Destination) -> serde_json::Value {
+    json!({
+        "id": d.id,
+        "name": d.name,
+        "kind": d.kind,
+        "config": d.config,
+        "secrets": d.secret_hints,
+        "consent_purposes": d.consent_purposes,
+        "events": d.events,
+        "endpoint": d.endpoint,
+        "paused": d.paused,
+        "created_at": d.created_at.format(&Rfc3339).unwrap_or_default(),
+    })
+}
+
+fn parse_time(flag: &str, v: Option<&str>) -> anyhow::Result<Option<OffsetDateTime>> {
+    v.map(|s| {
+        OffsetDateTime::parse(s, &Rfc3339)
+            .with_context(|| format!("{flag} must be an RFC 3339 time"))
+    })
+    .transpose()
+}
+
+async fn destinations(cmd: DestinationsCommand) -> anyhow::Result<()> {
+    match cmd {
+        DestinationsCommand::Add(args) => {
+            let stack = LocalStack::open(DataDir::new(args.ws.dir.data_dir))?;
+            let ws = stack.workspace(args.ws.workspace.as_deref()).await?;
+            let text = if args.json == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                s
+            } else {
+                args.json
+            };
+            let spec: DestinationSpec =
+                serde_json::from_str(&text).context("the destination definition is not valid")?;
+            let d = stack.control().add_destination(&ws, spec).await?;
+            println!("{}", serde_json::to_string_pretty(&show(&d))?);
+        }
+        DestinationsCommand::List(args) => {
+            let stack = LocalStack::open(DataDir::new(args.dir.data_dir))?;
+            let ws = stack.workspace(args.workspace.as_deref()).await?;
+            let all: Vec<_> = stack
+                .control
+                .destinations(&ws.id)
+                .await?
+                .iter()
+                .map(show)
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        }
+        DestinationsCommand::Pause(args) => set_paused(args, true).await?,
+        DestinationsCommand::Resume(args) => set_paused(args, false).await?,
+        DestinationsCommand::Replay(args) => {
+            let stack = LocalStack::open(DataDir::new(args.ws.dir.data_dir))?;
+            let ws = stack.workspace(args.ws.workspace.as_deref()).await?;
+            let id = DestinationId::parse(&args.id)?;
+            let Some(d) = stack.control.destination(&ws.id, &id).await? else {
+                bail!("no destination {id} in workspace {}", ws.id);
+            };
+            let filter = ReplayFilter {
+                destination_id: Some(id),
+                since: parse_time("--since", args.since.as_deref())?,
+                until: parse_time("--until", args.until.as_deref())?,
+            };
+            let moved = stack.queue.replay(d.kind, &filter).await?;
+            println!(
+                "{}",
+                json!({"destination_id": d.id, "replayed_messages": moved})
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn set_paused(args: crate::cli::DestinationArgs, paused: bool) -> anyhow::Result<()> {
+    let stack = LocalStack::open(DataDir::new(args.ws.dir.data_dir))?;
+    let ws = stack.workspace(args.ws.workspace.as_deref()).await?;
+    let id = DestinationId::parse(&args.id)?;
+    let d = stack.control().set_paused(&ws.id, &id, paused).await?;
+    println!("{}", serde_json::to_string_pretty(&show(&d))?);
+    Ok(())
+}

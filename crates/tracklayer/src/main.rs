@@ -1,0 +1,22 @@
+//! The `tracklayer` command: wiring only.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = tracklayer::cli::Cli::parse();
+    tracklayer::telemetry::init(cli.log_format, cli.verbose);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(tracklayer::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The embedded stack on a data directory: every port with its local adapter.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use tracklayer_core::bootstrap::Control;
+use tracklayer_core::clock::{Clock, Ids, SystemClock, SystemIds};
+use tracklayer_core::ports::ControlStore;
+use tracklayer_core::workspace::{Workspace, WorkspaceId};
+use tracklayer_local::{
+    DataDir, Db, FileKeyring, SqliteControlStore, SqliteDeliveryQueue, SqliteEventStore,
+};
+
+/// All local adapters, opened once.
+pub struct LocalStack {
+    pub dir: DataDir,
+    pub db: Db,
+    pub control: Arc<SqliteControlStore>,
+    pub events: Arc<SqliteEventStore>,
+    pub queue: Arc<SqliteDeliveryQueue>,
+    pub keyring: Arc<FileKeyring>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn Ids>,
+}
+
+impl std::fmt::Debug for LocalStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStack")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalStack {
+    /// Creates the directory (mode 0700) and master key; fails if already initialized.
+    pub fn create(dir: DataDir) -> anyhow::Result<Self> {
+        if dir.is_initialized() {
+            bail!(
+                "{} is already initialized; use another --data-dir",
+                dir.root().display()
+            );
+        }
+        std::fs::create_dir_all(dir.root())
+            .with_context(|| format!("cannot create {}", dir.root().display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.root(), std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot restrict {}", dir.root().display()))?;
+        }
+        if !dir.master_key().exists() {
+            FileKeyring::create_master_key(&dir.master_key(), &SystemIds)?;
+        }
+        Self::open(dir)
+    }
+
+    /// Opens an initialized data directory.
+    pub fn open(dir: DataDir) -> anyhow::Result<Self> {
+        if !dir.master_key().exists() {
+            bail!(
+                "{} is not a TrackLayer data directory (no master.key); run `tracklayer init --data-dir {}` first",
+                dir.root().display(),
+                dir.root().display()
+            );
+        }
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let ids: Arc<dyn Ids> = Arc::new(SystemIds);
+        let db = Db::open(&dir.database())?;
+        let keyring = FileKeyring::open(&dir.master_key(), dir.customer_keys(), ids.clone())?;
+        Ok(Self {
+            control: Arc::new(SqliteControlStore::new(db.clone())),
+            events: Arc::new(SqliteEventStore::new(db.clone())),
+            queue: Arc::new(SqliteDeliveryQueue::new(
+                db.clone(),
+                clock.clone(),
+                ids.clone(),
+                SqliteDeliveryQueue::DEFAULT_MAX_RECEIVE_COUNT,
+            )),
+            keyring: Arc::new(keyring),
+            db,
+            dir,
+            clock,
+            ids,
+        })
+    }
+
+    pub fn control(&self) -> Control<'_> {
+        Control {
+            store: self.control.as_ref(),
+            keyring: self.keyring.as_ref(),
+            clock: self.clock.as_ref(),
+            ids: self.ids.as_ref(),
+        }
+    }
+
+    /// The workspace named by `--workspace`, or the only one.
+    pub async fn workspace(&self, id: Option<&str>) -> anyhow::Result<Workspace> {
+        let all = self.control.workspaces().await?;
+        match id {
+            Some(id) => {
+                let id = WorkspaceId::parse(id).context("--workspace")?;
+                all.into_iter()
+                    .find(|w| w.id == id)
+                    .with_context(|| format!("no workspace {id} in this data directory"))
+            }
+            None => match all.len() {
+                0 => bail!("this data directory has no workspace; run `tracklayer init`"),
+                1 => Ok(all.into_iter().next().expect("one")),
+                n => bail!("this data directory has {n} workspaces; name one with --workspace"),
+            },
+        }
+    }
+}
