@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod clock;
 pub mod consent;
 pub mod crypto;
+pub mod deliver;
 pub mod destination;
 pub mod error;
 pub mod event;

@@ -236,3 +236,26 @@ impl fmt::Debug for Mail {
 pub trait Mailer: Send + Sync {
     async fn send(&self, mail: &Mail) -> Result<(), MailError>;
 }
+
+/// Why a request to a destination did not get an HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum EgressError {
+    /// The URL is not allowed (not https, or it resolves to a private address): permanent.
+    #[error("egress refused: {0}")]
+    Refused(String),
+    /// Connection refused or reset, DNS failure, TLS failure: retry.
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// No answer in time: retry.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// HTTP to destinations, with an SSRF guard and timeouts.
+#[async_trait]
+pub trait Egress: Send + Sync {
+    async fn post(
+        &self,
+        request: &crate::deliver::HttpRequest,
+    ) -> Result<crate::deliver::HttpResponse, EgressError>;
+}

@@ -1,0 +1,1 @@
+//! Destination wire formats (one module per vendor).

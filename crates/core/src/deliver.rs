@@ -1,0 +1,176 @@
+//! Delivery: the shapes shared by connectors (vendor wire formats), the egress port (HTTP
+//! out) and the delivery service that drives them from the queues.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::destination::Destination;
+use crate::event::{DeliveryItem, SealedFields};
+
+/// A queued item with its sealed fields opened, ready for a connector.
+#[derive(Debug, Clone)]
+pub struct OpenedItem {
+    pub item: DeliveryItem,
+    pub sealed: SealedFields,
+}
+
+/// What a connector knows about the destination it builds requests for.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub destination: &'a Destination,
+    /// The destination's secrets, opened (an object of strings).
+    pub secrets: &'a Value,
+    /// `destination.endpoint`, or the vendor's production base URL.
+    pub base_url: &'a str,
+    pub now: OffsetDateTime,
+}
+
+impl fmt::Debug for Target<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("destination", &self.destination.id)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An HTTP request to a destination. Debug never prints headers or the body (tokens, hashes).
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.url.split('?').next().unwrap_or_default();
+        write!(f, "POST {path} ({} bytes)", self.body.len())
+    }
+}
+
+/// A destination's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why an item was not sent at all (logged as `dropped`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DropReason {
+    /// Older than the destination accepts (Meta 7 days, GA4 72 hours).
+    Age(String),
+    /// The destination could not accept it (GA4 name rules, a missing client id, ...).
+    Invalid(String),
+}
+
+/// What a response means for the items of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// All items delivered.
+    Delivered,
+    /// Try the whole request again later (408, 429, 5xx, vendor rate-limit codes).
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// The destination refused the request for good (other 4xx): dead-letter it.
+    Permanent { reason: String },
+    /// The destination answered per item: `(index into the request's items, outcome)`, where
+    /// each outcome is `Delivered`, `Retry` or `Permanent`.
+    PerItem(Vec<(usize, Outcome)>),
+}
+
+/// A vendor's wire format: batch limit, screening, request builder, response classifier.
+pub trait Connector: Send + Sync {
+    /// Most items one request may carry for this target.
+    fn batch_limit(&self, target: &Target<'_>) -> usize;
+    /// Whether an item can be sent at all, checked before building.
+    fn screen(&self, target: &Target<'_>, item: &OpenedItem) -> Result<(), DropReason>;
+    /// One request for `items` (at most `batch_limit`, all screened).
+    fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String>;
+    /// What the response means for the request's items.
+    fn classify(&self, items: &[&OpenedItem], response: &HttpResponse) -> Outcome;
+}
+
+/// Parses `Retry-After` (seconds, or an HTTP date relative to `now`).
+pub fn retry_after(response: &HttpResponse, now: OffsetDateTime) -> Option<Duration> {
+    let v = response.header("retry-after")?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let secs = (at - now).whole_seconds();
+    Some(Duration::from_secs(secs.max(0) as u64))
+}
+
+/// The common HTTP classification: 2xx delivered; 408, 429 and 5xx retry (honouring
+/// `Retry-After`); any other status is permanent.
+pub fn classify_status(response: &HttpResponse, now: OffsetDateTime) -> Outcome {
+    let status = response.status;
+    let text = || {
+        let body = String::from_utf8_lossy(&response.body);
+        let body: String = body.chars().take(500).collect();
+        format!("HTTP {status}: {body}")
+    };
+    match status {
+        200..=299 => Outcome::Delivered,
+        408 | 429 | 500..=599 => Outcome::Retry {
+            after: retry_after(response, now),
+            reason: text(),
+        },
+        _ => Outcome::Permanent { reason: text() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn resp(status: u16, headers: &[(&str, &str)]) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: b"{}".to_vec(),
+        }
+    }
+
+    #[test]
+    fn retries_408_429_and_5xx_and_gives_up_on_other_4xx() {
+        let now = datetime!(2026-01-01 0:00 UTC);
+        assert_eq!(classify_status(&resp(204, &[]), now), Outcome::Delivered);
+        for s in [408, 429, 500, 503] {
+            assert!(matches!(classify_status(&resp(s, &[]), now), Outcome::Retry { .. }), "{s}");
+        }
+        for s in [400, 401, 403, 404, 413] {
+            assert!(matches!(classify_status(&resp(s, &[]), now), Outcome::Permanent { .. }), "{s}");
+        }
+    }
+
+    #[test]
+    fn honours_retry_after_in_seconds_and_as_a_date() {
+        let now = datetime!(2026-01-01 0:00 UTC);
+        let r = resp(429, &[("Retry-After", "120")]);
+        assert_eq!(retry_after(&r, now), Some(Duration::from_secs(120)));
+        let r = resp(503, &[("retry-after", "Thu, 01 Jan 2026 00:00:30 +0000")]);
+        assert_eq!(retry_after(&r, now), Some(Duration::from_secs(30)));
+    }
+}

@@ -1,0 +1,1 @@
+//! The Egress port over reqwest, with an SSRF guard.
