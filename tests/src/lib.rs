@@ -1,1 +1,329 @@
+//! Shared helpers of the end-to-end suites: a `tracklayer` process on a fresh data directory,
+//! the real SDK clients, and byte-level scans of what TrackLayer left on disk.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the repo")
+        .to_path_buf()
+}
+
+/// The `tracklayer` binary of this build (`cargo test --workspace` builds it; `make test` too).
+pub fn tracklayer_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/e2e-<hash> → target/<profile>/tracklayer
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let bin = dir.join("tracklayer");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p tracklayer` (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs `tracklayer <args>` to completion.
+pub fn tracklayer(args: &[&str]) -> anyhow::Result<Output> {
+    let out = Command::new(tracklayer_bin())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .context("cannot run tracklayer")?;
+    if !out.status.success() {
+        bail!(
+            "tracklayer {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
+}
+
+/// What `tracklayer init --json` printed.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub workspace_id: String,
+    pub write_key: String,
+    pub admin_token: String,
+}
+
+/// `tracklayer init --json` on `dir`.
+pub fn init(dir: &Path, region: &str) -> anyhow::Result<Keys> {
+    let out = tracklayer(&[
+        "init",
+        "--data-dir",
+        dir.to_str().expect("utf-8 path"),
+        "--region",
+        region,
+        "--json",
+    ])?;
+    let text = String::from_utf8(out.stdout)?;
+    let v: Value =
+        serde_json::from_str(text.trim()).context("init --json prints one JSON object")?;
+    Ok(Keys {
+        workspace_id: v["workspace_id"]
+            .as_str()
+            .context("workspace_id")?
+            .to_owned(),
+        write_key: v["write_key"].as_str().context("write_key")?.to_owned(),
+        admin_token: v["admin_token"].as_str().context("admin_token")?.to_owned(),
+    })
+}
+
+/// Adds a destination through the CLI; returns its id.
+pub fn add_destination(dir: &Path, definition: &Value) -> anyhow::Result<String> {
+    let out = tracklayer(&[
+        "destinations",
+        "add",
+        "--data-dir",
+        dir.to_str().expect("utf-8 path"),
+        "--json",
+        &definition.to_string(),
+    ])?;
+    let v: Value = serde_json::from_slice(&out.stdout)?;
+    Ok(v["id"].as_str().context("id")?.to_owned())
+}
+
+/// A running `tracklayer serve`, logging into `<data dir>/logs/serve.log` so that scans of
+/// the data directory cover its logs too. Stopped with SIGTERM on drop.
+#[derive(Debug)]
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub fn start(dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let log = logs.join("serve.log");
+        let file = std::fs::File::create(&log)?;
+        let mut args = vec![
+            "serve",
+            "--data-dir",
+            dir.to_str().expect("utf-8 path"),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let child = Command::new(tracklayer_bin())
+            .args(&args)
+            .env("RUST_LOG", "debug")
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .stdin(Stdio::null())
+            .spawn()
+            .context("cannot start tracklayer serve")?;
+        let mut server = Server {
+            child: Some(child),
+            url: String::new(),
+            log,
+        };
+        server.url = server.wait_for_listen_line()?;
+        Ok(server)
+    }
+
+    fn wait_for_listen_line(&mut self) -> anyhow::Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let f = std::fs::File::open(&self.log)?;
+            for line in BufReader::new(f).lines() {
+                let line = line?;
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    if let Some(url) = rest.split_whitespace().next() {
+                        return Ok(url.trim_end_matches(',').to_owned());
+                    }
+                }
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!(
+                    "tracklayer serve exited ({status}): {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("tracklayer serve did not start listening within 20 s")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                if !status.success() {
+                    bail!(
+                        "tracklayer serve exited with {status}: {}",
+                        std::fs::read_to_string(&self.log).unwrap_or_default()
+                    );
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("tracklayer serve did not stop within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The Python of the test venv (`make test` creates `.venv`).
+pub fn python() -> PathBuf {
+    let py = std::env::var_os("TRACKLAYER_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    assert!(
+        py.exists(),
+        "{} is missing: run `make test` (it creates the venv from infra/requirements-test.txt)",
+        py.display()
+    );
+    py
+}
+
+/// Node with the SDK installed (`make test` runs `npm ci` in tests/sdk/node).
+pub fn node_sdk_dir() -> PathBuf {
+    let dir = repo_root().join("tests/sdk/node");
+    assert!(
+        dir.join("node_modules/@rudderstack/rudder-sdk-node")
+            .exists(),
+        "the Node SDK is not installed: run `make test` (it runs npm ci in tests/sdk/node)"
+    );
+    dir
+}
+
+/// Runs one of the SDK clients; returns its JSON summary line.
+pub fn run_sdk(mut cmd: Command) -> anyhow::Result<Value> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot start the SDK client")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "SDK client failed ({}): {stdout} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let line = stdout
+        .lines()
+        .last()
+        .context("SDK client printed nothing")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+pub fn python_sdk(
+    url: &str,
+    write_key: &str,
+    prefix: &str,
+    count: usize,
+    gzip: bool,
+) -> anyhow::Result<Value> {
+    let mut cmd = Command::new(python());
+    cmd.arg(repo_root().join("tests/sdk/python/send_events.py"))
+        .args(["--host", url, "--write-key", write_key, "--prefix", prefix])
+        .args(["--count", &count.to_string(), "--deadline", "30"]);
+    if gzip {
+        cmd.arg("--gzip");
+    }
+    run_sdk(cmd)
+}
+
+pub fn node_sdk(url: &str, write_key: &str, prefix: &str, count: usize) -> anyhow::Result<Value> {
+    let dir = node_sdk_dir();
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("send_events.js"))
+        .args(["--host", url, "--write-key", write_key, "--prefix", prefix])
+        .args(["--count", &count.to_string(), "--deadline", "30"]);
+    run_sdk(cmd)
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Where any of `needles` occurs in any file under `dir`: `(file, needle)` pairs.
+pub fn scan(dir: &Path, needles: &[String]) -> Vec<(PathBuf, String)> {
+    let mut hits = Vec::new();
+    for file in files_under(dir) {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        for n in needles {
+            if !n.is_empty() && bytes.windows(n.len()).any(|w| w == n.as_bytes()) {
+                hits.push((file.clone(), n.clone()));
+            }
+        }
+    }
+    hits
+}
+
+/// Opens the data directory's database read-only.
+pub fn database(dir: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(
+        dir.join("tracklayer.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open tracklayer.db")
+}
+
+/// SHA-256 hex.
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(s.as_bytes()))
+}

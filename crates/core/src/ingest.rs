@@ -281,6 +281,9 @@ pub struct PreparedBatch {
     pub items: Vec<Vec<(usize, DeliveryItem)>>,
     pub rejected: Vec<Rejection>,
     pub invalid_identifiers: u32,
+    /// Valid events that repeated the messageId of an earlier event of the same request:
+    /// answered as accepted duplicates, not kept.
+    pub duplicates: usize,
 }
 
 struct Fail(String, String);
@@ -309,6 +312,7 @@ pub fn prepare(p: &Pipeline<'_>, body: &ParsedBody<'_>) -> PreparedBatch {
             Ok((event, items, invalid)) => {
                 // The same messageId twice in one request: the first wins, like a retry.
                 if !seen.insert(event.event.message_id.as_str().to_owned()) {
+                    out.duplicates += 1;
                     continue;
                 }
                 out.invalid_identifiers += invalid;
@@ -565,6 +569,9 @@ fn prepare_one(
                 Ok(Prepared::Plain(v)) => {
                     plain.entry(*profile).or_default().insert(*field, v);
                 }
+                // A field the profile does not take (GA4 has no external id) is left out,
+                // not counted as invalid.
+                Err(rejected) if rejected.reason == identity::NOT_SUPPORTED => {}
                 Err(_) => {
                     invalid.insert(*field);
                 }
@@ -811,6 +818,7 @@ impl RawIdentifiers {
 }
 
 /// Keys never kept in stored or queued properties and traits (compared lowercase, `_` removed).
+/// `search` is a page's query string, which may carry anything the visitor typed.
 const SCRUBBED_KEYS: &[&str] = &[
     "email",
     "phone",
@@ -842,6 +850,7 @@ const SCRUBBED_KEYS: &[&str] = &[
     "anonymousid",
     "ssn",
     "password",
+    "search",
 ];
 
 fn scrubbed_key(key: &str, drop_name: bool) -> bool {
@@ -860,6 +869,16 @@ fn looks_like_email(s: &str) -> bool {
     })
 }
 
+/// A URL without its query string and fragment: those carry emails, tokens and click ids.
+fn without_query(s: &str) -> Option<String> {
+    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return None;
+    }
+    let end = s.find(['?', '#'])?;
+    Some(s[..end].to_owned())
+}
+
 /// Removes identifiers from a properties or traits object, recursively.
 fn scrub(v: &Value, drop_name: bool) -> Value {
     match v {
@@ -876,6 +895,7 @@ fn scrub(v: &Value, drop_name: bool) -> Value {
                 .map(|v| scrub(v, false))
                 .collect(),
         ),
+        Value::String(s) => without_query(s).map_or_else(|| v.clone(), Value::String),
         other => other.clone(),
     }
 }
@@ -1214,7 +1234,8 @@ impl IngestService {
             }
             return Err(IngestError::Store(e));
         }
-        let duplicates = valid - fresh.len();
+        let duplicates = valid - fresh.len() + prepared.duplicates;
+        let valid = valid + prepared.duplicates;
         tracing::info!(
             workspace = %snap.workspace.id,
             accepted = valid,

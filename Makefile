@@ -1,0 +1,56 @@
+# TrackLayer — the project's commands. `make test` is the README's test command; `make ci` is
+# what .ci/run executes on a clean clone.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+CARGO ?= cargo
+PYTHON3 ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+NODE_SDK := tests/sdk/node
+
+.PHONY: test ci fmt-check clippy lint-template secret-scan bench bench-smoke tools clean-tools
+
+## Test tools: a Python venv (segment SDK, moto, cfn-lint, detect-secrets, schemathesis) and
+## the Node SDK. Each is rebuilt when its lock file changes; a missing interpreter fails loudly.
+$(VENV)/.installed: infra/requirements-test.txt
+	@command -v $(PYTHON3) >/dev/null || { echo "error: $(PYTHON3) not found; install Python 3.11+ (Debian: apt-get install python3 python3-venv)" >&2; exit 1; }
+	rm -rf $(VENV)
+	$(PYTHON3) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r infra/requirements-test.txt
+	touch $@
+
+$(NODE_SDK)/node_modules/.installed: $(NODE_SDK)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "error: node and npm are needed for the Node SDK tests (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund --prefix $(NODE_SDK)
+	touch $@
+
+tools: $(VENV)/.installed $(NODE_SDK)/node_modules/.installed
+
+clean-tools:
+	rm -rf $(VENV) $(NODE_SDK)/node_modules
+
+## Unit, contract and end-to-end tests (the e2e suites start and stop their own servers).
+test: tools
+	$(CARGO) build -p tracklayer
+	TRACKLAYER_TEST_PYTHON=$(abspath $(PY)) $(CARGO) test --workspace
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+lint-template: $(VENV)/.installed
+	$(VENV)/bin/cfn-lint --regions us-east-1 eu-central-1 -- template.yaml
+
+secret-scan: $(VENV)/.installed
+	PYTHON=$(abspath $(PY)) infra/secret-scan.sh
+
+## The ingest benchmark (criterion); prints per-event cost and the pipeline/parse ratio.
+bench:
+	$(CARGO) bench -p tracklayer-core --bench ingest
+
+ci: fmt-check clippy test lint-template secret-scan
+	@echo "make ci: all checks passed"
