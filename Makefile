@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 NODE_SDK := tests/sdk/node
 
-.PHONY: test ci fmt-check clippy lint-template secret-scan bench bench-smoke tools clean-tools
+.PHONY: test ci fmt-check clippy lint-template secret-scan bench measure-delivery tools clean-tools
 
 ## Test tools: a Python venv (segment SDK, moto, cfn-lint, detect-secrets, schemathesis) and
 ## the Node SDK. Each is rebuilt when its lock file changes; a missing interpreter fails loudly.
@@ -51,6 +51,11 @@ secret-scan: $(VENV)/.installed
 ## The ingest benchmark (criterion); prints per-event cost and the pipeline/parse ratio.
 bench:
 	$(CARGO) bench -p tracklayer-core --bench ingest
+
+## Delivery: requests per 1,000 events per destination, and events/s through 20 ms fakes.
+measure-delivery:
+	$(CARGO) build --release -p tracklayer -p tracklayer-tests --bins
+	./target/release/measure-delivery
 
 ci: fmt-check clippy test lint-template secret-scan
 	@echo "make ci: all checks passed"

@@ -1,5 +1,7 @@
 //! Shared helpers of the end-to-end suites: a `tracklayer` process on a fresh data directory,
-//! the real SDK clients, and byte-level scans of what TrackLayer left on disk.
+//! the real SDK clients, fake destinations, and byte-level scans of what TrackLayer left on disk.
+
+pub mod fake;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,12 +22,14 @@ pub fn repo_root() -> PathBuf {
 /// The `tracklayer` binary of this build (`cargo test --workspace` builds it; `make test` too).
 pub fn tracklayer_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/e2e-<hash> → target/<profile>/tracklayer
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let bin = dir.join("tracklayer");
+    // target/<profile>/deps/e2e-<hash> or target/<profile>/measure-delivery
+    let bin = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|d| d.join("tracklayer"))
+        .find(|b| b.is_file())
+        .unwrap_or_else(|| exe.with_file_name("tracklayer"));
     assert!(
         bin.exists(),
         "{} is missing: build it first with `cargo build -p tracklayer` (make test does)",
@@ -326,4 +330,64 @@ pub fn database(dir: &Path) -> rusqlite::Connection {
 pub fn sha256_hex(s: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// A purchase event `i` of `prefix`: 25 consecutive events share one shopper (so GA4, which
+/// takes one client per request, can fill its 25-event requests).
+pub fn purchase(prefix: &str, i: usize) -> Value {
+    let shopper = i / 25;
+    serde_json::json!({
+        "type": "track",
+        "event": "Order Completed",
+        "messageId": format!("{prefix}-{i}"),
+        "userId": format!("{prefix}-user-{shopper}"),
+        "anonymousId": format!("{prefix}-anon-{shopper}"),
+        "properties": {
+            "order_id": format!("{prefix}-{i}"),
+            "revenue": 10.0 + (i % 90) as f64,
+            "currency": "EUR",
+            "products": [{"product_id": format!("sku-{}", i % 7), "quantity": 1, "price": 10.0}]
+        },
+        "context": {
+            "ip": "198.51.100.23",
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Test/1.0",
+            "page": {"url": "https://shop.example.com/checkout/done"},
+            "traits": {"email": format!("shopper{shopper}@example.com"), "phone": "+49 30 1234567"},
+            "consent": {"categoryPreferences": {"advertising": true, "analytics": true}}
+        }
+    })
+}
+
+/// Posts `count` purchases of `prefix` in batches of 100; panics unless all are accepted.
+pub async fn post_purchases(url: &str, write_key: &str, prefix: &str, count: usize) {
+    let client = reqwest::Client::new();
+    let mut start = 0;
+    while start < count {
+        let end = (start + 100).min(count);
+        let batch: Vec<Value> = (start..end).map(|i| purchase(prefix, i)).collect();
+        let resp = client
+            .post(format!("{url}/v1/batch"))
+            .basic_auth(write_key, Some(""))
+            .json(&serde_json::json!({ "batch": batch }))
+            .send()
+            .await
+            .expect("post a batch");
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or_default();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["accepted"], (end - start) as u64, "{body}");
+        start = end;
+    }
+}
+
+/// Waits until `done()` holds, or fails after `limit` with `what`.
+pub async fn wait_until(limit: std::time::Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

@@ -8,6 +8,9 @@ use std::process::Command;
 use serde_json::{json, Value};
 use tracklayer_tests::*;
 
+#[path = "e2e/delivery.rs"]
+mod delivery;
+
 const KINDS: [&str; 6] = ["identify", "track", "page", "screen", "group", "alias"];
 const META_TOKEN: &str = "EAAGm0PX4ZCpsBAtestaccesstoken";
 const GA4_SECRET: &str = "ga4ApiSecretForTests";
@@ -74,8 +77,11 @@ fn raw_identifiers(prefix: &str, count: usize) -> Vec<String> {
     needles
 }
 
+/// Per queue kind, the (message id, item) pairs queued.
+type Queued = BTreeMap<String, Vec<(String, Value)>>;
+
 /// Messages of `prefix` in the events table, and per queue kind the message ids queued.
-fn stored(dir: &Path, prefix: &str) -> (Vec<Value>, BTreeMap<String, Vec<(String, Value)>>) {
+fn stored(dir: &Path, prefix: &str) -> (Vec<Value>, Queued) {
     let db = database(dir);
     let mut stmt = db.prepare("SELECT doc FROM events").unwrap();
     let events: Vec<Value> = stmt
@@ -89,7 +95,7 @@ fn stored(dir: &Path, prefix: &str) -> (Vec<Value>, BTreeMap<String, Vec<(String
                 .starts_with(&format!("{prefix}-"))
         })
         .collect();
-    let mut queued: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
+    let mut queued = Queued::new();
     let mut stmt = db.prepare("SELECT kind, body FROM queue").unwrap();
     let rows = stmt
         .query_map([], |r| {

@@ -1,1 +1,64 @@
-//! Destination wire formats (one module per vendor).
+//! Destination wire formats, one module per vendor: [`meta`] (Meta Conversions API), [`ga4`]
+//! (GA4 Measurement Protocol), [`tiktok`] (TikTok Events API 2.0) and [`webhook`] (Standard
+//! Webhooks), plus [`names`], the mapping from Segment event names to each vendor's standard
+//! events.
+//!
+//! Pure code: each connector turns opened [`DeliveryItem`](tracklayer_core::event::DeliveryItem)s
+//! into an [`HttpRequest`](tracklayer_core::deliver::HttpRequest) and a vendor's answer into an
+//! [`Outcome`](tracklayer_core::deliver::Outcome). No I/O, no clock (time comes in
+//! [`Target::now`]), no HTTP client.
+//!
+//! A delivery loop uses a connector like this: [`Connector::screen`] each item (dropping the
+//! ones that can never be sent), split the rest with [`batches`] (GA4 needs more than a
+//! count: one request per client), [`Connector::build`] one request per batch, send it, and
+//! [`Connector::classify`] the answer.
+
+mod common;
+pub mod ga4;
+pub mod meta;
+pub mod names;
+pub mod tiktok;
+pub mod webhook;
+
+use tracklayer_core::deliver::{Connector, OpenedItem, Target};
+use tracklayer_core::destination::DestinationKind;
+
+pub use webhook::sign_webhook;
+
+static META: meta::MetaCapi = meta::MetaCapi;
+static GA4: ga4::Ga4 = ga4::Ga4;
+static TIKTOK: tiktok::Tiktok = tiktok::Tiktok;
+static WEBHOOK: webhook::Webhook = webhook::Webhook;
+
+/// The connector of a destination kind.
+pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
+    match kind {
+        DestinationKind::MetaCapi => &META,
+        DestinationKind::Ga4 => &GA4,
+        DestinationKind::Tiktok => &TIKTOK,
+        DestinationKind::Webhook => &WEBHOOK,
+    }
+}
+
+/// The vendor's production base URL. Webhooks have none (`""`): their URL is the
+/// destination's `endpoint`, else `config.url`.
+pub fn default_base_url(kind: DestinationKind) -> &'static str {
+    match kind {
+        DestinationKind::MetaCapi => "https://graph.facebook.com",
+        DestinationKind::Ga4 => "https://www.google-analytics.com",
+        DestinationKind::Tiktok => "https://business-api.tiktok.com",
+        DestinationKind::Webhook => "",
+    }
+}
+
+/// Splits screened items into the batches one request each may carry, in order: chunks of
+/// [`Connector::batch_limit`], except for GA4, whose requests also share one client id, user
+/// id, consent and user data ([`ga4::batches`]).
+pub fn batches<'a>(target: &Target<'_>, items: &[&'a OpenedItem]) -> Vec<Vec<&'a OpenedItem>> {
+    let kind = target.destination.kind;
+    if kind == DestinationKind::Ga4 {
+        return ga4::batches(items);
+    }
+    let limit = connector(kind).batch_limit(target).max(1);
+    items.chunks(limit).map(<[_]>::to_vec).collect()
+}

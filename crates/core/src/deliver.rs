@@ -105,6 +105,10 @@ pub trait Connector: Send + Sync {
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String>;
     /// What the response means for the request's items.
     fn classify(&self, items: &[&OpenedItem], response: &HttpResponse) -> Outcome;
+    /// Items that may share a request have the same key (GA4: one client id per request).
+    fn group_key(&self, _item: &OpenedItem) -> Option<String> {
+        None
+    }
 }
 
 /// Parses `Retry-After` (seconds, or an HTTP date relative to `now`).
@@ -158,10 +162,19 @@ mod tests {
         let now = datetime!(2026-01-01 0:00 UTC);
         assert_eq!(classify_status(&resp(204, &[]), now), Outcome::Delivered);
         for s in [408, 429, 500, 503] {
-            assert!(matches!(classify_status(&resp(s, &[]), now), Outcome::Retry { .. }), "{s}");
+            assert!(
+                matches!(classify_status(&resp(s, &[]), now), Outcome::Retry { .. }),
+                "{s}"
+            );
         }
         for s in [400, 401, 403, 404, 413] {
-            assert!(matches!(classify_status(&resp(s, &[]), now), Outcome::Permanent { .. }), "{s}");
+            assert!(
+                matches!(
+                    classify_status(&resp(s, &[]), now),
+                    Outcome::Permanent { .. }
+                ),
+                "{s}"
+            );
         }
     }
 
@@ -174,3 +187,5 @@ mod tests {
         assert_eq!(retry_after(&r, now), Some(Duration::from_secs(30)));
     }
 }
+
+pub mod service;

@@ -227,10 +227,17 @@ pub struct DeliveryItem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueBody {
     pub v: u8,
+    /// Delivery attempts already spent on these items in earlier messages.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
     pub workspace_id: WorkspaceId,
     pub destination_id: DestinationId,
     pub kind: DestinationKind,
     pub items: Vec<DeliveryItem>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl QueueBody {

@@ -44,12 +44,26 @@ pub enum Endpoint {
 }
 
 /// Facts about the HTTP request that events fall back on.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RequestMeta {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
     /// `Sec-GPC: 1`.
     pub gpc: bool,
+}
+
+/// IP address and user-agent are personal data: `Debug` says only whether they are there.
+impl std::fmt::Debug for RequestMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestMeta")
+            .field("ip", &self.ip.map(|_| "<redacted>"))
+            .field(
+                "user_agent",
+                &self.user_agent.as_ref().map(|_| "<redacted>"),
+            )
+            .field("gpc", &self.gpc)
+            .finish()
+    }
 }
 
 /// One event of a request that was not accepted, and why.
@@ -89,7 +103,6 @@ pub enum IngestError {
 }
 
 /// A parsed request: raw items plus batch-level fields.
-#[derive(Debug)]
 pub struct ParsedBody<'a> {
     pub items: Vec<&'a RawValue>,
     pub context: Option<Map<String, Value>>,
@@ -97,6 +110,19 @@ pub struct ParsedBody<'a> {
     pub sent_at: Option<Value>,
     pub write_key: Option<String>,
     endpoint: Endpoint,
+}
+
+/// The raw events and batch context hold identifiers, and the write key is a secret:
+/// `Debug` shows only their shape.
+impl std::fmt::Debug for ParsedBody<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParsedBody")
+            .field("endpoint", &self.endpoint)
+            .field("items", &self.items.len())
+            .field("context", &self.context.as_ref().map(|_| "<redacted>"))
+            .field("write_key", &self.write_key.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]
@@ -388,6 +414,20 @@ fn prepare_one(
     message_id_out: &mut Option<String>,
 ) -> Result<PreparedOne, Fail> {
     if raw.get().len() > MAX_EVENT_BYTES {
+        // Still name the event's messageId, so the client can tell which one it was.
+        #[derive(Deserialize)]
+        struct WireId {
+            #[serde(rename = "messageId", default)]
+            message_id: Option<Value>,
+        }
+        if let Ok(WireId {
+            message_id: Some(Value::String(id)),
+        }) = serde_json::from_str(raw.get())
+        {
+            if MessageId::parse(&id).is_ok() {
+                *message_id_out = Some(id);
+            }
+        }
         return Err(fail(
             "/",
             format!("event is larger than {MAX_EVENT_BYTES} bytes"),
@@ -536,6 +576,8 @@ fn prepare_one(
             Some(format!(
                 "event {filter_name:?} is filtered out by the destination's event list"
             ))
+        } else if !integration_allows(&integrations, d) {
+            Some("turned off by the event's integrations object".to_owned())
         } else {
             None
         };
@@ -594,8 +636,8 @@ fn prepare_one(
     subjects.sort();
     subjects.dedup();
 
-    let scrubbed_properties = scrub(&Value::Object(properties), false);
-    let scrubbed_traits = scrub(&Value::Object(traits), true);
+    let scrubbed_properties = scrub(Value::Object(properties), false);
+    let scrubbed_traits = scrub(Value::Object(traits), true);
 
     let operational = if ip.is_some() || user_agent.is_some() {
         let plaintext =
@@ -620,22 +662,35 @@ fn prepare_one(
         ad_personalization: signals.ad_personalization,
     };
     let mut items = Vec::new();
+    // What is sealed differs between destinations only by the plain values (Google's address
+    // fields): serialize the rest once, and again only for a profile that has plain values.
+    let mut sealed_fields = SealedFields {
+        ip,
+        user_agent,
+        user_id: user_id.clone(),
+        anonymous_id,
+        page_url,
+        click_ids: ids.click_ids,
+        plain: BTreeMap::new(),
+    };
+    let mut common_plaintext: Option<Vec<u8>> = None;
     for (index, (d, r)) in p.destinations.iter().zip(&routing).enumerate() {
         if !r.routed {
             continue;
         }
         let profile = d.kind.profile();
-        let sealed_fields = SealedFields {
-            ip: ip.clone(),
-            user_agent: user_agent.clone(),
-            user_id: user_id.clone(),
-            anonymous_id: anonymous_id.clone(),
-            page_url: page_url.clone(),
-            click_ids: ids.click_ids.clone(),
-            plain: plain.get(&profile).cloned().unwrap_or_default(),
-        };
         let item_aad = aad("item", &p.workspace.id, &format!("{}:{}", d.id, event_id));
-        let plaintext = serde_json::to_vec(&sealed_fields).unwrap_or_default();
+        let own_plaintext;
+        let plaintext = match plain.get(&profile) {
+            Some(values) if !values.is_empty() => {
+                sealed_fields.plain = values.clone();
+                own_plaintext = serde_json::to_vec(&sealed_fields).unwrap_or_default();
+                sealed_fields.plain = BTreeMap::new();
+                &own_plaintext
+            }
+            _ => common_plaintext
+                .get_or_insert_with(|| serde_json::to_vec(&sealed_fields).unwrap_or_default()),
+        };
         items.push((
             index,
             DeliveryItem {
@@ -647,7 +702,7 @@ fn prepare_one(
                 properties: scrubbed_properties.clone(),
                 user_data: hashed.get(&profile).cloned().unwrap_or_default(),
                 consent: forwarded,
-                sealed: Some(p.keys.seal(nonce(p.ids), &item_aad, &plaintext)),
+                sealed: Some(p.keys.seal(nonce(p.ids), &item_aad, plaintext)),
             },
         ));
     }
@@ -701,6 +756,28 @@ pub fn field_tag(field: Field) -> &'static str {
         Field::Gender => "gender",
         Field::DateOfBirth => "date_of_birth",
     }
+}
+
+/// Segment's `integrations` object: `{"All": false, "Warehouse": true}`. A key matches a
+/// destination by its name, id or kind, case-insensitively; a matching boolean wins, else
+/// `All` (default true).
+fn integration_allows(integrations: &Map<String, Value>, d: &Destination) -> bool {
+    let names = |k: &str| {
+        k.eq_ignore_ascii_case(&d.name)
+            || k == d.id.as_str()
+            || k.eq_ignore_ascii_case(d.kind.as_str())
+    };
+    let mut all = true;
+    for (k, v) in integrations {
+        match v {
+            Value::Bool(on) if names(k) => return *on,
+            // Per-integration option objects mean "on".
+            Value::Object(_) if names(k) => return true,
+            Value::Bool(on) if k.eq_ignore_ascii_case("all") => all = *on,
+            _ => {}
+        }
+    }
+    all
 }
 
 /// Which calls a destination kind receives: ad and analytics APIs take events and page views;
@@ -802,9 +879,10 @@ impl RawIdentifiers {
         if let Some(uid) = user_id {
             out.fields.insert(Field::ExternalId, uid.to_owned());
         }
-        let click_sources = [context, &Value::Object(properties.clone())];
+        let ctx_object = context.as_object();
+        let click_sources = [ctx_object, Some(properties)];
         for (name, keys) in CLICK_ID_KEYS {
-            'click: for source in &click_sources {
+            'click: for source in click_sources.iter().flatten() {
                 for key in *keys {
                     if let Some(v) = source.get(*key).and_then(scalar) {
                         out.click_ids.insert((*name).to_owned(), v);
@@ -853,13 +931,31 @@ const SCRUBBED_KEYS: &[&str] = &[
     "search",
 ];
 
+/// Room for the longest scrubbed key: a longer key cannot be one.
+const SCRUBBED_KEY_ROOM: usize = 32;
+const _: () = {
+    let mut i = 0;
+    while i < SCRUBBED_KEYS.len() {
+        assert!(SCRUBBED_KEYS[i].len() <= SCRUBBED_KEY_ROOM);
+        i += 1;
+    }
+};
+
 fn scrubbed_key(key: &str, drop_name: bool) -> bool {
-    let k: String = key
-        .chars()
-        .filter(|c| *c != '_' && *c != '-')
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    SCRUBBED_KEYS.contains(&k.as_str()) || (drop_name && (k == "name" || k == "username"))
+    // The key lowercased without `_` and `-`, built on the stack: this runs for every key of
+    // every event. Every listed key is short ASCII, so a long or non-ASCII key is none of them.
+    let mut buf = [0u8; SCRUBBED_KEY_ROOM];
+    let mut len = 0;
+    for b in key.bytes().filter(|b| *b != b'_' && *b != b'-') {
+        if !b.is_ascii() || len == buf.len() {
+            return false;
+        }
+        buf[len] = b.to_ascii_lowercase();
+        len += 1;
+    }
+    let k = &buf[..len];
+    SCRUBBED_KEYS.iter().any(|s| s.as_bytes() == k)
+        || (drop_name && (k == b"name" || k == b"username"))
 }
 
 /// A string that looks like an email address, wherever it stands.
@@ -879,24 +975,28 @@ fn without_query(s: &str) -> Option<String> {
     Some(s[..end].to_owned())
 }
 
-/// Removes identifiers from a properties or traits object, recursively.
-fn scrub(v: &Value, drop_name: bool) -> Value {
+/// Removes identifiers from a properties or traits object, recursively. Takes the value, so
+/// that what is kept moves instead of being copied.
+fn scrub(v: Value, drop_name: bool) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.iter()
+            m.into_iter()
                 .filter(|(k, _)| !scrubbed_key(k, drop_name))
                 .filter(|(_, v)| !matches!(v, Value::String(s) if looks_like_email(s)))
-                .map(|(k, v)| (k.clone(), scrub(v, false)))
+                .map(|(k, v)| (k, scrub(v, false)))
                 .collect(),
         ),
         Value::Array(a) => Value::Array(
-            a.iter()
+            a.into_iter()
                 .filter(|v| !matches!(v, Value::String(s) if looks_like_email(s)))
                 .map(|v| scrub(v, false))
                 .collect(),
         ),
-        Value::String(s) => without_query(s).map_or_else(|| v.clone(), Value::String),
-        other => other.clone(),
+        Value::String(s) => match without_query(&s) {
+            Some(cut) => Value::String(cut),
+            None => Value::String(s),
+        },
+        other => other,
     }
 }
 
@@ -908,14 +1008,39 @@ pub fn pack(
     items: impl IntoIterator<Item = (usize, DeliveryItem)>,
     max_bytes: usize,
 ) -> Vec<Outgoing> {
-    let mut per_dest: BTreeMap<usize, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut per_dest: BTreeMap<usize, Packer> = BTreeMap::new();
+    let mut properties = PropertiesJson::default();
     for (index, item) in items {
-        let json = serde_json::to_vec(&item).expect("items serialize");
-        per_dest.entry(index).or_default().push(json);
+        per_dest
+            .entry(index)
+            .or_insert_with(|| Packer::new(workspace, &destinations[index], max_bytes))
+            .push(item, &mut properties);
     }
     let mut out = Vec::new();
-    for (index, jsons) in per_dest {
+    for (index, packer) in per_dest {
         let d = &destinations[index];
+        out.extend(
+            packer
+                .finish()
+                .into_iter()
+                .map(|body| outgoing(workspace, d, body)),
+        );
+    }
+    out
+}
+
+/// The queue message bodies of one destination, filled item by item: each item is written
+/// straight into the body; one that overflows it moves to a new body.
+struct Packer {
+    head: String,
+    max_bytes: usize,
+    full: Vec<Vec<u8>>,
+    body: Vec<u8>,
+    count: usize,
+}
+
+impl Packer {
+    fn new(workspace: &WorkspaceId, d: &Destination, max_bytes: usize) -> Self {
         let head = format!(
             r#"{{"v":{},"workspace_id":{},"destination_id":{},"kind":{},"items":["#,
             QueueBody::VERSION,
@@ -923,28 +1048,130 @@ pub fn pack(
             serde_json::to_string(d.id.as_str()).expect("string"),
             serde_json::to_string(d.kind.as_str()).expect("string"),
         );
-        let mut body = Vec::with_capacity(max_bytes.min(64 * 1024));
-        let mut count = 0usize;
-        for json in jsons {
-            if count > 0 && body.len() + json.len() + 3 > max_bytes {
-                body.extend_from_slice(b"]}");
-                out.push(outgoing(workspace, d, std::mem::take(&mut body)));
-                count = 0;
-            }
-            if count == 0 {
-                body.extend_from_slice(head.as_bytes());
-            } else {
-                body.push(b',');
-            }
-            body.extend_from_slice(&json);
-            count += 1;
-        }
-        if count > 0 {
-            body.extend_from_slice(b"]}");
-            out.push(outgoing(workspace, d, body));
+        Self {
+            head,
+            max_bytes,
+            full: Vec::new(),
+            body: Vec::with_capacity(max_bytes.min(64 * 1024)),
+            count: 0,
         }
     }
-    out
+
+    fn push(&mut self, item: DeliveryItem, properties: &mut PropertiesJson) {
+        let before = self.body.len();
+        if self.count == 0 {
+            self.body.extend_from_slice(self.head.as_bytes());
+        } else {
+            self.body.push(b',');
+        }
+        let start = self.body.len();
+        write_item_json(&mut self.body, item, properties);
+        let json_len = self.body.len() - start;
+        if self.count > 0 && before + json_len + 3 > self.max_bytes {
+            // The message is full without this item: close it, and start the next with it.
+            let json = self.body.split_off(start);
+            self.body.truncate(before);
+            self.body.extend_from_slice(b"]}");
+            let mut next = Vec::with_capacity(self.max_bytes.min(64 * 1024));
+            next.extend_from_slice(self.head.as_bytes());
+            next.extend_from_slice(&json);
+            self.full.push(std::mem::replace(&mut self.body, next));
+            self.count = 1;
+        } else {
+            self.count += 1;
+        }
+    }
+
+    fn finish(mut self) -> Vec<Vec<u8>> {
+        if self.count > 0 {
+            self.body.extend_from_slice(b"]}");
+            self.full.push(self.body);
+        }
+        self.full
+    }
+}
+
+/// The JSON of the last properties [`write_item_json`] serialized. The items of one event come one
+/// after the other with equal properties, and properties are most of an item's bytes: each
+/// event's are serialized once instead of once per destination. (`Value` equality is
+/// order-sensitive for objects, as serialization is, while serde_json's `preserve_order`
+/// feature stays off.)
+#[derive(Default)]
+struct PropertiesJson {
+    value: Value,
+    json: Option<Box<RawValue>>,
+}
+
+impl PropertiesJson {
+    fn of(&mut self, properties: Value) -> &RawValue {
+        if self.json.is_none() || self.value != properties {
+            self.json =
+                Some(serde_json::value::to_raw_value(&properties).expect("properties serialize"));
+            self.value = properties;
+        }
+        self.json.as_deref().expect("just set")
+    }
+}
+
+/// A [`DeliveryItem`] as its derived `Serialize` writes it, with the properties already JSON.
+#[derive(Serialize)]
+struct ItemJson<'a> {
+    event_id: &'a EventId,
+    message_id: &'a MessageId,
+    event_type: EventType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a String>,
+    #[serde(with = "time::serde::rfc3339")]
+    timestamp: OffsetDateTime,
+    properties: &'a RawValue,
+    user_data: &'a BTreeMap<Field, String>,
+    consent: ForwardedConsent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sealed: Option<&'a crate::crypto::Sealed>,
+}
+
+/// Appends `serde_json::to_vec(&item)` to `out`, reusing the properties' JSON of the previous
+/// item when equal.
+fn write_item_json(out: &mut Vec<u8>, mut item: DeliveryItem, properties: &mut PropertiesJson) {
+    #[cfg(debug_assertions)]
+    let (start, expected) = (
+        out.len(),
+        serde_json::to_vec(&item).expect("items serialize"),
+    );
+    let item_properties = std::mem::take(&mut item.properties);
+    // No `..`: a field added to `DeliveryItem` must be added to `ItemJson` too.
+    let DeliveryItem {
+        event_id,
+        message_id,
+        event_type,
+        name,
+        timestamp,
+        properties: _,
+        user_data,
+        consent,
+        sealed,
+    } = &item;
+    serde_json::to_writer(
+        &mut *out,
+        &ItemJson {
+            event_id,
+            message_id,
+            event_type: *event_type,
+            name: name.as_ref(),
+            timestamp: *timestamp,
+            properties: properties.of(item_properties),
+            user_data,
+            consent: *consent,
+            sealed: sealed.as_ref(),
+        },
+    )
+    .expect("items serialize");
+    #[cfg(debug_assertions)]
+    assert_eq!(
+        out[start..],
+        expected[..],
+        "ItemJson has drifted from DeliveryItem's serialization"
+    );
 }
 
 fn outgoing(workspace: &WorkspaceId, d: &Destination, body: Vec<u8>) -> Outgoing {
@@ -953,6 +1180,7 @@ fn outgoing(workspace: &WorkspaceId, d: &Destination, body: Vec<u8>) -> Outgoing
         destination_id: d.id.clone(),
         workspace_id: workspace.clone(),
         body,
+        delay: std::time::Duration::ZERO,
     }
 }
 
@@ -1256,3 +1484,160 @@ impl IngestService {
 
 #[cfg(test)]
 mod tests;
+
+/// [`pack`] writes items straight into message bodies and serializes each event's properties
+/// once; these cases hold it to the plain algorithm it replaced, byte for byte.
+#[cfg(test)]
+mod pack_equivalence {
+    use serde_json::json;
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::crypto::Sealed;
+    use crate::destination::{DestinationId, EventFilter};
+
+    /// The straightforward version: every item serialized on its own, then concatenated.
+    fn reference(
+        workspace: &WorkspaceId,
+        destinations: &[Destination],
+        items: Vec<(usize, DeliveryItem)>,
+        max_bytes: usize,
+    ) -> Vec<Outgoing> {
+        let mut per_dest: BTreeMap<usize, Vec<Vec<u8>>> = BTreeMap::new();
+        for (index, item) in items {
+            per_dest
+                .entry(index)
+                .or_default()
+                .push(serde_json::to_vec(&item).unwrap());
+        }
+        let mut out = Vec::new();
+        for (index, jsons) in per_dest {
+            let d = &destinations[index];
+            let head = format!(
+                r#"{{"v":{},"workspace_id":{},"destination_id":{},"kind":{},"items":["#,
+                QueueBody::VERSION,
+                serde_json::to_string(workspace.as_str()).unwrap(),
+                serde_json::to_string(d.id.as_str()).unwrap(),
+                serde_json::to_string(d.kind.as_str()).unwrap(),
+            );
+            let mut body = Vec::new();
+            let mut count = 0usize;
+            for json in jsons {
+                if count > 0 && body.len() + json.len() + 3 > max_bytes {
+                    body.extend_from_slice(b"]}");
+                    out.push(outgoing(workspace, d, std::mem::take(&mut body)));
+                    count = 0;
+                }
+                if count == 0 {
+                    body.extend_from_slice(head.as_bytes());
+                } else {
+                    body.push(b',');
+                }
+                body.extend_from_slice(&json);
+                count += 1;
+            }
+            if count > 0 {
+                body.extend_from_slice(b"]}");
+                out.push(outgoing(workspace, d, body));
+            }
+        }
+        out
+    }
+
+    fn destination(ws: &WorkspaceId, n: u8, kind: DestinationKind) -> Destination {
+        let at = datetime!(2026-03-01 12:00 UTC);
+        Destination {
+            id: DestinationId::new(&format!("pack{n}")),
+            workspace_id: ws.clone(),
+            name: format!("{kind}"),
+            kind,
+            config: json!({}),
+            secrets: Sealed(vec![1; 40]),
+            secret_hints: json!({}),
+            consent_purposes: kind.default_purposes(),
+            events: EventFilter::All,
+            endpoint: None,
+            paused: false,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// Items of several events, each event to some of three destinations, with properties
+    /// that repeat across events, differ only in key order or number type, or are empty.
+    fn items() -> Vec<(usize, DeliveryItem)> {
+        let properties = [
+            json!({"order_id": "A-1", "total": 10.5, "products": [{"sku": "x", "q": 1}]}),
+            json!({"order_id": "A-1", "total": 10.5, "products": [{"sku": "x", "q": 1}]}),
+            json!({"order_id": "A-2", "total": 10, "note": "caf\u{e9} \"quoted\" \\ \n"}),
+            json!({"order_id": "A-2", "total": 10.0, "note": "caf\u{e9} \"quoted\" \\ \n"}),
+            json!({}),
+            json!({"order_id": "A-3", "tags": ["a", "b"], "nested": {"deep": [1, 2, {"k": null}]}}),
+        ];
+        let mut out = Vec::new();
+        for (n, props) in properties.into_iter().enumerate() {
+            let event_id = EventId(Uuid::from_u128(n as u128 + 1));
+            for index in [0, 2, 1].into_iter().filter(|i| (n + i) % 4 != 3) {
+                let mut user_data = BTreeMap::new();
+                if index != 1 {
+                    user_data.insert(Field::Email, crate::identity::sha256_hex("a@b.co"));
+                }
+                out.push((
+                    index,
+                    DeliveryItem {
+                        event_id,
+                        message_id: MessageId::parse(&format!("m-{n}")).unwrap(),
+                        event_type: EventType::Track,
+                        name: (n % 2 == 0).then(|| format!("Order {n}")),
+                        timestamp: datetime!(2026-03-01 11:59:59.123 UTC),
+                        properties: props.clone(),
+                        user_data,
+                        consent: ForwardedConsent {
+                            ad_user_data: (index == 1).then_some(true),
+                            ad_personalization: None,
+                        },
+                        sealed: (n % 3 != 1).then(|| Sealed(vec![n as u8; 30 + index])),
+                    },
+                ));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn pack_writes_exactly_what_serializing_each_item_alone_writes() {
+        let ws = WorkspaceId::new(Region::Us, "packtest");
+        let destinations = [
+            destination(&ws, 1, DestinationKind::MetaCapi),
+            destination(&ws, 2, DestinationKind::Ga4),
+            destination(&ws, 3, DestinationKind::Tiktok),
+        ];
+        for max_bytes in [0, 300, 600, 1_000, 2_000, 5_000, MAX_QUEUE_MESSAGE_BYTES] {
+            let parts = |messages: Vec<Outgoing>| -> Vec<_> {
+                messages
+                    .into_iter()
+                    .map(|m| (m.kind, m.destination_id, m.workspace_id, m.body))
+                    .collect()
+            };
+            let got = parts(pack(&ws, &destinations, items(), max_bytes));
+            let want = parts(reference(&ws, &destinations, items(), max_bytes));
+            assert_eq!(got.len(), want.len(), "max_bytes {max_bytes}");
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(
+                    (g.0, &g.1, &g.2),
+                    (w.0, &w.1, &w.2),
+                    "max_bytes {max_bytes}"
+                );
+                assert_eq!(
+                    String::from_utf8_lossy(&g.3),
+                    String::from_utf8_lossy(&w.3),
+                    "max_bytes {max_bytes}"
+                );
+            }
+            if max_bytes < 1_000 {
+                assert!(got.len() > 3, "max_bytes {max_bytes} splits messages");
+            }
+        }
+    }
+}

@@ -115,6 +115,8 @@ pub struct Outgoing {
     pub workspace_id: WorkspaceId,
     /// JSON of a `QueueBody`.
     pub body: Vec<u8>,
+    /// Hidden this long before its first receive (retries of part of a message).
+    pub delay: Duration,
 }
 
 /// A handle to acknowledge, delay or dead-letter one received message.
@@ -166,6 +168,9 @@ pub struct QueueDepth {
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync {
     async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError>;
+    /// Puts messages straight into the dead-letter queue (the part of a message that a
+    /// destination refused for good while the rest was delivered).
+    async fn enqueue_dead(&self, messages: &[Outgoing], reason: &str) -> Result<(), StoreError>;
     /// Up to `max` visible messages, hidden for `visibility`. A message received more than the
     /// queue's maximum receive count moves to the dead-letter queue instead.
     async fn receive(
@@ -258,4 +263,71 @@ pub trait Egress: Send + Sync {
         &self,
         request: &crate::deliver::HttpRequest,
     ) -> Result<crate::deliver::HttpResponse, EgressError>;
+}
+
+/// Where one event stands with one destination.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status", content = "reason")]
+pub enum DeliveryStatus {
+    Delivered,
+    /// Will be tried again.
+    Retrying,
+    /// In the dead-letter queue; an admin can replay it.
+    Dead,
+    /// Never sent: too old for the destination, or not acceptable to it.
+    Dropped(String),
+}
+
+/// One event's delivery to one destination. Consent decisions and "queued" are not written
+/// here: they are in the stored event's routing, so no write is spent per event and
+/// destination at ingest (DESIGN.md § Cost).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeliveryRecord {
+    pub workspace_id: WorkspaceId,
+    pub destination_id: DestinationId,
+    pub event_id: EventId,
+    #[serde(flatten)]
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_http_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// Attempts and outcomes per (event, destination); kept 30 days.
+#[async_trait]
+pub trait DeliveryLog: Send + Sync {
+    /// Writes (or overwrites) the records, all of one destination, in as few writes as the
+    /// backend allows.
+    async fn record(&self, records: &[DeliveryRecord]) -> Result<(), StoreError>;
+    /// Which of `events` were already delivered to `destination` (for idempotence).
+    async fn delivered(
+        &self,
+        ws: &WorkspaceId,
+        destination: &DestinationId,
+        events: &[EventId],
+        now: OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError>;
+    /// The unexpired records of one event, one per destination.
+    async fn for_event(
+        &self,
+        ws: &WorkspaceId,
+        event: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// The most recent unexpired records of one destination, newest first.
+    async fn for_destination(
+        &self,
+        ws: &WorkspaceId,
+        destination: &DestinationId,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// Deletes what expired before `now`.
+    async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }

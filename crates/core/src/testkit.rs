@@ -21,8 +21,8 @@ use crate::event::{EventId, EventType, MessageId, OperationalRecord, Routing, St
 use crate::identity::{Field, Profile};
 use crate::keys::{ApiKeyRecord, KeyId, KeyKind, Role};
 use crate::ports::{
-    ControlStore, DeliveryQueue, EventStore, Keyring, Mail, Mailer, NewEvent, Outgoing,
-    ReplayFilter,
+    ControlStore, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, EventStore, Keyring,
+    Mail, Mailer, NewEvent, Outgoing, ReplayFilter,
 };
 use crate::workspace::{KeyRef, Region, Retention, Workspace, WorkspaceId};
 
@@ -452,6 +452,7 @@ fn outgoing(kind: DestinationKind, dest: &DestinationId, ws: &WorkspaceId, body:
         destination_id: dest.clone(),
         workspace_id: ws.clone(),
         body: body.as_bytes().to_vec(),
+        delay: Duration::ZERO,
     }
 }
 
@@ -595,6 +596,40 @@ pub mod delivery_queue {
         assert!(still_dead.iter().any(|m| m.destination_id == d2));
     }
 
+    pub async fn hides_a_delayed_message_until_its_delay_ends(h: &dyn QueueHarness) {
+        let q = h.queue();
+        let (ws, d) = ids();
+        let mut m = outgoing(DestinationKind::Webhook, &d, &ws, "later");
+        m.delay = Duration::from_secs(1);
+        q.enqueue(&[m]).await.unwrap();
+        let now = q.receive(DestinationKind::Webhook, 10, VIS).await.unwrap();
+        assert!(now.iter().all(|r| r.workspace_id != ws));
+        h.advance(Duration::from_millis(1500)).await;
+        let later = q.receive(DestinationKind::Webhook, 10, VIS).await.unwrap();
+        let mine: Vec<_> = later.iter().filter(|r| r.workspace_id == ws).collect();
+        assert_eq!(mine.len(), 1);
+        q.ack(DestinationKind::Webhook, &mine[0].receipt)
+            .await
+            .unwrap();
+    }
+
+    pub async fn puts_refused_parts_straight_into_the_dead_letters(h: &dyn QueueHarness) {
+        let q = h.queue();
+        let (ws, d) = ids();
+        q.enqueue_dead(
+            &[outgoing(DestinationKind::Ga4, &d, &ws, "refused")],
+            "HTTP 400: invalid",
+        )
+        .await
+        .unwrap();
+        let live = q.receive(DestinationKind::Ga4, 10, VIS).await.unwrap();
+        assert!(live.iter().all(|r| r.workspace_id != ws));
+        let dead = q.dead_letters(DestinationKind::Ga4, 1000).await.unwrap();
+        assert!(dead.iter().any(|m| m.destination_id == d
+            && m.reason.contains("invalid")
+            && m.body == b"refused"));
+    }
+
     pub async fn keeps_each_kind_in_its_own_queue(h: &dyn QueueHarness) {
         let q = h.queue();
         let (ws, d) = ids();
@@ -622,7 +657,153 @@ macro_rules! delivery_queue_contract {
                 makes_a_message_visible_again_after_retry_later,
                 dead_letters_a_message_after_its_maximum_receives,
                 replays_dead_letters_of_one_destination,
+                hides_a_delayed_message_until_its_delay_ends,
+                puts_refused_parts_straight_into_the_dead_letters,
                 keeps_each_kind_in_its_own_queue,
+            ]
+        );
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// DeliveryLog
+
+pub fn delivery_record(
+    ws: &WorkspaceId,
+    d: &DestinationId,
+    e: EventId,
+    status: DeliveryStatus,
+    at: OffsetDateTime,
+) -> DeliveryRecord {
+    DeliveryRecord {
+        workspace_id: ws.clone(),
+        destination_id: d.clone(),
+        event_id: e,
+        status,
+        attempts: 1,
+        last_http_status: Some(200),
+        last_error: None,
+        updated_at: at,
+        expires_at: at + time::Duration::days(30),
+    }
+}
+
+pub mod delivery_log {
+    use super::*;
+
+    fn ids() -> (WorkspaceId, DestinationId, DestinationId) {
+        (
+            WorkspaceId::new(Region::Us, &unique()),
+            DestinationId::new(&unique()),
+            DestinationId::new(&unique()),
+        )
+    }
+
+    pub async fn answers_which_events_were_delivered_to_a_destination(l: &dyn DeliveryLog) {
+        let (ws, d1, d2) = ids();
+        let (a, b, c) = (
+            EventId(Uuid::now_v7()),
+            EventId(Uuid::now_v7()),
+            EventId(Uuid::now_v7()),
+        );
+        l.record(&[
+            delivery_record(&ws, &d1, a, DeliveryStatus::Delivered, T0),
+            delivery_record(&ws, &d1, b, DeliveryStatus::Retrying, T0),
+        ])
+        .await
+        .unwrap();
+        l.record(&[delivery_record(&ws, &d2, c, DeliveryStatus::Delivered, T0)])
+            .await
+            .unwrap();
+        let got = l.delivered(&ws, &d1, &[a, b, c], T0).await.unwrap();
+        assert_eq!(got, vec![a]);
+    }
+
+    pub async fn overwrites_a_record_with_its_latest_outcome(l: &dyn DeliveryLog) {
+        let (ws, d1, _) = ids();
+        let e = EventId(Uuid::now_v7());
+        let mut r = delivery_record(&ws, &d1, e, DeliveryStatus::Retrying, T0);
+        r.last_http_status = Some(503);
+        l.record(std::slice::from_ref(&r)).await.unwrap();
+        r.status = DeliveryStatus::Delivered;
+        r.attempts = 2;
+        r.last_http_status = Some(200);
+        l.record(std::slice::from_ref(&r)).await.unwrap();
+        let back = l.for_event(&ws, &e, T0).await.unwrap();
+        assert_eq!(back, vec![r]);
+    }
+
+    pub async fn lists_an_events_records_across_destinations(l: &dyn DeliveryLog) {
+        let (ws, d1, d2) = ids();
+        let e = EventId(Uuid::now_v7());
+        l.record(&[delivery_record(&ws, &d1, e, DeliveryStatus::Delivered, T0)])
+            .await
+            .unwrap();
+        l.record(&[delivery_record(
+            &ws,
+            &d2,
+            e,
+            DeliveryStatus::Dropped("older than 7 days".into()),
+            T0,
+        )])
+        .await
+        .unwrap();
+        let mut back = l.for_event(&ws, &e, T0).await.unwrap();
+        back.sort_by(|a, b| a.destination_id.cmp(&b.destination_id));
+        assert_eq!(back.len(), 2);
+        let other_ws = WorkspaceId::new(Region::Us, &unique());
+        assert!(l.for_event(&other_ws, &e, T0).await.unwrap().is_empty());
+    }
+
+    pub async fn lists_a_destinations_latest_records_first(l: &dyn DeliveryLog) {
+        let (ws, d1, _) = ids();
+        let older = delivery_record(&ws, &d1, EventId(Uuid::now_v7()), DeliveryStatus::Dead, T0);
+        let newer = delivery_record(
+            &ws,
+            &d1,
+            EventId(Uuid::now_v7()),
+            DeliveryStatus::Delivered,
+            T0 + time::Duration::minutes(1),
+        );
+        l.record(&[older.clone(), newer.clone()]).await.unwrap();
+        let now = T0 + time::Duration::minutes(2);
+        let back = l.for_destination(&ws, &d1, 10, now).await.unwrap();
+        assert_eq!(back, vec![newer.clone(), older]);
+        assert_eq!(
+            l.for_destination(&ws, &d1, 1, now).await.unwrap(),
+            vec![newer]
+        );
+    }
+
+    pub async fn forgets_records_after_30_days(l: &dyn DeliveryLog) {
+        let (ws, d1, _) = ids();
+        let e = EventId(Uuid::now_v7());
+        l.record(&[delivery_record(&ws, &d1, e, DeliveryStatus::Delivered, T0)])
+            .await
+            .unwrap();
+        let day31 = T0 + time::Duration::days(31);
+        assert!(l.for_event(&ws, &e, day31).await.unwrap().is_empty());
+        assert!(l.delivered(&ws, &d1, &[e], day31).await.unwrap().is_empty());
+        assert!(l
+            .for_destination(&ws, &d1, 10, day31)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}
+
+#[macro_export]
+macro_rules! delivery_log_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            delivery_log,
+            $make,
+            [
+                answers_which_events_were_delivered_to_a_destination,
+                overwrites_a_record_with_its_latest_outcome,
+                lists_an_events_records_across_destinations,
+                lists_a_destinations_latest_records_first,
+                forgets_records_after_30_days,
             ]
         );
     };

@@ -15,7 +15,8 @@ use serde_json::json;
 use tracklayer_core::error::Action;
 use tracklayer_core::event::EventType;
 use tracklayer_core::ingest::{
-    parse_body, Endpoint, IngestError, IngestService, RequestMeta, MAX_REQUEST_BYTES,
+    parse_body, Endpoint, IngestError, IngestService, RequestMeta, MAX_EVENT_BYTES,
+    MAX_REQUEST_BYTES,
 };
 use tracklayer_core::workspace::Region;
 
@@ -177,6 +178,12 @@ async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Respon
     };
     let parsed = match parse_body(endpoint, &bytes) {
         Ok(p) => p,
+        // A single call has no batch to point into: the event is the whole body.
+        Err(IngestError::EventTooLarge { .. }) if endpoint != Endpoint::Batch => {
+            return Problem::too_large(format!("the event is larger than {MAX_EVENT_BYTES} bytes"))
+                .field("/")
+                .into_response();
+        }
         Err(e) => return problem(&e, inner).into_response(),
     };
     let Some(presented) = from_header.or_else(|| parsed.write_key.clone()) else {
@@ -263,6 +270,7 @@ fn problem(e: &IngestError, inner: &Inner) -> Problem {
         }
         IngestError::KeyUnavailable(_) => {
             tracing::warn!(error = %e, "workspace key unavailable: refusing to store");
+            // `key_unavailable` is the type name the BYOK contract (issue 6) promises customers.
             Problem::unavailable(
                 "key_unavailable",
                 "the workspace's encryption key is unavailable (disabled or revoked); nothing was stored",

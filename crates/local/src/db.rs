@@ -83,6 +83,19 @@ CREATE TABLE IF NOT EXISTS queue (
     dead_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS queue_ready ON queue (kind, dead_at, visible_at, id);
+CREATE TABLE IF NOT EXISTS delivery_log (
+    workspace_id TEXT NOT NULL,
+    destination_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, destination_id, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS delivery_log_by_event ON delivery_log (workspace_id, event_id);
+CREATE INDEX IF NOT EXISTS delivery_log_recent ON delivery_log (workspace_id, destination_id, updated_at);
+CREATE INDEX IF NOT EXISTS delivery_log_by_expiry ON delivery_log (expires_at);
 "#;
 
 /// A shared SQLite connection. All access goes through [`Db::call`] on the blocking pool.

@@ -6,6 +6,7 @@
 
 mod control;
 mod db;
+mod delivery_log;
 mod events;
 mod keyring;
 mod mailer;
@@ -13,6 +14,7 @@ mod queue;
 
 pub use control::SqliteControlStore;
 pub use db::{Db, DbError};
+pub use delivery_log::SqliteDeliveryLog;
 pub use events::SqliteEventStore;
 pub use keyring::FileKeyring;
 pub use mailer::OutboxMailer;

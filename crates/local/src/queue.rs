@@ -45,6 +45,47 @@ impl SqliteDeliveryQueue {
     }
 }
 
+impl SqliteDeliveryQueue {
+    /// Inserts messages, live (visible after their delay) or straight into the dead letters.
+    async fn insert(&self, messages: &[Outgoing], dead: Option<String>) -> Result<(), StoreError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let now = unix_millis(self.clock.now());
+        let rows: Vec<_> = messages
+            .iter()
+            .map(|m| {
+                (
+                    m.kind.as_str(),
+                    m.destination_id.as_str().to_owned(),
+                    m.workspace_id.as_str().to_owned(),
+                    m.body.clone(),
+                    now.saturating_add(millis(m.delay)),
+                )
+            })
+            .collect();
+        let dead_at = dead.as_ref().map(|_| now);
+        self.db
+            .call("enqueue", move |c| {
+                let tx = c.transaction().map_err(|e| sql("enqueue", e))?;
+                {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "INSERT INTO queue (kind, destination_id, workspace_id, body, enqueued_at, visible_at, dead_at, dead_reason)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        )
+                        .map_err(|e| sql("enqueue", e))?;
+                    for (kind, dest, ws, body, visible_at) in &rows {
+                        stmt.execute(params![kind, dest, ws, body, now, visible_at, dead_at, dead])
+                            .map_err(|e| sql("enqueue", e))?;
+                    }
+                }
+                tx.commit().map_err(|e| sql("enqueue", e))
+            })
+            .await
+    }
+}
+
 fn parse_receipt(r: &Receipt) -> Result<(i64, String), StoreError> {
     let (id, token) = r.0.split_once(':').ok_or(StoreError::NotFound("receipt"))?;
     let id = id.parse().map_err(|_| StoreError::NotFound("receipt"))?;
@@ -64,39 +105,12 @@ fn ids_of(ws: String, dest: String) -> Result<(WorkspaceId, DestinationId), Stor
 #[async_trait]
 impl DeliveryQueue for SqliteDeliveryQueue {
     async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError> {
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let now = unix_millis(self.clock.now());
-        let rows: Vec<_> = messages
-            .iter()
-            .map(|m| {
-                (
-                    m.kind.as_str(),
-                    m.destination_id.as_str().to_owned(),
-                    m.workspace_id.as_str().to_owned(),
-                    m.body.clone(),
-                )
-            })
-            .collect();
-        self.db
-            .call("enqueue", move |c| {
-                let tx = c.transaction().map_err(|e| sql("enqueue", e))?;
-                {
-                    let mut stmt = tx
-                        .prepare_cached(
-                            "INSERT INTO queue (kind, destination_id, workspace_id, body, enqueued_at, visible_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                        )
-                        .map_err(|e| sql("enqueue", e))?;
-                    for (kind, dest, ws, body) in &rows {
-                        stmt.execute(params![kind, dest, ws, body, now])
-                            .map_err(|e| sql("enqueue", e))?;
-                    }
-                }
-                tx.commit().map_err(|e| sql("enqueue", e))
-            })
-            .await
+        self.insert(messages, None).await
+    }
+
+    async fn enqueue_dead(&self, messages: &[Outgoing], reason: &str) -> Result<(), StoreError> {
+        let reason: String = reason.chars().take(1000).collect();
+        self.insert(messages, Some(reason)).await
     }
 
     async fn receive(

@@ -83,6 +83,13 @@ mod delivery_queue {
     tracklayer_core::delivery_queue_contract!(local_queue());
 }
 
+mod delivery_log {
+    use super::*;
+    tracklayer_core::delivery_log_contract!(async {
+        tracklayer_local::SqliteDeliveryLog::new(Db::in_memory().unwrap())
+    });
+}
+
 mod keyring {
     use super::*;
     tracklayer_core::keyring_contract!(file_keyring());

@@ -84,6 +84,34 @@ pub struct ServeArgs {
     /// Take the client IP from X-Forwarded-For (only behind a proxy you trust).
     #[arg(long)]
     pub trust_forwarded_for: bool,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+/// How destinations are called.
+#[derive(Debug, Clone, Args)]
+pub struct DeliveryArgs {
+    /// Backoff base in milliseconds: attempt n waits up to base·2^(n−1), full jitter.
+    #[arg(long, default_value_t = 30_000)]
+    pub retry_base_ms: u64,
+    /// Longest backoff in milliseconds.
+    #[arg(long, default_value_t = 3_600_000)]
+    pub retry_cap_ms: u64,
+    /// Attempts before a message goes to the dead-letter queue.
+    #[arg(long, default_value_t = 8)]
+    pub max_attempts: u32,
+    /// Timeout of one request to a destination, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub egress_timeout_ms: u64,
+    /// Cooldown of a destination's circuit after repeated failures, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub breaker_cooldown_ms: u64,
+    /// How often a paused destination's messages are looked at again, in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    pub paused_recheck_ms: u64,
+    /// How long to wait to fill a batch of queue messages, in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    pub batch_window_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +141,9 @@ pub struct WorkspaceArgs {
 pub struct AddDestinationArgs {
     #[command(flatten)]
     pub ws: WorkspaceArgs,
+    /// Allow an endpoint on loopback or a private network (local development and tests only).
+    #[arg(long)]
+    pub allow_private_egress: bool,
     /// The definition as JSON: {"name","kind","config","secrets",...}; `-` reads stdin.
     #[arg(long)]
     pub json: String,

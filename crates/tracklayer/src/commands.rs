@@ -11,6 +11,10 @@ use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracklayer_core::bootstrap::Bootstrapped;
+use tracklayer_core::deliver::service::{
+    run_worker, DeliveryConfig, DeliveryPorts, DeliveryService,
+};
+use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::destination::{Destination, DestinationId, DestinationSpec};
 use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
 use tracklayer_core::ports::{ControlReader, DeliveryQueue, EventStore, ReplayFilter};
@@ -18,7 +22,7 @@ use tracklayer_core::workspace::Region;
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
 use tracklayer_local::DataDir;
 
-use crate::cli::{Cli, Command, DestinationsCommand, InitArgs, ServeArgs};
+use crate::cli::{Cli, Command, DeliveryArgs, DestinationsCommand, InitArgs, ServeArgs};
 use crate::stack::LocalStack;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -124,11 +128,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(sweep_loop(
-        stack.events.clone(),
+        stack.clone_for_sweep(),
         stack.clock.clone(),
         Duration::from_secs(args.sweep_interval_secs.max(1)),
         stop_rx.clone(),
     ));
+    let delivery = Arc::new(delivery_service(
+        &stack,
+        &args.delivery,
+        args.allow_private_egress,
+    )?);
+    let workers: Vec<_> = DestinationKind::ALL
+        .into_iter()
+        .map(|kind| {
+            tokio::spawn(run_worker(
+                delivery.clone(),
+                stack.queue.clone(),
+                kind,
+                stop_rx.clone(),
+            ))
+        })
+        .collect();
 
     axum::serve(
         listener,
@@ -138,25 +158,68 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .await
     .context("the HTTP server failed")?;
 
-    // In-flight requests have finished: every accepted event is in the database.
+    // In-flight requests have finished: every accepted event is in the database. Workers
+    // finish the deliveries they started and record their outcomes.
     let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
     let _ = sweeper.await;
     stack.db.checkpoint().await?;
     tracing::info!("stopped");
     Ok(())
 }
 
+fn delivery_service(
+    stack: &LocalStack,
+    args: &DeliveryArgs,
+    allow_private: bool,
+) -> anyhow::Result<DeliveryService> {
+    let egress = tracklayer_egress::HttpEgress::new(tracklayer_egress::EgressConfig {
+        timeout: Duration::from_millis(args.egress_timeout_ms.max(1)),
+        policy: tracklayer_egress::EgressPolicy { allow_private },
+        ..Default::default()
+    })?;
+    Ok(DeliveryService::new(
+        DeliveryPorts {
+            control: stack.control.clone(),
+            queue: stack.queue.clone(),
+            log: stack.delivery_log.clone(),
+            keyring: stack.keyring.clone(),
+            egress: Arc::new(egress),
+            clock: stack.clock.clone(),
+            ids: stack.ids.clone(),
+            connectors: tracklayer_connectors::connector,
+            base_urls: tracklayer_connectors::default_base_url,
+        },
+        DeliveryConfig {
+            max_attempts: args.max_attempts.max(1),
+            backoff_base: Duration::from_millis(args.retry_base_ms),
+            backoff_cap: Duration::from_millis(args.retry_cap_ms.max(args.retry_base_ms)),
+            breaker_cooldown: Duration::from_millis(args.breaker_cooldown_ms),
+            batch_window: Duration::from_millis(args.batch_window_ms),
+            paused_recheck: Duration::from_millis(args.paused_recheck_ms),
+            ..DeliveryConfig::default()
+        },
+    ))
+}
+
 async fn sweep_loop(
-    events: Arc<tracklayer_local::SqliteEventStore>,
+    (events, log): (
+        Arc<tracklayer_local::SqliteEventStore>,
+        Arc<tracklayer_local::SqliteDeliveryLog>,
+    ),
     clock: Arc<dyn tracklayer_core::clock::Clock>,
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    use tracklayer_core::ports::DeliveryLog;
     loop {
-        match events.sweep(clock.now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(rows = n, "expired rows deleted"),
-            Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
+        let now = clock.now();
+        match (events.sweep(now).await, log.sweep(now).await) {
+            (Ok(a), Ok(b)) if a + b > 0 => tracing::info!(rows = a + b, "expired rows deleted"),
+            (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "sweep failed; will retry"),
+            _ => {}
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -8,7 +8,8 @@ use tracklayer_core::clock::{Clock, Ids, SystemClock, SystemIds};
 use tracklayer_core::ports::ControlStore;
 use tracklayer_core::workspace::{Workspace, WorkspaceId};
 use tracklayer_local::{
-    DataDir, Db, FileKeyring, SqliteControlStore, SqliteDeliveryQueue, SqliteEventStore,
+    DataDir, Db, FileKeyring, SqliteControlStore, SqliteDeliveryLog, SqliteDeliveryQueue,
+    SqliteEventStore,
 };
 
 /// All local adapters, opened once.
@@ -18,6 +19,7 @@ pub struct LocalStack {
     pub control: Arc<SqliteControlStore>,
     pub events: Arc<SqliteEventStore>,
     pub queue: Arc<SqliteDeliveryQueue>,
+    pub delivery_log: Arc<SqliteDeliveryLog>,
     pub keyring: Arc<FileKeyring>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
@@ -70,6 +72,7 @@ impl LocalStack {
         Ok(Self {
             control: Arc::new(SqliteControlStore::new(db.clone())),
             events: Arc::new(SqliteEventStore::new(db.clone())),
+            delivery_log: Arc::new(SqliteDeliveryLog::new(db.clone())),
             queue: Arc::new(SqliteDeliveryQueue::new(
                 db.clone(),
                 clock.clone(),
@@ -82,6 +85,11 @@ impl LocalStack {
             clock,
             ids,
         })
+    }
+
+    /// The stores the sweeper cleans.
+    pub fn clone_for_sweep(&self) -> (Arc<SqliteEventStore>, Arc<SqliteDeliveryLog>) {
+        (self.events.clone(), self.delivery_log.clone())
     }
 
     pub fn control(&self) -> Control<'_> {

@@ -4,6 +4,8 @@
 //! Each profile module decides *which* of these steps a field gets; the rules and their
 //! sources are cited there. Steps here cite their own source where they implement one.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use unicode_normalization::char::is_combining_mark;
@@ -18,6 +20,14 @@ pub(crate) type Outcome = Result<String, &'static str>;
 /// Key for table lookups: NFD, combining marks dropped, lowercased, only `a`–`z` kept
 /// (`"Québec"` → `quebec`, `"Côte d'Ivoire"` → `cotedivoire`).
 pub(crate) fn fold(s: &str) -> String {
+    if s.is_ascii() {
+        // The same result without the Unicode machinery: ASCII has nothing to decompose.
+        return s
+            .bytes()
+            .filter(u8::is_ascii_alphabetic)
+            .map(|b| char::from(b.to_ascii_lowercase()))
+            .collect();
+    }
     s.nfd()
         .filter(|c| !is_combining_mark(*c))
         .flat_map(char::to_lowercase)
@@ -27,6 +37,10 @@ pub(crate) fn fold(s: &str) -> String {
 
 /// Unicode-aware lowercase, then NFC (so `e` + U+0301 and `é` hash the same).
 pub(crate) fn lower_nfc(s: &str) -> String {
+    if s.is_ascii() {
+        // ASCII is already in NFC and lowercases byte by byte.
+        return s.to_ascii_lowercase();
+    }
     s.to_lowercase().nfc().collect()
 }
 
@@ -377,34 +391,65 @@ fn year_of_unix_day(days: i64) -> i64 {
 /// name found wins, so `"South Sudan"` is not Sudan).
 pub(crate) fn resolve_country(raw: &str) -> Option<&'static Country> {
     let key = fold(raw);
+    let index = country_index();
     match key.len() {
         0 | 1 => return None,
         2 => {
-            return COUNTRIES
-                .iter()
-                .find(|c| c.alpha2 == key)
-                .or_else(|| by_name(COUNTRIES, &key, |c| c.names));
+            return lookup(COUNTRIES, &index.alpha2, &key)
+                .or_else(|| lookup(COUNTRIES, &index.names, &key));
         }
         3 => {
-            if let Some(c) = COUNTRIES.iter().find(|c| c.alpha3 == key) {
+            if let Some(c) = lookup(COUNTRIES, &index.alpha3, &key) {
                 return Some(c);
             }
         }
         _ => {}
     }
-    by_name(COUNTRIES, &key, |c| c.names).or_else(|| containing(COUNTRIES, &key, |c| c.names))
+    lookup(COUNTRIES, &index.names, &key).or_else(|| containing(COUNTRIES, &key, |c| c.names))
 }
 
 /// The US state or Canadian province named by an already folded value, or by text
 /// containing one (`"State of New York"`), longest name first.
 pub(crate) fn resolve_region(key: &str) -> Option<&'static Region> {
-    by_name(REGIONS, key, |r| r.names).or_else(|| containing(REGIONS, key, |r| r.names))
+    static NAMES: OnceLock<Index> = OnceLock::new();
+    let names = NAMES.get_or_init(|| index(REGIONS, |r| tables::names(r.names)));
+    lookup(REGIONS, names, key).or_else(|| containing(REGIONS, key, |r| r.names))
 }
 
-fn by_name<T>(table: &'static [T], key: &str, names: fn(&T) -> &'static str) -> Option<&'static T> {
-    table
-        .iter()
-        .find(|entry| tables::names(names(entry)).any(|n| n == key))
+/// Key → position of the first table entry that has it, i.e. the entry a front-to-back
+/// search finds. Built once: ingest looks countries up several times per event.
+type Index = HashMap<&'static str, usize>;
+
+struct CountryIndex {
+    alpha2: Index,
+    alpha3: Index,
+    names: Index,
+}
+
+fn country_index() -> &'static CountryIndex {
+    static INDEX: OnceLock<CountryIndex> = OnceLock::new();
+    INDEX.get_or_init(|| CountryIndex {
+        alpha2: index(COUNTRIES, |c| std::iter::once(c.alpha2)),
+        alpha3: index(COUNTRIES, |c| std::iter::once(c.alpha3)),
+        names: index(COUNTRIES, |c| tables::names(c.names)),
+    })
+}
+
+fn index<T, K: Iterator<Item = &'static str>>(
+    table: &'static [T],
+    keys: fn(&'static T) -> K,
+) -> Index {
+    let mut index = Index::new();
+    for (position, entry) in table.iter().enumerate() {
+        for key in keys(entry) {
+            index.entry(key).or_insert(position);
+        }
+    }
+    index
+}
+
+fn lookup<T>(table: &'static [T], index: &Index, key: &str) -> Option<&'static T> {
+    index.get(key).map(|&position| &table[position])
 }
 
 /// The entry with the longest name (4+ letters) contained in `key`.
@@ -436,6 +481,58 @@ mod tests {
         assert_eq!(fold("Côte d'Ivoire"), "cotedivoire");
         assert_eq!(fold(" Québec "), "quebec");
         assert_eq!(fold("New-York 10"), "newyork");
+    }
+
+    #[test]
+    fn ascii_fast_paths_agree_with_the_unicode_path() {
+        let all_ascii: String = (0u8..128).map(char::from).collect();
+        for s in [
+            all_ascii.as_str(),
+            "  John_Smith@Gmail.COM ",
+            "United States of America",
+            "N.Y.",
+            "",
+        ] {
+            let folded: String = s
+                .nfd()
+                .filter(|c| !is_combining_mark(*c))
+                .flat_map(char::to_lowercase)
+                .filter(char::is_ascii_lowercase)
+                .collect();
+            assert_eq!(fold(s), folded, "{s:?}");
+            let lowered: String = s.to_lowercase().nfc().collect();
+            assert_eq!(lower_nfc(s), lowered, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn indexed_lookups_find_the_first_entry_a_table_scan_finds() {
+        for c in COUNTRIES {
+            let keys = [c.alpha2, c.alpha3]
+                .into_iter()
+                .chain(tables::names(c.names));
+            for key in keys {
+                let scan = match key.len() {
+                    2 => COUNTRIES.iter().find(|e| e.alpha2 == key),
+                    3 => COUNTRIES.iter().find(|e| e.alpha3 == key),
+                    _ => None,
+                }
+                .or_else(|| {
+                    COUNTRIES
+                        .iter()
+                        .find(|e| tables::names(e.names).any(|n| n == key))
+                });
+                assert_eq!(resolve_country(key), scan, "{key}");
+            }
+        }
+        for r in REGIONS {
+            for key in tables::names(r.names) {
+                let scan = REGIONS
+                    .iter()
+                    .find(|e| tables::names(e.names).any(|n| n == key));
+                assert_eq!(resolve_region(key), scan, "{key}");
+            }
+        }
     }
 
     #[test]

@@ -176,7 +176,7 @@ pub fn canonical_for_index(field: Field, raw: &str, hints: Hints<'_>) -> Option<
 
 /// Lowercase hex SHA-256 of the UTF-8 bytes of `s`.
 pub fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
+    crate::crypto::hex_lower(&Sha256::digest(s.as_bytes()))
 }
 
 /// 64 lowercase-or-uppercase hex chars → already a SHA-256 digest; pass through unchanged (lowercased), never double-hash.

@@ -1,1 +1,1059 @@
+//! The pure part of ingest, as a specification: parse → validate → normalize → hash → consent
+//! → route → pack, with no I/O. Fixtures are built here (the `testkit` feature is off in the
+//! crate's own unit tests); JSON fixtures live in `fixtures/`.
 
+use serde_json::json;
+use time::macros::datetime;
+use uuid::Uuid;
+
+use super::*;
+use crate::clock::SequentialIds;
+use crate::consent::ConsentPolicy;
+use crate::crypto::{DataKey, Sealed, WrappedKey};
+use crate::destination::{DestinationId, EventFilter};
+use crate::identity::sha256_hex;
+use crate::workspace::KeyRef;
+
+const RECEIVED_AT: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
+
+/// Meta's published example: `John_Smith@gmail.com` → this SHA-256.
+const META_JOHN_SMITH: &str = "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f";
+/// Google's published example: `+1-800-555-0100` → this SHA-256.
+const GOOGLE_PHONE: &str = "fb4f73a6ec5fdb7077d564cdd22c3554b43ce49168550c3b12c547b78c517b30";
+
+const META: DestinationKind = DestinationKind::MetaCapi;
+const GA4: DestinationKind = DestinationKind::Ga4;
+const TIKTOK: DestinationKind = DestinationKind::Tiktok;
+const WEBHOOK: DestinationKind = DestinationKind::Webhook;
+
+fn workspace(region: Region) -> Workspace {
+    Workspace {
+        id: WorkspaceId::new(region, "01ingesttest"),
+        name: "Ingest test".into(),
+        region,
+        created_at: RECEIVED_AT,
+        retention: Retention::default(),
+        consent: ConsentPolicy::default(),
+        key_ref: KeyRef::Platform,
+        data_key: WrappedKey(vec![0; 8]),
+    }
+}
+
+fn destination(ws: &WorkspaceId, kind: DestinationKind) -> Destination {
+    Destination {
+        id: DestinationId::new(&kind.as_str().replace('_', "")),
+        workspace_id: ws.clone(),
+        name: format!("{kind} destination"),
+        kind,
+        config: json!({}),
+        secrets: Sealed(vec![0; 40]),
+        secret_hints: json!({}),
+        consent_purposes: kind.default_purposes(),
+        events: EventFilter::All,
+        endpoint: None,
+        paused: false,
+        created_at: RECEIVED_AT,
+        updated_at: RECEIVED_AT,
+    }
+}
+
+/// A workspace with one destination of each kind (Meta, GA4, TikTok, webhook, in that order).
+struct Setup {
+    workspace: Workspace,
+    destinations: Vec<Destination>,
+    keys: WorkspaceKeys,
+    ids: SequentialIds,
+    meta: RequestMeta,
+}
+
+impl Setup {
+    fn new(region: Region) -> Self {
+        let workspace = workspace(region);
+        let destinations = DestinationKind::ALL
+            .into_iter()
+            .map(|kind| destination(&workspace.id, kind))
+            .collect();
+        Self {
+            workspace,
+            destinations,
+            keys: WorkspaceKeys::new(&DataKey::from_bytes([7; 32])),
+            ids: SequentialIds::default(),
+            meta: RequestMeta {
+                ip: None,
+                user_agent: None,
+                gpc: false,
+            },
+        }
+    }
+
+    fn with_keys(mut self, keys: WorkspaceKeys) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    fn with_gpc_header(mut self) -> Self {
+        self.meta.gpc = true;
+        self
+    }
+
+    fn with_filter(mut self, kind: DestinationKind, filter: EventFilter) -> Self {
+        let i = self.index(kind);
+        self.destinations[i].events = filter;
+        self
+    }
+
+    fn pipeline(&self) -> Pipeline<'_> {
+        Pipeline {
+            workspace: &self.workspace,
+            destinations: &self.destinations,
+            keys: &self.keys,
+            ids: &self.ids,
+            meta: &self.meta,
+            received_at: RECEIVED_AT,
+        }
+    }
+
+    fn run(&self, endpoint: Endpoint, body: &[u8]) -> PreparedBatch {
+        let parsed = parse_body(endpoint, body).expect("the body parses");
+        prepare(&self.pipeline(), &parsed)
+    }
+
+    fn batch(&self, body: Value) -> PreparedBatch {
+        self.run(Endpoint::Batch, &serde_json::to_vec(&body).unwrap())
+    }
+
+    fn items(&self, items: Vec<Value>) -> PreparedBatch {
+        self.batch(json!({ "batch": items }))
+    }
+
+    /// Prepares one event that must be accepted.
+    fn accept(&self, item: Value) -> PreparedBatch {
+        let out = self.items(vec![item]);
+        assert!(out.rejected.is_empty(), "rejected: {:?}", out.rejected);
+        assert_eq!(out.events.len(), 1);
+        out
+    }
+
+    /// The single rejection of one event.
+    fn reject(&self, item: Value) -> Rejection {
+        let out = self.items(vec![item]);
+        assert!(out.events.is_empty(), "the event was accepted");
+        assert_eq!(out.rejected.len(), 1);
+        out.rejected.into_iter().next().unwrap()
+    }
+
+    fn index(&self, kind: DestinationKind) -> usize {
+        self.destinations
+            .iter()
+            .position(|d| d.kind == kind)
+            .expect("a destination of this kind")
+    }
+
+    fn routing<'a>(
+        &self,
+        out: &'a PreparedBatch,
+        event: usize,
+        kind: DestinationKind,
+    ) -> &'a Routing {
+        let id = &self.destinations[self.index(kind)].id;
+        out.events[event]
+            .event
+            .routing
+            .iter()
+            .find(|r| &r.destination_id == id)
+            .expect("a routing decision for every destination")
+    }
+
+    fn item<'a>(
+        &self,
+        out: &'a PreparedBatch,
+        event: usize,
+        kind: DestinationKind,
+    ) -> Option<&'a DeliveryItem> {
+        let index = self.index(kind);
+        out.items[event]
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, item)| item)
+    }
+
+    /// Opens the sealed part of an item with the workspace key.
+    fn open(&self, kind: DestinationKind, item: &DeliveryItem) -> SealedFields {
+        let d = &self.destinations[self.index(kind)];
+        let aad = aad(
+            "item",
+            &self.workspace.id,
+            &format!("{}:{}", d.id, item.event_id),
+        );
+        let plain = self
+            .keys
+            .open(&aad, item.sealed.as_ref().expect("a sealed part"))
+            .expect("the sealed part opens with the workspace key");
+        serde_json::from_slice(&plain).unwrap()
+    }
+}
+
+fn track(message_id: &str) -> Value {
+    json!({
+        "type": "track",
+        "messageId": message_id,
+        "anonymousId": "anon-1",
+        "event": "Order Completed",
+        "properties": {"value": 10, "currency": "EUR"}
+    })
+}
+
+fn granted() -> Value {
+    json!({"consent": {"categoryPreferences": {"advertising": true, "analytics": true}}})
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timestamps
+
+#[test]
+fn skew_correction_sets_the_timestamp_to_received_at_minus_the_clients_send_delay() {
+    let s = Setup::new(Region::Us);
+    // The device clock is two hours behind; the event was sent 5 s after it happened.
+    let mut e = track("m1");
+    e["originalTimestamp"] = json!("2026-03-01T10:00:00.000Z");
+    e["sentAt"] = json!("2026-03-01T10:00:05.000Z");
+
+    let out = s.accept(e);
+
+    assert_eq!(
+        out.events[0].event.timestamp,
+        datetime!(2026-03-01 11:59:55 UTC)
+    );
+    assert_eq!(out.events[0].event.received_at, RECEIVED_AT);
+}
+
+#[test]
+fn a_batch_level_sent_at_applies_to_items_without_their_own() {
+    let s = Setup::new(Region::Us);
+    let mut e = track("m1");
+    e["originalTimestamp"] = json!("2026-03-01T10:00:00.000Z");
+
+    let out = s.batch(json!({"sentAt": "2026-03-01T10:00:30.000Z", "batch": [e]}));
+
+    assert_eq!(
+        out.events[0].event.timestamp,
+        datetime!(2026-03-01 11:59:30 UTC)
+    );
+}
+
+#[test]
+fn an_items_own_sent_at_wins_over_the_batch_sent_at() {
+    let s = Setup::new(Region::Us);
+    let mut e = track("m1");
+    e["originalTimestamp"] = json!("2026-03-01T10:00:00.000Z");
+    e["sentAt"] = json!("2026-03-01T10:00:02.000Z");
+
+    let out = s.batch(json!({"sentAt": "2026-03-01T10:00:30.000Z", "batch": [e]}));
+
+    assert_eq!(
+        out.events[0].event.timestamp,
+        datetime!(2026-03-01 11:59:58 UTC)
+    );
+}
+
+#[test]
+fn an_explicit_timestamp_is_used_as_is_when_there_is_no_original_timestamp() {
+    let s = Setup::new(Region::Us);
+    let mut e = track("m1");
+    e["timestamp"] = json!("2026-02-27T08:30:00.250+01:00");
+    e["sentAt"] = json!("2026-03-01T10:00:05.000Z");
+
+    let out = s.accept(e);
+
+    assert_eq!(
+        out.events[0].event.timestamp,
+        datetime!(2026-02-27 07:30:00.250 UTC)
+    );
+}
+
+#[test]
+fn an_event_without_any_timestamp_is_timestamped_when_received() {
+    let s = Setup::new(Region::Us);
+
+    let out = s.accept(track("m1"));
+
+    assert_eq!(out.events[0].event.timestamp, RECEIVED_AT);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch-level fields
+
+#[test]
+fn batch_level_context_merges_into_each_item_and_item_keys_win() {
+    let s = Setup::new(Region::Eu);
+    let mut own_ip = track("m2");
+    own_ip["context"] = json!({"ip": "192.0.2.2"});
+    let body = json!({
+        "context": {
+            "ip": "192.0.2.1",
+            "consent": {"categoryPreferences": {"advertising": true}}
+        },
+        "integrations": {"All": true},
+        "batch": [track("m1"), own_ip]
+    });
+
+    let out = s.batch(body);
+
+    assert_eq!(out.events.len(), 2);
+    // The batch's consent reached both items: EU advertising is opt-in.
+    assert!(s.routing(&out, 0, META).routed);
+    assert!(s.routing(&out, 1, META).routed);
+    let first = s.open(META, s.item(&out, 0, META).unwrap());
+    let second = s.open(META, s.item(&out, 1, META).unwrap());
+    assert_eq!(first.ip.as_deref(), Some("192.0.2.1"));
+    assert_eq!(second.ip.as_deref(), Some("192.0.2.2"));
+}
+
+#[test]
+fn batch_level_integrations_must_be_an_object() {
+    let body =
+        br#"{"integrations": ["All"], "batch": [{"type":"track","event":"e","userId":"u"}]}"#;
+
+    let err = parse_body(Endpoint::Batch, body).unwrap_err();
+
+    assert!(
+        matches!(&err, IngestError::Invalid { field, .. } if field == "/integrations"),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Message ids
+
+#[test]
+fn a_missing_message_id_is_generated_as_a_uuid_v7() {
+    let s = Setup::new(Region::Us);
+    let mut e = track("x");
+    e.as_object_mut().unwrap().remove("messageId");
+
+    let out = s.accept(e);
+
+    let id = out.events[0].event.message_id.as_str();
+    let uuid = Uuid::parse_str(id).expect("a UUID");
+    assert_eq!(uuid.get_version_num(), 7);
+}
+
+#[test]
+fn the_same_message_id_twice_in_one_batch_is_kept_once() {
+    let s = Setup::new(Region::Us);
+
+    let out = s.items(vec![track("dup"), track("dup"), track("other")]);
+
+    let ids: Vec<_> = out
+        .events
+        .iter()
+        .map(|e| e.event.message_id.as_str())
+        .collect();
+    assert_eq!(ids, ["dup", "other"]);
+    assert_eq!(out.items.len(), 2);
+    assert_eq!(out.duplicates, 1);
+    assert!(out.rejected.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rejections name the index, the messageId and the field
+
+#[test]
+fn rejects_an_event_without_user_id_or_anonymous_id() {
+    let s = Setup::new(Region::Us);
+    let mut e = track("m-anon");
+    e["anonymousId"] = Value::Null;
+
+    let out = s.items(vec![track("ok"), e]);
+
+    assert_eq!(out.events.len(), 1);
+    let r = &out.rejected[0];
+    assert_eq!(r.index, 1);
+    assert_eq!(r.message_id.as_deref(), Some("m-anon"));
+    assert_eq!(r.field, "/userId");
+    assert!(r.detail.contains("anonymousId"), "{}", r.detail);
+}
+
+#[test]
+fn a_null_anonymous_id_is_fine_when_there_is_a_user_id() {
+    let s = Setup::new(Region::Us);
+    let mut e = track("m1");
+    e["anonymousId"] = Value::Null;
+    e["userId"] = json!("user-1");
+
+    s.accept(e);
+}
+
+#[test]
+fn rejects_a_track_call_without_an_event_name() {
+    let s = Setup::new(Region::Us);
+    let mut e = track("m-noevent");
+    e.as_object_mut().unwrap().remove("event");
+
+    let r = s.reject(e);
+
+    assert_eq!(
+        (r.index, r.message_id.as_deref(), r.field.as_str()),
+        (0, Some("m-noevent"), "/event")
+    );
+}
+
+#[test]
+fn rejects_an_unknown_type() {
+    let s = Setup::new(Region::Us);
+    let mut e = track("m-type");
+    e["type"] = json!("purchase");
+
+    let r = s.reject(e);
+
+    assert_eq!(
+        (r.message_id.as_deref(), r.field.as_str()),
+        (Some("m-type"), "/type")
+    );
+}
+
+#[test]
+fn rejects_a_batch_item_without_a_type() {
+    let s = Setup::new(Region::Us);
+    let mut e = track("m-notype");
+    e.as_object_mut().unwrap().remove("type");
+
+    let r = s.reject(e);
+
+    assert_eq!(r.field, "/type");
+}
+
+#[test]
+fn rejects_an_unparseable_timestamp() {
+    let s = Setup::new(Region::Us);
+    let mut e = track("m-ts");
+    e["timestamp"] = json!("yesterday at noon");
+
+    let r = s.reject(e);
+
+    assert_eq!(
+        (r.message_id.as_deref(), r.field.as_str()),
+        (Some("m-ts"), "/timestamp")
+    );
+}
+
+#[test]
+fn rejects_properties_that_are_not_an_object() {
+    let s = Setup::new(Region::Us);
+    let mut e = track("m-props");
+    e["properties"] = json!(["value", 10]);
+
+    let r = s.reject(e);
+
+    assert_eq!(
+        (r.message_id.as_deref(), r.field.as_str()),
+        (Some("m-props"), "/properties")
+    );
+}
+
+#[test]
+fn rejects_an_event_over_32_kb_in_a_batch_and_keeps_the_others() {
+    let s = Setup::new(Region::Us);
+    let mut big = track("m-big");
+    big["properties"]["blob"] = json!("x".repeat(MAX_EVENT_BYTES));
+
+    let out = s.items(vec![track("a"), big, track("b")]);
+
+    assert_eq!(out.events.len(), 2);
+    assert_eq!(out.rejected.len(), 1);
+    let r = &out.rejected[0];
+    assert_eq!(r.index, 1);
+    assert_eq!(r.message_id.as_deref(), Some("m-big"));
+    assert_eq!(r.field, "/");
+    assert!(r.detail.contains("larger than"), "{}", r.detail);
+}
+
+#[test]
+fn a_batch_may_hold_2500_events_but_not_2501() {
+    let event = json!({"type": "track", "event": "e", "userId": "u"});
+    let body = |n: usize| serde_json::to_vec(&json!({ "batch": vec![event.clone(); n] })).unwrap();
+
+    let full = body(MAX_BATCH_EVENTS);
+    let over = body(MAX_BATCH_EVENTS + 1);
+
+    assert_eq!(
+        parse_body(Endpoint::Batch, &full).unwrap().items.len(),
+        2_500
+    );
+    let err = parse_body(Endpoint::Batch, &over).unwrap_err();
+    assert!(
+        matches!(&err, IngestError::Invalid { field, detail } if field == "/batch" && detail.contains("2501")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_request_may_be_500_kb_but_not_one_byte_more() {
+    let mut body = br#"{"batch":[{"type":"track","event":"e","userId":"u"}]}"#.to_vec();
+    body.resize(MAX_REQUEST_BYTES, b' ');
+
+    assert!(parse_body(Endpoint::Batch, &body).is_ok());
+    body.push(b' ');
+    assert!(matches!(
+        parse_body(Endpoint::Batch, &body),
+        Err(IngestError::RequestTooLarge)
+    ));
+}
+
+#[test]
+fn a_single_event_batch_over_32_kb_is_refused_whole() {
+    let mut big = track("m-big");
+    big["properties"]["blob"] = json!("x".repeat(MAX_EVENT_BYTES));
+    let body = serde_json::to_vec(&json!({ "batch": [big] })).unwrap();
+
+    let err = parse_body(Endpoint::Batch, &body).unwrap_err();
+
+    assert!(
+        matches!(err, IngestError::EventTooLarge { index: 0 }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_type_that_contradicts_the_endpoint_is_rejected() {
+    let s = Setup::new(Region::Us);
+
+    let out = s.run(
+        Endpoint::Single(EventType::Identify),
+        br#"{"type":"track","event":"e","userId":"u"}"#,
+    );
+
+    assert_eq!(out.rejected[0].field, "/type");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consent and routing
+
+#[test]
+fn an_eu_event_without_a_signal_skips_meta_but_reaches_a_webhook_without_purposes() {
+    let s = Setup::new(Region::Eu);
+
+    let out = s.accept(track("m1"));
+
+    let meta = s.routing(&out, 0, META);
+    assert!(!meta.routed && !meta.consent.allowed);
+    assert!(
+        meta.consent.reason.contains("eu default is opt-in"),
+        "{}",
+        meta.consent.reason
+    );
+    assert!(!s.routing(&out, 0, GA4).routed);
+    let webhook = s.routing(&out, 0, WEBHOOK);
+    assert!(webhook.routed);
+    assert!(s.item(&out, 0, META).is_none());
+    assert!(s.item(&out, 0, WEBHOOK).is_some());
+}
+
+#[test]
+fn segment_category_preferences_grant_consent_per_purpose() {
+    let s = Setup::new(Region::Eu);
+    let mut e = track("m1");
+    e["context"] = json!({"consent": {"categoryPreferences": {"Advertising": true}}});
+
+    let out = s.accept(e);
+
+    let meta = s.routing(&out, 0, META);
+    assert!(meta.routed);
+    assert!(
+        meta.consent.reason.contains("categoryPreferences"),
+        "{}",
+        meta.consent.reason
+    );
+    assert!(s.routing(&out, 0, TIKTOK).routed);
+    // Analytics was not granted, and the EU default is opt-in.
+    assert!(!s.routing(&out, 0, GA4).routed);
+}
+
+#[test]
+fn a_gpc_header_blocks_advertising_in_the_us_but_not_analytics() {
+    let s = Setup::new(Region::Us).with_gpc_header();
+
+    let out = s.accept(track("m1"));
+
+    let meta = s.routing(&out, 0, META);
+    assert!(!meta.routed);
+    assert!(
+        meta.consent.reason.contains("global privacy control"),
+        "{}",
+        meta.consent.reason
+    );
+    assert!(!s.routing(&out, 0, TIKTOK).routed);
+    assert!(s.routing(&out, 0, GA4).routed);
+    assert!(s.routing(&out, 0, WEBHOOK).routed);
+}
+
+#[test]
+fn context_gpc_blocks_advertising_in_the_us() {
+    let s = Setup::new(Region::Us);
+    let mut without = track("m1");
+    without["context"] = json!({"gpc": false});
+    let mut with = track("m2");
+    with["context"] = json!({"gpc": true});
+
+    let out = s.items(vec![without, with]);
+
+    assert!(s.routing(&out, 0, META).routed);
+    assert!(!s.routing(&out, 1, META).routed);
+}
+
+#[test]
+fn every_routing_decision_records_its_reason() {
+    let s = Setup::new(Region::Eu).with_filter(META, EventFilter::Deny(["Ping".into()].into()));
+    let mut ping = track("m3");
+    ping["event"] = json!("Ping");
+    ping["context"] = granted();
+    let mut identify = json!({"type": "identify", "messageId": "m2", "userId": "u"});
+    identify["context"] = granted();
+
+    let out = s.items(vec![track("m1"), identify, ping]);
+
+    assert_eq!(out.events.len(), 3);
+    for event in &out.events {
+        assert_eq!(event.event.routing.len(), s.destinations.len());
+        for r in &event.event.routing {
+            assert!(!r.consent.reason.is_empty(), "{r:?}");
+            if r.consent.allowed && !r.routed {
+                assert!(r.skipped.as_deref().is_some_and(|s| !s.is_empty()), "{r:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_allow_list_routes_only_the_named_events() {
+    let s = Setup::new(Region::Us)
+        .with_filter(META, EventFilter::Allow(["Order Completed".into()].into()));
+    let mut viewed = track("m2");
+    viewed["event"] = json!("Product Viewed");
+
+    let out = s.items(vec![track("m1"), viewed]);
+
+    assert!(s.routing(&out, 0, META).routed);
+    let skipped = s.routing(&out, 1, META);
+    assert!(!skipped.routed && skipped.consent.allowed);
+    assert!(
+        skipped.skipped.as_deref().unwrap().contains("filtered out"),
+        "{skipped:?}"
+    );
+    assert!(s.item(&out, 1, META).is_none());
+    assert!(s.routing(&out, 1, GA4).routed);
+}
+
+#[test]
+fn a_deny_list_drops_the_named_events() {
+    let s = Setup::new(Region::Us).with_filter(
+        WEBHOOK,
+        EventFilter::Deny(["Order Completed".into()].into()),
+    );
+    let mut viewed = track("m2");
+    viewed["event"] = json!("Product Viewed");
+
+    let out = s.items(vec![track("m1"), viewed]);
+
+    assert!(!s.routing(&out, 0, WEBHOOK).routed);
+    assert!(s.item(&out, 0, WEBHOOK).is_none());
+    assert!(s.routing(&out, 1, WEBHOOK).routed);
+}
+
+#[test]
+fn identify_is_not_sent_to_meta_ga4_or_tiktok_but_is_sent_to_a_webhook() {
+    let s = Setup::new(Region::Us);
+
+    let out = s.accept(json!({
+        "type": "identify",
+        "messageId": "m1",
+        "userId": "u-1",
+        "traits": {"email": "jane@example.com", "plan": "pro"}
+    }));
+
+    for kind in [META, GA4, TIKTOK] {
+        let r = s.routing(&out, 0, kind);
+        assert!(!r.routed, "{kind}");
+        assert!(r.skipped.as_deref().unwrap().contains("identify"), "{r:?}");
+        assert!(s.item(&out, 0, kind).is_none());
+    }
+    assert!(s.routing(&out, 0, WEBHOOK).routed);
+    let item = s.item(&out, 0, WEBHOOK).unwrap();
+    assert_eq!(item.event_type, EventType::Identify);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hashing
+
+#[test]
+fn meta_items_carry_the_sha256_of_the_normalized_email() {
+    let s = Setup::new(Region::Us);
+    let mut e = track("m1");
+    e["context"] = json!({"traits": {"email": "  John_Smith@gmail.com "}});
+
+    let out = s.accept(e);
+
+    let item = s.item(&out, 0, META).unwrap();
+    assert_eq!(item.user_data[&Field::Email], META_JOHN_SMITH);
+    assert_eq!(
+        out.events[0].event.hashed[&Profile::Meta][&Field::Email],
+        META_JOHN_SMITH
+    );
+}
+
+#[test]
+fn ga4_items_carry_google_hashes_and_plain_address_values_only_in_the_sealed_part() {
+    let s = Setup::new(Region::Us);
+    let out = s.accept(json!({
+        "type": "track",
+        "messageId": "m1",
+        "userId": "user-1",
+        "event": "Order Completed",
+        "context": {"traits": {
+            "email": "John.Smith+promo@Gmail.com",
+            "phone": "+1-800-555-0100",
+            "address": {"city": " San Francisco ", "state": "California",
+                        "postalCode": "94000", "country": "United States"}
+        }}
+    }));
+
+    let ga4 = s.item(&out, 0, GA4).unwrap();
+    assert_eq!(
+        ga4.user_data[&Field::Email],
+        sha256_hex("johnsmith@gmail.com")
+    );
+    assert_eq!(ga4.user_data[&Field::Phone], GOOGLE_PHONE);
+    for field in [Field::City, Field::State, Field::Zip, Field::Country] {
+        assert!(!ga4.user_data.contains_key(&field), "{field:?} left hashed");
+    }
+    let mut outside = ga4.clone();
+    outside.sealed = None;
+    let outside = serde_json::to_string(&outside).unwrap();
+    assert!(
+        !outside.to_lowercase().contains("san francisco"),
+        "{outside}"
+    );
+    assert!(!outside.contains("94000"), "{outside}");
+
+    let sealed = s.open(GA4, ga4);
+    assert_eq!(sealed.plain[&Field::City], "san francisco");
+    assert_eq!(sealed.plain[&Field::State], "california");
+    assert_eq!(sealed.plain[&Field::Zip], "94000");
+    assert_eq!(sealed.plain[&Field::Country], "US");
+
+    // Meta's rules differ: no Gmail folding, and the address is hashed, never plain.
+    let meta = s.item(&out, 0, META).unwrap();
+    assert_eq!(
+        meta.user_data[&Field::Email],
+        sha256_hex("john.smith+promo@gmail.com")
+    );
+    assert!(s.open(META, meta).plain.is_empty());
+    assert_eq!(meta.user_data[&Field::City], sha256_hex("sanfrancisco"));
+}
+
+#[test]
+fn an_already_hashed_email_passes_through_unchanged() {
+    let s = Setup::new(Region::Us);
+    let mut e = track("m1");
+    e["context"] = json!({"traits": {"email": META_JOHN_SMITH}});
+
+    let out = s.accept(e);
+
+    for kind in [META, GA4, TIKTOK, WEBHOOK] {
+        let item = s.item(&out, 0, kind).unwrap();
+        assert_eq!(item.user_data[&Field::Email], META_JOHN_SMITH, "{kind}");
+    }
+}
+
+#[test]
+fn an_invalid_email_is_dropped_and_counted() {
+    let s = Setup::new(Region::Us);
+    let mut e = track("m1");
+    e["context"] = json!({"traits": {"email": "jane.doe-at-nowhere", "phone": "+1-800-555-0100"}});
+
+    let out = s.accept(e);
+
+    assert_eq!(out.invalid_identifiers, 1);
+    assert_eq!(out.events[0].event.invalid_identifiers, 1);
+    for kind in [META, GA4, TIKTOK, WEBHOOK] {
+        let item = s.item(&out, 0, kind).unwrap();
+        assert!(!item.user_data.contains_key(&Field::Email), "{kind}");
+        assert!(item.user_data.contains_key(&Field::Phone), "{kind}");
+    }
+}
+
+#[test]
+fn identifiers_a_destination_does_not_take_are_not_counted_as_invalid() {
+    // GA4 takes no external id, gender or date of birth: leaving them out is not an error.
+    let s = Setup::new(Region::Us);
+    let mut e = track("m1");
+    e["userId"] = json!("user-1");
+    e["context"] = json!({"traits": {"gender": "female", "birthday": "1984-07-19"}});
+
+    let out = s.accept(e);
+
+    assert_eq!(out.invalid_identifiers, 0);
+    assert_eq!(out.events[0].event.invalid_identifiers, 0);
+    assert!(!s
+        .item(&out, 0, GA4)
+        .unwrap()
+        .user_data
+        .contains_key(&Field::ExternalId));
+    assert_eq!(
+        s.item(&out, 0, META).unwrap().user_data[&Field::ExternalId],
+        sha256_hex("user-1")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nothing raw survives
+
+/// Raw values in `fixtures/pii_batch.json`, and the normalized forms of them that must not
+/// appear either (only their hashes may).
+const RAW_VALUES: &[&str] = &[
+    "Marguerite.Oyelaran@Example.COM",
+    "marguerite.oyelaran@example.com",
+    "margueriteoyelaran",
+    "+49 151 2345 6789",
+    "4915123456789",
+    "15123456789",
+    "Marguerite",
+    "marguerite",
+    "Oyelaran",
+    "oyelaran",
+    "Whitfield",
+    "whitfield",
+    "Quillfeather",
+    "quillfeather",
+    "Kirchheimbolanden",
+    "kirchheimbolanden",
+    "Rheinland",
+    "rheinland",
+    "67292",
+    "1984-07-19",
+    "19840719",
+    "female",
+    "198.51.100.77",
+    "PrivacyProbe",
+    "user-8472",
+    "anon-5f1c9e02",
+];
+
+fn assert_no_raw_value(what: &str, haystack: &str) {
+    for raw in RAW_VALUES {
+        assert!(
+            !haystack.contains(raw),
+            "{what} contains the raw value {raw:?}: {haystack}"
+        );
+    }
+}
+
+#[test]
+fn no_raw_identifier_survives_in_stored_events_or_queue_bodies() {
+    let s = Setup::new(Region::Eu);
+    let body = include_bytes!("fixtures/pii_batch.json");
+
+    let out = s.run(Endpoint::Batch, body);
+
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    assert_eq!(out.events.len(), 3);
+    assert!(
+        out.items.iter().flatten().count() >= 6,
+        "the fixture must reach every destination kind"
+    );
+    // What is not an identifier is kept.
+    let kept = ["Rubber Duck", "premium", "/checkout"];
+    for (new, kept) in out.events.iter().zip(kept) {
+        let stored = serde_json::to_string(&new.event).unwrap();
+        assert_no_raw_value("a stored event", &stored);
+        assert!(stored.contains(kept), "{kept} was lost: {stored}");
+        let operational = serde_json::to_string(&new.operational).unwrap();
+        assert_no_raw_value("an operational record", &operational);
+        assert_no_raw_value("a NewEvent's Debug output", &format!("{new:?}"));
+    }
+    let messages = pack(
+        &s.workspace.id,
+        &s.destinations,
+        out.items.iter().flatten().cloned(),
+        MAX_QUEUE_MESSAGE_BYTES,
+    );
+    assert_eq!(messages.len(), s.destinations.len());
+    for m in &messages {
+        assert_no_raw_value("a queue body", std::str::from_utf8(&m.body).unwrap());
+    }
+    // The raw values did reach the sealed parts, for the destinations that need them.
+    let item = s.item(&out, 0, META).unwrap();
+    let sealed = s.open(META, item);
+    assert_eq!(sealed.ip.as_deref(), Some("198.51.100.77"));
+    assert_eq!(sealed.user_id.as_deref(), Some("user-8472-marguerite"));
+}
+
+#[test]
+fn debug_output_of_a_request_shows_no_identifier_and_no_write_key() {
+    let s = Setup::new(Region::Eu).with_gpc_header();
+    let body = include_bytes!("fixtures/pii_batch.json");
+    let mut parsed = parse_body(Endpoint::Batch, body).unwrap();
+    parsed.write_key = Some("tl_ingest_eu_writekeyfortest1_SECRETSECRET".into());
+    let meta = RequestMeta {
+        ip: Some("198.51.100.77".parse().unwrap()),
+        user_agent: Some("Mozilla/5.0 (PrivacyProbe)".into()),
+        gpc: true,
+    };
+    let pipeline = Pipeline {
+        meta: &meta,
+        ..s.pipeline()
+    };
+
+    let shown = format!("{parsed:?} {meta:?} {pipeline:?}");
+
+    assert_no_raw_value("Debug output", &shown);
+    assert!(!shown.contains("SECRETSECRET"), "{shown}");
+    assert!(shown.contains("items: 3"), "{shown}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subject index
+
+fn email_event(message_id: &str, email: &str) -> Value {
+    json!({
+        "type": "identify",
+        "messageId": message_id,
+        "userId": null,
+        "anonymousId": format!("anon-{message_id}"),
+        "traits": {"email": email}
+    })
+}
+
+/// The subject value of an email: the one subject two events with different anonymous ids share.
+fn email_subject(s: &Setup, email: &str) -> String {
+    let a = s.accept(email_event("a", email));
+    let b = s.accept(email_event("b", email));
+    let shared: Vec<_> = a.events[0]
+        .event
+        .subjects
+        .iter()
+        .filter(|v| b.events[0].event.subjects.contains(v))
+        .cloned()
+        .collect();
+    assert_eq!(shared.len(), 1, "exactly the email is shared");
+    shared.into_iter().next().unwrap()
+}
+
+#[test]
+fn the_same_email_in_any_case_or_whitespace_gives_the_same_subject() {
+    let s = Setup::new(Region::Us);
+
+    let plain = email_subject(&s, "jane.doe@example.com");
+    let shouted = email_subject(&s, "  JANE.Doe@Example.COM\t");
+
+    assert_eq!(plain, shouted);
+    assert_eq!(plain, s.keys.subject_index("email", "jane.doe@example.com"));
+    assert_ne!(
+        plain,
+        sha256_hex("jane.doe@example.com"),
+        "never a bare hash"
+    );
+}
+
+#[test]
+fn different_workspace_keys_give_different_subjects() {
+    let one = Setup::new(Region::Us);
+    let other = Setup::new(Region::Us).with_keys(WorkspaceKeys::new(&DataKey::from_bytes([8; 32])));
+
+    assert_ne!(
+        email_subject(&one, "jane.doe@example.com"),
+        email_subject(&other, "jane.doe@example.com")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packing
+
+#[test]
+fn pack_splits_a_destinations_items_into_messages_under_max_bytes() {
+    let s = Setup::new(Region::Us);
+    let events: Vec<_> = (0..40)
+        .map(|i| {
+            let mut e = track(&format!("m{i}"));
+            e["properties"]["note"] = json!("n".repeat(200));
+            e
+        })
+        .collect();
+    let out = s.items(events);
+    let webhook = s.index(WEBHOOK);
+    let items: Vec<_> = out
+        .items
+        .iter()
+        .flatten()
+        .filter(|(i, _)| *i == webhook)
+        .cloned()
+        .collect();
+    assert_eq!(items.len(), 40);
+    let max_bytes = 2_000;
+
+    let messages = pack(&s.workspace.id, &s.destinations, items, max_bytes);
+
+    assert!(messages.len() > 1, "{} message(s)", messages.len());
+    let mut seen = Vec::new();
+    for m in &messages {
+        assert!(m.body.len() <= max_bytes, "{} bytes", m.body.len());
+        assert_eq!(m.kind, WEBHOOK);
+        let body: QueueBody = serde_json::from_slice(&m.body).expect("a valid QueueBody");
+        assert_eq!(body.v, QueueBody::VERSION);
+        assert_eq!(body.workspace_id, s.workspace.id);
+        assert_eq!(body.destination_id, s.destinations[webhook].id);
+        assert_eq!(body.kind, WEBHOOK);
+        assert!(!body.items.is_empty());
+        seen.extend(body.items.into_iter().map(|i| i.message_id.to_string()));
+    }
+    let expected: Vec<_> = (0..40).map(|i| format!("m{i}")).collect();
+    assert_eq!(seen, expected, "every item once, in order");
+}
+
+#[test]
+fn pack_writes_one_message_per_destination() {
+    let s = Setup::new(Region::Us);
+    let out = s.items(vec![track("m1"), track("m2")]);
+
+    let messages = pack(
+        &s.workspace.id,
+        &s.destinations,
+        out.items.into_iter().flatten(),
+        MAX_QUEUE_MESSAGE_BYTES,
+    );
+
+    let kinds: Vec<_> = messages.iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, [META, GA4, TIKTOK, WEBHOOK]);
+    for m in &messages {
+        let body: QueueBody = serde_json::from_slice(&m.body).unwrap();
+        assert_eq!(body.items.len(), 2);
+    }
+}
+
+#[test]
+fn the_integrations_object_turns_destinations_off_and_on_by_kind_or_name() {
+    let s = Setup::new(Region::Us);
+    let mut only_webhook = track("m1");
+    only_webhook["integrations"] = json!({"All": false, "webhook": true});
+    let mut no_meta = track("m2");
+    no_meta["integrations"] = json!({"meta_capi": false});
+    let batch_level = json!({"batch": [track("m3")], "integrations": {"All": false}});
+
+    let out = s.items(vec![only_webhook, no_meta]);
+    let off = s.batch(batch_level);
+
+    assert!(s.routing(&out, 0, WEBHOOK).routed);
+    for kind in [META, GA4] {
+        let r = s.routing(&out, 0, kind);
+        assert!(
+            !r.routed && r.skipped.as_deref().unwrap().contains("integrations"),
+            "{r:?}"
+        );
+    }
+    assert!(!s.routing(&out, 1, META).routed);
+    assert!(s.routing(&out, 1, GA4).routed);
+    assert!(
+        off.items[0].is_empty(),
+        "batch-level All:false reaches every item"
+    );
+}

@@ -1,0 +1,353 @@
+//! What the connectors share: reading a destination's config and secrets, reading Segment
+//! ecommerce properties, building URLs, and classifying plain HTTP statuses.
+
+use serde_json::{Map, Number, Value};
+use time::OffsetDateTime;
+use tracklayer_core::deliver::{classify_status, HttpResponse, Outcome, Target};
+use tracklayer_core::destination::DestinationKind;
+
+/// A string setting of `config`, trimmed, when present and not blank.
+pub(crate) fn config_str<'a>(target: &Target<'a>, key: &str) -> Option<&'a str> {
+    non_blank(target.destination.config.get(key))
+}
+
+/// A trimmed, non-blank string.
+pub(crate) fn clean(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A required string setting of `config`.
+pub(crate) fn required_config<'a>(target: &Target<'a>, key: &str) -> Result<&'a str, String> {
+    config_str(target, key).ok_or_else(|| {
+        format!(
+            "{}: config.{key} is missing",
+            target.destination.kind.as_str()
+        )
+    })
+}
+
+/// A required secret (never echoed in the error).
+pub(crate) fn required_secret<'a>(target: &Target<'a>, key: &str) -> Result<&'a str, String> {
+    non_blank(target.secrets.get(key)).ok_or_else(|| {
+        format!(
+            "{}: secrets.{key} is missing",
+            target.destination.kind.as_str()
+        )
+    })
+}
+
+/// An optional secret.
+pub(crate) fn secret<'a>(target: &Target<'a>, key: &str) -> Option<&'a str> {
+    non_blank(target.secrets.get(key))
+}
+
+fn non_blank(v: Option<&Value>) -> Option<&str> {
+    v.and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// The vendor base URL: the target's (an `endpoint` override or the production URL), without
+/// a trailing slash; the production URL when the target gives none.
+pub(crate) fn base_url<'a>(target: &Target<'a>, kind: DestinationKind) -> &'a str {
+    let base = target.base_url.trim().trim_end_matches('/');
+    if base.is_empty() {
+        crate::default_base_url(kind)
+    } else {
+        base
+    }
+}
+
+/// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
+pub(crate) fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The first `max` characters of `s`.
+pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => s[..at].to_owned(),
+        None => s.to_owned(),
+    }
+}
+
+/// JSON serialization that cannot fail for `Value`s (object keys are always strings).
+pub(crate) fn to_body(value: &Value) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(value).map_err(|e| format!("cannot serialize the request body: {e}"))
+}
+
+/// `Content-Type: application/json`.
+pub(crate) fn json_header() -> (String, String) {
+    ("Content-Type".to_owned(), "application/json".to_owned())
+}
+
+/// A number from a JSON number or a numeric string (`"12.50"`), finite only.
+pub(crate) fn number(v: Option<&Value>) -> Option<Number> {
+    match v? {
+        Value::Number(n) => n.as_f64().filter(|f| f.is_finite()).map(|_| n.clone()),
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .and_then(Number::from_f64),
+        _ => None,
+    }
+}
+
+/// A string from a JSON string (trimmed, not blank) or a number (`123` → `"123"`).
+pub(crate) fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The first of `keys` that holds a number.
+fn first_number(props: &Map<String, Value>, keys: &[&str]) -> Option<Number> {
+    keys.iter().find_map(|k| number(props.get(*k)))
+}
+
+/// The first of `keys` that holds a string or a number.
+fn first_text(props: &Map<String, Value>, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|k| text(props.get(*k)))
+}
+
+/// A product of the Segment ecommerce spec (`products[]`, or the properties of a single
+/// product event such as `Product Added`).
+/// Source: <https://segment.com/docs/connections/spec/ecommerce/v2/>.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Product {
+    /// `product_id`, else `sku`, else `id`.
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub price: Option<Number>,
+    pub quantity: Option<Number>,
+    pub brand: Option<String>,
+    pub category: Option<String>,
+    pub variant: Option<String>,
+    pub coupon: Option<String>,
+}
+
+impl Product {
+    fn read(p: &Map<String, Value>) -> Self {
+        Self {
+            id: first_text(p, &["product_id", "sku", "id"]),
+            name: first_text(p, &["name"]),
+            price: first_number(p, &["price"]),
+            quantity: first_number(p, &["quantity"]),
+            brand: first_text(p, &["brand"]),
+            category: first_text(p, &["category"]),
+            variant: first_text(p, &["variant"]),
+            coupon: first_text(p, &["coupon"]),
+        }
+    }
+
+    /// The quantity as a whole number of units (1 when absent or not positive).
+    pub fn units(&self) -> u64 {
+        self.quantity
+            .as_ref()
+            .and_then(Number::as_f64)
+            .filter(|q| *q >= 1.0)
+            .map(|q| q.round() as u64)
+            .unwrap_or(1)
+    }
+}
+
+/// The Segment ecommerce properties of an event that destinations have fields for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Commerce {
+    /// `revenue`, else `total`, else `value`; for a single product without any of them,
+    /// `price × quantity`.
+    pub value: Option<Number>,
+    pub currency: Option<String>,
+    pub order_id: Option<String>,
+    pub products: Vec<Product>,
+    /// `query` of `Products Searched`.
+    pub query: Option<String>,
+    pub coupon: Option<String>,
+    pub shipping: Option<Number>,
+    pub tax: Option<Number>,
+    pub affiliation: Option<String>,
+    /// `category` of the event (e.g. `Product Viewed`).
+    pub category: Option<String>,
+    /// `name` of the product or page.
+    pub name: Option<String>,
+}
+
+/// Property keys every connector maps to its own fields (amounts, ids, products, query),
+/// so they are not repeated as custom parameters.
+pub(crate) const COMMERCE_KEYS: &[&str] = &[
+    "revenue",
+    "total",
+    "value",
+    "currency",
+    "order_id",
+    "products",
+    "query",
+    "product_id",
+    "sku",
+    "id",
+    "price",
+    "quantity",
+];
+
+impl Commerce {
+    pub fn read(properties: &Value) -> Self {
+        let empty = Map::new();
+        let props = properties.as_object().unwrap_or(&empty);
+        let mut products: Vec<Product> = props
+            .get("products")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(Value::as_object)
+                    .map(Product::read)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let single =
+            products.is_empty() && (props.contains_key("product_id") || props.contains_key("sku"));
+        if single {
+            products.push(Product::read(props));
+        }
+        let value = first_number(props, &["revenue", "total", "value"]).or_else(|| {
+            let p = products.first().filter(|_| single)?;
+            let price = p.price.as_ref()?.as_f64()?;
+            Number::from_f64(price * p.units() as f64)
+        });
+        Self {
+            value,
+            currency: first_text(props, &["currency"]).map(|c| c.to_ascii_uppercase()),
+            order_id: first_text(props, &["order_id"]),
+            products,
+            query: first_text(props, &["query"]),
+            coupon: first_text(props, &["coupon"]),
+            shipping: first_number(props, &["shipping"]),
+            tax: first_number(props, &["tax"]),
+            affiliation: first_text(props, &["affiliation"]),
+            category: first_text(props, &["category"]),
+            name: first_text(props, &["name"]),
+        }
+    }
+}
+
+/// The remaining scalar properties (strings, numbers, booleans), in key order: neither in
+/// [`COMMERCE_KEYS`] nor in `also_skip` (what the connector maps besides).
+pub(crate) fn extra_scalars<'a>(
+    properties: &'a Value,
+    also_skip: &'a [&'a str],
+) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
+    properties
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.iter())
+        .filter(move |(k, _)| {
+            !COMMERCE_KEYS.contains(&k.as_str()) && !also_skip.contains(&k.as_str())
+        })
+        .filter(|(_, v)| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)))
+}
+
+/// Inserts `key: value` when `value` is present.
+pub(crate) fn put(obj: &mut Map<String, Value>, key: &str, value: Option<impl Into<Value>>) {
+    if let Some(v) = value {
+        obj.insert(key.to_owned(), v.into());
+    }
+}
+
+/// The HTTP-level outcome (2xx delivered; 408, 429, 5xx retry; other statuses permanent).
+///
+/// `Retry-After` as seconds is always honoured; as an HTTP date it is read against the
+/// response's own `Date` header, since a classifier has no clock of its own.
+pub(crate) fn status_outcome(response: &HttpResponse) -> Outcome {
+    let now = response_date(response);
+    let outcome = classify_status(response, now.unwrap_or(OffsetDateTime::UNIX_EPOCH));
+    match outcome {
+        Outcome::Retry { reason, .. } => Outcome::Retry {
+            after: retry_after(response),
+            reason,
+        },
+        other => other,
+    }
+}
+
+/// `Retry-After` in seconds, or as a date relative to the response's `Date` header.
+pub(crate) fn retry_after(response: &HttpResponse) -> Option<std::time::Duration> {
+    let value = response.header("retry-after")?.trim();
+    if value.parse::<u64>().is_ok() {
+        return tracklayer_core::deliver::retry_after(response, OffsetDateTime::UNIX_EPOCH);
+    }
+    let now = response_date(response)?;
+    tracklayer_core::deliver::retry_after(response, now)
+}
+
+fn response_date(response: &HttpResponse) -> Option<OffsetDateTime> {
+    let date = response.header("date")?.trim();
+    OffsetDateTime::parse(date, &time::format_description::well_known::Rfc2822).ok()
+}
+
+/// Whether the HTTP status alone says "try again" (408, 429, 5xx).
+pub(crate) fn retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500..=599)
+}
+
+/// The response body as text, at most 500 characters (for reasons).
+pub(crate) fn body_excerpt(response: &HttpResponse) -> String {
+    truncate_chars(&String::from_utf8_lossy(&response.body), 500)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(query_escape("a b+c/d=é"), "a%20b%2Bc%2Fd%3D%C3%A9");
+        assert_eq!(query_escape("EAAB-x_y.z~"), "EAAB-x_y.z~");
+    }
+
+    #[test]
+    fn truncation_counts_characters_not_bytes() {
+        assert_eq!(truncate_chars("héllo", 2), "hé");
+        assert_eq!(truncate_chars("hi", 5), "hi");
+    }
+
+    #[test]
+    fn commerce_prefers_revenue_then_total_then_value() {
+        let c = Commerce::read(&json!({"total": 20, "value": 30, "currency": "eur"}));
+        assert_eq!(c.value, Some(20.into()));
+        assert_eq!(c.currency.as_deref(), Some("EUR"));
+        let c = Commerce::read(&json!({"revenue": "12.5", "total": 20}));
+        assert_eq!(c.value.and_then(|n| n.as_f64()), Some(12.5));
+    }
+
+    #[test]
+    fn a_single_product_event_is_its_own_product_and_value() {
+        let c = Commerce::read(&json!({"product_id": "p1", "price": 5, "quantity": 3}));
+        assert_eq!(c.products.len(), 1);
+        assert_eq!(c.products[0].id.as_deref(), Some("p1"));
+        assert_eq!(c.value.and_then(|n| n.as_f64()), Some(15.0));
+    }
+
+    #[test]
+    fn malformed_properties_read_as_nothing() {
+        for props in [
+            json!(null),
+            json!([1, 2]),
+            json!({"products": "x", "revenue": {}}),
+        ] {
+            let c = Commerce::read(&props);
+            assert!(c.products.is_empty() && c.value.is_none());
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! Meta Conversions API: `POST {base}/{api_version}/{pixel_id}/events`.
+//!
+//! Sources (Meta for Developers):
+//! * Parameters: <https://developers.facebook.com/docs/marketing-api/conversions-api/parameters>
+//!   ("Website events shared using the Conversions API require the `client_user_agent`,
+//!   `action_source`, and `event_source_url` parameters, while non-web events require only
+//!   `action_source`").
+//! * Server event parameters:
+//!   <https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/server-event>
+//!   (`event_time` "can be up to 7 days before you send an event to Meta. If any
+//!   `event_time` in `data` is greater than 7 days in the past, we return an error for the
+//!   entire request and process no events"; `event_id` deduplicates with the browser pixel).
+//! * Customer information parameters:
+//!   <https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/customer-information-parameters>
+//!   (`em`, `ph`, `fn`, `ln`, `db`, `ge`, `ct`, `st`, `zp`, `country`, `external_id`: "string
+//!   or `list<string>`", hashed; `client_ip_address`, `client_user_agent`, `fbc`, `fbp`: not
+//!   hashed). Lists are sent, as Meta's Business SDKs do.
+//! * Custom data parameters:
+//!   <https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/custom-data>
+//!   (`value`, `currency`, `order_id`, `contents[{id, quantity, item_price}]`, `content_ids`,
+//!   `content_type`, `num_items`, `search_string`, `content_name`, `content_category`).
+//! * Graph API error handling:
+//!   <https://developers.facebook.com/docs/graph-api/using-graph-api/error-handling>
+//!   (codes 1 and 2 "temporary issue due to downtime", 4, 17, 341 and 613 rate limits: "wait
+//!   and retry"; `is_transient`).
+//! * Securing requests (`appsecret_proof` = hex HMAC-SHA256 of the token, keyed with the app
+//!   secret): <https://developers.facebook.com/docs/graph-api/securing-requests>.
+//!
+//! Meta accepts or rejects a request as a whole ("we return an error for the entire request
+//! and process no events"), so [`MetaCapi::classify`](Connector::classify) never answers per
+//! item. That is also why screening drops, before building, what would poison a whole
+//! batch: events older than 7 days, events without any customer information, and `Purchase`
+//! events without `value` and `currency`.
+
+use hmac::{Hmac, Mac};
+use serde_json::{json, Map, Value};
+use sha2::Sha256;
+use time::Duration;
+use tracklayer_core::deliver::{
+    Connector, DropReason, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
+};
+use tracklayer_core::destination::DestinationKind;
+use tracklayer_core::identity::{is_sha256_hex, Field};
+
+use crate::common::{self, clean, extra_scalars, put, query_escape, retryable_status, Commerce};
+use crate::names;
+
+/// Most events one request may carry.
+pub const BATCH_LIMIT: usize = 1000;
+/// Oldest event Meta accepts.
+pub const MAX_AGE: Duration = Duration::days(7);
+/// Graph API error codes that mean "wait and retry": 1 (API Unknown), 2 (API Service),
+/// 4 (application rate limit), 17 (user rate limit), 341 (application limit), 613 (call
+/// rate limit).
+pub const TRANSIENT_CODES: [i64; 6] = [1, 2, 4, 17, 341, 613];
+/// `action_source` values Meta accepts (used when an event names its own).
+pub const ACTION_SOURCES: [&str; 9] = [
+    "website",
+    "app",
+    "email",
+    "phone_call",
+    "chat",
+    "physical_store",
+    "system_generated",
+    "business_messaging",
+    "other",
+];
+
+/// The Meta Conversions API connector.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetaCapi;
+
+/// Meta's `user_data` key for each hashed identifier.
+pub fn user_data_key(field: Field) -> &'static str {
+    match field {
+        Field::Email => "em",
+        Field::Phone => "ph",
+        Field::FirstName => "fn",
+        Field::LastName => "ln",
+        Field::DateOfBirth => "db",
+        Field::Gender => "ge",
+        Field::City => "ct",
+        Field::State => "st",
+        Field::Zip => "zp",
+        Field::Country => "country",
+        Field::ExternalId => "external_id",
+    }
+}
+
+/// `appsecret_proof`: lowercase hex HMAC-SHA256 of the access token, keyed with the app
+/// secret.
+pub fn appsecret_proof(app_secret: &str, access_token: &str) -> String {
+    // HMAC takes keys of any length, so `new_from_slice` cannot fail here.
+    match Hmac::<Sha256>::new_from_slice(app_secret.as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(access_token.as_bytes());
+            hex::encode(mac.finalize().into_bytes())
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// `action_source`: the event's own `action_source` property when it is one Meta knows;
+/// else `"website"` when the page URL and the user agent are both known (Meta requires both
+/// for website events, and one invalid event fails the whole request); else `"other"`.
+pub fn action_source(opened: &OpenedItem) -> &'static str {
+    let own = ["action_source", "actionSource"].iter().find_map(|k| {
+        let v = opened.item.properties.get(*k)?.as_str()?.trim();
+        ACTION_SOURCES.iter().find(|s| s.eq_ignore_ascii_case(v))
+    });
+    if let Some(source) = own {
+        return source;
+    }
+    let known = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+    if known(&opened.sealed.page_url) && known(&opened.sealed.user_agent) {
+        "website"
+    } else {
+        "other"
+    }
+}
+
+fn user_data(opened: &OpenedItem) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (field, hash) in &opened.item.user_data {
+        // Only digests leave: a value that is not one never goes out in the clear.
+        if is_sha256_hex(hash) {
+            out.insert(
+                user_data_key(*field).to_owned(),
+                json!([hash.to_ascii_lowercase()]),
+            );
+        }
+    }
+    let s = &opened.sealed;
+    put(&mut out, "client_ip_address", clean(s.ip.as_deref()));
+    put(
+        &mut out,
+        "client_user_agent",
+        clean(s.user_agent.as_deref()),
+    );
+    for key in ["fbp", "fbc"] {
+        put(
+            &mut out,
+            key,
+            clean(s.click_ids.get(key).map(String::as_str)),
+        );
+    }
+    out
+}
+
+/// Properties `custom_data` maps besides the common ecommerce ones (`url` is
+/// `event_source_url`).
+const META_MAPPED: &[&str] = &["name", "category", "action_source", "actionSource", "url"];
+
+fn custom_data(opened: &OpenedItem) -> Map<String, Value> {
+    let props = &opened.item.properties;
+    let c = Commerce::read(props);
+    let mut out = Map::new();
+    put(&mut out, "value", c.value.clone());
+    put(&mut out, "currency", c.currency.clone());
+    put(&mut out, "order_id", c.order_id.clone());
+    let with_id: Vec<_> = c.products.iter().filter(|p| p.id.is_some()).collect();
+    if !with_id.is_empty() {
+        let contents: Vec<Value> = with_id
+            .iter()
+            .map(|p| {
+                let mut o = Map::new();
+                put(&mut o, "id", p.id.clone());
+                o.insert("quantity".into(), p.units().into());
+                put(&mut o, "item_price", p.price.clone());
+                Value::Object(o)
+            })
+            .collect();
+        let ids: Vec<Value> = with_id
+            .iter()
+            .filter_map(|p| p.id.clone())
+            .map(Value::from)
+            .collect();
+        out.insert("contents".into(), Value::Array(contents));
+        out.insert("content_ids".into(), Value::Array(ids));
+        out.insert("content_type".into(), "product".into());
+        let units: u64 = with_id.iter().map(|p| p.units()).sum();
+        out.insert("num_items".into(), units.into());
+    }
+    put(&mut out, "search_string", c.query.clone());
+    put(&mut out, "content_name", c.name.clone());
+    put(&mut out, "content_category", c.category.clone());
+    for (k, v) in extra_scalars(props, META_MAPPED) {
+        out.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    out
+}
+
+/// One `data[]` entry.
+pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
+    let item = &opened.item;
+    let mut e = Map::new();
+    e.insert(
+        "event_name".into(),
+        names::resolve(target.destination, item).into(),
+    );
+    e.insert("event_time".into(), item.timestamp.unix_timestamp().into());
+    e.insert("event_id".into(), item.message_id.as_str().into());
+    e.insert("action_source".into(), action_source(opened).into());
+    let url = opened
+        .sealed
+        .page_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    put(&mut e, "event_source_url", url);
+    e.insert("user_data".into(), Value::Object(user_data(opened)));
+    let custom = custom_data(opened);
+    if !custom.is_empty() {
+        e.insert("custom_data".into(), Value::Object(custom));
+    }
+    Value::Object(e)
+}
+
+/// The request URL (the access token and proof in the query, as the Graph API wants them).
+pub fn url(target: &Target<'_>) -> Result<String, String> {
+    let pixel = common::required_config(target, "pixel_id")?;
+    let version = common::required_config(target, "api_version")?;
+    if !pixel.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("meta_capi: config.pixel_id must be digits".into());
+    }
+    if !version
+        .bytes()
+        .all(|b| b == b'v' || b == b'.' || b.is_ascii_digit())
+    {
+        return Err("meta_capi: config.api_version must look like v21.0".into());
+    }
+    let token = common::required_secret(target, "access_token")?;
+    let base = common::base_url(target, DestinationKind::MetaCapi);
+    let mut url = format!(
+        "{base}/{version}/{pixel}/events?access_token={}",
+        query_escape(token)
+    );
+    if let Some(app_secret) = common::secret(target, "app_secret") {
+        url.push_str("&appsecret_proof=");
+        url.push_str(&appsecret_proof(app_secret, token));
+    }
+    Ok(url)
+}
+
+fn error_reason(status: u16, error: &Map<String, Value>) -> String {
+    let code = error.get("code").and_then(Value::as_i64);
+    let subcode = error.get("error_subcode").and_then(Value::as_i64);
+    let kind = error.get("type").and_then(Value::as_str).unwrap_or("error");
+    let message = error.get("message").and_then(Value::as_str).unwrap_or("");
+    let message = common::truncate_chars(message, 500);
+    let mut reason = format!("HTTP {status}: Meta {kind}");
+    if let Some(code) = code {
+        reason.push_str(&format!(" code {code}"));
+    }
+    if let Some(subcode) = subcode {
+        reason.push_str(&format!(" subcode {subcode}"));
+    }
+    reason.push_str(&format!(": {message}"));
+    if let Some(user_msg) = error.get("error_user_msg").and_then(Value::as_str) {
+        reason.push_str(&format!(" ({})", common::truncate_chars(user_msg, 300)));
+    }
+    if let Some(trace) = error.get("fbtrace_id").and_then(Value::as_str) {
+        reason.push_str(&format!(" [fbtrace_id {trace}]"));
+    }
+    reason
+}
+
+/// What a Conversions API response means for the whole request.
+pub fn classify_response(response: &HttpResponse) -> Outcome {
+    let body: Option<Value> = serde_json::from_slice(&response.body).ok();
+    let error = body
+        .as_ref()
+        .and_then(|b| b.get("error"))
+        .and_then(Value::as_object);
+    let status = response.status;
+    match error {
+        None if (200..300).contains(&status) => Outcome::Delivered,
+        None => common::status_outcome(response),
+        Some(error) => {
+            let code = error.get("code").and_then(Value::as_i64);
+            let transient = error
+                .get("is_transient")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let reason = error_reason(status, error);
+            if retryable_status(status)
+                || transient
+                || code.is_some_and(|c| TRANSIENT_CODES.contains(&c))
+            {
+                Outcome::Retry {
+                    after: common::retry_after(response),
+                    reason,
+                }
+            } else {
+                Outcome::Permanent { reason }
+            }
+        }
+    }
+}
+
+impl Connector for MetaCapi {
+    fn batch_limit(&self, _target: &Target<'_>) -> usize {
+        BATCH_LIMIT
+    }
+
+    fn screen(&self, target: &Target<'_>, opened: &OpenedItem) -> Result<(), DropReason> {
+        let age = target.now - opened.item.timestamp;
+        if age > MAX_AGE {
+            return Err(DropReason::Age(format!(
+                "Meta accepts events up to 7 days old; this one is {} hours old",
+                age.whole_hours()
+            )));
+        }
+        if user_data(opened).is_empty() {
+            return Err(DropReason::Invalid(
+                "Meta needs at least one customer information parameter (user_data)".into(),
+            ));
+        }
+        if names::resolve(target.destination, &opened.item) == "Purchase" {
+            let c = Commerce::read(&opened.item.properties);
+            if c.value.is_none() || c.currency.is_none() {
+                return Err(DropReason::Invalid(
+                    "Meta Purchase events need value and currency".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {
+        if items.len() > BATCH_LIMIT {
+            return Err(format!(
+                "meta_capi: {} events exceed the limit of {BATCH_LIMIT}",
+                items.len()
+            ));
+        }
+        let url = url(target)?;
+        let data: Vec<Value> = items.iter().map(|o| event(target, o)).collect();
+        let mut body = Map::new();
+        body.insert("data".into(), Value::Array(data));
+        put(
+            &mut body,
+            "test_event_code",
+            common::config_str(target, "test_event_code"),
+        );
+        Ok(HttpRequest {
+            url,
+            headers: vec![common::json_header()],
+            body: common::to_body(&Value::Object(body))?,
+        })
+    }
+
+    fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
+        classify_response(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(status: u16, body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn appsecret_proof_is_hex_hmac_sha256_of_the_token() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        assert_eq!(
+            appsecret_proof("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn an_unparseable_error_body_falls_back_to_the_status() {
+        assert!(matches!(
+            classify_response(&resp(503, "<html>")),
+            Outcome::Retry { .. }
+        ));
+        assert!(matches!(
+            classify_response(&resp(400, "")),
+            Outcome::Permanent { .. }
+        ));
+        assert_eq!(
+            classify_response(&resp(200, "not json")),
+            Outcome::Delivered
+        );
+    }
+
+    #[test]
+    fn the_reason_carries_code_subcode_and_trace_but_stays_short() {
+        let long = "x".repeat(5000);
+        let body = format!(
+            r#"{{"error":{{"message":"{long}","type":"OAuthException","code":100,"error_subcode":33,"fbtrace_id":"T"}}}}"#
+        );
+        match classify_response(&resp(400, &body)) {
+            Outcome::Permanent { reason } => {
+                assert!(reason.starts_with("HTTP 400: Meta OAuthException code 100 subcode 33"));
+                assert!(reason.ends_with("[fbtrace_id T]"));
+                assert!(reason.chars().count() <= 1000);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

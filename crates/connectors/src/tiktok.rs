@@ -1,0 +1,232 @@
+//! TikTok Events API 2.0: `POST {base}/open_api/v1.3/event/track/`, header `Access-Token`.
+//!
+//! Sources:
+//! * TikTok Events API 2.0 (Business API portal,
+//!   <https://business-api.tiktok.com/portal/docs?id=1771101276978178>) and its sample
+//!   request: `event_source: "web"`, `event_source_id` (the pixel code), `test_event_code`,
+//!   `data[{event, event_time (Unix seconds), event_id, user{email, phone, external_id
+//!   (SHA-256, hashed client side), ttclid, ttp, ip, user_agent}, page{url, referrer},
+//!   properties{contents[{content_id, content_name, ...}], content_type, value, currency,
+//!   order_id, query}}]`, up to 1,000 events a request.
+//! * Standard events ("About supported standard events", TikTok Ads Manager help, updated
+//!   September 2025, <https://ads.tiktok.com/help/article/supported-standard-events>).
+//! * Response codes: the body's `code` 0 is success, 40100 the rate limit ("You've hit the
+//!   rate limit for this API", TikTok business API error table). 5xxxx codes are TikTok-side
+//!   failures (TikTok's error tables mark system errors "Retry"). RudderStack's production
+//!   handler (`rudderlabs/rudder-transformer`, `src/v0/destinations/tiktok_ads/
+//!   networkHandler.js`) treats 20001 (partial success) as delivered and 40700 as a server
+//!   error; so does this one. The Events API reports no per-event index on failure, so
+//!   outcomes cover the whole request. No age limit is documented for web events, so none is
+//!   screened.
+
+use serde_json::{Map, Value};
+use tracklayer_core::deliver::{
+    Connector, DropReason, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
+};
+use tracklayer_core::destination::DestinationKind;
+use tracklayer_core::identity::{is_sha256_hex, Field};
+
+use crate::common::{self, body_excerpt, clean, extra_scalars, put, retryable_status, Commerce};
+use crate::names;
+
+/// Most events one request may carry.
+pub const BATCH_LIMIT: usize = 1000;
+/// The request path under the base URL.
+pub const PATH: &str = "/open_api/v1.3/event/track/";
+/// Response codes meaning "try again later": the rate limit, and 40700, which production
+/// integrations treat as a server error.
+pub const RETRY_CODES: [i64; 2] = [40100, 40700];
+/// Response codes meaning success: 0, and 20001 (partial success).
+pub const SUCCESS_CODES: [i64; 2] = [0, 20001];
+
+/// The TikTok Events API connector.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tiktok;
+
+fn user(opened: &OpenedItem) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (field, key) in [
+        (Field::Email, "email"),
+        (Field::Phone, "phone"),
+        (Field::ExternalId, "external_id"),
+    ] {
+        let hash = opened
+            .item
+            .user_data
+            .get(&field)
+            .filter(|h| is_sha256_hex(h));
+        put(&mut out, key, hash.map(|h| h.to_ascii_lowercase()));
+    }
+    let s = &opened.sealed;
+    put(&mut out, "ip", clean(s.ip.as_deref()));
+    put(&mut out, "user_agent", clean(s.user_agent.as_deref()));
+    put(
+        &mut out,
+        "ttclid",
+        clean(s.click_ids.get("ttclid").map(String::as_str)),
+    );
+    put(
+        &mut out,
+        "ttp",
+        clean(s.click_ids.get("ttp").map(String::as_str)),
+    );
+    out
+}
+
+/// Properties `page` maps besides the common ecommerce ones.
+const TIKTOK_MAPPED: &[&str] = &["url", "referrer"];
+
+fn properties(opened: &OpenedItem) -> Map<String, Value> {
+    let props = &opened.item.properties;
+    let c = Commerce::read(props);
+    let mut out = Map::new();
+    let contents: Vec<Value> = c
+        .products
+        .iter()
+        .filter(|p| p.id.is_some())
+        .map(|p| {
+            let mut o = Map::new();
+            put(&mut o, "content_id", p.id.clone());
+            put(&mut o, "content_name", p.name.clone());
+            put(&mut o, "content_category", p.category.clone());
+            put(&mut o, "brand", p.brand.clone());
+            put(&mut o, "price", p.price.clone());
+            put(&mut o, "quantity", p.quantity.clone());
+            Value::Object(o)
+        })
+        .collect();
+    if !contents.is_empty() {
+        out.insert("contents".into(), Value::Array(contents));
+        out.insert("content_type".into(), "product".into());
+    }
+    put(&mut out, "value", c.value.clone());
+    put(&mut out, "currency", c.currency.clone());
+    put(&mut out, "order_id", c.order_id.clone());
+    put(&mut out, "query", c.query.clone());
+    for (k, v) in extra_scalars(props, TIKTOK_MAPPED) {
+        out.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    out
+}
+
+/// One `data[]` entry.
+pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
+    let item = &opened.item;
+    let mut e = Map::new();
+    e.insert(
+        "event".into(),
+        names::resolve(target.destination, item).into(),
+    );
+    e.insert("event_time".into(), item.timestamp.unix_timestamp().into());
+    e.insert("event_id".into(), item.message_id.as_str().into());
+    e.insert("user".into(), Value::Object(user(opened)));
+    let mut page = Map::new();
+    let url = opened
+        .sealed
+        .page_url
+        .clone()
+        .filter(|u| !u.trim().is_empty())
+        .or_else(|| common::text(item.properties.get("url")));
+    put(&mut page, "url", url);
+    put(
+        &mut page,
+        "referrer",
+        common::text(item.properties.get("referrer")),
+    );
+    if !page.is_empty() {
+        e.insert("page".into(), Value::Object(page));
+    }
+    let props = properties(opened);
+    if !props.is_empty() {
+        e.insert("properties".into(), Value::Object(props));
+    }
+    Value::Object(e)
+}
+
+/// What an Events API response means for the whole request.
+pub fn classify_response(response: &HttpResponse) -> Outcome {
+    let body: Option<Value> = serde_json::from_slice(&response.body).ok();
+    let code = body
+        .as_ref()
+        .and_then(|b| b.get("code"))
+        .and_then(Value::as_i64);
+    let Some(code) = code else {
+        return match response.status {
+            200..=299 => Outcome::Permanent {
+                reason: format!(
+                    "HTTP {}: TikTok answered without a code: {}",
+                    response.status,
+                    body_excerpt(response)
+                ),
+            },
+            _ => common::status_outcome(response),
+        };
+    };
+    let message = body
+        .as_ref()
+        .and_then(|b| b.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let reason = format!(
+        "HTTP {}: TikTok code {code}: {}",
+        response.status,
+        common::truncate_chars(message, 500)
+    );
+    if retryable_status(response.status)
+        || RETRY_CODES.contains(&code)
+        || (50000..60000).contains(&code)
+    {
+        Outcome::Retry {
+            after: common::retry_after(response),
+            reason,
+        }
+    } else if SUCCESS_CODES.contains(&code) && (200..300).contains(&response.status) {
+        Outcome::Delivered
+    } else {
+        Outcome::Permanent { reason }
+    }
+}
+
+impl Connector for Tiktok {
+    fn batch_limit(&self, _target: &Target<'_>) -> usize {
+        BATCH_LIMIT
+    }
+
+    fn screen(&self, _target: &Target<'_>, _opened: &OpenedItem) -> Result<(), DropReason> {
+        Ok(())
+    }
+
+    fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {
+        if items.len() > BATCH_LIMIT {
+            return Err(format!(
+                "tiktok: {} events exceed the limit of {BATCH_LIMIT}",
+                items.len()
+            ));
+        }
+        let pixel = common::required_config(target, "pixel_code")?;
+        let token = common::required_secret(target, "access_token")?;
+        let base = common::base_url(target, DestinationKind::Tiktok);
+        let mut body = Map::new();
+        body.insert("event_source".into(), "web".into());
+        body.insert("event_source_id".into(), pixel.into());
+        put(
+            &mut body,
+            "test_event_code",
+            common::config_str(target, "test_event_code"),
+        );
+        let data: Vec<Value> = items.iter().map(|o| event(target, o)).collect();
+        body.insert("data".into(), Value::Array(data));
+        Ok(HttpRequest {
+            url: format!("{base}{PATH}"),
+            headers: vec![
+                ("Access-Token".to_owned(), token.to_owned()),
+                common::json_header(),
+            ],
+            body: common::to_body(&Value::Object(body))?,
+        })
+    }
+
+    fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
+        classify_response(response)
+    }
+}

@@ -1,0 +1,1078 @@
+//! The tracking API through the real router, backed by the embedded adapters (in-memory
+//! SQLite, durable SQLite queue, file keyring on a temporary directory).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::{to_bytes, Body};
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use base64::Engine as _;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+use time::macros::datetime;
+use time::OffsetDateTime;
+use tower::ServiceExt;
+use tracklayer_core::bootstrap::Control;
+use tracklayer_core::clock::{Clock, FixedClock, SystemIds};
+use tracklayer_core::crypto::WorkspaceKeys;
+use tracklayer_core::destination::DestinationKind;
+use tracklayer_core::error::StoreError;
+use tracklayer_core::event::{EventId, MessageId, OperationalRecord, QueueBody, StoredEvent};
+use tracklayer_core::identity::sha256_hex;
+use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
+use tracklayer_core::keys::{ApiKeyRecord, KeyKind, Role};
+use tracklayer_core::ports::{ControlStore, DeliveryQueue, EventStore, Keyring, NewEvent};
+use tracklayer_core::workspace::{KeyRef, Region, Workspace, WorkspaceId};
+use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
+use tracklayer_local::{
+    Db, FileKeyring, SqliteControlStore, SqliteDeliveryQueue, SqliteEventStore,
+};
+
+const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
+const PROBLEM_JSON: &str = "application/problem+json";
+const ENDPOINTS: &str = include_str!("fixtures/endpoints.json");
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+/// How a test's event store misbehaves.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    Transient,
+    Permanent,
+}
+
+/// An internal cause that must never reach a response body.
+const CAUSE: &str = "disk I/O error on /var/lib/tracklayer/secret-volume";
+
+/// The real event store, except that `record` fails.
+struct FailingEvents {
+    inner: SqliteEventStore,
+    failure: Failure,
+}
+
+#[async_trait]
+impl EventStore for FailingEvents {
+    async fn record(
+        &self,
+        _events: &[NewEvent],
+        _now: OffsetDateTime,
+    ) -> Result<Vec<bool>, StoreError> {
+        let cause = std::io::Error::other(CAUSE);
+        Err(match self.failure {
+            Failure::Transient => StoreError::transient("events.record", cause),
+            Failure::Permanent => StoreError::permanent("events.record", cause),
+        })
+    }
+    async fn forget(
+        &self,
+        ws: &WorkspaceId,
+        events: &[(EventId, MessageId)],
+    ) -> Result<(), StoreError> {
+        self.inner.forget(ws, events).await
+    }
+    async fn event(
+        &self,
+        ws: &WorkspaceId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        self.inner.event(ws, id, now).await
+    }
+    async fn events_by_subject(
+        &self,
+        ws: &WorkspaceId,
+        subject: &str,
+        after: Option<&EventId>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.inner
+            .events_by_subject(ws, subject, after, limit, now)
+            .await
+    }
+    async fn operational(
+        &self,
+        ws: &WorkspaceId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OperationalRecord>, StoreError> {
+        self.inner.operational(ws, id, now).await
+    }
+    async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.sweep(now).await
+    }
+}
+
+struct Options {
+    region: Region,
+    rate_limit_per_key: u32,
+    destinations: Vec<Value>,
+    failure: Option<Failure>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            region: Region::Eu,
+            rate_limit_per_key: 1_000,
+            destinations: vec![webhook()],
+            failure: None,
+        }
+    }
+}
+
+fn webhook() -> Value {
+    json!({
+        "name": "Warehouse",
+        "kind": "webhook",
+        "config": {"url": "https://hooks.example.com/tracklayer"},
+        "secrets": {"signing_secret": format!("whsec_{}", b64("test signing secret"))}
+    })
+}
+
+fn meta() -> Value {
+    json!({
+        "name": "Meta",
+        "kind": "meta_capi",
+        "config": {"pixel_id": "1234567890", "api_version": "v21.0"},
+        "secrets": {"access_token": "EAAB-test-token"}
+    })
+}
+
+/// One workspace with one write key, served by the real router.
+struct App {
+    router: Router,
+    control: Arc<SqliteControlStore>,
+    events: Arc<SqliteEventStore>,
+    queue: Arc<SqliteDeliveryQueue>,
+    keyring: Arc<FileKeyring>,
+    clock: Arc<FixedClock>,
+    ids: Arc<SystemIds>,
+    workspace: Workspace,
+    key: ApiKeyRecord,
+    write_key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl App {
+    async fn start() -> Self {
+        Self::with(Options::default()).await
+    }
+
+    async fn with(options: Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let master = dir.path().join("master.key");
+        FileKeyring::create_master_key(&master, &SystemIds).unwrap();
+        let ids = Arc::new(SystemIds);
+        let clock = Arc::new(FixedClock::new(T0));
+        let keyring = Arc::new(
+            FileKeyring::open(&master, dir.path().join("customer-keys"), ids.clone()).unwrap(),
+        );
+        let db = Db::in_memory().unwrap();
+        let control = Arc::new(SqliteControlStore::new(db.clone()));
+        let events = Arc::new(SqliteEventStore::new(db.clone()));
+        let queue = Arc::new(SqliteDeliveryQueue::new(
+            db.clone(),
+            clock.clone(),
+            ids.clone(),
+            SqliteDeliveryQueue::DEFAULT_MAX_RECEIVE_COUNT,
+        ));
+
+        let admin = Control {
+            store: control.as_ref(),
+            keyring: keyring.as_ref(),
+            clock: clock.as_ref(),
+            ids: ids.as_ref(),
+        };
+        let workspace = admin
+            .create_workspace(options.region, "HTTP tests")
+            .await
+            .unwrap();
+        let issued = admin
+            .issue_key(
+                &workspace,
+                KeyKind::Ingest,
+                None,
+                None,
+                "test write key",
+                90,
+            )
+            .await
+            .unwrap();
+        for spec in options.destinations {
+            admin
+                .add_destination(&workspace, serde_json::from_value(spec).unwrap())
+                .await
+                .unwrap();
+        }
+
+        let events_port: Arc<dyn EventStore> = match options.failure {
+            None => events.clone(),
+            Some(failure) => Arc::new(FailingEvents {
+                inner: SqliteEventStore::new(db.clone()),
+                failure,
+            }),
+        };
+        let ingest = Arc::new(IngestService::new(
+            IngestPorts {
+                control: control.clone(),
+                events: events_port,
+                queue: queue.clone(),
+                keyring: keyring.clone(),
+                clock: clock.clone(),
+                ids: ids.clone(),
+            },
+            IngestConfig::new(options.region),
+        ));
+        let config = TrackingConfig {
+            rate_limit_per_key: options.rate_limit_per_key,
+            ..TrackingConfig::default()
+        };
+        Self {
+            router: tracking_router(TrackingState::new(ingest, config)),
+            control,
+            events,
+            queue,
+            keyring,
+            clock,
+            ids,
+            workspace,
+            key: issued.record,
+            write_key: issued.secret.expose_secret().to_owned(),
+            _dir: dir,
+        }
+    }
+
+    fn admin(&self) -> Control<'_> {
+        Control {
+            store: self.control.as_ref(),
+            keyring: self.keyring.as_ref(),
+            clock: self.clock.as_ref(),
+            ids: self.ids.as_ref(),
+        }
+    }
+
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        Reply {
+            status,
+            headers,
+            text: String::from_utf8(bytes.to_vec()).unwrap(),
+        }
+    }
+
+    /// POSTs JSON with the write key as the Basic user name.
+    async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(
+            post(path)
+                .header(header::AUTHORIZATION, basic(&self.write_key))
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn depth(&self, kind: DestinationKind) -> u64 {
+        self.queue.depth(kind).await.unwrap().visible
+    }
+
+    /// Every queued message of a kind, parsed.
+    async fn drain(&self, kind: DestinationKind) -> Vec<QueueBody> {
+        let received = self
+            .queue
+            .receive(kind, 100, Duration::from_secs(60))
+            .await
+            .unwrap();
+        received
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).expect("a QueueBody"))
+            .collect()
+    }
+
+    async fn keys(&self) -> WorkspaceKeys {
+        let ws = &self.workspace;
+        let dk = self
+            .keyring
+            .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
+            .await
+            .unwrap();
+        WorkspaceKeys::new(&dk)
+    }
+
+    /// Stored events of an anonymous id.
+    async fn stored_for_anonymous_id(&self, anonymous_id: &str) -> Vec<StoredEvent> {
+        let subject = self
+            .keys()
+            .await
+            .subject_index("anonymous_id", anonymous_id);
+        self.events
+            .events_by_subject(&self.workspace.id, &subject, None, 100, self.clock.now())
+            .await
+            .unwrap()
+    }
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
+    }
+
+    fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Asserts an RFC 9457 problem with this status and a `type` ending in `slug`.
+    fn assert_problem(&self, status: StatusCode, slug: &str) -> Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.content_type(), PROBLEM_JSON);
+        let body = self.json();
+        let kind = body["type"].as_str().expect("a type");
+        assert!(kind.ends_with(&format!("/{slug}")), "type {kind}");
+        assert!(
+            body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "a detail: {body}"
+        );
+        assert_eq!(body["status"], status.as_u16());
+        body
+    }
+
+    fn assert_accepted(&self, accepted: u64) -> Value {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.text);
+        let body = self.json();
+        assert_eq!(body["success"], true);
+        assert_eq!(body["accepted"], accepted, "{body}");
+        body
+    }
+}
+
+fn post(path: &str) -> axum::http::request::Builder {
+    Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/json")
+}
+
+fn b64(data: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+fn basic(key: &str) -> String {
+    format!("Basic {}", b64(&format!("{key}:")))
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn track(message_id: &str) -> Value {
+    json!({
+        "type": "track",
+        "messageId": message_id,
+        "anonymousId": "anon-1",
+        "event": "Order Completed",
+        "properties": {"value": 10, "currency": "EUR"}
+    })
+}
+
+/// A well-formed key that no workspace issued.
+fn foreign_key(region: &str) -> String {
+    format!("tl_ingest_{region}_{}_{}", "q".repeat(16), "Z".repeat(32))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints
+
+#[tokio::test]
+async fn accepts_a_valid_event_on_each_of_the_seven_endpoints() {
+    let app = App::start().await;
+    let bodies: serde_json::Map<String, Value> = serde_json::from_str(ENDPOINTS).unwrap();
+    assert_eq!(bodies.len(), 7);
+
+    for (path, body) in &bodies {
+        let reply = app.post(path, body).await;
+        let body = reply.assert_accepted(1);
+        assert_eq!(body["rejected"], json!([]), "{path}");
+    }
+
+    assert_eq!(app.depth(DestinationKind::Webhook).await, 7);
+}
+
+#[tokio::test]
+async fn healthz_answers_200() {
+    let app = App::start().await;
+
+    let reply = app
+        .send(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await;
+
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["status"], "ok");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authentication
+
+#[tokio::test]
+async fn accepts_the_write_key_as_the_basic_user_name_with_an_empty_password() {
+    let app = App::start().await;
+
+    let reply = app.post("/v1/track", &track("m1")).await;
+
+    reply.assert_accepted(1);
+}
+
+#[tokio::test]
+async fn accepts_the_write_key_as_a_bearer_token() {
+    let app = App::start().await;
+
+    let reply = app
+        .send(
+            post("/v1/track")
+                .header(header::AUTHORIZATION, format!("Bearer {}", app.write_key))
+                .body(Body::from(track("m1").to_string()))
+                .unwrap(),
+        )
+        .await;
+
+    reply.assert_accepted(1);
+}
+
+#[tokio::test]
+async fn accepts_the_write_key_in_the_body() {
+    let app = App::start().await;
+    let mut single = track("m1");
+    single["writeKey"] = json!(app.write_key);
+    let batch = json!({"writeKey": app.write_key, "batch": [track("m2")]});
+
+    for (path, body) in [("/v1/track", single), ("/v1/batch", batch)] {
+        let reply = app
+            .send(post(path).body(Body::from(body.to_string())).unwrap())
+            .await;
+        reply.assert_accepted(1);
+    }
+}
+
+#[tokio::test]
+async fn refuses_a_request_without_a_write_key_with_401() {
+    let app = App::start().await;
+
+    let reply = app
+        .send(
+            post("/v1/track")
+                .body(Body::from(track("m1").to_string()))
+                .unwrap(),
+        )
+        .await;
+
+    reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[tokio::test]
+async fn refuses_an_unknown_key_with_401_problem_json() {
+    let app = App::start().await;
+    // Change the last character of the secret (to one it is not already).
+    let (head, last) = app.write_key.split_at(app.write_key.len() - 1);
+    let wrong_secret = format!("{head}{}", if last == "X" { "Y" } else { "X" });
+
+    for key in [foreign_key("eu"), "not-a-key".to_owned(), wrong_secret] {
+        let reply = app
+            .send(
+                post("/v1/track")
+                    .header(header::AUTHORIZATION, basic(&key))
+                    .body(Body::from(track("m1").to_string()))
+                    .unwrap(),
+            )
+            .await;
+        let body = reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+        assert!(
+            body["detail"].as_str().unwrap().contains("not known"),
+            "{body}"
+        );
+    }
+    assert_eq!(app.depth(DestinationKind::Webhook).await, 0);
+}
+
+#[tokio::test]
+async fn refuses_a_revoked_key_with_401() {
+    let app = App::start().await;
+    app.admin().revoke_key(&app.key).await.unwrap();
+
+    let reply = app.post("/v1/track", &track("m1")).await;
+
+    let body = reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(
+        body["detail"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_key_revoked_after_use_stops_working_within_60_seconds() {
+    let app = App::start().await;
+    app.post("/v1/track", &track("m1")).await.assert_accepted(1);
+    app.admin().revoke_key(&app.key).await.unwrap();
+    app.clock.advance(time::Duration::seconds(61));
+
+    let reply = app.post("/v1/track", &track("m2")).await;
+
+    let body = reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(
+        body["detail"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn refuses_an_expired_key_with_401() {
+    let app = App::start().await;
+    app.clock.advance(time::Duration::days(91));
+
+    let reply = app.post("/v1/track", &track("m1")).await;
+
+    let body = reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(
+        body["detail"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn refuses_an_admin_token_as_a_write_key() {
+    let app = App::start().await;
+    let pat = app
+        .admin()
+        .issue_key(
+            &app.workspace,
+            KeyKind::Pat,
+            Some(Role::Admin),
+            None,
+            "pat",
+            90,
+        )
+        .await
+        .unwrap();
+
+    let reply = app
+        .send(
+            post("/v1/track")
+                .header(header::AUTHORIZATION, basic(pat.secret.expose_secret()))
+                .body(Body::from(track("m1").to_string()))
+                .unwrap(),
+        )
+        .await;
+
+    reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[tokio::test]
+async fn answers_421_with_the_right_endpoint_for_a_key_of_the_other_region() {
+    let app = App::start().await;
+
+    let reply = app
+        .send(
+            post("/v1/track")
+                .header(header::AUTHORIZATION, basic(&foreign_key("us")))
+                .body(Body::from(track("m1").to_string()))
+                .unwrap(),
+        )
+        .await;
+
+    let body = reply.assert_problem(StatusCode::MISDIRECTED_REQUEST, "wrong-region");
+    assert_eq!(body["endpoint"], TrackingConfig::default().us_endpoint);
+    assert_eq!(body["region"], "us");
+    assert_eq!(app.depth(DestinationKind::Webhook).await, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies and limits
+
+#[tokio::test]
+async fn accepts_gzipped_json_labelled_as_a_form_like_the_rudderstack_node_sdk_sends() {
+    let app = App::start().await;
+    let body = json!({"batch": [track("m1"), track("m2")]});
+
+    let reply = app
+        .send(
+            post("/v1/batch")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::CONTENT_ENCODING, "gzip")
+                .header(header::AUTHORIZATION, basic(&app.write_key))
+                .body(Body::from(gzip(body.to_string().as_bytes())))
+                .unwrap(),
+        )
+        .await;
+
+    reply.assert_accepted(2);
+}
+
+#[tokio::test]
+async fn refuses_a_gzip_bomb_with_413() {
+    let app = App::start().await;
+    let mut inflated = br#"{"batch":[{"type":"track","event":"e","userId":"u"}],"pad":""#.to_vec();
+    inflated.extend(std::iter::repeat_n(b'a', 20 * 1024 * 1024));
+    inflated.extend_from_slice(br#""}"#);
+    let bomb = gzip(&inflated);
+    assert!(bomb.len() < 100 * 1024, "{} compressed bytes", bomb.len());
+
+    let reply = app
+        .send(
+            post("/v1/batch")
+                .header(header::CONTENT_ENCODING, "gzip")
+                .header(header::AUTHORIZATION, basic(&app.write_key))
+                .body(Body::from(bomb))
+                .unwrap(),
+        )
+        .await;
+
+    reply.assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large");
+    assert_eq!(app.depth(DestinationKind::Webhook).await, 0);
+}
+
+#[tokio::test]
+async fn refuses_a_body_over_500_kb_with_413() {
+    let app = App::start().await;
+    let events: Vec<Value> = (0..30)
+        .map(|i| {
+            let mut e = track(&format!("m{i}"));
+            e["properties"]["note"] = json!("x".repeat(20 * 1024));
+            e
+        })
+        .collect();
+    let body = json!({ "batch": events });
+    assert!(body.to_string().len() > 500 * 1024);
+
+    let reply = app.post("/v1/batch", &body).await;
+
+    reply.assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large");
+    assert_eq!(app.depth(DestinationKind::Webhook).await, 0);
+}
+
+#[tokio::test]
+async fn refuses_a_single_event_over_32_kb_with_413() {
+    let app = App::start().await;
+    let mut big = track("m1");
+    big["properties"]["note"] = json!("x".repeat(33 * 1024));
+
+    let reply = app.post("/v1/track", &big).await;
+
+    let body = reply.assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large");
+    assert_eq!(body["field"], "/");
+}
+
+#[tokio::test]
+async fn refuses_a_batch_of_2501_events_with_400_naming_the_batch() {
+    let app = App::start().await;
+    let events: Vec<Value> = (0..2_501)
+        .map(|i| json!({"type": "track", "event": "e", "userId": "u", "messageId": i.to_string()}))
+        .collect();
+
+    let reply = app.post("/v1/batch", &json!({ "batch": events })).await;
+
+    let body = reply.assert_problem(StatusCode::BAD_REQUEST, "invalid-request");
+    assert_eq!(body["field"], "/batch");
+    assert!(body["detail"].as_str().unwrap().contains("2500"), "{body}");
+}
+
+#[tokio::test]
+async fn accepts_a_partial_batch_with_200_listing_each_rejected_event() {
+    let app = App::start().await;
+    let mut no_event = track("m-bad");
+    no_event.as_object_mut().unwrap().remove("event");
+
+    let reply = app
+        .post(
+            "/v1/batch",
+            &json!({"batch": [track("m-ok-1"), no_event, track("m-ok-2")]}),
+        )
+        .await;
+
+    let body = reply.assert_accepted(2);
+    let rejected = body["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0]["index"], 1);
+    assert_eq!(rejected[0]["messageId"], "m-bad");
+    assert_eq!(rejected[0]["field"], "/event");
+    assert!(rejected[0]["detail"]
+        .as_str()
+        .is_some_and(|d| !d.is_empty()));
+    let queued = app.drain(DestinationKind::Webhook).await;
+    let ids: Vec<_> = queued
+        .iter()
+        .flat_map(|m| &m.items)
+        .map(|i| i.message_id.as_str())
+        .collect();
+    assert_eq!(ids, ["m-ok-1", "m-ok-2"]);
+}
+
+#[tokio::test]
+async fn refuses_a_request_with_no_valid_event_with_400_listing_the_errors() {
+    let app = App::start().await;
+    let mut anonymous = track("m-1");
+    anonymous.as_object_mut().unwrap().remove("anonymousId");
+    let mut untyped = track("m-2");
+    untyped["type"] = json!("purchase");
+
+    let reply = app
+        .post("/v1/batch", &json!({"batch": [anonymous, untyped]}))
+        .await;
+
+    let body = reply.assert_problem(StatusCode::BAD_REQUEST, "no-valid-event");
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2);
+    assert_eq!(errors[0]["index"], 0);
+    assert_eq!(errors[0]["messageId"], "m-1");
+    assert_eq!(errors[0]["field"], "/userId");
+    assert_eq!(errors[1]["index"], 1);
+    assert_eq!(errors[1]["field"], "/type");
+    assert_eq!(app.depth(DestinationKind::Webhook).await, 0);
+}
+
+#[tokio::test]
+async fn refuses_a_body_that_is_not_json_with_400() {
+    let app = App::start().await;
+
+    for path in ["/v1/batch", "/v1/track"] {
+        let reply = app
+            .send(
+                post(path)
+                    .header(header::AUTHORIZATION, basic(&app.write_key))
+                    .body(Body::from("event=Order+Completed&userId=u"))
+                    .unwrap(),
+            )
+            .await;
+        reply.assert_problem(StatusCode::BAD_REQUEST, "invalid-json");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dedup and rate limit
+
+#[tokio::test]
+async fn the_same_message_id_twice_is_answered_200_both_times_but_stored_and_queued_once() {
+    let app = App::start().await;
+
+    let first = app.post("/v1/track", &track("m-dup")).await;
+    let second = app.post("/v1/track", &track("m-dup")).await;
+
+    assert_eq!(first.assert_accepted(1)["duplicates"], 0);
+    assert_eq!(second.assert_accepted(1)["duplicates"], 1);
+    assert_eq!(app.stored_for_anonymous_id("anon-1").await.len(), 1);
+    let queued = app.drain(DestinationKind::Webhook).await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].items.len(), 1);
+    assert_eq!(queued[0].items[0].message_id.as_str(), "m-dup");
+}
+
+#[tokio::test]
+async fn a_message_id_is_new_again_after_24_hours() {
+    let app = App::start().await;
+    app.post("/v1/track", &track("m-again"))
+        .await
+        .assert_accepted(1);
+    app.clock
+        .advance(time::Duration::hours(24) + time::Duration::seconds(1));
+
+    let reply = app.post("/v1/track", &track("m-again")).await;
+
+    assert_eq!(reply.assert_accepted(1)["duplicates"], 0);
+    assert_eq!(app.depth(DestinationKind::Webhook).await, 2);
+}
+
+#[tokio::test]
+async fn a_message_id_repeated_within_one_batch_counts_as_an_accepted_duplicate() {
+    let app = App::start().await;
+
+    let reply = app
+        .post(
+            "/v1/batch",
+            &json!({"batch": [track("m-dup"), track("m-dup")]}),
+        )
+        .await;
+
+    let body = reply.assert_accepted(2);
+    assert_eq!(body["duplicates"], 1);
+    assert_eq!(app.stored_for_anonymous_id("anon-1").await.len(), 1);
+}
+
+#[tokio::test]
+async fn answers_429_with_retry_after_over_the_rate_limit() {
+    let app = App::with(Options {
+        rate_limit_per_key: 2,
+        ..Options::default()
+    })
+    .await;
+
+    let first = app.post("/v1/track", &track("m1")).await;
+    let second = app.post("/v1/track", &track("m2")).await;
+    let third = app.post("/v1/track", &track("m3")).await;
+
+    first.assert_accepted(1);
+    second.assert_accepted(1);
+    third.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate-limited");
+    let retry_after: u64 = third.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Privacy through the API
+
+#[tokio::test]
+async fn a_gpc_header_keeps_a_us_event_from_advertising_destinations() {
+    let app = App::with(Options {
+        region: Region::Us,
+        destinations: vec![meta(), webhook()],
+        ..Options::default()
+    })
+    .await;
+
+    let reply = app
+        .send(
+            post("/v1/track")
+                .header(header::AUTHORIZATION, basic(&app.write_key))
+                .header("Sec-GPC", "1")
+                .body(Body::from(track("m1").to_string()))
+                .unwrap(),
+        )
+        .await;
+    app.post("/v1/track", &track("m2")).await.assert_accepted(1);
+
+    reply.assert_accepted(1);
+    let meta_ids: Vec<_> = app
+        .drain(DestinationKind::MetaCapi)
+        .await
+        .iter()
+        .flat_map(|m| m.items.clone())
+        .map(|i| i.message_id.to_string())
+        .collect();
+    assert_eq!(meta_ids, ["m2"]);
+    assert_eq!(app.depth(DestinationKind::Webhook).await, 2);
+}
+
+#[tokio::test]
+async fn queued_messages_carry_hashes_not_raw_identifiers() {
+    let app = App::with(Options {
+        region: Region::Us,
+        destinations: vec![meta(), webhook()],
+        ..Options::default()
+    })
+    .await;
+    let mut event = track("m1");
+    event["userId"] = json!("user-5531-privacy");
+    event["context"] = json!({
+        "ip": "198.51.100.23",
+        "traits": {"email": "Quentin.Probe@Example.com", "phone": "+1 (800) 555-0199"}
+    });
+    event["properties"]["email"] = json!("quentin.probe@example.com");
+
+    app.post("/v1/track", &event).await.assert_accepted(1);
+
+    let queued = app.drain(DestinationKind::MetaCapi).await;
+    assert_eq!(queued.len(), 1);
+    let text = serde_json::to_string(&queued).unwrap();
+    for raw in [
+        "quentin",
+        "Quentin",
+        "555-0199",
+        "5550199",
+        "198.51.100.23",
+        "user-5531",
+    ] {
+        assert!(!text.contains(raw), "{raw} queued: {text}");
+    }
+    assert!(text.contains(&sha256_hex("quentin.probe@example.com")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures
+
+#[tokio::test]
+async fn a_transient_store_failure_is_a_503_with_retry_after_and_no_internals() {
+    let app = App::with(Options {
+        failure: Some(Failure::Transient),
+        ..Options::default()
+    })
+    .await;
+
+    let reply = app.post("/v1/track", &track("m1")).await;
+
+    reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert!(reply.headers.contains_key(header::RETRY_AFTER));
+    for internal in [CAUSE, "secret-volume", "events.record", "disk I/O"] {
+        assert!(!reply.text.contains(internal), "{}", reply.text);
+    }
+    assert_eq!(app.depth(DestinationKind::Webhook).await, 0);
+}
+
+#[tokio::test]
+async fn a_permanent_store_failure_is_an_opaque_500() {
+    let app = App::with(Options {
+        failure: Some(Failure::Permanent),
+        ..Options::default()
+    })
+    .await;
+
+    let reply = app.post("/v1/track", &track("m1")).await;
+
+    let body = reply.assert_problem(StatusCode::INTERNAL_SERVER_ERROR, "internal");
+    for internal in [
+        CAUSE,
+        "secret-volume",
+        "events.record",
+        "disk I/O",
+        "storage rejected",
+    ] {
+        assert!(!reply.text.contains(internal), "{}", reply.text);
+    }
+    assert!(
+        body["detail"].as_str().unwrap().contains("request id"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn fails_closed_with_503_when_the_workspace_key_is_unavailable() {
+    let app = App::start().await;
+    let mut byok = app.workspace.clone();
+    byok.key_ref = KeyRef::Customer {
+        key_arn: "arn:aws:kms:eu-central-1:111122223333:key/disabled".into(),
+    };
+    app.control.update_workspace(&byok).await.unwrap();
+
+    let reply = app.post("/v1/track", &track("m1")).await;
+
+    let body = reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "key_unavailable");
+    assert!(reply.headers.contains_key(header::RETRY_AFTER));
+    assert!(!reply.text.contains("arn:aws"), "{body}");
+    assert_eq!(app.depth(DestinationKind::Webhook).await, 0);
+    assert!(app.stored_for_anonymous_id("anon-1").await.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recorded SDK traffic
+
+/// A request recorded from a real SDK (`tests/fixtures/sdk/*.json` at the repository root).
+struct Recorded {
+    name: String,
+    method: Method,
+    path: String,
+    headers: Vec<(String, String)>,
+    gzip: bool,
+    body: Value,
+}
+
+fn recorded_sdk_requests() -> Vec<Recorded> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/sdk");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read the SDK recordings in {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            Recorded {
+                name: path.file_name().unwrap().to_string_lossy().into_owned(),
+                method: v["method"].as_str().unwrap().parse().unwrap(),
+                path: v["path"].as_str().unwrap().to_owned(),
+                headers: v["headers"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                    .collect(),
+                gzip: v["gzip"].as_bool().unwrap_or(false),
+                body: v["body"].clone(),
+            }
+        })
+        .collect()
+}
+
+impl Recorded {
+    /// The request again, with the recorded placeholder key replaced by `write_key`.
+    fn replay(&self, write_key: &str) -> Request<Body> {
+        let placeholder = basic("WRITE_KEY");
+        let mut request = Request::builder()
+            .method(self.method.clone())
+            .uri(&self.path);
+        for (name, value) in &self.headers {
+            let lower = name.to_ascii_lowercase();
+            if lower == "content-length" || lower == "host" || lower == "connection" {
+                continue;
+            }
+            let value = if value == &placeholder {
+                basic(write_key)
+            } else {
+                value.clone()
+            };
+            request = request.header(name.as_str(), value);
+        }
+        let json = self.body.to_string().replace("WRITE_KEY", write_key);
+        let bytes = if self.gzip {
+            gzip(json.as_bytes())
+        } else {
+            json.into_bytes()
+        };
+        request.body(Body::from(bytes)).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn accepts_every_message_of_the_recorded_sdk_requests() {
+    let recordings = recorded_sdk_requests();
+    assert!(recordings.len() >= 4, "{} recordings", recordings.len());
+
+    for recorded in recordings {
+        // Recordings reuse message ids: each replays into a workspace of its own.
+        let app = App::start().await;
+        let sent = recorded.body["batch"].as_array().map_or(1, Vec::len) as u64;
+
+        let reply = app.send(recorded.replay(&app.write_key)).await;
+
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{}: {}",
+            recorded.name,
+            reply.text
+        );
+        let body = reply.json();
+        assert_eq!(body["accepted"], sent, "{}: {body}", recorded.name);
+        assert_eq!(body["rejected"], json!([]), "{}: {body}", recorded.name);
+        assert_eq!(body["duplicates"], 0, "{}: {body}", recorded.name);
+        let items: usize = app
+            .drain(DestinationKind::Webhook)
+            .await
+            .iter()
+            .map(|m| m.items.len())
+            .sum();
+        assert_eq!(items as u64, sent, "{}", recorded.name);
+    }
+}

@@ -1,0 +1,180 @@
+//! `DeliveryLog` on SQLite: one row per (event, destination), overwritten with each outcome.
+
+use async_trait::async_trait;
+use rusqlite::params;
+use time::OffsetDateTime;
+use tracklayer_core::clock::unix_millis;
+use tracklayer_core::destination::DestinationId;
+use tracklayer_core::error::StoreError;
+use tracklayer_core::event::EventId;
+use tracklayer_core::ports::{DeliveryLog, DeliveryRecord, DeliveryStatus};
+use tracklayer_core::workspace::WorkspaceId;
+
+use crate::db::{from_json, json, sql, Db};
+
+#[derive(Debug, Clone)]
+pub struct SqliteDeliveryLog {
+    db: Db,
+}
+
+impl SqliteDeliveryLog {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+fn status_name(s: &DeliveryStatus) -> &'static str {
+    match s {
+        DeliveryStatus::Delivered => "delivered",
+        DeliveryStatus::Retrying => "retrying",
+        DeliveryStatus::Dead => "dead",
+        DeliveryStatus::Dropped(_) => "dropped",
+    }
+}
+
+fn docs(
+    rows: impl Iterator<Item = Result<String, rusqlite::Error>>,
+) -> Result<Vec<DeliveryRecord>, StoreError> {
+    rows.map(|r| {
+        r.map_err(|e| sql("delivery_log", e))
+            .and_then(|d| from_json("delivery_log", &d))
+    })
+    .collect()
+}
+
+#[async_trait]
+impl DeliveryLog for SqliteDeliveryLog {
+    async fn record(&self, records: &[DeliveryRecord]) -> Result<(), StoreError> {
+        let rows = records
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.workspace_id.as_str().to_owned(),
+                    r.destination_id.as_str().to_owned(),
+                    r.event_id.to_string(),
+                    status_name(&r.status),
+                    unix_millis(r.updated_at),
+                    unix_millis(r.expires_at),
+                    json("delivery_log", r)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.db
+            .call("delivery_log", move |c| {
+                let tx = c.transaction().map_err(|e| sql("delivery_log", e))?;
+                {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "INSERT INTO delivery_log (workspace_id, destination_id, event_id, status, updated_at, expires_at, doc)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                             ON CONFLICT (workspace_id, destination_id, event_id) DO UPDATE SET
+                               status = excluded.status, updated_at = excluded.updated_at,
+                               expires_at = excluded.expires_at, doc = excluded.doc",
+                        )
+                        .map_err(|e| sql("delivery_log", e))?;
+                    for (ws, d, e, status, updated, expires, doc) in &rows {
+                        stmt.execute(params![ws, d, e, status, updated, expires, doc])
+                            .map_err(|e| sql("delivery_log", e))?;
+                    }
+                }
+                tx.commit().map_err(|e| sql("delivery_log", e))
+            })
+            .await
+    }
+
+    async fn delivered(
+        &self,
+        ws: &WorkspaceId,
+        destination: &DestinationId,
+        events: &[EventId],
+        now: OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError> {
+        let ws = ws.as_str().to_owned();
+        let d = destination.as_str().to_owned();
+        let events = events.to_vec();
+        let now = unix_millis(now);
+        self.db
+            .call("delivery_log", move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT 1 FROM delivery_log WHERE workspace_id = ?1 AND destination_id = ?2
+                         AND event_id = ?3 AND status = 'delivered' AND expires_at > ?4",
+                    )
+                    .map_err(|e| sql("delivery_log", e))?;
+                let mut out = Vec::new();
+                for e in events {
+                    if stmt
+                        .exists(params![ws, d, e.to_string(), now])
+                        .map_err(|e| sql("delivery_log", e))?
+                    {
+                        out.push(e);
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn for_event(
+        &self,
+        ws: &WorkspaceId,
+        event: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let (ws, e, now) = (ws.as_str().to_owned(), event.to_string(), unix_millis(now));
+        self.db
+            .call("delivery_log", move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT doc FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2
+                         AND expires_at > ?3 ORDER BY destination_id",
+                    )
+                    .map_err(|e| sql("delivery_log", e))?;
+                let rows = stmt
+                    .query_map(params![ws, e, now], |r| r.get::<_, String>(0))
+                    .map_err(|e| sql("delivery_log", e))?;
+                docs(rows)
+            })
+            .await
+    }
+
+    async fn for_destination(
+        &self,
+        ws: &WorkspaceId,
+        destination: &DestinationId,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let (ws, d, now) = (
+            ws.as_str().to_owned(),
+            destination.as_str().to_owned(),
+            unix_millis(now),
+        );
+        let limit = limit.min(10_000) as i64;
+        self.db
+            .call("delivery_log", move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT doc FROM delivery_log WHERE workspace_id = ?1 AND destination_id = ?2
+                         AND expires_at > ?3 ORDER BY updated_at DESC, event_id DESC LIMIT ?4",
+                    )
+                    .map_err(|e| sql("delivery_log", e))?;
+                let rows = stmt
+                    .query_map(params![ws, d, now, limit], |r| r.get::<_, String>(0))
+                    .map_err(|e| sql("delivery_log", e))?;
+                docs(rows)
+            })
+            .await
+    }
+
+    async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let now = unix_millis(now);
+        self.db
+            .call("delivery_log", move |c| {
+                c.execute("DELETE FROM delivery_log WHERE expires_at <= ?1", [now])
+                    .map(|n| n as u64)
+                    .map_err(|e| sql("delivery_log", e))
+            })
+            .await
+    }
+}

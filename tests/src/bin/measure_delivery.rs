@@ -1,0 +1,110 @@
+//! Measures delivery: requests sent per 1,000 events for each destination (against the
+//! minimum its batch limit allows) and delivered events/s through fakes answering in 20 ms.
+//!
+//! `make measure-delivery` builds TrackLayer in release and runs this; it prints a table.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tracklayer_tests::fake::{self, Fakes};
+use tracklayer_tests::*;
+
+const SINKS: [(&str, usize); 4] = [
+    ("meta_capi", 1000),
+    ("ga4", 25),
+    ("tiktok", 1000),
+    ("webhook:main", 100),
+];
+
+async fn run(
+    events: usize,
+    latency: Duration,
+    window_ms: u64,
+) -> anyhow::Result<(Duration, Vec<(String, u64)>)> {
+    let fakes = Fakes::new(
+        "EAAGmeasure",
+        "ga4measure",
+        "tiktokmeasure",
+        "whsec_bWVhc3VyZS1zaWduaW5nLWtleQ==",
+    ); // pragma: allowlist secret
+    fakes.set_latency(latency);
+    let base = fake::serve(fakes.clone()).await;
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("data");
+    let keys = init(&dir, "us")?;
+    for def in [
+        json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
+            "config": {"pixel_id": "1", "api_version": "v21.0"}, "secrets": {"access_token": "EAAGmeasure"}}),
+        json!({"name": "GA4", "kind": "ga4", "endpoint": base,
+            "config": {"measurement_id": "G-MEASURE"}, "secrets": {"api_secret": "ga4measure"}}),
+        json!({"name": "TikTok", "kind": "tiktok", "endpoint": base,
+            "config": {"pixel_code": "CMEASURE"}, "secrets": {"access_token": "tiktokmeasure"}}),
+        json!({"name": "Hook", "kind": "webhook", "config": {"url": format!("{base}/hook/main")},
+            "secrets": {"signing_secret": "whsec_bWVhc3VyZS1zaWduaW5nLWtleQ=="}}), // pragma: allowlist secret
+    ] {
+        tracklayer(&[
+            "destinations",
+            "add",
+            "--allow-private-egress",
+            "--data-dir",
+            dir.to_str().unwrap_or_default(),
+            "--json",
+            &def.to_string(),
+        ])?;
+    }
+    let window = window_ms.to_string();
+    let mut server = Server::start(
+        &dir,
+        &["--allow-private-egress", "--batch-window-ms", &window],
+    )?;
+    let started = Instant::now();
+    post_purchases(&server.url, &keys.write_key, "ms", events).await;
+    wait_until(Duration::from_secs(600), "delivery", || {
+        SINKS.iter().all(|(s, _)| fakes.received(s).len() >= events)
+    })
+    .await;
+    let took = started.elapsed();
+    server.stop()?;
+    Ok((
+        took,
+        SINKS
+            .iter()
+            .map(|(s, _)| ((*s).to_owned(), fakes.requests(s).0))
+            .collect(),
+    ))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let events: usize = std::env::args()
+        .skip_while(|a| a != "--events")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+
+    println!("# Delivery measurement: {events} purchase events, 4 destinations, release build");
+    let (_, default_window) = run(events, Duration::ZERO, 250).await?;
+    let (_, one_second) = run(events, Duration::ZERO, 1000).await?;
+    println!("\n| destination | batch limit | requests per 1,000 events (250 ms window, default) | (1 s window) | minimum |");
+    println!("|---|---|---|---|---|");
+    for (((sink, limit), (_, a)), (_, b)) in SINKS.iter().zip(&default_window).zip(&one_second) {
+        let per_k = |sent: u64| sent as f64 * 1000.0 / events as f64;
+        let min = (1000f64 / *limit as f64).ceil();
+        println!(
+            "| {sink} | {limit} | {:.1} | {:.1} | {min:.1} |",
+            per_k(*a),
+            per_k(*b)
+        );
+    }
+
+    let (took, _) = run(events, Duration::from_millis(20), 250).await?;
+    let rate = events as f64 / took.as_secs_f64();
+    println!(
+        "\nWith every destination answering in 20 ms: {events} events reached all 4 destinations \
+         in {:.2} s = {rate:.0} events/s per destination ({:.0} deliveries/s in all), \
+         ingest included.",
+        took.as_secs_f64(),
+        rate * 4.0
+    );
+    Ok(())
+}

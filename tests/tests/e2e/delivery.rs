@@ -1,0 +1,289 @@
+//! Delivery end to end: `tracklayer serve` → fake Meta, GA4, TikTok and webhook servers on
+//! loopback, with faults injected.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tracklayer_tests::fake::{self, Fakes, Mode};
+use tracklayer_tests::*;
+
+const META_TOKEN: &str = "EAAGdeliverytesttoken";
+const GA4_SECRET: &str = "ga4DeliveryTestSecret";
+const TIKTOK_TOKEN: &str = "tiktokDeliveryTestToken";
+const WEBHOOK_SECRET: &str = "whsec_ZGVsaXZlcnktdGVzdC1zaWduaW5nLWtleS0wMQ=="; // pragma: allowlist secret
+
+fn add(dir: &Path, def: serde_json::Value) -> String {
+    let out = tracklayer(&[
+        "destinations",
+        "add",
+        "--allow-private-egress",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--json",
+        &def.to_string(),
+    ])
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["id"].as_str().unwrap().to_owned()
+}
+
+fn add_four(dir: &Path, base: &str) -> HashMap<&'static str, String> {
+    HashMap::from([
+        (
+            "meta_capi",
+            add(
+                dir,
+                json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
+            "config": {"pixel_id": "1234567890", "api_version": "v21.0"},
+            "secrets": {"access_token": META_TOKEN}}),
+            ),
+        ),
+        (
+            "ga4",
+            add(
+                dir,
+                json!({"name": "GA4", "kind": "ga4", "endpoint": base,
+            "config": {"measurement_id": "G-DELIVERY1"},
+            "secrets": {"api_secret": GA4_SECRET}}),
+            ),
+        ),
+        (
+            "tiktok",
+            add(
+                dir,
+                json!({"name": "TikTok", "kind": "tiktok", "endpoint": base,
+            "config": {"pixel_code": "CDELIVERYPIXEL"},
+            "secrets": {"access_token": TIKTOK_TOKEN}}),
+            ),
+        ),
+        (
+            "webhook:main",
+            add(
+                dir,
+                json!({"name": "Warehouse", "kind": "webhook",
+            "config": {"url": format!("{base}/hook/main")},
+            "secrets": {"signing_secret": WEBHOOK_SECRET}}),
+            ),
+        ),
+    ])
+}
+
+const FAST_RETRIES: &[&str] = &[
+    "--allow-private-egress",
+    "--retry-base-ms",
+    "20",
+    "--retry-cap-ms",
+    "400",
+    "--egress-timeout-ms",
+    "800",
+    "--breaker-cooldown-ms",
+    "100",
+];
+
+fn complete(fakes: &Fakes, sink: &str, n: usize) -> bool {
+    fakes.received(sink).len() >= n
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_events_reach_every_destination_exactly_once_despite_30_percent_failures() {
+    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
+    fakes.set_slow(Duration::from_millis(1200));
+    let base = fake::serve(fakes.clone()).await;
+    let sinks = ["meta_capi", "ga4", "tiktok", "webhook:main"];
+    for sink in sinks {
+        fakes.set_mode(sink, Mode::Flaky(0.3));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let keys = init(&dir, "us").unwrap();
+    add_four(&dir, &base);
+    let mut args = FAST_RETRIES.to_vec();
+    args.extend(["--max-attempts", "40"]);
+    let mut server = Server::start(&dir, &args).unwrap();
+
+    let n = 10_000;
+    post_purchases(&server.url, &keys.write_key, "ft", n).await;
+    wait_until(
+        Duration::from_secs(240),
+        "every destination to receive every event",
+        || sinks.iter().all(|s| complete(&fakes, s, n)),
+    )
+    .await;
+    server.stop().unwrap();
+
+    assert!(
+        fakes.format_errors().is_empty(),
+        "{:?}",
+        fakes.format_errors()
+    );
+    for sink in sinks {
+        let got = fakes.received(sink);
+        assert_eq!(got.len(), n, "{sink}: every event");
+        let dups: Vec<_> = got.iter().filter(|(_, c)| **c > 1).collect();
+        assert!(
+            dups.is_empty(),
+            "{sink}: delivered more than once: {:?}",
+            &dups[..dups.len().min(5)]
+        );
+        let (_, failed) = fakes.requests(sink);
+        assert!(failed > 0, "{sink}: faults were injected");
+    }
+    // Hashed and correctly shaped: Meta's em is the SHA-256 of the normalized email.
+    let meta = fakes.last_body("meta_capi").unwrap();
+    let e = &meta["data"][0];
+    assert_eq!(e["event_name"], "Purchase");
+    assert_eq!(e["action_source"], "website");
+    let em = e["user_data"]["em"][0].as_str().unwrap();
+    assert_eq!(em.len(), 64);
+    assert!(em.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(e["user_data"]["client_ip_address"], "198.51.100.23");
+    let raw = meta.to_string();
+    assert!(
+        !raw.contains("@example.com") && !raw.contains("1234567"),
+        "no raw identifier leaves"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destination_that_is_down_delays_no_other_and_replay_delivers_its_dead_letters() {
+    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
+    let base = fake::serve(fakes.clone()).await;
+    fakes.set_mode("webhook:down", Mode::Down);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let keys = init(&dir, "us").unwrap();
+    let up = add(
+        &dir,
+        json!({"name": "Up", "kind": "webhook",
+        "config": {"url": format!("{base}/hook/up")},
+        "secrets": {"signing_secret": WEBHOOK_SECRET}}),
+    );
+    let down = add(
+        &dir,
+        json!({"name": "Down", "kind": "webhook",
+        "config": {"url": format!("{base}/hook/down")},
+        "secrets": {"signing_secret": WEBHOOK_SECRET}}),
+    );
+    let mut args = FAST_RETRIES.to_vec();
+    args.extend(["--max-attempts", "3"]);
+    let mut server = Server::start(&dir, &args).unwrap();
+
+    let n = 2_000;
+    let started = Instant::now();
+    post_purchases(&server.url, &keys.write_key, "dn", n).await;
+    wait_until(Duration::from_secs(30), "the healthy webhook", || {
+        complete(&fakes, "webhook:up", n)
+    })
+    .await;
+    let healthy_took = started.elapsed();
+    assert!(healthy_took < Duration::from_secs(30), "{healthy_took:?}");
+
+    // The dead destination's messages end in its dead-letter queue, none lost.
+    let dead_items = |dir: &Path, dest: &str| -> usize {
+        let db = database(dir);
+        let mut stmt = db
+            .prepare("SELECT body FROM queue WHERE destination_id = ?1 AND dead_at IS NOT NULL")
+            .unwrap();
+        let bodies: Vec<Vec<u8>> = stmt
+            .query_map([dest], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        bodies
+            .iter()
+            .map(|b| {
+                serde_json::from_slice::<serde_json::Value>(b).unwrap()["items"]
+                    .as_array()
+                    .unwrap()
+                    .len()
+            })
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while dead_items(&dir, &down) < n {
+        assert!(
+            Instant::now() < deadline,
+            "dead letters: {}",
+            dead_items(&dir, &down)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(fakes.received("webhook:down").is_empty());
+
+    // It comes back; an operator replays its dead letters.
+    fakes.set_mode("webhook:down", Mode::Up);
+    let out = tracklayer(&[
+        "destinations",
+        "replay",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        &down,
+    ])
+    .unwrap();
+    let replayed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        replayed["replayed_messages"].as_u64().unwrap() > 0,
+        "{replayed}"
+    );
+    wait_until(Duration::from_secs(60), "the replayed webhook", || {
+        complete(&fakes, "webhook:down", n)
+    })
+    .await;
+    server.stop().unwrap();
+    for sink in ["webhook:up", "webhook:down"] {
+        let got = fakes.received(sink);
+        assert_eq!(got.len(), n, "{sink}");
+        assert!(got.values().all(|c| *c == 1), "{sink}: exactly once");
+    }
+    let _ = up;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_destination_keeps_its_messages_until_it_is_resumed() {
+    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
+    let base = fake::serve(fakes.clone()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let keys = init(&dir, "us").unwrap();
+    let paused = add(
+        &dir,
+        json!({"name": "Paused", "kind": "webhook", "paused": true,
+        "config": {"url": format!("{base}/hook/paused")},
+        "secrets": {"signing_secret": WEBHOOK_SECRET}}),
+    );
+    let mut args = FAST_RETRIES.to_vec();
+    args.extend(["--max-attempts", "2", "--paused-recheck-ms", "200"]);
+    let mut server = Server::start(&dir, &args).unwrap();
+
+    let n = 300;
+    post_purchases(&server.url, &keys.write_key, "ps", n).await;
+    // Long enough for many more receives than the attempt limit.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(fakes.received("webhook:paused").is_empty());
+    let db = database(&dir);
+    let dead: i64 = db
+        .query_row(
+            "SELECT count(*) FROM queue WHERE dead_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(dead, 0, "pausing spends no attempts");
+
+    tracklayer(&[
+        "destinations",
+        "resume",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        &paused,
+    ])
+    .unwrap();
+    wait_until(Duration::from_secs(30), "the resumed webhook", || {
+        complete(&fakes, "webhook:paused", n)
+    })
+    .await;
+    server.stop().unwrap();
+    assert!(fakes.received("webhook:paused").values().all(|c| *c == 1));
+}
