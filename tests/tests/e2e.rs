@@ -12,8 +12,8 @@ use tracklayer_tests::*;
 mod delivery;
 
 const KINDS: [&str; 6] = ["identify", "track", "page", "screen", "group", "alias"];
-const META_TOKEN: &str = "EAAGm0PX4ZCpsBAtestaccesstoken";
-const GA4_SECRET: &str = "ga4ApiSecretForTests";
+const META_TOKEN: &str = "EAAGm0PX4ZCpsBAtestaccesstoken"; // pragma: allowlist secret
+const GA4_SECRET: &str = "ga4ApiSecretForTests"; // pragma: allowlist secret
 const TIKTOK_TOKEN: &str = "tiktokAccessTokenForTests";
 // A made-up Standard Webhooks secret, only ever used against loopback.
 const WEBHOOK_SECRET: &str = "whsec_dGVzdC1vbmx5LXNpZ25pbmcta2V5LTEyMzQ1Njc4"; // pragma: allowlist secret

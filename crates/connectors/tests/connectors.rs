@@ -24,6 +24,8 @@ const NOW: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
 
 /// The published Standard Webhooks test secret.
 const SPEC_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"; // pragma: allowlist secret
+/// The Standard Webhooks spec's published message id.
+const SPEC_MSG_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek"; // pragma: allowlist secret
 
 /// An opened item from `fixtures/items.json` (`order`, `page` or `search`).
 fn fixture(name: &str) -> OpenedItem {
@@ -1069,7 +1071,7 @@ fn webhook_signatures_match_the_standard_webhooks_test_vector() {
     // test_sign_function.
     let signature = sign_webhook(
         SPEC_SECRET,
-        "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        SPEC_MSG_ID,
         1614265330,
         br#"{"test": 2432232314}"#,
     );
@@ -1085,13 +1087,13 @@ fn webhook_signing_takes_the_secret_with_or_without_its_prefix() {
     assert_eq!(
         sign_webhook(
             bare_secret,
-            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            SPEC_MSG_ID,
             1614265330,
             br#"{"test": 2432232314}"#
         ),
         sign_webhook(
             SPEC_SECRET,
-            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            SPEC_MSG_ID,
             1614265330,
             br#"{"test": 2432232314}"#
         ),

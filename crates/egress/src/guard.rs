@@ -399,7 +399,7 @@ mod tests {
             "ftp://example.com/",
             "file:///etc/passwd",
             "gopher://example.com/",
-            "https://user:pass@example.com/",
+            "https://user:pass@example.com/", // pragma: allowlist secret
             "https://user@example.com/",
             "https://example.com\\@127.0.0.1/",
             "https://exam\tple.com/",

@@ -443,7 +443,7 @@ async fn refuses_a_hostname_that_resolves_to_loopback() {
 #[tokio::test]
 async fn refuses_credentials_in_the_url_before_connecting() {
     let server = TestServer::start().await;
-    let url = format!("http://user:pass@127.0.0.1:{}/ok", server.addr.port());
+    let url = format!("http://user:pass@127.0.0.1:{}/ok", server.addr.port()); // pragma: allowlist secret
 
     let result = post(&egress(true), url).await;
 

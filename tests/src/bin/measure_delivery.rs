@@ -9,6 +9,9 @@ use serde_json::json;
 use tracklayer_tests::fake::{self, Fakes};
 use tracklayer_tests::*;
 
+// A made-up Standard Webhooks secret, used only against loopback.
+const WEBHOOK_SECRET: &str = "whsec_bWVhc3VyZS1zaWduaW5nLWtleQ=="; // pragma: allowlist secret
+
 const SINKS: [(&str, usize); 4] = [
     ("meta_capi", 1000),
     ("ga4", 25),
@@ -21,12 +24,7 @@ async fn run(
     latency: Duration,
     window_ms: u64,
 ) -> anyhow::Result<(Duration, Vec<(String, u64)>)> {
-    let fakes = Fakes::new(
-        "EAAGmeasure",
-        "ga4measure",
-        "tiktokmeasure",
-        "whsec_bWVhc3VyZS1zaWduaW5nLWtleQ==",
-    ); // pragma: allowlist secret
+    let fakes = Fakes::new("EAAGmeasure", "ga4measure", "tiktokmeasure", WEBHOOK_SECRET);
     fakes.set_latency(latency);
     let base = fake::serve(fakes.clone()).await;
     let tmp = tempfile::tempdir()?;
@@ -40,7 +38,7 @@ async fn run(
         json!({"name": "TikTok", "kind": "tiktok", "endpoint": base,
             "config": {"pixel_code": "CMEASURE"}, "secrets": {"access_token": "tiktokmeasure"}}),
         json!({"name": "Hook", "kind": "webhook", "config": {"url": format!("{base}/hook/main")},
-            "secrets": {"signing_secret": "whsec_bWVhc3VyZS1zaWduaW5nLWtleQ=="}}), // pragma: allowlist secret
+            "secrets": {"signing_secret": WEBHOOK_SECRET}}),
     ] {
         tracklayer(&[
             "destinations",

@@ -10,7 +10,7 @@ use tracklayer_tests::fake::{self, Fakes, Mode};
 use tracklayer_tests::*;
 
 const META_TOKEN: &str = "EAAGdeliverytesttoken";
-const GA4_SECRET: &str = "ga4DeliveryTestSecret";
+const GA4_SECRET: &str = "ga4DeliveryTestSecret"; // pragma: allowlist secret
 const TIKTOK_TOKEN: &str = "tiktokDeliveryTestToken";
 const WEBHOOK_SECRET: &str = "whsec_ZGVsaXZlcnktdGVzdC1zaWduaW5nLWtleS0wMQ=="; // pragma: allowlist secret
 
