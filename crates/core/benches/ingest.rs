@@ -60,6 +60,7 @@ impl Setup {
             consent: ConsentPolicy::default(),
             key_ref: KeyRef::Platform,
             data_key: WrappedKey(vec![0; 60]),
+            security: Default::default(),
         };
         let destination = |n: u8, kind: DestinationKind, config: Value| Destination {
             id: DestinationId::new(&format!("01jbench00000000000000000{n}")),

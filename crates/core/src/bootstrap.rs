@@ -16,7 +16,7 @@ use crate::keys::{
     ApiKey, ApiKeyRecord, KeyKind, Role, KEY_ID_LEN, KEY_SECRET_LEN, MAX_KEY_LIFETIME_DAYS,
 };
 use crate::ports::{ControlStore, Keyring};
-use crate::workspace::{KeyRef, Region, Retention, Workspace, WorkspaceId};
+use crate::workspace::{KeyRef, Region, Retention, User, Workspace, WorkspaceId};
 
 /// bcrypt cost of key verifiers (whitepaper §05; ≥ 10).
 pub const BCRYPT_COST: u32 = 10;
@@ -105,6 +105,7 @@ impl Control<'_> {
             consent: ConsentPolicy::default(),
             key_ref,
             data_key: wrapped,
+            security: Default::default(),
         };
         self.store.create_workspace(&ws).await?;
         Ok(ws)

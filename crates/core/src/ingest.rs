@@ -94,6 +94,8 @@ pub enum IngestError {
     Unauthorized(KeyRefusal),
     #[error("this workspace lives in region {region}")]
     WrongRegion { region: Region },
+    #[error("requests from this address are blocked by the workspace")]
+    Blocked,
     #[error("the workspace encryption key is unavailable")]
     KeyUnavailable(#[source] KeyError),
     #[error("storage is unavailable")]
@@ -967,36 +969,48 @@ fn looks_like_email(s: &str) -> bool {
 
 /// A URL without its query string and fragment: those carry emails, tokens and click ids.
 fn without_query(s: &str) -> Option<String> {
-    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
-    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+    // Compared in place: this runs for every string of every event's properties.
+    let starts_with = |prefix: &str| {
+        s.as_bytes()
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+    };
+    if !(starts_with("http://") || starts_with("https://")) {
         return None;
     }
     let end = s.find(['?', '#'])?;
     Some(s[..end].to_owned())
 }
 
-/// Removes identifiers from a properties or traits object, recursively. Takes the value, so
-/// that what is kept moves instead of being copied.
-fn scrub(v: Value, drop_name: bool) -> Value {
+/// Removes identifiers from a properties or traits object, recursively. Works in place, so
+/// what is kept is neither copied nor rebuilt.
+fn scrub(mut v: Value, drop_name: bool) -> Value {
+    scrub_in_place(&mut v, drop_name);
+    v
+}
+
+fn scrub_in_place(v: &mut Value, drop_name: bool) {
     match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(k, _)| !scrubbed_key(k, drop_name))
-                .filter(|(_, v)| !matches!(v, Value::String(s) if looks_like_email(s)))
-                .map(|(k, v)| (k, scrub(v, false)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(
-            a.into_iter()
-                .filter(|v| !matches!(v, Value::String(s) if looks_like_email(s)))
-                .map(|v| scrub(v, false))
-                .collect(),
-        ),
-        Value::String(s) => match without_query(&s) {
-            Some(cut) => Value::String(cut),
-            None => Value::String(s),
-        },
-        other => other,
+        Value::Object(m) => {
+            m.retain(|k, v| {
+                !scrubbed_key(k, drop_name) && !matches!(v, Value::String(s) if looks_like_email(s))
+            });
+            for v in m.values_mut() {
+                scrub_in_place(v, false);
+            }
+        }
+        Value::Array(a) => {
+            a.retain(|v| !matches!(v, Value::String(s) if looks_like_email(s)));
+            for v in a {
+                scrub_in_place(v, false);
+            }
+        }
+        Value::String(s) => {
+            if let Some(cut) = without_query(s) {
+                *s = cut;
+            }
+        }
+        _ => {}
     }
 }
 
@@ -1091,31 +1105,31 @@ impl Packer {
     }
 }
 
-/// The JSON of the last properties [`write_item_json`] serialized. The items of one event come one
+/// The JSON of the last properties [`write_item_json`] wrote. The items of one event come one
 /// after the other with equal properties, and properties are most of an item's bytes: each
-/// event's are serialized once instead of once per destination. (`Value` equality is
-/// order-sensitive for objects, as serialization is, while serde_json's `preserve_order`
-/// feature stays off.)
+/// event's are serialized once instead of once per destination, into a buffer reused from
+/// event to event. (`Value` equality is order-sensitive for objects, as serialization is,
+/// while serde_json's `preserve_order` feature stays off.)
 #[derive(Default)]
 struct PropertiesJson {
-    value: Value,
-    json: Option<Box<RawValue>>,
+    value: Option<Value>,
+    json: Vec<u8>,
 }
 
 impl PropertiesJson {
-    fn of(&mut self, properties: Value) -> &RawValue {
-        if self.json.is_none() || self.value != properties {
-            self.json =
-                Some(serde_json::value::to_raw_value(&properties).expect("properties serialize"));
-            self.value = properties;
+    fn of(&mut self, properties: Value) -> &[u8] {
+        if self.value.as_ref() != Some(&properties) {
+            self.json.clear();
+            serde_json::to_writer(&mut self.json, &properties).expect("properties serialize");
+            self.value = Some(properties);
         }
-        self.json.as_deref().expect("just set")
+        &self.json
     }
 }
 
-/// A [`DeliveryItem`] as its derived `Serialize` writes it, with the properties already JSON.
+/// The fields of a [`DeliveryItem`] before `properties`, as its derived `Serialize` writes them.
 #[derive(Serialize)]
-struct ItemJson<'a> {
+struct ItemHead<'a> {
     event_id: &'a EventId,
     message_id: &'a MessageId,
     event_type: EventType,
@@ -1123,15 +1137,19 @@ struct ItemJson<'a> {
     name: Option<&'a String>,
     #[serde(with = "time::serde::rfc3339")]
     timestamp: OffsetDateTime,
-    properties: &'a RawValue,
+}
+
+/// The fields of a [`DeliveryItem`] after `properties`.
+#[derive(Serialize)]
+struct ItemTail<'a> {
     user_data: &'a BTreeMap<Field, String>,
     consent: ForwardedConsent,
     #[serde(skip_serializing_if = "Option::is_none")]
     sealed: Option<&'a crate::crypto::Sealed>,
 }
 
-/// Appends `serde_json::to_vec(&item)` to `out`, reusing the properties' JSON of the previous
-/// item when equal.
+/// Appends exactly what `serde_json::to_vec(&item)` gives to `out`: head fields, the
+/// properties' JSON (reused from the previous item when equal), tail fields.
 fn write_item_json(out: &mut Vec<u8>, mut item: DeliveryItem, properties: &mut PropertiesJson) {
     #[cfg(debug_assertions)]
     let (start, expected) = (
@@ -1139,7 +1157,7 @@ fn write_item_json(out: &mut Vec<u8>, mut item: DeliveryItem, properties: &mut P
         serde_json::to_vec(&item).expect("items serialize"),
     );
     let item_properties = std::mem::take(&mut item.properties);
-    // No `..`: a field added to `DeliveryItem` must be added to `ItemJson` too.
+    // No `..`: a field added to `DeliveryItem` must be added to `ItemHead` or `ItemTail` too.
     let DeliveryItem {
         event_id,
         message_id,
@@ -1151,26 +1169,34 @@ fn write_item_json(out: &mut Vec<u8>, mut item: DeliveryItem, properties: &mut P
         consent,
         sealed,
     } = &item;
-    serde_json::to_writer(
-        &mut *out,
-        &ItemJson {
-            event_id,
-            message_id,
-            event_type: *event_type,
-            name: name.as_ref(),
-            timestamp: *timestamp,
-            properties: properties.of(item_properties),
-            user_data,
-            consent: *consent,
-            sealed: sealed.as_ref(),
-        },
-    )
-    .expect("items serialize");
+    let head = ItemHead {
+        event_id,
+        message_id,
+        event_type: *event_type,
+        name: name.as_ref(),
+        timestamp: *timestamp,
+    };
+    let tail = ItemTail {
+        user_data,
+        consent: *consent,
+        sealed: sealed.as_ref(),
+    };
+    // `{"event_id":…,"timestamp":"…"}`, reopened: its `}` becomes `,"properties":…`.
+    serde_json::to_writer(&mut *out, &head).expect("items serialize");
+    let closing = out.pop();
+    debug_assert_eq!(closing, Some(b'}'));
+    out.extend_from_slice(b",\"properties\":");
+    out.extend_from_slice(properties.of(item_properties));
+    // `{"user_data":…}`: its `{` becomes the `,` after the properties.
+    let tail_start = out.len();
+    serde_json::to_writer(&mut *out, &tail).expect("items serialize");
+    debug_assert_eq!(out[tail_start], b'{');
+    out[tail_start] = b',';
     #[cfg(debug_assertions)]
     assert_eq!(
         out[start..],
         expected[..],
-        "ItemJson has drifted from DeliveryItem's serialization"
+        "write_item_json has drifted from DeliveryItem's serialization"
     );
 }
 
@@ -1423,6 +1449,9 @@ impl IngestService {
         meta: &RequestMeta,
     ) -> Result<IngestOutcome, IngestError> {
         let snap = self.snapshot(&key.workspace_id).await?;
+        if meta.ip.is_some_and(|ip| snap.workspace.security.blocks(ip)) {
+            return Err(IngestError::Blocked);
+        }
         let received_at = self.clock.now();
         let pipeline = Pipeline {
             workspace: &snap.workspace,

@@ -295,6 +295,14 @@ impl KeyCache {
         entries.insert(key.fingerprint(), (record, now));
     }
 
+    /// Forgets every key (roles changed in this process).
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// Forgets a key at once (it was revoked in this process).
     pub fn evict(&self, id: &KeyId) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());

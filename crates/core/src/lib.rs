@@ -3,6 +3,8 @@
 //! Nothing in this crate knows about AWS, HTTP frameworks or SQLite: adapters live in
 //! `tracklayer-local` and `tracklayer-aws`, transports in `tracklayer-http` and `functions/*`.
 
+pub mod admin;
+pub mod audit;
 pub mod bootstrap;
 pub mod clock;
 pub mod consent;

@@ -10,12 +10,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::audit::{AuditEntry, AuditFilter, NewAuditEntry};
 use crate::crypto::{DataKey, WrappedKey};
 use crate::destination::{Destination, DestinationId, DestinationKind};
 use crate::error::{KeyError, MailError, StoreError};
 use crate::event::{EventId, MessageId, OperationalRecord, StoredEvent};
 use crate::keys::{ApiKeyRecord, KeyId};
-use crate::workspace::{KeyRef, Workspace, WorkspaceId};
+use crate::workspace::{KeyRef, User, Workspace, WorkspaceId};
 
 /// What ingest needs from the control plane: read-only.
 #[async_trait]
@@ -51,6 +52,31 @@ pub trait ControlStore: ControlReader {
         ws: &WorkspaceId,
         id: &DestinationId,
     ) -> Result<(), StoreError>;
+    /// Creates a user; `Conflict` if the id or the email exists in the workspace.
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn update_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn delete_user(&self, ws: &WorkspaceId, id: &str) -> Result<(), StoreError>;
+    async fn user(&self, ws: &WorkspaceId, id: &str) -> Result<Option<User>, StoreError>;
+    async fn users(&self, ws: &WorkspaceId) -> Result<Vec<User>, StoreError>;
+}
+
+/// The append-only, hash-chained audit log.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends an entry after the workspace's last one, atomically (no two entries share a
+    /// sequence number, even with concurrent writers).
+    async fn append(
+        &self,
+        entry: NewAuditEntry,
+        at: OffsetDateTime,
+    ) -> Result<AuditEntry, StoreError>;
+    /// Entries matching the filter, oldest first.
+    async fn list(
+        &self,
+        ws: &WorkspaceId,
+        filter: &AuditFilter,
+        now: OffsetDateTime,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
 /// One accepted event with its operational record, as ingest hands it to the store.

@@ -13,6 +13,7 @@ use time::macros::datetime;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::audit::{AuditFilter, NewAuditEntry, Verifier};
 use crate::consent::{ConsentPolicy, Decision};
 use crate::crypto::{Sealed, WrappedKey};
 use crate::destination::{Destination, DestinationId, DestinationKind, EventFilter};
@@ -20,11 +21,12 @@ use crate::error::{KeyError, MailError, StoreError};
 use crate::event::{EventId, EventType, MessageId, OperationalRecord, Routing, StoredEvent};
 use crate::identity::{Field, Profile};
 use crate::keys::{ApiKeyRecord, KeyId, KeyKind, Role};
+use crate::ports::AuditLog;
 use crate::ports::{
     ControlStore, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, EventStore, Keyring,
     Mail, Mailer, NewEvent, Outgoing, ReplayFilter,
 };
-use crate::workspace::{KeyRef, Region, Retention, Workspace, WorkspaceId};
+use crate::workspace::{KeyRef, Region, Retention, User, Workspace, WorkspaceId};
 
 /// A fixed start time for contract cases.
 pub const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
@@ -44,6 +46,7 @@ pub fn workspace(region: Region) -> Workspace {
         consent: ConsentPolicy::default(),
         key_ref: KeyRef::Platform,
         data_key: WrappedKey(vec![1, 2, 3]),
+        security: Default::default(),
     }
 }
 
@@ -237,6 +240,235 @@ pub mod control_store {
             StoreError::NotFound(_)
         ));
     }
+}
+
+pub fn user(ws: &WorkspaceId, email: &str, role: Role) -> User {
+    User {
+        id: format!("usr_{}", &unique()[16..]),
+        workspace_id: ws.clone(),
+        email: email.into(),
+        role,
+        created_at: T0,
+    }
+}
+
+pub mod users {
+    use super::*;
+
+    pub async fn keeps_users_per_workspace_with_unique_emails(s: &dyn ControlStore) {
+        let a = workspace(Region::Us);
+        let b = workspace(Region::Us);
+        s.create_workspace(&a).await.unwrap();
+        s.create_workspace(&b).await.unwrap();
+        let mut ann = user(&a.id, "ann@example.com", Role::Admin);
+        s.create_user(&ann).await.unwrap();
+        let dup = user(&a.id, "ANN@example.com", Role::Viewer);
+        assert!(matches!(
+            s.create_user(&dup).await.unwrap_err(),
+            StoreError::Conflict(_)
+        ));
+        s.create_user(&user(&b.id, "ann@example.com", Role::Viewer))
+            .await
+            .unwrap();
+        ann.role = Role::Editor;
+        s.update_user(&ann).await.unwrap();
+        assert_eq!(
+            s.user(&a.id, &ann.id).await.unwrap().unwrap().role,
+            Role::Editor
+        );
+        assert!(s.user(&b.id, &ann.id).await.unwrap().is_none());
+        assert_eq!(s.users(&a.id).await.unwrap().len(), 1);
+        s.delete_user(&a.id, &ann.id).await.unwrap();
+        assert!(s.users(&a.id).await.unwrap().is_empty());
+        assert!(matches!(
+            s.delete_user(&a.id, &ann.id).await.unwrap_err(),
+            StoreError::NotFound(_)
+        ));
+    }
+}
+
+#[macro_export]
+macro_rules! users_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            users,
+            $make,
+            [keeps_users_per_workspace_with_unique_emails,]
+        );
+    };
+}
+
+pub mod audit_log {
+    use super::*;
+
+    fn entry(ws: &WorkspaceId, actor: &str, action: &str) -> NewAuditEntry {
+        NewAuditEntry {
+            workspace_id: ws.clone(),
+            actor: actor.into(),
+            action: action.into(),
+            target: "dst_1".into(),
+            summary: json!({"name": "Meta"}),
+        }
+    }
+
+    pub async fn appends_a_gapless_chain_that_verifies(l: &dyn AuditLog) {
+        let ws = WorkspaceId::new(Region::Eu, &unique());
+        for i in 0..5 {
+            let e = l
+                .append(
+                    entry(&ws, "user:usr_1", "destination.update"),
+                    T0 + time::Duration::seconds(i),
+                )
+                .await
+                .unwrap();
+            assert_eq!(e.seq, i as u64 + 1);
+        }
+        let all = l
+            .list(
+                &ws,
+                &AuditFilter {
+                    limit: 100,
+                    ..Default::default()
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
+        let mut v = Verifier::default();
+        all.iter().for_each(|e| v.feed(e));
+        assert!(v.finish().valid);
+    }
+
+    pub async fn concurrent_appends_never_share_a_sequence_number(l: &dyn AuditLog) {
+        let ws = WorkspaceId::new(Region::Us, &unique());
+        let mut seqs = Vec::new();
+        let futures: Vec<_> = (0..20)
+            .map(|_| l.append(entry(&ws, "svc:k", "api_key.create"), T0))
+            .collect();
+        for f in futures {
+            seqs.push(f.await.unwrap().seq);
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+        let all = l
+            .list(
+                &ws,
+                &AuditFilter {
+                    limit: 100,
+                    ..Default::default()
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        let mut v = Verifier::default();
+        all.iter().for_each(|e| v.feed(e));
+        assert!(v.finish().valid);
+    }
+
+    async fn list(
+        l: &dyn AuditLog,
+        ws: &WorkspaceId,
+        f: AuditFilter,
+    ) -> Vec<crate::audit::AuditEntry> {
+        l.list(ws, &f, T0).await.unwrap()
+    }
+
+    pub async fn lists_by_actor_action_time_and_page(l: &dyn AuditLog) {
+        let ws = WorkspaceId::new(Region::Us, &unique());
+        l.append(entry(&ws, "user:a", "user.invite"), T0)
+            .await
+            .unwrap();
+        l.append(
+            entry(&ws, "user:b", "user.invite"),
+            T0 + time::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+        l.append(
+            entry(&ws, "user:a", "api_key.revoke"),
+            T0 + time::Duration::hours(2),
+        )
+        .await
+        .unwrap();
+        let actor_a = list(
+            l,
+            &ws,
+            AuditFilter {
+                actor: Some("user:a".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(actor_a.len(), 2);
+        let invites = list(
+            l,
+            &ws,
+            AuditFilter {
+                action: Some("user.invite".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(invites.len(), 2);
+        let late = list(
+            l,
+            &ws,
+            AuditFilter {
+                since: Some(T0 + time::Duration::minutes(30)),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(late.len(), 2);
+        let page = list(
+            l,
+            &ws,
+            AuditFilter {
+                after: Some(1),
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].seq, 2);
+        let other = WorkspaceId::new(Region::Us, &unique());
+        assert!(l
+            .list(
+                &other,
+                &AuditFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+                T0
+            )
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}
+
+#[macro_export]
+macro_rules! audit_log_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            audit_log,
+            $make,
+            [
+                appends_a_gapless_chain_that_verifies,
+                concurrent_appends_never_share_a_sequence_number,
+                lists_by_actor_action_time_and_page,
+            ]
+        );
+    };
 }
 
 #[macro_export]

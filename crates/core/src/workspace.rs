@@ -169,6 +169,125 @@ pub struct Workspace {
     pub key_ref: KeyRef,
     /// The workspace data key, wrapped by `key_ref`.
     pub data_key: WrappedKey,
+    /// Incident-containment settings (whitepaper §11).
+    #[serde(default)]
+    pub security: SecuritySettings,
+}
+
+/// Ingest blocklist and the "pause all egress" switch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// Client addresses (IP or CIDR) whose tracking requests are refused.
+    #[serde(default)]
+    pub ip_blocklist: Vec<Cidr>,
+    /// Stop every delivery of the workspace; queued messages wait, nothing is lost.
+    #[serde(default)]
+    pub egress_paused: bool,
+}
+
+impl SecuritySettings {
+    pub fn blocks(&self, ip: std::net::IpAddr) -> bool {
+        self.ip_blocklist.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// An IP network: `203.0.113.0/24`, `2001:db8::/32`, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an IP address or CIDR block (203.0.113.0/24, 2001:db8::/32)")]
+pub struct InvalidCidr;
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Self, InvalidCidr> {
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| InvalidCidr)?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or(InvalidCidr)?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    fn bits(ip: std::net::IpAddr) -> (u128, u8) {
+        match ip {
+            std::net::IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32),
+            std::net::IpAddr::V6(v6) => (u128::from(v6), 128),
+        }
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        let (net, width) = Self::bits(self.addr);
+        let (addr, w) = Self::bits(ip);
+        if w != width {
+            return false;
+        }
+        let prefix = u32::from(self.prefix) + (128 - u32::from(width));
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - prefix)
+        };
+        net & mask == addr & mask
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = InvalidCidr;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(c: Cidr) -> Self {
+        let max = if c.addr.is_ipv4() { 32 } else { 128 };
+        if c.prefix == max {
+            c.addr.to_string()
+        } else {
+            format!("{}/{}", c.addr, c.prefix)
+        }
+    }
+}
+
+/// A user of the admin API. The email is account data (whitepaper §02), never an event's.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// `usr_…`
+    pub id: String,
+    pub workspace_id: WorkspaceId,
+    pub email: String,
+    pub role: crate::keys::Role,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("workspace_id", &self.workspace_id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]
@@ -181,6 +300,24 @@ mod tests {
         assert_eq!(id.as_str(), "ws_eu_01abc");
         assert_eq!(id.region(), Region::Eu);
         assert_eq!(WorkspaceId::parse("ws_eu_01abc").unwrap(), id);
+    }
+
+    #[test]
+    fn a_cidr_block_contains_the_addresses_of_its_network() {
+        let c = Cidr::parse("203.0.113.0/24").unwrap();
+        assert!(c.contains("203.0.113.77".parse().unwrap()));
+        assert!(!c.contains("203.0.114.1".parse().unwrap()));
+        assert!(c.contains("::ffff:203.0.113.5".parse().unwrap()));
+        let one = Cidr::parse("198.51.100.7").unwrap();
+        assert!(one.contains("198.51.100.7".parse().unwrap()));
+        assert!(!one.contains("198.51.100.8".parse().unwrap()));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:1::1".parse().unwrap()));
+        assert!(!v6.contains("203.0.113.77".parse().unwrap()));
+        assert_eq!(String::from(one), "198.51.100.7");
+        for bad in ["", "1.2.3.4/33", "example.com", "1.2.3.4/x"] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -255,6 +255,12 @@ fn problem(e: &IngestError, inner: &Inner) -> Problem {
             p
         }
         IngestError::Unauthorized(refusal) => Problem::unauthorized(refusal.detail()),
+        IngestError::Blocked => Problem::new(
+            StatusCode::FORBIDDEN,
+            "blocked",
+            "Forbidden",
+            "requests from this address are blocked by the workspace's security settings",
+        ),
         IngestError::WrongRegion { region } => {
             let endpoint = inner.config.endpoint(*region);
             Problem::new(

@@ -7,7 +7,7 @@ use tracklayer_core::destination::{Destination, DestinationId};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::keys::{ApiKeyRecord, KeyId};
 use tracklayer_core::ports::{ControlReader, ControlStore};
-use tracklayer_core::workspace::{Workspace, WorkspaceId};
+use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
 use crate::db::{from_json, json, sql, Db};
 
@@ -246,6 +246,105 @@ impl ControlStore for SqliteControlStore {
                     return Err(StoreError::NotFound("destination"));
                 }
                 Ok(())
+            })
+            .await
+    }
+
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        let doc = json("create_user", user)?;
+        let (ws, id, email) = (
+            user.workspace_id.as_str().to_owned(),
+            user.id.clone(),
+            user.email.to_ascii_lowercase(),
+        );
+        let created = unix_millis(user.created_at);
+        self.db
+            .call("create_user", move |c| {
+                c.execute(
+                    "INSERT INTO users (workspace_id, id, email, created_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![ws, id, email, created, doc],
+                )
+                .map_err(|e| sql("create_user", e))?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        let doc = json("update_user", user)?;
+        let (ws, id, email) = (
+            user.workspace_id.as_str().to_owned(),
+            user.id.clone(),
+            user.email.to_ascii_lowercase(),
+        );
+        self.db
+            .call("update_user", move |c| {
+                let n = c
+                    .execute(
+                        "UPDATE users SET doc = ?3, email = ?4 WHERE workspace_id = ?1 AND id = ?2",
+                        params![ws, id, doc, email],
+                    )
+                    .map_err(|e| sql("update_user", e))?;
+                if n == 0 {
+                    return Err(StoreError::NotFound("user"));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delete_user(&self, ws: &WorkspaceId, id: &str) -> Result<(), StoreError> {
+        let (ws, id) = (ws.as_str().to_owned(), id.to_owned());
+        self.db
+            .call("delete_user", move |c| {
+                let n = c
+                    .execute(
+                        "DELETE FROM users WHERE workspace_id = ?1 AND id = ?2",
+                        [&ws, &id],
+                    )
+                    .map_err(|e| sql("delete_user", e))?;
+                if n == 0 {
+                    return Err(StoreError::NotFound("user"));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn user(&self, ws: &WorkspaceId, id: &str) -> Result<Option<User>, StoreError> {
+        let (ws, id) = (ws.as_str().to_owned(), id.to_owned());
+        self.db
+            .call("user", move |c| {
+                let doc: Option<String> = c
+                    .query_row(
+                        "SELECT doc FROM users WHERE workspace_id = ?1 AND id = ?2",
+                        [&ws, &id],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| sql("user", e))?;
+                doc.map(|d| from_json("user", &d)).transpose()
+            })
+            .await
+    }
+
+    async fn users(&self, ws: &WorkspaceId) -> Result<Vec<User>, StoreError> {
+        let ws = ws.as_str().to_owned();
+        self.db
+            .call("users", move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT doc FROM users WHERE workspace_id = ?1 ORDER BY created_at, id",
+                    )
+                    .map_err(|e| sql("users", e))?;
+                let rows = stmt
+                    .query_map([&ws], |r| r.get::<_, String>(0))
+                    .map_err(|e| sql("users", e))?;
+                rows.map(|r| {
+                    r.map_err(|e| sql("users", e))
+                        .and_then(|d| from_json("users", &d))
+                })
+                .collect()
             })
             .await
     }

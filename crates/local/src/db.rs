@@ -83,6 +83,25 @@ CREATE TABLE IF NOT EXISTS queue (
     dead_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS queue_ready ON queue (kind, dead_at, visible_at, id);
+CREATE TABLE IF NOT EXISTS users (
+    workspace_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    email TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, id),
+    UNIQUE (workspace_id, email)
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+    workspace_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS delivery_log (
     workspace_id TEXT NOT NULL,
     destination_id TEXT NOT NULL,

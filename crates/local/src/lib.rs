@@ -4,6 +4,7 @@
 //! operational records and the delivery queue; a master-key file wraps the workspace data
 //! keys; notifications go to an outbox directory of `.eml` files.
 
+mod audit;
 mod control;
 mod db;
 mod delivery_log;
@@ -12,6 +13,7 @@ mod keyring;
 mod mailer;
 mod queue;
 
+pub use audit::SqliteAuditLog;
 pub use control::SqliteControlStore;
 pub use db::{Db, DbError};
 pub use delivery_log::SqliteDeliveryLog;

@@ -71,6 +71,18 @@ mod control_store {
     });
 }
 
+mod users {
+    use super::*;
+    tracklayer_core::users_contract!(async { SqliteControlStore::new(Db::in_memory().unwrap()) });
+}
+
+mod audit_log {
+    use super::*;
+    tracklayer_core::audit_log_contract!(async {
+        tracklayer_local::SqliteAuditLog::new(Db::in_memory().unwrap())
+    });
+}
+
 mod event_store {
     use super::*;
     tracklayer_core::event_store_contract!(async {
@@ -207,4 +219,54 @@ async fn a_header_injection_in_a_subject_is_refused() {
         err,
         tracklayer_core::error::MailError::Rejected(_)
     ));
+}
+
+#[tokio::test]
+async fn editing_a_stored_audit_row_is_caught_by_verification() {
+    use tracklayer_core::audit::{AuditFilter, NewAuditEntry, Verifier};
+    use tracklayer_core::ports::AuditLog;
+    let dir = keep_dir();
+    let db = Db::open(&dir.join("audit.db")).unwrap();
+    let log = tracklayer_local::SqliteAuditLog::new(db);
+    let ws = WorkspaceId::new(Region::Eu, "tamper");
+    for action in ["user.invite", "api_key.create", "destination.update"] {
+        log.append(
+            NewAuditEntry {
+                workspace_id: ws.clone(),
+                actor: "user:usr_owner".into(),
+                action: action.into(),
+                target: "x".into(),
+                summary: serde_json::json!({"role": "viewer"}),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    }
+    // Someone with database access rewrites history.
+    let conn = rusqlite::Connection::open(dir.join("audit.db")).unwrap();
+    let doc: String = conn
+        .query_row("SELECT doc FROM audit_log WHERE seq = 2", [], |r| r.get(0))
+        .unwrap();
+    conn.execute(
+        "UPDATE audit_log SET doc = ?1 WHERE seq = 2",
+        [doc.replace("viewer", "admin")],
+    )
+    .unwrap();
+    let all = log
+        .list(
+            &ws,
+            &AuditFilter {
+                limit: 10,
+                ..Default::default()
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let mut v = Verifier::default();
+    all.iter().for_each(|e| v.feed(e));
+    let report = v.finish();
+    assert!(!report.valid);
+    assert_eq!(report.first_broken_seq, Some(2));
 }

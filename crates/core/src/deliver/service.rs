@@ -403,7 +403,7 @@ impl DeliveryService {
         let dest_key = dest.id.as_str().to_owned();
         let now = self.ports.clock.now();
 
-        if dest.paused {
+        if dest.paused || settings.workspace.security.egress_paused {
             // Keep the messages without spending their attempts: fresh copies, later.
             for p in &group {
                 self.requeue(

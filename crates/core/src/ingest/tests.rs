@@ -36,6 +36,7 @@ fn workspace(region: Region) -> Workspace {
         consent: ConsentPolicy::default(),
         key_ref: KeyRef::Platform,
         data_key: WrappedKey(vec![0; 8]),
+        security: Default::default(),
     }
 }
 
