@@ -22,23 +22,20 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use serde_json::{json, Value};
-use time::macros::datetime;
-use time::OffsetDateTime;
+use serde_json::Value;
 
 use tracklayer_core::clock::SystemIds;
-use tracklayer_core::consent::ConsentPolicy;
-use tracklayer_core::crypto::{DataKey, Sealed, WorkspaceKeys, WrappedKey};
-use tracklayer_core::destination::{Destination, DestinationId, DestinationKind, EventFilter};
+use tracklayer_core::crypto::{DataKey, WorkspaceKeys};
+use tracklayer_core::destination::{Destination, DestinationKind};
 use tracklayer_core::ingest::{
     pack, parse_body, prepare, Endpoint, Pipeline, RequestMeta, MAX_QUEUE_MESSAGE_BYTES,
 };
 use tracklayer_core::ports::Outgoing;
-use tracklayer_core::workspace::{KeyRef, Region, Retention, Workspace, WorkspaceId};
+use tracklayer_core::testkit;
+use tracklayer_core::workspace::{Region, Workspace};
 
 const BATCH: &[u8] = include_bytes!("fixtures/purchase_batch.json");
 const TARGET_RATIO: f64 = 4.0;
-const NOW: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
 
 /// Everything a [`Pipeline`] borrows.
 struct Setup {
@@ -50,50 +47,18 @@ struct Setup {
 }
 
 impl Setup {
+    /// A US workspace with the default consent policy (US: opt-out), and Meta CAPI, GA4 and
+    /// TikTok destinations with their default purposes, as the port contract suites build them.
     fn new() -> Self {
-        let workspace = Workspace {
-            id: WorkspaceId::new(Region::Us, "01jbench000000000000000000"),
-            name: "Bench".into(),
-            region: Region::Us,
-            created_at: NOW,
-            retention: Retention::default(),
-            consent: ConsentPolicy::default(),
-            key_ref: KeyRef::Platform,
-            data_key: WrappedKey(vec![0; 60]),
-            security: Default::default(),
-        };
-        let destination = |n: u8, kind: DestinationKind, config: Value| Destination {
-            id: DestinationId::new(&format!("01jbench00000000000000000{n}")),
-            workspace_id: workspace.id.clone(),
-            name: format!("{kind} destination"),
-            kind,
-            config,
-            secrets: Sealed(vec![9; 60]),
-            secret_hints: json!({}),
-            consent_purposes: kind.default_purposes(),
-            events: EventFilter::All,
-            endpoint: None,
-            paused: false,
-            created_at: NOW,
-            updated_at: NOW,
-        };
-        let destinations = vec![
-            destination(
-                1,
-                DestinationKind::MetaCapi,
-                json!({"pixel_id": "1234567890", "api_version": "v21.0"}),
-            ),
-            destination(
-                2,
-                DestinationKind::Ga4,
-                json!({"measurement_id": "G-BENCH1234"}),
-            ),
-            destination(
-                3,
-                DestinationKind::Tiktok,
-                json!({"pixel_code": "CBENCH0000000000"}),
-            ),
-        ];
+        let workspace = testkit::workspace(Region::Us);
+        let destinations = [
+            DestinationKind::MetaCapi,
+            DestinationKind::Ga4,
+            DestinationKind::Tiktok,
+        ]
+        .into_iter()
+        .map(|kind| testkit::destination(&workspace.id, kind, testkit::T0))
+        .collect();
         Self {
             workspace,
             destinations,
@@ -114,7 +79,7 @@ impl Setup {
             keys: &self.keys,
             ids: &self.ids,
             meta: &self.meta,
-            received_at: NOW,
+            received_at: testkit::T0,
         }
     }
 }

@@ -152,13 +152,23 @@ impl Control<'_> {
         })
     }
 
-    /// A workspace with an admin token and an ingest write key: what `init` creates.
+    /// A workspace with an owner (admin), their token and an ingest write key: what `init`
+    /// creates. Without an email, the owner is `owner@<workspace id>.invalid` (RFC 2606).
     pub async fn bootstrap(
         &self,
         region: Region,
         name: &str,
     ) -> Result<Bootstrapped, ControlError> {
         let workspace = self.create_workspace(region, name).await?;
+        self.store
+            .create_user(&User {
+                id: "usr_owner".into(),
+                workspace_id: workspace.id.clone(),
+                email: format!("owner@{}.invalid", workspace.id.as_str().replace('_', "-")),
+                role: Role::Admin,
+                created_at: self.clock.now(),
+            })
+            .await?;
         let admin = self
             .issue_key(
                 &workspace,

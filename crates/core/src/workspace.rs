@@ -240,11 +240,12 @@ impl Cidr {
         if w != width {
             return false;
         }
-        let prefix = u32::from(self.prefix) + (128 - u32::from(width));
-        let mask = if prefix == 0 {
+        // Both are aligned to the top bits (IPv4 shifted up by 96), so the prefix counts
+        // from the top either way.
+        let mask = if self.prefix == 0 {
             0
         } else {
-            u128::MAX << (128 - prefix)
+            u128::MAX << (128 - u32::from(self.prefix))
         };
         net & mask == addr & mask
     }

@@ -7,9 +7,11 @@ use tracklayer_core::bootstrap::Control;
 use tracklayer_core::clock::{Clock, Ids, SystemClock, SystemIds};
 use tracklayer_core::ports::ControlStore;
 use tracklayer_core::workspace::{Workspace, WorkspaceId};
+use tracklayer_core::admin::{AdminPorts, AdminService};
+use tracklayer_core::workspace::Region;
 use tracklayer_local::{
-    DataDir, Db, FileKeyring, SqliteControlStore, SqliteDeliveryLog, SqliteDeliveryQueue,
-    SqliteEventStore,
+    DataDir, Db, FileKeyring, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog,
+    SqliteDeliveryQueue, SqliteEventStore,
 };
 
 /// All local adapters, opened once.
@@ -20,6 +22,7 @@ pub struct LocalStack {
     pub events: Arc<SqliteEventStore>,
     pub queue: Arc<SqliteDeliveryQueue>,
     pub delivery_log: Arc<SqliteDeliveryLog>,
+    pub audit: Arc<SqliteAuditLog>,
     pub keyring: Arc<FileKeyring>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
@@ -73,6 +76,7 @@ impl LocalStack {
             control: Arc::new(SqliteControlStore::new(db.clone())),
             events: Arc::new(SqliteEventStore::new(db.clone())),
             delivery_log: Arc::new(SqliteDeliveryLog::new(db.clone())),
+            audit: Arc::new(SqliteAuditLog::new(db.clone())),
             queue: Arc::new(SqliteDeliveryQueue::new(
                 db.clone(),
                 clock.clone(),
@@ -85,6 +89,23 @@ impl LocalStack {
             clock,
             ids,
         })
+    }
+
+    /// The control plane on this data directory, serving `region`.
+    pub fn admin_service(&self, region: Region) -> AdminService {
+        AdminService::new(
+            AdminPorts {
+                control: self.control.clone(),
+                audit: self.audit.clone(),
+                keyring: self.keyring.clone(),
+                events: self.events.clone(),
+                delivery_log: self.delivery_log.clone(),
+                queue: self.queue.clone(),
+                clock: self.clock.clone(),
+                ids: self.ids.clone(),
+            },
+            region,
+        )
     }
 
     /// The stores the sweeper cleans.
