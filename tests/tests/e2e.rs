@@ -10,6 +10,8 @@ use tracklayer_tests::*;
 
 #[path = "e2e/delivery.rs"]
 mod delivery;
+#[path = "e2e/operator.rs"]
+mod operator;
 
 const KINDS: [&str; 6] = ["identify", "track", "page", "screen", "group", "alias"];
 const META_TOKEN: &str = "EAAGm0PX4ZCpsBAtestaccesstoken"; // pragma: allowlist secret

@@ -45,6 +45,12 @@ pub enum Command {
     /// Manage destinations on a data directory.
     #[command(subcommand)]
     Destinations(DestinationsCommand),
+    /// Manage API keys (ingest write keys, service tokens) on a data directory.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Manage admin API users on a data directory.
+    #[command(subcommand)]
+    Users(UsersCommand),
 }
 
 #[derive(Debug, Args)]
@@ -173,4 +179,120 @@ pub struct ReplayArgs {
 
 fn parse_region(s: &str) -> Result<Region, String> {
     s.parse().map_err(|e| format!("{e}"))
+}
+
+/// The workspace an operator command acts on, and how it prints.
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    #[command(flatten)]
+    pub ws: WorkspaceArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an ingest write key or a service token; its secret is printed once.
+    Create(CreateKeyArgs),
+    /// List keys: prefix, kind, role, dates (never a secret).
+    List(OperatorArgs),
+    /// Issue a successor key; the old one keeps working for the overlap.
+    Rotate(RotateKeyArgs),
+    /// Revoke a key (running servers refuse it within 60 s).
+    Revoke(KeyIdArgs),
+}
+
+/// What a new key is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyKindArg {
+    /// An ingest write key (tracking API).
+    Ingest,
+    /// A service token for the admin API, with a role.
+    Svc,
+}
+
+/// An admin API role (whitepaper §04).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Editor,
+    Viewer,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateKeyArgs {
+    #[command(flatten)]
+    pub out: OperatorArgs,
+    /// `ingest` (write key) or `svc` (service token; needs --role).
+    #[arg(long, value_enum)]
+    pub kind: KeyKindArg,
+    /// Role of a service token.
+    #[arg(long, value_enum)]
+    pub role: Option<RoleArg>,
+    /// A name to recognize the key by.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Days until the key expires (1 to 90; default 90).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=tracklayer_core::keys::MAX_KEY_LIFETIME_DAYS))]
+    pub expires_in_days: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateKeyArgs {
+    #[command(flatten)]
+    pub out: OperatorArgs,
+    /// Key id (as `keys list` shows it).
+    pub id: String,
+    /// Days the old key keeps working (0 to 7; default 7).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..=tracklayer_core::admin::MAX_ROTATION_OVERLAP_DAYS))]
+    pub overlap_days: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyIdArgs {
+    #[command(flatten)]
+    pub out: OperatorArgs,
+    /// Key id (as `keys list` shows it).
+    pub id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user with a role.
+    Invite(InviteArgs),
+    /// List users and their roles.
+    List(OperatorArgs),
+    /// Change a user's role (the last admin cannot be demoted).
+    SetRole(SetRoleArgs),
+    /// Remove a user and revoke their tokens (the last admin cannot be removed).
+    Remove(UserIdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InviteArgs {
+    #[command(flatten)]
+    pub out: OperatorArgs,
+    /// The user's email address.
+    pub email: String,
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+}
+
+#[derive(Debug, Args)]
+pub struct SetRoleArgs {
+    #[command(flatten)]
+    pub out: OperatorArgs,
+    /// User id (usr_...).
+    pub id: String,
+    #[arg(value_enum)]
+    pub role: RoleArg,
+}
+
+#[derive(Debug, Args)]
+pub struct UserIdArgs {
+    #[command(flatten)]
+    pub out: OperatorArgs,
+    /// User id (usr_...).
+    pub id: String,
 }

@@ -30,6 +30,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(args) => init(args).await,
         Command::Serve(args) => serve(args).await,
         Command::Destinations(cmd) => destinations(cmd).await,
+        Command::Keys(cmd) => crate::operator::keys(cmd).await,
+        Command::Users(cmd) => crate::operator::users(cmd).await,
     }
 }
 

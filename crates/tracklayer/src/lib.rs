@@ -1,7 +1,8 @@
-//! The `tracklayer` CLI: `init`, `serve` (all-in-one local), `destinations`.
+//! The `tracklayer` CLI: `init`, `serve` (all-in-one local), `destinations`, `keys`, `users`.
 
 pub mod cli;
 mod commands;
+mod operator;
 pub mod stack;
 pub mod telemetry;
 

@@ -1,0 +1,398 @@
+//! Operator CLI end to end: `tracklayer keys …` and `tracklayer users …` on a data directory,
+//! checked against a running `tracklayer serve` and the audit log.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+use tracklayer_tests::*;
+
+/// `tracklayer <args> --data-dir <dir> --json`, parsed.
+fn cli(dir: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--data-dir", dir.to_str().unwrap(), "--json"]);
+    let out = tracklayer(&all).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "tracklayer {args:?} --json printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// `tracklayer <args> --data-dir <dir>`, expected to fail: its stderr.
+fn cli_refused(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(tracklayer_bin())
+        .args(args)
+        .args(["--data-dir", dir.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "tracklayer {args:?} should have failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "a refused command prints nothing on stdout"
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// `tracklayer <args> --data-dir <dir>` as text.
+fn cli_text(dir: &Path, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--data-dir", dir.to_str().unwrap()]);
+    String::from_utf8(tracklayer(&all).unwrap().stdout).unwrap()
+}
+
+/// A new ingest write key: (id, secret).
+fn create_ingest_key(dir: &Path, name: &str) -> (String, String) {
+    let v = cli(dir, &["keys", "create", "--kind", "ingest", "--name", name]);
+    (
+        v["key"]["id"].as_str().unwrap().to_owned(),
+        v["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The status a running server answers to one event sent with `key`.
+async fn post_with(url: &str, key: &str, message_id: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{url}/v1/track"))
+        .basic_auth(key, Some(""))
+        .json(
+            &json!({"userId": "operator-test-user", "event": "Signed Up", "messageId": message_id}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn key_in<'a>(list: &'a Value, id: &str) -> &'a Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id)
+        .unwrap_or_else(|| panic!("key {id} is not listed: {list}"))
+}
+
+fn user_in<'a>(list: &'a Value, id: &str) -> Option<&'a Value> {
+    list.as_array().unwrap().iter().find(|u| u["id"] == id)
+}
+
+/// Audit log rows: (actor, action, doc).
+fn audit_rows(dir: &Path) -> Vec<(String, String, String)> {
+    let db = database(dir);
+    let mut stmt = db
+        .prepare("SELECT actor, action, doc FROM audit_log ORDER BY seq")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_created_on_the_cli_works_on_a_running_server_and_stops_working_once_revoked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "us").unwrap();
+    let mut server = Server::start(&dir, &[]).unwrap();
+
+    // Created while the server runs: accepted at once.
+    let (used_id, used) = create_ingest_key(&dir, "website");
+    assert!(used.starts_with(&format!("tl_ingest_us_{used_id}_")));
+    assert_eq!(post_with(&server.url, &used, "op-used-1").await, 200);
+
+    // A key revoked before its first use has nothing cached: refused at once.
+    let (unused_id, unused) = create_ingest_key(&dir, "never used");
+    let revoked = cli(&dir, &["keys", "revoke", &unused_id]);
+    assert!(revoked["revoked_at"].is_string(), "{revoked}");
+    assert_eq!(post_with(&server.url, &unused, "op-unused-1").await, 401);
+
+    // A key the server has verified is cached for at most 60 s; a fresh server refuses it.
+    cli(&dir, &["keys", "revoke", &used_id]);
+    server.stop().unwrap();
+    let mut server = Server::start(&dir, &[]).unwrap();
+    assert_eq!(post_with(&server.url, &used, "op-used-2").await, 401);
+
+    let list = cli(&dir, &["keys", "list"]);
+    assert!(key_in(&list, &used_id)["revoked_at"].is_string());
+    assert!(key_in(&list, &unused_id)["revoked_at"].is_string());
+    server.stop().unwrap();
+
+    // The secrets were printed once and exist nowhere on disk, logs included.
+    let hits = scan(&dir, &[used, unused]);
+    assert!(hits.is_empty(), "secrets found on disk: {hits:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_a_key_on_the_cli_keeps_the_old_key_working_for_the_overlap_and_the_new_key_works()
+{
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "us").unwrap();
+    let (old_id, old) = create_ingest_key(&dir, "app");
+    let (cut_id, cut) = create_ingest_key(&dir, "app without overlap");
+
+    let rotated = cli(&dir, &["keys", "rotate", &old_id, "--overlap-days", "1"]);
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(rotated["key"]["id"], old_id.as_str());
+    assert_eq!(rotated["key"]["kind"], "ingest");
+    assert_eq!(rotated["replaces"]["id"], old_id.as_str());
+    let cut_rotated = cli(&dir, &["keys", "rotate", &cut_id, "--overlap-days", "0"]);
+    let cut_new = cut_rotated["secret"].as_str().unwrap().to_owned();
+
+    let mut server = Server::start(&dir, &[]).unwrap();
+    assert_eq!(post_with(&server.url, &old, "op-rot-old").await, 200);
+    assert_eq!(post_with(&server.url, &new, "op-rot-new").await, 200);
+    // No overlap: the old key stops at once, its successor works.
+    assert_eq!(post_with(&server.url, &cut, "op-cut-old").await, 401);
+    assert_eq!(post_with(&server.url, &cut_new, "op-cut-new").await, 200);
+    server.stop().unwrap();
+
+    // The old key's expiry moved to the end of the one-day overlap.
+    let list = cli(&dir, &["keys", "list"]);
+    let expires = key_in(&list, &old_id)["expires_at"].as_str().unwrap();
+    let created = key_in(&list, &old_id)["created_at"].as_str().unwrap();
+    assert!(
+        expires[..10] > created[..10],
+        "overlap ends after today: {expires}"
+    );
+    assert!(key_in(&list, &old_id)["revoked_at"].is_null());
+}
+
+#[test]
+fn keys_list_shows_a_table_of_prefixes_and_dates_and_never_a_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let boot = init(&dir, "eu").unwrap();
+    let token = cli(
+        &dir,
+        &[
+            "keys",
+            "create",
+            "--kind",
+            "svc",
+            "--role",
+            "viewer",
+            "--name",
+            "dashboards",
+        ],
+    );
+    let secret = token["secret"].as_str().unwrap();
+    assert!(secret.starts_with("tl_svc_eu_"));
+    assert_eq!(token["key"]["role"], "viewer");
+    assert!(token["key"].get("secret").is_none());
+
+    let text = cli_text(&dir, &["keys", "list"]);
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap()
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "ID",
+            "PREFIX",
+            "KIND",
+            "ROLE",
+            "NAME",
+            "CREATED",
+            "LAST USED",
+            "EXPIRES",
+            "REVOKED"
+        ]
+    );
+    // init's admin token and write key, and the service token.
+    assert_eq!(lines.count(), 3, "{text}");
+    assert!(
+        text.contains(token["key"]["prefix"].as_str().unwrap()),
+        "{text}"
+    );
+    assert!(text.contains("dashboards"), "{text}");
+
+    let json = serde_json::to_string(&cli(&dir, &["keys", "list"])).unwrap();
+    for listing in [&text, &json] {
+        for s in [secret, &boot.write_key, &boot.admin_token] {
+            let secret_part = s.rsplit('_').next().unwrap();
+            assert!(!listing.contains(secret_part), "a secret is listed");
+        }
+    }
+}
+
+#[test]
+fn keys_create_refuses_bad_requests_with_a_clear_message_and_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "us").unwrap();
+    let before = cli(&dir, &["keys", "list"]).as_array().unwrap().len();
+
+    let err = cli_refused(&dir, &["keys", "create", "--kind", "svc"]);
+    assert!(err.contains("--role: service tokens need a role"), "{err}");
+    let err = cli_refused(
+        &dir,
+        &["keys", "create", "--kind", "ingest", "--role", "admin"],
+    );
+    assert!(err.contains("ingest write keys have no role"), "{err}");
+    let err = cli_refused(
+        &dir,
+        &[
+            "keys",
+            "create",
+            "--kind",
+            "ingest",
+            "--expires-in-days",
+            "91",
+        ],
+    );
+    assert!(err.contains("--expires-in-days"), "{err}");
+    let err = cli_refused(
+        &dir,
+        &["keys", "rotate", "nosuchkey0000000", "--overlap-days", "8"],
+    );
+    assert!(err.contains("--overlap-days"), "{err}");
+    let err = cli_refused(&dir, &["keys", "revoke", "nosuchkey0000000"]);
+    assert!(err.contains("no such API key"), "{err}");
+
+    assert_eq!(
+        cli(&dir, &["keys", "list"]).as_array().unwrap().len(),
+        before
+    );
+}
+
+#[test]
+fn users_are_invited_listed_given_a_role_and_removed_on_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "us").unwrap();
+
+    let ana = cli(
+        &dir,
+        &["users", "invite", "ana@example.com", "--role", "editor"],
+    );
+    let ana_id = ana["id"].as_str().unwrap().to_owned();
+    assert!(ana_id.starts_with("usr_"));
+    assert_eq!(ana["role"], "editor");
+
+    let list = cli(&dir, &["users", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(user_in(&list, "usr_owner").unwrap()["role"], "admin");
+    assert_eq!(user_in(&list, &ana_id).unwrap()["email"], "ana@example.com");
+    let text = cli_text(&dir, &["users", "list"]);
+    assert!(text.starts_with("ID"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&ana_id) && l.contains("editor")),
+        "{text}"
+    );
+
+    let err = cli_refused(
+        &dir,
+        &["users", "invite", "ana@example.com", "--role", "viewer"],
+    );
+    assert!(err.contains("a user with this email exists"), "{err}");
+    let err = cli_refused(
+        &dir,
+        &["users", "invite", "not-an-email", "--role", "viewer"],
+    );
+    assert!(err.contains("must be an email address"), "{err}");
+
+    let changed = cli(&dir, &["users", "set-role", &ana_id, "viewer"]);
+    assert_eq!(changed["role"], "viewer");
+    assert_eq!(
+        user_in(&cli(&dir, &["users", "list"]), &ana_id).unwrap()["role"],
+        "viewer"
+    );
+
+    assert_eq!(
+        cli(&dir, &["users", "remove", &ana_id]),
+        json!({"removed": ana_id})
+    );
+    assert!(user_in(&cli(&dir, &["users", "list"]), &ana_id).is_none());
+    let err = cli_refused(&dir, &["users", "remove", &ana_id]);
+    assert!(err.contains("no such user"), "{err}");
+}
+
+#[test]
+fn the_last_admin_can_be_neither_removed_nor_demoted_on_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "us").unwrap();
+
+    let err = cli_refused(&dir, &["users", "remove", "usr_owner"]);
+    assert!(err.contains("the last admin cannot be removed"), "{err}");
+    let err = cli_refused(&dir, &["users", "set-role", "usr_owner", "editor"]);
+    assert!(err.contains("the last admin cannot be demoted"), "{err}");
+    assert_eq!(
+        user_in(&cli(&dir, &["users", "list"]), "usr_owner").unwrap()["role"],
+        "admin"
+    );
+
+    // With a second admin, the owner may go.
+    let bo = cli(
+        &dir,
+        &["users", "invite", "bo@example.com", "--role", "admin"],
+    );
+    cli(&dir, &["users", "remove", "usr_owner"]);
+    let list = cli(&dir, &["users", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["id"], bo["id"]);
+    let err = cli_refused(&dir, &["users", "remove", bo["id"].as_str().unwrap()]);
+    assert!(err.contains("the last admin cannot be removed"), "{err}");
+}
+
+#[test]
+fn operator_commands_are_audited_as_cli_operator_without_secrets_or_emails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "us").unwrap();
+    let (key_id, secret) = create_ingest_key(&dir, "audited");
+    let rotated = cli(&dir, &["keys", "rotate", &key_id]);
+    cli(&dir, &["keys", "revoke", &key_id]);
+    let carol = cli(
+        &dir,
+        &["users", "invite", "carol@example.com", "--role", "viewer"],
+    );
+    let carol_id = carol["id"].as_str().unwrap();
+    cli(&dir, &["users", "set-role", carol_id, "editor"]);
+    cli(&dir, &["users", "remove", carol_id]);
+    // A refused command changes nothing and records nothing.
+    cli_refused(&dir, &["users", "remove", "usr_owner"]);
+
+    let rows = audit_rows(&dir);
+    let actions: Vec<&str> = rows.iter().map(|(_, a, _)| a.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "api_key.create",
+            "api_key.rotate",
+            "api_key.revoke",
+            "user.invite",
+            "user.set_role",
+            "user.remove"
+        ]
+    );
+    for (actor, action, doc) in &rows {
+        assert_eq!(actor, "cli:operator", "{action}");
+        for needle in [
+            secret.as_str(),
+            rotated["secret"].as_str().unwrap(),
+            "carol@example.com",
+        ] {
+            assert!(
+                !doc.contains(needle),
+                "{action} audits a secret or an email"
+            );
+        }
+    }
+    assert!(rows[0].2.contains(&key_id));
+    assert!(rows[4].2.contains(carol_id));
+}
