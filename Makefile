@@ -31,10 +31,12 @@ tools: $(VENV)/.installed $(NODE_SDK)/node_modules/.installed
 clean-tools:
 	rm -rf $(VENV) $(NODE_SDK)/node_modules
 
-## Unit, contract and end-to-end tests (the e2e suites start and stop their own servers).
+## Unit, contract and end-to-end tests (the e2e suites start and stop their own servers), then
+## schemathesis against the admin API of a live server.
 test: tools
 	$(CARGO) build -p tracklayer
 	TRACKLAYER_TEST_PYTHON=$(abspath $(PY)) $(CARGO) test --workspace
+	TRACKLAYER_BIN=$(abspath target/debug/tracklayer) SCHEMATHESIS=$(abspath $(VENV)/bin/schemathesis) PYTHON=$(abspath $(PY)) bash tests/schemathesis/run.sh
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

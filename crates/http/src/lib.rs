@@ -1,10 +1,12 @@
-//! HTTP transports of TrackLayer: the Segment-compatible tracking API (and, later, the admin
-//! API), shared by `tracklayer serve` and the Lambda functions.
+//! HTTP transports of TrackLayer: the Segment-compatible tracking API and the admin API,
+//! shared by `tracklayer serve` and the Lambda functions.
 
+pub mod admin;
 pub mod body;
 pub mod problem;
 pub mod ratelimit;
 pub mod tracking;
 
+pub use admin::{admin_router, AdminConfig, AdminState};
 pub use problem::Problem;
 pub use tracking::{tracking_router, TrackingConfig, TrackingState};

@@ -116,7 +116,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..TrackingConfig::default()
         },
     );
-    let app = tracking_router(tracking);
+    let admin = tracklayer_http::AdminState::new(
+        Arc::new(stack.admin_service(region)),
+        tracklayer_http::admin::DestinationTester::new(tracklayer_http::admin::TestPorts {
+            control: stack.control.clone(),
+            keyring: stack.keyring.clone(),
+            egress: Arc::new(tracklayer_egress::HttpEgress::new(
+                tracklayer_egress::EgressConfig {
+                    timeout: Duration::from_millis(args.delivery.egress_timeout_ms.max(1)),
+                    policy: tracklayer_egress::EgressPolicy {
+                        allow_private: args.allow_private_egress,
+                    },
+                    ..Default::default()
+                },
+            )?),
+            clock: stack.clock.clone(),
+            ids: stack.ids.clone(),
+        }),
+        tracklayer_http::AdminConfig::default(),
+    );
+    let app = tracking_router(tracking).merge(tracklayer_http::admin_router(admin));
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

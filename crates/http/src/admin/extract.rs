@@ -1,0 +1,215 @@
+//! Extractors whose every rejection is problem+json naming what is wrong: the bearer
+//! principal, JSON bodies, path ids and query parameters.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tracklayer_core::admin::Principal;
+
+use super::error::{bad_parameter, problem, unauthorized};
+use super::AdminState;
+use crate::body::read_body;
+use crate::problem::Problem;
+
+/// Largest admin request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The caller, from `Authorization: Bearer <token>` (a personal access token or a service
+/// token).
+#[derive(Debug)]
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AdminState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, Problem> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(unauthorized(
+                "send a personal access token or service token as Authorization: Bearer <token>",
+            ));
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| unauthorized("the Authorization header is not valid text"))?;
+        let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(unauthorized(
+                "use Bearer authorization with a personal access token or service token",
+            ));
+        }
+        state
+            .admin()
+            .authenticate(token.trim())
+            .await
+            .map(Caller)
+            .map_err(|e| problem(e, state.config()))
+    }
+}
+
+/// A JSON body. Malformed JSON and wrong shapes answer 400 naming the field at fault.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Problem> {
+        let bytes = body(req).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(Problem::bad_request(
+                "invalid-json",
+                "the request needs a JSON body",
+            ));
+        }
+        parse_json(&bytes).map(Json)
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// A JSON body that may be left out (then `T::default()`).
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Problem> {
+        let bytes = body(req).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        parse_json::<Option<T>>(&bytes).map(|v| OptionalJson(v.unwrap_or_default()))
+    }
+}
+
+async fn body(req: Request) -> Result<Vec<u8>, Problem> {
+    let (parts, body) = req.into_parts();
+    read_body(&parts.headers, body, MAX_BODY_BYTES).await
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    // serde reads a struct from an array of its fields too; every admin body is an object.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| {
+        *b == b'[' || b.is_ascii_digit() || *b == b'"' || *b == b'-' || *b == b't' || *b == b'f'
+    }) {
+        return Err(Problem::bad_request(
+            "invalid-body",
+            "the body must be a JSON object",
+        ));
+    }
+    let not_json = |e: serde_json::Error| {
+        Problem::bad_request("invalid-json", format!("the body is not valid JSON: {e}"))
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return not_json(inner);
+        }
+        let p = Problem::bad_request("invalid-body", inner.to_string());
+        if path.is_empty() || path == "." {
+            p
+        } else {
+            p.field(path)
+        }
+    })?;
+    de.end().map_err(not_json)?;
+    Ok(value)
+}
+
+/// A path id, percent-decoded.
+#[derive(Debug)]
+pub struct Id(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|p| Id(p.0))
+            .map_err(|_| bad_parameter("id", "the id in the path is not valid text"))
+    }
+}
+
+/// The query string's parameters, checked one by one by the handlers.
+#[derive(Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        axum::extract::Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map(|q| Params(q.0))
+            .map_err(|_| Problem::bad_request("invalid-query", "the query string is not valid"))
+    }
+}
+
+impl Params {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self, name: &str, max_len: usize) -> Result<Option<String>, Problem> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) if v.chars().count() > max_len => Err(bad_parameter(
+                name,
+                format!("{name} must be at most {max_len} characters"),
+            )),
+            Some(v) => Ok(Some(v.to_owned())),
+        }
+    }
+
+    pub fn integer(&self, name: &str, min: u64, max: u64) -> Result<Option<u64>, Problem> {
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
+        v.parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .map(Some)
+            .ok_or_else(|| {
+                bad_parameter(
+                    name,
+                    format!("{name} must be an integer from {min} to {max}"),
+                )
+            })
+    }
+
+    pub fn time(&self, name: &str) -> Result<Option<OffsetDateTime>, Problem> {
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
+        parse_time(v)
+            .map(Some)
+            .ok_or_else(|| bad_parameter(name, format!("{name} must be an RFC 3339 date-time")))
+    }
+}
+
+/// RFC 3339, with the lowercase `t` and `z` it allows.
+pub fn parse_time(v: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(&v.to_ascii_uppercase(), &Rfc3339).ok()
+}
+
+/// `204 No Content`.
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}

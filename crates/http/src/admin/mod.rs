@@ -1,0 +1,188 @@
+//! The admin API at `/admin/v1`: workspace settings, users, API keys, destinations, event
+//! traces and the audit log, with RBAC (whitepaper §04) enforced by the control plane, and its
+//! OpenAPI 3.1 document at `/admin/v1/openapi.json`.
+//!
+//! Every answer that is not a success is `application/problem+json`, including unknown routes
+//! (404) and unsupported methods (405 with `Allow`).
+
+pub mod dto;
+mod error;
+mod extract;
+mod handlers;
+pub mod openapi;
+mod test_event;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use tracklayer_core::admin::{AdminError, AdminService};
+use tracklayer_core::workspace::Region;
+use utoipa::OpenApi as _;
+
+pub use extract::MAX_BODY_BYTES;
+pub use openapi::AdminApi;
+pub use test_event::{DestinationTester, TestPorts, TEST_EVENT_NAME};
+
+use crate::problem::Problem;
+
+/// Settings of the admin API.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Public base URL of each region, for 421 answers.
+    pub us_endpoint: String,
+    pub eu_endpoint: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            us_endpoint: "https://us.api.tracklayer.io".into(),
+            eu_endpoint: "https://eu.api.tracklayer.io".into(),
+        }
+    }
+}
+
+impl AdminConfig {
+    fn endpoint(&self, region: Region) -> &str {
+        match region {
+            Region::Us => &self.us_endpoint,
+            Region::Eu => &self.eu_endpoint,
+        }
+    }
+}
+
+/// Shared state of the admin routes.
+#[derive(Debug, Clone)]
+pub struct AdminState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    admin: Arc<AdminService>,
+    tester: DestinationTester,
+    config: AdminConfig,
+    openapi: String,
+}
+
+impl AdminState {
+    pub fn new(admin: Arc<AdminService>, tester: DestinationTester, config: AdminConfig) -> Self {
+        let openapi = AdminApi::openapi()
+            .to_pretty_json()
+            .unwrap_or_else(|_| "{}".into());
+        Self {
+            inner: Arc::new(Inner {
+                admin,
+                tester,
+                config,
+                openapi,
+            }),
+        }
+    }
+
+    fn admin(&self) -> &AdminService {
+        &self.inner.admin
+    }
+
+    fn tester(&self) -> &DestinationTester {
+        &self.inner.tester
+    }
+
+    fn config(&self) -> &AdminConfig {
+        &self.inner.config
+    }
+
+    fn openapi_json(&self) -> String {
+        self.inner.openapi.clone()
+    }
+
+    /// The problem+json answer to a control-plane error.
+    fn fail(&self, e: AdminError) -> Problem {
+        error::problem(e, self.config())
+    }
+}
+
+/// The admin routes, under `/admin/v1`.
+pub fn admin_router(state: AdminState) -> Router {
+    use handlers as h;
+    Router::new()
+        .route(
+            "/admin/v1/workspace",
+            get(h::get_workspace).patch(h::update_workspace),
+        )
+        .route(
+            "/admin/v1/consent-policy",
+            get(h::get_consent_policy).put(h::put_consent_policy),
+        )
+        .route(
+            "/admin/v1/security",
+            get(h::get_security).put(h::put_security),
+        )
+        .route("/admin/v1/users", get(h::list_users).post(h::invite_user))
+        .route(
+            "/admin/v1/users/{id}",
+            axum::routing::patch(h::set_user_role).delete(h::remove_user),
+        )
+        .route("/admin/v1/api-keys", get(h::list_keys).post(h::create_key))
+        .route(
+            "/admin/v1/api-keys/{id}",
+            axum::routing::delete(h::delete_key),
+        )
+        .route("/admin/v1/api-keys/{id}/rotate", post(h::rotate_key))
+        .route("/admin/v1/api-keys/{id}/revoke", post(h::revoke_key))
+        .route(
+            "/admin/v1/destinations",
+            get(h::list_destinations).post(h::create_destination),
+        )
+        .route(
+            "/admin/v1/destinations/{id}",
+            get(h::get_destination)
+                .patch(h::update_destination)
+                .delete(h::delete_destination),
+        )
+        .route(
+            "/admin/v1/destinations/{id}/pause",
+            post(h::pause_destination),
+        )
+        .route(
+            "/admin/v1/destinations/{id}/resume",
+            post(h::resume_destination),
+        )
+        .route(
+            "/admin/v1/destinations/{id}/test",
+            post(h::test_destination),
+        )
+        .route(
+            "/admin/v1/destinations/{id}/delivery-log",
+            get(h::delivery_log),
+        )
+        .route("/admin/v1/destinations/{id}/replay", post(h::replay))
+        .route("/admin/v1/events/{id}", get(h::event_trace))
+        .route("/admin/v1/audit-log", get(h::audit_log))
+        .route("/admin/v1/audit-log/verify", get(h::verify_audit_log))
+        .route("/admin/v1/openapi.json", get(h::openapi))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not Found",
+        "no such route; see /admin/v1/openapi.json",
+    )
+}
+
+/// axum keeps the `Allow` header it computed for the route.
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method Not Allowed",
+        "this route does not support this method; see the Allow header",
+    )
+}

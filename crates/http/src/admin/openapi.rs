@@ -1,0 +1,247 @@
+//! The admin API's OpenAPI 3.1 document, generated from the handlers and wire types.
+//!
+//! The error responses every operation shares are added here, by rule, so that no route can
+//! forget one: 401/421/500/503 everywhere, 400 where there are parameters or a body, 404 where
+//! the path names an object, 413/415/422 where there is a body.
+
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+use utoipa::{Modify, OpenApi};
+
+use super::{dto, handlers};
+use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "TrackLayer Admin API",
+        version = "1",
+        description = "The control plane of a TrackLayer workspace: settings, users, API keys, \
+            destinations, event traces and the tamper-evident audit log. Authenticate with \
+            `Authorization: Bearer <token>` (a personal access token or a service token). Roles \
+            (whitepaper §04): viewers read configuration, delivery logs and event traces; editors \
+            also change routing, destinations' non-secret settings and operational settings; \
+            admins also manage users, keys, secrets, security settings, retention and the audit \
+            log. Errors are `application/problem+json` (RFC 9457); validation errors name the \
+            `field`. Objects of another workspace answer 404."
+    ),
+    paths(
+        handlers::get_workspace,
+        handlers::update_workspace,
+        handlers::get_consent_policy,
+        handlers::put_consent_policy,
+        handlers::get_security,
+        handlers::put_security,
+        handlers::list_users,
+        handlers::invite_user,
+        handlers::set_user_role,
+        handlers::remove_user,
+        handlers::list_keys,
+        handlers::create_key,
+        handlers::rotate_key,
+        handlers::revoke_key,
+        handlers::delete_key,
+        handlers::list_destinations,
+        handlers::create_destination,
+        handlers::get_destination,
+        handlers::update_destination,
+        handlers::delete_destination,
+        handlers::pause_destination,
+        handlers::resume_destination,
+        handlers::test_destination,
+        handlers::delivery_log,
+        handlers::replay,
+        handlers::event_trace,
+        handlers::audit_log,
+        handlers::verify_audit_log,
+        handlers::openapi,
+    ),
+    components(schemas(dto::ProblemDoc)),
+    modifiers(&Conventions),
+    tags(
+        (name = "workspace", description = "Workspace settings, consent policy, security settings"),
+        (name = "users", description = "Users and their roles"),
+        (name = "api-keys", description = "Ingest write keys and service tokens"),
+        (name = "destinations", description = "Destinations, their delivery log, tests and replays"),
+        (name = "events", description = "Event traces"),
+        (name = "audit-log", description = "The hash-chained audit log"),
+        (name = "meta", description = "This document"),
+    )
+)]
+pub struct AdminApi;
+
+/// The name of the bearer security scheme.
+pub const BEARER: &str = "bearer";
+
+struct Conventions;
+
+fn problem_response(
+    description: &str,
+    header: Option<(&str, &str)>,
+) -> RefOr<utoipa::openapi::Response> {
+    let mut b = ResponseBuilder::new().description(description).content(
+        PROBLEM_JSON,
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build(),
+    );
+    if let Some((name, doc)) = header {
+        b = b.header(
+            name,
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::String))
+                .description(Some(doc))
+                .build(),
+        );
+    }
+    RefOr::T(b.build())
+}
+
+/// A shared error response: its status, component name, description and header.
+struct Common {
+    status: &'static str,
+    name: &'static str,
+    description: &'static str,
+    header: Option<(&'static str, &'static str)>,
+}
+
+const COMMON: &[Common] = &[
+    Common {
+        status: "400",
+        name: "BadRequest",
+        description: "A parameter or the body is malformed (wrong JSON, type or format); `field` names it",
+        header: None,
+    },
+    Common {
+        status: "401",
+        name: "Unauthorized",
+        description: "No token, or an unknown, revoked or expired one",
+        header: Some(("WWW-Authenticate", "`Bearer realm=\"tracklayer-admin\"`")),
+    },
+    Common {
+        status: "403",
+        name: "Forbidden",
+        description: "The token's role may not do this",
+        header: None,
+    },
+    Common {
+        status: "404",
+        name: "NotFound",
+        description: "No such object in the token's workspace",
+        header: None,
+    },
+    Common {
+        status: "409",
+        name: "Conflict",
+        description: "The request conflicts with the current state",
+        header: None,
+    },
+    Common {
+        status: "413",
+        name: "PayloadTooLarge",
+        description: "The body is larger than 64 KiB",
+        header: None,
+    },
+    Common {
+        status: "415",
+        name: "UnsupportedMediaType",
+        description: "The body's Content-Encoding is not supported (use gzip or none)",
+        header: None,
+    },
+    Common {
+        status: "421",
+        name: "WrongRegion",
+        description: "The token's workspace lives in another region; `endpoint` says where to send it",
+        header: None,
+    },
+    Common {
+        status: "422",
+        name: "Unprocessable",
+        description: "The request is well formed but breaks a rule the schema cannot express; `field` names it",
+        header: None,
+    },
+    Common {
+        status: "500",
+        name: "Internal",
+        description: "An internal error; the body carries a request id and nothing else",
+        header: None,
+    },
+    Common {
+        status: "503",
+        name: "Unavailable",
+        description: "Storage or the key service is unavailable (`key_unavailable`: the workspace key is disabled); retry",
+        header: Some(("Retry-After", "Seconds to wait before retrying")),
+    },
+];
+
+fn add(op: &mut Operation, status: &str) {
+    if let Some(c) = COMMON.iter().find(|c| c.status == status) {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(c.name)));
+    }
+}
+
+impl Modify for Conventions {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.security_schemes.insert(
+            BEARER.to_owned(),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("tl_<pat|svc>_<region>_<id>_<secret>")
+                    .description(Some("A personal access token or a service token"))
+                    .build(),
+            ),
+        );
+        for c in COMMON {
+            components
+                .responses
+                .insert(c.name.to_owned(), problem_response(c.description, c.header));
+        }
+        for (path, item) in api.paths.paths.iter_mut() {
+            let has_id = path.contains('{');
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let public = op
+                    .security
+                    .as_ref()
+                    .is_some_and(|s| s.iter().all(|r| r == &SecurityRequirement::default()));
+                if public {
+                    continue;
+                }
+                op.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
+                let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let has_body = op.request_body.is_some();
+                for status in ["401", "421", "500", "503"] {
+                    add(op, status);
+                }
+                if has_params || has_body {
+                    add(op, "400");
+                }
+                if has_id {
+                    add(op, "404");
+                }
+                if has_body {
+                    for status in ["413", "415", "422"] {
+                        add(op, status);
+                    }
+                }
+            }
+        }
+    }
+}

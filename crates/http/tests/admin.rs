@@ -1,0 +1,1293 @@
+//! The admin API through the real router, on the embedded adapters (SQLite in a temporary
+//! directory, file keyring), with a recording egress in place of the network.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use axum::body::{to_bytes, Body};
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use base64::Engine as _;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use tower::ServiceExt;
+use tracklayer_core::admin::{AdminPorts, AdminService};
+use tracklayer_core::bootstrap::Control;
+use tracklayer_core::clock::{FixedClock, SystemIds};
+use tracklayer_core::deliver::{HttpRequest, HttpResponse};
+use tracklayer_core::event::StoredEvent;
+use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
+use tracklayer_core::keys::{KeyKind, Role};
+use tracklayer_core::ports::{Egress, EgressError};
+use tracklayer_core::workspace::{Region, WorkspaceId};
+use tracklayer_http::admin::{DestinationTester, TestPorts, TEST_EVENT_NAME};
+use tracklayer_http::{
+    admin_router, tracking_router, AdminConfig, AdminState, TrackingConfig, TrackingState,
+};
+use tracklayer_local::{
+    Db, FileKeyring, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog, SqliteDeliveryQueue,
+    SqliteEventStore,
+};
+
+const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
+const PROBLEM_JSON: &str = "application/problem+json";
+/// A destination secret that must never come back.
+const SECRET: &str = "whsec_c2VjcmV0LXNpZ25pbmcta2V5LW5ldmVyLXNob3du"; // pragma: allowlist secret
+/// A well-formed token of the US region (this server serves the EU).
+const US_TOKEN: &str = "tl_pat_us_0123456789abcdef_0123456789abcdef0123456789abcdef"; // pragma: allowlist secret
+const META_TOKEN: &str = "EAAB-meta-access-token-never-shown-9Z7Q"; // pragma: allowlist secret
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+/// An egress that records requests and answers with a fixed response.
+struct RecordingEgress {
+    sent: Mutex<Vec<HttpRequest>>,
+    status: u16,
+}
+
+#[async_trait]
+impl Egress for RecordingEgress {
+    async fn post(&self, request: &HttpRequest) -> Result<HttpResponse, EgressError> {
+        self.sent.lock().unwrap().push(request.clone());
+        Ok(HttpResponse {
+            status: self.status,
+            headers: Vec::new(),
+            body: br#"{"received":1}"#.to_vec(),
+        })
+    }
+}
+
+/// One workspace served by the real routers, with tokens of each role and a second workspace.
+struct App {
+    router: Router,
+    db_path: PathBuf,
+    clock: Arc<FixedClock>,
+    egress: Arc<RecordingEgress>,
+    ws: WorkspaceId,
+    write_key: String,
+    admin: String,
+    editor: String,
+    viewer: String,
+    /// An admin token of another workspace.
+    other: String,
+    /// A destination of the other workspace.
+    other_destination: String,
+    _dir: tempfile::TempDir,
+}
+
+impl App {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let master = dir.path().join("master.key");
+        FileKeyring::create_master_key(&master, &SystemIds).unwrap();
+        let ids = Arc::new(SystemIds);
+        let clock = Arc::new(FixedClock::new(T0));
+        let keyring = Arc::new(
+            FileKeyring::open(&master, dir.path().join("customer-keys"), ids.clone()).unwrap(),
+        );
+        let db_path = dir.path().join("tracklayer.db");
+        let db = Db::open(&db_path).unwrap();
+        let control = Arc::new(SqliteControlStore::new(db.clone()));
+        let events = Arc::new(SqliteEventStore::new(db.clone()));
+        let queue = Arc::new(SqliteDeliveryQueue::new(
+            db.clone(),
+            clock.clone(),
+            ids.clone(),
+            SqliteDeliveryQueue::DEFAULT_MAX_RECEIVE_COUNT,
+        ));
+        let ops = Control {
+            store: control.as_ref(),
+            keyring: keyring.as_ref(),
+            clock: clock.as_ref(),
+            ids: ids.as_ref(),
+        };
+        let boot = ops.bootstrap(Region::Eu, "Admin tests").await.unwrap();
+        let other = ops.bootstrap(Region::Eu, "Another team").await.unwrap();
+        let svc = |role| {
+            let ws = boot.workspace.clone();
+            async move {
+                ops.issue_key(&ws, KeyKind::Svc, Some(role), None, "role token", 90)
+                    .await
+                    .unwrap()
+                    .secret
+                    .expose_secret()
+                    .to_owned()
+            }
+        };
+        let editor = svc(Role::Editor).await;
+        let viewer = svc(Role::Viewer).await;
+        let other_destination = ops
+            .add_destination(&other.workspace, serde_json::from_value(webhook()).unwrap())
+            .await
+            .unwrap()
+            .id
+            .to_string();
+
+        let admin = AdminService::new(
+            AdminPorts {
+                control: control.clone(),
+                audit: Arc::new(SqliteAuditLog::new(db.clone())),
+                keyring: keyring.clone(),
+                events: events.clone(),
+                delivery_log: Arc::new(SqliteDeliveryLog::new(db.clone())),
+                queue: queue.clone(),
+                clock: clock.clone(),
+                ids: ids.clone(),
+            },
+            Region::Eu,
+        );
+        let egress = Arc::new(RecordingEgress {
+            sent: Mutex::new(Vec::new()),
+            status: 200,
+        });
+        let tester = DestinationTester::new(TestPorts {
+            control: control.clone(),
+            keyring: keyring.clone(),
+            egress: egress.clone(),
+            clock: clock.clone(),
+            ids: ids.clone(),
+        });
+        let ingest = Arc::new(IngestService::new(
+            IngestPorts {
+                control: control.clone(),
+                events,
+                queue,
+                keyring,
+                clock: clock.clone(),
+                ids,
+            },
+            IngestConfig::new(Region::Eu),
+        ));
+        let router = tracking_router(TrackingState::new(ingest, TrackingConfig::default())).merge(
+            admin_router(AdminState::new(
+                Arc::new(admin),
+                tester,
+                AdminConfig::default(),
+            )),
+        );
+        Self {
+            router,
+            db_path,
+            clock,
+            egress,
+            ws: boot.workspace.id.clone(),
+            write_key: boot.write_key.expose_secret().to_owned(),
+            admin: boot.admin_token.expose_secret().to_owned(),
+            editor,
+            viewer,
+            other: other.admin_token.expose_secret().to_owned(),
+            other_destination,
+            _dir: dir,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        self.raw(method, path, token, body.map(|b| b.to_string()))
+            .await
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b)),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = to_bytes(resp.into_body(), 10 << 20).await.unwrap();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        };
+        if !status.is_success() {
+            assert_eq!(
+                headers[header::CONTENT_TYPE],
+                PROBLEM_JSON,
+                "{status} {value}"
+            );
+        }
+        (status, headers, value)
+    }
+
+    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (status, _, v) = self.call(method, path, Some(&self.admin), body).await;
+        assert!(status.is_success(), "{status} {v}");
+        v
+    }
+
+    async fn new_destination(&self) -> String {
+        let v = self
+            .ok(Method::POST, "/admin/v1/destinations", Some(webhook()))
+            .await;
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn new_key(&self) -> (String, String) {
+        let v = self
+            .ok(
+                Method::POST,
+                "/admin/v1/api-keys",
+                Some(json!({"kind": "svc", "role": "viewer"})),
+            )
+            .await;
+        (
+            v["key"]["id"].as_str().unwrap().to_owned(),
+            v["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn new_user(&self, role: &str) -> String {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let v = self
+            .ok(
+                Method::POST,
+                "/admin/v1/users",
+                Some(json!({"email": format!("person{n}@example.com"), "role": role})),
+            )
+            .await;
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Tracks one event with the write key; returns its id (`evt_…`).
+    async fn tracked_event(&self) -> String {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:", self.write_key));
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/track")
+            .header(header::AUTHORIZATION, format!("Basic {auth}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"event": "Order Completed", "userId": "user-1",
+                       "properties": {"revenue": 10}})
+                .to_string(),
+            ))
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
+        let doc: String = conn
+            .query_row(
+                "SELECT doc FROM events WHERE workspace_id = ?1 LIMIT 1",
+                [self.ws.as_str()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let e: StoredEvent = serde_json::from_str(&doc).unwrap();
+        e.event_id.to_string()
+    }
+
+    fn stored_events(&self) -> i64 {
+        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .unwrap()
+    }
+}
+
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn webhook() -> Value {
+    json!({
+        "name": "Warehouse",
+        "kind": "webhook",
+        "config": {"url": "https://hooks.example.com/tracklayer"},
+        "secrets": {"signing_secret": SECRET}
+    })
+}
+
+fn meta() -> Value {
+    json!({
+        "name": "Meta",
+        "kind": "meta_capi",
+        "config": {"pixel_id": "1234567890", "api_version": "v21.0"},
+        "secrets": {"access_token": META_TOKEN}
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// RBAC matrix
+
+/// What a route needs in its path, made fresh for every call.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    None,
+    Destination,
+    Key,
+    User,
+    Event,
+}
+
+/// One route and its designed answer to: admin, editor, viewer, no token, another workspace's
+/// admin.
+struct Row {
+    method: Method,
+    path: &'static str,
+    target: Target,
+    body: Option<fn() -> Value>,
+    expect: [u16; 5],
+}
+
+fn row(
+    method: Method,
+    path: &'static str,
+    target: Target,
+    body: Option<fn() -> Value>,
+    expect: [u16; 5],
+) -> Row {
+    Row {
+        method,
+        path,
+        target,
+        body,
+        expect,
+    }
+}
+
+/// Whitepaper §04 as the control plane implements it. Objects of another workspace are not
+/// found (404); its own workspace-level resources answer normally.
+fn matrix() -> Vec<Row> {
+    use Method as M;
+    use Target as T;
+    vec![
+        row(
+            M::GET,
+            "/admin/v1/workspace",
+            T::None,
+            None,
+            [200, 200, 200, 401, 200],
+        ),
+        row(
+            M::PATCH,
+            "/admin/v1/workspace",
+            T::None,
+            Some(|| json!({"name": "Renamed"})),
+            [200, 200, 403, 401, 200],
+        ),
+        row(
+            M::PATCH,
+            "/admin/v1/workspace",
+            T::None,
+            Some(|| json!({"event_retention_days": 90})),
+            [200, 403, 403, 401, 200],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/consent-policy",
+            T::None,
+            None,
+            [200, 200, 200, 401, 200],
+        ),
+        row(
+            M::PUT,
+            "/admin/v1/consent-policy",
+            T::None,
+            Some(|| json!({"eu_default": "opt_in", "us_default": "opt_in", "honor_gpc": true})),
+            [200, 200, 403, 401, 200],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/security",
+            T::None,
+            None,
+            [200, 200, 200, 401, 200],
+        ),
+        row(
+            M::PUT,
+            "/admin/v1/security",
+            T::None,
+            Some(|| json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false})),
+            [200, 403, 403, 401, 200],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/users",
+            T::None,
+            None,
+            [200, 200, 200, 401, 200],
+        ),
+        row(
+            M::POST,
+            "/admin/v1/users",
+            T::None,
+            Some(|| {
+                let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                json!({"email": format!("invitee{n}@example.com"), "role": "viewer"})
+            }),
+            [201, 403, 403, 401, 201],
+        ),
+        row(
+            M::PATCH,
+            "/admin/v1/users/{id}",
+            T::User,
+            Some(|| json!({"role": "editor"})),
+            [200, 403, 403, 401, 404],
+        ),
+        row(
+            M::DELETE,
+            "/admin/v1/users/{id}",
+            T::User,
+            None,
+            [204, 403, 403, 401, 404],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/api-keys",
+            T::None,
+            None,
+            [200, 403, 403, 401, 200],
+        ),
+        row(
+            M::POST,
+            "/admin/v1/api-keys",
+            T::None,
+            Some(|| json!({"kind": "ingest"})),
+            [201, 403, 403, 401, 201],
+        ),
+        row(
+            M::POST,
+            "/admin/v1/api-keys/{id}/rotate",
+            T::Key,
+            Some(|| json!({"overlap_days": 1})),
+            [201, 403, 403, 401, 404],
+        ),
+        row(
+            M::POST,
+            "/admin/v1/api-keys/{id}/revoke",
+            T::Key,
+            None,
+            [200, 403, 403, 401, 404],
+        ),
+        row(
+            M::DELETE,
+            "/admin/v1/api-keys/{id}",
+            T::Key,
+            None,
+            [200, 403, 403, 401, 404],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/destinations",
+            T::None,
+            None,
+            [200, 200, 200, 401, 200],
+        ),
+        row(
+            M::POST,
+            "/admin/v1/destinations",
+            T::None,
+            Some(webhook),
+            [201, 403, 403, 401, 201],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/destinations/{id}",
+            T::Destination,
+            None,
+            [200, 200, 200, 401, 404],
+        ),
+        row(
+            M::PATCH,
+            "/admin/v1/destinations/{id}",
+            T::Destination,
+            Some(|| json!({"name": "Renamed", "events": {"deny": ["Signed Up"]}})),
+            [200, 200, 403, 401, 404],
+        ),
+        row(
+            M::PATCH,
+            "/admin/v1/destinations/{id}",
+            T::Destination,
+            Some(|| json!({"secrets": {"signing_secret": SECRET}})),
+            [200, 403, 403, 401, 404],
+        ),
+        row(
+            M::DELETE,
+            "/admin/v1/destinations/{id}",
+            T::Destination,
+            None,
+            [204, 403, 403, 401, 404],
+        ),
+        row(
+            M::POST,
+            "/admin/v1/destinations/{id}/pause",
+            T::Destination,
+            None,
+            [200, 200, 403, 401, 404],
+        ),
+        row(
+            M::POST,
+            "/admin/v1/destinations/{id}/resume",
+            T::Destination,
+            None,
+            [200, 200, 403, 401, 404],
+        ),
+        row(
+            M::POST,
+            "/admin/v1/destinations/{id}/test",
+            T::Destination,
+            None,
+            [200, 200, 403, 401, 404],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/destinations/{id}/delivery-log",
+            T::Destination,
+            None,
+            [200, 200, 200, 401, 404],
+        ),
+        row(
+            M::POST,
+            "/admin/v1/destinations/{id}/replay",
+            T::Destination,
+            Some(|| json!({})),
+            [200, 200, 403, 401, 404],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/events/{id}",
+            T::Event,
+            None,
+            [200, 200, 200, 401, 404],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/audit-log",
+            T::None,
+            None,
+            [200, 403, 403, 401, 200],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/audit-log/verify",
+            T::None,
+            None,
+            [200, 403, 403, 401, 200],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/openapi.json",
+            T::None,
+            None,
+            [200, 200, 200, 200, 200],
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_route_answers_each_role_and_another_workspace_as_designed() {
+    let app = App::start().await;
+    let event = app.tracked_event().await;
+    let callers: [(&str, Option<&str>); 5] = [
+        ("admin", Some(&app.admin)),
+        ("editor", Some(&app.editor)),
+        ("viewer", Some(&app.viewer)),
+        ("no token", None),
+        ("another workspace", Some(&app.other)),
+    ];
+    let mut failures = Vec::new();
+    let rows = matrix();
+    for r in &rows {
+        for (i, (who, token)) in callers.iter().enumerate() {
+            // A fresh target per call, so that one caller's success cannot change another's.
+            let id = match r.target {
+                Target::None => String::new(),
+                Target::Destination => app.new_destination().await,
+                Target::Key => app.new_key().await.0,
+                Target::User => app.new_user("viewer").await,
+                Target::Event => event.clone(),
+            };
+            let path = r.path.replace("{id}", &id);
+            let body = r.body.map(|b| b());
+            let (status, _, v) = app.call(r.method.clone(), &path, *token, body).await;
+            if status.as_u16() != r.expect[i] {
+                failures.push(format!(
+                    "{} {} as {who}: expected {}, got {status} {v}",
+                    r.method, r.path, r.expect[i]
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Every route of the OpenAPI document is in the matrix.
+    let doc = app.ok(Method::GET, "/admin/v1/openapi.json", None).await;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let covered = rows
+                .iter()
+                .any(|r| r.path == path && r.method.as_str().eq_ignore_ascii_case(method));
+            assert!(covered, "{method} {path} is not in the RBAC matrix");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_at_once() {
+    let app = App::start().await;
+    let (id, secret) = app.new_key().await;
+    let (status, _, _) = app
+        .call(Method::GET, "/admin/v1/workspace", Some(&secret), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    app.ok(
+        Method::POST,
+        &format!("/admin/v1/api-keys/{id}/revoke"),
+        None,
+    )
+    .await;
+
+    let (status, headers, v) = app
+        .call(Method::GET, "/admin/v1/workspace", Some(&secret), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["detail"], "the API key was revoked");
+    assert!(headers[header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log
+
+#[tokio::test]
+async fn the_audit_log_reports_the_first_entry_edited_in_the_database() {
+    let app = App::start().await;
+    let dst = app.new_destination().await;
+    app.ok(
+        Method::POST,
+        &format!("/admin/v1/destinations/{dst}/pause"),
+        None,
+    )
+    .await;
+    app.ok(
+        Method::PATCH,
+        "/admin/v1/workspace",
+        Some(json!({"event_retention_days": 30})),
+    )
+    .await;
+    let v = app
+        .ok(Method::GET, "/admin/v1/audit-log/verify", None)
+        .await;
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["entries_checked"], 3);
+
+    // Someone with database access rewrites history: the pause was never by this actor.
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    let doc: String = conn
+        .query_row(
+            "SELECT doc FROM audit_log WHERE workspace_id = ?1 AND seq = 2",
+            [app.ws.as_str()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut entry: Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(entry["action"], "destination.pause");
+    entry["actor"] = json!("user:usr_somebody_else");
+    conn.execute(
+        "UPDATE audit_log SET doc = ?1 WHERE workspace_id = ?2 AND seq = 2",
+        rusqlite::params![entry.to_string(), app.ws.as_str()],
+    )
+    .unwrap();
+
+    let v = app
+        .ok(Method::GET, "/admin/v1/audit-log/verify", None)
+        .await;
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["first_broken_seq"], 2);
+    assert!(v["reason"].as_str().unwrap().contains("changed"), "{v}");
+}
+
+#[tokio::test]
+async fn the_audit_log_lists_mutations_filtered_by_action_and_actor() {
+    let app = App::start().await;
+    app.new_destination().await;
+    app.new_key().await;
+    let all = app.ok(Method::GET, "/admin/v1/audit-log", None).await;
+    let actions: Vec<&str> = all["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["destination.create", "api_key.create"]);
+
+    let v = app
+        .ok(
+            Method::GET,
+            "/admin/v1/audit-log?action=api_key.create&actor=user:usr_owner&limit=10",
+            None,
+        )
+        .await;
+    assert_eq!(v["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(v["next_after"], Value::Null);
+    let v = app
+        .ok(
+            Method::GET,
+            "/admin/v1/audit-log?since=2026-03-02T00:00:00Z",
+            None,
+        )
+        .await;
+    assert!(v["entries"].as_array().unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+#[tokio::test]
+async fn a_rotated_key_works_until_the_overlap_ends_next_to_its_successor() {
+    let app = App::start().await;
+    let (old_id, old_secret) = app.new_key().await;
+
+    let v = app
+        .ok(
+            Method::POST,
+            &format!("/admin/v1/api-keys/{old_id}/rotate"),
+            Some(json!({"overlap_days": 2})),
+        )
+        .await;
+    let new_id = v["key"]["id"].as_str().unwrap().to_owned();
+    let new_secret = v["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_id, old_id);
+    assert_eq!(v["key"]["role"], "viewer");
+
+    // Both are listed; the old one now ends with the overlap.
+    let keys = app.ok(Method::GET, "/admin/v1/api-keys", None).await;
+    let find = |id: &str| {
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not listed"))
+    };
+    let overlap_end = T0 + Duration::days(2);
+    assert_eq!(
+        find(&old_id)["expires_at"],
+        overlap_end
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    );
+    find(&new_id);
+    assert!(!keys
+        .to_string()
+        .contains(&old_secret[old_secret.len() - 32..]));
+
+    for secret in [&old_secret, &new_secret] {
+        let (status, _, _) = app
+            .call(Method::GET, "/admin/v1/workspace", Some(secret), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    app.clock.advance(Duration::days(2) + Duration::seconds(1));
+    let (status, _, v) = app
+        .call(Method::GET, "/admin/v1/workspace", Some(&old_secret), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    let (status, _, _) = app
+        .call(Method::GET, "/admin/v1/workspace", Some(&new_secret), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_new_key_shows_its_secret_once_and_listings_never() {
+    let app = App::start().await;
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            "/admin/v1/api-keys",
+            Some(&app.admin),
+            Some(json!({"kind": "ingest", "name": "web", "expires_in_days": 30})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let secret = v["secret"].as_str().unwrap();
+    assert!(secret.starts_with("tl_ingest_eu_"));
+    assert_eq!(v["key"]["role"], Value::Null);
+    assert_eq!(
+        v["key"]["expires_at"],
+        (T0 + Duration::days(30))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    );
+    let list = app.ok(Method::GET, "/admin/v1/api-keys", None).await;
+    assert!(!list.to_string().contains(secret));
+    let audit = app.ok(Method::GET, "/admin/v1/audit-log", None).await;
+    assert!(!audit.to_string().contains(secret));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Destinations
+
+#[tokio::test]
+async fn destination_secrets_are_never_returned_only_fingerprint_and_last_four() {
+    let app = App::start().await;
+    let mut bodies = Vec::new();
+    let (status, _, created) = app
+        .call(
+            Method::POST,
+            "/admin/v1/destinations",
+            Some(&app.admin),
+            Some(meta()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let hint = &created["secrets"]["access_token"];
+    assert_eq!(hint["last4"], "9Z7Q");
+    assert_eq!(hint["fingerprint"].as_str().unwrap().len(), 12);
+    bodies.push(created.clone());
+
+    bodies.push(
+        app.ok(Method::GET, &format!("/admin/v1/destinations/{id}"), None)
+            .await,
+    );
+    bodies.push(app.ok(Method::GET, "/admin/v1/destinations", None).await);
+    let replaced = "EAAB-a-new-token-also-never-shown-K2P8"; // pragma: allowlist secret
+    let patched = app
+        .ok(
+            Method::PATCH,
+            &format!("/admin/v1/destinations/{id}"),
+            Some(json!({"secrets": {"access_token": replaced}, "name": "Meta (prod)"})),
+        )
+        .await;
+    assert_eq!(patched["secrets"]["access_token"]["last4"], "K2P8");
+    bodies.push(patched);
+    bodies.push(app.ok(Method::GET, "/admin/v1/audit-log", None).await);
+
+    for body in &bodies {
+        let text = body.to_string();
+        for secret in [META_TOKEN, replaced] {
+            assert!(!text.contains(secret), "a secret leaked: {text}");
+            assert!(
+                !text.contains(&secret[..12]),
+                "part of a secret leaked: {text}"
+            );
+        }
+    }
+    let audit = bodies.last().unwrap();
+    let update = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "destination.update")
+        .unwrap();
+    assert_eq!(
+        update["summary"]["secrets"]["access_token"]["last4"],
+        "K2P8"
+    );
+}
+
+#[tokio::test]
+async fn another_workspaces_destination_is_not_found_and_not_listed() {
+    let app = App::start().await;
+    let path = format!("/admin/v1/destinations/{}", app.other_destination);
+    for (method, body) in [
+        (Method::GET, None),
+        (Method::PATCH, Some(json!({"name": "Mine now"}))),
+        (Method::DELETE, None),
+    ] {
+        let (status, _, v) = app
+            .call(method.clone(), &path, Some(&app.admin), body)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method}: {v}");
+        assert_eq!(v["detail"], "destination not found");
+    }
+    let list = app.ok(Method::GET, "/admin/v1/destinations", None).await;
+    assert!(!list.to_string().contains(&app.other_destination));
+    // Still there for its own workspace.
+    let (status, _, _) = app.call(Method::GET, &path, Some(&app.other), None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_test_event_reaches_the_destination_and_is_not_stored() {
+    let app = App::start().await;
+    let id = app.new_destination().await;
+
+    let v = app
+        .ok(
+            Method::POST,
+            &format!("/admin/v1/destinations/{id}/test"),
+            None,
+        )
+        .await;
+
+    assert_eq!(v["outcome"], "delivered", "{v}");
+    assert_eq!(v["http_status"], 200);
+    assert_eq!(v["event_name"], TEST_EVENT_NAME);
+    let sent = app.egress.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].url, "https://hooks.example.com/tracklayer");
+    assert!(String::from_utf8_lossy(&sent[0].body).contains(TEST_EVENT_NAME));
+    assert!(sent[0]
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("webhook-signature")));
+    assert_eq!(app.stored_events(), 0);
+    let log = app
+        .ok(
+            Method::GET,
+            &format!("/admin/v1/destinations/{id}/delivery-log"),
+            None,
+        )
+        .await;
+    assert_eq!(log, json!([]));
+}
+
+#[tokio::test]
+async fn a_test_event_is_refused_while_egress_is_paused() {
+    let app = App::start().await;
+    let id = app.new_destination().await;
+    app.ok(
+        Method::PUT,
+        "/admin/v1/security",
+        Some(json!({"ip_blocklist": [], "egress_paused": true})),
+    )
+    .await;
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            &format!("/admin/v1/destinations/{id}/test"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    assert!(app.egress.sent.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_event_trace_shows_decisions_without_raw_identifiers() {
+    let app = App::start().await;
+    app.new_destination().await;
+    let id = app.tracked_event().await;
+    let v = app
+        .ok(Method::GET, &format!("/admin/v1/events/{id}"), None)
+        .await;
+    assert_eq!(v["event_id"], id);
+    assert_eq!(v["name"], "Order Completed");
+    assert_eq!(v["routing"][0]["routed"], true, "{v}");
+    assert!(v["routing"][0]["consent"]["reason"].is_string());
+    assert!(!v.to_string().contains("user-1"), "{v}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users
+
+#[tokio::test]
+async fn the_last_admin_can_be_neither_demoted_nor_removed() {
+    let app = App::start().await;
+    let (status, _, v) = app
+        .call(
+            Method::PATCH,
+            "/admin/v1/users/usr_owner",
+            Some(&app.admin),
+            Some(json!({"role": "editor"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    let (status, _, v) = app
+        .call(
+            Method::DELETE,
+            "/admin/v1/users/usr_owner",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+
+    // With a second admin, the owner may step down.
+    let second = app.new_user("admin").await;
+    app.ok(
+        Method::PATCH,
+        "/admin/v1/users/usr_owner",
+        Some(json!({"role": "editor"})),
+    )
+    .await;
+    let users = app.ok(Method::GET, "/admin/v1/users", None).await;
+    let roles: Vec<(String, String)> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["id"].as_str().unwrap().into(),
+                u["role"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(roles.contains(&("usr_owner".into(), "editor".into())));
+    assert!(roles.contains(&(second, "admin".into())));
+    // The owner's token now carries the editor role.
+    let (status, _, _) = app
+        .call(Method::GET, "/admin/v1/api-keys", Some(&app.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+#[tokio::test]
+async fn validation_errors_name_the_field() {
+    let app = App::start().await;
+    let cases = [
+        (
+            Method::POST,
+            "/admin/v1/destinations",
+            json!({"name": "M", "kind": "meta_capi",
+            "config": {"pixel_id": "abc", "api_version": "v21.0"},
+            "secrets": {"access_token": "t"}}),
+            422,
+            "config.pixel_id",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/destinations",
+            json!({"name": "G", "kind": "ga4",
+            "config": {"measurement_id": "G-ABC"}}),
+            422,
+            "secrets.api_secret",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/destinations",
+            json!({"name": "W", "kind": "webhook",
+            "secrets": {"signing_secret": 7}}),
+            400,
+            "secrets.signing_secret",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/destinations",
+            json!({"name": "W", "kind": "fax"}),
+            400,
+            "kind",
+        ),
+        (
+            Method::PATCH,
+            "/admin/v1/workspace",
+            json!({"event_retention_days": 400}),
+            422,
+            "event_retention_days",
+        ),
+        (
+            Method::PATCH,
+            "/admin/v1/workspace",
+            json!({"event_retention_days": "long"}),
+            400,
+            "event_retention_days",
+        ),
+        (
+            Method::PATCH,
+            "/admin/v1/workspace",
+            json!({"colour": "blue"}),
+            400,
+            "",
+        ),
+        (
+            Method::PUT,
+            "/admin/v1/security",
+            json!({"ip_blocklist": ["10.0.0.0/8", "not-an-ip"]}),
+            422,
+            "ip_blocklist[1]",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/users",
+            json!({"email": "not an email", "role": "viewer"}),
+            422,
+            "email",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/api-keys",
+            json!({"kind": "svc"}),
+            422,
+            "role",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/api-keys",
+            json!({"kind": "ingest", "expires_in_days": 91}),
+            422,
+            "expires_in_days",
+        ),
+        (
+            Method::PUT,
+            "/admin/v1/consent-policy",
+            json!({"eu_default": "maybe", "us_default": "opt_out", "honor_gpc": true}),
+            400,
+            "eu_default",
+        ),
+    ];
+    for (method, path, body, status, field) in cases {
+        let (got, _, v) = app
+            .call(method.clone(), path, Some(&app.admin), Some(body.clone()))
+            .await;
+        assert_eq!(got.as_u16(), status, "{method} {path} {body}: {v}");
+        if field.is_empty() {
+            assert!(v["detail"].as_str().unwrap().contains("colour"), "{v}");
+        } else {
+            assert_eq!(v["field"], field, "{method} {path} {body}: {v}");
+        }
+    }
+    let (status, _, v) = app
+        .call(
+            Method::GET,
+            "/admin/v1/audit-log?limit=5000",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["field"], "limit");
+    let (status, _, v) = app
+        .call(
+            Method::GET,
+            "/admin/v1/audit-log?since=yesterday",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["field"], "since");
+}
+
+#[tokio::test]
+async fn malformed_bodies_unknown_routes_and_methods_answer_problem_json() {
+    let app = App::start().await;
+    for body in ["{", "[]", "42", "", "{\"name\": \"a\"} trailing"] {
+        let (status, _, v) = app
+            .raw(
+                Method::PATCH,
+                "/admin/v1/workspace",
+                Some(&app.admin),
+                Some(body.into()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}: {v}");
+    }
+    let (status, _, _) = app
+        .raw(
+            Method::POST,
+            "/admin/v1/api-keys",
+            Some(&app.admin),
+            Some("x".repeat(100_000)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _, _) = app
+        .call(Method::GET, "/admin/v1/nothing-here", None, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, headers, _) = app
+        .call(Method::PUT, "/admin/v1/workspace", Some(&app.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(headers[header::ALLOW].to_str().unwrap().contains("PATCH"));
+    let (status, _, v) = app
+        .call(Method::GET, "/admin/v1/workspace", Some(US_TOKEN), None)
+        .await;
+    assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{v}");
+    assert_eq!(v["endpoint"], "https://us.api.tracklayer.io");
+    let (status, _, _) = app
+        .call(
+            Method::GET,
+            "/admin/v1/workspace",
+            Some(&app.write_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_3_1_with_bearer_auth_and_problem_errors() {
+    let app = App::start().await;
+    let (status, _, doc) = app
+        .call(Method::GET, "/admin/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if path.ends_with("openapi.json") {
+                continue;
+            }
+            assert_eq!(op["security"], json!([{"bearer": []}]), "{method} {path}");
+            for status in ["401", "500", "503"] {
+                assert!(
+                    op["responses"][status].is_object(),
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        doc["components"]["responses"]["Unauthorized"]["content"][PROBLEM_JSON]["schema"]["$ref"],
+        "#/components/schemas/Problem"
+    );
+}
+
+#[tokio::test]
+async fn replay_takes_an_optional_time_range() {
+    let app = App::start().await;
+    let id = app.new_destination().await;
+    let v = app
+        .ok(
+            Method::POST,
+            &format!("/admin/v1/destinations/{id}/replay"),
+            None,
+        )
+        .await;
+    assert_eq!(v["replayed_messages"], 0);
+    let v = app
+        .ok(
+            Method::POST,
+            &format!("/admin/v1/destinations/{id}/replay"),
+            Some(json!({"since": "2026-03-01T00:00:00Z", "until": "2026-03-02t00:00:00z"})),
+        )
+        .await;
+    assert_eq!(v["destination_id"], id);
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            &format!("/admin/v1/destinations/{id}/replay"),
+            Some(&app.admin),
+            Some(json!({"since": "last week"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["field"], "since");
+}
