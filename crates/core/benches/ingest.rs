@@ -126,9 +126,27 @@ fn check_fixture(p: &Pipeline<'_>, events: usize) {
         );
     }
     let (_, messages) = pipeline(p, BATCH);
-    assert_eq!(messages.len(), 3, "one queue message per destination");
-    let text = String::from_utf8_lossy(&messages[0].body);
-    assert!(!text.contains("@outlook.com") && !text.contains("@gmail.com"));
+    let destinations: std::collections::BTreeSet<_> =
+        messages.iter().map(|m| &m.destination_id).collect();
+    assert_eq!(
+        destinations.len(),
+        3,
+        "queue messages for every destination"
+    );
+    // Raw identifiers never reach a queue message.
+    let batch = parse_only(BATCH);
+    let emails: Vec<String> = batch["batch"]
+        .as_array()
+        .expect("the fixture has a batch")
+        .iter()
+        .filter_map(|e| e["context"]["traits"]["email"].as_str())
+        .map(|e| e.trim().to_lowercase())
+        .collect();
+    assert_eq!(emails.len(), events);
+    for m in &messages {
+        let body = String::from_utf8_lossy(&m.body).to_lowercase();
+        assert!(emails.iter().all(|e| !body.contains(e.as_str())));
+    }
 }
 
 /// How long to measure, from the command line and environment.
@@ -195,6 +213,9 @@ fn summary(p: &Pipeline<'_>, events: usize, quick: bool) {
     } else {
         (61, Duration::from_millis(40))
     };
+    // Warm: lazily built tables, the allocator's free lists, the caches.
+    sample(5, || parse_only(BATCH));
+    sample(5, || pipeline(p, BATCH));
     let parse_iters = calibrate(per_sample, || parse_only(BATCH));
     let pipe_iters = calibrate(per_sample, || pipeline(p, BATCH));
     let mut parse = Vec::with_capacity(samples);
@@ -208,6 +229,8 @@ fn summary(p: &Pipeline<'_>, events: usize, quick: bool) {
         ratios.push(b / a);
     }
     let n = events as f64;
+    let best = |xs: &[f64]| xs.iter().copied().fold(f64::INFINITY, f64::min) / n;
+    let (best_parse, best_pipe) = (best(&parse), best(&pipe));
     let (parse, pipe) = (median(parse) / n, median(pipe) / n);
     let ratio = pipe / parse;
     let paired = median(ratios);
@@ -222,10 +245,12 @@ fn summary(p: &Pipeline<'_>, events: usize, quick: bool) {
         BATCH.len(),
         if quick { ", quick" } else { "" }
     );
-    println!("  ingest/parse_only  {parse:>9.0} ns/event");
-    println!("  ingest/pipeline    {pipe:>9.0} ns/event");
+    println!("  ingest/parse_only  {parse:>9.0} ns/event  (best sample {best_parse:.0})");
+    println!("  ingest/pipeline    {pipe:>9.0} ns/event  (best sample {best_pipe:.0})");
     println!(
-        "  ratio pipeline/parse = {ratio:.2} (target ≤ {TARGET_RATIO:.2}) {verdict}  [median of paired ratios {paired:.2}]"
+        "  ratio pipeline/parse = {ratio:.2} (target ≤ {TARGET_RATIO:.2}) {verdict}  \
+         [median of paired ratios {paired:.2}; best samples {:.2}]",
+        best_pipe / best_parse
     );
 }
 

@@ -148,7 +148,27 @@ pub(crate) fn hex_lower(bytes: &[u8]) -> String {
 
 /// The associated data that binds a sealed value to its workspace and purpose.
 pub fn aad(purpose: &str, workspace: &WorkspaceId, id: &str) -> Vec<u8> {
-    format!("{purpose}:{workspace}:{id}").into_bytes()
+    [purpose, ":", workspace.as_str(), ":", id]
+        .concat()
+        .into_bytes()
+}
+
+impl Sealed {
+    /// Appends exactly what `serde_json` writes for this value, a base64 string, to `out`,
+    /// encoding in place and without serde's per-character escape check (base64 has nothing
+    /// to escape). Queue messages carry one per item.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        let engine = &base64::engine::general_purpose::STANDARD;
+        let encoded = base64::encoded_len(self.0.len(), true).expect("sealed values are small");
+        out.push(b'"');
+        let start = out.len();
+        out.resize(start + encoded, 0);
+        let written = engine
+            .encode_slice(&self.0, &mut out[start..])
+            .expect("the buffer has the encoded length");
+        debug_assert_eq!(written, encoded);
+        out.push(b'"');
+    }
 }
 
 mod b64 {
@@ -208,6 +228,16 @@ mod tests {
             .unwrap();
         assert_eq!(&sealed.0[..12], &[5; 12]);
         assert_eq!(&sealed.0[12..], &expected[..]);
+    }
+
+    #[test]
+    fn sealed_json_is_written_as_serde_writes_it() {
+        for len in 0..70 {
+            let sealed = Sealed((0..len).map(|i| (i * 37 + 11) as u8).collect());
+            let mut out = b"[".to_vec();
+            sealed.write_json(&mut out);
+            assert_eq!(out[1..], serde_json::to_vec(&sealed).unwrap()[..], "{len}");
+        }
     }
 
     #[test]

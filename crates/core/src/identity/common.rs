@@ -63,19 +63,21 @@ pub(crate) fn strip_whitespace(s: &str) -> String {
 /// punctuation and symbols are dropped, runs of whitespace collapse to one space, the ends
 /// are trimmed. Input should already be lowercased.
 pub(crate) fn letters_and_spaces(s: &str) -> String {
-    let kept: String = s
-        .chars()
-        .filter_map(|c| {
-            if c.is_alphabetic() || is_combining_mark(c) {
-                Some(c)
-            } else if c.is_whitespace() {
-                Some(' ')
-            } else {
-                None
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.chars() {
+        if c.is_alphabetic() || is_combining_mark(c) {
+            // A space only between kept characters: none leading, trailing or doubled.
+            if space && !out.is_empty() {
+                out.push(' ');
             }
-        })
-        .collect();
-    kept.split_whitespace().collect::<Vec<_>>().join(" ")
+            space = false;
+            out.push(c);
+        } else if c.is_whitespace() {
+            space = true;
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------
@@ -96,7 +98,16 @@ pub(crate) fn email_trim_lower(raw: &str) -> Outcome {
 /// checked. Folding comes first so that `j.e.f..ferson@gmail.com`, which Gmail accepts and
 /// Google's own formatter folds, is not refused for its double dot.
 pub(crate) fn email_google(raw: &str) -> Outcome {
-    let e = fold_gmail(strip_whitespace(raw).to_lowercase())?;
+    let lower = if raw.is_ascii() {
+        // The same in one pass: ASCII lowercases byte by byte.
+        raw.chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    } else {
+        strip_whitespace(raw).to_lowercase()
+    };
+    let e = fold_gmail(lower)?;
     if is_valid_email(&e) {
         Ok(e)
     } else {
@@ -119,16 +130,16 @@ pub(crate) fn is_valid_email(e: &str) -> bool {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || ATEXT_SPECIALS.contains(c))
     });
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|label| {
-            !label.is_empty()
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        });
+    let mut labels = 0;
+    let domain_ok = domain.split('.').all(|label| {
+        labels += 1;
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    }) && labels >= 2;
     e.len() <= 254 && local_ok && domain_ok
 }
 
@@ -210,13 +221,18 @@ pub(crate) fn e164_digits(raw: &str, hints: Hints<'_>) -> Outcome {
 
 /// Cuts `raw` at the first extension marker.
 fn cut_extension(raw: &str) -> &str {
-    let lower = raw.to_ascii_lowercase();
-    let cut = ["ext", "x", "#", ";"]
-        .iter()
-        .filter_map(|marker| lower.find(marker))
-        .min()
+    // The first of `ext`, `x`, `#`, `;`, ASCII case ignored. Each starts with an ASCII byte,
+    // so `cut` is a char boundary.
+    let bytes = raw.as_bytes();
+    let cut = (0..bytes.len())
+        .find(|&i| match bytes[i].to_ascii_lowercase() {
+            b'x' | b'#' | b';' => true,
+            b'e' => bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|rest| rest.eq_ignore_ascii_case(b"xt")),
+            _ => false,
+        })
         .unwrap_or(raw.len());
-    // `to_ascii_lowercase` keeps byte offsets, so `cut` is a char boundary of `raw` too.
     &raw[..cut]
 }
 
@@ -502,6 +518,87 @@ mod tests {
             assert_eq!(fold(s), folded, "{s:?}");
             let lowered: String = s.to_lowercase().nfc().collect();
             assert_eq!(lower_nfc(s), lowered, "{s:?}");
+        }
+    }
+
+    /// The allocation-free rewrites against the straightforward versions they replaced.
+    #[test]
+    fn rewritten_steps_agree_with_their_plain_versions() {
+        let samples = [
+            "",
+            " ",
+            "  san   francisco 94 ",
+            "o'brien-smith",
+            "são paulo",
+            "\u{b}a\u{b}b\u{b}",
+            "A\tB\nC\rD\u{c}E\u{a0}F\u{3000}G",
+            "e\u{301} x",
+            "+1 650 555 1212 ext. 33",
+            "+1 650 555 1212 EXT 3",
+            "555-1212 x33",
+            "555-1212 X33",
+            "tel:+44#1;2",
+            "e",
+            "ex",
+            "Exe",
+            "téléphone 12 ext",
+            "John . Smith @ GMail.com ",
+            "a@b..c",
+            "a@-b.c",
+            "a@b.c-",
+            "a@b",
+            "a@b.c.d",
+            "a@.c",
+            "ÄBC@Example.com",
+        ];
+        for s in samples {
+            let kept: String = s
+                .chars()
+                .filter_map(|c| {
+                    if c.is_alphabetic() || is_combining_mark(c) {
+                        Some(c)
+                    } else if c.is_whitespace() {
+                        Some(' ')
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            let words = kept.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(letters_and_spaces(s), words, "{s:?}");
+
+            let lower = s.to_ascii_lowercase();
+            let cut = ["ext", "x", "#", ";"]
+                .iter()
+                .filter_map(|marker| lower.find(marker))
+                .min()
+                .unwrap_or(s.len());
+            assert_eq!(cut_extension(s), &s[..cut], "{s:?}");
+
+            let plain = fold_gmail(strip_whitespace(s).to_lowercase()).and_then(|e| {
+                if is_valid_email(&e) {
+                    Ok(e)
+                } else {
+                    Err("invalid email")
+                }
+            });
+            assert_eq!(email_google(s), plain, "{s:?}");
+
+            let e = s.to_lowercase();
+            let labels: Vec<&str> = e
+                .rsplit_once('@')
+                .map_or(vec![], |(_, d)| d.split('.').collect());
+            let domain_ok = labels.len() >= 2
+                && labels.iter().all(|l| {
+                    !l.is_empty()
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                        && l.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                });
+            if !domain_ok {
+                assert!(!is_valid_email(&e), "{s:?}");
+            }
         }
     }
 

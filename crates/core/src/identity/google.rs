@@ -90,10 +90,17 @@ fn person_name(raw: &str, drop_affixes: fn(&str) -> String) -> Outcome {
 /// Removes the titles `mr.`, `mrs.`, `ms.`, `dr.` (with their period, as the DM util's
 /// `(?:mr|mrs|ms|dr)\.(?:\s|$)` requires: `Mralex` stays).
 fn drop_titles(name: &str) -> String {
-    name.split_whitespace()
+    let mut out = String::with_capacity(name.len());
+    for word in name
+        .split_whitespace()
         .filter(|word| !matches!(*word, "mr." | "mrs." | "ms." | "dr."))
-        .collect::<Vec<_>>()
-        .join(" ")
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 /// Removes trailing suffixes (`Quinn, Jr., DDS` → `quinn`), each after a comma or a space.
@@ -104,7 +111,12 @@ fn drop_suffixes(name: &str) -> String {
     ];
     let mut rest = name.trim_end_matches(|c: char| c.is_whitespace() || c == ',');
     while let Some(cut) = rest.rfind(|c: char| c.is_whitespace() || c == ',') {
-        if !SUFFIXES.contains(&&rest[cut + 1..]) {
+        // The separator may be wider than a byte (a no-break space).
+        let word = rest[cut..]
+            .char_indices()
+            .nth(1)
+            .map_or("", |(i, _)| &rest[cut + i..]);
+        if !SUFFIXES.contains(&word) {
             break;
         }
         rest = rest[..cut].trim_end_matches(|c: char| c.is_whitespace() || c == ',');
@@ -171,6 +183,18 @@ mod tests {
             Rule::Hash(f) | Rule::Plain(f) => f(raw, Hints { country }),
             Rule::Unsupported => panic!("{field:?} is not supported"),
         }
+    }
+
+    #[test]
+    fn google_last_name_with_a_no_break_space_does_not_panic() {
+        assert_eq!(
+            normalized(Field::LastName, "Quinn\u{a0}Jr."),
+            Ok("quinn".into())
+        );
+        assert_eq!(
+            normalized(Field::LastName, "m\u{a0}tel:x"),
+            Ok("m telx".into())
+        );
     }
 
     #[test]
