@@ -23,8 +23,8 @@ use crate::error::{KeyError, StoreError};
 use crate::event::{EventId, StoredEvent};
 use crate::keys::{ApiKey, ApiKeyRecord, KeyCache, KeyId, KeyKind, KeyRefusal, Role};
 use crate::ports::{
-    AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DeliveryRecord, EventStore, Keyring,
-    ReplayFilter,
+    AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DeliveryRecord, EgressError, EventStore,
+    Keyring, ReplayFilter, UrlGuard,
 };
 use crate::workspace::{Region, SecuritySettings, User, Workspace, WorkspaceId};
 
@@ -135,6 +135,8 @@ pub struct AdminPorts {
     pub queue: Arc<dyn DeliveryQueue>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
+    /// Refuses destination URLs that egress must never reach.
+    pub url_guard: Arc<dyn UrlGuard>,
 }
 
 /// A workspace as the API shows it.
@@ -817,6 +819,7 @@ impl AdminService {
         spec: DestinationSpec,
     ) -> Result<DestinationView, AdminError> {
         require(p, Role::Admin, "create destinations (they hold secrets)")?;
+        self.check_urls(&spec).await?;
         let ws = self.ws(p).await?;
         let d = self.control().add_destination(&ws, spec).await?;
         self.audit(
@@ -872,6 +875,7 @@ impl AdminService {
             paused: patch.paused.unwrap_or(d.paused),
         };
         spec.validate()?;
+        self.check_urls(&spec).await?;
         let mut changed: Vec<&str> = Vec::new();
         if patch.name.is_some() {
             changed.push("name");
@@ -915,6 +919,28 @@ impl AdminService {
         )
         .await?;
         Ok(DestinationView::from(&d))
+    }
+
+    /// The egress guard at configure time: the endpoint override and a webhook's URL.
+    async fn check_urls(&self, spec: &DestinationSpec) -> Result<(), AdminError> {
+        let urls = [
+            ("endpoint", spec.endpoint.as_deref()),
+            ("config.url", spec.config.get("url").and_then(Value::as_str)),
+        ];
+        for (field, url) in urls {
+            let Some(url) = url else { continue };
+            if let Err(e) = self.ports.url_guard.check(url).await {
+                let detail = match e {
+                    EgressError::Refused(why) => format!("is not allowed: {why}"),
+                    EgressError::Connect(why) => format!("cannot be checked: {why}"),
+                    EgressError::Timeout(_) => {
+                        "cannot be checked: its host did not resolve in time".into()
+                    }
+                };
+                return Err(AdminError::invalid(field, detail));
+            }
+        }
+        Ok(())
     }
 
     pub async fn set_paused(

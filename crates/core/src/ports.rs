@@ -357,3 +357,10 @@ pub trait DeliveryLog: Send + Sync {
     /// Deletes what expired before `now`.
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }
+
+/// Checks a destination URL when it is configured (the egress guard's first line; the
+/// egress adapter checks again at connect time).
+#[async_trait]
+pub trait UrlGuard: Send + Sync {
+    async fn check(&self, url: &str) -> Result<(), EgressError>;
+}

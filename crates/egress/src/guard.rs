@@ -510,3 +510,10 @@ mod tests {
         assert_eq!(raw_host("no-scheme"), None);
     }
 }
+
+#[async_trait::async_trait]
+impl tracklayer_core::ports::UrlGuard for EgressPolicy {
+    async fn check(&self, url: &str) -> Result<(), EgressError> {
+        check_url(url, self).await
+    }
+}

@@ -10,6 +10,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use tracklayer_core::admin::Principal;
 use tracklayer_core::bootstrap::Bootstrapped;
 use tracklayer_core::deliver::service::{
     run_worker, DeliveryConfig, DeliveryPorts, DeliveryService,
@@ -117,7 +118,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
     );
     let admin = tracklayer_http::AdminState::new(
-        Arc::new(stack.admin_service(region)),
+        Arc::new(stack.admin_service(region, args.allow_private_egress)),
         tracklayer_http::admin::DestinationTester::new(tracklayer_http::admin::TestPorts {
             control: stack.control.clone(),
             keyring: stack.keyring.clone(),
@@ -308,8 +309,13 @@ async fn destinations(cmd: DestinationsCommand) -> anyhow::Result<()> {
             };
             let spec: DestinationSpec =
                 serde_json::from_str(&text).context("the destination definition is not valid")?;
-            let d = stack.control().add_destination(&ws, spec).await?;
-            println!("{}", serde_json::to_string_pretty(&show(&d))?);
+            // Through the control plane: the egress guard checks its URLs, and it is audited.
+            let admin = stack.admin_service(ws.region, args.allow_private_egress);
+            let d = admin
+                .create_destination(&Principal::operator(&ws.id), spec)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot add the destination: {e}"))?;
+            println!("{}", serde_json::to_string_pretty(&d)?);
         }
         DestinationsCommand::List(args) => {
             let stack = LocalStack::open(DataDir::new(args.dir.data_dir))?;

@@ -26,7 +26,7 @@ impl Operator {
         let stack = LocalStack::open(DataDir::new(args.dir.data_dir.clone()))?;
         let ws = stack.workspace(args.workspace.as_deref()).await?;
         Ok(Self {
-            admin: stack.admin_service(ws.region),
+            admin: stack.admin_service(ws.region, false),
             principal: Principal::operator(&ws.id),
         })
     }

@@ -92,7 +92,8 @@ impl LocalStack {
     }
 
     /// The control plane on this data directory, serving `region`.
-    pub fn admin_service(&self, region: Region) -> AdminService {
+    /// `allow_private` lifts the egress guard on destination URLs (local development only).
+    pub fn admin_service(&self, region: Region, allow_private: bool) -> AdminService {
         AdminService::new(
             AdminPorts {
                 control: self.control.clone(),
@@ -103,6 +104,7 @@ impl LocalStack {
                 queue: self.queue.clone(),
                 clock: self.clock.clone(),
                 ids: self.ids.clone(),
+                url_guard: Arc::new(tracklayer_egress::EgressPolicy { allow_private }),
             },
             region,
         )

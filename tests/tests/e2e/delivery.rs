@@ -287,3 +287,42 @@ async fn a_paused_destination_keeps_its_messages_until_it_is_resumed() {
     server.stop().unwrap();
     assert!(fakes.received("webhook:paused").values().all(|c| *c == 1));
 }
+
+#[test]
+fn destinations_that_would_reach_internal_addresses_are_refused_when_configured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "us").unwrap();
+    for url in [
+        "https://169.254.169.254/latest/meta-data",
+        "https://10.0.0.8/hook",
+        "https://[::1]/hook",
+        "http://203.0.113.10/hook",
+    ] {
+        let def = json!({"name": "Bad", "kind": "webhook", "config": {"url": url},
+            "secrets": {"signing_secret": WEBHOOK_SECRET}});
+        let out = std::process::Command::new(tracklayer_bin())
+            .args([
+                "destinations",
+                "add",
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--json",
+            ])
+            .arg(def.to_string())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("config.url"), "{url}: {err}");
+    }
+    let db = database(&dir);
+    let n: i64 = db
+        .query_row("SELECT count(*) FROM destinations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+    let audited: i64 = db
+        .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(audited, 0, "refused changes are not audited");
+}
