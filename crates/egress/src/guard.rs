@@ -269,6 +269,13 @@ fn raw_host(raw: &str) -> Option<&str> {
     Some(host_port.split_once(':').map_or(host_port, |(h, _)| h))
 }
 
+#[async_trait::async_trait]
+impl tracklayer_core::ports::UrlGuard for EgressPolicy {
+    async fn check(&self, url: &str) -> Result<(), EgressError> {
+        check_url(url, self).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,12 +515,5 @@ mod tests {
         assert_eq!(raw_host("https://[::1]:8/"), Some("[::1]"));
         assert_eq!(raw_host("https://u@h.example#x"), Some("h.example"));
         assert_eq!(raw_host("no-scheme"), None);
-    }
-}
-
-#[async_trait::async_trait]
-impl tracklayer_core::ports::UrlGuard for EgressPolicy {
-    async fn check(&self, url: &str) -> Result<(), EgressError> {
-        check_url(url, self).await
     }
 }
