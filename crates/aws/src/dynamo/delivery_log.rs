@@ -284,7 +284,15 @@ impl DeliveryLog for DynamoDeliveryLog {
                     keys.push(key(target.0, target.1));
                 }
             }
-            let items = batch_get(&self.client, "for_destination", &self.table, keys, true).await?;
+            let items = batch_get(
+                &self.client,
+                "for_destination",
+                &self.table,
+                keys,
+                true,
+                None,
+            )
+            .await?;
             for r in decode("for_destination", &items)? {
                 if r.destination_id == *destination {
                     keep_latest(&mut latest, r);

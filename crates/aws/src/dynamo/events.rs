@@ -14,7 +14,7 @@
 //! millisecond (one request's ids share it), so `event(ws, id)` is one `Query` of
 //! `P#{millisecond} ..= P#{id}` in the id's minute.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
@@ -38,7 +38,7 @@ use crate::error::store;
 /// Raw JSON per pack before compression; keeps an item well under DynamoDB's 400 KB.
 const PACK_RAW_MAX: usize = 300 * 1024;
 /// Concurrent requests of one `record` or `forget` call.
-const CONCURRENCY: usize = 16;
+const CONCURRENCY: usize = 32;
 /// Packs read per round by `events_by_subject`.
 const PACKS_PER_ROUND: usize = 25;
 
@@ -152,15 +152,14 @@ struct Chunk {
 /// What one dedup claim took, so that it can be given back if the write fails.
 #[derive(Debug)]
 enum Claim {
-    /// Entries added to the primary subject's item of today: `had_today` are the entries it
-    /// had, `had_before` those of yesterday's item (the 24-hour window spans both).
+    /// Entries added to the primary subject's item of today; `had_today` are the entries it
+    /// had before.
     Subject {
         ws: WorkspaceId,
         subject: String,
         day: String,
         members: Vec<usize>,
         had_today: Vec<Vec<u8>>,
-        had_before: Vec<Vec<u8>>,
         refs: BTreeSet<String>,
     },
     /// A marker item; `taken` is false when another event holds it (a duplicate).
@@ -226,20 +225,6 @@ impl DynamoEventStore {
             }
         }
         unreachable!("the second round has no condition")
-    }
-
-    async fn subject_day_fps(&self, item_key: Item) -> Result<Vec<Vec<u8>>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(item_key))
-            .projection_expression("fps")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store("record", e))?;
-        Ok(binary_set(out.item.as_ref(), "fps"))
     }
 
     /// Takes a marker for an event without subjects; `false` if an unexpired one exists.
@@ -545,6 +530,22 @@ impl EventStore for DynamoEventStore {
                 None => markers.push(i),
             }
         }
+        // Yesterday's entries of the same subjects: the 24-hour window spans two days. One
+        // batch read, strongly consistent only in the first minute of the day, when
+        // yesterday's items may have been written a moment ago.
+        let yesterday_keys: Vec<Item> = groups
+            .keys()
+            .map(|(ws, subject)| subject_day_key(ws, subject, &yesterday))
+            .collect();
+        let since_midnight = now.to_offset(time::UtcOffset::UTC).time() - time::Time::MIDNIGHT;
+        let before = batch_get(
+            &self.client,
+            "record",
+            &self.table,
+            yesterday_keys,
+            since_midnight < time::Duration::minutes(1),
+            Some("pk, fps"),
+        );
         let mut jobs = Vec::new();
         for ((ws, subject), members) in groups {
             let fps: Vec<Vec<u8>> = members
@@ -566,29 +567,24 @@ impl EventStore for DynamoEventStore {
                 .max()
                 .unwrap_or(0);
             let today = today.clone();
-            let yesterday = yesterday.clone();
             jobs.push(
                 async move {
-                    let spk = subject_pk(&ws, &subject);
-                    let (had_today, had_before) = futures_util::future::try_join(
-                        self.touch_subject_day(
+                    let had_today = self
+                        .touch_subject_day(
                             subject_day_key(&ws, &subject, &today),
-                            spk,
+                            subject_pk(&ws, &subject),
                             today.clone(),
                             &refs,
                             &fps,
                             expires,
-                        ),
-                        self.subject_day_fps(subject_day_key(&ws, &subject, &yesterday)),
-                    )
-                    .await?;
+                        )
+                        .await?;
                     Ok::<_, StoreError>(Claim::Subject {
                         ws,
                         subject,
                         day: today,
                         members,
                         had_today,
-                        had_before,
                         refs,
                     })
                 }
@@ -604,9 +600,22 @@ impl EventStore for DynamoEventStore {
                 .boxed(),
             );
         }
-        let results = run_all(jobs).await;
-        let mut claims = Vec::with_capacity(results.len());
+        let (results, before) = futures_util::future::join(run_all(jobs), before).await;
         let mut first_error = None;
+        let before: HashMap<String, Vec<Vec<u8>>> = match before {
+            Ok(items) => items
+                .into_iter()
+                .filter_map(|i| {
+                    let pk = get_s(&i, "pk", "record").ok()?.to_owned();
+                    Some((pk, binary_set(Some(&i), "fps")))
+                })
+                .collect(),
+            Err(e) => {
+                first_error = Some(e);
+                HashMap::new()
+            }
+        };
+        let mut claims = Vec::with_capacity(results.len());
         for r in results {
             match r {
                 Ok(c) => claims.push(c),
@@ -624,9 +633,11 @@ impl EventStore for DynamoEventStore {
                     subject,
                     members,
                     had_today,
-                    had_before,
                     ..
                 } => {
+                    let had_before = before
+                        .get(&format!("{}#{yesterday}", subject_pk(ws, subject)))
+                        .map_or(&[][..], Vec::as_slice);
                     let mut added_for_dups = Vec::new();
                     for &i in members {
                         let m = &events[i].event.message_id;
@@ -852,8 +863,15 @@ impl EventStore for DynamoEventStore {
             })
             .collect();
         // ... their pack references ...
-        let day_items =
-            batch_get(&self.client, "events_by_subject", &self.table, keys, true).await?;
+        let day_items = batch_get(
+            &self.client,
+            "events_by_subject",
+            &self.table,
+            keys,
+            true,
+            None,
+        )
+        .await?;
         let after_ms = after.map(millis_of);
         let mut refs: BTreeSet<String> = BTreeSet::new();
         for d in day_items.iter().filter(|d| !super::expired(d, now)) {
@@ -877,8 +895,15 @@ impl EventStore for DynamoEventStore {
                 .iter()
                 .map(|r| key(pack_pk(ws, ref_millis(r)), format!("P#{r}")))
                 .collect();
-            for item in
-                batch_get(&self.client, "events_by_subject", &self.table, keys, true).await?
+            for item in batch_get(
+                &self.client,
+                "events_by_subject",
+                &self.table,
+                keys,
+                true,
+                None,
+            )
+            .await?
             {
                 let packed: Vec<Packed> = unpack(
                     "events_by_subject",

@@ -222,6 +222,7 @@ pub(crate) async fn batch_get(
     table: &str,
     keys: Vec<Item>,
     consistent: bool,
+    projection: Option<&str>,
 ) -> Result<Vec<Item>, StoreError> {
     let mut out = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(BATCH_GET_MAX) {
@@ -229,6 +230,7 @@ pub(crate) async fn batch_get(
             KeysAndAttributes::builder()
                 .set_keys(Some(chunk.to_vec()))
                 .consistent_read(consistent)
+                .set_projection_expression(projection.map(str::to_owned))
                 .build()
                 .map_err(|e| StoreError::permanent(context, e))?,
         );
