@@ -17,7 +17,7 @@
 //!   (`StartMessageMoveTask` cannot filter by destination, and moto lacks it).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -29,7 +29,7 @@ use aws_sdk_sqs::types::{
 use aws_sdk_sqs::Client;
 use base64::Engine as _;
 use time::OffsetDateTime;
-use tracklayer_core::clock::{from_unix_millis, unix_millis};
+use tracklayer_core::clock::{from_unix_millis, unix_millis, Clock};
 use tracklayer_core::destination::{DestinationId, DestinationKind};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::ports::{
@@ -73,6 +73,7 @@ struct Inflight {
 pub struct SqsDeliveryQueue {
     client: Client,
     queues: BTreeMap<DestinationKind, QueueUrls>,
+    clock: Arc<dyn Clock>,
     inflight: Mutex<HashMap<String, Inflight>>,
 }
 
@@ -201,10 +202,16 @@ fn entry(
 }
 
 impl SqsDeliveryQueue {
-    pub fn new(client: Client, queues: BTreeMap<DestinationKind, QueueUrls>) -> Self {
+    /// `clock` stamps `dead_at` on dead letters.
+    pub fn new(
+        client: Client,
+        queues: BTreeMap<DestinationKind, QueueUrls>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             client,
             queues,
+            clock,
             inflight: Mutex::new(HashMap::new()),
         }
     }
@@ -465,7 +472,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
     }
 
     async fn enqueue_dead(&self, messages: &[Outgoing], reason: &str) -> Result<(), StoreError> {
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let mut by_kind: BTreeMap<DestinationKind, Vec<Entry>> = BTreeMap::new();
         for m in messages {
             by_kind.entry(m.kind).or_default().push(entry(
@@ -580,7 +587,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
             &m.destination_id,
             &m.body,
             Duration::ZERO,
-            Some((reason, OffsetDateTime::now_utc())),
+            Some((reason, self.clock.now())),
         )?;
         // Send first: a failure between the two calls leaves a copy in both queues (at least
         // once), never in neither.

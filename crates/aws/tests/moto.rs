@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -22,6 +22,7 @@ use tracklayer_aws::{
     AwsClients, DynamoAuditLog, DynamoControlStore, DynamoDeliveryLog, DynamoEventStore,
     KmsKeyring, QueueUrls, SesMailer, SqsDeliveryQueue, TableNames,
 };
+use tracklayer_core::clock::SystemClock;
 use tracklayer_core::destination::{DestinationId, DestinationKind};
 use tracklayer_core::event::EventId;
 use tracklayer_core::ports::{
@@ -238,7 +239,7 @@ async fn sqs_queue() -> SqsHarness {
         .await
         .expect("create queues on moto");
     SqsHarness {
-        queue: SqsDeliveryQueue::new(c.sqs, queues.clone()),
+        queue: SqsDeliveryQueue::new(c.sqs, queues.clone(), Arc::new(SystemClock)),
         urls: queues,
     }
 }
@@ -508,7 +509,7 @@ async fn a_retried_part_of_a_message_supersedes_its_earlier_outcome() {
 
 #[tokio::test]
 async fn concurrent_appends_from_many_tasks_keep_the_chain_gapless() {
-    let l = std::sync::Arc::new(audit_log().await);
+    let l = Arc::new(audit_log().await);
     let ws = ws();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..12 {
@@ -587,7 +588,7 @@ async fn a_message_received_elsewhere_can_be_dead_lettered_once_remembered() {
         .unwrap();
     // A second queue handle (another process) receives; this one only learns the message.
     let c = clients().await;
-    let other = SqsDeliveryQueue::new(c.sqs, h.queue_urls());
+    let other = SqsDeliveryQueue::new(c.sqs, h.queue_urls(), Arc::new(SystemClock));
     let got = other
         .receive(DestinationKind::Webhook, 1, Duration::from_secs(30))
         .await

@@ -186,23 +186,24 @@ impl DynamoEventStore {
         fps: &[Vec<u8>],
         expires: i64,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut add = vec!["packs :refs"];
-        if !fps.is_empty() {
-            add.push("fps :fps");
-        }
-        let keys = "subject_pk = if_not_exists(subject_pk, :spk), subject_sk = if_not_exists(subject_sk, :ssk)";
-        for extend_expiry in [true, false] {
+        let update = |extend_expiry: bool| {
+            let keys = "subject_pk = if_not_exists(subject_pk, :spk), subject_sk = if_not_exists(subject_sk, :ssk)";
             let set = if extend_expiry {
                 format!("SET {keys}, {EXPIRES_AT} = :exp")
             } else {
                 format!("SET {keys}")
+            };
+            let add = if fps.is_empty() {
+                "ADD packs :refs"
+            } else {
+                "ADD packs :refs, fps :fps"
             };
             let mut req = self
                 .client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(item_key.clone()))
-                .update_expression(format!("{set} ADD {}", add.join(", ")))
+                .update_expression(format!("{set} {add}"))
                 .expression_attribute_values(":spk", s(spk.clone()))
                 .expression_attribute_values(":ssk", s(ssk.clone()))
                 .expression_attribute_values(":refs", ss(refs.iter().cloned()))
@@ -217,14 +218,16 @@ impl DynamoEventStore {
                     ))
                     .expression_attribute_values(":exp", n(expires));
             }
-            match req.send().await.map_err(|e| store("record", e)) {
-                Ok(out) => return Ok(binary_set(out.attributes.as_ref(), "fps")),
-                // The item already lives longer (a workspace's retention shrank today).
-                Err(StoreError::Conflict(_)) if extend_expiry => continue,
-                Err(e) => return Err(e),
+            req
+        };
+        let out = match update(true).send().await.map_err(|e| store("record", e)) {
+            // The item already lives longer (a workspace's retention shrank today): keep it.
+            Err(StoreError::Conflict(_)) => {
+                update(false).send().await.map_err(|e| store("record", e))?
             }
-        }
-        unreachable!("the second round has no condition")
+            other => other?,
+        };
+        Ok(binary_set(out.attributes.as_ref(), "fps"))
     }
 
     /// Takes a marker for an event without subjects; `false` if an unexpired one exists.
