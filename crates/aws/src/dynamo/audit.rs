@@ -132,8 +132,10 @@ impl AuditLog for DynamoAuditLog {
             .consistent_read(true)
             .limit(LIST_PAGE);
         if let Some(actor) = &filter.actor {
-            conditions.push("actor = :actor".into());
-            q = q.expression_attribute_values(":actor", s(actor.clone()));
+            conditions.push("#actor = :actor".into());
+            q = q
+                .expression_attribute_names("#actor", "actor")
+                .expression_attribute_values(":actor", s(actor.clone()));
         }
         if let Some(action) = &filter.action {
             conditions.push("#action = :action".into());

@@ -1043,7 +1043,8 @@ impl DynamoEventStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("v = :v")
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#v", "v")
             .expression_attribute_values(":v", n(version))
             .send()
             .await
