@@ -1,0 +1,326 @@
+//! `DeliveryLog` on the DeliveryLogTable: the outcomes of one `record` call (one queue
+//! message's items for one destination) are one compressed item, never one item per event
+//! and destination (DESIGN.md § Cost). A small pointer per call orders a destination's log.
+//!
+//! | item | pk | sk | attributes |
+//! |---|---|---|---|
+//! | outcomes | `W#{ws}#L#{minute}` | `{ms}#{destination}#{first event}#{set}` | `data` (deflated JSON of the records), `updated`, `expires_at` |
+//! | pointer | `W#{ws}#D#{destination}` | `{updated ms}#{ms}#{first event}#{set}` | `ref_pk`, `ref_sk`, `updated`, `expires_at` |
+//!
+//! `{minute}` and `{ms}` come from the events' UUIDv7 ids (a message's events share the
+//! millisecond of their request); `{set}` is a hash of the call's event ids, so that a retry
+//! of the same message overwrites its outcomes while a part split off gets its own item.
+//! Readers take, per event and destination, the record with the latest `updated_at`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use futures_util::{stream, StreamExt};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tracklayer_core::clock::unix_millis;
+use tracklayer_core::destination::DestinationId;
+use tracklayer_core::error::StoreError;
+use tracklayer_core::event::EventId;
+use tracklayer_core::ports::{DeliveryLog, DeliveryRecord, DeliveryStatus};
+use tracklayer_core::workspace::WorkspaceId;
+
+use super::{
+    b, batch_get, batch_put, get_b, get_n, get_s, key, n, pack, query_all, s, ttl, unpack, Item,
+    EXPIRES_AT,
+};
+use crate::error::store;
+
+const RAW_MAX: usize = 300 * 1024;
+const CONCURRENCY: usize = 8;
+const POINTER_PAGE: i32 = 50;
+
+/// Delivery outcomes on DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoDeliveryLog {
+    client: Client,
+    table: String,
+}
+
+fn millis_of(id: &EventId) -> u64 {
+    (id.0.as_u128() >> 80) as u64
+}
+
+fn outcomes_pk(ws: &WorkspaceId, ms: u64) -> String {
+    format!("W#{ws}#L#{}", ms / 60_000)
+}
+
+fn pointers_pk(ws: &WorkspaceId, d: &DestinationId) -> String {
+    format!("W#{ws}#D#{d}")
+}
+
+/// Is `a` a later outcome than `b` of the same event and destination?
+fn later(a: &DeliveryRecord, b: &DeliveryRecord) -> bool {
+    (a.updated_at, a.attempts) > (b.updated_at, b.attempts)
+}
+
+fn keep_latest(into: &mut HashMap<(DestinationId, EventId), DeliveryRecord>, r: DeliveryRecord) {
+    match into.entry((r.destination_id.clone(), r.event_id)) {
+        std::collections::hash_map::Entry::Occupied(mut o) => {
+            if later(&r, o.get()) {
+                o.insert(r);
+            }
+        }
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(r);
+        }
+    }
+}
+
+impl DynamoDeliveryLog {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Outcome items of one millisecond, of one destination or of all.
+    async fn outcomes(
+        &self,
+        context: &'static str,
+        ws: &WorkspaceId,
+        ms: u64,
+        destination: Option<&DestinationId>,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let prefix = match destination {
+            Some(d) => format!("{ms:012x}#{d}#"),
+            None => format!("{ms:012x}#"),
+        };
+        let items = query_all(
+            context,
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                .expression_attribute_values(":pk", s(outcomes_pk(ws, ms)))
+                .expression_attribute_values(":p", s(prefix))
+                .consistent_read(true),
+        )
+        .await?;
+        decode(context, &items)
+    }
+}
+
+fn decode(context: &'static str, items: &[Item]) -> Result<Vec<DeliveryRecord>, StoreError> {
+    let mut out = Vec::new();
+    for item in items {
+        let records: Vec<DeliveryRecord> = unpack(context, get_b(item, "data", context)?)?;
+        out.extend(records);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl DeliveryLog for DynamoDeliveryLog {
+    async fn record(&self, records: &[DeliveryRecord]) -> Result<(), StoreError> {
+        let mut groups: BTreeMap<(WorkspaceId, DestinationId, u64), Vec<&DeliveryRecord>> =
+            BTreeMap::new();
+        for r in records {
+            groups
+                .entry((
+                    r.workspace_id.clone(),
+                    r.destination_id.clone(),
+                    millis_of(&r.event_id),
+                ))
+                .or_default()
+                .push(r);
+        }
+        let mut items = Vec::new();
+        for ((ws, dest, ms), mut group) in groups {
+            group.sort_by_key(|r| r.event_id);
+            let mut chunks: Vec<Vec<&DeliveryRecord>> = vec![Vec::new()];
+            let mut size = 0;
+            for r in group {
+                let len = serde_json::to_vec(r)
+                    .map_err(|e| StoreError::permanent("delivery_log", e))?
+                    .len();
+                if size + len > RAW_MAX && !chunks.last().is_some_and(Vec::is_empty) {
+                    chunks.push(Vec::new());
+                    size = 0;
+                }
+                size += len;
+                chunks.last_mut().expect("one chunk at least").push(r);
+            }
+            for chunk in chunks {
+                let mut set = Sha256::new();
+                for r in &chunk {
+                    set.update(r.event_id.0.as_bytes());
+                }
+                let set = hex::encode(&set.finalize()[..4]);
+                let first = chunk[0].event_id.0.simple();
+                let updated = chunk
+                    .iter()
+                    .map(|r| unix_millis(r.updated_at))
+                    .max()
+                    .unwrap_or(0);
+                let expires = chunk.iter().map(|r| ttl(r.expires_at)).max().unwrap_or(0);
+                let pk = outcomes_pk(&ws, ms);
+                let sk = format!("{ms:012x}#{dest}#{first}#{set}");
+                let mut outcome = key(&pk, &sk);
+                outcome.insert("data".into(), b(pack("delivery_log", &chunk)?));
+                outcome.insert("updated".into(), n(updated));
+                outcome.insert(EXPIRES_AT.into(), n(expires));
+                let mut pointer = key(
+                    pointers_pk(&ws, &dest),
+                    format!("{updated:013}#{ms:012x}#{first}#{set}"),
+                );
+                pointer.insert("ref_pk".into(), s(pk));
+                pointer.insert("ref_sk".into(), s(sk));
+                pointer.insert("updated".into(), n(updated));
+                pointer.insert(EXPIRES_AT.into(), n(expires));
+                items.push(outcome);
+                items.push(pointer);
+            }
+        }
+        batch_put(&self.client, "delivery_log", &self.table, items).await
+    }
+
+    async fn delivered(
+        &self,
+        ws: &WorkspaceId,
+        destination: &DestinationId,
+        events: &[EventId],
+        now: OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError> {
+        let wanted: HashSet<EventId> = events.iter().copied().collect();
+        let millis: HashSet<u64> = events.iter().map(millis_of).collect();
+        let reads = millis
+            .into_iter()
+            .map(|ms| self.outcomes("delivered", ws, ms, Some(destination)));
+        let pages: Vec<Result<Vec<DeliveryRecord>, StoreError>> = stream::iter(reads)
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut latest = HashMap::new();
+        for page in pages {
+            for r in page? {
+                if wanted.contains(&r.event_id) {
+                    keep_latest(&mut latest, r);
+                }
+            }
+        }
+        Ok(events
+            .iter()
+            .filter(|e| {
+                latest
+                    .get(&(destination.clone(), **e))
+                    .is_some_and(|r| r.status == DeliveryStatus::Delivered && r.expires_at > now)
+            })
+            .copied()
+            .collect())
+    }
+
+    async fn for_event(
+        &self,
+        ws: &WorkspaceId,
+        event: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let mut latest = HashMap::new();
+        for r in self
+            .outcomes("for_event", ws, millis_of(event), None)
+            .await?
+        {
+            if r.event_id == *event {
+                keep_latest(&mut latest, r);
+            }
+        }
+        let mut out: Vec<DeliveryRecord> = latest
+            .into_values()
+            .filter(|r| r.expires_at > now)
+            .collect();
+        out.sort_by(|a, b| a.destination_id.cmp(&b.destination_id));
+        Ok(out)
+    }
+
+    async fn for_destination(
+        &self,
+        ws: &WorkspaceId,
+        destination: &DestinationId,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let mut latest = HashMap::new();
+        let mut seen: HashSet<(String, String)> = HashSet::new();
+        let mut start: Option<Item> = None;
+        let newest_first = |latest: &HashMap<(DestinationId, EventId), DeliveryRecord>| {
+            let mut v: Vec<DeliveryRecord> = latest
+                .values()
+                .filter(|r| r.expires_at > now)
+                .cloned()
+                .collect();
+            v.sort_by_key(|r| std::cmp::Reverse((r.updated_at, r.event_id)));
+            v
+        };
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pointers_pk(ws, destination)))
+                .scan_index_forward(false)
+                .limit(POINTER_PAGE)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store("for_destination", e))?;
+            let pointers = page.items.unwrap_or_default();
+            let oldest_pointer = pointers.iter().filter_map(|p| get_n(p, "updated")).min();
+            let mut keys = Vec::new();
+            for p in &pointers {
+                let target = (
+                    get_s(p, "ref_pk", "for_destination")?.to_owned(),
+                    get_s(p, "ref_sk", "for_destination")?.to_owned(),
+                );
+                if seen.insert(target.clone()) {
+                    keys.push(key(target.0, target.1));
+                }
+            }
+            let items = batch_get(
+                &self.client,
+                "for_destination",
+                &self.table,
+                keys,
+                true,
+                None,
+            )
+            .await?;
+            for r in decode("for_destination", &items)? {
+                if r.destination_id == *destination {
+                    keep_latest(&mut latest, r);
+                }
+            }
+            let done = match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => {
+                    start = Some(k);
+                    false
+                }
+                _ => true,
+            };
+            // Older pointers cannot hold anything newer than what is already the limit-th.
+            let sorted = newest_first(&latest);
+            let enough = limit == 0
+                || (sorted.len() >= limit
+                    && oldest_pointer
+                        .is_some_and(|p| p < unix_millis(sorted[limit - 1].updated_at)));
+            if done || enough {
+                let mut out = sorted;
+                out.truncate(limit);
+                return Ok(out);
+            }
+        }
+    }
+
+    /// DynamoDB's TTL deletes expired items (late); reads filter them meanwhile.
+    async fn sweep(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}

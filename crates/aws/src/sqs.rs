@@ -1,0 +1,736 @@
+//! `DeliveryQueue` on SQS: one standard queue and one dead-letter queue per destination kind,
+//! with the redrive policy of `template.yaml` (SQS moves a message to the DLQ after
+//! `maxReceiveCount` receives).
+//!
+//! - The destination and workspace travel as message attributes, the `QueueBody` JSON as the
+//!   body (base64 with `body_encoding = base64` if it is not UTF-8).
+//! - SQS limits: 10 messages and 256 KiB per `SendMessageBatch`, `DelaySeconds` ≤ 900 s
+//!   (longer delays are cut to 900 s, with a warning), visibility ≤ 12 h, whole seconds
+//!   (sub-second durations round up).
+//! - A dead letter carries its `reason` and `dead_at`; messages SQS redrove have neither, and
+//!   read as "received too often" at their send time.
+//! - `dead_letter` needs the message itself, which SQS cannot return for a receipt: the queue
+//!   remembers what it received (`remember` for messages that arrived another way, such as a
+//!   Lambda event source mapping).
+//! - `dead_letters` peeks: it receives with a short visibility and makes the messages visible
+//!   again at once. `replay` receives, sends to the source queue, then deletes
+//!   (`StartMessageMoveTask` cannot filter by destination, and moto lacks it).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
+    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
+};
+use aws_sdk_sqs::Client;
+use base64::Engine as _;
+use time::OffsetDateTime;
+use tracklayer_core::clock::{from_unix_millis, unix_millis, Clock};
+use tracklayer_core::destination::{DestinationId, DestinationKind};
+use tracklayer_core::error::StoreError;
+use tracklayer_core::ports::{
+    DeadLetter, DeliveryQueue, Outgoing, QueueDepth, Receipt, Received, ReplayFilter,
+};
+use tracklayer_core::workspace::WorkspaceId;
+
+use crate::config::QueueUrls;
+use crate::error::{code, store};
+
+/// SQS limits.
+const BATCH_MAX: usize = 10;
+const BATCH_BYTES: usize = 256 * 1024;
+const MAX_DELAY_S: u64 = 900;
+const MAX_VISIBILITY_S: u64 = 12 * 60 * 60;
+/// How long `dead_letters` and `replay` hide what they look at (they release it at the end).
+const PEEK_VISIBILITY_S: i32 = 30;
+/// The most dead letters one `replay` call looks at.
+const REPLAY_MAX: usize = 10_000;
+/// Received messages remembered for `dead_letter`.
+const INFLIGHT_MAX: usize = 10_000;
+
+const WORKSPACE: &str = "workspace_id";
+const DESTINATION: &str = "destination_id";
+const REASON: &str = "reason";
+const DEAD_AT: &str = "dead_at";
+const ENCODING: &str = "body_encoding";
+const REDRIVEN: &str = "received more often than the queue's maximum receive count";
+
+/// A received message, as `dead_letter` needs it again.
+#[derive(Debug, Clone)]
+struct Inflight {
+    kind: DestinationKind,
+    workspace_id: WorkspaceId,
+    destination_id: DestinationId,
+    body: Vec<u8>,
+    at: Instant,
+}
+
+/// The delivery queues on SQS.
+pub struct SqsDeliveryQueue {
+    client: Client,
+    queues: BTreeMap<DestinationKind, QueueUrls>,
+    clock: Arc<dyn Clock>,
+    inflight: Mutex<HashMap<String, Inflight>>,
+}
+
+impl std::fmt::Debug for SqsDeliveryQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqsDeliveryQueue")
+            .field("queues", &self.queues)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whole seconds, rounded up, at most `max`.
+fn secs_ceil(d: Duration, max: u64) -> i32 {
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    s.min(max) as i32
+}
+
+fn attr(data_type: &str, value: String) -> Result<MessageAttributeValue, StoreError> {
+    MessageAttributeValue::builder()
+        .data_type(data_type)
+        .string_value(value)
+        .build()
+        .map_err(|e| StoreError::permanent("sqs attributes", e))
+}
+
+/// The body as SQS carries it (a string) and its encoding attribute.
+fn encode_body(body: &[u8]) -> (String, Option<&'static str>) {
+    match std::str::from_utf8(body) {
+        Ok(s) => (s.to_owned(), None),
+        Err(_) => (
+            base64::engine::general_purpose::STANDARD.encode(body),
+            Some("base64"),
+        ),
+    }
+}
+
+fn string_attr<'a>(m: &'a Message, name: &str) -> Option<&'a str> {
+    m.message_attributes()?.get(name)?.string_value()
+}
+
+fn system_attr(m: &Message, name: MessageSystemAttributeName) -> Option<i64> {
+    m.attributes()?.get(&name)?.parse().ok()
+}
+
+/// A message read back: its ids, its body, and when it was sent.
+struct Parsed {
+    workspace_id: WorkspaceId,
+    destination_id: DestinationId,
+    body: Vec<u8>,
+    sent_at: OffsetDateTime,
+}
+
+fn parse(m: &Message) -> Option<Parsed> {
+    let workspace_id = WorkspaceId::parse(string_attr(m, WORKSPACE)?).ok()?;
+    let destination_id = DestinationId::parse(string_attr(m, DESTINATION)?).ok()?;
+    let raw = m.body().unwrap_or_default();
+    let body = match string_attr(m, ENCODING) {
+        Some("base64") => base64::engine::general_purpose::STANDARD.decode(raw).ok()?,
+        _ => raw.as_bytes().to_vec(),
+    };
+    let sent_at = system_attr(m, MessageSystemAttributeName::SentTimestamp)
+        .map_or(OffsetDateTime::UNIX_EPOCH, from_unix_millis);
+    Some(Parsed {
+        workspace_id,
+        destination_id,
+        body,
+        sent_at,
+    })
+}
+
+/// One message to send: its attributes and its size as SQS counts it.
+struct Entry {
+    body: String,
+    attributes: HashMap<String, MessageAttributeValue>,
+    delay_s: i32,
+    size: usize,
+}
+
+fn entry(
+    workspace_id: &WorkspaceId,
+    destination_id: &DestinationId,
+    body: &[u8],
+    delay: Duration,
+    dead: Option<(&str, OffsetDateTime)>,
+) -> Result<Entry, StoreError> {
+    let (body, encoding) = encode_body(body);
+    let mut values = vec![
+        (WORKSPACE, "String", workspace_id.to_string()),
+        (DESTINATION, "String", destination_id.to_string()),
+    ];
+    if let Some(e) = encoding {
+        values.push((ENCODING, "String", e.to_owned()));
+    }
+    if let Some((reason, at)) = dead {
+        values.push((REASON, "String", reason.chars().take(1000).collect()));
+        values.push((DEAD_AT, "Number", unix_millis(at).to_string()));
+    }
+    let size = body.len()
+        + values
+            .iter()
+            .map(|(n, t, v)| n.len() + t.len() + v.len())
+            .sum::<usize>();
+    if size > BATCH_BYTES {
+        return Err(StoreError::permanent(
+            "enqueue",
+            format!("a queue message of {size} bytes is over the SQS limit of 256 KiB"),
+        ));
+    }
+    let requested = delay.as_secs();
+    if requested > MAX_DELAY_S {
+        tracing::warn!(
+            requested_s = requested,
+            "SQS delays a message at most 900 s: it becomes visible after 900 s"
+        );
+    }
+    let attributes = values
+        .into_iter()
+        .map(|(n, t, v)| Ok((n.to_owned(), attr(t, v)?)))
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Entry {
+        body,
+        attributes,
+        delay_s: secs_ceil(delay, MAX_DELAY_S),
+        size,
+    })
+}
+
+impl SqsDeliveryQueue {
+    /// `clock` stamps `dead_at` on dead letters.
+    pub fn new(
+        client: Client,
+        queues: BTreeMap<DestinationKind, QueueUrls>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            client,
+            queues,
+            clock,
+            inflight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn urls(&self, kind: DestinationKind) -> Result<&QueueUrls, StoreError> {
+        self.queues.get(&kind).ok_or_else(|| {
+            StoreError::permanent("queue", format!("no queue configured for {kind}"))
+        })
+    }
+
+    /// Makes a message received by other means (a Lambda event source mapping) known, so
+    /// that `dead_letter` can move it.
+    pub fn remember(&self, kind: DestinationKind, received: &Received) {
+        self.remember_inflight(
+            received.receipt.0.clone(),
+            Inflight {
+                kind,
+                workspace_id: received.workspace_id.clone(),
+                destination_id: received.destination_id.clone(),
+                body: received.body.clone(),
+                at: Instant::now(),
+            },
+        );
+    }
+
+    fn remember_inflight(&self, receipt: String, m: Inflight) {
+        let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= INFLIGHT_MAX {
+            let horizon = Duration::from_secs(MAX_VISIBILITY_S);
+            map.retain(|_, v| v.at.elapsed() < horizon);
+            if map.len() >= INFLIGHT_MAX {
+                let mut ages: Vec<Instant> = map.values().map(|v| v.at).collect();
+                ages.sort_unstable();
+                let cut = ages[ages.len() / 2];
+                map.retain(|_, v| v.at > cut);
+            }
+        }
+        map.insert(receipt, m);
+    }
+
+    fn forget_inflight(&self, receipt: &Receipt) -> Option<Inflight> {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&receipt.0)
+    }
+
+    /// Sends entries in batches of at most 10 messages and 256 KiB, retrying entries that
+    /// failed on SQS's side.
+    async fn send(&self, url: &str, entries: Vec<Entry>) -> Result<(), StoreError> {
+        let mut batches: Vec<Vec<Entry>> = Vec::new();
+        let mut size = 0;
+        for e in entries {
+            let full = batches
+                .last()
+                .is_none_or(|b| b.len() == BATCH_MAX || size + e.size > BATCH_BYTES);
+            if full {
+                batches.push(Vec::new());
+                size = 0;
+            }
+            size += e.size;
+            batches.last_mut().expect("a batch").push(e);
+        }
+        for batch in batches {
+            let mut pending: Vec<SendMessageBatchRequestEntry> = batch
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(e.body)
+                        .delay_seconds(e.delay_s)
+                        .set_message_attributes(Some(e.attributes))
+                        .build()
+                        .map_err(|err| StoreError::permanent("enqueue", err))
+                })
+                .collect::<Result<_, _>>()?;
+            for round in 0..4u32 {
+                let out = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(url)
+                    .set_entries(Some(pending.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| store("enqueue", e))?;
+                let failed = out.failed();
+                if failed.is_empty() {
+                    break;
+                }
+                if let Some(f) = failed.iter().find(|f| f.sender_fault()) {
+                    return Err(StoreError::permanent(
+                        "enqueue",
+                        format!("SQS refused a message: {}", f.code()),
+                    ));
+                }
+                if round == 3 {
+                    return Err(StoreError::transient(
+                        "enqueue",
+                        format!("{} messages not accepted by SQS", failed.len()),
+                    ));
+                }
+                let retry: Vec<&str> = failed.iter().map(|f| f.id()).collect();
+                pending.retain(|e| retry.contains(&e.id()));
+                tokio::time::sleep(crate::dynamo::backoff(round)).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn receive_from(
+        &self,
+        url: &str,
+        max: usize,
+        visibility_s: i32,
+        wait_s: i32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(max.clamp(1, BATCH_MAX) as i32)
+            .visibility_timeout(visibility_s)
+            .wait_time_seconds(wait_s)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(|e| store("receive", e))?;
+        Ok(out.messages.unwrap_or_default())
+    }
+
+    /// Receives from a dead-letter queue with the peek visibility. The last, empty receive
+    /// long-polls for a second: a short poll of SQS may miss messages that are there.
+    async fn peek(&self, url: &str, max: usize) -> Result<Vec<Message>, StoreError> {
+        let got = self.receive_from(url, max, PEEK_VISIBILITY_S, 0).await?;
+        if !got.is_empty() {
+            return Ok(got);
+        }
+        self.receive_from(url, max, PEEK_VISIBILITY_S, 1).await
+    }
+
+    /// Makes messages visible again at once.
+    async fn release(&self, url: &str, handles: Vec<String>) -> Result<(), StoreError> {
+        for chunk in handles.chunks(BATCH_MAX) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(h)
+                        .visibility_timeout(0)
+                        .build()
+                        .map_err(|e| StoreError::permanent("release", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.client
+                .change_message_visibility_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| store("release", e))?;
+        }
+        Ok(())
+    }
+
+    async fn delete_batch(&self, url: &str, handles: Vec<String>) -> Result<(), StoreError> {
+        for chunk in handles.chunks(BATCH_MAX) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(h)
+                        .build()
+                        .map_err(|e| StoreError::permanent("replay", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.client
+                .delete_message_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| store("replay", e))?;
+        }
+        Ok(())
+    }
+
+    async fn count(&self, url: &str) -> Result<(u64, u64), StoreError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| store("depth", e))?;
+        let get = |name: QueueAttributeName| -> u64 {
+            out.attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((
+            get(QueueAttributeName::ApproximateNumberOfMessages),
+            get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                + get(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+        ))
+    }
+}
+
+/// Receipt errors: the message is gone, or the receipt is stale or malformed.
+fn receipt_error<E>(
+    context: &'static str,
+    err: aws_sdk_sqs::error::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> StoreError
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match code(&err) {
+        Some(
+            "ReceiptHandleIsInvalid"
+            | "MessageNotInflight"
+            | "AWS.SimpleQueueService.MessageNotInflight",
+        ) => StoreError::NotFound("receipt"),
+        _ => store(context, err),
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for SqsDeliveryQueue {
+    async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError> {
+        let mut by_kind: BTreeMap<DestinationKind, Vec<Entry>> = BTreeMap::new();
+        for m in messages {
+            by_kind.entry(m.kind).or_default().push(entry(
+                &m.workspace_id,
+                &m.destination_id,
+                &m.body,
+                m.delay,
+                None,
+            )?);
+        }
+        for (kind, entries) in by_kind {
+            let url = self.urls(kind)?.queue.clone();
+            self.send(&url, entries).await?;
+        }
+        Ok(())
+    }
+
+    async fn enqueue_dead(&self, messages: &[Outgoing], reason: &str) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut by_kind: BTreeMap<DestinationKind, Vec<Entry>> = BTreeMap::new();
+        for m in messages {
+            by_kind.entry(m.kind).or_default().push(entry(
+                &m.workspace_id,
+                &m.destination_id,
+                &m.body,
+                Duration::ZERO,
+                Some((reason, now)),
+            )?);
+        }
+        for (kind, entries) in by_kind {
+            let url = self.urls(kind)?.dlq.clone();
+            self.send(&url, entries).await?;
+        }
+        Ok(())
+    }
+
+    async fn receive(
+        &self,
+        kind: DestinationKind,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Received>, StoreError> {
+        let url = self.urls(kind)?.queue.clone();
+        let visibility_s = secs_ceil(visibility, MAX_VISIBILITY_S);
+        let mut out = Vec::new();
+        while out.len() < max {
+            let want = (max - out.len()).min(BATCH_MAX);
+            let got = self.receive_from(&url, want, visibility_s, 0).await?;
+            let n = got.len();
+            for m in got {
+                let (Some(handle), Some(p)) = (m.receipt_handle(), parse(&m)) else {
+                    // SQS redrives it to the dead-letter queue after its maximum receives.
+                    tracing::warn!(queue = kind.as_str(), "a queue message without valid ids");
+                    continue;
+                };
+                let receive_count =
+                    system_attr(&m, MessageSystemAttributeName::ApproximateReceiveCount)
+                        .map_or(1, |c| u32::try_from(c).unwrap_or(u32::MAX));
+                self.remember_inflight(
+                    handle.to_owned(),
+                    Inflight {
+                        kind,
+                        workspace_id: p.workspace_id.clone(),
+                        destination_id: p.destination_id.clone(),
+                        body: p.body.clone(),
+                        at: Instant::now(),
+                    },
+                );
+                out.push(Received {
+                    receipt: Receipt(handle.to_owned()),
+                    destination_id: p.destination_id,
+                    workspace_id: p.workspace_id,
+                    body: p.body,
+                    receive_count,
+                    enqueued_at: p.sent_at,
+                });
+            }
+            if n < want {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack(&self, kind: DestinationKind, receipt: &Receipt) -> Result<(), StoreError> {
+        let url = &self.urls(kind)?.queue;
+        self.client
+            .delete_message()
+            .queue_url(url)
+            .receipt_handle(&receipt.0)
+            .send()
+            .await
+            .map_err(|e| receipt_error("ack", e))?;
+        self.forget_inflight(receipt);
+        Ok(())
+    }
+
+    async fn retry_later(
+        &self,
+        kind: DestinationKind,
+        receipt: &Receipt,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
+        let url = &self.urls(kind)?.queue;
+        self.client
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(&receipt.0)
+            .visibility_timeout(secs_ceil(delay, MAX_VISIBILITY_S))
+            .send()
+            .await
+            .map_err(|e| receipt_error("retry_later", e))?;
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        kind: DestinationKind,
+        receipt: &Receipt,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let urls = self.urls(kind)?.clone();
+        let m = {
+            let map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            map.get(&receipt.0).cloned()
+        }
+        .filter(|m| m.kind == kind)
+        .ok_or(StoreError::NotFound("receipt"))?;
+        let dead = entry(
+            &m.workspace_id,
+            &m.destination_id,
+            &m.body,
+            Duration::ZERO,
+            Some((reason, self.clock.now())),
+        )?;
+        // Send first: a failure between the two calls leaves a copy in both queues (at least
+        // once), never in neither.
+        self.send(&urls.dlq, vec![dead]).await?;
+        self.ack(kind, receipt).await
+    }
+
+    async fn dead_letters(
+        &self,
+        kind: DestinationKind,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let url = self.urls(kind)?.dlq.clone();
+        let mut out = Vec::new();
+        let mut handles = Vec::new();
+        while out.len() < limit {
+            let got = self.peek(&url, limit - out.len()).await?;
+            if got.is_empty() {
+                break;
+            }
+            for m in got {
+                if let Some(h) = m.receipt_handle() {
+                    handles.push(h.to_owned());
+                }
+                let Some(p) = parse(&m) else { continue };
+                out.push(DeadLetter {
+                    destination_id: p.destination_id,
+                    workspace_id: p.workspace_id,
+                    body: p.body,
+                    reason: string_attr(&m, REASON).unwrap_or(REDRIVEN).to_owned(),
+                    dead_at: string_attr(&m, DEAD_AT)
+                        .and_then(|v| v.parse().ok())
+                        .map_or(p.sent_at, from_unix_millis),
+                });
+            }
+        }
+        self.release(&url, handles).await?;
+        out.sort_by_key(|d| d.dead_at);
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn replay(
+        &self,
+        kind: DestinationKind,
+        filter: &ReplayFilter,
+    ) -> Result<u64, StoreError> {
+        let urls = self.urls(kind)?.clone();
+        let mut moved = 0u64;
+        let mut seen = 0usize;
+        let mut skipped = Vec::new();
+        while seen < REPLAY_MAX {
+            let got = self.peek(&urls.dlq, BATCH_MAX).await?;
+            if got.is_empty() {
+                break;
+            }
+            seen += got.len();
+            let mut send = Vec::new();
+            let mut sent_handles = Vec::new();
+            for m in got {
+                let Some(h) = m.receipt_handle().map(str::to_owned) else {
+                    continue;
+                };
+                let matching = parse(&m).filter(|p| {
+                    let dead_at = string_attr(&m, DEAD_AT)
+                        .and_then(|v| v.parse().ok())
+                        .map_or(p.sent_at, from_unix_millis);
+                    filter
+                        .destination_id
+                        .as_ref()
+                        .is_none_or(|d| *d == p.destination_id)
+                        && filter.since.is_none_or(|s| dead_at >= s)
+                        && filter.until.is_none_or(|u| dead_at <= u)
+                });
+                match matching {
+                    Some(p) => {
+                        send.push(entry(
+                            &p.workspace_id,
+                            &p.destination_id,
+                            &p.body,
+                            Duration::ZERO,
+                            None,
+                        )?);
+                        sent_handles.push(h);
+                    }
+                    None => skipped.push(h),
+                }
+            }
+            if !send.is_empty() {
+                let n = send.len() as u64;
+                self.send(&urls.queue, send).await?;
+                self.delete_batch(&urls.dlq, sent_handles).await?;
+                moved += n;
+            }
+        }
+        self.release(&urls.dlq, skipped).await?;
+        Ok(moved)
+    }
+
+    async fn depth(&self, kind: DestinationKind) -> Result<QueueDepth, StoreError> {
+        let urls = self.urls(kind)?.clone();
+        let ((visible, in_flight), (dead_visible, dead_hidden)) =
+            futures_util::future::try_join(self.count(&urls.queue), self.count(&urls.dlq)).await?;
+        Ok(QueueDepth {
+            visible,
+            in_flight,
+            dead: dead_visible + dead_hidden,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_up_to_whole_seconds_within_the_sqs_limit() {
+        assert_eq!(secs_ceil(Duration::from_millis(1500), 900), 2);
+        assert_eq!(secs_ceil(Duration::from_secs(2), 900), 2);
+        assert_eq!(secs_ceil(Duration::ZERO, 900), 0);
+        assert_eq!(secs_ceil(Duration::from_secs(3600), MAX_DELAY_S), 900);
+        assert_eq!(
+            secs_ceil(Duration::from_secs(86_400), MAX_VISIBILITY_S),
+            43_200
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_travels_as_base64() {
+        assert_eq!(encode_body(b"{\"v\":1}"), ("{\"v\":1}".to_owned(), None));
+        let (s, enc) = encode_body(&[0xff, 0x00]);
+        assert_eq!(enc, Some("base64"));
+        assert_eq!(s, "/wA=");
+    }
+
+    #[test]
+    fn refuses_a_message_over_256_kib() {
+        let ws = WorkspaceId::new(tracklayer_core::workspace::Region::Us, "a");
+        let d = DestinationId::new("d");
+        let err = entry(&ws, &d, &vec![b'x'; 256 * 1024], Duration::ZERO, None)
+            .err()
+            .expect("too big");
+        assert!(matches!(err, StoreError::Permanent { .. }), "{err:?}");
+        assert!(entry(&ws, &d, &vec![b'x'; 200 * 1024], Duration::ZERO, None).is_ok());
+    }
+}

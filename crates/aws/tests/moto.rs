@@ -1,0 +1,637 @@
+//! The AWS adapters against moto server: every port contract suite, plus what only the AWS
+//! adapters have (subject dedup, packs, queue depth, truly concurrent audit appends).
+//!
+//! One moto server per test binary, started on a free loopback port from the repository's
+//! `.venv` (made by `make test`), and stopped when the binary exits. Every test gets fresh,
+//! uniquely named tables and queues.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::Credentials;
+use time::OffsetDateTime;
+use tracklayer_aws::provision::{self, Options};
+use tracklayer_aws::{
+    AwsClients, DynamoAuditLog, DynamoControlStore, DynamoDeliveryLog, DynamoEventStore,
+    KmsKeyring, QueueUrls, SesMailer, SqsDeliveryQueue, TableNames,
+};
+use tracklayer_core::clock::SystemClock;
+use tracklayer_core::destination::{DestinationId, DestinationKind};
+use tracklayer_core::event::EventId;
+use tracklayer_core::ports::{
+    AuditLog, DeliveryLog, DeliveryQueue, DeliveryStatus, EventStore, Keyring, Outgoing,
+};
+use tracklayer_core::testkit::{self, unique, QueueHarness, T0};
+use tracklayer_core::workspace::{KeyRef, Region, WorkspaceId};
+
+// ---------------------------------------------------------------------------------------------
+// moto
+
+/// Stops moto when the test binary ends: moto runs under a small Python watchdog that
+/// terminates it as soon as its stdin closes, which the kernel does when this process exits
+/// (a `static` is never dropped). Dropping the guard stops it as well.
+struct Moto {
+    endpoint: String,
+    child: Mutex<Child>,
+    _stdin: ChildStdin,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+const WATCHDOG: &str = r#"
+import subprocess, sys
+server = subprocess.Popen(sys.argv[1:])
+try:
+    sys.stdin.read()
+finally:
+    server.terminate()
+    try:
+        server.wait(5)
+    except Exception:
+        server.kill()
+"#;
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+
+fn venv() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv")
+}
+
+fn start_moto() -> Moto {
+    let venv = venv();
+    let server = venv.join("bin/moto_server");
+    let python = venv.join("bin/python");
+    assert!(
+        server.exists() && python.exists(),
+        "moto server not found at {}: run `make test` (it creates .venv with moto[server])",
+        server.display()
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port();
+    let log = std::env::temp_dir().join(format!("tracklayer-moto-{port}.log"));
+    let mut child = Command::new(&python)
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg(&server)
+        .args(["-p", &port.to_string(), "-H", "127.0.0.1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("moto log file"))
+        .spawn()
+        .expect("start moto server");
+    let stdin = child.stdin.take().expect("watchdog stdin");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if answers(port) {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("moto server exited ({status}); see {}", log.display());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "moto server did not answer on port {port} within 60 s; see {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        child: Mutex::new(child),
+        _stdin: stdin,
+    }
+}
+
+fn answers(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = [0u8; 12];
+    s.write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_ok()
+        && s.read(&mut buf)
+            .is_ok_and(|n| buf[..n].starts_with(b"HTTP/"))
+}
+
+fn endpoint() -> &'static str {
+    &MOTO.get_or_init(start_moto).endpoint
+}
+
+/// Real SDK clients for moto: static credentials, explicit region, moto's endpoint. Built
+/// per test, since each test has its own Tokio runtime.
+async fn clients_in(region: &str) -> AwsClients {
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .endpoint_url(endpoint())
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .http_client(tracklayer_aws::https_client())
+        .load()
+        .await;
+    AwsClients::from_sdk_config(&sdk)
+}
+
+async fn clients() -> AwsClients {
+    clients_in("eu-central-1").await
+}
+
+fn options() -> Options {
+    Options {
+        sse_kms_key: None,
+        deletion_protection: false,
+        max_receive_count: MAX_RECEIVES,
+    }
+}
+
+const MAX_RECEIVES: u32 = 3;
+
+#[derive(Clone, Copy)]
+enum Table {
+    Control,
+    Events,
+    DeliveryLog,
+    Audit,
+}
+
+/// A fresh table, created as the template defines it.
+async fn fresh_table(c: &AwsClients, which: Table) -> String {
+    let name = format!("t-{}", unique());
+    let names = TableNames {
+        control: name.clone(),
+        events: name.clone(),
+        delivery_log: name.clone(),
+        audit: name.clone(),
+    };
+    let spec = &provision::table_specs(&names)[which as usize];
+    provision::create_table(&c.dynamodb, spec, &options())
+        .await
+        .expect("create a table on moto");
+    name
+}
+
+async fn control_store() -> DynamoControlStore {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Control).await;
+    DynamoControlStore::new(c.dynamodb, table)
+}
+
+async fn event_store() -> DynamoEventStore {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Events).await;
+    DynamoEventStore::new(c.dynamodb, table)
+}
+
+async fn delivery_log() -> DynamoDeliveryLog {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::DeliveryLog).await;
+    DynamoDeliveryLog::new(c.dynamodb, table)
+}
+
+async fn audit_log() -> DynamoAuditLog {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Audit).await;
+    DynamoAuditLog::new(c.dynamodb, table)
+}
+
+struct SqsHarness {
+    queue: SqsDeliveryQueue,
+    urls: BTreeMap<DestinationKind, QueueUrls>,
+}
+
+impl SqsHarness {
+    fn queue_urls(&self) -> BTreeMap<DestinationKind, QueueUrls> {
+        self.urls.clone()
+    }
+}
+
+#[async_trait]
+impl QueueHarness for SqsHarness {
+    fn queue(&self) -> &dyn DeliveryQueue {
+        &self.queue
+    }
+    /// SQS keeps real time: let it pass.
+    async fn advance(&self, by: Duration) {
+        tokio::time::sleep(by).await;
+    }
+    fn max_receive_count(&self) -> u32 {
+        MAX_RECEIVES
+    }
+}
+
+async fn sqs_queue() -> SqsHarness {
+    let c = clients().await;
+    let queues = provision::create_queues(&c.sqs, &format!("q-{}", unique()), &options())
+        .await
+        .expect("create queues on moto");
+    SqsHarness {
+        queue: SqsDeliveryQueue::new(c.sqs, queues.clone(), Arc::new(SystemClock)),
+        urls: queues,
+    }
+}
+
+async fn kms_keyring() -> KmsKeyring {
+    let c = clients().await;
+    let key = c
+        .kms
+        .create_key()
+        .description("TrackLayer platform key (test)")
+        .send()
+        .await
+        .expect("create a KMS key on moto")
+        .key_metadata
+        .expect("key metadata")
+        .arn
+        .expect("key ARN");
+    KmsKeyring::new(c.kms, key, Duration::from_secs(300))
+}
+
+const SENDER: &str = "noreply@tracklayer.example";
+
+async fn ses_mailer() -> SesMailer {
+    let c = clients().await;
+    c.ses
+        .create_email_identity()
+        .email_identity(SENDER)
+        .send()
+        .await
+        .expect("verify the sender on moto");
+    SesMailer::new(c.ses, SENDER)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contract suites
+
+mod control_store {
+    use super::*;
+    tracklayer_core::control_store_contract!(control_store());
+}
+
+mod users {
+    use super::*;
+    tracklayer_core::users_contract!(control_store());
+}
+
+mod audit_log {
+    use super::*;
+    tracklayer_core::audit_log_contract!(audit_log());
+}
+
+mod event_store {
+    use super::*;
+    tracklayer_core::event_store_contract!(event_store());
+}
+
+mod delivery_queue {
+    use super::*;
+    tracklayer_core::delivery_queue_contract!(sqs_queue());
+}
+
+mod delivery_log {
+    use super::*;
+    tracklayer_core::delivery_log_contract!(delivery_log());
+}
+
+mod keyring {
+    use super::*;
+    tracklayer_core::keyring_contract!(kms_keyring());
+}
+
+mod mailer {
+    use super::*;
+    tracklayer_core::mailer_contract!(ses_mailer());
+}
+
+// ---------------------------------------------------------------------------------------------
+// What only the AWS adapters have
+
+fn ws() -> WorkspaceId {
+    WorkspaceId::new(Region::Eu, &unique())
+}
+
+#[tokio::test]
+async fn a_subjects_repeated_message_id_is_a_duplicate_within_24_hours_and_fresh_after() {
+    let s = event_store().await;
+    let ws = ws();
+    let first = testkit::new_event(&ws, "m-1", &["anon-a", "email-a"], T0);
+    assert_eq!(s.record(&[first], T0).await.unwrap(), vec![true]);
+    let later = T0 + time::Duration::hours(23);
+    let again = testkit::new_event(&ws, "m-1", &["anon-a", "email-a"], later);
+    let other = testkit::new_event(&ws, "m-2", &["anon-a", "email-a"], later);
+    assert_eq!(
+        s.record(&[again.clone(), other], later).await.unwrap(),
+        vec![false, true]
+    );
+    assert!(s
+        .event(&ws, &again.event.event_id, later)
+        .await
+        .unwrap()
+        .is_none());
+    let next_day = T0 + time::Duration::hours(25);
+    let after = testkit::new_event(&ws, "m-1", &["anon-a", "email-a"], next_day);
+    assert_eq!(s.record(&[after], next_day).await.unwrap(), vec![true]);
+}
+
+#[tokio::test]
+async fn the_dedup_window_spans_midnight() {
+    let s = event_store().await;
+    let ws = ws();
+    let late = time::macros::datetime!(2026-03-01 23:30:00 UTC);
+    let next_morning = late + time::Duration::hours(10);
+    s.record(
+        &[testkit::new_event(&ws, "m-night", &["anon-n"], late)],
+        late,
+    )
+    .await
+    .unwrap();
+    let again = testkit::new_event(&ws, "m-night", &["anon-n"], next_morning);
+    assert_eq!(s.record(&[again], next_morning).await.unwrap(), vec![false]);
+}
+
+#[tokio::test]
+async fn a_duplicate_does_not_extend_its_message_ids_window() {
+    let s = event_store().await;
+    let ws = ws();
+    s.record(&[testkit::new_event(&ws, "m-x", &["anon-x"], T0)], T0)
+        .await
+        .unwrap();
+    let t12 = T0 + time::Duration::hours(12);
+    assert_eq!(
+        s.record(&[testkit::new_event(&ws, "m-x", &["anon-x"], t12)], t12)
+            .await
+            .unwrap(),
+        vec![false]
+    );
+    let t30 = T0 + time::Duration::hours(30);
+    assert_eq!(
+        s.record(&[testkit::new_event(&ws, "m-x", &["anon-x"], t30)], t30)
+            .await
+            .unwrap(),
+        vec![true],
+        "the window counts from the first acceptance, not from the duplicate"
+    );
+}
+
+#[tokio::test]
+async fn forgetting_a_subjects_events_lets_the_retry_through() {
+    let s = event_store().await;
+    let ws = ws();
+    let e = testkit::new_event(&ws, "m-f", &["anon-f", "phone-f"], T0);
+    s.record(std::slice::from_ref(&e), T0).await.unwrap();
+    s.forget(&ws, &[(e.event.event_id, e.event.message_id.clone())])
+        .await
+        .unwrap();
+    assert!(s
+        .events_by_subject(&ws, "phone-f", None, 10, T0)
+        .await
+        .unwrap()
+        .is_empty());
+    let retry = testkit::new_event(&ws, "m-f", &["anon-f", "phone-f"], T0);
+    assert_eq!(s.record(&[retry], T0).await.unwrap(), vec![true]);
+}
+
+/// UUIDv7 ids of one millisecond, as ingest makes them for one request.
+fn same_millisecond_ids(n: usize) -> Vec<EventId> {
+    let ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64;
+    let mut ids: Vec<EventId> = (0..n)
+        .map(|_| {
+            let random: [u8; 10] = rand::random();
+            EventId(uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid())
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn one_request_is_one_event_pack_and_one_operational_pack() {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Events).await;
+    let s = DynamoEventStore::new(c.dynamodb.clone(), table.clone());
+    let ws = ws();
+    let ids = same_millisecond_ids(100);
+    let events: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let mut e = testkit::new_event(&ws, &format!("m-{i}"), &["device-1"], T0);
+            e.event.event_id = *id;
+            if let Some(op) = e.operational.as_mut() {
+                op.event_id = *id;
+            }
+            e
+        })
+        .collect();
+    assert_eq!(s.record(&events, T0).await.unwrap(), vec![true; 100]);
+    let items = c
+        .dynamodb
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let kinds: Vec<String> = items
+        .iter()
+        .map(|i| i["sk"].as_s().unwrap().chars().next().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "P").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "O").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "S").count(), 1, "{kinds:?}");
+    assert_eq!(items.len(), 3);
+    for id in [ids[0], ids[57], ids[99]] {
+        assert_eq!(s.event(&ws, &id, T0).await.unwrap().unwrap().event_id, id);
+        assert!(s.operational(&ws, &id, T0).await.unwrap().is_some());
+    }
+    // Forgetting part of the request rewrites the pack; the rest stays readable.
+    let gone = &events[10];
+    s.forget(&ws, &[(gone.event.event_id, gone.event.message_id.clone())])
+        .await
+        .unwrap();
+    assert!(s.event(&ws, &ids[10], T0).await.unwrap().is_none());
+    assert!(s.operational(&ws, &ids[10], T0).await.unwrap().is_none());
+    assert!(s.event(&ws, &ids[11], T0).await.unwrap().is_some());
+    assert_eq!(
+        s.events_by_subject(&ws, "device-1", None, 1000, T0)
+            .await
+            .unwrap()
+            .len(),
+        99
+    );
+}
+
+#[tokio::test]
+async fn a_retried_part_of_a_message_supersedes_its_earlier_outcome() {
+    let l = delivery_log().await;
+    let ws = ws();
+    let d = DestinationId::new(&unique());
+    let ids = same_millisecond_ids(3);
+    let first: Vec<_> = ids
+        .iter()
+        .map(|e| testkit::delivery_record(&ws, &d, *e, DeliveryStatus::Retrying, T0))
+        .collect();
+    l.record(&first).await.unwrap();
+    // The retry carries only two of the three items.
+    let later = T0 + time::Duration::minutes(5);
+    let retry: Vec<_> = ids[..2]
+        .iter()
+        .map(|e| {
+            let mut r = testkit::delivery_record(&ws, &d, *e, DeliveryStatus::Delivered, later);
+            r.attempts = 2;
+            r
+        })
+        .collect();
+    l.record(&retry).await.unwrap();
+    assert_eq!(l.delivered(&ws, &d, &ids, later).await.unwrap(), ids[..2]);
+    let third = l.for_event(&ws, &ids[2], later).await.unwrap();
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].status, DeliveryStatus::Retrying);
+    let recent = l.for_destination(&ws, &d, 10, later).await.unwrap();
+    assert_eq!(recent.len(), 3);
+    assert_eq!(recent[0].status, DeliveryStatus::Delivered);
+    assert_eq!(recent[2].status, DeliveryStatus::Retrying);
+}
+
+#[tokio::test]
+async fn concurrent_appends_from_many_tasks_keep_the_chain_gapless() {
+    let l = Arc::new(audit_log().await);
+    let ws = ws();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let (l, ws) = (l.clone(), ws.clone());
+        tasks.spawn(async move {
+            l.append(
+                tracklayer_core::audit::NewAuditEntry {
+                    workspace_id: ws,
+                    actor: format!("svc:{i}"),
+                    action: "api_key.create".into(),
+                    target: "key".into(),
+                    summary: serde_json::json!({}),
+                },
+                T0,
+            )
+            .await
+            .unwrap()
+            .seq
+        });
+    }
+    let mut seqs = tasks.join_all().await;
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=12).collect::<Vec<_>>());
+    let all = l
+        .list(
+            &ws,
+            &tracklayer_core::audit::AuditFilter {
+                limit: 100,
+                ..Default::default()
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let mut v = tracklayer_core::audit::Verifier::default();
+    all.iter().for_each(|e| v.feed(e));
+    assert!(v.finish().valid);
+}
+
+#[tokio::test]
+async fn depth_counts_visible_in_flight_and_dead_messages() {
+    let h = sqs_queue().await;
+    let q = h.queue();
+    let (ws, d) = (ws(), DestinationId::new(&unique()));
+    let m = |body: &str| Outgoing {
+        kind: DestinationKind::Ga4,
+        destination_id: d.clone(),
+        workspace_id: ws.clone(),
+        body: body.as_bytes().to_vec(),
+        delay: Duration::ZERO,
+    };
+    q.enqueue(&[m("a"), m("b"), m("c")]).await.unwrap();
+    q.enqueue_dead(&[m("d")], "HTTP 400").await.unwrap();
+    let got = q
+        .receive(DestinationKind::Ga4, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    let depth = q.depth(DestinationKind::Ga4).await.unwrap();
+    assert_eq!((depth.visible, depth.in_flight, depth.dead), (2, 1, 1));
+}
+
+#[tokio::test]
+async fn a_message_received_elsewhere_can_be_dead_lettered_once_remembered() {
+    let h = sqs_queue().await;
+    let (ws, d) = (ws(), DestinationId::new(&unique()));
+    h.queue
+        .enqueue(&[Outgoing {
+            kind: DestinationKind::Webhook,
+            destination_id: d.clone(),
+            workspace_id: ws.clone(),
+            body: b"from-lambda".to_vec(),
+            delay: Duration::ZERO,
+        }])
+        .await
+        .unwrap();
+    // A second queue handle (another process) receives; this one only learns the message.
+    let c = clients().await;
+    let other = SqsDeliveryQueue::new(c.sqs, h.queue_urls(), Arc::new(SystemClock));
+    let got = other
+        .receive(DestinationKind::Webhook, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let err = h
+        .queue
+        .dead_letter(DestinationKind::Webhook, &got[0].receipt, "refused")
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        tracklayer_core::error::StoreError::NotFound(_)
+    ));
+    h.queue.remember(DestinationKind::Webhook, &got[0]);
+    h.queue
+        .dead_letter(DestinationKind::Webhook, &got[0].receipt, "refused")
+        .await
+        .unwrap();
+    let dead = h
+        .queue
+        .dead_letters(DestinationKind::Webhook, 10)
+        .await
+        .unwrap();
+    assert!(dead
+        .iter()
+        .any(|m| m.destination_id == d && m.reason == "refused" && m.body == b"from-lambda"));
+}
+
+#[tokio::test]
+async fn a_customer_key_that_does_not_exist_fails_closed_when_unwrapping() {
+    let k = kms_keyring().await;
+    let ws = ws();
+    let (_, wrapped) = k.generate_data_key(&ws, &KeyRef::Platform).await.unwrap();
+    let missing = KeyRef::Customer {
+        key_arn: "arn:aws:kms:eu-central-1:111122223333:key/11111111-2222-3333-4444-555555555555"
+            .into(),
+    };
+    let err = k
+        .unwrap_data_key(&ws, &missing, &wrapped)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, tracklayer_core::error::KeyError::Unavailable(_)),
+        "{err:?}"
+    );
+}
