@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::operation::decrypt::DecryptError;
+use aws_sdk_kms::operation::encrypt::EncryptError;
 use aws_sdk_kms::operation::generate_data_key::GenerateDataKeyError;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
@@ -97,6 +98,21 @@ impl KmsException for DecryptError {
             Self::InvalidKeyUsageException(_) => "InvalidKeyUsageException",
             Self::InvalidCiphertextException(_) => "InvalidCiphertextException",
             Self::IncorrectKeyException(_) => "IncorrectKeyException",
+            Self::KmsInternalException(_) => "KMSInternalException",
+            Self::DependencyTimeoutException(_) => "DependencyTimeoutException",
+            _ => return None,
+        })
+    }
+}
+
+impl KmsException for EncryptError {
+    fn exception(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::NotFoundException(_) => "NotFoundException",
+            Self::DisabledException(_) => "DisabledException",
+            Self::KmsInvalidStateException(_) => "KMSInvalidStateException",
+            Self::KeyUnavailableException(_) => "KeyUnavailableException",
+            Self::InvalidKeyUsageException(_) => "InvalidKeyUsageException",
             Self::KmsInternalException(_) => "KMSInternalException",
             Self::DependencyTimeoutException(_) => "DependencyTimeoutException",
             _ => return None,
@@ -239,6 +255,28 @@ impl Keyring for KmsKeyring {
         let data_key = DataKey::try_from_slice(plain.as_ref())?;
         self.remember(cache_key, data_key.clone());
         Ok(data_key)
+    }
+
+    async fn wrap_data_key(
+        &self,
+        ws: &WorkspaceId,
+        key: &KeyRef,
+        plain: &DataKey,
+    ) -> Result<WrappedKey, KeyError> {
+        let key_id = self.key_id(key);
+        let out = self
+            .client
+            .encrypt()
+            .key_id(key_id)
+            .plaintext(Blob::new(plain.expose().to_vec()))
+            .encryption_context(CONTEXT_KEY, ws.as_str())
+            .send()
+            .await
+            .map_err(|e| key_error(key_id, e))?;
+        let wrapped = out
+            .ciphertext_blob
+            .ok_or(KeyError::Invalid("KMS returned no wrapped data key"))?;
+        Ok(WrappedKey(wrapped.into_inner()))
     }
 }
 

@@ -316,6 +316,17 @@ mod mailer {
     tracklayer_core::mailer_contract!(ses_mailer());
 }
 
+mod retention {
+    use super::*;
+    tracklayer_core::retention_contract!(async {
+        testkit::retention::Stores {
+            events: Arc::new(event_store().await),
+            delivery_log: Arc::new(delivery_log().await),
+            audit: Arc::new(audit_log().await),
+        }
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // What only the AWS adapters have
 
@@ -633,5 +644,205 @@ async fn a_customer_key_that_does_not_exist_fails_closed_when_unwrapping() {
     assert!(
         matches!(err, tracklayer_core::error::KeyError::Unavailable(_)),
         "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// BYOK
+
+async fn customer_key(c: &AwsClients) -> String {
+    c.kms
+        .create_key()
+        .description("a customer's own key (test)")
+        .send()
+        .await
+        .expect("create a KMS key on moto")
+        .key_metadata
+        .expect("key metadata")
+        .arn
+        .expect("key ARN")
+}
+
+#[tokio::test]
+async fn a_data_key_rewrapped_under_a_customer_key_opens_only_with_that_key() {
+    let c = clients().await;
+    let platform = customer_key(&c).await;
+    let customer = KeyRef::Customer {
+        key_arn: customer_key(&c).await,
+    };
+    let k = KmsKeyring::new(c.kms.clone(), platform, Duration::ZERO);
+    let ws = ws();
+    let (plain, _) = k.generate_data_key(&ws, &KeyRef::Platform).await.unwrap();
+    let wrapped = k.wrap_data_key(&ws, &customer, &plain).await.unwrap();
+    let back = k.unwrap_data_key(&ws, &customer, &wrapped).await.unwrap();
+    assert_eq!(back.expose(), plain.expose());
+    let missing = KeyRef::Customer {
+        key_arn: "arn:aws:kms:eu-central-1:111122223333:key/99999999-2222-3333-4444-555555555555"
+            .into(),
+    };
+    let err = k.wrap_data_key(&ws, &missing, &plain).await.unwrap_err();
+    assert!(
+        matches!(err, tracklayer_core::error::KeyError::Unavailable(_)),
+        "{err:?}"
+    );
+}
+
+/// An egress that counts requests: nothing may be sent while the workspace key is away.
+#[derive(Default)]
+struct CountingEgress(std::sync::atomic::AtomicUsize);
+
+#[async_trait]
+impl tracklayer_core::ports::Egress for CountingEgress {
+    async fn post(
+        &self,
+        _request: &tracklayer_core::deliver::HttpRequest,
+    ) -> Result<tracklayer_core::deliver::HttpResponse, tracklayer_core::ports::EgressError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(tracklayer_core::deliver::HttpResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_unavailable() {
+    use tracklayer_core::deliver::service::{
+        DeliveryConfig, DeliveryPorts, DeliveryService, Disposition,
+    };
+    use tracklayer_core::event::{DeliveryItem, EventType, QueueBody};
+    use tracklayer_core::ports::ControlStore;
+
+    let control = Arc::new(control_store().await);
+    let c = clients().await;
+    let queues = provision::create_queues(&c.sqs, &format!("q-{}", unique()), &options())
+        .await
+        .expect("create queues on moto");
+    let queue = Arc::new(SqsDeliveryQueue::new(c.sqs, queues, Arc::new(SystemClock)));
+    // The customer's key does not exist (moto does not model a disabled key).
+    let mut workspace = testkit::workspace(Region::Eu);
+    workspace.key_ref = KeyRef::Customer {
+        key_arn: "arn:aws:kms:eu-central-1:111122223333:key/88888888-2222-3333-4444-555555555555"
+            .into(),
+    };
+    control.create_workspace(&workspace).await.unwrap();
+    let dest = testkit::destination(&workspace.id, DestinationKind::Webhook, T0);
+    control.put_destination(&dest).await.unwrap();
+    let event = testkit::new_event(&workspace.id, "byok-held", &[], T0).event;
+    let body = QueueBody {
+        v: QueueBody::VERSION,
+        attempts: 0,
+        workspace_id: workspace.id.clone(),
+        destination_id: dest.id.clone(),
+        kind: DestinationKind::Webhook,
+        items: vec![DeliveryItem {
+            event_id: event.event_id,
+            message_id: event.message_id,
+            event_type: EventType::Track,
+            name: event.name,
+            timestamp: event.timestamp,
+            properties: event.properties,
+            user_data: Default::default(),
+            consent: Default::default(),
+            sealed: None,
+        }],
+    };
+    queue
+        .enqueue(&[Outgoing {
+            kind: DestinationKind::Webhook,
+            destination_id: dest.id.clone(),
+            workspace_id: workspace.id.clone(),
+            body: serde_json::to_vec(&body).unwrap(),
+            delay: Duration::ZERO,
+        }])
+        .await
+        .unwrap();
+    let egress = Arc::new(CountingEgress::default());
+    let service = Arc::new(DeliveryService::new(
+        DeliveryPorts {
+            control: control.clone(),
+            queue: queue.clone(),
+            log: Arc::new(delivery_log().await),
+            keyring: Arc::new(kms_keyring().await),
+            egress: egress.clone(),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(tracklayer_core::clock::SystemIds),
+            connectors: tracklayer_connectors::connector,
+            base_urls: tracklayer_connectors::default_base_url,
+        },
+        DeliveryConfig {
+            // Without the pause, the first failure would dead-letter the message.
+            max_attempts: 1,
+            paused_recheck: Duration::ZERO,
+            ..DeliveryConfig::default()
+        },
+    ));
+
+    // More rounds than the queue's redrive limit.
+    for _ in 0..MAX_RECEIVES + 2 {
+        let received = queue
+            .receive(DestinationKind::Webhook, 10, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(received.len(), 1, "the message is still queued");
+        assert_eq!(received[0].receive_count, 1, "no receive was spent");
+        let dispositions = service.process(DestinationKind::Webhook, &received).await;
+        assert_eq!(dispositions, vec![Disposition::Ack]);
+        service
+            .apply(DestinationKind::Webhook, &received[0], &dispositions[0])
+            .await
+            .unwrap();
+    }
+    assert_eq!(egress.0.load(std::sync::atomic::Ordering::Relaxed), 0);
+    let depth = queue.depth(DestinationKind::Webhook).await.unwrap();
+    assert_eq!((depth.visible, depth.dead), (1, 0), "{depth:?}");
+}
+
+#[tokio::test]
+async fn an_ended_keys_record_carries_a_ttl_90_days_past_its_end() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use tracklayer_core::keys::KeyKind;
+    use tracklayer_core::ports::ControlStore;
+
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Control).await;
+    let store = DynamoControlStore::new(c.dynamodb.clone(), table.clone());
+    let workspace = testkit::workspace(Region::Eu);
+    store.create_workspace(&workspace).await.unwrap();
+    let mut key = testkit::api_key(&workspace.id, KeyKind::Svc);
+    store.create_api_key(&key).await.unwrap();
+    let ttl_of = |key: &tracklayer_core::keys::ApiKeyRecord| {
+        let (c, table, pk, sk) = (
+            c.dynamodb.clone(),
+            table.clone(),
+            format!("W#{}", key.workspace_id),
+            format!("KEY#{}", key.id),
+        );
+        async move {
+            let item = c
+                .get_item()
+                .table_name(table)
+                .key("pk", AttributeValue::S(pk))
+                .key("sk", AttributeValue::S(sk))
+                .send()
+                .await
+                .unwrap()
+                .item
+                .expect("the key item");
+            item["expires_at"].as_n().unwrap().parse::<i64>().unwrap()
+        }
+    };
+    assert_eq!(
+        ttl_of(&key).await,
+        (key.expires_at + time::Duration::days(90)).unix_timestamp(),
+        "an unrevoked key: 90 days after its expiry"
+    );
+    key.revoked_at = Some(T0 + time::Duration::days(2));
+    store.update_api_key(&key).await.unwrap();
+    assert_eq!(
+        ttl_of(&key).await,
+        (T0 + time::Duration::days(92)).unix_timestamp(),
+        "a revoked key: 90 days after its revocation"
     );
 }

@@ -4,6 +4,8 @@
 //! appends an audit entry for every mutation. The HTTP layer maps [`AdminError`] to
 //! problem+json; objects of another workspace are simply not found.
 
+mod lifecycle;
+
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -27,6 +29,8 @@ use crate::ports::{
     Keyring, ReplayFilter, UrlGuard,
 };
 use crate::workspace::{Region, SecuritySettings, User, Workspace, WorkspaceId};
+
+pub use lifecycle::RetentionView;
 
 /// Who is calling: from a verified personal access token or service token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -644,12 +648,15 @@ impl AdminService {
 
     pub async fn keys(&self, p: &Principal) -> Result<Vec<KeyView>, AdminError> {
         require(p, Role::Admin, "list keys")?;
+        let now = self.now();
+        // Ended keys are account data: kept 90 days past their end, then never shown.
         Ok(self
             .ports
             .control
             .api_keys(&p.workspace_id)
             .await?
             .iter()
+            .filter(|k| k.retained_until() > now)
             .map(KeyView::from)
             .collect())
     }

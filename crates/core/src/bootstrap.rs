@@ -144,6 +144,7 @@ impl Control<'_> {
             expires_at: now + Duration::days(days),
             revoked_at: None,
             last_used_at: None,
+            expiry_warnings_sent: Vec::new(),
         };
         self.store.create_api_key(&record).await?;
         Ok(IssuedKey {

@@ -213,6 +213,9 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub last_used_at: Option<OffsetDateTime>,
+    /// Which expiry warnings (days before expiry: 14, 3) were mailed to the admins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expiry_warnings_sent: Vec<u16>,
 }
 
 impl fmt::Debug for ApiKeyRecord {
@@ -229,6 +232,17 @@ impl fmt::Debug for ApiKeyRecord {
 }
 
 impl ApiKeyRecord {
+    /// When the key stopped (or will stop) working: its revocation or its expiry.
+    pub fn ended_at(&self) -> OffsetDateTime {
+        self.revoked_at
+            .map_or(self.expires_at, |r| r.min(self.expires_at))
+    }
+
+    /// Until when the record is kept: account data lives 90 days past its end (whitepaper §02).
+    pub fn retained_until(&self) -> OffsetDateTime {
+        self.ended_at() + crate::workspace::Retention::account_grace()
+    }
+
     /// Why a key that verified is still not usable at `now`, if it is not.
     pub fn refusal(&self, now: OffsetDateTime) -> Option<KeyRefusal> {
         if self.revoked_at.is_some_and(|at| at <= now) {

@@ -15,6 +15,7 @@ pub mod error;
 pub mod event;
 pub mod identity;
 pub mod ingest;
+pub mod key_expiry;
 pub mod keys;
 pub mod ports;
 pub mod workspace;

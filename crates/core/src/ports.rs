@@ -244,6 +244,14 @@ pub trait Keyring: Send + Sync {
         key: &KeyRef,
         wrapped: &WrappedKey,
     ) -> Result<DataKey, KeyError>;
+    /// Wraps an existing data key under `key` (switching a workspace to or from BYOK keeps
+    /// its data key, so everything sealed with it stays readable).
+    async fn wrap_data_key(
+        &self,
+        ws: &WorkspaceId,
+        key: &KeyRef,
+        plain: &DataKey,
+    ) -> Result<WrappedKey, KeyError>;
 }
 
 /// A notification email.

@@ -28,6 +28,8 @@ use crate::ports::{
 };
 use crate::workspace::{KeyRef, Region, Retention, User, Workspace, WorkspaceId};
 
+pub mod retention;
+
 /// A fixed start time for contract cases.
 pub const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
 
@@ -84,6 +86,7 @@ pub fn api_key(ws: &WorkspaceId, kind: KeyKind) -> ApiKeyRecord {
         expires_at: T0 + time::Duration::days(90),
         revoked_at: None,
         last_used_at: None,
+        expiry_warnings_sent: Vec::new(),
     }
 }
 
@@ -916,7 +919,7 @@ pub fn delivery_record(
         last_http_status: Some(200),
         last_error: None,
         updated_at: at,
-        expires_at: at + time::Duration::days(30),
+        expires_at: at + Retention::delivery_log(),
     }
 }
 
@@ -1070,6 +1073,28 @@ pub mod keyring {
         assert!(matches!(err, KeyError::Invalid(_)), "{err:?}");
     }
 
+    pub async fn wraps_an_existing_data_key_again_for_a_key_switch(k: &dyn Keyring) {
+        let ws = WorkspaceId::new(Region::Eu, &unique());
+        let (plain, first) = k.generate_data_key(&ws, &KeyRef::Platform).await.unwrap();
+        let again = k
+            .wrap_data_key(&ws, &KeyRef::Platform, &plain)
+            .await
+            .unwrap();
+        assert_ne!(first, again, "a fresh wrapping");
+        let back = k
+            .unwrap_data_key(&ws, &KeyRef::Platform, &again)
+            .await
+            .unwrap();
+        assert_eq!(back.expose(), plain.expose(), "of the same data key");
+        let other = WorkspaceId::new(Region::Eu, &unique());
+        assert!(matches!(
+            k.unwrap_data_key(&other, &KeyRef::Platform, &again)
+                .await
+                .unwrap_err(),
+            KeyError::Invalid(_)
+        ));
+    }
+
     pub async fn fails_closed_when_a_customer_key_is_unavailable(k: &dyn Keyring) {
         let ws = WorkspaceId::new(Region::Eu, &unique());
         let missing = KeyRef::Customer {
@@ -1091,6 +1116,7 @@ macro_rules! keyring_contract {
             [
                 unwraps_the_data_key_it_generated,
                 refuses_a_data_key_wrapped_for_another_workspace,
+                wraps_an_existing_data_key_again_for_a_key_switch,
                 fails_closed_when_a_customer_key_is_unavailable,
             ]
         );

@@ -128,6 +128,16 @@ impl Retention {
     pub const OPERATIONAL_DAYS: i64 = 30;
     /// The dedup window for message ids.
     pub const DEDUP_HOURS: i64 = 24;
+    /// Delivery attempts and outcomes: fixed, whitepaper §02 (operational data).
+    pub const DELIVERY_LOG_DAYS: i64 = 30;
+    /// Audit entries: one year.
+    pub const AUDIT_DAYS: i64 = crate::audit::RETENTION_DAYS;
+    /// Account data (keys, users, destinations, the workspace) outlives its end — a key's
+    /// expiry or revocation, the account's closing — by this long.
+    pub const ACCOUNT_GRACE_DAYS: i64 = 90;
+    /// Bounds of the per-workspace event retention.
+    pub const MIN_EVENT_DAYS: u16 = 1;
+    pub const MAX_EVENT_DAYS: u16 = 365;
 
     pub fn events(&self) -> time::Duration {
         time::Duration::days(i64::from(self.event_days))
@@ -137,6 +147,21 @@ impl Retention {
     }
     pub fn dedup() -> time::Duration {
         time::Duration::hours(Self::DEDUP_HOURS)
+    }
+    pub fn delivery_log() -> time::Duration {
+        time::Duration::days(Self::DELIVERY_LOG_DAYS)
+    }
+    pub fn audit() -> time::Duration {
+        time::Duration::days(Self::AUDIT_DAYS)
+    }
+    pub fn account_grace() -> time::Duration {
+        time::Duration::days(Self::ACCOUNT_GRACE_DAYS)
+    }
+    /// A retention of `days` of events, if within 1..=365.
+    pub fn with_event_days(days: u16) -> Option<Self> {
+        (Self::MIN_EVENT_DAYS..=Self::MAX_EVENT_DAYS)
+            .contains(&days)
+            .then_some(Self { event_days: days })
     }
 }
 

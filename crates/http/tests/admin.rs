@@ -428,6 +428,27 @@ fn matrix() -> Vec<Row> {
         ),
         row(
             M::GET,
+            "/admin/v1/retention",
+            T::None,
+            None,
+            [200, 200, 200, 401, 200],
+        ),
+        row(
+            M::PUT,
+            "/admin/v1/retention",
+            T::None,
+            Some(|| json!({"event_retention_days": 90})),
+            [200, 403, 403, 401, 200],
+        ),
+        row(
+            M::PUT,
+            "/admin/v1/encryption-key",
+            T::None,
+            Some(|| json!({"key_arn": null})),
+            [200, 403, 403, 401, 200],
+        ),
+        row(
+            M::GET,
             "/admin/v1/users",
             T::None,
             None,
@@ -1294,4 +1315,273 @@ async fn replay_takes_an_optional_time_range() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(v["field"], "since");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data lifecycle: retention, BYOK, region
+
+const CUSTOMER_KEY: &str =
+    "arn:aws:kms:eu-central-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+impl App {
+    /// Where the file keyring looks for the customer key `CUSTOMER_KEY` (its "KMS key").
+    fn customer_key_file(&self) -> PathBuf {
+        let name: String = CUSTOMER_KEY
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self._dir
+            .path()
+            .join("customer-keys")
+            .join(format!("{name}.key"))
+    }
+
+    /// (message id, expiry) of the workspace's stored events, by message id.
+    fn expiry_of_events(&self) -> Vec<(String, String)> {
+        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT doc FROM events WHERE workspace_id = ?1")
+            .unwrap();
+        let mut out: Vec<(String, String)> = stmt
+            .query_map([self.ws.as_str()], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(|d| {
+                let v: Value = serde_json::from_str(&d.unwrap()).unwrap();
+                (
+                    v["message_id"].as_str().unwrap().to_owned(),
+                    v["expires_at"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    async fn track(&self, message_id: &str) -> (StatusCode, Value) {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:", self.write_key));
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/track")
+            .header(header::AUTHORIZATION, format!("Basic {auth}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"event": "Order Completed", "userId": "user-1",
+                       "messageId": message_id})
+                .to_string(),
+            ))
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn audit_actions(&self) -> Vec<Value> {
+        self.ok(Method::GET, "/admin/v1/audit-log?limit=1000", None)
+            .await["entries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+#[tokio::test]
+async fn retention_shows_every_data_class_and_only_admins_change_it() {
+    let app = App::start().await;
+    let v = app.ok(Method::GET, "/admin/v1/retention", None).await;
+    assert_eq!(
+        v,
+        json!({"event_retention_days": 180, "ip_user_agent_retention_days": 30,
+               "delivery_log_retention_days": 30, "audit_log_retention_days": 365,
+               "account_data_days_after_end": 90})
+    );
+    let (status, _, _) = app
+        .call(
+            Method::PUT,
+            "/admin/v1/retention",
+            Some(&app.editor),
+            Some(json!({"event_retention_days": 30})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for bad in [json!(0), json!(366), json!(70000), json!(-1)] {
+        let (status, _, v) = app
+            .call(
+                Method::PUT,
+                "/admin/v1/retention",
+                Some(&app.admin),
+                Some(json!({"event_retention_days": bad})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
+        assert_eq!(v["field"], "event_retention_days", "{v}");
+    }
+    let v = app
+        .ok(
+            Method::PUT,
+            "/admin/v1/retention",
+            Some(json!({"event_retention_days": 30})),
+        )
+        .await;
+    assert_eq!(v["event_retention_days"], 30);
+    let entries = app.audit_actions().await;
+    let change = entries
+        .iter()
+        .find(|e| e["action"] == "retention.update")
+        .expect("the change is audited");
+    assert_eq!(
+        change["summary"]["event_retention_days"],
+        json!({"from": 180, "to": 30})
+    );
+}
+
+#[tokio::test]
+async fn a_retention_change_applies_to_events_written_afterwards() {
+    let app = App::start().await;
+    assert_eq!(app.track("before-change").await.0, StatusCode::OK);
+    app.ok(
+        Method::PUT,
+        "/admin/v1/retention",
+        Some(json!({"event_retention_days": 30})),
+    )
+    .await;
+    // Past ingest's few seconds of cached workspace settings.
+    app.clock.advance(Duration::minutes(2));
+    assert_eq!(app.track("after-change").await.0, StatusCode::OK);
+    assert_eq!(
+        app.expiry_of_events(),
+        vec![
+            ("after-change".to_owned(), "2026-03-31T12:02:00Z".to_owned()),
+            (
+                "before-change".to_owned(),
+                "2026-08-28T12:00:00Z".to_owned()
+            ),
+        ],
+        "180 days for the first event, 30 for the second"
+    );
+}
+
+#[tokio::test]
+async fn the_region_of_a_workspace_cannot_be_changed() {
+    let app = App::start().await;
+    let (status, _, v) = app
+        .call(
+            Method::PATCH,
+            "/admin/v1/workspace",
+            Some(&app.admin),
+            Some(json!({"region": "us"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["field"], "region", "{v}");
+    let ws = app.ok(Method::GET, "/admin/v1/workspace", None).await;
+    assert_eq!(ws["region"], "eu");
+}
+
+#[tokio::test]
+async fn switching_to_a_customer_key_keeps_stored_secrets_readable_and_is_audited() {
+    let app = App::start().await;
+    let destination = app.new_destination().await;
+    let file = app.customer_key_file();
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, [42u8; 32]).unwrap();
+
+    let (status, _, _) = app
+        .call(
+            Method::PUT,
+            "/admin/v1/encryption-key",
+            Some(&app.editor),
+            Some(json!({"key_arn": CUSTOMER_KEY})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let v = app
+        .ok(
+            Method::PUT,
+            "/admin/v1/encryption-key",
+            Some(json!({"key_arn": CUSTOMER_KEY})),
+        )
+        .await;
+    assert_eq!(v["encryption_key"], CUSTOMER_KEY);
+    // The destination's secrets were sealed under the data key before the switch: an update,
+    // which opens them, still works.
+    app.ok(
+        Method::PATCH,
+        &format!("/admin/v1/destinations/{destination}"),
+        Some(json!({"name": "Warehouse 2"})),
+    )
+    .await;
+    assert_eq!(app.track("with-customer-key").await.0, StatusCode::OK);
+    let entries = app.audit_actions().await;
+    let switch = entries
+        .iter()
+        .find(|e| e["action"] == "workspace.encryption_key")
+        .expect("the switch is audited");
+    assert_eq!(
+        switch["summary"],
+        json!({"from": "platform", "to": CUSTOMER_KEY})
+    );
+
+    // The customer disables the key: ingest fails closed and stores nothing.
+    std::fs::rename(&file, file.with_extension("disabled")).unwrap();
+    // Past ingest's cached data key (at most 5 minutes).
+    app.clock.advance(Duration::minutes(6));
+    let before = app.stored_events();
+    let (status, body) = app.track("while-disabled").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["type"].as_str().unwrap().contains("key_unavailable"),
+        "{body}"
+    );
+    assert_eq!(app.stored_events(), before, "nothing stored");
+
+    // Enabled again: ingest works again.
+    std::fs::rename(file.with_extension("disabled"), &file).unwrap();
+    assert_eq!(app.track("after-enable").await.0, StatusCode::OK);
+    assert_eq!(app.stored_events(), before + 1);
+
+    // And back to the platform key.
+    let v = app
+        .ok(
+            Method::PUT,
+            "/admin/v1/encryption-key",
+            Some(json!({"key_arn": null})),
+        )
+        .await;
+    assert_eq!(v["encryption_key"], "platform");
+    std::fs::remove_file(&file).unwrap();
+    app.clock.advance(Duration::minutes(2));
+    assert_eq!(app.track("platform-again").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_customer_key_that_cannot_be_used_or_lives_elsewhere_is_refused_naming_the_field() {
+    let app = App::start().await;
+    for arn in [
+        CUSTOMER_KEY.to_owned(), // no such key file: unavailable
+        CUSTOMER_KEY.replace("eu-central-1", "us-east-1"),
+        "not-an-arn".to_owned(),
+    ] {
+        let (status, _, v) = app
+            .call(
+                Method::PUT,
+                "/admin/v1/encryption-key",
+                Some(&app.admin),
+                Some(json!({"key_arn": arn})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{arn}: {v}");
+        assert_eq!(v["field"], "key_arn", "{v}");
+    }
+    let ws = app.ok(Method::GET, "/admin/v1/workspace", None).await;
+    assert_eq!(ws["encryption_key"], "platform");
 }

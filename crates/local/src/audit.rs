@@ -21,6 +21,23 @@ impl SqliteAuditLog {
     pub fn new(db: Db) -> Self {
         Self { db }
     }
+
+    /// Deletes entries older than a year (the sweeper), except each workspace's last one,
+    /// which the next append chains onto. Reads filter expired entries anyway.
+    pub async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let now = unix_millis(now);
+        self.db
+            .call("audit_sweep", move |c| {
+                c.execute(
+                    "DELETE FROM audit_log WHERE expires_at <= ?1 AND seq < (
+                        SELECT MAX(a.seq) FROM audit_log a WHERE a.workspace_id = audit_log.workspace_id)",
+                    [now],
+                )
+                .map(|n| n as u64)
+                .map_err(|e| sql("audit_sweep", e))
+            })
+            .await
+    }
 }
 
 #[async_trait]

@@ -20,6 +20,33 @@ impl SqliteControlStore {
     pub fn new(db: Db) -> Self {
         Self { db }
     }
+
+    /// Deletes API key records kept past their retention: account data lives 90 days after
+    /// the key was revoked or expired (the sweeper; DynamoDB's TTL does this on AWS).
+    pub async fn sweep(&self, now: time::OffsetDateTime) -> Result<u64, StoreError> {
+        self.db
+            .call("api_keys_sweep", move |c| {
+                let mut stmt = c
+                    .prepare_cached("SELECT doc FROM api_keys")
+                    .map_err(|e| sql("api_keys_sweep", e))?;
+                let gone: Vec<String> = stmt
+                    .query_map([], |r| r.get::<_, String>(0))
+                    .map_err(|e| sql("api_keys_sweep", e))?
+                    .filter_map(|d| d.ok())
+                    .filter_map(|d| from_json::<ApiKeyRecord>("api_keys_sweep", &d).ok())
+                    .filter(|k| k.retained_until() <= now)
+                    .map(|k| k.id.as_str().to_owned())
+                    .collect();
+                let mut deleted = 0u64;
+                for id in gone {
+                    deleted +=
+                        c.execute("DELETE FROM api_keys WHERE id = ?1", [&id])
+                            .map_err(|e| sql("api_keys_sweep", e))? as u64;
+                }
+                Ok(deleted)
+            })
+            .await
+    }
 }
 
 #[async_trait]

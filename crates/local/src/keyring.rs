@@ -155,9 +155,20 @@ impl Keyring for FileKeyring {
         ws: &WorkspaceId,
         key: &KeyRef,
     ) -> Result<(DataKey, WrappedKey), KeyError> {
-        let wrapping = self.wrapping_key(key)?;
         let mut plain = [0u8; 32];
         self.ids.fill(&mut plain);
+        let plain = DataKey::from_bytes(plain);
+        let wrapped = self.wrap_data_key(ws, key, &plain).await?;
+        Ok((plain, wrapped))
+    }
+
+    async fn wrap_data_key(
+        &self,
+        ws: &WorkspaceId,
+        key: &KeyRef,
+        plain: &DataKey,
+    ) -> Result<WrappedKey, KeyError> {
+        let wrapping = self.wrapping_key(key)?;
         let mut nonce = [0u8; 12];
         self.ids.fill(&mut nonce);
         let aad = context(ws);
@@ -165,14 +176,14 @@ impl Keyring for FileKeyring {
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
-                    msg: &plain,
+                    msg: plain.expose(),
                     aad: &aad,
                 },
             )
             .map_err(|_| KeyError::Invalid("could not wrap the data key"))?;
         let mut wrapped = nonce.to_vec();
         wrapped.extend_from_slice(&ct);
-        Ok((DataKey::from_bytes(plain), WrappedKey(wrapped)))
+        Ok(WrappedKey(wrapped))
     }
 
     async fn unwrap_data_key(

@@ -112,6 +112,18 @@ mod mailer {
     tracklayer_core::mailer_contract!(outbox());
 }
 
+mod retention {
+    use super::*;
+    tracklayer_core::retention_contract!(async {
+        let db = Db::in_memory().unwrap();
+        testkit::retention::Stores {
+            events: Arc::new(SqliteEventStore::new(db.clone())),
+            delivery_log: Arc::new(tracklayer_local::SqliteDeliveryLog::new(db.clone())),
+            audit: Arc::new(tracklayer_local::SqliteAuditLog::new(db)),
+        }
+    });
+}
+
 #[tokio::test]
 async fn the_sweeper_deletes_expired_rows_from_disk() {
     let store = SqliteEventStore::new(Db::in_memory().unwrap());
@@ -269,4 +281,170 @@ async fn editing_a_stored_audit_row_is_caught_by_verification() {
     let report = v.finish();
     assert!(!report.valid);
     assert_eq!(report.first_broken_seq, Some(2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Account data and key lifecycle
+
+mod key_lifecycle {
+    use super::*;
+    use tracklayer_core::key_expiry::{ExpiryReport, KeyExpiryNotifier};
+    use tracklayer_core::keys::{KeyKind, Role};
+    use tracklayer_core::ports::{ControlReader, ControlStore};
+
+    fn eml_files(dir: &std::path::Path) -> Vec<String> {
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    #[tokio::test]
+    async fn admins_are_warned_14_and_3_days_before_a_key_expires_once_each() {
+        let control = Arc::new(SqliteControlStore::new(Db::in_memory().unwrap()));
+        let ws = testkit::workspace(Region::Eu);
+        control.create_workspace(&ws).await.unwrap();
+        for (email, role) in [
+            ("ann@example.com", Role::Admin),
+            ("bob@example.com", Role::Admin),
+            ("viv@example.com", Role::Viewer),
+        ] {
+            control
+                .create_user(&testkit::user(&ws.id, email, role))
+                .await
+                .unwrap();
+        }
+        let key = testkit::api_key(&ws.id, KeyKind::Ingest);
+        control.create_api_key(&key).await.unwrap();
+        let outbox = keep_dir().join("outbox");
+        let clock = Arc::new(FixedClock::new(T0));
+        let notifier = KeyExpiryNotifier::new(
+            control.clone(),
+            Arc::new(OutboxMailer::new(
+                outbox.clone(),
+                "TrackLayer <noreply@tracklayer.local>".into(),
+                clock.clone(),
+                Arc::new(SystemIds),
+            )),
+        );
+        let days = |n| key.expires_at - time::Duration::days(n);
+
+        assert_eq!(
+            notifier.run(days(15)).await.unwrap(),
+            ExpiryReport::default()
+        );
+        assert!(eml_files(&outbox).is_empty(), "no mail 15 days ahead");
+
+        let report = notifier.run(days(14)).await.unwrap();
+        assert_eq!((report.warned, report.mails), (1, 1));
+        let mails = eml_files(&outbox);
+        assert_eq!(mails.len(), 1);
+        assert!(mails[0].contains("ann@example.com") && mails[0].contains("bob@example.com"));
+        assert!(
+            !mails[0].contains("viv@example.com"),
+            "viewers are not warned"
+        );
+        assert!(mails[0].contains("expires in 14 days"), "{}", mails[0]);
+        assert!(mails[0].contains(&key.prefix));
+
+        assert_eq!(
+            notifier.run(days(14)).await.unwrap(),
+            ExpiryReport::default(),
+            "running again sends nothing"
+        );
+        assert_eq!(notifier.run(days(10)).await.unwrap().mails, 0);
+        assert_eq!(eml_files(&outbox).len(), 1);
+
+        let report = notifier.run(days(3)).await.unwrap();
+        assert_eq!(report.mails, 1, "the second warning");
+        let mails = eml_files(&outbox);
+        assert_eq!(mails.len(), 2);
+        assert!(mails.iter().any(|m| m.contains("expires in 3 days")));
+        assert_eq!(notifier.run(days(1)).await.unwrap().mails, 0);
+        assert_eq!(
+            control
+                .api_key(&key.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .expiry_warnings_sent,
+            vec![14, 3],
+            "what was sent is persisted on the key"
+        );
+    }
+
+    #[tokio::test]
+    async fn revoked_keys_get_no_warning() {
+        let control = Arc::new(SqliteControlStore::new(Db::in_memory().unwrap()));
+        let ws = testkit::workspace(Region::Us);
+        control.create_workspace(&ws).await.unwrap();
+        control
+            .create_user(&testkit::user(&ws.id, "ann@example.com", Role::Admin))
+            .await
+            .unwrap();
+        let mut key = testkit::api_key(&ws.id, KeyKind::Svc);
+        key.revoked_at = Some(T0);
+        control.create_api_key(&key).await.unwrap();
+        let notifier = KeyExpiryNotifier::new(control.clone(), Arc::new(outbox().await));
+        let at = key.expires_at - time::Duration::days(3);
+        assert_eq!(notifier.run(at).await.unwrap(), ExpiryReport::default());
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_deletes_key_records_90_days_after_they_end() {
+        let control = SqliteControlStore::new(Db::in_memory().unwrap());
+        let ws = testkit::workspace(Region::Us);
+        control.create_workspace(&ws).await.unwrap();
+        let live = testkit::api_key(&ws.id, KeyKind::Ingest);
+        let mut revoked = testkit::api_key(&ws.id, KeyKind::Svc);
+        revoked.revoked_at = Some(T0 + time::Duration::days(1));
+        control.create_api_key(&live).await.unwrap();
+        control.create_api_key(&revoked).await.unwrap();
+        let day90 = T0 + time::Duration::days(90);
+        assert_eq!(control.sweep(day90).await.unwrap(), 0);
+        let day92 = T0 + time::Duration::days(92);
+        assert_eq!(control.sweep(day92).await.unwrap(), 1, "revoked on day 1");
+        assert!(control.api_key(&revoked.id).await.unwrap().is_none());
+        // The live key expired on day 90: its record goes on day 180.
+        assert!(control.api_key(&live.id).await.unwrap().is_some());
+        assert_eq!(
+            control.sweep(T0 + time::Duration::days(181)).await.unwrap(),
+            1
+        );
+        assert!(control.api_keys(&ws.id).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_deletes_audit_entries_older_than_a_year_but_keeps_the_chain_head() {
+        use tracklayer_core::audit::{AuditFilter, NewAuditEntry};
+        use tracklayer_core::ports::AuditLog;
+        let db = Db::in_memory().unwrap();
+        let audit = tracklayer_local::SqliteAuditLog::new(db);
+        let ws = WorkspaceId::new(Region::Eu, &testkit::unique());
+        let entry = || NewAuditEntry {
+            workspace_id: ws.clone(),
+            actor: "cli:operator".into(),
+            action: "workspace.update".into(),
+            target: "workspace".into(),
+            summary: serde_json::json!({}),
+        };
+        audit.append(entry(), T0).await.unwrap();
+        audit
+            .append(entry(), T0 + time::Duration::days(1))
+            .await
+            .unwrap();
+        let later = T0 + time::Duration::days(400);
+        assert_eq!(audit.sweep(later).await.unwrap(), 1, "all but the head");
+        let next = audit.append(entry(), later).await.unwrap();
+        assert_eq!(next.seq, 3);
+        let all = AuditFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(audit.list(&ws, &all, later).await.unwrap().len(), 1);
+    }
 }

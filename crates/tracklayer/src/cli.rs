@@ -87,6 +87,9 @@ pub struct ServeArgs {
     /// How often expired rows are deleted, in seconds.
     #[arg(long, default_value_t = 60)]
     pub sweep_interval_secs: u64,
+    /// How often API keys are checked for expiry warnings (14 and 3 days ahead), in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub key_expiry_check_secs: u64,
     /// Take the client IP from X-Forwarded-For (only behind a proxy you trust).
     #[arg(long)]
     pub trust_forwarded_for: bool,

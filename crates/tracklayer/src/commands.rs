@@ -18,6 +18,7 @@ use tracklayer_core::deliver::service::{
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::destination::{Destination, DestinationId, DestinationSpec};
 use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
+use tracklayer_core::key_expiry::KeyExpiryNotifier;
 use tracklayer_core::ports::{ControlReader, DeliveryQueue, EventStore, ReplayFilter};
 use tracklayer_core::workspace::Region;
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
@@ -151,8 +152,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(sweep_loop(
         stack.clone_for_sweep(),
+        (stack.control.clone(), stack.audit.clone()),
         stack.clock.clone(),
         Duration::from_secs(args.sweep_interval_secs.max(1)),
+        stop_rx.clone(),
+    ));
+    let key_expiry = tokio::spawn(key_expiry_loop(
+        KeyExpiryNotifier::new(
+            stack.control.clone(),
+            Arc::new(tracklayer_local::OutboxMailer::new(
+                stack.dir.outbox(),
+                "TrackLayer <noreply@tracklayer.invalid>".into(),
+                stack.clock.clone(),
+                stack.ids.clone(),
+            )),
+        ),
+        stack.clock.clone(),
+        Duration::from_secs(args.key_expiry_check_secs.max(1)),
         stop_rx.clone(),
     ));
     let delivery = Arc::new(delivery_service(
@@ -187,6 +203,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = w.await;
     }
     let _ = sweeper.await;
+    let _ = key_expiry.await;
     stack.db.checkpoint().await?;
     tracing::info!("stopped");
     Ok(())
@@ -226,10 +243,16 @@ fn delivery_service(
     ))
 }
 
+/// Deletes what expired: events, IP/UA, dedup markers, delivery log, audit entries older
+/// than a year, API key records 90 days past their end.
 async fn sweep_loop(
     (events, log): (
         Arc<tracklayer_local::SqliteEventStore>,
         Arc<tracklayer_local::SqliteDeliveryLog>,
+    ),
+    (control, audit): (
+        Arc<tracklayer_local::SqliteControlStore>,
+        Arc<tracklayer_local::SqliteAuditLog>,
     ),
     clock: Arc<dyn tracklayer_core::clock::Clock>,
     every: Duration,
@@ -238,10 +261,39 @@ async fn sweep_loop(
     use tracklayer_core::ports::DeliveryLog;
     loop {
         let now = clock.now();
-        match (events.sweep(now).await, log.sweep(now).await) {
-            (Ok(a), Ok(b)) if a + b > 0 => tracing::info!(rows = a + b, "expired rows deleted"),
-            (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "sweep failed; will retry"),
-            _ => {}
+        let swept = [
+            events.sweep(now).await,
+            log.sweep(now).await,
+            audit.sweep(now).await,
+            control.sweep(now).await,
+        ];
+        let mut rows = 0;
+        for r in swept {
+            match r {
+                Ok(n) => rows += n,
+                Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
+            }
+        }
+        if rows > 0 {
+            tracing::info!(rows, "expired rows deleted");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Mails the admins of keys about to expire, 14 and 3 days ahead (once per key and warning).
+async fn key_expiry_loop(
+    notifier: KeyExpiryNotifier,
+    clock: Arc<dyn tracklayer_core::clock::Clock>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = notifier.run(clock.now()).await {
+            tracing::warn!(error = %e, "key expiry check failed; will retry");
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

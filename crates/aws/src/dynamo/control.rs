@@ -196,6 +196,11 @@ fn key_item(k: &ApiKeyRecord) -> Result<Item, StoreError> {
     );
     item.insert("gsi1pk".into(), s(format!("KEY#{}", k.id)));
     item.insert("gsi1sk".into(), s("KEY"));
+    // Account data: DynamoDB's TTL removes the record 90 days after the key ended.
+    item.insert(
+        super::EXPIRES_AT.into(),
+        super::n(super::ttl(k.retained_until())),
+    );
     Ok(item)
 }
 

@@ -395,7 +395,26 @@ impl DeliveryService {
         let Some(first) = group.first() else {
             return Ok(Vec::new());
         };
-        let Some(settings) = self.settings(&first.body).await? else {
+        let settings = match self.settings(&first.body).await {
+            Err(DeliveryError::Key(KeyError::Unavailable(why))) => {
+                // The workspace key (BYOK) is disabled: nothing can be opened or sent. Keep the
+                // messages, like a paused destination's, without spending their attempts;
+                // they go out once the key is back.
+                tracing::warn!(destination = %first.body.destination_id, reason = %why, "workspace key unavailable: deliveries wait");
+                for p in &group {
+                    self.requeue(
+                        &p.body,
+                        p.body.items.clone(),
+                        p.body.attempts,
+                        self.config.paused_recheck,
+                    )
+                    .await?;
+                }
+                return Ok(group.iter().map(|p| (p.index, Disposition::Ack)).collect());
+            }
+            other => other?,
+        };
+        let Some(settings) = settings else {
             tracing::info!(destination = %first.body.destination_id, "destination or workspace deleted: dropping its messages");
             return Ok(group.iter().map(|p| (p.index, Disposition::Ack)).collect());
         };
@@ -655,7 +674,7 @@ impl DeliveryService {
                 last_http_status: http,
                 last_error: error.map(|e| e.chars().take(500).collect()),
                 updated_at: now,
-                expires_at: now + time::Duration::days(30),
+                expires_at: now + crate::workspace::Retention::delivery_log(),
             });
         }
         if !records.is_empty() {
@@ -710,7 +729,7 @@ impl DeliveryService {
                 last_http_status: None,
                 last_error: Some(error.to_owned()),
                 updated_at: now,
-                expires_at: now + time::Duration::days(30),
+                expires_at: now + crate::workspace::Retention::delivery_log(),
             })
             .collect();
         self.ports.log.record(&records).await?;

@@ -118,8 +118,22 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         if inner.is_syntax() || inner.is_eof() {
             return not_json(inner);
         }
-        let p = Problem::bad_request("invalid-body", inner.to_string());
-        if path.is_empty() || path == "." {
+        let message = inner.to_string();
+        // An unknown field (e.g. `region`, which is fixed at creation) is the field at fault.
+        let unknown = message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned);
+        let p = Problem::bad_request("invalid-body", message);
+        if let Some(name) = unknown {
+            if path.is_empty() || path == "." {
+                p.field(name)
+            } else if path == name || path.ends_with(&format!(".{name}")) {
+                p.field(path)
+            } else {
+                p.field(format!("{path}.{name}"))
+            }
+        } else if path.is_empty() || path == "." {
             p
         } else {
             p.field(path)

@@ -9,6 +9,7 @@ pub mod dto;
 mod error;
 mod extract;
 mod handlers;
+mod lifecycle;
 pub mod openapi;
 mod test_event;
 
@@ -119,6 +120,14 @@ pub fn admin_router(state: AdminState) -> Router {
         .route(
             "/admin/v1/security",
             get(h::get_security).put(h::put_security),
+        )
+        .route(
+            "/admin/v1/retention",
+            get(lifecycle::get_retention).put(lifecycle::put_retention),
+        )
+        .route(
+            "/admin/v1/encryption-key",
+            axum::routing::put(lifecycle::put_encryption_key),
         )
         .route("/admin/v1/users", get(h::list_users).post(h::invite_user))
         .route(

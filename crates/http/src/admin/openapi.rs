@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use super::{dto, handlers};
+use super::{dto, handlers, lifecycle};
 use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
 
 #[derive(Debug, OpenApi)]
@@ -36,6 +36,9 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         handlers::put_consent_policy,
         handlers::get_security,
         handlers::put_security,
+        lifecycle::get_retention,
+        lifecycle::put_retention,
+        lifecycle::put_encryption_key,
         handlers::list_users,
         handlers::invite_user,
         handlers::set_user_role,

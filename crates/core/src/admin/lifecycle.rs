@@ -1,0 +1,222 @@
+//! Data lifecycle settings of a workspace: retention (whitepaper §02) and the key that wraps
+//! its data key (BYOK, whitepaper §05). Admins only; every change is audited.
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{require, view, AdminError, AdminService, Principal, WorkspaceView};
+use crate::error::KeyError;
+use crate::keys::Role;
+use crate::workspace::{KeyRef, Region, Retention};
+
+/// How long each data class is kept, as the API shows it. Only event retention is a setting;
+/// the others are fixed by the whitepaper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RetentionView {
+    /// Event metadata and pseudonymous ids: 1..=365 days.
+    pub event_retention_days: u16,
+    pub ip_user_agent_retention_days: i64,
+    pub delivery_log_retention_days: i64,
+    pub audit_log_retention_days: i64,
+    /// Account data (keys, users, destinations) is kept this long after it ends.
+    pub account_data_days_after_end: i64,
+}
+
+impl From<Retention> for RetentionView {
+    fn from(r: Retention) -> Self {
+        Self {
+            event_retention_days: r.event_days,
+            ip_user_agent_retention_days: Retention::OPERATIONAL_DAYS,
+            delivery_log_retention_days: Retention::DELIVERY_LOG_DAYS,
+            audit_log_retention_days: Retention::AUDIT_DAYS,
+            account_data_days_after_end: Retention::ACCOUNT_GRACE_DAYS,
+        }
+    }
+}
+
+/// `arn:aws:kms:<region>:<12-digit account>:key/<id>` (or `alias/<name>`), in the AWS region
+/// that holds the workspace's data: a key elsewhere would move the data key out of region.
+fn parse_key_arn(arn: &str, region: Region) -> Result<String, AdminError> {
+    let field = "key_arn";
+    let arn = arn.trim();
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [scheme, partition, service, key_region, account, resource] = parts[..] else {
+        return Err(AdminError::invalid(
+            field,
+            "must be a KMS key ARN: arn:aws:kms:<region>:<account>:key/<id>",
+        ));
+    };
+    let resource_ok = resource
+        .strip_prefix("key/")
+        .or_else(|| resource.strip_prefix("alias/"))
+        .is_some_and(|id| {
+            !id.is_empty()
+                && id.len() <= 256
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_/".contains(&b))
+        });
+    if scheme != "arn"
+        || !partition.starts_with("aws")
+        || service != "kms"
+        || account.len() != 12
+        || !account.bytes().all(|b| b.is_ascii_digit())
+        || !resource_ok
+    {
+        return Err(AdminError::invalid(
+            field,
+            "must be a KMS key ARN: arn:aws:kms:<region>:<account>:key/<id>",
+        ));
+    }
+    if key_region != region.aws_region() {
+        return Err(AdminError::invalid(
+            field,
+            format!(
+                "the key must live in {} with the workspace's data (region {region})",
+                region.aws_region()
+            ),
+        ));
+    }
+    Ok(arn.to_owned())
+}
+
+impl AdminService {
+    pub async fn retention(&self, p: &Principal) -> Result<RetentionView, AdminError> {
+        Ok(self.ws(p).await?.retention.into())
+    }
+
+    /// Sets event retention (admin). It applies to events written from now on: expiry is
+    /// stamped at write time, so events already stored keep theirs.
+    pub async fn put_retention(
+        &self,
+        p: &Principal,
+        event_days: u16,
+    ) -> Result<RetentionView, AdminError> {
+        require(p, Role::Admin, "change retention")?;
+        let retention = Retention::with_event_days(event_days)
+            .ok_or_else(|| AdminError::invalid("event_retention_days", "must be from 1 to 365"))?;
+        let mut ws = self.ws(p).await?;
+        let from = ws.retention.event_days;
+        if from != event_days {
+            ws.retention = retention;
+            self.ports.control.update_workspace(&ws).await?;
+            self.audit(
+                p,
+                "retention.update",
+                "workspace",
+                json!({"event_retention_days": {"from": from, "to": event_days}}),
+            )
+            .await?;
+        }
+        Ok(ws.retention.into())
+    }
+
+    /// Switches the key that wraps the workspace data key: the customer's KMS key
+    /// (`Some(arn)`, BYOK) or the platform key (`None`). The data key itself stays: it is
+    /// unwrapped with the current key and wrapped again with the new one, so everything
+    /// sealed with it (IP/UA, destination secrets, queued messages) stays readable and no copy
+    /// wrapped by the old key is kept. Admins only; audited.
+    pub async fn set_encryption_key(
+        &self,
+        p: &Principal,
+        key_arn: Option<&str>,
+    ) -> Result<WorkspaceView, AdminError> {
+        require(p, Role::Admin, "change the encryption key")?;
+        let mut ws = self.ws(p).await?;
+        let new_ref = match key_arn {
+            Some(arn) => KeyRef::Customer {
+                key_arn: parse_key_arn(arn, ws.region)?,
+            },
+            None => KeyRef::Platform,
+        };
+        if new_ref == ws.key_ref {
+            return Ok(view(&ws));
+        }
+        // The current key must still work: without it the data key is lost to us as well.
+        let plain = self
+            .ports
+            .keyring
+            .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
+            .await?;
+        let wrapped = self
+            .ports
+            .keyring
+            .wrap_data_key(&ws.id, &new_ref, &plain)
+            .await
+            .map_err(|e| match e {
+                KeyError::Unavailable(why) => {
+                    AdminError::invalid("key_arn", format!("the key cannot be used: {why}"))
+                }
+                other => other.into(),
+            })?;
+        // Proves the round trip before the old wrapping is dropped.
+        let back = self
+            .ports
+            .keyring
+            .unwrap_data_key(&ws.id, &new_ref, &wrapped)
+            .await
+            .map_err(|e| AdminError::invalid("key_arn", format!("the key cannot be used: {e}")))?;
+        if back.expose() != plain.expose() {
+            return Err(AdminError::invalid(
+                "key_arn",
+                "the key did not give back the data key it wrapped",
+            ));
+        }
+        let from = view(&ws).encryption_key;
+        ws.key_ref = new_ref;
+        ws.data_key = wrapped;
+        self.ports.control.update_workspace(&ws).await?;
+        let shown = view(&ws);
+        self.audit(
+            p,
+            "workspace.encryption_key",
+            "workspace",
+            json!({"from": from, "to": shown.encryption_key}),
+        )
+        .await?;
+        Ok(shown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARN: &str =
+        "arn:aws:kms:eu-central-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    #[test]
+    fn accepts_a_kms_key_arn_of_the_workspaces_region() {
+        assert_eq!(parse_key_arn(ARN, Region::Eu).unwrap(), ARN);
+        assert!(parse_key_arn(
+            "arn:aws:kms:us-east-1:444455556666:alias/tracklayer",
+            Region::Us
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn refuses_a_key_of_another_region_naming_the_field() {
+        let err = parse_key_arn(ARN, Region::Us).unwrap_err();
+        let AdminError::Invalid { field, detail } = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(field, "key_arn");
+        assert!(detail.contains("us-east-1"), "{detail}");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_kms_key_arn() {
+        for bad in [
+            "",
+            "1234abcd",
+            "arn:aws:s3:eu-central-1:444455556666:key/x",
+            "arn:aws:kms:eu-central-1:4444:key/x",
+            "arn:aws:kms:eu-central-1:444455556666:key/",
+            "arn:aws:kms:eu-central-1:444455556666:bucket/x",
+            "arn:aws:kms:eu-central-1:444455556666:key/../../etc",
+        ] {
+            assert!(parse_key_arn(bad, Region::Eu).is_err(), "{bad}");
+        }
+    }
+}

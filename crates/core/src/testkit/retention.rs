@@ -1,0 +1,250 @@
+//! Retention across stores (whitepaper §02): each data class is gone from every read on the
+//! day its expiry, stamped at write time, passes — on every backend, whatever its deleter
+//! (the SQLite sweeper, DynamoDB's late TTL) has done so far.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::{delivery_record, new_event, unique, T0};
+use crate::audit::{AuditFilter, NewAuditEntry, Verifier};
+use crate::destination::DestinationId;
+use crate::event::EventId;
+use crate::ports::{AuditLog, DeliveryLog, DeliveryStatus, EventStore};
+use crate::workspace::{Region, Retention, WorkspaceId};
+
+/// The stores whose data expires, from one backend.
+#[allow(missing_debug_implementations)]
+pub struct Stores {
+    pub events: Arc<dyn EventStore>,
+    pub delivery_log: Arc<dyn DeliveryLog>,
+    pub audit: Arc<dyn AuditLog>,
+}
+
+fn days(n: i64) -> time::Duration {
+    time::Duration::days(n)
+}
+
+pub async fn ip_and_user_agent_are_gone_after_30_days(s: &Stores) {
+    let ws = WorkspaceId::new(Region::Eu, &unique());
+    let e = new_event(&ws, "ret-ip", &["subj-ip"], T0);
+    assert_eq!(e.operational.as_ref().unwrap().expires_at, T0 + days(30));
+    s.events.record(std::slice::from_ref(&e), T0).await.unwrap();
+    let id = e.event.event_id;
+    assert!(
+        s.events
+            .operational(&ws, &id, T0 + days(29))
+            .await
+            .unwrap()
+            .is_some(),
+        "IP/UA are there on day 29"
+    );
+    assert!(
+        s.events
+            .operational(&ws, &id, T0 + days(31))
+            .await
+            .unwrap()
+            .is_none(),
+        "IP/UA are gone on day 31"
+    );
+    assert!(
+        s.events
+            .event(&ws, &id, T0 + days(31))
+            .await
+            .unwrap()
+            .is_some(),
+        "while the event itself stays"
+    );
+}
+
+pub async fn events_are_gone_after_the_default_180_days(s: &Stores) {
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    let mut e = new_event(&ws, "ret-ev", &["subj-ev"], T0);
+    e.event.expires_at = T0 + Retention::default().events();
+    s.events.record(std::slice::from_ref(&e), T0).await.unwrap();
+    let id = e.event.event_id;
+    let day179 = T0 + days(179);
+    assert!(s.events.event(&ws, &id, day179).await.unwrap().is_some());
+    assert_eq!(
+        s.events
+            .events_by_subject(&ws, "subj-ev", None, 10, day179)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let day181 = T0 + days(181);
+    assert!(s.events.event(&ws, &id, day181).await.unwrap().is_none());
+    assert!(s
+        .events
+        .events_by_subject(&ws, "subj-ev", None, 10, day181)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn events_of_a_workspace_keeping_30_days_are_gone_after_30_days(s: &Stores) {
+    let ws = WorkspaceId::new(Region::Eu, &unique());
+    let short = Retention::with_event_days(30).unwrap();
+    let mut e = new_event(&ws, "ret-30", &["subj-30"], T0);
+    e.event.expires_at = T0 + short.events();
+    s.events.record(std::slice::from_ref(&e), T0).await.unwrap();
+    let id = e.event.event_id;
+    assert!(s
+        .events
+        .event(&ws, &id, T0 + days(29))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(s
+        .events
+        .event(&ws, &id, T0 + days(31))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .events
+        .events_by_subject(&ws, "subj-30", None, 10, T0 + days(31))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn dedup_markers_are_gone_after_24_hours(s: &Stores) {
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    s.events
+        .record(&[new_event(&ws, "ret-dedup", &[], T0)], T0)
+        .await
+        .unwrap();
+    let h23 = T0 + time::Duration::hours(23);
+    assert_eq!(
+        s.events
+            .record(&[new_event(&ws, "ret-dedup", &[], h23)], h23)
+            .await
+            .unwrap(),
+        vec![false],
+        "a duplicate within 24 hours"
+    );
+    let h25 = T0 + time::Duration::hours(25);
+    assert_eq!(
+        s.events
+            .record(&[new_event(&ws, "ret-dedup", &[], h25)], h25)
+            .await
+            .unwrap(),
+        vec![true],
+        "the marker is gone after 24 hours"
+    );
+}
+
+pub async fn delivery_records_are_gone_after_30_days(s: &Stores) {
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    let d = DestinationId::new(&unique());
+    let e = EventId(Uuid::now_v7());
+    let r = delivery_record(&ws, &d, e, DeliveryStatus::Delivered, T0);
+    assert_eq!(r.expires_at, T0 + Retention::delivery_log());
+    s.delivery_log.record(&[r]).await.unwrap();
+    let day29 = T0 + days(29);
+    assert_eq!(
+        s.delivery_log
+            .for_event(&ws, &e, day29)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.delivery_log
+            .delivered(&ws, &d, &[e], day29)
+            .await
+            .unwrap(),
+        vec![e]
+    );
+    assert_eq!(
+        s.delivery_log
+            .for_destination(&ws, &d, 10, day29)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let day31 = T0 + days(31);
+    assert!(s
+        .delivery_log
+        .for_event(&ws, &e, day31)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .delivery_log
+        .delivered(&ws, &d, &[e], day31)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .delivery_log
+        .for_destination(&ws, &d, 10, day31)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn audit_entries_are_gone_after_a_year_and_the_chain_goes_on(s: &Stores) {
+    let ws = WorkspaceId::new(Region::Eu, &unique());
+    let entry = |action: &str| NewAuditEntry {
+        workspace_id: ws.clone(),
+        actor: "user:usr_ret".into(),
+        action: action.into(),
+        target: "workspace".into(),
+        summary: serde_json::json!({}),
+    };
+    let all = AuditFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    s.audit.append(entry("retention.update"), T0).await.unwrap();
+    s.audit
+        .append(entry("workspace.update"), T0 + days(200))
+        .await
+        .unwrap();
+    let day364 = T0 + days(364);
+    assert_eq!(s.audit.list(&ws, &all, day364).await.unwrap().len(), 2);
+    let day366 = T0 + days(366);
+    let left = s.audit.list(&ws, &all, day366).await.unwrap();
+    assert_eq!(
+        left.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![2],
+        "the first entry is gone after 365 days"
+    );
+    let third = s
+        .audit
+        .append(entry("api_key.create"), day366)
+        .await
+        .unwrap();
+    assert_eq!(third.seq, 3, "the chain continues after expired entries");
+    let mut v = Verifier::default();
+    s.audit
+        .list(&ws, &all, day366)
+        .await
+        .unwrap()
+        .iter()
+        .for_each(|e| v.feed(e));
+    assert!(v.finish().valid, "what is left still verifies");
+}
+
+#[macro_export]
+macro_rules! retention_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            retention,
+            $make,
+            [
+                ip_and_user_agent_are_gone_after_30_days,
+                events_are_gone_after_the_default_180_days,
+                events_of_a_workspace_keeping_30_days_are_gone_after_30_days,
+                dedup_markers_are_gone_after_24_hours,
+                delivery_records_are_gone_after_30_days,
+                audit_entries_are_gone_after_a_year_and_the_chain_goes_on,
+            ]
+        );
+    };
+}
