@@ -115,6 +115,30 @@ CREATE TABLE IF NOT EXISTS delivery_log (
 CREATE INDEX IF NOT EXISTS delivery_log_by_event ON delivery_log (workspace_id, event_id);
 CREATE INDEX IF NOT EXISTS delivery_log_recent ON delivery_log (workspace_id, destination_id, updated_at);
 CREATE INDEX IF NOT EXISTS delivery_log_by_expiry ON delivery_log (expires_at);
+CREATE TABLE IF NOT EXISTS dsr_requests (
+    workspace_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    submitted_at INTEGER NOT NULL,
+    open INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dsr_requests_open ON dsr_requests (open, submitted_at);
+CREATE TABLE IF NOT EXISTS dsr_suppressions (
+    workspace_id TEXT NOT NULL,
+    token TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, token)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dsr_exports (
+    workspace_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, request_id, part)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dsr_exports_by_expiry ON dsr_exports (expires_at);
 "#;
 
 /// A shared SQLite connection. All access goes through [`Db::call`] on the blocking pool.
