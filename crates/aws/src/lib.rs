@@ -17,6 +17,7 @@ pub use config::{AwsConfig, ConfigError, QueueUrls, TableNames};
 pub use dynamo::audit::DynamoAuditLog;
 pub use dynamo::control::DynamoControlStore;
 pub use dynamo::delivery_log::DynamoDeliveryLog;
+pub use dynamo::dsr::DynamoDsrStore;
 pub use dynamo::events::DynamoEventStore;
 pub use kms::KmsKeyring;
 pub use ses::SesMailer;

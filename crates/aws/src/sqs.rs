@@ -16,7 +16,7 @@
 //!   again at once. `replay` receives, sends to the source queue, then deletes
 //!   (`StartMessageMoveTask` cannot filter by destination, and moto lacks it).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,9 @@ use base64::Engine as _;
 use time::OffsetDateTime;
 use tracklayer_core::clock::{from_unix_millis, unix_millis, Clock};
 use tracklayer_core::destination::{DestinationId, DestinationKind};
+use tracklayer_core::dsr::{strip_events, Stripped};
 use tracklayer_core::error::StoreError;
+use tracklayer_core::event::EventId;
 use tracklayer_core::ports::{
     DeadLetter, DeliveryQueue, Outgoing, QueueDepth, Receipt, Received, ReplayFilter,
 };
@@ -685,6 +687,70 @@ impl DeliveryQueue for SqsDeliveryQueue {
         }
         self.release(&urls.dlq, skipped).await?;
         Ok(moved)
+    }
+
+    /// Dead letters only: SQS cannot change a queued message, and receiving the source
+    /// queue's messages to rewrite them would count against their redrive limit. A dead
+    /// letter holding the events' items is sent again without them (with its reason and
+    /// time), then deleted; one left without items is deleted.
+    async fn purge_events(
+        &self,
+        kind: DestinationKind,
+        ws: &WorkspaceId,
+        events: &[EventId],
+    ) -> Result<u64, StoreError> {
+        let urls = self.urls(kind)?.clone();
+        let events: HashSet<EventId> = events.iter().copied().collect();
+        let mut removed = 0u64;
+        let mut seen = 0usize;
+        let mut untouched = Vec::new();
+        while seen < REPLAY_MAX {
+            let got = self.peek(&urls.dlq, BATCH_MAX).await?;
+            if got.is_empty() {
+                break;
+            }
+            seen += got.len();
+            let mut send = Vec::new();
+            let mut done = Vec::new();
+            for m in got {
+                let Some(h) = m.receipt_handle().map(str::to_owned) else {
+                    continue;
+                };
+                let Some(p) = parse(&m).filter(|p| p.workspace_id == *ws) else {
+                    untouched.push(h);
+                    continue;
+                };
+                match strip_events(&p.body, ws, &events) {
+                    Stripped::Untouched => untouched.push(h),
+                    Stripped::Emptied { removed: n } => {
+                        removed += n;
+                        done.push(h);
+                    }
+                    Stripped::Rewritten { body, removed: n } => {
+                        let reason = string_attr(&m, REASON).unwrap_or(REDRIVEN).to_owned();
+                        let dead_at = string_attr(&m, DEAD_AT)
+                            .and_then(|v| v.parse().ok())
+                            .map_or(p.sent_at, from_unix_millis);
+                        send.push(entry(
+                            &p.workspace_id,
+                            &p.destination_id,
+                            &body,
+                            Duration::ZERO,
+                            Some((&reason, dead_at)),
+                        )?);
+                        removed += n;
+                        done.push(h);
+                    }
+                }
+            }
+            // The rewritten copy first: a failure in between leaves the old one, never none.
+            if !send.is_empty() {
+                self.send(&urls.dlq, send).await?;
+            }
+            self.delete_batch(&urls.dlq, done).await?;
+        }
+        self.release(&urls.dlq, untouched).await?;
+        Ok(removed)
     }
 
     async fn depth(&self, kind: DestinationKind) -> Result<QueueDepth, StoreError> {

@@ -19,8 +19,8 @@ use aws_sdk_dynamodb::config::Credentials;
 use time::OffsetDateTime;
 use tracklayer_aws::provision::{self, Options};
 use tracklayer_aws::{
-    AwsClients, DynamoAuditLog, DynamoControlStore, DynamoDeliveryLog, DynamoEventStore,
-    KmsKeyring, QueueUrls, SesMailer, SqsDeliveryQueue, TableNames,
+    AwsClients, DynamoAuditLog, DynamoControlStore, DynamoDeliveryLog, DynamoDsrStore,
+    DynamoEventStore, KmsKeyring, QueueUrls, SesMailer, SqsDeliveryQueue, TableNames,
 };
 use tracklayer_core::clock::SystemClock;
 use tracklayer_core::destination::{DestinationId, DestinationKind};
@@ -202,6 +202,13 @@ async fn delivery_log() -> DynamoDeliveryLog {
     DynamoDeliveryLog::new(c.dynamodb, table)
 }
 
+async fn dsr_store() -> DynamoDsrStore {
+    let c = clients().await;
+    let control = fresh_table(&c, Table::Control).await;
+    let events = fresh_table(&c, Table::Events).await;
+    DynamoDsrStore::new(c.dynamodb, control, events)
+}
+
 async fn audit_log() -> DynamoAuditLog {
     let c = clients().await;
     let table = fresh_table(&c, Table::Audit).await;
@@ -304,6 +311,26 @@ mod delivery_queue {
 mod delivery_log {
     use super::*;
     tracklayer_core::delivery_log_contract!(delivery_log());
+}
+
+mod event_store_erasure {
+    use super::*;
+    tracklayer_core::event_store_erasure_contract!(event_store());
+}
+
+mod delivery_queue_erasure {
+    use super::*;
+    tracklayer_core::delivery_queue_erasure_contract!(sqs_queue());
+}
+
+mod delivery_log_erasure {
+    use super::*;
+    tracklayer_core::delivery_log_erasure_contract!(delivery_log());
+}
+
+mod dsr_store {
+    use super::*;
+    tracklayer_core::dsr_store_contract!(dsr_store());
 }
 
 mod keyring {
