@@ -204,6 +204,18 @@ impl Db {
         .map_err(|e| StoreError::transient(context, e))?
     }
 
+    /// Rebuilds the database file from its live rows and truncates the WAL. After an
+    /// erasure: `secure_delete` zeroes deleted cells and free pages, but copies of deleted
+    /// keys can stay behind as dividers in b-tree interior pages, and old page images stay in
+    /// the WAL until a checkpoint; VACUUM rewrites every page from live rows only.
+    pub async fn compact(&self) -> Result<(), StoreError> {
+        self.call("compact", |c| {
+            c.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(|e| sql("compact", e))
+        })
+        .await
+    }
+
     /// Copies the WAL into the main database file and truncates it.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         self.call("checkpoint", |c| {

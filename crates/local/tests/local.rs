@@ -12,6 +12,9 @@ use tracklayer_local::{
     Db, FileKeyring, OutboxMailer, SqliteControlStore, SqliteDeliveryQueue, SqliteEventStore,
 };
 
+#[path = "local/dsr_service.rs"]
+mod dsr_service;
+
 struct LocalQueue {
     queue: SqliteDeliveryQueue,
     clock: Arc<FixedClock>,

@@ -90,6 +90,13 @@ pub struct ServeArgs {
     /// Take the client IP from X-Forwarded-For (only behind a proxy you trust).
     #[arg(long)]
     pub trust_forwarded_for: bool,
+    /// How often open data-subject requests are processed, in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    pub dsr_interval_ms: u64,
+    /// How long after suppressing an erased subject deleting starts, in milliseconds (at
+    /// least ingest's 5-second settings cache, so no event of the subject slips in).
+    #[arg(long, default_value_t = 10_000)]
+    pub dsr_propagation_ms: u64,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
 }

@@ -8,6 +8,8 @@
 //! [`suppression_token`]s — a hash of the index value, not the index value itself — so that
 //! later events of the subject are dropped at ingest.
 
+pub mod service;
+
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
