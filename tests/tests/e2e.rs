@@ -10,6 +10,8 @@ use tracklayer_tests::*;
 
 #[path = "e2e/delivery.rs"]
 mod delivery;
+#[path = "e2e/dsr.rs"]
+mod dsr;
 #[path = "e2e/operator.rs"]
 mod operator;
 
