@@ -280,6 +280,11 @@ async fn ses_mailer() -> SesMailer {
     SesMailer::new(c.ses, SENDER)
 }
 
+#[path = "moto/erasure.rs"]
+mod erasure;
+#[path = "moto/scan.rs"]
+mod scan;
+
 // ---------------------------------------------------------------------------------------------
 // The contract suites
 
