@@ -1335,6 +1335,7 @@ pub fn dsr_request(ws: &WorkspaceId, kind: DsrKind, at: OffsetDateTime) -> DsrRe
         progress: Default::default(),
         receipt: None,
         reminder_sent: false,
+        export_tokens: Vec::new(),
     }
 }
 

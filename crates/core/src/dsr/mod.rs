@@ -158,6 +158,9 @@ pub struct StoreCounts {
     pub delivery_log_entries: u64,
     /// Items of the subject's events removed from delivery queues and dead-letter queues.
     pub queue_items: u64,
+    /// Erasure: exports of earlier access requests for the subject, deleted.
+    #[serde(default)]
+    pub access_exports: u64,
 }
 
 impl StoreCounts {
@@ -168,6 +171,7 @@ impl StoreCounts {
         self.dedup_markers += o.dedup_markers;
         self.delivery_log_entries += o.delivery_log_entries;
         self.queue_items += o.queue_items;
+        self.access_exports += o.access_exports;
     }
 }
 
@@ -335,6 +339,10 @@ pub struct DsrRequest {
     /// The "due soon" mail went out.
     #[serde(default)]
     pub reminder_sent: bool,
+    /// Access, while its export can be downloaded: the subject's suppression tokens, so that a
+    /// later erasure of the same subject deletes the export too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub export_tokens: Vec<String>,
 }
 
 impl fmt::Debug for DsrRequest {

@@ -332,6 +332,7 @@ impl DsrService {
             progress: Default::default(),
             receipt: None,
             reminder_sent: false,
+            export_tokens: Vec::new(),
         };
         self.ports.dsr.create_request(&request).await?;
         self.audit(
@@ -709,6 +710,13 @@ impl DsrService {
 
     async fn finish(&self, r: &mut DsrRequest) -> Result<(), AdminError> {
         let now = self.now();
+        let tokens: Vec<String> = r.subjects.iter().map(|s| suppression_token(s)).collect();
+        match r.kind {
+            DsrKind::Erasure => {
+                r.progress.counts.access_exports = self.delete_exports_of(r, &tokens).await?;
+            }
+            DsrKind::Access => r.export_tokens = tokens,
+        }
         let destinations = self.ports.control.destinations(&r.workspace_id).await?;
         let receipt = Receipt {
             started_at: r.progress.started_at.unwrap_or(now),
@@ -751,6 +759,34 @@ impl DsrService {
             events = receipt.counts.events, pages = receipt.pages, "data-subject request completed");
         self.notify(r, &receipt).await;
         Ok(())
+    }
+
+    /// Deletes the still downloadable exports of earlier access requests for the same subject
+    /// (they end as expired: 410); returns how many.
+    async fn delete_exports_of(
+        &self,
+        r: &DsrRequest,
+        tokens: &[String],
+    ) -> Result<u64, AdminError> {
+        let mut deleted = 0;
+        for mut other in self.ports.dsr.requests(&r.workspace_id, 1000).await? {
+            if other.kind != DsrKind::Access
+                || !other.export_tokens.iter().any(|t| tokens.contains(t))
+            {
+                continue;
+            }
+            self.ports
+                .dsr
+                .delete_export(&other.workspace_id, &other.id)
+                .await?;
+            other.export_tokens.clear();
+            if let Some(receipt) = other.receipt.as_mut() {
+                receipt.export_expires_at = Some(self.now());
+            }
+            self.save(&mut other).await?;
+            deleted += 1;
+        }
+        Ok(deleted)
     }
 
     async fn admins(&self, ws: &WorkspaceId) -> Vec<String> {

@@ -103,6 +103,8 @@ pub struct StoreCounts {
     pub delivery_log_entries: u64,
     /// Items removed from delivery and dead-letter queues.
     pub queue_items: u64,
+    /// Erasure: exports of earlier access requests for the subject, deleted.
+    pub access_exports: u64,
 }
 
 impl From<core_dsr::StoreCounts> for StoreCounts {
@@ -114,6 +116,7 @@ impl From<core_dsr::StoreCounts> for StoreCounts {
             dedup_markers: c.dedup_markers,
             delivery_log_entries: c.delivery_log_entries,
             queue_items: c.queue_items,
+            access_exports: c.access_exports,
         }
     }
 }

@@ -693,3 +693,54 @@ async fn a_request_names_the_identifier_at_fault_and_only_admins_submit() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test]
+async fn an_erasure_deletes_an_earlier_access_export_of_the_same_subject() {
+    let w = World::new().await;
+    w.ingest("a", 1).await;
+    let svc = w.service(w.events.clone());
+    let access = svc
+        .submit(&w.admin(), DsrKind::Access, &subject("a"), None)
+        .await
+        .unwrap();
+    let other = svc
+        .submit(&w.admin(), DsrKind::Access, &subject("b"), None)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        svc.run().await;
+    }
+    assert!(svc.export(&w.admin(), access.id.as_str()).await.is_ok());
+    let erasure = svc
+        .submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
+        .await
+        .unwrap();
+    svc.run().await;
+    w.clock.advance(Duration::seconds(11));
+    for _ in 0..5 {
+        svc.run().await;
+    }
+    let done = w
+        .dsr
+        .request(&w.workspace.id, &erasure.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.receipt.unwrap().counts.access_exports, 1);
+    assert!(matches!(
+        svc.export(&w.admin(), access.id.as_str())
+            .await
+            .unwrap_err(),
+        DsrError::ExportExpired(_)
+    ));
+    assert!(w
+        .dsr
+        .export_parts(&w.workspace.id, &access.id, w.clock.now())
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        svc.export(&w.admin(), other.id.as_str()).await.is_ok(),
+        "another subject's export stays"
+    );
+}
