@@ -667,3 +667,66 @@ async fn a_customer_key_that_does_not_exist_fails_closed_when_unwrapping() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_retry_on_the_next_day_leaves_no_index_entry_to_outlive_an_erasure() {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Events).await;
+    let s = DynamoEventStore::new(c.dynamodb.clone(), table.clone());
+    let ws = ws();
+    let late = time::macros::datetime!(2026-03-01 23:30:00 UTC);
+    let next_morning = late + time::Duration::hours(10);
+    let subject = format!("subject-{}", unique());
+    let e = testkit::new_event(&ws, "m-r", &[&subject], late);
+    s.record(std::slice::from_ref(&e), late).await.unwrap();
+    let retry = testkit::new_event(&ws, "m-r", &[&subject], next_morning);
+    assert_eq!(s.record(&[retry], next_morning).await.unwrap(), vec![false]);
+    let rows = s.erase(&ws, &[e.event.event_id]).await.unwrap();
+    assert_eq!((rows.events, rows.dedup_markers), (1, 1));
+    let left = scan::table(&c.dynamodb, &table).await;
+    assert!(
+        !left.iter().any(|d| d.contains(&subject)),
+        "no subject-day of the retry's day is left: {left:?}"
+    );
+}
+
+#[tokio::test]
+async fn erasing_part_of_a_shared_pack_moves_it_off_the_erased_events_id() {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Events).await;
+    let s = DynamoEventStore::new(c.dynamodb.clone(), table.clone());
+    let ws = ws();
+    let ids = same_millisecond_ids(3);
+    let events: Vec<_> = ["m-a", "m-b", "m-c"]
+        .iter()
+        .zip(["subject-a", "subject-b", "subject-c"])
+        .zip(&ids)
+        .map(|((m, subject), id)| {
+            let mut e = testkit::new_event(&ws, m, &[subject], T0);
+            e.event.event_id = *id;
+            if let Some(op) = e.operational.as_mut() {
+                op.event_id = *id;
+            }
+            e
+        })
+        .collect();
+    s.record(&events, T0).await.unwrap();
+    let rows = s.erase(&ws, &[ids[0]]).await.unwrap();
+    assert_eq!((rows.events, rows.operational_records), (1, 1));
+    let left = scan::table(&c.dynamodb, &table).await;
+    let erased = ids[0].0.simple().to_string();
+    assert!(!left.iter().any(|d| d.contains(&erased)), "{left:?}");
+    assert!(!left.iter().any(|d| d.contains("subject-a")), "{left:?}");
+    for (id, subject) in ids[1..].iter().zip(["subject-b", "subject-c"]) {
+        assert!(s.event(&ws, id, T0).await.unwrap().is_some());
+        assert!(s.operational(&ws, id, T0).await.unwrap().is_some());
+        assert_eq!(
+            s.events_by_subject(&ws, subject, None, 10, T0)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "the moved pack is still indexed under {subject}"
+        );
+    }
+}

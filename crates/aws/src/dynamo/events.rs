@@ -267,7 +267,7 @@ impl DynamoEventStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(item_key))
+            .set_key(Some(item_key.clone()))
             .condition_expression("attribute_exists(pk)");
         if !fps.is_empty() {
             parts.push("fps :fps");
@@ -280,8 +280,28 @@ impl DynamoEventStore {
         if parts.is_empty() {
             return Ok(());
         }
-        match req
+        let left = match req
             .update_expression(format!("DELETE {}", parts.join(", ")))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| store("forget", e))
+        {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(StoreError::Conflict(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if left.contains_key("packs") {
+            return Ok(());
+        }
+        // No pack left: the item (and its `subject` index entry) goes, unless a request of
+        // the subject added a pack meanwhile.
+        match self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(item_key))
+            .condition_expression("attribute_not_exists(packs)")
             .send()
             .await
             .map_err(|e| store("forget", e))
@@ -326,6 +346,7 @@ impl DynamoEventStore {
                     subject,
                     day,
                     members,
+                    refs,
                     ..
                 } => {
                     let mut fps = Vec::new();
@@ -337,10 +358,13 @@ impl DynamoEventStore {
                             ));
                         }
                     }
-                    if !fps.is_empty() {
-                        let item = subject_day_key(ws, subject, day);
-                        jobs.push(self.release_subject_day(item, fps, Vec::new()).boxed());
-                    }
+                    // The call's pack references are its own (named after its events): none
+                    // of its packs stays.
+                    let item = subject_day_key(ws, subject, day);
+                    jobs.push(
+                        self.release_subject_day(item, fps, refs.iter().cloned().collect())
+                            .boxed(),
+                    );
                 }
                 Claim::Marker { index, taken } => {
                     if *taken && fresh[*index] {
@@ -629,7 +653,8 @@ impl EventStore for DynamoEventStore {
             }
         }
         // Which events are duplicates, and which of our new entries must go again.
-        let mut undo_dups: Vec<(WorkspaceId, String, Vec<Vec<u8>>)> = Vec::new();
+        let mut undo_dups: Vec<(WorkspaceId, String, Vec<Vec<u8>>, Vec<String>)> = Vec::new();
+        let mut dropped: HashSet<(WorkspaceId, String, String)> = HashSet::new();
         for c in &claims {
             match c {
                 Claim::Subject {
@@ -637,6 +662,7 @@ impl EventStore for DynamoEventStore {
                     subject,
                     members,
                     had_today,
+                    refs,
                     ..
                 } => {
                     let had_before = before
@@ -658,8 +684,21 @@ impl EventStore for DynamoEventStore {
                             }
                         }
                     }
-                    if !added_for_dups.is_empty() {
-                        undo_dups.push((ws.clone(), subject.clone(), added_for_dups));
+                    // A pack with no fresh event of the subject is not the subject's (or is
+                    // never written): its reference goes again, so no subject-day points at
+                    // nothing (and outlives an erasure of the subject).
+                    let live: HashSet<&String> = members
+                        .iter()
+                        .filter(|&&i| fresh[i])
+                        .map(|&i| &chunks[chunk_of[i]].reference)
+                        .collect();
+                    let dead: Vec<String> =
+                        refs.iter().filter(|r| !live.contains(r)).cloned().collect();
+                    for r in &dead {
+                        dropped.insert((ws.clone(), subject.clone(), r.clone()));
+                    }
+                    if !added_for_dups.is_empty() || !dead.is_empty() {
+                        undo_dups.push((ws.clone(), subject.clone(), added_for_dups, dead));
                     }
                 }
                 Claim::Marker { index, taken } => {
@@ -674,9 +713,9 @@ impl EventStore for DynamoEventStore {
             return Err(e);
         }
         // A duplicate must not extend its message id's window: take its entry out again.
-        for (ws, subject, fps) in undo_dups {
+        for (ws, subject, fps, dead) in undo_dups {
             if let Err(e) = self
-                .release_subject_day(subject_day_key(&ws, &subject, &today), fps, Vec::new())
+                .release_subject_day(subject_day_key(&ws, &subject, &today), fps, dead)
                 .await
             {
                 tracing::warn!(error = %e, "could not remove the dedup entries of duplicates");
@@ -696,7 +735,10 @@ impl EventStore for DynamoEventStore {
                 } = c
                 {
                     for r in refs {
-                        indexed.insert((ws.clone(), subject.clone(), r.clone()));
+                        let k = (ws.clone(), subject.clone(), r.clone());
+                        if !dropped.contains(&k) {
+                            indexed.insert(k);
+                        }
                     }
                 }
             }
@@ -744,6 +786,27 @@ impl EventStore for DynamoEventStore {
         };
         if let Err(e) = write.await {
             self.release_claims(events, &claims, &fresh).await;
+            let mut others: BTreeMap<(WorkspaceId, String), BTreeSet<String>> = BTreeMap::new();
+            for &i in &candidates {
+                let e = &events[i].event;
+                if fresh[i] {
+                    for subject in e.subjects.iter().skip(1) {
+                        others
+                            .entry((e.workspace_id.clone(), subject.clone()))
+                            .or_default()
+                            .insert(chunks[chunk_of[i]].reference.clone());
+                    }
+                }
+            }
+            for ((ws, subject), refs) in others {
+                let item = subject_day_key(&ws, &subject, &today);
+                if let Err(undo) = self
+                    .release_subject_day(item, Vec::new(), refs.into_iter().collect())
+                    .await
+                {
+                    tracing::warn!(error = %undo, "could not remove index entries after a failed record");
+                }
+            }
             let written: Vec<EventId> = (0..events.len())
                 .filter(|&i| fresh[i])
                 .map(|i| events[i].event.event_id)
