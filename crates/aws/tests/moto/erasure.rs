@@ -677,3 +677,107 @@ async fn erasing_a_subject_leaves_nothing_of_it_in_any_table_or_queue() {
     assert!(hits.is_empty(), "A's later event left a trace: {hits:?}");
     assert!(!finally.iter().any(|d| d.contains("o-a-5")));
 }
+
+#[tokio::test]
+async fn an_access_export_is_stored_sealed_for_7_days_and_downloads_the_subjects_events() {
+    let stack = Stack::new().await;
+    let ids = SystemIds;
+    let control = Control {
+        store: stack.control.as_ref(),
+        keyring: stack.keyring.as_ref(),
+        clock: &SystemClock,
+        ids: &ids,
+    };
+    let ws = control
+        .bootstrap(Region::Us, "Access proof")
+        .await
+        .expect("a workspace")
+        .workspace
+        .id;
+    let meta = testkit::destination(&ws, DestinationKind::MetaCapi, SystemClock.now());
+    stack.control.put_destination(&meta).await.unwrap();
+    let key = testkit::api_key(&ws, KeyKind::Ingest);
+    let ingest = stack.ingest();
+    let b = Person::new("bob", "+1 415 555 0100", "Bob");
+    let c = Person::new("carol", "+44 20 7946 0000", "Carol");
+    send(
+        &ingest,
+        &key,
+        vec![track(&b, "b-1", 5), track(&c, "c-1", 6)],
+    )
+    .await;
+    send(&ingest, &key, vec![track(&b, "b-2", 7)]).await;
+
+    let service = stack.dsr_service();
+    let admin = Principal::operator(&ws);
+    let subject_b = SubjectIdentifiers {
+        email: Some(b.email.clone()),
+        ..Default::default()
+    };
+    let request = service
+        .submit(&admin, DsrKind::Access, &subject_b, None)
+        .await
+        .unwrap();
+    let subjects_b = request.subjects.clone();
+    let ids_b: Vec<EventId> = stack
+        .events
+        .subject_footprint(&ws, &subjects_b, None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.event.event_id)
+        .collect();
+    assert_eq!(ids_b.len(), 2);
+    for _ in 0..10 {
+        service.run().await;
+        let r = stack.dsr.request(&ws, &request.id).await.unwrap().unwrap();
+        if r.status == DsrStatus::Completed {
+            break;
+        }
+    }
+    let export = service.export(&admin, request.id.as_str()).await.unwrap();
+    assert_eq!(export["events"].as_array().unwrap().len(), 2);
+    let text = export.to_string();
+    for id in &ids_b {
+        assert!(text.contains(&id.to_string()), "B's event is in the export");
+    }
+    assert!(!text.contains("c-1"), "only the subject's events");
+
+    // The parts are EventsTable items of the request, sealed, expiring in 7 days.
+    let parts: Vec<_> = scan::items(&stack.clients.dynamodb, &stack.tables.events)
+        .await
+        .into_iter()
+        .filter(|i| {
+            i["pk"]
+                .as_s()
+                .unwrap()
+                .ends_with(&format!("#X#{}", request.id))
+        })
+        .collect();
+    assert!(!parts.is_empty());
+    let now = SystemClock.now().unix_timestamp();
+    for p in &parts {
+        let data = p["data"].as_b().unwrap().as_ref();
+        for id in &ids_b {
+            let hex = id.0.hyphenated().to_string();
+            assert!(
+                !String::from_utf8_lossy(data).contains(&hex),
+                "an export part is sealed, not plain JSON"
+            );
+        }
+        let expires: i64 = p["expires_at"].as_n().unwrap().parse().unwrap();
+        let days = (expires - now) as f64 / 86_400.0;
+        assert!((6.99..=7.01).contains(&days), "expires in {days} days");
+    }
+    // Past its 7 days, nothing is read although moto never deletes the items.
+    assert!(stack
+        .dsr
+        .export_parts(
+            &ws,
+            &request.id,
+            SystemClock.now() + time::Duration::days(7)
+        )
+        .await
+        .unwrap()
+        .is_empty());
+}
