@@ -456,6 +456,40 @@ mod tests {
     }
 
     #[test]
+    fn stripping_removes_only_the_named_events_of_the_same_workspace() {
+        use crate::destination::DestinationId;
+        use crate::workspace::Region;
+        let ws = WorkspaceId::new(Region::Us, "strip");
+        let (a, b) = (EventId(Uuid::from_u128(1)), EventId(Uuid::from_u128(2)));
+        let item = |e: EventId| {
+            serde_json::json!({"event_id": e, "message_id": e.to_string(), "event_type": "track",
+                "timestamp": "2026-03-01T12:00:00Z", "properties": {}, "user_data": {}})
+        };
+        let body = serde_json::to_vec(&serde_json::json!({
+            "v": 1, "workspace_id": ws, "destination_id": DestinationId::new("d"),
+            "kind": "webhook", "items": [item(a), item(b)]
+        }))
+        .unwrap();
+        let only_a: HashSet<EventId> = [a].into();
+        match strip_events(&body, &ws, &only_a) {
+            Stripped::Rewritten { body, removed: 1 } => {
+                let left: crate::event::QueueBody = serde_json::from_slice(&body).unwrap();
+                assert_eq!(left.items.len(), 1);
+                assert_eq!(left.items[0].event_id, b);
+            }
+            other => panic!("{other:?}"),
+        }
+        let both: HashSet<EventId> = [a, b].into();
+        assert_eq!(
+            strip_events(&body, &ws, &both),
+            Stripped::Emptied { removed: 2 }
+        );
+        let other_ws = WorkspaceId::new(Region::Us, "other");
+        assert_eq!(strip_events(&body, &other_ws, &both), Stripped::Untouched);
+        assert_eq!(strip_events(b"not json", &ws, &both), Stripped::Untouched);
+    }
+
+    #[test]
     fn a_suppression_token_is_not_the_subject_index_value() {
         let index = "ab".repeat(32);
         let token = suppression_token(&index);
