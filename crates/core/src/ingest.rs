@@ -639,6 +639,11 @@ fn prepare_one(
     }
     subjects.sort();
     subjects.dedup();
+    // Carried by each queued item, so that deliver drops it if the subject is erased first.
+    let suppression: Vec<String> = subjects
+        .iter()
+        .map(|s| crate::dsr::suppression_token(s))
+        .collect();
 
     let scrubbed_properties = scrub(Value::Object(properties), false);
     let scrubbed_traits = scrub(Value::Object(traits), true);
@@ -713,6 +718,7 @@ fn prepare_one(
                 user_data: hashed.get(&profile).cloned().unwrap_or_default(),
                 consent: forwarded,
                 sealed: Some(p.keys.seal(nonce(p.ids), &item_aad, plaintext)),
+                suppression: suppression.clone(),
             },
         ));
     }
@@ -1181,6 +1187,7 @@ fn write_item_json(out: &mut Vec<u8>, mut item: DeliveryItem, properties: &mut P
         user_data,
         consent,
         sealed,
+        suppression,
     } = &item;
     let head = ItemHead {
         event_id,
@@ -1211,6 +1218,16 @@ fn write_item_json(out: &mut Vec<u8>, mut item: DeliveryItem, properties: &mut P
     if let Some(sealed) = sealed {
         out.extend_from_slice(b",\"sealed\":");
         sealed.write_json(out);
+    }
+    if !suppression.is_empty() {
+        out.extend_from_slice(b",\"sup\":[");
+        for (i, token) in suppression.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_str(out, token);
+        }
+        out.push(b']');
     }
     out.push(b'}');
     #[cfg(debug_assertions)]
@@ -1743,6 +1760,9 @@ mod hot_path_equivalence {
                             ad_personalization: None,
                         },
                         sealed: (n % 3 != 1).then(|| Sealed(vec![n as u8; 30 + index])),
+                        suppression: (n % 2 == 1)
+                            .then(|| vec![crate::identity::sha256_hex(&n.to_string())])
+                            .unwrap_or_default(),
                     },
                 ));
             }

@@ -1033,6 +1033,7 @@ pub fn queue_body(ws: &WorkspaceId, dest: &DestinationId, events: &[EventId]) ->
                 )]),
                 consent: ForwardedConsent::default(),
                 sealed: None,
+                suppression: Vec::new(),
             })
             .collect(),
     };

@@ -239,7 +239,10 @@ fn delivery_service(
             paused_recheck: Duration::from_millis(args.paused_recheck_ms),
             ..DeliveryConfig::default()
         },
-    ))
+    )
+    .with_suppressions(Arc::new(tracklayer_local::SqliteDsrStore::new(
+        stack.db.clone(),
+    ))))
 }
 
 fn dsr_service(

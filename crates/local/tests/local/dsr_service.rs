@@ -744,3 +744,113 @@ async fn an_erasure_deletes_an_earlier_access_export_of_the_same_subject() {
         "another subject's export stays"
     );
 }
+
+/// Answers 200 to every request and keeps the bodies.
+#[derive(Default)]
+struct RecordingEgress {
+    bodies: Mutex<Vec<Value>>,
+}
+
+#[async_trait]
+impl tracklayer_core::ports::Egress for RecordingEgress {
+    async fn post(
+        &self,
+        request: &tracklayer_core::deliver::HttpRequest,
+    ) -> Result<tracklayer_core::deliver::HttpResponse, tracklayer_core::ports::EgressError> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .push(serde_json::from_slice(&request.body).unwrap());
+        Ok(tracklayer_core::deliver::HttpResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: br#"{"events_received":1}"#.to_vec(),
+        })
+    }
+}
+
+/// SQS cannot edit a waiting message: an item queued before its subject's erasure is still in
+/// the main queue when deliver receives it. Deliver must drop it: not sent, not logged.
+#[tokio::test]
+async fn an_item_queued_before_its_subjects_erasure_is_neither_sent_nor_logged() {
+    use tracklayer_core::deliver::service::{DeliveryConfig, DeliveryPorts, DeliveryService};
+    let w = World::new().await;
+    w.ingest("a", 2).await;
+    w.ingest("b", 1).await;
+    let (a_events, b_events) = (w.events_of("a").await, w.events_of("b").await);
+    let svc = w.service(w.events.clone());
+    svc.submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
+        .await
+        .unwrap();
+    // The first run suppresses; deletion (and the SQLite queue purge) waits for propagation.
+    svc.run().await;
+    w.clock.advance(Duration::seconds(6));
+
+    let egress = Arc::new(RecordingEgress::default());
+    let delivery = Arc::new(
+        DeliveryService::new(
+            DeliveryPorts {
+                control: w.control.clone(),
+                queue: w.queue.clone(),
+                log: w.log.clone(),
+                keyring: w.keyring.clone(),
+                egress: egress.clone(),
+                clock: w.clock.clone(),
+                ids: Arc::new(SystemIds),
+                connectors: tracklayer_connectors::connector,
+                base_urls: tracklayer_connectors::default_base_url,
+            },
+            DeliveryConfig::default(),
+        )
+        .with_suppressions(w.dsr.clone()),
+    );
+    let msgs = w
+        .queue
+        .receive(
+            DestinationKind::MetaCapi,
+            10,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(msgs.len(), 2, "both requests' messages are still queued");
+    let dispositions = delivery.process(DestinationKind::MetaCapi, &msgs).await;
+    for (m, d) in msgs.iter().zip(&dispositions) {
+        delivery
+            .apply(DestinationKind::MetaCapi, m, d)
+            .await
+            .unwrap();
+    }
+
+    let sent: usize = egress
+        .bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| b["data"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(sent, 1, "only B's event reached Meta");
+    let ids = |evs: &[tracklayer_core::event::StoredEvent]| -> Vec<EventId> {
+        evs.iter().map(|e| e.event_id).collect()
+    };
+    assert!(w
+        .log
+        .for_events(&w.workspace.id, &ids(&a_events))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        w.log
+            .for_events(&w.workspace.id, &ids(&b_events))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let depth = w.queue.depth(DestinationKind::MetaCapi).await.unwrap();
+    assert_eq!(
+        (depth.visible, depth.in_flight, depth.dead),
+        (0, 0, 0),
+        "A's emptied message is done, not retried or dead-lettered"
+    );
+}
