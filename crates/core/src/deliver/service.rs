@@ -125,8 +125,11 @@ pub struct DeliveryService {
     gates: Mutex<HashMap<String, Gate>>,
     /// The suppression list of erased subjects (data-subject requests), if wired.
     suppressions: Option<Arc<dyn SuppressionList>>,
-    suppressed: Mutex<HashMap<WorkspaceId, (Arc<HashSet<String>>, OffsetDateTime)>>,
+    suppressed: Mutex<HashMap<WorkspaceId, (Suppressed, OffsetDateTime)>>,
 }
+
+/// A workspace's suppression tokens.
+type Suppressed = Arc<HashSet<String>>;
 
 impl std::fmt::Debug for DeliveryService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -297,7 +300,7 @@ impl DeliveryService {
         let set = match cached {
             Some(set) => set,
             None => {
-                let set: Arc<HashSet<String>> = Arc::new(
+                let set: Suppressed = Arc::new(
                     list.suppressed(&ws)
                         .await
                         .map_err(DeliveryError::Store)?
