@@ -1760,9 +1760,11 @@ mod hot_path_equivalence {
                             ad_personalization: None,
                         },
                         sealed: (n % 3 != 1).then(|| Sealed(vec![n as u8; 30 + index])),
-                        suppression: (n % 2 == 1)
-                            .then(|| vec![crate::identity::sha256_hex(&n.to_string())])
-                            .unwrap_or_default(),
+                        suppression: if n % 2 == 1 {
+                            vec![crate::identity::sha256_hex(&n.to_string())]
+                        } else {
+                            Vec::new()
+                        },
                     },
                 ));
             }
