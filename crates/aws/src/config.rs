@@ -24,6 +24,14 @@ pub struct QueueUrls {
     pub dlq: String,
 }
 
+/// The public base URL of each residency's API, for the 421 answers that send a request to
+/// the other residency (`TRACKLAYER_PUBLIC_URL_US`, `TRACKLAYER_PUBLIC_URL_EU`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrls {
+    pub us: String,
+    pub eu: String,
+}
+
 /// Everything the adapters need to find their resources.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsConfig {
@@ -41,6 +49,7 @@ pub struct AwsConfig {
     pub kms_key_id: String,
     /// From address of notification mail.
     pub ses_sender: String,
+    pub public_urls: PublicUrls,
     /// How long an unwrapped data key stays in memory (at most 5 minutes).
     pub data_key_cache: Duration,
 }
@@ -105,6 +114,10 @@ impl AwsConfig {
         }
         let kms_key_id = required("TRACKLAYER_KMS_KEY_ARN");
         let ses_sender = required("TRACKLAYER_SES_SENDER");
+        let public_urls = PublicUrls {
+            us: required("TRACKLAYER_PUBLIC_URL_US"),
+            eu: required("TRACKLAYER_PUBLIC_URL_EU"),
+        };
 
         let residency = match region_code.parse::<Region>() {
             Ok(r) => Some(r),
@@ -124,6 +137,14 @@ impl AwsConfig {
                 }
             }
             queues.insert(kind, urls);
+        }
+        for (var, url) in [
+            ("TRACKLAYER_PUBLIC_URL_US", &public_urls.us),
+            ("TRACKLAYER_PUBLIC_URL_EU", &public_urls.eu),
+        ] {
+            if !url.is_empty() && !is_http_url(url) {
+                problems.push(format!("{var} is not an http(s) URL"));
+            }
         }
         if !ses_sender.is_empty() && !looks_like_address(&ses_sender) {
             problems.push("TRACKLAYER_SES_SENDER is not an email address".to_owned());
@@ -145,6 +166,7 @@ impl AwsConfig {
                 queues,
                 kms_key_id,
                 ses_sender,
+                public_urls,
                 data_key_cache: MAX_DATA_KEY_CACHE,
             }),
             _ => Err(ConfigError { problems }),
@@ -195,6 +217,14 @@ mod tests {
             "arn:aws:kms:eu-central-1:1:key/k".into(),
         );
         env.insert("TRACKLAYER_SES_SENDER".into(), "noreply@example.com".into());
+        env.insert(
+            "TRACKLAYER_PUBLIC_URL_US".into(),
+            "https://us.api.example.com".into(),
+        );
+        env.insert(
+            "TRACKLAYER_PUBLIC_URL_EU".into(),
+            "https://eu.api.example.com".into(),
+        );
         env
     }
 
@@ -208,6 +238,7 @@ mod tests {
         assert!(c.queue(DestinationKind::Tiktok).dlq.ends_with("TIKTOK-dlq"));
         assert_eq!(c.data_key_cache, MAX_DATA_KEY_CACHE);
         assert_eq!(c.endpoint_url, None);
+        assert_eq!(c.public_urls.eu, "https://eu.api.example.com");
     }
 
     #[test]
