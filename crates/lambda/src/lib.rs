@@ -33,7 +33,14 @@ pub fn init_telemetry() {
 /// exits with status 2, so that a misconfigured function fails its cold start visibly.
 pub fn config_or_exit(function: &str) -> AwsConfig {
     match AwsConfig::from_env() {
-        Ok(config) => config,
+        Ok(config) => {
+            if config.allow_private_egress {
+                tracing::warn!(
+                    "private egress allowed: destinations may reach loopback and private addresses"
+                );
+            }
+            config
+        }
         Err(e) => {
             eprintln!("{function}: cannot start, the environment is invalid:");
             for problem in &e.problems {

@@ -12,11 +12,11 @@ use tracklayer_http::{admin_router, AdminConfig, AdminState};
 use tracklayer_lambda::AwsStack;
 
 /// The admin router over the stack's adapters: the same routes and answers as
-/// `tracklayer serve`, with private egress never allowed.
+/// `tracklayer serve`; private egress only if the configuration allows it (tests).
 pub fn app(stack: &AwsStack) -> Result<Router, BuildError> {
     let config = &stack.config;
     let policy = EgressPolicy {
-        allow_private: false,
+        allow_private: config.allow_private_egress,
     };
     let admin = AdminService::new(
         AdminPorts {

@@ -26,7 +26,7 @@ use tracklayer_core::deliver::service::{
 };
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::ports::{DeliveryQueue, Received};
-use tracklayer_egress::{BuildError, EgressConfig, HttpEgress};
+use tracklayer_egress::{BuildError, EgressConfig, EgressPolicy, HttpEgress};
 use tracklayer_lambda::AwsStack;
 
 /// An SQS event with its records still unread, so that one malformed record cannot fail the
@@ -114,9 +114,15 @@ impl std::fmt::Debug for Deliver {
 }
 
 impl Deliver {
-    /// Delivery over the stack's adapters, the connectors and public-only egress.
+    /// Delivery over the stack's adapters, the connectors and egress to public addresses
+    /// (private ones too if the configuration allows it: tests).
     pub fn new(stack: &AwsStack, config: DeliveryConfig) -> Result<Self, BuildError> {
-        let egress = HttpEgress::new(EgressConfig::default())?;
+        let egress = HttpEgress::new(EgressConfig {
+            policy: EgressPolicy {
+                allow_private: stack.config.allow_private_egress,
+            },
+            ..EgressConfig::default()
+        })?;
         let service = DeliveryService::new(
             DeliveryPorts {
                 control: stack.control.clone(),
