@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
     MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
@@ -129,15 +130,26 @@ struct Parsed {
 }
 
 fn parse(m: &Message) -> Option<Parsed> {
-    let workspace_id = WorkspaceId::parse(string_attr(m, WORKSPACE)?).ok()?;
-    let destination_id = DestinationId::parse(string_attr(m, DESTINATION)?).ok()?;
-    let raw = m.body().unwrap_or_default();
-    let body = match string_attr(m, ENCODING) {
+    parse_parts(
+        |name| string_attr(m, name),
+        m.body().unwrap_or_default(),
+        system_attr(m, MessageSystemAttributeName::SentTimestamp),
+    )
+}
+
+/// A message from its string attributes (by name), its body and its `SentTimestamp`.
+fn parse_parts<'a>(
+    attribute: impl Fn(&str) -> Option<&'a str>,
+    raw: &str,
+    sent_timestamp_ms: Option<i64>,
+) -> Option<Parsed> {
+    let workspace_id = WorkspaceId::parse(attribute(WORKSPACE)?).ok()?;
+    let destination_id = DestinationId::parse(attribute(DESTINATION)?).ok()?;
+    let body = match attribute(ENCODING) {
         Some("base64") => base64::engine::general_purpose::STANDARD.decode(raw).ok()?,
         _ => raw.as_bytes().to_vec(),
     };
-    let sent_at = system_attr(m, MessageSystemAttributeName::SentTimestamp)
-        .map_or(OffsetDateTime::UNIX_EPOCH, from_unix_millis);
+    let sent_at = sent_timestamp_ms.map_or(OffsetDateTime::UNIX_EPOCH, from_unix_millis);
     Some(Parsed {
         workspace_id,
         destination_id,
@@ -237,6 +249,55 @@ impl SqsDeliveryQueue {
                 at: Instant::now(),
             },
         );
+    }
+
+    /// The destination kind whose queue has this ARN (its last `:` segment is the queue name,
+    /// which is the last path segment of the queue URL).
+    pub fn kind_of_queue_arn(&self, arn: &str) -> Option<DestinationKind> {
+        let name = arn.rsplit(':').next().filter(|n| !n.is_empty())?;
+        self.queues
+            .iter()
+            .find(|(_, urls)| urls.queue.trim_end_matches('/').rsplit('/').next() == Some(name))
+            .map(|(kind, _)| *kind)
+    }
+
+    /// Reads a record of a Lambda SQS event as `receive` reads a message, and remembers it so
+    /// that `dead_letter` can move it. `None` if it did not come from one of these queues or
+    /// lacks a receipt handle, valid ids or a readable body: such a record can be neither
+    /// delivered nor dead-lettered with a reason (SQS's redrive policy moves it instead).
+    pub fn accept_delivered(&self, record: &SqsMessage) -> Option<(DestinationKind, Received)> {
+        let kind = self.kind_of_queue_arn(record.event_source_arn.as_deref()?)?;
+        let receipt = record.receipt_handle.as_deref().filter(|h| !h.is_empty())?;
+        let p = parse_parts(
+            |name| record.message_attributes.get(name)?.string_value.as_deref(),
+            record.body.as_deref().unwrap_or_default(),
+            record
+                .attributes
+                .get("SentTimestamp")
+                .and_then(|v| v.parse().ok()),
+        )?;
+        let receive_count = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(1)
+            .max(1);
+        let received = Received {
+            receipt: Receipt(receipt.to_owned()),
+            destination_id: p.destination_id,
+            workspace_id: p.workspace_id,
+            body: p.body,
+            receive_count,
+            enqueued_at: p.sent_at,
+        };
+        self.remember(kind, &received);
+        Some((kind, received))
+    }
+
+    /// Forgets a remembered message once it is settled (a Lambda event source deletes what
+    /// the function does not report as failed, without this queue's `ack`).
+    pub fn forget(&self, receipt: &Receipt) {
+        self.forget_inflight(receipt);
     }
 
     fn remember_inflight(&self, receipt: String, m: Inflight) {

@@ -272,9 +272,7 @@ const SENDER: &str = "noreply@tracklayer.example";
 async fn ses_mailer() -> SesMailer {
     let c = clients().await;
     c.ses
-        .create_email_identity()
-        .email_identity(SENDER)
-        .send()
+        .create_email_identity(SENDER)
         .await
         .expect("verify the sender on moto");
     SesMailer::new(c.ses, SENDER)
@@ -728,5 +726,21 @@ async fn erasing_part_of_a_shared_pack_moves_it_off_the_erased_events_id() {
             1,
             "the moved pack is still indexed under {subject}"
         );
+    }
+}
+
+#[tokio::test]
+async fn ses_refuses_mail_from_an_unverified_sender_without_retrying() {
+    use tracklayer_core::error::MailError;
+    use tracklayer_core::ports::{Mail, Mailer};
+    let mailer = SesMailer::new(clients().await.ses, "unverified@tracklayer.example");
+    let mail = Mail {
+        to: vec!["admin@example.com".into()],
+        subject: "Your data export is ready".into(),
+        text: "Download it within 7 days.".into(),
+    };
+    match mailer.send(&mail).await {
+        Err(MailError::Rejected(reason)) => assert!(reason.contains("MessageRejected"), "{reason}"),
+        other => panic!("expected a rejection, got {other:?}"),
     }
 }

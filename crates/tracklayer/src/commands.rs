@@ -24,10 +24,24 @@ use tracklayer_core::workspace::Region;
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
 use tracklayer_local::DataDir;
 
-use crate::cli::{Cli, Command, DeliveryArgs, DestinationsCommand, InitArgs, ServeArgs};
+use crate::cli::{Backend, Cli, Command, DeliveryArgs, DestinationsCommand, InitArgs, ServeArgs};
 use crate::stack::LocalStack;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.backend == Backend::Aws {
+        return match cli.command {
+            Command::Init(args) => {
+                let target = crate::aws::Target::resolve(cli.aws_region, cli.stack, args.region)?;
+                crate::aws::init(&target, &args.name, args.json).await
+            }
+            _ => bail!(
+                "--backend aws supports `init` only; manage a deployed stack through its admin API"
+            ),
+        };
+    }
+    if cli.aws_region.is_some() || cli.stack.is_some() {
+        bail!("--region and --stack before the command name a deployed stack: add --backend aws");
+    }
     match cli.command {
         Command::Init(args) => init(args).await,
         Command::Serve(args) => serve(args).await,
@@ -74,7 +88,8 @@ fn print_bootstrap(boot: &Bootstrapped, dir: &DataDir, as_json: bool) {
 
 async fn init(args: InitArgs) -> anyhow::Result<()> {
     let dir = DataDir::new(args.dir.data_dir);
-    let (_, boot) = bootstrap(dir.clone(), args.region, &args.name).await?;
+    let region = args.region.unwrap_or(Region::Us);
+    let (_, boot) = bootstrap(dir.clone(), region, &args.name).await?;
     print_bootstrap(&boot, &dir, args.json);
     Ok(())
 }

@@ -75,9 +75,7 @@ impl Stack {
             .and_then(|m| m.arn)
             .expect("key ARN");
         c.ses
-            .create_email_identity()
-            .email_identity(SENDER)
-            .send()
+            .create_email_identity(SENDER)
             .await
             .expect("verify the sender on moto");
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
