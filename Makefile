@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 NODE_SDK := tests/sdk/node
 
-.PHONY: test ci fmt-check clippy lint-template secret-scan bench measure-delivery tools clean-tools
+.PHONY: test ci fmt-check clippy lint-template secret-scan bench measure-delivery measure-aws tools clean-tools
 
 ## Test tools: a Python venv (segment SDK, moto, cfn-lint, detect-secrets, schemathesis) and
 ## the Node SDK. Each is rebuilt when its lock file changes; a missing interpreter fails loudly.
@@ -34,7 +34,7 @@ clean-tools:
 ## Unit, contract and end-to-end tests (the e2e suites start and stop their own servers), then
 ## schemathesis against the admin API of a live server.
 test: tools
-	$(CARGO) build -p tracklayer
+	$(CARGO) build -p tracklayer -p tracklayer-ingest -p tracklayer-deliver -p tracklayer-admin -p tracklayer-dsr
 	TRACKLAYER_TEST_PYTHON=$(abspath $(PY)) $(CARGO) test --workspace
 	TRACKLAYER_BIN=$(abspath target/debug/tracklayer) SCHEMATHESIS=$(abspath $(VENV)/bin/schemathesis) PYTHON=$(abspath $(PY)) bash tests/schemathesis/run.sh
 
@@ -58,6 +58,12 @@ bench:
 measure-delivery:
 	$(CARGO) build --release -p tracklayer -p tracklayer-tests --bins
 	./target/release/measure-delivery
+
+## The Lambda functions (native release builds) under the Runtime API emulator on moto: cold
+## starts, binary sizes, AWS requests and DynamoDB units per 1,000 events, cost per million.
+measure-aws: $(VENV)/.installed
+	$(CARGO) build --release -p tracklayer-tests -p tracklayer-ingest -p tracklayer-deliver -p tracklayer-admin -p tracklayer-dsr --bins
+	TRACKLAYER_TEST_PYTHON=$(abspath $(PY)) ./target/release/measure-aws
 
 ci: fmt-check clippy test lint-template secret-scan
 	@echo "make ci: all checks passed"

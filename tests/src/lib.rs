@@ -2,6 +2,7 @@
 //! the real SDK clients, fake destinations, and byte-level scans of what TrackLayer left on disk.
 
 pub mod fake;
+pub mod lambda;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -8,10 +8,14 @@ use std::process::Command;
 use serde_json::{json, Value};
 use tracklayer_tests::*;
 
+#[path = "e2e/aws_lambda.rs"]
+mod aws_lambda;
 #[path = "e2e/delivery.rs"]
 mod delivery;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
+#[path = "e2e/dsr.rs"]
+mod dsr;
 #[path = "e2e/operator.rs"]
 mod operator;
 

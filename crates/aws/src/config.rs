@@ -24,6 +24,14 @@ pub struct QueueUrls {
     pub dlq: String,
 }
 
+/// The public base URL of each residency's API, for the 421 answers that send a request to
+/// the other residency (`TRACKLAYER_PUBLIC_URL_US`, `TRACKLAYER_PUBLIC_URL_EU`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrls {
+    pub us: String,
+    pub eu: String,
+}
+
 /// Everything the adapters need to find their resources.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsConfig {
@@ -41,6 +49,10 @@ pub struct AwsConfig {
     pub kms_key_id: String,
     /// From address of notification mail.
     pub ses_sender: String,
+    pub public_urls: PublicUrls,
+    /// Let destinations reach loopback and private addresses
+    /// (`TRACKLAYER_ALLOW_PRIVATE_EGRESS=true`): tests only; the template never sets it.
+    pub allow_private_egress: bool,
     /// How long an unwrapped data key stays in memory (at most 5 minutes).
     pub data_key_cache: Duration,
 }
@@ -61,6 +73,38 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// The names `template.yaml` gives a stack's resources, derived from the stack name, so that
+/// an operator command (`tracklayer --backend aws init`) finds them without CloudFormation:
+/// tables `{stack}-control`, `{stack}-events`, `{stack}-delivery-log`, `{stack}-audit`.
+pub fn stack_table_names(stack: &str) -> TableNames {
+    TableNames {
+        control: format!("{stack}-control"),
+        events: format!("{stack}-events"),
+        delivery_log: format!("{stack}-delivery-log"),
+        audit: format!("{stack}-audit"),
+    }
+}
+
+/// The alias of a stack's platform KMS key: `alias/tracklayer/{stack}`.
+pub fn stack_key_alias(stack: &str) -> String {
+    format!("alias/tracklayer/{stack}")
+}
+
+/// The default stack name of a residency, as `samconfig.toml` deploys it: `tracklayer-eu`.
+pub fn default_stack_name(residency: Region) -> String {
+    format!("tracklayer-{residency}")
+}
+
+/// The residency whose stacks may live in an AWS region (`template.yaml`'s rule
+/// `ResidencyMatchesRegion`), if any.
+pub fn residency_of_aws_region(aws_region: &str) -> Option<Region> {
+    match aws_region {
+        "us-east-1" | "us-east-2" | "us-west-2" => Some(Region::Us),
+        "eu-central-1" | "eu-west-1" | "eu-west-3" | "eu-north-1" => Some(Region::Eu),
+        _ => None,
+    }
+}
 
 /// The environment variable suffix of a destination kind: `QUEUE_URL_META_CAPI`.
 pub fn kind_suffix(kind: DestinationKind) -> String {
@@ -105,6 +149,10 @@ impl AwsConfig {
         }
         let kms_key_id = required("TRACKLAYER_KMS_KEY_ARN");
         let ses_sender = required("TRACKLAYER_SES_SENDER");
+        let public_urls = PublicUrls {
+            us: required("TRACKLAYER_PUBLIC_URL_US"),
+            eu: required("TRACKLAYER_PUBLIC_URL_EU"),
+        };
 
         let residency = match region_code.parse::<Region>() {
             Ok(r) => Some(r),
@@ -125,9 +173,28 @@ impl AwsConfig {
             }
             queues.insert(kind, urls);
         }
+        for (var, url) in [
+            ("TRACKLAYER_PUBLIC_URL_US", &public_urls.us),
+            ("TRACKLAYER_PUBLIC_URL_EU", &public_urls.eu),
+        ] {
+            if !url.is_empty() && !is_http_url(url) {
+                problems.push(format!("{var} is not an http(s) URL"));
+            }
+        }
         if !ses_sender.is_empty() && !looks_like_address(&ses_sender) {
             problems.push("TRACKLAYER_SES_SENDER is not an email address".to_owned());
         }
+        let allow_private_egress = match lookup("TRACKLAYER_ALLOW_PRIVATE_EGRESS")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("" | "false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(_) => {
+                problems.push("TRACKLAYER_ALLOW_PRIVATE_EGRESS must be true or false".to_owned());
+                false
+            }
+        };
         let endpoint_url = lookup("AWS_ENDPOINT_URL").filter(|v| !v.trim().is_empty());
         if let Some(url) = &endpoint_url {
             if !is_http_url(url) {
@@ -145,6 +212,8 @@ impl AwsConfig {
                 queues,
                 kms_key_id,
                 ses_sender,
+                public_urls,
+                allow_private_egress,
                 data_key_cache: MAX_DATA_KEY_CACHE,
             }),
             _ => Err(ConfigError { problems }),
@@ -195,6 +264,14 @@ mod tests {
             "arn:aws:kms:eu-central-1:1:key/k".into(),
         );
         env.insert("TRACKLAYER_SES_SENDER".into(), "noreply@example.com".into());
+        env.insert(
+            "TRACKLAYER_PUBLIC_URL_US".into(),
+            "https://us.api.example.com".into(),
+        );
+        env.insert(
+            "TRACKLAYER_PUBLIC_URL_EU".into(),
+            "https://eu.api.example.com".into(),
+        );
         env
     }
 
@@ -208,6 +285,22 @@ mod tests {
         assert!(c.queue(DestinationKind::Tiktok).dlq.ends_with("TIKTOK-dlq"));
         assert_eq!(c.data_key_cache, MAX_DATA_KEY_CACHE);
         assert_eq!(c.endpoint_url, None);
+        assert_eq!(c.public_urls.eu, "https://eu.api.example.com");
+        assert!(!c.allow_private_egress, "private egress is opt-in");
+    }
+
+    #[test]
+    fn private_egress_is_allowed_only_when_asked_for() {
+        let mut env = template_env();
+        env.insert("TRACKLAYER_ALLOW_PRIVATE_EGRESS".into(), "true".into());
+        let c = AwsConfig::from_lookup(|k| env.get(k).cloned()).unwrap();
+        assert!(c.allow_private_egress);
+        env.insert("TRACKLAYER_ALLOW_PRIVATE_EGRESS".into(), "yes".into());
+        let err = AwsConfig::from_lookup(|k| env.get(k).cloned()).unwrap_err();
+        assert_eq!(
+            err.problems,
+            ["TRACKLAYER_ALLOW_PRIVATE_EGRESS must be true or false"]
+        );
     }
 
     #[test]
@@ -220,6 +313,59 @@ mod tests {
                 "{name} is not set in template.yaml Globals"
             );
         }
+    }
+
+    #[test]
+    fn the_template_names_resources_after_the_stack() {
+        let template = include_str!("../../../template.yaml");
+        let names = stack_table_names("${AWS::StackName}");
+        for (table, name) in [
+            ("ControlTable", &names.control),
+            ("EventsTable", &names.events),
+            ("DeliveryLogTable", &names.delivery_log),
+            ("AuditTable", &names.audit),
+        ] {
+            let declared = format!("\n  {table}:\n    Type: AWS::DynamoDB::Table\n");
+            let at = template.find(&declared).expect("the table is declared") + declared.len();
+            // The resource runs until the next line indented by two spaces only.
+            let end = template[at..]
+                .match_indices("\n  ")
+                .find(|(i, _)| template[at + i + 3..].starts_with(|c: char| c != ' '))
+                .map_or(template.len(), |(i, _)| at + i);
+            assert!(
+                template[at..end].contains(&format!("\n      TableName: !Sub {name}\n")),
+                "{table} is not named {name} in template.yaml"
+            );
+        }
+        for kind in DestinationKind::ALL {
+            let name = crate::provision::queue_name("${AWS::StackName}", kind);
+            for q in [name.clone(), format!("{name}-dlq")] {
+                assert!(
+                    template.contains(&format!("QueueName: !Sub {q}\n")),
+                    "no queue named {q} in template.yaml"
+                );
+            }
+        }
+        assert!(template.contains(&format!(
+            "AliasName: !Sub {}\n",
+            stack_key_alias("${AWS::StackName}")
+        )));
+    }
+
+    #[test]
+    fn a_stack_is_found_by_its_name_and_its_region() {
+        assert_eq!(
+            stack_table_names("tracklayer-eu").delivery_log,
+            "tracklayer-eu-delivery-log"
+        );
+        assert_eq!(
+            stack_key_alias("tracklayer-eu"),
+            "alias/tracklayer/tracklayer-eu"
+        );
+        assert_eq!(default_stack_name(Region::Us), "tracklayer-us");
+        assert_eq!(residency_of_aws_region("eu-central-1"), Some(Region::Eu));
+        assert_eq!(residency_of_aws_region("us-west-2"), Some(Region::Us));
+        assert_eq!(residency_of_aws_region("ap-south-1"), None);
     }
 
     #[test]

@@ -17,9 +17,10 @@ pub use config::{AwsConfig, ConfigError, QueueUrls, TableNames};
 pub use dynamo::audit::DynamoAuditLog;
 pub use dynamo::control::DynamoControlStore;
 pub use dynamo::delivery_log::DynamoDeliveryLog;
+pub use dynamo::dsr::DynamoDsrStore;
 pub use dynamo::events::DynamoEventStore;
 pub use kms::KmsKeyring;
-pub use ses::SesMailer;
+pub use ses::{SesClient, SesError, SesMailer};
 pub use sqs::SqsDeliveryQueue;
 
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -31,7 +32,7 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub kms: aws_sdk_kms::Client,
-    pub ses: aws_sdk_sesv2::Client,
+    pub ses: SesClient,
 }
 
 impl AwsClients {
@@ -53,7 +54,7 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
             kms: aws_sdk_kms::Client::new(sdk),
-            ses: aws_sdk_sesv2::Client::new(sdk),
+            ses: SesClient::new(sdk),
         }
     }
 }

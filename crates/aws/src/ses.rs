@@ -1,13 +1,23 @@
 //! `Mailer` on SES v2 (`SendEmail`, simple content, from the stack's verified sender).
+//!
+//! Two SES v2 operations are all TrackLayer uses, so they are two SigV4-signed REST-JSON
+//! requests over the workspace's reqwest/rustls client rather than the generated
+//! `aws-sdk-sesv2` crate: that crate alone took 275 s of every cold build (CI and `make
+//! lambda`), for two calls. Credentials, region and endpoint still come from the SDK's
+//! configuration, so the standard credential chain and `AWS_ENDPOINT_URL` (moto) apply.
+//!
 //! Errors never carry SES's message text: it can name a recipient address.
 
+use std::time::{Duration, SystemTime};
+
 use async_trait::async_trait;
-use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
-use aws_sdk_sesv2::Client;
+use aws_config::SdkConfig;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use serde::Serialize;
 use tracklayer_core::error::MailError;
 use tracklayer_core::ports::{Mail, Mailer};
-
-use crate::error::{classify, code, Class};
 
 /// Codes after which trying the same mail again is pointless.
 const REJECTED: &[&str] = &[
@@ -16,17 +26,260 @@ const REJECTED: &[&str] = &[
     "BadRequestException",
     "NotFoundException",
     "AccountSuspendedException",
+    "SendingPausedException",
 ];
+
+/// Codes that mean "slow down and try again".
+const THROTTLED: &[&str] = &["TooManyRequestsException", "LimitExceededException"];
+
+/// A signed SES v2 client: the HTTP client, where SES is, and who we are.
+#[derive(Debug, Clone)]
+pub struct SesClient {
+    http: reqwest::Client,
+    /// `https://email.<region>.amazonaws.com`, or the configured endpoint (moto).
+    endpoint: String,
+    region: String,
+    credentials: Option<SharedCredentialsProvider>,
+}
+
+/// Why an SES call failed, classified by what the caller should do.
+#[derive(Debug, thiserror::Error)]
+pub enum SesError {
+    /// Network trouble, throttling or an SES-side error: try again later.
+    #[error("SES is unavailable ({0})")]
+    Transient(String),
+    /// SES refused the request; the same request will fail again.
+    #[error("SES refused the request ({0})")]
+    Refused(String),
+}
+
+impl SesClient {
+    /// A client for the region, endpoint and credentials of an SDK configuration.
+    pub fn new(sdk: &SdkConfig) -> Self {
+        let region = sdk
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        let endpoint = sdk
+            .endpoint_url()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("https://email.{region}.amazonaws.com"));
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("a reqwest client with rustls and timeouts always builds");
+        Self {
+            http,
+            endpoint,
+            region,
+            credentials: sdk.credentials_provider(),
+        }
+    }
+
+    /// `CreateEmailIdentity`: starts verification of a sender address (operators, tests).
+    pub async fn create_email_identity(&self, email: &str) -> Result<(), SesError> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Body<'a> {
+            email_identity: &'a str,
+        }
+        self.call(
+            "/v2/email/identities",
+            &Body {
+                email_identity: email,
+            },
+        )
+        .await
+    }
+
+    /// `SendEmail` with simple text content.
+    async fn send_email(&self, from: &str, mail: &Mail) -> Result<(), SesError> {
+        let body = SendEmail {
+            from_email_address: from,
+            destination: Destination {
+                to_addresses: &mail.to,
+            },
+            content: EmailContent {
+                simple: Message {
+                    subject: Content::utf8(&mail.subject),
+                    body: MessageBody {
+                        text: Content::utf8(&mail.text),
+                    },
+                },
+            },
+        };
+        self.call("/v2/email/outbound-emails", &body).await
+    }
+
+    /// POSTs a signed JSON body and classifies the answer.
+    async fn call(&self, path: &str, body: &impl Serialize) -> Result<(), SesError> {
+        let body = serde_json::to_vec(body).map_err(|e| SesError::Refused(e.to_string()))?;
+        let url = format!("{}{path}", self.endpoint);
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .map_err(|e| SesError::Refused(format!("request: {e}")))?;
+        self.sign(&mut request).await?;
+        let request = reqwest::Request::try_from(request)
+            .map_err(|e| SesError::Refused(format!("request: {e}")))?;
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| SesError::Transient(transport_kind(&e).to_owned()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let header_code = response
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(error_code);
+        let body = response.bytes().await.unwrap_or_default();
+        let code = header_code
+            .or_else(|| body_code(&body))
+            .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+        Err(classify(status.as_u16(), code))
+    }
+
+    /// Adds SigV4 headers for service `ses`.
+    async fn sign(&self, request: &mut http::Request<Vec<u8>>) -> Result<(), SesError> {
+        let provider = self
+            .credentials
+            .as_ref()
+            .ok_or_else(|| SesError::Refused("no AWS credentials are configured".into()))?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| SesError::Transient(format!("credentials: {e}")))?;
+        let identity = credentials.into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("ses")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| SesError::Refused(format!("signing: {e}")))?
+            .into();
+        let headers: Vec<(&str, &str)> = request
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+            .collect();
+        let uri = request.uri().to_string();
+        let signable = SignableRequest::new(
+            request.method().as_str(),
+            uri,
+            headers.into_iter(),
+            SignableBody::Bytes(request.body()),
+        )
+        .map_err(|e| SesError::Refused(format!("signing: {e}")))?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|e| SesError::Refused(format!("signing: {e}")))?
+            .into_parts();
+        instructions.apply_to_request_http1x(request);
+        Ok(())
+    }
+}
+
+/// `MessageRejected:http://internal.amazon.com/...` → `MessageRejected`.
+fn error_code(raw: &str) -> String {
+    raw.split(':').next().unwrap_or(raw).trim().to_owned()
+}
+
+/// The error code of a REST-JSON error body (`__type`, `code` or `Code`), if any.
+fn body_code(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    ["__type", "code", "Code"]
+        .iter()
+        .find_map(|k| value.get(*k).and_then(|v| v.as_str()))
+        .map(|raw| error_code(raw.rsplit('#').next().unwrap_or(raw)))
+}
+
+fn classify(status: u16, code: String) -> SesError {
+    if REJECTED.contains(&code.as_str()) {
+        SesError::Refused(code)
+    } else if THROTTLED.contains(&code.as_str()) || status == 429 || status >= 500 {
+        SesError::Transient(code)
+    } else {
+        SesError::Refused(code)
+    }
+}
+
+/// A transport error's kind, without the URL or anything the peer sent.
+fn transport_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "transport error"
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SendEmail<'a> {
+    from_email_address: &'a str,
+    destination: Destination<'a>,
+    content: EmailContent<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Destination<'a> {
+    to_addresses: &'a [String],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct EmailContent<'a> {
+    simple: Message<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Message<'a> {
+    subject: Content<'a>,
+    body: MessageBody<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MessageBody<'a> {
+    text: Content<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Content<'a> {
+    data: &'a str,
+    charset: &'static str,
+}
+
+impl<'a> Content<'a> {
+    fn utf8(data: &'a str) -> Self {
+        Self {
+            data,
+            charset: "UTF-8",
+        }
+    }
+}
 
 /// Notification mail through SES.
 #[derive(Debug, Clone)]
 pub struct SesMailer {
-    client: Client,
+    client: SesClient,
     sender: String,
 }
 
 impl SesMailer {
-    pub fn new(client: Client, sender: impl Into<String>) -> Self {
+    pub fn new(client: SesClient, sender: impl Into<String>) -> Self {
         Self {
             client,
             sender: sender.into(),
@@ -36,14 +289,6 @@ impl SesMailer {
 
 fn header_safe(s: &str) -> bool {
     !s.contains(['\r', '\n'])
-}
-
-fn content(data: &str) -> Result<Content, MailError> {
-    Content::builder()
-        .data(data)
-        .charset("UTF-8")
-        .build()
-        .map_err(|e| MailError::Rejected(format!("mail content: {e}")))
 }
 
 #[async_trait]
@@ -64,36 +309,78 @@ impl Mailer for SesMailer {
         if !header_safe(&mail.subject) {
             return Err(MailError::Rejected("the subject has a line break".into()));
         }
-        let message = Message::builder()
-            .subject(content(&mail.subject)?)
-            .body(Body::builder().text(content(&mail.text)?).build())
-            .build();
-        let result = self
-            .client
-            .send_email()
-            .from_email_address(&self.sender)
-            .destination(
-                Destination::builder()
-                    .set_to_addresses(Some(mail.to.clone()))
-                    .build(),
-            )
-            .content(EmailContent::builder().simple(message).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match code(&err) {
-                Some(c) if REJECTED.contains(&c) => {
-                    Err(MailError::Rejected(format!("SES refused the mail ({c})")))
-                }
-                _ => match classify(&err) {
-                    Class::Transient => Err(MailError::Transient(Box::new(err))),
-                    Class::ConditionFailed | Class::Permanent => Err(MailError::Rejected(format!(
-                        "SES refused the mail ({})",
-                        code(&err).unwrap_or("unknown error")
-                    ))),
+        match self.client.send_email(&self.sender, mail).await {
+            Ok(()) => Ok(()),
+            Err(SesError::Refused(code)) => Err(MailError::Rejected(format!(
+                "SES refused the mail ({code})"
+            ))),
+            Err(e @ SesError::Transient(_)) => Err(MailError::Transient(Box::new(e))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_lose_their_documentation_suffix_and_namespace() {
+        assert_eq!(
+            error_code("MessageRejected:http://internal.amazon.com/coral/"),
+            "MessageRejected"
+        );
+        assert_eq!(
+            body_code(br#"{"__type":"com.amazonaws.ses#TooManyRequestsException"}"#).as_deref(),
+            Some("TooManyRequestsException")
+        );
+        assert_eq!(body_code(b"not json"), None);
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_transient_and_refusals_are_not() {
+        assert!(matches!(
+            classify(400, "TooManyRequestsException".into()),
+            SesError::Transient(_)
+        ));
+        assert!(matches!(
+            classify(503, "HTTP 503".into()),
+            SesError::Transient(_)
+        ));
+        assert!(matches!(
+            classify(400, "MessageRejected".into()),
+            SesError::Refused(_)
+        ));
+        assert!(matches!(
+            classify(403, "HTTP 403".into()),
+            SesError::Refused(_)
+        ));
+    }
+
+    #[test]
+    fn send_email_serializes_as_the_ses_v2_wire_format() {
+        let to = vec!["a@example.com".to_owned()];
+        let body = SendEmail {
+            from_email_address: "noreply@example.com",
+            destination: Destination { to_addresses: &to },
+            content: EmailContent {
+                simple: Message {
+                    subject: Content::utf8("s"),
+                    body: MessageBody {
+                        text: Content::utf8("t"),
+                    },
                 },
             },
-        }
+        };
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            serde_json::json!({
+                "FromEmailAddress": "noreply@example.com",
+                "Destination": {"ToAddresses": ["a@example.com"]},
+                "Content": {"Simple": {
+                    "Subject": {"Data": "s", "Charset": "UTF-8"},
+                    "Body": {"Text": {"Data": "t", "Charset": "UTF-8"}}
+                }}
+            })
+        );
     }
 }

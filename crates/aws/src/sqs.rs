@@ -16,11 +16,12 @@
 //!   again at once. `replay` receives, sends to the source queue, then deletes
 //!   (`StartMessageMoveTask` cannot filter by destination, and moto lacks it).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
     MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
@@ -31,7 +32,9 @@ use base64::Engine as _;
 use time::OffsetDateTime;
 use tracklayer_core::clock::{from_unix_millis, unix_millis, Clock};
 use tracklayer_core::destination::{DestinationId, DestinationKind};
+use tracklayer_core::dsr::{strip_events, Stripped};
 use tracklayer_core::error::StoreError;
+use tracklayer_core::event::EventId;
 use tracklayer_core::ports::{
     DeadLetter, DeliveryQueue, Outgoing, QueueDepth, Receipt, Received, ReplayFilter,
 };
@@ -127,15 +130,26 @@ struct Parsed {
 }
 
 fn parse(m: &Message) -> Option<Parsed> {
-    let workspace_id = WorkspaceId::parse(string_attr(m, WORKSPACE)?).ok()?;
-    let destination_id = DestinationId::parse(string_attr(m, DESTINATION)?).ok()?;
-    let raw = m.body().unwrap_or_default();
-    let body = match string_attr(m, ENCODING) {
+    parse_parts(
+        |name| string_attr(m, name),
+        m.body().unwrap_or_default(),
+        system_attr(m, MessageSystemAttributeName::SentTimestamp),
+    )
+}
+
+/// A message from its string attributes (by name), its body and its `SentTimestamp`.
+fn parse_parts<'a>(
+    attribute: impl Fn(&str) -> Option<&'a str>,
+    raw: &str,
+    sent_timestamp_ms: Option<i64>,
+) -> Option<Parsed> {
+    let workspace_id = WorkspaceId::parse(attribute(WORKSPACE)?).ok()?;
+    let destination_id = DestinationId::parse(attribute(DESTINATION)?).ok()?;
+    let body = match attribute(ENCODING) {
         Some("base64") => base64::engine::general_purpose::STANDARD.decode(raw).ok()?,
         _ => raw.as_bytes().to_vec(),
     };
-    let sent_at = system_attr(m, MessageSystemAttributeName::SentTimestamp)
-        .map_or(OffsetDateTime::UNIX_EPOCH, from_unix_millis);
+    let sent_at = sent_timestamp_ms.map_or(OffsetDateTime::UNIX_EPOCH, from_unix_millis);
     Some(Parsed {
         workspace_id,
         destination_id,
@@ -235,6 +249,55 @@ impl SqsDeliveryQueue {
                 at: Instant::now(),
             },
         );
+    }
+
+    /// The destination kind whose queue has this ARN (its last `:` segment is the queue name,
+    /// which is the last path segment of the queue URL).
+    pub fn kind_of_queue_arn(&self, arn: &str) -> Option<DestinationKind> {
+        let name = arn.rsplit(':').next().filter(|n| !n.is_empty())?;
+        self.queues
+            .iter()
+            .find(|(_, urls)| urls.queue.trim_end_matches('/').rsplit('/').next() == Some(name))
+            .map(|(kind, _)| *kind)
+    }
+
+    /// Reads a record of a Lambda SQS event as `receive` reads a message, and remembers it so
+    /// that `dead_letter` can move it. `None` if it did not come from one of these queues or
+    /// lacks a receipt handle, valid ids or a readable body: such a record can be neither
+    /// delivered nor dead-lettered with a reason (SQS's redrive policy moves it instead).
+    pub fn accept_delivered(&self, record: &SqsMessage) -> Option<(DestinationKind, Received)> {
+        let kind = self.kind_of_queue_arn(record.event_source_arn.as_deref()?)?;
+        let receipt = record.receipt_handle.as_deref().filter(|h| !h.is_empty())?;
+        let p = parse_parts(
+            |name| record.message_attributes.get(name)?.string_value.as_deref(),
+            record.body.as_deref().unwrap_or_default(),
+            record
+                .attributes
+                .get("SentTimestamp")
+                .and_then(|v| v.parse().ok()),
+        )?;
+        let receive_count = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(1)
+            .max(1);
+        let received = Received {
+            receipt: Receipt(receipt.to_owned()),
+            destination_id: p.destination_id,
+            workspace_id: p.workspace_id,
+            body: p.body,
+            receive_count,
+            enqueued_at: p.sent_at,
+        };
+        self.remember(kind, &received);
+        Some((kind, received))
+    }
+
+    /// Forgets a remembered message once it is settled (a Lambda event source deletes what
+    /// the function does not report as failed, without this queue's `ack`).
+    pub fn forget(&self, receipt: &Receipt) {
+        self.forget_inflight(receipt);
     }
 
     fn remember_inflight(&self, receipt: String, m: Inflight) {
@@ -685,6 +748,70 @@ impl DeliveryQueue for SqsDeliveryQueue {
         }
         self.release(&urls.dlq, skipped).await?;
         Ok(moved)
+    }
+
+    /// Dead letters only: SQS cannot change a queued message, and receiving the source
+    /// queue's messages to rewrite them would count against their redrive limit. A dead
+    /// letter holding the events' items is sent again without them (with its reason and
+    /// time), then deleted; one left without items is deleted.
+    async fn purge_events(
+        &self,
+        kind: DestinationKind,
+        ws: &WorkspaceId,
+        events: &[EventId],
+    ) -> Result<u64, StoreError> {
+        let urls = self.urls(kind)?.clone();
+        let events: HashSet<EventId> = events.iter().copied().collect();
+        let mut removed = 0u64;
+        let mut seen = 0usize;
+        let mut untouched = Vec::new();
+        while seen < REPLAY_MAX {
+            let got = self.peek(&urls.dlq, BATCH_MAX).await?;
+            if got.is_empty() {
+                break;
+            }
+            seen += got.len();
+            let mut send = Vec::new();
+            let mut done = Vec::new();
+            for m in got {
+                let Some(h) = m.receipt_handle().map(str::to_owned) else {
+                    continue;
+                };
+                let Some(p) = parse(&m).filter(|p| p.workspace_id == *ws) else {
+                    untouched.push(h);
+                    continue;
+                };
+                match strip_events(&p.body, ws, &events) {
+                    Stripped::Untouched => untouched.push(h),
+                    Stripped::Emptied { removed: n } => {
+                        removed += n;
+                        done.push(h);
+                    }
+                    Stripped::Rewritten { body, removed: n } => {
+                        let reason = string_attr(&m, REASON).unwrap_or(REDRIVEN).to_owned();
+                        let dead_at = string_attr(&m, DEAD_AT)
+                            .and_then(|v| v.parse().ok())
+                            .map_or(p.sent_at, from_unix_millis);
+                        send.push(entry(
+                            &p.workspace_id,
+                            &p.destination_id,
+                            &body,
+                            Duration::ZERO,
+                            Some((&reason, dead_at)),
+                        )?);
+                        removed += n;
+                        done.push(h);
+                    }
+                }
+            }
+            // The rewritten copy first: a failure in between leaves the old one, never none.
+            if !send.is_empty() {
+                self.send(&urls.dlq, send).await?;
+            }
+            self.delete_batch(&urls.dlq, done).await?;
+        }
+        self.release(&urls.dlq, untouched).await?;
+        Ok(removed)
     }
 
     async fn depth(&self, kind: DestinationKind) -> Result<QueueDepth, StoreError> {

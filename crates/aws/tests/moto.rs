@@ -19,8 +19,8 @@ use aws_sdk_dynamodb::config::Credentials;
 use time::OffsetDateTime;
 use tracklayer_aws::provision::{self, Options};
 use tracklayer_aws::{
-    AwsClients, DynamoAuditLog, DynamoControlStore, DynamoDeliveryLog, DynamoEventStore,
-    KmsKeyring, QueueUrls, SesMailer, SqsDeliveryQueue, TableNames,
+    AwsClients, DynamoAuditLog, DynamoControlStore, DynamoDeliveryLog, DynamoDsrStore,
+    DynamoEventStore, KmsKeyring, QueueUrls, SesMailer, SqsDeliveryQueue, TableNames,
 };
 use tracklayer_core::clock::SystemClock;
 use tracklayer_core::destination::{DestinationId, DestinationKind};
@@ -202,6 +202,13 @@ async fn delivery_log() -> DynamoDeliveryLog {
     DynamoDeliveryLog::new(c.dynamodb, table)
 }
 
+async fn dsr_store() -> DynamoDsrStore {
+    let c = clients().await;
+    let control = fresh_table(&c, Table::Control).await;
+    let events = fresh_table(&c, Table::Events).await;
+    DynamoDsrStore::new(c.dynamodb, control, events)
+}
+
 async fn audit_log() -> DynamoAuditLog {
     let c = clients().await;
     let table = fresh_table(&c, Table::Audit).await;
@@ -265,13 +272,16 @@ const SENDER: &str = "noreply@tracklayer.example";
 async fn ses_mailer() -> SesMailer {
     let c = clients().await;
     c.ses
-        .create_email_identity()
-        .email_identity(SENDER)
-        .send()
+        .create_email_identity(SENDER)
         .await
         .expect("verify the sender on moto");
     SesMailer::new(c.ses, SENDER)
 }
+
+#[path = "moto/erasure.rs"]
+mod erasure;
+#[path = "moto/scan.rs"]
+mod scan;
 
 // ---------------------------------------------------------------------------------------------
 // The contract suites
@@ -304,6 +314,26 @@ mod delivery_queue {
 mod delivery_log {
     use super::*;
     tracklayer_core::delivery_log_contract!(delivery_log());
+}
+
+mod event_store_erasure {
+    use super::*;
+    tracklayer_core::event_store_erasure_contract!(event_store());
+}
+
+mod delivery_queue_erasure {
+    use super::*;
+    tracklayer_core::delivery_queue_erasure_contract!(sqs_queue());
+}
+
+mod delivery_log_erasure {
+    use super::*;
+    tracklayer_core::delivery_log_erasure_contract!(delivery_log());
+}
+
+mod dsr_store {
+    use super::*;
+    tracklayer_core::dsr_store_contract!(dsr_store());
 }
 
 mod keyring {
@@ -845,4 +875,83 @@ async fn an_ended_keys_record_carries_a_ttl_90_days_past_its_end() {
         (T0 + time::Duration::days(92)).unix_timestamp(),
         "a revoked key: 90 days after its revocation"
     );
+}
+
+#[tokio::test]
+async fn a_retry_on_the_next_day_leaves_no_index_entry_to_outlive_an_erasure() {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Events).await;
+    let s = DynamoEventStore::new(c.dynamodb.clone(), table.clone());
+    let ws = ws();
+    let late = time::macros::datetime!(2026-03-01 23:30:00 UTC);
+    let next_morning = late + time::Duration::hours(10);
+    let subject = format!("subject-{}", unique());
+    let e = testkit::new_event(&ws, "m-r", &[&subject], late);
+    s.record(std::slice::from_ref(&e), late).await.unwrap();
+    let retry = testkit::new_event(&ws, "m-r", &[&subject], next_morning);
+    assert_eq!(s.record(&[retry], next_morning).await.unwrap(), vec![false]);
+    let rows = s.erase(&ws, &[e.event.event_id]).await.unwrap();
+    assert_eq!((rows.events, rows.dedup_markers), (1, 1));
+    let left = scan::table(&c.dynamodb, &table).await;
+    assert!(
+        !left.iter().any(|d| d.contains(&subject)),
+        "no subject-day of the retry's day is left: {left:?}"
+    );
+}
+
+#[tokio::test]
+async fn erasing_part_of_a_shared_pack_moves_it_off_the_erased_events_id() {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Events).await;
+    let s = DynamoEventStore::new(c.dynamodb.clone(), table.clone());
+    let ws = ws();
+    let ids = same_millisecond_ids(3);
+    let events: Vec<_> = ["m-a", "m-b", "m-c"]
+        .iter()
+        .zip(["subject-a", "subject-b", "subject-c"])
+        .zip(&ids)
+        .map(|((m, subject), id)| {
+            let mut e = testkit::new_event(&ws, m, &[subject], T0);
+            e.event.event_id = *id;
+            if let Some(op) = e.operational.as_mut() {
+                op.event_id = *id;
+            }
+            e
+        })
+        .collect();
+    s.record(&events, T0).await.unwrap();
+    let rows = s.erase(&ws, &[ids[0]]).await.unwrap();
+    assert_eq!((rows.events, rows.operational_records), (1, 1));
+    let left = scan::table(&c.dynamodb, &table).await;
+    let erased = ids[0].0.simple().to_string();
+    assert!(!left.iter().any(|d| d.contains(&erased)), "{left:?}");
+    assert!(!left.iter().any(|d| d.contains("subject-a")), "{left:?}");
+    for (id, subject) in ids[1..].iter().zip(["subject-b", "subject-c"]) {
+        assert!(s.event(&ws, id, T0).await.unwrap().is_some());
+        assert!(s.operational(&ws, id, T0).await.unwrap().is_some());
+        assert_eq!(
+            s.events_by_subject(&ws, subject, None, 10, T0)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "the moved pack is still indexed under {subject}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn ses_refuses_mail_from_an_unverified_sender_without_retrying() {
+    use tracklayer_core::error::MailError;
+    use tracklayer_core::ports::{Mail, Mailer};
+    let mailer = SesMailer::new(clients().await.ses, "unverified@tracklayer.example");
+    let mail = Mail {
+        to: vec!["admin@example.com".into()],
+        subject: "Your data export is ready".into(),
+        text: "Download it within 7 days.".into(),
+    };
+    match mailer.send(&mail).await {
+        Err(MailError::Rejected(reason)) => assert!(reason.contains("MessageRejected"), "{reason}"),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
 }

@@ -312,7 +312,11 @@ impl std::fmt::Debug for AdminService {
     }
 }
 
-fn require(p: &Principal, at_least: Role, action: &'static str) -> Result<(), AdminError> {
+pub(crate) fn require(
+    p: &Principal,
+    at_least: Role,
+    action: &'static str,
+) -> Result<(), AdminError> {
     if p.role >= at_least {
         Ok(())
     } else {

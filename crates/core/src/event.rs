@@ -221,6 +221,11 @@ pub struct DeliveryItem {
     /// `SealedFields`, sealed with aad `item:<workspace>:<destination>:<event>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<Sealed>,
+    /// The suppression tokens of the event's subjects (`dsr::suppression_token`): deliver
+    /// drops the item once its subject is erased, even if it was queued before the erasure
+    /// (an SQS message cannot be edited in place).
+    #[serde(rename = "sup", default, skip_serializing_if = "Vec::is_empty")]
+    pub suppression: Vec<String>,
 }
 
 /// A queue message: many items for one destination (DESIGN.md § Delivery).

@@ -26,7 +26,9 @@ use crate::event::{
 };
 use crate::identity::{self, Field, Hints, Prepared, Profile};
 use crate::keys::{ApiKey, ApiKeyRecord, KeyCache, KeyKind, KeyRefusal};
-use crate::ports::{ControlReader, DeliveryQueue, EventStore, Keyring, NewEvent, Outgoing};
+use crate::ports::{
+    ControlReader, DeliveryQueue, EventStore, Keyring, NewEvent, Outgoing, SuppressionList,
+};
 use crate::workspace::{Region, Retention, Workspace, WorkspaceId};
 
 /// Segment's limits: 32 KB per event, 500 KB per request, and our 2,500 events per batch.
@@ -637,6 +639,11 @@ fn prepare_one(
     }
     subjects.sort();
     subjects.dedup();
+    // Carried by each queued item, so that deliver drops it if the subject is erased first.
+    let suppression: Vec<String> = subjects
+        .iter()
+        .map(|s| crate::dsr::suppression_token(s))
+        .collect();
 
     let scrubbed_properties = scrub(Value::Object(properties), false);
     let scrubbed_traits = scrub(Value::Object(traits), true);
@@ -711,6 +718,7 @@ fn prepare_one(
                 user_data: hashed.get(&profile).cloned().unwrap_or_default(),
                 consent: forwarded,
                 sealed: Some(p.keys.seal(nonce(p.ids), &item_aad, plaintext)),
+                suppression: suppression.clone(),
             },
         ));
     }
@@ -1179,6 +1187,7 @@ fn write_item_json(out: &mut Vec<u8>, mut item: DeliveryItem, properties: &mut P
         user_data,
         consent,
         sealed,
+        suppression,
     } = &item;
     let head = ItemHead {
         event_id,
@@ -1209,6 +1218,16 @@ fn write_item_json(out: &mut Vec<u8>, mut item: DeliveryItem, properties: &mut P
     if let Some(sealed) = sealed {
         out.extend_from_slice(b",\"sealed\":");
         sealed.write_json(out);
+    }
+    if !suppression.is_empty() {
+        out.extend_from_slice(b",\"sup\":[");
+        for (i, token) in suppression.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_str(out, token);
+        }
+        out.push(b']');
     }
     out.push(b'}');
     #[cfg(debug_assertions)]
@@ -1251,6 +1270,9 @@ pub struct IngestOutcome {
     pub rejected: Vec<Rejection>,
     /// Identifier values dropped as invalid.
     pub invalid_identifiers: u32,
+    /// Of the accepted, how many belonged to an erased subject: dropped, neither stored nor
+    /// sent (data-subject erasure).
+    pub suppressed: usize,
     /// Queue messages written.
     #[serde(skip)]
     pub queued_messages: usize,
@@ -1289,6 +1311,9 @@ pub struct Snapshot {
     pub keys: WorkspaceKeys,
 }
 
+/// A workspace's suppression tokens.
+type Suppressed = Arc<HashSet<String>>;
+
 /// The ingest use case with its ports.
 pub struct IngestService {
     control: Arc<dyn ControlReader>,
@@ -1301,6 +1326,9 @@ pub struct IngestService {
     key_cache: KeyCache,
     snapshots: Mutex<HashMap<WorkspaceId, (Arc<Snapshot>, OffsetDateTime)>>,
     data_keys: Mutex<HashMap<[u8; 32], (WorkspaceKeys, OffsetDateTime)>>,
+    /// The suppression list of erased subjects, read with the workspace settings.
+    suppressions: Option<Arc<dyn SuppressionList>>,
+    suppressed: Mutex<HashMap<WorkspaceId, (Suppressed, OffsetDateTime)>>,
 }
 
 impl std::fmt::Debug for IngestService {
@@ -1335,7 +1363,40 @@ impl IngestService {
             config,
             snapshots: Mutex::new(HashMap::new()),
             data_keys: Mutex::new(HashMap::new()),
+            suppressions: None,
+            suppressed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Drops the events of erased subjects (data-subject requests). The workspace's list is
+    /// read once per `settings_ttl` per process, like the settings: one read per workspace
+    /// every few seconds instead of one per event, and a new suppression reaches every
+    /// process within that TTL (the DSR service waits longer than it before deleting).
+    pub fn with_suppressions(mut self, list: Arc<dyn SuppressionList>) -> Self {
+        self.suppressions = Some(list);
+        self
+    }
+
+    /// The workspace's suppression tokens, cached for `settings_ttl`.
+    async fn suppressed(&self, ws: &WorkspaceId) -> Result<Suppressed, IngestError> {
+        let Some(list) = &self.suppressions else {
+            return Ok(Arc::default());
+        };
+        let now = self.clock.now();
+        {
+            let cache = self.suppressed.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((set, at)) = cache.get(ws) {
+                if now - *at < self.config.settings_ttl {
+                    return Ok(set.clone());
+                }
+            }
+        }
+        let set: Suppressed = Arc::new(list.suppressed(ws).await?.into_iter().collect());
+        self.suppressed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ws.clone(), (set.clone(), now));
+        Ok(set)
     }
 
     pub fn region(&self) -> Region {
@@ -1470,6 +1531,10 @@ impl IngestService {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(ws);
+        self.suppressed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(ws);
     }
 
     /// Ingests a parsed request for an authenticated key.
@@ -1492,13 +1557,19 @@ impl IngestService {
             meta,
             received_at,
         };
-        let prepared = prepare(&pipeline, body);
+        let mut prepared = prepare(&pipeline, body);
         if prepared.events.is_empty() {
             return Err(IngestError::NothingValid {
                 rejected: prepared.rejected,
             });
         }
-        let recorded = self.events.record(&prepared.events, received_at).await?;
+        let suppressed =
+            drop_suppressed(&mut prepared, &*self.suppressed(&snap.workspace.id).await?);
+        let recorded = if prepared.events.is_empty() {
+            Vec::new()
+        } else {
+            self.events.record(&prepared.events, received_at).await?
+        };
         let valid = prepared.events.len();
         let mut fresh = Vec::new();
         let mut items = Vec::new();
@@ -1523,12 +1594,13 @@ impl IngestService {
             return Err(IngestError::Store(e));
         }
         let duplicates = valid - fresh.len() + prepared.duplicates;
-        let valid = valid + prepared.duplicates;
+        let valid = valid + prepared.duplicates + suppressed;
         tracing::info!(
             workspace = %snap.workspace.id,
             accepted = valid,
             duplicates,
             rejected = prepared.rejected.len(),
+            suppressed,
             queued_messages = messages.len(),
             "ingested"
         );
@@ -1537,9 +1609,34 @@ impl IngestService {
             duplicates,
             rejected: prepared.rejected,
             invalid_identifiers: prepared.invalid_identifiers,
+            suppressed,
             queued_messages: messages.len(),
         })
     }
+}
+
+/// Removes the events of suppressed subjects (and their items) from a prepared batch;
+/// returns how many went.
+fn drop_suppressed(prepared: &mut PreparedBatch, suppressed: &HashSet<String>) -> usize {
+    if suppressed.is_empty() {
+        return 0;
+    }
+    let before = prepared.events.len();
+    let keep: Vec<bool> = prepared
+        .events
+        .iter()
+        .map(|e| {
+            !e.event
+                .subjects
+                .iter()
+                .any(|s| suppressed.contains(&crate::dsr::suppression_token(s)))
+        })
+        .collect();
+    let mut flags = keep.iter();
+    prepared.events.retain(|_| *flags.next().unwrap_or(&true));
+    let mut flags = keep.iter();
+    prepared.items.retain(|_| *flags.next().unwrap_or(&true));
+    before - prepared.events.len()
 }
 
 #[cfg(test)]
@@ -1663,6 +1760,11 @@ mod hot_path_equivalence {
                             ad_personalization: None,
                         },
                         sealed: (n % 3 != 1).then(|| Sealed(vec![n as u8; 30 + index])),
+                        suppression: if n % 2 == 1 {
+                            vec![crate::identity::sha256_hex(&n.to_string())]
+                        } else {
+                            Vec::new()
+                        },
                     },
                 ));
             }

@@ -11,6 +11,7 @@ pub mod consent;
 pub mod crypto;
 pub mod deliver;
 pub mod destination;
+pub mod dsr;
 pub mod error;
 pub mod event;
 pub mod identity;

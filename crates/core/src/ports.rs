@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::audit::{AuditEntry, AuditFilter, NewAuditEntry};
-use crate::crypto::{DataKey, WrappedKey};
+use crate::crypto::{DataKey, Sealed, WrappedKey};
 use crate::destination::{Destination, DestinationId, DestinationKind};
+use crate::dsr::{DsrId, DsrRequest, ErasedRows, EventFootprint};
 use crate::error::{KeyError, MailError, StoreError};
 use crate::event::{EventId, MessageId, OperationalRecord, StoredEvent};
 use crate::keys::{ApiKeyRecord, KeyId};
@@ -131,6 +132,21 @@ pub trait EventStore: Send + Sync {
     /// Deletes what expired before `now`; returns how many rows went. Backends with native
     /// TTL may do nothing here, since reads filter expired rows anyway.
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+    /// The events indexed under any of `subjects` (subject-index values), expired or not,
+    /// each once, ordered by event id, after `after`, at most `limit`; each with the rows the
+    /// store keeps beside it. Data-subject requests page through a subject with this.
+    async fn subject_footprint(
+        &self,
+        ws: &WorkspaceId,
+        subjects: &[String],
+        after: Option<&EventId>,
+        limit: usize,
+    ) -> Result<Vec<EventFootprint>, StoreError>;
+    /// Erasure: deletes these events and every row kept for them — the event, all of its
+    /// subject-index entries (every subject of the event), its operational record and the
+    /// dedup marker that points at it — expired or not. Idempotent: what is already gone
+    /// counts 0. Returns the rows deleted per kind.
+    async fn erase(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<ErasedRows, StoreError>;
 }
 
 /// A message to put on a destination kind's queue.
@@ -228,6 +244,17 @@ pub trait DeliveryQueue: Send + Sync {
     async fn replay(&self, kind: DestinationKind, filter: &ReplayFilter)
         -> Result<u64, StoreError>;
     async fn depth(&self, kind: DestinationKind) -> Result<QueueDepth, StoreError>;
+    /// Erasure: removes the items of these events of workspace `ws` from the kind's dead
+    /// letters and, where the backend can change a queued message, from its waiting and
+    /// delayed messages (SQLite can, in flight or not; SQS cannot change a queued message, so
+    /// those are delivered as accepted before the suppression). A message left without items
+    /// is deleted. Returns the items removed.
+    async fn purge_events(
+        &self,
+        kind: DestinationKind,
+        ws: &WorkspaceId,
+        events: &[EventId],
+    ) -> Result<u64, StoreError>;
 }
 
 /// Data keys, wrapped by the platform key or the customer's key (BYOK).
@@ -363,6 +390,65 @@ pub trait DeliveryLog: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
     /// Deletes what expired before `now`.
+    async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Every record of these events, any destination, expired or not.
+    async fn for_events(
+        &self,
+        ws: &WorkspaceId,
+        events: &[EventId],
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// Erasure: deletes every record of these events (all destinations); returns how many.
+    async fn erase_events(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<u64, StoreError>;
+}
+
+/// What ingest reads to drop the events of erased subjects: read-only.
+#[async_trait]
+pub trait SuppressionList: Send + Sync {
+    /// The workspace's suppression tokens (`dsr::suppression_token` of subject-index values).
+    async fn suppressed(&self, ws: &WorkspaceId) -> Result<Vec<String>, StoreError>;
+}
+
+/// Data-subject requests, the suppression list and access exports.
+#[async_trait]
+pub trait DsrStore: SuppressionList {
+    /// Creates a request; `Conflict` if the id exists in the workspace.
+    async fn create_request(&self, request: &DsrRequest) -> Result<(), StoreError>;
+    /// Replaces a request (status, progress, receipt); `NotFound` if there is none.
+    async fn update_request(&self, request: &DsrRequest) -> Result<(), StoreError>;
+    async fn request(&self, ws: &WorkspaceId, id: &DsrId)
+        -> Result<Option<DsrRequest>, StoreError>;
+    /// The workspace's requests, newest first.
+    async fn requests(&self, ws: &WorkspaceId, limit: usize)
+        -> Result<Vec<DsrRequest>, StoreError>;
+    /// Requests not completed yet, of every workspace, oldest first.
+    async fn open_requests(&self, limit: usize) -> Result<Vec<DsrRequest>, StoreError>;
+    /// Adds tokens to the workspace's suppression list (idempotent).
+    async fn suppress(
+        &self,
+        ws: &WorkspaceId,
+        tokens: &[String],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Writes (or overwrites) part `part` of a request's access export, sealed with the
+    /// workspace data key; at most 300 KiB. Unreadable after `expires_at`.
+    async fn put_export_part(
+        &self,
+        ws: &WorkspaceId,
+        id: &DsrId,
+        part: u32,
+        sealed: &Sealed,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// The unexpired parts of a request's export, in part order (empty if none).
+    async fn export_parts(
+        &self,
+        ws: &WorkspaceId,
+        id: &DsrId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Sealed>, StoreError>;
+    /// Deletes a request's export parts; returns how many.
+    async fn delete_export(&self, ws: &WorkspaceId, id: &DsrId) -> Result<u64, StoreError>;
+    /// Deletes expired export parts.
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }
 

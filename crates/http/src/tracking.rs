@@ -219,6 +219,7 @@ async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Respon
                 "duplicates": outcome.duplicates,
                 "rejected": outcome.rejected,
                 "invalid_identifiers": outcome.invalid_identifiers,
+                "suppressed": outcome.suppressed,
             })),
         )
             .into_response(),

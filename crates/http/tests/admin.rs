@@ -18,6 +18,7 @@ use tracklayer_core::admin::{AdminPorts, AdminService};
 use tracklayer_core::bootstrap::Control;
 use tracklayer_core::clock::{FixedClock, SystemIds};
 use tracklayer_core::deliver::{HttpRequest, HttpResponse};
+use tracklayer_core::dsr::service::{DsrConfig, DsrPorts, DsrService};
 use tracklayer_core::event::StoredEvent;
 use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
 use tracklayer_core::keys::{KeyKind, Role};
@@ -29,7 +30,7 @@ use tracklayer_http::{
 };
 use tracklayer_local::{
     Db, FileKeyring, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog, SqliteDeliveryQueue,
-    SqliteEventStore,
+    SqliteDsrStore, SqliteEventStore,
 };
 
 const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
@@ -76,7 +77,21 @@ struct App {
     other: String,
     /// A destination of the other workspace.
     other_destination: String,
+    dsr: Arc<DsrService>,
     _dir: tempfile::TempDir,
+}
+
+/// Mails of the DSR service, dropped (the DSR suites in tracklayer-local read them).
+struct NoMail;
+
+#[async_trait]
+impl tracklayer_core::ports::Mailer for NoMail {
+    async fn send(
+        &self,
+        _mail: &tracklayer_core::ports::Mail,
+    ) -> Result<(), tracklayer_core::error::MailError> {
+        Ok(())
+    }
 }
 
 impl App {
@@ -127,6 +142,21 @@ impl App {
             .id
             .to_string();
 
+        let dsr = Arc::new(DsrService::new(
+            DsrPorts {
+                control: control.clone(),
+                dsr: Arc::new(SqliteDsrStore::new(db.clone())),
+                events: events.clone(),
+                log: Arc::new(SqliteDeliveryLog::new(db.clone())),
+                queue: queue.clone(),
+                keyring: keyring.clone(),
+                mailer: Arc::new(NoMail),
+                audit: Arc::new(SqliteAuditLog::new(db.clone())),
+                clock: clock.clone(),
+                ids: ids.clone(),
+            },
+            DsrConfig::default(),
+        ));
         let admin = AdminService::new(
             AdminPorts {
                 control: control.clone(),
@@ -167,11 +197,10 @@ impl App {
             IngestConfig::new(Region::Eu),
         ));
         let router = tracking_router(TrackingState::new(ingest, TrackingConfig::default())).merge(
-            admin_router(AdminState::new(
-                Arc::new(admin),
-                tester,
-                AdminConfig::default(),
-            )),
+            admin_router(
+                AdminState::new(Arc::new(admin), tester, AdminConfig::default())
+                    .with_dsr(dsr.clone()),
+            ),
         );
         Self {
             router,
@@ -185,8 +214,30 @@ impl App {
             viewer,
             other: other.admin_token.expose_secret().to_owned(),
             other_destination,
+            dsr,
             _dir: dir,
         }
+    }
+
+    /// Submits a data-subject request as the admin; returns its id.
+    async fn new_request(&self, kind: &str) -> String {
+        let v = self
+            .ok(
+                Method::POST,
+                "/admin/v1/data_subject_requests",
+                Some(json!({"type": kind, "subject": {"email": "subject@example.com"}})),
+            )
+            .await;
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A completed access request; returns its id.
+    async fn completed_access_request(&self) -> String {
+        let id = self.new_request("access").await;
+        for _ in 0..5 {
+            self.dsr.run().await;
+        }
+        id
     }
 
     async fn call(
@@ -343,6 +394,8 @@ enum Target {
     Key,
     User,
     Event,
+    Request,
+    Export,
 }
 
 /// One route and its designed answer to: admin, editor, viewer, no token, another workspace's
@@ -612,6 +665,34 @@ fn matrix() -> Vec<Row> {
             [200, 403, 403, 401, 200],
         ),
         row(
+            M::POST,
+            "/admin/v1/data_subject_requests",
+            T::None,
+            Some(|| json!({"type": "erasure", "subject": {"email": "someone@example.com"}})),
+            [202, 403, 403, 401, 202],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/data_subject_requests",
+            T::None,
+            None,
+            [200, 403, 403, 401, 200],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/data_subject_requests/{id}",
+            T::Request,
+            None,
+            [200, 403, 403, 401, 404],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/data_subject_requests/{id}/export",
+            T::Export,
+            None,
+            [200, 403, 403, 401, 404],
+        ),
+        row(
             M::GET,
             "/admin/v1/openapi.json",
             T::None,
@@ -643,6 +724,8 @@ async fn every_route_answers_each_role_and_another_workspace_as_designed() {
                 Target::Key => app.new_key().await.0,
                 Target::User => app.new_user("viewer").await,
                 Target::Event => event.clone(),
+                Target::Request => app.new_request("erasure").await,
+                Target::Export => app.completed_access_request().await,
             };
             let path = r.path.replace("{id}", &id);
             let body = r.body.map(|b| b());
@@ -1584,4 +1667,126 @@ async fn a_customer_key_that_cannot_be_used_or_lives_elsewhere_is_refused_naming
     }
     let ws = app.ok(Method::GET, "/admin/v1/workspace", None).await;
     assert_eq!(ws["encryption_key"], "platform");
+}
+
+// Data-subject requests
+
+#[tokio::test]
+async fn a_data_subject_request_is_accepted_pending_and_due_in_30_days() {
+    let app = App::start().await;
+    let (status, headers, v) = app
+        .call(
+            Method::POST,
+            "/admin/v1/data_subject_requests",
+            Some(&app.admin),
+            Some(json!({"type": "erasure", "reference": "TICKET-9",
+                        "subject": {"email": "Jane.Doe@example.com", "phone": "+49 30 1234567"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let id = v["id"].as_str().unwrap();
+    assert_eq!(
+        headers[header::LOCATION],
+        format!("/admin/v1/data_subject_requests/{id}")
+    );
+    assert_eq!(v["status"], "pending");
+    assert_eq!(v["due_at"], "2026-03-31T12:00:00Z");
+    assert_eq!(v["identifiers"], json!(["email", "phone"]));
+    let text = v.to_string();
+    assert!(
+        !text.contains("Jane") && !text.contains("1234567"),
+        "no raw identifier: {text}"
+    );
+    let got = app
+        .ok(
+            Method::GET,
+            &format!("/admin/v1/data_subject_requests/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(got["id"], id);
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    let stored: String = conn
+        .query_row("SELECT group_concat(doc) FROM dsr_requests", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        !stored.to_lowercase().contains("jane"),
+        "identifiers are never stored raw"
+    );
+    let audit = app
+        .ok(Method::GET, "/admin/v1/audit-log?action=dsr.submit", None)
+        .await;
+    assert_eq!(audit["entries"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_data_subject_request_names_the_subject_field_at_fault() {
+    let app = App::start().await;
+    for (subject, field) in [
+        (json!({}), "subject"),
+        (json!({"email": "nobody"}), "subject.email"),
+        (json!({"phone": "12"}), "subject.phone"),
+    ] {
+        let (status, _, v) = app
+            .call(
+                Method::POST,
+                "/admin/v1/data_subject_requests",
+                Some(&app.admin),
+                Some(json!({"type": "access", "subject": subject})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["field"], field, "{v}");
+    }
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            "/admin/v1/data_subject_requests",
+            Some(&app.admin),
+            Some(json!({"type": "forget", "subject": {"email": "a@example.com"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+}
+
+#[tokio::test]
+async fn an_access_export_answers_410_after_7_days() {
+    let app = App::start().await;
+    app.tracked_event().await;
+    let id = app.completed_access_request().await;
+    let got = app
+        .ok(
+            Method::GET,
+            &format!("/admin/v1/data_subject_requests/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(got["status"], "completed", "{got}");
+    assert_eq!(got["receipt"]["export_expires_at"], "2026-03-08T12:00:00Z");
+    let (status, headers, _) = app
+        .call(
+            Method::GET,
+            &format!("/admin/v1/data_subject_requests/{id}/export"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    app.clock.advance(Duration::days(7));
+    let (status, _, v) = app
+        .call(
+            Method::GET,
+            &format!("/admin/v1/data_subject_requests/{id}/export"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::GONE, "{v}");
+    assert_eq!(v["expired_at"], "2026-03-08T12:00:00Z");
 }

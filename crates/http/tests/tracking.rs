@@ -108,6 +108,24 @@ impl EventStore for FailingEvents {
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.sweep(now).await
     }
+    async fn subject_footprint(
+        &self,
+        ws: &WorkspaceId,
+        subjects: &[String],
+        after: Option<&EventId>,
+        limit: usize,
+    ) -> Result<Vec<tracklayer_core::dsr::EventFootprint>, StoreError> {
+        self.inner
+            .subject_footprint(ws, subjects, after, limit)
+            .await
+    }
+    async fn erase(
+        &self,
+        ws: &WorkspaceId,
+        events: &[EventId],
+    ) -> Result<tracklayer_core::dsr::ErasedRows, StoreError> {
+        self.inner.erase(ws, events).await
+    }
 }
 
 struct Options {

@@ -115,6 +115,30 @@ CREATE TABLE IF NOT EXISTS delivery_log (
 CREATE INDEX IF NOT EXISTS delivery_log_by_event ON delivery_log (workspace_id, event_id);
 CREATE INDEX IF NOT EXISTS delivery_log_recent ON delivery_log (workspace_id, destination_id, updated_at);
 CREATE INDEX IF NOT EXISTS delivery_log_by_expiry ON delivery_log (expires_at);
+CREATE TABLE IF NOT EXISTS dsr_requests (
+    workspace_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    submitted_at INTEGER NOT NULL,
+    open INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dsr_requests_open ON dsr_requests (open, submitted_at);
+CREATE TABLE IF NOT EXISTS dsr_suppressions (
+    workspace_id TEXT NOT NULL,
+    token TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, token)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dsr_exports (
+    workspace_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, request_id, part)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dsr_exports_by_expiry ON dsr_exports (expires_at);
 "#;
 
 /// A shared SQLite connection. All access goes through [`Db::call`] on the blocking pool.
@@ -178,6 +202,18 @@ impl Db {
         })
         .await
         .map_err(|e| StoreError::transient(context, e))?
+    }
+
+    /// Rebuilds the database file from its live rows and truncates the WAL. After an
+    /// erasure: `secure_delete` zeroes deleted cells and free pages, but copies of deleted
+    /// keys can stay behind as dividers in b-tree interior pages, and old page images stay in
+    /// the WAL until a checkpoint; VACUUM rewrites every page from live rows only.
+    pub async fn compact(&self) -> Result<(), StoreError> {
+        self.call("compact", |c| {
+            c.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(|e| sql("compact", e))
+        })
+        .await
     }
 
     /// Copies the WAL into the main database file and truncates it.

@@ -177,4 +177,51 @@ impl DeliveryLog for SqliteDeliveryLog {
             })
             .await
     }
+
+    async fn for_events(
+        &self,
+        ws: &WorkspaceId,
+        events: &[EventId],
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let ws = ws.as_str().to_owned();
+        let events: Vec<String> = events.iter().map(ToString::to_string).collect();
+        self.db
+            .call("delivery_log", move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT doc FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2",
+                    )
+                    .map_err(|e| sql("delivery_log", e))?;
+                let mut out = Vec::new();
+                for e in &events {
+                    let rows = stmt
+                        .query_map(params![ws, e], |r| r.get::<_, String>(0))
+                        .map_err(|e| sql("delivery_log", e))?;
+                    out.extend(docs(rows)?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn erase_events(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<u64, StoreError> {
+        let ws = ws.as_str().to_owned();
+        let events: Vec<String> = events.iter().map(ToString::to_string).collect();
+        self.db
+            .call("delivery_log", move |c| {
+                let tx = c.transaction().map_err(|e| sql("delivery_log", e))?;
+                let mut n = 0u64;
+                for e in &events {
+                    n += tx
+                        .execute(
+                            "DELETE FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2",
+                            params![ws, e],
+                        )
+                        .map_err(|e| sql("delivery_log", e))? as u64;
+                }
+                tx.commit().map_err(|e| sql("delivery_log", e))?;
+                Ok(n)
+            })
+            .await
+    }
 }

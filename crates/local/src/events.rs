@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 use time::OffsetDateTime;
 use tracklayer_core::clock::unix_millis;
+use tracklayer_core::dsr::{ErasedRows, EventFootprint};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent};
 use tracklayer_core::ports::{EventStore, NewEvent};
@@ -256,6 +257,92 @@ impl EventStore for SqliteEventStore {
                 }
                 tx.commit().map_err(|e| sql("sweep", e))?;
                 Ok(total)
+            })
+            .await
+    }
+
+    async fn subject_footprint(
+        &self,
+        ws: &WorkspaceId,
+        subjects: &[String],
+        after: Option<&EventId>,
+        limit: usize,
+    ) -> Result<Vec<EventFootprint>, StoreError> {
+        let ws = ws.as_str().to_owned();
+        let subjects = serde_json::to_string(subjects)
+            .map_err(|e| StoreError::permanent("subject_footprint", e))?;
+        let after = after.map(ToString::to_string).unwrap_or_default();
+        let limit = limit.min(10_000) as i64;
+        self.db
+            .call("subject_footprint", move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT e.doc,
+                           EXISTS (SELECT 1 FROM operational o
+                                   WHERE o.workspace_id = e.workspace_id AND o.event_id = e.event_id),
+                           EXISTS (SELECT 1 FROM dedup d
+                                   WHERE d.workspace_id = e.workspace_id AND d.event_id = e.event_id),
+                           (SELECT COUNT(*) FROM event_subjects x
+                            WHERE x.workspace_id = e.workspace_id AND x.event_id = e.event_id)
+                         FROM events e
+                         WHERE e.workspace_id = ?1 AND e.event_id > ?3 AND e.event_id IN (
+                           SELECT s.event_id FROM event_subjects s
+                           WHERE s.workspace_id = ?1 AND s.event_id > ?3
+                             AND s.subject IN (SELECT value FROM json_each(?2)))
+                         ORDER BY e.event_id LIMIT ?4",
+                    )
+                    .map_err(|e| sql("subject_footprint", e))?;
+                let rows = stmt
+                    .query_map(params![ws, subjects, after, limit], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, bool>(1)?,
+                            r.get::<_, bool>(2)?,
+                            r.get::<_, i64>(3)?,
+                        ))
+                    })
+                    .map_err(|e| sql("subject_footprint", e))?;
+                rows.map(|r| {
+                    let (doc, operational, dedup_marker, entries) =
+                        r.map_err(|e| sql("subject_footprint", e))?;
+                    Ok(EventFootprint {
+                        event: from_json("subject_footprint", &doc)?,
+                        operational,
+                        dedup_marker,
+                        subject_index_entries: u32::try_from(entries).unwrap_or(u32::MAX),
+                    })
+                })
+                .collect()
+            })
+            .await
+    }
+
+    async fn erase(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<ErasedRows, StoreError> {
+        let ws = ws.as_str().to_owned();
+        let events: Vec<String> = events.iter().map(ToString::to_string).collect();
+        self.db
+            .call("erase", move |c| {
+                let tx = c.transaction().map_err(|e| sql("erase", e))?;
+                let mut rows = ErasedRows::default();
+                for event_id in &events {
+                    let delete = |stmt: &str| -> Result<u64, StoreError> {
+                        tx.execute(stmt, [&ws, event_id])
+                            .map(|n| n as u64)
+                            .map_err(|e| sql("erase", e))
+                    };
+                    rows.events +=
+                        delete("DELETE FROM events WHERE workspace_id = ?1 AND event_id = ?2")?;
+                    rows.subject_index_entries += delete(
+                        "DELETE FROM event_subjects WHERE workspace_id = ?1 AND event_id = ?2",
+                    )?;
+                    rows.operational_records += delete(
+                        "DELETE FROM operational WHERE workspace_id = ?1 AND event_id = ?2",
+                    )?;
+                    rows.dedup_markers +=
+                        delete("DELETE FROM dedup WHERE workspace_id = ?1 AND event_id = ?2")?;
+                }
+                tx.commit().map_err(|e| sql("erase", e))?;
+                Ok(rows)
             })
             .await
     }

@@ -1,6 +1,7 @@
 //! `DeliveryQueue` on SQLite, with SQS semantics: visibility timeouts, receive counts, a
 //! dead-letter state after `max_receive_count` receives (SQS redrive), and replay.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +9,9 @@ use async_trait::async_trait;
 use rusqlite::params;
 use tracklayer_core::clock::{from_unix_millis, unix_millis, Clock, Ids};
 use tracklayer_core::destination::{DestinationId, DestinationKind};
+use tracklayer_core::dsr::{strip_events, Stripped};
 use tracklayer_core::error::StoreError;
+use tracklayer_core::event::EventId;
 use tracklayer_core::ports::{
     DeadLetter, DeliveryQueue, Outgoing, QueueDepth, Receipt, Received, ReplayFilter,
 };
@@ -331,6 +334,56 @@ impl DeliveryQueue for SqliteDeliveryQueue {
                     },
                 )
                 .map_err(|e| sql("depth", e))
+            })
+            .await
+    }
+
+    async fn purge_events(
+        &self,
+        kind: DestinationKind,
+        ws: &WorkspaceId,
+        events: &[EventId],
+    ) -> Result<u64, StoreError> {
+        let workspace = ws.clone();
+        let events: HashSet<EventId> = events.iter().copied().collect();
+        self.db
+            .call("purge_events", move |c| {
+                let tx = c.transaction().map_err(|e| sql("purge_events", e))?;
+                let rows: Vec<(i64, Vec<u8>)> = {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "SELECT id, body FROM queue WHERE kind = ?1 AND workspace_id = ?2",
+                        )
+                        .map_err(|e| sql("purge_events", e))?;
+                    let rows = stmt
+                        .query_map(params![kind.as_str(), workspace.as_str()], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
+                        .map_err(|e| sql("purge_events", e))?;
+                    rows.collect::<Result<_, _>>()
+                        .map_err(|e| sql("purge_events", e))?
+                };
+                let mut removed = 0u64;
+                for (id, body) in rows {
+                    match strip_events(&body, &workspace, &events) {
+                        Stripped::Untouched => {}
+                        Stripped::Rewritten { body, removed: n } => {
+                            tx.execute(
+                                "UPDATE queue SET body = ?2 WHERE id = ?1",
+                                params![id, body],
+                            )
+                            .map_err(|e| sql("purge_events", e))?;
+                            removed += n;
+                        }
+                        Stripped::Emptied { removed: n } => {
+                            tx.execute("DELETE FROM queue WHERE id = ?1", params![id])
+                                .map_err(|e| sql("purge_events", e))?;
+                            removed += n;
+                        }
+                    }
+                }
+                tx.commit().map_err(|e| sql("purge_events", e))?;
+                Ok(removed)
             })
             .await
     }

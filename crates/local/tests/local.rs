@@ -12,6 +12,9 @@ use tracklayer_local::{
     Db, FileKeyring, OutboxMailer, SqliteControlStore, SqliteDeliveryQueue, SqliteEventStore,
 };
 
+#[path = "local/dsr_service.rs"]
+mod dsr_service;
+
 struct LocalQueue {
     queue: SqliteDeliveryQueue,
     clock: Arc<FixedClock>,
@@ -93,6 +96,32 @@ mod event_store {
 mod delivery_queue {
     use super::*;
     tracklayer_core::delivery_queue_contract!(local_queue());
+}
+
+mod delivery_queue_erasure {
+    use super::*;
+    tracklayer_core::delivery_queue_erasure_contract!(local_queue());
+}
+
+mod event_store_erasure {
+    use super::*;
+    tracklayer_core::event_store_erasure_contract!(async {
+        SqliteEventStore::new(Db::in_memory().unwrap())
+    });
+}
+
+mod delivery_log_erasure {
+    use super::*;
+    tracklayer_core::delivery_log_erasure_contract!(async {
+        tracklayer_local::SqliteDeliveryLog::new(Db::in_memory().unwrap())
+    });
+}
+
+mod dsr_store {
+    use super::*;
+    tracklayer_core::dsr_store_contract!(async {
+        tracklayer_local::SqliteDsrStore::new(Db::in_memory().unwrap())
+    });
 }
 
 mod delivery_log {

@@ -19,8 +19,28 @@ pub struct Cli {
     /// More log output (debug level).
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// Where commands act: `local` (a data directory) or `aws` (a deployed stack, through the
+    /// operator's own AWS credentials; `init` only).
+    #[arg(long, value_enum, default_value_t = Backend::Local, env = "TRACKLAYER_BACKEND")]
+    pub backend: Backend,
+    /// AWS region of the stack (`--backend aws`); default `AWS_REGION`.
+    #[arg(long = "region", id = "aws_region", value_name = "AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// Name of the deployed stack (`--backend aws`); default `tracklayer-us` or `tracklayer-eu`
+    /// after the region's residency, as samconfig.toml deploys them.
+    #[arg(long, env = "TRACKLAYER_STACK")]
+    pub stack: Option<String>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Where commands act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// A data directory (embedded SQLite), as `tracklayer serve` uses.
+    Local,
+    /// A stack deployed with `sam deploy` (DynamoDB, KMS).
+    Aws,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -38,7 +58,8 @@ pub struct DataDirArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a data directory with a workspace, an admin token and a write key.
+    /// Create the first workspace, an admin token and a write key: in a new data directory,
+    /// or (`--backend aws`) in a deployed stack.
     Init(InitArgs),
     /// Serve the tracking API and run the background workers, on embedded storage.
     Serve(ServeArgs),
@@ -57,13 +78,15 @@ pub enum Command {
 pub struct InitArgs {
     #[command(flatten)]
     pub dir: DataDirArg,
-    /// Residency region of the workspace (fixed for its life).
-    #[arg(long, value_parser = parse_region, default_value = "us")]
-    pub region: Region,
+    /// Residency region of the workspace (fixed for its life); default `us`. With
+    /// `--backend aws` it is the stack's residency and may be left out.
+    #[arg(long, value_parser = parse_region)]
+    pub region: Option<Region>,
     /// Workspace name.
     #[arg(long, default_value = "Default workspace")]
     pub name: String,
-    /// Print exactly one JSON object: workspace_id, region, admin_token, write_key, data_dir.
+    /// Print exactly one JSON object: workspace_id, region, admin_token, write_key, and
+    /// data_dir (local) or stack and aws_region (aws).
     #[arg(long)]
     pub json: bool,
 }
@@ -93,6 +116,13 @@ pub struct ServeArgs {
     /// Take the client IP from X-Forwarded-For (only behind a proxy you trust).
     #[arg(long)]
     pub trust_forwarded_for: bool,
+    /// How often open data-subject requests are processed, in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    pub dsr_interval_ms: u64,
+    /// How long after suppressing an erased subject deleting starts, in milliseconds (at
+    /// least ingest's 5-second settings cache, so no event of the subject slips in).
+    #[arg(long, default_value_t = 10_000)]
+    pub dsr_propagation_ms: u64,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
 }

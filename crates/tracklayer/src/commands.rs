@@ -17,6 +17,7 @@ use tracklayer_core::deliver::service::{
 };
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::destination::{Destination, DestinationId, DestinationSpec};
+use tracklayer_core::dsr::service::{DsrConfig, DsrPorts, DsrService};
 use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
 use tracklayer_core::key_expiry::KeyExpiryNotifier;
 use tracklayer_core::ports::{ControlReader, DeliveryQueue, EventStore, ReplayFilter};
@@ -24,10 +25,24 @@ use tracklayer_core::workspace::Region;
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
 use tracklayer_local::DataDir;
 
-use crate::cli::{Cli, Command, DeliveryArgs, DestinationsCommand, InitArgs, ServeArgs};
+use crate::cli::{Backend, Cli, Command, DeliveryArgs, DestinationsCommand, InitArgs, ServeArgs};
 use crate::stack::LocalStack;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.backend == Backend::Aws {
+        return match cli.command {
+            Command::Init(args) => {
+                let target = crate::aws::Target::resolve(cli.aws_region, cli.stack, args.region)?;
+                crate::aws::init(&target, &args.name, args.json).await
+            }
+            _ => bail!(
+                "--backend aws supports `init` only; manage a deployed stack through its admin API"
+            ),
+        };
+    }
+    if cli.aws_region.is_some() || cli.stack.is_some() {
+        bail!("--region and --stack before the command name a deployed stack: add --backend aws");
+    }
     match cli.command {
         Command::Init(args) => init(args).await,
         Command::Serve(args) => serve(args).await,
@@ -74,7 +89,8 @@ fn print_bootstrap(boot: &Bootstrapped, dir: &DataDir, as_json: bool) {
 
 async fn init(args: InitArgs) -> anyhow::Result<()> {
     let dir = DataDir::new(args.dir.data_dir);
-    let (_, boot) = bootstrap(dir.clone(), args.region, &args.name).await?;
+    let region = args.region.unwrap_or(Region::Us);
+    let (_, boot) = bootstrap(dir.clone(), region, &args.name).await?;
     print_bootstrap(&boot, &dir, args.json);
     Ok(())
 }
@@ -99,17 +115,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
 
-    let ingest = Arc::new(IngestService::new(
-        IngestPorts {
-            control: stack.control.clone(),
-            events: stack.events.clone(),
-            queue: stack.queue.clone(),
-            keyring: stack.keyring.clone(),
-            clock: stack.clock.clone(),
-            ids: stack.ids.clone(),
-        },
-        IngestConfig::new(region),
-    ));
+    let dsr_store = Arc::new(tracklayer_local::SqliteDsrStore::new(stack.db.clone()));
+    let dsr = Arc::new(dsr_service(&stack, dsr_store.clone(), &args));
+    let ingest = Arc::new(
+        IngestService::new(
+            IngestPorts {
+                control: stack.control.clone(),
+                events: stack.events.clone(),
+                queue: stack.queue.clone(),
+                keyring: stack.keyring.clone(),
+                clock: stack.clock.clone(),
+                ids: stack.ids.clone(),
+            },
+            IngestConfig::new(region),
+        )
+        .with_suppressions(dsr_store.clone()),
+    );
     let tracking = TrackingState::new(
         ingest,
         TrackingConfig {
@@ -136,7 +157,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ids: stack.ids.clone(),
         }),
         tracklayer_http::AdminConfig::default(),
-    );
+    )
+    .with_dsr(dsr.clone());
     let app = tracking_router(tracking).merge(tracklayer_http::admin_router(admin));
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -176,6 +198,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &args.delivery,
         args.allow_private_egress,
     )?);
+    let dsr_worker = tokio::spawn(dsr_loop(
+        dsr,
+        dsr_store,
+        stack.db.clone(),
+        stack.clock.clone(),
+        Duration::from_millis(args.dsr_interval_ms.max(10)),
+        stop_rx.clone(),
+    ));
     let workers: Vec<_> = DestinationKind::ALL
         .into_iter()
         .map(|kind| {
@@ -204,6 +234,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let _ = sweeper.await;
     let _ = key_expiry.await;
+    let _ = dsr_worker.await;
     stack.db.checkpoint().await?;
     tracing::info!("stopped");
     Ok(())
@@ -240,7 +271,90 @@ fn delivery_service(
             paused_recheck: Duration::from_millis(args.paused_recheck_ms),
             ..DeliveryConfig::default()
         },
-    ))
+    )
+    .with_suppressions(Arc::new(tracklayer_local::SqliteDsrStore::new(
+        stack.db.clone(),
+    ))))
+}
+
+fn dsr_service(
+    stack: &LocalStack,
+    store: Arc<tracklayer_local::SqliteDsrStore>,
+    args: &ServeArgs,
+) -> DsrService {
+    let mailer = tracklayer_local::OutboxMailer::new(
+        stack.dir.outbox(),
+        "TrackLayer <noreply@tracklayer.local>".into(),
+        stack.clock.clone(),
+        stack.ids.clone(),
+    );
+    // Never shorter than twice ingest's settings cache, which holds the suppression list.
+    let floor = IngestConfig::new(Region::Us).settings_ttl * 2;
+    let propagation = time::Duration::milliseconds(
+        i64::try_from(args.dsr_propagation_ms).unwrap_or(i64::MAX / 2),
+    )
+    .max(floor);
+    DsrService::new(
+        DsrPorts {
+            control: stack.control.clone(),
+            dsr: store,
+            events: stack.events.clone(),
+            log: stack.delivery_log.clone(),
+            queue: stack.queue.clone(),
+            keyring: stack.keyring.clone(),
+            mailer: Arc::new(mailer),
+            audit: stack.audit.clone(),
+            clock: stack.clock.clone(),
+            ids: stack.ids.clone(),
+        },
+        DsrConfig {
+            suppression_propagation: propagation,
+            ..DsrConfig::default()
+        },
+    )
+}
+
+/// Processes data-subject requests; after an erasure, rebuilds the database file so that no
+/// erased byte survives in free pages, b-tree interior pages or the WAL.
+async fn dsr_loop(
+    dsr: Arc<DsrService>,
+    store: Arc<tracklayer_local::SqliteDsrStore>,
+    db: tracklayer_local::Db,
+    clock: Arc<dyn tracklayer_core::clock::Clock>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use tracklayer_core::ports::DsrStore;
+    loop {
+        let report = dsr.run().await;
+        if !report.completed.is_empty() || report.pages > 0 {
+            tracing::info!(
+                pages = report.pages,
+                completed = report.completed.len(),
+                reminders = report.reminders,
+                failed = report.failed,
+                "data-subject requests processed"
+            );
+        }
+        if report.erasures_completed > 0 {
+            if let Err(e) = db.compact().await {
+                tracing::warn!(error = %e, "compacting after an erasure failed; retried after the next one");
+            }
+        }
+        if let Err(e) = store.sweep(clock.now()).await {
+            tracing::warn!(error = %e, "sweeping expired exports failed");
+        }
+        // More work waiting: go on soon, but let other writers in between pages.
+        let pause = if report.more && report.failed == 0 {
+            Duration::from_millis(50).min(every)
+        } else {
+            every
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Deletes what expired: events, IP/UA, dedup markers, delivery log, audit entries older

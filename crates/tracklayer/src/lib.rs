@@ -1,5 +1,6 @@
 //! The `tracklayer` CLI: `init`, `serve` (all-in-one local), `destinations`, `keys`, `users`.
 
+mod aws;
 pub mod cli;
 mod commands;
 mod operator;

@@ -12,7 +12,7 @@
 //! of the same message overwrites its outcomes while a part split off gets its own item.
 //! Readers take, per event and destination, the record with the latest `updated_at`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -27,8 +27,8 @@ use tracklayer_core::ports::{DeliveryLog, DeliveryRecord, DeliveryStatus};
 use tracklayer_core::workspace::WorkspaceId;
 
 use super::{
-    b, batch_get, batch_put, get_b, get_n, get_s, key, n, pack, query_all, s, ttl, unpack, Item,
-    EXPIRES_AT,
+    b, batch_delete, batch_get, batch_put, get_b, get_n, get_s, key, n, pack, query_all, s, ttl,
+    unpack, Item, EXPIRES_AT,
 };
 use crate::error::store;
 
@@ -79,6 +79,36 @@ impl DynamoDeliveryLog {
             client,
             table: table.into(),
         }
+    }
+
+    /// The outcomes items (all destinations, expired or not) of the events' milliseconds.
+    async fn items_of(
+        &self,
+        context: &'static str,
+        ws: &WorkspaceId,
+        events: &[EventId],
+    ) -> Result<Vec<(u64, Vec<Item>)>, StoreError> {
+        let millis: BTreeSet<u64> = events.iter().map(millis_of).collect();
+        let reads = millis.into_iter().map(|ms| async move {
+            let items = query_all(
+                context,
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                    .expression_attribute_values(":pk", s(outcomes_pk(ws, ms)))
+                    .expression_attribute_values(":p", s(format!("{ms:012x}#")))
+                    .consistent_read(true),
+            )
+            .await?;
+            Ok::<_, StoreError>((ms, items))
+        });
+        stream::iter(reads)
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// Outcome items of one millisecond, of one destination or of all.
@@ -149,32 +179,7 @@ impl DeliveryLog for DynamoDeliveryLog {
                 chunks.last_mut().expect("one chunk at least").push(r);
             }
             for chunk in chunks {
-                let mut set = Sha256::new();
-                for r in &chunk {
-                    set.update(r.event_id.0.as_bytes());
-                }
-                let set = hex::encode(&set.finalize()[..4]);
-                let first = chunk[0].event_id.0.simple();
-                let updated = chunk
-                    .iter()
-                    .map(|r| unix_millis(r.updated_at))
-                    .max()
-                    .unwrap_or(0);
-                let expires = chunk.iter().map(|r| ttl(r.expires_at)).max().unwrap_or(0);
-                let pk = outcomes_pk(&ws, ms);
-                let sk = format!("{ms:012x}#{dest}#{first}#{set}");
-                let mut outcome = key(&pk, &sk);
-                outcome.insert("data".into(), b(pack("delivery_log", &chunk)?));
-                outcome.insert("updated".into(), n(updated));
-                outcome.insert(EXPIRES_AT.into(), n(expires));
-                let mut pointer = key(
-                    pointers_pk(&ws, &dest),
-                    format!("{updated:013}#{ms:012x}#{first}#{set}"),
-                );
-                pointer.insert("ref_pk".into(), s(pk));
-                pointer.insert("ref_sk".into(), s(sk));
-                pointer.insert("updated".into(), n(updated));
-                pointer.insert(EXPIRES_AT.into(), n(expires));
+                let (outcome, pointer) = items_for(&ws, &dest, ms, &chunk)?;
                 items.push(outcome);
                 items.push(pointer);
             }
@@ -323,4 +328,112 @@ impl DeliveryLog for DynamoDeliveryLog {
     async fn sweep(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
         Ok(0)
     }
+
+    async fn for_events(
+        &self,
+        ws: &WorkspaceId,
+        events: &[EventId],
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let wanted: HashSet<EventId> = events.iter().copied().collect();
+        let mut latest = HashMap::new();
+        for (_, items) in self.items_of("for_events", ws, events).await? {
+            for r in decode("for_events", &items)? {
+                if wanted.contains(&r.event_id) {
+                    keep_latest(&mut latest, r);
+                }
+            }
+        }
+        let mut out: Vec<DeliveryRecord> = latest.into_values().collect();
+        out.sort_by(|a, b| (a.event_id, &a.destination_id).cmp(&(b.event_id, &b.destination_id)));
+        Ok(out)
+    }
+
+    /// Takes the events' records out of their outcomes items: an item left empty goes with
+    /// its pointer; another is written again under the key of what it keeps (its key names
+    /// its first event and a hash of its event ids), with a new pointer.
+    async fn erase_events(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<u64, StoreError> {
+        let gone: HashSet<EventId> = events.iter().copied().collect();
+        let mut erased: HashSet<(DestinationId, EventId)> = HashSet::new();
+        let mut deletes = Vec::new();
+        let mut puts = Vec::new();
+        for (ms, items) in self.items_of("erase_events", ws, events).await? {
+            for item in items {
+                let records: Vec<DeliveryRecord> =
+                    unpack("erase_events", get_b(&item, "data", "erase_events")?)?;
+                if !records.iter().any(|r| gone.contains(&r.event_id)) {
+                    continue;
+                }
+                let sk = get_s(&item, "sk", "erase_events")?.to_owned();
+                let dest = records[0].destination_id.clone();
+                let updated = get_n(&item, "updated").unwrap_or(0);
+                let (out, kept): (Vec<DeliveryRecord>, Vec<DeliveryRecord>) = records
+                    .into_iter()
+                    .partition(|r| gone.contains(&r.event_id));
+                erased.extend(out.into_iter().map(|r| (r.destination_id, r.event_id)));
+                let pk = outcomes_pk(ws, ms);
+                deletes.push(key(&pk, &sk));
+                deletes.push(key(
+                    pointers_pk(ws, &dest),
+                    format!("{updated:013}#{}", sk_tail(&sk, &dest)),
+                ));
+                if !kept.is_empty() {
+                    let refs: Vec<&DeliveryRecord> = kept.iter().collect();
+                    let (outcome, pointer) = items_for(ws, &dest, ms, &refs)?;
+                    puts.push(outcome);
+                    puts.push(pointer);
+                }
+            }
+        }
+        // New items first: a failure in between leaves a record twice, never lost.
+        batch_put(&self.client, "erase_events", &self.table, puts).await?;
+        batch_delete(&self.client, "erase_events", &self.table, deletes).await?;
+        Ok(erased.len() as u64)
+    }
+}
+
+/// `{ms}#{first}#{set}` of an outcomes sort key `{ms}#{destination}#{first}#{set}`.
+fn sk_tail(sk: &str, dest: &DestinationId) -> String {
+    sk.replacen(&format!("#{dest}#"), "#", 1)
+}
+
+/// The outcomes item of one call's records (one destination, one millisecond) and its
+/// pointer.
+fn items_for(
+    ws: &WorkspaceId,
+    dest: &DestinationId,
+    ms: u64,
+    chunk: &[&DeliveryRecord],
+) -> Result<(Item, Item), StoreError> {
+    let mut set = Sha256::new();
+    for r in chunk {
+        set.update(r.event_id.0.as_bytes());
+    }
+    let set = hex::encode(&set.finalize()[..4]);
+    let first = chunk
+        .iter()
+        .map(|r| r.event_id)
+        .min()
+        .map(|e| e.0.simple().to_string())
+        .unwrap_or_default();
+    let updated = chunk
+        .iter()
+        .map(|r| unix_millis(r.updated_at))
+        .max()
+        .unwrap_or(0);
+    let expires = chunk.iter().map(|r| ttl(r.expires_at)).max().unwrap_or(0);
+    let pk = outcomes_pk(ws, ms);
+    let sk = format!("{ms:012x}#{dest}#{first}#{set}");
+    let mut outcome = key(&pk, &sk);
+    outcome.insert("data".into(), b(pack("delivery_log", &chunk)?));
+    outcome.insert("updated".into(), n(updated));
+    outcome.insert(EXPIRES_AT.into(), n(expires));
+    let mut pointer = key(
+        pointers_pk(ws, dest),
+        format!("{updated:013}#{ms:012x}#{first}#{set}"),
+    );
+    pointer.insert("ref_pk".into(), s(pk));
+    pointer.insert("ref_sk".into(), s(sk));
+    pointer.insert("updated".into(), n(updated));
+    pointer.insert(EXPIRES_AT.into(), n(expires));
+    Ok((outcome, pointer))
 }

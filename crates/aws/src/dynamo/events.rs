@@ -24,6 +24,7 @@ use futures_util::{stream, FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+use tracklayer_core::dsr::{ErasedRows, EventFootprint};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent};
 use tracklayer_core::ports::{EventStore, NewEvent};
@@ -266,7 +267,7 @@ impl DynamoEventStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(item_key))
+            .set_key(Some(item_key.clone()))
             .condition_expression("attribute_exists(pk)");
         if !fps.is_empty() {
             parts.push("fps :fps");
@@ -279,8 +280,28 @@ impl DynamoEventStore {
         if parts.is_empty() {
             return Ok(());
         }
-        match req
+        let left = match req
             .update_expression(format!("DELETE {}", parts.join(", ")))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| store("forget", e))
+        {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(StoreError::Conflict(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if left.contains_key("packs") {
+            return Ok(());
+        }
+        // No pack left: the item (and its `subject` index entry) goes, unless a request of
+        // the subject added a pack meanwhile.
+        match self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(item_key))
+            .condition_expression("attribute_not_exists(packs)")
             .send()
             .await
             .map_err(|e| store("forget", e))
@@ -325,6 +346,7 @@ impl DynamoEventStore {
                     subject,
                     day,
                     members,
+                    refs,
                     ..
                 } => {
                     let mut fps = Vec::new();
@@ -336,10 +358,13 @@ impl DynamoEventStore {
                             ));
                         }
                     }
-                    if !fps.is_empty() {
-                        let item = subject_day_key(ws, subject, day);
-                        jobs.push(self.release_subject_day(item, fps, Vec::new()).boxed());
-                    }
+                    // The call's pack references are its own (named after its events): none
+                    // of its packs stays.
+                    let item = subject_day_key(ws, subject, day);
+                    jobs.push(
+                        self.release_subject_day(item, fps, refs.iter().cloned().collect())
+                            .boxed(),
+                    );
                 }
                 Claim::Marker { index, taken } => {
                     if *taken && fresh[*index] {
@@ -628,7 +653,8 @@ impl EventStore for DynamoEventStore {
             }
         }
         // Which events are duplicates, and which of our new entries must go again.
-        let mut undo_dups: Vec<(WorkspaceId, String, Vec<Vec<u8>>)> = Vec::new();
+        let mut undo_dups: Vec<(WorkspaceId, String, Vec<Vec<u8>>, Vec<String>)> = Vec::new();
+        let mut dropped: HashSet<(WorkspaceId, String, String)> = HashSet::new();
         for c in &claims {
             match c {
                 Claim::Subject {
@@ -636,6 +662,7 @@ impl EventStore for DynamoEventStore {
                     subject,
                     members,
                     had_today,
+                    refs,
                     ..
                 } => {
                     let had_before = before
@@ -657,8 +684,21 @@ impl EventStore for DynamoEventStore {
                             }
                         }
                     }
-                    if !added_for_dups.is_empty() {
-                        undo_dups.push((ws.clone(), subject.clone(), added_for_dups));
+                    // A pack with no fresh event of the subject is not the subject's (or is
+                    // never written): its reference goes again, so no subject-day points at
+                    // nothing (and outlives an erasure of the subject).
+                    let live: HashSet<&String> = members
+                        .iter()
+                        .filter(|&&i| fresh[i])
+                        .map(|&i| &chunks[chunk_of[i]].reference)
+                        .collect();
+                    let dead: Vec<String> =
+                        refs.iter().filter(|r| !live.contains(r)).cloned().collect();
+                    for r in &dead {
+                        dropped.insert((ws.clone(), subject.clone(), r.clone()));
+                    }
+                    if !added_for_dups.is_empty() || !dead.is_empty() {
+                        undo_dups.push((ws.clone(), subject.clone(), added_for_dups, dead));
                     }
                 }
                 Claim::Marker { index, taken } => {
@@ -673,9 +713,9 @@ impl EventStore for DynamoEventStore {
             return Err(e);
         }
         // A duplicate must not extend its message id's window: take its entry out again.
-        for (ws, subject, fps) in undo_dups {
+        for (ws, subject, fps, dead) in undo_dups {
             if let Err(e) = self
-                .release_subject_day(subject_day_key(&ws, &subject, &today), fps, Vec::new())
+                .release_subject_day(subject_day_key(&ws, &subject, &today), fps, dead)
                 .await
             {
                 tracing::warn!(error = %e, "could not remove the dedup entries of duplicates");
@@ -695,7 +735,10 @@ impl EventStore for DynamoEventStore {
                 } = c
                 {
                     for r in refs {
-                        indexed.insert((ws.clone(), subject.clone(), r.clone()));
+                        let k = (ws.clone(), subject.clone(), r.clone());
+                        if !dropped.contains(&k) {
+                            indexed.insert(k);
+                        }
                     }
                 }
             }
@@ -743,12 +786,33 @@ impl EventStore for DynamoEventStore {
         };
         if let Err(e) = write.await {
             self.release_claims(events, &claims, &fresh).await;
-            let written: Vec<(EventId, MessageId)> = (0..events.len())
+            let mut others: BTreeMap<(WorkspaceId, String), BTreeSet<String>> = BTreeMap::new();
+            for &i in &candidates {
+                let e = &events[i].event;
+                if fresh[i] {
+                    for subject in e.subjects.iter().skip(1) {
+                        others
+                            .entry((e.workspace_id.clone(), subject.clone()))
+                            .or_default()
+                            .insert(chunks[chunk_of[i]].reference.clone());
+                    }
+                }
+            }
+            for ((ws, subject), refs) in others {
+                let item = subject_day_key(&ws, &subject, &today);
+                if let Err(undo) = self
+                    .release_subject_day(item, Vec::new(), refs.into_iter().collect())
+                    .await
+                {
+                    tracing::warn!(error = %undo, "could not remove index entries after a failed record");
+                }
+            }
+            let written: Vec<EventId> = (0..events.len())
                 .filter(|&i| fresh[i])
-                .map(|i| (events[i].event.event_id, events[i].event.message_id.clone()))
+                .map(|i| events[i].event.event_id)
                 .collect();
             if let Some(ws) = events.first().map(|e| e.event.workspace_id.clone()) {
-                if let Err(undo) = self.remove_packs(&ws, &written).await {
+                if let Err(undo) = self.remove_packs("record", &ws, &written, false).await {
                     tracing::warn!(error = %undo, "could not remove packs after a failed record");
                 }
             }
@@ -765,31 +829,38 @@ impl EventStore for DynamoEventStore {
         if events.is_empty() {
             return Ok(());
         }
-        let removed = self.remove_packs(ws, events).await?;
-        let found: HashSet<EventId> = removed.iter().map(|r| r.packed.e.event_id).collect();
+        let ids: Vec<EventId> = events.iter().map(|(id, _)| *id).collect();
+        let changes = self.remove_packs("forget", ws, &ids, false).await?;
+        let found: HashSet<EventId> = changes
+            .iter()
+            .flat_map(|c| c.gone.iter().map(|p| p.e.event_id))
+            .collect();
 
-        // Give back the dedup entries, and the subject index entries of deleted packs.
+        // Give back the dedup entries, and the subject index entries of packs that no longer
+        // hold an event of the subject.
         let mut subject_days: BTreeMap<(String, String), (Vec<Vec<u8>>, BTreeSet<String>)> =
             BTreeMap::new();
         let mut markers = Vec::new();
-        for r in &removed {
-            let e = &r.packed.e;
-            match e.subjects.first() {
-                Some(primary) => {
-                    let slot = subject_days
-                        .entry((primary.clone(), r.day.clone()))
-                        .or_default();
-                    slot.0.push(entry(&e.message_id, r.packed.u));
+        for c in &changes {
+            for p in &c.gone {
+                let e = &p.e;
+                match e.subjects.first() {
+                    Some(primary) => {
+                        let slot = subject_days
+                            .entry((primary.clone(), c.day.clone()))
+                            .or_default();
+                        slot.0.push(entry(&e.message_id, p.u));
+                    }
+                    None => markers.push((e.message_id.clone(), e.event_id)),
                 }
-                None => markers.push((e.message_id.clone(), e.event_id)),
-            }
-            if r.pack_deleted {
                 for subject in &e.subjects {
-                    subject_days
-                        .entry((subject.clone(), r.day.clone()))
-                        .or_default()
-                        .1
-                        .insert(r.reference.clone());
+                    if c.unindexes(subject) {
+                        subject_days
+                            .entry((subject.clone(), c.day.clone()))
+                            .or_default()
+                            .1
+                            .insert(c.reference.clone());
+                    }
                 }
             }
         }
@@ -948,116 +1019,131 @@ impl EventStore for DynamoEventStore {
     async fn sweep(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
         Ok(0)
     }
+
+    async fn subject_footprint(
+        &self,
+        ws: &WorkspaceId,
+        subjects: &[String],
+        after: Option<&EventId>,
+        limit: usize,
+    ) -> Result<Vec<EventFootprint>, StoreError> {
+        self.footprint(ws, subjects, after, limit).await
+    }
+
+    async fn erase(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<ErasedRows, StoreError> {
+        self.erase_events(ws, events).await
+    }
 }
 
-/// An event taken out of its pack by `remove_packs`.
+/// What taking events out of one pack did.
 #[derive(Debug)]
-struct Removed {
-    packed: Packed,
-    day: String,
+struct PackChange {
+    /// The pack's reference before the change.
     reference: String,
-    pack_deleted: bool,
+    day: String,
+    /// The events taken out.
+    gone: Vec<Packed>,
+    /// Subjects of the events still in the pack.
+    kept_subjects: BTreeSet<String>,
+    /// The pack went (no event left).
+    deleted: bool,
+    /// The pack lives on under this reference: its old one was an event taken out.
+    rekeyed: Option<String>,
+    /// Operational records taken out.
+    operational: u64,
+}
+
+impl PackChange {
+    /// Does the subject-day of `subject` lose its reference to this pack?
+    fn unindexes(&self, subject: &str) -> bool {
+        self.deleted || self.rekeyed.is_some() || !self.kept_subjects.contains(subject)
+    }
+}
+
+/// Removals from one subject-day item.
+#[derive(Debug, Default)]
+struct DayChange {
+    refs: BTreeSet<String>,
+    fps: Vec<Vec<u8>>,
+}
+
+fn delete_request(k: Item, context: &'static str) -> Result<WriteRequest, StoreError> {
+    Ok(WriteRequest::builder()
+        .delete_request(
+            DeleteRequest::builder()
+                .set_key(Some(k))
+                .build()
+                .map_err(|e| StoreError::permanent(context, e))?,
+        )
+        .build())
 }
 
 impl DynamoEventStore {
     /// Takes events out of their packs: a pack left empty is deleted, another is rewritten
-    /// under the condition that nobody rewrote it meanwhile (`v`). The same for the
-    /// operational packs.
+    /// under the condition that nobody rewrote it meanwhile (`v`), the same for the
+    /// operational packs. With `rekey`, a pack whose reference (its sort key, which names an
+    /// event) is an event taken out moves to the reference of its first remaining event, and
+    /// the subject-days of the remaining events' subjects learn the new reference.
     async fn remove_packs(
         &self,
+        context: &'static str,
         ws: &WorkspaceId,
-        events: &[(EventId, MessageId)],
-    ) -> Result<Vec<Removed>, StoreError> {
+        ids: &[EventId],
+        rekey: bool,
+    ) -> Result<Vec<PackChange>, StoreError> {
         let mut by_ms: BTreeMap<u64, BTreeSet<EventId>> = BTreeMap::new();
-        for (id, _) in events {
+        for id in ids {
             by_ms.entry(millis_of(id)).or_default().insert(*id);
         }
-        let mut removed = Vec::new();
+        let mut changes = Vec::new();
         let mut deletes = Vec::new();
         for (ms, ids) in by_ms {
             let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
                 continue;
             };
             let items = self
-                .packs_at("forget", ws, 'P', ms, &hex_id(last), &hex_id(first))
+                .packs_at(context, ws, 'P', ms, &hex_id(last), &hex_id(first))
                 .await?;
             for item in items {
-                let data: Vec<Packed> = unpack("forget", get_b(&item, "data", "forget")?)?;
-                if !data.iter().any(|p| ids.contains(&p.e.event_id)) {
-                    continue;
+                if let Some(c) = self
+                    .take_out(context, ws, item, &ids, rekey, &mut deletes)
+                    .await?
+                {
+                    changes.push(c);
                 }
-                let pk = get_s(&item, "pk", "forget")?.to_owned();
-                let sk = get_s(&item, "sk", "forget")?.to_owned();
-                let reference = sk.trim_start_matches("P#").to_owned();
-                let day = get_s(&item, "day", "forget")?.to_owned();
-                let version = get_n(&item, "v").unwrap_or(1);
-                let (gone, kept): (Vec<Packed>, Vec<Packed>) =
-                    data.into_iter().partition(|p| ids.contains(&p.e.event_id));
-                let pack_deleted = kept.is_empty();
-                let op_key = key(&pk, format!("O#{reference}"));
-                if pack_deleted {
-                    for k in [key(&pk, &sk), op_key] {
-                        deletes.push(
-                            WriteRequest::builder()
-                                .delete_request(
-                                    DeleteRequest::builder()
-                                        .set_key(Some(k))
-                                        .build()
-                                        .map_err(|e| StoreError::permanent("forget", e))?,
-                                )
-                                .build(),
-                        );
-                    }
-                } else {
-                    self.rewrite_pack(item, kept, version).await?;
-                    self.rewrite_operational(op_key, &ids).await?;
-                }
-                removed.extend(gone.into_iter().map(|packed| Removed {
-                    packed,
-                    day: day.clone(),
-                    reference: reference.clone(),
-                    pack_deleted,
-                }));
             }
         }
-        batch_write(&self.client, "forget", &self.table, deletes).await?;
-        Ok(removed)
+        batch_write(&self.client, context, &self.table, deletes).await?;
+        Ok(changes)
     }
 
-    async fn rewrite_pack(
+    async fn take_out(
         &self,
-        mut item: Item,
-        kept: Vec<Packed>,
-        version: i64,
-    ) -> Result<(), StoreError> {
-        let last = kept
-            .iter()
-            .map(|p| p.e.event_id)
-            .max()
-            .map(|id| hex_id(&id))
-            .unwrap_or_default();
-        item.insert("data".into(), b(pack("forget", &kept)?));
-        item.insert("last".into(), s(last));
-        item.insert("v".into(), n(version + 1));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("#v = :v")
-            .expression_attribute_names("#v", "v")
-            .expression_attribute_values(":v", n(version))
-            .send()
-            .await
-            .map_err(|e| store("forget: the pack changed meanwhile", e))?;
-        Ok(())
-    }
-
-    async fn rewrite_operational(
-        &self,
-        op_key: Item,
+        context: &'static str,
+        ws: &WorkspaceId,
+        item: Item,
         ids: &BTreeSet<EventId>,
-    ) -> Result<(), StoreError> {
-        let Some(mut item) = self
+        rekey: bool,
+        deletes: &mut Vec<WriteRequest>,
+    ) -> Result<Option<PackChange>, StoreError> {
+        let data: Vec<Packed> = unpack(context, get_b(&item, "data", context)?)?;
+        if !data.iter().any(|p| ids.contains(&p.e.event_id)) {
+            return Ok(None);
+        }
+        let pk = get_s(&item, "pk", context)?.to_owned();
+        let sk = get_s(&item, "sk", context)?.to_owned();
+        let reference = sk.trim_start_matches("P#").to_owned();
+        let day = get_s(&item, "day", context)?.to_owned();
+        let version = get_n(&item, "v").unwrap_or(1);
+        let (gone, kept): (Vec<Packed>, Vec<Packed>) =
+            data.into_iter().partition(|p| ids.contains(&p.e.event_id));
+        let kept_subjects: BTreeSet<String> = kept
+            .iter()
+            .flat_map(|p| p.e.subjects.iter().cloned())
+            .collect();
+
+        let op_key = key(&pk, format!("O#{reference}"));
+        let op_item = self
             .client
             .get_item()
             .table_name(&self.table)
@@ -1065,36 +1151,572 @@ impl DynamoEventStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| store("forget", e))?
-            .item
-        else {
-            return Ok(());
+            .map_err(|e| store(context, e))?
+            .item;
+        let (ops_gone, ops_kept): (Vec<OperationalRecord>, Vec<OperationalRecord>) = match &op_item
+        {
+            Some(i) => unpack::<Vec<OperationalRecord>>(context, get_b(i, "data", context)?)?
+                .into_iter()
+                .partition(|o| ids.contains(&o.event_id)),
+            None => (Vec::new(), Vec::new()),
         };
-        let ops: Vec<OperationalRecord> = unpack("forget", get_b(&item, "data", "forget")?)?;
-        let kept: Vec<OperationalRecord> = ops
-            .into_iter()
-            .filter(|o| !ids.contains(&o.event_id))
-            .collect();
+        let mut change = PackChange {
+            reference: reference.clone(),
+            day: day.clone(),
+            gone,
+            kept_subjects,
+            deleted: false,
+            rekeyed: None,
+            operational: ops_gone.len() as u64,
+        };
         if kept.is_empty() {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(op_key))
-                .send()
-                .await
-                .map_err(|e| store("forget", e))?;
-        } else {
-            item.insert("data".into(), b(pack("forget", &kept)?));
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map_err(|e| store("forget", e))?;
+            deletes.push(delete_request(key(&pk, &sk), context)?);
+            if op_item.is_some() {
+                deletes.push(delete_request(op_key, context)?);
+            }
+            change.deleted = true;
+            return Ok(Some(change));
         }
+        let names_a_gone_event = change
+            .gone
+            .iter()
+            .any(|p| hex_id(&p.e.event_id) == reference);
+        if rekey && names_a_gone_event {
+            let new_ref = kept
+                .iter()
+                .map(|p| p.e.event_id)
+                .min()
+                .map(|id| hex_id(&id))
+                .unwrap_or_default();
+            let mut moved = item.clone();
+            moved.insert("sk".into(), s(format!("P#{new_ref}")));
+            let expires = kept.iter().map(|p| ttl(p.e.expires_at)).max().unwrap_or(0);
+            moved.insert(EXPIRES_AT.into(), n(expires));
+            self.write_pack(context, moved, &kept, None).await?;
+            if !ops_kept.is_empty() {
+                let mut op = key(&pk, format!("O#{new_ref}"));
+                op.insert(EXPIRES_AT.into(), n(ops_expiry(&ops_kept)));
+                self.write_operational(context, op, &ops_kept).await?;
+            }
+            let adds = change
+                .kept_subjects
+                .iter()
+                .map(|subject| self.add_ref(context, subject_day_key(ws, subject, &day), &new_ref));
+            run_all(adds.map(FutureExt::boxed).collect())
+                .await
+                .into_iter()
+                .collect::<Result<(), StoreError>>()?;
+            self.delete_pack(context, key(&pk, &sk), version).await?;
+            if op_item.is_some() {
+                deletes.push(delete_request(op_key, context)?);
+            }
+            change.rekeyed = Some(new_ref);
+            return Ok(Some(change));
+        }
+        self.write_pack(context, item, &kept, Some(version)).await?;
+        match op_item {
+            Some(_) if ops_kept.is_empty() => deletes.push(delete_request(op_key, context)?),
+            Some(mut op) if !ops_gone.is_empty() => {
+                op.remove("data");
+                self.write_operational(context, op, &ops_kept).await?;
+            }
+            _ => {}
+        }
+        Ok(Some(change))
+    }
+
+    /// Writes a pack with `kept` as its events: over the version `v` it was read at, or as
+    /// a new item.
+    async fn write_pack(
+        &self,
+        context: &'static str,
+        mut item: Item,
+        kept: &[Packed],
+        version: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let last = kept
+            .iter()
+            .map(|p| p.e.event_id)
+            .max()
+            .map(|id| hex_id(&id))
+            .unwrap_or_default();
+        item.insert("data".into(), b(pack(context, &kept)?));
+        item.insert("last".into(), s(last));
+        let put = self.client.put_item().table_name(&self.table);
+        let put = match version {
+            Some(v) => {
+                item.insert("v".into(), n(v + 1));
+                put.condition_expression("#v = :v")
+                    .expression_attribute_names("#v", "v")
+                    .expression_attribute_values(":v", n(v))
+            }
+            None => {
+                item.insert("v".into(), n(1));
+                put.condition_expression("attribute_not_exists(pk)")
+            }
+        };
+        put.set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| store("the pack changed meanwhile", e))?;
         Ok(())
     }
+
+    async fn write_operational(
+        &self,
+        context: &'static str,
+        mut item: Item,
+        ops: &[OperationalRecord],
+    ) -> Result<(), StoreError> {
+        let last = ops
+            .iter()
+            .map(|o| o.event_id)
+            .max()
+            .map(|id| hex_id(&id))
+            .unwrap_or_default();
+        item.insert("data".into(), b(pack(context, &ops)?));
+        item.insert("last".into(), s(last));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| store(context, e))?;
+        Ok(())
+    }
+
+    async fn delete_pack(
+        &self,
+        context: &'static str,
+        pack_key: Item,
+        version: i64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(pack_key))
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#v", "v")
+            .expression_attribute_values(":v", n(version))
+            .send()
+            .await
+            .map_err(|e| store(context, e))?;
+        Ok(())
+    }
+
+    /// Adds a pack reference to an existing subject-day (never creates one).
+    async fn add_ref(
+        &self,
+        context: &'static str,
+        day_key: Item,
+        reference: &str,
+    ) -> Result<(), StoreError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(day_key))
+            .update_expression("ADD packs :r")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":r", ss([reference.to_owned()]))
+            .send()
+            .await
+            .map_err(|e| store(context, e))
+        {
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a dedup marker if it still belongs to `event`; true if it did.
+    async fn erase_marker(
+        &self,
+        ws: &WorkspaceId,
+        m: &MessageId,
+        event: &EventId,
+    ) -> Result<bool, StoreError> {
+        match self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(marker_key(ws, m)))
+            .condition_expression("#e = :e")
+            .expression_attribute_names("#e", "event")
+            .expression_attribute_values(":e", s(hex_id(event)))
+            .send()
+            .await
+            .map_err(|e| store("erase", e))
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes references and dedup entries from a subject-day; deletes the item (and so its
+    /// `subject` index entry) when no reference is left, after dropping references to packs
+    /// that are gone or hold no event of the subject any more. Returns how many of `fps`
+    /// were there.
+    async fn unindex_day(
+        &self,
+        ws: &WorkspaceId,
+        subject: &str,
+        day: &str,
+        change: DayChange,
+    ) -> Result<u64, StoreError> {
+        let day_key = subject_day_key(ws, subject, day);
+        let mut parts = vec!["packs :refs"];
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(day_key.clone()))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":refs", ss(change.refs.iter().cloned()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        if !change.fps.is_empty() {
+            parts.push("fps :fps");
+            req = req.expression_attribute_values(":fps", bs(change.fps.clone()));
+        }
+        if change.refs.is_empty() {
+            parts.remove(0);
+            req = req.set_expression_attribute_values(Some(HashMap::from([(
+                ":fps".to_owned(),
+                bs(change.fps.clone()),
+            )])));
+        }
+        if parts.is_empty() {
+            return Ok(0);
+        }
+        // Which entries were there: read before (the update's old image cannot say which
+        // set elements it removed without the whole set).
+        let before = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(day_key.clone()))
+            .consistent_read(true)
+            .projection_expression("fps")
+            .send()
+            .await
+            .map_err(|e| store("erase", e))?
+            .item;
+        let had = binary_set(before.as_ref(), "fps");
+        let found = change.fps.iter().filter(|f| had.contains(f)).count() as u64;
+        let after = match req
+            .update_expression(format!("DELETE {}", parts.join(", ")))
+            .send()
+            .await
+            .map_err(|e| store("erase", e))
+        {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(StoreError::Conflict(_)) => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let left = string_set(&after, "packs");
+        let stale = self.stale_refs(ws, subject, &left).await?;
+        let left = if stale.is_empty() {
+            left.len()
+        } else {
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(day_key.clone()))
+                .update_expression("DELETE packs :refs")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":refs", ss(stale))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+                .send()
+                .await
+                .map_err(|e| store("erase", e));
+            match out {
+                Ok(out) => string_set(&out.attributes.unwrap_or_default(), "packs").len(),
+                Err(StoreError::Conflict(_)) => return Ok(found),
+                Err(e) => return Err(e),
+            }
+        };
+        if left == 0 {
+            // Unless a request of the subject added a pack meanwhile.
+            match self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(day_key))
+                .condition_expression("attribute_not_exists(packs)")
+                .send()
+                .await
+                .map_err(|e| store("erase", e))
+            {
+                Ok(_) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
+    }
+
+    /// The references among `refs` whose pack is gone or holds no event of `subject`.
+    async fn stale_refs(
+        &self,
+        ws: &WorkspaceId,
+        subject: &str,
+        refs: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = refs
+            .iter()
+            .map(|r| key(pack_pk(ws, ref_millis(r)), format!("P#{r}")))
+            .collect();
+        let packs = batch_get(&self.client, "erase", &self.table, keys, true, None).await?;
+        let mut live = HashSet::new();
+        for item in &packs {
+            let packed: Vec<Packed> = unpack("erase", get_b(item, "data", "erase")?)?;
+            if packed
+                .iter()
+                .any(|p| p.e.subjects.iter().any(|s| s == subject))
+            {
+                live.insert(
+                    get_s(item, "sk", "erase")?
+                        .trim_start_matches("P#")
+                        .to_owned(),
+                );
+            }
+        }
+        Ok(refs
+            .iter()
+            .filter(|r| !live.contains(*r))
+            .cloned()
+            .collect())
+    }
+
+    /// The subject-day items of `subjects`, expired or not, each with its subject.
+    async fn subject_days(
+        &self,
+        context: &'static str,
+        ws: &WorkspaceId,
+        subjects: &[String],
+    ) -> Result<Vec<(String, Item)>, StoreError> {
+        let reads = subjects.iter().map(|subject| {
+            async move {
+                let days = query_all(
+                    context,
+                    self.client
+                        .query()
+                        .table_name(&self.table)
+                        .index_name("subject")
+                        .key_condition_expression("subject_pk = :s")
+                        .expression_attribute_values(":s", s(subject_pk(ws, subject))),
+                )
+                .await?;
+                let keys: Vec<Item> = days
+                    .iter()
+                    .filter_map(|d| {
+                        Some(key(
+                            get_s(d, "pk", context).ok()?,
+                            get_s(d, "sk", context).ok()?,
+                        ))
+                    })
+                    .collect();
+                let items = batch_get(&self.client, context, &self.table, keys, true, None).await?;
+                Ok::<_, StoreError>(
+                    items
+                        .into_iter()
+                        .map(|i| (subject.clone(), i))
+                        .collect::<Vec<_>>(),
+                )
+            }
+            .boxed()
+        });
+        let mut out = Vec::new();
+        for r in run_all(reads.collect()).await {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+
+    async fn footprint(
+        &self,
+        ws: &WorkspaceId,
+        subjects: &[String],
+        after: Option<&EventId>,
+        limit: usize,
+    ) -> Result<Vec<EventFootprint>, StoreError> {
+        const CONTEXT: &str = "subject_footprint";
+        if limit == 0 || subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let days = self.subject_days(CONTEXT, ws, subjects).await?;
+        let after_ms = after.map(millis_of);
+        let mut refs: BTreeSet<String> = BTreeSet::new();
+        let mut fps_of: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+        for (_, d) in &days {
+            refs.extend(
+                string_set(d, "packs")
+                    .into_iter()
+                    .filter(|r| after_ms.is_none_or(|ms| ref_millis(r) >= ms)),
+            );
+            fps_of.insert(
+                get_s(d, "pk", CONTEXT)?.to_owned(),
+                binary_set(Some(d), "fps"),
+            );
+        }
+        let wanted: HashSet<&str> = subjects.iter().map(String::as_str).collect();
+        // (event, its pack's pk and reference, its day)
+        let mut found: Vec<(Packed, String, String, String)> = Vec::new();
+        let refs: Vec<String> = refs.into_iter().collect();
+        for round in refs.chunks(PACKS_PER_ROUND) {
+            if found.len() >= limit {
+                let bound = hex_id(&found[limit - 1].0.e.event_id);
+                if round[0] > bound {
+                    break;
+                }
+            }
+            let keys = round
+                .iter()
+                .map(|r| key(pack_pk(ws, ref_millis(r)), format!("P#{r}")))
+                .collect();
+            for item in batch_get(&self.client, CONTEXT, &self.table, keys, true, None).await? {
+                let pk = get_s(&item, "pk", CONTEXT)?.to_owned();
+                let reference = get_s(&item, "sk", CONTEXT)?
+                    .trim_start_matches("P#")
+                    .to_owned();
+                let day = get_s(&item, "day", CONTEXT)?.to_owned();
+                let packed: Vec<Packed> = unpack(CONTEXT, get_b(&item, "data", CONTEXT)?)?;
+                for p in packed {
+                    if after.is_none_or(|a| p.e.event_id > *a)
+                        && p.e.subjects.iter().any(|s| wanted.contains(s.as_str()))
+                    {
+                        found.push((p, pk.clone(), reference.clone(), day.clone()));
+                    }
+                }
+            }
+            found.sort_by_key(|f| f.0.e.event_id);
+            found.dedup_by_key(|f| f.0.e.event_id);
+        }
+        found.truncate(limit);
+
+        // Operational records: the operational packs beside the packs found.
+        let op_keys: BTreeSet<(String, String)> = found
+            .iter()
+            .map(|(_, pk, r, _)| (pk.clone(), format!("O#{r}")))
+            .collect();
+        let ops = batch_get(
+            &self.client,
+            CONTEXT,
+            &self.table,
+            op_keys.into_iter().map(|(pk, sk)| key(pk, sk)).collect(),
+            true,
+            None,
+        )
+        .await?;
+        let mut with_ops: HashSet<EventId> = HashSet::new();
+        for item in &ops {
+            let records: Vec<OperationalRecord> = unpack(CONTEXT, get_b(item, "data", CONTEXT)?)?;
+            with_ops.extend(records.iter().map(|o| o.event_id));
+        }
+        // Dedup entries: on the subject-day of each event's primary subject.
+        let missing: BTreeSet<String> = found
+            .iter()
+            .filter_map(|(p, _, _, day)| {
+                let primary = p.e.subjects.first()?;
+                let pk = format!("{}#{day}", subject_pk(ws, primary));
+                (!fps_of.contains_key(&pk)).then_some(pk)
+            })
+            .collect();
+        if !missing.is_empty() {
+            let more = batch_get(
+                &self.client,
+                CONTEXT,
+                &self.table,
+                missing.into_iter().map(|pk| key(pk, "S")).collect(),
+                true,
+                Some("pk, fps"),
+            )
+            .await?;
+            for d in &more {
+                fps_of.insert(
+                    get_s(d, "pk", CONTEXT)?.to_owned(),
+                    binary_set(Some(d), "fps"),
+                );
+            }
+        }
+        Ok(found
+            .into_iter()
+            .map(|(p, _, _, day)| {
+                let dedup_marker = p.e.subjects.first().is_some_and(|primary| {
+                    fps_of
+                        .get(&format!("{}#{day}", subject_pk(ws, primary)))
+                        .is_some_and(|fps| fps.contains(&entry(&p.e.message_id, p.u)))
+                });
+                EventFootprint {
+                    operational: with_ops.contains(&p.e.event_id),
+                    dedup_marker,
+                    subject_index_entries: u32::try_from(p.e.subjects.len()).unwrap_or(u32::MAX),
+                    event: p.e,
+                }
+            })
+            .collect())
+    }
+
+    async fn erase_events(
+        &self,
+        ws: &WorkspaceId,
+        events: &[EventId],
+    ) -> Result<ErasedRows, StoreError> {
+        let mut rows = ErasedRows::default();
+        if events.is_empty() {
+            return Ok(rows);
+        }
+        let changes = self.remove_packs("erase", ws, events, true).await?;
+        let mut days: BTreeMap<(String, String), DayChange> = BTreeMap::new();
+        let mut markers = Vec::new();
+        for c in &changes {
+            rows.operational_records += c.operational;
+            for p in &c.gone {
+                rows.events += 1;
+                rows.subject_index_entries += p.e.subjects.len() as u64;
+                for (i, subject) in p.e.subjects.iter().enumerate() {
+                    let slot = days.entry((subject.clone(), c.day.clone())).or_default();
+                    if c.unindexes(subject) {
+                        slot.refs.insert(c.reference.clone());
+                    }
+                    if i == 0 {
+                        slot.fps.push(entry(&p.e.message_id, p.u));
+                    }
+                }
+                if p.e.subjects.is_empty() {
+                    markers.push((p.e.message_id.clone(), p.e.event_id));
+                }
+            }
+            if c.rekeyed.is_some() {
+                for subject in &c.kept_subjects {
+                    days.entry((subject.clone(), c.day.clone()))
+                        .or_default()
+                        .refs
+                        .insert(c.reference.clone());
+                }
+            }
+        }
+        let jobs = days.into_iter().map(|((subject, day), change)| {
+            async move { self.unindex_day(ws, &subject, &day, change).await }.boxed()
+        });
+        for r in run_all(jobs.collect()).await {
+            rows.dedup_markers += r?;
+        }
+        for (m, id) in &markers {
+            if self.erase_marker(ws, m, id).await? {
+                rows.dedup_markers += 1;
+            }
+        }
+        Ok(rows)
+    }
+}
+
+fn ops_expiry(ops: &[OperationalRecord]) -> i64 {
+    ops.iter().map(|o| ttl(o.expires_at)).max().unwrap_or(0)
 }
 
 #[cfg(test)]

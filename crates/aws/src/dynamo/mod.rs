@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod control;
 pub mod delivery_log;
+pub mod dsr;
 pub mod events;
 
 use std::collections::HashMap;
@@ -11,7 +12,9 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -176,6 +179,26 @@ pub(crate) async fn batch_put(
                 .build()
                 .map_err(|e| StoreError::permanent(context, e))?;
             Ok(WriteRequest::builder().put_request(put).build())
+        })
+        .collect::<Result<_, StoreError>>()?;
+    batch_write(client, context, table, requests).await
+}
+
+/// Deletes items by key with BatchWriteItem, 25 at a time (no conditions).
+pub(crate) async fn batch_delete(
+    client: &Client,
+    context: &'static str,
+    table: &str,
+    keys: Vec<Item>,
+) -> Result<(), StoreError> {
+    let requests: Vec<WriteRequest> = keys
+        .into_iter()
+        .map(|k| {
+            let delete = DeleteRequest::builder()
+                .set_key(Some(k))
+                .build()
+                .map_err(|e| StoreError::permanent(context, e))?;
+            Ok(WriteRequest::builder().delete_request(delete).build())
         })
         .collect::<Result<_, StoreError>>()?;
     batch_write(client, context, table, requests).await

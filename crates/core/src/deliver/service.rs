@@ -5,7 +5,7 @@
 //! Driven by the local worker (`run_worker`) in `tracklayer serve`, and by `functions/deliver`
 //! on AWS (which calls [`DeliveryService::process`] per SQS record).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,9 +21,9 @@ use crate::error::{KeyError, StoreError};
 use crate::event::{DeliveryItem, EventId, QueueBody, SealedFields};
 use crate::ports::{
     ControlReader, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, Egress, EgressError,
-    Keyring, Outgoing, Received,
+    Keyring, Outgoing, Received, SuppressionList,
 };
-use crate::workspace::Workspace;
+use crate::workspace::{Workspace, WorkspaceId};
 
 /// How deliveries are paced.
 #[derive(Debug, Clone)]
@@ -123,7 +123,13 @@ pub struct DeliveryService {
     settings: Mutex<HashMap<(String, String), Arc<Settings>>>,
     breakers: Mutex<HashMap<String, Breaker>>,
     gates: Mutex<HashMap<String, Gate>>,
+    /// The suppression list of erased subjects (data-subject requests), if wired.
+    suppressions: Option<Arc<dyn SuppressionList>>,
+    suppressed: Mutex<HashMap<WorkspaceId, (Suppressed, OffsetDateTime)>>,
 }
+
+/// A workspace's suppression tokens.
+type Suppressed = Arc<HashSet<String>>;
 
 impl std::fmt::Debug for DeliveryService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -180,7 +186,15 @@ impl DeliveryService {
             settings: Mutex::new(HashMap::new()),
             breakers: Mutex::new(HashMap::new()),
             gates: Mutex::new(HashMap::new()),
+            suppressions: None,
+            suppressed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Drops queued items of subjects erased after they were queued (data-subject requests).
+    pub fn with_suppressions(mut self, list: Arc<dyn SuppressionList>) -> Self {
+        self.suppressions = Some(list);
+        self
     }
 
     pub fn config(&self) -> &DeliveryConfig {
@@ -256,6 +270,68 @@ impl DeliveryService {
             .unwrap_or_else(|e| e.into_inner())
             .insert(key, s.clone());
         Ok(Some(s))
+    }
+
+    /// Removes the items of erased subjects from the parts: they were queued before the
+    /// erasure and are neither sent nor logged. The workspace's list is cached like its
+    /// settings, so a new suppression is seen within `settings_ttl`; erasure waits longer
+    /// than that before it deletes (`DsrConfig`).
+    async fn drop_suppressed(&self, group: &mut [Part]) -> Result<(), DeliveryError> {
+        let Some(list) = &self.suppressions else {
+            return Ok(());
+        };
+        if group
+            .iter()
+            .all(|p| p.body.items.iter().all(|i| i.suppression.is_empty()))
+        {
+            return Ok(());
+        }
+        let Some(ws) = group.first().map(|p| p.body.workspace_id.clone()) else {
+            return Ok(());
+        };
+        let now = self.ports.clock.now();
+        let cached = self
+            .suppressed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ws)
+            .filter(|(_, at)| now - *at < self.config.settings_ttl)
+            .map(|(set, _)| set.clone());
+        let set = match cached {
+            Some(set) => set,
+            None => {
+                let set: Suppressed = Arc::new(
+                    list.suppressed(&ws)
+                        .await
+                        .map_err(DeliveryError::Store)?
+                        .into_iter()
+                        .collect(),
+                );
+                self.suppressed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(ws, (set.clone(), now));
+                set
+            }
+        };
+        if set.is_empty() {
+            return Ok(());
+        }
+        for p in group.iter_mut() {
+            let before = p.body.items.len();
+            p.body
+                .items
+                .retain(|i| !i.suppression.iter().any(|t| set.contains(t)));
+            let dropped = before - p.body.items.len();
+            if dropped > 0 {
+                tracing::info!(
+                    destination = %p.body.destination_id,
+                    dropped,
+                    "dropped queued items of erased subjects"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Drops cached settings of a destination (after a change in this process).
@@ -390,8 +466,21 @@ impl DeliveryService {
     async fn try_group(
         &self,
         kind: DestinationKind,
-        group: Vec<Part>,
+        mut group: Vec<Part>,
     ) -> Result<Vec<(usize, Disposition)>, DeliveryError> {
+        self.drop_suppressed(&mut group).await?;
+        // A message left without items (all of erased subjects) is done.
+        let emptied: Vec<(usize, Disposition)> = group
+            .iter()
+            .filter(|p| p.body.items.is_empty())
+            .map(|p| (p.index, Disposition::Ack))
+            .collect();
+        if !emptied.is_empty() {
+            group.retain(|p| !p.body.items.is_empty());
+            let mut rest = Box::pin(self.try_group(kind, group)).await?;
+            rest.extend(emptied);
+            return Ok(rest);
+        }
         let Some(first) = group.first() else {
             return Ok(Vec::new());
         };

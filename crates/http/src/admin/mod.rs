@@ -5,6 +5,7 @@
 //! Every answer that is not a success is `application/problem+json`, including unknown routes
 //! (404) and unsupported methods (405 with `Allow`).
 
+pub mod dsr;
 pub mod dto;
 mod error;
 mod extract;
@@ -19,6 +20,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use tracklayer_core::admin::{AdminError, AdminService};
+use tracklayer_core::dsr::service::DsrService;
 use tracklayer_core::workspace::Region;
 use utoipa::OpenApi as _;
 
@@ -66,6 +68,7 @@ struct Inner {
     tester: DestinationTester,
     config: AdminConfig,
     openapi: String,
+    dsr: std::sync::OnceLock<Arc<DsrService>>,
 }
 
 impl AdminState {
@@ -79,8 +82,20 @@ impl AdminState {
                 tester,
                 config,
                 openapi,
+                dsr: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Serves data-subject requests with this service (without it, those routes answer 503).
+    pub fn with_dsr(self, dsr: Arc<DsrService>) -> Self {
+        // Set once, right after `new`: a second service is ignored.
+        let _ = self.inner.dsr.set(dsr);
+        self
+    }
+
+    fn dsr(&self) -> Option<&DsrService> {
+        self.inner.dsr.get().map(|d| d.as_ref())
     }
 
     fn admin(&self) -> &AdminService {
@@ -171,6 +186,15 @@ pub fn admin_router(state: AdminState) -> Router {
         .route("/admin/v1/events/{id}", get(h::event_trace))
         .route("/admin/v1/audit-log", get(h::audit_log))
         .route("/admin/v1/audit-log/verify", get(h::verify_audit_log))
+        .route(
+            "/admin/v1/data_subject_requests",
+            get(dsr::list).post(dsr::submit),
+        )
+        .route("/admin/v1/data_subject_requests/{id}", get(dsr::get))
+        .route(
+            "/admin/v1/data_subject_requests/{id}/export",
+            get(dsr::export),
+        )
         .route("/admin/v1/openapi.json", get(h::openapi))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)

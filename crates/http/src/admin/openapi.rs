@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use super::{dto, handlers, lifecycle};
+use super::{dsr, dto, handlers, lifecycle};
 use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
 
 #[derive(Debug, OpenApi)]
@@ -25,8 +25,8 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
             `Authorization: Bearer <token>` (a personal access token or a service token). Roles \
             (whitepaper §04): viewers read configuration, delivery logs and event traces; editors \
             also change routing, destinations' non-secret settings and operational settings; \
-            admins also manage users, keys, secrets, security settings, retention and the audit \
-            log. Errors are `application/problem+json` (RFC 9457); validation errors name the \
+            admins also manage users, keys, secrets, security settings, retention, the audit \
+            log and data-subject requests. Errors are `application/problem+json` (RFC 9457); validation errors name the \
             `field`. Objects of another workspace answer 404."
     ),
     paths(
@@ -61,6 +61,10 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         handlers::event_trace,
         handlers::audit_log,
         handlers::verify_audit_log,
+        dsr::submit,
+        dsr::list,
+        dsr::get,
+        dsr::export,
         handlers::openapi,
     ),
     components(schemas(dto::ProblemDoc)),
@@ -72,6 +76,7 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         (name = "destinations", description = "Destinations, their delivery log, tests and replays"),
         (name = "events", description = "Event traces"),
         (name = "audit-log", description = "The hash-chained audit log"),
+        (name = "data-subject-requests", description = "Erasure and access requests of data subjects (admins)"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -186,6 +186,7 @@ fn synthetic(event_id: EventId, message_id: MessageId, now: time::OffsetDateTime
                 ad_personalization: Some(false),
             },
             sealed: None,
+            suppression: Vec::new(),
         },
         sealed: SealedFields {
             anonymous_id: Some("tracklayer-test".into()),

@@ -1,0 +1,331 @@
+//! `DsrStore` (and the `SuppressionList` ingest reads): data-subject requests and the
+//! suppression list on the ControlTable, access exports on the EventsTable (its 7-day
+//! point-in-time recovery, not the control table's 35, bounds how long an export of personal
+//! data can be restored).
+//!
+//! | item | table | pk | sk | attributes |
+//! |---|---|---|---|---|
+//! | request | Control | `W#{ws}` | `DSR#{id}` | `doc` (JSON); while open `gsi1pk` = `DSR#OPEN`, `gsi1sk` = `{submitted ms}#{id}` |
+//! | suppression | Control | `W#{ws}` | `SUP#{token}` | `at` (Unix ms) |
+//! | export part | Events | `W#{ws}#X#{id}` | `{part:06}` | `data` (sealed bytes), `until` (Unix ms), `expires_at` |
+//!
+//! Request ids are UUIDv7, so the workspace's requests sort by submission in `sk`. Reads of
+//! export parts filter `until` exactly (DynamoDB's TTL deletes late, moto never).
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use time::OffsetDateTime;
+use tracklayer_core::clock::unix_millis;
+use tracklayer_core::crypto::Sealed;
+use tracklayer_core::dsr::{DsrId, DsrRequest};
+use tracklayer_core::error::StoreError;
+use tracklayer_core::ports::{DsrStore, SuppressionList};
+use tracklayer_core::workspace::WorkspaceId;
+
+use super::{
+    b, batch_delete, batch_put, doc, get_b, get_n, get_s, key, n, query_all, s, to_json, ttl, Item,
+    EXPIRES_AT,
+};
+use crate::error::store;
+
+/// The sparse `gsi1` partition of requests not completed yet.
+const OPEN: &str = "DSR#OPEN";
+/// An export part's sealed bytes; the item stays under DynamoDB's 400 KB.
+const PART_MAX: usize = 380 * 1024;
+
+/// Data-subject requests, suppressions and access exports on DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoDsrStore {
+    client: Client,
+    control: String,
+    events: String,
+}
+
+fn ws_pk(ws: &WorkspaceId) -> String {
+    format!("W#{ws}")
+}
+
+fn export_pk(ws: &WorkspaceId, id: &DsrId) -> String {
+    format!("W#{ws}#X#{id}")
+}
+
+fn request_item(r: &DsrRequest) -> Result<Item, StoreError> {
+    let mut item = key(ws_pk(&r.workspace_id), format!("DSR#{}", r.id));
+    item.insert("doc".into(), s(to_json("dsr request", r)?));
+    if r.status.is_open() {
+        item.insert("gsi1pk".into(), s(OPEN));
+        item.insert(
+            "gsi1sk".into(),
+            s(format!("{:013}#{}", unix_millis(r.submitted_at), r.id)),
+        );
+    }
+    Ok(item)
+}
+
+impl DynamoDsrStore {
+    /// `control` and `events` are the stack's ControlTable and EventsTable.
+    pub fn new(client: Client, control: impl Into<String>, events: impl Into<String>) -> Self {
+        Self {
+            client,
+            control: control.into(),
+            events: events.into(),
+        }
+    }
+
+    async fn put_request(
+        &self,
+        context: &'static str,
+        r: &DsrRequest,
+        condition: &str,
+        on_fail: StoreError,
+    ) -> Result<(), StoreError> {
+        match self
+            .client
+            .put_item()
+            .table_name(&self.control)
+            .set_item(Some(request_item(r)?))
+            .condition_expression(condition)
+            .send()
+            .await
+            .map_err(|e| store(context, e))
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict(_)) => Err(on_fail),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn export_keys(&self, ws: &WorkspaceId, id: &DsrId) -> Result<Vec<Item>, StoreError> {
+        query_all(
+            "delete_export",
+            self.client
+                .query()
+                .table_name(&self.events)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(export_pk(ws, id)))
+                .projection_expression("pk, sk")
+                .consistent_read(true),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl SuppressionList for DynamoDsrStore {
+    async fn suppressed(&self, ws: &WorkspaceId) -> Result<Vec<String>, StoreError> {
+        let items = query_all(
+            "suppressed",
+            self.client
+                .query()
+                .table_name(&self.control)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                .expression_attribute_values(":pk", s(ws_pk(ws)))
+                .expression_attribute_values(":p", s("SUP#"))
+                .projection_expression("sk")
+                .consistent_read(true),
+        )
+        .await?;
+        items
+            .iter()
+            .map(|i| {
+                Ok(get_s(i, "sk", "suppressed")?
+                    .trim_start_matches("SUP#")
+                    .to_owned())
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl DsrStore for DynamoDsrStore {
+    async fn create_request(&self, request: &DsrRequest) -> Result<(), StoreError> {
+        self.put_request(
+            "create_request",
+            request,
+            "attribute_not_exists(pk)",
+            StoreError::Conflict("data-subject request exists"),
+        )
+        .await
+    }
+
+    async fn update_request(&self, request: &DsrRequest) -> Result<(), StoreError> {
+        self.put_request(
+            "update_request",
+            request,
+            "attribute_exists(pk)",
+            StoreError::NotFound("data-subject request"),
+        )
+        .await
+    }
+
+    async fn request(
+        &self,
+        ws: &WorkspaceId,
+        id: &DsrId,
+    ) -> Result<Option<DsrRequest>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.control)
+            .set_key(Some(key(ws_pk(ws), format!("DSR#{id}"))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store("request", e))?;
+        out.item.map(|i| doc(&i, "request")).transpose()
+    }
+
+    async fn requests(
+        &self,
+        ws: &WorkspaceId,
+        limit: usize,
+    ) -> Result<Vec<DsrRequest>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        while out.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.control)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                .expression_attribute_values(":pk", s(ws_pk(ws)))
+                .expression_attribute_values(":p", s("DSR#"))
+                .scan_index_forward(false)
+                .limit((limit - out.len()).clamp(1, 100) as i32)
+                .set_exclusive_start_key(start.take())
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| store("requests", e))?;
+            for i in page.items.unwrap_or_default() {
+                out.push(doc(&i, "requests")?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn open_requests(&self, limit: usize) -> Result<Vec<DsrRequest>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        while out.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.control)
+                .index_name("gsi1")
+                .key_condition_expression("gsi1pk = :o")
+                .expression_attribute_values(":o", s(OPEN))
+                .limit((limit - out.len()).clamp(1, 100) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store("open_requests", e))?;
+            for i in page.items.unwrap_or_default() {
+                let r: DsrRequest = doc(&i, "open_requests")?;
+                // The index is eventually consistent: a request completed a moment ago may
+                // still be listed.
+                if r.status.is_open() {
+                    out.push(r);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn suppress(
+        &self,
+        ws: &WorkspaceId,
+        tokens: &[String],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut unique: Vec<&String> = tokens.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let items = unique
+            .into_iter()
+            .map(|t| {
+                let mut item = key(ws_pk(ws), format!("SUP#{t}"));
+                item.insert("at".into(), n(unix_millis(at)));
+                item
+            })
+            .collect();
+        batch_put(&self.client, "suppress", &self.control, items).await
+    }
+
+    async fn put_export_part(
+        &self,
+        ws: &WorkspaceId,
+        id: &DsrId,
+        part: u32,
+        sealed: &Sealed,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if sealed.0.len() > PART_MAX {
+            return Err(StoreError::permanent(
+                "put_export_part",
+                format!(
+                    "an export part of {} bytes is over the {PART_MAX}-byte item budget",
+                    sealed.0.len()
+                ),
+            ));
+        }
+        let mut item = key(export_pk(ws, id), format!("{part:06}"));
+        item.insert("data".into(), b(sealed.0.clone()));
+        item.insert("until".into(), n(unix_millis(expires_at)));
+        item.insert(EXPIRES_AT.into(), n(ttl(expires_at)));
+        self.client
+            .put_item()
+            .table_name(&self.events)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| store("put_export_part", e))?;
+        Ok(())
+    }
+
+    async fn export_parts(
+        &self,
+        ws: &WorkspaceId,
+        id: &DsrId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Sealed>, StoreError> {
+        let items = query_all(
+            "export_parts",
+            self.client
+                .query()
+                .table_name(&self.events)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(export_pk(ws, id)))
+                .consistent_read(true),
+        )
+        .await?;
+        let now_ms = unix_millis(now);
+        items
+            .iter()
+            .filter(|i| get_n(i, "until").is_some_and(|u| u > now_ms))
+            .map(|i| Ok(Sealed(get_b(i, "data", "export_parts")?.to_vec())))
+            .collect()
+    }
+
+    async fn delete_export(&self, ws: &WorkspaceId, id: &DsrId) -> Result<u64, StoreError> {
+        let keys = self.export_keys(ws, id).await?;
+        let n = keys.len() as u64;
+        batch_delete(&self.client, "delete_export", &self.events, keys).await?;
+        Ok(n)
+    }
+
+    /// DynamoDB's TTL deletes expired parts (late); reads filter them meanwhile.
+    async fn sweep(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}

@@ -1,0 +1,171 @@
+//! What the four Lambda functions (`functions/*`) share, so that each `main.rs` is wiring
+//! only: JSON logs for CloudWatch, the configuration check at cold start, the AWS adapters
+//! built once per process, and the client address of an HTTP API request.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::Router;
+use lambda_http::request::RequestContext;
+use tracklayer_aws::{
+    AwsClients, AwsConfig, DynamoAuditLog, DynamoControlStore, DynamoDeliveryLog, DynamoDsrStore,
+    DynamoEventStore, KmsKeyring, SesMailer, SqsDeliveryQueue,
+};
+use tracklayer_core::clock::{Clock, Ids, SystemClock, SystemIds};
+use tracklayer_core::dsr::service::{DsrConfig, DsrPorts, DsrService};
+
+/// Structured JSON logs on stderr (the template's `LoggingConfig.LogFormat: JSON`), filtered
+/// by `RUST_LOG` (default `info`). No identifier ever enters a log line.
+pub fn init_telemetry() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .try_init();
+}
+
+/// Reads the configuration the template sets; on any problem prints every one of them and
+/// exits with status 2, so that a misconfigured function fails its cold start visibly.
+pub fn config_or_exit(function: &str) -> AwsConfig {
+    match AwsConfig::from_env() {
+        Ok(config) => {
+            if config.allow_private_egress {
+                tracing::warn!(
+                    "private egress allowed: destinations may reach loopback and private addresses"
+                );
+            }
+            config
+        }
+        Err(e) => {
+            eprintln!("{function}: cannot start, the environment is invalid:");
+            for problem in &e.problems {
+                eprintln!("  - {problem}");
+            }
+            tracing::error!(problems = e.problems.len(), "invalid configuration");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Every AWS adapter of one process, built once at cold start over shared SDK clients. Each
+/// function takes the ones its IAM policy allows.
+pub struct AwsStack {
+    pub config: AwsConfig,
+    pub control: Arc<DynamoControlStore>,
+    pub events: Arc<DynamoEventStore>,
+    pub delivery_log: Arc<DynamoDeliveryLog>,
+    pub audit: Arc<DynamoAuditLog>,
+    pub queue: Arc<SqsDeliveryQueue>,
+    pub keyring: Arc<KmsKeyring>,
+    /// Data-subject requests, the suppression list and access exports.
+    pub dsr: Arc<DynamoDsrStore>,
+    pub mailer: Arc<SesMailer>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn Ids>,
+}
+
+impl std::fmt::Debug for AwsStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsStack")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AwsStack {
+    /// Loads the SDK configuration (credentials from the Lambda role) and builds the adapters.
+    pub async fn load(config: AwsConfig) -> Self {
+        let clients = AwsClients::load(&config).await;
+        Self::new(config, &clients)
+    }
+
+    /// The adapters over already built clients (tests: moto).
+    pub fn new(config: AwsConfig, clients: &AwsClients) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let tables = &config.tables;
+        Self {
+            control: Arc::new(DynamoControlStore::new(
+                clients.dynamodb.clone(),
+                &tables.control,
+            )),
+            events: Arc::new(DynamoEventStore::new(
+                clients.dynamodb.clone(),
+                &tables.events,
+            )),
+            delivery_log: Arc::new(DynamoDeliveryLog::new(
+                clients.dynamodb.clone(),
+                &tables.delivery_log,
+            )),
+            audit: Arc::new(DynamoAuditLog::new(clients.dynamodb.clone(), &tables.audit)),
+            queue: Arc::new(SqsDeliveryQueue::new(
+                clients.sqs.clone(),
+                config.queues.clone(),
+                clock.clone(),
+            )),
+            keyring: Arc::new(KmsKeyring::new(
+                clients.kms.clone(),
+                &config.kms_key_id,
+                config.data_key_cache,
+            )),
+            dsr: Arc::new(DynamoDsrStore::new(
+                clients.dynamodb.clone(),
+                &tables.control,
+                &tables.events,
+            )),
+            mailer: Arc::new(SesMailer::new(clients.ses.clone(), &config.ses_sender)),
+            clock,
+            ids: Arc::new(SystemIds),
+            config,
+        }
+    }
+}
+
+impl AwsStack {
+    /// The data-subject request use case on this stack (admin submits and reads; dsr runs).
+    pub fn dsr_service(&self) -> DsrService {
+        DsrService::new(
+            DsrPorts {
+                control: self.control.clone(),
+                dsr: self.dsr.clone(),
+                events: self.events.clone(),
+                log: self.delivery_log.clone(),
+                queue: self.queue.clone(),
+                keyring: self.keyring.clone(),
+                mailer: self.mailer.clone(),
+                audit: self.audit.clone(),
+                clock: self.clock.clone(),
+                ids: self.ids.clone(),
+            },
+            DsrConfig::default(),
+        )
+    }
+}
+
+/// Gives every request the client address API Gateway saw (`requestContext.http.sourceIp`)
+/// as `ConnectInfo`, as `tracklayer serve` gets it from the socket. `X-Forwarded-For` is not
+/// used: its first entry is whatever the client sent.
+pub fn with_source_ip(router: Router) -> Router {
+    router.layer(axum::middleware::map_request(
+        |mut req: Request| async move {
+            if let Some(ip) = source_ip(&req) {
+                req.extensions_mut()
+                    .insert(ConnectInfo(SocketAddr::new(ip, 0)));
+            }
+            req
+        },
+    ))
+}
+
+fn source_ip(req: &Request) -> Option<IpAddr> {
+    match req.extensions().get::<RequestContext>()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref()?.parse().ok(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}

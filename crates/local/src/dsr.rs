@@ -1,0 +1,269 @@
+//! `DsrStore` on SQLite: data-subject requests, the suppression list and access exports.
+
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension};
+use time::OffsetDateTime;
+use tracklayer_core::clock::unix_millis;
+use tracklayer_core::crypto::Sealed;
+use tracklayer_core::dsr::{DsrId, DsrRequest};
+use tracklayer_core::error::StoreError;
+use tracklayer_core::ports::{DsrStore, SuppressionList};
+use tracklayer_core::workspace::WorkspaceId;
+
+use crate::db::{from_json, json, sql, Db};
+
+#[derive(Debug, Clone)]
+pub struct SqliteDsrStore {
+    db: Db,
+}
+
+impl SqliteDsrStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+fn requests_of(
+    rows: impl Iterator<Item = Result<String, rusqlite::Error>>,
+) -> Result<Vec<DsrRequest>, StoreError> {
+    rows.map(|r| {
+        r.map_err(|e| sql("dsr_requests", e))
+            .and_then(|d| from_json("dsr_requests", &d))
+    })
+    .collect()
+}
+
+#[async_trait]
+impl SuppressionList for SqliteDsrStore {
+    async fn suppressed(&self, ws: &WorkspaceId) -> Result<Vec<String>, StoreError> {
+        let ws = ws.as_str().to_owned();
+        self.db
+            .call("suppressed", move |c| {
+                let mut stmt = c
+                    .prepare_cached("SELECT token FROM dsr_suppressions WHERE workspace_id = ?1")
+                    .map_err(|e| sql("suppressed", e))?;
+                let rows = stmt
+                    .query_map([ws], |r| r.get::<_, String>(0))
+                    .map_err(|e| sql("suppressed", e))?;
+                rows.collect::<Result<_, _>>()
+                    .map_err(|e| sql("suppressed", e))
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl DsrStore for SqliteDsrStore {
+    async fn create_request(&self, request: &DsrRequest) -> Result<(), StoreError> {
+        let row = (
+            request.workspace_id.as_str().to_owned(),
+            request.id.as_str().to_owned(),
+            unix_millis(request.submitted_at),
+            request.status.is_open(),
+            json("dsr_requests", request)?,
+        );
+        self.db
+            .call("create_request", move |c| {
+                c.execute(
+                    "INSERT INTO dsr_requests (workspace_id, id, submitted_at, open, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![row.0, row.1, row.2, row.3, row.4],
+                )
+                .map_err(|e| sql("create_request", e))?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn update_request(&self, request: &DsrRequest) -> Result<(), StoreError> {
+        let row = (
+            request.workspace_id.as_str().to_owned(),
+            request.id.as_str().to_owned(),
+            request.status.is_open(),
+            json("dsr_requests", request)?,
+        );
+        self.db
+            .call("update_request", move |c| {
+                let n = c
+                    .execute(
+                        "UPDATE dsr_requests SET open = ?3, doc = ?4 WHERE workspace_id = ?1 AND id = ?2",
+                        params![row.0, row.1, row.2, row.3],
+                    )
+                    .map_err(|e| sql("update_request", e))?;
+                if n == 0 {
+                    return Err(StoreError::NotFound("data-subject request"));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn request(
+        &self,
+        ws: &WorkspaceId,
+        id: &DsrId,
+    ) -> Result<Option<DsrRequest>, StoreError> {
+        let (ws, id) = (ws.as_str().to_owned(), id.as_str().to_owned());
+        self.db
+            .call("request", move |c| {
+                let doc: Option<String> = c
+                    .query_row(
+                        "SELECT doc FROM dsr_requests WHERE workspace_id = ?1 AND id = ?2",
+                        params![ws, id],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| sql("request", e))?;
+                doc.map(|d| from_json("request", &d)).transpose()
+            })
+            .await
+    }
+
+    async fn requests(
+        &self,
+        ws: &WorkspaceId,
+        limit: usize,
+    ) -> Result<Vec<DsrRequest>, StoreError> {
+        let ws = ws.as_str().to_owned();
+        let limit = limit.min(10_000) as i64;
+        self.db
+            .call("requests", move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT doc FROM dsr_requests WHERE workspace_id = ?1
+                         ORDER BY submitted_at DESC, id DESC LIMIT ?2",
+                    )
+                    .map_err(|e| sql("requests", e))?;
+                let rows = stmt
+                    .query_map(params![ws, limit], |r| r.get::<_, String>(0))
+                    .map_err(|e| sql("requests", e))?;
+                requests_of(rows)
+            })
+            .await
+    }
+
+    async fn open_requests(&self, limit: usize) -> Result<Vec<DsrRequest>, StoreError> {
+        let limit = limit.min(10_000) as i64;
+        self.db
+            .call("open_requests", move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT doc FROM dsr_requests WHERE open = 1
+                         ORDER BY submitted_at, id LIMIT ?1",
+                    )
+                    .map_err(|e| sql("open_requests", e))?;
+                let rows = stmt
+                    .query_map([limit], |r| r.get::<_, String>(0))
+                    .map_err(|e| sql("open_requests", e))?;
+                requests_of(rows)
+            })
+            .await
+    }
+
+    async fn suppress(
+        &self,
+        ws: &WorkspaceId,
+        tokens: &[String],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let ws = ws.as_str().to_owned();
+        let tokens = tokens.to_vec();
+        let at = unix_millis(at);
+        self.db
+            .call("suppress", move |c| {
+                let tx = c.transaction().map_err(|e| sql("suppress", e))?;
+                for t in &tokens {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO dsr_suppressions (workspace_id, token, at) VALUES (?1, ?2, ?3)",
+                        params![ws, t, at],
+                    )
+                    .map_err(|e| sql("suppress", e))?;
+                }
+                tx.commit().map_err(|e| sql("suppress", e))
+            })
+            .await
+    }
+
+    async fn put_export_part(
+        &self,
+        ws: &WorkspaceId,
+        id: &DsrId,
+        part: u32,
+        sealed: &Sealed,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let row = (
+            ws.as_str().to_owned(),
+            id.as_str().to_owned(),
+            i64::from(part),
+            sealed.0.clone(),
+            unix_millis(expires_at),
+        );
+        self.db
+            .call("put_export_part", move |c| {
+                c.execute(
+                    "INSERT INTO dsr_exports (workspace_id, request_id, part, sealed, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (workspace_id, request_id, part)
+                     DO UPDATE SET sealed = excluded.sealed, expires_at = excluded.expires_at",
+                    params![row.0, row.1, row.2, row.3, row.4],
+                )
+                .map_err(|e| sql("put_export_part", e))?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn export_parts(
+        &self,
+        ws: &WorkspaceId,
+        id: &DsrId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Sealed>, StoreError> {
+        let (ws, id, now) = (
+            ws.as_str().to_owned(),
+            id.as_str().to_owned(),
+            unix_millis(now),
+        );
+        self.db
+            .call("export_parts", move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT sealed FROM dsr_exports
+                         WHERE workspace_id = ?1 AND request_id = ?2 AND expires_at > ?3
+                         ORDER BY part",
+                    )
+                    .map_err(|e| sql("export_parts", e))?;
+                let rows = stmt
+                    .query_map(params![ws, id, now], |r| r.get::<_, Vec<u8>>(0))
+                    .map_err(|e| sql("export_parts", e))?;
+                rows.map(|r| r.map(Sealed).map_err(|e| sql("export_parts", e)))
+                    .collect()
+            })
+            .await
+    }
+
+    async fn delete_export(&self, ws: &WorkspaceId, id: &DsrId) -> Result<u64, StoreError> {
+        let (ws, id) = (ws.as_str().to_owned(), id.as_str().to_owned());
+        self.db
+            .call("delete_export", move |c| {
+                c.execute(
+                    "DELETE FROM dsr_exports WHERE workspace_id = ?1 AND request_id = ?2",
+                    params![ws, id],
+                )
+                .map(|n| n as u64)
+                .map_err(|e| sql("delete_export", e))
+            })
+            .await
+    }
+
+    async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let now = unix_millis(now);
+        self.db
+            .call("sweep_exports", move |c| {
+                c.execute("DELETE FROM dsr_exports WHERE expires_at <= ?1", [now])
+                    .map(|n| n as u64)
+                    .map_err(|e| sql("sweep_exports", e))
+            })
+            .await
+    }
+}

@@ -1,0 +1,856 @@
+//! The data-subject request use case on the embedded adapters: erasure across every store,
+//! resumption after a crash, suppression at ingest, access exports and their expiry,
+//! reminders. Time is a fixed clock; mails are captured.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+use time::Duration;
+use tracklayer_core::admin::{AdminError, Principal};
+use tracklayer_core::bootstrap::Control;
+use tracklayer_core::clock::{Clock, FixedClock, SystemIds};
+use tracklayer_core::destination::{DestinationId, DestinationKind, DestinationSpec, EventFilter};
+use tracklayer_core::dsr::service::{
+    DsrConfig, DsrError, DsrPorts, DsrService, SubjectIdentifiers,
+};
+use tracklayer_core::dsr::{DsrKind, DsrStatus, ErasedRows, EventFootprint};
+use tracklayer_core::error::{MailError, StoreError};
+use tracklayer_core::event::EventId;
+use tracklayer_core::ingest::{
+    parse_body, Endpoint, IngestConfig, IngestPorts, IngestService, RequestMeta,
+};
+use tracklayer_core::keys::Role;
+use tracklayer_core::ports::{
+    AuditLog, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, DsrStore, EventStore,
+    Keyring, Mail, Mailer,
+};
+use tracklayer_core::testkit::T0;
+use tracklayer_core::workspace::{Region, Workspace};
+use tracklayer_local::{
+    Db, FileKeyring, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog, SqliteDeliveryQueue,
+    SqliteDsrStore, SqliteEventStore,
+};
+
+#[derive(Default)]
+struct Outbox(Mutex<Vec<Mail>>);
+
+#[async_trait]
+impl Mailer for Outbox {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        self.0.lock().unwrap().push(mail.clone());
+        Ok(())
+    }
+}
+
+impl Outbox {
+    fn subjects(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.subject.clone())
+            .collect()
+    }
+}
+
+/// The real event store, except that `erase` fails while `crash` is set: a process that dies
+/// in the middle of a page.
+struct Crashing {
+    inner: Arc<SqliteEventStore>,
+    crash: Mutex<bool>,
+}
+
+#[async_trait]
+impl EventStore for Crashing {
+    async fn record(
+        &self,
+        e: &[tracklayer_core::ports::NewEvent],
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.inner.record(e, now).await
+    }
+    async fn forget(
+        &self,
+        ws: &tracklayer_core::workspace::WorkspaceId,
+        e: &[(EventId, tracklayer_core::event::MessageId)],
+    ) -> Result<(), StoreError> {
+        self.inner.forget(ws, e).await
+    }
+    async fn event(
+        &self,
+        ws: &tracklayer_core::workspace::WorkspaceId,
+        id: &EventId,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<tracklayer_core::event::StoredEvent>, StoreError> {
+        self.inner.event(ws, id, now).await
+    }
+    async fn events_by_subject(
+        &self,
+        ws: &tracklayer_core::workspace::WorkspaceId,
+        subject: &str,
+        after: Option<&EventId>,
+        limit: usize,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<tracklayer_core::event::StoredEvent>, StoreError> {
+        self.inner
+            .events_by_subject(ws, subject, after, limit, now)
+            .await
+    }
+    async fn operational(
+        &self,
+        ws: &tracklayer_core::workspace::WorkspaceId,
+        id: &EventId,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<tracklayer_core::event::OperationalRecord>, StoreError> {
+        self.inner.operational(ws, id, now).await
+    }
+    async fn sweep(&self, now: time::OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.sweep(now).await
+    }
+    async fn subject_footprint(
+        &self,
+        ws: &tracklayer_core::workspace::WorkspaceId,
+        subjects: &[String],
+        after: Option<&EventId>,
+        limit: usize,
+    ) -> Result<Vec<EventFootprint>, StoreError> {
+        self.inner
+            .subject_footprint(ws, subjects, after, limit)
+            .await
+    }
+    async fn erase(
+        &self,
+        ws: &tracklayer_core::workspace::WorkspaceId,
+        events: &[EventId],
+    ) -> Result<ErasedRows, StoreError> {
+        if *self.crash.lock().unwrap() {
+            return Err(StoreError::transient(
+                "erase",
+                std::io::Error::other("the process died"),
+            ));
+        }
+        self.inner.erase(ws, events).await
+    }
+}
+
+struct World {
+    clock: Arc<FixedClock>,
+    control: Arc<SqliteControlStore>,
+    events: Arc<SqliteEventStore>,
+    log: Arc<SqliteDeliveryLog>,
+    queue: Arc<SqliteDeliveryQueue>,
+    dsr: Arc<SqliteDsrStore>,
+    audit: Arc<SqliteAuditLog>,
+    keyring: Arc<FileKeyring>,
+    outbox: Arc<Outbox>,
+    ingest: IngestService,
+    workspace: Workspace,
+    write_key: String,
+    destination: DestinationId,
+    _dir: tempfile::TempDir,
+}
+
+fn config() -> DsrConfig {
+    DsrConfig {
+        page_size: 2,
+        max_pages_per_run: 1,
+        requests_per_run: 10,
+        suppression_propagation: Duration::seconds(10),
+    }
+}
+
+impl World {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let master = dir.path().join("master.key");
+        FileKeyring::create_master_key(&master, &SystemIds).unwrap();
+        let keyring = Arc::new(
+            FileKeyring::open(&master, dir.path().join("c"), Arc::new(SystemIds)).unwrap(),
+        );
+        let db = Db::in_memory().unwrap();
+        let clock = Arc::new(FixedClock::new(T0));
+        let control = Arc::new(SqliteControlStore::new(db.clone()));
+        let events = Arc::new(SqliteEventStore::new(db.clone()));
+        let queue = Arc::new(SqliteDeliveryQueue::new(
+            db.clone(),
+            clock.clone(),
+            Arc::new(SystemIds),
+            8,
+        ));
+        let dsr = Arc::new(SqliteDsrStore::new(db.clone()));
+        let boot_control = Control {
+            store: control.as_ref(),
+            keyring: keyring.as_ref(),
+            clock: clock.as_ref(),
+            ids: &SystemIds,
+        };
+        let boot = boot_control.bootstrap(Region::Us, "DSR").await.unwrap();
+        let destination = boot_control
+            .add_destination(
+                &boot.workspace,
+                DestinationSpec {
+                    name: "Meta".into(),
+                    kind: DestinationKind::MetaCapi,
+                    config: json!({"pixel_id": "1234567890", "api_version": "v21.0"}),
+                    secrets: json!({"access_token": "EAAtest"}),
+                    consent_purposes: None,
+                    events: EventFilter::All,
+                    endpoint: None,
+                    paused: false,
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        let ingest = IngestService::new(
+            IngestPorts {
+                control: control.clone(),
+                events: events.clone(),
+                queue: queue.clone(),
+                keyring: keyring.clone(),
+                clock: clock.clone(),
+                ids: Arc::new(SystemIds),
+            },
+            IngestConfig::new(Region::Us),
+        )
+        .with_suppressions(dsr.clone());
+        Self {
+            log: Arc::new(SqliteDeliveryLog::new(db.clone())),
+            audit: Arc::new(SqliteAuditLog::new(db.clone())),
+            outbox: Arc::default(),
+            clock,
+            control,
+            events,
+            queue,
+            dsr,
+            keyring,
+            ingest,
+            write_key: boot.write_key.expose_secret().to_owned(),
+            workspace: boot.workspace,
+            destination,
+            _dir: dir,
+        }
+    }
+
+    fn service(&self, events: Arc<dyn EventStore>) -> DsrService {
+        DsrService::new(
+            DsrPorts {
+                control: self.control.clone(),
+                dsr: self.dsr.clone(),
+                events,
+                log: self.log.clone(),
+                queue: self.queue.clone(),
+                keyring: self.keyring.clone(),
+                mailer: self.outbox.clone(),
+                audit: self.audit.clone(),
+                clock: self.clock.clone(),
+                ids: Arc::new(SystemIds),
+            },
+            config(),
+        )
+    }
+
+    fn admin(&self) -> Principal {
+        Principal::operator(&self.workspace.id)
+    }
+
+    /// Ingests `n` purchases of a shopper; returns the outcome as JSON.
+    async fn ingest(&self, who: &str, n: usize) -> tracklayer_core::ingest::IngestOutcome {
+        let batch: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({
+                    "type": "track", "event": "Order Completed",
+                    "messageId": format!("{who}-{i}-{}", self.clock.now().unix_timestamp()),
+                    "userId": format!("user-{who}"),
+                    "anonymousId": format!("anon-{who}"),
+                    "properties": {"order_id": format!("{who}-{i}"), "revenue": 10, "currency": "EUR"},
+                    "context": {"traits": {"email": format!("{who}.shopper@gmail.com"), "phone": "+1 415 555 0100"}}
+                })
+            })
+            .collect();
+        let body = serde_json::to_vec(&json!({"batch": batch})).unwrap();
+        let key = self.ingest.authenticate(&self.write_key).await.unwrap();
+        let parsed = parse_body(Endpoint::Batch, &body).unwrap();
+        let meta = RequestMeta {
+            ip: Some("203.0.113.9".parse().unwrap()),
+            user_agent: Some("Test/1.0".into()),
+            gpc: false,
+        };
+        self.ingest.ingest(&key, &parsed, &meta).await.unwrap()
+    }
+
+    /// The stored events of a shopper (by the order ids in their properties).
+    async fn events_of(&self, who: &str) -> Vec<tracklayer_core::event::StoredEvent> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let all = self
+                .events
+                .subject_footprint(
+                    &self.workspace.id,
+                    &self.all_subjects().await,
+                    after.as_ref(),
+                    100,
+                )
+                .await
+                .unwrap();
+            if all.is_empty() {
+                break;
+            }
+            after = all.last().map(|f| f.event.event_id);
+            out.extend(all.into_iter().map(|f| f.event).filter(|e| {
+                e.properties["order_id"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with(&format!("{who}-")))
+            }));
+        }
+        out
+    }
+
+    async fn all_subjects(&self) -> Vec<String> {
+        // Every subject-index value in the store, read straight from a footprint of nothing
+        // is impossible; the subjects of both shoppers are computed like a request does.
+        let key = self
+            .keyring
+            .unwrap_data_key(
+                &self.workspace.id,
+                &self.workspace.key_ref,
+                &self.workspace.data_key,
+            )
+            .await
+            .unwrap();
+        let keys = tracklayer_core::crypto::WorkspaceKeys::new(&key);
+        let mut out = Vec::new();
+        for who in ["a", "b"] {
+            let s = subject(who).index(&keys).unwrap();
+            out.extend(s.values);
+        }
+        out
+    }
+
+    /// Records that Meta accepted these events.
+    async fn delivered(&self, events: &[tracklayer_core::event::StoredEvent]) {
+        let now = self.clock.now();
+        let records: Vec<DeliveryRecord> = events
+            .iter()
+            .map(|e| DeliveryRecord {
+                workspace_id: self.workspace.id.clone(),
+                destination_id: self.destination.clone(),
+                event_id: e.event_id,
+                status: DeliveryStatus::Delivered,
+                attempts: 1,
+                last_http_status: Some(200),
+                last_error: None,
+                updated_at: now,
+                expires_at: now + Duration::days(30),
+            })
+            .collect();
+        self.log.record(&records).await.unwrap();
+    }
+}
+
+fn subject(who: &str) -> SubjectIdentifiers {
+    SubjectIdentifiers {
+        // Another spelling of the same Gmail mailbox than the events carried.
+        email: Some(format!(" {}.Shop.per@GoogleMail.com", who.to_uppercase())),
+        external_id: Some(format!("user-{who}")),
+        anonymous_id: Some(format!("anon-{who}")),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn an_erasure_resumes_after_a_crash_and_counts_every_row_once() {
+    let w = World::new().await;
+    assert_eq!(w.ingest("a", 5).await.accepted, 5);
+    w.ingest("b", 3).await;
+    let a_events = w.events_of("a").await;
+    assert_eq!(a_events.len(), 5);
+    w.delivered(&a_events).await;
+    w.delivered(&w.events_of("b").await).await;
+
+    let svc = w.service(w.events.clone());
+    let request = svc
+        .submit(
+            &w.admin(),
+            DsrKind::Erasure,
+            &subject("a"),
+            Some("TICKET-7".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(request.status, DsrStatus::Pending);
+    assert_eq!(request.due_at, T0 + Duration::days(30));
+
+    // First run: suppress, then wait for ingest processes to see it.
+    svc.run().await;
+    let r = w
+        .dsr
+        .request(&w.workspace.id, &request.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, DsrStatus::Processing);
+    assert_eq!(
+        w.events_of("a").await.len(),
+        5,
+        "nothing deleted before the suppression propagated"
+    );
+    w.clock.advance(Duration::seconds(11));
+
+    // One page (2 events), then a process that dies inside the second page.
+    let report = svc.run().await;
+    assert_eq!(report.pages, 1);
+    assert_eq!(w.events_of("a").await.len(), 3);
+    let crashing = Arc::new(Crashing {
+        inner: w.events.clone(),
+        crash: Mutex::new(true),
+    });
+    let report = w.service(crashing.clone()).run().await;
+    assert_eq!(report.failed, 1);
+    let r = w
+        .dsr
+        .request(&w.workspace.id, &request.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        r.progress.page.is_some(),
+        "the interrupted page is persisted"
+    );
+
+    // A new process finishes the job.
+    let restarted = w.service(w.events.clone());
+    for _ in 0..10 {
+        restarted.run().await;
+    }
+    let r = w
+        .dsr
+        .request(&w.workspace.id, &request.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, DsrStatus::Completed);
+    assert!(
+        r.subjects.is_empty(),
+        "the subject-index values are gone from the request"
+    );
+    let receipt = r.receipt.unwrap();
+    assert_eq!(receipt.counts.events, 5);
+    assert_eq!(receipt.counts.operational_records, 5);
+    assert_eq!(receipt.counts.dedup_markers, 5);
+    assert_eq!(receipt.counts.delivery_log_entries, 5);
+    // email, phone, external id and anonymous id: four index entries per event.
+    assert_eq!(receipt.counts.subject_index_entries, 20);
+    assert_eq!(receipt.pages, 3);
+    assert!(receipt.suppressed);
+    let meta = &receipt.destinations[0];
+    assert_eq!((meta.events_routed, meta.events_delivered), (5, 5));
+    assert!(meta
+        .customer_action
+        .as_deref()
+        .unwrap()
+        .contains("Conversions API has no endpoint"));
+
+    assert!(w.events_of("a").await.is_empty());
+    assert_eq!(
+        w.events_of("b").await.len(),
+        3,
+        "the other subject is untouched"
+    );
+    for e in &a_events {
+        assert!(w
+            .log
+            .for_events(&w.workspace.id, &[e.event_id])
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(w
+            .events
+            .operational(&w.workspace.id, &e.event_id, w.clock.now())
+            .await
+            .unwrap()
+            .is_none());
+    }
+    let actions: Vec<String> = w
+        .audit
+        .list(
+            &w.workspace.id,
+            &tracklayer_core::audit::AuditFilter {
+                limit: 100,
+                ..Default::default()
+            },
+            w.clock.now(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(
+        actions.contains(&"dsr.submit".to_owned()) && actions.contains(&"dsr.complete".to_owned()),
+        "{actions:?}"
+    );
+    assert_eq!(
+        w.outbox.subjects(),
+        vec![format!("Data-subject request {} completed", request.id)]
+    );
+    let mail = w.outbox.0.lock().unwrap()[0].clone();
+    assert!(mail.to[0].starts_with("owner@"));
+    assert!(!mail.text.contains("shopper"), "no identifier in the mail");
+}
+
+#[tokio::test]
+async fn events_of_an_erased_subject_are_dropped_at_ingest_and_counted() {
+    let w = World::new().await;
+    w.ingest("a", 1).await;
+    let svc = w.service(w.events.clone());
+    svc.submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
+        .await
+        .unwrap();
+    svc.run().await;
+    // Ingest still holds the list it read before the suppression: at most `settings_ttl`.
+    w.clock.advance(Duration::seconds(6));
+    let later = w.ingest("a", 2).await;
+    assert_eq!((later.accepted, later.suppressed), (2, 2));
+    let other = w.ingest("b", 1).await;
+    assert_eq!(other.suppressed, 0);
+    let depth_before = w.queue.depth(DestinationKind::MetaCapi).await.unwrap();
+    w.clock.advance(Duration::seconds(6));
+    for _ in 0..10 {
+        svc.run().await;
+    }
+    assert!(w.events_of("a").await.is_empty());
+    w.ingest("a", 1).await;
+    assert!(w.events_of("a").await.is_empty(), "never stored");
+    assert_eq!(
+        w.queue
+            .depth(DestinationKind::MetaCapi)
+            .await
+            .unwrap()
+            .visible,
+        depth_before.visible - 1,
+        "never queued (the erased event's queued item went with it)"
+    );
+    assert_eq!(w.events_of("b").await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_access_export_holds_the_subjects_events_and_expires_after_7_days() {
+    let w = World::new().await;
+    w.ingest("a", 3).await;
+    w.ingest("b", 2).await;
+    let a_events = w.events_of("a").await;
+    let b_events = w.events_of("b").await;
+    let svc = w.service(w.events.clone());
+    let request = svc
+        .submit(&w.admin(), DsrKind::Access, &subject("a"), None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        svc.export(&w.admin(), request.id.as_str())
+            .await
+            .unwrap_err(),
+        DsrError::NotReady("pending")
+    ));
+    for _ in 0..5 {
+        svc.run().await;
+    }
+    let export = svc.export(&w.admin(), request.id.as_str()).await.unwrap();
+    let text = export.to_string();
+    let listed = export["events"].as_array().unwrap();
+    assert_eq!(listed.len(), 3);
+    for e in &a_events {
+        assert!(text.contains(&e.event_id.to_string()));
+        for hashes in e.hashed.values() {
+            for h in hashes.values() {
+                assert!(text.contains(h.as_str()), "hashed id listed");
+            }
+        }
+    }
+    for e in &b_events {
+        assert!(
+            !text.contains(&e.event_id.to_string()),
+            "no other subject's event"
+        );
+    }
+    assert!(!text.contains("shopper@"), "no raw identifier");
+    assert_eq!(w.events_of("a").await.len(), 3, "access deletes nothing");
+    let parts = w
+        .dsr
+        .export_parts(&w.workspace.id, &request.id, w.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(parts.len(), 2, "3 events in pages of 2");
+    assert!(
+        parts
+            .iter()
+            .all(|p| !String::from_utf8_lossy(&p.0).contains("evt_")),
+        "stored sealed"
+    );
+
+    w.clock.advance(Duration::days(7));
+    assert!(matches!(
+        svc.export(&w.admin(), request.id.as_str())
+            .await
+            .unwrap_err(),
+        DsrError::ExportExpired(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_request_near_its_due_date_reminds_the_admins_once() {
+    let w = World::new().await;
+    let mut svc_config = config();
+    svc_config.suppression_propagation = Duration::days(40);
+    let svc = DsrService::new(
+        DsrPorts {
+            control: w.control.clone(),
+            dsr: w.dsr.clone(),
+            events: w.events.clone(),
+            log: w.log.clone(),
+            queue: w.queue.clone(),
+            keyring: w.keyring.clone(),
+            mailer: w.outbox.clone(),
+            audit: w.audit.clone(),
+            clock: w.clock.clone(),
+            ids: Arc::new(SystemIds),
+        },
+        svc_config,
+    );
+    let request = svc
+        .submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
+        .await
+        .unwrap();
+    svc.run().await;
+    w.clock.advance(Duration::days(22));
+    svc.run().await;
+    assert!(w.outbox.subjects().is_empty());
+    w.clock.advance(Duration::days(1));
+    svc.run().await;
+    svc.run().await;
+    assert_eq!(
+        w.outbox.subjects(),
+        vec![format!("Data-subject request {} is due soon", request.id)]
+    );
+}
+
+#[tokio::test]
+async fn a_request_names_the_identifier_at_fault_and_only_admins_submit() {
+    let w = World::new().await;
+    let svc = w.service(w.events.clone());
+    let field = |e: DsrError| match e {
+        DsrError::Admin(AdminError::Invalid { field, .. }) => field,
+        other => panic!("{other:?}"),
+    };
+    let empty = SubjectIdentifiers::default();
+    assert_eq!(
+        field(
+            svc.submit(&w.admin(), DsrKind::Erasure, &empty, None)
+                .await
+                .unwrap_err()
+        ),
+        "subject"
+    );
+    let bad_phone = SubjectIdentifiers {
+        phone: Some("12".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        field(
+            svc.submit(&w.admin(), DsrKind::Erasure, &bad_phone, None)
+                .await
+                .unwrap_err()
+        ),
+        "subject.phone"
+    );
+    let bad_email = SubjectIdentifiers {
+        email: Some("not-an-email".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        field(
+            svc.submit(&w.admin(), DsrKind::Access, &bad_email, None)
+                .await
+                .unwrap_err()
+        ),
+        "subject.email"
+    );
+    let mut editor = w.admin();
+    editor.role = Role::Editor;
+    assert!(matches!(
+        svc.submit(&editor, DsrKind::Erasure, &subject("a"), None)
+            .await
+            .unwrap_err(),
+        DsrError::Admin(AdminError::Forbidden { .. })
+    ));
+    assert!(w
+        .dsr
+        .requests(&w.workspace.id, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn an_erasure_deletes_an_earlier_access_export_of_the_same_subject() {
+    let w = World::new().await;
+    w.ingest("a", 1).await;
+    let svc = w.service(w.events.clone());
+    let access = svc
+        .submit(&w.admin(), DsrKind::Access, &subject("a"), None)
+        .await
+        .unwrap();
+    let other = svc
+        .submit(&w.admin(), DsrKind::Access, &subject("b"), None)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        svc.run().await;
+    }
+    assert!(svc.export(&w.admin(), access.id.as_str()).await.is_ok());
+    let erasure = svc
+        .submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
+        .await
+        .unwrap();
+    svc.run().await;
+    w.clock.advance(Duration::seconds(11));
+    for _ in 0..5 {
+        svc.run().await;
+    }
+    let done = w
+        .dsr
+        .request(&w.workspace.id, &erasure.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.receipt.unwrap().counts.access_exports, 1);
+    assert!(matches!(
+        svc.export(&w.admin(), access.id.as_str())
+            .await
+            .unwrap_err(),
+        DsrError::ExportExpired(_)
+    ));
+    assert!(w
+        .dsr
+        .export_parts(&w.workspace.id, &access.id, w.clock.now())
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        svc.export(&w.admin(), other.id.as_str()).await.is_ok(),
+        "another subject's export stays"
+    );
+}
+
+/// Answers 200 to every request and keeps the bodies.
+#[derive(Default)]
+struct RecordingEgress {
+    bodies: Mutex<Vec<Value>>,
+}
+
+#[async_trait]
+impl tracklayer_core::ports::Egress for RecordingEgress {
+    async fn post(
+        &self,
+        request: &tracklayer_core::deliver::HttpRequest,
+    ) -> Result<tracklayer_core::deliver::HttpResponse, tracklayer_core::ports::EgressError> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .push(serde_json::from_slice(&request.body).unwrap());
+        Ok(tracklayer_core::deliver::HttpResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: br#"{"events_received":1}"#.to_vec(),
+        })
+    }
+}
+
+/// SQS cannot edit a waiting message: an item queued before its subject's erasure is still in
+/// the main queue when deliver receives it. Deliver must drop it: not sent, not logged.
+#[tokio::test]
+async fn an_item_queued_before_its_subjects_erasure_is_neither_sent_nor_logged() {
+    use tracklayer_core::deliver::service::{DeliveryConfig, DeliveryPorts, DeliveryService};
+    let w = World::new().await;
+    w.ingest("a", 2).await;
+    w.ingest("b", 1).await;
+    let (a_events, b_events) = (w.events_of("a").await, w.events_of("b").await);
+    let svc = w.service(w.events.clone());
+    svc.submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
+        .await
+        .unwrap();
+    // The first run suppresses; deletion (and the SQLite queue purge) waits for propagation.
+    svc.run().await;
+    w.clock.advance(Duration::seconds(6));
+
+    let egress = Arc::new(RecordingEgress::default());
+    let delivery = Arc::new(
+        DeliveryService::new(
+            DeliveryPorts {
+                control: w.control.clone(),
+                queue: w.queue.clone(),
+                log: w.log.clone(),
+                keyring: w.keyring.clone(),
+                egress: egress.clone(),
+                clock: w.clock.clone(),
+                ids: Arc::new(SystemIds),
+                connectors: tracklayer_connectors::connector,
+                base_urls: tracklayer_connectors::default_base_url,
+            },
+            DeliveryConfig::default(),
+        )
+        .with_suppressions(w.dsr.clone()),
+    );
+    let msgs = w
+        .queue
+        .receive(
+            DestinationKind::MetaCapi,
+            10,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(msgs.len(), 2, "both requests' messages are still queued");
+    let dispositions = delivery.process(DestinationKind::MetaCapi, &msgs).await;
+    for (m, d) in msgs.iter().zip(&dispositions) {
+        delivery
+            .apply(DestinationKind::MetaCapi, m, d)
+            .await
+            .unwrap();
+    }
+
+    let sent: usize = egress
+        .bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| b["data"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(sent, 1, "only B's event reached Meta");
+    let ids = |evs: &[tracklayer_core::event::StoredEvent]| -> Vec<EventId> {
+        evs.iter().map(|e| e.event_id).collect()
+    };
+    assert!(w
+        .log
+        .for_events(&w.workspace.id, &ids(&a_events))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        w.log
+            .for_events(&w.workspace.id, &ids(&b_events))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let depth = w.queue.depth(DestinationKind::MetaCapi).await.unwrap();
+    assert_eq!(
+        (depth.visible, depth.in_flight, depth.dead),
+        (0, 0, 0),
+        "A's emptied message is done, not retried or dead-lettered"
+    );
+}

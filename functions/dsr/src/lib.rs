@@ -1,0 +1,96 @@
+//! The dsr function: on its EventBridge schedule (`template.yaml`: every 15 minutes) it works
+//! off open data-subject requests — suppression, paged erasure or export, receipts and the
+//! admins' mails — for as long as the invocation's deadline allows. Every step is persisted
+//! by the `DsrService`, so a timeout or crash continues at the next invocation.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tracklayer_core::dsr::service::{DsrService, RunReport};
+use tracklayer_lambda::AwsStack;
+
+/// The scheduled event. Its fields are not needed (the work is found in the stores), but it
+/// is parsed, so that a wrongly wired trigger fails visibly.
+pub type ScheduledEvent = aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>;
+
+/// What one invocation did: the sum of its `DsrService` runs.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub runs: u32,
+    pub pages: u32,
+    pub completed: usize,
+    pub reminders: usize,
+    pub failed: usize,
+    /// Work was left for the next invocation (the deadline came first).
+    pub more: bool,
+}
+
+impl Summary {
+    fn add(&mut self, r: &RunReport) {
+        self.runs += 1;
+        self.pages += r.pages;
+        self.completed += r.completed.len();
+        self.reminders += r.reminders;
+        self.failed += r.failed;
+        self.more = r.more;
+    }
+}
+
+/// The scheduled work of one stack.
+pub struct Housekeeping {
+    dsr: DsrService,
+    /// Time kept back from the deadline for the last run to finish and answer.
+    margin: Duration,
+    /// Pause between runs while there is more work (an erasure waits for its suppression to
+    /// reach every ingest and deliver process before deleting).
+    pause: Duration,
+}
+
+impl std::fmt::Debug for Housekeeping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Housekeeping")
+            .field("margin", &self.margin)
+            .field("pause", &self.pause)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Housekeeping {
+    pub fn new(stack: &AwsStack) -> Self {
+        Self::from_service(
+            stack.dsr_service(),
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+        )
+    }
+
+    pub fn from_service(dsr: DsrService, margin: Duration, pause: Duration) -> Self {
+        Self { dsr, margin, pause }
+    }
+
+    /// Runs until no request has work left or `deadline` (less the margin) is near.
+    pub async fn handle(&self, deadline: SystemTime) -> Summary {
+        let mut summary = Summary::default();
+        loop {
+            let report = self.dsr.run().await;
+            summary.add(&report);
+            let left = deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            if !report.more || left < self.margin + self.pause {
+                break;
+            }
+            tokio::time::sleep(self.pause).await;
+        }
+        tracing::info!(
+            runs = summary.runs,
+            pages = summary.pages,
+            completed = summary.completed,
+            reminders = summary.reminders,
+            failed = summary.failed,
+            more = summary.more,
+            "scheduled work done"
+        );
+        summary
+    }
+}

@@ -1,0 +1,39 @@
+//! The ingest function: the tracking API of `tracklayer serve`, on the AWS adapters, behind
+//! the HTTP API (`template.yaml`: `/v1/{proxy+}`, `/healthz`).
+
+use std::sync::Arc;
+
+use axum::Router;
+use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
+use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
+use tracklayer_lambda::AwsStack;
+
+/// The tracking router over the stack's adapters: the same routes, limits and answers as
+/// `tracklayer serve`; the client address comes from the API Gateway request context.
+pub fn app(stack: &AwsStack) -> Router {
+    let config = &stack.config;
+    let ingest = Arc::new(
+        IngestService::new(
+            IngestPorts {
+                control: stack.control.clone(),
+                events: stack.events.clone(),
+                queue: stack.queue.clone(),
+                keyring: stack.keyring.clone(),
+                clock: stack.clock.clone(),
+                ids: stack.ids.clone(),
+            },
+            IngestConfig::new(config.residency),
+        )
+        .with_suppressions(stack.dsr.clone()),
+    );
+    let tracking = TrackingState::new(
+        ingest,
+        TrackingConfig {
+            us_endpoint: config.public_urls.us.clone(),
+            eu_endpoint: config.public_urls.eu.clone(),
+            trust_forwarded_for: false,
+            ..TrackingConfig::default()
+        },
+    );
+    tracklayer_lambda::with_source_ip(tracking_router(tracking))
+}

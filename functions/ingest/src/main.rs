@@ -1,0 +1,9 @@
+//! The `ingest` Lambda: wiring only.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    tracklayer_lambda::init_telemetry();
+    let config = tracklayer_lambda::config_or_exit("ingest");
+    let stack = tracklayer_lambda::AwsStack::load(config).await;
+    lambda_http::run(tracklayer_ingest::app(&stack)).await
+}

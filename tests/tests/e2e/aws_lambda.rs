@@ -1,0 +1,372 @@
+//! The Lambda functions end to end on emulated AWS: the built `ingest`, `deliver` and `admin`
+//! binaries under the Runtime API emulator, fed API Gateway (payload 2.0) and SQS events,
+//! with every AWS service on moto. A `us` stack lives in us-east-1 and an `eu` stack in
+//! eu-central-1 of the same moto.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{json, Value};
+use tracklayer_core::destination::DestinationKind;
+use tracklayer_core::workspace::Region;
+use tracklayer_tests::fake::{self, Fakes};
+use tracklayer_tests::lambda::events::HttpRequest;
+use tracklayer_tests::lambda::stack::{clients, Moto, Stack, FUNCTION_ACCESS_KEY, PUBLIC_URL_EU};
+use tracklayer_tests::lambda::{Deployment, Seeded};
+use tracklayer_tests::purchase;
+
+const META_TOKEN: &str = "EAAGlambdae2etesttoken";
+const GA4_SECRET: &str = "ga4LambdaE2eSecret"; // pragma: allowlist secret
+const TIKTOK_TOKEN: &str = "tiktokLambdaE2eToken";
+// A made-up Standard Webhooks secret, only ever used against loopback.
+const WEBHOOK_SECRET: &str = "whsec_bGFtYmRhLWUyZS1zaWduaW5nLWtleS0wMDAx"; // pragma: allowlist secret
+
+/// Loopback destinations: only test stacks may reach private addresses.
+fn test_env() -> BTreeMap<String, String> {
+    BTreeMap::from([("TRACKLAYER_ALLOW_PRIVATE_EGRESS".into(), "true".into())])
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn deploy(residency: Region, names: &[&str], logs: &std::path::Path) -> (Deployment, Seeded) {
+    let moto = Moto::shared();
+    let stack = Stack::provision(&moto.endpoint, residency, &unique("l"))
+        .await
+        .expect("provision a stack on moto");
+    let d = Deployment::start(stack, &moto.endpoint, names, &test_env(), logs)
+        .await
+        .expect("start the functions");
+    let seeded = d
+        .seed_workspace(&moto.endpoint, "Lambda E2E")
+        .await
+        .expect("seed a workspace");
+    (d, seeded)
+}
+
+/// Every item of a table, as (attribute name → value) maps.
+async fn scan(region: &str, table: &str) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    let c = clients(&Moto::shared().endpoint, region, FUNCTION_ACCESS_KEY).await;
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = c
+            .dynamodb
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan a table");
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+/// Whether `needle` occurs anywhere in an item (names or string values, nested).
+fn mentions(item: &std::collections::HashMap<String, AttributeValue>, needle: &str) -> bool {
+    fn value(v: &AttributeValue, needle: &str) -> bool {
+        match v {
+            AttributeValue::S(s) => s.contains(needle),
+            AttributeValue::B(b) => b
+                .as_ref()
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes()),
+            AttributeValue::L(l) => l.iter().any(|e| value(e, needle)),
+            AttributeValue::M(m) => m
+                .iter()
+                .any(|(k, e)| k.contains(needle) || value(e, needle)),
+            AttributeValue::Ss(s) => s.iter().any(|e| e.contains(needle)),
+            _ => false,
+        }
+    }
+    item.iter()
+        .any(|(k, v)| k.contains(needle) || value(v, needle))
+}
+
+async fn queue_depth(d: &Deployment, kind: DestinationKind) -> u64 {
+    let c = clients(
+        &Moto::shared().endpoint,
+        &d.stack.aws_region,
+        FUNCTION_ACCESS_KEY,
+    )
+    .await;
+    let attrs = c
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&d.stack.queues[&kind].queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .unwrap_or_default();
+    attrs
+        .get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn post_batch(
+    d: &Deployment,
+    write_key: &str,
+    prefix: &str,
+    range: std::ops::Range<usize>,
+) -> Value {
+    let batch: Vec<Value> = range.map(|i| purchase(prefix, i)).collect();
+    let resp = d
+        .http(
+            HttpRequest::new("POST", "/v1/batch")
+                .basic_auth(write_key)
+                .header("user-agent", "analytics-node/7.0")
+                .json(&json!({ "batch": batch })),
+        )
+        .await
+        .expect("invoke ingest");
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    resp.json()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_posted_through_ingest_is_queued_delivered_by_deliver_and_logged_in_dynamodb() {
+    let logs = tempfile::tempdir().unwrap();
+    let (d, ws) = deploy(Region::Us, &["ingest", "deliver", "admin"], logs.path()).await;
+    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
+    let base = fake::serve(fakes.clone()).await;
+    let meta = d
+        .add_destination(
+            &ws.admin_token,
+            &json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
+                    "config": {"pixel_id": "1234567890", "api_version": "v21.0"},
+                    "secrets": {"access_token": META_TOKEN}}),
+        )
+        .await
+        .unwrap();
+    let ga4 = d
+        .add_destination(
+            &ws.admin_token,
+            &json!({"name": "GA4", "kind": "ga4", "endpoint": base,
+                    "config": {"measurement_id": "G-LAMBDA01"},
+                    "secrets": {"api_secret": GA4_SECRET}}),
+        )
+        .await
+        .unwrap();
+    let hook = d
+        .add_destination(
+            &ws.admin_token,
+            &json!({"name": "Warehouse", "kind": "webhook",
+                    "config": {"url": format!("{base}/hook/main")},
+                    "secrets": {"signing_secret": WEBHOOK_SECRET}}),
+        )
+        .await
+        .unwrap();
+
+    let answer = post_batch(&d, &ws.write_key, "lb", 0..100).await;
+
+    assert_eq!(answer["accepted"], 100, "{answer}");
+    for kind in [
+        DestinationKind::MetaCapi,
+        DestinationKind::Ga4,
+        DestinationKind::Webhook,
+    ] {
+        assert!(
+            queue_depth(&d, kind).await > 0,
+            "{kind:?}: ingest queued the batch in SQS"
+        );
+    }
+    assert_eq!(queue_depth(&d, DestinationKind::Tiktok).await, 0);
+    for kind in [
+        DestinationKind::MetaCapi,
+        DestinationKind::Ga4,
+        DestinationKind::Webhook,
+    ] {
+        let drained = d.drain(kind).await.unwrap();
+        assert_eq!(drained.failed, 0, "{kind:?}: {drained:?}");
+        assert_eq!(queue_depth(&d, kind).await, 0, "{kind:?} drained");
+    }
+    let expected: BTreeSet<String> = (0..100).map(|i| format!("lb-{i}")).collect();
+    for sink in ["meta_capi", "ga4", "webhook:main"] {
+        let got = fakes.received(sink);
+        let ids: BTreeSet<String> = got.keys().cloned().collect();
+        assert_eq!(ids, expected, "{sink} got every event");
+        assert!(got.values().all(|n| *n == 1), "{sink}: each event once");
+    }
+    assert!(
+        fakes.format_errors().is_empty(),
+        "{:?}",
+        fakes.format_errors()
+    );
+
+    // The delivery outcomes are in the delivery log table, per destination.
+    let log = scan(&d.stack.aws_region, &d.stack.tables.delivery_log).await;
+    assert!(!log.is_empty(), "deliver wrote its outcomes");
+    for id in [&meta, &ga4, &hook] {
+        assert!(
+            log.iter().any(|item| mentions(item, id)),
+            "the delivery log names destination {id}"
+        );
+    }
+    // And the events are stored, hashed: no raw email reached the events table.
+    let events = scan(&d.stack.aws_region, &d.stack.tables.events).await;
+    assert!(!events.is_empty());
+    assert!(!events.iter().any(|i| mentions(i, "shopper0@example.com")));
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_eu_workspace_is_refused_by_the_us_functions_with_its_endpoint_and_nothing_is_stored_in_us_east_1(
+) {
+    let logs = tempfile::tempdir().unwrap();
+    let (us, _us_ws) = deploy(
+        Region::Us,
+        &["ingest", "admin"],
+        logs.path().join("us").as_path(),
+    )
+    .await;
+    let (eu, eu_ws) = deploy(
+        Region::Eu,
+        &["ingest", "admin"],
+        logs.path().join("eu").as_path(),
+    )
+    .await;
+    assert_eq!(eu.stack.aws_region, "eu-central-1");
+
+    // The eu workspace's batch, sent to the us stack.
+    let batch: Vec<Value> = (0..10).map(|i| purchase("xr", i)).collect();
+    let refused = us
+        .http(
+            HttpRequest::new("POST", "/v1/batch")
+                .basic_auth(&eu_ws.write_key)
+                .json(&json!({ "batch": batch })),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        refused.status,
+        421,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    assert!(refused.headers["content-type"].starts_with("application/problem+json"));
+    let problem = refused.json();
+    assert_eq!(problem["region"], "eu", "{problem}");
+    assert_eq!(problem["endpoint"], PUBLIC_URL_EU, "{problem}");
+    // Nothing of it anywhere in us-east-1: not in a table, not in a queue.
+    for table in [
+        &us.stack.tables.events,
+        &us.stack.tables.delivery_log,
+        &us.stack.tables.audit,
+    ] {
+        let items = scan("us-east-1", table).await;
+        assert!(
+            !items
+                .iter()
+                .any(|i| mentions(i, &eu_ws.workspace_id) || mentions(i, "xr-")),
+            "{table} holds data of the eu workspace"
+        );
+    }
+    for kind in DestinationKind::ALL {
+        assert_eq!(
+            queue_depth(&us, kind).await,
+            0,
+            "{kind:?} queue in us-east-1"
+        );
+    }
+
+    // The admin API of the us stack refuses the eu workspace's token the same way.
+    let admin = us
+        .http(HttpRequest::new("GET", "/admin/v1/destinations").bearer(&eu_ws.admin_token))
+        .await
+        .unwrap();
+    assert_eq!(
+        admin.status,
+        421,
+        "{}",
+        String::from_utf8_lossy(&admin.body)
+    );
+    assert_eq!(admin.json()["endpoint"], PUBLIC_URL_EU);
+
+    // Sent where it belongs, the same batch is accepted and stored in eu-central-1.
+    let batch: Vec<Value> = (0..10).map(|i| purchase("xr", i)).collect();
+    let accepted = eu
+        .http(
+            HttpRequest::new("POST", "/v1/batch")
+                .basic_auth(&eu_ws.write_key)
+                .json(&json!({ "batch": batch })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        accepted.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&accepted.body)
+    );
+    let stored = scan("eu-central-1", &eu.stack.tables.events).await;
+    assert!(!stored.is_empty(), "the eu stack stored the batch");
+    us.stop();
+    eu.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_batch_is_answered_with_problem_json_naming_the_field() {
+    let logs = tempfile::tempdir().unwrap();
+    let (d, ws) = deploy(Region::Us, &["ingest"], logs.path()).await;
+
+    let resp = d
+        .http(
+            HttpRequest::new("POST", "/v1/batch")
+                .basic_auth(&ws.write_key)
+                .json(&json!({"batch": [{"type": "track", "userId": "u1"}]})),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(resp.status, 400, "{}", String::from_utf8_lossy(&resp.body));
+    assert!(resp.headers["content-type"].starts_with("application/problem+json"));
+    let problem = resp.json();
+    assert!(
+        problem["errors"][0]["field"]
+            .as_str()
+            .is_some_and(|f| f.contains("event")),
+        "{problem}"
+    );
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_missing_a_template_variable_fails_its_cold_start_and_says_which() {
+    let moto = Moto::shared();
+    let stack = Stack::provision(&moto.endpoint, Region::Us, &unique("m"))
+        .await
+        .unwrap();
+    let mut env = stack.function_env(&moto.endpoint);
+    env.remove("TRACKLAYER_EVENTS_TABLE");
+    let logs = tempfile::tempdir().unwrap();
+    let p = tracklayer_tests::lambda::function::LambdaProcess::start(
+        &tracklayer_tests::lambda::function::function_bin("ingest"),
+        "ingest",
+        "us-east-1",
+        &env,
+        logs.path(),
+    )
+    .await
+    .unwrap();
+
+    let err = p.wait_ready(Duration::from_secs(20)).await.unwrap_err();
+
+    let shown = format!("{err:#}");
+    assert!(shown.contains("TRACKLAYER_EVENTS_TABLE"), "{shown}");
+}
