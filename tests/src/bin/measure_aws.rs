@@ -296,7 +296,7 @@ async fn cost(moto: &Moto, meter: &Meter, logs: &std::path::Path) -> anyhow::Res
               {} SQS requests ({} billed), {:.1} WRU, {:.1} RRU, {} KMS requests",
         sqs.requests, sqs.billed_requests, ddb.write_units, ddb.read_units, kms.requests);
     println!(
-        "handler durations: ingest median {:.0} ms, deliver median {:.0} ms ({MEMORY_MB} MB; destinations answer in {} ms; moto stands in for DynamoDB/SQS/KMS)",
+        "handler durations: ingest median {:.0} ms, deliver median {:.0} ms ({MEMORY_MB} MB; destinations answer in {} ms; moto behind the meter stands in for DynamoDB/SQS/KMS: upper bounds)",
         median(ingest_ms.clone()),
         median(deliver_ms.clone()),
         DESTINATION_LATENCY.as_millis()
