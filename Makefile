@@ -81,5 +81,5 @@ lambda: $(VENV)/.installed
 lambda-check:
 	$(MAKE) lambda LAMBDA_PROFILE_FLAGS="--profile lambda-check"
 
-ci: fmt-check clippy test lint-template secret-scan
+ci: fmt-check clippy test lint-template secret-scan lambda-check
 	@echo "make ci: all checks passed"
