@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 NODE_SDK := tests/sdk/node
 
-.PHONY: test ci fmt-check clippy lint-template secret-scan bench measure-delivery measure-aws tools clean-tools
+.PHONY: test ci fmt-check clippy lint-template secret-scan bench measure-delivery measure-aws tools clean-tools lambda lambda-check
 
 ## Test tools: a Python venv (segment SDK, moto, cfn-lint, detect-secrets, schemathesis) and
 ## the Node SDK. Each is rebuilt when its lock file changes; a missing interpreter fails loudly.
@@ -65,5 +65,21 @@ measure-aws: $(VENV)/.installed
 	$(CARGO) build --release -p tracklayer-tests -p tracklayer-ingest -p tracklayer-deliver -p tracklayer-admin -p tracklayer-dsr --bins
 	TRACKLAYER_TEST_PYTHON=$(abspath $(PY)) ./target/release/measure-aws
 
-ci: fmt-check clippy test lint-template secret-scan
+## The Lambda functions for arm64, as `sam build` builds them (cargo-lambda, release profile):
+## target/lambda/<name>/bootstrap. One cargo invocation, so that the crates they share build
+## once. cargo-lambda and zig come from the venv.
+LAMBDA_BINS := ingest deliver admin
+LAMBDA_PROFILE_FLAGS ?= --release
+
+lambda: $(VENV)/.installed
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(abspath $(VENV)/bin):$$PATH" $(CARGO) lambda build $(LAMBDA_PROFILE_FLAGS) --arm64 $(addprefix --bin ,$(LAMBDA_BINS))
+	@for b in $(LAMBDA_BINS); do ls -l target/lambda/$$b/bootstrap; done
+
+## What `make ci` runs: the same cross-build and link for arm64 with the `lambda-check` profile
+## (no optimisation, no LTO), a fraction of the release build's cost.
+lambda-check:
+	$(MAKE) lambda LAMBDA_PROFILE_FLAGS="--profile lambda-check"
+
+ci: fmt-check clippy test lint-template secret-scan lambda-check
 	@echo "make ci: all checks passed"

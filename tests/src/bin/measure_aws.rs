@@ -76,7 +76,12 @@ fn first_event(name: &str, region: &str) -> Value {
 }
 
 async fn cold_starts(stack: &Stack, endpoint: &str, logs: &std::path::Path) -> anyhow::Result<()> {
-    println!("## Cold start under the Runtime API emulator (native release build, median of {COLD_RUNS})");
+    let profile = if cfg!(debug_assertions) {
+        "native DEBUG build: use `make measure-aws`"
+    } else {
+        "native release build"
+    };
+    println!("## Cold start under the Runtime API emulator ({profile}, median of {COLD_RUNS})");
     println!(
         "{:<8} {:>14} {:>16} {:>12}",
         "function", "init (ms)", "first answer (ms)", "init/target"
@@ -118,7 +123,13 @@ fn sizes() {
     println!("## Binary sizes");
     println!(
         "{:<8} {:>22} {:>26}",
-        "function", "native release (MiB)", "arm64 bootstrap (MiB)"
+        "function",
+        if cfg!(debug_assertions) {
+            "native debug (MiB)"
+        } else {
+            "native release (MiB)"
+        },
+        "arm64 bootstrap (MiB)"
     );
     let mib = |p: std::path::PathBuf| {
         std::fs::metadata(&p)
@@ -247,6 +258,18 @@ async fn cost(moto: &Moto, meter: &Meter, logs: &std::path::Path) -> anyhow::Res
             t.requests, t.billed_requests, t.write_units, t.read_units
         );
     }
+    println!();
+    println!("DynamoDB per table:");
+    println!(
+        "{:<36} {:<16} {:>8} {:>9} {:>9}",
+        "table", "operation", "requests", "WRU", "RRU"
+    );
+    for ((table, op), t) in meter.table_tallies() {
+        println!(
+            "{table:<36} {op:<16} {:>8} {:>9.1} {:>9.1}",
+            t.requests, t.write_units, t.read_units
+        );
+    }
     let service = |s: &'static str| meter.total(move |k| k.2 == s);
     let (sqs, ddb, kms): (Tally, Tally, Tally) =
         (service("sqs"), service("dynamodb"), service("kms"));
@@ -273,7 +296,7 @@ async fn cost(moto: &Moto, meter: &Meter, logs: &std::path::Path) -> anyhow::Res
               {} SQS requests ({} billed), {:.1} WRU, {:.1} RRU, {} KMS requests",
         sqs.requests, sqs.billed_requests, ddb.write_units, ddb.read_units, kms.requests);
     println!(
-        "handler durations: ingest median {:.0} ms, deliver median {:.0} ms ({MEMORY_MB} MB; destinations answer in {} ms; moto stands in for DynamoDB/SQS/KMS)",
+        "handler durations: ingest median {:.0} ms, deliver median {:.0} ms ({MEMORY_MB} MB; destinations answer in {} ms; moto behind the meter stands in for DynamoDB/SQS/KMS: upper bounds)",
         median(ingest_ms.clone()),
         median(deliver_ms.clone()),
         DESTINATION_LATENCY.as_millis()

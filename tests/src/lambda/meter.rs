@@ -9,7 +9,8 @@
 //! twice that, and every global secondary index entry written, changed or removed costs its
 //! own units (index entries carry 100 bytes of overhead). A read costs 1 unit per started
 //! 4 KB (half for eventually consistent reads), Query and Scan per page, BatchGetItem per
-//! item. To know the item before a write, the meter reads it from moto first (not counted).
+//! key asked for (found or not). To know the item before a write, the meter reads it from
+//! moto first (not counted).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -66,6 +67,8 @@ struct Inner {
     upstream: String,
     client: reqwest::Client,
     tallies: Mutex<BTreeMap<Key, Tally>>,
+    /// DynamoDB units per (table, operation).
+    tables: Mutex<BTreeMap<(String, String), Tally>>,
     schemas: Mutex<HashMap<(String, String), Schema>>,
 }
 
@@ -100,6 +103,7 @@ impl Meter {
                 .build()
                 .expect("a plain HTTP client"),
             tallies: Mutex::new(BTreeMap::new()),
+            tables: Mutex::new(BTreeMap::new()),
             schemas: Mutex::new(HashMap::new()),
         });
         let app = Router::new().fallback(forward).with_state(inner.clone());
@@ -120,9 +124,16 @@ impl Meter {
         self.inner.tallies.lock().unwrap().clone()
     }
 
+    /// DynamoDB requests and units per (table, operation); a request that spans tables
+    /// is listed under their names joined by `+`.
+    pub fn table_tallies(&self) -> BTreeMap<(String, String), Tally> {
+        self.inner.tables.lock().unwrap().clone()
+    }
+
     /// Forgets what was counted (after setting a stack up).
     pub fn reset(&self) {
         self.inner.tallies.lock().unwrap().clear();
+        self.inner.tables.lock().unwrap().clear();
     }
 
     /// The sum of the tallies `pick` selects.
@@ -238,6 +249,15 @@ async fn forward(
         } else {
             tally.read_units = read_units(&op, &request, &response);
         }
+    }
+    if service == "dynamodb" {
+        inner
+            .tables
+            .lock()
+            .unwrap()
+            .entry((tables_of(&request), op.clone()))
+            .or_default()
+            .add(&tally);
     }
     inner
         .tallies
@@ -436,6 +456,27 @@ impl Inner {
     }
 }
 
+/// The tables a DynamoDB request names.
+fn tables_of(request: &Value) -> String {
+    let mut names: Vec<String> = Vec::new();
+    if let Some(t) = request["TableName"].as_str() {
+        names.push(t.to_owned());
+    }
+    if let Some(m) = request["RequestItems"].as_object() {
+        names.extend(m.keys().cloned());
+    }
+    for t in request["TransactItems"].as_array().into_iter().flatten() {
+        for part in t.as_object().into_iter().flat_map(|o| o.values()) {
+            if let Some(name) = part["TableName"].as_str() {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names.join("+")
+}
+
 fn table_of(v: &Value) -> String {
     v["TableName"].as_str().unwrap_or_default().to_owned()
 }
@@ -598,13 +639,20 @@ fn read_units(op: &str, request: &Value, response: &Value) -> f64 {
         }
         "Query" | "Scan" => eventual(request) * units(items_size(&response["Items"]), 4096),
         "BatchGetItem" => {
+            // Every key asked for is read; one that is not found still costs the minimum.
             let mut total = 0.0;
-            for (table, items) in response["Responses"].as_object().into_iter().flatten() {
-                let r = &request["RequestItems"][table];
-                for item in items.as_array().into_iter().flatten() {
-                    let size = item.as_object().map(item_size).unwrap_or(0);
-                    total += eventual(r) * units(size, 4096);
-                }
+            for (table, asked) in request["RequestItems"].as_object().into_iter().flatten() {
+                let wanted = asked["Keys"].as_array().map(Vec::len).unwrap_or(0);
+                let found: Vec<usize> = response["Responses"][table]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_object)
+                    .map(item_size)
+                    .collect();
+                let missing = wanted.saturating_sub(found.len()) as f64;
+                let units_found: f64 = found.iter().map(|s| units(*s, 4096)).sum();
+                total += eventual(asked) * (units_found + missing);
             }
             total
         }
@@ -718,6 +766,11 @@ mod tests {
         assert_eq!(read_units("GetItem", &json!({}), &resp), 1.0);
         let q = json!({"Items": [{"a": {"S": "x"}}, {"a": {"S": "y"}}]});
         assert_eq!(read_units("Query", &json!({}), &q), 0.5);
+        // Two keys asked, one found: both are paid.
+        let asked = json!({"RequestItems": {"t": {"Keys": [{"pk": {"S": "a"}}, {"pk": {"S": "b"}}],
+                                                  "ConsistentRead": true}}});
+        let found = json!({"Responses": {"t": [{"pk": {"S": "a"}}]}});
+        assert_eq!(read_units("BatchGetItem", &asked, &found), 2.0);
     }
 
     #[test]

@@ -370,3 +370,54 @@ async fn a_function_missing_a_template_variable_fails_its_cold_start_and_says_wh
     let shown = format!("{err:#}");
     assert!(shown.contains("TRACKLAYER_EVENTS_TABLE"), "{shown}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_meter_counts_every_request_and_the_write_units_aws_would_bill() {
+    use tracklayer_tests::lambda::meter::Meter;
+    let moto = Moto::shared();
+    let stack = Stack::provision(&moto.endpoint, Region::Us, &unique("k"))
+        .await
+        .unwrap();
+    let meter = Meter::start(&moto.endpoint).await.unwrap();
+    let c = clients(&meter.endpoint, "us-east-1", FUNCTION_ACCESS_KEY).await;
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    let put = || {
+        c.dynamodb
+            .put_item()
+            .table_name(&stack.tables.events)
+            .item("pk", s("ws#1"))
+            .item("sk", s("ev#1"))
+            .item("subject_pk", s("subj"))
+            .item("subject_sk", s("ev#1"))
+            .item("doc", s(&"x".repeat(1500)))
+            .condition_expression("attribute_not_exists(pk)")
+    };
+
+    // A 1.5 KB item with the subject index keys: 2 units, and 1 for its index entry.
+    put().send().await.unwrap();
+    // The same write again fails its condition and is still billed, the index untouched.
+    assert!(put().send().await.is_err());
+    c.sqs
+        .send_message()
+        .queue_url(&stack.queues[&DestinationKind::Ga4].queue)
+        .message_body("{}")
+        .send()
+        .await
+        .unwrap();
+
+    let tallies = meter.tallies();
+    let key = |service: &str, op: &str| {
+        (
+            FUNCTION_ACCESS_KEY.to_owned(),
+            "us-east-1".to_owned(),
+            service.to_owned(),
+            op.to_owned(),
+        )
+    };
+    let puts = &tallies[&key("dynamodb", "PutItem")];
+    assert_eq!(puts.requests, 2);
+    assert_eq!(puts.write_units, 2.0 + 1.0 + 2.0);
+    assert_eq!(tallies[&key("sqs", "SendMessage")].billed_requests, 1);
+    // The meter's own reads of the item before and after are not counted.
+    assert!(!tallies.contains_key(&key("dynamodb", "GetItem")));
+}

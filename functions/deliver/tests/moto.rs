@@ -1,0 +1,303 @@
+//! The deliver handler against moto: SQS records as a Lambda event source delivers them, read
+//! and settled one by one.
+//!
+//! One moto server for this binary, started from the repository's `.venv` (made by
+//! `make test`) on a free loopback port, stopped when the binary exits.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::Credentials;
+use serde_json::json;
+use tracklayer_aws::config::stack_table_names;
+use tracklayer_aws::provision::{self, Options};
+use tracklayer_aws::{AwsClients, AwsConfig, SqsDeliveryQueue};
+use tracklayer_core::clock::SystemClock;
+use tracklayer_core::deliver::service::DeliveryConfig;
+use tracklayer_core::destination::{DestinationId, DestinationKind};
+use tracklayer_core::ports::{DeliveryQueue, Outgoing};
+use tracklayer_core::workspace::{Region, WorkspaceId};
+use tracklayer_deliver::{Deliver, SqsRecords};
+use tracklayer_lambda::AwsStack;
+
+// ---------------------------------------------------------------------------------------------
+// moto (as in crates/aws/tests/moto.rs)
+
+/// Stops moto when the test binary ends: a small Python watchdog terminates it as soon as its
+/// stdin closes, which the kernel does when this process exits.
+struct Moto {
+    endpoint: String,
+    child: Mutex<Child>,
+    _stdin: ChildStdin,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+const WATCHDOG: &str = r#"
+import subprocess, sys
+server = subprocess.Popen(sys.argv[1:])
+try:
+    sys.stdin.read()
+finally:
+    server.terminate()
+    try:
+        server.wait(5)
+    except Exception:
+        server.kill()
+"#;
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+
+fn venv() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv")
+}
+
+fn start_moto() -> Moto {
+    let venv = venv();
+    let server = venv.join("bin/moto_server");
+    let python = venv.join("bin/python");
+    assert!(
+        server.exists() && python.exists(),
+        "moto server not found at {}: run `make test` (it creates .venv with moto[server])",
+        server.display()
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port();
+    let log = std::env::temp_dir().join(format!("tracklayer-deliver-moto-{port}.log"));
+    let mut child = Command::new(&python)
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg(&server)
+        .args(["-p", &port.to_string(), "-H", "127.0.0.1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("moto log file"))
+        .spawn()
+        .expect("start moto server");
+    let stdin = child.stdin.take().expect("watchdog stdin");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !answers(port) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("moto server exited ({status}); see {}", log.display());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "moto server did not answer on port {port} within 60 s; see {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        child: Mutex::new(child),
+        _stdin: stdin,
+    }
+}
+
+fn answers(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = [0u8; 12];
+    s.write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_ok()
+        && s.read(&mut buf)
+            .is_ok_and(|n| buf[..n].starts_with(b"HTTP/"))
+}
+
+fn endpoint() -> &'static str {
+    &MOTO.get_or_init(start_moto).endpoint
+}
+
+const AWS_REGION: &str = "eu-central-1";
+
+async fn clients() -> AwsClients {
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(AWS_REGION))
+        .endpoint_url(endpoint())
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .http_client(tracklayer_aws::https_client())
+        .load()
+        .await;
+    AwsClients::from_sdk_config(&sdk)
+}
+
+fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_nanos();
+    format!("{nanos:x}")
+}
+
+/// A stack on moto, as `sam deploy` makes it, and the deliver function's configuration of it.
+async fn stack() -> (AwsStack, AwsClients) {
+    let c = clients().await;
+    let name = format!("tl-deliver-{}", unique());
+    let options = Options {
+        deletion_protection: false,
+        ..Options::default()
+    };
+    let tables = stack_table_names(&name);
+    provision::create_tables(&c.dynamodb, &tables, &options)
+        .await
+        .expect("tables on moto");
+    let queues = provision::create_queues(&c.sqs, &name, &options)
+        .await
+        .expect("queues on moto");
+    let key = c
+        .kms
+        .create_key()
+        .send()
+        .await
+        .expect("a KMS key on moto")
+        .key_metadata
+        .and_then(|m| m.arn)
+        .expect("key ARN");
+    let mut env = HashMap::from([
+        ("TRACKLAYER_REGION_CODE".to_owned(), "eu".to_owned()),
+        ("TRACKLAYER_CONTROL_TABLE".to_owned(), tables.control),
+        ("TRACKLAYER_EVENTS_TABLE".to_owned(), tables.events),
+        (
+            "TRACKLAYER_DELIVERY_LOG_TABLE".to_owned(),
+            tables.delivery_log,
+        ),
+        ("TRACKLAYER_AUDIT_TABLE".to_owned(), tables.audit),
+        ("TRACKLAYER_KMS_KEY_ARN".to_owned(), key),
+        (
+            "TRACKLAYER_SES_SENDER".to_owned(),
+            "privacy@example.com".to_owned(),
+        ),
+        (
+            "TRACKLAYER_PUBLIC_URL_US".to_owned(),
+            "https://us.example.com".to_owned(),
+        ),
+        (
+            "TRACKLAYER_PUBLIC_URL_EU".to_owned(),
+            "https://eu.example.com".to_owned(),
+        ),
+        ("AWS_REGION".to_owned(), AWS_REGION.to_owned()),
+    ]);
+    for (kind, urls) in &queues {
+        let suffix = tracklayer_aws::config::kind_suffix(*kind);
+        env.insert(format!("QUEUE_URL_{suffix}"), urls.queue.clone());
+        env.insert(format!("DLQ_URL_{suffix}"), urls.dlq.clone());
+    }
+    let config = AwsConfig::from_lookup(|k| env.get(k).cloned()).expect("a valid configuration");
+    (AwsStack::new(config, &c), c)
+}
+
+/// What the Lambda event source makes of a received message: an SQS event record.
+fn record(queue_url: &str, m: &aws_sdk_sqs::types::Message) -> serde_json::Value {
+    let name = queue_url.rsplit('/').next().expect("queue name");
+    let attributes: serde_json::Map<String, serde_json::Value> = m
+        .message_attributes()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                json!({"stringValue": v.string_value(), "dataType": v.data_type()}),
+            )
+        })
+        .collect();
+    json!({
+        "messageId": m.message_id(),
+        "receiptHandle": m.receipt_handle(),
+        "body": m.body(),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764374400000"},
+        "messageAttributes": attributes,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:{AWS_REGION}:123456789012:{name}"),
+        "awsRegion": AWS_REGION,
+    })
+}
+
+#[tokio::test]
+async fn an_unreadable_message_is_dead_lettered_and_only_the_poison_record_is_reported() {
+    let (stack, c) = stack().await;
+    let kind = DestinationKind::Webhook;
+    let (ws, d) = (
+        WorkspaceId::new(Region::Eu, &unique()),
+        DestinationId::new(&unique()),
+    );
+    stack
+        .queue
+        .enqueue(&[Outgoing {
+            kind,
+            destination_id: d.clone(),
+            workspace_id: ws.clone(),
+            body: b"not a queue body".to_vec(),
+            delay: Duration::ZERO,
+        }])
+        .await
+        .unwrap();
+    // The event source receives it (here: the test, with its own queue handle).
+    let url = stack.config.queue(kind).queue.clone();
+    let got = c
+        .sqs
+        .receive_message()
+        .queue_url(&url)
+        .message_attribute_names("All")
+        .visibility_timeout(60)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(got.len(), 1);
+    let mut poison = record(&url, &got[0]);
+    poison["messageId"] = json!("poison");
+    poison["messageAttributes"]
+        .as_object_mut()
+        .unwrap()
+        .remove("destination_id");
+    let event: SqsRecords = serde_json::from_value(json!({
+        "Records": [record(&url, &got[0]), poison]
+    }))
+    .unwrap();
+
+    let deliver = Deliver::new(&stack, DeliveryConfig::default()).unwrap();
+    let response = deliver.handle(event).await.unwrap();
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["poison"]);
+
+    let reader = SqsDeliveryQueue::new(
+        c.sqs.clone(),
+        stack.config.queues.clone(),
+        std::sync::Arc::new(SystemClock),
+    );
+    let dead = reader.dead_letters(kind, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].destination_id, d);
+    assert!(
+        dead[0].reason.starts_with("unreadable message"),
+        "{}",
+        dead[0].reason
+    );
+    let depth = reader.depth(kind).await.unwrap();
+    assert_eq!(
+        (depth.visible, depth.in_flight),
+        (0, 0),
+        "deleted from its queue"
+    );
+}
