@@ -68,7 +68,7 @@ measure-aws: $(VENV)/.installed
 ## The Lambda functions for arm64, as `sam build` builds them (cargo-lambda, release profile):
 ## target/lambda/<name>/bootstrap. One cargo invocation, so that the crates they share build
 ## once. cargo-lambda and zig come from the venv.
-LAMBDA_BINS := ingest deliver admin
+LAMBDA_BINS := ingest deliver admin dsr
 LAMBDA_PROFILE_FLAGS ?= --release
 
 lambda: $(VENV)/.installed

@@ -1,12 +1,16 @@
-//! The dsr function: on its EventBridge schedule (`template.yaml`: every 15 minutes) it works
-//! off open data-subject requests — suppression, paged erasure or export, receipts and the
-//! admins' mails — for as long as the invocation's deadline allows. Every step is persisted
-//! by the `DsrService`, so a timeout or crash continues at the next invocation.
+//! The dsr function: on its EventBridge schedule (`template.yaml`: every 15 minutes) it mails
+//! the API-key expiry warnings that are due (14 and 3 days ahead), then works off open
+//! data-subject requests — suppression, paged erasure or export, receipts and the admins'
+//! mails — for as long as the invocation's deadline allows. Every step is persisted, so a
+//! timeout or crash continues at the next invocation.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+use tracklayer_core::clock::Clock;
 use tracklayer_core::dsr::service::{DsrService, RunReport};
+use tracklayer_core::key_expiry::KeyExpiryNotifier;
 use tracklayer_lambda::AwsStack;
 
 /// The scheduled event. Its fields are not needed (the work is found in the stores), but it
@@ -16,6 +20,8 @@ pub type ScheduledEvent = aws_lambda_events::eventbridge::EventBridgeEvent<serde
 /// What one invocation did: the sum of its `DsrService` runs.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Summary {
+    /// API keys whose expiry warning was mailed.
+    pub key_warnings: usize,
     pub runs: u32,
     pub pages: u32,
     pub completed: usize,
@@ -39,6 +45,8 @@ impl Summary {
 /// The scheduled work of one stack.
 pub struct Housekeeping {
     dsr: DsrService,
+    keys: KeyExpiryNotifier,
+    clock: Arc<dyn Clock>,
     /// Time kept back from the deadline for the last run to finish and answer.
     margin: Duration,
     /// Pause between runs while there is more work (an erasure waits for its suppression to
@@ -71,6 +79,10 @@ impl Housekeeping {
     /// Runs until no request has work left or `deadline` (less the margin) is near.
     pub async fn handle(&self, deadline: SystemTime) -> Summary {
         let mut summary = Summary::default();
+        match self.keys.run(self.clock.now()).await {
+            Ok(r) => summary.key_warnings = r.warned,
+            Err(e) => tracing::warn!(error = %e, "key expiry warnings failed; the next run retries"),
+        }
         loop {
             let report = self.dsr.run().await;
             summary.add(&report);
@@ -83,6 +95,7 @@ impl Housekeeping {
             tokio::time::sleep(self.pause).await;
         }
         tracing::info!(
+            key_warnings = summary.key_warnings,
             runs = summary.runs,
             pages = summary.pages,
             completed = summary.completed,
