@@ -12,10 +12,10 @@ use tracklayer_tests::*;
 mod aws_lambda;
 #[path = "e2e/delivery.rs"]
 mod delivery;
-#[path = "e2e/lifecycle.rs"]
-mod lifecycle;
 #[path = "e2e/dsr.rs"]
 mod dsr;
+#[path = "e2e/lifecycle.rs"]
+mod lifecycle;
 #[path = "e2e/operator.rs"]
 mod operator;
 

@@ -776,6 +776,7 @@ async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_un
             user_data: Default::default(),
             consent: Default::default(),
             sealed: None,
+            suppression: Vec::new(),
         }],
     };
     queue

@@ -65,15 +65,13 @@ impl std::fmt::Debug for Housekeeping {
 
 impl Housekeeping {
     pub fn new(stack: &AwsStack) -> Self {
-        Self::from_service(
-            stack.dsr_service(),
-            Duration::from_secs(30),
-            Duration::from_secs(1),
-        )
-    }
-
-    pub fn from_service(dsr: DsrService, margin: Duration, pause: Duration) -> Self {
-        Self { dsr, margin, pause }
+        Self {
+            dsr: stack.dsr_service(),
+            keys: KeyExpiryNotifier::new(stack.control.clone(), stack.mailer.clone()),
+            clock: stack.clock.clone(),
+            margin: Duration::from_secs(30),
+            pause: Duration::from_secs(1),
+        }
     }
 
     /// Runs until no request has work left or `deadline` (less the margin) is near.
@@ -81,7 +79,9 @@ impl Housekeeping {
         let mut summary = Summary::default();
         match self.keys.run(self.clock.now()).await {
             Ok(r) => summary.key_warnings = r.warned,
-            Err(e) => tracing::warn!(error = %e, "key expiry warnings failed; the next run retries"),
+            Err(e) => {
+                tracing::warn!(error = %e, "key expiry warnings failed; the next run retries")
+            }
         }
         loop {
             let report = self.dsr.run().await;

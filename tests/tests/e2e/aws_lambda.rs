@@ -1,4 +1,4 @@
-//! The Lambda functions end to end on emulated AWS: the built `ingest`, `deliver` and `admin`
+//! The Lambda functions end to end on emulated AWS: the built `ingest`, `deliver`, `admin` and `dsr`
 //! binaries under the Runtime API emulator, fed API Gateway (payload 2.0) and SQS events,
 //! with every AWS service on moto. A `us` stack lives in us-east-1 and an `eu` stack in
 //! eu-central-1 of the same moto.
@@ -420,4 +420,68 @@ async fn the_meter_counts_every_request_and_the_write_units_aws_would_bill() {
     assert_eq!(tallies[&key("sqs", "SendMessage")].billed_requests, 1);
     // The meter's own reads of the item before and after are not counted.
     assert!(!tallies.contains_key(&key("dynamodb", "GetItem")));
+}
+
+/// The dsr function on its schedule: an erasure submitted through the admin function is
+/// suppressed, worked off and completed by one scheduled invocation, and the ingest function
+/// drops later events of the subject.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_erasure_submitted_to_admin_is_completed_by_the_scheduled_dsr_function() {
+    use tracklayer_tests::lambda::events::schedule_event;
+    use tracklayer_tests::lambda::runtime::Outcome;
+    let logs = tempfile::tempdir().unwrap();
+    let (d, ws) = deploy(Region::Us, &["ingest", "admin", "dsr"], logs.path()).await;
+    // Shopper 0 has events 0..25 of the batch, shopper 1 events 25..50.
+    let answer = post_batch(&d, &ws.write_key, "er", 0..50).await;
+    assert_eq!(answer["accepted"], 50, "{answer}");
+
+    let resp = d
+        .http(
+            HttpRequest::new("POST", "/admin/v1/data_subject_requests")
+                .bearer(&ws.admin_token)
+                .json(&json!({"type": "erasure",
+                              "subject": {"email": "shopper0@example.com"},
+                              "reference": "ticket-1"})),
+        )
+        .await
+        .expect("invoke admin");
+    assert_eq!(resp.status, 202, "{}", String::from_utf8_lossy(&resp.body));
+    let request = resp.json();
+    assert_eq!(request["status"], "pending", "{request}");
+    let id = request["id"].as_str().expect("request id").to_owned();
+
+    // One scheduled invocation suppresses, waits for the suppression to reach every ingest
+    // and deliver process, erases and completes.
+    let outcome = d
+        .function("dsr")
+        .invoke(
+            &schedule_event(&d.stack.aws_region),
+            Duration::from_secs(90),
+        )
+        .await
+        .expect("invoke dsr");
+    let Outcome::Response(summary) = outcome else {
+        panic!("dsr failed: {outcome:?}");
+    };
+    assert_eq!(summary["completed"], 1, "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+
+    let resp = d
+        .http(
+            HttpRequest::new("GET", &format!("/admin/v1/data_subject_requests/{id}"))
+                .bearer(&ws.admin_token),
+        )
+        .await
+        .expect("invoke admin");
+    assert_eq!(resp.status, 200);
+    let done = resp.json();
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["receipt"]["counts"]["events"], 25, "{done}");
+    assert_eq!(done["receipt"]["suppressed"], true, "{done}");
+
+    // Later events of the subject are accepted but dropped; another shopper's are kept.
+    let later = post_batch(&d, &ws.write_key, "er2", 0..30).await;
+    assert_eq!(later["accepted"], 30, "{later}");
+    assert_eq!(later["suppressed"], 25, "{later}");
+    d.stop();
 }
