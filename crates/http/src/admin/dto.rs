@@ -105,7 +105,9 @@ fn rfc3339_opt<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result
 }
 
 /// An optional integer. JSON Schema counts `176.0` as an integer, so an integral float is one.
-fn integer<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<Option<T>, D::Error> {
+pub(super) fn integer<'de, D: Deserializer<'de>, T: TryFrom<i64>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     use serde::de::Error;
     let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
         return Ok(None);

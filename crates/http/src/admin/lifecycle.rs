@@ -48,7 +48,14 @@ impl From<RetentionView> for Retention {
 pub struct RetentionUpdate {
     /// Days events are kept: 1 to 365.
     #[schema(minimum = 1, maximum = 365)]
+    #[serde(deserialize_with = "whole_number")]
     pub event_retention_days: i64,
+}
+
+/// A required integer; JSON Schema counts `162.0` as one, so an integral float is accepted.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    super::dto::integer::<D, i64>(d)?.ok_or_else(|| D::Error::custom("null is not an integer"))
 }
 
 /// The key that wraps the workspace data key.
