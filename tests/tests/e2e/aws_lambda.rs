@@ -16,9 +16,10 @@ use tracklayer_tests::lambda::stack::{clients, Moto, Stack, FUNCTION_ACCESS_KEY,
 use tracklayer_tests::lambda::{Deployment, Seeded};
 use tracklayer_tests::purchase;
 
-const META_TOKEN: &str = "EAAGlambdae2etesttoken";
+const META_TOKEN: &str = "EAAGlambdae2etesttoken"; // pragma: allowlist secret
 const GA4_SECRET: &str = "ga4LambdaE2eSecret"; // pragma: allowlist secret
-const TIKTOK_TOKEN: &str = "tiktokLambdaE2eToken";
+const TIKTOK_TOKEN: &str = "tiktokLambdaE2eToken"; // pragma: allowlist secret
+
 // A made-up Standard Webhooks secret, only ever used against loopback.
 const WEBHOOK_SECRET: &str = "whsec_bGFtYmRhLWUyZS1zaWduaW5nLWtleS0wMDAx"; // pragma: allowlist secret
 
