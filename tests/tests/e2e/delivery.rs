@@ -89,7 +89,11 @@ fn complete(fakes: &Fakes, sink: &str, n: usize) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn ten_thousand_events_reach_every_destination_exactly_once_despite_30_percent_failures() {
     let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
-    fakes.set_slow(Duration::from_millis(1200));
+    // A successful answer that reaches the client after its egress timeout is retried and
+    // counted twice, as a real destination would see it. Here the timeout (2.5 s) is far
+    // above what a loopback answer takes even on a loaded CI machine, and the injected "too
+    // slow" answers (3 s) stay above it.
+    fakes.set_slow(Duration::from_millis(3000));
     let base = fake::serve(fakes.clone()).await;
     let sinks = ["meta_capi", "ga4", "tiktok", "webhook:main"];
     for sink in sinks {
@@ -100,6 +104,8 @@ async fn ten_thousand_events_reach_every_destination_exactly_once_despite_30_per
     let keys = init(&dir, "us").unwrap();
     add_four(&dir, &base);
     let mut args = FAST_RETRIES.to_vec();
+    let timeout = args.iter().position(|a| *a == "--egress-timeout-ms").unwrap();
+    args[timeout + 1] = "2500";
     args.extend(["--max-attempts", "40"]);
     let mut server = Server::start(&dir, &args).unwrap();
 
