@@ -2,14 +2,21 @@
 # schemathesis against the admin API of a live `tracklayer serve` (part of `make test`).
 #
 # Starts target/debug/tracklayer on a free port with a fresh data directory, then runs every
-# schemathesis check against /admin/v1/openapi.json in two passes, each with its own admin
+# schemathesis check against /admin/v1/openapi.json in three passes, each with its own admin
 # service token, so that no destructive operation can end the run early:
 #
 #   1. every operation except the three that end a key (rotateApiKey, revokeApiKey,
-#      deleteApiKey) and testDestination. The token is a service token, so user operations
-#      (removeUser, setUserRole on the owner) cannot take it away either.
+#      deleteApiKey), closeWorkspace and testDestination. The token is a service token, so
+#      user operations (removeUser, setUserRole on the owner) cannot take it away either.
 #   2. the key operations (list, create, rotate, revoke, delete) with a second token. They may
 #      revoke that token itself; what follows is then a documented 401, not a failure.
+#   3. closeWorkspace, alone and last. It closes only when the body confirms the workspace's
+#      id, which a generator cannot know: the field is `confirm` (no response field has that
+#      name, pattern or format, so neither captured response values nor inferred links reach
+#      it) and the schema's example is not this workspace's id. So every generated request is
+#      refused (400 naming `confirm`, 403, 401) and the workspace stays open; the script checks
+#      that afterwards with the owner's token, and fails if it was closed. Even if it were,
+#      nothing would follow it but that check.
 #
 # A destination and a tracked event are made first and pinned as the `id` of the operations on
 # one destination and on one event trace, so that those reach real objects.
@@ -143,21 +150,50 @@ parameters = {{ id = "{evt}" }}
 """)
 PY
 
-# Both tokens are made up front: pass 1 may remove or demote the owner whose token makes them.
+# The first two tokens are made up front: pass 1 may remove or demote the owner whose token
+# makes them.
 TOKEN_1=$(service_token 'schemathesis pass 1')
 TOKEN_2=$(service_token 'schemathesis pass 2')
 KEY_OPS='^(listApiKeys|createApiKey|rotateApiKey|revokeApiKey|deleteApiKey)$'
 
-echo "schemathesis: pass 1 of 2 (all operations but key rotation/revocation and testDestination) against $BASE"
+echo "schemathesis: pass 1 of 3 (all operations but key rotation/revocation, closeWorkspace and testDestination) against $BASE"
 run_schemathesis "$TOKEN_1" \
     --exclude-operation-id rotateApiKey \
     --exclude-operation-id revokeApiKey \
     --exclude-operation-id deleteApiKey \
+    --exclude-operation-id closeWorkspace \
     --exclude-operation-id testDestination
 
-echo "schemathesis: pass 2 of 2 (API key operations)"
+echo "schemathesis: pass 2 of 3 (API key operations)"
 run_schemathesis "$TOKEN_2" \
     --include-operation-id-regex "$KEY_OPS"
+
+# Pass 2 may have revoked every key it could list; the operator CLI makes the third token.
+TOKEN_3=$("$BIN" keys create --data-dir "$WORK/data" --kind svc --role admin \
+    --name 'schemathesis pass 3' --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+
+echo "schemathesis: pass 3 of 3 (closeWorkspace)"
+run_schemathesis "$TOKEN_3" \
+    --include-operation-id closeWorkspace
+
+# Every generated closure was refused: the workspace is open, and pass 3's token still works
+# (a closure would have revoked it).
+"$PY" - "$BASE" "$WORK" "$TOKEN_3" <<'PY'
+import json, sqlite3, sys, urllib.error, urllib.request
+base, work, token = sys.argv[1:4]
+docs = [json.loads(d) for (d,) in sqlite3.connect(f"{work}/data/tracklayer.db").execute("SELECT doc FROM workspaces")]
+closed = [d["id"] for d in docs if d.get("closed_at")]
+try:
+    with urllib.request.urlopen(urllib.request.Request(f"{base}/admin/v1/workspace",
+            headers={"Authorization": f"Bearer {token}"}), timeout=30) as r:
+        got = r.status
+except urllib.error.HTTPError as e:
+    got = e.code
+if closed or got != 200:
+    sys.exit(f"schemathesis: closeWorkspace closed a workspace without being sent its id "
+             f"(closed: {closed}; GET /admin/v1/workspace with pass 3's token: {got})")
+print("schemathesis: the workspace is still open after pass 3")
+PY
 
 if grep -q -i 'panicked' "$WORK/serve.err"; then
     echo "schemathesis: the server panicked:" >&2

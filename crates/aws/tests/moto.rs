@@ -296,6 +296,11 @@ mod users {
     tracklayer_core::users_contract!(control_store());
 }
 
+mod account_data {
+    use super::*;
+    tracklayer_core::account_data_contract!(control_store());
+}
+
 mod audit_log {
     use super::*;
     tracklayer_core::audit_log_contract!(audit_log());
@@ -875,6 +880,64 @@ async fn an_ended_keys_record_carries_a_ttl_90_days_past_its_end() {
         ttl_of(&key).await,
         (T0 + time::Duration::days(92)).unix_timestamp(),
         "a revoked key: 90 days after its revocation"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_workspaces_account_items_carry_a_ttl_90_days_after_the_closure() {
+    use tracklayer_core::admin::close_account;
+    use tracklayer_core::keys::{KeyKind, Role};
+    use tracklayer_core::ports::ControlStore;
+
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Control).await;
+    let store = DynamoControlStore::new(c.dynamodb.clone(), table.clone());
+    let ws = testkit::workspace(Region::Eu);
+    store.create_workspace(&ws).await.unwrap();
+    store
+        .create_user(&testkit::user(&ws.id, "ann@example.com", Role::Admin))
+        .await
+        .unwrap();
+    let live = testkit::api_key(&ws.id, KeyKind::Ingest);
+    let mut ended = testkit::api_key(&ws.id, KeyKind::Svc);
+    ended.revoked_at = Some(T0 - time::Duration::days(10));
+    store.create_api_key(&live).await.unwrap();
+    store.create_api_key(&ended).await.unwrap();
+    store
+        .put_destination(&testkit::destination(
+            &ws.id,
+            tracklayer_core::destination::DestinationKind::MetaCapi,
+            T0,
+        ))
+        .await
+        .unwrap();
+
+    close_account(&store, &ws, T0, None).await.unwrap();
+
+    let ttl_90 = (T0 + time::Duration::days(90)).unix_timestamp();
+    let mut seen = Vec::new();
+    for item in scan::items(&c.dynamodb, &table).await {
+        let sk = item["sk"].as_s().unwrap().clone();
+        let ttl: i64 = item
+            .get("expires_at")
+            .unwrap_or_else(|| panic!("{sk} has no TTL"))
+            .as_n()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let expected = if sk == format!("KEY#{}", ended.id) {
+            (T0 + time::Duration::days(80)).unix_timestamp()
+        } else {
+            ttl_90
+        };
+        assert_eq!(ttl, expected, "{sk}");
+        seen.push(sk.split('#').next().unwrap().to_owned());
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["KEY", "KEY", "LOGIN", "USER", "WS"],
+        "the destination is deleted; a key revoked before keeps its earlier TTL"
     );
 }
 

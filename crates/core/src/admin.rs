@@ -30,7 +30,7 @@ use crate::ports::{
 };
 use crate::workspace::{Region, SecuritySettings, User, Workspace, WorkspaceId};
 
-pub use lifecycle::RetentionView;
+pub use lifecycle::{close_account, Closure, RetentionView};
 
 /// Who is calling: from a verified personal access token or service token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +67,10 @@ pub enum AdminError {
     NotFound(&'static str),
     #[error("{field}: {detail}")]
     Invalid { field: String, detail: String },
+    /// A confirmation the request must carry (the id of what it destroys) is wrong: the
+    /// caller fixes the request.
+    #[error("{field}: {detail}")]
+    NotConfirmed { field: &'static str, detail: String },
     #[error("{0}")]
     Conflict(String),
     #[error("the workspace encryption key is unavailable")]
@@ -378,9 +382,32 @@ impl AdminService {
     async fn ws(&self, p: &Principal) -> Result<Workspace, AdminError> {
         self.ports
             .control
-            .workspace(&p.workspace_id)
+            .workspace(&p.workspace_id, self.now())
             .await?
             .ok_or(AdminError::NotFound("workspace"))
+    }
+
+    /// Writes the workspace back. A closure that came in between (after the read) wins.
+    async fn save_ws(&self, ws: &Workspace) -> Result<(), AdminError> {
+        self.ports
+            .control
+            .update_workspace(ws)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => AdminError::Conflict("the workspace is closed".into()),
+                other => other.into(),
+            })
+    }
+
+    /// The caller's workspace, to change it or what it holds. A closed workspace takes no
+    /// change: closure revoked every key, so only the operator CLI still reaches one, and
+    /// nothing new may outlive its account data.
+    async fn open_ws(&self, p: &Principal) -> Result<Workspace, AdminError> {
+        let ws = self.ws(p).await?;
+        if ws.is_closed() {
+            return Err(AdminError::Conflict("the workspace is closed".into()));
+        }
+        Ok(ws)
     }
 
     // ---------------------------------------------------------------- authentication
@@ -402,7 +429,7 @@ impl AdminService {
                 let record = self
                     .ports
                     .control
-                    .api_key(&key.id)
+                    .api_key(&key.id, now)
                     .await?
                     .ok_or(AdminError::Unauthorized(KeyRefusal::Unknown))?;
                 let verifier = record.verifier.clone();
@@ -413,6 +440,17 @@ impl AdminService {
                     .unwrap_or(false);
                 if !ok {
                     return Err(AdminError::Unauthorized(KeyRefusal::Unknown));
+                }
+                // Closure revokes every key, the caller's last; a key of a closed workspace
+                // that escaped (an attempt that failed in between) is refused all the same.
+                let open = self
+                    .ports
+                    .control
+                    .workspace(&record.workspace_id, now)
+                    .await?
+                    .is_some_and(|ws| !ws.is_closed());
+                if !open {
+                    return Err(AdminError::Unauthorized(KeyRefusal::Revoked));
                 }
                 self.key_cache.put(&key, record.clone(), now);
                 record
@@ -427,7 +465,7 @@ impl AdminService {
                 let role = match self
                     .ports
                     .control
-                    .user(&record.workspace_id, user_id)
+                    .user(&record.workspace_id, user_id, now)
                     .await?
                 {
                     Some(u) => u.role,
@@ -461,7 +499,7 @@ impl AdminService {
         p: &Principal,
         patch: WorkspacePatch,
     ) -> Result<WorkspaceView, AdminError> {
-        let mut ws = self.ws(p).await?;
+        let mut ws = self.open_ws(p).await?;
         let mut changed = serde_json::Map::new();
         if let Some(name) = patch.name {
             require(p, Role::Editor, "rename the workspace")?;
@@ -494,7 +532,7 @@ impl AdminService {
         if changed.is_empty() {
             return Ok(view(&ws));
         }
-        self.ports.control.update_workspace(&ws).await?;
+        self.save_ws(&ws).await?;
         self.audit(p, "workspace.update", "workspace", Value::Object(changed))
             .await?;
         Ok(view(&ws))
@@ -530,13 +568,13 @@ impl AdminService {
         settings: SecuritySettings,
     ) -> Result<SecuritySettings, AdminError> {
         require(p, Role::Admin, "change security settings")?;
-        let mut ws = self.ws(p).await?;
+        let mut ws = self.open_ws(p).await?;
         let summary = json!({
             "ip_blocklist": settings.ip_blocklist,
             "egress_paused": settings.egress_paused,
         });
         ws.security = settings;
-        self.ports.control.update_workspace(&ws).await?;
+        self.save_ws(&ws).await?;
         self.audit(p, "security.update", "workspace", summary)
             .await?;
         Ok(ws.security)
@@ -546,7 +584,11 @@ impl AdminService {
 
     pub async fn users(&self, p: &Principal) -> Result<Vec<User>, AdminError> {
         require(p, Role::Viewer, "list users")?;
-        Ok(self.ports.control.users(&p.workspace_id).await?)
+        Ok(self
+            .ports
+            .control
+            .users(&p.workspace_id, self.now())
+            .await?)
     }
 
     pub async fn invite_user(
@@ -556,6 +598,7 @@ impl AdminService {
         role: Role,
     ) -> Result<User, AdminError> {
         require(p, Role::Admin, "invite users")?;
+        self.open_ws(p).await?;
         let email = email.trim();
         let valid = email.len() <= 254
             && email.split_once('@').is_some_and(|(l, d)| {
@@ -590,7 +633,7 @@ impl AdminService {
         Ok(self
             .ports
             .control
-            .users(ws)
+            .users(ws, self.now())
             .await?
             .iter()
             .filter(|u| u.role == Role::Admin)
@@ -599,10 +642,11 @@ impl AdminService {
 
     pub async fn set_role(&self, p: &Principal, id: &str, role: Role) -> Result<User, AdminError> {
         require(p, Role::Admin, "change roles")?;
+        self.open_ws(p).await?;
         let mut user = self
             .ports
             .control
-            .user(&p.workspace_id, id)
+            .user(&p.workspace_id, id, self.now())
             .await?
             .ok_or(AdminError::NotFound("user"))?;
         if user.role == Role::Admin
@@ -627,7 +671,7 @@ impl AdminService {
         let user = self
             .ports
             .control
-            .user(&p.workspace_id, id)
+            .user(&p.workspace_id, id, self.now())
             .await?
             .ok_or(AdminError::NotFound("user"))?;
         if user.role == Role::Admin && self.admins(&p.workspace_id).await? <= 1 {
@@ -637,7 +681,12 @@ impl AdminService {
         }
         self.ports.control.delete_user(&p.workspace_id, id).await?;
         // Their personal tokens stop working at once.
-        for key in self.ports.control.api_keys(&p.workspace_id).await? {
+        for key in self
+            .ports
+            .control
+            .api_keys(&p.workspace_id, self.now())
+            .await?
+        {
             if key.user_id.as_deref() == Some(id) && key.revoked_at.is_none() {
                 self.control().revoke_key(&key).await?;
                 self.key_cache.evict(&key.id);
@@ -657,7 +706,7 @@ impl AdminService {
         Ok(self
             .ports
             .control
-            .api_keys(&p.workspace_id)
+            .api_keys(&p.workspace_id, now)
             .await?
             .iter()
             .filter(|k| k.retained_until() > now)
@@ -706,7 +755,7 @@ impl AdminService {
                 "must be at most 100 characters",
             ));
         }
-        let ws = self.ws(p).await?;
+        let ws = self.open_ws(p).await?;
         let issued = self
             .control()
             .issue_key(&ws, kind, role, None, &name, days)
@@ -726,7 +775,7 @@ impl AdminService {
             serde_json::from_value(json!(id)).map_err(|_| AdminError::NotFound("api key"))?;
         self.ports
             .control
-            .api_key(&id)
+            .api_key(&id, self.now())
             .await?
             .filter(|k| k.workspace_id == p.workspace_id)
             .ok_or(AdminError::NotFound("api key"))
@@ -750,7 +799,7 @@ impl AdminService {
                 "a revoked key cannot be rotated".into(),
             ));
         }
-        let ws = self.ws(p).await?;
+        let ws = self.open_ws(p).await?;
         let issued = self
             .control()
             .issue_key(
@@ -831,7 +880,7 @@ impl AdminService {
     ) -> Result<DestinationView, AdminError> {
         require(p, Role::Admin, "create destinations (they hold secrets)")?;
         self.check_urls(&spec).await?;
-        let ws = self.ws(p).await?;
+        let ws = self.open_ws(p).await?;
         let d = self.control().add_destination(&ws, spec).await?;
         self.audit(
             p,
@@ -851,7 +900,7 @@ impl AdminService {
     ) -> Result<DestinationView, AdminError> {
         require(p, Role::Editor, "change destinations")?;
         let mut d = self.destination_record(p, id).await?;
-        let ws = self.ws(p).await?;
+        let ws = self.open_ws(p).await?;
         // Validate the result as a whole, like a create.
         let keys = WorkspaceKeys::new(
             &self
@@ -961,6 +1010,7 @@ impl AdminService {
         paused: bool,
     ) -> Result<DestinationView, AdminError> {
         require(p, Role::Editor, "pause or resume destinations")?;
+        self.open_ws(p).await?;
         let d = self.destination_record(p, id).await?;
         let d = self
             .control()
@@ -1015,6 +1065,7 @@ impl AdminService {
         until: Option<OffsetDateTime>,
     ) -> Result<u64, AdminError> {
         require(p, Role::Editor, "replay dead letters")?;
+        self.open_ws(p).await?;
         let d = self.destination_record(p, id).await?;
         let moved = self
             .ports

@@ -106,6 +106,7 @@ impl Control<'_> {
             key_ref,
             data_key: wrapped,
             security: Default::default(),
+            closed_at: None,
         };
         self.store.create_workspace(&ws).await?;
         Ok(ws)

@@ -1423,7 +1423,7 @@ impl IngestService {
             None => {
                 let record = self
                     .control
-                    .api_key(&key.id)
+                    .api_key(&key.id, now)
                     .await?
                     .ok_or(IngestError::Unauthorized(KeyRefusal::Unknown))?;
                 let verifier = record.verifier.clone();
@@ -1469,9 +1469,14 @@ impl IngestService {
         }
         let workspace = self
             .control
-            .workspace(ws)
+            .workspace(ws, now)
             .await?
             .ok_or(IngestError::Unauthorized(KeyRefusal::Unknown))?;
+        // Closure revokes every key; a write key verified before it (cached for up to 60 s)
+        // is refused as soon as these settings are read again.
+        if workspace.is_closed() {
+            return Err(IngestError::Unauthorized(KeyRefusal::Revoked));
+        }
         if workspace.region != self.config.region {
             return Err(IngestError::WrongRegion {
                 region: workspace.region,

@@ -56,10 +56,14 @@ impl KeyExpiryNotifier {
         Self { control, mailer }
     }
 
-    /// Sends every warning due at `now`, across all workspaces.
+    /// Sends every warning due at `now`, across all open workspaces (closing one revoked its
+    /// keys).
     pub async fn run(&self, now: OffsetDateTime) -> Result<ExpiryReport, StoreError> {
         let mut report = ExpiryReport::default();
-        for ws in self.control.workspaces().await? {
+        for ws in self.control.workspaces(now).await? {
+            if ws.is_closed() {
+                continue;
+            }
             self.run_workspace(&ws, now, &mut report).await?;
         }
         if report.warned + report.failed > 0 {
@@ -81,7 +85,7 @@ impl KeyExpiryNotifier {
     ) -> Result<(), StoreError> {
         let due: Vec<(ApiKeyRecord, u16)> = self
             .control
-            .api_keys(&ws.id)
+            .api_keys(&ws.id, now)
             .await?
             .into_iter()
             .filter_map(|k| warning_due(&k, now).map(|d| (k, d)))
@@ -91,7 +95,7 @@ impl KeyExpiryNotifier {
         }
         let admins: Vec<String> = self
             .control
-            .users(&ws.id)
+            .users(&ws.id, now)
             .await?
             .into_iter()
             .filter(|u| u.role == Role::Admin)

@@ -20,10 +20,25 @@ use crate::keys::{ApiKeyRecord, KeyId};
 use crate::workspace::{KeyRef, User, Workspace, WorkspaceId};
 
 /// What ingest needs from the control plane: read-only.
+///
+/// Account data expires (whitepaper §02): a key record 90 days after the key ended, a closed
+/// workspace with its users and keys 90 days after its closure. The expiry is stamped when
+/// the data is written and reads take `now` and never return what expired by then, whatever
+/// the backend's deleter (the SQLite sweeper, DynamoDB's late TTL) has done so far.
 #[async_trait]
 pub trait ControlReader: Send + Sync {
-    async fn workspace(&self, id: &WorkspaceId) -> Result<Option<Workspace>, StoreError>;
-    async fn api_key(&self, id: &KeyId) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// The workspace, closed or not, until its account data expires.
+    async fn workspace(
+        &self,
+        id: &WorkspaceId,
+        now: OffsetDateTime,
+    ) -> Result<Option<Workspace>, StoreError>;
+    /// A key record, revoked or not, until it expires.
+    async fn api_key(
+        &self,
+        id: &KeyId,
+        now: OffsetDateTime,
+    ) -> Result<Option<ApiKeyRecord>, StoreError>;
     /// All destinations of a workspace, paused ones included, in creation order.
     async fn destinations(&self, ws: &WorkspaceId) -> Result<Vec<Destination>, StoreError>;
     async fn destination(
@@ -39,12 +54,27 @@ pub trait ControlStore: ControlReader {
     /// Creates a workspace; `Conflict` if the id exists.
     async fn create_workspace(&self, ws: &Workspace) -> Result<(), StoreError>;
     async fn update_workspace(&self, ws: &Workspace) -> Result<(), StoreError>;
-    /// Any workspace, for single-tenant tools (`tracklayer serve` on a data directory).
-    async fn workspaces(&self) -> Result<Vec<Workspace>, StoreError>;
+    /// Closes a workspace (`ws.closed_at` set; `Permanent` if it is not): deletes its
+    /// destinations, since their secrets end with the account, and stamps the workspace, its
+    /// users (with their email uniqueness entries) and every key record that would outlive
+    /// it to expire at `closed_at` + 90 days ([`Workspace::account_data_expires_at`]); the
+    /// workspace is written last, with `closed_at`, so a failed call can be repeated.
+    /// `Conflict` if the workspace is closed already, `NotFound` if there is none. It does
+    /// not revoke keys: the caller does, before (a revoked key's record expires 90 days
+    /// after its revocation anyway).
+    async fn close_workspace(&self, ws: &Workspace) -> Result<(), StoreError>;
+    /// Every unexpired workspace, for single-tenant tools (`tracklayer serve` on a data
+    /// directory), in creation order.
+    async fn workspaces(&self, now: OffsetDateTime) -> Result<Vec<Workspace>, StoreError>;
     /// Creates a key; `Conflict` if the id exists.
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
     async fn update_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
-    async fn api_keys(&self, ws: &WorkspaceId) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// The workspace's unexpired key records, in creation order.
+    async fn api_keys(
+        &self,
+        ws: &WorkspaceId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError>;
     /// Creates or replaces a destination.
     async fn put_destination(&self, d: &Destination) -> Result<(), StoreError>;
     /// Deletes a destination; `NotFound` if there is none.
@@ -57,8 +87,15 @@ pub trait ControlStore: ControlReader {
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
     async fn update_user(&self, user: &User) -> Result<(), StoreError>;
     async fn delete_user(&self, ws: &WorkspaceId, id: &str) -> Result<(), StoreError>;
-    async fn user(&self, ws: &WorkspaceId, id: &str) -> Result<Option<User>, StoreError>;
-    async fn users(&self, ws: &WorkspaceId) -> Result<Vec<User>, StoreError>;
+    /// An unexpired user.
+    async fn user(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError>;
+    /// The workspace's unexpired users, in creation order.
+    async fn users(&self, ws: &WorkspaceId, now: OffsetDateTime) -> Result<Vec<User>, StoreError>;
 }
 
 /// The append-only, hash-chained audit log.

@@ -197,6 +197,27 @@ pub struct Workspace {
     /// Incident-containment settings (whitepaper §11).
     #[serde(default)]
     pub security: SecuritySettings,
+    /// When the account was closed: its keys stopped working and its destinations (with
+    /// their secrets) were deleted then; the rest of its account data goes
+    /// [`Retention::ACCOUNT_GRACE_DAYS`] later.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub closed_at: Option<OffsetDateTime>,
+}
+
+impl Workspace {
+    pub fn is_closed(&self) -> bool {
+        self.closed_at.is_some()
+    }
+
+    /// Until when a closed workspace's account data (the workspace, its users, its key
+    /// records) is kept: closure plus 90 days (whitepaper §02). `None` while it is open.
+    pub fn account_data_expires_at(&self) -> Option<OffsetDateTime> {
+        self.closed_at.map(|at| at + Retention::account_grace())
+    }
 }
 
 /// Ingest blocklist and the "pause all egress" switch.
@@ -344,6 +365,52 @@ mod tests {
         for bad in ["", "1.2.3.4/33", "example.com", "1.2.3.4/x"] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_workspace_stored_before_closure_existed_reads_as_open() {
+        let stored = serde_json::json!({
+            "id": "ws_eu_01abc",
+            "name": "Stored earlier",
+            "region": "eu",
+            "created_at": "2026-03-01T12:00:00Z",
+            "retention": {"event_days": 180},
+            "consent": serde_json::to_value(ConsentPolicy::default()).unwrap(),
+            "key_ref": {"kind": "platform"},
+            "data_key": serde_json::to_value(WrappedKey(vec![1, 2, 3])).unwrap(),
+        });
+        let ws: Workspace = serde_json::from_value(stored).unwrap();
+        assert_eq!(ws.closed_at, None);
+        assert_eq!(ws.account_data_expires_at(), None);
+        let written = serde_json::to_value(&ws).unwrap();
+        assert!(
+            written.get("closed_at").is_none(),
+            "an open workspace is written without closed_at: {written}"
+        );
+    }
+
+    #[test]
+    fn a_closed_workspaces_account_data_expires_90_days_after_closure() {
+        let mut ws: Workspace = serde_json::from_value(serde_json::json!({
+            "id": "ws_us_01abc",
+            "name": "Closing",
+            "region": "us",
+            "created_at": "2026-03-01T12:00:00Z",
+            "retention": {"event_days": 180},
+            "consent": serde_json::to_value(ConsentPolicy::default()).unwrap(),
+            "key_ref": {"kind": "platform"},
+            "data_key": serde_json::to_value(WrappedKey(vec![1])).unwrap(),
+        }))
+        .unwrap();
+        let at = time::macros::datetime!(2026-04-01 00:00:00 UTC);
+        ws.closed_at = Some(at);
+        assert!(ws.is_closed());
+        assert_eq!(
+            ws.account_data_expires_at(),
+            Some(time::macros::datetime!(2026-06-30 00:00:00 UTC))
+        );
+        let back: Workspace = serde_json::from_value(serde_json::to_value(&ws).unwrap()).unwrap();
+        assert_eq!(back.closed_at, Some(at));
     }
 
     #[test]

@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;
-use tracklayer_core::admin::{AdminPorts, AdminService};
+use tracklayer_core::admin::{AdminError, AdminPorts, AdminService, Principal, WorkspacePatch};
+use tracklayer_core::audit::AuditFilter;
 use tracklayer_core::bootstrap::Control;
 use tracklayer_core::clock::{FixedClock, SystemIds};
 use tracklayer_core::deliver::{HttpRequest, HttpResponse};
@@ -78,6 +79,8 @@ struct App {
     /// A destination of the other workspace.
     other_destination: String,
     dsr: Arc<DsrService>,
+    /// The control plane behind the router, for what no token can reach (the operator).
+    service: Arc<AdminService>,
     _dir: tempfile::TempDir,
 }
 
@@ -196,9 +199,10 @@ impl App {
             },
             IngestConfig::new(Region::Eu),
         ));
+        let service = Arc::new(admin);
         let router = tracking_router(TrackingState::new(ingest, TrackingConfig::default())).merge(
             admin_router(
-                AdminState::new(Arc::new(admin), tester, AdminConfig::default())
+                AdminState::new(service.clone(), tester, AdminConfig::default())
                     .with_dsr(dsr.clone()),
             ),
         );
@@ -215,8 +219,21 @@ impl App {
             other: other.admin_token.expose_secret().to_owned(),
             other_destination,
             dsr,
+            service,
             _dir: dir,
         }
+    }
+
+    /// The callers of the RBAC matrix: admin, editor, viewer, no token, another workspace's
+    /// admin.
+    fn callers(&self) -> [(&'static str, Option<&str>); 5] {
+        [
+            ("admin", Some(&self.admin)),
+            ("editor", Some(&self.editor)),
+            ("viewer", Some(&self.viewer)),
+            ("no token", None),
+            ("another workspace", Some(&self.other)),
+        ]
     }
 
     /// Submits a data-subject request as the admin; returns its id.
@@ -396,7 +413,13 @@ enum Target {
     Event,
     Request,
     Export,
+    /// The call closes the workspace: each caller gets a fresh one, and [`WORKSPACE`] in the
+    /// body stands for its id.
+    Closure,
 }
+
+/// Stands for the id of the workspace under test in a request body.
+const WORKSPACE: &str = "{workspace}";
 
 /// One route and its designed answer to: admin, editor, viewer, no token, another workspace's
 /// admin.
@@ -450,6 +473,14 @@ fn matrix() -> Vec<Row> {
             T::None,
             Some(|| json!({"event_retention_days": 90})),
             [200, 403, 403, 401, 200],
+        ),
+        row(
+            M::POST,
+            "/admin/v1/workspace/close",
+            T::Closure,
+            // Another workspace's admin names this workspace, not its own: refused.
+            Some(|| json!({"confirm": WORKSPACE})),
+            [200, 403, 403, 401, 400],
         ),
         row(
             M::GET,
@@ -704,22 +735,23 @@ fn matrix() -> Vec<Row> {
 
 #[tokio::test]
 async fn every_route_answers_each_role_and_another_workspace_as_designed() {
-    let app = App::start().await;
-    let event = app.tracked_event().await;
-    let callers: [(&str, Option<&str>); 5] = [
-        ("admin", Some(&app.admin)),
-        ("editor", Some(&app.editor)),
-        ("viewer", Some(&app.viewer)),
-        ("no token", None),
-        ("another workspace", Some(&app.other)),
-    ];
+    let shared = App::start().await;
+    let event = shared.tracked_event().await;
     let mut failures = Vec::new();
     let rows = matrix();
     for r in &rows {
-        for (i, (who, token)) in callers.iter().enumerate() {
+        for i in 0..5 {
+            let fresh;
+            let app = if matches!(r.target, Target::Closure) {
+                fresh = App::start().await;
+                &fresh
+            } else {
+                &shared
+            };
+            let (who, token) = app.callers()[i];
             // A fresh target per call, so that one caller's success cannot change another's.
             let id = match r.target {
-                Target::None => String::new(),
+                Target::None | Target::Closure => String::new(),
                 Target::Destination => app.new_destination().await,
                 Target::Key => app.new_key().await.0,
                 Target::User => app.new_user("viewer").await,
@@ -728,8 +760,10 @@ async fn every_route_answers_each_role_and_another_workspace_as_designed() {
                 Target::Export => app.completed_access_request().await,
             };
             let path = r.path.replace("{id}", &id);
-            let body = r.body.map(|b| b());
-            let (status, _, v) = app.call(r.method.clone(), &path, *token, body).await;
+            let body = r.body.map(|b| {
+                serde_json::from_str(&b().to_string().replace(WORKSPACE, app.ws.as_str())).unwrap()
+            });
+            let (status, _, v) = app.call(r.method.clone(), &path, token, body).await;
             if status.as_u16() != r.expect[i] {
                 failures.push(format!(
                     "{} {} as {who}: expected {}, got {status} {v}",
@@ -740,7 +774,7 @@ async fn every_route_answers_each_role_and_another_workspace_as_designed() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // Every route of the OpenAPI document is in the matrix.
-    let doc = app.ok(Method::GET, "/admin/v1/openapi.json", None).await;
+    let doc = shared.ok(Method::GET, "/admin/v1/openapi.json", None).await;
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
             let covered = rows
@@ -1551,6 +1585,214 @@ async fn a_retention_change_applies_to_events_written_afterwards() {
         ],
         "180 days for the first event, 30 for the second"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Closing the workspace: life of account plus 90 days
+
+impl App {
+    async fn close(&self, token: &str, confirm: Value) -> (StatusCode, Value) {
+        let (status, _, v) = self
+            .call(
+                Method::POST,
+                "/admin/v1/workspace/close",
+                Some(token),
+                Some(json!({ "confirm": confirm })),
+            )
+            .await;
+        (status, v)
+    }
+
+    fn destinations_stored(&self) -> i64 {
+        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
+        conn.query_row(
+            "SELECT COUNT(*) FROM destinations WHERE workspace_id = ?1",
+            [self.ws.as_str()],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn closing_the_workspace_revokes_every_key_deletes_destinations_and_is_audited() {
+    let app = App::start().await;
+    app.new_destination().await;
+    assert_eq!(app.track("before-closing").await.0, StatusCode::OK);
+
+    let (status, v) = app.close(&app.admin, json!(app.ws.as_str())).await;
+
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v,
+        json!({
+            "workspace_id": app.ws.as_str(),
+            "closed_at": "2026-03-01T12:00:00Z",
+            "account_data_deleted_after": "2026-05-30T12:00:00Z",
+            "keys_revoked": 4,
+            "destinations_deleted": 1,
+        }),
+        "the owner's token, the write key and the editor's and viewer's tokens"
+    );
+    assert_eq!(app.destinations_stored(), 0, "secrets end with the account");
+    for token in [&app.admin, &app.editor, &app.viewer] {
+        let (status, _, v) = app
+            .call(Method::GET, "/admin/v1/workspace", Some(token), None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+        assert_eq!(v["detail"], "the API key was revoked");
+    }
+    let (status, _, _) = app
+        .call(Method::GET, "/admin/v1/workspace", Some(&app.other), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "another workspace is not affected");
+
+    // Ingest re-reads the workspace after its few seconds of cached settings, while the
+    // verified write key may still be in its 60-second cache: refused all the same.
+    app.clock.advance(Duration::seconds(6));
+    let (status, v) = app.track("after-closing").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    app.clock.advance(Duration::seconds(61));
+    let (status, v) = app.track("after-the-key-cache").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(v["detail"], "the API key was revoked", "{v}");
+
+    let operator = Principal::operator(&app.ws);
+    let closed = app
+        .service
+        .audit_log(
+            &operator,
+            AuditFilter {
+                action: Some("workspace.closed".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].actor, "user:usr_owner");
+    assert_eq!(closed[0].summary["keys_revoked"], 4);
+    assert_eq!(closed[0].summary["destinations_deleted"], 1);
+}
+
+#[tokio::test]
+async fn a_closed_workspaces_account_data_is_kept_90_days_and_then_gone() {
+    let app = App::start().await;
+    let (status, v) = app.close(&app.admin, json!(app.ws.as_str())).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let operator = Principal::operator(&app.ws);
+
+    app.clock.set(T0 + Duration::days(89));
+    assert_eq!(app.service.workspace(&operator).await.unwrap().id, app.ws);
+    let users = app.service.users(&operator).await.unwrap();
+    assert_eq!(users.len(), 1, "the owner, kept with the account");
+    assert_eq!(app.service.keys(&operator).await.unwrap().len(), 4);
+
+    app.clock.set(T0 + Duration::days(91));
+    assert!(matches!(
+        app.service.workspace(&operator).await,
+        Err(AdminError::NotFound("workspace"))
+    ));
+    assert!(app.service.users(&operator).await.unwrap().is_empty());
+    assert!(app.service.keys(&operator).await.unwrap().is_empty());
+    let (status, _, _) = app
+        .call(Method::GET, "/admin/v1/workspace", Some(&app.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the token is unknown now");
+}
+
+#[tokio::test]
+async fn closing_needs_the_workspace_id_as_confirmation_and_an_admin() {
+    let app = App::start().await;
+    let other_id = {
+        let (_, _, v) = app
+            .call(Method::GET, "/admin/v1/workspace", Some(&app.other), None)
+            .await;
+        v["id"].as_str().unwrap().to_owned()
+    };
+    for wrong in [
+        json!(other_id),
+        json!(""),
+        json!("yes"),
+        json!(app.ws.as_str().to_uppercase()),
+    ] {
+        let (status, v) = app.close(&app.admin, wrong.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{wrong}: {v}");
+        assert_eq!(v["field"], "confirm", "{wrong}: {v}");
+        assert_eq!(v["type"], "https://tracklayer.io/problems/not-confirmed");
+        assert!(
+            !v.to_string().contains(app.ws.as_str()),
+            "the refusal does not tell the id: {v}"
+        );
+    }
+    for body in [json!({}), json!({"confirm": 7}), json!({"confirm": null})] {
+        let (status, _, v) = app
+            .call(
+                Method::POST,
+                "/admin/v1/workspace/close",
+                Some(&app.admin),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert_eq!(v["field"], "confirm", "{body}: {v}");
+    }
+    for token in [&app.editor, &app.viewer] {
+        let (status, v) = app.close(token, json!(app.ws.as_str())).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    }
+    // Still open: every refusal left it alone.
+    let (status, _, _) = app
+        .call(Method::GET, "/admin/v1/workspace", Some(&app.viewer), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.track("still-open").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn closing_twice_is_a_conflict_and_a_closed_workspace_takes_no_change() {
+    let app = App::start().await;
+    let (status, v) = app.close(&app.admin, json!(app.ws.as_str())).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    // No token of the workspace works any more: the operator CLI is what still reaches it.
+    let operator = Principal::operator(&app.ws);
+    let again = app
+        .service
+        .close_workspace(&operator, app.ws.as_str())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&again, AdminError::Conflict(d) if d.contains("closed already")),
+        "{again:?}"
+    );
+    let invite = app
+        .service
+        .invite_user(&operator, "late@example.com", Role::Admin)
+        .await
+        .unwrap_err();
+    assert!(matches!(invite, AdminError::Conflict(_)), "{invite:?}");
+    let key = app
+        .service
+        .create_key(
+            &operator,
+            serde_json::from_value(json!({"kind": "ingest"})).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(key, AdminError::Conflict(_)), "{key:?}");
+    let rename = app
+        .service
+        .update_workspace(
+            &operator,
+            WorkspacePatch {
+                name: Some("Reopened".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(rename, AdminError::Conflict(_)), "{rename:?}");
 }
 
 #[tokio::test]

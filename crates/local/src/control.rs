@@ -1,7 +1,13 @@
-//! `ControlStore` on SQLite: workspaces, API keys and destinations as JSON documents.
+//! `ControlStore` on SQLite: workspaces, users, API keys and destinations as JSON documents.
+//!
+//! Account data carries `expires_at` (Unix ms, `NULL` for never), stamped when it is written:
+//! a key record 90 days after the key ended; a closed workspace, its users and its key records
+//! 90 days after the closure (`close_workspace`). Reads leave out what expired by `now`; the
+//! sweeper deletes it (DynamoDB's TTL does on AWS).
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
+use time::OffsetDateTime;
 use tracklayer_core::clock::unix_millis;
 use tracklayer_core::destination::{Destination, DestinationId};
 use tracklayer_core::error::StoreError;
@@ -16,33 +22,57 @@ pub struct SqliteControlStore {
     db: Db,
 }
 
+/// `expires_at` of a workspace row: set once it is closed.
+fn workspace_expiry(ws: &Workspace) -> Option<i64> {
+    ws.account_data_expires_at().map(unix_millis)
+}
+
+/// Gives key records written before `api_keys.expires_at` existed their expiry (the
+/// migration of an older data directory).
+pub(crate) fn stamp_unstamped_keys(c: &Connection) -> Result<(), rusqlite::Error> {
+    let unstamped: Vec<(String, String)> = c
+        .prepare("SELECT id, doc FROM api_keys WHERE expires_at IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, doc) in unstamped {
+        if let Ok(key) = serde_json::from_str::<ApiKeyRecord>(&doc) {
+            c.execute(
+                "UPDATE api_keys SET expires_at = ?2 WHERE id = ?1",
+                params![id, unix_millis(key.retained_until())],
+            )?;
+        }
+    }
+    Ok(())
+}
+
 impl SqliteControlStore {
     pub fn new(db: Db) -> Self {
         Self { db }
     }
 
-    /// Deletes API key records kept past their retention: account data lives 90 days after
-    /// the key was revoked or expired (the sweeper; DynamoDB's TTL does this on AWS).
-    pub async fn sweep(&self, now: time::OffsetDateTime) -> Result<u64, StoreError> {
+    /// Deletes account data kept past its retention — key records 90 days after the key was
+    /// revoked or expired; a closed workspace with its users and keys 90 days after its
+    /// closure — and returns how many rows went (the sweeper; DynamoDB's TTL does this on
+    /// AWS).
+    pub async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let now = unix_millis(now);
         self.db
-            .call("api_keys_sweep", move |c| {
-                let mut stmt = c
-                    .prepare_cached("SELECT doc FROM api_keys")
-                    .map_err(|e| sql("api_keys_sweep", e))?;
-                let gone: Vec<String> = stmt
-                    .query_map([], |r| r.get::<_, String>(0))
-                    .map_err(|e| sql("api_keys_sweep", e))?
-                    .filter_map(|d| d.ok())
-                    .filter_map(|d| from_json::<ApiKeyRecord>("api_keys_sweep", &d).ok())
-                    .filter(|k| k.retained_until() <= now)
-                    .map(|k| k.id.as_str().to_owned())
-                    .collect();
+            .call("control_sweep", move |c| {
+                let tx = c.transaction().map_err(|e| sql("control_sweep", e))?;
                 let mut deleted = 0u64;
-                for id in gone {
+                for stmt in [
+                    "DELETE FROM api_keys WHERE expires_at <= ?1",
+                    "DELETE FROM users WHERE expires_at <= ?1",
+                    // Closure deleted them already; none may outlive their workspace.
+                    "DELETE FROM destinations WHERE workspace_id IN
+                        (SELECT id FROM workspaces WHERE expires_at <= ?1)",
+                    "DELETE FROM workspaces WHERE expires_at <= ?1",
+                ] {
                     deleted +=
-                        c.execute("DELETE FROM api_keys WHERE id = ?1", [&id])
-                            .map_err(|e| sql("api_keys_sweep", e))? as u64;
+                        tx.execute(stmt, [now])
+                            .map_err(|e| sql("control_sweep", e))? as u64;
                 }
+                tx.commit().map_err(|e| sql("control_sweep", e))?;
                 Ok(deleted)
             })
             .await
@@ -51,14 +81,22 @@ impl SqliteControlStore {
 
 #[async_trait]
 impl ControlReader for SqliteControlStore {
-    async fn workspace(&self, id: &WorkspaceId) -> Result<Option<Workspace>, StoreError> {
+    async fn workspace(
+        &self,
+        id: &WorkspaceId,
+        now: OffsetDateTime,
+    ) -> Result<Option<Workspace>, StoreError> {
         let id = id.as_str().to_owned();
+        let now = unix_millis(now);
         self.db
             .call("workspace", move |c| {
                 let doc: Option<String> = c
-                    .query_row("SELECT doc FROM workspaces WHERE id = ?1", [&id], |r| {
-                        r.get(0)
-                    })
+                    .query_row(
+                        "SELECT doc FROM workspaces
+                         WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                        params![id, now],
+                        |r| r.get(0),
+                    )
                     .optional()
                     .map_err(|e| sql("workspace", e))?;
                 doc.map(|d| from_json("workspace", &d)).transpose()
@@ -66,14 +104,22 @@ impl ControlReader for SqliteControlStore {
             .await
     }
 
-    async fn api_key(&self, id: &KeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
+    async fn api_key(
+        &self,
+        id: &KeyId,
+        now: OffsetDateTime,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
         let id = id.as_str().to_owned();
+        let now = unix_millis(now);
         self.db
             .call("api_key", move |c| {
                 let doc: Option<String> = c
-                    .query_row("SELECT doc FROM api_keys WHERE id = ?1", [&id], |r| {
-                        r.get(0)
-                    })
+                    .query_row(
+                        "SELECT doc FROM api_keys
+                         WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                        params![id, now],
+                        |r| r.get(0),
+                    )
                     .optional()
                     .map_err(|e| sql("api_key", e))?;
                 doc.map(|d| from_json("api_key", &d)).transpose()
@@ -130,11 +176,12 @@ impl ControlStore for SqliteControlStore {
         let doc = json("create_workspace", ws)?;
         let id = ws.id.as_str().to_owned();
         let created = unix_millis(ws.created_at);
+        let expires = workspace_expiry(ws);
         self.db
             .call("create_workspace", move |c| {
                 c.execute(
-                    "INSERT INTO workspaces (id, created_at, doc) VALUES (?1, ?2, ?3)",
-                    params![id, created, doc],
+                    "INSERT INTO workspaces (id, created_at, doc, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, created, doc, expires],
                 )
                 .map_err(|e| sql("create_workspace", e))?;
                 Ok(())
@@ -145,30 +192,85 @@ impl ControlStore for SqliteControlStore {
     async fn update_workspace(&self, ws: &Workspace) -> Result<(), StoreError> {
         let doc = json("update_workspace", ws)?;
         let id = ws.id.as_str().to_owned();
+        let expires = workspace_expiry(ws);
         self.db
             .call("update_workspace", move |c| {
+                // A write that does not know of the closure (it read the workspace before)
+                // must not open it again.
                 let n = c
                     .execute(
-                        "UPDATE workspaces SET doc = ?2 WHERE id = ?1",
-                        params![id, doc],
+                        "UPDATE workspaces SET doc = ?2, expires_at = ?3
+                         WHERE id = ?1 AND (expires_at IS NULL OR ?3 IS NOT NULL)",
+                        params![id, doc, expires],
                     )
                     .map_err(|e| sql("update_workspace", e))?;
                 if n == 0 {
-                    return Err(StoreError::NotFound("workspace"));
+                    return Err(closed_or_missing(c, &id, "update_workspace")?);
                 }
                 Ok(())
             })
             .await
     }
 
-    async fn workspaces(&self) -> Result<Vec<Workspace>, StoreError> {
+    async fn close_workspace(&self, ws: &Workspace) -> Result<(), StoreError> {
+        let until = workspace_expiry(ws).ok_or_else(|| {
+            StoreError::permanent("close_workspace", "the workspace has no closed_at")
+        })?;
+        let doc = json("close_workspace", ws)?;
+        let id = ws.id.as_str().to_owned();
+        self.db
+            .call("close_workspace", move |c| {
+                let tx = c.transaction().map_err(|e| sql("close_workspace", e))?;
+                let closed: Option<Option<i64>> = tx
+                    .query_row(
+                        "SELECT expires_at FROM workspaces WHERE id = ?1",
+                        [&id],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| sql("close_workspace", e))?;
+                match closed {
+                    None => return Err(StoreError::NotFound("workspace")),
+                    Some(Some(_)) => {
+                        return Err(StoreError::Conflict("the workspace is closed already"))
+                    }
+                    Some(None) => {}
+                }
+                // Secrets end with the account.
+                tx.execute("DELETE FROM destinations WHERE workspace_id = ?1", [&id])
+                    .map_err(|e| sql("close_workspace", e))?;
+                for stmt in [
+                    "UPDATE users SET expires_at = ?2
+                     WHERE workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                    "UPDATE api_keys SET expires_at = ?2
+                     WHERE workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                ] {
+                    tx.execute(stmt, params![id, until])
+                        .map_err(|e| sql("close_workspace", e))?;
+                }
+                tx.execute(
+                    "UPDATE workspaces SET doc = ?2, expires_at = ?3 WHERE id = ?1",
+                    params![id, doc, until],
+                )
+                .map_err(|e| sql("close_workspace", e))?;
+                tx.commit().map_err(|e| sql("close_workspace", e))
+            })
+            .await
+    }
+
+    async fn workspaces(&self, now: OffsetDateTime) -> Result<Vec<Workspace>, StoreError> {
+        let now = unix_millis(now);
         self.db
             .call("workspaces", move |c| {
                 let mut stmt = c
-                    .prepare_cached("SELECT doc FROM workspaces ORDER BY created_at, id")
+                    .prepare_cached(
+                        "SELECT doc FROM workspaces
+                         WHERE expires_at IS NULL OR expires_at > ?1
+                         ORDER BY created_at, id",
+                    )
                     .map_err(|e| sql("workspaces", e))?;
                 let rows = stmt
-                    .query_map([], |r| r.get::<_, String>(0))
+                    .query_map([now], |r| r.get::<_, String>(0))
                     .map_err(|e| sql("workspaces", e))?;
                 rows.map(|r| {
                     r.map_err(|e| sql("workspaces", e))
@@ -185,11 +287,12 @@ impl ControlStore for SqliteControlStore {
             key.id.as_str().to_owned(),
             key.workspace_id.as_str().to_owned(),
         );
+        let expires = unix_millis(key.retained_until());
         self.db
             .call("create_api_key", move |c| {
                 c.execute(
-                    "INSERT INTO api_keys (id, workspace_id, doc) VALUES (?1, ?2, ?3)",
-                    params![id, ws, doc],
+                    "INSERT INTO api_keys (id, workspace_id, doc, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, ws, doc, expires],
                 )
                 .map_err(|e| sql("create_api_key", e))?;
                 Ok(())
@@ -200,12 +303,16 @@ impl ControlStore for SqliteControlStore {
     async fn update_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
         let doc = json("update_api_key", key)?;
         let id = key.id.as_str().to_owned();
+        let expires = unix_millis(key.retained_until());
         self.db
             .call("update_api_key", move |c| {
+                // A key's expiry only moves earlier (revocation, rotation): a closed
+                // workspace's stamp stays.
                 let n = c
                     .execute(
-                        "UPDATE api_keys SET doc = ?2 WHERE id = ?1",
-                        params![id, doc],
+                        "UPDATE api_keys SET doc = ?2, expires_at = MIN(?3, COALESCE(expires_at, ?3))
+                         WHERE id = ?1",
+                        params![id, doc, expires],
                     )
                     .map_err(|e| sql("update_api_key", e))?;
                 if n == 0 {
@@ -216,15 +323,24 @@ impl ControlStore for SqliteControlStore {
             .await
     }
 
-    async fn api_keys(&self, ws: &WorkspaceId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    async fn api_keys(
+        &self,
+        ws: &WorkspaceId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let ws = ws.as_str().to_owned();
+        let now = unix_millis(now);
         self.db
             .call("api_keys", move |c| {
                 let mut stmt = c
-                    .prepare_cached("SELECT doc FROM api_keys WHERE workspace_id = ?1 ORDER BY id")
+                    .prepare_cached(
+                        "SELECT doc FROM api_keys
+                         WHERE workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)
+                         ORDER BY id",
+                    )
                     .map_err(|e| sql("api_keys", e))?;
                 let rows = stmt
-                    .query_map([&ws], |r| r.get::<_, String>(0))
+                    .query_map(params![ws, now], |r| r.get::<_, String>(0))
                     .map_err(|e| sql("api_keys", e))?;
                 let mut keys: Vec<ApiKeyRecord> = rows
                     .map(|r| {
@@ -338,14 +454,21 @@ impl ControlStore for SqliteControlStore {
             .await
     }
 
-    async fn user(&self, ws: &WorkspaceId, id: &str) -> Result<Option<User>, StoreError> {
+    async fn user(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError> {
         let (ws, id) = (ws.as_str().to_owned(), id.to_owned());
+        let now = unix_millis(now);
         self.db
             .call("user", move |c| {
                 let doc: Option<String> = c
                     .query_row(
-                        "SELECT doc FROM users WHERE workspace_id = ?1 AND id = ?2",
-                        [&ws, &id],
+                        "SELECT doc FROM users WHERE workspace_id = ?1 AND id = ?2
+                         AND (expires_at IS NULL OR expires_at > ?3)",
+                        params![ws, id, now],
                         |r| r.get(0),
                     )
                     .optional()
@@ -355,17 +478,20 @@ impl ControlStore for SqliteControlStore {
             .await
     }
 
-    async fn users(&self, ws: &WorkspaceId) -> Result<Vec<User>, StoreError> {
+    async fn users(&self, ws: &WorkspaceId, now: OffsetDateTime) -> Result<Vec<User>, StoreError> {
         let ws = ws.as_str().to_owned();
+        let now = unix_millis(now);
         self.db
             .call("users", move |c| {
                 let mut stmt = c
                     .prepare_cached(
-                        "SELECT doc FROM users WHERE workspace_id = ?1 ORDER BY created_at, id",
+                        "SELECT doc FROM users
+                         WHERE workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)
+                         ORDER BY created_at, id",
                     )
                     .map_err(|e| sql("users", e))?;
                 let rows = stmt
-                    .query_map([&ws], |r| r.get::<_, String>(0))
+                    .query_map(params![ws, now], |r| r.get::<_, String>(0))
                     .map_err(|e| sql("users", e))?;
                 rows.map(|r| {
                     r.map_err(|e| sql("users", e))
@@ -375,4 +501,22 @@ impl ControlStore for SqliteControlStore {
             })
             .await
     }
+}
+
+/// Why a conditional write of a workspace changed nothing: there is none, or it is closed.
+fn closed_or_missing(
+    c: &Connection,
+    id: &str,
+    context: &'static str,
+) -> Result<StoreError, StoreError> {
+    let exists = c
+        .query_row("SELECT 1 FROM workspaces WHERE id = ?1", [id], |_| Ok(()))
+        .optional()
+        .map_err(|e| sql(context, e))?
+        .is_some();
+    Ok(if exists {
+        StoreError::Conflict("the workspace is closed")
+    } else {
+        StoreError::NotFound("workspace")
+    })
 }

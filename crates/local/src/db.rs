@@ -22,12 +22,14 @@ const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS workspaces (
     id TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL,
-    doc TEXT NOT NULL
+    doc TEXT NOT NULL,
+    expires_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY,
     workspace_id TEXT NOT NULL,
-    doc TEXT NOT NULL
+    doc TEXT NOT NULL,
+    expires_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS api_keys_by_workspace ON api_keys (workspace_id);
 CREATE TABLE IF NOT EXISTS destinations (
@@ -89,6 +91,7 @@ CREATE TABLE IF NOT EXISTS users (
     email TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     doc TEXT NOT NULL,
+    expires_at INTEGER,
     PRIMARY KEY (workspace_id, id),
     UNIQUE (workspace_id, email)
 );
@@ -184,6 +187,7 @@ impl Db {
         )
         .map_err(DbError::Schema)?;
         conn.execute_batch(SCHEMA).map_err(DbError::Schema)?;
+        migrate(&conn).map_err(DbError::Schema)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -224,6 +228,29 @@ impl Db {
         })
         .await
     }
+}
+
+/// Columns added to a table after its first release, as `(table, column, type)`: a database
+/// made before gets them when it is opened. `expires_at` of account data is Unix milliseconds,
+/// `NULL` for never.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("workspaces", "expires_at", "INTEGER"),
+    ("users", "expires_at", "INTEGER"),
+    ("api_keys", "expires_at", "INTEGER"),
+];
+
+fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
+    for (table, column, kind) in ADDED_COLUMNS {
+        let present = conn
+            .prepare(&format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+            ))?
+            .exists([column])?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    crate::control::stamp_unstamped_keys(conn)
 }
 
 /// Classifies a SQLite error: busy/locked is transient, the rest is permanent.

@@ -79,6 +79,13 @@ mod users {
     tracklayer_core::users_contract!(async { SqliteControlStore::new(Db::in_memory().unwrap()) });
 }
 
+mod account_data {
+    use super::*;
+    tracklayer_core::account_data_contract!(async {
+        SqliteControlStore::new(Db::in_memory().unwrap())
+    });
+}
+
 mod audit_log {
     use super::*;
     tracklayer_core::audit_log_contract!(async {
@@ -396,7 +403,7 @@ mod key_lifecycle {
         assert_eq!(notifier.run(days(1)).await.unwrap().mails, 0);
         assert_eq!(
             control
-                .api_key(&key.id)
+                .api_key(&key.id, T0)
                 .await
                 .unwrap()
                 .unwrap()
@@ -437,14 +444,112 @@ mod key_lifecycle {
         assert_eq!(control.sweep(day90).await.unwrap(), 0);
         let day92 = T0 + time::Duration::days(92);
         assert_eq!(control.sweep(day92).await.unwrap(), 1, "revoked on day 1");
-        assert!(control.api_key(&revoked.id).await.unwrap().is_none());
+        // Read as of T0: what is not returned was deleted, not only left out.
+        assert!(control.api_key(&revoked.id, T0).await.unwrap().is_none());
         // The live key expired on day 90: its record goes on day 180.
-        assert!(control.api_key(&live.id).await.unwrap().is_some());
+        assert!(control.api_key(&live.id, T0).await.unwrap().is_some());
         assert_eq!(
             control.sweep(T0 + time::Duration::days(181)).await.unwrap(),
             1
         );
-        assert!(control.api_keys(&ws.id).await.unwrap().is_empty());
+        assert!(control.api_keys(&ws.id, T0).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_deletes_a_closed_workspace_with_its_users_and_keys_90_days_after_closure()
+    {
+        use tracklayer_core::admin::close_account;
+        let control = SqliteControlStore::new(Db::in_memory().unwrap());
+        let ws = testkit::workspace(Region::Eu);
+        let other = testkit::workspace(Region::Eu);
+        control.create_workspace(&ws).await.unwrap();
+        control.create_workspace(&other).await.unwrap();
+        let ann = testkit::user(&ws.id, "ann@example.com", Role::Admin);
+        control.create_user(&ann).await.unwrap();
+        control
+            .create_user(&testkit::user(&other.id, "ann@example.com", Role::Admin))
+            .await
+            .unwrap();
+        let key = testkit::api_key(&ws.id, KeyKind::Ingest);
+        control.create_api_key(&key).await.unwrap();
+        control
+            .create_api_key(&testkit::api_key(&other.id, KeyKind::Ingest))
+            .await
+            .unwrap();
+        let closed_at = T0 + time::Duration::days(1);
+        close_account(&control, &ws, closed_at, None).await.unwrap();
+
+        let day89 = closed_at + time::Duration::days(89);
+        assert_eq!(control.sweep(day89).await.unwrap(), 0);
+        assert!(control.workspace(&ws.id, day89).await.unwrap().is_some());
+        let day91 = closed_at + time::Duration::days(91);
+        assert_eq!(
+            control.sweep(day91).await.unwrap(),
+            3,
+            "the workspace, its user and its key record"
+        );
+        // Read as of the closure: the rows are deleted, not only left out.
+        assert!(control
+            .workspace(&ws.id, closed_at)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(control.users(&ws.id, closed_at).await.unwrap().is_empty());
+        assert!(control.api_key(&key.id, closed_at).await.unwrap().is_none());
+        assert!(control.workspace(&other.id, day91).await.unwrap().is_some());
+        assert_eq!(control.users(&other.id, day91).await.unwrap().len(), 1);
+        assert_eq!(control.api_keys(&other.id, day91).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_data_directory_from_before_closure_existed_opens_with_its_keys_expiring() {
+        let dir = keep_dir().join(format!("old-schema-{}", testkit::unique()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tracklayer.db");
+        let ws = testkit::workspace(Region::Us);
+        let mut revoked = testkit::api_key(&ws.id, KeyKind::Svc);
+        revoked.revoked_at = Some(T0);
+        {
+            // The tables as they were: no expires_at on account data.
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE workspaces (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, doc TEXT NOT NULL);
+                 CREATE TABLE api_keys (id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL, doc TEXT NOT NULL);
+                 CREATE TABLE users (workspace_id TEXT NOT NULL, id TEXT NOT NULL, email TEXT NOT NULL,
+                     created_at INTEGER NOT NULL, doc TEXT NOT NULL,
+                     PRIMARY KEY (workspace_id, id), UNIQUE (workspace_id, email));",
+            )
+            .unwrap();
+            let mut old = serde_json::to_value(&ws).unwrap();
+            old.as_object_mut().unwrap().remove("closed_at");
+            c.execute(
+                "INSERT INTO workspaces (id, created_at, doc) VALUES (?1, 0, ?2)",
+                rusqlite::params![ws.id.as_str(), old.to_string()],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO api_keys (id, workspace_id, doc) VALUES (?1, ?2, ?3)",
+                rusqlite::params![
+                    revoked.id.as_str(),
+                    ws.id.as_str(),
+                    serde_json::to_string(&revoked).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+        let control = SqliteControlStore::new(Db::open(&path).unwrap());
+        let stored = control.workspace(&ws.id, T0).await.unwrap().unwrap();
+        assert_eq!(stored.closed_at, None);
+        assert!(control
+            .api_key(&revoked.id, T0 + time::Duration::days(89))
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            control.sweep(T0 + time::Duration::days(91)).await.unwrap(),
+            1,
+            "the key revoked at T0 is deleted 90 days later"
+        );
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ use tracklayer_aws::config::{
 };
 use tracklayer_aws::{DynamoControlStore, KmsKeyring};
 use tracklayer_core::bootstrap::Control;
-use tracklayer_core::clock::{SystemClock, SystemIds};
+use tracklayer_core::clock::{Clock, SystemClock, SystemIds};
 use tracklayer_core::ports::ControlStore;
 use tracklayer_core::workspace::Region;
 
@@ -87,7 +87,7 @@ pub async fn init(target: &Target, name: &str, as_json: bool) -> anyhow::Result<
             )
         })?;
     let store = DynamoControlStore::new(dynamodb, &tables.control);
-    let existing = store.workspaces().await?;
+    let existing = store.workspaces(SystemClock.now()).await?;
     if !existing.is_empty() {
         bail!(
             "stack {} already has {} workspace(s); init creates the first one only (add more through the admin API)",

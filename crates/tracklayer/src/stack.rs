@@ -126,7 +126,7 @@ impl LocalStack {
 
     /// The workspace named by `--workspace`, or the only one.
     pub async fn workspace(&self, id: Option<&str>) -> anyhow::Result<Workspace> {
-        let all = self.control.workspaces().await?;
+        let all = self.control.workspaces(self.clock.now()).await?;
         match id {
             Some(id) => {
                 let id = WorkspaceId::parse(id).context("--workspace")?;

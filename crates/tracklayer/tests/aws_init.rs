@@ -18,7 +18,7 @@ use tracklayer_aws::{
     SqsDeliveryQueue,
 };
 use tracklayer_core::admin::{AdminPorts, AdminService};
-use tracklayer_core::clock::{SystemClock, SystemIds};
+use tracklayer_core::clock::{Clock, SystemClock, SystemIds};
 use tracklayer_core::ports::ControlStore;
 use tracklayer_core::workspace::{Region, WorkspaceId};
 
@@ -167,7 +167,7 @@ async fn init_creates_the_first_workspace_of_a_deployed_stack_found_by_its_name(
         aws_sdk_dynamodb::Client::new(&sdk().await),
         stack_table_names(&stack).control,
     );
-    let all = control.workspaces().await.unwrap();
+    let all = control.workspaces(SystemClock.now()).await.unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].id, id);
 

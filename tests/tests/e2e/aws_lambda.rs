@@ -486,3 +486,147 @@ async fn an_erasure_submitted_to_admin_is_completed_by_the_scheduled_dsr_functio
     assert_eq!(later["suppressed"], 25, "{later}");
     d.stop();
 }
+
+/// Closing a workspace through the admin function, metered: every key stops (admin at once,
+/// ingest as soon as its few seconds of cached settings end), the destination is gone, and
+/// every account item of the workspace carries a TTL 90 days after the closure, which moto
+/// never acts on: the reads filter it. Prints the closure's DynamoDB write units as AWS would
+/// bill them and holds them to the formula of infra/README.md.
+#[tokio::test(flavor = "multi_thread")]
+async fn closing_a_workspace_through_admin_stops_its_keys_and_stamps_its_account_items() {
+    use tracklayer_tests::lambda::meter::Meter;
+    let logs = tempfile::tempdir().unwrap();
+    let moto = Moto::shared();
+    let stack = Stack::provision(&moto.endpoint, Region::Eu, &unique("c"))
+        .await
+        .expect("provision a stack on moto");
+    let meter = Meter::start(&moto.endpoint).await.unwrap();
+    let d = Deployment::start(
+        stack,
+        &meter.endpoint,
+        &["ingest", "admin"],
+        &test_env(),
+        logs.path(),
+    )
+    .await
+    .expect("start the functions");
+    // The owner, their admin token and a write key; then a destination with a secret.
+    let ws = d
+        .seed_workspace(&moto.endpoint, "Closing")
+        .await
+        .expect("seed a workspace");
+    d.add_destination(
+        &ws.admin_token,
+        &json!({"name": "Meta", "kind": "meta_capi",
+                "config": {"pixel_id": "1234567890", "api_version": "v21.0"},
+                "secrets": {"access_token": META_TOKEN}}),
+    )
+    .await
+    .unwrap();
+    post_batch(&d, &ws.write_key, "cl", 0..1).await;
+    meter.reset();
+
+    let resp = d
+        .http(
+            HttpRequest::new("POST", "/admin/v1/workspace/close")
+                .bearer(&ws.admin_token)
+                .json(&json!({"confirm": ws.workspace_id})),
+        )
+        .await
+        .expect("invoke admin");
+
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let closure = resp.json();
+    assert_eq!(closure["keys_revoked"], 2, "{closure}");
+    assert_eq!(closure["destinations_deleted"], 1, "{closure}");
+    let tables = meter.table_tallies();
+    let units = |table: &str| -> f64 {
+        tables
+            .iter()
+            .filter(|((t, _), _)| t == table)
+            .map(|(_, tally)| tally.write_units)
+            .sum()
+    };
+    let (control, audit) = (units(&d.stack.tables.control), units(&d.stack.tables.audit));
+    for ((table, op), tally) in &tables {
+        if tally.write_units > 0.0 {
+            println!(
+                "closure: {table} {op}: {} requests, {} write units",
+                tally.requests, tally.write_units
+            );
+        }
+    }
+    println!("closure: {control} write units on the control table, {audit} on the audit table");
+    // Keys (item + gsi1 entry, 2 each): the write key revoked, the owner's token stamped and
+    // then revoked; the destination deleted (1); the owner and their login stamped (1 each);
+    // the workspace put closed (item + gsi1 entry, 2); the audit entry (1).
+    assert_eq!(control, 2.0 + 2.0 * 2.0 + 1.0 + 2.0 + 2.0, "{tables:?}");
+    assert_eq!(audit, 1.0, "{tables:?}");
+
+    // The admin API refuses the token at once; ingest once its cached settings are re-read.
+    let resp = d
+        .http(HttpRequest::new("GET", "/admin/v1/workspace").bearer(&ws.admin_token))
+        .await
+        .expect("invoke admin");
+    assert_eq!(resp.status, 401, "{}", String::from_utf8_lossy(&resp.body));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let resp = d
+        .http(
+            HttpRequest::new("POST", "/v1/batch")
+                .basic_auth(&ws.write_key)
+                .json(&json!({"batch": [purchase("cl-after", 0)]})),
+        )
+        .await
+        .expect("invoke ingest");
+    assert_eq!(resp.status, 401, "{}", String::from_utf8_lossy(&resp.body));
+
+    // Every account item left carries the same TTL, 90 days after the closure; no destination
+    // is left.
+    let pk = format!("W#{}", ws.workspace_id);
+    let items: Vec<_> = scan(&d.stack.aws_region, &d.stack.tables.control)
+        .await
+        .into_iter()
+        .filter(|i| i["pk"].as_s().is_ok_and(|p| *p == pk))
+        .collect();
+    let sks: BTreeSet<String> = items
+        .iter()
+        .map(|i| {
+            i["sk"]
+                .as_s()
+                .unwrap()
+                .split('#')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        sks,
+        BTreeSet::from(["KEY", "LOGIN", "USER", "WS"].map(str::to_owned)),
+        "no destination is left"
+    );
+    let ttls: BTreeSet<i64> = items
+        .iter()
+        .map(|i| {
+            i.get("expires_at")
+                .unwrap_or_else(|| panic!("no TTL on {:?}", i["sk"]))
+                .as_n()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ttls.len(), 1, "one TTL for every item: {ttls:?}");
+    let closed_at = time::OffsetDateTime::parse(
+        closure["closed_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let ttl = *ttls.first().unwrap();
+    let after = ttl - closed_at.unix_timestamp();
+    assert!(
+        (90 * 86_400..=90 * 86_400 + 1).contains(&after),
+        "the TTL is {after} s after the closure"
+    );
+    d.stop();
+}

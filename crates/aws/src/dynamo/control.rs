@@ -7,13 +7,19 @@
 //! | destination | `W#{ws}` | `DEST#{id}` | — |
 //! | user | `W#{ws}` | `USER#{id}` | — |
 //! | login (unique email) | `W#{ws}` | `LOGIN#{sha256(lowercase email)}` | — |
+//!
+//! Account data carries the TTL attribute `expires_at`: a key record 90 days after the key
+//! ended; a closed workspace and its users, logins and key records 90 days after the closure.
+//! DynamoDB deletes late (moto never), so every read leaves out what expired by `now`.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
+use futures_util::{stream, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 use tracklayer_core::clock::unix_millis;
 use tracklayer_core::destination::{Destination, DestinationId};
 use tracklayer_core::error::StoreError;
@@ -21,8 +27,11 @@ use tracklayer_core::keys::{ApiKeyRecord, KeyId};
 use tracklayer_core::ports::{ControlReader, ControlStore};
 use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
-use super::{doc, get_s, key, query_all, s, to_json, Item};
+use super::{doc, expired, get_n, get_s, key, n, query_all, s, to_json, ttl, Item};
 use crate::error::store;
+
+/// Items stamped at once when a workspace closes.
+const CLOSE_CONCURRENCY: usize = 8;
 
 /// The control plane on DynamoDB. Reads of the base table are strongly consistent: the admin
 /// API reads what it just wrote, and ingest caches what it reads.
@@ -86,6 +95,92 @@ impl DynamoControlStore {
                 .consistent_read(true),
         )
         .await
+    }
+
+    /// The `pk`, `sk` and `expires_at` of the workspace's items whose sort key starts with
+    /// `prefix`, expired or not.
+    async fn keys_of(
+        &self,
+        context: &'static str,
+        ws: &WorkspaceId,
+        prefix: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        query_all(
+            context,
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                .expression_attribute_values(":pk", s(ws_pk(ws)))
+                .expression_attribute_values(":p", s(prefix))
+                .projection_expression("pk, sk, expires_at")
+                .consistent_read(true),
+        )
+        .await
+    }
+
+    /// Deletes items by key, a few at a time (`DeleteItem`: the admin role has no
+    /// `BatchWriteItem` on this table, and a workspace has few destinations).
+    async fn delete_all(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        stream::iter(items)
+            .map(|item| async move {
+                let key = key(
+                    get_s(&item, "pk", "close_workspace")?,
+                    get_s(&item, "sk", "close_workspace")?,
+                );
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| store("close_workspace", e))
+            })
+            .buffer_unordered(CLOSE_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// Sets `expires_at` of existing items to `until` (Unix seconds), a few at a time; an
+    /// item deleted in the meantime is left deleted.
+    async fn stamp(&self, items: Vec<Item>, until: i64) -> Result<(), StoreError> {
+        stream::iter(items)
+            .map(|item| async move {
+                let key = key(
+                    get_s(&item, "pk", "close_workspace")?,
+                    get_s(&item, "sk", "close_workspace")?,
+                );
+                match self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .update_expression("SET expires_at = :t")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":t", n(until))
+                    .send()
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(e) => match store("close_workspace", e) {
+                        StoreError::Conflict(_) => Ok(()),
+                        other => Err(other),
+                    },
+                }
+            })
+            .buffer_unordered(CLOSE_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// Why a conditional write of the workspace item failed: there is none, or it is closed.
+    async fn closed_or_missing(&self, ws: &WorkspaceId, context: &'static str) -> StoreError {
+        match self.get(context, key(ws_pk(ws), "WS")).await {
+            Ok(Some(_)) => StoreError::Conflict("the workspace is closed"),
+            Ok(None) => StoreError::NotFound("workspace"),
+            Err(e) => e,
+        }
     }
 
     /// PutItem under a condition; a failed condition becomes `on_fail`.
@@ -186,7 +281,24 @@ fn workspace_item(ws: &Workspace) -> Result<Item, StoreError> {
         "gsi1sk".into(),
         s(format!("{:013}#{}", unix_millis(ws.created_at), ws.id)),
     );
+    // A closed workspace: DynamoDB's TTL removes it 90 days after the closure.
+    if let Some(until) = ws.account_data_expires_at() {
+        item.insert(super::EXPIRES_AT.into(), n(ttl(until)));
+    }
     Ok(item)
+}
+
+/// The item's document, unless it expired by `now`.
+fn live_doc<T: serde::de::DeserializeOwned>(
+    item: &Item,
+    now: OffsetDateTime,
+    context: &'static str,
+) -> Option<Result<T, StoreError>> {
+    (!expired(item, now)).then(|| doc(item, context))
+}
+
+fn live(items: Vec<Item>, now: OffsetDateTime) -> Vec<Item> {
+    items.into_iter().filter(|i| !expired(i, now)).collect()
 }
 
 fn key_item(k: &ApiKeyRecord) -> Result<Item, StoreError> {
@@ -202,6 +314,14 @@ fn key_item(k: &ApiKeyRecord) -> Result<Item, StoreError> {
         super::n(super::ttl(k.retained_until())),
     );
     Ok(item)
+}
+
+/// Keeps the TTL of an item being replaced (a closed workspace's user keeps its stamp).
+fn keep_expiry(mut item: Item, old: &Item) -> Item {
+    if let Some(t) = get_n(old, super::EXPIRES_AT) {
+        item.insert(super::EXPIRES_AT.into(), n(t));
+    }
+    item
 }
 
 fn user_item(u: &User) -> Result<Item, StoreError> {
@@ -221,14 +341,22 @@ fn login_item(u: &User) -> Item {
 
 #[async_trait]
 impl ControlReader for DynamoControlStore {
-    async fn workspace(&self, id: &WorkspaceId) -> Result<Option<Workspace>, StoreError> {
+    async fn workspace(
+        &self,
+        id: &WorkspaceId,
+        now: OffsetDateTime,
+    ) -> Result<Option<Workspace>, StoreError> {
         self.get("workspace", key(ws_pk(id), "WS"))
             .await?
-            .map(|i| doc(&i, "workspace"))
+            .and_then(|i| live_doc(&i, now, "workspace"))
             .transpose()
     }
 
-    async fn api_key(&self, id: &KeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
+    async fn api_key(
+        &self,
+        id: &KeyId,
+        now: OffsetDateTime,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
         // Key ids are global: ingest finds the key (and its workspace) by id alone.
         let out = self
             .client
@@ -244,7 +372,7 @@ impl ControlReader for DynamoControlStore {
         out.items
             .unwrap_or_default()
             .first()
-            .map(|i| doc(i, "api_key"))
+            .and_then(|i| live_doc(i, now, "api_key"))
             .transpose()
     }
 
@@ -280,16 +408,76 @@ impl ControlStore for DynamoControlStore {
     }
 
     async fn update_workspace(&self, ws: &Workspace) -> Result<(), StoreError> {
-        self.put(
-            "update_workspace",
-            workspace_item(ws)?,
-            Some("attribute_exists(pk)"),
-            StoreError::NotFound("workspace"),
-        )
-        .await
+        // A write that does not know of the closure (it read the workspace before) must not
+        // open it again.
+        let condition = if ws.is_closed() {
+            "attribute_exists(pk)"
+        } else {
+            "attribute_exists(pk) AND attribute_not_exists(expires_at)"
+        };
+        match self
+            .put(
+                "update_workspace",
+                workspace_item(ws)?,
+                Some(condition),
+                StoreError::Conflict("update_workspace"),
+            )
+            .await
+        {
+            Err(StoreError::Conflict(_)) => {
+                Err(self.closed_or_missing(&ws.id, "update_workspace").await)
+            }
+            other => other,
+        }
     }
 
-    async fn workspaces(&self) -> Result<Vec<Workspace>, StoreError> {
+    async fn close_workspace(&self, ws: &Workspace) -> Result<(), StoreError> {
+        let until = ws.account_data_expires_at().ok_or_else(|| {
+            StoreError::permanent("close_workspace", "the workspace has no closed_at")
+        })?;
+        let until = ttl(until);
+        match self
+            .get("close_workspace", key(ws_pk(&ws.id), "WS"))
+            .await?
+        {
+            None => return Err(StoreError::NotFound("workspace")),
+            Some(item) if item.contains_key(super::EXPIRES_AT) => {
+                return Err(StoreError::Conflict("the workspace is closed already"))
+            }
+            Some(_) => {}
+        }
+        // Secrets end with the account: destinations go now.
+        self.delete_all(self.keys_of("close_workspace", &ws.id, "DEST#").await?)
+            .await?;
+        // Users and their email entries expire with the workspace; key records only if they
+        // would outlive it (a revoked key's record already expires 90 days after revocation).
+        let mut stamp = self.keys_of("close_workspace", &ws.id, "USER#").await?;
+        stamp.extend(self.keys_of("close_workspace", &ws.id, "LOGIN#").await?);
+        stamp.extend(
+            self.keys_of("close_workspace", &ws.id, "KEY#")
+                .await?
+                .into_iter()
+                .filter(|i| get_n(i, super::EXPIRES_AT).is_none_or(|t| t > until)),
+        );
+        self.stamp(stamp, until).await?;
+        // Last, so that a failed call can be repeated: the workspace, closed, with its TTL.
+        match self
+            .put(
+                "close_workspace",
+                workspace_item(ws)?,
+                Some("attribute_exists(pk) AND attribute_not_exists(expires_at)"),
+                StoreError::Conflict("close_workspace"),
+            )
+            .await
+        {
+            Err(StoreError::Conflict(_)) => {
+                Err(self.closed_or_missing(&ws.id, "close_workspace").await)
+            }
+            other => other,
+        }
+    }
+
+    async fn workspaces(&self, now: OffsetDateTime) -> Result<Vec<Workspace>, StoreError> {
         let items = query_all(
             "workspaces",
             self.client
@@ -300,7 +488,7 @@ impl ControlStore for DynamoControlStore {
                 .expression_attribute_values(":w", s("WS")),
         )
         .await?;
-        sorted_docs(items, "workspaces", |a: &Workspace, b| {
+        sorted_docs(live(items, now), "workspaces", |a: &Workspace, b| {
             (a.created_at, &a.id).cmp(&(b.created_at, &b.id))
         })
     }
@@ -316,18 +504,50 @@ impl ControlStore for DynamoControlStore {
     }
 
     async fn update_api_key(&self, k: &ApiKeyRecord) -> Result<(), StoreError> {
-        self.put(
-            "update_api_key",
-            key_item(k)?,
-            Some("attribute_exists(pk)"),
-            StoreError::NotFound("api key"),
-        )
-        .await
+        // A key's expiry only moves earlier (revocation, rotation): if the record's TTL is
+        // earlier already (its workspace closed), the document changes and the TTL stays.
+        let item_key = key(ws_pk(&k.workspace_id), format!("KEY#{}", k.id));
+        let update = |with_ttl: bool| {
+            let q = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(item_key.clone()))
+                .expression_attribute_values(":doc", s(to_json("api key", k)?));
+            Ok::<_, StoreError>(if with_ttl {
+                q.update_expression("SET doc = :doc, expires_at = :t")
+                    .condition_expression(
+                        "attribute_exists(pk) AND (attribute_not_exists(expires_at) OR expires_at >= :t)",
+                    )
+                    .expression_attribute_values(":t", n(ttl(k.retained_until())))
+            } else {
+                q.update_expression("SET doc = :doc")
+                    .condition_expression("attribute_exists(pk)")
+            })
+        };
+        match update(true)?.send().await {
+            Ok(_) => return Ok(()),
+            Err(e) => match store("update_api_key", e) {
+                StoreError::Conflict(_) => {}
+                other => return Err(other),
+            },
+        }
+        match update(false)?.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match store("update_api_key", e) {
+                StoreError::Conflict(_) => Err(StoreError::NotFound("api key")),
+                other => Err(other),
+            },
+        }
     }
 
-    async fn api_keys(&self, ws: &WorkspaceId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    async fn api_keys(
+        &self,
+        ws: &WorkspaceId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let items = self.prefix("api_keys", ws, "KEY#").await?;
-        sorted_docs(items, "api_keys", |a: &ApiKeyRecord, b| {
+        sorted_docs(live(items, now), "api_keys", |a: &ApiKeyRecord, b| {
             (a.created_at, &a.id).cmp(&(b.created_at, &b.id))
         })
     }
@@ -392,7 +612,7 @@ impl ControlStore for DynamoControlStore {
             return self
                 .put(
                     "update_user",
-                    user_item(user)?,
+                    keep_expiry(user_item(user)?, &old),
                     Some("attribute_exists(pk)"),
                     StoreError::NotFound("user"),
                 )
@@ -400,9 +620,12 @@ impl ControlStore for DynamoControlStore {
         }
         // The email changed: move its uniqueness entry in the same transaction.
         let items = vec![
-            self.tx_put(user_item(user)?, "attribute_exists(pk)")?,
+            self.tx_put(keep_expiry(user_item(user)?, &old), "attribute_exists(pk)")?,
             self.tx_delete(key(&pk, old_login), None)?,
-            self.tx_put(login_item(user), "attribute_not_exists(pk)")?,
+            self.tx_put(
+                keep_expiry(login_item(user), &old),
+                "attribute_not_exists(pk)",
+            )?,
         ];
         self.transact(
             "update_user",
@@ -427,16 +650,21 @@ impl ControlStore for DynamoControlStore {
             .await
     }
 
-    async fn user(&self, ws: &WorkspaceId, id: &str) -> Result<Option<User>, StoreError> {
+    async fn user(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError> {
         self.get("user", key(ws_pk(ws), format!("USER#{id}")))
             .await?
-            .map(|i| doc(&i, "user"))
+            .and_then(|i| live_doc(&i, now, "user"))
             .transpose()
     }
 
-    async fn users(&self, ws: &WorkspaceId) -> Result<Vec<User>, StoreError> {
+    async fn users(&self, ws: &WorkspaceId, now: OffsetDateTime) -> Result<Vec<User>, StoreError> {
         let items = self.prefix("users", ws, "USER#").await?;
-        sorted_docs(items, "users", |a: &User, b| {
+        sorted_docs(live(items, now), "users", |a: &User, b| {
             (a.created_at, &a.id).cmp(&(b.created_at, &b.id))
         })
     }

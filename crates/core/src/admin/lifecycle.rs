@@ -1,13 +1,16 @@
-//! Data lifecycle settings of a workspace: retention (whitepaper §02) and the key that wraps
-//! its data key (BYOK, whitepaper §05). Admins only; every change is audited.
+//! Data lifecycle of a workspace: retention (whitepaper §02), the key that wraps its data key
+//! (BYOK, whitepaper §05), and its closure, which is how its account data ends. Admins only;
+//! every change is audited.
 
 use serde::Serialize;
 use serde_json::json;
+use time::OffsetDateTime;
 
 use super::{require, view, AdminError, AdminService, Principal, WorkspaceView};
-use crate::error::KeyError;
-use crate::keys::Role;
-use crate::workspace::{KeyRef, Region, Retention};
+use crate::error::{KeyError, StoreError};
+use crate::keys::{ApiKeyRecord, KeyId, Role};
+use crate::ports::ControlStore;
+use crate::workspace::{KeyRef, Region, Retention, Workspace, WorkspaceId};
 
 /// How long each data class is kept, as the API shows it. Only event retention is a setting;
 /// the others are fixed by the whitepaper.
@@ -18,8 +21,81 @@ pub struct RetentionView {
     pub ip_user_agent_retention_days: i64,
     pub delivery_log_retention_days: i64,
     pub audit_log_retention_days: i64,
-    /// Account data (keys, users, destinations) is kept this long after it ends.
+    /// Account data is kept this long after it ends: a key's record after the key was revoked
+    /// or expired; the workspace, its users and role assignments after the workspace was
+    /// closed ([`AdminService::close_workspace`]), which is how account data ends. Destinations
+    /// and their secrets are deleted at closure itself.
     pub account_data_days_after_end: i64,
+}
+
+/// What closing a workspace did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Closure {
+    pub workspace_id: WorkspaceId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub closed_at: OffsetDateTime,
+    /// `closed_at` + 90 days: from then on no read returns the workspace, its users or its
+    /// keys, and the stores delete them (the SQLite sweeper; DynamoDB's TTL, late).
+    #[serde(with = "time::serde::rfc3339")]
+    pub account_data_deleted_after: OffsetDateTime,
+    /// Keys that still worked and were revoked by the closure.
+    pub keys_revoked: usize,
+    /// Destinations deleted with their secrets.
+    pub destinations_deleted: usize,
+}
+
+async fn revoke_at(
+    store: &dyn ControlStore,
+    key: &ApiKeyRecord,
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let mut revoked = key.clone();
+    revoked.revoked_at = Some(at);
+    store.update_api_key(&revoked).await
+}
+
+/// Closes `ws` at `at` in the control store: revokes every key that still works at `at` (its
+/// record then expires 90 days after `at`), then the store deletes the destinations and stamps
+/// the workspace, its users and its key records to expire at `at` + 90 days.
+///
+/// `last` (the caller's own key) is revoked after the closure is stored, so that an attempt
+/// that fails half-way can be repeated with it: every step before is idempotent. `Conflict` if
+/// the workspace is closed already.
+pub async fn close_account(
+    store: &dyn ControlStore,
+    ws: &Workspace,
+    at: OffsetDateTime,
+    last: Option<&KeyId>,
+) -> Result<Closure, StoreError> {
+    if ws.is_closed() {
+        return Err(StoreError::Conflict("the workspace is closed already"));
+    }
+    let destinations = store.destinations(&ws.id).await?.len();
+    let working: Vec<ApiKeyRecord> = store
+        .api_keys(&ws.id, at)
+        .await?
+        .into_iter()
+        .filter(|k| k.refusal(at).is_none())
+        .collect();
+    let (own, others): (Vec<_>, Vec<_>) = working
+        .iter()
+        .partition(|k| last.is_some_and(|id| *id == k.id));
+    for key in &others {
+        revoke_at(store, key, at).await?;
+    }
+    let mut closed = ws.clone();
+    closed.closed_at = Some(at);
+    store.close_workspace(&closed).await?;
+    for key in &own {
+        revoke_at(store, key, at).await?;
+    }
+    Ok(Closure {
+        workspace_id: ws.id.clone(),
+        closed_at: at,
+        account_data_deleted_after: at + Retention::account_grace(),
+        keys_revoked: working.len(),
+        destinations_deleted: destinations,
+    })
 }
 
 impl From<Retention> for RetentionView {
@@ -81,6 +157,56 @@ fn parse_key_arn(arn: &str, region: Region) -> Result<String, AdminError> {
 }
 
 impl AdminService {
+    /// Closes the caller's workspace (admins only): `confirm` must be its id. At once every
+    /// API key (ingest keys, personal and service tokens, the caller's own included) is
+    /// revoked and every destination deleted with its secrets; the workspace, its users and
+    /// the key records are kept 90 more days (whitepaper §02: life of account plus 90 days),
+    /// then no read returns them and the stores delete them. The audit log keeps its own
+    /// 365-day retention; events expire by theirs. `Conflict` if it is closed already.
+    pub async fn close_workspace(
+        &self,
+        p: &Principal,
+        confirm: &str,
+    ) -> Result<Closure, AdminError> {
+        require(p, Role::Admin, "close the workspace")?;
+        if confirm != p.workspace_id.as_str() {
+            // The detail does not repeat the id: a client that guesses would learn it here.
+            return Err(AdminError::NotConfirmed {
+                field: "confirm",
+                detail: "must be the id of the workspace this token belongs to \
+                         (GET /admin/v1/workspace shows it)"
+                    .into(),
+            });
+        }
+        let ws = self.ws(p).await?;
+        let closure = close_account(
+            self.ports.control.as_ref(),
+            &ws,
+            self.now(),
+            p.key_id.as_ref(),
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                AdminError::Conflict("the workspace is closed already".into())
+            }
+            other => other.into(),
+        })?;
+        self.key_cache.clear();
+        self.audit(
+            p,
+            "workspace.closed",
+            "workspace",
+            json!({
+                "keys_revoked": closure.keys_revoked,
+                "destinations_deleted": closure.destinations_deleted,
+                "account_data_deleted_after": closure.account_data_deleted_after.unix_timestamp(),
+            }),
+        )
+        .await?;
+        Ok(closure)
+    }
+
     pub async fn retention(&self, p: &Principal) -> Result<RetentionView, AdminError> {
         Ok(self.ws(p).await?.retention.into())
     }
@@ -95,11 +221,11 @@ impl AdminService {
         require(p, Role::Admin, "change retention")?;
         let retention = Retention::with_event_days(event_days)
             .ok_or_else(|| AdminError::invalid("event_retention_days", "must be from 1 to 365"))?;
-        let mut ws = self.ws(p).await?;
+        let mut ws = self.open_ws(p).await?;
         let from = ws.retention.event_days;
         if from != event_days {
             ws.retention = retention;
-            self.ports.control.update_workspace(&ws).await?;
+            self.save_ws(&ws).await?;
             self.audit(
                 p,
                 "retention.update",
@@ -122,7 +248,7 @@ impl AdminService {
         key_arn: Option<&str>,
     ) -> Result<WorkspaceView, AdminError> {
         require(p, Role::Admin, "change the encryption key")?;
-        let mut ws = self.ws(p).await?;
+        let mut ws = self.open_ws(p).await?;
         let new_ref = match key_arn {
             Some(arn) => KeyRef::Customer {
                 key_arn: parse_key_arn(arn, ws.region)?,
@@ -165,7 +291,7 @@ impl AdminService {
         let from = view(&ws).encryption_key;
         ws.key_ref = new_ref;
         ws.data_key = wrapped;
-        self.ports.control.update_workspace(&ws).await?;
+        self.save_ws(&ws).await?;
         let shown = view(&ws);
         self.audit(
             p,

@@ -235,7 +235,12 @@ impl DeliveryService {
         {
             return Ok(Some(s.clone()));
         }
-        let Some(workspace) = self.ports.control.workspace(&body.workspace_id).await? else {
+        let Some(workspace) = self
+            .ports
+            .control
+            .workspace(&body.workspace_id, now)
+            .await?
+        else {
             return Ok(None);
         };
         let Some(destination) = self

@@ -254,7 +254,7 @@ impl DsrService {
     async fn workspace(&self, ws: &WorkspaceId) -> Result<Workspace, AdminError> {
         self.ports
             .control
-            .workspace(ws)
+            .workspace(ws, self.now())
             .await?
             .ok_or(AdminError::NotFound("workspace"))
     }
@@ -790,7 +790,7 @@ impl DsrService {
     }
 
     async fn admins(&self, ws: &WorkspaceId) -> Vec<String> {
-        match self.ports.control.users(ws).await {
+        match self.ports.control.users(ws, self.now()).await {
             Ok(users) => users
                 .into_iter()
                 .filter(|u| u.role == Role::Admin)

@@ -37,6 +37,7 @@ fn workspace(region: Region) -> Workspace {
         key_ref: KeyRef::Platform,
         data_key: WrappedKey(vec![0; 8]),
         security: Default::default(),
+        closed_at: None,
     }
 }
 

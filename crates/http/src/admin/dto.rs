@@ -96,7 +96,7 @@ impl From<tl::destination::DestinationKind> for DestinationKind {
     }
 }
 
-fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
     time::serde::rfc3339::serialize(t, s)
 }
 

@@ -119,9 +119,11 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             return not_json(inner);
         }
         let message = inner.to_string();
-        // An unknown field (e.g. `region`, which is fixed at creation) is the field at fault.
-        let unknown = message
-            .strip_prefix("unknown field `")
+        // An unknown field (e.g. `region`, which is fixed at creation) or a missing one is
+        // the field at fault.
+        let unknown = ["unknown field `", "missing field `"]
+            .iter()
+            .find_map(|prefix| message.strip_prefix(prefix))
             .and_then(|rest| rest.split('`').next())
             .map(str::to_owned);
         let p = Problem::bad_request("invalid-body", message);

@@ -1,9 +1,12 @@
-//! Data lifecycle routes: retention (`/admin/v1/retention`) and the workspace's encryption
-//! key (`/admin/v1/encryption-key`, BYOK). Admins change them; every change is audited.
+//! Data lifecycle routes: retention (`/admin/v1/retention`), the workspace's encryption key
+//! (`/admin/v1/encryption-key`, BYOK) and the workspace's closure
+//! (`/admin/v1/workspace/close`), which is how its account data ends. Admins only; every
+//! change is audited.
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use tracklayer_core::admin::RetentionView;
+use time::OffsetDateTime;
+use tracklayer_core::admin::{Closure, RetentionView};
 use utoipa::ToSchema;
 
 use super::dto;
@@ -26,7 +29,10 @@ pub struct Retention {
     pub delivery_log_retention_days: i64,
     /// The audit log: fixed at 365 days.
     pub audit_log_retention_days: i64,
-    /// Account data (API keys, users, destinations) is kept this long after it ends.
+    /// Account data is kept this long after it ends: an API key's record after the key was
+    /// revoked or expired; the workspace, its users and their roles after the workspace was
+    /// closed (`POST /admin/v1/workspace/close`), which is how account data ends.
+    /// Destinations and their secrets are deleted at the closure itself.
     pub account_data_days_after_end: i64,
 }
 
@@ -68,6 +74,45 @@ pub struct EncryptionKey {
         example = "arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     )]
     pub key_arn: Option<String>,
+}
+
+/// The confirmation of a closure.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseWorkspace {
+    /// The id of the workspace to close (`GET /admin/v1/workspace` shows it), as a
+    /// confirmation: anything else is refused with 400 naming `confirm`.
+    #[schema(example = "ws_eu_0123456789abcdef0123456789abcdef")]
+    pub confirm: String,
+}
+
+/// What the closure did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClosedWorkspace {
+    /// `ws_<region>_<id>`.
+    pub workspace_id: String,
+    #[serde(serialize_with = "dto::rfc3339")]
+    pub closed_at: OffsetDateTime,
+    /// 90 days after `closed_at`: from then on the workspace, its users and its key records
+    /// are gone (whitepaper §02: life of account plus 90 days).
+    #[serde(serialize_with = "dto::rfc3339")]
+    pub account_data_deleted_after: OffsetDateTime,
+    /// API keys that still worked and were revoked: ingest keys, personal and service tokens.
+    pub keys_revoked: usize,
+    /// Destinations deleted, with their secrets.
+    pub destinations_deleted: usize,
+}
+
+impl From<Closure> for ClosedWorkspace {
+    fn from(c: Closure) -> Self {
+        Self {
+            workspace_id: c.workspace_id.to_string(),
+            closed_at: c.closed_at,
+            account_data_deleted_after: c.account_data_deleted_after,
+            keys_revoked: c.keys_revoked,
+            destinations_deleted: c.destinations_deleted,
+        }
+    }
 }
 
 /// The retention of each data class.
@@ -117,6 +162,32 @@ pub async fn put_encryption_key(
     let v = s
         .admin()
         .set_encryption_key(&p, body.key_arn.as_deref())
+        .await
+        .map_err(|e| s.fail(e))?;
+    Ok(Json(v.into()))
+}
+
+/// Closes the workspace (admin): every API key stops working at once (ingest keys, personal
+/// and service tokens, this one included: ingest and the admin API answer 401 from then on),
+/// every destination is deleted with its secrets, and the workspace, its users and its key
+/// records are deleted 90 days later. The audit log keeps its own 365 days, events their own
+/// retention. There is no undo. The body must name the workspace: `{"confirm": "<its id>"}`.
+#[utoipa::path(post, path = "/admin/v1/workspace/close", operation_id = "closeWorkspace", tag = "workspace",
+    request_body = CloseWorkspace,
+    responses(
+        (status = 200, description = "The workspace is closed", body = ClosedWorkspace),
+        (status = 400, description = "`confirm` is not the id of the token's workspace (or the body is malformed); `field` names it", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Only admins close the workspace", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The workspace is closed already", body = dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn close_workspace(
+    State(s): State<AdminState>,
+    Caller(p): Caller,
+    Json(body): Json<CloseWorkspace>,
+) -> Answer<ClosedWorkspace> {
+    let v = s
+        .admin()
+        .close_workspace(&p, &body.confirm)
         .await
         .map_err(|e| s.fail(e))?;
     Ok(Json(v.into()))

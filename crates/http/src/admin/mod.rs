@@ -129,6 +129,10 @@ pub fn admin_router(state: AdminState) -> Router {
             get(h::get_workspace).patch(h::update_workspace),
         )
         .route(
+            "/admin/v1/workspace/close",
+            post(lifecycle::close_workspace),
+        )
+        .route(
             "/admin/v1/consent-policy",
             get(h::get_consent_policy).put(h::put_consent_policy),
         )

@@ -39,6 +39,7 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         lifecycle::get_retention,
         lifecycle::put_retention,
         lifecycle::put_encryption_key,
+        lifecycle::close_workspace,
         handlers::list_users,
         handlers::invite_user,
         handlers::set_user_role,

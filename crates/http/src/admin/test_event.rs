@@ -62,7 +62,7 @@ impl DestinationTester {
         let id = DestinationId::parse(id).map_err(|_| AdminError::NotFound("destination"))?;
         let control = &self.ports.control;
         let ws = control
-            .workspace(&p.workspace_id)
+            .workspace(&p.workspace_id, self.ports.clock.now())
             .await?
             .ok_or(AdminError::NotFound("workspace"))?;
         let d = control
