@@ -14,7 +14,7 @@
 #      id, which a generator cannot know: the field is `confirm` (no response field has that
 #      name, pattern or format, so neither captured response values nor inferred links reach
 #      it) and the schema's example is not this workspace's id. So every generated request is
-#      refused (400 naming `confirm`, 403, 401) and the workspace stays open; the script checks
+#      refused (422 naming `confirm`, 403, 401) and the workspace stays open; the script checks
 #      that afterwards with the owner's token, and fails if it was closed. Even if it were,
 #      nothing would follow it but that check.
 #

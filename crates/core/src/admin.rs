@@ -67,10 +67,6 @@ pub enum AdminError {
     NotFound(&'static str),
     #[error("{field}: {detail}")]
     Invalid { field: String, detail: String },
-    /// A confirmation the request must carry (the id of what it destroys) is wrong: the
-    /// caller fixes the request.
-    #[error("{field}: {detail}")]
-    NotConfirmed { field: &'static str, detail: String },
     #[error("{0}")]
     Conflict(String),
     #[error("the workspace encryption key is unavailable")]

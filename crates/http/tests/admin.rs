@@ -1718,9 +1718,9 @@ async fn closing_needs_the_workspace_id_as_confirmation_and_an_admin() {
         json!(app.ws.as_str().to_uppercase()),
     ] {
         let (status, v) = app.close(&app.admin, wrong.clone()).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{wrong}: {v}");
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{wrong}: {v}");
         assert_eq!(v["field"], "confirm", "{wrong}: {v}");
-        assert_eq!(v["type"], "https://tracklayer.io/problems/not-confirmed");
+        assert_eq!(v["type"], "https://tracklayer.io/problems/invalid-field");
         assert!(
             !v.to_string().contains(app.ws.as_str()),
             "the refusal does not tell the id: {v}"

@@ -171,8 +171,8 @@ impl AdminService {
         require(p, Role::Admin, "close the workspace")?;
         if confirm != p.workspace_id.as_str() {
             // The detail does not repeat the id: a client that guesses would learn it here.
-            return Err(AdminError::NotConfirmed {
-                field: "confirm",
+            return Err(AdminError::Invalid {
+                field: "confirm".into(),
                 detail: "must be the id of the workspace this token belongs to \
                          (GET /admin/v1/workspace shows it)"
                     .into(),

@@ -81,9 +81,6 @@ pub fn problem(e: AdminError, config: &AdminConfig) -> Problem {
         .with("role", role_name(role)),
         AdminError::NotFound(what) => not_found(what),
         AdminError::Invalid { field, detail } => invalid(&field, detail),
-        AdminError::NotConfirmed { field, detail } => {
-            Problem::bad_request("not-confirmed", detail).field(field)
-        }
         AdminError::Conflict(detail) => {
             Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
         }

@@ -81,7 +81,7 @@ pub struct EncryptionKey {
 #[serde(deny_unknown_fields)]
 pub struct CloseWorkspace {
     /// The id of the workspace to close (`GET /admin/v1/workspace` shows it), as a
-    /// confirmation: anything else is refused with 400 naming `confirm`.
+    /// confirmation: anything else is refused with 422 naming `confirm`.
     #[schema(example = "ws_eu_0123456789abcdef0123456789abcdef")]
     pub confirm: String,
 }
@@ -176,7 +176,8 @@ pub async fn put_encryption_key(
     request_body = CloseWorkspace,
     responses(
         (status = 200, description = "The workspace is closed", body = ClosedWorkspace),
-        (status = 400, description = "`confirm` is not the id of the token's workspace (or the body is malformed); `field` names it", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "The body is malformed or lacks `confirm`; `field` names it", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "`confirm` is not the id of the token's workspace; `field` names it", body = dto::ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "Only admins close the workspace", body = dto::ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "The workspace is closed already", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
