@@ -104,7 +104,10 @@ async fn ten_thousand_events_reach_every_destination_exactly_once_despite_30_per
     let keys = init(&dir, "us").unwrap();
     add_four(&dir, &base);
     let mut args = FAST_RETRIES.to_vec();
-    let timeout = args.iter().position(|a| *a == "--egress-timeout-ms").unwrap();
+    let timeout = args
+        .iter()
+        .position(|a| *a == "--egress-timeout-ms")
+        .unwrap();
     args[timeout + 1] = "2500";
     args.extend(["--max-attempts", "40"]);
     let mut server = Server::start(&dir, &args).unwrap();
