@@ -78,11 +78,14 @@ impl DynamoControlStore {
         Ok(out.item)
     }
 
-    async fn prefix(
+    /// The workspace's items whose sort key starts with `prefix`, expired or not; only the
+    /// attributes in `projection` when there is one.
+    async fn query_prefix(
         &self,
         context: &'static str,
         ws: &WorkspaceId,
         prefix: &str,
+        projection: Option<&str>,
     ) -> Result<Vec<Item>, StoreError> {
         query_all(
             context,
@@ -92,9 +95,19 @@ impl DynamoControlStore {
                 .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
                 .expression_attribute_values(":pk", s(ws_pk(ws)))
                 .expression_attribute_values(":p", s(prefix))
+                .set_projection_expression(projection.map(str::to_owned))
                 .consistent_read(true),
         )
         .await
+    }
+
+    async fn prefix(
+        &self,
+        context: &'static str,
+        ws: &WorkspaceId,
+        prefix: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        self.query_prefix(context, ws, prefix, None).await
     }
 
     /// The `pk`, `sk` and `expires_at` of the workspace's items whose sort key starts with
@@ -105,18 +118,8 @@ impl DynamoControlStore {
         ws: &WorkspaceId,
         prefix: &str,
     ) -> Result<Vec<Item>, StoreError> {
-        query_all(
-            context,
-            self.client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                .expression_attribute_values(":pk", s(ws_pk(ws)))
-                .expression_attribute_values(":p", s(prefix))
-                .projection_expression("pk, sk, expires_at")
-                .consistent_read(true),
-        )
-        .await
+        self.query_prefix(context, ws, prefix, Some("pk, sk, expires_at"))
+            .await
     }
 
     /// Deletes items by key, a few at a time (`DeleteItem`: the admin role has no
