@@ -314,6 +314,11 @@ impl DsrService {
             }
         }
         let ws = self.workspace(&p.workspace_id).await?;
+        if ws.is_closed() {
+            // Its keys are revoked; a token still cached elsewhere must not add a request
+            // that would outlive the account.
+            return Err(AdminError::Conflict("the workspace is closed".into()).into());
+        }
         let keys = self.keys(&ws).await?;
         let index = subject.index(&keys)?;
         let now = self.now();
@@ -710,6 +715,7 @@ impl DsrService {
 
     async fn finish(&self, r: &mut DsrRequest) -> Result<(), AdminError> {
         let now = self.now();
+        self.end_with_closed_account(&r.workspace_id, now).await?;
         let tokens: Vec<String> = r.subjects.iter().map(|s| suppression_token(s)).collect();
         match r.kind {
             DsrKind::Erasure => {
@@ -758,6 +764,30 @@ impl DsrService {
         tracing::info!(workspace = %r.workspace_id, request = %r.id, kind = r.kind.as_str(),
             events = receipt.counts.events, pages = receipt.pages, "data-subject request completed");
         self.notify(r, &receipt).await;
+        Ok(())
+    }
+
+    /// A request of a workspace closed meanwhile is still completed (an erasure is owed
+    /// whatever becomes of the account, and the events outlive it by their own retention),
+    /// but what it wrote after the closure stamped the workspace's DSR records — suppression
+    /// entries, the request itself if it came in during the closure — must end with the
+    /// account data too. Stamps them before the request is saved as completed, so a failure
+    /// here is retried with the request.
+    async fn end_with_closed_account(
+        &self,
+        ws: &WorkspaceId,
+        now: OffsetDateTime,
+    ) -> Result<(), AdminError> {
+        let until = self
+            .ports
+            .control
+            .workspace(ws, now)
+            .await?
+            .and_then(|w| w.account_data_expires_at());
+        if let Some(until) = until {
+            let stamped = self.ports.dsr.end_with_account(ws, until).await?;
+            tracing::info!(workspace = %ws, stamped, "request of a closed workspace completed; its records end with the account data");
+        }
         Ok(())
     }
 
