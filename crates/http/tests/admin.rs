@@ -481,7 +481,7 @@ fn matrix() -> Vec<Row> {
             T::Closure,
             // Another workspace's admin names this workspace, not its own: refused.
             Some(|| json!({"confirm": WORKSPACE})),
-            [200, 403, 403, 401, 400],
+            [200, 403, 403, 401, 422],
         ),
         row(
             M::GET,
