@@ -196,7 +196,8 @@ impl AdminService {
     /// are kept 90 more days (whitepaper §02: life of account plus 90 days), then no read
     /// returns the account data and the stores delete all of it. Open data-subject requests
     /// are still completed by the DSR worker meanwhile (an erasure is owed whatever becomes of
-    /// the account, and the workspace's events outlive it by their own retention). The audit
+    /// the account, and the workspace's events outlive it by their own retention; an access
+    /// request makes no export, which no key could download). The audit
     /// log keeps its own 365-day retention; events expire by theirs. `Conflict` if it is
     /// closed already.
     pub async fn close_workspace(

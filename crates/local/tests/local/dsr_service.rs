@@ -858,7 +858,7 @@ async fn an_item_queued_before_its_subjects_erasure_is_neither_sent_nor_logged()
 #[tokio::test]
 async fn a_closed_workspaces_open_requests_still_complete_and_end_with_its_account_data() {
     // Arrange: an erasure and an access request received, then the workspace closed before
-    // the worker got to them.
+    // the worker got to them. The erasure runs as usual; the access request makes no export.
     let w = World::new().await;
     w.ingest("a", 3).await;
     w.ingest("b", 2).await;
@@ -905,6 +905,50 @@ async fn a_closed_workspaces_open_requests_still_complete_and_end_with_its_accou
         assert_eq!(r.status, DsrStatus::Completed, "{id}");
     }
     assert!(w.events_of("a").await.is_empty());
+    let erased = w
+        .dsr
+        .request(&w.workspace.id, &erasure.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let receipt = erased.receipt.unwrap();
+    assert_eq!(receipt.counts.events, 3);
+    assert_eq!(receipt.workspace_closed_at, Some(closed_at));
+    // No export for an access request of a closed workspace: no key can download one.
+    let answered = w
+        .dsr
+        .request(&w.workspace.id, &access.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let receipt = answered.receipt.unwrap();
+    assert_eq!(receipt.workspace_closed_at, Some(closed_at));
+    assert_eq!(receipt.export_expires_at, None);
+    assert!(answered.export_tokens.is_empty());
+    assert!(w
+        .dsr
+        .export_parts(&w.workspace.id, &access.id, w.clock.now())
+        .await
+        .unwrap()
+        .is_empty());
+    let access_mail = w
+        .outbox
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|m| m.subject.contains(access.id.as_str()))
+        .cloned()
+        .unwrap();
+    assert!(
+        access_mail.to[0].starts_with("owner@"),
+        "the admin still stored"
+    );
+    assert!(
+        access_mail.text.contains("no export was made"),
+        "{}",
+        access_mail.text
+    );
     let mut mails = w.outbox.subjects();
     mails.sort();
     let mut want = vec![
