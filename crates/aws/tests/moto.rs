@@ -351,6 +351,71 @@ mod mailer {
     tracklayer_core::mailer_contract!(ses_mailer());
 }
 
+/// The control and DSR stores on one ControlTable, where the requests and suppression
+/// entries share the workspace's partition.
+struct DynamoAccount {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    control: DynamoControlStore,
+    dsr: DynamoDsrStore,
+}
+
+async fn dynamo_account() -> DynamoAccount {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Control).await;
+    let events = fresh_table(&c, Table::Events).await;
+    DynamoAccount {
+        control: DynamoControlStore::new(c.dynamodb.clone(), table.clone()),
+        dsr: DynamoDsrStore::new(c.dynamodb.clone(), table.clone(), events),
+        client: c.dynamodb,
+        table,
+    }
+}
+
+#[async_trait]
+impl testkit::account_end::AccountStores for DynamoAccount {
+    fn control(&self) -> &dyn tracklayer_core::ports::ControlStore {
+        &self.control
+    }
+    fn dsr(&self) -> &dyn tracklayer_core::ports::DsrStore {
+        &self.dsr
+    }
+    /// moto never runs the TTL deleter: the items DynamoDB keeps at `now` are those whose
+    /// `expires_at` (Unix seconds) is missing or later.
+    async fn dsr_records_left(&self, ws: &WorkspaceId, now: OffsetDateTime) -> usize {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("W#{ws}")),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        out.items()
+            .iter()
+            .filter(|i| {
+                let sk = i["sk"].as_s().unwrap();
+                sk.starts_with("DSR#") || sk.starts_with("SUP#")
+            })
+            .filter(|i| {
+                i.get("expires_at").is_none_or(|t| {
+                    t.as_n().unwrap().parse::<i64>().unwrap() > now.unix_timestamp()
+                })
+            })
+            .count()
+    }
+}
+
+mod account_end {
+    use super::*;
+    tracklayer_core::account_end_contract!(dynamo_account());
+}
+
 mod retention {
     use super::*;
     tracklayer_core::retention_contract!(async {

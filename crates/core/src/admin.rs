@@ -25,12 +25,12 @@ use crate::error::{KeyError, StoreError};
 use crate::event::{EventId, StoredEvent};
 use crate::keys::{ApiKey, ApiKeyRecord, KeyCache, KeyId, KeyKind, KeyRefusal, Role};
 use crate::ports::{
-    AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DeliveryRecord, EgressError, EventStore,
-    Keyring, ReplayFilter, UrlGuard,
+    AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DeliveryRecord, DsrStore, EgressError,
+    EventStore, Keyring, ReplayFilter, UrlGuard,
 };
 use crate::workspace::{Region, SecuritySettings, User, Workspace, WorkspaceId};
 
-pub use lifecycle::{close_account, Closure, RetentionView};
+pub use lifecycle::{close_account, close_account_with_dsr, Closure, RetentionView};
 
 /// Who is calling: from a verified personal access token or service token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +137,9 @@ pub struct AdminPorts {
     pub events: Arc<dyn EventStore>,
     pub delivery_log: Arc<dyn DeliveryLog>,
     pub queue: Arc<dyn DeliveryQueue>,
+    /// Data-subject requests and the suppression list: closing a workspace ends them with
+    /// its account data.
+    pub dsr: Arc<dyn DsrStore>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
     /// Refuses destination URLs that egress must never reach.

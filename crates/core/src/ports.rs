@@ -485,7 +485,23 @@ pub trait DsrStore: SuppressionList {
     ) -> Result<Vec<Sealed>, StoreError>;
     /// Deletes a request's export parts; returns how many.
     async fn delete_export(&self, ws: &WorkspaceId, id: &DsrId) -> Result<u64, StoreError>;
-    /// Deletes expired export parts.
+    /// Ends the workspace's requests (with their receipts) and its suppression list with its
+    /// account data (whitepaper §02): each one that would outlive `until` (the closure + 90
+    /// days, [`Workspace::account_data_expires_at`]) is stamped to expire then. Idempotent:
+    /// only records not stamped yet are written, so it is repeated after the closure to catch
+    /// what a request wrote meanwhile. Later updates of a request keep its stamp. Returns the
+    /// records stamped.
+    ///
+    /// Reads do not filter these records by their expiry: after the closure no key of the
+    /// workspace works, so nothing reads its requests or suppression list but the DSR worker,
+    /// which completes a closed workspace's open requests within the 90 days.
+    async fn end_with_account(
+        &self,
+        ws: &WorkspaceId,
+        until: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+    /// Deletes what expired: export parts, and the requests and suppression entries of
+    /// closed workspaces whose account data ended. Backends with native TTL may do nothing.
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }
 

@@ -168,6 +168,7 @@ impl App {
                 events: events.clone(),
                 delivery_log: Arc::new(SqliteDeliveryLog::new(db.clone())),
                 queue: queue.clone(),
+                dsr: Arc::new(SqliteDsrStore::new(db.clone())),
                 clock: clock.clone(),
                 ids: ids.clone(),
                 // Test destinations point at names this sandbox cannot resolve.

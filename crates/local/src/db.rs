@@ -124,6 +124,7 @@ CREATE TABLE IF NOT EXISTS dsr_requests (
     submitted_at INTEGER NOT NULL,
     open INTEGER NOT NULL,
     doc TEXT NOT NULL,
+    expires_at INTEGER,
     PRIMARY KEY (workspace_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS dsr_requests_open ON dsr_requests (open, submitted_at);
@@ -131,6 +132,7 @@ CREATE TABLE IF NOT EXISTS dsr_suppressions (
     workspace_id TEXT NOT NULL,
     token TEXT NOT NULL,
     at INTEGER NOT NULL,
+    expires_at INTEGER,
     PRIMARY KEY (workspace_id, token)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dsr_exports (
@@ -231,13 +233,24 @@ impl Db {
 }
 
 /// Columns added to a table after its first release, as `(table, column, type)`: a database
-/// made before gets them when it is opened. `expires_at` of account data is Unix milliseconds,
+/// made before gets them when it is opened. `expires_at` of account data (and of the
+/// data-subject requests and suppression entries that end with it) is Unix milliseconds,
 /// `NULL` for never.
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("workspaces", "expires_at", "INTEGER"),
     ("users", "expires_at", "INTEGER"),
     ("api_keys", "expires_at", "INTEGER"),
+    ("dsr_requests", "expires_at", "INTEGER"),
+    ("dsr_suppressions", "expires_at", "INTEGER"),
 ];
+
+/// Indexes on added columns: made after the columns exist.
+const ADDED_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS dsr_requests_by_expiry ON dsr_requests (expires_at)
+    WHERE expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS dsr_suppressions_by_expiry ON dsr_suppressions (expires_at)
+    WHERE expires_at IS NOT NULL;
+";
 
 fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
     for (table, column, kind) in ADDED_COLUMNS {
@@ -250,6 +263,7 @@ fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
             conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
         }
     }
+    conn.execute_batch(ADDED_INDEXES)?;
     crate::control::stamp_unstamped_keys(conn)
 }
 

@@ -1,4 +1,8 @@
 //! `DsrStore` on SQLite: data-subject requests, the suppression list and access exports.
+//!
+//! Requests and suppression entries carry `expires_at` (Unix ms, `NULL` for never): a closed
+//! workspace's are stamped to end with its account data (`end_with_account`), and `sweep`
+//! deletes them then, with expired export parts. Updates of a request leave its stamp.
 
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
@@ -256,13 +260,48 @@ impl DsrStore for SqliteDsrStore {
             .await
     }
 
+    async fn end_with_account(
+        &self,
+        ws: &WorkspaceId,
+        until: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let (ws, until) = (ws.as_str().to_owned(), unix_millis(until));
+        self.db
+            .call("end_with_account", move |c| {
+                let tx = c.transaction().map_err(|e| sql("end_with_account", e))?;
+                let mut stamped = 0u64;
+                for stmt in [
+                    "UPDATE dsr_requests SET expires_at = ?2
+                     WHERE workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                    "UPDATE dsr_suppressions SET expires_at = ?2
+                     WHERE workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                ] {
+                    stamped += tx
+                        .execute(stmt, params![ws, until])
+                        .map_err(|e| sql("end_with_account", e))?
+                        as u64;
+                }
+                tx.commit().map_err(|e| sql("end_with_account", e))?;
+                Ok(stamped)
+            })
+            .await
+    }
+
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let now = unix_millis(now);
         self.db
-            .call("sweep_exports", move |c| {
-                c.execute("DELETE FROM dsr_exports WHERE expires_at <= ?1", [now])
-                    .map(|n| n as u64)
-                    .map_err(|e| sql("sweep_exports", e))
+            .call("dsr_sweep", move |c| {
+                let tx = c.transaction().map_err(|e| sql("dsr_sweep", e))?;
+                let mut deleted = 0u64;
+                for stmt in [
+                    "DELETE FROM dsr_exports WHERE expires_at <= ?1",
+                    "DELETE FROM dsr_requests WHERE expires_at <= ?1",
+                    "DELETE FROM dsr_suppressions WHERE expires_at <= ?1",
+                ] {
+                    deleted += tx.execute(stmt, [now]).map_err(|e| sql("dsr_sweep", e))? as u64;
+                }
+                tx.commit().map_err(|e| sql("dsr_sweep", e))?;
+                Ok(deleted)
             })
             .await
     }

@@ -148,6 +148,39 @@ mod mailer {
     tracklayer_core::mailer_contract!(outbox());
 }
 
+struct LocalAccount {
+    control: SqliteControlStore,
+    dsr: tracklayer_local::SqliteDsrStore,
+}
+
+#[async_trait]
+impl testkit::account_end::AccountStores for LocalAccount {
+    fn control(&self) -> &dyn tracklayer_core::ports::ControlStore {
+        &self.control
+    }
+    fn dsr(&self) -> &dyn tracklayer_core::ports::DsrStore {
+        &self.dsr
+    }
+    async fn dsr_records_left(&self, ws: &WorkspaceId, now: time::OffsetDateTime) -> usize {
+        use tracklayer_core::ports::{DsrStore, SuppressionList};
+        self.dsr.sweep(now).await.unwrap();
+        // Read after the sweep: what is not returned was deleted.
+        self.dsr.requests(ws, 10_000).await.unwrap().len()
+            + self.dsr.suppressed(ws).await.unwrap().len()
+    }
+}
+
+mod account_end {
+    use super::*;
+    tracklayer_core::account_end_contract!(async {
+        let db = Db::in_memory().unwrap();
+        LocalAccount {
+            control: SqliteControlStore::new(db.clone()),
+            dsr: tracklayer_local::SqliteDsrStore::new(db),
+        }
+    });
+}
+
 mod retention {
     use super::*;
     tracklayer_core::retention_contract!(async {
@@ -550,6 +583,57 @@ mod key_lifecycle {
             1,
             "the key revoked at T0 is deleted 90 days later"
         );
+    }
+
+    #[tokio::test]
+    async fn a_data_directory_from_before_dsr_records_expired_opens_and_can_end_them() {
+        use tracklayer_core::dsr::DsrKind;
+        use tracklayer_core::ports::{DsrStore, SuppressionList};
+        let dir = keep_dir().join(format!("old-dsr-schema-{}", testkit::unique()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tracklayer.db");
+        let ws = WorkspaceId::new(Region::Eu, &testkit::unique());
+        let request = testkit::dsr_request(&ws, DsrKind::Erasure, T0);
+        {
+            // The tables as they were: no expires_at on requests and suppression entries.
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE dsr_requests (workspace_id TEXT NOT NULL, id TEXT NOT NULL,
+                     submitted_at INTEGER NOT NULL, open INTEGER NOT NULL, doc TEXT NOT NULL,
+                     PRIMARY KEY (workspace_id, id)) WITHOUT ROWID;
+                 CREATE INDEX dsr_requests_open ON dsr_requests (open, submitted_at);
+                 CREATE TABLE dsr_suppressions (workspace_id TEXT NOT NULL, token TEXT NOT NULL,
+                     at INTEGER NOT NULL, PRIMARY KEY (workspace_id, token)) WITHOUT ROWID;",
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO dsr_requests (workspace_id, id, submitted_at, open, doc)
+                 VALUES (?1, ?2, 0, 1, ?3)",
+                rusqlite::params![
+                    ws.as_str(),
+                    request.id.as_str(),
+                    serde_json::to_string(&request).unwrap()
+                ],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO dsr_suppressions (workspace_id, token, at) VALUES (?1, 'tok', 0)",
+                [ws.as_str()],
+            )
+            .unwrap();
+        }
+        let dsr = tracklayer_local::SqliteDsrStore::new(Db::open(&path).unwrap());
+        assert_eq!(dsr.request(&ws, &request.id).await.unwrap(), Some(request));
+        assert_eq!(
+            dsr.sweep(T0 + time::Duration::days(1000)).await.unwrap(),
+            0,
+            "records of open workspaces never expire"
+        );
+        let until = T0 + time::Duration::days(90);
+        assert_eq!(dsr.end_with_account(&ws, until).await.unwrap(), 2);
+        assert_eq!(dsr.sweep(until).await.unwrap(), 2);
+        assert!(dsr.requests(&ws, 10).await.unwrap().is_empty());
+        assert!(dsr.suppressed(&ws).await.unwrap().is_empty());
     }
 
     #[tokio::test]

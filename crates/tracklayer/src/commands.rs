@@ -314,7 +314,8 @@ fn dsr_service(
     )
 }
 
-/// Processes data-subject requests; after an erasure, rebuilds the database file so that no
+/// Processes data-subject requests and sweeps expired exports and the DSR records of closed
+/// workspaces whose account data ended; after an erasure, rebuilds the database file so that no
 /// erased byte survives in free pages, b-tree interior pages or the WAL.
 async fn dsr_loop(
     dsr: Arc<DsrService>,
@@ -342,7 +343,7 @@ async fn dsr_loop(
             }
         }
         if let Err(e) = store.sweep(clock.now()).await {
-            tracing::warn!(error = %e, "sweeping expired exports failed");
+            tracing::warn!(error = %e, "sweeping expired exports and data-subject records failed");
         }
         // More work waiting: go on soon, but let other writers in between pages.
         let pause = if report.more && report.failed == 0 {

@@ -11,7 +11,7 @@ use tracklayer_core::workspace::Region;
 use tracklayer_core::workspace::{Workspace, WorkspaceId};
 use tracklayer_local::{
     DataDir, Db, FileKeyring, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog,
-    SqliteDeliveryQueue, SqliteEventStore,
+    SqliteDeliveryQueue, SqliteDsrStore, SqliteEventStore,
 };
 
 /// All local adapters, opened once.
@@ -102,6 +102,7 @@ impl LocalStack {
                 events: self.events.clone(),
                 delivery_log: self.delivery_log.clone(),
                 queue: self.queue.clone(),
+                dsr: Arc::new(SqliteDsrStore::new(self.db.clone())),
                 clock: self.clock.clone(),
                 ids: self.ids.clone(),
                 url_guard: Arc::new(tracklayer_egress::EgressPolicy { allow_private }),

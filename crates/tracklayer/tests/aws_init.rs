@@ -14,8 +14,8 @@ use aws_sdk_dynamodb::config::Credentials;
 use tracklayer_aws::config::{stack_key_alias, stack_table_names};
 use tracklayer_aws::provision::{self, Options};
 use tracklayer_aws::{
-    DynamoAuditLog, DynamoControlStore, DynamoDeliveryLog, DynamoEventStore, KmsKeyring,
-    SqsDeliveryQueue,
+    DynamoAuditLog, DynamoControlStore, DynamoDeliveryLog, DynamoDsrStore, DynamoEventStore,
+    KmsKeyring, SqsDeliveryQueue,
 };
 use tracklayer_core::admin::{AdminPorts, AdminService};
 use tracklayer_core::clock::{Clock, SystemClock, SystemIds};
@@ -120,7 +120,15 @@ async fn admin_service(stack: &str) -> AdminService {
                 Duration::from_secs(60),
             )),
             events: Arc::new(DynamoEventStore::new(dynamodb.clone(), &tables.events)),
-            delivery_log: Arc::new(DynamoDeliveryLog::new(dynamodb, &tables.delivery_log)),
+            delivery_log: Arc::new(DynamoDeliveryLog::new(
+                dynamodb.clone(),
+                &tables.delivery_log,
+            )),
+            dsr: Arc::new(DynamoDsrStore::new(
+                dynamodb,
+                &tables.control,
+                &tables.events,
+            )),
             queue: Arc::new(SqsDeliveryQueue::new(
                 aws_sdk_sqs::Client::new(&sdk),
                 Default::default(),

@@ -26,6 +26,7 @@ pub fn app(stack: &AwsStack) -> Result<Router, BuildError> {
             events: stack.events.clone(),
             delivery_log: stack.delivery_log.clone(),
             queue: stack.queue.clone(),
+            dsr: stack.dsr.clone(),
             clock: stack.clock.clone(),
             ids: stack.ids.clone(),
             url_guard: Arc::new(policy),

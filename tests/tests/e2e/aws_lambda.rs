@@ -489,8 +489,9 @@ async fn an_erasure_submitted_to_admin_is_completed_by_the_scheduled_dsr_functio
 
 /// Closing a workspace through the admin function, metered: every key stops (admin at once,
 /// ingest as soon as its few seconds of cached settings end), the destination is gone, and
-/// every account item of the workspace carries a TTL 90 days after the closure, which moto
-/// never acts on: the reads filter it. Prints the closure's DynamoDB write units as AWS would
+/// every account item of the workspace, its data-subject requests and suppression entries
+/// included, carries a TTL 90 days after the closure, which moto never acts on: the reads
+/// filter it. Prints the closure's DynamoDB write units as AWS would
 /// bill them and holds them to the formula of infra/README.md.
 #[tokio::test(flavor = "multi_thread")]
 async fn closing_a_workspace_through_admin_stops_its_keys_and_stamps_its_account_items() {
@@ -504,7 +505,7 @@ async fn closing_a_workspace_through_admin_stops_its_keys_and_stamps_its_account
     let d = Deployment::start(
         stack,
         &meter.endpoint,
-        &["ingest", "admin"],
+        &["ingest", "admin", "dsr"],
         &test_env(),
         logs.path(),
     )
@@ -524,6 +525,37 @@ async fn closing_a_workspace_through_admin_stops_its_keys_and_stamps_its_account
     .await
     .unwrap();
     post_batch(&d, &ws.write_key, "cl", 0..1).await;
+    // A completed erasure (its subject on the suppression list) and an open access request.
+    let submit = |kind: &'static str| {
+        let d = &d;
+        let token = ws.admin_token.clone();
+        async move {
+            let resp = d
+                .http(
+                    HttpRequest::new("POST", "/admin/v1/data_subject_requests")
+                        .bearer(&token)
+                        .json(&json!({"type": kind,
+                                      "subject": {"email": "shopper0@example.com"}})),
+                )
+                .await
+                .expect("invoke admin");
+            assert_eq!(resp.status, 202, "{}", String::from_utf8_lossy(&resp.body));
+        }
+    };
+    submit("erasure").await;
+    let outcome = d
+        .function("dsr")
+        .invoke(
+            &tracklayer_tests::lambda::events::schedule_event(&d.stack.aws_region),
+            Duration::from_secs(90),
+        )
+        .await
+        .expect("invoke dsr");
+    let tracklayer_tests::lambda::runtime::Outcome::Response(summary) = outcome else {
+        panic!("dsr failed: {outcome:?}");
+    };
+    assert_eq!(summary["completed"], 1, "{summary}");
+    submit("access").await;
     meter.reset();
 
     let resp = d
@@ -559,8 +591,14 @@ async fn closing_a_workspace_through_admin_stops_its_keys_and_stamps_its_account
     println!("closure: {control} write units on the control table, {audit} on the audit table");
     // Keys (item + gsi1 entry, 2 each): the write key revoked, the owner's token stamped and
     // then revoked; the destination deleted (1); the owner and their login stamped (1 each);
-    // the workspace put closed (item + gsi1 entry, 2); the audit entry (1).
-    assert_eq!(control, 2.0 + 2.0 * 2.0 + 1.0 + 2.0 + 2.0, "{tables:?}");
+    // the workspace put closed (item + gsi1 entry, 2); the data-subject records stamped: the
+    // completed erasure (its document with the receipt is over 1 KB: 2), its suppression
+    // entry (1) and the open access request (item + gsi1 entry, 2); the audit entry (1).
+    assert_eq!(
+        control,
+        2.0 + 2.0 * 2.0 + 1.0 + 2.0 + 2.0 + 5.0,
+        "{tables:?}"
+    );
     assert_eq!(audit, 1.0, "{tables:?}");
 
     // The admin API refuses the token at once; ingest once its cached settings are re-read.
@@ -602,7 +640,7 @@ async fn closing_a_workspace_through_admin_stops_its_keys_and_stamps_its_account
         .collect();
     assert_eq!(
         sks,
-        BTreeSet::from(["KEY", "LOGIN", "USER", "WS"].map(str::to_owned)),
+        BTreeSet::from(["DSR", "KEY", "LOGIN", "SUP", "USER", "WS"].map(str::to_owned)),
         "no destination is left"
     );
     let ttls: BTreeSet<i64> = items

@@ -10,7 +10,9 @@
 //!
 //! Account data carries the TTL attribute `expires_at`: a key record 90 days after the key
 //! ended; a closed workspace and its users, logins and key records 90 days after the closure.
-//! DynamoDB deletes late (moto never), so every read leaves out what expired by `now`.
+//! DynamoDB deletes late (moto never), so every read leaves out what expired by `now`. The
+//! workspace's data-subject requests and suppression entries share its partition but belong
+//! to the DSR store, which stamps them itself (`DynamoDsrStore::end_with_account`).
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
@@ -30,7 +32,7 @@ use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 use super::{doc, expired, get_n, get_s, key, n, query_all, s, to_json, ttl, Item};
 use crate::error::store;
 
-/// Items stamped at once when a workspace closes.
+/// Items deleted at once when a workspace closes.
 const CLOSE_CONCURRENCY: usize = 8;
 
 /// The control plane on DynamoDB. Reads of the base table are strongly consistent: the admin
@@ -139,38 +141,6 @@ impl DynamoControlStore {
                     .await
                     .map(|_| ())
                     .map_err(|e| store("close_workspace", e))
-            })
-            .buffer_unordered(CLOSE_CONCURRENCY)
-            .try_collect()
-            .await
-    }
-
-    /// Sets `expires_at` of existing items to `until` (Unix seconds), a few at a time; an
-    /// item deleted in the meantime is left deleted.
-    async fn stamp(&self, items: Vec<Item>, until: i64) -> Result<(), StoreError> {
-        stream::iter(items)
-            .map(|item| async move {
-                let key = key(
-                    get_s(&item, "pk", "close_workspace")?,
-                    get_s(&item, "sk", "close_workspace")?,
-                );
-                match self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .update_expression("SET expires_at = :t")
-                    .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_values(":t", n(until))
-                    .send()
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(e) => match store("close_workspace", e) {
-                        StoreError::Conflict(_) => Ok(()),
-                        other => Err(other),
-                    },
-                }
             })
             .buffer_unordered(CLOSE_CONCURRENCY)
             .try_collect()
@@ -462,7 +432,7 @@ impl ControlStore for DynamoControlStore {
                 .into_iter()
                 .filter(|i| get_n(i, super::EXPIRES_AT).is_none_or(|t| t > until)),
         );
-        self.stamp(stamp, until).await?;
+        super::stamp_expiry(&self.client, "close_workspace", &self.table, stamp, until).await?;
         // Last, so that a failed call can be repeated: the workspace, closed, with its TTL.
         match self
             .put(

@@ -11,6 +11,14 @@
 //!
 //! Request ids are UUIDv7, so the workspace's requests sort by submission in `sk`. Reads of
 //! export parts filter `until` exactly (DynamoDB's TTL deletes late, moto never).
+//!
+//! A closed workspace's requests and suppression entries end with its account data:
+//! `end_with_account` sets the TTL attribute `expires_at` (closure + 90 days) on each that
+//! has none or a later one (`UpdateItem`, 1 write unit per item under 1 KB; a request still
+//! open also updates its `gsi1` entry, 1 more). `update_request` is an `UpdateItem` too, so
+//! it keeps that stamp. Reads of requests and suppressions do not filter on it: after the
+//! closure every key of the workspace is revoked, so only the DSR worker reads them, and it
+//! completes open requests long before the 90 days end.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -23,8 +31,8 @@ use tracklayer_core::ports::{DsrStore, SuppressionList};
 use tracklayer_core::workspace::WorkspaceId;
 
 use super::{
-    b, batch_delete, batch_put, doc, get_b, get_n, get_s, key, n, query_all, s, to_json, ttl, Item,
-    EXPIRES_AT,
+    b, batch_delete, batch_put, doc, get_b, get_n, get_s, key, n, query_all, s, stamp_expiry,
+    to_json, ttl, Item, EXPIRES_AT,
 };
 use crate::error::store;
 
@@ -54,12 +62,14 @@ fn request_item(r: &DsrRequest) -> Result<Item, StoreError> {
     item.insert("doc".into(), s(to_json("dsr request", r)?));
     if r.status.is_open() {
         item.insert("gsi1pk".into(), s(OPEN));
-        item.insert(
-            "gsi1sk".into(),
-            s(format!("{:013}#{}", unix_millis(r.submitted_at), r.id)),
-        );
+        item.insert("gsi1sk".into(), s(open_sk(r)));
     }
     Ok(item)
+}
+
+/// A request's sort key in the open-requests index: oldest first.
+fn open_sk(r: &DsrRequest) -> String {
+    format!("{:013}#{}", unix_millis(r.submitted_at), r.id)
 }
 
 impl DynamoDsrStore {
@@ -148,14 +158,28 @@ impl DsrStore for DynamoDsrStore {
         .await
     }
 
-    async fn update_request(&self, request: &DsrRequest) -> Result<(), StoreError> {
-        self.put_request(
-            "update_request",
-            request,
-            "attribute_exists(pk)",
-            StoreError::NotFound("data-subject request"),
-        )
-        .await
+    async fn update_request(&self, r: &DsrRequest) -> Result<(), StoreError> {
+        // An update, not a put: the item keeps its `expires_at` (a closed workspace's stamp).
+        let q = self
+            .client
+            .update_item()
+            .table_name(&self.control)
+            .set_key(Some(key(ws_pk(&r.workspace_id), format!("DSR#{}", r.id))))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":doc", s(to_json("dsr request", r)?));
+        let q = if r.status.is_open() {
+            q.update_expression("SET doc = :doc, gsi1pk = :gp, gsi1sk = :gs")
+                .expression_attribute_values(":gp", s(OPEN))
+                .expression_attribute_values(":gs", s(open_sk(r)))
+        } else {
+            // Completed: out of the open-requests index.
+            q.update_expression("SET doc = :doc REMOVE gsi1pk, gsi1sk")
+        };
+        match q.send().await.map_err(|e| store("update_request", e)) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict(_)) => Err(StoreError::NotFound("data-subject request")),
+            Err(e) => Err(e),
+        }
     }
 
     async fn request(
@@ -324,7 +348,46 @@ impl DsrStore for DynamoDsrStore {
         Ok(n)
     }
 
-    /// DynamoDB's TTL deletes expired parts (late); reads filter them meanwhile.
+    async fn end_with_account(
+        &self,
+        ws: &WorkspaceId,
+        until: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let until = ttl(until);
+        let mut stamp = Vec::new();
+        for prefix in ["DSR#", "SUP#"] {
+            let items = query_all(
+                "end_with_account",
+                self.client
+                    .query()
+                    .table_name(&self.control)
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                    .expression_attribute_values(":pk", s(ws_pk(ws)))
+                    .expression_attribute_values(":p", s(prefix))
+                    .projection_expression("pk, sk, expires_at")
+                    .consistent_read(true),
+            )
+            .await?;
+            stamp.extend(
+                items
+                    .into_iter()
+                    .filter(|i| get_n(i, EXPIRES_AT).is_none_or(|t| t > until)),
+            );
+        }
+        let n = stamp.len() as u64;
+        stamp_expiry(
+            &self.client,
+            "end_with_account",
+            &self.control,
+            stamp,
+            until,
+        )
+        .await?;
+        Ok(n)
+    }
+
+    /// DynamoDB's TTL deletes expired parts, requests and suppression entries (late); reads
+    /// of export parts filter them meanwhile.
     async fn sweep(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
         Ok(0)
     }

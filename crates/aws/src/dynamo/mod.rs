@@ -56,6 +56,46 @@ pub(crate) fn ttl(t: OffsetDateTime) -> i64 {
     }
 }
 
+/// Items stamped at once (`stamp_expiry`).
+const STAMP_CONCURRENCY: usize = 8;
+
+/// Sets `expires_at` of existing items (found by `pk`, `sk`) to `until` (Unix seconds), one
+/// `UpdateItem` each under `attribute_exists(pk)`, a few at a time; an item deleted in the
+/// meantime is left deleted. (`UpdateItem` each rather than `BatchWriteItem`: a batch can only
+/// put whole items, and the admin role has no `BatchWriteItem` on the ControlTable.)
+pub(crate) async fn stamp_expiry(
+    client: &Client,
+    context: &'static str,
+    table: &str,
+    items: Vec<Item>,
+    until: i64,
+) -> Result<(), StoreError> {
+    use futures_util::{stream, StreamExt, TryStreamExt};
+    stream::iter(items)
+        .map(|item| async move {
+            let item_key = key(get_s(&item, "pk", context)?, get_s(&item, "sk", context)?);
+            match client
+                .update_item()
+                .table_name(table)
+                .set_key(Some(item_key))
+                .update_expression("SET expires_at = :t")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":t", n(until))
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) => match store(context, e) {
+                    StoreError::Conflict(_) => Ok(()),
+                    other => Err(other),
+                },
+            }
+        })
+        .buffer_unordered(STAMP_CONCURRENCY)
+        .try_collect()
+        .await
+}
+
 pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }

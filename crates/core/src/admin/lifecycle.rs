@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::{require, view, AdminError, AdminService, Principal, WorkspaceView};
 use crate::error::{KeyError, StoreError};
 use crate::keys::{ApiKeyRecord, KeyId, Role};
-use crate::ports::ControlStore;
+use crate::ports::{ControlStore, DsrStore};
 use crate::workspace::{KeyRef, Region, Retention, Workspace, WorkspaceId};
 
 /// How long each data class is kept, as the API shows it. Only event retention is a setting;
@@ -42,6 +42,9 @@ pub struct Closure {
     pub keys_revoked: usize,
     /// Destinations deleted with their secrets.
     pub destinations_deleted: usize,
+    /// Data-subject requests and suppression entries stamped to end with the account data
+    /// ([`close_account_with_dsr`]; 0 from [`close_account`] alone).
+    pub data_subject_records: u64,
 }
 
 async fn revoke_at(
@@ -95,7 +98,36 @@ pub async fn close_account(
         account_data_deleted_after: at + Retention::account_grace(),
         keys_revoked: working.len(),
         destinations_deleted: destinations,
+        data_subject_records: 0,
     })
+}
+
+/// Closes `ws` at `at` ([`close_account`]) and ends its data-subject requests (with their
+/// receipts) and its suppression list with its account data, at `at` + 90 days
+/// ([`DsrStore::end_with_account`]). The DSR store stamps its own records: on DynamoDB they
+/// share the workspace's ControlTable partition, but the control store does not write
+/// another port's items.
+///
+/// The DSR records are stamped first, so that a failed attempt can be repeated (the
+/// closure's last write is the workspace, and a second closure is a `Conflict`), and once
+/// more after the closure is stored, for what the DSR worker wrote in between (it had not
+/// seen the closure; from then on it stamps what it writes itself, `DsrService`).
+pub async fn close_account_with_dsr(
+    control: &dyn ControlStore,
+    dsr: &dyn DsrStore,
+    ws: &Workspace,
+    at: OffsetDateTime,
+    last: Option<&KeyId>,
+) -> Result<Closure, StoreError> {
+    if ws.is_closed() {
+        return Err(StoreError::Conflict("the workspace is closed already"));
+    }
+    let until = at + Retention::account_grace();
+    let before = dsr.end_with_account(&ws.id, until).await?;
+    let mut closure = close_account(control, ws, at, last).await?;
+    let after = dsr.end_with_account(&ws.id, until).await?;
+    closure.data_subject_records = before + after;
+    Ok(closure)
 }
 
 impl From<Retention> for RetentionView {
@@ -159,10 +191,15 @@ fn parse_key_arn(arn: &str, region: Region) -> Result<String, AdminError> {
 impl AdminService {
     /// Closes the caller's workspace (admins only): `confirm` must be its id. At once every
     /// API key (ingest keys, personal and service tokens, the caller's own included) is
-    /// revoked and every destination deleted with its secrets; the workspace, its users and
-    /// the key records are kept 90 more days (whitepaper §02: life of account plus 90 days),
-    /// then no read returns them and the stores delete them. The audit log keeps its own
-    /// 365-day retention; events expire by theirs. `Conflict` if it is closed already.
+    /// revoked and every destination deleted with its secrets; the workspace, its users, the
+    /// key records, its data-subject requests with their receipts and its suppression list
+    /// are kept 90 more days (whitepaper §02: life of account plus 90 days), then no read
+    /// returns the account data and the stores delete all of it. Open data-subject requests
+    /// are still completed by the DSR worker meanwhile (an erasure is owed whatever becomes of
+    /// the account, and the workspace's events outlive it by their own retention; an access
+    /// request makes no export, which no key could download). The audit
+    /// log keeps its own 365-day retention; events expire by theirs. `Conflict` if it is
+    /// closed already.
     pub async fn close_workspace(
         &self,
         p: &Principal,
@@ -179,8 +216,9 @@ impl AdminService {
             });
         }
         let ws = self.ws(p).await?;
-        let closure = close_account(
+        let closure = close_account_with_dsr(
             self.ports.control.as_ref(),
+            self.ports.dsr.as_ref(),
             &ws,
             self.now(),
             p.key_id.as_ref(),
@@ -200,6 +238,7 @@ impl AdminService {
             json!({
                 "keys_revoked": closure.keys_revoked,
                 "destinations_deleted": closure.destinations_deleted,
+                "data_subject_records": closure.data_subject_records,
                 "account_data_deleted_after": closure.account_data_deleted_after.unix_timestamp(),
             }),
         )

@@ -306,6 +306,15 @@ pub struct Receipt {
         skip_serializing_if = "Option::is_none"
     )]
     pub export_expires_at: Option<OffsetDateTime>,
+    /// The workspace was closed before the request completed: an erasure ran as usual; an
+    /// access request made no export (no key of the workspace can download one any more, and
+    /// it would only be another copy of the subject's data).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub workspace_closed_at: Option<OffsetDateTime>,
 }
 
 /// A data-subject request as the `DsrStore` keeps it.

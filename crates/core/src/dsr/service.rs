@@ -314,6 +314,11 @@ impl DsrService {
             }
         }
         let ws = self.workspace(&p.workspace_id).await?;
+        if ws.is_closed() {
+            // Its keys are revoked; a token still cached elsewhere must not add a request
+            // that would outlive the account.
+            return Err(AdminError::Conflict("the workspace is closed".into()).into());
+        }
         let keys = self.keys(&ws).await?;
         let index = subject.index(&keys)?;
         let now = self.now();
@@ -630,6 +635,12 @@ impl DsrService {
     }
 
     async fn access_page(&self, r: &mut DsrRequest) -> Result<(), AdminError> {
+        let ws = self.workspace(&r.workspace_id).await?;
+        if ws.is_closed() {
+            // No key of the workspace can download an export any more: none is made.
+            r.progress.phase = Phase::Finish;
+            return self.save(r).await;
+        }
         let Some((found, plan)) = self.read_page(r).await? else {
             r.progress.phase = Phase::Finish;
             return self.save(r).await;
@@ -673,7 +684,6 @@ impl DsrService {
                 })
             })
             .collect();
-        let ws = self.workspace(&r.workspace_id).await?;
         let keys = self.keys(&ws).await?;
         let part = r.progress.export_parts;
         let plaintext = serde_json::to_vec(&entries).expect("JSON values serialize");
@@ -710,12 +720,19 @@ impl DsrService {
 
     async fn finish(&self, r: &mut DsrRequest) -> Result<(), AdminError> {
         let now = self.now();
+        let closed_at = self.end_with_closed_account(&r.workspace_id, now).await?;
         let tokens: Vec<String> = r.subjects.iter().map(|s| suppression_token(s)).collect();
+        let export = r.kind == DsrKind::Access && closed_at.is_none();
         match r.kind {
             DsrKind::Erasure => {
                 r.progress.counts.access_exports = self.delete_exports_of(r, &tokens).await?;
             }
-            DsrKind::Access => r.export_tokens = tokens,
+            DsrKind::Access if export => r.export_tokens = tokens,
+            DsrKind::Access => {
+                // Parts written before the closure: nobody can download them.
+                self.ports.dsr.delete_export(&r.workspace_id, &r.id).await?;
+                r.progress.counts = StoreCounts::default();
+            }
         }
         let destinations = self.ports.control.destinations(&r.workspace_id).await?;
         let receipt = Receipt {
@@ -732,9 +749,10 @@ impl DsrService {
                     destination_receipt(r.kind, id, d, destinations.iter().find(|x| &x.id == id))
                 })
                 .collect(),
-            export_expires_at: (r.kind == DsrKind::Access).then(|| {
+            export_expires_at: export.then(|| {
                 r.progress.started_at.unwrap_or(now) + Duration::days(DsrRequest::EXPORT_DAYS)
             }),
+            workspace_closed_at: closed_at,
         };
         // The subject-index values and the last page's event ids go: the receipt keeps counts.
         r.subjects.clear();
@@ -759,6 +777,32 @@ impl DsrService {
             events = receipt.counts.events, pages = receipt.pages, "data-subject request completed");
         self.notify(r, &receipt).await;
         Ok(())
+    }
+
+    /// A request of a workspace closed meanwhile is still completed (an erasure is owed
+    /// whatever becomes of the account, and the events outlive it by their own retention),
+    /// but what it wrote after the closure stamped the workspace's DSR records — suppression
+    /// entries, the request itself if it came in during the closure — must end with the
+    /// account data too. Stamps them before the request is saved as completed, so a failure
+    /// here is retried with the request.
+    /// Returns when the workspace was closed, if it was.
+    async fn end_with_closed_account(
+        &self,
+        ws: &WorkspaceId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, AdminError> {
+        let closed_at = self
+            .ports
+            .control
+            .workspace(ws, now)
+            .await?
+            .and_then(|w| w.closed_at);
+        if let Some(closed_at) = closed_at {
+            let until = closed_at + crate::workspace::Retention::account_grace();
+            let stamped = self.ports.dsr.end_with_account(ws, until).await?;
+            tracing::info!(workspace = %ws, stamped, "request of a closed workspace completed; its records end with the account data");
+        }
+        Ok(closed_at)
     }
 
     /// Deletes the still downloadable exports of earlier access requests for the same subject
@@ -827,11 +871,19 @@ impl DsrService {
             DsrKind::Erasure => "Deleted",
             DsrKind::Access => "Exported",
         };
-        text.push_str(&format!(
+        if let (DsrKind::Access, Some(closed)) = (r.kind, receipt.workspace_closed_at) {
+            text.push_str(&format!(
+                "The workspace was closed on {} before the request was processed: no export \
+                 was made, since no key of the workspace can download one any more.\n",
+                rfc3339(closed)
+            ));
+        } else {
+            text.push_str(&format!(
             "{verb}: {} events, {} subject-index entries, {} IP/user-agent records, {} dedup markers, {} delivery-log entries, {} queued items.\n",
             c.events, c.subject_index_entries, c.operational_records, c.dedup_markers,
             c.delivery_log_entries, c.queue_items
         ));
+        }
         if r.kind == DsrKind::Erasure {
             text.push_str("Later events of the subject are dropped at ingest.\n");
         }

@@ -93,8 +93,9 @@ pub struct ClosedWorkspace {
     pub workspace_id: String,
     #[serde(serialize_with = "dto::rfc3339")]
     pub closed_at: OffsetDateTime,
-    /// 90 days after `closed_at`: from then on the workspace, its users and its key records
-    /// are gone (whitepaper §02: life of account plus 90 days).
+    /// 90 days after `closed_at`: from then on the workspace, its users, its key records,
+    /// its data-subject requests and its suppression list are gone (whitepaper §02: life of
+    /// account plus 90 days).
     #[serde(serialize_with = "dto::rfc3339")]
     pub account_data_deleted_after: OffsetDateTime,
     /// API keys that still worked and were revoked: ingest keys, personal and service tokens.
@@ -169,9 +170,10 @@ pub async fn put_encryption_key(
 
 /// Closes the workspace (admin): every API key stops working at once (ingest keys, personal
 /// and service tokens, this one included: ingest and the admin API answer 401 from then on),
-/// every destination is deleted with its secrets, and the workspace, its users and its key
-/// records are deleted 90 days later. The audit log keeps its own 365 days, events their own
-/// retention. There is no undo. The body must name the workspace: `{"confirm": "<its id>"}`.
+/// every destination is deleted with its secrets, and the workspace, its users, its key
+/// records, its data-subject requests (with their receipts) and its suppression list are
+/// deleted 90 days later; open data-subject requests are still completed meanwhile. The audit
+/// log keeps its own 365 days, events their own retention. There is no undo. The body must name the workspace: `{"confirm": "<its id>"}`.
 #[utoipa::path(post, path = "/admin/v1/workspace/close", operation_id = "closeWorkspace", tag = "workspace",
     request_body = CloseWorkspace,
     responses(

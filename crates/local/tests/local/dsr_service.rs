@@ -24,7 +24,7 @@ use tracklayer_core::ingest::{
 use tracklayer_core::keys::Role;
 use tracklayer_core::ports::{
     AuditLog, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, DsrStore, EventStore,
-    Keyring, Mail, Mailer,
+    Keyring, Mail, Mailer, SuppressionList,
 };
 use tracklayer_core::testkit::T0;
 use tracklayer_core::workspace::{Region, Workspace};
@@ -853,4 +853,125 @@ async fn an_item_queued_before_its_subjects_erasure_is_neither_sent_nor_logged()
         (0, 0, 0),
         "A's emptied message is done, not retried or dead-lettered"
     );
+}
+
+#[tokio::test]
+async fn a_closed_workspaces_open_requests_still_complete_and_end_with_its_account_data() {
+    // Arrange: an erasure and an access request received, then the workspace closed before
+    // the worker got to them. The erasure runs as usual; the access request makes no export.
+    let w = World::new().await;
+    w.ingest("a", 3).await;
+    w.ingest("b", 2).await;
+    let svc = w.service(w.events.clone());
+    let erasure = svc
+        .submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
+        .await
+        .unwrap();
+    let access = svc
+        .submit(&w.admin(), DsrKind::Access, &subject("b"), None)
+        .await
+        .unwrap();
+    let closed_at = w.clock.now();
+    let closure = tracklayer_core::admin::close_account_with_dsr(
+        w.control.as_ref(),
+        w.dsr.as_ref(),
+        &w.workspace,
+        closed_at,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(closure.data_subject_records, 2, "the two requests");
+    let err = svc
+        .submit(&w.admin(), DsrKind::Erasure, &subject("b"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DsrError::Admin(AdminError::Conflict(_))),
+        "a closed workspace takes no new request: {err:?}"
+    );
+
+    // Act: the worker runs as usual.
+    for _ in 0..12 {
+        let report = svc.run().await;
+        assert_eq!(report.failed, 0, "{report:?}");
+        w.clock.advance(Duration::seconds(11));
+    }
+
+    // Assert: both completed, the erasure deleted the subject's events, the admin still
+    // stored got both mails.
+    for id in [&erasure.id, &access.id] {
+        let r = w.dsr.request(&w.workspace.id, id).await.unwrap().unwrap();
+        assert_eq!(r.status, DsrStatus::Completed, "{id}");
+    }
+    assert!(w.events_of("a").await.is_empty());
+    let erased = w
+        .dsr
+        .request(&w.workspace.id, &erasure.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let receipt = erased.receipt.unwrap();
+    assert_eq!(receipt.counts.events, 3);
+    assert_eq!(receipt.workspace_closed_at, Some(closed_at));
+    // No export for an access request of a closed workspace: no key can download one.
+    let answered = w
+        .dsr
+        .request(&w.workspace.id, &access.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let receipt = answered.receipt.unwrap();
+    assert_eq!(receipt.workspace_closed_at, Some(closed_at));
+    assert_eq!(receipt.export_expires_at, None);
+    assert!(answered.export_tokens.is_empty());
+    assert!(w
+        .dsr
+        .export_parts(&w.workspace.id, &access.id, w.clock.now())
+        .await
+        .unwrap()
+        .is_empty());
+    let access_mail = w
+        .outbox
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|m| m.subject.contains(access.id.as_str()))
+        .cloned()
+        .unwrap();
+    assert!(
+        access_mail.to[0].starts_with("owner@"),
+        "the admin still stored"
+    );
+    assert!(
+        access_mail.text.contains("no export was made"),
+        "{}",
+        access_mail.text
+    );
+    let mut mails = w.outbox.subjects();
+    mails.sort();
+    let mut want = vec![
+        format!("Data-subject request {} completed", erasure.id),
+        format!("Data-subject request {} completed", access.id),
+    ];
+    want.sort();
+    assert_eq!(mails, want);
+    // The suppression entries the erasure wrote after the closure end with the account too.
+    let suppressed = w.dsr.suppressed(&w.workspace.id).await.unwrap();
+    assert_eq!(suppressed.len(), 3, "email, external id, anonymous id");
+    let day89 = closed_at + Duration::days(89);
+    w.dsr.sweep(day89).await.unwrap();
+    assert_eq!(w.dsr.requests(&w.workspace.id, 10).await.unwrap().len(), 2);
+    assert_eq!(w.dsr.suppressed(&w.workspace.id).await.unwrap().len(), 3);
+    let day91 = closed_at + Duration::days(91);
+    assert!(w.dsr.sweep(day91).await.unwrap() >= 5);
+    assert!(w
+        .dsr
+        .requests(&w.workspace.id, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(w.dsr.suppressed(&w.workspace.id).await.unwrap().is_empty());
+    assert!(svc.run().await == Default::default(), "nothing left to do");
 }
