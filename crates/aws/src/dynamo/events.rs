@@ -916,36 +916,10 @@ impl EventStore for DynamoEventStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        // The days on which the subject had events (sparse GSI, keys only) ...
-        let days = query_all(
-            "events_by_subject",
-            self.client
-                .query()
-                .table_name(&self.table)
-                .index_name("subject")
-                .key_condition_expression("subject_pk = :s")
-                .expression_attribute_values(":s", s(subject_pk(ws, subject))),
-        )
-        .await?;
-        let keys: Vec<Item> = days
-            .iter()
-            .filter_map(|d| {
-                Some(key(
-                    get_s(d, "pk", "events_by_subject").ok()?,
-                    get_s(d, "sk", "events_by_subject").ok()?,
-                ))
-            })
-            .collect();
-        // ... their pack references ...
-        let day_items = batch_get(
-            &self.client,
-            "events_by_subject",
-            &self.table,
-            keys,
-            true,
-            None,
-        )
-        .await?;
+        // The days on which the subject had events, with their pack references ...
+        let day_items = self
+            .subject_day_items("events_by_subject", ws, subject)
+            .await?;
         let after_ms = after.map(millis_of);
         let mut refs: BTreeSet<String> = BTreeSet::new();
         for d in day_items.iter().filter(|d| !super::expired(d, now)) {
@@ -1492,6 +1466,36 @@ impl DynamoEventStore {
             .collect())
     }
 
+    /// The subject-day items of one subject, expired or not: the days it had events on, from
+    /// the sparse `subject` index (keys only), then the items themselves, consistently read.
+    async fn subject_day_items(
+        &self,
+        context: &'static str,
+        ws: &WorkspaceId,
+        subject: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let days = query_all(
+            context,
+            self.client
+                .query()
+                .table_name(&self.table)
+                .index_name("subject")
+                .key_condition_expression("subject_pk = :s")
+                .expression_attribute_values(":s", s(subject_pk(ws, subject))),
+        )
+        .await?;
+        let keys: Vec<Item> = days
+            .iter()
+            .filter_map(|d| {
+                Some(key(
+                    get_s(d, "pk", context).ok()?,
+                    get_s(d, "sk", context).ok()?,
+                ))
+            })
+            .collect();
+        batch_get(&self.client, context, &self.table, keys, true, None).await
+    }
+
     /// The subject-day items of `subjects`, expired or not, each with its subject.
     async fn subject_days(
         &self,
@@ -1501,26 +1505,7 @@ impl DynamoEventStore {
     ) -> Result<Vec<(String, Item)>, StoreError> {
         let reads = subjects.iter().map(|subject| {
             async move {
-                let days = query_all(
-                    context,
-                    self.client
-                        .query()
-                        .table_name(&self.table)
-                        .index_name("subject")
-                        .key_condition_expression("subject_pk = :s")
-                        .expression_attribute_values(":s", s(subject_pk(ws, subject))),
-                )
-                .await?;
-                let keys: Vec<Item> = days
-                    .iter()
-                    .filter_map(|d| {
-                        Some(key(
-                            get_s(d, "pk", context).ok()?,
-                            get_s(d, "sk", context).ok()?,
-                        ))
-                    })
-                    .collect();
-                let items = batch_get(&self.client, context, &self.table, keys, true, None).await?;
+                let items = self.subject_day_items(context, ws, subject).await?;
                 Ok::<_, StoreError>(
                     items
                         .into_iter()
