@@ -18,6 +18,7 @@ use crate::bootstrap::{Control, ControlError, IssuedKey};
 use crate::clock::{Clock, Ids};
 use crate::consent::{ConsentPolicy, Purpose};
 use crate::crypto::{aad, WorkspaceKeys};
+use crate::destination::secret_opener::destination_secrets;
 use crate::destination::{
     secret_hints, Destination, DestinationError, DestinationId, DestinationSpec, EventFilter,
 };
@@ -914,9 +915,7 @@ impl AdminService {
                 require(p, Role::Admin, "change destination secrets")?;
                 s.clone()
             }
-            None => {
-                serde_json::from_slice(&keys.open(&secrets_aad, &d.secrets)?).unwrap_or(Value::Null)
-            }
+            None => destination_secrets(&keys, &d)?,
         };
         let spec = DestinationSpec {
             name: patch.name.clone().unwrap_or_else(|| d.name.clone()),

@@ -247,19 +247,6 @@ impl Control<'_> {
         Ok(destination)
     }
 
-    /// Opens a destination's sealed secrets (for delivery only).
-    pub async fn destination_secrets(
-        &self,
-        ws: &Workspace,
-        d: &Destination,
-    ) -> Result<SecretString, ControlError> {
-        let keys = self.keys(ws).await?;
-        let plain = keys.open(&aad("secrets", &ws.id, d.id.as_str()), &d.secrets)?;
-        String::from_utf8(plain)
-            .map(SecretString::from)
-            .map_err(|_| ControlError::Invalid("sealed secrets are not text".into()))
-    }
-
     /// Pauses or resumes a destination. A paused destination keeps its messages.
     pub async fn set_paused(
         &self,

@@ -13,6 +13,8 @@ use crate::crypto::Sealed;
 use crate::identity::Profile;
 use crate::workspace::WorkspaceId;
 
+pub mod secret_opener;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DestinationKind {

@@ -36,7 +36,7 @@ pub enum StoreError {
     Conflict(&'static str),
     #[error("not found: {0}")]
     NotFound(&'static str),
-    #[error("stored data is unreadable: {context}")]
+    #[error("stored data is corrupt: {context}")]
     Corrupt {
         context: &'static str,
         #[source]

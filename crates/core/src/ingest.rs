@@ -601,6 +601,7 @@ fn prepare_one(
     // Normalize and hash once per profile that some routed destination needs.
     let hints = Hints {
         country: ids.fields.get(&Field::Country).map(String::as_str),
+        received_at: Some(p.received_at),
     };
     let mut hashed: BTreeMap<Profile, BTreeMap<Field, String>> = BTreeMap::new();
     let mut plain: BTreeMap<Profile, BTreeMap<Field, String>> = BTreeMap::new();

@@ -12,6 +12,8 @@ use tracklayer_local::{
     Db, FileKeyring, OutboxMailer, SqliteControlStore, SqliteDeliveryQueue, SqliteEventStore,
 };
 
+#[path = "local/delivery_service.rs"]
+mod delivery_service;
 #[path = "local/dsr_service.rs"]
 mod dsr_service;
 

@@ -15,7 +15,8 @@ use tokio::sync::Semaphore;
 
 use super::{Connector, DropReason, OpenedItem, Outcome, Target};
 use crate::clock::{Clock, Ids};
-use crate::crypto::{aad, WorkspaceKeys};
+use crate::crypto::WorkspaceKeys;
+use crate::destination::secret_opener::destination_secrets;
 use crate::destination::{Destination, DestinationKind};
 use crate::error::{KeyError, StoreError};
 use crate::event::{DeliveryItem, EventId, QueueBody, SealedFields};
@@ -257,12 +258,7 @@ impl DeliveryService {
             .unwrap_data_key(&workspace.id, &workspace.key_ref, &workspace.data_key)
             .await?;
         let keys = WorkspaceKeys::new(&data_key);
-        let plain = keys.open(
-            &aad("secrets", &workspace.id, destination.id.as_str()),
-            &destination.secrets,
-        )?;
-        let secrets: Value = serde_json::from_slice(&plain)
-            .map_err(|_| KeyError::Invalid("secrets are not JSON"))?;
+        let secrets = destination_secrets(&keys, &destination)?;
         let s = Arc::new(Settings {
             workspace,
             destination,
@@ -403,12 +399,16 @@ impl DeliveryService {
     /// destination gets as few requests as its batch limit allows; destinations are served
     /// concurrently. Side effects (delivery log, re-queued remainders, dead-lettered parts)
     /// are done here; the caller applies the dispositions ([`DeliveryService::apply`]).
+    ///
+    /// A message gets no outcome by default: one whose delivery failed before an outcome was
+    /// known (an error, a panicked task) is retried with a delivery-log entry saying why,
+    /// never acknowledged ([`DeliveryService::after_failure`]).
     pub async fn process(
         self: &Arc<Self>,
         kind: DestinationKind,
         msgs: &[Received],
     ) -> Vec<Disposition> {
-        let mut out = vec![Disposition::Ack; msgs.len()];
+        let mut out: Vec<Option<Disposition>> = vec![None; msgs.len()];
         let mut groups: HashMap<(String, String), Vec<Part>> = HashMap::new();
         for (index, m) in msgs.iter().enumerate() {
             match serde_json::from_slice::<QueueBody>(&m.body) {
@@ -423,49 +423,73 @@ impl DeliveryService {
                         attempts: body.attempts + m.receive_count,
                         body,
                     }),
-                Err(e) => out[index] = Disposition::DeadLetter(format!("unreadable message: {e}")),
-            }
-        }
-        let mut tasks = tokio::task::JoinSet::new();
-        for group in groups.into_values() {
-            let service = self.clone();
-            tasks.spawn(async move { service.process_group(kind, group).await });
-        }
-        while let Some(done) = tasks.join_next().await {
-            if let Ok(list) = done {
-                for (index, d) in list {
-                    out[index] = d;
+                Err(e) => {
+                    out[index] = Some(Disposition::DeadLetter(format!("unreadable message: {e}")))
                 }
             }
         }
-        out
-    }
-
-    async fn process_group(
-        &self,
-        kind: DestinationKind,
-        group: Vec<Part>,
-    ) -> Vec<(usize, Disposition)> {
-        let indices: Vec<(usize, u32)> = group.iter().map(|p| (p.index, p.attempts)).collect();
-        match self.try_group(kind, group).await {
-            Ok(list) => list,
-            Err(e) => {
-                tracing::warn!(error = %e, kind = %kind, "delivery failed before sending; will retry");
-                indices
-                    .into_iter()
-                    .map(|(index, attempts)| {
-                        let d = if attempts >= self.config.max_attempts {
-                            Disposition::DeadLetter(format!(
-                                "gave up after {attempts} attempts: {e}"
-                            ))
-                        } else {
-                            Disposition::RetryLater(self.backoff(attempts, None))
-                        };
-                        (index, d)
-                    })
-                    .collect()
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut members: HashMap<tokio::task::Id, Vec<usize>> = HashMap::new();
+        for group in groups.into_values() {
+            let indices = group.iter().map(|p| p.index).collect();
+            let service = self.clone();
+            let task = tasks.spawn(async move { service.try_group(kind, group).await });
+            members.insert(task.id(), indices);
+        }
+        while let Some(joined) = tasks.join_next_with_id().await {
+            let (task, why) = match joined {
+                Ok((_, Ok(list))) => {
+                    for (index, d) in list {
+                        out[index] = Some(d);
+                    }
+                    continue;
+                }
+                Ok((task, Err(e))) => {
+                    tracing::warn!(error = %e, kind = %kind, "delivery failed before an outcome; will retry");
+                    (task, e.to_string())
+                }
+                Err(e) => {
+                    let why = if e.is_panic() {
+                        "the delivery task panicked"
+                    } else {
+                        "the delivery task was cancelled"
+                    };
+                    tracing::error!(kind = %kind, "{why}; its messages will be retried");
+                    (e.id(), why.to_owned())
+                }
+            };
+            for index in members.remove(&task).unwrap_or_default() {
+                out[index] = Some(self.after_failure(&msgs[index], &why).await);
             }
         }
+        let mut dispositions = Vec::with_capacity(msgs.len());
+        for (msg, d) in msgs.iter().zip(out) {
+            dispositions.push(match d {
+                Some(d) => d,
+                None => self.after_failure(msg, "no outcome was recorded").await,
+            });
+        }
+        dispositions
+    }
+
+    /// A message whose delivery failed before its outcome was known: retried later (or, out
+    /// of attempts, dead-lettered), with a delivery-log entry per item saying why.
+    async fn after_failure(&self, msg: &Received, why: &str) -> Disposition {
+        let Ok(body) = serde_json::from_slice::<QueueBody>(&msg.body) else {
+            return Disposition::DeadLetter("unreadable message".into());
+        };
+        let attempts = body.attempts + msg.receive_count;
+        let (status, d) = if attempts >= self.config.max_attempts {
+            let reason = format!("gave up after {attempts} attempts: {why}");
+            (DeliveryStatus::Dead, Disposition::DeadLetter(reason))
+        } else {
+            let delay = self.backoff(attempts, None);
+            (DeliveryStatus::Retrying, Disposition::RetryLater(delay))
+        };
+        if let Err(e) = self.log_all(&body, status, attempts, why).await {
+            tracing::warn!(error = %e, destination = %body.destination_id, "could not log a failed delivery attempt");
+        }
+        d
     }
 
     async fn try_group(
@@ -602,22 +626,31 @@ impl DeliveryService {
                 if done.contains(&item.event_id) {
                     continue;
                 }
-                let sealed = match &item.sealed {
-                    None => SealedFields::default(),
-                    Some(s) => match settings.keys.open(&p.body.item_aad(item), s) {
-                        Ok(plain) => serde_json::from_slice(&plain).unwrap_or_default(),
-                        Err(_) => {
-                            results[m][i] = ItemResult::Dropped("sealed fields do not open".into());
-                            continue;
-                        }
-                    },
+                let sealed = match open_sealed(&settings.keys, &p.body, item) {
+                    Ok(sealed) => sealed,
+                    Err(e) => {
+                        // Never sent with fields missing: dead-lettered with the reason.
+                        results[m][i] = ItemResult::Permanent {
+                            reason: e.to_string(),
+                            status: None,
+                        };
+                        continue;
+                    }
                 };
                 let o = OpenedItem {
                     item: item.clone(),
                     sealed,
                 };
                 match connector.screen(&target, &o) {
-                    Ok(()) => opened.push(((m, i), o)),
+                    Ok(()) => {
+                        // Until its request has an outcome, an item is retried, never acked.
+                        results[m][i] = ItemResult::Retry {
+                            after: None,
+                            reason: "no outcome was recorded".into(),
+                            status: None,
+                        };
+                        opened.push(((m, i), o))
+                    }
                     Err(DropReason::Age(r)) => {
                         results[m][i] = ItemResult::Dropped(format!("age: {r}"))
                     }
@@ -645,26 +678,44 @@ impl DeliveryService {
             batches[b].push(pos);
         }
         let mut tasks = tokio::task::JoinSet::new();
-        for batch in batches {
+        let mut sending: HashMap<tokio::task::Id, usize> = HashMap::new();
+        for (b, batch) in batches.iter().enumerate() {
             let refs: Vec<&OpenedItem> = batch.iter().map(|&p| &opened[p].1).collect();
             let request = connector.build(&target, &refs);
             let egress = self.ports.egress.clone();
             let sem = semaphore.clone();
-            tasks.spawn(async move {
-                let response = match request {
+            let task = tasks.spawn(async move {
+                match request {
                     Err(reason) => Err(Err(reason)),
                     Ok(req) => {
                         let _permit = sem.acquire_owned().await;
                         egress.post(&req).await.map_err(Ok)
                     }
-                };
-                (batch, response)
+                }
             });
+            sending.insert(task.id(), b);
         }
         let mut any_success = false;
         let mut any_transient = false;
-        while let Some(joined) = tasks.join_next().await {
-            let Ok((batch, response)) = joined else {
+        while let Some(joined) = tasks.join_next_with_id().await {
+            let (task, response) = match joined {
+                Ok((task, response)) => (task, Some(response)),
+                Err(e) => (e.id(), None),
+            };
+            let Some(batch) = sending.get(&task).map(|&b| &batches[b]) else {
+                continue;
+            };
+            let Some(response) = response else {
+                // A panicked send: its items are retried, with the reason in the delivery log.
+                tracing::error!(destination = %dest_key, items = batch.len(), "a send task panicked; its items will be retried");
+                for &pos in batch {
+                    let (m, i) = opened[pos].0;
+                    results[m][i] = ItemResult::Retry {
+                        after: None,
+                        reason: "the send task panicked".into(),
+                        status: None,
+                    };
+                }
                 continue;
             };
             let refs: Vec<&OpenedItem> = batch.iter().map(|&p| &opened[p].1).collect();
@@ -909,6 +960,32 @@ enum DeliveryError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Key(#[from] KeyError),
+}
+
+/// Opens an item's sealed fields. Sealed by ingest under the workspace key, they either open
+/// and parse or are corrupt: an error (logged, with ids only), never empty fields.
+fn open_sealed(
+    keys: &WorkspaceKeys,
+    body: &QueueBody,
+    item: &DeliveryItem,
+) -> Result<SealedFields, StoreError> {
+    let Some(sealed) = &item.sealed else {
+        return Ok(SealedFields::default());
+    };
+    let corrupt = |why: &'static str| {
+        tracing::error!(
+            workspace = %body.workspace_id,
+            destination = %body.destination_id,
+            event = %item.event_id,
+            why,
+            "a queued item's sealed fields are corrupt"
+        );
+        StoreError::corrupt("sealed fields of a queued item", why)
+    };
+    let plain = keys
+        .open(&body.item_aad(item), sealed)
+        .map_err(|_| corrupt("the sealed value does not open"))?;
+    serde_json::from_slice(&plain).map_err(|_| corrupt("not the sealed fields' JSON"))
 }
 
 fn egress_outcome(e: &EgressError) -> Outcome {

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
@@ -269,8 +268,14 @@ fn from_national(digits: &str, country: &Country) -> String {
 /// Beyond the library: an English month name (`Dec 31, 1990`, `31 December 1990`) is read,
 /// a lone eight-digit group is checked and falls back to `MMDDYYYY` then `DDMMYYYY`, and the
 /// day must exist in its month (the library accepts 31 February).
-pub(crate) fn date_of_birth(raw: &str) -> Outcome {
-    parse_date(raw, current_year()).ok_or("unparseable date")
+///
+/// "Next year" is the year after the event's `received_at` (`hints`), never the system
+/// clock's: a replayed or backfilled event normalizes the same way whenever it is processed.
+pub(crate) fn date_of_birth(raw: &str, hints: Hints<'_>) -> Outcome {
+    let received_at = hints
+        .received_at
+        .ok_or("no reception time to check the date against")?;
+    parse_date(raw, i64::from(received_at.year())).ok_or("unparseable date")
 }
 
 fn parse_date(raw: &str, this_year: i64) -> Option<String> {
@@ -372,39 +377,14 @@ fn month_name(raw: &str) -> Option<i64> {
         })
 }
 
-/// The current UTC year, from the system clock.
-pub(crate) fn current_year() -> i64 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    year_of_unix_day(i64::try_from(secs / 86_400).unwrap_or(0))
-}
-
-/// Proleptic Gregorian year of a day count since 1970-01-01 (H. Hinnant, "chrono-Compatible
-/// Low-Level Date Algorithms", `civil_from_days`).
-fn year_of_unix_day(days: i64) -> i64 {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let year = yoe + era * 400;
-    if mp >= 10 {
-        year + 1
-    } else {
-        year
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Countries and states
 // ---------------------------------------------------------------------------------------
 
 /// The country a free-text value names: an ISO 3166-1 alpha-2 or alpha-3 code, a name or
-/// alias from [`tables::COUNTRIES`], or text containing one (`"Paris, France"`; the longest
-/// name found wins, so `"South Sudan"` is not Sudan).
+/// alias from [`tables::COUNTRIES`], or text whose words name exactly one country
+/// (`"Paris, France"`, see [`named_in_text`]). An unknown or ambiguous value is `None`, never
+/// a nearby country.
 pub(crate) fn resolve_country(raw: &str) -> Option<&'static Country> {
     let key = fold(raw);
     let index = country_index();
@@ -421,15 +401,91 @@ pub(crate) fn resolve_country(raw: &str) -> Option<&'static Country> {
         }
         _ => {}
     }
-    lookup(COUNTRIES, &index.names, &key).or_else(|| containing(COUNTRIES, &key, |c| c.names))
+    lookup(COUNTRIES, &index.names, &key).or_else(|| named_in_text(raw))
+}
+
+/// Most words a value may have for its words to be read as places.
+const MAX_WORDS: usize = 16;
+/// Most words of one place name (`"United Kingdom of Great Britain and Northern Ireland"`).
+const MAX_NAME_WORDS: usize = 9;
+
+/// The one country that whole words of `raw` name, as in `"Paris, France"` or `"Toronto,
+/// Ontario, Canada"`.
+///
+/// Names match whole words only, so `"BrazilSouthAmerica"` names nothing (a substring search
+/// found `america`, i.e. `us`). Every run of words that names a place is found: a country, a
+/// US state or Canadian province, or a world region ([`tables::WORLD_REGIONS`]); a name inside
+/// a longer one does not count (`"South Sudan"` is not Sudan, `"South America"` is not
+/// `us`, `"New Mexico"` is not Mexico). What remains must name exactly one country, by a name
+/// that is neither a world region (`"america"`) nor a state of another code (`"georgia"`):
+/// `"Brazil, Canada"` and `"Atlanta, Georgia"` are ambiguous and name none.
+fn named_in_text(raw: &str) -> Option<&'static Country> {
+    let words: Vec<String> = raw
+        .split(|c: char| !c.is_alphabetic())
+        .map(fold)
+        .filter(|w| !w.is_empty())
+        .collect();
+    // One word was looked up whole already.
+    if words.len() < 2 || words.len() > MAX_WORDS {
+        return None;
+    }
+    let countries = &country_index().names;
+    let regions = region_names();
+    struct Place {
+        start: usize,
+        end: usize,
+        country: Option<&'static Country>,
+        /// Also a world region, or a state or province with another code than the country.
+        ambiguous: bool,
+    }
+    let mut places = Vec::new();
+    for start in 0..words.len() {
+        let mut name = String::new();
+        for end in start + 1..=words.len().min(start + MAX_NAME_WORDS) {
+            name.push_str(&words[end - 1]);
+            let country = lookup(COUNTRIES, countries, &name);
+            let region = lookup(REGIONS, regions, &name);
+            let world = tables::WORLD_REGIONS.contains(&name.as_str());
+            if country.is_none() && region.is_none() && !world {
+                continue;
+            }
+            let ambiguous =
+                country.is_some_and(|c| world || region.is_some_and(|r| r.code != c.alpha2));
+            places.push(Place {
+                start,
+                end,
+                country,
+                ambiguous,
+            });
+        }
+    }
+    let inside_another = |p: &Place| {
+        places
+            .iter()
+            .any(|o| o.start <= p.start && p.end <= o.end && (o.start, o.end) != (p.start, p.end))
+    };
+    let mut found: Option<&'static Country> = None;
+    for place in places.iter().filter(|p| !inside_another(p)) {
+        let Some(country) = place.country else {
+            continue;
+        };
+        if place.ambiguous || found.is_some_and(|f| f != country) {
+            return None;
+        }
+        found = Some(country);
+    }
+    found
+}
+
+fn region_names() -> &'static Index {
+    static NAMES: OnceLock<Index> = OnceLock::new();
+    NAMES.get_or_init(|| index(REGIONS, |r| tables::names(r.names)))
 }
 
 /// The US state or Canadian province named by an already folded value, or by text
 /// containing one (`"State of New York"`), longest name first.
 pub(crate) fn resolve_region(key: &str) -> Option<&'static Region> {
-    static NAMES: OnceLock<Index> = OnceLock::new();
-    let names = NAMES.get_or_init(|| index(REGIONS, |r| tables::names(r.names)));
-    lookup(REGIONS, names, key).or_else(|| containing(REGIONS, key, |r| r.names))
+    lookup(REGIONS, region_names(), key).or_else(|| containing(REGIONS, key, |r| r.names))
 }
 
 /// Key → position of the first table entry that has it, i.e. the entry a front-to-back
@@ -489,6 +545,7 @@ mod tests {
     fn hints(country: &str) -> Hints<'_> {
         Hints {
             country: Some(country),
+            ..Hints::default()
         }
     }
 
@@ -865,14 +922,30 @@ mod tests {
     }
 
     #[test]
-    fn year_of_unix_day_matches_known_dates() {
-        assert_eq!(year_of_unix_day(0), 1970);
-        assert_eq!(year_of_unix_day(10_956), 1999); // 1999-12-31
-        assert_eq!(year_of_unix_day(10_957), 2000); // 2000-01-01
-        assert_eq!(year_of_unix_day(20_453), 2025); // 2025-12-31
-        assert_eq!(year_of_unix_day(20_454), 2026); // 2026-01-01
-        assert_eq!(year_of_unix_day(-1), 1969);
-        assert!(current_year() >= 2025);
+    fn a_date_of_birth_may_lie_in_the_year_after_the_event_was_received_not_after_today() {
+        let received = |at| Hints {
+            country: None,
+            received_at: Some(at),
+        };
+        // Received in 2030: 2031 is "next year" (the system clock's next year is not).
+        let in_2030 = received(time::macros::datetime!(2030-06-01 12:00 UTC));
+        assert_eq!(
+            date_of_birth("2031-01-05", in_2030).as_deref(),
+            Ok("20310105")
+        );
+        assert!(date_of_birth("2032-01-05", in_2030).is_err());
+        // Received in 2019 (a replayed backfill): 2021 is too late, whatever today is.
+        let in_2019 = received(time::macros::datetime!(2019-12-31 23:59 UTC));
+        assert_eq!(
+            date_of_birth("2021-01-05", in_2019),
+            Err("unparseable date")
+        );
+        assert_eq!(
+            date_of_birth("2020-01-05", in_2019).as_deref(),
+            Ok("20200105")
+        );
+        // Without a reception time there is nothing to check against: refused, not guessed.
+        assert!(date_of_birth("1990-01-05", Hints::default()).is_err());
     }
 
     #[test]
@@ -892,10 +965,49 @@ mod tests {
         assert_eq!(a2("North Korea"), Some("kp"));
         assert_eq!(a2("South Sudan"), Some("ss"));
         assert_eq!(a2("Paris, France"), Some("fr"));
+        assert_eq!(a2("fra"), Some("fr"));
+        assert_eq!(a2("de"), Some("de"));
+        assert_eq!(a2("Georgia"), Some("ge"));
+        assert_eq!(a2("Brazil"), Some("br"));
+        assert_eq!(a2("Canada"), Some("ca"));
         assert_eq!(a2("Federal Republic of Nigeria"), Some("ng"));
         assert_eq!(a2("XX"), None);
         assert_eq!(a2("Narnia"), None);
         assert_eq!(a2(""), None);
+    }
+
+    #[test]
+    fn an_ambiguous_or_unknown_country_names_none_never_another_country() {
+        let a2 = |s: &str| resolve_country(s).map(|c| c.alpha2);
+        // A continent's name holds "america"; the value names no country, not the US.
+        assert_eq!(a2("BrazilSouthAmerica"), None);
+        assert_eq!(a2("CanadaNorthAmerica"), None);
+        assert_eq!(a2("South America"), None);
+        assert_eq!(a2("North America"), None);
+        assert_eq!(a2("Latin America"), None);
+        assert_eq!(a2("Europe"), None);
+        assert_eq!(a2("Asia"), None);
+        assert_eq!(a2("Southeast Asia"), None);
+        assert_eq!(a2("European Union"), None);
+        // Two countries: which one is not ours to guess.
+        assert_eq!(a2("Brazil, Canada"), None);
+        assert_eq!(a2("France / Germany"), None);
+        assert_eq!(a2("Niger Nigeria"), None);
+        // A country name that is also a US state of another code, in text.
+        assert_eq!(a2("Atlanta, Georgia"), None);
+        assert_eq!(a2("Georgia, USA"), None);
+        // A country name inside a longer place name is not that country.
+        assert_eq!(a2("New Mexico"), None);
+        assert_eq!(a2("Albuquerque, New Mexico, USA"), Some("us"));
+        // A world region beside one country does not hide it.
+        assert_eq!(a2("Brazil, South America"), Some("br"));
+        assert_eq!(a2("Toronto, Ontario, Canada"), Some("ca"));
+        assert_eq!(a2("Cape Town, South Africa"), Some("za"));
+        assert_eq!(a2("London, UK"), Some("gb"));
+        assert_eq!(a2("Port Moresby, Papua New Guinea"), Some("pg"));
+        // Unknown text.
+        assert_eq!(a2("Middle Earth"), None);
+        assert_eq!(a2("Paris"), None);
     }
 
     #[test]

@@ -180,7 +180,13 @@ mod tests {
 
     fn normalized_in(field: Field, raw: &str, country: Option<&str>) -> Outcome {
         match rule(field) {
-            Rule::Hash(f) | Rule::Plain(f) => f(raw, Hints { country }),
+            Rule::Hash(f) | Rule::Plain(f) => f(
+                raw,
+                Hints {
+                    country,
+                    ..Hints::default()
+                },
+            ),
             Rule::Unsupported => panic!("{field:?} is not supported"),
         }
     }

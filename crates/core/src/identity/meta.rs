@@ -161,8 +161,8 @@ fn gender(raw: &str, _: Hints<'_>) -> Outcome {
 /// Source: `dobUtil.js` (`getNormalizedDOB`); CIP `db` ("We accept the YYYYMMDD format
 /// accommodating a range of month, day and year combinations, with or without punctuation";
 /// example `2/16/1997` → `19970216`).
-fn date_of_birth(raw: &str, _: Hints<'_>) -> Outcome {
-    dob(raw)
+fn date_of_birth(raw: &str, hints: Hints<'_>) -> Outcome {
+    dob(raw, hints)
 }
 
 /// `external_id`: lowercased, all whitespace removed.
@@ -184,7 +184,13 @@ mod tests {
 
     fn normalized_in(field: Field, raw: &str, country: Option<&str>) -> Outcome {
         match rule(field) {
-            Rule::Hash(f) => f(raw, Hints { country }),
+            Rule::Hash(f) => f(
+                raw,
+                Hints {
+                    country,
+                    received_at: Some(time::macros::datetime!(2026-03-01 12:00 UTC)),
+                },
+            ),
             _ => panic!("Meta hashes every field"),
         }
     }

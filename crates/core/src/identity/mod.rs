@@ -109,6 +109,10 @@ pub struct Hints<'a> {
     /// The customer's country, as an ISO 3166-1 code or a name (`"DE"`, `"deu"`,
     /// `"Germany"`, `"Deutschland"`); an unrecognized value is ignored.
     pub country: Option<&'a str>,
+    /// When the event was received (the injected clock at ingest): a date of birth may lie
+    /// at most in the year after this one. Without it a date of birth cannot be checked and
+    /// is rejected.
+    pub received_at: Option<time::OffsetDateTime>,
 }
 
 /// Reason given for a field the profile's destination does not take.
@@ -233,6 +237,7 @@ mod tests {
         for v in &file.vectors {
             let hints = Hints {
                 country: v.country.as_deref(),
+                received_at: Some(time::macros::datetime!(2026-03-01 12:00 UTC)),
             };
             let got = prepare(v.profile, v.field, &v.input, hints);
             let context = format!("{:?} {:?} {:?} ({})", v.profile, v.field, v.input, v.source);
@@ -385,7 +390,10 @@ mod tests {
                 Profile::Meta,
                 Field::DateOfBirth,
                 "sometime in spring",
-                Hints::default()
+                Hints {
+                    received_at: Some(time::macros::datetime!(2026-03-01 12:00 UTC)),
+                    ..Hints::default()
+                }
             ),
             Err(Rejected {
                 field: Field::DateOfBirth,
@@ -482,6 +490,7 @@ mod tests {
     fn canonical_phone_is_international_digits_without_plus() {
         let us = Hints {
             country: Some("US"),
+            ..Hints::default()
         };
         assert_eq!(
             canonical_for_index(Field::Phone, "(650) 555-1212", us).as_deref(),

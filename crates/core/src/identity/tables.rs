@@ -281,7 +281,7 @@ pub(crate) const COUNTRIES: &[Country] = &[
     c("ua", "ukr", "380", "0", "ukraine"),
     c("ug", "uga", "256", "0", "uganda|republicofuganda"),
     c("um", "umi", "", "", "unitedstatesminoroutlyingislands"),
-    c("us", "usa", "1", "1", "unitedstates|unitedstatesofamerica|america"),
+    c("us", "usa", "1", "1", "unitedstates|unitedstatesofamerica|america|usa"),
     c("uy", "ury", "598", "0", "uruguay|easternrepublicofuruguay"),
     c("uz", "uzb", "998", "", "uzbekistan|republicofuzbekistan"),
     c("va", "vat", "39", "", "holyseevaticancitystate|vatican|vaticancity|holysee"),
@@ -343,6 +343,20 @@ pub(crate) const REGIONS: &[Region] = &[
     r("ns", "novascotia|nouvelleecosse"), r("nt", "northwestterritories|territoiresdunordouest"),
     r("nu", "nunavut"), r("on", "ontario"), r("pe", "princeedwardisland|pei|ileduprinceedouard"),
     r("qc", "quebec"), r("sk", "saskatchewan"), r("yt", "yukon|yukonterritory"),
+];
+
+/// Places that are not countries — continents, world regions, trade blocs — folded. In a
+/// country value they name no country ("South America", "Europe"), and a country name found
+/// inside one of them is not that country: "South America" is not `us` by its "america".
+#[rustfmt::skip]
+pub(crate) const WORLD_REGIONS: &[&str] = &[
+    "africa", "northafrica", "westafrica", "eastafrica", "centralafrica", "southernafrica",
+    "subsaharanafrica", "america", "americas", "northamerica", "southamerica",
+    "centralamerica", "latinamerica", "latam", "caribbean", "asia", "eastasia", "southasia",
+    "southeastasia", "centralasia", "westasia", "asiapacific", "apac", "middleeast", "mena",
+    "europe", "westerneurope", "easterneurope", "northerneurope", "southerneurope",
+    "centraleurope", "europeanunion", "eu", "emea", "scandinavia", "nordics", "balkans",
+    "benelux", "oceania", "australasia", "pacific", "newengland", "midwest",
 ];
 
 /// Words Meta maps to `m` and `f`: the `MALE_SET` and `FEMALE_SET` of Meta's

@@ -88,7 +88,15 @@ mod tests {
     use super::*;
 
     fn hashed(field: Field, raw: &str, country: Option<&str>) -> Result<Prepared, Rejected> {
-        prepare(Profile::TikTok, field, raw, Hints { country })
+        prepare(
+            Profile::TikTok,
+            field,
+            raw,
+            Hints {
+                country,
+                ..Hints::default()
+            },
+        )
     }
 
     #[test]

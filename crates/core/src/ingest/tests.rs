@@ -785,6 +785,66 @@ fn an_invalid_email_is_dropped_and_counted() {
 }
 
 #[test]
+fn a_country_naming_a_continent_or_two_countries_is_dropped_and_counted_never_hashed_as_another() {
+    let s = Setup::new(Region::Us);
+    for country in [
+        "BrazilSouthAmerica",
+        "CanadaNorthAmerica",
+        "Europe",
+        "Brazil, Canada",
+    ] {
+        let mut e = track("m1");
+        e["context"] =
+            json!({"traits": {"email": "jane@example.com", "address": {"country": country}}});
+
+        let out = s.accept(e);
+
+        assert_eq!(out.invalid_identifiers, 1, "{country}");
+        for kind in [META, GA4, TIKTOK] {
+            let item = s.item(&out, 0, kind).unwrap();
+            assert!(
+                !item.user_data.contains_key(&Field::Country),
+                "{country} {kind}"
+            );
+        }
+    }
+    let mut e = track("m1");
+    e["context"] = json!({"traits": {"address": {"country": "Deutschland"}}});
+    let out = s.accept(e);
+    assert_eq!(out.invalid_identifiers, 0);
+    assert_eq!(
+        s.item(&out, 0, META).unwrap().user_data[&Field::Country],
+        sha256_hex("de")
+    );
+}
+
+#[test]
+fn a_date_of_birth_is_checked_against_the_events_reception_year_not_the_system_clock() {
+    // The clock says 2030: a birthday in 2031 is "next year" and kept; the system clock's
+    // year (the old rule) would have refused it.
+    let s = Setup::new(Region::Us);
+    let pipeline = Pipeline {
+        received_at: datetime!(2030-06-01 12:00:00 UTC),
+        ..s.pipeline()
+    };
+    let mut e = track("m1");
+    e["context"] = json!({"traits": {"birthday": "2031-01-05"}});
+    let body = serde_json::to_vec(&json!({ "batch": [e] })).unwrap();
+
+    let out = prepare(&pipeline, &parse_body(Endpoint::Batch, &body).unwrap());
+
+    assert_eq!(out.invalid_identifiers, 0);
+    assert_eq!(
+        s.item(&out, 0, META).unwrap().user_data[&Field::DateOfBirth],
+        sha256_hex("20310105")
+    );
+    // Received in 2026 (the setup's clock), the same birthday is two years ahead: refused.
+    let mut e = track("m2");
+    e["context"] = json!({"traits": {"birthday": "2031-01-05"}});
+    assert_eq!(s.accept(e).invalid_identifiers, 1);
+}
+
+#[test]
 fn identifiers_a_destination_does_not_take_are_not_counted_as_invalid() {
     // GA4 takes no external id, gender or date of birth: leaving them out is not an error.
     let s = Setup::new(Region::Us);

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tracklayer_core::admin::{AdminError, Principal};
 use tracklayer_core::clock::{Clock, Ids};
-use tracklayer_core::crypto::{aad, WorkspaceKeys};
+use tracklayer_core::crypto::WorkspaceKeys;
 use tracklayer_core::deliver::{DropReason, OpenedItem, Outcome, Target};
+use tracklayer_core::destination::secret_opener::destination_secrets;
 use tracklayer_core::destination::DestinationId;
-use tracklayer_core::error::KeyError;
 use tracklayer_core::event::{
     DeliveryItem, EventId, EventType, ForwardedConsent, MessageId, SealedFields,
 };
@@ -81,9 +81,7 @@ impl DestinationTester {
                 .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
                 .await?,
         );
-        let plain = keys.open(&aad("secrets", &ws.id, d.id.as_str()), &d.secrets)?;
-        let secrets: Value = serde_json::from_slice(&plain)
-            .map_err(|_| AdminError::from(KeyError::Invalid("secrets are not JSON")))?;
+        let secrets = destination_secrets(&keys, &d)?;
 
         let now = self.ports.clock.now();
         let uuid = self.ports.ids.uuid_v7(now);

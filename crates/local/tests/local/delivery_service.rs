@@ -1,0 +1,588 @@
+//! The delivery use case on the embedded queue: a failure is never an acknowledgement. A
+//! panicking send or delivery task retries its messages with a delivery-log entry saying
+//! why; corrupt stored data (a queued item's sealed fields, a destination's secrets) is an
+//! error with a reason, never a message sent with fields missing or a `null` secret. Time is
+//! a fixed clock; the egress is scripted.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use secrecy::ExposeSecret;
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+use tracklayer_core::admin::{AdminError, AdminPorts, AdminService, DestinationPatch, Principal};
+use tracklayer_core::bootstrap::Control;
+use tracklayer_core::clock::{FixedClock, SystemIds};
+use tracklayer_core::deliver::service::{
+    run_worker, DeliveryConfig, DeliveryPorts, DeliveryService, Disposition,
+};
+use tracklayer_core::deliver::{HttpRequest, HttpResponse};
+use tracklayer_core::destination::{DestinationId, DestinationKind, DestinationSpec, EventFilter};
+use tracklayer_core::error::StoreError;
+use tracklayer_core::event::{EventId, QueueBody};
+use tracklayer_core::ingest::{
+    parse_body, Endpoint, IngestConfig, IngestPorts, IngestService, RequestMeta,
+};
+use tracklayer_core::ports::{
+    ControlReader, ControlStore, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus,
+    Egress, EgressError, Keyring, Received, UrlGuard,
+};
+use tracklayer_core::testkit::T0;
+use tracklayer_core::workspace::{Region, Workspace, WorkspaceId};
+use tracklayer_local::{
+    Db, FileKeyring, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog, SqliteDeliveryQueue,
+    SqliteDsrStore, SqliteEventStore,
+};
+
+const META: DestinationKind = DestinationKind::MetaCapi;
+const VISIBILITY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What the scripted destination does on each request, in order; then it answers 200.
+enum Step {
+    Panic,
+}
+
+#[derive(Default)]
+struct ScriptedEgress {
+    script: Mutex<VecDeque<Step>>,
+    delivered: Mutex<Vec<serde_json::Value>>,
+}
+
+impl ScriptedEgress {
+    fn panicking_once() -> Self {
+        Self {
+            script: Mutex::new(VecDeque::from([Step::Panic])),
+            ..Self::default()
+        }
+    }
+    fn delivered(&self) -> Vec<serde_json::Value> {
+        self.delivered.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Egress for ScriptedEgress {
+    async fn post(&self, request: &HttpRequest) -> Result<HttpResponse, EgressError> {
+        let step = self.script.lock().unwrap().pop_front();
+        if let Some(Step::Panic) = step {
+            panic!("scripted egress panic");
+        }
+        self.delivered
+            .lock()
+            .unwrap()
+            .push(serde_json::from_slice(&request.body).unwrap());
+        Ok(HttpResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: br#"{"events_received":1}"#.to_vec(),
+        })
+    }
+}
+
+/// The real delivery log, except that its first `delivered` lookup panics: a delivery task
+/// that dies before it sends anything.
+struct PanicsOnce {
+    inner: Arc<SqliteDeliveryLog>,
+    armed: AtomicBool,
+}
+
+#[async_trait]
+impl DeliveryLog for PanicsOnce {
+    async fn record(&self, records: &[DeliveryRecord]) -> Result<(), StoreError> {
+        self.inner.record(records).await
+    }
+    async fn delivered(
+        &self,
+        ws: &WorkspaceId,
+        destination: &DestinationId,
+        events: &[EventId],
+        now: OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            panic!("scripted delivery-log panic");
+        }
+        self.inner.delivered(ws, destination, events, now).await
+    }
+    async fn for_event(
+        &self,
+        ws: &WorkspaceId,
+        event: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.inner.for_event(ws, event, now).await
+    }
+    async fn for_destination(
+        &self,
+        ws: &WorkspaceId,
+        destination: &DestinationId,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.inner
+            .for_destination(ws, destination, limit, now)
+            .await
+    }
+    async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.sweep(now).await
+    }
+    async fn for_events(
+        &self,
+        ws: &WorkspaceId,
+        events: &[EventId],
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.inner.for_events(ws, events).await
+    }
+    async fn erase_events(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<u64, StoreError> {
+        self.inner.erase_events(ws, events).await
+    }
+}
+
+struct AllowAll;
+
+#[async_trait]
+impl UrlGuard for AllowAll {
+    async fn check(&self, _url: &str) -> Result<(), EgressError> {
+        Ok(())
+    }
+}
+
+struct World {
+    db: Db,
+    clock: Arc<FixedClock>,
+    control: Arc<SqliteControlStore>,
+    queue: Arc<SqliteDeliveryQueue>,
+    log: Arc<SqliteDeliveryLog>,
+    keyring: Arc<FileKeyring>,
+    workspace: Workspace,
+    destination: DestinationId,
+    event: EventId,
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    /// A workspace with a Meta destination and one ingested purchase, queued for Meta.
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let master = dir.path().join("master.key");
+        FileKeyring::create_master_key(&master, &SystemIds).unwrap();
+        let keyring = Arc::new(
+            FileKeyring::open(&master, dir.path().join("c"), Arc::new(SystemIds)).unwrap(),
+        );
+        let db = Db::in_memory().unwrap();
+        let clock = Arc::new(FixedClock::new(T0));
+        let control = Arc::new(SqliteControlStore::new(db.clone()));
+        let events = Arc::new(SqliteEventStore::new(db.clone()));
+        let queue = Arc::new(SqliteDeliveryQueue::new(
+            db.clone(),
+            clock.clone(),
+            Arc::new(SystemIds),
+            8,
+        ));
+        let boot_control = Control {
+            store: control.as_ref(),
+            keyring: keyring.as_ref(),
+            clock: clock.as_ref(),
+            ids: &SystemIds,
+        };
+        let boot = boot_control
+            .bootstrap(Region::Us, "Delivery")
+            .await
+            .unwrap();
+        let destination = boot_control
+            .add_destination(
+                &boot.workspace,
+                DestinationSpec {
+                    name: "Meta".into(),
+                    kind: META,
+                    config: json!({"pixel_id": "1234567890", "api_version": "v21.0"}),
+                    secrets: json!({"access_token": "EAAdeliverytest"}),
+                    consent_purposes: None,
+                    events: EventFilter::All,
+                    endpoint: None,
+                    paused: false,
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        let ingest = IngestService::new(
+            IngestPorts {
+                control: control.clone(),
+                events,
+                queue: queue.clone(),
+                keyring: keyring.clone(),
+                clock: clock.clone(),
+                ids: Arc::new(SystemIds),
+            },
+            IngestConfig::new(Region::Us),
+        );
+        let body = serde_json::to_vec(&json!({"batch": [{
+            "type": "track", "event": "Order Completed", "messageId": "order-1",
+            "userId": "user-1",
+            "properties": {"order_id": "o-1", "revenue": 10, "currency": "EUR"},
+            "context": {"traits": {"email": "jane.doe@example.com"}}
+        }]}))
+        .unwrap();
+        let key = ingest
+            .authenticate(boot.write_key.expose_secret())
+            .await
+            .unwrap();
+        let meta = RequestMeta {
+            ip: Some("203.0.113.9".parse().unwrap()),
+            user_agent: Some("Test/1.0".into()),
+            gpc: false,
+        };
+        ingest
+            .ingest(&key, &parse_body(Endpoint::Batch, &body).unwrap(), &meta)
+            .await
+            .unwrap();
+        let mut world = Self {
+            log: Arc::new(SqliteDeliveryLog::new(db.clone())),
+            db,
+            clock,
+            control,
+            queue,
+            keyring,
+            workspace: boot.workspace,
+            destination,
+            event: EventId(uuid::Uuid::nil()),
+            _dir: dir,
+        };
+        world.event = world.queued_body().await.items[0].event_id;
+        world
+    }
+
+    fn service(&self, egress: Arc<dyn Egress>, log: Arc<dyn DeliveryLog>) -> Arc<DeliveryService> {
+        Arc::new(DeliveryService::new(
+            DeliveryPorts {
+                control: self.control.clone(),
+                queue: self.queue.clone(),
+                log,
+                keyring: self.keyring.clone(),
+                egress,
+                clock: self.clock.clone(),
+                ids: Arc::new(SystemIds),
+                connectors: tracklayer_connectors::connector,
+                base_urls: tracklayer_connectors::default_base_url,
+            },
+            DeliveryConfig {
+                backoff_base: std::time::Duration::from_secs(1),
+                backoff_cap: std::time::Duration::from_secs(60),
+                batch_window: std::time::Duration::from_millis(10),
+                ..DeliveryConfig::default()
+            },
+        ))
+    }
+
+    fn admin(&self) -> AdminService {
+        let db = &self.db;
+        AdminService::new(
+            AdminPorts {
+                control: self.control.clone(),
+                audit: Arc::new(SqliteAuditLog::new(db.clone())),
+                keyring: self.keyring.clone(),
+                events: Arc::new(SqliteEventStore::new(db.clone())),
+                delivery_log: self.log.clone(),
+                queue: self.queue.clone(),
+                dsr: Arc::new(SqliteDsrStore::new(db.clone())),
+                clock: self.clock.clone(),
+                ids: Arc::new(SystemIds),
+                url_guard: Arc::new(AllowAll),
+            },
+            Region::Us,
+        )
+    }
+
+    async fn queued_body(&self) -> QueueBody {
+        let bodies: Vec<Vec<u8>> = self
+            .db
+            .call("test", |c| {
+                let mut stmt = c.prepare("SELECT body FROM queue").unwrap();
+                let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+                Ok(rows.map(Result::unwrap).collect())
+            })
+            .await
+            .unwrap();
+        assert_eq!(bodies.len(), 1, "one queued message");
+        serde_json::from_slice(&bodies[0]).unwrap()
+    }
+
+    /// Receives, delivers and settles what is visible; returns the dispositions.
+    async fn deliver_once(&self, service: &Arc<DeliveryService>) -> Vec<Disposition> {
+        let msgs: Vec<Received> = self.queue.receive(META, 10, VISIBILITY).await.unwrap();
+        let dispositions = service.process(META, &msgs).await;
+        for (m, d) in msgs.iter().zip(&dispositions) {
+            service.apply(META, m, d).await.unwrap();
+        }
+        dispositions
+    }
+
+    async fn record(&self) -> DeliveryRecord {
+        let records = self
+            .log
+            .for_events(&self.workspace.id, &[self.event])
+            .await
+            .unwrap();
+        assert_eq!(records.len(), 1, "one record for the event: {records:?}");
+        records.into_iter().next().unwrap()
+    }
+
+    async fn depth(&self) -> (u64, u64, u64) {
+        let d = self.queue.depth(META).await.unwrap();
+        (d.visible, d.in_flight, d.dead)
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_send_retries_the_message_with_the_reason_logged_and_a_later_attempt_delivers_it(
+) {
+    let w = World::new().await;
+    let egress = Arc::new(ScriptedEgress::panicking_once());
+    let service = w.service(egress.clone(), w.log.clone());
+
+    let first = w.deliver_once(&service).await;
+
+    assert!(
+        matches!(first[..], [Disposition::RetryLater(_)]),
+        "retried, not acknowledged: {first:?}"
+    );
+    let record = w.record().await;
+    assert_eq!(record.status, DeliveryStatus::Retrying);
+    assert!(
+        record
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("panicked"),
+        "{record:?}"
+    );
+    assert_eq!(
+        w.depth().await,
+        (0, 1, 0),
+        "hidden until its retry, not gone"
+    );
+
+    w.clock.advance(Duration::minutes(5));
+    let second = w.deliver_once(&service).await;
+
+    assert_eq!(second, vec![Disposition::Ack]);
+    assert_eq!(egress.delivered().len(), 1, "the event reached Meta once");
+    assert_eq!(w.record().await.status, DeliveryStatus::Delivered);
+    assert_eq!(w.depth().await, (0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_delivery_task_that_panics_before_sending_retries_its_messages_with_the_reason_logged() {
+    let w = World::new().await;
+    let egress = Arc::new(ScriptedEgress::default());
+    let log = Arc::new(PanicsOnce {
+        inner: w.log.clone(),
+        armed: AtomicBool::new(true),
+    });
+    let service = w.service(egress.clone(), log);
+
+    let first = w.deliver_once(&service).await;
+
+    assert!(
+        matches!(first[..], [Disposition::RetryLater(_)]),
+        "{first:?}"
+    );
+    let record = w.record().await;
+    assert_eq!(record.status, DeliveryStatus::Retrying);
+    assert!(
+        record
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("panicked"),
+        "{record:?}"
+    );
+    assert!(egress.delivered().is_empty());
+
+    w.clock.advance(Duration::minutes(5));
+    assert_eq!(w.deliver_once(&service).await, vec![Disposition::Ack]);
+    assert_eq!(egress.delivered().len(), 1);
+    assert_eq!(w.record().await.status, DeliveryStatus::Delivered);
+}
+
+#[tokio::test]
+async fn the_worker_survives_a_panicking_send_and_delivers_the_message_on_its_retry() {
+    let w = World::new().await;
+    let egress = Arc::new(ScriptedEgress::panicking_once());
+    let service = w.service(egress.clone(), w.log.clone());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(run_worker(service, w.queue.clone(), META, stopped));
+
+    // Wait for the observable outcome: the event delivered. The fixed clock moves on so the
+    // retried message becomes visible again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while egress.delivered().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the message was never delivered after the panic"
+        );
+        assert!(!worker.is_finished(), "the worker loop ended");
+        w.clock.advance(Duration::minutes(1));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    assert!(!worker.is_finished(), "the worker loop is still running");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while w.record().await.status != DeliveryStatus::Delivered {
+        assert!(std::time::Instant::now() < deadline, "never settled");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(20), worker)
+        .await
+        .expect("the worker stops when asked")
+        .unwrap();
+    assert_eq!(egress.delivered().len(), 1);
+}
+
+#[tokio::test]
+async fn corrupt_sealed_fields_dead_letter_the_item_with_the_reason_and_nothing_is_sent() {
+    let w = World::new().await;
+    // Flip a byte of the queued item's sealed fields in the store.
+    w.db.call("test", |c| {
+        let (id, body): (i64, Vec<u8>) = c
+            .query_row("SELECT id, body FROM queue", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        let mut body: QueueBody = serde_json::from_slice(&body).unwrap();
+        let sealed = body.items[0]
+            .sealed
+            .as_mut()
+            .expect("the item has sealed fields");
+        let at = sealed.0.len() / 2;
+        sealed.0[at] ^= 0x01;
+        c.execute(
+            "UPDATE queue SET body = ?1 WHERE id = ?2",
+            rusqlite::params![serde_json::to_vec(&body).unwrap(), id],
+        )
+        .unwrap();
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let egress = Arc::new(ScriptedEgress::default());
+    let service = w.service(egress.clone(), w.log.clone());
+
+    let d = w.deliver_once(&service).await;
+
+    assert!(
+        matches!(&d[..], [Disposition::DeadLetter(r)] if r.contains("corrupt")),
+        "{d:?}"
+    );
+    assert!(
+        egress.delivered().is_empty(),
+        "nothing sent with fields missing"
+    );
+    let record = w.record().await;
+    assert_eq!(record.status, DeliveryStatus::Dead);
+    assert!(
+        record
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("corrupt"),
+        "{record:?}"
+    );
+    assert_eq!(w.depth().await, (0, 0, 1));
+}
+
+/// Flips a byte of the destination's sealed secrets in the store.
+async fn corrupt_the_secrets(w: &World) {
+    let mut d = w
+        .control
+        .destination(&w.workspace.id, &w.destination)
+        .await
+        .unwrap()
+        .unwrap();
+    let at = d.secrets.0.len() / 2;
+    d.secrets.0[at] ^= 0x01;
+    w.control.put_destination(&d).await.unwrap();
+}
+
+#[tokio::test]
+async fn corrupt_destination_secrets_retry_with_the_reason_logged_and_nothing_is_sent() {
+    let w = World::new().await;
+    corrupt_the_secrets(&w).await;
+    let egress = Arc::new(ScriptedEgress::default());
+    let service = w.service(egress.clone(), w.log.clone());
+
+    let d = w.deliver_once(&service).await;
+
+    assert!(matches!(d[..], [Disposition::RetryLater(_)]), "{d:?}");
+    assert!(egress.delivered().is_empty());
+    let record = w.record().await;
+    assert_eq!(record.status, DeliveryStatus::Retrying);
+    assert!(
+        record
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("corrupt"),
+        "{record:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_update_of_a_destination_with_corrupt_secrets_is_a_corrupt_data_error_not_null_secrets(
+) {
+    let w = World::new().await;
+    let admin = w.admin();
+    let operator = Principal::operator(&w.workspace.id);
+    let rename = DestinationPatch {
+        name: Some("Meta (renamed)".into()),
+        ..DestinationPatch::default()
+    };
+
+    corrupt_the_secrets(&w).await;
+    let err = admin
+        .update_destination(&operator, w.destination.as_str(), rename.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AdminError::Store(StoreError::Corrupt { .. })),
+        "{err:?}"
+    );
+
+    // Sealed properly, but not a JSON object: corrupt too, not `null` nor the caller's fault.
+    let mut d = w
+        .control
+        .destination(&w.workspace.id, &w.destination)
+        .await
+        .unwrap()
+        .unwrap();
+    let key = w
+        .keyring
+        .unwrap_data_key(&w.workspace.id, &w.workspace.key_ref, &w.workspace.data_key)
+        .await
+        .unwrap();
+    let keys = tracklayer_core::crypto::WorkspaceKeys::new(&key);
+    d.secrets = keys.seal(
+        [5; 12],
+        &tracklayer_core::destination::secret_opener::secrets_aad(&d),
+        b"not json",
+    );
+    w.control.put_destination(&d).await.unwrap();
+    let err = admin
+        .update_destination(&operator, w.destination.as_str(), rename)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AdminError::Store(StoreError::Corrupt { .. })),
+        "{err:?}"
+    );
+    let stored = w
+        .control
+        .destination(&w.workspace.id, &w.destination)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.name, "Meta", "nothing was changed");
+}
