@@ -296,6 +296,11 @@ mod users {
     tracklayer_core::users_contract!(control_store());
 }
 
+mod last_admin {
+    use super::*;
+    tracklayer_core::last_admin_contract!(control_store());
+}
+
 mod account_data {
     use super::*;
     tracklayer_core::account_data_contract!(control_store());

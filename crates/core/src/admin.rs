@@ -4,11 +4,12 @@
 //! appends an audit entry for every mutation. The HTTP layer maps [`AdminError`] to
 //! problem+json; objects of another workspace are simply not found.
 
+mod destinations;
 mod lifecycle;
 
 use std::sync::Arc;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -17,17 +18,16 @@ use crate::audit::{AuditEntry, AuditFilter, NewAuditEntry, Verification, Verifie
 use crate::bootstrap::{Control, ControlError, IssuedKey};
 use crate::clock::{Clock, Ids};
 use crate::consent::{ConsentPolicy, Purpose};
-use crate::crypto::{aad, WorkspaceKeys};
-use crate::destination::secret_opener::destination_secrets;
 use crate::destination::{
-    secret_hints, Destination, DestinationError, DestinationId, DestinationSpec, EventFilter,
+    Destination, DestinationError, DestinationId, DestinationSpec, EventFilter,
 };
 use crate::error::{KeyError, StoreError};
 use crate::event::{EventId, StoredEvent};
 use crate::keys::{ApiKey, ApiKeyRecord, KeyCache, KeyId, KeyKind, KeyRefusal, Role};
+use crate::name::Name;
 use crate::ports::{
     AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DeliveryRecord, DsrStore, EgressError,
-    EventStore, Keyring, ReplayFilter, UrlGuard,
+    EventStore, Keyring, ReplayFilter, UrlGuard, LAST_ADMIN,
 };
 use crate::workspace::{Region, SecuritySettings, User, Workspace, WorkspaceId};
 
@@ -64,6 +64,13 @@ pub enum AdminError {
     WrongRegion(Region),
     #[error("the {role:?} role cannot {action}")]
     Forbidden { role: Role, action: &'static str },
+    /// The role may make this request, but not change `field`.
+    #[error("the {role:?} role cannot {action} ({field})")]
+    ForbiddenField {
+        role: Role,
+        field: String,
+        action: &'static str,
+    },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{field}: {detail}")]
@@ -125,6 +132,7 @@ impl From<ControlError> for AdminError {
             ControlError::Destination(d) => d.into(),
             ControlError::Verifier(v) => Self::Internal(v.to_string()),
             ControlError::Invalid(msg) => Self::invalid("", msg),
+            ControlError::InvalidField { field, detail } => Self::invalid(field, detail),
         }
     }
 }
@@ -503,10 +511,9 @@ impl AdminService {
         let mut changed = serde_json::Map::new();
         if let Some(name) = patch.name {
             require(p, Role::Editor, "rename the workspace")?;
-            let name = name.trim().to_owned();
-            if name.is_empty() || name.chars().count() > 100 {
-                return Err(AdminError::invalid("name", "must be 1 to 100 characters"));
-            }
+            let name = Name::parse(&name)
+                .map_err(|e| AdminError::invalid("name", e.to_string()))?
+                .into_string();
             ws.name = name.clone();
             changed.insert("name".into(), json!(name));
         }
@@ -629,37 +636,19 @@ impl AdminService {
         Ok(user)
     }
 
-    async fn admins(&self, ws: &WorkspaceId) -> Result<usize, AdminError> {
-        Ok(self
-            .ports
-            .control
-            .users(ws, self.now())
-            .await?
-            .iter()
-            .filter(|u| u.role == Role::Admin)
-            .count())
-    }
-
+    /// Changes a user's role. The last admin cannot be demoted: the store checks and writes
+    /// in one atomic step, so two admins demoting each other at once cannot both succeed.
     pub async fn set_role(&self, p: &Principal, id: &str, role: Role) -> Result<User, AdminError> {
         require(p, Role::Admin, "change roles")?;
         self.open_ws(p).await?;
         let mut user = self
             .ports
             .control
-            .user(&p.workspace_id, id, self.now())
-            .await?
-            .ok_or(AdminError::NotFound("user"))?;
-        if user.role == Role::Admin
-            && role != Role::Admin
-            && self.admins(&p.workspace_id).await? <= 1
-        {
-            return Err(AdminError::Conflict(
-                "the last admin cannot be demoted".into(),
-            ));
-        }
+            .set_user_role_keeping_an_admin(&p.workspace_id, id, role, self.now())
+            .await
+            .map_err(|e| last_admin(e, "the last admin cannot be demoted"))?;
         let from = user.role;
         user.role = role;
-        self.ports.control.update_user(&user).await?;
         self.key_cache.clear();
         self.audit(p, "user.set_role", id, json!({"from": from, "to": role}))
             .await?;
@@ -671,15 +660,9 @@ impl AdminService {
         let user = self
             .ports
             .control
-            .user(&p.workspace_id, id, self.now())
-            .await?
-            .ok_or(AdminError::NotFound("user"))?;
-        if user.role == Role::Admin && self.admins(&p.workspace_id).await? <= 1 {
-            return Err(AdminError::Conflict(
-                "the last admin cannot be removed".into(),
-            ));
-        }
-        self.ports.control.delete_user(&p.workspace_id, id).await?;
+            .delete_user_keeping_an_admin(&p.workspace_id, id, self.now())
+            .await
+            .map_err(|e| last_admin(e, "the last admin cannot be removed"))?;
         // Their personal tokens stop working at once.
         for key in self
             .ports
@@ -749,12 +732,9 @@ impl AdminService {
             }
         };
         let name = req.name.unwrap_or_else(|| format!("{} key", kind.as_str()));
-        if name.chars().count() > 100 {
-            return Err(AdminError::invalid(
-                "name",
-                "must be at most 100 characters",
-            ));
-        }
+        let name = Name::parse(&name)
+            .map_err(|e| AdminError::invalid("name", e.to_string()))?
+            .into_string();
         let ws = self.open_ws(p).await?;
         let issued = self
             .control()
@@ -887,93 +867,6 @@ impl AdminService {
             "destination.create",
             d.id.as_str(),
             json!({"name": d.name, "kind": d.kind, "secrets": d.secret_hints}),
-        )
-        .await?;
-        Ok(DestinationView::from(&d))
-    }
-
-    pub async fn update_destination(
-        &self,
-        p: &Principal,
-        id: &str,
-        patch: DestinationPatch,
-    ) -> Result<DestinationView, AdminError> {
-        require(p, Role::Editor, "change destinations")?;
-        let mut d = self.destination_record(p, id).await?;
-        let ws = self.open_ws(p).await?;
-        // Validate the result as a whole, like a create.
-        let keys = WorkspaceKeys::new(
-            &self
-                .ports
-                .keyring
-                .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
-                .await?,
-        );
-        let secrets_aad = aad("secrets", &ws.id, d.id.as_str());
-        let secrets: Value = match &patch.secrets {
-            Some(s) => {
-                require(p, Role::Admin, "change destination secrets")?;
-                s.clone()
-            }
-            None => destination_secrets(&keys, &d)?,
-        };
-        let spec = DestinationSpec {
-            name: patch.name.clone().unwrap_or_else(|| d.name.clone()),
-            kind: d.kind,
-            config: patch.config.clone().unwrap_or_else(|| d.config.clone()),
-            secrets: secrets.clone(),
-            consent_purposes: Some(
-                patch
-                    .consent_purposes
-                    .clone()
-                    .unwrap_or_else(|| d.consent_purposes.clone()),
-            ),
-            events: patch.events.clone().unwrap_or_else(|| d.events.clone()),
-            endpoint: patch.endpoint.clone().unwrap_or_else(|| d.endpoint.clone()),
-            paused: patch.paused.unwrap_or(d.paused),
-        };
-        spec.validate()?;
-        self.check_urls(&spec).await?;
-        let mut changed: Vec<&str> = Vec::new();
-        if patch.name.is_some() {
-            changed.push("name");
-        }
-        if patch.config.is_some() {
-            changed.push("config");
-        }
-        if patch.consent_purposes.is_some() {
-            changed.push("consent_purposes");
-        }
-        if patch.events.is_some() {
-            changed.push("events");
-        }
-        if patch.endpoint.is_some() {
-            changed.push("endpoint");
-        }
-        if patch.paused.is_some() {
-            changed.push("paused");
-        }
-        if patch.secrets.is_some() {
-            changed.push("secrets");
-            let mut nonce = [0u8; 12];
-            self.ports.ids.fill(&mut nonce);
-            let plain = SecretString::from(secrets.to_string());
-            d.secrets = keys.seal(nonce, &secrets_aad, plain.expose_secret().as_bytes());
-            d.secret_hints = secret_hints(&secrets);
-        }
-        d.name = spec.name.trim().to_owned();
-        d.config = spec.config;
-        d.consent_purposes = spec.consent_purposes.unwrap_or_default();
-        d.events = spec.events;
-        d.endpoint = spec.endpoint;
-        d.paused = spec.paused;
-        d.updated_at = self.now();
-        self.ports.control.put_destination(&d).await?;
-        self.audit(
-            p,
-            "destination.update",
-            d.id.as_str(),
-            json!({"changed": changed, "secrets": d.secret_hints}),
         )
         .await?;
         Ok(DestinationView::from(&d))
@@ -1145,6 +1038,16 @@ impl AdminService {
             }
         }
         Ok(v.finish())
+    }
+}
+
+/// A refusal of the last-admin rule as the API says it; another conflict (the admins changed
+/// in between) as the store said it.
+fn last_admin(e: StoreError, refusal: &str) -> AdminError {
+    match e {
+        StoreError::Conflict(what) if what == LAST_ADMIN => AdminError::Conflict(refusal.into()),
+        StoreError::Conflict(what) => AdminError::Conflict(what.into()),
+        other => other.into(),
     }
 }
 

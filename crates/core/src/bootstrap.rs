@@ -15,6 +15,7 @@ use crate::error::{KeyError, StoreError};
 use crate::keys::{
     ApiKey, ApiKeyRecord, KeyKind, Role, KEY_ID_LEN, KEY_SECRET_LEN, MAX_KEY_LIFETIME_DAYS,
 };
+use crate::name::Name;
 use crate::ports::{ControlStore, Keyring};
 use crate::workspace::{KeyRef, Region, Retention, User, Workspace, WorkspaceId};
 
@@ -33,6 +34,17 @@ pub enum ControlError {
     Verifier(#[source] bcrypt::BcryptError),
     #[error("{0}")]
     Invalid(String),
+    /// A well-formed request broke a rule about one field.
+    #[error("{field}: {detail}")]
+    InvalidField { field: &'static str, detail: String },
+}
+
+/// A valid name, or the error naming `field`.
+fn name(field: &'static str, s: &str) -> Result<Name, ControlError> {
+    Name::parse(s).map_err(|e| ControlError::InvalidField {
+        field,
+        detail: e.to_string(),
+    })
 }
 
 /// What `init` hands the operator, once.
@@ -86,19 +98,14 @@ impl Control<'_> {
         region: Region,
         name: &str,
     ) -> Result<Workspace, ControlError> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(ControlError::Invalid(
-                "workspace name must be 1 to 100 characters".into(),
-            ));
-        }
+        let name = self::name("name", name)?;
         let now = self.clock.now();
         let id = WorkspaceId::new(region, &self.ids.uuid_v7(now).simple().to_string());
         let key_ref = KeyRef::Platform;
         let (_, wrapped) = self.keyring.generate_data_key(&id, &key_ref).await?;
         let ws = Workspace {
             id,
-            name: name.to_owned(),
+            name: name.into_string(),
             region,
             created_at: now,
             retention: Retention::default(),
@@ -127,6 +134,7 @@ impl Control<'_> {
                 "expires_in_days must be from 1 to {MAX_KEY_LIFETIME_DAYS}"
             )));
         }
+        let name = self::name("name", name)?;
         let now = self.clock.now();
         let id = self.ids.token(KEY_ID_LEN).to_ascii_lowercase();
         let secret = self.ids.token(KEY_SECRET_LEN);
@@ -138,7 +146,7 @@ impl Control<'_> {
             kind,
             role,
             user_id,
-            name: name.to_owned(),
+            name: name.into_string(),
             prefix: key.prefix(),
             verifier,
             created_at: now,
@@ -235,7 +243,7 @@ impl Control<'_> {
                 spec.config.clone()
             },
             secrets: sealed,
-            secret_hints: secret_hints(&spec.secrets),
+            secret_hints: secret_hints(&keys, &spec.secrets),
             consent_purposes: spec.purposes(),
             events: spec.events.clone(),
             endpoint: spec.endpoint.clone(),

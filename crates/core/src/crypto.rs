@@ -1,8 +1,10 @@
 //! Envelope encryption with workspace data keys, and the keyed subject index.
 //!
 //! Each workspace has one 256-bit data key, wrapped by the platform key or the customer's
-//! key (BYOK). From it derive: AES-256-GCM sealing of IP/UA and destination secrets, and the
-//! HMAC-SHA256 key of the internal subject index (never a bare hash of an identifier).
+//! key (BYOK). From it derive: AES-256-GCM sealing of IP/UA and destination secrets, the
+//! HMAC-SHA256 key of the internal subject index (never a bare hash of an identifier), and
+//! the HMAC-SHA256 key of destination secret fingerprints (never a bare hash of a secret, so
+//! whoever sees a fingerprint cannot test guesses offline).
 
 use std::fmt;
 
@@ -81,6 +83,7 @@ impl fmt::Debug for Sealed {
 pub struct WorkspaceKeys {
     cipher: Aes256Gcm,
     subject: Hmac<Sha256>,
+    fingerprint: Hmac<Sha256>,
 }
 
 impl fmt::Debug for WorkspaceKeys {
@@ -92,12 +95,30 @@ impl fmt::Debug for WorkspaceKeys {
 impl WorkspaceKeys {
     pub fn new(data_key: &DataKey) -> Self {
         let cipher = Aes256Gcm::new_from_slice(data_key.expose()).expect("32-byte key");
-        let mut derive =
-            <Hmac<Sha256> as Mac>::new_from_slice(data_key.expose()).expect("any key length");
-        derive.update(b"tracklayer/subject-index/v1");
-        let subject_key = derive.finalize().into_bytes();
-        let subject = <Hmac<Sha256> as Mac>::new_from_slice(&subject_key).expect("any key length");
-        Self { cipher, subject }
+        let derive = |label: &[u8]| {
+            let mut mac =
+                <Hmac<Sha256> as Mac>::new_from_slice(data_key.expose()).expect("any key length");
+            mac.update(label);
+            let key = mac.finalize().into_bytes();
+            <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length")
+        };
+        Self {
+            cipher,
+            subject: derive(b"tracklayer/subject-index/v1"),
+            fingerprint: derive(b"tracklayer/secret-fingerprint/v1"),
+        }
+    }
+
+    /// A destination secret's fingerprint: 12 hex characters of
+    /// HMAC-SHA256(workspace fingerprint key, name ‖ 0 ‖ secret). The same secret under the
+    /// same name gives the same fingerprint within a workspace; without the workspace's data
+    /// key nobody can compute one.
+    pub fn secret_fingerprint(&self, name: &str, secret: &str) -> String {
+        let mut mac = self.fingerprint.clone();
+        mac.update(name.as_bytes());
+        mac.update(&[0]);
+        mac.update(secret.as_bytes());
+        hex_lower(&mac.finalize().into_bytes()[..6])
     }
 
     /// Encrypts `plaintext`, bound to `aad` (e.g. `"ip:<workspace>:<event>"`).
@@ -210,6 +231,19 @@ mod tests {
         assert_ne!(a, keys(2).subject_index("email", "a@example.com"));
         assert_ne!(a, keys(1).subject_index("phone", "a@example.com"));
         assert_ne!(a, crate::identity::sha256_hex("a@example.com"));
+    }
+
+    #[test]
+    fn secret_fingerprints_are_keyed_per_workspace_and_stable_within_one() {
+        use sha2::Digest;
+        let secret = "EAAB-meta-access-token";
+        let fp = keys(1).secret_fingerprint("access_token", secret);
+        assert_eq!(fp.len(), 12);
+        assert_eq!(fp, keys(1).secret_fingerprint("access_token", secret));
+        assert_ne!(fp, keys(2).secret_fingerprint("access_token", secret));
+        assert_ne!(fp, keys(1).secret_fingerprint("api_secret", secret));
+        assert_ne!(fp, hex::encode(&Sha256::digest(secret.as_bytes())[..6]));
+        assert_ne!(fp, keys(1).subject_index("access_token", secret)[..12]);
     }
 
     #[test]

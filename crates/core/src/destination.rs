@@ -9,8 +9,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::consent::Purpose;
-use crate::crypto::Sealed;
+use crate::crypto::{Sealed, WorkspaceKeys};
 use crate::identity::Profile;
+use crate::name::Name;
 use crate::workspace::WorkspaceId;
 
 pub mod secret_opener;
@@ -63,6 +64,18 @@ impl DestinationKind {
             Self::Ga4 => (&["measurement_id"], &["api_secret"]),
             Self::Tiktok => (&["pixel_code"], &["access_token"]),
             Self::Webhook => (&["url"], &["signing_secret"]),
+        }
+    }
+
+    /// The `config` keys that say where events and credentials go (the account or pixel
+    /// they are sent to, or a webhook's URL). Changing one, like the `endpoint` override,
+    /// is the admin's: the sealed secrets stay attached and would follow the data.
+    pub fn routing_config(self) -> &'static [&'static str] {
+        match self {
+            Self::MetaCapi => &["pixel_id"],
+            Self::Ga4 => &["measurement_id"],
+            Self::Tiktok => &["pixel_code"],
+            Self::Webhook => &["url"],
         }
     }
 
@@ -185,7 +198,7 @@ pub struct Destination {
     pub kind: DestinationKind,
     pub config: Value,
     pub secrets: Sealed,
-    /// Fingerprints (SHA-256 prefix and last 4 characters) of each secret, for display.
+    /// Per secret its keyed fingerprint and last 4 characters, for display ([`secret_hints`]).
     pub secret_hints: Value,
     pub consent_purposes: Vec<Purpose>,
     pub events: EventFilter,
@@ -230,10 +243,7 @@ impl fmt::Debug for DestinationSpec {
 impl DestinationSpec {
     /// Checks names, config and secrets against the kind. Returns the field at fault.
     pub fn validate(&self) -> Result<(), DestinationError> {
-        let name = self.name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(DestinationError::new("name", "must be 1 to 100 characters"));
-        }
+        Name::parse(&self.name).map_err(|e| DestinationError::new("name", e.to_string()))?;
         let (req_cfg, req_sec) = self.kind.required();
         let (ok_cfg, ok_sec) = self.kind.allowed();
         check_object("config", &self.config, req_cfg, ok_cfg)?;
@@ -280,10 +290,17 @@ impl DestinationSpec {
                     .get("signing_secret")
                     .and_then(Value::as_str)
                     .unwrap_or("");
-                if !secret.starts_with("whsec_") {
+                if !is_signing_secret(secret) {
                     return Err(DestinationError::new(
                         "secrets.signing_secret",
                         "must be whsec_ followed by base64 key bytes (Standard Webhooks)",
+                    ));
+                }
+                // One place says where a webhook sends: its `config.url`.
+                if self.endpoint.is_some() {
+                    return Err(DestinationError::new(
+                        "endpoint",
+                        "webhooks send to config.url; the endpoint override is for meta_capi, ga4 and tiktok (set it to null)",
                     ));
                 }
             }
@@ -301,6 +318,17 @@ impl DestinationSpec {
             .clone()
             .unwrap_or_else(|| self.kind.default_purposes())
     }
+}
+
+/// `whsec_` and the standard base64 of at least one key byte, as the webhook connector
+/// decodes it to sign (Standard Webhooks).
+fn is_signing_secret(secret: &str) -> bool {
+    use base64::Engine as _;
+    secret
+        .trim()
+        .strip_prefix("whsec_")
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .is_some_and(|key| !key.is_empty())
 }
 
 fn check_object(
@@ -335,14 +363,14 @@ fn check_object(
     Ok(())
 }
 
-/// What may be shown of a secret: a short SHA-256 fingerprint and its last 4 characters.
-pub fn secret_hints(secrets: &Value) -> Value {
-    use sha2::{Digest, Sha256};
+/// What may be shown of a secret: its fingerprint, keyed with the workspace's data key
+/// ([`WorkspaceKeys::secret_fingerprint`]), and its last 4 characters.
+pub fn secret_hints(keys: &WorkspaceKeys, secrets: &Value) -> Value {
     let mut out = serde_json::Map::new();
     if let Value::Object(obj) = secrets {
         for (k, v) in obj {
             if let Some(s) = v.as_str() {
-                let fp = hex::encode(&Sha256::digest(s.as_bytes())[..6]);
+                let fp = keys.secret_fingerprint(k, s);
                 let last4: String = s
                     .chars()
                     .rev()
@@ -408,10 +436,72 @@ mod tests {
         assert!(!deny.admits("Signed Up"));
     }
 
+    fn keys(byte: u8) -> WorkspaceKeys {
+        WorkspaceKeys::new(&crate::crypto::DataKey::from_bytes([byte; 32]))
+    }
+
+    fn webhook(secret: &str) -> DestinationSpec {
+        spec(
+            json!({"name":"W","kind":"webhook","config":{"url":"https://hooks.example.com/in"},
+            "secrets":{"signing_secret": secret}}),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn secret_hints_show_only_a_fingerprint_and_the_last_four_characters() {
-        let hints = secret_hints(&json!({"access_token":"EAABsecretvalue1234"}));
+        let hints = secret_hints(&keys(1), &json!({"access_token":"EAABsecretvalue1234"}));
         assert_eq!(hints["access_token"]["last4"], "1234");
         assert!(!hints.to_string().contains("EAABsecret"));
+    }
+
+    #[test]
+    fn secret_fingerprints_are_not_a_plain_sha256_prefix_and_are_stable_in_a_workspace() {
+        use sha2::{Digest, Sha256};
+        let secrets = json!({"access_token":"EAABsecretvalue1234"});
+        let fp = secret_hints(&keys(1), &secrets)["access_token"]["fingerprint"].clone();
+        let plain = hex::encode(&Sha256::digest(b"EAABsecretvalue1234")[..6]);
+        assert_ne!(fp, json!(plain));
+        assert_eq!(
+            fp,
+            secret_hints(&keys(1), &secrets)["access_token"]["fingerprint"]
+        );
+        assert_ne!(
+            fp,
+            secret_hints(&keys(2), &secrets)["access_token"]["fingerprint"]
+        );
+    }
+
+    #[test]
+    fn a_webhook_signing_secret_must_be_whsec_and_base64() {
+        webhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            .validate()
+            .unwrap();
+        for bad in [
+            "whsec_not base64!!",
+            "whsec_",
+            "whsec_abc",
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ] {
+            assert_eq!(
+                webhook(bad).validate().unwrap_err().field,
+                "secrets.signing_secret",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_webhook_takes_no_endpoint_override() {
+        let mut s = webhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        s.endpoint = Some("https://elsewhere.example.com".into());
+        assert_eq!(s.validate().unwrap_err().field, "endpoint");
+    }
+
+    #[test]
+    fn a_destination_name_with_a_bidi_override_is_refused() {
+        let mut s = webhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        s.name = "Warehouse\u{202E}gnp.exe".into();
+        assert_eq!(s.validate().unwrap_err().field, "name");
     }
 }

@@ -18,6 +18,7 @@ pub mod identity;
 pub mod ingest;
 pub mod key_expiry;
 pub mod keys;
+pub mod name;
 pub mod ports;
 pub mod workspace;
 

@@ -16,8 +16,11 @@ use crate::destination::{Destination, DestinationId, DestinationKind};
 use crate::dsr::{DsrId, DsrRequest, ErasedRows, EventFootprint};
 use crate::error::{KeyError, MailError, StoreError};
 use crate::event::{EventId, MessageId, OperationalRecord, StoredEvent};
-use crate::keys::{ApiKeyRecord, KeyId};
+use crate::keys::{ApiKeyRecord, KeyId, Role};
 use crate::workspace::{KeyRef, User, Workspace, WorkspaceId};
+
+/// What a control store's `Conflict` says when the last-admin rule refused a change.
+pub const LAST_ADMIN: &str = "the workspace's last admin";
 
 /// What ingest needs from the control plane: read-only.
 ///
@@ -87,6 +90,27 @@ pub trait ControlStore: ControlReader {
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
     async fn update_user(&self, user: &User) -> Result<(), StoreError>;
     async fn delete_user(&self, ws: &WorkspaceId, id: &str) -> Result<(), StoreError>;
+    /// Gives an unexpired user `role`, unless they are an admin and no other unexpired admin
+    /// of the workspace would remain: the check and the write are one atomic step, so two
+    /// admins demoting each other at once cannot both succeed. Returns the user as they
+    /// were. `NotFound` if there is none; `Conflict(`[`LAST_ADMIN`]`)` if the rule refuses
+    /// (or, on a store with optimistic transactions, another change to the admins came in
+    /// between: the caller may retry).
+    async fn set_user_role_keeping_an_admin(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+        role: Role,
+        now: OffsetDateTime,
+    ) -> Result<User, StoreError>;
+    /// Deletes an unexpired user under the same rule, atomically likewise. Returns the user
+    /// as they were.
+    async fn delete_user_keeping_an_admin(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<User, StoreError>;
     /// An unexpired user.
     async fn user(
         &self,

@@ -99,6 +99,23 @@ impl tracklayer_core::ports::Mailer for NoMail {
 
 impl App {
     async fn start() -> Self {
+        Self::build(None).await
+    }
+
+    /// An app whose test sends go out over the network (to loopback listeners) through the
+    /// real egress client, as `serve --allow-private-egress` sends them.
+    async fn on_the_network() -> Self {
+        let egress = tracklayer_egress::HttpEgress::new(tracklayer_egress::EgressConfig {
+            policy: tracklayer_egress::EgressPolicy {
+                allow_private: true,
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        Self::build(Some(Arc::new(egress))).await
+    }
+
+    async fn build(network: Option<Arc<dyn Egress>>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let master = dir.path().join("master.key");
         FileKeyring::create_master_key(&master, &SystemIds).unwrap();
@@ -185,7 +202,7 @@ impl App {
         let tester = DestinationTester::new(TestPorts {
             control: control.clone(),
             keyring: keyring.clone(),
-            egress: egress.clone(),
+            egress: network.unwrap_or_else(|| egress.clone()),
             clock: clock.clone(),
             ids: ids.clone(),
         });
@@ -634,6 +651,20 @@ fn matrix() -> Vec<Row> {
             [200, 403, 403, 401, 404],
         ),
         row(
+            M::PATCH,
+            "/admin/v1/destinations/{id}",
+            T::Destination,
+            Some(|| json!({"config": {"url": "https://elsewhere.example.com/hook"}})),
+            [200, 403, 403, 401, 404],
+        ),
+        row(
+            M::PATCH,
+            "/admin/v1/destinations/{id}",
+            T::Destination,
+            Some(|| json!({"consent_purposes": ["analytics"]})),
+            [200, 403, 403, 401, 404],
+        ),
+        row(
             M::DELETE,
             "/admin/v1/destinations/{id}",
             T::Destination,
@@ -1041,8 +1072,314 @@ async fn destination_secrets_are_never_returned_only_fingerprint_and_last_four()
         .find(|e| e["action"] == "destination.update")
         .unwrap();
     assert_eq!(
-        update["summary"]["secrets"]["access_token"]["last4"],
-        "K2P8"
+        update["summary"]["secrets"]["access_token"],
+        json!({"from": hint["fingerprint"],
+               "to": bodies[3]["secrets"]["access_token"]["fingerprint"]})
+    );
+}
+
+#[tokio::test]
+async fn secret_fingerprints_are_keyed_per_workspace_not_a_sha256_prefix() {
+    let app = App::start().await;
+    let fingerprint = |v: &Value| v["secrets"]["access_token"]["fingerprint"].clone();
+
+    let first = app
+        .ok(Method::POST, "/admin/v1/destinations", Some(meta()))
+        .await;
+    let second = app
+        .ok(Method::POST, "/admin/v1/destinations", Some(meta()))
+        .await;
+    let (status, _, elsewhere) = app
+        .call(
+            Method::POST,
+            "/admin/v1/destinations",
+            Some(&app.other),
+            Some(meta()),
+        )
+        .await;
+
+    assert_eq!(status, StatusCode::CREATED);
+    let plain = &tracklayer_core::identity::sha256_hex(META_TOKEN)[..12];
+    assert_ne!(fingerprint(&first), json!(plain));
+    assert_eq!(fingerprint(&first), fingerprint(&second));
+    assert_ne!(fingerprint(&first), fingerprint(&elsewhere));
+}
+
+fn ga4() -> Value {
+    json!({"name": "GA4", "kind": "ga4", "config": {"measurement_id": "G-ABC123"},
+           "secrets": {"api_secret": "ga4-api-secret-never-shown"}})
+}
+
+fn tiktok() -> Value {
+    json!({"name": "TikTok", "kind": "tiktok", "config": {"pixel_code": "CPIXEL123"},
+           "secrets": {"access_token": "tiktok-token-never-shown"}})
+}
+
+#[tokio::test]
+async fn editors_cannot_change_where_a_destination_sends_or_its_consent_purposes() {
+    let app = App::start().await;
+    let cases = [
+        (
+            meta(),
+            json!({"endpoint": "https://capi.example.com"}),
+            "endpoint",
+        ),
+        (
+            meta(),
+            json!({"config": {"pixel_id": "999", "api_version": "v21.0"}}),
+            "config.pixel_id",
+        ),
+        (meta(), json!({"consent_purposes": []}), "consent_purposes"),
+        (
+            ga4(),
+            json!({"config": {"measurement_id": "G-OTHER1"}}),
+            "config.measurement_id",
+        ),
+        (
+            ga4(),
+            json!({"endpoint": "https://mp.example.com"}),
+            "endpoint",
+        ),
+        (
+            tiktok(),
+            json!({"config": {"pixel_code": "CATTACKER"}}),
+            "config.pixel_code",
+        ),
+        (
+            webhook(),
+            json!({"config": {"url": "https://attacker.example.com/in"}}),
+            "config.url",
+        ),
+        (
+            webhook(),
+            json!({"consent_purposes": ["analytics"]}),
+            "consent_purposes",
+        ),
+    ];
+    for (spec, patch, field) in cases {
+        let created = app
+            .ok(Method::POST, "/admin/v1/destinations", Some(spec))
+            .await;
+        let path = format!("/admin/v1/destinations/{}", created["id"].as_str().unwrap());
+
+        let (status, _, v) = app
+            .call(Method::PATCH, &path, Some(&app.editor), Some(patch.clone()))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{patch}: {v}");
+        assert_eq!(v["field"], field, "{patch}: {v}");
+        let unchanged = app.ok(Method::GET, &path, None).await;
+        assert_eq!(unchanged, created, "{patch}");
+
+        let changed = app.ok(Method::PATCH, &path, Some(patch.clone())).await;
+        assert_ne!(changed, created, "{patch}");
+    }
+}
+
+#[tokio::test]
+async fn editors_change_names_filters_and_settings_that_do_not_route() {
+    let app = App::start().await;
+    let created = app
+        .ok(Method::POST, "/admin/v1/destinations", Some(meta()))
+        .await;
+    let path = format!("/admin/v1/destinations/{}", created["id"].as_str().unwrap());
+    // The whole config sent back with the routing keys as they are is no routing change.
+    let patch = json!({"name": "Meta (test)", "paused": true,
+        "events": {"allow": ["Order Completed"]},
+        "config": {"pixel_id": "1234567890", "api_version": "v22.0", "test_event_code": "TEST1"}});
+
+    let (status, _, v) = app
+        .call(Method::PATCH, &path, Some(&app.editor), Some(patch))
+        .await;
+
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["config"]["test_event_code"], "TEST1");
+    assert_eq!(v["name"], "Meta (test)");
+}
+
+#[tokio::test]
+async fn a_destination_update_is_audited_with_old_and_new_values_and_only_secret_fingerprints() {
+    let app = App::start().await;
+    let created = app
+        .ok(Method::POST, "/admin/v1/destinations", Some(meta()))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let new_token = "EAAB-rotated-token-never-shown-X1Y2"; // pragma: allowlist secret
+    let updated = app
+        .ok(
+            Method::PATCH,
+            &format!("/admin/v1/destinations/{id}"),
+            Some(json!({"endpoint": "https://capi.example.com",
+                "config": {"pixel_id": "555", "api_version": "v21.0"},
+                "consent_purposes": ["advertising", "analytics"],
+                "secrets": {"access_token": new_token}})),
+        )
+        .await;
+
+    let log = app
+        .ok(
+            Method::GET,
+            "/admin/v1/audit-log?action=destination.update",
+            None,
+        )
+        .await;
+    let entry = &log["entries"][0];
+    assert_eq!(entry["target"], id);
+    assert_eq!(
+        entry["summary"]["changed"],
+        json!({
+            "config.pixel_id": {"from": "1234567890", "to": "555"},
+            "consent_purposes": {"from": ["advertising"], "to": ["advertising", "analytics"]},
+            "endpoint": {"from": null, "to": "https://capi.example.com"},
+        })
+    );
+    assert_eq!(
+        entry["summary"]["secrets"],
+        json!({"access_token": {
+            "from": created["secrets"]["access_token"]["fingerprint"],
+            "to": updated["secrets"]["access_token"]["fingerprint"],
+        }})
+    );
+    let text = log.to_string();
+    assert!(
+        !text.contains(new_token) && !text.contains(META_TOKEN),
+        "{text}"
+    );
+}
+
+/// A loopback HTTP listener that answers 200 to everything and keeps the bytes it received.
+struct Listener {
+    url: String,
+    received: Arc<Mutex<Vec<u8>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Listener {
+    async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", socket.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (bytes, count) = (received.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = socket.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let bytes = bytes.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0; 64 * 1024];
+                    let mut request = Vec::new();
+                    // Headers, then as much body as Content-Length says.
+                    loop {
+                        let n = conn.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let len = text
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if request.len() >= end + 4 + len {
+                                break;
+                            }
+                        }
+                    }
+                    bytes.lock().unwrap().extend_from_slice(&request);
+                    let _ = conn
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                        .await;
+                });
+            }
+        });
+        Self {
+            url,
+            received,
+            connections,
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.received.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn an_editor_cannot_point_a_destination_at_a_listener_to_receive_its_secret() {
+    let app = App::on_the_network().await;
+    let (legit, attacker) = (Listener::start().await, Listener::start().await);
+    // The admin points Meta at the workspace's own (legitimate) gateway.
+    let mut spec = meta();
+    spec["endpoint"] = json!(legit.url);
+    let created = app
+        .ok(Method::POST, "/admin/v1/destinations", Some(spec))
+        .await;
+    let path = format!("/admin/v1/destinations/{}", created["id"].as_str().unwrap());
+
+    // The editor tries every way to redirect it, then asks for a test send.
+    for patch in [
+        json!({"endpoint": attacker.url}),
+        json!({"endpoint": null}),
+        json!({"config": {"pixel_id": "666", "api_version": "v21.0"}}),
+    ] {
+        let (status, _, v) = app
+            .call(Method::PATCH, &path, Some(&app.editor), Some(patch.clone()))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{patch}: {v}");
+    }
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            &format!("{path}/test"),
+            Some(&app.editor),
+            None,
+        )
+        .await;
+
+    // The test event went where the admin said, with the token; the attacker got nothing.
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["outcome"], "delivered", "{v}");
+    assert!(legit.text().contains(META_TOKEN), "{}", legit.text());
+    assert_eq!(
+        attacker
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    assert!(!attacker.text().contains(META_TOKEN));
+}
+
+#[tokio::test]
+async fn a_test_send_is_audited_with_its_outcome() {
+    let app = App::start().await;
+    let id = app.new_destination().await;
+
+    app.call(
+        Method::POST,
+        &format!("/admin/v1/destinations/{id}/test"),
+        Some(&app.editor),
+        None,
+    )
+    .await;
+
+    let log = app
+        .ok(
+            Method::GET,
+            "/admin/v1/audit-log?action=destination.test",
+            None,
+        )
+        .await;
+    let entry = &log["entries"][0];
+    assert_eq!(entry["target"], id);
+    assert!(
+        entry["actor"].as_str().unwrap().starts_with("svc:"),
+        "{entry}"
+    );
+    assert_eq!(
+        entry["summary"],
+        json!({"outcome": "delivered", "http_status": 200})
     );
 }
 
@@ -1194,6 +1531,50 @@ async fn the_last_admin_can_be_neither_demoted_nor_removed() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
+/// Two admins changing each other at the same moment: exactly one succeeds, the other gets
+/// 409, and an admin remains.
+async fn two_admins_at_once(method: Method, body: Option<Value>) {
+    let app = App::start().await;
+    let second = app.new_user("admin").await;
+    let second_path = format!("/admin/v1/users/{second}");
+    // A service token acts on both: its role is its own, whatever happens to the users.
+    let svc = app
+        .ok(
+            Method::POST,
+            "/admin/v1/api-keys",
+            Some(json!({"kind": "svc", "role": "admin"})),
+        )
+        .await;
+    let token = svc["secret"].as_str();
+    let (a, b) = tokio::join!(
+        app.call(method.clone(), "/admin/v1/users/usr_owner", token, body.clone()),
+        app.call(method.clone(), &second_path, token, body.clone()),
+    );
+    let mut statuses = [a.0.as_u16(), b.0.as_u16()];
+    statuses.sort_unstable();
+    let ok = if method == Method::DELETE { 204 } else { 200 };
+    assert_eq!(statuses, [ok, 409], "{} {}", a.2, b.2);
+    let admins = app
+        .service
+        .users(&Principal::operator(&app.ws))
+        .await
+        .unwrap()
+        .iter()
+        .filter(|u| u.role == Role::Admin)
+        .count();
+    assert_eq!(admins, 1);
+}
+
+#[tokio::test]
+async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
+    two_admins_at_once(Method::PATCH, Some(json!({"role": "editor"}))).await;
+}
+
+#[tokio::test]
+async fn two_admins_removing_each_other_at_once_leave_one_admin() {
+    two_admins_at_once(Method::DELETE, None).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Errors
 
@@ -1288,6 +1669,61 @@ async fn validation_errors_name_the_field() {
             json!({"eu_default": "maybe", "us_default": "opt_out", "honor_gpc": true}),
             400,
             "eu_default",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/destinations",
+            json!({"name": "W", "kind": "webhook",
+            "config": {"url": "https://hooks.example.com/in"},
+            "secrets": {"signing_secret": "whsec_not base64!"}}),
+            422,
+            "secrets.signing_secret",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/destinations",
+            json!({"name": "W", "kind": "webhook", "endpoint": "https://other.example.com",
+            "config": {"url": "https://hooks.example.com/in"},
+            "secrets": {"signing_secret": SECRET}}),
+            422,
+            "endpoint",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/destinations",
+            json!({"name": "Warehouse\u{202e}exe.gpj", "kind": "webhook",
+            "config": {"url": "https://hooks.example.com/in"},
+            "secrets": {"signing_secret": SECRET}}),
+            422,
+            "name",
+        ),
+        (
+            Method::PATCH,
+            "/admin/v1/workspace",
+            json!({"name": "Acme\u{0}"}),
+            422,
+            "name",
+        ),
+        (
+            Method::PATCH,
+            "/admin/v1/workspace",
+            json!({"name": "Acme\u{2066}Evil\u{2069}"}),
+            422,
+            "name",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/api-keys",
+            json!({"kind": "ingest", "name": "web\u{1b}[31msite"}),
+            422,
+            "name",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/api-keys",
+            json!({"kind": "ingest", "name": "web\u{200b}site"}),
+            422,
+            "name",
         ),
     ];
     for (method, path, body, status, field) in cases {

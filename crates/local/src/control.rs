@@ -6,13 +6,13 @@
 //! sweeper deletes it (DynamoDB's TTL does on AWS).
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use time::OffsetDateTime;
 use tracklayer_core::clock::unix_millis;
 use tracklayer_core::destination::{Destination, DestinationId};
 use tracklayer_core::error::StoreError;
-use tracklayer_core::keys::{ApiKeyRecord, KeyId};
-use tracklayer_core::ports::{ControlReader, ControlStore};
+use tracklayer_core::keys::{ApiKeyRecord, KeyId, Role};
+use tracklayer_core::ports::{ControlReader, ControlStore, LAST_ADMIN};
 use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
 use crate::db::{from_json, json, sql, Db};
@@ -454,6 +454,61 @@ impl ControlStore for SqliteControlStore {
             .await
     }
 
+    async fn set_user_role_keeping_an_admin(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+        role: Role,
+        now: OffsetDateTime,
+    ) -> Result<User, StoreError> {
+        let (ws, id) = (ws.as_str().to_owned(), id.to_owned());
+        let now = unix_millis(now);
+        self.db
+            .call("set_user_role", move |c| {
+                keeping_an_admin(
+                    c,
+                    "set_user_role",
+                    &ws,
+                    &id,
+                    now,
+                    role != Role::Admin,
+                    |tx, old| {
+                        let mut user = old.clone();
+                        user.role = role;
+                        tx.execute(
+                            "UPDATE users SET doc = ?3 WHERE workspace_id = ?1 AND id = ?2",
+                            params![ws, id, json("set_user_role", &user)?],
+                        )
+                        .map_err(|e| sql("set_user_role", e))?;
+                        Ok(())
+                    },
+                )
+            })
+            .await
+    }
+
+    async fn delete_user_keeping_an_admin(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<User, StoreError> {
+        let (ws, id) = (ws.as_str().to_owned(), id.to_owned());
+        let now = unix_millis(now);
+        self.db
+            .call("delete_user", move |c| {
+                keeping_an_admin(c, "delete_user", &ws, &id, now, true, |tx, _| {
+                    tx.execute(
+                        "DELETE FROM users WHERE workspace_id = ?1 AND id = ?2",
+                        [&ws, &id],
+                    )
+                    .map_err(|e| sql("delete_user", e))?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
     async fn user(
         &self,
         ws: &WorkspaceId,
@@ -501,6 +556,52 @@ impl ControlStore for SqliteControlStore {
             })
             .await
     }
+}
+
+/// Reads an unexpired user, refuses if `removes_admin` and they are the workspace's only
+/// unexpired admin, else runs `write`: one immediate (write-locked) transaction, so no other
+/// connection changes the admins between the check and the write. Returns the user as read.
+fn keeping_an_admin(
+    c: &mut Connection,
+    context: &'static str,
+    ws: &str,
+    id: &str,
+    now: i64,
+    removes_admin: bool,
+    write: impl FnOnce(&rusqlite::Transaction<'_>, &User) -> Result<(), StoreError>,
+) -> Result<User, StoreError> {
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| sql(context, e))?;
+    let live = "workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)";
+    let doc: String = tx
+        .query_row(
+            &format!("SELECT doc FROM users WHERE {live} AND id = ?3"),
+            params![ws, now, id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| sql(context, e))?
+        .ok_or(StoreError::NotFound("user"))?;
+    let old: User = from_json(context, &doc)?;
+    if removes_admin && old.role == Role::Admin {
+        let others: i64 = tx
+            .query_row(
+                &format!(
+                    "SELECT COUNT(*) FROM users WHERE {live} AND id <> ?3
+                     AND json_extract(doc, '$.role') = 'admin'"
+                ),
+                params![ws, now, id],
+                |r| r.get(0),
+            )
+            .map_err(|e| sql(context, e))?;
+        if others == 0 {
+            return Err(StoreError::Conflict(LAST_ADMIN));
+        }
+    }
+    write(&tx, &old)?;
+    tx.commit().map_err(|e| sql(context, e))?;
+    Ok(old)
 }
 
 /// Why a conditional write of a workspace changed nothing: there is none, or it is closed.

@@ -81,6 +81,13 @@ mod users {
     tracklayer_core::users_contract!(async { SqliteControlStore::new(Db::in_memory().unwrap()) });
 }
 
+mod last_admin {
+    use super::*;
+    tracklayer_core::last_admin_contract!(async {
+        SqliteControlStore::new(Db::in_memory().unwrap())
+    });
+}
+
 mod account_data {
     use super::*;
     tracklayer_core::account_data_contract!(async {

@@ -8,6 +8,12 @@
 //! | user | `W#{ws}` | `USER#{id}` | — |
 //! | login (unique email) | `W#{ws}` | `LOGIN#{sha256(lowercase email)}` | — |
 //!
+//! The last-admin rule (`set_user_role_keeping_an_admin`, `delete_user_keeping_an_admin`)
+//! is one TransactWriteItems: the write of the user, conditioned on their document being the
+//! one read, and a condition check that another admin's document is still the one read (so
+//! still an admin). Transactions are serializable: of two admins demoting each other at
+//! once, the second to commit finds the first's document changed and fails.
+//!
 //! Account data carries the TTL attribute `expires_at`: a key record 90 days after the key
 //! ended; a closed workspace and its users, logins and key records 90 days after the closure.
 //! DynamoDB deletes late (moto never), so every read leaves out what expired by `now`. The
@@ -17,7 +23,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
@@ -25,8 +31,8 @@ use time::OffsetDateTime;
 use tracklayer_core::clock::unix_millis;
 use tracklayer_core::destination::{Destination, DestinationId};
 use tracklayer_core::error::StoreError;
-use tracklayer_core::keys::{ApiKeyRecord, KeyId};
-use tracklayer_core::ports::{ControlReader, ControlStore};
+use tracklayer_core::keys::{ApiKeyRecord, KeyId, Role};
+use tracklayer_core::ports::{ControlReader, ControlStore, LAST_ADMIN};
 use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
 use super::{doc, expired, get_n, get_s, key, n, query_all, s, to_json, ttl, Item};
@@ -204,6 +210,72 @@ impl DynamoControlStore {
                 ) =>
             {
                 Err(on_condition)
+            }
+            Err(e) => Err(store(context, e)),
+        }
+    }
+
+    /// Changes or deletes the user `id` unless that would leave the workspace without an
+    /// admin (see the module documentation). `write` builds the transaction's items for the
+    /// user item and document read; they must be conditioned on `doc = :doc`.
+    async fn keeping_an_admin(
+        &self,
+        context: &'static str,
+        ws: &WorkspaceId,
+        id: &str,
+        now: OffsetDateTime,
+        removes_admin: bool,
+        write: impl FnOnce(&Item, &User) -> Result<Vec<TransactWriteItem>, StoreError>,
+    ) -> Result<User, StoreError> {
+        let mut users = Vec::new();
+        for item in live(self.prefix(context, ws, "USER#").await?, now) {
+            let user: User = doc(&item, context)?;
+            users.push((item, user));
+        }
+        users.sort_by(|(_, a), (_, b)| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let (item, old) = users
+            .iter()
+            .find(|(_, u)| u.id == id)
+            .ok_or(StoreError::NotFound("user"))?;
+        let mut items = write(item, old)?;
+        if removes_admin && old.role == Role::Admin {
+            let (other, _) = users
+                .iter()
+                .find(|(_, u)| u.id != id && u.role == Role::Admin)
+                .ok_or(StoreError::Conflict(LAST_ADMIN))?;
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key("pk", other["pk"].clone())
+                .key("sk", other["sk"].clone())
+                .condition_expression("doc = :doc")
+                .expression_attribute_values(":doc", other["doc"].clone())
+                .build()
+                .map_err(|e| StoreError::permanent(context, e))?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(old.clone()),
+            // A condition failed or a concurrent transaction touched the same items: the
+            // admins changed between the read and the write.
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    TransactWriteItemsError::TransactionCanceledException(c)
+                        if c.cancellation_reasons().iter().any(|r| matches!(
+                            r.code(),
+                            Some("ConditionalCheckFailed" | "TransactionConflict")
+                        ))
+                ) =>
+            {
+                Err(StoreError::Conflict(
+                    "the workspace's users changed meanwhile; retry",
+                ))
             }
             Err(e) => Err(store(context, e)),
         }
@@ -621,6 +693,54 @@ impl ControlStore for DynamoControlStore {
         ];
         self.transact("delete_user", items, StoreError::NotFound("user"))
             .await
+    }
+
+    async fn set_user_role_keeping_an_admin(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+        role: Role,
+        now: OffsetDateTime,
+    ) -> Result<User, StoreError> {
+        let context = "set_user_role";
+        self.keeping_an_admin(context, ws, id, now, role != Role::Admin, |item, old| {
+            let mut user = old.clone();
+            user.role = role;
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(keep_expiry(user_item(&user)?, item)))
+                .condition_expression("doc = :doc")
+                .expression_attribute_values(":doc", item["doc"].clone())
+                .build()
+                .map_err(|e| StoreError::permanent(context, e))?;
+            Ok(vec![TransactWriteItem::builder().put(put).build()])
+        })
+        .await
+    }
+
+    async fn delete_user_keeping_an_admin(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<User, StoreError> {
+        let context = "delete_user";
+        let pk = ws_pk(ws);
+        self.keeping_an_admin(context, ws, id, now, true, |item, _| {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(&pk, format!("USER#{id}"))))
+                .condition_expression("doc = :doc")
+                .expression_attribute_values(":doc", item["doc"].clone())
+                .build()
+                .map_err(|e| StoreError::permanent(context, e))?;
+            let login = get_s(item, "login", context)?.to_owned();
+            Ok(vec![
+                TransactWriteItem::builder().delete(delete).build(),
+                self.tx_delete(key(&pk, login), None)?,
+            ])
+        })
+        .await
     }
 
     async fn user(

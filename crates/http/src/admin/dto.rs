@@ -636,7 +636,8 @@ fn secrets(v: BTreeMap<String, String>) -> Value {
 /// `access_token` (+ `app_secret`); `ga4` config `measurement_id` (+ `validate`,
 /// `event_names`), secrets `api_secret`; `tiktok` config `pixel_code` (+ `test_event_code`,
 /// `event_names`), secrets `access_token`; `webhook` config `url` (+ `batch_size`,
-/// `event_names`), secrets `signing_secret` (`whsec_…`).
+/// `event_names`), secrets `signing_secret` (`whsec_` and base64 key bytes). Webhooks take no
+/// `endpoint`: they send to `config.url`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDestination {
@@ -693,7 +694,9 @@ impl NewDestination {
 }
 
 /// Changes to a destination; absent fields stay as they are. `secrets` replaces all secrets
-/// and needs `admin`; the rest needs `editor`.
+/// and needs `admin`, as does changing where it sends (`endpoint`, `config` `pixel_id`,
+/// `measurement_id`, `pixel_code` or `url`) or its `consent_purposes`; the rest needs
+/// `editor`. Webhooks take no `endpoint`: they send to `config.url`.
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationPatch {

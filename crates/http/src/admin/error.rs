@@ -79,6 +79,18 @@ pub fn problem(e: AdminError, config: &AdminConfig) -> Problem {
             format!("the {} role cannot {action}", role_name(role)),
         )
         .with("role", role_name(role)),
+        AdminError::ForbiddenField {
+            role,
+            field,
+            action,
+        } => Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Forbidden",
+            format!("the {} role cannot {action}: {field}", role_name(role)),
+        )
+        .with("role", role_name(role))
+        .field(&field),
         AdminError::NotFound(what) => not_found(what),
         AdminError::Invalid { field, detail } => invalid(&field, detail),
         AdminError::Conflict(detail) => {

@@ -335,14 +335,15 @@ pub async fn get_destination(
     Ok(Json(d.into()))
 }
 
-/// Changes a destination: settings, routing filters and consent purposes (editor), secrets
-/// (admin).
+/// Changes a destination: name, event filter, pause state and the settings that do not route
+/// (editor); where it sends (`endpoint`, Meta `pixel_id`, GA4 `measurement_id`, TikTok
+/// `pixel_code`, webhook `url`), its `consent_purposes` and its `secrets` (admin).
 #[utoipa::path(patch, path = "/admin/v1/destinations/{id}", operation_id = "updateDestination", tag = "destinations",
     params(("id" = String, Path, description = "The destination's id (`dst_…`)", pattern = "^dst_[a-z0-9]{1,40}$")),
     request_body = dto::DestinationPatch,
     responses(
         (status = 200, description = "The updated destination", body = dto::Destination),
-        (status = 403, description = "Viewers change nothing; only admins change secrets", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Viewers change nothing; only admins change secrets, where a destination sends and its consent purposes (`field` names the first such field)", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn update_destination(
     State(s): State<AdminState>,
@@ -419,7 +420,8 @@ pub async fn resume_destination(
 }
 
 /// Sends one synthetic test event (not stored) through the destination's connector and
-/// reports its answer (editor). Refused while the workspace's egress is paused.
+/// reports its answer (editor). Refused while the workspace's egress is paused. Audited as
+/// `destination.test` with the outcome.
 #[utoipa::path(post, path = "/admin/v1/destinations/{id}/test", operation_id = "testDestination", tag = "destinations",
     params(("id" = String, Path, description = "The destination's id (`dst_…`)", pattern = "^dst_[a-z0-9]{1,40}$")),
     responses(
@@ -433,6 +435,11 @@ pub async fn test_destination(
     Id(id): Id,
 ) -> Answer<dto::TestResult> {
     let r = s.tester().send(&p, &id).await.map_err(|e| s.fail(e))?;
+    let outcome = serde_json::json!(r.outcome);
+    s.admin()
+        .record_destination_test(&p, &id, outcome, r.http_status)
+        .await
+        .map_err(|e| s.fail(e))?;
     Ok(Json(r))
 }
 

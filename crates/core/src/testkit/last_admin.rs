@@ -1,0 +1,164 @@
+//! The last-admin rule on every control store: a workspace keeps at least one admin, even
+//! when two admins demote or remove each other at the same moment (the check and the write
+//! are one atomic step).
+
+use super::{user, workspace};
+use crate::error::StoreError;
+use crate::keys::Role;
+use crate::ports::{ControlStore, LAST_ADMIN};
+use crate::workspace::{Region, Workspace};
+
+use super::T0;
+
+async fn with_two_admins(s: &dyn ControlStore) -> (Workspace, String, String) {
+    let ws = workspace(Region::Eu);
+    s.create_workspace(&ws).await.unwrap();
+    let a = user(&ws.id, "ann@example.com", Role::Admin);
+    let b = user(&ws.id, "bob@example.com", Role::Admin);
+    s.create_user(&a).await.unwrap();
+    s.create_user(&b).await.unwrap();
+    s.create_user(&user(&ws.id, "vic@example.com", Role::Viewer))
+        .await
+        .unwrap();
+    (ws, a.id, b.id)
+}
+
+async fn admins(s: &dyn ControlStore, ws: &Workspace) -> usize {
+    s.users(&ws.id, T0)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|u| u.role == Role::Admin)
+        .count()
+}
+
+fn is_conflict<T: std::fmt::Debug>(r: &Result<T, StoreError>) -> bool {
+    matches!(r, Err(StoreError::Conflict(_)))
+}
+
+pub async fn two_admins_demoting_each_other_at_once_leave_exactly_one_admin(s: &dyn ControlStore) {
+    let (ws, a, b) = with_two_admins(s).await;
+
+    let (ra, rb) = tokio::join!(
+        s.set_user_role_keeping_an_admin(&ws.id, &a, Role::Editor, T0),
+        s.set_user_role_keeping_an_admin(&ws.id, &b, Role::Viewer, T0),
+    );
+
+    assert_eq!(
+        usize::from(ra.is_ok()) + usize::from(rb.is_ok()),
+        1,
+        "{ra:?} {rb:?}"
+    );
+    assert!(is_conflict(&ra) || is_conflict(&rb), "{ra:?} {rb:?}");
+    assert_eq!(admins(s, &ws).await, 1);
+}
+
+pub async fn two_admins_removing_each_other_at_once_leave_exactly_one_admin(s: &dyn ControlStore) {
+    let (ws, a, b) = with_two_admins(s).await;
+
+    let (ra, rb) = tokio::join!(
+        s.delete_user_keeping_an_admin(&ws.id, &a, T0),
+        s.delete_user_keeping_an_admin(&ws.id, &b, T0),
+    );
+
+    assert_eq!(
+        usize::from(ra.is_ok()) + usize::from(rb.is_ok()),
+        1,
+        "{ra:?} {rb:?}"
+    );
+    assert!(is_conflict(&ra) || is_conflict(&rb), "{ra:?} {rb:?}");
+    assert_eq!(admins(s, &ws).await, 1);
+    assert_eq!(s.users(&ws.id, T0).await.unwrap().len(), 2);
+}
+
+pub async fn the_last_admin_stays_while_everyone_else_may_change(s: &dyn ControlStore) {
+    // Another workspace's admin does not count.
+    let (other, _, _) = with_two_admins(s).await;
+    let ws = workspace(Region::Eu);
+    s.create_workspace(&ws).await.unwrap();
+    let owner = user(&ws.id, "owner@example.com", Role::Admin);
+    let ed = user(&ws.id, "ed@example.com", Role::Editor);
+    s.create_user(&owner).await.unwrap();
+    s.create_user(&ed).await.unwrap();
+
+    for role in [Role::Editor, Role::Viewer] {
+        let err = s
+            .set_user_role_keeping_an_admin(&ws.id, &owner.id, role, T0)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict(w) if w == LAST_ADMIN),
+            "{err:?}"
+        );
+    }
+    let err = s
+        .delete_user_keeping_an_admin(&ws.id, &owner.id, T0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(w) if w == LAST_ADMIN),
+        "{err:?}"
+    );
+    // An admin may keep their role; a non-admin changes freely.
+    let was = s
+        .set_user_role_keeping_an_admin(&ws.id, &owner.id, Role::Admin, T0)
+        .await
+        .unwrap();
+    assert_eq!(was.role, Role::Admin);
+    let was = s
+        .set_user_role_keeping_an_admin(&ws.id, &ed.id, Role::Admin, T0)
+        .await
+        .unwrap();
+    assert_eq!(was.role, Role::Editor);
+    // With a second admin the owner may step down, and then the second admin is the last.
+    s.set_user_role_keeping_an_admin(&ws.id, &owner.id, Role::Viewer, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.user(&ws.id, &owner.id, T0).await.unwrap().unwrap().role,
+        Role::Viewer
+    );
+    assert!(s
+        .delete_user_keeping_an_admin(&ws.id, &ed.id, T0)
+        .await
+        .is_err());
+    let removed = s
+        .delete_user_keeping_an_admin(&ws.id, &owner.id, T0)
+        .await
+        .unwrap();
+    assert_eq!(removed.id, owner.id);
+    assert!(s.user(&ws.id, &owner.id, T0).await.unwrap().is_none());
+    // Its email is free again.
+    s.create_user(&user(&ws.id, "owner@example.com", Role::Viewer))
+        .await
+        .unwrap();
+    for missing in [
+        s.set_user_role_keeping_an_admin(&ws.id, "usr_nobody", Role::Viewer, T0)
+            .await
+            .map(|_| ()),
+        s.delete_user_keeping_an_admin(&ws.id, "usr_nobody", T0)
+            .await
+            .map(|_| ()),
+    ] {
+        assert!(
+            matches!(missing, Err(StoreError::NotFound(_))),
+            "{missing:?}"
+        );
+    }
+    assert_eq!(admins(s, &other).await, 2);
+}
+
+#[macro_export]
+macro_rules! last_admin_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            last_admin,
+            $make,
+            [
+                two_admins_demoting_each_other_at_once_leave_exactly_one_admin,
+                two_admins_removing_each_other_at_once_leave_exactly_one_admin,
+                the_last_admin_stays_while_everyone_else_may_change,
+            ]
+        );
+    };
+}
