@@ -653,7 +653,7 @@ pub fn strip_url(url: &str) -> Cow<'_, str> {
     };
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
 
-    let path_bad = path.split('/').any(|seg| holds_identifier(seg));
+    let path_bad = path.split('/').any(holds_identifier);
     let query_bad = query.is_some_and(|q| q.split(['&', ';']).any(param_goes));
     let fragment_bad = fragment.is_some_and(fragment_goes);
     if host.len() == authority.len() && !path_bad && !query_bad && !fragment_bad {
