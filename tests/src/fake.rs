@@ -32,6 +32,8 @@ pub enum Mode {
 #[derive(Debug, Default)]
 struct Sink {
     last_body: Option<Value>,
+    /// Every accepted body, for scans of what left.
+    bodies: Vec<Value>,
     received: HashMap<String, u32>,
     requests: u64,
     failed: u64,
@@ -98,6 +100,16 @@ impl Fakes {
             .unwrap()
             .get(sink)
             .and_then(|s| s.last_body.clone())
+    }
+
+    /// Every accepted body of `sink`, in arrival order.
+    pub fn bodies(&self, sink: &str) -> Vec<Value> {
+        self.sinks
+            .lock()
+            .unwrap()
+            .get(sink)
+            .map(|s| s.bodies.clone())
+            .unwrap_or_default()
     }
 
     fn mode(&self, sink: &str) -> Mode {
@@ -200,6 +212,7 @@ impl Fakes {
         let s = sinks.entry(sink.into()).or_default();
         s.requests += 1;
         s.last_body = Some(body.clone());
+        s.bodies.push(body.clone());
         for id in ids {
             *s.received.entry(id).or_default() += 1;
         }

@@ -5,6 +5,7 @@ use serde_json::{Map, Number, Value};
 use time::OffsetDateTime;
 use tracklayer_core::deliver::{classify_status, HttpResponse, Outcome, Target};
 use tracklayer_core::destination::DestinationKind;
+use tracklayer_core::ingest::scrub;
 
 /// A string setting of `config`, trimmed, when present and not blank.
 pub(crate) fn config_str<'a>(target: &Target<'a>, key: &str) -> Option<&'a str> {
@@ -241,8 +242,17 @@ impl Commerce {
     }
 }
 
+/// A URL as it may leave (a page URL, a referrer): trimmed, not blank, and without the
+/// parameters, path segments and credentials that carry identifiers. The one rule ingest
+/// applies too ([`scrub::strip_url`]); applied again at egress so that no URL leaves
+/// unstripped, whatever queued it.
+pub(crate) fn outgoing_url(v: Option<&str>) -> Option<String> {
+    clean(v).map(|url| scrub::strip_url(url).into_owned())
+}
+
 /// The remaining scalar properties (strings, numbers, booleans), in key order: neither in
-/// [`COMMERCE_KEYS`] nor in `also_skip` (what the connector maps besides).
+/// [`COMMERCE_KEYS`] nor in `also_skip` (what the connector maps besides), and none that
+/// names or holds an identifier ([`scrub::may_leave`]: ingest dropped those already).
 pub(crate) fn extra_scalars<'a>(
     properties: &'a Value,
     also_skip: &'a [&'a str],
@@ -255,6 +265,7 @@ pub(crate) fn extra_scalars<'a>(
             !COMMERCE_KEYS.contains(&k.as_str()) && !also_skip.contains(&k.as_str())
         })
         .filter(|(_, v)| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)))
+        .filter(|(k, v)| scrub::may_leave(k, v))
 }
 
 /// Inserts `key: value` when `value` is present.

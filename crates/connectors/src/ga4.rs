@@ -351,15 +351,11 @@ pub fn params(opened: &OpenedItem) -> Map<String, Value> {
         c.query.clone().map(Value::from),
         MAX_VALUE_LEN,
     );
-    let page_url = opened
-        .sealed
-        .page_url
-        .clone()
-        .filter(|u| !u.trim().is_empty())
-        .or_else(|| text("url"));
+    let url = |key: &str| common::outgoing_url(props.get(key).and_then(Value::as_str));
+    let page_url = common::outgoing_url(opened.sealed.page_url.as_deref()).or_else(|| url("url"));
     add("page_location", page_url.map(Value::from), 1000);
     add("page_title", text("title").map(Value::from), 300);
-    add("page_referrer", text("referrer").map(Value::from), 420);
+    add("page_referrer", url("referrer").map(Value::from), 420);
     for (k, v) in extra_scalars(props, GA4_MAPPED) {
         add(k, Some(v.clone()), MAX_VALUE_LEN);
     }

@@ -201,12 +201,7 @@ pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
     e.insert("event_time".into(), item.timestamp.unix_timestamp().into());
     e.insert("event_id".into(), item.message_id.as_str().into());
     e.insert("action_source".into(), action_source(opened).into());
-    let url = opened
-        .sealed
-        .page_url
-        .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty());
+    let url = common::outgoing_url(opened.sealed.page_url.as_deref());
     put(&mut e, "event_source_url", url);
     e.insert("user_data".into(), Value::Object(user_data(opened)));
     let custom = custom_data(opened);

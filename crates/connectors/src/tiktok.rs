@@ -121,18 +121,11 @@ pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
     e.insert("event_id".into(), item.message_id.as_str().into());
     e.insert("user".into(), Value::Object(user(opened)));
     let mut page = Map::new();
-    let url = opened
-        .sealed
-        .page_url
-        .clone()
-        .filter(|u| !u.trim().is_empty())
-        .or_else(|| common::text(item.properties.get("url")));
+    let prop_url =
+        |key: &str| common::outgoing_url(item.properties.get(key).and_then(Value::as_str));
+    let url = common::outgoing_url(opened.sealed.page_url.as_deref()).or_else(|| prop_url("url"));
     put(&mut page, "url", url);
-    put(
-        &mut page,
-        "referrer",
-        common::text(item.properties.get("referrer")),
-    );
+    put(&mut page, "referrer", prop_url("referrer"));
     if !page.is_empty() {
         e.insert("page".into(), Value::Object(page));
     }

@@ -31,6 +31,7 @@ use tracklayer_core::deliver::{
     Connector, DropReason, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
 };
 use tracklayer_core::identity::is_sha256_hex;
+use tracklayer_core::ingest::scrub;
 
 use crate::common::{self, put};
 use crate::names;
@@ -130,7 +131,7 @@ pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
     put(
         &mut context,
         "page_url",
-        common::clean(s.page_url.as_deref()),
+        common::outgoing_url(s.page_url.as_deref()),
     );
     let name = names::overridden(target.destination, item)
         .map(str::to_owned)
@@ -141,7 +142,8 @@ pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
         "type": item.event_type.as_str(),
         "name": name,
         "timestamp": item.timestamp.format(&Rfc3339).unwrap_or_default(),
-        "properties": item.properties,
+        // Scrubbed at ingest; scrubbed again here, as every connector checks what leaves.
+        "properties": scrub::scrub(item.properties.clone(), false, &mut scrub::Found::default()),
         "user_data": user_data,
         "context": context,
     })

@@ -507,6 +507,106 @@ fn meta_sends_only_sha256_digests_as_hashed_identifiers() {
     assert!(!sent.to_string().contains("john@example.com"));
 }
 
+/// The raw values of the security review's cases (finding #5), as they reached Meta.
+const REVIEW_RAW: &[&str] = &[
+    "jane.doe@example.com",
+    "jane.doe%40example.com",
+    "+1 415 555 0100",
+    "415-555-0199",
+    "Jane Doe",
+    "1 Main St",
+    "198.51.100.23",
+];
+
+/// An order whose properties hold identifiers under other names and whose page URL carries
+/// `?email=`: what an item queued before the fix held.
+fn review_item() -> OpenedItem {
+    let mut o = fixture("order");
+    let props = o.item.properties.as_object_mut().unwrap();
+    for (k, v) in [
+        ("mobile", json!("+1 415 555 0100")),
+        ("tel", json!("415-555-0199")),
+        ("fullName", json!("Jane Doe")),
+        ("billing_address", json!("1 Main St")),
+        ("ip_address", json!("198.51.100.23")),
+        ("note", json!("jane.doe@example.com")),
+        ("contact", json!("+1 415 555 0100")),
+        (
+            "url",
+            json!("https://shop.example/p?email=jane.doe%40example.com&utm_source=fb"),
+        ),
+        (
+            "referrer",
+            json!("https://mail.example/?to=jane.doe@example.com"),
+        ),
+    ] {
+        props.insert(k.into(), v);
+    }
+    o.sealed.page_url = Some(
+        "https://shop.example/thanks?order=ord-1&email=jane.doe%40example.com&tel=%2B14155550100"
+            .into(),
+    );
+    o
+}
+
+#[test]
+fn meta_custom_data_and_event_source_url_carry_no_raw_email_or_phone() {
+    let d = meta_destination();
+    let s = meta_secrets();
+    let sent = body(&build(&target(&d, &s), &[review_item()]));
+    let event = &sent["data"][0];
+    assert_eq!(
+        event["event_source_url"],
+        "https://shop.example/thanks?order=ord-1"
+    );
+    let custom = event["custom_data"].as_object().unwrap();
+    for key in [
+        "mobile",
+        "tel",
+        "fullName",
+        "billing_address",
+        "ip_address",
+        "note",
+        "contact",
+    ] {
+        assert!(!custom.contains_key(key), "{key} in custom_data");
+    }
+    // What is no identifier still goes.
+    assert_eq!(custom["order_id"], "ord-1");
+    assert_eq!(custom["checkout_id"], "chk-9");
+    let text = sent.to_string();
+    for raw in REVIEW_RAW {
+        assert!(!text.contains(raw), "{raw} sent to Meta: {text}");
+    }
+}
+
+#[test]
+fn no_connector_sends_a_url_with_identifying_parameters() {
+    let cases = [
+        (meta_destination(), meta_secrets()),
+        (ga4_destination(), ga4_secrets()),
+        (tiktok_destination(), tiktok_secrets()),
+        (webhook_destination(), webhook_secrets()),
+    ];
+    for (d, s) in &cases {
+        let mut o = review_item();
+        if d.kind == DestinationKind::Ga4 {
+            o.sealed.page_url = None; // GA4 then reads properties.url
+        }
+        let request = build(&target(d, s), &[o]);
+        let text = String::from_utf8_lossy(&request.body);
+        for raw in REVIEW_RAW {
+            assert!(!text.contains(raw), "{}: {raw} in {text}", d.kind);
+        }
+        assert!(!text.contains("email="), "{}: {text}", d.kind);
+        assert!(
+            text.contains("https://shop.example/"),
+            "{}: the URL still goes",
+            d.kind
+        );
+    }
+}
+
 #[test]
 fn meta_action_source_is_website_only_with_a_page_url_and_a_user_agent() {
     let d = meta_destination();

@@ -31,6 +31,8 @@ use crate::ports::{
 };
 use crate::workspace::{Region, Retention, Workspace, WorkspaceId};
 
+pub mod scrub;
+
 /// Segment's limits: 32 KB per event, 500 KB per request, and our 2,500 events per batch.
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;
 pub const MAX_REQUEST_BYTES: usize = 500 * 1024;
@@ -518,6 +520,25 @@ fn prepare_one(
         }
         EventType::Identify => None,
     };
+    // A name is stored, shown and sent in the clear: one that holds an identifier is refused
+    // rather than rewritten, so the client learns to send it as a trait.
+    if let Some(kind) = name.as_deref().and_then(scrub::find) {
+        let (field, what) = match event_type {
+            EventType::Track => ("/event", "event"),
+            _ => ("/name", "name"),
+        };
+        return Err(fail(
+            field,
+            format!(
+                "{what} must not contain {}: names are stored and sent in the clear; send identifiers as traits",
+                match kind {
+                    scrub::Kind::Email => "an email address",
+                    scrub::Kind::Phone => "a phone number",
+                    scrub::Kind::Ip => "an IP address",
+                }
+            ),
+        ));
+    }
 
     let properties = as_object(wire.properties, "/properties")?;
     let traits = as_object(wire.traits, "/traits")?;
@@ -547,7 +568,23 @@ fn prepare_one(
     let timestamp = crate::clock::truncate_millis(timestamp);
 
     let context_value = Value::Object(context);
-    let ids = RawIdentifiers::extract(&traits, &context_value, &properties, user_id.as_deref());
+    let mut ids = RawIdentifiers::extract(&traits, &context_value, &properties, user_id.as_deref());
+    // Scrubbed before hashing: whole emails and phone numbers found by value under other
+    // names become the event's own when it named none.
+    let mut found = scrub::Found::default();
+    let scrubbed_properties = scrub::scrub(Value::Object(properties), false, &mut found);
+    let scrubbed_traits = scrub::scrub(Value::Object(traits), true, &mut found);
+    if !(ids.fields.contains_key(&Field::Email) && ids.fields.contains_key(&Field::Phone)) {
+        if let Some(ctx_traits) = context_value.get("traits") {
+            found.offer_all(ctx_traits);
+        }
+    }
+    if let Some(email) = found.email {
+        ids.fields.entry(Field::Email).or_insert(email);
+    }
+    if let Some(phone) = found.phone {
+        ids.fields.entry(Field::Phone).or_insert(phone);
+    }
     let signals = Signals::read(Some(&context_value), p.meta.gpc);
     let ip = context_value
         .get("ip")
@@ -563,7 +600,7 @@ fn prepare_one(
         .get("page")
         .and_then(|pg| pg.get("url"))
         .and_then(Value::as_str)
-        .map(str::to_owned);
+        .map(|url| scrub::strip_url(url).into_owned());
 
     // Consent and routing, per destination.
     let filter_name = name.as_deref().unwrap_or(event_type.as_str());
@@ -645,9 +682,6 @@ fn prepare_one(
         .iter()
         .map(|s| crate::dsr::suppression_token(s))
         .collect();
-
-    let scrubbed_properties = scrub(Value::Object(properties), false);
-    let scrubbed_traits = scrub(Value::Object(traits), true);
 
     // The event id as the associated data of its sealed values spells it, formatted once.
     let event_key = event_id.to_string();
@@ -816,7 +850,22 @@ struct RawIdentifiers {
 /// Where each identifier may be found, by key, in traits, context.traits and properties.
 const FIELD_KEYS: &[(Field, &[&str])] = &[
     (Field::Email, &["email"]),
-    (Field::Phone, &["phone", "phone_number", "phoneNumber"]),
+    (
+        Field::Phone,
+        &[
+            "phone",
+            "phone_number",
+            "phoneNumber",
+            "mobile",
+            "mobilePhone",
+            "mobile_phone",
+            "tel",
+            "telephone",
+            "cell",
+            "cellPhone",
+            "cell_phone",
+        ],
+    ),
     (Field::FirstName, &["firstName", "first_name"]),
     (Field::LastName, &["lastName", "last_name"]),
     (Field::City, &["city"]),
@@ -879,10 +928,13 @@ impl RawIdentifiers {
                 }
             }
         }
-        // Segment's `name` trait, when first and last names are not given separately.
+        // Segment's `name` trait (or a full name under its own key), when first and last
+        // names are not given separately.
         let full_name = [traits, ctx_traits]
             .into_iter()
-            .find_map(|s| s.get("name").and_then(scalar));
+            .flat_map(|s| ["name", "fullName", "full_name"].map(|k| s.get(k)))
+            .chain(["fullName", "full_name"].map(|k| properties.get(k)))
+            .find_map(|v| v.and_then(scalar));
         if let (Some(full), false) = (full_name, out.fields.contains_key(&Field::FirstName)) {
             let full = full.trim();
             let (first, last) = match full.rsplit_once(char::is_whitespace) {
@@ -904,7 +956,10 @@ impl RawIdentifiers {
         for (name, keys) in CLICK_ID_KEYS {
             'click: for source in click_sources.iter().flatten() {
                 for key in *keys {
-                    if let Some(v) = source.get(*key).and_then(scalar) {
+                    // A click id is sent as it is: one that holds an email or phone
+                    // number is no click id.
+                    let value = source.get(*key).and_then(scalar);
+                    if let Some(v) = value.filter(|v| scrub::find(v).is_none()) {
                         out.click_ids.insert((*name).to_owned(), v);
                         break 'click;
                     }
@@ -912,125 +967,6 @@ impl RawIdentifiers {
             }
         }
         out
-    }
-}
-
-/// Keys never kept in stored or queued properties and traits (compared lowercase, `_` removed).
-/// `search` is a page's query string, which may carry anything the visitor typed.
-const SCRUBBED_KEYS: &[&str] = &[
-    "email",
-    "phone",
-    "phonenumber",
-    "firstname",
-    "lastname",
-    "birthday",
-    "dob",
-    "dateofbirth",
-    "gender",
-    "address",
-    "street",
-    "city",
-    "state",
-    "zip",
-    "zipcode",
-    "postalcode",
-    "country",
-    "ip",
-    "useragent",
-    "fbp",
-    "fbc",
-    "gclid",
-    "ttclid",
-    "ttp",
-    "clientid",
-    "gaclientid",
-    "userid",
-    "anonymousid",
-    "ssn",
-    "password",
-    "search",
-];
-
-/// Room for the longest scrubbed key: a longer key cannot be one.
-const SCRUBBED_KEY_ROOM: usize = 32;
-const _: () = {
-    let mut i = 0;
-    while i < SCRUBBED_KEYS.len() {
-        assert!(SCRUBBED_KEYS[i].len() <= SCRUBBED_KEY_ROOM);
-        i += 1;
-    }
-};
-
-fn scrubbed_key(key: &str, drop_name: bool) -> bool {
-    // The key lowercased without `_` and `-`, built on the stack: this runs for every key of
-    // every event. Every listed key is short ASCII, so a long or non-ASCII key is none of them.
-    let mut buf = [0u8; SCRUBBED_KEY_ROOM];
-    let mut len = 0;
-    for b in key.bytes().filter(|b| *b != b'_' && *b != b'-') {
-        if !b.is_ascii() || len == buf.len() {
-            return false;
-        }
-        buf[len] = b.to_ascii_lowercase();
-        len += 1;
-    }
-    let k = &buf[..len];
-    // Length and first letter first: most keys differ from every entry there already.
-    let same =
-        |s: &str| s.len() == k.len() && s.as_bytes().first() == k.first() && s.as_bytes() == k;
-    SCRUBBED_KEYS.iter().any(|s| same(s)) || (drop_name && (same("name") || same("username")))
-}
-
-/// A string that looks like an email address, wherever it stands.
-fn looks_like_email(s: &str) -> bool {
-    s.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty() && domain.contains('.') && !s.contains(' ')
-    })
-}
-
-/// A URL without its query string and fragment: those carry emails, tokens and click ids.
-fn without_query(s: &str) -> Option<String> {
-    // Compared in place: this runs for every string of every event's properties.
-    let starts_with = |prefix: &str| {
-        s.as_bytes()
-            .get(..prefix.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
-    };
-    if !(starts_with("http://") || starts_with("https://")) {
-        return None;
-    }
-    let end = s.find(['?', '#'])?;
-    Some(s[..end].to_owned())
-}
-
-/// Removes identifiers from a properties or traits object, recursively. Works in place, so
-/// what is kept is neither copied nor rebuilt.
-fn scrub(mut v: Value, drop_name: bool) -> Value {
-    scrub_in_place(&mut v, drop_name);
-    v
-}
-
-fn scrub_in_place(v: &mut Value, drop_name: bool) {
-    match v {
-        Value::Object(m) => {
-            m.retain(|k, v| {
-                !scrubbed_key(k, drop_name) && !matches!(v, Value::String(s) if looks_like_email(s))
-            });
-            for v in m.values_mut() {
-                scrub_in_place(v, false);
-            }
-        }
-        Value::Array(a) => {
-            a.retain(|v| !matches!(v, Value::String(s) if looks_like_email(s)));
-            for v in a {
-                scrub_in_place(v, false);
-            }
-        }
-        Value::String(s) => {
-            if let Some(cut) = without_query(s) {
-                *s = cut;
-            }
-        }
-        _ => {}
     }
 }
 
@@ -1649,8 +1585,8 @@ fn drop_suppressed(prepared: &mut PreparedBatch, suppressed: &HashSet<String>) -
 mod tests;
 
 /// The hot paths were rewritten for speed ([`pack`] writes items straight into message bodies
-/// and serializes each event's properties once; [`scrub`] works in place; [`scrubbed_key`]
-/// does not allocate). These cases hold them to the plain versions they replaced.
+/// and serializes each event's properties once). These cases hold them to the plain versions
+/// they replaced (`scrub`'s are in its own module).
 #[cfg(test)]
 mod hot_path_equivalence {
     use serde_json::json;
@@ -1776,104 +1712,6 @@ mod hot_path_equivalence {
             }
         }
         out
-    }
-
-    #[test]
-    fn scrubbed_key_matches_the_allocating_version() {
-        let plain = |key: &str, drop_name: bool| {
-            let k: String = key
-                .chars()
-                .filter(|c| *c != '_' && *c != '-')
-                .map(|c| c.to_ascii_lowercase())
-                .collect();
-            SCRUBBED_KEYS.contains(&k.as_str()) || (drop_name && (k == "name" || k == "username"))
-        };
-        let mut keys: Vec<String> = SCRUBBED_KEYS
-            .iter()
-            .flat_map(|k| {
-                [
-                    k.to_string(),
-                    k.to_uppercase(),
-                    format!("_{k}-"),
-                    format!("{k}s"),
-                ]
-            })
-            .collect();
-        keys.extend(
-            [
-                "",
-                "_",
-                "-",
-                "name",
-                "Name",
-                "user_name",
-                "UserName",
-                "nam",
-                "e",
-                "E-Mail",
-                "phone_number",
-                "phoneNumber",
-                "ÉMAIL",
-                "emaıl",
-                "product_id",
-                "sku",
-                "price",
-                "a_very_long_key_that_is_longer_than_the_room_for_it",
-                "email_email_email_email_email_email",
-            ]
-            .map(String::from),
-        );
-        for key in &keys {
-            for drop_name in [false, true] {
-                assert_eq!(
-                    scrubbed_key(key, drop_name),
-                    plain(key, drop_name),
-                    "{key:?} {drop_name}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn scrub_matches_the_copying_version() {
-        fn plain(v: &Value, drop_name: bool) -> Value {
-            match v {
-                Value::Object(m) => Value::Object(
-                    m.iter()
-                        .filter(|(k, _)| !scrubbed_key(k, drop_name))
-                        .filter(|(_, v)| !matches!(v, Value::String(s) if looks_like_email(s)))
-                        .map(|(k, v)| (k.clone(), plain(v, false)))
-                        .collect(),
-                ),
-                Value::Array(a) => Value::Array(
-                    a.iter()
-                        .filter(|v| !matches!(v, Value::String(s) if looks_like_email(s)))
-                        .map(|v| plain(v, false))
-                        .collect(),
-                ),
-                Value::String(s) => without_query(s).map_or_else(|| v.clone(), Value::String),
-                other => other.clone(),
-            }
-        }
-        let samples = [
-            json!({"email": "a@b.co", "Name": "n", "name": "x", "user-name": "u", "total": 1.5,
-                   "note": "write to a@b.co", "contact": "a@b.co", "list": ["a@b.co", "ok", 1],
-                   "nested": {"phone": "1", "name": "kept below the top", "deep": [{"ip": "1"}]},
-                   "url": "HTTPS://shop.example/p?email=a@b.co#x", "plain": "http:/nope?x",
-                   "ftp": "ftp://h/p?q", "short": "http", "ünï": "http://é/?q"}),
-            json!([]),
-            json!({}),
-            json!("https://x.example/?q=1"),
-        ];
-        for sample in samples {
-            for drop_name in [false, true] {
-                assert_eq!(
-                    scrub(sample.clone(), drop_name),
-                    plain(&sample, drop_name),
-                    "{sample} {drop_name}"
-                );
-            }
-        }
     }
 
     #[test]

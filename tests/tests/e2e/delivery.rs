@@ -335,3 +335,124 @@ fn destinations_that_would_reach_internal_addresses_are_refused_when_configured(
         .unwrap();
     assert_eq!(audited, 0, "refused changes are not audited");
 }
+
+/// The raw values of the security review's cases (finding #5), as sent and URL-encoded.
+const REVIEW_RAW: &[&str] = &[
+    "jane.doe@example.com",
+    "jane.doe%40example.com",
+    "jane.doe%40",
+    "+1 415 555 0100",
+    "415 555 0100",
+    "4155550100",
+    "415-555-0199",
+    "(415) 555-0199",
+    "Jane Doe",
+    "1 Main St",
+    "192.0.2.44",
+];
+
+/// A track call with identifiers under names the old key list did not know and under
+/// innocent names, and `?email=` in its page URL; a page call with them in its own URL,
+/// referrer and properties.
+fn review_events() -> Vec<serde_json::Value> {
+    let context = json!({
+        "ip": "198.51.100.23",
+        "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Test/1.0",
+        "page": {
+            "url": "https://shop.example.com/thanks?order=pii-1&email=jane.doe%40example.com",
+            "referrer": "https://mail.example/?to=jane.doe@example.com",
+            "search": "?email=jane.doe%40example.com",
+        },
+    });
+    vec![
+        json!({"type": "track", "messageId": "pii-name", "anonymousId": "pii-anon",
+               "event": "jane.doe@example.com", "context": context}),
+        json!({"type": "track", "messageId": "pii-1", "anonymousId": "pii-anon",
+        "event": "Order Completed", "context": context,
+        "properties": {
+            "order_id": "pii-1", "revenue": 49.90, "currency": "EUR",
+            "mobile": "+1 415 555 0100", "tel": "415-555-0199", "fullName": "Jane Doe",
+            "billing_address": "1 Main St", "ip_address": "192.0.2.44",
+            "note": "jane.doe@example.com", "contact": "(415) 555-0199",
+        }}),
+        json!({"type": "page", "messageId": "pii-2", "anonymousId": "pii-anon",
+        "name": "Checkout", "context": context,
+        "properties": {
+            "order_id": "pii-2",
+            "url": "https://shop.example.com/p?email=jane.doe%40example.com",
+            "referrer": "https://mail.example/?to=jane.doe@example.com",
+            "contact": "+1 415 555 0100",
+        }}),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identifiers_under_any_name_reach_no_disk_queue_log_or_destination() {
+    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
+    let base = fake::serve(fakes.clone()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let keys = init(&dir, "us").unwrap();
+    add_four(&dir, &base);
+    let mut server = Server::start(&dir, FAST_RETRIES).unwrap();
+
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/batch", server.url))
+        .basic_auth(&keys.write_key, Some(""))
+        .json(&json!({ "batch": review_events() }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 2, "{body}");
+    // The event named with an email is refused, naming the field, without echoing it.
+    assert_eq!(body["rejected"][0]["field"], "/event", "{body}");
+    assert_eq!(body["rejected"][0]["messageId"], "pii-name", "{body}");
+
+    let sinks = ["meta_capi", "ga4", "tiktok", "webhook:main"];
+    wait_until(
+        Duration::from_secs(60),
+        "every destination to receive both events",
+        || {
+            sinks.iter().all(|s| {
+                let got = fakes.received(s);
+                got.contains_key("pii-1") && got.contains_key("pii-2")
+            })
+        },
+    )
+    .await;
+    server.stop().unwrap();
+
+    let mut needles: Vec<String> = REVIEW_RAW.iter().map(|s| s.to_string()).collect();
+    // The rejected event's id proves nothing reached storage at all from it.
+    needles.push("pii-name".into());
+    // The database (events, queue, delivery log), its WAL, the logs: every byte.
+    let hits = scan(&dir, &needles);
+    assert!(hits.is_empty(), "raw identifiers on disk: {hits:?}");
+    // Every byte that left.
+    for sink in sinks {
+        for sent in fakes.bodies(sink) {
+            let text = sent.to_string();
+            for raw in REVIEW_RAW {
+                assert!(!text.contains(raw), "{sink} received {raw}: {text}");
+            }
+            assert!(
+                !text.contains("email="),
+                "{sink} received a URL with email=: {text}"
+            );
+        }
+    }
+    // The page URL still went, without its identifying parameter.
+    let meta = fakes.bodies("meta_capi");
+    let urls: Vec<&str> = meta
+        .iter()
+        .flat_map(|b| b["data"].as_array().unwrap())
+        .filter_map(|e| e["event_source_url"].as_str())
+        .collect();
+    assert!(
+        urls.contains(&"https://shop.example.com/thanks?order=pii-1"),
+        "{urls:?}"
+    );
+}

@@ -950,6 +950,115 @@ fn no_raw_identifier_survives_in_stored_events_or_queue_bodies() {
     assert_eq!(sealed.user_id.as_deref(), Some("user-8472-marguerite"));
 }
 
+/// The security review's cases (finding #5): identifiers under names the old key list did
+/// not know, under innocent names, and in the page URL.
+fn review_event() -> Value {
+    json!({
+        "type": "track",
+        "messageId": "review-1",
+        "anonymousId": "anon-review",
+        "event": "Order Completed",
+        "properties": {
+            "order_id": "A-1001", "total": 49.90, "currency": "EUR", "sku": "SKU-4411-BLK",
+            "mobile": "+1 415 555 0100", "tel": "415-555-0199", "fullName": "Jane Doe",
+            "billing_address": "1 Main St", "ip_address": "198.51.100.23",
+            "note": "jane.doe@example.com", "contact": "+1 415 555 0100",
+        },
+        "context": {"page": {
+            "url": "https://shop.example/thanks?order=A-1001&email=jane.doe%40example.com",
+        }},
+    })
+}
+
+const REVIEW_RAW: &[&str] = &[
+    "jane.doe@example.com",
+    "jane.doe%40example.com",
+    "415 555 0100",
+    "415-555-0199",
+    "Jane Doe",
+    "1 Main St",
+    "198.51.100.23",
+];
+
+#[test]
+fn identifiers_under_any_name_are_dropped_and_become_the_events_hashed_identifiers() {
+    let s = Setup::new(Region::Us);
+
+    let out = s.accept(review_event());
+
+    let stored = serde_json::to_string(&out.events[0].event).unwrap();
+    let messages = pack(
+        &s.workspace.id,
+        &s.destinations,
+        out.items.iter().flatten().cloned(),
+        MAX_QUEUE_MESSAGE_BYTES,
+    );
+    let mut bodies = vec![stored.clone()];
+    bodies.extend(
+        messages
+            .iter()
+            .map(|m| String::from_utf8(m.body.clone()).unwrap()),
+    );
+    for body in &bodies {
+        for raw in REVIEW_RAW {
+            assert!(!body.contains(raw), "{raw} kept: {body}");
+        }
+    }
+    // What is no identifier stays.
+    for kept in ["A-1001", "49.9", "SKU-4411-BLK"] {
+        assert!(stored.contains(kept), "{kept} lost: {stored}");
+    }
+    // The email found under `note` is the event's email, hashed per profile; the full name
+    // is its first and last name.
+    let meta = s.item(&out, 0, META).unwrap();
+    assert_eq!(
+        meta.user_data[&Field::Email],
+        sha256_hex("jane.doe@example.com")
+    );
+    assert!(meta.user_data.contains_key(&Field::Phone));
+    assert_eq!(meta.user_data[&Field::FirstName], sha256_hex("jane"));
+    // The page URL travels sealed, and without its identifying parameter.
+    assert_eq!(
+        s.open(META, meta).page_url.as_deref(),
+        Some("https://shop.example/thanks?order=A-1001")
+    );
+}
+
+#[test]
+fn an_identifier_under_its_own_name_wins_over_one_found_by_value() {
+    let s = Setup::new(Region::Us);
+    let mut event = review_event();
+    event["traits"] = json!({"email": "own@example.com"});
+
+    let out = s.accept(event);
+
+    let meta = s.item(&out, 0, META).unwrap();
+    assert_eq!(meta.user_data[&Field::Email], sha256_hex("own@example.com"));
+}
+
+#[test]
+fn an_event_name_holding_an_email_phone_or_ip_is_rejected_naming_the_field() {
+    let s = Setup::new(Region::Us);
+    for (name, what) in [
+        ("jane.doe@example.com", "an email address"),
+        ("Signup +1 415 555 0100", "a phone number"),
+        ("from 198.51.100.23", "an IP address"),
+    ] {
+        let mut event = track("named");
+        event["event"] = json!(name);
+        let rejection = s.reject(event);
+        assert_eq!(rejection.field, "/event");
+        assert!(rejection.detail.contains(what), "{}", rejection.detail);
+    }
+    let page = json!({"type": "page", "messageId": "p", "anonymousId": "a",
+                      "name": "jane.doe@example.com"});
+    assert_eq!(s.reject(page).field, "/name");
+    // An order number or a date in a name is fine.
+    let mut event = track("fine");
+    event["event"] = json!("Order A-1001 of 2026-03-01 (49.90 EUR)");
+    s.accept(event);
+}
+
 #[test]
 fn debug_output_of_a_request_shows_no_identifier_and_no_write_key() {
     let s = Setup::new(Region::Eu).with_gpc_header();
