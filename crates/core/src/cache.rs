@@ -78,9 +78,7 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     pub fn update(&self, key: K, f: impl FnOnce(Option<V>) -> V) -> (V, OffsetDateTime) {
         let now = self.clock.now();
         let mut entries = self.lock();
-        let old = entries
-            .remove(&key)
-            .filter(|(_, at)| self.fresh(*at, now));
+        let old = entries.remove(&key).filter(|(_, at)| self.fresh(*at, now));
         let (value, at) = match old {
             Some((v, at)) => (f(Some(v)), at),
             None => (f(None), now),

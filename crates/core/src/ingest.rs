@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
+use crate::cache::TtlCache;
 use crate::clock::{Clock, Ids};
 use crate::consent::{self, Signals};
 use crate::crypto::{aad, WorkspaceKeys};
@@ -25,7 +26,6 @@ use crate::event::{
     Routing, SealedFields, StoredEvent,
 };
 use crate::identity::{self, Field, Hints, Prepared, Profile};
-use crate::cache::TtlCache;
 use crate::keys::verifier::{Audience, AuthError, KeyVerifier, VerifierConfig};
 use crate::keys::{ApiKeyRecord, KeyRefusal};
 use crate::ports::{

@@ -268,9 +268,7 @@ fn problem(e: &IngestError, inner: &Inner) -> Problem {
             "Forbidden",
             "requests from this address are blocked by the workspace's security settings",
         ),
-        IngestError::Throttled { retry_after } => {
-            Problem::too_many_failures(*retry_after)
-        }
+        IngestError::Throttled { retry_after } => Problem::too_many_failures(*retry_after),
         IngestError::WrongRegion { region } => {
             let endpoint = inner.config.endpoint(*region);
             Problem::new(

@@ -608,7 +608,10 @@ async fn refuses_an_admin_token_as_a_write_key() {
 async fn refuses_a_key_whose_kind_label_was_changed_whatever_the_pair() {
     let app = App::start().await;
     let mut keys = vec![("ingest", app.write_key.clone())];
-    for (kind, role) in [(KeyKind::Pat, Some(Role::Admin)), (KeyKind::Svc, Some(Role::Viewer))] {
+    for (kind, role) in [
+        (KeyKind::Pat, Some(Role::Admin)),
+        (KeyKind::Svc, Some(Role::Viewer)),
+    ] {
         let issued = app
             .admin()
             .issue_key(&app.workspace, kind, role, None, "token", 90)

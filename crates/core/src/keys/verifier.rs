@@ -252,7 +252,8 @@ impl KeyVerifier {
             return Err(AuthError::Blocked);
         }
         let verifier = record.verifier.clone();
-        let check = ApiKey::parse(key.expose()).map_err(|_| AuthError::Refused(KeyRefusal::Unknown))?;
+        let check =
+            ApiKey::parse(key.expose()).map_err(|_| AuthError::Refused(KeyRefusal::Unknown))?;
         self.stats.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
         // bcrypt takes tens of milliseconds: keep it off the async workers.
         let matches = tokio::task::spawn_blocking(move || check.matches(&verifier))
