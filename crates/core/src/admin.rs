@@ -23,7 +23,9 @@ use crate::destination::{
 };
 use crate::error::{KeyError, StoreError};
 use crate::event::{EventId, StoredEvent};
-use crate::keys::{ApiKey, ApiKeyRecord, KeyCache, KeyId, KeyKind, KeyRefusal, Role};
+use crate::invalidation::{Change, Invalidate, Invalidations};
+use crate::keys::verifier::{Audience, AuthError, KeyVerifier, VerifierConfig};
+use crate::keys::{ApiKeyRecord, KeyId, KeyKind, KeyRefusal, Role};
 use crate::name::Name;
 use crate::ports::{
     AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DeliveryRecord, DsrStore, EgressError,
@@ -62,6 +64,10 @@ pub enum AdminError {
     Unauthorized(KeyRefusal),
     #[error("this token's workspace lives in region {0}")]
     WrongRegion(Region),
+    #[error("requests from this address are blocked by the workspace's security settings")]
+    Blocked,
+    #[error("too many failed authentications from this address or for this token")]
+    Throttled { retry_after: std::time::Duration },
     #[error("the {role:?} role cannot {action}")]
     Forbidden { role: Role, action: &'static str },
     /// The role may make this request, but not change `field`.
@@ -313,7 +319,8 @@ pub struct EventTrace {
 pub struct AdminService {
     ports: AdminPorts,
     region: Region,
-    key_cache: KeyCache,
+    verifier: Arc<KeyVerifier>,
+    invalidations: Arc<Invalidations>,
 }
 
 impl std::fmt::Debug for AdminService {
@@ -345,10 +352,37 @@ pub const MAX_ROTATION_OVERLAP_DAYS: i64 = 7;
 impl AdminService {
     pub fn new(ports: AdminPorts, region: Region) -> Self {
         Self {
-            ports,
+            verifier: Arc::new(KeyVerifier::new(
+                VerifierConfig::new(region),
+                ports.clock.clone(),
+            )),
             region,
-            key_cache: KeyCache::new(KeyCache::DEFAULT_TTL),
+            ports,
+            invalidations: Invalidations::new(),
         }
+    }
+
+    /// Shares a key verifier with the tracking API of the same process.
+    pub fn with_verifier(mut self, verifier: Arc<KeyVerifier>) -> Self {
+        self.verifier = verifier;
+        self
+    }
+
+    /// Publishes every change to the caches of this process (ingest, delivery).
+    pub fn with_invalidations(mut self, invalidations: Arc<Invalidations>) -> Self {
+        self.invalidations = invalidations;
+        self
+    }
+
+    /// The key verifier, for its counters.
+    pub fn verifier(&self) -> &KeyVerifier {
+        &self.verifier
+    }
+
+    /// Drops what this process cached about the change, before the change is answered.
+    pub(crate) fn changed(&self, change: Change) {
+        self.verifier.invalidate(&change);
+        self.invalidations.publish(&change);
     }
 
     fn control(&self) -> Control<'_> {
@@ -404,7 +438,9 @@ impl AdminService {
             .map_err(|e| match e {
                 StoreError::Conflict(_) => AdminError::Conflict("the workspace is closed".into()),
                 other => other.into(),
-            })
+            })?;
+        self.changed(Change::Workspace(ws.id.clone()));
+        Ok(())
     }
 
     /// The caller's workspace, to change it or what it holds. A closed workspace takes no
@@ -420,53 +456,29 @@ impl AdminService {
 
     // ---------------------------------------------------------------- authentication
 
-    /// Verifies a personal access token or service token (bcrypt, then cached ≤ 60 s).
+    /// Verifies a personal access token or service token, from an unknown address.
     pub async fn authenticate(&self, presented: &str) -> Result<Principal, AdminError> {
-        let key =
-            ApiKey::parse(presented).map_err(|_| AdminError::Unauthorized(KeyRefusal::Unknown))?;
-        if key.kind == KeyKind::Ingest {
-            return Err(AdminError::Unauthorized(KeyRefusal::WrongKind));
-        }
-        if key.region != self.region {
-            return Err(AdminError::WrongRegion(key.region));
-        }
+        self.authenticate_from(presented, None).await
+    }
+
+    /// Verifies a personal access token or service token sent from `ip` ([`KeyVerifier`]).
+    pub async fn authenticate_from(
+        &self,
+        presented: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<Principal, AdminError> {
+        let record = self
+            .verifier
+            .verify(self.ports.control.as_ref(), Audience::Admin, presented, ip)
+            .await
+            .map_err(|e| match e {
+                AuthError::Refused(refusal) => AdminError::Unauthorized(refusal),
+                AuthError::WrongRegion(region) => AdminError::WrongRegion(region),
+                AuthError::Blocked => AdminError::Blocked,
+                AuthError::Throttled { retry_after } => AdminError::Throttled { retry_after },
+                AuthError::Store(e) => e.into(),
+            })?;
         let now = self.now();
-        let record = match self.key_cache.get(&key, now) {
-            Some(r) => r,
-            None => {
-                let record = self
-                    .ports
-                    .control
-                    .api_key(&key.id, now)
-                    .await?
-                    .ok_or(AdminError::Unauthorized(KeyRefusal::Unknown))?;
-                let verifier = record.verifier.clone();
-                let check = ApiKey::parse(key.expose())
-                    .map_err(|_| AdminError::Unauthorized(KeyRefusal::Unknown))?;
-                let ok = tokio::task::spawn_blocking(move || check.matches(&verifier))
-                    .await
-                    .unwrap_or(false);
-                if !ok {
-                    return Err(AdminError::Unauthorized(KeyRefusal::Unknown));
-                }
-                // Closure revokes every key, the caller's last; a key of a closed workspace
-                // that escaped (an attempt that failed in between) is refused all the same.
-                let open = self
-                    .ports
-                    .control
-                    .workspace(&record.workspace_id, now)
-                    .await?
-                    .is_some_and(|ws| !ws.is_closed());
-                if !open {
-                    return Err(AdminError::Unauthorized(KeyRefusal::Revoked));
-                }
-                self.key_cache.put(&key, record.clone(), now);
-                record
-            }
-        };
-        if let Some(refusal) = record.refusal(now) {
-            return Err(AdminError::Unauthorized(refusal));
-        }
         let (role, actor) = match (record.kind, &record.user_id) {
             (KeyKind::Pat, Some(user_id)) => {
                 // A PAT carries its user's current role; a removed user's token is dead.
@@ -649,7 +661,7 @@ impl AdminService {
             .map_err(|e| last_admin(e, "the last admin cannot be demoted"))?;
         let from = user.role;
         user.role = role;
-        self.key_cache.clear();
+        self.changed(Change::Workspace(p.workspace_id.clone()));
         self.audit(p, "user.set_role", id, json!({"from": from, "to": role}))
             .await?;
         Ok(user)
@@ -663,6 +675,7 @@ impl AdminService {
             .delete_user_keeping_an_admin(&p.workspace_id, id, self.now())
             .await
             .map_err(|e| last_admin(e, "the last admin cannot be removed"))?;
+        self.changed(Change::Workspace(p.workspace_id.clone()));
         // Their personal tokens stop working at once.
         for key in self
             .ports
@@ -672,7 +685,7 @@ impl AdminService {
         {
             if key.user_id.as_deref() == Some(id) && key.revoked_at.is_none() {
                 self.control().revoke_key(&key).await?;
-                self.key_cache.evict(&key.id);
+                self.changed(Change::Key(key.id.clone()));
             }
         }
         self.audit(p, "user.remove", id, json!({"role": user.role}))
@@ -774,6 +787,14 @@ impl AdminService {
             return Err(AdminError::invalid("overlap_days", "must be from 0 to 7"));
         }
         let mut old = self.key_record(p, id).await?;
+        // The new secret goes to the caller: a personal token only to its own user (or the
+        // operator on the machine), or an admin could act as any other user.
+        if old.kind == KeyKind::Pat && !may_hold_personal_token(p, &old) {
+            return Err(AdminError::Forbidden {
+                role: p.role,
+                action: "rotate another user's personal token (only revoke it)",
+            });
+        }
         if old.revoked_at.is_some() {
             return Err(AdminError::Conflict(
                 "a revoked key cannot be rotated".into(),
@@ -796,7 +817,7 @@ impl AdminService {
             old.expires_at = overlap_end;
             self.ports.control.update_api_key(&old).await?;
         }
-        self.key_cache.evict(&old.id);
+        self.changed(Change::Key(old.id.clone()));
         self.audit(p, "api_key.rotate", old.id.as_str(), json!({"new_key": issued.record.id, "old_key_expires_at": old.expires_at.unix_timestamp()}))
             .await?;
         Ok(created(issued))
@@ -810,7 +831,7 @@ impl AdminService {
         } else {
             self.control().revoke_key(&old).await?
         };
-        self.key_cache.evict(&revoked.id);
+        self.changed(Change::Key(revoked.id.clone()));
         self.audit(
             p,
             "api_key.revoke",
@@ -862,6 +883,7 @@ impl AdminService {
         self.check_urls(&spec).await?;
         let ws = self.open_ws(p).await?;
         let d = self.control().add_destination(&ws, spec).await?;
+        self.changed(Change::Workspace(ws.id.clone()));
         self.audit(
             p,
             "destination.create",
@@ -907,6 +929,7 @@ impl AdminService {
             .control()
             .set_paused(&p.workspace_id, &d.id, paused)
             .await?;
+        self.changed(Change::Workspace(p.workspace_id.clone()));
         let action = if paused {
             "destination.pause"
         } else {
@@ -923,6 +946,7 @@ impl AdminService {
             .control
             .delete_destination(&p.workspace_id, &d.id)
             .await?;
+        self.changed(Change::Workspace(p.workspace_id.clone()));
         self.audit(
             p,
             "destination.delete",
@@ -1049,6 +1073,16 @@ fn last_admin(e: StoreError, refusal: &str) -> AdminError {
         StoreError::Conflict(what) => AdminError::Conflict(what.into()),
         other => other.into(),
     }
+}
+
+/// Whether `p` may receive a new secret of the personal token `key`: its own user, or the
+/// operator CLI on the machine.
+fn may_hold_personal_token(p: &Principal, key: &ApiKeyRecord) -> bool {
+    let own = key
+        .user_id
+        .as_deref()
+        .is_some_and(|user| p.actor == format!("user:{user}"));
+    own || (p.key_id.is_none() && p.actor == Principal::operator(&p.workspace_id).actor)
 }
 
 fn created(issued: IssuedKey) -> CreatedKey {

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
+use crate::cache::TtlCache;
 use crate::clock::{Clock, Ids};
 use crate::consent::{self, Signals};
 use crate::crypto::{aad, WorkspaceKeys};
@@ -25,7 +26,8 @@ use crate::event::{
     Routing, SealedFields, StoredEvent,
 };
 use crate::identity::{self, Field, Hints, Prepared, Profile};
-use crate::keys::{ApiKey, ApiKeyRecord, KeyCache, KeyKind, KeyRefusal};
+use crate::keys::verifier::{Audience, AuthError, KeyVerifier, VerifierConfig};
+use crate::keys::{ApiKeyRecord, KeyRefusal};
 use crate::ports::{
     ControlReader, DeliveryQueue, EventStore, Keyring, NewEvent, Outgoing, SuppressionList,
 };
@@ -100,6 +102,8 @@ pub enum IngestError {
     WrongRegion { region: Region },
     #[error("requests from this address are blocked by the workspace")]
     Blocked,
+    #[error("too many failed authentications from this address or for this key")]
+    Throttled { retry_after: std::time::Duration },
     #[error("the workspace encryption key is unavailable")]
     KeyUnavailable(#[source] KeyError),
     #[error("storage is unavailable")]
@@ -1224,7 +1228,6 @@ pub struct IngestConfig {
     pub settings_ttl: Duration,
     /// How long unwrapped data keys are cached (at most 5 minutes).
     pub data_key_ttl: Duration,
-    pub key_cache_ttl: Duration,
     pub max_queue_message_bytes: usize,
 }
 
@@ -1234,7 +1237,6 @@ impl IngestConfig {
             region,
             settings_ttl: Duration::seconds(5),
             data_key_ttl: Duration::minutes(5),
-            key_cache_ttl: KeyCache::DEFAULT_TTL,
             max_queue_message_bytes: MAX_QUEUE_MESSAGE_BYTES,
         }
     }
@@ -1260,12 +1262,12 @@ pub struct IngestService {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn Ids>,
     config: IngestConfig,
-    key_cache: KeyCache,
-    snapshots: Mutex<HashMap<WorkspaceId, (Arc<Snapshot>, OffsetDateTime)>>,
+    verifier: Arc<KeyVerifier>,
+    snapshots: TtlCache<WorkspaceId, Arc<Snapshot>>,
     data_keys: Mutex<HashMap<[u8; 32], (WorkspaceKeys, OffsetDateTime)>>,
     /// The suppression list of erased subjects, read with the workspace settings.
     suppressions: Option<Arc<dyn SuppressionList>>,
-    suppressed: Mutex<HashMap<WorkspaceId, (Suppressed, OffsetDateTime)>>,
+    suppressed: TtlCache<WorkspaceId, Suppressed>,
 }
 
 impl std::fmt::Debug for IngestService {
@@ -1289,19 +1291,23 @@ pub struct IngestPorts {
 
 impl IngestService {
     pub fn new(ports: IngestPorts, config: IngestConfig) -> Self {
+        let clock = ports.clock;
         Self {
-            key_cache: KeyCache::new(config.key_cache_ttl),
+            verifier: Arc::new(KeyVerifier::new(
+                VerifierConfig::new(config.region),
+                clock.clone(),
+            )),
+            snapshots: TtlCache::new(clock.clone(), config.settings_ttl, 10_000),
+            suppressed: TtlCache::new(clock.clone(), config.settings_ttl, 10_000),
             control: ports.control,
             events: ports.events,
             queue: ports.queue,
             keyring: ports.keyring,
-            clock: ports.clock,
             ids: ports.ids,
-            config,
-            snapshots: Mutex::new(HashMap::new()),
             data_keys: Mutex::new(HashMap::new()),
             suppressions: None,
-            suppressed: Mutex::new(HashMap::new()),
+            config,
+            clock,
         }
     }
 
@@ -1319,20 +1325,11 @@ impl IngestService {
         let Some(list) = &self.suppressions else {
             return Ok(Arc::default());
         };
-        let now = self.clock.now();
-        {
-            let cache = self.suppressed.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((set, at)) = cache.get(ws) {
-                if now - *at < self.config.settings_ttl {
-                    return Ok(set.clone());
-                }
-            }
+        if let Some(set) = self.suppressed.get(ws) {
+            return Ok(set);
         }
         let set: Suppressed = Arc::new(list.suppressed(ws).await?.into_iter().collect());
-        self.suppressed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(ws.clone(), (set.clone(), now));
+        self.suppressed.insert(ws.clone(), set.clone());
         Ok(set)
     }
 
@@ -1344,73 +1341,54 @@ impl IngestService {
         self.clock.now()
     }
 
-    /// Verifies an ingest write key (bcrypt, then cached by fingerprint for ≤ 60 s).
-    pub async fn authenticate(&self, presented: &str) -> Result<ApiKeyRecord, IngestError> {
-        let key =
-            ApiKey::parse(presented).map_err(|_| IngestError::Unauthorized(KeyRefusal::Unknown))?;
-        if key.kind != KeyKind::Ingest {
-            return Err(IngestError::Unauthorized(KeyRefusal::WrongKind));
-        }
-        if key.region != self.config.region {
-            return Err(IngestError::WrongRegion { region: key.region });
-        }
-        let now = self.clock.now();
-        let record = match self.key_cache.get(&key, now) {
-            Some(record) => record,
-            None => {
-                let record = self
-                    .control
-                    .api_key(&key.id, now)
-                    .await?
-                    .ok_or(IngestError::Unauthorized(KeyRefusal::Unknown))?;
-                let verifier = record.verifier.clone();
-                let matches = {
-                    // bcrypt takes tens of milliseconds: keep it off the async workers.
-                    let key = ApiKey::parse(key.expose())
-                        .map_err(|_| IngestError::Unauthorized(KeyRefusal::Unknown))?;
-                    tokio::task::spawn_blocking(move || key.matches(&verifier))
-                        .await
-                        .unwrap_or(false)
-                };
-                if !matches {
-                    return Err(IngestError::Unauthorized(KeyRefusal::Unknown));
-                }
-                self.key_cache.put(&key, record.clone(), now);
-                record
-            }
-        };
-        if let Some(refusal) = record.refusal(now) {
-            return Err(IngestError::Unauthorized(refusal));
-        }
-        if record.kind != KeyKind::Ingest {
-            return Err(IngestError::Unauthorized(KeyRefusal::WrongKind));
-        }
-        Ok(record)
+    /// Shares a key verifier with the admin API of the same process (`serve`): one set of
+    /// failure counters per source IP and one cache of verified keys.
+    pub fn with_verifier(mut self, verifier: Arc<KeyVerifier>) -> Self {
+        self.verifier = verifier;
+        self
     }
 
-    /// Forgets a verified key at once (it was revoked in this process).
-    pub fn evict_key(&self, id: &crate::keys::KeyId) {
-        self.key_cache.evict(id);
+    /// The key verifier, for its counters.
+    pub fn verifier(&self) -> &KeyVerifier {
+        &self.verifier
+    }
+
+    /// Verifies an ingest write key, from an unknown address.
+    pub async fn authenticate(&self, presented: &str) -> Result<ApiKeyRecord, IngestError> {
+        self.authenticate_from(presented, None).await
+    }
+
+    /// Verifies an ingest write key sent from `ip` ([`KeyVerifier`]).
+    pub async fn authenticate_from(
+        &self,
+        presented: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<ApiKeyRecord, IngestError> {
+        self.verifier
+            .verify(self.control.as_ref(), Audience::Tracking, presented, ip)
+            .await
+            .map_err(|e| match e {
+                AuthError::Refused(refusal) => IngestError::Unauthorized(refusal),
+                AuthError::WrongRegion(region) => IngestError::WrongRegion { region },
+                AuthError::Blocked => IngestError::Blocked,
+                AuthError::Throttled { retry_after } => IngestError::Throttled { retry_after },
+                AuthError::Store(e) => IngestError::Store(e),
+            })
     }
 
     /// The workspace's settings, destinations and keys, cached for a few seconds.
     pub async fn snapshot(&self, ws: &WorkspaceId) -> Result<Arc<Snapshot>, IngestError> {
-        let now = self.clock.now();
-        {
-            let cache = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((snap, at)) = cache.get(ws) {
-                if now - *at < self.config.settings_ttl {
-                    return Ok(snap.clone());
-                }
-            }
+        if let Some(snap) = self.snapshots.get(ws) {
+            return Ok(snap);
         }
+        let now = self.clock.now();
         let workspace = self
             .control
             .workspace(ws, now)
             .await?
             .ok_or(IngestError::Unauthorized(KeyRefusal::Unknown))?;
-        // Closure revokes every key; a write key verified before it (cached for up to 60 s)
-        // is refused as soon as these settings are read again.
+        // Closure revokes every key; a write key verified before it is refused as soon as
+        // these settings or the key's record are read again.
         if workspace.is_closed() {
             return Err(IngestError::Unauthorized(KeyRefusal::Revoked));
         }
@@ -1426,10 +1404,7 @@ impl IngestService {
             destinations,
             keys,
         });
-        self.snapshots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(ws.clone(), (snap.clone(), now));
+        self.snapshots.insert(ws.clone(), snap.clone());
         Ok(snap)
     }
 
@@ -1468,15 +1443,9 @@ impl IngestService {
     }
 
     /// Drops cached settings (after a destination or policy change in this process).
-    pub fn invalidate(&self, ws: &WorkspaceId) {
-        self.snapshots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(ws);
-        self.suppressed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(ws);
+    pub fn invalidate_workspace(&self, ws: &WorkspaceId) {
+        self.snapshots.remove(ws);
+        self.suppressed.remove(ws);
     }
 
     /// Ingests a parsed request for an authenticated key.

@@ -1,18 +1,17 @@
 //! API keys: `tl_<kind>_<region>_<id>_<secret>`.
 //!
-//! Only a bcrypt verifier of the secret is stored. A verified key is cached in memory by the
-//! SHA-256 of the whole key for at most 60 s (DESIGN.md § Keys), so ingest does not pay bcrypt
-//! on every request, and a revoked key stops working within that time everywhere.
+//! Only a bcrypt verifier of the secret is stored. [`verifier::KeyVerifier`] checks presented
+//! keys for both APIs and remembers verified ones (DESIGN.md § Keys).
 
-use std::collections::HashMap;
+pub mod verifier;
+
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::workspace::{Region, WorkspaceId};
 
@@ -271,56 +270,6 @@ impl KeyRefusal {
             Self::Expired => "the API key has expired; rotate it",
             Self::WrongKind => "this kind of key cannot be used here",
         }
-    }
-}
-
-/// Verified keys, by fingerprint, for at most `ttl`.
-#[derive(Debug)]
-pub struct KeyCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<[u8; 32], (ApiKeyRecord, OffsetDateTime)>>,
-}
-
-impl KeyCache {
-    pub const DEFAULT_TTL: Duration = Duration::seconds(60);
-    const MAX_ENTRIES: usize = 10_000;
-
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub fn get(&self, key: &ApiKey, now: OffsetDateTime) -> Option<ApiKeyRecord> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(&key.fingerprint())
-            .filter(|(_, at)| now - *at < self.ttl)
-            .map(|(rec, _)| rec.clone())
-    }
-
-    pub fn put(&self, key: &ApiKey, record: ApiKeyRecord, now: OffsetDateTime) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= Self::MAX_ENTRIES {
-            let ttl = self.ttl;
-            entries.retain(|_, (_, at)| now - *at < ttl);
-        }
-        entries.insert(key.fingerprint(), (record, now));
-    }
-
-    /// Forgets every key (roles changed in this process).
-    pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-    }
-
-    /// Forgets a key at once (it was revoked in this process).
-    pub fn evict(&self, id: &KeyId) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.retain(|_, (rec, _)| &rec.id != id);
     }
 }
 

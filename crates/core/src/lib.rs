@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod audit;
 pub mod bootstrap;
+pub mod cache;
 pub mod clock;
 pub mod consent;
 pub mod crypto;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod event;
 pub mod identity;
 pub mod ingest;
+pub mod invalidation;
 pub mod key_expiry;
 pub mod keys;
 pub mod name;

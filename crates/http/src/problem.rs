@@ -105,6 +105,20 @@ impl Problem {
         .header(header::RETRY_AFTER, &retry_after.to_string())
     }
 
+    /// A 429 for too many failed authentications (tracking and admin API alike).
+    pub fn too_many_failures(retry_after: std::time::Duration) -> Self {
+        let secs = retry_after.as_secs().max(1);
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-failed-authentications",
+            "Too Many Requests",
+            format!(
+                "too many failed authentications from this address or for this key; retry in {secs} s"
+            ),
+        )
+        .header(header::RETRY_AFTER, &secs.to_string())
+    }
+
     /// A 500 whose body says nothing of the cause.
     pub fn internal(request_id: &str) -> Self {
         Self::new(

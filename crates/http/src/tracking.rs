@@ -100,8 +100,14 @@ pub fn tracking_router(state: TrackingState) -> Router {
         .with_state(state)
 }
 
+/// Liveness, with this process's key-verification counters (failed authentications by API,
+/// bcrypt runs, 429s for repeated failures) for the operator.
 async fn healthz(State(s): State<TrackingState>) -> Json<serde_json::Value> {
-    Json(json!({"status": "ok", "region": s.inner.ingest.region()}))
+    Json(json!({
+        "status": "ok",
+        "region": s.inner.ingest.region(),
+        "authentication": s.inner.ingest.verifier().stats(),
+    }))
 }
 
 /// The write key from `Authorization: Basic base64(key:)` or `Authorization: Bearer key`.
@@ -192,7 +198,7 @@ async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Respon
         )
         .into_response();
     };
-    let key = match inner.ingest.authenticate(&presented).await {
+    let key = match inner.ingest.authenticate_from(&presented, meta.ip).await {
         Ok(k) => k,
         Err(e) => return problem(&e, inner).into_response(),
     };
@@ -262,6 +268,7 @@ fn problem(e: &IngestError, inner: &Inner) -> Problem {
             "Forbidden",
             "requests from this address are blocked by the workspace's security settings",
         ),
+        IngestError::Throttled { retry_after } => Problem::too_many_failures(*retry_after),
         IngestError::WrongRegion { region } => {
             let endpoint = inner.config.endpoint(*region);
             Problem::new(

@@ -1,11 +1,13 @@
 //! The admin API through the real router, on the embedded adapters (SQLite in a temporary
 //! directory, file keyring), with a recording egress in place of the network.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use axum::body::{to_bytes, Body};
+use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use base64::Engine as _;
@@ -22,8 +24,10 @@ use tracklayer_core::deliver::{HttpRequest, HttpResponse};
 use tracklayer_core::dsr::service::{DsrConfig, DsrPorts, DsrService};
 use tracklayer_core::event::StoredEvent;
 use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
+use tracklayer_core::invalidation::Invalidations;
+use tracklayer_core::keys::verifier::{KeyVerifier, VerifierConfig};
 use tracklayer_core::keys::{KeyKind, Role};
-use tracklayer_core::ports::{Egress, EgressError};
+use tracklayer_core::ports::{ControlReader, ControlStore, Egress, EgressError};
 use tracklayer_core::workspace::{Region, WorkspaceId};
 use tracklayer_http::admin::{DestinationTester, TestPorts, TEST_EVENT_NAME};
 use tracklayer_http::{
@@ -81,6 +85,11 @@ struct App {
     dsr: Arc<DsrService>,
     /// The control plane behind the router, for what no token can reach (the operator).
     service: Arc<AdminService>,
+    /// Ingest behind the tracking routes, sharing the admin API's key verifier.
+    ingest: Arc<IngestService>,
+    /// The stores, as another process (the operator CLI) on the same data sees them.
+    control: Arc<SqliteControlStore>,
+    keyring: Arc<FileKeyring>,
     _dir: tempfile::TempDir,
 }
 
@@ -206,24 +215,39 @@ impl App {
             clock: clock.clone(),
             ids: ids.clone(),
         });
-        let ingest = Arc::new(IngestService::new(
-            IngestPorts {
-                control: control.clone(),
-                events,
-                queue,
-                keyring,
-                clock: clock.clone(),
-                ids,
-            },
-            IngestConfig::new(Region::Eu),
+        // Wired as `serve` wires them: one key verifier, one invalidation bus.
+        let verifier = Arc::new(KeyVerifier::new(
+            VerifierConfig::new(Region::Eu),
+            clock.clone(),
         ));
-        let service = Arc::new(admin);
-        let router = tracking_router(TrackingState::new(ingest, TrackingConfig::default())).merge(
-            admin_router(
-                AdminState::new(service.clone(), tester, AdminConfig::default())
-                    .with_dsr(dsr.clone()),
-            ),
+        let invalidations = Invalidations::new();
+        let ingest = Arc::new(
+            IngestService::new(
+                IngestPorts {
+                    control: control.clone(),
+                    events,
+                    queue,
+                    keyring: keyring.clone(),
+                    clock: clock.clone(),
+                    ids,
+                },
+                IngestConfig::new(Region::Eu),
+            )
+            .with_verifier(verifier.clone()),
         );
+        invalidations.subscribe(ingest.clone());
+        let service = Arc::new(
+            admin
+                .with_verifier(verifier)
+                .with_invalidations(invalidations),
+        );
+        let router = tracking_router(TrackingState::new(
+            ingest.clone(),
+            TrackingConfig::default(),
+        ))
+        .merge(admin_router(
+            AdminState::new(service.clone(), tester, AdminConfig::default()).with_dsr(dsr.clone()),
+        ));
         Self {
             router,
             db_path,
@@ -238,6 +262,9 @@ impl App {
             other_destination,
             dsr,
             service,
+            ingest,
+            control,
+            keyring,
             _dir: dir,
         }
     }
@@ -842,6 +869,370 @@ async fn a_revoked_token_is_refused_at_once() {
         .to_str()
         .unwrap()
         .starts_with("Bearer"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key verification: a key is what its stored record says, failures cost no bcrypt twice, and
+// admin changes reach the tracking API at once
+
+/// `key` with its kind label replaced: the secret (all bcrypt covers) stays valid.
+fn relabel(key: &str, to: &str) -> String {
+    let rest = key.strip_prefix("tl_").unwrap();
+    let (_, rest) = rest.split_once('_').unwrap();
+    format!("tl_{to}_{rest}")
+}
+
+/// `key` with another secret of the same shape.
+fn wrong_secret(key: &str) -> String {
+    let (prefix, secret) = key.rsplit_once('_').unwrap();
+    let flipped = if secret.starts_with('A') { "B" } else { "A" };
+    format!("{prefix}_{flipped}{}", &secret[1..])
+}
+
+/// `key` with the `n`th made-up secret.
+fn nth_secret(key: &str, n: u32) -> String {
+    let (prefix, _) = key.rsplit_once('_').unwrap();
+    format!("{prefix}_X{n:031}")
+}
+
+impl App {
+    /// `POST /v1/track` with `key` as the Bearer token, from `ip` when given.
+    async fn track_as(&self, key: &str, ip: Option<[u8; 4]>) -> (StatusCode, HeaderMap, Value) {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/track")
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"event": "Order Completed", "userId": "user-1"}).to_string(),
+            ))
+            .unwrap();
+        if let Some(ip) = ip {
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from((ip, 40_000))));
+        }
+        self.send(req).await
+    }
+
+    /// `GET /admin/v1/users` with `token`, from `ip` when given.
+    async fn users_as(&self, token: &str, ip: Option<[u8; 4]>) -> (StatusCode, HeaderMap, Value) {
+        let mut req = Request::builder()
+            .method(Method::GET)
+            .uri("/admin/v1/users")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        if let Some(ip) = ip {
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from((ip, 40_000))));
+        }
+        self.send(req).await
+    }
+
+    async fn send(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, headers, value)
+    }
+
+    fn bcrypt_runs(&self) -> u64 {
+        self.ingest.verifier().stats().bcrypt_runs
+    }
+
+    fn queued_for(&self, destination: &str) -> i64 {
+        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
+        conn.query_row(
+            "SELECT COUNT(*) FROM queue WHERE destination_id = ?1",
+            [destination],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    /// The stores as another process on the same data sees them.
+    fn other_process(&self) -> Control<'_> {
+        Control {
+            store: self.control.as_ref(),
+            keyring: self.keyring.as_ref(),
+            clock: self.clock.as_ref(),
+            ids: &SystemIds,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_key_relabelled_as_another_kind_is_refused_by_both_apis() {
+    let app = App::start().await;
+    // An ingest write key, the owner's personal token, a viewer service token.
+    let keys = [
+        ("ingest", app.write_key.clone()),
+        ("pat", app.admin.clone()),
+        ("svc", app.viewer.clone()),
+    ];
+    let mut failures = Vec::new();
+    for (from, key) in &keys {
+        for to in ["ingest", "pat", "svc"] {
+            if to == *from {
+                continue;
+            }
+            let forged = relabel(key, to);
+            for (api, (status, _, v)) in [
+                ("admin API", app.users_as(&forged, None).await),
+                ("tracking API", app.track_as(&forged, None).await),
+            ] {
+                if status != StatusCode::UNAUTHORIZED {
+                    failures.push(format!("{from} key as {to} on the {api}: {status} {v}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The genuine keys still work where they belong.
+    assert_eq!(app.users_as(&app.viewer, None).await.0, StatusCode::OK);
+    assert_eq!(app.track_as(&app.write_key, None).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_repeated_wrong_secret_runs_bcrypt_once_and_is_counted_for_the_operator() {
+    let app = App::start().await;
+    let forged = wrong_secret(&app.write_key);
+    let before = app.bcrypt_runs();
+
+    for _ in 0..3 {
+        let (status, _, v) = app.track_as(&forged, Some([198, 51, 100, 1])).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    }
+    let token = wrong_secret(&app.admin);
+    for _ in 0..3 {
+        let (status, _, v) = app.users_as(&token, Some([198, 51, 100, 1])).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    }
+
+    assert_eq!(app.bcrypt_runs() - before, 2, "one bcrypt per wrong secret");
+    let counts = app.ingest.verifier().stats();
+    assert_eq!((counts.tracking_failures, counts.admin_failures), (3, 3));
+    let (_, _, health) = app
+        .send(
+            Request::builder()
+                .uri("/healthz")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(health["authentication"]["admin_failures"], 3, "{health}");
+}
+
+#[tokio::test]
+async fn failures_past_the_limit_from_one_address_answer_429_with_retry_after() {
+    let app = App::start().await;
+    let (attacker, neighbour) = (Some([198, 51, 100, 7]), Some([198, 51, 100, 8]));
+    // The write key was verified before the attack.
+    assert_eq!(
+        app.track_as(&app.write_key, neighbour).await.0,
+        StatusCode::OK
+    );
+    let limit = VerifierConfig::new(Region::Eu).max_failures;
+    for i in 0..limit {
+        // Each a different wrong secret: each costs a bcrypt.
+        let (status, _, v) = app.track_as(&nth_secret(&app.write_key, i), attacker).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "failure {i}: {v}");
+    }
+    let runs = app.bcrypt_runs();
+
+    for (api, (status, headers, v)) in [
+        (
+            "tracking",
+            app.track_as(&nth_secret(&app.write_key, limit), attacker)
+                .await,
+        ),
+        (
+            "admin",
+            app.users_as(&wrong_secret(&app.viewer), attacker).await,
+        ),
+    ] {
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{api}: {v}");
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(headers[header::RETRY_AFTER], "60", "{api}");
+    }
+    assert_eq!(
+        app.bcrypt_runs(),
+        runs,
+        "a throttled address costs no bcrypt"
+    );
+    assert_eq!(
+        app.track_as(&app.write_key, attacker).await.0,
+        StatusCode::OK,
+        "a verified key is not throttled"
+    );
+    assert_eq!(
+        app.users_as(&wrong_secret(&app.viewer), neighbour).await.0,
+        StatusCode::UNAUTHORIZED,
+        "another address is not throttled"
+    );
+
+    app.clock.advance(Duration::seconds(60));
+    let (status, _, v) = app
+        .track_as(&nth_secret(&app.write_key, limit), attacker)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the window ended: {v}");
+}
+
+#[tokio::test]
+async fn a_blocked_address_is_refused_before_bcrypt_on_both_apis() {
+    let app = App::start().await;
+    app.ok(
+        Method::PUT,
+        "/admin/v1/security",
+        Some(json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false})),
+    )
+    .await;
+    let runs = app.bcrypt_runs();
+
+    let (status, _, v) = app
+        .track_as(&wrong_secret(&app.write_key), Some([203, 0, 113, 9]))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(
+        v["type"].as_str().unwrap().rsplit('/').next(),
+        Some("blocked")
+    );
+    let (status, _, v) = app
+        .users_as(&wrong_secret(&app.viewer), Some([203, 0, 113, 9]))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+
+    assert_eq!(app.bcrypt_runs(), runs);
+}
+
+#[tokio::test]
+async fn a_write_key_revoked_through_the_admin_api_is_refused_by_the_very_next_request() {
+    let app = App::start().await;
+    let created = app
+        .ok(
+            Method::POST,
+            "/admin/v1/api-keys",
+            Some(json!({"kind": "ingest"})),
+        )
+        .await;
+    let key = created["secret"].as_str().unwrap().to_owned();
+    let id = created["key"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.track_as(&key, None).await.0, StatusCode::OK);
+
+    app.ok(
+        Method::POST,
+        &format!("/admin/v1/api-keys/{id}/revoke"),
+        None,
+    )
+    .await;
+
+    let (status, _, v) = app.track_as(&key, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(v["detail"], "the API key was revoked");
+}
+
+#[tokio::test]
+async fn a_destination_created_through_the_admin_api_receives_the_very_next_event() {
+    let app = App::start().await;
+    assert_eq!(app.track_as(&app.write_key, None).await.0, StatusCode::OK);
+
+    let destination = app.new_destination().await;
+    let (status, _, v) = app.track_as(&app.write_key, None).await;
+
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(app.queued_for(&destination), 1);
+}
+
+#[tokio::test]
+async fn a_key_revoked_by_another_process_is_refused_after_5_seconds_and_not_before() {
+    let app = App::start().await;
+    assert_eq!(app.track_as(&app.write_key, None).await.0, StatusCode::OK);
+    let ws = app.control.workspace(&app.ws, T0).await.unwrap().unwrap();
+    let write_key = app
+        .control
+        .api_keys(&app.ws, T0)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.kind == KeyKind::Ingest && k.workspace_id == ws.id)
+        .unwrap();
+    let runs = app.bcrypt_runs();
+
+    // The operator CLI revokes it in the same data directory: no message reaches this process.
+    app.other_process().revoke_key(&write_key).await.unwrap();
+
+    app.clock.advance(Duration::milliseconds(4_999));
+    assert_eq!(
+        app.track_as(&app.write_key, None).await.0,
+        StatusCode::OK,
+        "verified 4.999 s ago: not read again yet"
+    );
+    app.clock.advance(Duration::milliseconds(1));
+    let (status, _, v) = app.track_as(&app.write_key, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(v["detail"], "the API key was revoked");
+    assert_eq!(
+        app.bcrypt_runs(),
+        runs,
+        "revalidation reads the record, no bcrypt"
+    );
+}
+
+#[tokio::test]
+async fn only_its_own_user_rotates_a_personal_token_and_another_admin_may_only_revoke_it() {
+    let app = App::start().await;
+    let ws = app.control.workspace(&app.ws, T0).await.unwrap().unwrap();
+    let user = app.new_user("admin").await;
+    let own = app
+        .other_process()
+        .issue_key(&ws, KeyKind::Pat, None, Some(user.clone()), "laptop", 90)
+        .await
+        .unwrap();
+    let own_token = own.secret.expose_secret().to_owned();
+    let owners_key = app
+        .control
+        .api_keys(&app.ws, T0)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.user_id.as_deref() == Some("usr_owner"))
+        .unwrap();
+
+    // The second admin asks for the owner's new token: refused, nothing issued.
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            &format!("/admin/v1/api-keys/{}/rotate", owners_key.id),
+            Some(&own_token),
+            Some(json!({"overlap_days": 0})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(app.users_as(&app.admin, None).await.0, StatusCode::OK);
+
+    // Each rotates their own.
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            &format!("/admin/v1/api-keys/{}/rotate", own.record.id),
+            Some(&own_token),
+            Some(json!({"overlap_days": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+
+    // And may revoke the other's.
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            &format!("/admin/v1/api-keys/{}/revoke", own.record.id),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2084,11 +2475,10 @@ async fn closing_the_workspace_revokes_every_key_deletes_destinations_and_is_aud
         .await;
     assert_eq!(status, StatusCode::OK, "another workspace is not affected");
 
-    // Ingest re-reads the workspace after its few seconds of cached settings, while the
-    // verified write key may still be in its 60-second cache: refused all the same.
-    app.clock.advance(Duration::seconds(6));
+    // The tracking API of the same process refuses the write key from the next request.
     let (status, v) = app.track("after-closing").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(v["detail"], "the API key was revoked", "{v}");
     app.clock.advance(Duration::seconds(61));
     let (status, v) = app.track("after-the-key-cache").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");

@@ -232,7 +232,7 @@ pub enum KeysCommand {
     List(OperatorArgs),
     /// Issue a successor key; the old one keeps working for the overlap.
     Rotate(RotateKeyArgs),
-    /// Revoke a key (running servers refuse it within 60 s).
+    /// Revoke a key (running servers refuse it within 5 s).
     Revoke(KeyIdArgs),
 }
 

@@ -19,7 +19,9 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::destination::{Destination, DestinationId, DestinationSpec};
 use tracklayer_core::dsr::service::{DsrConfig, DsrPorts, DsrService};
 use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
+use tracklayer_core::invalidation::Invalidations;
 use tracklayer_core::key_expiry::KeyExpiryNotifier;
+use tracklayer_core::keys::verifier::{KeyVerifier, VerifierConfig};
 use tracklayer_core::ports::{ControlReader, DeliveryQueue, EventStore, ReplayFilter};
 use tracklayer_core::workspace::Region;
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
@@ -115,6 +117,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
 
+    // One process: the admin API's changes reach ingest's and delivery's caches at once,
+    // and both APIs share one key verifier (its failure counters and verified keys).
+    let invalidations = Invalidations::new();
+    let verifier = Arc::new(KeyVerifier::new(
+        VerifierConfig::new(region),
+        stack.clock.clone(),
+    ));
     let dsr_store = Arc::new(tracklayer_local::SqliteDsrStore::new(stack.db.clone()));
     let dsr = Arc::new(dsr_service(&stack, dsr_store.clone(), &args));
     let ingest = Arc::new(
@@ -129,8 +138,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             },
             IngestConfig::new(region),
         )
-        .with_suppressions(dsr_store.clone()),
+        .with_suppressions(dsr_store.clone())
+        .with_verifier(verifier.clone()),
     );
+    invalidations.subscribe(ingest.clone());
     let tracking = TrackingState::new(
         ingest,
         TrackingConfig {
@@ -140,7 +151,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
     );
     let admin = tracklayer_http::AdminState::new(
-        Arc::new(stack.admin_service(region, args.allow_private_egress)),
+        Arc::new(
+            stack
+                .admin_service(region, args.allow_private_egress)
+                .with_verifier(verifier)
+                .with_invalidations(invalidations.clone()),
+        ),
         tracklayer_http::admin::DestinationTester::new(tracklayer_http::admin::TestPorts {
             control: stack.control.clone(),
             keyring: stack.keyring.clone(),
@@ -198,6 +214,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &args.delivery,
         args.allow_private_egress,
     )?);
+    invalidations.subscribe(delivery.clone());
     let dsr_worker = tokio::spawn(dsr_loop(
         dsr,
         dsr_store,

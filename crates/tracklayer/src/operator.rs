@@ -92,7 +92,7 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&key)?);
             } else {
                 println!(
-                    "Revoked {} key {} ({}). Running servers refuse it within 60 s.",
+                    "Revoked {} key {} ({}). Running servers refuse it within 5 s.",
                     key.kind.as_str(),
                     key.id,
                     key.prefix

@@ -20,6 +20,7 @@ use super::{require, AdminError, AdminService, DestinationPatch, DestinationView
 use crate::crypto::{aad, WorkspaceKeys};
 use crate::destination::secret_opener::destination_secrets;
 use crate::destination::{secret_hints, Destination, DestinationKind, DestinationSpec};
+use crate::invalidation::Change;
 use crate::keys::Role;
 use crate::name::Name;
 
@@ -182,6 +183,7 @@ impl AdminService {
         d.secret_hints = secret_hints(&keys, &secrets);
         d.updated_at = self.now();
         self.ports.control.put_destination(&d).await?;
+        self.changed(Change::Workspace(ws.id.clone()));
         let mut summary = Map::new();
         summary.insert(
             "changed".into(),

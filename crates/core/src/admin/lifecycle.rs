@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::{require, view, AdminError, AdminService, Principal, WorkspaceView};
 use crate::error::{KeyError, StoreError};
+use crate::invalidation::Change;
 use crate::keys::{ApiKeyRecord, KeyId, Role};
 use crate::ports::{ControlStore, DsrStore};
 use crate::workspace::{KeyRef, Region, Retention, Workspace, WorkspaceId};
@@ -230,7 +231,7 @@ impl AdminService {
             }
             other => other.into(),
         })?;
-        self.key_cache.clear();
+        self.changed(Change::Workspace(ws.id.clone()));
         self.audit(
             p,
             "workspace.closed",

@@ -72,6 +72,13 @@ pub fn problem(e: AdminError, config: &AdminConfig) -> Problem {
             .with("region", region.as_str())
             .with("endpoint", endpoint)
         }
+        AdminError::Blocked => Problem::new(
+            StatusCode::FORBIDDEN,
+            "blocked",
+            "Forbidden",
+            "requests from this address are blocked by the workspace's security settings",
+        ),
+        AdminError::Throttled { retry_after } => Problem::too_many_failures(retry_after),
         AdminError::Forbidden { role, action } => Problem::new(
             StatusCode::FORBIDDEN,
             "forbidden",

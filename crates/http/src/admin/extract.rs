@@ -44,11 +44,26 @@ impl FromRequestParts<AdminState> for Caller {
         }
         state
             .admin()
-            .authenticate(token.trim())
+            .authenticate_from(token.trim(), peer_ip(parts))
             .await
             .map(Caller)
             .map_err(|e| problem(e, state.config()))
     }
+}
+
+/// The connection's address (the socket's, or what the Lambda transport knows). The admin
+/// API trusts no `X-Forwarded-For`.
+fn peer_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<crate::tracking::ClientIp>()
+                .map(|c| c.0)
+        })
 }
 
 /// A JSON body. Malformed JSON and wrong shapes answer 400 naming the field at fault.

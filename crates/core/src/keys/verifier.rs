@@ -1,0 +1,447 @@
+//! The one key verifier, for the tracking API (ingest write keys) and the admin API (personal
+//! access tokens and service tokens).
+//!
+//! A presented key `tl_<kind>_<region>_<id>_<secret>` is accepted only when the stored record
+//! of `<id>` has the presented kind, a kind the audience accepts, the presented prefix, and a
+//! workspace of the presented region; bcrypt covers only the secret, so the prefix is never
+//! trusted on its own.
+//!
+//! Cost control, before any bcrypt: the workspace's IP blocklist; a wrong secret already seen
+//! for the key (remembered by SHA-256, never in clear) is refused without bcrypt; too many
+//! failures per source IP or per key id answer [`AuthError::Throttled`] until the window ends.
+//!
+//! Freshness: a verified key is remembered (by SHA-256 of the whole key) for
+//! [`VERIFIED_TTL`], and its record is read again at most every [`REVALIDATE_EVERY`] (one
+//! store read, no bcrypt), so a key revoked by another process stops within that time. In
+//! this process a change published on [`crate::invalidation::Invalidations`] forces the next
+//! request to read the record again.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+
+use super::{ApiKey, ApiKeyRecord, KeyId, KeyKind, KeyRefusal};
+use crate::cache::TtlCache;
+use crate::clock::Clock;
+use crate::error::StoreError;
+use crate::invalidation::{Change, Invalidate};
+use crate::ports::ControlReader;
+use crate::workspace::{Region, Workspace, WorkspaceId};
+
+/// How long a bcrypt verdict is kept.
+pub const VERIFIED_TTL: Duration = Duration::seconds(60);
+/// How often a remembered key's record and its workspace's settings are read again.
+pub const REVALIDATE_EVERY: Duration = Duration::seconds(5);
+
+/// Which API a key is presented to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// The tracking API: ingest write keys only.
+    Tracking,
+    /// The admin API: personal access tokens and service tokens.
+    Admin,
+}
+
+impl Audience {
+    pub fn accepts(self, kind: KeyKind) -> bool {
+        match self {
+            Self::Tracking => kind == KeyKind::Ingest,
+            Self::Admin => matches!(kind, KeyKind::Pat | KeyKind::Svc),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Tracking => "tracking",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// Why a key was not accepted, by what the caller should do.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("{}", .0.detail())]
+    Refused(KeyRefusal),
+    #[error("the key's workspace lives in region {0}")]
+    WrongRegion(Region),
+    #[error("requests from this address are blocked by the workspace's security settings")]
+    Blocked,
+    #[error("too many failed authentications; retry after {retry_after:?}")]
+    Throttled { retry_after: std::time::Duration },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Limits of the verifier.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    pub region: Region,
+    /// Failed authentications allowed per source IP, and per key id, in each window.
+    pub max_failures: u32,
+    pub failure_window: Duration,
+    /// How long a wrong secret is remembered per key.
+    pub failure_memory: Duration,
+}
+
+impl VerifierConfig {
+    pub fn new(region: Region) -> Self {
+        Self {
+            region,
+            max_failures: 20,
+            failure_window: Duration::minutes(1),
+            failure_memory: Duration::minutes(1),
+        }
+    }
+}
+
+/// Counters of one process, for the operator (`GET /healthz` shows them).
+#[derive(Debug, Default)]
+pub struct AuthStats {
+    bcrypt_runs: AtomicU64,
+    tracking_failures: AtomicU64,
+    admin_failures: AtomicU64,
+    throttled: AtomicU64,
+}
+
+/// A copy of the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AuthCounts {
+    /// Secrets checked with bcrypt.
+    pub bcrypt_runs: u64,
+    /// Refused tracking-API keys.
+    pub tracking_failures: u64,
+    /// Refused admin-API tokens.
+    pub admin_failures: u64,
+    /// Requests answered 429 for too many failures.
+    pub throttled: u64,
+}
+
+impl AuthStats {
+    pub fn counts(&self) -> AuthCounts {
+        AuthCounts {
+            bcrypt_runs: self.bcrypt_runs.load(Ordering::Relaxed),
+            tracking_failures: self.tracking_failures.load(Ordering::Relaxed),
+            admin_failures: self.admin_failures.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Verified {
+    record: ApiKeyRecord,
+    checked_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Source {
+    Ip(IpAddr),
+    Key(KeyId),
+}
+
+/// Verifies presented keys; see the module documentation.
+pub struct KeyVerifier {
+    config: VerifierConfig,
+    clock: Arc<dyn Clock>,
+    verified: TtlCache<[u8; 32], Verified>,
+    wrong_secrets: TtlCache<(KeyId, [u8; 32]), ()>,
+    failures: TtlCache<Source, u32>,
+    workspaces: TtlCache<WorkspaceId, Arc<Workspace>>,
+    stats: AuthStats,
+}
+
+impl std::fmt::Debug for KeyVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyVerifier")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+const CAPACITY: usize = 10_000;
+
+impl KeyVerifier {
+    pub fn new(config: VerifierConfig, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            verified: TtlCache::new(clock.clone(), VERIFIED_TTL, CAPACITY),
+            wrong_secrets: TtlCache::new(clock.clone(), config.failure_memory, CAPACITY),
+            failures: TtlCache::new(clock.clone(), config.failure_window, CAPACITY),
+            workspaces: TtlCache::new(clock.clone(), REVALIDATE_EVERY, CAPACITY),
+            stats: AuthStats::default(),
+            config,
+            clock,
+        }
+    }
+
+    pub fn region(&self) -> Region {
+        self.config.region
+    }
+
+    pub fn stats(&self) -> AuthCounts {
+        self.stats.counts()
+    }
+
+    /// Verifies `presented` for `audience`, from `ip` when known.
+    pub async fn verify<C: ControlReader + ?Sized>(
+        &self,
+        control: &C,
+        audience: Audience,
+        presented: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<ApiKeyRecord, AuthError> {
+        let key = ApiKey::parse(presented).ok();
+        let result = match &key {
+            None => Err(AuthError::Refused(KeyRefusal::Unknown)),
+            Some(key) => self.check(control, audience, key, ip).await,
+        };
+        if let Err(e) = &result {
+            self.failed(audience, key.as_ref().map(|k| &k.id), ip, e);
+        }
+        result
+    }
+
+    async fn check<C: ControlReader + ?Sized>(
+        &self,
+        control: &C,
+        audience: Audience,
+        key: &ApiKey,
+        ip: Option<IpAddr>,
+    ) -> Result<ApiKeyRecord, AuthError> {
+        if !audience.accepts(key.kind) {
+            return Err(AuthError::Refused(KeyRefusal::WrongKind));
+        }
+        if key.region != self.config.region {
+            return Err(AuthError::WrongRegion(key.region));
+        }
+        let now = self.clock.now();
+        let fingerprint = key.fingerprint();
+        if let Some(v) = self.verified.get(&fingerprint) {
+            let record = if now - v.checked_at >= REVALIDATE_EVERY {
+                self.revalidate(control, fingerprint, &v.record, now)
+                    .await?
+            } else {
+                v.record
+            };
+            let ws = self.workspace(control, &record.workspace_id, now).await?;
+            return admit(audience, key, record, &ws, ip, now);
+        }
+
+        // Everything below may cost bcrypt: not for a source that keeps failing.
+        if let Some(ip) = ip {
+            self.throttle(&Source::Ip(ip))?;
+        }
+        let wrong = (key.id.clone(), secret_digest(key));
+        if self.wrong_secrets.get(&wrong).is_some() {
+            return Err(AuthError::Refused(KeyRefusal::Unknown));
+        }
+        self.throttle(&Source::Key(key.id.clone()))?;
+        let record = control
+            .api_key(&key.id, now)
+            .await?
+            .ok_or(AuthError::Refused(KeyRefusal::Unknown))?;
+        if !same_key(audience, key, &record) {
+            return Err(AuthError::Refused(KeyRefusal::Unknown));
+        }
+        let ws = self.workspace(control, &record.workspace_id, now).await?;
+        if ip.is_some_and(|ip| ws.security.blocks(ip)) {
+            return Err(AuthError::Blocked);
+        }
+        let verifier = record.verifier.clone();
+        let check =
+            ApiKey::parse(key.expose()).map_err(|_| AuthError::Refused(KeyRefusal::Unknown))?;
+        self.stats.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
+        // bcrypt takes tens of milliseconds: keep it off the async workers.
+        let matches = tokio::task::spawn_blocking(move || check.matches(&verifier))
+            .await
+            .unwrap_or(false);
+        if !matches {
+            self.wrong_secrets.insert(wrong, ());
+            return Err(AuthError::Refused(KeyRefusal::Unknown));
+        }
+        self.verified.insert(
+            fingerprint,
+            Verified {
+                record: record.clone(),
+                checked_at: now,
+            },
+        );
+        admit(audience, key, record, &ws, ip, now)
+    }
+
+    /// Reads a remembered key's record again; the bcrypt verdict stands while its verifier
+    /// is the same.
+    async fn revalidate<C: ControlReader + ?Sized>(
+        &self,
+        control: &C,
+        fingerprint: [u8; 32],
+        cached: &ApiKeyRecord,
+        now: OffsetDateTime,
+    ) -> Result<ApiKeyRecord, AuthError> {
+        let current = control.api_key(&cached.id, now).await?;
+        match current {
+            Some(record) if record.verifier == cached.verifier => {
+                let fresh = record.clone();
+                self.verified.update(fingerprint, |_| Verified {
+                    record: fresh,
+                    checked_at: now,
+                });
+                Ok(record)
+            }
+            _ => {
+                self.verified.remove(&fingerprint);
+                Err(AuthError::Refused(KeyRefusal::Unknown))
+            }
+        }
+    }
+
+    /// The workspace's settings, read again at most every [`REVALIDATE_EVERY`].
+    async fn workspace<C: ControlReader + ?Sized>(
+        &self,
+        control: &C,
+        id: &WorkspaceId,
+        now: OffsetDateTime,
+    ) -> Result<Arc<Workspace>, AuthError> {
+        if let Some(ws) = self.workspaces.get(id) {
+            return Ok(ws);
+        }
+        let ws = Arc::new(
+            control
+                .workspace(id, now)
+                .await?
+                .ok_or(AuthError::Refused(KeyRefusal::Unknown))?,
+        );
+        self.workspaces.insert(id.clone(), ws.clone());
+        Ok(ws)
+    }
+
+    fn throttle(&self, source: &Source) -> Result<(), AuthError> {
+        let Some((count, since)) = self.failures.get_with_time(source) else {
+            return Ok(());
+        };
+        if count < self.config.max_failures {
+            return Ok(());
+        }
+        self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+        let left = (since + self.config.failure_window) - self.clock.now();
+        let secs = left.whole_seconds().max(1) as u64;
+        Err(AuthError::Throttled {
+            retry_after: std::time::Duration::from_secs(secs),
+        })
+    }
+
+    fn failed(&self, audience: Audience, key: Option<&KeyId>, ip: Option<IpAddr>, e: &AuthError) {
+        let AuthError::Refused(reason) = e else {
+            if let AuthError::Throttled { .. } | AuthError::Blocked = e {
+                tracing::info!(
+                    audience = audience.as_str(),
+                    key_id = key.map(KeyId::as_str),
+                    ip = ip.map(|ip| ip.to_string()),
+                    reason = %e,
+                    "API key authentication refused"
+                );
+            }
+            return;
+        };
+        if let Some(ip) = ip {
+            self.failures.update(Source::Ip(ip), |n| n.unwrap_or(0) + 1);
+        }
+        if let Some(id) = key {
+            self.failures
+                .update(Source::Key(id.clone()), |n| n.unwrap_or(0) + 1);
+        }
+        let counter = match audience {
+            Audience::Tracking => &self.stats.tracking_failures,
+            Audience::Admin => &self.stats.admin_failures,
+        };
+        let total = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        let (key_id, ip) = (key.map(KeyId::as_str), ip.map(|ip| ip.to_string()));
+        match audience {
+            Audience::Admin => tracing::warn!(
+                audience = "admin",
+                key_id,
+                ip,
+                reason = reason.detail(),
+                failures_total = total,
+                "API key authentication failed"
+            ),
+            Audience::Tracking => tracing::debug!(
+                audience = "tracking",
+                key_id,
+                ip,
+                reason = reason.detail(),
+                failures_total = total,
+                "API key authentication failed"
+            ),
+        }
+    }
+}
+
+/// The stored record is the presented key: same kind, prefix (kind, region, id), and a kind
+/// this audience takes.
+fn same_key(audience: Audience, key: &ApiKey, record: &ApiKeyRecord) -> bool {
+    record.kind == key.kind
+        && audience.accepts(record.kind)
+        && record.id == key.id
+        && record.prefix == key.prefix()
+}
+
+/// The checks every request passes, verified now or remembered.
+fn admit(
+    audience: Audience,
+    key: &ApiKey,
+    record: ApiKeyRecord,
+    ws: &Workspace,
+    ip: Option<IpAddr>,
+    now: OffsetDateTime,
+) -> Result<ApiKeyRecord, AuthError> {
+    if !same_key(audience, key, &record) || ws.region != key.region || ws.id != record.workspace_id
+    {
+        return Err(AuthError::Refused(KeyRefusal::Unknown));
+    }
+    if ip.is_some_and(|ip| ws.security.blocks(ip)) {
+        return Err(AuthError::Blocked);
+    }
+    if let Some(refusal) = record.refusal(now) {
+        return Err(AuthError::Refused(refusal));
+    }
+    // Closure revokes every key, the caller's last; a key of a closed workspace that escaped
+    // (an attempt that failed in between) is refused all the same.
+    if ws.is_closed() {
+        return Err(AuthError::Refused(KeyRefusal::Revoked));
+    }
+    Ok(record)
+}
+
+/// What a wrong secret is remembered by: SHA-256 of the secret part, never the secret.
+fn secret_digest(key: &ApiKey) -> [u8; 32] {
+    Sha256::digest(key.secret().as_bytes()).into()
+}
+
+impl Invalidate for KeyVerifier {
+    fn invalidate(&self, change: &Change) {
+        let stale = OffsetDateTime::UNIX_EPOCH;
+        match change {
+            Change::Key(id) => {
+                self.verified.modify_all(|_, v| {
+                    if &v.record.id == id {
+                        v.checked_at = stale;
+                    }
+                });
+                self.wrong_secrets.retain(|(k, _), _| k != id);
+            }
+            Change::Workspace(ws) => {
+                self.workspaces.remove(ws);
+                self.verified.modify_all(|_, v| {
+                    if &v.record.workspace_id == ws {
+                        v.checked_at = stale;
+                    }
+                });
+            }
+        }
+    }
+}
