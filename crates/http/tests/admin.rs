@@ -1938,7 +1938,12 @@ async fn two_admins_at_once(method: Method, body: Option<Value>) {
         .await;
     let token = svc["secret"].as_str();
     let (a, b) = tokio::join!(
-        app.call(method.clone(), "/admin/v1/users/usr_owner", token, body.clone()),
+        app.call(
+            method.clone(),
+            "/admin/v1/users/usr_owner",
+            token,
+            body.clone()
+        ),
         app.call(method.clone(), &second_path, token, body.clone()),
     );
     let mut statuses = [a.0.as_u16(), b.0.as_u16()];
