@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod client_ip;
 pub mod problem;
 pub mod ratelimit;
 pub mod tracking;

@@ -113,9 +113,14 @@ pub struct ServeArgs {
     /// How often API keys are checked for expiry warnings (14 and 3 days ahead), in seconds.
     #[arg(long, default_value_t = 3600)]
     pub key_expiry_check_secs: u64,
-    /// Take the client IP from X-Forwarded-For (only behind a proxy you trust).
+    /// Take the client IP from X-Forwarded-For (only behind a proxy you trust): the entry
+    /// the outermost of --trusted-proxies proxies appended (default 1).
     #[arg(long)]
     pub trust_forwarded_for: bool,
+    /// How many trusted proxies append to X-Forwarded-For in front of the server; the client
+    /// is the N-th entry from the right. Implies --trust-forwarded-for.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub trusted_proxies: Option<u8>,
     /// How often open data-subject requests are processed, in milliseconds.
     #[arg(long, default_value_t = 60_000)]
     pub dsr_interval_ms: u64,
@@ -208,6 +213,17 @@ pub struct ReplayArgs {
     /// Only dead letters that died at or before this time (RFC 3339).
     #[arg(long)]
     pub until: Option<String>,
+}
+
+impl ServeArgs {
+    /// How many proxies append to X-Forwarded-For (0: the header is ignored).
+    pub fn trusted_proxies(&self) -> usize {
+        match (self.trusted_proxies, self.trust_forwarded_for) {
+            (Some(n), _) => usize::from(n),
+            (None, true) => 1,
+            (None, false) => 0,
+        }
+    }
 }
 
 fn parse_region(s: &str) -> Result<Region, String> {

@@ -135,7 +135,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ingest,
         TrackingConfig {
             rate_limit_per_key: args.rate_limit,
-            trust_forwarded_for: args.trust_forwarded_for,
+            trusted_proxies: args.trusted_proxies(),
             ..TrackingConfig::default()
         },
     );
