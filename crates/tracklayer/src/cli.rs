@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracklayer_core::workspace::Region;
@@ -121,6 +122,19 @@ pub struct ServeArgs {
     /// is the N-th entry from the right. Implies --trust-forwarded-for.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub trusted_proxies: Option<u8>,
+    /// Seconds from a request's first byte to the end of its head; a slower client is
+    /// disconnected.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
+    /// Seconds from a request's head to the end of its body; a slower body is answered 408.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_secs: u64,
+    /// Connections open at once; the next waits in the listen backlog until one closes.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub max_connections: u64,
     /// How often open data-subject requests are processed, in milliseconds.
     #[arg(long, default_value_t = 60_000)]
     pub dsr_interval_ms: u64,
@@ -216,6 +230,16 @@ pub struct ReplayArgs {
 }
 
 impl ServeArgs {
+    /// The HTTP server's timeouts and connection cap.
+    pub fn server_limits(&self) -> tracklayer_http::server::ServerLimits {
+        tracklayer_http::server::ServerLimits {
+            header_read_timeout: Duration::from_secs(self.header_timeout_secs),
+            body_read_timeout: Duration::from_secs(self.body_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
+    }
+
     /// How many proxies append to X-Forwarded-For (0: the header is ignored).
     pub fn trusted_proxies(&self) -> usize {
         match (self.trusted_proxies, self.trust_forwarded_for) {
