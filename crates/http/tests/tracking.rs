@@ -478,6 +478,25 @@ async fn healthz_answers_200() {
 // Authentication
 
 #[tokio::test]
+async fn every_tracking_answer_is_nosniff() {
+    let app = App::start().await;
+
+    let accepted = app.post("/v1/track", &track("m1")).await;
+    let refused = app
+        .send(post("/v1/track").body(Body::from("{}")).unwrap())
+        .await;
+
+    for reply in [accepted, refused] {
+        assert_eq!(
+            reply.headers[header::X_CONTENT_TYPE_OPTIONS],
+            "nosniff",
+            "{}",
+            reply.status
+        );
+    }
+}
+
+#[tokio::test]
 async fn accepts_the_write_key_as_the_basic_user_name_with_an_empty_password() {
     let app = App::start().await;
 
