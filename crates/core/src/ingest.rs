@@ -234,7 +234,10 @@ pub fn parse_body(endpoint: Endpoint, body: &[u8]) -> Result<ParsedBody<'_>, Ing
                 }
             }
             // Read once per event of the batch: bounded here, once.
-            for (field, value) in [("/context", &wire.context), ("/integrations", &wire.integrations)] {
+            for (field, value) in [
+                ("/context", &wire.context),
+                ("/integrations", &wire.integrations),
+            ] {
                 if let Some((field, keys)) = value
                     .as_ref()
                     .and_then(|v| inherit::oversized_object(v, field, MAX_BATCH_OBJECT_KEYS))
@@ -935,7 +938,10 @@ impl RawIdentifiers {
         }
         for (name, keys) in CLICK_ID_KEYS {
             let in_context = keys.iter().find_map(|k| context.get(k).and_then(scalar));
-            let found = in_context.or_else(|| keys.iter().find_map(|k| properties.get(*k).and_then(scalar)));
+            let found = in_context.or_else(|| {
+                keys.iter()
+                    .find_map(|k| properties.get(*k).and_then(scalar))
+            });
             if let Some(v) = found {
                 out.click_ids.insert((*name).to_owned(), v);
             }

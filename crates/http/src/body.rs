@@ -18,19 +18,21 @@ use crate::problem::Problem;
 /// Reads a body of at most `limit` bytes, decompressing gzip/deflate up to `limit` bytes.
 /// A body that misses its [`DeadlineBody`] deadline is a 408.
 pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, Problem> {
-    let raw = to_bytes(body, limit).await.map_err(|e| match timed_out(&e) {
-        Some(BodyTimedOut(after)) => Problem::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body-timeout",
-            "Request Timeout",
-            format!(
-                "the request body did not arrive within {} seconds",
-                after.as_secs_f64()
-            ),
-        )
-        .header(header::CONNECTION, "close"),
-        None => Problem::too_large(format!("the request body is larger than {limit} bytes")),
-    })?;
+    let raw = to_bytes(body, limit)
+        .await
+        .map_err(|e| match timed_out(&e) {
+            Some(BodyTimedOut(after)) => Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "Request Timeout",
+                format!(
+                    "the request body did not arrive within {} seconds",
+                    after.as_secs_f64()
+                ),
+            )
+            .header(header::CONNECTION, "close"),
+            None => Problem::too_large(format!("the request body is larger than {limit} bytes")),
+        })?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())

@@ -151,10 +151,7 @@ mod tests {
     fn ipv6_entries_are_read_bare_bracketed_or_with_a_port() {
         assert_eq!(ip(&["::1, 2001:db8::7"], 1).unwrap(), addr("2001:db8::7"));
         assert_eq!(ip(&["[2001:db8::7]"], 1).unwrap(), addr("2001:db8::7"));
-        assert_eq!(
-            ip(&["[2001:db8::7]:8443"], 1).unwrap(),
-            addr("2001:db8::7")
-        );
+        assert_eq!(ip(&["[2001:db8::7]:8443"], 1).unwrap(), addr("2001:db8::7"));
         assert_eq!(ip(&["203.0.113.7:443"], 1).unwrap(), addr("203.0.113.7"));
     }
 
@@ -168,7 +165,12 @@ mod tests {
 
     #[test]
     fn a_malformed_entry_is_a_400_naming_the_header_not_the_socket_address() {
-        for value in ["unknown", "1.2.3.4, ", "1.2.3.4, 999.1.1.1", "1.2.3.4 5.6.7.8"] {
+        for value in [
+            "unknown",
+            "1.2.3.4, ",
+            "1.2.3.4, 999.1.1.1",
+            "1.2.3.4 5.6.7.8",
+        ] {
             let problem = ip(&[value], 1).unwrap_err();
             assert_eq!(problem.status(), 400, "{value}");
             assert_eq!(

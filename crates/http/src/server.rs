@@ -122,10 +122,7 @@ async fn connection(
         hyper::service::service_fn(move |req: Request<Incoming>| {
             activity.enter(Phase::Request);
             let mut req = req.map(|body| {
-                Body::new(DeadlineBody::new(
-                    Body::new(body),
-                    limits.body_read_timeout,
-                ))
+                Body::new(DeadlineBody::new(Body::new(body), limits.body_read_timeout))
             });
             req.extensions_mut().insert(ConnectInfo(peer));
             let app = app.clone();
@@ -369,7 +366,10 @@ mod tests {
         .await;
         let mut stream = TcpStream::connect(addr).await.unwrap();
 
-        stream.write_all(b"GET /ping HTTP/1.1\r\nHost: te").await.unwrap();
+        stream
+            .write_all(b"GET /ping HTTP/1.1\r\nHost: te")
+            .await
+            .unwrap();
 
         let sent = until_closed(&mut stream).await;
         assert!(!sent.contains("pong"), "{sent}");

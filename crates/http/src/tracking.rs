@@ -99,7 +99,9 @@ pub fn tracking_router(state: TrackingState) -> Router {
         .route("/v1/group", route(Endpoint::Single(EventType::Group)))
         .route("/v1/alias", route(Endpoint::Single(EventType::Alias)))
         .route("/healthz", get(healthz))
-        .layer(axum::middleware::map_response(crate::headers::every_response))
+        .layer(axum::middleware::map_response(
+            crate::headers::every_response,
+        ))
         .with_state(state)
 }
 

@@ -930,7 +930,8 @@ async fn every_admin_answer_is_no_store_and_nosniff_above_all_one_showing_a_secr
         ),
         (
             "unauthenticated",
-            app.call(Method::GET, "/admin/v1/workspace", None, None).await,
+            app.call(Method::GET, "/admin/v1/workspace", None, None)
+                .await,
         ),
         (
             "unknown route",
@@ -940,7 +941,11 @@ async fn every_admin_answer_is_no_store_and_nosniff_above_all_one_showing_a_secr
     ];
 
     for (what, (status, headers, body)) in &answers {
-        assert_eq!(headers[header::CACHE_CONTROL], "no-store", "{what} {status}");
+        assert_eq!(
+            headers[header::CACHE_CONTROL],
+            "no-store",
+            "{what} {status}"
+        );
         assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{what}");
         if ["create", "rotate"].contains(what) {
             assert!(body["secret"].is_string(), "{what} shows a secret: {body}");

@@ -63,8 +63,8 @@ impl PrepareGate {
                 self.slots.acquire().await.map_err(|_| Busy)?
             }
         };
-        let multi_thread = Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+        let multi_thread =
+            Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
         if multi_thread && input_bytes >= self.inline_below {
             Ok(tokio::task::block_in_place(work))
         } else {
