@@ -136,16 +136,20 @@ fn flag(v: &Value) -> Option<bool> {
 impl Signals {
     /// Reads the signals of an event's `context`, plus the request's `Sec-GPC` header.
     pub fn read(context: Option<&Value>, gpc_header: bool) -> Self {
+        Self::read_with(|key| context.and_then(|c| c.get(key)), gpc_header)
+    }
+
+    /// Reads the signals of a context given by its top-level lookup (an event's context over
+    /// its batch's, read in place), plus the request's `Sec-GPC` header.
+    pub fn read_with<'v>(context: impl Fn(&str) -> Option<&'v Value>, gpc_header: bool) -> Self {
         let mut s = Signals {
             gpc: gpc_header,
             ..Default::default()
         };
-        let Some(ctx) = context else { return s };
-        if ctx.get("gpc").and_then(flag) == Some(true) {
+        if context("gpc").and_then(flag) == Some(true) {
             s.gpc = true;
         }
-        if let Some(country) = ctx
-            .get("location")
+        if let Some(country) = context("location")
             .and_then(|l| l.get("country"))
             .and_then(Value::as_str)
         {
@@ -158,7 +162,7 @@ impl Signals {
                 });
             }
         }
-        let Some(consent) = ctx.get("consent") else {
+        let Some(consent) = context("consent") else {
             return s;
         };
         if let Some(Value::Object(prefs)) = consent.get("categoryPreferences") {

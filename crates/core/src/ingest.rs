@@ -33,6 +33,12 @@ use crate::ports::{
 };
 use crate::workspace::{Region, Retention, Workspace, WorkspaceId};
 
+mod gate;
+mod inherit;
+
+pub use gate::PrepareGate;
+use inherit::Layered;
+pub use inherit::{MAX_BATCH_OBJECT_KEYS, MAX_OBJECT_KEYS};
 pub mod scrub;
 
 /// Segment's limits: 32 KB per event, 500 KB per request, and our 2,500 events per batch.
@@ -90,6 +96,16 @@ pub enum IngestError {
     NotJson(String),
     #[error("{detail}")]
     Invalid { field: String, detail: String },
+    /// An object of the batch-level `context` or `integrations` has too many keys.
+    #[error("{field} has {keys} keys; at most {limit} are allowed")]
+    TooManyKeys {
+        field: String,
+        keys: usize,
+        limit: usize,
+    },
+    /// Every preparation slot is taken and the queue for them is full: retry shortly.
+    #[error("the server is busy preparing other requests")]
+    Busy,
     #[error("the request body is larger than {MAX_REQUEST_BYTES} bytes")]
     RequestTooLarge,
     #[error("event {index} is larger than {MAX_EVENT_BYTES} bytes")]
@@ -220,6 +236,22 @@ pub fn parse_body(endpoint: Endpoint, body: &[u8]) -> Result<ParsedBody<'_>, Ing
             if let Some(index) = items.iter().position(|i| i.get().len() > MAX_EVENT_BYTES) {
                 if items.len() == 1 {
                     return Err(IngestError::EventTooLarge { index });
+                }
+            }
+            // Read once per event of the batch: bounded here, once.
+            for (field, value) in [
+                ("/context", &wire.context),
+                ("/integrations", &wire.integrations),
+            ] {
+                if let Some((field, keys)) = value
+                    .as_ref()
+                    .and_then(|v| inherit::oversized_object(v, field, MAX_BATCH_OBJECT_KEYS))
+                {
+                    return Err(IngestError::TooManyKeys {
+                        field,
+                        keys,
+                        limit: MAX_BATCH_OBJECT_KEYS,
+                    });
                 }
             }
             Ok(ParsedBody {
@@ -408,10 +440,19 @@ fn parse_time(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(&with_z, &Rfc3339).ok()
 }
 
-fn merge_into(target: &mut Map<String, Value>, defaults: &Map<String, Value>) {
-    for (k, v) in defaults {
-        target.entry(k.clone()).or_insert_with(|| v.clone());
+/// An event's own object, at most [`MAX_OBJECT_KEYS`] keys.
+fn bounded_object(v: Option<Value>, field: &str) -> Result<Map<String, Value>, Fail> {
+    let m = as_object(v, field)?;
+    if m.len() > MAX_OBJECT_KEYS {
+        return Err(fail(
+            field,
+            format!(
+                "has {} keys; at most {MAX_OBJECT_KEYS} are allowed",
+                m.len()
+            ),
+        ));
     }
+    Ok(m)
 }
 
 type PreparedOne = (NewEvent, Vec<(usize, DeliveryItem)>, u32);
@@ -544,16 +585,13 @@ fn prepare_one(
         ));
     }
 
-    let properties = as_object(wire.properties, "/properties")?;
-    let traits = as_object(wire.traits, "/traits")?;
-    let mut context = as_object(wire.context, "/context")?;
-    let mut integrations = as_object(wire.integrations, "/integrations")?;
-    if let Some(batch_ctx) = &body.context {
-        merge_into(&mut context, batch_ctx);
-    }
-    if let Some(batch_int) = &body.integrations {
-        merge_into(&mut integrations, batch_int);
-    }
+    let properties = bounded_object(wire.properties, "/properties")?;
+    let traits = bounded_object(wire.traits, "/traits")?;
+    let own_context = bounded_object(wire.context, "/context")?;
+    let own_integrations = bounded_object(wire.integrations, "/integrations")?;
+    // The batch's fields are read through, not copied into each event (see `inherit`).
+    let context = Layered::new(&own_context, body.context.as_ref());
+    let integrations = Layered::new(&own_integrations, body.integrations.as_ref());
 
     // Segment's skew correction: timestamp = receivedAt − (sentAt − originalTimestamp).
     let sent_at = match as_time(&wire.sent_at, "/sentAt")? {
@@ -571,15 +609,14 @@ fn prepare_one(
     };
     let timestamp = crate::clock::truncate_millis(timestamp);
 
-    let context_value = Value::Object(context);
-    let mut ids = RawIdentifiers::extract(&traits, &context_value, &properties, user_id.as_deref());
+    let mut ids = RawIdentifiers::extract(&traits, &context, &properties, user_id.as_deref());
     // Scrubbed before hashing: whole emails and phone numbers found by value under other
     // names become the event's own when it named none.
     let mut found = scrub::Found::default();
     let scrubbed_properties = scrub::scrub(Value::Object(properties), false, &mut found);
     let scrubbed_traits = scrub::scrub(Value::Object(traits), true, &mut found);
     if !(ids.fields.contains_key(&Field::Email) && ids.fields.contains_key(&Field::Phone)) {
-        if let Some(ctx_traits) = context_value.get("traits") {
+        if let Some(ctx_traits) = context.get("traits") {
             found.offer_all(ctx_traits);
         }
     }
@@ -589,18 +626,18 @@ fn prepare_one(
     if let Some(phone) = found.phone {
         ids.fields.entry(Field::Phone).or_insert(phone);
     }
-    let signals = Signals::read(Some(&context_value), p.meta.gpc);
-    let ip = context_value
+    let signals = Signals::read_with(|key| context.get(key), p.meta.gpc);
+    let ip = context
         .get("ip")
         .and_then(Value::as_str)
         .map(str::to_owned)
         .or_else(|| p.meta.ip.map(|ip| ip.to_string()));
-    let user_agent = context_value
+    let user_agent = context
         .get("userAgent")
         .and_then(Value::as_str)
         .map(str::to_owned)
         .or_else(|| p.meta.user_agent.clone());
-    let page_url = context_value
+    let page_url = context
         .get("page")
         .and_then(|pg| pg.get("url"))
         .and_then(Value::as_str)
@@ -816,14 +853,14 @@ pub fn field_tag(field: Field) -> &'static str {
 /// Segment's `integrations` object: `{"All": false, "Warehouse": true}`. A key matches a
 /// destination by its name, id or kind, case-insensitively; a matching boolean wins, else
 /// `All` (default true).
-fn integration_allows(integrations: &Map<String, Value>, d: &Destination) -> bool {
+fn integration_allows(integrations: &Layered<'_>, d: &Destination) -> bool {
     let names = |k: &str| {
         k.eq_ignore_ascii_case(&d.name)
             || k == d.id.as_str()
             || k.eq_ignore_ascii_case(d.kind.as_str())
     };
     let mut all = true;
-    for (k, v) in integrations {
+    for (k, v) in integrations.iter() {
         match v {
             Value::Bool(on) if names(k) => return *on,
             // Per-integration option objects mean "on".
@@ -906,7 +943,7 @@ fn scalar(v: &Value) -> Option<String> {
 impl RawIdentifiers {
     fn extract(
         traits: &Map<String, Value>,
-        context: &Value,
+        context: &Layered<'_>,
         properties: &Map<String, Value>,
         user_id: Option<&str>,
     ) -> Self {
@@ -955,19 +992,19 @@ impl RawIdentifiers {
         if let Some(uid) = user_id {
             out.fields.insert(Field::ExternalId, uid.to_owned());
         }
-        let ctx_object = context.as_object();
-        let click_sources = [ctx_object, Some(properties)];
         for (name, keys) in CLICK_ID_KEYS {
-            'click: for source in click_sources.iter().flatten() {
-                for key in *keys {
-                    // A click id is sent as it is: one that holds an email or phone
-                    // number is no click id.
-                    let value = source.get(*key).and_then(scalar);
-                    if let Some(v) = value.filter(|v| scrub::find(v).is_none()) {
-                        out.click_ids.insert((*name).to_owned(), v);
-                        break 'click;
-                    }
-                }
+            // A click id is sent as it is: one that holds an email or phone number is no
+            // click id.
+            let usable = |v: &String| scrub::find(v).is_none();
+            let in_context = keys
+                .iter()
+                .find_map(|k| context.get(k).and_then(scalar).filter(usable));
+            let found = in_context.or_else(|| {
+                keys.iter()
+                    .find_map(|k| properties.get(*k).and_then(scalar).filter(usable))
+            });
+            if let Some(v) = found {
+                out.click_ids.insert((*name).to_owned(), v);
             }
         }
         out
@@ -1229,6 +1266,12 @@ pub struct IngestConfig {
     /// How long unwrapped data keys are cached (at most 5 minutes).
     pub data_key_ttl: Duration,
     pub max_queue_message_bytes: usize,
+    /// Preparations at once (default: one per CPU).
+    pub prepare_slots: usize,
+    /// Requests that may wait for a preparation slot before the next is refused (503).
+    pub prepare_queue: usize,
+    /// Requests with at least this many bytes of events are prepared off the async workers.
+    pub prepare_inline_below: usize,
 }
 
 impl IngestConfig {
@@ -1238,6 +1281,9 @@ impl IngestConfig {
             settings_ttl: Duration::seconds(5),
             data_key_ttl: Duration::minutes(5),
             max_queue_message_bytes: MAX_QUEUE_MESSAGE_BYTES,
+            prepare_slots: std::thread::available_parallelism().map_or(1, usize::from),
+            prepare_queue: PrepareGate::DEFAULT_QUEUE,
+            prepare_inline_below: PrepareGate::DEFAULT_INLINE_BELOW,
         }
     }
 }
@@ -1263,6 +1309,7 @@ pub struct IngestService {
     ids: Arc<dyn Ids>,
     config: IngestConfig,
     verifier: Arc<KeyVerifier>,
+    gate: PrepareGate,
     snapshots: TtlCache<WorkspaceId, Arc<Snapshot>>,
     data_keys: Mutex<HashMap<[u8; 32], (WorkspaceKeys, OffsetDateTime)>>,
     /// The suppression list of erased subjects, read with the workspace settings.
@@ -1299,6 +1346,11 @@ impl IngestService {
             )),
             snapshots: TtlCache::new(clock.clone(), config.settings_ttl, 10_000),
             suppressed: TtlCache::new(clock.clone(), config.settings_ttl, 10_000),
+            gate: PrepareGate::new(
+                config.prepare_slots,
+                config.prepare_queue,
+                config.prepare_inline_below,
+            ),
             control: ports.control,
             events: ports.events,
             queue: ports.queue,
@@ -1468,7 +1520,12 @@ impl IngestService {
             meta,
             received_at,
         };
-        let mut prepared = prepare(&pipeline, body);
+        let input_bytes = body.items.iter().map(|i| i.get().len()).sum();
+        let mut prepared = self
+            .gate
+            .run(input_bytes, || prepare(&pipeline, body))
+            .await
+            .map_err(|gate::Busy| IngestError::Busy)?;
         if prepared.events.is_empty() {
             return Err(IngestError::NothingValid {
                 rejected: prepared.rejected,

@@ -3,8 +3,11 @@
 
 pub mod admin;
 pub mod body;
+pub mod client_ip;
+pub mod headers;
 pub mod problem;
 pub mod ratelimit;
+pub mod server;
 pub mod tracking;
 
 pub use admin::{admin_router, AdminConfig, AdminState};

@@ -1,11 +1,11 @@
 //! The Segment-compatible tracking API: `POST /v1/{batch,track,identify,page,screen,group,alias}`
 //! and `GET /healthz`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,6 +21,7 @@ use tracklayer_core::ingest::{
 use tracklayer_core::workspace::Region;
 
 use crate::body::read_body;
+pub use crate::client_ip::ClientIp;
 use crate::problem::Problem;
 use crate::ratelimit::RateLimiter;
 
@@ -32,8 +33,9 @@ pub struct TrackingConfig {
     /// Public base URL of each region, for 421 answers.
     pub us_endpoint: String,
     pub eu_endpoint: String,
-    /// Take the client IP from the first `X-Forwarded-For` entry (behind a trusted proxy).
-    pub trust_forwarded_for: bool,
+    /// How many trusted proxies in front of the server append to `X-Forwarded-For`; the
+    /// client is the entry the outermost one appended. 0: the header is ignored.
+    pub trusted_proxies: usize,
 }
 
 impl Default for TrackingConfig {
@@ -42,7 +44,7 @@ impl Default for TrackingConfig {
             rate_limit_per_key: 1_000,
             us_endpoint: "https://us.api.tracklayer.io".into(),
             eu_endpoint: "https://eu.api.tracklayer.io".into(),
-            trust_forwarded_for: false,
+            trusted_proxies: 0,
         }
     }
 }
@@ -97,6 +99,9 @@ pub fn tracking_router(state: TrackingState) -> Router {
         .route("/v1/group", route(Endpoint::Single(EventType::Group)))
         .route("/v1/alias", route(Endpoint::Single(EventType::Alias)))
         .route("/healthz", get(healthz))
+        .layer(axum::middleware::map_response(
+            crate::headers::every_response,
+        ))
         .with_state(state)
 }
 
@@ -136,32 +141,19 @@ fn header_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     }
 }
 
-fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for {
-        let forwarded = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok());
-        if forwarded.is_some() {
-            return forwarded;
-        }
-    }
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .or_else(|| req.extensions().get::<ClientIp>().map(|c| c.0))
+/// The client address of a tracking request (see [`crate::client_ip`]).
+pub fn client_ip(req: &Request, trusted_proxies: usize) -> Result<Option<IpAddr>, Problem> {
+    crate::client_ip::client_ip(req.headers(), req.extensions(), trusted_proxies)
 }
-
-/// The client address, when a transport other than a TCP listener knows it (Lambda).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub IpAddr);
 
 async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Response {
     let inner = &state.inner;
+    let ip = match client_ip(&req, inner.config.trusted_proxies) {
+        Ok(ip) => ip,
+        Err(p) => return p.into_response(),
+    };
     let meta = RequestMeta {
-        ip: client_ip(&req, inner.config.trust_forwarded_for),
+        ip,
         user_agent: req
             .headers()
             .get(header::USER_AGENT)
@@ -242,6 +234,20 @@ fn problem(e: &IngestError, inner: &Inner) -> Problem {
         IngestError::Invalid { field, detail } => {
             Problem::bad_request("invalid-request", detail.clone()).field(field.clone())
         }
+        IngestError::TooManyKeys { field, keys, limit } => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too-many-keys",
+            "Unprocessable Content",
+            format!(
+                "{field} has {keys} keys; batch-level objects are read by every event and may have at most {limit}"
+            ),
+        )
+        .field(field.clone()),
+        IngestError::Busy => Problem::unavailable(
+            "busy",
+            "the server is busy preparing other requests; retry",
+            1,
+        ),
         IngestError::RequestTooLarge => Problem::too_large(e.to_string()),
         IngestError::EventTooLarge { index } => Problem::too_large(e.to_string())
             .field(format!("/batch/{index}"))

@@ -1319,6 +1319,62 @@ async fn the_audit_log_lists_mutations_filtered_by_action_and_actor() {
     assert!(v["entries"].as_array().unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn every_admin_answer_is_no_store_and_nosniff_above_all_one_showing_a_secret() {
+    let app = App::start().await;
+    let (id, _) = app.new_key().await;
+
+    let answers = [
+        (
+            "create",
+            app.call(
+                Method::POST,
+                "/admin/v1/api-keys",
+                Some(&app.admin),
+                Some(json!({"kind": "svc", "role": "viewer"})),
+            )
+            .await,
+        ),
+        (
+            "rotate",
+            app.call(
+                Method::POST,
+                &format!("/admin/v1/api-keys/{id}/rotate"),
+                Some(&app.admin),
+                Some(json!({"overlap_days": 1})),
+            )
+            .await,
+        ),
+        (
+            "list",
+            app.call(Method::GET, "/admin/v1/api-keys", Some(&app.admin), None)
+                .await,
+        ),
+        (
+            "unauthenticated",
+            app.call(Method::GET, "/admin/v1/workspace", None, None)
+                .await,
+        ),
+        (
+            "unknown route",
+            app.call(Method::GET, "/admin/v1/nothing", Some(&app.admin), None)
+                .await,
+        ),
+    ];
+
+    for (what, (status, headers, body)) in &answers {
+        assert_eq!(
+            headers[header::CACHE_CONTROL],
+            "no-store",
+            "{what} {status}"
+        );
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{what}");
+        if ["create", "rotate"].contains(what) {
+            assert!(body["secret"].is_string(), "{what} shows a secret: {body}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Keys
 

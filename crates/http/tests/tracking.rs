@@ -19,7 +19,7 @@ use time::macros::datetime;
 use time::OffsetDateTime;
 use tower::ServiceExt;
 use tracklayer_core::bootstrap::Control;
-use tracklayer_core::clock::{Clock, FixedClock, SystemIds};
+use tracklayer_core::clock::{Clock, FixedClock, Ids, SystemIds};
 use tracklayer_core::crypto::WorkspaceKeys;
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::error::StoreError;
@@ -28,7 +28,7 @@ use tracklayer_core::identity::sha256_hex;
 use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
 use tracklayer_core::keys::{ApiKeyRecord, KeyKind, Role};
 use tracklayer_core::ports::{ControlStore, DeliveryQueue, EventStore, Keyring, NewEvent};
-use tracklayer_core::workspace::{KeyRef, Region, Workspace, WorkspaceId};
+use tracklayer_core::workspace::{Cidr, KeyRef, Region, Workspace, WorkspaceId};
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
 use tracklayer_local::{
     Db, FileKeyring, SqliteControlStore, SqliteDeliveryQueue, SqliteEventStore,
@@ -133,6 +133,12 @@ struct Options {
     rate_limit_per_key: u32,
     destinations: Vec<Value>,
     failure: Option<Failure>,
+    /// The ingest service's id generator (prepare calls it for every event).
+    ingest_ids: Option<Arc<dyn Ids>>,
+    /// Preparation slots and queue; every request is prepared off the async workers.
+    prepare: Option<(usize, usize)>,
+    trusted_proxies: usize,
+    ip_blocklist: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -142,6 +148,10 @@ impl Default for Options {
             rate_limit_per_key: 1_000,
             destinations: vec![webhook()],
             failure: None,
+            ingest_ids: None,
+            prepare: None,
+            trusted_proxies: 0,
+            ip_blocklist: Vec::new(),
         }
     }
 }
@@ -209,10 +219,18 @@ impl App {
             clock: clock.as_ref(),
             ids: ids.as_ref(),
         };
-        let workspace = admin
+        let mut workspace = admin
             .create_workspace(options.region, "HTTP tests")
             .await
             .unwrap();
+        if !options.ip_blocklist.is_empty() {
+            workspace.security.ip_blocklist = options
+                .ip_blocklist
+                .iter()
+                .map(|c| Cidr::parse(c).unwrap())
+                .collect();
+            control.update_workspace(&workspace).await.unwrap();
+        }
         let issued = admin
             .issue_key(
                 &workspace,
@@ -238,6 +256,12 @@ impl App {
                 failure,
             }),
         };
+        let mut ingest_config = IngestConfig::new(options.region);
+        if let Some((slots, queue)) = options.prepare {
+            ingest_config.prepare_slots = slots;
+            ingest_config.prepare_queue = queue;
+            ingest_config.prepare_inline_below = 0;
+        }
         let ingest = Arc::new(IngestService::new(
             IngestPorts {
                 control: control.clone(),
@@ -245,12 +269,13 @@ impl App {
                 queue: queue.clone(),
                 keyring: keyring.clone(),
                 clock: clock.clone(),
-                ids: ids.clone(),
+                ids: options.ingest_ids.unwrap_or_else(|| ids.clone()),
             },
-            IngestConfig::new(options.region),
+            ingest_config,
         ));
         let config = TrackingConfig {
             rate_limit_per_key: options.rate_limit_per_key,
+            trusted_proxies: options.trusted_proxies,
             ..TrackingConfig::default()
         };
         Self {
@@ -451,6 +476,25 @@ async fn healthz_answers_200() {
 
 // ---------------------------------------------------------------------------------------------
 // Authentication
+
+#[tokio::test]
+async fn every_tracking_answer_is_nosniff() {
+    let app = App::start().await;
+
+    let accepted = app.post("/v1/track", &track("m1")).await;
+    let refused = app
+        .send(post("/v1/track").body(Body::from("{}")).unwrap())
+        .await;
+
+    for reply in [accepted, refused] {
+        assert_eq!(
+            reply.headers[header::X_CONTENT_TYPE_OPTIONS],
+            "nosniff",
+            "{}",
+            reply.status
+        );
+    }
+}
 
 #[tokio::test]
 async fn accepts_the_write_key_as_the_basic_user_name_with_an_empty_password() {
@@ -1130,4 +1174,203 @@ async fn accepts_every_message_of_the_recorded_sdk_requests() {
             .sum();
         assert_eq!(items as u64, sent, "{}", recorded.name);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Heavy requests (security review #3)
+
+/// The review's payload scaled: 2,500 tiny events under a batch-level `context` of `keys`
+/// keys, which every event used to receive a copy of.
+fn wide_context_batch(keys: usize) -> Value {
+    let context: serde_json::Map<String, Value> =
+        (0..keys).map(|i| (format!("k{i}"), json!(1))).collect();
+    let event = json!({"type": "track", "event": "e", "userId": "u"});
+    json!({"context": context, "batch": vec![event; 2_500]})
+}
+
+#[tokio::test]
+async fn a_batch_level_context_with_thousands_of_keys_is_refused_with_422_naming_it() {
+    let app = App::start().await;
+
+    let reply = app.post("/v1/batch", &wide_context_batch(5_000)).await;
+
+    let body = reply.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "too-many-keys");
+    assert_eq!(body["field"], "/context");
+    assert_eq!(app.depth(DestinationKind::Webhook).await, 0);
+}
+
+/// Ids whose every call waits, once armed, until the test releases it: a preparation that
+/// stays in flight for as long as the test needs, observable when it starts.
+struct HeldIds {
+    entered: tokio::sync::mpsc::UnboundedSender<()>,
+    released: std::sync::Mutex<bool>,
+    wake: std::sync::Condvar,
+}
+
+impl HeldIds {
+    fn new() -> (Arc<Self>, tokio::sync::mpsc::UnboundedReceiver<()>) {
+        let (entered, rx) = tokio::sync::mpsc::unbounded_channel();
+        let ids = Arc::new(Self {
+            entered,
+            released: std::sync::Mutex::new(false),
+            wake: std::sync::Condvar::new(),
+        });
+        (ids, rx)
+    }
+
+    fn release(&self) {
+        *self.released.lock().unwrap() = true;
+        self.wake.notify_all();
+    }
+}
+
+impl Ids for HeldIds {
+    fn uuid_v7(&self, now: OffsetDateTime) -> uuid::Uuid {
+        let _ = self.entered.send(());
+        let mut released = self.released.lock().unwrap();
+        while !*released {
+            released = self.wake.wait(released).unwrap();
+        }
+        SystemIds.uuid_v7(now)
+    }
+
+    fn token(&self, len: usize) -> String {
+        SystemIds.token(len)
+    }
+
+    fn fill(&self, buf: &mut [u8]) {
+        SystemIds.fill(buf);
+    }
+}
+
+/// `fut`'s output if it finishes within `limit`. Timed by a thread, not by the runtime's
+/// timer: that runs on the workers, which the test may find held.
+async fn within<T>(limit: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    let (expired, expiry) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        let _ = expired.send(());
+    });
+    tokio::select! {
+        output = fut => Some(output),
+        _ = expiry => None,
+    }
+}
+
+fn track_request(app: &App, message_id: &str) -> Request<Body> {
+    post("/v1/track")
+        .header(header::AUTHORIZATION, basic(&app.write_key))
+        .body(Body::from(track(message_id).to_string()))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_answers_while_two_preparations_hold_both_runtime_workers() {
+    let (ids, mut entered) = HeldIds::new();
+    let app = App::with(Options {
+        ingest_ids: Some(ids.clone()),
+        prepare: Some((2, 0)),
+        ..Options::default()
+    })
+    .await;
+    let heavy: Vec<_> = ["h1", "h2"]
+        .into_iter()
+        .map(|id| tokio::spawn(app.router.clone().oneshot(track_request(&app, id))))
+        .collect();
+    for _ in 0..2 {
+        entered.recv().await.unwrap();
+    }
+
+    // Spawned, so that it needs a runtime worker like any request of a real server.
+    let healthz = tokio::spawn(
+        app.router
+            .clone()
+            .oneshot(Request::get("/healthz").body(Body::empty()).unwrap()),
+    );
+    let answered = within(Duration::from_secs(20), healthz).await;
+    // Released before asserting: a failed assertion must not leave the workers held.
+    ids.release();
+
+    let status = answered
+        .expect("/healthz answers while both preparations are in flight")
+        .unwrap()
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK);
+    for request in heavy {
+        assert_eq!(request.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_finding_every_preparation_slot_and_the_queue_full_gets_503_with_retry_after() {
+    let (ids, mut entered) = HeldIds::new();
+    let app = App::with(Options {
+        ingest_ids: Some(ids.clone()),
+        prepare: Some((1, 0)),
+        ..Options::default()
+    })
+    .await;
+    let first = tokio::spawn(app.router.clone().oneshot(track_request(&app, "m1")));
+    entered.recv().await.unwrap();
+
+    let second = app.send(track_request(&app, "m2")).await;
+    ids.release();
+
+    second.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "busy");
+    assert_eq!(second.headers[header::RETRY_AFTER], "1");
+    assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client addresses behind proxies (security review #10)
+
+#[tokio::test]
+async fn a_spoofed_leftmost_forwarded_for_entry_does_not_pass_the_blocklist() {
+    let app = App::with(Options {
+        trusted_proxies: 1,
+        ip_blocklist: vec!["203.0.113.0/24"],
+        ..Options::default()
+    })
+    .await;
+    let request = |forwarded: &str| {
+        post("/v1/track")
+            .header(header::AUTHORIZATION, basic(&app.write_key))
+            .header("x-forwarded-for", forwarded)
+            .body(Body::from(track("m1").to_string()))
+            .unwrap()
+    };
+
+    // The client wrote "1.2.3.4"; the proxy appended the blocked address it saw.
+    let reply = app.send(request("1.2.3.4, 203.0.113.9")).await;
+    reply.assert_problem(StatusCode::FORBIDDEN, "blocked");
+
+    let reply = app.send(request("203.0.113.9, 198.51.100.1")).await;
+    reply.assert_accepted(1);
+}
+
+#[tokio::test]
+async fn a_malformed_or_short_forwarded_for_header_is_a_400_naming_it() {
+    let app = App::with(Options {
+        trusted_proxies: 2,
+        ..Options::default()
+    })
+    .await;
+    let request = |forwarded: &str| {
+        post("/v1/track")
+            .header(header::AUTHORIZATION, basic(&app.write_key))
+            .header("x-forwarded-for", forwarded)
+            .body(Body::from(track("m1").to_string()))
+            .unwrap()
+    };
+
+    // Shorter than the chain of two proxies, then a proxy's entry that is not an address.
+    for forwarded in ["198.51.100.1", "198.51.100.1, unknown"] {
+        let reply = app.send(request(forwarded)).await;
+        let body = reply.assert_problem(StatusCode::BAD_REQUEST, "invalid-forwarded-for");
+        assert_eq!(body["field"], "X-Forwarded-For", "{forwarded}");
+    }
+    app.send(request("1.2.3.4, 2001:db8::1, [2001:db8::2]:443"))
+        .await
+        .assert_accepted(1);
 }

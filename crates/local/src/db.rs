@@ -16,6 +16,12 @@ pub enum DbError {
     },
     #[error("cannot prepare the database schema")]
     Schema(#[source] rusqlite::Error),
+    #[error("cannot make {path} readable by its owner only")]
+    Permissions {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 const SCHEMA: &str = r#"
@@ -159,13 +165,29 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    /// Opens (creating if needed) the database and applies the schema.
+    /// Opens (creating if needed) the database and applies the schema. The database file and
+    /// its `-wal` and `-shm` files are readable by the owner only (0600), whatever the umask:
+    /// SQLite creates the latter two with the database file's mode, and files of an older
+    /// version are restricted here.
     pub fn open(path: &Path) -> Result<Self, DbError> {
+        let restricted = |file: &Path, create| {
+            restrict(file, create).map_err(|source| DbError::Permissions {
+                path: file.display().to_string(),
+                source,
+            })
+        };
+        restricted(path, true)?;
         let conn = Connection::open(path).map_err(|source| DbError::Open {
             path: path.display().to_string(),
             source,
         })?;
-        Self::setup(conn)
+        let db = Self::setup(conn)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut companion = path.as_os_str().to_owned();
+            companion.push(suffix);
+            restricted(Path::new(&companion), false)?;
+        }
+        Ok(db)
     }
 
     /// A private in-memory database, for tests.
@@ -229,6 +251,36 @@ impl Db {
                 .map_err(|e| sql("checkpoint", e))
         })
         .await
+    }
+}
+
+/// Makes `path` readable and writable by its owner only, creating it empty (already 0600) if
+/// `create` and it does not exist; a missing file is left missing otherwise.
+fn restrict(path: &Path, create: bool) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if create {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => Ok(()),
+            other => other,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, create);
+        Ok(())
     }
 }
 

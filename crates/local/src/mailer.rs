@@ -72,7 +72,7 @@ impl Mailer for OutboxMailer {
             .await
             .map_err(|e| MailError::Transient(Box::new(e)))?;
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        tokio::fs::write(&tmp, body)
+        write_private(&tmp, body.as_bytes())
             .await
             .map_err(|e| MailError::Transient(Box::new(e)))?;
         tokio::fs::rename(&tmp, self.dir.join(name))
@@ -80,4 +80,24 @@ impl Mailer for OutboxMailer {
             .map_err(|e| MailError::Transient(Box::new(e)))?;
         Ok(())
     }
+}
+
+/// Writes a new file readable by its owner only (0600, whatever the umask): a message names
+/// its recipients and may carry a link that signs them in.
+async fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).await?;
+    file.write_all(bytes).await?;
+    file.flush().await?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .await?;
+    }
+    Ok(())
 }

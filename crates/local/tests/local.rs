@@ -267,6 +267,54 @@ fn the_master_key_file_is_private_and_a_readable_one_is_refused() {
     assert!(err.to_string().contains("chmod 600"), "{err}");
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_its_wal_and_shm_and_outbox_mails_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = keep_dir();
+    let path = dir.join("tracklayer.db");
+    let store = SqliteEventStore::new(Db::open(&path).unwrap());
+    let ws = WorkspaceId::new(Region::Us, &testkit::unique());
+    store
+        .record(&[testkit::new_event(&ws, "m-1", &["s"], T0)], T0)
+        .await
+        .unwrap();
+    let outbox = OutboxMailer::new(
+        dir.join("outbox"),
+        "TrackLayer <noreply@tracklayer.local>".into(),
+        Arc::new(FixedClock::new(T0)),
+        Arc::new(SystemIds),
+    );
+    outbox
+        .send(&Mail {
+            to: vec!["admin@example.com".into()],
+            subject: "Key expires soon".into(),
+            text: "Rotate it.".into(),
+        })
+        .await
+        .unwrap();
+
+    for file in ["tracklayer.db", "tracklayer.db-wal", "tracklayer.db-shm"] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+    let mails: Vec<_> = std::fs::read_dir(dir.join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mode(&mails[0]), 0o600);
+
+    // Files an older version left readable are restricted when the database is opened.
+    for file in ["tracklayer.db", "tracklayer.db-wal", "tracklayer.db-shm"] {
+        std::fs::set_permissions(dir.join(file), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let _db = Db::open(&path).unwrap();
+    for file in ["tracklayer.db", "tracklayer.db-wal", "tracklayer.db-shm"] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file} after reopening");
+    }
+}
+
 #[tokio::test]
 async fn the_outbox_holds_one_eml_file_per_mail() {
     let dir = keep_dir().join("outbox");

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracklayer_core::workspace::Region;
@@ -113,9 +114,27 @@ pub struct ServeArgs {
     /// How often API keys are checked for expiry warnings (14 and 3 days ahead), in seconds.
     #[arg(long, default_value_t = 3600)]
     pub key_expiry_check_secs: u64,
-    /// Take the client IP from X-Forwarded-For (only behind a proxy you trust).
+    /// Take the client IP from X-Forwarded-For (only behind a proxy you trust): the entry
+    /// the outermost of --trusted-proxies proxies appended (default 1).
     #[arg(long)]
     pub trust_forwarded_for: bool,
+    /// How many trusted proxies append to X-Forwarded-For in front of the server; the client
+    /// is the N-th entry from the right. Implies --trust-forwarded-for.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub trusted_proxies: Option<u8>,
+    /// Seconds from a request's first byte to the end of its head; a slower client is
+    /// disconnected.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
+    /// Seconds from a request's head to the end of its body; a slower body is answered 408.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_secs: u64,
+    /// Connections open at once; the next waits in the listen backlog until one closes.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub max_connections: u64,
     /// How often open data-subject requests are processed, in milliseconds.
     #[arg(long, default_value_t = 60_000)]
     pub dsr_interval_ms: u64,
@@ -208,6 +227,27 @@ pub struct ReplayArgs {
     /// Only dead letters that died at or before this time (RFC 3339).
     #[arg(long)]
     pub until: Option<String>,
+}
+
+impl ServeArgs {
+    /// The HTTP server's timeouts and connection cap.
+    pub fn server_limits(&self) -> tracklayer_http::server::ServerLimits {
+        tracklayer_http::server::ServerLimits {
+            header_read_timeout: Duration::from_secs(self.header_timeout_secs),
+            body_read_timeout: Duration::from_secs(self.body_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// How many proxies append to X-Forwarded-For (0: the header is ignored).
+    pub fn trusted_proxies(&self) -> usize {
+        match (self.trusted_proxies, self.trust_forwarded_for) {
+            (Some(n), _) => usize::from(n),
+            (None, true) => 1,
+            (None, false) => 0,
+        }
+    }
 }
 
 fn parse_region(s: &str) -> Result<Region, String> {

@@ -1,7 +1,6 @@
 //! What each subcommand does.
 
 use std::io::Read;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -146,7 +145,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ingest,
         TrackingConfig {
             rate_limit_per_key: args.rate_limit,
-            trust_forwarded_for: args.trust_forwarded_for,
+            trusted_proxies: args.trusted_proxies(),
             ..TrackingConfig::default()
         },
     );
@@ -235,13 +234,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })
         .collect();
 
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("the HTTP server failed")?;
+    tracklayer_http::server::serve(listener, app, args.server_limits(), shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
 
     // In-flight requests have finished: every accepted event is in the database. Workers
     // finish the deliveries they started and record their outcomes.

@@ -31,7 +31,7 @@ pub fn app(stack: &AwsStack) -> Router {
         TrackingConfig {
             us_endpoint: config.public_urls.us.clone(),
             eu_endpoint: config.public_urls.eu.clone(),
-            trust_forwarded_for: false,
+            trusted_proxies: 0,
             ..TrackingConfig::default()
         },
     );

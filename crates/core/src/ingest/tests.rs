@@ -324,6 +324,109 @@ fn batch_level_integrations_must_be_an_object() {
     );
 }
 
+/// The shape of the security review's payload (#3): 2,500 tiny events under a batch-level
+/// `context` of `keys` keys, which every event used to receive a copy of.
+fn wide_context_batch(keys: usize) -> Vec<u8> {
+    let context: Map<String, Value> = (0..keys).map(|i| (format!("k{i}"), json!(1))).collect();
+    let event = json!({"type": "track", "event": "e", "userId": "u"});
+    serde_json::to_vec(&json!({
+        "context": context,
+        "batch": vec![event; MAX_BATCH_EVENTS],
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_batch_level_context_of_25000_keys_is_refused_whole_before_any_event_is_prepared() {
+    let body = wide_context_batch(25_000);
+    assert!(body.len() < MAX_REQUEST_BYTES);
+
+    let err = parse_body(Endpoint::Batch, &body).unwrap_err();
+
+    assert!(
+        matches!(&err, IngestError::TooManyKeys { field, keys: 25_000, limit } if field == "/context" && *limit == MAX_BATCH_OBJECT_KEYS),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_batch_level_context_at_the_key_limit_is_prepared_for_every_event() {
+    let s = Setup::new(Region::Us);
+    let body = wide_context_batch(MAX_BATCH_OBJECT_KEYS);
+
+    let out = s.run(Endpoint::Batch, &body);
+
+    assert_eq!(out.events.len(), MAX_BATCH_EVENTS);
+    assert!(out.rejected.is_empty());
+}
+
+#[test]
+fn a_nested_batch_level_object_over_the_key_limit_is_refused_naming_its_path() {
+    let prefs: Map<String, Value> = (0..=MAX_BATCH_OBJECT_KEYS)
+        .map(|i| (format!("c{i}"), json!(true)))
+        .collect();
+    let body = serde_json::to_vec(&json!({
+        "integrations": {"Webhook": {"options": prefs.clone()}},
+        "batch": [track("m1")],
+    }))
+    .unwrap();
+
+    let err = parse_body(Endpoint::Batch, &body).unwrap_err();
+
+    assert!(
+        matches!(&err, IngestError::TooManyKeys { field, .. } if field == "/integrations/Webhook/options"),
+        "{err:?}"
+    );
+    let body = serde_json::to_vec(&json!({
+        "context": {"consent": {"categoryPreferences": prefs}},
+        "batch": [track("m1")],
+    }))
+    .unwrap();
+    let err = parse_body(Endpoint::Batch, &body).unwrap_err();
+    assert!(
+        matches!(&err, IngestError::TooManyKeys { field, .. } if field == "/context/consent/categoryPreferences"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn an_event_object_over_1000_keys_is_rejected_naming_it() {
+    let s = Setup::new(Region::Us);
+    for field in ["properties", "traits", "context", "integrations"] {
+        let mut e = track("m-wide");
+        e[field] = Value::Object(
+            (0..=MAX_OBJECT_KEYS)
+                .map(|i| (format!("{i}"), json!(0)))
+                .collect(),
+        );
+
+        let r = s.reject(e);
+
+        assert_eq!(r.field, format!("/{field}"));
+        assert!(r.detail.contains("1001 keys"), "{}", r.detail);
+    }
+}
+
+#[test]
+fn batch_level_integrations_apply_to_each_event_and_the_events_own_win() {
+    let s = Setup::new(Region::Us);
+    let mut own = track("m2");
+    own["integrations"] = json!({"All": true});
+    let body = json!({
+        "integrations": {"All": false},
+        "batch": [track("m1"), own]
+    });
+
+    let out = s.batch(body);
+
+    assert!(!s.routing(&out, 0, WEBHOOK).routed);
+    assert_eq!(
+        s.routing(&out, 0, WEBHOOK).skipped.as_deref(),
+        Some("turned off by the event's integrations object")
+    );
+    assert!(s.routing(&out, 1, WEBHOOK).routed);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Message ids
 

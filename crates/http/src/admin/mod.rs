@@ -202,6 +202,9 @@ pub fn admin_router(state: AdminState) -> Router {
         .route("/admin/v1/openapi.json", get(h::openapi))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
+        .layer(axum::middleware::map_response(
+            crate::headers::admin_response,
+        ))
         .with_state(state)
 }
 

@@ -1,0 +1,470 @@
+//! The HTTP/1 server of `tracklayer serve`, with the limits `axum::serve` has no setting for:
+//! a request head must arrive within `header_read_timeout` of its first byte, a body within
+//! `body_read_timeout` of its request (else 408), a kept-alive connection may wait
+//! `idle_timeout` for its next request, and at most `max_connections` are open at once (the
+//! next waits in the listen backlog until one closes).
+//!
+//! hyper's own `header_read_timeout` also runs while a kept-alive connection waits for its next
+//! request, so it cannot tell a slow head from an idle connection: each connection here is
+//! watched instead. Bytes arriving on an idle connection start a head; the router taking the
+//! request ends it; the response makes the connection idle again.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tower::ServiceExt as _;
+
+use crate::body::DeadlineBody;
+
+/// Connection limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// From the first byte of a request to the end of its head.
+    pub header_read_timeout: Duration,
+    /// From a request's head to the end of its body.
+    pub body_read_timeout: Duration,
+    /// How long a kept-alive connection waits for its next request.
+    pub idle_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes; then stops accepting, lets every
+/// request in flight finish, and returns once every connection is closed.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let slots = Arc::new(Semaphore::new(max));
+    let (stop, stopped) = watch::channel(false);
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = shutdown.as_mut() => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.as_mut() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tokio::spawn(connection(
+                    stream,
+                    peer,
+                    app.clone(),
+                    limits,
+                    stopped.clone(),
+                    permit,
+                ));
+            }
+            // Out of file descriptors and the like: wait a little rather than spin.
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    let _ = stop.send(true);
+    // Every connection holds a slot until it closes.
+    let _ = slots.acquire_many(max as u32).await;
+    Ok(())
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    limits: ServerLimits,
+    mut stopped: watch::Receiver<bool>,
+    _slot: OwnedSemaphorePermit,
+) {
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        activity: activity.clone(),
+    });
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |req: Request<Incoming>| {
+            activity.enter(Phase::Request);
+            let mut req = req.map(|body| {
+                Body::new(DeadlineBody::new(Body::new(body), limits.body_read_timeout))
+            });
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let app = app.clone();
+            let activity = activity.clone();
+            async move {
+                let response = app.oneshot(req).await;
+                activity.enter(Phase::Idle);
+                response
+            }
+        })
+    };
+    let mut builder = http1::Builder::new();
+    // The connection is watched below; hyper's header timer would also close idle ones.
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(None);
+    let mut conn = pin!(builder.serve_connection(io, service));
+    let mut draining = false;
+    loop {
+        let deadline = activity.deadline(&limits);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = activity.changed.notified() => {}
+            () = until(deadline) => {
+                if activity.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
+                    tracing::debug!(phase = ?activity.phase(), "closing a connection past its deadline");
+                    return;
+                }
+            }
+            _ = stopped.changed(), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Where a connection is in its request cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for a request: `idle_timeout`.
+    Idle,
+    /// A request's head is arriving: `header_read_timeout`.
+    Head,
+    /// The router has the request; its body has its own deadline.
+    Request,
+}
+
+#[derive(Debug)]
+struct Activity {
+    phase: Mutex<(Phase, Instant)>,
+    changed: Notify,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            phase: Mutex::new((Phase::Idle, Instant::now())),
+            changed: Notify::new(),
+        }
+    }
+
+    fn phase(&self) -> Phase {
+        self.phase.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    fn enter(&self, phase: Phase) {
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = (phase, Instant::now());
+        self.changed.notify_one();
+    }
+
+    /// Bytes arrived: on an idle connection they begin a request head.
+    fn received(&self) {
+        let mut state = self.phase.lock().unwrap_or_else(|e| e.into_inner());
+        if state.0 == Phase::Idle {
+            *state = (Phase::Head, Instant::now());
+            drop(state);
+            self.changed.notify_one();
+        }
+    }
+
+    fn deadline(&self, limits: &ServerLimits) -> Option<Instant> {
+        let (phase, since) = *self.phase.lock().unwrap_or_else(|e| e.into_inner());
+        match phase {
+            Phase::Idle => Some(since + limits.idle_timeout),
+            Phase::Head => Some(since + limits.header_read_timeout),
+            Phase::Request => None,
+        }
+    }
+}
+
+/// A connection's socket, reporting when bytes arrive.
+#[derive(Debug)]
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.received();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderMap;
+    use axum::response::IntoResponse;
+    use axum::routing::{get, post};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::body::read_body;
+
+    const SHORT: Duration = Duration::from_millis(300);
+    const LONG: Duration = Duration::from_secs(60);
+    /// How long a test waits for what must happen, before failing.
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    fn app() -> Router {
+        Router::new()
+            .route("/ping", get(|| async { "pong" }))
+            .route(
+                "/echo",
+                post(|headers: HeaderMap, body: Body| async move {
+                    match read_body(&headers, body, 1024).await {
+                        Ok(bytes) => bytes.into_response(),
+                        Err(problem) => problem.into_response(),
+                    }
+                }),
+            )
+    }
+
+    /// A server on 127.0.0.1:0 with these limits; stops when the returned sender drops.
+    async fn start(limits: ServerLimits) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(listener, app(), limits, async {
+            let _ = stopped.await;
+        }));
+        (addr, stop)
+    }
+
+    /// Reads until the server closes the connection; what it sent.
+    async fn until_closed(stream: &mut TcpStream) -> String {
+        let mut out = Vec::new();
+        tokio::time::timeout(PATIENCE, stream.read_to_end(&mut out))
+            .await
+            .expect("the server closes the connection")
+            .expect("a clean close");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Reads one response (head and a Content-Length body).
+    async fn response(stream: &mut TcpStream) -> String {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            let text = String::from_utf8_lossy(&out).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .and_then(|n| n.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    return text;
+                }
+            }
+            let n = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
+                .await
+                .expect("a response")
+                .unwrap();
+            assert!(n > 0, "closed before a whole response: {text}");
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_stops_in_the_middle_of_its_head_is_closed_after_the_header_timeout()
+    {
+        let (addr, _stop) = start(ServerLimits {
+            header_read_timeout: SHORT,
+            idle_timeout: LONG,
+            body_read_timeout: LONG,
+            max_connections: 8,
+        })
+        .await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+
+        stream
+            .write_all(b"GET /ping HTTP/1.1\r\nHost: te")
+            .await
+            .unwrap();
+
+        let sent = until_closed(&mut stream).await;
+        assert!(!sent.contains("pong"), "{sent}");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_arrive_in_time_is_answered_408_problem_json() {
+        let (addr, _stop) = start(ServerLimits {
+            body_read_timeout: SHORT,
+            header_read_timeout: LONG,
+            idle_timeout: LONG,
+            max_connections: 8,
+        })
+        .await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+
+        stream
+            .write_all(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{\"a\":")
+            .await
+            .unwrap();
+
+        let sent = response(&mut stream).await;
+        assert!(sent.starts_with("HTTP/1.1 408"), "{sent}");
+        assert!(
+            sent.contains("content-type: application/problem+json"),
+            "{sent}"
+        );
+        assert!(sent.contains("body-timeout"), "{sent}");
+    }
+
+    #[tokio::test]
+    async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
+        let (addr, _stop) = start(ServerLimits {
+            idle_timeout: SHORT,
+            header_read_timeout: LONG,
+            body_read_timeout: LONG,
+            max_connections: 8,
+        })
+        .await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /ping HTTP/1.1\r\nHost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let first = response(&mut stream).await;
+        assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+
+        // Kept alive, then nothing more.
+        let rest = until_closed(&mut stream).await;
+        assert_eq!(rest, "");
+    }
+
+    #[tokio::test]
+    async fn a_connection_beyond_the_cap_waits_until_one_closes() {
+        let (addr, _stop) = start(ServerLimits {
+            max_connections: 1,
+            ..ServerLimits::default()
+        })
+        .await;
+        let ping = b"GET /ping HTTP/1.1\r\nHost: test\r\n\r\n";
+        let mut first = TcpStream::connect(addr).await.unwrap();
+        first.write_all(ping).await.unwrap();
+        assert!(response(&mut first).await.starts_with("HTTP/1.1 200"));
+
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        second.write_all(ping).await.unwrap();
+        let mut byte = [0u8; 1];
+        let early = tokio::time::timeout(SHORT, second.read(&mut byte)).await;
+        assert!(early.is_err(), "answered while the only slot was taken");
+
+        drop(first);
+        assert!(response(&mut second).await.starts_with("HTTP/1.1 200"));
+    }
+
+    #[tokio::test]
+    async fn a_request_carries_the_peer_address_as_connect_info() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
+        );
+        tokio::spawn(serve(
+            listener,
+            app,
+            ServerLimits::default(),
+            std::future::pending(),
+        ));
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+
+        stream
+            .write_all(b"GET /peer HTTP/1.1\r\nHost: test\r\n\r\n")
+            .await
+            .unwrap();
+
+        assert!(response(&mut stream).await.ends_with("127.0.0.1"));
+    }
+}
