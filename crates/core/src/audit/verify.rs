@@ -75,6 +75,14 @@ impl Verifier {
             return;
         }
         self.checked += 1;
+        // Legacy entries expired by the store's TTL (DynamoDB's, on its own schedule) may be
+        // missing anywhere before the genesis entry: the legacy part was never anchored, so
+        // its first remaining entry is trusted as before; the genesis entry links the rest.
+        if let (Some((next, _)), Some((_, genesis))) = (&self.expect, &self.keyed) {
+            if next < genesis && e.seq > *next && e.seq <= *genesis {
+                self.expect = None;
+            }
+        }
         if let Some((seq, reason)) = self.check(s) {
             self.broken = Some((seq, reason));
         }
@@ -326,6 +334,56 @@ mod tests {
             (v.first_invalid_seq, v.reason.as_deref()),
             (Some(2), Some("hmac mismatch"))
         );
+    }
+
+    #[test]
+    fn legacy_entries_may_be_missing_before_the_genesis_entry_but_not_after_it() {
+        let ws = WorkspaceId::new(Region::Eu, "audit");
+        let k = key();
+        let new = |action: &str| NewAuditEntry {
+            workspace_id: ws.clone(),
+            actor: "user:usr_1".into(),
+            action: action.into(),
+            target: "dst_1".into(),
+            summary: json!({}),
+        };
+        let mut c = vec![AuditEntry::legacy(new("l1"), None, T)];
+        for i in 2..=4 {
+            let e = AuditEntry::legacy(new(&format!("l{i}")), c.last(), T);
+            c.push(e);
+        }
+        let last = c.last().unwrap().clone();
+        c.push(AuditEntry::genesis(
+            &ws,
+            Some((last.seq, &last.hash)),
+            T,
+            &k,
+        ));
+        let g = c.last().unwrap().clone();
+        c.push(AuditEntry::seal(new("k1"), (g.seq, &g.hash), T, &k));
+        let tip = c.last().unwrap();
+        let head = AuditHead {
+            seq: tip.seq,
+            hash: tip.hash.clone(),
+            genesis_seq: 5,
+            key: WrappedKey(vec![1]),
+            checkpoint: Some(Checkpoint::sign(&c[0], &k)),
+        };
+        let without = |gone: &[u64]| -> Vec<AuditEntry> {
+            c.iter()
+                .filter(|e| !gone.contains(&e.seq))
+                .cloned()
+                .collect()
+        };
+        assert!(
+            run(&ws, &head, &without(&[1, 2])).valid,
+            "expired after the checkpoint"
+        );
+        assert!(
+            run(&ws, &head, &without(&[3, 4])).valid,
+            "expired up to the genesis"
+        );
+        assert_eq!(run(&ws, &head, &without(&[5])).first_invalid_seq, Some(5));
     }
 
     #[test]
