@@ -5,7 +5,7 @@
 //! `.venv` (made by `make test`), and stopped when the binary exits. Every test gets fresh,
 //! uniquely named tables and queues.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -212,7 +212,7 @@ async fn dsr_store() -> DynamoDsrStore {
 async fn audit_log() -> DynamoAuditLog {
     let c = clients().await;
     let table = fresh_table(&c, Table::Audit).await;
-    DynamoAuditLog::new(c.dynamodb, table)
+    DynamoAuditLog::new(c.dynamodb, table, Arc::new(kms_keyring().await))
 }
 
 struct SqsHarness {
@@ -648,21 +648,118 @@ async fn concurrent_appends_from_many_tasks_keep_the_chain_gapless() {
     }
     let mut seqs = tasks.join_all().await;
     seqs.sort_unstable();
-    assert_eq!(seqs, (1..=12).collect::<Vec<_>>());
-    let all = l
-        .list(
-            &ws,
-            &tracklayer_core::audit::AuditFilter {
-                limit: 100,
-                ..Default::default()
+    assert_eq!(
+        seqs,
+        (2..=13).collect::<Vec<_>>(),
+        "seq 1 is the genesis entry"
+    );
+    let v = tracklayer_core::audit::verify(l.as_ref(), &ws)
+        .await
+        .unwrap();
+    assert!(v.valid, "{v:?}");
+    assert_eq!(v.entries_checked, 13);
+}
+
+/// A chain of five mutations after its genesis entry, and the raw client to tamper with it.
+async fn audit_chain() -> (
+    DynamoAuditLog,
+    aws_sdk_dynamodb::Client,
+    String,
+    WorkspaceId,
+) {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Audit).await;
+    let l = DynamoAuditLog::new(c.dynamodb.clone(), &table, Arc::new(kms_keyring().await));
+    let ws = ws();
+    for i in 0..5 {
+        l.append(
+            tracklayer_core::audit::NewAuditEntry {
+                workspace_id: ws.clone(),
+                actor: "user:usr_owner".into(),
+                action: format!("a{i}"),
+                target: "dst_1".into(),
+                summary: serde_json::json!({}),
             },
             T0,
         )
         .await
         .unwrap();
-    let mut v = tracklayer_core::audit::Verifier::default();
-    all.iter().for_each(|e| v.feed(e));
-    assert!(v.finish().valid);
+    }
+    (l, c.dynamodb, table, ws)
+}
+
+fn audit_key(
+    ws: &WorkspaceId,
+    seq: u64,
+) -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(format!("W#{ws}"))),
+        ("sk".to_owned(), AttributeValue::S(format!("{seq:012}"))),
+    ])
+}
+
+#[tokio::test]
+async fn deleting_the_last_audit_item_is_reported_against_the_head() {
+    let (l, db, table, ws) = audit_chain().await;
+    db.delete_item()
+        .table_name(&table)
+        .set_key(Some(audit_key(&ws, 6)))
+        .send()
+        .await
+        .unwrap();
+    let v = tracklayer_core::audit::verify(&l, &ws).await.unwrap();
+    assert!(!v.valid);
+    assert_eq!(v.first_invalid_seq, Some(6), "{v:?}");
+}
+
+#[tokio::test]
+async fn an_audit_item_rewritten_with_a_plain_hash_is_an_hmac_mismatch() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (l, db, table, ws) = audit_chain().await;
+    let item = db
+        .get_item()
+        .table_name(&table)
+        .set_key(Some(audit_key(&ws, 3)))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let mut e: tracklayer_core::audit::AuditEntry =
+        serde_json::from_str(item["doc"].as_s().unwrap()).unwrap();
+    e.summary = serde_json::json!({"rewritten": true});
+    e.hash = e.legacy_hash();
+    db.update_item()
+        .table_name(&table)
+        .set_key(Some(audit_key(&ws, 3)))
+        .update_expression("SET doc = :d")
+        .expression_attribute_values(":d", AttributeValue::S(serde_json::to_string(&e).unwrap()))
+        .send()
+        .await
+        .unwrap();
+    let v = tracklayer_core::audit::verify(&l, &ws).await.unwrap();
+    assert_eq!(
+        (v.valid, v.first_invalid_seq, v.reason.as_deref()),
+        (false, Some(3), Some("hmac mismatch"))
+    );
+}
+
+#[tokio::test]
+async fn an_edited_actor_attribute_breaks_audit_verification() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (l, db, table, ws) = audit_chain().await;
+    db.update_item()
+        .table_name(&table)
+        .set_key(Some(audit_key(&ws, 4)))
+        .update_expression("SET actor = :a")
+        .expression_attribute_values(":a", AttributeValue::S("user:usr_somebody_else".into()))
+        .send()
+        .await
+        .unwrap();
+    let v = tracklayer_core::audit::verify(&l, &ws).await.unwrap();
+    assert!(!v.valid);
+    assert_eq!(v.first_invalid_seq, Some(4), "{v:?}");
 }
 
 #[tokio::test]

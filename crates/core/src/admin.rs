@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use crate::audit::{AuditEntry, AuditFilter, NewAuditEntry, Verification, Verifier};
+use crate::audit::{AuditEntry, AuditFilter, NewAuditEntry, Verification};
 use crate::bootstrap::{Control, ControlError, IssuedKey};
 use crate::clock::{Clock, Ids};
 use crate::consent::{ConsentPolicy, Purpose};
@@ -1036,32 +1036,11 @@ impl AdminService {
             .await?)
     }
 
-    /// Walks the whole chain and reports the first broken link.
+    /// Walks the whole keyed chain, from its checkpoint to its head, and reports the first
+    /// seq that does not hold and why.
     pub async fn verify_audit_log(&self, p: &Principal) -> Result<Verification, AdminError> {
         require(p, Role::Admin, "verify the audit log")?;
-        let mut v = Verifier::default();
-        let mut after = None;
-        loop {
-            let page = self
-                .ports
-                .audit
-                .list(
-                    &p.workspace_id,
-                    &AuditFilter {
-                        after,
-                        limit: 1000,
-                        ..Default::default()
-                    },
-                    self.now(),
-                )
-                .await?;
-            page.iter().for_each(|e| v.feed(e));
-            match page.last() {
-                Some(last) if page.len() == 1000 => after = Some(last.seq),
-                _ => break,
-            }
-        }
-        Ok(v.finish())
+        Ok(crate::audit::verify(self.ports.audit.as_ref(), &p.workspace_id).await?)
     }
 }
 

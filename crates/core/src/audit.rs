@@ -1,5 +1,21 @@
-//! The tamper-evident audit log: every control-plane mutation appends an entry whose hash
-//! covers the entry and the previous entry's hash (whitepaper §04).
+//! The tamper-evident audit log (whitepaper §04): every control-plane mutation appends an
+//! entry whose HMAC-SHA256, under the workspace's audit key, covers the entry and the previous
+//! entry's MAC. Write access to the store alone cannot forge an entry: the audit key is a data
+//! key wrapped by the *platform* key (see [`key`]).
+//!
+//! The chain is anchored at both ends. Its head: a genesis entry (`audit.genesis`) is the first
+//! keyed entry; the store keeps the latest seq and MAC, the genesis seq and the wrapped key in
+//! a head record outside the entries ([`AuditHead`]), written atomically with each append.
+//! Its tail: retention removes entries only behind a signed [`Checkpoint`] naming the last
+//! removed entry, which verification starts from ([`verify`]).
+//!
+//! Migration: a workspace whose entries predate the keyed chain (plain SHA-256, no head) gets
+//! its genesis at the next append; the genesis records the legacy chain's last seq and hash
+//! under the MAC, so from then on a rewrite of the legacy part is caught too (its plain hashes
+//! must still lead to the recorded one). Until that append such a chain verifies as before.
+
+pub mod key;
+pub mod verify;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -7,13 +23,28 @@ use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::crypto::WrappedKey;
 use crate::workspace::WorkspaceId;
 
-/// The hash before the first entry of a workspace.
+pub use key::{AuditKey, AuditKeys};
+pub use verify::{plan_retirement, verify, Verifier};
+
+/// The `prev_hash` of a workspace's first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The action of the entry that starts the keyed chain.
+pub const GENESIS_ACTION: &str = "audit.genesis";
+
+/// The actor of entries the audit log writes itself.
+pub const SYSTEM_ACTOR: &str = "system:audit";
 
 /// Audit entries are kept one year.
 pub const RETENTION_DAYS: i64 = 365;
+
+/// The retention as a duration.
+pub fn retention() -> time::Duration {
+    time::Duration::days(RETENTION_DAYS)
+}
 
 /// What a mutation records. `summary` never holds a secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,7 +59,7 @@ pub struct NewAuditEntry {
     pub summary: Value,
 }
 
-/// A stored entry of the hash chain.
+/// A stored entry of the chain. `hash` is its MAC (hex), or for a legacy entry its SHA-256.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub workspace_id: WorkspaceId,
@@ -44,8 +75,57 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    /// Seals a new entry onto the chain after `prev` (None for the first).
-    pub fn chain(new: NewAuditEntry, prev: Option<&AuditEntry>, time: OffsetDateTime) -> Self {
+    /// Seals a new entry after the entry `prev` = (seq, hash) with the audit key.
+    pub fn seal(
+        new: NewAuditEntry,
+        prev: (u64, &str),
+        time: OffsetDateTime,
+        key: &AuditKey,
+    ) -> Self {
+        let mut e = AuditEntry {
+            workspace_id: new.workspace_id,
+            seq: prev.0 + 1,
+            time,
+            actor: new.actor,
+            action: new.action,
+            target: new.target,
+            summary: new.summary,
+            prev_hash: prev.1.to_owned(),
+            hash: String::new(),
+        };
+        e.hash = e.mac(key);
+        e
+    }
+
+    /// The entry that starts a workspace's keyed chain: seq 1, or right after the last entry
+    /// of a legacy (unkeyed) chain, whose seq and hash it records under the MAC.
+    pub fn genesis(
+        ws: &WorkspaceId,
+        legacy: Option<(u64, &str)>,
+        time: OffsetDateTime,
+        key: &AuditKey,
+    ) -> Self {
+        let summary = match legacy {
+            Some((seq, hash)) => serde_json::json!({"legacy_seq": seq, "legacy_hash": hash}),
+            None => serde_json::json!({}),
+        };
+        Self::seal(
+            NewAuditEntry {
+                workspace_id: ws.clone(),
+                actor: SYSTEM_ACTOR.into(),
+                action: GENESIS_ACTION.into(),
+                target: "audit-log".into(),
+                summary,
+            },
+            legacy.unwrap_or((0, GENESIS)),
+            time,
+            key,
+        )
+    }
+
+    /// How entries were sealed before the keyed chain (plain SHA-256, no key): kept to verify
+    /// legacy chains and to test their migration. Never used for new entries.
+    pub fn legacy(new: NewAuditEntry, prev: Option<&AuditEntry>, time: OffsetDateTime) -> Self {
         let (seq, prev_hash) = match prev {
             Some(p) => (p.seq + 1, p.hash.clone()),
             None => (1, GENESIS.to_owned()),
@@ -61,13 +141,12 @@ impl AuditEntry {
             prev_hash,
             hash: String::new(),
         };
-        e.hash = e.compute_hash();
+        e.hash = e.legacy_hash();
         e
     }
 
-    /// SHA-256(canonical entry ‖ prev_hash), hex.
-    pub fn compute_hash(&self) -> String {
-        let canonical = serde_json::json!({
+    fn canonical(&self) -> String {
+        serde_json::json!({
             "workspace_id": self.workspace_id,
             "seq": self.seq,
             "time": self.time.format(&Rfc3339).unwrap_or_default(),
@@ -75,11 +154,122 @@ impl AuditEntry {
             "action": self.action,
             "target": self.target,
             "summary": self.summary,
-        });
+        })
+        .to_string()
+    }
+
+    /// HMAC-SHA256(audit key, "entry" ‖ 0 ‖ canonical entry ‖ 0 ‖ prev_hash), hex.
+    pub fn mac(&self, key: &AuditKey) -> String {
+        key.mac(&[
+            b"entry",
+            self.canonical().as_bytes(),
+            self.prev_hash.as_bytes(),
+        ])
+    }
+
+    /// SHA-256(canonical entry ‖ prev_hash), hex: the legacy chain's hash.
+    pub fn legacy_hash(&self) -> String {
         let mut h = Sha256::new();
-        h.update(canonical.to_string().as_bytes());
+        h.update(self.canonical().as_bytes());
         h.update(self.prev_hash.as_bytes());
         hex::encode(h.finalize())
+    }
+
+    /// Younger than the retention at `now`, by its own (MAC-covered) time.
+    pub fn is_retained(&self, now: OffsetDateTime) -> bool {
+        self.time > now - retention()
+    }
+}
+
+/// An entry as the store holds it, with whether the store's own index attributes (the seq,
+/// time, actor and action it filters and sorts by) agree with the sealed entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEntry {
+    pub entry: AuditEntry,
+    /// `None` when they agree; otherwise which attribute differs.
+    pub index_mismatch: Option<&'static str>,
+}
+
+impl StoredEntry {
+    /// Compares the store's index attributes with the sealed entry.
+    pub fn new(entry: AuditEntry, seq: u64, at_millis: i64, actor: &str, action: &str) -> Self {
+        let index_mismatch = if seq != entry.seq {
+            Some("seq")
+        } else if at_millis != crate::clock::unix_millis(entry.time) {
+            Some("time")
+        } else if actor != entry.actor {
+            Some("actor")
+        } else if action != entry.action {
+            Some("action")
+        } else {
+            None
+        };
+        Self {
+            entry,
+            index_mismatch,
+        }
+    }
+}
+
+/// Where retention cut the chain: the last removed entry, signed with the audit key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    pub mac: String,
+}
+
+impl Checkpoint {
+    fn message(ws: &WorkspaceId, seq: u64, hash: &str, time: OffsetDateTime) -> String {
+        format!(
+            "{ws}\n{seq}\n{hash}\n{}",
+            time.format(&Rfc3339).unwrap_or_default()
+        )
+    }
+
+    /// Signs the removal of every entry up to `last` (included).
+    pub fn sign(last: &AuditEntry, key: &AuditKey) -> Self {
+        let msg = Self::message(&last.workspace_id, last.seq, &last.hash, last.time);
+        Self {
+            seq: last.seq,
+            hash: last.hash.clone(),
+            time: last.time,
+            mac: key.mac(&[b"checkpoint", msg.as_bytes()]),
+        }
+    }
+
+    /// The signature holds for this workspace.
+    pub fn holds(&self, ws: &WorkspaceId, key: &AuditKey) -> bool {
+        let msg = Self::message(ws, self.seq, &self.hash, self.time);
+        key.verify(&[b"checkpoint", msg.as_bytes()], &self.mac)
+    }
+}
+
+/// A workspace's chain head, kept outside the entries and written with each append.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditHead {
+    /// The latest entry.
+    pub seq: u64,
+    pub hash: String,
+    /// The seq of the `audit.genesis` entry (1, or after a legacy chain).
+    pub genesis_seq: u64,
+    /// The audit key, wrapped by the platform key.
+    pub key: WrappedKey,
+    /// Where retention cut the chain, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Checkpoint>,
+}
+
+impl AuditHead {
+    /// The head after `e` was appended.
+    pub fn after(&self, e: &AuditEntry) -> Self {
+        Self {
+            seq: e.seq,
+            hash: e.hash.clone(),
+            ..self.clone()
+        }
     }
 }
 
@@ -88,65 +278,13 @@ impl AuditEntry {
 pub struct Verification {
     pub valid: bool,
     pub entries_checked: u64,
-    /// The first entry whose hash or link does not hold.
+    /// The first seq whose entry, link, MAC, index or presence does not hold.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_broken_seq: Option<u64>,
+    pub first_invalid_seq: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-}
-
-/// Walks entries in order, continuing from `prev` (the last entry of an earlier page).
-#[derive(Debug, Default)]
-pub struct Verifier {
-    prev: Option<(u64, String)>,
-    checked: u64,
-    broken: Option<(u64, String)>,
-}
-
-impl Verifier {
-    pub fn feed(&mut self, e: &AuditEntry) {
-        if self.broken.is_some() {
-            return;
-        }
-        self.checked += 1;
-        let (expected_seq, expected_prev) = match &self.prev {
-            Some((seq, hash)) => (seq + 1, hash.as_str()),
-            None => (
-                e.seq.max(1),
-                if e.seq <= 1 {
-                    GENESIS
-                } else {
-                    e.prev_hash.as_str()
-                },
-            ),
-        };
-        let reason = if e.seq != expected_seq {
-            Some(format!(
-                "entry {} follows {}: an entry is missing",
-                e.seq,
-                expected_seq - 1
-            ))
-        } else if e.prev_hash != expected_prev {
-            Some("prev_hash does not match the previous entry's hash".to_owned())
-        } else if e.hash != e.compute_hash() {
-            Some("the entry was changed after it was written".to_owned())
-        } else {
-            None
-        };
-        if let Some(r) = reason {
-            self.broken = Some((e.seq, r));
-        }
-        self.prev = Some((e.seq, e.hash.clone()));
-    }
-
-    pub fn finish(self) -> Verification {
-        Verification {
-            valid: self.broken.is_none(),
-            entries_checked: self.checked,
-            first_broken_seq: self.broken.as_ref().map(|b| b.0),
-            reason: self.broken.map(|b| b.1),
-        }
-    }
+    /// The chain is keyed and anchored (false only for a legacy chain not yet migrated).
+    pub keyed: bool,
 }
 
 /// Which entries to list.
@@ -159,77 +297,4 @@ pub struct AuditFilter {
     /// Only entries with `seq > after` (paging).
     pub after: Option<u64>,
     pub limit: usize,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::workspace::Region;
-    use serde_json::json;
-    use time::macros::datetime;
-
-    fn entry(ws: &WorkspaceId, action: &str) -> NewAuditEntry {
-        NewAuditEntry {
-            workspace_id: ws.clone(),
-            actor: "user:usr_1".into(),
-            action: action.into(),
-            target: "dst_1".into(),
-            summary: json!({"name": "Meta"}),
-        }
-    }
-
-    fn chain(n: usize) -> Vec<AuditEntry> {
-        let ws = WorkspaceId::new(Region::Eu, "audit");
-        let mut out: Vec<AuditEntry> = Vec::new();
-        for i in 0..n {
-            let e = AuditEntry::chain(
-                entry(&ws, &format!("a{i}")),
-                out.last(),
-                datetime!(2026-05-01 12:00 UTC),
-            );
-            out.push(e);
-        }
-        out
-    }
-
-    fn verify(entries: &[AuditEntry]) -> Verification {
-        let mut v = Verifier::default();
-        for e in entries {
-            v.feed(e);
-        }
-        v.finish()
-    }
-
-    #[test]
-    fn an_untouched_chain_verifies() {
-        let v = verify(&chain(5));
-        assert!(v.valid);
-        assert_eq!(v.entries_checked, 5);
-    }
-
-    #[test]
-    fn an_edited_summary_is_caught_at_its_entry() {
-        let mut c = chain(5);
-        c[2].summary = json!({"name": "Something else"});
-        let v = verify(&c);
-        assert!(!v.valid);
-        assert_eq!(v.first_broken_seq, Some(3));
-    }
-
-    #[test]
-    fn a_deleted_entry_is_caught() {
-        let mut c = chain(5);
-        c.remove(1);
-        let v = verify(&c);
-        assert_eq!(v.first_broken_seq, Some(3));
-    }
-
-    #[test]
-    fn a_rehashed_entry_still_breaks_the_next_link() {
-        let mut c = chain(4);
-        c[1].actor = "user:intruder".into();
-        c[1].hash = c[1].compute_hash();
-        let v = verify(&c);
-        assert_eq!(v.first_broken_seq, Some(3));
-    }
 }

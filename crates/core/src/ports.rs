@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::audit::{AuditEntry, AuditFilter, NewAuditEntry};
+use crate::audit::{AuditEntry, AuditFilter, AuditHead, AuditKeys, NewAuditEntry, StoredEntry};
 use crate::crypto::{DataKey, Sealed, WrappedKey};
 use crate::destination::{Destination, DestinationId, DestinationKind};
 use crate::dsr::{DsrId, DsrRequest, ErasedRows, EventFootprint};
@@ -122,23 +122,43 @@ pub trait ControlStore: ControlReader {
     async fn users(&self, ws: &WorkspaceId, now: OffsetDateTime) -> Result<Vec<User>, StoreError>;
 }
 
-/// The append-only, hash-chained audit log.
+/// The append-only audit log: a keyed (HMAC-SHA256) chain per workspace, anchored by a head
+/// record kept outside the entries and, once retention cut it, by a signed checkpoint (see
+/// `crate::audit`). Verification is `crate::audit::verify`, over what this port returns.
 #[async_trait]
 pub trait AuditLog: Send + Sync {
-    /// Appends an entry after the workspace's last one, atomically (no two entries share a
-    /// sequence number, even with concurrent writers).
+    /// Appends an entry after the workspace's last one and moves the head, atomically (no two
+    /// entries share a sequence number, even with concurrent writers; the chain never forks).
+    /// The first append of a workspace writes its genesis entry first.
     async fn append(
         &self,
         entry: NewAuditEntry,
         at: OffsetDateTime,
     ) -> Result<AuditEntry, StoreError>;
-    /// Entries matching the filter, oldest first.
+    /// Mutations matching the filter, oldest first, younger than the retention at `now` by
+    /// their own time (never by a store-side expiry attribute). The genesis entry is part of
+    /// the chain, not a mutation: `stored` returns it, `list` does not.
     async fn list(
         &self,
         ws: &WorkspaceId,
         filter: &AuditFilter,
         now: OffsetDateTime,
     ) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The workspace's chain head; `None` for a legacy chain not yet migrated (or none).
+    async fn head(&self, ws: &WorkspaceId) -> Result<Option<AuditHead>, StoreError>;
+    /// Every stored entry with `seq > after`, expired or not, oldest first, at most `limit`,
+    /// each with whether the store's index attributes agree with it.
+    async fn stored(
+        &self,
+        ws: &WorkspaceId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEntry>, StoreError>;
+    /// Retention: removes the workspace's entries older than a year, behind a signed
+    /// checkpoint written first (or in the same transaction). Returns how many went.
+    async fn retire(&self, ws: &WorkspaceId, now: OffsetDateTime) -> Result<u64, StoreError>;
+    /// The keys the chain is sealed with.
+    fn keys(&self) -> &AuditKeys;
 }
 
 /// One accepted event with its operational record, as ingest hands it to the store.

@@ -13,7 +13,7 @@ use time::macros::datetime;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::audit::{AuditFilter, NewAuditEntry, Verifier};
+use crate::audit::{AuditFilter, NewAuditEntry};
 use crate::consent::{ConsentPolicy, Decision};
 use crate::crypto::{Sealed, WrappedKey};
 use crate::destination::{Destination, DestinationId, DestinationKind, EventFilter};
@@ -609,7 +609,7 @@ pub mod audit_log {
                 )
                 .await
                 .unwrap();
-            assert_eq!(e.seq, i as u64 + 1);
+            assert_eq!(e.seq, i as u64 + 2, "seq 1 is the genesis entry");
         }
         let all = l
             .list(
@@ -624,11 +624,15 @@ pub mod audit_log {
             .unwrap();
         assert_eq!(
             all.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            vec![1, 2, 3, 4, 5]
+            vec![2, 3, 4, 5, 6],
+            "seq 1, the genesis entry, is not a mutation"
         );
-        let mut v = Verifier::default();
-        all.iter().for_each(|e| v.feed(e));
-        assert!(v.finish().valid);
+        let stored = l.stored(&ws, 0, 100).await.unwrap();
+        assert_eq!(stored[0].entry.action, crate::audit::GENESIS_ACTION);
+        let v = crate::audit::verify(l, &ws).await.unwrap();
+        assert!(v.valid, "{v:?}");
+        assert!(v.keyed);
+        assert_eq!(v.entries_checked, 6, "the genesis entry and five");
     }
 
     pub async fn concurrent_appends_never_share_a_sequence_number(l: &dyn AuditLog) {
@@ -641,7 +645,7 @@ pub mod audit_log {
             seqs.push(f.await.unwrap().seq);
         }
         seqs.sort_unstable();
-        assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+        assert_eq!(seqs, (2..=21).collect::<Vec<_>>());
         let all = l
             .list(
                 &ws,
@@ -653,9 +657,9 @@ pub mod audit_log {
             )
             .await
             .unwrap();
-        let mut v = Verifier::default();
-        all.iter().for_each(|e| v.feed(e));
-        assert!(v.finish().valid);
+        assert_eq!(all.len(), 20);
+        let v = crate::audit::verify(l, &ws).await.unwrap();
+        assert!(v.valid, "{v:?}");
     }
 
     async fn list(
@@ -742,6 +746,50 @@ pub mod audit_log {
             .unwrap()
             .is_empty());
     }
+
+    /// Anchored at both ends: the head record follows every append, in the same write.
+    pub async fn keeps_the_head_with_the_last_entry(l: &dyn AuditLog) {
+        let ws = WorkspaceId::new(Region::Eu, &unique());
+        assert!(l.head(&ws).await.unwrap().is_none());
+        l.append(entry(&ws, "user:a", "user.invite"), T0)
+            .await
+            .unwrap();
+        let last = l
+            .append(entry(&ws, "user:a", "user.remove"), T0)
+            .await
+            .unwrap();
+        let head = l.head(&ws).await.unwrap().unwrap();
+        assert_eq!((head.seq, head.hash.as_str()), (3, last.hash.as_str()));
+        assert_eq!(head.genesis_seq, 1);
+        let stored = l.stored(&ws, 0, 10).await.unwrap();
+        assert_eq!(stored.len(), 3);
+        assert!(stored.iter().all(|s| s.index_mismatch.is_none()));
+        assert_eq!(l.stored(&ws, 2, 10).await.unwrap()[0].entry.seq, 3);
+    }
+
+    /// Retention removes nothing younger than a year, whatever the store's expiry says, and
+    /// leaves a chain that verifies from its checkpoint.
+    pub async fn retires_only_entries_older_than_a_year(l: &dyn AuditLog) {
+        let ws = WorkspaceId::new(Region::Us, &unique());
+        l.append(entry(&ws, "user:a", "user.invite"), T0)
+            .await
+            .unwrap();
+        l.append(
+            entry(&ws, "user:a", "user.remove"),
+            T0 + time::Duration::days(100),
+        )
+        .await
+        .unwrap();
+        let day300 = T0 + time::Duration::days(300);
+        assert_eq!(l.retire(&ws, day300).await.unwrap(), 0);
+        assert!(l.head(&ws).await.unwrap().unwrap().checkpoint.is_none());
+        let day400 = T0 + time::Duration::days(400);
+        assert_eq!(l.retire(&ws, day400).await.unwrap(), 2);
+        assert_eq!(l.retire(&ws, day400).await.unwrap(), 0);
+        let v = crate::audit::verify(l, &ws).await.unwrap();
+        assert!(v.valid, "{v:?}");
+        assert_eq!(v.entries_checked, 1);
+    }
 }
 
 #[macro_export]
@@ -754,6 +802,8 @@ macro_rules! audit_log_contract {
                 appends_a_gapless_chain_that_verifies,
                 concurrent_appends_never_share_a_sequence_number,
                 lists_by_actor_action_time_and_page,
+                keeps_the_head_with_the_last_entry,
+                retires_only_entries_older_than_a_year,
             ]
         );
     };

@@ -180,7 +180,7 @@ impl App {
                 queue: queue.clone(),
                 keyring: keyring.clone(),
                 mailer: Arc::new(NoMail),
-                audit: Arc::new(SqliteAuditLog::new(db.clone())),
+                audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
                 clock: clock.clone(),
                 ids: ids.clone(),
             },
@@ -189,7 +189,7 @@ impl App {
         let admin = AdminService::new(
             AdminPorts {
                 control: control.clone(),
-                audit: Arc::new(SqliteAuditLog::new(db.clone())),
+                audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
                 keyring: keyring.clone(),
                 events: events.clone(),
                 delivery_log: Arc::new(SqliteDeliveryLog::new(db.clone())),
@@ -1258,13 +1258,13 @@ async fn the_audit_log_reports_the_first_entry_edited_in_the_database() {
         .ok(Method::GET, "/admin/v1/audit-log/verify", None)
         .await;
     assert_eq!(v["valid"], true, "{v}");
-    assert_eq!(v["entries_checked"], 3);
+    assert_eq!(v["entries_checked"], 4, "the genesis entry and three");
 
     // Someone with database access rewrites history: the pause was never by this actor.
     let conn = rusqlite::Connection::open(&app.db_path).unwrap();
     let doc: String = conn
         .query_row(
-            "SELECT doc FROM audit_log WHERE workspace_id = ?1 AND seq = 2",
+            "SELECT doc FROM audit_log WHERE workspace_id = ?1 AND seq = 3",
             [app.ws.as_str()],
             |r| r.get(0),
         )
@@ -1273,7 +1273,7 @@ async fn the_audit_log_reports_the_first_entry_edited_in_the_database() {
     assert_eq!(entry["action"], "destination.pause");
     entry["actor"] = json!("user:usr_somebody_else");
     conn.execute(
-        "UPDATE audit_log SET doc = ?1 WHERE workspace_id = ?2 AND seq = 2",
+        "UPDATE audit_log SET doc = ?1 WHERE workspace_id = ?2 AND seq = 3",
         rusqlite::params![entry.to_string(), app.ws.as_str()],
     )
     .unwrap();
@@ -1282,8 +1282,9 @@ async fn the_audit_log_reports_the_first_entry_edited_in_the_database() {
         .ok(Method::GET, "/admin/v1/audit-log/verify", None)
         .await;
     assert_eq!(v["valid"], false, "{v}");
-    assert_eq!(v["first_broken_seq"], 2);
-    assert!(v["reason"].as_str().unwrap().contains("changed"), "{v}");
+    assert_eq!(v["first_invalid_seq"], 3);
+    assert_eq!(v["first_broken_seq"], 3, "the earlier name stays");
+    assert_eq!(v["reason"], "hmac mismatch");
 }
 
 #[tokio::test]

@@ -89,6 +89,11 @@ impl AwsStack {
     pub fn new(config: AwsConfig, clients: &AwsClients) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let tables = &config.tables;
+        let keyring = Arc::new(KmsKeyring::new(
+            clients.kms.clone(),
+            &config.kms_key_id,
+            config.data_key_cache,
+        ));
         Self {
             control: Arc::new(DynamoControlStore::new(
                 clients.dynamodb.clone(),
@@ -102,17 +107,17 @@ impl AwsStack {
                 clients.dynamodb.clone(),
                 &tables.delivery_log,
             )),
-            audit: Arc::new(DynamoAuditLog::new(clients.dynamodb.clone(), &tables.audit)),
+            audit: Arc::new(DynamoAuditLog::new(
+                clients.dynamodb.clone(),
+                &tables.audit,
+                keyring.clone(),
+            )),
             queue: Arc::new(SqsDeliveryQueue::new(
                 clients.sqs.clone(),
                 config.queues.clone(),
                 clock.clone(),
             )),
-            keyring: Arc::new(KmsKeyring::new(
-                clients.kms.clone(),
-                &config.kms_key_id,
-                config.data_key_cache,
-            )),
+            keyring,
             dsr: Arc::new(DynamoDsrStore::new(
                 clients.dynamodb.clone(),
                 &tables.control,

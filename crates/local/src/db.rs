@@ -111,6 +111,13 @@ CREATE TABLE IF NOT EXISTS audit_log (
     doc TEXT NOT NULL,
     PRIMARY KEY (workspace_id, seq)
 ) WITHOUT ROWID;
+-- The audit chain's anchor, outside audit_log: latest seq and MAC, genesis seq, the wrapped
+-- audit key and the retention checkpoint (an `AuditHead` as JSON in doc).
+CREATE TABLE IF NOT EXISTS audit_head (
+    workspace_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS delivery_log (
     workspace_id TEXT NOT NULL,
     destination_id TEXT NOT NULL,

@@ -12,6 +12,8 @@ use tracklayer_local::{
     Db, FileKeyring, OutboxMailer, SqliteControlStore, SqliteDeliveryQueue, SqliteEventStore,
 };
 
+#[path = "local/audit_tamper.rs"]
+mod audit_tamper;
 #[path = "local/delivery_service.rs"]
 mod delivery_service;
 #[path = "local/dsr_service.rs"]
@@ -98,7 +100,10 @@ mod account_data {
 mod audit_log {
     use super::*;
     tracklayer_core::audit_log_contract!(async {
-        tracklayer_local::SqliteAuditLog::new(Db::in_memory().unwrap())
+        tracklayer_local::SqliteAuditLog::new(
+            Db::in_memory().unwrap(),
+            Arc::new(file_keyring().await),
+        )
     });
 }
 
@@ -197,7 +202,10 @@ mod retention {
         testkit::retention::Stores {
             events: Arc::new(SqliteEventStore::new(db.clone())),
             delivery_log: Arc::new(tracklayer_local::SqliteDeliveryLog::new(db.clone())),
-            audit: Arc::new(tracklayer_local::SqliteAuditLog::new(db)),
+            audit: Arc::new(tracklayer_local::SqliteAuditLog::new(
+                db,
+                Arc::new(file_keyring().await),
+            )),
         }
     });
 }
@@ -357,56 +365,6 @@ async fn a_header_injection_in_a_subject_is_refused() {
         err,
         tracklayer_core::error::MailError::Rejected(_)
     ));
-}
-
-#[tokio::test]
-async fn editing_a_stored_audit_row_is_caught_by_verification() {
-    use tracklayer_core::audit::{AuditFilter, NewAuditEntry, Verifier};
-    use tracklayer_core::ports::AuditLog;
-    let dir = keep_dir();
-    let db = Db::open(&dir.join("audit.db")).unwrap();
-    let log = tracklayer_local::SqliteAuditLog::new(db);
-    let ws = WorkspaceId::new(Region::Eu, "tamper");
-    for action in ["user.invite", "api_key.create", "destination.update"] {
-        log.append(
-            NewAuditEntry {
-                workspace_id: ws.clone(),
-                actor: "user:usr_owner".into(),
-                action: action.into(),
-                target: "x".into(),
-                summary: serde_json::json!({"role": "viewer"}),
-            },
-            T0,
-        )
-        .await
-        .unwrap();
-    }
-    // Someone with database access rewrites history.
-    let conn = rusqlite::Connection::open(dir.join("audit.db")).unwrap();
-    let doc: String = conn
-        .query_row("SELECT doc FROM audit_log WHERE seq = 2", [], |r| r.get(0))
-        .unwrap();
-    conn.execute(
-        "UPDATE audit_log SET doc = ?1 WHERE seq = 2",
-        [doc.replace("viewer", "admin")],
-    )
-    .unwrap();
-    let all = log
-        .list(
-            &ws,
-            &AuditFilter {
-                limit: 10,
-                ..Default::default()
-            },
-            T0,
-        )
-        .await
-        .unwrap();
-    let mut v = Verifier::default();
-    all.iter().for_each(|e| v.feed(e));
-    let report = v.finish();
-    assert!(!report.valid);
-    assert_eq!(report.first_broken_seq, Some(2));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -694,11 +652,11 @@ mod key_lifecycle {
     }
 
     #[tokio::test]
-    async fn the_sweeper_deletes_audit_entries_older_than_a_year_but_keeps_the_chain_head() {
+    async fn the_sweeper_retires_audit_entries_older_than_a_year_behind_a_checkpoint() {
         use tracklayer_core::audit::{AuditFilter, NewAuditEntry};
         use tracklayer_core::ports::AuditLog;
         let db = Db::in_memory().unwrap();
-        let audit = tracklayer_local::SqliteAuditLog::new(db);
+        let audit = tracklayer_local::SqliteAuditLog::new(db, Arc::new(file_keyring().await));
         let ws = WorkspaceId::new(Region::Eu, &testkit::unique());
         let entry = || NewAuditEntry {
             workspace_id: ws.clone(),
@@ -713,13 +671,19 @@ mod key_lifecycle {
             .await
             .unwrap();
         let later = T0 + time::Duration::days(400);
-        assert_eq!(audit.sweep(later).await.unwrap(), 1, "all but the head");
+        assert_eq!(
+            audit.sweep(later).await.unwrap(),
+            3,
+            "the genesis entry and both"
+        );
         let next = audit.append(entry(), later).await.unwrap();
-        assert_eq!(next.seq, 3);
+        assert_eq!(next.seq, 4);
         let all = AuditFilter {
             limit: 10,
             ..Default::default()
         };
         assert_eq!(audit.list(&ws, &all, later).await.unwrap().len(), 1);
+        let v = tracklayer_core::audit::verify(&audit, &ws).await.unwrap();
+        assert!(v.valid, "{v:?}");
     }
 }

@@ -71,19 +71,23 @@ impl LocalStack {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ids: Arc<dyn Ids> = Arc::new(SystemIds);
         let db = Db::open(&dir.database())?;
-        let keyring = FileKeyring::open(&dir.master_key(), dir.customer_keys(), ids.clone())?;
+        let keyring = Arc::new(FileKeyring::open(
+            &dir.master_key(),
+            dir.customer_keys(),
+            ids.clone(),
+        )?);
         Ok(Self {
             control: Arc::new(SqliteControlStore::new(db.clone())),
             events: Arc::new(SqliteEventStore::new(db.clone())),
             delivery_log: Arc::new(SqliteDeliveryLog::new(db.clone())),
-            audit: Arc::new(SqliteAuditLog::new(db.clone())),
+            audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
             queue: Arc::new(SqliteDeliveryQueue::new(
                 db.clone(),
                 clock.clone(),
                 ids.clone(),
                 SqliteDeliveryQueue::DEFAULT_MAX_RECEIVE_COUNT,
             )),
-            keyring: Arc::new(keyring),
+            keyring,
             db,
             dir,
             clock,

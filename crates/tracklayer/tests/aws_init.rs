@@ -110,15 +110,20 @@ async fn admin_service(stack: &str) -> AdminService {
     let sdk = sdk().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let tables = stack_table_names(stack);
+    let keyring = Arc::new(KmsKeyring::new(
+        aws_sdk_kms::Client::new(&sdk),
+        stack_key_alias(stack),
+        Duration::from_secs(60),
+    ));
     AdminService::new(
         AdminPorts {
             control: Arc::new(DynamoControlStore::new(dynamodb.clone(), &tables.control)),
-            audit: Arc::new(DynamoAuditLog::new(dynamodb.clone(), &tables.audit)),
-            keyring: Arc::new(KmsKeyring::new(
-                aws_sdk_kms::Client::new(&sdk),
-                stack_key_alias(stack),
-                Duration::from_secs(60),
+            audit: Arc::new(DynamoAuditLog::new(
+                dynamodb.clone(),
+                &tables.audit,
+                keyring.clone(),
             )),
+            keyring,
             events: Arc::new(DynamoEventStore::new(dynamodb.clone(), &tables.events)),
             delivery_log: Arc::new(DynamoDeliveryLog::new(
                 dynamodb.clone(),

@@ -83,11 +83,14 @@ fn user_in<'a>(list: &'a Value, id: &str) -> Option<&'a Value> {
     list.as_array().unwrap().iter().find(|u| u["id"] == id)
 }
 
-/// Audit log rows: (actor, action, doc).
+/// Audit log rows of mutations: (actor, action, doc). (The chain's genesis entry, which the
+/// audit log writes itself, is no mutation.)
 fn audit_rows(dir: &Path) -> Vec<(String, String, String)> {
     let db = database(dir);
     let mut stmt = db
-        .prepare("SELECT actor, action, doc FROM audit_log ORDER BY seq")
+        .prepare(
+            "SELECT actor, action, doc FROM audit_log WHERE action != 'audit.genesis' ORDER BY seq",
+        )
         .unwrap();
     let rows = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))

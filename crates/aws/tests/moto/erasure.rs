@@ -79,6 +79,11 @@ impl Stack {
             .await
             .expect("verify the sender on moto");
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let keyring = Arc::new(KmsKeyring::new(
+            c.kms.clone(),
+            key,
+            Duration::from_secs(300),
+        ));
         Self {
             control: Arc::new(DynamoControlStore::new(c.dynamodb.clone(), &tables.control)),
             events: Arc::new(DynamoEventStore::new(c.dynamodb.clone(), &tables.events)),
@@ -92,13 +97,13 @@ impl Stack {
                 &tables.control,
                 &tables.events,
             )),
-            keyring: Arc::new(KmsKeyring::new(
-                c.kms.clone(),
-                key,
-                Duration::from_secs(300),
-            )),
+            keyring: keyring.clone(),
             mailer: Arc::new(SesMailer::new(c.ses.clone(), SENDER)),
-            audit: Arc::new(DynamoAuditLog::new(c.dynamodb.clone(), &tables.audit)),
+            audit: Arc::new(DynamoAuditLog::new(
+                c.dynamodb.clone(),
+                &tables.audit,
+                keyring,
+            )),
             clients: c,
             tables,
             queues,

@@ -965,7 +965,7 @@ impl From<tl::admin::EventTrace> for EventTrace {
 // ---------------------------------------------------------------------------------------------
 // Audit log
 
-/// One entry of the hash-chained audit log.
+/// One entry of the keyed (HMAC-SHA256) audit chain.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditEntry {
     pub workspace_id: String,
@@ -982,7 +982,8 @@ pub struct AuditEntry {
     #[schema(value_type = Object)]
     pub summary: Value,
     pub prev_hash: String,
-    /// SHA-256(canonical entry ‖ prev_hash), hex.
+    /// HMAC-SHA256(workspace audit key, canonical entry ‖ prev_hash), hex (SHA-256 for
+    /// entries written before the keyed chain).
     pub hash: String,
 }
 
@@ -1002,14 +1003,21 @@ impl From<tl::audit::AuditEntry> for AuditEntry {
     }
 }
 
-/// The result of walking the chain.
+/// The result of walking the chain from its retention checkpoint to its head.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditVerification {
     pub valid: bool,
     pub entries_checked: u64,
-    /// The first entry whose hash or link does not hold.
+    /// The first seq whose entry is missing, or whose link, HMAC or stored index does not
+    /// hold (e.g. `7` with reason `hmac mismatch`).
+    pub first_invalid_seq: Option<u64>,
+    /// The same as `first_invalid_seq` (the earlier name, kept for compatibility).
+    #[schema(deprecated)]
     pub first_broken_seq: Option<u64>,
     pub reason: Option<String>,
+    /// The chain is keyed and anchored; false only for a chain written before the keyed
+    /// chain, until its next entry migrates it.
+    pub keyed: bool,
 }
 
 impl From<tl::audit::Verification> for AuditVerification {
@@ -1017,8 +1025,10 @@ impl From<tl::audit::Verification> for AuditVerification {
         Self {
             valid: v.valid,
             entries_checked: v.entries_checked,
-            first_broken_seq: v.first_broken_seq,
+            first_invalid_seq: v.first_invalid_seq,
+            first_broken_seq: v.first_invalid_seq,
             reason: v.reason,
+            keyed: v.keyed,
         }
     }
 }

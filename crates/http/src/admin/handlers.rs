@@ -565,7 +565,8 @@ pub async fn audit_log(
 /// The largest integer JSON numbers carry exactly.
 const MAX_SAFE_INTEGER: u64 = 9_007_199_254_740_991;
 
-/// Walks the audit log's hash chain and reports the first broken link (admin).
+/// Walks the keyed audit chain from its checkpoint to its head and reports the first seq that
+/// does not hold, and why (admin).
 #[utoipa::path(get, path = "/admin/v1/audit-log/verify", operation_id = "verifyAuditLog", tag = "audit-log",
     responses(
         (status = 200, description = "Whether the chain holds", body = dto::AuditVerification),

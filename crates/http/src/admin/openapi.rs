@@ -76,7 +76,7 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         (name = "api-keys", description = "Ingest write keys and service tokens"),
         (name = "destinations", description = "Destinations, their delivery log, tests and replays"),
         (name = "events", description = "Event traces"),
-        (name = "audit-log", description = "The hash-chained audit log"),
+        (name = "audit-log", description = "The audit log: a keyed (HMAC-SHA256) chain, anchored by its head and retention checkpoint"),
         (name = "data-subject-requests", description = "Erasure and access requests of data subjects (admins)"),
         (name = "meta", description = "This document"),
     )

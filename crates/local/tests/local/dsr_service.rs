@@ -218,7 +218,7 @@ impl World {
         .with_suppressions(dsr.clone());
         Self {
             log: Arc::new(SqliteDeliveryLog::new(db.clone())),
-            audit: Arc::new(SqliteAuditLog::new(db.clone())),
+            audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
             outbox: Arc::default(),
             clock,
             control,
