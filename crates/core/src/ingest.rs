@@ -1531,6 +1531,15 @@ impl IngestService {
         Ok(keys)
     }
 
+    /// Drops the cached suppression list of `ws` (a data-subject erasure was just submitted
+    /// in this process), so that the next request reads the list with the new subject.
+    pub fn forget_suppressions(&self, ws: &WorkspaceId) {
+        self.suppressed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(ws);
+    }
+
     /// Drops cached settings (after a destination or policy change in this process).
     pub fn invalidate(&self, ws: &WorkspaceId) {
         self.snapshots

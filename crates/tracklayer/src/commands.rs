@@ -116,7 +116,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let dsr_store = Arc::new(tracklayer_local::SqliteDsrStore::new(stack.db.clone()));
-    let dsr = Arc::new(dsr_service(&stack, dsr_store.clone(), &args));
     let ingest = Arc::new(
         IngestService::new(
             IngestPorts {
@@ -130,6 +129,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             IngestConfig::new(region),
         )
         .with_suppressions(dsr_store.clone()),
+    );
+    // An erasure suppresses its subject when it is submitted; ingest drops its cached list
+    // at once, so the subject's next event is dropped.
+    let dsr = Arc::new(
+        dsr_service(&stack, dsr_store.clone(), &args).on_suppressed({
+            let ingest = ingest.clone();
+            Arc::new(move |ws| ingest.forget_suppressions(ws))
+        }),
     );
     let tracking = TrackingState::new(
         ingest,
