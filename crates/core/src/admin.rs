@@ -22,7 +22,7 @@ use crate::destination::{
     Destination, DestinationError, DestinationId, DestinationSpec, EventFilter,
 };
 use crate::error::{KeyError, StoreError};
-use crate::event::{EventId, StoredEvent};
+use crate::event::{EventId, MessageId, StoredEvent};
 use crate::invalidation::{Change, Invalidate, Invalidations};
 use crate::keys::verifier::{Audience, AuthError, KeyVerifier, VerifierConfig};
 use crate::keys::{ApiKeyRecord, KeyId, KeyKind, KeyRefusal, Role};
@@ -254,6 +254,9 @@ pub struct DestinationView {
     pub events: EventFilter,
     pub endpoint: Option<String>,
     pub paused: bool,
+    /// The workspace's "pause all egress" switch is on: nothing is sent here (nor anywhere)
+    /// until it is off, whatever `paused` says. Set by the reads of destinations.
+    pub egress_paused: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -272,6 +275,7 @@ impl From<&Destination> for DestinationView {
             events: d.events.clone(),
             endpoint: d.endpoint.clone(),
             paused: d.paused,
+            egress_paused: false,
             created_at: d.created_at,
             updated_at: d.updated_at,
         }
@@ -845,13 +849,17 @@ impl AdminService {
     // ---------------------------------------------------------------- destinations
 
     pub async fn destinations(&self, p: &Principal) -> Result<Vec<DestinationView>, AdminError> {
+        let egress_paused = self.ws(p).await?.security.egress_paused;
         Ok(self
             .ports
             .control
             .destinations(&p.workspace_id)
             .await?
             .iter()
-            .map(DestinationView::from)
+            .map(|d| DestinationView {
+                egress_paused,
+                ..DestinationView::from(d)
+            })
             .collect())
     }
 
@@ -869,9 +877,11 @@ impl AdminService {
         p: &Principal,
         id: &str,
     ) -> Result<DestinationView, AdminError> {
-        Ok(DestinationView::from(
-            &self.destination_record(p, id).await?,
-        ))
+        let d = self.destination_record(p, id).await?;
+        Ok(DestinationView {
+            egress_paused: self.ws(p).await?.security.egress_paused,
+            ..DestinationView::from(&d)
+        })
     }
 
     pub async fn create_destination(
@@ -1021,6 +1031,31 @@ impl AdminService {
             .for_event(&p.workspace_id, &id, now)
             .await?;
         Ok(EventTrace { event, deliveries })
+    }
+
+    /// The traces of the unexpired events sent with this `messageId`, oldest first (one, or
+    /// several when the id came again after the 24-hour dedup window). Any role, like a trace.
+    pub async fn event_traces_by_message_id(
+        &self,
+        p: &Principal,
+        message_id: &MessageId,
+    ) -> Result<Vec<EventTrace>, AdminError> {
+        let now = self.now();
+        let events = self
+            .ports
+            .events
+            .events_by_message_id(&p.workspace_id, message_id, now)
+            .await?;
+        let mut traces = Vec::with_capacity(events.len());
+        for event in events {
+            let deliveries = self
+                .ports
+                .delivery_log
+                .for_event(&p.workspace_id, &event.event_id, now)
+                .await?;
+            traces.push(EventTrace { event, deliveries });
+        }
+        Ok(traces)
     }
 
     pub async fn audit_log(

@@ -1494,7 +1494,8 @@ impl IngestService {
         Ok(keys)
     }
 
-    /// Drops cached settings (after a destination or policy change in this process).
+    /// Drops cached settings and the suppression list (after a destination or policy change,
+    /// or an erasure submitted, in this process).
     pub fn invalidate_workspace(&self, ws: &WorkspaceId) {
         self.snapshots.remove(ws);
         self.suppressed.remove(ws);

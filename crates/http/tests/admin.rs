@@ -171,21 +171,6 @@ impl App {
             .id
             .to_string();
 
-        let dsr = Arc::new(DsrService::new(
-            DsrPorts {
-                control: control.clone(),
-                dsr: Arc::new(SqliteDsrStore::new(db.clone())),
-                events: events.clone(),
-                log: Arc::new(SqliteDeliveryLog::new(db.clone())),
-                queue: queue.clone(),
-                keyring: keyring.clone(),
-                mailer: Arc::new(NoMail),
-                audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
-                clock: clock.clone(),
-                ids: ids.clone(),
-            },
-            DsrConfig::default(),
-        ));
         let admin = AdminService::new(
             AdminPorts {
                 control: control.clone(),
@@ -225,17 +210,38 @@ impl App {
             IngestService::new(
                 IngestPorts {
                     control: control.clone(),
-                    events,
-                    queue,
+                    events: events.clone(),
+                    queue: queue.clone(),
                     keyring: keyring.clone(),
                     clock: clock.clone(),
-                    ids,
+                    ids: ids.clone(),
                 },
                 IngestConfig::new(Region::Eu),
             )
-            .with_verifier(verifier.clone()),
+            .with_verifier(verifier.clone())
+            .with_suppressions(Arc::new(SqliteDsrStore::new(db.clone()))),
         );
         invalidations.subscribe(ingest.clone());
+        // Wired as `tracklayer serve` wires them: an erasure submitted through the admin API
+        // reaches ingest's cached suppression list through the invalidation bus.
+        let dsr = Arc::new(
+            DsrService::new(
+                DsrPorts {
+                    control: control.clone(),
+                    dsr: Arc::new(SqliteDsrStore::new(db.clone())),
+                    events: events.clone(),
+                    log: Arc::new(SqliteDeliveryLog::new(db.clone())),
+                    queue: queue.clone(),
+                    keyring: keyring.clone(),
+                    mailer: Arc::new(NoMail),
+                    audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
+                    clock: clock.clone(),
+                    ids: ids.clone(),
+                },
+                DsrConfig::default(),
+            )
+            .with_invalidations(invalidations.clone()),
+        );
         let service = Arc::new(
             admin
                 .with_verifier(verifier)
@@ -418,6 +424,42 @@ impl App {
         e.event_id.to_string()
     }
 
+    /// Tracks one `Order Completed` of `user_id` with the write key; returns the answer.
+    async fn track_user(&self, user_id: &str) -> Value {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:", self.write_key));
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/track")
+            .header(header::AUTHORIZATION, format!("Basic {auth}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"event": "Order Completed", "userId": user_id,
+                       "properties": {"revenue": 10}})
+                .to_string(),
+            ))
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        serde_json::from_slice(&to_bytes(resp.into_body(), 1 << 20).await.unwrap()).unwrap()
+    }
+
+    fn queued_messages(&self) -> i64 {
+        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// The `messageId` an event was stored with.
+    fn message_id_of(&self, event_id: &str) -> String {
+        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
+        conn.query_row(
+            "SELECT json_extract(doc, '$.message_id') FROM events WHERE event_id = ?1",
+            [event_id],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
     fn stored_events(&self) -> i64 {
         let conn = rusqlite::Connection::open(&self.db_path).unwrap();
         conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
@@ -456,6 +498,8 @@ enum Target {
     Key,
     User,
     Event,
+    /// `?message_id=` of the shared tracked event.
+    Message,
     Request,
     Export,
     /// The call closes the workspace: each caller gets a fresh one, and [`WORKSPACE`] in the
@@ -735,6 +779,13 @@ fn matrix() -> Vec<Row> {
         ),
         row(
             M::GET,
+            "/admin/v1/events",
+            T::Message,
+            None,
+            [200, 200, 200, 401, 404],
+        ),
+        row(
+            M::GET,
             "/admin/v1/events/{id}",
             T::Event,
             None,
@@ -815,10 +866,14 @@ async fn every_route_answers_each_role_and_another_workspace_as_designed() {
                 Target::Key => app.new_key().await.0,
                 Target::User => app.new_user("viewer").await,
                 Target::Event => event.clone(),
+                Target::Message => app.message_id_of(&event),
                 Target::Request => app.new_request("erasure").await,
                 Target::Export => app.completed_access_request().await,
             };
-            let path = r.path.replace("{id}", &id);
+            let path = match r.target {
+                Target::Message => format!("{}?message_id={id}", r.path),
+                _ => r.path.replace("{id}", &id),
+            };
             let body = r.body.map(|b| {
                 serde_json::from_str(&b().to_string().replace(WORKSPACE, app.ws.as_str())).unwrap()
             });
@@ -1911,6 +1966,40 @@ async fn a_test_event_is_refused_while_egress_is_paused() {
 }
 
 #[tokio::test]
+async fn each_destination_says_when_the_workspaces_egress_is_paused() {
+    let app = App::start().await;
+    let id = app.new_destination().await;
+    let one = format!("/admin/v1/destinations/{id}");
+    assert_eq!(
+        app.ok(Method::GET, &one, None).await["egress_paused"],
+        false
+    );
+
+    app.ok(
+        Method::PUT,
+        "/admin/v1/security",
+        Some(json!({"ip_blocklist": [], "egress_paused": true})),
+    )
+    .await;
+
+    let (status, _, v) = app.call(Method::GET, &one, Some(&app.viewer), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&v["paused"], &v["egress_paused"]),
+        (&json!(false), &json!(true)),
+        "{v}"
+    );
+    let all = app.ok(Method::GET, "/admin/v1/destinations", None).await;
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["egress_paused"] == true),
+        "{all}"
+    );
+}
+
+#[tokio::test]
 async fn an_event_trace_shows_decisions_without_raw_identifiers() {
     let app = App::start().await;
     app.new_destination().await;
@@ -1923,6 +2012,86 @@ async fn an_event_trace_shows_decisions_without_raw_identifiers() {
     assert_eq!(v["routing"][0]["routed"], true, "{v}");
     assert!(v["routing"][0]["consent"]["reason"].is_string());
     assert!(!v.to_string().contains("user-1"), "{v}");
+}
+
+#[tokio::test]
+async fn traces_are_found_by_the_message_id_the_sender_used() {
+    // Arrange: an event sent with the sender's own messageId.
+    let app = App::start().await;
+    app.new_destination().await;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:", app.write_key));
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/track")
+        .header(header::AUTHORIZATION, format!("Basic {auth}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"event": "Order Completed", "userId": "user-1",
+                   "messageId": "ajs-next-1a2b3c 4/5", "properties": {"revenue": 10}})
+            .to_string(),
+        ))
+        .unwrap();
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    // Act: look it up by that id, as the viewer (any role reads traces).
+    let (status, _, v) = app
+        .call(
+            Method::GET,
+            "/admin/v1/events?message_id=ajs-next-1a2b3c%204%2F5",
+            Some(&app.viewer),
+            None,
+        )
+        .await;
+
+    // Assert: one trace, the same as by its event id.
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let traces = v["events"].as_array().unwrap();
+    assert_eq!(traces.len(), 1, "{v}");
+    let id = traces[0]["event_id"].as_str().unwrap();
+    assert!(id.starts_with("evt_"), "{v}");
+    assert_eq!(traces[0]["message_id"], "ajs-next-1a2b3c 4/5");
+    let by_id = app
+        .ok(Method::GET, &format!("/admin/v1/events/{id}"), None)
+        .await;
+    assert_eq!(traces[0], by_id);
+}
+
+#[tokio::test]
+async fn a_message_id_lookup_answers_404_when_nothing_matches_and_400_naming_the_field() {
+    let app = App::start().await;
+    app.tracked_event().await;
+    let (status, _, v) = app
+        .call(
+            Method::GET,
+            "/admin/v1/events?message_id=never-sent",
+            Some(&app.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let too_long = "m".repeat(257);
+    for path in [
+        "/admin/v1/events".to_owned(),
+        "/admin/v1/events?message_id=".to_owned(),
+        format!("/admin/v1/events?message_id={too_long}"),
+    ] {
+        let (status, _, v) = app.call(Method::GET, &path, Some(&app.viewer), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert_eq!(v["field"], "message_id", "{path}: {v}");
+    }
+    let (status, _, _) = app
+        .call(
+            Method::GET,
+            &format!(
+                "/admin/v1/events?message_id={}",
+                app.message_id_of(&app.tracked_event().await)
+            ),
+            Some(&app.other),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another workspace's event");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2850,6 +3019,34 @@ async fn a_data_subject_request_is_accepted_pending_and_due_in_30_days() {
         .ok(Method::GET, "/admin/v1/audit-log?action=dsr.submit", None)
         .await;
     assert_eq!(audit["entries"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_erased_subjects_event_sent_right_after_the_202_is_neither_stored_nor_queued() {
+    // Arrange: a destination, and ingest has read (and cached) the suppression list.
+    let app = App::start().await;
+    app.new_destination().await;
+    assert_eq!(app.track_user("someone-else").await["accepted"], 1);
+    let (events, queued) = (app.stored_events(), app.queued_messages());
+    assert!(queued > 0, "the destination gets the other subject's event");
+
+    // Act: erase user-1, then at once (no processing run, no clock advance) track user-1.
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            "/admin/v1/data_subject_requests",
+            Some(&app.admin),
+            Some(json!({"type": "erasure", "subject": {"external_id": "user-1"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["status"], "pending", "the erasure itself runs later");
+    let answer = app.track_user("user-1").await;
+
+    // Assert: dropped at ingest, so no destination can receive it.
+    assert_eq!(answer["suppressed"], 1, "{answer}");
+    assert_eq!(app.stored_events(), events);
+    assert_eq!(app.queued_messages(), queued);
 }
 
 #[tokio::test]

@@ -124,7 +124,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         stack.clock.clone(),
     ));
     let dsr_store = Arc::new(tracklayer_local::SqliteDsrStore::new(stack.db.clone()));
-    let dsr = Arc::new(dsr_service(&stack, dsr_store.clone(), &args));
     let ingest = Arc::new(
         IngestService::new(
             IngestPorts {
@@ -141,6 +140,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_verifier(verifier.clone()),
     );
     invalidations.subscribe(ingest.clone());
+    // An erasure suppresses its subject when it is submitted; ingest drops its cached list
+    // at once, so the subject's next event is dropped.
+    let dsr = Arc::new(
+        dsr_service(&stack, dsr_store.clone(), &args).with_invalidations(invalidations.clone()),
+    );
     let tracking = TrackingState::new(
         ingest,
         TrackingConfig {

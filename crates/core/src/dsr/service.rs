@@ -1,9 +1,11 @@
 //! The data-subject request use case: submission (admin API), processing in resumable pages
 //! (`tracklayer serve`'s worker, `functions/dsr` on its schedule), receipts, exports, mails.
 //!
-//! Erasure order: the subject goes on the suppression list first, so that ingest drops its
-//! new events; deleting starts once every ingest process has seen the suppression (ingest
-//! re-reads the list with the workspace settings, every `IngestConfig::settings_ttl`). Then
+//! Erasure order: the subject goes on the suppression list when the request is submitted,
+//! before the admin API answers 202, so that ingest drops its new events at once (the
+//! process that took the request is told through [`DsrService::with_invalidations`]; others
+//! re-read the list with the workspace settings, every `IngestConfig::settings_ttl`);
+//! deleting starts once every ingest process has seen the suppression. Then
 //! page by page: read the subject's events and their delivery records, persist the page with
 //! its counts, delete (queue items, delivery-log entries, events with their index entries,
 //! operational records and dedup markers), persist the progress. A crash anywhere re-runs the
@@ -28,6 +30,7 @@ use crate::crypto::{aad, Sealed, WorkspaceKeys};
 use crate::destination::{Destination, DestinationId, DestinationKind};
 use crate::event::EventId;
 use crate::identity::{self, Field, Hints};
+use crate::invalidation::{Change, Invalidations};
 use crate::keys::Role;
 use crate::ports::{
     AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DeliveryStatus, DsrStore, EventStore,
@@ -229,6 +232,8 @@ pub struct RunReport {
 pub struct DsrService {
     ports: DsrPorts,
     config: DsrConfig,
+    /// In-process caches of the suppression list (ingest's) hear of each suppression.
+    invalidations: Arc<Invalidations>,
 }
 
 impl fmt::Debug for DsrService {
@@ -244,7 +249,30 @@ const SYSTEM: &str = "system:dsr";
 
 impl DsrService {
     pub fn new(ports: DsrPorts, config: DsrConfig) -> Self {
-        Self { ports, config }
+        Self {
+            ports,
+            config,
+            invalidations: Invalidations::new(),
+        }
+    }
+
+    /// Publishes each suppression this service writes to `invalidations`, so that an ingest
+    /// in the same process drops the subject's events from the next request on.
+    pub fn with_invalidations(mut self, invalidations: Arc<Invalidations>) -> Self {
+        self.invalidations = invalidations;
+        self
+    }
+
+    /// Puts an erasure's subject on the suppression list (idempotent) and tells the listener.
+    async fn suppress(&self, r: &DsrRequest, now: OffsetDateTime) -> Result<(), AdminError> {
+        let tokens: Vec<String> = r.subjects.iter().map(|s| suppression_token(s)).collect();
+        self.ports
+            .dsr
+            .suppress(&r.workspace_id, &tokens, now)
+            .await?;
+        self.invalidations
+            .publish(&Change::Workspace(r.workspace_id.clone()));
+        Ok(())
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -295,7 +323,9 @@ impl DsrService {
     // ------------------------------------------------------------------ admin API
 
     /// Receives a request (admins only): indexes the identifiers, stores the request as
-    /// `pending` with its due date (30 days), audits the submission.
+    /// `pending` with its due date (30 days), audits the submission. An erasure's subject is
+    /// suppressed before the request is stored, so that its events are dropped from the
+    /// moment the caller has the answer, not from when processing starts.
     pub async fn submit(
         &self,
         p: &Principal,
@@ -322,7 +352,7 @@ impl DsrService {
         let keys = self.keys(&ws).await?;
         let index = subject.index(&keys)?;
         let now = self.now();
-        let request = DsrRequest {
+        let mut request = DsrRequest {
             id: DsrId::new(self.ports.ids.uuid_v7(now)),
             workspace_id: ws.id.clone(),
             kind,
@@ -339,6 +369,10 @@ impl DsrService {
             reminder_sent: false,
             export_tokens: Vec::new(),
         };
+        if kind == DsrKind::Erasure {
+            self.suppress(&request, now).await?;
+            request.progress.suppressed_at = Some(now);
+        }
         self.ports.dsr.create_request(&request).await?;
         self.audit(
             &ws.id,
@@ -498,13 +532,12 @@ impl DsrService {
                     r.status = DsrStatus::Processing;
                     r.progress.started_at = Some(now);
                     if r.kind == DsrKind::Erasure {
-                        let tokens: Vec<String> =
-                            r.subjects.iter().map(|s| suppression_token(s)).collect();
-                        self.ports
-                            .dsr
-                            .suppress(&r.workspace_id, &tokens, now)
-                            .await?;
-                        r.progress.suppressed_at = Some(now);
+                        // Suppressed at submission; requests stored before that was so are
+                        // suppressed now.
+                        if r.progress.suppressed_at.is_none() {
+                            self.suppress(&r, now).await?;
+                            r.progress.suppressed_at = Some(now);
+                        }
                         r.progress.phase = Phase::Suppressed;
                     } else {
                         r.progress.phase = Phase::Pages;

@@ -586,6 +586,9 @@ pub struct Destination {
     /// Overrides the vendor's base URL (or the webhook URL); `null` for the default.
     pub endpoint: Option<String>,
     pub paused: bool,
+    /// The workspace's egress is paused (`PUT /admin/v1/security`): nothing is sent here
+    /// until it resumes. Reported by `GET /destinations` and `GET /destinations/{id}`.
+    pub egress_paused: bool,
     #[serde(serialize_with = "rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(serialize_with = "rfc3339")]
@@ -607,6 +610,7 @@ impl From<tl::admin::DestinationView> for Destination {
             events: d.events.into(),
             endpoint: d.endpoint,
             paused: d.paused,
+            egress_paused: d.egress_paused,
             created_at: d.created_at,
             updated_at: d.updated_at,
         }

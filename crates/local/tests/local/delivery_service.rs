@@ -281,7 +281,7 @@ impl World {
         AdminService::new(
             AdminPorts {
                 control: self.control.clone(),
-                audit: Arc::new(SqliteAuditLog::new(db.clone())),
+                audit: Arc::new(SqliteAuditLog::new(db.clone(), self.keyring.clone())),
                 keyring: self.keyring.clone(),
                 events: Arc::new(SqliteEventStore::new(db.clone())),
                 delivery_log: self.log.clone(),

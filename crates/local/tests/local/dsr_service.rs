@@ -86,6 +86,14 @@ impl EventStore for Crashing {
     ) -> Result<Option<tracklayer_core::event::StoredEvent>, StoreError> {
         self.inner.event(ws, id, now).await
     }
+    async fn events_by_message_id(
+        &self,
+        ws: &tracklayer_core::workspace::WorkspaceId,
+        m: &tracklayer_core::event::MessageId,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<tracklayer_core::event::StoredEvent>, StoreError> {
+        self.inner.events_by_message_id(ws, m, now).await
+    }
     async fn events_by_subject(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,
@@ -881,7 +889,10 @@ async fn a_closed_workspaces_open_requests_still_complete_and_end_with_its_accou
     )
     .await
     .unwrap();
-    assert_eq!(closure.data_subject_records, 2, "the two requests");
+    assert_eq!(
+        closure.data_subject_records, 5,
+        "the two requests and the erasure's suppression entries (written at submission)"
+    );
     let err = svc
         .submit(&w.admin(), DsrKind::Erasure, &subject("b"), None)
         .await
@@ -957,7 +968,7 @@ async fn a_closed_workspaces_open_requests_still_complete_and_end_with_its_accou
     ];
     want.sort();
     assert_eq!(mails, want);
-    // The suppression entries the erasure wrote after the closure end with the account too.
+    // The erasure's suppression entries end with the account too.
     let suppressed = w.dsr.suppressed(&w.workspace.id).await.unwrap();
     assert_eq!(suppressed.len(), 3, "email, external id, anonymous id");
     let day89 = closed_at + Duration::days(89);
