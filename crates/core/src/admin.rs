@@ -22,7 +22,7 @@ use crate::destination::{
     Destination, DestinationError, DestinationId, DestinationSpec, EventFilter,
 };
 use crate::error::{KeyError, StoreError};
-use crate::event::{EventId, MessageId, StoredEvent};
+use crate::event::{EventId, StoredEvent};
 use crate::invalidation::{Change, Invalidate, Invalidations};
 use crate::keys::verifier::{Audience, AuthError, KeyVerifier, VerifierConfig};
 use crate::keys::{ApiKeyRecord, KeyId, KeyKind, KeyRefusal, Role};
@@ -1031,31 +1031,6 @@ impl AdminService {
             .for_event(&p.workspace_id, &id, now)
             .await?;
         Ok(EventTrace { event, deliveries })
-    }
-
-    /// The traces of the unexpired events sent with this `messageId`, oldest first (one, or
-    /// several when the id came again after the 24-hour dedup window). Any role, like a trace.
-    pub async fn event_traces_by_message_id(
-        &self,
-        p: &Principal,
-        message_id: &MessageId,
-    ) -> Result<Vec<EventTrace>, AdminError> {
-        let now = self.now();
-        let events = self
-            .ports
-            .events
-            .events_by_message_id(&p.workspace_id, message_id, now)
-            .await?;
-        let mut traces = Vec::with_capacity(events.len());
-        for event in events {
-            let deliveries = self
-                .ports
-                .delivery_log
-                .for_event(&p.workspace_id, &event.event_id, now)
-                .await?;
-            traces.push(EventTrace { event, deliveries });
-        }
-        Ok(traces)
     }
 
     pub async fn audit_log(

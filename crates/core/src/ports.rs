@@ -194,14 +194,6 @@ pub trait EventStore: Send + Sync {
         id: &EventId,
         now: OffsetDateTime,
     ) -> Result<Option<StoredEvent>, StoreError>;
-    /// The unexpired events sent with this message id (a sender's `messageId`), oldest
-    /// first: one, or several when the id came again after the dedup window.
-    async fn events_by_message_id(
-        &self,
-        ws: &WorkspaceId,
-        message_id: &MessageId,
-        now: OffsetDateTime,
-    ) -> Result<Vec<StoredEvent>, StoreError>;
     /// Unexpired events whose subject index includes `subject`, oldest first, after `after`.
     async fn events_by_subject(
         &self,

@@ -917,75 +917,6 @@ pub mod event_store {
         assert_eq!(all.len(), 5);
     }
 
-    pub async fn finds_events_by_message_id_with_and_without_subjects(s: &dyn EventStore) {
-        let ws = WorkspaceId::new(Region::Us, &unique());
-        let with = new_event(&ws, "mid-with", &["subj-mid"], T0);
-        let without = new_event(&ws, "mid-without", &[], T0);
-        let other = new_event(&ws, "mid-other", &["subj-mid"], T0);
-        s.record(&[with.clone(), without.clone(), other], T0)
-            .await
-            .unwrap();
-        let later = T0 + time::Duration::hours(25);
-        let again = new_event(&ws, "mid-with", &["subj-mid"], later);
-        s.record(std::slice::from_ref(&again), later).await.unwrap();
-        let m = |v: &str| MessageId::parse(v).unwrap();
-
-        let found = s
-            .events_by_message_id(&ws, &m("mid-with"), later)
-            .await
-            .unwrap();
-        assert_eq!(
-            found,
-            vec![with.event.clone(), again.event],
-            "both sends, oldest first"
-        );
-        assert_eq!(
-            s.events_by_message_id(&ws, &m("mid-without"), later)
-                .await
-                .unwrap(),
-            vec![without.event.clone()]
-        );
-        assert!(s
-            .events_by_message_id(&ws, &m("mid-unknown"), later)
-            .await
-            .unwrap()
-            .is_empty());
-        let b = WorkspaceId::new(Region::Us, &unique());
-        assert!(s
-            .events_by_message_id(&b, &m("mid-with"), later)
-            .await
-            .unwrap()
-            .is_empty());
-        let day181 = T0 + time::Duration::days(181);
-        assert_eq!(
-            s.events_by_message_id(&ws, &m("mid-without"), day181)
-                .await
-                .unwrap(),
-            vec![],
-            "expired"
-        );
-        s.forget(
-            &ws,
-            &[(without.event.event_id, without.event.message_id.clone())],
-        )
-        .await
-        .unwrap();
-        assert!(s
-            .events_by_message_id(&ws, &m("mid-without"), later)
-            .await
-            .unwrap()
-            .is_empty());
-        s.erase(&ws, &[with.event.event_id]).await.unwrap();
-        assert_eq!(
-            s.events_by_message_id(&ws, &m("mid-with"), later)
-                .await
-                .unwrap()
-                .len(),
-            1,
-            "an erased event is not found"
-        );
-    }
-
     pub async fn never_returns_expired_data(s: &dyn EventStore) {
         let ws = WorkspaceId::new(Region::Us, &unique());
         let e = new_event(&ws, "m-exp", &["subj-exp"], T0);
@@ -1195,7 +1126,6 @@ macro_rules! event_store_contract {
                 accepts_a_message_id_again_after_the_dedup_window,
                 keeps_workspaces_apart,
                 finds_a_subjects_events_in_pages,
-                finds_events_by_message_id_with_and_without_subjects,
                 never_returns_expired_data,
                 forgets_events_and_their_dedup_markers,
                 sweeping_keeps_what_has_not_expired,

@@ -449,17 +449,6 @@ impl App {
             .unwrap()
     }
 
-    /// The `messageId` an event was stored with.
-    fn message_id_of(&self, event_id: &str) -> String {
-        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
-        conn.query_row(
-            "SELECT json_extract(doc, '$.message_id') FROM events WHERE event_id = ?1",
-            [event_id],
-            |r| r.get(0),
-        )
-        .unwrap()
-    }
-
     fn stored_events(&self) -> i64 {
         let conn = rusqlite::Connection::open(&self.db_path).unwrap();
         conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
@@ -498,8 +487,6 @@ enum Target {
     Key,
     User,
     Event,
-    /// `?message_id=` of the shared tracked event.
-    Message,
     Request,
     Export,
     /// The call closes the workspace: each caller gets a fresh one, and [`WORKSPACE`] in the
@@ -779,13 +766,6 @@ fn matrix() -> Vec<Row> {
         ),
         row(
             M::GET,
-            "/admin/v1/events",
-            T::Message,
-            None,
-            [200, 200, 200, 401, 404],
-        ),
-        row(
-            M::GET,
             "/admin/v1/events/{id}",
             T::Event,
             None,
@@ -866,14 +846,10 @@ async fn every_route_answers_each_role_and_another_workspace_as_designed() {
                 Target::Key => app.new_key().await.0,
                 Target::User => app.new_user("viewer").await,
                 Target::Event => event.clone(),
-                Target::Message => app.message_id_of(&event),
                 Target::Request => app.new_request("erasure").await,
                 Target::Export => app.completed_access_request().await,
             };
-            let path = match r.target {
-                Target::Message => format!("{}?message_id={id}", r.path),
-                _ => r.path.replace("{id}", &id),
-            };
+            let path = r.path.replace("{id}", &id);
             let body = r.body.map(|b| {
                 serde_json::from_str(&b().to_string().replace(WORKSPACE, app.ws.as_str())).unwrap()
             });
@@ -2012,86 +1988,6 @@ async fn an_event_trace_shows_decisions_without_raw_identifiers() {
     assert_eq!(v["routing"][0]["routed"], true, "{v}");
     assert!(v["routing"][0]["consent"]["reason"].is_string());
     assert!(!v.to_string().contains("user-1"), "{v}");
-}
-
-#[tokio::test]
-async fn traces_are_found_by_the_message_id_the_sender_used() {
-    // Arrange: an event sent with the sender's own messageId.
-    let app = App::start().await;
-    app.new_destination().await;
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:", app.write_key));
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri("/v1/track")
-        .header(header::AUTHORIZATION, format!("Basic {auth}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(
-            json!({"event": "Order Completed", "userId": "user-1",
-                   "messageId": "ajs-next-1a2b3c 4/5", "properties": {"revenue": 10}})
-            .to_string(),
-        ))
-        .unwrap();
-    let resp = app.router.clone().oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-
-    // Act: look it up by that id, as the viewer (any role reads traces).
-    let (status, _, v) = app
-        .call(
-            Method::GET,
-            "/admin/v1/events?message_id=ajs-next-1a2b3c%204%2F5",
-            Some(&app.viewer),
-            None,
-        )
-        .await;
-
-    // Assert: one trace, the same as by its event id.
-    assert_eq!(status, StatusCode::OK, "{v}");
-    let traces = v["events"].as_array().unwrap();
-    assert_eq!(traces.len(), 1, "{v}");
-    let id = traces[0]["event_id"].as_str().unwrap();
-    assert!(id.starts_with("evt_"), "{v}");
-    assert_eq!(traces[0]["message_id"], "ajs-next-1a2b3c 4/5");
-    let by_id = app
-        .ok(Method::GET, &format!("/admin/v1/events/{id}"), None)
-        .await;
-    assert_eq!(traces[0], by_id);
-}
-
-#[tokio::test]
-async fn a_message_id_lookup_answers_404_when_nothing_matches_and_400_naming_the_field() {
-    let app = App::start().await;
-    app.tracked_event().await;
-    let (status, _, v) = app
-        .call(
-            Method::GET,
-            "/admin/v1/events?message_id=never-sent",
-            Some(&app.viewer),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
-    let too_long = "m".repeat(257);
-    for path in [
-        "/admin/v1/events".to_owned(),
-        "/admin/v1/events?message_id=".to_owned(),
-        format!("/admin/v1/events?message_id={too_long}"),
-    ] {
-        let (status, _, v) = app.call(Method::GET, &path, Some(&app.viewer), None).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {v}");
-        assert_eq!(v["field"], "message_id", "{path}: {v}");
-    }
-    let (status, _, _) = app
-        .call(
-            Method::GET,
-            &format!(
-                "/admin/v1/events?message_id={}",
-                app.message_id_of(&app.tracked_event().await)
-            ),
-            Some(&app.other),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "another workspace's event");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -85,14 +85,6 @@ impl EventStore for FailingEvents {
     ) -> Result<Option<StoredEvent>, StoreError> {
         self.inner.event(ws, id, now).await
     }
-    async fn events_by_message_id(
-        &self,
-        ws: &WorkspaceId,
-        message_id: &MessageId,
-        now: OffsetDateTime,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.inner.events_by_message_id(ws, message_id, now).await
-    }
     async fn events_by_subject(
         &self,
         ws: &WorkspaceId,

@@ -301,9 +301,6 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("api_keys", "expires_at", "INTEGER"),
     ("dsr_requests", "expires_at", "INTEGER"),
     ("dsr_suppressions", "expires_at", "INTEGER"),
-    // The sender's `messageId`, for traces by message id (rows written before: NULL, filled
-    // from the document when the database is opened).
-    ("events", "message_id", "TEXT"),
 ];
 
 /// Indexes on added columns: made after the columns exist.
@@ -312,7 +309,6 @@ CREATE INDEX IF NOT EXISTS dsr_requests_by_expiry ON dsr_requests (expires_at)
     WHERE expires_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS dsr_suppressions_by_expiry ON dsr_suppressions (expires_at)
     WHERE expires_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_by_message_id ON events (workspace_id, message_id, event_id);
 ";
 
 fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
@@ -324,11 +320,6 @@ fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
             .exists([column])?;
         if !present {
             conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
-            if (*table, *column) == ("events", "message_id") {
-                conn.execute_batch(
-                    "UPDATE events SET message_id = json_extract(doc, '$.message_id')",
-                )?;
-            }
         }
     }
     conn.execute_batch(ADDED_INDEXES)?;

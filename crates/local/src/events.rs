@@ -69,7 +69,7 @@ impl EventStore for SqliteEventStore {
                         .map_err(|e| sql("record", e))?;
                     let mut event = tx
                         .prepare_cached(
-                            "INSERT INTO events (workspace_id, event_id, expires_at, doc, message_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+                            "INSERT INTO events (workspace_id, event_id, expires_at, doc) VALUES (?1, ?2, ?3, ?4)",
                         )
                         .map_err(|e| sql("record", e))?;
                     let mut subject = tx
@@ -97,7 +97,7 @@ impl EventStore for SqliteEventStore {
                         mark.execute(params![ws, message_id, event_id, dedup_until])
                             .map_err(|e| sql("record", e))?;
                         event
-                            .execute(params![ws, event_id, expires, doc, message_id])
+                            .execute(params![ws, event_id, expires, doc])
                             .map_err(|e| sql("record", e))?;
                         for s in subjects {
                             subject
@@ -168,35 +168,6 @@ impl EventStore for SqliteEventStore {
                     .optional()
                     .map_err(|e| sql("event", e))?;
                 doc.map(|d| from_json("event", &d)).transpose()
-            })
-            .await
-    }
-
-    async fn events_by_message_id(
-        &self,
-        ws: &WorkspaceId,
-        message_id: &MessageId,
-        now: OffsetDateTime,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let ws = ws.as_str().to_owned();
-        let m = message_id.as_str().to_owned();
-        let now = unix_millis(now);
-        self.db
-            .call("events_by_message_id", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM events WHERE workspace_id = ?1 AND message_id = ?2
-                           AND expires_at > ?3 ORDER BY event_id LIMIT 100",
-                    )
-                    .map_err(|e| sql("events_by_message_id", e))?;
-                let rows = stmt
-                    .query_map(params![ws, m, now], |r| r.get::<_, String>(0))
-                    .map_err(|e| sql("events_by_message_id", e))?;
-                rows.map(|r| {
-                    r.map_err(|e| sql("events_by_message_id", e))
-                        .and_then(|d| from_json("events_by_message_id", &d))
-                })
-                .collect()
             })
             .await
     }

@@ -687,31 +687,3 @@ mod key_lifecycle {
         assert!(v.valid, "{v:?}");
     }
 }
-
-#[tokio::test]
-async fn events_stored_before_the_message_id_column_are_found_by_message_id_after_an_upgrade() {
-    // Arrange: a database whose events table predates the `message_id` column.
-    let path = keep_dir().join("tracklayer.db");
-    let ws = WorkspaceId::new(Region::Eu, &testkit::unique());
-    let e = testkit::new_event(&ws, "old-message", &["subj"], T0);
-    {
-        let store = SqliteEventStore::new(Db::open(&path).unwrap());
-        store.record(std::slice::from_ref(&e), T0).await.unwrap();
-    }
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "DROP INDEX events_by_message_id; ALTER TABLE events DROP COLUMN message_id;",
-    )
-    .unwrap();
-    drop(conn);
-
-    // Act: the upgraded server opens it.
-    let store = SqliteEventStore::new(Db::open(&path).unwrap());
-
-    // Assert
-    let m = tracklayer_core::event::MessageId::parse("old-message").unwrap();
-    assert_eq!(
-        store.events_by_message_id(&ws, &m, T0).await.unwrap(),
-        vec![e.event]
-    );
-}

@@ -9,12 +9,6 @@
 //! | operational pack | `W#{ws}#E#{minute}` | `O#{ref}` | `data`, `last`, `expires_at` |
 //! | subject-day | `W#{ws}#S#{subject}#{day}` | `S` | `subject_pk`, `subject_sk` (GSI `subject`), `packs`, `fps`, `expires_at` |
 //! | dedup marker (events without subjects) | `W#{ws}#D#{sha256(message id)}` | `D` | `event`, `until`, `expires_at` |
-//! | message-id entry | `W#{ws}#M#{sha256(message id)}` | `E#{event hex}` | `expires_at` (the event's) |
-//!
-//! Traces by message id read the message-id entries (one `Query`, then the packs). They cost
-//! one small write per event (batched with the packs, 1 WCU): no existing item maps a message
-//! id to its event (dedup rides on the primary subject's day item as an 8-byte fingerprint,
-//! and a marker lives only 24 h), and a GSI cannot index the several events a pack holds.
 //!
 //! `{ref}` is the hex UUIDv7 of the first event of the pack; a pack holds events of one
 //! millisecond (one request's ids share it), so `event(ws, id)` is one `Query` of
@@ -37,8 +31,8 @@ use tracklayer_core::ports::{EventStore, NewEvent};
 use tracklayer_core::workspace::WorkspaceId;
 
 use super::{
-    b, batch_delete, batch_get, batch_put, batch_write, get_b, get_n, get_s, key, n, pack,
-    query_all, s, ttl, unpack, Item, EXPIRES_AT,
+    b, batch_get, batch_put, batch_write, get_b, get_n, get_s, key, n, pack, query_all, s, ttl,
+    unpack, Item, EXPIRES_AT,
 };
 use crate::error::store;
 
@@ -97,16 +91,6 @@ fn subject_day_key(ws: &WorkspaceId, subject: &str, day: &str) -> Item {
 fn marker_key(ws: &WorkspaceId, m: &MessageId) -> Item {
     let digest = Sha256::digest(m.as_str().as_bytes());
     key(format!("W#{ws}#D#{}", hex::encode(&digest[..16])), "D")
-}
-
-fn message_pk(ws: &WorkspaceId, m: &MessageId) -> String {
-    let digest = Sha256::digest(m.as_str().as_bytes());
-    format!("W#{ws}#M#{}", hex::encode(&digest[..16]))
-}
-
-/// The message-id entry of one event.
-fn message_key(ws: &WorkspaceId, m: &MessageId, id: &EventId) -> Item {
-    key(message_pk(ws, m), format!("E#{}", hex_id(id)))
 }
 
 /// 8 bytes of SHA-256 of the message id: unique enough within one subject's day.
@@ -744,12 +728,6 @@ impl EventStore for DynamoEventStore {
             for chunk in &chunks {
                 items.extend(pack_items(events, chunk, &fresh, &today)?);
             }
-            for (e, _) in events.iter().zip(&fresh).filter(|(_, f)| **f) {
-                let e = &e.event;
-                let mut item = message_key(&e.workspace_id, &e.message_id, &e.event_id);
-                item.insert(EXPIRES_AT.into(), n(ttl(e.expires_at)));
-                items.push(item);
-            }
             let mut indexed: HashSet<(WorkspaceId, String, String)> = HashSet::new();
             for c in &claims {
                 if let Claim::Subject {
@@ -905,52 +883,7 @@ impl EventStore for DynamoEventStore {
         for (m, id) in &markers {
             jobs.push(self.release_marker(ws, m, id).boxed());
         }
-        let entries = events
-            .iter()
-            .map(|(id, m)| message_key(ws, m, id))
-            .collect();
-        jobs.push(batch_delete(&self.client, "forget", &self.table, entries).boxed());
         run_all(jobs).await.into_iter().collect()
-    }
-
-    async fn events_by_message_id(
-        &self,
-        ws: &WorkspaceId,
-        message_id: &MessageId,
-        now: OffsetDateTime,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let entries = query_all(
-            "events_by_message_id",
-            self.client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(message_pk(ws, message_id)))
-                .consistent_read(true),
-        )
-        .await?;
-        let mut found = Vec::new();
-        for item in entries.iter().filter(|i| !super::expired(i, now)).take(100) {
-            let sk = get_s(item, "sk", "events_by_message_id")?;
-            let id = sk
-                .strip_prefix("E#")
-                .and_then(|h| uuid::Uuid::parse_str(h).ok())
-                .map(EventId)
-                .ok_or_else(|| {
-                    StoreError::corrupt(
-                        "events_by_message_id",
-                        std::io::Error::other("a message-id entry without an event id"),
-                    )
-                })?;
-            // An entry left by a write that failed halfway points at nothing: skipped.
-            if let Some(e) = self.event(ws, &id, now).await? {
-                if e.message_id == *message_id {
-                    found.push(e);
-                }
-            }
-        }
-        found.sort_by_key(|e| e.event_id);
-        Ok(found)
     }
 
     async fn event(
@@ -1725,7 +1658,6 @@ impl DynamoEventStore {
         let changes = self.remove_packs("erase", ws, events, true).await?;
         let mut days: BTreeMap<(String, String), DayChange> = BTreeMap::new();
         let mut markers = Vec::new();
-        let mut entries = Vec::new();
         for c in &changes {
             rows.operational_records += c.operational;
             for p in &c.gone {
@@ -1743,7 +1675,6 @@ impl DynamoEventStore {
                 if p.e.subjects.is_empty() {
                     markers.push((p.e.message_id.clone(), p.e.event_id));
                 }
-                entries.push(message_key(ws, &p.e.message_id, &p.e.event_id));
             }
             if c.rekeyed.is_some() {
                 for subject in &c.kept_subjects {
@@ -1765,8 +1696,6 @@ impl DynamoEventStore {
                 rows.dedup_markers += 1;
             }
         }
-        // The message-id entries are part of the event's index: they go with it.
-        batch_delete(&self.client, "erase", &self.table, entries).await?;
         Ok(rows)
     }
 }

@@ -7,13 +7,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tracklayer_core::admin::AdminError;
 use tracklayer_core::audit::AuditFilter;
-use tracklayer_core::event::MessageId;
 use utoipa::ToSchema;
 
 use super::dto;
-use super::error::bad_parameter;
 use super::extract::{no_content, Caller, Id, Json, OptionalJson, Params};
 use super::AdminState;
 use crate::problem::Problem;
@@ -513,45 +510,6 @@ pub async fn event_trace(
         .await
         .map_err(|e| s.fail(e))?;
     Ok(Json(t.into()))
-}
-
-/// The traces of the events sent with one `messageId`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventTraces {
-    /// Oldest first: one, or several when the id came again after the 24-hour dedup window.
-    pub events: Vec<dto::EventTrace>,
-}
-
-/// The traces of the events a sender sent with this `messageId` (Segment's id of a call),
-/// each as `GET /admin/v1/events/{id}` answers it.
-#[utoipa::path(get, path = "/admin/v1/events", operation_id = "findEventTracesByMessageId", tag = "events",
-    params(("message_id" = String, Query, description = "The `messageId` the event was sent with (1 to 256 bytes)")),
-    responses(
-        (status = 200, description = "The traces", body = EventTraces),
-        (status = 400, description = "`message_id` missing or not a message id", body = dto::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No unexpired event has this message id", body = dto::ProblemDoc, content_type = "application/problem+json"),
-    ))]
-pub async fn event_traces_by_message_id(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    q: Params,
-) -> Answer<EventTraces> {
-    let raw = q
-        .text("message_id", MessageId::MAX_LEN)?
-        .ok_or_else(|| bad_parameter("message_id", "message_id is required"))?;
-    let message_id = MessageId::parse(&raw)
-        .map_err(|why| bad_parameter("message_id", format!("message_id {why}")))?;
-    let traces = s
-        .admin()
-        .event_traces_by_message_id(&p, &message_id)
-        .await
-        .map_err(|e| s.fail(e))?;
-    if traces.is_empty() {
-        return Err(s.fail(AdminError::NotFound("event")));
-    }
-    Ok(Json(EventTraces {
-        events: traces.into_iter().map(Into::into).collect(),
-    }))
 }
 
 /// A page of the audit log.

@@ -187,7 +187,6 @@ pub fn admin_router(state: AdminState) -> Router {
             get(h::delivery_log),
         )
         .route("/admin/v1/destinations/{id}/replay", post(h::replay))
-        .route("/admin/v1/events", get(h::event_traces_by_message_id))
         .route("/admin/v1/events/{id}", get(h::event_trace))
         .route("/admin/v1/audit-log", get(h::audit_log))
         .route("/admin/v1/audit-log/verify", get(h::verify_audit_log))

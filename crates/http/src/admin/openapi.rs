@@ -59,7 +59,6 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         handlers::test_destination,
         handlers::delivery_log,
         handlers::replay,
-        handlers::event_traces_by_message_id,
         handlers::event_trace,
         handlers::audit_log,
         handlers::verify_audit_log,

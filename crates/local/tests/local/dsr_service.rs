@@ -86,14 +86,6 @@ impl EventStore for Crashing {
     ) -> Result<Option<tracklayer_core::event::StoredEvent>, StoreError> {
         self.inner.event(ws, id, now).await
     }
-    async fn events_by_message_id(
-        &self,
-        ws: &tracklayer_core::workspace::WorkspaceId,
-        m: &tracklayer_core::event::MessageId,
-        now: time::OffsetDateTime,
-    ) -> Result<Vec<tracklayer_core::event::StoredEvent>, StoreError> {
-        self.inner.events_by_message_id(ws, m, now).await
-    }
     async fn events_by_subject(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,
