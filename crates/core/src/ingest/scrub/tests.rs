@@ -292,9 +292,18 @@ fn scrub_drops_by_name_and_by_value_at_any_depth_and_keeps_the_rest() {
             "name": "Zip Hoodie",
         })
     );
-    // The first whole email and phone, for the event's identifiers (keys in map order).
+    // The first whole email and phone, for the event's identifiers. Which phone is first
+    // follows the map's order, sorted or as sent (serde_json's `preserve_order`, which other
+    // crates of the workspace turn on): one of the event's own either way.
     assert_eq!(found.email.as_deref(), Some("jane.doe@example.com"));
-    assert_eq!(found.phone.as_deref(), Some("(415) 555-0199"));
+    assert!(
+        matches!(
+            found.phone.as_deref(),
+            Some("(415) 555-0199" | "+1 415 555 0100" | "415-555-0100")
+        ),
+        "{:?}",
+        found.phone
+    );
 }
 
 #[test]
