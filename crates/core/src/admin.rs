@@ -362,11 +362,13 @@ pub const MAX_ROTATION_OVERLAP_DAYS: i64 = 7;
 
 impl AdminService {
     pub fn new(ports: AdminPorts, region: Region) -> Self {
+        let verifier = Arc::new(KeyVerifier::new(
+            VerifierConfig::new(region),
+            ports.clock.clone(),
+        ));
+        verifier.record_usage_in(ports.control.clone());
         Self {
-            verifier: Arc::new(KeyVerifier::new(
-                VerifierConfig::new(region),
-                ports.clock.clone(),
-            )),
+            verifier,
             region,
             ports,
             invalidations: Invalidations::new(),
@@ -375,6 +377,7 @@ impl AdminService {
 
     /// Shares a key verifier with the tracking API of the same process.
     pub fn with_verifier(mut self, verifier: Arc<KeyVerifier>) -> Self {
+        verifier.record_usage_in(self.ports.control.clone());
         self.verifier = verifier;
         self
     }

@@ -2046,6 +2046,41 @@ async fn replacing_security_without_a_field_is_refused_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_keys_last_use_is_recorded_at_most_once_a_minute() {
+    let app = App::start().await;
+    let last_used = || async {
+        let keys = app.ok(Method::GET, "/admin/v1/api-keys", None).await;
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| app.write_key.starts_with(k["prefix"].as_str().unwrap()))
+            .map(|k| k["last_used_at"].clone())
+            .unwrap_or_else(|| panic!("the write key is not listed: {keys}"))
+    };
+    let at = |t: OffsetDateTime| {
+        json!(t
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap())
+    };
+
+    for _ in 0..3 {
+        let (status, _, v) = app.track_as(&app.write_key, None).await;
+        assert!(status.is_success(), "{status} {v}");
+        app.clock.advance(Duration::seconds(10));
+    }
+    assert_eq!(
+        last_used().await,
+        at(T0),
+        "one write for three requests within a minute"
+    );
+
+    app.clock.advance(Duration::seconds(31));
+    let (status, _, _) = app.track_as(&app.write_key, None).await;
+    assert!(status.is_success());
+    assert_eq!(last_used().await, at(T0 + Duration::seconds(61)));
+}
+
+#[tokio::test]
 async fn a_test_event_is_refused_while_egress_is_paused() {
     let app = App::start().await;
     let id = app.new_destination().await;

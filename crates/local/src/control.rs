@@ -12,7 +12,7 @@ use tracklayer_core::clock::unix_millis;
 use tracklayer_core::destination::{Destination, DestinationId};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::keys::{ApiKeyRecord, KeyId, Role};
-use tracklayer_core::ports::{ControlReader, ControlStore, LAST_ADMIN};
+use tracklayer_core::ports::{ControlReader, ControlStore, KeyUsage, LAST_ADMIN};
 use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
 use crate::db::{from_json, json, sql, Db};
@@ -165,6 +165,47 @@ impl ControlReader for SqliteControlStore {
                     .optional()
                     .map_err(|e| sql("destination", e))?;
                 doc.map(|d| from_json("destination", &d)).transpose()
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl KeyUsage for SqliteControlStore {
+    async fn touch_api_key(
+        &self,
+        ws: &WorkspaceId,
+        id: &KeyId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let (ws, id) = (ws.as_str().to_owned(), id.as_str().to_owned());
+        self.db
+            .call("touch_api_key", move |c| {
+                let tx = c
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(|e| sql("touch_api_key", e))?;
+                let doc: Option<String> = tx
+                    .query_row(
+                        "SELECT doc FROM api_keys WHERE id = ?1 AND workspace_id = ?2",
+                        [&id, &ws],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| sql("touch_api_key", e))?;
+                let Some(doc) = doc else {
+                    return Ok(());
+                };
+                let mut key: ApiKeyRecord = from_json("touch_api_key", &doc)?;
+                if key.last_used_at.is_some_and(|t| t >= at) {
+                    return Ok(());
+                }
+                key.last_used_at = Some(at);
+                tx.execute(
+                    "UPDATE api_keys SET doc = ?2 WHERE id = ?1",
+                    params![id, json("touch_api_key", &key)?],
+                )
+                .map_err(|e| sql("touch_api_key", e))?;
+                tx.commit().map_err(|e| sql("touch_api_key", e))
             })
             .await
     }
