@@ -342,14 +342,29 @@ impl ControlStore for SqliteControlStore {
     }
 
     async fn update_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
-        let doc = json("update_api_key", key)?;
+        let mut key = key.clone();
         let id = key.id.as_str().to_owned();
         let expires = unix_millis(key.retained_until());
         self.db
             .call("update_api_key", move |c| {
+                let tx = c
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(|e| sql("update_api_key", e))?;
+                // A use recorded since the caller read the record stays (`touch_api_key`).
+                let stored: Option<String> = tx
+                    .query_row("SELECT doc FROM api_keys WHERE id = ?1", [&id], |r| {
+                        r.get(0)
+                    })
+                    .optional()
+                    .map_err(|e| sql("update_api_key", e))?;
+                if let Some(stored) = stored {
+                    let stored: ApiKeyRecord = from_json("update_api_key", &stored)?;
+                    key.last_used_at = key.last_used_at.max(stored.last_used_at);
+                }
+                let doc = json("update_api_key", &key)?;
                 // A key's expiry only moves earlier (revocation, rotation): a closed
                 // workspace's stamp stays.
-                let n = c
+                let n = tx
                     .execute(
                         "UPDATE api_keys SET doc = ?2, expires_at = MIN(?3, COALESCE(expires_at, ?3))
                          WHERE id = ?1",
@@ -359,7 +374,7 @@ impl ControlStore for SqliteControlStore {
                 if n == 0 {
                     return Err(StoreError::NotFound("api key"));
                 }
-                Ok(())
+                tx.commit().map_err(|e| sql("update_api_key", e))
             })
             .await
     }
