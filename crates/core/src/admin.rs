@@ -186,6 +186,13 @@ pub struct WorkspacePatch {
     pub consent_policy: Option<ConsentPolicy>,
 }
 
+/// A partial change of the security settings: an absent field stays as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityPatch {
+    pub ip_blocklist: Option<Vec<crate::workspace::Cidr>>,
+    pub egress_paused: Option<bool>,
+}
+
 /// A key as listings show it (never its secret or verifier).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeyView {
@@ -355,11 +362,13 @@ pub const MAX_ROTATION_OVERLAP_DAYS: i64 = 7;
 
 impl AdminService {
     pub fn new(ports: AdminPorts, region: Region) -> Self {
+        let verifier = Arc::new(KeyVerifier::new(
+            VerifierConfig::new(region),
+            ports.clock.clone(),
+        ));
+        verifier.record_usage_in(ports.control.clone());
         Self {
-            verifier: Arc::new(KeyVerifier::new(
-                VerifierConfig::new(region),
-                ports.clock.clone(),
-            )),
+            verifier,
             region,
             ports,
             invalidations: Invalidations::new(),
@@ -368,6 +377,7 @@ impl AdminService {
 
     /// Shares a key verifier with the tracking API of the same process.
     pub fn with_verifier(mut self, verifier: Arc<KeyVerifier>) -> Self {
+        verifier.record_usage_in(self.ports.control.clone());
         self.verifier = verifier;
         self
     }
@@ -585,21 +595,59 @@ impl AdminService {
         Ok(self.ws(p).await?.security)
     }
 
+    /// Replaces the security settings: every field is given.
     pub async fn put_security(
         &self,
         p: &Principal,
         settings: SecuritySettings,
     ) -> Result<SecuritySettings, AdminError> {
+        self.patch_security(
+            p,
+            SecurityPatch {
+                ip_blocklist: Some(settings.ip_blocklist),
+                egress_paused: Some(settings.egress_paused),
+            },
+        )
+        .await
+    }
+
+    /// Changes the fields the patch names; the others stay. Audited with old and new values.
+    pub async fn patch_security(
+        &self,
+        p: &Principal,
+        patch: SecurityPatch,
+    ) -> Result<SecuritySettings, AdminError> {
         require(p, Role::Admin, "change security settings")?;
         let mut ws = self.open_ws(p).await?;
-        let summary = json!({
-            "ip_blocklist": settings.ip_blocklist,
-            "egress_paused": settings.egress_paused,
-        });
-        ws.security = settings;
-        self.save_ws(&ws).await?;
-        self.audit(p, "security.update", "workspace", summary)
+        let mut changed = serde_json::Map::new();
+        if let Some(list) = patch.ip_blocklist {
+            if list != ws.security.ip_blocklist {
+                changed.insert(
+                    "ip_blocklist".into(),
+                    json!({"from": ws.security.ip_blocklist, "to": list}),
+                );
+                ws.security.ip_blocklist = list;
+            }
+        }
+        if let Some(paused) = patch.egress_paused {
+            if paused != ws.security.egress_paused {
+                changed.insert(
+                    "egress_paused".into(),
+                    json!({"from": ws.security.egress_paused, "to": paused}),
+                );
+                ws.security.egress_paused = paused;
+            }
+        }
+        if !changed.is_empty() {
+            self.save_ws(&ws).await?;
+            self.audit(
+                p,
+                "security.update",
+                "workspace",
+                json!({"changed": changed}),
+            )
             .await?;
+        }
         Ok(ws.security)
     }
 

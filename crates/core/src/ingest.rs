@@ -1400,6 +1400,13 @@ impl IngestService {
         self
     }
 
+    /// Records write keys' last use there (at most once a minute per key): the one control
+    /// write ingest makes. Call it after [`Self::with_verifier`], if both.
+    pub fn with_key_usage(self, usage: Arc<dyn crate::ports::KeyUsage>) -> Self {
+        self.verifier.record_usage_in(usage);
+        self
+    }
+
     /// The key verifier, for its counters.
     pub fn verifier(&self) -> &KeyVerifier {
         &self.verifier

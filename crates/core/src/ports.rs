@@ -51,9 +51,23 @@ pub trait ControlReader: Send + Sync {
     ) -> Result<Option<Destination>, StoreError>;
 }
 
+/// Records when a key was last used: the one write key verification makes, at most once a
+/// minute per key per process ([`crate::keys::verifier::KeyVerifier`]).
+#[async_trait]
+pub trait KeyUsage: Send + Sync {
+    /// Moves the key's `last_used_at` forward to `at`, never back (a later time stays); a key
+    /// that is gone is no error.
+    async fn touch_api_key(
+        &self,
+        ws: &WorkspaceId,
+        id: &KeyId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+}
+
 /// Control-plane writes (admin API, CLI).
 #[async_trait]
-pub trait ControlStore: ControlReader {
+pub trait ControlStore: ControlReader + KeyUsage {
     /// Creates a workspace; `Conflict` if the id exists.
     async fn create_workspace(&self, ws: &Workspace) -> Result<(), StoreError>;
     async fn update_workspace(&self, ws: &Workspace) -> Result<(), StoreError>;

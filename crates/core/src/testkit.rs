@@ -211,6 +211,46 @@ pub mod control_store {
         );
     }
 
+    pub async fn moves_a_keys_last_use_only_forward(s: &dyn ControlStore) {
+        let ws = workspace(Region::Eu);
+        s.create_workspace(&ws).await.unwrap();
+        let k = api_key(&ws.id, KeyKind::Ingest);
+        s.create_api_key(&k).await.unwrap();
+        let later = T0 + time::Duration::minutes(2);
+        let last_used = |k: ApiKeyRecord| k.last_used_at;
+
+        s.touch_api_key(&ws.id, &k.id, T0).await.unwrap();
+        assert_eq!(
+            last_used(s.api_key(&k.id, T0).await.unwrap().unwrap()),
+            Some(T0)
+        );
+        s.touch_api_key(&ws.id, &k.id, later).await.unwrap();
+        s.touch_api_key(&ws.id, &k.id, T0).await.unwrap();
+        assert_eq!(
+            last_used(s.api_key(&k.id, T0).await.unwrap().unwrap()),
+            Some(later),
+            "an earlier time never moves it back"
+        );
+        let listed = s.api_keys(&ws.id, T0).await.unwrap();
+        assert_eq!(listed[0].last_used_at, Some(later));
+        // A rewrite from a record read before the last use does not move it back.
+        let mut revoked = k.clone();
+        revoked.revoked_at = Some(later);
+        s.update_api_key(&revoked).await.unwrap();
+        let back = s.api_key(&k.id, T0).await.unwrap().unwrap();
+        assert_eq!(
+            (back.revoked_at, back.last_used_at),
+            (Some(later), Some(later))
+        );
+
+        let gone = api_key(&ws.id, KeyKind::Pat);
+        s.touch_api_key(&ws.id, &gone.id, T0).await.unwrap();
+        assert!(
+            s.api_key(&gone.id, T0).await.unwrap().is_none(),
+            "no record is made"
+        );
+    }
+
     pub async fn keeps_destinations_in_creation_order_and_per_workspace(s: &dyn ControlStore) {
         let a = workspace(Region::Us);
         let b = workspace(Region::Us);
@@ -819,6 +859,7 @@ macro_rules! control_store_contract {
                 creates_a_workspace_once_and_reads_it_back,
                 updates_a_workspace,
                 stores_keys_by_id_and_lists_them_per_workspace,
+                moves_a_keys_last_use_only_forward,
                 keeps_destinations_in_creation_order_and_per_workspace,
                 replaces_and_deletes_destinations,
             ]

@@ -587,6 +587,13 @@ fn matrix() -> Vec<Row> {
             [200, 403, 403, 401, 200],
         ),
         row(
+            M::PATCH,
+            "/admin/v1/security",
+            T::None,
+            Some(|| json!({"egress_paused": false})),
+            [200, 403, 403, 401, 200],
+        ),
+        row(
             M::GET,
             "/admin/v1/retention",
             T::None,
@@ -1917,6 +1924,136 @@ async fn a_test_event_reaches_the_destination_and_is_not_stored() {
         )
         .await;
     assert_eq!(log, json!([]));
+}
+
+#[tokio::test]
+async fn patching_security_changes_only_the_fields_sent_and_is_audited_with_old_and_new_values() {
+    let app = App::start().await;
+    app.ok(
+        Method::PUT,
+        "/admin/v1/security",
+        Some(json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false})),
+    )
+    .await;
+
+    let v = app
+        .ok(
+            Method::PATCH,
+            "/admin/v1/security",
+            Some(json!({"egress_paused": true})),
+        )
+        .await;
+
+    let want = json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": true});
+    assert_eq!(v, want);
+    assert_eq!(app.ok(Method::GET, "/admin/v1/security", None).await, want);
+    let (status, _, v) = app.track_as(&app.write_key, Some([203, 0, 113, 9])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the blocklist stayed: {v}");
+    let log = app
+        .ok(
+            Method::GET,
+            "/admin/v1/audit-log?action=security.update",
+            None,
+        )
+        .await;
+    let entries = log["entries"].as_array().unwrap();
+    assert_eq!(
+        entries.last().unwrap()["summary"]["changed"],
+        json!({"egress_paused": {"from": false, "to": true}}),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_security_patch_reaches_ingest_at_once() {
+    let app = App::start().await;
+    let (status, _, _) = app.track_as(&app.write_key, Some([198, 51, 100, 7])).await;
+    assert!(status.is_success(), "{status}");
+
+    app.ok(
+        Method::PATCH,
+        "/admin/v1/security",
+        Some(json!({"ip_blocklist": ["198.51.100.0/24"]})),
+    )
+    .await;
+
+    let (status, _, v) = app.track_as(&app.write_key, Some([198, 51, 100, 7])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(
+        app.ok(Method::GET, "/admin/v1/security", None).await["egress_paused"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn replacing_security_without_a_field_is_refused_naming_the_field() {
+    let app = App::start().await;
+    app.ok(
+        Method::PUT,
+        "/admin/v1/security",
+        Some(json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false})),
+    )
+    .await;
+
+    for (body, field) in [
+        (json!({"egress_paused": true}), "ip_blocklist"),
+        (json!({"ip_blocklist": []}), "egress_paused"),
+    ] {
+        let (status, _, v) = app
+            .call(
+                Method::PUT,
+                "/admin/v1/security",
+                Some(&app.admin),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["field"], field, "{v}");
+    }
+    assert_eq!(
+        app.ok(Method::GET, "/admin/v1/security", None).await,
+        json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false})
+    );
+    let (_, _, doc) = app
+        .call(Method::GET, "/admin/v1/openapi.json", None, None)
+        .await;
+    let patch = &doc["paths"]["/admin/v1/security"]["patch"];
+    assert_eq!(patch["operationId"], "patchSecurity", "{patch}");
+}
+
+#[tokio::test]
+async fn a_keys_last_use_is_recorded_at_most_once_a_minute() {
+    let app = App::start().await;
+    let last_used = || async {
+        let keys = app.ok(Method::GET, "/admin/v1/api-keys", None).await;
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| app.write_key.starts_with(k["prefix"].as_str().unwrap()))
+            .map(|k| k["last_used_at"].clone())
+            .unwrap_or_else(|| panic!("the write key is not listed: {keys}"))
+    };
+    let at = |t: OffsetDateTime| {
+        json!(t
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap())
+    };
+
+    for _ in 0..3 {
+        let (status, _, v) = app.track_as(&app.write_key, None).await;
+        assert!(status.is_success(), "{status} {v}");
+        app.clock.advance(Duration::seconds(10));
+    }
+    assert_eq!(
+        last_used().await,
+        at(T0),
+        "one write for three requests within a minute"
+    );
+
+    app.clock.advance(Duration::seconds(31));
+    let (status, _, _) = app.track_as(&app.write_key, None).await;
+    assert!(status.is_success());
+    assert_eq!(last_used().await, at(T0 + Duration::seconds(61)));
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use tracklayer_core::clock::unix_millis;
 use tracklayer_core::destination::{Destination, DestinationId};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::keys::{ApiKeyRecord, KeyId, Role};
-use tracklayer_core::ports::{ControlReader, ControlStore, LAST_ADMIN};
+use tracklayer_core::ports::{ControlReader, ControlStore, KeyUsage, LAST_ADMIN};
 use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
 use crate::db::{from_json, json, sql, Db};
@@ -171,6 +171,47 @@ impl ControlReader for SqliteControlStore {
 }
 
 #[async_trait]
+impl KeyUsage for SqliteControlStore {
+    async fn touch_api_key(
+        &self,
+        ws: &WorkspaceId,
+        id: &KeyId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let (ws, id) = (ws.as_str().to_owned(), id.as_str().to_owned());
+        self.db
+            .call("touch_api_key", move |c| {
+                let tx = c
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(|e| sql("touch_api_key", e))?;
+                let doc: Option<String> = tx
+                    .query_row(
+                        "SELECT doc FROM api_keys WHERE id = ?1 AND workspace_id = ?2",
+                        [&id, &ws],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| sql("touch_api_key", e))?;
+                let Some(doc) = doc else {
+                    return Ok(());
+                };
+                let mut key: ApiKeyRecord = from_json("touch_api_key", &doc)?;
+                if key.last_used_at.is_some_and(|t| t >= at) {
+                    return Ok(());
+                }
+                key.last_used_at = Some(at);
+                tx.execute(
+                    "UPDATE api_keys SET doc = ?2 WHERE id = ?1",
+                    params![id, json("touch_api_key", &key)?],
+                )
+                .map_err(|e| sql("touch_api_key", e))?;
+                tx.commit().map_err(|e| sql("touch_api_key", e))
+            })
+            .await
+    }
+}
+
+#[async_trait]
 impl ControlStore for SqliteControlStore {
     async fn create_workspace(&self, ws: &Workspace) -> Result<(), StoreError> {
         let doc = json("create_workspace", ws)?;
@@ -301,14 +342,29 @@ impl ControlStore for SqliteControlStore {
     }
 
     async fn update_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
-        let doc = json("update_api_key", key)?;
+        let mut key = key.clone();
         let id = key.id.as_str().to_owned();
         let expires = unix_millis(key.retained_until());
         self.db
             .call("update_api_key", move |c| {
+                let tx = c
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(|e| sql("update_api_key", e))?;
+                // A use recorded since the caller read the record stays (`touch_api_key`).
+                let stored: Option<String> = tx
+                    .query_row("SELECT doc FROM api_keys WHERE id = ?1", [&id], |r| {
+                        r.get(0)
+                    })
+                    .optional()
+                    .map_err(|e| sql("update_api_key", e))?;
+                if let Some(stored) = stored {
+                    let stored: ApiKeyRecord = from_json("update_api_key", &stored)?;
+                    key.last_used_at = key.last_used_at.max(stored.last_used_at);
+                }
+                let doc = json("update_api_key", &key)?;
                 // A key's expiry only moves earlier (revocation, rotation): a closed
                 // workspace's stamp stays.
-                let n = c
+                let n = tx
                     .execute(
                         "UPDATE api_keys SET doc = ?2, expires_at = MIN(?3, COALESCE(expires_at, ?3))
                          WHERE id = ?1",
@@ -318,7 +374,7 @@ impl ControlStore for SqliteControlStore {
                 if n == 0 {
                     return Err(StoreError::NotFound("api key"));
                 }
-                Ok(())
+                tx.commit().map_err(|e| sql("update_api_key", e))
             })
             .await
     }

@@ -24,7 +24,8 @@ pub fn app(stack: &AwsStack) -> Router {
             },
             IngestConfig::new(config.residency),
         )
-        .with_suppressions(stack.dsr.clone()),
+        .with_suppressions(stack.dsr.clone())
+        .with_key_usage(stack.control.clone()),
     );
     let tracking = TrackingState::new(
         ingest,

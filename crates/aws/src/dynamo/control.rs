@@ -32,7 +32,7 @@ use tracklayer_core::clock::unix_millis;
 use tracklayer_core::destination::{Destination, DestinationId};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::keys::{ApiKeyRecord, KeyId, Role};
-use tracklayer_core::ports::{ControlReader, ControlStore, LAST_ADMIN};
+use tracklayer_core::ports::{ControlReader, ControlStore, KeyUsage, LAST_ADMIN};
 use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
 use super::{doc, expired, get_n, get_s, key, n, query_all, s, to_json, ttl, Item};
@@ -346,6 +346,21 @@ fn live(items: Vec<Item>, now: OffsetDateTime) -> Vec<Item> {
     items.into_iter().filter(|i| !expired(i, now)).collect()
 }
 
+/// The attribute `touch_api_key` moves forward (unix milliseconds), apart from `doc`, so a
+/// rewrite of the document never moves it back and the condition can compare it.
+const LAST_USED: &str = "last_used_ms";
+
+/// A key record with its `last_used_at` from [`LAST_USED`], when that is later.
+fn key_doc(item: &Item, context: &'static str) -> Result<ApiKeyRecord, StoreError> {
+    let mut k: ApiKeyRecord = doc(item, context)?;
+    let used = get_n(item, LAST_USED)
+        .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok());
+    if used > k.last_used_at {
+        k.last_used_at = used;
+    }
+    Ok(k)
+}
+
 fn key_item(k: &ApiKeyRecord) -> Result<Item, StoreError> {
     let mut item = with_doc(
         key(ws_pk(&k.workspace_id), format!("KEY#{}", k.id)),
@@ -417,7 +432,7 @@ impl ControlReader for DynamoControlStore {
         out.items
             .unwrap_or_default()
             .first()
-            .and_then(|i| live_doc(i, now, "api_key"))
+            .and_then(|i| (!expired(i, now)).then(|| key_doc(i, "api_key")))
             .transpose()
     }
 
@@ -437,6 +452,36 @@ impl ControlReader for DynamoControlStore {
             .await?
             .map(|i| doc(&i, "destination"))
             .transpose()
+    }
+}
+
+#[async_trait]
+impl KeyUsage for DynamoControlStore {
+    async fn touch_api_key(
+        &self,
+        ws: &WorkspaceId,
+        id: &KeyId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(ws_pk(ws), format!("KEY#{id}"))))
+            .update_expression("SET #u = :at")
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(#u) OR #u < :at)")
+            .expression_attribute_names("#u", LAST_USED)
+            .expression_attribute_values(":at", n(unix_millis(at)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Gone, or used later already: nothing to move.
+            Err(e) => match store("touch_api_key", e) {
+                StoreError::Conflict(_) => Ok(()),
+                other => Err(other),
+            },
+        }
     }
 }
 
@@ -592,9 +637,12 @@ impl ControlStore for DynamoControlStore {
         now: OffsetDateTime,
     ) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let items = self.prefix("api_keys", ws, "KEY#").await?;
-        sorted_docs(live(items, now), "api_keys", |a: &ApiKeyRecord, b| {
-            (a.created_at, &a.id).cmp(&(b.created_at, &b.id))
-        })
+        let mut keys = live(items, now)
+            .iter()
+            .map(|i| key_doc(i, "api_keys"))
+            .collect::<Result<Vec<_>, _>>()?;
+        keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(keys)
     }
 
     async fn put_destination(&self, d: &Destination) -> Result<(), StoreError> {

@@ -15,10 +15,14 @@
 //! store read, no bcrypt), so a key revoked by another process stops within that time. In
 //! this process a change published on [`crate::invalidation::Invalidations`] forces the next
 //! request to read the record again.
+//!
+//! Usage: an accepted key's `last_used_at` is written through [`KeyUsage`] at most once per
+//! [`USAGE_EVERY`] per key in this process, never once per request; a failed write is logged
+//! and the request goes on.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -29,13 +33,15 @@ use crate::cache::TtlCache;
 use crate::clock::Clock;
 use crate::error::StoreError;
 use crate::invalidation::{Change, Invalidate};
-use crate::ports::ControlReader;
+use crate::ports::{ControlReader, KeyUsage};
 use crate::workspace::{Region, Workspace, WorkspaceId};
 
 /// How long a bcrypt verdict is kept.
 pub const VERIFIED_TTL: Duration = Duration::seconds(60);
 /// How often a remembered key's record and its workspace's settings are read again.
 pub const REVALIDATE_EVERY: Duration = Duration::seconds(5);
+/// How often an accepted key's `last_used_at` is written, at most, per key and process.
+pub const USAGE_EVERY: Duration = Duration::minutes(1);
 
 /// Which API a key is presented to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +158,9 @@ pub struct KeyVerifier {
     wrong_secrets: TtlCache<(KeyId, [u8; 32]), ()>,
     failures: TtlCache<Source, u32>,
     workspaces: TtlCache<WorkspaceId, Arc<Workspace>>,
+    /// Keys whose use was recorded less than [`USAGE_EVERY`] ago.
+    used: TtlCache<KeyId, ()>,
+    usage: OnceLock<Arc<dyn KeyUsage>>,
     stats: AuthStats,
 }
 
@@ -172,10 +181,18 @@ impl KeyVerifier {
             wrong_secrets: TtlCache::new(clock.clone(), config.failure_memory, CAPACITY),
             failures: TtlCache::new(clock.clone(), config.failure_window, CAPACITY),
             workspaces: TtlCache::new(clock.clone(), REVALIDATE_EVERY, CAPACITY),
+            used: TtlCache::new(clock.clone(), USAGE_EVERY, CAPACITY),
+            usage: OnceLock::new(),
             stats: AuthStats::default(),
             config,
             clock,
         }
+    }
+
+    /// Where accepted keys' use is recorded; the first call wins (a verifier shared by both
+    /// APIs of one process gets it from whichever is built with a writable store).
+    pub fn record_usage_in(&self, usage: Arc<dyn KeyUsage>) {
+        let _ = self.usage.set(usage);
     }
 
     pub fn region(&self) -> Region {
@@ -199,10 +216,30 @@ impl KeyVerifier {
             None => Err(AuthError::Refused(KeyRefusal::Unknown)),
             Some(key) => self.check(control, audience, key, ip).await,
         };
-        if let Err(e) = &result {
-            self.failed(audience, key.as_ref().map(|k| &k.id), ip, e);
+        match &result {
+            Err(e) => self.failed(audience, key.as_ref().map(|k| &k.id), ip, e),
+            Ok(record) => self.used(record).await,
         }
         result
+    }
+
+    /// Records the key's use, unless this process did less than [`USAGE_EVERY`] ago. The
+    /// request never fails for it: a failed write is logged, and tried again a minute later.
+    async fn used(&self, record: &ApiKeyRecord) {
+        let Some(usage) = self.usage.get() else {
+            return;
+        };
+        if self.used.get(&record.id).is_some() {
+            return;
+        }
+        self.used.insert(record.id.clone(), ());
+        let at = self.clock.now();
+        if let Err(e) = usage
+            .touch_api_key(&record.workspace_id, &record.id, at)
+            .await
+        {
+            tracing::warn!(key_id = %record.id, error = %e, "recording the key's last use failed");
+        }
     }
 
     async fn check<C: ControlReader + ?Sized>(
@@ -443,5 +480,177 @@ impl Invalidate for KeyVerifier {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::consent::ConsentPolicy;
+    use crate::crypto::WrappedKey;
+    use crate::destination::{Destination, DestinationId};
+    use crate::workspace::{KeyRef, Retention};
+
+    const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
+    const SECRET: &str = "s3cr3tS3cr3tS3cr3tS3cr3tS3cr3t00"; // pragma: allowlist secret
+
+    /// One workspace with one ingest key.
+    struct OneKey {
+        ws: Workspace,
+        key: ApiKeyRecord,
+    }
+
+    #[async_trait]
+    impl ControlReader for OneKey {
+        async fn workspace(
+            &self,
+            id: &WorkspaceId,
+            _: OffsetDateTime,
+        ) -> Result<Option<Workspace>, StoreError> {
+            Ok((id == &self.ws.id).then(|| self.ws.clone()))
+        }
+        async fn api_key(
+            &self,
+            id: &KeyId,
+            _: OffsetDateTime,
+        ) -> Result<Option<ApiKeyRecord>, StoreError> {
+            Ok((id == &self.key.id).then(|| self.key.clone()))
+        }
+        async fn destinations(&self, _: &WorkspaceId) -> Result<Vec<Destination>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn destination(
+            &self,
+            _: &WorkspaceId,
+            _: &DestinationId,
+        ) -> Result<Option<Destination>, StoreError> {
+            Ok(None)
+        }
+    }
+
+    /// Records each write; fails each one when `fail`.
+    #[derive(Default)]
+    struct Writes {
+        at: Mutex<Vec<OffsetDateTime>>,
+        fail: bool,
+    }
+
+    #[async_trait]
+    impl KeyUsage for Writes {
+        async fn touch_api_key(
+            &self,
+            _: &WorkspaceId,
+            _: &KeyId,
+            at: OffsetDateTime,
+        ) -> Result<(), StoreError> {
+            self.at.lock().unwrap().push(at);
+            if self.fail {
+                return Err(StoreError::Conflict("scripted failure"));
+            }
+            Ok(())
+        }
+    }
+
+    fn setup(fail: bool) -> (OneKey, ApiKey, Arc<FixedClock>, Arc<Writes>, KeyVerifier) {
+        let ws = Workspace {
+            id: WorkspaceId::new(Region::Us, "0123456789abcdef0123456789abcdef"),
+            name: "Test".into(),
+            region: Region::Us,
+            created_at: T0,
+            retention: Retention::default(),
+            consent: ConsentPolicy::default(),
+            key_ref: KeyRef::Platform,
+            data_key: WrappedKey(vec![1]),
+            security: Default::default(),
+            closed_at: None,
+        };
+        let presented = ApiKey::from_parts(KeyKind::Ingest, Region::Us, "0123456789abcdef", SECRET);
+        let key = ApiKeyRecord {
+            id: presented.id.clone(),
+            workspace_id: ws.id.clone(),
+            kind: KeyKind::Ingest,
+            role: None,
+            user_id: None,
+            name: "website".into(),
+            prefix: presented.prefix(),
+            verifier: presented.verifier(4).unwrap(),
+            created_at: T0,
+            expires_at: T0 + Duration::days(90),
+            revoked_at: None,
+            last_used_at: None,
+            expiry_warnings_sent: Vec::new(),
+        };
+        let clock = Arc::new(FixedClock::new(T0));
+        let writes = Arc::new(Writes {
+            fail,
+            ..Default::default()
+        });
+        let verifier = KeyVerifier::new(VerifierConfig::new(Region::Us), clock.clone());
+        verifier.record_usage_in(writes.clone());
+        (OneKey { ws, key }, presented, clock, writes, verifier)
+    }
+
+    #[tokio::test]
+    async fn a_keys_use_is_written_once_a_minute_not_once_a_request() {
+        let (control, key, clock, writes, verifier) = setup(false);
+
+        for _ in 0..5 {
+            verifier
+                .verify(&control, Audience::Tracking, key.expose(), None)
+                .await
+                .unwrap();
+            clock.advance(Duration::seconds(11));
+        }
+        assert_eq!(
+            *writes.at.lock().unwrap(),
+            vec![T0],
+            "five requests in 55 s"
+        );
+
+        clock.advance(Duration::seconds(5));
+        verifier
+            .verify(&control, Audience::Tracking, key.expose(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            *writes.at.lock().unwrap(),
+            vec![T0, T0 + Duration::seconds(60)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_usage_write_never_fails_the_request_nor_repeats_per_request() {
+        let (control, key, clock, writes, verifier) = setup(true);
+
+        for _ in 0..3 {
+            let accepted = verifier
+                .verify(&control, Audience::Tracking, key.expose(), None)
+                .await;
+            assert!(accepted.is_ok(), "{accepted:?}");
+            clock.advance(Duration::seconds(1));
+        }
+        assert_eq!(writes.at.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_key_is_not_recorded_as_used() {
+        let (control, key, _, writes, verifier) = setup(false);
+        let wrong = ApiKey::from_parts(
+            KeyKind::Ingest,
+            Region::Us,
+            key.id.as_str(),
+            "wrongWrongWrongWrongWrongWrong00",
+        );
+        let refused = verifier
+            .verify(&control, Audience::Tracking, wrong.expose(), None)
+            .await;
+        assert!(refused.is_err());
+        assert!(writes.at.lock().unwrap().is_empty());
     }
 }

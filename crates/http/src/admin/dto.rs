@@ -148,6 +148,11 @@ fn rfc3339_in<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>,
     }
 }
 
+/// `Some` for a given value, `None` when the field is absent; an explicit `null` is refused.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// `Some(None)` for an explicit `null`, `None` when the field is absent.
 fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
@@ -268,37 +273,71 @@ impl From<WorkspacePatch> for tl::admin::WorkspacePatch {
 }
 
 /// Incident containment: an ingest blocklist and the "pause all egress" switch.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SecuritySettings {
     /// Client addresses (an IP or a CIDR block) whose tracking requests are refused.
-    #[serde(default)]
     #[schema(max_items = 1000, example = json!(["203.0.113.0/24", "2001:db8::/32"]))]
     pub ip_blocklist: Vec<String>,
     /// Stop every delivery of the workspace; queued messages wait, nothing is lost.
-    #[serde(default)]
     pub egress_paused: bool,
 }
 
-impl SecuritySettings {
+/// The body of `PUT /admin/v1/security` (every field required) and of `PATCH` (an absent
+/// field stays as it is).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityPatch {
+    /// Client addresses (an IP or a CIDR block) whose tracking requests are refused.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(max_items = 1000, example = json!(["203.0.113.0/24", "2001:db8::/32"]))]
+    pub ip_blocklist: Option<Vec<String>>,
+    /// Stop every delivery of the workspace; queued messages wait, nothing is lost.
+    #[serde(default, deserialize_with = "present")]
+    pub egress_paused: Option<bool>,
+}
+
+impl SecurityPatch {
     pub const MAX_BLOCKLIST: usize = 1000;
 
-    pub fn parse(self) -> Result<tl::workspace::SecuritySettings, AdminError> {
-        if self.ip_blocklist.len() > Self::MAX_BLOCKLIST {
-            return Err(AdminError::invalid("ip_blocklist", "at most 1000 entries"));
-        }
-        let ip_blocklist = self
-            .ip_blocklist
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                tl::workspace::Cidr::parse(s)
-                    .map_err(|e| AdminError::invalid(format!("ip_blocklist[{i}]"), e.to_string()))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(tl::workspace::SecuritySettings {
+    /// The change this patch asks for.
+    pub fn parse(self) -> Result<tl::admin::SecurityPatch, AdminError> {
+        let ip_blocklist = match self.ip_blocklist {
+            None => None,
+            Some(list) if list.len() > Self::MAX_BLOCKLIST => {
+                return Err(AdminError::invalid("ip_blocklist", "at most 1000 entries"));
+            }
+            Some(list) => Some(
+                list.iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        tl::workspace::Cidr::parse(s).map_err(|e| {
+                            AdminError::invalid(format!("ip_blocklist[{i}]"), e.to_string())
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        Ok(tl::admin::SecurityPatch {
             ip_blocklist,
             egress_paused: self.egress_paused,
+        })
+    }
+
+    /// The whole settings a `PUT` gives: a missing field is refused, naming it, so a
+    /// replacement never silently wipes what it left out.
+    pub fn parse_whole(self) -> Result<tl::workspace::SecuritySettings, AdminError> {
+        let patch = self.parse()?;
+        let missing = |field: &str| {
+            AdminError::invalid(
+                field,
+                "required: PUT replaces every field; use PATCH to change some",
+            )
+        };
+        Ok(tl::workspace::SecuritySettings {
+            ip_blocklist: patch.ip_blocklist.ok_or_else(|| missing("ip_blocklist"))?,
+            egress_paused: patch
+                .egress_paused
+                .ok_or_else(|| missing("egress_paused"))?,
         })
     }
 }

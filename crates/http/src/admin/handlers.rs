@@ -98,22 +98,45 @@ pub async fn get_security(
     Ok(Json(v.into()))
 }
 
-/// Replaces the security settings (admin).
+/// Replaces the security settings (admin): every field is required.
 #[utoipa::path(put, path = "/admin/v1/security", operation_id = "putSecurity", tag = "workspace",
     request_body = dto::SecuritySettings,
     responses(
         (status = 200, description = "The new security settings", body = dto::SecuritySettings),
         (status = 403, description = "Only admins change security settings", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing or invalid (`field` names it)", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn put_security(
     State(s): State<AdminState>,
     Caller(p): Caller,
-    Json(body): Json<dto::SecuritySettings>,
+    Json(body): Json<dto::SecurityPatch>,
 ) -> Answer<dto::SecuritySettings> {
-    let settings = body.parse().map_err(|e| s.fail(e))?;
+    let settings = body.parse_whole().map_err(|e| s.fail(e))?;
     let v = s
         .admin()
         .put_security(&p, settings)
+        .await
+        .map_err(|e| s.fail(e))?;
+    Ok(Json(v.into()))
+}
+
+/// Changes some security settings (admin): an absent field stays as it is.
+#[utoipa::path(patch, path = "/admin/v1/security", operation_id = "patchSecurity", tag = "workspace",
+    request_body = dto::SecurityPatch,
+    responses(
+        (status = 200, description = "The new security settings", body = dto::SecuritySettings),
+        (status = 403, description = "Only admins change security settings", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (`field` names it)", body = dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn patch_security(
+    State(s): State<AdminState>,
+    Caller(p): Caller,
+    Json(body): Json<dto::SecurityPatch>,
+) -> Answer<dto::SecuritySettings> {
+    let patch = body.parse().map_err(|e| s.fail(e))?;
+    let v = s
+        .admin()
+        .patch_security(&p, patch)
         .await
         .map_err(|e| s.fail(e))?;
     Ok(Json(v.into()))

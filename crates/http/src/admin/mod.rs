@@ -138,7 +138,9 @@ pub fn admin_router(state: AdminState) -> Router {
         )
         .route(
             "/admin/v1/security",
-            get(h::get_security).put(h::put_security),
+            get(h::get_security)
+                .put(h::put_security)
+                .patch(h::patch_security),
         )
         .route(
             "/admin/v1/retention",

@@ -36,6 +36,7 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         handlers::put_consent_policy,
         handlers::get_security,
         handlers::put_security,
+        handlers::patch_security,
         lifecycle::get_retention,
         lifecycle::put_retention,
         lifecycle::put_encryption_key,
