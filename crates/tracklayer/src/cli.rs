@@ -108,6 +108,10 @@ pub struct ServeArgs {
     /// Requests per second allowed per write key.
     #[arg(long, default_value_t = 1000, env = "TRACKLAYER_RATE_LIMIT")]
     pub rate_limit: u32,
+    /// Failed authentications allowed per minute from one address, and for one key id,
+    /// before both APIs answer 429 with Retry-After.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..), env = "TRACKLAYER_AUTH_FAILURE_LIMIT")]
+    pub auth_failure_limit: u32,
     /// How often expired rows are deleted, in seconds.
     #[arg(long, default_value_t = 60)]
     pub sweep_interval_secs: u64,

@@ -120,7 +120,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // and both APIs share one key verifier (its failure counters and verified keys).
     let invalidations = Invalidations::new();
     let verifier = Arc::new(KeyVerifier::new(
-        VerifierConfig::new(region),
+        VerifierConfig {
+            max_failures: args.auth_failure_limit,
+            ..VerifierConfig::new(region)
+        },
         stack.clock.clone(),
     ));
     let dsr_store = Arc::new(tracklayer_local::SqliteDsrStore::new(stack.db.clone()));

@@ -272,8 +272,11 @@ impl From<WorkspacePatch> for tl::admin::WorkspacePatch {
     }
 }
 
-/// Incident containment: an ingest blocklist and the "pause all egress" switch.
+/// Incident containment: an ingest blocklist and the "pause all egress" switch. Also the
+/// schema of a `PUT` body (read as a [`SecurityPatch`] that must name every field), hence
+/// `deny_unknown_fields` (`additionalProperties: false`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
     /// Client addresses (an IP or a CIDR block) whose tracking requests are refused.
     #[schema(max_items = 1000, example = json!(["203.0.113.0/24", "2001:db8::/32"]))]
@@ -289,10 +292,11 @@ pub struct SecuritySettings {
 pub struct SecurityPatch {
     /// Client addresses (an IP or a CIDR block) whose tracking requests are refused.
     #[serde(default, deserialize_with = "present")]
-    #[schema(max_items = 1000, example = json!(["203.0.113.0/24", "2001:db8::/32"]))]
+    #[schema(nullable = false, max_items = 1000, example = json!(["203.0.113.0/24", "2001:db8::/32"]))]
     pub ip_blocklist: Option<Vec<String>>,
     /// Stop every delivery of the workspace; queued messages wait, nothing is lost.
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub egress_paused: Option<bool>,
 }
 

@@ -175,6 +175,12 @@ const COMMON: &[Common] = &[
         header: None,
     },
     Common {
+        status: "429",
+        name: "TooManyFailedAuthentications",
+        description: "Too many failed authentications from this address or for this key id; retry after `Retry-After` seconds",
+        header: Some(("Retry-After", "Seconds to wait before retrying")),
+    },
+    Common {
         status: "500",
         name: "Internal",
         description: "An internal error; the body carries a request id and nothing else",
@@ -237,7 +243,7 @@ impl Modify for Conventions {
                 op.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
                 let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
                 let has_body = op.request_body.is_some();
-                for status in ["401", "421", "500", "503"] {
+                for status in ["401", "421", "429", "500", "503"] {
                     add(op, status);
                 }
                 if has_params || has_body {
