@@ -458,7 +458,7 @@ mod tests {
     #[test]
     fn secret_fingerprints_are_not_a_plain_sha256_prefix_and_are_stable_in_a_workspace() {
         use sha2::{Digest, Sha256};
-        let secrets = json!({"access_token":"EAABsecretvalue1234"});
+        let secrets = json!({"access_token":"EAABsecretvalue1234"}); // pragma: allowlist secret
         let fp = secret_hints(&keys(1), &secrets)["access_token"]["fingerprint"].clone();
         let plain = hex::encode(&Sha256::digest(b"EAABsecretvalue1234")[..6]);
         assert_ne!(fp, json!(plain));
@@ -474,7 +474,7 @@ mod tests {
 
     #[test]
     fn a_webhook_signing_secret_must_be_whsec_and_base64() {
-        webhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        webhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") // pragma: allowlist secret
             .validate()
             .unwrap();
         for bad in [

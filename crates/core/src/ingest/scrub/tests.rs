@@ -240,7 +240,7 @@ fn strip_url_drops_only_identifying_parameters_and_keeps_the_rest() {
             "https://shop.example/cb#state=1",
         ),
         (
-            "https://user:secret@shop.example/p?q=1",
+            "https://user:secret@shop.example/p?q=1", // pragma: allowlist secret
             "https://shop.example/p?q=1",
         ),
         (
