@@ -23,7 +23,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
@@ -32,7 +32,7 @@ use tracklayer_core::clock::unix_millis;
 use tracklayer_core::destination::{Destination, DestinationId};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::keys::{ApiKeyRecord, KeyId, Role};
-use tracklayer_core::ports::{ControlReader, ControlStore, KeyUsage, LAST_ADMIN};
+use tracklayer_core::ports::{ControlReader, ControlStore, KeyUsage};
 use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
 use super::{doc, expired, get_n, get_s, key, n, query_all, s, to_json, ttl, Item};
@@ -48,6 +48,8 @@ pub struct DynamoControlStore {
     client: Client,
     table: String,
 }
+
+mod last_admin;
 
 fn ws_pk(ws: &WorkspaceId) -> String {
     format!("W#{ws}")
@@ -210,72 +212,6 @@ impl DynamoControlStore {
                 ) =>
             {
                 Err(on_condition)
-            }
-            Err(e) => Err(store(context, e)),
-        }
-    }
-
-    /// Changes or deletes the user `id` unless that would leave the workspace without an
-    /// admin (see the module documentation). `write` builds the transaction's items for the
-    /// user item and document read; they must be conditioned on `doc = :doc`.
-    async fn keeping_an_admin(
-        &self,
-        context: &'static str,
-        ws: &WorkspaceId,
-        id: &str,
-        now: OffsetDateTime,
-        removes_admin: bool,
-        write: impl FnOnce(&Item, &User) -> Result<Vec<TransactWriteItem>, StoreError>,
-    ) -> Result<User, StoreError> {
-        let mut users = Vec::new();
-        for item in live(self.prefix(context, ws, "USER#").await?, now) {
-            let user: User = doc(&item, context)?;
-            users.push((item, user));
-        }
-        users.sort_by(|(_, a), (_, b)| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        let (item, old) = users
-            .iter()
-            .find(|(_, u)| u.id == id)
-            .ok_or(StoreError::NotFound("user"))?;
-        let mut items = write(item, old)?;
-        if removes_admin && old.role == Role::Admin {
-            let (other, _) = users
-                .iter()
-                .find(|(_, u)| u.id != id && u.role == Role::Admin)
-                .ok_or(StoreError::Conflict(LAST_ADMIN))?;
-            let check = ConditionCheck::builder()
-                .table_name(&self.table)
-                .key("pk", other["pk"].clone())
-                .key("sk", other["sk"].clone())
-                .condition_expression("doc = :doc")
-                .expression_attribute_values(":doc", other["doc"].clone())
-                .build()
-                .map_err(|e| StoreError::permanent(context, e))?;
-            items.push(TransactWriteItem::builder().condition_check(check).build());
-        }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(old.clone()),
-            // A condition failed or a concurrent transaction touched the same items: the
-            // admins changed between the read and the write.
-            Err(SdkError::ServiceError(e))
-                if matches!(
-                    e.err(),
-                    TransactWriteItemsError::TransactionCanceledException(c)
-                        if c.cancellation_reasons().iter().any(|r| matches!(
-                            r.code(),
-                            Some("ConditionalCheckFailed" | "TransactionConflict")
-                        ))
-                ) =>
-            {
-                Err(StoreError::Conflict(
-                    "the workspace's users changed meanwhile; retry",
-                ))
             }
             Err(e) => Err(store(context, e)),
         }
