@@ -145,3 +145,14 @@ impl IntoResponse for Problem {
         resp
     }
 }
+
+/// Every router's answer to a method its route does not take: problem+json, with the `Allow`
+/// header axum computed for the route.
+pub async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method Not Allowed",
+        "this route does not support this method; see the Allow header",
+    )
+}

@@ -99,6 +99,7 @@ pub fn tracking_router(state: TrackingState) -> Router {
         .route("/v1/group", route(Endpoint::Single(EventType::Group)))
         .route("/v1/alias", route(Endpoint::Single(EventType::Alias)))
         .route("/healthz", get(healthz))
+        .method_not_allowed_fallback(crate::problem::method_not_allowed)
         .layer(axum::middleware::map_response(
             crate::headers::every_response,
         ))

@@ -1359,6 +1359,25 @@ async fn the_audit_log_lists_mutations_filtered_by_action_and_actor() {
 }
 
 #[tokio::test]
+async fn an_unknown_path_under_v1_points_to_the_tracking_api_not_the_admin_openapi() {
+    let app = App::start().await;
+
+    let (tracking, headers, v) = app.call(Method::POST, "/v1/events", None, None).await;
+    let (admin, _, w) = app.call(Method::GET, "/admin/v1/nothing", None, None).await;
+
+    assert_eq!(tracking, StatusCode::NOT_FOUND);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(detail.contains("/v1/batch"), "{detail}");
+    assert!(!detail.contains("openapi"), "{detail}");
+    assert_eq!(admin, StatusCode::NOT_FOUND);
+    assert!(w["detail"]
+        .as_str()
+        .unwrap()
+        .contains("/admin/v1/openapi.json"));
+}
+
+#[tokio::test]
 async fn every_admin_answer_is_no_store_and_nosniff_above_all_one_showing_a_secret() {
     let app = App::start().await;
     let (id, _) = app.new_key().await;

@@ -497,6 +497,29 @@ async fn every_tracking_answer_is_nosniff() {
 }
 
 #[tokio::test]
+async fn a_method_a_tracking_route_does_not_take_is_a_405_problem_with_allow() {
+    let app = App::start().await;
+
+    let reply = app
+        .send(
+            Request::builder()
+                .method(Method::GET)
+                .uri("/v1/batch")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.content_type(), "application/problem+json");
+    assert_eq!(reply.headers[header::ALLOW], "POST");
+    assert_eq!(
+        reply.json()["type"],
+        "https://tracklayer.io/problems/method-not-allowed"
+    );
+}
+
+#[tokio::test]
 async fn accepts_the_write_key_as_the_basic_user_name_with_an_empty_password() {
     let app = App::start().await;
 

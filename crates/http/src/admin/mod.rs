@@ -202,7 +202,7 @@ pub fn admin_router(state: AdminState) -> Router {
             get(dsr::export),
         )
         .route("/admin/v1/openapi.json", get(h::openapi))
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(crate::problem::method_not_allowed)
         .fallback(not_found)
         .layer(axum::middleware::map_response(
             crate::headers::admin_response,
@@ -210,21 +210,15 @@ pub fn admin_router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> Problem {
-    Problem::new(
-        StatusCode::NOT_FOUND,
-        "not-found",
-        "Not Found",
-        "no such route; see /admin/v1/openapi.json",
-    )
-}
-
-/// axum keeps the `Allow` header it computed for the route.
-async fn method_not_allowed() -> Problem {
-    Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "Method Not Allowed",
-        "this route does not support this method; see the Allow header",
-    )
+/// The fallback of `serve`'s one router (admin and tracking merged): a path under `/v1` is
+/// pointed at the tracking API, anything else at the admin API's OpenAPI document.
+async fn not_found(uri: axum::http::Uri) -> Problem {
+    let tracking = uri.path() == "/v1" || uri.path().starts_with("/v1/");
+    let detail = if tracking {
+        "no such tracking route: the tracking API takes POST /v1/batch, /v1/import, /v1/track, \
+         /v1/identify, /v1/page, /v1/screen, /v1/group and /v1/alias (Segment-compatible)"
+    } else {
+        "no such route; see /admin/v1/openapi.json"
+    };
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "Not Found", detail)
 }
