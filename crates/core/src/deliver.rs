@@ -188,4 +188,8 @@ mod tests {
     }
 }
 
+mod flow_control;
 pub mod service;
+mod settings;
+mod settle;
+mod worker;

@@ -5,26 +5,27 @@
 //! Driven by the local worker (`run_worker`) in `tracklayer serve`, and by `functions/deliver`
 //! on AWS (which calls [`DeliveryService::process`] per SQS record).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
 use time::OffsetDateTime;
-use tokio::sync::Semaphore;
 
 use super::{Connector, DropReason, OpenedItem, Outcome, Target};
 use crate::clock::{Clock, Ids};
 use crate::crypto::WorkspaceKeys;
-use crate::destination::secret_opener::destination_secrets;
-use crate::destination::{Destination, DestinationKind};
+use crate::destination::DestinationKind;
 use crate::error::{KeyError, StoreError};
 use crate::event::{DeliveryItem, EventId, QueueBody, SealedFields};
 use crate::ports::{
-    ControlReader, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, Egress, EgressError,
-    Keyring, Outgoing, Received, SuppressionList,
+    ControlReader, DeliveryLog, DeliveryQueue, DeliveryStatus, Egress, EgressError, Keyring,
+    Received, SuppressionList,
 };
-use crate::workspace::{Workspace, WorkspaceId};
+use crate::workspace::WorkspaceId;
+
+use super::flow_control::{Breaker, Gate};
+use super::settings::{Settings, Suppressed};
+pub use super::worker::run_worker;
 
 /// How deliveries are paced.
 #[derive(Debug, Clone)]
@@ -97,40 +98,17 @@ pub struct DeliveryPorts {
     pub base_urls: fn(DestinationKind) -> &'static str,
 }
 
-struct Settings {
-    workspace: Workspace,
-    destination: Destination,
-    secrets: Value,
-    keys: WorkspaceKeys,
-    at: OffsetDateTime,
-}
-
-#[derive(Default)]
-struct Breaker {
-    failures: u32,
-    open_until: Option<OffsetDateTime>,
-}
-
-#[derive(Default)]
-struct Gate {
-    semaphore: Option<Arc<Semaphore>>,
-    in_flight: usize,
-}
-
 /// The delivery use case.
 pub struct DeliveryService {
-    ports: DeliveryPorts,
-    config: DeliveryConfig,
-    settings: Mutex<HashMap<(String, String), Arc<Settings>>>,
-    breakers: Mutex<HashMap<String, Breaker>>,
-    gates: Mutex<HashMap<String, Gate>>,
+    pub(super) ports: DeliveryPorts,
+    pub(super) config: DeliveryConfig,
+    pub(super) settings: Mutex<HashMap<(String, String), Arc<Settings>>>,
+    pub(super) breakers: Mutex<HashMap<String, Breaker>>,
+    pub(super) gates: Mutex<HashMap<String, Gate>>,
     /// The suppression list of erased subjects (data-subject requests), if wired.
-    suppressions: Option<Arc<dyn SuppressionList>>,
-    suppressed: Mutex<HashMap<WorkspaceId, (Suppressed, OffsetDateTime)>>,
+    pub(super) suppressions: Option<Arc<dyn SuppressionList>>,
+    pub(super) suppressed: Mutex<HashMap<WorkspaceId, (Suppressed, OffsetDateTime)>>,
 }
-
-/// A workspace's suppression tokens.
-type Suppressed = Arc<HashSet<String>>;
 
 impl std::fmt::Debug for DeliveryService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -142,7 +120,7 @@ impl std::fmt::Debug for DeliveryService {
 
 /// How one item ended in one attempt.
 #[derive(Debug, Clone)]
-enum ItemResult {
+pub(super) enum ItemResult {
     Delivered(Option<u16>),
     Skipped,
     Dropped(String),
@@ -158,25 +136,10 @@ enum ItemResult {
 }
 
 /// A received message's body, with its place in the batch and attempts so far.
-struct Part {
-    index: usize,
-    attempts: u32,
-    body: QueueBody,
-}
-
-/// A slot in a destination's in-flight budget, released on drop.
-struct Slot<'a> {
-    service: &'a DeliveryService,
-    key: String,
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        let mut gates = self.service.gates.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(g) = gates.get_mut(&self.key) {
-            g.in_flight = g.in_flight.saturating_sub(1);
-        }
-    }
+pub(super) struct Part {
+    pub(super) index: usize,
+    pub(super) attempts: u32,
+    pub(super) body: QueueBody,
 }
 
 impl DeliveryService {
@@ -218,180 +181,6 @@ impl DeliveryService {
             .unwrap_or_default()
             .min(Duration::from_secs(12 * 3600));
         jittered.max(floor)
-    }
-
-    async fn settings(&self, body: &QueueBody) -> Result<Option<Arc<Settings>>, DeliveryError> {
-        let now = self.ports.clock.now();
-        let key = (
-            body.workspace_id.as_str().to_owned(),
-            body.destination_id.as_str().to_owned(),
-        );
-        let ttl = self.config.settings_ttl;
-        if let Some(s) = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .filter(|s| now - s.at < ttl)
-        {
-            return Ok(Some(s.clone()));
-        }
-        let Some(workspace) = self
-            .ports
-            .control
-            .workspace(&body.workspace_id, now)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let Some(destination) = self
-            .ports
-            .control
-            .destination(&body.workspace_id, &body.destination_id)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let data_key = self
-            .ports
-            .keyring
-            .unwrap_data_key(&workspace.id, &workspace.key_ref, &workspace.data_key)
-            .await?;
-        let keys = WorkspaceKeys::new(&data_key);
-        let secrets = destination_secrets(&keys, &destination)?;
-        let s = Arc::new(Settings {
-            workspace,
-            destination,
-            secrets,
-            keys,
-            at: now,
-        });
-        self.settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, s.clone());
-        Ok(Some(s))
-    }
-
-    /// Removes the items of erased subjects from the parts: they were queued before the
-    /// erasure and are neither sent nor logged. The workspace's list is cached like its
-    /// settings, so a new suppression is seen within `settings_ttl`; erasure waits longer
-    /// than that before it deletes (`DsrConfig`).
-    async fn drop_suppressed(&self, group: &mut [Part]) -> Result<(), DeliveryError> {
-        let Some(list) = &self.suppressions else {
-            return Ok(());
-        };
-        if group
-            .iter()
-            .all(|p| p.body.items.iter().all(|i| i.suppression.is_empty()))
-        {
-            return Ok(());
-        }
-        let Some(ws) = group.first().map(|p| p.body.workspace_id.clone()) else {
-            return Ok(());
-        };
-        let now = self.ports.clock.now();
-        let cached = self
-            .suppressed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&ws)
-            .filter(|(_, at)| now - *at < self.config.settings_ttl)
-            .map(|(set, _)| set.clone());
-        let set = match cached {
-            Some(set) => set,
-            None => {
-                let set: Suppressed = Arc::new(
-                    list.suppressed(&ws)
-                        .await
-                        .map_err(DeliveryError::Store)?
-                        .into_iter()
-                        .collect(),
-                );
-                self.suppressed
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(ws, (set.clone(), now));
-                set
-            }
-        };
-        if set.is_empty() {
-            return Ok(());
-        }
-        for p in group.iter_mut() {
-            let before = p.body.items.len();
-            p.body
-                .items
-                .retain(|i| !i.suppression.iter().any(|t| set.contains(t)));
-            let dropped = before - p.body.items.len();
-            if dropped > 0 {
-                tracing::info!(
-                    destination = %p.body.destination_id,
-                    dropped,
-                    "dropped queued items of erased subjects"
-                );
-            }
-        }
-        Ok(())
-    }
-
-    /// Drops cached settings of a destination (after a change in this process).
-    pub fn invalidate(&self) {
-        self.settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-    }
-
-    fn breaker_open(&self, dest: &str, now: OffsetDateTime) -> Option<Duration> {
-        let breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
-        let until = breakers.get(dest)?.open_until?;
-        (until > now).then(|| Duration::try_from(until - now).unwrap_or_default())
-    }
-
-    fn breaker_report(&self, dest: &str, transient_failure: bool, now: OffsetDateTime) {
-        let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
-        let b = breakers.entry(dest.to_owned()).or_default();
-        if transient_failure {
-            b.failures += 1;
-            if b.failures >= self.config.breaker_threshold {
-                let cooldown =
-                    time::Duration::try_from(self.config.breaker_cooldown).unwrap_or_default();
-                b.open_until = Some(now + cooldown);
-                b.failures = 0;
-                tracing::warn!(
-                    destination = dest,
-                    "circuit open: destination keeps failing"
-                );
-            }
-        } else {
-            b.failures = 0;
-            b.open_until = None;
-        }
-    }
-
-    fn take_slot(&self, dest: &str) -> Option<(Slot<'_>, Arc<Semaphore>)> {
-        let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
-        let g = gates.entry(dest.to_owned()).or_default();
-        if g.in_flight >= self.config.per_destination_messages {
-            return None;
-        }
-        g.in_flight += 1;
-        let sem = g
-            .semaphore
-            .get_or_insert_with(|| {
-                Arc::new(Semaphore::new(
-                    self.config.per_destination_concurrency.max(1),
-                ))
-            })
-            .clone();
-        Some((
-            Slot {
-                service: self,
-                key: dest.to_owned(),
-            },
-            sem,
-        ))
     }
 
     /// Delivers the messages of one receive (one SQS batch) and says what to do with each,
@@ -470,26 +259,6 @@ impl DeliveryService {
             });
         }
         dispositions
-    }
-
-    /// A message whose delivery failed before its outcome was known: retried later (or, out
-    /// of attempts, dead-lettered), with a delivery-log entry per item saying why.
-    async fn after_failure(&self, msg: &Received, why: &str) -> Disposition {
-        let Ok(body) = serde_json::from_slice::<QueueBody>(&msg.body) else {
-            return Disposition::DeadLetter("unreadable message".into());
-        };
-        let attempts = body.attempts + msg.receive_count;
-        let (status, d) = if attempts >= self.config.max_attempts {
-            let reason = format!("gave up after {attempts} attempts: {why}");
-            (DeliveryStatus::Dead, Disposition::DeadLetter(reason))
-        } else {
-            let delay = self.backoff(attempts, None);
-            (DeliveryStatus::Retrying, Disposition::RetryLater(delay))
-        };
-        if let Err(e) = self.log_all(&body, status, attempts, why).await {
-            tracing::warn!(error = %e, destination = %body.destination_id, "could not log a failed delivery attempt");
-        }
-        d
     }
 
     async fn try_group(
@@ -762,200 +531,11 @@ impl DeliveryService {
         }
         Ok(out)
     }
-
-    /// Writes the delivery log and decides what happens to the message and its parts.
-    async fn settle(
-        &self,
-        body: &QueueBody,
-        settings: &Settings,
-        attempts: u32,
-        results: Vec<ItemResult>,
-    ) -> Result<Disposition, DeliveryError> {
-        let now = self.ports.clock.now();
-        let exhausted = attempts >= self.config.max_attempts;
-        let mut records = Vec::new();
-        let mut retry: Vec<DeliveryItem> = Vec::new();
-        let mut dead: Vec<DeliveryItem> = Vec::new();
-        let mut retry_after: Option<Duration> = None;
-        let mut last_retry_reason = String::new();
-        let mut dead_reason = String::new();
-        let mut delivered = 0usize;
-        for (item, result) in body.items.iter().zip(results) {
-            let (status, http, error) = match result {
-                ItemResult::Skipped => continue,
-                ItemResult::Delivered(s) => {
-                    delivered += 1;
-                    (DeliveryStatus::Delivered, s, None)
-                }
-                ItemResult::Dropped(r) => (DeliveryStatus::Dropped(r.clone()), None, Some(r)),
-                ItemResult::Retry {
-                    after,
-                    reason,
-                    status,
-                } if !exhausted => {
-                    retry_after = retry_after.max(after);
-                    last_retry_reason.clone_from(&reason);
-                    retry.push(item.clone());
-                    (DeliveryStatus::Retrying, status, Some(reason))
-                }
-                ItemResult::Retry { reason, status, .. } => {
-                    let reason = format!("gave up after {attempts} attempts: {reason}");
-                    dead_reason.clone_from(&reason);
-                    dead.push(item.clone());
-                    (DeliveryStatus::Dead, status, Some(reason))
-                }
-                ItemResult::Permanent { reason, status } => {
-                    dead_reason.clone_from(&reason);
-                    dead.push(item.clone());
-                    (DeliveryStatus::Dead, status, Some(reason))
-                }
-            };
-            records.push(DeliveryRecord {
-                workspace_id: body.workspace_id.clone(),
-                destination_id: body.destination_id.clone(),
-                event_id: item.event_id,
-                status,
-                attempts,
-                last_http_status: http,
-                last_error: error.map(|e| e.chars().take(500).collect()),
-                updated_at: now,
-                expires_at: now + crate::workspace::Retention::delivery_log(),
-            });
-        }
-        if !records.is_empty() {
-            self.ports.log.record(&records).await?;
-        }
-        tracing::info!(
-            workspace = %settings.workspace.id,
-            destination = %body.destination_id,
-            items = body.items.len(),
-            delivered,
-            retrying = retry.len(),
-            dead = dead.len(),
-            attempts,
-            "delivery attempt"
-        );
-        let delay = self.backoff(attempts, retry_after);
-        Ok(match (retry.is_empty(), dead.is_empty()) {
-            (true, true) => Disposition::Ack,
-            (false, true) => Disposition::RetryLater(delay),
-            (true, false) if delivered == 0 && dead.len() == body.items.len() => {
-                Disposition::DeadLetter(dead_reason)
-            }
-            (true, false) => {
-                self.bury(body, dead, &dead_reason).await?;
-                Disposition::Ack
-            }
-            (false, false) => {
-                self.bury(body, dead, &dead_reason).await?;
-                self.requeue(body, retry, attempts, delay).await?;
-                Disposition::Ack
-            }
-        })
-    }
-
-    async fn log_all(
-        &self,
-        body: &QueueBody,
-        status: DeliveryStatus,
-        attempts: u32,
-        error: &str,
-    ) -> Result<(), DeliveryError> {
-        let now = self.ports.clock.now();
-        let records: Vec<_> = body
-            .items
-            .iter()
-            .map(|item| DeliveryRecord {
-                workspace_id: body.workspace_id.clone(),
-                destination_id: body.destination_id.clone(),
-                event_id: item.event_id,
-                status: status.clone(),
-                attempts,
-                last_http_status: None,
-                last_error: Some(error.to_owned()),
-                updated_at: now,
-                expires_at: now + crate::workspace::Retention::delivery_log(),
-            })
-            .collect();
-        self.ports.log.record(&records).await?;
-        Ok(())
-    }
-
-    fn part(
-        &self,
-        body: &QueueBody,
-        items: Vec<DeliveryItem>,
-        attempts: u32,
-        delay: Duration,
-    ) -> Result<Outgoing, DeliveryError> {
-        let part = QueueBody {
-            v: QueueBody::VERSION,
-            attempts,
-            workspace_id: body.workspace_id.clone(),
-            destination_id: body.destination_id.clone(),
-            kind: body.kind,
-            items,
-        };
-        Ok(Outgoing {
-            kind: body.kind,
-            destination_id: body.destination_id.clone(),
-            workspace_id: body.workspace_id.clone(),
-            body: serde_json::to_vec(&part).map_err(|e| StoreError::permanent("requeue", e))?,
-            delay,
-        })
-    }
-
-    async fn requeue(
-        &self,
-        body: &QueueBody,
-        items: Vec<DeliveryItem>,
-        attempts: u32,
-        delay: Duration,
-    ) -> Result<(), DeliveryError> {
-        let part = self.part(body, items, attempts, delay)?;
-        self.ports.queue.enqueue(&[part]).await?;
-        Ok(())
-    }
-
-    async fn bury(
-        &self,
-        body: &QueueBody,
-        items: Vec<DeliveryItem>,
-        reason: &str,
-    ) -> Result<(), DeliveryError> {
-        let part = self.part(body, items, 0, Duration::ZERO)?;
-        self.ports.queue.enqueue_dead(&[part], reason).await?;
-        Ok(())
-    }
-
-    /// Carries out a disposition on the queue.
-    pub async fn apply(
-        &self,
-        kind: DestinationKind,
-        msg: &Received,
-        d: &Disposition,
-    ) -> Result<(), StoreError> {
-        match d {
-            Disposition::Ack => self.ports.queue.ack(kind, &msg.receipt).await,
-            Disposition::RetryLater(delay) => {
-                self.ports
-                    .queue
-                    .retry_later(kind, &msg.receipt, *delay)
-                    .await
-            }
-            Disposition::DeadLetter(reason) => {
-                self.ports
-                    .queue
-                    .dead_letter(kind, &msg.receipt, reason)
-                    .await
-            }
-        }
-    }
 }
 
 /// A failure before or around sending, which retries the whole message.
 #[derive(Debug, thiserror::Error)]
-enum DeliveryError {
+pub(super) enum DeliveryError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -1014,66 +594,4 @@ fn spread(outcome: &Outcome, n: usize) -> Vec<Outcome> {
         }
         other => vec![other.clone(); n],
     }
-}
-
-/// Drains one kind's queue until `stop` turns true: receive, deliver concurrently, settle.
-pub async fn run_worker(
-    service: Arc<DeliveryService>,
-    queue: Arc<dyn DeliveryQueue>,
-    kind: DestinationKind,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let idle = Duration::from_millis(200);
-    let in_flight = Arc::new(Semaphore::new(256));
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        let free = in_flight.available_permits().min(10);
-        let mut received = Vec::new();
-        let window_ends = tokio::time::Instant::now() + service.config.batch_window;
-        while received.len() < free {
-            match queue
-                .receive(kind, free - received.len(), service.config.visibility)
-                .await
-            {
-                Ok(r) if r.is_empty() && received.is_empty() => break,
-                Ok(r) => received.extend(r),
-                Err(e) => {
-                    tracing::warn!(error = %e, kind = %kind, "receive failed");
-                    break;
-                }
-            }
-            if received.len() >= free || tokio::time::Instant::now() >= window_ends {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        if received.is_empty() {
-            tokio::select! {
-                _ = tokio::time::sleep(idle) => {}
-                _ = stop.changed() => {}
-            }
-            continue;
-        }
-        let Ok(permit) = in_flight
-            .clone()
-            .acquire_many_owned(received.len() as u32)
-            .await
-        else {
-            break;
-        };
-        let service = service.clone();
-        tokio::spawn(async move {
-            let dispositions = service.process(kind, &received).await;
-            for (msg, d) in received.iter().zip(&dispositions) {
-                if let Err(e) = service.apply(kind, msg, d).await {
-                    tracing::warn!(error = %e, kind = %kind, "could not settle a message; it will be received again");
-                }
-            }
-            drop(permit);
-        });
-    }
-    // Let in-flight deliveries finish so their outcomes are recorded.
-    let _ = in_flight.acquire_many(256).await;
 }

@@ -1,0 +1,154 @@
+//! Destination settings and opened secrets, cached per workspace and destination, and the
+//! suppression list of erased subjects.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::service::{DeliveryError, DeliveryService, Part};
+use crate::crypto::WorkspaceKeys;
+use crate::destination::secret_opener::destination_secrets;
+use crate::destination::Destination;
+use crate::event::QueueBody;
+use crate::workspace::Workspace;
+
+pub(super) struct Settings {
+    pub(super) workspace: Workspace,
+    pub(super) destination: Destination,
+    pub(super) secrets: Value,
+    pub(super) keys: WorkspaceKeys,
+    pub(super) at: OffsetDateTime,
+}
+
+/// A workspace's suppression tokens.
+pub(super) type Suppressed = Arc<HashSet<String>>;
+
+impl DeliveryService {
+    pub(super) async fn settings(
+        &self,
+        body: &QueueBody,
+    ) -> Result<Option<Arc<Settings>>, DeliveryError> {
+        let now = self.ports.clock.now();
+        let key = (
+            body.workspace_id.as_str().to_owned(),
+            body.destination_id.as_str().to_owned(),
+        );
+        let ttl = self.config.settings_ttl;
+        if let Some(s) = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .filter(|s| now - s.at < ttl)
+        {
+            return Ok(Some(s.clone()));
+        }
+        let Some(workspace) = self
+            .ports
+            .control
+            .workspace(&body.workspace_id, now)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(destination) = self
+            .ports
+            .control
+            .destination(&body.workspace_id, &body.destination_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let data_key = self
+            .ports
+            .keyring
+            .unwrap_data_key(&workspace.id, &workspace.key_ref, &workspace.data_key)
+            .await?;
+        let keys = WorkspaceKeys::new(&data_key);
+        let secrets = destination_secrets(&keys, &destination)?;
+        let s = Arc::new(Settings {
+            workspace,
+            destination,
+            secrets,
+            keys,
+            at: now,
+        });
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, s.clone());
+        Ok(Some(s))
+    }
+
+    /// Removes the items of erased subjects from the parts: they were queued before the
+    /// erasure and are neither sent nor logged. The workspace's list is cached like its
+    /// settings, so a new suppression is seen within `settings_ttl`; erasure waits longer
+    /// than that before it deletes (`DsrConfig`).
+    pub(super) async fn drop_suppressed(&self, group: &mut [Part]) -> Result<(), DeliveryError> {
+        let Some(list) = &self.suppressions else {
+            return Ok(());
+        };
+        if group
+            .iter()
+            .all(|p| p.body.items.iter().all(|i| i.suppression.is_empty()))
+        {
+            return Ok(());
+        }
+        let Some(ws) = group.first().map(|p| p.body.workspace_id.clone()) else {
+            return Ok(());
+        };
+        let now = self.ports.clock.now();
+        let cached = self
+            .suppressed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ws)
+            .filter(|(_, at)| now - *at < self.config.settings_ttl)
+            .map(|(set, _)| set.clone());
+        let set = match cached {
+            Some(set) => set,
+            None => {
+                let set: Suppressed = Arc::new(
+                    list.suppressed(&ws)
+                        .await
+                        .map_err(DeliveryError::Store)?
+                        .into_iter()
+                        .collect(),
+                );
+                self.suppressed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(ws, (set.clone(), now));
+                set
+            }
+        };
+        if set.is_empty() {
+            return Ok(());
+        }
+        for p in group.iter_mut() {
+            let before = p.body.items.len();
+            p.body
+                .items
+                .retain(|i| !i.suppression.iter().any(|t| set.contains(t)));
+            let dropped = before - p.body.items.len();
+            if dropped > 0 {
+                tracing::info!(
+                    destination = %p.body.destination_id,
+                    dropped,
+                    "dropped queued items of erased subjects"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops cached settings of a destination (after a change in this process).
+    pub fn invalidate(&self) {
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
