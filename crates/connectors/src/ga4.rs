@@ -24,7 +24,7 @@
 //!
 //! `client_id`, `user_id`, `consent` and `user_data` sit at request level, so one request
 //! carries the events of one client only, with the same user id, consent and user data:
-//! [`batches`] groups items that way, and [`Ga4::build`](Connector::build) refuses a mix.
+//! [`crate::batches`] groups items that way (by [`Connector::group_key`]), and [`Ga4::build`](Connector::build) refuses a mix.
 
 use std::collections::BTreeMap;
 
@@ -240,30 +240,6 @@ fn request_key(opened: &OpenedItem) -> Option<RequestKey> {
         consent: consent(opened.item.consent),
         user_data: user_data(opened),
     })
-}
-
-/// Groups items into requests: same client id, user id, consent and user data, at most 25
-/// each, in order of first appearance. Items without a client id form no request (screening
-/// drops them).
-pub fn batches<'a>(items: &[&'a OpenedItem]) -> Vec<Vec<&'a OpenedItem>> {
-    let mut groups: Vec<(RequestKey, Vec<&'a OpenedItem>)> = Vec::new();
-    for opened in items {
-        let Some(key) = request_key(opened) else {
-            continue;
-        };
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, list)) => list.push(opened),
-            None => groups.push((key, vec![opened])),
-        }
-    }
-    groups
-        .into_iter()
-        .flat_map(|(_, list)| {
-            list.chunks(BATCH_LIMIT)
-                .map(<[_]>::to_vec)
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 /// A parameter value as GA4 takes it: strings cut to `max` characters, numbers as they
@@ -497,7 +473,7 @@ impl Connector for Ga4 {
     }
 
     /// GA4 puts client id, user id, consent and user data at request level: only items that
-    /// agree on all four may share a request (the same grouping as [`batches`]).
+    /// agree on all four may share a request ([`crate::batches`] groups by this key).
     fn group_key(&self, opened: &OpenedItem) -> Option<String> {
         request_key(opened).map(|k| {
             serde_json::json!([k.client_id, k.user_id, k.consent, k.user_data]).to_string()

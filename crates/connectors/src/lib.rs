@@ -51,14 +51,10 @@ pub fn default_base_url(kind: DestinationKind) -> &'static str {
     }
 }
 
-/// Splits screened items into the batches one request each may carry, in order: chunks of
-/// [`Connector::batch_limit`], except for GA4, whose requests also share one client id, user
-/// id, consent and user data ([`ga4::batches`]).
+/// Splits screened items into the batches one request each may carry, in order: items that
+/// may share a request ([`Connector::group_key`]; GA4: one client id, user id, consent and
+/// user data) in chunks of [`Connector::batch_limit`]. The delivery service's own grouping
+/// ([`tracklayer_core::deliver::batches`]), for the destination's connector.
 pub fn batches<'a>(target: &Target<'_>, items: &[&'a OpenedItem]) -> Vec<Vec<&'a OpenedItem>> {
-    let kind = target.destination.kind;
-    if kind == DestinationKind::Ga4 {
-        return ga4::batches(items);
-    }
-    let limit = connector(kind).batch_limit(target).max(1);
-    items.chunks(limit).map(<[_]>::to_vec).collect()
+    tracklayer_core::deliver::batches(connector(target.destination.kind), target, items)
 }

@@ -188,6 +188,8 @@ mod tests {
     }
 }
 
+mod batching;
+pub use batching::batches;
 mod flow_control;
 pub mod service;
 mod settings;

@@ -6,7 +6,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
-use super::service::DeliveryService;
+use super::service::{acked, DeliveryError, DeliveryService, Disposition, Part};
+use super::settings::Settings;
+use crate::ports::DeliveryStatus;
 
 #[derive(Default)]
 pub(super) struct Breaker {
@@ -85,5 +87,96 @@ impl DeliveryService {
             },
             sem,
         ))
+    }
+}
+
+/// Whether a group goes out now: with a slot of its destination's in-flight budget and the
+/// semaphore of its requests, or not, and what became of its messages.
+pub(super) enum Admission<'a> {
+    Send(Slot<'a>, Arc<Semaphore>),
+    Done(Vec<(usize, Disposition)>),
+}
+
+/// What a group's sends said about its destination, for the circuit breaker.
+#[derive(Debug, Default)]
+pub(super) struct Health {
+    pub(super) any_success: bool,
+    pub(super) any_transient: bool,
+}
+
+impl DeliveryService {
+    /// Holds a group back while its destination or workspace is paused (egress paused), its
+    /// destination's in-flight budget is spent, or its circuit is open.
+    pub(super) async fn admit(
+        &self,
+        group: &[Part],
+        settings: &Settings,
+        now: OffsetDateTime,
+    ) -> Result<Admission<'_>, DeliveryError> {
+        let dest = &settings.destination;
+        let dest_key = dest.id.as_str().to_owned();
+        if dest.paused || settings.workspace.security.egress_paused {
+            // Keep the messages without spending their attempts: fresh copies, later.
+            let out = self.hold(group, self.config.paused_recheck).await?;
+            return Ok(Admission::Done(out));
+        }
+        let Some((slot, semaphore)) = self.take_slot(&dest_key) else {
+            let out = self.hold(group, Duration::from_secs(1)).await?;
+            return Ok(Admission::Done(out));
+        };
+        if let Some(wait) = self.breaker_open(&dest_key, now) {
+            return Ok(Admission::Done(self.while_open(group, wait).await?));
+        }
+        Ok(Admission::Send(slot, semaphore))
+    }
+
+    /// Keeps a group's messages without spending their attempts: fresh copies, visible
+    /// after `delay`; the received ones are done.
+    pub(super) async fn hold(
+        &self,
+        group: &[Part],
+        delay: Duration,
+    ) -> Result<Vec<(usize, Disposition)>, DeliveryError> {
+        for p in group {
+            self.requeue(&p.body, p.body.items.clone(), p.body.attempts, delay)
+                .await?;
+        }
+        Ok(acked(group))
+    }
+
+    /// The circuit is open: each message waits at least until it may close, logged as
+    /// retrying, or is dead-lettered once out of attempts.
+    async fn while_open(
+        &self,
+        group: &[Part],
+        wait: Duration,
+    ) -> Result<Vec<(usize, Disposition)>, DeliveryError> {
+        let mut out = Vec::with_capacity(group.len());
+        for p in group {
+            if p.attempts >= self.config.max_attempts {
+                self.log_all(&p.body, DeliveryStatus::Dead, p.attempts, "circuit open")
+                    .await?;
+                out.push((
+                    p.index,
+                    Disposition::DeadLetter(format!(
+                        "gave up after {} attempts: the destination keeps failing",
+                        p.attempts
+                    )),
+                ));
+            } else {
+                self.log_all(
+                    &p.body,
+                    DeliveryStatus::Retrying,
+                    p.attempts,
+                    "circuit open",
+                )
+                .await?;
+                out.push((
+                    p.index,
+                    Disposition::RetryLater(self.backoff(p.attempts, Some(wait))),
+                ));
+            }
+        }
+        Ok(out)
     }
 }

@@ -10,21 +10,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 
-use super::{Connector, DropReason, OpenedItem, Outcome, Target};
+use super::batching::{plan, Opened};
+use super::flow_control::{Admission, Breaker, Gate, Health};
+use super::settings::{Loaded, Settings, Suppressed};
+use super::{Connector, OpenedItem, Outcome, Target};
 use crate::clock::{Clock, Ids};
-use crate::crypto::WorkspaceKeys;
 use crate::destination::DestinationKind;
 use crate::error::{KeyError, StoreError};
-use crate::event::{DeliveryItem, EventId, QueueBody, SealedFields};
+use crate::event::QueueBody;
 use crate::ports::{
-    ControlReader, DeliveryLog, DeliveryQueue, DeliveryStatus, Egress, EgressError, Keyring,
-    Received, SuppressionList,
+    ControlReader, DeliveryLog, DeliveryQueue, Egress, EgressError, Keyring, Received,
+    SuppressionList,
 };
 use crate::workspace::WorkspaceId;
 
-use super::flow_control::{Breaker, Gate};
-use super::settings::{Settings, Suppressed};
 pub use super::worker::run_worker;
 
 /// How deliveries are paced.
@@ -261,6 +262,11 @@ impl DeliveryService {
         dispositions
     }
 
+    /// Delivers one destination's messages of a receive, stage by stage: drop the items of
+    /// erased subjects and load the destination's settings ([`settings`](super::settings)),
+    /// hold back what may not go now ([`flow_control`](super::flow_control)), open and screen
+    /// the items and group them into vendor batches ([`batching`](super::batching)), send,
+    /// then settle each message ([`settle`](super::settle)).
     async fn try_group(
         &self,
         kind: DestinationKind,
@@ -279,178 +285,65 @@ impl DeliveryService {
             rest.extend(emptied);
             return Ok(rest);
         }
-        let Some(first) = group.first() else {
-            return Ok(Vec::new());
+        let settings = match self.group_settings(&group).await? {
+            Loaded::Ready(settings) => settings,
+            Loaded::Done(out) => return Ok(out),
         };
-        let settings = match self.settings(&first.body).await {
-            Err(DeliveryError::Key(KeyError::Unavailable(why))) => {
-                // The workspace key (BYOK) is disabled: nothing can be opened or sent. Keep the
-                // messages, like a paused destination's, without spending their attempts;
-                // they go out once the key is back.
-                tracing::warn!(destination = %first.body.destination_id, reason = %why, "workspace key unavailable: deliveries wait");
-                for p in &group {
-                    self.requeue(
-                        &p.body,
-                        p.body.items.clone(),
-                        p.body.attempts,
-                        self.config.paused_recheck,
-                    )
-                    .await?;
-                }
-                return Ok(group.iter().map(|p| (p.index, Disposition::Ack)).collect());
-            }
-            other => other?,
-        };
-        let Some(settings) = settings else {
-            tracing::info!(destination = %first.body.destination_id, "destination or workspace deleted: dropping its messages");
-            return Ok(group.iter().map(|p| (p.index, Disposition::Ack)).collect());
-        };
-        let dest = &settings.destination;
-        let dest_key = dest.id.as_str().to_owned();
         let now = self.ports.clock.now();
-
-        if dest.paused || settings.workspace.security.egress_paused {
-            // Keep the messages without spending their attempts: fresh copies, later.
-            for p in &group {
-                self.requeue(
-                    &p.body,
-                    p.body.items.clone(),
-                    p.body.attempts,
-                    self.config.paused_recheck,
-                )
-                .await?;
-            }
-            return Ok(group.iter().map(|p| (p.index, Disposition::Ack)).collect());
-        }
-        let Some((_slot, semaphore)) = self.take_slot(&dest_key) else {
-            for p in &group {
-                self.requeue(
-                    &p.body,
-                    p.body.items.clone(),
-                    p.body.attempts,
-                    Duration::from_secs(1),
-                )
-                .await?;
-            }
-            return Ok(group.iter().map(|p| (p.index, Disposition::Ack)).collect());
+        let (_slot, semaphore) = match self.admit(&group, &settings, now).await? {
+            Admission::Send(slot, semaphore) => (slot, semaphore),
+            Admission::Done(out) => return Ok(out),
         };
-        if let Some(wait) = self.breaker_open(&dest_key, now) {
-            let mut out = Vec::with_capacity(group.len());
-            for p in &group {
-                if p.attempts >= self.config.max_attempts {
-                    self.log_all(&p.body, DeliveryStatus::Dead, p.attempts, "circuit open")
-                        .await?;
-                    out.push((
-                        p.index,
-                        Disposition::DeadLetter(format!(
-                            "gave up after {} attempts: the destination keeps failing",
-                            p.attempts
-                        )),
-                    ));
-                } else {
-                    self.log_all(
-                        &p.body,
-                        DeliveryStatus::Retrying,
-                        p.attempts,
-                        "circuit open",
-                    )
-                    .await?;
-                    out.push((
-                        p.index,
-                        Disposition::RetryLater(self.backoff(p.attempts, Some(wait))),
-                    ));
-                }
-            }
-            return Ok(out);
-        }
-
-        // Open the sealed fields; skip what was already delivered (idempotence).
-        let ids: Vec<EventId> = group
-            .iter()
-            .flat_map(|p| p.body.items.iter().map(|i| i.event_id))
-            .collect();
-        let done = self
-            .ports
-            .log
-            .delivered(&first.body.workspace_id, &dest.id, &ids, now)
-            .await?;
-        let mut results: Vec<Vec<ItemResult>> = group
-            .iter()
-            .map(|p| vec![ItemResult::Skipped; p.body.items.len()])
-            .collect();
-        let mut opened: Vec<((usize, usize), OpenedItem)> = Vec::with_capacity(ids.len());
         let connector = (self.ports.connectors)(kind);
-        let base = dest
+        let base = settings
+            .destination
             .endpoint
             .clone()
             .unwrap_or_else(|| (self.ports.base_urls)(kind).to_owned());
         let target = Target {
-            destination: dest,
+            destination: &settings.destination,
             secrets: &settings.secrets,
             base_url: &base,
             now,
         };
-        for (m, p) in group.iter().enumerate() {
-            for (i, item) in p.body.items.iter().enumerate() {
-                if done.contains(&item.event_id) {
-                    continue;
-                }
-                let sealed = match open_sealed(&settings.keys, &p.body, item) {
-                    Ok(sealed) => sealed,
-                    Err(e) => {
-                        // Never sent with fields missing: dead-lettered with the reason.
-                        results[m][i] = ItemResult::Permanent {
-                            reason: e.to_string(),
-                            status: None,
-                        };
-                        continue;
-                    }
-                };
-                let o = OpenedItem {
-                    item: item.clone(),
-                    sealed,
-                };
-                match connector.screen(&target, &o) {
-                    Ok(()) => {
-                        // Until its request has an outcome, an item is retried, never acked.
-                        results[m][i] = ItemResult::Retry {
-                            after: None,
-                            reason: "no outcome was recorded".into(),
-                            status: None,
-                        };
-                        opened.push(((m, i), o))
-                    }
-                    Err(DropReason::Age(r)) => {
-                        results[m][i] = ItemResult::Dropped(format!("age: {r}"))
-                    }
-                    Err(DropReason::Invalid(r)) => {
-                        results[m][i] = ItemResult::Dropped(format!("invalid: {r}"))
-                    }
-                }
-            }
+        let mut opened = self
+            .open_group(connector, &target, &group, &settings.keys)
+            .await?;
+        let health = self.send(connector, &target, &mut opened, semaphore).await;
+        let dest_key = settings.destination.id.as_str();
+        if health.any_transient && !health.any_success {
+            self.breaker_report(dest_key, true, now);
+        } else if health.any_success {
+            self.breaker_report(dest_key, false, now);
         }
+        let mut out = Vec::with_capacity(group.len());
+        for (p, r) in group.iter().zip(opened.results) {
+            out.push((
+                p.index,
+                self.settle(&p.body, &settings, p.attempts, r).await?,
+            ));
+        }
+        Ok(out)
+    }
 
-        // Send in batches as large as the destination allows, several at once.
-        let limit = connector.batch_limit(&target).max(1);
-        let mut batches: Vec<Vec<usize>> = Vec::new();
-        let mut open_batch: HashMap<String, usize> = HashMap::new();
-        for (pos, (_, o)) in opened.iter().enumerate() {
-            let key = connector.group_key(o).unwrap_or_default();
-            let b = match open_batch.get(&key) {
-                Some(&b) if batches[b].len() < limit => b,
-                _ => {
-                    batches.push(Vec::new());
-                    open_batch.insert(key, batches.len() - 1);
-                    batches.len() - 1
-                }
-            };
-            batches[b].push(pos);
-        }
+    /// Sends the opened items in batches as large as the destination allows, several at
+    /// once, and records each item's outcome.
+    async fn send(
+        &self,
+        connector: &dyn Connector,
+        target: &Target<'_>,
+        opened: &mut Opened,
+        semaphore: Arc<Semaphore>,
+    ) -> Health {
+        let batches = {
+            let refs: Vec<&OpenedItem> = opened.items.iter().map(|(_, o)| o).collect();
+            plan(connector, target, &refs)
+        };
         let mut tasks = tokio::task::JoinSet::new();
         let mut sending: HashMap<tokio::task::Id, usize> = HashMap::new();
         for (b, batch) in batches.iter().enumerate() {
-            let refs: Vec<&OpenedItem> = batch.iter().map(|&p| &opened[p].1).collect();
-            let request = connector.build(&target, &refs);
+            let refs: Vec<&OpenedItem> = batch.iter().map(|&p| &opened.items[p].1).collect();
+            let request = connector.build(target, &refs);
             let egress = self.ports.egress.clone();
             let sem = semaphore.clone();
             let task = tasks.spawn(async move {
@@ -464,8 +357,7 @@ impl DeliveryService {
             });
             sending.insert(task.id(), b);
         }
-        let mut any_success = false;
-        let mut any_transient = false;
+        let mut health = Health::default();
         while let Some(joined) = tasks.join_next_with_id().await {
             let (task, response) = match joined {
                 Ok((task, response)) => (task, Some(response)),
@@ -476,60 +368,21 @@ impl DeliveryService {
             };
             let Some(response) = response else {
                 // A panicked send: its items are retried, with the reason in the delivery log.
-                tracing::error!(destination = %dest_key, items = batch.len(), "a send task panicked; its items will be retried");
-                for &pos in batch {
-                    let (m, i) = opened[pos].0;
-                    results[m][i] = ItemResult::Retry {
-                        after: None,
-                        reason: "the send task panicked".into(),
-                        status: None,
-                    };
-                }
+                tracing::error!(destination = %target.destination.id, items = batch.len(), "a send task panicked; its items will be retried");
+                opened.panicked(batch);
                 continue;
             };
-            let refs: Vec<&OpenedItem> = batch.iter().map(|&p| &opened[p].1).collect();
-            let (outcome, status) = match response {
-                Ok(resp) => (connector.classify(&refs, &resp), Some(resp.status)),
-                Err(Err(reason)) => (Outcome::Permanent { reason }, None),
-                Err(Ok(e)) => (egress_outcome(&e), None),
+            let (outcome, status) = {
+                let refs: Vec<&OpenedItem> = batch.iter().map(|&p| &opened.items[p].1).collect();
+                match response {
+                    Ok(resp) => (connector.classify(&refs, &resp), Some(resp.status)),
+                    Err(Err(reason)) => (Outcome::Permanent { reason }, None),
+                    Err(Ok(e)) => (egress_outcome(&e), None),
+                }
             };
-            for (k, o) in spread(&outcome, batch.len()).into_iter().enumerate() {
-                let (m, i) = opened[batch[k]].0;
-                results[m][i] = match o {
-                    Outcome::Delivered => {
-                        any_success = true;
-                        ItemResult::Delivered(status)
-                    }
-                    Outcome::Retry { after, reason } => {
-                        any_transient = true;
-                        ItemResult::Retry {
-                            after,
-                            reason,
-                            status,
-                        }
-                    }
-                    Outcome::Permanent { reason } => ItemResult::Permanent { reason, status },
-                    Outcome::PerItem(_) => ItemResult::Permanent {
-                        reason: "nested per-item outcome".into(),
-                        status,
-                    },
-                };
-            }
+            opened.record(batch, &outcome, status, &mut health);
         }
-        drop(opened);
-        if any_transient && !any_success {
-            self.breaker_report(&dest_key, true, now);
-        } else if any_success {
-            self.breaker_report(&dest_key, false, now);
-        }
-        let mut out = Vec::with_capacity(group.len());
-        for (p, r) in group.iter().zip(results) {
-            out.push((
-                p.index,
-                self.settle(&p.body, &settings, p.attempts, r).await?,
-            ));
-        }
-        Ok(out)
+        health
     }
 }
 
@@ -540,32 +393,6 @@ pub(super) enum DeliveryError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Key(#[from] KeyError),
-}
-
-/// Opens an item's sealed fields. Sealed by ingest under the workspace key, they either open
-/// and parse or are corrupt: an error (logged, with ids only), never empty fields.
-fn open_sealed(
-    keys: &WorkspaceKeys,
-    body: &QueueBody,
-    item: &DeliveryItem,
-) -> Result<SealedFields, StoreError> {
-    let Some(sealed) = &item.sealed else {
-        return Ok(SealedFields::default());
-    };
-    let corrupt = |why: &'static str| {
-        tracing::error!(
-            workspace = %body.workspace_id,
-            destination = %body.destination_id,
-            event = %item.event_id,
-            why,
-            "a queued item's sealed fields are corrupt"
-        );
-        StoreError::corrupt("sealed fields of a queued item", why)
-    };
-    let plain = keys
-        .open(&body.item_aad(item), sealed)
-        .map_err(|_| corrupt("the sealed value does not open"))?;
-    serde_json::from_slice(&plain).map_err(|_| corrupt("not the sealed fields' JSON"))
 }
 
 fn egress_outcome(e: &EgressError) -> Outcome {
@@ -580,18 +407,7 @@ fn egress_outcome(e: &EgressError) -> Outcome {
     }
 }
 
-/// One outcome per item of a request of `n` items.
-fn spread(outcome: &Outcome, n: usize) -> Vec<Outcome> {
-    match outcome {
-        Outcome::PerItem(list) => {
-            let mut out = vec![Outcome::Delivered; n];
-            for (i, o) in list {
-                if let Some(slot) = out.get_mut(*i) {
-                    *slot = o.clone();
-                }
-            }
-            out
-        }
-        other => vec![other.clone(); n],
-    }
+/// Every message of a group done.
+pub(super) fn acked(group: &[Part]) -> Vec<(usize, Disposition)> {
+    group.iter().map(|p| (p.index, Disposition::Ack)).collect()
 }

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::service::{DeliveryError, DeliveryService, Part};
+use super::service::{acked, DeliveryError, DeliveryService, Disposition, Part};
 use crate::crypto::WorkspaceKeys;
 use crate::destination::secret_opener::destination_secrets;
 use crate::destination::Destination;
+use crate::error::KeyError;
 use crate::event::QueueBody;
 use crate::workspace::Workspace;
 
@@ -150,5 +151,38 @@ impl DeliveryService {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+    }
+}
+
+/// A group's settings, or what became of its messages without them.
+pub(super) enum Loaded {
+    Ready(Arc<Settings>),
+    Done(Vec<(usize, Disposition)>),
+}
+
+impl DeliveryService {
+    /// The settings of a group's destination. Without them nothing is sent: a disabled
+    /// workspace key (BYOK) holds the messages, a deleted destination or workspace drops them.
+    pub(super) async fn group_settings(&self, group: &[Part]) -> Result<Loaded, DeliveryError> {
+        let Some(first) = group.first() else {
+            return Ok(Loaded::Done(Vec::new()));
+        };
+        let settings = match self.settings(&first.body).await {
+            Err(DeliveryError::Key(KeyError::Unavailable(why))) => {
+                // The workspace key (BYOK) is disabled: nothing can be opened or sent. Keep the
+                // messages, like a paused destination's, without spending their attempts;
+                // they go out once the key is back.
+                tracing::warn!(destination = %first.body.destination_id, reason = %why, "workspace key unavailable: deliveries wait");
+                return Ok(Loaded::Done(
+                    self.hold(group, self.config.paused_recheck).await?,
+                ));
+            }
+            other => other?,
+        };
+        let Some(settings) = settings else {
+            tracing::info!(destination = %first.body.destination_id, "destination or workspace deleted: dropping its messages");
+            return Ok(Loaded::Done(acked(group)));
+        };
+        Ok(Loaded::Ready(settings))
     }
 }

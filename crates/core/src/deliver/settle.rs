@@ -2,8 +2,13 @@
 
 use std::time::Duration;
 
+use time::OffsetDateTime;
+
+use super::batching::Opened;
+use super::flow_control::Health;
 use super::service::{DeliveryError, DeliveryService, Disposition, ItemResult};
 use super::settings::Settings;
+use super::Outcome;
 use crate::destination::DestinationKind;
 use crate::error::StoreError;
 use crate::event::{DeliveryItem, QueueBody};
@@ -40,55 +45,14 @@ impl DeliveryService {
     ) -> Result<Disposition, DeliveryError> {
         let now = self.ports.clock.now();
         let exhausted = attempts >= self.config.max_attempts;
-        let mut records = Vec::new();
-        let mut retry: Vec<DeliveryItem> = Vec::new();
-        let mut dead: Vec<DeliveryItem> = Vec::new();
-        let mut retry_after: Option<Duration> = None;
-        let mut last_retry_reason = String::new();
-        let mut dead_reason = String::new();
-        let mut delivered = 0usize;
-        for (item, result) in body.items.iter().zip(results) {
-            let (status, http, error) = match result {
-                ItemResult::Skipped => continue,
-                ItemResult::Delivered(s) => {
-                    delivered += 1;
-                    (DeliveryStatus::Delivered, s, None)
-                }
-                ItemResult::Dropped(r) => (DeliveryStatus::Dropped(r.clone()), None, Some(r)),
-                ItemResult::Retry {
-                    after,
-                    reason,
-                    status,
-                } if !exhausted => {
-                    retry_after = retry_after.max(after);
-                    last_retry_reason.clone_from(&reason);
-                    retry.push(item.clone());
-                    (DeliveryStatus::Retrying, status, Some(reason))
-                }
-                ItemResult::Retry { reason, status, .. } => {
-                    let reason = format!("gave up after {attempts} attempts: {reason}");
-                    dead_reason.clone_from(&reason);
-                    dead.push(item.clone());
-                    (DeliveryStatus::Dead, status, Some(reason))
-                }
-                ItemResult::Permanent { reason, status } => {
-                    dead_reason.clone_from(&reason);
-                    dead.push(item.clone());
-                    (DeliveryStatus::Dead, status, Some(reason))
-                }
-            };
-            records.push(DeliveryRecord {
-                workspace_id: body.workspace_id.clone(),
-                destination_id: body.destination_id.clone(),
-                event_id: item.event_id,
-                status,
-                attempts,
-                last_http_status: http,
-                last_error: error.map(|e| e.chars().take(500).collect()),
-                updated_at: now,
-                expires_at: now + crate::workspace::Retention::delivery_log(),
-            });
-        }
+        let Tally {
+            records,
+            retry,
+            dead,
+            retry_after,
+            dead_reason,
+            delivered,
+        } = tally(body, attempts, exhausted, results, now);
         if !records.is_empty() {
             self.ports.log.record(&records).await?;
         }
@@ -218,4 +182,132 @@ impl DeliveryService {
             }
         }
     }
+}
+
+impl Opened {
+    /// Records a batch's outcome for each of its items (positions in `items`).
+    pub(super) fn record(
+        &mut self,
+        batch: &[usize],
+        outcome: &Outcome,
+        status: Option<u16>,
+        health: &mut Health,
+    ) {
+        for (k, o) in spread(outcome, batch.len()).into_iter().enumerate() {
+            let (m, i) = self.items[batch[k]].0;
+            self.results[m][i] = match o {
+                Outcome::Delivered => {
+                    health.any_success = true;
+                    ItemResult::Delivered(status)
+                }
+                Outcome::Retry { after, reason } => {
+                    health.any_transient = true;
+                    ItemResult::Retry {
+                        after,
+                        reason,
+                        status,
+                    }
+                }
+                Outcome::Permanent { reason } => ItemResult::Permanent { reason, status },
+                Outcome::PerItem(_) => ItemResult::Permanent {
+                    reason: "nested per-item outcome".into(),
+                    status,
+                },
+            };
+        }
+    }
+
+    /// A batch whose send task panicked: its items are retried, the reason logged.
+    pub(super) fn panicked(&mut self, batch: &[usize]) {
+        for &pos in batch {
+            let (m, i) = self.items[pos].0;
+            self.results[m][i] = ItemResult::Retry {
+                after: None,
+                reason: "the send task panicked".into(),
+                status: None,
+            };
+        }
+    }
+}
+
+/// One outcome per item of a request of `n` items.
+fn spread(outcome: &Outcome, n: usize) -> Vec<Outcome> {
+    match outcome {
+        Outcome::PerItem(list) => {
+            let mut out = vec![Outcome::Delivered; n];
+            for (i, o) in list {
+                if let Some(slot) = out.get_mut(*i) {
+                    *slot = o.clone();
+                }
+            }
+            out
+        }
+        other => vec![other.clone(); n],
+    }
+}
+
+/// A message's items sorted by how their attempt ended, with their delivery-log records.
+#[derive(Default)]
+struct Tally {
+    records: Vec<DeliveryRecord>,
+    retry: Vec<DeliveryItem>,
+    dead: Vec<DeliveryItem>,
+    /// The longest `Retry-After` among the items to retry.
+    retry_after: Option<Duration>,
+    dead_reason: String,
+    delivered: usize,
+}
+
+/// Sorts a message's items by their results; an item still to retry is dead once the message
+/// is out of attempts (`exhausted`). Skipped items (delivered before) get no record.
+fn tally(
+    body: &QueueBody,
+    attempts: u32,
+    exhausted: bool,
+    results: Vec<ItemResult>,
+    now: OffsetDateTime,
+) -> Tally {
+    let mut t = Tally::default();
+    for (item, result) in body.items.iter().zip(results) {
+        let (status, http, error) = match result {
+            ItemResult::Skipped => continue,
+            ItemResult::Delivered(s) => {
+                t.delivered += 1;
+                (DeliveryStatus::Delivered, s, None)
+            }
+            ItemResult::Dropped(r) => (DeliveryStatus::Dropped(r.clone()), None, Some(r)),
+            ItemResult::Retry {
+                after,
+                reason,
+                status,
+            } if !exhausted => {
+                t.retry_after = t.retry_after.max(after);
+                t.retry.push(item.clone());
+                (DeliveryStatus::Retrying, status, Some(reason))
+            }
+            ItemResult::Retry { reason, status, .. } => {
+                let reason = format!("gave up after {attempts} attempts: {reason}");
+                t.dead_reason.clone_from(&reason);
+                t.dead.push(item.clone());
+                (DeliveryStatus::Dead, status, Some(reason))
+            }
+            ItemResult::Permanent { reason, status } => {
+                t.dead_reason.clone_from(&reason);
+                t.dead.push(item.clone());
+                (DeliveryStatus::Dead, status, Some(reason))
+            }
+        };
+        t.records.push(DeliveryRecord {
+            workspace_id: body.workspace_id.clone(),
+            destination_id: body.destination_id.clone(),
+            event_id: item.event_id,
+            status,
+            attempts,
+            last_http_status: http,
+            last_error: error.map(|e| e.chars().take(500).collect()),
+            updated_at: now,
+            expires_at: now + crate::workspace::Retention::delivery_log(),
+        });
+    }
+    t
 }

@@ -1,0 +1,164 @@
+//! Batching: a group's items opened, screened and grouped into the requests a vendor takes.
+//!
+//! [`batches`] is the one grouping there is: the delivery service sends what it plans, and
+//! `tracklayer_connectors::batches` (which the connector tests use) is this function.
+
+use std::collections::HashMap;
+
+use super::service::{DeliveryError, DeliveryService, ItemResult, Part};
+use super::{Connector, DropReason, OpenedItem, Target};
+use crate::crypto::WorkspaceKeys;
+use crate::error::StoreError;
+use crate::event::{DeliveryItem, EventId, QueueBody, SealedFields};
+
+/// A group's items on their way out: what became of each item so far (`results[message][item]`)
+/// and the opened items to send, each with its place.
+#[derive(Debug, Default)]
+pub(super) struct Opened {
+    pub(super) results: Vec<Vec<ItemResult>>,
+    pub(super) items: Vec<((usize, usize), OpenedItem)>,
+}
+
+/// Splits screened items into the batches one request each may carry: items with the same
+/// [`Connector::group_key`] (GA4: client id, user id, consent and user data) share requests of
+/// at most [`Connector::batch_limit`] items; groups in order of first appearance, items in order.
+pub fn batches<'a>(
+    connector: &dyn Connector,
+    target: &Target<'_>,
+    items: &[&'a OpenedItem],
+) -> Vec<Vec<&'a OpenedItem>> {
+    plan(connector, target, items)
+        .into_iter()
+        .map(|batch| batch.into_iter().map(|i| items[i]).collect())
+        .collect()
+}
+
+/// [`batches`], as positions in `items`.
+pub(super) fn plan(
+    connector: &dyn Connector,
+    target: &Target<'_>,
+    items: &[&OpenedItem],
+) -> Vec<Vec<usize>> {
+    let limit = connector.batch_limit(target).max(1);
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut by_key: HashMap<Option<String>, usize> = HashMap::new();
+    for (pos, o) in items.iter().enumerate() {
+        let g = *by_key.entry(connector.group_key(o)).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(pos);
+    }
+    groups
+        .into_iter()
+        .flat_map(|list| list.chunks(limit).map(<[_]>::to_vec).collect::<Vec<_>>())
+        .collect()
+}
+
+impl DeliveryService {
+    /// Opens the sealed fields of a group's items and screens them; skips what was already
+    /// delivered (idempotence).
+    pub(super) async fn open_group(
+        &self,
+        connector: &dyn Connector,
+        target: &Target<'_>,
+        group: &[Part],
+        keys: &WorkspaceKeys,
+    ) -> Result<Opened, DeliveryError> {
+        let Some(first) = group.first() else {
+            return Ok(Opened::default());
+        };
+        let (dest, now) = (target.destination, target.now);
+        let ids: Vec<EventId> = group
+            .iter()
+            .flat_map(|p| p.body.items.iter().map(|i| i.event_id))
+            .collect();
+        let done = self
+            .ports
+            .log
+            .delivered(&first.body.workspace_id, &dest.id, &ids, now)
+            .await?;
+        let mut opened = Opened {
+            results: group
+                .iter()
+                .map(|p| vec![ItemResult::Skipped; p.body.items.len()])
+                .collect(),
+            items: Vec::with_capacity(ids.len()),
+        };
+        for (m, p) in group.iter().enumerate() {
+            for (i, item) in p.body.items.iter().enumerate() {
+                if done.contains(&item.event_id) {
+                    continue;
+                }
+                match open_one(connector, target, keys, &p.body, item) {
+                    Ok(o) => {
+                        // Until its request has an outcome, an item is retried, never acked.
+                        opened.results[m][i] = ItemResult::Retry {
+                            after: None,
+                            reason: "no outcome was recorded".into(),
+                            status: None,
+                        };
+                        opened.items.push(((m, i), o))
+                    }
+                    Err(result) => opened.results[m][i] = result,
+                }
+            }
+        }
+        Ok(opened)
+    }
+}
+
+/// One item opened and screened, or what becomes of it instead.
+fn open_one(
+    connector: &dyn Connector,
+    target: &Target<'_>,
+    keys: &WorkspaceKeys,
+    body: &QueueBody,
+    item: &DeliveryItem,
+) -> Result<OpenedItem, ItemResult> {
+    let sealed = match open_sealed(keys, body, item) {
+        Ok(sealed) => sealed,
+        Err(e) => {
+            // Never sent with fields missing: dead-lettered with the reason.
+            return Err(ItemResult::Permanent {
+                reason: e.to_string(),
+                status: None,
+            });
+        }
+    };
+    let o = OpenedItem {
+        item: item.clone(),
+        sealed,
+    };
+    match connector.screen(target, &o) {
+        Ok(()) => Ok(o),
+        Err(DropReason::Age(r)) => Err(ItemResult::Dropped(format!("age: {r}"))),
+        Err(DropReason::Invalid(r)) => Err(ItemResult::Dropped(format!("invalid: {r}"))),
+    }
+}
+
+/// Opens an item's sealed fields. Sealed by ingest under the workspace key, they either open
+/// and parse or are corrupt: an error (logged, with ids only), never empty fields.
+fn open_sealed(
+    keys: &WorkspaceKeys,
+    body: &QueueBody,
+    item: &DeliveryItem,
+) -> Result<SealedFields, StoreError> {
+    let Some(sealed) = &item.sealed else {
+        return Ok(SealedFields::default());
+    };
+    let corrupt = |why: &'static str| {
+        tracing::error!(
+            workspace = %body.workspace_id,
+            destination = %body.destination_id,
+            event = %item.event_id,
+            why,
+            "a queued item's sealed fields are corrupt"
+        );
+        StoreError::corrupt("sealed fields of a queued item", why)
+    };
+    let plain = keys
+        .open(&body.item_aad(item), sealed)
+        .map_err(|_| corrupt("the sealed value does not open"))?;
+    serde_json::from_slice(&plain).map_err(|_| corrupt("not the sealed fields' JSON"))
+}
