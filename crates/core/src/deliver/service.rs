@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 
 use super::batching::{plan, Opened};
 use super::flow_control::{Admission, Breaker, Gate, Health};
+use super::retry::egress_outcome;
 use super::settings::{Loaded, Settings, Suppressed};
 use super::{Connector, OpenedItem, Outcome, Target};
 use crate::clock::{Clock, Ids};
@@ -21,8 +22,7 @@ use crate::destination::DestinationKind;
 use crate::error::{KeyError, StoreError};
 use crate::event::QueueBody;
 use crate::ports::{
-    ControlReader, DeliveryLog, DeliveryQueue, Egress, EgressError, Keyring, Received,
-    SuppressionList,
+    ControlReader, DeliveryLog, DeliveryQueue, Egress, Keyring, Received, SuppressionList,
 };
 use crate::workspace::WorkspaceId;
 
@@ -164,24 +164,6 @@ impl DeliveryService {
 
     pub fn config(&self) -> &DeliveryConfig {
         &self.config
-    }
-
-    /// The delay before attempt `attempt + 1`: full jitter, at least `Retry-After`.
-    pub fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self
-            .config
-            .backoff_base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-            .min(self.config.backoff_cap);
-        let mut r = [0u8; 8];
-        self.ports.ids.fill(&mut r);
-        let frac = (u64::from_le_bytes(r) >> 11) as f64 / (1u64 << 53) as f64;
-        let jittered = exp.mul_f64(frac).max(Duration::from_millis(100));
-        // Retry-After wins when it asks for longer; SQS visibility allows up to 12 hours.
-        let floor = retry_after
-            .unwrap_or_default()
-            .min(Duration::from_secs(12 * 3600));
-        jittered.max(floor)
     }
 
     /// Delivers the messages of one receive (one SQS batch) and says what to do with each,
@@ -393,18 +375,6 @@ pub(super) enum DeliveryError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Key(#[from] KeyError),
-}
-
-fn egress_outcome(e: &EgressError) -> Outcome {
-    match e {
-        EgressError::Refused(r) => Outcome::Permanent {
-            reason: format!("egress refused: {r}"),
-        },
-        EgressError::Connect(_) | EgressError::Timeout(_) => Outcome::Retry {
-            after: None,
-            reason: e.to_string(),
-        },
-    }
 }
 
 /// Every message of a group done.
