@@ -120,3 +120,6 @@ pub mod service;
 mod settings;
 mod settle;
 mod worker;
+
+#[cfg(test)]
+mod tests;

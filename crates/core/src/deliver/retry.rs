@@ -6,7 +6,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::service::DeliveryService;
-use super::{HttpResponse, Outcome};
+use super::{Connector, HttpResponse, OpenedItem, Outcome};
 use crate::ports::EgressError;
 
 /// Parses `Retry-After` (seconds, or an HTTP date relative to `now`).
@@ -36,6 +36,37 @@ pub fn classify_status(response: &HttpResponse, now: OffsetDateTime) -> Outcome 
             reason: text(),
         },
         _ => Outcome::Permanent { reason: text() },
+    }
+}
+
+/// What a response means for a request's items: the connector's classification, with
+/// `Retry-After` read against the injected clock's `now`. A connector has no clock, so an HTTP
+/// date is resolved here, once for every vendor: it applies to each item to retry.
+pub(super) fn classify(
+    connector: &dyn Connector,
+    items: &[&OpenedItem],
+    response: &HttpResponse,
+    now: OffsetDateTime,
+) -> Outcome {
+    let outcome = connector.classify(items, response);
+    match retry_after(response, now) {
+        Some(after) => with_retry_after(outcome, after),
+        None => outcome,
+    }
+}
+
+fn with_retry_after(outcome: Outcome, after: Duration) -> Outcome {
+    match outcome {
+        Outcome::Retry { reason, .. } => Outcome::Retry {
+            after: Some(after),
+            reason,
+        },
+        Outcome::PerItem(list) => Outcome::PerItem(
+            list.into_iter()
+                .map(|(i, o)| (i, with_retry_after(o, after)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 
 use super::batching::{plan, Opened};
 use super::flow_control::{Admission, Breaker, Gate, Health};
-use super::retry::egress_outcome;
+use super::retry::{classify, egress_outcome};
 use super::settings::{Loaded, Settings, Suppressed};
 use super::{Connector, OpenedItem, Outcome, Target};
 use crate::clock::{Clock, Ids};
@@ -357,7 +357,10 @@ impl DeliveryService {
             let (outcome, status) = {
                 let refs: Vec<&OpenedItem> = batch.iter().map(|&p| &opened.items[p].1).collect();
                 match response {
-                    Ok(resp) => (connector.classify(&refs, &resp), Some(resp.status)),
+                    Ok(resp) => {
+                        let now = self.ports.clock.now();
+                        (classify(connector, &refs, &resp, now), Some(resp.status))
+                    }
                     Err(Err(reason)) => (Outcome::Permanent { reason }, None),
                     Err(Ok(e)) => (egress_outcome(&e), None),
                 }
