@@ -121,13 +121,12 @@ struct ScriptedEgress {
 }
 
 impl ScriptedEgress {
-    fn answer(&self, status: u16, headers: &[(&str, &str)], body: Value) {
+    /// Queues an answer; `retry_after` is its `Retry-After` header, if any.
+    fn answer(&self, status: u16, retry_after: Option<&str>, body: Value) {
+        let headers = retry_after.map(|v| ("Retry-After".to_owned(), v.to_owned()));
         self.script.lock().unwrap().push_back(Ok(HttpResponse {
             status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
+            headers: headers.into_iter().collect(),
             body: body.to_string().into_bytes(),
         }));
     }
@@ -439,6 +438,13 @@ impl DeliveryQueue for MemoryQueue {
 #[derive(Default)]
 struct MemoryLog(Mutex<BTreeMap<(String, EventId), DeliveryRecord>>);
 
+impl MemoryLog {
+    fn matching(&self, limit: usize, f: impl Fn(&DeliveryRecord) -> bool) -> Vec<DeliveryRecord> {
+        let all = self.0.lock().unwrap();
+        all.values().filter(|r| f(r)).take(limit).cloned().collect()
+    }
+}
+
 #[async_trait]
 impl DeliveryLog for MemoryLog {
     async fn record(&self, records: &[DeliveryRecord]) -> Result<(), StoreError> {
@@ -472,12 +478,7 @@ impl DeliveryLog for MemoryLog {
         event: &EventId,
         _now: OffsetDateTime,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let all = self.0.lock().unwrap();
-        Ok(all
-            .values()
-            .filter(|r| r.event_id == *event)
-            .cloned()
-            .collect())
+        Ok(self.matching(usize::MAX, |r| r.event_id == *event))
     }
     async fn for_destination(
         &self,
@@ -486,13 +487,7 @@ impl DeliveryLog for MemoryLog {
         limit: usize,
         _now: OffsetDateTime,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let all = self.0.lock().unwrap();
-        Ok(all
-            .values()
-            .filter(|r| r.destination_id == *destination)
-            .take(limit)
-            .cloned()
-            .collect())
+        Ok(self.matching(limit, |r| r.destination_id == *destination))
     }
     async fn sweep(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
         Ok(0)
@@ -502,12 +497,7 @@ impl DeliveryLog for MemoryLog {
         _ws: &WorkspaceId,
         events: &[EventId],
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let all = self.0.lock().unwrap();
-        Ok(all
-            .values()
-            .filter(|r| events.contains(&r.event_id))
-            .cloned()
-            .collect())
+        Ok(self.matching(usize::MAX, |r| events.contains(&r.event_id)))
     }
     async fn erase_events(
         &self,
@@ -622,38 +612,11 @@ impl World {
     async fn enqueue(&self, names: &[&str]) -> Vec<EventId> {
         let items: Vec<DeliveryItem> = names
             .iter()
-            .map(|name| DeliveryItem {
-                event_id: EventId(self.ids.uuid_v7(self.clock.now())),
-                message_id: MessageId::parse(&format!("msg-{name}")).unwrap(),
-                event_type: EventType::Track,
-                name: Some((*name).to_owned()),
-                timestamp: self.clock.now(),
-                properties: json!({}),
-                user_data: BTreeMap::new(),
-                consent: Default::default(),
-                sealed: None,
-                suppression: Vec::new(),
-            })
+            .map(|name| self.item(EventId(self.ids.uuid_v7(self.clock.now())), name))
             .collect();
         let events = items.iter().map(|i| i.event_id).collect();
-        let body = QueueBody {
-            v: QueueBody::VERSION,
-            attempts: 0,
-            workspace_id: self.workspace.clone(),
-            destination_id: self.destination.clone(),
-            kind: KIND,
-            items,
-        };
-        self.queue
-            .enqueue(&[Outgoing {
-                kind: KIND,
-                destination_id: self.destination.clone(),
-                workspace_id: self.workspace.clone(),
-                body: serde_json::to_vec(&body).unwrap(),
-                delay: Duration::ZERO,
-            }])
-            .await
-            .unwrap();
+        let message = self.outgoing(self.body(items));
+        self.queue.enqueue(&[message]).await.unwrap();
         events
     }
 
@@ -713,7 +676,7 @@ fn ids(events: &[EventId]) -> Vec<String> {
 async fn a_503_is_retried_after_a_jittered_backoff_and_delivered_on_the_next_attempt() {
     let w = World::new(config());
     let events = w.enqueue(&["a"]).await;
-    w.egress.answer(503, &[], json!({}));
+    w.egress.answer(503, None, json!({}));
 
     let delay = retry_delay(&w.step().await);
 
@@ -759,7 +722,7 @@ async fn backoff_doubles_per_attempt_up_to_the_cap_and_never_goes_below_retry_af
 async fn retry_after_in_seconds_is_the_least_delay() {
     let w = World::new(config());
     w.enqueue(&["a"]).await;
-    w.egress.answer(429, &[("Retry-After", "300")], json!({}));
+    w.egress.answer(429, Some("300"), json!({}));
 
     assert_eq!(retry_delay(&w.step().await), Duration::from_secs(300));
 }
@@ -769,11 +732,8 @@ async fn retry_after_as_an_http_date_is_read_against_the_injected_clock() {
     let w = World::new(config());
     w.enqueue(&["a"]).await;
     // 120 s after the injected now (T0), as an IMF-fixdate, with no `Date` header.
-    w.egress.answer(
-        503,
-        &[("Retry-After", "Sun, 01 Mar 2026 12:02:00 GMT")],
-        json!({}),
-    );
+    w.egress
+        .answer(503, Some("Sun, 01 Mar 2026 12:02:00 GMT"), json!({}));
 
     assert_eq!(retry_delay(&w.step().await), Duration::from_secs(120));
 }
@@ -789,8 +749,8 @@ async fn the_circuit_opens_after_consecutive_failures_and_lets_one_attempt_throu
         ..config()
     });
     let events = w.enqueue(&["a"]).await;
-    w.egress.answer(503, &[], json!({}));
-    w.egress.answer(503, &[], json!({}));
+    w.egress.answer(503, None, json!({}));
+    w.egress.answer(503, None, json!({}));
     let first = retry_delay(&w.step().await);
     w.advance(first);
     let second = retry_delay(&w.step().await);
@@ -824,7 +784,7 @@ async fn a_failure_after_the_cooldown_counts_again_towards_the_threshold() {
     });
     w.enqueue(&["a"]).await;
     for _ in 0..3 {
-        w.egress.answer(500, &[], json!({}));
+        w.egress.answer(500, None, json!({}));
     }
     for _ in 0..2 {
         let d = retry_delay(&w.step().await);
@@ -871,7 +831,7 @@ async fn a_partial_failure_delivers_the_rest_dead_letters_the_refused_item_and_r
     w.set_destination(|d| d.config = json!({"batch_size": 10}));
     let events = w.enqueue(&["a", "b", "c"]).await;
     w.egress
-        .answer(200, &[], json!({"refuse": [1], "retry": [2]}));
+        .answer(200, None, json!({"refuse": [1], "retry": [2]}));
 
     assert_eq!(w.step().await, vec![Disposition::Ack]);
 
@@ -923,16 +883,7 @@ async fn an_item_already_delivered_is_not_sent_again() {
     assert_eq!(w.step().await, vec![Disposition::Ack]);
 
     // The same message again (at-least-once queues deliver twice).
-    w.queue.push(
-        &Outgoing {
-            kind: KIND,
-            destination_id: w.destination.clone(),
-            workspace_id: w.workspace.clone(),
-            body: w.queue_body_of(&events),
-            delay: Duration::ZERO,
-        },
-        None,
-    );
+    w.queue.push(&w.outgoing(w.queue_body_of(&events)), None);
     assert_eq!(w.step().await, vec![Disposition::Ack]);
     assert_eq!(w.egress.requests().len(), 1, "sent once");
 }
@@ -948,7 +899,7 @@ async fn an_item_that_keeps_failing_is_dead_lettered_after_the_attempt_limit() {
     });
     let events = w.enqueue(&["a"]).await;
     for _ in 0..3 {
-        w.egress.answer(503, &[], json!({}));
+        w.egress.answer(503, None, json!({}));
     }
 
     for attempt in 1..=2 {
@@ -973,7 +924,7 @@ async fn an_item_that_keeps_failing_is_dead_lettered_after_the_attempt_limit() {
 async fn a_refused_request_is_dead_lettered_at_once() {
     let w = World::new(config());
     let events = w.enqueue(&["a"]).await;
-    w.egress.answer(400, &[], json!({"error": "bad"}));
+    w.egress.answer(400, None, json!({"error": "bad"}));
 
     let d = w.step().await;
 
@@ -992,7 +943,7 @@ async fn a_replayed_dead_letter_is_delivered_once_the_destination_is_back() {
         ..config()
     });
     let events = w.enqueue(&["a", "b"]).await;
-    w.egress.answer(503, &[], json!({}));
+    w.egress.answer(503, None, json!({}));
     assert!(matches!(w.step().await[..], [Disposition::DeadLetter(_)]));
     assert_eq!(w.queue.dead().len(), 1);
 
@@ -1079,23 +1030,24 @@ async fn a_held_message_waits_the_recheck_interval_before_it_is_looked_at_again(
 }
 
 impl World {
-    /// A queue body with the events of this world (for a duplicate delivery).
-    fn queue_body_of(&self, events: &[EventId]) -> Vec<u8> {
-        let items = events
-            .iter()
-            .map(|e| DeliveryItem {
-                event_id: *e,
-                message_id: MessageId::parse("msg-dup").unwrap(),
-                event_type: EventType::Track,
-                name: Some("a".into()),
-                timestamp: self.clock.now(),
-                properties: json!({}),
-                user_data: BTreeMap::new(),
-                consent: Default::default(),
-                sealed: None,
-                suppression: Vec::new(),
-            })
-            .collect();
+    /// A queue item of this world's destination.
+    fn item(&self, event_id: EventId, name: &str) -> DeliveryItem {
+        DeliveryItem {
+            event_id,
+            message_id: MessageId::parse(&format!("msg-{name}")).unwrap(),
+            event_type: EventType::Track,
+            name: Some(name.to_owned()),
+            timestamp: self.clock.now(),
+            properties: json!({}),
+            user_data: BTreeMap::new(),
+            consent: Default::default(),
+            sealed: None,
+            suppression: Vec::new(),
+        }
+    }
+
+    /// A queue body of this world's destination, as JSON.
+    fn body(&self, items: Vec<DeliveryItem>) -> Vec<u8> {
         serde_json::to_vec(&QueueBody {
             v: QueueBody::VERSION,
             attempts: 0,
@@ -1105,5 +1057,21 @@ impl World {
             items,
         })
         .unwrap()
+    }
+
+    /// A message to this world's destination, visible at once.
+    fn outgoing(&self, body: Vec<u8>) -> Outgoing {
+        Outgoing {
+            kind: KIND,
+            destination_id: self.destination.clone(),
+            workspace_id: self.workspace.clone(),
+            body,
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// A queue body with these events (for a duplicate delivery).
+    fn queue_body_of(&self, events: &[EventId]) -> Vec<u8> {
+        self.body(events.iter().map(|e| self.item(*e, "a")).collect())
     }
 }
