@@ -249,6 +249,53 @@ async fn a_destination_that_is_down_delays_no_other_and_replay_delivers_its_dead
     let _ = up;
 }
 
+/// The ids of `destination`'s waiting (not dead-lettered) queue rows: lowest and highest.
+fn waiting_ids(dir: &Path, destination: &str) -> (Option<i64>, Option<i64>) {
+    database(dir)
+        .query_row(
+            "SELECT min(id), max(id) FROM queue WHERE destination_id = ?1 AND dead_at IS NULL",
+            [destination],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+/// Waits until the worker has held every waiting message of `destination` back `rounds`
+/// times, the observable event that replaces a sleep: a held message (paused destination,
+/// workspace key unavailable) is acknowledged and queued again as a fresh copy, a new row, so
+/// a round is over once no row older than the previous round's newest is left. A retry, by
+/// contrast, keeps its row and counts a receive.
+pub(crate) async fn wait_until_held(dir: &Path, destination: &str, rounds: usize) {
+    let (first, mut newest) = waiting_ids(dir, destination);
+    assert!(first.is_some(), "{destination} has no waiting messages");
+    for round in 1..=rounds {
+        let before = newest;
+        wait_until(
+            Duration::from_secs(30),
+            &format!("hold round {round} of {destination}'s messages"),
+            || waiting_ids(dir, destination).0 > before,
+        )
+        .await;
+        newest = waiting_ids(dir, destination).1;
+    }
+}
+
+/// The delivery attempts recorded in `destination`'s waiting messages (`attempts` of each
+/// queue body; absent is 0).
+pub(crate) fn spent_attempts(dir: &Path, destination: &str) -> Vec<u64> {
+    let db = database(dir);
+    let mut stmt = db
+        .prepare("SELECT body FROM queue WHERE destination_id = ?1 AND dead_at IS NULL")
+        .unwrap();
+    stmt.query_map([destination], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap()
+        .map(|b| {
+            let body: serde_json::Value = serde_json::from_slice(&b.unwrap()).unwrap();
+            body["attempts"].as_u64().unwrap_or(0)
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paused_destination_keeps_its_messages_until_it_is_resumed() {
     let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
@@ -268,9 +315,13 @@ async fn a_paused_destination_keeps_its_messages_until_it_is_resumed() {
 
     let n = 300;
     post_purchases(&server.url, &keys.write_key, "ps", n).await;
-    // Long enough for many more receives than the attempt limit.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The worker holds every message back, round after round: more rounds than the attempt
+    // limit, and still nothing sent, nothing dead-lettered, no attempt spent.
+    wait_until_held(&dir, &paused, 3).await;
     assert!(fakes.received("webhook:paused").is_empty());
+    let attempts = spent_attempts(&dir, &paused);
+    assert!(!attempts.is_empty(), "still queued");
+    assert!(attempts.iter().all(|a| *a == 0), "{attempts:?}");
     let db = database(&dir);
     let dead: i64 = db
         .query_row(

@@ -125,9 +125,12 @@ async fn a_disabled_customer_key_stops_ingest_and_holds_deliveries_until_it_is_e
         &webhook,
     ])
     .unwrap();
-    // Long enough for many more receives than the attempt limit.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The worker holds every message back, round after round (more rounds than the attempt
+    // limit), because the key is unavailable: nothing sent, no attempt spent.
+    super::delivery::wait_until_held(&dir, &webhook, 3).await;
     assert!(fakes.received("webhook:byok").is_empty(), "nothing sent");
+    let attempts = super::delivery::spent_attempts(&dir, &webhook);
+    assert!(attempts.iter().all(|a| *a == 0), "{attempts:?}");
     assert_eq!(
         count(&dir, "SELECT count(*) FROM queue WHERE dead_at IS NOT NULL"),
         0,
