@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 NODE_SDK := tests/sdk/node
 
-.PHONY: test ci fmt-check clippy lint-template secret-scan bench measure-delivery measure-aws tools clean-tools lambda lambda-check
+.PHONY: test ci fmt-check clippy structure-check lint-template secret-scan bench measure-delivery measure-aws tools clean-tools lambda lambda-check
 
 ## Test tools: a Python venv (segment SDK, moto, cfn-lint, detect-secrets, schemathesis) and
 ## the Node SDK. Each is rebuilt when its lock file changes; a missing interpreter fails loudly.
@@ -50,6 +50,10 @@ lint-template: $(VENV)/.installed
 secret-scan: $(VENV)/.installed
 	PYTHON=$(abspath $(PY)) infra/secret-scan.sh
 
+## The structure budget: no non-test source file over 800 lines, no function over 120 lines.
+structure-check:
+	python3 infra/structure-check.py
+
 ## The ingest benchmark (criterion); prints per-event cost and the pipeline/parse ratio.
 bench:
 	$(CARGO) bench -p tracklayer-core --bench ingest
@@ -83,5 +87,5 @@ lambda-check:
 
 # A clean clone builds once: incremental caches (gigabytes, never reused there) are off.
 ci: export CARGO_INCREMENTAL = 0
-ci: fmt-check clippy test lint-template secret-scan lambda-check
+ci: fmt-check structure-check clippy test lint-template secret-scan lambda-check
 	@echo "make ci: all checks passed"
