@@ -326,6 +326,11 @@ mod delivery_log {
     tracklayer_core::delivery_log_contract!(delivery_log());
 }
 
+mod delivery_log_paging {
+    use super::*;
+    tracklayer_core::delivery_log_paging_contract!(delivery_log());
+}
+
 mod event_store_erasure {
     use super::*;
     tracklayer_core::event_store_erasure_contract!(event_store());

@@ -31,6 +31,7 @@ use crate::ports::{
 use crate::workspace::{KeyRef, Region, Retention, User, Workspace, WorkspaceId};
 
 pub mod account_end;
+pub mod delivery_log_paging;
 pub mod last_admin;
 pub mod retention;
 
@@ -1516,8 +1517,10 @@ pub fn delivery_record(
         workspace_id: ws.clone(),
         destination_id: d.clone(),
         event_id: e,
+        message_id: Some(MessageId::parse(&format!("msg-{}", e.0.simple())).expect("a message id")),
         status,
         attempts: 1,
+        next_attempt_at: None,
         last_http_status: Some(200),
         last_error: None,
         updated_at: at,

@@ -152,6 +152,13 @@ mod delivery_log {
     });
 }
 
+mod delivery_log_paging {
+    use super::*;
+    tracklayer_core::delivery_log_paging_contract!(async {
+        tracklayer_local::SqliteDeliveryLog::new(Db::in_memory().unwrap())
+    });
+}
+
 mod keyring {
     use super::*;
     tracklayer_core::keyring_contract!(file_keyring());

@@ -479,14 +479,15 @@ impl DeliveryService {
             return Disposition::DeadLetter("unreadable message".into());
         };
         let attempts = body.attempts + msg.receive_count;
-        let (status, d) = if attempts >= self.config.max_attempts {
+        let (status, d, retry_in) = if attempts >= self.config.max_attempts {
             let reason = format!("gave up after {attempts} attempts: {why}");
-            (DeliveryStatus::Dead, Disposition::DeadLetter(reason))
+            (DeliveryStatus::Dead, Disposition::DeadLetter(reason), None)
         } else {
             let delay = self.backoff(attempts, None);
-            (DeliveryStatus::Retrying, Disposition::RetryLater(delay))
+            let d = Disposition::RetryLater(delay);
+            (DeliveryStatus::Retrying, d, Some(delay))
         };
-        if let Err(e) = self.log_all(&body, status, attempts, why).await {
+        if let Err(e) = self.log_all(&body, status, attempts, why, retry_in).await {
             tracing::warn!(error = %e, destination = %body.destination_id, "could not log a failed delivery attempt");
         }
         d
@@ -569,8 +570,8 @@ impl DeliveryService {
             let mut out = Vec::with_capacity(group.len());
             for p in &group {
                 if p.attempts >= self.config.max_attempts {
-                    self.log_all(&p.body, DeliveryStatus::Dead, p.attempts, "circuit open")
-                        .await?;
+                    let (dead, why) = (DeliveryStatus::Dead, "circuit open");
+                    self.log_all(&p.body, dead, p.attempts, why, None).await?;
                     out.push((
                         p.index,
                         Disposition::DeadLetter(format!(
@@ -579,17 +580,16 @@ impl DeliveryService {
                         )),
                     ));
                 } else {
+                    let delay = self.backoff(p.attempts, Some(wait));
                     self.log_all(
                         &p.body,
                         DeliveryStatus::Retrying,
                         p.attempts,
                         "circuit open",
+                        Some(delay),
                     )
                     .await?;
-                    out.push((
-                        p.index,
-                        Disposition::RetryLater(self.backoff(p.attempts, Some(wait))),
-                    ));
+                    out.push((p.index, Disposition::RetryLater(delay)));
                 }
             }
             return Ok(out);
@@ -814,6 +814,8 @@ impl DeliveryService {
                 workspace_id: body.workspace_id.clone(),
                 destination_id: body.destination_id.clone(),
                 event_id: item.event_id,
+                message_id: Some(item.message_id.clone()),
+                next_attempt_at: (status == DeliveryStatus::Retrying).then_some(now),
                 status,
                 attempts,
                 last_http_status: http,
@@ -821,6 +823,10 @@ impl DeliveryService {
                 updated_at: now,
                 expires_at: now + crate::workspace::Retention::delivery_log(),
             });
+        }
+        let delay = self.backoff(attempts, retry_after);
+        for r in &mut records {
+            r.next_attempt_at = r.next_attempt_at.map(|now| now + delay);
         }
         if !records.is_empty() {
             self.ports.log.record(&records).await?;
@@ -835,7 +841,6 @@ impl DeliveryService {
             attempts,
             "delivery attempt"
         );
-        let delay = self.backoff(attempts, retry_after);
         Ok(match (retry.is_empty(), dead.is_empty()) {
             (true, true) => Disposition::Ack,
             (false, true) => Disposition::RetryLater(delay),
@@ -860,6 +865,7 @@ impl DeliveryService {
         status: DeliveryStatus,
         attempts: u32,
         error: &str,
+        retry_in: Option<Duration>,
     ) -> Result<(), DeliveryError> {
         let now = self.ports.clock.now();
         let records: Vec<_> = body
@@ -869,6 +875,8 @@ impl DeliveryService {
                 workspace_id: body.workspace_id.clone(),
                 destination_id: body.destination_id.clone(),
                 event_id: item.event_id,
+                message_id: Some(item.message_id.clone()),
+                next_attempt_at: retry_in.map(|d| now + d),
                 status: status.clone(),
                 attempts,
                 last_http_status: None,
