@@ -24,13 +24,10 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
-    SendMessageBatchRequestEntry,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
-use base64::Engine as _;
-use time::OffsetDateTime;
-use tracklayer_core::clock::{from_unix_millis, unix_millis, Clock};
+use tracklayer_core::clock::{from_unix_millis, Clock};
 use tracklayer_core::destination::{DestinationId, DestinationKind};
 use tracklayer_core::dsr::{strip_events, Stripped};
 use tracklayer_core::error::StoreError;
@@ -40,27 +37,22 @@ use tracklayer_core::ports::{
 };
 use tracklayer_core::workspace::WorkspaceId;
 
+mod wire;
+
+use wire::{
+    entry, parse, parse_parts, secs_ceil, string_attr, system_attr, Entry, BATCH_BYTES, BATCH_MAX,
+    DEAD_AT, MAX_VISIBILITY_S, REASON, REDRIVEN,
+};
+
 use crate::config::QueueUrls;
 use crate::error::{code, store};
 
-/// SQS limits.
-const BATCH_MAX: usize = 10;
-const BATCH_BYTES: usize = 256 * 1024;
-const MAX_DELAY_S: u64 = 900;
-const MAX_VISIBILITY_S: u64 = 12 * 60 * 60;
 /// How long `dead_letters` and `replay` hide what they look at (they release it at the end).
 const PEEK_VISIBILITY_S: i32 = 30;
 /// The most dead letters one `replay` call looks at.
 const REPLAY_MAX: usize = 10_000;
 /// Received messages remembered for `dead_letter`.
 const INFLIGHT_MAX: usize = 10_000;
-
-const WORKSPACE: &str = "workspace_id";
-const DESTINATION: &str = "destination_id";
-const REASON: &str = "reason";
-const DEAD_AT: &str = "dead_at";
-const ENCODING: &str = "body_encoding";
-const REDRIVEN: &str = "received more often than the queue's maximum receive count";
 
 /// A received message, as `dead_letter` needs it again.
 #[derive(Debug, Clone)]
@@ -86,133 +78,6 @@ impl std::fmt::Debug for SqsDeliveryQueue {
             .field("queues", &self.queues)
             .finish_non_exhaustive()
     }
-}
-
-/// Whole seconds, rounded up, at most `max`.
-fn secs_ceil(d: Duration, max: u64) -> i32 {
-    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    s.min(max) as i32
-}
-
-fn attr(data_type: &str, value: String) -> Result<MessageAttributeValue, StoreError> {
-    MessageAttributeValue::builder()
-        .data_type(data_type)
-        .string_value(value)
-        .build()
-        .map_err(|e| StoreError::permanent("sqs attributes", e))
-}
-
-/// The body as SQS carries it (a string) and its encoding attribute.
-fn encode_body(body: &[u8]) -> (String, Option<&'static str>) {
-    match std::str::from_utf8(body) {
-        Ok(s) => (s.to_owned(), None),
-        Err(_) => (
-            base64::engine::general_purpose::STANDARD.encode(body),
-            Some("base64"),
-        ),
-    }
-}
-
-fn string_attr<'a>(m: &'a Message, name: &str) -> Option<&'a str> {
-    m.message_attributes()?.get(name)?.string_value()
-}
-
-fn system_attr(m: &Message, name: MessageSystemAttributeName) -> Option<i64> {
-    m.attributes()?.get(&name)?.parse().ok()
-}
-
-/// A message read back: its ids, its body, and when it was sent.
-struct Parsed {
-    workspace_id: WorkspaceId,
-    destination_id: DestinationId,
-    body: Vec<u8>,
-    sent_at: OffsetDateTime,
-}
-
-fn parse(m: &Message) -> Option<Parsed> {
-    parse_parts(
-        |name| string_attr(m, name),
-        m.body().unwrap_or_default(),
-        system_attr(m, MessageSystemAttributeName::SentTimestamp),
-    )
-}
-
-/// A message from its string attributes (by name), its body and its `SentTimestamp`.
-fn parse_parts<'a>(
-    attribute: impl Fn(&str) -> Option<&'a str>,
-    raw: &str,
-    sent_timestamp_ms: Option<i64>,
-) -> Option<Parsed> {
-    let workspace_id = WorkspaceId::parse(attribute(WORKSPACE)?).ok()?;
-    let destination_id = DestinationId::parse(attribute(DESTINATION)?).ok()?;
-    let body = match attribute(ENCODING) {
-        Some("base64") => base64::engine::general_purpose::STANDARD.decode(raw).ok()?,
-        _ => raw.as_bytes().to_vec(),
-    };
-    let sent_at = sent_timestamp_ms.map_or(OffsetDateTime::UNIX_EPOCH, from_unix_millis);
-    Some(Parsed {
-        workspace_id,
-        destination_id,
-        body,
-        sent_at,
-    })
-}
-
-/// One message to send: its attributes and its size as SQS counts it.
-struct Entry {
-    body: String,
-    attributes: HashMap<String, MessageAttributeValue>,
-    delay_s: i32,
-    size: usize,
-}
-
-fn entry(
-    workspace_id: &WorkspaceId,
-    destination_id: &DestinationId,
-    body: &[u8],
-    delay: Duration,
-    dead: Option<(&str, OffsetDateTime)>,
-) -> Result<Entry, StoreError> {
-    let (body, encoding) = encode_body(body);
-    let mut values = vec![
-        (WORKSPACE, "String", workspace_id.to_string()),
-        (DESTINATION, "String", destination_id.to_string()),
-    ];
-    if let Some(e) = encoding {
-        values.push((ENCODING, "String", e.to_owned()));
-    }
-    if let Some((reason, at)) = dead {
-        values.push((REASON, "String", reason.chars().take(1000).collect()));
-        values.push((DEAD_AT, "Number", unix_millis(at).to_string()));
-    }
-    let size = body.len()
-        + values
-            .iter()
-            .map(|(n, t, v)| n.len() + t.len() + v.len())
-            .sum::<usize>();
-    if size > BATCH_BYTES {
-        return Err(StoreError::permanent(
-            "enqueue",
-            format!("a queue message of {size} bytes is over the SQS limit of 256 KiB"),
-        ));
-    }
-    let requested = delay.as_secs();
-    if requested > MAX_DELAY_S {
-        tracing::warn!(
-            requested_s = requested,
-            "SQS delays a message at most 900 s: it becomes visible after 900 s"
-        );
-    }
-    let attributes = values
-        .into_iter()
-        .map(|(n, t, v)| Ok((n.to_owned(), attr(t, v)?)))
-        .collect::<Result<_, StoreError>>()?;
-    Ok(Entry {
-        body,
-        attributes,
-        delay_s: secs_ceil(delay, MAX_DELAY_S),
-        size,
-    })
 }
 
 impl SqsDeliveryQueue {
@@ -823,41 +688,5 @@ impl DeliveryQueue for SqsDeliveryQueue {
             in_flight,
             dead: dead_visible + dead_hidden,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_round_up_to_whole_seconds_within_the_sqs_limit() {
-        assert_eq!(secs_ceil(Duration::from_millis(1500), 900), 2);
-        assert_eq!(secs_ceil(Duration::from_secs(2), 900), 2);
-        assert_eq!(secs_ceil(Duration::ZERO, 900), 0);
-        assert_eq!(secs_ceil(Duration::from_secs(3600), MAX_DELAY_S), 900);
-        assert_eq!(
-            secs_ceil(Duration::from_secs(86_400), MAX_VISIBILITY_S),
-            43_200
-        );
-    }
-
-    #[test]
-    fn a_body_that_is_not_utf8_travels_as_base64() {
-        assert_eq!(encode_body(b"{\"v\":1}"), ("{\"v\":1}".to_owned(), None));
-        let (s, enc) = encode_body(&[0xff, 0x00]);
-        assert_eq!(enc, Some("base64"));
-        assert_eq!(s, "/wA=");
-    }
-
-    #[test]
-    fn refuses_a_message_over_256_kib() {
-        let ws = WorkspaceId::new(tracklayer_core::workspace::Region::Us, "a");
-        let d = DestinationId::new("d");
-        let err = entry(&ws, &d, &vec![b'x'; 256 * 1024], Duration::ZERO, None)
-            .err()
-            .expect("too big");
-        assert!(matches!(err, StoreError::Permanent { .. }), "{err:?}");
-        assert!(entry(&ws, &d, &vec![b'x'; 200 * 1024], Duration::ZERO, None).is_ok());
     }
 }
