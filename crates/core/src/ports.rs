@@ -301,10 +301,15 @@ pub struct QueueDepth {
     pub dead: u64,
 }
 
-/// One queue (and dead-letter queue) per destination kind, with SQS semantics.
+/// Puts messages on a destination kind's queue (ingest; the worker's split-off retries).
 #[async_trait]
-pub trait DeliveryQueue: Send + Sync {
+pub trait Enqueuer: Send + Sync {
     async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError>;
+}
+
+/// What the delivery worker does with its kind's queue: receive, then settle each message.
+#[async_trait]
+pub trait QueueConsumer: Send + Sync {
     /// Puts messages straight into the dead-letter queue (the part of a message that a
     /// destination refused for good while the rest was delivered).
     async fn enqueue_dead(&self, messages: &[Outgoing], reason: &str) -> Result<(), StoreError>;
@@ -324,12 +329,19 @@ pub trait DeliveryQueue: Send + Sync {
         receipt: &Receipt,
         delay: Duration,
     ) -> Result<(), StoreError>;
+    /// Moves a received message to the dead-letter queue with `reason`: the message itself
+    /// says what to move, so no adapter has to remember what it handed out.
     async fn dead_letter(
         &self,
         kind: DestinationKind,
-        receipt: &Receipt,
+        message: &Received,
         reason: &str,
     ) -> Result<(), StoreError>;
+}
+
+/// Dead-letter administration: replay (admin API, CLI) and erasure (data-subject requests).
+#[async_trait]
+pub trait DeadLetterAdmin: Send + Sync {
     async fn dead_letters(
         &self,
         kind: DestinationKind,
@@ -351,6 +363,12 @@ pub trait DeliveryQueue: Send + Sync {
         events: &[EventId],
     ) -> Result<u64, StoreError>;
 }
+
+/// One queue (and dead-letter queue) per destination kind, with SQS semantics: every role.
+/// Adapters implement the three role traits; this follows.
+pub trait DeliveryQueue: Enqueuer + QueueConsumer + DeadLetterAdmin {}
+
+impl<T: Enqueuer + QueueConsumer + DeadLetterAdmin + ?Sized> DeliveryQueue for T {}
 
 /// Data keys, wrapped by the platform key or the customer's key (BYOK).
 #[async_trait]

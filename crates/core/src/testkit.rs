@@ -1316,9 +1316,7 @@ pub mod delivery_queue {
         let mine: Vec<_> = got.iter().filter(|m| m.workspace_id == ws).collect();
         assert_eq!(mine.len(), 2);
         for m in &mine {
-            q.dead_letter(kind, &m.receipt, "HTTP 400: bad pixel")
-                .await
-                .unwrap();
+            q.dead_letter(kind, m, "HTTP 400: bad pixel").await.unwrap();
         }
         let dead = q.dead_letters(kind, 1000).await.unwrap();
         assert!(dead

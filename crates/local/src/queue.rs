@@ -13,7 +13,8 @@ use tracklayer_core::dsr::{strip_events, Stripped};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::EventId;
 use tracklayer_core::ports::{
-    DeadLetter, DeliveryQueue, Outgoing, QueueDepth, Receipt, Received, ReplayFilter,
+    DeadLetter, DeadLetterAdmin, Enqueuer, Outgoing, QueueConsumer, QueueDepth, Receipt, Received,
+    ReplayFilter,
 };
 use tracklayer_core::workspace::WorkspaceId;
 
@@ -106,11 +107,14 @@ fn ids_of(ws: String, dest: String) -> Result<(WorkspaceId, DestinationId), Stor
 }
 
 #[async_trait]
-impl DeliveryQueue for SqliteDeliveryQueue {
+impl Enqueuer for SqliteDeliveryQueue {
     async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError> {
         self.insert(messages, None).await
     }
+}
 
+#[async_trait]
+impl QueueConsumer for SqliteDeliveryQueue {
     async fn enqueue_dead(&self, messages: &[Outgoing], reason: &str) -> Result<(), StoreError> {
         let reason: String = reason.chars().take(1000).collect();
         self.insert(messages, Some(reason)).await
@@ -221,10 +225,10 @@ impl DeliveryQueue for SqliteDeliveryQueue {
     async fn dead_letter(
         &self,
         kind: DestinationKind,
-        receipt: &Receipt,
+        message: &Received,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let (id, token) = parse_receipt(receipt)?;
+        let (id, token) = parse_receipt(&message.receipt)?;
         let now = unix_millis(self.clock.now());
         let reason: String = reason.chars().take(1000).collect();
         self.db
@@ -242,7 +246,10 @@ impl DeliveryQueue for SqliteDeliveryQueue {
             })
             .await
     }
+}
 
+#[async_trait]
+impl DeadLetterAdmin for SqliteDeliveryQueue {
     async fn dead_letters(
         &self,
         kind: DestinationKind,

@@ -9,16 +9,15 @@
 //!   (sub-second durations round up).
 //! - A dead letter carries its `reason` and `dead_at`; messages SQS redrove have neither, and
 //!   read as "received too often" at their send time.
-//! - `dead_letter` needs the message itself, which SQS cannot return for a receipt: the queue
-//!   remembers what it received (`remember` for messages that arrived another way, such as a
-//!   Lambda event source mapping).
+//! - `dead_letter` sends the received message itself (its ids and body) to the dead-letter
+//!   queue and deletes it from the source queue: nothing is remembered between calls.
 //! - `dead_letters` peeks: it receives with a short visibility and makes the messages visible
 //!   again at once. `replay` receives, sends to the source queue, then deletes
 //!   (`StartMessageMoveTask` cannot filter by destination, and moto lacks it).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsMessage;
@@ -28,12 +27,13 @@ use aws_sdk_sqs::types::{
 };
 use aws_sdk_sqs::Client;
 use tracklayer_core::clock::{from_unix_millis, Clock};
-use tracklayer_core::destination::{DestinationId, DestinationKind};
+use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::{strip_events, Stripped};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::EventId;
 use tracklayer_core::ports::{
-    DeadLetter, DeliveryQueue, Outgoing, QueueDepth, Receipt, Received, ReplayFilter,
+    DeadLetter, DeadLetterAdmin, Enqueuer, Outgoing, QueueConsumer, QueueDepth, Receipt, Received,
+    ReplayFilter,
 };
 use tracklayer_core::workspace::WorkspaceId;
 
@@ -51,25 +51,12 @@ use crate::error::{code, store};
 const PEEK_VISIBILITY_S: i32 = 30;
 /// The most dead letters one `replay` call looks at.
 const REPLAY_MAX: usize = 10_000;
-/// Received messages remembered for `dead_letter`.
-const INFLIGHT_MAX: usize = 10_000;
-
-/// A received message, as `dead_letter` needs it again.
-#[derive(Debug, Clone)]
-struct Inflight {
-    kind: DestinationKind,
-    workspace_id: WorkspaceId,
-    destination_id: DestinationId,
-    body: Vec<u8>,
-    at: Instant,
-}
 
 /// The delivery queues on SQS.
 pub struct SqsDeliveryQueue {
     client: Client,
     queues: BTreeMap<DestinationKind, QueueUrls>,
     clock: Arc<dyn Clock>,
-    inflight: Mutex<HashMap<String, Inflight>>,
 }
 
 impl std::fmt::Debug for SqsDeliveryQueue {
@@ -91,7 +78,6 @@ impl SqsDeliveryQueue {
             client,
             queues,
             clock,
-            inflight: Mutex::new(HashMap::new()),
         }
     }
 
@@ -99,21 +85,6 @@ impl SqsDeliveryQueue {
         self.queues.get(&kind).ok_or_else(|| {
             StoreError::permanent("queue", format!("no queue configured for {kind}"))
         })
-    }
-
-    /// Makes a message received by other means (a Lambda event source mapping) known, so
-    /// that `dead_letter` can move it.
-    pub fn remember(&self, kind: DestinationKind, received: &Received) {
-        self.remember_inflight(
-            received.receipt.0.clone(),
-            Inflight {
-                kind,
-                workspace_id: received.workspace_id.clone(),
-                destination_id: received.destination_id.clone(),
-                body: received.body.clone(),
-                at: Instant::now(),
-            },
-        );
     }
 
     /// The destination kind whose queue has this ARN (its last `:` segment is the queue name,
@@ -126,8 +97,7 @@ impl SqsDeliveryQueue {
             .map(|(kind, _)| *kind)
     }
 
-    /// Reads a record of a Lambda SQS event as `receive` reads a message, and remembers it so
-    /// that `dead_letter` can move it. `None` if it did not come from one of these queues or
+    /// Reads a record of a Lambda SQS event as `receive` reads a message. `None` if it did not come from one of these queues or
     /// lacks a receipt handle, valid ids or a readable body: such a record can be neither
     /// delivered nor dead-lettered with a reason (SQS's redrive policy moves it instead).
     pub fn accept_delivered(&self, record: &SqsMessage) -> Option<(DestinationKind, Received)> {
@@ -155,36 +125,7 @@ impl SqsDeliveryQueue {
             receive_count,
             enqueued_at: p.sent_at,
         };
-        self.remember(kind, &received);
         Some((kind, received))
-    }
-
-    /// Forgets a remembered message once it is settled (a Lambda event source deletes what
-    /// the function does not report as failed, without this queue's `ack`).
-    pub fn forget(&self, receipt: &Receipt) {
-        self.forget_inflight(receipt);
-    }
-
-    fn remember_inflight(&self, receipt: String, m: Inflight) {
-        let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= INFLIGHT_MAX {
-            let horizon = Duration::from_secs(MAX_VISIBILITY_S);
-            map.retain(|_, v| v.at.elapsed() < horizon);
-            if map.len() >= INFLIGHT_MAX {
-                let mut ages: Vec<Instant> = map.values().map(|v| v.at).collect();
-                ages.sort_unstable();
-                let cut = ages[ages.len() / 2];
-                map.retain(|_, v| v.at > cut);
-            }
-        }
-        map.insert(receipt, m);
-    }
-
-    fn forget_inflight(&self, receipt: &Receipt) -> Option<Inflight> {
-        self.inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&receipt.0)
     }
 
     /// Sends entries in batches of at most 10 messages and 256 KiB, retrying entries that
@@ -380,7 +321,7 @@ where
 }
 
 #[async_trait]
-impl DeliveryQueue for SqsDeliveryQueue {
+impl Enqueuer for SqsDeliveryQueue {
     async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError> {
         let mut by_kind: BTreeMap<DestinationKind, Vec<Entry>> = BTreeMap::new();
         for m in messages {
@@ -398,7 +339,10 @@ impl DeliveryQueue for SqsDeliveryQueue {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl QueueConsumer for SqsDeliveryQueue {
     async fn enqueue_dead(&self, messages: &[Outgoing], reason: &str) -> Result<(), StoreError> {
         let now = self.clock.now();
         let mut by_kind: BTreeMap<DestinationKind, Vec<Entry>> = BTreeMap::new();
@@ -440,16 +384,6 @@ impl DeliveryQueue for SqsDeliveryQueue {
                 let receive_count =
                     system_attr(&m, MessageSystemAttributeName::ApproximateReceiveCount)
                         .map_or(1, |c| u32::try_from(c).unwrap_or(u32::MAX));
-                self.remember_inflight(
-                    handle.to_owned(),
-                    Inflight {
-                        kind,
-                        workspace_id: p.workspace_id.clone(),
-                        destination_id: p.destination_id.clone(),
-                        body: p.body.clone(),
-                        at: Instant::now(),
-                    },
-                );
                 out.push(Received {
                     receipt: Receipt(handle.to_owned()),
                     destination_id: p.destination_id,
@@ -475,7 +409,6 @@ impl DeliveryQueue for SqsDeliveryQueue {
             .send()
             .await
             .map_err(|e| receipt_error("ack", e))?;
-        self.forget_inflight(receipt);
         Ok(())
     }
 
@@ -500,29 +433,26 @@ impl DeliveryQueue for SqsDeliveryQueue {
     async fn dead_letter(
         &self,
         kind: DestinationKind,
-        receipt: &Receipt,
+        message: &Received,
         reason: &str,
     ) -> Result<(), StoreError> {
         let urls = self.urls(kind)?.clone();
-        let m = {
-            let map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            map.get(&receipt.0).cloned()
-        }
-        .filter(|m| m.kind == kind)
-        .ok_or(StoreError::NotFound("receipt"))?;
         let dead = entry(
-            &m.workspace_id,
-            &m.destination_id,
-            &m.body,
+            &message.workspace_id,
+            &message.destination_id,
+            &message.body,
             Duration::ZERO,
             Some((reason, self.clock.now())),
         )?;
         // Send first: a failure between the two calls leaves a copy in both queues (at least
         // once), never in neither.
         self.send(&urls.dlq, vec![dead]).await?;
-        self.ack(kind, receipt).await
+        self.ack(kind, &message.receipt).await
     }
+}
 
+#[async_trait]
+impl DeadLetterAdmin for SqsDeliveryQueue {
     async fn dead_letters(
         &self,
         kind: DestinationKind,

@@ -952,10 +952,7 @@ impl DeliveryService {
                     .await
             }
             Disposition::DeadLetter(reason) => {
-                self.ports
-                    .queue
-                    .dead_letter(kind, &msg.receipt, reason)
-                    .await
+                self.ports.queue.dead_letter(kind, msg, reason).await
             }
         }
     }

@@ -26,8 +26,9 @@ use tracklayer_core::ingest::{
     parse_body, Endpoint, IngestConfig, IngestPorts, IngestService, RequestMeta,
 };
 use tracklayer_core::ports::{
-    ControlReader, ControlStore, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryQueue,
-    DeliveryRecord, DeliveryStatus, Egress, EgressError, Keyring, Received, UrlGuard,
+    ControlReader, ControlStore, DeadLetterAdmin, DeliveryLog, DeliveryPage, DeliveryQuery,
+    DeliveryRecord, DeliveryStatus, Egress, EgressError, Keyring, QueueConsumer, Received,
+    UrlGuard,
 };
 use tracklayer_core::testkit::T0;
 use tracklayer_core::workspace::{Region, Workspace, WorkspaceId};
