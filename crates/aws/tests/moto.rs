@@ -26,8 +26,7 @@ use tracklayer_core::clock::SystemClock;
 use tracklayer_core::destination::{DestinationId, DestinationKind};
 use tracklayer_core::event::EventId;
 use tracklayer_core::ports::{
-    AuditLog, DeadLetterAdmin, DeliveryLog, DeliveryStatus, Enqueuer, EventStore, Keyring,
-    Outgoing, QueueConsumer,
+    AuditLog, DeliveryLog, DeliveryStatus, Enqueuer, EventStore, Keyring, Outgoing, QueueConsumer,
 };
 use tracklayer_core::testkit::{self, unique, QueueHarness, T0};
 use tracklayer_core::workspace::{KeyRef, Region, WorkspaceId};
@@ -238,6 +237,13 @@ impl QueueHarness for SqsHarness {
     }
     fn max_receive_count(&self) -> u32 {
         MAX_RECEIVES
+    }
+    async fn dead_letters(
+        &self,
+        kind: DestinationKind,
+        limit: usize,
+    ) -> Result<Vec<tracklayer_core::ports::DeadLetter>, tracklayer_core::error::StoreError> {
+        self.queue.dead_letters(kind, limit).await
     }
 }
 
@@ -787,7 +793,7 @@ async fn depth_counts_visible_in_flight_and_dead_messages() {
         .await
         .unwrap();
     assert_eq!(got.len(), 1);
-    let depth = q.depth(DestinationKind::Ga4).await.unwrap();
+    let depth = h.queue.depth(DestinationKind::Ga4).await.unwrap();
     assert_eq!((depth.visible, depth.in_flight, depth.dead), (2, 1, 1));
 }
 

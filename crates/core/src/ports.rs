@@ -342,15 +342,9 @@ pub trait QueueConsumer: Send + Sync {
 /// Dead-letter administration: replay (admin API, CLI) and erasure (data-subject requests).
 #[async_trait]
 pub trait DeadLetterAdmin: Send + Sync {
-    async fn dead_letters(
-        &self,
-        kind: DestinationKind,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, StoreError>;
     /// Moves matching dead letters back to the queue; returns how many moved.
     async fn replay(&self, kind: DestinationKind, filter: &ReplayFilter)
         -> Result<u64, StoreError>;
-    async fn depth(&self, kind: DestinationKind) -> Result<QueueDepth, StoreError>;
     /// Erasure: removes the items of these events of workspace `ws` from the kind's dead
     /// letters and, where the backend can change a queued message, from its waiting and
     /// delayed messages (SQLite can, in flight or not; SQS cannot change a queued message, so

@@ -25,8 +25,8 @@ use crate::identity::{Field, Profile};
 use crate::keys::{ApiKeyRecord, KeyId, KeyKind, Role};
 use crate::ports::AuditLog;
 use crate::ports::{
-    ControlStore, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, DsrStore, EventStore,
-    Keyring, Mail, Mailer, NewEvent, Outgoing, ReplayFilter,
+    ControlStore, DeadLetter, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, DsrStore,
+    EventStore, Keyring, Mail, Mailer, NewEvent, Outgoing, ReplayFilter,
 };
 use crate::workspace::{KeyRef, Region, Retention, User, Workspace, WorkspaceId};
 
@@ -1187,6 +1187,12 @@ pub trait QueueHarness: Send + Sync {
     async fn advance(&self, by: Duration);
     /// The queue's redrive limit.
     fn max_receive_count(&self) -> u32;
+    /// The kind's dead letters, oldest first (the adapter's test-support read).
+    async fn dead_letters(
+        &self,
+        kind: DestinationKind,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
 }
 
 fn outgoing(kind: DestinationKind, dest: &DestinationId, ws: &WorkspaceId, body: &str) -> Outgoing {
@@ -1295,7 +1301,7 @@ pub mod delivery_queue {
             .await
             .unwrap()
             .is_empty());
-        let dead = q.dead_letters(DestinationKind::Webhook, 100).await.unwrap();
+        let dead = h.dead_letters(DestinationKind::Webhook, 100).await.unwrap();
         assert!(dead
             .iter()
             .any(|m| m.destination_id == d && m.body == b"poison"));
@@ -1318,7 +1324,7 @@ pub mod delivery_queue {
         for m in &mine {
             q.dead_letter(kind, m, "HTTP 400: bad pixel").await.unwrap();
         }
-        let dead = q.dead_letters(kind, 1000).await.unwrap();
+        let dead = h.dead_letters(kind, 1000).await.unwrap();
         assert!(dead
             .iter()
             .any(|m| m.destination_id == d1 && m.reason.contains("bad pixel")));
@@ -1333,7 +1339,7 @@ pub mod delivery_queue {
         assert_eq!(back[0].destination_id, d1);
         assert_eq!(back[0].body, b"one");
         q.ack(kind, &back[0].receipt).await.unwrap();
-        let still_dead = q.dead_letters(kind, 1000).await.unwrap();
+        let still_dead = h.dead_letters(kind, 1000).await.unwrap();
         assert!(still_dead.iter().any(|m| m.destination_id == d2));
     }
 
@@ -1365,7 +1371,7 @@ pub mod delivery_queue {
         .unwrap();
         let live = q.receive(DestinationKind::Ga4, 10, VIS).await.unwrap();
         assert!(live.iter().all(|r| r.workspace_id != ws));
-        let dead = q.dead_letters(DestinationKind::Ga4, 1000).await.unwrap();
+        let dead = h.dead_letters(DestinationKind::Ga4, 1000).await.unwrap();
         assert!(dead.iter().any(|m| m.destination_id == d
             && m.reason.contains("invalid")
             && m.body == b"refused"));
@@ -1451,7 +1457,7 @@ pub mod delivery_queue_erasure {
             .await
             .unwrap();
         assert_eq!(removed, 2);
-        let dead: Vec<_> = q
+        let dead: Vec<_> = h
             .dead_letters(DestinationKind::MetaCapi, 100)
             .await
             .unwrap()

@@ -106,6 +106,78 @@ fn ids_of(ws: String, dest: String) -> Result<(WorkspaceId, DestinationId), Stor
     Ok((ws, dest))
 }
 
+impl SqliteDeliveryQueue {
+    /// Test support (no production caller, so not in a port): the kind's dead letters,
+    /// oldest first.
+    pub async fn dead_letters(
+        &self,
+        kind: DestinationKind,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let limit = limit.min(10_000) as i64;
+        self.db
+            .call("dead_letters", move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT workspace_id, destination_id, body, dead_reason, dead_at FROM queue
+                         WHERE kind = ?1 AND dead_at IS NOT NULL ORDER BY dead_at, id LIMIT ?2",
+                    )
+                    .map_err(|e| sql("dead_letters", e))?;
+                let rows = stmt
+                    .query_map(params![kind.as_str(), limit], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Vec<u8>>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                            r.get::<_, i64>(4)?,
+                        ))
+                    })
+                    .map_err(|e| sql("dead_letters", e))?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (ws, dest, body, reason, at) = row.map_err(|e| sql("dead_letters", e))?;
+                    let (workspace_id, destination_id) = ids_of(ws, dest)?;
+                    out.push(DeadLetter {
+                        workspace_id,
+                        destination_id,
+                        body,
+                        reason: reason.unwrap_or_default(),
+                        dead_at: from_unix_millis(at),
+                    });
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Test support (no production caller, so not in a port): messages waiting, in
+    /// flight and dead.
+    pub async fn depth(&self, kind: DestinationKind) -> Result<QueueDepth, StoreError> {
+        let now = unix_millis(self.clock.now());
+        self.db
+            .call("depth", move |c| {
+                c.query_row(
+                    "SELECT
+                        COALESCE(SUM(dead_at IS NULL AND visible_at <= ?2), 0),
+                        COALESCE(SUM(dead_at IS NULL AND visible_at > ?2), 0),
+                        COALESCE(SUM(dead_at IS NOT NULL), 0)
+                     FROM queue WHERE kind = ?1",
+                    params![kind.as_str(), now],
+                    |r| {
+                        Ok(QueueDepth {
+                            visible: r.get::<_, i64>(0)? as u64,
+                            in_flight: r.get::<_, i64>(1)? as u64,
+                            dead: r.get::<_, i64>(2)? as u64,
+                        })
+                    },
+                )
+                .map_err(|e| sql("depth", e))
+            })
+            .await
+    }
+}
+
 #[async_trait]
 impl Enqueuer for SqliteDeliveryQueue {
     async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError> {
@@ -250,48 +322,6 @@ impl QueueConsumer for SqliteDeliveryQueue {
 
 #[async_trait]
 impl DeadLetterAdmin for SqliteDeliveryQueue {
-    async fn dead_letters(
-        &self,
-        kind: DestinationKind,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, StoreError> {
-        let limit = limit.min(10_000) as i64;
-        self.db
-            .call("dead_letters", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT workspace_id, destination_id, body, dead_reason, dead_at FROM queue
-                         WHERE kind = ?1 AND dead_at IS NOT NULL ORDER BY dead_at, id LIMIT ?2",
-                    )
-                    .map_err(|e| sql("dead_letters", e))?;
-                let rows = stmt
-                    .query_map(params![kind.as_str(), limit], |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, Vec<u8>>(2)?,
-                            r.get::<_, Option<String>>(3)?,
-                            r.get::<_, i64>(4)?,
-                        ))
-                    })
-                    .map_err(|e| sql("dead_letters", e))?;
-                let mut out = Vec::new();
-                for row in rows {
-                    let (ws, dest, body, reason, at) = row.map_err(|e| sql("dead_letters", e))?;
-                    let (workspace_id, destination_id) = ids_of(ws, dest)?;
-                    out.push(DeadLetter {
-                        workspace_id,
-                        destination_id,
-                        body,
-                        reason: reason.unwrap_or_default(),
-                        dead_at: from_unix_millis(at),
-                    });
-                }
-                Ok(out)
-            })
-            .await
-    }
-
     async fn replay(
         &self,
         kind: DestinationKind,
@@ -317,30 +347,6 @@ impl DeadLetterAdmin for SqliteDeliveryQueue {
                     )
                     .map_err(|e| sql("replay", e))?;
                 Ok(n as u64)
-            })
-            .await
-    }
-
-    async fn depth(&self, kind: DestinationKind) -> Result<QueueDepth, StoreError> {
-        let now = unix_millis(self.clock.now());
-        self.db
-            .call("depth", move |c| {
-                c.query_row(
-                    "SELECT
-                        COALESCE(SUM(dead_at IS NULL AND visible_at <= ?2), 0),
-                        COALESCE(SUM(dead_at IS NULL AND visible_at > ?2), 0),
-                        COALESCE(SUM(dead_at IS NOT NULL), 0)
-                     FROM queue WHERE kind = ?1",
-                    params![kind.as_str(), now],
-                    |r| {
-                        Ok(QueueDepth {
-                            visible: r.get::<_, i64>(0)? as u64,
-                            in_flight: r.get::<_, i64>(1)? as u64,
-                            dead: r.get::<_, i64>(2)? as u64,
-                        })
-                    },
-                )
-                .map_err(|e| sql("depth", e))
             })
             .await
     }

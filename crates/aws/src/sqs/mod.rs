@@ -320,6 +320,58 @@ where
     }
 }
 
+impl SqsDeliveryQueue {
+    /// Test support (no production caller, so not in a port): the kind's dead letters,
+    /// oldest first.
+    pub async fn dead_letters(
+        &self,
+        kind: DestinationKind,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let url = self.urls(kind)?.dlq.clone();
+        let mut out = Vec::new();
+        let mut handles = Vec::new();
+        while out.len() < limit {
+            let got = self.peek(&url, limit - out.len()).await?;
+            if got.is_empty() {
+                break;
+            }
+            for m in got {
+                if let Some(h) = m.receipt_handle() {
+                    handles.push(h.to_owned());
+                }
+                let Some(p) = parse(&m) else { continue };
+                out.push(DeadLetter {
+                    destination_id: p.destination_id,
+                    workspace_id: p.workspace_id,
+                    body: p.body,
+                    reason: string_attr(&m, REASON).unwrap_or(REDRIVEN).to_owned(),
+                    dead_at: string_attr(&m, DEAD_AT)
+                        .and_then(|v| v.parse().ok())
+                        .map_or(p.sent_at, from_unix_millis),
+                });
+            }
+        }
+        self.release(&url, handles).await?;
+        out.sort_by_key(|d| d.dead_at);
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Test support (no production caller, so not in a port): messages waiting, in
+    /// flight and dead.
+    pub async fn depth(&self, kind: DestinationKind) -> Result<QueueDepth, StoreError> {
+        let urls = self.urls(kind)?.clone();
+        let ((visible, in_flight), (dead_visible, dead_hidden)) =
+            futures_util::future::try_join(self.count(&urls.queue), self.count(&urls.dlq)).await?;
+        Ok(QueueDepth {
+            visible,
+            in_flight,
+            dead: dead_visible + dead_hidden,
+        })
+    }
+}
+
 #[async_trait]
 impl Enqueuer for SqsDeliveryQueue {
     async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError> {
@@ -453,41 +505,6 @@ impl QueueConsumer for SqsDeliveryQueue {
 
 #[async_trait]
 impl DeadLetterAdmin for SqsDeliveryQueue {
-    async fn dead_letters(
-        &self,
-        kind: DestinationKind,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, StoreError> {
-        let url = self.urls(kind)?.dlq.clone();
-        let mut out = Vec::new();
-        let mut handles = Vec::new();
-        while out.len() < limit {
-            let got = self.peek(&url, limit - out.len()).await?;
-            if got.is_empty() {
-                break;
-            }
-            for m in got {
-                if let Some(h) = m.receipt_handle() {
-                    handles.push(h.to_owned());
-                }
-                let Some(p) = parse(&m) else { continue };
-                out.push(DeadLetter {
-                    destination_id: p.destination_id,
-                    workspace_id: p.workspace_id,
-                    body: p.body,
-                    reason: string_attr(&m, REASON).unwrap_or(REDRIVEN).to_owned(),
-                    dead_at: string_attr(&m, DEAD_AT)
-                        .and_then(|v| v.parse().ok())
-                        .map_or(p.sent_at, from_unix_millis),
-                });
-            }
-        }
-        self.release(&url, handles).await?;
-        out.sort_by_key(|d| d.dead_at);
-        out.truncate(limit);
-        Ok(out)
-    }
-
     async fn replay(
         &self,
         kind: DestinationKind,
@@ -607,16 +624,5 @@ impl DeadLetterAdmin for SqsDeliveryQueue {
         }
         self.release(&urls.dlq, untouched).await?;
         Ok(removed)
-    }
-
-    async fn depth(&self, kind: DestinationKind) -> Result<QueueDepth, StoreError> {
-        let urls = self.urls(kind)?.clone();
-        let ((visible, in_flight), (dead_visible, dead_hidden)) =
-            futures_util::future::try_join(self.count(&urls.queue), self.count(&urls.dlq)).await?;
-        Ok(QueueDepth {
-            visible,
-            in_flight,
-            dead: dead_visible + dead_hidden,
-        })
     }
 }

@@ -26,9 +26,8 @@ use tracklayer_core::ingest::{
     parse_body, Endpoint, IngestConfig, IngestPorts, IngestService, RequestMeta,
 };
 use tracklayer_core::ports::{
-    ControlReader, ControlStore, DeadLetterAdmin, DeliveryLog, DeliveryPage, DeliveryQuery,
-    DeliveryRecord, DeliveryStatus, Egress, EgressError, Keyring, QueueConsumer, Received,
-    UrlGuard,
+    ControlReader, ControlStore, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord,
+    DeliveryStatus, Egress, EgressError, Keyring, QueueConsumer, Received, UrlGuard,
 };
 use tracklayer_core::testkit::T0;
 use tracklayer_core::workspace::{Region, Workspace, WorkspaceId};

@@ -23,8 +23,8 @@ use tracklayer_core::ingest::{
 };
 use tracklayer_core::keys::Role;
 use tracklayer_core::ports::{
-    AuditLog, DeadLetterAdmin, DeliveryLog, DeliveryRecord, DeliveryStatus, DsrStore, EventStore,
-    Keyring, Mail, Mailer, QueueConsumer, SuppressionList,
+    AuditLog, DeliveryLog, DeliveryRecord, DeliveryStatus, DsrStore, EventStore, Keyring, Mail,
+    Mailer, QueueConsumer, SuppressionList,
 };
 use tracklayer_core::testkit::T0;
 use tracklayer_core::workspace::{Region, Workspace};
