@@ -35,6 +35,14 @@ fn events(n: usize) -> Vec<EventId> {
         .collect()
 }
 
+/// `n` records delivered at `T0`, of events of one millisecond.
+fn delivered_at_t0(ws: &WorkspaceId, d: &DestinationId, n: usize) -> Vec<DeliveryRecord> {
+    events(n)
+        .into_iter()
+        .map(|id| delivery_record(ws, d, id, DeliveryStatus::Delivered, T0))
+        .collect()
+}
+
 /// What the log must answer: newest first by (millisecond, event id).
 fn newest_first(mut v: Vec<DeliveryRecord>) -> Vec<DeliveryRecord> {
     v.sort_by_key(|r| std::cmp::Reverse(DeliveryCursor::of(r).key()));
@@ -204,12 +212,8 @@ pub async fn pages_past_1000_records_without_skipping_or_repeating_one(l: &dyn D
 
 pub async fn pages_through_equal_timestamps_in_a_stable_order(l: &dyn DeliveryLog) {
     let (ws, d) = ids();
-    let e = events(10);
     // Two calls, one timestamp: ten records that differ only by event id.
-    let records: Vec<DeliveryRecord> = e
-        .iter()
-        .map(|id| delivery_record(&ws, &d, *id, DeliveryStatus::Delivered, T0))
-        .collect();
+    let records = delivered_at_t0(&ws, &d, 10);
     l.record(&records[..4]).await.unwrap();
     l.record(&records[4..]).await.unwrap();
 
@@ -229,11 +233,7 @@ pub async fn pages_through_equal_timestamps_in_a_stable_order(l: &dyn DeliveryLo
 
 pub async fn a_last_page_that_fills_its_limit_has_no_cursor(l: &dyn DeliveryLog) {
     let (ws, d) = ids();
-    let e = events(4);
-    let records: Vec<DeliveryRecord> = e
-        .iter()
-        .map(|id| delivery_record(&ws, &d, *id, DeliveryStatus::Delivered, T0))
-        .collect();
+    let records = delivered_at_t0(&ws, &d, 4);
     l.record(&records).await.unwrap();
 
     let first = l.page(&ws, &d, &query(2), T0).await.unwrap();

@@ -12,6 +12,13 @@ use uuid::Uuid;
 use super::*;
 
 impl App {
+    /// A new destination with `n` records in its log (`delivery_records`).
+    async fn destination_with_records(&self, n: usize) -> String {
+        let d = self.new_destination().await;
+        self.delivery_records(&d, n).await;
+        d
+    }
+
     /// Writes `n` records to the destination's log: every seventh retrying (next attempt
     /// five minutes after its update), the others delivered; ten per second from `T0` on, so
     /// that many share a timestamp.
@@ -67,8 +74,7 @@ fn message_ids(page: &Value) -> Vec<String> {
 #[tokio::test]
 async fn the_delivery_log_pages_past_1000_records_with_a_cursor_newest_first() {
     let app = App::start().await;
-    let d = app.new_destination().await;
-    app.delivery_records(&d, 1_005).await;
+    let d = app.destination_with_records(1_005).await;
 
     let (status, first) = app.delivery_log(&d, "limit=1000").await;
     assert_eq!(status, StatusCode::OK, "{first}");
@@ -101,8 +107,7 @@ async fn the_delivery_log_pages_past_1000_records_with_a_cursor_newest_first() {
 #[tokio::test]
 async fn the_delivery_log_filters_by_status_and_time_and_shows_when_a_retry_is_due() {
     let app = App::start().await;
-    let d = app.new_destination().await;
-    app.delivery_records(&d, 30).await;
+    let d = app.destination_with_records(30).await;
 
     let (status, retrying) = app.delivery_log(&d, "status=retrying").await;
     assert_eq!(status, StatusCode::OK, "{retrying}");
@@ -145,10 +150,8 @@ async fn the_delivery_log_filters_by_status_and_time_and_shows_when_a_retry_is_d
 #[tokio::test]
 async fn bad_delivery_log_parameters_are_problems_naming_the_parameter() {
     let app = App::start().await;
-    let d = app.new_destination().await;
-    let other = app.new_destination().await;
-    app.delivery_records(&d, 5).await;
-    app.delivery_records(&other, 5).await;
+    let d = app.destination_with_records(5).await;
+    let other = app.destination_with_records(5).await;
     let (_, page) = app.delivery_log(&d, "limit=2").await;
     let cursor = page["next_cursor"].as_str().unwrap().to_owned();
     let mut tampered = cursor.clone().into_bytes();
