@@ -26,7 +26,7 @@ use tracklayer_core::clock::SystemClock;
 use tracklayer_core::destination::{DestinationId, DestinationKind};
 use tracklayer_core::event::EventId;
 use tracklayer_core::ports::{
-    AuditLog, DeliveryLog, DeliveryQueue, DeliveryStatus, EventStore, Keyring, Outgoing,
+    AuditLog, DeliveryLog, DeliveryStatus, Enqueuer, EventStore, Keyring, Outgoing, QueueConsumer,
 };
 use tracklayer_core::testkit::{self, unique, QueueHarness, T0};
 use tracklayer_core::workspace::{KeyRef, Region, WorkspaceId};
@@ -228,7 +228,7 @@ impl SqsHarness {
 
 #[async_trait]
 impl QueueHarness for SqsHarness {
-    fn queue(&self) -> &dyn DeliveryQueue {
+    fn queue(&self) -> &dyn tracklayer_core::ports::DeliveryQueue {
         &self.queue
     }
     /// SQS keeps real time: let it pass.
@@ -237,6 +237,13 @@ impl QueueHarness for SqsHarness {
     }
     fn max_receive_count(&self) -> u32 {
         MAX_RECEIVES
+    }
+    async fn dead_letters(
+        &self,
+        kind: DestinationKind,
+        limit: usize,
+    ) -> Result<Vec<tracklayer_core::ports::DeadLetter>, tracklayer_core::error::StoreError> {
+        self.queue.dead_letters(kind, limit).await
     }
 }
 
@@ -324,6 +331,11 @@ mod delivery_queue {
 mod delivery_log {
     use super::*;
     tracklayer_core::delivery_log_contract!(delivery_log());
+}
+
+mod delivery_log_paging {
+    use super::*;
+    tracklayer_core::delivery_log_paging_contract!(delivery_log());
 }
 
 mod event_store_erasure {
@@ -781,12 +793,12 @@ async fn depth_counts_visible_in_flight_and_dead_messages() {
         .await
         .unwrap();
     assert_eq!(got.len(), 1);
-    let depth = q.depth(DestinationKind::Ga4).await.unwrap();
+    let depth = h.queue.depth(DestinationKind::Ga4).await.unwrap();
     assert_eq!((depth.visible, depth.in_flight, depth.dead), (2, 1, 1));
 }
 
 #[tokio::test]
-async fn a_message_received_elsewhere_can_be_dead_lettered_once_remembered() {
+async fn a_message_received_elsewhere_is_dead_lettered_from_itself_with_nothing_remembered() {
     let h = sqs_queue().await;
     let (ws, d) = (ws(), DestinationId::new(&unique()));
     h.queue
@@ -799,27 +811,21 @@ async fn a_message_received_elsewhere_can_be_dead_lettered_once_remembered() {
         }])
         .await
         .unwrap();
-    // A second queue handle (another process) receives; this one only learns the message.
+    // A second queue handle (another process, a Lambda event source) receives; this one
+    // dead-letters what it is handed.
     let c = clients().await;
     let other = SqsDeliveryQueue::new(c.sqs, h.queue_urls(), Arc::new(SystemClock));
     let got = other
         .receive(DestinationKind::Webhook, 1, Duration::from_secs(30))
         .await
         .unwrap();
-    let err = h
-        .queue
-        .dead_letter(DestinationKind::Webhook, &got[0].receipt, "refused")
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        tracklayer_core::error::StoreError::NotFound(_)
-    ));
-    h.queue.remember(DestinationKind::Webhook, &got[0]);
+    assert_eq!(got.len(), 1);
+
     h.queue
-        .dead_letter(DestinationKind::Webhook, &got[0].receipt, "refused")
+        .dead_letter(DestinationKind::Webhook, &got[0], "refused")
         .await
         .unwrap();
+
     let dead = h
         .queue
         .dead_letters(DestinationKind::Webhook, 10)
@@ -828,6 +834,12 @@ async fn a_message_received_elsewhere_can_be_dead_lettered_once_remembered() {
     assert!(dead
         .iter()
         .any(|m| m.destination_id == d && m.reason == "refused" && m.body == b"from-lambda"));
+    let depth = h.queue.depth(DestinationKind::Webhook).await.unwrap();
+    assert_eq!(
+        (depth.visible, depth.in_flight, depth.dead),
+        (0, 0, 1),
+        "moved, not copied"
+    );
 }
 
 #[tokio::test]

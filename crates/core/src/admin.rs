@@ -28,8 +28,8 @@ use crate::keys::verifier::{Audience, AuthError, KeyVerifier, VerifierConfig};
 use crate::keys::{ApiKeyRecord, KeyId, KeyKind, KeyRefusal, Role};
 use crate::name::Name;
 use crate::ports::{
-    AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DeliveryRecord, DsrStore, EgressError,
-    EventStore, Keyring, ReplayFilter, UrlGuard, LAST_ADMIN,
+    AuditLog, ControlStore, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryQueue,
+    DeliveryRecord, DsrStore, EgressError, EventStore, Keyring, ReplayFilter, UrlGuard, LAST_ADMIN,
 };
 use crate::workspace::{Region, SecuritySettings, User, Workspace, WorkspaceId};
 
@@ -1015,17 +1015,19 @@ impl AdminService {
         Ok(())
     }
 
+    /// One page of a destination's delivery log (at most 1,000 records), newest first.
     pub async fn delivery_log(
         &self,
         p: &Principal,
         id: &str,
-        limit: usize,
-    ) -> Result<Vec<DeliveryRecord>, AdminError> {
+        mut query: DeliveryQuery,
+    ) -> Result<DeliveryPage, AdminError> {
         let d = self.destination_record(p, id).await?;
+        query.limit = query.limit.clamp(1, 1000);
         Ok(self
             .ports
             .delivery_log
-            .for_destination(&p.workspace_id, &d.id, limit.clamp(1, 1000), self.now())
+            .page(&p.workspace_id, &d.id, &query, self.now())
             .await?)
     }
 

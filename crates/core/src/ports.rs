@@ -301,10 +301,15 @@ pub struct QueueDepth {
     pub dead: u64,
 }
 
-/// One queue (and dead-letter queue) per destination kind, with SQS semantics.
+/// Puts messages on a destination kind's queue (ingest; the worker's split-off retries).
 #[async_trait]
-pub trait DeliveryQueue: Send + Sync {
+pub trait Enqueuer: Send + Sync {
     async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError>;
+}
+
+/// What the delivery worker does with its kind's queue: receive, then settle each message.
+#[async_trait]
+pub trait QueueConsumer: Send + Sync {
     /// Puts messages straight into the dead-letter queue (the part of a message that a
     /// destination refused for good while the rest was delivered).
     async fn enqueue_dead(&self, messages: &[Outgoing], reason: &str) -> Result<(), StoreError>;
@@ -324,21 +329,22 @@ pub trait DeliveryQueue: Send + Sync {
         receipt: &Receipt,
         delay: Duration,
     ) -> Result<(), StoreError>;
+    /// Moves a received message to the dead-letter queue with `reason`: the message itself
+    /// says what to move, so no adapter has to remember what it handed out.
     async fn dead_letter(
         &self,
         kind: DestinationKind,
-        receipt: &Receipt,
+        message: &Received,
         reason: &str,
     ) -> Result<(), StoreError>;
-    async fn dead_letters(
-        &self,
-        kind: DestinationKind,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, StoreError>;
+}
+
+/// Dead-letter administration: replay (admin API, CLI) and erasure (data-subject requests).
+#[async_trait]
+pub trait DeadLetterAdmin: Send + Sync {
     /// Moves matching dead letters back to the queue; returns how many moved.
     async fn replay(&self, kind: DestinationKind, filter: &ReplayFilter)
         -> Result<u64, StoreError>;
-    async fn depth(&self, kind: DestinationKind) -> Result<QueueDepth, StoreError>;
     /// Erasure: removes the items of these events of workspace `ws` from the kind's dead
     /// letters and, where the backend can change a queued message, from its waiting and
     /// delayed messages (SQLite can, in flight or not; SQS cannot change a queued message, so
@@ -351,6 +357,12 @@ pub trait DeliveryQueue: Send + Sync {
         events: &[EventId],
     ) -> Result<u64, StoreError>;
 }
+
+/// One queue (and dead-letter queue) per destination kind, with SQS semantics: every role.
+/// Adapters implement the three role traits; this follows.
+pub trait DeliveryQueue: Enqueuer + QueueConsumer + DeadLetterAdmin {}
+
+impl<T: Enqueuer + QueueConsumer + DeadLetterAdmin + ?Sized> DeliveryQueue for T {}
 
 /// Data keys, wrapped by the platform key or the customer's key (BYOK).
 #[async_trait]
@@ -434,6 +446,43 @@ pub enum DeliveryStatus {
     Dropped(String),
 }
 
+impl DeliveryStatus {
+    pub fn kind(&self) -> DeliveryStatusKind {
+        match self {
+            Self::Delivered => DeliveryStatusKind::Delivered,
+            Self::Retrying => DeliveryStatusKind::Retrying,
+            Self::Dead => DeliveryStatusKind::Dead,
+            Self::Dropped(_) => DeliveryStatusKind::Dropped,
+        }
+    }
+}
+
+/// A `DeliveryStatus` without its reason: what the delivery log filters by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DeliveryStatusKind {
+    Delivered,
+    Retrying,
+    Dead,
+    Dropped,
+}
+
+impl DeliveryStatusKind {
+    pub const ALL: [Self; 4] = [Self::Delivered, Self::Retrying, Self::Dead, Self::Dropped];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retrying => "retrying",
+            Self::Dead => "dead",
+            Self::Dropped => "dropped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
 /// One event's delivery to one destination. Consent decisions and "queued" are not written
 /// here: they are in the stored event's routing, so no write is spent per event and
 /// destination at ingest (DESIGN.md § Cost).
@@ -442,9 +491,19 @@ pub struct DeliveryRecord {
     pub workspace_id: WorkspaceId,
     pub destination_id: DestinationId,
     pub event_id: EventId,
+    /// The event's Segment `messageId` (absent from records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<MessageId>,
     #[serde(flatten)]
     pub status: DeliveryStatus,
     pub attempts: u32,
+    /// When a `Retrying` record's next attempt is due.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub next_attempt_at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_http_status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -453,6 +512,66 @@ pub struct DeliveryRecord {
     pub updated_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+}
+
+/// A position in a destination's log, which is ordered newest first by
+/// (`updated_at` in milliseconds, event id): the next page starts strictly after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryCursor {
+    pub updated_ms: i64,
+    pub event_id: EventId,
+}
+
+impl DeliveryCursor {
+    /// The position of `r`.
+    pub fn of(r: &DeliveryRecord) -> Self {
+        Self {
+            updated_ms: crate::clock::unix_millis(r.updated_at),
+            event_id: r.event_id,
+        }
+    }
+
+    /// What the log is ordered by (descending).
+    pub fn key(self) -> (i64, EventId) {
+        (self.updated_ms, self.event_id)
+    }
+}
+
+/// Which of a destination's records to list: filters apply to each event's latest record.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    /// Only these statuses; any when empty.
+    pub statuses: Vec<DeliveryStatusKind>,
+    /// Updated at or after (millisecond precision).
+    pub since: Option<OffsetDateTime>,
+    /// Updated at or before (millisecond precision).
+    pub until: Option<OffsetDateTime>,
+    /// Records after this position (the previous page's `next`).
+    pub after: Option<DeliveryCursor>,
+    pub limit: usize,
+}
+
+impl DeliveryQuery {
+    /// Does `r` pass the filters and come after the cursor? Adapters that filter in memory
+    /// use this, so both backends read a query the same way.
+    pub fn matches(&self, r: &DeliveryRecord) -> bool {
+        let ms = crate::clock::unix_millis(r.updated_at);
+        (self.statuses.is_empty() || self.statuses.contains(&r.status.kind()))
+            && self
+                .since
+                .is_none_or(|t| ms >= crate::clock::unix_millis(t))
+            && self
+                .until
+                .is_none_or(|t| ms <= crate::clock::unix_millis(t))
+            && self.after.is_none_or(|c| (ms, r.event_id) < c.key())
+    }
+}
+
+/// One page of a destination's log, newest first; `next` when more records follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryPage {
+    pub records: Vec<DeliveryRecord>,
+    pub next: Option<DeliveryCursor>,
 }
 
 /// Attempts and outcomes per (event, destination); kept 30 days.
@@ -476,6 +595,16 @@ pub trait DeliveryLog: Send + Sync {
         event: &EventId,
         now: OffsetDateTime,
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// One page of the unexpired records of one destination that match `query`, newest
+    /// first by (`updated_at` in milliseconds, event id): paging on with `next` neither skips
+    /// nor repeats a record of an unchanged log, equal timestamps included.
+    async fn page(
+        &self,
+        ws: &WorkspaceId,
+        destination: &DestinationId,
+        query: &DeliveryQuery,
+        now: OffsetDateTime,
+    ) -> Result<DeliveryPage, StoreError>;
     /// The most recent unexpired records of one destination, newest first.
     async fn for_destination(
         &self,
@@ -483,7 +612,13 @@ pub trait DeliveryLog: Send + Sync {
         destination: &DestinationId,
         limit: usize,
         now: OffsetDateTime,
-    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let query = DeliveryQuery {
+            limit,
+            ..DeliveryQuery::default()
+        };
+        Ok(self.page(ws, destination, &query, now).await?.records)
+    }
     /// Deletes what expired before `now`.
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
     /// Every record of these events, any destination, expired or not.

@@ -25,12 +25,13 @@ use crate::identity::{Field, Profile};
 use crate::keys::{ApiKeyRecord, KeyId, KeyKind, Role};
 use crate::ports::AuditLog;
 use crate::ports::{
-    ControlStore, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, DsrStore, EventStore,
-    Keyring, Mail, Mailer, NewEvent, Outgoing, ReplayFilter,
+    ControlStore, DeadLetter, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, DsrStore,
+    EventStore, Keyring, Mail, Mailer, NewEvent, Outgoing, ReplayFilter,
 };
 use crate::workspace::{KeyRef, Region, Retention, User, Workspace, WorkspaceId};
 
 pub mod account_end;
+pub mod delivery_log_paging;
 pub mod last_admin;
 pub mod retention;
 
@@ -1186,6 +1187,12 @@ pub trait QueueHarness: Send + Sync {
     async fn advance(&self, by: Duration);
     /// The queue's redrive limit.
     fn max_receive_count(&self) -> u32;
+    /// The kind's dead letters, oldest first (the adapter's test-support read).
+    async fn dead_letters(
+        &self,
+        kind: DestinationKind,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
 }
 
 fn outgoing(kind: DestinationKind, dest: &DestinationId, ws: &WorkspaceId, body: &str) -> Outgoing {
@@ -1294,7 +1301,7 @@ pub mod delivery_queue {
             .await
             .unwrap()
             .is_empty());
-        let dead = q.dead_letters(DestinationKind::Webhook, 100).await.unwrap();
+        let dead = h.dead_letters(DestinationKind::Webhook, 100).await.unwrap();
         assert!(dead
             .iter()
             .any(|m| m.destination_id == d && m.body == b"poison"));
@@ -1315,11 +1322,9 @@ pub mod delivery_queue {
         let mine: Vec<_> = got.iter().filter(|m| m.workspace_id == ws).collect();
         assert_eq!(mine.len(), 2);
         for m in &mine {
-            q.dead_letter(kind, &m.receipt, "HTTP 400: bad pixel")
-                .await
-                .unwrap();
+            q.dead_letter(kind, m, "HTTP 400: bad pixel").await.unwrap();
         }
-        let dead = q.dead_letters(kind, 1000).await.unwrap();
+        let dead = h.dead_letters(kind, 1000).await.unwrap();
         assert!(dead
             .iter()
             .any(|m| m.destination_id == d1 && m.reason.contains("bad pixel")));
@@ -1334,7 +1339,7 @@ pub mod delivery_queue {
         assert_eq!(back[0].destination_id, d1);
         assert_eq!(back[0].body, b"one");
         q.ack(kind, &back[0].receipt).await.unwrap();
-        let still_dead = q.dead_letters(kind, 1000).await.unwrap();
+        let still_dead = h.dead_letters(kind, 1000).await.unwrap();
         assert!(still_dead.iter().any(|m| m.destination_id == d2));
     }
 
@@ -1366,7 +1371,7 @@ pub mod delivery_queue {
         .unwrap();
         let live = q.receive(DestinationKind::Ga4, 10, VIS).await.unwrap();
         assert!(live.iter().all(|r| r.workspace_id != ws));
-        let dead = q.dead_letters(DestinationKind::Ga4, 1000).await.unwrap();
+        let dead = h.dead_letters(DestinationKind::Ga4, 1000).await.unwrap();
         assert!(dead.iter().any(|m| m.destination_id == d
             && m.reason.contains("invalid")
             && m.body == b"refused"));
@@ -1452,7 +1457,7 @@ pub mod delivery_queue_erasure {
             .await
             .unwrap();
         assert_eq!(removed, 2);
-        let dead: Vec<_> = q
+        let dead: Vec<_> = h
             .dead_letters(DestinationKind::MetaCapi, 100)
             .await
             .unwrap()
@@ -1516,8 +1521,10 @@ pub fn delivery_record(
         workspace_id: ws.clone(),
         destination_id: d.clone(),
         event_id: e,
+        message_id: Some(MessageId::parse(&format!("msg-{}", e.0.simple())).expect("a message id")),
         status,
         attempts: 1,
+        next_attempt_at: None,
         last_http_status: Some(200),
         last_error: None,
         updated_at: at,

@@ -27,7 +27,7 @@ use tracklayer_core::event::{EventId, MessageId, OperationalRecord, QueueBody, S
 use tracklayer_core::identity::sha256_hex;
 use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
 use tracklayer_core::keys::{ApiKeyRecord, KeyKind, Role};
-use tracklayer_core::ports::{ControlStore, DeliveryQueue, EventStore, Keyring, NewEvent};
+use tracklayer_core::ports::{ControlStore, EventStore, Keyring, NewEvent, QueueConsumer};
 use tracklayer_core::workspace::{Cidr, KeyRef, Region, Workspace, WorkspaceId};
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
 use tracklayer_local::{

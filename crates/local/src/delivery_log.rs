@@ -7,7 +7,9 @@ use tracklayer_core::clock::unix_millis;
 use tracklayer_core::destination::DestinationId;
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::EventId;
-use tracklayer_core::ports::{DeliveryLog, DeliveryRecord, DeliveryStatus};
+use tracklayer_core::ports::{
+    DeliveryCursor, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord,
+};
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::db::{from_json, json, sql, Db};
@@ -20,15 +22,6 @@ pub struct SqliteDeliveryLog {
 impl SqliteDeliveryLog {
     pub fn new(db: Db) -> Self {
         Self { db }
-    }
-}
-
-fn status_name(s: &DeliveryStatus) -> &'static str {
-    match s {
-        DeliveryStatus::Delivered => "delivered",
-        DeliveryStatus::Retrying => "retrying",
-        DeliveryStatus::Dead => "dead",
-        DeliveryStatus::Dropped(_) => "dropped",
     }
 }
 
@@ -52,7 +45,7 @@ impl DeliveryLog for SqliteDeliveryLog {
                     r.workspace_id.as_str().to_owned(),
                     r.destination_id.as_str().to_owned(),
                     r.event_id.to_string(),
-                    status_name(&r.status),
+                    r.status.kind().as_str(),
                     unix_millis(r.updated_at),
                     unix_millis(r.expires_at),
                     json("delivery_log", r)?,
@@ -138,33 +131,63 @@ impl DeliveryLog for SqliteDeliveryLog {
             .await
     }
 
-    async fn for_destination(
+    async fn page(
         &self,
         ws: &WorkspaceId,
         destination: &DestinationId,
-        limit: usize,
+        query: &DeliveryQuery,
         now: OffsetDateTime,
-    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+    ) -> Result<DeliveryPage, StoreError> {
         let (ws, d, now) = (
             ws.as_str().to_owned(),
             destination.as_str().to_owned(),
             unix_millis(now),
         );
-        let limit = limit.min(10_000) as i64;
-        self.db
+        // `,delivered,dead,` — or empty for any status.
+        let statuses: String = if query.statuses.is_empty() {
+            String::new()
+        } else {
+            query
+                .statuses
+                .iter()
+                .fold(",".to_owned(), |acc, k| format!("{acc}{},", k.as_str()))
+        };
+        let since = query.since.map_or(i64::MIN, unix_millis);
+        let until = query.until.map_or(i64::MAX, unix_millis);
+        let (after_ms, after_event) = query.after.map_or((i64::MAX, String::new()), |c| {
+            (c.updated_ms, c.event_id.to_string())
+        });
+        let limit = query.limit.min(10_000);
+        let fetch = limit as i64 + 1;
+        let mut records = self
+            .db
             .call("delivery_log", move |c| {
                 let mut stmt = c
                     .prepare_cached(
                         "SELECT doc FROM delivery_log WHERE workspace_id = ?1 AND destination_id = ?2
-                         AND expires_at > ?3 ORDER BY updated_at DESC, event_id DESC LIMIT ?4",
+                         AND expires_at > ?3
+                         AND (?4 = '' OR instr(?4, ',' || status || ',') > 0)
+                         AND updated_at >= ?5 AND updated_at <= ?6
+                         AND (updated_at < ?7 OR (updated_at = ?7 AND event_id < ?8))
+                         ORDER BY updated_at DESC, event_id DESC LIMIT ?9",
                     )
                     .map_err(|e| sql("delivery_log", e))?;
                 let rows = stmt
-                    .query_map(params![ws, d, now, limit], |r| r.get::<_, String>(0))
+                    .query_map(
+                        params![ws, d, now, statuses, since, until, after_ms, after_event, fetch],
+                        |r| r.get::<_, String>(0),
+                    )
                     .map_err(|e| sql("delivery_log", e))?;
                 docs(rows)
             })
-            .await
+            .await?;
+        let next = if records.len() > limit {
+            records.truncate(limit);
+            records.last().map(DeliveryCursor::of)
+        } else {
+            None
+        };
+        Ok(DeliveryPage { records, next })
     }
 
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {

@@ -13,7 +13,8 @@ use tracklayer_core::dsr::{strip_events, Stripped};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::EventId;
 use tracklayer_core::ports::{
-    DeadLetter, DeliveryQueue, Outgoing, QueueDepth, Receipt, Received, ReplayFilter,
+    DeadLetter, DeadLetterAdmin, Enqueuer, Outgoing, QueueConsumer, QueueDepth, Receipt, Received,
+    ReplayFilter,
 };
 use tracklayer_core::workspace::WorkspaceId;
 
@@ -105,12 +106,87 @@ fn ids_of(ws: String, dest: String) -> Result<(WorkspaceId, DestinationId), Stor
     Ok((ws, dest))
 }
 
+impl SqliteDeliveryQueue {
+    /// Test support (no production caller, so not in a port): the kind's dead letters,
+    /// oldest first.
+    pub async fn dead_letters(
+        &self,
+        kind: DestinationKind,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let limit = limit.min(10_000) as i64;
+        self.db
+            .call("dead_letters", move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT workspace_id, destination_id, body, dead_reason, dead_at FROM queue
+                         WHERE kind = ?1 AND dead_at IS NOT NULL ORDER BY dead_at, id LIMIT ?2",
+                    )
+                    .map_err(|e| sql("dead_letters", e))?;
+                let rows = stmt
+                    .query_map(params![kind.as_str(), limit], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Vec<u8>>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                            r.get::<_, i64>(4)?,
+                        ))
+                    })
+                    .map_err(|e| sql("dead_letters", e))?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (ws, dest, body, reason, at) = row.map_err(|e| sql("dead_letters", e))?;
+                    let (workspace_id, destination_id) = ids_of(ws, dest)?;
+                    out.push(DeadLetter {
+                        workspace_id,
+                        destination_id,
+                        body,
+                        reason: reason.unwrap_or_default(),
+                        dead_at: from_unix_millis(at),
+                    });
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Test support (no production caller, so not in a port): messages waiting, in
+    /// flight and dead.
+    pub async fn depth(&self, kind: DestinationKind) -> Result<QueueDepth, StoreError> {
+        let now = unix_millis(self.clock.now());
+        self.db
+            .call("depth", move |c| {
+                c.query_row(
+                    "SELECT
+                        COALESCE(SUM(dead_at IS NULL AND visible_at <= ?2), 0),
+                        COALESCE(SUM(dead_at IS NULL AND visible_at > ?2), 0),
+                        COALESCE(SUM(dead_at IS NOT NULL), 0)
+                     FROM queue WHERE kind = ?1",
+                    params![kind.as_str(), now],
+                    |r| {
+                        Ok(QueueDepth {
+                            visible: r.get::<_, i64>(0)? as u64,
+                            in_flight: r.get::<_, i64>(1)? as u64,
+                            dead: r.get::<_, i64>(2)? as u64,
+                        })
+                    },
+                )
+                .map_err(|e| sql("depth", e))
+            })
+            .await
+    }
+}
+
 #[async_trait]
-impl DeliveryQueue for SqliteDeliveryQueue {
+impl Enqueuer for SqliteDeliveryQueue {
     async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError> {
         self.insert(messages, None).await
     }
+}
 
+#[async_trait]
+impl QueueConsumer for SqliteDeliveryQueue {
     async fn enqueue_dead(&self, messages: &[Outgoing], reason: &str) -> Result<(), StoreError> {
         let reason: String = reason.chars().take(1000).collect();
         self.insert(messages, Some(reason)).await
@@ -221,10 +297,10 @@ impl DeliveryQueue for SqliteDeliveryQueue {
     async fn dead_letter(
         &self,
         kind: DestinationKind,
-        receipt: &Receipt,
+        message: &Received,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let (id, token) = parse_receipt(receipt)?;
+        let (id, token) = parse_receipt(&message.receipt)?;
         let now = unix_millis(self.clock.now());
         let reason: String = reason.chars().take(1000).collect();
         self.db
@@ -242,49 +318,10 @@ impl DeliveryQueue for SqliteDeliveryQueue {
             })
             .await
     }
+}
 
-    async fn dead_letters(
-        &self,
-        kind: DestinationKind,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, StoreError> {
-        let limit = limit.min(10_000) as i64;
-        self.db
-            .call("dead_letters", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT workspace_id, destination_id, body, dead_reason, dead_at FROM queue
-                         WHERE kind = ?1 AND dead_at IS NOT NULL ORDER BY dead_at, id LIMIT ?2",
-                    )
-                    .map_err(|e| sql("dead_letters", e))?;
-                let rows = stmt
-                    .query_map(params![kind.as_str(), limit], |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, Vec<u8>>(2)?,
-                            r.get::<_, Option<String>>(3)?,
-                            r.get::<_, i64>(4)?,
-                        ))
-                    })
-                    .map_err(|e| sql("dead_letters", e))?;
-                let mut out = Vec::new();
-                for row in rows {
-                    let (ws, dest, body, reason, at) = row.map_err(|e| sql("dead_letters", e))?;
-                    let (workspace_id, destination_id) = ids_of(ws, dest)?;
-                    out.push(DeadLetter {
-                        workspace_id,
-                        destination_id,
-                        body,
-                        reason: reason.unwrap_or_default(),
-                        dead_at: from_unix_millis(at),
-                    });
-                }
-                Ok(out)
-            })
-            .await
-    }
-
+#[async_trait]
+impl DeadLetterAdmin for SqliteDeliveryQueue {
     async fn replay(
         &self,
         kind: DestinationKind,
@@ -310,30 +347,6 @@ impl DeliveryQueue for SqliteDeliveryQueue {
                     )
                     .map_err(|e| sql("replay", e))?;
                 Ok(n as u64)
-            })
-            .await
-    }
-
-    async fn depth(&self, kind: DestinationKind) -> Result<QueueDepth, StoreError> {
-        let now = unix_millis(self.clock.now());
-        self.db
-            .call("depth", move |c| {
-                c.query_row(
-                    "SELECT
-                        COALESCE(SUM(dead_at IS NULL AND visible_at <= ?2), 0),
-                        COALESCE(SUM(dead_at IS NULL AND visible_at > ?2), 0),
-                        COALESCE(SUM(dead_at IS NOT NULL), 0)
-                     FROM queue WHERE kind = ?1",
-                    params![kind.as_str(), now],
-                    |r| {
-                        Ok(QueueDepth {
-                            visible: r.get::<_, i64>(0)? as u64,
-                            in_flight: r.get::<_, i64>(1)? as u64,
-                            dead: r.get::<_, i64>(2)? as u64,
-                        })
-                    },
-                )
-                .map_err(|e| sql("depth", e))
             })
             .await
     }

@@ -36,6 +36,13 @@ impl QueueHarness for LocalQueue {
     fn max_receive_count(&self) -> u32 {
         3
     }
+    async fn dead_letters(
+        &self,
+        kind: tracklayer_core::destination::DestinationKind,
+        limit: usize,
+    ) -> Result<Vec<tracklayer_core::ports::DeadLetter>, tracklayer_core::error::StoreError> {
+        self.queue.dead_letters(kind, limit).await
+    }
 }
 
 async fn local_queue() -> LocalQueue {
@@ -148,6 +155,13 @@ mod dsr_store {
 mod delivery_log {
     use super::*;
     tracklayer_core::delivery_log_contract!(async {
+        tracklayer_local::SqliteDeliveryLog::new(Db::in_memory().unwrap())
+    });
+}
+
+mod delivery_log_paging {
+    use super::*;
+    tracklayer_core::delivery_log_paging_contract!(async {
         tracklayer_local::SqliteDeliveryLog::new(Db::in_memory().unwrap())
     });
 }

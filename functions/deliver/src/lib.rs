@@ -25,7 +25,7 @@ use tracklayer_core::deliver::service::{
     DeliveryConfig, DeliveryPorts, DeliveryService, Disposition,
 };
 use tracklayer_core::destination::DestinationKind;
-use tracklayer_core::ports::{DeliveryQueue, Received};
+use tracklayer_core::ports::{QueueConsumer, Received};
 use tracklayer_egress::{BuildError, EgressConfig, EgressPolicy, HttpEgress};
 use tracklayer_lambda::AwsStack;
 
@@ -61,7 +61,7 @@ pub struct ReadRecords {
     pub failed: Vec<String>,
 }
 
-/// Reads each record on its own; `queue` remembers the readable ones for `dead_letter`.
+/// Reads each record on its own, as `receive` reads a message.
 pub fn read_records(
     queue: &SqsDeliveryQueue,
     event: SqsRecords,
@@ -206,7 +206,6 @@ impl Deliver {
                 }
             },
         };
-        self.queue.forget(receipt);
         done
     }
 }

@@ -16,7 +16,7 @@ use tracklayer_aws::{AwsClients, AwsConfig, SqsDeliveryQueue};
 use tracklayer_core::clock::SystemClock;
 use tracklayer_core::deliver::service::DeliveryConfig;
 use tracklayer_core::destination::{DestinationId, DestinationKind};
-use tracklayer_core::ports::{DeliveryQueue, Outgoing};
+use tracklayer_core::ports::{Enqueuer, Outgoing};
 use tracklayer_core::workspace::{Region, WorkspaceId};
 use tracklayer_deliver::{Deliver, SqsRecords};
 use tracklayer_lambda::AwsStack;

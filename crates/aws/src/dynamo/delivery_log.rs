@@ -23,7 +23,9 @@ use tracklayer_core::clock::unix_millis;
 use tracklayer_core::destination::DestinationId;
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::EventId;
-use tracklayer_core::ports::{DeliveryLog, DeliveryRecord, DeliveryStatus};
+use tracklayer_core::ports::{
+    DeliveryCursor, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord, DeliveryStatus,
+};
 use tracklayer_core::workspace::WorkspaceId;
 
 use super::{
@@ -245,23 +247,28 @@ impl DeliveryLog for DynamoDeliveryLog {
         Ok(out)
     }
 
-    async fn for_destination(
+    /// Reads the destination's pointers newest first, keeping each event's latest record,
+    /// until no older pointer can hold a record that belongs on the page: a pointer's
+    /// `updated` is the latest of its item's records.
+    async fn page(
         &self,
         ws: &WorkspaceId,
         destination: &DestinationId,
-        limit: usize,
+        query: &DeliveryQuery,
         now: OffsetDateTime,
-    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+    ) -> Result<DeliveryPage, StoreError> {
         let mut latest = HashMap::new();
         let mut seen: HashSet<(String, String)> = HashSet::new();
         let mut start: Option<Item> = None;
+        // One more than the page, to know whether another page follows.
+        let want = query.limit.saturating_add(1);
         let newest_first = |latest: &HashMap<(DestinationId, EventId), DeliveryRecord>| {
             let mut v: Vec<DeliveryRecord> = latest
                 .values()
-                .filter(|r| r.expires_at > now)
+                .filter(|r| r.expires_at > now && query.matches(r))
                 .cloned()
                 .collect();
-            v.sort_by_key(|r| std::cmp::Reverse((r.updated_at, r.event_id)));
+            v.sort_by_key(|r| std::cmp::Reverse(DeliveryCursor::of(r).key()));
             v
         };
         loop {
@@ -276,29 +283,21 @@ impl DeliveryLog for DynamoDeliveryLog {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| store("for_destination", e))?;
+                .map_err(|e| store("page", e))?;
             let pointers = page.items.unwrap_or_default();
             let oldest_pointer = pointers.iter().filter_map(|p| get_n(p, "updated")).min();
             let mut keys = Vec::new();
             for p in &pointers {
                 let target = (
-                    get_s(p, "ref_pk", "for_destination")?.to_owned(),
-                    get_s(p, "ref_sk", "for_destination")?.to_owned(),
+                    get_s(p, "ref_pk", "page")?.to_owned(),
+                    get_s(p, "ref_sk", "page")?.to_owned(),
                 );
                 if seen.insert(target.clone()) {
                     keys.push(key(target.0, target.1));
                 }
             }
-            let items = batch_get(
-                &self.client,
-                "for_destination",
-                &self.table,
-                keys,
-                true,
-                None,
-            )
-            .await?;
-            for r in decode("for_destination", &items)? {
+            let items = batch_get(&self.client, "page", &self.table, keys, true, None).await?;
+            for r in decode("page", &items)? {
                 if r.destination_id == *destination {
                     keep_latest(&mut latest, r);
                 }
@@ -310,16 +309,19 @@ impl DeliveryLog for DynamoDeliveryLog {
                 }
                 _ => true,
             };
-            // Older pointers cannot hold anything newer than what is already the limit-th.
+            // Older pointers cannot hold anything newer than what is already the want-th.
             let sorted = newest_first(&latest);
-            let enough = limit == 0
-                || (sorted.len() >= limit
-                    && oldest_pointer
-                        .is_some_and(|p| p < unix_millis(sorted[limit - 1].updated_at)));
+            let enough = sorted.len() >= want
+                && oldest_pointer.is_some_and(|p| p < unix_millis(sorted[want - 1].updated_at));
             if done || enough {
-                let mut out = sorted;
-                out.truncate(limit);
-                return Ok(out);
+                let mut records = sorted;
+                let next = if records.len() > query.limit {
+                    records.truncate(query.limit);
+                    records.last().map(DeliveryCursor::of)
+                } else {
+                    None
+                };
+                return Ok(DeliveryPage { records, next });
             }
         }
     }
@@ -436,4 +438,91 @@ fn items_for(
     pointer.insert("updated".into(), n(updated));
     pointer.insert(EXPIRES_AT.into(), n(expires));
     Ok((outcome, pointer))
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use time::macros::datetime;
+    use tracklayer_core::event::MessageId;
+    use tracklayer_core::workspace::Region;
+    use uuid::Uuid;
+
+    use super::*;
+
+    /// DynamoDB's item size: attribute names plus values.
+    fn size(item: &Item) -> usize {
+        item.iter()
+            .map(|(k, v)| {
+                k.len()
+                    + match v {
+                        AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+                        AttributeValue::B(b) => b.as_ref().len(),
+                        _ => 1,
+                    }
+            })
+            .sum()
+    }
+
+    /// The write units of the outcomes item of `n` records of one message (one millisecond),
+    /// with and without a Segment messageId (analytics.js: `ajs-next-` and 32 hex digits).
+    fn write_units(n: usize) -> (usize, usize, usize, usize) {
+        let at = datetime!(2026-03-01 12:00:00.123 UTC);
+        let ws = WorkspaceId::new(Region::Us, "0a1b2c3d4e5f");
+        let dest = DestinationId::new("9f8e7d6c5b4a");
+        let base = Uuid::now_v7().as_u128();
+        let records: Vec<DeliveryRecord> = (0..n)
+            .map(|i| {
+                let e = EventId(Uuid::from_u128(base + i as u128));
+                DeliveryRecord {
+                    workspace_id: ws.clone(),
+                    destination_id: dest.clone(),
+                    event_id: e,
+                    message_id: Some(
+                        MessageId::parse(&format!(
+                            "ajs-next-{}",
+                            &hex::encode(Sha256::digest((base + i as u128).to_le_bytes()))[..32]
+                        ))
+                        .unwrap(),
+                    ),
+                    status: DeliveryStatus::Delivered,
+                    attempts: 1,
+                    next_attempt_at: None,
+                    last_http_status: Some(200),
+                    last_error: None,
+                    updated_at: at,
+                    expires_at: at + time::Duration::days(30),
+                }
+            })
+            .collect();
+        let without: Vec<DeliveryRecord> = records
+            .iter()
+            .cloned()
+            .map(|r| DeliveryRecord {
+                message_id: None,
+                ..r
+            })
+            .collect();
+        let ms = millis_of(&records[0].event_id);
+        let item = |v: &[DeliveryRecord]| {
+            let refs: Vec<&DeliveryRecord> = v.iter().collect();
+            size(&items_for(&ws, &dest, ms, &refs).unwrap().0)
+        };
+        let (a, b) = (item(&without), item(&records));
+        (a, b, a.div_ceil(1024), b.div_ceil(1024))
+    }
+
+    #[test]
+    fn message_ids_keep_the_outcomes_of_a_message_of_up_to_25_events_in_one_write_unit() {
+        for n in [1, 5, 10, 25] {
+            let (without, with, wu_without, wu_with) = write_units(n);
+            println!("{n} records: {without} B → {with} B ({wu_without} → {wu_with} WU)");
+            assert_eq!(wu_with, 1, "{n} records: {with} bytes");
+        }
+        // Measured (random ids do not compress): 100 records 1 → 3 WU, 500 records 2 → 13 WU.
+        for n in [100, 500] {
+            let (without, with, wu_without, wu_with) = write_units(n);
+            println!("{n} records: {without} B → {with} B ({wu_without} → {wu_with} WU)");
+        }
+    }
 }

@@ -25,7 +25,7 @@ use tracklayer_core::ingest::{
 };
 use tracklayer_core::keys::KeyKind;
 use tracklayer_core::ports::{
-    ControlStore, DeliveryLog, DeliveryQueue, DeliveryStatus, DsrStore, EventStore,
+    ControlStore, DeliveryLog, DeliveryStatus, DsrStore, EventStore, QueueConsumer,
 };
 use tracklayer_core::workspace::{Region, WorkspaceId};
 
@@ -439,7 +439,7 @@ async fn erasing_a_subject_leaves_nothing_of_it_in_any_table_or_queue() {
             } else {
                 stack
                     .queue
-                    .dead_letter(kind, &m.receipt, "HTTP 400: invalid payload")
+                    .dead_letter(kind, &m, "HTTP 400: invalid payload")
                     .await
                     .unwrap();
             }

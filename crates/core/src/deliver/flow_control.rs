@@ -154,8 +154,8 @@ impl DeliveryService {
         let mut out = Vec::with_capacity(group.len());
         for p in group {
             if p.attempts >= self.config.max_attempts {
-                self.log_all(&p.body, DeliveryStatus::Dead, p.attempts, "circuit open")
-                    .await?;
+                let (dead, why) = (DeliveryStatus::Dead, "circuit open");
+                self.log_all(&p.body, dead, p.attempts, why, None).await?;
                 out.push((
                     p.index,
                     Disposition::DeadLetter(format!(
@@ -164,17 +164,16 @@ impl DeliveryService {
                     )),
                 ));
             } else {
+                let delay = self.backoff(p.attempts, Some(wait));
                 self.log_all(
                     &p.body,
                     DeliveryStatus::Retrying,
                     p.attempts,
                     "circuit open",
+                    Some(delay),
                 )
                 .await?;
-                out.push((
-                    p.index,
-                    Disposition::RetryLater(self.backoff(p.attempts, Some(wait))),
-                ));
+                out.push((p.index, Disposition::RetryLater(delay)));
             }
         }
         Ok(out)

@@ -22,14 +22,15 @@ impl DeliveryService {
             return Disposition::DeadLetter("unreadable message".into());
         };
         let attempts = body.attempts + msg.receive_count;
-        let (status, d) = if attempts >= self.config.max_attempts {
+        let (status, d, retry_in) = if attempts >= self.config.max_attempts {
             let reason = format!("gave up after {attempts} attempts: {why}");
-            (DeliveryStatus::Dead, Disposition::DeadLetter(reason))
+            (DeliveryStatus::Dead, Disposition::DeadLetter(reason), None)
         } else {
             let delay = self.backoff(attempts, None);
-            (DeliveryStatus::Retrying, Disposition::RetryLater(delay))
+            let d = Disposition::RetryLater(delay);
+            (DeliveryStatus::Retrying, d, Some(delay))
         };
-        if let Err(e) = self.log_all(&body, status, attempts, why).await {
+        if let Err(e) = self.log_all(&body, status, attempts, why, retry_in).await {
             tracing::warn!(error = %e, destination = %body.destination_id, "could not log a failed delivery attempt");
         }
         d
@@ -46,13 +47,17 @@ impl DeliveryService {
         let now = self.ports.clock.now();
         let exhausted = attempts >= self.config.max_attempts;
         let Tally {
-            records,
+            mut records,
             retry,
             dead,
             retry_after,
             dead_reason,
             delivered,
         } = tally(body, attempts, exhausted, results, now);
+        let delay = self.backoff(attempts, retry_after);
+        for r in &mut records {
+            r.next_attempt_at = r.next_attempt_at.map(|now| now + delay);
+        }
         if !records.is_empty() {
             self.ports.log.record(&records).await?;
         }
@@ -66,7 +71,6 @@ impl DeliveryService {
             attempts,
             "delivery attempt"
         );
-        let delay = self.backoff(attempts, retry_after);
         Ok(match (retry.is_empty(), dead.is_empty()) {
             (true, true) => Disposition::Ack,
             (false, true) => Disposition::RetryLater(delay),
@@ -91,6 +95,7 @@ impl DeliveryService {
         status: DeliveryStatus,
         attempts: u32,
         error: &str,
+        retry_in: Option<Duration>,
     ) -> Result<(), DeliveryError> {
         let now = self.ports.clock.now();
         let records: Vec<_> = body
@@ -100,6 +105,8 @@ impl DeliveryService {
                 workspace_id: body.workspace_id.clone(),
                 destination_id: body.destination_id.clone(),
                 event_id: item.event_id,
+                message_id: Some(item.message_id.clone()),
+                next_attempt_at: retry_in.map(|d| now + d),
                 status: status.clone(),
                 attempts,
                 last_http_status: None,
@@ -175,10 +182,7 @@ impl DeliveryService {
                     .await
             }
             Disposition::DeadLetter(reason) => {
-                self.ports
-                    .queue
-                    .dead_letter(kind, &msg.receipt, reason)
-                    .await
+                self.ports.queue.dead_letter(kind, msg, reason).await
             }
         }
     }
@@ -301,6 +305,8 @@ fn tally(
             workspace_id: body.workspace_id.clone(),
             destination_id: body.destination_id.clone(),
             event_id: item.event_id,
+            message_id: Some(item.message_id.clone()),
+            next_attempt_at: (status == DeliveryStatus::Retrying).then_some(now),
             status,
             attempts,
             last_http_status: http,

@@ -27,8 +27,9 @@ use crate::error::{KeyError, StoreError};
 use crate::event::{DeliveryItem, EventId, EventType, MessageId, QueueBody};
 use crate::keys::{ApiKeyRecord, KeyId};
 use crate::ports::{
-    ControlReader, DeadLetter, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, Egress,
-    EgressError, Keyring, Outgoing, QueueDepth, Receipt, Received, ReplayFilter,
+    ControlReader, DeadLetterAdmin, DeliveryCursor, DeliveryLog, DeliveryPage, DeliveryQuery,
+    DeliveryRecord, DeliveryStatus, Egress, EgressError, Enqueuer, Keyring, Outgoing,
+    QueueConsumer, Receipt, Received, ReplayFilter,
 };
 use crate::workspace::{KeyRef, Region, Workspace, WorkspaceId};
 
@@ -308,11 +309,15 @@ impl MemoryQueue {
 }
 
 #[async_trait]
-impl DeliveryQueue for MemoryQueue {
+impl Enqueuer for MemoryQueue {
     async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError> {
         messages.iter().for_each(|m| self.push(m, None));
         Ok(())
     }
+}
+
+#[async_trait]
+impl QueueConsumer for MemoryQueue {
     async fn enqueue_dead(&self, messages: &[Outgoing], reason: &str) -> Result<(), StoreError> {
         messages
             .iter()
@@ -365,34 +370,17 @@ impl DeliveryQueue for MemoryQueue {
     async fn dead_letter(
         &self,
         _kind: DestinationKind,
-        receipt: &Receipt,
+        msg: &Received,
         reason: &str,
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
-        self.with(receipt, |m| m.dead = Some((reason.to_owned(), now)));
+        self.with(&msg.receipt, |m| m.dead = Some((reason.to_owned(), now)));
         Ok(())
     }
-    async fn dead_letters(
-        &self,
-        _kind: DestinationKind,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, StoreError> {
-        let all = self.messages.lock().unwrap();
-        Ok(all
-            .iter()
-            .filter_map(|m| {
-                let (reason, at) = m.dead.clone()?;
-                Some(DeadLetter {
-                    destination_id: m.destination_id.clone(),
-                    workspace_id: m.workspace_id.clone(),
-                    body: m.body.clone(),
-                    reason,
-                    dead_at: at,
-                })
-            })
-            .take(limit)
-            .collect())
-    }
+}
+
+#[async_trait]
+impl DeadLetterAdmin for MemoryQueue {
     async fn replay(
         &self,
         _kind: DestinationKind,
@@ -413,16 +401,6 @@ impl DeliveryQueue for MemoryQueue {
             }
         }
         Ok(n)
-    }
-    async fn depth(&self, _kind: DestinationKind) -> Result<QueueDepth, StoreError> {
-        let now = self.clock.now();
-        let all = self.messages.lock().unwrap();
-        let count = |f: &dyn Fn(&Message) -> bool| all.iter().filter(|m| f(m)).count() as u64;
-        Ok(QueueDepth {
-            visible: count(&|m| m.dead.is_none() && m.visible_at <= now),
-            in_flight: count(&|m| m.dead.is_none() && m.visible_at > now),
-            dead: count(&|m| m.dead.is_some()),
-        })
     }
     async fn purge_events(
         &self,
@@ -480,14 +458,23 @@ impl DeliveryLog for MemoryLog {
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
         Ok(self.matching(usize::MAX, |r| r.event_id == *event))
     }
-    async fn for_destination(
+    async fn page(
         &self,
         _ws: &WorkspaceId,
         destination: &DestinationId,
-        limit: usize,
+        query: &DeliveryQuery,
         _now: OffsetDateTime,
-    ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        Ok(self.matching(limit, |r| r.destination_id == *destination))
+    ) -> Result<DeliveryPage, StoreError> {
+        let mut records = self.matching(usize::MAX, |r| {
+            r.destination_id == *destination && query.matches(r)
+        });
+        records.sort_by_key(|r| std::cmp::Reverse(DeliveryCursor::of(r).key()));
+        let more = records.len() > query.limit;
+        records.truncate(query.limit);
+        let next = more
+            .then(|| records.last().map(DeliveryCursor::of))
+            .flatten();
+        Ok(DeliveryPage { records, next })
     }
     async fn sweep(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
         Ok(0)

@@ -805,59 +805,7 @@ pub struct Replayed {
     pub replayed_messages: u64,
 }
 
-/// Where one event stands with one destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryState {
-    Delivered,
-    /// Will be tried again.
-    Retrying,
-    /// In the dead-letter queue; it can be replayed.
-    Dead,
-    /// Never sent: too old for the destination, or not acceptable to it.
-    Dropped,
-}
-
-/// One event's delivery to one destination.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Delivery {
-    pub destination_id: String,
-    /// `evt_…`
-    pub event_id: String,
-    pub status: DeliveryState,
-    /// Why it was dropped.
-    pub reason: Option<String>,
-    pub attempts: u32,
-    pub last_http_status: Option<u16>,
-    pub last_error: Option<String>,
-    #[serde(serialize_with = "rfc3339")]
-    pub updated_at: OffsetDateTime,
-    #[serde(serialize_with = "rfc3339")]
-    pub expires_at: OffsetDateTime,
-}
-
-impl From<tl::ports::DeliveryRecord> for Delivery {
-    fn from(r: tl::ports::DeliveryRecord) -> Self {
-        use tl::ports::DeliveryStatus as S;
-        let (status, reason) = match r.status {
-            S::Delivered => (DeliveryState::Delivered, None),
-            S::Retrying => (DeliveryState::Retrying, None),
-            S::Dead => (DeliveryState::Dead, None),
-            S::Dropped(why) => (DeliveryState::Dropped, Some(why)),
-        };
-        Self {
-            destination_id: r.destination_id.to_string(),
-            event_id: r.event_id.to_string(),
-            status,
-            reason,
-            attempts: r.attempts,
-            last_http_status: r.last_http_status,
-            last_error: r.last_error,
-            updated_at: r.updated_at,
-            expires_at: r.expires_at,
-        }
-    }
-}
+pub use super::delivery_log::{Delivery, DeliveryState};
 
 /// What a destination answered to a synthetic test event (which is not stored).
 #[derive(Debug, Clone, Serialize, ToSchema)]

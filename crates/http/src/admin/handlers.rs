@@ -466,28 +466,6 @@ pub async fn test_destination(
     Ok(Json(r))
 }
 
-/// The destination's most recent deliveries (newest first).
-#[utoipa::path(get, path = "/admin/v1/destinations/{id}/delivery-log", operation_id = "getDeliveryLog", tag = "destinations",
-    params(
-        ("id" = String, Path, description = "The destination's id (`dst_…`)", pattern = "^dst_[a-z0-9]{1,40}$"),
-        ("limit" = Option<u32>, Query, description = "How many records: 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
-    ),
-    responses((status = 200, description = "Delivery records", body = Vec<dto::Delivery>)))]
-pub async fn delivery_log(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Id(id): Id,
-    q: Params,
-) -> Answer<Vec<dto::Delivery>> {
-    let limit = q.integer("limit", 1, 1000)?.unwrap_or(100) as usize;
-    let v = s
-        .admin()
-        .delivery_log(&p, &id, limit)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(v.into_iter().map(Into::into).collect()))
-}
-
 /// Moves the destination's dead letters (all, or those that died in a time range) back to
 /// its queue (editor).
 #[utoipa::path(post, path = "/admin/v1/destinations/{id}/replay", operation_id = "replayDeadLetters", tag = "destinations",

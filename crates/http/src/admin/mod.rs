@@ -5,6 +5,7 @@
 //! Every answer that is not a success is `application/problem+json`, including unknown routes
 //! (404) and unsupported methods (405 with `Allow`).
 
+mod delivery_log;
 pub mod dsr;
 pub mod dto;
 mod error;
@@ -186,7 +187,7 @@ pub fn admin_router(state: AdminState) -> Router {
         )
         .route(
             "/admin/v1/destinations/{id}/delivery-log",
-            get(h::delivery_log),
+            get(delivery_log::delivery_log),
         )
         .route("/admin/v1/destinations/{id}/replay", post(h::replay))
         .route("/admin/v1/events/{id}", get(h::event_trace))

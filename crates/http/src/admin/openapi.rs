@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use super::{dsr, dto, handlers, lifecycle};
+use super::{delivery_log, dsr, dto, handlers, lifecycle};
 use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
 
 #[derive(Debug, OpenApi)]
@@ -58,7 +58,7 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         handlers::pause_destination,
         handlers::resume_destination,
         handlers::test_destination,
-        handlers::delivery_log,
+        delivery_log::delivery_log,
         handlers::replay,
         handlers::event_trace,
         handlers::audit_log,

@@ -26,8 +26,8 @@ use tracklayer_core::ingest::{
     parse_body, Endpoint, IngestConfig, IngestPorts, IngestService, RequestMeta,
 };
 use tracklayer_core::ports::{
-    ControlReader, ControlStore, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus,
-    Egress, EgressError, Keyring, Received, UrlGuard,
+    ControlReader, ControlStore, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord,
+    DeliveryStatus, Egress, EgressError, Keyring, QueueConsumer, Received, UrlGuard,
 };
 use tracklayer_core::testkit::T0;
 use tracklayer_core::workspace::{Region, Workspace, WorkspaceId};
@@ -42,6 +42,8 @@ const VISIBILITY: std::time::Duration = std::time::Duration::from_secs(30);
 /// What the scripted destination does on each request, in order; then it answers 200.
 enum Step {
     Panic,
+    /// 503 Service Unavailable.
+    Unavailable,
 }
 
 #[derive(Default)]
@@ -66,8 +68,16 @@ impl ScriptedEgress {
 impl Egress for ScriptedEgress {
     async fn post(&self, request: &HttpRequest) -> Result<HttpResponse, EgressError> {
         let step = self.script.lock().unwrap().pop_front();
-        if let Some(Step::Panic) = step {
-            panic!("scripted egress panic");
+        match step {
+            Some(Step::Panic) => panic!("scripted egress panic"),
+            Some(Step::Unavailable) => {
+                return Ok(HttpResponse {
+                    status: 503,
+                    headers: Vec::new(),
+                    body: b"{}".to_vec(),
+                })
+            }
+            None => {}
         }
         self.delivered
             .lock()
@@ -113,16 +123,14 @@ impl DeliveryLog for PanicsOnce {
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
         self.inner.for_event(ws, event, now).await
     }
-    async fn for_destination(
+    async fn page(
         &self,
         ws: &WorkspaceId,
         destination: &DestinationId,
-        limit: usize,
+        query: &DeliveryQuery,
         now: OffsetDateTime,
-    ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        self.inner
-            .for_destination(ws, destination, limit, now)
-            .await
+    ) -> Result<DeliveryPage, StoreError> {
+        self.inner.page(ws, destination, query, now).await
     }
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.sweep(now).await
@@ -358,6 +366,17 @@ async fn a_panicking_send_retries_the_message_with_the_reason_logged_and_a_later
             .contains("panicked"),
         "{record:?}"
     );
+    let [Disposition::RetryLater(delay)] = first[..] else {
+        unreachable!()
+    };
+    assert_eq!(
+        record.next_attempt_at,
+        Some(tracklayer_core::clock::Clock::now(w.clock.as_ref()) + delay)
+    );
+    assert_eq!(
+        record.message_id.as_ref().map(|m| m.as_str()),
+        Some("order-1")
+    );
     assert_eq!(
         w.depth().await,
         (0, 1, 0),
@@ -371,6 +390,47 @@ async fn a_panicking_send_retries_the_message_with_the_reason_logged_and_a_later
     assert_eq!(egress.delivered().len(), 1, "the event reached Meta once");
     assert_eq!(w.record().await.status, DeliveryStatus::Delivered);
     assert_eq!(w.depth().await, (0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_refused_attempt_is_logged_with_the_message_id_and_when_the_next_attempt_is_due() {
+    let w = World::new().await;
+    let egress = Arc::new(ScriptedEgress {
+        script: Mutex::new(VecDeque::from([Step::Unavailable])),
+        ..ScriptedEgress::default()
+    });
+    let service = w.service(egress.clone(), w.log.clone());
+
+    let first = w.deliver_once(&service).await;
+
+    let [Disposition::RetryLater(delay)] = first[..] else {
+        panic!("retried: {first:?}")
+    };
+    let record = w.record().await;
+    assert_eq!(record.status, DeliveryStatus::Retrying);
+    assert_eq!(record.last_http_status, Some(503));
+    assert_eq!(
+        record.message_id.as_ref().map(|m| m.as_str()),
+        Some("order-1")
+    );
+    assert_eq!(
+        record.next_attempt_at,
+        Some(tracklayer_core::clock::Clock::now(w.clock.as_ref()) + delay)
+    );
+
+    w.clock.advance(Duration::minutes(5));
+    assert_eq!(w.deliver_once(&service).await, vec![Disposition::Ack]);
+
+    let record = w.record().await;
+    assert_eq!(record.status, DeliveryStatus::Delivered);
+    assert_eq!(
+        record.message_id.as_ref().map(|m| m.as_str()),
+        Some("order-1")
+    );
+    assert_eq!(
+        record.next_attempt_at, None,
+        "no attempt is due once delivered"
+    );
 }
 
 #[tokio::test]

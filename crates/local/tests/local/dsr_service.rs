@@ -23,8 +23,8 @@ use tracklayer_core::ingest::{
 };
 use tracklayer_core::keys::Role;
 use tracklayer_core::ports::{
-    AuditLog, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, DsrStore, EventStore,
-    Keyring, Mail, Mailer, SuppressionList,
+    AuditLog, DeliveryLog, DeliveryRecord, DeliveryStatus, DsrStore, EventStore, Keyring, Mail,
+    Mailer, QueueConsumer, SuppressionList,
 };
 use tracklayer_core::testkit::T0;
 use tracklayer_core::workspace::{Region, Workspace};
@@ -339,8 +339,10 @@ impl World {
                 workspace_id: self.workspace.id.clone(),
                 destination_id: self.destination.clone(),
                 event_id: e.event_id,
+                message_id: Some(e.message_id.clone()),
                 status: DeliveryStatus::Delivered,
                 attempts: 1,
+                next_attempt_at: None,
                 last_http_status: Some(200),
                 last_error: None,
                 updated_at: now,

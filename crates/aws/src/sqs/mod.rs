@@ -9,75 +9,54 @@
 //!   (sub-second durations round up).
 //! - A dead letter carries its `reason` and `dead_at`; messages SQS redrove have neither, and
 //!   read as "received too often" at their send time.
-//! - `dead_letter` needs the message itself, which SQS cannot return for a receipt: the queue
-//!   remembers what it received (`remember` for messages that arrived another way, such as a
-//!   Lambda event source mapping).
+//! - `dead_letter` sends the received message itself (its ids and body) to the dead-letter
+//!   queue and deletes it from the source queue: nothing is remembered between calls.
 //! - `dead_letters` peeks: it receives with a short visibility and makes the messages visible
 //!   again at once. `replay` receives, sends to the source queue, then deletes
 //!   (`StartMessageMoveTask` cannot filter by destination, and moto lacks it).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
-    SendMessageBatchRequestEntry,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
-use base64::Engine as _;
-use time::OffsetDateTime;
-use tracklayer_core::clock::{from_unix_millis, unix_millis, Clock};
-use tracklayer_core::destination::{DestinationId, DestinationKind};
+use tracklayer_core::clock::{from_unix_millis, Clock};
+use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::{strip_events, Stripped};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::EventId;
 use tracklayer_core::ports::{
-    DeadLetter, DeliveryQueue, Outgoing, QueueDepth, Receipt, Received, ReplayFilter,
+    DeadLetter, DeadLetterAdmin, Enqueuer, Outgoing, QueueConsumer, QueueDepth, Receipt, Received,
+    ReplayFilter,
 };
 use tracklayer_core::workspace::WorkspaceId;
+
+mod wire;
+
+use wire::{
+    entry, parse, parse_parts, secs_ceil, string_attr, system_attr, Entry, BATCH_BYTES, BATCH_MAX,
+    DEAD_AT, MAX_VISIBILITY_S, REASON, REDRIVEN,
+};
 
 use crate::config::QueueUrls;
 use crate::error::{code, store};
 
-/// SQS limits.
-const BATCH_MAX: usize = 10;
-const BATCH_BYTES: usize = 256 * 1024;
-const MAX_DELAY_S: u64 = 900;
-const MAX_VISIBILITY_S: u64 = 12 * 60 * 60;
 /// How long `dead_letters` and `replay` hide what they look at (they release it at the end).
 const PEEK_VISIBILITY_S: i32 = 30;
 /// The most dead letters one `replay` call looks at.
 const REPLAY_MAX: usize = 10_000;
-/// Received messages remembered for `dead_letter`.
-const INFLIGHT_MAX: usize = 10_000;
-
-const WORKSPACE: &str = "workspace_id";
-const DESTINATION: &str = "destination_id";
-const REASON: &str = "reason";
-const DEAD_AT: &str = "dead_at";
-const ENCODING: &str = "body_encoding";
-const REDRIVEN: &str = "received more often than the queue's maximum receive count";
-
-/// A received message, as `dead_letter` needs it again.
-#[derive(Debug, Clone)]
-struct Inflight {
-    kind: DestinationKind,
-    workspace_id: WorkspaceId,
-    destination_id: DestinationId,
-    body: Vec<u8>,
-    at: Instant,
-}
 
 /// The delivery queues on SQS.
 pub struct SqsDeliveryQueue {
     client: Client,
     queues: BTreeMap<DestinationKind, QueueUrls>,
     clock: Arc<dyn Clock>,
-    inflight: Mutex<HashMap<String, Inflight>>,
 }
 
 impl std::fmt::Debug for SqsDeliveryQueue {
@@ -86,133 +65,6 @@ impl std::fmt::Debug for SqsDeliveryQueue {
             .field("queues", &self.queues)
             .finish_non_exhaustive()
     }
-}
-
-/// Whole seconds, rounded up, at most `max`.
-fn secs_ceil(d: Duration, max: u64) -> i32 {
-    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    s.min(max) as i32
-}
-
-fn attr(data_type: &str, value: String) -> Result<MessageAttributeValue, StoreError> {
-    MessageAttributeValue::builder()
-        .data_type(data_type)
-        .string_value(value)
-        .build()
-        .map_err(|e| StoreError::permanent("sqs attributes", e))
-}
-
-/// The body as SQS carries it (a string) and its encoding attribute.
-fn encode_body(body: &[u8]) -> (String, Option<&'static str>) {
-    match std::str::from_utf8(body) {
-        Ok(s) => (s.to_owned(), None),
-        Err(_) => (
-            base64::engine::general_purpose::STANDARD.encode(body),
-            Some("base64"),
-        ),
-    }
-}
-
-fn string_attr<'a>(m: &'a Message, name: &str) -> Option<&'a str> {
-    m.message_attributes()?.get(name)?.string_value()
-}
-
-fn system_attr(m: &Message, name: MessageSystemAttributeName) -> Option<i64> {
-    m.attributes()?.get(&name)?.parse().ok()
-}
-
-/// A message read back: its ids, its body, and when it was sent.
-struct Parsed {
-    workspace_id: WorkspaceId,
-    destination_id: DestinationId,
-    body: Vec<u8>,
-    sent_at: OffsetDateTime,
-}
-
-fn parse(m: &Message) -> Option<Parsed> {
-    parse_parts(
-        |name| string_attr(m, name),
-        m.body().unwrap_or_default(),
-        system_attr(m, MessageSystemAttributeName::SentTimestamp),
-    )
-}
-
-/// A message from its string attributes (by name), its body and its `SentTimestamp`.
-fn parse_parts<'a>(
-    attribute: impl Fn(&str) -> Option<&'a str>,
-    raw: &str,
-    sent_timestamp_ms: Option<i64>,
-) -> Option<Parsed> {
-    let workspace_id = WorkspaceId::parse(attribute(WORKSPACE)?).ok()?;
-    let destination_id = DestinationId::parse(attribute(DESTINATION)?).ok()?;
-    let body = match attribute(ENCODING) {
-        Some("base64") => base64::engine::general_purpose::STANDARD.decode(raw).ok()?,
-        _ => raw.as_bytes().to_vec(),
-    };
-    let sent_at = sent_timestamp_ms.map_or(OffsetDateTime::UNIX_EPOCH, from_unix_millis);
-    Some(Parsed {
-        workspace_id,
-        destination_id,
-        body,
-        sent_at,
-    })
-}
-
-/// One message to send: its attributes and its size as SQS counts it.
-struct Entry {
-    body: String,
-    attributes: HashMap<String, MessageAttributeValue>,
-    delay_s: i32,
-    size: usize,
-}
-
-fn entry(
-    workspace_id: &WorkspaceId,
-    destination_id: &DestinationId,
-    body: &[u8],
-    delay: Duration,
-    dead: Option<(&str, OffsetDateTime)>,
-) -> Result<Entry, StoreError> {
-    let (body, encoding) = encode_body(body);
-    let mut values = vec![
-        (WORKSPACE, "String", workspace_id.to_string()),
-        (DESTINATION, "String", destination_id.to_string()),
-    ];
-    if let Some(e) = encoding {
-        values.push((ENCODING, "String", e.to_owned()));
-    }
-    if let Some((reason, at)) = dead {
-        values.push((REASON, "String", reason.chars().take(1000).collect()));
-        values.push((DEAD_AT, "Number", unix_millis(at).to_string()));
-    }
-    let size = body.len()
-        + values
-            .iter()
-            .map(|(n, t, v)| n.len() + t.len() + v.len())
-            .sum::<usize>();
-    if size > BATCH_BYTES {
-        return Err(StoreError::permanent(
-            "enqueue",
-            format!("a queue message of {size} bytes is over the SQS limit of 256 KiB"),
-        ));
-    }
-    let requested = delay.as_secs();
-    if requested > MAX_DELAY_S {
-        tracing::warn!(
-            requested_s = requested,
-            "SQS delays a message at most 900 s: it becomes visible after 900 s"
-        );
-    }
-    let attributes = values
-        .into_iter()
-        .map(|(n, t, v)| Ok((n.to_owned(), attr(t, v)?)))
-        .collect::<Result<_, StoreError>>()?;
-    Ok(Entry {
-        body,
-        attributes,
-        delay_s: secs_ceil(delay, MAX_DELAY_S),
-        size,
-    })
 }
 
 impl SqsDeliveryQueue {
@@ -226,7 +78,6 @@ impl SqsDeliveryQueue {
             client,
             queues,
             clock,
-            inflight: Mutex::new(HashMap::new()),
         }
     }
 
@@ -234,21 +85,6 @@ impl SqsDeliveryQueue {
         self.queues.get(&kind).ok_or_else(|| {
             StoreError::permanent("queue", format!("no queue configured for {kind}"))
         })
-    }
-
-    /// Makes a message received by other means (a Lambda event source mapping) known, so
-    /// that `dead_letter` can move it.
-    pub fn remember(&self, kind: DestinationKind, received: &Received) {
-        self.remember_inflight(
-            received.receipt.0.clone(),
-            Inflight {
-                kind,
-                workspace_id: received.workspace_id.clone(),
-                destination_id: received.destination_id.clone(),
-                body: received.body.clone(),
-                at: Instant::now(),
-            },
-        );
     }
 
     /// The destination kind whose queue has this ARN (its last `:` segment is the queue name,
@@ -261,8 +97,7 @@ impl SqsDeliveryQueue {
             .map(|(kind, _)| *kind)
     }
 
-    /// Reads a record of a Lambda SQS event as `receive` reads a message, and remembers it so
-    /// that `dead_letter` can move it. `None` if it did not come from one of these queues or
+    /// Reads a record of a Lambda SQS event as `receive` reads a message. `None` if it did not come from one of these queues or
     /// lacks a receipt handle, valid ids or a readable body: such a record can be neither
     /// delivered nor dead-lettered with a reason (SQS's redrive policy moves it instead).
     pub fn accept_delivered(&self, record: &SqsMessage) -> Option<(DestinationKind, Received)> {
@@ -290,36 +125,7 @@ impl SqsDeliveryQueue {
             receive_count,
             enqueued_at: p.sent_at,
         };
-        self.remember(kind, &received);
         Some((kind, received))
-    }
-
-    /// Forgets a remembered message once it is settled (a Lambda event source deletes what
-    /// the function does not report as failed, without this queue's `ack`).
-    pub fn forget(&self, receipt: &Receipt) {
-        self.forget_inflight(receipt);
-    }
-
-    fn remember_inflight(&self, receipt: String, m: Inflight) {
-        let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= INFLIGHT_MAX {
-            let horizon = Duration::from_secs(MAX_VISIBILITY_S);
-            map.retain(|_, v| v.at.elapsed() < horizon);
-            if map.len() >= INFLIGHT_MAX {
-                let mut ages: Vec<Instant> = map.values().map(|v| v.at).collect();
-                ages.sort_unstable();
-                let cut = ages[ages.len() / 2];
-                map.retain(|_, v| v.at > cut);
-            }
-        }
-        map.insert(receipt, m);
-    }
-
-    fn forget_inflight(&self, receipt: &Receipt) -> Option<Inflight> {
-        self.inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&receipt.0)
     }
 
     /// Sends entries in batches of at most 10 messages and 256 KiB, retrying entries that
@@ -514,8 +320,60 @@ where
     }
 }
 
+impl SqsDeliveryQueue {
+    /// Test support (no production caller, so not in a port): the kind's dead letters,
+    /// oldest first.
+    pub async fn dead_letters(
+        &self,
+        kind: DestinationKind,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let url = self.urls(kind)?.dlq.clone();
+        let mut out = Vec::new();
+        let mut handles = Vec::new();
+        while out.len() < limit {
+            let got = self.peek(&url, limit - out.len()).await?;
+            if got.is_empty() {
+                break;
+            }
+            for m in got {
+                if let Some(h) = m.receipt_handle() {
+                    handles.push(h.to_owned());
+                }
+                let Some(p) = parse(&m) else { continue };
+                out.push(DeadLetter {
+                    destination_id: p.destination_id,
+                    workspace_id: p.workspace_id,
+                    body: p.body,
+                    reason: string_attr(&m, REASON).unwrap_or(REDRIVEN).to_owned(),
+                    dead_at: string_attr(&m, DEAD_AT)
+                        .and_then(|v| v.parse().ok())
+                        .map_or(p.sent_at, from_unix_millis),
+                });
+            }
+        }
+        self.release(&url, handles).await?;
+        out.sort_by_key(|d| d.dead_at);
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Test support (no production caller, so not in a port): messages waiting, in
+    /// flight and dead.
+    pub async fn depth(&self, kind: DestinationKind) -> Result<QueueDepth, StoreError> {
+        let urls = self.urls(kind)?.clone();
+        let ((visible, in_flight), (dead_visible, dead_hidden)) =
+            futures_util::future::try_join(self.count(&urls.queue), self.count(&urls.dlq)).await?;
+        Ok(QueueDepth {
+            visible,
+            in_flight,
+            dead: dead_visible + dead_hidden,
+        })
+    }
+}
+
 #[async_trait]
-impl DeliveryQueue for SqsDeliveryQueue {
+impl Enqueuer for SqsDeliveryQueue {
     async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError> {
         let mut by_kind: BTreeMap<DestinationKind, Vec<Entry>> = BTreeMap::new();
         for m in messages {
@@ -533,7 +391,10 @@ impl DeliveryQueue for SqsDeliveryQueue {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl QueueConsumer for SqsDeliveryQueue {
     async fn enqueue_dead(&self, messages: &[Outgoing], reason: &str) -> Result<(), StoreError> {
         let now = self.clock.now();
         let mut by_kind: BTreeMap<DestinationKind, Vec<Entry>> = BTreeMap::new();
@@ -575,16 +436,6 @@ impl DeliveryQueue for SqsDeliveryQueue {
                 let receive_count =
                     system_attr(&m, MessageSystemAttributeName::ApproximateReceiveCount)
                         .map_or(1, |c| u32::try_from(c).unwrap_or(u32::MAX));
-                self.remember_inflight(
-                    handle.to_owned(),
-                    Inflight {
-                        kind,
-                        workspace_id: p.workspace_id.clone(),
-                        destination_id: p.destination_id.clone(),
-                        body: p.body.clone(),
-                        at: Instant::now(),
-                    },
-                );
                 out.push(Received {
                     receipt: Receipt(handle.to_owned()),
                     destination_id: p.destination_id,
@@ -610,7 +461,6 @@ impl DeliveryQueue for SqsDeliveryQueue {
             .send()
             .await
             .map_err(|e| receipt_error("ack", e))?;
-        self.forget_inflight(receipt);
         Ok(())
     }
 
@@ -635,64 +485,26 @@ impl DeliveryQueue for SqsDeliveryQueue {
     async fn dead_letter(
         &self,
         kind: DestinationKind,
-        receipt: &Receipt,
+        message: &Received,
         reason: &str,
     ) -> Result<(), StoreError> {
         let urls = self.urls(kind)?.clone();
-        let m = {
-            let map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            map.get(&receipt.0).cloned()
-        }
-        .filter(|m| m.kind == kind)
-        .ok_or(StoreError::NotFound("receipt"))?;
         let dead = entry(
-            &m.workspace_id,
-            &m.destination_id,
-            &m.body,
+            &message.workspace_id,
+            &message.destination_id,
+            &message.body,
             Duration::ZERO,
             Some((reason, self.clock.now())),
         )?;
         // Send first: a failure between the two calls leaves a copy in both queues (at least
         // once), never in neither.
         self.send(&urls.dlq, vec![dead]).await?;
-        self.ack(kind, receipt).await
+        self.ack(kind, &message.receipt).await
     }
+}
 
-    async fn dead_letters(
-        &self,
-        kind: DestinationKind,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, StoreError> {
-        let url = self.urls(kind)?.dlq.clone();
-        let mut out = Vec::new();
-        let mut handles = Vec::new();
-        while out.len() < limit {
-            let got = self.peek(&url, limit - out.len()).await?;
-            if got.is_empty() {
-                break;
-            }
-            for m in got {
-                if let Some(h) = m.receipt_handle() {
-                    handles.push(h.to_owned());
-                }
-                let Some(p) = parse(&m) else { continue };
-                out.push(DeadLetter {
-                    destination_id: p.destination_id,
-                    workspace_id: p.workspace_id,
-                    body: p.body,
-                    reason: string_attr(&m, REASON).unwrap_or(REDRIVEN).to_owned(),
-                    dead_at: string_attr(&m, DEAD_AT)
-                        .and_then(|v| v.parse().ok())
-                        .map_or(p.sent_at, from_unix_millis),
-                });
-            }
-        }
-        self.release(&url, handles).await?;
-        out.sort_by_key(|d| d.dead_at);
-        out.truncate(limit);
-        Ok(out)
-    }
-
+#[async_trait]
+impl DeadLetterAdmin for SqsDeliveryQueue {
     async fn replay(
         &self,
         kind: DestinationKind,
@@ -812,52 +624,5 @@ impl DeliveryQueue for SqsDeliveryQueue {
         }
         self.release(&urls.dlq, untouched).await?;
         Ok(removed)
-    }
-
-    async fn depth(&self, kind: DestinationKind) -> Result<QueueDepth, StoreError> {
-        let urls = self.urls(kind)?.clone();
-        let ((visible, in_flight), (dead_visible, dead_hidden)) =
-            futures_util::future::try_join(self.count(&urls.queue), self.count(&urls.dlq)).await?;
-        Ok(QueueDepth {
-            visible,
-            in_flight,
-            dead: dead_visible + dead_hidden,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_round_up_to_whole_seconds_within_the_sqs_limit() {
-        assert_eq!(secs_ceil(Duration::from_millis(1500), 900), 2);
-        assert_eq!(secs_ceil(Duration::from_secs(2), 900), 2);
-        assert_eq!(secs_ceil(Duration::ZERO, 900), 0);
-        assert_eq!(secs_ceil(Duration::from_secs(3600), MAX_DELAY_S), 900);
-        assert_eq!(
-            secs_ceil(Duration::from_secs(86_400), MAX_VISIBILITY_S),
-            43_200
-        );
-    }
-
-    #[test]
-    fn a_body_that_is_not_utf8_travels_as_base64() {
-        assert_eq!(encode_body(b"{\"v\":1}"), ("{\"v\":1}".to_owned(), None));
-        let (s, enc) = encode_body(&[0xff, 0x00]);
-        assert_eq!(enc, Some("base64"));
-        assert_eq!(s, "/wA=");
-    }
-
-    #[test]
-    fn refuses_a_message_over_256_kib() {
-        let ws = WorkspaceId::new(tracklayer_core::workspace::Region::Us, "a");
-        let d = DestinationId::new("d");
-        let err = entry(&ws, &d, &vec![b'x'; 256 * 1024], Duration::ZERO, None)
-            .err()
-            .expect("too big");
-        assert!(matches!(err, StoreError::Permanent { .. }), "{err:?}");
-        assert!(entry(&ws, &d, &vec![b'x'; 200 * 1024], Duration::ZERO, None).is_ok());
     }
 }

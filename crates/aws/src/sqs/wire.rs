@@ -1,0 +1,188 @@
+//! How a delivery-queue message travels on SQS: its attributes, its body and its limits.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
+use base64::Engine as _;
+use time::OffsetDateTime;
+use tracklayer_core::clock::{from_unix_millis, unix_millis};
+use tracklayer_core::destination::DestinationId;
+use tracklayer_core::error::StoreError;
+use tracklayer_core::workspace::WorkspaceId;
+
+/// SQS limits.
+pub(super) const BATCH_MAX: usize = 10;
+pub(super) const BATCH_BYTES: usize = 256 * 1024;
+pub(super) const MAX_DELAY_S: u64 = 900;
+pub(super) const MAX_VISIBILITY_S: u64 = 12 * 60 * 60;
+
+pub(super) const WORKSPACE: &str = "workspace_id";
+pub(super) const DESTINATION: &str = "destination_id";
+pub(super) const REASON: &str = "reason";
+pub(super) const DEAD_AT: &str = "dead_at";
+pub(super) const ENCODING: &str = "body_encoding";
+pub(super) const REDRIVEN: &str = "received more often than the queue's maximum receive count";
+
+/// Whole seconds, rounded up, at most `max`.
+pub(super) fn secs_ceil(d: Duration, max: u64) -> i32 {
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    s.min(max) as i32
+}
+
+pub(super) fn attr(data_type: &str, value: String) -> Result<MessageAttributeValue, StoreError> {
+    MessageAttributeValue::builder()
+        .data_type(data_type)
+        .string_value(value)
+        .build()
+        .map_err(|e| StoreError::permanent("sqs attributes", e))
+}
+
+/// The body as SQS carries it (a string) and its encoding attribute.
+pub(super) fn encode_body(body: &[u8]) -> (String, Option<&'static str>) {
+    match std::str::from_utf8(body) {
+        Ok(s) => (s.to_owned(), None),
+        Err(_) => (
+            base64::engine::general_purpose::STANDARD.encode(body),
+            Some("base64"),
+        ),
+    }
+}
+
+pub(super) fn string_attr<'a>(m: &'a Message, name: &str) -> Option<&'a str> {
+    m.message_attributes()?.get(name)?.string_value()
+}
+
+pub(super) fn system_attr(m: &Message, name: MessageSystemAttributeName) -> Option<i64> {
+    m.attributes()?.get(&name)?.parse().ok()
+}
+
+/// A message read back: its ids, its body, and when it was sent.
+pub(super) struct Parsed {
+    pub(super) workspace_id: WorkspaceId,
+    pub(super) destination_id: DestinationId,
+    pub(super) body: Vec<u8>,
+    pub(super) sent_at: OffsetDateTime,
+}
+
+pub(super) fn parse(m: &Message) -> Option<Parsed> {
+    parse_parts(
+        |name| string_attr(m, name),
+        m.body().unwrap_or_default(),
+        system_attr(m, MessageSystemAttributeName::SentTimestamp),
+    )
+}
+
+/// A message from its string attributes (by name), its body and its `SentTimestamp`.
+pub(super) fn parse_parts<'a>(
+    attribute: impl Fn(&str) -> Option<&'a str>,
+    raw: &str,
+    sent_timestamp_ms: Option<i64>,
+) -> Option<Parsed> {
+    let workspace_id = WorkspaceId::parse(attribute(WORKSPACE)?).ok()?;
+    let destination_id = DestinationId::parse(attribute(DESTINATION)?).ok()?;
+    let body = match attribute(ENCODING) {
+        Some("base64") => base64::engine::general_purpose::STANDARD.decode(raw).ok()?,
+        _ => raw.as_bytes().to_vec(),
+    };
+    let sent_at = sent_timestamp_ms.map_or(OffsetDateTime::UNIX_EPOCH, from_unix_millis);
+    Some(Parsed {
+        workspace_id,
+        destination_id,
+        body,
+        sent_at,
+    })
+}
+
+/// One message to send: its attributes and its size as SQS counts it.
+pub(super) struct Entry {
+    pub(super) body: String,
+    pub(super) attributes: HashMap<String, MessageAttributeValue>,
+    pub(super) delay_s: i32,
+    pub(super) size: usize,
+}
+
+pub(super) fn entry(
+    workspace_id: &WorkspaceId,
+    destination_id: &DestinationId,
+    body: &[u8],
+    delay: Duration,
+    dead: Option<(&str, OffsetDateTime)>,
+) -> Result<Entry, StoreError> {
+    let (body, encoding) = encode_body(body);
+    let mut values = vec![
+        (WORKSPACE, "String", workspace_id.to_string()),
+        (DESTINATION, "String", destination_id.to_string()),
+    ];
+    if let Some(e) = encoding {
+        values.push((ENCODING, "String", e.to_owned()));
+    }
+    if let Some((reason, at)) = dead {
+        values.push((REASON, "String", reason.chars().take(1000).collect()));
+        values.push((DEAD_AT, "Number", unix_millis(at).to_string()));
+    }
+    let size = body.len()
+        + values
+            .iter()
+            .map(|(n, t, v)| n.len() + t.len() + v.len())
+            .sum::<usize>();
+    if size > BATCH_BYTES {
+        return Err(StoreError::permanent(
+            "enqueue",
+            format!("a queue message of {size} bytes is over the SQS limit of 256 KiB"),
+        ));
+    }
+    let requested = delay.as_secs();
+    if requested > MAX_DELAY_S {
+        tracing::warn!(
+            requested_s = requested,
+            "SQS delays a message at most 900 s: it becomes visible after 900 s"
+        );
+    }
+    let attributes = values
+        .into_iter()
+        .map(|(n, t, v)| Ok((n.to_owned(), attr(t, v)?)))
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Entry {
+        body,
+        attributes,
+        delay_s: secs_ceil(delay, MAX_DELAY_S),
+        size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_up_to_whole_seconds_within_the_sqs_limit() {
+        assert_eq!(secs_ceil(Duration::from_millis(1500), 900), 2);
+        assert_eq!(secs_ceil(Duration::from_secs(2), 900), 2);
+        assert_eq!(secs_ceil(Duration::ZERO, 900), 0);
+        assert_eq!(secs_ceil(Duration::from_secs(3600), MAX_DELAY_S), 900);
+        assert_eq!(
+            secs_ceil(Duration::from_secs(86_400), MAX_VISIBILITY_S),
+            43_200
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_travels_as_base64() {
+        assert_eq!(encode_body(b"{\"v\":1}"), ("{\"v\":1}".to_owned(), None));
+        let (s, enc) = encode_body(&[0xff, 0x00]);
+        assert_eq!(enc, Some("base64"));
+        assert_eq!(s, "/wA=");
+    }
+
+    #[test]
+    fn refuses_a_message_over_256_kib() {
+        let ws = WorkspaceId::new(tracklayer_core::workspace::Region::Us, "a");
+        let d = DestinationId::new("d");
+        let err = entry(&ws, &d, &vec![b'x'; 256 * 1024], Duration::ZERO, None)
+            .err()
+            .expect("too big");
+        assert!(matches!(err, StoreError::Permanent { .. }), "{err:?}");
+        assert!(entry(&ws, &d, &vec![b'x'; 200 * 1024], Duration::ZERO, None).is_ok());
+    }
+}
