@@ -1,0 +1,315 @@
+//! Reads: one event, a subject's events, operational records and the footprint of subjects.
+
+use super::*;
+
+impl DynamoEventStore {
+    /// Packs (event or operational) of one millisecond whose first id is at most `up_to`.
+    pub(super) async fn packs_at(
+        &self,
+        context: &'static str,
+        ws: &WorkspaceId,
+        kind: char,
+        ms: u64,
+        up_to: &str,
+        at_least: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        query_all(
+            context,
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .filter_expression("#last >= :min")
+                .expression_attribute_names("#last", "last")
+                .expression_attribute_values(":pk", s(pack_pk(ws, ms)))
+                .expression_attribute_values(":lo", s(format!("{kind}#{ms:012x}")))
+                .expression_attribute_values(":hi", s(format!("{kind}#{up_to}")))
+                .expression_attribute_values(":min", s(at_least))
+                .consistent_read(true),
+        )
+        .await
+    }
+
+    pub(super) async fn read_event(
+        &self,
+        ws: &WorkspaceId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let hex = hex_id(id);
+        let items = self
+            .packs_at("event", ws, 'P', millis_of(id), &hex, &hex)
+            .await?;
+        for item in &items {
+            let packed: Vec<Packed> = unpack("event", get_b(item, "data", "event")?)?;
+            if let Some(p) = packed.into_iter().find(|p| p.e.event_id == *id) {
+                return Ok((p.e.expires_at > now).then_some(p.e));
+            }
+        }
+        Ok(None)
+    }
+
+    pub(super) async fn read_events_by_subject(
+        &self,
+        ws: &WorkspaceId,
+        subject: &str,
+        after: Option<&EventId>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // The days on which the subject had events, with their pack references ...
+        let day_items = self
+            .subject_day_items("events_by_subject", ws, subject)
+            .await?;
+        let after_ms = after.map(millis_of);
+        let mut refs: BTreeSet<String> = BTreeSet::new();
+        for d in day_items.iter().filter(|d| !crate::dynamo::expired(d, now)) {
+            refs.extend(
+                string_set(d, "packs")
+                    .into_iter()
+                    .filter(|r| after_ms.is_none_or(|ms| ref_millis(r) >= ms)),
+            );
+        }
+        // ... and the packs, oldest first, until `limit` events are certain.
+        let mut found: Vec<StoredEvent> = Vec::new();
+        let refs: Vec<String> = refs.into_iter().collect();
+        for round in refs.chunks(PACKS_PER_ROUND) {
+            if found.len() >= limit {
+                let bound = hex_id(&found[limit - 1].event_id);
+                if round[0] > bound {
+                    break;
+                }
+            }
+            let keys = round
+                .iter()
+                .map(|r| key(pack_pk(ws, ref_millis(r)), format!("P#{r}")))
+                .collect();
+            for item in batch_get(
+                &self.client,
+                "events_by_subject",
+                &self.table,
+                keys,
+                true,
+                None,
+            )
+            .await?
+            {
+                let packed: Vec<Packed> = unpack(
+                    "events_by_subject",
+                    get_b(&item, "data", "events_by_subject")?,
+                )?;
+                found.extend(packed.into_iter().map(|p| p.e).filter(|e| {
+                    e.expires_at > now
+                        && after.is_none_or(|a| e.event_id > *a)
+                        && e.subjects.iter().any(|s| s == subject)
+                }));
+            }
+            found.sort_by_key(|e| e.event_id);
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    pub(super) async fn read_operational(
+        &self,
+        ws: &WorkspaceId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OperationalRecord>, StoreError> {
+        let hex = hex_id(id);
+        let items = self
+            .packs_at("operational", ws, 'O', millis_of(id), &hex, &hex)
+            .await?;
+        for item in &items {
+            let ops: Vec<OperationalRecord> =
+                unpack("operational", get_b(item, "data", "operational")?)?;
+            if let Some(o) = ops.into_iter().find(|o| o.event_id == *id) {
+                return Ok((o.expires_at > now).then_some(o));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The subject-day items of one subject, expired or not: the days it had events on, from
+    /// the sparse `subject` index (keys only), then the items themselves, consistently read.
+    pub(super) async fn subject_day_items(
+        &self,
+        context: &'static str,
+        ws: &WorkspaceId,
+        subject: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let days = query_all(
+            context,
+            self.client
+                .query()
+                .table_name(&self.table)
+                .index_name("subject")
+                .key_condition_expression("subject_pk = :s")
+                .expression_attribute_values(":s", s(subject_pk(ws, subject))),
+        )
+        .await?;
+        let keys: Vec<Item> = days
+            .iter()
+            .filter_map(|d| {
+                Some(key(
+                    get_s(d, "pk", context).ok()?,
+                    get_s(d, "sk", context).ok()?,
+                ))
+            })
+            .collect();
+        batch_get(&self.client, context, &self.table, keys, true, None).await
+    }
+
+    /// The subject-day items of `subjects`, expired or not, each with its subject.
+    pub(super) async fn subject_days(
+        &self,
+        context: &'static str,
+        ws: &WorkspaceId,
+        subjects: &[String],
+    ) -> Result<Vec<(String, Item)>, StoreError> {
+        let reads = subjects.iter().map(|subject| {
+            async move {
+                let items = self.subject_day_items(context, ws, subject).await?;
+                Ok::<_, StoreError>(
+                    items
+                        .into_iter()
+                        .map(|i| (subject.clone(), i))
+                        .collect::<Vec<_>>(),
+                )
+            }
+            .boxed()
+        });
+        let mut out = Vec::new();
+        for r in run_all(reads.collect()).await {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn footprint(
+        &self,
+        ws: &WorkspaceId,
+        subjects: &[String],
+        after: Option<&EventId>,
+        limit: usize,
+    ) -> Result<Vec<EventFootprint>, StoreError> {
+        const CONTEXT: &str = "subject_footprint";
+        if limit == 0 || subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let days = self.subject_days(CONTEXT, ws, subjects).await?;
+        let after_ms = after.map(millis_of);
+        let mut refs: BTreeSet<String> = BTreeSet::new();
+        let mut fps_of: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+        for (_, d) in &days {
+            refs.extend(
+                string_set(d, "packs")
+                    .into_iter()
+                    .filter(|r| after_ms.is_none_or(|ms| ref_millis(r) >= ms)),
+            );
+            fps_of.insert(
+                get_s(d, "pk", CONTEXT)?.to_owned(),
+                binary_set(Some(d), "fps"),
+            );
+        }
+        let wanted: HashSet<&str> = subjects.iter().map(String::as_str).collect();
+        // (event, its pack's pk and reference, its day)
+        let mut found: Vec<(Packed, String, String, String)> = Vec::new();
+        let refs: Vec<String> = refs.into_iter().collect();
+        for round in refs.chunks(PACKS_PER_ROUND) {
+            if found.len() >= limit {
+                let bound = hex_id(&found[limit - 1].0.e.event_id);
+                if round[0] > bound {
+                    break;
+                }
+            }
+            let keys = round
+                .iter()
+                .map(|r| key(pack_pk(ws, ref_millis(r)), format!("P#{r}")))
+                .collect();
+            for item in batch_get(&self.client, CONTEXT, &self.table, keys, true, None).await? {
+                let pk = get_s(&item, "pk", CONTEXT)?.to_owned();
+                let reference = get_s(&item, "sk", CONTEXT)?
+                    .trim_start_matches("P#")
+                    .to_owned();
+                let day = get_s(&item, "day", CONTEXT)?.to_owned();
+                let packed: Vec<Packed> = unpack(CONTEXT, get_b(&item, "data", CONTEXT)?)?;
+                for p in packed {
+                    if after.is_none_or(|a| p.e.event_id > *a)
+                        && p.e.subjects.iter().any(|s| wanted.contains(s.as_str()))
+                    {
+                        found.push((p, pk.clone(), reference.clone(), day.clone()));
+                    }
+                }
+            }
+            found.sort_by_key(|f| f.0.e.event_id);
+            found.dedup_by_key(|f| f.0.e.event_id);
+        }
+        found.truncate(limit);
+
+        // Operational records: the operational packs beside the packs found.
+        let op_keys: BTreeSet<(String, String)> = found
+            .iter()
+            .map(|(_, pk, r, _)| (pk.clone(), format!("O#{r}")))
+            .collect();
+        let ops = batch_get(
+            &self.client,
+            CONTEXT,
+            &self.table,
+            op_keys.into_iter().map(|(pk, sk)| key(pk, sk)).collect(),
+            true,
+            None,
+        )
+        .await?;
+        let mut with_ops: HashSet<EventId> = HashSet::new();
+        for item in &ops {
+            let records: Vec<OperationalRecord> = unpack(CONTEXT, get_b(item, "data", CONTEXT)?)?;
+            with_ops.extend(records.iter().map(|o| o.event_id));
+        }
+        // Dedup entries: on the subject-day of each event's primary subject.
+        let missing: BTreeSet<String> = found
+            .iter()
+            .filter_map(|(p, _, _, day)| {
+                let primary = p.e.subjects.first()?;
+                let pk = format!("{}#{day}", subject_pk(ws, primary));
+                (!fps_of.contains_key(&pk)).then_some(pk)
+            })
+            .collect();
+        if !missing.is_empty() {
+            let more = batch_get(
+                &self.client,
+                CONTEXT,
+                &self.table,
+                missing.into_iter().map(|pk| key(pk, "S")).collect(),
+                true,
+                Some("pk, fps"),
+            )
+            .await?;
+            for d in &more {
+                fps_of.insert(
+                    get_s(d, "pk", CONTEXT)?.to_owned(),
+                    binary_set(Some(d), "fps"),
+                );
+            }
+        }
+        Ok(found
+            .into_iter()
+            .map(|(p, _, _, day)| {
+                let dedup_marker = p.e.subjects.first().is_some_and(|primary| {
+                    fps_of
+                        .get(&format!("{}#{day}", subject_pk(ws, primary)))
+                        .is_some_and(|fps| fps.contains(&entry(&p.e.message_id, p.u)))
+                });
+                EventFootprint {
+                    operational: with_ops.contains(&p.e.event_id),
+                    dedup_marker,
+                    subject_index_entries: u32::try_from(p.e.subjects.len()).unwrap_or(u32::MAX),
+                    event: p.e,
+                }
+            })
+            .collect())
+    }
+}
