@@ -46,6 +46,72 @@ pub(super) fn delete_request(k: Item, context: &'static str) -> Result<WriteRequ
 }
 
 impl DynamoEventStore {
+    /// Takes events out of their packs and gives back their dedup entries and index entries
+    /// (undoes `record`).
+    pub(super) async fn forget_events(
+        &self,
+        ws: &WorkspaceId,
+        events: &[(EventId, MessageId)],
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<EventId> = events.iter().map(|(id, _)| *id).collect();
+        let changes = self.remove_packs("forget", ws, &ids, false).await?;
+        let found: HashSet<EventId> = changes
+            .iter()
+            .flat_map(|c| c.gone.iter().map(|p| p.e.event_id))
+            .collect();
+
+        // Give back the dedup entries, and the subject index entries of packs that no longer
+        // hold an event of the subject.
+        let mut subject_days: BTreeMap<(String, String), DayChange> = BTreeMap::new();
+        let mut markers = Vec::new();
+        for c in &changes {
+            for p in &c.gone {
+                let e = &p.e;
+                match e.subjects.first() {
+                    Some(primary) => {
+                        let slot = subject_days
+                            .entry((primary.clone(), c.day.clone()))
+                            .or_default();
+                        slot.fps.push(entry(&e.message_id, p.u));
+                    }
+                    None => markers.push((e.message_id.clone(), e.event_id)),
+                }
+                for subject in &e.subjects {
+                    if c.unindexes(subject) {
+                        subject_days
+                            .entry((subject.clone(), c.day.clone()))
+                            .or_default()
+                            .refs
+                            .insert(c.reference.clone());
+                    }
+                }
+            }
+        }
+        for (id, m) in events {
+            if !found.contains(id) {
+                markers.push((m.clone(), *id));
+            }
+        }
+        let mut jobs = Vec::new();
+        for ((subject, day), change) in subject_days {
+            jobs.push(
+                self.release_subject_day(
+                    subject_day_key(ws, &subject, &day),
+                    change.fps,
+                    change.refs.into_iter().collect(),
+                )
+                .boxed(),
+            );
+        }
+        for (m, id) in &markers {
+            jobs.push(self.release_marker(ws, m, id).boxed());
+        }
+        run_all(jobs).await.into_iter().collect()
+    }
+
     /// Takes events out of their packs: a pack left empty is deleted, another is rewritten
     /// under the condition that nobody rewrote it meanwhile (`v`), the same for the
     /// operational packs. With `rekey`, a pack whose reference (its sort key, which names an

@@ -13,6 +13,9 @@
 //! `{ref}` is the hex UUIDv7 of the first event of the pack; a pack holds events of one
 //! millisecond (one request's ids share it), so `event(ws, id)` is one `Query` of
 //! `P#{millisecond} ..= P#{id}` in the id's minute.
+//!
+//! Files: `keys` (item keys and dedup entries), `record` (`record`: plan → claim → judge →
+//! write), `read` (events, operational records, footprints), `erase` (`forget`, `erase`).
 
 mod erase;
 mod keys;

@@ -2,6 +2,18 @@
 
 use super::*;
 
+/// The error context of `subject_footprint`.
+const FOOTPRINT: &str = "subject_footprint";
+
+/// An event found for a footprint, with its pack's `pk`, reference and day.
+#[derive(Debug)]
+struct FoundEvent {
+    packed: Packed,
+    pk: String,
+    reference: String,
+    day: String,
+}
+
 impl DynamoEventStore {
     /// Packs (event or operational) of one millisecond whose first id is at most `up_to`.
     pub(super) async fn packs_at(
@@ -196,11 +208,10 @@ impl DynamoEventStore {
         after: Option<&EventId>,
         limit: usize,
     ) -> Result<Vec<EventFootprint>, StoreError> {
-        const CONTEXT: &str = "subject_footprint";
         if limit == 0 || subjects.is_empty() {
             return Ok(Vec::new());
         }
-        let days = self.subject_days(CONTEXT, ws, subjects).await?;
+        let days = self.subject_days(FOOTPRINT, ws, subjects).await?;
         let after_ms = after.map(millis_of);
         let mut refs: BTreeSet<String> = BTreeSet::new();
         let mut fps_of: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
@@ -211,98 +222,24 @@ impl DynamoEventStore {
                     .filter(|r| after_ms.is_none_or(|ms| ref_millis(r) >= ms)),
             );
             fps_of.insert(
-                get_s(d, "pk", CONTEXT)?.to_owned(),
+                get_s(d, "pk", FOOTPRINT)?.to_owned(),
                 binary_set(Some(d), "fps"),
             );
         }
-        let wanted: HashSet<&str> = subjects.iter().map(String::as_str).collect();
-        // (event, its pack's pk and reference, its day)
-        let mut found: Vec<(Packed, String, String, String)> = Vec::new();
-        let refs: Vec<String> = refs.into_iter().collect();
-        for round in refs.chunks(PACKS_PER_ROUND) {
-            if found.len() >= limit {
-                let bound = hex_id(&found[limit - 1].0.e.event_id);
-                if round[0] > bound {
-                    break;
-                }
-            }
-            let keys = round
-                .iter()
-                .map(|r| key(pack_pk(ws, ref_millis(r)), format!("P#{r}")))
-                .collect();
-            for item in batch_get(&self.client, CONTEXT, &self.table, keys, true, None).await? {
-                let pk = get_s(&item, "pk", CONTEXT)?.to_owned();
-                let reference = get_s(&item, "sk", CONTEXT)?
-                    .trim_start_matches("P#")
-                    .to_owned();
-                let day = get_s(&item, "day", CONTEXT)?.to_owned();
-                let packed: Vec<Packed> = unpack(CONTEXT, get_b(&item, "data", CONTEXT)?)?;
-                for p in packed {
-                    if after.is_none_or(|a| p.e.event_id > *a)
-                        && p.e.subjects.iter().any(|s| wanted.contains(s.as_str()))
-                    {
-                        found.push((p, pk.clone(), reference.clone(), day.clone()));
-                    }
-                }
-            }
-            found.sort_by_key(|f| f.0.e.event_id);
-            found.dedup_by_key(|f| f.0.e.event_id);
-        }
-        found.truncate(limit);
-
-        // Operational records: the operational packs beside the packs found.
-        let op_keys: BTreeSet<(String, String)> = found
-            .iter()
-            .map(|(_, pk, r, _)| (pk.clone(), format!("O#{r}")))
-            .collect();
-        let ops = batch_get(
-            &self.client,
-            CONTEXT,
-            &self.table,
-            op_keys.into_iter().map(|(pk, sk)| key(pk, sk)).collect(),
-            true,
-            None,
-        )
-        .await?;
-        let mut with_ops: HashSet<EventId> = HashSet::new();
-        for item in &ops {
-            let records: Vec<OperationalRecord> = unpack(CONTEXT, get_b(item, "data", CONTEXT)?)?;
-            with_ops.extend(records.iter().map(|o| o.event_id));
-        }
-        // Dedup entries: on the subject-day of each event's primary subject.
-        let missing: BTreeSet<String> = found
-            .iter()
-            .filter_map(|(p, _, _, day)| {
-                let primary = p.e.subjects.first()?;
-                let pk = format!("{}#{day}", subject_pk(ws, primary));
-                (!fps_of.contains_key(&pk)).then_some(pk)
-            })
-            .collect();
-        if !missing.is_empty() {
-            let more = batch_get(
-                &self.client,
-                CONTEXT,
-                &self.table,
-                missing.into_iter().map(|pk| key(pk, "S")).collect(),
-                true,
-                Some("pk, fps"),
-            )
+        let found = self
+            .footprint_events(ws, subjects, refs, after, limit)
             .await?;
-            for d in &more {
-                fps_of.insert(
-                    get_s(d, "pk", CONTEXT)?.to_owned(),
-                    binary_set(Some(d), "fps"),
-                );
-            }
-        }
+        let with_ops = self.with_operational(&found).await?;
+        self.more_dedup_entries(ws, &found, &mut fps_of).await?;
         Ok(found
             .into_iter()
-            .map(|(p, _, _, day)| {
-                let dedup_marker = p.e.subjects.first().is_some_and(|primary| {
+            .map(|f| {
+                let dedup_marker = f.packed.e.subjects.first().is_some_and(|primary| {
                     fps_of
-                        .get(&format!("{}#{day}", subject_pk(ws, primary)))
-                        .is_some_and(|fps| fps.contains(&entry(&p.e.message_id, p.u)))
+                        .get(&format!("{}#{}", subject_pk(ws, primary), f.day))
+                        .is_some_and(|fps| fps.contains(&entry(&f.packed.e.message_id, f.packed.u)))
                 });
+                let p = f.packed;
                 EventFootprint {
                     operational: with_ops.contains(&p.e.event_id),
                     dedup_marker,
@@ -311,5 +248,118 @@ impl DynamoEventStore {
                 }
             })
             .collect())
+    }
+
+    /// The first `limit` events after `after` of any of `subjects` in the packs `refs`,
+    /// oldest first.
+    async fn footprint_events(
+        &self,
+        ws: &WorkspaceId,
+        subjects: &[String],
+        refs: BTreeSet<String>,
+        after: Option<&EventId>,
+        limit: usize,
+    ) -> Result<Vec<FoundEvent>, StoreError> {
+        let wanted: HashSet<&str> = subjects.iter().map(String::as_str).collect();
+        let mut found: Vec<FoundEvent> = Vec::new();
+        let refs: Vec<String> = refs.into_iter().collect();
+        for round in refs.chunks(PACKS_PER_ROUND) {
+            if found.len() >= limit {
+                let bound = hex_id(&found[limit - 1].packed.e.event_id);
+                if round[0] > bound {
+                    break;
+                }
+            }
+            let keys = round
+                .iter()
+                .map(|r| key(pack_pk(ws, ref_millis(r)), format!("P#{r}")))
+                .collect();
+            for item in batch_get(&self.client, FOOTPRINT, &self.table, keys, true, None).await? {
+                let pk = get_s(&item, "pk", FOOTPRINT)?.to_owned();
+                let reference = get_s(&item, "sk", FOOTPRINT)?
+                    .trim_start_matches("P#")
+                    .to_owned();
+                let day = get_s(&item, "day", FOOTPRINT)?.to_owned();
+                let packed: Vec<Packed> = unpack(FOOTPRINT, get_b(&item, "data", FOOTPRINT)?)?;
+                for p in packed {
+                    if after.is_none_or(|a| p.e.event_id > *a)
+                        && p.e.subjects.iter().any(|s| wanted.contains(s.as_str()))
+                    {
+                        found.push(FoundEvent {
+                            packed: p,
+                            pk: pk.clone(),
+                            reference: reference.clone(),
+                            day: day.clone(),
+                        });
+                    }
+                }
+            }
+            found.sort_by_key(|f| f.packed.e.event_id);
+            found.dedup_by_key(|f| f.packed.e.event_id);
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    /// The events among `found` with an operational record: the operational packs beside
+    /// their packs.
+    async fn with_operational(&self, found: &[FoundEvent]) -> Result<HashSet<EventId>, StoreError> {
+        let op_keys: BTreeSet<(String, String)> = found
+            .iter()
+            .map(|f| (f.pk.clone(), format!("O#{}", f.reference)))
+            .collect();
+        let ops = batch_get(
+            &self.client,
+            FOOTPRINT,
+            &self.table,
+            op_keys.into_iter().map(|(pk, sk)| key(pk, sk)).collect(),
+            true,
+            None,
+        )
+        .await?;
+        let mut with_ops: HashSet<EventId> = HashSet::new();
+        for item in &ops {
+            let records: Vec<OperationalRecord> =
+                unpack(FOOTPRINT, get_b(item, "data", FOOTPRINT)?)?;
+            with_ops.extend(records.iter().map(|o| o.event_id));
+        }
+        Ok(with_ops)
+    }
+
+    /// Adds to `fps_of` the dedup entries of the subject-days of the events' primary subjects
+    /// (where each event's entry is) that it lacks.
+    async fn more_dedup_entries(
+        &self,
+        ws: &WorkspaceId,
+        found: &[FoundEvent],
+        fps_of: &mut HashMap<String, Vec<Vec<u8>>>,
+    ) -> Result<(), StoreError> {
+        let missing: BTreeSet<String> = found
+            .iter()
+            .filter_map(|f| {
+                let primary = f.packed.e.subjects.first()?;
+                let pk = format!("{}#{}", subject_pk(ws, primary), f.day);
+                (!fps_of.contains_key(&pk)).then_some(pk)
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let more = batch_get(
+            &self.client,
+            FOOTPRINT,
+            &self.table,
+            missing.into_iter().map(|pk| key(pk, "S")).collect(),
+            true,
+            Some("pk, fps"),
+        )
+        .await?;
+        for d in &more {
+            fps_of.insert(
+                get_s(d, "pk", FOOTPRINT)?.to_owned(),
+                binary_set(Some(d), "fps"),
+            );
+        }
+        Ok(())
     }
 }

@@ -28,6 +28,195 @@ pub(super) enum Claim {
     Marker { index: usize, taken: bool },
 }
 
+/// A subject of a workspace: whose subject-days an update goes to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct Subject {
+    ws: WorkspaceId,
+    name: String,
+}
+
+impl Subject {
+    fn new(ws: &WorkspaceId, name: &str) -> Self {
+        Self {
+            ws: ws.clone(),
+            name: name.to_owned(),
+        }
+    }
+}
+
+/// A pack reference on a subject's subject-day.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct SubjectPack {
+    subject: Subject,
+    reference: String,
+}
+
+impl SubjectPack {
+    fn new(subject: Subject, reference: &str) -> Self {
+        Self {
+            subject,
+            reference: reference.to_owned(),
+        }
+    }
+}
+
+/// Pack references to add to a subject-day, and the expiry the item must reach.
+#[derive(Debug, Default)]
+struct IndexAdd {
+    refs: BTreeSet<String>,
+    expires: i64,
+}
+
+/// What the dedup claims of one call took and read; `error` is the first failure.
+#[derive(Debug)]
+pub(super) struct Claimed {
+    claims: Vec<Claim>,
+    /// Yesterday's dedup entries by subject-day `pk`.
+    yesterday: HashMap<String, Vec<Vec<u8>>>,
+    error: Option<StoreError>,
+}
+
+/// Entries of duplicates (and references to packs that will hold no event of the subject)
+/// to take out of a subject's today again.
+#[derive(Debug)]
+struct Undo {
+    subject: Subject,
+    fps: Vec<Vec<u8>>,
+    dead: Vec<String>,
+}
+
+/// What the claims decided beyond the `fresh` flags.
+#[derive(Debug, Default)]
+struct Verdict {
+    undo: Vec<Undo>,
+    /// Claimed references that no fresh event of the subject is in.
+    dropped: HashSet<SubjectPack>,
+}
+
+/// One `record` call: its events grouped into packs, and its days.
+#[derive(Debug)]
+pub(super) struct Plan<'a> {
+    events: &'a [NewEvent],
+    now: OffsetDateTime,
+    today: String,
+    yesterday: String,
+    /// The events whose message id is the first of its kind in the call.
+    candidates: Vec<usize>,
+    chunks: Vec<Chunk>,
+    /// The chunk of each candidate (`usize::MAX` for the others).
+    chunk_of: Vec<usize>,
+}
+
+impl<'a> Plan<'a> {
+    /// The plan and the initial `fresh` flags: a message id repeated within the call, the
+    /// first one counts.
+    fn new(events: &'a [NewEvent], now: OffsetDateTime) -> Result<(Self, Vec<bool>), StoreError> {
+        let mut fresh = vec![true; events.len()];
+        let mut seen = HashSet::new();
+        for (i, e) in events.iter().enumerate() {
+            if !seen.insert((&e.event.workspace_id, &e.event.message_id)) {
+                fresh[i] = false;
+            }
+        }
+        let candidates: Vec<usize> = (0..events.len()).filter(|&i| fresh[i]).collect();
+        let chunks = chunks(events, &candidates)?;
+        let mut chunk_of = vec![usize::MAX; events.len()];
+        for (c, chunk) in chunks.iter().enumerate() {
+            for &i in &chunk.members {
+                chunk_of[i] = c;
+            }
+        }
+        let plan = Self {
+            events,
+            now,
+            today: day(now),
+            yesterday: day(now - time::Duration::days(1)),
+            candidates,
+            chunks,
+            chunk_of,
+        };
+        Ok((plan, fresh))
+    }
+
+    /// The reference of the pack event `i` goes into.
+    fn reference(&self, i: usize) -> &String {
+        &self.chunks[self.chunk_of[i]].reference
+    }
+
+    /// Event `i`'s dedup entry.
+    fn entry(&self, i: usize) -> Vec<u8> {
+        let e = &self.events[i];
+        entry(&e.event.message_id, e.dedup_until.unix_timestamp())
+    }
+
+    /// Marks the duplicates among the claimed events (an unexpired entry today or yesterday,
+    /// or a marker taken by another event) and says which of the call's new entries must go
+    /// again.
+    fn judge(&self, claimed: &Claimed, fresh: &mut [bool]) -> Verdict {
+        let now_s = self.now.unix_timestamp();
+        let mut verdict = Verdict::default();
+        for c in &claimed.claims {
+            match c {
+                Claim::Subject {
+                    ws,
+                    subject,
+                    members,
+                    had_today,
+                    refs,
+                    ..
+                } => {
+                    let had_before = claimed
+                        .yesterday
+                        .get(&format!("{}#{}", subject_pk(ws, subject), self.yesterday))
+                        .map_or(&[][..], Vec::as_slice);
+                    let mut added_for_dups = Vec::new();
+                    for &i in members {
+                        let fp = fingerprint(&self.events[i].event.message_id);
+                        let dup = had_today
+                            .iter()
+                            .chain(had_before)
+                            .any(|o| o.get(..8) == Some(&fp[..]) && entry_until(o) > now_s);
+                        if dup {
+                            fresh[i] = false;
+                            let mine = self.entry(i);
+                            if !had_today.contains(&mine) {
+                                added_for_dups.push(mine);
+                            }
+                        }
+                    }
+                    // A pack with no fresh event of the subject is not the subject's (or is
+                    // never written): its reference goes again, so no subject-day points at
+                    // nothing (and outlives an erasure of the subject).
+                    let live: HashSet<&String> = members
+                        .iter()
+                        .filter(|&&i| fresh[i])
+                        .map(|&i| self.reference(i))
+                        .collect();
+                    let dead: Vec<String> =
+                        refs.iter().filter(|r| !live.contains(r)).cloned().collect();
+                    let owner = Subject::new(ws, subject);
+                    for r in &dead {
+                        verdict.dropped.insert(SubjectPack::new(owner.clone(), r));
+                    }
+                    if !added_for_dups.is_empty() || !dead.is_empty() {
+                        verdict.undo.push(Undo {
+                            subject: owner,
+                            fps: added_for_dups,
+                            dead,
+                        });
+                    }
+                }
+                Claim::Marker { index, taken } => {
+                    if !taken {
+                        fresh[*index] = false;
+                    }
+                }
+            }
+        }
+        verdict
+    }
+}
+
 impl DynamoEventStore {
     /// Adds pack references (and dedup entries) to a subject-day item, creating it and its
     /// `subject` index entry on the first write of the day. `expires_at` only moves later.
@@ -254,50 +443,59 @@ impl DynamoEventStore {
         events: &[NewEvent],
         now: OffsetDateTime,
     ) -> Result<Vec<bool>, StoreError> {
-        let now_s = now.unix_timestamp();
-        let today = day(now);
-        let yesterday = day(now - time::Duration::days(1));
+        let (plan, mut fresh) = Plan::new(events, now)?;
 
-        // A message id repeated within the call: the first one counts.
-        let mut fresh = vec![true; events.len()];
-        let mut seen = HashSet::new();
-        for (i, e) in events.iter().enumerate() {
-            if !seen.insert((&e.event.workspace_id, &e.event.message_id)) {
-                fresh[i] = false;
-            }
+        // 1. Dedup claims (see `claim`), then which events are duplicates.
+        let claimed = self.claim(&plan).await;
+        let verdict = plan.judge(&claimed, &mut fresh);
+        if let Some(e) = claimed.error {
+            self.release_claims(events, &claimed.claims, &fresh).await;
+            return Err(e);
         }
-        let candidates: Vec<usize> = (0..events.len()).filter(|&i| fresh[i]).collect();
-        let chunks = chunks(events, &candidates)?;
-        let mut chunk_of = vec![usize::MAX; events.len()];
-        for (c, chunk) in chunks.iter().enumerate() {
-            for &i in &chunk.members {
-                chunk_of[i] = c;
+        // A duplicate must not extend its message id's window: take its entry out again.
+        for undo in verdict.undo {
+            let item = subject_day_key(&undo.subject.ws, &undo.subject.name, &plan.today);
+            if let Err(e) = self.release_subject_day(item, undo.fps, undo.dead).await {
+                tracing::warn!(error = %e, "could not remove the dedup entries of duplicates");
             }
         }
 
-        // 1. Dedup claims: per primary subject (the first of the sorted subject index) one
-        //    update of today's subject-day, which also indexes the packs; per event without
-        //    subjects a conditional marker.
-        let mut groups: BTreeMap<(WorkspaceId, String), Vec<usize>> = BTreeMap::new();
+        // 2. The packs of the fresh events, and the subject index of their other subjects.
+        if let Err(e) = self
+            .write_fresh(&plan, &claimed.claims, &verdict.dropped, &fresh)
+            .await
+        {
+            self.release_claims(events, &claimed.claims, &fresh).await;
+            self.undo_write(&plan, &fresh).await;
+            return Err(e);
+        }
+        Ok(fresh)
+    }
+
+    /// Per primary subject (the first of the sorted subject index) one update of today's
+    /// subject-day, which also indexes the packs; per event without subjects a conditional
+    /// marker. Beside them, yesterday's entries of the same subjects: the 24-hour window
+    /// spans two days. One batch read, strongly consistent only in the first minute of the
+    /// day, when yesterday's items may have been written a moment ago.
+    async fn claim(&self, plan: &Plan<'_>) -> Claimed {
+        let events = plan.events;
+        let mut groups: BTreeMap<Subject, Vec<usize>> = BTreeMap::new();
         let mut markers = Vec::new();
-        for &i in &candidates {
+        for &i in &plan.candidates {
             let e = &events[i].event;
             match e.subjects.first() {
                 Some(primary) => groups
-                    .entry((e.workspace_id.clone(), primary.clone()))
+                    .entry(Subject::new(&e.workspace_id, primary))
                     .or_default()
                     .push(i),
                 None => markers.push(i),
             }
         }
-        // Yesterday's entries of the same subjects: the 24-hour window spans two days. One
-        // batch read, strongly consistent only in the first minute of the day, when
-        // yesterday's items may have been written a moment ago.
         let yesterday_keys: Vec<Item> = groups
             .keys()
-            .map(|(ws, subject)| subject_day_key(ws, subject, &yesterday))
+            .map(|s| subject_day_key(&s.ws, &s.name, &plan.yesterday))
             .collect();
-        let since_midnight = now.to_offset(time::UtcOffset::UTC).time() - time::Time::MIDNIGHT;
+        let since_midnight = plan.now.to_offset(time::UtcOffset::UTC).time() - time::Time::MIDNIGHT;
         let before = batch_get(
             &self.client,
             "record",
@@ -307,62 +505,21 @@ impl DynamoEventStore {
             Some("pk, fps"),
         );
         let mut jobs = Vec::new();
-        for ((ws, subject), members) in groups {
-            let fps: Vec<Vec<u8>> = members
-                .iter()
-                .map(|&i| {
-                    entry(
-                        &events[i].event.message_id,
-                        events[i].dedup_until.unix_timestamp(),
-                    )
-                })
-                .collect();
-            let refs: BTreeSet<String> = members
-                .iter()
-                .map(|&i| chunks[chunk_of[i]].reference.clone())
-                .collect();
-            let expires = members
-                .iter()
-                .map(|&i| ttl(events[i].event.expires_at))
-                .max()
-                .unwrap_or(0);
-            let today = today.clone();
-            jobs.push(
-                async move {
-                    let had_today = self
-                        .touch_subject_day(
-                            subject_day_key(&ws, &subject, &today),
-                            subject_pk(&ws, &subject),
-                            today.clone(),
-                            &refs,
-                            &fps,
-                            expires,
-                        )
-                        .await?;
-                    Ok::<_, StoreError>(Claim::Subject {
-                        ws,
-                        subject,
-                        day: today,
-                        members,
-                        had_today,
-                        refs,
-                    })
-                }
-                .boxed(),
-            );
+        for (subject, members) in groups {
+            jobs.push(self.claim_subject(plan, subject, members).boxed());
         }
         for i in markers {
             jobs.push(
                 async move {
-                    let taken = self.take_marker(&events[i], now).await?;
+                    let taken = self.take_marker(&events[i], plan.now).await?;
                     Ok(Claim::Marker { index: i, taken })
                 }
                 .boxed(),
             );
         }
         let (results, before) = futures_util::future::join(run_all(jobs), before).await;
-        let mut first_error = None;
-        let before: HashMap<String, Vec<Vec<u8>>> = match before {
+        let mut error = None;
+        let yesterday: HashMap<String, Vec<Vec<u8>>> = match before {
             Ok(items) => items
                 .into_iter()
                 .filter_map(|i| {
@@ -371,7 +528,7 @@ impl DynamoEventStore {
                 })
                 .collect(),
             Err(e) => {
-                first_error = Some(e);
+                error = Some(e);
                 HashMap::new()
             }
         };
@@ -380,242 +537,156 @@ impl DynamoEventStore {
             match r {
                 Ok(c) => claims.push(c),
                 Err(e) => {
-                    first_error.get_or_insert(e);
+                    error.get_or_insert(e);
                 }
             }
         }
-        // Which events are duplicates, and which of our new entries must go again.
-        let mut undo_dups: Vec<(WorkspaceId, String, Vec<Vec<u8>>, Vec<String>)> = Vec::new();
-        let mut dropped: HashSet<(WorkspaceId, String, String)> = HashSet::new();
-        for c in &claims {
-            match c {
-                Claim::Subject {
-                    ws,
-                    subject,
-                    members,
-                    had_today,
-                    refs,
-                    ..
-                } => {
-                    let had_before = before
-                        .get(&format!("{}#{yesterday}", subject_pk(ws, subject)))
-                        .map_or(&[][..], Vec::as_slice);
-                    let mut added_for_dups = Vec::new();
-                    for &i in members {
-                        let m = &events[i].event.message_id;
-                        let fp = fingerprint(m);
-                        let dup = had_today
-                            .iter()
-                            .chain(had_before)
-                            .any(|o| o.get(..8) == Some(&fp[..]) && entry_until(o) > now_s);
-                        if dup {
-                            fresh[i] = false;
-                            let mine = entry(m, events[i].dedup_until.unix_timestamp());
-                            if !had_today.contains(&mine) {
-                                added_for_dups.push(mine);
-                            }
-                        }
-                    }
-                    // A pack with no fresh event of the subject is not the subject's (or is
-                    // never written): its reference goes again, so no subject-day points at
-                    // nothing (and outlives an erasure of the subject).
-                    let live: HashSet<&String> = members
-                        .iter()
-                        .filter(|&&i| fresh[i])
-                        .map(|&i| &chunks[chunk_of[i]].reference)
-                        .collect();
-                    let dead: Vec<String> =
-                        refs.iter().filter(|r| !live.contains(r)).cloned().collect();
-                    for r in &dead {
-                        dropped.insert((ws.clone(), subject.clone(), r.clone()));
-                    }
-                    if !added_for_dups.is_empty() || !dead.is_empty() {
-                        undo_dups.push((ws.clone(), subject.clone(), added_for_dups, dead));
-                    }
-                }
-                Claim::Marker { index, taken } => {
-                    if !taken {
-                        fresh[*index] = false;
-                    }
-                }
-            }
+        Claimed {
+            claims,
+            yesterday,
+            error,
         }
-        if let Some(e) = first_error {
-            self.release_claims(events, &claims, &fresh).await;
-            return Err(e);
-        }
-        // A duplicate must not extend its message id's window: take its entry out again.
-        for (ws, subject, fps, dead) in undo_dups {
-            if let Err(e) = self
-                .release_subject_day(subject_day_key(&ws, &subject, &today), fps, dead)
-                .await
-            {
-                tracing::warn!(error = %e, "could not remove the dedup entries of duplicates");
-            }
-        }
-
-        // 2. The packs of the fresh events, and the subject index of their other subjects.
-        let write = async {
-            let mut items = Vec::new();
-            for chunk in &chunks {
-                items.extend(pack_items(events, chunk, &fresh, &today)?);
-            }
-            let mut indexed: HashSet<(WorkspaceId, String, String)> = HashSet::new();
-            for c in &claims {
-                if let Claim::Subject {
-                    ws, subject, refs, ..
-                } = c
-                {
-                    for r in refs {
-                        let k = (ws.clone(), subject.clone(), r.clone());
-                        if !dropped.contains(&k) {
-                            indexed.insert(k);
-                        }
-                    }
-                }
-            }
-            let mut more: BTreeMap<(WorkspaceId, String), (BTreeSet<String>, i64)> =
-                BTreeMap::new();
-            for &i in &candidates {
-                if !fresh[i] {
-                    continue;
-                }
-                let e = &events[i].event;
-                let r = &chunks[chunk_of[i]].reference;
-                for subject in &e.subjects {
-                    if indexed.contains(&(e.workspace_id.clone(), subject.clone(), r.clone())) {
-                        continue;
-                    }
-                    let slot = more
-                        .entry((e.workspace_id.clone(), subject.clone()))
-                        .or_default();
-                    slot.0.insert(r.clone());
-                    slot.1 = slot.1.max(ttl(e.expires_at));
-                }
-            }
-            let mut jobs: Vec<BoxFuture<'_, Result<(), StoreError>>> = Vec::new();
-            jobs.push(batch_put(&self.client, "record", &self.table, items).boxed());
-            for ((ws, subject), (refs, expires)) in more {
-                let today = today.clone();
-                jobs.push(
-                    async move {
-                        self.touch_subject_day(
-                            subject_day_key(&ws, &subject, &today),
-                            subject_pk(&ws, &subject),
-                            today.clone(),
-                            &refs,
-                            &[],
-                            expires,
-                        )
-                        .await
-                        .map(drop)
-                    }
-                    .boxed(),
-                );
-            }
-            let results = run_all(jobs).await;
-            results.into_iter().collect::<Result<(), StoreError>>()
-        };
-        if let Err(e) = write.await {
-            self.release_claims(events, &claims, &fresh).await;
-            let mut others: BTreeMap<(WorkspaceId, String), BTreeSet<String>> = BTreeMap::new();
-            for &i in &candidates {
-                let e = &events[i].event;
-                if fresh[i] {
-                    for subject in e.subjects.iter().skip(1) {
-                        others
-                            .entry((e.workspace_id.clone(), subject.clone()))
-                            .or_default()
-                            .insert(chunks[chunk_of[i]].reference.clone());
-                    }
-                }
-            }
-            for ((ws, subject), refs) in others {
-                let item = subject_day_key(&ws, &subject, &today);
-                if let Err(undo) = self
-                    .release_subject_day(item, Vec::new(), refs.into_iter().collect())
-                    .await
-                {
-                    tracing::warn!(error = %undo, "could not remove index entries after a failed record");
-                }
-            }
-            let written: Vec<EventId> = (0..events.len())
-                .filter(|&i| fresh[i])
-                .map(|i| events[i].event.event_id)
-                .collect();
-            if let Some(ws) = events.first().map(|e| e.event.workspace_id.clone()) {
-                if let Err(undo) = self.remove_packs("record", &ws, &written, false).await {
-                    tracing::warn!(error = %undo, "could not remove packs after a failed record");
-                }
-            }
-            return Err(e);
-        }
-        Ok(fresh)
     }
 
-    pub(super) async fn forget_events(
+    /// The claim of one primary subject: its events' dedup entries and pack references on
+    /// today's subject-day.
+    async fn claim_subject(
         &self,
-        ws: &WorkspaceId,
-        events: &[(EventId, MessageId)],
-    ) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<EventId> = events.iter().map(|(id, _)| *id).collect();
-        let changes = self.remove_packs("forget", ws, &ids, false).await?;
-        let found: HashSet<EventId> = changes
+        plan: &Plan<'_>,
+        subject: Subject,
+        members: Vec<usize>,
+    ) -> Result<Claim, StoreError> {
+        let events = plan.events;
+        let fps: Vec<Vec<u8>> = members.iter().map(|&i| plan.entry(i)).collect();
+        let refs: BTreeSet<String> = members.iter().map(|&i| plan.reference(i).clone()).collect();
+        let expires = members
             .iter()
-            .flat_map(|c| c.gone.iter().map(|p| p.e.event_id))
-            .collect();
+            .map(|&i| ttl(events[i].event.expires_at))
+            .max()
+            .unwrap_or(0);
+        let Subject { ws, name } = subject;
+        let had_today = self
+            .touch_subject_day(
+                subject_day_key(&ws, &name, &plan.today),
+                subject_pk(&ws, &name),
+                plan.today.clone(),
+                &refs,
+                &fps,
+                expires,
+            )
+            .await?;
+        Ok(Claim::Subject {
+            ws,
+            subject: name,
+            day: plan.today.clone(),
+            members,
+            had_today,
+            refs,
+        })
+    }
 
-        // Give back the dedup entries, and the subject index entries of packs that no longer
-        // hold an event of the subject.
-        let mut subject_days: BTreeMap<(String, String), (Vec<Vec<u8>>, BTreeSet<String>)> =
-            BTreeMap::new();
-        let mut markers = Vec::new();
-        for c in &changes {
-            for p in &c.gone {
-                let e = &p.e;
-                match e.subjects.first() {
-                    Some(primary) => {
-                        let slot = subject_days
-                            .entry((primary.clone(), c.day.clone()))
-                            .or_default();
-                        slot.0.push(entry(&e.message_id, p.u));
-                    }
-                    None => markers.push((e.message_id.clone(), e.event_id)),
-                }
-                for subject in &e.subjects {
-                    if c.unindexes(subject) {
-                        subject_days
-                            .entry((subject.clone(), c.day.clone()))
-                            .or_default()
-                            .1
-                            .insert(c.reference.clone());
+    /// Writes the packs of the fresh events and indexes them on the subject-days of their
+    /// subjects that no claim indexed already.
+    async fn write_fresh(
+        &self,
+        plan: &Plan<'_>,
+        claims: &[Claim],
+        dropped: &HashSet<SubjectPack>,
+        fresh: &[bool],
+    ) -> Result<(), StoreError> {
+        let events = plan.events;
+        let mut items = Vec::new();
+        for chunk in &plan.chunks {
+            items.extend(pack_items(events, chunk, fresh, &plan.today)?);
+        }
+        let mut indexed: HashSet<SubjectPack> = HashSet::new();
+        for c in claims {
+            if let Claim::Subject {
+                ws, subject, refs, ..
+            } = c
+            {
+                for r in refs {
+                    let k = SubjectPack::new(Subject::new(ws, subject), r);
+                    if !dropped.contains(&k) {
+                        indexed.insert(k);
                     }
                 }
             }
         }
-        for (id, m) in events {
-            if !found.contains(id) {
-                markers.push((m.clone(), *id));
+        let mut more: BTreeMap<Subject, IndexAdd> = BTreeMap::new();
+        for &i in &plan.candidates {
+            if !fresh[i] {
+                continue;
+            }
+            let e = &events[i].event;
+            let r = plan.reference(i);
+            for subject in &e.subjects {
+                let subject = Subject::new(&e.workspace_id, subject);
+                if indexed.contains(&SubjectPack::new(subject.clone(), r)) {
+                    continue;
+                }
+                let slot = more.entry(subject).or_default();
+                slot.refs.insert(r.clone());
+                slot.expires = slot.expires.max(ttl(e.expires_at));
             }
         }
-        let mut jobs = Vec::new();
-        for ((subject, day), (fps, refs)) in subject_days {
+        let mut jobs: Vec<BoxFuture<'_, Result<(), StoreError>>> = Vec::new();
+        jobs.push(batch_put(&self.client, "record", &self.table, items).boxed());
+        for (Subject { ws, name }, add) in more {
             jobs.push(
-                self.release_subject_day(
-                    subject_day_key(ws, &subject, &day),
-                    fps,
-                    refs.into_iter().collect(),
-                )
+                async move {
+                    self.touch_subject_day(
+                        subject_day_key(&ws, &name, &plan.today),
+                        subject_pk(&ws, &name),
+                        plan.today.clone(),
+                        &add.refs,
+                        &[],
+                        add.expires,
+                    )
+                    .await
+                    .map(drop)
+                }
                 .boxed(),
             );
         }
-        for (m, id) in &markers {
-            jobs.push(self.release_marker(ws, m, id).boxed());
+        let results = run_all(jobs).await;
+        results.into_iter().collect::<Result<(), StoreError>>()
+    }
+
+    /// After a failed `write_fresh` (and `release_claims`): the index entries of the other
+    /// subjects and the packs go again (best effort: the caller reports the original error).
+    async fn undo_write(&self, plan: &Plan<'_>, fresh: &[bool]) {
+        let events = plan.events;
+        let mut others: BTreeMap<Subject, BTreeSet<String>> = BTreeMap::new();
+        for &i in &plan.candidates {
+            let e = &events[i].event;
+            if fresh[i] {
+                for subject in e.subjects.iter().skip(1) {
+                    others
+                        .entry(Subject::new(&e.workspace_id, subject))
+                        .or_default()
+                        .insert(plan.reference(i).clone());
+                }
+            }
         }
-        run_all(jobs).await.into_iter().collect()
+        for (Subject { ws, name }, refs) in others {
+            let item = subject_day_key(&ws, &name, &plan.today);
+            if let Err(undo) = self
+                .release_subject_day(item, Vec::new(), refs.into_iter().collect())
+                .await
+            {
+                tracing::warn!(error = %undo, "could not remove index entries after a failed record");
+            }
+        }
+        let written: Vec<EventId> = (0..events.len())
+            .filter(|&i| fresh[i])
+            .map(|i| events[i].event.event_id)
+            .collect();
+        if let Some(ws) = events.first().map(|e| e.event.workspace_id.clone()) {
+            if let Err(undo) = self.remove_packs("record", &ws, &written, false).await {
+                tracing::warn!(error = %undo, "could not remove packs after a failed record");
+            }
+        }
     }
 }
 
