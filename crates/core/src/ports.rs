@@ -208,6 +208,16 @@ pub trait EventStore: Send + Sync {
         id: &EventId,
         now: OffsetDateTime,
     ) -> Result<Option<StoredEvent>, StoreError>;
+    /// The ids of events with this Segment `messageId` in the workspace, found through the
+    /// message id's dedup marker, so only while it lives (`dedup_until`: 24 hours) and
+    /// without a write of its own. On DynamoDB only events without subjects have a marker
+    /// (the others' dedup entries ride on their primary subject's item, keyed by subject).
+    async fn event_ids_by_message_id(
+        &self,
+        ws: &WorkspaceId,
+        message_id: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError>;
     /// Unexpired events whose subject index includes `subject`, oldest first, after `after`.
     async fn events_by_subject(
         &self,

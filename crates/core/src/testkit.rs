@@ -31,6 +31,7 @@ use crate::ports::{
 use crate::workspace::{KeyRef, Region, Retention, User, Workspace, WorkspaceId};
 
 pub mod account_end;
+pub mod event_lookup;
 pub mod last_admin;
 pub mod retention;
 

@@ -85,6 +85,16 @@ impl EventStore for FailingEvents {
     ) -> Result<Option<StoredEvent>, StoreError> {
         self.inner.event(ws, id, now).await
     }
+    async fn event_ids_by_message_id(
+        &self,
+        ws: &WorkspaceId,
+        message_id: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError> {
+        self.inner
+            .event_ids_by_message_id(ws, message_id, now)
+            .await
+    }
     async fn events_by_subject(
         &self,
         ws: &WorkspaceId,

@@ -172,6 +172,39 @@ impl EventStore for SqliteEventStore {
             .await
     }
 
+    async fn event_ids_by_message_id(
+        &self,
+        ws: &WorkspaceId,
+        message_id: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError> {
+        const CONTEXT: &str = "event_ids_by_message_id";
+        let (ws, m, now) = (
+            ws.as_str().to_owned(),
+            message_id.as_str().to_owned(),
+            unix_millis(now),
+        );
+        self.db
+            .call(CONTEXT, move |c| {
+                let id: Option<String> = c
+                    .query_row(
+                        "SELECT event_id FROM dedup WHERE workspace_id = ?1 AND message_id = ?2 AND expires_at > ?3",
+                        params![ws, m, now],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| sql(CONTEXT, e))?;
+                id.map(|id| {
+                    EventId::parse(&id).ok_or_else(|| {
+                        StoreError::corrupt(CONTEXT, format!("a dedup row's event id is not an event id: {id}"))
+                    })
+                })
+                .into_iter()
+                .collect()
+            })
+            .await
+    }
+
     async fn events_by_subject(
         &self,
         ws: &WorkspaceId,

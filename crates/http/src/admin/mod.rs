@@ -8,6 +8,7 @@
 pub mod dsr;
 pub mod dto;
 mod error;
+mod events;
 mod extract;
 mod handlers;
 mod lifecycle;
@@ -189,6 +190,7 @@ pub fn admin_router(state: AdminState) -> Router {
             get(h::delivery_log),
         )
         .route("/admin/v1/destinations/{id}/replay", post(h::replay))
+        .route("/admin/v1/events", get(events::by_message_id))
         .route("/admin/v1/events/{id}", get(h::event_trace))
         .route("/admin/v1/audit-log", get(h::audit_log))
         .route("/admin/v1/audit-log/verify", get(h::verify_audit_log))

@@ -86,6 +86,16 @@ impl EventStore for Crashing {
     ) -> Result<Option<tracklayer_core::event::StoredEvent>, StoreError> {
         self.inner.event(ws, id, now).await
     }
+    async fn event_ids_by_message_id(
+        &self,
+        ws: &tracklayer_core::workspace::WorkspaceId,
+        message_id: &tracklayer_core::event::MessageId,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError> {
+        self.inner
+            .event_ids_by_message_id(ws, message_id, now)
+            .await
+    }
     async fn events_by_subject(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,

@@ -112,6 +112,15 @@ impl EventStore for DynamoEventStore {
         self.read_event(ws, id, now).await
     }
 
+    async fn event_ids_by_message_id(
+        &self,
+        ws: &WorkspaceId,
+        message_id: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError> {
+        self.read_marker(ws, message_id, now).await
+    }
+
     async fn events_by_subject(
         &self,
         ws: &WorkspaceId,

@@ -61,6 +61,35 @@ impl DynamoEventStore {
         Ok(None)
     }
 
+    /// The event holding a message id's unexpired dedup marker (events without subjects).
+    pub(super) async fn read_marker(
+        &self,
+        ws: &WorkspaceId,
+        message_id: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError> {
+        const CONTEXT: &str = "event_ids_by_message_id";
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(marker_key(ws, message_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store(CONTEXT, e))?
+            .item;
+        let Some(item) = item else {
+            return Ok(Vec::new());
+        };
+        if get_n(&item, "until").unwrap_or(0) <= now.unix_timestamp() {
+            return Ok(Vec::new());
+        }
+        let hex = get_s(&item, "event", CONTEXT)?;
+        let id = uuid::Uuid::try_parse(hex).map_err(|e| StoreError::corrupt(CONTEXT, e))?;
+        Ok(vec![EventId(id)])
+    }
+
     pub(super) async fn read_events_by_subject(
         &self,
         ws: &WorkspaceId,
