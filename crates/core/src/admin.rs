@@ -29,7 +29,7 @@ use crate::keys::{ApiKeyRecord, KeyId, KeyKind, KeyRefusal, Role};
 use crate::name::Name;
 use crate::ports::{
     AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DeliveryRecord, DsrStore, EgressError,
-    EventStore, Keyring, ReplayFilter, UrlGuard, LAST_ADMIN,
+    EventReader, Keyring, ReplayFilter, UrlGuard, LAST_ADMIN,
 };
 use crate::workspace::{Region, SecuritySettings, User, Workspace, WorkspaceId};
 
@@ -149,7 +149,7 @@ pub struct AdminPorts {
     pub control: Arc<dyn ControlStore>,
     pub audit: Arc<dyn AuditLog>,
     pub keyring: Arc<dyn Keyring>,
-    pub events: Arc<dyn EventStore>,
+    pub events: Arc<dyn EventReader>,
     pub delivery_log: Arc<dyn DeliveryLog>,
     pub queue: Arc<dyn DeliveryQueue>,
     /// Data-subject requests and the suppression list: closing a workspace ends them with
@@ -1082,7 +1082,7 @@ impl AdminService {
     }
 
     /// The traces of the caller's workspace's events with this Segment `messageId` (normally
-    /// one), while its dedup marker lives (see `EventStore::event_ids_by_message_id`).
+    /// one), while its dedup marker lives (see `EventReader::event_ids_by_message_id`).
     pub async fn event_traces_by_message_id(
         &self,
         p: &Principal,

@@ -2180,7 +2180,7 @@ async fn an_event_trace_is_found_by_its_message_id_in_the_callers_workspace_only
     theirs.event_id = tracklayer_core::event::EventId(uuid::Uuid::now_v7());
     let store =
         tracklayer_local::SqliteEventStore::new(tracklayer_local::Db::open(&app.db_path).unwrap());
-    let recorded = tracklayer_core::ports::EventStore::record(
+    let recorded = tracklayer_core::ports::EventWriter::record(
         &store,
         &[tracklayer_core::ports::NewEvent {
             event: theirs.clone(),

@@ -8,7 +8,7 @@ use tracklayer_core::clock::unix_millis;
 use tracklayer_core::dsr::{ErasedRows, EventFootprint};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent};
-use tracklayer_core::ports::{EventStore, NewEvent};
+use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent};
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::db::{from_json, json, sql, Db};
@@ -25,7 +25,7 @@ impl SqliteEventStore {
 }
 
 #[async_trait]
-impl EventStore for SqliteEventStore {
+impl EventWriter for SqliteEventStore {
     async fn record(
         &self,
         events: &[NewEvent],
@@ -149,7 +149,10 @@ impl EventStore for SqliteEventStore {
             })
             .await
     }
+}
 
+#[async_trait]
+impl EventReader for SqliteEventStore {
     async fn event(
         &self,
         ws: &WorkspaceId,
@@ -272,7 +275,10 @@ impl EventStore for SqliteEventStore {
             })
             .await
     }
+}
 
+#[async_trait]
+impl EventEraser for SqliteEventStore {
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let now = unix_millis(now);
         self.db

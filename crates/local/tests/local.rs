@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tracklayer_core::clock::{FixedClock, SystemIds};
-use tracklayer_core::ports::{DeliveryQueue, EventStore, Keyring, Mail, Mailer};
+use tracklayer_core::ports::{
+    DeliveryQueue, EventEraser, EventReader, EventWriter, Keyring, Mail, Mailer,
+};
 use tracklayer_core::testkit::{self, QueueHarness, T0};
 use tracklayer_core::workspace::{KeyRef, Region, WorkspaceId};
 use tracklayer_local::{

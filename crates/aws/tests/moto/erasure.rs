@@ -25,7 +25,7 @@ use tracklayer_core::ingest::{
 };
 use tracklayer_core::keys::KeyKind;
 use tracklayer_core::ports::{
-    ControlStore, DeliveryLog, DeliveryQueue, DeliveryStatus, DsrStore, EventStore,
+    ControlStore, DeliveryLog, DeliveryQueue, DeliveryStatus, DsrStore, EventEraser, EventReader,
 };
 use tracklayer_core::workspace::{Region, WorkspaceId};
 

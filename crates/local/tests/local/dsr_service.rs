@@ -23,8 +23,8 @@ use tracklayer_core::ingest::{
 };
 use tracklayer_core::keys::Role;
 use tracklayer_core::ports::{
-    AuditLog, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, DsrStore, EventStore,
-    Keyring, Mail, Mailer, SuppressionList,
+    AuditLog, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, DsrStore, EventEraser,
+    EventReader, EventStore, EventWriter, Keyring, Mail, Mailer, SuppressionList,
 };
 use tracklayer_core::testkit::T0;
 use tracklayer_core::workspace::{Region, Workspace};
@@ -63,7 +63,7 @@ struct Crashing {
 }
 
 #[async_trait]
-impl EventStore for Crashing {
+impl EventWriter for Crashing {
     async fn record(
         &self,
         e: &[tracklayer_core::ports::NewEvent],
@@ -71,6 +71,7 @@ impl EventStore for Crashing {
     ) -> Result<Vec<bool>, StoreError> {
         self.inner.record(e, now).await
     }
+
     async fn forget(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,
@@ -78,6 +79,10 @@ impl EventStore for Crashing {
     ) -> Result<(), StoreError> {
         self.inner.forget(ws, e).await
     }
+}
+
+#[async_trait]
+impl EventReader for Crashing {
     async fn event(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,
@@ -86,6 +91,7 @@ impl EventStore for Crashing {
     ) -> Result<Option<tracklayer_core::event::StoredEvent>, StoreError> {
         self.inner.event(ws, id, now).await
     }
+
     async fn event_ids_by_message_id(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,
@@ -96,6 +102,7 @@ impl EventStore for Crashing {
             .event_ids_by_message_id(ws, message_id, now)
             .await
     }
+
     async fn events_by_subject(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,
@@ -108,6 +115,7 @@ impl EventStore for Crashing {
             .events_by_subject(ws, subject, after, limit, now)
             .await
     }
+
     async fn operational(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,
@@ -116,9 +124,14 @@ impl EventStore for Crashing {
     ) -> Result<Option<tracklayer_core::event::OperationalRecord>, StoreError> {
         self.inner.operational(ws, id, now).await
     }
+}
+
+#[async_trait]
+impl EventEraser for Crashing {
     async fn sweep(&self, now: time::OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.sweep(now).await
     }
+
     async fn subject_footprint(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,
@@ -130,6 +143,7 @@ impl EventStore for Crashing {
             .subject_footprint(ws, subjects, after, limit)
             .await
     }
+
     async fn erase(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,

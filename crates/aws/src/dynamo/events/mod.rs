@@ -37,7 +37,7 @@ use time::OffsetDateTime;
 use tracklayer_core::dsr::{ErasedRows, EventFootprint};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent};
-use tracklayer_core::ports::{EventStore, NewEvent};
+use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent};
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::dynamo::{
@@ -86,7 +86,7 @@ async fn run_all<'a, T: Send + 'a>(jobs: Vec<BoxFuture<'a, T>>) -> Vec<T> {
 }
 
 #[async_trait]
-impl EventStore for DynamoEventStore {
+impl EventWriter for DynamoEventStore {
     async fn record(
         &self,
         events: &[NewEvent],
@@ -102,7 +102,10 @@ impl EventStore for DynamoEventStore {
     ) -> Result<(), StoreError> {
         self.forget_events(ws, events).await
     }
+}
 
+#[async_trait]
+impl EventReader for DynamoEventStore {
     async fn event(
         &self,
         ws: &WorkspaceId,
@@ -141,7 +144,10 @@ impl EventStore for DynamoEventStore {
     ) -> Result<Option<OperationalRecord>, StoreError> {
         self.read_operational(ws, id, now).await
     }
+}
 
+#[async_trait]
+impl EventEraser for DynamoEventStore {
     /// DynamoDB's TTL deletes expired items (late); reads filter them meanwhile.
     async fn sweep(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
         Ok(0)
