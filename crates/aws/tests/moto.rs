@@ -26,8 +26,8 @@ use tracklayer_core::clock::SystemClock;
 use tracklayer_core::destination::{DestinationId, DestinationKind};
 use tracklayer_core::event::{EventId, MessageId};
 use tracklayer_core::ports::{
-    AuditLog, DeliveryLog, DeliveryQueue, DeliveryStatus, EventEraser, EventReader, EventWriter,
-    Keyring, Outgoing,
+    AuditLog, DeliveryLog, DeliveryQueue, DeliveryStatus, EventEraser, EventInspection,
+    EventReader, EventWriter, Keyring, Outgoing,
 };
 use tracklayer_core::testkit::{self, unique, QueueHarness, T0};
 use tracklayer_core::workspace::{KeyRef, Region, WorkspaceId};

@@ -224,22 +224,6 @@ pub trait EventReader: Send + Sync {
         message_id: &MessageId,
         now: OffsetDateTime,
     ) -> Result<Vec<EventId>, StoreError>;
-    /// Unexpired events whose subject index includes `subject`, oldest first, after `after`.
-    async fn events_by_subject(
-        &self,
-        ws: &WorkspaceId,
-        subject: &str,
-        after: Option<&EventId>,
-        limit: usize,
-        now: OffsetDateTime,
-    ) -> Result<Vec<StoredEvent>, StoreError>;
-    /// The unexpired operational record (sealed IP/UA) of an event.
-    async fn operational(
-        &self,
-        ws: &WorkspaceId,
-        id: &EventId,
-        now: OffsetDateTime,
-    ) -> Result<Option<OperationalRecord>, StoreError>;
 }
 
 /// Erasing events: data-subject requests find a subject's footprint and erase it; retention
@@ -271,6 +255,33 @@ pub trait EventEraser: Send + Sync {
 pub trait EventStore: EventWriter + EventReader + EventEraser {}
 
 impl<T: EventWriter + EventReader + EventEraser + ?Sized> EventStore for T {}
+
+/// Test support, a right no service holds: reads the contract suites use to check what an
+/// event store keeps beside the events (subject index, operational records).
+#[async_trait]
+pub trait EventInspection: Send + Sync {
+    /// Unexpired events whose subject index includes `subject`, oldest first, after `after`.
+    async fn events_by_subject(
+        &self,
+        ws: &WorkspaceId,
+        subject: &str,
+        after: Option<&EventId>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The unexpired operational record (sealed IP/UA) of an event.
+    async fn operational(
+        &self,
+        ws: &WorkspaceId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OperationalRecord>, StoreError>;
+}
+
+/// An event store the contract suites can look into.
+pub trait InspectableEventStore: EventStore + EventInspection {}
+
+impl<T: EventStore + EventInspection + ?Sized> InspectableEventStore for T {}
 
 /// A message to put on a destination kind's queue.
 #[derive(Debug, Clone)]

@@ -28,8 +28,8 @@ use tracklayer_core::identity::sha256_hex;
 use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
 use tracklayer_core::keys::{ApiKeyRecord, KeyKind, Role};
 use tracklayer_core::ports::{
-    ControlStore, DeliveryQueue, EventEraser, EventReader, EventStore, EventWriter, Keyring,
-    NewEvent,
+    ControlStore, DeliveryQueue, EventEraser, EventInspection, EventReader, EventStore,
+    EventWriter, Keyring, NewEvent,
 };
 use tracklayer_core::workspace::{Cidr, KeyRef, Region, Workspace, WorkspaceId};
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
@@ -104,7 +104,10 @@ impl EventReader for FailingEvents {
             .event_ids_by_message_id(ws, message_id, now)
             .await
     }
+}
 
+#[async_trait]
+impl EventInspection for FailingEvents {
     async fn events_by_subject(
         &self,
         ws: &WorkspaceId,

@@ -8,7 +8,7 @@ use tracklayer_core::clock::unix_millis;
 use tracklayer_core::dsr::{ErasedRows, EventFootprint};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent};
-use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent};
+use tracklayer_core::ports::{EventEraser, EventInspection, EventReader, EventWriter, NewEvent};
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::db::{from_json, json, sql, Db};
@@ -207,7 +207,10 @@ impl EventReader for SqliteEventStore {
             })
             .await
     }
+}
 
+#[async_trait]
+impl EventInspection for SqliteEventStore {
     async fn events_by_subject(
         &self,
         ws: &WorkspaceId,

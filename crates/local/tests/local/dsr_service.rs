@@ -22,6 +22,7 @@ use tracklayer_core::ingest::{
     parse_body, Endpoint, IngestConfig, IngestPorts, IngestService, RequestMeta,
 };
 use tracklayer_core::keys::Role;
+use tracklayer_core::ports::EventInspection;
 use tracklayer_core::ports::{
     AuditLog, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, DsrStore, EventEraser,
     EventReader, EventStore, EventWriter, Keyring, Mail, Mailer, SuppressionList,
@@ -102,7 +103,10 @@ impl EventReader for Crashing {
             .event_ids_by_message_id(ws, message_id, now)
             .await
     }
+}
 
+#[async_trait]
+impl EventInspection for Crashing {
     async fn events_by_subject(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,

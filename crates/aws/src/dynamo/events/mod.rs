@@ -37,7 +37,7 @@ use time::OffsetDateTime;
 use tracklayer_core::dsr::{ErasedRows, EventFootprint};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent};
-use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent};
+use tracklayer_core::ports::{EventEraser, EventInspection, EventReader, EventWriter, NewEvent};
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::dynamo::{
@@ -123,7 +123,10 @@ impl EventReader for DynamoEventStore {
     ) -> Result<Vec<EventId>, StoreError> {
         self.read_marker(ws, message_id, now).await
     }
+}
 
+#[async_trait]
+impl EventInspection for DynamoEventStore {
     async fn events_by_subject(
         &self,
         ws: &WorkspaceId,
