@@ -112,6 +112,42 @@ impl DynamoEventStore {
         run_all(jobs).await.into_iter().collect()
     }
 
+    /// Deletes a dedup marker if it still belongs to `event`.
+    pub(super) async fn release_marker(
+        &self,
+        ws: &WorkspaceId,
+        m: &MessageId,
+        event: &EventId,
+    ) -> Result<(), StoreError> {
+        self.delete_marker("forget", ws, m, event).await.map(drop)
+    }
+
+    /// Deletes a dedup marker if it still belongs to `event`; true if it did.
+    pub(super) async fn delete_marker(
+        &self,
+        context: &'static str,
+        ws: &WorkspaceId,
+        m: &MessageId,
+        event: &EventId,
+    ) -> Result<bool, StoreError> {
+        match self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(marker_key(ws, m)))
+            .condition_expression("#e = :e")
+            .expression_attribute_names("#e", "event")
+            .expression_attribute_values(":e", s(hex_id(event)))
+            .send()
+            .await
+            .map_err(|e| store(context, e))
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Takes events out of their packs: a pack left empty is deleted, another is rewritten
     /// under the condition that nobody rewrote it meanwhile (`v`), the same for the
     /// operational packs. With `rekey`, a pack whose reference (its sort key, which names an
@@ -362,31 +398,6 @@ impl DynamoEventStore {
         }
     }
 
-    /// Deletes a dedup marker if it still belongs to `event`; true if it did.
-    pub(super) async fn erase_marker(
-        &self,
-        ws: &WorkspaceId,
-        m: &MessageId,
-        event: &EventId,
-    ) -> Result<bool, StoreError> {
-        match self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(marker_key(ws, m)))
-            .condition_expression("#e = :e")
-            .expression_attribute_names("#e", "event")
-            .expression_attribute_values(":e", s(hex_id(event)))
-            .send()
-            .await
-            .map_err(|e| store("erase", e))
-        {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Removes references and dedup entries from a subject-day; deletes the item (and so its
     /// `subject` index entry) when no reference is left, after dropping references to packs
     /// that are gone or hold no event of the subject any more. Returns how many of `fps`
@@ -571,7 +582,7 @@ impl DynamoEventStore {
             rows.dedup_markers += r?;
         }
         for (m, id) in &markers {
-            if self.erase_marker(ws, m, id).await? {
+            if self.delete_marker("erase", ws, m, id).await? {
                 rows.dedup_markers += 1;
             }
         }

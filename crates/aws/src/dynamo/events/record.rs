@@ -358,30 +358,6 @@ impl DynamoEventStore {
         }
     }
 
-    /// Deletes a dedup marker if it still belongs to `event`.
-    pub(super) async fn release_marker(
-        &self,
-        ws: &WorkspaceId,
-        m: &MessageId,
-        event: &EventId,
-    ) -> Result<(), StoreError> {
-        match self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(marker_key(ws, m)))
-            .condition_expression("#e = :e")
-            .expression_attribute_names("#e", "event")
-            .expression_attribute_values(":e", s(hex_id(event)))
-            .send()
-            .await
-            .map_err(|e| store("forget", e))
-        {
-            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Gives back the dedup claims of `fresh` events after a failed write (best effort: the
     /// caller reports the original error).
     pub(super) async fn release_claims(
