@@ -24,9 +24,10 @@ use tracklayer_aws::{
 };
 use tracklayer_core::clock::SystemClock;
 use tracklayer_core::destination::{DestinationId, DestinationKind};
-use tracklayer_core::event::EventId;
+use tracklayer_core::event::{EventId, MessageId};
 use tracklayer_core::ports::{
-    AuditLog, DeliveryLog, DeliveryStatus, Enqueuer, EventStore, Keyring, Outgoing, QueueConsumer,
+    AuditLog, DeliveryLog, DeliveryStatus, Enqueuer, EventEraser, EventInspection, EventReader,
+    EventWriter, Keyring, Outgoing, QueueConsumer,
 };
 use tracklayer_core::testkit::{self, unique, QueueHarness, T0};
 use tracklayer_core::workspace::{KeyRef, Region, WorkspaceId};
@@ -336,6 +337,64 @@ mod delivery_log {
 mod delivery_log_paging {
     use super::*;
     tracklayer_core::delivery_log_paging_contract!(delivery_log());
+}
+
+mod event_lookup {
+    use super::*;
+    tracklayer_core::event_lookup_contract!(event_store());
+}
+
+/// The lookup by messageId reads the marker that dedup writes anyway: the marker (with the
+/// event's id) stays one small item, under 1 KB, so a write unit; an event with subjects has
+/// no marker (its dedup entry is on its primary subject's day) and is not found this way.
+#[tokio::test]
+async fn the_message_id_lookup_reads_the_dedup_marker_and_writes_nothing_of_its_own() {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Events).await;
+    let s = DynamoEventStore::new(c.dynamodb.clone(), table.clone());
+    let ws = ws();
+    let alone = testkit::new_event(&ws, &"m".repeat(256), &[], T0);
+    let with_subject = testkit::new_event(&ws, "m-subject", &["anon-1"], T0);
+    s.record(&[alone.clone(), with_subject], T0).await.unwrap();
+
+    let items = c
+        .dynamodb
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let markers: Vec<_> = items
+        .iter()
+        .filter(|i| i["sk"].as_s().unwrap() == "D")
+        .collect();
+    assert_eq!(markers.len(), 1, "{items:?}");
+    let size: usize = markers[0]
+        .iter()
+        .map(|(name, v)| {
+            name.len()
+                + match v {
+                    aws_sdk_dynamodb::types::AttributeValue::S(s) => s.len(),
+                    aws_sdk_dynamodb::types::AttributeValue::N(n) => n.len(),
+                    other => panic!("unexpected attribute {other:?}"),
+                }
+        })
+        .sum();
+    assert!(size < 1024, "marker is {size} bytes");
+    assert_eq!(
+        s.event_ids_by_message_id(&ws, &alone.event.message_id, T0)
+            .await
+            .unwrap(),
+        vec![alone.event.event_id]
+    );
+    assert_eq!(
+        s.event_ids_by_message_id(&ws, &MessageId::parse("m-subject").unwrap(), T0)
+            .await
+            .unwrap(),
+        vec![]
+    );
 }
 
 mod event_store_erasure {

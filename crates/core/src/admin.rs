@@ -22,14 +22,15 @@ use crate::destination::{
     Destination, DestinationError, DestinationId, DestinationSpec, EventFilter,
 };
 use crate::error::{KeyError, StoreError};
-use crate::event::{EventId, StoredEvent};
+use crate::event::{EventId, MessageId, StoredEvent};
 use crate::invalidation::{Change, Invalidate, Invalidations};
 use crate::keys::verifier::{Audience, AuthError, KeyVerifier, VerifierConfig};
 use crate::keys::{ApiKeyRecord, KeyId, KeyKind, KeyRefusal, Role};
 use crate::name::Name;
 use crate::ports::{
     AuditLog, ControlStore, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryQueue,
-    DeliveryRecord, DsrStore, EgressError, EventStore, Keyring, ReplayFilter, UrlGuard, LAST_ADMIN,
+    DeliveryRecord, DsrStore, EgressError, EventReader, Keyring, ReplayFilter, UrlGuard,
+    LAST_ADMIN,
 };
 use crate::workspace::{Region, SecuritySettings, User, Workspace, WorkspaceId};
 
@@ -149,7 +150,7 @@ pub struct AdminPorts {
     pub control: Arc<dyn ControlStore>,
     pub audit: Arc<dyn AuditLog>,
     pub keyring: Arc<dyn Keyring>,
-    pub events: Arc<dyn EventStore>,
+    pub events: Arc<dyn EventReader>,
     pub delivery_log: Arc<dyn DeliveryLog>,
     pub queue: Arc<dyn DeliveryQueue>,
     /// Data-subject requests and the suppression list: closing a workspace ends them with
@@ -1081,6 +1082,35 @@ impl AdminService {
             .for_event(&p.workspace_id, &id, now)
             .await?;
         Ok(EventTrace { event, deliveries })
+    }
+
+    /// The traces of the caller's workspace's events with this Segment `messageId` (normally
+    /// one), while its dedup marker lives (see `EventReader::event_ids_by_message_id`).
+    pub async fn event_traces_by_message_id(
+        &self,
+        p: &Principal,
+        message_id: &MessageId,
+    ) -> Result<Vec<EventTrace>, AdminError> {
+        let now = self.now();
+        let ids = self
+            .ports
+            .events
+            .event_ids_by_message_id(&p.workspace_id, message_id, now)
+            .await?;
+        let mut traces = Vec::with_capacity(ids.len());
+        for id in ids {
+            let event = self.ports.events.event(&p.workspace_id, &id, now).await?;
+            let Some(event) = event.filter(|e| e.message_id == *message_id) else {
+                continue;
+            };
+            let deliveries = self
+                .ports
+                .delivery_log
+                .for_event(&p.workspace_id, &id, now)
+                .await?;
+            traces.push(EventTrace { event, deliveries });
+        }
+        Ok(traces)
     }
 
     pub async fn audit_log(

@@ -29,7 +29,7 @@ use crate::identity::{self, Field, Hints, Prepared, Profile};
 use crate::keys::verifier::{Audience, AuthError, KeyVerifier, VerifierConfig};
 use crate::keys::{ApiKeyRecord, KeyRefusal};
 use crate::ports::{
-    ControlReader, DeliveryQueue, EventStore, Keyring, NewEvent, Outgoing, SuppressionList,
+    ControlReader, DeliveryQueue, EventWriter, Keyring, NewEvent, Outgoing, SuppressionList,
 };
 use crate::workspace::{Region, Retention, Workspace, WorkspaceId};
 
@@ -1302,7 +1302,7 @@ type Suppressed = Arc<HashSet<String>>;
 /// The ingest use case with its ports.
 pub struct IngestService {
     control: Arc<dyn ControlReader>,
-    events: Arc<dyn EventStore>,
+    events: Arc<dyn EventWriter>,
     queue: Arc<dyn DeliveryQueue>,
     keyring: Arc<dyn Keyring>,
     clock: Arc<dyn Clock>,
@@ -1329,7 +1329,7 @@ impl std::fmt::Debug for IngestService {
 #[allow(missing_debug_implementations)]
 pub struct IngestPorts {
     pub control: Arc<dyn ControlReader>,
-    pub events: Arc<dyn EventStore>,
+    pub events: Arc<dyn EventWriter>,
     pub queue: Arc<dyn DeliveryQueue>,
     pub keyring: Arc<dyn Keyring>,
     pub clock: Arc<dyn Clock>,

@@ -184,9 +184,10 @@ pub struct NewEvent {
     pub dedup_until: OffsetDateTime,
 }
 
-/// Events, their operational records and the message-id dedup markers.
+/// Writing events: ingest records them with their dedup markers, and forgets them again
+/// when they could not be queued.
 #[async_trait]
-pub trait EventStore: Send + Sync {
+pub trait EventWriter: Send + Sync {
     /// Records each event whose message id was not seen in its workspace within the dedup
     /// window. Returns, per input, `true` if it was recorded and `false` if it was a duplicate.
     async fn record(
@@ -201,6 +202,11 @@ pub trait EventStore: Send + Sync {
         ws: &WorkspaceId,
         events: &[(EventId, MessageId)],
     ) -> Result<(), StoreError>;
+}
+
+/// Reading events: the admin API's traces.
+#[async_trait]
+pub trait EventReader: Send + Sync {
     /// An unexpired event.
     async fn event(
         &self,
@@ -208,22 +214,22 @@ pub trait EventStore: Send + Sync {
         id: &EventId,
         now: OffsetDateTime,
     ) -> Result<Option<StoredEvent>, StoreError>;
-    /// Unexpired events whose subject index includes `subject`, oldest first, after `after`.
-    async fn events_by_subject(
+    /// The ids of events with this Segment `messageId` in the workspace, found through the
+    /// message id's dedup marker, so only while it lives (`dedup_until`: 24 hours) and
+    /// without a write of its own. On DynamoDB only events without subjects have a marker
+    /// (the others' dedup entries ride on their primary subject's item, keyed by subject).
+    async fn event_ids_by_message_id(
         &self,
         ws: &WorkspaceId,
-        subject: &str,
-        after: Option<&EventId>,
-        limit: usize,
+        message_id: &MessageId,
         now: OffsetDateTime,
-    ) -> Result<Vec<StoredEvent>, StoreError>;
-    /// The unexpired operational record (sealed IP/UA) of an event.
-    async fn operational(
-        &self,
-        ws: &WorkspaceId,
-        id: &EventId,
-        now: OffsetDateTime,
-    ) -> Result<Option<OperationalRecord>, StoreError>;
+    ) -> Result<Vec<EventId>, StoreError>;
+}
+
+/// Erasing events: data-subject requests find a subject's footprint and erase it; retention
+/// sweeps what expired.
+#[async_trait]
+pub trait EventEraser: Send + Sync {
     /// Deletes what expired before `now`; returns how many rows went. Backends with native
     /// TTL may do nothing here, since reads filter expired rows anyway.
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
@@ -243,6 +249,39 @@ pub trait EventStore: Send + Sync {
     /// counts 0. Returns the rows deleted per kind.
     async fn erase(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<ErasedRows, StoreError>;
 }
+
+/// Events, their operational records and the message-id dedup markers: every right at once,
+/// for whatever implements the three roles. Services hold the narrow role they use.
+pub trait EventStore: EventWriter + EventReader + EventEraser {}
+
+impl<T: EventWriter + EventReader + EventEraser + ?Sized> EventStore for T {}
+
+/// Test support, a right no service holds: reads the contract suites use to check what an
+/// event store keeps beside the events (subject index, operational records).
+#[async_trait]
+pub trait EventInspection: Send + Sync {
+    /// Unexpired events whose subject index includes `subject`, oldest first, after `after`.
+    async fn events_by_subject(
+        &self,
+        ws: &WorkspaceId,
+        subject: &str,
+        after: Option<&EventId>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The unexpired operational record (sealed IP/UA) of an event.
+    async fn operational(
+        &self,
+        ws: &WorkspaceId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OperationalRecord>, StoreError>;
+}
+
+/// An event store the contract suites can look into.
+pub trait InspectableEventStore: EventStore + EventInspection {}
+
+impl<T: EventStore + EventInspection + ?Sized> InspectableEventStore for T {}
 
 /// A message to put on a destination kind's queue.
 #[derive(Debug, Clone)]

@@ -26,12 +26,13 @@ use crate::keys::{ApiKeyRecord, KeyId, KeyKind, Role};
 use crate::ports::AuditLog;
 use crate::ports::{
     ControlStore, DeadLetter, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, DsrStore,
-    EventStore, Keyring, Mail, Mailer, NewEvent, Outgoing, ReplayFilter,
+    InspectableEventStore, Keyring, Mail, Mailer, NewEvent, Outgoing, ReplayFilter,
 };
 use crate::workspace::{KeyRef, Region, Retention, User, Workspace, WorkspaceId};
 
 pub mod account_end;
 pub mod delivery_log_paging;
+pub mod event_lookup;
 pub mod last_admin;
 pub mod retention;
 
@@ -874,7 +875,7 @@ macro_rules! control_store_contract {
 pub mod event_store {
     use super::*;
 
-    pub async fn records_new_events_and_reads_them_back(s: &dyn EventStore) {
+    pub async fn records_new_events_and_reads_them_back(s: &dyn InspectableEventStore) {
         let ws = WorkspaceId::new(Region::Us, &unique());
         let e = new_event(&ws, "m-1", &["subj-a"], T0);
         assert_eq!(
@@ -891,7 +892,9 @@ pub mod event_store {
         assert_eq!(Some(op), e.operational);
     }
 
-    pub async fn reports_a_repeated_message_id_as_a_duplicate_within_24_hours(s: &dyn EventStore) {
+    pub async fn reports_a_repeated_message_id_as_a_duplicate_within_24_hours(
+        s: &dyn InspectableEventStore,
+    ) {
         let ws = WorkspaceId::new(Region::Us, &unique());
         let first = new_event(&ws, "m-dup", &[], T0);
         s.record(&[first], T0).await.unwrap();
@@ -907,7 +910,7 @@ pub mod event_store {
             .is_none());
     }
 
-    pub async fn accepts_a_message_id_again_after_the_dedup_window(s: &dyn EventStore) {
+    pub async fn accepts_a_message_id_again_after_the_dedup_window(s: &dyn InspectableEventStore) {
         let ws = WorkspaceId::new(Region::Us, &unique());
         s.record(&[new_event(&ws, "m-old", &[], T0)], T0)
             .await
@@ -917,7 +920,7 @@ pub mod event_store {
         assert_eq!(s.record(&[again], later).await.unwrap(), vec![true]);
     }
 
-    pub async fn keeps_workspaces_apart(s: &dyn EventStore) {
+    pub async fn keeps_workspaces_apart(s: &dyn InspectableEventStore) {
         let a = WorkspaceId::new(Region::Us, &unique());
         let b = WorkspaceId::new(Region::Us, &unique());
         let ea = new_event(&a, "same-id", &["subj"], T0);
@@ -933,7 +936,7 @@ pub mod event_store {
         assert_eq!(by_subject[0].workspace_id, a);
     }
 
-    pub async fn finds_a_subjects_events_in_pages(s: &dyn EventStore) {
+    pub async fn finds_a_subjects_events_in_pages(s: &dyn InspectableEventStore) {
         let ws = WorkspaceId::new(Region::Eu, &unique());
         let events: Vec<_> = (0..5)
             .map(|i| new_event(&ws, &format!("m-{i}"), &["subject-x"], T0))
@@ -959,7 +962,7 @@ pub mod event_store {
         assert_eq!(all.len(), 5);
     }
 
-    pub async fn never_returns_expired_data(s: &dyn EventStore) {
+    pub async fn never_returns_expired_data(s: &dyn InspectableEventStore) {
         let ws = WorkspaceId::new(Region::Us, &unique());
         let e = new_event(&ws, "m-exp", &["subj-exp"], T0);
         s.record(std::slice::from_ref(&e), T0).await.unwrap();
@@ -982,7 +985,7 @@ pub mod event_store {
             .is_empty());
     }
 
-    pub async fn forgets_events_and_their_dedup_markers(s: &dyn EventStore) {
+    pub async fn forgets_events_and_their_dedup_markers(s: &dyn InspectableEventStore) {
         let ws = WorkspaceId::new(Region::Us, &unique());
         let e = new_event(&ws, "m-forget", &["subj-f"], T0);
         s.record(std::slice::from_ref(&e), T0).await.unwrap();
@@ -999,7 +1002,7 @@ pub mod event_store {
         assert_eq!(s.record(&[retry], T0).await.unwrap(), vec![true]);
     }
 
-    pub async fn sweeping_keeps_what_has_not_expired(s: &dyn EventStore) {
+    pub async fn sweeping_keeps_what_has_not_expired(s: &dyn InspectableEventStore) {
         let ws = WorkspaceId::new(Region::Us, &unique());
         let e = new_event(&ws, "m-sweep", &["subj-s"], T0);
         s.record(std::slice::from_ref(&e), T0).await.unwrap();
@@ -1033,7 +1036,9 @@ pub mod event_store_erasure {
         events.iter().map(|f| f.event.event_id).collect()
     }
 
-    pub async fn finds_a_subjects_footprint_across_identifiers_in_pages(s: &dyn EventStore) {
+    pub async fn finds_a_subjects_footprint_across_identifiers_in_pages(
+        s: &dyn InspectableEventStore,
+    ) {
         let ws = WorkspaceId::new(Region::Us, &unique());
         let e1 = new_event(&ws, "fp-1", &["s1"], T0);
         let e2 = new_event(&ws, "fp-2", &["s1", "s2"], T0);
@@ -1070,7 +1075,7 @@ pub mod event_store_erasure {
             .is_empty());
     }
 
-    pub async fn the_footprint_includes_expired_events(s: &dyn EventStore) {
+    pub async fn the_footprint_includes_expired_events(s: &dyn InspectableEventStore) {
         let ws = WorkspaceId::new(Region::Us, &unique());
         let long_ago = T0 - time::Duration::days(400);
         let old = new_event(&ws, "fp-old", &["s-old"], long_ago);
@@ -1085,7 +1090,7 @@ pub mod event_store_erasure {
     }
 
     pub async fn erasing_deletes_events_with_their_index_entries_operational_records_and_dedup_markers(
-        s: &dyn EventStore,
+        s: &dyn InspectableEventStore,
     ) {
         let ws = WorkspaceId::new(Region::Us, &unique());
         let gone = new_event(&ws, "er-1", &["s1", "s2"], T0);
@@ -1127,7 +1132,7 @@ pub mod event_store_erasure {
         );
     }
 
-    pub async fn erasing_leaves_other_workspaces_alone(s: &dyn EventStore) {
+    pub async fn erasing_leaves_other_workspaces_alone(s: &dyn InspectableEventStore) {
         let a = WorkspaceId::new(Region::Us, &unique());
         let b = WorkspaceId::new(Region::Us, &unique());
         let ea = new_event(&a, "same", &["s"], T0);

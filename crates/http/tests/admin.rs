@@ -774,6 +774,14 @@ fn matrix() -> Vec<Row> {
             Some(|| json!({})),
             [200, 200, 403, 401, 404],
         ),
+        // Without `message_id` every caller gets as far as the parameter check (viewer+).
+        row(
+            M::GET,
+            "/admin/v1/events",
+            T::None,
+            None,
+            [400, 400, 400, 401, 400],
+        ),
         row(
             M::GET,
             "/admin/v1/events/{id}",
@@ -2147,6 +2155,98 @@ async fn an_event_trace_shows_decisions_without_raw_identifiers() {
     assert_eq!(v["routing"][0]["routed"], true, "{v}");
     assert!(v["routing"][0]["consent"]["reason"].is_string());
     assert!(!v.to_string().contains("user-1"), "{v}");
+}
+
+#[tokio::test]
+async fn an_event_trace_is_found_by_its_message_id_in_the_callers_workspace_only() {
+    let app = App::start().await;
+    app.new_destination().await;
+    let id = app.tracked_event().await;
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    let doc: String = conn
+        .query_row("SELECT doc FROM events WHERE event_id = ?1", [&id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mine: StoredEvent = serde_json::from_str(&doc).unwrap();
+    let path = format!("/admin/v1/events?message_id={}", mine.message_id);
+    // Another workspace holds an event with the same messageId.
+    let theirs_ws = app
+        .call(Method::GET, "/admin/v1/workspace", Some(&app.other), None)
+        .await
+        .2["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut theirs = mine.clone();
+    theirs.workspace_id = serde_json::from_value(json!(theirs_ws)).unwrap();
+    theirs.event_id = tracklayer_core::event::EventId(uuid::Uuid::now_v7());
+    let store =
+        tracklayer_local::SqliteEventStore::new(tracklayer_local::Db::open(&app.db_path).unwrap());
+    let recorded = tracklayer_core::ports::EventWriter::record(
+        &store,
+        &[tracklayer_core::ports::NewEvent {
+            event: theirs.clone(),
+            operational: None,
+            dedup_until: T0 + Duration::hours(24),
+        }],
+        T0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(recorded, vec![true]);
+
+    let (status, _, v) = app.call(Method::GET, &path, Some(&app.viewer), None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let traces = v["traces"].as_array().unwrap();
+    assert_eq!(traces.len(), 1, "{v}");
+    assert_eq!(traces[0]["event_id"], id);
+    assert_eq!(traces[0]["routing"][0]["routed"], true, "{v}");
+    assert!(!v.to_string().contains("user-1"), "{v}");
+
+    let (status, _, v) = app.call(Method::GET, &path, Some(&app.other), None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["traces"][0]["event_id"], theirs.event_id.to_string());
+    assert_eq!(v["traces"].as_array().unwrap().len(), 1, "{v}");
+
+    // After the dedup window (24 hours) the messageId leads nowhere.
+    app.clock.advance(Duration::hours(25));
+    let (status, _, v) = app.call(Method::GET, &path, Some(&app.viewer), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["field"], "message_id", "{v}");
+}
+
+#[tokio::test]
+async fn an_unknown_missing_or_invalid_message_id_is_a_problem_naming_it() {
+    let app = App::start().await;
+    for (path, expected) in [
+        (
+            "/admin/v1/events?message_id=never-sent".to_owned(),
+            StatusCode::NOT_FOUND,
+        ),
+        ("/admin/v1/events".to_owned(), StatusCode::BAD_REQUEST),
+        (
+            format!("/admin/v1/events?message_id={}", "m".repeat(257)),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/admin/v1/events?message_id=".to_owned(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/admin/v1/events?message_id=a%0Ab".to_owned(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (status, headers, v) = app.call(Method::GET, &path, Some(&app.viewer), None).await;
+        assert_eq!(status, expected, "{path}: {v}");
+        assert_eq!(v["field"], "message_id", "{path}: {v}");
+        assert_eq!(
+            headers[header::CONTENT_TYPE],
+            "application/problem+json",
+            "{path}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -27,7 +27,10 @@ use tracklayer_core::event::{EventId, MessageId, OperationalRecord, QueueBody, S
 use tracklayer_core::identity::sha256_hex;
 use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
 use tracklayer_core::keys::{ApiKeyRecord, KeyKind, Role};
-use tracklayer_core::ports::{ControlStore, EventStore, Keyring, NewEvent, QueueConsumer};
+use tracklayer_core::ports::{
+    ControlStore, EventEraser, EventInspection, EventReader, EventStore, EventWriter, Keyring,
+    NewEvent, QueueConsumer,
+};
 use tracklayer_core::workspace::{Cidr, KeyRef, Region, Workspace, WorkspaceId};
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
 use tracklayer_local::{
@@ -58,7 +61,7 @@ struct FailingEvents {
 }
 
 #[async_trait]
-impl EventStore for FailingEvents {
+impl EventWriter for FailingEvents {
     async fn record(
         &self,
         _events: &[NewEvent],
@@ -70,6 +73,7 @@ impl EventStore for FailingEvents {
             Failure::Permanent => StoreError::permanent("events.record", cause),
         })
     }
+
     async fn forget(
         &self,
         ws: &WorkspaceId,
@@ -77,6 +81,10 @@ impl EventStore for FailingEvents {
     ) -> Result<(), StoreError> {
         self.inner.forget(ws, events).await
     }
+}
+
+#[async_trait]
+impl EventReader for FailingEvents {
     async fn event(
         &self,
         ws: &WorkspaceId,
@@ -85,6 +93,21 @@ impl EventStore for FailingEvents {
     ) -> Result<Option<StoredEvent>, StoreError> {
         self.inner.event(ws, id, now).await
     }
+
+    async fn event_ids_by_message_id(
+        &self,
+        ws: &WorkspaceId,
+        message_id: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError> {
+        self.inner
+            .event_ids_by_message_id(ws, message_id, now)
+            .await
+    }
+}
+
+#[async_trait]
+impl EventInspection for FailingEvents {
     async fn events_by_subject(
         &self,
         ws: &WorkspaceId,
@@ -97,6 +120,7 @@ impl EventStore for FailingEvents {
             .events_by_subject(ws, subject, after, limit, now)
             .await
     }
+
     async fn operational(
         &self,
         ws: &WorkspaceId,
@@ -105,9 +129,14 @@ impl EventStore for FailingEvents {
     ) -> Result<Option<OperationalRecord>, StoreError> {
         self.inner.operational(ws, id, now).await
     }
+}
+
+#[async_trait]
+impl EventEraser for FailingEvents {
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.sweep(now).await
     }
+
     async fn subject_footprint(
         &self,
         ws: &WorkspaceId,
@@ -119,6 +148,7 @@ impl EventStore for FailingEvents {
             .subject_footprint(ws, subjects, after, limit)
             .await
     }
+
     async fn erase(
         &self,
         ws: &WorkspaceId,

@@ -8,7 +8,7 @@ use tracklayer_core::clock::unix_millis;
 use tracklayer_core::dsr::{ErasedRows, EventFootprint};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent};
-use tracklayer_core::ports::{EventStore, NewEvent};
+use tracklayer_core::ports::{EventEraser, EventInspection, EventReader, EventWriter, NewEvent};
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::db::{from_json, json, sql, Db};
@@ -25,7 +25,7 @@ impl SqliteEventStore {
 }
 
 #[async_trait]
-impl EventStore for SqliteEventStore {
+impl EventWriter for SqliteEventStore {
     async fn record(
         &self,
         events: &[NewEvent],
@@ -149,7 +149,10 @@ impl EventStore for SqliteEventStore {
             })
             .await
     }
+}
 
+#[async_trait]
+impl EventReader for SqliteEventStore {
     async fn event(
         &self,
         ws: &WorkspaceId,
@@ -172,6 +175,42 @@ impl EventStore for SqliteEventStore {
             .await
     }
 
+    async fn event_ids_by_message_id(
+        &self,
+        ws: &WorkspaceId,
+        message_id: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError> {
+        const CONTEXT: &str = "event_ids_by_message_id";
+        let (ws, m, now) = (
+            ws.as_str().to_owned(),
+            message_id.as_str().to_owned(),
+            unix_millis(now),
+        );
+        self.db
+            .call(CONTEXT, move |c| {
+                let id: Option<String> = c
+                    .query_row(
+                        "SELECT event_id FROM dedup WHERE workspace_id = ?1 AND message_id = ?2 AND expires_at > ?3",
+                        params![ws, m, now],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| sql(CONTEXT, e))?;
+                id.map(|id| {
+                    EventId::parse(&id).ok_or_else(|| {
+                        StoreError::corrupt(CONTEXT, format!("a dedup row's event id is not an event id: {id}"))
+                    })
+                })
+                .into_iter()
+                .collect()
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl EventInspection for SqliteEventStore {
     async fn events_by_subject(
         &self,
         ws: &WorkspaceId,
@@ -239,7 +278,10 @@ impl EventStore for SqliteEventStore {
             })
             .await
     }
+}
 
+#[async_trait]
+impl EventEraser for SqliteEventStore {
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let now = unix_millis(now);
         self.db

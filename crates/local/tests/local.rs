@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tracklayer_core::clock::{FixedClock, SystemIds};
-use tracklayer_core::ports::{DeliveryQueue, EventStore, Keyring, Mail, Mailer};
+use tracklayer_core::ports::{
+    DeliveryQueue, EventEraser, EventReader, EventWriter, Keyring, Mail, Mailer,
+};
 use tracklayer_core::testkit::{self, QueueHarness, T0};
 use tracklayer_core::workspace::{KeyRef, Region, WorkspaceId};
 use tracklayer_local::{
@@ -129,6 +131,32 @@ mod delivery_queue {
 mod delivery_queue_erasure {
     use super::*;
     tracklayer_core::delivery_queue_erasure_contract!(local_queue());
+}
+
+mod event_lookup {
+    use super::*;
+    tracklayer_core::event_lookup_contract!(async {
+        SqliteEventStore::new(Db::in_memory().unwrap())
+    });
+
+    /// SQLite keeps a dedup row for every event, so an event with subjects is found too.
+    #[tokio::test]
+    async fn an_event_with_subjects_is_found_by_its_message_id() {
+        use tracklayer_core::event::MessageId;
+        use tracklayer_core::testkit::{new_event, unique, T0};
+        use tracklayer_core::workspace::{Region, WorkspaceId};
+        let s = SqliteEventStore::new(Db::in_memory().unwrap());
+        let ws = WorkspaceId::new(Region::Us, &unique());
+        let e = new_event(&ws, "m-user", &["anon-1", "user-1"], T0);
+        s.record(std::slice::from_ref(&e), T0).await.unwrap();
+
+        let found = s
+            .event_ids_by_message_id(&ws, &MessageId::parse("m-user").unwrap(), T0)
+            .await
+            .unwrap();
+
+        assert_eq!(found, vec![e.event.event_id]);
+    }
 }
 
 mod event_store_erasure {

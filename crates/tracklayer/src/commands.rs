@@ -21,7 +21,7 @@ use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
 use tracklayer_core::invalidation::Invalidations;
 use tracklayer_core::key_expiry::KeyExpiryNotifier;
 use tracklayer_core::keys::verifier::{KeyVerifier, VerifierConfig};
-use tracklayer_core::ports::{ControlReader, DeadLetterAdmin, EventStore, ReplayFilter};
+use tracklayer_core::ports::{ControlReader, DeadLetterAdmin, EventEraser, ReplayFilter};
 use tracklayer_core::workspace::Region;
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
 use tracklayer_local::DataDir;

@@ -25,7 +25,7 @@ use tracklayer_core::ingest::{
 };
 use tracklayer_core::keys::KeyKind;
 use tracklayer_core::ports::{
-    ControlStore, DeliveryLog, DeliveryStatus, DsrStore, EventStore, QueueConsumer,
+    ControlStore, DeliveryLog, DeliveryStatus, DsrStore, EventEraser, EventReader, QueueConsumer,
 };
 use tracklayer_core::workspace::{Region, WorkspaceId};
 

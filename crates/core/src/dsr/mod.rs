@@ -401,7 +401,7 @@ pub struct EventFootprint {
     pub subject_index_entries: u32,
 }
 
-/// Rows deleted by `EventStore::erase`.
+/// Rows deleted by `EventEraser::erase`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ErasedRows {
     pub events: u64,

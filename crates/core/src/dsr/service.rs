@@ -33,7 +33,7 @@ use crate::identity::{self, Field, Hints};
 use crate::invalidation::{Change, Invalidations};
 use crate::keys::Role;
 use crate::ports::{
-    AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DeliveryStatus, DsrStore, EventStore,
+    AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DeliveryStatus, DsrStore, EventEraser,
     Keyring, Mail, Mailer,
 };
 use crate::workspace::{Workspace, WorkspaceId};
@@ -43,7 +43,7 @@ use crate::workspace::{Workspace, WorkspaceId};
 pub struct DsrPorts {
     pub control: Arc<dyn ControlStore>,
     pub dsr: Arc<dyn DsrStore>,
-    pub events: Arc<dyn EventStore>,
+    pub events: Arc<dyn EventEraser>,
     pub log: Arc<dyn DeliveryLog>,
     pub queue: Arc<dyn DeliveryQueue>,
     pub keyring: Arc<dyn Keyring>,

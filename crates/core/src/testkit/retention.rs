@@ -10,13 +10,13 @@ use super::{delivery_record, new_event, unique, T0};
 use crate::audit::{AuditFilter, NewAuditEntry};
 use crate::destination::DestinationId;
 use crate::event::EventId;
-use crate::ports::{AuditLog, DeliveryLog, DeliveryStatus, EventStore};
+use crate::ports::{AuditLog, DeliveryLog, DeliveryStatus, InspectableEventStore};
 use crate::workspace::{Region, Retention, WorkspaceId};
 
 /// The stores whose data expires, from one backend.
 #[allow(missing_debug_implementations)]
 pub struct Stores {
-    pub events: Arc<dyn EventStore>,
+    pub events: Arc<dyn InspectableEventStore>,
     pub delivery_log: Arc<dyn DeliveryLog>,
     pub audit: Arc<dyn AuditLog>,
 }

@@ -9,6 +9,7 @@ mod delivery_log;
 pub mod dsr;
 pub mod dto;
 mod error;
+mod events;
 mod extract;
 mod handlers;
 mod lifecycle;
@@ -190,6 +191,7 @@ pub fn admin_router(state: AdminState) -> Router {
             get(delivery_log::delivery_log),
         )
         .route("/admin/v1/destinations/{id}/replay", post(h::replay))
+        .route("/admin/v1/events", get(events::by_message_id))
         .route("/admin/v1/events/{id}", get(h::event_trace))
         .route("/admin/v1/audit-log", get(h::audit_log))
         .route("/admin/v1/audit-log/verify", get(h::verify_audit_log))

@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use super::{delivery_log, dsr, dto, handlers, lifecycle};
+use super::{delivery_log, dsr, dto, events, handlers, lifecycle};
 use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
 
 #[derive(Debug, OpenApi)]
@@ -61,6 +61,7 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         delivery_log::delivery_log,
         handlers::replay,
         handlers::event_trace,
+        events::by_message_id,
         handlers::audit_log,
         handlers::verify_audit_log,
         dsr::submit,

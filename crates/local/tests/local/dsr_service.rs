@@ -22,9 +22,10 @@ use tracklayer_core::ingest::{
     parse_body, Endpoint, IngestConfig, IngestPorts, IngestService, RequestMeta,
 };
 use tracklayer_core::keys::Role;
+use tracklayer_core::ports::EventInspection;
 use tracklayer_core::ports::{
-    AuditLog, DeliveryLog, DeliveryRecord, DeliveryStatus, DsrStore, EventStore, Keyring, Mail,
-    Mailer, QueueConsumer, SuppressionList,
+    AuditLog, DeliveryLog, DeliveryRecord, DeliveryStatus, DsrStore, EventEraser, EventReader,
+    EventStore, EventWriter, Keyring, Mail, Mailer, QueueConsumer, SuppressionList,
 };
 use tracklayer_core::testkit::T0;
 use tracklayer_core::workspace::{Region, Workspace};
@@ -63,7 +64,7 @@ struct Crashing {
 }
 
 #[async_trait]
-impl EventStore for Crashing {
+impl EventWriter for Crashing {
     async fn record(
         &self,
         e: &[tracklayer_core::ports::NewEvent],
@@ -71,6 +72,7 @@ impl EventStore for Crashing {
     ) -> Result<Vec<bool>, StoreError> {
         self.inner.record(e, now).await
     }
+
     async fn forget(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,
@@ -78,6 +80,10 @@ impl EventStore for Crashing {
     ) -> Result<(), StoreError> {
         self.inner.forget(ws, e).await
     }
+}
+
+#[async_trait]
+impl EventReader for Crashing {
     async fn event(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,
@@ -86,6 +92,21 @@ impl EventStore for Crashing {
     ) -> Result<Option<tracklayer_core::event::StoredEvent>, StoreError> {
         self.inner.event(ws, id, now).await
     }
+
+    async fn event_ids_by_message_id(
+        &self,
+        ws: &tracklayer_core::workspace::WorkspaceId,
+        message_id: &tracklayer_core::event::MessageId,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError> {
+        self.inner
+            .event_ids_by_message_id(ws, message_id, now)
+            .await
+    }
+}
+
+#[async_trait]
+impl EventInspection for Crashing {
     async fn events_by_subject(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,
@@ -98,6 +119,7 @@ impl EventStore for Crashing {
             .events_by_subject(ws, subject, after, limit, now)
             .await
     }
+
     async fn operational(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,
@@ -106,9 +128,14 @@ impl EventStore for Crashing {
     ) -> Result<Option<tracklayer_core::event::OperationalRecord>, StoreError> {
         self.inner.operational(ws, id, now).await
     }
+}
+
+#[async_trait]
+impl EventEraser for Crashing {
     async fn sweep(&self, now: time::OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.sweep(now).await
     }
+
     async fn subject_footprint(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,
@@ -120,6 +147,7 @@ impl EventStore for Crashing {
             .subject_footprint(ws, subjects, after, limit)
             .await
     }
+
     async fn erase(
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,

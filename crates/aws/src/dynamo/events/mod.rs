@@ -1,0 +1,172 @@
+//! `EventStore` on the EventsTable. Cost is the design driver (DESIGN.md § Cost): one `record`
+//! call (one ingest request) writes its events as one compressed *pack* item, its IP/UA records
+//! as one *operational pack*, and one update per (subject, day); message-id dedup rides on
+//! the update of the events' primary subject. Details and write units: `infra/README.md`.
+//!
+//! | item | pk | sk | attributes |
+//! |---|---|---|---|
+//! | event pack | `W#{ws}#E#{minute}` | `P#{ref}` | `data` (deflated JSON), `last`, `day`, `v`, `expires_at` |
+//! | operational pack | `W#{ws}#E#{minute}` | `O#{ref}` | `data`, `last`, `expires_at` |
+//! | subject-day | `W#{ws}#S#{subject}#{day}` | `S` | `subject_pk`, `subject_sk` (GSI `subject`), `packs`, `fps`, `expires_at` |
+//! | dedup marker (events without subjects) | `W#{ws}#D#{sha256(message id)}` | `D` | `event`, `until`, `expires_at` |
+//!
+//! `{ref}` is the hex UUIDv7 of the first event of the pack; a pack holds events of one
+//! millisecond (one request's ids share it), so `event(ws, id)` is one `Query` of
+//! `P#{millisecond} ..= P#{id}` in the id's minute.
+//!
+//! Files: `keys` (item keys and dedup entries), `record` (`record`: plan → claim → judge →
+//! write), `read` (events, operational records, footprints), `erase` (`forget`, `erase`).
+
+mod erase;
+mod keys;
+mod read;
+mod record;
+
+use keys::*;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use futures_util::future::BoxFuture;
+use futures_util::{stream, FutureExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tracklayer_core::dsr::{ErasedRows, EventFootprint};
+use tracklayer_core::error::StoreError;
+use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent};
+use tracklayer_core::ports::{EventEraser, EventInspection, EventReader, EventWriter, NewEvent};
+use tracklayer_core::workspace::WorkspaceId;
+
+use crate::dynamo::{
+    b, batch_get, batch_put, batch_write, get_b, get_n, get_s, key, n, pack, query_all, s, ttl,
+    unpack, Item, EXPIRES_AT,
+};
+use crate::error::store;
+
+/// Raw JSON per pack before compression; keeps an item well under DynamoDB's 400 KB.
+const PACK_RAW_MAX: usize = 300 * 1024;
+/// Concurrent requests of one `record` or `forget` call.
+const CONCURRENCY: usize = 32;
+/// Packs read per round by `events_by_subject`.
+const PACKS_PER_ROUND: usize = 25;
+
+/// Events, their operational records, the subject index and message-id dedup on DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoEventStore {
+    client: Client,
+    table: String,
+}
+
+/// One event as a pack keeps it, with what `forget` needs to release its dedup entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Packed {
+    e: StoredEvent,
+    /// `dedup_until`, Unix seconds.
+    u: i64,
+}
+
+impl DynamoEventStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+/// Runs futures, at most `CONCURRENCY` at a time; results in completion order.
+async fn run_all<'a, T: Send + 'a>(jobs: Vec<BoxFuture<'a, T>>) -> Vec<T> {
+    stream::iter(jobs)
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await
+}
+
+#[async_trait]
+impl EventWriter for DynamoEventStore {
+    async fn record(
+        &self,
+        events: &[NewEvent],
+        now: OffsetDateTime,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.record_events(events, now).await
+    }
+
+    async fn forget(
+        &self,
+        ws: &WorkspaceId,
+        events: &[(EventId, MessageId)],
+    ) -> Result<(), StoreError> {
+        self.forget_events(ws, events).await
+    }
+}
+
+#[async_trait]
+impl EventReader for DynamoEventStore {
+    async fn event(
+        &self,
+        ws: &WorkspaceId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        self.read_event(ws, id, now).await
+    }
+
+    async fn event_ids_by_message_id(
+        &self,
+        ws: &WorkspaceId,
+        message_id: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError> {
+        self.read_marker(ws, message_id, now).await
+    }
+}
+
+#[async_trait]
+impl EventInspection for DynamoEventStore {
+    async fn events_by_subject(
+        &self,
+        ws: &WorkspaceId,
+        subject: &str,
+        after: Option<&EventId>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read_events_by_subject(ws, subject, after, limit, now)
+            .await
+    }
+
+    async fn operational(
+        &self,
+        ws: &WorkspaceId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OperationalRecord>, StoreError> {
+        self.read_operational(ws, id, now).await
+    }
+}
+
+#[async_trait]
+impl EventEraser for DynamoEventStore {
+    /// DynamoDB's TTL deletes expired items (late); reads filter them meanwhile.
+    async fn sweep(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    async fn subject_footprint(
+        &self,
+        ws: &WorkspaceId,
+        subjects: &[String],
+        after: Option<&EventId>,
+        limit: usize,
+    ) -> Result<Vec<EventFootprint>, StoreError> {
+        self.footprint(ws, subjects, after, limit).await
+    }
+
+    async fn erase(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<ErasedRows, StoreError> {
+        self.erase_events(ws, events).await
+    }
+}

@@ -1,0 +1,110 @@
+//! Finding events by the client's Segment `messageId` (`EventStore::event_ids_by_message_id`)
+//! on every event store: through the message id's dedup marker, within the caller's
+//! workspace only, while the marker lives. The cases use events without subjects, the ones
+//! every store keeps a marker for (DynamoDB keeps the others' entries on their subject).
+
+use super::{new_event, unique, T0};
+use crate::event::MessageId;
+use crate::ports::EventStore;
+use crate::workspace::{Region, WorkspaceId};
+
+fn message_id(s: &str) -> MessageId {
+    MessageId::parse(s).expect("message id")
+}
+
+pub async fn finds_an_event_by_its_message_id_while_its_dedup_marker_lives(s: &dyn EventStore) {
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    let e = new_event(&ws, "m-find", &[], T0);
+    s.record(std::slice::from_ref(&e), T0).await.unwrap();
+
+    let found = s
+        .event_ids_by_message_id(&ws, &message_id("m-find"), T0 + time::Duration::hours(23))
+        .await
+        .unwrap();
+
+    assert_eq!(found, vec![e.event.event_id]);
+}
+
+pub async fn never_finds_another_workspaces_event_with_the_same_message_id(s: &dyn EventStore) {
+    let mine = WorkspaceId::new(Region::Us, &unique());
+    let theirs = WorkspaceId::new(Region::Us, &unique());
+    let their_event = new_event(&theirs, "m-shared", &[], T0);
+    s.record(&[their_event], T0).await.unwrap();
+
+    let none = s
+        .event_ids_by_message_id(&mine, &message_id("m-shared"), T0)
+        .await
+        .unwrap();
+    assert_eq!(none, vec![]);
+
+    let my_event = new_event(&mine, "m-shared", &[], T0);
+    s.record(std::slice::from_ref(&my_event), T0).await.unwrap();
+    let found = s
+        .event_ids_by_message_id(&mine, &message_id("m-shared"), T0)
+        .await
+        .unwrap();
+    assert_eq!(found, vec![my_event.event.event_id]);
+}
+
+pub async fn finds_nothing_once_the_dedup_window_is_over(s: &dyn EventStore) {
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    s.record(&[new_event(&ws, "m-late", &[], T0)], T0)
+        .await
+        .unwrap();
+
+    let found = s
+        .event_ids_by_message_id(&ws, &message_id("m-late"), T0 + time::Duration::hours(25))
+        .await
+        .unwrap();
+
+    assert_eq!(found, vec![]);
+}
+
+pub async fn a_duplicate_leaves_the_first_event_found(s: &dyn EventStore) {
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    let first = new_event(&ws, "m-twice", &[], T0);
+    s.record(std::slice::from_ref(&first), T0).await.unwrap();
+    let later = T0 + time::Duration::hours(1);
+    let again = new_event(&ws, "m-twice", &[], later);
+    assert_eq!(s.record(&[again], later).await.unwrap(), vec![false]);
+
+    let found = s
+        .event_ids_by_message_id(&ws, &message_id("m-twice"), later)
+        .await
+        .unwrap();
+
+    assert_eq!(found, vec![first.event.event_id]);
+}
+
+pub async fn a_forgotten_event_is_not_found_by_its_message_id(s: &dyn EventStore) {
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    let e = new_event(&ws, "m-gone", &[], T0);
+    s.record(std::slice::from_ref(&e), T0).await.unwrap();
+    s.forget(&ws, &[(e.event.event_id, e.event.message_id.clone())])
+        .await
+        .unwrap();
+
+    let found = s
+        .event_ids_by_message_id(&ws, &message_id("m-gone"), T0)
+        .await
+        .unwrap();
+
+    assert_eq!(found, vec![]);
+}
+
+#[macro_export]
+macro_rules! event_lookup_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            event_lookup,
+            $make,
+            [
+                finds_an_event_by_its_message_id_while_its_dedup_marker_lives,
+                never_finds_another_workspaces_event_with_the_same_message_id,
+                finds_nothing_once_the_dedup_window_is_over,
+                a_duplicate_leaves_the_first_event_found,
+                a_forgotten_event_is_not_found_by_its_message_id,
+            ]
+        );
+    };
+}
