@@ -38,9 +38,9 @@ use workspace::view;
 pub use destinations::{DestinationPatch, DestinationView};
 pub use events::EventTrace;
 pub use keys::{CreatedKey, KeyRequest, KeyView, MAX_ROTATION_OVERLAP_DAYS};
+pub use lifecycle::{close_account, close_account_with_dsr, Closure, RetentionView};
 pub use security::SecurityPatch;
 pub use workspace::{WorkspacePatch, WorkspaceView};
-pub use lifecycle::{close_account, close_account_with_dsr, Closure, RetentionView};
 
 /// Who is calling: from a verified personal access token or service token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,5 +306,4 @@ impl AdminService {
         }
         Ok(ws)
     }
-
 }

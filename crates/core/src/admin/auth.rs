@@ -5,7 +5,6 @@ use crate::keys::verifier::{Audience, AuthError};
 use crate::keys::{KeyKind, KeyRefusal, Role};
 
 impl AdminService {
-
     /// Verifies a personal access token or service token, from an unknown address.
     pub async fn authenticate(&self, presented: &str) -> Result<Principal, AdminError> {
         self.authenticate_from(presented, None).await

@@ -25,10 +25,10 @@ use crate::destination::secret_opener::destination_secrets;
 use crate::destination::{
     secret_hints, Destination, DestinationId, DestinationKind, DestinationSpec, EventFilter,
 };
-use crate::ports::EgressError;
 use crate::invalidation::Change;
 use crate::keys::Role;
 use crate::name::Name;
+use crate::ports::EgressError;
 
 /// One changed field of a destination: its path and its old and new values.
 #[derive(Debug, Clone, PartialEq)]
@@ -402,7 +402,11 @@ impl AdminService {
             .collect())
     }
 
-    pub(super) async fn destination_record(&self, p: &Principal, id: &str) -> Result<Destination, AdminError> {
+    pub(super) async fn destination_record(
+        &self,
+        p: &Principal,
+        id: &str,
+    ) -> Result<Destination, AdminError> {
         let id = DestinationId::parse(id).map_err(|_| AdminError::NotFound("destination"))?;
         self.ports
             .control

@@ -18,7 +18,7 @@ use tracklayer_core::identity::{sha256_hex, Field};
 use tracklayer_core::keys::Role;
 use tracklayer_core::ports::{ControlReader, Egress, EgressError, Keyring};
 
-use super::dto::{TestOutcome, TestResult};
+use super::destinations::{TestOutcome, TestResult};
 
 /// The synthetic event's name.
 pub const TEST_EVENT_NAME: &str = "TrackLayer Test Event";
