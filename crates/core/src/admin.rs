@@ -21,48 +21,29 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::audit::{AuditEntry, NewAuditEntry};
-use crate::bootstrap::{Control, ControlError};
 use crate::clock::{Clock, Ids};
+use crate::control_plane::{Control, ControlError};
 use crate::destination::DestinationError;
 use crate::error::{KeyError, StoreError};
 use crate::invalidation::{Change, Invalidate, Invalidations};
 use crate::keys::verifier::{KeyVerifier, VerifierConfig};
-use crate::keys::{KeyId, KeyRefusal, Role};
+use crate::keys::KeyRefusal;
 use crate::ports::{
     AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DsrStore, EventStore, Keyring, UrlGuard,
 };
-use crate::workspace::{Region, Workspace, WorkspaceId};
+use crate::rbac::Role;
+use crate::workspace::{Region, Workspace};
 
 use workspace::view;
 
+pub(crate) use crate::rbac::require;
+pub use crate::rbac::Principal;
 pub use destinations::{DestinationPatch, DestinationView};
 pub use events::EventTrace;
 pub use keys::{CreatedKey, KeyRequest, KeyView, MAX_ROTATION_OVERLAP_DAYS};
 pub use lifecycle::{close_account, close_account_with_dsr, Closure, RetentionView};
 pub use security::SecurityPatch;
 pub use workspace::{WorkspacePatch, WorkspaceView};
-
-/// Who is calling: from a verified personal access token or service token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub workspace_id: WorkspaceId,
-    pub role: Role,
-    /// `user:usr_…` or `svc:<key id>`; `cli:operator` for the operator CLI.
-    pub actor: String,
-    pub key_id: Option<KeyId>,
-}
-
-impl Principal {
-    /// The operator on the machine (CLI on a data directory): admin of the workspace.
-    pub fn operator(ws: &WorkspaceId) -> Self {
-        Self {
-            workspace_id: ws.clone(),
-            role: Role::Admin,
-            actor: "cli:operator".into(),
-            key_id: None,
-        }
-    }
-}
 
 /// Why an admin call failed, by what the caller should do.
 #[derive(Debug, thiserror::Error)]
@@ -181,21 +162,6 @@ impl std::fmt::Debug for AdminService {
         f.debug_struct("AdminService")
             .field("region", &self.region)
             .finish_non_exhaustive()
-    }
-}
-
-pub(crate) fn require(
-    p: &Principal,
-    at_least: Role,
-    action: &'static str,
-) -> Result<(), AdminError> {
-    if p.role >= at_least {
-        Ok(())
-    } else {
-        Err(AdminError::Forbidden {
-            role: p.role,
-            action,
-        })
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod verifier;
 
+pub use crate::rbac::Role;
 use std::fmt;
 use std::str::FromStr;
 
@@ -47,15 +48,6 @@ impl FromStr for KeyKind {
             _ => Err(InvalidKey),
         }
     }
-}
-
-/// Admin API roles (whitepaper §04).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Viewer,
-    Editor,
-    Admin,
 }
 
 /// The public id of a key: 16 lowercase alphanumerics. Safe to log and show.

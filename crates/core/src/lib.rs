@@ -5,10 +5,10 @@
 
 pub mod admin;
 pub mod audit;
-pub mod bootstrap;
 pub mod cache;
 pub mod clock;
 pub mod consent;
+pub mod control_plane;
 pub mod crypto;
 pub mod deliver;
 pub mod destination;
@@ -21,6 +21,7 @@ pub mod invalidation;
 pub mod key_expiry;
 pub mod keys;
 pub mod name;
+pub mod rbac;
 pub mod ports;
 pub mod workspace;
 

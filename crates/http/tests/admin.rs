@@ -18,7 +18,7 @@ use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;
 use tracklayer_core::admin::{AdminError, AdminPorts, AdminService, Principal, WorkspacePatch};
 use tracklayer_core::audit::AuditFilter;
-use tracklayer_core::bootstrap::Control;
+use tracklayer_core::control_plane::Control;
 use tracklayer_core::clock::{FixedClock, SystemIds};
 use tracklayer_core::deliver::{HttpRequest, HttpResponse};
 use tracklayer_core::dsr::service::{DsrConfig, DsrPorts, DsrService};

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use time::macros::datetime;
 use time::OffsetDateTime;
 use tower::ServiceExt;
-use tracklayer_core::bootstrap::Control;
+use tracklayer_core::control_plane::Control;
 use tracklayer_core::clock::{Clock, FixedClock, Ids, SystemIds};
 use tracklayer_core::crypto::WorkspaceKeys;
 use tracklayer_core::destination::DestinationKind;

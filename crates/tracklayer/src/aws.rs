@@ -14,7 +14,7 @@ use tracklayer_aws::config::{
     MAX_DATA_KEY_CACHE,
 };
 use tracklayer_aws::{DynamoControlStore, KmsKeyring};
-use tracklayer_core::bootstrap::Control;
+use tracklayer_core::control_plane::Control;
 use tracklayer_core::clock::{Clock, SystemClock, SystemIds};
 use tracklayer_core::ports::ControlStore;
 use tracklayer_core::workspace::Region;

@@ -10,7 +10,7 @@ use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracklayer_core::admin::Principal;
-use tracklayer_core::bootstrap::Bootstrapped;
+use tracklayer_core::control_plane::Bootstrapped;
 use tracklayer_core::deliver::service::{
     run_worker, DeliveryConfig, DeliveryPorts, DeliveryService,
 };

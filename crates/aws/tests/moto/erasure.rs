@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tracklayer_aws::provision;
 use tracklayer_core::admin::Principal;
-use tracklayer_core::bootstrap::Control;
+use tracklayer_core::control_plane::Control;
 use tracklayer_core::clock::{Clock, SequentialIds, SystemClock, SystemIds};
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::service::{DsrConfig, DsrPorts, DsrService, SubjectIdentifiers};

@@ -6,7 +6,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{require, AdminError, AdminService, Principal};
-use crate::bootstrap::IssuedKey;
+use crate::control_plane::IssuedKey;
 use crate::invalidation::Change;
 use crate::keys::{ApiKeyRecord, KeyId, KeyKind, Role};
 use crate::name::Name;
