@@ -12,6 +12,7 @@ mod events;
 mod keys;
 mod lifecycle;
 mod security;
+pub mod test_event;
 mod users;
 mod workspace;
 

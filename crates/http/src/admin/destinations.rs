@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
 use tracklayer_core as tl;
+use tracklayer_core::admin::test_event;
 use tracklayer_core::admin::AdminError;
 use utoipa::ToSchema;
 
@@ -278,6 +279,18 @@ pub struct TestResult {
     pub event_name: String,
 }
 
+impl From<test_event::TestResult> for TestResult {
+    fn from(r: test_event::TestResult) -> Self {
+        Self {
+            outcome: r.outcome.into(),
+            http_status: r.http_status,
+            detail: r.detail,
+            response_body: r.response_body,
+            event_name: r.event_name,
+        }
+    }
+}
+
 /// How the test went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -292,6 +305,19 @@ pub enum TestOutcome {
     Unreachable,
     /// Not sent: the egress guard refused the URL, or the settings cannot make a request.
     NotSent,
+}
+
+impl From<test_event::TestOutcome> for TestOutcome {
+    fn from(o: test_event::TestOutcome) -> Self {
+        use test_event::TestOutcome as T;
+        match o {
+            T::Delivered => Self::Delivered,
+            T::Rejected => Self::Rejected,
+            T::Retryable => Self::Retryable,
+            T::Unreachable => Self::Unreachable,
+            T::NotSent => Self::NotSent,
+        }
+    }
 }
 
 /// The workspace's destinations. Secrets show as fingerprints only.
@@ -449,5 +475,5 @@ pub async fn test_destination(
         .record_destination_test(&p, &id, outcome, r.http_status)
         .await
         .map_err(|e| s.fail(e))?;
-    Ok(Json(r))
+    Ok(Json(r.into()))
 }
