@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::audit::{AuditEntry, NewAuditEntry};
+use crate::audit::{AuditAction, AuditEntry, NewAuditEntry};
 use crate::clock::{Clock, Ids};
 use crate::control_plane::{Control, ControlError};
 use crate::destination::DestinationError;
@@ -221,7 +221,7 @@ impl AdminService {
     async fn audit(
         &self,
         p: &Principal,
-        action: &str,
+        action: AuditAction,
         target: &str,
         summary: Value,
     ) -> Result<AuditEntry, AdminError> {
@@ -232,7 +232,7 @@ impl AdminService {
                 NewAuditEntry {
                     workspace_id: p.workspace_id.clone(),
                     actor: p.actor.clone(),
-                    action: action.into(),
+                    action: action.as_str().into(),
                     target: target.into(),
                     summary,
                 },

@@ -4,6 +4,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{require, AdminError, AdminService, Principal};
+use crate::audit::AuditAction;
 use crate::keys::Role;
 use crate::ports::{DeliveryRecord, ReplayFilter};
 
@@ -47,7 +48,7 @@ impl AdminService {
             .await?;
         self.audit(
             p,
-            "destination.replay",
+            AuditAction::DestinationReplay,
             d.id.as_str(),
             json!({"messages": moved}),
         )

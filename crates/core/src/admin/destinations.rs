@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::{require, AdminError, AdminService, Principal};
+use crate::audit::AuditAction;
 use crate::consent::Purpose;
 use crate::crypto::{aad, WorkspaceKeys};
 use crate::destination::secret_opener::destination_secrets;
@@ -209,7 +210,7 @@ impl AdminService {
         }
         self.audit(
             p,
-            "destination.update",
+            AuditAction::DestinationUpdate,
             d.id.as_str(),
             Value::Object(summary),
         )
@@ -228,7 +229,7 @@ impl AdminService {
     ) -> Result<(), AdminError> {
         self.audit(
             p,
-            "destination.test",
+            AuditAction::DestinationTest,
             id,
             json!({"outcome": outcome, "http_status": http_status}),
         )
@@ -439,7 +440,7 @@ impl AdminService {
         self.changed(Change::Workspace(ws.id.clone()));
         self.audit(
             p,
-            "destination.create",
+            AuditAction::DestinationCreate,
             d.id.as_str(),
             json!({"name": d.name, "kind": d.kind, "secrets": d.secret_hints}),
         )
@@ -484,9 +485,9 @@ impl AdminService {
             .await?;
         self.changed(Change::Workspace(p.workspace_id.clone()));
         let action = if paused {
-            "destination.pause"
+            AuditAction::DestinationPause
         } else {
-            "destination.resume"
+            AuditAction::DestinationResume
         };
         self.audit(p, action, d.id.as_str(), json!({})).await?;
         Ok(DestinationView::from(&d))
@@ -502,7 +503,7 @@ impl AdminService {
         self.changed(Change::Workspace(p.workspace_id.clone()));
         self.audit(
             p,
-            "destination.delete",
+            AuditAction::DestinationDelete,
             d.id.as_str(),
             json!({"name": d.name, "kind": d.kind}),
         )

@@ -6,6 +6,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{require, AdminError, AdminService, Principal};
+use crate::audit::AuditAction;
 use crate::control_plane::IssuedKey;
 use crate::invalidation::Change;
 use crate::keys::{ApiKeyRecord, KeyId, KeyKind, Role};
@@ -130,7 +131,7 @@ impl AdminService {
             .await?;
         self.audit(
             p,
-            "api_key.create",
+            AuditAction::ApiKeyCreate,
             issued.record.id.as_str(),
             json!({"kind": kind, "role": role, "expires_in_days": days}),
         )
@@ -193,7 +194,7 @@ impl AdminService {
             self.ports.control.update_api_key(&old).await?;
         }
         self.changed(Change::Key(old.id.clone()));
-        self.audit(p, "api_key.rotate", old.id.as_str(), json!({"new_key": issued.record.id, "old_key_expires_at": old.expires_at.unix_timestamp()}))
+        self.audit(p, AuditAction::ApiKeyRotate, old.id.as_str(), json!({"new_key": issued.record.id, "old_key_expires_at": old.expires_at.unix_timestamp()}))
             .await?;
         Ok(created(issued))
     }
@@ -209,7 +210,7 @@ impl AdminService {
         self.changed(Change::Key(revoked.id.clone()));
         self.audit(
             p,
-            "api_key.revoke",
+            AuditAction::ApiKeyRevoke,
             revoked.id.as_str(),
             json!({"kind": revoked.kind}),
         )

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::{require, AdminError, AdminService, Principal};
+use crate::audit::AuditAction;
 use crate::keys::Role;
 use crate::workspace::SecuritySettings;
 
@@ -65,7 +66,7 @@ impl AdminService {
             self.save_ws(&ws).await?;
             self.audit(
                 p,
-                "security.update",
+                AuditAction::SecurityUpdate,
                 "workspace",
                 json!({"changed": changed}),
             )

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::{require, AdminError, AdminService, Principal};
+use crate::audit::AuditAction;
 use crate::error::StoreError;
 use crate::invalidation::Change;
 use crate::keys::Role;
@@ -52,7 +53,7 @@ impl AdminService {
                 }
                 other => other.into(),
             })?;
-        self.audit(p, "user.invite", &user.id, json!({"role": role}))
+        self.audit(p, AuditAction::UserInvite, &user.id, json!({"role": role}))
             .await?;
         Ok(user)
     }
@@ -71,8 +72,13 @@ impl AdminService {
         let from = user.role;
         user.role = role;
         self.changed(Change::Workspace(p.workspace_id.clone()));
-        self.audit(p, "user.set_role", id, json!({"from": from, "to": role}))
-            .await?;
+        self.audit(
+            p,
+            AuditAction::UserSetRole,
+            id,
+            json!({"from": from, "to": role}),
+        )
+        .await?;
         Ok(user)
     }
 
@@ -97,7 +103,7 @@ impl AdminService {
                 self.changed(Change::Key(key.id.clone()));
             }
         }
-        self.audit(p, "user.remove", id, json!({"role": user.role}))
+        self.audit(p, AuditAction::UserRemove, id, json!({"role": user.role}))
             .await?;
         Ok(())
     }

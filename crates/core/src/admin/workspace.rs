@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::{require, AdminError, AdminService, Principal};
+use crate::audit::AuditAction;
 use crate::consent::ConsentPolicy;
 use crate::keys::Role;
 use crate::name::Name;
@@ -81,8 +82,13 @@ impl AdminService {
             return Ok(view(&ws));
         }
         self.save_ws(&ws).await?;
-        self.audit(p, "workspace.update", "workspace", Value::Object(changed))
-            .await?;
+        self.audit(
+            p,
+            AuditAction::WorkspaceUpdate,
+            "workspace",
+            Value::Object(changed),
+        )
+        .await?;
         Ok(view(&ws))
     }
 

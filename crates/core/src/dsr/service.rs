@@ -24,6 +24,7 @@ use super::{
     EventFootprint, PagePlan, Phase, Receipt, StoreCounts,
 };
 use crate::admin::{require, AdminError, Principal};
+use crate::audit::AuditAction;
 use crate::audit::NewAuditEntry;
 use crate::clock::{Clock, Ids};
 use crate::crypto::{aad, Sealed, WorkspaceKeys};
@@ -300,7 +301,7 @@ impl DsrService {
         &self,
         ws: &WorkspaceId,
         actor: &str,
-        action: &str,
+        action: AuditAction,
         target: &str,
         summary: Value,
     ) -> Result<(), AdminError> {
@@ -310,7 +311,7 @@ impl DsrService {
                 NewAuditEntry {
                     workspace_id: ws.clone(),
                     actor: actor.into(),
-                    action: action.into(),
+                    action: action.as_str().into(),
                     target: target.into(),
                     summary,
                 },
@@ -377,7 +378,7 @@ impl DsrService {
         self.audit(
             &ws.id,
             &p.actor,
-            "dsr.submit",
+            AuditAction::DsrSubmit,
             request.id.as_str(),
             json!({
                 "type": kind.as_str(),
@@ -444,7 +445,7 @@ impl DsrService {
         self.audit(
             &ws.id,
             &p.actor,
-            "dsr.export_download",
+            AuditAction::DsrExportDownload,
             request.id.as_str(),
             json!({"events": events.len()}),
         )
@@ -797,7 +798,7 @@ impl DsrService {
         self.audit(
             &r.workspace_id,
             SYSTEM,
-            "dsr.complete",
+            AuditAction::DsrComplete,
             r.id.as_str(),
             json!({
                 "type": r.kind.as_str(),
