@@ -7,7 +7,7 @@ use time::Duration;
 
 use crate::clock::{Clock, Ids};
 use crate::consent::ConsentPolicy;
-use crate::crypto::{aad, WorkspaceKeys};
+use crate::crypto::{aad, SealLabel, WorkspaceKeys};
 use crate::destination::{
     secret_hints, Destination, DestinationError, DestinationId, DestinationSpec,
 };
@@ -229,7 +229,7 @@ impl Control<'_> {
         self.ids.fill(&mut nonce);
         let sealed = keys.seal(
             nonce,
-            &aad("secrets", &ws.id, id.as_str()),
+            &aad(SealLabel::Secrets, &ws.id, id.as_str()),
             secrets_json.expose_secret().as_bytes(),
         );
         let destination = Destination {

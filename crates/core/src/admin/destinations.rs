@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use super::{require, AdminError, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::consent::Purpose;
-use crate::crypto::{aad, WorkspaceKeys};
+use crate::crypto::{aad, SealLabel, WorkspaceKeys};
 use crate::destination::secret_opener::destination_secrets;
 use crate::destination::{
     secret_hints, Destination, DestinationId, DestinationKind, DestinationSpec, EventFilter,
@@ -133,7 +133,7 @@ impl AdminService {
                 .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
                 .await?,
         );
-        let secrets_aad = aad("secrets", &ws.id, old.id.as_str());
+        let secrets_aad = aad(SealLabel::Secrets, &ws.id, old.id.as_str());
         let secrets: Value = match &patch.secrets {
             Some(s) => s.clone(),
             // Corrupt stored secrets are an error, never `null` (replacing them repairs it).

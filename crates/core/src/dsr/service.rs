@@ -27,7 +27,7 @@ use crate::admin::{require, AdminError, Principal};
 use crate::audit::AuditAction;
 use crate::audit::NewAuditEntry;
 use crate::clock::{Clock, Ids};
-use crate::crypto::{aad, Sealed, WorkspaceKeys};
+use crate::crypto::{aad, SealLabel, Sealed, WorkspaceKeys};
 use crate::destination::{Destination, DestinationId, DestinationKind};
 use crate::event::EventId;
 use crate::identity::{self, Field, Hints};
@@ -969,7 +969,7 @@ impl DsrService {
 
 fn export_aad(r: &DsrRequest, part: u32) -> Vec<u8> {
     aad(
-        "dsr-export",
+        SealLabel::DsrExport,
         &r.workspace_id,
         &format!("{}:{part}", r.id.as_str()),
     )
