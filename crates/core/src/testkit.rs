@@ -79,7 +79,7 @@ pub fn api_key(ws: &WorkspaceId, kind: KeyKind) -> ApiKeyRecord {
     let u = unique();
     let id = u[u.len() - 16..].to_owned();
     ApiKeyRecord {
-        id: serde_json::from_value(json!(id)).expect("key id"),
+        id: KeyId::parse(&id).expect("key id"),
         workspace_id: ws.clone(),
         kind,
         role: (kind != KeyKind::Ingest).then_some(Role::Admin),

@@ -140,8 +140,7 @@ impl AdminService {
     }
 
     async fn key_record(&self, p: &Principal, id: &str) -> Result<ApiKeyRecord, AdminError> {
-        let id: KeyId =
-            serde_json::from_value(json!(id)).map_err(|_| AdminError::NotFound("api key"))?;
+        let id = KeyId::parse(id).map_err(|_| AdminError::NotFound("api key"))?;
         self.ports
             .control
             .api_key(&id, self.now())
