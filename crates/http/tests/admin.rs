@@ -2974,7 +2974,7 @@ async fn switching_to_a_customer_key_keeps_stored_secrets_readable_and_is_audite
     let (status, body) = app.track("while-disabled").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(
-        body["type"].as_str().unwrap().contains("key_unavailable"),
+        body["type"].as_str().unwrap().contains("key-unavailable"),
         "{body}"
     );
     assert_eq!(app.stored_events(), before, "nothing stored");

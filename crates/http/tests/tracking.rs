@@ -1088,7 +1088,7 @@ async fn fails_closed_with_503_when_the_workspace_key_is_unavailable() {
 
     let reply = app.post("/v1/track", &track("m1")).await;
 
-    let body = reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "key_unavailable");
+    let body = reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "key-unavailable");
     assert!(reply.headers.contains_key(header::RETRY_AFTER));
     assert!(!reply.text.contains("arn:aws"), "{body}");
     assert_eq!(app.depth(DestinationKind::Webhook).await, 0);

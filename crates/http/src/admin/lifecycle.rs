@@ -148,7 +148,7 @@ pub async fn put_retention(
 
 /// Switches the workspace to your own KMS key (BYOK) or back to the platform key (admin).
 /// The data key is re-wrapped, so stored data stays readable; if your key is later disabled,
-/// ingest answers 503 `key_unavailable` and deliveries wait until it is enabled again.
+/// ingest answers 503 `key-unavailable` and deliveries wait until it is enabled again.
 #[utoipa::path(put, path = "/admin/v1/encryption-key", operation_id = "putEncryptionKey", tag = "workspace",
     request_body = EncryptionKey,
     responses(

@@ -195,7 +195,7 @@ const COMMON: &[Common] = &[
     Common {
         status: "503",
         name: "Unavailable",
-        description: "Storage or the key service is unavailable (`key_unavailable`: the workspace key is disabled); retry",
+        description: "Storage or the key service is unavailable (`key-unavailable`: the workspace key is disabled); retry",
         header: Some(("Retry-After", "Seconds to wait before retrying")),
     },
 ];
