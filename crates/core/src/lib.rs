@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod deliver;
 pub mod destination;
 pub mod dsr;
+pub mod email;
 pub mod error;
 pub mod event;
 pub mod identity;
@@ -21,8 +22,8 @@ pub mod invalidation;
 pub mod key_expiry;
 pub mod keys;
 pub mod name;
-pub mod rbac;
 pub mod ports;
+pub mod rbac;
 pub mod workspace;
 
 #[cfg(feature = "testkit")]

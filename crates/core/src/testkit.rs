@@ -574,7 +574,7 @@ pub fn user(ws: &WorkspaceId, email: &str, role: Role) -> User {
     User {
         id: format!("usr_{}", &unique()[16..]),
         workspace_id: ws.clone(),
-        email: email.into(),
+        email: crate::email::Email::parse(email).expect("an email address"),
         role,
         created_at: T0,
     }

@@ -4,6 +4,8 @@ use serde_json::json;
 
 use super::{require, AdminError, AdminService, Principal};
 use crate::audit::AuditAction;
+use crate::crypto::WorkspaceKeys;
+use crate::email::Email;
 use crate::error::StoreError;
 use crate::invalidation::Change;
 use crate::keys::Role;
@@ -28,18 +30,11 @@ impl AdminService {
     ) -> Result<User, AdminError> {
         require(p, Role::Admin, "invite users")?;
         self.open_ws(p).await?;
-        let email = email.trim();
-        let valid = email.len() <= 254
-            && email.split_once('@').is_some_and(|(l, d)| {
-                !l.is_empty() && d.contains('.') && !email.contains(char::is_whitespace)
-            });
-        if !valid {
-            return Err(AdminError::invalid("email", "must be an email address"));
-        }
+        let email = Email::parse(email).map_err(|e| AdminError::invalid("email", e.to_string()))?;
         let user = User {
             id: format!("usr_{}", self.ports.ids.token(16).to_ascii_lowercase()),
             workspace_id: p.workspace_id.clone(),
-            email: email.to_owned(),
+            email,
             role,
             created_at: self.now(),
         };
@@ -55,6 +50,67 @@ impl AdminService {
             })?;
         self.audit(p, AuditAction::UserInvite, &user.id, json!({"role": role}))
             .await?;
+        Ok(user)
+    }
+
+    /// One user of the caller's workspace.
+    pub async fn user(&self, p: &Principal, id: &str) -> Result<User, AdminError> {
+        require(p, Role::Viewer, "read users")?;
+        self.ports
+            .control
+            .user(&p.workspace_id, id, self.now())
+            .await?
+            .ok_or(AdminError::NotFound("user"))
+    }
+
+    /// Changes a user's email address: an admin, or the user themself. Unique in the
+    /// workspace (409); audited with keyed fingerprints of the old and new address only.
+    pub async fn set_email(
+        &self,
+        p: &Principal,
+        id: &str,
+        email: &str,
+    ) -> Result<User, AdminError> {
+        if p.actor != format!("user:{id}") {
+            require(p, Role::Admin, "change another user's email")?;
+        }
+        let email = Email::parse(email).map_err(|e| AdminError::invalid("email", e.to_string()))?;
+        let ws = self.open_ws(p).await?;
+        let mut user = self
+            .ports
+            .control
+            .user(&p.workspace_id, id, self.now())
+            .await?
+            .ok_or(AdminError::NotFound("user"))?;
+        if user.email == email {
+            return Ok(user);
+        }
+        let old = std::mem::replace(&mut user.email, email);
+        self.ports
+            .control
+            .update_user(&user)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    AdminError::Conflict("a user with this email exists".into())
+                }
+                other => other.into(),
+            })?;
+        let keys = WorkspaceKeys::new(
+            &self
+                .ports
+                .keyring
+                .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
+                .await?,
+        );
+        let fingerprint = |e: &Email| keys.secret_fingerprint("email", e.as_str());
+        self.audit(
+            p,
+            AuditAction::UserSetEmail,
+            id,
+            json!({"from": fingerprint(&old), "to": fingerprint(&user.email)}),
+        )
+        .await?;
         Ok(user)
     }
 

@@ -872,7 +872,7 @@ impl DsrService {
             Ok(users) => users
                 .into_iter()
                 .filter(|u| u.role == Role::Admin)
-                .map(|u| u.email)
+                .map(|u| u.email.into())
                 .collect(),
             Err(e) => {
                 tracing::warn!(workspace = %ws, error = %e, "cannot list workspace admins");

@@ -162,7 +162,7 @@ pub fn admin_router(state: AdminState) -> Router {
         )
         .route(
             "/admin/v1/users/{id}",
-            axum::routing::patch(users::set_user_role).delete(users::remove_user),
+            axum::routing::patch(users::update_user).delete(users::remove_user),
         )
         .route(
             "/admin/v1/api-keys",

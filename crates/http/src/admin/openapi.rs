@@ -49,7 +49,7 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         lifecycle::close_workspace,
         users::list_users,
         users::invite_user,
-        users::set_user_role,
+        users::update_user,
         users::remove_user,
         keys::list_keys,
         keys::create_key,

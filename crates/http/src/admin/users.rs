@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use tracklayer_core as tl;
 use utoipa::ToSchema;
 
-use super::dto::{self, rfc3339, Role};
+use super::dto::{self, present, rfc3339, Role};
 use super::extract::{created, no_content, Answer, Caller, Id, Json};
 use super::AdminState;
 use crate::problem::Problem;
@@ -27,7 +27,7 @@ impl From<tl::workspace::User> for User {
     fn from(u: tl::workspace::User) -> Self {
         Self {
             id: u.id,
-            email: u.email,
+            email: u.email.into(),
             role: u.role.into(),
             created_at: u.created_at,
         }
@@ -43,11 +43,27 @@ pub struct InviteUser {
     pub role: Role,
 }
 
-/// A user's new role.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+/// Changes to a user; absent fields stay as they are. The role is changed by admins, the
+/// email address by admins or the user themself.
+#[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SetRole {
-    pub role: Role,
+pub struct UserPatch {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
+    pub role: Option<Role>,
+    /// Unique in the workspace; stored lowercase.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false, max_length = 254, format = Email, example = "ops@example.com")]
+    pub email: Option<String>,
+}
+
+impl std::fmt::Debug for UserPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserPatch")
+            .field("role", &self.role)
+            .field("email", &self.email.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// The workspace's users.
@@ -79,27 +95,45 @@ pub async fn invite_user(
     Ok(created(User::from(u)))
 }
 
-/// Changes a user's role (admin). The last admin cannot be demoted.
-#[utoipa::path(patch, path = "/admin/v1/users/{id}", operation_id = "setUserRole", tag = "users",
+/// Changes a user's role (admin; the last admin cannot be demoted) or email address (admin, or
+/// the user themself; audited with fingerprints only).
+#[utoipa::path(patch, path = "/admin/v1/users/{id}", operation_id = "updateUser", tag = "users",
     params(("id" = String, Path, description = "The user's id (`usr_…`)", pattern = "^usr_[a-z0-9]{1,64}$")),
-    request_body = SetRole,
+    request_body = UserPatch,
     responses(
-        (status = 200, description = "The user with the new role", body = User),
-        (status = 403, description = "Only admins change roles", body = dto::ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "The last admin cannot be demoted", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, description = "The user, changed", body = User),
+        (status = 403, description = "Only admins change roles and other users' email addresses", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The last admin cannot be demoted, or another user has this email", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn set_user_role(
+pub async fn update_user(
     State(s): State<AdminState>,
     Caller(p): Caller,
     Id(id): Id,
-    Json(body): Json<SetRole>,
+    Json(body): Json<UserPatch>,
 ) -> Answer<User> {
-    let u = s
-        .admin()
-        .set_role(&p, &id, body.role.into())
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(u.into()))
+    let admin = s.admin();
+    let mut user = None;
+    if let Some(role) = body.role {
+        user = Some(
+            admin
+                .set_role(&p, &id, role.into())
+                .await
+                .map_err(|e| s.fail(e))?,
+        );
+    }
+    if let Some(email) = body.email {
+        user = Some(
+            admin
+                .set_email(&p, &id, &email)
+                .await
+                .map_err(|e| s.fail(e))?,
+        );
+    }
+    let user = match user {
+        Some(u) => u,
+        None => admin.user(&p, &id).await.map_err(|e| s.fail(e))?,
+    };
+    Ok(Json(user.into()))
 }
 
 /// Removes a user (admin); their personal tokens stop working at once. The last admin cannot
