@@ -1,6 +1,8 @@
-//! The admin API's wire types: what requests carry and what responses show.
+//! The admin API's shared wire vocabulary: roles, regions, destination kinds, the serde
+//! helpers of every feature's DTOs, and the problem document. Each feature's own wire types sit
+//! next to its handlers (`workspace.rs`, `users.rs`, `keys.rs`, `destinations.rs`, …).
 //!
-//! These mirror the control plane's views (`tracklayer_core::admin`) instead of deriving the
+//! Wire types mirror the control plane's views (`tracklayer_core::admin`) instead of deriving the
 //! OpenAPI schema on the core types, so that the core keeps no HTTP or OpenAPI concern and the
 //! documented schema is, by construction, the shape that is serialized: every response is built
 //! from one of these types. Requests are parsed here into the core's domain types (parse, don't
