@@ -24,6 +24,7 @@ use time::OffsetDateTime;
 use crate::audit::{AuditAction, AuditEntry, NewAuditEntry};
 use crate::clock::{Clock, Ids};
 use crate::control_plane::{Control, ControlError};
+use crate::crypto::WorkspaceKeys;
 use crate::destination::DestinationError;
 use crate::error::{KeyError, StoreError};
 use crate::invalidation::{Change, Invalidate, Invalidations};
@@ -261,6 +262,16 @@ impl AdminService {
             })?;
         self.changed(Change::Workspace(ws.id.clone()));
         Ok(())
+    }
+
+    /// The workspace's data keys (unwrapped by the keyring: the customer's key under BYOK).
+    async fn workspace_keys(&self, ws: &Workspace) -> Result<WorkspaceKeys, AdminError> {
+        let data_key = self
+            .ports
+            .keyring
+            .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
+            .await?;
+        Ok(WorkspaceKeys::new(&data_key))
     }
 
     /// The caller's workspace, to change it or what it holds. A closed workspace takes no

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use super::{require, AdminError, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::consent::Purpose;
-use crate::crypto::{aad, SealLabel, WorkspaceKeys};
+use crate::crypto::{aad, SealLabel};
 use crate::destination::secret_opener::destination_secrets;
 use crate::destination::{
     secret_hints, Destination, DestinationId, DestinationKind, DestinationSpec, EventFilter,
@@ -126,13 +126,7 @@ impl AdminService {
         }
         let old = self.destination_record(p, id).await?;
         let ws = self.open_ws(p).await?;
-        let keys = WorkspaceKeys::new(
-            &self
-                .ports
-                .keyring
-                .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
-                .await?,
-        );
+        let keys = self.workspace_keys(&ws).await?;
         let secrets_aad = aad(SealLabel::Secrets, &ws.id, old.id.as_str());
         let secrets: Value = match &patch.secrets {
             Some(s) => s.clone(),

@@ -4,7 +4,6 @@ use serde_json::json;
 
 use super::{require, AdminError, AdminService, Principal};
 use crate::audit::AuditAction;
-use crate::crypto::WorkspaceKeys;
 use crate::email::Email;
 use crate::error::StoreError;
 use crate::invalidation::Change;
@@ -42,12 +41,7 @@ impl AdminService {
             .control
             .create_user(&user)
             .await
-            .map_err(|e| match e {
-                StoreError::Conflict(_) => {
-                    AdminError::Conflict("a user with this email exists".into())
-                }
-                other => other.into(),
-            })?;
+            .map_err(email_taken)?;
         self.audit(p, AuditAction::UserInvite, &user.id, json!({"role": role}))
             .await?;
         Ok(user)
@@ -90,19 +84,8 @@ impl AdminService {
             .control
             .update_user(&user)
             .await
-            .map_err(|e| match e {
-                StoreError::Conflict(_) => {
-                    AdminError::Conflict("a user with this email exists".into())
-                }
-                other => other.into(),
-            })?;
-        let keys = WorkspaceKeys::new(
-            &self
-                .ports
-                .keyring
-                .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
-                .await?,
-        );
+            .map_err(email_taken)?;
+        let keys = self.workspace_keys(&ws).await?;
         let fingerprint = |e: &Email| keys.secret_fingerprint("email", e.as_str());
         self.audit(
             p,
@@ -171,6 +154,14 @@ fn last_admin(e: StoreError, refusal: &str) -> AdminError {
     match e {
         StoreError::Conflict(what) if what == LAST_ADMIN => AdminError::Conflict(refusal.into()),
         StoreError::Conflict(what) => AdminError::Conflict(what.into()),
+        other => other.into(),
+    }
+}
+
+/// A clash of the unique email index as the API says it.
+fn email_taken(e: StoreError) -> AdminError {
+    match e {
+        StoreError::Conflict(_) => AdminError::Conflict("a user with this email exists".into()),
         other => other.into(),
     }
 }
