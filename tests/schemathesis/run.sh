@@ -7,7 +7,7 @@
 #
 #   1. every operation except the three that end a key (rotateApiKey, revokeApiKey,
 #      deleteApiKey), closeWorkspace and testDestination. The token is a service token, so
-#      user operations (removeUser, setUserRole on the owner) cannot take it away either.
+#      user operations (removeUser, updateUser on the owner) cannot take it away either.
 #   2. the key operations (list, create, rotate, revoke, delete) with a second token. They may
 #      revoke that token itself; what follows is then a documented 401, not a failure.
 #   3. closeWorkspace, alone and last. It closes only when the body confirms the workspace's

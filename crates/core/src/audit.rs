@@ -32,8 +32,124 @@ pub use verify::{plan_retirement, verify, Verifier};
 /// The `prev_hash` of a workspace's first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// What an audit entry records. Stored as its dotted name ([`AuditAction::as_str`]): stored
+/// chains hash that string, so a name never changes; a new action is a new variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    /// `audit.genesis`
+    Genesis,
+    /// `workspace.update`
+    WorkspaceUpdate,
+    /// `workspace.closed`
+    WorkspaceClosed,
+    /// `workspace.encryption_key`
+    WorkspaceEncryptionKey,
+    /// `retention.update`
+    RetentionUpdate,
+    /// `security.update`
+    SecurityUpdate,
+    /// `user.invite`
+    UserInvite,
+    /// `user.set_role`
+    UserSetRole,
+    /// `user.set_email`
+    UserSetEmail,
+    /// `user.remove`
+    UserRemove,
+    /// `api_key.create`
+    ApiKeyCreate,
+    /// `api_key.rotate`
+    ApiKeyRotate,
+    /// `api_key.revoke`
+    ApiKeyRevoke,
+    /// `destination.create`
+    DestinationCreate,
+    /// `destination.update`
+    DestinationUpdate,
+    /// `destination.pause`
+    DestinationPause,
+    /// `destination.resume`
+    DestinationResume,
+    /// `destination.delete`
+    DestinationDelete,
+    /// `destination.replay`
+    DestinationReplay,
+    /// `destination.test`
+    DestinationTest,
+    /// `dsr.submit`
+    DsrSubmit,
+    /// `dsr.export_download`
+    DsrExportDownload,
+    /// `dsr.complete`
+    DsrComplete,
+}
+
+impl AuditAction {
+    /// Every action, in declaration order.
+    pub const ALL: &'static [Self] = &[
+        Self::Genesis,
+        Self::WorkspaceUpdate,
+        Self::WorkspaceClosed,
+        Self::WorkspaceEncryptionKey,
+        Self::RetentionUpdate,
+        Self::SecurityUpdate,
+        Self::UserInvite,
+        Self::UserSetRole,
+        Self::UserSetEmail,
+        Self::UserRemove,
+        Self::ApiKeyCreate,
+        Self::ApiKeyRotate,
+        Self::ApiKeyRevoke,
+        Self::DestinationCreate,
+        Self::DestinationUpdate,
+        Self::DestinationPause,
+        Self::DestinationResume,
+        Self::DestinationDelete,
+        Self::DestinationReplay,
+        Self::DestinationTest,
+        Self::DsrSubmit,
+        Self::DsrExportDownload,
+        Self::DsrComplete,
+    ];
+
+    /// The name stored in the entry.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Genesis => "audit.genesis",
+            Self::WorkspaceUpdate => "workspace.update",
+            Self::WorkspaceClosed => "workspace.closed",
+            Self::WorkspaceEncryptionKey => "workspace.encryption_key",
+            Self::RetentionUpdate => "retention.update",
+            Self::SecurityUpdate => "security.update",
+            Self::UserInvite => "user.invite",
+            Self::UserSetRole => "user.set_role",
+            Self::UserSetEmail => "user.set_email",
+            Self::UserRemove => "user.remove",
+            Self::ApiKeyCreate => "api_key.create",
+            Self::ApiKeyRotate => "api_key.rotate",
+            Self::ApiKeyRevoke => "api_key.revoke",
+            Self::DestinationCreate => "destination.create",
+            Self::DestinationUpdate => "destination.update",
+            Self::DestinationPause => "destination.pause",
+            Self::DestinationResume => "destination.resume",
+            Self::DestinationDelete => "destination.delete",
+            Self::DestinationReplay => "destination.replay",
+            Self::DestinationTest => "destination.test",
+            Self::DsrSubmit => "dsr.submit",
+            Self::DsrExportDownload => "dsr.export_download",
+            Self::DsrComplete => "dsr.complete",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The action of the entry that starts the keyed chain.
-pub const GENESIS_ACTION: &str = "audit.genesis";
+pub const GENESIS_ACTION: &str = AuditAction::Genesis.as_str();
 
 /// The actor of entries the audit log writes itself.
 pub const SYSTEM_ACTOR: &str = "system:audit";
@@ -297,4 +413,45 @@ pub struct AuditFilter {
     /// Only entries with `seq > after` (paging).
     pub after: Option<u64>,
     pub limit: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuditAction;
+
+    /// Stored chains hash these names: a renamed variant must keep its string.
+    #[test]
+    fn every_audit_action_is_stored_under_its_fixed_dotted_name() {
+        let names: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "audit.genesis",
+                "workspace.update",
+                "workspace.closed",
+                "workspace.encryption_key",
+                "retention.update",
+                "security.update",
+                "user.invite",
+                "user.set_role",
+                "user.set_email",
+                "user.remove",
+                "api_key.create",
+                "api_key.rotate",
+                "api_key.revoke",
+                "destination.create",
+                "destination.update",
+                "destination.pause",
+                "destination.resume",
+                "destination.delete",
+                "destination.replay",
+                "destination.test",
+                "dsr.submit",
+                "dsr.export_download",
+                "dsr.complete",
+            ]
+        );
+        assert_eq!(AuditAction::UserInvite.to_string(), "user.invite");
+        assert_eq!(super::GENESIS_ACTION, "audit.genesis");
+    }
 }

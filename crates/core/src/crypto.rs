@@ -167,9 +167,36 @@ pub(crate) fn hex_lower(bytes: &[u8]) -> String {
     String::from_utf8(out).expect("hex digits are ASCII")
 }
 
+/// What a sealed value is for: the first part of its associated data. A closed set, so a
+/// typo cannot create a label that opens nothing; the strings are in stored data and never
+/// change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SealLabel {
+    /// A destination's secrets: `secrets`.
+    Secrets,
+    /// An event's operational data (IP, user agent): `op`.
+    Operational,
+    /// A delivery item's sealed fields: `item`.
+    Item,
+    /// A part of a data-subject access export: `dsr-export`.
+    DsrExport,
+}
+
+impl SealLabel {
+    /// The label as it is written into the associated data.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Secrets => "secrets",
+            Self::Operational => "op",
+            Self::Item => "item",
+            Self::DsrExport => "dsr-export",
+        }
+    }
+}
+
 /// The associated data that binds a sealed value to its workspace and purpose.
-pub fn aad(purpose: &str, workspace: &WorkspaceId, id: &str) -> Vec<u8> {
-    [purpose, ":", workspace.as_str(), ":", id]
+pub fn aad(label: SealLabel, workspace: &WorkspaceId, id: &str) -> Vec<u8> {
+    [label.as_str(), ":", workspace.as_str(), ":", id]
         .concat()
         .into_bytes()
 }
@@ -210,6 +237,25 @@ mod b64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sealed values in stores and queues were bound to these strings: they never change.
+    #[test]
+    fn seal_labels_write_the_associated_data_stored_values_were_sealed_with() {
+        let ws = WorkspaceId::parse("ws_us_0123456789abcdef").expect("a workspace id");
+        let labels = [
+            (SealLabel::Secrets, "secrets"),
+            (SealLabel::Operational, "op"),
+            (SealLabel::Item, "item"),
+            (SealLabel::DsrExport, "dsr-export"),
+        ];
+        for (label, name) in labels {
+            assert_eq!(label.as_str(), name);
+            assert_eq!(
+                aad(label, &ws, "dst_1"),
+                format!("{name}:ws_us_0123456789abcdef:dst_1").into_bytes()
+            );
+        }
+    }
 
     fn keys(byte: u8) -> WorkspaceKeys {
         WorkspaceKeys::new(&DataKey::from_bytes([byte; 32]))

@@ -250,7 +250,7 @@ impl QueueBody {
 
     pub fn item_aad(&self, item: &DeliveryItem) -> Vec<u8> {
         crate::crypto::aad(
-            "item",
+            crate::crypto::SealLabel::Item,
             &self.workspace_id,
             &format!("{}:{}", self.destination_id, item.event_id),
         )

@@ -18,7 +18,7 @@ use time::{Duration, OffsetDateTime};
 use crate::cache::TtlCache;
 use crate::clock::{Clock, Ids};
 use crate::consent::{self, Signals};
-use crate::crypto::{aad, WorkspaceKeys};
+use crate::crypto::{aad, SealLabel, WorkspaceKeys};
 use crate::destination::{Destination, DestinationKind};
 use crate::error::{KeyError, StoreError};
 use crate::event::{
@@ -735,7 +735,7 @@ fn prepare_one(
             event_id,
             sealed: p.keys.seal(
                 nonce(p.ids),
-                &aad("op", &p.workspace.id, &event_key),
+                &aad(SealLabel::Operational, &p.workspace.id, &event_key),
                 &plaintext,
             ),
             expires_at: p.received_at + Retention::operational(),
@@ -767,7 +767,7 @@ fn prepare_one(
         }
         let profile = d.kind.profile();
         let item_aad = aad(
-            "item",
+            SealLabel::Item,
             &p.workspace.id,
             &[d.id.as_str(), ":", &event_key].concat(),
         );

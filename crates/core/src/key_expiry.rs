@@ -99,7 +99,7 @@ impl KeyExpiryNotifier {
             .await?
             .into_iter()
             .filter(|u| u.role == Role::Admin)
-            .map(|u| u.email)
+            .map(|u| u.email.into())
             .collect();
         if admins.is_empty() {
             tracing::warn!(workspace = %ws.id, keys = due.len(), "keys about to expire, but the workspace has no admin to warn");

@@ -5,6 +5,7 @@
 
 pub mod verifier;
 
+pub use crate::rbac::Role;
 use std::fmt;
 use std::str::FromStr;
 
@@ -49,23 +50,40 @@ impl FromStr for KeyKind {
     }
 }
 
-/// Admin API roles (whitepaper §04).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Viewer,
-    Editor,
-    Admin,
-}
-
 /// The public id of a key: 16 lowercase alphanumerics. Safe to log and show.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(into = "String", try_from = "String")]
 pub struct KeyId(String);
 
 impl KeyId {
+    /// A key id: exactly [`KEY_ID_LEN`] lowercase letters and digits.
+    pub fn parse(id: &str) -> Result<Self, InvalidKey> {
+        let ok = id.len() == KEY_ID_LEN
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if ok {
+            Ok(Self(id.to_owned()))
+        } else {
+            Err(InvalidKey)
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<String> for KeyId {
+    type Error = InvalidKey;
+    fn try_from(id: String) -> Result<Self, Self::Error> {
+        Self::parse(&id)
+    }
+}
+
+impl From<KeyId> for String {
+    fn from(id: KeyId) -> Self {
+        id.0
     }
 }
 
@@ -124,19 +142,16 @@ impl ApiKey {
             .map_err(|_| InvalidKey)?;
         let id = id.ok_or(InvalidKey)?;
         let secret = secret.ok_or(InvalidKey)?;
-        let id_ok = id.len() == KEY_ID_LEN
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let id = KeyId::parse(id)?;
         let secret_ok =
             secret.len() == KEY_SECRET_LEN && secret.bytes().all(|b| b.is_ascii_alphanumeric());
-        if !id_ok || !secret_ok {
+        if !secret_ok {
             return Err(InvalidKey);
         }
         Ok(Self {
             kind,
             region,
-            id: KeyId(id.to_owned()),
+            id,
             full: SecretString::from(s.trim().to_owned()),
         })
     }
@@ -278,6 +293,26 @@ mod tests {
     use super::*;
 
     const KEY: &str = "tl_ingest_eu_abcdefgh12345678_ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"; // pragma: allowlist secret
+
+    #[test]
+    fn a_key_id_is_parsed_by_its_rule_in_code_and_from_stored_json() {
+        assert_eq!(
+            KeyId::parse("abcdefgh12345678").map(|k| k.to_string()),
+            Ok("abcdefgh12345678".to_owned())
+        );
+        for bad in [
+            "",
+            "abc",
+            "ABCDEFGH12345678",
+            "abcdefgh1234567_",
+            "abcdefgh123456789",
+        ] {
+            assert_eq!(KeyId::parse(bad), Err(InvalidKey), "{bad}");
+            assert!(serde_json::from_value::<KeyId>(serde_json::json!(bad)).is_err());
+        }
+        let id: KeyId = serde_json::from_value(serde_json::json!("abcdefgh12345678")).unwrap();
+        assert_eq!(serde_json::to_value(&id).unwrap(), "abcdefgh12345678");
+    }
 
     #[test]
     fn parses_a_well_formed_key_and_reads_its_region() {

@@ -5,14 +5,15 @@
 
 pub mod admin;
 pub mod audit;
-pub mod bootstrap;
 pub mod cache;
 pub mod clock;
 pub mod consent;
+pub mod control_plane;
 pub mod crypto;
 pub mod deliver;
 pub mod destination;
 pub mod dsr;
+pub mod email;
 pub mod error;
 pub mod event;
 pub mod identity;
@@ -22,6 +23,7 @@ pub mod key_expiry;
 pub mod keys;
 pub mod name;
 pub mod ports;
+pub mod rbac;
 pub mod workspace;
 
 #[cfg(feature = "testkit")]

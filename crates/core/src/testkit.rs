@@ -81,7 +81,7 @@ pub fn api_key(ws: &WorkspaceId, kind: KeyKind) -> ApiKeyRecord {
     let u = unique();
     let id = u[u.len() - 16..].to_owned();
     ApiKeyRecord {
-        id: serde_json::from_value(json!(id)).expect("key id"),
+        id: KeyId::parse(&id).expect("key id"),
         workspace_id: ws.clone(),
         kind,
         role: (kind != KeyKind::Ingest).then_some(Role::Admin),
@@ -576,7 +576,7 @@ pub fn user(ws: &WorkspaceId, email: &str, role: Role) -> User {
     User {
         id: format!("usr_{}", &unique()[16..]),
         workspace_id: ws.clone(),
-        email: email.into(),
+        email: crate::email::Email::parse(email).expect("an email address"),
         role,
         created_at: T0,
     }

@@ -321,7 +321,7 @@ pub struct User {
     /// `usr_…`
     pub id: String,
     pub workspace_id: WorkspaceId,
-    pub email: String,
+    pub email: crate::email::Email,
     pub role: crate::keys::Role,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

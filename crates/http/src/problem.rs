@@ -5,6 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use tracklayer_core::workspace::Region;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 const TYPE_BASE: &str = "https://tracklayer.io/problems/";
@@ -119,6 +120,93 @@ impl Problem {
         .header(header::RETRY_AFTER, &secs.to_string())
     }
 
+    /// A 403: the workspace's security settings block the caller's address.
+    pub fn blocked() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "blocked",
+            "Forbidden",
+            "requests from this address are blocked by the workspace's security settings",
+        )
+    }
+
+    /// A 421: `whose` (the token's workspace, the workspace's data) lives in `region`, served
+    /// at `endpoint`.
+    pub fn wrong_region(whose: &str, region: Region, endpoint: &str) -> Self {
+        Self::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "wrong-region",
+            "Misdirected Request",
+            format!("{whose} lives in region {region}; send its requests to {endpoint}"),
+        )
+        .with("region", region.as_str())
+        .with("endpoint", endpoint)
+    }
+
+    /// A 422: the request is well formed but breaks a rule; names the field at fault.
+    pub fn invalid(field: &str, detail: impl Into<String>) -> Self {
+        let p = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            "Unprocessable Content",
+            detail,
+        );
+        if field.is_empty() {
+            p
+        } else {
+            p.field(field)
+        }
+    }
+
+    /// A 404 naming what was not found.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not Found",
+            format!("{what} not found"),
+        )
+    }
+
+    /// A 409.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+    }
+
+    /// A 503 for a disabled or revoked workspace key (BYOK): `key-unavailable`.
+    pub fn key_unavailable(detail: impl Into<String>) -> Self {
+        Self::unavailable("key-unavailable", detail, 30)
+    }
+
+    /// What a storage or key-service error means to the caller: a 503 to retry when the
+    /// error says so, else an opaque 500 whose cause goes to the log under a request id.
+    pub fn from_failure(
+        retryable: bool,
+        service: Service,
+        error: &dyn std::error::Error,
+        context: &'static str,
+    ) -> Self {
+        if retryable {
+            tracing::warn!(error = %error, "{} unavailable", service.name());
+            return Self::unavailable(
+                "unavailable",
+                format!(
+                    "{} is temporarily unavailable; retry",
+                    service.detail_name()
+                ),
+                1,
+            );
+        }
+        Self::internal_logged(error, context)
+    }
+
+    /// An opaque 500: the cause goes to the log under a new request id, never to the caller.
+    pub fn internal_logged(error: &dyn std::error::Error, context: &'static str) -> Self {
+        let id = request_id();
+        tracing::error!(request_id = %id, error = %error, "{context}");
+        Self::internal(&id)
+    }
+
     /// A 500 whose body says nothing of the cause.
     pub fn internal(request_id: &str) -> Self {
         Self::new(
@@ -144,6 +232,41 @@ impl IntoResponse for Problem {
         }
         resp
     }
+}
+
+/// What failed, in [`Problem::from_failure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Storage,
+    KeyService,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Storage => "storage",
+            Self::KeyService => "key service",
+        }
+    }
+
+    fn detail_name(self) -> &'static str {
+        match self {
+            Self::Storage => "storage",
+            Self::KeyService => "the key service",
+        }
+    }
+}
+
+/// A request id for the log line of an opaque 500: milliseconds since the epoch and a counter.
+pub fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("req_{t:x}{n:06x}")
 }
 
 /// Every router's answer to a method its route does not take: problem+json, with the `Allow`

@@ -22,7 +22,7 @@ use tracklayer_core::workspace::Region;
 
 use crate::body::read_body;
 pub use crate::client_ip::ClientIp;
-use crate::problem::Problem;
+use crate::problem::{Problem, Service};
 use crate::ratelimit::RateLimiter;
 
 /// Settings of the tracking API.
@@ -269,66 +269,30 @@ fn problem(e: &IngestError, inner: &Inner) -> Problem {
             p
         }
         IngestError::Unauthorized(refusal) => Problem::unauthorized(refusal.detail()),
-        IngestError::Blocked => Problem::new(
-            StatusCode::FORBIDDEN,
-            "blocked",
-            "Forbidden",
-            "requests from this address are blocked by the workspace's security settings",
-        ),
+        IngestError::Blocked => Problem::blocked(),
         IngestError::Throttled { retry_after } => Problem::too_many_failures(*retry_after),
-        IngestError::WrongRegion { region } => {
-            let endpoint = inner.config.endpoint(*region);
-            Problem::new(
-                StatusCode::MISDIRECTED_REQUEST,
-                "wrong-region",
-                "Misdirected Request",
-                format!(
-                    "this workspace's data lives in region {region}; send its requests to {endpoint}"
-                ),
-            )
-            .with("region", region.as_str())
-            .with("endpoint", endpoint)
-        }
+        IngestError::WrongRegion { region } => Problem::wrong_region(
+            "this workspace's data",
+            *region,
+            inner.config.endpoint(*region),
+        ),
         IngestError::KeyUnavailable(_) => {
             tracing::warn!(error = %e, "workspace key unavailable: refusing to store");
-            // `key_unavailable` is the type name the BYOK contract (issue 6) promises customers.
-            Problem::unavailable(
-                "key_unavailable",
+            Problem::key_unavailable(
                 "the workspace's encryption key is unavailable (disabled or revoked); nothing was stored",
-                30,
             )
         }
-        IngestError::Store(err) if err.action() == Action::Retry => {
-            tracing::warn!(error = %err, "storage unavailable");
-            Problem::unavailable(
-                "unavailable",
-                "storage is temporarily unavailable; retry",
-                1,
-            )
-        }
-        IngestError::Key(err) if err.action() == Action::Retry => {
-            tracing::warn!(error = %err, "key service unavailable");
-            Problem::unavailable(
-                "unavailable",
-                "the key service is temporarily unavailable; retry",
-                1,
-            )
-        }
-        IngestError::Store(_) | IngestError::Key(_) => {
-            let id = uuid_like();
-            tracing::error!(request_id = %id, error = ?e, "ingest failed");
-            Problem::internal(&id)
-        }
+        IngestError::Store(err) => Problem::from_failure(
+            err.action() == Action::Retry,
+            Service::Storage,
+            err,
+            "ingest failed",
+        ),
+        IngestError::Key(err) => Problem::from_failure(
+            err.action() == Action::Retry,
+            Service::KeyService,
+            err,
+            "ingest failed",
+        ),
     }
-}
-
-fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    format!("req_{t:x}{n:06x}")
 }

@@ -18,8 +18,8 @@ use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;
 use tracklayer_core::admin::{AdminError, AdminPorts, AdminService, Principal, WorkspacePatch};
 use tracklayer_core::audit::AuditFilter;
-use tracklayer_core::bootstrap::Control;
 use tracklayer_core::clock::{FixedClock, SystemIds};
+use tracklayer_core::control_plane::Control;
 use tracklayer_core::deliver::{HttpRequest, HttpResponse};
 use tracklayer_core::dsr::service::{DsrConfig, DsrPorts, DsrService};
 use tracklayer_core::event::StoredEvent;
@@ -2253,6 +2253,155 @@ async fn an_unknown_missing_or_invalid_message_id_is_a_problem_naming_it() {
 // Users
 
 #[tokio::test]
+async fn an_admin_changes_the_owners_email_and_the_audit_holds_only_fingerprints() {
+    let app = App::start().await;
+    let users = app.ok(Method::GET, "/admin/v1/users", None).await;
+    let owner = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == "usr_owner")
+        .unwrap();
+    assert!(
+        owner["email"].as_str().unwrap().ends_with(".invalid"),
+        "{owner}"
+    );
+
+    let v = app
+        .ok(
+            Method::PATCH,
+            "/admin/v1/users/usr_owner",
+            Some(json!({"email": "  Owner@Shop.Example "})),
+        )
+        .await;
+    assert_eq!(v["email"], "owner@shop.example", "{v}");
+    assert_eq!(v["role"], "admin", "{v}");
+    let users = app.ok(Method::GET, "/admin/v1/users", None).await;
+    assert!(users
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["id"] == "usr_owner" && u["email"] == "owner@shop.example"));
+
+    let log = app
+        .ok(
+            Method::GET,
+            "/admin/v1/audit-log?action=user.set_email",
+            None,
+        )
+        .await;
+    let entries = log["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{log}");
+    let entry = &entries[0];
+    assert_eq!(entry["target"], "usr_owner");
+    let (from, to) = (&entry["summary"]["from"], &entry["summary"]["to"]);
+    assert!(from.is_string() && to.is_string() && from != to, "{entry}");
+    let text = entry.to_string();
+    assert!(
+        !text.contains("shop.example") && !text.contains(".invalid"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_users_email_is_validated_and_unique_in_the_workspace() {
+    let app = App::start().await;
+    let taken = app
+        .ok(
+            Method::POST,
+            "/admin/v1/users",
+            Some(json!({"email": "taken@example.com", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(taken["email"], "taken@example.com");
+    for email in ["TAKEN@example.com", "taken@example.com"] {
+        let (status, _, v) = app
+            .call(
+                Method::PATCH,
+                "/admin/v1/users/usr_owner",
+                Some(&app.admin),
+                Some(json!({ "email": email })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{email}: {v}");
+    }
+    for email in [
+        "not-an-email",
+        "a b@example.com",
+        "@example.com",
+        "x@localhost",
+    ] {
+        let (status, _, v) = app
+            .call(
+                Method::PATCH,
+                "/admin/v1/users/usr_owner",
+                Some(&app.admin),
+                Some(json!({ "email": email })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{email}: {v}");
+        assert_eq!(v["field"], "email", "{v}");
+    }
+    let (status, _, v) = app
+        .call(
+            Method::PATCH,
+            "/admin/v1/users/usr_nobody",
+            Some(&app.admin),
+            Some(json!({"email": "new@example.com"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+}
+
+#[tokio::test]
+async fn a_user_changes_their_own_email_but_not_anothers_nor_their_role() {
+    let app = App::start().await;
+    let ws = app.control.workspace(&app.ws, T0).await.unwrap().unwrap();
+    let user = app.new_user("viewer").await;
+    let token = app
+        .other_process()
+        .issue_key(&ws, KeyKind::Pat, None, Some(user.clone()), "laptop", 90)
+        .await
+        .unwrap()
+        .secret
+        .expose_secret()
+        .to_owned();
+    let own = format!("/admin/v1/users/{user}");
+    let (status, _, v) = app
+        .call(
+            Method::PATCH,
+            &own,
+            Some(&token),
+            Some(json!({"email": "me@example.com"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["email"], "me@example.com");
+    for (path, body) in [
+        (
+            "/admin/v1/users/usr_owner",
+            json!({"email": "mine@example.com"}),
+        ),
+        (own.as_str(), json!({"role": "admin"})),
+    ] {
+        let (status, _, v) = app
+            .call(Method::PATCH, path, Some(&token), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {v}");
+    }
+    // A service token is no user: only an admin one changes emails.
+    let (status, _, v) = app
+        .call(
+            Method::PATCH,
+            &own,
+            Some(&app.editor),
+            Some(json!({"email": "editor@example.com"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+}
+
+#[tokio::test]
 async fn the_last_admin_can_be_neither_demoted_nor_removed() {
     let app = App::start().await;
     let (status, _, v) = app
@@ -3077,7 +3226,7 @@ async fn switching_to_a_customer_key_keeps_stored_secrets_readable_and_is_audite
     let (status, body) = app.track("while-disabled").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(
-        body["type"].as_str().unwrap().contains("key_unavailable"),
+        body["type"].as_str().unwrap().contains("key-unavailable"),
         "{body}"
     );
     assert_eq!(app.stored_events(), before, "nothing stored");

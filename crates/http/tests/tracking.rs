@@ -18,8 +18,8 @@ use serde_json::{json, Value};
 use time::macros::datetime;
 use time::OffsetDateTime;
 use tower::ServiceExt;
-use tracklayer_core::bootstrap::Control;
 use tracklayer_core::clock::{Clock, FixedClock, Ids, SystemIds};
+use tracklayer_core::control_plane::Control;
 use tracklayer_core::crypto::WorkspaceKeys;
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::error::StoreError;
@@ -1118,7 +1118,7 @@ async fn fails_closed_with_503_when_the_workspace_key_is_unavailable() {
 
     let reply = app.post("/v1/track", &track("m1")).await;
 
-    let body = reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "key_unavailable");
+    let body = reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "key-unavailable");
     assert!(reply.headers.contains_key(header::RETRY_AFTER));
     assert!(!reply.text.contains("arn:aws"), "{body}");
     assert_eq!(app.depth(DestinationKind::Webhook).await, 0);

@@ -14,8 +14,9 @@ use tracklayer_aws::config::{
     MAX_DATA_KEY_CACHE,
 };
 use tracklayer_aws::{DynamoControlStore, KmsKeyring};
-use tracklayer_core::bootstrap::Control;
 use tracklayer_core::clock::{Clock, SystemClock, SystemIds};
+use tracklayer_core::control_plane::Control;
+use tracklayer_core::email::Email;
 use tracklayer_core::ports::ControlStore;
 use tracklayer_core::workspace::Region;
 
@@ -62,7 +63,12 @@ impl Target {
 }
 
 /// Creates the stack's first workspace, its admin token and a write key, and prints them.
-pub async fn init(target: &Target, name: &str, as_json: bool) -> anyhow::Result<()> {
+pub async fn init(
+    target: &Target,
+    name: &str,
+    owner_email: Option<Email>,
+    as_json: bool,
+) -> anyhow::Result<()> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new(target.aws_region.clone()))
         .http_client(tracklayer_aws::https_client());
@@ -106,7 +112,7 @@ pub async fn init(target: &Target, name: &str, as_json: bool) -> anyhow::Result<
         clock: &SystemClock,
         ids: &SystemIds,
     }
-    .bootstrap(target.residency, name)
+    .bootstrap_owned_by(target.residency, name, owner_email)
     .await
     .with_context(|| {
         format!(

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tracklayer_core::email::Email;
 use tracklayer_core::workspace::Region;
 
 #[derive(Debug, Parser)]
@@ -86,6 +87,10 @@ pub struct InitArgs {
     /// Workspace name.
     #[arg(long, default_value = "Default workspace")]
     pub name: String,
+    /// The owner's email address (DSR and key-expiry mail go there); default
+    /// `owner@<workspace id>.invalid`, changed later with `PATCH /admin/v1/users/usr_owner`.
+    #[arg(long, value_parser = parse_email)]
+    pub email: Option<Email>,
     /// Print exactly one JSON object: workspace_id, region, admin_token, write_key, and
     /// data_dir (local) or stack and aws_region (aws).
     #[arg(long)]
@@ -252,6 +257,10 @@ impl ServeArgs {
             (None, false) => 0,
         }
     }
+}
+
+fn parse_email(s: &str) -> Result<Email, String> {
+    Email::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_region(s: &str) -> Result<Region, String> {

@@ -10,13 +10,14 @@ use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracklayer_core::admin::Principal;
-use tracklayer_core::bootstrap::Bootstrapped;
+use tracklayer_core::control_plane::Bootstrapped;
 use tracklayer_core::deliver::service::{
     run_worker, DeliveryConfig, DeliveryPorts, DeliveryService,
 };
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::destination::{Destination, DestinationId, DestinationSpec};
 use tracklayer_core::dsr::service::{DsrConfig, DsrPorts, DsrService};
+use tracklayer_core::email::Email;
 use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
 use tracklayer_core::invalidation::Invalidations;
 use tracklayer_core::key_expiry::KeyExpiryNotifier;
@@ -34,7 +35,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return match cli.command {
             Command::Init(args) => {
                 let target = crate::aws::Target::resolve(cli.aws_region, cli.stack, args.region)?;
-                crate::aws::init(&target, &args.name, args.json).await
+                crate::aws::init(&target, &args.name, args.email, args.json).await
             }
             _ => bail!(
                 "--backend aws supports `init` only; manage a deployed stack through its admin API"
@@ -57,9 +58,13 @@ async fn bootstrap(
     dir: DataDir,
     region: Region,
     name: &str,
+    owner_email: Option<Email>,
 ) -> anyhow::Result<(LocalStack, Bootstrapped)> {
     let stack = LocalStack::create(dir)?;
-    let boot = stack.control().bootstrap(region, name).await?;
+    let boot = stack
+        .control()
+        .bootstrap_owned_by(region, name, owner_email)
+        .await?;
     Ok((stack, boot))
 }
 
@@ -91,7 +96,7 @@ fn print_bootstrap(boot: &Bootstrapped, dir: &DataDir, as_json: bool) {
 async fn init(args: InitArgs) -> anyhow::Result<()> {
     let dir = DataDir::new(args.dir.data_dir);
     let region = args.region.unwrap_or(Region::Us);
-    let (_, boot) = bootstrap(dir.clone(), region, &args.name).await?;
+    let (_, boot) = bootstrap(dir.clone(), region, &args.name, args.email).await?;
     print_bootstrap(&boot, &dir, args.json);
     Ok(())
 }
@@ -101,7 +106,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let stack = if dir.is_initialized() {
         LocalStack::open(dir)?
     } else {
-        let (stack, boot) = bootstrap(dir.clone(), args.region, "Default workspace").await?;
+        let (stack, boot) = bootstrap(dir.clone(), args.region, "Default workspace", None).await?;
         print_bootstrap(&boot, &dir, false);
         stack
     };

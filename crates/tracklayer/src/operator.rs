@@ -131,7 +131,7 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
                         .map(|u| {
                             vec![
                                 u.id.clone(),
-                                u.email.clone(),
+                                u.email.as_str().to_owned(),
                                 role_name(u.role).to_owned(),
                                 when(u.created_at),
                             ]
@@ -279,7 +279,7 @@ fn print_user(user: &User, out: &OperatorArgs, verb: &str) -> anyhow::Result<()>
         println!(
             "{verb} user {} ({}) with role {}.",
             user.id,
-            user.email,
+            user.email.as_str(),
             role_name(user.role)
         );
     }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use tracklayer_core::admin::{AdminPorts, AdminService};
-use tracklayer_core::bootstrap::Control;
 use tracklayer_core::clock::{Clock, Ids, SystemClock, SystemIds};
+use tracklayer_core::control_plane::Control;
 use tracklayer_core::ports::ControlStore;
 use tracklayer_core::workspace::Region;
 use tracklayer_core::workspace::{Workspace, WorkspaceId};

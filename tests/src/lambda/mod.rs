@@ -18,8 +18,8 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeN
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use tracklayer_aws::{AwsClients, DynamoControlStore, KmsKeyring};
-use tracklayer_core::bootstrap::Control;
 use tracklayer_core::clock::{SystemClock, SystemIds};
+use tracklayer_core::control_plane::Control;
 use tracklayer_core::destination::DestinationKind;
 
 use events::{batch_item_failures, sqs_event, HttpRequest, HttpResponse, SqsRecord};

@@ -110,7 +110,7 @@ async fn a_disabled_customer_key_stops_ingest_and_holds_deliveries_until_it_is_e
     assert_eq!(status, 503, "{body}");
     assert_eq!(ct, "application/problem+json");
     assert!(
-        body["type"].as_str().unwrap().contains("key_unavailable"),
+        body["type"].as_str().unwrap().contains("key-unavailable"),
         "{body}"
     );
     assert_eq!(count(&dir, "SELECT count(*) FROM events"), events_before);

@@ -360,6 +360,41 @@ fn keys_create_refuses_bad_requests_with_a_clear_message_and_creates_nothing() {
 }
 
 #[test]
+fn init_with_email_makes_it_the_owners_address_and_refuses_one_that_is_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let data_dir = dir.to_str().unwrap();
+    tracklayer(&[
+        "init",
+        "--data-dir",
+        data_dir,
+        "--email",
+        "Owner@Shop.Example",
+        "--json",
+    ])
+    .unwrap();
+    let list = cli(&dir, &["users", "list"]);
+    assert_eq!(
+        user_in(&list, "usr_owner").unwrap()["email"],
+        "owner@shop.example",
+        "{list}"
+    );
+
+    let other = tmp.path().join("other");
+    let err = tracklayer(&[
+        "init",
+        "--data-dir",
+        other.to_str().unwrap(),
+        "--email",
+        "not-an-email",
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("must be an email address"), "{err}");
+    assert!(!other.join("tracklayer.db").exists());
+}
+
+#[test]
 fn users_are_invited_listed_given_a_role_and_removed_on_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");

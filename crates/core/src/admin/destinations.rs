@@ -14,15 +14,22 @@
 //! the secrets only their fingerprints.
 
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
 
-use super::{require, AdminError, AdminService, DestinationPatch, DestinationView, Principal};
-use crate::crypto::{aad, WorkspaceKeys};
+use super::{require, AdminError, AdminService, Principal};
+use crate::audit::AuditAction;
+use crate::consent::Purpose;
+use crate::crypto::{aad, SealLabel};
 use crate::destination::secret_opener::destination_secrets;
-use crate::destination::{secret_hints, Destination, DestinationKind, DestinationSpec};
+use crate::destination::{
+    secret_hints, Destination, DestinationId, DestinationKind, DestinationSpec, EventFilter,
+};
 use crate::invalidation::Change;
 use crate::keys::Role;
 use crate::name::Name;
+use crate::ports::EgressError;
 
 /// One changed field of a destination: its path and its old and new values.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,14 +126,8 @@ impl AdminService {
         }
         let old = self.destination_record(p, id).await?;
         let ws = self.open_ws(p).await?;
-        let keys = WorkspaceKeys::new(
-            &self
-                .ports
-                .keyring
-                .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
-                .await?,
-        );
-        let secrets_aad = aad("secrets", &ws.id, old.id.as_str());
+        let keys = self.workspace_keys(&ws).await?;
+        let secrets_aad = aad(SealLabel::Secrets, &ws.id, old.id.as_str());
         let secrets: Value = match &patch.secrets {
             Some(s) => s.clone(),
             // Corrupt stored secrets are an error, never `null` (replacing them repairs it).
@@ -203,7 +204,7 @@ impl AdminService {
         }
         self.audit(
             p,
-            "destination.update",
+            AuditAction::DestinationUpdate,
             d.id.as_str(),
             Value::Object(summary),
         )
@@ -222,7 +223,7 @@ impl AdminService {
     ) -> Result<(), AdminError> {
         self.audit(
             p,
-            "destination.test",
+            AuditAction::DestinationTest,
             id,
             json!({"outcome": outcome, "http_status": http_status}),
         )
@@ -306,5 +307,201 @@ mod tests {
                          "app_secret": {"fingerprint": "bbb", "last4": "5678"}});
         let got = Value::Object(fingerprint_changes(&old, &new));
         assert_eq!(got, json!({"access_token": {"from": "aaa", "to": "ccc"}}));
+    }
+}
+
+/// A destination as the API shows it: secrets only as fingerprints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DestinationView {
+    pub id: DestinationId,
+    pub name: String,
+    pub kind: crate::destination::DestinationKind,
+    pub config: Value,
+    /// Per secret: `{fingerprint, last4}`.
+    pub secrets: Value,
+    pub consent_purposes: Vec<Purpose>,
+    pub events: EventFilter,
+    pub endpoint: Option<String>,
+    pub paused: bool,
+    /// The workspace's "pause all egress" switch is on: nothing is sent here (nor anywhere)
+    /// until it is off, whatever `paused` says. Set by the reads of destinations.
+    pub egress_paused: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<&Destination> for DestinationView {
+    fn from(d: &Destination) -> Self {
+        Self {
+            id: d.id.clone(),
+            name: d.name.clone(),
+            kind: d.kind,
+            config: d.config.clone(),
+            secrets: d.secret_hints.clone(),
+            consent_purposes: d.consent_purposes.clone(),
+            events: d.events.clone(),
+            endpoint: d.endpoint.clone(),
+            paused: d.paused,
+            egress_paused: false,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+/// What may change on a destination. `secrets` replaces all secrets (admins only).
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationPatch {
+    pub name: Option<String>,
+    pub config: Option<Value>,
+    pub secrets: Option<Value>,
+    pub consent_purposes: Option<Vec<Purpose>>,
+    pub events: Option<EventFilter>,
+    /// `Some(None)` clears the override.
+    #[serde(default, deserialize_with = "double_option")]
+    pub endpoint: Option<Option<String>>,
+    pub paused: Option<bool>,
+}
+
+impl std::fmt::Debug for DestinationPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DestinationPatch")
+            .field("name", &self.name)
+            .field("secrets", &self.secrets.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+impl AdminService {
+    pub async fn destinations(&self, p: &Principal) -> Result<Vec<DestinationView>, AdminError> {
+        let egress_paused = self.ws(p).await?.security.egress_paused;
+        Ok(self
+            .ports
+            .control
+            .destinations(&p.workspace_id)
+            .await?
+            .iter()
+            .map(|d| DestinationView {
+                egress_paused,
+                ..DestinationView::from(d)
+            })
+            .collect())
+    }
+
+    pub(super) async fn destination_record(
+        &self,
+        p: &Principal,
+        id: &str,
+    ) -> Result<Destination, AdminError> {
+        let id = DestinationId::parse(id).map_err(|_| AdminError::NotFound("destination"))?;
+        self.ports
+            .control
+            .destination(&p.workspace_id, &id)
+            .await?
+            .ok_or(AdminError::NotFound("destination"))
+    }
+
+    pub async fn destination(
+        &self,
+        p: &Principal,
+        id: &str,
+    ) -> Result<DestinationView, AdminError> {
+        let d = self.destination_record(p, id).await?;
+        Ok(DestinationView {
+            egress_paused: self.ws(p).await?.security.egress_paused,
+            ..DestinationView::from(&d)
+        })
+    }
+
+    pub async fn create_destination(
+        &self,
+        p: &Principal,
+        spec: DestinationSpec,
+    ) -> Result<DestinationView, AdminError> {
+        require(p, Role::Admin, "create destinations (they hold secrets)")?;
+        self.check_urls(&spec).await?;
+        let ws = self.open_ws(p).await?;
+        let d = self.control().add_destination(&ws, spec).await?;
+        self.changed(Change::Workspace(ws.id.clone()));
+        self.audit(
+            p,
+            AuditAction::DestinationCreate,
+            d.id.as_str(),
+            json!({"name": d.name, "kind": d.kind, "secrets": d.secret_hints}),
+        )
+        .await?;
+        Ok(DestinationView::from(&d))
+    }
+
+    /// The egress guard at configure time: the endpoint override and a webhook's URL.
+    async fn check_urls(&self, spec: &DestinationSpec) -> Result<(), AdminError> {
+        let urls = [
+            ("endpoint", spec.endpoint.as_deref()),
+            ("config.url", spec.config.get("url").and_then(Value::as_str)),
+        ];
+        for (field, url) in urls {
+            let Some(url) = url else { continue };
+            if let Err(e) = self.ports.url_guard.check(url).await {
+                let detail = match e {
+                    EgressError::Refused(why) => format!("is not allowed: {why}"),
+                    EgressError::Connect(why) => format!("cannot be checked: {why}"),
+                    EgressError::Timeout(_) => {
+                        "cannot be checked: its host did not resolve in time".into()
+                    }
+                };
+                return Err(AdminError::invalid(field, detail));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn set_paused(
+        &self,
+        p: &Principal,
+        id: &str,
+        paused: bool,
+    ) -> Result<DestinationView, AdminError> {
+        require(p, Role::Editor, "pause or resume destinations")?;
+        self.open_ws(p).await?;
+        let d = self.destination_record(p, id).await?;
+        let d = self
+            .control()
+            .set_paused(&p.workspace_id, &d.id, paused)
+            .await?;
+        self.changed(Change::Workspace(p.workspace_id.clone()));
+        let action = if paused {
+            AuditAction::DestinationPause
+        } else {
+            AuditAction::DestinationResume
+        };
+        self.audit(p, action, d.id.as_str(), json!({})).await?;
+        Ok(DestinationView::from(&d))
+    }
+
+    pub async fn delete_destination(&self, p: &Principal, id: &str) -> Result<(), AdminError> {
+        require(p, Role::Admin, "delete destinations")?;
+        let d = self.destination_record(p, id).await?;
+        self.ports
+            .control
+            .delete_destination(&p.workspace_id, &d.id)
+            .await?;
+        self.changed(Change::Workspace(p.workspace_id.clone()));
+        self.audit(
+            p,
+            AuditAction::DestinationDelete,
+            d.id.as_str(),
+            json!({"name": d.name, "kind": d.kind}),
+        )
+        .await?;
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{require, view, AdminError, AdminService, Principal, WorkspaceView};
+use crate::audit::AuditAction;
 use crate::error::{KeyError, StoreError};
 use crate::invalidation::Change;
 use crate::keys::{ApiKeyRecord, KeyId, Role};
@@ -234,7 +235,7 @@ impl AdminService {
         self.changed(Change::Workspace(ws.id.clone()));
         self.audit(
             p,
-            "workspace.closed",
+            AuditAction::WorkspaceClosed,
             "workspace",
             json!({
                 "keys_revoked": closure.keys_revoked,
@@ -268,7 +269,7 @@ impl AdminService {
             self.save_ws(&ws).await?;
             self.audit(
                 p,
-                "retention.update",
+                AuditAction::RetentionUpdate,
                 "workspace",
                 json!({"event_retention_days": {"from": from, "to": event_days}}),
             )
@@ -335,7 +336,7 @@ impl AdminService {
         let shown = view(&ws);
         self.audit(
             p,
-            "workspace.encryption_key",
+            AuditAction::WorkspaceEncryptionKey,
             "workspace",
             json!({"from": from, "to": shown.encryption_key}),
         )

@@ -9,7 +9,7 @@
 use serde_json::Value;
 
 use super::Destination;
-use crate::crypto::{aad, WorkspaceKeys};
+use crate::crypto::{aad, SealLabel, WorkspaceKeys};
 use crate::error::StoreError;
 
 /// What a corrupt secret is called in errors and logs.
@@ -17,7 +17,7 @@ const CONTEXT: &str = "destination secrets";
 
 /// The associated data destination secrets are sealed with.
 pub fn secrets_aad(d: &Destination) -> Vec<u8> {
-    aad("secrets", &d.workspace_id, d.id.as_str())
+    aad(SealLabel::Secrets, &d.workspace_id, d.id.as_str())
 }
 
 /// Opens `d`'s secrets with its workspace's keys: a JSON object.

@@ -24,9 +24,10 @@ use super::{
     EventFootprint, PagePlan, Phase, Receipt, StoreCounts,
 };
 use crate::admin::{require, AdminError, Principal};
+use crate::audit::AuditAction;
 use crate::audit::NewAuditEntry;
 use crate::clock::{Clock, Ids};
-use crate::crypto::{aad, Sealed, WorkspaceKeys};
+use crate::crypto::{aad, SealLabel, Sealed, WorkspaceKeys};
 use crate::destination::{Destination, DestinationId, DestinationKind};
 use crate::event::EventId;
 use crate::identity::{self, Field, Hints};
@@ -300,7 +301,7 @@ impl DsrService {
         &self,
         ws: &WorkspaceId,
         actor: &str,
-        action: &str,
+        action: AuditAction,
         target: &str,
         summary: Value,
     ) -> Result<(), AdminError> {
@@ -310,7 +311,7 @@ impl DsrService {
                 NewAuditEntry {
                     workspace_id: ws.clone(),
                     actor: actor.into(),
-                    action: action.into(),
+                    action: action.as_str().into(),
                     target: target.into(),
                     summary,
                 },
@@ -377,7 +378,7 @@ impl DsrService {
         self.audit(
             &ws.id,
             &p.actor,
-            "dsr.submit",
+            AuditAction::DsrSubmit,
             request.id.as_str(),
             json!({
                 "type": kind.as_str(),
@@ -444,7 +445,7 @@ impl DsrService {
         self.audit(
             &ws.id,
             &p.actor,
-            "dsr.export_download",
+            AuditAction::DsrExportDownload,
             request.id.as_str(),
             json!({"events": events.len()}),
         )
@@ -797,7 +798,7 @@ impl DsrService {
         self.audit(
             &r.workspace_id,
             SYSTEM,
-            "dsr.complete",
+            AuditAction::DsrComplete,
             r.id.as_str(),
             json!({
                 "type": r.kind.as_str(),
@@ -871,7 +872,7 @@ impl DsrService {
             Ok(users) => users
                 .into_iter()
                 .filter(|u| u.role == Role::Admin)
-                .map(|u| u.email)
+                .map(|u| u.email.into())
                 .collect(),
             Err(e) => {
                 tracing::warn!(workspace = %ws, error = %e, "cannot list workspace admins");
@@ -968,7 +969,7 @@ impl DsrService {
 
 fn export_aad(r: &DsrRequest, part: u32) -> Vec<u8> {
     aad(
-        "dsr-export",
+        SealLabel::DsrExport,
         &r.workspace_id,
         &format!("{}:{part}", r.id.as_str()),
     )

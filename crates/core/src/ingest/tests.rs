@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::*;
 use crate::clock::SequentialIds;
 use crate::consent::ConsentPolicy;
-use crate::crypto::{DataKey, Sealed, WrappedKey};
+use crate::crypto::{DataKey, SealLabel, Sealed, WrappedKey};
 use crate::destination::{DestinationId, EventFilter};
 use crate::identity::sha256_hex;
 use crate::workspace::KeyRef;
@@ -183,7 +183,7 @@ impl Setup {
     fn open(&self, kind: DestinationKind, item: &DeliveryItem) -> SealedFields {
         let d = &self.destinations[self.index(kind)];
         let aad = aad(
-            "item",
+            SealLabel::Item,
             &self.workspace.id,
             &format!("{}:{}", d.id, item.event_id),
         );

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use tracklayer_core::ports::{DeliveryQuery, DeliveryStatusKind};
 
 use super::dto::rfc3339;
-use super::error::invalid;
+
 use super::extract::{Caller, Id, Json, Params};
 use super::AdminState;
 use crate::problem::Problem;
@@ -47,7 +47,7 @@ pub async fn delivery_log(
     };
     if let (Some(since), Some(until)) = (query.since, query.until) {
         if since > until {
-            return Err(invalid("since", "since must not be after until"));
+            return Err(Problem::invalid("since", "since must not be after until"));
         }
     }
     let page = s
@@ -70,7 +70,7 @@ fn statuses(v: Option<&str>) -> Result<Vec<DeliveryStatusKind>, Problem> {
         .map(|name| {
             DeliveryStatusKind::parse(name.trim()).ok_or_else(|| {
                 let known: Vec<&str> = DeliveryStatusKind::ALL.map(|k| k.as_str()).to_vec();
-                invalid(
+                Problem::invalid(
                     "status",
                     format!("unknown status {name:?}: one of {}", known.join(", ")),
                 )

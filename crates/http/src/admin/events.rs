@@ -1,21 +1,21 @@
 //! Event traces found by the client's Segment `messageId` (the trace by internal id is
-//! `GET /admin/v1/events/{id}` in `handlers.rs`).
+//! `GET /admin/v1/events/{id}` in `trace.rs`).
 
 use axum::extract::State;
 use serde::Serialize;
 use tracklayer_core::event::MessageId;
 use utoipa::ToSchema;
 
-use super::dto;
-use super::error::{bad_parameter, invalid, not_found};
+use super::error::bad_parameter;
 use super::extract::{Caller, Json, Params};
 use super::AdminState;
+use super::{dto, trace};
 use crate::problem::Problem;
 
 /// The traces of the events with one `messageId`: normally one.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventTraces {
-    pub traces: Vec<dto::EventTrace>,
+    pub traces: Vec<trace::EventTrace>,
 }
 
 /// The traces of the caller's workspace's events with this Segment `messageId` (any role).
@@ -38,15 +38,15 @@ pub async fn by_message_id(
     let raw = q
         .text("message_id", MessageId::MAX_LEN)?
         .ok_or_else(|| bad_parameter("message_id", "message_id is required"))?;
-    let message_id =
-        MessageId::parse(&raw).map_err(|why| invalid("message_id", format!("message_id {why}")))?;
+    let message_id = MessageId::parse(&raw)
+        .map_err(|why| Problem::invalid("message_id", format!("message_id {why}")))?;
     let traces = s
         .admin()
         .event_traces_by_message_id(&p, &message_id)
         .await
         .map_err(|e| s.fail(e))?;
     if traces.is_empty() {
-        return Err(not_found("event with this message_id").field("message_id"));
+        return Err(Problem::not_found("event with this message_id").field("message_id"));
     }
     Ok(Json(EventTraces {
         traces: traces.into_iter().map(Into::into).collect(),

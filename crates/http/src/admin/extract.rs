@@ -244,3 +244,11 @@ pub fn parse_time(v: &str) -> Option<OffsetDateTime> {
 pub fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
+
+/// A handler's answer: a JSON body, or problem+json.
+pub type Answer<T> = Result<Json<T>, Problem>;
+
+/// `201 Created` with a JSON body.
+pub fn created<T: Serialize>(body: T) -> Response {
+    (StatusCode::CREATED, Json(body)).into_response()
+}

@@ -148,18 +148,18 @@ pub async fn put_retention(
 
 /// Switches the workspace to your own KMS key (BYOK) or back to the platform key (admin).
 /// The data key is re-wrapped, so stored data stays readable; if your key is later disabled,
-/// ingest answers 503 `key_unavailable` and deliveries wait until it is enabled again.
+/// ingest answers 503 `key-unavailable` and deliveries wait until it is enabled again.
 #[utoipa::path(put, path = "/admin/v1/encryption-key", operation_id = "putEncryptionKey", tag = "workspace",
     request_body = EncryptionKey,
     responses(
-        (status = 200, description = "The workspace, with its new encryption key", body = dto::Workspace),
+        (status = 200, description = "The workspace, with its new encryption key", body = super::workspace::Workspace),
         (status = 403, description = "Only admins change the encryption key", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn put_encryption_key(
     State(s): State<AdminState>,
     Caller(p): Caller,
     Json(body): Json<EncryptionKey>,
-) -> Answer<dto::Workspace> {
+) -> Answer<super::workspace::Workspace> {
     let v = s
         .admin()
         .set_encryption_key(&p, body.key_arn.as_deref())

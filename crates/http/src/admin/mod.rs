@@ -5,16 +5,23 @@
 //! Every answer that is not a success is `application/problem+json`, including unknown routes
 //! (404) and unsupported methods (405 with `Allow`).
 
+mod audit_log;
+mod deliveries;
 mod delivery_log;
+mod destinations;
 pub mod dsr;
 pub mod dto;
 mod error;
 mod events;
 mod extract;
-mod handlers;
+mod keys;
 mod lifecycle;
 pub mod openapi;
+mod security;
 mod test_event;
+mod trace;
+mod users;
+mod workspace;
 
 use std::sync::Arc;
 
@@ -124,11 +131,10 @@ impl AdminState {
 
 /// The admin routes, under `/admin/v1`.
 pub fn admin_router(state: AdminState) -> Router {
-    use handlers as h;
     Router::new()
         .route(
             "/admin/v1/workspace",
-            get(h::get_workspace).patch(h::update_workspace),
+            get(workspace::get_workspace).patch(workspace::update_workspace),
         )
         .route(
             "/admin/v1/workspace/close",
@@ -136,13 +142,13 @@ pub fn admin_router(state: AdminState) -> Router {
         )
         .route(
             "/admin/v1/consent-policy",
-            get(h::get_consent_policy).put(h::put_consent_policy),
+            get(workspace::get_consent_policy).put(workspace::put_consent_policy),
         )
         .route(
             "/admin/v1/security",
-            get(h::get_security)
-                .put(h::put_security)
-                .patch(h::patch_security),
+            get(security::get_security)
+                .put(security::put_security)
+                .patch(security::patch_security),
         )
         .route(
             "/admin/v1/retention",
@@ -152,49 +158,61 @@ pub fn admin_router(state: AdminState) -> Router {
             "/admin/v1/encryption-key",
             axum::routing::put(lifecycle::put_encryption_key),
         )
-        .route("/admin/v1/users", get(h::list_users).post(h::invite_user))
+        .route(
+            "/admin/v1/users",
+            get(users::list_users).post(users::invite_user),
+        )
         .route(
             "/admin/v1/users/{id}",
-            axum::routing::patch(h::set_user_role).delete(h::remove_user),
+            axum::routing::patch(users::update_user).delete(users::remove_user),
         )
-        .route("/admin/v1/api-keys", get(h::list_keys).post(h::create_key))
+        .route(
+            "/admin/v1/api-keys",
+            get(keys::list_keys).post(keys::create_key),
+        )
         .route(
             "/admin/v1/api-keys/{id}",
-            axum::routing::delete(h::delete_key),
+            axum::routing::delete(keys::delete_key),
         )
-        .route("/admin/v1/api-keys/{id}/rotate", post(h::rotate_key))
-        .route("/admin/v1/api-keys/{id}/revoke", post(h::revoke_key))
+        .route("/admin/v1/api-keys/{id}/rotate", post(keys::rotate_key))
+        .route("/admin/v1/api-keys/{id}/revoke", post(keys::revoke_key))
         .route(
             "/admin/v1/destinations",
-            get(h::list_destinations).post(h::create_destination),
+            get(destinations::list_destinations).post(destinations::create_destination),
         )
         .route(
             "/admin/v1/destinations/{id}",
-            get(h::get_destination)
-                .patch(h::update_destination)
-                .delete(h::delete_destination),
+            get(destinations::get_destination)
+                .patch(destinations::update_destination)
+                .delete(destinations::delete_destination),
         )
         .route(
             "/admin/v1/destinations/{id}/pause",
-            post(h::pause_destination),
+            post(destinations::pause_destination),
         )
         .route(
             "/admin/v1/destinations/{id}/resume",
-            post(h::resume_destination),
+            post(destinations::resume_destination),
         )
         .route(
             "/admin/v1/destinations/{id}/test",
-            post(h::test_destination),
+            post(destinations::test_destination),
         )
         .route(
             "/admin/v1/destinations/{id}/delivery-log",
             get(delivery_log::delivery_log),
         )
-        .route("/admin/v1/destinations/{id}/replay", post(h::replay))
+        .route(
+            "/admin/v1/destinations/{id}/replay",
+            post(deliveries::replay),
+        )
         .route("/admin/v1/events", get(events::by_message_id))
-        .route("/admin/v1/events/{id}", get(h::event_trace))
-        .route("/admin/v1/audit-log", get(h::audit_log))
-        .route("/admin/v1/audit-log/verify", get(h::verify_audit_log))
+        .route("/admin/v1/events/{id}", get(trace::event_trace))
+        .route("/admin/v1/audit-log", get(audit_log::audit_log))
+        .route(
+            "/admin/v1/audit-log/verify",
+            get(audit_log::verify_audit_log),
+        )
         .route(
             "/admin/v1/data_subject_requests",
             get(dsr::list).post(dsr::submit),
@@ -204,7 +222,7 @@ pub fn admin_router(state: AdminState) -> Router {
             "/admin/v1/data_subject_requests/{id}/export",
             get(dsr::export),
         )
-        .route("/admin/v1/openapi.json", get(h::openapi))
+        .route("/admin/v1/openapi.json", get(openapi::openapi))
         .method_not_allowed_fallback(crate::problem::method_not_allowed)
         .fallback(not_found)
         .layer(axum::middleware::map_response(

@@ -12,7 +12,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use super::{delivery_log, dsr, dto, events, handlers, lifecycle};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+
+use super::{
+    audit_log, deliveries, delivery_log, destinations, dsr, dto, events, keys, lifecycle, security,
+    trace, users, workspace, AdminState,
+};
 use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
 
 #[derive(Debug, OpenApi)]
@@ -30,45 +36,45 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
             `field`. Objects of another workspace answer 404."
     ),
     paths(
-        handlers::get_workspace,
-        handlers::update_workspace,
-        handlers::get_consent_policy,
-        handlers::put_consent_policy,
-        handlers::get_security,
-        handlers::put_security,
-        handlers::patch_security,
+        workspace::get_workspace,
+        workspace::update_workspace,
+        workspace::get_consent_policy,
+        workspace::put_consent_policy,
+        security::get_security,
+        security::put_security,
+        security::patch_security,
         lifecycle::get_retention,
         lifecycle::put_retention,
         lifecycle::put_encryption_key,
         lifecycle::close_workspace,
-        handlers::list_users,
-        handlers::invite_user,
-        handlers::set_user_role,
-        handlers::remove_user,
-        handlers::list_keys,
-        handlers::create_key,
-        handlers::rotate_key,
-        handlers::revoke_key,
-        handlers::delete_key,
-        handlers::list_destinations,
-        handlers::create_destination,
-        handlers::get_destination,
-        handlers::update_destination,
-        handlers::delete_destination,
-        handlers::pause_destination,
-        handlers::resume_destination,
-        handlers::test_destination,
+        users::list_users,
+        users::invite_user,
+        users::update_user,
+        users::remove_user,
+        keys::list_keys,
+        keys::create_key,
+        keys::rotate_key,
+        keys::revoke_key,
+        keys::delete_key,
+        destinations::list_destinations,
+        destinations::create_destination,
+        destinations::get_destination,
+        destinations::update_destination,
+        destinations::delete_destination,
+        destinations::pause_destination,
+        destinations::resume_destination,
+        destinations::test_destination,
         delivery_log::delivery_log,
-        handlers::replay,
-        handlers::event_trace,
+        deliveries::replay,
+        trace::event_trace,
         events::by_message_id,
-        handlers::audit_log,
-        handlers::verify_audit_log,
+        audit_log::audit_log,
+        audit_log::verify_audit_log,
         dsr::submit,
         dsr::list,
         dsr::get,
         dsr::export,
-        handlers::openapi,
+        openapi,
     ),
     components(schemas(dto::ProblemDoc)),
     modifiers(&Conventions),
@@ -190,7 +196,7 @@ const COMMON: &[Common] = &[
     Common {
         status: "503",
         name: "Unavailable",
-        description: "Storage or the key service is unavailable (`key_unavailable`: the workspace key is disabled); retry",
+        description: "Storage or the key service is unavailable (`key-unavailable`: the workspace key is disabled); retry",
         header: Some(("Retry-After", "Seconds to wait before retrying")),
     },
 ];
@@ -261,4 +267,16 @@ impl Modify for Conventions {
             }
         }
     }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/admin/v1/openapi.json", operation_id = "getOpenApi", tag = "meta",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document of the admin API", content_type = "application/json", body = Object)))]
+pub async fn openapi(State(s): State<AdminState>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        s.openapi_json(),
+    )
+        .into_response()
 }

@@ -1,208 +1,28 @@
-//! "Send a test event": one synthetic event through a destination's connector and egress,
-//! and the destination's answer. The event is never stored, queued or logged as a delivery.
+//! "Send a test event" wired with this build's connectors; the use case is core's
+//! [`tracklayer_core::admin::test_event`].
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use tracklayer_core::admin::test_event;
 
-use serde_json::{json, Value};
-use tracklayer_core::admin::{AdminError, Principal};
-use tracklayer_core::clock::{Clock, Ids};
-use tracklayer_core::crypto::WorkspaceKeys;
-use tracklayer_core::deliver::{DropReason, OpenedItem, Outcome, Target};
-use tracklayer_core::destination::secret_opener::destination_secrets;
-use tracklayer_core::destination::DestinationId;
-use tracklayer_core::event::{
-    DeliveryItem, EventId, EventType, ForwardedConsent, MessageId, SealedFields,
-};
-use tracklayer_core::identity::{sha256_hex, Field};
-use tracklayer_core::keys::Role;
-use tracklayer_core::ports::{ControlReader, Egress, EgressError, Keyring};
+pub use test_event::{TestPorts, TEST_EVENT_NAME};
 
-use super::dto::{TestOutcome, TestResult};
-
-/// The synthetic event's name.
-pub const TEST_EVENT_NAME: &str = "TrackLayer Test Event";
-const MAX_EXCERPT_CHARS: usize = 1000;
-
-/// What sending a test event needs.
-#[allow(missing_debug_implementations)]
-pub struct TestPorts {
-    pub control: Arc<dyn ControlReader>,
-    pub keyring: Arc<dyn Keyring>,
-    pub egress: Arc<dyn Egress>,
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn Ids>,
-}
-
-/// Sends test events to destinations.
-pub struct DestinationTester {
-    ports: TestPorts,
-}
-
-impl std::fmt::Debug for DestinationTester {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DestinationTester")
-    }
-}
+/// Sends synthetic test events through the connectors of `tracklayer_connectors`.
+#[derive(Debug)]
+pub struct DestinationTester(test_event::DestinationTester);
 
 impl DestinationTester {
     pub fn new(ports: TestPorts) -> Self {
-        Self { ports }
-    }
-
-    /// Editors and admins may test a destination of their workspace. Refused while the
-    /// workspace's egress is paused (incident containment).
-    pub async fn send(&self, p: &Principal, id: &str) -> Result<TestResult, AdminError> {
-        if p.role < Role::Editor {
-            return Err(AdminError::Forbidden {
-                role: p.role,
-                action: "send test events",
-            });
-        }
-        let id = DestinationId::parse(id).map_err(|_| AdminError::NotFound("destination"))?;
-        let control = &self.ports.control;
-        let ws = control
-            .workspace(&p.workspace_id, self.ports.clock.now())
-            .await?
-            .ok_or(AdminError::NotFound("workspace"))?;
-        let d = control
-            .destination(&ws.id, &id)
-            .await?
-            .ok_or(AdminError::NotFound("destination"))?;
-        if ws.security.egress_paused {
-            return Err(AdminError::Conflict(
-                "egress is paused for this workspace (security settings); resume it to send a test event".into(),
-            ));
-        }
-        let keys = WorkspaceKeys::new(
-            &self
-                .ports
-                .keyring
-                .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
-                .await?,
-        );
-        let secrets = destination_secrets(&keys, &d)?;
-
-        let now = self.ports.clock.now();
-        let uuid = self.ports.ids.uuid_v7(now);
-        let opened = synthetic(EventId(uuid), MessageId::generated(uuid), now);
-        let connector = tracklayer_connectors::connector(d.kind);
-        let base = d
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| tracklayer_connectors::default_base_url(d.kind).to_owned());
-        let target = Target {
-            destination: &d,
-            secrets: &secrets,
-            base_url: &base,
-            now,
-        };
-        let result = |outcome, http_status, detail: String, body: Option<String>| TestResult {
-            outcome,
-            http_status,
-            detail,
-            response_body: body,
-            event_name: TEST_EVENT_NAME.into(),
-        };
-        if let Err(why) = connector.screen(&target, &opened) {
-            let (DropReason::Age(r) | DropReason::Invalid(r)) = why;
-            return Ok(result(TestOutcome::NotSent, None, r, None));
-        }
-        let request = match connector.build(&target, &[&opened]) {
-            Ok(r) => r,
-            Err(r) => return Ok(result(TestOutcome::NotSent, None, r, None)),
-        };
-        let response = match self.ports.egress.post(&request).await {
-            Ok(r) => r,
-            Err(e) => {
-                let outcome = match e {
-                    EgressError::Refused(_) => TestOutcome::NotSent,
-                    EgressError::Connect(_) | EgressError::Timeout(_) => TestOutcome::Unreachable,
-                };
-                tracing::info!(destination = %d.id, ?outcome, "test event not answered");
-                return Ok(result(
-                    outcome,
-                    None,
-                    redact(&e.to_string(), &secrets),
-                    None,
-                ));
-            }
-        };
-        let (outcome, detail) = match connector.classify(&[&opened], &response) {
-            Outcome::PerItem(mut items) if items.len() == 1 => describe(items.remove(0).1),
-            o => describe(o),
-        };
-        tracing::info!(destination = %d.id, status = response.status, ?outcome, "test event sent");
-        let body: String = String::from_utf8_lossy(&response.body)
-            .chars()
-            .take(MAX_EXCERPT_CHARS)
-            .collect();
-        Ok(result(
-            outcome,
-            Some(response.status),
-            redact(&detail, &secrets),
-            (!body.is_empty()).then(|| redact(&body, &secrets)),
+        Self(test_event::DestinationTester::new(
+            ports,
+            tracklayer_connectors::connector,
+            tracklayer_connectors::default_base_url,
         ))
     }
 }
 
-fn describe(o: Outcome) -> (TestOutcome, String) {
-    match o {
-        Outcome::Delivered => (
-            TestOutcome::Delivered,
-            "the destination accepted the test event".into(),
-        ),
-        Outcome::Retry { reason, .. } => (TestOutcome::Retryable, reason),
-        Outcome::Permanent { reason } => (TestOutcome::Rejected, reason),
-        Outcome::PerItem(_) => (
-            TestOutcome::Rejected,
-            "the destination answered for more events than were sent".into(),
-        ),
-    }
-}
+impl std::ops::Deref for DestinationTester {
+    type Target = test_event::DestinationTester;
 
-/// A track event with a pseudonymous external id and a client id: enough for every vendor.
-fn synthetic(event_id: EventId, message_id: MessageId, now: time::OffsetDateTime) -> OpenedItem {
-    let mut user_data = BTreeMap::new();
-    user_data.insert(Field::ExternalId, sha256_hex("tracklayer-test-event"));
-    let mut click_ids = BTreeMap::new();
-    click_ids.insert(
-        "client_id".to_owned(),
-        format!("1000000000.{}", now.unix_timestamp()),
-    );
-    OpenedItem {
-        item: DeliveryItem {
-            event_id,
-            message_id,
-            event_type: EventType::Track,
-            name: Some(TEST_EVENT_NAME.into()),
-            timestamp: now,
-            properties: json!({"tracklayer_test": true}),
-            user_data,
-            consent: ForwardedConsent {
-                ad_user_data: Some(true),
-                ad_personalization: Some(false),
-            },
-            sealed: None,
-            suppression: Vec::new(),
-        },
-        sealed: SealedFields {
-            anonymous_id: Some("tracklayer-test".into()),
-            click_ids,
-            ..Default::default()
-        },
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
-}
-
-/// Replaces every secret value (of 4 characters or more) in `text`.
-fn redact(text: &str, secrets: &Value) -> String {
-    let mut out = text.to_owned();
-    if let Value::Object(map) = secrets {
-        for v in map.values().filter_map(Value::as_str) {
-            if v.chars().count() >= 4 {
-                out = out.replace(v, "[redacted]");
-            }
-        }
-    }
-    out
 }

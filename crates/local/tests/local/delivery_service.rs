@@ -13,8 +13,8 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use tracklayer_core::admin::{AdminError, AdminPorts, AdminService, DestinationPatch, Principal};
-use tracklayer_core::bootstrap::Control;
 use tracklayer_core::clock::{FixedClock, SystemIds};
+use tracklayer_core::control_plane::Control;
 use tracklayer_core::deliver::service::{
     run_worker, DeliveryConfig, DeliveryPorts, DeliveryService, Disposition,
 };

@@ -9,8 +9,8 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use time::Duration;
 use tracklayer_core::admin::{AdminError, Principal};
-use tracklayer_core::bootstrap::Control;
 use tracklayer_core::clock::{Clock, FixedClock, SystemIds};
+use tracklayer_core::control_plane::Control;
 use tracklayer_core::destination::{DestinationId, DestinationKind, DestinationSpec, EventFilter};
 use tracklayer_core::dsr::service::{
     DsrConfig, DsrError, DsrPorts, DsrService, SubjectIdentifiers,

@@ -7,10 +7,11 @@ use time::Duration;
 
 use crate::clock::{Clock, Ids};
 use crate::consent::ConsentPolicy;
-use crate::crypto::{aad, WorkspaceKeys};
+use crate::crypto::{aad, SealLabel, WorkspaceKeys};
 use crate::destination::{
     secret_hints, Destination, DestinationError, DestinationId, DestinationSpec,
 };
+use crate::email::Email;
 use crate::error::{KeyError, StoreError};
 use crate::keys::{
     ApiKey, ApiKeyRecord, KeyKind, Role, KEY_ID_LEN, KEY_SECRET_LEN, MAX_KEY_LIFETIME_DAYS,
@@ -163,18 +164,32 @@ impl Control<'_> {
     }
 
     /// A workspace with an owner (admin), their token and an ingest write key: what `init`
-    /// creates. Without an email, the owner is `owner@<workspace id>.invalid` (RFC 2606).
+    /// creates. The owner is `owner@<workspace id>.invalid` (RFC 2606) until changed.
     pub async fn bootstrap(
         &self,
         region: Region,
         name: &str,
     ) -> Result<Bootstrapped, ControlError> {
+        self.bootstrap_owned_by(region, name, None).await
+    }
+
+    /// [`Self::bootstrap`], with the owner's email address when one is given (`init --email`).
+    pub async fn bootstrap_owned_by(
+        &self,
+        region: Region,
+        name: &str,
+        owner_email: Option<Email>,
+    ) -> Result<Bootstrapped, ControlError> {
         let workspace = self.create_workspace(region, name).await?;
+        let placeholder = || {
+            let address = format!("owner@{}.invalid", workspace.id.as_str().replace('_', "-"));
+            Email::parse(&address).expect("a workspace id makes a valid domain")
+        };
         self.store
             .create_user(&User {
                 id: "usr_owner".into(),
                 workspace_id: workspace.id.clone(),
-                email: format!("owner@{}.invalid", workspace.id.as_str().replace('_', "-")),
+                email: owner_email.unwrap_or_else(placeholder),
                 role: Role::Admin,
                 created_at: self.clock.now(),
             })
@@ -229,7 +244,7 @@ impl Control<'_> {
         self.ids.fill(&mut nonce);
         let sealed = keys.seal(
             nonce,
-            &aad("secrets", &ws.id, id.as_str()),
+            &aad(SealLabel::Secrets, &ws.id, id.as_str()),
             secrets_json.expose_secret().as_bytes(),
         );
         let destination = Destination {

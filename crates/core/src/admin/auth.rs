@@ -1,0 +1,58 @@
+//! Who is calling: a personal access token or service token, verified.
+
+use super::{AdminError, AdminService, Principal};
+use crate::keys::verifier::{Audience, AuthError};
+use crate::keys::{KeyKind, KeyRefusal, Role};
+
+impl AdminService {
+    /// Verifies a personal access token or service token, from an unknown address.
+    pub async fn authenticate(&self, presented: &str) -> Result<Principal, AdminError> {
+        self.authenticate_from(presented, None).await
+    }
+
+    /// Verifies a personal access token or service token sent from `ip` ([`KeyVerifier`]).
+    pub async fn authenticate_from(
+        &self,
+        presented: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<Principal, AdminError> {
+        let record = self
+            .verifier
+            .verify(self.ports.control.as_ref(), Audience::Admin, presented, ip)
+            .await
+            .map_err(|e| match e {
+                AuthError::Refused(refusal) => AdminError::Unauthorized(refusal),
+                AuthError::WrongRegion(region) => AdminError::WrongRegion(region),
+                AuthError::Blocked => AdminError::Blocked,
+                AuthError::Throttled { retry_after } => AdminError::Throttled { retry_after },
+                AuthError::Store(e) => e.into(),
+            })?;
+        let now = self.now();
+        let (role, actor) = match (record.kind, &record.user_id) {
+            (KeyKind::Pat, Some(user_id)) => {
+                // A PAT carries its user's current role; a removed user's token is dead.
+                let role = match self
+                    .ports
+                    .control
+                    .user(&record.workspace_id, user_id, now)
+                    .await?
+                {
+                    Some(u) => u.role,
+                    None if user_id == "usr_owner" => record.role.unwrap_or(Role::Viewer),
+                    None => return Err(AdminError::Unauthorized(KeyRefusal::Revoked)),
+                };
+                (role, format!("user:{user_id}"))
+            }
+            _ => (
+                record.role.unwrap_or(Role::Viewer),
+                format!("svc:{}", record.id),
+            ),
+        };
+        Ok(Principal {
+            workspace_id: record.workspace_id,
+            role,
+            actor,
+            key_id: Some(record.id),
+        })
+    }
+}

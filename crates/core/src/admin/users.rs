@@ -1,0 +1,167 @@
+//! The users of a workspace and their roles.
+
+use serde_json::json;
+
+use super::{require, AdminError, AdminService, Principal};
+use crate::audit::AuditAction;
+use crate::email::Email;
+use crate::error::StoreError;
+use crate::invalidation::Change;
+use crate::keys::Role;
+use crate::ports::LAST_ADMIN;
+use crate::workspace::User;
+
+impl AdminService {
+    pub async fn users(&self, p: &Principal) -> Result<Vec<User>, AdminError> {
+        require(p, Role::Viewer, "list users")?;
+        Ok(self
+            .ports
+            .control
+            .users(&p.workspace_id, self.now())
+            .await?)
+    }
+
+    pub async fn invite_user(
+        &self,
+        p: &Principal,
+        email: &str,
+        role: Role,
+    ) -> Result<User, AdminError> {
+        require(p, Role::Admin, "invite users")?;
+        self.open_ws(p).await?;
+        let email = Email::parse(email).map_err(|e| AdminError::invalid("email", e.to_string()))?;
+        let user = User {
+            id: format!("usr_{}", self.ports.ids.token(16).to_ascii_lowercase()),
+            workspace_id: p.workspace_id.clone(),
+            email,
+            role,
+            created_at: self.now(),
+        };
+        self.ports
+            .control
+            .create_user(&user)
+            .await
+            .map_err(email_taken)?;
+        self.audit(p, AuditAction::UserInvite, &user.id, json!({"role": role}))
+            .await?;
+        Ok(user)
+    }
+
+    /// One user of the caller's workspace.
+    pub async fn user(&self, p: &Principal, id: &str) -> Result<User, AdminError> {
+        require(p, Role::Viewer, "read users")?;
+        self.ports
+            .control
+            .user(&p.workspace_id, id, self.now())
+            .await?
+            .ok_or(AdminError::NotFound("user"))
+    }
+
+    /// Changes a user's email address: an admin, or the user themself. Unique in the
+    /// workspace (409); audited with keyed fingerprints of the old and new address only.
+    pub async fn set_email(
+        &self,
+        p: &Principal,
+        id: &str,
+        email: &str,
+    ) -> Result<User, AdminError> {
+        if p.actor != format!("user:{id}") {
+            require(p, Role::Admin, "change another user's email")?;
+        }
+        let email = Email::parse(email).map_err(|e| AdminError::invalid("email", e.to_string()))?;
+        let ws = self.open_ws(p).await?;
+        let mut user = self
+            .ports
+            .control
+            .user(&p.workspace_id, id, self.now())
+            .await?
+            .ok_or(AdminError::NotFound("user"))?;
+        if user.email == email {
+            return Ok(user);
+        }
+        let old = std::mem::replace(&mut user.email, email);
+        self.ports
+            .control
+            .update_user(&user)
+            .await
+            .map_err(email_taken)?;
+        let keys = self.workspace_keys(&ws).await?;
+        let fingerprint = |e: &Email| keys.secret_fingerprint("email", e.as_str());
+        self.audit(
+            p,
+            AuditAction::UserSetEmail,
+            id,
+            json!({"from": fingerprint(&old), "to": fingerprint(&user.email)}),
+        )
+        .await?;
+        Ok(user)
+    }
+
+    /// Changes a user's role. The last admin cannot be demoted: the store checks and writes
+    /// in one atomic step, so two admins demoting each other at once cannot both succeed.
+    pub async fn set_role(&self, p: &Principal, id: &str, role: Role) -> Result<User, AdminError> {
+        require(p, Role::Admin, "change roles")?;
+        self.open_ws(p).await?;
+        let mut user = self
+            .ports
+            .control
+            .set_user_role_keeping_an_admin(&p.workspace_id, id, role, self.now())
+            .await
+            .map_err(|e| last_admin(e, "the last admin cannot be demoted"))?;
+        let from = user.role;
+        user.role = role;
+        self.changed(Change::Workspace(p.workspace_id.clone()));
+        self.audit(
+            p,
+            AuditAction::UserSetRole,
+            id,
+            json!({"from": from, "to": role}),
+        )
+        .await?;
+        Ok(user)
+    }
+
+    pub async fn remove_user(&self, p: &Principal, id: &str) -> Result<(), AdminError> {
+        require(p, Role::Admin, "remove users")?;
+        let user = self
+            .ports
+            .control
+            .delete_user_keeping_an_admin(&p.workspace_id, id, self.now())
+            .await
+            .map_err(|e| last_admin(e, "the last admin cannot be removed"))?;
+        self.changed(Change::Workspace(p.workspace_id.clone()));
+        // Their personal tokens stop working at once.
+        for key in self
+            .ports
+            .control
+            .api_keys(&p.workspace_id, self.now())
+            .await?
+        {
+            if key.user_id.as_deref() == Some(id) && key.revoked_at.is_none() {
+                self.control().revoke_key(&key).await?;
+                self.changed(Change::Key(key.id.clone()));
+            }
+        }
+        self.audit(p, AuditAction::UserRemove, id, json!({"role": user.role}))
+            .await?;
+        Ok(())
+    }
+}
+
+/// A refusal of the last-admin rule as the API says it; another conflict (the admins changed
+/// in between) as the store said it.
+fn last_admin(e: StoreError, refusal: &str) -> AdminError {
+    match e {
+        StoreError::Conflict(what) if what == LAST_ADMIN => AdminError::Conflict(refusal.into()),
+        StoreError::Conflict(what) => AdminError::Conflict(what.into()),
+        other => other.into(),
+    }
+}
+
+/// A clash of the unique email index as the API says it.
+fn email_taken(e: StoreError) -> AdminError {
+    match e {
+        StoreError::Conflict(_) => AdminError::Conflict("a user with this email exists".into()),
+        other => other.into(),
+    }
+}

@@ -1,0 +1,232 @@
+//! API keys: wire types and handlers.
+
+use axum::extract::State;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tracklayer_core as tl;
+use utoipa::ToSchema;
+
+use super::dto::{self, integer, rfc3339, rfc3339_opt, Role};
+use super::extract::{created, Answer, Caller, Id, Json, OptionalJson};
+use super::AdminState;
+use crate::problem::Problem;
+
+/// What a key is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    /// An ingest write key (tracking API only).
+    Ingest,
+    /// A user's personal access token (admin API).
+    Pat,
+    /// A service token with a role, for automation (admin API).
+    Svc,
+}
+
+impl From<tl::keys::KeyKind> for KeyKind {
+    fn from(k: tl::keys::KeyKind) -> Self {
+        match k {
+            tl::keys::KeyKind::Ingest => Self::Ingest,
+            tl::keys::KeyKind::Pat => Self::Pat,
+            tl::keys::KeyKind::Svc => Self::Svc,
+        }
+    }
+}
+
+/// The kinds of key the API creates (personal tokens come with users).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NewKeyKind {
+    Ingest,
+    Svc,
+}
+
+/// A key as listings show it: never its secret.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiKey {
+    /// The key's public id (16 characters).
+    pub id: String,
+    /// The first characters of the key, safe to show: `tl_<kind>_<region>_<id>`.
+    pub prefix: String,
+    pub kind: KeyKind,
+    /// The role of a service token or personal token; `null` for ingest keys.
+    pub role: Option<Role>,
+    pub name: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the key stops working (at most 90 days after creation; sooner once rotated).
+    #[serde(serialize_with = "rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub revoked_at: Option<OffsetDateTime>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+impl From<tl::admin::KeyView> for ApiKey {
+    fn from(k: tl::admin::KeyView) -> Self {
+        Self {
+            id: k.id.to_string(),
+            prefix: k.prefix,
+            kind: k.kind.into(),
+            role: k.role.map(Into::into),
+            name: k.name,
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            revoked_at: k.revoked_at,
+            last_used_at: k.last_used_at,
+        }
+    }
+}
+
+/// A new key and its secret. The secret is shown this once and never again.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    pub key: ApiKey,
+    /// The whole key, `tl_<kind>_<region>_<id>_<secret>`.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for CreatedApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedApiKey")
+            .field("key", &self.key.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<tl::admin::CreatedKey> for CreatedApiKey {
+    fn from(c: tl::admin::CreatedKey) -> Self {
+        use secrecy::ExposeSecret;
+        Self {
+            key: c.key.into(),
+            secret: c.secret.expose_secret().to_owned(),
+        }
+    }
+}
+
+/// An ingest write key (no role) or a service token (with a role).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    pub kind: NewKeyKind,
+    /// Required for service tokens; ingest keys have none.
+    #[serde(default)]
+    pub role: Option<Role>,
+    #[serde(default)]
+    #[schema(max_length = 100)]
+    pub name: Option<String>,
+    /// Days until the key expires: 1 to 90 (default 90).
+    #[serde(default, deserialize_with = "integer")]
+    #[schema(minimum = 1, maximum = 90)]
+    pub expires_in_days: Option<i64>,
+}
+
+impl From<NewApiKey> for tl::admin::KeyRequest {
+    fn from(k: NewApiKey) -> Self {
+        Self {
+            kind: match k.kind {
+                NewKeyKind::Ingest => tl::keys::KeyKind::Ingest,
+                NewKeyKind::Svc => tl::keys::KeyKind::Svc,
+            },
+            role: k.role.map(Into::into),
+            name: k.name,
+            expires_in_days: k.expires_in_days,
+        }
+    }
+}
+
+/// How long the old key keeps working next to the new one.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateApiKey {
+    /// Days the old key keeps working: 0 to 7 (default 7).
+    #[serde(default, deserialize_with = "integer")]
+    #[schema(minimum = 0, maximum = 7)]
+    pub overlap_days: Option<i64>,
+}
+
+/// The workspace's keys: ingest write keys, personal and service tokens (admin). Never a
+/// secret.
+#[utoipa::path(get, path = "/admin/v1/api-keys", operation_id = "listApiKeys", tag = "api-keys",
+    responses(
+        (status = 200, description = "The keys", body = Vec<ApiKey>),
+        (status = 403, description = "Only admins see keys", body = dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn list_keys(State(s): State<AdminState>, Caller(p): Caller) -> Answer<Vec<ApiKey>> {
+    let v = s.admin().keys(&p).await.map_err(|e| s.fail(e))?;
+    Ok(Json(v.into_iter().map(Into::into).collect()))
+}
+
+/// Creates an ingest write key or a service token (admin). The secret is in this response
+/// only.
+#[utoipa::path(post, path = "/admin/v1/api-keys", operation_id = "createApiKey", tag = "api-keys",
+    request_body = NewApiKey,
+    responses(
+        (status = 201, description = "The key and its secret, shown once", body = CreatedApiKey),
+        (status = 403, description = "Only admins create keys", body = dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn create_key(
+    State(s): State<AdminState>,
+    Caller(p): Caller,
+    Json(body): Json<NewApiKey>,
+) -> Result<Response, Problem> {
+    let k = s
+        .admin()
+        .create_key(&p, body.into())
+        .await
+        .map_err(|e| s.fail(e))?;
+    Ok(created(CreatedApiKey::from(k)))
+}
+
+/// Issues a successor of a key (admin). The old key keeps working until the end of the
+/// overlap (at most 7 days). The new secret is in this response only.
+#[utoipa::path(post, path = "/admin/v1/api-keys/{id}/rotate", operation_id = "rotateApiKey", tag = "api-keys",
+    params(("id" = String, Path, description = "The key's id", pattern = "^[a-z0-9]{16}$")),
+    request_body(content = Option<RotateApiKey>, description = "Optional; the overlap defaults to 7 days"),
+    responses(
+        (status = 201, description = "The new key and its secret, shown once", body = CreatedApiKey),
+        (status = 403, description = "Only admins rotate keys", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "A revoked key cannot be rotated", body = dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn rotate_key(
+    State(s): State<AdminState>,
+    Caller(p): Caller,
+    Id(id): Id,
+    OptionalJson(body): OptionalJson<RotateApiKey>,
+) -> Result<Response, Problem> {
+    let k = s
+        .admin()
+        .rotate_key(&p, &id, body.overlap_days)
+        .await
+        .map_err(|e| s.fail(e))?;
+    Ok(created(CreatedApiKey::from(k)))
+}
+
+/// Revokes a key at once (admin).
+#[utoipa::path(post, path = "/admin/v1/api-keys/{id}/revoke", operation_id = "revokeApiKey", tag = "api-keys",
+    params(("id" = String, Path, description = "The key's id", pattern = "^[a-z0-9]{16}$")),
+    responses(
+        (status = 200, description = "The revoked key", body = ApiKey),
+        (status = 403, description = "Only admins revoke keys", body = dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn revoke_key(
+    State(s): State<AdminState>,
+    Caller(p): Caller,
+    Id(id): Id,
+) -> Answer<ApiKey> {
+    let k = s.admin().revoke_key(&p, &id).await.map_err(|e| s.fail(e))?;
+    Ok(Json(k.into()))
+}
+
+/// Revokes a key at once (admin); the same as `POST /api-keys/{id}/revoke`.
+#[utoipa::path(delete, path = "/admin/v1/api-keys/{id}", operation_id = "deleteApiKey", tag = "api-keys",
+    params(("id" = String, Path, description = "The key's id", pattern = "^[a-z0-9]{16}$")),
+    responses(
+        (status = 200, description = "The revoked key", body = ApiKey),
+        (status = 403, description = "Only admins revoke keys", body = dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_key(s: State<AdminState>, p: Caller, id: Id) -> Answer<ApiKey> {
+    revoke_key(s, p, id).await
+}

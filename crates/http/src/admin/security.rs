@@ -1,0 +1,149 @@
+//! Security settings (IP blocklist, pause of all egress): wire types and handlers.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use tracklayer_core as tl;
+use tracklayer_core::admin::AdminError;
+use utoipa::ToSchema;
+
+use super::dto::{self, present};
+use super::extract::{Answer, Caller, Json};
+use super::AdminState;
+
+/// Incident containment: an ingest blocklist and the "pause all egress" switch. Also the
+/// schema of a `PUT` body (read as a [`SecurityPatch`] that must name every field), hence
+/// `deny_unknown_fields` (`additionalProperties: false`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// Client addresses (an IP or a CIDR block) whose tracking requests are refused.
+    #[schema(max_items = 1000, example = json!(["203.0.113.0/24", "2001:db8::/32"]))]
+    pub ip_blocklist: Vec<String>,
+    /// Stop every delivery of the workspace; queued messages wait, nothing is lost.
+    pub egress_paused: bool,
+}
+
+/// The body of `PUT /admin/v1/security` (every field required) and of `PATCH` (an absent
+/// field stays as it is).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityPatch {
+    /// Client addresses (an IP or a CIDR block) whose tracking requests are refused.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false, max_items = 1000, example = json!(["203.0.113.0/24", "2001:db8::/32"]))]
+    pub ip_blocklist: Option<Vec<String>>,
+    /// Stop every delivery of the workspace; queued messages wait, nothing is lost.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
+    pub egress_paused: Option<bool>,
+}
+
+impl SecurityPatch {
+    pub const MAX_BLOCKLIST: usize = 1000;
+
+    /// The change this patch asks for.
+    pub fn parse(self) -> Result<tl::admin::SecurityPatch, AdminError> {
+        let ip_blocklist = match self.ip_blocklist {
+            None => None,
+            Some(list) if list.len() > Self::MAX_BLOCKLIST => {
+                return Err(AdminError::invalid("ip_blocklist", "at most 1000 entries"));
+            }
+            Some(list) => Some(
+                list.iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        tl::workspace::Cidr::parse(s).map_err(|e| {
+                            AdminError::invalid(format!("ip_blocklist[{i}]"), e.to_string())
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        Ok(tl::admin::SecurityPatch {
+            ip_blocklist,
+            egress_paused: self.egress_paused,
+        })
+    }
+
+    /// The whole settings a `PUT` gives: a missing field is refused, naming it, so a
+    /// replacement never silently wipes what it left out.
+    pub fn parse_whole(self) -> Result<tl::workspace::SecuritySettings, AdminError> {
+        let patch = self.parse()?;
+        let missing = |field: &str| {
+            AdminError::invalid(
+                field,
+                "required: PUT replaces every field; use PATCH to change some",
+            )
+        };
+        Ok(tl::workspace::SecuritySettings {
+            ip_blocklist: patch.ip_blocklist.ok_or_else(|| missing("ip_blocklist"))?,
+            egress_paused: patch
+                .egress_paused
+                .ok_or_else(|| missing("egress_paused"))?,
+        })
+    }
+}
+
+impl From<tl::workspace::SecuritySettings> for SecuritySettings {
+    fn from(s: tl::workspace::SecuritySettings) -> Self {
+        Self {
+            ip_blocklist: s.ip_blocklist.into_iter().map(String::from).collect(),
+            egress_paused: s.egress_paused,
+        }
+    }
+}
+
+/// The ingest IP blocklist and the "pause all egress" switch.
+#[utoipa::path(get, path = "/admin/v1/security", operation_id = "getSecurity", tag = "workspace",
+    responses((status = 200, description = "The security settings", body = SecuritySettings)))]
+pub async fn get_security(
+    State(s): State<AdminState>,
+    Caller(p): Caller,
+) -> Answer<SecuritySettings> {
+    let v = s.admin().security(&p).await.map_err(|e| s.fail(e))?;
+    Ok(Json(v.into()))
+}
+
+/// Replaces the security settings (admin): every field is required.
+#[utoipa::path(put, path = "/admin/v1/security", operation_id = "putSecurity", tag = "workspace",
+    request_body = SecuritySettings,
+    responses(
+        (status = 200, description = "The new security settings", body = SecuritySettings),
+        (status = 403, description = "Only admins change security settings", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing or invalid (`field` names it)", body = dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn put_security(
+    State(s): State<AdminState>,
+    Caller(p): Caller,
+    Json(body): Json<SecurityPatch>,
+) -> Answer<SecuritySettings> {
+    let settings = body.parse_whole().map_err(|e| s.fail(e))?;
+    let v = s
+        .admin()
+        .put_security(&p, settings)
+        .await
+        .map_err(|e| s.fail(e))?;
+    Ok(Json(v.into()))
+}
+
+/// Changes some security settings (admin): an absent field stays as it is.
+#[utoipa::path(patch, path = "/admin/v1/security", operation_id = "patchSecurity", tag = "workspace",
+    request_body = SecurityPatch,
+    responses(
+        (status = 200, description = "The new security settings", body = SecuritySettings),
+        (status = 403, description = "Only admins change security settings", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (`field` names it)", body = dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn patch_security(
+    State(s): State<AdminState>,
+    Caller(p): Caller,
+    Json(body): Json<SecurityPatch>,
+) -> Answer<SecuritySettings> {
+    let patch = body.parse().map_err(|e| s.fail(e))?;
+    let v = s
+        .admin()
+        .patch_security(&p, patch)
+        .await
+        .map_err(|e| s.fail(e))?;
+    Ok(Json(v.into()))
+}

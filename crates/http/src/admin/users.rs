@@ -1,0 +1,158 @@
+//! Users and their roles: wire types and handlers.
+
+use axum::extract::State;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tracklayer_core as tl;
+use utoipa::ToSchema;
+
+use super::dto::{self, present, rfc3339, Role};
+use super::extract::{created, no_content, Answer, Caller, Id, Json};
+use super::AdminState;
+use crate::problem::Problem;
+
+/// A user of the admin API.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct User {
+    /// `usr_…`
+    pub id: String,
+    pub email: String,
+    pub role: Role,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<tl::workspace::User> for User {
+    fn from(u: tl::workspace::User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email.into(),
+            role: u.role.into(),
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// Whom to invite, with which role.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteUser {
+    #[schema(max_length = 254, format = Email, example = "ops@example.com")]
+    pub email: String,
+    pub role: Role,
+}
+
+/// Changes to a user; absent fields stay as they are. The role is changed by admins, the
+/// email address by admins or the user themself.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
+    pub role: Option<Role>,
+    /// Unique in the workspace; stored lowercase.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false, max_length = 254, format = Email, example = "ops@example.com")]
+    pub email: Option<String>,
+}
+
+impl std::fmt::Debug for UserPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserPatch")
+            .field("role", &self.role)
+            .field("email", &self.email.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The workspace's users.
+#[utoipa::path(get, path = "/admin/v1/users", operation_id = "listUsers", tag = "users",
+    responses((status = 200, description = "The users", body = Vec<User>)))]
+pub async fn list_users(State(s): State<AdminState>, Caller(p): Caller) -> Answer<Vec<User>> {
+    let v = s.admin().users(&p).await.map_err(|e| s.fail(e))?;
+    Ok(Json(v.into_iter().map(Into::into).collect()))
+}
+
+/// Invites a user with a role (admin).
+#[utoipa::path(post, path = "/admin/v1/users", operation_id = "inviteUser", tag = "users",
+    request_body = InviteUser,
+    responses(
+        (status = 201, description = "The invited user", body = User),
+        (status = 403, description = "Only admins invite users", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "A user with this email exists", body = dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn invite_user(
+    State(s): State<AdminState>,
+    Caller(p): Caller,
+    Json(body): Json<InviteUser>,
+) -> Result<Response, Problem> {
+    let u = s
+        .admin()
+        .invite_user(&p, &body.email, body.role.into())
+        .await
+        .map_err(|e| s.fail(e))?;
+    Ok(created(User::from(u)))
+}
+
+/// Changes a user's role (admin; the last admin cannot be demoted) or email address (admin, or
+/// the user themself; audited with fingerprints only).
+#[utoipa::path(patch, path = "/admin/v1/users/{id}", operation_id = "updateUser", tag = "users",
+    params(("id" = String, Path, description = "The user's id (`usr_…`)", pattern = "^usr_[a-z0-9]{1,64}$")),
+    request_body = UserPatch,
+    responses(
+        (status = 200, description = "The user, changed", body = User),
+        (status = 403, description = "Only admins change roles and other users' email addresses", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The last admin cannot be demoted, or another user has this email", body = dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn update_user(
+    State(s): State<AdminState>,
+    Caller(p): Caller,
+    Id(id): Id,
+    Json(body): Json<UserPatch>,
+) -> Answer<User> {
+    let admin = s.admin();
+    let mut user = None;
+    if let Some(role) = body.role {
+        user = Some(
+            admin
+                .set_role(&p, &id, role.into())
+                .await
+                .map_err(|e| s.fail(e))?,
+        );
+    }
+    if let Some(email) = body.email {
+        user = Some(
+            admin
+                .set_email(&p, &id, &email)
+                .await
+                .map_err(|e| s.fail(e))?,
+        );
+    }
+    let user = match user {
+        Some(u) => u,
+        None => admin.user(&p, &id).await.map_err(|e| s.fail(e))?,
+    };
+    Ok(Json(user.into()))
+}
+
+/// Removes a user (admin); their personal tokens stop working at once. The last admin cannot
+/// be removed.
+#[utoipa::path(delete, path = "/admin/v1/users/{id}", operation_id = "removeUser", tag = "users",
+    params(("id" = String, Path, description = "The user's id (`usr_…`)", pattern = "^usr_[a-z0-9]{1,64}$")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, description = "Only admins remove users", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The last admin cannot be removed", body = dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn remove_user(
+    State(s): State<AdminState>,
+    Caller(p): Caller,
+    Id(id): Id,
+) -> Result<Response, Problem> {
+    s.admin()
+        .remove_user(&p, &id)
+        .await
+        .map_err(|e| s.fail(e))?;
+    Ok(no_content())
+}

@@ -1,0 +1,180 @@
+//! Workspace settings and the consent policy: wire types and handlers.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tracklayer_core as tl;
+use utoipa::ToSchema;
+
+use super::dto::{self, integer, object_only, rfc3339, Region};
+use super::extract::{Answer, Caller, Json};
+use super::AdminState;
+
+/// What happens to a purpose when an event carries no consent signal for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Stance {
+    /// Denied unless the visitor said yes.
+    OptIn,
+    /// Granted unless the visitor said no (or sent GPC, for advertising).
+    OptOut,
+}
+
+/// A workspace's consent rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentPolicy {
+    /// Default for visitors in the EU/EEA/UK/CH.
+    pub eu_default: Stance,
+    /// Default for everyone else.
+    pub us_default: Stance,
+    /// Treat Global Privacy Control as an opt-out of advertising.
+    pub honor_gpc: bool,
+}
+
+impl From<ConsentPolicy> for tl::consent::ConsentPolicy {
+    fn from(p: ConsentPolicy) -> Self {
+        let stance = |s: Stance| match s {
+            Stance::OptIn => tl::consent::Stance::OptIn,
+            Stance::OptOut => tl::consent::Stance::OptOut,
+        };
+        Self {
+            eu_default: stance(p.eu_default),
+            us_default: stance(p.us_default),
+            honor_gpc: p.honor_gpc,
+        }
+    }
+}
+
+impl From<&tl::consent::ConsentPolicy> for ConsentPolicy {
+    fn from(p: &tl::consent::ConsentPolicy) -> Self {
+        let stance = |s: tl::consent::Stance| match s {
+            tl::consent::Stance::OptIn => Stance::OptIn,
+            tl::consent::Stance::OptOut => Stance::OptOut,
+        };
+        Self {
+            eu_default: stance(p.eu_default),
+            us_default: stance(p.us_default),
+            honor_gpc: p.honor_gpc,
+        }
+    }
+}
+
+/// A workspace.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Workspace {
+    /// `ws_<region>_<id>`.
+    pub id: String,
+    pub name: String,
+    /// Where the workspace's data lives; immutable.
+    pub region: Region,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// How long event metadata and pseudonymous ids are kept (1–365 days).
+    #[schema(minimum = 1, maximum = 365)]
+    pub event_retention_days: u16,
+    /// How long IP addresses and user agents are kept: fixed at 30 days.
+    pub ip_user_agent_retention_days: i64,
+    pub consent_policy: ConsentPolicy,
+    /// `platform`, or the ARN of the customer's own key (BYOK).
+    pub encryption_key: String,
+}
+
+impl From<tl::admin::WorkspaceView> for Workspace {
+    fn from(v: tl::admin::WorkspaceView) -> Self {
+        Self {
+            id: v.id.to_string(),
+            name: v.name,
+            region: v.region.into(),
+            created_at: v.created_at,
+            event_retention_days: v.event_retention_days,
+            ip_user_agent_retention_days: v.ip_user_agent_retention_days,
+            consent_policy: (&v.consent_policy).into(),
+            encryption_key: v.encryption_key,
+        }
+    }
+}
+
+/// The workspace settings to change; absent fields stay as they are. Renaming and the
+/// consent policy need `editor`; retention needs `admin`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspacePatch {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "integer")]
+    #[schema(minimum = 1, maximum = 365)]
+    pub event_retention_days: Option<u16>,
+    #[serde(default, deserialize_with = "object_only")]
+    pub consent_policy: Option<ConsentPolicy>,
+}
+
+impl From<WorkspacePatch> for tl::admin::WorkspacePatch {
+    fn from(p: WorkspacePatch) -> Self {
+        Self {
+            name: p.name,
+            event_retention_days: p.event_retention_days,
+            consent_policy: p.consent_policy.map(Into::into),
+        }
+    }
+}
+
+/// The workspace of the caller's token.
+#[utoipa::path(get, path = "/admin/v1/workspace", operation_id = "getWorkspace", tag = "workspace",
+    responses((status = 200, description = "The workspace", body = Workspace)))]
+pub async fn get_workspace(State(s): State<AdminState>, Caller(p): Caller) -> Answer<Workspace> {
+    let v = s.admin().workspace(&p).await.map_err(|e| s.fail(e))?;
+    Ok(Json(v.into()))
+}
+
+/// Renames the workspace (editor), changes event retention (admin) or the consent policy
+/// (editor). The region is immutable.
+#[utoipa::path(patch, path = "/admin/v1/workspace", operation_id = "updateWorkspace", tag = "workspace",
+    request_body = WorkspacePatch,
+    responses(
+        (status = 200, description = "The updated workspace", body = Workspace),
+        (status = 403, description = "The role may not change this setting", body = dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn update_workspace(
+    State(s): State<AdminState>,
+    Caller(p): Caller,
+    Json(patch): Json<WorkspacePatch>,
+) -> Answer<Workspace> {
+    let v = s
+        .admin()
+        .update_workspace(&p, patch.into())
+        .await
+        .map_err(|e| s.fail(e))?;
+    Ok(Json(v.into()))
+}
+
+/// The workspace's consent policy.
+#[utoipa::path(get, path = "/admin/v1/consent-policy", operation_id = "getConsentPolicy", tag = "workspace",
+    responses((status = 200, description = "The consent policy", body = ConsentPolicy)))]
+pub async fn get_consent_policy(
+    State(s): State<AdminState>,
+    Caller(p): Caller,
+) -> Answer<ConsentPolicy> {
+    let v = s.admin().consent_policy(&p).await.map_err(|e| s.fail(e))?;
+    Ok(Json((&v).into()))
+}
+
+/// Replaces the consent policy (editor).
+#[utoipa::path(put, path = "/admin/v1/consent-policy", operation_id = "putConsentPolicy", tag = "workspace",
+    request_body = ConsentPolicy,
+    responses(
+        (status = 200, description = "The new consent policy", body = ConsentPolicy),
+        (status = 403, description = "Viewers cannot change it", body = dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn put_consent_policy(
+    State(s): State<AdminState>,
+    Caller(p): Caller,
+    Json(policy): Json<ConsentPolicy>,
+) -> Answer<ConsentPolicy> {
+    let v = s
+        .admin()
+        .put_consent_policy(&p, policy.into())
+        .await
+        .map_err(|e| s.fail(e))?;
+    Ok(Json((&v).into()))
+}
