@@ -3,7 +3,6 @@
 mod aws;
 pub mod cli;
 mod commands;
-mod operator;
 pub mod stack;
 pub mod telemetry;
 
