@@ -11,6 +11,19 @@ use anyhow::bail;
 
 use crate::cli::{Backend, Cli, Command};
 
+/// Bad input that only a command can see (the argument parser took it as text): the CLI
+/// exits with 2, as for the parser's own usage errors, and says what it expected.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.backend == Backend::Aws {
         return match cli.command {

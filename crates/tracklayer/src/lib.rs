@@ -6,4 +6,4 @@ mod commands;
 pub mod stack;
 pub mod telemetry;
 
-pub use commands::run;
+pub use commands::{run, UsageError};

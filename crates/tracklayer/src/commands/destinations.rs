@@ -11,6 +11,8 @@ use tracklayer_core::destination::{Destination, DestinationId, DestinationSpec};
 use tracklayer_core::ports::{ControlReader, DeliveryQueue, ReplayFilter};
 use tracklayer_local::DataDir;
 
+use super::operator::print_table;
+use super::UsageError;
 use crate::cli::DestinationsCommand;
 use crate::stack::LocalStack;
 
@@ -29,12 +31,47 @@ fn show(d: &Destination) -> serde_json::Value {
     })
 }
 
+/// `--since`/`--until`: an RFC 3339 time, or a date `YYYY-MM-DD` meaning the start of that day
+/// in UTC. Anything else is a usage error naming the flag and both formats.
 fn parse_time(flag: &str, v: Option<&str>) -> anyhow::Result<Option<OffsetDateTime>> {
-    v.map(|s| {
-        OffsetDateTime::parse(s, &Rfc3339)
-            .with_context(|| format!("{flag} must be an RFC 3339 time"))
-    })
-    .transpose()
+    let Some(s) = v else { return Ok(None) };
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(Some(t));
+    }
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(d) = time::Date::parse(s, &day) {
+        return Ok(Some(d.midnight().assume_utc()));
+    }
+    Err(UsageError(format!(
+        "invalid value '{s}' for '{flag}': expected an RFC 3339 time (2026-01-05T10:00:00Z) \
+         or a date YYYY-MM-DD (the start of that day, UTC)"
+    ))
+    .into())
+}
+
+/// Destinations as a table: id, name, kind, status (`paused`, `egress paused` while the
+/// workspace pauses all egress, else `active`) and paused.
+fn print_destinations(all: &[Destination], egress_paused: bool) {
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
+    print_table(
+        &["ID", "NAME", "KIND", "STATUS", "PAUSED"],
+        all.iter()
+            .map(|d| {
+                let status = match (d.paused, egress_paused) {
+                    (true, _) => "paused",
+                    (false, true) => "egress paused",
+                    (false, false) => "active",
+                };
+                vec![
+                    d.id.to_string(),
+                    d.name.clone(),
+                    d.kind.as_str().to_owned(),
+                    status.to_owned(),
+                    yes_no(d.paused),
+                ]
+            })
+            .collect(),
+    );
 }
 
 pub(super) async fn destinations(cmd: DestinationsCommand) -> anyhow::Result<()> {
@@ -59,17 +96,16 @@ pub(super) async fn destinations(cmd: DestinationsCommand) -> anyhow::Result<()>
                 .map_err(|e| anyhow::anyhow!("cannot add the destination: {e}"))?;
             println!("{}", serde_json::to_string_pretty(&d)?);
         }
-        DestinationsCommand::List(args) => {
-            let stack = LocalStack::open(DataDir::new(args.dir.data_dir))?;
-            let ws = stack.workspace(args.workspace.as_deref()).await?;
-            let all: Vec<_> = stack
-                .control
-                .destinations(&ws.id)
-                .await?
-                .iter()
-                .map(show)
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&all)?);
+        DestinationsCommand::List(out) => {
+            let stack = LocalStack::open(DataDir::new(out.ws.dir.data_dir))?;
+            let ws = stack.workspace(out.ws.workspace.as_deref()).await?;
+            let all = stack.control.destinations(&ws.id).await?;
+            if out.json {
+                let shown: Vec<_> = all.iter().map(show).collect();
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+            } else {
+                print_destinations(&all, ws.security.egress_paused);
+            }
         }
         DestinationsCommand::Pause(args) => set_paused(args, true).await?,
         DestinationsCommand::Resume(args) => set_paused(args, false).await?,

@@ -23,6 +23,39 @@ use crate::cli::{DeliveryArgs, ServeArgs};
 use crate::stack::LocalStack;
 
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let (stack, region) = open_or_create(&args).await?;
+    let wired = wire(&stack, region, &args)?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    println!(
+        "TrackLayer listening on http://{local} (region {region}, data {})",
+        stack.dir.root().display()
+    );
+    tracing::info!(%local, %region, "listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let background = spawn_background(&stack, &args, &wired, &stop_rx);
+
+    tracklayer_http::server::serve(listener, wired.app, args.server_limits(), shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
+
+    // In-flight requests have finished: every accepted event is in the database. Workers
+    // finish the deliveries they started and record their outcomes.
+    let _ = stop_tx.send(true);
+    for task in background {
+        let _ = task.await;
+    }
+    stack.db.checkpoint().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The data directory, initialized with a first workspace if it is empty; the region served.
+async fn open_or_create(args: &ServeArgs) -> anyhow::Result<(LocalStack, Region)> {
     let dir = DataDir::new(args.dir.data_dir.clone());
     let stack = if dir.is_initialized() {
         LocalStack::open(dir)?
@@ -41,7 +74,20 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "private egress allowed: destinations may reach loopback and private addresses"
         );
     }
+    Ok((stack, region))
+}
 
+/// What the HTTP server and the background workers of one process share.
+struct Wired {
+    app: axum::Router,
+    delivery: Arc<DeliveryService>,
+    dsr: Arc<DsrService>,
+    dsr_store: Arc<tracklayer_local::SqliteDsrStore>,
+}
+
+/// The use cases over the stack, with one key verifier and one invalidation bus, and the
+/// tracking and admin routers over them.
+fn wire(stack: &LocalStack, region: Region, args: &ServeArgs) -> anyhow::Result<Wired> {
     // One process: the admin API's changes reach ingest's and delivery's caches at once,
     // and both APIs share one key verifier (its failure counters and verified keys).
     let invalidations = Invalidations::new();
@@ -72,7 +118,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // An erasure suppresses its subject when it is submitted; ingest drops its cached list
     // at once, so the subject's next event is dropped.
     let dsr = Arc::new(
-        dsr_service(&stack, dsr_store.clone(), &args).with_invalidations(invalidations.clone()),
+        dsr_service(stack, dsr_store.clone(), args).with_invalidations(invalidations.clone()),
     );
     let tracking = TrackingState::new(
         ingest,
@@ -109,17 +155,28 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .with_dsr(dsr.clone());
     let app = tracking_router(tracking).merge(tracklayer_http::admin_router(admin));
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let local = listener.local_addr()?;
-    println!(
-        "TrackLayer listening on http://{local} (region {region}, data {})",
-        stack.dir.root().display()
-    );
-    tracing::info!(%local, %region, "listening");
+    let delivery = Arc::new(delivery_service(
+        stack,
+        &args.delivery,
+        args.allow_private_egress,
+    )?);
+    invalidations.subscribe(delivery.clone());
+    Ok(Wired {
+        app,
+        delivery,
+        dsr,
+        dsr_store,
+    })
+}
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+/// The sweeper, the key expiry check, the DSR processor and one delivery worker per
+/// destination kind, until `stop` changes.
+fn spawn_background(
+    stack: &LocalStack,
+    args: &ServeArgs,
+    wired: &Wired,
+    stop_rx: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let sweeper = tokio::spawn(sweep_loop(
         stack.clone_for_sweep(),
         (stack.control.clone(), stack.audit.clone()),
@@ -141,48 +198,27 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Duration::from_secs(args.key_expiry_check_secs.max(1)),
         stop_rx.clone(),
     ));
-    let delivery = Arc::new(delivery_service(
-        &stack,
-        &args.delivery,
-        args.allow_private_egress,
-    )?);
-    invalidations.subscribe(delivery.clone());
     let dsr_worker = tokio::spawn(dsr_loop(
-        dsr,
-        dsr_store,
+        wired.dsr.clone(),
+        wired.dsr_store.clone(),
         stack.db.clone(),
         stack.clock.clone(),
         Duration::from_millis(args.dsr_interval_ms.max(10)),
         stop_rx.clone(),
     ));
-    let workers: Vec<_> = DestinationKind::ALL
+    let mut tasks: Vec<_> = DestinationKind::ALL
         .into_iter()
         .map(|kind| {
             tokio::spawn(run_worker(
-                delivery.clone(),
+                wired.delivery.clone(),
                 stack.queue.clone(),
                 kind,
                 stop_rx.clone(),
             ))
         })
         .collect();
-
-    tracklayer_http::server::serve(listener, app, args.server_limits(), shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
-
-    // In-flight requests have finished: every accepted event is in the database. Workers
-    // finish the deliveries they started and record their outcomes.
-    let _ = stop_tx.send(true);
-    for w in workers {
-        let _ = w.await;
-    }
-    let _ = sweeper.await;
-    let _ = key_expiry.await;
-    let _ = dsr_worker.await;
-    stack.db.checkpoint().await?;
-    tracing::info!("stopped");
-    Ok(())
+    tasks.extend([sweeper, key_expiry, dsr_worker]);
+    tasks
 }
 
 fn delivery_service(
