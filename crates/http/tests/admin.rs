@@ -2345,6 +2345,14 @@ async fn validation_errors_name_the_field() {
             "eu_default",
         ),
         (
+            Method::PUT,
+            "/admin/v1/consent-policy",
+            json!({"eu_default": "opt_in", "us_default": "opt_out", "honor_gpc": true,
+                "gpc": "sometimes"}),
+            400,
+            "gpc",
+        ),
+        (
             Method::POST,
             "/admin/v1/destinations",
             json!({"name": "W", "kind": "webhook",
@@ -3169,4 +3177,39 @@ async fn an_access_export_answers_410_after_7_days() {
         .await;
     assert_eq!(status, StatusCode::GONE, "{v}");
     assert_eq!(v["expired_at"], "2026-03-08T12:00:00Z");
+}
+
+#[tokio::test]
+async fn the_consent_policy_lets_gpc_win_over_a_grant_by_default_and_can_let_the_grant_win() {
+    let app = App::start().await;
+    let v = app.ok(Method::GET, "/admin/v1/consent-policy", None).await;
+    assert_eq!(v["gpc"], "overrides_grants", "{v}");
+
+    let v = app
+        .ok(
+            Method::PUT,
+            "/admin/v1/consent-policy",
+            Some(
+                json!({"eu_default": "opt_in", "us_default": "opt_out", "honor_gpc": true,
+                "gpc": "explicit_grant_wins"}),
+            ),
+        )
+        .await;
+    assert_eq!(v["gpc"], "explicit_grant_wins", "{v}");
+    let v = app.ok(Method::GET, "/admin/v1/consent-policy", None).await;
+    assert_eq!(v["gpc"], "explicit_grant_wins", "{v}");
+
+    let audit = app
+        .ok(
+            Method::GET,
+            "/admin/v1/audit-log?action=workspace.update",
+            None,
+        )
+        .await;
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert!(
+        entries[0].to_string().contains("explicit_grant_wins"),
+        "{audit}"
+    );
 }
