@@ -22,6 +22,7 @@ pub mod key_expiry;
 pub mod keys;
 pub mod name;
 pub mod ports;
+pub mod services;
 pub mod workspace;
 
 #[cfg(feature = "testkit")]

@@ -89,6 +89,8 @@ pub struct DeliveryPorts {
     pub log: Arc<dyn DeliveryLog>,
     pub keyring: Arc<dyn Keyring>,
     pub egress: Arc<dyn Egress>,
+    /// Drops queued items of subjects erased after they were queued (data-subject requests).
+    pub suppressions: Arc<dyn SuppressionList>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
     /// The wire format of each destination kind.
@@ -124,8 +126,6 @@ pub struct DeliveryService {
     settings: Mutex<HashMap<(String, String), Arc<Settings>>>,
     breakers: Mutex<HashMap<String, Breaker>>,
     gates: Mutex<HashMap<String, Gate>>,
-    /// The suppression list of erased subjects (data-subject requests), if wired.
-    suppressions: Option<Arc<dyn SuppressionList>>,
     suppressed: Mutex<HashMap<WorkspaceId, (Suppressed, OffsetDateTime)>>,
 }
 
@@ -187,15 +187,8 @@ impl DeliveryService {
             settings: Mutex::new(HashMap::new()),
             breakers: Mutex::new(HashMap::new()),
             gates: Mutex::new(HashMap::new()),
-            suppressions: None,
             suppressed: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Drops queued items of subjects erased after they were queued (data-subject requests).
-    pub fn with_suppressions(mut self, list: Arc<dyn SuppressionList>) -> Self {
-        self.suppressions = Some(list);
-        self
     }
 
     pub fn config(&self) -> &DeliveryConfig {
@@ -278,9 +271,7 @@ impl DeliveryService {
     /// settings, so a new suppression is seen within `settings_ttl`; erasure waits longer
     /// than that before it deletes (`DsrConfig`).
     async fn drop_suppressed(&self, group: &mut [Part]) -> Result<(), DeliveryError> {
-        let Some(list) = &self.suppressions else {
-            return Ok(());
-        };
+        let list = &self.ports.suppressions;
         if group
             .iter()
             .all(|p| p.body.items.iter().all(|i| i.suppression.is_empty()))

@@ -4,22 +4,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tracklayer_core::deliver::service::{
-    run_worker, DeliveryConfig, DeliveryPorts, DeliveryService,
-};
+use tracklayer_core::deliver::service::{run_worker, DeliveryConfig};
 use tracklayer_core::destination::DestinationKind;
-use tracklayer_core::dsr::service::{DsrConfig, DsrPorts, DsrService};
-use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
-use tracklayer_core::invalidation::Invalidations;
+use tracklayer_core::dsr::service::{DsrConfig, DsrService};
 use tracklayer_core::key_expiry::KeyExpiryNotifier;
-use tracklayer_core::keys::verifier::{KeyVerifier, VerifierConfig};
+use tracklayer_core::keys::verifier::VerifierConfig;
+use tracklayer_core::ports::Egress;
 use tracklayer_core::ports::EventStore;
+use tracklayer_core::services::{Services, ServicesConfig};
 use tracklayer_core::workspace::Region;
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
 use tracklayer_local::DataDir;
 
 use super::init::{bootstrap, print_bootstrap};
-use crate::cli::{DeliveryArgs, ServeArgs};
+use crate::cli::ServeArgs;
 use crate::stack::LocalStack;
 
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -80,48 +78,25 @@ async fn open_or_create(args: &ServeArgs) -> anyhow::Result<(LocalStack, Region)
 /// What the HTTP server and the background workers of one process share.
 struct Wired {
     app: axum::Router,
-    delivery: Arc<DeliveryService>,
-    dsr: Arc<DsrService>,
-    dsr_store: Arc<tracklayer_local::SqliteDsrStore>,
+    services: Services,
 }
 
-/// The use cases over the stack, with one key verifier and one invalidation bus, and the
-/// tracking and admin routers over them.
+/// The use cases over the stack ([`Services`]: one key verifier, one invalidation bus), and
+/// the tracking and admin routers over them.
 fn wire(stack: &LocalStack, region: Region, args: &ServeArgs) -> anyhow::Result<Wired> {
-    // One process: the admin API's changes reach ingest's and delivery's caches at once,
-    // and both APIs share one key verifier (its failure counters and verified keys).
-    let invalidations = Invalidations::new();
-    let verifier = Arc::new(KeyVerifier::new(
-        VerifierConfig {
-            max_failures: args.auth_failure_limit,
-            ..VerifierConfig::new(region)
-        },
-        stack.clock.clone(),
-    ));
-    let dsr_store = Arc::new(tracklayer_local::SqliteDsrStore::new(stack.db.clone()));
-    let ingest = Arc::new(
-        IngestService::new(
-            IngestPorts {
-                control: stack.control.clone(),
-                events: stack.events.clone(),
-                queue: stack.queue.clone(),
-                keyring: stack.keyring.clone(),
-                clock: stack.clock.clone(),
-                ids: stack.ids.clone(),
+    let ports = stack.ports(args.allow_private_egress);
+    let egress: Arc<dyn Egress> = Arc::new(tracklayer_egress::HttpEgress::new(
+        tracklayer_egress::EgressConfig {
+            timeout: Duration::from_millis(args.delivery.egress_timeout_ms.max(1)),
+            policy: tracklayer_egress::EgressPolicy {
+                allow_private: args.allow_private_egress,
             },
-            IngestConfig::new(region),
-        )
-        .with_suppressions(dsr_store.clone())
-        .with_verifier(verifier.clone()),
-    );
-    invalidations.subscribe(ingest.clone());
-    // An erasure suppresses its subject when it is submitted; ingest drops its cached list
-    // at once, so the subject's next event is dropped.
-    let dsr = Arc::new(
-        dsr_service(stack, dsr_store.clone(), args).with_invalidations(invalidations.clone()),
-    );
+            ..Default::default()
+        },
+    )?);
+    let services = Services::new(&ports, egress.clone(), services_config(region, args));
     let tracking = TrackingState::new(
-        ingest,
+        services.ingest.clone(),
         TrackingConfig {
             rate_limit_per_key: args.rate_limit,
             trusted_proxies: args.trusted_proxies(),
@@ -129,44 +104,51 @@ fn wire(stack: &LocalStack, region: Region, args: &ServeArgs) -> anyhow::Result<
         },
     );
     let admin = tracklayer_http::AdminState::new(
-        Arc::new(
-            stack
-                .admin_service(region, args.allow_private_egress)
-                .with_verifier(verifier)
-                .with_invalidations(invalidations.clone()),
-        ),
+        services.admin.clone(),
         tracklayer_http::admin::DestinationTester::new(tracklayer_http::admin::TestPorts {
             control: stack.control.clone(),
             keyring: stack.keyring.clone(),
-            egress: Arc::new(tracklayer_egress::HttpEgress::new(
-                tracklayer_egress::EgressConfig {
-                    timeout: Duration::from_millis(args.delivery.egress_timeout_ms.max(1)),
-                    policy: tracklayer_egress::EgressPolicy {
-                        allow_private: args.allow_private_egress,
-                    },
-                    ..Default::default()
-                },
-            )?),
+            egress,
             clock: stack.clock.clone(),
             ids: stack.ids.clone(),
         }),
         tracklayer_http::AdminConfig::default(),
     )
-    .with_dsr(dsr.clone());
+    .with_dsr(services.dsr.clone());
     let app = tracking_router(tracking).merge(tracklayer_http::admin_router(admin));
+    Ok(Wired { app, services })
+}
 
-    let delivery = Arc::new(delivery_service(
-        stack,
-        &args.delivery,
-        args.allow_private_egress,
-    )?);
-    invalidations.subscribe(delivery.clone());
-    Ok(Wired {
-        app,
-        delivery,
-        dsr,
-        dsr_store,
-    })
+/// The flags of `serve` as the use cases' configuration.
+fn services_config(region: Region, args: &ServeArgs) -> ServicesConfig {
+    let d = &args.delivery;
+    let defaults = ServicesConfig::new(region);
+    // Never shorter than twice ingest's settings cache, which holds the suppression list.
+    let floor = defaults.ingest.settings_ttl * 2;
+    let propagation = time::Duration::milliseconds(
+        i64::try_from(args.dsr_propagation_ms).unwrap_or(i64::MAX / 2),
+    )
+    .max(floor);
+    ServicesConfig {
+        verifier: VerifierConfig {
+            max_failures: args.auth_failure_limit,
+            ..defaults.verifier
+        },
+        delivery: DeliveryConfig {
+            max_attempts: d.max_attempts.max(1),
+            backoff_base: Duration::from_millis(d.retry_base_ms),
+            backoff_cap: Duration::from_millis(d.retry_cap_ms.max(d.retry_base_ms)),
+            breaker_cooldown: Duration::from_millis(d.breaker_cooldown_ms),
+            batch_window: Duration::from_millis(d.batch_window_ms),
+            paused_recheck: Duration::from_millis(d.paused_recheck_ms),
+            ..defaults.delivery
+        },
+        dsr: DsrConfig {
+            suppression_propagation: propagation,
+            ..defaults.dsr
+        },
+        ..defaults
+    }
 }
 
 /// The sweeper, the key expiry check, the DSR processor and one delivery worker per
@@ -185,22 +167,14 @@ fn spawn_background(
         stop_rx.clone(),
     ));
     let key_expiry = tokio::spawn(key_expiry_loop(
-        KeyExpiryNotifier::new(
-            stack.control.clone(),
-            Arc::new(tracklayer_local::OutboxMailer::new(
-                stack.dir.outbox(),
-                "TrackLayer <noreply@tracklayer.invalid>".into(),
-                stack.clock.clone(),
-                stack.ids.clone(),
-            )),
-        ),
+        KeyExpiryNotifier::new(stack.control.clone(), stack.mailer.clone()),
         stack.clock.clone(),
         Duration::from_secs(args.key_expiry_check_secs.max(1)),
         stop_rx.clone(),
     ));
     let dsr_worker = tokio::spawn(dsr_loop(
-        wired.dsr.clone(),
-        wired.dsr_store.clone(),
+        wired.services.dsr.clone(),
+        stack.dsr.clone(),
         stack.db.clone(),
         stack.clock.clone(),
         Duration::from_millis(args.dsr_interval_ms.max(10)),
@@ -210,7 +184,7 @@ fn spawn_background(
         .into_iter()
         .map(|kind| {
             tokio::spawn(run_worker(
-                wired.delivery.clone(),
+                wired.services.delivery.clone(),
                 stack.queue.clone(),
                 kind,
                 stop_rx.clone(),
@@ -219,80 +193,6 @@ fn spawn_background(
         .collect();
     tasks.extend([sweeper, key_expiry, dsr_worker]);
     tasks
-}
-
-fn delivery_service(
-    stack: &LocalStack,
-    args: &DeliveryArgs,
-    allow_private: bool,
-) -> anyhow::Result<DeliveryService> {
-    let egress = tracklayer_egress::HttpEgress::new(tracklayer_egress::EgressConfig {
-        timeout: Duration::from_millis(args.egress_timeout_ms.max(1)),
-        policy: tracklayer_egress::EgressPolicy { allow_private },
-        ..Default::default()
-    })?;
-    Ok(DeliveryService::new(
-        DeliveryPorts {
-            control: stack.control.clone(),
-            queue: stack.queue.clone(),
-            log: stack.delivery_log.clone(),
-            keyring: stack.keyring.clone(),
-            egress: Arc::new(egress),
-            clock: stack.clock.clone(),
-            ids: stack.ids.clone(),
-            connectors: tracklayer_connectors::connector,
-            base_urls: tracklayer_connectors::default_base_url,
-        },
-        DeliveryConfig {
-            max_attempts: args.max_attempts.max(1),
-            backoff_base: Duration::from_millis(args.retry_base_ms),
-            backoff_cap: Duration::from_millis(args.retry_cap_ms.max(args.retry_base_ms)),
-            breaker_cooldown: Duration::from_millis(args.breaker_cooldown_ms),
-            batch_window: Duration::from_millis(args.batch_window_ms),
-            paused_recheck: Duration::from_millis(args.paused_recheck_ms),
-            ..DeliveryConfig::default()
-        },
-    )
-    .with_suppressions(Arc::new(tracklayer_local::SqliteDsrStore::new(
-        stack.db.clone(),
-    ))))
-}
-
-fn dsr_service(
-    stack: &LocalStack,
-    store: Arc<tracklayer_local::SqliteDsrStore>,
-    args: &ServeArgs,
-) -> DsrService {
-    let mailer = tracklayer_local::OutboxMailer::new(
-        stack.dir.outbox(),
-        "TrackLayer <noreply@tracklayer.local>".into(),
-        stack.clock.clone(),
-        stack.ids.clone(),
-    );
-    // Never shorter than twice ingest's settings cache, which holds the suppression list.
-    let floor = IngestConfig::new(Region::Us).settings_ttl * 2;
-    let propagation = time::Duration::milliseconds(
-        i64::try_from(args.dsr_propagation_ms).unwrap_or(i64::MAX / 2),
-    )
-    .max(floor);
-    DsrService::new(
-        DsrPorts {
-            control: stack.control.clone(),
-            dsr: store,
-            events: stack.events.clone(),
-            log: stack.delivery_log.clone(),
-            queue: stack.queue.clone(),
-            keyring: stack.keyring.clone(),
-            mailer: Arc::new(mailer),
-            audit: stack.audit.clone(),
-            clock: stack.clock.clone(),
-            ids: stack.ids.clone(),
-        },
-        DsrConfig {
-            suppression_propagation: propagation,
-            ..DsrConfig::default()
-        },
-    )
 }
 
 /// Processes data-subject requests and sweeps expired exports and the DSR records of closed
