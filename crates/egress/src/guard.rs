@@ -109,22 +109,7 @@ const NEVER_V6: &[(Ipv6Addr, u8, &str)] = &[
 
 /// What kind of address `ip` is, if even private egress may not reach it.
 fn never_reason(ip: IpAddr) -> Option<&'static str> {
-    let find_v4 = |v4: Ipv4Addr| {
-        NEVER_V4
-            .iter()
-            .find(|(net, len, _)| in_v4(v4, *net, *len))
-            .map(|(_, _, why)| *why)
-    };
-    match ip {
-        IpAddr::V4(v4) => find_v4(v4),
-        IpAddr::V6(v6) => match embedded_v4(v6) {
-            Some(v4) => find_v4(v4),
-            None => NEVER_V6
-                .iter()
-                .find(|(net, len, _)| in_v6(v6, *net, *len))
-                .map(|(_, _, why)| *why),
-        },
-    }
+    reason_in(ip, NEVER_V4, NEVER_V6)
 }
 
 /// Why `policy` does not let a request reach `ip` (over plain `http` if `plain_http`), as
@@ -155,23 +140,31 @@ pub fn is_forbidden(ip: IpAddr) -> bool {
 
 /// What kind of address `ip` is, if no destination may reach it.
 pub(crate) fn forbidden_reason(ip: IpAddr) -> Option<&'static str> {
+    reason_in(ip, BLOCKED_V4, BLOCKED_V6)
+}
+
+/// The name of the first network of `v4` or `v6` holding `ip` (an IPv6 address that embeds an
+/// IPv4 one is judged by that address).
+fn reason_in(
+    ip: IpAddr,
+    v4: &[(Ipv4Addr, u8, &'static str)],
+    v6: &[(Ipv6Addr, u8, &'static str)],
+) -> Option<&'static str> {
+    let find_v4 = |a: Ipv4Addr| {
+        v4.iter()
+            .find(|(net, len, _)| in_v4(a, *net, *len))
+            .map(|(_, _, why)| *why)
+    };
     match ip {
-        IpAddr::V4(v4) => forbidden_v4(v4),
-        IpAddr::V6(v6) => match embedded_v4(v6) {
-            Some(v4) => forbidden_v4(v4),
-            None => BLOCKED_V6
+        IpAddr::V4(a) => find_v4(a),
+        IpAddr::V6(a) => match embedded_v4(a) {
+            Some(inner) => find_v4(inner),
+            None => v6
                 .iter()
-                .find(|(net, len, _)| in_v6(v6, *net, *len))
+                .find(|(net, len, _)| in_v6(a, *net, *len))
                 .map(|(_, _, why)| *why),
         },
     }
-}
-
-fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    BLOCKED_V4
-        .iter()
-        .find(|(net, len, _)| in_v4(ip, *net, *len))
-        .map(|(_, _, why)| *why)
 }
 
 /// The IPv4 address carried by an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-translated

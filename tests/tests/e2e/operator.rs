@@ -488,6 +488,17 @@ fn operator_commands_are_audited_as_cli_operator_without_secrets_or_emails() {
     assert!(rows[4].2.contains(carol_id));
 }
 
+/// Adds the "Warehouse" webhook destination; returns its id.
+fn add_warehouse_webhook(dir: &Path) -> String {
+    add_destination(
+        dir,
+        &json!({"name": "Warehouse", "kind": "webhook",
+            "config": {"url": "https://hooks.example.com/tracklayer"},
+            "secrets": {"signing_secret": super::WEBHOOK_SECRET}}),
+    )
+    .unwrap()
+}
+
 /// The header cells of a table printed by the CLI (columns two or more spaces apart).
 fn table_cells(line: &str) -> Vec<&str> {
     line.split("  ")
@@ -501,13 +512,7 @@ fn destinations_list_prints_a_table_and_with_json_the_same_json_as_before() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     init(&dir, "us").unwrap();
-    let hook = add_destination(
-        &dir,
-        &json!({"name": "Warehouse", "kind": "webhook",
-            "config": {"url": "https://hooks.example.com/tracklayer"},
-            "secrets": {"signing_secret": super::WEBHOOK_SECRET}}),
-    )
-    .unwrap();
+    let hook = add_warehouse_webhook(&dir);
     let meta = add_destination(
         &dir,
         &json!({"name": "Meta", "kind": "meta_capi",
@@ -567,13 +572,7 @@ fn replay_since_takes_an_rfc3339_time_or_a_date_and_names_the_formats_otherwise(
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     init(&dir, "us").unwrap();
-    let hook = add_destination(
-        &dir,
-        &json!({"name": "Warehouse", "kind": "webhook",
-            "config": {"url": "https://hooks.example.com/tracklayer"},
-            "secrets": {"signing_secret": super::WEBHOOK_SECRET}}),
-    )
-    .unwrap();
+    let hook = add_warehouse_webhook(&dir);
     let data_dir = dir.to_str().unwrap();
     for since in ["2026-01-05", "2026-01-05T10:00:00Z"] {
         let out = tracklayer(&[
