@@ -1040,6 +1040,7 @@ async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_un
             log: Arc::new(delivery_log().await),
             keyring: Arc::new(kms_keyring().await),
             egress: egress.clone(),
+            suppressions: Arc::new(dsr_store().await),
             clock: Arc::new(SystemClock),
             ids: Arc::new(tracklayer_core::clock::SystemIds),
             connectors: tracklayer_connectors::connector,

@@ -3,7 +3,8 @@
 //! Signals (DESIGN.md § Consent): Segment `context.consent.categoryPreferences`, Google Consent
 //! Mode v2 (`ad_storage`, `analytics_storage`, `ad_user_data`, `ad_personalization`, read from
 //! `context.consent` or `context.consent.googleConsentMode`), and Global Privacy Control
-//! (`Sec-GPC: 1` or `context.gpc`). Without a signal, the jurisdiction's default applies:
+//! (`Sec-GPC: 1` or `context.gpc`), which by default also overrides an explicit grant of
+//! advertising (the policy's `gpc` setting can let the grant win). Without a signal, the jurisdiction's default applies:
 //! EU opt-in (denied), US opt-out (granted, but GPC means out).
 
 use std::collections::BTreeMap;
@@ -86,6 +87,22 @@ pub struct ConsentPolicy {
     pub us_default: Stance,
     /// Treat Global Privacy Control as an opt-out of advertising.
     pub honor_gpc: bool,
+    /// Whether an explicit grant of advertising in the event beats GPC (stored policies
+    /// without it: GPC wins).
+    #[serde(default)]
+    pub gpc: GpcPrecedence,
+}
+
+/// What wins when an event carries GPC and an explicit grant of advertising
+/// (`categoryPreferences`, Consent Mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpcPrecedence {
+    /// GPC opts out; no grant in the event undoes it.
+    #[default]
+    OverridesGrants,
+    /// The visitor's explicit grant wins over GPC.
+    ExplicitGrantWins,
 }
 
 impl Default for ConsentPolicy {
@@ -94,6 +111,7 @@ impl Default for ConsentPolicy {
             eu_default: Stance::OptIn,
             us_default: Stance::OptOut,
             honor_gpc: true,
+            gpc: GpcPrecedence::OverridesGrants,
         }
     }
 }
@@ -243,14 +261,23 @@ pub fn decide(
     let mut reasons = Vec::with_capacity(purposes.len());
     let mut allowed = true;
     for purpose in purposes {
-        let (granted, why) = if let Some((b, source)) = signals.explicit(purpose) {
-            (b, source.to_owned())
-        } else if policy.honor_gpc && signals.gpc && purpose.as_str() == "advertising" {
-            (false, "global privacy control".to_owned())
-        } else {
-            let b = default == Stance::OptOut;
-            let mode = if b { "opt-out" } else { "opt-in" };
-            (b, format!("no signal; {region} default is {mode}"))
+        let gpc_opts_out = policy.honor_gpc && signals.gpc && purpose.as_str() == "advertising";
+        let (granted, why) = match signals.explicit(purpose) {
+            Some((true, source))
+                if gpc_opts_out && policy.gpc == GpcPrecedence::OverridesGrants =>
+            {
+                (
+                    false,
+                    format!("global privacy control, which overrides the grant in {source}"),
+                )
+            }
+            Some((b, source)) => (b, source.to_owned()),
+            None if gpc_opts_out => (false, "global privacy control".to_owned()),
+            None => {
+                let b = default == Stance::OptOut;
+                let mode = if b { "opt-out" } else { "opt-in" };
+                (b, format!("no signal; {region} default is {mode}"))
+            }
         };
         allowed &= granted;
         let verdict = if granted { "granted" } else { "denied" };
@@ -331,10 +358,56 @@ mod tests {
     }
 
     #[test]
-    fn an_explicit_grant_beats_gpc_only_when_the_visitor_said_so() {
+    fn by_default_gpc_wins_over_an_explicit_grant_of_advertising() {
         let ctx = json!({"gpc": true, "consent": {"categoryPreferences": {"advertising": true}}});
         let s = Signals::read(Some(&ctx), false);
-        assert!(decide(&ConsentPolicy::default(), Region::Us, &s, &ads()).allowed);
+        let d = decide(&ConsentPolicy::default(), Region::Us, &s, &ads());
+        assert!(!d.allowed);
+        assert!(d.reason.contains("global privacy control"), "{}", d.reason);
+        let ctx = json!({"consent": {"ad_storage": "granted", "ad_user_data": "granted"}});
+        let s = Signals::read(Some(&ctx), true);
+        assert!(!decide(&ConsentPolicy::default(), Region::Us, &s, &ads()).allowed);
+        // An explicit grant of a purpose GPC does not cover still counts.
+        let ctx = json!({"gpc": true, "consent": {"categoryPreferences": {"analytics": true}}});
+        let s = Signals::read(Some(&ctx), false);
+        let p = ConsentPolicy::default();
+        assert!(decide(&p, Region::Eu, &s, &[Purpose::analytics()]).allowed);
+    }
+
+    #[test]
+    fn an_explicit_grant_beats_gpc_only_when_the_policy_says_so_and_the_visitor_said_so() {
+        let policy = ConsentPolicy {
+            gpc: GpcPrecedence::ExplicitGrantWins,
+            ..ConsentPolicy::default()
+        };
+        let ctx = json!({"gpc": true, "consent": {"categoryPreferences": {"advertising": true}}});
+        let s = Signals::read(Some(&ctx), false);
+        let d = decide(&policy, Region::Us, &s, &ads());
+        assert!(d.allowed, "{}", d.reason);
+        assert!(d.reason.contains("categoryPreferences"), "{}", d.reason);
+        // Without a grant, GPC still opts out.
+        let s = Signals::read(Some(&json!({"gpc": true})), false);
+        assert!(!decide(&policy, Region::Us, &s, &ads()).allowed);
+    }
+
+    #[test]
+    fn the_gpc_setting_defaults_to_overrides_grants_and_reads_both_values() {
+        let stored = json!({"eu_default": "opt_in", "us_default": "opt_out", "honor_gpc": true});
+        let p: ConsentPolicy = serde_json::from_value(stored).unwrap();
+        assert_eq!(p.gpc, GpcPrecedence::OverridesGrants);
+        let p: ConsentPolicy = serde_json::from_value(json!({"eu_default": "opt_in",
+            "us_default": "opt_out", "honor_gpc": true, "gpc": "explicit_grant_wins"}))
+        .unwrap();
+        assert_eq!(p.gpc, GpcPrecedence::ExplicitGrantWins);
+        assert_eq!(
+            serde_json::to_value(ConsentPolicy::default()).unwrap()["gpc"],
+            "overrides_grants"
+        );
+        assert!(
+            serde_json::from_value::<ConsentPolicy>(json!({"eu_default": "opt_in",
+            "us_default": "opt_out", "honor_gpc": true, "gpc": "sometimes"}))
+            .is_err()
+        );
     }
 
     #[test]

@@ -1313,7 +1313,7 @@ pub struct IngestService {
     snapshots: TtlCache<WorkspaceId, Arc<Snapshot>>,
     data_keys: Mutex<HashMap<[u8; 32], (WorkspaceKeys, OffsetDateTime)>>,
     /// The suppression list of erased subjects, read with the workspace settings.
-    suppressions: Option<Arc<dyn SuppressionList>>,
+    suppressions: Arc<dyn SuppressionList>,
     suppressed: TtlCache<WorkspaceId, Suppressed>,
 }
 
@@ -1332,6 +1332,11 @@ pub struct IngestPorts {
     pub events: Arc<dyn EventWriter>,
     pub queue: Arc<dyn DeliveryQueue>,
     pub keyring: Arc<dyn Keyring>,
+    /// Drops the events of erased subjects (data-subject requests). The workspace's list is
+    /// read once per `settings_ttl` per process, like the settings: one read per workspace
+    /// every few seconds instead of one per event, and a new suppression reaches every
+    /// process within that TTL (the DSR service waits longer than it before deleting).
+    pub suppressions: Arc<dyn SuppressionList>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
 }
@@ -1357,30 +1362,24 @@ impl IngestService {
             keyring: ports.keyring,
             ids: ports.ids,
             data_keys: Mutex::new(HashMap::new()),
-            suppressions: None,
+            suppressions: ports.suppressions,
             config,
             clock,
         }
     }
 
-    /// Drops the events of erased subjects (data-subject requests). The workspace's list is
-    /// read once per `settings_ttl` per process, like the settings: one read per workspace
-    /// every few seconds instead of one per event, and a new suppression reaches every
-    /// process within that TTL (the DSR service waits longer than it before deleting).
-    pub fn with_suppressions(mut self, list: Arc<dyn SuppressionList>) -> Self {
-        self.suppressions = Some(list);
-        self
-    }
-
     /// The workspace's suppression tokens, cached for `settings_ttl`.
     async fn suppressed(&self, ws: &WorkspaceId) -> Result<Suppressed, IngestError> {
-        let Some(list) = &self.suppressions else {
-            return Ok(Arc::default());
-        };
         if let Some(set) = self.suppressed.get(ws) {
             return Ok(set);
         }
-        let set: Suppressed = Arc::new(list.suppressed(ws).await?.into_iter().collect());
+        let set: Suppressed = Arc::new(
+            self.suppressions
+                .suppressed(ws)
+                .await?
+                .into_iter()
+                .collect(),
+        );
         self.suppressed.insert(ws.clone(), set.clone());
         Ok(set)
     }

@@ -11,7 +11,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tracklayer_core::deliver::{HttpRequest, HttpResponse};
 use tracklayer_core::ports::{Egress, EgressError};
 
-use crate::guard::{self, forbidden_reason, EgressPolicy};
+use crate::guard::{self, EgressPolicy};
 
 /// How much of a response body is kept; the rest is not read.
 pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
@@ -51,27 +51,45 @@ pub struct BuildError(#[source] reqwest::Error);
 /// Build it once and share it: it keeps a connection pool.
 #[derive(Debug, Clone)]
 pub struct HttpEgress {
+    /// `https` URLs.
     client: reqwest::Client,
+    /// `http` URLs, with private egress only: its resolver admits internal addresses only.
+    plain: Option<reqwest::Client>,
     config: EgressConfig,
 }
 
 impl HttpEgress {
     pub fn new(config: EgressConfig) -> Result<Self, BuildError> {
-        let client = reqwest::Client::builder()
+        let client = Self::client(&config, false)?;
+        let plain = if config.policy.allow_private {
+            Some(Self::client(&config, true)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            client,
+            plain,
+            config,
+        })
+    }
+
+    /// A client for `https` URLs, or (`plain_http`) for `http` URLs to internal addresses.
+    fn client(config: &EgressConfig, plain_http: bool) -> Result<reqwest::Client, BuildError> {
+        reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             // A redirect could point at an internal address; a 3xx is handed back as it is.
             .redirect(reqwest::redirect::Policy::none())
             // A proxy would resolve names itself, out of the guard's reach.
             .no_proxy()
-            .https_only(!config.policy.allow_private)
+            .https_only(!plain_http)
             .user_agent(config.user_agent.clone())
             .dns_resolver(Arc::new(GuardedResolver {
                 policy: config.policy,
+                plain_http,
             }))
             .build()
-            .map_err(BuildError)?;
-        Ok(Self { client, config })
+            .map_err(BuildError)
     }
 
     pub fn config(&self) -> &EgressConfig {
@@ -84,8 +102,11 @@ impl HttpEgress {
         headers: HeaderMap,
         body: Vec<u8>,
     ) -> Result<HttpResponse, EgressError> {
-        let mut response = self
-            .client
+        let client = match (url.scheme(), &self.plain) {
+            ("http", Some(plain)) => plain,
+            _ => &self.client,
+        };
+        let mut response = client
             .post(url)
             .headers(headers)
             .body(body)
@@ -245,24 +266,31 @@ struct ForbiddenResolution {
 /// The system resolver, minus forbidden addresses: checked at connect time, so a name that
 /// passed `check_url` and later answers with an internal address (DNS rebinding) connects only
 /// to its public addresses, or not at all.
+/// With private egress, it drops link-local and metadata addresses, and for plain `http` every
+/// public address.
 #[derive(Debug, Clone, Copy)]
 struct GuardedResolver {
     policy: EgressPolicy,
+    plain_http: bool,
+}
+
+impl GuardedResolver {
+    /// The addresses this resolver may hand out, and the ones it drops.
+    fn admit(&self, resolved: Vec<SocketAddr>) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+        resolved
+            .into_iter()
+            .partition(|a| guard::refusal(a.ip(), &self.policy, self.plain_http).is_none())
+    }
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.policy;
+        let resolver = *self;
         let host = name.as_str().to_owned();
         Box::pin(async move {
             let resolved: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if policy.allow_private {
-                return Ok(Box::new(resolved.into_iter()) as Addrs);
-            }
-            let (allowed, forbidden): (Vec<SocketAddr>, Vec<SocketAddr>) = resolved
-                .into_iter()
-                .partition(|a| forbidden_reason(a.ip()).is_none());
+            let (allowed, forbidden) = resolver.admit(resolved);
             if !forbidden.is_empty() {
                 let addrs = forbidden
                     .iter()
@@ -332,6 +360,7 @@ mod tests {
         let name: Name = "localhost".parse().expect("a valid name");
         let strict = GuardedResolver {
             policy: EgressPolicy::default(),
+            plain_http: false,
         };
         let Err(err) = strict.resolve(name).await else {
             panic!("localhost should resolve only to forbidden addresses");
@@ -345,6 +374,7 @@ mod tests {
             policy: EgressPolicy {
                 allow_private: true,
             },
+            plain_http: true,
         };
         let addrs: Vec<SocketAddr> = match lax.resolve(name).await {
             Ok(addrs) => addrs.collect(),
@@ -352,5 +382,40 @@ mod tests {
         };
         assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
         assert!(!addrs.is_empty());
+    }
+
+    #[test]
+    fn private_egress_resolver_drops_metadata_answers_and_for_plain_http_public_ones() {
+        let addr = |s: &str| SocketAddr::new(s.parse().expect("a test address"), 0);
+        let answers = || {
+            vec![
+                addr("127.0.0.1"),
+                addr("10.1.2.3"),
+                addr("169.254.169.254"),
+                addr("fd00:ec2::254"),
+                addr("fe80::1"),
+                addr("8.8.8.8"),
+            ]
+        };
+        let lax = EgressPolicy {
+            allow_private: true,
+        };
+        let https = GuardedResolver {
+            policy: lax,
+            plain_http: false,
+        };
+        let (allowed, dropped) = https.admit(answers());
+        assert_eq!(
+            allowed,
+            [addr("127.0.0.1"), addr("10.1.2.3"), addr("8.8.8.8")]
+        );
+        assert_eq!(dropped.len(), 3);
+
+        let http = GuardedResolver {
+            policy: lax,
+            plain_http: true,
+        };
+        let (allowed, _) = http.admit(answers());
+        assert_eq!(allowed, [addr("127.0.0.1"), addr("10.1.2.3")]);
     }
 }

@@ -19,8 +19,10 @@ const DNS_TIMEOUT: Duration = Duration::from_secs(5);
 /// What destinations may be reached.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EgressPolicy {
-    /// Lifts the guard: plain `http` and internal addresses (loopback, private, link-local, ...)
-    /// become reachable. For local development and tests only (`--allow-private-egress`).
+    /// Lifts the guard for local development and tests (`--allow-private-egress`): internal
+    /// addresses (loopback, private, unique-local, ...) become reachable, and plain `http`
+    /// too, but only to such addresses. Link-local and cloud metadata addresses stay
+    /// unreachable ([`NEVER_V4`], [`NEVER_V6`]).
     pub allow_private: bool,
 }
 
@@ -87,6 +89,49 @@ const BLOCKED_V6: &[(Ipv6Addr, u8, &str)] = &[
     (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, "multicast"),
 ];
 
+/// Networks no policy opens, not even private egress: link-local, where cloud metadata
+/// services answer (169.254.169.254).
+const NEVER_V4: &[(Ipv4Addr, u8, &str)] = &[(
+    Ipv4Addr::new(169, 254, 0, 0),
+    16,
+    "link-local (cloud metadata)",
+)];
+
+/// IPv6 networks no policy opens: AWS's metadata service (`fd00:ec2::254`) and link-local.
+const NEVER_V6: &[(Ipv6Addr, u8, &str)] = &[
+    (
+        Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254),
+        128,
+        "cloud metadata",
+    ),
+    (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, "link-local"),
+];
+
+/// What kind of address `ip` is, if even private egress may not reach it.
+fn never_reason(ip: IpAddr) -> Option<&'static str> {
+    reason_in(ip, NEVER_V4, NEVER_V6)
+}
+
+/// Why `policy` does not let a request reach `ip` (over plain `http` if `plain_http`), as
+/// the end of a sentence ("… is a loopback address"); `None` if it may.
+pub(crate) fn refusal(ip: IpAddr, policy: &EgressPolicy, plain_http: bool) -> Option<String> {
+    if !policy.allow_private {
+        return forbidden_reason(ip).map(|why| format!("a {why} address"));
+    }
+    if let Some(why) = never_reason(ip) {
+        return Some(format!(
+            "a {why} address, which private egress never allows"
+        ));
+    }
+    if plain_http && forbidden_reason(ip).is_none() {
+        return Some(
+            "a public address: plain http may reach only private or loopback addresses, use https"
+                .to_owned(),
+        );
+    }
+    None
+}
+
 /// Whether no destination may reach `ip`: loopback, private, link-local, CGNAT, unique-local,
 /// multicast, reserved and documentation ranges, and IPv6 forms that embed such an IPv4 address.
 pub fn is_forbidden(ip: IpAddr) -> bool {
@@ -95,23 +140,31 @@ pub fn is_forbidden(ip: IpAddr) -> bool {
 
 /// What kind of address `ip` is, if no destination may reach it.
 pub(crate) fn forbidden_reason(ip: IpAddr) -> Option<&'static str> {
+    reason_in(ip, BLOCKED_V4, BLOCKED_V6)
+}
+
+/// The name of the first network of `v4` or `v6` holding `ip` (an IPv6 address that embeds an
+/// IPv4 one is judged by that address).
+fn reason_in(
+    ip: IpAddr,
+    v4: &[(Ipv4Addr, u8, &'static str)],
+    v6: &[(Ipv6Addr, u8, &'static str)],
+) -> Option<&'static str> {
+    let find_v4 = |a: Ipv4Addr| {
+        v4.iter()
+            .find(|(net, len, _)| in_v4(a, *net, *len))
+            .map(|(_, _, why)| *why)
+    };
     match ip {
-        IpAddr::V4(v4) => forbidden_v4(v4),
-        IpAddr::V6(v6) => match embedded_v4(v6) {
-            Some(v4) => forbidden_v4(v4),
-            None => BLOCKED_V6
+        IpAddr::V4(a) => find_v4(a),
+        IpAddr::V6(a) => match embedded_v4(a) {
+            Some(inner) => find_v4(inner),
+            None => v6
                 .iter()
-                .find(|(net, len, _)| in_v6(v6, *net, *len))
+                .find(|(net, len, _)| in_v6(a, *net, *len))
                 .map(|(_, _, why)| *why),
         },
     }
-}
-
-fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    BLOCKED_V4
-        .iter()
-        .find(|(net, len, _)| in_v4(ip, *net, *len))
-        .map(|(_, _, why)| *why)
 }
 
 /// The IPv4 address carried by an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-translated
@@ -147,6 +200,8 @@ fn in_v6(ip: Ipv6Addr, net: Ipv6Addr, len: u8) -> bool {
 pub(crate) struct CheckedUrl {
     pub(crate) url: Url,
     pub(crate) host: CheckedHost,
+    /// The scheme is `http` (only with private egress, and only to internal addresses).
+    pub(crate) plain_http: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,9 +212,10 @@ pub(crate) enum CheckedHost {
     Name(String),
 }
 
-/// Checks a destination URL when it is configured: [`check_url_syntax`], then, unless the policy
-/// allows private egress, resolves a host name and refuses it if *any* of its addresses is
-/// forbidden.
+/// Checks a destination URL when it is configured: [`check_url_syntax`], then resolves a host
+/// name and refuses it if *any* of its addresses is one the policy does not reach. With private
+/// egress, an `https` name is not resolved (its addresses are checked at connect time); an
+/// `http` name must resolve, and only to private or loopback addresses.
 ///
 /// Messages never include the URL's query, which may carry an access token.
 pub async fn check_url(url: &str, policy: &EgressPolicy) -> Result<(), EgressError> {
@@ -167,7 +223,7 @@ pub async fn check_url(url: &str, policy: &EgressPolicy) -> Result<(), EgressErr
     let CheckedHost::Name(name) = &checked.host else {
         return Ok(());
     };
-    if policy.allow_private {
+    if policy.allow_private && !checked.plain_http {
         return Ok(());
     }
     let lookup = tokio::net::lookup_host((name.as_str(), 0));
@@ -178,9 +234,9 @@ pub async fn check_url(url: &str, policy: &EgressPolicy) -> Result<(), EgressErr
     let mut any = false;
     for addr in addrs {
         any = true;
-        if let Some(why) = forbidden_reason(addr.ip()) {
+        if let Some(why) = refusal(addr.ip(), policy, checked.plain_http) {
             return Err(EgressError::Refused(format!(
-                "{name} resolves to {}, a {why} address",
+                "{name} resolves to {}, {why}",
                 addr.ip()
             )));
         }
@@ -193,8 +249,8 @@ pub async fn check_url(url: &str, policy: &EgressPolicy) -> Result<(), EgressErr
 
 /// The checks of [`check_url`] that need no DNS: the scheme is `https` (or `http` when private
 /// egress is allowed), there are no credentials, the host is a plain hostname or IP address
-/// (no decimal, hex, octal or short IPv4 forms, no percent-encoding), and an IP literal is not
-/// forbidden. Run again before every request.
+/// (no decimal, hex, octal or short IPv4 forms, no percent-encoding), and the policy reaches an
+/// IP literal over the scheme. Run again before every request.
 pub fn check_url_syntax(url: &str, policy: &EgressPolicy) -> Result<(), EgressError> {
     parse(url, policy).map(|_| ())
 }
@@ -210,16 +266,16 @@ pub(crate) fn parse(raw: &str, policy: &EgressPolicy) -> Result<CheckedUrl, Egre
         return refuse("the URL contains whitespace, control characters or a backslash");
     }
     let url = Url::parse(raw).map_err(|e| EgressError::Refused(format!("not a valid URL: {e}")))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if policy.allow_private => {}
+    let plain_http = match url.scheme() {
+        "https" => false,
+        "http" if policy.allow_private => true,
         "http" => return refuse("plain http is not allowed: use https"),
         other => {
             return Err(EgressError::Refused(format!(
                 "the URL scheme {other} is not allowed: use https"
             )))
         }
-    }
+    };
     if !url.username().is_empty() || url.password().is_some() {
         return refuse("credentials in the URL are not allowed");
     }
@@ -248,13 +304,15 @@ pub(crate) fn parse(raw: &str, policy: &EgressPolicy) -> Result<CheckedUrl, Egre
         }
     };
     if let CheckedHost::Ip(ip) = host {
-        if !policy.allow_private {
-            if let Some(why) = forbidden_reason(ip) {
-                return Err(EgressError::Refused(format!("{ip} is a {why} address")));
-            }
+        if let Some(why) = refusal(ip, policy, plain_http) {
+            return Err(EgressError::Refused(format!("{ip} is {why}")));
         }
     }
-    Ok(CheckedUrl { url, host })
+    Ok(CheckedUrl {
+        url,
+        host,
+        plain_http,
+    })
 }
 
 /// The host as written in `raw` (brackets kept for IPv6), before the parser normalized it.

@@ -500,3 +500,92 @@ async fn check_url_refuses_internal_literals_without_resolving() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// With private egress allowed: still never link-local or cloud metadata, never plain http to a
+// public host
+
+/// Link-local and cloud metadata addresses, in every spelling the guard reads.
+const METADATA_URLS: &[&str] = &[
+    "http://169.254.169.254/latest/meta-data/",
+    "https://169.254.169.254/latest/meta-data/",
+    "http://169.254.0.1/",
+    "https://169.254.255.254/",
+    "http://[fd00:ec2::254]/latest/meta-data/",
+    "https://[fd00:ec2::254]/",
+    "http://[fe80::1]/",
+    "https://[febf:ffff::1]/",
+    "http://[::ffff:169.254.169.254]/",
+    "https://[64:ff9b::a9fe:a9fe]/",
+];
+
+#[tokio::test]
+async fn private_egress_never_allows_link_local_or_cloud_metadata_addresses() {
+    let lax = EgressPolicy {
+        allow_private: true,
+    };
+
+    for url in METADATA_URLS {
+        let configured = check_url(url, &lax).await;
+        assert!(
+            matches!(configured, Err(EgressError::Refused(_))),
+            "{url} configured: {configured:?}"
+        );
+        let sent = post(&egress(true), (*url).to_owned()).await;
+        assert!(
+            matches!(sent, Err(EgressError::Refused(_))),
+            "{url} sent: {sent:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn private_egress_allows_plain_http_only_to_private_and_loopback_addresses() {
+    let lax = EgressPolicy {
+        allow_private: true,
+    };
+
+    for url in [
+        "http://8.8.8.8/hook",
+        "http://1.1.1.1:8080/hook",
+        "http://[2001:4860:4860::8888]/hook",
+        "http://[::ffff:8.8.8.8]/hook",
+    ] {
+        let configured = check_url(url, &lax).await;
+        match &configured {
+            Err(EgressError::Refused(msg)) => assert!(msg.contains("http"), "{url}: {msg}"),
+            other => panic!("{url} configured: {other:?}"),
+        }
+        let sent = post(&egress(true), url.to_owned()).await;
+        assert!(
+            matches!(sent, Err(EgressError::Refused(_))),
+            "{url} sent: {sent:?}"
+        );
+    }
+    // A name must resolve, and only to private or loopback addresses.
+    assert!(check_url("http://localhost:8080/hook", &lax).await.is_ok());
+    assert!(check_url("http://does-not-resolve.invalid/hook", &lax)
+        .await
+        .is_err());
+
+    for url in [
+        "http://10.0.0.8/hook",
+        "http://192.168.1.20:8080/hook",
+        "http://[fd12:3456::1]/hook",
+        "https://8.8.8.8/hook",
+        "https://hooks.example.com/hook",
+    ] {
+        assert!(check_url(url, &lax).await.is_ok(), "{url}");
+    }
+}
+
+#[tokio::test]
+async fn private_egress_still_reaches_a_loopback_server_over_plain_http() {
+    let server = TestServer::start().await;
+
+    let response = post(&egress(true), server.url("/ok"))
+        .await
+        .expect("a response");
+
+    assert_eq!(response.status, 200);
+}

@@ -16,18 +16,18 @@ use serde_json::{json, Value};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;
-use tracklayer_core::admin::{AdminError, AdminPorts, AdminService, Principal, WorkspacePatch};
+use tracklayer_core::admin::{AdminError, AdminService, Principal, WorkspacePatch};
 use tracklayer_core::audit::AuditFilter;
 use tracklayer_core::clock::{FixedClock, SystemIds};
 use tracklayer_core::control_plane::Control;
 use tracklayer_core::deliver::{HttpRequest, HttpResponse};
-use tracklayer_core::dsr::service::{DsrConfig, DsrPorts, DsrService};
+use tracklayer_core::dsr::service::DsrService;
 use tracklayer_core::event::StoredEvent;
-use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
-use tracklayer_core::invalidation::Invalidations;
-use tracklayer_core::keys::verifier::{KeyVerifier, VerifierConfig};
+use tracklayer_core::ingest::IngestService;
+use tracklayer_core::keys::verifier::VerifierConfig;
 use tracklayer_core::keys::{KeyKind, Role};
 use tracklayer_core::ports::{ControlReader, ControlStore, Egress, EgressError};
+use tracklayer_core::services::{Ports, Services, ServicesConfig};
 use tracklayer_core::workspace::{Region, WorkspaceId};
 use tracklayer_http::admin::{DestinationTester, TestPorts, TEST_EVENT_NAME};
 use tracklayer_http::{
@@ -174,24 +174,24 @@ impl App {
             .id
             .to_string();
 
-        let admin = AdminService::new(
-            AdminPorts {
-                control: control.clone(),
-                audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
-                keyring: keyring.clone(),
-                events: events.clone(),
-                delivery_log: Arc::new(SqliteDeliveryLog::new(db.clone())),
-                queue: queue.clone(),
-                dsr: Arc::new(SqliteDsrStore::new(db.clone())),
-                clock: clock.clone(),
-                ids: ids.clone(),
-                // Test destinations point at names this sandbox cannot resolve.
-                url_guard: Arc::new(tracklayer_egress::EgressPolicy {
-                    allow_private: true,
-                }),
-            },
-            Region::Eu,
-        );
+        // Test destinations point at names this sandbox cannot resolve.
+        let ports = Ports {
+            control: control.clone(),
+            events: events.clone(),
+            delivery_log: Arc::new(SqliteDeliveryLog::new(db.clone())),
+            audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
+            queue: queue.clone(),
+            keyring: keyring.clone(),
+            dsr: Arc::new(SqliteDsrStore::new(db.clone())),
+            mailer: Arc::new(NoMail),
+            url_guard: Arc::new(tracklayer_egress::EgressPolicy {
+                allow_private: true,
+            }),
+            connectors: tracklayer_connectors::connector,
+            base_urls: tracklayer_connectors::default_base_url,
+            clock: clock.clone(),
+            ids: ids.clone(),
+        };
         let egress = Arc::new(RecordingEgress {
             sent: Mutex::new(Vec::new()),
             status: 200,
@@ -203,53 +203,14 @@ impl App {
             clock: clock.clone(),
             ids: ids.clone(),
         });
-        // Wired as `serve` wires them: one key verifier, one invalidation bus.
-        let verifier = Arc::new(KeyVerifier::new(
-            VerifierConfig::new(Region::Eu),
-            clock.clone(),
-        ));
-        let invalidations = Invalidations::new();
-        let ingest = Arc::new(
-            IngestService::new(
-                IngestPorts {
-                    control: control.clone(),
-                    events: events.clone(),
-                    queue: queue.clone(),
-                    keyring: keyring.clone(),
-                    clock: clock.clone(),
-                    ids: ids.clone(),
-                },
-                IngestConfig::new(Region::Eu),
-            )
-            .with_verifier(verifier.clone())
-            .with_suppressions(Arc::new(SqliteDsrStore::new(db.clone()))),
-        );
-        invalidations.subscribe(ingest.clone());
-        // Wired as `tracklayer serve` wires them: an erasure submitted through the admin API
-        // reaches ingest's cached suppression list through the invalidation bus.
-        let dsr = Arc::new(
-            DsrService::new(
-                DsrPorts {
-                    control: control.clone(),
-                    dsr: Arc::new(SqliteDsrStore::new(db.clone())),
-                    events: events.clone(),
-                    log: Arc::new(SqliteDeliveryLog::new(db.clone())),
-                    queue: queue.clone(),
-                    keyring: keyring.clone(),
-                    mailer: Arc::new(NoMail),
-                    audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
-                    clock: clock.clone(),
-                    ids: ids.clone(),
-                },
-                DsrConfig::default(),
-            )
-            .with_invalidations(invalidations.clone()),
-        );
-        let service = Arc::new(
-            admin
-                .with_verifier(verifier)
-                .with_invalidations(invalidations),
-        );
+        // Wired as `serve` wires them: one key verifier, one invalidation bus; an erasure
+        // submitted through the admin API reaches ingest's cached suppression list through it.
+        let Services {
+            ingest,
+            dsr,
+            admin: service,
+            ..
+        } = Services::new(&ports, egress.clone(), ServicesConfig::new(Region::Eu));
         let router = tracking_router(TrackingState::new(
             ingest.clone(),
             TrackingConfig::default(),
@@ -2597,6 +2558,14 @@ async fn validation_errors_name_the_field() {
             "eu_default",
         ),
         (
+            Method::PUT,
+            "/admin/v1/consent-policy",
+            json!({"eu_default": "opt_in", "us_default": "opt_out", "honor_gpc": true,
+                "gpc": "sometimes"}),
+            400,
+            "gpc",
+        ),
+        (
             Method::POST,
             "/admin/v1/destinations",
             json!({"name": "W", "kind": "webhook",
@@ -3421,4 +3390,39 @@ async fn an_access_export_answers_410_after_7_days() {
         .await;
     assert_eq!(status, StatusCode::GONE, "{v}");
     assert_eq!(v["expired_at"], "2026-03-08T12:00:00Z");
+}
+
+#[tokio::test]
+async fn the_consent_policy_lets_gpc_win_over_a_grant_by_default_and_can_let_the_grant_win() {
+    let app = App::start().await;
+    let v = app.ok(Method::GET, "/admin/v1/consent-policy", None).await;
+    assert_eq!(v["gpc"], "overrides_grants", "{v}");
+
+    let v = app
+        .ok(
+            Method::PUT,
+            "/admin/v1/consent-policy",
+            Some(
+                json!({"eu_default": "opt_in", "us_default": "opt_out", "honor_gpc": true,
+                "gpc": "explicit_grant_wins"}),
+            ),
+        )
+        .await;
+    assert_eq!(v["gpc"], "explicit_grant_wins", "{v}");
+    let v = app.ok(Method::GET, "/admin/v1/consent-policy", None).await;
+    assert_eq!(v["gpc"], "explicit_grant_wins", "{v}");
+
+    let audit = app
+        .ok(
+            Method::GET,
+            "/admin/v1/audit-log?action=workspace.update",
+            None,
+        )
+        .await;
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert!(
+        entries[0].to_string().contains("explicit_grant_wins"),
+        "{audit}"
+    );
 }

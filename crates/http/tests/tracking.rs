@@ -298,6 +298,7 @@ impl App {
                 events: events_port,
                 queue: queue.clone(),
                 keyring: keyring.clone(),
+                suppressions: Arc::new(tracklayer_local::SqliteDsrStore::new(db.clone())),
                 clock: clock.clone(),
                 ids: options.ingest_ids.unwrap_or_else(|| ids.clone()),
             },

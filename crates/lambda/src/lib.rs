@@ -1,6 +1,7 @@
 //! What the four Lambda functions (`functions/*`) share, so that each `main.rs` is wiring
 //! only: JSON logs for CloudWatch, the configuration check at cold start, the AWS adapters
-//! built once per process, and the client address of an HTTP API request.
+//! built once per process (as [`Ports`], from which each function builds only the use case it
+//! runs), and the client address of an HTTP API request.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -13,7 +14,8 @@ use tracklayer_aws::{
     DynamoEventStore, KmsKeyring, SesMailer, SqsDeliveryQueue,
 };
 use tracklayer_core::clock::{Clock, Ids, SystemClock, SystemIds};
-use tracklayer_core::dsr::service::{DsrConfig, DsrPorts, DsrService};
+use tracklayer_core::dsr::service::{DsrConfig, DsrService};
+use tracklayer_core::services::Ports;
 
 /// Structured JSON logs on stderr (the template's `LoggingConfig.LogFormat: JSON`), filtered
 /// by `RUST_LOG` (default `info`). No identifier ever enters a log line.
@@ -132,23 +134,37 @@ impl AwsStack {
 }
 
 impl AwsStack {
+    /// Every port of this stack, for [`tracklayer_core::services`]: destination URLs are
+    /// refused by the egress guard (private ones allowed only if the configuration says so).
+    pub fn ports(&self) -> Ports {
+        Ports {
+            control: self.control.clone(),
+            events: self.events.clone(),
+            delivery_log: self.delivery_log.clone(),
+            audit: self.audit.clone(),
+            queue: self.queue.clone(),
+            keyring: self.keyring.clone(),
+            dsr: self.dsr.clone(),
+            mailer: self.mailer.clone(),
+            url_guard: Arc::new(self.egress_policy()),
+            connectors: tracklayer_connectors::connector,
+            base_urls: tracklayer_connectors::default_base_url,
+            clock: self.clock.clone(),
+            ids: self.ids.clone(),
+        }
+    }
+
+    /// Which addresses destinations may reach: public https only, unless the configuration
+    /// allows private egress (tests).
+    pub fn egress_policy(&self) -> tracklayer_egress::EgressPolicy {
+        tracklayer_egress::EgressPolicy {
+            allow_private: self.config.allow_private_egress,
+        }
+    }
+
     /// The data-subject request use case on this stack (admin submits and reads; dsr runs).
     pub fn dsr_service(&self) -> DsrService {
-        DsrService::new(
-            DsrPorts {
-                control: self.control.clone(),
-                dsr: self.dsr.clone(),
-                events: self.events.clone(),
-                log: self.delivery_log.clone(),
-                queue: self.queue.clone(),
-                keyring: self.keyring.clone(),
-                mailer: self.mailer.clone(),
-                audit: self.audit.clone(),
-                clock: self.clock.clone(),
-                ids: self.ids.clone(),
-            },
-            DsrConfig::default(),
-        )
+        self.ports().dsr(DsrConfig::default())
     }
 }
 

@@ -185,8 +185,9 @@ pub struct DeliveryArgs {
 pub enum DestinationsCommand {
     /// Add a destination from a JSON definition (see the README).
     Add(AddDestinationArgs),
-    /// List destinations (secrets are never shown).
-    List(WorkspaceArgs),
+    /// List destinations as a table (id, name, kind, status, paused); `--json` prints each
+    /// destination in full (secrets are never shown).
+    List(OperatorArgs),
     /// Pause a destination: its messages wait in its queue.
     Pause(DestinationArgs),
     /// Resume a paused destination.
@@ -230,10 +231,12 @@ pub struct ReplayArgs {
     pub ws: WorkspaceArgs,
     /// Destination id (dst_...).
     pub id: String,
-    /// Only dead letters that died at or after this time (RFC 3339).
+    /// Only dead letters that died at or after this time: RFC 3339, or a date YYYY-MM-DD
+    /// (the start of that day, UTC).
     #[arg(long)]
     pub since: Option<String>,
-    /// Only dead letters that died at or before this time (RFC 3339).
+    /// Only dead letters that died at or before this time: RFC 3339, or a date YYYY-MM-DD
+    /// (the start of that day, UTC).
     #[arg(long)]
     pub until: Option<String>,
 }

@@ -3,8 +3,7 @@
 mod aws;
 pub mod cli;
 mod commands;
-mod operator;
 pub mod stack;
 pub mod telemetry;
 
-pub use commands::run;
+pub use commands::{run, UsageError};

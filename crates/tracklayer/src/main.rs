@@ -14,6 +14,10 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(tracklayer::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<tracklayer::UsageError>().is_some() => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE

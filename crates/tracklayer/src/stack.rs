@@ -3,14 +3,15 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use tracklayer_core::admin::{AdminPorts, AdminService};
+use tracklayer_core::admin::AdminService;
 use tracklayer_core::clock::{Clock, Ids, SystemClock, SystemIds};
 use tracklayer_core::control_plane::Control;
 use tracklayer_core::ports::ControlStore;
+use tracklayer_core::services::Ports;
 use tracklayer_core::workspace::Region;
 use tracklayer_core::workspace::{Workspace, WorkspaceId};
 use tracklayer_local::{
-    DataDir, Db, FileKeyring, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog,
+    DataDir, Db, FileKeyring, OutboxMailer, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog,
     SqliteDeliveryQueue, SqliteDsrStore, SqliteEventStore,
 };
 
@@ -24,6 +25,10 @@ pub struct LocalStack {
     pub delivery_log: Arc<SqliteDeliveryLog>,
     pub audit: Arc<SqliteAuditLog>,
     pub keyring: Arc<FileKeyring>,
+    /// Data-subject requests, the suppression list and access exports.
+    pub dsr: Arc<SqliteDsrStore>,
+    /// Notifications, as .eml files in the data directory's outbox.
+    pub mailer: Arc<OutboxMailer>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
 }
@@ -88,6 +93,13 @@ impl LocalStack {
                 SqliteDeliveryQueue::DEFAULT_MAX_RECEIVE_COUNT,
             )),
             keyring,
+            dsr: Arc::new(SqliteDsrStore::new(db.clone())),
+            mailer: Arc::new(OutboxMailer::new(
+                dir.outbox(),
+                "TrackLayer <noreply@tracklayer.local>".into(),
+                clock.clone(),
+                ids.clone(),
+            )),
             db,
             dir,
             clock,
@@ -98,21 +110,27 @@ impl LocalStack {
     /// The control plane on this data directory, serving `region`.
     /// `allow_private` lifts the egress guard on destination URLs (local development only).
     pub fn admin_service(&self, region: Region, allow_private: bool) -> AdminService {
-        AdminService::new(
-            AdminPorts {
-                control: self.control.clone(),
-                audit: self.audit.clone(),
-                keyring: self.keyring.clone(),
-                events: self.events.clone(),
-                delivery_log: self.delivery_log.clone(),
-                queue: self.queue.clone(),
-                dsr: Arc::new(SqliteDsrStore::new(self.db.clone())),
-                clock: self.clock.clone(),
-                ids: self.ids.clone(),
-                url_guard: Arc::new(tracklayer_egress::EgressPolicy { allow_private }),
-            },
-            region,
-        )
+        self.ports(allow_private).admin(region)
+    }
+
+    /// Every port of this data directory, for [`tracklayer_core::services`].
+    /// `allow_private` lifts the egress guard on destination URLs (local development only).
+    pub fn ports(&self, allow_private: bool) -> Ports {
+        Ports {
+            control: self.control.clone(),
+            events: self.events.clone(),
+            delivery_log: self.delivery_log.clone(),
+            audit: self.audit.clone(),
+            queue: self.queue.clone(),
+            keyring: self.keyring.clone(),
+            dsr: self.dsr.clone(),
+            mailer: self.mailer.clone(),
+            url_guard: Arc::new(tracklayer_egress::EgressPolicy { allow_private }),
+            connectors: tracklayer_connectors::connector,
+            base_urls: tracklayer_connectors::default_base_url,
+            clock: self.clock.clone(),
+            ids: self.ids.clone(),
+        }
     }
 
     /// The stores the sweeper cleans.

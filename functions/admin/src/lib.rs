@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use tracklayer_core::admin::{AdminPorts, AdminService};
-use tracklayer_egress::{BuildError, EgressConfig, EgressPolicy, HttpEgress};
+use tracklayer_core::dsr::service::DsrConfig;
+use tracklayer_egress::{BuildError, EgressConfig, HttpEgress};
 use tracklayer_http::admin::{DestinationTester, TestPorts};
 use tracklayer_http::{admin_router, AdminConfig, AdminState};
 use tracklayer_lambda::AwsStack;
@@ -15,24 +15,9 @@ use tracklayer_lambda::AwsStack;
 /// `tracklayer serve`; private egress only if the configuration allows it (tests).
 pub fn app(stack: &AwsStack) -> Result<Router, BuildError> {
     let config = &stack.config;
-    let policy = EgressPolicy {
-        allow_private: config.allow_private_egress,
-    };
-    let admin = AdminService::new(
-        AdminPorts {
-            control: stack.control.clone(),
-            audit: stack.audit.clone(),
-            keyring: stack.keyring.clone(),
-            events: stack.events.clone(),
-            delivery_log: stack.delivery_log.clone(),
-            queue: stack.queue.clone(),
-            dsr: stack.dsr.clone(),
-            clock: stack.clock.clone(),
-            ids: stack.ids.clone(),
-            url_guard: Arc::new(policy),
-        },
-        config.residency,
-    );
+    let policy = stack.egress_policy();
+    let ports = stack.ports();
+    let admin = ports.admin(config.residency);
     let tester = DestinationTester::new(TestPorts {
         control: stack.control.clone(),
         keyring: stack.keyring.clone(),
@@ -51,6 +36,6 @@ pub fn app(stack: &AwsStack) -> Result<Router, BuildError> {
             eu_endpoint: config.public_urls.eu.clone(),
         },
     )
-    .with_dsr(Arc::new(stack.dsr_service()));
+    .with_dsr(Arc::new(ports.dsr(DsrConfig::default())));
     Ok(tracklayer_lambda::with_source_ip(admin_router(state)))
 }

@@ -21,12 +21,10 @@ use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::Value;
 use tracklayer_aws::SqsDeliveryQueue;
-use tracklayer_core::deliver::service::{
-    DeliveryConfig, DeliveryPorts, DeliveryService, Disposition,
-};
+use tracklayer_core::deliver::service::{DeliveryConfig, DeliveryService, Disposition};
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::ports::{QueueConsumer, Received};
-use tracklayer_egress::{BuildError, EgressConfig, EgressPolicy, HttpEgress};
+use tracklayer_egress::{BuildError, EgressConfig, HttpEgress};
 use tracklayer_lambda::AwsStack;
 
 /// An SQS event with its records still unread, so that one malformed record cannot fail the
@@ -118,26 +116,10 @@ impl Deliver {
     /// (private ones too if the configuration allows it: tests).
     pub fn new(stack: &AwsStack, config: DeliveryConfig) -> Result<Self, BuildError> {
         let egress = HttpEgress::new(EgressConfig {
-            policy: EgressPolicy {
-                allow_private: stack.config.allow_private_egress,
-            },
+            policy: stack.egress_policy(),
             ..EgressConfig::default()
         })?;
-        let service = DeliveryService::new(
-            DeliveryPorts {
-                control: stack.control.clone(),
-                queue: stack.queue.clone(),
-                log: stack.delivery_log.clone(),
-                keyring: stack.keyring.clone(),
-                egress: Arc::new(egress),
-                clock: stack.clock.clone(),
-                ids: stack.ids.clone(),
-                connectors: tracklayer_connectors::connector,
-                base_urls: tracklayer_connectors::default_base_url,
-            },
-            config,
-        )
-        .with_suppressions(stack.dsr.clone());
+        let service = stack.ports().delivery(Arc::new(egress), config);
         Ok(Self::from_parts(Arc::new(service), stack.queue.clone()))
     }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
+use tracklayer_core::ingest::IngestConfig;
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
 use tracklayer_lambda::AwsStack;
 
@@ -13,19 +13,10 @@ use tracklayer_lambda::AwsStack;
 pub fn app(stack: &AwsStack) -> Router {
     let config = &stack.config;
     let ingest = Arc::new(
-        IngestService::new(
-            IngestPorts {
-                control: stack.control.clone(),
-                events: stack.events.clone(),
-                queue: stack.queue.clone(),
-                keyring: stack.keyring.clone(),
-                clock: stack.clock.clone(),
-                ids: stack.ids.clone(),
-            },
-            IngestConfig::new(config.residency),
-        )
-        .with_suppressions(stack.dsr.clone())
-        .with_key_usage(stack.control.clone()),
+        stack
+            .ports()
+            .ingest(IngestConfig::new(config.residency))
+            .with_key_usage(stack.control.clone()),
     );
     let tracking = TrackingState::new(
         ingest,

@@ -522,3 +522,120 @@ fn operator_commands_are_audited_as_cli_operator_without_secrets_or_emails() {
     assert!(rows[0].2.contains(&key_id));
     assert!(rows[4].2.contains(carol_id));
 }
+
+/// Adds the "Warehouse" webhook destination; returns its id.
+fn add_warehouse_webhook(dir: &Path) -> String {
+    add_destination(
+        dir,
+        &json!({"name": "Warehouse", "kind": "webhook",
+            "config": {"url": "https://hooks.example.com/tracklayer"},
+            "secrets": {"signing_secret": super::WEBHOOK_SECRET}}),
+    )
+    .unwrap()
+}
+
+/// The header cells of a table printed by the CLI (columns two or more spaces apart).
+fn table_cells(line: &str) -> Vec<&str> {
+    line.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+#[test]
+fn destinations_list_prints_a_table_and_with_json_the_same_json_as_before() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "us").unwrap();
+    let hook = add_warehouse_webhook(&dir);
+    let meta = add_destination(
+        &dir,
+        &json!({"name": "Meta", "kind": "meta_capi",
+            "config": {"pixel_id": "1234567890", "api_version": "v21.0"},
+            "secrets": {"access_token": super::META_TOKEN}}),
+    )
+    .unwrap();
+    cli_text(&dir, &["destinations", "pause", &meta]);
+
+    let text = cli_text(&dir, &["destinations", "list"]);
+    let mut lines = text.lines();
+    assert_eq!(
+        table_cells(lines.next().unwrap()),
+        ["ID", "NAME", "KIND", "STATUS", "PAUSED"]
+    );
+    let rows: Vec<Vec<&str>> = lines.map(table_cells).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert!(
+        rows.contains(&vec![hook.as_str(), "Warehouse", "webhook", "active", "no"]),
+        "{text}"
+    );
+    assert!(
+        rows.contains(&vec![meta.as_str(), "Meta", "meta_capi", "paused", "yes"]),
+        "{text}"
+    );
+    assert!(!text.contains('{'), "a table, not JSON: {text}");
+
+    let list = cli(&dir, &["destinations", "list"]);
+    let all = list.as_array().unwrap();
+    assert_eq!(all.len(), 2);
+    let keys: std::collections::BTreeSet<&str> = all[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let before = [
+        "id",
+        "name",
+        "kind",
+        "config",
+        "secrets",
+        "consent_purposes",
+        "events",
+        "endpoint",
+        "paused",
+        "created_at",
+    ];
+    assert_eq!(keys, before.into_iter().collect());
+    let paused = all.iter().find(|d| d["id"] == meta.as_str()).unwrap();
+    assert_eq!(paused["paused"], true);
+    assert!(!list.to_string().contains(super::META_TOKEN), "no secret");
+}
+
+#[test]
+fn replay_since_takes_an_rfc3339_time_or_a_date_and_names_the_formats_otherwise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "us").unwrap();
+    let hook = add_warehouse_webhook(&dir);
+    let data_dir = dir.to_str().unwrap();
+    for since in ["2026-01-05", "2026-01-05T10:00:00Z"] {
+        let out = tracklayer(&[
+            "destinations",
+            "replay",
+            "--data-dir",
+            data_dir,
+            "--since",
+            since,
+            &hook,
+        ])
+        .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["replayed_messages"], 0, "--since {since}: {v}");
+    }
+
+    for (flag, bad) in [("--since", "yesterday"), ("--until", "05/01/2026")] {
+        let out = Command::new(tracklayer_bin())
+            .args(["destinations", "replay", "--data-dir", data_dir, flag, bad])
+            .arg(&hook)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} {bad} is a usage error");
+        assert!(out.stdout.is_empty());
+        let err = String::from_utf8_lossy(&out.stderr);
+        for needle in [flag, bad, "RFC 3339", "YYYY-MM-DD"] {
+            assert!(err.contains(needle), "{flag} {bad}: {err:?} lacks {needle}");
+        }
+    }
+}

@@ -154,6 +154,7 @@ impl Stack {
                 events: self.events.clone(),
                 queue: self.queue.clone(),
                 keyring: self.keyring.clone(),
+                suppressions: self.dsr.clone(),
                 clock: Arc::new(SystemClock),
                 // Ids that increase within a request, so the shared request's pack is
                 // named after its first event: A's.
@@ -161,7 +162,6 @@ impl Stack {
             },
             config,
         )
-        .with_suppressions(self.dsr.clone())
     }
 
     fn dsr_service(&self) -> DsrService {

@@ -91,6 +91,8 @@ pub struct DeliveryPorts {
     pub log: Arc<dyn DeliveryLog>,
     pub keyring: Arc<dyn Keyring>,
     pub egress: Arc<dyn Egress>,
+    /// Drops queued items of subjects erased after they were queued (data-subject requests).
+    pub suppressions: Arc<dyn SuppressionList>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
     /// The wire format of each destination kind.
@@ -106,8 +108,6 @@ pub struct DeliveryService {
     pub(super) settings: Mutex<HashMap<(String, String), Arc<Settings>>>,
     pub(super) breakers: Mutex<HashMap<String, Breaker>>,
     pub(super) gates: Mutex<HashMap<String, Gate>>,
-    /// The suppression list of erased subjects (data-subject requests), if wired.
-    pub(super) suppressions: Option<Arc<dyn SuppressionList>>,
     pub(super) suppressed: Mutex<HashMap<WorkspaceId, (Suppressed, OffsetDateTime)>>,
 }
 
@@ -151,15 +151,8 @@ impl DeliveryService {
             settings: Mutex::new(HashMap::new()),
             breakers: Mutex::new(HashMap::new()),
             gates: Mutex::new(HashMap::new()),
-            suppressions: None,
             suppressed: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Drops queued items of subjects erased after they were queued (data-subject requests).
-    pub fn with_suppressions(mut self, list: Arc<dyn SuppressionList>) -> Self {
-        self.suppressions = Some(list);
-        self
     }
 
     pub fn config(&self) -> &DeliveryConfig {

@@ -88,9 +88,7 @@ impl DeliveryService {
     /// settings, so a new suppression is seen within `settings_ttl`; erasure waits longer
     /// than that before it deletes (`DsrConfig`).
     pub(super) async fn drop_suppressed(&self, group: &mut [Part]) -> Result<(), DeliveryError> {
-        let Some(list) = &self.suppressions else {
-            return Ok(());
-        };
+        let list = &self.ports.suppressions;
         if group
             .iter()
             .all(|p| p.body.items.iter().all(|i| i.suppression.is_empty()))

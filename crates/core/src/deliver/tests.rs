@@ -26,6 +26,7 @@ use crate::destination::{Destination, DestinationId, DestinationKind};
 use crate::error::{KeyError, StoreError};
 use crate::event::{DeliveryItem, EventId, EventType, MessageId, QueueBody};
 use crate::keys::{ApiKeyRecord, KeyId};
+use crate::ports::SuppressionList;
 use crate::ports::{
     ControlReader, DeadLetterAdmin, DeliveryCursor, DeliveryLog, DeliveryPage, DeliveryQuery,
     DeliveryRecord, DeliveryStatus, Egress, EgressError, Enqueuer, Keyring, Outgoing,
@@ -412,6 +413,16 @@ impl DeadLetterAdmin for MemoryQueue {
     }
 }
 
+/// No subject was erased.
+struct NoSuppressions;
+
+#[async_trait]
+impl SuppressionList for NoSuppressions {
+    async fn suppressed(&self, _ws: &WorkspaceId) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
 /// The latest record per (destination, event).
 #[derive(Default)]
 struct MemoryLog(Mutex<BTreeMap<(String, EventId), DeliveryRecord>>);
@@ -575,6 +586,7 @@ impl World {
                 log: log.clone(),
                 keyring: Arc::new(MemoryKeyring),
                 egress: egress.clone(),
+                suppressions: Arc::new(NoSuppressions),
                 clock: clock.clone(),
                 ids: ids.clone(),
                 connectors: scripted_connector,

@@ -30,6 +30,21 @@ pub struct ConsentPolicy {
     pub us_default: Stance,
     /// Treat Global Privacy Control as an opt-out of advertising.
     pub honor_gpc: bool,
+    /// What wins when an event carries GPC and an explicit grant of advertising; default
+    /// `overrides_grants` (GPC wins).
+    #[serde(default)]
+    pub gpc: GpcPrecedence,
+}
+
+/// What wins when an event carries GPC and an explicit grant of advertising.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GpcPrecedence {
+    /// GPC opts out; no grant in the event undoes it.
+    #[default]
+    OverridesGrants,
+    /// The visitor's explicit grant (categoryPreferences, Consent Mode) wins over GPC.
+    ExplicitGrantWins,
 }
 
 impl From<ConsentPolicy> for tl::consent::ConsentPolicy {
@@ -42,6 +57,10 @@ impl From<ConsentPolicy> for tl::consent::ConsentPolicy {
             eu_default: stance(p.eu_default),
             us_default: stance(p.us_default),
             honor_gpc: p.honor_gpc,
+            gpc: match p.gpc {
+                GpcPrecedence::OverridesGrants => tl::consent::GpcPrecedence::OverridesGrants,
+                GpcPrecedence::ExplicitGrantWins => tl::consent::GpcPrecedence::ExplicitGrantWins,
+            },
         }
     }
 }
@@ -56,6 +75,10 @@ impl From<&tl::consent::ConsentPolicy> for ConsentPolicy {
             eu_default: stance(p.eu_default),
             us_default: stance(p.us_default),
             honor_gpc: p.honor_gpc,
+            gpc: match p.gpc {
+                tl::consent::GpcPrecedence::OverridesGrants => GpcPrecedence::OverridesGrants,
+                tl::consent::GpcPrecedence::ExplicitGrantWins => GpcPrecedence::ExplicitGrantWins,
+            },
         }
     }
 }

@@ -238,12 +238,12 @@ impl World {
                 events: events.clone(),
                 queue: queue.clone(),
                 keyring: keyring.clone(),
+                suppressions: dsr.clone(),
                 clock: clock.clone(),
                 ids: Arc::new(SystemIds),
             },
             IngestConfig::new(Region::Us),
-        )
-        .with_suppressions(dsr.clone());
+        );
         Self {
             log: Arc::new(SqliteDeliveryLog::new(db.clone())),
             audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
@@ -817,23 +817,21 @@ async fn an_item_queued_before_its_subjects_erasure_is_neither_sent_nor_logged()
     w.clock.advance(Duration::seconds(6));
 
     let egress = Arc::new(RecordingEgress::default());
-    let delivery = Arc::new(
-        DeliveryService::new(
-            DeliveryPorts {
-                control: w.control.clone(),
-                queue: w.queue.clone(),
-                log: w.log.clone(),
-                keyring: w.keyring.clone(),
-                egress: egress.clone(),
-                clock: w.clock.clone(),
-                ids: Arc::new(SystemIds),
-                connectors: tracklayer_connectors::connector,
-                base_urls: tracklayer_connectors::default_base_url,
-            },
-            DeliveryConfig::default(),
-        )
-        .with_suppressions(w.dsr.clone()),
-    );
+    let delivery = Arc::new(DeliveryService::new(
+        DeliveryPorts {
+            control: w.control.clone(),
+            queue: w.queue.clone(),
+            log: w.log.clone(),
+            keyring: w.keyring.clone(),
+            egress: egress.clone(),
+            suppressions: w.dsr.clone(),
+            clock: w.clock.clone(),
+            ids: Arc::new(SystemIds),
+            connectors: tracklayer_connectors::connector,
+            base_urls: tracklayer_connectors::default_base_url,
+        },
+        DeliveryConfig::default(),
+    ));
     let msgs = w
         .queue
         .receive(

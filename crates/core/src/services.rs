@@ -1,0 +1,191 @@
+//! Wiring once: the use cases of one process, built from one set of ports by role.
+//!
+//! An adapter stack (`tracklayer serve`'s SQLite stack, the Lambda functions' AWS stack, a
+//! test harness) fills one [`Ports`]; each Lambda function builds only the use case it runs
+//! ([`Ports::ingest`], [`Ports::delivery`], [`Ports::dsr`], [`Ports::admin`]), so its cold
+//! start opens nothing else; `serve` builds them all with [`Services::new`], sharing one key
+//! verifier and one invalidation bus, so an admin change reaches ingest and delivery at once.
+
+use std::sync::Arc;
+
+use crate::admin::{AdminPorts, AdminService};
+use crate::clock::{Clock, Ids};
+use crate::deliver::service::{DeliveryConfig, DeliveryPorts, DeliveryService};
+use crate::deliver::Connector;
+use crate::destination::DestinationKind;
+use crate::dsr::service::{DsrConfig, DsrPorts, DsrService};
+use crate::ingest::{IngestConfig, IngestPorts, IngestService};
+use crate::invalidation::Invalidations;
+use crate::keys::verifier::{KeyVerifier, VerifierConfig};
+use crate::ports::{
+    AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DsrStore, Egress, EventStore, Keyring,
+    Mailer, UrlGuard,
+};
+use crate::workspace::Region;
+
+/// Every port of one process, by role. Each use case takes the ones it needs; the data-subject
+/// store is also the suppression list ingest and delivery must consult.
+#[allow(missing_debug_implementations)]
+#[derive(Clone)]
+pub struct Ports {
+    pub control: Arc<dyn ControlStore>,
+    pub events: Arc<dyn EventStore>,
+    pub delivery_log: Arc<dyn DeliveryLog>,
+    pub audit: Arc<dyn AuditLog>,
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub keyring: Arc<dyn Keyring>,
+    /// Data-subject requests, the suppression list and access exports.
+    pub dsr: Arc<dyn DsrStore>,
+    pub mailer: Arc<dyn Mailer>,
+    /// Refuses destination URLs that egress must never reach (configure time).
+    pub url_guard: Arc<dyn UrlGuard>,
+    /// The wire format of each destination kind.
+    pub connectors: fn(DestinationKind) -> &'static dyn Connector,
+    /// Production base URL of each kind, used when a destination has no `endpoint`.
+    pub base_urls: fn(DestinationKind) -> &'static str,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn Ids>,
+}
+
+impl Ports {
+    /// The ingest use case, dropping the events of suppressed subjects.
+    pub fn ingest(&self, config: IngestConfig) -> IngestService {
+        IngestService::new(
+            IngestPorts {
+                control: self.control.clone(),
+                events: self.events.clone(),
+                queue: self.queue.clone(),
+                keyring: self.keyring.clone(),
+                suppressions: self.dsr.clone(),
+                clock: self.clock.clone(),
+                ids: self.ids.clone(),
+            },
+            config,
+        )
+    }
+
+    /// The delivery use case over `egress` (the only port that opens network clients, so it
+    /// is built only where delivery runs).
+    pub fn delivery(&self, egress: Arc<dyn Egress>, config: DeliveryConfig) -> DeliveryService {
+        DeliveryService::new(
+            DeliveryPorts {
+                control: self.control.clone(),
+                queue: self.queue.clone(),
+                log: self.delivery_log.clone(),
+                keyring: self.keyring.clone(),
+                egress,
+                suppressions: self.dsr.clone(),
+                clock: self.clock.clone(),
+                ids: self.ids.clone(),
+                connectors: self.connectors,
+                base_urls: self.base_urls,
+            },
+            config,
+        )
+    }
+
+    /// The data-subject request use case.
+    pub fn dsr(&self, config: DsrConfig) -> DsrService {
+        DsrService::new(
+            DsrPorts {
+                control: self.control.clone(),
+                dsr: self.dsr.clone(),
+                events: self.events.clone(),
+                log: self.delivery_log.clone(),
+                queue: self.queue.clone(),
+                keyring: self.keyring.clone(),
+                mailer: self.mailer.clone(),
+                audit: self.audit.clone(),
+                clock: self.clock.clone(),
+                ids: self.ids.clone(),
+            },
+            config,
+        )
+    }
+
+    /// The control plane, serving `region`.
+    pub fn admin(&self, region: Region) -> AdminService {
+        AdminService::new(
+            AdminPorts {
+                control: self.control.clone(),
+                audit: self.audit.clone(),
+                keyring: self.keyring.clone(),
+                events: self.events.clone(),
+                delivery_log: self.delivery_log.clone(),
+                queue: self.queue.clone(),
+                dsr: self.dsr.clone(),
+                clock: self.clock.clone(),
+                ids: self.ids.clone(),
+                url_guard: self.url_guard.clone(),
+            },
+            region,
+        )
+    }
+}
+
+/// How the use cases of one process are configured.
+#[derive(Debug, Clone)]
+pub struct ServicesConfig {
+    pub region: Region,
+    pub verifier: VerifierConfig,
+    pub ingest: IngestConfig,
+    pub delivery: DeliveryConfig,
+    pub dsr: DsrConfig,
+}
+
+impl ServicesConfig {
+    /// The defaults of every use case, serving `region`.
+    pub fn new(region: Region) -> Self {
+        Self {
+            region,
+            verifier: VerifierConfig::new(region),
+            ingest: IngestConfig::new(region),
+            delivery: DeliveryConfig::default(),
+            dsr: DsrConfig::default(),
+        }
+    }
+}
+
+/// Every use case of one process, sharing one key verifier (its failure counters and verified
+/// keys) and one invalidation bus (an admin change evicts ingest's and delivery's caches).
+#[allow(missing_debug_implementations)]
+pub struct Services {
+    pub ingest: Arc<IngestService>,
+    pub delivery: Arc<DeliveryService>,
+    pub dsr: Arc<DsrService>,
+    pub admin: Arc<AdminService>,
+    pub verifier: Arc<KeyVerifier>,
+    pub invalidations: Arc<Invalidations>,
+}
+
+impl Services {
+    pub fn new(ports: &Ports, egress: Arc<dyn Egress>, config: ServicesConfig) -> Self {
+        let invalidations = Invalidations::new();
+        let verifier = Arc::new(KeyVerifier::new(config.verifier, ports.clock.clone()));
+        let ingest = Arc::new(ports.ingest(config.ingest).with_verifier(verifier.clone()));
+        invalidations.subscribe(ingest.clone());
+        let delivery = Arc::new(ports.delivery(egress, config.delivery));
+        invalidations.subscribe(delivery.clone());
+        // An erasure suppresses its subject when it is submitted; ingest drops its cached list
+        // at once, so the subject's next event is dropped.
+        let dsr = Arc::new(
+            ports
+                .dsr(config.dsr)
+                .with_invalidations(invalidations.clone()),
+        );
+        let admin = Arc::new(
+            ports
+                .admin(config.region)
+                .with_verifier(verifier.clone())
+                .with_invalidations(invalidations.clone()),
+        );
+        Self {
+            ingest,
+            delivery,
+            dsr,
+            admin,
+            verifier,
+            invalidations,
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! `tracklayer users …`: the admin API's user use cases for the operator on a data directory.
+
+use serde_json::json;
+use tracklayer_core::workspace::User;
+
+use super::operator::{explain, print_table, role, role_name, when, Operator};
+use crate::cli::{OperatorArgs, UsersCommand};
+
+pub(super) async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
+    match cmd {
+        UsersCommand::Invite(args) => {
+            let op = Operator::open(&args.out.ws).await?;
+            let user = op
+                .admin
+                .invite_user(&op.principal, &args.email, role(args.role))
+                .await
+                .map_err(|e| explain("cannot invite the user", e))?;
+            print_user(&user, &args.out, "Invited")?;
+        }
+        UsersCommand::List(out) => {
+            let op = Operator::open(&out.ws).await?;
+            let users = op
+                .admin
+                .users(&op.principal)
+                .await
+                .map_err(|e| explain("cannot list users", e))?;
+            if out.json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else {
+                print_table(
+                    &["ID", "EMAIL", "ROLE", "CREATED"],
+                    users
+                        .iter()
+                        .map(|u| {
+                            vec![
+                                u.id.clone(),
+                                u.email.as_str().to_owned(),
+                                role_name(u.role).to_owned(),
+                                when(u.created_at),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+        }
+        UsersCommand::SetRole(args) => {
+            let op = Operator::open(&args.out.ws).await?;
+            let user = op
+                .admin
+                .set_role(&op.principal, &args.id, role(args.role))
+                .await
+                .map_err(|e| explain(&format!("cannot change the role of {}", args.id), e))?;
+            print_user(&user, &args.out, "Updated")?;
+        }
+        UsersCommand::Remove(args) => {
+            let op = Operator::open(&args.out.ws).await?;
+            op.admin
+                .remove_user(&op.principal, &args.id)
+                .await
+                .map_err(|e| explain(&format!("cannot remove user {}", args.id), e))?;
+            if args.out.json {
+                println!("{}", json!({ "removed": args.id }));
+            } else {
+                println!(
+                    "Removed user {}; their personal tokens are revoked.",
+                    args.id
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_user(user: &User, out: &OperatorArgs, verb: &str) -> anyhow::Result<()> {
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(user)?);
+    } else {
+        println!(
+            "{verb} user {} ({}) with role {}.",
+            user.id,
+            user.email.as_str(),
+            role_name(user.role)
+        );
+    }
+    Ok(())
+}
