@@ -9,10 +9,17 @@ use uuid::Uuid;
 use super::*;
 use crate::clock::SequentialIds;
 use crate::consent::ConsentPolicy;
+use crate::crypto::{aad, WorkspaceKeys};
 use crate::crypto::{DataKey, Sealed, WrappedKey};
+use crate::destination::{Destination, DestinationKind};
 use crate::destination::{DestinationId, EventFilter};
+use crate::event::{DeliveryItem, EventType, QueueBody, Routing, SealedFields};
 use crate::identity::sha256_hex;
+use crate::identity::{Field, Profile};
 use crate::workspace::KeyRef;
+use crate::workspace::{Region, Retention, Workspace, WorkspaceId};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
 const RECEIVED_AT: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
 
