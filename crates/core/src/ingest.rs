@@ -14,7 +14,7 @@ mod service;
 mod wire;
 
 pub use gate::PrepareGate;
-pub use identifiers::field_tag;
+pub use identifiers::{anonymous_subject_index, field_tag, subject_index};
 pub use inherit::{MAX_BATCH_OBJECT_KEYS, MAX_OBJECT_KEYS};
 pub use pack::pack;
 pub use prepare::{prepare, Pipeline, PreparedBatch};

@@ -1,10 +1,12 @@
-//! Identifiers: where an event holds them, and the tags of the subject index.
+//! Identifiers: where an event holds them (collect), how each profile takes them (hash), and
+//! the internal subject index ingest and erasure share.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
-use crate::identity::Field;
+use crate::crypto::WorkspaceKeys;
+use crate::identity::{self, Field, Hints, Prepared, Profile};
 
 use super::inherit::Layered;
 use super::scrub;
@@ -154,4 +156,119 @@ impl RawIdentifiers {
         }
         out
     }
+}
+
+/// An event's identifiers and its scrubbed properties and traits.
+pub(super) struct Collected {
+    pub(super) ids: RawIdentifiers,
+    pub(super) properties: Value,
+    pub(super) traits: Value,
+}
+
+/// Normalize: finds the identifiers by name, then scrubs properties and traits (before
+/// hashing): whole emails and phone numbers found by value under other names become the
+/// event's own when it named none.
+pub(super) fn collect(
+    traits: Map<String, Value>,
+    context: &Layered<'_>,
+    properties: Map<String, Value>,
+    user_id: Option<&str>,
+) -> Collected {
+    let mut ids = RawIdentifiers::extract(&traits, context, &properties, user_id);
+    let mut found = scrub::Found::default();
+    let properties = scrub::scrub(Value::Object(properties), false, &mut found);
+    let traits = scrub::scrub(Value::Object(traits), true, &mut found);
+    if !(ids.fields.contains_key(&Field::Email) && ids.fields.contains_key(&Field::Phone)) {
+        if let Some(ctx_traits) = context.get("traits") {
+            found.offer_all(ctx_traits);
+        }
+    }
+    if let Some(email) = found.email {
+        ids.fields.entry(Field::Email).or_insert(email);
+    }
+    if let Some(phone) = found.phone {
+        ids.fields.entry(Field::Phone).or_insert(phone);
+    }
+    Collected {
+        ids,
+        properties,
+        traits,
+    }
+}
+
+/// The identifiers as each routed profile takes them.
+#[derive(Default)]
+pub(super) struct Hashed {
+    /// SHA-256 digests, per profile.
+    pub(super) hashed: BTreeMap<Profile, BTreeMap<Field, String>>,
+    /// Values a profile takes normalized but unhashed (Google's address fields).
+    pub(super) plain: BTreeMap<Profile, BTreeMap<Field, String>>,
+    /// Fields some profile refused as invalid.
+    pub(super) invalid: BTreeSet<Field>,
+}
+
+/// Hash: normalizes and hashes the identifiers once per profile some routed destination needs.
+pub(super) fn hash(ids: &RawIdentifiers, profiles: &BTreeSet<Profile>, hints: Hints<'_>) -> Hashed {
+    let mut out = Hashed::default();
+    for profile in profiles {
+        let h = out.hashed.entry(*profile).or_default();
+        for (field, raw_value) in &ids.fields {
+            match identity::prepare(*profile, *field, raw_value, hints) {
+                Ok(Prepared::Hashed(digest)) => {
+                    h.insert(*field, digest);
+                }
+                Ok(Prepared::Plain(v)) => {
+                    out.plain.entry(*profile).or_default().insert(*field, v);
+                }
+                // A field the profile does not take (GA4 has no external id) is left out,
+                // not counted as invalid.
+                Err(rejected) if rejected.reason == identity::NOT_SUPPORTED => {}
+                Err(_) => {
+                    out.invalid.insert(*field);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The subject index of one identifier (email, phone, external id): a keyed HMAC over its
+/// canonical form ([`identity::canonical_for_index`]) under its [`field_tag`], never a bare
+/// hash; `None` when the value has no canonical form. Ingest indexes each event's identifiers
+/// and erasure a request's subject with this one function: if the two drifted, erasure would
+/// silently miss events.
+pub fn subject_index(
+    keys: &WorkspaceKeys,
+    field: Field,
+    raw: &str,
+    hints: Hints<'_>,
+) -> Option<String> {
+    let canonical = identity::canonical_for_index(field, raw, hints)?;
+    Some(keys.subject_index(field_tag(field), &canonical))
+}
+
+/// The subject index of an anonymous id (trimmed), as ingest and erasure compute it.
+pub fn anonymous_subject_index(keys: &WorkspaceKeys, anonymous_id: &str) -> String {
+    keys.subject_index("anonymous_id", anonymous_id.trim())
+}
+
+/// An event's entries in the subject index, sorted and without repeats.
+pub(super) fn subjects(
+    keys: &WorkspaceKeys,
+    ids: &RawIdentifiers,
+    anonymous_id: Option<&str>,
+    hints: Hints<'_>,
+) -> Vec<String> {
+    let mut subjects = Vec::with_capacity(4);
+    for field in [Field::Email, Field::Phone, Field::ExternalId] {
+        if let Some(raw_value) = ids.fields.get(&field) {
+            subjects.extend(subject_index(keys, field, raw_value, hints));
+        }
+    }
+    if let Some(anon) = anonymous_id {
+        subjects.push(anonymous_subject_index(keys, anon));
+    }
+    subjects.sort();
+    subjects.dedup();
+    subjects
 }

@@ -6,12 +6,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
 use crate::error::{KeyError, StoreError};
-use crate::event::EventType;
+use crate::event::{EventType, MessageId};
 use crate::keys::KeyRefusal;
 use crate::workspace::Region;
 
-use super::inherit::{self, MAX_BATCH_OBJECT_KEYS};
+use super::inherit::{self, MAX_BATCH_OBJECT_KEYS, MAX_OBJECT_KEYS};
+use super::scrub;
 
 /// Segment's limits: 32 KB per event, 500 KB per request, and our 2,500 events per batch.
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;
@@ -294,4 +298,277 @@ pub(super) struct WireMessage {
     pub(super) original_timestamp: Option<Value>,
     #[serde(default)]
     pub(super) sent_at: Option<Value>,
+}
+
+/// Why one event is refused: the field at fault (a JSON pointer) and what is wrong.
+pub(super) struct Fail(pub(super) String, pub(super) String);
+
+pub(super) fn fail(field: &str, detail: impl Into<String>) -> Fail {
+    Fail(field.to_owned(), detail.into())
+}
+
+pub(super) fn as_id(v: &Option<Value>, field: &str) -> Result<Option<String>, Fail> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) if s.len() > 512 => Err(fail(field, "must be at most 512 bytes")),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(fail(field, "must be a string")),
+    }
+}
+
+fn as_object(v: Option<Value>, field: &str) -> Result<Map<String, Value>, Fail> {
+    match v {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m),
+        Some(_) => Err(fail(field, "must be an object")),
+    }
+}
+
+fn as_time(v: &Option<Value>, field: &str) -> Result<Option<OffsetDateTime>, Fail> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => parse_time(s).map(Some).ok_or_else(|| {
+            fail(
+                field,
+                "must be an ISO-8601 date-time (2024-05-01T12:00:00Z)",
+            )
+        }),
+        Some(_) => Err(fail(field, "must be an ISO-8601 date-time string")),
+    }
+}
+
+/// RFC 3339, or ISO-8601 without an offset (taken as UTC), like Segment accepts.
+fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    let s = s.trim();
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Some(t);
+    }
+    let with_z = format!("{s}Z");
+    OffsetDateTime::parse(&with_z, &Rfc3339).ok()
+}
+
+/// An event's own object, at most [`MAX_OBJECT_KEYS`] keys.
+fn bounded_object(v: Option<Value>, field: &str) -> Result<Map<String, Value>, Fail> {
+    let m = as_object(v, field)?;
+    if m.len() > MAX_OBJECT_KEYS {
+        return Err(fail(
+            field,
+            format!(
+                "has {} keys; at most {MAX_OBJECT_KEYS} are allowed",
+                m.len()
+            ),
+        ));
+    }
+    Ok(m)
+}
+
+/// Parse: one event's JSON. An event over [`MAX_EVENT_BYTES`] is refused, still naming its
+/// messageId so the client can tell which one it was.
+pub(super) fn read_event(
+    raw: &RawValue,
+    message_id_out: &mut Option<String>,
+) -> Result<WireMessage, Fail> {
+    if raw.get().len() > MAX_EVENT_BYTES {
+        #[derive(Deserialize)]
+        struct WireId {
+            #[serde(rename = "messageId", default)]
+            message_id: Option<Value>,
+        }
+        if let Ok(WireId {
+            message_id: Some(Value::String(id)),
+        }) = serde_json::from_str(raw.get())
+        {
+            if MessageId::parse(&id).is_ok() {
+                *message_id_out = Some(id);
+            }
+        }
+        return Err(fail(
+            "/",
+            format!("event is larger than {MAX_EVENT_BYTES} bytes"),
+        ));
+    }
+    serde_json::from_str(raw.get()).map_err(|e| {
+        let detail = if e.is_data() {
+            format!("event must be an object: {e}")
+        } else {
+            format!("event is not valid JSON: {e}")
+        };
+        fail("/", detail)
+    })
+}
+
+/// An event whose fields passed validation: what the later stages read.
+pub(super) struct Validated {
+    pub(super) message_id: MessageId,
+    pub(super) event_type: EventType,
+    pub(super) user_id: Option<String>,
+    pub(super) anonymous_id: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) properties: Map<String, Value>,
+    pub(super) traits: Map<String, Value>,
+    /// The event's own `context` and `integrations`; the batch's are read through them.
+    pub(super) context: Map<String, Value>,
+    pub(super) integrations: Map<String, Value>,
+    pub(super) timestamp: OffsetDateTime,
+}
+
+/// Validate: every field of the event, in the order a client reads its rejections.
+/// `new_message_id` gives the id of an event that brought none.
+pub(super) fn validate(
+    wire: WireMessage,
+    body: &ParsedBody<'_>,
+    received_at: OffsetDateTime,
+    new_message_id: impl FnOnce() -> MessageId,
+    message_id_out: &mut Option<String>,
+) -> Result<Validated, Fail> {
+    // messageId first, so that every later rejection can name it.
+    let message_id = match as_id(&wire.message_id, "/messageId")? {
+        Some(s) => {
+            *message_id_out = Some(s.clone());
+            MessageId::parse(&s).map_err(|d| fail("/messageId", d))?
+        }
+        None => new_message_id(),
+    };
+    let event_type = event_type(&wire.kind, body.endpoint)?;
+    let user_id = as_id(&wire.user_id, "/userId")?;
+    let anonymous_id = as_id(&wire.anonymous_id, "/anonymousId")?;
+    if user_id.is_none() && anonymous_id.is_none() {
+        return Err(fail("/userId", "userId or anonymousId is required"));
+    }
+    let name = event_name(event_type, &wire)?;
+    let properties = bounded_object(wire.properties, "/properties")?;
+    let traits = bounded_object(wire.traits, "/traits")?;
+    let context = bounded_object(wire.context, "/context")?;
+    let integrations = bounded_object(wire.integrations, "/integrations")?;
+    let timestamp = timestamp(
+        received_at,
+        &wire.sent_at,
+        &body.sent_at,
+        &wire.original_timestamp,
+        &wire.timestamp,
+    )?;
+    Ok(Validated {
+        message_id,
+        event_type,
+        user_id,
+        anonymous_id,
+        name,
+        properties,
+        traits,
+        context,
+        integrations,
+        timestamp,
+    })
+}
+
+/// The event's `type`: required in a batch, and the endpoint's own on a single-event endpoint.
+fn event_type(kind: &Option<Value>, endpoint: Endpoint) -> Result<EventType, Fail> {
+    match (kind, endpoint) {
+        (None | Some(Value::Null), Endpoint::Single(t)) => Ok(t),
+        (None | Some(Value::Null), Endpoint::Batch) => {
+            Err(fail("/type", "type is required in a batch"))
+        }
+        (Some(Value::String(s)), endpoint) => {
+            let t: EventType = s.parse().map_err(|_| {
+                fail(
+                    "/type",
+                    "type must be one of track, identify, page, screen, group, alias",
+                )
+            })?;
+            if let Endpoint::Single(expected) = endpoint {
+                if t != expected {
+                    return Err(fail(
+                        "/type",
+                        format!("type {t} was sent to the /v1/{expected} endpoint"),
+                    ));
+                }
+            }
+            Ok(t)
+        }
+        (Some(_), _) => Err(fail("/type", "type must be a string")),
+    }
+}
+
+/// The event's name (`event` of a track, `name` of a page or screen), and the ids an alias or
+/// group call requires.
+fn event_name(event_type: EventType, wire: &WireMessage) -> Result<Option<String>, Fail> {
+    let name = match event_type {
+        EventType::Track => match &wire.event {
+            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 200 => Some(s.clone()),
+            Some(Value::String(s)) if s.len() > 200 => {
+                return Err(fail("/event", "event must be at most 200 bytes"))
+            }
+            _ => {
+                return Err(fail(
+                    "/event",
+                    "event is required for track (a non-empty string)",
+                ))
+            }
+        },
+        EventType::Page | EventType::Screen => match &wire.name {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.len() <= 200 => Some(s.clone()),
+            Some(_) => return Err(fail("/name", "name must be a string of at most 200 bytes")),
+        },
+        EventType::Alias => {
+            if as_id(&wire.previous_id, "/previousId")?.is_none() {
+                return Err(fail("/previousId", "previousId is required for alias"));
+            }
+            None
+        }
+        EventType::Group => {
+            if as_id(&wire.group_id, "/groupId")?.is_none() {
+                return Err(fail("/groupId", "groupId is required for group"));
+            }
+            None
+        }
+        EventType::Identify => None,
+    };
+    // A name is stored, shown and sent in the clear: one that holds an identifier is refused
+    // rather than rewritten, so the client learns to send it as a trait.
+    if let Some(kind) = name.as_deref().and_then(scrub::find) {
+        let (field, what) = match event_type {
+            EventType::Track => ("/event", "event"),
+            _ => ("/name", "name"),
+        };
+        return Err(fail(
+            field,
+            format!(
+                "{what} must not contain {}: names are stored and sent in the clear; send identifiers as traits",
+                match kind {
+                    scrub::Kind::Email => "an email address",
+                    scrub::Kind::Phone => "a phone number",
+                    scrub::Kind::Ip => "an IP address",
+                }
+            ),
+        ));
+    }
+    Ok(name)
+}
+
+/// Segment's skew correction: timestamp = receivedAt − (sentAt − originalTimestamp), to the
+/// millisecond. The event's `sentAt` wins over the batch's.
+fn timestamp(
+    received_at: OffsetDateTime,
+    own_sent_at: &Option<Value>,
+    batch_sent_at: &Option<Value>,
+    original_timestamp: &Option<Value>,
+    explicit: &Option<Value>,
+) -> Result<OffsetDateTime, Fail> {
+    let sent_at = match as_time(own_sent_at, "/sentAt")? {
+        Some(t) => Some(t),
+        None => as_time(batch_sent_at, "/sentAt")
+            .map_err(|Fail(_, d)| fail("/sentAt", format!("batch {d}")))?,
+    };
+    let original = as_time(original_timestamp, "/originalTimestamp")?;
+    let explicit = as_time(explicit, "/timestamp")?;
+    let timestamp = match (original, sent_at, explicit) {
+        (Some(orig), Some(sent), _) => received_at - (sent - orig),
+        (_, _, Some(ts)) => ts,
+        (Some(orig), None, None) => orig,
+        (None, _, None) => received_at,
+    };
+    Ok(crate::clock::truncate_millis(timestamp))
 }
