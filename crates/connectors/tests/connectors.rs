@@ -630,6 +630,53 @@ fn meta_action_source_is_website_only_with_a_page_url_and_a_user_agent() {
 }
 
 #[test]
+fn meta_action_source_follows_the_channel_then_the_page_then_the_destination_default() {
+    let s = meta_secrets();
+    let mut shop = meta_destination();
+    shop.config["action_source"] = json!("physical_store");
+    let with_channel = |name: &str, channel: &str| {
+        let mut o = fixture(name);
+        o.sealed.channel = Some(channel.into());
+        o
+    };
+    let mut browser_without_agent = with_channel("search", "browser");
+    browser_without_agent.sealed.user_agent = None;
+    let items = [
+        with_channel("search", "mobile"),
+        with_channel("search", "email"),
+        with_channel("page", "server"),
+        with_channel("search", "server"),
+        browser_without_agent,
+    ];
+    let sources = |d: &Destination| -> Vec<String> {
+        let sent = body(&build(&target(d, &s), &items));
+        (0..items.len())
+            .map(|i| {
+                sent["data"][i]["action_source"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+
+    assert_eq!(
+        sources(&meta_destination()),
+        ["app", "email", "website", "other", "other"]
+    );
+    assert_eq!(
+        sources(&shop),
+        [
+            "app",
+            "email",
+            "website",
+            "physical_store",
+            "physical_store"
+        ]
+    );
+}
+
+#[test]
 fn meta_carries_at_most_1000_events_a_request() {
     let d = meta_destination();
     let s = meta_secrets();

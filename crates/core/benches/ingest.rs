@@ -68,6 +68,7 @@ impl Setup {
                 ip: None,
                 user_agent: None,
                 gpc: false,
+                browser: false,
             },
         }
     }

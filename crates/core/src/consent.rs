@@ -86,6 +86,12 @@ pub struct ConsentPolicy {
     pub us_default: Stance,
     /// Treat Global Privacy Control as an opt-out of advertising.
     pub honor_gpc: bool,
+    /// Take the tracking request's IP address and user agent as the visitor's when an event
+    /// has no `context.ip`/`context.userAgent`, also for server traffic (a proxy that forwards
+    /// its visitors' requests as they are). Off: only browser traffic (an `Origin` header)
+    /// lends them, so a backend SDK's own address never reaches a destination as the visitor's.
+    #[serde(default)]
+    pub request_ip_as_client_ip: bool,
 }
 
 impl Default for ConsentPolicy {
@@ -94,6 +100,7 @@ impl Default for ConsentPolicy {
             eu_default: Stance::OptIn,
             us_default: Stance::OptOut,
             honor_gpc: true,
+            request_ip_as_client_ip: false,
         }
     }
 }

@@ -165,6 +165,9 @@ async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Respon
             .get("sec-gpc")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim() == "1"),
+        // Browsers send `Origin` on every cross-origin POST; server SDKs do not. (A
+        // browser-facing write key will mark browser traffic too.)
+        browser: req.headers().contains_key(header::ORIGIN),
     };
     let (parts, body) = req.into_parts();
     let from_header = match header_key(&parts.headers) {

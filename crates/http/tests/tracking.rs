@@ -996,6 +996,54 @@ async fn a_gpc_header_keeps_a_us_event_from_advertising_destinations() {
     assert_eq!(app.depth(DestinationKind::Webhook).await, 2);
 }
 
+/// The user agent sealed in each queued webhook item.
+async fn queued_user_agents(app: &App) -> Vec<Option<String>> {
+    let keys = app.keys().await;
+    let mut agents = Vec::new();
+    for message in app.drain(DestinationKind::Webhook).await {
+        for item in message.items {
+            let aad = tracklayer_core::crypto::aad(
+                "item",
+                &app.workspace.id,
+                &format!("{}:{}", message.destination_id, item.event_id),
+            );
+            let plain = keys.open(&aad, item.sealed.as_ref().unwrap()).unwrap();
+            let sealed: tracklayer_core::event::SealedFields =
+                serde_json::from_slice(&plain).unwrap();
+            agents.push(sealed.user_agent);
+        }
+    }
+    agents
+}
+
+#[tokio::test]
+async fn a_server_sdks_user_agent_is_not_sent_as_the_visitors_but_a_browsers_is() {
+    let app = App::with(Options {
+        destinations: vec![webhook()],
+        ..Options::default()
+    })
+    .await;
+    let request = |id: &str, origin: Option<&str>| {
+        let mut r = post("/v1/track")
+            .header(header::AUTHORIZATION, basic(&app.write_key))
+            .header(header::USER_AGENT, "analytics-python/2.4.0");
+        if let Some(origin) = origin {
+            r = r.header(header::ORIGIN, origin);
+        }
+        r.body(Body::from(track(id).to_string())).unwrap()
+    };
+
+    app.send(request("server", None)).await.assert_accepted(1);
+    app.send(request("browser", Some("https://shop.example")))
+        .await
+        .assert_accepted(1);
+
+    assert_eq!(
+        queued_user_agents(&app).await,
+        [None, Some("analytics-python/2.4.0".to_owned())]
+    );
+}
+
 #[tokio::test]
 async fn queued_messages_carry_hashes_not_raw_identifiers() {
     let app = App::with(Options {

@@ -113,7 +113,8 @@ fn prepare_one(
     let collected = identifiers::collect(v.traits, &context, v.properties, v.user_id.as_deref());
     let ids = collected.ids;
     let signals = Signals::read_with(|key| context.get(key), p.meta.gpc);
-    let client = Client::read(&context, p.meta);
+    let lend = p.meta.browser || p.workspace.consent.request_ip_as_client_ip;
+    let client = Client::read(&context, p.meta, lend);
 
     let filter_name = v.name.as_deref().unwrap_or(v.event_type.as_str());
     let event_id = EventId(p.ids.uuid_v7(p.received_at));
@@ -159,6 +160,7 @@ fn prepare_one(
         user_id: v.user_id,
         anonymous_id: v.anonymous_id,
         page_url: client.page_url,
+        channel: client.channel,
         click_ids: ids.click_ids,
         plain: BTreeMap::new(),
     };
@@ -182,34 +184,42 @@ fn prepare_one(
     ))
 }
 
-/// The client's address, user agent and page: from the event's context, else the request's.
+/// The client's address, user agent and page: from the event's context, else (when `lend`:
+/// browser traffic, or a workspace that opted in) the request's.
 struct Client {
     ip: Option<String>,
     user_agent: Option<String>,
     page_url: Option<String>,
+    channel: Option<String>,
 }
 
 impl Client {
-    fn read(context: &Layered<'_>, meta: &RequestMeta) -> Self {
+    fn read(context: &Layered<'_>, meta: &RequestMeta, lend: bool) -> Self {
         let ip = context
             .get("ip")
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .or_else(|| meta.ip.map(|ip| ip.to_string()));
+            .or_else(|| meta.ip.filter(|_| lend).map(|ip| ip.to_string()));
         let user_agent = context
             .get("userAgent")
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .or_else(|| meta.user_agent.clone());
+            .or_else(|| meta.user_agent.clone().filter(|_| lend));
         let page_url = context
             .get("page")
             .and_then(|pg| pg.get("url"))
             .and_then(Value::as_str)
             .map(|url| scrub::strip_url(url).into_owned());
+        let channel = context
+            .get("channel")
+            .and_then(Value::as_str)
+            .map(|c| c.trim().to_ascii_lowercase())
+            .filter(|c| !c.is_empty() && c.len() <= 32 && scrub::find(c).is_none());
         Self {
             ip,
             user_agent,
             page_url,
+            channel,
         }
     }
 

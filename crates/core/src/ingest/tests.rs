@@ -91,6 +91,7 @@ impl Setup {
                 ip: None,
                 user_agent: None,
                 gpc: false,
+                browser: false,
             },
         }
     }
@@ -1179,6 +1180,7 @@ fn debug_output_of_a_request_shows_no_identifier_and_no_write_key() {
         ip: Some("198.51.100.77".parse().unwrap()),
         user_agent: Some("Mozilla/5.0 (PrivacyProbe)".into()),
         gpc: true,
+        browser: true,
     };
     let pipeline = Pipeline {
         meta: &meta,
@@ -1337,4 +1339,110 @@ fn the_integrations_object_turns_destinations_off_and_on_by_kind_or_name() {
         off.items[0].is_empty(),
         "batch-level All:false reaches every item"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The request's IP address and user agent (issue 17, A11)
+
+/// A request with an address and a user agent, from a server or a browser.
+fn requesting(s: &mut Setup, browser: bool) {
+    s.meta = RequestMeta {
+        ip: Some("127.0.0.1".parse().unwrap()),
+        user_agent: Some("analytics-python/2.4.0".into()),
+        gpc: false,
+        browser,
+    };
+}
+
+/// An event that carries an email (so Meta and TikTok take it) and no `context.ip`.
+fn server_event() -> Value {
+    json!({
+        "type": "track",
+        "messageId": "srv-1",
+        "userId": "u-1",
+        "event": "Order Completed",
+        "properties": {"value": 10, "currency": "EUR"},
+        "context": {"traits": {"email": "jane@example.com"}}
+    })
+}
+
+/// The IP address and user agent sealed for Meta and for TikTok.
+fn client_of(s: &Setup, out: &PreparedBatch) -> Vec<(Option<String>, Option<String>)> {
+    [META, TIKTOK]
+        .into_iter()
+        .map(|kind| {
+            let sealed = s.open(kind, s.item(out, 0, kind).expect("routed"));
+            (sealed.ip, sealed.user_agent)
+        })
+        .collect()
+}
+
+#[test]
+fn a_server_event_without_context_ip_reaches_meta_and_tiktok_without_the_servers_ip_and_agent() {
+    let mut s = Setup::new(Region::Us);
+    requesting(&mut s, false);
+
+    let out = s.accept(server_event());
+
+    assert_eq!(client_of(&s, &out), [(None, None), (None, None)]);
+    assert!(out.events[0].operational.is_none(), "no IP or agent kept");
+}
+
+#[test]
+fn browser_traffic_lends_the_requests_ip_and_user_agent() {
+    let mut s = Setup::new(Region::Us);
+    requesting(&mut s, true);
+
+    let out = s.accept(server_event());
+
+    let lent = (
+        Some("127.0.0.1".to_owned()),
+        Some("analytics-python/2.4.0".to_owned()),
+    );
+    assert_eq!(client_of(&s, &out), [lent.clone(), lent]);
+    assert!(out.events[0].operational.is_some());
+}
+
+#[test]
+fn a_workspace_that_opted_in_takes_a_server_requests_ip_and_user_agent() {
+    let mut s = Setup::new(Region::Us);
+    requesting(&mut s, false);
+    s.workspace.consent.request_ip_as_client_ip = true;
+
+    let out = s.accept(server_event());
+
+    let lent = (
+        Some("127.0.0.1".to_owned()),
+        Some("analytics-python/2.4.0".to_owned()),
+    );
+    assert_eq!(client_of(&s, &out), [lent.clone(), lent]);
+}
+
+#[test]
+fn a_server_events_own_context_ip_and_user_agent_are_sent() {
+    let mut s = Setup::new(Region::Us);
+    requesting(&mut s, false);
+    let mut event = server_event();
+    event["context"]["ip"] = json!("203.0.113.7");
+    event["context"]["userAgent"] = json!("Mozilla/5.0 (visitor)");
+
+    let out = s.accept(event);
+
+    let own = (
+        Some("203.0.113.7".to_owned()),
+        Some("Mozilla/5.0 (visitor)".to_owned()),
+    );
+    assert_eq!(client_of(&s, &out), [own.clone(), own]);
+}
+
+#[test]
+fn the_events_channel_is_sealed_for_the_action_source_lowercase() {
+    let s = Setup::new(Region::Us);
+    let mut event = server_event();
+    event["context"]["channel"] = json!(" Server ");
+
+    let out = s.accept(event);
+
+    let sealed = s.open(META, s.item(&out, 0, META).unwrap());
+    assert_eq!(sealed.channel.as_deref(), Some("server"));
 }

@@ -38,6 +38,13 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
     /// `Sec-GPC: 1`.
     pub gpc: bool,
+    /// Browser traffic (the request has an `Origin` header): the request's IP address and
+    /// user agent are the visitor's, and stand in for an event's missing `context.ip` and
+    /// `context.userAgent`. From a server they are the server's own, and are not used unless
+    /// the workspace opts in ([`ConsentPolicy::request_ip_as_client_ip`]).
+    ///
+    /// [`ConsentPolicy::request_ip_as_client_ip`]: crate::consent::ConsentPolicy::request_ip_as_client_ip
+    pub browser: bool,
 }
 
 /// IP address and user-agent are personal data: `Debug` says only whether they are there.
@@ -50,6 +57,7 @@ impl std::fmt::Debug for RequestMeta {
                 &self.user_agent.as_ref().map(|_| "<redacted>"),
             )
             .field("gpc", &self.gpc)
+            .field("browser", &self.browser)
             .finish()
     }
 }

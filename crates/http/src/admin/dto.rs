@@ -183,6 +183,11 @@ pub struct ConsentPolicy {
     pub us_default: Stance,
     /// Treat Global Privacy Control as an opt-out of advertising.
     pub honor_gpc: bool,
+    /// Take the tracking request's IP address and user agent as the visitor's when an event
+    /// has none, also for server traffic (default false: only browser traffic, with an
+    /// `Origin` header, lends them).
+    #[serde(default)]
+    pub request_ip_as_client_ip: bool,
 }
 
 impl From<ConsentPolicy> for tl::consent::ConsentPolicy {
@@ -195,6 +200,7 @@ impl From<ConsentPolicy> for tl::consent::ConsentPolicy {
             eu_default: stance(p.eu_default),
             us_default: stance(p.us_default),
             honor_gpc: p.honor_gpc,
+            request_ip_as_client_ip: p.request_ip_as_client_ip,
         }
     }
 }
@@ -209,6 +215,7 @@ impl From<&tl::consent::ConsentPolicy> for ConsentPolicy {
             eu_default: stance(p.eu_default),
             us_default: stance(p.us_default),
             honor_gpc: p.honor_gpc,
+            request_ip_as_client_ip: p.request_ip_as_client_ip,
         }
     }
 }
