@@ -53,6 +53,38 @@ impl fmt::Display for Purpose {
 #[error("a purpose is 1 to 64 characters of letters, digits, _ or -")]
 pub struct InvalidPurpose;
 
+/// The purposes a destination may need: the ones a signal speaks for (Consent Mode's
+/// advertising, analytics and personalization) and the common consent-manager categories an
+/// event's `categoryPreferences` grant. A misspelt purpose (`advertsing`) would be granted by
+/// no signal but the region's default: it is refused when a destination is configured.
+pub const KNOWN_PURPOSES: [&str; 6] = [
+    "advertising",
+    "analytics",
+    "personalization",
+    "functional",
+    "marketing",
+    "necessary",
+];
+
+/// Checks that every purpose of `purposes` is one of [`KNOWN_PURPOSES`]; the error names the
+/// first unknown one by its index under `field` (`consent_purposes[0]`) and says what is known.
+pub fn validate_purposes(field: &str, purposes: &[Purpose]) -> Result<(), (String, String)> {
+    match purposes
+        .iter()
+        .position(|p| !KNOWN_PURPOSES.contains(&p.as_str()))
+    {
+        None => Ok(()),
+        Some(i) => Err((
+            format!("{field}[{i}]"),
+            format!(
+                "unknown consent purpose {:?}; known purposes are {}",
+                purposes[i].as_str(),
+                KNOWN_PURPOSES.join(", ")
+            ),
+        )),
+    }
+}
+
 impl TryFrom<String> for Purpose {
     type Error = InvalidPurpose;
     fn try_from(s: String) -> Result<Self, Self::Error> {
@@ -276,6 +308,20 @@ mod tests {
 
     fn ads() -> Vec<Purpose> {
         vec![Purpose::advertising()]
+    }
+
+    #[test]
+    fn a_misspelt_consent_purpose_is_refused_naming_its_index() {
+        let purposes = |names: &[&str]| -> Vec<Purpose> {
+            names.iter().map(|n| Purpose::parse(n).unwrap()).collect()
+        };
+        validate_purposes("consent_purposes", &purposes(&["advertising", "Analytics"])).unwrap();
+        let (field, detail) =
+            validate_purposes("consent_purposes", &purposes(&["analytics", "advertsing"]))
+                .unwrap_err();
+        assert_eq!(field, "consent_purposes[1]");
+        assert!(detail.contains("\"advertsing\""), "{detail}");
+        assert!(detail.contains("advertising"), "{detail}");
     }
 
     #[test]

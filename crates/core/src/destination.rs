@@ -266,6 +266,10 @@ impl DestinationSpec {
     /// Checks names, config and secrets against the kind. Returns the field at fault.
     pub fn validate(&self) -> Result<(), DestinationError> {
         Name::parse(&self.name).map_err(|e| DestinationError::new("name", e.to_string()))?;
+        if let Some(purposes) = &self.consent_purposes {
+            crate::consent::validate_purposes("consent_purposes", purposes)
+                .map_err(|(field, detail)| DestinationError::new(field, detail))?;
+        }
         let (req_cfg, req_sec) = self.kind.required();
         let (ok_cfg, ok_sec) = self.kind.allowed();
         check_object("config", &self.config, req_cfg, ok_cfg)?;
@@ -429,6 +433,18 @@ mod tests {
 
     fn spec(v: Value) -> Result<DestinationSpec, serde_json::Error> {
         serde_json::from_value(v)
+    }
+
+    #[test]
+    fn an_unknown_consent_purpose_is_refused_naming_it() {
+        let s = spec(json!({"name":"Meta","kind":"meta_capi",
+            "config":{"pixel_id":"123","api_version":"v21.0"},
+            "secrets":{"access_token":"t"},
+            "consent_purposes":["advertsing"]}))
+        .unwrap();
+        let e = s.validate().unwrap_err();
+        assert_eq!(e.field, "consent_purposes[0]");
+        assert!(e.detail.contains("advertsing"), "{}", e.detail);
     }
 
     #[test]
