@@ -20,8 +20,8 @@ pub use pack::pack;
 pub use prepare::{prepare, Pipeline, PreparedBatch};
 pub use service::{IngestConfig, IngestOutcome, IngestPorts, IngestService, Snapshot};
 pub use wire::{
-    parse_body, Endpoint, IngestError, ParsedBody, Rejection, RequestMeta, MAX_BATCH_EVENTS,
-    MAX_EVENT_BYTES, MAX_QUEUE_MESSAGE_BYTES, MAX_REQUEST_BYTES,
+    parse_body, Endpoint, IngestError, ParsedBody, Rejection, RequestMeta, RequirementCheck, Unmet,
+    Warning, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, MAX_QUEUE_MESSAGE_BYTES, MAX_REQUEST_BYTES,
 };
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use crate::clock::Ids;
 use crate::consent::{self, Signals};
 use crate::crypto::{aad, WorkspaceKeys};
+use crate::deliver::{OpenedItem, Target};
 use crate::destination::{Destination, DestinationKind};
 use crate::event::{
     DeliveryItem, EventId, EventType, ForwardedConsent, MessageId, OperationalRecord, Routing,
@@ -22,7 +23,10 @@ use crate::workspace::{Retention, Workspace};
 use super::identifiers;
 use super::inherit::Layered;
 use super::scrub;
-use super::wire::{read_event, validate, Fail, ParsedBody, Rejection, RequestMeta};
+use super::wire::{
+    read_event, unknown_members, validate, Fail, ParsedBody, Rejection, RequestMeta,
+    RequirementCheck, Unmet, Warning,
+};
 
 /// Everything [`prepare`] needs besides the body: resolved workspace, keys and request facts.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +37,9 @@ pub struct Pipeline<'a> {
     pub ids: &'a dyn Ids,
     pub meta: &'a RequestMeta,
     pub received_at: OffsetDateTime,
+    /// The destinations' requirements, checked per routed event for [`Warning`]s (none: no
+    /// check).
+    pub requirements: Option<RequirementCheck>,
 }
 
 impl std::fmt::Debug for dyn Ids {
@@ -49,6 +56,8 @@ pub struct PreparedBatch {
     pub items: Vec<Vec<(usize, DeliveryItem)>>,
     pub rejected: Vec<Rejection>,
     pub invalid_identifiers: u32,
+    /// Of the accepted events (duplicates within the request left out).
+    pub warnings: Vec<Warning>,
     /// Valid events that repeated the messageId of an earlier event of the same request:
     /// answered as accepted duplicates, not kept.
     pub duplicates: usize,
@@ -69,15 +78,20 @@ pub fn prepare(p: &Pipeline<'_>, body: &ParsedBody<'_>) -> PreparedBatch {
         .collect();
     for (index, raw) in body.items.iter().enumerate() {
         let mut message_id = None;
-        let result = prepare_one(p, body, raw, &purposes, &mut message_id);
+        let result = prepare_one(p, body, (index, raw), &purposes, &mut message_id);
         match result {
-            Ok((event, items, invalid)) => {
+            Ok(PreparedOne {
+                event,
+                items,
+                warnings,
+            }) => {
                 // The same messageId twice in one request: the first wins, like a retry.
                 if !seen.insert(event.event.message_id.as_str().to_owned()) {
                     out.duplicates += 1;
                     continue;
                 }
-                out.invalid_identifiers += invalid;
+                out.invalid_identifiers += event.event.invalid_identifiers;
+                out.warnings.extend(warnings);
                 out.events.push(event);
                 out.items.push(items);
             }
@@ -92,14 +106,19 @@ pub fn prepare(p: &Pipeline<'_>, body: &ParsedBody<'_>) -> PreparedBatch {
     out
 }
 
-type PreparedOne = (NewEvent, Vec<(usize, DeliveryItem)>, u32);
+/// One accepted event: what is stored, its items by destination index, its warnings.
+struct PreparedOne {
+    event: NewEvent,
+    items: Vec<(usize, DeliveryItem)>,
+    warnings: Vec<Warning>,
+}
 
 /// One event through the stages: parse → validate → normalize → consent and route → hash →
 /// index → seal → items.
 fn prepare_one(
     p: &Pipeline<'_>,
     body: &ParsedBody<'_>,
-    raw: &RawValue,
+    (index, raw): (usize, &RawValue),
     purposes: &[Vec<consent::Purpose>],
     message_id_out: &mut Option<String>,
 ) -> Result<PreparedOne, Fail> {
@@ -164,7 +183,7 @@ fn prepare_one(
         click_ids: ids.click_ids,
         plain: BTreeMap::new(),
     };
-    let items = delivery_items(
+    let (items, unmet) = delivery_items(
         p,
         &event,
         &event_key,
@@ -172,16 +191,49 @@ fn prepare_one(
         &hashed.plain,
         &signals,
     );
-    let invalid_count = event.invalid_identifiers;
-    Ok((
-        NewEvent {
+    let warnings = warnings(p, index, &event.message_id, raw, unmet);
+    Ok(PreparedOne {
+        event: NewEvent {
             event,
             operational,
             dedup_until: p.received_at + Retention::dedup(),
         },
         items,
-        invalid_count,
-    ))
+        warnings,
+    })
+}
+
+/// An accepted event's warnings: the members the API ignores, then the requirements of the
+/// destinations it is routed to that it does not meet.
+fn warnings(
+    p: &Pipeline<'_>,
+    index: usize,
+    message_id: &MessageId,
+    raw: &RawValue,
+    unmet: Vec<(usize, Unmet)>,
+) -> Vec<Warning> {
+    let unknown = unknown_members(raw);
+    if unknown.is_empty() && unmet.is_empty() {
+        return Vec::new();
+    }
+    let warning = |destination: Option<&Destination>, rule, detail| Warning {
+        index,
+        message_id: message_id.as_str().to_owned(),
+        destination: destination.map(|d| d.id.clone()),
+        kind: destination.map(|d| d.kind),
+        rule,
+        detail,
+    };
+    let members = unknown.into_iter().map(|member| {
+        let detail = format!(
+            "{member:?} is not a member of a Segment event and is ignored (properties, traits and context are)"
+        );
+        warning(None, "unknown_member", detail)
+    });
+    let requirements = unmet
+        .into_iter()
+        .map(|(d, u)| warning(Some(&p.destinations[d]), u.rule, u.detail));
+    members.chain(requirements).collect()
 }
 
 /// The client's address, user agent and page: from the event's context, else (when `lend`:
@@ -300,7 +352,7 @@ fn delivery_items(
     mut sealed_fields: SealedFields,
     plain: &BTreeMap<Profile, BTreeMap<Field, String>>,
     signals: &Signals,
-) -> Vec<(usize, DeliveryItem)> {
+) -> (Vec<(usize, DeliveryItem)>, Vec<(usize, Unmet)>) {
     let forwarded = ForwardedConsent {
         ad_user_data: signals.ad_user_data,
         ad_personalization: signals.ad_personalization,
@@ -312,6 +364,8 @@ fn delivery_items(
         .map(|s| crate::dsr::suppression_token(s))
         .collect();
     let mut items = Vec::new();
+    let mut unmet = Vec::new();
+    let no_secrets = Value::Null;
     // What is sealed differs between destinations only by the plain values (Google's address
     // fields): serialize the rest once, and again only for a profile that has plain values.
     let mut common_plaintext: Option<Vec<u8>> = None;
@@ -336,23 +390,38 @@ fn delivery_items(
             _ => common_plaintext
                 .get_or_insert_with(|| serde_json::to_vec(&sealed_fields).unwrap_or_default()),
         };
-        items.push((
-            index,
-            DeliveryItem {
-                event_id: event.event_id,
-                message_id: event.message_id.clone(),
-                event_type: event.event_type,
-                name: event.name.clone(),
-                timestamp: event.timestamp,
-                properties: event.properties.clone(),
-                user_data: event.hashed.get(&profile).cloned().unwrap_or_default(),
-                consent: forwarded,
-                sealed: Some(p.keys.seal(nonce(p.ids), &item_aad, plaintext)),
-                suppression: suppression.clone(),
-            },
-        ));
+        let item = DeliveryItem {
+            event_id: event.event_id,
+            message_id: event.message_id.clone(),
+            event_type: event.event_type,
+            name: event.name.clone(),
+            timestamp: event.timestamp,
+            properties: event.properties.clone(),
+            user_data: event.hashed.get(&profile).cloned().unwrap_or_default(),
+            consent: forwarded,
+            sealed: Some(p.keys.seal(nonce(p.ids), &item_aad, plaintext)),
+            suppression: suppression.clone(),
+        };
+        let Some(check) = p.requirements else {
+            items.push((index, item));
+            continue;
+        };
+        // Checked as the connector will see it, moved in and out (no copy).
+        let target = Target {
+            destination: d,
+            secrets: &no_secrets,
+            base_url: "",
+            now: p.received_at,
+        };
+        let opened = OpenedItem {
+            item,
+            sealed: std::mem::take(&mut sealed_fields),
+        };
+        unmet.extend(check(&target, &opened).map(|u| (index, u)));
+        sealed_fields = opened.sealed;
+        items.push((index, opened.item));
     }
-    items
+    (items, unmet)
 }
 
 fn nonce(ids: &dyn Ids) -> [u8; 12] {

@@ -1,6 +1,7 @@
 //! The ingest use case with its ports: authentication, cached settings, storage, queueing.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -20,7 +21,10 @@ use crate::workspace::{Region, Workspace, WorkspaceId};
 use super::gate::{self, PrepareGate};
 use super::pack::pack;
 use super::prepare::{prepare, Pipeline, PreparedBatch};
-use super::wire::{IngestError, ParsedBody, Rejection, RequestMeta, MAX_QUEUE_MESSAGE_BYTES};
+use super::wire::{
+    IngestError, ParsedBody, Rejection, RequestMeta, RequirementCheck, Warning,
+    MAX_QUEUE_MESSAGE_BYTES,
+};
 
 /// What a request achieved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,6 +42,9 @@ pub struct IngestOutcome {
     /// Queue messages written.
     #[serde(skip)]
     pub queued_messages: usize,
+    /// Accepted events a routed destination will drop (a requirement it has), and members
+    /// the API ignores.
+    pub warnings: Vec<Warning>,
 }
 
 /// Settings of the ingest service.
@@ -99,6 +106,10 @@ pub struct IngestService {
     /// The suppression list of erased subjects, read with the workspace settings.
     suppressions: Option<Arc<dyn SuppressionList>>,
     suppressed: TtlCache<WorkspaceId, Suppressed>,
+    /// The destinations' requirements, checked at ingest for warnings.
+    requirements: Option<RequirementCheck>,
+    /// Warnings answered since the process started.
+    warnings: AtomicU64,
 }
 
 impl std::fmt::Debug for IngestService {
@@ -142,6 +153,8 @@ impl IngestService {
             ids: ports.ids,
             data_keys: Mutex::new(HashMap::new()),
             suppressions: None,
+            requirements: None,
+            warnings: AtomicU64::new(0),
             config,
             clock,
         }
@@ -154,6 +167,19 @@ impl IngestService {
     pub fn with_suppressions(mut self, list: Arc<dyn SuppressionList>) -> Self {
         self.suppressions = Some(list);
         self
+    }
+
+    /// Warns, in the ingest response, of each accepted event a routed destination will drop
+    /// for one of its requirements: `tracklayer_connectors::requirements::unmet`, the rules
+    /// the connectors screen by.
+    pub fn with_requirements(mut self, check: RequirementCheck) -> Self {
+        self.requirements = Some(check);
+        self
+    }
+
+    /// Warnings answered by this process since it started (for `/healthz`).
+    pub fn warnings_total(&self) -> u64 {
+        self.warnings.load(Ordering::Relaxed)
     }
 
     /// The workspace's suppression tokens, cached for `settings_ttl`.
@@ -311,6 +337,7 @@ impl IngestService {
             ids: self.ids.as_ref(),
             meta,
             received_at,
+            requirements: self.requirements,
         };
         let input_bytes = body.items.iter().map(|i| i.get().len()).sum();
         let mut prepared = self
@@ -354,6 +381,8 @@ impl IngestService {
             return Err(IngestError::Store(e));
         }
         let duplicates = valid - fresh.len() + prepared.duplicates;
+        self.warnings
+            .fetch_add(prepared.warnings.len() as u64, Ordering::Relaxed);
         let valid = valid + prepared.duplicates + suppressed;
         tracing::info!(
             workspace = %snap.workspace.id,
@@ -361,6 +390,7 @@ impl IngestService {
             duplicates,
             rejected = prepared.rejected.len(),
             suppressed,
+            warnings = prepared.warnings.len(),
             queued_messages = messages.len(),
             "ingested"
         );
@@ -371,6 +401,7 @@ impl IngestService {
             invalid_identifiers: prepared.invalid_identifiers,
             suppressed,
             queued_messages: messages.len(),
+            warnings: prepared.warnings,
         })
     }
 }

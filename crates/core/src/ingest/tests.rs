@@ -73,6 +73,7 @@ struct Setup {
     keys: WorkspaceKeys,
     ids: SequentialIds,
     meta: RequestMeta,
+    requirements: Option<RequirementCheck>,
 }
 
 impl Setup {
@@ -93,6 +94,7 @@ impl Setup {
                 gpc: false,
                 browser: false,
             },
+            requirements: None,
         }
     }
 
@@ -120,6 +122,7 @@ impl Setup {
             ids: &self.ids,
             meta: &self.meta,
             received_at: RECEIVED_AT,
+            requirements: self.requirements,
         }
     }
 
@@ -1445,4 +1448,99 @@ fn the_events_channel_is_sealed_for_the_action_source_lowercase() {
 
     let sealed = s.open(META, s.item(&out, 0, META).unwrap());
     assert_eq!(sealed.channel.as_deref(), Some("server"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Warnings: accepted, but a destination will drop it (issue 17, A10)
+
+/// A stand-in for the connectors' requirements: Meta needs a currency.
+fn meta_needs_currency(
+    target: &crate::deliver::Target<'_>,
+    opened: &crate::deliver::OpenedItem,
+) -> Option<Unmet> {
+    let meta = target.destination.kind == META;
+    let currency = opened.item.properties.get("currency").is_some();
+    (meta && !currency).then(|| Unmet {
+        rule: "purchase_requires_currency",
+        detail: "Meta Purchase events need value and currency".into(),
+    })
+}
+
+#[test]
+fn an_event_a_routed_destination_will_drop_is_accepted_with_a_warning_naming_it() {
+    let mut s = Setup::new(Region::Us);
+    s.requirements = Some(meta_needs_currency);
+    let mut without = track("w-1");
+    without["properties"] = json!({"value": 10});
+
+    let out = s.items(vec![track("w-0"), without]);
+
+    assert_eq!(out.events.len(), 2, "both accepted");
+    let meta = &s.destinations[s.index(META)];
+    assert_eq!(
+        out.warnings,
+        [Warning {
+            index: 1,
+            message_id: "w-1".into(),
+            destination: Some(meta.id.clone()),
+            kind: Some(META),
+            rule: "purchase_requires_currency",
+            detail: "Meta Purchase events need value and currency".into(),
+        }]
+    );
+    assert!(
+        s.item(&out, 1, META).is_some(),
+        "still queued: delivery decides"
+    );
+}
+
+#[test]
+fn a_destination_the_event_is_not_routed_to_gives_no_warning() {
+    let mut s = Setup::new(Region::Eu);
+    s.requirements = Some(meta_needs_currency);
+    let mut without = track("w-1");
+    without["properties"] = json!({"value": 10});
+
+    let out = s.accept(without);
+
+    assert!(
+        !s.routing(&out, 0, META).routed,
+        "EU default: no advertising"
+    );
+    assert_eq!(out.warnings, []);
+}
+
+#[test]
+fn an_unknown_top_level_member_is_a_warning_naming_it() {
+    let s = Setup::new(Region::Us);
+    let mut event = track("u-1");
+    event["propertis"] = json!({"value": 10});
+    event["channel"] = json!("server");
+    event["_metadata"] = json!({"bundled": []});
+
+    let out = s.accept(event);
+
+    assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
+    let w = &out.warnings[0];
+    assert_eq!(
+        (w.index, w.rule, w.destination.as_ref()),
+        (0, "unknown_member", None)
+    );
+    assert!(w.detail.contains("\"propertis\""), "{}", w.detail);
+}
+
+#[test]
+fn a_warning_serializes_as_extra_members_only() {
+    let w = Warning {
+        index: 0,
+        message_id: "m".into(),
+        destination: None,
+        kind: None,
+        rule: "unknown_member",
+        detail: "d".into(),
+    };
+    assert_eq!(
+        serde_json::to_value(&w).unwrap(),
+        json!({"index": 0, "messageId": "m", "rule": "unknown_member", "detail": "d"})
+    );
 }

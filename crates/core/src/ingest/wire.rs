@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::deliver::{OpenedItem, Target};
+use crate::destination::{DestinationId, DestinationKind};
 use crate::error::{KeyError, StoreError};
 use crate::event::{EventType, MessageId};
 use crate::keys::KeyRefusal;
@@ -72,6 +74,38 @@ pub struct Rejection {
     pub field: String,
     pub detail: String,
 }
+
+/// An accepted event that a destination will not take as it is, or a member the tracking API
+/// ignores: answered in the ingest response's `warnings` (an extra member, Segment clients
+/// ignore it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    /// The event's index in the request.
+    pub index: usize,
+    #[serde(rename = "messageId")]
+    pub message_id: String,
+    /// The destination that will drop the event (none for `unknown_member`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<DestinationId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<DestinationKind>,
+    /// A stable name (`purchase_requires_currency`, `unknown_member`).
+    pub rule: &'static str,
+    pub detail: String,
+}
+
+/// A destination requirement an event does not meet, so the destination's connector drops it
+/// (`tracklayer_connectors::requirements`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmet {
+    pub rule: &'static str,
+    pub detail: String,
+}
+
+/// Checks an event, as a destination would receive it, against that destination's
+/// requirements. The connectors' own rules, handed to ingest (`core` does not know the
+/// connectors), so that ingest warns of exactly what delivery will drop.
+pub type RequirementCheck = fn(&Target<'_>, &OpenedItem) -> Option<Unmet>;
 
 /// What went wrong with a whole request.
 #[derive(Debug, thiserror::Error)]
@@ -579,4 +613,84 @@ fn timestamp(
         (None, _, None) => received_at,
     };
     Ok(crate::clock::truncate_millis(timestamp))
+}
+
+/// The members of a Segment event ("Spec: Common Fields" and the fields of each call), and
+/// those Segment's libraries add (`channel`, `_metadata`, `writeKey`): any other top-level
+/// member (`propertis`) is ignored, with a warning.
+const SEGMENT_MEMBERS: &[&str] = &[
+    "type",
+    "messageId",
+    "userId",
+    "anonymousId",
+    "previousId",
+    "groupId",
+    "event",
+    "name",
+    "category",
+    "properties",
+    "traits",
+    "context",
+    "integrations",
+    "timestamp",
+    "originalTimestamp",
+    "sentAt",
+    "receivedAt",
+    "version",
+    "channel",
+    "writeKey",
+    "_metadata",
+];
+
+/// At most this many unknown members are named per event.
+const MAX_UNKNOWN_MEMBERS: usize = 10;
+
+/// The top-level members of an event that are not Segment's, in order (at most
+/// [`MAX_UNKNOWN_MEMBERS`]); only those are copied.
+pub(super) fn unknown_members(raw: &RawValue) -> Vec<String> {
+    struct Member(Option<String>);
+    impl<'de> Deserialize<'de> for Member {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Name;
+            impl serde::de::Visitor<'_> for Name {
+                type Value = Member;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a member name")
+                }
+                fn visit_str<E>(self, s: &str) -> Result<Member, E> {
+                    Ok(Member(
+                        (!SEGMENT_MEMBERS.contains(&s)).then(|| s.to_owned()),
+                    ))
+                }
+            }
+            d.deserialize_str(Name)
+        }
+    }
+    struct Members(Vec<String>);
+    impl<'de> Deserialize<'de> for Members {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Each;
+            impl<'de> serde::de::Visitor<'de> for Each {
+                type Value = Members;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an event object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Members, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(Member(unknown)) = map.next_key()? {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                        if out.len() < MAX_UNKNOWN_MEMBERS {
+                            out.extend(unknown);
+                        }
+                    }
+                    Ok(Members(out))
+                }
+            }
+            d.deserialize_map(Each)
+        }
+    }
+    serde_json::from_str::<Members>(raw.get()).map_or_else(|_| Vec::new(), |m| m.0)
 }
