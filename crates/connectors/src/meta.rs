@@ -131,7 +131,7 @@ pub fn action_source(target: &Target<'_>, opened: &OpenedItem) -> &'static str {
         .unwrap_or("other")
 }
 
-fn user_data(opened: &OpenedItem) -> Map<String, Value> {
+pub(crate) fn user_data(opened: &OpenedItem) -> Map<String, Value> {
     let mut out = Map::new();
     for (field, hash) in &opened.item.user_data {
         // Only digests leave: a value that is not one never goes out in the clear.
@@ -311,27 +311,7 @@ impl Connector for MetaCapi {
     }
 
     fn screen(&self, target: &Target<'_>, opened: &OpenedItem) -> Result<(), DropReason> {
-        let age = target.now - opened.item.timestamp;
-        if age > MAX_AGE {
-            return Err(DropReason::Age(format!(
-                "Meta accepts events up to 7 days old; this one is {} hours old",
-                age.whole_hours()
-            )));
-        }
-        if user_data(opened).is_empty() {
-            return Err(DropReason::Invalid(
-                "Meta needs at least one customer information parameter (user_data)".into(),
-            ));
-        }
-        if names::resolve(target.destination, &opened.item) == "Purchase" {
-            let c = Commerce::read(&opened.item.properties);
-            if c.value.is_none() || c.currency.is_none() {
-                return Err(DropReason::Invalid(
-                    "Meta Purchase events need value and currency".into(),
-                ));
-            }
-        }
-        Ok(())
+        crate::requirements::screen(target, opened)
     }
 
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {

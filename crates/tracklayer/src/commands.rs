@@ -140,7 +140,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             IngestConfig::new(region),
         )
         .with_suppressions(dsr_store.clone())
-        .with_verifier(verifier.clone()),
+        .with_verifier(verifier.clone())
+        .with_requirements(tracklayer_connectors::requirements::unmet),
     );
     invalidations.subscribe(ingest.clone());
     // An erasure suppresses its subject when it is submitted; ingest drops its cached list

@@ -25,7 +25,8 @@ pub fn app(stack: &AwsStack) -> Router {
             IngestConfig::new(config.residency),
         )
         .with_suppressions(stack.dsr.clone())
-        .with_key_usage(stack.control.clone()),
+        .with_key_usage(stack.control.clone())
+        .with_requirements(tracklayer_connectors::requirements::unmet),
     );
     let tracking = TrackingState::new(
         ingest,

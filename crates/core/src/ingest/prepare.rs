@@ -109,7 +109,7 @@ pub fn prepare(p: &Pipeline<'_>, body: &ParsedBody<'_>) -> PreparedBatch {
 /// One accepted event: what is stored, its items by destination index, its warnings.
 struct PreparedOne {
     event: NewEvent,
-    items: Vec<(usize, DeliveryItem)>,
+    items: Items,
     warnings: Vec<Warning>,
 }
 
@@ -344,7 +344,11 @@ fn route(
     (routing, routed_profiles)
 }
 
-/// Seal and emit: one delivery item per routed destination, by destination index.
+/// Delivery items by destination index.
+type Items = Vec<(usize, DeliveryItem)>;
+
+/// Seal and emit: one delivery item per routed destination, by destination index, and the
+/// requirements of those destinations the event does not meet.
 fn delivery_items(
     p: &Pipeline<'_>,
     event: &StoredEvent,
@@ -352,7 +356,7 @@ fn delivery_items(
     mut sealed_fields: SealedFields,
     plain: &BTreeMap<Profile, BTreeMap<Field, String>>,
     signals: &Signals,
-) -> (Vec<(usize, DeliveryItem)>, Vec<(usize, Unmet)>) {
+) -> (Items, Vec<(usize, Unmet)>) {
     let forwarded = ForwardedConsent {
         ad_user_data: signals.ad_user_data,
         ad_personalization: signals.ad_personalization,
