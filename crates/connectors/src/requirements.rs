@@ -15,6 +15,7 @@
 //!
 //! TikTok and webhooks take every event they are routed.
 
+use time::Duration;
 use tracklayer_core::deliver::{DropReason, OpenedItem, Target};
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::ingest::Unmet;
@@ -31,7 +32,7 @@ struct Broken {
 fn broken(rule: &'static str, detail: String) -> Option<Broken> {
     Some(Broken {
         unmet: Unmet { rule, detail },
-        age: rule.contains("max_age"),
+        age: false,
     })
 }
 
@@ -57,16 +58,29 @@ fn check(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
     }
 }
 
-fn meta_rules(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
+/// An event older than a vendor takes (`limit`, named in words).
+fn too_old(
+    target: &Target<'_>,
+    opened: &OpenedItem,
+    (rule, vendor, limit, words): (&'static str, &str, Duration, &str),
+) -> Option<Broken> {
     let age = target.now - opened.item.timestamp;
-    if age > meta::MAX_AGE {
-        return broken(
-            "meta_max_age_7_days",
-            format!(
-                "Meta accepts events up to 7 days old; this one is {} hours old",
+    (age > limit).then(|| Broken {
+        unmet: Unmet {
+            rule,
+            detail: format!(
+                "{vendor} accepts events up to {words} old; this one is {} hours old",
                 age.whole_hours()
             ),
-        );
+        },
+        age: true,
+    })
+}
+
+fn meta_rules(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
+    let limit = ("meta_max_age_7_days", "Meta", meta::MAX_AGE, "7 days");
+    if let Some(old) = too_old(target, opened, limit) {
+        return Some(old);
     }
     if meta::user_data(opened).is_empty() {
         return broken(
@@ -98,15 +112,9 @@ fn meta_rules(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
 }
 
 fn ga4_rules(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
-    let age = target.now - opened.item.timestamp;
-    if age > ga4::MAX_AGE {
-        return broken(
-            "ga4_max_age_72_hours",
-            format!(
-                "GA4 accepts events up to 72 hours old; this one is {} hours old",
-                age.whole_hours()
-            ),
-        );
+    let limit = ("ga4_max_age_72_hours", "GA4", ga4::MAX_AGE, "72 hours");
+    if let Some(old) = too_old(target, opened, limit) {
+        return Some(old);
     }
     if ga4::client_id(opened).is_none() {
         return broken(

@@ -3,6 +3,12 @@
 //! All privacy work happens here, before anything is stored or queued (DESIGN.md § Data flow).
 //! [`prepare`] is pure (no I/O) so it can be benchmarked and tested alone; [`IngestService`]
 //! wraps it with authentication, caching, storage and queueing.
+//!
+//! By stage: `wire` (limits, parsing a body, validating an event, warnings), `prepare`
+//! (one event through the stages, consent and routing, sealing), `identifiers` (finding,
+//! hashing and indexing identifiers; the subject index erasure shares), [`scrub`], `pack`
+//! (queue messages) and `service` (the use case with its ports and caches); `gate` bounds
+//! concurrent preparations and `inherit` reads a batch's context through each event's.
 
 mod gate;
 mod identifiers;

@@ -213,7 +213,7 @@ fn write_key(v: Option<Value>) -> Result<Option<String>, IngestError> {
     }
 }
 
-/// Parses a (decompressed) request body. Item-level validation happens in [`prepare`].
+/// Parses a (decompressed) request body. Item-level validation happens in [`prepare`](super::prepare()).
 pub fn parse_body(endpoint: Endpoint, body: &[u8]) -> Result<ParsedBody<'_>, IngestError> {
     if body.len() > MAX_REQUEST_BYTES {
         return Err(IngestError::RequestTooLarge);

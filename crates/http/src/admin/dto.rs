@@ -183,9 +183,8 @@ pub struct ConsentPolicy {
     pub us_default: Stance,
     /// Treat Global Privacy Control as an opt-out of advertising.
     pub honor_gpc: bool,
-    /// Take the tracking request's IP address and user agent as the visitor's when an event
-    /// has none, also for server traffic (default false: only browser traffic, with an
-    /// `Origin` header, lends them).
+    /// Server traffic's IP and user agent count as the visitor's (default false: only a
+    /// browser's request, with `Origin`, stands in for an event's missing `context.ip`).
     #[serde(default)]
     pub request_ip_as_client_ip: bool,
 }
