@@ -481,25 +481,7 @@ impl Connector for Ga4 {
     }
 
     fn screen(&self, target: &Target<'_>, opened: &OpenedItem) -> Result<(), DropReason> {
-        let age = target.now - opened.item.timestamp;
-        if age > MAX_AGE {
-            return Err(DropReason::Age(format!(
-                "GA4 accepts events up to 72 hours old; this one is {} hours old",
-                age.whole_hours()
-            )));
-        }
-        if client_id(opened).is_none() {
-            return Err(DropReason::Invalid(
-                "GA4 needs a client id (context client_id or an anonymous id)".into(),
-            ));
-        }
-        if event_name(target, opened).is_none() {
-            return Err(DropReason::Invalid(format!(
-                "no valid GA4 event name can be made from {:?}",
-                truncate_chars(&names::resolve(target.destination, &opened.item), 60)
-            )));
-        }
-        Ok(())
+        crate::requirements::screen(target, opened)
     }
 
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {

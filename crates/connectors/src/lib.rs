@@ -17,6 +17,7 @@ mod common;
 pub mod ga4;
 pub mod meta;
 pub mod names;
+pub mod requirements;
 pub mod tiktok;
 pub mod webhook;
 

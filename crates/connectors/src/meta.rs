@@ -53,18 +53,8 @@ pub const MAX_AGE: Duration = Duration::days(7);
 /// 4 (application rate limit), 17 (user rate limit), 341 (application limit), 613 (call
 /// rate limit).
 pub const TRANSIENT_CODES: [i64; 6] = [1, 2, 4, 17, 341, 613];
-/// `action_source` values Meta accepts (used when an event names its own).
-pub const ACTION_SOURCES: [&str; 9] = [
-    "website",
-    "app",
-    "email",
-    "phone_call",
-    "chat",
-    "physical_store",
-    "system_generated",
-    "business_messaging",
-    "other",
-];
+/// `action_source` values Meta accepts (used when an event or a destination names its own).
+pub const ACTION_SOURCES: [&str; 9] = tracklayer_core::destination::META_ACTION_SOURCES;
 
 /// The Meta Conversions API connector.
 #[derive(Debug, Clone, Copy, Default)]
@@ -100,26 +90,48 @@ pub fn appsecret_proof(app_secret: &str, access_token: &str) -> String {
     }
 }
 
-/// `action_source`: the event's own `action_source` property when it is one Meta knows;
-/// else `"website"` when the page URL and the user agent are both known (Meta requires both
-/// for website events, and one invalid event fails the whole request); else `"other"`.
-pub fn action_source(opened: &OpenedItem) -> &'static str {
-    let own = ["action_source", "actionSource"].iter().find_map(|k| {
-        let v = opened.item.properties.get(*k)?.as_str()?.trim();
-        ACTION_SOURCES.iter().find(|s| s.eq_ignore_ascii_case(v))
-    });
+/// `action_source`, the first of:
+/// 1. the event's own `action_source` property, when it is one Meta knows;
+/// 2. its `context.channel`: `browser` → `website`, `mobile` → `app`, or one of Meta's own
+///    values (`server` says nothing about where the customer acted, and falls through);
+/// 3. its page context: `website` when it has a page URL;
+/// 4. the destination's `config.action_source` (validated against Meta's list);
+/// 5. `other`.
+///
+/// A `website` from 2–4 needs the page URL and the user agent (Meta requires both for
+/// website events, and one invalid event fails the whole request): without them the next
+/// source is asked.
+pub fn action_source(target: &Target<'_>, opened: &OpenedItem) -> &'static str {
+    let known_value = |v: &str| {
+        ACTION_SOURCES
+            .iter()
+            .find(|s| s.eq_ignore_ascii_case(v.trim()))
+    };
+    let own = ["action_source", "actionSource"]
+        .iter()
+        .find_map(|k| known_value(opened.item.properties.get(*k)?.as_str()?));
     if let Some(source) = own {
         return source;
     }
     let known = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
-    if known(&opened.sealed.page_url) && known(&opened.sealed.user_agent) {
-        "website"
-    } else {
-        "other"
-    }
+    let web_ready = known(&opened.sealed.page_url) && known(&opened.sealed.user_agent);
+    let channel = match opened.sealed.channel.as_deref() {
+        Some("browser" | "web") => Some(&"website"),
+        Some("mobile") => Some(&"app"),
+        Some(other) => known_value(other),
+        None => None,
+    };
+    let page = known(&opened.sealed.page_url).then_some(&"website");
+    let configured = common::config_str(target, "action_source").and_then(known_value);
+    [channel, page, configured]
+        .into_iter()
+        .flatten()
+        .find(|s| **s != "website" || web_ready)
+        .copied()
+        .unwrap_or("other")
 }
 
-fn user_data(opened: &OpenedItem) -> Map<String, Value> {
+pub(crate) fn user_data(opened: &OpenedItem) -> Map<String, Value> {
     let mut out = Map::new();
     for (field, hash) in &opened.item.user_data {
         // Only digests leave: a value that is not one never goes out in the clear.
@@ -200,7 +212,7 @@ pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
     );
     e.insert("event_time".into(), item.timestamp.unix_timestamp().into());
     e.insert("event_id".into(), item.message_id.as_str().into());
-    e.insert("action_source".into(), action_source(opened).into());
+    e.insert("action_source".into(), action_source(target, opened).into());
     let url = common::outgoing_url(opened.sealed.page_url.as_deref());
     put(&mut e, "event_source_url", url);
     e.insert("user_data".into(), Value::Object(user_data(opened)));
@@ -299,27 +311,7 @@ impl Connector for MetaCapi {
     }
 
     fn screen(&self, target: &Target<'_>, opened: &OpenedItem) -> Result<(), DropReason> {
-        let age = target.now - opened.item.timestamp;
-        if age > MAX_AGE {
-            return Err(DropReason::Age(format!(
-                "Meta accepts events up to 7 days old; this one is {} hours old",
-                age.whole_hours()
-            )));
-        }
-        if user_data(opened).is_empty() {
-            return Err(DropReason::Invalid(
-                "Meta needs at least one customer information parameter (user_data)".into(),
-            ));
-        }
-        if names::resolve(target.destination, &opened.item) == "Purchase" {
-            let c = Commerce::read(&opened.item.properties);
-            if c.value.is_none() || c.currency.is_none() {
-                return Err(DropReason::Invalid(
-                    "Meta Purchase events need value and currency".into(),
-                ));
-            }
-        }
-        Ok(())
+        crate::requirements::screen(target, opened)
     }
 
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {

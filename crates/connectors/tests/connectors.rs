@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use time::macros::datetime;
 use time::OffsetDateTime;
+use tracklayer_connectors::requirements;
 use tracklayer_connectors::{
     batches, connector, default_base_url, ga4, meta, names, sign_webhook, tiktok, webhook,
 };
@@ -627,6 +628,53 @@ fn meta_action_source_is_website_only_with_a_page_url_and_a_user_agent() {
     assert!(sent["data"][3]["custom_data"]
         .get("action_source")
         .is_none());
+}
+
+#[test]
+fn meta_action_source_follows_the_channel_then_the_page_then_the_destination_default() {
+    let s = meta_secrets();
+    let mut shop = meta_destination();
+    shop.config["action_source"] = json!("physical_store");
+    let with_channel = |name: &str, channel: &str| {
+        let mut o = fixture(name);
+        o.sealed.channel = Some(channel.into());
+        o
+    };
+    let mut browser_without_agent = with_channel("search", "browser");
+    browser_without_agent.sealed.user_agent = None;
+    let items = [
+        with_channel("search", "mobile"),
+        with_channel("search", "email"),
+        with_channel("page", "server"),
+        with_channel("search", "server"),
+        browser_without_agent,
+    ];
+    let sources = |d: &Destination| -> Vec<String> {
+        let sent = body(&build(&target(d, &s), &items));
+        (0..items.len())
+            .map(|i| {
+                sent["data"][i]["action_source"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+
+    assert_eq!(
+        sources(&meta_destination()),
+        ["app", "email", "website", "other", "other"]
+    );
+    assert_eq!(
+        sources(&shop),
+        [
+            "app",
+            "email",
+            "website",
+            "physical_store",
+            "physical_store"
+        ]
+    );
 }
 
 #[test]
@@ -1444,4 +1492,113 @@ fn hostile_responses_never_make_a_classifier_panic() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requirements: one set of rules for ingest's warnings and delivery's drops
+
+/// The rule `requirements::unmet` names for an item, after checking that the connector's own
+/// screening drops it with the same detail.
+fn broken_rule(d: &Destination, s: &Value, item: &OpenedItem) -> Option<&'static str> {
+    let t = target(d, s);
+    let unmet = requirements::unmet(&t, item);
+    match (&unmet, screen(&t, item)) {
+        (None, Ok(())) => {}
+        (Some(u), Err(DropReason::Age(detail) | DropReason::Invalid(detail))) => {
+            assert_eq!(u.detail, detail, "ingest warns of what delivery drops");
+        }
+        (u, screened) => panic!("ingest says {u:?}, delivery {screened:?}"),
+    }
+    unmet.map(|u| u.rule)
+}
+
+#[test]
+fn a_meta_purchase_needs_a_numeric_value_and_a_currency() {
+    let (d, s) = (meta_destination(), meta_secrets());
+    let with = |props: Value| {
+        let mut o = fixture("order");
+        o.item.properties = props;
+        o
+    };
+    let cases = [
+        (json!({"revenue": 49.9, "currency": "EUR"}), None),
+        (json!({"revenue": 49.9}), Some("purchase_requires_currency")),
+        (json!({"currency": "EUR"}), Some("purchase_requires_value")),
+        (
+            json!({"revenue": "49,90", "currency": "EUR"}),
+            Some("purchase_requires_value"),
+        ),
+        (json!({"revenue": "49.90", "currency": "EUR"}), None),
+    ];
+    for (props, rule) in cases {
+        assert_eq!(broken_rule(&d, &s, &with(props.clone())), rule, "{props}");
+    }
+    let comma = requirements::unmet(
+        &target(&d, &s),
+        &with(json!({"revenue": "49,90", "currency": "EUR"})),
+    )
+    .unwrap();
+    assert!(
+        comma.detail.contains("\"49,90\", not a number"),
+        "{}",
+        comma.detail
+    );
+}
+
+#[test]
+fn meta_needs_customer_information_and_events_at_most_7_days_old() {
+    let (d, s) = (meta_destination(), meta_secrets());
+    let mut anonymous = fixture("search");
+    anonymous.item.user_data.clear();
+    anonymous.sealed = SealedFields::default();
+    let old = bare(
+        EventType::Track,
+        Some("Signed Up"),
+        NOW - time::Duration::days(8),
+    );
+
+    assert_eq!(
+        broken_rule(&d, &s, &anonymous),
+        Some("meta_requires_customer_information")
+    );
+    assert_eq!(broken_rule(&d, &s, &old), Some("meta_max_age_7_days"));
+}
+
+#[test]
+fn ga4_needs_a_client_id_a_valid_name_and_events_at_most_72_hours_old() {
+    let (d, s) = (ga4_destination(), ga4_secrets());
+    let mut no_client = fixture("search");
+    no_client.sealed.click_ids.clear();
+    no_client.sealed.anonymous_id = None;
+    let mut bad_name = fixture("search");
+    bad_name.item.name = Some("!!!".into());
+    let mut old = fixture("search");
+    old.item.timestamp = NOW - time::Duration::hours(73);
+
+    assert_eq!(broken_rule(&d, &s, &fixture("search")), None);
+    assert_eq!(
+        broken_rule(&d, &s, &no_client),
+        Some("ga4_requires_client_id")
+    );
+    assert_eq!(
+        broken_rule(&d, &s, &bad_name),
+        Some("ga4_event_name_invalid")
+    );
+    assert_eq!(broken_rule(&d, &s, &old), Some("ga4_max_age_72_hours"));
+}
+
+#[test]
+fn tiktok_and_webhooks_take_every_event() {
+    let mut empty = fixture("search");
+    empty.item.user_data.clear();
+    empty.sealed = SealedFields::default();
+    empty.item.timestamp = NOW - time::Duration::days(30);
+    assert_eq!(
+        broken_rule(&tiktok_destination(), &tiktok_secrets(), &empty),
+        None
+    );
+    assert_eq!(
+        broken_rule(&webhook_destination(), &webhook_secrets(), &empty),
+        None
+    );
 }

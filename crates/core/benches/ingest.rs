@@ -68,6 +68,7 @@ impl Setup {
                 ip: None,
                 user_agent: None,
                 gpc: false,
+                browser: false,
             },
         }
     }
@@ -80,6 +81,8 @@ impl Setup {
             ids: &self.ids,
             meta: &self.meta,
             received_at: testkit::T0,
+            // The connectors' requirements are not a dependency of core.
+            requirements: None,
         }
     }
 }

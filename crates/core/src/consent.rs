@@ -54,6 +54,38 @@ impl fmt::Display for Purpose {
 #[error("a purpose is 1 to 64 characters of letters, digits, _ or -")]
 pub struct InvalidPurpose;
 
+/// The purposes a destination may need: the ones a signal speaks for (Consent Mode's
+/// advertising, analytics and personalization) and the common consent-manager categories an
+/// event's `categoryPreferences` grant. A misspelt purpose (`advertsing`) would be granted by
+/// no signal but the region's default: it is refused when a destination is configured.
+pub const KNOWN_PURPOSES: [&str; 6] = [
+    "advertising",
+    "analytics",
+    "personalization",
+    "functional",
+    "marketing",
+    "necessary",
+];
+
+/// Checks that every purpose of `purposes` is one of [`KNOWN_PURPOSES`]; the error names the
+/// first unknown one by its index under `field` (`consent_purposes[0]`) and says what is known.
+pub fn validate_purposes(field: &str, purposes: &[Purpose]) -> Result<(), (String, String)> {
+    match purposes
+        .iter()
+        .position(|p| !KNOWN_PURPOSES.contains(&p.as_str()))
+    {
+        None => Ok(()),
+        Some(i) => Err((
+            format!("{field}[{i}]"),
+            format!(
+                "unknown consent purpose {:?}; known purposes are {}",
+                purposes[i].as_str(),
+                KNOWN_PURPOSES.join(", ")
+            ),
+        )),
+    }
+}
+
 impl TryFrom<String> for Purpose {
     type Error = InvalidPurpose;
     fn try_from(s: String) -> Result<Self, Self::Error> {
@@ -87,6 +119,12 @@ pub struct ConsentPolicy {
     pub us_default: Stance,
     /// Treat Global Privacy Control as an opt-out of advertising.
     pub honor_gpc: bool,
+    /// Take the tracking request's IP address and user agent as the visitor's when an event
+    /// has no `context.ip`/`context.userAgent`, also for server traffic (a proxy that forwards
+    /// its visitors' requests as they are). Off: only browser traffic (an `Origin` header)
+    /// lends them, so a backend SDK's own address never reaches a destination as the visitor's.
+    #[serde(default)]
+    pub request_ip_as_client_ip: bool,
     /// Whether an explicit grant of advertising in the event beats GPC (stored policies
     /// without it: GPC wins).
     #[serde(default)]
@@ -112,6 +150,7 @@ impl Default for ConsentPolicy {
             us_default: Stance::OptOut,
             honor_gpc: true,
             gpc: GpcPrecedence::OverridesGrants,
+            request_ip_as_client_ip: false,
         }
     }
 }
@@ -296,6 +335,20 @@ mod tests {
 
     fn ads() -> Vec<Purpose> {
         vec![Purpose::advertising()]
+    }
+
+    #[test]
+    fn a_misspelt_consent_purpose_is_refused_naming_its_index() {
+        let purposes = |names: &[&str]| -> Vec<Purpose> {
+            names.iter().map(|n| Purpose::parse(n).unwrap()).collect()
+        };
+        validate_purposes("consent_purposes", &purposes(&["advertising", "Analytics"])).unwrap();
+        let (field, detail) =
+            validate_purposes("consent_purposes", &purposes(&["analytics", "advertsing"]))
+                .unwrap_err();
+        assert_eq!(field, "consent_purposes[1]");
+        assert!(detail.contains("\"advertsing\""), "{detail}");
+        assert!(detail.contains("advertising"), "{detail}");
     }
 
     #[test]

@@ -82,7 +82,13 @@ impl DestinationKind {
     fn allowed(self) -> (&'static [&'static str], &'static [&'static str]) {
         match self {
             Self::MetaCapi => (
-                &["pixel_id", "api_version", "test_event_code", "event_names"],
+                &[
+                    "pixel_id",
+                    "api_version",
+                    "test_event_code",
+                    "event_names",
+                    "action_source",
+                ],
                 &["access_token", "app_secret"],
             ),
             Self::Ga4 => (
@@ -210,6 +216,22 @@ pub struct Destination {
     pub updated_at: OffsetDateTime,
 }
 
+/// The `action_source` values Meta's Conversions API accepts ("Server event parameters":
+/// <https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/server-event>).
+/// A Meta destination's `config.action_source` (the default for events that do not say where
+/// they happened) must be one of them.
+pub const META_ACTION_SOURCES: [&str; 9] = [
+    "website",
+    "app",
+    "email",
+    "phone_call",
+    "chat",
+    "physical_store",
+    "system_generated",
+    "business_messaging",
+    "other",
+];
+
 /// A destination definition as a user submits it (before sealing).
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -244,6 +266,10 @@ impl DestinationSpec {
     /// Checks names, config and secrets against the kind. Returns the field at fault.
     pub fn validate(&self) -> Result<(), DestinationError> {
         Name::parse(&self.name).map_err(|e| DestinationError::new("name", e.to_string()))?;
+        if let Some(purposes) = &self.consent_purposes {
+            crate::consent::validate_purposes("consent_purposes", purposes)
+                .map_err(|(field, detail)| DestinationError::new(field, detail))?;
+        }
         let (req_cfg, req_sec) = self.kind.required();
         let (ok_cfg, ok_sec) = self.kind.allowed();
         check_object("config", &self.config, req_cfg, ok_cfg)?;
@@ -263,6 +289,17 @@ impl DestinationSpec {
                         "config.api_version",
                         "must look like v21.0",
                     ));
+                }
+                if let Some(source) = self.config.get("action_source") {
+                    let known = source
+                        .as_str()
+                        .is_some_and(|s| META_ACTION_SOURCES.contains(&s));
+                    if !known {
+                        return Err(DestinationError::new(
+                            "config.action_source",
+                            format!("must be one of {}", META_ACTION_SOURCES.join(", ")),
+                        ));
+                    }
                 }
             }
             DestinationKind::Ga4 => {
@@ -396,6 +433,36 @@ mod tests {
 
     fn spec(v: Value) -> Result<DestinationSpec, serde_json::Error> {
         serde_json::from_value(v)
+    }
+
+    #[test]
+    fn an_unknown_consent_purpose_is_refused_naming_it() {
+        let s = spec(json!({"name":"Meta","kind":"meta_capi",
+            "config":{"pixel_id":"123","api_version":"v21.0"},
+            "secrets":{"access_token":"t"},
+            "consent_purposes":["advertsing"]}))
+        .unwrap();
+        let e = s.validate().unwrap_err();
+        assert_eq!(e.field, "consent_purposes[0]");
+        assert!(e.detail.contains("advertsing"), "{}", e.detail);
+    }
+
+    #[test]
+    fn a_meta_default_action_source_must_be_one_meta_accepts() {
+        let with = |source: Value| {
+            spec(json!({"name":"Meta","kind":"meta_capi",
+                "config":{"pixel_id":"123","api_version":"v21.0","action_source":source},
+                "secrets":{"access_token":"t"}}))
+            .unwrap()
+            .validate()
+        };
+        with(json!("website")).unwrap();
+        with(json!("physical_store")).unwrap();
+        for bad in [json!("web"), json!("Website"), json!(1)] {
+            let e = with(bad).unwrap_err();
+            assert_eq!(e.field, "config.action_source");
+            assert!(e.detail.contains("system_generated"), "{}", e.detail);
+        }
     }
 
     #[test]

@@ -180,6 +180,10 @@ pub struct SealedFields {
     pub anonymous_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_url: Option<String>,
+    /// Segment's `context.channel` (`browser`, `server`, `mobile`), lowercase: where the event
+    /// happened, for a destination's action source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     /// Click and browser ids: fbp, fbc, gclid, ttclid, ttp, client_id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub click_ids: BTreeMap<String, String>,

@@ -43,6 +43,8 @@ pub struct Ports {
     pub connectors: fn(DestinationKind) -> &'static dyn Connector,
     /// Production base URL of each kind, used when a destination has no `endpoint`.
     pub base_urls: fn(DestinationKind) -> &'static str,
+    /// The destinations' requirements, checked at ingest to warn of events they will drop.
+    pub requirements: crate::ingest::RequirementCheck,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
 }
@@ -62,6 +64,7 @@ impl Ports {
             },
             config,
         )
+        .with_requirements(self.requirements)
     }
 
     /// The delivery use case over `egress` (the only port that opens network clients, so it

@@ -107,12 +107,13 @@ pub fn tracking_router(state: TrackingState) -> Router {
 }
 
 /// Liveness, with this process's key-verification counters (failed authentications by API,
-/// bcrypt runs, 429s for repeated failures) for the operator.
+/// bcrypt runs, 429s for repeated failures) and the warnings ingest answered, for the operator.
 async fn healthz(State(s): State<TrackingState>) -> Json<serde_json::Value> {
     Json(json!({
         "status": "ok",
         "region": s.inner.ingest.region(),
         "authentication": s.inner.ingest.verifier().stats(),
+        "ingest": {"warnings": s.inner.ingest.warnings_total()},
     }))
 }
 
@@ -165,6 +166,9 @@ async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Respon
             .get("sec-gpc")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim() == "1"),
+        // Browsers send `Origin` on every cross-origin POST; server SDKs do not. (A
+        // browser-facing write key will mark browser traffic too.)
+        browser: req.headers().contains_key(header::ORIGIN),
     };
     let (parts, body) = req.into_parts();
     let from_header = match header_key(&parts.headers) {
@@ -210,18 +214,21 @@ async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Respon
         .into_response();
     }
     match inner.ingest.ingest(&key, &parsed, &meta).await {
-        Ok(outcome) => (
-            StatusCode::OK,
-            Json(json!({
+        Ok(outcome) => {
+            let mut body = json!({
                 "success": true,
                 "accepted": outcome.accepted,
                 "duplicates": outcome.duplicates,
                 "rejected": outcome.rejected,
                 "invalid_identifiers": outcome.invalid_identifiers,
                 "suppressed": outcome.suppressed,
-            })),
-        )
-            .into_response(),
+            });
+            // Extra members only, and only when there is something to say.
+            if !outcome.warnings.is_empty() {
+                body["warnings"] = json!(outcome.warnings);
+            }
+            (StatusCode::OK, Json(body)).into_response()
+        }
         Err(e) => problem(&e, inner).into_response(),
     }
 }

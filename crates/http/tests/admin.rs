@@ -188,6 +188,7 @@ impl App {
                 allow_private: true,
             }),
             connectors: tracklayer_connectors::connector,
+            requirements: tracklayer_connectors::requirements::unmet,
             base_urls: tracklayer_connectors::default_base_url,
             clock: clock.clone(),
             ids: ids.clone(),

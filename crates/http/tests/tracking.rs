@@ -292,18 +292,21 @@ impl App {
             ingest_config.prepare_queue = queue;
             ingest_config.prepare_inline_below = 0;
         }
-        let ingest = Arc::new(IngestService::new(
-            IngestPorts {
-                control: control.clone(),
-                events: events_port,
-                queue: queue.clone(),
-                keyring: keyring.clone(),
-                suppressions: Arc::new(tracklayer_local::SqliteDsrStore::new(db.clone())),
-                clock: clock.clone(),
-                ids: options.ingest_ids.unwrap_or_else(|| ids.clone()),
-            },
-            ingest_config,
-        ));
+        let ingest = Arc::new(
+            IngestService::new(
+                IngestPorts {
+                    control: control.clone(),
+                    events: events_port,
+                    queue: queue.clone(),
+                    keyring: keyring.clone(),
+                    suppressions: Arc::new(tracklayer_local::SqliteDsrStore::new(db.clone())),
+                    clock: clock.clone(),
+                    ids: options.ingest_ids.unwrap_or_else(|| ids.clone()),
+                },
+                ingest_config,
+            )
+            .with_requirements(tracklayer_connectors::requirements::unmet),
+        );
         let config = TrackingConfig {
             rate_limit_per_key: options.rate_limit_per_key,
             trusted_proxies: options.trusted_proxies,
@@ -1027,6 +1030,54 @@ async fn a_gpc_header_keeps_a_us_event_from_advertising_destinations() {
     assert_eq!(app.depth(DestinationKind::Webhook).await, 2);
 }
 
+/// The user agent sealed in each queued webhook item.
+async fn queued_user_agents(app: &App) -> Vec<Option<String>> {
+    let keys = app.keys().await;
+    let mut agents = Vec::new();
+    for message in app.drain(DestinationKind::Webhook).await {
+        for item in message.items {
+            let aad = tracklayer_core::crypto::aad(
+                tracklayer_core::crypto::SealLabel::Item,
+                &app.workspace.id,
+                &format!("{}:{}", message.destination_id, item.event_id),
+            );
+            let plain = keys.open(&aad, item.sealed.as_ref().unwrap()).unwrap();
+            let sealed: tracklayer_core::event::SealedFields =
+                serde_json::from_slice(&plain).unwrap();
+            agents.push(sealed.user_agent);
+        }
+    }
+    agents
+}
+
+#[tokio::test]
+async fn a_server_sdks_user_agent_is_not_sent_as_the_visitors_but_a_browsers_is() {
+    let app = App::with(Options {
+        destinations: vec![webhook()],
+        ..Options::default()
+    })
+    .await;
+    let request = |id: &str, origin: Option<&str>| {
+        let mut r = post("/v1/track")
+            .header(header::AUTHORIZATION, basic(&app.write_key))
+            .header(header::USER_AGENT, "analytics-python/2.4.0");
+        if let Some(origin) = origin {
+            r = r.header(header::ORIGIN, origin);
+        }
+        r.body(Body::from(track(id).to_string())).unwrap()
+    };
+
+    app.send(request("server", None)).await.assert_accepted(1);
+    app.send(request("browser", Some("https://shop.example")))
+        .await
+        .assert_accepted(1);
+
+    assert_eq!(
+        queued_user_agents(&app).await,
+        [None, Some("analytics-python/2.4.0".to_owned())]
+    );
+}
+
 #[tokio::test]
 async fn queued_messages_carry_hashes_not_raw_identifiers() {
     let app = App::with(Options {
@@ -1059,6 +1110,58 @@ async fn queued_messages_carry_hashes_not_raw_identifiers() {
         assert!(!text.contains(raw), "{raw} queued: {text}");
     }
     assert!(text.contains(&sha256_hex("quentin.probe@example.com")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Warnings: accepted, but a destination will drop it
+
+#[tokio::test]
+async fn a_meta_purchase_with_a_comma_revenue_is_accepted_with_a_warning_naming_meta_and_the_rule()
+{
+    let app = App::with(Options {
+        region: Region::Us,
+        destinations: vec![meta(), webhook()],
+        ..Options::default()
+    })
+    .await;
+    let mut event = track("p1");
+    event["properties"] = json!({"revenue": "49,90", "currency": "EUR"});
+    event["context"] = json!({"traits": {"email": "jane@example.com"}});
+    event["propertis"] = json!({"note": "typo"});
+
+    let body = app.post("/v1/track", &event).await.assert_accepted(1);
+    let mut fine = track("p2");
+    fine["context"] = event["context"].clone();
+    let clean = app.post("/v1/track", &fine).await.assert_accepted(1);
+
+    let warnings = body["warnings"].as_array().expect("warnings");
+    let rules: Vec<_> = warnings.iter().map(|w| w["rule"].clone()).collect();
+    assert_eq!(
+        rules,
+        [json!("unknown_member"), json!("purchase_requires_value")]
+    );
+    let meta = &warnings[1];
+    assert_eq!(meta["index"], 0);
+    assert_eq!(meta["messageId"], "p1");
+    assert_eq!(meta["kind"], "meta_capi");
+    assert!(
+        meta["destination"].as_str().unwrap().starts_with("dst_"),
+        "{meta}"
+    );
+    assert!(meta["detail"].as_str().unwrap().contains("49,90"), "{meta}");
+    assert!(warnings[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("propertis"));
+    assert!(
+        clean.get("warnings").is_none(),
+        "no member when empty: {clean}"
+    );
+    let health = app
+        .send(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .json();
+    assert_eq!(health["ingest"]["warnings"], 2);
 }
 
 // ---------------------------------------------------------------------------------------------

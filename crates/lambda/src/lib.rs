@@ -148,6 +148,7 @@ impl AwsStack {
             mailer: self.mailer.clone(),
             url_guard: Arc::new(self.egress_policy()),
             connectors: tracklayer_connectors::connector,
+            requirements: tracklayer_connectors::requirements::unmet,
             base_urls: tracklayer_connectors::default_base_url,
             clock: self.clock.clone(),
             ids: self.ids.clone(),

@@ -127,6 +127,7 @@ impl LocalStack {
             mailer: self.mailer.clone(),
             url_guard: Arc::new(tracklayer_egress::EgressPolicy { allow_private }),
             connectors: tracklayer_connectors::connector,
+            requirements: tracklayer_connectors::requirements::unmet,
             base_urls: tracklayer_connectors::default_base_url,
             clock: self.clock.clone(),
             ids: self.ids.clone(),

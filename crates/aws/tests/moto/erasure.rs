@@ -245,6 +245,7 @@ async fn send(
         ip: Some("203.0.113.9".parse().unwrap()),
         user_agent: Some("Mozilla/5.0 (proof)".into()),
         gpc: false,
+        browser: true,
     };
     ingest.ingest(key, &parsed, &meta).await.expect("ingested")
 }

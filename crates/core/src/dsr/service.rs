@@ -30,7 +30,7 @@ use crate::clock::{Clock, Ids};
 use crate::crypto::{aad, SealLabel, Sealed, WorkspaceKeys};
 use crate::destination::{Destination, DestinationId, DestinationKind};
 use crate::event::EventId;
-use crate::identity::{self, Field, Hints};
+use crate::identity::{Field, Hints};
 use crate::invalidation::{Change, Invalidations};
 use crate::keys::Role;
 use crate::ports::{
@@ -151,7 +151,7 @@ impl fmt::Debug for SubjectIndex {
 
 impl SubjectIdentifiers {
     /// Validates and indexes the identifiers exactly as ingest indexes an event's: the same
-    /// canonical forms ([`identity::canonical_for_index`]) under the same HMAC and field tags.
+    /// canonical forms under the same HMAC and field tags ([`crate::ingest::subject_index`]).
     pub fn index(&self, keys: &WorkspaceKeys) -> Result<SubjectIndex, AdminError> {
         let mut identifiers = Vec::new();
         let mut values = Vec::new();
@@ -180,10 +180,10 @@ impl SubjectIdentifiers {
             if raw.len() > 512 {
                 return Err(AdminError::invalid(name, "must be at most 512 bytes"));
             }
-            let canonical = identity::canonical_for_index(field, raw, Hints::default())
+            let index = crate::ingest::subject_index(keys, field, raw, Hints::default())
                 .ok_or_else(|| AdminError::invalid(name, detail))?;
             identifiers.push(crate::ingest::field_tag(field).to_owned());
-            values.push(keys.subject_index(crate::ingest::field_tag(field), &canonical));
+            values.push(index);
         }
         if let Some(anon) = &self.anonymous_id {
             let anon = anon.trim();
@@ -194,7 +194,7 @@ impl SubjectIdentifiers {
                 ));
             }
             identifiers.push("anonymous_id".to_owned());
-            values.push(keys.subject_index("anonymous_id", anon));
+            values.push(crate::ingest::anonymous_subject_index(keys, anon));
         }
         if values.is_empty() {
             return Err(AdminError::invalid(

@@ -9,10 +9,17 @@ use uuid::Uuid;
 use super::*;
 use crate::clock::SequentialIds;
 use crate::consent::ConsentPolicy;
+use crate::crypto::{aad, WorkspaceKeys};
 use crate::crypto::{DataKey, SealLabel, Sealed, WrappedKey};
+use crate::destination::{Destination, DestinationKind};
 use crate::destination::{DestinationId, EventFilter};
+use crate::event::{DeliveryItem, EventType, QueueBody, Routing, SealedFields};
 use crate::identity::sha256_hex;
+use crate::identity::{Field, Profile};
 use crate::workspace::KeyRef;
+use crate::workspace::{Region, Retention, Workspace, WorkspaceId};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
 const RECEIVED_AT: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
 
@@ -66,6 +73,7 @@ struct Setup {
     keys: WorkspaceKeys,
     ids: SequentialIds,
     meta: RequestMeta,
+    requirements: Option<RequirementCheck>,
 }
 
 impl Setup {
@@ -84,7 +92,9 @@ impl Setup {
                 ip: None,
                 user_agent: None,
                 gpc: false,
+                browser: false,
             },
+            requirements: None,
         }
     }
 
@@ -112,6 +122,7 @@ impl Setup {
             ids: &self.ids,
             meta: &self.meta,
             received_at: RECEIVED_AT,
+            requirements: self.requirements,
         }
     }
 
@@ -1172,6 +1183,7 @@ fn debug_output_of_a_request_shows_no_identifier_and_no_write_key() {
         ip: Some("198.51.100.77".parse().unwrap()),
         user_agent: Some("Mozilla/5.0 (PrivacyProbe)".into()),
         gpc: true,
+        browser: true,
     };
     let pipeline = Pipeline {
         meta: &meta,
@@ -1329,5 +1341,206 @@ fn the_integrations_object_turns_destinations_off_and_on_by_kind_or_name() {
     assert!(
         off.items[0].is_empty(),
         "batch-level All:false reaches every item"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The request's IP address and user agent (issue 17, A11)
+
+/// A request with an address and a user agent, from a server or a browser.
+fn requesting(s: &mut Setup, browser: bool) {
+    s.meta = RequestMeta {
+        ip: Some("127.0.0.1".parse().unwrap()),
+        user_agent: Some("analytics-python/2.4.0".into()),
+        gpc: false,
+        browser,
+    };
+}
+
+/// An event that carries an email (so Meta and TikTok take it) and no `context.ip`.
+fn server_event() -> Value {
+    json!({
+        "type": "track",
+        "messageId": "srv-1",
+        "userId": "u-1",
+        "event": "Order Completed",
+        "properties": {"value": 10, "currency": "EUR"},
+        "context": {"traits": {"email": "jane@example.com"}}
+    })
+}
+
+/// The IP address and user agent sealed for Meta and for TikTok.
+fn client_of(s: &Setup, out: &PreparedBatch) -> Vec<(Option<String>, Option<String>)> {
+    [META, TIKTOK]
+        .into_iter()
+        .map(|kind| {
+            let sealed = s.open(kind, s.item(out, 0, kind).expect("routed"));
+            (sealed.ip, sealed.user_agent)
+        })
+        .collect()
+}
+
+#[test]
+fn a_server_event_without_context_ip_reaches_meta_and_tiktok_without_the_servers_ip_and_agent() {
+    let mut s = Setup::new(Region::Us);
+    requesting(&mut s, false);
+
+    let out = s.accept(server_event());
+
+    assert_eq!(client_of(&s, &out), [(None, None), (None, None)]);
+    assert!(out.events[0].operational.is_none(), "no IP or agent kept");
+}
+
+#[test]
+fn browser_traffic_lends_the_requests_ip_and_user_agent() {
+    let mut s = Setup::new(Region::Us);
+    requesting(&mut s, true);
+
+    let out = s.accept(server_event());
+
+    let lent = (
+        Some("127.0.0.1".to_owned()),
+        Some("analytics-python/2.4.0".to_owned()),
+    );
+    assert_eq!(client_of(&s, &out), [lent.clone(), lent]);
+    assert!(out.events[0].operational.is_some());
+}
+
+#[test]
+fn a_workspace_that_opted_in_takes_a_server_requests_ip_and_user_agent() {
+    let mut s = Setup::new(Region::Us);
+    requesting(&mut s, false);
+    s.workspace.consent.request_ip_as_client_ip = true;
+
+    let out = s.accept(server_event());
+
+    let lent = (
+        Some("127.0.0.1".to_owned()),
+        Some("analytics-python/2.4.0".to_owned()),
+    );
+    assert_eq!(client_of(&s, &out), [lent.clone(), lent]);
+}
+
+#[test]
+fn a_server_events_own_context_ip_and_user_agent_are_sent() {
+    let mut s = Setup::new(Region::Us);
+    requesting(&mut s, false);
+    let mut event = server_event();
+    event["context"]["ip"] = json!("203.0.113.7");
+    event["context"]["userAgent"] = json!("Mozilla/5.0 (visitor)");
+
+    let out = s.accept(event);
+
+    let own = (
+        Some("203.0.113.7".to_owned()),
+        Some("Mozilla/5.0 (visitor)".to_owned()),
+    );
+    assert_eq!(client_of(&s, &out), [own.clone(), own]);
+}
+
+#[test]
+fn the_events_channel_is_sealed_for_the_action_source_lowercase() {
+    let s = Setup::new(Region::Us);
+    let mut event = server_event();
+    event["context"]["channel"] = json!(" Server ");
+
+    let out = s.accept(event);
+
+    let sealed = s.open(META, s.item(&out, 0, META).unwrap());
+    assert_eq!(sealed.channel.as_deref(), Some("server"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Warnings: accepted, but a destination will drop it (issue 17, A10)
+
+/// A stand-in for the connectors' requirements: Meta needs a currency.
+fn meta_needs_currency(
+    target: &crate::deliver::Target<'_>,
+    opened: &crate::deliver::OpenedItem,
+) -> Option<Unmet> {
+    let meta = target.destination.kind == META;
+    let currency = opened.item.properties.get("currency").is_some();
+    (meta && !currency).then(|| Unmet {
+        rule: "purchase_requires_currency",
+        detail: "Meta Purchase events need value and currency".into(),
+    })
+}
+
+#[test]
+fn an_event_a_routed_destination_will_drop_is_accepted_with_a_warning_naming_it() {
+    let mut s = Setup::new(Region::Us);
+    s.requirements = Some(meta_needs_currency);
+    let mut without = track("w-1");
+    without["properties"] = json!({"value": 10});
+
+    let out = s.items(vec![track("w-0"), without]);
+
+    assert_eq!(out.events.len(), 2, "both accepted");
+    let meta = &s.destinations[s.index(META)];
+    assert_eq!(
+        out.warnings,
+        [Warning {
+            index: 1,
+            message_id: "w-1".into(),
+            destination: Some(meta.id.clone()),
+            kind: Some(META),
+            rule: "purchase_requires_currency",
+            detail: "Meta Purchase events need value and currency".into(),
+        }]
+    );
+    assert!(
+        s.item(&out, 1, META).is_some(),
+        "still queued: delivery decides"
+    );
+}
+
+#[test]
+fn a_destination_the_event_is_not_routed_to_gives_no_warning() {
+    let mut s = Setup::new(Region::Eu);
+    s.requirements = Some(meta_needs_currency);
+    let mut without = track("w-1");
+    without["properties"] = json!({"value": 10});
+
+    let out = s.accept(without);
+
+    assert!(
+        !s.routing(&out, 0, META).routed,
+        "EU default: no advertising"
+    );
+    assert_eq!(out.warnings, []);
+}
+
+#[test]
+fn an_unknown_top_level_member_is_a_warning_naming_it() {
+    let s = Setup::new(Region::Us);
+    let mut event = track("u-1");
+    event["propertis"] = json!({"value": 10});
+    event["channel"] = json!("server");
+    event["_metadata"] = json!({"bundled": []});
+
+    let out = s.accept(event);
+
+    assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
+    let w = &out.warnings[0];
+    assert_eq!(
+        (w.index, w.rule, w.destination.as_ref()),
+        (0, "unknown_member", None)
+    );
+    assert!(w.detail.contains("\"propertis\""), "{}", w.detail);
+}
+
+#[test]
+fn a_warning_serializes_as_extra_members_only() {
+    let w = Warning {
+        index: 0,
+        message_id: "m".into(),
+        destination: None,
+        kind: None,
+        rule: "unknown_member",
+        detail: "d".into(),
+    };
+    assert_eq!(
+        serde_json::to_value(&w).unwrap(),
+        json!({"index": 0, "messageId": "m", "rule": "unknown_member", "detail": "d"})
     );
 }

@@ -34,6 +34,10 @@ pub struct ConsentPolicy {
     /// `overrides_grants` (GPC wins).
     #[serde(default)]
     pub gpc: GpcPrecedence,
+    /// Server traffic's IP and user agent count as the visitor's (default false: only a
+    /// browser's request, with `Origin`, stands in for an event's missing `context.ip`).
+    #[serde(default)]
+    pub request_ip_as_client_ip: bool,
 }
 
 /// What wins when an event carries GPC and an explicit grant of advertising.
@@ -57,6 +61,7 @@ impl From<ConsentPolicy> for tl::consent::ConsentPolicy {
             eu_default: stance(p.eu_default),
             us_default: stance(p.us_default),
             honor_gpc: p.honor_gpc,
+            request_ip_as_client_ip: p.request_ip_as_client_ip,
             gpc: match p.gpc {
                 GpcPrecedence::OverridesGrants => tl::consent::GpcPrecedence::OverridesGrants,
                 GpcPrecedence::ExplicitGrantWins => tl::consent::GpcPrecedence::ExplicitGrantWins,
@@ -75,6 +80,7 @@ impl From<&tl::consent::ConsentPolicy> for ConsentPolicy {
             eu_default: stance(p.eu_default),
             us_default: stance(p.us_default),
             honor_gpc: p.honor_gpc,
+            request_ip_as_client_ip: p.request_ip_as_client_ip,
             gpc: match p.gpc {
                 tl::consent::GpcPrecedence::OverridesGrants => GpcPrecedence::OverridesGrants,
                 tl::consent::GpcPrecedence::ExplicitGrantWins => GpcPrecedence::ExplicitGrantWins,

@@ -242,6 +242,7 @@ impl World {
             ip: Some("203.0.113.9".parse().unwrap()),
             user_agent: Some("Test/1.0".into()),
             gpc: false,
+            browser: true,
         };
         ingest
             .ingest(&key, &parse_body(Endpoint::Batch, &body).unwrap(), &meta)

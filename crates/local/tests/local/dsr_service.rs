@@ -305,6 +305,7 @@ impl World {
             ip: Some("203.0.113.9".parse().unwrap()),
             user_agent: Some("Test/1.0".into()),
             gpc: false,
+            browser: true,
         };
         self.ingest.ingest(&key, &parsed, &meta).await.unwrap()
     }

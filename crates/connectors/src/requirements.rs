@@ -1,0 +1,135 @@
+//! What each destination requires of an event, stated once: the connectors' [`screen`]ing
+//! drops what breaks a rule, and ingest checks the same rules ([`unmet`], handed to
+//! `IngestService::with_requirements`) to answer the client with a warning naming the
+//! destination and the rule, instead of accepting an event that will silently never arrive.
+//!
+//! | kind | rule | the event is dropped when |
+//! |---|---|---|
+//! | `meta_capi` | `meta_max_age_7_days` | its timestamp is over 7 days old |
+//! | `meta_capi` | `meta_requires_customer_information` | it has no hashed identifier and no click id or IP/UA (`user_data` empty) |
+//! | `meta_capi` | `purchase_requires_value` | a `Purchase` has no numeric `revenue`/`total`/`value` (`"49,90"` is not a number) |
+//! | `meta_capi` | `purchase_requires_currency` | a `Purchase` has no `currency` |
+//! | `ga4` | `ga4_max_age_72_hours` | its timestamp is over 72 hours old |
+//! | `ga4` | `ga4_requires_client_id` | it has no `context.client_id` (or `ga_client_id`) and no `anonymousId` |
+//! | `ga4` | `ga4_event_name_invalid` | no valid GA4 event name can be made of its name |
+//!
+//! TikTok and webhooks take every event they are routed.
+
+use time::Duration;
+use tracklayer_core::deliver::{DropReason, OpenedItem, Target};
+use tracklayer_core::destination::DestinationKind;
+use tracklayer_core::ingest::Unmet;
+
+use crate::common::{self, Commerce};
+use crate::{ga4, meta, names};
+
+/// A broken rule, and whether it is one of age (the event came too late).
+struct Broken {
+    unmet: Unmet,
+    age: bool,
+}
+
+fn broken(rule: &'static str, detail: String) -> Option<Broken> {
+    Some(Broken {
+        unmet: Unmet { rule, detail },
+        age: false,
+    })
+}
+
+/// The first rule of its destination's kind that `opened` breaks, if any.
+pub fn unmet(target: &Target<'_>, opened: &OpenedItem) -> Option<Unmet> {
+    check(target, opened).map(|b| b.unmet)
+}
+
+/// What a connector's `screen` answers: the first broken rule as a [`DropReason`].
+pub(crate) fn screen(target: &Target<'_>, opened: &OpenedItem) -> Result<(), DropReason> {
+    match check(target, opened) {
+        None => Ok(()),
+        Some(Broken { unmet, age: true }) => Err(DropReason::Age(unmet.detail)),
+        Some(Broken { unmet, age: false }) => Err(DropReason::Invalid(unmet.detail)),
+    }
+}
+
+fn check(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
+    match target.destination.kind {
+        DestinationKind::MetaCapi => meta_rules(target, opened),
+        DestinationKind::Ga4 => ga4_rules(target, opened),
+        DestinationKind::Tiktok | DestinationKind::Webhook => None,
+    }
+}
+
+/// An event older than a vendor takes (`limit`, named in words).
+fn too_old(
+    target: &Target<'_>,
+    opened: &OpenedItem,
+    (rule, vendor, limit, words): (&'static str, &str, Duration, &str),
+) -> Option<Broken> {
+    let age = target.now - opened.item.timestamp;
+    (age > limit).then(|| Broken {
+        unmet: Unmet {
+            rule,
+            detail: format!(
+                "{vendor} accepts events up to {words} old; this one is {} hours old",
+                age.whole_hours()
+            ),
+        },
+        age: true,
+    })
+}
+
+fn meta_rules(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
+    let limit = ("meta_max_age_7_days", "Meta", meta::MAX_AGE, "7 days");
+    if let Some(old) = too_old(target, opened, limit) {
+        return Some(old);
+    }
+    if meta::user_data(opened).is_empty() {
+        return broken(
+            "meta_requires_customer_information",
+            "Meta needs at least one customer information parameter (user_data)".into(),
+        );
+    }
+    if names::resolve(target.destination, &opened.item) == "Purchase" {
+        let c = Commerce::read(&opened.item.properties);
+        let need = "Meta Purchase events need value and currency";
+        if c.value.is_none() {
+            let given = ["revenue", "total", "value"]
+                .into_iter()
+                .find_map(|k| Some((k, opened.item.properties.get(k)?)));
+            let detail = match given {
+                Some((k, v)) => format!("{need}: properties.{k} is {v}, not a number"),
+                None => format!("{need}: properties.revenue (or total, value) is missing"),
+            };
+            return broken("purchase_requires_value", detail);
+        }
+        if c.currency.is_none() {
+            return broken(
+                "purchase_requires_currency",
+                format!("{need}: properties.currency is missing"),
+            );
+        }
+    }
+    None
+}
+
+fn ga4_rules(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
+    let limit = ("ga4_max_age_72_hours", "GA4", ga4::MAX_AGE, "72 hours");
+    if let Some(old) = too_old(target, opened, limit) {
+        return Some(old);
+    }
+    if ga4::client_id(opened).is_none() {
+        return broken(
+            "ga4_requires_client_id",
+            "GA4 needs a client id (context client_id or an anonymous id)".into(),
+        );
+    }
+    if ga4::event_name(target, opened).is_none() {
+        return broken(
+            "ga4_event_name_invalid",
+            format!(
+                "no valid GA4 event name can be made from {:?}",
+                common::truncate_chars(&names::resolve(target.destination, &opened.item), 60)
+            ),
+        );
+    }
+    None
+}

@@ -1,0 +1,274 @@
+//! Identifiers: where an event holds them (collect), how each profile takes them (hash), and
+//! the internal subject index ingest and erasure share.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value};
+
+use crate::crypto::WorkspaceKeys;
+use crate::identity::{self, Field, Hints, Prepared, Profile};
+
+use super::inherit::Layered;
+use super::scrub;
+
+/// The tag under which a field enters the subject index.
+pub fn field_tag(field: Field) -> &'static str {
+    match field {
+        Field::Email => "email",
+        Field::Phone => "phone",
+        Field::ExternalId => "external_id",
+        Field::FirstName => "first_name",
+        Field::LastName => "last_name",
+        Field::City => "city",
+        Field::State => "state",
+        Field::Zip => "zip",
+        Field::Country => "country",
+        Field::Gender => "gender",
+        Field::DateOfBirth => "date_of_birth",
+    }
+}
+
+/// Identifiers found in an event, raw. Dropped as soon as the event is prepared.
+#[derive(Default)]
+pub(super) struct RawIdentifiers {
+    pub(super) fields: BTreeMap<Field, String>,
+    pub(super) click_ids: BTreeMap<String, String>,
+}
+
+/// Where each identifier may be found, by key, in traits, context.traits and properties.
+const FIELD_KEYS: &[(Field, &[&str])] = &[
+    (Field::Email, &["email"]),
+    (
+        Field::Phone,
+        &[
+            "phone",
+            "phone_number",
+            "phoneNumber",
+            "mobile",
+            "mobilePhone",
+            "mobile_phone",
+            "tel",
+            "telephone",
+            "cell",
+            "cellPhone",
+            "cell_phone",
+        ],
+    ),
+    (Field::FirstName, &["firstName", "first_name"]),
+    (Field::LastName, &["lastName", "last_name"]),
+    (Field::City, &["city"]),
+    (Field::State, &["state"]),
+    (
+        Field::Zip,
+        &["postalCode", "postal_code", "zip", "zipCode", "zip_code"],
+    ),
+    (Field::Country, &["country"]),
+    (Field::Gender, &["gender"]),
+    (
+        Field::DateOfBirth,
+        &["birthday", "dob", "date_of_birth", "dateOfBirth"],
+    ),
+];
+
+const CLICK_ID_KEYS: &[(&str, &[&str])] = &[
+    ("fbp", &["fbp", "_fbp"]),
+    ("fbc", &["fbc", "_fbc"]),
+    ("gclid", &["gclid"]),
+    ("ttclid", &["ttclid"]),
+    ("ttp", &["ttp", "_ttp"]),
+    ("client_id", &["client_id", "clientId", "ga_client_id"]),
+];
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl RawIdentifiers {
+    pub(super) fn extract(
+        traits: &Map<String, Value>,
+        context: &Layered<'_>,
+        properties: &Map<String, Value>,
+        user_id: Option<&str>,
+    ) -> Self {
+        let empty = Map::new();
+        let ctx_traits = context
+            .get("traits")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        // Each source with its `address` object, looked up once.
+        let sources = [traits, ctx_traits, properties].map(|s| (s, s.get("address")));
+        let mut out = RawIdentifiers::default();
+        for (field, keys) in FIELD_KEYS {
+            'found: for (source, address) in sources {
+                for key in *keys {
+                    let value = match source.get(*key) {
+                        Some(direct) => Some(direct),
+                        None => address.and_then(|a| a.get(*key)),
+                    };
+                    if let Some(v) = value.and_then(scalar) {
+                        out.fields.insert(*field, v);
+                        break 'found;
+                    }
+                }
+            }
+        }
+        // Segment's `name` trait (or a full name under its own key), when first and last
+        // names are not given separately.
+        let full_name = [traits, ctx_traits]
+            .into_iter()
+            .flat_map(|s| ["name", "fullName", "full_name"].map(|k| s.get(k)))
+            .chain(["fullName", "full_name"].map(|k| properties.get(k)))
+            .find_map(|v| v.and_then(scalar));
+        if let (Some(full), false) = (full_name, out.fields.contains_key(&Field::FirstName)) {
+            let full = full.trim();
+            let (first, last) = match full.rsplit_once(char::is_whitespace) {
+                Some((first, last)) => (first.trim(), Some(last.trim())),
+                None => (full, None),
+            };
+            out.fields.insert(Field::FirstName, first.to_owned());
+            if let Some(last) = last {
+                out.fields
+                    .entry(Field::LastName)
+                    .or_insert_with(|| last.to_owned());
+            }
+        }
+        if let Some(uid) = user_id {
+            out.fields.insert(Field::ExternalId, uid.to_owned());
+        }
+        for (name, keys) in CLICK_ID_KEYS {
+            // A click id is sent as it is: one that holds an email or phone number is no
+            // click id.
+            let usable = |v: &String| scrub::find(v).is_none();
+            let in_context = keys
+                .iter()
+                .find_map(|k| context.get(k).and_then(scalar).filter(usable));
+            let found = in_context.or_else(|| {
+                keys.iter()
+                    .find_map(|k| properties.get(*k).and_then(scalar).filter(usable))
+            });
+            if let Some(v) = found {
+                out.click_ids.insert((*name).to_owned(), v);
+            }
+        }
+        out
+    }
+}
+
+/// An event's identifiers and its scrubbed properties and traits.
+pub(super) struct Collected {
+    pub(super) ids: RawIdentifiers,
+    pub(super) properties: Value,
+    pub(super) traits: Value,
+}
+
+/// Normalize: finds the identifiers by name, then scrubs properties and traits (before
+/// hashing): whole emails and phone numbers found by value under other names become the
+/// event's own when it named none.
+pub(super) fn collect(
+    traits: Map<String, Value>,
+    context: &Layered<'_>,
+    properties: Map<String, Value>,
+    user_id: Option<&str>,
+) -> Collected {
+    let mut ids = RawIdentifiers::extract(&traits, context, &properties, user_id);
+    let mut found = scrub::Found::default();
+    let properties = scrub::scrub(Value::Object(properties), false, &mut found);
+    let traits = scrub::scrub(Value::Object(traits), true, &mut found);
+    if !(ids.fields.contains_key(&Field::Email) && ids.fields.contains_key(&Field::Phone)) {
+        if let Some(ctx_traits) = context.get("traits") {
+            found.offer_all(ctx_traits);
+        }
+    }
+    if let Some(email) = found.email {
+        ids.fields.entry(Field::Email).or_insert(email);
+    }
+    if let Some(phone) = found.phone {
+        ids.fields.entry(Field::Phone).or_insert(phone);
+    }
+    Collected {
+        ids,
+        properties,
+        traits,
+    }
+}
+
+/// The identifiers as each routed profile takes them.
+#[derive(Default)]
+pub(super) struct Hashed {
+    /// SHA-256 digests, per profile.
+    pub(super) hashed: BTreeMap<Profile, BTreeMap<Field, String>>,
+    /// Values a profile takes normalized but unhashed (Google's address fields).
+    pub(super) plain: BTreeMap<Profile, BTreeMap<Field, String>>,
+    /// Fields some profile refused as invalid.
+    pub(super) invalid: BTreeSet<Field>,
+}
+
+/// Hash: normalizes and hashes the identifiers once per profile some routed destination needs.
+pub(super) fn hash(ids: &RawIdentifiers, profiles: &BTreeSet<Profile>, hints: Hints<'_>) -> Hashed {
+    let mut out = Hashed::default();
+    for profile in profiles {
+        let h = out.hashed.entry(*profile).or_default();
+        for (field, raw_value) in &ids.fields {
+            match identity::prepare(*profile, *field, raw_value, hints) {
+                Ok(Prepared::Hashed(digest)) => {
+                    h.insert(*field, digest);
+                }
+                Ok(Prepared::Plain(v)) => {
+                    out.plain.entry(*profile).or_default().insert(*field, v);
+                }
+                // A field the profile does not take (GA4 has no external id) is left out,
+                // not counted as invalid.
+                Err(rejected) if rejected.reason == identity::NOT_SUPPORTED => {}
+                Err(_) => {
+                    out.invalid.insert(*field);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The subject index of one identifier (email, phone, external id): a keyed HMAC over its
+/// canonical form ([`identity::canonical_for_index`]) under its [`field_tag`], never a bare
+/// hash; `None` when the value has no canonical form. Ingest indexes each event's identifiers
+/// and erasure a request's subject with this one function: if the two drifted, erasure would
+/// silently miss events.
+pub fn subject_index(
+    keys: &WorkspaceKeys,
+    field: Field,
+    raw: &str,
+    hints: Hints<'_>,
+) -> Option<String> {
+    let canonical = identity::canonical_for_index(field, raw, hints)?;
+    Some(keys.subject_index(field_tag(field), &canonical))
+}
+
+/// The subject index of an anonymous id (trimmed), as ingest and erasure compute it.
+pub fn anonymous_subject_index(keys: &WorkspaceKeys, anonymous_id: &str) -> String {
+    keys.subject_index("anonymous_id", anonymous_id.trim())
+}
+
+/// An event's entries in the subject index, sorted and without repeats.
+pub(super) fn subjects(
+    keys: &WorkspaceKeys,
+    ids: &RawIdentifiers,
+    anonymous_id: Option<&str>,
+    hints: Hints<'_>,
+) -> Vec<String> {
+    let mut subjects = Vec::with_capacity(4);
+    for field in [Field::Email, Field::Phone, Field::ExternalId] {
+        if let Some(raw_value) = ids.fields.get(&field) {
+            subjects.extend(subject_index(keys, field, raw_value, hints));
+        }
+    }
+    if let Some(anon) = anonymous_id {
+        subjects.push(anonymous_subject_index(keys, anon));
+    }
+    subjects.sort();
+    subjects.dedup();
+    subjects
+}

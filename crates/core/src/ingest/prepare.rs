@@ -1,0 +1,466 @@
+//! The pure part of ingest: each event parsed, validated, normalized, routed by consent,
+//! hashed, indexed and sealed into delivery items, with no I/O.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::clock::Ids;
+use crate::consent::{self, Signals};
+use crate::crypto::{aad, SealLabel, WorkspaceKeys};
+use crate::deliver::{OpenedItem, Target};
+use crate::destination::{Destination, DestinationKind};
+use crate::event::{
+    DeliveryItem, EventId, EventType, ForwardedConsent, MessageId, OperationalRecord, Routing,
+    SealedFields, StoredEvent,
+};
+use crate::identity::{Field, Hints, Profile};
+use crate::ports::NewEvent;
+use crate::workspace::{Retention, Workspace};
+
+use super::identifiers;
+use super::inherit::Layered;
+use super::scrub;
+use super::wire::{
+    read_event, unknown_members, validate, Fail, ParsedBody, Rejection, RequestMeta,
+    RequirementCheck, Unmet, Warning,
+};
+
+/// Everything [`prepare`] needs besides the body: resolved workspace, keys and request facts.
+#[derive(Debug, Clone, Copy)]
+pub struct Pipeline<'a> {
+    pub workspace: &'a Workspace,
+    pub destinations: &'a [Destination],
+    pub keys: &'a WorkspaceKeys,
+    pub ids: &'a dyn Ids,
+    pub meta: &'a RequestMeta,
+    pub received_at: OffsetDateTime,
+    /// The destinations' requirements, checked per routed event for [`Warning`]s (none: no
+    /// check).
+    pub requirements: Option<RequirementCheck>,
+}
+
+impl std::fmt::Debug for dyn Ids {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ids")
+    }
+}
+
+/// The outcome of the pure part of ingest.
+#[derive(Debug, Default)]
+pub struct PreparedBatch {
+    pub events: Vec<NewEvent>,
+    /// Per accepted event (same order as `events`): its items, by destination index.
+    pub items: Vec<Vec<(usize, DeliveryItem)>>,
+    pub rejected: Vec<Rejection>,
+    pub invalid_identifiers: u32,
+    /// Of the accepted events (duplicates within the request left out).
+    pub warnings: Vec<Warning>,
+    /// Valid events that repeated the messageId of an earlier event of the same request:
+    /// answered as accepted duplicates, not kept.
+    pub duplicates: usize,
+}
+
+/// Validates, normalizes, hashes, decides and routes every event of a parsed request.
+pub fn prepare(p: &Pipeline<'_>, body: &ParsedBody<'_>) -> PreparedBatch {
+    let mut out = PreparedBatch {
+        events: Vec::with_capacity(body.items.len()),
+        items: Vec::with_capacity(body.items.len()),
+        ..Default::default()
+    };
+    let mut seen: HashSet<String> = HashSet::with_capacity(body.items.len());
+    let purposes: Vec<_> = p
+        .destinations
+        .iter()
+        .map(|d| d.consent_purposes.clone())
+        .collect();
+    for (index, raw) in body.items.iter().enumerate() {
+        let mut message_id = None;
+        let result = prepare_one(p, body, (index, raw), &purposes, &mut message_id);
+        match result {
+            Ok(PreparedOne {
+                event,
+                items,
+                warnings,
+            }) => {
+                // The same messageId twice in one request: the first wins, like a retry.
+                if !seen.insert(event.event.message_id.as_str().to_owned()) {
+                    out.duplicates += 1;
+                    continue;
+                }
+                out.invalid_identifiers += event.event.invalid_identifiers;
+                out.warnings.extend(warnings);
+                out.events.push(event);
+                out.items.push(items);
+            }
+            Err(Fail(field, detail)) => out.rejected.push(Rejection {
+                index,
+                message_id,
+                field,
+                detail,
+            }),
+        }
+    }
+    out
+}
+
+/// One accepted event: what is stored, its items by destination index, its warnings.
+struct PreparedOne {
+    event: NewEvent,
+    items: Items,
+    warnings: Vec<Warning>,
+}
+
+/// One event through the stages: parse → validate → normalize → consent and route → hash →
+/// index → seal → items.
+fn prepare_one(
+    p: &Pipeline<'_>,
+    body: &ParsedBody<'_>,
+    (index, raw): (usize, &RawValue),
+    purposes: &[Vec<consent::Purpose>],
+    message_id_out: &mut Option<String>,
+) -> Result<PreparedOne, Fail> {
+    let wire = read_event(raw, message_id_out)?;
+    let new_message_id = || MessageId::generated(p.ids.uuid_v7(p.received_at));
+    let v = validate(wire, body, p.received_at, new_message_id, message_id_out)?;
+    // The batch's fields are read through, not copied into each event (see `inherit`).
+    let context = Layered::new(&v.context, body.context.as_ref());
+    let integrations = Layered::new(&v.integrations, body.integrations.as_ref());
+
+    let collected = identifiers::collect(v.traits, &context, v.properties, v.user_id.as_deref());
+    let ids = collected.ids;
+    let signals = Signals::read_with(|key| context.get(key), p.meta.gpc);
+    let lend = p.meta.browser || p.workspace.consent.request_ip_as_client_ip;
+    let client = Client::read(&context, p.meta, lend);
+
+    let filter_name = v.name.as_deref().unwrap_or(v.event_type.as_str());
+    let event_id = EventId(p.ids.uuid_v7(p.received_at));
+    let (routing, routed_profiles) = route(
+        p,
+        purposes,
+        &signals,
+        v.event_type,
+        filter_name,
+        &integrations,
+    );
+
+    let hints = Hints {
+        country: ids.fields.get(&Field::Country).map(String::as_str),
+        received_at: Some(p.received_at),
+    };
+    let hashed = identifiers::hash(&ids, &routed_profiles, hints);
+    // The internal subject index: keyed HMAC over canonical forms, never a bare hash.
+    let subjects = identifiers::subjects(p.keys, &ids, v.anonymous_id.as_deref(), hints);
+
+    let event = StoredEvent {
+        workspace_id: p.workspace.id.clone(),
+        event_id,
+        message_id: v.message_id,
+        event_type: v.event_type,
+        name: v.name,
+        timestamp: v.timestamp,
+        received_at: p.received_at,
+        expires_at: p.received_at + p.workspace.retention.events(),
+        properties: collected.properties,
+        traits: collected.traits,
+        hashed: hashed.hashed,
+        subjects,
+        routing,
+        invalid_identifiers: hashed.invalid.len() as u32,
+    };
+    // The event id as the associated data of its sealed values spells it, formatted once.
+    let event_key = event_id.to_string();
+    let operational = client.operational_record(p, event_id, &event_key);
+    let sealed_fields = SealedFields {
+        ip: client.ip,
+        user_agent: client.user_agent,
+        user_id: v.user_id,
+        anonymous_id: v.anonymous_id,
+        page_url: client.page_url,
+        channel: client.channel,
+        click_ids: ids.click_ids,
+        plain: BTreeMap::new(),
+    };
+    let (items, unmet) = delivery_items(
+        p,
+        &event,
+        &event_key,
+        sealed_fields,
+        &hashed.plain,
+        &signals,
+    );
+    let warnings = warnings(p, index, &event.message_id, raw, unmet);
+    Ok(PreparedOne {
+        event: NewEvent {
+            event,
+            operational,
+            dedup_until: p.received_at + Retention::dedup(),
+        },
+        items,
+        warnings,
+    })
+}
+
+/// An accepted event's warnings: the members the API ignores, then the requirements of the
+/// destinations it is routed to that it does not meet.
+fn warnings(
+    p: &Pipeline<'_>,
+    index: usize,
+    message_id: &MessageId,
+    raw: &RawValue,
+    unmet: Vec<(usize, Unmet)>,
+) -> Vec<Warning> {
+    let unknown = unknown_members(raw);
+    if unknown.is_empty() && unmet.is_empty() {
+        return Vec::new();
+    }
+    let warning = |destination: Option<&Destination>, rule, detail| Warning {
+        index,
+        message_id: message_id.as_str().to_owned(),
+        destination: destination.map(|d| d.id.clone()),
+        kind: destination.map(|d| d.kind),
+        rule,
+        detail,
+    };
+    let members = unknown.into_iter().map(|member| {
+        let detail = format!(
+            "{member:?} is not a member of a Segment event and is ignored (properties, traits and context are)"
+        );
+        warning(None, "unknown_member", detail)
+    });
+    let requirements = unmet
+        .into_iter()
+        .map(|(d, u)| warning(Some(&p.destinations[d]), u.rule, u.detail));
+    members.chain(requirements).collect()
+}
+
+/// The client's address, user agent and page: from the event's context, else (when `lend`:
+/// browser traffic, or a workspace that opted in) the request's.
+struct Client {
+    ip: Option<String>,
+    user_agent: Option<String>,
+    page_url: Option<String>,
+    channel: Option<String>,
+}
+
+impl Client {
+    fn read(context: &Layered<'_>, meta: &RequestMeta, lend: bool) -> Self {
+        let ip = context
+            .get("ip")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| meta.ip.filter(|_| lend).map(|ip| ip.to_string()));
+        let user_agent = context
+            .get("userAgent")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| meta.user_agent.clone().filter(|_| lend));
+        let page_url = context
+            .get("page")
+            .and_then(|pg| pg.get("url"))
+            .and_then(Value::as_str)
+            .map(|url| scrub::strip_url(url).into_owned());
+        let channel = context
+            .get("channel")
+            .and_then(Value::as_str)
+            .map(|c| c.trim().to_ascii_lowercase())
+            .filter(|c| !c.is_empty() && c.len() <= 32 && scrub::find(c).is_none());
+        Self {
+            ip,
+            user_agent,
+            page_url,
+            channel,
+        }
+    }
+
+    /// IP and user agent, sealed with the workspace data key, kept 30 days.
+    fn operational_record(
+        &self,
+        p: &Pipeline<'_>,
+        event_id: EventId,
+        event_key: &str,
+    ) -> Option<OperationalRecord> {
+        let (ip, user_agent) = (&self.ip, &self.user_agent);
+        if ip.is_none() && user_agent.is_none() {
+            return None;
+        }
+        let plaintext =
+            serde_json::to_vec(&serde_json::json!({"ip": ip, "user_agent": user_agent}))
+                .unwrap_or_default();
+        Some(OperationalRecord {
+            workspace_id: p.workspace.id.clone(),
+            event_id,
+            sealed: p.keys.seal(
+                nonce(p.ids),
+                &aad(SealLabel::Operational, &p.workspace.id, event_key),
+                &plaintext,
+            ),
+            expires_at: p.received_at + Retention::operational(),
+        })
+    }
+}
+
+/// Consent and routing: per destination, whether the event goes there and why (not); and the
+/// identity profiles the routed destinations need.
+fn route(
+    p: &Pipeline<'_>,
+    purposes: &[Vec<consent::Purpose>],
+    signals: &Signals,
+    event_type: EventType,
+    filter_name: &str,
+    integrations: &Layered<'_>,
+) -> (Vec<Routing>, BTreeSet<Profile>) {
+    let mut routing = Vec::with_capacity(p.destinations.len());
+    let mut routed_profiles: BTreeSet<Profile> = BTreeSet::new();
+    for (d, needs) in p.destinations.iter().zip(purposes) {
+        let decision = consent::decide(&p.workspace.consent, p.workspace.region, signals, needs);
+        let skipped = if !decision.allowed {
+            None
+        } else if !supports(d.kind, event_type) {
+            Some(format!("{} does not receive {event_type} calls", d.kind))
+        } else if !d.events.admits(filter_name) {
+            Some(format!(
+                "event {filter_name:?} is filtered out by the destination's event list"
+            ))
+        } else if !integration_allows(integrations, d) {
+            Some("turned off by the event's integrations object".to_owned())
+        } else {
+            None
+        };
+        let routed = decision.allowed && skipped.is_none();
+        if routed {
+            routed_profiles.insert(d.kind.profile());
+        }
+        routing.push(Routing {
+            destination_id: d.id.clone(),
+            kind: d.kind,
+            routed,
+            consent: decision,
+            skipped,
+        });
+    }
+    (routing, routed_profiles)
+}
+
+/// Delivery items by destination index.
+type Items = Vec<(usize, DeliveryItem)>;
+
+/// Seal and emit: one delivery item per routed destination, by destination index, and the
+/// requirements of those destinations the event does not meet.
+fn delivery_items(
+    p: &Pipeline<'_>,
+    event: &StoredEvent,
+    event_key: &str,
+    mut sealed_fields: SealedFields,
+    plain: &BTreeMap<Profile, BTreeMap<Field, String>>,
+    signals: &Signals,
+) -> (Items, Vec<(usize, Unmet)>) {
+    let forwarded = ForwardedConsent {
+        ad_user_data: signals.ad_user_data,
+        ad_personalization: signals.ad_personalization,
+    };
+    // Carried by each queued item, so that deliver drops it if the subject is erased first.
+    let suppression: Vec<String> = event
+        .subjects
+        .iter()
+        .map(|s| crate::dsr::suppression_token(s))
+        .collect();
+    let mut items = Vec::new();
+    let mut unmet = Vec::new();
+    let no_secrets = Value::Null;
+    // What is sealed differs between destinations only by the plain values (Google's address
+    // fields): serialize the rest once, and again only for a profile that has plain values.
+    let mut common_plaintext: Option<Vec<u8>> = None;
+    for (index, (d, r)) in p.destinations.iter().zip(&event.routing).enumerate() {
+        if !r.routed {
+            continue;
+        }
+        let profile = d.kind.profile();
+        let item_aad = aad(
+            SealLabel::Item,
+            &p.workspace.id,
+            &[d.id.as_str(), ":", event_key].concat(),
+        );
+        let own_plaintext;
+        let plaintext = match plain.get(&profile) {
+            Some(values) if !values.is_empty() => {
+                sealed_fields.plain = values.clone();
+                own_plaintext = serde_json::to_vec(&sealed_fields).unwrap_or_default();
+                sealed_fields.plain = BTreeMap::new();
+                &own_plaintext
+            }
+            _ => common_plaintext
+                .get_or_insert_with(|| serde_json::to_vec(&sealed_fields).unwrap_or_default()),
+        };
+        let item = DeliveryItem {
+            event_id: event.event_id,
+            message_id: event.message_id.clone(),
+            event_type: event.event_type,
+            name: event.name.clone(),
+            timestamp: event.timestamp,
+            properties: event.properties.clone(),
+            user_data: event.hashed.get(&profile).cloned().unwrap_or_default(),
+            consent: forwarded,
+            sealed: Some(p.keys.seal(nonce(p.ids), &item_aad, plaintext)),
+            suppression: suppression.clone(),
+        };
+        let Some(check) = p.requirements else {
+            items.push((index, item));
+            continue;
+        };
+        // Checked as the connector will see it, moved in and out (no copy).
+        let target = Target {
+            destination: d,
+            secrets: &no_secrets,
+            base_url: "",
+            now: p.received_at,
+        };
+        let opened = OpenedItem {
+            item,
+            sealed: std::mem::take(&mut sealed_fields),
+        };
+        unmet.extend(check(&target, &opened).map(|u| (index, u)));
+        sealed_fields = opened.sealed;
+        items.push((index, opened.item));
+    }
+    (items, unmet)
+}
+
+fn nonce(ids: &dyn Ids) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    ids.fill(&mut n);
+    n
+}
+
+/// Segment's `integrations` object: `{"All": false, "Warehouse": true}`. A key matches a
+/// destination by its name, id or kind, case-insensitively; a matching boolean wins, else
+/// `All` (default true).
+fn integration_allows(integrations: &Layered<'_>, d: &Destination) -> bool {
+    let names = |k: &str| {
+        k.eq_ignore_ascii_case(&d.name)
+            || k == d.id.as_str()
+            || k.eq_ignore_ascii_case(d.kind.as_str())
+    };
+    let mut all = true;
+    for (k, v) in integrations.iter() {
+        match v {
+            Value::Bool(on) if names(k) => return *on,
+            // Per-integration option objects mean "on".
+            Value::Object(_) if names(k) => return true,
+            Value::Bool(on) if k.eq_ignore_ascii_case("all") => all = *on,
+            _ => {}
+        }
+    }
+    all
+}
+
+/// Which calls a destination kind receives: ad and analytics APIs take events and page views;
+/// webhooks take every call.
+fn supports(kind: DestinationKind, t: EventType) -> bool {
+    match kind {
+        DestinationKind::Webhook => true,
+        _ => matches!(t, EventType::Track | EventType::Page | EventType::Screen),
+    }
+}

@@ -1,0 +1,430 @@
+//! The ingest use case with its ports: authentication, cached settings, storage, queueing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+
+use crate::cache::TtlCache;
+use crate::clock::{Clock, Ids};
+use crate::crypto::WorkspaceKeys;
+use crate::destination::Destination;
+use crate::error::KeyError;
+use crate::keys::verifier::{Audience, AuthError, KeyVerifier, VerifierConfig};
+use crate::keys::{ApiKeyRecord, KeyRefusal};
+use crate::ports::{ControlReader, DeliveryQueue, EventWriter, Keyring, SuppressionList};
+use crate::workspace::{Region, Workspace, WorkspaceId};
+
+use super::gate::{self, PrepareGate};
+use super::pack::pack;
+use super::prepare::{prepare, Pipeline, PreparedBatch};
+use super::wire::{
+    IngestError, ParsedBody, Rejection, RequestMeta, RequirementCheck, Warning,
+    MAX_QUEUE_MESSAGE_BYTES,
+};
+
+/// What a request achieved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngestOutcome {
+    /// Valid events, duplicates included (they are answered as accepted).
+    pub accepted: usize,
+    /// Of those, how many were already seen within 24 h and so not stored or routed again.
+    pub duplicates: usize,
+    pub rejected: Vec<Rejection>,
+    /// Identifier values dropped as invalid.
+    pub invalid_identifiers: u32,
+    /// Of the accepted, how many belonged to an erased subject: dropped, neither stored nor
+    /// sent (data-subject erasure).
+    pub suppressed: usize,
+    /// Queue messages written.
+    #[serde(skip)]
+    pub queued_messages: usize,
+    /// Accepted events a routed destination will drop (a requirement it has), and members
+    /// the API ignores.
+    pub warnings: Vec<Warning>,
+}
+
+/// Settings of the ingest service.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// The residency region this deployment serves.
+    pub region: Region,
+    /// How long workspace settings and destinations are cached.
+    pub settings_ttl: Duration,
+    /// How long unwrapped data keys are cached (at most 5 minutes).
+    pub data_key_ttl: Duration,
+    pub max_queue_message_bytes: usize,
+    /// Preparations at once (default: one per CPU).
+    pub prepare_slots: usize,
+    /// Requests that may wait for a preparation slot before the next is refused (503).
+    pub prepare_queue: usize,
+    /// Requests with at least this many bytes of events are prepared off the async workers.
+    pub prepare_inline_below: usize,
+}
+
+impl IngestConfig {
+    pub fn new(region: Region) -> Self {
+        Self {
+            region,
+            settings_ttl: Duration::seconds(5),
+            data_key_ttl: Duration::minutes(5),
+            max_queue_message_bytes: MAX_QUEUE_MESSAGE_BYTES,
+            prepare_slots: std::thread::available_parallelism().map_or(1, usize::from),
+            prepare_queue: PrepareGate::DEFAULT_QUEUE,
+            prepare_inline_below: PrepareGate::DEFAULT_INLINE_BELOW,
+        }
+    }
+}
+
+/// A workspace's settings and keys as ingest uses them, cached briefly.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub workspace: Workspace,
+    pub destinations: Vec<Destination>,
+    pub keys: WorkspaceKeys,
+}
+
+/// A workspace's suppression tokens.
+type Suppressed = Arc<HashSet<String>>;
+
+/// The ingest use case with its ports.
+pub struct IngestService {
+    control: Arc<dyn ControlReader>,
+    events: Arc<dyn EventWriter>,
+    queue: Arc<dyn DeliveryQueue>,
+    keyring: Arc<dyn Keyring>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn Ids>,
+    config: IngestConfig,
+    verifier: Arc<KeyVerifier>,
+    gate: PrepareGate,
+    snapshots: TtlCache<WorkspaceId, Arc<Snapshot>>,
+    data_keys: Mutex<HashMap<[u8; 32], (WorkspaceKeys, OffsetDateTime)>>,
+    /// The suppression list of erased subjects, read with the workspace settings.
+    suppressions: Arc<dyn SuppressionList>,
+    suppressed: TtlCache<WorkspaceId, Suppressed>,
+    /// The destinations' requirements, checked at ingest for warnings.
+    requirements: Option<RequirementCheck>,
+    /// Warnings answered since the process started.
+    warnings: AtomicU64,
+}
+
+impl std::fmt::Debug for IngestService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestService")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The ports ingest uses.
+#[allow(missing_debug_implementations)]
+pub struct IngestPorts {
+    pub control: Arc<dyn ControlReader>,
+    pub events: Arc<dyn EventWriter>,
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub keyring: Arc<dyn Keyring>,
+    /// Drops the events of erased subjects (data-subject requests). The workspace's list is
+    /// read once per `settings_ttl` per process, like the settings: one read per workspace
+    /// every few seconds instead of one per event, and a new suppression reaches every
+    /// process within that TTL (the DSR service waits longer than it before deleting).
+    pub suppressions: Arc<dyn SuppressionList>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn Ids>,
+}
+
+impl IngestService {
+    pub fn new(ports: IngestPorts, config: IngestConfig) -> Self {
+        let clock = ports.clock;
+        Self {
+            verifier: Arc::new(KeyVerifier::new(
+                VerifierConfig::new(config.region),
+                clock.clone(),
+            )),
+            snapshots: TtlCache::new(clock.clone(), config.settings_ttl, 10_000),
+            suppressed: TtlCache::new(clock.clone(), config.settings_ttl, 10_000),
+            gate: PrepareGate::new(
+                config.prepare_slots,
+                config.prepare_queue,
+                config.prepare_inline_below,
+            ),
+            control: ports.control,
+            events: ports.events,
+            queue: ports.queue,
+            keyring: ports.keyring,
+            ids: ports.ids,
+            data_keys: Mutex::new(HashMap::new()),
+            suppressions: ports.suppressions,
+            requirements: None,
+            warnings: AtomicU64::new(0),
+            config,
+            clock,
+        }
+    }
+
+    /// Warns, in the ingest response, of each accepted event a routed destination will drop
+    /// for one of its requirements: `tracklayer_connectors::requirements::unmet`, the rules
+    /// the connectors screen by.
+    pub fn with_requirements(mut self, check: RequirementCheck) -> Self {
+        self.requirements = Some(check);
+        self
+    }
+
+    /// Warnings answered by this process since it started (for `/healthz`).
+    pub fn warnings_total(&self) -> u64 {
+        self.warnings.load(Ordering::Relaxed)
+    }
+
+    /// The workspace's suppression tokens, cached for `settings_ttl`.
+    async fn suppressed(&self, ws: &WorkspaceId) -> Result<Suppressed, IngestError> {
+        if let Some(set) = self.suppressed.get(ws) {
+            return Ok(set);
+        }
+        let set: Suppressed = Arc::new(
+            self.suppressions
+                .suppressed(ws)
+                .await?
+                .into_iter()
+                .collect(),
+        );
+        self.suppressed.insert(ws.clone(), set.clone());
+        Ok(set)
+    }
+
+    pub fn region(&self) -> Region {
+        self.config.region
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// Shares a key verifier with the admin API of the same process (`serve`): one set of
+    /// failure counters per source IP and one cache of verified keys.
+    pub fn with_verifier(mut self, verifier: Arc<KeyVerifier>) -> Self {
+        self.verifier = verifier;
+        self
+    }
+
+    /// Records write keys' last use there (at most once a minute per key): the one control
+    /// write ingest makes. Call it after [`Self::with_verifier`], if both.
+    pub fn with_key_usage(self, usage: Arc<dyn crate::ports::KeyUsage>) -> Self {
+        self.verifier.record_usage_in(usage);
+        self
+    }
+
+    /// The key verifier, for its counters.
+    pub fn verifier(&self) -> &KeyVerifier {
+        &self.verifier
+    }
+
+    /// Verifies an ingest write key, from an unknown address.
+    pub async fn authenticate(&self, presented: &str) -> Result<ApiKeyRecord, IngestError> {
+        self.authenticate_from(presented, None).await
+    }
+
+    /// Verifies an ingest write key sent from `ip` ([`KeyVerifier`]).
+    pub async fn authenticate_from(
+        &self,
+        presented: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<ApiKeyRecord, IngestError> {
+        self.verifier
+            .verify(self.control.as_ref(), Audience::Tracking, presented, ip)
+            .await
+            .map_err(|e| match e {
+                AuthError::Refused(refusal) => IngestError::Unauthorized(refusal),
+                AuthError::WrongRegion(region) => IngestError::WrongRegion { region },
+                AuthError::Blocked => IngestError::Blocked,
+                AuthError::Throttled { retry_after } => IngestError::Throttled { retry_after },
+                AuthError::Store(e) => IngestError::Store(e),
+            })
+    }
+
+    /// The workspace's settings, destinations and keys, cached for a few seconds.
+    pub async fn snapshot(&self, ws: &WorkspaceId) -> Result<Arc<Snapshot>, IngestError> {
+        if let Some(snap) = self.snapshots.get(ws) {
+            return Ok(snap);
+        }
+        let now = self.clock.now();
+        let workspace = self
+            .control
+            .workspace(ws, now)
+            .await?
+            .ok_or(IngestError::Unauthorized(KeyRefusal::Unknown))?;
+        // Closure revokes every key; a write key verified before it is refused as soon as
+        // these settings or the key's record are read again.
+        if workspace.is_closed() {
+            return Err(IngestError::Unauthorized(KeyRefusal::Revoked));
+        }
+        if workspace.region != self.config.region {
+            return Err(IngestError::WrongRegion {
+                region: workspace.region,
+            });
+        }
+        let destinations = self.control.destinations(ws).await?;
+        let keys = self.workspace_keys(&workspace, now).await?;
+        let snap = Arc::new(Snapshot {
+            workspace,
+            destinations,
+            keys,
+        });
+        self.snapshots.insert(ws.clone(), snap.clone());
+        Ok(snap)
+    }
+
+    async fn workspace_keys(
+        &self,
+        ws: &Workspace,
+        now: OffsetDateTime,
+    ) -> Result<WorkspaceKeys, IngestError> {
+        let mut h = Sha256::new();
+        h.update(ws.id.as_str().as_bytes());
+        h.update(serde_json::to_vec(&ws.key_ref).unwrap_or_default());
+        h.update(&ws.data_key.0);
+        let cache_key: [u8; 32] = h.finalize().into();
+        {
+            let cache = self.data_keys.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((keys, at)) = cache.get(&cache_key) {
+                if now - *at < self.config.data_key_ttl {
+                    return Ok(keys.clone());
+                }
+            }
+        }
+        let data_key = self
+            .keyring
+            .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
+            .await
+            .map_err(|e| match e {
+                KeyError::Unavailable(_) => IngestError::KeyUnavailable(e),
+                other => IngestError::Key(other),
+            })?;
+        let keys = WorkspaceKeys::new(&data_key);
+        let mut cache = self.data_keys.lock().unwrap_or_else(|e| e.into_inner());
+        let ttl = self.config.data_key_ttl;
+        cache.retain(|_, (_, at)| now - *at < ttl);
+        cache.insert(cache_key, (keys.clone(), now));
+        Ok(keys)
+    }
+
+    /// Drops cached settings and the suppression list (after a destination or policy change,
+    /// or an erasure submitted, in this process).
+    pub fn invalidate_workspace(&self, ws: &WorkspaceId) {
+        self.snapshots.remove(ws);
+        self.suppressed.remove(ws);
+    }
+
+    /// Ingests a parsed request for an authenticated key.
+    pub async fn ingest(
+        &self,
+        key: &ApiKeyRecord,
+        body: &ParsedBody<'_>,
+        meta: &RequestMeta,
+    ) -> Result<IngestOutcome, IngestError> {
+        let snap = self.snapshot(&key.workspace_id).await?;
+        if meta.ip.is_some_and(|ip| snap.workspace.security.blocks(ip)) {
+            return Err(IngestError::Blocked);
+        }
+        let received_at = self.clock.now();
+        let pipeline = Pipeline {
+            workspace: &snap.workspace,
+            destinations: &snap.destinations,
+            keys: &snap.keys,
+            ids: self.ids.as_ref(),
+            meta,
+            received_at,
+            requirements: self.requirements,
+        };
+        let input_bytes = body.items.iter().map(|i| i.get().len()).sum();
+        let mut prepared = self
+            .gate
+            .run(input_bytes, || prepare(&pipeline, body))
+            .await
+            .map_err(|gate::Busy| IngestError::Busy)?;
+        if prepared.events.is_empty() {
+            return Err(IngestError::NothingValid {
+                rejected: prepared.rejected,
+            });
+        }
+        let suppressed =
+            drop_suppressed(&mut prepared, &*self.suppressed(&snap.workspace.id).await?);
+        let recorded = if prepared.events.is_empty() {
+            Vec::new()
+        } else {
+            self.events.record(&prepared.events, received_at).await?
+        };
+        let valid = prepared.events.len();
+        let mut fresh = Vec::new();
+        let mut items = Vec::new();
+        for ((event, event_items), new) in prepared.events.iter().zip(prepared.items).zip(&recorded)
+        {
+            if *new {
+                fresh.push((event.event.event_id, event.event.message_id.clone()));
+                items.extend(event_items);
+            }
+        }
+        let messages = pack(
+            &snap.workspace.id,
+            &snap.destinations,
+            items,
+            self.config.max_queue_message_bytes,
+        );
+        if let Err(e) = self.queue.enqueue(&messages).await {
+            // Undo, so the client's retry of this request is not taken for a duplicate.
+            if let Err(undo) = self.events.forget(&snap.workspace.id, &fresh).await {
+                tracing::error!(error = %undo, "could not undo recorded events after a queue failure");
+            }
+            return Err(IngestError::Store(e));
+        }
+        let duplicates = valid - fresh.len() + prepared.duplicates;
+        self.warnings
+            .fetch_add(prepared.warnings.len() as u64, Ordering::Relaxed);
+        let valid = valid + prepared.duplicates + suppressed;
+        tracing::info!(
+            workspace = %snap.workspace.id,
+            accepted = valid,
+            duplicates,
+            rejected = prepared.rejected.len(),
+            suppressed,
+            warnings = prepared.warnings.len(),
+            queued_messages = messages.len(),
+            "ingested"
+        );
+        Ok(IngestOutcome {
+            accepted: valid,
+            duplicates,
+            rejected: prepared.rejected,
+            invalid_identifiers: prepared.invalid_identifiers,
+            suppressed,
+            queued_messages: messages.len(),
+            warnings: prepared.warnings,
+        })
+    }
+}
+
+/// Removes the events of suppressed subjects (and their items) from a prepared batch;
+/// returns how many went.
+fn drop_suppressed(prepared: &mut PreparedBatch, suppressed: &HashSet<String>) -> usize {
+    if suppressed.is_empty() {
+        return 0;
+    }
+    let before = prepared.events.len();
+    let keep: Vec<bool> = prepared
+        .events
+        .iter()
+        .map(|e| {
+            !e.event
+                .subjects
+                .iter()
+                .any(|s| suppressed.contains(&crate::dsr::suppression_token(s)))
+        })
+        .collect();
+    let mut flags = keep.iter();
+    prepared.events.retain(|_| *flags.next().unwrap_or(&true));
+    let mut flags = keep.iter();
+    prepared.items.retain(|_| *flags.next().unwrap_or(&true));
+    before - prepared.events.len()
+}
