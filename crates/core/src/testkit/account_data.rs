@@ -49,10 +49,21 @@ pub async fn a_key_record_is_gone_from_reads_90_days_after_the_key_ended(s: &dyn
     assert!(s.api_keys(&ws.id, T0 + days(181)).await.unwrap().is_empty());
 }
 
-pub async fn closing_revokes_keys_deletes_destinations_and_keeps_the_rest_90_days(
-    s: &dyn ControlStore,
-) {
-    // Arrange: a workspace with users, keys and destinations, and another one beside it.
+/// A workspace with users, keys (one revoked before) and destinations, and another one
+/// beside it, as the closure case finds them.
+struct ClosingAccount {
+    ws: Workspace,
+    other: Workspace,
+    ann: User,
+    bob: User,
+    ingest: ApiKeyRecord,
+    own: ApiKeyRecord,
+    ended: ApiKeyRecord,
+    others_key: ApiKeyRecord,
+    meta: Destination,
+}
+
+async fn closing_account(s: &dyn ControlStore) -> ClosingAccount {
     let ws = workspace(Region::Eu);
     let other = workspace(Region::Eu);
     s.create_workspace(&ws).await.unwrap();
@@ -77,6 +88,34 @@ pub async fn closing_revokes_keys_deletes_destinations_and_keeps_the_rest_90_day
     for d in [&meta, &hook, &others_dest] {
         s.put_destination(d).await.unwrap();
     }
+    ClosingAccount {
+        ws,
+        other,
+        ann,
+        bob,
+        ingest,
+        own,
+        ended,
+        others_key,
+        meta,
+    }
+}
+
+pub async fn closing_revokes_keys_deletes_destinations_and_keeps_the_rest_90_days(
+    s: &dyn ControlStore,
+) {
+    // Arrange: a workspace with users, keys and destinations, and another one beside it.
+    let ClosingAccount {
+        ws,
+        other,
+        ann,
+        bob,
+        ingest,
+        own,
+        ended,
+        others_key,
+        meta,
+    } = closing_account(s).await;
 
     // Act: closed on day 10, the caller holding `own`.
     let closed_at = T0 + days(10);

@@ -73,11 +73,7 @@ pub async fn concurrent_appends_never_share_a_sequence_number(l: &dyn AuditLog) 
     assert!(v.valid, "{v:?}");
 }
 
-async fn list(
-    l: &dyn AuditLog,
-    ws: &WorkspaceId,
-    f: AuditFilter,
-) -> Vec<crate::audit::AuditEntry> {
+async fn list(l: &dyn AuditLog, ws: &WorkspaceId, f: AuditFilter) -> Vec<crate::audit::AuditEntry> {
     l.list(ws, &f, T0).await.unwrap()
 }
 

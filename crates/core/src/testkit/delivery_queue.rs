@@ -186,9 +186,9 @@ pub async fn puts_refused_parts_straight_into_the_dead_letters(h: &dyn QueueHarn
     let live = q.receive(DestinationKind::Ga4, 10, VIS).await.unwrap();
     assert!(live.iter().all(|r| r.workspace_id != ws));
     let dead = q.dead_letters(DestinationKind::Ga4, 1000).await.unwrap();
-    assert!(dead.iter().any(|m| m.destination_id == d
-        && m.reason.contains("invalid")
-        && m.body == b"refused"));
+    assert!(dead
+        .iter()
+        .any(|m| m.destination_id == d && m.reason.contains("invalid") && m.body == b"refused"));
 }
 
 pub async fn keeps_each_kind_in_its_own_queue(h: &dyn QueueHarness) {

@@ -48,9 +48,8 @@ pub async fn wraps_an_existing_data_key_again_for_a_key_switch(k: &dyn Keyring) 
 pub async fn fails_closed_when_a_customer_key_is_unavailable(k: &dyn Keyring) {
     let ws = WorkspaceId::new(Region::Eu, &unique());
     let missing = KeyRef::Customer {
-        key_arn:
-            "arn:aws:kms:eu-central-1:111122223333:key/00000000-0000-0000-0000-000000000000"
-                .into(),
+        key_arn: "arn:aws:kms:eu-central-1:111122223333:key/00000000-0000-0000-0000-000000000000"
+            .into(),
     };
     let err = k.generate_data_key(&ws, &missing).await.unwrap_err();
     assert!(matches!(err, KeyError::Unavailable(_)), "{err:?}");
