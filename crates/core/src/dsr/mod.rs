@@ -8,7 +8,13 @@
 //! [`suppression_token`]s — a hash of the index value, not the index value itself — so that
 //! later events of the subject are dropped at ingest.
 
+mod export;
+mod mail;
+mod processor;
+mod receipt;
 pub mod service;
+mod subject;
+mod submit;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
