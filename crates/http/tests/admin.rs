@@ -237,6 +237,7 @@ impl App {
                     audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
                     clock: clock.clone(),
                     ids: ids.clone(),
+                    connectors: tracklayer_connectors::connector,
                 },
                 DsrConfig::default(),
             )

@@ -146,6 +146,7 @@ impl AwsStack {
                 audit: self.audit.clone(),
                 clock: self.clock.clone(),
                 ids: self.ids.clone(),
+                connectors: tracklayer_connectors::connector,
             },
             DsrConfig::default(),
         )

@@ -325,6 +325,7 @@ fn dsr_service(
             audit: stack.audit.clone(),
             clock: stack.clock.clone(),
             ids: stack.ids.clone(),
+            connectors: tracklayer_connectors::connector,
         },
         DsrConfig {
             suppression_propagation: propagation,

@@ -16,6 +16,8 @@ pub mod service;
 mod subject;
 mod submit;
 
+pub use receipt::SentToVendor;
+
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 

@@ -9,6 +9,7 @@ use super::{
     StoreCounts,
 };
 use crate::admin::AdminError;
+use crate::deliver::Connector;
 use crate::destination::{Destination, DestinationId, DestinationKind};
 use crate::workspace::WorkspaceId;
 
@@ -41,7 +42,13 @@ impl DsrService {
                 .downstream
                 .iter()
                 .map(|(id, d)| {
-                    destination_receipt(r.kind, id, d, destinations.iter().find(|x| &x.id == id))
+                    destination_receipt(
+                        self.ports.connectors,
+                        r.kind,
+                        id,
+                        d,
+                        destinations.iter().find(|x| &x.id == id),
+                    )
                 })
                 .collect(),
             export_expires_at: export.then(|| {
@@ -101,8 +108,29 @@ impl DsrService {
     }
 }
 
+/// What reached a vendor for an erased subject: what the connector's
+/// [`Connector::erasure_guidance`] tells the customer to delete there.
+#[derive(Debug, Clone, Copy)]
+pub struct SentToVendor<'a> {
+    /// Events of the subject the vendor accepted (at least one).
+    pub delivered: u64,
+    /// `between <first> and <last>` (RFC 3339), or empty when not known.
+    pub period: &'a str,
+    /// The vendor account the destination sends to (dataset, measurement id, pixel code);
+    /// `None` when the destination was deleted since.
+    pub account: Option<&'a str>,
+}
+
+impl SentToVendor<'_> {
+    /// The vendor account, or `(destination deleted)`.
+    pub fn account_or_deleted(&self) -> &str {
+        self.account.unwrap_or("(destination deleted)")
+    }
+}
+
 /// What happened at a destination, and what the customer must do there (whitepaper §06).
 fn destination_receipt(
+    connectors: fn(DestinationKind) -> &'static dyn Connector,
     kind: DsrKind,
     id: &DestinationId,
     d: &Downstream,
@@ -129,33 +157,11 @@ fn destination_receipt(
                 period
             );
             let todo = (n > 0).then(|| match dest_kind {
-                Some(DestinationKind::MetaCapi) => format!(
-                    "Meta's Conversions API has no endpoint to delete events it received, so \
-                     TrackLayer could not delete them at Meta. Meta received {n} events of the \
-                     subject {period} for dataset {}. Submit the deletion through Meta's own \
-                     process for Business Tools data (Events Manager / Meta's data-subject \
-                     request channel) and record Meta's answer.",
-                    account.as_deref().unwrap_or("(destination deleted)")
-                ),
-                Some(DestinationKind::Ga4) => format!(
-                    "The GA4 Measurement Protocol cannot delete data, so TrackLayer could not \
-                     delete it at Google. Google Analytics received {n} events of the subject \
-                     {period} for {}. Delete the user there with the GA4 User Deletion API or \
-                     Admin > Data deletion requests, using the subject's user id or client id.",
-                    account.as_deref().unwrap_or("(destination deleted)")
-                ),
-                Some(DestinationKind::Tiktok) => format!(
-                    "TikTok's Events API has no endpoint to delete events it received, so \
-                     TrackLayer could not delete them at TikTok. TikTok received {n} events of \
-                     the subject {period} for pixel {}. Request the deletion through TikTok for \
-                     Business (privacy / data-subject request channel) and record TikTok's answer.",
-                    account.as_deref().unwrap_or("(destination deleted)")
-                ),
-                Some(DestinationKind::Webhook) => format!(
-                    "TrackLayer sends webhooks events, not erasure notices. Your webhook receiver \
-                     got {n} events of the subject {period}, carrying the subject's hashed \
-                     identifiers and event ids; delete them in the receiving system."
-                ),
+                Some(k) => connectors(k).erasure_guidance(&SentToVendor {
+                    delivered: n,
+                    period: &period,
+                    account: account.as_deref(),
+                }),
                 None => format!(
                     "{n} events of the subject were delivered {period} to this destination, \
                      which no longer exists; delete them in the system it pointed to."

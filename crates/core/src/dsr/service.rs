@@ -22,6 +22,8 @@ use crate::admin::AdminError;
 use crate::audit::NewAuditEntry;
 use crate::clock::{Clock, Ids};
 use crate::crypto::{aad, WorkspaceKeys};
+use crate::deliver::Connector;
+use crate::destination::DestinationKind;
 use crate::invalidation::{Change, Invalidations};
 use crate::ports::{
     AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DsrStore, EventStore, Keyring, Mailer,
@@ -41,6 +43,9 @@ pub struct DsrPorts {
     pub audit: Arc<dyn AuditLog>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
+    /// The vendors' connectors: each says what the customer must do at its vendor to delete
+    /// an erased subject's delivered events (the receipt's `customer_action`).
+    pub connectors: fn(DestinationKind) -> &'static dyn Connector,
 }
 
 /// How requests are processed.

@@ -247,6 +247,7 @@ impl World {
                 audit: self.audit.clone(),
                 clock: self.clock.clone(),
                 ids: Arc::new(SystemIds),
+                connectors: tracklayer_connectors::connector,
             },
             config(),
         )
@@ -617,6 +618,7 @@ async fn a_request_near_its_due_date_reminds_the_admins_once() {
             audit: w.audit.clone(),
             clock: w.clock.clone(),
             ids: Arc::new(SystemIds),
+            connectors: tracklayer_connectors::connector,
         },
         svc_config,
     );
