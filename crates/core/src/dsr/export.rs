@@ -20,6 +20,9 @@ impl DsrService {
             (DsrStatus::Completed, Some(r)) => r,
             (status, _) => return Err(DsrError::NotReady(status.as_str())),
         };
+        if let Some(by) = &receipt.export_deleted_by {
+            return Err(DsrError::ExportErased(by.clone()));
+        }
         let now = self.now();
         let expires = receipt
             .export_expires_at
@@ -135,7 +138,7 @@ impl DsrService {
     }
 
     /// Deletes the still downloadable exports of earlier access requests for the same subject
-    /// (they end as expired: 410); returns how many.
+    /// (a download then answers 410 naming this erasure); returns how many.
     pub(super) async fn delete_exports_of(
         &self,
         r: &DsrRequest,
@@ -155,6 +158,7 @@ impl DsrService {
             other.export_tokens.clear();
             if let Some(receipt) = other.receipt.as_mut() {
                 receipt.export_expires_at = Some(self.now());
+                receipt.export_deleted_by = Some(r.id.clone());
             }
             self.save(&mut other).await?;
             deleted += 1;

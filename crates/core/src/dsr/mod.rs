@@ -314,6 +314,9 @@ pub struct Receipt {
         skip_serializing_if = "Option::is_none"
     )]
     pub export_expires_at: Option<OffsetDateTime>,
+    /// Access: the erasure of the same subject that deleted the export within its 7 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_deleted_by: Option<DsrId>,
     /// The workspace was closed before the request completed: an erasure ran as usual; an
     /// access request made no export (no key of the workspace can download one any more, and
     /// it would only be another copy of the subject's data).

@@ -54,6 +54,7 @@ impl DsrService {
             export_expires_at: export.then(|| {
                 r.progress.started_at.unwrap_or(now) + Duration::days(DsrRequest::EXPORT_DAYS)
             }),
+            export_deleted_by: None,
             workspace_closed_at: closed_at,
         };
         // The subject-index values and the last page's event ids go: the receipt keeps counts.

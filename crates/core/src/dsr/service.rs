@@ -81,6 +81,9 @@ pub enum DsrError {
     /// The access export's 7 days are over.
     #[error("the export expired at {0}")]
     ExportExpired(OffsetDateTime),
+    /// A later erasure of the same subject (this request) deleted the export.
+    #[error("the export was deleted by erasure request {0}")]
+    ExportErased(DsrId),
     /// The export is not there yet.
     #[error("the request is {0}; its export is ready when it is completed")]
     NotReady(&'static str),

@@ -733,7 +733,7 @@ async fn an_erasure_deletes_an_earlier_access_export_of_the_same_subject() {
         svc.export(&w.admin(), access.id.as_str())
             .await
             .unwrap_err(),
-        DsrError::ExportExpired(_)
+        DsrError::ExportErased(by) if by == erasure.id
     ));
     assert!(w
         .dsr
