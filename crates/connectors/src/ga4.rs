@@ -151,9 +151,7 @@ fn snake_case(raw: &str) -> Option<String> {
 
 /// The client id: the `client_id` click id (the `_ga` cookie's), else the anonymous id.
 pub fn client_id(opened: &OpenedItem) -> Option<&str> {
-    let s = &opened.sealed;
-    common::clean(s.click_ids.get("client_id").map(String::as_str))
-        .or(common::clean(s.anonymous_id.as_deref()))
+    opened.sealed.ga4_client_id()
 }
 
 /// The event name for an item, sanitized.
@@ -579,8 +577,16 @@ impl Connector for Ga4 {
             "The GA4 Measurement Protocol cannot delete data, so TrackLayer could not \
              delete it at Google. Google Analytics received {n} events of the subject \
              {period} for {}. Delete the user there with the GA4 User Deletion API or \
-             Admin > Data deletion requests, using the subject's user id or client id.",
-            sent.account_or_deleted()
+             Admin > Data deletion requests, using the subject's user id or client id.{}",
+            sent.account_or_deleted(),
+            if sent.client_ids.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " The client ids TrackLayer sent for the subject: {}.",
+                    sent.client_ids.join(", ")
+                )
+            }
         )
     }
 }

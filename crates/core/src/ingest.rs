@@ -799,6 +799,13 @@ fn prepare_one(
         ));
     }
 
+    let vendor_ids = crate::dsr::VendorIds::seal(
+        &crate::dsr::VendorIds::of(&sealed_fields, &routing),
+        p.keys,
+        nonce(p.ids),
+        &p.workspace.id,
+        &event_key,
+    );
     let event = StoredEvent {
         workspace_id: p.workspace.id.clone(),
         event_id,
@@ -814,6 +821,7 @@ fn prepare_one(
         subjects,
         routing,
         invalid_identifiers: invalid.len() as u32,
+        vendor_ids,
     };
     let invalid_count = event.invalid_identifiers;
     Ok((

@@ -151,6 +151,7 @@ pub fn new_event(
                 skipped: None,
             }],
             invalid_identifiers: 0,
+            vendor_ids: None,
         },
         operational: Some(OperationalRecord {
             workspace_id: ws.clone(),

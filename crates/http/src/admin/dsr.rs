@@ -138,6 +138,9 @@ pub struct DestinationReceipt {
     pub tracklayer_action: String,
     /// `null`: nothing to do there.
     pub customer_action: Option<String>,
+    /// Erasure at GA4: the client ids sent for the subject (for GA4's User Deletion API).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub client_ids: Vec<String>,
 }
 
 /// The final account of a completed request.
@@ -241,6 +244,7 @@ impl From<core_dsr::DsrRequest> for DataSubjectRequest {
                         last_delivered_at: d.last_delivered_at,
                         tracklayer_action: d.tracklayer_action,
                         customer_action: d.customer_action,
+                        client_ids: d.client_ids,
                     })
                     .collect(),
                 export_expires_at: c.export_expires_at,

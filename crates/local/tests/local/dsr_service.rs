@@ -333,12 +333,21 @@ impl World {
 
     /// Records that Meta accepted these events.
     async fn delivered(&self, events: &[tracklayer_core::event::StoredEvent]) {
+        self.delivered_to(&self.destination, events).await;
+    }
+
+    /// Records that `destination` accepted these events.
+    async fn delivered_to(
+        &self,
+        destination: &DestinationId,
+        events: &[tracklayer_core::event::StoredEvent],
+    ) {
         let now = self.clock.now();
         let records: Vec<DeliveryRecord> = events
             .iter()
             .map(|e| DeliveryRecord {
                 workspace_id: self.workspace.id.clone(),
-                destination_id: self.destination.clone(),
+                destination_id: destination.clone(),
                 event_id: e.event_id,
                 status: DeliveryStatus::Delivered,
                 attempts: 1,
@@ -349,6 +358,32 @@ impl World {
             })
             .collect();
         self.log.record(&records).await.unwrap();
+    }
+
+    /// Adds a GA4 destination (before the first event, so ingest routes to it).
+    async fn add_ga4(&self) -> DestinationId {
+        Control {
+            store: self.control.as_ref(),
+            keyring: self.keyring.as_ref(),
+            clock: self.clock.as_ref(),
+            ids: &SystemIds,
+        }
+        .add_destination(
+            &self.workspace,
+            DestinationSpec {
+                name: "GA4".into(),
+                kind: DestinationKind::Ga4,
+                config: json!({"measurement_id": "G-TEST123"}),
+                secrets: json!({"api_secret": "secret"}),
+                consent_purposes: None,
+                events: EventFilter::All,
+                endpoint: None,
+                paused: false,
+            },
+        )
+        .await
+        .unwrap()
+        .id
     }
 }
 
@@ -745,6 +780,64 @@ async fn an_erasure_deletes_an_earlier_access_export_of_the_same_subject() {
         svc.export(&w.admin(), other.id.as_str()).await.is_ok(),
         "another subject's export stays"
     );
+}
+
+#[tokio::test]
+async fn a_ga4_erasure_receipt_lists_the_client_ids_sent_for_the_subject_and_no_one_elses() {
+    // Arrange: a GA4 destination beside Meta; both shoppers' events were delivered to both.
+    let w = World::new().await;
+    let ga4 = w.add_ga4().await;
+    w.ingest("a", 2).await;
+    w.ingest("b", 1).await;
+    let (a, b) = (w.events_of("a").await, w.events_of("b").await);
+    assert_eq!((a.len(), b.len()), (2, 1));
+    for events in [&a, &b] {
+        w.delivered(events).await;
+        w.delivered_to(&ga4, events).await;
+    }
+
+    // Act: shopper a is erased.
+    let svc = w.service(w.events.clone());
+    let request = svc
+        .submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
+        .await
+        .unwrap();
+    w.clock.advance(Duration::seconds(11));
+    for _ in 0..10 {
+        svc.run().await;
+    }
+
+    // Assert: the GA4 part of the receipt names a's client id (its anonymous id, which GA4
+    // got as client id), for GA4's User Deletion API; never b's; Meta's part names none.
+    let done = w
+        .dsr
+        .request(&w.workspace.id, &request.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, DsrStatus::Completed);
+    let receipt = done.receipt.unwrap();
+    let part = |id: &DestinationId| {
+        receipt
+            .destinations
+            .iter()
+            .find(|d| &d.destination_id == id)
+            .unwrap()
+    };
+    let at_ga4 = part(&ga4);
+    assert_eq!(at_ga4.events_delivered, 2);
+    assert_eq!(
+        serde_json::to_value(at_ga4).unwrap()["client_ids"],
+        json!(["anon-a"])
+    );
+    let action = at_ga4.customer_action.as_deref().unwrap();
+    assert!(action.contains("User Deletion API"), "{action}");
+    assert!(action.contains("anon-a"), "{action}");
+    assert!(!action.contains("anon-b"), "{action}");
+    let at_meta = serde_json::to_value(part(&w.destination)).unwrap();
+    assert!(at_meta.get("client_ids").is_none(), "{at_meta}");
+    let mail = w.outbox.0.lock().unwrap()[0].clone();
+    assert!(mail.text.contains("anon-a") && !mail.text.contains("anon-b"));
 }
 
 /// Answers 200 to every request and keeps the bodies.
