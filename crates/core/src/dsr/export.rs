@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use time::Duration;
 
 use super::service::{export_aad, rfc3339, DsrError, DsrService};
-use super::{DsrKind, DsrRequest, DsrStatus, Phase};
+use super::{DsrKind, DsrRequest, DsrStatus, Phase, VendorIds};
 use crate::admin::{AdminError, Principal};
 use crate::crypto::Sealed;
 
@@ -61,7 +61,10 @@ impl DsrService {
             "expires_at": rfc3339(expires),
             "note": "Identifiers appear only as the SHA-256 hashes sent to destinations; \
                      TrackLayer never stored them in the clear. IP address and user agent are \
-                     kept encrypted for 30 days and are listed by presence only.",
+                     kept encrypted for 30 days and are listed by presence only. The client id \
+                     sent to Google Analytics (GA4) is kept encrypted with the event, so that \
+                     an erasure can name it for deletion at Google; it is listed as \
+                     ga4_client_id.",
             "events": events,
             "destinations": receipt.destinations,
         }))
@@ -83,9 +86,10 @@ impl DsrService {
             .log
             .for_events(&r.workspace_id, &plan.events)
             .await?;
+        let keys = self.keys(&ws).await?;
         let entries: Vec<Value> = found
             .iter()
-            .map(|f| {
+            .map(|f| -> Result<Value, AdminError> {
                 let e = &f.event;
                 let deliveries: Vec<Value> = records
                     .iter()
@@ -100,7 +104,7 @@ impl DsrService {
                         })
                     })
                     .collect();
-                json!({
+                Ok(json!({
                     "event_id": e.event_id.to_string(),
                     "message_id": e.message_id,
                     "type": e.event_type,
@@ -113,11 +117,11 @@ impl DsrService {
                     "hashed_identifiers": e.hashed,
                     "consent_and_routing": e.routing,
                     "ip_and_user_agent_stored": f.operational,
+                    "ga4_client_id": VendorIds::open(e, &keys)?.ga4_client_id,
                     "deliveries": deliveries,
-                })
+                }))
             })
-            .collect();
-        let keys = self.keys(&ws).await?;
+            .collect::<Result<_, _>>()?;
         let part = r.progress.export_parts;
         let plaintext = serde_json::to_vec(&entries).expect("JSON values serialize");
         let mut nonce = [0u8; 12];

@@ -840,6 +840,34 @@ async fn a_ga4_erasure_receipt_lists_the_client_ids_sent_for_the_subject_and_no_
     assert!(mail.text.contains("anon-a") && !mail.text.contains("anon-b"));
 }
 
+#[tokio::test]
+async fn an_access_export_lists_the_client_id_kept_for_ga4_of_the_subjects_events_only() {
+    // Arrange: shopper a's and b's events routed to GA4.
+    let w = World::new().await;
+    w.add_ga4().await;
+    w.ingest("a", 2).await;
+    w.ingest("b", 1).await;
+    let svc = w.service(w.events.clone());
+    let request = svc
+        .submit(&w.admin(), DsrKind::Access, &subject("a"), None)
+        .await
+        .unwrap();
+
+    // Act
+    for _ in 0..5 {
+        svc.run().await;
+    }
+    let export = svc.export(&w.admin(), request.id.as_str()).await.unwrap();
+
+    // Assert: what TrackLayer keeps of a (the client id it sends GA4) is in a's export.
+    let listed = export["events"].as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    for e in listed {
+        assert_eq!(e["ga4_client_id"], "anon-a", "{e}");
+    }
+    assert!(!export.to_string().contains("anon-b"));
+}
+
 /// Answers 200 to every request and keeps the bodies.
 #[derive(Default)]
 struct RecordingEgress {
