@@ -59,9 +59,8 @@ impl VendorIds {
         ws: &WorkspaceId,
         event: &str,
     ) -> Option<Sealed> {
-        if self.ga4_client_id.is_none() {
-            return None;
-        }
+        // Nothing to keep: no GA4 client id.
+        self.ga4_client_id.as_ref()?;
         let plaintext = serde_json::to_vec(self).expect("vendor ids serialize");
         Some(keys.seal(nonce, &vendor_ids_aad(ws, event), &plaintext))
     }

@@ -138,8 +138,8 @@ pub struct DestinationReceipt {
     pub tracklayer_action: String,
     /// `null`: nothing to do there.
     pub customer_action: Option<String>,
-    /// Erasure at GA4: the client ids sent for the subject (for GA4's User Deletion API).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Erasure at GA4: the client ids sent for the subject (for GA4's User Deletion API);
+    /// empty elsewhere.
     pub client_ids: Vec<String>,
 }
 
