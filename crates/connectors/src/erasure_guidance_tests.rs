@@ -13,7 +13,6 @@ fn guidance(kind: DestinationKind, account: Option<&str>) -> String {
         delivered: 3,
         period: PERIOD,
         account,
-        client_ids: &[],
     })
 }
 
@@ -67,23 +66,5 @@ fn webhook_guidance_asks_to_delete_in_the_receiving_system() {
 fn a_deleted_destinations_account_reads_destination_deleted() {
     assert!(
         guidance(DestinationKind::MetaCapi, None).contains("for dataset (destination deleted).")
-    );
-}
-
-#[test]
-fn ga4_guidance_lists_the_client_ids_sent_for_the_subject() {
-    let ids = ["111.222".to_owned(), "anon-1".to_owned()];
-    let text = connector(DestinationKind::Ga4).erasure_guidance(&SentToVendor {
-        delivered: 3,
-        period: PERIOD,
-        account: Some("G-TEST123"),
-        client_ids: &ids,
-    });
-    assert!(
-        text.ends_with(
-            "using the subject's user id or client id. The client ids TrackLayer sent for the \
-             subject: 111.222, anon-1."
-        ),
-        "{text}"
     );
 }

@@ -577,16 +577,8 @@ impl Connector for Ga4 {
             "The GA4 Measurement Protocol cannot delete data, so TrackLayer could not \
              delete it at Google. Google Analytics received {n} events of the subject \
              {period} for {}. Delete the user there with the GA4 User Deletion API or \
-             Admin > Data deletion requests, using the subject's user id or client id.{}",
-            sent.account_or_deleted(),
-            if sent.client_ids.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " The client ids TrackLayer sent for the subject: {}.",
-                    sent.client_ids.join(", ")
-                )
-            }
+             Admin > Data deletion requests, using the subject's user id or client id.",
+            sent.account_or_deleted()
         )
     }
 }

@@ -20,7 +20,7 @@ mod vendor_ids;
 pub use receipt::SentToVendor;
 pub use vendor_ids::VendorIds;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -186,7 +186,7 @@ impl StoreCounts {
 }
 
 /// What reached one destination for the subject, as the delivery log and routing tell.
-#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Downstream {
     pub kind: Option<DestinationKind>,
     /// Events of the subject routed to the destination.
@@ -205,26 +205,11 @@ pub struct Downstream {
         skip_serializing_if = "Option::is_none"
     )]
     pub last_delivered_at: Option<OffsetDateTime>,
-    /// GA4: the client ids of the delivered events (for GA4's User Deletion API).
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub client_ids: BTreeSet<String>,
-}
-
-impl fmt::Debug for Downstream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Downstream")
-            .field("kind", &self.kind)
-            .field("routed", &self.routed)
-            .field("delivered", &self.delivered)
-            .field("client_ids", &self.client_ids.len())
-            .finish_non_exhaustive()
-    }
 }
 
 impl Downstream {
     pub fn merge(&mut self, o: &Downstream) {
         self.kind = self.kind.or(o.kind);
-        self.client_ids.extend(o.client_ids.iter().cloned());
         self.routed += o.routed;
         self.delivered += o.delivered;
         self.first_delivered_at = match (self.first_delivered_at, o.first_delivered_at) {
@@ -282,7 +267,7 @@ impl fmt::Debug for Progress {
 }
 
 /// What TrackLayer did, or could not do, at one destination, and what the customer must do.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestinationReceipt {
     pub destination_id: DestinationId,
     /// `None` when the destination was deleted since.
@@ -309,22 +294,6 @@ pub struct DestinationReceipt {
     /// What the customer must do in the destination's own systems (`None`: nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_action: Option<String>,
-    /// Erasure at GA4: the client ids sent for the subject, to delete with GA4's User
-    /// Deletion API.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub client_ids: Vec<String>,
-}
-
-impl fmt::Debug for DestinationReceipt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DestinationReceipt")
-            .field("destination_id", &self.destination_id)
-            .field("kind", &self.kind)
-            .field("events_routed", &self.events_routed)
-            .field("events_delivered", &self.events_delivered)
-            .field("client_ids", &self.client_ids.len())
-            .finish_non_exhaustive()
-    }
 }
 
 /// The final account of a request.

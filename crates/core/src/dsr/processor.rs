@@ -8,12 +8,11 @@ use time::Duration;
 use super::service::{DsrService, RunReport};
 use super::{
     Downstream, DsrKind, DsrRequest, DsrStatus, EventFootprint, PagePlan, Phase, StoreCounts,
-    VendorIds,
 };
 use crate::admin::AdminError;
 use crate::destination::{DestinationId, DestinationKind};
 use crate::event::EventId;
-use crate::ports::{DeliveryRecord, DeliveryStatus};
+use crate::ports::DeliveryStatus;
 
 impl DsrService {
     /// Processes open requests in bounded pages; resumable at any point.
@@ -164,11 +163,8 @@ impl DsrService {
                 delivered: 1,
                 first_delivered_at: Some(rec.updated_at),
                 last_delivered_at: Some(rec.updated_at),
-                client_ids: Default::default(),
             });
         }
-        self.sent_client_ids(r, &found, &records, &mut downstream)
-            .await?;
         Ok(Some((
             found,
             PagePlan {
@@ -177,40 +173,6 @@ impl DsrService {
                 downstream,
             },
         )))
-    }
-
-    /// Adds to each GA4 destination the client ids of the subject's events it accepted, as
-    /// ingest sealed them with the events ([`VendorIds`]); only these events', never another
-    /// subject's. The workspace key is unwrapped only for a page that has any.
-    async fn sent_client_ids(
-        &self,
-        r: &DsrRequest,
-        found: &[EventFootprint],
-        records: &[DeliveryRecord],
-        downstream: &mut BTreeMap<DestinationId, Downstream>,
-    ) -> Result<(), AdminError> {
-        if r.kind != DsrKind::Erasure || found.iter().all(|f| f.event.vendor_ids.is_none()) {
-            return Ok(());
-        }
-        let ws = self.workspace(&r.workspace_id).await?;
-        let keys = self.keys(&ws).await?;
-        for rec in records
-            .iter()
-            .filter(|r| r.status == DeliveryStatus::Delivered)
-        {
-            let Some(d) = downstream.get_mut(&rec.destination_id) else {
-                continue;
-            };
-            if d.kind != Some(DestinationKind::Ga4) {
-                continue;
-            }
-            let Some(event) = found.iter().find(|f| f.event.event_id == rec.event_id) else {
-                continue;
-            };
-            let ids = VendorIds::open(&event.event, &keys)?;
-            d.client_ids.extend(ids.ga4_client_id);
-        }
-        Ok(())
     }
 
     pub(super) async fn erasure_page(&self, r: &mut DsrRequest) -> Result<(), AdminError> {

@@ -111,7 +111,7 @@ impl DsrService {
 
 /// What reached a vendor for an erased subject: what the connector's
 /// [`Connector::erasure_guidance`] tells the customer to delete there.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct SentToVendor<'a> {
     /// Events of the subject the vendor accepted (at least one).
     pub delivered: u64,
@@ -120,18 +120,6 @@ pub struct SentToVendor<'a> {
     /// The vendor account the destination sends to (dataset, measurement id, pixel code);
     /// `None` when the destination was deleted since.
     pub account: Option<&'a str>,
-    /// GA4: the client ids sent for the subject (empty for other vendors).
-    pub client_ids: &'a [String],
-}
-
-impl std::fmt::Debug for SentToVendor<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SentToVendor")
-            .field("delivered", &self.delivered)
-            .field("account", &self.account)
-            .field("client_ids", &self.client_ids.len())
-            .finish_non_exhaustive()
-    }
 }
 
 impl SentToVendor<'_> {
@@ -160,10 +148,6 @@ fn destination_receipt(
         _ => String::new(),
     };
     let n = d.delivered;
-    let client_ids: Vec<String> = match kind {
-        DsrKind::Erasure => d.client_ids.iter().cloned().collect(),
-        DsrKind::Access => Vec::new(),
-    };
     let (tracklayer_action, customer_action) = match kind {
         DsrKind::Erasure => {
             let did = format!(
@@ -178,7 +162,6 @@ fn destination_receipt(
                     delivered: n,
                     period: &period,
                     account: account.as_deref(),
-                    client_ids: &client_ids,
                 }),
                 None => format!(
                     "{n} events of the subject were delivered {period} to this destination, \
@@ -211,6 +194,5 @@ fn destination_receipt(
         last_delivered_at: d.last_delivered_at,
         tracklayer_action,
         customer_action,
-        client_ids,
     }
 }

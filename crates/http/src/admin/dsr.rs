@@ -138,9 +138,6 @@ pub struct DestinationReceipt {
     pub tracklayer_action: String,
     /// `null`: nothing to do there.
     pub customer_action: Option<String>,
-    /// Erasure at GA4: the client ids sent for the subject (for GA4's User Deletion API);
-    /// empty elsewhere.
-    pub client_ids: Vec<String>,
 }
 
 /// The final account of a completed request.
@@ -244,7 +241,6 @@ impl From<core_dsr::DsrRequest> for DataSubjectRequest {
                         last_delivered_at: d.last_delivered_at,
                         tracklayer_action: d.tracklayer_action,
                         customer_action: d.customer_action,
-                        client_ids: d.client_ids,
                     })
                     .collect(),
                 export_expires_at: c.export_expires_at,

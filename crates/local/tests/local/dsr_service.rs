@@ -783,64 +783,6 @@ async fn an_erasure_deletes_an_earlier_access_export_of_the_same_subject() {
 }
 
 #[tokio::test]
-async fn a_ga4_erasure_receipt_lists_the_client_ids_sent_for_the_subject_and_no_one_elses() {
-    // Arrange: a GA4 destination beside Meta; both shoppers' events were delivered to both.
-    let w = World::new().await;
-    let ga4 = w.add_ga4().await;
-    w.ingest("a", 2).await;
-    w.ingest("b", 1).await;
-    let (a, b) = (w.events_of("a").await, w.events_of("b").await);
-    assert_eq!((a.len(), b.len()), (2, 1));
-    for events in [&a, &b] {
-        w.delivered(events).await;
-        w.delivered_to(&ga4, events).await;
-    }
-
-    // Act: shopper a is erased.
-    let svc = w.service(w.events.clone());
-    let request = svc
-        .submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
-        .await
-        .unwrap();
-    w.clock.advance(Duration::seconds(11));
-    for _ in 0..10 {
-        svc.run().await;
-    }
-
-    // Assert: the GA4 part of the receipt names a's client id (its anonymous id, which GA4
-    // got as client id), for GA4's User Deletion API; never b's; Meta's part names none.
-    let done = w
-        .dsr
-        .request(&w.workspace.id, &request.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(done.status, DsrStatus::Completed);
-    let receipt = done.receipt.unwrap();
-    let part = |id: &DestinationId| {
-        receipt
-            .destinations
-            .iter()
-            .find(|d| &d.destination_id == id)
-            .unwrap()
-    };
-    let at_ga4 = part(&ga4);
-    assert_eq!(at_ga4.events_delivered, 2);
-    assert_eq!(
-        serde_json::to_value(at_ga4).unwrap()["client_ids"],
-        json!(["anon-a"])
-    );
-    let action = at_ga4.customer_action.as_deref().unwrap();
-    assert!(action.contains("User Deletion API"), "{action}");
-    assert!(action.contains("anon-a"), "{action}");
-    assert!(!action.contains("anon-b"), "{action}");
-    let at_meta = serde_json::to_value(part(&w.destination)).unwrap();
-    assert!(at_meta.get("client_ids").is_none(), "{at_meta}");
-    let mail = w.outbox.0.lock().unwrap()[0].clone();
-    assert!(mail.text.contains("anon-a") && !mail.text.contains("anon-b"));
-}
-
-#[tokio::test]
 async fn an_access_export_lists_the_client_id_kept_for_ga4_of_the_subjects_events_only() {
     // Arrange: shopper a's and b's events routed to GA4.
     let w = World::new().await;
