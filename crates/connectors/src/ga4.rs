@@ -34,6 +34,7 @@ use tracklayer_core::deliver::{
     Connector, DropReason, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
 };
 use tracklayer_core::destination::DestinationKind;
+use tracklayer_core::dsr::SentToVendor;
 use tracklayer_core::event::ForwardedConsent;
 use tracklayer_core::identity::{is_sha256_hex, Field};
 
@@ -150,9 +151,7 @@ fn snake_case(raw: &str) -> Option<String> {
 
 /// The client id: the `client_id` click id (the `_ga` cookie's), else the anonymous id.
 pub fn client_id(opened: &OpenedItem) -> Option<&str> {
-    let s = &opened.sealed;
-    common::clean(s.click_ids.get("client_id").map(String::as_str))
-        .or(common::clean(s.anonymous_id.as_deref()))
+    opened.sealed.ga4_client_id()
 }
 
 /// The event name for an item, sanitized.
@@ -528,6 +527,17 @@ impl Connector for Ga4 {
 
     fn classify(&self, items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
         classify_response(items.len(), response)
+    }
+
+    fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
+        let (n, period) = (sent.delivered, sent.period);
+        format!(
+            "The GA4 Measurement Protocol cannot delete data, so TrackLayer could not \
+             delete it at Google. Google Analytics received {n} events of the subject \
+             {period} for {}. Delete the user there with the GA4 User Deletion API or \
+             Admin > Data deletion requests, using the subject's user id or client id.",
+            sent.account_or_deleted()
+        )
     }
 }
 

@@ -14,6 +14,8 @@
 //! [`Connector::classify`] the answer.
 
 mod common;
+#[cfg(test)]
+mod erasure_guidance_tests;
 pub mod ga4;
 pub mod meta;
 pub mod names;

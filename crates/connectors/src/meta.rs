@@ -40,6 +40,7 @@ use tracklayer_core::deliver::{
     Connector, DropReason, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
 };
 use tracklayer_core::destination::DestinationKind;
+use tracklayer_core::dsr::SentToVendor;
 use tracklayer_core::identity::{is_sha256_hex, Field};
 
 use crate::common::{self, clean, extra_scalars, put, query_escape, retryable_status, Commerce};
@@ -339,6 +340,18 @@ impl Connector for MetaCapi {
 
     fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
         classify_response(response)
+    }
+
+    fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
+        let (n, period) = (sent.delivered, sent.period);
+        format!(
+            "Meta's Conversions API has no endpoint to delete events it received, so \
+             TrackLayer could not delete them at Meta. Meta received {n} events of the \
+             subject {period} for dataset {}. Submit the deletion through Meta's own \
+             process for Business Tools data (Events Manager / Meta's data-subject \
+             request channel) and record Meta's answer.",
+            sent.account_or_deleted()
+        )
     }
 }
 

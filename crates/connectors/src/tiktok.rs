@@ -24,6 +24,7 @@ use tracklayer_core::deliver::{
     Connector, DropReason, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
 };
 use tracklayer_core::destination::DestinationKind;
+use tracklayer_core::dsr::SentToVendor;
 use tracklayer_core::identity::{is_sha256_hex, Field};
 
 use crate::common::{self, body_excerpt, clean, extra_scalars, put, retryable_status, Commerce};
@@ -221,5 +222,16 @@ impl Connector for Tiktok {
 
     fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
         classify_response(response)
+    }
+
+    fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
+        let (n, period) = (sent.delivered, sent.period);
+        format!(
+            "TikTok's Events API has no endpoint to delete events it received, so \
+             TrackLayer could not delete them at TikTok. TikTok received {n} events of \
+             the subject {period} for pixel {}. Request the deletion through TikTok for \
+             Business (privacy / data-subject request channel) and record TikTok's answer.",
+            sent.account_or_deleted()
+        )
     }
 }

@@ -30,6 +30,7 @@ use time::format_description::well_known::Rfc3339;
 use tracklayer_core::deliver::{
     Connector, DropReason, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
 };
+use tracklayer_core::dsr::SentToVendor;
 use tracklayer_core::identity::is_sha256_hex;
 use tracklayer_core::ingest::scrub;
 
@@ -197,5 +198,14 @@ impl Connector for Webhook {
 
     fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
         common::status_outcome(response)
+    }
+
+    fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
+        let (n, period) = (sent.delivered, sent.period);
+        format!(
+            "TrackLayer sends webhooks events, not erasure notices. Your webhook receiver \
+             got {n} events of the subject {period}, carrying the subject's hashed \
+             identifiers and event ids; delete them in the receiving system."
+        )
     }
 }

@@ -180,6 +180,8 @@ pub enum SealLabel {
     Item,
     /// A part of a data-subject access export: `dsr-export`.
     DsrExport,
+    /// The ids an event sent to vendors (GA4's client id), for access exports: `vendor-ids`.
+    VendorIds,
 }
 
 impl SealLabel {
@@ -190,6 +192,7 @@ impl SealLabel {
             Self::Operational => "op",
             Self::Item => "item",
             Self::DsrExport => "dsr-export",
+            Self::VendorIds => "vendor-ids",
         }
     }
 }
@@ -247,6 +250,7 @@ mod tests {
             (SealLabel::Operational, "op"),
             (SealLabel::Item, "item"),
             (SealLabel::DsrExport, "dsr-export"),
+            (SealLabel::VendorIds, "vendor-ids"),
         ];
         for (label, name) in labels {
             assert_eq!(label.as_str(), name);

@@ -109,6 +109,10 @@ pub trait Connector: Send + Sync {
     fn group_key(&self, _item: &OpenedItem) -> Option<String> {
         None
     }
+    /// What the customer must do at the vendor to delete the events it received of an erased
+    /// subject (the erasure receipt's `customer_action`): TrackLayer sends events and cannot
+    /// delete them there.
+    fn erasure_guidance(&self, sent: &crate::dsr::SentToVendor<'_>) -> String;
 }
 
 mod batching;

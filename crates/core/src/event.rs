@@ -155,6 +155,10 @@ pub struct StoredEvent {
     pub routing: Vec<Routing>,
     /// Identifier values dropped as invalid (an email without a domain, ...).
     pub invalid_identifiers: u32,
+    /// Identifiers sent in the clear to a vendor that deletes by them (GA4's client id),
+    /// sealed ([`crate::dsr::VendorIds`]): what an erasure receipt lists for the customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_ids: Option<crate::crypto::Sealed>,
 }
 
 /// IP address and user-agent of an event, sealed, kept 30 days.
@@ -190,6 +194,17 @@ pub struct SealedFields {
     /// Normalized plain values a destination wants unhashed (Google address fields).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub plain: BTreeMap<Field, String>,
+}
+
+impl SealedFields {
+    /// The GA4 client id: the `client_id` click id (the `_ga` cookie's), else the anonymous id.
+    pub fn ga4_client_id(&self) -> Option<&str> {
+        fn clean(v: Option<&str>) -> Option<&str> {
+            v.map(str::trim).filter(|s| !s.is_empty())
+        }
+        clean(self.click_ids.get("client_id").map(String::as_str))
+            .or(clean(self.anonymous_id.as_deref()))
+    }
 }
 
 impl fmt::Debug for SealedFields {

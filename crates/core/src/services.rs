@@ -101,6 +101,7 @@ impl Ports {
                 audit: self.audit.clone(),
                 clock: self.clock.clone(),
                 ids: self.ids.clone(),
+                connectors: self.connectors,
             },
             config,
         )

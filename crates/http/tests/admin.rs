@@ -3354,6 +3354,60 @@ async fn a_data_subject_request_names_the_subject_field_at_fault() {
 }
 
 #[tokio::test]
+async fn an_access_export_deleted_by_a_later_erasure_answers_410_naming_the_erasure() {
+    // Arrange: a completed access request, then an erasure of the same subject.
+    let app = App::start().await;
+    app.tracked_event().await;
+    let access = app.completed_access_request().await;
+    let erasure = app.new_request("erasure").await;
+    app.clock.advance(Duration::seconds(11));
+    for _ in 0..5 {
+        app.dsr.run().await;
+    }
+    let done = app
+        .ok(
+            Method::GET,
+            &format!("/admin/v1/data_subject_requests/{erasure}"),
+            None,
+        )
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["receipt"]["counts"]["access_exports"], 1, "{done}");
+
+    // Act: the access request's export is downloaded.
+    let (status, _, v) = app
+        .call(
+            Method::GET,
+            &format!("/admin/v1/data_subject_requests/{access}/export"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+
+    // Assert: gone, and the answer says why: the erasure, not the 7 days.
+    assert_eq!(status, StatusCode::GONE, "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("deleted by erasure request {erasure}")),
+        "{v}"
+    );
+    assert!(!detail.contains("7 days"), "{v}");
+    assert_eq!(v["erasure_request_id"], erasure.as_str(), "{v}");
+    let got = app
+        .ok(
+            Method::GET,
+            &format!("/admin/v1/data_subject_requests/{access}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        got["receipt"]["export_deleted_by"],
+        erasure.as_str(),
+        "{got}"
+    );
+}
+
+#[tokio::test]
 async fn an_access_export_answers_410_after_7_days() {
     let app = App::start().await;
     app.tracked_event().await;

@@ -177,6 +177,7 @@ impl Stack {
                 audit: self.audit.clone(),
                 clock: Arc::new(SystemClock),
                 ids: Arc::new(SystemIds),
+                connectors: tracklayer_connectors::connector,
             },
             DsrConfig {
                 // Small pages, so the erasure takes several persisted steps.

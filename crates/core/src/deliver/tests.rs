@@ -105,6 +105,9 @@ impl Connector for ScriptedConnector {
         // Like the vendor connectors: no clock here, so an HTTP date is read against the epoch.
         classify_status(response, OffsetDateTime::UNIX_EPOCH)
     }
+    fn erasure_guidance(&self, sent: &crate::dsr::SentToVendor<'_>) -> String {
+        format!("delete the {} events at the scripted destination", sent.delivered)
+    }
 }
 
 fn scripted_connector(_kind: DestinationKind) -> &'static dyn Connector {

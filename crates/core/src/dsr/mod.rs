@@ -8,7 +8,17 @@
 //! [`suppression_token`]s — a hash of the index value, not the index value itself — so that
 //! later events of the subject are dropped at ingest.
 
+mod export;
+mod mail;
+mod processor;
+mod receipt;
 pub mod service;
+mod subject;
+mod submit;
+mod vendor_ids;
+
+pub use receipt::SentToVendor;
+pub use vendor_ids::VendorIds;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -306,6 +316,9 @@ pub struct Receipt {
         skip_serializing_if = "Option::is_none"
     )]
     pub export_expires_at: Option<OffsetDateTime>,
+    /// Access: the erasure of the same subject that deleted the export within its 7 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_deleted_by: Option<DsrId>,
     /// The workspace was closed before the request completed: an erasure ran as usual; an
     /// access request made no export (no key of the workspace can download one any more, and
     /// it would only be another copy of the subject's data).

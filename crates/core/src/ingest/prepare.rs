@@ -154,7 +154,7 @@ fn prepare_one(
     // The internal subject index: keyed HMAC over canonical forms, never a bare hash.
     let subjects = identifiers::subjects(p.keys, &ids, v.anonymous_id.as_deref(), hints);
 
-    let event = StoredEvent {
+    let mut event = StoredEvent {
         workspace_id: p.workspace.id.clone(),
         event_id,
         message_id: v.message_id,
@@ -169,6 +169,7 @@ fn prepare_one(
         subjects,
         routing,
         invalid_identifiers: hashed.invalid.len() as u32,
+        vendor_ids: None,
     };
     // The event id as the associated data of its sealed values spells it, formatted once.
     let event_key = event_id.to_string();
@@ -183,6 +184,15 @@ fn prepare_one(
         click_ids: ids.click_ids,
         plain: BTreeMap::new(),
     };
+    // What the event gives vendors to identify the visitor (GA4's client id), sealed, so an
+    // access export can list it.
+    event.vendor_ids = crate::dsr::VendorIds::seal(
+        &crate::dsr::VendorIds::of(&sealed_fields, &event.routing),
+        p.keys,
+        nonce(p.ids),
+        &p.workspace.id,
+        &event_key,
+    );
     let (items, unmet) = delivery_items(
         p,
         &event,

@@ -63,6 +63,7 @@ pub async fn a_closed_workspaces_requests_and_suppression_list_end_90_days_after
         pages: 1,
         destinations: Vec::new(),
         export_expires_at: None,
+        export_deleted_by: None,
         workspace_closed_at: None,
     });
     dsr.update_request(&erasure).await.unwrap();

@@ -158,6 +158,9 @@ pub struct Receipt {
     #[serde(serialize_with = "rfc3339_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub export_expires_at: Option<OffsetDateTime>,
+    /// Access: the erasure request of the same subject that deleted the export.
+    #[schema(value_type = Option<String>)]
+    pub export_deleted_by: Option<String>,
 }
 
 /// Processing so far.
@@ -241,6 +244,7 @@ impl From<core_dsr::DsrRequest> for DataSubjectRequest {
                     })
                     .collect(),
                 export_expires_at: c.export_expires_at,
+                export_deleted_by: c.export_deleted_by.map(String::from),
             }),
         }
     }
@@ -266,6 +270,16 @@ fn fail(s: &AdminState, e: DsrError) -> Problem {
             at.format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
         ),
+        DsrError::ExportErased(by) => Problem::new(
+            StatusCode::GONE,
+            "export-erased",
+            "Gone",
+            format!(
+                "the export was deleted by erasure request {by} of the same subject; \
+                 it cannot be downloaded any more"
+            ),
+        )
+        .with("erasure_request_id", by.as_str()),
         DsrError::NotReady(status) => Problem::new(
             StatusCode::CONFLICT,
             "export-not-ready",
@@ -364,7 +378,7 @@ pub async fn get(
         (status = 200, description = "The export (JSON, sent as an attachment)", body = Object),
         (status = 403, description = "Only admins download exports", body = dto::ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "The request is not completed yet", body = dto::ProblemDoc, content_type = "application/problem+json"),
-        (status = 410, description = "The export's 7 days are over; it was deleted", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 410, description = "The export's 7 days are over, or a later erasure of the same subject deleted it (`export-erased`, naming `erasure_request_id`)", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn export(
     State(s): State<AdminState>,

@@ -275,6 +275,7 @@ impl World {
                 audit: self.audit.clone(),
                 clock: self.clock.clone(),
                 ids: Arc::new(SystemIds),
+                connectors: tracklayer_connectors::connector,
             },
             config(),
         )
@@ -361,12 +362,21 @@ impl World {
 
     /// Records that Meta accepted these events.
     async fn delivered(&self, events: &[tracklayer_core::event::StoredEvent]) {
+        self.delivered_to(&self.destination, events).await;
+    }
+
+    /// Records that `destination` accepted these events.
+    async fn delivered_to(
+        &self,
+        destination: &DestinationId,
+        events: &[tracklayer_core::event::StoredEvent],
+    ) {
         let now = self.clock.now();
         let records: Vec<DeliveryRecord> = events
             .iter()
             .map(|e| DeliveryRecord {
                 workspace_id: self.workspace.id.clone(),
-                destination_id: self.destination.clone(),
+                destination_id: destination.clone(),
                 event_id: e.event_id,
                 message_id: Some(e.message_id.clone()),
                 status: DeliveryStatus::Delivered,
@@ -379,6 +389,32 @@ impl World {
             })
             .collect();
         self.log.record(&records).await.unwrap();
+    }
+
+    /// Adds a GA4 destination (before the first event, so ingest routes to it).
+    async fn add_ga4(&self) -> DestinationId {
+        Control {
+            store: self.control.as_ref(),
+            keyring: self.keyring.as_ref(),
+            clock: self.clock.as_ref(),
+            ids: &SystemIds,
+        }
+        .add_destination(
+            &self.workspace,
+            DestinationSpec {
+                name: "GA4".into(),
+                kind: DestinationKind::Ga4,
+                config: json!({"measurement_id": "G-TEST123"}),
+                secrets: json!({"api_secret": "secret"}),
+                consent_purposes: None,
+                events: EventFilter::All,
+                endpoint: None,
+                paused: false,
+            },
+        )
+        .await
+        .unwrap()
+        .id
     }
 }
 
@@ -648,6 +684,7 @@ async fn a_request_near_its_due_date_reminds_the_admins_once() {
             audit: w.audit.clone(),
             clock: w.clock.clone(),
             ids: Arc::new(SystemIds),
+            connectors: tracklayer_connectors::connector,
         },
         svc_config,
     );
@@ -762,7 +799,7 @@ async fn an_erasure_deletes_an_earlier_access_export_of_the_same_subject() {
         svc.export(&w.admin(), access.id.as_str())
             .await
             .unwrap_err(),
-        DsrError::ExportExpired(_)
+        DsrError::ExportErased(by) if by == erasure.id
     ));
     assert!(w
         .dsr
@@ -774,6 +811,34 @@ async fn an_erasure_deletes_an_earlier_access_export_of_the_same_subject() {
         svc.export(&w.admin(), other.id.as_str()).await.is_ok(),
         "another subject's export stays"
     );
+}
+
+#[tokio::test]
+async fn an_access_export_lists_the_client_id_kept_for_ga4_of_the_subjects_events_only() {
+    // Arrange: shopper a's and b's events routed to GA4.
+    let w = World::new().await;
+    w.add_ga4().await;
+    w.ingest("a", 2).await;
+    w.ingest("b", 1).await;
+    let svc = w.service(w.events.clone());
+    let request = svc
+        .submit(&w.admin(), DsrKind::Access, &subject("a"), None)
+        .await
+        .unwrap();
+
+    // Act
+    for _ in 0..5 {
+        svc.run().await;
+    }
+    let export = svc.export(&w.admin(), request.id.as_str()).await.unwrap();
+
+    // Assert: what TrackLayer keeps of a (the client id it sends GA4) is in a's export.
+    let listed = export["events"].as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    for e in listed {
+        assert_eq!(e["ga4_client_id"], "anon-a", "{e}");
+    }
+    assert!(!export.to_string().contains("anon-b"));
 }
 
 /// Answers 200 to every request and keeps the bodies.

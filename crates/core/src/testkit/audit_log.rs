@@ -1,0 +1,216 @@
+use super::*;
+
+fn entry(ws: &WorkspaceId, actor: &str, action: &str) -> NewAuditEntry {
+    NewAuditEntry {
+        workspace_id: ws.clone(),
+        actor: actor.into(),
+        action: action.into(),
+        target: "dst_1".into(),
+        summary: json!({"name": "Meta"}),
+    }
+}
+
+pub async fn appends_a_gapless_chain_that_verifies(l: &dyn AuditLog) {
+    let ws = WorkspaceId::new(Region::Eu, &unique());
+    for i in 0..5 {
+        let e = l
+            .append(
+                entry(&ws, "user:usr_1", "destination.update"),
+                T0 + time::Duration::seconds(i),
+            )
+            .await
+            .unwrap();
+        assert_eq!(e.seq, i as u64 + 2, "seq 1 is the genesis entry");
+    }
+    let all = l
+        .list(
+            &ws,
+            &AuditFilter {
+                limit: 100,
+                ..Default::default()
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![2, 3, 4, 5, 6],
+        "seq 1, the genesis entry, is not a mutation"
+    );
+    let stored = l.stored(&ws, 0, 100).await.unwrap();
+    assert_eq!(stored[0].entry.action, crate::audit::GENESIS_ACTION);
+    let v = crate::audit::verify(l, &ws).await.unwrap();
+    assert!(v.valid, "{v:?}");
+    assert!(v.keyed);
+    assert_eq!(v.entries_checked, 6, "the genesis entry and five");
+}
+
+pub async fn concurrent_appends_never_share_a_sequence_number(l: &dyn AuditLog) {
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    let mut seqs = Vec::new();
+    let futures: Vec<_> = (0..20)
+        .map(|_| l.append(entry(&ws, "svc:k", "api_key.create"), T0))
+        .collect();
+    for f in futures {
+        seqs.push(f.await.unwrap().seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (2..=21).collect::<Vec<_>>());
+    let all = l
+        .list(
+            &ws,
+            &AuditFilter {
+                limit: 100,
+                ..Default::default()
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 20);
+    let v = crate::audit::verify(l, &ws).await.unwrap();
+    assert!(v.valid, "{v:?}");
+}
+
+async fn list(l: &dyn AuditLog, ws: &WorkspaceId, f: AuditFilter) -> Vec<crate::audit::AuditEntry> {
+    l.list(ws, &f, T0).await.unwrap()
+}
+
+pub async fn lists_by_actor_action_time_and_page(l: &dyn AuditLog) {
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    l.append(entry(&ws, "user:a", "user.invite"), T0)
+        .await
+        .unwrap();
+    l.append(
+        entry(&ws, "user:b", "user.invite"),
+        T0 + time::Duration::hours(1),
+    )
+    .await
+    .unwrap();
+    l.append(
+        entry(&ws, "user:a", "api_key.revoke"),
+        T0 + time::Duration::hours(2),
+    )
+    .await
+    .unwrap();
+    let actor_a = list(
+        l,
+        &ws,
+        AuditFilter {
+            actor: Some("user:a".into()),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(actor_a.len(), 2);
+    let invites = list(
+        l,
+        &ws,
+        AuditFilter {
+            action: Some("user.invite".into()),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(invites.len(), 2);
+    let late = list(
+        l,
+        &ws,
+        AuditFilter {
+            since: Some(T0 + time::Duration::minutes(30)),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(late.len(), 2);
+    let page = list(
+        l,
+        &ws,
+        AuditFilter {
+            after: Some(1),
+            limit: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].seq, 2);
+    let other = WorkspaceId::new(Region::Us, &unique());
+    assert!(l
+        .list(
+            &other,
+            &AuditFilter {
+                limit: 10,
+                ..Default::default()
+            },
+            T0
+        )
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Anchored at both ends: the head record follows every append, in the same write.
+pub async fn keeps_the_head_with_the_last_entry(l: &dyn AuditLog) {
+    let ws = WorkspaceId::new(Region::Eu, &unique());
+    assert!(l.head(&ws).await.unwrap().is_none());
+    l.append(entry(&ws, "user:a", "user.invite"), T0)
+        .await
+        .unwrap();
+    let last = l
+        .append(entry(&ws, "user:a", "user.remove"), T0)
+        .await
+        .unwrap();
+    let head = l.head(&ws).await.unwrap().unwrap();
+    assert_eq!((head.seq, head.hash.as_str()), (3, last.hash.as_str()));
+    assert_eq!(head.genesis_seq, 1);
+    let stored = l.stored(&ws, 0, 10).await.unwrap();
+    assert_eq!(stored.len(), 3);
+    assert!(stored.iter().all(|s| s.index_mismatch.is_none()));
+    assert_eq!(l.stored(&ws, 2, 10).await.unwrap()[0].entry.seq, 3);
+}
+
+/// Retention removes nothing younger than a year, whatever the store's expiry says, and
+/// leaves a chain that verifies from its checkpoint.
+pub async fn retires_only_entries_older_than_a_year(l: &dyn AuditLog) {
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    l.append(entry(&ws, "user:a", "user.invite"), T0)
+        .await
+        .unwrap();
+    l.append(
+        entry(&ws, "user:a", "user.remove"),
+        T0 + time::Duration::days(100),
+    )
+    .await
+    .unwrap();
+    let day300 = T0 + time::Duration::days(300);
+    assert_eq!(l.retire(&ws, day300).await.unwrap(), 0);
+    assert!(l.head(&ws).await.unwrap().unwrap().checkpoint.is_none());
+    let day400 = T0 + time::Duration::days(400);
+    assert_eq!(l.retire(&ws, day400).await.unwrap(), 2);
+    assert_eq!(l.retire(&ws, day400).await.unwrap(), 0);
+    let v = crate::audit::verify(l, &ws).await.unwrap();
+    assert!(v.valid, "{v:?}");
+    assert_eq!(v.entries_checked, 1);
+}
+
+#[macro_export]
+macro_rules! audit_log_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            audit_log,
+            $make,
+            [
+                appends_a_gapless_chain_that_verifies,
+                concurrent_appends_never_share_a_sequence_number,
+                lists_by_actor_action_time_and_page,
+                keeps_the_head_with_the_last_entry,
+                retires_only_entries_older_than_a_year,
+            ]
+        );
+    };
+}

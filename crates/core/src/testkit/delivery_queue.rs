@@ -1,0 +1,260 @@
+use super::*;
+
+/// A queue under test, with a way to let time pass (a fixed clock, or real sleeping).
+#[async_trait]
+pub trait QueueHarness: Send + Sync {
+    fn queue(&self) -> &dyn DeliveryQueue;
+    /// Lets `by` pass for the queue's visibility timeouts.
+    async fn advance(&self, by: Duration);
+    /// The queue's redrive limit.
+    fn max_receive_count(&self) -> u32;
+    /// The kind's dead letters, oldest first (the adapter's test-support read).
+    async fn dead_letters(
+        &self,
+        kind: DestinationKind,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
+}
+
+fn outgoing(kind: DestinationKind, dest: &DestinationId, ws: &WorkspaceId, body: &str) -> Outgoing {
+    Outgoing {
+        kind,
+        destination_id: dest.clone(),
+        workspace_id: ws.clone(),
+        body: body.as_bytes().to_vec(),
+        delay: Duration::ZERO,
+    }
+}
+
+const VIS: Duration = Duration::from_secs(2);
+
+fn ids() -> (WorkspaceId, DestinationId) {
+    (
+        WorkspaceId::new(Region::Us, &unique()),
+        DestinationId::new(&unique()),
+    )
+}
+
+pub async fn hides_a_received_message_until_its_visibility_ends(h: &dyn QueueHarness) {
+    let q = h.queue();
+    let (ws, d) = ids();
+    q.enqueue(&[outgoing(DestinationKind::MetaCapi, &d, &ws, "{\"n\":1}")])
+        .await
+        .unwrap();
+    let got = q.receive(DestinationKind::MetaCapi, 10, VIS).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, b"{\"n\":1}");
+    assert_eq!(got[0].receive_count, 1);
+    assert_eq!(got[0].destination_id, d);
+    assert_eq!(got[0].workspace_id, ws);
+    assert!(q
+        .receive(DestinationKind::MetaCapi, 10, VIS)
+        .await
+        .unwrap()
+        .is_empty());
+    h.advance(VIS + Duration::from_millis(500)).await;
+    let again = q.receive(DestinationKind::MetaCapi, 10, VIS).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].receive_count, 2);
+    q.ack(DestinationKind::MetaCapi, &again[0].receipt)
+        .await
+        .unwrap();
+}
+
+pub async fn forgets_an_acknowledged_message(h: &dyn QueueHarness) {
+    let q = h.queue();
+    let (ws, d) = ids();
+    q.enqueue(&[outgoing(DestinationKind::Ga4, &d, &ws, "a")])
+        .await
+        .unwrap();
+    let got = q.receive(DestinationKind::Ga4, 10, VIS).await.unwrap();
+    q.ack(DestinationKind::Ga4, &got[0].receipt).await.unwrap();
+    q.ack(DestinationKind::Ga4, &got[0].receipt).await.unwrap();
+    h.advance(VIS + Duration::from_millis(500)).await;
+    assert!(q
+        .receive(DestinationKind::Ga4, 10, VIS)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn makes_a_message_visible_again_after_retry_later(h: &dyn QueueHarness) {
+    let q = h.queue();
+    let (ws, d) = ids();
+    q.enqueue(&[outgoing(DestinationKind::Tiktok, &d, &ws, "r")])
+        .await
+        .unwrap();
+    let got = q
+        .receive(DestinationKind::Tiktok, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    q.retry_later(
+        DestinationKind::Tiktok,
+        &got[0].receipt,
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
+    h.advance(Duration::from_millis(1500)).await;
+    let again = q.receive(DestinationKind::Tiktok, 10, VIS).await.unwrap();
+    assert_eq!(again.len(), 1);
+    q.ack(DestinationKind::Tiktok, &again[0].receipt)
+        .await
+        .unwrap();
+}
+
+pub async fn dead_letters_a_message_after_its_maximum_receives(h: &dyn QueueHarness) {
+    let q = h.queue();
+    let (ws, d) = ids();
+    q.enqueue(&[outgoing(DestinationKind::Webhook, &d, &ws, "poison")])
+        .await
+        .unwrap();
+    for _ in 0..h.max_receive_count() {
+        let got = q.receive(DestinationKind::Webhook, 10, VIS).await.unwrap();
+        assert_eq!(got.len(), 1);
+        h.advance(VIS + Duration::from_millis(500)).await;
+    }
+    assert!(q
+        .receive(DestinationKind::Webhook, 10, VIS)
+        .await
+        .unwrap()
+        .is_empty());
+    let dead = h.dead_letters(DestinationKind::Webhook, 100).await.unwrap();
+    assert!(dead
+        .iter()
+        .any(|m| m.destination_id == d && m.body == b"poison"));
+}
+
+pub async fn replays_dead_letters_of_one_destination(h: &dyn QueueHarness) {
+    let q = h.queue();
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    let (d1, d2) = (DestinationId::new(&unique()), DestinationId::new(&unique()));
+    let kind = DestinationKind::MetaCapi;
+    q.enqueue(&[
+        outgoing(kind, &d1, &ws, "one"),
+        outgoing(kind, &d2, &ws, "two"),
+    ])
+    .await
+    .unwrap();
+    let got = q.receive(kind, 10, VIS).await.unwrap();
+    let mine: Vec<_> = got.iter().filter(|m| m.workspace_id == ws).collect();
+    assert_eq!(mine.len(), 2);
+    for m in &mine {
+        q.dead_letter(kind, m, "HTTP 400: bad pixel").await.unwrap();
+    }
+    let dead = h.dead_letters(kind, 1000).await.unwrap();
+    assert!(dead
+        .iter()
+        .any(|m| m.destination_id == d1 && m.reason.contains("bad pixel")));
+    let filter = ReplayFilter {
+        destination_id: Some(d1.clone()),
+        ..Default::default()
+    };
+    assert_eq!(q.replay(kind, &filter).await.unwrap(), 1);
+    let back = q.receive(kind, 10, VIS).await.unwrap();
+    let back: Vec<_> = back.into_iter().filter(|m| m.workspace_id == ws).collect();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].destination_id, d1);
+    assert_eq!(back[0].body, b"one");
+    q.ack(kind, &back[0].receipt).await.unwrap();
+    let still_dead = h.dead_letters(kind, 1000).await.unwrap();
+    assert!(still_dead.iter().any(|m| m.destination_id == d2));
+}
+
+pub async fn hides_a_delayed_message_until_its_delay_ends(h: &dyn QueueHarness) {
+    let q = h.queue();
+    let (ws, d) = ids();
+    let mut m = outgoing(DestinationKind::Webhook, &d, &ws, "later");
+    m.delay = Duration::from_secs(1);
+    q.enqueue(&[m]).await.unwrap();
+    let now = q.receive(DestinationKind::Webhook, 10, VIS).await.unwrap();
+    assert!(now.iter().all(|r| r.workspace_id != ws));
+    h.advance(Duration::from_millis(1500)).await;
+    let later = q.receive(DestinationKind::Webhook, 10, VIS).await.unwrap();
+    let mine: Vec<_> = later.iter().filter(|r| r.workspace_id == ws).collect();
+    assert_eq!(mine.len(), 1);
+    q.ack(DestinationKind::Webhook, &mine[0].receipt)
+        .await
+        .unwrap();
+}
+
+pub async fn puts_refused_parts_straight_into_the_dead_letters(h: &dyn QueueHarness) {
+    let q = h.queue();
+    let (ws, d) = ids();
+    q.enqueue_dead(
+        &[outgoing(DestinationKind::Ga4, &d, &ws, "refused")],
+        "HTTP 400: invalid",
+    )
+    .await
+    .unwrap();
+    let live = q.receive(DestinationKind::Ga4, 10, VIS).await.unwrap();
+    assert!(live.iter().all(|r| r.workspace_id != ws));
+    let dead = h.dead_letters(DestinationKind::Ga4, 1000).await.unwrap();
+    assert!(dead
+        .iter()
+        .any(|m| m.destination_id == d && m.reason.contains("invalid") && m.body == b"refused"));
+}
+
+pub async fn keeps_each_kind_in_its_own_queue(h: &dyn QueueHarness) {
+    let q = h.queue();
+    let (ws, d) = ids();
+    q.enqueue(&[outgoing(DestinationKind::Ga4, &d, &ws, "ga4-only")])
+        .await
+        .unwrap();
+    let tiktok = q.receive(DestinationKind::Tiktok, 10, VIS).await.unwrap();
+    assert!(tiktok.iter().all(|m| m.workspace_id != ws));
+    let ga4 = q.receive(DestinationKind::Ga4, 10, VIS).await.unwrap();
+    let mine: Vec<_> = ga4.iter().filter(|m| m.workspace_id == ws).collect();
+    assert_eq!(mine.len(), 1);
+    q.ack(DestinationKind::Ga4, &mine[0].receipt).await.unwrap();
+}
+
+/// A queue message body with one item per event.
+pub fn queue_body(ws: &WorkspaceId, dest: &DestinationId, events: &[EventId]) -> Vec<u8> {
+    let body = QueueBody {
+        v: QueueBody::VERSION,
+        attempts: 0,
+        workspace_id: ws.clone(),
+        destination_id: dest.clone(),
+        kind: DestinationKind::MetaCapi,
+        items: events
+            .iter()
+            .map(|e| DeliveryItem {
+                event_id: *e,
+                message_id: MessageId::parse(&e.to_string()).expect("message id"),
+                event_type: EventType::Track,
+                name: Some("Purchase".into()),
+                timestamp: T0,
+                properties: json!({"value": 1}),
+                user_data: BTreeMap::from([(
+                    Field::Email,
+                    crate::identity::sha256_hex(&e.to_string()),
+                )]),
+                consent: ForwardedConsent::default(),
+                sealed: None,
+                suppression: Vec::new(),
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&body).expect("body")
+}
+
+#[macro_export]
+macro_rules! delivery_queue_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            delivery_queue,
+            $make,
+            [
+                hides_a_received_message_until_its_visibility_ends,
+                forgets_an_acknowledged_message,
+                makes_a_message_visible_again_after_retry_later,
+                dead_letters_a_message_after_its_maximum_receives,
+                replays_dead_letters_of_one_destination,
+                hides_a_delayed_message_until_its_delay_ends,
+                puts_refused_parts_straight_into_the_dead_letters,
+                keeps_each_kind_in_its_own_queue,
+            ]
+        );
+    };
+}

@@ -1,0 +1,173 @@
+use super::*;
+
+pub async fn records_new_events_and_reads_them_back(s: &dyn InspectableEventStore) {
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    let e = new_event(&ws, "m-1", &["subj-a"], T0);
+    assert_eq!(
+        s.record(std::slice::from_ref(&e), T0).await.unwrap(),
+        vec![true]
+    );
+    let back = s.event(&ws, &e.event.event_id, T0).await.unwrap().unwrap();
+    assert_eq!(back, e.event);
+    let op = s
+        .operational(&ws, &e.event.event_id, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(Some(op), e.operational);
+}
+
+pub async fn reports_a_repeated_message_id_as_a_duplicate_within_24_hours(
+    s: &dyn InspectableEventStore,
+) {
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    let first = new_event(&ws, "m-dup", &[], T0);
+    s.record(&[first], T0).await.unwrap();
+    let later = T0 + time::Duration::hours(23);
+    let again = new_event(&ws, "m-dup", &[], later);
+    let fresh = new_event(&ws, "m-new", &[], later);
+    let out = s.record(&[again.clone(), fresh], later).await.unwrap();
+    assert_eq!(out, vec![false, true]);
+    assert!(s
+        .event(&ws, &again.event.event_id, later)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+pub async fn accepts_a_message_id_again_after_the_dedup_window(s: &dyn InspectableEventStore) {
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    s.record(&[new_event(&ws, "m-old", &[], T0)], T0)
+        .await
+        .unwrap();
+    let later = T0 + time::Duration::hours(25);
+    let again = new_event(&ws, "m-old", &[], later);
+    assert_eq!(s.record(&[again], later).await.unwrap(), vec![true]);
+}
+
+pub async fn keeps_workspaces_apart(s: &dyn InspectableEventStore) {
+    let a = WorkspaceId::new(Region::Us, &unique());
+    let b = WorkspaceId::new(Region::Us, &unique());
+    let ea = new_event(&a, "same-id", &["subj"], T0);
+    let eb = new_event(&b, "same-id", &["subj"], T0);
+    assert_eq!(
+        s.record(std::slice::from_ref(&ea), T0).await.unwrap(),
+        vec![true]
+    );
+    assert_eq!(s.record(&[eb], T0).await.unwrap(), vec![true]);
+    assert!(s.event(&b, &ea.event.event_id, T0).await.unwrap().is_none());
+    let by_subject = s.events_by_subject(&a, "subj", None, 10, T0).await.unwrap();
+    assert_eq!(by_subject.len(), 1);
+    assert_eq!(by_subject[0].workspace_id, a);
+}
+
+pub async fn finds_a_subjects_events_in_pages(s: &dyn InspectableEventStore) {
+    let ws = WorkspaceId::new(Region::Eu, &unique());
+    let events: Vec<_> = (0..5)
+        .map(|i| new_event(&ws, &format!("m-{i}"), &["subject-x"], T0))
+        .collect();
+    s.record(&events, T0).await.unwrap();
+    s.record(&[new_event(&ws, "other", &["subject-y"], T0)], T0)
+        .await
+        .unwrap();
+    let page1 = s
+        .events_by_subject(&ws, "subject-x", None, 3, T0)
+        .await
+        .unwrap();
+    assert_eq!(page1.len(), 3);
+    let last = page1.last().map(|e| e.event_id);
+    let page2 = s
+        .events_by_subject(&ws, "subject-x", last.as_ref(), 3, T0)
+        .await
+        .unwrap();
+    assert_eq!(page2.len(), 2);
+    let mut all: Vec<_> = page1.iter().chain(&page2).map(|e| e.event_id).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 5);
+}
+
+pub async fn never_returns_expired_data(s: &dyn InspectableEventStore) {
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    let e = new_event(&ws, "m-exp", &["subj-exp"], T0);
+    s.record(std::slice::from_ref(&e), T0).await.unwrap();
+    let id = e.event.event_id;
+    let day31 = T0 + time::Duration::days(31);
+    assert!(
+        s.operational(&ws, &id, day31).await.unwrap().is_none(),
+        "IP/UA live 30 days"
+    );
+    assert!(s.event(&ws, &id, day31).await.unwrap().is_some());
+    let day181 = T0 + time::Duration::days(181);
+    assert!(
+        s.event(&ws, &id, day181).await.unwrap().is_none(),
+        "events live 180 days"
+    );
+    assert!(s
+        .events_by_subject(&ws, "subj-exp", None, 10, day181)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn forgets_events_and_their_dedup_markers(s: &dyn InspectableEventStore) {
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    let e = new_event(&ws, "m-forget", &["subj-f"], T0);
+    s.record(std::slice::from_ref(&e), T0).await.unwrap();
+    s.forget(&ws, &[(e.event.event_id, e.event.message_id.clone())])
+        .await
+        .unwrap();
+    assert!(s.event(&ws, &e.event.event_id, T0).await.unwrap().is_none());
+    assert!(s
+        .operational(&ws, &e.event.event_id, T0)
+        .await
+        .unwrap()
+        .is_none());
+    let retry = new_event(&ws, "m-forget", &[], T0);
+    assert_eq!(s.record(&[retry], T0).await.unwrap(), vec![true]);
+}
+
+pub async fn sweeping_keeps_what_has_not_expired(s: &dyn InspectableEventStore) {
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    let e = new_event(&ws, "m-sweep", &["subj-s"], T0);
+    s.record(std::slice::from_ref(&e), T0).await.unwrap();
+    let later = T0 + time::Duration::days(2);
+    s.sweep(later).await.unwrap();
+    assert!(s
+        .event(&ws, &e.event.event_id, later)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(s
+        .operational(&ws, &e.event.event_id, later)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        s.events_by_subject(&ws, "subj-s", None, 10, later)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[macro_export]
+macro_rules! event_store_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            event_store,
+            $make,
+            [
+                records_new_events_and_reads_them_back,
+                reports_a_repeated_message_id_as_a_duplicate_within_24_hours,
+                accepts_a_message_id_again_after_the_dedup_window,
+                keeps_workspaces_apart,
+                finds_a_subjects_events_in_pages,
+                never_returns_expired_data,
+                forgets_events_and_their_dedup_markers,
+                sweeping_keeps_what_has_not_expired,
+            ]
+        );
+    };
+}
