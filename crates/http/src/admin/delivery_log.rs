@@ -26,9 +26,12 @@ type Answer<T> = Result<Json<T>, Problem>;
         ("status" = Option<String>, Query, description = "Only these statuses, comma-separated: `delivered`, `retrying`, `dead`, `dropped` (unknown: 422)", example = "retrying,dead"),
         ("since" = Option<String>, Query, description = "Updated at or after this time (RFC 3339)", format = DateTime),
         ("until" = Option<String>, Query, description = "Updated at or before this time (RFC 3339; not before `since`: 422)", format = DateTime),
-        ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`, unchanged (otherwise 400)"),
+        ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`, unchanged: not base64url, 400; any other value, 422", pattern = "^[A-Za-z0-9_-]{1,200}$"),
     ),
-    responses((status = 200, description = "One page of delivery records", body = DeliveryLogPage)))]
+    responses(
+        (status = 200, description = "One page of delivery records", body = DeliveryLogPage),
+        (status = 422, description = "An unknown `status`, `since` after `until`, or a `cursor` this log did not give out (the problem names the parameter)", body = super::dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
 pub async fn delivery_log(
     State(s): State<AdminState>,
     Caller(p): Caller,
@@ -104,9 +107,22 @@ mod cursor {
         URL_SAFE_NO_PAD.encode(format!("{payload}:{check}"))
     }
 
+    /// A token that is not base64url is malformed (400); one that is, but is not a
+    /// `next_cursor` this log gave out (edited, or another destination's), breaks a rule the
+    /// schema cannot express (422).
     pub fn decode(token: &str, destination: &str) -> Result<DeliveryCursor, Problem> {
+        if token.is_empty()
+            || !token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(bad_parameter(
+                "cursor",
+                "cursor must be the previous page's next_cursor (base64url)",
+            ));
+        }
         let bad = || {
-            bad_parameter(
+            Problem::invalid(
                 "cursor",
                 "cursor is not a next_cursor of this destination's delivery log",
             )

@@ -175,9 +175,11 @@ async fn bad_delivery_log_parameters_are_problems_naming_the_parameter() {
         ),
         (d.as_str(), "until=tomorrow".to_owned(), 400, "until"),
         (d.as_str(), "limit=1001".to_owned(), 400, "limit"),
-        (d.as_str(), format!("cursor={tampered}"), 400, "cursor"),
-        (d.as_str(), "cursor=not-a-cursor".to_owned(), 400, "cursor"),
-        (other.as_str(), format!("cursor={cursor}"), 400, "cursor"),
+        (d.as_str(), format!("cursor={tampered}"), 422, "cursor"),
+        (d.as_str(), "cursor=not-a-cursor".to_owned(), 422, "cursor"),
+        (d.as_str(), "cursor=".to_owned(), 400, "cursor"),
+        (d.as_str(), "cursor=a.b%2Fc".to_owned(), 400, "cursor"),
+        (other.as_str(), format!("cursor={cursor}"), 422, "cursor"),
     ];
     for (dest, query, status, field) in cases {
         let (got, v) = app.delivery_log(dest, &query).await;
