@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
 use super::batching::{plan, Opened};
@@ -17,7 +16,9 @@ use super::flow_control::{Admission, Breaker, Gate, Health};
 use super::retry::{classify, egress_outcome};
 use super::settings::{Loaded, Settings, Suppressed};
 use super::{Connector, OpenedItem, Outcome, Target};
+use crate::cache::TtlCache;
 use crate::clock::{Clock, Ids};
+use crate::destination::DestinationId;
 use crate::destination::DestinationKind;
 use crate::error::{KeyError, StoreError};
 use crate::event::QueueBody;
@@ -105,10 +106,12 @@ pub struct DeliveryPorts {
 pub struct DeliveryService {
     pub(super) ports: DeliveryPorts,
     pub(super) config: DeliveryConfig,
-    pub(super) settings: Mutex<HashMap<(String, String), Arc<Settings>>>,
+    /// Settings and opened secrets per (workspace, destination), for `settings_ttl`.
+    pub(super) settings: TtlCache<(WorkspaceId, DestinationId), Arc<Settings>>,
     pub(super) breakers: Mutex<HashMap<String, Breaker>>,
     pub(super) gates: Mutex<HashMap<String, Gate>>,
-    pub(super) suppressed: Mutex<HashMap<WorkspaceId, (Suppressed, OffsetDateTime)>>,
+    /// Each workspace's suppression tokens, for `settings_ttl`.
+    pub(super) suppressed: TtlCache<WorkspaceId, Suppressed>,
 }
 
 impl std::fmt::Debug for DeliveryService {
@@ -145,13 +148,14 @@ pub(super) struct Part {
 
 impl DeliveryService {
     pub fn new(ports: DeliveryPorts, config: DeliveryConfig) -> Self {
+        let ttl = time::Duration::try_from(config.settings_ttl).unwrap_or(time::Duration::MAX);
         Self {
-            ports,
-            config,
-            settings: Mutex::new(HashMap::new()),
+            settings: TtlCache::new(ports.clock.clone(), ttl, 10_000),
+            suppressed: TtlCache::new(ports.clock.clone(), ttl, 10_000),
             breakers: Mutex::new(HashMap::new()),
             gates: Mutex::new(HashMap::new()),
-            suppressed: Mutex::new(HashMap::new()),
+            ports,
+            config,
         }
     }
 

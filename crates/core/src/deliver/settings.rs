@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use super::service::{acked, DeliveryError, DeliveryService, Disposition, Part};
 use crate::crypto::WorkspaceKeys;
@@ -20,7 +19,6 @@ pub(super) struct Settings {
     pub(super) destination: Destination,
     pub(super) secrets: Value,
     pub(super) keys: WorkspaceKeys,
-    pub(super) at: OffsetDateTime,
 }
 
 /// A workspace's suppression tokens.
@@ -32,19 +30,9 @@ impl DeliveryService {
         body: &QueueBody,
     ) -> Result<Option<Arc<Settings>>, DeliveryError> {
         let now = self.ports.clock.now();
-        let key = (
-            body.workspace_id.as_str().to_owned(),
-            body.destination_id.as_str().to_owned(),
-        );
-        let ttl = self.config.settings_ttl;
-        if let Some(s) = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .filter(|s| now - s.at < ttl)
-        {
-            return Ok(Some(s.clone()));
+        let key = (body.workspace_id.clone(), body.destination_id.clone());
+        if let Some(s) = self.settings.get(&key) {
+            return Ok(Some(s));
         }
         let Some(workspace) = self
             .ports
@@ -74,12 +62,8 @@ impl DeliveryService {
             destination,
             secrets,
             keys,
-            at: now,
         });
-        self.settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, s.clone());
+        self.settings.insert(key, s.clone());
         Ok(Some(s))
     }
 
@@ -98,15 +82,7 @@ impl DeliveryService {
         let Some(ws) = group.first().map(|p| p.body.workspace_id.clone()) else {
             return Ok(());
         };
-        let now = self.ports.clock.now();
-        let cached = self
-            .suppressed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&ws)
-            .filter(|(_, at)| now - *at < self.config.settings_ttl)
-            .map(|(set, _)| set.clone());
-        let set = match cached {
+        let set = match self.suppressed.get(&ws) {
             Some(set) => set,
             None => {
                 let set: Suppressed = Arc::new(
@@ -116,10 +92,7 @@ impl DeliveryService {
                         .into_iter()
                         .collect(),
                 );
-                self.suppressed
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(ws, (set.clone(), now));
+                self.suppressed.insert(ws, set.clone());
                 set
             }
         };
@@ -145,10 +118,7 @@ impl DeliveryService {
 
     /// Drops cached settings of a destination (after a change in this process).
     pub fn invalidate(&self) {
-        self.settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.settings.clear();
     }
 }
 

@@ -1,8 +1,8 @@
 //! The ingest use case with its ports: authentication, cached settings, storage, queueing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -102,7 +102,8 @@ pub struct IngestService {
     verifier: Arc<KeyVerifier>,
     gate: PrepareGate,
     snapshots: TtlCache<WorkspaceId, Arc<Snapshot>>,
-    data_keys: Mutex<HashMap<[u8; 32], (WorkspaceKeys, OffsetDateTime)>>,
+    /// Opened data keys by (workspace, key reference, wrapped key), for `data_key_ttl`.
+    data_keys: TtlCache<[u8; 32], WorkspaceKeys>,
     /// The suppression list of erased subjects, read with the workspace settings.
     suppressions: Arc<dyn SuppressionList>,
     suppressed: TtlCache<WorkspaceId, Suppressed>,
@@ -156,7 +157,7 @@ impl IngestService {
             queue: ports.queue,
             keyring: ports.keyring,
             ids: ports.ids,
-            data_keys: Mutex::new(HashMap::new()),
+            data_keys: TtlCache::new(clock.clone(), config.data_key_ttl, 10_000),
             suppressions: ports.suppressions,
             requirements: None,
             warnings: AtomicU64::new(0),
@@ -266,7 +267,7 @@ impl IngestService {
             });
         }
         let destinations = self.control.destinations(ws).await?;
-        let keys = self.workspace_keys(&workspace, now).await?;
+        let keys = self.workspace_keys(&workspace).await?;
         let snap = Arc::new(Snapshot {
             workspace,
             destinations,
@@ -276,23 +277,14 @@ impl IngestService {
         Ok(snap)
     }
 
-    async fn workspace_keys(
-        &self,
-        ws: &Workspace,
-        now: OffsetDateTime,
-    ) -> Result<WorkspaceKeys, IngestError> {
+    async fn workspace_keys(&self, ws: &Workspace) -> Result<WorkspaceKeys, IngestError> {
         let mut h = Sha256::new();
         h.update(ws.id.as_str().as_bytes());
         h.update(serde_json::to_vec(&ws.key_ref).unwrap_or_default());
         h.update(&ws.data_key.0);
         let cache_key: [u8; 32] = h.finalize().into();
-        {
-            let cache = self.data_keys.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((keys, at)) = cache.get(&cache_key) {
-                if now - *at < self.config.data_key_ttl {
-                    return Ok(keys.clone());
-                }
-            }
+        if let Some(keys) = self.data_keys.get(&cache_key) {
+            return Ok(keys);
         }
         let data_key = self
             .keyring
@@ -303,10 +295,7 @@ impl IngestService {
                 other => IngestError::Key(other),
             })?;
         let keys = WorkspaceKeys::new(&data_key);
-        let mut cache = self.data_keys.lock().unwrap_or_else(|e| e.into_inner());
-        let ttl = self.config.data_key_ttl;
-        cache.retain(|_, (_, at)| now - *at < ttl);
-        cache.insert(cache_key, (keys.clone(), now));
+        self.data_keys.insert(cache_key, keys.clone());
         Ok(keys)
     }
 
