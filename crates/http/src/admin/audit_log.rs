@@ -117,11 +117,7 @@ pub async fn audit_log(
         limit: q.integer("limit", 1, 1000)?.unwrap_or(100) as usize,
     };
     let limit = filter.limit;
-    let entries = s
-        .admin()
-        .audit_log(&p, filter)
-        .await
-        .map_err(|e| s.fail(e))?;
+    let entries = s.run(s.admin().audit_log(&p, filter)).await?;
     let next_after = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.seq))
         .flatten();
@@ -145,10 +141,5 @@ pub async fn verify_audit_log(
     State(s): State<AdminState>,
     Caller(p): Caller,
 ) -> Answer<AuditVerification> {
-    let v = s
-        .admin()
-        .verify_audit_log(&p)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+    s.answer(s.admin().verify_audit_log(&p)).await
 }

@@ -46,10 +46,8 @@ pub async fn replay(
     OptionalJson(body): OptionalJson<Replay>,
 ) -> Answer<Replayed> {
     let moved = s
-        .admin()
-        .replay(&p, &id, body.since, body.until)
-        .await
-        .map_err(|e| s.fail(e))?;
+        .run(s.admin().replay(&p, &id, body.since, body.until))
+        .await?;
     Ok(Json(Replayed {
         destination_id: id,
         replayed_messages: moved,

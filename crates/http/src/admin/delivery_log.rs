@@ -50,11 +50,7 @@ pub async fn delivery_log(
             return Err(Problem::invalid("since", "since must not be after until"));
         }
     }
-    let page = s
-        .admin()
-        .delivery_log(&p, &id, query)
-        .await
-        .map_err(|e| s.fail(e))?;
+    let page = s.run(s.admin().delivery_log(&p, &id, query)).await?;
     Ok(Json(DeliveryLogPage {
         deliveries: page.records.into_iter().map(Into::into).collect(),
         next_cursor: page.next.map(|c| cursor::encode(&c, &id)),

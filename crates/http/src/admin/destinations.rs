@@ -327,8 +327,7 @@ pub async fn list_destinations(
     State(s): State<AdminState>,
     Caller(p): Caller,
 ) -> Answer<Vec<Destination>> {
-    let v = s.admin().destinations(&p).await.map_err(|e| s.fail(e))?;
-    Ok(Json(v.into_iter().map(Into::into).collect()))
+    s.answer_each(s.admin().destinations(&p)).await
 }
 
 /// Creates a destination (admin: it holds secrets). Secrets are encrypted with the workspace
@@ -345,11 +344,7 @@ pub async fn create_destination(
     Json(body): Json<NewDestination>,
 ) -> Result<Response, Problem> {
     let spec = body.parse().map_err(|e| s.fail(e))?;
-    let d = s
-        .admin()
-        .create_destination(&p, spec)
-        .await
-        .map_err(|e| s.fail(e))?;
+    let d = s.run(s.admin().create_destination(&p, spec)).await?;
     Ok(created(Destination::from(d)))
 }
 
@@ -362,12 +357,7 @@ pub async fn get_destination(
     Caller(p): Caller,
     Id(id): Id,
 ) -> Answer<Destination> {
-    let d = s
-        .admin()
-        .destination(&p, &id)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(d.into()))
+    s.answer(s.admin().destination(&p, &id)).await
 }
 
 /// Changes a destination: name, event filter, pause state and the settings that do not route
@@ -387,12 +377,7 @@ pub async fn update_destination(
     Json(body): Json<DestinationPatch>,
 ) -> Answer<Destination> {
     let patch = body.parse().map_err(|e| s.fail(e))?;
-    let d = s
-        .admin()
-        .update_destination(&p, &id, patch)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(d.into()))
+    s.answer(s.admin().update_destination(&p, &id, patch)).await
 }
 
 /// Deletes a destination (admin).
@@ -407,10 +392,7 @@ pub async fn delete_destination(
     Caller(p): Caller,
     Id(id): Id,
 ) -> Result<Response, Problem> {
-    s.admin()
-        .delete_destination(&p, &id)
-        .await
-        .map_err(|e| s.fail(e))?;
+    s.run(s.admin().delete_destination(&p, &id)).await?;
     Ok(no_content())
 }
 
@@ -426,12 +408,7 @@ pub async fn pause_destination(
     Caller(p): Caller,
     Id(id): Id,
 ) -> Answer<Destination> {
-    let d = s
-        .admin()
-        .set_paused(&p, &id, true)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(d.into()))
+    s.answer(s.admin().set_paused(&p, &id, true)).await
 }
 
 /// Resumes a paused destination (editor).
@@ -446,12 +423,7 @@ pub async fn resume_destination(
     Caller(p): Caller,
     Id(id): Id,
 ) -> Answer<Destination> {
-    let d = s
-        .admin()
-        .set_paused(&p, &id, false)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(d.into()))
+    s.answer(s.admin().set_paused(&p, &id, false)).await
 }
 
 /// Sends one synthetic test event (not stored) through the destination's connector and
@@ -469,11 +441,12 @@ pub async fn test_destination(
     Caller(p): Caller,
     Id(id): Id,
 ) -> Answer<TestResult> {
-    let r = s.tester().send(&p, &id).await.map_err(|e| s.fail(e))?;
+    let r = s.run(s.tester().send(&p, &id)).await?;
     let outcome = serde_json::json!(r.outcome);
-    s.admin()
-        .record_destination_test(&p, &id, outcome, r.http_status)
-        .await
-        .map_err(|e| s.fail(e))?;
+    s.run(
+        s.admin()
+            .record_destination_test(&p, &id, outcome, r.http_status),
+    )
+    .await?;
     Ok(Json(r.into()))
 }

@@ -41,10 +41,8 @@ pub async fn by_message_id(
     let message_id = MessageId::parse(&raw)
         .map_err(|why| Problem::invalid("message_id", format!("message_id {why}")))?;
     let traces = s
-        .admin()
-        .event_traces_by_message_id(&p, &message_id)
-        .await
-        .map_err(|e| s.fail(e))?;
+        .run(s.admin().event_traces_by_message_id(&p, &message_id))
+        .await?;
     if traces.is_empty() {
         return Err(Problem::not_found("event with this message_id").field("message_id"));
     }

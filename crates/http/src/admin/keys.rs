@@ -155,8 +155,7 @@ pub struct RotateApiKey {
         (status = 403, description = "Only admins see keys", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn list_keys(State(s): State<AdminState>, Caller(p): Caller) -> Answer<Vec<ApiKey>> {
-    let v = s.admin().keys(&p).await.map_err(|e| s.fail(e))?;
-    Ok(Json(v.into_iter().map(Into::into).collect()))
+    s.answer_each(s.admin().keys(&p)).await
 }
 
 /// Creates an ingest write key or a service token (admin). The secret is in this response
@@ -172,11 +171,7 @@ pub async fn create_key(
     Caller(p): Caller,
     Json(body): Json<NewApiKey>,
 ) -> Result<Response, Problem> {
-    let k = s
-        .admin()
-        .create_key(&p, body.into())
-        .await
-        .map_err(|e| s.fail(e))?;
+    let k = s.run(s.admin().create_key(&p, body.into())).await?;
     Ok(created(CreatedApiKey::from(k)))
 }
 
@@ -197,10 +192,8 @@ pub async fn rotate_key(
     OptionalJson(body): OptionalJson<RotateApiKey>,
 ) -> Result<Response, Problem> {
     let k = s
-        .admin()
-        .rotate_key(&p, &id, body.overlap_days)
-        .await
-        .map_err(|e| s.fail(e))?;
+        .run(s.admin().rotate_key(&p, &id, body.overlap_days))
+        .await?;
     Ok(created(CreatedApiKey::from(k)))
 }
 
@@ -216,8 +209,7 @@ pub async fn revoke_key(
     Caller(p): Caller,
     Id(id): Id,
 ) -> Answer<ApiKey> {
-    let k = s.admin().revoke_key(&p, &id).await.map_err(|e| s.fail(e))?;
-    Ok(Json(k.into()))
+    s.answer(s.admin().revoke_key(&p, &id)).await
 }
 
 /// Revokes a key at once (admin); the same as `POST /api-keys/{id}/revoke`.

@@ -120,8 +120,7 @@ impl From<Closure> for ClosedWorkspace {
 #[utoipa::path(get, path = "/admin/v1/retention", operation_id = "getRetention", tag = "workspace",
     responses((status = 200, description = "The retention settings", body = Retention)))]
 pub async fn get_retention(State(s): State<AdminState>, Caller(p): Caller) -> Answer<Retention> {
-    let v = s.admin().retention(&p).await.map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+    s.answer(s.admin().retention(&p)).await
 }
 
 /// Sets event retention (admin). Applies to events written from now on; audited.
@@ -138,12 +137,7 @@ pub async fn put_retention(
 ) -> Answer<Retention> {
     // Out of u16 range is out of 1..=365 too: the control plane names the field.
     let days = u16::try_from(body.event_retention_days).unwrap_or(0);
-    let v = s
-        .admin()
-        .put_retention(&p, days)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+    s.answer(s.admin().put_retention(&p, days)).await
 }
 
 /// Switches the workspace to your own KMS key (BYOK) or back to the platform key (admin).
@@ -160,12 +154,8 @@ pub async fn put_encryption_key(
     Caller(p): Caller,
     Json(body): Json<EncryptionKey>,
 ) -> Answer<super::workspace::Workspace> {
-    let v = s
-        .admin()
-        .set_encryption_key(&p, body.key_arn.as_deref())
+    s.answer(s.admin().set_encryption_key(&p, body.key_arn.as_deref()))
         .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
 }
 
 /// Closes the workspace (admin): every API key stops working at once (ingest keys, personal
@@ -188,10 +178,5 @@ pub async fn close_workspace(
     Caller(p): Caller,
     Json(body): Json<CloseWorkspace>,
 ) -> Answer<ClosedWorkspace> {
-    let v = s
-        .admin()
-        .close_workspace(&p, &body.confirm)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+    s.answer(s.admin().close_workspace(&p, &body.confirm)).await
 }

@@ -23,6 +23,7 @@ mod trace;
 mod users;
 mod workspace;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -34,6 +35,7 @@ use tracklayer_core::workspace::Region;
 use utoipa::OpenApi as _;
 
 pub use extract::MAX_BODY_BYTES;
+use extract::{Answer, Json};
 pub use openapi::AdminApi;
 pub use test_event::{DestinationTester, TestPorts, TEST_EVENT_NAME};
 
@@ -126,6 +128,32 @@ impl AdminState {
     /// The problem+json answer to a control-plane error.
     fn fail(&self, e: AdminError) -> Problem {
         error::problem(e, self.config())
+    }
+
+    /// Awaits a control-plane call; its error answers as problem+json.
+    async fn run<T>(
+        &self,
+        call: impl Future<Output = Result<T, AdminError>>,
+    ) -> Result<T, Problem> {
+        call.await.map_err(|e| self.fail(e))
+    }
+
+    /// Awaits a control-plane call and answers its result as the wire type `W`.
+    async fn answer<T, W: From<T>>(
+        &self,
+        call: impl Future<Output = Result<T, AdminError>>,
+    ) -> Answer<W> {
+        Ok(Json(self.run(call).await?.into()))
+    }
+
+    /// Awaits a control-plane call and answers each item of its result as the wire type `W`.
+    async fn answer_each<T, W: From<T>>(
+        &self,
+        call: impl Future<Output = Result<Vec<T>, AdminError>>,
+    ) -> Answer<Vec<W>> {
+        Ok(Json(
+            self.run(call).await?.into_iter().map(W::from).collect(),
+        ))
     }
 }
 

@@ -100,8 +100,7 @@ pub async fn get_security(
     State(s): State<AdminState>,
     Caller(p): Caller,
 ) -> Answer<SecuritySettings> {
-    let v = s.admin().security(&p).await.map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+    s.answer(s.admin().security(&p)).await
 }
 
 /// Replaces the security settings (admin): every field is required.
@@ -118,12 +117,7 @@ pub async fn put_security(
     Json(body): Json<SecurityPatch>,
 ) -> Answer<SecuritySettings> {
     let settings = body.parse_whole().map_err(|e| s.fail(e))?;
-    let v = s
-        .admin()
-        .put_security(&p, settings)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+    s.answer(s.admin().put_security(&p, settings)).await
 }
 
 /// Changes some security settings (admin): an absent field stays as it is.
@@ -140,10 +134,5 @@ pub async fn patch_security(
     Json(body): Json<SecurityPatch>,
 ) -> Answer<SecuritySettings> {
     let patch = body.parse().map_err(|e| s.fail(e))?;
-    let v = s
-        .admin()
-        .patch_security(&p, patch)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+    s.answer(s.admin().patch_security(&p, patch)).await
 }

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::deliveries::Delivery;
 use super::dto::{rfc3339, DestinationKind};
-use super::extract::{Answer, Caller, Id, Json};
+use super::extract::{Answer, Caller, Id};
 use super::AdminState;
 
 /// One consent decision, with its reason.
@@ -140,10 +140,5 @@ pub async fn event_trace(
     Caller(p): Caller,
     Id(id): Id,
 ) -> Answer<EventTrace> {
-    let t = s
-        .admin()
-        .event_trace(&p, &id)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(t.into()))
+    s.answer(s.admin().event_trace(&p, &id)).await
 }

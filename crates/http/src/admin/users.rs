@@ -70,8 +70,7 @@ impl std::fmt::Debug for UserPatch {
 #[utoipa::path(get, path = "/admin/v1/users", operation_id = "listUsers", tag = "users",
     responses((status = 200, description = "The users", body = Vec<User>)))]
 pub async fn list_users(State(s): State<AdminState>, Caller(p): Caller) -> Answer<Vec<User>> {
-    let v = s.admin().users(&p).await.map_err(|e| s.fail(e))?;
-    Ok(Json(v.into_iter().map(Into::into).collect()))
+    s.answer_each(s.admin().users(&p)).await
 }
 
 /// Invites a user with a role (admin).
@@ -88,10 +87,8 @@ pub async fn invite_user(
     Json(body): Json<InviteUser>,
 ) -> Result<Response, Problem> {
     let u = s
-        .admin()
-        .invite_user(&p, &body.email, body.role.into())
-        .await
-        .map_err(|e| s.fail(e))?;
+        .run(s.admin().invite_user(&p, &body.email, body.role.into()))
+        .await?;
     Ok(created(User::from(u)))
 }
 
@@ -114,24 +111,14 @@ pub async fn update_user(
     let admin = s.admin();
     let mut user = None;
     if let Some(role) = body.role {
-        user = Some(
-            admin
-                .set_role(&p, &id, role.into())
-                .await
-                .map_err(|e| s.fail(e))?,
-        );
+        user = Some(s.run(admin.set_role(&p, &id, role.into())).await?);
     }
     if let Some(email) = body.email {
-        user = Some(
-            admin
-                .set_email(&p, &id, &email)
-                .await
-                .map_err(|e| s.fail(e))?,
-        );
+        user = Some(s.run(admin.set_email(&p, &id, &email)).await?);
     }
     let user = match user {
         Some(u) => u,
-        None => admin.user(&p, &id).await.map_err(|e| s.fail(e))?,
+        None => s.run(admin.user(&p, &id)).await?,
     };
     Ok(Json(user.into()))
 }
@@ -150,9 +137,6 @@ pub async fn remove_user(
     Caller(p): Caller,
     Id(id): Id,
 ) -> Result<Response, Problem> {
-    s.admin()
-        .remove_user(&p, &id)
-        .await
-        .map_err(|e| s.fail(e))?;
+    s.run(s.admin().remove_user(&p, &id)).await?;
     Ok(no_content())
 }

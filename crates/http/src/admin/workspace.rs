@@ -70,8 +70,8 @@ impl From<ConsentPolicy> for tl::consent::ConsentPolicy {
     }
 }
 
-impl From<&tl::consent::ConsentPolicy> for ConsentPolicy {
-    fn from(p: &tl::consent::ConsentPolicy) -> Self {
+impl From<tl::consent::ConsentPolicy> for ConsentPolicy {
+    fn from(p: tl::consent::ConsentPolicy) -> Self {
         let stance = |s: tl::consent::Stance| match s {
             tl::consent::Stance::OptIn => Stance::OptIn,
             tl::consent::Stance::OptOut => Stance::OptOut,
@@ -118,7 +118,7 @@ impl From<tl::admin::WorkspaceView> for Workspace {
             created_at: v.created_at,
             event_retention_days: v.event_retention_days,
             ip_user_agent_retention_days: v.ip_user_agent_retention_days,
-            consent_policy: (&v.consent_policy).into(),
+            consent_policy: v.consent_policy.into(),
             encryption_key: v.encryption_key,
         }
     }
@@ -152,8 +152,7 @@ impl From<WorkspacePatch> for tl::admin::WorkspacePatch {
 #[utoipa::path(get, path = "/admin/v1/workspace", operation_id = "getWorkspace", tag = "workspace",
     responses((status = 200, description = "The workspace", body = Workspace)))]
 pub async fn get_workspace(State(s): State<AdminState>, Caller(p): Caller) -> Answer<Workspace> {
-    let v = s.admin().workspace(&p).await.map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+    s.answer(s.admin().workspace(&p)).await
 }
 
 /// Renames the workspace (editor), changes event retention (admin) or the consent policy
@@ -169,12 +168,7 @@ pub async fn update_workspace(
     Caller(p): Caller,
     Json(patch): Json<WorkspacePatch>,
 ) -> Answer<Workspace> {
-    let v = s
-        .admin()
-        .update_workspace(&p, patch.into())
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+    s.answer(s.admin().update_workspace(&p, patch.into())).await
 }
 
 /// The workspace's consent policy.
@@ -184,8 +178,7 @@ pub async fn get_consent_policy(
     State(s): State<AdminState>,
     Caller(p): Caller,
 ) -> Answer<ConsentPolicy> {
-    let v = s.admin().consent_policy(&p).await.map_err(|e| s.fail(e))?;
-    Ok(Json((&v).into()))
+    s.answer(s.admin().consent_policy(&p)).await
 }
 
 /// Replaces the consent policy (editor).
@@ -200,10 +193,6 @@ pub async fn put_consent_policy(
     Caller(p): Caller,
     Json(policy): Json<ConsentPolicy>,
 ) -> Answer<ConsentPolicy> {
-    let v = s
-        .admin()
-        .put_consent_policy(&p, policy.into())
+    s.answer(s.admin().put_consent_policy(&p, policy.into()))
         .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json((&v).into()))
 }
