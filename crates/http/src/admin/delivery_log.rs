@@ -1,6 +1,5 @@
 //! A destination's delivery log: `GET /admin/v1/destinations/{id}/delivery-log`.
 
-use axum::extract::State;
 use serde::Serialize;
 use time::OffsetDateTime;
 use tracklayer_core as tl;
@@ -8,10 +7,9 @@ use utoipa::ToSchema;
 
 use tracklayer_core::ports::{DeliveryQuery, DeliveryStatusKind};
 
-use super::dto::rfc3339;
+use super::dto::{self, rfc3339};
 
-use super::extract::{Caller, Id, Json, Params};
-use super::AdminState;
+use super::extract::{Call, Id, Json, Params};
 use crate::problem::Problem;
 
 type Answer<T> = Result<Json<T>, Problem>;
@@ -21,7 +19,7 @@ type Answer<T> = Result<Json<T>, Problem>;
 /// the last one.
 #[utoipa::path(get, path = "/admin/v1/destinations/{id}/delivery-log", operation_id = "getDeliveryLog", tag = "destinations",
     params(
-        ("id" = String, Path, description = "The destination's id (`dst_…`)", pattern = "^dst_[a-z0-9]{1,40}$"),
+        dto::DestinationId,
         ("limit" = Option<u32>, Query, description = "How many records per page: 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
         ("status" = Option<String>, Query, description = "Only these statuses, comma-separated: `delivered`, `retrying`, `dead`, `dropped` (unknown: 422)", example = "retrying,dead"),
         ("since" = Option<String>, Query, description = "Updated at or after this time (RFC 3339)", format = DateTime),
@@ -29,12 +27,7 @@ type Answer<T> = Result<Json<T>, Problem>;
         ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`, unchanged (otherwise 400)"),
     ),
     responses((status = 200, description = "One page of delivery records", body = DeliveryLogPage)))]
-pub async fn delivery_log(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Id(id): Id,
-    q: Params,
-) -> Answer<DeliveryLogPage> {
+pub async fn delivery_log(Call(s, p): Call, Id(id): Id, q: Params) -> Answer<DeliveryLogPage> {
     let query = DeliveryQuery {
         statuses: statuses(q.text("status", 200)?.as_deref())?,
         since: q.time("since")?,

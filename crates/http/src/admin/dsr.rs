@@ -1,7 +1,6 @@
 //! Data-subject requests (whitepaper §06) on the admin API: submit, list, get with receipt,
 //! download an access export. Admins only; the DSR service checks the role.
 
-use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -12,7 +11,7 @@ use tracklayer_core::dsr::{self as core_dsr, DsrKind};
 use utoipa::ToSchema;
 
 use super::dto;
-use super::extract::{Caller, Id, Json, Params};
+use super::extract::{Call, Id, Json, Params};
 use super::AdminState;
 use crate::problem::Problem;
 
@@ -307,11 +306,7 @@ fn service(s: &AdminState) -> Result<&tracklayer_core::dsr::service::DsrService,
         (status = 202, description = "Received: pending, due in 30 days", body = DataSubjectRequest),
         (status = 403, description = "Only admins submit requests", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn submit(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Json(body): Json<NewRequest>,
-) -> Result<Response, Problem> {
+pub async fn submit(Call(s, p): Call, Json(body): Json<NewRequest>) -> Result<Response, Problem> {
     let dsr = service(&s)?;
     let subject = SubjectIdentifiers {
         email: body.subject.email,
@@ -339,11 +334,7 @@ pub async fn submit(
         (status = 200, description = "Requests", body = RequestList),
         (status = 403, description = "Only admins read requests", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn list(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    q: Params,
-) -> Result<Json<RequestList>, Problem> {
+pub async fn list(Call(s, p): Call, q: Params) -> Result<Json<RequestList>, Problem> {
     let limit = q.integer("limit", 1, 1000)?.unwrap_or(100) as usize;
     let dsr = service(&s)?;
     let requests = dsr.list(&p, limit).await.map_err(|e| fail(&s, e))?;
@@ -359,11 +350,7 @@ pub async fn list(
         (status = 200, description = "The request", body = DataSubjectRequest),
         (status = 403, description = "Only admins read requests", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn get(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Id(id): Id,
-) -> Result<Json<DataSubjectRequest>, Problem> {
+pub async fn get(Call(s, p): Call, Id(id): Id) -> Result<Json<DataSubjectRequest>, Problem> {
     let dsr = service(&s)?;
     let r = dsr.get(&p, &id).await.map_err(|e| fail(&s, e))?;
     Ok(Json(r.into()))
@@ -380,11 +367,7 @@ pub async fn get(
         (status = 409, description = "The request is not completed yet", body = dto::ProblemDoc, content_type = "application/problem+json"),
         (status = 410, description = "The export's 7 days are over, or a later erasure of the same subject deleted it (`export-erased`, naming `erasure_request_id`)", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn export(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Id(id): Id,
-) -> Result<Response, Problem> {
+pub async fn export(Call(s, p): Call, Id(id): Id) -> Result<Response, Problem> {
     let dsr = service(&s)?;
     let doc: Value = dsr.export(&p, &id).await.map_err(|e| fail(&s, e))?;
     let disposition = format!(

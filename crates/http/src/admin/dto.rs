@@ -183,3 +183,26 @@ pub struct ProblemDoc {
     /// The request field at fault (a body path such as `config.pixel_id`, or a parameter).
     pub field: Option<String>,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Path ids, documented once for every route that takes them (`params(DestinationId)`)
+
+/// A path parameter `id`: its type name, its description and its pattern.
+macro_rules! path_id {
+    ($($name:ident: $description:literal, $pattern:literal;)*) => {$(
+        #[derive(Debug, utoipa::IntoParams)]
+        #[into_params(parameter_in = Path)]
+        #[allow(dead_code)] // read by the OpenAPI document only; handlers take `extract::Id`
+        pub struct $name {
+            #[doc = $description]
+            #[param(pattern = $pattern)]
+            id: String,
+        }
+    )*};
+}
+
+path_id! {
+    DestinationId: "The destination's id (`dst_…`)", "^dst_[a-z0-9]{1,40}$";
+    UserId: "The user's id (`usr_…`)", "^usr_[a-z0-9]{1,64}$";
+    KeyId: "The key's id", "^[a-z0-9]{16}$";
+}

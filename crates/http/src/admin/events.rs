@@ -1,14 +1,12 @@
 //! Event traces found by the client's Segment `messageId` (the trace by internal id is
 //! `GET /admin/v1/events/{id}` in `trace.rs`).
 
-use axum::extract::State;
 use serde::Serialize;
 use tracklayer_core::event::MessageId;
 use utoipa::ToSchema;
 
 use super::error::bad_parameter;
-use super::extract::{Caller, Json, Params};
-use super::AdminState;
+use super::extract::{Call, Json, Params};
 use super::{dto, trace};
 use crate::problem::Problem;
 
@@ -30,11 +28,7 @@ pub struct EventTraces {
         (status = 404, description = "No event with this `messageId` within the window", body = dto::ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "`message_id` is not a valid messageId", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn by_message_id(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    q: Params,
-) -> Result<Json<EventTraces>, Problem> {
+pub async fn by_message_id(Call(s, p): Call, q: Params) -> Result<Json<EventTraces>, Problem> {
     let raw = q
         .text("message_id", MessageId::MAX_LEN)?
         .ok_or_else(|| bad_parameter("message_id", "message_id is required"))?;

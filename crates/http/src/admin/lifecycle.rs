@@ -3,15 +3,13 @@
 //! (`/admin/v1/workspace/close`), which is how its account data ends. Admins only; every
 //! change is audited.
 
-use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracklayer_core::admin::{Closure, RetentionView};
 use utoipa::ToSchema;
 
 use super::dto;
-use super::extract::{Caller, Json};
-use super::AdminState;
+use super::extract::{Call, Json};
 use crate::problem::Problem;
 
 type Answer<T> = Result<Json<T>, Problem>;
@@ -119,7 +117,7 @@ impl From<Closure> for ClosedWorkspace {
 /// The retention of each data class.
 #[utoipa::path(get, path = "/admin/v1/retention", operation_id = "getRetention", tag = "workspace",
     responses((status = 200, description = "The retention settings", body = Retention)))]
-pub async fn get_retention(State(s): State<AdminState>, Caller(p): Caller) -> Answer<Retention> {
+pub async fn get_retention(Call(s, p): Call) -> Answer<Retention> {
     s.answer(s.admin().retention(&p)).await
 }
 
@@ -131,8 +129,7 @@ pub async fn get_retention(State(s): State<AdminState>, Caller(p): Caller) -> An
         (status = 403, description = "Only admins change retention", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn put_retention(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Json(body): Json<RetentionUpdate>,
 ) -> Answer<Retention> {
     // Out of u16 range is out of 1..=365 too: the control plane names the field.
@@ -150,8 +147,7 @@ pub async fn put_retention(
         (status = 403, description = "Only admins change the encryption key", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn put_encryption_key(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Json(body): Json<EncryptionKey>,
 ) -> Answer<super::workspace::Workspace> {
     s.answer(s.admin().set_encryption_key(&p, body.key_arn.as_deref()))
@@ -174,8 +170,7 @@ pub async fn put_encryption_key(
         (status = 409, description = "The workspace is closed already", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn close_workspace(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Json(body): Json<CloseWorkspace>,
 ) -> Answer<ClosedWorkspace> {
     s.answer(s.admin().close_workspace(&p, &body.confirm)).await

@@ -1,6 +1,5 @@
 //! Event traces: wire types and handler.
 
-use axum::extract::State;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -10,8 +9,7 @@ use utoipa::ToSchema;
 
 use super::deliveries::Delivery;
 use super::dto::{rfc3339, DestinationKind};
-use super::extract::{Answer, Caller, Id};
-use super::AdminState;
+use super::extract::{Answer, Call, Id};
 
 /// One consent decision, with its reason.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -135,10 +133,6 @@ impl From<tl::admin::EventTrace> for EventTrace {
 #[utoipa::path(get, path = "/admin/v1/events/{id}", operation_id = "getEventTrace", tag = "events",
     params(("id" = String, Path, description = "The event's id (`evt_…`)", pattern = "^evt_[0-9a-f]{32}$")),
     responses((status = 200, description = "The trace", body = EventTrace)))]
-pub async fn event_trace(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Id(id): Id,
-) -> Answer<EventTrace> {
+pub async fn event_trace(Call(s, p): Call, Id(id): Id) -> Answer<EventTrace> {
     s.answer(s.admin().event_trace(&p, &id)).await
 }

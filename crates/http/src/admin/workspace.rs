@@ -1,14 +1,12 @@
 //! Workspace settings and the consent policy: wire types and handlers.
 
-use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracklayer_core as tl;
 use utoipa::ToSchema;
 
 use super::dto::{self, integer, object_only, rfc3339, Region};
-use super::extract::{Answer, Caller, Json};
-use super::AdminState;
+use super::extract::{Answer, Call, Json};
 
 /// What happens to a purpose when an event carries no consent signal for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -151,7 +149,7 @@ impl From<WorkspacePatch> for tl::admin::WorkspacePatch {
 /// The workspace of the caller's token.
 #[utoipa::path(get, path = "/admin/v1/workspace", operation_id = "getWorkspace", tag = "workspace",
     responses((status = 200, description = "The workspace", body = Workspace)))]
-pub async fn get_workspace(State(s): State<AdminState>, Caller(p): Caller) -> Answer<Workspace> {
+pub async fn get_workspace(Call(s, p): Call) -> Answer<Workspace> {
     s.answer(s.admin().workspace(&p)).await
 }
 
@@ -164,8 +162,7 @@ pub async fn get_workspace(State(s): State<AdminState>, Caller(p): Caller) -> An
         (status = 403, description = "The role may not change this setting", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn update_workspace(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Json(patch): Json<WorkspacePatch>,
 ) -> Answer<Workspace> {
     s.answer(s.admin().update_workspace(&p, patch.into())).await
@@ -174,10 +171,7 @@ pub async fn update_workspace(
 /// The workspace's consent policy.
 #[utoipa::path(get, path = "/admin/v1/consent-policy", operation_id = "getConsentPolicy", tag = "workspace",
     responses((status = 200, description = "The consent policy", body = ConsentPolicy)))]
-pub async fn get_consent_policy(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-) -> Answer<ConsentPolicy> {
+pub async fn get_consent_policy(Call(s, p): Call) -> Answer<ConsentPolicy> {
     s.answer(s.admin().consent_policy(&p)).await
 }
 
@@ -189,8 +183,7 @@ pub async fn get_consent_policy(
         (status = 403, description = "Viewers cannot change it", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn put_consent_policy(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Json(policy): Json<ConsentPolicy>,
 ) -> Answer<ConsentPolicy> {
     s.answer(s.admin().put_consent_policy(&p, policy.into()))
