@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use tracklayer_core::ports::{DeliveryQuery, DeliveryStatusKind};
 
-use super::dto::{self, rfc3339};
+use super::dto::{self, rfc3339, rfc3339_opt};
 
 use super::extract::{Call, Id, Json, Params};
 use crate::problem::Problem;
@@ -190,8 +190,4 @@ impl From<tl::ports::DeliveryRecord> for Delivery {
             expires_at: r.expires_at,
         }
     }
-}
-
-fn rfc3339_opt<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
-    time::serde::rfc3339::option::serialize(t, s)
 }

@@ -305,18 +305,9 @@ pub enum TestOutcome {
     NotSent,
 }
 
-impl From<test_event::TestOutcome> for TestOutcome {
-    fn from(o: test_event::TestOutcome) -> Self {
-        use test_event::TestOutcome as T;
-        match o {
-            T::Delivered => Self::Delivered,
-            T::Rejected => Self::Rejected,
-            T::Retryable => Self::Retryable,
-            T::Unreachable => Self::Unreachable,
-            T::NotSent => Self::NotSent,
-        }
-    }
-}
+dto::mirror!(test_event::TestOutcome => TestOutcome {
+    Delivered, Rejected, Retryable, Unreachable, NotSent
+});
 
 /// The workspace's destinations. Secrets show as fingerprints only.
 #[utoipa::path(get, path = "/admin/v1/destinations", operation_id = "listDestinations", tag = "destinations",

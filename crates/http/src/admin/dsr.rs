@@ -10,18 +10,10 @@ use tracklayer_core::dsr::service::{DsrError, SubjectIdentifiers};
 use tracklayer_core::dsr::{self as core_dsr, DsrKind};
 use utoipa::ToSchema;
 
-use super::dto;
+use super::dto::{self, rfc3339, rfc3339_opt};
 use super::extract::{Call, Id, Json, Params};
 use super::AdminState;
 use crate::problem::Problem;
-
-fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-    time::serde::rfc3339::serialize(t, s)
-}
-
-fn rfc3339_opt<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
-    time::serde::rfc3339::option::serialize(t, s)
-}
 
 /// What the subject asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -33,23 +25,7 @@ pub enum RequestType {
     Access,
 }
 
-impl From<RequestType> for DsrKind {
-    fn from(t: RequestType) -> Self {
-        match t {
-            RequestType::Erasure => DsrKind::Erasure,
-            RequestType::Access => DsrKind::Access,
-        }
-    }
-}
-
-impl From<DsrKind> for RequestType {
-    fn from(k: DsrKind) -> Self {
-        match k {
-            DsrKind::Erasure => RequestType::Erasure,
-            DsrKind::Access => RequestType::Access,
-        }
-    }
-}
+dto::mirror!(RequestType = DsrKind { Erasure, Access });
 
 /// The subject's identifiers: at least one. They are turned into TrackLayer's keyed subject
 /// index on receipt and never stored.

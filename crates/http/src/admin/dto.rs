@@ -17,6 +17,26 @@ use utoipa::ToSchema;
 // ---------------------------------------------------------------------------------------------
 // Shared enums
 
+/// `From` between a wire enum and the core enum it mirrors, variant for variant (`=` both
+/// ways, `=>` one way): the wire type documents the schema, the core type stays free of HTTP
+/// and OpenAPI.
+macro_rules! mirror {
+    ($wire:ty = $core:ty { $($v:ident),+ $(,)? }) => {
+        $crate::admin::dto::mirror!($wire => $core { $($v),+ });
+        $crate::admin::dto::mirror!($core => $wire { $($v),+ });
+    };
+    ($from:ty => $to:ty { $($v:ident),+ $(,)? }) => {
+        impl From<$from> for $to {
+            fn from(v: $from) -> Self {
+                match v {
+                    $(<$from>::$v => Self::$v,)+
+                }
+            }
+        }
+    };
+}
+pub(crate) use mirror;
+
 /// An admin API role (whitepaper §04): `viewer` < `editor` < `admin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -26,25 +46,13 @@ pub enum Role {
     Admin,
 }
 
-impl From<Role> for tl::keys::Role {
-    fn from(r: Role) -> Self {
-        match r {
-            Role::Viewer => Self::Viewer,
-            Role::Editor => Self::Editor,
-            Role::Admin => Self::Admin,
-        }
+mirror!(
+    Role = tl::keys::Role {
+        Viewer,
+        Editor,
+        Admin
     }
-}
-
-impl From<tl::keys::Role> for Role {
-    fn from(r: tl::keys::Role) -> Self {
-        match r {
-            tl::keys::Role::Viewer => Self::Viewer,
-            tl::keys::Role::Editor => Self::Editor,
-            tl::keys::Role::Admin => Self::Admin,
-        }
-    }
-}
+);
 
 /// A residency region; fixed when the workspace is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -54,14 +62,7 @@ pub enum Region {
     Eu,
 }
 
-impl From<tl::workspace::Region> for Region {
-    fn from(r: tl::workspace::Region) -> Self {
-        match r {
-            tl::workspace::Region::Us => Self::Us,
-            tl::workspace::Region::Eu => Self::Eu,
-        }
-    }
-}
+mirror!(tl::workspace::Region => Region { Us, Eu });
 
 /// A destination's vendor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -73,27 +74,14 @@ pub enum DestinationKind {
     Webhook,
 }
 
-impl From<DestinationKind> for tl::destination::DestinationKind {
-    fn from(k: DestinationKind) -> Self {
-        match k {
-            DestinationKind::MetaCapi => Self::MetaCapi,
-            DestinationKind::Ga4 => Self::Ga4,
-            DestinationKind::Tiktok => Self::Tiktok,
-            DestinationKind::Webhook => Self::Webhook,
-        }
+mirror!(
+    DestinationKind = tl::destination::DestinationKind {
+        MetaCapi,
+        Ga4,
+        Tiktok,
+        Webhook
     }
-}
-
-impl From<tl::destination::DestinationKind> for DestinationKind {
-    fn from(k: tl::destination::DestinationKind) -> Self {
-        match k {
-            tl::destination::DestinationKind::MetaCapi => Self::MetaCapi,
-            tl::destination::DestinationKind::Ga4 => Self::Ga4,
-            tl::destination::DestinationKind::Tiktok => Self::Tiktok,
-            tl::destination::DestinationKind::Webhook => Self::Webhook,
-        }
-    }
-}
+);
 
 pub(super) fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
     time::serde::rfc3339::serialize(t, s)

@@ -22,15 +22,7 @@ pub enum KeyKind {
     Svc,
 }
 
-impl From<tl::keys::KeyKind> for KeyKind {
-    fn from(k: tl::keys::KeyKind) -> Self {
-        match k {
-            tl::keys::KeyKind::Ingest => Self::Ingest,
-            tl::keys::KeyKind::Pat => Self::Pat,
-            tl::keys::KeyKind::Svc => Self::Svc,
-        }
-    }
-}
+dto::mirror!(tl::keys::KeyKind => KeyKind { Ingest, Pat, Svc });
 
 /// The kinds of key the API creates (personal tokens come with users).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]

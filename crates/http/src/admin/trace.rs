@@ -8,7 +8,7 @@ use tracklayer_core as tl;
 use utoipa::ToSchema;
 
 use super::deliveries::Delivery;
-use super::dto::{rfc3339, DestinationKind};
+use super::dto::{self, rfc3339, DestinationKind};
 use super::extract::{Answer, Call, Id};
 
 /// One consent decision, with its reason.
@@ -41,6 +41,8 @@ pub enum EventType {
     Group,
     Alias,
 }
+
+dto::mirror!(tl::event::EventType => EventType { Track, Identify, Page, Screen, Group, Alias });
 
 /// One event's story: received, consent decisions, deliveries. No raw identifier: only which
 /// identifier fields the event carried.
@@ -81,7 +83,6 @@ pub(super) fn as_object(v: Value) -> Value {
 
 impl From<tl::admin::EventTrace> for EventTrace {
     fn from(t: tl::admin::EventTrace) -> Self {
-        use tl::event::EventType as T;
         let e = t.event;
         let identifier_fields = e
             .hashed
@@ -93,14 +94,7 @@ impl From<tl::admin::EventTrace> for EventTrace {
         Self {
             event_id: e.event_id.to_string(),
             message_id: e.message_id.to_string(),
-            event_type: match e.event_type {
-                T::Track => EventType::Track,
-                T::Identify => EventType::Identify,
-                T::Page => EventType::Page,
-                T::Screen => EventType::Screen,
-                T::Group => EventType::Group,
-                T::Alias => EventType::Alias,
-            },
+            event_type: e.event_type.into(),
             name: e.name,
             timestamp: e.timestamp,
             received_at: e.received_at,

@@ -49,43 +49,32 @@ pub enum GpcPrecedence {
     ExplicitGrantWins,
 }
 
-impl From<ConsentPolicy> for tl::consent::ConsentPolicy {
-    fn from(p: ConsentPolicy) -> Self {
-        let stance = |s: Stance| match s {
-            Stance::OptIn => tl::consent::Stance::OptIn,
-            Stance::OptOut => tl::consent::Stance::OptOut,
-        };
-        Self {
-            eu_default: stance(p.eu_default),
-            us_default: stance(p.us_default),
-            honor_gpc: p.honor_gpc,
-            request_ip_as_client_ip: p.request_ip_as_client_ip,
-            gpc: match p.gpc {
-                GpcPrecedence::OverridesGrants => tl::consent::GpcPrecedence::OverridesGrants,
-                GpcPrecedence::ExplicitGrantWins => tl::consent::GpcPrecedence::ExplicitGrantWins,
-            },
-        }
+dto::mirror!(Stance = tl::consent::Stance { OptIn, OptOut });
+dto::mirror!(
+    GpcPrecedence = tl::consent::GpcPrecedence {
+        OverridesGrants,
+        ExplicitGrantWins
     }
-}
+);
 
-impl From<tl::consent::ConsentPolicy> for ConsentPolicy {
-    fn from(p: tl::consent::ConsentPolicy) -> Self {
-        let stance = |s: tl::consent::Stance| match s {
-            tl::consent::Stance::OptIn => Stance::OptIn,
-            tl::consent::Stance::OptOut => Stance::OptOut,
-        };
-        Self {
-            eu_default: stance(p.eu_default),
-            us_default: stance(p.us_default),
-            honor_gpc: p.honor_gpc,
-            request_ip_as_client_ip: p.request_ip_as_client_ip,
-            gpc: match p.gpc {
-                tl::consent::GpcPrecedence::OverridesGrants => GpcPrecedence::OverridesGrants,
-                tl::consent::GpcPrecedence::ExplicitGrantWins => GpcPrecedence::ExplicitGrantWins,
-            },
+/// The same fields both ways.
+macro_rules! consent_policy {
+    ($from:ty => $to:ty) => {
+        impl From<$from> for $to {
+            fn from(p: $from) -> Self {
+                Self {
+                    eu_default: p.eu_default.into(),
+                    us_default: p.us_default.into(),
+                    honor_gpc: p.honor_gpc,
+                    request_ip_as_client_ip: p.request_ip_as_client_ip,
+                    gpc: p.gpc.into(),
+                }
+            }
         }
-    }
+    };
 }
+consent_policy!(ConsentPolicy => tl::consent::ConsentPolicy);
+consent_policy!(tl::consent::ConsentPolicy => ConsentPolicy);
 
 /// A workspace.
 #[derive(Debug, Clone, Serialize, ToSchema)]
