@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::dto::{self, rfc3339, rfc3339_opt};
 use super::extract::{Call, Id, Json, Params};
-use super::AdminState;
+use super::{AdminConfig, AdminState, Failure};
 use crate::problem::Problem;
 
 /// What the subject asks for.
@@ -25,7 +25,7 @@ pub enum RequestType {
     Access,
 }
 
-dto::mirror!(RequestType = DsrKind { Erasure, Access });
+dto::mirror! { RequestType = DsrKind { Erasure, Access } }
 
 /// The subject's identifiers: at least one. They are turned into TrackLayer's keyed subject
 /// index on receipt and never stored.
@@ -231,9 +231,10 @@ pub struct RequestList {
     pub requests: Vec<DataSubjectRequest>,
 }
 
-fn fail(s: &AdminState, e: DsrError) -> Problem {
-    match e {
-        DsrError::Admin(e) => s.fail(e),
+impl Failure for DsrError {
+    fn problem(self, config: &AdminConfig) -> Problem {
+        match self {
+        DsrError::Admin(e) => e.problem(config),
         DsrError::ExportExpired(at) => Problem::new(
             StatusCode::GONE,
             "export-expired",
@@ -261,6 +262,7 @@ fn fail(s: &AdminState, e: DsrError) -> Problem {
             "Conflict",
             format!("the request is {status}; its export is ready once it is completed"),
         ),
+        }
     }
 }
 
@@ -290,10 +292,9 @@ pub async fn submit(Call(s, p): Call, Json(body): Json<NewRequest>) -> Result<Re
         external_id: body.subject.external_id,
         anonymous_id: body.subject.anonymous_id,
     };
-    let r = dsr
-        .submit(&p, body.kind.into(), &subject, body.reference)
-        .await
-        .map_err(|e| fail(&s, e))?;
+    let r = s
+        .run(dsr.submit(&p, body.kind.into(), &subject, body.reference))
+        .await?;
     let location = format!("/admin/v1/data_subject_requests/{}", r.id);
     Ok((
         StatusCode::ACCEPTED,
@@ -313,7 +314,7 @@ pub async fn submit(Call(s, p): Call, Json(body): Json<NewRequest>) -> Result<Re
 pub async fn list(Call(s, p): Call, q: Params) -> Result<Json<RequestList>, Problem> {
     let limit = q.integer("limit", 1, 1000)?.unwrap_or(100) as usize;
     let dsr = service(&s)?;
-    let requests = dsr.list(&p, limit).await.map_err(|e| fail(&s, e))?;
+    let requests = s.run(dsr.list(&p, limit)).await?;
     Ok(Json(RequestList {
         requests: requests.into_iter().map(Into::into).collect(),
     }))
@@ -328,8 +329,7 @@ pub async fn list(Call(s, p): Call, q: Params) -> Result<Json<RequestList>, Prob
     ))]
 pub async fn get(Call(s, p): Call, Id(id): Id) -> Result<Json<DataSubjectRequest>, Problem> {
     let dsr = service(&s)?;
-    let r = dsr.get(&p, &id).await.map_err(|e| fail(&s, e))?;
-    Ok(Json(r.into()))
+    s.answer(dsr.get(&p, &id)).await
 }
 
 /// The export of a completed access request, for 7 days after processing started (admin):
@@ -345,7 +345,7 @@ pub async fn get(Call(s, p): Call, Id(id): Id) -> Result<Json<DataSubjectRequest
     ))]
 pub async fn export(Call(s, p): Call, Id(id): Id) -> Result<Response, Problem> {
     let dsr = service(&s)?;
-    let doc: Value = dsr.export(&p, &id).await.map_err(|e| fail(&s, e))?;
+    let doc: Value = s.run(dsr.export(&p, &id)).await?;
     let disposition = format!(
         "attachment; filename=\"{}-export.json\"",
         id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")

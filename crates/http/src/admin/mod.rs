@@ -127,33 +127,44 @@ impl AdminState {
 
     /// The problem+json answer to a control-plane error.
     fn fail(&self, e: AdminError) -> Problem {
-        error::problem(e, self.config())
+        e.problem(self.config())
     }
 
-    /// Awaits a control-plane call; its error answers as problem+json.
-    async fn run<T>(
+    /// Awaits a use case; its error answers as problem+json.
+    async fn run<T, E: Failure>(
         &self,
-        call: impl Future<Output = Result<T, AdminError>>,
+        call: impl Future<Output = Result<T, E>>,
     ) -> Result<T, Problem> {
-        call.await.map_err(|e| self.fail(e))
+        call.await.map_err(|e| e.problem(self.config()))
     }
 
-    /// Awaits a control-plane call and answers its result as the wire type `W`.
-    async fn answer<T, W: From<T>>(
+    /// Awaits a use case and answers its result as the wire type `W`.
+    async fn answer<T, W: From<T>, E: Failure>(
         &self,
-        call: impl Future<Output = Result<T, AdminError>>,
+        call: impl Future<Output = Result<T, E>>,
     ) -> Answer<W> {
         Ok(Json(self.run(call).await?.into()))
     }
 
-    /// Awaits a control-plane call and answers each item of its result as the wire type `W`.
-    async fn answer_each<T, W: From<T>>(
+    /// Awaits a use case and answers each item of its result as the wire type `W`.
+    async fn answer_each<T, W: From<T>, E: Failure>(
         &self,
-        call: impl Future<Output = Result<Vec<T>, AdminError>>,
+        call: impl Future<Output = Result<Vec<T>, E>>,
     ) -> Answer<Vec<W>> {
         Ok(Json(
             self.run(call).await?.into_iter().map(W::from).collect(),
         ))
+    }
+}
+
+/// A use case's error, as the problem+json answer it gets.
+trait Failure {
+    fn problem(self, config: &AdminConfig) -> Problem;
+}
+
+impl Failure for AdminError {
+    fn problem(self, config: &AdminConfig) -> Problem {
+        error::problem(self, config)
     }
 }
 
