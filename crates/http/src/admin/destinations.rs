@@ -305,9 +305,9 @@ pub enum TestOutcome {
     NotSent,
 }
 
-dto::mirror!(test_event::TestOutcome => TestOutcome {
-    Delivered, Rejected, Retryable, Unreachable, NotSent
-});
+dto::mirror! {
+    test_event::TestOutcome => TestOutcome { Delivered, Rejected, Retryable, Unreachable, NotSent }
+}
 
 /// The workspace's destinations. Secrets show as fingerprints only.
 #[utoipa::path(get, path = "/admin/v1/destinations", operation_id = "listDestinations", tag = "destinations",

@@ -17,13 +17,21 @@ use utoipa::ToSchema;
 // ---------------------------------------------------------------------------------------------
 // Shared enums
 
-/// `From` between a wire enum and the core enum it mirrors, variant for variant (`=` both
-/// ways, `=>` one way): the wire type documents the schema, the core type stays free of HTTP
-/// and OpenAPI.
+/// A wire enum mirroring a core enum variant for variant, and `From` between them: the wire
+/// type documents the schema, the core type stays free of HTTP and OpenAPI.
+/// `enum Wire = Core { .. }` defines the wire enum too; `Wire = Core { .. }` converts both ways,
+/// `From => To { .. }` one way.
 macro_rules! mirror {
+    ($(#[$m:meta])* $vis:vis enum $wire:ident = $core:ty { $($v:ident),+ $(,)? }) => {
+        $(#[$m])*
+        $vis enum $wire {
+            $($v,)+
+        }
+        $crate::admin::dto::mirror! { $wire = $core { $($v),+ } }
+    };
     ($wire:ty = $core:ty { $($v:ident),+ $(,)? }) => {
-        $crate::admin::dto::mirror!($wire => $core { $($v),+ });
-        $crate::admin::dto::mirror!($core => $wire { $($v),+ });
+        $crate::admin::dto::mirror! { $wire => $core { $($v),+ } }
+        $crate::admin::dto::mirror! { $core => $wire { $($v),+ } }
     };
     ($from:ty => $to:ty { $($v:ident),+ $(,)? }) => {
         impl From<$from> for $to {
@@ -37,51 +45,26 @@ macro_rules! mirror {
 }
 pub(crate) use mirror;
 
-/// An admin API role (whitepaper §04): `viewer` < `editor` < `admin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Viewer,
-    Editor,
-    Admin,
+mirror! {
+    /// An admin API role (whitepaper §04): `viewer` < `editor` < `admin`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Role = tl::keys::Role { Viewer, Editor, Admin }
 }
 
-mirror!(
-    Role = tl::keys::Role {
-        Viewer,
-        Editor,
-        Admin
-    }
-);
-
-/// A residency region; fixed when the workspace is created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Region {
-    Us,
-    Eu,
+mirror! {
+    /// A residency region; fixed when the workspace is created.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Region = tl::workspace::Region { Us, Eu }
 }
 
-mirror!(tl::workspace::Region => Region { Us, Eu });
-
-/// A destination's vendor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DestinationKind {
-    MetaCapi,
-    Ga4,
-    Tiktok,
-    Webhook,
+mirror! {
+    /// A destination's vendor.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum DestinationKind = tl::destination::DestinationKind { MetaCapi, Ga4, Tiktok, Webhook }
 }
-
-mirror!(
-    DestinationKind = tl::destination::DestinationKind {
-        MetaCapi,
-        Ga4,
-        Tiktok,
-        Webhook
-    }
-);
 
 pub(super) fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
     time::serde::rfc3339::serialize(t, s)

@@ -22,7 +22,7 @@ pub enum KeyKind {
     Svc,
 }
 
-dto::mirror!(tl::keys::KeyKind => KeyKind { Ingest, Pat, Svc });
+dto::mirror! { tl::keys::KeyKind => KeyKind { Ingest, Pat, Svc } }
 
 /// The kinds of key the API creates (personal tokens come with users).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]

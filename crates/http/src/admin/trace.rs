@@ -30,19 +30,12 @@ pub struct Routing {
     pub skipped: Option<String>,
 }
 
-/// The Segment call type of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EventType {
-    Track,
-    Identify,
-    Page,
-    Screen,
-    Group,
-    Alias,
+dto::mirror! {
+    /// The Segment call type of an event.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum EventType = tl::event::EventType { Track, Identify, Page, Screen, Group, Alias }
 }
-
-dto::mirror!(tl::event::EventType => EventType { Track, Identify, Page, Screen, Group, Alias });
 
 /// One event's story: received, consent decisions, deliveries. No raw identifier: only which
 /// identifier fields the event carried.

@@ -49,13 +49,10 @@ pub enum GpcPrecedence {
     ExplicitGrantWins,
 }
 
-dto::mirror!(Stance = tl::consent::Stance { OptIn, OptOut });
-dto::mirror!(
-    GpcPrecedence = tl::consent::GpcPrecedence {
-        OverridesGrants,
-        ExplicitGrantWins
-    }
-);
+dto::mirror! { Stance = tl::consent::Stance { OptIn, OptOut } }
+dto::mirror! {
+    GpcPrecedence = tl::consent::GpcPrecedence { OverridesGrants, ExplicitGrantWins }
+}
 
 /// The same fields both ways.
 macro_rules! consent_policy {
