@@ -319,6 +319,27 @@ mod tests {
         (addr, stop)
     }
 
+    /// Every timeout long but the one a test sets (`..patient()`).
+    fn patient() -> ServerLimits {
+        ServerLimits {
+            header_read_timeout: LONG,
+            body_read_timeout: LONG,
+            idle_timeout: LONG,
+            max_connections: 8,
+        }
+    }
+
+    /// Writes these bytes to the server.
+    async fn send(stream: &mut TcpStream, bytes: &[u8]) {
+        stream.write_all(bytes).await.unwrap();
+    }
+
+    /// A server with these limits and one connection to it; stops when the sender drops.
+    async fn connect(limits: ServerLimits) -> (TcpStream, tokio::sync::oneshot::Sender<()>) {
+        let (addr, stop) = start(limits).await;
+        (TcpStream::connect(addr).await.unwrap(), stop)
+    }
+
     /// Reads until the server closes the connection; what it sent.
     async fn until_closed(stream: &mut TcpStream) -> String {
         let mut out = Vec::new();
@@ -357,19 +378,13 @@ mod tests {
     #[tokio::test]
     async fn a_connection_that_stops_in_the_middle_of_its_head_is_closed_after_the_header_timeout()
     {
-        let (addr, _stop) = start(ServerLimits {
+        let (mut stream, _stop) = connect(ServerLimits {
             header_read_timeout: SHORT,
-            idle_timeout: LONG,
-            body_read_timeout: LONG,
-            max_connections: 8,
+            ..patient()
         })
         .await;
-        let mut stream = TcpStream::connect(addr).await.unwrap();
 
-        stream
-            .write_all(b"GET /ping HTTP/1.1\r\nHost: te")
-            .await
-            .unwrap();
+        send(&mut stream, b"GET /ping HTTP/1.1\r\nHost: te").await;
 
         let sent = until_closed(&mut stream).await;
         assert!(!sent.contains("pong"), "{sent}");
@@ -377,19 +392,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_that_does_not_arrive_in_time_is_answered_408_problem_json() {
-        let (addr, _stop) = start(ServerLimits {
+        let (mut stream, _stop) = connect(ServerLimits {
             body_read_timeout: SHORT,
-            header_read_timeout: LONG,
-            idle_timeout: LONG,
-            max_connections: 8,
+            ..patient()
         })
         .await;
-        let mut stream = TcpStream::connect(addr).await.unwrap();
 
-        stream
-            .write_all(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{\"a\":")
-            .await
-            .unwrap();
+        send(
+            &mut stream,
+            b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{\"a\":",
+        )
+        .await;
 
         let sent = response(&mut stream).await;
         assert!(sent.starts_with("HTTP/1.1 408"), "{sent}");
@@ -402,18 +415,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
-        let (addr, _stop) = start(ServerLimits {
+        let (mut stream, _stop) = connect(ServerLimits {
             idle_timeout: SHORT,
-            header_read_timeout: LONG,
-            body_read_timeout: LONG,
-            max_connections: 8,
+            ..patient()
         })
         .await;
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream
-            .write_all(b"GET /ping HTTP/1.1\r\nHost: test\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut stream, b"GET /ping HTTP/1.1\r\nHost: test\r\n\r\n").await;
         let first = response(&mut stream).await;
         assert!(first.starts_with("HTTP/1.1 200"), "{first}");
 
@@ -431,11 +438,11 @@ mod tests {
         .await;
         let ping = b"GET /ping HTTP/1.1\r\nHost: test\r\n\r\n";
         let mut first = TcpStream::connect(addr).await.unwrap();
-        first.write_all(ping).await.unwrap();
+        send(&mut first, ping).await;
         assert!(response(&mut first).await.starts_with("HTTP/1.1 200"));
 
         let mut second = TcpStream::connect(addr).await.unwrap();
-        second.write_all(ping).await.unwrap();
+        send(&mut second, ping).await;
         let mut byte = [0u8; 1];
         let early = tokio::time::timeout(SHORT, second.read(&mut byte)).await;
         assert!(early.is_err(), "answered while the only slot was taken");
@@ -460,10 +467,7 @@ mod tests {
         ));
         let mut stream = TcpStream::connect(addr).await.unwrap();
 
-        stream
-            .write_all(b"GET /peer HTTP/1.1\r\nHost: test\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut stream, b"GET /peer HTTP/1.1\r\nHost: test\r\n\r\n").await;
 
         assert!(response(&mut stream).await.ends_with("127.0.0.1"));
     }

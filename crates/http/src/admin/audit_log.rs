@@ -1,6 +1,5 @@
 //! The audit log: wire types and handlers.
 
-use axum::extract::State;
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -9,9 +8,8 @@ use tracklayer_core::audit::AuditFilter;
 use utoipa::ToSchema;
 
 use super::dto::{self, rfc3339};
-use super::extract::{Answer, Caller, Json, Params};
+use super::extract::{Answer, Call, Json, Params};
 use super::trace::as_object;
-use super::AdminState;
 
 /// One entry of the keyed (HMAC-SHA256) audit chain.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -103,11 +101,7 @@ pub struct AuditPage {
         (status = 200, description = "Entries", body = AuditPage),
         (status = 403, description = "Only admins read the audit log", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn audit_log(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    q: Params,
-) -> Answer<AuditPage> {
+pub async fn audit_log(Call(s, p): Call, q: Params) -> Answer<AuditPage> {
     let filter = AuditFilter {
         actor: q.text("actor", 200)?,
         action: q.text("action", 200)?,
@@ -117,11 +111,7 @@ pub async fn audit_log(
         limit: q.integer("limit", 1, 1000)?.unwrap_or(100) as usize,
     };
     let limit = filter.limit;
-    let entries = s
-        .admin()
-        .audit_log(&p, filter)
-        .await
-        .map_err(|e| s.fail(e))?;
+    let entries = s.run(s.admin().audit_log(&p, filter)).await?;
     let next_after = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.seq))
         .flatten();
@@ -141,14 +131,6 @@ const MAX_SAFE_INTEGER: u64 = 9_007_199_254_740_991;
         (status = 200, description = "Whether the chain holds", body = AuditVerification),
         (status = 403, description = "Only admins verify the audit log", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn verify_audit_log(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-) -> Answer<AuditVerification> {
-    let v = s
-        .admin()
-        .verify_audit_log(&p)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+pub async fn verify_audit_log(Call(s, p): Call) -> Answer<AuditVerification> {
+    s.answer(s.admin().verify_audit_log(&p)).await
 }

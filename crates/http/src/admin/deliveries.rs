@@ -1,13 +1,11 @@
 //! A destination's delivery log and replay: wire types and handlers.
 
-use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::dto::{self, rfc3339_in};
-use super::extract::{Answer, Caller, Id, Json, OptionalJson};
-use super::AdminState;
+use super::extract::{Answer, Call, Id, Json, OptionalJson};
 
 /// Which dead letters to move back to the queue: all, or those that died in a time range.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -33,23 +31,20 @@ pub use super::delivery_log::Delivery;
 /// Moves the destination's dead letters (all, or those that died in a time range) back to
 /// its queue (editor).
 #[utoipa::path(post, path = "/admin/v1/destinations/{id}/replay", operation_id = "replayDeadLetters", tag = "destinations",
-    params(("id" = String, Path, description = "The destination's id (`dst_…`)", pattern = "^dst_[a-z0-9]{1,40}$")),
+    params(dto::DestinationId),
     request_body(content = Option<Replay>, description = "Optional time range (RFC 3339)"),
     responses(
         (status = 200, description = "How many messages went back", body = Replayed),
         (status = 403, description = "Viewers cannot replay", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn replay(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Id(id): Id,
     OptionalJson(body): OptionalJson<Replay>,
 ) -> Answer<Replayed> {
     let moved = s
-        .admin()
-        .replay(&p, &id, body.since, body.until)
-        .await
-        .map_err(|e| s.fail(e))?;
+        .run(s.admin().replay(&p, &id, body.since, body.until))
+        .await?;
     Ok(Json(Replayed {
         destination_id: id,
         replayed_messages: moved,

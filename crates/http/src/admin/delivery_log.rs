@@ -1,6 +1,5 @@
 //! A destination's delivery log: `GET /admin/v1/destinations/{id}/delivery-log`.
 
-use axum::extract::State;
 use serde::Serialize;
 use time::OffsetDateTime;
 use tracklayer_core as tl;
@@ -8,10 +7,9 @@ use utoipa::ToSchema;
 
 use tracklayer_core::ports::{DeliveryQuery, DeliveryStatusKind};
 
-use super::dto::rfc3339;
+use super::dto::{self, rfc3339, rfc3339_opt};
 
-use super::extract::{Caller, Id, Json, Params};
-use super::AdminState;
+use super::extract::{Call, Id, Json, Params};
 use crate::problem::Problem;
 
 type Answer<T> = Result<Json<T>, Problem>;
@@ -21,7 +19,7 @@ type Answer<T> = Result<Json<T>, Problem>;
 /// the last one.
 #[utoipa::path(get, path = "/admin/v1/destinations/{id}/delivery-log", operation_id = "getDeliveryLog", tag = "destinations",
     params(
-        ("id" = String, Path, description = "The destination's id (`dst_…`)", pattern = "^dst_[a-z0-9]{1,40}$"),
+        dto::DestinationId,
         ("limit" = Option<u32>, Query, description = "How many records per page: 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
         ("status" = Option<String>, Query, description = "Only these statuses, comma-separated: `delivered`, `retrying`, `dead`, `dropped` (unknown: 422)", example = "retrying,dead"),
         ("since" = Option<String>, Query, description = "Updated at or after this time (RFC 3339)", format = DateTime),
@@ -32,12 +30,7 @@ type Answer<T> = Result<Json<T>, Problem>;
         (status = 200, description = "One page of delivery records", body = DeliveryLogPage),
         (status = 422, description = "An unknown `status`, `since` after `until`, or a `cursor` this log did not give out (the problem names the parameter)", body = super::dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn delivery_log(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Id(id): Id,
-    q: Params,
-) -> Answer<DeliveryLogPage> {
+pub async fn delivery_log(Call(s, p): Call, Id(id): Id, q: Params) -> Answer<DeliveryLogPage> {
     let query = DeliveryQuery {
         statuses: statuses(q.text("status", 200)?.as_deref())?,
         since: q.time("since")?,
@@ -53,11 +46,7 @@ pub async fn delivery_log(
             return Err(Problem::invalid("since", "since must not be after until"));
         }
     }
-    let page = s
-        .admin()
-        .delivery_log(&p, &id, query)
-        .await
-        .map_err(|e| s.fail(e))?;
+    let page = s.run(s.admin().delivery_log(&p, &id, query)).await?;
     Ok(Json(DeliveryLogPage {
         deliveries: page.records.into_iter().map(Into::into).collect(),
         next_cursor: page.next.map(|c| cursor::encode(&c, &id)),
@@ -217,8 +206,4 @@ impl From<tl::ports::DeliveryRecord> for Delivery {
             expires_at: r.expires_at,
         }
     }
-}
-
-fn rfc3339_opt<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
-    time::serde::rfc3339::option::serialize(t, s)
 }

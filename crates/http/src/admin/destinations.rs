@@ -1,6 +1,5 @@
 //! Destinations and their tests: wire types and handlers.
 
-use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,8 +11,7 @@ use tracklayer_core::admin::AdminError;
 use utoipa::ToSchema;
 
 use super::dto::{self, double_option, rfc3339, DestinationKind};
-use super::extract::{created, no_content, Answer, Caller, Id, Json};
-use super::AdminState;
+use super::extract::{created, no_content, Answer, Call, Id, Json};
 use crate::problem::Problem;
 
 /// Which event names a destination receives: `"all"`, `{"allow": [...]}` or `{"deny": [...]}`.
@@ -307,28 +305,15 @@ pub enum TestOutcome {
     NotSent,
 }
 
-impl From<test_event::TestOutcome> for TestOutcome {
-    fn from(o: test_event::TestOutcome) -> Self {
-        use test_event::TestOutcome as T;
-        match o {
-            T::Delivered => Self::Delivered,
-            T::Rejected => Self::Rejected,
-            T::Retryable => Self::Retryable,
-            T::Unreachable => Self::Unreachable,
-            T::NotSent => Self::NotSent,
-        }
-    }
+dto::mirror! {
+    test_event::TestOutcome => TestOutcome { Delivered, Rejected, Retryable, Unreachable, NotSent }
 }
 
 /// The workspace's destinations. Secrets show as fingerprints only.
 #[utoipa::path(get, path = "/admin/v1/destinations", operation_id = "listDestinations", tag = "destinations",
     responses((status = 200, description = "The destinations", body = Vec<Destination>)))]
-pub async fn list_destinations(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-) -> Answer<Vec<Destination>> {
-    let v = s.admin().destinations(&p).await.map_err(|e| s.fail(e))?;
-    Ok(Json(v.into_iter().map(Into::into).collect()))
+pub async fn list_destinations(Call(s, p): Call) -> Answer<Vec<Destination>> {
+    s.answer_each(s.admin().destinations(&p)).await
 }
 
 /// Creates a destination (admin: it holds secrets). Secrets are encrypted with the workspace
@@ -340,140 +325,92 @@ pub async fn list_destinations(
         (status = 403, description = "Only admins create destinations", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn create_destination(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Json(body): Json<NewDestination>,
 ) -> Result<Response, Problem> {
     let spec = body.parse().map_err(|e| s.fail(e))?;
-    let d = s
-        .admin()
-        .create_destination(&p, spec)
-        .await
-        .map_err(|e| s.fail(e))?;
+    let d = s.run(s.admin().create_destination(&p, spec)).await?;
     Ok(created(Destination::from(d)))
 }
 
 /// One destination.
 #[utoipa::path(get, path = "/admin/v1/destinations/{id}", operation_id = "getDestination", tag = "destinations",
-    params(("id" = String, Path, description = "The destination's id (`dst_…`)", pattern = "^dst_[a-z0-9]{1,40}$")),
+    params(dto::DestinationId),
     responses((status = 200, description = "The destination", body = Destination)))]
-pub async fn get_destination(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Id(id): Id,
-) -> Answer<Destination> {
-    let d = s
-        .admin()
-        .destination(&p, &id)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(d.into()))
+pub async fn get_destination(Call(s, p): Call, Id(id): Id) -> Answer<Destination> {
+    s.answer(s.admin().destination(&p, &id)).await
 }
 
 /// Changes a destination: name, event filter, pause state and the settings that do not route
 /// (editor); where it sends (`endpoint`, Meta `pixel_id`, GA4 `measurement_id`, TikTok
 /// `pixel_code`, webhook `url`), its `consent_purposes` and its `secrets` (admin).
 #[utoipa::path(patch, path = "/admin/v1/destinations/{id}", operation_id = "updateDestination", tag = "destinations",
-    params(("id" = String, Path, description = "The destination's id (`dst_…`)", pattern = "^dst_[a-z0-9]{1,40}$")),
+    params(dto::DestinationId),
     request_body = DestinationPatch,
     responses(
         (status = 200, description = "The updated destination", body = Destination),
         (status = 403, description = "Viewers change nothing; only admins change secrets, where a destination sends and its consent purposes (`field` names the first such field)", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn update_destination(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Id(id): Id,
     Json(body): Json<DestinationPatch>,
 ) -> Answer<Destination> {
     let patch = body.parse().map_err(|e| s.fail(e))?;
-    let d = s
-        .admin()
-        .update_destination(&p, &id, patch)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(d.into()))
+    s.answer(s.admin().update_destination(&p, &id, patch)).await
 }
 
 /// Deletes a destination (admin).
 #[utoipa::path(delete, path = "/admin/v1/destinations/{id}", operation_id = "deleteDestination", tag = "destinations",
-    params(("id" = String, Path, description = "The destination's id (`dst_…`)", pattern = "^dst_[a-z0-9]{1,40}$")),
+    params(dto::DestinationId),
     responses(
         (status = 204, description = "Deleted"),
         (status = 403, description = "Only admins delete destinations", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn delete_destination(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Id(id): Id,
-) -> Result<Response, Problem> {
-    s.admin()
-        .delete_destination(&p, &id)
-        .await
-        .map_err(|e| s.fail(e))?;
+pub async fn delete_destination(Call(s, p): Call, Id(id): Id) -> Result<Response, Problem> {
+    s.run(s.admin().delete_destination(&p, &id)).await?;
     Ok(no_content())
 }
 
 /// Pauses a destination (editor): its messages wait in the queue.
 #[utoipa::path(post, path = "/admin/v1/destinations/{id}/pause", operation_id = "pauseDestination", tag = "destinations",
-    params(("id" = String, Path, description = "The destination's id (`dst_…`)", pattern = "^dst_[a-z0-9]{1,40}$")),
+    params(dto::DestinationId),
     responses(
         (status = 200, description = "The paused destination", body = Destination),
         (status = 403, description = "Viewers cannot pause", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn pause_destination(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Id(id): Id,
-) -> Answer<Destination> {
-    let d = s
-        .admin()
-        .set_paused(&p, &id, true)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(d.into()))
+pub async fn pause_destination(Call(s, p): Call, Id(id): Id) -> Answer<Destination> {
+    s.answer(s.admin().set_paused(&p, &id, true)).await
 }
 
 /// Resumes a paused destination (editor).
 #[utoipa::path(post, path = "/admin/v1/destinations/{id}/resume", operation_id = "resumeDestination", tag = "destinations",
-    params(("id" = String, Path, description = "The destination's id (`dst_…`)", pattern = "^dst_[a-z0-9]{1,40}$")),
+    params(dto::DestinationId),
     responses(
         (status = 200, description = "The resumed destination", body = Destination),
         (status = 403, description = "Viewers cannot resume", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn resume_destination(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Id(id): Id,
-) -> Answer<Destination> {
-    let d = s
-        .admin()
-        .set_paused(&p, &id, false)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(d.into()))
+pub async fn resume_destination(Call(s, p): Call, Id(id): Id) -> Answer<Destination> {
+    s.answer(s.admin().set_paused(&p, &id, false)).await
 }
 
 /// Sends one synthetic test event (not stored) through the destination's connector and
 /// reports its answer (editor). Refused while the workspace's egress is paused. Audited as
 /// `destination.test` with the outcome.
 #[utoipa::path(post, path = "/admin/v1/destinations/{id}/test", operation_id = "testDestination", tag = "destinations",
-    params(("id" = String, Path, description = "The destination's id (`dst_…`)", pattern = "^dst_[a-z0-9]{1,40}$")),
+    params(dto::DestinationId),
     responses(
         (status = 200, description = "What the destination answered", body = TestResult),
         (status = 403, description = "Viewers cannot send test events", body = dto::ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "Egress is paused for the workspace", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn test_destination(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Id(id): Id,
-) -> Answer<TestResult> {
-    let r = s.tester().send(&p, &id).await.map_err(|e| s.fail(e))?;
+pub async fn test_destination(Call(s, p): Call, Id(id): Id) -> Answer<TestResult> {
+    let r = s.run(s.tester().send(&p, &id)).await?;
     let outcome = serde_json::json!(r.outcome);
-    s.admin()
-        .record_destination_test(&p, &id, outcome, r.http_status)
-        .await
-        .map_err(|e| s.fail(e))?;
+    s.run(
+        s.admin()
+            .record_destination_test(&p, &id, outcome, r.http_status),
+    )
+    .await?;
     Ok(Json(r.into()))
 }

@@ -1,7 +1,6 @@
 //! Data-subject requests (whitepaper §06) on the admin API: submit, list, get with receipt,
 //! download an access export. Admins only; the DSR service checks the role.
 
-use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -11,18 +10,10 @@ use tracklayer_core::dsr::service::{DsrError, SubjectIdentifiers};
 use tracklayer_core::dsr::{self as core_dsr, DsrKind};
 use utoipa::ToSchema;
 
-use super::dto;
-use super::extract::{Caller, Id, Json, Params};
-use super::AdminState;
+use super::dto::{self, rfc3339, rfc3339_opt};
+use super::extract::{Call, Id, Json, Params};
+use super::{AdminConfig, AdminState, Failure};
 use crate::problem::Problem;
-
-fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-    time::serde::rfc3339::serialize(t, s)
-}
-
-fn rfc3339_opt<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
-    time::serde::rfc3339::option::serialize(t, s)
-}
 
 /// What the subject asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -34,23 +25,7 @@ pub enum RequestType {
     Access,
 }
 
-impl From<RequestType> for DsrKind {
-    fn from(t: RequestType) -> Self {
-        match t {
-            RequestType::Erasure => DsrKind::Erasure,
-            RequestType::Access => DsrKind::Access,
-        }
-    }
-}
-
-impl From<DsrKind> for RequestType {
-    fn from(k: DsrKind) -> Self {
-        match k {
-            DsrKind::Erasure => RequestType::Erasure,
-            DsrKind::Access => RequestType::Access,
-        }
-    }
-}
+dto::mirror! { RequestType = DsrKind { Erasure, Access } }
 
 /// The subject's identifiers: at least one. They are turned into TrackLayer's keyed subject
 /// index on receipt and never stored.
@@ -256,9 +231,10 @@ pub struct RequestList {
     pub requests: Vec<DataSubjectRequest>,
 }
 
-fn fail(s: &AdminState, e: DsrError) -> Problem {
-    match e {
-        DsrError::Admin(e) => s.fail(e),
+impl Failure for DsrError {
+    fn problem(self, config: &AdminConfig) -> Problem {
+        match self {
+        DsrError::Admin(e) => e.problem(config),
         DsrError::ExportExpired(at) => Problem::new(
             StatusCode::GONE,
             "export-expired",
@@ -286,6 +262,7 @@ fn fail(s: &AdminState, e: DsrError) -> Problem {
             "Conflict",
             format!("the request is {status}; its export is ready once it is completed"),
         ),
+        }
     }
 }
 
@@ -307,11 +284,7 @@ fn service(s: &AdminState) -> Result<&tracklayer_core::dsr::service::DsrService,
         (status = 202, description = "Received: pending, due in 30 days", body = DataSubjectRequest),
         (status = 403, description = "Only admins submit requests", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn submit(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Json(body): Json<NewRequest>,
-) -> Result<Response, Problem> {
+pub async fn submit(Call(s, p): Call, Json(body): Json<NewRequest>) -> Result<Response, Problem> {
     let dsr = service(&s)?;
     let subject = SubjectIdentifiers {
         email: body.subject.email,
@@ -319,10 +292,9 @@ pub async fn submit(
         external_id: body.subject.external_id,
         anonymous_id: body.subject.anonymous_id,
     };
-    let r = dsr
-        .submit(&p, body.kind.into(), &subject, body.reference)
-        .await
-        .map_err(|e| fail(&s, e))?;
+    let r = s
+        .run(dsr.submit(&p, body.kind.into(), &subject, body.reference))
+        .await?;
     let location = format!("/admin/v1/data_subject_requests/{}", r.id);
     Ok((
         StatusCode::ACCEPTED,
@@ -339,14 +311,10 @@ pub async fn submit(
         (status = 200, description = "Requests", body = RequestList),
         (status = 403, description = "Only admins read requests", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn list(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    q: Params,
-) -> Result<Json<RequestList>, Problem> {
+pub async fn list(Call(s, p): Call, q: Params) -> Result<Json<RequestList>, Problem> {
     let limit = q.integer("limit", 1, 1000)?.unwrap_or(100) as usize;
     let dsr = service(&s)?;
-    let requests = dsr.list(&p, limit).await.map_err(|e| fail(&s, e))?;
+    let requests = s.run(dsr.list(&p, limit)).await?;
     Ok(Json(RequestList {
         requests: requests.into_iter().map(Into::into).collect(),
     }))
@@ -359,14 +327,9 @@ pub async fn list(
         (status = 200, description = "The request", body = DataSubjectRequest),
         (status = 403, description = "Only admins read requests", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn get(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Id(id): Id,
-) -> Result<Json<DataSubjectRequest>, Problem> {
+pub async fn get(Call(s, p): Call, Id(id): Id) -> Result<Json<DataSubjectRequest>, Problem> {
     let dsr = service(&s)?;
-    let r = dsr.get(&p, &id).await.map_err(|e| fail(&s, e))?;
-    Ok(Json(r.into()))
+    s.answer(dsr.get(&p, &id)).await
 }
 
 /// The export of a completed access request, for 7 days after processing started (admin):
@@ -380,13 +343,9 @@ pub async fn get(
         (status = 409, description = "The request is not completed yet", body = dto::ProblemDoc, content_type = "application/problem+json"),
         (status = 410, description = "The export's 7 days are over, or a later erasure of the same subject deleted it (`export-erased`, naming `erasure_request_id`)", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn export(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Id(id): Id,
-) -> Result<Response, Problem> {
+pub async fn export(Call(s, p): Call, Id(id): Id) -> Result<Response, Problem> {
     let dsr = service(&s)?;
-    let doc: Value = dsr.export(&p, &id).await.map_err(|e| fail(&s, e))?;
+    let doc: Value = s.run(dsr.export(&p, &id)).await?;
     let disposition = format!(
         "attachment; filename=\"{}-export.json\"",
         id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")

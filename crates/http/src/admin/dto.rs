@@ -17,82 +17,53 @@ use utoipa::ToSchema;
 // ---------------------------------------------------------------------------------------------
 // Shared enums
 
-/// An admin API role (whitepaper §04): `viewer` < `editor` < `admin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Viewer,
-    Editor,
-    Admin,
-}
-
-impl From<Role> for tl::keys::Role {
-    fn from(r: Role) -> Self {
-        match r {
-            Role::Viewer => Self::Viewer,
-            Role::Editor => Self::Editor,
-            Role::Admin => Self::Admin,
+/// A wire enum mirroring a core enum variant for variant, and `From` between them: the wire
+/// type documents the schema, the core type stays free of HTTP and OpenAPI.
+/// `enum Wire = Core { .. }` defines the wire enum too; `Wire = Core { .. }` converts both ways,
+/// `From => To { .. }` one way.
+macro_rules! mirror {
+    ($(#[$m:meta])* $vis:vis enum $wire:ident = $core:ty { $($v:ident),+ $(,)? }) => {
+        $(#[$m])*
+        $vis enum $wire {
+            $($v,)+
         }
-    }
-}
-
-impl From<tl::keys::Role> for Role {
-    fn from(r: tl::keys::Role) -> Self {
-        match r {
-            tl::keys::Role::Viewer => Self::Viewer,
-            tl::keys::Role::Editor => Self::Editor,
-            tl::keys::Role::Admin => Self::Admin,
+        $crate::admin::dto::mirror! { $wire = $core { $($v),+ } }
+    };
+    ($wire:ty = $core:ty { $($v:ident),+ $(,)? }) => {
+        $crate::admin::dto::mirror! { $wire => $core { $($v),+ } }
+        $crate::admin::dto::mirror! { $core => $wire { $($v),+ } }
+    };
+    ($from:ty => $to:ty { $($v:ident),+ $(,)? }) => {
+        impl From<$from> for $to {
+            fn from(v: $from) -> Self {
+                match v {
+                    $(<$from>::$v => Self::$v,)+
+                }
+            }
         }
-    }
+    };
+}
+pub(crate) use mirror;
+
+mirror! {
+    /// An admin API role (whitepaper §04): `viewer` < `editor` < `admin`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Role = tl::keys::Role { Viewer, Editor, Admin }
 }
 
-/// A residency region; fixed when the workspace is created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Region {
-    Us,
-    Eu,
+mirror! {
+    /// A residency region; fixed when the workspace is created.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Region = tl::workspace::Region { Us, Eu }
 }
 
-impl From<tl::workspace::Region> for Region {
-    fn from(r: tl::workspace::Region) -> Self {
-        match r {
-            tl::workspace::Region::Us => Self::Us,
-            tl::workspace::Region::Eu => Self::Eu,
-        }
-    }
-}
-
-/// A destination's vendor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DestinationKind {
-    MetaCapi,
-    Ga4,
-    Tiktok,
-    Webhook,
-}
-
-impl From<DestinationKind> for tl::destination::DestinationKind {
-    fn from(k: DestinationKind) -> Self {
-        match k {
-            DestinationKind::MetaCapi => Self::MetaCapi,
-            DestinationKind::Ga4 => Self::Ga4,
-            DestinationKind::Tiktok => Self::Tiktok,
-            DestinationKind::Webhook => Self::Webhook,
-        }
-    }
-}
-
-impl From<tl::destination::DestinationKind> for DestinationKind {
-    fn from(k: tl::destination::DestinationKind) -> Self {
-        match k {
-            tl::destination::DestinationKind::MetaCapi => Self::MetaCapi,
-            tl::destination::DestinationKind::Ga4 => Self::Ga4,
-            tl::destination::DestinationKind::Tiktok => Self::Tiktok,
-            tl::destination::DestinationKind::Webhook => Self::Webhook,
-        }
-    }
+mirror! {
+    /// A destination's vendor.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum DestinationKind = tl::destination::DestinationKind { MetaCapi, Ga4, Tiktok, Webhook }
 }
 
 pub(super) fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
@@ -182,4 +153,27 @@ pub struct ProblemDoc {
     pub detail: String,
     /// The request field at fault (a body path such as `config.pixel_id`, or a parameter).
     pub field: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Path ids, documented once for every route that takes them (`params(DestinationId)`)
+
+/// A path parameter `id`: its type name, its description and its pattern.
+macro_rules! path_id {
+    ($($name:ident: $description:literal, $pattern:literal;)*) => {$(
+        #[derive(Debug, utoipa::IntoParams)]
+        #[into_params(parameter_in = Path)]
+        #[allow(dead_code)] // read by the OpenAPI document only; handlers take `extract::Id`
+        pub struct $name {
+            #[doc = $description]
+            #[param(pattern = $pattern)]
+            id: String,
+        }
+    )*};
+}
+
+path_id! {
+    DestinationId: "The destination's id (`dst_…`)", "^dst_[a-z0-9]{1,40}$";
+    UserId: "The user's id (`usr_…`)", "^usr_[a-z0-9]{1,64}$";
+    KeyId: "The key's id", "^[a-z0-9]{16}$";
 }

@@ -1,14 +1,12 @@
 //! Event traces found by the client's Segment `messageId` (the trace by internal id is
 //! `GET /admin/v1/events/{id}` in `trace.rs`).
 
-use axum::extract::State;
 use serde::Serialize;
 use tracklayer_core::event::MessageId;
 use utoipa::ToSchema;
 
 use super::error::bad_parameter;
-use super::extract::{Caller, Json, Params};
-use super::AdminState;
+use super::extract::{Call, Json, Params};
 use super::{dto, trace};
 use crate::problem::Problem;
 
@@ -30,21 +28,15 @@ pub struct EventTraces {
         (status = 404, description = "No event with this `messageId` within the window", body = dto::ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "`message_id` is not a valid messageId", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn by_message_id(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    q: Params,
-) -> Result<Json<EventTraces>, Problem> {
+pub async fn by_message_id(Call(s, p): Call, q: Params) -> Result<Json<EventTraces>, Problem> {
     let raw = q
         .text("message_id", MessageId::MAX_LEN)?
         .ok_or_else(|| bad_parameter("message_id", "message_id is required"))?;
     let message_id = MessageId::parse(&raw)
         .map_err(|why| Problem::invalid("message_id", format!("message_id {why}")))?;
     let traces = s
-        .admin()
-        .event_traces_by_message_id(&p, &message_id)
-        .await
-        .map_err(|e| s.fail(e))?;
+        .run(s.admin().event_traces_by_message_id(&p, &message_id))
+        .await?;
     if traces.is_empty() {
         return Err(Problem::not_found("event with this message_id").field("message_id"));
     }

@@ -19,12 +19,12 @@ use crate::problem::Problem;
 /// Largest admin request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The caller, from `Authorization: Bearer <token>` (a personal access token or a service
-/// token).
+/// An authenticated admin call: the admin state and the caller, from
+/// `Authorization: Bearer <token>` (a personal access token or a service token).
 #[derive(Debug)]
-pub struct Caller(pub Principal);
+pub struct Call(pub AdminState, pub Principal);
 
-impl FromRequestParts<AdminState> for Caller {
+impl FromRequestParts<AdminState> for Call {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, Problem> {
@@ -46,7 +46,7 @@ impl FromRequestParts<AdminState> for Caller {
             .admin()
             .authenticate_from(token.trim(), peer_ip(parts))
             .await
-            .map(Caller)
+            .map(|p| Call(state.clone(), p))
             .map_err(|e| problem(e, state.config()))
     }
 }

@@ -1,6 +1,5 @@
 //! API keys: wire types and handlers.
 
-use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -8,8 +7,7 @@ use tracklayer_core as tl;
 use utoipa::ToSchema;
 
 use super::dto::{self, integer, rfc3339, rfc3339_opt, Role};
-use super::extract::{created, Answer, Caller, Id, Json, OptionalJson};
-use super::AdminState;
+use super::extract::{created, Answer, Call, Id, Json, OptionalJson};
 use crate::problem::Problem;
 
 /// What a key is for.
@@ -24,15 +22,7 @@ pub enum KeyKind {
     Svc,
 }
 
-impl From<tl::keys::KeyKind> for KeyKind {
-    fn from(k: tl::keys::KeyKind) -> Self {
-        match k {
-            tl::keys::KeyKind::Ingest => Self::Ingest,
-            tl::keys::KeyKind::Pat => Self::Pat,
-            tl::keys::KeyKind::Svc => Self::Svc,
-        }
-    }
-}
+dto::mirror! { tl::keys::KeyKind => KeyKind { Ingest, Pat, Svc } }
 
 /// The kinds of key the API creates (personal tokens come with users).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
@@ -154,9 +144,8 @@ pub struct RotateApiKey {
         (status = 200, description = "The keys", body = Vec<ApiKey>),
         (status = 403, description = "Only admins see keys", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn list_keys(State(s): State<AdminState>, Caller(p): Caller) -> Answer<Vec<ApiKey>> {
-    let v = s.admin().keys(&p).await.map_err(|e| s.fail(e))?;
-    Ok(Json(v.into_iter().map(Into::into).collect()))
+pub async fn list_keys(Call(s, p): Call) -> Answer<Vec<ApiKey>> {
+    s.answer_each(s.admin().keys(&p)).await
 }
 
 /// Creates an ingest write key or a service token (admin). The secret is in this response
@@ -168,22 +157,17 @@ pub async fn list_keys(State(s): State<AdminState>, Caller(p): Caller) -> Answer
         (status = 403, description = "Only admins create keys", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn create_key(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Json(body): Json<NewApiKey>,
 ) -> Result<Response, Problem> {
-    let k = s
-        .admin()
-        .create_key(&p, body.into())
-        .await
-        .map_err(|e| s.fail(e))?;
+    let k = s.run(s.admin().create_key(&p, body.into())).await?;
     Ok(created(CreatedApiKey::from(k)))
 }
 
 /// Issues a successor of a key (admin). The old key keeps working until the end of the
 /// overlap (at most 7 days). The new secret is in this response only.
 #[utoipa::path(post, path = "/admin/v1/api-keys/{id}/rotate", operation_id = "rotateApiKey", tag = "api-keys",
-    params(("id" = String, Path, description = "The key's id", pattern = "^[a-z0-9]{16}$")),
+    params(dto::KeyId),
     request_body(content = Option<RotateApiKey>, description = "Optional; the overlap defaults to 7 days"),
     responses(
         (status = 201, description = "The new key and its secret, shown once", body = CreatedApiKey),
@@ -191,42 +175,34 @@ pub async fn create_key(
         (status = 409, description = "A revoked key cannot be rotated", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn rotate_key(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Id(id): Id,
     OptionalJson(body): OptionalJson<RotateApiKey>,
 ) -> Result<Response, Problem> {
     let k = s
-        .admin()
-        .rotate_key(&p, &id, body.overlap_days)
-        .await
-        .map_err(|e| s.fail(e))?;
+        .run(s.admin().rotate_key(&p, &id, body.overlap_days))
+        .await?;
     Ok(created(CreatedApiKey::from(k)))
 }
 
 /// Revokes a key at once (admin).
 #[utoipa::path(post, path = "/admin/v1/api-keys/{id}/revoke", operation_id = "revokeApiKey", tag = "api-keys",
-    params(("id" = String, Path, description = "The key's id", pattern = "^[a-z0-9]{16}$")),
+    params(dto::KeyId),
     responses(
         (status = 200, description = "The revoked key", body = ApiKey),
         (status = 403, description = "Only admins revoke keys", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn revoke_key(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Id(id): Id,
-) -> Answer<ApiKey> {
-    let k = s.admin().revoke_key(&p, &id).await.map_err(|e| s.fail(e))?;
-    Ok(Json(k.into()))
+pub async fn revoke_key(Call(s, p): Call, Id(id): Id) -> Answer<ApiKey> {
+    s.answer(s.admin().revoke_key(&p, &id)).await
 }
 
 /// Revokes a key at once (admin); the same as `POST /api-keys/{id}/revoke`.
 #[utoipa::path(delete, path = "/admin/v1/api-keys/{id}", operation_id = "deleteApiKey", tag = "api-keys",
-    params(("id" = String, Path, description = "The key's id", pattern = "^[a-z0-9]{16}$")),
+    params(dto::KeyId),
     responses(
         (status = 200, description = "The revoked key", body = ApiKey),
         (status = 403, description = "Only admins revoke keys", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn delete_key(s: State<AdminState>, p: Caller, id: Id) -> Answer<ApiKey> {
-    revoke_key(s, p, id).await
+pub async fn delete_key(call: Call, id: Id) -> Answer<ApiKey> {
+    revoke_key(call, id).await
 }

@@ -3,15 +3,13 @@
 //! (`/admin/v1/workspace/close`), which is how its account data ends. Admins only; every
 //! change is audited.
 
-use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracklayer_core::admin::{Closure, RetentionView};
 use utoipa::ToSchema;
 
 use super::dto;
-use super::extract::{Caller, Json};
-use super::AdminState;
+use super::extract::{Call, Json};
 use crate::problem::Problem;
 
 type Answer<T> = Result<Json<T>, Problem>;
@@ -119,9 +117,8 @@ impl From<Closure> for ClosedWorkspace {
 /// The retention of each data class.
 #[utoipa::path(get, path = "/admin/v1/retention", operation_id = "getRetention", tag = "workspace",
     responses((status = 200, description = "The retention settings", body = Retention)))]
-pub async fn get_retention(State(s): State<AdminState>, Caller(p): Caller) -> Answer<Retention> {
-    let v = s.admin().retention(&p).await.map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+pub async fn get_retention(Call(s, p): Call) -> Answer<Retention> {
+    s.answer(s.admin().retention(&p)).await
 }
 
 /// Sets event retention (admin). Applies to events written from now on; audited.
@@ -132,18 +129,12 @@ pub async fn get_retention(State(s): State<AdminState>, Caller(p): Caller) -> An
         (status = 403, description = "Only admins change retention", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn put_retention(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Json(body): Json<RetentionUpdate>,
 ) -> Answer<Retention> {
     // Out of u16 range is out of 1..=365 too: the control plane names the field.
     let days = u16::try_from(body.event_retention_days).unwrap_or(0);
-    let v = s
-        .admin()
-        .put_retention(&p, days)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+    s.answer(s.admin().put_retention(&p, days)).await
 }
 
 /// Switches the workspace to your own KMS key (BYOK) or back to the platform key (admin).
@@ -156,16 +147,11 @@ pub async fn put_retention(
         (status = 403, description = "Only admins change the encryption key", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn put_encryption_key(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Json(body): Json<EncryptionKey>,
 ) -> Answer<super::workspace::Workspace> {
-    let v = s
-        .admin()
-        .set_encryption_key(&p, body.key_arn.as_deref())
+    s.answer(s.admin().set_encryption_key(&p, body.key_arn.as_deref()))
         .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
 }
 
 /// Closes the workspace (admin): every API key stops working at once (ingest keys, personal
@@ -184,14 +170,8 @@ pub async fn put_encryption_key(
         (status = 409, description = "The workspace is closed already", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn close_workspace(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Json(body): Json<CloseWorkspace>,
 ) -> Answer<ClosedWorkspace> {
-    let v = s
-        .admin()
-        .close_workspace(&p, &body.confirm)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+    s.answer(s.admin().close_workspace(&p, &body.confirm)).await
 }

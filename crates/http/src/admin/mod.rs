@@ -23,6 +23,7 @@ mod trace;
 mod users;
 mod workspace;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -34,6 +35,7 @@ use tracklayer_core::workspace::Region;
 use utoipa::OpenApi as _;
 
 pub use extract::MAX_BODY_BYTES;
+use extract::{Answer, Json};
 pub use openapi::AdminApi;
 pub use test_event::{DestinationTester, TestPorts, TEST_EVENT_NAME};
 
@@ -125,7 +127,44 @@ impl AdminState {
 
     /// The problem+json answer to a control-plane error.
     fn fail(&self, e: AdminError) -> Problem {
-        error::problem(e, self.config())
+        e.problem(self.config())
+    }
+
+    /// Awaits a use case; its error answers as problem+json.
+    async fn run<T, E: Failure>(
+        &self,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, Problem> {
+        call.await.map_err(|e| e.problem(self.config()))
+    }
+
+    /// Awaits a use case and answers its result as the wire type `W`.
+    async fn answer<T, W: From<T>, E: Failure>(
+        &self,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Answer<W> {
+        Ok(Json(self.run(call).await?.into()))
+    }
+
+    /// Awaits a use case and answers each item of its result as the wire type `W`.
+    async fn answer_each<T, W: From<T>, E: Failure>(
+        &self,
+        call: impl Future<Output = Result<Vec<T>, E>>,
+    ) -> Answer<Vec<W>> {
+        Ok(Json(
+            self.run(call).await?.into_iter().map(W::from).collect(),
+        ))
+    }
+}
+
+/// A use case's error, as the problem+json answer it gets.
+trait Failure {
+    fn problem(self, config: &AdminConfig) -> Problem;
+}
+
+impl Failure for AdminError {
+    fn problem(self, config: &AdminConfig) -> Problem {
+        error::problem(self, config)
     }
 }
 

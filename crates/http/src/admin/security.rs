@@ -1,14 +1,12 @@
 //! Security settings (IP blocklist, pause of all egress): wire types and handlers.
 
-use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use tracklayer_core as tl;
 use tracklayer_core::admin::AdminError;
 use utoipa::ToSchema;
 
 use super::dto::{self, present};
-use super::extract::{Answer, Caller, Json};
-use super::AdminState;
+use super::extract::{Answer, Call, Json};
 
 /// Incident containment: an ingest blocklist and the "pause all egress" switch. Also the
 /// schema of a `PUT` body (read as a [`SecurityPatch`] that must name every field), hence
@@ -96,12 +94,8 @@ impl From<tl::workspace::SecuritySettings> for SecuritySettings {
 /// The ingest IP blocklist and the "pause all egress" switch.
 #[utoipa::path(get, path = "/admin/v1/security", operation_id = "getSecurity", tag = "workspace",
     responses((status = 200, description = "The security settings", body = SecuritySettings)))]
-pub async fn get_security(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-) -> Answer<SecuritySettings> {
-    let v = s.admin().security(&p).await.map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+pub async fn get_security(Call(s, p): Call) -> Answer<SecuritySettings> {
+    s.answer(s.admin().security(&p)).await
 }
 
 /// Replaces the security settings (admin): every field is required.
@@ -113,17 +107,11 @@ pub async fn get_security(
         (status = 422, description = "A field is missing or invalid (`field` names it)", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn put_security(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Json(body): Json<SecurityPatch>,
 ) -> Answer<SecuritySettings> {
     let settings = body.parse_whole().map_err(|e| s.fail(e))?;
-    let v = s
-        .admin()
-        .put_security(&p, settings)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+    s.answer(s.admin().put_security(&p, settings)).await
 }
 
 /// Changes some security settings (admin): an absent field stays as it is.
@@ -135,15 +123,9 @@ pub async fn put_security(
         (status = 422, description = "A field is invalid (`field` names it)", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn patch_security(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Json(body): Json<SecurityPatch>,
 ) -> Answer<SecuritySettings> {
     let patch = body.parse().map_err(|e| s.fail(e))?;
-    let v = s
-        .admin()
-        .patch_security(&p, patch)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+    s.answer(s.admin().patch_security(&p, patch)).await
 }

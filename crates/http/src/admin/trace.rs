@@ -1,6 +1,5 @@
 //! Event traces: wire types and handler.
 
-use axum::extract::State;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -9,9 +8,8 @@ use tracklayer_core as tl;
 use utoipa::ToSchema;
 
 use super::deliveries::Delivery;
-use super::dto::{rfc3339, DestinationKind};
-use super::extract::{Answer, Caller, Id, Json};
-use super::AdminState;
+use super::dto::{self, rfc3339, DestinationKind};
+use super::extract::{Answer, Call, Id};
 
 /// One consent decision, with its reason.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -32,16 +30,11 @@ pub struct Routing {
     pub skipped: Option<String>,
 }
 
-/// The Segment call type of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EventType {
-    Track,
-    Identify,
-    Page,
-    Screen,
-    Group,
-    Alias,
+dto::mirror! {
+    /// The Segment call type of an event.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum EventType = tl::event::EventType { Track, Identify, Page, Screen, Group, Alias }
 }
 
 /// One event's story: received, consent decisions, deliveries. No raw identifier: only which
@@ -83,7 +76,6 @@ pub(super) fn as_object(v: Value) -> Value {
 
 impl From<tl::admin::EventTrace> for EventTrace {
     fn from(t: tl::admin::EventTrace) -> Self {
-        use tl::event::EventType as T;
         let e = t.event;
         let identifier_fields = e
             .hashed
@@ -95,14 +87,7 @@ impl From<tl::admin::EventTrace> for EventTrace {
         Self {
             event_id: e.event_id.to_string(),
             message_id: e.message_id.to_string(),
-            event_type: match e.event_type {
-                T::Track => EventType::Track,
-                T::Identify => EventType::Identify,
-                T::Page => EventType::Page,
-                T::Screen => EventType::Screen,
-                T::Group => EventType::Group,
-                T::Alias => EventType::Alias,
-            },
+            event_type: e.event_type.into(),
             name: e.name,
             timestamp: e.timestamp,
             received_at: e.received_at,
@@ -135,15 +120,6 @@ impl From<tl::admin::EventTrace> for EventTrace {
 #[utoipa::path(get, path = "/admin/v1/events/{id}", operation_id = "getEventTrace", tag = "events",
     params(("id" = String, Path, description = "The event's id (`evt_…`)", pattern = "^evt_[0-9a-f]{32}$")),
     responses((status = 200, description = "The trace", body = EventTrace)))]
-pub async fn event_trace(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Id(id): Id,
-) -> Answer<EventTrace> {
-    let t = s
-        .admin()
-        .event_trace(&p, &id)
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(t.into()))
+pub async fn event_trace(Call(s, p): Call, Id(id): Id) -> Answer<EventTrace> {
+    s.answer(s.admin().event_trace(&p, &id)).await
 }

@@ -1,6 +1,5 @@
 //! Users and their roles: wire types and handlers.
 
-use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -8,8 +7,7 @@ use tracklayer_core as tl;
 use utoipa::ToSchema;
 
 use super::dto::{self, present, rfc3339, Role};
-use super::extract::{created, no_content, Answer, Caller, Id, Json};
-use super::AdminState;
+use super::extract::{created, no_content, Answer, Call, Id, Json};
 use crate::problem::Problem;
 
 /// A user of the admin API.
@@ -69,9 +67,8 @@ impl std::fmt::Debug for UserPatch {
 /// The workspace's users.
 #[utoipa::path(get, path = "/admin/v1/users", operation_id = "listUsers", tag = "users",
     responses((status = 200, description = "The users", body = Vec<User>)))]
-pub async fn list_users(State(s): State<AdminState>, Caller(p): Caller) -> Answer<Vec<User>> {
-    let v = s.admin().users(&p).await.map_err(|e| s.fail(e))?;
-    Ok(Json(v.into_iter().map(Into::into).collect()))
+pub async fn list_users(Call(s, p): Call) -> Answer<Vec<User>> {
+    s.answer_each(s.admin().users(&p)).await
 }
 
 /// Invites a user with a role (admin).
@@ -83,22 +80,19 @@ pub async fn list_users(State(s): State<AdminState>, Caller(p): Caller) -> Answe
         (status = 409, description = "A user with this email exists", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn invite_user(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Json(body): Json<InviteUser>,
 ) -> Result<Response, Problem> {
     let u = s
-        .admin()
-        .invite_user(&p, &body.email, body.role.into())
-        .await
-        .map_err(|e| s.fail(e))?;
+        .run(s.admin().invite_user(&p, &body.email, body.role.into()))
+        .await?;
     Ok(created(User::from(u)))
 }
 
 /// Changes a user's role (admin; the last admin cannot be demoted) or email address (admin, or
 /// the user themself; audited with fingerprints only).
 #[utoipa::path(patch, path = "/admin/v1/users/{id}", operation_id = "updateUser", tag = "users",
-    params(("id" = String, Path, description = "The user's id (`usr_…`)", pattern = "^usr_[a-z0-9]{1,64}$")),
+    params(dto::UserId),
     request_body = UserPatch,
     responses(
         (status = 200, description = "The user, changed", body = User),
@@ -106,32 +100,21 @@ pub async fn invite_user(
         (status = 409, description = "The last admin cannot be demoted, or another user has this email", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn update_user(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Id(id): Id,
     Json(body): Json<UserPatch>,
 ) -> Answer<User> {
     let admin = s.admin();
     let mut user = None;
     if let Some(role) = body.role {
-        user = Some(
-            admin
-                .set_role(&p, &id, role.into())
-                .await
-                .map_err(|e| s.fail(e))?,
-        );
+        user = Some(s.run(admin.set_role(&p, &id, role.into())).await?);
     }
     if let Some(email) = body.email {
-        user = Some(
-            admin
-                .set_email(&p, &id, &email)
-                .await
-                .map_err(|e| s.fail(e))?,
-        );
+        user = Some(s.run(admin.set_email(&p, &id, &email)).await?);
     }
     let user = match user {
         Some(u) => u,
-        None => admin.user(&p, &id).await.map_err(|e| s.fail(e))?,
+        None => s.run(admin.user(&p, &id)).await?,
     };
     Ok(Json(user.into()))
 }
@@ -139,20 +122,13 @@ pub async fn update_user(
 /// Removes a user (admin); their personal tokens stop working at once. The last admin cannot
 /// be removed.
 #[utoipa::path(delete, path = "/admin/v1/users/{id}", operation_id = "removeUser", tag = "users",
-    params(("id" = String, Path, description = "The user's id (`usr_…`)", pattern = "^usr_[a-z0-9]{1,64}$")),
+    params(dto::UserId),
     responses(
         (status = 204, description = "Removed"),
         (status = 403, description = "Only admins remove users", body = dto::ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "The last admin cannot be removed", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn remove_user(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-    Id(id): Id,
-) -> Result<Response, Problem> {
-    s.admin()
-        .remove_user(&p, &id)
-        .await
-        .map_err(|e| s.fail(e))?;
+pub async fn remove_user(Call(s, p): Call, Id(id): Id) -> Result<Response, Problem> {
+    s.run(s.admin().remove_user(&p, &id)).await?;
     Ok(no_content())
 }

@@ -1,14 +1,12 @@
 //! Workspace settings and the consent policy: wire types and handlers.
 
-use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracklayer_core as tl;
 use utoipa::ToSchema;
 
 use super::dto::{self, integer, object_only, rfc3339, Region};
-use super::extract::{Answer, Caller, Json};
-use super::AdminState;
+use super::extract::{Answer, Call, Json};
 
 /// What happens to a purpose when an event carries no consent signal for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -51,43 +49,29 @@ pub enum GpcPrecedence {
     ExplicitGrantWins,
 }
 
-impl From<ConsentPolicy> for tl::consent::ConsentPolicy {
-    fn from(p: ConsentPolicy) -> Self {
-        let stance = |s: Stance| match s {
-            Stance::OptIn => tl::consent::Stance::OptIn,
-            Stance::OptOut => tl::consent::Stance::OptOut,
-        };
-        Self {
-            eu_default: stance(p.eu_default),
-            us_default: stance(p.us_default),
-            honor_gpc: p.honor_gpc,
-            request_ip_as_client_ip: p.request_ip_as_client_ip,
-            gpc: match p.gpc {
-                GpcPrecedence::OverridesGrants => tl::consent::GpcPrecedence::OverridesGrants,
-                GpcPrecedence::ExplicitGrantWins => tl::consent::GpcPrecedence::ExplicitGrantWins,
-            },
-        }
-    }
+dto::mirror! { Stance = tl::consent::Stance { OptIn, OptOut } }
+dto::mirror! {
+    GpcPrecedence = tl::consent::GpcPrecedence { OverridesGrants, ExplicitGrantWins }
 }
 
-impl From<&tl::consent::ConsentPolicy> for ConsentPolicy {
-    fn from(p: &tl::consent::ConsentPolicy) -> Self {
-        let stance = |s: tl::consent::Stance| match s {
-            tl::consent::Stance::OptIn => Stance::OptIn,
-            tl::consent::Stance::OptOut => Stance::OptOut,
-        };
-        Self {
-            eu_default: stance(p.eu_default),
-            us_default: stance(p.us_default),
-            honor_gpc: p.honor_gpc,
-            request_ip_as_client_ip: p.request_ip_as_client_ip,
-            gpc: match p.gpc {
-                tl::consent::GpcPrecedence::OverridesGrants => GpcPrecedence::OverridesGrants,
-                tl::consent::GpcPrecedence::ExplicitGrantWins => GpcPrecedence::ExplicitGrantWins,
-            },
+/// The same fields both ways.
+macro_rules! consent_policy {
+    ($from:ty => $to:ty) => {
+        impl From<$from> for $to {
+            fn from(p: $from) -> Self {
+                Self {
+                    eu_default: p.eu_default.into(),
+                    us_default: p.us_default.into(),
+                    honor_gpc: p.honor_gpc,
+                    request_ip_as_client_ip: p.request_ip_as_client_ip,
+                    gpc: p.gpc.into(),
+                }
+            }
         }
-    }
+    };
 }
+consent_policy!(ConsentPolicy => tl::consent::ConsentPolicy);
+consent_policy!(tl::consent::ConsentPolicy => ConsentPolicy);
 
 /// A workspace.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -118,7 +102,7 @@ impl From<tl::admin::WorkspaceView> for Workspace {
             created_at: v.created_at,
             event_retention_days: v.event_retention_days,
             ip_user_agent_retention_days: v.ip_user_agent_retention_days,
-            consent_policy: (&v.consent_policy).into(),
+            consent_policy: v.consent_policy.into(),
             encryption_key: v.encryption_key,
         }
     }
@@ -151,9 +135,8 @@ impl From<WorkspacePatch> for tl::admin::WorkspacePatch {
 /// The workspace of the caller's token.
 #[utoipa::path(get, path = "/admin/v1/workspace", operation_id = "getWorkspace", tag = "workspace",
     responses((status = 200, description = "The workspace", body = Workspace)))]
-pub async fn get_workspace(State(s): State<AdminState>, Caller(p): Caller) -> Answer<Workspace> {
-    let v = s.admin().workspace(&p).await.map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+pub async fn get_workspace(Call(s, p): Call) -> Answer<Workspace> {
+    s.answer(s.admin().workspace(&p)).await
 }
 
 /// Renames the workspace (editor), changes event retention (admin) or the consent policy
@@ -165,27 +148,17 @@ pub async fn get_workspace(State(s): State<AdminState>, Caller(p): Caller) -> An
         (status = 403, description = "The role may not change this setting", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn update_workspace(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Json(patch): Json<WorkspacePatch>,
 ) -> Answer<Workspace> {
-    let v = s
-        .admin()
-        .update_workspace(&p, patch.into())
-        .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json(v.into()))
+    s.answer(s.admin().update_workspace(&p, patch.into())).await
 }
 
 /// The workspace's consent policy.
 #[utoipa::path(get, path = "/admin/v1/consent-policy", operation_id = "getConsentPolicy", tag = "workspace",
     responses((status = 200, description = "The consent policy", body = ConsentPolicy)))]
-pub async fn get_consent_policy(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
-) -> Answer<ConsentPolicy> {
-    let v = s.admin().consent_policy(&p).await.map_err(|e| s.fail(e))?;
-    Ok(Json((&v).into()))
+pub async fn get_consent_policy(Call(s, p): Call) -> Answer<ConsentPolicy> {
+    s.answer(s.admin().consent_policy(&p)).await
 }
 
 /// Replaces the consent policy (editor).
@@ -196,14 +169,9 @@ pub async fn get_consent_policy(
         (status = 403, description = "Viewers cannot change it", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn put_consent_policy(
-    State(s): State<AdminState>,
-    Caller(p): Caller,
+    Call(s, p): Call,
     Json(policy): Json<ConsentPolicy>,
 ) -> Answer<ConsentPolicy> {
-    let v = s
-        .admin()
-        .put_consent_policy(&p, policy.into())
+    s.answer(s.admin().put_consent_policy(&p, policy.into()))
         .await
-        .map_err(|e| s.fail(e))?;
-    Ok(Json((&v).into()))
 }
