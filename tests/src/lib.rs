@@ -394,3 +394,46 @@ pub async fn wait_until(limit: std::time::Duration, what: &str, mut done: impl F
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// Calls `attempt` every 250 ms until it answers `Ok`, and returns that; fails after `limit`
+/// with `what` and the last `Err` (what was seen instead).
+pub async fn poll<T, F>(limit: Duration, what: &str, mut attempt: impl FnMut() -> F) -> T
+where
+    F: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(seen) => assert!(Instant::now() < deadline, "{what}: {seen}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// What most end-to-end tests start from: the fake vendors serving at `base`, and a data
+/// directory initialised for region "us" inside `tmp` (removed when it drops).
+#[derive(Debug)]
+pub struct Setup {
+    pub fakes: std::sync::Arc<fake::Fakes>,
+    pub base: String,
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub keys: Keys,
+}
+
+impl Setup {
+    pub async fn start(fakes: std::sync::Arc<fake::Fakes>) -> Self {
+        let base = fake::serve(fakes.clone()).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let keys = init(&dir, "us").unwrap();
+        Setup {
+            fakes,
+            base,
+            tmp,
+            dir,
+            keys,
+        }
+    }
+}

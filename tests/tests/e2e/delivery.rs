@@ -298,11 +298,19 @@ pub(crate) fn spent_attempts(dir: &Path, destination: &str) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paused_destination_keeps_its_messages_until_it_is_resumed() {
-    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
-    let base = fake::serve(fakes.clone()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let keys = init(&dir, "us").unwrap();
+    let Setup {
+        fakes,
+        base,
+        tmp: _tmp,
+        dir,
+        keys,
+    } = Setup::start(Fakes::new(
+        META_TOKEN,
+        GA4_SECRET,
+        TIKTOK_TOKEN,
+        WEBHOOK_SECRET,
+    ))
+    .await;
     let paused = add(
         &dir,
         json!({"name": "Paused", "kind": "webhook", "paused": true,
@@ -439,11 +447,19 @@ fn review_events() -> Vec<serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn identifiers_under_any_name_reach_no_disk_queue_log_or_destination() {
-    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
-    let base = fake::serve(fakes.clone()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let keys = init(&dir, "us").unwrap();
+    let Setup {
+        fakes,
+        base,
+        tmp: _tmp,
+        dir,
+        keys,
+    } = Setup::start(Fakes::new(
+        META_TOKEN,
+        GA4_SECRET,
+        TIKTOK_TOKEN,
+        WEBHOOK_SECRET,
+    ))
+    .await;
     add_four(&dir, &base);
     let mut server = Server::start(&dir, FAST_RETRIES).unwrap();
 

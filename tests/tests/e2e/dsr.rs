@@ -10,7 +10,7 @@ use tracklayer_core::crypto::WorkspaceKeys;
 use tracklayer_core::identity::{self, Field, Hints, Prepared, Profile};
 use tracklayer_core::ports::Keyring;
 use tracklayer_core::workspace::Workspace;
-use tracklayer_tests::fake::{self, Fakes};
+use tracklayer_tests::fake::Fakes;
 use tracklayer_tests::*;
 
 const META_TOKEN: &str = "EAAGdsrtesttoken";
@@ -220,11 +220,19 @@ fn received_of(fakes: &Fakes, sink: &str, s: &Shopper) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_erasure_leaves_no_byte_of_the_subject_on_disk_and_suppresses_its_later_events() {
-    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
-    let base = fake::serve(fakes.clone()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let keys = init(&dir, "us").unwrap();
+    let Setup {
+        fakes,
+        base,
+        tmp: _tmp,
+        dir,
+        keys,
+    } = Setup::start(Fakes::new(
+        META_TOKEN,
+        GA4_SECRET,
+        TIKTOK_TOKEN,
+        WEBHOOK_SECRET,
+    ))
+    .await;
     add_destinations(&dir, &base);
     let mut server = Server::start(
         &dir,
@@ -295,8 +303,7 @@ async fn an_erasure_leaves_no_byte_of_the_subject_on_disk_and_suppresses_its_lat
         "/admin/v1/data_subject_requests/{}",
         submitted["id"].as_str().unwrap()
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    let done = loop {
+    let done = poll(Duration::from_secs(90), "erasure not completed", || async {
         let (_, r) = admin(
             &server.url,
             &keys.admin_token,
@@ -305,15 +312,12 @@ async fn an_erasure_leaves_no_byte_of_the_subject_on_disk_and_suppresses_its_lat
             None,
         )
         .await;
-        if r["status"] == "completed" {
-            break r;
+        match r["status"] == "completed" {
+            true => Ok(r),
+            false => Err(r.to_string()),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "erasure not completed: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    })
+    .await;
 
     // The receipt matches what was ingested and delivered.
     let receipt = &done["receipt"];
@@ -401,11 +405,19 @@ async fn an_erasure_leaves_no_byte_of_the_subject_on_disk_and_suppresses_its_lat
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_access_export_lists_the_subjects_events_and_hashed_ids_and_nothing_of_others() {
-    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
-    let base = fake::serve(fakes.clone()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let keys = init(&dir, "us").unwrap();
+    let Setup {
+        fakes,
+        base,
+        tmp: _tmp,
+        dir,
+        keys,
+    } = Setup::start(Fakes::new(
+        META_TOKEN,
+        GA4_SECRET,
+        TIKTOK_TOKEN,
+        WEBHOOK_SECRET,
+    ))
+    .await;
     add_destinations(&dir, &base);
     let server = Server::start(
         &dir,
@@ -435,8 +447,7 @@ async fn an_access_export_lists_the_subjects_events_and_hashed_ids_and_nothing_o
         "/admin/v1/data_subject_requests/{}/export",
         submitted["id"].as_str().unwrap()
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let doc = loop {
+    let doc = poll(Duration::from_secs(60), "export not ready", || async {
         let (status, body) = admin(
             &server.url,
             &keys.admin_token,
@@ -446,12 +457,12 @@ async fn an_access_export_lists_the_subjects_events_and_hashed_ids_and_nothing_o
         )
         .await;
         if status == 200 {
-            break body;
+            return Ok(body);
         }
         assert_eq!(status, 409, "not ready yet: {body}");
-        assert!(std::time::Instant::now() < deadline, "export not ready");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+        Err(body.to_string())
+    })
+    .await;
     let events = doc["events"].as_array().unwrap();
     assert_eq!(events.len(), 4);
     let text = doc.to_string();

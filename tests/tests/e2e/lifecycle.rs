@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tracklayer_tests::fake::{self, Fakes};
+use tracklayer_tests::fake::Fakes;
 use tracklayer_tests::*;
 
 const META_TOKEN: &str = "EAAGlifecycletesttoken";
@@ -56,11 +56,19 @@ async fn track(url: &str, write_key: &str, message_id: &str) -> (u16, String, Va
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_disabled_customer_key_stops_ingest_and_holds_deliveries_until_it_is_enabled() {
-    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
-    let base = fake::serve(fakes.clone()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let keys = init(&dir, "us").unwrap();
+    let Setup {
+        fakes,
+        base,
+        tmp: _tmp,
+        dir,
+        keys,
+    } = Setup::start(Fakes::new(
+        META_TOKEN,
+        GA4_SECRET,
+        TIKTOK_TOKEN,
+        WEBHOOK_SECRET,
+    ))
+    .await;
     let webhook = add_destination(
         &dir,
         &json!({"name": "Warehouse", "kind": "webhook", "paused": true,
