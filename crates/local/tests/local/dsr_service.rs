@@ -4,23 +4,21 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::MetaWorkspace;
 use async_trait::async_trait;
-use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use time::Duration;
 use tracklayer_core::admin::{AdminError, Principal};
-use tracklayer_core::clock::{Clock, FixedClock, SystemIds};
+use tracklayer_core::clock::{Clock, SystemIds};
 use tracklayer_core::control_plane::Control;
-use tracklayer_core::destination::{DestinationId, DestinationKind, DestinationSpec, EventFilter};
+use tracklayer_core::destination::{DestinationId, DestinationKind};
 use tracklayer_core::dsr::service::{
     DsrConfig, DsrError, DsrPorts, DsrService, SubjectIdentifiers,
 };
 use tracklayer_core::dsr::{DsrKind, DsrStatus, ErasedRows, EventFootprint};
 use tracklayer_core::error::{MailError, StoreError};
 use tracklayer_core::event::EventId;
-use tracklayer_core::ingest::{
-    parse_body, Endpoint, IngestConfig, IngestPorts, IngestService, RequestMeta,
-};
+use tracklayer_core::ingest::{parse_body, Endpoint, RequestMeta};
 use tracklayer_core::keys::Role;
 use tracklayer_core::ports::EventInspection;
 use tracklayer_core::ports::{
@@ -28,11 +26,7 @@ use tracklayer_core::ports::{
     EventStore, EventWriter, Keyring, Mail, Mailer, QueueConsumer, SuppressionList,
 };
 use tracklayer_core::testkit::T0;
-use tracklayer_core::workspace::{Region, Workspace};
-use tracklayer_local::{
-    Db, FileKeyring, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog, SqliteDeliveryQueue,
-    SqliteDsrStore, SqliteEventStore,
-};
+use tracklayer_local::{SqliteAuditLog, SqliteDeliveryLog, SqliteEventStore};
 
 #[derive(Default)]
 struct Outbox(Mutex<Vec<Mail>>);
@@ -163,21 +157,19 @@ impl EventEraser for Crashing {
     }
 }
 
+/// The shared workspace, plus what only the DSR service uses.
 struct World {
-    clock: Arc<FixedClock>,
-    control: Arc<SqliteControlStore>,
-    events: Arc<SqliteEventStore>,
+    base: MetaWorkspace,
     log: Arc<SqliteDeliveryLog>,
-    queue: Arc<SqliteDeliveryQueue>,
-    dsr: Arc<SqliteDsrStore>,
     audit: Arc<SqliteAuditLog>,
-    keyring: Arc<FileKeyring>,
     outbox: Arc<Outbox>,
-    ingest: IngestService,
-    workspace: Workspace,
-    write_key: String,
-    destination: DestinationId,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for World {
+    type Target = MetaWorkspace;
+    fn deref(&self) -> &MetaWorkspace {
+        &self.base
+    }
 }
 
 fn config() -> DsrConfig {
@@ -191,74 +183,12 @@ fn config() -> DsrConfig {
 
 impl World {
     async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let master = dir.path().join("master.key");
-        FileKeyring::create_master_key(&master, &SystemIds).unwrap();
-        let keyring = Arc::new(
-            FileKeyring::open(&master, dir.path().join("c"), Arc::new(SystemIds)).unwrap(),
-        );
-        let db = Db::in_memory().unwrap();
-        let clock = Arc::new(FixedClock::new(T0));
-        let control = Arc::new(SqliteControlStore::new(db.clone()));
-        let events = Arc::new(SqliteEventStore::new(db.clone()));
-        let queue = Arc::new(SqliteDeliveryQueue::new(
-            db.clone(),
-            clock.clone(),
-            Arc::new(SystemIds),
-            8,
-        ));
-        let dsr = Arc::new(SqliteDsrStore::new(db.clone()));
-        let boot_control = Control {
-            store: control.as_ref(),
-            keyring: keyring.as_ref(),
-            clock: clock.as_ref(),
-            ids: &SystemIds,
-        };
-        let boot = boot_control.bootstrap(Region::Us, "DSR").await.unwrap();
-        let destination = boot_control
-            .add_destination(
-                &boot.workspace,
-                DestinationSpec {
-                    name: "Meta".into(),
-                    kind: DestinationKind::MetaCapi,
-                    config: json!({"pixel_id": "1234567890", "api_version": "v21.0"}),
-                    secrets: json!({"access_token": "EAAtest"}),
-                    consent_purposes: None,
-                    events: EventFilter::All,
-                    endpoint: None,
-                    paused: false,
-                },
-            )
-            .await
-            .unwrap()
-            .id;
-        let ingest = IngestService::new(
-            IngestPorts {
-                control: control.clone(),
-                events: events.clone(),
-                queue: queue.clone(),
-                keyring: keyring.clone(),
-                suppressions: dsr.clone(),
-                clock: clock.clone(),
-                ids: Arc::new(SystemIds),
-            },
-            IngestConfig::new(Region::Us),
-        );
+        let base = MetaWorkspace::new("DSR", "EAAtest").await;
         Self {
-            log: Arc::new(SqliteDeliveryLog::new(db.clone())),
-            audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
+            log: Arc::new(SqliteDeliveryLog::new(base.db.clone())),
+            audit: Arc::new(SqliteAuditLog::new(base.db.clone(), base.keyring.clone())),
             outbox: Arc::default(),
-            clock,
-            control,
-            events,
-            queue,
-            dsr,
-            keyring,
-            ingest,
-            write_key: boot.write_key.expose_secret().to_owned(),
-            workspace: boot.workspace,
-            destination,
-            _dir: dir,
+            base,
         }
     }
 
@@ -393,28 +323,21 @@ impl World {
 
     /// Adds a GA4 destination (before the first event, so ingest routes to it).
     async fn add_ga4(&self) -> DestinationId {
-        Control {
+        let control = Control {
             store: self.control.as_ref(),
             keyring: self.keyring.as_ref(),
             clock: self.clock.as_ref(),
             ids: &SystemIds,
-        }
-        .add_destination(
+        };
+        super::add_destination(
+            &control,
             &self.workspace,
-            DestinationSpec {
-                name: "GA4".into(),
-                kind: DestinationKind::Ga4,
-                config: json!({"measurement_id": "G-TEST123"}),
-                secrets: json!({"api_secret": "secret"}),
-                consent_purposes: None,
-                events: EventFilter::All,
-                endpoint: None,
-                paused: false,
-            },
+            "GA4",
+            DestinationKind::Ga4,
+            json!({"measurement_id": "G-TEST123"}),
+            json!({"api_secret": "secret"}),
         )
         .await
-        .unwrap()
-        .id
     }
 }
 
