@@ -15,7 +15,7 @@ use tracklayer_core::destination::{DestinationId, DestinationKind};
 use tracklayer_core::dsr::service::{
     DsrConfig, DsrError, DsrPorts, DsrService, SubjectIdentifiers,
 };
-use tracklayer_core::dsr::{DsrKind, DsrStatus, ErasedRows, EventFootprint};
+use tracklayer_core::dsr::{DsrId, DsrKind, DsrRequest, DsrStatus, ErasedRows, EventFootprint};
 use tracklayer_core::error::{MailError, StoreError};
 use tracklayer_core::event::EventId;
 use tracklayer_core::ingest::{parse_body, Endpoint, RequestMeta};
@@ -215,6 +215,22 @@ impl World {
         Principal::operator(&self.workspace.id)
     }
 
+    /// An admin's request of `kind` about shopper `who`, submitted through `svc`.
+    async fn submit(&self, svc: &DsrService, kind: DsrKind, who: &str) -> DsrRequest {
+        svc.submit(&self.admin(), kind, &subject(who), None)
+            .await
+            .unwrap()
+    }
+
+    /// The request `id` as stored now.
+    async fn request(&self, id: &DsrId) -> DsrRequest {
+        self.dsr
+            .request(&self.workspace.id, id)
+            .await
+            .unwrap()
+            .expect("the request is stored")
+    }
+
     /// Ingests `n` purchases of a shopper; returns the outcome as JSON.
     async fn ingest(&self, who: &str, n: usize) -> tracklayer_core::ingest::IngestOutcome {
         let batch: Vec<Value> = (0..n)
@@ -341,6 +357,13 @@ impl World {
     }
 }
 
+/// Runs the service `times` times, as its interval would.
+async fn run(svc: &DsrService, times: usize) {
+    for _ in 0..times {
+        svc.run().await;
+    }
+}
+
 fn subject(who: &str) -> SubjectIdentifiers {
     SubjectIdentifiers {
         // Another spelling of the same Gmail mailbox than the events carried.
@@ -376,12 +399,7 @@ async fn an_erasure_resumes_after_a_crash_and_counts_every_row_once() {
 
     // First run: suppress, then wait for ingest processes to see it.
     svc.run().await;
-    let r = w
-        .dsr
-        .request(&w.workspace.id, &request.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let r = w.request(&request.id).await;
     assert_eq!(r.status, DsrStatus::Processing);
     assert_eq!(
         w.events_of("a").await.len(),
@@ -400,12 +418,7 @@ async fn an_erasure_resumes_after_a_crash_and_counts_every_row_once() {
     });
     let report = w.service(crashing.clone()).run().await;
     assert_eq!(report.failed, 1);
-    let r = w
-        .dsr
-        .request(&w.workspace.id, &request.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let r = w.request(&request.id).await;
     assert!(
         r.progress.page.is_some(),
         "the interrupted page is persisted"
@@ -416,12 +429,7 @@ async fn an_erasure_resumes_after_a_crash_and_counts_every_row_once() {
     for _ in 0..10 {
         restarted.run().await;
     }
-    let r = w
-        .dsr
-        .request(&w.workspace.id, &request.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let r = w.request(&request.id).await;
     assert_eq!(r.status, DsrStatus::Completed);
     assert!(
         r.subjects.is_empty(),
@@ -497,9 +505,7 @@ async fn events_of_an_erased_subject_are_dropped_at_ingest_and_counted() {
     let w = World::new().await;
     w.ingest("a", 1).await;
     let svc = w.service(w.events.clone());
-    svc.submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
-        .await
-        .unwrap();
+    w.submit(&svc, DsrKind::Erasure, "a").await;
     svc.run().await;
     // Ingest still holds the list it read before the suppression: at most `settings_ttl`.
     w.clock.advance(Duration::seconds(6));
@@ -535,19 +541,14 @@ async fn an_access_export_holds_the_subjects_events_and_expires_after_7_days() {
     let a_events = w.events_of("a").await;
     let b_events = w.events_of("b").await;
     let svc = w.service(w.events.clone());
-    let request = svc
-        .submit(&w.admin(), DsrKind::Access, &subject("a"), None)
-        .await
-        .unwrap();
+    let request = w.submit(&svc, DsrKind::Access, "a").await;
     assert!(matches!(
         svc.export(&w.admin(), request.id.as_str())
             .await
             .unwrap_err(),
         DsrError::NotReady("pending")
     ));
-    for _ in 0..5 {
-        svc.run().await;
-    }
+    run(&svc, 5).await;
     let export = svc.export(&w.admin(), request.id.as_str()).await.unwrap();
     let text = export.to_string();
     let listed = export["events"].as_array().unwrap();
@@ -611,10 +612,7 @@ async fn a_request_near_its_due_date_reminds_the_admins_once() {
         },
         svc_config,
     );
-    let request = svc
-        .submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
-        .await
-        .unwrap();
+    let request = w.submit(&svc, DsrKind::Erasure, "a").await;
     svc.run().await;
     w.clock.advance(Duration::days(22));
     svc.run().await;
@@ -636,39 +634,32 @@ async fn a_request_names_the_identifier_at_fault_and_only_admins_submit() {
         DsrError::Admin(AdminError::Invalid { field, .. }) => field,
         other => panic!("{other:?}"),
     };
-    let empty = SubjectIdentifiers::default();
-    assert_eq!(
-        field(
-            svc.submit(&w.admin(), DsrKind::Erasure, &empty, None)
-                .await
-                .unwrap_err()
+    let cases = [
+        (DsrKind::Erasure, SubjectIdentifiers::default(), "subject"),
+        (
+            DsrKind::Erasure,
+            SubjectIdentifiers {
+                phone: Some("12".into()),
+                ..Default::default()
+            },
+            "subject.phone",
         ),
-        "subject"
-    );
-    let bad_phone = SubjectIdentifiers {
-        phone: Some("12".into()),
-        ..Default::default()
-    };
-    assert_eq!(
-        field(
-            svc.submit(&w.admin(), DsrKind::Erasure, &bad_phone, None)
-                .await
-                .unwrap_err()
+        (
+            DsrKind::Access,
+            SubjectIdentifiers {
+                email: Some("not-an-email".into()),
+                ..Default::default()
+            },
+            "subject.email",
         ),
-        "subject.phone"
-    );
-    let bad_email = SubjectIdentifiers {
-        email: Some("not-an-email".into()),
-        ..Default::default()
-    };
-    assert_eq!(
-        field(
-            svc.submit(&w.admin(), DsrKind::Access, &bad_email, None)
-                .await
-                .unwrap_err()
-        ),
-        "subject.email"
-    );
+    ];
+    for (kind, identifiers, at_fault) in cases {
+        let err = svc
+            .submit(&w.admin(), kind, &identifiers, None)
+            .await
+            .unwrap_err();
+        assert_eq!(field(err), at_fault);
+    }
     let mut editor = w.admin();
     editor.role = Role::Editor;
     assert!(matches!(
@@ -690,33 +681,15 @@ async fn an_erasure_deletes_an_earlier_access_export_of_the_same_subject() {
     let w = World::new().await;
     w.ingest("a", 1).await;
     let svc = w.service(w.events.clone());
-    let access = svc
-        .submit(&w.admin(), DsrKind::Access, &subject("a"), None)
-        .await
-        .unwrap();
-    let other = svc
-        .submit(&w.admin(), DsrKind::Access, &subject("b"), None)
-        .await
-        .unwrap();
-    for _ in 0..5 {
-        svc.run().await;
-    }
+    let access = w.submit(&svc, DsrKind::Access, "a").await;
+    let other = w.submit(&svc, DsrKind::Access, "b").await;
+    run(&svc, 5).await;
     assert!(svc.export(&w.admin(), access.id.as_str()).await.is_ok());
-    let erasure = svc
-        .submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
-        .await
-        .unwrap();
+    let erasure = w.submit(&svc, DsrKind::Erasure, "a").await;
     svc.run().await;
     w.clock.advance(Duration::seconds(11));
-    for _ in 0..5 {
-        svc.run().await;
-    }
-    let done = w
-        .dsr
-        .request(&w.workspace.id, &erasure.id)
-        .await
-        .unwrap()
-        .unwrap();
+    run(&svc, 5).await;
+    let done = w.request(&erasure.id).await;
     assert_eq!(done.receipt.unwrap().counts.access_exports, 1);
     assert!(matches!(
         svc.export(&w.admin(), access.id.as_str())
@@ -744,15 +717,10 @@ async fn an_access_export_lists_the_client_id_kept_for_ga4_of_the_subjects_event
     w.ingest("a", 2).await;
     w.ingest("b", 1).await;
     let svc = w.service(w.events.clone());
-    let request = svc
-        .submit(&w.admin(), DsrKind::Access, &subject("a"), None)
-        .await
-        .unwrap();
+    let request = w.submit(&svc, DsrKind::Access, "a").await;
 
     // Act
-    for _ in 0..5 {
-        svc.run().await;
-    }
+    run(&svc, 5).await;
     let export = svc.export(&w.admin(), request.id.as_str()).await.unwrap();
 
     // Assert: what TrackLayer keeps of a (the client id it sends GA4) is in a's export.
@@ -798,9 +766,7 @@ async fn an_item_queued_before_its_subjects_erasure_is_neither_sent_nor_logged()
     w.ingest("b", 1).await;
     let (a_events, b_events) = (w.events_of("a").await, w.events_of("b").await);
     let svc = w.service(w.events.clone());
-    svc.submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
-        .await
-        .unwrap();
+    w.submit(&svc, DsrKind::Erasure, "a").await;
     // The first run suppresses; deletion (and the SQLite queue purge) waits for propagation.
     svc.run().await;
     w.clock.advance(Duration::seconds(6));
@@ -880,14 +846,8 @@ async fn a_closed_workspaces_open_requests_still_complete_and_end_with_its_accou
     w.ingest("a", 3).await;
     w.ingest("b", 2).await;
     let svc = w.service(w.events.clone());
-    let erasure = svc
-        .submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
-        .await
-        .unwrap();
-    let access = svc
-        .submit(&w.admin(), DsrKind::Access, &subject("b"), None)
-        .await
-        .unwrap();
+    let erasure = w.submit(&svc, DsrKind::Erasure, "a").await;
+    let access = w.submit(&svc, DsrKind::Access, "b").await;
     let closed_at = w.clock.now();
     let closure = tracklayer_core::admin::close_account_with_dsr(
         w.control.as_ref(),
@@ -925,22 +885,12 @@ async fn a_closed_workspaces_open_requests_still_complete_and_end_with_its_accou
         assert_eq!(r.status, DsrStatus::Completed, "{id}");
     }
     assert!(w.events_of("a").await.is_empty());
-    let erased = w
-        .dsr
-        .request(&w.workspace.id, &erasure.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let erased = w.request(&erasure.id).await;
     let receipt = erased.receipt.unwrap();
     assert_eq!(receipt.counts.events, 3);
     assert_eq!(receipt.workspace_closed_at, Some(closed_at));
     // No export for an access request of a closed workspace: no key can download one.
-    let answered = w
-        .dsr
-        .request(&w.workspace.id, &access.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let answered = w.request(&access.id).await;
     let receipt = answered.receipt.unwrap();
     assert_eq!(receipt.workspace_closed_at, Some(closed_at));
     assert_eq!(receipt.export_expires_at, None);
