@@ -411,29 +411,27 @@ where
     }
 }
 
-/// What most end-to-end tests start from: the fake vendors serving at `base`, and a data
-/// directory initialised for region "us" inside `tmp` (removed when it drops).
+/// What most end-to-end tests start from, in this order: the fake vendors, the URL they serve
+/// at, a temporary folder (removed when it drops), the data directory in it, initialised for
+/// region "us", and that workspace's keys.
 #[derive(Debug)]
-pub struct Setup {
-    pub fakes: std::sync::Arc<fake::Fakes>,
-    pub base: String,
-    pub tmp: tempfile::TempDir,
-    pub dir: PathBuf,
-    pub keys: Keys,
-}
+pub struct Setup(
+    pub std::sync::Arc<fake::Fakes>,
+    pub String,
+    pub tempfile::TempDir,
+    pub PathBuf,
+    pub Keys,
+);
 
 impl Setup {
-    pub async fn start(fakes: std::sync::Arc<fake::Fakes>) -> Self {
+    /// Starts fake vendors that know these secrets: Meta's access token, GA4's API secret,
+    /// TikTok's access token and the webhook's signing secret.
+    pub async fn start([meta, ga4, tiktok, webhook]: [&str; 4]) -> Self {
+        let fakes = fake::Fakes::new(meta, ga4, tiktok, webhook);
         let base = fake::serve(fakes.clone()).await;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         let keys = init(&dir, "us").unwrap();
-        Setup {
-            fakes,
-            base,
-            tmp,
-            dir,
-            keys,
-        }
+        Setup(fakes, base, tmp, dir, keys)
     }
 }

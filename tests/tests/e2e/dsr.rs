@@ -17,6 +17,7 @@ const META_TOKEN: &str = "EAAGdsrtesttoken";
 const GA4_SECRET: &str = "ga4DsrTestSecret"; // pragma: allowlist secret
 const TIKTOK_TOKEN: &str = "tiktokDsrTestToken";
 const WEBHOOK_SECRET: &str = "whsec_ZHNyLXRlc3Qtc2lnbmluZy1rZXktMDAwMDAwMDE="; // pragma: allowlist secret
+const SECRETS: [&str; 4] = [META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET];
 const SINKS: [&str; 4] = ["meta_capi", "ga4", "tiktok", "webhook:main"];
 
 /// A shopper's identifiers, as the client sends them.
@@ -192,6 +193,11 @@ fn stored(dir: &Path, s: &Shopper) -> Vec<(String, BTreeSet<String>)> {
         .collect()
 }
 
+/// `GET path` on the admin API.
+async fn admin_get(url: &str, token: &str, path: &str) -> (u16, Value) {
+    admin(url, token, reqwest::Method::GET, path, None).await
+}
+
 async fn admin(
     url: &str,
     token: &str,
@@ -220,19 +226,7 @@ fn received_of(fakes: &Fakes, sink: &str, s: &Shopper) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_erasure_leaves_no_byte_of_the_subject_on_disk_and_suppresses_its_later_events() {
-    let Setup {
-        fakes,
-        base,
-        tmp: _tmp,
-        dir,
-        keys,
-    } = Setup::start(Fakes::new(
-        META_TOKEN,
-        GA4_SECRET,
-        TIKTOK_TOKEN,
-        WEBHOOK_SECRET,
-    ))
-    .await;
+    let Setup(fakes, base, _tmp, dir, keys) = Setup::start(SECRETS).await;
     add_destinations(&dir, &base);
     let mut server = Server::start(
         &dir,
@@ -304,14 +298,7 @@ async fn an_erasure_leaves_no_byte_of_the_subject_on_disk_and_suppresses_its_lat
         submitted["id"].as_str().unwrap()
     );
     let done = poll(Duration::from_secs(90), "erasure not completed", || async {
-        let (_, r) = admin(
-            &server.url,
-            &keys.admin_token,
-            reqwest::Method::GET,
-            &path,
-            None,
-        )
-        .await;
+        let (_, r) = admin_get(&server.url, &keys.admin_token, &path).await;
         match r["status"] == "completed" {
             true => Ok(r),
             false => Err(r.to_string()),
@@ -405,19 +392,7 @@ async fn an_erasure_leaves_no_byte_of_the_subject_on_disk_and_suppresses_its_lat
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_access_export_lists_the_subjects_events_and_hashed_ids_and_nothing_of_others() {
-    let Setup {
-        fakes,
-        base,
-        tmp: _tmp,
-        dir,
-        keys,
-    } = Setup::start(Fakes::new(
-        META_TOKEN,
-        GA4_SECRET,
-        TIKTOK_TOKEN,
-        WEBHOOK_SECRET,
-    ))
-    .await;
+    let Setup(fakes, base, _tmp, dir, keys) = Setup::start(SECRETS).await;
     add_destinations(&dir, &base);
     let server = Server::start(
         &dir,
@@ -448,14 +423,7 @@ async fn an_access_export_lists_the_subjects_events_and_hashed_ids_and_nothing_o
         submitted["id"].as_str().unwrap()
     );
     let doc = poll(Duration::from_secs(60), "export not ready", || async {
-        let (status, body) = admin(
-            &server.url,
-            &keys.admin_token,
-            reqwest::Method::GET,
-            &export,
-            None,
-        )
-        .await;
+        let (status, body) = admin_get(&server.url, &keys.admin_token, &export).await;
         if status == 200 {
             return Ok(body);
         }
