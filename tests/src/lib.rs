@@ -63,16 +63,15 @@ pub struct Keys {
     pub admin_token: String,
 }
 
+/// `tracklayer init --data-dir <dir> <extra>`.
+pub fn init_with(dir: &Path, extra: &[&str]) -> anyhow::Result<Output> {
+    let data_dir = dir.to_str().expect("utf-8 path");
+    tracklayer(&[&["init", "--data-dir", data_dir][..], extra].concat())
+}
+
 /// `tracklayer init --json` on `dir`.
 pub fn init(dir: &Path, region: &str) -> anyhow::Result<Keys> {
-    let out = tracklayer(&[
-        "init",
-        "--data-dir",
-        dir.to_str().expect("utf-8 path"),
-        "--region",
-        region,
-        "--json",
-    ])?;
+    let out = init_with(dir, &["--region", region, "--json"])?;
     let text = String::from_utf8(out.stdout)?;
     let v: Value =
         serde_json::from_str(text.trim()).context("init --json prints one JSON object")?;
