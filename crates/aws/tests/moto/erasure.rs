@@ -18,7 +18,7 @@ use tracklayer_core::clock::{Clock, SequentialIds, SystemClock, SystemIds};
 use tracklayer_core::control_plane::{Bootstrapped, Control};
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::service::{DsrConfig, DsrPorts, DsrService, SubjectIdentifiers};
-use tracklayer_core::dsr::{DsrKind, DsrStatus};
+use tracklayer_core::dsr::{DsrKind, DsrStatus, EventFootprint};
 use tracklayer_core::event::{EventId, QueueBody};
 use tracklayer_core::ingest::{
     parse_body, Endpoint, IngestConfig, IngestPorts, IngestService, RequestMeta,
@@ -148,6 +148,19 @@ impl Stack {
             .bootstrap(Region::Us, name)
             .await
             .expect("a workspace")
+    }
+
+    /// The events of `subjects` in the workspace, up to `limit`.
+    async fn footprint(
+        &self,
+        ws: &WorkspaceId,
+        subjects: &[String],
+        limit: usize,
+    ) -> Vec<EventFootprint> {
+        self.events
+            .subject_footprint(ws, subjects, None, limit)
+            .await
+            .unwrap()
     }
 
     fn ingest(&self) -> IngestService {
@@ -475,11 +488,7 @@ async fn erasing_a_subject_leaves_nothing_of_it_in_any_table_or_queue() {
         .expect("an erasure request");
     let subjects_a = request.subjects.clone();
     assert_eq!(subjects_a.len(), 4);
-    let footprint_a = stack
-        .events
-        .subject_footprint(&ws, &subjects_a, None, 1000)
-        .await
-        .unwrap();
+    let footprint_a = stack.footprint(&ws, &subjects_a, 1000).await;
     assert_eq!(footprint_a.len(), 4, "a-1, a-2, a-3, a-4");
     let ids_a: BTreeSet<EventId> = footprint_a.iter().map(|f| f.event.event_id).collect();
     let mut hashes_a: BTreeSet<String> = BTreeSet::new();
@@ -603,11 +612,7 @@ async fn erasing_a_subject_leaves_nothing_of_it_in_any_table_or_queue() {
             .unwrap(),
     );
     let index_b = subjects_b.index(&keys).unwrap().values;
-    let left_b = stack
-        .events
-        .subject_footprint(&ws, &index_b, None, 1000)
-        .await
-        .unwrap();
+    let left_b = stack.footprint(&ws, &index_b, 1000).await;
     assert_eq!(left_b.len(), 4, "b-1 .. b-4");
     let ids_b: Vec<EventId> = left_b.iter().map(|f| f.event.event_id).collect();
     for id in &ids_b {
@@ -651,12 +656,7 @@ async fn erasing_a_subject_leaves_nothing_of_it_in_any_table_or_queue() {
     // A writes again: suppressed, nothing stored or queued.
     let later = send(&ingest, &key, vec![track(&a, "a-5", 50)]).await;
     assert_eq!((later.accepted, later.suppressed), (1, 1));
-    assert!(stack
-        .events
-        .subject_footprint(&ws, &subjects_a, None, 10)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(stack.footprint(&ws, &subjects_a, 10).await.is_empty());
     let finally = stack.everything().await;
     let hits = scan::find(&finally, &subjects_a);
     assert!(hits.is_empty(), "A's later event left a trace: {hits:?}");
@@ -693,10 +693,8 @@ async fn an_access_export_is_stored_sealed_for_7_days_and_downloads_the_subjects
         .unwrap();
     let subjects_b = request.subjects.clone();
     let ids_b: Vec<EventId> = stack
-        .events
-        .subject_footprint(&ws, &subjects_b, None, 10)
+        .footprint(&ws, &subjects_b, 10)
         .await
-        .unwrap()
         .iter()
         .map(|f| f.event.event_id)
         .collect();
