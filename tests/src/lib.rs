@@ -63,16 +63,15 @@ pub struct Keys {
     pub admin_token: String,
 }
 
+/// `tracklayer init --data-dir <dir> <extra>`.
+pub fn init_with(dir: &Path, extra: &[&str]) -> anyhow::Result<Output> {
+    let data_dir = dir.to_str().expect("utf-8 path");
+    tracklayer(&[&["init", "--data-dir", data_dir][..], extra].concat())
+}
+
 /// `tracklayer init --json` on `dir`.
 pub fn init(dir: &Path, region: &str) -> anyhow::Result<Keys> {
-    let out = tracklayer(&[
-        "init",
-        "--data-dir",
-        dir.to_str().expect("utf-8 path"),
-        "--region",
-        region,
-        "--json",
-    ])?;
+    let out = init_with(dir, &["--region", region, "--json"])?;
     let text = String::from_utf8(out.stdout)?;
     let v: Value =
         serde_json::from_str(text.trim()).context("init --json prints one JSON object")?;
@@ -392,5 +391,46 @@ pub async fn wait_until(limit: std::time::Duration, what: &str, mut done: impl F
             "timed out waiting for {what}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Calls `attempt` every 250 ms until it answers `Ok`, and returns that; fails after `limit`
+/// with `what` and the last `Err` (what was seen instead).
+pub async fn poll<T, F>(limit: Duration, what: &str, mut attempt: impl FnMut() -> F) -> T
+where
+    F: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(seen) => assert!(Instant::now() < deadline, "{what}: {seen}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// What most end-to-end tests start from, in this order: the fake vendors, the URL they serve
+/// at, a temporary folder (removed when it drops), the data directory in it, initialised for
+/// region "us", and that workspace's keys.
+#[derive(Debug)]
+pub struct Setup(
+    pub std::sync::Arc<fake::Fakes>,
+    pub String,
+    pub tempfile::TempDir,
+    pub PathBuf,
+    pub Keys,
+);
+
+impl Setup {
+    /// Starts fake vendors that know these secrets: Meta's access token, GA4's API secret,
+    /// TikTok's access token and the webhook's signing secret.
+    pub async fn start([meta, ga4, tiktok, webhook]: [&str; 4]) -> Self {
+        let fakes = fake::Fakes::new(meta, ga4, tiktok, webhook);
+        let base = fake::serve(fakes.clone()).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let keys = init(&dir, "us").unwrap();
+        Setup(fakes, base, tmp, dir, keys)
     }
 }

@@ -216,15 +216,7 @@ fn node_sdk_gzip_traffic_is_stored_once_hashed_routed_and_never_raw() {
 fn init_json_prints_exactly_one_object_with_the_keys() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let out = tracklayer(&[
-        "init",
-        "--data-dir",
-        dir.to_str().unwrap(),
-        "--region",
-        "eu",
-        "--json",
-    ])
-    .unwrap();
+    let out = init_with(&dir, &["--region", "eu", "--json"]).unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.trim().lines().count(), 1, "{text}");
     let v: Value = serde_json::from_str(text.trim()).unwrap();
@@ -246,7 +238,7 @@ fn init_json_prints_exactly_one_object_with_the_keys() {
         .unwrap()
         .starts_with("tl_ingest_eu_"));
     // A second init on the same directory is refused rather than overwriting keys.
-    assert!(tracklayer(&["init", "--data-dir", dir.to_str().unwrap()]).is_err());
+    assert!(init_with(&dir, &[]).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -259,19 +259,23 @@ async fn sqs_queue() -> SqsHarness {
     }
 }
 
-async fn kms_keyring() -> KmsKeyring {
-    let c = clients().await;
-    let key = c
-        .kms
+/// A new KMS key on moto, by its ARN.
+async fn kms_key(c: &AwsClients, description: &str) -> String {
+    c.kms
         .create_key()
-        .description("TrackLayer platform key (test)")
+        .description(description)
         .send()
         .await
         .expect("create a KMS key on moto")
         .key_metadata
         .expect("key metadata")
         .arn
-        .expect("key ARN");
+        .expect("key ARN")
+}
+
+async fn kms_keyring() -> KmsKeyring {
+    let c = clients().await;
+    let key = kms_key(&c, "TrackLayer platform key (test)").await;
     KmsKeyring::new(c.kms, key, Duration::from_secs(300))
 }
 
@@ -924,16 +928,7 @@ async fn a_customer_key_that_does_not_exist_fails_closed_when_unwrapping() {
 // BYOK
 
 async fn customer_key(c: &AwsClients) -> String {
-    c.kms
-        .create_key()
-        .description("a customer's own key (test)")
-        .send()
-        .await
-        .expect("create a KMS key on moto")
-        .key_metadata
-        .expect("key metadata")
-        .arn
-        .expect("key ARN")
+    kms_key(c, "a customer's own key (test)").await
 }
 
 #[tokio::test]

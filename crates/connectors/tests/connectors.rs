@@ -47,6 +47,15 @@ fn golden(json: &str) -> Value {
     serde_json::from_str(json).expect("golden body")
 }
 
+/// Asserts a JSON request whose body is the golden one.
+fn assert_golden_json(request: &HttpRequest, golden_body: &str) {
+    assert_eq!(
+        request.headers,
+        vec![("Content-Type".to_owned(), "application/json".to_owned())]
+    );
+    assert_eq!(body(request), golden(golden_body));
+}
+
 fn destination(kind: DestinationKind, config: Value) -> Destination {
     let ws = WorkspaceId::new(Region::Eu, "golden");
     let mut d = tracklayer_core::testkit::destination(&ws, kind, NOW);
@@ -54,45 +63,27 @@ fn destination(kind: DestinationKind, config: Value) -> Destination {
     d
 }
 
-fn meta_destination() -> Destination {
-    destination(
-        DestinationKind::MetaCapi,
-        json!({"pixel_id": "1234567890", "api_version": "v21.0", "test_event_code": "TEST123"}),
-    )
-}
-
-fn meta_secrets() -> Value {
-    json!({"access_token": "EAAB-token", "app_secret": "shh-app-secret"})
-}
-
-fn ga4_destination() -> Destination {
-    destination(DestinationKind::Ga4, json!({"measurement_id": "G-ABC123"}))
-}
-
-fn ga4_secrets() -> Value {
-    json!({"api_secret": "sec ret"})
-}
-
-fn tiktok_destination() -> Destination {
-    destination(
-        DestinationKind::Tiktok,
-        json!({"pixel_code": "C9Q2MJ3C77U4P674RPG0"}),
-    )
-}
-
-fn tiktok_secrets() -> Value {
-    json!({"access_token": "tt-token"})
-}
-
-fn webhook_destination() -> Destination {
-    destination(
-        DestinationKind::Webhook,
-        json!({"url": "https://hooks.example/tracklayer"}),
-    )
-}
-
-fn webhook_secrets() -> Value {
-    json!({ "signing_secret": SPEC_SECRET })
+/// The test destination of `kind` and its secrets, as a customer would enter them.
+fn vendor(kind: DestinationKind) -> (Destination, Value) {
+    let (config, secrets) = match kind {
+        DestinationKind::MetaCapi => (
+            json!({"pixel_id": "1234567890", "api_version": "v21.0", "test_event_code": "TEST123"}),
+            json!({"access_token": "EAAB-token", "app_secret": "shh-app-secret"}),
+        ),
+        DestinationKind::Ga4 => (
+            json!({"measurement_id": "G-ABC123"}),
+            json!({"api_secret": "sec ret"}),
+        ),
+        DestinationKind::Tiktok => (
+            json!({"pixel_code": "C9Q2MJ3C77U4P674RPG0"}),
+            json!({"access_token": "tt-token"}),
+        ),
+        DestinationKind::Webhook => (
+            json!({"url": "https://hooks.example/tracklayer"}),
+            json!({ "signing_secret": SPEC_SECRET }),
+        ),
+    };
+    (destination(kind, config), secrets)
 }
 
 fn target<'a>(d: &'a Destination, secrets: &'a Value) -> Target<'a> {
@@ -216,23 +207,18 @@ fn debug_output_of_requests_never_shows_tokens_or_secrets() {
     let items = [fixture("order")];
     let cases = [
         (
-            meta_destination(),
-            meta_secrets(),
+            DestinationKind::MetaCapi,
             vec!["EAAB-token", "shh-app-secret"],
         ),
+        (DestinationKind::Ga4, vec!["sec ret", "sec%20ret"]),
+        (DestinationKind::Tiktok, vec!["tt-token"]),
         (
-            ga4_destination(),
-            ga4_secrets(),
-            vec!["sec ret", "sec%20ret"],
-        ),
-        (tiktok_destination(), tiktok_secrets(), vec!["tt-token"]),
-        (
-            webhook_destination(),
-            webhook_secrets(),
+            DestinationKind::Webhook,
             vec!["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "v1,"], // pragma: allowlist secret
         ),
     ];
-    for (d, secrets, hidden) in cases {
+    for (kind, hidden) in cases {
+        let (d, secrets) = vendor(kind);
         let request = build(&target(&d, &secrets), &items);
         let shown = format!("{request:?} {:?}", Some(&request));
         for secret in hidden {
@@ -251,8 +237,7 @@ fn debug_output_of_requests_never_shows_tokens_or_secrets() {
 fn batches_follow_each_connectors_limit() {
     let items: Vec<OpenedItem> = (0..2500).map(|_| fixture("order")).collect();
     let refs: Vec<&OpenedItem> = items.iter().collect();
-    let d = meta_destination();
-    let s = meta_secrets();
+    let (d, s) = vendor(DestinationKind::MetaCapi);
     let sizes: Vec<usize> = batches(&target(&d, &s), &refs)
         .iter()
         .map(Vec::len)
@@ -262,7 +247,7 @@ fn batches_follow_each_connectors_limit() {
         DestinationKind::Webhook,
         json!({"url": "https://hooks.example/", "batch_size": 700}),
     );
-    let s = webhook_secrets();
+    let s = vendor(DestinationKind::Webhook).1;
     let sizes: Vec<usize> = batches(&target(&d, &s), &refs)
         .iter()
         .map(Vec::len)
@@ -331,7 +316,7 @@ fn segment_names_match_regardless_of_case_and_surrounding_spaces() {
 
 #[test]
 fn unmapped_names_pass_through_unchanged() {
-    let d = meta_destination();
+    let d = vendor(DestinationKind::MetaCapi).0;
     let item = bare(EventType::Track, Some("Video Played"), NOW).item;
     assert_eq!(names::resolve(&d, &item), "Video Played");
     let screen = bare(EventType::Screen, None, NOW).item;
@@ -381,8 +366,7 @@ fn a_named_page_override_wins_over_the_page_group_override() {
 
 #[test]
 fn meta_builds_the_golden_request_with_token_proof_and_test_event_code() {
-    let d = meta_destination();
-    let s = meta_secrets();
+    let (d, s) = vendor(DestinationKind::MetaCapi);
     let request = build(
         &target(&d, &s),
         &[fixture("order"), fixture("page"), fixture("search")],
@@ -395,14 +379,7 @@ fn meta_builds_the_golden_request_with_token_proof_and_test_event_code() {
             meta::appsecret_proof("shh-app-secret", "EAAB-token")
         )
     );
-    assert_eq!(
-        request.headers,
-        vec![("Content-Type".to_owned(), "application/json".to_owned())]
-    );
-    assert_eq!(
-        body(&request),
-        golden(include_str!("fixtures/meta_body.json"))
-    );
+    assert_golden_json(&request, include_str!("fixtures/meta_body.json"));
 }
 
 #[test]
@@ -431,9 +408,8 @@ fn meta_leaves_out_the_proof_and_test_code_when_not_configured() {
 
 #[test]
 fn meta_sends_to_the_endpoint_override() {
-    let mut d = meta_destination();
+    let (mut d, s) = vendor(DestinationKind::MetaCapi);
     d.endpoint = Some("http://127.0.0.1:9999/".into());
-    let s = meta_secrets();
     let request = build(&target(&d, &s), &[fixture("order")]);
     assert!(request
         .url
@@ -443,13 +419,13 @@ fn meta_sends_to_the_endpoint_override() {
 #[test]
 fn meta_names_missing_settings_without_echoing_secrets() {
     let d = destination(DestinationKind::MetaCapi, json!({"pixel_id": "1"}));
-    let s = meta_secrets();
+    let s = vendor(DestinationKind::MetaCapi).1;
     let refs = [&fixture("order")];
     let err = connector(DestinationKind::MetaCapi)
         .build(&target(&d, &s), &refs)
         .unwrap_err();
     assert_eq!(err, "meta_capi: config.api_version is missing");
-    let d = meta_destination();
+    let d = vendor(DestinationKind::MetaCapi).0;
     let s = json!({});
     let err = connector(DestinationKind::MetaCapi)
         .build(&target(&d, &s), &refs)
@@ -459,8 +435,7 @@ fn meta_names_missing_settings_without_echoing_secrets() {
 
 #[test]
 fn meta_drops_events_older_than_seven_days() {
-    let d = meta_destination();
-    let s = meta_secrets();
+    let (d, s) = vendor(DestinationKind::MetaCapi);
     let t = target(&d, &s);
     let mut o = fixture("search");
     o.item.timestamp = NOW - time::Duration::days(7) + time::Duration::minutes(1);
@@ -471,8 +446,7 @@ fn meta_drops_events_older_than_seven_days() {
 
 #[test]
 fn meta_drops_purchases_without_value_or_currency() {
-    let d = meta_destination();
-    let s = meta_secrets();
+    let (d, s) = vendor(DestinationKind::MetaCapi);
     let t = target(&d, &s);
     let mut o = fixture("order");
     o.item.properties = json!({"order_id": "x", "revenue": 10});
@@ -485,8 +459,7 @@ fn meta_drops_purchases_without_value_or_currency() {
 
 #[test]
 fn meta_drops_events_without_any_customer_information() {
-    let d = meta_destination();
-    let s = meta_secrets();
+    let (d, s) = vendor(DestinationKind::MetaCapi);
     let mut o = fixture("search");
     o.item.user_data.clear();
     assert!(matches!(
@@ -497,8 +470,7 @@ fn meta_drops_events_without_any_customer_information() {
 
 #[test]
 fn meta_sends_only_sha256_digests_as_hashed_identifiers() {
-    let d = meta_destination();
-    let s = meta_secrets();
+    let (d, s) = vendor(DestinationKind::MetaCapi);
     let mut o = fixture("search");
     o.item
         .user_data
@@ -552,8 +524,7 @@ fn review_item() -> OpenedItem {
 
 #[test]
 fn meta_custom_data_and_event_source_url_carry_no_raw_email_or_phone() {
-    let d = meta_destination();
-    let s = meta_secrets();
+    let (d, s) = vendor(DestinationKind::MetaCapi);
     let sent = body(&build(&target(&d, &s), &[review_item()]));
     let event = &sent["data"][0];
     assert_eq!(
@@ -584,10 +555,10 @@ fn meta_custom_data_and_event_source_url_carry_no_raw_email_or_phone() {
 #[test]
 fn no_connector_sends_a_url_with_identifying_parameters() {
     let cases = [
-        (meta_destination(), meta_secrets()),
-        (ga4_destination(), ga4_secrets()),
-        (tiktok_destination(), tiktok_secrets()),
-        (webhook_destination(), webhook_secrets()),
+        vendor(DestinationKind::MetaCapi),
+        vendor(DestinationKind::Ga4),
+        vendor(DestinationKind::Tiktok),
+        vendor(DestinationKind::Webhook),
     ];
     for (d, s) in &cases {
         let mut o = review_item();
@@ -610,8 +581,7 @@ fn no_connector_sends_a_url_with_identifying_parameters() {
 
 #[test]
 fn meta_action_source_is_website_only_with_a_page_url_and_a_user_agent() {
-    let d = meta_destination();
-    let s = meta_secrets();
+    let (d, s) = vendor(DestinationKind::MetaCapi);
     let mut no_agent = fixture("page");
     no_agent.sealed.user_agent = None;
     let mut own = fixture("search");
@@ -632,8 +602,8 @@ fn meta_action_source_is_website_only_with_a_page_url_and_a_user_agent() {
 
 #[test]
 fn meta_action_source_follows_the_channel_then_the_page_then_the_destination_default() {
-    let s = meta_secrets();
-    let mut shop = meta_destination();
+    let s = vendor(DestinationKind::MetaCapi).1;
+    let mut shop = vendor(DestinationKind::MetaCapi).0;
     shop.config["action_source"] = json!("physical_store");
     let with_channel = |name: &str, channel: &str| {
         let mut o = fixture(name);
@@ -662,7 +632,7 @@ fn meta_action_source_follows_the_channel_then_the_page_then_the_destination_def
     };
 
     assert_eq!(
-        sources(&meta_destination()),
+        sources(&vendor(DestinationKind::MetaCapi).0),
         ["app", "email", "website", "other", "other"]
     );
     assert_eq!(
@@ -679,8 +649,7 @@ fn meta_action_source_follows_the_channel_then_the_page_then_the_destination_def
 
 #[test]
 fn meta_carries_at_most_1000_events_a_request() {
-    let d = meta_destination();
-    let s = meta_secrets();
+    let (d, s) = vendor(DestinationKind::MetaCapi);
     let t = target(&d, &s);
     let items: Vec<OpenedItem> = (0..1001).map(|_| fixture("search")).collect();
     let refs: Vec<&OpenedItem> = items.iter().collect();
@@ -781,21 +750,13 @@ fn meta_gives_up_on_other_client_errors_with_metas_message() {
 
 #[test]
 fn ga4_builds_the_golden_request_for_one_client() {
-    let d = ga4_destination();
-    let s = ga4_secrets();
+    let (d, s) = vendor(DestinationKind::Ga4);
     let request = build(&target(&d, &s), &[fixture("order")]);
     assert_eq!(
         request.url,
         "https://www.google-analytics.com/mp/collect?measurement_id=G-ABC123&api_secret=sec%20ret"
     );
-    assert_eq!(
-        request.headers,
-        vec![("Content-Type".to_owned(), "application/json".to_owned())]
-    );
-    assert_eq!(
-        body(&request),
-        golden(include_str!("fixtures/ga4_body.json"))
-    );
+    assert_golden_json(&request, include_str!("fixtures/ga4_body.json"));
 }
 
 #[test]
@@ -804,7 +765,7 @@ fn ga4_sends_to_the_validation_server_when_validate_is_set() {
         DestinationKind::Ga4,
         json!({"measurement_id": "G-ABC123", "validate": true}),
     );
-    let s = ga4_secrets();
+    let s = vendor(DestinationKind::Ga4).1;
     let request = build(&target(&d, &s), &[fixture("order")]);
     assert_eq!(
         request.url,
@@ -814,8 +775,7 @@ fn ga4_sends_to_the_validation_server_when_validate_is_set() {
 
 #[test]
 fn ga4_takes_the_anonymous_id_when_no_client_id_was_captured() {
-    let d = ga4_destination();
-    let s = ga4_secrets();
+    let (d, s) = vendor(DestinationKind::Ga4);
     let sent = body(&build(&target(&d, &s), &[fixture("search")]));
     assert_eq!(sent["client_id"], "anon-2");
     assert_eq!(sent["user_id"], "user-42");
@@ -825,8 +785,7 @@ fn ga4_takes_the_anonymous_id_when_no_client_id_was_captured() {
 
 #[test]
 fn ga4_drops_events_without_any_client_id() {
-    let d = ga4_destination();
-    let s = ga4_secrets();
+    let (d, s) = vendor(DestinationKind::Ga4);
     let mut o = fixture("search");
     o.sealed.anonymous_id = Some("  ".into());
     assert!(matches!(
@@ -837,8 +796,7 @@ fn ga4_drops_events_without_any_client_id() {
 
 #[test]
 fn ga4_drops_events_older_than_72_hours() {
-    let d = ga4_destination();
-    let s = ga4_secrets();
+    let (d, s) = vendor(DestinationKind::Ga4);
     let t = target(&d, &s);
     let mut o = fixture("order");
     o.item.timestamp = NOW - time::Duration::hours(71);
@@ -849,8 +807,7 @@ fn ga4_drops_events_older_than_72_hours() {
 
 #[test]
 fn ga4_sanitizes_unmapped_names_to_snake_case() {
-    let d = ga4_destination();
-    let s = ga4_secrets();
+    let (d, s) = vendor(DestinationKind::Ga4);
     let items = [
         bare(EventType::Track, Some("Video Played"), NOW),
         bare(EventType::Track, Some("newsletterSubscribed"), NOW),
@@ -877,8 +834,7 @@ fn ga4_sanitizes_unmapped_names_to_snake_case() {
 
 #[test]
 fn ga4_drops_events_whose_name_cannot_be_made_valid() {
-    let d = ga4_destination();
-    let s = ga4_secrets();
+    let (d, s) = vendor(DestinationKind::Ga4);
     let t = target(&d, &s);
     for name in ["2FA Enabled", "!!!", "session_start", "Firebase Sync"] {
         let o = bare(EventType::Track, Some(name), NOW);
@@ -897,8 +853,7 @@ fn ga4_drops_events_whose_name_cannot_be_made_valid() {
 
 #[test]
 fn ga4_keeps_the_first_25_parameters_and_cuts_strings_to_100_characters() {
-    let d = ga4_destination();
-    let s = ga4_secrets();
+    let (d, s) = vendor(DestinationKind::Ga4);
     let mut o = bare(EventType::Track, Some("Custom Thing"), NOW);
     let mut props = serde_json::Map::new();
     props.insert("currency".into(), json!("usd"));
@@ -943,8 +898,7 @@ fn ga4_sanitizes_parameter_names_and_drops_invalid_ones() {
 
 #[test]
 fn ga4_groups_requests_by_client_id_with_at_most_25_events() {
-    let d = ga4_destination();
-    let s = ga4_secrets();
+    let (d, s) = vendor(DestinationKind::Ga4);
     let t = target(&d, &s);
     let mut items = Vec::new();
     for i in 0..60 {
@@ -980,8 +934,7 @@ fn ga4_groups_requests_by_client_id_with_at_most_25_events() {
 
 #[test]
 fn ga4_refuses_to_build_a_request_mixing_clients() {
-    let d = ga4_destination();
-    let s = ga4_secrets();
+    let (d, s) = vendor(DestinationKind::Ga4);
     let mut other = fixture("page");
     other.sealed.anonymous_id = Some("anon-other".into());
     let items = [fixture("page"), other];
@@ -992,21 +945,24 @@ fn ga4_refuses_to_build_a_request_mixing_clients() {
     assert!(err.contains("batches"), "{err}");
 }
 
+/// `max` items of `kind` make one request; one more does not.
+fn assert_carries_at_most(kind: DestinationKind, t: &Target<'_>, kind_of_item: &str, max: usize) {
+    let items: Vec<OpenedItem> = (0..=max).map(|_| fixture(kind_of_item)).collect();
+    let refs: Vec<&OpenedItem> = items.iter().collect();
+    let c = connector(kind);
+    assert!(c.build(t, &refs[..max]).is_ok(), "{max} fit");
+    assert!(c.build(t, &refs).is_err(), "{} do not", max + 1);
+}
+
 #[test]
 fn ga4_carries_at_most_25_events_a_request() {
-    let d = ga4_destination();
-    let s = ga4_secrets();
-    let items: Vec<OpenedItem> = (0..26).map(|_| fixture("page")).collect();
-    let refs: Vec<&OpenedItem> = items.iter().collect();
-    let c = connector(DestinationKind::Ga4);
-    assert!(c.build(&target(&d, &s), &refs[..25]).is_ok());
-    assert!(c.build(&target(&d, &s), &refs).is_err());
+    let (d, s) = vendor(DestinationKind::Ga4);
+    assert_carries_at_most(DestinationKind::Ga4, &target(&d, &s), "page", 25);
 }
 
 #[test]
 fn ga4_sends_no_user_data_when_ad_user_data_is_denied() {
-    let d = ga4_destination();
-    let s = ga4_secrets();
+    let (d, s) = vendor(DestinationKind::Ga4);
     let mut o = fixture("order");
     o.item.consent.ad_user_data = Some(false);
     let sent = body(&build(&target(&d, &s), &[o]));
@@ -1019,8 +975,7 @@ fn ga4_sends_no_user_data_when_ad_user_data_is_denied() {
 
 #[test]
 fn ga4_page_views_carry_location_title_and_referrer() {
-    let d = ga4_destination();
-    let s = ga4_secrets();
+    let (d, s) = vendor(DestinationKind::Ga4);
     let sent = body(&build(&target(&d, &s), &[fixture("page")]));
     assert_eq!(
         sent["events"][0],
@@ -1099,8 +1054,7 @@ fn ga4_retries_server_errors_and_rate_limits() {
 
 #[test]
 fn tiktok_builds_the_golden_request_with_the_access_token_header() {
-    let d = tiktok_destination();
-    let s = tiktok_secrets();
+    let (d, s) = vendor(DestinationKind::Tiktok);
     let request = build(
         &target(&d, &s),
         &[fixture("order"), fixture("page"), fixture("search")],
@@ -1128,7 +1082,7 @@ fn tiktok_sends_the_test_event_code_when_configured() {
         DestinationKind::Tiktok,
         json!({"pixel_code": "C1", "test_event_code": "TEST42"}),
     );
-    let s = tiktok_secrets();
+    let s = vendor(DestinationKind::Tiktok).1;
     let sent = body(&build(&target(&d, &s), &[fixture("page")]));
     assert_eq!(sent["test_event_code"], "TEST42");
     assert_eq!(sent["event_source_id"], "C1");
@@ -1136,13 +1090,8 @@ fn tiktok_sends_the_test_event_code_when_configured() {
 
 #[test]
 fn tiktok_carries_at_most_1000_events_a_request() {
-    let d = tiktok_destination();
-    let s = tiktok_secrets();
-    let items: Vec<OpenedItem> = (0..1001).map(|_| fixture("search")).collect();
-    let refs: Vec<&OpenedItem> = items.iter().collect();
-    let c = connector(DestinationKind::Tiktok);
-    assert!(c.build(&target(&d, &s), &refs[..1000]).is_ok());
-    assert!(c.build(&target(&d, &s), &refs).is_err());
+    let (d, s) = vendor(DestinationKind::Tiktok);
+    assert_carries_at_most(DestinationKind::Tiktok, &target(&d, &s), "search", 1000);
 }
 
 #[test]
@@ -1258,8 +1207,7 @@ fn webhook_signing_refuses_a_secret_that_is_not_base64_without_echoing_it() {
 
 #[test]
 fn webhook_builds_the_golden_signed_request() {
-    let d = webhook_destination();
-    let s = webhook_secrets();
+    let (d, s) = vendor(DestinationKind::Webhook);
     let request = build(
         &target(&d, &s),
         &[fixture("order"), fixture("page"), fixture("search")],
@@ -1283,8 +1231,7 @@ fn webhook_builds_the_golden_signed_request() {
 
 #[test]
 fn webhook_ids_stay_the_same_across_retries_while_timestamps_move() {
-    let d = webhook_destination();
-    let s = webhook_secrets();
+    let (d, s) = vendor(DestinationKind::Webhook);
     let items = [fixture("order"), fixture("page")];
     let first = build(&target(&d, &s), &items);
     let mut later = target(&d, &s);
@@ -1306,14 +1253,14 @@ fn webhook_ids_stay_the_same_across_retries_while_timestamps_move() {
 
 #[test]
 fn webhook_batch_size_defaults_to_100_and_follows_config() {
-    let s = webhook_secrets();
+    let s = vendor(DestinationKind::Webhook).1;
     let sized = destination(
         DestinationKind::Webhook,
         json!({"url": "https://hooks.example/", "batch_size": 10}),
     );
     let c = connector(DestinationKind::Webhook);
     assert_eq!(c.batch_limit(&target(&sized, &s)), 10);
-    let d = webhook_destination();
+    let d = vendor(DestinationKind::Webhook).0;
     assert_eq!(c.batch_limit(&target(&d, &s)), webhook::DEFAULT_BATCH_SIZE);
     let items: Vec<OpenedItem> = (0..11).map(|_| fixture("search")).collect();
     let refs: Vec<&OpenedItem> = items.iter().collect();
@@ -1323,9 +1270,9 @@ fn webhook_batch_size_defaults_to_100_and_follows_config() {
 
 #[test]
 fn webhook_posts_to_the_endpoint_override() {
-    let mut d = webhook_destination();
+    let mut d = vendor(DestinationKind::Webhook).0;
     d.endpoint = Some("https://override.example/in".into());
-    let s = webhook_secrets();
+    let s = vendor(DestinationKind::Webhook).1;
     let request = build(&target(&d, &s), &[fixture("page")]);
     assert_eq!(request.url, "https://override.example/in");
 }
@@ -1348,7 +1295,7 @@ fn webhook_events_apply_only_configured_name_overrides() {
         DestinationKind::Webhook,
         json!({"url": "https://hooks.example/", "event_names": {"Order Completed": "order.completed"}}),
     );
-    let s = webhook_secrets();
+    let s = vendor(DestinationKind::Webhook).1;
     let sent = body(&build(
         &target(&d, &s),
         &[fixture("order"), fixture("search")],
@@ -1400,10 +1347,10 @@ fn hostile_items() -> Vec<OpenedItem> {
 #[test]
 fn hostile_items_never_make_a_connector_panic() {
     let cases = [
-        (meta_destination(), meta_secrets()),
-        (ga4_destination(), ga4_secrets()),
-        (tiktok_destination(), tiktok_secrets()),
-        (webhook_destination(), webhook_secrets()),
+        vendor(DestinationKind::MetaCapi),
+        vendor(DestinationKind::Ga4),
+        vendor(DestinationKind::Tiktok),
+        vendor(DestinationKind::Webhook),
         (
             destination(DestinationKind::MetaCapi, json!(null)),
             json!(null),
@@ -1436,10 +1383,10 @@ fn hostile_items_never_make_a_connector_panic() {
 #[test]
 fn hostile_items_leave_no_unhashed_identifier_in_any_request() {
     let cases = [
-        (meta_destination(), meta_secrets()),
-        (ga4_destination(), ga4_secrets()),
-        (tiktok_destination(), tiktok_secrets()),
-        (webhook_destination(), webhook_secrets()),
+        vendor(DestinationKind::MetaCapi),
+        vendor(DestinationKind::Ga4),
+        vendor(DestinationKind::Tiktok),
+        vendor(DestinationKind::Webhook),
     ];
     for (d, s) in &cases {
         let t = target(d, s);
@@ -1514,7 +1461,7 @@ fn broken_rule(d: &Destination, s: &Value, item: &OpenedItem) -> Option<&'static
 
 #[test]
 fn a_meta_purchase_needs_a_numeric_value_and_a_currency() {
-    let (d, s) = (meta_destination(), meta_secrets());
+    let (d, s) = vendor(DestinationKind::MetaCapi);
     let with = |props: Value| {
         let mut o = fixture("order");
         o.item.properties = props;
@@ -1547,7 +1494,7 @@ fn a_meta_purchase_needs_a_numeric_value_and_a_currency() {
 
 #[test]
 fn meta_needs_customer_information_and_events_at_most_7_days_old() {
-    let (d, s) = (meta_destination(), meta_secrets());
+    let (d, s) = vendor(DestinationKind::MetaCapi);
     let mut anonymous = fixture("search");
     anonymous.item.user_data.clear();
     anonymous.sealed = SealedFields::default();
@@ -1566,7 +1513,7 @@ fn meta_needs_customer_information_and_events_at_most_7_days_old() {
 
 #[test]
 fn ga4_needs_a_client_id_a_valid_name_and_events_at_most_72_hours_old() {
-    let (d, s) = (ga4_destination(), ga4_secrets());
+    let (d, s) = vendor(DestinationKind::Ga4);
     let mut no_client = fixture("search");
     no_client.sealed.click_ids.clear();
     no_client.sealed.anonymous_id = None;
@@ -1594,11 +1541,19 @@ fn tiktok_and_webhooks_take_every_event() {
     empty.sealed = SealedFields::default();
     empty.item.timestamp = NOW - time::Duration::days(30);
     assert_eq!(
-        broken_rule(&tiktok_destination(), &tiktok_secrets(), &empty),
+        broken_rule(
+            &vendor(DestinationKind::Tiktok).0,
+            &vendor(DestinationKind::Tiktok).1,
+            &empty
+        ),
         None
     );
     assert_eq!(
-        broken_rule(&webhook_destination(), &webhook_secrets(), &empty),
+        broken_rule(
+            &vendor(DestinationKind::Webhook).0,
+            &vendor(DestinationKind::Webhook).1,
+            &empty
+        ),
         None
     );
 }

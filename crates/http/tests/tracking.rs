@@ -350,13 +350,27 @@ impl App {
 
     /// POSTs JSON with the write key as the Basic user name.
     async fn post(&self, path: &str, body: &Value) -> Reply {
-        self.send(
-            post(path)
-                .header(header::AUTHORIZATION, basic(&self.write_key))
-                .body(Body::from(body.to_string()))
-                .unwrap(),
-        )
-        .await
+        self.post_with_key(path, &self.write_key, body).await
+    }
+
+    /// Posts `body` to `path`, authenticated by `key` as its Basic user name.
+    async fn post_with_key(&self, path: &str, key: &str, body: &Value) -> Reply {
+        self.post_authorized(path, Some(&basic(key)), body).await
+    }
+
+    /// Posts `body` to `path` with this `Authorization` header, or without one.
+    async fn post_authorized(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+        body: &Value,
+    ) -> Reply {
+        let mut request = post(path);
+        if let Some(value) = authorization {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        self.send(request.body(Body::from(body.to_string())).unwrap())
+            .await
     }
 
     async fn depth(&self, kind: DestinationKind) -> u64 {
@@ -430,6 +444,14 @@ impl Reply {
             "a detail: {body}"
         );
         assert_eq!(body["status"], status.as_u16());
+        body
+    }
+
+    /// Asserts a 401 problem whose detail names `reason`.
+    fn assert_unauthorized_because(&self, reason: &str) -> Value {
+        let body = self.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(reason), "{body}");
         body
     }
 
@@ -567,11 +589,10 @@ async fn accepts_the_write_key_as_a_bearer_token() {
     let app = App::start().await;
 
     let reply = app
-        .send(
-            post("/v1/track")
-                .header(header::AUTHORIZATION, format!("Bearer {}", app.write_key))
-                .body(Body::from(track("m1").to_string()))
-                .unwrap(),
+        .post_authorized(
+            "/v1/track",
+            Some(&format!("Bearer {}", app.write_key)),
+            &track("m1"),
         )
         .await;
 
@@ -586,9 +607,7 @@ async fn accepts_the_write_key_in_the_body() {
     let batch = json!({"writeKey": app.write_key, "batch": [track("m2")]});
 
     for (path, body) in [("/v1/track", single), ("/v1/batch", batch)] {
-        let reply = app
-            .send(post(path).body(Body::from(body.to_string())).unwrap())
-            .await;
+        let reply = app.post_authorized(path, None, &body).await;
         reply.assert_accepted(1);
     }
 }
@@ -597,13 +616,7 @@ async fn accepts_the_write_key_in_the_body() {
 async fn refuses_a_request_without_a_write_key_with_401() {
     let app = App::start().await;
 
-    let reply = app
-        .send(
-            post("/v1/track")
-                .body(Body::from(track("m1").to_string()))
-                .unwrap(),
-        )
-        .await;
+    let reply = app.post_authorized("/v1/track", None, &track("m1")).await;
 
     reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
 }
@@ -616,19 +629,8 @@ async fn refuses_an_unknown_key_with_401_problem_json() {
     let wrong_secret = format!("{head}{}", if last == "X" { "Y" } else { "X" });
 
     for key in [foreign_key("eu"), "not-a-key".to_owned(), wrong_secret] {
-        let reply = app
-            .send(
-                post("/v1/track")
-                    .header(header::AUTHORIZATION, basic(&key))
-                    .body(Body::from(track("m1").to_string()))
-                    .unwrap(),
-            )
-            .await;
-        let body = reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
-        assert!(
-            body["detail"].as_str().unwrap().contains("not known"),
-            "{body}"
-        );
+        let reply = app.post_with_key("/v1/track", &key, &track("m1")).await;
+        reply.assert_unauthorized_because("not known");
     }
     assert_eq!(app.depth(DestinationKind::Webhook).await, 0);
 }
@@ -640,11 +642,7 @@ async fn refuses_a_revoked_key_with_401() {
 
     let reply = app.post("/v1/track", &track("m1")).await;
 
-    let body = reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
-    assert!(
-        body["detail"].as_str().unwrap().contains("revoked"),
-        "{body}"
-    );
+    reply.assert_unauthorized_because("revoked");
 }
 
 #[tokio::test]
@@ -656,11 +654,7 @@ async fn a_key_revoked_after_use_by_another_process_stops_working_within_5_secon
 
     let reply = app.post("/v1/track", &track("m2")).await;
 
-    let body = reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
-    assert!(
-        body["detail"].as_str().unwrap().contains("revoked"),
-        "{body}"
-    );
+    reply.assert_unauthorized_because("revoked");
 }
 
 #[tokio::test]
@@ -670,11 +664,7 @@ async fn refuses_an_expired_key_with_401() {
 
     let reply = app.post("/v1/track", &track("m1")).await;
 
-    let body = reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
-    assert!(
-        body["detail"].as_str().unwrap().contains("expired"),
-        "{body}"
-    );
+    reply.assert_unauthorized_because("expired");
 }
 
 #[tokio::test]
@@ -694,12 +684,7 @@ async fn refuses_an_admin_token_as_a_write_key() {
         .unwrap();
 
     let reply = app
-        .send(
-            post("/v1/track")
-                .header(header::AUTHORIZATION, basic(pat.secret.expose_secret()))
-                .body(Body::from(track("m1").to_string()))
-                .unwrap(),
-        )
+        .post_with_key("/v1/track", pat.secret.expose_secret(), &track("m1"))
         .await;
 
     reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
@@ -728,14 +713,7 @@ async fn refuses_a_key_whose_kind_label_was_changed_whatever_the_pair() {
             // bcrypt covers only the secret: the relabelled key's secret is genuine.
             let (_, rest) = key.strip_prefix("tl_").unwrap().split_once('_').unwrap();
             let forged = format!("tl_{to}_{rest}");
-            let reply = app
-                .send(
-                    post("/v1/track")
-                        .header(header::AUTHORIZATION, basic(&forged))
-                        .body(Body::from(track("m1").to_string()))
-                        .unwrap(),
-                )
-                .await;
+            let reply = app.post_with_key("/v1/track", &forged, &track("m1")).await;
             reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
         }
     }
@@ -747,12 +725,7 @@ async fn answers_421_with_the_right_endpoint_for_a_key_of_the_other_region() {
     let app = App::start().await;
 
     let reply = app
-        .send(
-            post("/v1/track")
-                .header(header::AUTHORIZATION, basic(&foreign_key("us")))
-                .body(Body::from(track("m1").to_string()))
-                .unwrap(),
-        )
+        .post_with_key("/v1/track", &foreign_key("us"), &track("m1"))
         .await;
 
     let body = reply.assert_problem(StatusCode::MISDIRECTED_REQUEST, "wrong-region");

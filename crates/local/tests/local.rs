@@ -21,6 +21,126 @@ mod delivery_service;
 #[path = "local/dsr_service.rs"]
 mod dsr_service;
 
+/// A SQLite stack with one workspace, bootstrapped as `init` does, a Meta destination and an
+/// ingest service: what the delivery and DSR service tests start from.
+struct MetaWorkspace {
+    _dir: tempfile::TempDir,
+    db: Db,
+    clock: Arc<FixedClock>,
+    keyring: Arc<FileKeyring>,
+    control: Arc<SqliteControlStore>,
+    events: Arc<SqliteEventStore>,
+    queue: Arc<SqliteDeliveryQueue>,
+    dsr: Arc<tracklayer_local::SqliteDsrStore>,
+    ingest: tracklayer_core::ingest::IngestService,
+    workspace: tracklayer_core::workspace::Workspace,
+    write_key: String,
+    destination: tracklayer_core::destination::DestinationId,
+}
+
+impl MetaWorkspace {
+    /// The workspace `name`, its Meta destination holding `access_token`, at [`T0`].
+    async fn new(name: &str, access_token: &str) -> Self {
+        use tracklayer_core::destination::DestinationKind;
+        use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
+
+        let dir = tempfile::tempdir().unwrap();
+        let master = dir.path().join("master.key");
+        FileKeyring::create_master_key(&master, &SystemIds).unwrap();
+        let keyring = Arc::new(
+            FileKeyring::open(&master, dir.path().join("c"), Arc::new(SystemIds)).unwrap(),
+        );
+        let db = Db::in_memory().unwrap();
+        let clock = Arc::new(FixedClock::new(T0));
+        let control = Arc::new(SqliteControlStore::new(db.clone()));
+        let events = Arc::new(SqliteEventStore::new(db.clone()));
+        let queue = Arc::new(SqliteDeliveryQueue::new(
+            db.clone(),
+            clock.clone(),
+            Arc::new(SystemIds),
+            8,
+        ));
+        let dsr = Arc::new(tracklayer_local::SqliteDsrStore::new(db.clone()));
+        let boot_control = tracklayer_core::control_plane::Control {
+            store: control.as_ref(),
+            keyring: keyring.as_ref(),
+            clock: clock.as_ref(),
+            ids: &SystemIds,
+        };
+        let boot = boot_control.bootstrap(Region::Us, name).await.unwrap();
+        let destination = add_destination(
+            &boot_control,
+            &boot.workspace,
+            "Meta",
+            DestinationKind::MetaCapi,
+            serde_json::json!({"pixel_id": "1234567890", "api_version": "v21.0"}),
+            serde_json::json!({ "access_token": access_token }),
+        )
+        .await;
+        let ingest = IngestService::new(
+            IngestPorts {
+                control: control.clone(),
+                events: events.clone(),
+                queue: queue.clone(),
+                keyring: keyring.clone(),
+                suppressions: dsr.clone(),
+                clock: clock.clone(),
+                ids: Arc::new(SystemIds),
+            },
+            IngestConfig::new(Region::Us),
+        );
+        Self {
+            _dir: dir,
+            db,
+            clock,
+            keyring,
+            control,
+            events,
+            queue,
+            dsr,
+            ingest,
+            write_key: secrecy::ExposeSecret::expose_secret(&boot.write_key).to_owned(),
+            workspace: boot.workspace,
+            destination,
+        }
+    }
+}
+
+impl MetaWorkspace {
+    /// The Meta destination as stored now.
+    async fn meta_destination(&self) -> tracklayer_core::destination::Destination {
+        use tracklayer_core::ports::ControlReader;
+        self.control
+            .destination(&self.workspace.id, &self.destination)
+            .await
+            .unwrap()
+            .expect("the Meta destination is stored")
+    }
+}
+
+/// Adds a destination of every event, unpaused, through the control plane.
+async fn add_destination(
+    control: &tracklayer_core::control_plane::Control<'_>,
+    workspace: &tracklayer_core::workspace::Workspace,
+    name: &str,
+    kind: tracklayer_core::destination::DestinationKind,
+    config: serde_json::Value,
+    secrets: serde_json::Value,
+) -> tracklayer_core::destination::DestinationId {
+    use tracklayer_core::destination::{DestinationSpec, EventFilter};
+    let spec = DestinationSpec {
+        name: name.into(),
+        kind,
+        config,
+        secrets,
+        consent_purposes: None,
+        events: EventFilter::All,
+        endpoint: None,
+        paused: false,
+    };
+    control.add_destination(workspace, spec).await.unwrap().id
+}
+
 struct LocalQueue {
     queue: SqliteDeliveryQueue,
     clock: Arc<FixedClock>,

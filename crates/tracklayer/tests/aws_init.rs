@@ -73,6 +73,20 @@ async fn deploy(stack: &str) {
 }
 
 /// Runs the `tracklayer` binary as an operator would, with credentials in the environment.
+/// `tracklayer --backend aws --region <AWS_REGION> --stack <stack> init <extra>`.
+fn init(stack: &str, extra: &[&str]) -> Output {
+    let args = [
+        "--backend",
+        "aws",
+        "--region",
+        AWS_REGION,
+        "--stack",
+        stack,
+        "init",
+    ];
+    tracklayer(&[&args[..], extra].concat())
+}
+
 fn tracklayer(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tracklayer"))
         .args(args)
@@ -153,16 +167,7 @@ async fn admin_service(stack: &str) -> AdminService {
 async fn init_creates_the_first_workspace_of_a_deployed_stack_found_by_its_name() {
     let stack = unique_stack();
     deploy(&stack).await;
-    let out = tracklayer(&[
-        "--backend",
-        "aws",
-        "--region",
-        AWS_REGION,
-        "--stack",
-        &stack,
-        "init",
-        "--json",
-    ]);
+    let out = init(&stack, &["--json"]);
     assert!(
         out.status.success(),
         "init failed: {}",
@@ -198,18 +203,8 @@ async fn init_creates_the_first_workspace_of_a_deployed_stack_found_by_its_name(
 async fn init_refuses_a_stack_that_already_has_a_workspace() {
     let stack = unique_stack();
     deploy(&stack).await;
-    let args = [
-        "--backend",
-        "aws",
-        "--region",
-        AWS_REGION,
-        "--stack",
-        &stack,
-        "init",
-        "--json",
-    ];
-    assert!(tracklayer(&args).status.success());
-    let again = tracklayer(&args);
+    assert!(init(&stack, &["--json"]).status.success());
+    let again = init(&stack, &["--json"]);
     assert!(!again.status.success());
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("already has 1 workspace"), "{stderr}");
@@ -217,15 +212,7 @@ async fn init_refuses_a_stack_that_already_has_a_workspace() {
 
 #[tokio::test]
 async fn init_names_the_missing_stack_when_its_tables_are_not_there() {
-    let out = tracklayer(&[
-        "--backend",
-        "aws",
-        "--region",
-        AWS_REGION,
-        "--stack",
-        "no-such-stack",
-        "init",
-    ]);
+    let out = init("no-such-stack", &[]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

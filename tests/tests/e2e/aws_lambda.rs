@@ -14,7 +14,7 @@ use tracklayer_tests::fake::{self, Fakes};
 use tracklayer_tests::lambda::events::HttpRequest;
 use tracklayer_tests::lambda::stack::{clients, Moto, Stack, FUNCTION_ACCESS_KEY, PUBLIC_URL_EU};
 use tracklayer_tests::lambda::{Deployment, Seeded};
-use tracklayer_tests::purchase;
+use tracklayer_tests::{poll, purchase};
 
 const META_TOKEN: &str = "EAAGlambdae2etesttoken"; // pragma: allowlist secret
 const GA4_SECRET: &str = "ga4LambdaE2eSecret"; // pragma: allowlist secret
@@ -119,6 +119,13 @@ async fn queue_depth(d: &Deployment, kind: DestinationKind) -> u64 {
         .unwrap_or(0)
 }
 
+/// A `POST /v1/batch` of `events`, sent with the workspace's write key.
+fn batch_request(write_key: &str, events: &[Value]) -> HttpRequest {
+    HttpRequest::new("POST", "/v1/batch")
+        .basic_auth(write_key)
+        .json(&json!({ "batch": events }))
+}
+
 async fn post_batch(
     d: &Deployment,
     write_key: &str,
@@ -127,15 +134,10 @@ async fn post_batch(
 ) -> Value {
     let batch: Vec<Value> = range.map(|i| purchase(prefix, i)).collect();
     let resp = d
-        .http(
-            HttpRequest::new("POST", "/v1/batch")
-                .basic_auth(write_key)
-                .header("user-agent", "analytics-node/7.0")
-                .json(&json!({ "batch": batch })),
-        )
+        .http(batch_request(write_key, &batch).header("user-agent", "analytics-node/7.0"))
         .await
         .expect("invoke ingest");
-    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(resp.status, 200, "{}", resp.text());
     resp.json()
 }
 
@@ -246,20 +248,11 @@ async fn an_eu_workspace_is_refused_by_the_us_functions_with_its_endpoint_and_no
     // The eu workspace's batch, sent to the us stack.
     let batch: Vec<Value> = (0..10).map(|i| purchase("xr", i)).collect();
     let refused = us
-        .http(
-            HttpRequest::new("POST", "/v1/batch")
-                .basic_auth(&eu_ws.write_key)
-                .json(&json!({ "batch": batch })),
-        )
+        .http(batch_request(&eu_ws.write_key, &batch))
         .await
         .unwrap();
 
-    assert_eq!(
-        refused.status,
-        421,
-        "{}",
-        String::from_utf8_lossy(&refused.body)
-    );
+    assert_eq!(refused.status, 421, "{}", refused.text());
     assert!(refused.headers["content-type"].starts_with("application/problem+json"));
     let problem = refused.json();
     assert_eq!(problem["region"], "eu", "{problem}");
@@ -291,30 +284,16 @@ async fn an_eu_workspace_is_refused_by_the_us_functions_with_its_endpoint_and_no
         .http(HttpRequest::new("GET", "/admin/v1/destinations").bearer(&eu_ws.admin_token))
         .await
         .unwrap();
-    assert_eq!(
-        admin.status,
-        421,
-        "{}",
-        String::from_utf8_lossy(&admin.body)
-    );
+    assert_eq!(admin.status, 421, "{}", admin.text());
     assert_eq!(admin.json()["endpoint"], PUBLIC_URL_EU);
 
     // Sent where it belongs, the same batch is accepted and stored in eu-central-1.
     let batch: Vec<Value> = (0..10).map(|i| purchase("xr", i)).collect();
     let accepted = eu
-        .http(
-            HttpRequest::new("POST", "/v1/batch")
-                .basic_auth(&eu_ws.write_key)
-                .json(&json!({ "batch": batch })),
-        )
+        .http(batch_request(&eu_ws.write_key, &batch))
         .await
         .unwrap();
-    assert_eq!(
-        accepted.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&accepted.body)
-    );
+    assert_eq!(accepted.status, 200, "{}", accepted.text());
     let stored = scan("eu-central-1", &eu.stack.tables.events).await;
     assert!(!stored.is_empty(), "the eu stack stored the batch");
     us.stop();
@@ -327,15 +306,14 @@ async fn a_malformed_batch_is_answered_with_problem_json_naming_the_field() {
     let (d, ws) = deploy(Region::Us, &["ingest"], logs.path()).await;
 
     let resp = d
-        .http(
-            HttpRequest::new("POST", "/v1/batch")
-                .basic_auth(&ws.write_key)
-                .json(&json!({"batch": [{"type": "track", "userId": "u1"}]})),
-        )
+        .http(batch_request(
+            &ws.write_key,
+            &[json!({"type": "track", "userId": "u1"})],
+        ))
         .await
         .unwrap();
 
-    assert_eq!(resp.status, 400, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(resp.status, 400, "{}", resp.text());
     assert!(resp.headers["content-type"].starts_with("application/problem+json"));
     let problem = resp.json();
     assert!(
@@ -446,7 +424,7 @@ async fn an_erasure_submitted_to_admin_is_completed_by_the_scheduled_dsr_functio
         )
         .await
         .expect("invoke admin");
-    assert_eq!(resp.status, 202, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(resp.status, 202, "{}", resp.text());
     let request = resp.json();
     assert_eq!(request["status"], "pending", "{request}");
     let id = request["id"].as_str().expect("request id").to_owned();
@@ -539,7 +517,7 @@ async fn closing_a_workspace_through_admin_stops_its_keys_and_stamps_its_account
                 )
                 .await
                 .expect("invoke admin");
-            assert_eq!(resp.status, 202, "{}", String::from_utf8_lossy(&resp.body));
+            assert_eq!(resp.status, 202, "{}", resp.text());
         }
     };
     submit("erasure").await;
@@ -567,7 +545,7 @@ async fn closing_a_workspace_through_admin_stops_its_keys_and_stamps_its_account
         .await
         .expect("invoke admin");
 
-    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(resp.status, 200, "{}", resp.text());
     let closure = resp.json();
     assert_eq!(closure["keys_revoked"], 2, "{closure}");
     assert_eq!(closure["destinations_deleted"], 1, "{closure}");
@@ -607,17 +585,25 @@ async fn closing_a_workspace_through_admin_stops_its_keys_and_stamps_its_account
         .http(HttpRequest::new("GET", "/admin/v1/workspace").bearer(&ws.admin_token))
         .await
         .expect("invoke admin");
-    assert_eq!(resp.status, 401, "{}", String::from_utf8_lossy(&resp.body));
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let resp = d
-        .http(
-            HttpRequest::new("POST", "/v1/batch")
-                .basic_auth(&ws.write_key)
-                .json(&json!({"batch": [purchase("cl-after", 0)]})),
-        )
-        .await
-        .expect("invoke ingest");
-    assert_eq!(resp.status, 401, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(resp.status, 401, "{}", resp.text());
+    // Ingest is polled until it answers 401: it must within 10 s (its settings are re-read
+    // every 5 s); until then it may still accept on its cached settings.
+    let resp = poll(
+        Duration::from_secs(10),
+        "ingest never refused the closed workspace",
+        || async {
+            let resp = d
+                .http(batch_request(&ws.write_key, &[purchase("cl-after", 0)]))
+                .await
+                .expect("invoke ingest");
+            match resp.status {
+                200 => Err("it still answers 200".to_owned()),
+                _ => Ok(resp),
+            }
+        },
+    )
+    .await;
+    assert_eq!(resp.status, 401, "{}", resp.text());
 
     // Every account item left carries the same TTL, 90 days after the closure; no destination
     // is left.

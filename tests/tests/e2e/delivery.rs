@@ -13,6 +13,7 @@ const META_TOKEN: &str = "EAAGdeliverytesttoken";
 const GA4_SECRET: &str = "ga4DeliveryTestSecret"; // pragma: allowlist secret
 const TIKTOK_TOKEN: &str = "tiktokDeliveryTestToken";
 const WEBHOOK_SECRET: &str = "whsec_ZGVsaXZlcnktdGVzdC1zaWduaW5nLWtleS0wMQ=="; // pragma: allowlist secret
+const SECRETS: [&str; 4] = [META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET];
 
 fn add(dir: &Path, def: serde_json::Value) -> String {
     let out = tracklayer(&[
@@ -30,44 +31,36 @@ fn add(dir: &Path, def: serde_json::Value) -> String {
 }
 
 fn add_four(dir: &Path, base: &str) -> HashMap<&'static str, String> {
-    HashMap::from([
+    let definitions = [
         (
             "meta_capi",
-            add(
-                dir,
-                json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
-            "config": {"pixel_id": "1234567890", "api_version": "v21.0"},
-            "secrets": {"access_token": META_TOKEN}}),
-            ),
+            json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
+                   "config": {"pixel_id": "1234567890", "api_version": "v21.0"},
+                   "secrets": {"access_token": META_TOKEN}}),
         ),
         (
             "ga4",
-            add(
-                dir,
-                json!({"name": "GA4", "kind": "ga4", "endpoint": base,
-            "config": {"measurement_id": "G-DELIVERY1"},
-            "secrets": {"api_secret": GA4_SECRET}}),
-            ),
+            json!({"name": "GA4", "kind": "ga4", "endpoint": base,
+                   "config": {"measurement_id": "G-DELIVERY1"},
+                   "secrets": {"api_secret": GA4_SECRET}}),
         ),
         (
             "tiktok",
-            add(
-                dir,
-                json!({"name": "TikTok", "kind": "tiktok", "endpoint": base,
-            "config": {"pixel_code": "CDELIVERYPIXEL"},
-            "secrets": {"access_token": TIKTOK_TOKEN}}),
-            ),
+            json!({"name": "TikTok", "kind": "tiktok", "endpoint": base,
+                   "config": {"pixel_code": "CDELIVERYPIXEL"},
+                   "secrets": {"access_token": TIKTOK_TOKEN}}),
         ),
         (
             "webhook:main",
-            add(
-                dir,
-                json!({"name": "Warehouse", "kind": "webhook",
-            "config": {"url": format!("{base}/hook/main")},
-            "secrets": {"signing_secret": WEBHOOK_SECRET}}),
-            ),
+            json!({"name": "Warehouse", "kind": "webhook",
+                   "config": {"url": format!("{base}/hook/main")},
+                   "secrets": {"signing_secret": WEBHOOK_SECRET}}),
         ),
-    ])
+    ];
+    definitions
+        .into_iter()
+        .map(|(sink, definition)| (sink, add(dir, definition)))
+        .collect()
 }
 
 const FAST_RETRIES: &[&str] = &[
@@ -298,11 +291,7 @@ pub(crate) fn spent_attempts(dir: &Path, destination: &str) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paused_destination_keeps_its_messages_until_it_is_resumed() {
-    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
-    let base = fake::serve(fakes.clone()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let keys = init(&dir, "us").unwrap();
+    let Setup(fakes, base, _tmp, dir, keys) = Setup::start(SECRETS).await;
     let paused = add(
         &dir,
         json!({"name": "Paused", "kind": "webhook", "paused": true,
@@ -439,11 +428,7 @@ fn review_events() -> Vec<serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn identifiers_under_any_name_reach_no_disk_queue_log_or_destination() {
-    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
-    let base = fake::serve(fakes.clone()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let keys = init(&dir, "us").unwrap();
+    let Setup(fakes, base, _tmp, dir, keys) = Setup::start(SECRETS).await;
     add_four(&dir, &base);
     let mut server = Server::start(&dir, FAST_RETRIES).unwrap();
 

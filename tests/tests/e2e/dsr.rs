@@ -10,13 +10,14 @@ use tracklayer_core::crypto::WorkspaceKeys;
 use tracklayer_core::identity::{self, Field, Hints, Prepared, Profile};
 use tracklayer_core::ports::Keyring;
 use tracklayer_core::workspace::Workspace;
-use tracklayer_tests::fake::{self, Fakes};
+use tracklayer_tests::fake::Fakes;
 use tracklayer_tests::*;
 
 const META_TOKEN: &str = "EAAGdsrtesttoken";
 const GA4_SECRET: &str = "ga4DsrTestSecret"; // pragma: allowlist secret
 const TIKTOK_TOKEN: &str = "tiktokDsrTestToken";
 const WEBHOOK_SECRET: &str = "whsec_ZHNyLXRlc3Qtc2lnbmluZy1rZXktMDAwMDAwMDE="; // pragma: allowlist secret
+const SECRETS: [&str; 4] = [META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET];
 const SINKS: [&str; 4] = ["meta_capi", "ga4", "tiktok", "webhook:main"];
 
 /// A shopper's identifiers, as the client sends them.
@@ -192,6 +193,11 @@ fn stored(dir: &Path, s: &Shopper) -> Vec<(String, BTreeSet<String>)> {
         .collect()
 }
 
+/// `GET path` on the admin API.
+async fn admin_get(url: &str, token: &str, path: &str) -> (u16, Value) {
+    admin(url, token, reqwest::Method::GET, path, None).await
+}
+
 async fn admin(
     url: &str,
     token: &str,
@@ -220,11 +226,7 @@ fn received_of(fakes: &Fakes, sink: &str, s: &Shopper) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_erasure_leaves_no_byte_of_the_subject_on_disk_and_suppresses_its_later_events() {
-    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
-    let base = fake::serve(fakes.clone()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let keys = init(&dir, "us").unwrap();
+    let Setup(fakes, base, _tmp, dir, keys) = Setup::start(SECRETS).await;
     add_destinations(&dir, &base);
     let mut server = Server::start(
         &dir,
@@ -295,25 +297,14 @@ async fn an_erasure_leaves_no_byte_of_the_subject_on_disk_and_suppresses_its_lat
         "/admin/v1/data_subject_requests/{}",
         submitted["id"].as_str().unwrap()
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    let done = loop {
-        let (_, r) = admin(
-            &server.url,
-            &keys.admin_token,
-            reqwest::Method::GET,
-            &path,
-            None,
-        )
-        .await;
-        if r["status"] == "completed" {
-            break r;
+    let done = poll(Duration::from_secs(90), "erasure not completed", || async {
+        let (_, r) = admin_get(&server.url, &keys.admin_token, &path).await;
+        match r["status"] == "completed" {
+            true => Ok(r),
+            false => Err(r.to_string()),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "erasure not completed: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    })
+    .await;
 
     // The receipt matches what was ingested and delivered.
     let receipt = &done["receipt"];
@@ -401,11 +392,7 @@ async fn an_erasure_leaves_no_byte_of_the_subject_on_disk_and_suppresses_its_lat
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_access_export_lists_the_subjects_events_and_hashed_ids_and_nothing_of_others() {
-    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
-    let base = fake::serve(fakes.clone()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let keys = init(&dir, "us").unwrap();
+    let Setup(fakes, base, _tmp, dir, keys) = Setup::start(SECRETS).await;
     add_destinations(&dir, &base);
     let server = Server::start(
         &dir,
@@ -435,23 +422,15 @@ async fn an_access_export_lists_the_subjects_events_and_hashed_ids_and_nothing_o
         "/admin/v1/data_subject_requests/{}/export",
         submitted["id"].as_str().unwrap()
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let doc = loop {
-        let (status, body) = admin(
-            &server.url,
-            &keys.admin_token,
-            reqwest::Method::GET,
-            &export,
-            None,
-        )
-        .await;
+    let doc = poll(Duration::from_secs(60), "export not ready", || async {
+        let (status, body) = admin_get(&server.url, &keys.admin_token, &export).await;
         if status == 200 {
-            break body;
+            return Ok(body);
         }
         assert_eq!(status, 409, "not ready yet: {body}");
-        assert!(std::time::Instant::now() < deadline, "export not ready");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+        Err(body.to_string())
+    })
+    .await;
     let events = doc["events"].as_array().unwrap();
     assert_eq!(events.len(), 4);
     let text = doc.to_string();

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tracklayer_tests::fake::{self, Fakes};
 use tracklayer_tests::*;
 
 const META_TOKEN: &str = "EAAGlifecycletesttoken";
 const GA4_SECRET: &str = "ga4LifecycleTestSecret"; // pragma: allowlist secret
 const TIKTOK_TOKEN: &str = "tiktokLifecycleTestToken";
 const WEBHOOK_SECRET: &str = "whsec_bGlmZWN5Y2xlLXRlc3Qtc2lnbmluZy1rZXktMDE="; // pragma: allowlist secret
+const SECRETS: [&str; 4] = [META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET];
 const CUSTOMER_KEY: &str =
     "arn:aws:kms:us-east-1:444455556666:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 
@@ -56,11 +56,7 @@ async fn track(url: &str, write_key: &str, message_id: &str) -> (u16, String, Va
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_disabled_customer_key_stops_ingest_and_holds_deliveries_until_it_is_enabled() {
-    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
-    let base = fake::serve(fakes.clone()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let keys = init(&dir, "us").unwrap();
+    let Setup(fakes, base, _tmp, dir, keys) = Setup::start(SECRETS).await;
     let webhook = add_destination(
         &dir,
         &json!({"name": "Warehouse", "kind": "webhook", "paused": true,
@@ -174,64 +170,39 @@ async fn requests_for_a_workspace_of_the_other_region_get_421_and_store_nothing(
     let eu_endpoint = "https://eu.api.tracklayer.io";
     let message = "eu-resident-message-7f3a";
 
-    let mut answers = Vec::new();
-    // Tracking: Basic auth, writeKey in the body, Bearer; single calls and a batch.
-    answers.push(
+    let requests = vec![
+        // Tracking: Basic auth, writeKey in the body, Bearer; single calls and a batch.
         client
             .post(format!("{}/v1/track", server.url))
             .basic_auth(&eu.write_key, Some(""))
             .json(&json!({"userId": "eu-user-1", "event": "Order Completed",
-                          "messageId": message, "context": {"traits": {"email": "eu.person@example.com"}}}))
-            .send()
-            .await
-            .unwrap(),
-    );
-    answers.push(
+                          "messageId": message, "context": {"traits": {"email": "eu.person@example.com"}}})),
         client
             .post(format!("{}/v1/batch", server.url))
             .json(&json!({"writeKey": eu.write_key, "batch": [
                 {"type": "identify", "userId": "eu-user-1", "messageId": format!("{message}-b"),
-                 "traits": {"email": "eu.person@example.com"}}]}))
-            .send()
-            .await
-            .unwrap(),
-    );
-    answers.push(
+                 "traits": {"email": "eu.person@example.com"}}]})),
         client
             .post(format!("{}/v1/page", server.url))
             .bearer_auth(&eu.write_key)
-            .json(&json!({"userId": "eu-user-1", "name": "Home", "messageId": format!("{message}-p")}))
-            .send()
-            .await
-            .unwrap(),
-    );
-    // Admin: reads and writes.
-    answers.push(
+            .json(&json!({"userId": "eu-user-1", "name": "Home", "messageId": format!("{message}-p")})),
+        // Admin: reads and writes.
         client
             .get(format!("{}/admin/v1/workspace", server.url))
-            .bearer_auth(&eu.admin_token)
-            .send()
-            .await
-            .unwrap(),
-    );
-    answers.push(
+            .bearer_auth(&eu.admin_token),
         client
             .post(format!("{}/admin/v1/users", server.url))
             .bearer_auth(&eu.admin_token)
-            .json(&json!({"email": "eu.admin@example.com", "role": "admin"}))
-            .send()
-            .await
-            .unwrap(),
-    );
-    answers.push(
+            .json(&json!({"email": "eu.admin@example.com", "role": "admin"})),
         client
             .put(format!("{}/admin/v1/retention", server.url))
             .bearer_auth(&eu.admin_token)
-            .json(&json!({"event_retention_days": 30}))
-            .send()
-            .await
-            .unwrap(),
-    );
+            .json(&json!({"event_retention_days": 30})),
+    ];
+    let mut answers = Vec::new();
+    for request in requests {
+        answers.push(request.send().await.unwrap());
+    }
     for resp in answers {
         let url = resp.url().path().to_owned();
         assert_eq!(resp.status(), 421, "{url}");

@@ -21,6 +21,21 @@ fn cli(dir: &Path, args: &[&str]) -> Value {
 }
 
 /// `tracklayer <args> --data-dir <dir>`, expected to fail: its stderr.
+/// A data directory initialised for region "us", in a temporary folder that lives as long
+/// as the first value.
+fn initialised_in_us() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "us").unwrap();
+    (tmp, dir)
+}
+
+/// Asserts that `tracklayer <args>` fails on `dir` with an error naming `reason`.
+fn assert_refused(dir: &Path, args: &[&str], reason: &str) {
+    let err = cli_refused(dir, args);
+    assert!(err.contains(reason), "{err}");
+}
+
 fn cli_refused(dir: &Path, args: &[&str]) -> String {
     let out = Command::new(tracklayer_bin())
         .args(args)
@@ -100,9 +115,7 @@ fn audit_rows(dir: &Path) -> Vec<(String, String, String)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_created_on_the_cli_works_on_a_running_server_and_stops_working_once_revoked() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    init(&dir, "us").unwrap();
+    let (_tmp, dir) = initialised_in_us();
     let mut server = Server::start(&dir, &[]).unwrap();
 
     // Created while the server runs: accepted at once.
@@ -223,9 +236,7 @@ async fn serve_applies_admin_api_changes_to_tracking_from_the_next_request() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rotating_a_key_on_the_cli_keeps_the_old_key_working_for_the_overlap_and_the_new_key_works()
 {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    init(&dir, "us").unwrap();
+    let (_tmp, dir) = initialised_in_us();
     let (old_id, old) = create_ingest_key(&dir, "app");
     let (cut_id, cut) = create_ingest_key(&dir, "app without overlap");
 
@@ -321,19 +332,20 @@ fn keys_list_shows_a_table_of_prefixes_and_dates_and_never_a_secret() {
 
 #[test]
 fn keys_create_refuses_bad_requests_with_a_clear_message_and_creates_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    init(&dir, "us").unwrap();
+    let (_tmp, dir) = initialised_in_us();
     let before = cli(&dir, &["keys", "list"]).as_array().unwrap().len();
 
-    let err = cli_refused(&dir, &["keys", "create", "--kind", "svc"]);
-    assert!(err.contains("--role: service tokens need a role"), "{err}");
-    let err = cli_refused(
+    assert_refused(
+        &dir,
+        &["keys", "create", "--kind", "svc"],
+        "--role: service tokens need a role",
+    );
+    assert_refused(
         &dir,
         &["keys", "create", "--kind", "ingest", "--role", "admin"],
+        "ingest write keys have no role",
     );
-    assert!(err.contains("ingest write keys have no role"), "{err}");
-    let err = cli_refused(
+    assert_refused(
         &dir,
         &[
             "keys",
@@ -343,15 +355,18 @@ fn keys_create_refuses_bad_requests_with_a_clear_message_and_creates_nothing() {
             "--expires-in-days",
             "91",
         ],
+        "--expires-in-days",
     );
-    assert!(err.contains("--expires-in-days"), "{err}");
-    let err = cli_refused(
+    assert_refused(
         &dir,
         &["keys", "rotate", "nosuchkey0000000", "--overlap-days", "8"],
+        "--overlap-days",
     );
-    assert!(err.contains("--overlap-days"), "{err}");
-    let err = cli_refused(&dir, &["keys", "revoke", "nosuchkey0000000"]);
-    assert!(err.contains("no such API key"), "{err}");
+    assert_refused(
+        &dir,
+        &["keys", "revoke", "nosuchkey0000000"],
+        "no such API key",
+    );
 
     assert_eq!(
         cli(&dir, &["keys", "list"]).as_array().unwrap().len(),
@@ -363,16 +378,7 @@ fn keys_create_refuses_bad_requests_with_a_clear_message_and_creates_nothing() {
 fn init_with_email_makes_it_the_owners_address_and_refuses_one_that_is_not() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let data_dir = dir.to_str().unwrap();
-    tracklayer(&[
-        "init",
-        "--data-dir",
-        data_dir,
-        "--email",
-        "Owner@Shop.Example",
-        "--json",
-    ])
-    .unwrap();
+    init_with(&dir, &["--email", "Owner@Shop.Example", "--json"]).unwrap();
     let list = cli(&dir, &["users", "list"]);
     assert_eq!(
         user_in(&list, "usr_owner").unwrap()["email"],
@@ -381,24 +387,16 @@ fn init_with_email_makes_it_the_owners_address_and_refuses_one_that_is_not() {
     );
 
     let other = tmp.path().join("other");
-    let err = tracklayer(&[
-        "init",
-        "--data-dir",
-        other.to_str().unwrap(),
-        "--email",
-        "not-an-email",
-    ])
-    .unwrap_err()
-    .to_string();
+    let err = init_with(&other, &["--email", "not-an-email"])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("must be an email address"), "{err}");
     assert!(!other.join("tracklayer.db").exists());
 }
 
 #[test]
 fn users_are_invited_listed_given_a_role_and_removed_on_the_cli() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    init(&dir, "us").unwrap();
+    let (_tmp, dir) = initialised_in_us();
 
     let ana = cli(
         &dir,
@@ -420,16 +418,16 @@ fn users_are_invited_listed_given_a_role_and_removed_on_the_cli() {
         "{text}"
     );
 
-    let err = cli_refused(
+    assert_refused(
         &dir,
         &["users", "invite", "ana@example.com", "--role", "viewer"],
+        "a user with this email exists",
     );
-    assert!(err.contains("a user with this email exists"), "{err}");
-    let err = cli_refused(
+    assert_refused(
         &dir,
         &["users", "invite", "not-an-email", "--role", "viewer"],
+        "must be an email address",
     );
-    assert!(err.contains("must be an email address"), "{err}");
 
     let changed = cli(&dir, &["users", "set-role", &ana_id, "viewer"]);
     assert_eq!(changed["role"], "viewer");
@@ -443,20 +441,23 @@ fn users_are_invited_listed_given_a_role_and_removed_on_the_cli() {
         json!({"removed": ana_id})
     );
     assert!(user_in(&cli(&dir, &["users", "list"]), &ana_id).is_none());
-    let err = cli_refused(&dir, &["users", "remove", &ana_id]);
-    assert!(err.contains("no such user"), "{err}");
+    assert_refused(&dir, &["users", "remove", &ana_id], "no such user");
 }
 
 #[test]
 fn the_last_admin_can_be_neither_removed_nor_demoted_on_the_cli() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    init(&dir, "us").unwrap();
+    let (_tmp, dir) = initialised_in_us();
 
-    let err = cli_refused(&dir, &["users", "remove", "usr_owner"]);
-    assert!(err.contains("the last admin cannot be removed"), "{err}");
-    let err = cli_refused(&dir, &["users", "set-role", "usr_owner", "editor"]);
-    assert!(err.contains("the last admin cannot be demoted"), "{err}");
+    assert_refused(
+        &dir,
+        &["users", "remove", "usr_owner"],
+        "the last admin cannot be removed",
+    );
+    assert_refused(
+        &dir,
+        &["users", "set-role", "usr_owner", "editor"],
+        "the last admin cannot be demoted",
+    );
     assert_eq!(
         user_in(&cli(&dir, &["users", "list"]), "usr_owner").unwrap()["role"],
         "admin"
@@ -477,9 +478,7 @@ fn the_last_admin_can_be_neither_removed_nor_demoted_on_the_cli() {
 
 #[test]
 fn operator_commands_are_audited_as_cli_operator_without_secrets_or_emails() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    init(&dir, "us").unwrap();
+    let (_tmp, dir) = initialised_in_us();
     let (key_id, secret) = create_ingest_key(&dir, "audited");
     let rotated = cli(&dir, &["keys", "rotate", &key_id]);
     cli(&dir, &["keys", "revoke", &key_id]);
@@ -544,9 +543,7 @@ fn table_cells(line: &str) -> Vec<&str> {
 
 #[test]
 fn destinations_list_prints_a_table_and_with_json_the_same_json_as_before() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    init(&dir, "us").unwrap();
+    let (_tmp, dir) = initialised_in_us();
     let hook = add_warehouse_webhook(&dir);
     let meta = add_destination(
         &dir,
@@ -604,9 +601,7 @@ fn destinations_list_prints_a_table_and_with_json_the_same_json_as_before() {
 
 #[test]
 fn replay_since_takes_an_rfc3339_time_or_a_date_and_names_the_formats_otherwise() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    init(&dir, "us").unwrap();
+    let (_tmp, dir) = initialised_in_us();
     let hook = add_warehouse_webhook(&dir);
     let data_dir = dir.to_str().unwrap();
     for since in ["2026-01-05", "2026-01-05T10:00:00Z"] {

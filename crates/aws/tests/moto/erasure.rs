@@ -15,10 +15,10 @@ use sha2::{Digest, Sha256};
 use tracklayer_aws::provision;
 use tracklayer_core::admin::Principal;
 use tracklayer_core::clock::{Clock, SequentialIds, SystemClock, SystemIds};
-use tracklayer_core::control_plane::Control;
+use tracklayer_core::control_plane::{Bootstrapped, Control};
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::service::{DsrConfig, DsrPorts, DsrService, SubjectIdentifiers};
-use tracklayer_core::dsr::{DsrKind, DsrStatus};
+use tracklayer_core::dsr::{DsrKind, DsrStatus, EventFootprint};
 use tracklayer_core::event::{EventId, QueueBody};
 use tracklayer_core::ingest::{
     parse_body, Endpoint, IngestConfig, IngestPorts, IngestService, RequestMeta,
@@ -65,15 +65,7 @@ impl Stack {
         let queues = provision::create_queues(&c.sqs, &prefix, &options())
             .await
             .expect("create queues on moto");
-        let key = c
-            .kms
-            .create_key()
-            .send()
-            .await
-            .expect("a KMS key on moto")
-            .key_metadata
-            .and_then(|m| m.arn)
-            .expect("key ARN");
+        let key = kms_key(&c, "TrackLayer platform key (test)").await;
         c.ses
             .create_email_identity(SENDER)
             .await
@@ -142,6 +134,33 @@ impl Stack {
             }
         }
         out
+    }
+
+    /// A workspace in us with its owner and write key, as `init` creates it.
+    async fn bootstrap(&self, name: &str) -> Bootstrapped {
+        let control = Control {
+            store: self.control.as_ref(),
+            keyring: self.keyring.as_ref(),
+            clock: &SystemClock,
+            ids: &SystemIds,
+        };
+        control
+            .bootstrap(Region::Us, name)
+            .await
+            .expect("a workspace")
+    }
+
+    /// The events of `subjects` in the workspace, up to `limit`.
+    async fn footprint(
+        &self,
+        ws: &WorkspaceId,
+        subjects: &[String],
+        limit: usize,
+    ) -> Vec<EventFootprint> {
+        self.events
+            .subject_footprint(ws, subjects, None, limit)
+            .await
+            .unwrap()
     }
 
     fn ingest(&self) -> IngestService {
@@ -347,17 +366,7 @@ fn write_units(
 #[tokio::test]
 async fn erasing_a_subject_leaves_nothing_of_it_in_any_table_or_queue() {
     let stack = Stack::new().await;
-    let ids = SystemIds;
-    let control = Control {
-        store: stack.control.as_ref(),
-        keyring: stack.keyring.as_ref(),
-        clock: &SystemClock,
-        ids: &ids,
-    };
-    let boot = control
-        .bootstrap(Region::Us, "Erasure proof")
-        .await
-        .expect("a workspace");
+    let boot = stack.bootstrap("Erasure proof").await;
     let ws: WorkspaceId = boot.workspace.id.clone();
     let mut destinations = BTreeMap::new();
     for kind in [
@@ -379,35 +388,19 @@ async fn erasing_a_subject_leaves_nothing_of_it_in_any_table_or_queue() {
 
     // Requests of A alone, one of A and B together (A's event first, so the shared pack is
     // named after A's event), B alone, and a retry of A's first message (a duplicate).
-    let r1 = send(
-        &ingest,
-        &key,
-        vec![track(&a, "a-1", 10), track(&a, "a-2", 20)],
-    )
-    .await;
-    let r2 = send(
-        &ingest,
-        &key,
-        vec![track(&a, "a-3", 30), track(&b, "b-1", 5)],
-    )
-    .await;
-    let r3 = send(
-        &ingest,
-        &key,
-        vec![track(&b, "b-2", 7), track(&b, "b-3", 8)],
-    )
-    .await;
-    let r4 = send(
-        &ingest,
-        &key,
-        vec![track(&a, "a-1", 10), track(&a, "a-4", 40)],
-    )
-    .await;
-    assert_eq!(
-        [r1.accepted, r2.accepted, r3.accepted, r4.accepted],
-        [2, 2, 2, 2]
-    );
-    assert_eq!(r4.duplicates, 1, "a-1 again is a duplicate");
+    let requests = [
+        [track(&a, "a-1", 10), track(&a, "a-2", 20)],
+        [track(&a, "a-3", 30), track(&b, "b-1", 5)],
+        [track(&b, "b-2", 7), track(&b, "b-3", 8)],
+        [track(&a, "a-1", 10), track(&a, "a-4", 40)],
+    ];
+    let mut outcomes = Vec::new();
+    for events in requests {
+        outcomes.push(send(&ingest, &key, events.to_vec()).await);
+    }
+    let accepted: Vec<usize> = outcomes.iter().map(|r| r.accepted).collect();
+    assert_eq!(accepted, [2, 2, 2, 2]);
+    assert_eq!(outcomes[3].duplicates, 1, "a-1 again is a duplicate");
 
     // Deliver: Meta accepts, the webhook refuses for good (dead letter by the deliver side),
     // TikTok never answers (SQS redrives after its maximum receives).
@@ -495,11 +488,7 @@ async fn erasing_a_subject_leaves_nothing_of_it_in_any_table_or_queue() {
         .expect("an erasure request");
     let subjects_a = request.subjects.clone();
     assert_eq!(subjects_a.len(), 4);
-    let footprint_a = stack
-        .events
-        .subject_footprint(&ws, &subjects_a, None, 1000)
-        .await
-        .unwrap();
+    let footprint_a = stack.footprint(&ws, &subjects_a, 1000).await;
     assert_eq!(footprint_a.len(), 4, "a-1, a-2, a-3, a-4");
     let ids_a: BTreeSet<EventId> = footprint_a.iter().map(|f| f.event.event_id).collect();
     let mut hashes_a: BTreeSet<String> = BTreeSet::new();
@@ -623,11 +612,7 @@ async fn erasing_a_subject_leaves_nothing_of_it_in_any_table_or_queue() {
             .unwrap(),
     );
     let index_b = subjects_b.index(&keys).unwrap().values;
-    let left_b = stack
-        .events
-        .subject_footprint(&ws, &index_b, None, 1000)
-        .await
-        .unwrap();
+    let left_b = stack.footprint(&ws, &index_b, 1000).await;
     assert_eq!(left_b.len(), 4, "b-1 .. b-4");
     let ids_b: Vec<EventId> = left_b.iter().map(|f| f.event.event_id).collect();
     for id in &ids_b {
@@ -671,12 +656,7 @@ async fn erasing_a_subject_leaves_nothing_of_it_in_any_table_or_queue() {
     // A writes again: suppressed, nothing stored or queued.
     let later = send(&ingest, &key, vec![track(&a, "a-5", 50)]).await;
     assert_eq!((later.accepted, later.suppressed), (1, 1));
-    assert!(stack
-        .events
-        .subject_footprint(&ws, &subjects_a, None, 10)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(stack.footprint(&ws, &subjects_a, 10).await.is_empty());
     let finally = stack.everything().await;
     let hits = scan::find(&finally, &subjects_a);
     assert!(hits.is_empty(), "A's later event left a trace: {hits:?}");
@@ -686,19 +666,7 @@ async fn erasing_a_subject_leaves_nothing_of_it_in_any_table_or_queue() {
 #[tokio::test]
 async fn an_access_export_is_stored_sealed_for_7_days_and_downloads_the_subjects_events() {
     let stack = Stack::new().await;
-    let ids = SystemIds;
-    let control = Control {
-        store: stack.control.as_ref(),
-        keyring: stack.keyring.as_ref(),
-        clock: &SystemClock,
-        ids: &ids,
-    };
-    let ws = control
-        .bootstrap(Region::Us, "Access proof")
-        .await
-        .expect("a workspace")
-        .workspace
-        .id;
+    let ws = stack.bootstrap("Access proof").await.workspace.id;
     let meta = testkit::destination(&ws, DestinationKind::MetaCapi, SystemClock.now());
     stack.control.put_destination(&meta).await.unwrap();
     let key = testkit::api_key(&ws, KeyKind::Ingest);
@@ -725,10 +693,8 @@ async fn an_access_export_is_stored_sealed_for_7_days_and_downloads_the_subjects
         .unwrap();
     let subjects_b = request.subjects.clone();
     let ids_b: Vec<EventId> = stack
-        .events
-        .subject_footprint(&ws, &subjects_b, None, 10)
+        .footprint(&ws, &subjects_b, 10)
         .await
-        .unwrap()
         .iter()
         .map(|f| f.event.event_id)
         .collect();

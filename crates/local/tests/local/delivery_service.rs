@@ -8,33 +8,26 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::MetaWorkspace;
 use async_trait::async_trait;
-use secrecy::ExposeSecret;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use tracklayer_core::admin::{AdminError, AdminPorts, AdminService, DestinationPatch, Principal};
-use tracklayer_core::clock::{FixedClock, SystemIds};
-use tracklayer_core::control_plane::Control;
+use tracklayer_core::clock::SystemIds;
 use tracklayer_core::deliver::service::{
     run_worker, DeliveryConfig, DeliveryPorts, DeliveryService, Disposition,
 };
 use tracklayer_core::deliver::{HttpRequest, HttpResponse};
-use tracklayer_core::destination::{DestinationId, DestinationKind, DestinationSpec, EventFilter};
+use tracklayer_core::destination::{DestinationId, DestinationKind};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{EventId, QueueBody};
-use tracklayer_core::ingest::{
-    parse_body, Endpoint, IngestConfig, IngestPorts, IngestService, RequestMeta,
-};
+use tracklayer_core::ingest::{parse_body, Endpoint, RequestMeta};
 use tracklayer_core::ports::{
-    ControlReader, ControlStore, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord,
-    DeliveryStatus, Egress, EgressError, Keyring, QueueConsumer, Received, UrlGuard,
+    ControlStore, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord, DeliveryStatus, Egress,
+    EgressError, Keyring, QueueConsumer, Received, UrlGuard,
 };
-use tracklayer_core::testkit::T0;
-use tracklayer_core::workspace::{Region, Workspace, WorkspaceId};
-use tracklayer_local::{
-    Db, FileKeyring, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog, SqliteDeliveryQueue,
-    SqliteDsrStore, SqliteEventStore,
-};
+use tracklayer_core::workspace::{Region, WorkspaceId};
+use tracklayer_local::{SqliteAuditLog, SqliteDeliveryLog, SqliteDsrStore, SqliteEventStore};
 
 const META: DestinationKind = DestinationKind::MetaCapi;
 const VISIBILITY: std::time::Duration = std::time::Duration::from_secs(30);
@@ -156,77 +149,24 @@ impl UrlGuard for AllowAll {
     }
 }
 
+/// The shared workspace, plus the delivery log and the queued purchase's event.
 struct World {
-    db: Db,
-    clock: Arc<FixedClock>,
-    control: Arc<SqliteControlStore>,
-    queue: Arc<SqliteDeliveryQueue>,
+    base: MetaWorkspace,
     log: Arc<SqliteDeliveryLog>,
-    keyring: Arc<FileKeyring>,
-    workspace: Workspace,
-    destination: DestinationId,
     event: EventId,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for World {
+    type Target = MetaWorkspace;
+    fn deref(&self) -> &MetaWorkspace {
+        &self.base
+    }
 }
 
 impl World {
     /// A workspace with a Meta destination and one ingested purchase, queued for Meta.
     async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let master = dir.path().join("master.key");
-        FileKeyring::create_master_key(&master, &SystemIds).unwrap();
-        let keyring = Arc::new(
-            FileKeyring::open(&master, dir.path().join("c"), Arc::new(SystemIds)).unwrap(),
-        );
-        let db = Db::in_memory().unwrap();
-        let clock = Arc::new(FixedClock::new(T0));
-        let control = Arc::new(SqliteControlStore::new(db.clone()));
-        let events = Arc::new(SqliteEventStore::new(db.clone()));
-        let queue = Arc::new(SqliteDeliveryQueue::new(
-            db.clone(),
-            clock.clone(),
-            Arc::new(SystemIds),
-            8,
-        ));
-        let boot_control = Control {
-            store: control.as_ref(),
-            keyring: keyring.as_ref(),
-            clock: clock.as_ref(),
-            ids: &SystemIds,
-        };
-        let boot = boot_control
-            .bootstrap(Region::Us, "Delivery")
-            .await
-            .unwrap();
-        let destination = boot_control
-            .add_destination(
-                &boot.workspace,
-                DestinationSpec {
-                    name: "Meta".into(),
-                    kind: META,
-                    config: json!({"pixel_id": "1234567890", "api_version": "v21.0"}),
-                    secrets: json!({"access_token": "EAAdeliverytest"}),
-                    consent_purposes: None,
-                    events: EventFilter::All,
-                    endpoint: None,
-                    paused: false,
-                },
-            )
-            .await
-            .unwrap()
-            .id;
-        let ingest = IngestService::new(
-            IngestPorts {
-                control: control.clone(),
-                events,
-                queue: queue.clone(),
-                keyring: keyring.clone(),
-                suppressions: Arc::new(SqliteDsrStore::new(db.clone())),
-                clock: clock.clone(),
-                ids: Arc::new(SystemIds),
-            },
-            IngestConfig::new(Region::Us),
-        );
+        let base = MetaWorkspace::new("Delivery", "EAAdeliverytest").await;
         let body = serde_json::to_vec(&json!({"batch": [{
             "type": "track", "event": "Order Completed", "messageId": "order-1",
             "userId": "user-1",
@@ -234,31 +174,21 @@ impl World {
             "context": {"traits": {"email": "jane.doe@example.com"}}
         }]}))
         .unwrap();
-        let key = ingest
-            .authenticate(boot.write_key.expose_secret())
-            .await
-            .unwrap();
+        let key = base.ingest.authenticate(&base.write_key).await.unwrap();
         let meta = RequestMeta {
             ip: Some("203.0.113.9".parse().unwrap()),
             user_agent: Some("Test/1.0".into()),
             gpc: false,
             browser: true,
         };
-        ingest
+        base.ingest
             .ingest(&key, &parse_body(Endpoint::Batch, &body).unwrap(), &meta)
             .await
             .unwrap();
         let mut world = Self {
-            log: Arc::new(SqliteDeliveryLog::new(db.clone())),
-            db,
-            clock,
-            control,
-            queue,
-            keyring,
-            workspace: boot.workspace,
-            destination,
+            log: Arc::new(SqliteDeliveryLog::new(base.db.clone())),
+            base,
             event: EventId(uuid::Uuid::nil()),
-            _dir: dir,
         };
         world.event = world.queued_body().await.items[0].event_id;
         world
@@ -340,6 +270,27 @@ impl World {
         records.into_iter().next().unwrap()
     }
 
+    /// The one record of the event, asserted to have `status` and a logged reason naming
+    /// `reason`.
+    async fn record_with(&self, status: DeliveryStatus, reason: &str) -> DeliveryRecord {
+        let record = self.record().await;
+        assert_eq!(record.status, status);
+        let logged = record.last_error.as_deref().unwrap_or_default();
+        assert!(logged.contains(reason), "{record:?}");
+        record
+    }
+
+    /// Moves the clock past the first retry's delay and delivers what is visible again.
+    async fn deliver_the_retry(&self, service: &Arc<DeliveryService>) -> Vec<Disposition> {
+        self.clock.advance(Duration::minutes(5));
+        self.deliver_once(service).await
+    }
+
+    /// When a retry decided now, `delay` from now, is due.
+    fn due_after(&self, delay: std::time::Duration) -> Option<OffsetDateTime> {
+        Some(tracklayer_core::clock::Clock::now(self.clock.as_ref()) + delay)
+    }
+
     async fn depth(&self) -> (u64, u64, u64) {
         let d = self.queue.depth(META).await.unwrap();
         (d.visible, d.in_flight, d.dead)
@@ -359,23 +310,11 @@ async fn a_panicking_send_retries_the_message_with_the_reason_logged_and_a_later
         matches!(first[..], [Disposition::RetryLater(_)]),
         "retried, not acknowledged: {first:?}"
     );
-    let record = w.record().await;
-    assert_eq!(record.status, DeliveryStatus::Retrying);
-    assert!(
-        record
-            .last_error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("panicked"),
-        "{record:?}"
-    );
+    let record = w.record_with(DeliveryStatus::Retrying, "panicked").await;
     let [Disposition::RetryLater(delay)] = first[..] else {
         unreachable!()
     };
-    assert_eq!(
-        record.next_attempt_at,
-        Some(tracklayer_core::clock::Clock::now(w.clock.as_ref()) + delay)
-    );
+    assert_eq!(record.next_attempt_at, w.due_after(delay));
     assert_eq!(
         record.message_id.as_ref().map(|m| m.as_str()),
         Some("order-1")
@@ -386,8 +325,7 @@ async fn a_panicking_send_retries_the_message_with_the_reason_logged_and_a_later
         "hidden until its retry, not gone"
     );
 
-    w.clock.advance(Duration::minutes(5));
-    let second = w.deliver_once(&service).await;
+    let second = w.deliver_the_retry(&service).await;
 
     assert_eq!(second, vec![Disposition::Ack]);
     assert_eq!(egress.delivered().len(), 1, "the event reached Meta once");
@@ -416,13 +354,9 @@ async fn a_refused_attempt_is_logged_with_the_message_id_and_when_the_next_attem
         record.message_id.as_ref().map(|m| m.as_str()),
         Some("order-1")
     );
-    assert_eq!(
-        record.next_attempt_at,
-        Some(tracklayer_core::clock::Clock::now(w.clock.as_ref()) + delay)
-    );
+    assert_eq!(record.next_attempt_at, w.due_after(delay));
 
-    w.clock.advance(Duration::minutes(5));
-    assert_eq!(w.deliver_once(&service).await, vec![Disposition::Ack]);
+    assert_eq!(w.deliver_the_retry(&service).await, vec![Disposition::Ack]);
 
     let record = w.record().await;
     assert_eq!(record.status, DeliveryStatus::Delivered);
@@ -452,20 +386,10 @@ async fn a_delivery_task_that_panics_before_sending_retries_its_messages_with_th
         matches!(first[..], [Disposition::RetryLater(_)]),
         "{first:?}"
     );
-    let record = w.record().await;
-    assert_eq!(record.status, DeliveryStatus::Retrying);
-    assert!(
-        record
-            .last_error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("panicked"),
-        "{record:?}"
-    );
+    w.record_with(DeliveryStatus::Retrying, "panicked").await;
     assert!(egress.delivered().is_empty());
 
-    w.clock.advance(Duration::minutes(5));
-    assert_eq!(w.deliver_once(&service).await, vec![Disposition::Ack]);
+    assert_eq!(w.deliver_the_retry(&service).await, vec![Disposition::Ack]);
     assert_eq!(egress.delivered().len(), 1);
     assert_eq!(w.record().await.status, DeliveryStatus::Delivered);
 }
@@ -544,27 +468,13 @@ async fn corrupt_sealed_fields_dead_letter_the_item_with_the_reason_and_nothing_
         egress.delivered().is_empty(),
         "nothing sent with fields missing"
     );
-    let record = w.record().await;
-    assert_eq!(record.status, DeliveryStatus::Dead);
-    assert!(
-        record
-            .last_error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("corrupt"),
-        "{record:?}"
-    );
+    w.record_with(DeliveryStatus::Dead, "corrupt").await;
     assert_eq!(w.depth().await, (0, 0, 1));
 }
 
 /// Flips a byte of the destination's sealed secrets in the store.
 async fn corrupt_the_secrets(w: &World) {
-    let mut d = w
-        .control
-        .destination(&w.workspace.id, &w.destination)
-        .await
-        .unwrap()
-        .unwrap();
+    let mut d = w.meta_destination().await;
     let at = d.secrets.0.len() / 2;
     d.secrets.0[at] ^= 0x01;
     w.control.put_destination(&d).await.unwrap();
@@ -581,16 +491,7 @@ async fn corrupt_destination_secrets_retry_with_the_reason_logged_and_nothing_is
 
     assert!(matches!(d[..], [Disposition::RetryLater(_)]), "{d:?}");
     assert!(egress.delivered().is_empty());
-    let record = w.record().await;
-    assert_eq!(record.status, DeliveryStatus::Retrying);
-    assert!(
-        record
-            .last_error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("corrupt"),
-        "{record:?}"
-    );
+    w.record_with(DeliveryStatus::Retrying, "corrupt").await;
 }
 
 #[tokio::test]
@@ -615,12 +516,7 @@ async fn an_admin_update_of_a_destination_with_corrupt_secrets_is_a_corrupt_data
     );
 
     // Sealed properly, but not a JSON object: corrupt too, not `null` nor the caller's fault.
-    let mut d = w
-        .control
-        .destination(&w.workspace.id, &w.destination)
-        .await
-        .unwrap()
-        .unwrap();
+    let mut d = w.meta_destination().await;
     let key = w
         .keyring
         .unwrap_data_key(&w.workspace.id, &w.workspace.key_ref, &w.workspace.data_key)
@@ -641,11 +537,6 @@ async fn an_admin_update_of_a_destination_with_corrupt_secrets_is_a_corrupt_data
         matches!(err, AdminError::Store(StoreError::Corrupt { .. })),
         "{err:?}"
     );
-    let stored = w
-        .control
-        .destination(&w.workspace.id, &w.destination)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = w.meta_destination().await;
     assert_eq!(stored.name, "Meta", "nothing was changed");
 }

@@ -4,23 +4,21 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::MetaWorkspace;
 use async_trait::async_trait;
-use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use time::Duration;
 use tracklayer_core::admin::{AdminError, Principal};
-use tracklayer_core::clock::{Clock, FixedClock, SystemIds};
+use tracklayer_core::clock::{Clock, SystemIds};
 use tracklayer_core::control_plane::Control;
-use tracklayer_core::destination::{DestinationId, DestinationKind, DestinationSpec, EventFilter};
+use tracklayer_core::destination::{DestinationId, DestinationKind};
 use tracklayer_core::dsr::service::{
     DsrConfig, DsrError, DsrPorts, DsrService, SubjectIdentifiers,
 };
-use tracklayer_core::dsr::{DsrKind, DsrStatus, ErasedRows, EventFootprint};
+use tracklayer_core::dsr::{DsrId, DsrKind, DsrRequest, DsrStatus, ErasedRows, EventFootprint};
 use tracklayer_core::error::{MailError, StoreError};
 use tracklayer_core::event::EventId;
-use tracklayer_core::ingest::{
-    parse_body, Endpoint, IngestConfig, IngestPorts, IngestService, RequestMeta,
-};
+use tracklayer_core::ingest::{parse_body, Endpoint, RequestMeta};
 use tracklayer_core::keys::Role;
 use tracklayer_core::ports::EventInspection;
 use tracklayer_core::ports::{
@@ -28,11 +26,7 @@ use tracklayer_core::ports::{
     EventStore, EventWriter, Keyring, Mail, Mailer, QueueConsumer, SuppressionList,
 };
 use tracklayer_core::testkit::T0;
-use tracklayer_core::workspace::{Region, Workspace};
-use tracklayer_local::{
-    Db, FileKeyring, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog, SqliteDeliveryQueue,
-    SqliteDsrStore, SqliteEventStore,
-};
+use tracklayer_local::{SqliteAuditLog, SqliteDeliveryLog, SqliteEventStore};
 
 #[derive(Default)]
 struct Outbox(Mutex<Vec<Mail>>);
@@ -163,21 +157,19 @@ impl EventEraser for Crashing {
     }
 }
 
+/// The shared workspace, plus what only the DSR service uses.
 struct World {
-    clock: Arc<FixedClock>,
-    control: Arc<SqliteControlStore>,
-    events: Arc<SqliteEventStore>,
+    base: MetaWorkspace,
     log: Arc<SqliteDeliveryLog>,
-    queue: Arc<SqliteDeliveryQueue>,
-    dsr: Arc<SqliteDsrStore>,
     audit: Arc<SqliteAuditLog>,
-    keyring: Arc<FileKeyring>,
     outbox: Arc<Outbox>,
-    ingest: IngestService,
-    workspace: Workspace,
-    write_key: String,
-    destination: DestinationId,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for World {
+    type Target = MetaWorkspace;
+    fn deref(&self) -> &MetaWorkspace {
+        &self.base
+    }
 }
 
 fn config() -> DsrConfig {
@@ -191,74 +183,12 @@ fn config() -> DsrConfig {
 
 impl World {
     async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let master = dir.path().join("master.key");
-        FileKeyring::create_master_key(&master, &SystemIds).unwrap();
-        let keyring = Arc::new(
-            FileKeyring::open(&master, dir.path().join("c"), Arc::new(SystemIds)).unwrap(),
-        );
-        let db = Db::in_memory().unwrap();
-        let clock = Arc::new(FixedClock::new(T0));
-        let control = Arc::new(SqliteControlStore::new(db.clone()));
-        let events = Arc::new(SqliteEventStore::new(db.clone()));
-        let queue = Arc::new(SqliteDeliveryQueue::new(
-            db.clone(),
-            clock.clone(),
-            Arc::new(SystemIds),
-            8,
-        ));
-        let dsr = Arc::new(SqliteDsrStore::new(db.clone()));
-        let boot_control = Control {
-            store: control.as_ref(),
-            keyring: keyring.as_ref(),
-            clock: clock.as_ref(),
-            ids: &SystemIds,
-        };
-        let boot = boot_control.bootstrap(Region::Us, "DSR").await.unwrap();
-        let destination = boot_control
-            .add_destination(
-                &boot.workspace,
-                DestinationSpec {
-                    name: "Meta".into(),
-                    kind: DestinationKind::MetaCapi,
-                    config: json!({"pixel_id": "1234567890", "api_version": "v21.0"}),
-                    secrets: json!({"access_token": "EAAtest"}),
-                    consent_purposes: None,
-                    events: EventFilter::All,
-                    endpoint: None,
-                    paused: false,
-                },
-            )
-            .await
-            .unwrap()
-            .id;
-        let ingest = IngestService::new(
-            IngestPorts {
-                control: control.clone(),
-                events: events.clone(),
-                queue: queue.clone(),
-                keyring: keyring.clone(),
-                suppressions: dsr.clone(),
-                clock: clock.clone(),
-                ids: Arc::new(SystemIds),
-            },
-            IngestConfig::new(Region::Us),
-        );
+        let base = MetaWorkspace::new("DSR", "EAAtest").await;
         Self {
-            log: Arc::new(SqliteDeliveryLog::new(db.clone())),
-            audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
+            log: Arc::new(SqliteDeliveryLog::new(base.db.clone())),
+            audit: Arc::new(SqliteAuditLog::new(base.db.clone(), base.keyring.clone())),
             outbox: Arc::default(),
-            clock,
-            control,
-            events,
-            queue,
-            dsr,
-            keyring,
-            ingest,
-            write_key: boot.write_key.expose_secret().to_owned(),
-            workspace: boot.workspace,
-            destination,
-            _dir: dir,
+            base,
         }
     }
 
@@ -283,6 +213,22 @@ impl World {
 
     fn admin(&self) -> Principal {
         Principal::operator(&self.workspace.id)
+    }
+
+    /// An admin's request of `kind` about shopper `who`, submitted through `svc`.
+    async fn submit(&self, svc: &DsrService, kind: DsrKind, who: &str) -> DsrRequest {
+        svc.submit(&self.admin(), kind, &subject(who), None)
+            .await
+            .unwrap()
+    }
+
+    /// The request `id` as stored now.
+    async fn request(&self, id: &DsrId) -> DsrRequest {
+        self.dsr
+            .request(&self.workspace.id, id)
+            .await
+            .unwrap()
+            .expect("the request is stored")
     }
 
     /// Ingests `n` purchases of a shopper; returns the outcome as JSON.
@@ -393,28 +339,28 @@ impl World {
 
     /// Adds a GA4 destination (before the first event, so ingest routes to it).
     async fn add_ga4(&self) -> DestinationId {
-        Control {
+        let control = Control {
             store: self.control.as_ref(),
             keyring: self.keyring.as_ref(),
             clock: self.clock.as_ref(),
             ids: &SystemIds,
-        }
-        .add_destination(
+        };
+        super::add_destination(
+            &control,
             &self.workspace,
-            DestinationSpec {
-                name: "GA4".into(),
-                kind: DestinationKind::Ga4,
-                config: json!({"measurement_id": "G-TEST123"}),
-                secrets: json!({"api_secret": "secret"}),
-                consent_purposes: None,
-                events: EventFilter::All,
-                endpoint: None,
-                paused: false,
-            },
+            "GA4",
+            DestinationKind::Ga4,
+            json!({"measurement_id": "G-TEST123"}),
+            json!({"api_secret": "secret"}),
         )
         .await
-        .unwrap()
-        .id
+    }
+}
+
+/// Runs the service `times` times, as its interval would.
+async fn run(svc: &DsrService, times: usize) {
+    for _ in 0..times {
+        svc.run().await;
     }
 }
 
@@ -453,12 +399,7 @@ async fn an_erasure_resumes_after_a_crash_and_counts_every_row_once() {
 
     // First run: suppress, then wait for ingest processes to see it.
     svc.run().await;
-    let r = w
-        .dsr
-        .request(&w.workspace.id, &request.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let r = w.request(&request.id).await;
     assert_eq!(r.status, DsrStatus::Processing);
     assert_eq!(
         w.events_of("a").await.len(),
@@ -477,12 +418,7 @@ async fn an_erasure_resumes_after_a_crash_and_counts_every_row_once() {
     });
     let report = w.service(crashing.clone()).run().await;
     assert_eq!(report.failed, 1);
-    let r = w
-        .dsr
-        .request(&w.workspace.id, &request.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let r = w.request(&request.id).await;
     assert!(
         r.progress.page.is_some(),
         "the interrupted page is persisted"
@@ -493,12 +429,7 @@ async fn an_erasure_resumes_after_a_crash_and_counts_every_row_once() {
     for _ in 0..10 {
         restarted.run().await;
     }
-    let r = w
-        .dsr
-        .request(&w.workspace.id, &request.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let r = w.request(&request.id).await;
     assert_eq!(r.status, DsrStatus::Completed);
     assert!(
         r.subjects.is_empty(),
@@ -574,9 +505,7 @@ async fn events_of_an_erased_subject_are_dropped_at_ingest_and_counted() {
     let w = World::new().await;
     w.ingest("a", 1).await;
     let svc = w.service(w.events.clone());
-    svc.submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
-        .await
-        .unwrap();
+    w.submit(&svc, DsrKind::Erasure, "a").await;
     svc.run().await;
     // Ingest still holds the list it read before the suppression: at most `settings_ttl`.
     w.clock.advance(Duration::seconds(6));
@@ -612,19 +541,14 @@ async fn an_access_export_holds_the_subjects_events_and_expires_after_7_days() {
     let a_events = w.events_of("a").await;
     let b_events = w.events_of("b").await;
     let svc = w.service(w.events.clone());
-    let request = svc
-        .submit(&w.admin(), DsrKind::Access, &subject("a"), None)
-        .await
-        .unwrap();
+    let request = w.submit(&svc, DsrKind::Access, "a").await;
     assert!(matches!(
         svc.export(&w.admin(), request.id.as_str())
             .await
             .unwrap_err(),
         DsrError::NotReady("pending")
     ));
-    for _ in 0..5 {
-        svc.run().await;
-    }
+    run(&svc, 5).await;
     let export = svc.export(&w.admin(), request.id.as_str()).await.unwrap();
     let text = export.to_string();
     let listed = export["events"].as_array().unwrap();
@@ -688,10 +612,7 @@ async fn a_request_near_its_due_date_reminds_the_admins_once() {
         },
         svc_config,
     );
-    let request = svc
-        .submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
-        .await
-        .unwrap();
+    let request = w.submit(&svc, DsrKind::Erasure, "a").await;
     svc.run().await;
     w.clock.advance(Duration::days(22));
     svc.run().await;
@@ -713,39 +634,32 @@ async fn a_request_names_the_identifier_at_fault_and_only_admins_submit() {
         DsrError::Admin(AdminError::Invalid { field, .. }) => field,
         other => panic!("{other:?}"),
     };
-    let empty = SubjectIdentifiers::default();
-    assert_eq!(
-        field(
-            svc.submit(&w.admin(), DsrKind::Erasure, &empty, None)
-                .await
-                .unwrap_err()
+    let cases = [
+        (DsrKind::Erasure, SubjectIdentifiers::default(), "subject"),
+        (
+            DsrKind::Erasure,
+            SubjectIdentifiers {
+                phone: Some("12".into()),
+                ..Default::default()
+            },
+            "subject.phone",
         ),
-        "subject"
-    );
-    let bad_phone = SubjectIdentifiers {
-        phone: Some("12".into()),
-        ..Default::default()
-    };
-    assert_eq!(
-        field(
-            svc.submit(&w.admin(), DsrKind::Erasure, &bad_phone, None)
-                .await
-                .unwrap_err()
+        (
+            DsrKind::Access,
+            SubjectIdentifiers {
+                email: Some("not-an-email".into()),
+                ..Default::default()
+            },
+            "subject.email",
         ),
-        "subject.phone"
-    );
-    let bad_email = SubjectIdentifiers {
-        email: Some("not-an-email".into()),
-        ..Default::default()
-    };
-    assert_eq!(
-        field(
-            svc.submit(&w.admin(), DsrKind::Access, &bad_email, None)
-                .await
-                .unwrap_err()
-        ),
-        "subject.email"
-    );
+    ];
+    for (kind, identifiers, at_fault) in cases {
+        let err = svc
+            .submit(&w.admin(), kind, &identifiers, None)
+            .await
+            .unwrap_err();
+        assert_eq!(field(err), at_fault);
+    }
     let mut editor = w.admin();
     editor.role = Role::Editor;
     assert!(matches!(
@@ -767,33 +681,15 @@ async fn an_erasure_deletes_an_earlier_access_export_of_the_same_subject() {
     let w = World::new().await;
     w.ingest("a", 1).await;
     let svc = w.service(w.events.clone());
-    let access = svc
-        .submit(&w.admin(), DsrKind::Access, &subject("a"), None)
-        .await
-        .unwrap();
-    let other = svc
-        .submit(&w.admin(), DsrKind::Access, &subject("b"), None)
-        .await
-        .unwrap();
-    for _ in 0..5 {
-        svc.run().await;
-    }
+    let access = w.submit(&svc, DsrKind::Access, "a").await;
+    let other = w.submit(&svc, DsrKind::Access, "b").await;
+    run(&svc, 5).await;
     assert!(svc.export(&w.admin(), access.id.as_str()).await.is_ok());
-    let erasure = svc
-        .submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
-        .await
-        .unwrap();
+    let erasure = w.submit(&svc, DsrKind::Erasure, "a").await;
     svc.run().await;
     w.clock.advance(Duration::seconds(11));
-    for _ in 0..5 {
-        svc.run().await;
-    }
-    let done = w
-        .dsr
-        .request(&w.workspace.id, &erasure.id)
-        .await
-        .unwrap()
-        .unwrap();
+    run(&svc, 5).await;
+    let done = w.request(&erasure.id).await;
     assert_eq!(done.receipt.unwrap().counts.access_exports, 1);
     assert!(matches!(
         svc.export(&w.admin(), access.id.as_str())
@@ -821,15 +717,10 @@ async fn an_access_export_lists_the_client_id_kept_for_ga4_of_the_subjects_event
     w.ingest("a", 2).await;
     w.ingest("b", 1).await;
     let svc = w.service(w.events.clone());
-    let request = svc
-        .submit(&w.admin(), DsrKind::Access, &subject("a"), None)
-        .await
-        .unwrap();
+    let request = w.submit(&svc, DsrKind::Access, "a").await;
 
     // Act
-    for _ in 0..5 {
-        svc.run().await;
-    }
+    run(&svc, 5).await;
     let export = svc.export(&w.admin(), request.id.as_str()).await.unwrap();
 
     // Assert: what TrackLayer keeps of a (the client id it sends GA4) is in a's export.
@@ -875,9 +766,7 @@ async fn an_item_queued_before_its_subjects_erasure_is_neither_sent_nor_logged()
     w.ingest("b", 1).await;
     let (a_events, b_events) = (w.events_of("a").await, w.events_of("b").await);
     let svc = w.service(w.events.clone());
-    svc.submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
-        .await
-        .unwrap();
+    w.submit(&svc, DsrKind::Erasure, "a").await;
     // The first run suppresses; deletion (and the SQLite queue purge) waits for propagation.
     svc.run().await;
     w.clock.advance(Duration::seconds(6));
@@ -957,14 +846,8 @@ async fn a_closed_workspaces_open_requests_still_complete_and_end_with_its_accou
     w.ingest("a", 3).await;
     w.ingest("b", 2).await;
     let svc = w.service(w.events.clone());
-    let erasure = svc
-        .submit(&w.admin(), DsrKind::Erasure, &subject("a"), None)
-        .await
-        .unwrap();
-    let access = svc
-        .submit(&w.admin(), DsrKind::Access, &subject("b"), None)
-        .await
-        .unwrap();
+    let erasure = w.submit(&svc, DsrKind::Erasure, "a").await;
+    let access = w.submit(&svc, DsrKind::Access, "b").await;
     let closed_at = w.clock.now();
     let closure = tracklayer_core::admin::close_account_with_dsr(
         w.control.as_ref(),
@@ -1002,22 +885,12 @@ async fn a_closed_workspaces_open_requests_still_complete_and_end_with_its_accou
         assert_eq!(r.status, DsrStatus::Completed, "{id}");
     }
     assert!(w.events_of("a").await.is_empty());
-    let erased = w
-        .dsr
-        .request(&w.workspace.id, &erasure.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let erased = w.request(&erasure.id).await;
     let receipt = erased.receipt.unwrap();
     assert_eq!(receipt.counts.events, 3);
     assert_eq!(receipt.workspace_closed_at, Some(closed_at));
     // No export for an access request of a closed workspace: no key can download one.
-    let answered = w
-        .dsr
-        .request(&w.workspace.id, &access.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let answered = w.request(&access.id).await;
     let receipt = answered.receipt.unwrap();
     assert_eq!(receipt.workspace_closed_at, Some(closed_at));
     assert_eq!(receipt.export_expires_at, None);
