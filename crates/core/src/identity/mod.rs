@@ -16,6 +16,8 @@
 //!
 //! Published vendor examples are the regression net: `vectors.json` beside this file.
 
+#[cfg(test)]
+mod cases;
 mod common;
 mod google;
 mod meta;
