@@ -487,12 +487,7 @@ impl Connector for Ga4 {
         let (first, _) = items
             .split_first()
             .ok_or_else(|| "ga4: a request needs at least one event".to_owned())?;
-        if items.len() > BATCH_LIMIT {
-            return Err(format!(
-                "ga4: {} events exceed the limit of {BATCH_LIMIT}",
-                items.len()
-            ));
-        }
+        common::within_limit(DestinationKind::Ga4, items, BATCH_LIMIT)?;
         let key = request_key(first).ok_or_else(|| "ga4: an event has no client id".to_owned())?;
         let mut events = Vec::with_capacity(items.len());
         for opened in items {
