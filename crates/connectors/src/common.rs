@@ -3,7 +3,9 @@
 
 use serde_json::{Map, Number, Value};
 use time::OffsetDateTime;
-use tracklayer_core::deliver::{classify_status, HttpResponse, OpenedItem, Outcome, Target};
+use tracklayer_core::deliver::{
+    classify_status, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
+};
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::ingest::scrub;
 
@@ -90,6 +92,20 @@ pub(crate) fn to_body(value: &Value) -> Result<Vec<u8>, String> {
 /// `Content-Type: application/json`.
 pub(crate) fn json_header() -> (String, String) {
     ("Content-Type".to_owned(), "application/json".to_owned())
+}
+
+/// A POST of the JSON `body` to `url`, with `headers` and then `Content-Type: application/json`.
+pub(crate) fn json_post(
+    url: String,
+    mut headers: Vec<(String, String)>,
+    body: Map<String, Value>,
+) -> Result<HttpRequest, String> {
+    headers.push(json_header());
+    Ok(HttpRequest {
+        url,
+        headers,
+        body: to_body(&Value::Object(body))?,
+    })
 }
 
 /// A number from a JSON number or a numeric string (`"12.50"`), finite only.

@@ -513,11 +513,7 @@ impl Connector for Ga4 {
         put(&mut body, "consent", key.consent);
         put(&mut body, "user_data", key.user_data);
         body.insert("events".into(), Value::Array(events));
-        Ok(HttpRequest {
-            url: url(target)?,
-            headers: vec![common::json_header()],
-            body: common::to_body(&Value::Object(body))?,
-        })
+        common::json_post(url(target)?, vec![], body)
     }
 
     fn classify(&self, items: &[&OpenedItem], response: &HttpResponse) -> Outcome {

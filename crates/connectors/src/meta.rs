@@ -309,11 +309,7 @@ impl Connector for MetaCapi {
         let mut body = Map::new();
         body.insert("data".into(), Value::Array(data));
         common::put_test_event_code(&mut body, target);
-        Ok(HttpRequest {
-            url,
-            headers: vec![common::json_header()],
-            body: common::to_body(&Value::Object(body))?,
-        })
+        common::json_post(url, vec![], body)
     }
 
     fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {

@@ -182,14 +182,8 @@ impl Connector for Tiktok {
         common::put_test_event_code(&mut body, target);
         let data: Vec<Value> = items.iter().map(|o| event(target, o)).collect();
         body.insert("data".into(), Value::Array(data));
-        Ok(HttpRequest {
-            url: format!("{base}{PATH}"),
-            headers: vec![
-                ("Access-Token".to_owned(), token.to_owned()),
-                common::json_header(),
-            ],
-            body: common::to_body(&Value::Object(body))?,
-        })
+        let auth = ("Access-Token".to_owned(), token.to_owned());
+        common::json_post(format!("{base}{PATH}"), vec![auth], body)
     }
 
     fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
