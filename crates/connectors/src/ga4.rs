@@ -298,34 +298,19 @@ pub fn params(opened: &OpenedItem) -> Map<String, Value> {
             ordered.push((name.to_owned(), v, max));
         }
     };
-    add(
-        "currency",
-        c.currency.clone().map(Value::from),
-        MAX_VALUE_LEN,
-    );
-    add("value", c.value.clone().map(Value::from), MAX_VALUE_LEN);
-    add(
-        "transaction_id",
-        c.order_id.clone().map(Value::from),
-        MAX_VALUE_LEN,
-    );
-    add("coupon", c.coupon.clone().map(Value::from), MAX_VALUE_LEN);
-    add(
-        "shipping",
-        c.shipping.clone().map(Value::from),
-        MAX_VALUE_LEN,
-    );
-    add("tax", c.tax.clone().map(Value::from), MAX_VALUE_LEN);
-    add(
-        "affiliation",
-        c.affiliation.clone().map(Value::from),
-        MAX_VALUE_LEN,
-    );
-    add(
-        "search_term",
-        c.query.clone().map(Value::from),
-        MAX_VALUE_LEN,
-    );
+    let commerce = [
+        ("currency", c.currency.clone().map(Value::from)),
+        ("value", c.value.clone().map(Value::from)),
+        ("transaction_id", c.order_id.clone().map(Value::from)),
+        ("coupon", c.coupon.clone().map(Value::from)),
+        ("shipping", c.shipping.clone().map(Value::from)),
+        ("tax", c.tax.clone().map(Value::from)),
+        ("affiliation", c.affiliation.clone().map(Value::from)),
+        ("search_term", c.query.clone().map(Value::from)),
+    ];
+    for (name, value) in commerce {
+        add(name, value, MAX_VALUE_LEN);
+    }
     let url = |key: &str| common::outgoing_url(props.get(key).and_then(Value::as_str));
     let page_url = common::outgoing_url(opened.sealed.page_url.as_deref()).or_else(|| url("url"));
     add("page_location", page_url.map(Value::from), 1000);
