@@ -10,6 +10,18 @@ fn entry(ws: &WorkspaceId, actor: &str, action: &str) -> NewAuditEntry {
     }
 }
 
+/// Verifies the chain of `ws` and asserts that it is valid (`when`: at which point of the
+/// case); the report, for further checks.
+pub(super) async fn assert_chain_verifies(
+    l: &dyn AuditLog,
+    ws: &WorkspaceId,
+    when: &str,
+) -> crate::audit::Verification {
+    let v = crate::audit::verify(l, ws).await.unwrap();
+    assert!(v.valid, "{when}: {v:?}");
+    v
+}
+
 /// Appends an entry of `actor` doing `action` at `at`.
 async fn append(
     l: &dyn AuditLog,
@@ -50,8 +62,7 @@ pub async fn appends_a_gapless_chain_that_verifies(l: &dyn AuditLog) {
     );
     let stored = l.stored(&ws, 0, 100).await.unwrap();
     assert_eq!(stored[0].entry.action, crate::audit::GENESIS_ACTION);
-    let v = crate::audit::verify(l, &ws).await.unwrap();
-    assert!(v.valid, "{v:?}");
+    let v = assert_chain_verifies(l, &ws, "five appends").await;
     assert!(v.keyed);
     assert_eq!(v.entries_checked, 6, "the genesis entry and five");
 }
@@ -69,8 +80,7 @@ pub async fn concurrent_appends_never_share_a_sequence_number(l: &dyn AuditLog) 
     assert_eq!(seqs, (2..=21).collect::<Vec<_>>());
     let all = list(l, &ws, |f| f.limit = 100).await;
     assert_eq!(all.len(), 20);
-    let v = crate::audit::verify(l, &ws).await.unwrap();
-    assert!(v.valid, "{v:?}");
+    assert_chain_verifies(l, &ws, "concurrent appends").await;
 }
 
 pub async fn lists_by_actor_action_time_and_page(l: &dyn AuditLog) {
@@ -120,8 +130,7 @@ pub async fn retires_only_entries_older_than_a_year(l: &dyn AuditLog) {
     let day400 = T0 + time::Duration::days(400);
     assert_eq!(l.retire(&ws, day400).await.unwrap(), 2);
     assert_eq!(l.retire(&ws, day400).await.unwrap(), 0);
-    let v = crate::audit::verify(l, &ws).await.unwrap();
-    assert!(v.valid, "{v:?}");
+    let v = assert_chain_verifies(l, &ws, "after retirement").await;
     assert_eq!(v.entries_checked, 1);
 }
 
