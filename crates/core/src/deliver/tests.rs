@@ -106,7 +106,10 @@ impl Connector for ScriptedConnector {
         classify_status(response, OffsetDateTime::UNIX_EPOCH)
     }
     fn erasure_guidance(&self, sent: &crate::dsr::SentToVendor<'_>) -> String {
-        format!("delete the {} events at the scripted destination", sent.delivered)
+        format!(
+            "delete the {} events at the scripted destination",
+            sent.delivered
+        )
     }
 }
 
