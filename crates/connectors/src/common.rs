@@ -3,9 +3,13 @@
 
 use serde_json::{Map, Number, Value};
 use time::OffsetDateTime;
-use tracklayer_core::deliver::{classify_status, HttpResponse, Outcome, Target};
+use tracklayer_core::deliver::{
+    classify_status, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
+};
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::ingest::scrub;
+
+use crate::names;
 
 /// A string setting of `config`, trimmed, when present and not blank.
 pub(crate) fn config_str<'a>(target: &Target<'a>, key: &str) -> Option<&'a str> {
@@ -88,6 +92,20 @@ pub(crate) fn to_body(value: &Value) -> Result<Vec<u8>, String> {
 /// `Content-Type: application/json`.
 pub(crate) fn json_header() -> (String, String) {
     ("Content-Type".to_owned(), "application/json".to_owned())
+}
+
+/// A POST of the JSON `body` to `url`, with `headers` and then `Content-Type: application/json`.
+pub(crate) fn json_post(
+    url: String,
+    mut headers: Vec<(String, String)>,
+    body: Map<String, Value>,
+) -> Result<HttpRequest, String> {
+    headers.push(json_header());
+    Ok(HttpRequest {
+        url,
+        headers,
+        body: to_body(&Value::Object(body))?,
+    })
 }
 
 /// A number from a JSON number or a numeric string (`"12.50"`), finite only.
@@ -268,6 +286,47 @@ pub(crate) fn extra_scalars<'a>(
         .filter(|(k, v)| scrub::may_leave(k, v))
 }
 
+/// Adds the remaining scalar properties ([`extra_scalars`]) to `out`, never over a key the
+/// connector mapped.
+pub(crate) fn add_extra_scalars(
+    out: &mut Map<String, Value>,
+    properties: &Value,
+    also_skip: &[&str],
+) {
+    for (k, v) in extra_scalars(properties, also_skip) {
+        out.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+}
+
+/// The start of one event as Meta and TikTok take it: the resolved event name under
+/// `name_key`, the time in Unix seconds, and the message id as `event_id` (the key both
+/// deduplicate browser and server events by).
+pub(crate) fn event_head(
+    target: &Target<'_>,
+    opened: &OpenedItem,
+    name_key: &str,
+) -> Map<String, Value> {
+    let item = &opened.item;
+    let mut e = Map::new();
+    e.insert(
+        name_key.into(),
+        names::resolve(target.destination, item).into(),
+    );
+    e.insert("event_time".into(), item.timestamp.unix_timestamp().into());
+    e.insert("event_id".into(), item.message_id.as_str().into());
+    e
+}
+
+/// Adds the destination's `config.test_event_code`, when set: Meta and TikTok then show the
+/// events in their test-events tools instead of counting them.
+pub(crate) fn put_test_event_code(body: &mut Map<String, Value>, target: &Target<'_>) {
+    put(
+        body,
+        "test_event_code",
+        config_str(target, "test_event_code"),
+    );
+}
+
 /// Inserts `key: value` when `value` is present.
 pub(crate) fn put(obj: &mut Map<String, Value>, key: &str, value: Option<impl Into<Value>>) {
     if let Some(v) = value {
@@ -283,12 +342,33 @@ pub(crate) fn status_outcome(response: &HttpResponse) -> Outcome {
     let now = response_date(response);
     let outcome = classify_status(response, now.unwrap_or(OffsetDateTime::UNIX_EPOCH));
     match outcome {
-        Outcome::Retry { reason, .. } => Outcome::Retry {
-            after: retry_after(response),
-            reason,
-        },
+        Outcome::Retry { reason, .. } => retry(response, reason),
         other => other,
     }
+}
+
+/// Retry for `reason`, after the response's `Retry-After` when it has one.
+pub(crate) fn retry(response: &HttpResponse, reason: String) -> Outcome {
+    Outcome::Retry {
+        after: retry_after(response),
+        reason,
+    }
+}
+
+/// Refuses a batch larger than the `limit` events the vendor takes in one request.
+pub(crate) fn within_limit(
+    kind: DestinationKind,
+    items: &[&OpenedItem],
+    limit: usize,
+) -> Result<(), String> {
+    if items.len() > limit {
+        return Err(format!(
+            "{}: {} events exceed the limit of {limit}",
+            kind.as_str(),
+            items.len()
+        ));
+    }
+    Ok(())
 }
 
 /// `Retry-After` in seconds, or as a date relative to the response's `Date` header.

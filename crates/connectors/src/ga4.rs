@@ -298,34 +298,19 @@ pub fn params(opened: &OpenedItem) -> Map<String, Value> {
             ordered.push((name.to_owned(), v, max));
         }
     };
-    add(
-        "currency",
-        c.currency.clone().map(Value::from),
-        MAX_VALUE_LEN,
-    );
-    add("value", c.value.clone().map(Value::from), MAX_VALUE_LEN);
-    add(
-        "transaction_id",
-        c.order_id.clone().map(Value::from),
-        MAX_VALUE_LEN,
-    );
-    add("coupon", c.coupon.clone().map(Value::from), MAX_VALUE_LEN);
-    add(
-        "shipping",
-        c.shipping.clone().map(Value::from),
-        MAX_VALUE_LEN,
-    );
-    add("tax", c.tax.clone().map(Value::from), MAX_VALUE_LEN);
-    add(
-        "affiliation",
-        c.affiliation.clone().map(Value::from),
-        MAX_VALUE_LEN,
-    );
-    add(
-        "search_term",
-        c.query.clone().map(Value::from),
-        MAX_VALUE_LEN,
-    );
+    let commerce = [
+        ("currency", c.currency.clone().map(Value::from)),
+        ("value", c.value.clone().map(Value::from)),
+        ("transaction_id", c.order_id.clone().map(Value::from)),
+        ("coupon", c.coupon.clone().map(Value::from)),
+        ("shipping", c.shipping.clone().map(Value::from)),
+        ("tax", c.tax.clone().map(Value::from)),
+        ("affiliation", c.affiliation.clone().map(Value::from)),
+        ("search_term", c.query.clone().map(Value::from)),
+    ];
+    for (name, value) in commerce {
+        add(name, value, MAX_VALUE_LEN);
+    }
     let url = |key: &str| common::outgoing_url(props.get(key).and_then(Value::as_str));
     let page_url = common::outgoing_url(opened.sealed.page_url.as_deref()).or_else(|| url("url"));
     add("page_location", page_url.map(Value::from), 1000);
@@ -487,12 +472,7 @@ impl Connector for Ga4 {
         let (first, _) = items
             .split_first()
             .ok_or_else(|| "ga4: a request needs at least one event".to_owned())?;
-        if items.len() > BATCH_LIMIT {
-            return Err(format!(
-                "ga4: {} events exceed the limit of {BATCH_LIMIT}",
-                items.len()
-            ));
-        }
+        common::within_limit(DestinationKind::Ga4, items, BATCH_LIMIT)?;
         let key = request_key(first).ok_or_else(|| "ga4: an event has no client id".to_owned())?;
         let mut events = Vec::with_capacity(items.len());
         for opened in items {
@@ -518,11 +498,7 @@ impl Connector for Ga4 {
         put(&mut body, "consent", key.consent);
         put(&mut body, "user_data", key.user_data);
         body.insert("events".into(), Value::Array(events));
-        Ok(HttpRequest {
-            url: url(target)?,
-            headers: vec![common::json_header()],
-            body: common::to_body(&Value::Object(body))?,
-        })
+        common::json_post(url(target)?, vec![], body)
     }
 
     fn classify(&self, items: &[&OpenedItem], response: &HttpResponse) -> Outcome {

@@ -43,8 +43,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
 use tracklayer_core::identity::{is_sha256_hex, Field};
 
-use crate::common::{self, clean, extra_scalars, put, query_escape, retryable_status, Commerce};
-use crate::names;
+use crate::common::{self, clean, put, query_escape, retryable_status, Commerce};
 
 /// Most events one request may carry.
 pub const BATCH_LIMIT: usize = 1000;
@@ -197,22 +196,13 @@ fn custom_data(opened: &OpenedItem) -> Map<String, Value> {
     put(&mut out, "search_string", c.query.clone());
     put(&mut out, "content_name", c.name.clone());
     put(&mut out, "content_category", c.category.clone());
-    for (k, v) in extra_scalars(props, META_MAPPED) {
-        out.entry(k.clone()).or_insert_with(|| v.clone());
-    }
+    common::add_extra_scalars(&mut out, props, META_MAPPED);
     out
 }
 
 /// One `data[]` entry.
 pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
-    let item = &opened.item;
-    let mut e = Map::new();
-    e.insert(
-        "event_name".into(),
-        names::resolve(target.destination, item).into(),
-    );
-    e.insert("event_time".into(), item.timestamp.unix_timestamp().into());
-    e.insert("event_id".into(), item.message_id.as_str().into());
+    let mut e = common::event_head(target, opened, "event_name");
     e.insert("action_source".into(), action_source(target, opened).into());
     let url = common::outgoing_url(opened.sealed.page_url.as_deref());
     put(&mut e, "event_source_url", url);
@@ -295,10 +285,7 @@ pub fn classify_response(response: &HttpResponse) -> Outcome {
                 || transient
                 || code.is_some_and(|c| TRANSIENT_CODES.contains(&c))
             {
-                Outcome::Retry {
-                    after: common::retry_after(response),
-                    reason,
-                }
+                common::retry(response, reason)
             } else {
                 Outcome::Permanent { reason }
             }
@@ -316,26 +303,13 @@ impl Connector for MetaCapi {
     }
 
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {
-        if items.len() > BATCH_LIMIT {
-            return Err(format!(
-                "meta_capi: {} events exceed the limit of {BATCH_LIMIT}",
-                items.len()
-            ));
-        }
+        common::within_limit(DestinationKind::MetaCapi, items, BATCH_LIMIT)?;
         let url = url(target)?;
         let data: Vec<Value> = items.iter().map(|o| event(target, o)).collect();
         let mut body = Map::new();
         body.insert("data".into(), Value::Array(data));
-        put(
-            &mut body,
-            "test_event_code",
-            common::config_str(target, "test_event_code"),
-        );
-        Ok(HttpRequest {
-            url,
-            headers: vec![common::json_header()],
-            body: common::to_body(&Value::Object(body))?,
-        })
+        common::put_test_event_code(&mut body, target);
+        common::json_post(url, vec![], body)
     }
 
     fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {

@@ -51,9 +51,24 @@ pub(crate) fn screen(target: &Target<'_>, opened: &OpenedItem) -> Result<(), Dro
 }
 
 fn check(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
-    match target.destination.kind {
+    let kind = target.destination.kind;
+    if let Some(old) = age_limit(kind).and_then(|limit| too_old(target, opened, limit)) {
+        return Some(old);
+    }
+    match kind {
         DestinationKind::MetaCapi => meta_rules(target, opened),
         DestinationKind::Ga4 => ga4_rules(target, opened),
+        DestinationKind::Tiktok | DestinationKind::Webhook => None,
+    }
+}
+
+/// The oldest event a vendor takes: the rule, the vendor, the limit and the limit in words.
+fn age_limit(
+    kind: DestinationKind,
+) -> Option<(&'static str, &'static str, Duration, &'static str)> {
+    match kind {
+        DestinationKind::MetaCapi => Some(("meta_max_age_7_days", "Meta", meta::MAX_AGE, "7 days")),
+        DestinationKind::Ga4 => Some(("ga4_max_age_72_hours", "GA4", ga4::MAX_AGE, "72 hours")),
         DestinationKind::Tiktok | DestinationKind::Webhook => None,
     }
 }
@@ -78,10 +93,6 @@ fn too_old(
 }
 
 fn meta_rules(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
-    let limit = ("meta_max_age_7_days", "Meta", meta::MAX_AGE, "7 days");
-    if let Some(old) = too_old(target, opened, limit) {
-        return Some(old);
-    }
     if meta::user_data(opened).is_empty() {
         return broken(
             "meta_requires_customer_information",
@@ -112,10 +123,6 @@ fn meta_rules(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
 }
 
 fn ga4_rules(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
-    let limit = ("ga4_max_age_72_hours", "GA4", ga4::MAX_AGE, "72 hours");
-    if let Some(old) = too_old(target, opened, limit) {
-        return Some(old);
-    }
     if ga4::client_id(opened).is_none() {
         return broken(
             "ga4_requires_client_id",

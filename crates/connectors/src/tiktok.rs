@@ -20,15 +20,12 @@
 //!   screened.
 
 use serde_json::{Map, Value};
-use tracklayer_core::deliver::{
-    Connector, DropReason, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
-};
+use tracklayer_core::deliver::{Connector, HttpRequest, HttpResponse, OpenedItem, Outcome, Target};
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
 use tracklayer_core::identity::{is_sha256_hex, Field};
 
-use crate::common::{self, body_excerpt, clean, extra_scalars, put, retryable_status, Commerce};
-use crate::names;
+use crate::common::{self, body_excerpt, clean, put, retryable_status, Commerce};
 
 /// Most events one request may carry.
 pub const BATCH_LIMIT: usize = 1000;
@@ -104,26 +101,17 @@ fn properties(opened: &OpenedItem) -> Map<String, Value> {
     put(&mut out, "currency", c.currency.clone());
     put(&mut out, "order_id", c.order_id.clone());
     put(&mut out, "query", c.query.clone());
-    for (k, v) in extra_scalars(props, TIKTOK_MAPPED) {
-        out.entry(k.clone()).or_insert_with(|| v.clone());
-    }
+    common::add_extra_scalars(&mut out, props, TIKTOK_MAPPED);
     out
 }
 
 /// One `data[]` entry.
 pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
-    let item = &opened.item;
-    let mut e = Map::new();
-    e.insert(
-        "event".into(),
-        names::resolve(target.destination, item).into(),
-    );
-    e.insert("event_time".into(), item.timestamp.unix_timestamp().into());
-    e.insert("event_id".into(), item.message_id.as_str().into());
+    let mut e = common::event_head(target, opened, "event");
     e.insert("user".into(), Value::Object(user(opened)));
     let mut page = Map::new();
     let prop_url =
-        |key: &str| common::outgoing_url(item.properties.get(key).and_then(Value::as_str));
+        |key: &str| common::outgoing_url(opened.item.properties.get(key).and_then(Value::as_str));
     let url = common::outgoing_url(opened.sealed.page_url.as_deref()).or_else(|| prop_url("url"));
     put(&mut page, "url", url);
     put(&mut page, "referrer", prop_url("referrer"));
@@ -170,10 +158,7 @@ pub fn classify_response(response: &HttpResponse) -> Outcome {
         || RETRY_CODES.contains(&code)
         || (50000..60000).contains(&code)
     {
-        Outcome::Retry {
-            after: common::retry_after(response),
-            reason,
-        }
+        common::retry(response, reason)
     } else if SUCCESS_CODES.contains(&code) && (200..300).contains(&response.status) {
         Outcome::Delivered
     } else {
@@ -186,38 +171,19 @@ impl Connector for Tiktok {
         BATCH_LIMIT
     }
 
-    fn screen(&self, _target: &Target<'_>, _opened: &OpenedItem) -> Result<(), DropReason> {
-        Ok(())
-    }
-
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {
-        if items.len() > BATCH_LIMIT {
-            return Err(format!(
-                "tiktok: {} events exceed the limit of {BATCH_LIMIT}",
-                items.len()
-            ));
-        }
+        common::within_limit(DestinationKind::Tiktok, items, BATCH_LIMIT)?;
         let pixel = common::required_config(target, "pixel_code")?;
         let token = common::required_secret(target, "access_token")?;
         let base = common::base_url(target, DestinationKind::Tiktok);
         let mut body = Map::new();
         body.insert("event_source".into(), "web".into());
         body.insert("event_source_id".into(), pixel.into());
-        put(
-            &mut body,
-            "test_event_code",
-            common::config_str(target, "test_event_code"),
-        );
+        common::put_test_event_code(&mut body, target);
         let data: Vec<Value> = items.iter().map(|o| event(target, o)).collect();
         body.insert("data".into(), Value::Array(data));
-        Ok(HttpRequest {
-            url: format!("{base}{PATH}"),
-            headers: vec![
-                ("Access-Token".to_owned(), token.to_owned()),
-                common::json_header(),
-            ],
-            body: common::to_body(&Value::Object(body))?,
-        })
+        let auth = ("Access-Token".to_owned(), token.to_owned());
+        common::json_post(format!("{base}{PATH}"), vec![auth], body)
     }
 
     fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {

@@ -27,9 +27,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
-use tracklayer_core::deliver::{
-    Connector, DropReason, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
-};
+use tracklayer_core::deliver::{Connector, HttpRequest, HttpResponse, OpenedItem, Outcome, Target};
 use tracklayer_core::dsr::SentToVendor;
 use tracklayer_core::identity::is_sha256_hex;
 use tracklayer_core::ingest::scrub;
@@ -160,10 +158,6 @@ impl Connector for Webhook {
             .map(|n| usize::try_from(n).unwrap_or(MAX_BATCH_SIZE))
             .map(|n| n.clamp(1, MAX_BATCH_SIZE))
             .unwrap_or(DEFAULT_BATCH_SIZE)
-    }
-
-    fn screen(&self, _target: &Target<'_>, _opened: &OpenedItem) -> Result<(), DropReason> {
-        Ok(())
     }
 
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {

@@ -99,8 +99,11 @@ pub enum Outcome {
 pub trait Connector: Send + Sync {
     /// Most items one request may carry for this target.
     fn batch_limit(&self, target: &Target<'_>) -> usize;
-    /// Whether an item can be sent at all, checked before building.
-    fn screen(&self, target: &Target<'_>, item: &OpenedItem) -> Result<(), DropReason>;
+    /// Whether an item can be sent at all, checked before building (by default, every item
+    /// can).
+    fn screen(&self, _target: &Target<'_>, _item: &OpenedItem) -> Result<(), DropReason> {
+        Ok(())
+    }
     /// One request for `items` (at most `batch_limit`, all screened).
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String>;
     /// What the response means for the request's items.

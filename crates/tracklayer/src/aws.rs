@@ -7,15 +7,13 @@
 
 use anyhow::{bail, Context};
 use aws_config::BehaviorVersion;
-use secrecy::ExposeSecret;
-use serde_json::json;
 use tracklayer_aws::config::{
     default_stack_name, residency_of_aws_region, stack_key_alias, stack_table_names,
     MAX_DATA_KEY_CACHE,
 };
 use tracklayer_aws::{DynamoControlStore, KmsKeyring};
 use tracklayer_core::clock::{Clock, SystemClock, SystemIds};
-use tracklayer_core::control_plane::Control;
+use tracklayer_core::control_plane::{Bootstrapped, Control};
 use tracklayer_core::email::Email;
 use tracklayer_core::ports::ControlStore;
 use tracklayer_core::workspace::Region;
@@ -67,8 +65,7 @@ pub async fn init(
     target: &Target,
     name: &str,
     owner_email: Option<Email>,
-    as_json: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Bootstrapped> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new(target.aws_region.clone()))
         .http_client(tracklayer_aws::https_client());
@@ -106,7 +103,7 @@ pub async fn init(
         stack_key_alias(&target.stack),
         MAX_DATA_KEY_CACHE,
     );
-    let boot = Control {
+    Control {
         store: &store,
         keyring: &keyring,
         clock: &SystemClock,
@@ -119,29 +116,7 @@ pub async fn init(
             "cannot create the first workspace of stack {}",
             target.stack
         )
-    })?;
-    if as_json {
-        println!(
-            "{}",
-            json!({
-                "workspace_id": boot.workspace.id,
-                "region": boot.workspace.region,
-                "admin_token": boot.admin_token.expose_secret(),
-                "write_key": boot.write_key.expose_secret(),
-                "stack": target.stack,
-                "aws_region": target.aws_region,
-            })
-        );
-    } else {
-        println!(
-            "Created workspace {} (region {}) in stack {} ({})",
-            boot.workspace.id, boot.workspace.region, target.stack, target.aws_region
-        );
-        println!("These secrets are shown once; store them now:");
-        println!("  admin token: {}", boot.admin_token.expose_secret());
-        println!("  write key:   {}", boot.write_key.expose_secret());
-    }
-    Ok(())
+    })
 }
 
 #[cfg(test)]

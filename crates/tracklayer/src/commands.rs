@@ -8,6 +8,7 @@ mod serve;
 mod users;
 
 use anyhow::bail;
+use serde_json::json;
 
 use crate::cli::{Backend, Cli, Command};
 
@@ -29,7 +30,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return match cli.command {
             Command::Init(args) => {
                 let target = crate::aws::Target::resolve(cli.aws_region, cli.stack, args.region)?;
-                crate::aws::init(&target, &args.name, args.email, args.json).await
+                let boot = crate::aws::init(&target, &args.name, args.email).await?;
+                let place = json!({ "stack": target.stack, "aws_region": target.aws_region });
+                let in_words = format!("stack {} ({})", target.stack, target.aws_region);
+                init::print_bootstrap(&boot, place, &in_words, args.json);
+                Ok(())
             }
             _ => bail!(
                 "--backend aws supports `init` only; manage a deployed stack through its admin API"

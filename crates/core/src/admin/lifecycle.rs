@@ -59,6 +59,14 @@ async fn revoke_at(
     store.update_api_key(&revoked).await
 }
 
+/// `Conflict` when `ws` is closed already.
+fn refuse_closed(ws: &Workspace) -> Result<(), StoreError> {
+    if ws.is_closed() {
+        return Err(StoreError::Conflict("the workspace is closed already"));
+    }
+    Ok(())
+}
+
 /// Closes `ws` at `at` in the control store: revokes every key that still works at `at` (its
 /// record then expires 90 days after `at`), then the store deletes the destinations and stamps
 /// the workspace, its users and its key records to expire at `at` + 90 days.
@@ -72,9 +80,7 @@ pub async fn close_account(
     at: OffsetDateTime,
     last: Option<&KeyId>,
 ) -> Result<Closure, StoreError> {
-    if ws.is_closed() {
-        return Err(StoreError::Conflict("the workspace is closed already"));
-    }
+    refuse_closed(ws)?;
     let destinations = store.destinations(&ws.id).await?.len();
     let working: Vec<ApiKeyRecord> = store
         .api_keys(&ws.id, at)
@@ -121,9 +127,7 @@ pub async fn close_account_with_dsr(
     at: OffsetDateTime,
     last: Option<&KeyId>,
 ) -> Result<Closure, StoreError> {
-    if ws.is_closed() {
-        return Err(StoreError::Conflict("the workspace is closed already"));
-    }
+    refuse_closed(ws)?;
     let until = at + Retention::account_grace();
     let before = dsr.end_with_account(&ws.id, until).await?;
     let mut closure = close_account(control, ws, at, last).await?;

@@ -43,6 +43,15 @@ pub(crate) fn lower_nfc(s: &str) -> String {
     s.to_lowercase().nfc().collect()
 }
 
+/// `value`, or the rejection `reason` when normalizing left nothing of it.
+pub(crate) fn non_empty(value: String, reason: &'static str) -> Outcome {
+    if value.is_empty() {
+        Err(reason)
+    } else {
+        Ok(value)
+    }
+}
+
 /// Removes whitespace and the 32 ASCII punctuation characters
 /// (``!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~``), keeping every other character.
 /// Mirrors `strip(…, 'whitespace_and_punctuation')` of Meta's capi-param-builder

@@ -19,7 +19,7 @@
 //!   `googleads/data-manager-java` (`data-manager-util`, "DM util" below).
 
 use super::common::{
-    e164_digits, email_google, letters_and_spaces, lower_nfc, resolve_country, Outcome,
+    e164_digits, email_google, letters_and_spaces, lower_nfc, non_empty, resolve_country, Outcome,
 };
 use super::{Field, Hints, Rule};
 
@@ -80,11 +80,10 @@ fn last_name(raw: &str, _: Hints<'_>) -> Outcome {
 }
 
 fn person_name(raw: &str, drop_affixes: fn(&str) -> String) -> Outcome {
-    let name = letters_and_spaces(&drop_affixes(&lower_nfc(raw)));
-    if name.is_empty() {
-        return Err("no letters");
-    }
-    Ok(name)
+    non_empty(
+        letters_and_spaces(&drop_affixes(&lower_nfc(raw))),
+        "no letters",
+    )
 }
 
 /// Removes the titles `mr.`, `mrs.`, `ms.`, `dr.` (with their period, as the DM util's
@@ -128,11 +127,7 @@ fn drop_suffixes(name: &str) -> String {
 /// Source: GA4 (`city`: "remove digits and symbol characters; lowercase; remove leading and
 /// trailing spaces"; example `san francisco`). Inner runs of whitespace become one space.
 fn city(raw: &str, _: Hints<'_>) -> Outcome {
-    let city = letters_and_spaces(&lower_nfc(raw));
-    if city.is_empty() {
-        return Err("invalid city");
-    }
-    Ok(city)
+    non_empty(letters_and_spaces(&lower_nfc(raw)), "invalid city")
 }
 
 /// `address[].region`, in clear: as the city. A state name stays a name (GA4's example sends
@@ -140,11 +135,7 @@ fn city(raw: &str, _: Hints<'_>) -> Outcome {
 /// Source: GA4 (`region`: "remove digits and symbol characters; lowercase; remove leading and
 /// trailing spaces").
 fn region(raw: &str, _: Hints<'_>) -> Outcome {
-    let region = letters_and_spaces(&lower_nfc(raw));
-    if region.is_empty() {
-        return Err("invalid state");
-    }
-    Ok(region)
+    non_empty(letters_and_spaces(&lower_nfc(raw)), "invalid state")
 }
 
 /// `address[].postal_code`, in clear: `.` and `~` removed, trimmed; case and inner spaces kept.
@@ -152,11 +143,7 @@ fn region(raw: &str, _: Hints<'_>) -> Outcome {
 /// spaces"); DM util `formatPostalCode` (trim only: `1229-076` stays).
 fn postal_code(raw: &str, _: Hints<'_>) -> Outcome {
     let code: String = raw.chars().filter(|c| !matches!(c, '.' | '~')).collect();
-    let code = code.trim();
-    if code.is_empty() {
-        return Err("invalid zip");
-    }
-    Ok(code.to_owned())
+    non_empty(code.trim().to_owned(), "invalid zip")
 }
 
 /// `address[].country`, in clear: ISO 3166-1 alpha-2, uppercase.
@@ -171,6 +158,7 @@ fn country(raw: &str, _: Hints<'_>) -> Outcome {
 
 #[cfg(test)]
 mod tests {
+    use super::super::cases::assert_normalizes;
     use super::super::{prepare, sha256_hex, Prepared, Profile, Rejected, NOT_SUPPORTED};
     use super::*;
 
@@ -193,174 +181,197 @@ mod tests {
 
     #[test]
     fn google_last_name_with_a_no_break_space_does_not_panic() {
-        assert_eq!(
-            normalized(Field::LastName, "Quinn\u{a0}Jr."),
-            Ok("quinn".into())
-        );
-        assert_eq!(
-            normalized(Field::LastName, "m\u{a0}tel:x"),
-            Ok("m telx".into())
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::LastName, "Quinn\u{a0}Jr.", Ok("quinn")),
+                (Field::LastName, "m\u{a0}tel:x", Ok("m telx")),
+            ],
         );
     }
 
     #[test]
     fn google_removes_dots_and_plus_suffix_from_gmail_addresses() {
-        assert_eq!(
-            normalized(Field::Email, "Jane.Doe+shopping@gmail.com"),
-            Ok("janedoe@gmail.com".into())
-        );
-        assert_eq!(
-            normalized(Field::Email, "j.e.f..ferson.Loves.hiking@googlemail.com"),
-            Ok("jeffersonloveshiking@googlemail.com".into())
+        assert_normalizes(
+            normalized,
+            &[
+                (
+                    Field::Email,
+                    "Jane.Doe+shopping@gmail.com",
+                    Ok("janedoe@gmail.com"),
+                ),
+                (
+                    Field::Email,
+                    "j.e.f..ferson.Loves.hiking@googlemail.com",
+                    Ok("jeffersonloveshiking@googlemail.com"),
+                ),
+            ],
         );
     }
 
     #[test]
     fn google_keeps_dots_and_plus_of_other_domains() {
-        assert_eq!(
-            normalized(Field::Email, "user.name+NYC@Example.com"),
-            Ok("user.name+nyc@example.com".into())
+        assert_normalizes(
+            normalized,
+            &[(
+                Field::Email,
+                "user.name+NYC@Example.com",
+                Ok("user.name+nyc@example.com"),
+            )],
         );
     }
 
     #[test]
     fn google_removes_all_whitespace_from_email() {
-        assert_eq!(
-            normalized(Field::Email, " jane . doe @ example.com "),
-            Ok("jane.doe@example.com".into())
+        assert_normalizes(
+            normalized,
+            &[(
+                Field::Email,
+                " jane . doe @ example.com ",
+                Ok("jane.doe@example.com"),
+            )],
         );
     }
 
     #[test]
     fn google_rejects_gmail_address_with_empty_local_part() {
-        assert_eq!(
-            normalized(Field::Email, "+tag@gmail.com"),
-            Err("invalid email")
+        assert_normalizes(
+            normalized,
+            &[(Field::Email, "+tag@gmail.com", Err("invalid email"))],
         );
     }
 
     #[test]
     fn google_phone_is_e164_with_plus() {
-        assert_eq!(
-            normalized(Field::Phone, "+1 (800) 555-0100"),
-            Ok("+18005550100".into())
+        assert_normalizes(
+            normalized,
+            &[(Field::Phone, "+1 (800) 555-0100", Ok("+18005550100"))],
         );
-        assert_eq!(
-            normalized_in(Field::Phone, "(800)555-0100", Some("US")),
-            Ok("+18005550100".into())
+        assert_normalizes(
+            |field, raw: &str| normalized_in(field, raw, Some("US")),
+            &[(Field::Phone, "(800)555-0100", Ok("+18005550100"))],
         );
-        assert_eq!(
-            normalized_in(Field::Phone, "030 1234567", Some("DE")),
-            Ok("+49301234567".into())
+        assert_normalizes(
+            |field, raw: &str| normalized_in(field, raw, Some("DE")),
+            &[(Field::Phone, "030 1234567", Ok("+49301234567"))],
         );
     }
 
     #[test]
     fn google_phone_without_plus_or_hint_already_includes_the_country_code() {
-        assert_eq!(
-            normalized(Field::Phone, "441134960987"),
-            Ok("+441134960987".into())
-        );
-        assert_eq!(
-            normalized(Field::Phone, "1 800 555 0100"),
-            Ok("+18005550100".into())
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::Phone, "441134960987", Ok("+441134960987")),
+                (Field::Phone, "1 800 555 0100", Ok("+18005550100")),
+            ],
         );
     }
 
     #[test]
     fn google_names_are_lowercased_trimmed_and_hashed() {
-        assert_eq!(normalized(Field::FirstName, "  John "), Ok("john".into()));
-        assert_eq!(normalized(Field::LastName, "DOE"), Ok("doe".into()));
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::FirstName, "  John ", Ok("john")),
+                (Field::LastName, "DOE", Ok("doe")),
+            ],
+        );
         let got = prepare(Profile::Google, Field::FirstName, "John", Hints::default());
         assert_eq!(got, Ok(Prepared::Hashed(sha256_hex("john"))));
     }
 
     #[test]
     fn google_names_lose_digits_and_symbols_but_keep_letters_and_inner_spaces() {
-        assert_eq!(
-            normalized(Field::FirstName, "Mary Ann"),
-            Ok("mary ann".into())
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::FirstName, "Mary Ann", Ok("mary ann")),
+                (Field::FirstName, "John3", Ok("john")),
+                (Field::LastName, "O'Brien", Ok("obrien")),
+                (Field::LastName, "Müller", Ok("müller")),
+            ],
         );
-        assert_eq!(normalized(Field::FirstName, "John3"), Ok("john".into()));
-        assert_eq!(normalized(Field::LastName, "O'Brien"), Ok("obrien".into()));
-        assert_eq!(normalized(Field::LastName, "Müller"), Ok("müller".into()));
     }
 
     #[test]
     fn google_first_name_loses_titles() {
-        assert_eq!(
-            normalized(Field::FirstName, " Mr. Alex "),
-            Ok("alex".into())
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::FirstName, " Mr. Alex ", Ok("alex")),
+                (Field::FirstName, "Dr. Alex", Ok("alex")),
+                (Field::FirstName, "Mralex", Ok("mralex")),
+                (Field::FirstName, " Mr. ", Err("no letters")),
+            ],
         );
-        assert_eq!(normalized(Field::FirstName, "Dr. Alex"), Ok("alex".into()));
-        assert_eq!(normalized(Field::FirstName, "Mralex"), Ok("mralex".into()));
-        assert_eq!(normalized(Field::FirstName, " Mr. "), Err("no letters"));
     }
 
     #[test]
     fn google_last_name_loses_suffixes() {
-        assert_eq!(
-            normalized(Field::LastName, " Quinn, Jr. "),
-            Ok("quinn".into())
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::LastName, " Quinn, Jr. ", Ok("quinn")),
+                (Field::LastName, "Quinn Sr.", Ok("quinn")),
+                (Field::LastName, "quinn, jr., dds", Ok("quinn")),
+                (Field::LastName, "Boardds", Ok("boardds")),
+                (Field::LastName, ", Jr.", Err("no letters")),
+            ],
         );
-        assert_eq!(normalized(Field::LastName, "Quinn Sr."), Ok("quinn".into()));
-        assert_eq!(
-            normalized(Field::LastName, "quinn, jr., dds"),
-            Ok("quinn".into())
-        );
-        assert_eq!(normalized(Field::LastName, "Boardds"), Ok("boardds".into()));
-        assert_eq!(normalized(Field::LastName, ", Jr."), Err("no letters"));
     }
 
     #[test]
     fn google_address_fields_are_sent_plain() {
         let hints = Hints::default();
-        assert_eq!(
-            prepare(Profile::Google, Field::City, " San Francisco ", hints),
-            Ok(Prepared::Plain("san francisco".into()))
-        );
-        assert_eq!(
-            prepare(Profile::Google, Field::State, "California", hints),
-            Ok(Prepared::Plain("california".into()))
-        );
-        assert_eq!(
-            prepare(Profile::Google, Field::Zip, " 94000 ", hints),
-            Ok(Prepared::Plain("94000".into()))
-        );
-        assert_eq!(
-            prepare(Profile::Google, Field::Country, "United States", hints),
-            Ok(Prepared::Plain("US".into()))
-        );
+        for (field, raw, plain) in [
+            (Field::City, " San Francisco ", "san francisco"),
+            (Field::State, "California", "california"),
+            (Field::Zip, " 94000 ", "94000"),
+            (Field::Country, "United States", "US"),
+        ] {
+            let got = prepare(Profile::Google, field, raw, hints);
+            assert_eq!(got, Ok(Prepared::Plain(plain.into())), "{field:?}");
+        }
     }
 
     #[test]
     fn google_city_and_region_lose_digits_and_symbols() {
-        assert_eq!(
-            normalized(Field::City, "St. Louis 2"),
-            Ok("st louis".into())
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::City, "St. Louis 2", Ok("st louis")),
+                (Field::City, "São  Paulo", Ok("são paulo")),
+                (Field::State, "N.Y.", Ok("ny")),
+                (Field::City, "123", Err("invalid city")),
+            ],
         );
-        assert_eq!(
-            normalized(Field::City, "São  Paulo"),
-            Ok("são paulo".into())
-        );
-        assert_eq!(normalized(Field::State, "N.Y."), Ok("ny".into()));
-        assert_eq!(normalized(Field::City, "123"), Err("invalid city"));
     }
 
     #[test]
     fn google_postal_code_loses_periods_and_tildes_only() {
-        assert_eq!(normalized(Field::Zip, "1229-076"), Ok("1229-076".into()));
-        assert_eq!(normalized(Field::Zip, " SW1A 1AA "), Ok("SW1A 1AA".into()));
-        assert_eq!(normalized(Field::Zip, "75.018~"), Ok("75018".into()));
-        assert_eq!(normalized(Field::Zip, ".~"), Err("invalid zip"));
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::Zip, "1229-076", Ok("1229-076")),
+                (Field::Zip, " SW1A 1AA ", Ok("SW1A 1AA")),
+                (Field::Zip, "75.018~", Ok("75018")),
+                (Field::Zip, ".~", Err("invalid zip")),
+            ],
+        );
     }
 
     #[test]
     fn google_country_is_uppercase_alpha2() {
-        assert_eq!(normalized(Field::Country, "us"), Ok("US".into()));
-        assert_eq!(normalized(Field::Country, "Deutschland"), Ok("DE".into()));
-        assert_eq!(normalized(Field::Country, "GBR"), Ok("GB".into()));
-        assert_eq!(normalized(Field::Country, "Narnia"), Err("unknown country"));
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::Country, "us", Ok("US")),
+                (Field::Country, "Deutschland", Ok("DE")),
+                (Field::Country, "GBR", Ok("GB")),
+                (Field::Country, "Narnia", Err("unknown country")),
+            ],
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! "CIP" below). Where this module goes beyond the library it says so.
 
 use super::common::{
-    date_of_birth as dob, e164_digits, email_trim_lower, fold, lower_nfc, resolve_country,
-    resolve_region, strip_whitespace, strip_whitespace_and_punctuation, Outcome,
+    date_of_birth as dob, e164_digits, email_trim_lower, fold, lower_nfc, non_empty,
+    resolve_country, resolve_region, strip_whitespace, strip_whitespace_and_punctuation, Outcome,
 };
 use super::tables::{FEMALE_WORDS, MALE_WORDS};
 use super::{Field, Hints, Rule};
@@ -56,11 +56,10 @@ fn phone(raw: &str, hints: Hints<'_>) -> Outcome {
 /// `정` → `정`, `Valéry` → `valéry`). Beyond the library: NFC, so a decomposed `é` hashes like
 /// the precomposed one in CIP's example.
 fn name(raw: &str, _: Hints<'_>) -> Outcome {
-    let name = strip_whitespace_and_punctuation(&lower_nfc(raw));
-    if name.is_empty() {
-        return Err("no letters");
-    }
-    Ok(name)
+    non_empty(
+        strip_whitespace_and_punctuation(&lower_nfc(raw)),
+        "no letters",
+    )
 }
 
 /// `ct`: lowercased, everything but `a`–`z` and `0`–`9` removed, must start with a letter.
@@ -175,6 +174,7 @@ fn external_id(raw: &str, _: Hints<'_>) -> Outcome {
 
 #[cfg(test)]
 mod tests {
+    use super::super::cases::assert_normalizes;
     use super::super::{prepare, sha256_hex, Prepared, Profile, Rejected};
     use super::*;
 
@@ -195,6 +195,10 @@ mod tests {
         }
     }
 
+    fn normalized_in_us(field: Field, raw: &str) -> Outcome {
+        normalized_in(field, raw, Some("US"))
+    }
+
     #[test]
     fn meta_hashes_every_field() {
         let hints = Hints::default();
@@ -204,89 +208,86 @@ mod tests {
 
     #[test]
     fn meta_trims_and_lowercases_email() {
-        assert_eq!(
-            normalized(Field::Email, "  John_Smith@Gmail.COM \n"),
-            Ok("john_smith@gmail.com".into())
+        assert_normalizes(
+            normalized,
+            &[(
+                Field::Email,
+                "  John_Smith@Gmail.COM \n",
+                Ok("john_smith@gmail.com"),
+            )],
         );
     }
 
     #[test]
     fn meta_keeps_gmail_dots_and_plus_tags() {
-        assert_eq!(
-            normalized(Field::Email, "john.smith+news@gmail.com"),
-            Ok("john.smith+news@gmail.com".into())
-        );
+        let kept = "john.smith+news@gmail.com";
+        assert_normalizes(normalized, &[(Field::Email, kept, Ok(kept))]);
     }
 
     #[test]
     fn meta_rejects_email_without_domain() {
-        assert_eq!(
-            normalized(Field::Email, "john_smith@"),
-            Err("invalid email")
+        assert_normalizes(
+            normalized,
+            &[(Field::Email, "john_smith@", Err("invalid email"))],
         );
+        let reason = "invalid email";
+        let got = prepare(Profile::Meta, Field::Email, "john", Hints::default());
         assert_eq!(
-            prepare(Profile::Meta, Field::Email, "john", Hints::default()),
+            got,
             Err(Rejected {
                 field: Field::Email,
-                reason: "invalid email"
+                reason
             })
         );
     }
 
     #[test]
     fn meta_removes_leading_zeros_from_phone() {
-        assert_eq!(
-            normalized(Field::Phone, "0044 20 7946 0958"),
-            Ok("442079460958".into())
-        );
-        assert_eq!(
-            normalized(Field::Phone, "+0 16505551212"),
-            Ok("16505551212".into())
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::Phone, "0044 20 7946 0958", Ok("442079460958")),
+                (Field::Phone, "+0 16505551212", Ok("16505551212")),
+            ],
         );
     }
 
     #[test]
     fn meta_phone_has_no_plus_and_no_symbols() {
-        assert_eq!(
-            normalized(Field::Phone, "+1 (650) 555-1212"),
-            Ok("16505551212".into())
+        assert_normalizes(
+            normalized,
+            &[(Field::Phone, "+1 (650) 555-1212", Ok("16505551212"))],
         );
     }
 
     #[test]
     fn meta_phone_gets_the_country_code_from_the_hint() {
-        assert_eq!(
-            normalized_in(Field::Phone, "(650)555-1212", Some("US")),
-            Ok("16505551212".into())
+        assert_normalizes(
+            normalized_in_us,
+            &[(Field::Phone, "(650)555-1212", Ok("16505551212"))],
         );
-        assert_eq!(
-            normalized_in(Field::Phone, "020 7946 0958", Some("GB")),
-            Ok("442079460958".into())
+        let in_gb = |field, raw: &str| normalized_in(field, raw, Some("GB"));
+        assert_normalizes(
+            in_gb,
+            &[(Field::Phone, "020 7946 0958", Ok("442079460958"))],
         );
     }
 
     #[test]
     fn meta_name_drops_whitespace_and_punctuation_but_keeps_non_ascii_letters() {
-        assert_eq!(
-            normalized(Field::FirstName, "Mary-Jane"),
-            Ok("maryjane".into())
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::FirstName, "Mary-Jane", Ok("maryjane")),
+                (Field::LastName, "O'Connor", Ok("oconnor")),
+                (Field::LastName, "van der Berg", Ok("vanderberg")),
+                (Field::FirstName, "St. John", Ok("stjohn")),
+                (Field::FirstName, "Valéry", Ok("valéry")),
+                (Field::FirstName, "ÉMILE", Ok("émile")),
+                (Field::FirstName, "정", Ok("정")),
+                (Field::LastName, "Müller", Ok("müller")),
+            ],
         );
-        assert_eq!(
-            normalized(Field::LastName, "O'Connor"),
-            Ok("oconnor".into())
-        );
-        assert_eq!(
-            normalized(Field::LastName, "van der Berg"),
-            Ok("vanderberg".into())
-        );
-        assert_eq!(
-            normalized(Field::FirstName, "St. John"),
-            Ok("stjohn".into())
-        );
-        assert_eq!(normalized(Field::FirstName, "Valéry"), Ok("valéry".into()));
-        assert_eq!(normalized(Field::FirstName, "ÉMILE"), Ok("émile".into()));
-        assert_eq!(normalized(Field::FirstName, "정"), Ok("정".into()));
-        assert_eq!(normalized(Field::LastName, "Müller"), Ok("müller".into()));
     }
 
     #[test]
@@ -299,123 +300,130 @@ mod tests {
 
     #[test]
     fn meta_name_of_punctuation_only_is_rejected() {
-        assert_eq!(normalized(Field::FirstName, "-.-"), Err("no letters"));
+        assert_normalizes(normalized, &[(Field::FirstName, "-.-", Err("no letters"))]);
     }
 
     #[test]
     fn meta_city_keeps_ascii_letters_and_digits_only() {
-        assert_eq!(normalized(Field::City, "New York"), Ok("newyork".into()));
-        assert_eq!(normalized(Field::City, "St. Louis"), Ok("stlouis".into()));
-        assert_eq!(
-            normalized(Field::City, "Winston-Salem"),
-            Ok("winstonsalem".into())
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::City, "New York", Ok("newyork")),
+                (Field::City, "St. Louis", Ok("stlouis")),
+                (Field::City, "Winston-Salem", Ok("winstonsalem")),
+                (Field::City, "São Paulo", Ok("sopaulo")),
+                (Field::City, "123", Err("invalid city")),
+            ],
         );
-        assert_eq!(normalized(Field::City, "São Paulo"), Ok("sopaulo".into()));
-        assert_eq!(normalized(Field::City, "123"), Err("invalid city"));
     }
 
     #[test]
     fn meta_state_names_become_two_letter_codes() {
-        assert_eq!(normalized(Field::State, "California"), Ok("ca".into()));
-        assert_eq!(normalized(Field::State, "AZ"), Ok("az".into()));
-        assert_eq!(normalized(Field::State, "N.Y."), Ok("ny".into()));
-        assert_eq!(normalized(Field::State, "New York"), Ok("ny".into()));
-        assert_eq!(
-            normalized(Field::State, "West Virginia, USA"),
-            Ok("wv".into())
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::State, "California", Ok("ca")),
+                (Field::State, "AZ", Ok("az")),
+                (Field::State, "N.Y.", Ok("ny")),
+                (Field::State, "New York", Ok("ny")),
+                (Field::State, "West Virginia, USA", Ok("wv")),
+                (Field::State, "District of Columbia", Ok("dc")),
+                (Field::State, "Puerto Rico", Ok("pr")),
+            ],
         );
-        assert_eq!(
-            normalized(Field::State, "District of Columbia"),
-            Ok("dc".into())
-        );
-        assert_eq!(normalized(Field::State, "Puerto Rico"), Ok("pr".into()));
     }
 
     #[test]
     fn meta_province_names_become_two_letter_codes() {
-        assert_eq!(normalized(Field::State, "Ontario"), Ok("on".into()));
-        assert_eq!(normalized(Field::State, "Québec"), Ok("qc".into()));
-        assert_eq!(
-            normalized(Field::State, "British Columbia"),
-            Ok("bc".into())
-        );
-        assert_eq!(
-            normalized(Field::State, "Newfoundland and Labrador"),
-            Ok("nl".into())
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::State, "Ontario", Ok("on")),
+                (Field::State, "Québec", Ok("qc")),
+                (Field::State, "British Columbia", Ok("bc")),
+                (Field::State, "Newfoundland and Labrador", Ok("nl")),
+            ],
         );
     }
 
     #[test]
     fn meta_unknown_state_is_cut_to_two_letters_like_the_library() {
-        assert_eq!(normalized(Field::State, "Bavaria"), Ok("ba".into()));
-        assert_eq!(normalized(Field::State, "X"), Err("invalid state"));
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::State, "Bavaria", Ok("ba")),
+                (Field::State, "X", Err("invalid state")),
+            ],
+        );
     }
 
     #[test]
     fn meta_zip_is_cut_at_the_dash_and_loses_spaces() {
-        assert_eq!(normalized(Field::Zip, "94035-1234"), Ok("94035".into()));
-        assert_eq!(normalized(Field::Zip, " M1 1AE "), Ok("m11ae".into()));
-        assert_eq!(normalized(Field::Zip, "SW1A 1AA"), Ok("sw1a1aa".into()));
-        assert_eq!(normalized(Field::Zip, "1"), Err("invalid zip"));
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::Zip, "94035-1234", Ok("94035")),
+                (Field::Zip, " M1 1AE ", Ok("m11ae")),
+                (Field::Zip, "SW1A 1AA", Ok("sw1a1aa")),
+                (Field::Zip, "1", Err("invalid zip")),
+            ],
+        );
     }
 
     #[test]
     fn meta_us_zip_plus_four_without_dash_keeps_five_digits() {
-        assert_eq!(
-            normalized_in(Field::Zip, "940351234", Some("US")),
-            Ok("94035".into())
-        );
-        assert_eq!(normalized(Field::Zip, "940351234"), Ok("940351234".into()));
+        assert_normalizes(normalized_in_us, &[(Field::Zip, "940351234", Ok("94035"))]);
+        assert_normalizes(normalized, &[(Field::Zip, "940351234", Ok("940351234"))]);
     }
 
     #[test]
     fn meta_country_names_become_lowercase_alpha2() {
-        assert_eq!(normalized(Field::Country, "United States"), Ok("us".into()));
-        assert_eq!(normalized(Field::Country, "USA"), Ok("us".into()));
-        assert_eq!(normalized(Field::Country, "UK"), Ok("gb".into()));
-        assert_eq!(normalized(Field::Country, "Deutschland"), Ok("de".into()));
-        assert_eq!(normalized(Field::Country, "FR"), Ok("fr".into()));
-        assert_eq!(normalized(Field::Country, "Narnia"), Err("unknown country"));
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::Country, "United States", Ok("us")),
+                (Field::Country, "USA", Ok("us")),
+                (Field::Country, "UK", Ok("gb")),
+                (Field::Country, "Deutschland", Ok("de")),
+                (Field::Country, "FR", Ok("fr")),
+                (Field::Country, "Narnia", Err("unknown country")),
+            ],
+        );
     }
 
     #[test]
     fn meta_gender_words_become_m_or_f() {
-        assert_eq!(normalized(Field::Gender, " Female "), Ok("f".into()));
-        assert_eq!(normalized(Field::Gender, "MALE"), Ok("m".into()));
-        assert_eq!(normalized(Field::Gender, "woman"), Ok("f".into()));
-        assert_eq!(normalized(Field::Gender, "M"), Ok("m".into()));
-        assert_eq!(normalized(Field::Gender, "other"), Err("unknown gender"));
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::Gender, " Female ", Ok("f")),
+                (Field::Gender, "MALE", Ok("m")),
+                (Field::Gender, "woman", Ok("f")),
+                (Field::Gender, "M", Ok("m")),
+                (Field::Gender, "other", Err("unknown gender")),
+            ],
+        );
     }
 
     #[test]
     fn meta_date_of_birth_becomes_yyyymmdd() {
-        assert_eq!(
-            normalized(Field::DateOfBirth, "2/16/1997"),
-            Ok("19970216".into())
-        );
-        assert_eq!(
-            normalized(Field::DateOfBirth, "1997-02-16"),
-            Ok("19970216".into())
-        );
-        assert_eq!(
-            normalized(Field::DateOfBirth, "16.02.1997"),
-            Ok("19970216".into())
-        );
-        assert_eq!(
-            normalized(Field::DateOfBirth, "Feb 16, 1997"),
-            Ok("19970216".into())
-        );
-        assert_eq!(
-            normalized(Field::DateOfBirth, "not a date"),
-            Err("unparseable date")
+        assert_normalizes(
+            normalized,
+            &[
+                (Field::DateOfBirth, "2/16/1997", Ok("19970216")),
+                (Field::DateOfBirth, "1997-02-16", Ok("19970216")),
+                (Field::DateOfBirth, "16.02.1997", Ok("19970216")),
+                (Field::DateOfBirth, "Feb 16, 1997", Ok("19970216")),
+                (Field::DateOfBirth, "not a date", Err("unparseable date")),
+            ],
         );
     }
 
     #[test]
     fn meta_external_id_is_lowercased_without_whitespace() {
-        assert_eq!(
-            normalized(Field::ExternalId, " User 42\tABC "),
-            Ok("user42abc".into())
+        assert_normalizes(
+            normalized,
+            &[(Field::ExternalId, " User 42\tABC ", Ok("user42abc"))],
         );
     }
 }

@@ -16,6 +16,8 @@
 //!
 //! Published vendor examples are the regression net: `vectors.json` beside this file.
 
+#[cfg(test)]
+mod cases;
 mod common;
 mod google;
 mod meta;
@@ -464,26 +466,30 @@ mod tests {
         assert!(!is_sha256_hex(&format!(" {}", &lower[1..])));
     }
 
+    /// The index form of `raw`, without hints.
+    fn canonical(field: Field, raw: &str) -> Option<String> {
+        canonical_for_index(field, raw, Hints::default())
+    }
+
+    /// Asserts the index form of `raw`, without hints.
+    fn assert_canonical(field: Field, raw: &str, want: Option<&str>) {
+        assert_eq!(canonical(field, raw).as_deref(), want, "{field:?} {raw:?}");
+    }
+
     #[test]
     fn canonical_email_matches_across_spellings() {
-        let a = canonical_for_index(Field::Email, "John.Smith@Gmail.com ", Hints::default());
-        let b = canonical_for_index(Field::Email, "john.smith@gmail.com", Hints::default());
-        let c = canonical_for_index(
-            Field::Email,
-            "johnsmith+news@googlemail.com",
-            Hints::default(),
-        );
+        let a = canonical(Field::Email, "John.Smith@Gmail.com ");
+        let b = canonical(Field::Email, "john.smith@gmail.com");
+        let c = canonical(Field::Email, "johnsmith+news@googlemail.com");
         assert_eq!(a.as_deref(), Some("johnsmith@gmail.com"));
         assert_eq!(a, b);
         assert_eq!(a, c);
-        assert_eq!(
-            canonical_for_index(Field::Email, " Jane.Doe@Example.COM", Hints::default()).as_deref(),
-            Some("jane.doe@example.com")
+        assert_canonical(
+            Field::Email,
+            " Jane.Doe@Example.COM",
+            Some("jane.doe@example.com"),
         );
-        assert_eq!(
-            canonical_for_index(Field::Email, "not-an-email", Hints::default()),
-            None
-        );
+        assert_canonical(Field::Email, "not-an-email", None);
     }
 
     #[test]
@@ -496,30 +502,21 @@ mod tests {
             canonical_for_index(Field::Phone, "(650) 555-1212", us).as_deref(),
             Some("16505551212")
         );
-        assert_eq!(
-            canonical_for_index(Field::Phone, "+1 650-555-1212", Hints::default()).as_deref(),
-            Some("16505551212")
-        );
+        assert_canonical(Field::Phone, "+1 650-555-1212", Some("16505551212"));
         assert_eq!(canonical_for_index(Field::Phone, "12", us), None);
     }
 
     #[test]
     fn canonical_external_id_is_trimmed_only() {
-        assert_eq!(
-            canonical_for_index(Field::ExternalId, "  User-42 ", Hints::default()).as_deref(),
-            Some("User-42")
-        );
-        assert_eq!(
-            canonical_for_index(Field::ExternalId, "  ", Hints::default()),
-            None
-        );
+        assert_canonical(Field::ExternalId, "  User-42 ", Some("User-42"));
+        assert_canonical(Field::ExternalId, "  ", None);
     }
 
     #[test]
     fn canonical_form_is_not_kept_for_other_fields() {
         for field in ALL_FIELDS {
             if !matches!(field, Field::Email | Field::Phone | Field::ExternalId) {
-                assert_eq!(canonical_for_index(field, "Berlin", Hints::default()), None);
+                assert_canonical(field, "Berlin", None);
             }
         }
     }

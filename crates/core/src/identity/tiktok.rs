@@ -19,8 +19,8 @@
 //!   (see [`rule`]).
 
 use super::common::{
-    e164_digits, email_trim_lower, lower_nfc, strip_whitespace, strip_whitespace_and_punctuation,
-    Outcome,
+    e164_digits, email_trim_lower, lower_nfc, non_empty, strip_whitespace,
+    strip_whitespace_and_punctuation, Outcome,
 };
 use super::{Field, Hints, Rule};
 
@@ -68,11 +68,10 @@ fn external_id(raw: &str, _: Hints<'_>) -> Outcome {
 /// Source: Segment TikTok Conversions field help ("lowercase without any punctuation. Special
 /// characters are allowed.") — see the module notes.
 fn name(raw: &str, _: Hints<'_>) -> Outcome {
-    let name = strip_whitespace_and_punctuation(&lower_nfc(raw));
-    if name.is_empty() {
-        return Err("no letters");
-    }
-    Ok(name)
+    non_empty(
+        strip_whitespace_and_punctuation(&lower_nfc(raw)),
+        "no letters",
+    )
 }
 
 /// `zip_code`: lowercased, whitespace removed.
@@ -99,60 +98,55 @@ mod tests {
         )
     }
 
+    /// Checks that each `(field, raw input, normalized value)` is sent as the hash of the value.
+    fn assert_hashes(country: Option<&str>, cases: &[(Field, &str, &str)]) {
+        for &(field, raw, normalized) in cases {
+            let want = Ok(Prepared::Hashed(sha256_hex(normalized)));
+            assert_eq!(hashed(field, raw, country), want, "{field:?} {raw:?}");
+        }
+    }
+
     #[test]
     fn tiktok_trims_and_lowercases_email() {
-        assert_eq!(
-            hashed(Field::Email, "test@TEST.com\n", None),
-            Ok(Prepared::Hashed(sha256_hex("test@test.com")))
-        );
+        assert_hashes(None, &[(Field::Email, "test@TEST.com\n", "test@test.com")]);
     }
 
     #[test]
     fn tiktok_keeps_gmail_dots() {
-        assert_eq!(
-            hashed(Field::Email, "Jane.Doe@gmail.com", None),
-            Ok(Prepared::Hashed(sha256_hex("jane.doe@gmail.com")))
+        assert_hashes(
+            None,
+            &[(Field::Email, "Jane.Doe@gmail.com", "jane.doe@gmail.com")],
         );
     }
 
     #[test]
     fn tiktok_phone_is_e164_with_plus() {
-        assert_eq!(
-            hashed(Field::Phone, "+1 (213) 373-4253", None),
-            Ok(Prepared::Hashed(sha256_hex("+12133734253")))
-        );
-        assert_eq!(
-            hashed(Field::Phone, "(213) 373-4253", Some("US")),
-            Ok(Prepared::Hashed(sha256_hex("+12133734253")))
+        assert_hashes(None, &[(Field::Phone, "+1 (213) 373-4253", "+12133734253")]);
+        assert_hashes(
+            Some("US"),
+            &[(Field::Phone, "(213) 373-4253", "+12133734253")],
         );
     }
 
     #[test]
     fn tiktok_external_id_is_trimmed_but_keeps_its_case() {
-        assert_eq!(
-            hashed(Field::ExternalId, " UserABC", None),
-            Ok(Prepared::Hashed(sha256_hex("UserABC")))
-        );
+        assert_hashes(None, &[(Field::ExternalId, " UserABC", "UserABC")]);
     }
 
     #[test]
     fn tiktok_names_are_lowercased_without_punctuation() {
-        assert_eq!(
-            hashed(Field::FirstName, "Mary-Jane", None),
-            Ok(Prepared::Hashed(sha256_hex("maryjane")))
-        );
-        assert_eq!(
-            hashed(Field::LastName, "Ñúñez", None),
-            Ok(Prepared::Hashed(sha256_hex("ñúñez")))
+        assert_hashes(
+            None,
+            &[
+                (Field::FirstName, "Mary-Jane", "maryjane"),
+                (Field::LastName, "Ñúñez", "ñúñez"),
+            ],
         );
     }
 
     #[test]
     fn tiktok_zip_is_lowercased_without_spaces() {
-        assert_eq!(
-            hashed(Field::Zip, "SW1A 1AA", None),
-            Ok(Prepared::Hashed(sha256_hex("sw1a1aa")))
-        );
+        assert_hashes(None, &[(Field::Zip, "SW1A 1AA", "sw1a1aa")]);
     }
 
     #[test]

@@ -249,7 +249,7 @@ mod hot_path_equivalence {
 
     use super::*;
     use crate::crypto::Sealed;
-    use crate::destination::{DestinationId, DestinationKind, EventFilter};
+    use crate::destination::{DestinationId, DestinationKind};
     use crate::event::ForwardedConsent;
     use crate::identity::Field;
     use crate::ingest::MAX_QUEUE_MESSAGE_BYTES;
@@ -303,22 +303,12 @@ mod hot_path_equivalence {
         out
     }
 
+    /// The testkit's destination of `kind`, with a known id.
     fn destination(ws: &WorkspaceId, n: u8, kind: DestinationKind) -> Destination {
         let at = datetime!(2026-03-01 12:00 UTC);
         Destination {
             id: DestinationId::new(&format!("pack{n}")),
-            workspace_id: ws.clone(),
-            name: format!("{kind}"),
-            kind,
-            config: json!({}),
-            secrets: Sealed(vec![1; 40]),
-            secret_hints: json!({}),
-            consent_purposes: kind.default_purposes(),
-            events: EventFilter::All,
-            endpoint: None,
-            paused: false,
-            created_at: at,
-            updated_at: at,
+            ..crate::testkit::destination(ws, kind, at)
         }
     }
 

@@ -9,6 +9,18 @@ fn days(n: i64) -> time::Duration {
     time::Duration::days(n)
 }
 
+/// The ids of the key records of `ws` that reads return at `now`.
+async fn key_ids(s: &dyn ControlStore, ws: &WorkspaceId, now: OffsetDateTime) -> Vec<KeyId> {
+    let keys = s.api_keys(ws, now).await.unwrap();
+    keys.into_iter().map(|k| k.id).collect()
+}
+
+/// Whether the list of workspaces at `now` has `ws`.
+async fn listed(s: &dyn ControlStore, ws: &WorkspaceId, now: OffsetDateTime) -> bool {
+    let all = s.workspaces(now).await.unwrap();
+    all.iter().any(|w| &w.id == ws)
+}
+
 pub async fn a_key_record_is_gone_from_reads_90_days_after_the_key_ended(s: &dyn ControlStore) {
     let ws = workspace(Region::Eu);
     s.create_workspace(&ws).await.unwrap();
@@ -26,13 +38,7 @@ pub async fn a_key_record_is_gone_from_reads_90_days_after_the_key_ended(s: &dyn
         s.api_key(&revoked.id, day92).await.unwrap().is_none(),
         "revoked on day 1: gone after day 91"
     );
-    let left: Vec<KeyId> = s
-        .api_keys(&ws.id, day92)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| k.id)
-        .collect();
+    let left = key_ids(s, &ws.id, day92).await;
     assert_eq!(left, vec![expiring.id.clone()]);
     assert!(s
         .api_key(&expiring.id, T0 + days(179))
@@ -105,21 +111,11 @@ pub async fn closing_revokes_keys_deletes_destinations_and_keeps_the_rest_90_day
     s: &dyn ControlStore,
 ) {
     // Arrange: a workspace with users, keys and destinations, and another one beside it.
-    let ClosingAccount {
-        ws,
-        other,
-        ann,
-        bob,
-        ingest,
-        own,
-        ended,
-        others_key,
-        meta,
-    } = closing_account(s).await;
+    let a = closing_account(s).await;
 
     // Act: closed on day 10, the caller holding `own`.
     let closed_at = T0 + days(10);
-    let closure = close_account(s, &ws, closed_at, Some(&own.id))
+    let closure = close_account(s, &a.ws, closed_at, Some(&a.own.id))
         .await
         .unwrap();
 
@@ -127,81 +123,61 @@ pub async fn closing_revokes_keys_deletes_destinations_and_keeps_the_rest_90_day
     assert_eq!(closure.closed_at, closed_at);
     assert_eq!(closure.account_data_deleted_after, closed_at + days(90));
     assert_eq!((closure.keys_revoked, closure.destinations_deleted), (2, 2));
-    for k in [&ingest, &own] {
+    for k in [&a.ingest, &a.own] {
         let stored = s.api_key(&k.id, closed_at).await.unwrap().unwrap();
         assert_eq!(stored.revoked_at, Some(closed_at), "{:?}", k.kind);
         assert_eq!(stored.refusal(closed_at), Some(KeyRefusal::Revoked));
     }
+    let ended = s.api_key(&a.ended.id, closed_at).await.unwrap().unwrap();
     assert_eq!(
-        s.api_key(&ended.id, closed_at)
-            .await
-            .unwrap()
-            .unwrap()
-            .revoked_at,
+        ended.revoked_at,
         Some(T0),
         "a key revoked before keeps its revocation"
     );
-    assert!(s.destinations(&ws.id).await.unwrap().is_empty());
-    assert!(s.destination(&ws.id, &meta.id).await.unwrap().is_none());
-    assert_eq!(s.destinations(&other.id).await.unwrap().len(), 1);
+    assert!(s.destinations(&a.ws.id).await.unwrap().is_empty());
+    assert!(s.destination(&a.ws.id, &a.meta.id).await.unwrap().is_none());
+    assert_eq!(s.destinations(&a.other.id).await.unwrap().len(), 1);
 
     // 89 days after closure: the account data is all there, closed.
     let day89 = closed_at + days(89);
-    let stored = s.workspace(&ws.id, day89).await.unwrap().unwrap();
+    let stored = s.workspace(&a.ws.id, day89).await.unwrap().unwrap();
     assert_eq!(stored.closed_at, Some(closed_at));
-    assert!(s
-        .workspaces(day89)
-        .await
-        .unwrap()
-        .iter()
-        .any(|w| w.id == ws.id));
-    assert_eq!(s.users(&ws.id, day89).await.unwrap().len(), 2);
+    assert!(listed(s, &a.ws.id, day89).await);
+    assert_eq!(s.users(&a.ws.id, day89).await.unwrap().len(), 2);
     assert_eq!(
-        s.user(&ws.id, &bob.id, day89).await.unwrap().unwrap().role,
+        s.user(&a.ws.id, &a.bob.id, day89)
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
         Role::Viewer
     );
-    let keys: Vec<KeyId> = s
-        .api_keys(&ws.id, day89)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| k.id)
-        .collect();
+    let keys = key_ids(s, &a.ws.id, day89).await;
     assert!(
-        keys.contains(&ingest.id) && keys.contains(&own.id),
+        keys.contains(&a.ingest.id) && keys.contains(&a.own.id),
         "{keys:?}"
     );
     assert!(
-        !keys.contains(&ended.id),
+        !keys.contains(&a.ended.id),
         "a key that ended before the closure is gone 90 days after its own end"
     );
 
     // 91 days after closure: no read returns any of it.
     let day91 = closed_at + days(91);
-    assert!(s.workspace(&ws.id, day91).await.unwrap().is_none());
-    assert!(!s
-        .workspaces(day91)
-        .await
-        .unwrap()
-        .iter()
-        .any(|w| w.id == ws.id));
-    assert!(s.users(&ws.id, day91).await.unwrap().is_empty());
-    assert!(s.user(&ws.id, &ann.id, day91).await.unwrap().is_none());
-    assert!(s.api_keys(&ws.id, day91).await.unwrap().is_empty());
-    for k in [&ingest, &own, &ended] {
+    assert!(s.workspace(&a.ws.id, day91).await.unwrap().is_none());
+    assert!(!listed(s, &a.ws.id, day91).await);
+    assert!(s.users(&a.ws.id, day91).await.unwrap().is_empty());
+    assert!(s.user(&a.ws.id, &a.ann.id, day91).await.unwrap().is_none());
+    assert!(s.api_keys(&a.ws.id, day91).await.unwrap().is_empty());
+    for k in [&a.ingest, &a.own, &a.ended] {
         assert!(s.api_key(&k.id, day91).await.unwrap().is_none());
     }
 
     // The other workspace keeps everything.
-    assert!(s.workspace(&other.id, day91).await.unwrap().is_some());
-    assert_eq!(s.users(&other.id, day91).await.unwrap().len(), 1);
-    assert!(s.api_key(&others_key.id, day91).await.unwrap().is_some());
-    assert!(s
-        .workspaces(day91)
-        .await
-        .unwrap()
-        .iter()
-        .any(|w| w.id == other.id));
+    assert!(s.workspace(&a.other.id, day91).await.unwrap().is_some());
+    assert_eq!(s.users(&a.other.id, day91).await.unwrap().len(), 1);
+    assert!(s.api_key(&a.others_key.id, day91).await.unwrap().is_some());
+    assert!(listed(s, &a.other.id, day91).await);
 
     // Closing twice is a conflict, in the use case and in the store.
     let again = close_account(s, &stored, day89, None).await.unwrap_err();
@@ -242,14 +218,8 @@ pub async fn the_store_stamps_key_records_that_would_outlive_a_closed_account(
         s.close_workspace(&open).await.is_err(),
         "closing needs closed_at"
     );
-    assert_eq!(
-        s.workspace(&open.id, day91)
-            .await
-            .unwrap()
-            .unwrap()
-            .closed_at,
-        None
-    );
+    let still_open = s.workspace(&open.id, day91).await.unwrap().unwrap();
+    assert_eq!(still_open.closed_at, None);
 }
 
 pub async fn writes_after_the_closure_neither_reopen_nor_extend_it(s: &dyn ControlStore) {
@@ -286,14 +256,8 @@ pub async fn writes_after_the_closure_neither_reopen_nor_extend_it(s: &dyn Contr
         s.user(&ws.id, &ann.id, day89).await.unwrap().unwrap().role,
         Role::Viewer
     );
-    assert_eq!(
-        s.api_key(&key.id, day89)
-            .await
-            .unwrap()
-            .unwrap()
-            .expiry_warnings_sent,
-        vec![14]
-    );
+    let stored_key = s.api_key(&key.id, day89).await.unwrap().unwrap();
+    assert_eq!(stored_key.expiry_warnings_sent, vec![14]);
     let day91 = T0 + days(91);
     assert!(s.workspace(&ws.id, day91).await.unwrap().is_none());
     assert!(s.user(&ws.id, &ann.id, day91).await.unwrap().is_none());

@@ -22,7 +22,13 @@ pub fn delivery_record(
     }
 }
 
-fn ids() -> (WorkspaceId, DestinationId, DestinationId) {
+/// `N` new event ids.
+pub(super) fn event_ids<const N: usize>() -> [EventId; N] {
+    std::array::from_fn(|_| EventId(Uuid::now_v7()))
+}
+
+/// A new workspace and two new destinations.
+pub(super) fn ids() -> (WorkspaceId, DestinationId, DestinationId) {
     (
         WorkspaceId::new(Region::Us, &unique()),
         DestinationId::new(&unique()),
@@ -32,11 +38,7 @@ fn ids() -> (WorkspaceId, DestinationId, DestinationId) {
 
 pub async fn answers_which_events_were_delivered_to_a_destination(l: &dyn DeliveryLog) {
     let (ws, d1, d2) = ids();
-    let (a, b, c) = (
-        EventId(Uuid::now_v7()),
-        EventId(Uuid::now_v7()),
-        EventId(Uuid::now_v7()),
-    );
+    let [a, b, c] = event_ids();
     l.record(&[
         delivery_record(&ws, &d1, a, DeliveryStatus::Delivered, T0),
         delivery_record(&ws, &d1, b, DeliveryStatus::Retrying, T0),

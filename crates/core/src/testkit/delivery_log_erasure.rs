@@ -3,13 +3,8 @@
 use super::*;
 
 pub async fn lists_and_erases_every_record_of_given_events(l: &dyn DeliveryLog) {
-    let ws = WorkspaceId::new(Region::Us, &unique());
-    let (d1, d2) = (DestinationId::new(&unique()), DestinationId::new(&unique()));
-    let (a, b, c) = (
-        EventId(Uuid::now_v7()),
-        EventId(Uuid::now_v7()),
-        EventId(Uuid::now_v7()),
-    );
+    let (ws, d1, d2) = super::delivery_log::ids();
+    let [a, b, c] = super::delivery_log::event_ids();
     let long_ago = T0 - time::Duration::days(60);
     l.record(&[
         delivery_record(&ws, &d1, a, DeliveryStatus::Delivered, T0),

@@ -28,6 +28,22 @@ fn outgoing(kind: DestinationKind, dest: &DestinationId, ws: &WorkspaceId, body:
 
 const VIS: Duration = Duration::from_secs(2);
 
+/// Enqueues one message with `body` for a new destination of a new workspace.
+async fn enqueue_to_new_destination(
+    q: &dyn DeliveryQueue,
+    kind: DestinationKind,
+    body: &str,
+) -> (WorkspaceId, DestinationId) {
+    let (ws, d) = ids();
+    q.enqueue(&[outgoing(kind, &d, &ws, body)]).await.unwrap();
+    (ws, d)
+}
+
+/// Whether receiving from `kind`'s queue gets nothing.
+async fn nothing_visible(q: &dyn DeliveryQueue, kind: DestinationKind) -> bool {
+    q.receive(kind, 10, VIS).await.unwrap().is_empty()
+}
+
 fn ids() -> (WorkspaceId, DestinationId) {
     (
         WorkspaceId::new(Region::Us, &unique()),
@@ -37,89 +53,58 @@ fn ids() -> (WorkspaceId, DestinationId) {
 
 pub async fn hides_a_received_message_until_its_visibility_ends(h: &dyn QueueHarness) {
     let q = h.queue();
-    let (ws, d) = ids();
-    q.enqueue(&[outgoing(DestinationKind::MetaCapi, &d, &ws, "{\"n\":1}")])
-        .await
-        .unwrap();
-    let got = q.receive(DestinationKind::MetaCapi, 10, VIS).await.unwrap();
+    let kind = DestinationKind::MetaCapi;
+    let (ws, d) = enqueue_to_new_destination(q, kind, "{\"n\":1}").await;
+    let got = q.receive(kind, 10, VIS).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, b"{\"n\":1}");
     assert_eq!(got[0].receive_count, 1);
     assert_eq!(got[0].destination_id, d);
     assert_eq!(got[0].workspace_id, ws);
-    assert!(q
-        .receive(DestinationKind::MetaCapi, 10, VIS)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(nothing_visible(q, kind).await);
     h.advance(VIS + Duration::from_millis(500)).await;
-    let again = q.receive(DestinationKind::MetaCapi, 10, VIS).await.unwrap();
+    let again = q.receive(kind, 10, VIS).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].receive_count, 2);
-    q.ack(DestinationKind::MetaCapi, &again[0].receipt)
-        .await
-        .unwrap();
+    q.ack(kind, &again[0].receipt).await.unwrap();
 }
 
 pub async fn forgets_an_acknowledged_message(h: &dyn QueueHarness) {
     let q = h.queue();
-    let (ws, d) = ids();
-    q.enqueue(&[outgoing(DestinationKind::Ga4, &d, &ws, "a")])
-        .await
-        .unwrap();
-    let got = q.receive(DestinationKind::Ga4, 10, VIS).await.unwrap();
-    q.ack(DestinationKind::Ga4, &got[0].receipt).await.unwrap();
-    q.ack(DestinationKind::Ga4, &got[0].receipt).await.unwrap();
+    let kind = DestinationKind::Ga4;
+    enqueue_to_new_destination(q, kind, "a").await;
+    let got = q.receive(kind, 10, VIS).await.unwrap();
+    q.ack(kind, &got[0].receipt).await.unwrap();
+    q.ack(kind, &got[0].receipt).await.unwrap();
     h.advance(VIS + Duration::from_millis(500)).await;
-    assert!(q
-        .receive(DestinationKind::Ga4, 10, VIS)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(nothing_visible(q, kind).await);
 }
 
 pub async fn makes_a_message_visible_again_after_retry_later(h: &dyn QueueHarness) {
     let q = h.queue();
-    let (ws, d) = ids();
-    q.enqueue(&[outgoing(DestinationKind::Tiktok, &d, &ws, "r")])
+    let kind = DestinationKind::Tiktok;
+    enqueue_to_new_destination(q, kind, "r").await;
+    let got = q.receive(kind, 10, Duration::from_secs(60)).await.unwrap();
+    q.retry_later(kind, &got[0].receipt, Duration::from_secs(1))
         .await
         .unwrap();
-    let got = q
-        .receive(DestinationKind::Tiktok, 10, Duration::from_secs(60))
-        .await
-        .unwrap();
-    q.retry_later(
-        DestinationKind::Tiktok,
-        &got[0].receipt,
-        Duration::from_secs(1),
-    )
-    .await
-    .unwrap();
     h.advance(Duration::from_millis(1500)).await;
-    let again = q.receive(DestinationKind::Tiktok, 10, VIS).await.unwrap();
+    let again = q.receive(kind, 10, VIS).await.unwrap();
     assert_eq!(again.len(), 1);
-    q.ack(DestinationKind::Tiktok, &again[0].receipt)
-        .await
-        .unwrap();
+    q.ack(kind, &again[0].receipt).await.unwrap();
 }
 
 pub async fn dead_letters_a_message_after_its_maximum_receives(h: &dyn QueueHarness) {
     let q = h.queue();
-    let (ws, d) = ids();
-    q.enqueue(&[outgoing(DestinationKind::Webhook, &d, &ws, "poison")])
-        .await
-        .unwrap();
+    let kind = DestinationKind::Webhook;
+    let (_, d) = enqueue_to_new_destination(q, kind, "poison").await;
     for _ in 0..h.max_receive_count() {
-        let got = q.receive(DestinationKind::Webhook, 10, VIS).await.unwrap();
+        let got = q.receive(kind, 10, VIS).await.unwrap();
         assert_eq!(got.len(), 1);
         h.advance(VIS + Duration::from_millis(500)).await;
     }
-    assert!(q
-        .receive(DestinationKind::Webhook, 10, VIS)
-        .await
-        .unwrap()
-        .is_empty());
-    let dead = h.dead_letters(DestinationKind::Webhook, 100).await.unwrap();
+    assert!(nothing_visible(q, kind).await);
+    let dead = h.dead_letters(kind, 100).await.unwrap();
     assert!(dead
         .iter()
         .any(|m| m.destination_id == d && m.body == b"poison"));
@@ -163,33 +148,30 @@ pub async fn replays_dead_letters_of_one_destination(h: &dyn QueueHarness) {
 
 pub async fn hides_a_delayed_message_until_its_delay_ends(h: &dyn QueueHarness) {
     let q = h.queue();
+    let kind = DestinationKind::Webhook;
     let (ws, d) = ids();
-    let mut m = outgoing(DestinationKind::Webhook, &d, &ws, "later");
+    let mut m = outgoing(kind, &d, &ws, "later");
     m.delay = Duration::from_secs(1);
     q.enqueue(&[m]).await.unwrap();
-    let now = q.receive(DestinationKind::Webhook, 10, VIS).await.unwrap();
+    let now = q.receive(kind, 10, VIS).await.unwrap();
     assert!(now.iter().all(|r| r.workspace_id != ws));
     h.advance(Duration::from_millis(1500)).await;
-    let later = q.receive(DestinationKind::Webhook, 10, VIS).await.unwrap();
+    let later = q.receive(kind, 10, VIS).await.unwrap();
     let mine: Vec<_> = later.iter().filter(|r| r.workspace_id == ws).collect();
     assert_eq!(mine.len(), 1);
-    q.ack(DestinationKind::Webhook, &mine[0].receipt)
-        .await
-        .unwrap();
+    q.ack(kind, &mine[0].receipt).await.unwrap();
 }
 
 pub async fn puts_refused_parts_straight_into_the_dead_letters(h: &dyn QueueHarness) {
     let q = h.queue();
+    let kind = DestinationKind::Ga4;
     let (ws, d) = ids();
-    q.enqueue_dead(
-        &[outgoing(DestinationKind::Ga4, &d, &ws, "refused")],
-        "HTTP 400: invalid",
-    )
-    .await
-    .unwrap();
-    let live = q.receive(DestinationKind::Ga4, 10, VIS).await.unwrap();
+    q.enqueue_dead(&[outgoing(kind, &d, &ws, "refused")], "HTTP 400: invalid")
+        .await
+        .unwrap();
+    let live = q.receive(kind, 10, VIS).await.unwrap();
     assert!(live.iter().all(|r| r.workspace_id != ws));
-    let dead = h.dead_letters(DestinationKind::Ga4, 1000).await.unwrap();
+    let dead = h.dead_letters(kind, 1000).await.unwrap();
     assert!(dead
         .iter()
         .any(|m| m.destination_id == d && m.reason.contains("invalid") && m.body == b"refused"));
@@ -197,10 +179,7 @@ pub async fn puts_refused_parts_straight_into_the_dead_letters(h: &dyn QueueHarn
 
 pub async fn keeps_each_kind_in_its_own_queue(h: &dyn QueueHarness) {
     let q = h.queue();
-    let (ws, d) = ids();
-    q.enqueue(&[outgoing(DestinationKind::Ga4, &d, &ws, "ga4-only")])
-        .await
-        .unwrap();
+    let (ws, _) = enqueue_to_new_destination(q, DestinationKind::Ga4, "ga4-only").await;
     let tiktok = q.receive(DestinationKind::Tiktok, 10, VIS).await.unwrap();
     assert!(tiktok.iter().all(|m| m.workspace_id != ws));
     let ga4 = q.receive(DestinationKind::Ga4, 10, VIS).await.unwrap();

@@ -68,6 +68,12 @@ pub async fn lists_a_workspaces_requests_newest_first(s: &dyn DsrStore) {
     assert_eq!(s.requests(&ws, 1).await.unwrap().len(), 1);
 }
 
+/// The ids of the open requests of every workspace.
+async fn open_ids(s: &dyn DsrStore) -> Vec<DsrId> {
+    let open = s.open_requests(10_000).await.unwrap();
+    open.into_iter().map(|r| r.id).collect()
+}
+
 pub async fn lists_open_requests_of_every_workspace_until_they_complete(s: &dyn DsrStore) {
     let a = dsr_request(
         &WorkspaceId::new(Region::Us, &unique()),
@@ -81,24 +87,12 @@ pub async fn lists_open_requests_of_every_workspace_until_they_complete(s: &dyn 
     );
     s.create_request(&a).await.unwrap();
     s.create_request(&b).await.unwrap();
-    let open: Vec<_> = s
-        .open_requests(10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+    let open = open_ids(s).await;
     assert!(open.contains(&a.id) && open.contains(&b.id), "{open:?}");
     b.status = DsrStatus::Completed;
     b.subjects.clear();
     s.update_request(&b).await.unwrap();
-    let open: Vec<_> = s
-        .open_requests(10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+    let open = open_ids(s).await;
     assert!(open.contains(&a.id));
     assert!(!open.contains(&b.id));
 }

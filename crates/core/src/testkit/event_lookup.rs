@@ -4,12 +4,19 @@
 //! every store keeps a marker for (DynamoDB keeps the others' entries on their subject).
 
 use super::{new_event, unique, T0};
-use crate::event::MessageId;
+use crate::event::{EventId, MessageId};
 use crate::ports::EventStore;
 use crate::workspace::{Region, WorkspaceId};
 
-fn message_id(s: &str) -> MessageId {
-    MessageId::parse(s).expect("message id")
+/// The events of `ws` that `event_ids_by_message_id` finds for `message` at `now`.
+async fn ids_of(
+    s: &dyn EventStore,
+    ws: &WorkspaceId,
+    message: &str,
+    now: time::OffsetDateTime,
+) -> Vec<EventId> {
+    let id = MessageId::parse(message).expect("message id");
+    s.event_ids_by_message_id(ws, &id, now).await.unwrap()
 }
 
 pub async fn finds_an_event_by_its_message_id_while_its_dedup_marker_lives(s: &dyn EventStore) {
@@ -17,10 +24,7 @@ pub async fn finds_an_event_by_its_message_id_while_its_dedup_marker_lives(s: &d
     let e = new_event(&ws, "m-find", &[], T0);
     s.record(std::slice::from_ref(&e), T0).await.unwrap();
 
-    let found = s
-        .event_ids_by_message_id(&ws, &message_id("m-find"), T0 + time::Duration::hours(23))
-        .await
-        .unwrap();
+    let found = ids_of(s, &ws, "m-find", T0 + time::Duration::hours(23)).await;
 
     assert_eq!(found, vec![e.event.event_id]);
 }
@@ -31,18 +35,12 @@ pub async fn never_finds_another_workspaces_event_with_the_same_message_id(s: &d
     let their_event = new_event(&theirs, "m-shared", &[], T0);
     s.record(&[their_event], T0).await.unwrap();
 
-    let none = s
-        .event_ids_by_message_id(&mine, &message_id("m-shared"), T0)
-        .await
-        .unwrap();
+    let none = ids_of(s, &mine, "m-shared", T0).await;
     assert_eq!(none, vec![]);
 
     let my_event = new_event(&mine, "m-shared", &[], T0);
     s.record(std::slice::from_ref(&my_event), T0).await.unwrap();
-    let found = s
-        .event_ids_by_message_id(&mine, &message_id("m-shared"), T0)
-        .await
-        .unwrap();
+    let found = ids_of(s, &mine, "m-shared", T0).await;
     assert_eq!(found, vec![my_event.event.event_id]);
 }
 
@@ -52,10 +50,7 @@ pub async fn finds_nothing_once_the_dedup_window_is_over(s: &dyn EventStore) {
         .await
         .unwrap();
 
-    let found = s
-        .event_ids_by_message_id(&ws, &message_id("m-late"), T0 + time::Duration::hours(25))
-        .await
-        .unwrap();
+    let found = ids_of(s, &ws, "m-late", T0 + time::Duration::hours(25)).await;
 
     assert_eq!(found, vec![]);
 }
@@ -68,10 +63,7 @@ pub async fn a_duplicate_leaves_the_first_event_found(s: &dyn EventStore) {
     let again = new_event(&ws, "m-twice", &[], later);
     assert_eq!(s.record(&[again], later).await.unwrap(), vec![false]);
 
-    let found = s
-        .event_ids_by_message_id(&ws, &message_id("m-twice"), later)
-        .await
-        .unwrap();
+    let found = ids_of(s, &ws, "m-twice", later).await;
 
     assert_eq!(found, vec![first.event.event_id]);
 }
@@ -84,10 +76,7 @@ pub async fn a_forgotten_event_is_not_found_by_its_message_id(s: &dyn EventStore
         .await
         .unwrap();
 
-    let found = s
-        .event_ids_by_message_id(&ws, &message_id("m-gone"), T0)
-        .await
-        .unwrap();
+    let found = ids_of(s, &ws, "m-gone", T0).await;
 
     assert_eq!(found, vec![]);
 }

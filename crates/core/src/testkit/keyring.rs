@@ -1,12 +1,18 @@
 use super::*;
 
+/// Unwraps `wrapped` as a data key of `ws` under the platform key.
+async fn unwrap_platform(
+    k: &dyn Keyring,
+    ws: &WorkspaceId,
+    wrapped: &WrappedKey,
+) -> Result<crate::crypto::DataKey, KeyError> {
+    k.unwrap_data_key(ws, &KeyRef::Platform, wrapped).await
+}
+
 pub async fn unwraps_the_data_key_it_generated(k: &dyn Keyring) {
     let ws = WorkspaceId::new(Region::Eu, &unique());
     let (plain, wrapped) = k.generate_data_key(&ws, &KeyRef::Platform).await.unwrap();
-    let back = k
-        .unwrap_data_key(&ws, &KeyRef::Platform, &wrapped)
-        .await
-        .unwrap();
+    let back = unwrap_platform(k, &ws, &wrapped).await.unwrap();
     assert_eq!(plain.expose(), back.expose());
     let (other, _) = k.generate_data_key(&ws, &KeyRef::Platform).await.unwrap();
     assert_ne!(plain.expose(), other.expose());
@@ -16,10 +22,7 @@ pub async fn refuses_a_data_key_wrapped_for_another_workspace(k: &dyn Keyring) {
     let a = WorkspaceId::new(Region::Eu, &unique());
     let b = WorkspaceId::new(Region::Eu, &unique());
     let (_, wrapped) = k.generate_data_key(&a, &KeyRef::Platform).await.unwrap();
-    let err = k
-        .unwrap_data_key(&b, &KeyRef::Platform, &wrapped)
-        .await
-        .unwrap_err();
+    let err = unwrap_platform(k, &b, &wrapped).await.unwrap_err();
     assert!(matches!(err, KeyError::Invalid(_)), "{err:?}");
 }
 
@@ -31,16 +34,11 @@ pub async fn wraps_an_existing_data_key_again_for_a_key_switch(k: &dyn Keyring) 
         .await
         .unwrap();
     assert_ne!(first, again, "a fresh wrapping");
-    let back = k
-        .unwrap_data_key(&ws, &KeyRef::Platform, &again)
-        .await
-        .unwrap();
+    let back = unwrap_platform(k, &ws, &again).await.unwrap();
     assert_eq!(back.expose(), plain.expose(), "of the same data key");
     let other = WorkspaceId::new(Region::Eu, &unique());
     assert!(matches!(
-        k.unwrap_data_key(&other, &KeyRef::Platform, &again)
-            .await
-            .unwrap_err(),
+        unwrap_platform(k, &other, &again).await.unwrap_err(),
         KeyError::Invalid(_)
     ));
 }

@@ -6,20 +6,43 @@ use super::{user, workspace};
 use crate::error::StoreError;
 use crate::keys::Role;
 use crate::ports::{ControlStore, LAST_ADMIN};
-use crate::workspace::{Region, Workspace};
+use crate::workspace::{Region, User, Workspace};
 
 use super::T0;
 
-async fn with_two_admins(s: &dyn ControlStore) -> (Workspace, String, String) {
+/// Asserts that a change was refused because it would remove the last admin.
+fn assert_last_admin_kept(result: Result<(), StoreError>) {
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(w) if w == LAST_ADMIN),
+        "{err:?}"
+    );
+}
+
+/// A new workspace with a user of each `(email, role)`.
+async fn workspace_with<const N: usize>(
+    s: &dyn ControlStore,
+    users: [(&str, Role); N],
+) -> (Workspace, [User; N]) {
     let ws = workspace(Region::Eu);
     s.create_workspace(&ws).await.unwrap();
-    let a = user(&ws.id, "ann@example.com", Role::Admin);
-    let b = user(&ws.id, "bob@example.com", Role::Admin);
-    s.create_user(&a).await.unwrap();
-    s.create_user(&b).await.unwrap();
-    s.create_user(&user(&ws.id, "vic@example.com", Role::Viewer))
-        .await
-        .unwrap();
+    let users = users.map(|(email, role)| user(&ws.id, email, role));
+    for u in &users {
+        s.create_user(u).await.unwrap();
+    }
+    (ws, users)
+}
+
+async fn with_two_admins(s: &dyn ControlStore) -> (Workspace, String, String) {
+    let (ws, [a, b, _]) = workspace_with(
+        s,
+        [
+            ("ann@example.com", Role::Admin),
+            ("bob@example.com", Role::Admin),
+            ("vic@example.com", Role::Viewer),
+        ],
+    )
+    .await;
     (ws, a.id, b.id)
 }
 
@@ -74,31 +97,18 @@ pub async fn two_admins_removing_each_other_at_once_leave_exactly_one_admin(s: &
 pub async fn the_last_admin_stays_while_everyone_else_may_change(s: &dyn ControlStore) {
     // Another workspace's admin does not count.
     let (other, _, _) = with_two_admins(s).await;
-    let ws = workspace(Region::Eu);
-    s.create_workspace(&ws).await.unwrap();
-    let owner = user(&ws.id, "owner@example.com", Role::Admin);
-    let ed = user(&ws.id, "ed@example.com", Role::Editor);
-    s.create_user(&owner).await.unwrap();
-    s.create_user(&ed).await.unwrap();
+    let owner_and_editor = [
+        ("owner@example.com", Role::Admin),
+        ("ed@example.com", Role::Editor),
+    ];
+    let (ws, [owner, ed]) = workspace_with(s, owner_and_editor).await;
 
     for role in [Role::Editor, Role::Viewer] {
-        let err = s
-            .set_user_role_keeping_an_admin(&ws.id, &owner.id, role, T0)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, StoreError::Conflict(w) if w == LAST_ADMIN),
-            "{err:?}"
-        );
+        let demoted = s.set_user_role_keeping_an_admin(&ws.id, &owner.id, role, T0);
+        assert_last_admin_kept(demoted.await.map(|_| ()));
     }
-    let err = s
-        .delete_user_keeping_an_admin(&ws.id, &owner.id, T0)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::Conflict(w) if w == LAST_ADMIN),
-        "{err:?}"
-    );
+    let removed = s.delete_user_keeping_an_admin(&ws.id, &owner.id, T0);
+    assert_last_admin_kept(removed.await.map(|_| ()));
     // An admin may keep their role; a non-admin changes freely.
     let was = s
         .set_user_role_keeping_an_admin(&ws.id, &owner.id, Role::Admin, T0)

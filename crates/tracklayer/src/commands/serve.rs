@@ -16,7 +16,7 @@ use tracklayer_core::workspace::Region;
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
 use tracklayer_local::DataDir;
 
-use super::init::{bootstrap, print_bootstrap};
+use super::init::{bootstrap, print_local_bootstrap};
 use crate::cli::ServeArgs;
 use crate::stack::LocalStack;
 
@@ -59,7 +59,7 @@ async fn open_or_create(args: &ServeArgs) -> anyhow::Result<(LocalStack, Region)
         LocalStack::open(dir)?
     } else {
         let (stack, boot) = bootstrap(dir.clone(), args.region, "Default workspace", None).await?;
-        print_bootstrap(&boot, &dir, false);
+        print_local_bootstrap(&boot, &dir, false);
         stack
     };
     let region = stack
