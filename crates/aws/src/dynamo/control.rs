@@ -21,8 +21,6 @@
 //! to the DSR store, which stamps them itself (`DynamoDsrStore::end_with_account`).
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use futures_util::{stream, StreamExt, TryStreamExt};
@@ -35,7 +33,7 @@ use tracklayer_core::keys::{ApiKeyRecord, KeyId, Role};
 use tracklayer_core::ports::{ControlReader, ControlStore, KeyUsage};
 use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
-use super::{doc, expired, get_n, get_s, key, n, query_all, s, to_json, ttl, Item};
+use super::{doc, expired, get_n, get_s, key, n, query_all, s, to_json, transact_write, ttl, Item};
 use crate::error::store;
 
 /// Items deleted at once when a workspace closes.
@@ -195,25 +193,10 @@ impl DynamoControlStore {
         items: Vec<TransactWriteItem>,
         on_condition: StoreError,
     ) -> Result<(), StoreError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(
-                    e.err(),
-                    TransactWriteItemsError::TransactionCanceledException(c)
-                        if c.cancellation_reasons().iter()
-                            .any(|r| r.code() == Some("ConditionalCheckFailed"))
-                ) =>
-            {
-                Err(on_condition)
-            }
-            Err(e) => Err(store(context, e)),
+        if transact_write(&self.client, context, items, &["ConditionalCheckFailed"]).await? {
+            Ok(())
+        } else {
+            Err(on_condition)
         }
     }
 

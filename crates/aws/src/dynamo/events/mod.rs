@@ -112,7 +112,12 @@ impl EventReader for DynamoEventStore {
         id: &EventId,
         now: OffsetDateTime,
     ) -> Result<Option<StoredEvent>, StoreError> {
-        self.read_event(ws, id, now).await
+        let packed = self
+            .read_packed("event", ws, 'P', id, now, |p: &Packed| {
+                (p.e.event_id, p.e.expires_at)
+            })
+            .await?;
+        Ok(packed.map(|p| p.e))
     }
 
     async fn event_ids_by_message_id(
@@ -145,7 +150,10 @@ impl EventInspection for DynamoEventStore {
         id: &EventId,
         now: OffsetDateTime,
     ) -> Result<Option<OperationalRecord>, StoreError> {
-        self.read_operational(ws, id, now).await
+        self.read_packed("operational", ws, 'O', id, now, |o: &OperationalRecord| {
+            (o.event_id, o.expires_at)
+        })
+        .await
     }
 }
 

@@ -42,20 +42,25 @@ impl DynamoEventStore {
         .await
     }
 
-    pub(super) async fn read_event(
+    /// The record of event `id` among its millisecond's packs of `kind` (`P` events, `O`
+    /// operational records), unless it has expired.
+    pub(super) async fn read_packed<T: serde::de::DeserializeOwned>(
         &self,
+        context: &'static str,
         ws: &WorkspaceId,
+        kind: char,
         id: &EventId,
         now: OffsetDateTime,
-    ) -> Result<Option<StoredEvent>, StoreError> {
+        id_and_expiry: impl Fn(&T) -> (EventId, OffsetDateTime),
+    ) -> Result<Option<T>, StoreError> {
         let hex = hex_id(id);
         let items = self
-            .packs_at("event", ws, 'P', millis_of(id), &hex, &hex)
+            .packs_at(context, ws, kind, millis_of(id), &hex, &hex)
             .await?;
         for item in &items {
-            let packed: Vec<Packed> = unpack("event", get_b(item, "data", "event")?)?;
-            if let Some(p) = packed.into_iter().find(|p| p.e.event_id == *id) {
-                return Ok((p.e.expires_at > now).then_some(p.e));
+            let records: Vec<T> = unpack(context, get_b(item, "data", context)?)?;
+            if let Some(r) = records.into_iter().find(|r| id_and_expiry(r).0 == *id) {
+                return Ok((id_and_expiry(&r).1 > now).then_some(r));
             }
         }
         Ok(None)
@@ -152,26 +157,6 @@ impl DynamoEventStore {
         }
         found.truncate(limit);
         Ok(found)
-    }
-
-    pub(super) async fn read_operational(
-        &self,
-        ws: &WorkspaceId,
-        id: &EventId,
-        now: OffsetDateTime,
-    ) -> Result<Option<OperationalRecord>, StoreError> {
-        let hex = hex_id(id);
-        let items = self
-            .packs_at("operational", ws, 'O', millis_of(id), &hex, &hex)
-            .await?;
-        for item in &items {
-            let ops: Vec<OperationalRecord> =
-                unpack("operational", get_b(item, "data", "operational")?)?;
-            if let Some(o) = ops.into_iter().find(|o| o.event_id == *id) {
-                return Ok((o.expires_at > now).then_some(o));
-            }
-        }
-        Ok(None)
     }
 
     /// The subject-day items of one subject, expired or not: the days it had events on, from
