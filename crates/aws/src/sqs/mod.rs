@@ -266,8 +266,9 @@ impl SqsDeliveryQueue {
 
     /// Works through up to [`REPLAY_MAX`] dead letters of the queue `dlq`, batch by batch:
     /// `rework` says what becomes of each. Per batch, what it sends on goes to the queue `to`
-    /// first, then what it is done with is deleted (a failure in between leaves the old message, never none);
-    /// at the end, what it left is made visible again. Returns the sum of the counts.
+    /// first, then what it is done with is deleted (a failure in between leaves the old
+    /// message, never none); at the end, what it left is made visible again. Returns the sum
+    /// of the counts.
     async fn rework_dead_letters(
         &self,
         dlq: &str,

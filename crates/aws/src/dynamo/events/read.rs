@@ -120,40 +120,55 @@ impl DynamoEventStore {
             );
         }
         // ... and the packs, oldest first, until `limit` events are certain.
-        let mut found: Vec<StoredEvent> = Vec::new();
         let refs: Vec<String> = refs.into_iter().collect();
+        self.first_in_packs(
+            "events_by_subject",
+            ws,
+            &refs,
+            limit,
+            |e: &StoredEvent| e.event_id,
+            |_, packed| {
+                Ok(packed
+                    .into_iter()
+                    .map(|p| p.e)
+                    .filter(|e| {
+                        e.expires_at > now
+                            && after.is_none_or(|a| e.event_id > *a)
+                            && e.subjects.iter().any(|s| s == subject)
+                    })
+                    .collect())
+            },
+        )
+        .await
+    }
+
+    /// The first `limit` of what `pick` takes from the event packs `refs` (in order, oldest
+    /// first), by event id, without repeats: the packs are read a round at a time until a
+    /// round's first pack is newer than the `limit`-th found (it cannot hold an older one).
+    async fn first_in_packs<T>(
+        &self,
+        context: &'static str,
+        ws: &WorkspaceId,
+        refs: &[String],
+        limit: usize,
+        event_id: impl Fn(&T) -> EventId,
+        mut pick: impl FnMut(&Item, Vec<Packed>) -> Result<Vec<T>, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut found: Vec<T> = Vec::new();
         for round in refs.chunks(PACKS_PER_ROUND) {
-            if found.len() >= limit {
-                let bound = hex_id(&found[limit - 1].event_id);
-                if round[0] > bound {
-                    break;
-                }
+            if found.len() >= limit && round[0] > hex_id(&event_id(&found[limit - 1])) {
+                break;
             }
             let keys = round
                 .iter()
                 .map(|r| key(pack_pk(ws, ref_millis(r)), format!("P#{r}")))
                 .collect();
-            for item in batch_get(
-                &self.client,
-                "events_by_subject",
-                &self.table,
-                keys,
-                true,
-                None,
-            )
-            .await?
-            {
-                let packed: Vec<Packed> = unpack(
-                    "events_by_subject",
-                    get_b(&item, "data", "events_by_subject")?,
-                )?;
-                found.extend(packed.into_iter().map(|p| p.e).filter(|e| {
-                    e.expires_at > now
-                        && after.is_none_or(|a| e.event_id > *a)
-                        && e.subjects.iter().any(|s| s == subject)
-                }));
+            for item in batch_get(&self.client, context, &self.table, keys, true, None).await? {
+                let packed: Vec<Packed> = unpack(context, get_b(&item, "data", context)?)?;
+                found.extend(pick(&item, packed)?);
             }
-            found.sort_by_key(|e| e.event_id);
+            found.sort_by_key(&event_id);
+            found.dedup_by_key(|f| event_id(f));
         }
         found.truncate(limit);
         Ok(found)
@@ -275,44 +290,33 @@ impl DynamoEventStore {
         limit: usize,
     ) -> Result<Vec<FoundEvent>, StoreError> {
         let wanted: HashSet<&str> = subjects.iter().map(String::as_str).collect();
-        let mut found: Vec<FoundEvent> = Vec::new();
         let refs: Vec<String> = refs.into_iter().collect();
-        for round in refs.chunks(PACKS_PER_ROUND) {
-            if found.len() >= limit {
-                let bound = hex_id(&found[limit - 1].packed.e.event_id);
-                if round[0] > bound {
-                    break;
-                }
-            }
-            let keys = round
-                .iter()
-                .map(|r| key(pack_pk(ws, ref_millis(r)), format!("P#{r}")))
-                .collect();
-            for item in batch_get(&self.client, FOOTPRINT, &self.table, keys, true, None).await? {
-                let pk = get_s(&item, "pk", FOOTPRINT)?.to_owned();
-                let reference = get_s(&item, "sk", FOOTPRINT)?
-                    .trim_start_matches("P#")
-                    .to_owned();
-                let day = get_s(&item, "day", FOOTPRINT)?.to_owned();
-                let packed: Vec<Packed> = unpack(FOOTPRINT, get_b(&item, "data", FOOTPRINT)?)?;
-                for p in packed {
-                    if after.is_none_or(|a| p.e.event_id > *a)
-                        && p.e.subjects.iter().any(|s| wanted.contains(s.as_str()))
-                    {
-                        found.push(FoundEvent {
-                            packed: p,
-                            pk: pk.clone(),
-                            reference: reference.clone(),
-                            day: day.clone(),
-                        });
-                    }
-                }
-            }
-            found.sort_by_key(|f| f.packed.e.event_id);
-            found.dedup_by_key(|f| f.packed.e.event_id);
-        }
-        found.truncate(limit);
-        Ok(found)
+        self.first_in_packs(
+            FOOTPRINT,
+            ws,
+            &refs,
+            limit,
+            |f: &FoundEvent| f.packed.e.event_id,
+            |item, packed| {
+                let pk = get_s(item, "pk", FOOTPRINT)?;
+                let reference = get_s(item, "sk", FOOTPRINT)?.trim_start_matches("P#");
+                let day = get_s(item, "day", FOOTPRINT)?;
+                Ok(packed
+                    .into_iter()
+                    .filter(|p| {
+                        after.is_none_or(|a| p.e.event_id > *a)
+                            && p.e.subjects.iter().any(|s| wanted.contains(s.as_str()))
+                    })
+                    .map(|p| FoundEvent {
+                        packed: p,
+                        pk: pk.to_owned(),
+                        reference: reference.to_owned(),
+                        day: day.to_owned(),
+                    })
+                    .collect())
+            },
+        )
+        .await
     }
 
     /// The events among `found` with an operational record: the operational packs beside
