@@ -31,8 +31,8 @@ use tracklayer_core::ports::{DsrStore, SuppressionList};
 use tracklayer_core::workspace::WorkspaceId;
 
 use super::{
-    b, batch_delete, batch_put, doc, get_b, get_n, get_s, key, n, query_all, query_up_to, s,
-    stamp_expiry, to_json, ttl, Item, EXPIRES_AT,
+    b, batch_delete, batch_put, doc, get_b, get_n, get_s, key, n, query_all, query_prefix,
+    query_up_to, s, stamp_expiry, to_json, ttl, Item, EXPIRES_AT,
 };
 use crate::error::store;
 
@@ -130,14 +130,8 @@ impl SuppressionList for DynamoDsrStore {
     async fn suppressed(&self, ws: &WorkspaceId) -> Result<Vec<String>, StoreError> {
         let items = query_all(
             "suppressed",
-            self.client
-                .query()
-                .table_name(&self.control)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                .expression_attribute_values(":pk", s(ws_pk(ws)))
-                .expression_attribute_values(":p", s("SUP#"))
-                .projection_expression("sk")
-                .consistent_read(true),
+            query_prefix(&self.client, &self.control, ws_pk(ws), "SUP#")
+                .projection_expression("sk"),
         )
         .await?;
         items
@@ -209,15 +203,8 @@ impl DsrStore for DynamoDsrStore {
         ws: &WorkspaceId,
         limit: usize,
     ) -> Result<Vec<DsrRequest>, StoreError> {
-        let q = self
-            .client
-            .query()
-            .table_name(&self.control)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-            .expression_attribute_values(":pk", s(ws_pk(ws)))
-            .expression_attribute_values(":p", s("DSR#"))
-            .scan_index_forward(false)
-            .consistent_read(true);
+        let q =
+            query_prefix(&self.client, &self.control, ws_pk(ws), "DSR#").scan_index_forward(false);
         query_up_to("requests", q, limit, page_of, |i| {
             doc(&i, "requests").map(Some)
         })
@@ -333,14 +320,8 @@ impl DsrStore for DynamoDsrStore {
         for prefix in ["DSR#", "SUP#"] {
             let items = query_all(
                 "end_with_account",
-                self.client
-                    .query()
-                    .table_name(&self.control)
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                    .expression_attribute_values(":pk", s(ws_pk(ws)))
-                    .expression_attribute_values(":p", s(prefix))
-                    .projection_expression("pk, sk, expires_at")
-                    .consistent_read(true),
+                query_prefix(&self.client, &self.control, ws_pk(ws), prefix)
+                    .projection_expression("pk, sk, expires_at"),
             )
             .await?;
             stamp.extend(

@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
@@ -183,10 +184,26 @@ pub(crate) fn unpack<T: DeserializeOwned>(
     serde_json::from_slice(&json).map_err(|e| StoreError::corrupt(context, e))
 }
 
+/// A consistent query of the items of partition `pk` whose sort key begins with `prefix`.
+pub(crate) fn query_prefix(
+    client: &Client,
+    table: &str,
+    pk: impl Into<String>,
+    prefix: impl Into<String>,
+) -> QueryFluentBuilder {
+    client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+        .expression_attribute_values(":pk", s(pk))
+        .expression_attribute_values(":p", s(prefix))
+        .consistent_read(true)
+}
+
 /// All pages of a query.
 pub(crate) async fn query_all(
     context: &'static str,
-    q: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    q: QueryFluentBuilder,
 ) -> Result<Vec<Item>, StoreError> {
     query_up_to(context, q, usize::MAX, |_| None, |item| Ok(Some(item))).await
 }
@@ -196,7 +213,7 @@ pub(crate) async fn query_all(
 /// wanted (with `None`, the query's own, if any).
 pub(crate) async fn query_up_to<T>(
     context: &'static str,
-    q: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    q: QueryFluentBuilder,
     limit: usize,
     page_size: impl Fn(usize) -> Option<i32>,
     mut keep: impl FnMut(Item) -> Result<Option<T>, StoreError>,
