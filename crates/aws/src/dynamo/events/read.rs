@@ -381,3 +381,56 @@ impl DynamoEventStore {
         Ok(())
     }
 }
+
+#[async_trait]
+impl EventReader for DynamoEventStore {
+    async fn event(
+        &self,
+        ws: &WorkspaceId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let packed = self
+            .read_packed("event", ws, 'P', id, now, |p: &Packed| {
+                (p.e.event_id, p.e.expires_at)
+            })
+            .await?;
+        Ok(packed.map(|p| p.e))
+    }
+
+    async fn event_ids_by_message_id(
+        &self,
+        ws: &WorkspaceId,
+        message_id: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError> {
+        self.read_marker(ws, message_id, now).await
+    }
+}
+
+#[async_trait]
+impl EventInspection for DynamoEventStore {
+    async fn events_by_subject(
+        &self,
+        ws: &WorkspaceId,
+        subject: &str,
+        after: Option<&EventId>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read_events_by_subject(ws, subject, after, limit, now)
+            .await
+    }
+
+    async fn operational(
+        &self,
+        ws: &WorkspaceId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OperationalRecord>, StoreError> {
+        self.read_packed("operational", ws, 'O', id, now, |o: &OperationalRecord| {
+            (o.event_id, o.expires_at)
+        })
+        .await
+    }
+}
