@@ -44,7 +44,7 @@ impl DynamoEventStore {
 
     /// The record of event `id` among its millisecond's packs of `kind` (`P` events, `O`
     /// operational records), unless it has expired.
-    pub(super) async fn read_packed<T: serde::de::DeserializeOwned>(
+    async fn read_packed<T: serde::de::DeserializeOwned>(
         &self,
         context: &'static str,
         ws: &WorkspaceId,
@@ -67,81 +67,6 @@ impl DynamoEventStore {
     }
 
     /// The event holding a message id's unexpired dedup marker (events without subjects).
-    pub(super) async fn read_marker(
-        &self,
-        ws: &WorkspaceId,
-        message_id: &MessageId,
-        now: OffsetDateTime,
-    ) -> Result<Vec<EventId>, StoreError> {
-        const CONTEXT: &str = "event_ids_by_message_id";
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(marker_key(ws, message_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store(CONTEXT, e))?
-            .item;
-        let Some(item) = item else {
-            return Ok(Vec::new());
-        };
-        if get_n(&item, "until").unwrap_or(0) <= now.unix_timestamp() {
-            return Ok(Vec::new());
-        }
-        let hex = get_s(&item, "event", CONTEXT)?;
-        let id = uuid::Uuid::try_parse(hex).map_err(|e| StoreError::corrupt(CONTEXT, e))?;
-        Ok(vec![EventId(id)])
-    }
-
-    pub(super) async fn read_events_by_subject(
-        &self,
-        ws: &WorkspaceId,
-        subject: &str,
-        after: Option<&EventId>,
-        limit: usize,
-        now: OffsetDateTime,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        // The days on which the subject had events, with their pack references ...
-        let day_items = self
-            .subject_day_items("events_by_subject", ws, subject)
-            .await?;
-        let after_ms = after.map(millis_of);
-        let mut refs: BTreeSet<String> = BTreeSet::new();
-        for d in day_items.iter().filter(|d| !crate::dynamo::expired(d, now)) {
-            refs.extend(
-                string_set(d, "packs")
-                    .into_iter()
-                    .filter(|r| after_ms.is_none_or(|ms| ref_millis(r) >= ms)),
-            );
-        }
-        // ... and the packs, oldest first, until `limit` events are certain.
-        let refs: Vec<String> = refs.into_iter().collect();
-        self.first_in_packs(
-            "events_by_subject",
-            ws,
-            &refs,
-            limit,
-            |e: &StoredEvent| e.event_id,
-            |_, packed| {
-                Ok(packed
-                    .into_iter()
-                    .map(|p| p.e)
-                    .filter(|e| {
-                        e.expires_at > now
-                            && after.is_none_or(|a| e.event_id > *a)
-                            && e.subjects.iter().any(|s| s == subject)
-                    })
-                    .collect())
-            },
-        )
-        .await
-    }
-
     /// The first `limit` of what `pick` takes from the event packs `refs` (in order, oldest
     /// first), by event id, without repeats: the packs are read a round at a time until a
     /// round's first pack is newer than the `limit`-th found (it cannot hold an older one).
@@ -404,7 +329,26 @@ impl EventReader for DynamoEventStore {
         message_id: &MessageId,
         now: OffsetDateTime,
     ) -> Result<Vec<EventId>, StoreError> {
-        self.read_marker(ws, message_id, now).await
+        const CONTEXT: &str = "event_ids_by_message_id";
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(marker_key(ws, message_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store(CONTEXT, e))?
+            .item;
+        let Some(item) = item else {
+            return Ok(Vec::new());
+        };
+        if get_n(&item, "until").unwrap_or(0) <= now.unix_timestamp() {
+            return Ok(Vec::new());
+        }
+        let hex = get_s(&item, "event", CONTEXT)?;
+        let id = uuid::Uuid::try_parse(hex).map_err(|e| StoreError::corrupt(CONTEXT, e))?;
+        Ok(vec![EventId(id)])
     }
 }
 
@@ -418,8 +362,43 @@ impl EventInspection for DynamoEventStore {
         limit: usize,
         now: OffsetDateTime,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.read_events_by_subject(ws, subject, after, limit, now)
-            .await
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // The days on which the subject had events, with their pack references ...
+        let day_items = self
+            .subject_day_items("events_by_subject", ws, subject)
+            .await?;
+        let after_ms = after.map(millis_of);
+        let mut refs: BTreeSet<String> = BTreeSet::new();
+        for d in day_items.iter().filter(|d| !crate::dynamo::expired(d, now)) {
+            refs.extend(
+                string_set(d, "packs")
+                    .into_iter()
+                    .filter(|r| after_ms.is_none_or(|ms| ref_millis(r) >= ms)),
+            );
+        }
+        // ... and the packs, oldest first, until `limit` events are certain.
+        let refs: Vec<String> = refs.into_iter().collect();
+        self.first_in_packs(
+            "events_by_subject",
+            ws,
+            &refs,
+            limit,
+            |e: &StoredEvent| e.event_id,
+            |_, packed| {
+                Ok(packed
+                    .into_iter()
+                    .map(|p| p.e)
+                    .filter(|e| {
+                        e.expires_at > now
+                            && after.is_none_or(|a| e.event_id > *a)
+                            && e.subjects.iter().any(|s| s == subject)
+                    })
+                    .collect())
+            },
+        )
+        .await
     }
 
     async fn operational(
