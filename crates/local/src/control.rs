@@ -15,7 +15,7 @@ use tracklayer_core::keys::{ApiKeyRecord, KeyId, Role};
 use tracklayer_core::ports::{ControlReader, ControlStore, KeyUsage, LAST_ADMIN};
 use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
-use crate::db::{from_json, json, sql, Db};
+use crate::db::{doc_row, doc_rows, from_json, json, sql, Db};
 
 #[derive(Debug, Clone)]
 pub struct SqliteControlStore {
@@ -90,16 +90,13 @@ impl ControlReader for SqliteControlStore {
         let now = unix_millis(now);
         self.db
             .call("workspace", move |c| {
-                let doc: Option<String> = c
-                    .query_row(
-                        "SELECT doc FROM workspaces
+                doc_row(
+                    c,
+                    "workspace",
+                    "SELECT doc FROM workspaces
                          WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-                        params![id, now],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(|e| sql("workspace", e))?;
-                doc.map(|d| from_json("workspace", &d)).transpose()
+                    params![id, now],
+                )
             })
             .await
     }
@@ -113,16 +110,13 @@ impl ControlReader for SqliteControlStore {
         let now = unix_millis(now);
         self.db
             .call("api_key", move |c| {
-                let doc: Option<String> = c
-                    .query_row(
-                        "SELECT doc FROM api_keys
+                doc_row(
+                    c,
+                    "api_key",
+                    "SELECT doc FROM api_keys
                          WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-                        params![id, now],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(|e| sql("api_key", e))?;
-                doc.map(|d| from_json("api_key", &d)).transpose()
+                    params![id, now],
+                )
             })
             .await
     }
@@ -131,19 +125,12 @@ impl ControlReader for SqliteControlStore {
         let ws = ws.as_str().to_owned();
         self.db
             .call("destinations", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM destinations WHERE workspace_id = ?1 ORDER BY created_at, id",
-                    )
-                    .map_err(|e| sql("destinations", e))?;
-                let rows = stmt
-                    .query_map([&ws], |r| r.get::<_, String>(0))
-                    .map_err(|e| sql("destinations", e))?;
-                rows.map(|r| {
-                    r.map_err(|e| sql("destinations", e))
-                        .and_then(|d| from_json("destinations", &d))
-                })
-                .collect()
+                doc_rows(
+                    c,
+                    "destinations",
+                    "SELECT doc FROM destinations WHERE workspace_id = ?1 ORDER BY created_at, id",
+                    [&ws],
+                )
             })
             .await
     }
@@ -156,15 +143,12 @@ impl ControlReader for SqliteControlStore {
         let (ws, id) = (ws.as_str().to_owned(), id.as_str().to_owned());
         self.db
             .call("destination", move |c| {
-                let doc: Option<String> = c
-                    .query_row(
-                        "SELECT doc FROM destinations WHERE workspace_id = ?1 AND id = ?2",
-                        [&ws, &id],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(|e| sql("destination", e))?;
-                doc.map(|d| from_json("destination", &d)).transpose()
+                doc_row(
+                    c,
+                    "destination",
+                    "SELECT doc FROM destinations WHERE workspace_id = ?1 AND id = ?2",
+                    [&ws, &id],
+                )
             })
             .await
     }
@@ -303,21 +287,14 @@ impl ControlStore for SqliteControlStore {
         let now = unix_millis(now);
         self.db
             .call("workspaces", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM workspaces
+                doc_rows(
+                    c,
+                    "workspaces",
+                    "SELECT doc FROM workspaces
                          WHERE expires_at IS NULL OR expires_at > ?1
                          ORDER BY created_at, id",
-                    )
-                    .map_err(|e| sql("workspaces", e))?;
-                let rows = stmt
-                    .query_map([now], |r| r.get::<_, String>(0))
-                    .map_err(|e| sql("workspaces", e))?;
-                rows.map(|r| {
-                    r.map_err(|e| sql("workspaces", e))
-                        .and_then(|d| from_json("workspaces", &d))
-                })
-                .collect()
+                    [now],
+                )
             })
             .await
     }
@@ -388,22 +365,14 @@ impl ControlStore for SqliteControlStore {
         let now = unix_millis(now);
         self.db
             .call("api_keys", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM api_keys
+                let mut keys: Vec<ApiKeyRecord> = doc_rows(
+                    c,
+                    "api_keys",
+                    "SELECT doc FROM api_keys
                          WHERE workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)
                          ORDER BY id",
-                    )
-                    .map_err(|e| sql("api_keys", e))?;
-                let rows = stmt
-                    .query_map(params![ws, now], |r| r.get::<_, String>(0))
-                    .map_err(|e| sql("api_keys", e))?;
-                let mut keys: Vec<ApiKeyRecord> = rows
-                    .map(|r| {
-                        r.map_err(|e| sql("api_keys", e))
-                            .and_then(|d| from_json("api_keys", &d))
-                    })
-                    .collect::<Result<_, _>>()?;
+                    params![ws, now],
+                )?;
                 keys.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
                 Ok(keys)
             })
@@ -575,16 +544,13 @@ impl ControlStore for SqliteControlStore {
         let now = unix_millis(now);
         self.db
             .call("user", move |c| {
-                let doc: Option<String> = c
-                    .query_row(
-                        "SELECT doc FROM users WHERE workspace_id = ?1 AND id = ?2
+                doc_row(
+                    c,
+                    "user",
+                    "SELECT doc FROM users WHERE workspace_id = ?1 AND id = ?2
                          AND (expires_at IS NULL OR expires_at > ?3)",
-                        params![ws, id, now],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(|e| sql("user", e))?;
-                doc.map(|d| from_json("user", &d)).transpose()
+                    params![ws, id, now],
+                )
             })
             .await
     }
@@ -594,21 +560,14 @@ impl ControlStore for SqliteControlStore {
         let now = unix_millis(now);
         self.db
             .call("users", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM users
+                doc_rows(
+                    c,
+                    "users",
+                    "SELECT doc FROM users
                          WHERE workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)
                          ORDER BY created_at, id",
-                    )
-                    .map_err(|e| sql("users", e))?;
-                let rows = stmt
-                    .query_map(params![ws, now], |r| r.get::<_, String>(0))
-                    .map_err(|e| sql("users", e))?;
-                rows.map(|r| {
-                    r.map_err(|e| sql("users", e))
-                        .and_then(|d| from_json("users", &d))
-                })
-                .collect()
+                    params![ws, now],
+                )
             })
             .await
     }

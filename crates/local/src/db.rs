@@ -351,3 +351,36 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
 ) -> Result<T, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::corrupt(context, e))
 }
+
+/// The document (JSON, the first column) of the one row `query` selects, if there is one.
+pub(crate) fn doc_row<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    context: &'static str,
+    query: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<T>, StoreError> {
+    use rusqlite::OptionalExtension;
+    let doc: Option<String> = c
+        .query_row(query, params, |r| r.get(0))
+        .optional()
+        .map_err(|e| sql(context, e))?;
+    doc.map(|d| from_json(context, &d)).transpose()
+}
+
+/// The documents (JSON, the first column) of the rows `query` selects, in its order.
+pub(crate) fn doc_rows<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    context: &'static str,
+    query: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = c.prepare_cached(query).map_err(|e| sql(context, e))?;
+    let rows = stmt
+        .query_map(params, |r| r.get::<_, String>(0))
+        .map_err(|e| sql(context, e))?;
+    rows.map(|r| {
+        r.map_err(|e| sql(context, e))
+            .and_then(|d| from_json(context, &d))
+    })
+    .collect()
+}

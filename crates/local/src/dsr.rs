@@ -5,7 +5,7 @@
 //! deletes them then, with expired export parts. Updates of a request leave its stamp.
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use time::OffsetDateTime;
 use tracklayer_core::clock::unix_millis;
 use tracklayer_core::crypto::Sealed;
@@ -14,7 +14,7 @@ use tracklayer_core::error::StoreError;
 use tracklayer_core::ports::{DsrStore, SuppressionList};
 use tracklayer_core::workspace::WorkspaceId;
 
-use crate::db::{from_json, json, sql, Db};
+use crate::db::{doc_row, doc_rows, json, sql, Db};
 
 #[derive(Debug, Clone)]
 pub struct SqliteDsrStore {
@@ -25,16 +25,6 @@ impl SqliteDsrStore {
     pub fn new(db: Db) -> Self {
         Self { db }
     }
-}
-
-fn requests_of(
-    rows: impl Iterator<Item = Result<String, rusqlite::Error>>,
-) -> Result<Vec<DsrRequest>, StoreError> {
-    rows.map(|r| {
-        r.map_err(|e| sql("dsr_requests", e))
-            .and_then(|d| from_json("dsr_requests", &d))
-    })
-    .collect()
 }
 
 #[async_trait]
@@ -109,15 +99,12 @@ impl DsrStore for SqliteDsrStore {
         let (ws, id) = (ws.as_str().to_owned(), id.as_str().to_owned());
         self.db
             .call("request", move |c| {
-                let doc: Option<String> = c
-                    .query_row(
-                        "SELECT doc FROM dsr_requests WHERE workspace_id = ?1 AND id = ?2",
-                        params![ws, id],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(|e| sql("request", e))?;
-                doc.map(|d| from_json("request", &d)).transpose()
+                doc_row(
+                    c,
+                    "request",
+                    "SELECT doc FROM dsr_requests WHERE workspace_id = ?1 AND id = ?2",
+                    params![ws, id],
+                )
             })
             .await
     }
@@ -131,16 +118,13 @@ impl DsrStore for SqliteDsrStore {
         let limit = limit.min(10_000) as i64;
         self.db
             .call("requests", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM dsr_requests WHERE workspace_id = ?1
+                doc_rows(
+                    c,
+                    "requests",
+                    "SELECT doc FROM dsr_requests WHERE workspace_id = ?1
                          ORDER BY submitted_at DESC, id DESC LIMIT ?2",
-                    )
-                    .map_err(|e| sql("requests", e))?;
-                let rows = stmt
-                    .query_map(params![ws, limit], |r| r.get::<_, String>(0))
-                    .map_err(|e| sql("requests", e))?;
-                requests_of(rows)
+                    params![ws, limit],
+                )
             })
             .await
     }
@@ -149,16 +133,13 @@ impl DsrStore for SqliteDsrStore {
         let limit = limit.min(10_000) as i64;
         self.db
             .call("open_requests", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM dsr_requests WHERE open = 1
+                doc_rows(
+                    c,
+                    "open_requests",
+                    "SELECT doc FROM dsr_requests WHERE open = 1
                          ORDER BY submitted_at, id LIMIT ?1",
-                    )
-                    .map_err(|e| sql("open_requests", e))?;
-                let rows = stmt
-                    .query_map([limit], |r| r.get::<_, String>(0))
-                    .map_err(|e| sql("open_requests", e))?;
-                requests_of(rows)
+                    [limit],
+                )
             })
             .await
     }

@@ -11,7 +11,7 @@ use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent}
 use tracklayer_core::ports::{EventEraser, EventInspection, EventReader, EventWriter, NewEvent};
 use tracklayer_core::workspace::WorkspaceId;
 
-use crate::db::{from_json, json, sql, Db};
+use crate::db::{doc_row, from_json, json, sql, Db};
 
 #[derive(Debug, Clone)]
 pub struct SqliteEventStore {
@@ -162,15 +162,7 @@ impl EventReader for SqliteEventStore {
         let (ws, id, now) = (ws.as_str().to_owned(), id.to_string(), unix_millis(now));
         self.db
             .call("event", move |c| {
-                let doc: Option<String> = c
-                    .query_row(
-                        "SELECT doc FROM events WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3",
-                        params![ws, id, now],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(|e| sql("event", e))?;
-                doc.map(|d| from_json("event", &d)).transpose()
+                doc_row(c, "event", "SELECT doc FROM events WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3", params![ws, id, now])
             })
             .await
     }
