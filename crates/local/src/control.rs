@@ -15,7 +15,7 @@ use tracklayer_core::keys::{ApiKeyRecord, KeyId, Role};
 use tracklayer_core::ports::{ControlReader, ControlStore, KeyUsage, LAST_ADMIN};
 use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
-use crate::db::{doc_row, doc_rows, from_json, json, sql, Db};
+use crate::db::{doc_rows, from_json, json, sql, Db};
 
 #[derive(Debug, Clone)]
 pub struct SqliteControlStore {
@@ -89,15 +89,12 @@ impl ControlReader for SqliteControlStore {
         let id = id.as_str().to_owned();
         let now = unix_millis(now);
         self.db
-            .call("workspace", move |c| {
-                doc_row(
-                    c,
-                    "workspace",
-                    "SELECT doc FROM workspaces
+            .doc(
+                "workspace",
+                "SELECT doc FROM workspaces
                          WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-                    params![id, now],
-                )
-            })
+                vec![id.into(), now.into()],
+            )
             .await
     }
 
@@ -109,29 +106,23 @@ impl ControlReader for SqliteControlStore {
         let id = id.as_str().to_owned();
         let now = unix_millis(now);
         self.db
-            .call("api_key", move |c| {
-                doc_row(
-                    c,
-                    "api_key",
-                    "SELECT doc FROM api_keys
+            .doc(
+                "api_key",
+                "SELECT doc FROM api_keys
                          WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-                    params![id, now],
-                )
-            })
+                vec![id.into(), now.into()],
+            )
             .await
     }
 
     async fn destinations(&self, ws: &WorkspaceId) -> Result<Vec<Destination>, StoreError> {
         let ws = ws.as_str().to_owned();
         self.db
-            .call("destinations", move |c| {
-                doc_rows(
-                    c,
-                    "destinations",
-                    "SELECT doc FROM destinations WHERE workspace_id = ?1 ORDER BY created_at, id",
-                    [&ws],
-                )
-            })
+            .docs(
+                "destinations",
+                "SELECT doc FROM destinations WHERE workspace_id = ?1 ORDER BY created_at, id",
+                vec![ws.into()],
+            )
             .await
     }
 
@@ -142,14 +133,11 @@ impl ControlReader for SqliteControlStore {
     ) -> Result<Option<Destination>, StoreError> {
         let (ws, id) = (ws.as_str().to_owned(), id.as_str().to_owned());
         self.db
-            .call("destination", move |c| {
-                doc_row(
-                    c,
-                    "destination",
-                    "SELECT doc FROM destinations WHERE workspace_id = ?1 AND id = ?2",
-                    [&ws, &id],
-                )
-            })
+            .doc(
+                "destination",
+                "SELECT doc FROM destinations WHERE workspace_id = ?1 AND id = ?2",
+                vec![ws.into(), id.into()],
+            )
             .await
     }
 }
@@ -286,16 +274,13 @@ impl ControlStore for SqliteControlStore {
     async fn workspaces(&self, now: OffsetDateTime) -> Result<Vec<Workspace>, StoreError> {
         let now = unix_millis(now);
         self.db
-            .call("workspaces", move |c| {
-                doc_rows(
-                    c,
-                    "workspaces",
-                    "SELECT doc FROM workspaces
+            .docs(
+                "workspaces",
+                "SELECT doc FROM workspaces
                          WHERE expires_at IS NULL OR expires_at > ?1
                          ORDER BY created_at, id",
-                    [now],
-                )
-            })
+                vec![now.into()],
+            )
             .await
     }
 
@@ -543,15 +528,12 @@ impl ControlStore for SqliteControlStore {
         let (ws, id) = (ws.as_str().to_owned(), id.to_owned());
         let now = unix_millis(now);
         self.db
-            .call("user", move |c| {
-                doc_row(
-                    c,
-                    "user",
-                    "SELECT doc FROM users WHERE workspace_id = ?1 AND id = ?2
+            .doc(
+                "user",
+                "SELECT doc FROM users WHERE workspace_id = ?1 AND id = ?2
                          AND (expires_at IS NULL OR expires_at > ?3)",
-                    params![ws, id, now],
-                )
-            })
+                vec![ws.into(), id.into(), now.into()],
+            )
             .await
     }
 
@@ -559,16 +541,13 @@ impl ControlStore for SqliteControlStore {
         let ws = ws.as_str().to_owned();
         let now = unix_millis(now);
         self.db
-            .call("users", move |c| {
-                doc_rows(
-                    c,
-                    "users",
-                    "SELECT doc FROM users
+            .docs(
+                "users",
+                "SELECT doc FROM users
                          WHERE workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)
                          ORDER BY created_at, id",
-                    params![ws, now],
-                )
-            })
+                vec![ws.into(), now.into()],
+            )
             .await
     }
 }

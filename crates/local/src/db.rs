@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use rusqlite::types::Value;
 use rusqlite::Connection;
 use tracklayer_core::error::StoreError;
 
@@ -237,6 +238,38 @@ impl Db {
         })
         .await
         .map_err(|e| StoreError::transient(context, e))?
+    }
+
+    /// [`doc_row`] on the blocking pool, with `query`'s parameters as values.
+    pub(crate) async fn doc<T>(
+        &self,
+        context: &'static str,
+        query: &'static str,
+        params: Vec<Value>,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        self.call(context, move |c| {
+            doc_row(c, context, query, rusqlite::params_from_iter(params))
+        })
+        .await
+    }
+
+    /// [`doc_rows`] on the blocking pool, with `query`'s parameters as values.
+    pub(crate) async fn docs<T>(
+        &self,
+        context: &'static str,
+        query: &'static str,
+        params: Vec<Value>,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        self.call(context, move |c| {
+            doc_rows(c, context, query, rusqlite::params_from_iter(params))
+        })
+        .await
     }
 
     /// Rebuilds the database file from its live rows and truncates the WAL. After an

@@ -106,15 +106,12 @@ impl DeliveryLog for SqliteDeliveryLog {
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
         let (ws, e, now) = (ws.as_str().to_owned(), event.to_string(), unix_millis(now));
         self.db
-            .call("delivery_log", move |c| {
-                doc_rows(
-                    c,
-                    "delivery_log",
-                    "SELECT doc FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2
+            .docs(
+                "delivery_log",
+                "SELECT doc FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2
                          AND expires_at > ?3 ORDER BY destination_id",
-                    params![ws, e, now],
-                )
-            })
+                vec![ws.into(), e.into(), now.into()],
+            )
             .await
     }
 

@@ -14,7 +14,7 @@ use tracklayer_core::error::StoreError;
 use tracklayer_core::ports::{DsrStore, SuppressionList};
 use tracklayer_core::workspace::WorkspaceId;
 
-use crate::db::{doc_row, doc_rows, json, sql, Db};
+use crate::db::{json, sql, Db};
 
 #[derive(Debug, Clone)]
 pub struct SqliteDsrStore {
@@ -98,14 +98,11 @@ impl DsrStore for SqliteDsrStore {
     ) -> Result<Option<DsrRequest>, StoreError> {
         let (ws, id) = (ws.as_str().to_owned(), id.as_str().to_owned());
         self.db
-            .call("request", move |c| {
-                doc_row(
-                    c,
-                    "request",
-                    "SELECT doc FROM dsr_requests WHERE workspace_id = ?1 AND id = ?2",
-                    params![ws, id],
-                )
-            })
+            .doc(
+                "request",
+                "SELECT doc FROM dsr_requests WHERE workspace_id = ?1 AND id = ?2",
+                vec![ws.into(), id.into()],
+            )
             .await
     }
 
@@ -117,30 +114,24 @@ impl DsrStore for SqliteDsrStore {
         let ws = ws.as_str().to_owned();
         let limit = limit.min(10_000) as i64;
         self.db
-            .call("requests", move |c| {
-                doc_rows(
-                    c,
-                    "requests",
-                    "SELECT doc FROM dsr_requests WHERE workspace_id = ?1
+            .docs(
+                "requests",
+                "SELECT doc FROM dsr_requests WHERE workspace_id = ?1
                          ORDER BY submitted_at DESC, id DESC LIMIT ?2",
-                    params![ws, limit],
-                )
-            })
+                vec![ws.into(), limit.into()],
+            )
             .await
     }
 
     async fn open_requests(&self, limit: usize) -> Result<Vec<DsrRequest>, StoreError> {
         let limit = limit.min(10_000) as i64;
         self.db
-            .call("open_requests", move |c| {
-                doc_rows(
-                    c,
-                    "open_requests",
-                    "SELECT doc FROM dsr_requests WHERE open = 1
+            .docs(
+                "open_requests",
+                "SELECT doc FROM dsr_requests WHERE open = 1
                          ORDER BY submitted_at, id LIMIT ?1",
-                    [limit],
-                )
-            })
+                vec![limit.into()],
+            )
             .await
     }
 

@@ -11,7 +11,7 @@ use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent}
 use tracklayer_core::ports::{EventEraser, EventInspection, EventReader, EventWriter, NewEvent};
 use tracklayer_core::workspace::WorkspaceId;
 
-use crate::db::{doc_row, from_json, json, sql, Db};
+use crate::db::{from_json, json, sql, Db};
 
 #[derive(Debug, Clone)]
 pub struct SqliteEventStore {
@@ -161,10 +161,8 @@ impl EventReader for SqliteEventStore {
     ) -> Result<Option<StoredEvent>, StoreError> {
         let (ws, id, now) = (ws.as_str().to_owned(), id.to_string(), unix_millis(now));
         self.db
-            .call("event", move |c| {
-                doc_row(c, "event", "SELECT doc FROM events WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3", params![ws, id, now])
-            })
-            .await
+.doc("event", "SELECT doc FROM events WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3", vec![ws.into(), id.into(), now.into()])
+.await
     }
 
     async fn event_ids_by_message_id(
