@@ -191,14 +191,11 @@ impl ControlStore for SqliteControlStore {
         let created = unix_millis(ws.created_at);
         let expires = workspace_expiry(ws);
         self.db
-            .call("create_workspace", move |c| {
-                c.execute(
-                    "INSERT INTO workspaces (id, created_at, doc, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, created, doc, expires],
-                )
-                .map_err(|e| sql("create_workspace", e))?;
-                Ok(())
-            })
+            .execute(
+                "create_workspace",
+                "INSERT INTO workspaces (id, created_at, doc, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                vec![id.into(), created.into(), doc.into(), expires.into()],
+            )
             .await
     }
 
@@ -292,14 +289,11 @@ impl ControlStore for SqliteControlStore {
         );
         let expires = unix_millis(key.retained_until());
         self.db
-            .call("create_api_key", move |c| {
-                c.execute(
-                    "INSERT INTO api_keys (id, workspace_id, doc, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, ws, doc, expires],
-                )
-                .map_err(|e| sql("create_api_key", e))?;
-                Ok(())
-            })
+            .execute(
+                "create_api_key",
+                "INSERT INTO api_keys (id, workspace_id, doc, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                vec![id.into(), ws.into(), doc.into(), expires.into()],
+            )
             .await
     }
 
@@ -369,15 +363,13 @@ impl ControlStore for SqliteControlStore {
         let (ws, id) = (d.workspace_id.as_str().to_owned(), d.id.as_str().to_owned());
         let created = unix_millis(d.created_at);
         self.db
-            .call("put_destination", move |c| {
-                c.execute(
-                    "INSERT INTO destinations (workspace_id, id, created_at, doc) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (workspace_id, id) DO UPDATE SET doc = excluded.doc",
-                    params![ws, id, created, doc],
-                )
-                .map_err(|e| sql("put_destination", e))?;
-                Ok(())
-            })
+            .execute(
+                "put_destination",
+                "INSERT INTO destinations (workspace_id, id, created_at, doc)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (workspace_id, id) DO UPDATE SET doc = excluded.doc",
+                vec![ws.into(), id.into(), created.into(), doc.into()],
+            )
             .await
     }
 
@@ -412,14 +404,18 @@ impl ControlStore for SqliteControlStore {
         );
         let created = unix_millis(user.created_at);
         self.db
-            .call("create_user", move |c| {
-                c.execute(
-                    "INSERT INTO users (workspace_id, id, email, created_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![ws, id, email, created, doc],
-                )
-                .map_err(|e| sql("create_user", e))?;
-                Ok(())
-            })
+            .execute(
+                "create_user",
+                "INSERT INTO users (workspace_id, id, email, created_at, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                vec![
+                    ws.into(),
+                    id.into(),
+                    email.into(),
+                    created.into(),
+                    doc.into(),
+                ],
+            )
             .await
     }
 

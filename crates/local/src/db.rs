@@ -240,6 +240,21 @@ impl Db {
         .map_err(|e| StoreError::transient(context, e))?
     }
 
+    /// Runs one statement on the blocking pool, with its parameters as values.
+    pub(crate) async fn execute(
+        &self,
+        context: &'static str,
+        statement: &'static str,
+        params: Vec<Value>,
+    ) -> Result<(), StoreError> {
+        self.call(context, move |c| {
+            c.execute(statement, rusqlite::params_from_iter(params))
+                .map_err(|e| sql(context, e))?;
+            Ok(())
+        })
+        .await
+    }
+
     /// [`doc_row`] on the blocking pool, with `query`'s parameters as values.
     pub(crate) async fn doc<T>(
         &self,

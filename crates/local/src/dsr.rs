@@ -57,14 +57,18 @@ impl DsrStore for SqliteDsrStore {
             json("dsr_requests", request)?,
         );
         self.db
-            .call("create_request", move |c| {
-                c.execute(
-                    "INSERT INTO dsr_requests (workspace_id, id, submitted_at, open, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![row.0, row.1, row.2, row.3, row.4],
-                )
-                .map_err(|e| sql("create_request", e))?;
-                Ok(())
-            })
+            .execute(
+                "create_request",
+                "INSERT INTO dsr_requests (workspace_id, id, submitted_at, open, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                vec![
+                    row.0.into(),
+                    row.1.into(),
+                    row.2.into(),
+                    row.3.into(),
+                    row.4.into(),
+                ],
+            )
             .await
     }
 
@@ -175,17 +179,20 @@ impl DsrStore for SqliteDsrStore {
             unix_millis(expires_at),
         );
         self.db
-            .call("put_export_part", move |c| {
-                c.execute(
-                    "INSERT INTO dsr_exports (workspace_id, request_id, part, sealed, expires_at)
+            .execute(
+                "put_export_part",
+                "INSERT INTO dsr_exports (workspace_id, request_id, part, sealed, expires_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (workspace_id, request_id, part)
                      DO UPDATE SET sealed = excluded.sealed, expires_at = excluded.expires_at",
-                    params![row.0, row.1, row.2, row.3, row.4],
-                )
-                .map_err(|e| sql("put_export_part", e))?;
-                Ok(())
-            })
+                vec![
+                    row.0.into(),
+                    row.1.into(),
+                    row.2.into(),
+                    row.3.into(),
+                    row.4.into(),
+                ],
+            )
             .await
     }
 

@@ -161,8 +161,13 @@ impl EventReader for SqliteEventStore {
     ) -> Result<Option<StoredEvent>, StoreError> {
         let (ws, id, now) = (ws.as_str().to_owned(), id.to_string(), unix_millis(now));
         self.db
-.doc("event", "SELECT doc FROM events WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3", vec![ws.into(), id.into(), now.into()])
-.await
+            .doc(
+                "event",
+                "SELECT doc FROM events
+                 WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3",
+                vec![ws.into(), id.into(), now.into()],
+            )
+            .await
     }
 
     async fn event_ids_by_message_id(
