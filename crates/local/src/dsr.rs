@@ -6,6 +6,7 @@
 
 use async_trait::async_trait;
 use rusqlite::params;
+use rusqlite::types::Value;
 use time::OffsetDateTime;
 use tracklayer_core::clock::unix_millis;
 use tracklayer_core::crypto::Sealed;
@@ -49,24 +50,17 @@ impl SuppressionList for SqliteDsrStore {
 #[async_trait]
 impl DsrStore for SqliteDsrStore {
     async fn create_request(&self, request: &DsrRequest) -> Result<(), StoreError> {
-        let row = (
-            request.workspace_id.as_str().to_owned(),
-            request.id.as_str().to_owned(),
-            unix_millis(request.submitted_at),
-            request.status.is_open(),
-            json("dsr_requests", request)?,
-        );
         self.db
             .execute(
                 "create_request",
                 "INSERT INTO dsr_requests (workspace_id, id, submitted_at, open, doc)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 vec![
-                    row.0.into(),
-                    row.1.into(),
-                    row.2.into(),
-                    row.3.into(),
-                    row.4.into(),
+                    Value::from(request.workspace_id.as_str().to_owned()),
+                    Value::from(request.id.as_str().to_owned()),
+                    Value::from(unix_millis(request.submitted_at)),
+                    Value::from(request.status.is_open()),
+                    Value::from(json("dsr_requests", request)?),
                 ],
             )
             .await
@@ -171,13 +165,6 @@ impl DsrStore for SqliteDsrStore {
         sealed: &Sealed,
         expires_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let row = (
-            ws.as_str().to_owned(),
-            id.as_str().to_owned(),
-            i64::from(part),
-            sealed.0.clone(),
-            unix_millis(expires_at),
-        );
         self.db
             .execute(
                 "put_export_part",
@@ -186,11 +173,11 @@ impl DsrStore for SqliteDsrStore {
                      ON CONFLICT (workspace_id, request_id, part)
                      DO UPDATE SET sealed = excluded.sealed, expires_at = excluded.expires_at",
                 vec![
-                    row.0.into(),
-                    row.1.into(),
-                    row.2.into(),
-                    row.3.into(),
-                    row.4.into(),
+                    Value::from(ws.as_str().to_owned()),
+                    Value::from(id.as_str().to_owned()),
+                    Value::from(i64::from(part)),
+                    Value::from(sealed.0.clone()),
+                    Value::from(unix_millis(expires_at)),
                 ],
             )
             .await
