@@ -113,15 +113,23 @@ impl DynamoDsrStore {
     async fn export_keys(&self, ws: &WorkspaceId, id: &DsrId) -> Result<Vec<Item>, StoreError> {
         query_all(
             "delete_export",
-            self.client
-                .query()
-                .table_name(&self.events)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(export_pk(ws, id)))
-                .projection_expression("pk, sk")
-                .consistent_read(true),
+            self.export_query(ws, id).projection_expression("pk, sk"),
         )
         .await
+    }
+
+    /// A consistent query of the parts of an access export.
+    fn export_query(
+        &self,
+        ws: &WorkspaceId,
+        id: &DsrId,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.events)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(export_pk(ws, id)))
+            .consistent_read(true)
     }
 }
 
@@ -285,16 +293,7 @@ impl DsrStore for DynamoDsrStore {
         id: &DsrId,
         now: OffsetDateTime,
     ) -> Result<Vec<Sealed>, StoreError> {
-        let items = query_all(
-            "export_parts",
-            self.client
-                .query()
-                .table_name(&self.events)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(export_pk(ws, id)))
-                .consistent_read(true),
-        )
-        .await?;
+        let items = query_all("export_parts", self.export_query(ws, id)).await?;
         let now_ms = unix_millis(now);
         items
             .iter()
