@@ -103,25 +103,3 @@ impl EventWriter for DynamoEventStore {
         self.forget_events(ws, events).await
     }
 }
-
-#[async_trait]
-impl EventEraser for DynamoEventStore {
-    /// DynamoDB's TTL deletes expired items (late); reads filter them meanwhile.
-    async fn sweep(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
-        Ok(0)
-    }
-
-    async fn subject_footprint(
-        &self,
-        ws: &WorkspaceId,
-        subjects: &[String],
-        after: Option<&EventId>,
-        limit: usize,
-    ) -> Result<Vec<EventFootprint>, StoreError> {
-        self.footprint(ws, subjects, after, limit).await
-    }
-
-    async fn erase(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<ErasedRows, StoreError> {
-        self.erase_events(ws, events).await
-    }
-}
