@@ -1,4 +1,4 @@
-//! Erasure: taking events out of packs and the subject index.
+//! Erasure: the footprint of subjects, and taking events out of packs and the subject index.
 
 use super::*;
 
@@ -535,59 +535,6 @@ impl DynamoEventStore {
             .cloned()
             .collect())
     }
-
-    pub(super) async fn erase_events(
-        &self,
-        ws: &WorkspaceId,
-        events: &[EventId],
-    ) -> Result<ErasedRows, StoreError> {
-        let mut rows = ErasedRows::default();
-        if events.is_empty() {
-            return Ok(rows);
-        }
-        let changes = self.remove_packs("erase", ws, events, true).await?;
-        let mut days: BTreeMap<(String, String), DayChange> = BTreeMap::new();
-        let mut markers = Vec::new();
-        for c in &changes {
-            rows.operational_records += c.operational;
-            for p in &c.gone {
-                rows.events += 1;
-                rows.subject_index_entries += p.e.subjects.len() as u64;
-                for (i, subject) in p.e.subjects.iter().enumerate() {
-                    let slot = days.entry((subject.clone(), c.day.clone())).or_default();
-                    if c.unindexes(subject) {
-                        slot.refs.insert(c.reference.clone());
-                    }
-                    if i == 0 {
-                        slot.fps.push(entry(&p.e.message_id, p.u));
-                    }
-                }
-                if p.e.subjects.is_empty() {
-                    markers.push((p.e.message_id.clone(), p.e.event_id));
-                }
-            }
-            if c.rekeyed.is_some() {
-                for subject in &c.kept_subjects {
-                    days.entry((subject.clone(), c.day.clone()))
-                        .or_default()
-                        .refs
-                        .insert(c.reference.clone());
-                }
-            }
-        }
-        let jobs = days.into_iter().map(|((subject, day), change)| {
-            async move { self.unindex_day(ws, &subject, &day, change).await }.boxed()
-        });
-        for r in run_all(jobs.collect()).await {
-            rows.dedup_markers += r?;
-        }
-        for (m, id) in &markers {
-            if self.delete_marker("erase", ws, m, id).await? {
-                rows.dedup_markers += 1;
-            }
-        }
-        Ok(rows)
-    }
 }
 
 pub(super) fn ops_expiry(ops: &[OperationalRecord]) -> i64 {
@@ -607,55 +554,6 @@ struct FoundEvent {
 }
 
 impl DynamoEventStore {
-    pub(super) async fn footprint(
-        &self,
-        ws: &WorkspaceId,
-        subjects: &[String],
-        after: Option<&EventId>,
-        limit: usize,
-    ) -> Result<Vec<EventFootprint>, StoreError> {
-        if limit == 0 || subjects.is_empty() {
-            return Ok(Vec::new());
-        }
-        let days = self.subject_days(FOOTPRINT, ws, subjects).await?;
-        let after_ms = after.map(millis_of);
-        let mut refs: BTreeSet<String> = BTreeSet::new();
-        let mut fps_of: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
-        for (_, d) in &days {
-            refs.extend(
-                string_set(d, "packs")
-                    .into_iter()
-                    .filter(|r| after_ms.is_none_or(|ms| ref_millis(r) >= ms)),
-            );
-            fps_of.insert(
-                get_s(d, "pk", FOOTPRINT)?.to_owned(),
-                binary_set(Some(d), "fps"),
-            );
-        }
-        let found = self
-            .footprint_events(ws, subjects, refs, after, limit)
-            .await?;
-        let with_ops = self.with_operational(&found).await?;
-        self.more_dedup_entries(ws, &found, &mut fps_of).await?;
-        Ok(found
-            .into_iter()
-            .map(|f| {
-                let dedup_marker = f.packed.e.subjects.first().is_some_and(|primary| {
-                    fps_of
-                        .get(&format!("{}#{}", subject_pk(ws, primary), f.day))
-                        .is_some_and(|fps| fps.contains(&entry(&f.packed.e.message_id, f.packed.u)))
-                });
-                let p = f.packed;
-                EventFootprint {
-                    operational: with_ops.contains(&p.e.event_id),
-                    dedup_marker,
-                    subject_index_entries: u32::try_from(p.e.subjects.len()).unwrap_or(u32::MAX),
-                    event: p.e,
-                }
-            })
-            .collect())
-    }
-
     /// The first `limit` events after `after` of any of `subjects` in the packs `refs`,
     /// oldest first.
     async fn footprint_events(
@@ -773,10 +671,94 @@ impl EventEraser for DynamoEventStore {
         after: Option<&EventId>,
         limit: usize,
     ) -> Result<Vec<EventFootprint>, StoreError> {
-        self.footprint(ws, subjects, after, limit).await
+        if limit == 0 || subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let days = self.subject_days(FOOTPRINT, ws, subjects).await?;
+        let after_ms = after.map(millis_of);
+        let mut refs: BTreeSet<String> = BTreeSet::new();
+        let mut fps_of: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+        for (_, d) in &days {
+            refs.extend(
+                string_set(d, "packs")
+                    .into_iter()
+                    .filter(|r| after_ms.is_none_or(|ms| ref_millis(r) >= ms)),
+            );
+            fps_of.insert(
+                get_s(d, "pk", FOOTPRINT)?.to_owned(),
+                binary_set(Some(d), "fps"),
+            );
+        }
+        let found = self
+            .footprint_events(ws, subjects, refs, after, limit)
+            .await?;
+        let with_ops = self.with_operational(&found).await?;
+        self.more_dedup_entries(ws, &found, &mut fps_of).await?;
+        Ok(found
+            .into_iter()
+            .map(|f| {
+                let dedup_marker = f.packed.e.subjects.first().is_some_and(|primary| {
+                    fps_of
+                        .get(&format!("{}#{}", subject_pk(ws, primary), f.day))
+                        .is_some_and(|fps| fps.contains(&entry(&f.packed.e.message_id, f.packed.u)))
+                });
+                let p = f.packed;
+                EventFootprint {
+                    operational: with_ops.contains(&p.e.event_id),
+                    dedup_marker,
+                    subject_index_entries: u32::try_from(p.e.subjects.len()).unwrap_or(u32::MAX),
+                    event: p.e,
+                }
+            })
+            .collect())
     }
 
     async fn erase(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<ErasedRows, StoreError> {
-        self.erase_events(ws, events).await
+        let mut rows = ErasedRows::default();
+        if events.is_empty() {
+            return Ok(rows);
+        }
+        let changes = self.remove_packs("erase", ws, events, true).await?;
+        let mut days: BTreeMap<(String, String), DayChange> = BTreeMap::new();
+        let mut markers = Vec::new();
+        for c in &changes {
+            rows.operational_records += c.operational;
+            for p in &c.gone {
+                rows.events += 1;
+                rows.subject_index_entries += p.e.subjects.len() as u64;
+                for (i, subject) in p.e.subjects.iter().enumerate() {
+                    let slot = days.entry((subject.clone(), c.day.clone())).or_default();
+                    if c.unindexes(subject) {
+                        slot.refs.insert(c.reference.clone());
+                    }
+                    if i == 0 {
+                        slot.fps.push(entry(&p.e.message_id, p.u));
+                    }
+                }
+                if p.e.subjects.is_empty() {
+                    markers.push((p.e.message_id.clone(), p.e.event_id));
+                }
+            }
+            if c.rekeyed.is_some() {
+                for subject in &c.kept_subjects {
+                    days.entry((subject.clone(), c.day.clone()))
+                        .or_default()
+                        .refs
+                        .insert(c.reference.clone());
+                }
+            }
+        }
+        let jobs = days.into_iter().map(|((subject, day), change)| {
+            async move { self.unindex_day(ws, &subject, &day, change).await }.boxed()
+        });
+        for r in run_all(jobs.collect()).await {
+            rows.dedup_markers += r?;
+        }
+        for (m, id) in &markers {
+            if self.delete_marker("erase", ws, m, id).await? {
+                rows.dedup_markers += 1;
+            }
+        }
+        Ok(rows)
     }
 }

@@ -15,7 +15,7 @@
 //! `P#{millisecond} ..= P#{id}` in the id's minute.
 //!
 //! Files: `keys` (item keys and dedup entries), `record` (`record`: plan → claim → judge →
-//! write), `read` (events, operational records, footprints), `erase` (`forget`, `erase`).
+//! write), `read` (events, operational records), `erase` (footprints, `forget`, `erase`).
 
 mod erase;
 mod keys;

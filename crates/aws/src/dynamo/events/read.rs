@@ -1,4 +1,4 @@
-//! Reads: one event, a subject's events, operational records and the footprint of subjects.
+//! Reads: one event, a subject's events and operational records.
 
 use super::*;
 
