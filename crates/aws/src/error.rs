@@ -116,6 +116,21 @@ mod tests {
             .build()
     }
 
+    /// A modeled `PutItem` exception as the service returns it: status 400, its name as code.
+    macro_rules! modeled {
+        ($exception:ident, $message:expr) => {
+            service(
+                PutItemError::$exception(
+                    $exception::builder()
+                        .message($message)
+                        .meta(meta(stringify!($exception)))
+                        .build(),
+                ),
+                400,
+            )
+        };
+    }
+
     fn service(err: PutItemError, status: u16) -> SdkError<PutItemError, HttpResponse> {
         SdkError::service_error(
             err,
@@ -125,29 +140,16 @@ mod tests {
 
     #[test]
     fn a_failed_condition_is_a_conflict() {
-        let err = service(
-            PutItemError::ConditionalCheckFailedException(
-                ConditionalCheckFailedException::builder()
-                    .message("The conditional request failed")
-                    .meta(meta("ConditionalCheckFailedException"))
-                    .build(),
-            ),
-            400,
+        let err = modeled!(
+            ConditionalCheckFailedException,
+            "The conditional request failed"
         );
         assert!(matches!(store("put", err), StoreError::Conflict("put")));
     }
 
     #[test]
     fn throttling_is_transient_and_keeps_its_source() {
-        let err = service(
-            PutItemError::ProvisionedThroughputExceededException(
-                ProvisionedThroughputExceededException::builder()
-                    .message("slow down")
-                    .meta(meta("ProvisionedThroughputExceededException"))
-                    .build(),
-            ),
-            400,
-        );
+        let err = modeled!(ProvisionedThroughputExceededException, "slow down");
         let mapped = store("put", err);
         assert!(mapped.is_retryable(), "{mapped:?}");
         assert!(StdError::source(&mapped).is_some());
@@ -155,15 +157,7 @@ mod tests {
 
     #[test]
     fn a_missing_table_is_permanent() {
-        let err = service(
-            PutItemError::ResourceNotFoundException(
-                ResourceNotFoundException::builder()
-                    .message("Requested resource not found")
-                    .meta(meta("ResourceNotFoundException"))
-                    .build(),
-            ),
-            400,
-        );
+        let err = modeled!(ResourceNotFoundException, "Requested resource not found");
         assert!(matches!(
             store("put", err),
             StoreError::Permanent { context: "put", .. }

@@ -73,52 +73,35 @@ pub(crate) trait KmsException {
     fn exception(&self) -> Option<&'static str>;
 }
 
-impl KmsException for GenerateDataKeyError {
-    fn exception(&self) -> Option<&'static str> {
-        Some(match self {
-            Self::NotFoundException(_) => "NotFoundException",
-            Self::DisabledException(_) => "DisabledException",
-            Self::KmsInvalidStateException(_) => "KMSInvalidStateException",
-            Self::KeyUnavailableException(_) => "KeyUnavailableException",
-            Self::InvalidKeyUsageException(_) => "InvalidKeyUsageException",
-            Self::KmsInternalException(_) => "KMSInternalException",
-            Self::DependencyTimeoutException(_) => "DependencyTimeoutException",
-            _ => return None,
-        })
-    }
+/// Implements [`KmsException`] for the error of one operation: the exceptions all three
+/// operations share, and the operation's own `$extra` ones (named as their variants).
+macro_rules! kms_exceptions {
+    ($error:ty $(, $extra:ident)*) => {
+        impl KmsException for $error {
+            fn exception(&self) -> Option<&'static str> {
+                Some(match self {
+                    Self::NotFoundException(_) => "NotFoundException",
+                    Self::DisabledException(_) => "DisabledException",
+                    Self::KmsInvalidStateException(_) => "KMSInvalidStateException",
+                    Self::KeyUnavailableException(_) => "KeyUnavailableException",
+                    Self::InvalidKeyUsageException(_) => "InvalidKeyUsageException",
+                    Self::KmsInternalException(_) => "KMSInternalException",
+                    Self::DependencyTimeoutException(_) => "DependencyTimeoutException",
+                    $(Self::$extra(_) => stringify!($extra),)*
+                    _ => return None,
+                })
+            }
+        }
+    };
 }
 
-impl KmsException for DecryptError {
-    fn exception(&self) -> Option<&'static str> {
-        Some(match self {
-            Self::NotFoundException(_) => "NotFoundException",
-            Self::DisabledException(_) => "DisabledException",
-            Self::KmsInvalidStateException(_) => "KMSInvalidStateException",
-            Self::KeyUnavailableException(_) => "KeyUnavailableException",
-            Self::InvalidKeyUsageException(_) => "InvalidKeyUsageException",
-            Self::InvalidCiphertextException(_) => "InvalidCiphertextException",
-            Self::IncorrectKeyException(_) => "IncorrectKeyException",
-            Self::KmsInternalException(_) => "KMSInternalException",
-            Self::DependencyTimeoutException(_) => "DependencyTimeoutException",
-            _ => return None,
-        })
-    }
-}
-
-impl KmsException for EncryptError {
-    fn exception(&self) -> Option<&'static str> {
-        Some(match self {
-            Self::NotFoundException(_) => "NotFoundException",
-            Self::DisabledException(_) => "DisabledException",
-            Self::KmsInvalidStateException(_) => "KMSInvalidStateException",
-            Self::KeyUnavailableException(_) => "KeyUnavailableException",
-            Self::InvalidKeyUsageException(_) => "InvalidKeyUsageException",
-            Self::KmsInternalException(_) => "KMSInternalException",
-            Self::DependencyTimeoutException(_) => "DependencyTimeoutException",
-            _ => return None,
-        })
-    }
-}
+kms_exceptions!(GenerateDataKeyError);
+kms_exceptions!(
+    DecryptError,
+    InvalidCiphertextException,
+    IncorrectKeyException
+);
+kms_exceptions!(EncryptError);
 
 /// Maps a KMS error to the keyring's classes. The key ARN is not secret; the SDK error stays
 /// the source of transient errors.
@@ -323,6 +306,14 @@ mod tests {
             .unwrap_err()
     }
 
+    /// A KMS error whose exception carries no message, e.g.
+    /// `kms_error!(DecryptError::NotFoundException)`.
+    macro_rules! kms_error {
+        ($error:ident :: $exception:ident) => {
+            || $error::$exception($exception::builder().build())
+        };
+    }
+
     #[tokio::test]
     async fn a_disabled_customer_key_fails_closed_with_a_clear_error() {
         let err = generate_fails_with(|| {
@@ -340,63 +331,38 @@ mod tests {
             msg.contains(CUSTOMER) && msg.contains("DisabledException"),
             "{msg}"
         );
-        let err = unwrap_fails_with(|| {
-            DecryptError::DisabledException(DisabledException::builder().build())
-        })
-        .await;
-        assert!(matches!(err, KeyError::Unavailable(_)), "{err:?}");
     }
 
     #[tokio::test]
-    async fn a_key_pending_deletion_fails_closed() {
-        let err = unwrap_fails_with(|| {
-            DecryptError::KmsInvalidStateException(
-                KmsInvalidStateException::builder()
-                    .message("pending deletion")
-                    .build(),
-            )
-        })
-        .await;
-        assert!(matches!(err, KeyError::Unavailable(_)), "{err:?}");
-        let err = generate_fails_with(|| {
-            GenerateDataKeyError::KmsInvalidStateException(
-                KmsInvalidStateException::builder().build(),
-            )
-        })
-        .await;
-        assert!(matches!(err, KeyError::Unavailable(_)), "{err:?}");
-    }
-
-    #[tokio::test]
-    async fn missing_and_unavailable_keys_fail_closed() {
-        let err = generate_fails_with(|| {
-            GenerateDataKeyError::NotFoundException(NotFoundException::builder().build())
-        })
-        .await;
-        assert!(matches!(err, KeyError::Unavailable(_)), "{err:?}");
-        let err = unwrap_fails_with(|| {
-            DecryptError::KeyUnavailableException(KeyUnavailableException::builder().build())
-        })
-        .await;
-        assert!(matches!(err, KeyError::Unavailable(_)), "{err:?}");
+    async fn disabled_pending_deletion_missing_and_unavailable_keys_fail_closed() {
+        let generate: [fn() -> GenerateDataKeyError; 3] = [
+            kms_error!(GenerateDataKeyError::DisabledException),
+            kms_error!(GenerateDataKeyError::KmsInvalidStateException),
+            kms_error!(GenerateDataKeyError::NotFoundException),
+        ];
+        let unwrap: [fn() -> DecryptError; 3] = [
+            kms_error!(DecryptError::DisabledException),
+            kms_error!(DecryptError::KmsInvalidStateException),
+            kms_error!(DecryptError::KeyUnavailableException),
+        ];
+        for (generate, unwrap) in generate.into_iter().zip(unwrap) {
+            let err = generate_fails_with(generate).await;
+            assert!(matches!(err, KeyError::Unavailable(_)), "{err:?}");
+            let err = unwrap_fails_with(unwrap).await;
+            assert!(matches!(err, KeyError::Unavailable(_)), "{err:?}");
+        }
     }
 
     #[tokio::test]
     async fn a_foreign_ciphertext_is_invalid() {
-        let err = unwrap_fails_with(|| {
-            DecryptError::InvalidCiphertextException(InvalidCiphertextException::builder().build())
-        })
-        .await;
+        let err = unwrap_fails_with(kms_error!(DecryptError::InvalidCiphertextException)).await;
         assert!(matches!(err, KeyError::Invalid(_)), "{err:?}");
         assert_eq!(err.action(), Action::Reject);
     }
 
     #[tokio::test]
     async fn a_kms_internal_error_is_transient_and_keeps_its_source() {
-        let err = generate_fails_with(|| {
-            GenerateDataKeyError::KmsInternalException(KmsInternalException::builder().build())
-        })
-        .await;
+        let err = generate_fails_with(kms_error!(GenerateDataKeyError::KmsInternalException)).await;
         assert!(matches!(err, KeyError::Transient(_)), "{err:?}");
         assert!(std::error::Error::source(&err).is_some());
     }

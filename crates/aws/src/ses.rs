@@ -338,22 +338,20 @@ mod tests {
 
     #[test]
     fn throttling_and_server_errors_are_transient_and_refusals_are_not() {
-        assert!(matches!(
-            classify(400, "TooManyRequestsException".into()),
-            SesError::Transient(_)
-        ));
-        assert!(matches!(
-            classify(503, "HTTP 503".into()),
-            SesError::Transient(_)
-        ));
-        assert!(matches!(
-            classify(400, "MessageRejected".into()),
-            SesError::Refused(_)
-        ));
-        assert!(matches!(
-            classify(403, "HTTP 403".into()),
-            SesError::Refused(_)
-        ));
+        for (status, code, transient) in [
+            (400, "TooManyRequestsException", true),
+            (503, "HTTP 503", true),
+            (400, "MessageRejected", false),
+            (403, "HTTP 403", false),
+        ] {
+            let err = classify(status, code.into());
+            let (is_transient, is_refused) = (
+                matches!(err, SesError::Transient(_)),
+                matches!(err, SesError::Refused(_)),
+            );
+            assert_eq!(is_transient, transient, "{code}");
+            assert_eq!(is_refused, !transient, "{code}");
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tracklayer_core::error::StoreError;
 use tracklayer_core::ports::{AuditLog, Keyring};
 use tracklayer_core::workspace::WorkspaceId;
 
-use crate::db::{from_json, json, sql, Db};
+use crate::db::{doc_rows, from_json, json, sql, Db};
 
 /// Tries at creating a workspace's head before reporting contention.
 const APPEND_ATTEMPTS: u32 = 4;
@@ -266,35 +266,25 @@ impl AuditLog for SqliteAuditLog {
             .max(unix_millis(now - retention()) + 1);
         self.db
             .call("audit_list", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM audit_log WHERE workspace_id = ?1 AND seq > ?2
+                let entries: Vec<AuditEntry> = doc_rows(
+                    c,
+                    "audit_list",
+                    "SELECT doc FROM audit_log WHERE workspace_id = ?1 AND seq > ?2
                            AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR action = ?4)
                            AND at >= ?5 AND at <= ?6 AND action != ?8
                          ORDER BY seq LIMIT ?7",
-                    )
-                    .map_err(|e| sql("audit_list", e))?;
-                let rows = stmt
-                    .query_map(
-                        params![
-                            ws,
-                            f.after.unwrap_or(0) as i64,
-                            f.actor,
-                            f.action,
-                            since,
-                            f.until.map(unix_millis).unwrap_or(i64::MAX),
-                            f.limit.clamp(1, 10_000) as i64,
-                            GENESIS_ACTION
-                        ],
-                        |r| r.get::<_, String>(0),
-                    )
-                    .map_err(|e| sql("audit_list", e))?;
-                rows.map(|r| {
-                    r.map_err(|e| sql("audit_list", e))
-                        .and_then(|d| from_json::<AuditEntry>("audit_list", &d))
-                })
-                .filter(|e| e.as_ref().map_or(true, |e| e.is_retained(now)))
-                .collect()
+                    params![
+                        ws,
+                        f.after.unwrap_or(0) as i64,
+                        f.actor,
+                        f.action,
+                        since,
+                        f.until.map(unix_millis).unwrap_or(i64::MAX),
+                        f.limit.clamp(1, 10_000) as i64,
+                        GENESIS_ACTION
+                    ],
+                )?;
+                Ok(entries.into_iter().filter(|e| e.is_retained(now)).collect())
             })
             .await
     }

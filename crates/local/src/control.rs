@@ -15,7 +15,7 @@ use tracklayer_core::keys::{ApiKeyRecord, KeyId, Role};
 use tracklayer_core::ports::{ControlReader, ControlStore, KeyUsage, LAST_ADMIN};
 use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
-use crate::db::{from_json, json, sql, Db};
+use crate::db::{doc_rows, from_json, json, sql, Db};
 
 #[derive(Debug, Clone)]
 pub struct SqliteControlStore {
@@ -89,18 +89,12 @@ impl ControlReader for SqliteControlStore {
         let id = id.as_str().to_owned();
         let now = unix_millis(now);
         self.db
-            .call("workspace", move |c| {
-                let doc: Option<String> = c
-                    .query_row(
-                        "SELECT doc FROM workspaces
+            .doc(
+                "workspace",
+                "SELECT doc FROM workspaces
                          WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-                        params![id, now],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(|e| sql("workspace", e))?;
-                doc.map(|d| from_json("workspace", &d)).transpose()
-            })
+                vec![id.into(), now.into()],
+            )
             .await
     }
 
@@ -112,39 +106,23 @@ impl ControlReader for SqliteControlStore {
         let id = id.as_str().to_owned();
         let now = unix_millis(now);
         self.db
-            .call("api_key", move |c| {
-                let doc: Option<String> = c
-                    .query_row(
-                        "SELECT doc FROM api_keys
+            .doc(
+                "api_key",
+                "SELECT doc FROM api_keys
                          WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-                        params![id, now],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(|e| sql("api_key", e))?;
-                doc.map(|d| from_json("api_key", &d)).transpose()
-            })
+                vec![id.into(), now.into()],
+            )
             .await
     }
 
     async fn destinations(&self, ws: &WorkspaceId) -> Result<Vec<Destination>, StoreError> {
         let ws = ws.as_str().to_owned();
         self.db
-            .call("destinations", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM destinations WHERE workspace_id = ?1 ORDER BY created_at, id",
-                    )
-                    .map_err(|e| sql("destinations", e))?;
-                let rows = stmt
-                    .query_map([&ws], |r| r.get::<_, String>(0))
-                    .map_err(|e| sql("destinations", e))?;
-                rows.map(|r| {
-                    r.map_err(|e| sql("destinations", e))
-                        .and_then(|d| from_json("destinations", &d))
-                })
-                .collect()
-            })
+            .docs(
+                "destinations",
+                "SELECT doc FROM destinations WHERE workspace_id = ?1 ORDER BY created_at, id",
+                vec![ws.into()],
+            )
             .await
     }
 
@@ -155,17 +133,11 @@ impl ControlReader for SqliteControlStore {
     ) -> Result<Option<Destination>, StoreError> {
         let (ws, id) = (ws.as_str().to_owned(), id.as_str().to_owned());
         self.db
-            .call("destination", move |c| {
-                let doc: Option<String> = c
-                    .query_row(
-                        "SELECT doc FROM destinations WHERE workspace_id = ?1 AND id = ?2",
-                        [&ws, &id],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(|e| sql("destination", e))?;
-                doc.map(|d| from_json("destination", &d)).transpose()
-            })
+            .doc(
+                "destination",
+                "SELECT doc FROM destinations WHERE workspace_id = ?1 AND id = ?2",
+                vec![ws.into(), id.into()],
+            )
             .await
     }
 }
@@ -219,14 +191,11 @@ impl ControlStore for SqliteControlStore {
         let created = unix_millis(ws.created_at);
         let expires = workspace_expiry(ws);
         self.db
-            .call("create_workspace", move |c| {
-                c.execute(
-                    "INSERT INTO workspaces (id, created_at, doc, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, created, doc, expires],
-                )
-                .map_err(|e| sql("create_workspace", e))?;
-                Ok(())
-            })
+            .execute(
+                "create_workspace",
+                "INSERT INTO workspaces (id, created_at, doc, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                vec![id.into(), created.into(), doc.into(), expires.into()],
+            )
             .await
     }
 
@@ -302,23 +271,13 @@ impl ControlStore for SqliteControlStore {
     async fn workspaces(&self, now: OffsetDateTime) -> Result<Vec<Workspace>, StoreError> {
         let now = unix_millis(now);
         self.db
-            .call("workspaces", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM workspaces
+            .docs(
+                "workspaces",
+                "SELECT doc FROM workspaces
                          WHERE expires_at IS NULL OR expires_at > ?1
                          ORDER BY created_at, id",
-                    )
-                    .map_err(|e| sql("workspaces", e))?;
-                let rows = stmt
-                    .query_map([now], |r| r.get::<_, String>(0))
-                    .map_err(|e| sql("workspaces", e))?;
-                rows.map(|r| {
-                    r.map_err(|e| sql("workspaces", e))
-                        .and_then(|d| from_json("workspaces", &d))
-                })
-                .collect()
-            })
+                vec![now.into()],
+            )
             .await
     }
 
@@ -330,14 +289,11 @@ impl ControlStore for SqliteControlStore {
         );
         let expires = unix_millis(key.retained_until());
         self.db
-            .call("create_api_key", move |c| {
-                c.execute(
-                    "INSERT INTO api_keys (id, workspace_id, doc, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, ws, doc, expires],
-                )
-                .map_err(|e| sql("create_api_key", e))?;
-                Ok(())
-            })
+            .execute(
+                "create_api_key",
+                "INSERT INTO api_keys (id, workspace_id, doc, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                vec![id.into(), ws.into(), doc.into(), expires.into()],
+            )
             .await
     }
 
@@ -388,22 +344,14 @@ impl ControlStore for SqliteControlStore {
         let now = unix_millis(now);
         self.db
             .call("api_keys", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM api_keys
+                let mut keys: Vec<ApiKeyRecord> = doc_rows(
+                    c,
+                    "api_keys",
+                    "SELECT doc FROM api_keys
                          WHERE workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)
                          ORDER BY id",
-                    )
-                    .map_err(|e| sql("api_keys", e))?;
-                let rows = stmt
-                    .query_map(params![ws, now], |r| r.get::<_, String>(0))
-                    .map_err(|e| sql("api_keys", e))?;
-                let mut keys: Vec<ApiKeyRecord> = rows
-                    .map(|r| {
-                        r.map_err(|e| sql("api_keys", e))
-                            .and_then(|d| from_json("api_keys", &d))
-                    })
-                    .collect::<Result<_, _>>()?;
+                    params![ws, now],
+                )?;
                 keys.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
                 Ok(keys)
             })
@@ -415,15 +363,13 @@ impl ControlStore for SqliteControlStore {
         let (ws, id) = (d.workspace_id.as_str().to_owned(), d.id.as_str().to_owned());
         let created = unix_millis(d.created_at);
         self.db
-            .call("put_destination", move |c| {
-                c.execute(
-                    "INSERT INTO destinations (workspace_id, id, created_at, doc) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (workspace_id, id) DO UPDATE SET doc = excluded.doc",
-                    params![ws, id, created, doc],
-                )
-                .map_err(|e| sql("put_destination", e))?;
-                Ok(())
-            })
+            .execute(
+                "put_destination",
+                "INSERT INTO destinations (workspace_id, id, created_at, doc)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (workspace_id, id) DO UPDATE SET doc = excluded.doc",
+                vec![ws.into(), id.into(), created.into(), doc.into()],
+            )
             .await
     }
 
@@ -458,14 +404,18 @@ impl ControlStore for SqliteControlStore {
         );
         let created = unix_millis(user.created_at);
         self.db
-            .call("create_user", move |c| {
-                c.execute(
-                    "INSERT INTO users (workspace_id, id, email, created_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![ws, id, email, created, doc],
-                )
-                .map_err(|e| sql("create_user", e))?;
-                Ok(())
-            })
+            .execute(
+                "create_user",
+                "INSERT INTO users (workspace_id, id, email, created_at, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                vec![
+                    ws.into(),
+                    id.into(),
+                    email.into(),
+                    created.into(),
+                    doc.into(),
+                ],
+            )
             .await
     }
 
@@ -574,18 +524,12 @@ impl ControlStore for SqliteControlStore {
         let (ws, id) = (ws.as_str().to_owned(), id.to_owned());
         let now = unix_millis(now);
         self.db
-            .call("user", move |c| {
-                let doc: Option<String> = c
-                    .query_row(
-                        "SELECT doc FROM users WHERE workspace_id = ?1 AND id = ?2
+            .doc(
+                "user",
+                "SELECT doc FROM users WHERE workspace_id = ?1 AND id = ?2
                          AND (expires_at IS NULL OR expires_at > ?3)",
-                        params![ws, id, now],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(|e| sql("user", e))?;
-                doc.map(|d| from_json("user", &d)).transpose()
-            })
+                vec![ws.into(), id.into(), now.into()],
+            )
             .await
     }
 
@@ -593,23 +537,13 @@ impl ControlStore for SqliteControlStore {
         let ws = ws.as_str().to_owned();
         let now = unix_millis(now);
         self.db
-            .call("users", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM users
+            .docs(
+                "users",
+                "SELECT doc FROM users
                          WHERE workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)
                          ORDER BY created_at, id",
-                    )
-                    .map_err(|e| sql("users", e))?;
-                let rows = stmt
-                    .query_map(params![ws, now], |r| r.get::<_, String>(0))
-                    .map_err(|e| sql("users", e))?;
-                rows.map(|r| {
-                    r.map_err(|e| sql("users", e))
-                        .and_then(|d| from_json("users", &d))
-                })
-                .collect()
-            })
+                vec![ws.into(), now.into()],
+            )
             .await
     }
 }

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use rusqlite::types::Value;
 use rusqlite::Connection;
 use tracklayer_core::error::StoreError;
 
@@ -239,6 +240,53 @@ impl Db {
         .map_err(|e| StoreError::transient(context, e))?
     }
 
+    /// Runs one statement on the blocking pool, with its parameters as values.
+    pub(crate) async fn execute(
+        &self,
+        context: &'static str,
+        statement: &'static str,
+        params: Vec<Value>,
+    ) -> Result<(), StoreError> {
+        self.call(context, move |c| {
+            c.execute(statement, rusqlite::params_from_iter(params))
+                .map_err(|e| sql(context, e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// [`doc_row`] on the blocking pool, with `query`'s parameters as values.
+    pub(crate) async fn doc<T>(
+        &self,
+        context: &'static str,
+        query: &'static str,
+        params: Vec<Value>,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        self.call(context, move |c| {
+            doc_row(c, context, query, rusqlite::params_from_iter(params))
+        })
+        .await
+    }
+
+    /// [`doc_rows`] on the blocking pool, with `query`'s parameters as values.
+    pub(crate) async fn docs<T>(
+        &self,
+        context: &'static str,
+        query: &'static str,
+        params: Vec<Value>,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        self.call(context, move |c| {
+            doc_rows(c, context, query, rusqlite::params_from_iter(params))
+        })
+        .await
+    }
+
     /// Rebuilds the database file from its live rows and truncates the WAL. After an
     /// erasure: `secure_delete` zeroes deleted cells and free pages, but copies of deleted
     /// keys can stay behind as dividers in b-tree interior pages, and old page images stay in
@@ -350,4 +398,37 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
     s: &str,
 ) -> Result<T, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::corrupt(context, e))
+}
+
+/// The document (JSON, the first column) of the one row `query` selects, if there is one.
+pub(crate) fn doc_row<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    context: &'static str,
+    query: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<T>, StoreError> {
+    use rusqlite::OptionalExtension;
+    let doc: Option<String> = c
+        .query_row(query, params, |r| r.get(0))
+        .optional()
+        .map_err(|e| sql(context, e))?;
+    doc.map(|d| from_json(context, &d)).transpose()
+}
+
+/// The documents (JSON, the first column) of the rows `query` selects, in its order.
+pub(crate) fn doc_rows<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    context: &'static str,
+    query: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = c.prepare_cached(query).map_err(|e| sql(context, e))?;
+    let rows = stmt
+        .query_map(params, |r| r.get::<_, String>(0))
+        .map_err(|e| sql(context, e))?;
+    rows.map(|r| {
+        r.map_err(|e| sql(context, e))
+            .and_then(|d| from_json(context, &d))
+    })
+    .collect()
 }

@@ -12,7 +12,7 @@ use tracklayer_core::ports::{
 };
 use tracklayer_core::workspace::WorkspaceId;
 
-use crate::db::{from_json, json, sql, Db};
+use crate::db::{doc_rows, json, sql, Db};
 
 #[derive(Debug, Clone)]
 pub struct SqliteDeliveryLog {
@@ -23,16 +23,6 @@ impl SqliteDeliveryLog {
     pub fn new(db: Db) -> Self {
         Self { db }
     }
-}
-
-fn docs(
-    rows: impl Iterator<Item = Result<String, rusqlite::Error>>,
-) -> Result<Vec<DeliveryRecord>, StoreError> {
-    rows.map(|r| {
-        r.map_err(|e| sql("delivery_log", e))
-            .and_then(|d| from_json("delivery_log", &d))
-    })
-    .collect()
 }
 
 #[async_trait]
@@ -116,18 +106,12 @@ impl DeliveryLog for SqliteDeliveryLog {
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
         let (ws, e, now) = (ws.as_str().to_owned(), event.to_string(), unix_millis(now));
         self.db
-            .call("delivery_log", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2
+            .docs(
+                "delivery_log",
+                "SELECT doc FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2
                          AND expires_at > ?3 ORDER BY destination_id",
-                    )
-                    .map_err(|e| sql("delivery_log", e))?;
-                let rows = stmt
-                    .query_map(params![ws, e, now], |r| r.get::<_, String>(0))
-                    .map_err(|e| sql("delivery_log", e))?;
-                docs(rows)
-            })
+                vec![ws.into(), e.into(), now.into()],
+            )
             .await
     }
 
@@ -162,23 +146,27 @@ impl DeliveryLog for SqliteDeliveryLog {
         let mut records = self
             .db
             .call("delivery_log", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM delivery_log WHERE workspace_id = ?1 AND destination_id = ?2
+                doc_rows(
+                    c,
+                    "delivery_log",
+                    "SELECT doc FROM delivery_log WHERE workspace_id = ?1 AND destination_id = ?2
                          AND expires_at > ?3
                          AND (?4 = '' OR instr(?4, ',' || status || ',') > 0)
                          AND updated_at >= ?5 AND updated_at <= ?6
                          AND (updated_at < ?7 OR (updated_at = ?7 AND event_id < ?8))
                          ORDER BY updated_at DESC, event_id DESC LIMIT ?9",
-                    )
-                    .map_err(|e| sql("delivery_log", e))?;
-                let rows = stmt
-                    .query_map(
-                        params![ws, d, now, statuses, since, until, after_ms, after_event, fetch],
-                        |r| r.get::<_, String>(0),
-                    )
-                    .map_err(|e| sql("delivery_log", e))?;
-                docs(rows)
+                    params![
+                        ws,
+                        d,
+                        now,
+                        statuses,
+                        since,
+                        until,
+                        after_ms,
+                        after_event,
+                        fetch
+                    ],
+                )
             })
             .await?;
         let next = if records.len() > limit {
@@ -210,17 +198,14 @@ impl DeliveryLog for SqliteDeliveryLog {
         let events: Vec<String> = events.iter().map(ToString::to_string).collect();
         self.db
             .call("delivery_log", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2",
-                    )
-                    .map_err(|e| sql("delivery_log", e))?;
                 let mut out = Vec::new();
                 for e in &events {
-                    let rows = stmt
-                        .query_map(params![ws, e], |r| r.get::<_, String>(0))
-                        .map_err(|e| sql("delivery_log", e))?;
-                    out.extend(docs(rows)?);
+                    out.extend(doc_rows::<DeliveryRecord>(
+                        c,
+                        "delivery_log",
+                        "SELECT doc FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2",
+                        params![ws, e],
+                    )?);
                 }
                 Ok(out)
             })

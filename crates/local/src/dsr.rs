@@ -5,7 +5,8 @@
 //! deletes them then, with expired export parts. Updates of a request leave its stamp.
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
+use rusqlite::types::Value;
 use time::OffsetDateTime;
 use tracklayer_core::clock::unix_millis;
 use tracklayer_core::crypto::Sealed;
@@ -14,7 +15,7 @@ use tracklayer_core::error::StoreError;
 use tracklayer_core::ports::{DsrStore, SuppressionList};
 use tracklayer_core::workspace::WorkspaceId;
 
-use crate::db::{from_json, json, sql, Db};
+use crate::db::{json, sql, Db};
 
 #[derive(Debug, Clone)]
 pub struct SqliteDsrStore {
@@ -25,16 +26,6 @@ impl SqliteDsrStore {
     pub fn new(db: Db) -> Self {
         Self { db }
     }
-}
-
-fn requests_of(
-    rows: impl Iterator<Item = Result<String, rusqlite::Error>>,
-) -> Result<Vec<DsrRequest>, StoreError> {
-    rows.map(|r| {
-        r.map_err(|e| sql("dsr_requests", e))
-            .and_then(|d| from_json("dsr_requests", &d))
-    })
-    .collect()
 }
 
 #[async_trait]
@@ -59,22 +50,19 @@ impl SuppressionList for SqliteDsrStore {
 #[async_trait]
 impl DsrStore for SqliteDsrStore {
     async fn create_request(&self, request: &DsrRequest) -> Result<(), StoreError> {
-        let row = (
-            request.workspace_id.as_str().to_owned(),
-            request.id.as_str().to_owned(),
-            unix_millis(request.submitted_at),
-            request.status.is_open(),
-            json("dsr_requests", request)?,
-        );
         self.db
-            .call("create_request", move |c| {
-                c.execute(
-                    "INSERT INTO dsr_requests (workspace_id, id, submitted_at, open, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![row.0, row.1, row.2, row.3, row.4],
-                )
-                .map_err(|e| sql("create_request", e))?;
-                Ok(())
-            })
+            .execute(
+                "create_request",
+                "INSERT INTO dsr_requests (workspace_id, id, submitted_at, open, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                vec![
+                    Value::from(request.workspace_id.as_str().to_owned()),
+                    Value::from(request.id.as_str().to_owned()),
+                    Value::from(unix_millis(request.submitted_at)),
+                    Value::from(request.status.is_open()),
+                    Value::from(json("dsr_requests", request)?),
+                ],
+            )
             .await
     }
 
@@ -108,17 +96,11 @@ impl DsrStore for SqliteDsrStore {
     ) -> Result<Option<DsrRequest>, StoreError> {
         let (ws, id) = (ws.as_str().to_owned(), id.as_str().to_owned());
         self.db
-            .call("request", move |c| {
-                let doc: Option<String> = c
-                    .query_row(
-                        "SELECT doc FROM dsr_requests WHERE workspace_id = ?1 AND id = ?2",
-                        params![ws, id],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(|e| sql("request", e))?;
-                doc.map(|d| from_json("request", &d)).transpose()
-            })
+            .doc(
+                "request",
+                "SELECT doc FROM dsr_requests WHERE workspace_id = ?1 AND id = ?2",
+                vec![ws.into(), id.into()],
+            )
             .await
     }
 
@@ -130,36 +112,24 @@ impl DsrStore for SqliteDsrStore {
         let ws = ws.as_str().to_owned();
         let limit = limit.min(10_000) as i64;
         self.db
-            .call("requests", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM dsr_requests WHERE workspace_id = ?1
+            .docs(
+                "requests",
+                "SELECT doc FROM dsr_requests WHERE workspace_id = ?1
                          ORDER BY submitted_at DESC, id DESC LIMIT ?2",
-                    )
-                    .map_err(|e| sql("requests", e))?;
-                let rows = stmt
-                    .query_map(params![ws, limit], |r| r.get::<_, String>(0))
-                    .map_err(|e| sql("requests", e))?;
-                requests_of(rows)
-            })
+                vec![ws.into(), limit.into()],
+            )
             .await
     }
 
     async fn open_requests(&self, limit: usize) -> Result<Vec<DsrRequest>, StoreError> {
         let limit = limit.min(10_000) as i64;
         self.db
-            .call("open_requests", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM dsr_requests WHERE open = 1
+            .docs(
+                "open_requests",
+                "SELECT doc FROM dsr_requests WHERE open = 1
                          ORDER BY submitted_at, id LIMIT ?1",
-                    )
-                    .map_err(|e| sql("open_requests", e))?;
-                let rows = stmt
-                    .query_map([limit], |r| r.get::<_, String>(0))
-                    .map_err(|e| sql("open_requests", e))?;
-                requests_of(rows)
-            })
+                vec![limit.into()],
+            )
             .await
     }
 
@@ -195,25 +165,21 @@ impl DsrStore for SqliteDsrStore {
         sealed: &Sealed,
         expires_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let row = (
-            ws.as_str().to_owned(),
-            id.as_str().to_owned(),
-            i64::from(part),
-            sealed.0.clone(),
-            unix_millis(expires_at),
-        );
         self.db
-            .call("put_export_part", move |c| {
-                c.execute(
-                    "INSERT INTO dsr_exports (workspace_id, request_id, part, sealed, expires_at)
+            .execute(
+                "put_export_part",
+                "INSERT INTO dsr_exports (workspace_id, request_id, part, sealed, expires_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (workspace_id, request_id, part)
                      DO UPDATE SET sealed = excluded.sealed, expires_at = excluded.expires_at",
-                    params![row.0, row.1, row.2, row.3, row.4],
-                )
-                .map_err(|e| sql("put_export_part", e))?;
-                Ok(())
-            })
+                vec![
+                    Value::from(ws.as_str().to_owned()),
+                    Value::from(id.as_str().to_owned()),
+                    Value::from(i64::from(part)),
+                    Value::from(sealed.0.clone()),
+                    Value::from(unix_millis(expires_at)),
+                ],
+            )
             .await
     }
 

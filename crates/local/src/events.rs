@@ -161,17 +161,12 @@ impl EventReader for SqliteEventStore {
     ) -> Result<Option<StoredEvent>, StoreError> {
         let (ws, id, now) = (ws.as_str().to_owned(), id.to_string(), unix_millis(now));
         self.db
-            .call("event", move |c| {
-                let doc: Option<String> = c
-                    .query_row(
-                        "SELECT doc FROM events WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3",
-                        params![ws, id, now],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(|e| sql("event", e))?;
-                doc.map(|d| from_json("event", &d)).transpose()
-            })
+            .doc(
+                "event",
+                "SELECT doc FROM events
+                 WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3",
+                vec![ws.into(), id.into(), now.into()],
+            )
             .await
     }
 

@@ -119,16 +119,7 @@ impl FileKeyring {
         match key {
             KeyRef::Platform => Ok(self.master.clone()),
             KeyRef::Customer { key_arn } => {
-                let file: String = key_arn
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || c == '-' {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect();
+                let file = key_arn.replace(|c: char| !(c.is_ascii_alphanumeric() || c == '-'), "_");
                 let path = self.customer_dir.join(format!("{file}.key"));
                 let mut bytes = fs::read(&path).map_err(|_| {
                     KeyError::Unavailable(format!("customer key {key_arn} is disabled or missing"))

@@ -18,8 +18,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
@@ -33,7 +31,7 @@ use tracklayer_core::error::StoreError;
 use tracklayer_core::ports::{AuditLog, Keyring};
 use tracklayer_core::workspace::WorkspaceId;
 
-use super::{backoff, doc, get_n, get_s, key, n, s, to_json, Item};
+use super::{backoff, doc, get_n, get_s, key, n, query_up_to, s, to_json, transact_write, Item};
 use crate::error::store;
 
 /// Attempts at taking the next sequence number before reporting contention.
@@ -151,33 +149,16 @@ impl DynamoAuditLog {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk > :after")
-                .expression_attribute_values(":pk", s(pk(ws)))
-                .expression_attribute_values(":after", s(sk(after)))
-                .consistent_read(true)
-                .limit(LIST_PAGE.min(limit as i32))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| store("audit_stored", e))?;
-            for item in page.items.unwrap_or_default() {
-                out.push(item);
-                if out.len() == limit {
-                    return Ok(out);
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        let q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk > :after")
+            .expression_attribute_values(":pk", s(pk(ws)))
+            .expression_attribute_values(":after", s(sk(after)))
+            .consistent_read(true)
+            .limit(LIST_PAGE.min(limit as i32));
+        query_up_to("audit_stored", q, limit, |_| None, |item| Ok(Some(item))).await
     }
 
     async fn try_append(
@@ -229,26 +210,14 @@ impl DynamoAuditLog {
         };
         let head_item = self.head_item(ws, &head.after(&e))?;
         items.push(self.put(head_item, head_condition, prev)?);
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(Ok(e)),
-            Err(SdkError::ServiceError(err))
-                if matches!(
-                    err.err(),
-                    TransactWriteItemsError::TransactionCanceledException(c)
-                        if c.cancellation_reasons().iter()
-                            .any(|r| r.code() == Some("ConditionalCheckFailed"))
-                ) =>
-            {
-                Ok(Err(e))
-            }
-            Err(err) => Err(store("audit_append", err)),
-        }
+        let committed = transact_write(
+            &self.client,
+            "audit_append",
+            items,
+            &["ConditionalCheckFailed"],
+        )
+        .await?;
+        Ok(if committed { Ok(e) } else { Err(e) })
     }
 }
 
@@ -328,30 +297,17 @@ impl AuditLog for DynamoAuditLog {
             q = q.expression_attribute_values(":until", n(unix_millis(until)));
         }
         let q = q.filter_expression(conditions.join(" AND "));
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = q
-                .clone()
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| store("audit_list", e))?;
-            for item in page.items.unwrap_or_default() {
+        query_up_to(
+            "audit_list",
+            q,
+            limit,
+            |_| None,
+            |item| {
                 let e: AuditEntry = doc(&item, "audit_list")?;
-                if !e.is_retained(now) {
-                    continue;
-                }
-                out.push(e);
-                if out.len() == limit {
-                    return Ok(out);
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+                Ok(e.is_retained(now).then_some(e))
+            },
+        )
+        .await
     }
 
     async fn head(&self, ws: &WorkspaceId) -> Result<Option<AuditHead>, StoreError> {

@@ -21,8 +21,6 @@
 //! to the DSR store, which stamps them itself (`DynamoDsrStore::end_with_account`).
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use futures_util::{stream, StreamExt, TryStreamExt};
@@ -35,7 +33,10 @@ use tracklayer_core::keys::{ApiKeyRecord, KeyId, Role};
 use tracklayer_core::ports::{ControlReader, ControlStore, KeyUsage};
 use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
-use super::{doc, expired, get_n, get_s, key, n, query_all, s, to_json, ttl, Item};
+use super::{
+    doc, expired, get_n, get_s, key, n, query_all, query_prefix, s, to_json, transact_write, ttl,
+    Item,
+};
 use crate::error::store;
 
 /// Items deleted at once when a workspace closes.
@@ -90,7 +91,7 @@ impl DynamoControlStore {
 
     /// The workspace's items whose sort key starts with `prefix`, expired or not; only the
     /// attributes in `projection` when there is one.
-    async fn query_prefix(
+    async fn items_with_prefix(
         &self,
         context: &'static str,
         ws: &WorkspaceId,
@@ -99,14 +100,8 @@ impl DynamoControlStore {
     ) -> Result<Vec<Item>, StoreError> {
         query_all(
             context,
-            self.client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                .expression_attribute_values(":pk", s(ws_pk(ws)))
-                .expression_attribute_values(":p", s(prefix))
-                .set_projection_expression(projection.map(str::to_owned))
-                .consistent_read(true),
+            query_prefix(&self.client, &self.table, ws_pk(ws), prefix)
+                .set_projection_expression(projection.map(str::to_owned)),
         )
         .await
     }
@@ -117,7 +112,7 @@ impl DynamoControlStore {
         ws: &WorkspaceId,
         prefix: &str,
     ) -> Result<Vec<Item>, StoreError> {
-        self.query_prefix(context, ws, prefix, None).await
+        self.items_with_prefix(context, ws, prefix, None).await
     }
 
     /// The `pk`, `sk` and `expires_at` of the workspace's items whose sort key starts with
@@ -128,7 +123,7 @@ impl DynamoControlStore {
         ws: &WorkspaceId,
         prefix: &str,
     ) -> Result<Vec<Item>, StoreError> {
-        self.query_prefix(context, ws, prefix, Some("pk, sk, expires_at"))
+        self.items_with_prefix(context, ws, prefix, Some("pk, sk, expires_at"))
             .await
     }
 
@@ -195,25 +190,10 @@ impl DynamoControlStore {
         items: Vec<TransactWriteItem>,
         on_condition: StoreError,
     ) -> Result<(), StoreError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(
-                    e.err(),
-                    TransactWriteItemsError::TransactionCanceledException(c)
-                        if c.cancellation_reasons().iter()
-                            .any(|r| r.code() == Some("ConditionalCheckFailed"))
-                ) =>
-            {
-                Err(on_condition)
-            }
-            Err(e) => Err(store(context, e)),
+        if transact_write(&self.client, context, items, &["ConditionalCheckFailed"]).await? {
+            Ok(())
+        } else {
+            Err(on_condition)
         }
     }
 

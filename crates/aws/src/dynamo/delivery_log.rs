@@ -29,8 +29,8 @@ use tracklayer_core::ports::{
 use tracklayer_core::workspace::WorkspaceId;
 
 use super::{
-    b, batch_delete, batch_get, batch_put, get_b, get_n, get_s, key, n, pack, query_all, s, ttl,
-    unpack, Item, EXPIRES_AT,
+    b, batch_delete, batch_get, batch_put, get_b, get_n, get_s, key, n, pack, query_all,
+    query_prefix, s, ttl, unpack, Item, EXPIRES_AT,
 };
 use crate::error::store;
 
@@ -94,13 +94,12 @@ impl DynamoDeliveryLog {
         let reads = millis.into_iter().map(|ms| async move {
             let items = query_all(
                 context,
-                self.client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                    .expression_attribute_values(":pk", s(outcomes_pk(ws, ms)))
-                    .expression_attribute_values(":p", s(format!("{ms:012x}#")))
-                    .consistent_read(true),
+                query_prefix(
+                    &self.client,
+                    &self.table,
+                    outcomes_pk(ws, ms),
+                    format!("{ms:012x}#"),
+                ),
             )
             .await?;
             Ok::<_, StoreError>((ms, items))
@@ -127,13 +126,7 @@ impl DynamoDeliveryLog {
         };
         let items = query_all(
             context,
-            self.client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                .expression_attribute_values(":pk", s(outcomes_pk(ws, ms)))
-                .expression_attribute_values(":p", s(prefix))
-                .consistent_read(true),
+            query_prefix(&self.client, &self.table, outcomes_pk(ws, ms), prefix),
         )
         .await?;
         decode(context, &items)

@@ -31,8 +31,8 @@ use tracklayer_core::ports::{DsrStore, SuppressionList};
 use tracklayer_core::workspace::WorkspaceId;
 
 use super::{
-    b, batch_delete, batch_put, doc, get_b, get_n, get_s, key, n, query_all, s, stamp_expiry,
-    to_json, ttl, Item, EXPIRES_AT,
+    b, batch_delete, batch_put, doc, get_b, get_n, get_s, key, n, query_all, query_prefix,
+    query_up_to, s, stamp_expiry, to_json, ttl, Item, EXPIRES_AT,
 };
 use crate::error::store;
 
@@ -47,6 +47,11 @@ pub struct DynamoDsrStore {
     client: Client,
     control: String,
     events: String,
+}
+
+/// A page of a request listing: what is still wanted, 1 to 100.
+fn page_of(wanted: usize) -> Option<i32> {
+    Some(wanted.clamp(1, 100) as i32)
 }
 
 fn ws_pk(ws: &WorkspaceId) -> String {
@@ -108,15 +113,23 @@ impl DynamoDsrStore {
     async fn export_keys(&self, ws: &WorkspaceId, id: &DsrId) -> Result<Vec<Item>, StoreError> {
         query_all(
             "delete_export",
-            self.client
-                .query()
-                .table_name(&self.events)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(export_pk(ws, id)))
-                .projection_expression("pk, sk")
-                .consistent_read(true),
+            self.export_query(ws, id).projection_expression("pk, sk"),
         )
         .await
+    }
+
+    /// A consistent query of the parts of an access export.
+    fn export_query(
+        &self,
+        ws: &WorkspaceId,
+        id: &DsrId,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.events)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(export_pk(ws, id)))
+            .consistent_read(true)
     }
 }
 
@@ -125,14 +138,8 @@ impl SuppressionList for DynamoDsrStore {
     async fn suppressed(&self, ws: &WorkspaceId) -> Result<Vec<String>, StoreError> {
         let items = query_all(
             "suppressed",
-            self.client
-                .query()
-                .table_name(&self.control)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                .expression_attribute_values(":pk", s(ws_pk(ws)))
-                .expression_attribute_values(":p", s("SUP#"))
-                .projection_expression("sk")
-                .consistent_read(true),
+            query_prefix(&self.client, &self.control, ws_pk(ws), "SUP#")
+                .projection_expression("sk"),
         )
         .await?;
         items
@@ -204,66 +211,29 @@ impl DsrStore for DynamoDsrStore {
         ws: &WorkspaceId,
         limit: usize,
     ) -> Result<Vec<DsrRequest>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        while out.len() < limit {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.control)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                .expression_attribute_values(":pk", s(ws_pk(ws)))
-                .expression_attribute_values(":p", s("DSR#"))
-                .scan_index_forward(false)
-                .limit((limit - out.len()).clamp(1, 100) as i32)
-                .set_exclusive_start_key(start.take())
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| store("requests", e))?;
-            for i in page.items.unwrap_or_default() {
-                out.push(doc(&i, "requests")?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
-        out.truncate(limit);
-        Ok(out)
+        let q =
+            query_prefix(&self.client, &self.control, ws_pk(ws), "DSR#").scan_index_forward(false);
+        query_up_to("requests", q, limit, page_of, |i| {
+            doc(&i, "requests").map(Some)
+        })
+        .await
     }
 
     async fn open_requests(&self, limit: usize) -> Result<Vec<DsrRequest>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        while out.len() < limit {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.control)
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :o")
-                .expression_attribute_values(":o", s(OPEN))
-                .limit((limit - out.len()).clamp(1, 100) as i32)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| store("open_requests", e))?;
-            for i in page.items.unwrap_or_default() {
-                let r: DsrRequest = doc(&i, "open_requests")?;
-                // The index is eventually consistent: a request completed a moment ago may
-                // still be listed.
-                if r.status.is_open() {
-                    out.push(r);
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
-        out.truncate(limit);
-        Ok(out)
+        let q = self
+            .client
+            .query()
+            .table_name(&self.control)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :o")
+            .expression_attribute_values(":o", s(OPEN));
+        query_up_to("open_requests", q, limit, page_of, |i| {
+            let r: DsrRequest = doc(&i, "open_requests")?;
+            // The index is eventually consistent: a request completed a moment ago may
+            // still be listed.
+            Ok(r.status.is_open().then_some(r))
+        })
+        .await
     }
 
     async fn suppress(
@@ -323,16 +293,7 @@ impl DsrStore for DynamoDsrStore {
         id: &DsrId,
         now: OffsetDateTime,
     ) -> Result<Vec<Sealed>, StoreError> {
-        let items = query_all(
-            "export_parts",
-            self.client
-                .query()
-                .table_name(&self.events)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(export_pk(ws, id)))
-                .consistent_read(true),
-        )
-        .await?;
+        let items = query_all("export_parts", self.export_query(ws, id)).await?;
         let now_ms = unix_millis(now);
         items
             .iter()
@@ -358,14 +319,8 @@ impl DsrStore for DynamoDsrStore {
         for prefix in ["DSR#", "SUP#"] {
             let items = query_all(
                 "end_with_account",
-                self.client
-                    .query()
-                    .table_name(&self.control)
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                    .expression_attribute_values(":pk", s(ws_pk(ws)))
-                    .expression_attribute_values(":p", s(prefix))
-                    .projection_expression("pk, sk, expires_at")
-                    .consistent_read(true),
+                query_prefix(&self.client, &self.control, ws_pk(ws), prefix)
+                    .projection_expression("pk, sk, expires_at"),
             )
             .await?;
             stamp.extend(

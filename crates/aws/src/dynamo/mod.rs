@@ -11,9 +11,12 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, TransactWriteItem, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
@@ -181,25 +184,91 @@ pub(crate) fn unpack<T: DeserializeOwned>(
     serde_json::from_slice(&json).map_err(|e| StoreError::corrupt(context, e))
 }
 
+/// A consistent query of the items of partition `pk` whose sort key begins with `prefix`.
+pub(crate) fn query_prefix(
+    client: &Client,
+    table: &str,
+    pk: impl Into<String>,
+    prefix: impl Into<String>,
+) -> QueryFluentBuilder {
+    client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+        .expression_attribute_values(":pk", s(pk))
+        .expression_attribute_values(":p", s(prefix))
+        .consistent_read(true)
+}
+
 /// All pages of a query.
 pub(crate) async fn query_all(
     context: &'static str,
-    q: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    q: QueryFluentBuilder,
 ) -> Result<Vec<Item>, StoreError> {
+    query_up_to(context, q, usize::MAX, |_| None, |item| Ok(Some(item))).await
+}
+
+/// Pages of a query until `limit` items are kept (or none are left): `keep` decodes an item,
+/// or skips it with `None`. `page_size` may set each page's `Limit` from how many are still
+/// wanted (with `None`, the query's own, if any).
+pub(crate) async fn query_up_to<T>(
+    context: &'static str,
+    q: QueryFluentBuilder,
+    limit: usize,
+    page_size: impl Fn(usize) -> Option<i32>,
+    mut keep: impl FnMut(Item) -> Result<Option<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     let mut out = Vec::new();
     let mut start: Option<Item> = None;
-    loop {
-        let page = q
-            .clone()
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| store(context, e))?;
-        out.extend(page.items.unwrap_or_default());
+    while out.len() < limit {
+        let mut request = q.clone().set_exclusive_start_key(start.take());
+        if let Some(size) = page_size(limit - out.len()) {
+            request = request.limit(size);
+        }
+        let page = request.send().await.map_err(|e| store(context, e))?;
+        for item in page.items.unwrap_or_default() {
+            if let Some(kept) = keep(item)? {
+                out.push(kept);
+                if out.len() == limit {
+                    return Ok(out);
+                }
+            }
+        }
         match page.last_evaluated_key {
             Some(k) if !k.is_empty() => start = Some(k),
-            _ => return Ok(out),
+            _ => break,
         }
+    }
+    Ok(out)
+}
+
+/// Writes `items` as one TransactWriteItems: `Ok(false)` if DynamoDB cancelled it for one of
+/// the cancellation reason `codes` (a condition failed: `ConditionalCheckFailed`; a concurrent
+/// transaction: `TransactionConflict`), `Ok(true)` if it committed.
+pub(crate) async fn transact_write(
+    client: &Client,
+    context: &'static str,
+    items: Vec<TransactWriteItem>,
+    codes: &[&str],
+) -> Result<bool, StoreError> {
+    match client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(e))
+            if matches!(
+                e.err(),
+                TransactWriteItemsError::TransactionCanceledException(c)
+                    if c.cancellation_reasons().iter()
+                        .any(|r| r.code().is_some_and(|code| codes.contains(&code)))
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(store(context, e)),
     }
 }
 

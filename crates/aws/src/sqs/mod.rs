@@ -26,7 +26,7 @@ use aws_sdk_sqs::types::{
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
-use tracklayer_core::clock::{from_unix_millis, Clock};
+use tracklayer_core::clock::Clock;
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::{strip_events, Stripped};
 use tracklayer_core::error::StoreError;
@@ -40,8 +40,8 @@ use tracklayer_core::workspace::WorkspaceId;
 mod wire;
 
 use wire::{
-    entry, parse, parse_parts, secs_ceil, string_attr, system_attr, Entry, BATCH_BYTES, BATCH_MAX,
-    DEAD_AT, MAX_VISIBILITY_S, REASON, REDRIVEN,
+    death, entry, parse, parse_parts, secs_ceil, system_attr, Entry, BATCH_BYTES, BATCH_MAX,
+    MAX_VISIBILITY_S,
 };
 
 use crate::config::QueueUrls;
@@ -227,18 +227,13 @@ impl SqsDeliveryQueue {
     /// Makes messages visible again at once.
     async fn release(&self, url: &str, handles: Vec<String>) -> Result<(), StoreError> {
         for chunk in handles.chunks(BATCH_MAX) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, h)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(h)
-                        .visibility_timeout(0)
-                        .build()
-                        .map_err(|e| StoreError::permanent("release", e))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let entries = numbered("release", chunk, |id, h| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(id)
+                    .receipt_handle(h)
+                    .visibility_timeout(0)
+                    .build()
+            })?;
             self.client
                 .change_message_visibility_batch()
                 .queue_url(url)
@@ -252,17 +247,12 @@ impl SqsDeliveryQueue {
 
     async fn delete_batch(&self, url: &str, handles: Vec<String>) -> Result<(), StoreError> {
         for chunk in handles.chunks(BATCH_MAX) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, h)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(h)
-                        .build()
-                        .map_err(|e| StoreError::permanent("replay", e))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let entries = numbered("replay", chunk, |id, h| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(id)
+                    .receipt_handle(h)
+                    .build()
+            })?;
             self.client
                 .delete_message_batch()
                 .queue_url(url)
@@ -272,6 +262,50 @@ impl SqsDeliveryQueue {
                 .map_err(|e| store("replay", e))?;
         }
         Ok(())
+    }
+
+    /// Works through up to [`REPLAY_MAX`] dead letters of the queue `dlq`, batch by batch:
+    /// `rework` says what becomes of each. Per batch, what it sends on goes to the queue `to`
+    /// first, then what it is done with is deleted (a failure in between leaves the old
+    /// message, never none); at the end, what it left is made visible again. Returns the sum
+    /// of the counts.
+    async fn rework_dead_letters(
+        &self,
+        dlq: &str,
+        to: &str,
+        mut rework: impl FnMut(&Message) -> Result<Rework, StoreError>,
+    ) -> Result<u64, StoreError> {
+        let mut count = 0u64;
+        let mut seen = 0usize;
+        let mut left = Vec::new();
+        while seen < REPLAY_MAX {
+            let got = self.peek(dlq, BATCH_MAX).await?;
+            if got.is_empty() {
+                break;
+            }
+            seen += got.len();
+            let mut send = Vec::new();
+            let mut done = Vec::new();
+            for m in got {
+                let Some(h) = m.receipt_handle().map(str::to_owned) else {
+                    continue;
+                };
+                match rework(&m)? {
+                    Rework::Leave => left.push(h),
+                    Rework::Done { count: n, resend } => {
+                        send.extend(resend);
+                        count += n;
+                        done.push(h);
+                    }
+                }
+            }
+            if !send.is_empty() {
+                self.send(to, send).await?;
+            }
+            self.delete_batch(dlq, done).await?;
+        }
+        self.release(dlq, left).await?;
+        Ok(count)
     }
 
     async fn count(&self, url: &str) -> Result<(u64, u64), StoreError> {
@@ -341,14 +375,13 @@ impl SqsDeliveryQueue {
                     handles.push(h.to_owned());
                 }
                 let Some(p) = parse(&m) else { continue };
+                let (reason, dead_at) = death(&m, &p);
                 out.push(DeadLetter {
                     destination_id: p.destination_id,
                     workspace_id: p.workspace_id,
                     body: p.body,
-                    reason: string_attr(&m, REASON).unwrap_or(REDRIVEN).to_owned(),
-                    dead_at: string_attr(&m, DEAD_AT)
-                        .and_then(|v| v.parse().ok())
-                        .map_or(p.sent_at, from_unix_millis),
+                    reason,
+                    dead_at,
                 });
             }
         }
@@ -511,55 +544,32 @@ impl DeadLetterAdmin for SqsDeliveryQueue {
         filter: &ReplayFilter,
     ) -> Result<u64, StoreError> {
         let urls = self.urls(kind)?.clone();
-        let mut moved = 0u64;
-        let mut seen = 0usize;
-        let mut skipped = Vec::new();
-        while seen < REPLAY_MAX {
-            let got = self.peek(&urls.dlq, BATCH_MAX).await?;
-            if got.is_empty() {
-                break;
-            }
-            seen += got.len();
-            let mut send = Vec::new();
-            let mut sent_handles = Vec::new();
-            for m in got {
-                let Some(h) = m.receipt_handle().map(str::to_owned) else {
-                    continue;
-                };
-                let matching = parse(&m).filter(|p| {
-                    let dead_at = string_attr(&m, DEAD_AT)
-                        .and_then(|v| v.parse().ok())
-                        .map_or(p.sent_at, from_unix_millis);
-                    filter
-                        .destination_id
-                        .as_ref()
-                        .is_none_or(|d| *d == p.destination_id)
-                        && filter.since.is_none_or(|s| dead_at >= s)
-                        && filter.until.is_none_or(|u| dead_at <= u)
-                });
-                match matching {
-                    Some(p) => {
-                        send.push(entry(
-                            &p.workspace_id,
-                            &p.destination_id,
-                            &p.body,
-                            Duration::ZERO,
-                            None,
-                        )?);
-                        sent_handles.push(h);
-                    }
-                    None => skipped.push(h),
-                }
-            }
-            if !send.is_empty() {
-                let n = send.len() as u64;
-                self.send(&urls.queue, send).await?;
-                self.delete_batch(&urls.dlq, sent_handles).await?;
-                moved += n;
-            }
-        }
-        self.release(&urls.dlq, skipped).await?;
-        Ok(moved)
+        self.rework_dead_letters(&urls.dlq, &urls.queue, |m| {
+            let matching = parse(m).filter(|p| {
+                let (_, dead_at) = death(m, p);
+                filter
+                    .destination_id
+                    .as_ref()
+                    .is_none_or(|d| *d == p.destination_id)
+                    && filter.since.is_none_or(|s| dead_at >= s)
+                    && filter.until.is_none_or(|u| dead_at <= u)
+            });
+            let Some(p) = matching else {
+                return Ok(Rework::Leave);
+            };
+            let resend = entry(
+                &p.workspace_id,
+                &p.destination_id,
+                &p.body,
+                Duration::ZERO,
+                None,
+            )?;
+            Ok(Rework::Done {
+                count: 1,
+                resend: Some(resend),
+            })
+        })
+        .await
     }
 
     /// Dead letters only: SQS cannot change a queued message, and receiving the source
@@ -574,55 +584,56 @@ impl DeadLetterAdmin for SqsDeliveryQueue {
     ) -> Result<u64, StoreError> {
         let urls = self.urls(kind)?.clone();
         let events: HashSet<EventId> = events.iter().copied().collect();
-        let mut removed = 0u64;
-        let mut seen = 0usize;
-        let mut untouched = Vec::new();
-        while seen < REPLAY_MAX {
-            let got = self.peek(&urls.dlq, BATCH_MAX).await?;
-            if got.is_empty() {
-                break;
-            }
-            seen += got.len();
-            let mut send = Vec::new();
-            let mut done = Vec::new();
-            for m in got {
-                let Some(h) = m.receipt_handle().map(str::to_owned) else {
-                    continue;
-                };
-                let Some(p) = parse(&m).filter(|p| p.workspace_id == *ws) else {
-                    untouched.push(h);
-                    continue;
-                };
-                match strip_events(&p.body, ws, &events) {
-                    Stripped::Untouched => untouched.push(h),
-                    Stripped::Emptied { removed: n } => {
-                        removed += n;
-                        done.push(h);
-                    }
-                    Stripped::Rewritten { body, removed: n } => {
-                        let reason = string_attr(&m, REASON).unwrap_or(REDRIVEN).to_owned();
-                        let dead_at = string_attr(&m, DEAD_AT)
-                            .and_then(|v| v.parse().ok())
-                            .map_or(p.sent_at, from_unix_millis);
-                        send.push(entry(
-                            &p.workspace_id,
-                            &p.destination_id,
-                            &body,
-                            Duration::ZERO,
-                            Some((&reason, dead_at)),
-                        )?);
-                        removed += n;
-                        done.push(h);
+        self.rework_dead_letters(&urls.dlq, &urls.dlq, |m| {
+            let Some(p) = parse(m).filter(|p| p.workspace_id == *ws) else {
+                return Ok(Rework::Leave);
+            };
+            Ok(match strip_events(&p.body, ws, &events) {
+                Stripped::Untouched => Rework::Leave,
+                Stripped::Emptied { removed } => Rework::Done {
+                    count: removed,
+                    resend: None,
+                },
+                Stripped::Rewritten { body, removed } => {
+                    let (reason, dead_at) = death(m, &p);
+                    let resend = entry(
+                        &p.workspace_id,
+                        &p.destination_id,
+                        &body,
+                        Duration::ZERO,
+                        Some((&reason, dead_at)),
+                    )?;
+                    Rework::Done {
+                        count: removed,
+                        resend: Some(resend),
                     }
                 }
-            }
-            // The rewritten copy first: a failure in between leaves the old one, never none.
-            if !send.is_empty() {
-                self.send(&urls.dlq, send).await?;
-            }
-            self.delete_batch(&urls.dlq, done).await?;
-        }
-        self.release(&urls.dlq, untouched).await?;
-        Ok(removed)
+            })
+        })
+        .await
     }
+}
+
+/// What becomes of one dead letter being reworked.
+enum Rework {
+    /// It stays as it is.
+    Leave,
+    /// It is deleted, after `resend` (if any) is sent in its place; `count` is added up.
+    Done { count: u64, resend: Option<Entry> },
+}
+
+/// A chunk of receipt handles as the entries of one batch request, numbered from 0.
+fn numbered<T, E>(
+    context: &'static str,
+    handles: &[String],
+    build: impl Fn(String, &str) -> Result<T, E>,
+) -> Result<Vec<T>, StoreError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    handles
+        .iter()
+        .enumerate()
+        .map(|(i, h)| build(i.to_string(), h).map_err(|e| StoreError::permanent(context, e)))
+        .collect()
 }

@@ -65,6 +65,16 @@ pub(super) struct Parsed {
     pub(super) sent_at: OffsetDateTime,
 }
 
+/// Why and when a dead letter died: its `reason` and `dead_at` attributes, or for one SQS
+/// redrove (it has neither) "received too often" at its send time.
+pub(super) fn death(m: &Message, p: &Parsed) -> (String, OffsetDateTime) {
+    let reason = string_attr(m, REASON).unwrap_or(REDRIVEN).to_owned();
+    let dead_at = string_attr(m, DEAD_AT)
+        .and_then(|v| v.parse().ok())
+        .map_or(p.sent_at, from_unix_millis);
+    (reason, dead_at)
+}
+
 pub(super) fn parse(m: &Message) -> Option<Parsed> {
     parse_parts(
         |name| string_attr(m, name),

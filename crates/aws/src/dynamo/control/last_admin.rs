@@ -2,8 +2,6 @@
 //! whose items are conditioned on the documents read, with a condition check on another
 //! admin's document, so two admins demoting each other at once cannot both succeed.
 
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
 use time::OffsetDateTime;
 use tracklayer_core::error::StoreError;
@@ -12,8 +10,7 @@ use tracklayer_core::ports::LAST_ADMIN;
 use tracklayer_core::workspace::{User, WorkspaceId};
 
 use super::{doc, live, DynamoControlStore};
-use crate::dynamo::Item;
-use crate::error::store;
+use crate::dynamo::{transact_write, Item};
 
 impl DynamoControlStore {
     /// Changes or deletes the user `id` unless that would leave the workspace without an
@@ -54,31 +51,15 @@ impl DynamoControlStore {
                 .map_err(|e| StoreError::permanent(context, e))?;
             items.push(TransactWriteItem::builder().condition_check(check).build());
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(old.clone()),
-            // A condition failed or a concurrent transaction touched the same items: the
-            // admins changed between the read and the write.
-            Err(SdkError::ServiceError(e))
-                if matches!(
-                    e.err(),
-                    TransactWriteItemsError::TransactionCanceledException(c)
-                        if c.cancellation_reasons().iter().any(|r| matches!(
-                            r.code(),
-                            Some("ConditionalCheckFailed" | "TransactionConflict")
-                        ))
-                ) =>
-            {
-                Err(StoreError::Conflict(
-                    "the workspace's users changed meanwhile; retry",
-                ))
-            }
-            Err(e) => Err(store(context, e)),
+        // A condition failed or a concurrent transaction touched the same items: the
+        // admins changed between the read and the write.
+        let codes = ["ConditionalCheckFailed", "TransactionConflict"];
+        if transact_write(&self.client, context, items, &codes).await? {
+            Ok(old.clone())
+        } else {
+            Err(StoreError::Conflict(
+                "the workspace's users changed meanwhile; retry",
+            ))
         }
     }
 }

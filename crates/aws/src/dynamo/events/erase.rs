@@ -1,4 +1,4 @@
-//! Erasure: taking events out of packs and the subject index.
+//! Erasure: the footprint of subjects, and taking events out of packs and the subject index.
 
 use super::*;
 
@@ -535,12 +535,185 @@ impl DynamoEventStore {
             .cloned()
             .collect())
     }
+}
 
-    pub(super) async fn erase_events(
+pub(super) fn ops_expiry(ops: &[OperationalRecord]) -> i64 {
+    ops.iter().map(|o| ttl(o.expires_at)).max().unwrap_or(0)
+}
+
+/// The error context of `subject_footprint`.
+const FOOTPRINT: &str = "subject_footprint";
+
+/// An event found for a footprint, with its pack's `pk`, reference and day.
+#[derive(Debug)]
+struct FoundEvent {
+    packed: Packed,
+    pk: String,
+    reference: String,
+    day: String,
+}
+
+impl DynamoEventStore {
+    /// The first `limit` events after `after` of any of `subjects` in the packs `refs`,
+    /// oldest first.
+    async fn footprint_events(
         &self,
         ws: &WorkspaceId,
-        events: &[EventId],
-    ) -> Result<ErasedRows, StoreError> {
+        subjects: &[String],
+        refs: BTreeSet<String>,
+        after: Option<&EventId>,
+        limit: usize,
+    ) -> Result<Vec<FoundEvent>, StoreError> {
+        let wanted: HashSet<&str> = subjects.iter().map(String::as_str).collect();
+        let refs: Vec<String> = refs.into_iter().collect();
+        self.first_in_packs(
+            FOOTPRINT,
+            ws,
+            &refs,
+            limit,
+            |f: &FoundEvent| f.packed.e.event_id,
+            |item, packed| {
+                let pk = get_s(item, "pk", FOOTPRINT)?;
+                let reference = get_s(item, "sk", FOOTPRINT)?.trim_start_matches("P#");
+                let day = get_s(item, "day", FOOTPRINT)?;
+                Ok(packed
+                    .into_iter()
+                    .filter(|p| {
+                        after.is_none_or(|a| p.e.event_id > *a)
+                            && p.e.subjects.iter().any(|s| wanted.contains(s.as_str()))
+                    })
+                    .map(|p| FoundEvent {
+                        packed: p,
+                        pk: pk.to_owned(),
+                        reference: reference.to_owned(),
+                        day: day.to_owned(),
+                    })
+                    .collect())
+            },
+        )
+        .await
+    }
+
+    /// The events among `found` with an operational record: the operational packs beside
+    /// their packs.
+    async fn with_operational(&self, found: &[FoundEvent]) -> Result<HashSet<EventId>, StoreError> {
+        let op_keys: BTreeSet<(String, String)> = found
+            .iter()
+            .map(|f| (f.pk.clone(), format!("O#{}", f.reference)))
+            .collect();
+        let ops = batch_get(
+            &self.client,
+            FOOTPRINT,
+            &self.table,
+            op_keys.into_iter().map(|(pk, sk)| key(pk, sk)).collect(),
+            true,
+            None,
+        )
+        .await?;
+        let mut with_ops: HashSet<EventId> = HashSet::new();
+        for item in &ops {
+            let records: Vec<OperationalRecord> =
+                unpack(FOOTPRINT, get_b(item, "data", FOOTPRINT)?)?;
+            with_ops.extend(records.iter().map(|o| o.event_id));
+        }
+        Ok(with_ops)
+    }
+
+    /// Adds to `fps_of` the dedup entries of the subject-days of the events' primary subjects
+    /// (where each event's entry is) that it lacks.
+    async fn more_dedup_entries(
+        &self,
+        ws: &WorkspaceId,
+        found: &[FoundEvent],
+        fps_of: &mut HashMap<String, Vec<Vec<u8>>>,
+    ) -> Result<(), StoreError> {
+        let missing: BTreeSet<String> = found
+            .iter()
+            .filter_map(|f| {
+                let primary = f.packed.e.subjects.first()?;
+                let pk = format!("{}#{}", subject_pk(ws, primary), f.day);
+                (!fps_of.contains_key(&pk)).then_some(pk)
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let more = batch_get(
+            &self.client,
+            FOOTPRINT,
+            &self.table,
+            missing.into_iter().map(|pk| key(pk, "S")).collect(),
+            true,
+            Some("pk, fps"),
+        )
+        .await?;
+        for d in &more {
+            fps_of.insert(
+                get_s(d, "pk", FOOTPRINT)?.to_owned(),
+                binary_set(Some(d), "fps"),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventEraser for DynamoEventStore {
+    /// DynamoDB's TTL deletes expired items (late); reads filter them meanwhile.
+    async fn sweep(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    async fn subject_footprint(
+        &self,
+        ws: &WorkspaceId,
+        subjects: &[String],
+        after: Option<&EventId>,
+        limit: usize,
+    ) -> Result<Vec<EventFootprint>, StoreError> {
+        if limit == 0 || subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let days = self.subject_days(FOOTPRINT, ws, subjects).await?;
+        let after_ms = after.map(millis_of);
+        let mut refs: BTreeSet<String> = BTreeSet::new();
+        let mut fps_of: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+        for (_, d) in &days {
+            refs.extend(
+                string_set(d, "packs")
+                    .into_iter()
+                    .filter(|r| after_ms.is_none_or(|ms| ref_millis(r) >= ms)),
+            );
+            fps_of.insert(
+                get_s(d, "pk", FOOTPRINT)?.to_owned(),
+                binary_set(Some(d), "fps"),
+            );
+        }
+        let found = self
+            .footprint_events(ws, subjects, refs, after, limit)
+            .await?;
+        let with_ops = self.with_operational(&found).await?;
+        self.more_dedup_entries(ws, &found, &mut fps_of).await?;
+        Ok(found
+            .into_iter()
+            .map(|f| {
+                let dedup_marker = f.packed.e.subjects.first().is_some_and(|primary| {
+                    fps_of
+                        .get(&format!("{}#{}", subject_pk(ws, primary), f.day))
+                        .is_some_and(|fps| fps.contains(&entry(&f.packed.e.message_id, f.packed.u)))
+                });
+                let p = f.packed;
+                EventFootprint {
+                    operational: with_ops.contains(&p.e.event_id),
+                    dedup_marker,
+                    subject_index_entries: u32::try_from(p.e.subjects.len()).unwrap_or(u32::MAX),
+                    event: p.e,
+                }
+            })
+            .collect())
+    }
+
+    async fn erase(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<ErasedRows, StoreError> {
         let mut rows = ErasedRows::default();
         if events.is_empty() {
             return Ok(rows);
@@ -588,8 +761,4 @@ impl DynamoEventStore {
         }
         Ok(rows)
     }
-}
-
-pub(super) fn ops_expiry(ops: &[OperationalRecord]) -> i64 {
-    ops.iter().map(|o| ttl(o.expires_at)).max().unwrap_or(0)
 }

@@ -15,7 +15,7 @@
 //! `P#{millisecond} ..= P#{id}` in the id's minute.
 //!
 //! Files: `keys` (item keys and dedup entries), `record` (`record`: plan → claim → judge →
-//! write), `read` (events, operational records, footprints), `erase` (`forget`, `erase`).
+//! write), `read` (events, operational records), `erase` (footprints, `forget`, `erase`).
 
 mod erase;
 mod keys;
@@ -101,72 +101,5 @@ impl EventWriter for DynamoEventStore {
         events: &[(EventId, MessageId)],
     ) -> Result<(), StoreError> {
         self.forget_events(ws, events).await
-    }
-}
-
-#[async_trait]
-impl EventReader for DynamoEventStore {
-    async fn event(
-        &self,
-        ws: &WorkspaceId,
-        id: &EventId,
-        now: OffsetDateTime,
-    ) -> Result<Option<StoredEvent>, StoreError> {
-        self.read_event(ws, id, now).await
-    }
-
-    async fn event_ids_by_message_id(
-        &self,
-        ws: &WorkspaceId,
-        message_id: &MessageId,
-        now: OffsetDateTime,
-    ) -> Result<Vec<EventId>, StoreError> {
-        self.read_marker(ws, message_id, now).await
-    }
-}
-
-#[async_trait]
-impl EventInspection for DynamoEventStore {
-    async fn events_by_subject(
-        &self,
-        ws: &WorkspaceId,
-        subject: &str,
-        after: Option<&EventId>,
-        limit: usize,
-        now: OffsetDateTime,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.read_events_by_subject(ws, subject, after, limit, now)
-            .await
-    }
-
-    async fn operational(
-        &self,
-        ws: &WorkspaceId,
-        id: &EventId,
-        now: OffsetDateTime,
-    ) -> Result<Option<OperationalRecord>, StoreError> {
-        self.read_operational(ws, id, now).await
-    }
-}
-
-#[async_trait]
-impl EventEraser for DynamoEventStore {
-    /// DynamoDB's TTL deletes expired items (late); reads filter them meanwhile.
-    async fn sweep(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
-        Ok(0)
-    }
-
-    async fn subject_footprint(
-        &self,
-        ws: &WorkspaceId,
-        subjects: &[String],
-        after: Option<&EventId>,
-        limit: usize,
-    ) -> Result<Vec<EventFootprint>, StoreError> {
-        self.footprint(ws, subjects, after, limit).await
-    }
-
-    async fn erase(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<ErasedRows, StoreError> {
-        self.erase_events(ws, events).await
     }
 }

@@ -1,18 +1,6 @@
-//! Reads: one event, a subject's events, operational records and the footprint of subjects.
+//! Reads: one event, a subject's events and operational records.
 
 use super::*;
-
-/// The error context of `subject_footprint`.
-const FOOTPRINT: &str = "subject_footprint";
-
-/// An event found for a footprint, with its pack's `pk`, reference and day.
-#[derive(Debug)]
-struct FoundEvent {
-    packed: Packed,
-    pk: String,
-    reference: String,
-    day: String,
-}
 
 impl DynamoEventStore {
     /// Packs (event or operational) of one millisecond whose first id is at most `up_to`.
@@ -42,136 +30,61 @@ impl DynamoEventStore {
         .await
     }
 
-    pub(super) async fn read_event(
+    /// The record of event `id` among its millisecond's packs of `kind` (`P` events, `O`
+    /// operational records), unless it has expired.
+    async fn read_packed<T: serde::de::DeserializeOwned>(
         &self,
+        context: &'static str,
         ws: &WorkspaceId,
+        kind: char,
         id: &EventId,
         now: OffsetDateTime,
-    ) -> Result<Option<StoredEvent>, StoreError> {
+        id_and_expiry: impl Fn(&T) -> (EventId, OffsetDateTime),
+    ) -> Result<Option<T>, StoreError> {
         let hex = hex_id(id);
         let items = self
-            .packs_at("event", ws, 'P', millis_of(id), &hex, &hex)
+            .packs_at(context, ws, kind, millis_of(id), &hex, &hex)
             .await?;
         for item in &items {
-            let packed: Vec<Packed> = unpack("event", get_b(item, "data", "event")?)?;
-            if let Some(p) = packed.into_iter().find(|p| p.e.event_id == *id) {
-                return Ok((p.e.expires_at > now).then_some(p.e));
+            let records: Vec<T> = unpack(context, get_b(item, "data", context)?)?;
+            if let Some(r) = records.into_iter().find(|r| id_and_expiry(r).0 == *id) {
+                return Ok((id_and_expiry(&r).1 > now).then_some(r));
             }
         }
         Ok(None)
     }
 
     /// The event holding a message id's unexpired dedup marker (events without subjects).
-    pub(super) async fn read_marker(
+    /// The first `limit` of what `pick` takes from the event packs `refs` (in order, oldest
+    /// first), by event id, without repeats: the packs are read a round at a time until a
+    /// round's first pack is newer than the `limit`-th found (it cannot hold an older one).
+    pub(super) async fn first_in_packs<T>(
         &self,
+        context: &'static str,
         ws: &WorkspaceId,
-        message_id: &MessageId,
-        now: OffsetDateTime,
-    ) -> Result<Vec<EventId>, StoreError> {
-        const CONTEXT: &str = "event_ids_by_message_id";
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(marker_key(ws, message_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store(CONTEXT, e))?
-            .item;
-        let Some(item) = item else {
-            return Ok(Vec::new());
-        };
-        if get_n(&item, "until").unwrap_or(0) <= now.unix_timestamp() {
-            return Ok(Vec::new());
-        }
-        let hex = get_s(&item, "event", CONTEXT)?;
-        let id = uuid::Uuid::try_parse(hex).map_err(|e| StoreError::corrupt(CONTEXT, e))?;
-        Ok(vec![EventId(id)])
-    }
-
-    pub(super) async fn read_events_by_subject(
-        &self,
-        ws: &WorkspaceId,
-        subject: &str,
-        after: Option<&EventId>,
+        refs: &[String],
         limit: usize,
-        now: OffsetDateTime,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        // The days on which the subject had events, with their pack references ...
-        let day_items = self
-            .subject_day_items("events_by_subject", ws, subject)
-            .await?;
-        let after_ms = after.map(millis_of);
-        let mut refs: BTreeSet<String> = BTreeSet::new();
-        for d in day_items.iter().filter(|d| !crate::dynamo::expired(d, now)) {
-            refs.extend(
-                string_set(d, "packs")
-                    .into_iter()
-                    .filter(|r| after_ms.is_none_or(|ms| ref_millis(r) >= ms)),
-            );
-        }
-        // ... and the packs, oldest first, until `limit` events are certain.
-        let mut found: Vec<StoredEvent> = Vec::new();
-        let refs: Vec<String> = refs.into_iter().collect();
+        event_id: impl Fn(&T) -> EventId,
+        mut pick: impl FnMut(&Item, Vec<Packed>) -> Result<Vec<T>, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut found: Vec<T> = Vec::new();
         for round in refs.chunks(PACKS_PER_ROUND) {
-            if found.len() >= limit {
-                let bound = hex_id(&found[limit - 1].event_id);
-                if round[0] > bound {
-                    break;
-                }
+            if found.len() >= limit && round[0] > hex_id(&event_id(&found[limit - 1])) {
+                break;
             }
             let keys = round
                 .iter()
                 .map(|r| key(pack_pk(ws, ref_millis(r)), format!("P#{r}")))
                 .collect();
-            for item in batch_get(
-                &self.client,
-                "events_by_subject",
-                &self.table,
-                keys,
-                true,
-                None,
-            )
-            .await?
-            {
-                let packed: Vec<Packed> = unpack(
-                    "events_by_subject",
-                    get_b(&item, "data", "events_by_subject")?,
-                )?;
-                found.extend(packed.into_iter().map(|p| p.e).filter(|e| {
-                    e.expires_at > now
-                        && after.is_none_or(|a| e.event_id > *a)
-                        && e.subjects.iter().any(|s| s == subject)
-                }));
+            for item in batch_get(&self.client, context, &self.table, keys, true, None).await? {
+                let packed: Vec<Packed> = unpack(context, get_b(&item, "data", context)?)?;
+                found.extend(pick(&item, packed)?);
             }
-            found.sort_by_key(|e| e.event_id);
+            found.sort_by_key(&event_id);
+            found.dedup_by_key(|f| event_id(f));
         }
         found.truncate(limit);
         Ok(found)
-    }
-
-    pub(super) async fn read_operational(
-        &self,
-        ws: &WorkspaceId,
-        id: &EventId,
-        now: OffsetDateTime,
-    ) -> Result<Option<OperationalRecord>, StoreError> {
-        let hex = hex_id(id);
-        let items = self
-            .packs_at("operational", ws, 'O', millis_of(id), &hex, &hex)
-            .await?;
-        for item in &items {
-            let ops: Vec<OperationalRecord> =
-                unpack("operational", get_b(item, "data", "operational")?)?;
-            if let Some(o) = ops.into_iter().find(|o| o.event_id == *id) {
-                return Ok((o.expires_at > now).then_some(o));
-            }
-        }
-        Ok(None)
     }
 
     /// The subject-day items of one subject, expired or not: the days it had events on, from
@@ -229,166 +142,111 @@ impl DynamoEventStore {
         }
         Ok(out)
     }
+}
 
-    pub(super) async fn footprint(
+#[async_trait]
+impl EventReader for DynamoEventStore {
+    async fn event(
         &self,
         ws: &WorkspaceId,
-        subjects: &[String],
-        after: Option<&EventId>,
-        limit: usize,
-    ) -> Result<Vec<EventFootprint>, StoreError> {
-        if limit == 0 || subjects.is_empty() {
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let packed = self
+            .read_packed("event", ws, 'P', id, now, |p: &Packed| {
+                (p.e.event_id, p.e.expires_at)
+            })
+            .await?;
+        Ok(packed.map(|p| p.e))
+    }
+
+    async fn event_ids_by_message_id(
+        &self,
+        ws: &WorkspaceId,
+        message_id: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError> {
+        const CONTEXT: &str = "event_ids_by_message_id";
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(marker_key(ws, message_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store(CONTEXT, e))?
+            .item;
+        let Some(item) = item else {
+            return Ok(Vec::new());
+        };
+        if get_n(&item, "until").unwrap_or(0) <= now.unix_timestamp() {
             return Ok(Vec::new());
         }
-        let days = self.subject_days(FOOTPRINT, ws, subjects).await?;
+        let hex = get_s(&item, "event", CONTEXT)?;
+        let id = uuid::Uuid::try_parse(hex).map_err(|e| StoreError::corrupt(CONTEXT, e))?;
+        Ok(vec![EventId(id)])
+    }
+}
+
+#[async_trait]
+impl EventInspection for DynamoEventStore {
+    async fn events_by_subject(
+        &self,
+        ws: &WorkspaceId,
+        subject: &str,
+        after: Option<&EventId>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // The days on which the subject had events, with their pack references ...
+        let day_items = self
+            .subject_day_items("events_by_subject", ws, subject)
+            .await?;
         let after_ms = after.map(millis_of);
         let mut refs: BTreeSet<String> = BTreeSet::new();
-        let mut fps_of: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
-        for (_, d) in &days {
+        for d in day_items.iter().filter(|d| !crate::dynamo::expired(d, now)) {
             refs.extend(
                 string_set(d, "packs")
                     .into_iter()
                     .filter(|r| after_ms.is_none_or(|ms| ref_millis(r) >= ms)),
             );
-            fps_of.insert(
-                get_s(d, "pk", FOOTPRINT)?.to_owned(),
-                binary_set(Some(d), "fps"),
-            );
         }
-        let found = self
-            .footprint_events(ws, subjects, refs, after, limit)
-            .await?;
-        let with_ops = self.with_operational(&found).await?;
-        self.more_dedup_entries(ws, &found, &mut fps_of).await?;
-        Ok(found
-            .into_iter()
-            .map(|f| {
-                let dedup_marker = f.packed.e.subjects.first().is_some_and(|primary| {
-                    fps_of
-                        .get(&format!("{}#{}", subject_pk(ws, primary), f.day))
-                        .is_some_and(|fps| fps.contains(&entry(&f.packed.e.message_id, f.packed.u)))
-                });
-                let p = f.packed;
-                EventFootprint {
-                    operational: with_ops.contains(&p.e.event_id),
-                    dedup_marker,
-                    subject_index_entries: u32::try_from(p.e.subjects.len()).unwrap_or(u32::MAX),
-                    event: p.e,
-                }
-            })
-            .collect())
-    }
-
-    /// The first `limit` events after `after` of any of `subjects` in the packs `refs`,
-    /// oldest first.
-    async fn footprint_events(
-        &self,
-        ws: &WorkspaceId,
-        subjects: &[String],
-        refs: BTreeSet<String>,
-        after: Option<&EventId>,
-        limit: usize,
-    ) -> Result<Vec<FoundEvent>, StoreError> {
-        let wanted: HashSet<&str> = subjects.iter().map(String::as_str).collect();
-        let mut found: Vec<FoundEvent> = Vec::new();
+        // ... and the packs, oldest first, until `limit` events are certain.
         let refs: Vec<String> = refs.into_iter().collect();
-        for round in refs.chunks(PACKS_PER_ROUND) {
-            if found.len() >= limit {
-                let bound = hex_id(&found[limit - 1].packed.e.event_id);
-                if round[0] > bound {
-                    break;
-                }
-            }
-            let keys = round
-                .iter()
-                .map(|r| key(pack_pk(ws, ref_millis(r)), format!("P#{r}")))
-                .collect();
-            for item in batch_get(&self.client, FOOTPRINT, &self.table, keys, true, None).await? {
-                let pk = get_s(&item, "pk", FOOTPRINT)?.to_owned();
-                let reference = get_s(&item, "sk", FOOTPRINT)?
-                    .trim_start_matches("P#")
-                    .to_owned();
-                let day = get_s(&item, "day", FOOTPRINT)?.to_owned();
-                let packed: Vec<Packed> = unpack(FOOTPRINT, get_b(&item, "data", FOOTPRINT)?)?;
-                for p in packed {
-                    if after.is_none_or(|a| p.e.event_id > *a)
-                        && p.e.subjects.iter().any(|s| wanted.contains(s.as_str()))
-                    {
-                        found.push(FoundEvent {
-                            packed: p,
-                            pk: pk.clone(),
-                            reference: reference.clone(),
-                            day: day.clone(),
-                        });
-                    }
-                }
-            }
-            found.sort_by_key(|f| f.packed.e.event_id);
-            found.dedup_by_key(|f| f.packed.e.event_id);
-        }
-        found.truncate(limit);
-        Ok(found)
-    }
-
-    /// The events among `found` with an operational record: the operational packs beside
-    /// their packs.
-    async fn with_operational(&self, found: &[FoundEvent]) -> Result<HashSet<EventId>, StoreError> {
-        let op_keys: BTreeSet<(String, String)> = found
-            .iter()
-            .map(|f| (f.pk.clone(), format!("O#{}", f.reference)))
-            .collect();
-        let ops = batch_get(
-            &self.client,
-            FOOTPRINT,
-            &self.table,
-            op_keys.into_iter().map(|(pk, sk)| key(pk, sk)).collect(),
-            true,
-            None,
+        self.first_in_packs(
+            "events_by_subject",
+            ws,
+            &refs,
+            limit,
+            |e: &StoredEvent| e.event_id,
+            |_, packed| {
+                Ok(packed
+                    .into_iter()
+                    .map(|p| p.e)
+                    .filter(|e| {
+                        e.expires_at > now
+                            && after.is_none_or(|a| e.event_id > *a)
+                            && e.subjects.iter().any(|s| s == subject)
+                    })
+                    .collect())
+            },
         )
-        .await?;
-        let mut with_ops: HashSet<EventId> = HashSet::new();
-        for item in &ops {
-            let records: Vec<OperationalRecord> =
-                unpack(FOOTPRINT, get_b(item, "data", FOOTPRINT)?)?;
-            with_ops.extend(records.iter().map(|o| o.event_id));
-        }
-        Ok(with_ops)
+        .await
     }
 
-    /// Adds to `fps_of` the dedup entries of the subject-days of the events' primary subjects
-    /// (where each event's entry is) that it lacks.
-    async fn more_dedup_entries(
+    async fn operational(
         &self,
         ws: &WorkspaceId,
-        found: &[FoundEvent],
-        fps_of: &mut HashMap<String, Vec<Vec<u8>>>,
-    ) -> Result<(), StoreError> {
-        let missing: BTreeSet<String> = found
-            .iter()
-            .filter_map(|f| {
-                let primary = f.packed.e.subjects.first()?;
-                let pk = format!("{}#{}", subject_pk(ws, primary), f.day);
-                (!fps_of.contains_key(&pk)).then_some(pk)
-            })
-            .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let more = batch_get(
-            &self.client,
-            FOOTPRINT,
-            &self.table,
-            missing.into_iter().map(|pk| key(pk, "S")).collect(),
-            true,
-            Some("pk, fps"),
-        )
-        .await?;
-        for d in &more {
-            fps_of.insert(
-                get_s(d, "pk", FOOTPRINT)?.to_owned(),
-                binary_set(Some(d), "fps"),
-            );
-        }
-        Ok(())
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OperationalRecord>, StoreError> {
+        self.read_packed("operational", ws, 'O', id, now, |o: &OperationalRecord| {
+            (o.event_id, o.expires_at)
+        })
+        .await
     }
 }
