@@ -18,6 +18,7 @@ use crate::keys::{
 };
 use crate::name::Name;
 use crate::ports::{ControlStore, Keyring};
+use crate::user_id::UserId;
 use crate::workspace::{KeyRef, Region, Retention, User, Workspace, WorkspaceId};
 
 /// bcrypt cost of key verifiers (whitepaper §05; ≥ 10).
@@ -126,7 +127,7 @@ impl Control<'_> {
         ws: &Workspace,
         kind: KeyKind,
         role: Option<Role>,
-        user_id: Option<String>,
+        user_id: Option<UserId>,
         name: &str,
         days: i64,
     ) -> Result<IssuedKey, ControlError> {
@@ -187,7 +188,7 @@ impl Control<'_> {
         };
         self.store
             .create_user(&User {
-                id: "usr_owner".into(),
+                id: UserId::owner(),
                 workspace_id: workspace.id.clone(),
                 email: owner_email.unwrap_or_else(placeholder),
                 role: Role::Admin,
@@ -199,7 +200,7 @@ impl Control<'_> {
                 &workspace,
                 KeyKind::Pat,
                 Some(Role::Admin),
-                Some("usr_owner".into()),
+                Some(UserId::owner()),
                 "initial admin token",
                 MAX_KEY_LIFETIME_DAYS,
             )

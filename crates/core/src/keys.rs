@@ -214,7 +214,7 @@ pub struct ApiKeyRecord {
     /// Admin-API role of PATs and service tokens; `None` for ingest keys.
     pub role: Option<Role>,
     /// The user a PAT belongs to.
-    pub user_id: Option<String>,
+    pub user_id: Option<crate::user_id::UserId>,
     pub name: String,
     pub prefix: String,
     /// bcrypt of the secret part.

@@ -25,6 +25,7 @@ pub mod name;
 pub mod ports;
 pub mod rbac;
 pub mod services;
+pub mod user_id;
 pub mod workspace;
 
 #[cfg(feature = "testkit")]

@@ -17,6 +17,7 @@ use crate::dsr::{DsrId, DsrRequest, ErasedRows, EventFootprint};
 use crate::error::{KeyError, MailError, StoreError};
 use crate::event::{EventId, MessageId, OperationalRecord, StoredEvent};
 use crate::keys::{ApiKeyRecord, KeyId, Role};
+use crate::user_id::UserId;
 use crate::workspace::{KeyRef, User, Workspace, WorkspaceId};
 
 /// What a control store's `Conflict` says when the last-admin rule refused a change.
@@ -103,7 +104,7 @@ pub trait ControlStore: ControlReader + KeyUsage {
     /// Creates a user; `Conflict` if the id or the email exists in the workspace.
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
     async fn update_user(&self, user: &User) -> Result<(), StoreError>;
-    async fn delete_user(&self, ws: &WorkspaceId, id: &str) -> Result<(), StoreError>;
+    async fn delete_user(&self, ws: &WorkspaceId, id: &UserId) -> Result<(), StoreError>;
     /// Gives an unexpired user `role`, unless they are an admin and no other unexpired admin
     /// of the workspace would remain: the check and the write are one atomic step, so two
     /// admins demoting each other at once cannot both succeed. Returns the user as they
@@ -113,7 +114,7 @@ pub trait ControlStore: ControlReader + KeyUsage {
     async fn set_user_role_keeping_an_admin(
         &self,
         ws: &WorkspaceId,
-        id: &str,
+        id: &UserId,
         role: Role,
         now: OffsetDateTime,
     ) -> Result<User, StoreError>;
@@ -122,14 +123,14 @@ pub trait ControlStore: ControlReader + KeyUsage {
     async fn delete_user_keeping_an_admin(
         &self,
         ws: &WorkspaceId,
-        id: &str,
+        id: &UserId,
         now: OffsetDateTime,
     ) -> Result<User, StoreError>;
     /// An unexpired user.
     async fn user(
         &self,
         ws: &WorkspaceId,
-        id: &str,
+        id: &UserId,
         now: OffsetDateTime,
     ) -> Result<Option<User>, StoreError>;
     /// The workspace's unexpired users, in creation order.

@@ -318,8 +318,7 @@ impl From<Cidr> for String {
 /// A user of the admin API. The email is account data (whitepaper §02), never an event's.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
-    /// `usr_…`
-    pub id: String,
+    pub id: crate::user_id::UserId,
     pub workspace_id: WorkspaceId,
     pub email: crate::email::Email,
     pub role: crate::keys::Role,

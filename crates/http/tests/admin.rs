@@ -28,6 +28,7 @@ use tracklayer_core::keys::verifier::VerifierConfig;
 use tracklayer_core::keys::{KeyKind, Role};
 use tracklayer_core::ports::{ControlReader, ControlStore, Egress, EgressError};
 use tracklayer_core::services::{Ports, Services, ServicesConfig};
+use tracklayer_core::user_id::UserId;
 use tracklayer_core::workspace::{Region, WorkspaceId};
 use tracklayer_http::admin::{DestinationTester, TestPorts, TEST_EVENT_NAME};
 use tracklayer_http::{
@@ -1198,7 +1199,14 @@ async fn only_its_own_user_rotates_a_personal_token_and_another_admin_may_only_r
     let user = app.new_user("admin").await;
     let own = app
         .other_process()
-        .issue_key(&ws, KeyKind::Pat, None, Some(user.clone()), "laptop", 90)
+        .issue_key(
+            &ws,
+            KeyKind::Pat,
+            None,
+            Some(UserId::parse(&user).unwrap()),
+            "laptop",
+            90,
+        )
         .await
         .unwrap();
     let own_token = own.secret.expose_secret().to_owned();
@@ -1208,7 +1216,7 @@ async fn only_its_own_user_rotates_a_personal_token_and_another_admin_may_only_r
         .await
         .unwrap()
         .into_iter()
-        .find(|k| k.user_id.as_deref() == Some("usr_owner"))
+        .find(|k| k.user_id == Some(UserId::owner()))
         .unwrap();
 
     // The second admin asks for the owner's new token: refused, nothing issued.
@@ -2322,7 +2330,14 @@ async fn a_user_changes_their_own_email_but_not_anothers_nor_their_role() {
     let user = app.new_user("viewer").await;
     let token = app
         .other_process()
-        .issue_key(&ws, KeyKind::Pat, None, Some(user.clone()), "laptop", 90)
+        .issue_key(
+            &ws,
+            KeyKind::Pat,
+            None,
+            Some(UserId::parse(&user).unwrap()),
+            "laptop",
+            90,
+        )
         .await
         .unwrap()
         .secret

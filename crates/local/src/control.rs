@@ -13,6 +13,7 @@ use tracklayer_core::destination::{Destination, DestinationId};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::keys::{ApiKeyRecord, KeyId, Role};
 use tracklayer_core::ports::{ControlReader, ControlStore, KeyUsage, LAST_ADMIN};
+use tracklayer_core::user_id::UserId;
 use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
 use crate::db::{doc_rows, from_json, json, sql, Db};
@@ -399,7 +400,7 @@ impl ControlStore for SqliteControlStore {
         let doc = json("create_user", user)?;
         let (ws, id, email) = (
             user.workspace_id.as_str().to_owned(),
-            user.id.clone(),
+            user.id.to_string(),
             user.email.to_ascii_lowercase(),
         );
         let created = unix_millis(user.created_at);
@@ -423,7 +424,7 @@ impl ControlStore for SqliteControlStore {
         let doc = json("update_user", user)?;
         let (ws, id, email) = (
             user.workspace_id.as_str().to_owned(),
-            user.id.clone(),
+            user.id.to_string(),
             user.email.to_ascii_lowercase(),
         );
         self.db
@@ -442,8 +443,8 @@ impl ControlStore for SqliteControlStore {
             .await
     }
 
-    async fn delete_user(&self, ws: &WorkspaceId, id: &str) -> Result<(), StoreError> {
-        let (ws, id) = (ws.as_str().to_owned(), id.to_owned());
+    async fn delete_user(&self, ws: &WorkspaceId, id: &UserId) -> Result<(), StoreError> {
+        let (ws, id) = (ws.as_str().to_owned(), id.to_string());
         self.db
             .call("delete_user", move |c| {
                 let n = c
@@ -463,11 +464,11 @@ impl ControlStore for SqliteControlStore {
     async fn set_user_role_keeping_an_admin(
         &self,
         ws: &WorkspaceId,
-        id: &str,
+        id: &UserId,
         role: Role,
         now: OffsetDateTime,
     ) -> Result<User, StoreError> {
-        let (ws, id) = (ws.as_str().to_owned(), id.to_owned());
+        let (ws, id) = (ws.as_str().to_owned(), id.to_string());
         let now = unix_millis(now);
         self.db
             .call("set_user_role", move |c| {
@@ -496,10 +497,10 @@ impl ControlStore for SqliteControlStore {
     async fn delete_user_keeping_an_admin(
         &self,
         ws: &WorkspaceId,
-        id: &str,
+        id: &UserId,
         now: OffsetDateTime,
     ) -> Result<User, StoreError> {
-        let (ws, id) = (ws.as_str().to_owned(), id.to_owned());
+        let (ws, id) = (ws.as_str().to_owned(), id.to_string());
         let now = unix_millis(now);
         self.db
             .call("delete_user", move |c| {
@@ -518,10 +519,10 @@ impl ControlStore for SqliteControlStore {
     async fn user(
         &self,
         ws: &WorkspaceId,
-        id: &str,
+        id: &UserId,
         now: OffsetDateTime,
     ) -> Result<Option<User>, StoreError> {
-        let (ws, id) = (ws.as_str().to_owned(), id.to_owned());
+        let (ws, id) = (ws.as_str().to_owned(), id.to_string());
         let now = unix_millis(now);
         self.db
             .doc(

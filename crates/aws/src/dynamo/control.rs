@@ -31,6 +31,7 @@ use tracklayer_core::destination::{Destination, DestinationId};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::keys::{ApiKeyRecord, KeyId, Role};
 use tracklayer_core::ports::{ControlReader, ControlStore, KeyUsage};
+use tracklayer_core::user_id::UserId;
 use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
 use super::{
@@ -644,7 +645,7 @@ impl ControlStore for DynamoControlStore {
         .await
     }
 
-    async fn delete_user(&self, ws: &WorkspaceId, id: &str) -> Result<(), StoreError> {
+    async fn delete_user(&self, ws: &WorkspaceId, id: &UserId) -> Result<(), StoreError> {
         let pk = ws_pk(ws);
         let old = self
             .get("delete_user", key(&pk, format!("USER#{id}")))
@@ -662,7 +663,7 @@ impl ControlStore for DynamoControlStore {
     async fn set_user_role_keeping_an_admin(
         &self,
         ws: &WorkspaceId,
-        id: &str,
+        id: &UserId,
         role: Role,
         now: OffsetDateTime,
     ) -> Result<User, StoreError> {
@@ -685,7 +686,7 @@ impl ControlStore for DynamoControlStore {
     async fn delete_user_keeping_an_admin(
         &self,
         ws: &WorkspaceId,
-        id: &str,
+        id: &UserId,
         now: OffsetDateTime,
     ) -> Result<User, StoreError> {
         let context = "delete_user";
@@ -710,7 +711,7 @@ impl ControlStore for DynamoControlStore {
     async fn user(
         &self,
         ws: &WorkspaceId,
-        id: &str,
+        id: &UserId,
         now: OffsetDateTime,
     ) -> Result<Option<User>, StoreError> {
         self.get("user", key(ws_pk(ws), format!("USER#{id}")))

@@ -3,6 +3,7 @@
 use super::{AdminError, AdminService, Principal};
 use crate::keys::verifier::{Audience, AuthError};
 use crate::keys::{KeyKind, KeyRefusal, Role};
+use crate::user_id::UserId;
 
 impl AdminService {
     /// Verifies a personal access token or service token, from an unknown address.
@@ -38,7 +39,7 @@ impl AdminService {
                     .await?
                 {
                     Some(u) => u.role,
-                    None if user_id == "usr_owner" => record.role.unwrap_or(Role::Viewer),
+                    None if *user_id == UserId::owner() => record.role.unwrap_or(Role::Viewer),
                     None => return Err(AdminError::Unauthorized(KeyRefusal::Revoked)),
                 };
                 (role, format!("user:{user_id}"))

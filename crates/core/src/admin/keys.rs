@@ -223,7 +223,7 @@ impl AdminService {
 fn may_hold_personal_token(p: &Principal, key: &ApiKeyRecord) -> bool {
     let own = key
         .user_id
-        .as_deref()
+        .as_ref()
         .is_some_and(|user| p.actor == format!("user:{user}"));
     own || (p.key_id.is_none() && p.actor == Principal::operator(&p.workspace_id).actor)
 }

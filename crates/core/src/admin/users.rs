@@ -9,6 +9,7 @@ use crate::error::StoreError;
 use crate::invalidation::Change;
 use crate::keys::Role;
 use crate::ports::LAST_ADMIN;
+use crate::user_id::UserId;
 use crate::workspace::User;
 
 impl AdminService {
@@ -31,7 +32,7 @@ impl AdminService {
         self.open_ws(p).await?;
         let email = Email::parse(email).map_err(|e| AdminError::invalid("email", e.to_string()))?;
         let user = User {
-            id: format!("usr_{}", self.ports.ids.token(16).to_ascii_lowercase()),
+            id: UserId::generate(self.ports.ids.as_ref()),
             workspace_id: p.workspace_id.clone(),
             email,
             role,
@@ -42,8 +43,13 @@ impl AdminService {
             .create_user(&user)
             .await
             .map_err(email_taken)?;
-        self.audit(p, AuditAction::UserInvite, &user.id, json!({"role": role}))
-            .await?;
+        self.audit(
+            p,
+            AuditAction::UserInvite,
+            user.id.as_str(),
+            json!({"role": role}),
+        )
+        .await?;
         Ok(user)
     }
 
@@ -52,7 +58,7 @@ impl AdminService {
         require(p, Role::Viewer, "read users")?;
         self.ports
             .control
-            .user(&p.workspace_id, id, self.now())
+            .user(&p.workspace_id, &user_id(id)?, self.now())
             .await?
             .ok_or(AdminError::NotFound("user"))
     }
@@ -73,7 +79,7 @@ impl AdminService {
         let mut user = self
             .ports
             .control
-            .user(&p.workspace_id, id, self.now())
+            .user(&p.workspace_id, &user_id(id)?, self.now())
             .await?
             .ok_or(AdminError::NotFound("user"))?;
         if user.email == email {
@@ -105,7 +111,7 @@ impl AdminService {
         let mut user = self
             .ports
             .control
-            .set_user_role_keeping_an_admin(&p.workspace_id, id, role, self.now())
+            .set_user_role_keeping_an_admin(&p.workspace_id, &user_id(id)?, role, self.now())
             .await
             .map_err(|e| last_admin(e, "the last admin cannot be demoted"))?;
         let from = user.role;
@@ -126,7 +132,7 @@ impl AdminService {
         let user = self
             .ports
             .control
-            .delete_user_keeping_an_admin(&p.workspace_id, id, self.now())
+            .delete_user_keeping_an_admin(&p.workspace_id, &user_id(id)?, self.now())
             .await
             .map_err(|e| last_admin(e, "the last admin cannot be removed"))?;
         self.changed(Change::Workspace(p.workspace_id.clone()));
@@ -137,7 +143,7 @@ impl AdminService {
             .api_keys(&p.workspace_id, self.now())
             .await?
         {
-            if key.user_id.as_deref() == Some(id) && key.revoked_at.is_none() {
+            if key.user_id.as_ref() == Some(&user.id) && key.revoked_at.is_none() {
                 self.control().revoke_key(&key).await?;
                 self.changed(Change::Key(key.id.clone()));
             }
@@ -164,4 +170,9 @@ fn email_taken(e: StoreError) -> AdminError {
         StoreError::Conflict(_) => AdminError::Conflict("a user with this email exists".into()),
         other => other.into(),
     }
+}
+
+/// The user `id` names; a malformed id names no user (404, as an unknown one).
+fn user_id(id: &str) -> Result<UserId, AdminError> {
+    UserId::parse(id).map_err(|_| AdminError::NotFound("user"))
 }

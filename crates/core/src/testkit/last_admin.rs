@@ -6,6 +6,7 @@ use super::{user, workspace};
 use crate::error::StoreError;
 use crate::keys::Role;
 use crate::ports::{ControlStore, LAST_ADMIN};
+use crate::user_id::UserId;
 use crate::workspace::{Region, User, Workspace};
 
 use super::T0;
@@ -33,7 +34,7 @@ async fn workspace_with<const N: usize>(
     (ws, users)
 }
 
-async fn with_two_admins(s: &dyn ControlStore) -> (Workspace, String, String) {
+async fn with_two_admins(s: &dyn ControlStore) -> (Workspace, UserId, UserId) {
     let (ws, [a, b, _]) = workspace_with(
         s,
         [
@@ -142,11 +143,12 @@ pub async fn the_last_admin_stays_while_everyone_else_may_change(s: &dyn Control
     s.create_user(&user(&ws.id, "owner@example.com", Role::Viewer))
         .await
         .unwrap();
+    let nobody = UserId::parse("usr_nobody").unwrap();
     for missing in [
-        s.set_user_role_keeping_an_admin(&ws.id, "usr_nobody", Role::Viewer, T0)
+        s.set_user_role_keeping_an_admin(&ws.id, &nobody, Role::Viewer, T0)
             .await
             .map(|_| ()),
-        s.delete_user_keeping_an_admin(&ws.id, "usr_nobody", T0)
+        s.delete_user_keeping_an_admin(&ws.id, &nobody, T0)
             .await
             .map(|_| ()),
     ] {

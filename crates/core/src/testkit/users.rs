@@ -2,7 +2,7 @@ use super::*;
 
 pub fn user(ws: &WorkspaceId, email: &str, role: Role) -> User {
     User {
-        id: format!("usr_{}", &unique()[16..]),
+        id: crate::user_id::UserId::parse(&format!("usr_{}", &unique()[16..])).expect("a user id"),
         workspace_id: ws.clone(),
         email: crate::email::Email::parse(email).expect("an email address"),
         role,

@@ -24,7 +24,7 @@ pub struct User {
 impl From<tl::workspace::User> for User {
     fn from(u: tl::workspace::User) -> Self {
         Self {
-            id: u.id,
+            id: u.id.into(),
             email: u.email.into(),
             role: u.role.into(),
             created_at: u.created_at,

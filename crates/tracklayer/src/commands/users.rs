@@ -33,7 +33,7 @@ pub(super) async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
                         .iter()
                         .map(|u| {
                             vec![
-                                u.id.clone(),
+                                u.id.to_string(),
                                 u.email.as_str().to_owned(),
                                 role_name(u.role).to_owned(),
                                 when(u.created_at),

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use tracklayer_core::error::StoreError;
 use tracklayer_core::keys::Role;
 use tracklayer_core::ports::LAST_ADMIN;
+use tracklayer_core::user_id::UserId;
 use tracklayer_core::workspace::{User, WorkspaceId};
 
 use super::{doc, live, DynamoControlStore};
@@ -20,7 +21,7 @@ impl DynamoControlStore {
         &self,
         context: &'static str,
         ws: &WorkspaceId,
-        id: &str,
+        id: &UserId,
         now: OffsetDateTime,
         removes_admin: bool,
         write: impl FnOnce(&Item, &User) -> Result<Vec<TransactWriteItem>, StoreError>,
@@ -33,13 +34,13 @@ impl DynamoControlStore {
         users.sort_by(|(_, a), (_, b)| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         let (item, old) = users
             .iter()
-            .find(|(_, u)| u.id == id)
+            .find(|(_, u)| u.id == *id)
             .ok_or(StoreError::NotFound("user"))?;
         let mut items = write(item, old)?;
         if removes_admin && old.role == Role::Admin {
             let (other, _) = users
                 .iter()
-                .find(|(_, u)| u.id != id && u.role == Role::Admin)
+                .find(|(_, u)| u.id != *id && u.role == Role::Admin)
                 .ok_or(StoreError::Conflict(LAST_ADMIN))?;
             let check = ConditionCheck::builder()
                 .table_name(&self.table)
