@@ -1022,7 +1022,7 @@ async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_un
             kind: DestinationKind::Webhook,
             destination_id: dest.id.clone(),
             workspace_id: workspace.id.clone(),
-            body: serde_json::to_vec(&body).unwrap(),
+            body: body.encode(),
             delay: Duration::ZERO,
         }])
         .await

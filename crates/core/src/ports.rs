@@ -15,7 +15,7 @@ use crate::crypto::{DataKey, Sealed, WrappedKey};
 use crate::destination::{Destination, DestinationId, DestinationKind};
 use crate::dsr::{DsrId, DsrRequest, ErasedRows, EventFootprint};
 use crate::error::{KeyError, MailError, StoreError};
-use crate::event::{EventId, MessageId, OperationalRecord, StoredEvent};
+use crate::event::{EventId, MessageId, OperationalRecord, QueueBody, StoredEvent, UnreadableBody};
 use crate::keys::{ApiKeyRecord, KeyId, Role};
 use crate::user_id::UserId;
 use crate::workspace::{KeyRef, User, Workspace, WorkspaceId};
@@ -290,10 +290,23 @@ pub struct Outgoing {
     pub kind: DestinationKind,
     pub destination_id: DestinationId,
     pub workspace_id: WorkspaceId,
-    /// JSON of a `QueueBody`.
+    /// A `QueueBody` in its one wire encoding ([`QueueBody::encode`]).
     pub body: Vec<u8>,
     /// Hidden this long before its first receive (retries of part of a message).
     pub delay: Duration,
+}
+
+impl Outgoing {
+    /// The message carrying `body` to its destination's queue.
+    pub fn new(body: &QueueBody, delay: Duration) -> Self {
+        Self {
+            kind: body.kind,
+            destination_id: body.destination_id.clone(),
+            workspace_id: body.workspace_id.clone(),
+            body: body.encode(),
+            delay,
+        }
+    }
 }
 
 /// A handle to acknowledge, delay or dead-letter one received message.
@@ -317,6 +330,13 @@ pub struct Received {
     pub enqueued_at: OffsetDateTime,
 }
 
+impl Received {
+    /// The message's items; an error for a body TrackLayer did not write.
+    pub fn decode_body(&self) -> Result<QueueBody, UnreadableBody> {
+        QueueBody::decode(&self.body)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
     pub destination_id: DestinationId,
@@ -324,6 +344,13 @@ pub struct DeadLetter {
     pub body: Vec<u8>,
     pub reason: String,
     pub dead_at: OffsetDateTime,
+}
+
+impl DeadLetter {
+    /// The dead message's items; an error for a body TrackLayer did not write.
+    pub fn decode_body(&self) -> Result<QueueBody, UnreadableBody> {
+        QueueBody::decode(&self.body)
+    }
 }
 
 /// Which dead letters to move back.

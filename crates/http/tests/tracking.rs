@@ -386,7 +386,7 @@ impl App {
             .unwrap();
         received
             .iter()
-            .map(|r| serde_json::from_slice(&r.body).expect("a QueueBody"))
+            .map(|r| r.decode_body().expect("a QueueBody"))
             .collect()
     }
 

@@ -272,7 +272,7 @@ async fn send(
 
 /// Event ids and hashes of the items of a queue message body.
 fn body_facts(body: &[u8]) -> Vec<(EventId, Vec<String>)> {
-    let b: QueueBody = serde_json::from_slice(body).expect("a queue body");
+    let b = QueueBody::decode(body).expect("a queue body");
     b.items
         .iter()
         .map(|i| (i.event_id, i.user_data.values().cloned().collect()))

@@ -180,7 +180,7 @@ impl DeliveryService {
         let mut out: Vec<Option<Disposition>> = vec![None; msgs.len()];
         let mut groups: HashMap<(String, String), Vec<Part>> = HashMap::new();
         for (index, m) in msgs.iter().enumerate() {
-            match serde_json::from_slice::<QueueBody>(&m.body) {
+            match m.decode_body() {
                 Ok(body) => groups
                     .entry((
                         body.workspace_id.as_str().to_owned(),

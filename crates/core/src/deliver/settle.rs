@@ -18,7 +18,7 @@ impl DeliveryService {
     /// A message whose delivery failed before its outcome was known: retried later (or, out
     /// of attempts, dead-lettered), with a delivery-log entry per item saying why.
     pub(super) async fn after_failure(&self, msg: &Received, why: &str) -> Disposition {
-        let Ok(body) = serde_json::from_slice::<QueueBody>(&msg.body) else {
+        let Ok(body) = msg.decode_body() else {
             return Disposition::DeadLetter("unreadable message".into());
         };
         let attempts = body.attempts + msg.receive_count;
@@ -134,13 +134,7 @@ impl DeliveryService {
             kind: body.kind,
             items,
         };
-        Ok(Outgoing {
-            kind: body.kind,
-            destination_id: body.destination_id.clone(),
-            workspace_id: body.workspace_id.clone(),
-            body: serde_json::to_vec(&part).map_err(|e| StoreError::permanent("requeue", e))?,
-            delay,
-        })
+        Ok(Outgoing::new(&part, delay))
     }
 
     pub(super) async fn requeue(

@@ -438,7 +438,7 @@ pub enum Stripped {
 /// Removes the items of `events` from a queue message body (a `QueueBody` of workspace
 /// `ws`). Both queue adapters use this for `DeliveryQueue::purge_events`.
 pub fn strip_events(body: &[u8], ws: &WorkspaceId, events: &HashSet<EventId>) -> Stripped {
-    let Ok(mut parsed) = serde_json::from_slice::<crate::event::QueueBody>(body) else {
+    let Ok(mut parsed) = crate::event::QueueBody::decode(body) else {
         return Stripped::Untouched;
     };
     if &parsed.workspace_id != ws {
@@ -453,7 +453,7 @@ pub fn strip_events(body: &[u8], ws: &WorkspaceId, events: &HashSet<EventId>) ->
         Stripped::Emptied { removed }
     } else {
         Stripped::Rewritten {
-            body: serde_json::to_vec(&parsed).expect("a queue body serializes"),
+            body: parsed.encode(),
             removed,
         }
     }
@@ -495,7 +495,7 @@ mod tests {
         let only_a: HashSet<EventId> = [a].into();
         match strip_events(&body, &ws, &only_a) {
             Stripped::Rewritten { body, removed: 1 } => {
-                let left: crate::event::QueueBody = serde_json::from_slice(&body).unwrap();
+                let left = crate::event::QueueBody::decode(&body).unwrap();
                 assert_eq!(left.items.len(), 1);
                 assert_eq!(left.items[0].event_id, b);
             }

@@ -55,13 +55,7 @@ struct Packer {
 
 impl Packer {
     fn new(workspace: &WorkspaceId, d: &Destination, max_bytes: usize) -> Self {
-        let head = format!(
-            r#"{{"v":{},"workspace_id":{},"destination_id":{},"kind":{},"items":["#,
-            QueueBody::VERSION,
-            serde_json::to_string(workspace.as_str()).expect("string"),
-            serde_json::to_string(d.id.as_str()).expect("string"),
-            serde_json::to_string(d.kind.as_str()).expect("string"),
-        );
+        let head = QueueBody::encoded_start(workspace, &d.id, d.kind);
         Self {
             head,
             max_bytes,
@@ -91,7 +85,7 @@ impl Packer {
             // The message is full without this item: close it, and start the next with it.
             let json = self.body.split_off(start);
             self.body.truncate(before);
-            self.body.extend_from_slice(b"]}");
+            self.body.extend_from_slice(QueueBody::ENCODED_END);
             let mut next = Vec::with_capacity(self.max_bytes.min(64 * 1024));
             next.extend_from_slice(self.head.as_bytes());
             next.extend_from_slice(&json);
@@ -104,7 +98,7 @@ impl Packer {
 
     fn finish(mut self) -> Vec<Vec<u8>> {
         if self.count > 0 {
-            self.body.extend_from_slice(b"]}");
+            self.body.extend_from_slice(QueueBody::ENCODED_END);
             self.full.push(self.body);
         }
         self.full

@@ -1284,7 +1284,7 @@ fn pack_splits_a_destinations_items_into_messages_under_max_bytes() {
     for m in &messages {
         assert!(m.body.len() <= max_bytes, "{} bytes", m.body.len());
         assert_eq!(m.kind, WEBHOOK);
-        let body: QueueBody = serde_json::from_slice(&m.body).expect("a valid QueueBody");
+        let body = QueueBody::decode(&m.body).expect("a valid QueueBody");
         assert_eq!(body.v, QueueBody::VERSION);
         assert_eq!(body.workspace_id, s.workspace.id);
         assert_eq!(body.destination_id, s.destinations[webhook].id);

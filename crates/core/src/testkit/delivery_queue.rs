@@ -215,7 +215,7 @@ pub fn queue_body(ws: &WorkspaceId, dest: &DestinationId, events: &[EventId]) ->
             })
             .collect(),
     };
-    serde_json::to_vec(&body).expect("body")
+    body.encode()
 }
 
 #[macro_export]

@@ -3,7 +3,7 @@
 use super::*;
 
 fn events(body: &[u8]) -> Vec<EventId> {
-    let b: QueueBody = serde_json::from_slice(body).unwrap();
+    let b = QueueBody::decode(body).unwrap();
     b.items.iter().map(|i| i.event_id).collect()
 }
 

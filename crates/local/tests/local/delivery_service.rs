@@ -247,7 +247,7 @@ impl World {
             .await
             .unwrap();
         assert_eq!(bodies.len(), 1, "one queued message");
-        serde_json::from_slice(&bodies[0]).unwrap()
+        QueueBody::decode(&bodies[0]).unwrap()
     }
 
     /// Receives, delivers and settles what is visible; returns the dispositions.
@@ -439,7 +439,7 @@ async fn corrupt_sealed_fields_dead_letter_the_item_with_the_reason_and_nothing_
                 Ok((r.get(0)?, r.get(1)?))
             })
             .unwrap();
-        let mut body: QueueBody = serde_json::from_slice(&body).unwrap();
+        let mut body = QueueBody::decode(&body).unwrap();
         let sealed = body.items[0]
             .sealed
             .as_mut()
@@ -448,7 +448,7 @@ async fn corrupt_sealed_fields_dead_letter_the_item_with_the_reason_and_nothing_
         sealed.0[at] ^= 0x01;
         c.execute(
             "UPDATE queue SET body = ?1 WHERE id = ?2",
-            rusqlite::params![serde_json::to_vec(&body).unwrap(), id],
+            rusqlite::params![body.encode(), id],
         )
         .unwrap();
         Ok(())
