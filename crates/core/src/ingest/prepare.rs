@@ -24,8 +24,8 @@ use super::identifiers;
 use super::inherit::Layered;
 use super::scrub;
 use super::wire::{
-    read_event, unknown_members, validate, Fail, ParsedBody, Rejection, RequestMeta,
-    RequirementCheck, Unmet, Warning,
+    read_event, validate, Fail, ParsedBody, Rejection, RequestMeta, RequirementCheck, Unmet,
+    Warning,
 };
 
 /// Everything [`prepare`] needs besides the body: resolved workspace, keys and request facts.
@@ -122,7 +122,8 @@ fn prepare_one(
     purposes: &[Vec<consent::Purpose>],
     message_id_out: &mut Option<String>,
 ) -> Result<PreparedOne, Fail> {
-    let wire = read_event(raw, message_id_out)?;
+    let mut wire = read_event(raw, message_id_out)?;
+    let unknown = std::mem::take(&mut wire.unknown);
     let new_message_id = || MessageId::generated(p.ids.uuid_v7(p.received_at));
     let v = validate(wire, body, p.received_at, new_message_id, message_id_out)?;
     // The batch's fields are read through, not copied into each event (see `inherit`).
@@ -201,7 +202,7 @@ fn prepare_one(
         &hashed.plain,
         &signals,
     );
-    let warnings = warnings(p, index, &event.message_id, raw, unmet);
+    let warnings = warnings(p, index, &event.message_id, unknown, unmet);
     Ok(PreparedOne {
         event: NewEvent {
             event,
@@ -219,10 +220,9 @@ fn warnings(
     p: &Pipeline<'_>,
     index: usize,
     message_id: &MessageId,
-    raw: &RawValue,
+    unknown: Vec<String>,
     unmet: Vec<(usize, Unmet)>,
 ) -> Vec<Warning> {
-    let unknown = unknown_members(raw);
     if unknown.is_empty() && unmet.is_empty() {
         return Vec::new();
     }

@@ -1544,3 +1544,26 @@ fn a_warning_serializes_as_extra_members_only() {
         json!({"index": 0, "messageId": "m", "rule": "unknown_member", "detail": "d"})
     );
 }
+
+#[test]
+fn an_event_naming_a_member_twice_is_refused_and_escaped_unknown_names_are_warned_of_once() {
+    let s = Setup::new(Region::Us);
+    let twice = br#"{"batch":[{"type":"track","event":"A","userId":"u-1","userId":"u-2","messageId":"d-1"}]}"#;
+    let out = s.run(Endpoint::Batch, twice);
+    assert!(
+        out.events.is_empty(),
+        "a duplicated member must not pick a value"
+    );
+    assert_eq!(out.rejected.len(), 1);
+    assert!(
+        out.rejected[0].detail.contains("duplicate field `userId`"),
+        "{}",
+        out.rejected[0].detail
+    );
+
+    let escaped = br#"{"batch":[{"type":"track","event":"A","userId":"u-1","messageId":"d-2","prop\u0065rtis":{"a":1}}]}"#;
+    let out = s.run(Endpoint::Batch, escaped);
+    assert_eq!(out.events.len(), 1);
+    assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
+    assert!(out.warnings[0].detail.contains("\"propertis\""));
+}

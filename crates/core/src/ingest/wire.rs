@@ -307,39 +307,99 @@ pub fn parse_body(endpoint: Endpoint, body: &[u8]) -> Result<ParsedBody<'_>, Ing
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Default)]
 pub(super) struct WireMessage {
-    #[serde(rename = "type", default)]
     pub(super) kind: Option<Value>,
-    #[serde(default)]
     pub(super) message_id: Option<Value>,
-    #[serde(default)]
     pub(super) user_id: Option<Value>,
-    #[serde(default)]
     pub(super) anonymous_id: Option<Value>,
-    #[serde(default)]
     pub(super) previous_id: Option<Value>,
-    #[serde(default)]
     pub(super) group_id: Option<Value>,
-    #[serde(default)]
     pub(super) event: Option<Value>,
-    #[serde(default)]
     pub(super) name: Option<Value>,
-    #[serde(default)]
     pub(super) properties: Option<Value>,
-    #[serde(default)]
     pub(super) traits: Option<Value>,
-    #[serde(default)]
     pub(super) context: Option<Value>,
-    #[serde(default)]
     pub(super) integrations: Option<Value>,
-    #[serde(default)]
     pub(super) timestamp: Option<Value>,
-    #[serde(default)]
     pub(super) original_timestamp: Option<Value>,
-    #[serde(default)]
     pub(super) sent_at: Option<Value>,
+    /// Top-level members that are not Segment's, in order (at most [`MAX_UNKNOWN_MEMBERS`]),
+    /// noted while the event is read (one pass).
+    pub(super) unknown: Vec<String>,
+}
+
+/// Read by hand rather than derived so that one pass also notes the members that are not
+/// Segment's (a derived reader skips them silently): a duplicate member is an error, as derived.
+impl<'de> Deserialize<'de> for WireMessage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = WireMessage;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("struct WireMessage")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WireMessage, A::Error> {
+                const FIELDS: &[&str] = &[
+                    "type",
+                    "messageId",
+                    "userId",
+                    "anonymousId",
+                    "previousId",
+                    "groupId",
+                    "event",
+                    "name",
+                    "properties",
+                    "traits",
+                    "context",
+                    "integrations",
+                    "timestamp",
+                    "originalTimestamp",
+                    "sentAt",
+                ];
+                let mut m = WireMessage::default();
+                let mut seen = 0u32;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let (slot, bit) = match key.as_ref() {
+                        "type" => (&mut m.kind, 0),
+                        "messageId" => (&mut m.message_id, 1),
+                        "userId" => (&mut m.user_id, 2),
+                        "anonymousId" => (&mut m.anonymous_id, 3),
+                        "previousId" => (&mut m.previous_id, 4),
+                        "groupId" => (&mut m.group_id, 5),
+                        "event" => (&mut m.event, 6),
+                        "name" => (&mut m.name, 7),
+                        "properties" => (&mut m.properties, 8),
+                        "traits" => (&mut m.traits, 9),
+                        "context" => (&mut m.context, 10),
+                        "integrations" => (&mut m.integrations, 11),
+                        "timestamp" => (&mut m.timestamp, 12),
+                        "originalTimestamp" => (&mut m.original_timestamp, 13),
+                        "sentAt" => (&mut m.sent_at, 14),
+                        other => {
+                            if !SEGMENT_MEMBERS.contains(&other)
+                                && m.unknown.len() < MAX_UNKNOWN_MEMBERS
+                            {
+                                m.unknown.push(other.to_owned());
+                            }
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    if seen & (1 << bit) != 0 {
+                        return Err(serde::de::Error::duplicate_field(FIELDS[bit]));
+                    }
+                    seen |= 1 << bit;
+                    *slot = map.next_value()?;
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_map(Members)
+    }
 }
 
 /// Why one event is refused: the field at fault (a JSON pointer) and what is wrong.
@@ -644,53 +704,3 @@ const SEGMENT_MEMBERS: &[&str] = &[
 
 /// At most this many unknown members are named per event.
 const MAX_UNKNOWN_MEMBERS: usize = 10;
-
-/// The top-level members of an event that are not Segment's, in order (at most
-/// [`MAX_UNKNOWN_MEMBERS`]); only those are copied.
-pub(super) fn unknown_members(raw: &RawValue) -> Vec<String> {
-    struct Member(Option<String>);
-    impl<'de> Deserialize<'de> for Member {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct Name;
-            impl serde::de::Visitor<'_> for Name {
-                type Value = Member;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("a member name")
-                }
-                fn visit_str<E>(self, s: &str) -> Result<Member, E> {
-                    Ok(Member(
-                        (!SEGMENT_MEMBERS.contains(&s)).then(|| s.to_owned()),
-                    ))
-                }
-            }
-            d.deserialize_str(Name)
-        }
-    }
-    struct Members(Vec<String>);
-    impl<'de> Deserialize<'de> for Members {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct Each;
-            impl<'de> serde::de::Visitor<'de> for Each {
-                type Value = Members;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("an event object")
-                }
-                fn visit_map<A: serde::de::MapAccess<'de>>(
-                    self,
-                    mut map: A,
-                ) -> Result<Members, A::Error> {
-                    let mut out = Vec::new();
-                    while let Some(Member(unknown)) = map.next_key()? {
-                        map.next_value::<serde::de::IgnoredAny>()?;
-                        if out.len() < MAX_UNKNOWN_MEMBERS {
-                            out.extend(unknown);
-                        }
-                    }
-                    Ok(Members(out))
-                }
-            }
-            d.deserialize_map(Each)
-        }
-    }
-    serde_json::from_str::<Members>(raw.get()).map_or_else(|_| Vec::new(), |m| m.0)
-}
