@@ -343,23 +343,6 @@ impl<'de> Deserialize<'de> for WireMessage {
                 self,
                 mut map: A,
             ) -> Result<WireMessage, A::Error> {
-                const FIELDS: &[&str] = &[
-                    "type",
-                    "messageId",
-                    "userId",
-                    "anonymousId",
-                    "previousId",
-                    "groupId",
-                    "event",
-                    "name",
-                    "properties",
-                    "traits",
-                    "context",
-                    "integrations",
-                    "timestamp",
-                    "originalTimestamp",
-                    "sentAt",
-                ];
                 let mut m = WireMessage::default();
                 let mut seen = 0u32;
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
@@ -390,7 +373,9 @@ impl<'de> Deserialize<'de> for WireMessage {
                         }
                     };
                     if seen & (1 << bit) != 0 {
-                        return Err(serde::de::Error::duplicate_field(FIELDS[bit]));
+                        // The member's own name, as a derived reader names it ('static).
+                        let name = SEGMENT_MEMBERS.iter().find(|m| **m == key.as_ref());
+                        return Err(serde::de::Error::duplicate_field(name.unwrap_or(&"member")));
                     }
                     seen |= 1 << bit;
                     *slot = map.next_value()?;
