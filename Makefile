@@ -10,9 +10,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 NODE_SDK := tests/sdk/node
 
-.PHONY: test ci fmt-check clippy structure-check lint-template secret-scan bench measure-delivery measure-aws tools clean-tools lambda lambda-check
+.PHONY: test ci fmt-check clippy structure-check lint-template secret-scan semgrep bench measure-delivery measure-aws tools clean-tools lambda lambda-check
 
-## Test tools: a Python venv (segment SDK, moto, cfn-lint, detect-secrets, schemathesis) and
+## Test tools: a Python venv (segment SDK, moto, cfn-lint, detect-secrets, schemathesis, semgrep) and
 ## the Node SDK. Each is rebuilt when its lock file changes; a missing interpreter fails loudly.
 $(VENV)/.installed: infra/requirements-test.txt
 	@command -v $(PYTHON3) >/dev/null || { echo "error: $(PYTHON3) not found; install Python 3.11+ (Debian: apt-get install python3 python3-venv)" >&2; exit 1; }
@@ -49,6 +49,14 @@ lint-template: $(VENV)/.installed
 
 secret-scan: $(VENV)/.installed
 	PYTHON=$(abspath $(PY)) infra/secret-scan.sh
+
+## Semgrep with our own rules (infra/semgrep/, each with test cases): the rules' tests, then the
+## scan of the tree. Offline: local rule files only, no metrics, no version check. A finding
+## fails; a justified exception is `// nosemgrep: <rule-id> — <reason>` on or just above its line.
+SEMGREP_FLAGS := --metrics=off --disable-version-check
+semgrep: $(VENV)/.installed
+	$(VENV)/bin/semgrep --test $(SEMGREP_FLAGS) infra/semgrep
+	$(VENV)/bin/semgrep scan $(SEMGREP_FLAGS) --config infra/semgrep --exclude infra/semgrep --error --quiet .
 
 ## The structure budget: no non-test source file over 800 lines, no function over 120 lines.
 structure-check:
@@ -87,5 +95,5 @@ lambda-check:
 
 # A clean clone builds once: incremental caches (gigabytes, never reused there) are off.
 ci: export CARGO_INCREMENTAL = 0
-ci: fmt-check structure-check clippy test lint-template secret-scan lambda-check
+ci: fmt-check structure-check semgrep clippy test lint-template secret-scan lambda-check
 	@echo "make ci: all checks passed"

@@ -64,6 +64,9 @@ impl SesClient {
             .endpoint_url()
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("https://email.{region}.amazonaws.com"));
+        // The SES API endpoint of the SDK config, never a customer URL (and the egress guard
+        // would refuse moto on loopback in tests).
+        // nosemgrep: tl-reqwest-outside-egress — AWS endpoint, see above
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(10))

@@ -17,6 +17,7 @@ use crate::guard::{self, EgressPolicy};
 pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
 
 /// How `HttpEgress` talks to destinations.
+// nosemgrep: tl-debug-derive-pii — user_agent is our own outgoing User-Agent, not a visitor's
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EgressConfig {
     /// Whole request, from connecting to the last byte of the (capped) body. Default 10 s.

@@ -564,10 +564,10 @@ fn keeping_an_admin(
     let tx = c
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| sql(context, e))?;
-    let live = "workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)";
     let doc: String = tx
         .query_row(
-            &format!("SELECT doc FROM users WHERE {live} AND id = ?3"),
+            "SELECT doc FROM users WHERE workspace_id = ?1
+             AND (expires_at IS NULL OR expires_at > ?2) AND id = ?3",
             params![ws, now, id],
             |r| r.get(0),
         )
@@ -578,10 +578,9 @@ fn keeping_an_admin(
     if removes_admin && old.role == Role::Admin {
         let others: i64 = tx
             .query_row(
-                &format!(
-                    "SELECT COUNT(*) FROM users WHERE {live} AND id <> ?3
-                     AND json_extract(doc, '$.role') = 'admin'"
-                ),
+                "SELECT COUNT(*) FROM users WHERE workspace_id = ?1
+                 AND (expires_at IS NULL OR expires_at > ?2) AND id <> ?3
+                 AND json_extract(doc, '$.role') = 'admin'",
                 params![ws, now, id],
                 |r| r.get(0),
             )

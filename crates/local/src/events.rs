@@ -283,13 +283,13 @@ impl EventEraser for SqliteEventStore {
             .call("sweep", move |c| {
                 let tx = c.transaction().map_err(|e| sql("sweep", e))?;
                 let mut total = 0u64;
-                for table in ["events", "event_subjects", "dedup", "operational"] {
-                    let n = tx
-                        .execute(
-                            &format!("DELETE FROM {table} WHERE expires_at <= ?1"),
-                            [now],
-                        )
-                        .map_err(|e| sql("sweep", e))?;
+                for statement in [
+                    "DELETE FROM events WHERE expires_at <= ?1",
+                    "DELETE FROM event_subjects WHERE expires_at <= ?1",
+                    "DELETE FROM dedup WHERE expires_at <= ?1",
+                    "DELETE FROM operational WHERE expires_at <= ?1",
+                ] {
+                    let n = tx.execute(statement, [now]).map_err(|e| sql("sweep", e))?;
                     total += n as u64;
                 }
                 tx.commit().map_err(|e| sql("sweep", e))?;

@@ -358,6 +358,7 @@ pub enum UsersCommand {
     Remove(UserIdArgs),
 }
 
+// nosemgrep: tl-debug-derive-pii — the operator's own command line, never logged
 #[derive(Debug, Args)]
 pub struct InviteArgs {
     #[command(flatten)]

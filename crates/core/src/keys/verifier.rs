@@ -321,6 +321,7 @@ impl KeyVerifier {
     ) -> Result<ApiKeyRecord, AuthError> {
         let current = control.api_key(&cached.id, now).await?;
         match current {
+            // nosemgrep: tl-secret-eq — two stored bcrypt verifiers (is the cache fresh?), no presented secret
             Some(record) if record.verifier == cached.verifier => {
                 let fresh = record.clone();
                 self.verified.update(fingerprint, |_| Verified {
@@ -374,6 +375,9 @@ impl KeyVerifier {
     fn failed(&self, audience: Audience, key: Option<&KeyId>, ip: Option<IpAddr>, e: &AuthError) {
         let AuthError::Refused(reason) = e else {
             if let AuthError::Throttled { .. } | AuthError::Blocked = e {
+                // The address of a refused authentication is the security signal (blocklist,
+                // abuse reports); it is logged for failures only.
+                // nosemgrep: tl-log-pii — a failed authentication's source address, see above
                 tracing::info!(
                     audience = audience.as_str(),
                     key_id = key.map(KeyId::as_str),
@@ -398,6 +402,7 @@ impl KeyVerifier {
         let total = counter.fetch_add(1, Ordering::Relaxed) + 1;
         let (key_id, ip) = (key.map(KeyId::as_str), ip.map(|ip| ip.to_string()));
         match audience {
+            // nosemgrep: tl-log-pii — as above: failed authentications only
             Audience::Admin => tracing::warn!(
                 audience = "admin",
                 key_id,
@@ -406,6 +411,7 @@ impl KeyVerifier {
                 failures_total = total,
                 "API key authentication failed"
             ),
+            // nosemgrep: tl-log-pii — as above: failed authentications only
             Audience::Tracking => tracing::debug!(
                 audience = "tracking",
                 key_id,

@@ -11,7 +11,7 @@ use super::extract::{created, no_content, Answer, Call, Id, Json};
 use crate::problem::Problem;
 
 /// A user of the admin API.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct User {
     /// `usr_…`
     pub id: String,
@@ -33,7 +33,7 @@ impl From<tl::workspace::User> for User {
 }
 
 /// Whom to invite, with which role.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteUser {
     #[schema(max_length = 254, format = Email, example = "ops@example.com")]
@@ -53,6 +53,26 @@ pub struct UserPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(nullable = false, max_length = 254, format = Email, example = "ops@example.com")]
     pub email: Option<String>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &"<redacted>")
+            .field("role", &self.role)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for InviteUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InviteUser")
+            .field("email", &"<redacted>")
+            .field("role", &self.role)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for UserPatch {
@@ -131,4 +151,31 @@ pub async fn update_user(
 pub async fn remove_user(Call(s, p): Call, Id(id): Id) -> Result<Response, Problem> {
     s.run(s.admin().remove_user(&p, &id)).await?;
     Ok(no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_a_user_or_an_invitation_never_shows_the_email_address() {
+        let user = User {
+            id: "usr_1".into(),
+            email: "jane.doe@example.com".into(),
+            role: Role::Admin,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let invite = InviteUser {
+            email: "jane.doe@example.com".into(),
+            role: Role::Viewer,
+        };
+
+        let printed = format!("{user:?} {invite:?}");
+
+        assert!(!printed.contains("jane.doe"), "{printed}");
+        assert!(
+            printed.contains("usr_1") && printed.contains("<redacted>"),
+            "{printed}"
+        );
+    }
 }

@@ -87,6 +87,7 @@ pub(super) async fn destinations(cmd: DestinationsCommand) -> anyhow::Result<()>
                 args.json
             };
             let spec: DestinationSpec =
+                // nosemgrep: tl-json-unbounded-body — the operator's own stdin, not a network body
                 serde_json::from_str(&text).context("the destination definition is not valid")?;
             // Through the control plane: the egress guard checks its URLs, and it is audited.
             let admin = stack.admin_service(ws.region, args.allow_private_egress);
