@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 NODE_SDK := tests/sdk/node
 
-.PHONY: test ci fmt-check clippy structure-check lint-template secret-scan semgrep bench measure-delivery measure-aws tools clean-tools lambda lambda-check
+.PHONY: test ci fmt-check clippy structure-check lint-template secret-scan semgrep audit bench measure-delivery measure-aws tools clean-tools lambda lambda-check
 
 ## Test tools: a Python venv (segment SDK, moto, cfn-lint, detect-secrets, schemathesis, semgrep) and
 ## the Node SDK. Each is rebuilt when its lock file changes; a missing interpreter fails loudly.
@@ -58,6 +58,24 @@ semgrep: $(VENV)/.installed
 	$(VENV)/bin/semgrep --test $(SEMGREP_FLAGS) infra/semgrep
 	$(VENV)/bin/semgrep scan $(SEMGREP_FLAGS) --config infra/semgrep --exclude infra/semgrep --error --quiet .
 
+## Dependency audit: cargo-deny (advisories, licences, duplicate versions, sources; infra/deny.toml)
+## offline against the RustSec snapshot in ../shared/data (the newest there; override with
+## ADVISORY_SNAPSHOT=...). cargo-deny is built once into target/tools (about 210 s of CPU cold).
+ADVISORY_DATA ?= ../shared/data
+ADVISORY_SNAPSHOT ?= $(lastword $(sort $(wildcard $(ADVISORY_DATA)/rustsec-advisory-db-*.tar.gz)))
+CARGO_DENY_VERSION := 0.20.2
+CARGO_DENY_ROOT := target/tools/cargo-deny-$(CARGO_DENY_VERSION)
+
+$(CARGO_DENY_ROOT)/bin/cargo-deny:
+	$(CARGO) install --locked --quiet cargo-deny --version =$(CARGO_DENY_VERSION) --root $(CARGO_DENY_ROOT)
+
+audit:
+	@[ -f "$(ADVISORY_SNAPSHOT)" ] || { echo "error: no RustSec advisory snapshot: expected $(ADVISORY_DATA)/rustsec-advisory-db-YYYY-MM-DD.tar.gz (shared/data next to the repository), or pass ADVISORY_SNAPSHOT=/path/to/it" >&2; exit 1; }
+	$(MAKE) --no-print-directory $(CARGO_DENY_ROOT)/bin/cargo-deny
+	$(CARGO) fetch --locked --quiet  # cargo-deny runs offline: the crates' manifests must be here
+	ADVISORY_SNAPSHOT=$(abspath $(ADVISORY_SNAPSHOT)) CARGO_DENY=$(abspath $(CARGO_DENY_ROOT)/bin/cargo-deny) infra/audit.sh --self-test
+	ADVISORY_SNAPSHOT=$(abspath $(ADVISORY_SNAPSHOT)) CARGO_DENY=$(abspath $(CARGO_DENY_ROOT)/bin/cargo-deny) infra/audit.sh
+
 ## The structure budget: no non-test source file over 800 lines, no function over 120 lines.
 structure-check:
 	python3 infra/structure-check.py
@@ -95,5 +113,5 @@ lambda-check:
 
 # A clean clone builds once: incremental caches (gigabytes, never reused there) are off.
 ci: export CARGO_INCREMENTAL = 0
-ci: fmt-check structure-check semgrep clippy test lint-template secret-scan lambda-check
+ci: fmt-check structure-check semgrep audit clippy test lint-template secret-scan lambda-check
 	@echo "make ci: all checks passed"
