@@ -22,6 +22,7 @@ pub mod invalidation;
 pub mod key_expiry;
 pub mod keys;
 pub mod name;
+mod newtype;
 pub mod ports;
 pub mod rbac;
 pub mod services;

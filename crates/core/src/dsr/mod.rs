@@ -37,6 +37,8 @@ use crate::workspace::WorkspaceId;
 #[serde(try_from = "String", into = "String")]
 pub struct DsrId(String);
 
+crate::newtype::string_newtype!(DsrId: InvalidDsrId, Display);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a data-subject request id (expected dsr_<32 hex digits>)")]
 pub struct InvalidDsrId;
@@ -55,28 +57,6 @@ impl DsrId {
             return Err(InvalidDsrId);
         }
         Ok(Self(s.to_owned()))
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for DsrId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for DsrId {
-    type Error = InvalidDsrId;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<DsrId> for String {
-    fn from(id: DsrId) -> Self {
-        id.0
     }
 }
 
