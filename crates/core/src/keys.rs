@@ -211,18 +211,7 @@ pub struct ApiKeyRecord {
     pub expiry_warnings_sent: Vec<u16>,
 }
 
-impl fmt::Debug for ApiKeyRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKeyRecord")
-            .field("id", &self.id)
-            .field("workspace_id", &self.workspace_id)
-            .field("kind", &self.kind)
-            .field("role", &self.role)
-            .field("expires_at", &self.expires_at)
-            .field("revoked_at", &self.revoked_at)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(ApiKeyRecord: id, workspace_id, kind, role, expires_at, revoked_at);
 
 impl ApiKeyRecord {
     /// When the key stopped (or will stop) working: its revocation or its expiry.

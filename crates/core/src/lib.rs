@@ -10,6 +10,7 @@ pub mod clock;
 pub mod consent;
 pub mod control_plane;
 pub mod crypto;
+mod debug;
 pub mod deliver;
 pub mod destination;
 pub mod dsr;

@@ -306,15 +306,7 @@ pub struct User {
     pub created_at: OffsetDateTime,
 }
 
-impl fmt::Debug for User {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("User")
-            .field("id", &self.id)
-            .field("workspace_id", &self.workspace_id)
-            .field("role", &self.role)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(User: id, workspace_id, role);
 
 #[cfg(test)]
 mod tests {

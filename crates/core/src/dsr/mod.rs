@@ -235,16 +235,7 @@ pub struct Progress {
     pub suppressed_at: Option<OffsetDateTime>,
 }
 
-impl fmt::Debug for Progress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Progress")
-            .field("phase", &self.phase)
-            .field("pages", &self.pages)
-            .field("counts", &self.counts)
-            .field("page", &self.page)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(Progress: phase, pages, counts, page);
 
 /// What TrackLayer did, or could not do, at one destination, and what the customer must do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
