@@ -58,14 +58,7 @@ pub struct KmsKeyring {
     cache: Mutex<HashMap<CacheKey, (DataKey, Instant)>>,
 }
 
-impl std::fmt::Debug for KmsKeyring {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KmsKeyring")
-            .field("platform_key", &self.platform_key)
-            .field("ttl", &self.ttl)
-            .finish_non_exhaustive()
-    }
-}
+tracklayer_core::debug_fields!(KmsKeyring: platform_key, ttl);
 
 /// The modeled KMS exceptions of the two operations, by name: the service's error code when
 /// the SDK built the error from a response, the variant otherwise.

@@ -6,16 +6,10 @@
 //! uniquely named tables and queues.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::config::Credentials;
 use time::OffsetDateTime;
 use tracklayer_aws::provision::{self, Options};
 use tracklayer_aws::{
@@ -33,118 +27,17 @@ use tracklayer_core::testkit::{self, unique, QueueHarness, T0};
 use tracklayer_core::workspace::{KeyRef, Region, WorkspaceId};
 
 // ---------------------------------------------------------------------------------------------
-// moto
-
-/// Stops moto when the test binary ends: moto runs under a small Python watchdog that
-/// terminates it as soon as its stdin closes, which the kernel does when this process exits
-/// (a `static` is never dropped). Dropping the guard stops it as well.
-struct Moto {
-    endpoint: String,
-    child: Mutex<Child>,
-    _stdin: ChildStdin,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-const WATCHDOG: &str = r#"
-import subprocess, sys
-server = subprocess.Popen(sys.argv[1:])
-try:
-    sys.stdin.read()
-finally:
-    server.terminate()
-    try:
-        server.wait(5)
-    except Exception:
-        server.kill()
-"#;
-
-static MOTO: OnceLock<Moto> = OnceLock::new();
-
-fn venv() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv")
-}
-
-fn start_moto() -> Moto {
-    let venv = venv();
-    let server = venv.join("bin/moto_server");
-    let python = venv.join("bin/python");
-    assert!(
-        server.exists() && python.exists(),
-        "moto server not found at {}: run `make test` (it creates .venv with moto[server])",
-        server.display()
-    );
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port();
-    let log = std::env::temp_dir().join(format!("tracklayer-moto-{port}.log"));
-    let mut child = Command::new(&python)
-        .arg("-c")
-        .arg(WATCHDOG)
-        .arg(&server)
-        .args(["-p", &port.to_string(), "-H", "127.0.0.1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("moto log file"))
-        .spawn()
-        .expect("start moto server");
-    let stdin = child.stdin.take().expect("watchdog stdin");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if answers(port) {
-            break;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("moto server exited ({status}); see {}", log.display());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "moto server did not answer on port {port} within 60 s; see {}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Moto {
-        endpoint: format!("http://127.0.0.1:{port}"),
-        child: Mutex::new(child),
-        _stdin: stdin,
-    }
-}
-
-fn answers(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut buf = [0u8; 12];
-    s.write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .is_ok()
-        && s.read(&mut buf)
-            .is_ok_and(|n| buf[..n].starts_with(b"HTTP/"))
-}
+// moto: one server for this test binary, from the shared launcher of `tracklayer-tests`
+// (the repository's `.venv`, a free loopback port, stopped when the binary exits).
 
 fn endpoint() -> &'static str {
-    &MOTO.get_or_init(start_moto).endpoint
+    &tracklayer_tests::lambda::stack::Moto::shared().endpoint
 }
 
-/// Real SDK clients for moto: static credentials, explicit region, moto's endpoint. Built
-/// per test, since each test has its own Tokio runtime.
+/// Real SDK clients for moto in `region`. Built per test, since each test has its own Tokio
+/// runtime.
 async fn clients_in(region: &str) -> AwsClients {
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_owned()))
-        .endpoint_url(endpoint())
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .http_client(tracklayer_aws::https_client())
-        .load()
-        .await;
-    AwsClients::from_sdk_config(&sdk)
+    tracklayer_tests::lambda::stack::clients(endpoint(), region, "testing").await
 }
 
 async fn clients() -> AwsClients {

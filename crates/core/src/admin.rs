@@ -159,13 +159,7 @@ pub struct AdminService {
     invalidations: Arc<Invalidations>,
 }
 
-impl std::fmt::Debug for AdminService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminService")
-            .field("region", &self.region)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(AdminService: region);
 
 impl AdminService {
     pub fn new(ports: AdminPorts, region: Region) -> Self {

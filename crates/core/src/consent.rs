@@ -8,7 +8,6 @@
 //! EU opt-in (denied), US opt-out (granted, but GPC means out).
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,6 +18,8 @@ use crate::workspace::Region;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Purpose(String);
+
+crate::newtype::string_newtype!(Purpose: InvalidPurpose, Display);
 
 impl Purpose {
     pub fn parse(s: &str) -> Result<Self, InvalidPurpose> {
@@ -38,15 +39,6 @@ impl Purpose {
     }
     pub fn analytics() -> Self {
         Self("analytics".into())
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Purpose {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -83,19 +75,6 @@ pub fn validate_purposes(field: &str, purposes: &[Purpose]) -> Result<(), (Strin
                 KNOWN_PURPOSES.join(", ")
             ),
         )),
-    }
-}
-
-impl TryFrom<String> for Purpose {
-    type Error = InvalidPurpose;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<Purpose> for String {
-    fn from(p: Purpose) -> Self {
-        p.0
     }
 }
 

@@ -85,13 +85,7 @@ pub struct IssuedKey {
     pub secret: SecretString,
 }
 
-impl std::fmt::Debug for IssuedKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedKey")
-            .field("record", &self.record)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(IssuedKey: record);
 
 impl Control<'_> {
     /// Creates a workspace pinned to `region`, with a fresh data key.

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 #[serde(into = "String", try_from = "String")]
 pub struct Email(String);
 
+crate::newtype::string_newtype!(Email: InvalidEmail);
+
 /// Why a string is not an [`Email`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("must be an email address")]
@@ -30,10 +32,6 @@ impl Email {
             Err(InvalidEmail)
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 impl fmt::Debug for Email {
@@ -46,19 +44,6 @@ impl std::ops::Deref for Email {
     type Target = str;
     fn deref(&self) -> &str {
         &self.0
-    }
-}
-
-impl TryFrom<String> for Email {
-    type Error = InvalidEmail;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<Email> for String {
-    fn from(e: Email) -> Self {
-        e.0
     }
 }
 

@@ -55,6 +55,8 @@ impl FromStr for KeyKind {
 #[serde(into = "String", try_from = "String")]
 pub struct KeyId(String);
 
+crate::newtype::string_newtype!(KeyId: InvalidKey, Display);
+
 impl KeyId {
     /// A key id: exactly [`KEY_ID_LEN`] lowercase letters and digits.
     pub fn parse(id: &str) -> Result<Self, InvalidKey> {
@@ -67,29 +69,6 @@ impl KeyId {
         } else {
             Err(InvalidKey)
         }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for KeyId {
-    type Error = InvalidKey;
-    fn try_from(id: String) -> Result<Self, Self::Error> {
-        Self::parse(&id)
-    }
-}
-
-impl From<KeyId> for String {
-    fn from(id: KeyId) -> Self {
-        id.0
-    }
-}
-
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -232,18 +211,7 @@ pub struct ApiKeyRecord {
     pub expiry_warnings_sent: Vec<u16>,
 }
 
-impl fmt::Debug for ApiKeyRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKeyRecord")
-            .field("id", &self.id)
-            .field("workspace_id", &self.workspace_id)
-            .field("kind", &self.kind)
-            .field("role", &self.role)
-            .field("expires_at", &self.expires_at)
-            .field("revoked_at", &self.revoked_at)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(ApiKeyRecord: id, workspace_id, kind, role, expires_at, revoked_at);
 
 impl ApiKeyRecord {
     /// When the key stopped (or will stop) working: its revocation or its expiry.

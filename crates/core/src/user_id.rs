@@ -1,7 +1,5 @@
 //! The id of a user of the admin API: `usr_` and 1 to 64 lowercase letters and digits.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Ids;
@@ -11,6 +9,8 @@ use crate::clock::Ids;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub struct UserId(String);
+
+crate::newtype::string_newtype!(UserId: InvalidUserId, Display);
 
 /// Why a string is not a [`UserId`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -49,29 +49,6 @@ impl UserId {
     /// The workspace owner created with the workspace.
     pub fn owner() -> Self {
         Self("usr_owner".into())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for UserId {
-    type Error = InvalidUserId;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<UserId> for String {
-    fn from(id: UserId) -> Self {
-        id.0
     }
 }
 

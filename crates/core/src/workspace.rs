@@ -59,6 +59,8 @@ impl FromStr for Region {
 #[serde(try_from = "String", into = "String")]
 pub struct WorkspaceId(String);
 
+crate::newtype::string_newtype!(WorkspaceId: InvalidWorkspaceId, Display);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a workspace id (expected ws_<us|eu>_<id>)")]
 pub struct InvalidWorkspaceId;
@@ -91,28 +93,6 @@ impl WorkspaceId {
         } else {
             Region::Us
         }
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for WorkspaceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for WorkspaceId {
-    type Error = InvalidWorkspaceId;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<WorkspaceId> for String {
-    fn from(id: WorkspaceId) -> Self {
-        id.0
     }
 }
 
@@ -326,15 +306,7 @@ pub struct User {
     pub created_at: OffsetDateTime,
 }
 
-impl fmt::Debug for User {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("User")
-            .field("id", &self.id)
-            .field("workspace_id", &self.workspace_id)
-            .field("role", &self.role)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(User: id, workspace_id, role);
 
 #[cfg(test)]
 mod tests {

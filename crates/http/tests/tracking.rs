@@ -23,13 +23,12 @@ use tracklayer_core::control_plane::Control;
 use tracklayer_core::crypto::WorkspaceKeys;
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::error::StoreError;
-use tracklayer_core::event::{EventId, MessageId, OperationalRecord, QueueBody, StoredEvent};
+use tracklayer_core::event::{EventId, MessageId, QueueBody, StoredEvent};
 use tracklayer_core::identity::sha256_hex;
 use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
 use tracklayer_core::keys::{ApiKeyRecord, KeyKind, Role};
 use tracklayer_core::ports::{
-    ControlStore, EventEraser, EventInspection, EventReader, EventStore, EventWriter, Keyring,
-    NewEvent, QueueConsumer,
+    ControlStore, EventInspection, EventWriter, Keyring, NewEvent, QueueConsumer,
 };
 use tracklayer_core::workspace::{Cidr, KeyRef, Region, Workspace, WorkspaceId};
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
@@ -54,7 +53,7 @@ enum Failure {
 /// An internal cause that must never reach a response body.
 const CAUSE: &str = "disk I/O error on /var/lib/tracklayer/secret-volume";
 
-/// The real event store, except that `record` fails.
+/// The real event writer, except that `record` fails (ingest holds the writer role only).
 struct FailingEvents {
     inner: SqliteEventStore,
     failure: Failure,
@@ -80,81 +79,6 @@ impl EventWriter for FailingEvents {
         events: &[(EventId, MessageId)],
     ) -> Result<(), StoreError> {
         self.inner.forget(ws, events).await
-    }
-}
-
-#[async_trait]
-impl EventReader for FailingEvents {
-    async fn event(
-        &self,
-        ws: &WorkspaceId,
-        id: &EventId,
-        now: OffsetDateTime,
-    ) -> Result<Option<StoredEvent>, StoreError> {
-        self.inner.event(ws, id, now).await
-    }
-
-    async fn event_ids_by_message_id(
-        &self,
-        ws: &WorkspaceId,
-        message_id: &MessageId,
-        now: OffsetDateTime,
-    ) -> Result<Vec<EventId>, StoreError> {
-        self.inner
-            .event_ids_by_message_id(ws, message_id, now)
-            .await
-    }
-}
-
-#[async_trait]
-impl EventInspection for FailingEvents {
-    async fn events_by_subject(
-        &self,
-        ws: &WorkspaceId,
-        subject: &str,
-        after: Option<&EventId>,
-        limit: usize,
-        now: OffsetDateTime,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.inner
-            .events_by_subject(ws, subject, after, limit, now)
-            .await
-    }
-
-    async fn operational(
-        &self,
-        ws: &WorkspaceId,
-        id: &EventId,
-        now: OffsetDateTime,
-    ) -> Result<Option<OperationalRecord>, StoreError> {
-        self.inner.operational(ws, id, now).await
-    }
-}
-
-#[async_trait]
-impl EventEraser for FailingEvents {
-    async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.inner.sweep(now).await
-    }
-
-    async fn subject_footprint(
-        &self,
-        ws: &WorkspaceId,
-        subjects: &[String],
-        after: Option<&EventId>,
-        limit: usize,
-    ) -> Result<Vec<tracklayer_core::dsr::EventFootprint>, StoreError> {
-        self.inner
-            .subject_footprint(ws, subjects, after, limit)
-            .await
-    }
-
-    async fn erase(
-        &self,
-        ws: &WorkspaceId,
-        events: &[EventId],
-    ) -> Result<tracklayer_core::dsr::ErasedRows, StoreError> {
-        self.inner.erase(ws, events).await
     }
 }
 
@@ -279,7 +203,7 @@ impl App {
                 .unwrap();
         }
 
-        let events_port: Arc<dyn EventStore> = match options.failure {
+        let events_port: Arc<dyn EventWriter> = match options.failure {
             None => events.clone(),
             Some(failure) => Arc::new(FailingEvents {
                 inner: SqliteEventStore::new(db.clone()),

@@ -72,13 +72,7 @@ pub struct AwsStack {
     pub ids: Arc<dyn Ids>,
 }
 
-impl std::fmt::Debug for AwsStack {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwsStack")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
+tracklayer_core::debug_fields!(AwsStack: config);
 
 impl AwsStack {
     /// Loads the SDK configuration (credentials from the Lambda role) and builds the adapters.

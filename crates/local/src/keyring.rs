@@ -24,13 +24,7 @@ pub struct FileKeyring {
     ids: Arc<dyn Ids>,
 }
 
-impl std::fmt::Debug for FileKeyring {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileKeyring")
-            .field("customer_dir", &self.customer_dir)
-            .finish_non_exhaustive()
-    }
-}
+tracklayer_core::debug_fields!(FileKeyring: customer_dir);
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {

@@ -16,13 +16,7 @@ pub struct OutboxMailer {
     ids: Arc<dyn Ids>,
 }
 
-impl std::fmt::Debug for OutboxMailer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutboxMailer")
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
-    }
-}
+tracklayer_core::debug_fields!(OutboxMailer: dir);
 
 impl OutboxMailer {
     pub fn new(dir: PathBuf, from: String, clock: Arc<dyn Clock>, ids: Arc<dyn Ids>) -> Self {

@@ -27,13 +27,7 @@ pub struct SqliteDeliveryQueue {
     max_receive_count: u32,
 }
 
-impl std::fmt::Debug for SqliteDeliveryQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteDeliveryQueue")
-            .field("max_receive_count", &self.max_receive_count)
-            .finish_non_exhaustive()
-    }
-}
+tracklayer_core::debug_fields!(SqliteDeliveryQueue: max_receive_count);
 
 impl SqliteDeliveryQueue {
     /// SQS's default redrive in our template is 8 receives.

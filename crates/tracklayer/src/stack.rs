@@ -33,13 +33,7 @@ pub struct LocalStack {
     pub ids: Arc<dyn Ids>,
 }
 
-impl std::fmt::Debug for LocalStack {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalStack")
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
-    }
-}
+tracklayer_core::debug_fields!(LocalStack: dir);
 
 impl LocalStack {
     /// Creates the directory (mode 0700) and master key; fails if already initialized.

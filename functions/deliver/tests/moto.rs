@@ -7,8 +7,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::config::Credentials;
 use serde_json::json;
 use tracklayer_aws::config::stack_table_names;
 use tracklayer_aws::provision::{self, Options};
@@ -32,14 +30,7 @@ fn endpoint() -> &'static str {
 const AWS_REGION: &str = "eu-central-1";
 
 async fn clients() -> AwsClients {
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(AWS_REGION))
-        .endpoint_url(endpoint())
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .http_client(tracklayer_aws::https_client())
-        .load()
-        .await;
-    AwsClients::from_sdk_config(&sdk)
+    tracklayer_tests::lambda::stack::clients(endpoint(), AWS_REGION, "testing").await
 }
 
 fn unique() -> String {

@@ -54,14 +54,7 @@ pub struct Housekeeping {
     pause: Duration,
 }
 
-impl std::fmt::Debug for Housekeeping {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Housekeeping")
-            .field("margin", &self.margin)
-            .field("pause", &self.pause)
-            .finish_non_exhaustive()
-    }
-}
+tracklayer_core::debug_fields!(Housekeeping: margin, pause);
 
 impl Housekeeping {
     pub fn new(stack: &AwsStack) -> Self {

@@ -65,14 +65,7 @@ pub struct LambdaProcess {
     request_seq: AtomicU64,
 }
 
-impl std::fmt::Debug for LambdaProcess {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LambdaProcess")
-            .field("name", &self.name)
-            .field("log", &self.log)
-            .finish_non_exhaustive()
-    }
-}
+tracklayer_core::debug_fields!(LambdaProcess: name, log);
 
 impl Drop for LambdaProcess {
     fn drop(&mut self) {

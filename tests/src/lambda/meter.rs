@@ -79,13 +79,7 @@ pub struct Meter {
     server: tokio::task::JoinHandle<()>,
 }
 
-impl std::fmt::Debug for Meter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Meter")
-            .field("endpoint", &self.endpoint)
-            .finish_non_exhaustive()
-    }
-}
+tracklayer_core::debug_fields!(Meter: endpoint);
 
 impl Drop for Meter {
     fn drop(&mut self) {

@@ -90,13 +90,7 @@ pub struct RuntimeApi {
     server: tokio::task::JoinHandle<()>,
 }
 
-impl std::fmt::Debug for RuntimeApi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RuntimeApi")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
-    }
-}
+tracklayer_core::debug_fields!(RuntimeApi: addr);
 
 impl Drop for RuntimeApi {
     fn drop(&mut self) {

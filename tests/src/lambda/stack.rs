@@ -28,13 +28,7 @@ pub struct Moto {
     _stdin: ChildStdin,
 }
 
-impl std::fmt::Debug for Moto {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Moto")
-            .field("endpoint", &self.endpoint)
-            .finish_non_exhaustive()
-    }
-}
+tracklayer_core::debug_fields!(Moto: endpoint);
 
 impl Drop for Moto {
     fn drop(&mut self) {

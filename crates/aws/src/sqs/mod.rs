@@ -59,13 +59,7 @@ pub struct SqsDeliveryQueue {
     clock: Arc<dyn Clock>,
 }
 
-impl std::fmt::Debug for SqsDeliveryQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqsDeliveryQueue")
-            .field("queues", &self.queues)
-            .finish_non_exhaustive()
-    }
-}
+tracklayer_core::debug_fields!(SqsDeliveryQueue: queues);
 
 impl SqsDeliveryQueue {
     /// `clock` stamps `dead_at` on dead letters.

@@ -1,6 +1,7 @@
 //! The security settings: IP blocklist and the pause of all egress.
 
-use serde_json::json;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
 
 use super::{require, AdminError, AdminService, Principal};
 use crate::audit::AuditAction;
@@ -43,25 +44,19 @@ impl AdminService {
     ) -> Result<SecuritySettings, AdminError> {
         require(p, Role::Admin, "change security settings")?;
         let mut ws = self.open_ws(p).await?;
-        let mut changed = serde_json::Map::new();
-        if let Some(list) = patch.ip_blocklist {
-            if list != ws.security.ip_blocklist {
-                changed.insert(
-                    "ip_blocklist".into(),
-                    json!({"from": ws.security.ip_blocklist, "to": list}),
-                );
-                ws.security.ip_blocklist = list;
-            }
-        }
-        if let Some(paused) = patch.egress_paused {
-            if paused != ws.security.egress_paused {
-                changed.insert(
-                    "egress_paused".into(),
-                    json!({"from": ws.security.egress_paused, "to": paused}),
-                );
-                ws.security.egress_paused = paused;
-            }
-        }
+        let mut changed = Map::new();
+        change(
+            &mut changed,
+            "ip_blocklist",
+            &mut ws.security.ip_blocklist,
+            patch.ip_blocklist,
+        );
+        change(
+            &mut changed,
+            "egress_paused",
+            &mut ws.security.egress_paused,
+            patch.egress_paused,
+        );
         if !changed.is_empty() {
             self.save_ws(&ws).await?;
             self.audit(
@@ -73,5 +68,19 @@ impl AdminService {
             .await?;
         }
         Ok(ws.security)
+    }
+}
+
+/// Sets `field` to `new` when one is given and differs, and notes the change under `name`
+/// as `{"from": old, "to": new}`.
+fn change<T: PartialEq + Serialize>(
+    changed: &mut Map<String, Value>,
+    name: &str,
+    field: &mut T,
+    new: Option<T>,
+) {
+    if let Some(new) = new.filter(|new| new != field) {
+        changed.insert(name.into(), json!({"from": field, "to": new}));
+        *field = new;
     }
 }

@@ -114,13 +114,7 @@ pub struct DeliveryService {
     pub(super) suppressed: TtlCache<WorkspaceId, Suppressed>,
 }
 
-impl std::fmt::Debug for DeliveryService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeliveryService")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(DeliveryService: config);
 
 /// How one item ended in one attempt.
 #[derive(Debug, Clone)]

@@ -37,6 +37,8 @@ use crate::workspace::WorkspaceId;
 #[serde(try_from = "String", into = "String")]
 pub struct DsrId(String);
 
+crate::newtype::string_newtype!(DsrId: InvalidDsrId, Display);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a data-subject request id (expected dsr_<32 hex digits>)")]
 pub struct InvalidDsrId;
@@ -55,28 +57,6 @@ impl DsrId {
             return Err(InvalidDsrId);
         }
         Ok(Self(s.to_owned()))
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for DsrId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for DsrId {
-    type Error = InvalidDsrId;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<DsrId> for String {
-    fn from(id: DsrId) -> Self {
-        id.0
     }
 }
 
@@ -255,16 +235,7 @@ pub struct Progress {
     pub suppressed_at: Option<OffsetDateTime>,
 }
 
-impl fmt::Debug for Progress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Progress")
-            .field("phase", &self.phase)
-            .field("pages", &self.pages)
-            .field("counts", &self.counts)
-            .field("page", &self.page)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(Progress: phase, pages, counts, page);
 
 /// What TrackLayer did, or could not do, at one destination, and what the customer must do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -45,13 +45,7 @@ pub struct SubjectIndex {
     pub values: Vec<String>,
 }
 
-impl fmt::Debug for SubjectIndex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SubjectIndex")
-            .field("identifiers", &self.identifiers)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(SubjectIndex: identifiers);
 
 impl SubjectIdentifiers {
     /// Validates and indexes the identifiers exactly as ingest indexes an event's: the same

@@ -113,13 +113,7 @@ pub struct IngestService {
     warnings: AtomicU64,
 }
 
-impl std::fmt::Debug for IngestService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IngestService")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(IngestService: config);
 
 /// The ports ingest uses.
 #[allow(missing_debug_implementations)]

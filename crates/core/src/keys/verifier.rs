@@ -164,13 +164,7 @@ pub struct KeyVerifier {
     stats: AuthStats,
 }
 
-impl std::fmt::Debug for KeyVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyVerifier")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(KeyVerifier: config);
 
 const CAPACITY: usize = 10_000;
 

@@ -185,13 +185,7 @@ pub struct NewDestination {
     pub paused: Option<bool>,
 }
 
-impl std::fmt::Debug for NewDestination {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewDestination")
-            .field("kind", &self.kind)
-            .finish_non_exhaustive()
-    }
-}
+tracklayer_core::debug_fields!(NewDestination: kind);
 
 /// A consent purpose: 1 to 64 letters, digits, `_` or `-` (stored lowercase).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -238,13 +232,7 @@ pub struct DestinationPatch {
     pub paused: Option<bool>,
 }
 
-impl std::fmt::Debug for DestinationPatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DestinationPatch")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
+tracklayer_core::debug_fields!(DestinationPatch: name);
 
 impl DestinationPatch {
     pub fn parse(self) -> Result<tl::admin::DestinationPatch, AdminError> {

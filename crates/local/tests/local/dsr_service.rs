@@ -22,8 +22,8 @@ use tracklayer_core::ingest::{parse_body, Endpoint, RequestMeta};
 use tracklayer_core::keys::Role;
 use tracklayer_core::ports::EventInspection;
 use tracklayer_core::ports::{
-    AuditLog, DeliveryLog, DeliveryRecord, DeliveryStatus, DsrStore, EventEraser, EventReader,
-    EventStore, EventWriter, Keyring, Mail, Mailer, QueueConsumer, SuppressionList,
+    AuditLog, DeliveryLog, DeliveryRecord, DeliveryStatus, DsrStore, EventEraser, Keyring, Mail,
+    Mailer, QueueConsumer, SuppressionList,
 };
 use tracklayer_core::testkit::T0;
 use tracklayer_local::{SqliteAuditLog, SqliteDeliveryLog, SqliteEventStore};
@@ -50,78 +50,11 @@ impl Outbox {
     }
 }
 
-/// The real event store, except that `erase` fails while `crash` is set: a process that dies
+/// The real event eraser (the one role the DSR service holds), except that `erase` fails while `crash` is set: a process that dies
 /// in the middle of a page.
 struct Crashing {
     inner: Arc<SqliteEventStore>,
     crash: Mutex<bool>,
-}
-
-#[async_trait]
-impl EventWriter for Crashing {
-    async fn record(
-        &self,
-        e: &[tracklayer_core::ports::NewEvent],
-        now: time::OffsetDateTime,
-    ) -> Result<Vec<bool>, StoreError> {
-        self.inner.record(e, now).await
-    }
-
-    async fn forget(
-        &self,
-        ws: &tracklayer_core::workspace::WorkspaceId,
-        e: &[(EventId, tracklayer_core::event::MessageId)],
-    ) -> Result<(), StoreError> {
-        self.inner.forget(ws, e).await
-    }
-}
-
-#[async_trait]
-impl EventReader for Crashing {
-    async fn event(
-        &self,
-        ws: &tracklayer_core::workspace::WorkspaceId,
-        id: &EventId,
-        now: time::OffsetDateTime,
-    ) -> Result<Option<tracklayer_core::event::StoredEvent>, StoreError> {
-        self.inner.event(ws, id, now).await
-    }
-
-    async fn event_ids_by_message_id(
-        &self,
-        ws: &tracklayer_core::workspace::WorkspaceId,
-        message_id: &tracklayer_core::event::MessageId,
-        now: time::OffsetDateTime,
-    ) -> Result<Vec<EventId>, StoreError> {
-        self.inner
-            .event_ids_by_message_id(ws, message_id, now)
-            .await
-    }
-}
-
-#[async_trait]
-impl EventInspection for Crashing {
-    async fn events_by_subject(
-        &self,
-        ws: &tracklayer_core::workspace::WorkspaceId,
-        subject: &str,
-        after: Option<&EventId>,
-        limit: usize,
-        now: time::OffsetDateTime,
-    ) -> Result<Vec<tracklayer_core::event::StoredEvent>, StoreError> {
-        self.inner
-            .events_by_subject(ws, subject, after, limit, now)
-            .await
-    }
-
-    async fn operational(
-        &self,
-        ws: &tracklayer_core::workspace::WorkspaceId,
-        id: &EventId,
-        now: time::OffsetDateTime,
-    ) -> Result<Option<tracklayer_core::event::OperationalRecord>, StoreError> {
-        self.inner.operational(ws, id, now).await
-    }
 }
 
 #[async_trait]
@@ -192,7 +125,7 @@ impl World {
         }
     }
 
-    fn service(&self, events: Arc<dyn EventStore>) -> DsrService {
+    fn service(&self, events: Arc<dyn EventEraser>) -> DsrService {
         DsrService::new(
             DsrPorts {
                 control: self.control.clone(),

@@ -1,0 +1,40 @@
+//! What every validated string newtype of the domain has besides its `parse`.
+
+/// Gives `$name(String)`, whose `parse(&str) -> Result<$name, $error>` is the only way in, the
+/// conversions of a validated string: `as_str`, `TryFrom<String>` through `parse` (what
+/// `#[serde(try_from = "String")]` calls, so a stored or sent value is checked like any other)
+/// and `From<$name> for String` (`#[serde(into = "String")]`). With `Display`, also shows as
+/// the string itself: ids are safe to log; an email address is not, so it has no `Display`.
+macro_rules! string_newtype {
+    ($name:ident: $error:ty) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = $error;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> Self {
+                v.0
+            }
+        }
+    };
+    ($name:ident: $error:ty, Display) => {
+        $crate::newtype::string_newtype!($name: $error);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+pub(crate) use string_newtype;
