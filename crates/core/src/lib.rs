@@ -25,6 +25,7 @@ pub mod name;
 pub mod ports;
 pub mod rbac;
 pub mod services;
+pub mod stats;
 pub mod user_id;
 pub mod workspace;
 
