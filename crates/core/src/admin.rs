@@ -11,6 +11,7 @@ mod destinations;
 mod events;
 mod keys;
 mod lifecycle;
+mod overview;
 mod security;
 pub mod test_event;
 mod users;
@@ -44,6 +45,10 @@ pub use destinations::{DestinationPatch, DestinationView};
 pub use events::EventTrace;
 pub use keys::{CreatedKey, KeyRequest, KeyView, MAX_ROTATION_OVERLAP_DAYS};
 pub use lifecycle::{close_account, close_account_with_dsr, Closure, RetentionView};
+pub use overview::{
+    overview_of, DestinationCounts, DestinationOverview, IngestTotals, Overview, SeriesPoint,
+    StatsWindow,
+};
 pub use security::SecurityPatch;
 pub use workspace::{WorkspacePatch, WorkspaceView};
 
@@ -149,6 +154,8 @@ pub struct AdminPorts {
     pub ids: Arc<dyn Ids>,
     /// Refuses destination URLs that egress must never reach.
     pub url_guard: Arc<dyn UrlGuard>,
+    /// The overview's counters (read only).
+    pub stats: Arc<dyn crate::stats::StatsReader>,
 }
 
 /// The control plane.

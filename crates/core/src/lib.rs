@@ -27,6 +27,7 @@ mod newtype;
 pub mod ports;
 pub mod rbac;
 pub mod services;
+pub mod stats;
 pub mod user_id;
 pub mod workspace;
 

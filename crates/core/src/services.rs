@@ -21,6 +21,7 @@ use crate::ports::{
     AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DsrStore, Egress, EventStore, Keyring,
     Mailer, UrlGuard,
 };
+use crate::stats::Stats;
 use crate::workspace::Region;
 
 /// Every port of one process, by role. Each use case takes the ones it needs; the data-subject
@@ -39,6 +40,8 @@ pub struct Ports {
     pub mailer: Arc<dyn Mailer>,
     /// Refuses destination URLs that egress must never reach (configure time).
     pub url_guard: Arc<dyn UrlGuard>,
+    /// The overview's counters: ingest and delivery add, the admin overview reads.
+    pub stats: Arc<dyn Stats>,
     /// The wire format of each destination kind.
     pub connectors: fn(DestinationKind) -> &'static dyn Connector,
     /// Production base URL of each kind, used when a destination has no `endpoint`.
@@ -61,6 +64,7 @@ impl Ports {
                 suppressions: self.dsr.clone(),
                 clock: self.clock.clone(),
                 ids: self.ids.clone(),
+                stats: self.stats.clone(),
             },
             config,
         )
@@ -82,6 +86,7 @@ impl Ports {
                 ids: self.ids.clone(),
                 connectors: self.connectors,
                 base_urls: self.base_urls,
+                stats: self.stats.clone(),
             },
             config,
         )
@@ -121,6 +126,7 @@ impl Ports {
                 clock: self.clock.clone(),
                 ids: self.ids.clone(),
                 url_guard: self.url_guard.clone(),
+                stats: self.stats.clone(),
             },
             region,
         )

@@ -11,7 +11,7 @@ use axum::Router;
 use lambda_http::request::RequestContext;
 use tracklayer_aws::{
     AwsClients, AwsConfig, DynamoAuditLog, DynamoControlStore, DynamoDeliveryLog, DynamoDsrStore,
-    DynamoEventStore, KmsKeyring, SesMailer, SqsDeliveryQueue,
+    DynamoEventStore, DynamoStats, KmsKeyring, SesMailer, SqsDeliveryQueue,
 };
 use tracklayer_core::clock::{Clock, Ids, SystemClock, SystemIds};
 use tracklayer_core::dsr::service::{DsrConfig, DsrService};
@@ -68,6 +68,8 @@ pub struct AwsStack {
     /// Data-subject requests, the suppression list and access exports.
     pub dsr: Arc<DynamoDsrStore>,
     pub mailer: Arc<SesMailer>,
+    /// The overview's counters, on the delivery-log table.
+    pub stats: Arc<DynamoStats>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
 }
@@ -100,6 +102,10 @@ impl AwsStack {
                 &tables.events,
             )),
             delivery_log: Arc::new(DynamoDeliveryLog::new(
+                clients.dynamodb.clone(),
+                &tables.delivery_log,
+            )),
+            stats: Arc::new(DynamoStats::new(
                 clients.dynamodb.clone(),
                 &tables.delivery_log,
             )),
@@ -141,6 +147,7 @@ impl AwsStack {
             dsr: self.dsr.clone(),
             mailer: self.mailer.clone(),
             url_guard: Arc::new(self.egress_policy()),
+            stats: self.stats.clone(),
             connectors: tracklayer_connectors::connector,
             requirements: tracklayer_connectors::requirements::unmet,
             base_urls: tracklayer_connectors::default_base_url,

@@ -12,7 +12,7 @@ use tracklayer_core::workspace::Region;
 use tracklayer_core::workspace::{Workspace, WorkspaceId};
 use tracklayer_local::{
     DataDir, Db, FileKeyring, OutboxMailer, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog,
-    SqliteDeliveryQueue, SqliteDsrStore, SqliteEventStore,
+    SqliteDeliveryQueue, SqliteDsrStore, SqliteEventStore, SqliteStats,
 };
 
 /// All local adapters, opened once.
@@ -29,6 +29,8 @@ pub struct LocalStack {
     pub dsr: Arc<SqliteDsrStore>,
     /// Notifications, as .eml files in the data directory's outbox.
     pub mailer: Arc<OutboxMailer>,
+    /// The overview's counters.
+    pub stats: Arc<SqliteStats>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
 }
@@ -88,6 +90,7 @@ impl LocalStack {
             )),
             keyring,
             dsr: Arc::new(SqliteDsrStore::new(db.clone())),
+            stats: Arc::new(SqliteStats::new(db.clone())),
             mailer: Arc::new(OutboxMailer::new(
                 dir.outbox(),
                 "TrackLayer <noreply@tracklayer.local>".into(),
@@ -120,6 +123,7 @@ impl LocalStack {
             dsr: self.dsr.clone(),
             mailer: self.mailer.clone(),
             url_guard: Arc::new(tracklayer_egress::EgressPolicy { allow_private }),
+            stats: self.stats.clone(),
             connectors: tracklayer_connectors::connector,
             requirements: tracklayer_connectors::requirements::unmet,
             base_urls: tracklayer_connectors::default_base_url,
@@ -129,8 +133,18 @@ impl LocalStack {
     }
 
     /// The stores the sweeper cleans.
-    pub fn clone_for_sweep(&self) -> (Arc<SqliteEventStore>, Arc<SqliteDeliveryLog>) {
-        (self.events.clone(), self.delivery_log.clone())
+    pub fn clone_for_sweep(
+        &self,
+    ) -> (
+        Arc<SqliteEventStore>,
+        Arc<SqliteDeliveryLog>,
+        Arc<SqliteStats>,
+    ) {
+        (
+            self.events.clone(),
+            self.delivery_log.clone(),
+            self.stats.clone(),
+        )
     }
 
     pub fn control(&self) -> Control<'_> {

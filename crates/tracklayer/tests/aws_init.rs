@@ -144,9 +144,13 @@ async fn admin_service(stack: &str) -> AdminService {
                 &tables.delivery_log,
             )),
             dsr: Arc::new(DynamoDsrStore::new(
-                dynamodb,
+                dynamodb.clone(),
                 &tables.control,
                 &tables.events,
+            )),
+            stats: Arc::new(tracklayer_aws::DynamoStats::new(
+                dynamodb,
+                &tables.delivery_log,
             )),
             queue: Arc::new(SqsDeliveryQueue::new(
                 aws_sdk_sqs::Client::new(&sdk),

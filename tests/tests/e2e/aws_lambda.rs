@@ -53,6 +53,29 @@ async fn deploy(residency: Region, names: &[&str], logs: &std::path::Path) -> (D
     (d, seeded)
 }
 
+/// A fresh stack whose functions reach moto through a meter, with a seeded workspace.
+async fn metered(
+    residency: Region,
+    names: &[&str],
+    logs: &std::path::Path,
+) -> (tracklayer_tests::lambda::meter::Meter, Deployment, Seeded) {
+    let moto = Moto::shared();
+    let stack = Stack::provision(&moto.endpoint, residency, &unique("m"))
+        .await
+        .expect("provision a stack on moto");
+    let meter = tracklayer_tests::lambda::meter::Meter::start(&moto.endpoint)
+        .await
+        .unwrap();
+    let d = Deployment::start(stack, &meter.endpoint, names, &test_env(), logs)
+        .await
+        .expect("start the functions");
+    let ws = d
+        .seed_workspace(&moto.endpoint, "Metered")
+        .await
+        .expect("seed a workspace");
+    (meter, d, ws)
+}
+
 /// Every item of a table, as (attribute name → value) maps.
 async fn scan(region: &str, table: &str) -> Vec<std::collections::HashMap<String, AttributeValue>> {
     let c = clients(&Moto::shared().endpoint, region, FUNCTION_ACCESS_KEY).await;
@@ -141,59 +164,51 @@ async fn post_batch(
     resp.json()
 }
 
+/// Meta CAPI, GA4 and a webhook, all on the fake destinations at `base`; their ids.
+async fn three_destinations(d: &Deployment, admin_token: &str, base: &str) -> [String; 3] {
+    let specs = [
+        json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
+                "config": {"pixel_id": "1234567890", "api_version": "v21.0"},
+                "secrets": {"access_token": META_TOKEN}}),
+        json!({"name": "GA4", "kind": "ga4", "endpoint": base,
+                "config": {"measurement_id": "G-LAMBDA01"},
+                "secrets": {"api_secret": GA4_SECRET}}),
+        json!({"name": "Warehouse", "kind": "webhook",
+                "config": {"url": format!("{base}/hook/main")},
+                "secrets": {"signing_secret": WEBHOOK_SECRET}}),
+    ];
+    let mut ids = Vec::new();
+    for spec in &specs {
+        ids.push(d.add_destination(admin_token, spec).await.unwrap());
+    }
+    ids.try_into().unwrap()
+}
+
+const THREE_KINDS: [DestinationKind; 3] = [
+    DestinationKind::MetaCapi,
+    DestinationKind::Ga4,
+    DestinationKind::Webhook,
+];
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_posted_through_ingest_is_queued_delivered_by_deliver_and_logged_in_dynamodb() {
     let logs = tempfile::tempdir().unwrap();
     let (d, ws) = deploy(Region::Us, &["ingest", "deliver", "admin"], logs.path()).await;
     let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
     let base = fake::serve(fakes.clone()).await;
-    let meta = d
-        .add_destination(
-            &ws.admin_token,
-            &json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
-                    "config": {"pixel_id": "1234567890", "api_version": "v21.0"},
-                    "secrets": {"access_token": META_TOKEN}}),
-        )
-        .await
-        .unwrap();
-    let ga4 = d
-        .add_destination(
-            &ws.admin_token,
-            &json!({"name": "GA4", "kind": "ga4", "endpoint": base,
-                    "config": {"measurement_id": "G-LAMBDA01"},
-                    "secrets": {"api_secret": GA4_SECRET}}),
-        )
-        .await
-        .unwrap();
-    let hook = d
-        .add_destination(
-            &ws.admin_token,
-            &json!({"name": "Warehouse", "kind": "webhook",
-                    "config": {"url": format!("{base}/hook/main")},
-                    "secrets": {"signing_secret": WEBHOOK_SECRET}}),
-        )
-        .await
-        .unwrap();
+    let [meta, ga4, hook] = three_destinations(&d, &ws.admin_token, &base).await;
 
     let answer = post_batch(&d, &ws.write_key, "lb", 0..100).await;
 
     assert_eq!(answer["accepted"], 100, "{answer}");
-    for kind in [
-        DestinationKind::MetaCapi,
-        DestinationKind::Ga4,
-        DestinationKind::Webhook,
-    ] {
+    for kind in THREE_KINDS {
         assert!(
             queue_depth(&d, kind).await > 0,
             "{kind:?}: ingest queued the batch in SQS"
         );
     }
     assert_eq!(queue_depth(&d, DestinationKind::Tiktok).await, 0);
-    for kind in [
-        DestinationKind::MetaCapi,
-        DestinationKind::Ga4,
-        DestinationKind::Webhook,
-    ] {
+    for kind in THREE_KINDS {
         let drained = d.drain(kind).await.unwrap();
         assert_eq!(drained.failed, 0, "{kind:?}: {drained:?}");
         assert_eq!(queue_depth(&d, kind).await, 0, "{kind:?} drained");
@@ -473,27 +488,9 @@ async fn an_erasure_submitted_to_admin_is_completed_by_the_scheduled_dsr_functio
 /// bill them and holds them to the formula of infra/README.md.
 #[tokio::test(flavor = "multi_thread")]
 async fn closing_a_workspace_through_admin_stops_its_keys_and_stamps_its_account_items() {
-    use tracklayer_tests::lambda::meter::Meter;
     let logs = tempfile::tempdir().unwrap();
-    let moto = Moto::shared();
-    let stack = Stack::provision(&moto.endpoint, Region::Eu, &unique("c"))
-        .await
-        .expect("provision a stack on moto");
-    let meter = Meter::start(&moto.endpoint).await.unwrap();
-    let d = Deployment::start(
-        stack,
-        &meter.endpoint,
-        &["ingest", "admin", "dsr"],
-        &test_env(),
-        logs.path(),
-    )
-    .await
-    .expect("start the functions");
     // The owner, their admin token and a write key; then a destination with a secret.
-    let ws = d
-        .seed_workspace(&moto.endpoint, "Closing")
-        .await
-        .expect("seed a workspace");
+    let (meter, d, ws) = metered(Region::Eu, &["ingest", "admin", "dsr"], logs.path()).await;
     d.add_destination(
         &ws.admin_token,
         &json!({"name": "Meta", "kind": "meta_capi",
@@ -653,5 +650,70 @@ async fn closing_a_workspace_through_admin_stops_its_keys_and_stamps_its_account
         (90 * 86_400..=90 * 86_400 + 1).contains(&after),
         "the TTL is {after} s after the closure"
     );
+    d.stop();
+}
+
+/// The overview's counters on AWS, metered: three batches of 100 purchases through ingest
+/// and deliver with three destinations. Stats are the only `UpdateItem`s on the delivery-log
+/// table: exactly one per ingest request and one per settled queue message (one outcomes
+/// item each), each billed 1 write unit (the bucket item stays under 1 KB). Prints the
+/// write units per 1,000 events (README, cost table).
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_cost_one_write_unit_per_ingest_request_and_per_settled_queue_message() {
+    const BATCHES: usize = 3;
+    let logs = tempfile::tempdir().unwrap();
+    let (meter, d, ws) = metered(Region::Us, &["ingest", "deliver", "admin"], logs.path()).await;
+    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
+    let base = fake::serve(fakes.clone()).await;
+    three_destinations(&d, &ws.admin_token, &base).await;
+
+    for b in 0..BATCHES {
+        post_batch(&d, &ws.write_key, "st", b * 100..(b + 1) * 100).await;
+    }
+    for kind in THREE_KINDS {
+        let drained = d.drain(kind).await.unwrap();
+        assert_eq!(drained.failed, 0, "{kind:?}: {drained:?}");
+    }
+
+    let table = &d.stack.tables.delivery_log;
+    let stats = meter
+        .table_tallies()
+        .get(&(table.clone(), "UpdateItem".to_owned()))
+        .cloned()
+        .unwrap_or_default();
+    let log = scan(&d.stack.aws_region, table).await;
+    let pk = |i: &std::collections::HashMap<String, AttributeValue>| match i.get("pk") {
+        Some(AttributeValue::S(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let messages = log.iter().filter(|i| pk(i).contains("#L#")).count() as u64;
+    assert_eq!(
+        messages,
+        (BATCHES * THREE_KINDS.len()) as u64,
+        "one queue message per batch and destination"
+    );
+    assert_eq!(stats.requests, BATCHES as u64 + messages, "{stats:?}");
+    assert_eq!(
+        stats.write_units, stats.requests as f64,
+        "1 unit each: {stats:?}"
+    );
+    let per_1000 = stats.write_units * 1000.0 / (BATCHES * 100) as f64;
+    println!(
+        "stats: {} UpdateItems, {} write units for {} events: {per_1000} write units per 1,000 events",
+        stats.requests,
+        stats.write_units,
+        BATCHES * 100
+    );
+    // The overview reads them back through the admin function.
+    let resp = d
+        .http(HttpRequest::new("GET", "/admin/v1/stats?window=1h").bearer(&ws.admin_token))
+        .await
+        .expect("invoke admin");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let overview = resp.json();
+    assert_eq!(overview["ingest"]["accepted"], 300, "{overview}");
+    for row in overview["destinations"].as_array().unwrap() {
+        assert_eq!(row["delivered"], 300, "{row}");
+    }
     d.stop();
 }

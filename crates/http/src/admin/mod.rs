@@ -18,6 +18,7 @@ mod keys;
 mod lifecycle;
 pub mod openapi;
 mod security;
+mod stats;
 mod test_event;
 mod trace;
 mod users;
@@ -247,6 +248,7 @@ pub fn admin_router(state: AdminState) -> Router {
         )
         .route("/admin/v1/events", get(events::by_message_id))
         .route("/admin/v1/events/{id}", get(trace::event_trace))
+        .route("/admin/v1/stats", get(stats::stats))
         .route("/admin/v1/audit-log", get(audit_log::audit_log))
         .route(
             "/admin/v1/audit-log/verify",
