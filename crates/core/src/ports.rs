@@ -215,10 +215,11 @@ pub trait EventReader: Send + Sync {
         id: &EventId,
         now: OffsetDateTime,
     ) -> Result<Option<StoredEvent>, StoreError>;
-    /// The ids of events with this Segment `messageId` in the workspace, found through the
-    /// message id's dedup marker, so only while it lives (`dedup_until`: 24 hours) and
-    /// without a write of its own. On DynamoDB only events without subjects have a marker
-    /// (the others' dedup entries ride on their primary subject's item, keyed by subject).
+    /// The ids of events with this Segment `messageId` in the workspace while its dedup
+    /// window is open (`dedup_until`: 24 hours), without a write of its own: through the
+    /// message id's dedup marker. On DynamoDB only events without subjects have a marker (the
+    /// others' dedup entries ride on their primary subject's item, keyed by subject); those
+    /// are found in the event packs of the window, newest first.
     async fn event_ids_by_message_id(
         &self,
         ws: &WorkspaceId,
