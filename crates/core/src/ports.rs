@@ -259,7 +259,9 @@ pub trait EventStore: EventWriter + EventReader + EventEraser {}
 impl<T: EventWriter + EventReader + EventEraser + ?Sized> EventStore for T {}
 
 /// Test support, a right no service holds: reads the contract suites use to check what an
-/// event store keeps beside the events (subject index, operational records).
+/// event store keeps beside the events (subject index, operational records). Only with the
+/// `testkit` feature: production builds have no such reads.
+#[cfg(feature = "testkit")]
 #[async_trait]
 pub trait EventInspection: Send + Sync {
     /// Unexpired events whose subject index includes `subject`, oldest first, after `after`.
@@ -281,8 +283,10 @@ pub trait EventInspection: Send + Sync {
 }
 
 /// An event store the contract suites can look into.
+#[cfg(feature = "testkit")]
 pub trait InspectableEventStore: EventStore + EventInspection {}
 
+#[cfg(feature = "testkit")]
 impl<T: EventStore + EventInspection + ?Sized> InspectableEventStore for T {}
 
 /// A message to put on a destination kind's queue.

@@ -20,6 +20,8 @@ mod audit_tamper;
 mod delivery_service;
 #[path = "local/dsr_service.rs"]
 mod dsr_service;
+#[path = "local/release_features.rs"]
+mod release_features;
 
 /// A SQLite stack with one workspace, bootstrapped as `init` does, a Meta destination and an
 /// ingest service: what the delivery and DSR service tests start from.

@@ -40,7 +40,9 @@ use time::OffsetDateTime;
 use tracklayer_core::dsr::{ErasedRows, EventFootprint};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent};
-use tracklayer_core::ports::{EventEraser, EventInspection, EventReader, EventWriter, NewEvent};
+#[cfg(feature = "testkit")]
+use tracklayer_core::ports::EventInspection;
+use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent};
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::dynamo::{

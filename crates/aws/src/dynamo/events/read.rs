@@ -243,6 +243,8 @@ impl DynamoEventStore {
     }
 }
 
+/// The contract suites' inspection reads: tests only (the `testkit` feature).
+#[cfg(feature = "testkit")]
 #[async_trait]
 impl EventInspection for DynamoEventStore {
     async fn events_by_subject(
