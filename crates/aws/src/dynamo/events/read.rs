@@ -173,11 +173,13 @@ impl EventReader for DynamoEventStore {
         message_id: &MessageId,
         now: OffsetDateTime,
     ) -> Result<Vec<EventId>, StoreError> {
+        // Events without subjects: the marker holds the event's id.
+        let marker = marker_key(ws, message_id);
         let item = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(marker_key(ws, message_id)))
+            .set_key(Some(marker))
             .consistent_read(true)
             .send()
             .await
