@@ -63,6 +63,21 @@ enum Table {
 }
 
 /// A fresh table, created as the template defines it.
+/// Every item of a (small) table, by one `Scan`.
+async fn table_items(
+    c: &AwsClients,
+    table: &str,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    c.dynamodb
+        .scan()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+}
+
 async fn fresh_table(c: &AwsClients, which: Table) -> String {
     let name = format!("t-{}", unique());
     let names = TableNames {
@@ -247,9 +262,10 @@ mod event_lookup {
     tracklayer_core::event_lookup_contract!(event_store());
 }
 
-/// The lookup by messageId reads the marker that dedup writes anyway: the marker (with the
-/// event's id) stays one small item, under 1 KB, so a write unit; an event with subjects has
-/// no marker (its dedup entry is on its primary subject's day) and is not found this way.
+/// The lookup by messageId reads what dedup and the packs write anyway: the marker (with the
+/// event's id) stays one small item, under 1 KB, so a write unit; an identified event (user id
+/// and email) has no marker (its dedup entry is on its primary subject's day) and is found in
+/// the event packs of the dedup window. The lookups write nothing.
 #[tokio::test]
 async fn the_message_id_lookup_reads_the_dedup_marker_and_writes_nothing_of_its_own() {
     let c = clients().await;
@@ -257,18 +273,16 @@ async fn the_message_id_lookup_reads_the_dedup_marker_and_writes_nothing_of_its_
     let s = DynamoEventStore::new(c.dynamodb.clone(), table.clone());
     let ws = ws();
     let alone = testkit::new_event(&ws, &"m".repeat(256), &[], T0);
-    let with_subject = testkit::new_event(&ws, "m-subject", &["anon-1"], T0);
-    s.record(&[alone.clone(), with_subject], T0).await.unwrap();
-
-    let items = c
-        .dynamodb
-        .scan()
-        .table_name(&table)
-        .send()
+    let mut identified = testkit::new_event(&ws, "m-subject", &["user-index", "email-index"], T0);
+    // Received at T0, as ingest's ids say (the packs are partitioned by that minute).
+    let id = same_millisecond_ids_at(T0, 1)[0];
+    identified.event.event_id = id;
+    identified.operational.as_mut().unwrap().event_id = id;
+    s.record(&[alone.clone(), identified.clone()], T0)
         .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
+        .unwrap();
+
+    let items = table_items(&c, &table).await;
     let markers: Vec<_> = items
         .iter()
         .filter(|i| i["sk"].as_s().unwrap() == "D")
@@ -292,12 +306,32 @@ async fn the_message_id_lookup_reads_the_dedup_marker_and_writes_nothing_of_its_
             .unwrap(),
         vec![alone.event.event_id]
     );
+    let started = std::time::Instant::now();
+    let later = T0 + time::Duration::hours(20);
     assert_eq!(
-        s.event_ids_by_message_id(&ws, &MessageId::parse("m-subject").unwrap(), T0)
+        s.event_ids_by_message_id(&ws, &MessageId::parse("m-subject").unwrap(), later)
+            .await
+            .unwrap(),
+        vec![identified.event.event_id]
+    );
+    println!(
+        "an identified event received 20 h before: found in {:?}",
+        started.elapsed()
+    );
+    let started = std::time::Instant::now();
+    let absent = MessageId::parse("m-never-sent").unwrap();
+    assert_eq!(
+        s.event_ids_by_message_id(&ws, &absent, later)
             .await
             .unwrap(),
         vec![]
     );
+    println!(
+        "an unknown message id, the whole window read: {:?}",
+        started.elapsed()
+    );
+    let after = table_items(&c, &table).await;
+    assert_eq!(after, items, "the lookups wrote nothing");
 }
 
 mod event_store_erasure {
@@ -501,7 +535,12 @@ async fn forgetting_a_subjects_events_lets_the_retry_through() {
 
 /// UUIDv7 ids of one millisecond, as ingest makes them for one request.
 fn same_millisecond_ids(n: usize) -> Vec<EventId> {
-    let ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64;
+    same_millisecond_ids_at(OffsetDateTime::now_utc(), n)
+}
+
+/// UUIDv7 ids of the millisecond `at`.
+fn same_millisecond_ids_at(at: OffsetDateTime, n: usize) -> Vec<EventId> {
+    let ms = (at.unix_timestamp_nanos() / 1_000_000) as u64;
     let mut ids: Vec<EventId> = (0..n)
         .map(|_| {
             let random: [u8; 10] = rand::random();
@@ -532,15 +571,7 @@ async fn one_request_is_one_event_pack_and_one_operational_pack() {
         })
         .collect();
     assert_eq!(s.record(&events, T0).await.unwrap(), vec![true; 100]);
-    let items = c
-        .dynamodb
-        .scan()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
+    let items = table_items(&c, &table).await;
     let kinds: Vec<String> = items
         .iter()
         .map(|i| i["sk"].as_s().unwrap().chars().next().unwrap().to_string())

@@ -215,10 +215,11 @@ pub trait EventReader: Send + Sync {
         id: &EventId,
         now: OffsetDateTime,
     ) -> Result<Option<StoredEvent>, StoreError>;
-    /// The ids of events with this Segment `messageId` in the workspace, found through the
-    /// message id's dedup marker, so only while it lives (`dedup_until`: 24 hours) and
-    /// without a write of its own. On DynamoDB only events without subjects have a marker
-    /// (the others' dedup entries ride on their primary subject's item, keyed by subject).
+    /// The ids of events with this Segment `messageId` in the workspace while its dedup
+    /// window is open (`dedup_until`: 24 hours), without a write of its own: through the
+    /// message id's dedup marker. On DynamoDB only events without subjects have a marker (the
+    /// others' dedup entries ride on their primary subject's item, keyed by subject); those
+    /// are found in the event packs of the window, newest first.
     async fn event_ids_by_message_id(
         &self,
         ws: &WorkspaceId,
@@ -258,7 +259,9 @@ pub trait EventStore: EventWriter + EventReader + EventEraser {}
 impl<T: EventWriter + EventReader + EventEraser + ?Sized> EventStore for T {}
 
 /// Test support, a right no service holds: reads the contract suites use to check what an
-/// event store keeps beside the events (subject index, operational records).
+/// event store keeps beside the events (subject index, operational records). Only with the
+/// `testkit` feature: production builds have no such reads.
+#[cfg(feature = "testkit")]
 #[async_trait]
 pub trait EventInspection: Send + Sync {
     /// Unexpired events whose subject index includes `subject`, oldest first, after `after`.
@@ -280,8 +283,10 @@ pub trait EventInspection: Send + Sync {
 }
 
 /// An event store the contract suites can look into.
+#[cfg(feature = "testkit")]
 pub trait InspectableEventStore: EventStore + EventInspection {}
 
+#[cfg(feature = "testkit")]
 impl<T: EventStore + EventInspection + ?Sized> InspectableEventStore for T {}
 
 /// A message to put on a destination kind's queue.

@@ -2333,6 +2333,31 @@ async fn a_users_email_is_validated_and_unique_in_the_workspace() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
 }
 
+/// The id is parsed where it enters, before the caller's rights or the body are looked at:
+/// a malformed id names no user, like an unknown one.
+#[tokio::test]
+async fn a_malformed_user_id_names_no_user_whatever_the_body() {
+    let app = App::start().await;
+    for (method, body) in [
+        (Method::PATCH, Some(json!({"role": "superuser"}))),
+        (Method::PATCH, Some(json!({"email": "new@example.com"}))),
+        (Method::DELETE, None),
+    ] {
+        for id in ["USR_OWNER", "owner", "usr_", "usr_a-b"] {
+            let (status, _, v) = app
+                .call(
+                    method.clone(),
+                    &format!("/admin/v1/users/{id}"),
+                    Some(&app.admin),
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {id}: {v}");
+            assert_eq!(v["detail"], "user not found", "{v}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_user_changes_their_own_email_but_not_anothers_nor_their_role() {
     let app = App::start().await;

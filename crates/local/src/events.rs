@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 use tracklayer_core::clock::unix_millis;
 use tracklayer_core::dsr::{ErasedRows, EventFootprint};
 use tracklayer_core::error::StoreError;
-use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent};
-use tracklayer_core::ports::{EventEraser, EventInspection, EventReader, EventWriter, NewEvent};
+use tracklayer_core::event::{EventId, MessageId, StoredEvent};
+use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent};
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::db::{from_json, json, sql, Db};
@@ -205,77 +205,6 @@ impl EventReader for SqliteEventStore {
 }
 
 #[async_trait]
-impl EventInspection for SqliteEventStore {
-    async fn events_by_subject(
-        &self,
-        ws: &WorkspaceId,
-        subject: &str,
-        after: Option<&EventId>,
-        limit: usize,
-        now: OffsetDateTime,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let ws = ws.as_str().to_owned();
-        let subject = subject.to_owned();
-        let after = after.map(ToString::to_string).unwrap_or_default();
-        let now = unix_millis(now);
-        let limit = limit.min(10_000) as i64;
-        self.db
-            .call("events_by_subject", move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT e.doc FROM event_subjects s
-                         JOIN events e ON e.workspace_id = s.workspace_id AND e.event_id = s.event_id
-                         WHERE s.workspace_id = ?1 AND s.subject = ?2 AND s.event_id > ?3
-                           AND e.expires_at > ?4
-                         ORDER BY s.event_id LIMIT ?5",
-                    )
-                    .map_err(|e| sql("events_by_subject", e))?;
-                let rows = stmt
-                    .query_map(params![ws, subject, after, now, limit], |r| {
-                        r.get::<_, String>(0)
-                    })
-                    .map_err(|e| sql("events_by_subject", e))?;
-                rows.map(|r| {
-                    r.map_err(|e| sql("events_by_subject", e))
-                        .and_then(|d| from_json("events_by_subject", &d))
-                })
-                .collect()
-            })
-            .await
-    }
-
-    async fn operational(
-        &self,
-        ws: &WorkspaceId,
-        id: &EventId,
-        now: OffsetDateTime,
-    ) -> Result<Option<OperationalRecord>, StoreError> {
-        let workspace_id = ws.clone();
-        let event_id = *id;
-        let (ws, id, now) = (ws.as_str().to_owned(), id.to_string(), unix_millis(now));
-        self.db
-            .call("operational", move |c| {
-                let row: Option<(Vec<u8>, i64)> = c
-                    .query_row(
-                        "SELECT sealed, expires_at FROM operational
-                         WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3",
-                        params![ws, id, now],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()
-                    .map_err(|e| sql("operational", e))?;
-                Ok(row.map(|(sealed, expires)| OperationalRecord {
-                    workspace_id,
-                    event_id,
-                    sealed: tracklayer_core::crypto::Sealed(sealed),
-                    expires_at: tracklayer_core::clock::from_unix_millis(expires),
-                }))
-            })
-            .await
-    }
-}
-
-#[async_trait]
 impl EventEraser for SqliteEventStore {
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let now = unix_millis(now);
@@ -382,5 +311,85 @@ impl EventEraser for SqliteEventStore {
                 Ok(rows)
             })
             .await
+    }
+}
+
+/// The contract suites' inspection reads: tests only (the `testkit` feature), never in a
+/// release build.
+#[cfg(feature = "testkit")]
+mod inspection {
+    use super::*;
+    use tracklayer_core::event::OperationalRecord;
+    use tracklayer_core::ports::EventInspection;
+
+    #[async_trait]
+    impl EventInspection for SqliteEventStore {
+        async fn events_by_subject(
+            &self,
+            ws: &WorkspaceId,
+            subject: &str,
+            after: Option<&EventId>,
+            limit: usize,
+            now: OffsetDateTime,
+        ) -> Result<Vec<StoredEvent>, StoreError> {
+            let ws = ws.as_str().to_owned();
+            let subject = subject.to_owned();
+            let after = after.map(ToString::to_string).unwrap_or_default();
+            let now = unix_millis(now);
+            let limit = limit.min(10_000) as i64;
+            self.db
+                .call("events_by_subject", move |c| {
+                    let mut stmt = c
+                        .prepare_cached(
+                            "SELECT e.doc FROM event_subjects s
+                             JOIN events e ON e.workspace_id = s.workspace_id AND e.event_id = s.event_id
+                             WHERE s.workspace_id = ?1 AND s.subject = ?2 AND s.event_id > ?3
+                               AND e.expires_at > ?4
+                             ORDER BY s.event_id LIMIT ?5",
+                        )
+                        .map_err(|e| sql("events_by_subject", e))?;
+                    let rows = stmt
+                        .query_map(params![ws, subject, after, now, limit], |r| {
+                            r.get::<_, String>(0)
+                        })
+                        .map_err(|e| sql("events_by_subject", e))?;
+                    rows.map(|r| {
+                        r.map_err(|e| sql("events_by_subject", e))
+                            .and_then(|d| from_json("events_by_subject", &d))
+                    })
+                    .collect()
+                })
+                .await
+        }
+
+        async fn operational(
+            &self,
+            ws: &WorkspaceId,
+            id: &EventId,
+            now: OffsetDateTime,
+        ) -> Result<Option<OperationalRecord>, StoreError> {
+            let workspace_id = ws.clone();
+            let event_id = *id;
+            let (ws, id, now) = (ws.as_str().to_owned(), id.to_string(), unix_millis(now));
+            self.db
+                .call("operational", move |c| {
+                    let row: Option<(Vec<u8>, i64)> = c
+                        .query_row(
+                            "SELECT sealed, expires_at FROM operational
+                             WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3",
+                            params![ws, id, now],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .optional()
+                        .map_err(|e| sql("operational", e))?;
+                    Ok(row.map(|(sealed, expires)| OperationalRecord {
+                        workspace_id,
+                        event_id,
+                        sealed: tracklayer_core::crypto::Sealed(sealed),
+                        expires_at: tracklayer_core::clock::from_unix_millis(expires),
+                    }))
+                })
+                .await
+        }
     }
 }

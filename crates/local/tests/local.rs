@@ -20,6 +20,8 @@ mod audit_tamper;
 mod delivery_service;
 #[path = "local/dsr_service.rs"]
 mod dsr_service;
+#[path = "local/release_features.rs"]
+mod release_features;
 #[path = "local/stats_counting.rs"]
 mod stats_counting;
 

@@ -445,6 +445,19 @@ fn users_are_invited_listed_given_a_role_and_removed_on_the_cli() {
 }
 
 #[test]
+fn a_malformed_user_id_is_refused_by_name_before_the_data_directory_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nowhere = tmp.path().join("nowhere");
+    for args in [
+        &["users", "remove", "ana@example.com"][..],
+        &["users", "set-role", "USR_ANA", "viewer"][..],
+    ] {
+        assert_refused(&nowhere, args, "ID: not a user id (expected usr_<id>)");
+    }
+    assert!(!nowhere.exists());
+}
+
+#[test]
 fn the_last_admin_can_be_neither_removed_nor_demoted_on_the_cli() {
     let (_tmp, dir) = initialised_in_us();
 

@@ -258,6 +258,20 @@ impl Person {
     }
 }
 
+/// A request of `kind` about `person`, identified by their email.
+async fn submit_by_email(
+    service: &DsrService,
+    admin: &Principal,
+    kind: DsrKind,
+    person: &Person,
+) -> tracklayer_core::dsr::DsrRequest {
+    let subject = SubjectIdentifiers {
+        email: Some(person.email.clone()),
+        ..Default::default()
+    };
+    service.submit(admin, kind, &subject, None).await.unwrap()
+}
+
 async fn send(
     ingest: &IngestService,
     key: &tracklayer_core::keys::ApiKeyRecord,
@@ -668,6 +682,88 @@ async fn erasing_a_subject_leaves_nothing_of_it_in_any_table_or_queue() {
 }
 
 #[tokio::test]
+async fn a_ga4_erasure_receipt_lists_the_client_ids_sent_and_no_table_holds_them_in_the_clear() {
+    // Arrange: A's and B's events went to a GA4 destination, which accepted them.
+    let stack = Stack::new().await;
+    let ws = stack.bootstrap("GA4 receipt").await.workspace.id;
+    let mut ga4 = testkit::destination(&ws, DestinationKind::Ga4, SystemClock.now());
+    ga4.config = json!({"measurement_id": "G-TEST123"});
+    stack.control.put_destination(&ga4).await.unwrap();
+    let key = testkit::api_key(&ws, KeyKind::Ingest);
+    let ingest = stack.ingest();
+    let a = Person::new("alice", "+49 30 1234567", "Alice");
+    let b = Person::new("bob", "+1 415 555 0100", "Bob");
+    let sent = send(
+        &ingest,
+        &key,
+        vec![
+            track(&a, "a-1", 10),
+            track(&b, "b-1", 5),
+            track(&a, "a-2", 20),
+        ],
+    )
+    .await;
+    assert_eq!(sent.accepted, 3);
+    let events = stack
+        .queue
+        .receive(DestinationKind::Ga4, 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let records: Vec<_> = events
+        .iter()
+        .flat_map(|m| body_facts(&m.body))
+        .map(|(id, _)| {
+            testkit::delivery_record(
+                &ws,
+                &ga4.id,
+                id,
+                DeliveryStatus::Delivered,
+                SystemClock.now(),
+            )
+        })
+        .collect();
+    assert_eq!(records.len(), 3, "every event was routed to GA4");
+    stack.log.record(&records).await.unwrap();
+    for m in &events {
+        stack
+            .queue
+            .ack(DestinationKind::Ga4, &m.receipt)
+            .await
+            .unwrap();
+    }
+
+    // Act: A is erased; an admin reads the request.
+    let service = stack.dsr_service();
+    let admin = Principal::operator(&ws);
+    let request = submit_by_email(&service, &admin, DsrKind::Erasure, &a).await;
+    for _ in 0..10 {
+        service.run().await;
+    }
+    let read = service.get(&admin, request.id.as_str()).await.unwrap();
+
+    // Assert: GA4's part lists A's client id (the anonymous id GA4 got), not B's...
+    assert_eq!(read.status, DsrStatus::Completed);
+    let receipt = read.receipt.expect("a receipt");
+    let at_ga4 = receipt
+        .destinations
+        .iter()
+        .find(|d| d.destination_id == ga4.id)
+        .expect("GA4's part");
+    assert_eq!(at_ga4.events_delivered, 2);
+    assert_eq!(at_ga4.client_ids.0, vec![a.anonymous_id.clone()]);
+    // ...and no item of any table holds either in the clear: the receipt keeps them sealed.
+    assert!(receipt.client_ids.is_some());
+    let after = stack.everything().await;
+    assert!(
+        after.iter().any(|d| d.contains("G-TEST123")),
+        "the scan reads"
+    );
+    let client_ids = [a.anonymous_id.clone(), b.anonymous_id.clone()];
+    let hits = scan::find(&after, &client_ids);
+    assert!(hits.is_empty(), "a client id in the clear: {hits:?}");
+}
+
+#[tokio::test]
 async fn an_access_export_is_stored_sealed_for_7_days_and_downloads_the_subjects_events() {
     let stack = Stack::new().await;
     let ws = stack.bootstrap("Access proof").await.workspace.id;
@@ -687,14 +783,7 @@ async fn an_access_export_is_stored_sealed_for_7_days_and_downloads_the_subjects
 
     let service = stack.dsr_service();
     let admin = Principal::operator(&ws);
-    let subject_b = SubjectIdentifiers {
-        email: Some(b.email.clone()),
-        ..Default::default()
-    };
-    let request = service
-        .submit(&admin, DsrKind::Access, &subject_b, None)
-        .await
-        .unwrap();
+    let request = submit_by_email(&service, &admin, DsrKind::Access, &b).await;
     let subjects_b = request.subjects.clone();
     let ids_b: Vec<EventId> = stack
         .footprint(&ws, &subjects_b, 10)

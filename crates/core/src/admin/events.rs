@@ -32,7 +32,7 @@ impl AdminService {
     }
 
     /// The traces of the caller's workspace's events with this Segment `messageId` (normally
-    /// one), while its dedup marker lives (see `EventReader::event_ids_by_message_id`).
+    /// one), while its dedup window is open (see `EventReader::event_ids_by_message_id`).
     pub async fn event_traces_by_message_id(
         &self,
         p: &Principal,

@@ -54,11 +54,11 @@ impl AdminService {
     }
 
     /// One user of the caller's workspace.
-    pub async fn user(&self, p: &Principal, id: &str) -> Result<User, AdminError> {
+    pub async fn user(&self, p: &Principal, id: &UserId) -> Result<User, AdminError> {
         require(p, Role::Viewer, "read users")?;
         self.ports
             .control
-            .user(&p.workspace_id, &user_id(id)?, self.now())
+            .user(&p.workspace_id, id, self.now())
             .await?
             .ok_or(AdminError::NotFound("user"))
     }
@@ -68,7 +68,7 @@ impl AdminService {
     pub async fn set_email(
         &self,
         p: &Principal,
-        id: &str,
+        id: &UserId,
         email: &str,
     ) -> Result<User, AdminError> {
         if p.actor != format!("user:{id}") {
@@ -79,7 +79,7 @@ impl AdminService {
         let mut user = self
             .ports
             .control
-            .user(&p.workspace_id, &user_id(id)?, self.now())
+            .user(&p.workspace_id, id, self.now())
             .await?
             .ok_or(AdminError::NotFound("user"))?;
         if user.email == email {
@@ -96,7 +96,7 @@ impl AdminService {
         self.audit(
             p,
             AuditAction::UserSetEmail,
-            id,
+            id.as_str(),
             json!({"from": fingerprint(&old), "to": fingerprint(&user.email)}),
         )
         .await?;
@@ -105,13 +105,18 @@ impl AdminService {
 
     /// Changes a user's role. The last admin cannot be demoted: the store checks and writes
     /// in one atomic step, so two admins demoting each other at once cannot both succeed.
-    pub async fn set_role(&self, p: &Principal, id: &str, role: Role) -> Result<User, AdminError> {
+    pub async fn set_role(
+        &self,
+        p: &Principal,
+        id: &UserId,
+        role: Role,
+    ) -> Result<User, AdminError> {
         require(p, Role::Admin, "change roles")?;
         self.open_ws(p).await?;
         let mut user = self
             .ports
             .control
-            .set_user_role_keeping_an_admin(&p.workspace_id, &user_id(id)?, role, self.now())
+            .set_user_role_keeping_an_admin(&p.workspace_id, id, role, self.now())
             .await
             .map_err(|e| last_admin(e, "the last admin cannot be demoted"))?;
         let from = user.role;
@@ -120,19 +125,19 @@ impl AdminService {
         self.audit(
             p,
             AuditAction::UserSetRole,
-            id,
+            id.as_str(),
             json!({"from": from, "to": role}),
         )
         .await?;
         Ok(user)
     }
 
-    pub async fn remove_user(&self, p: &Principal, id: &str) -> Result<(), AdminError> {
+    pub async fn remove_user(&self, p: &Principal, id: &UserId) -> Result<(), AdminError> {
         require(p, Role::Admin, "remove users")?;
         let user = self
             .ports
             .control
-            .delete_user_keeping_an_admin(&p.workspace_id, &user_id(id)?, self.now())
+            .delete_user_keeping_an_admin(&p.workspace_id, id, self.now())
             .await
             .map_err(|e| last_admin(e, "the last admin cannot be removed"))?;
         self.changed(Change::Workspace(p.workspace_id.clone()));
@@ -148,8 +153,13 @@ impl AdminService {
                 self.changed(Change::Key(key.id.clone()));
             }
         }
-        self.audit(p, AuditAction::UserRemove, id, json!({"role": user.role}))
-            .await?;
+        self.audit(
+            p,
+            AuditAction::UserRemove,
+            id.as_str(),
+            json!({"role": user.role}),
+        )
+        .await?;
         Ok(())
     }
 }
@@ -170,9 +180,4 @@ fn email_taken(e: StoreError) -> AdminError {
         StoreError::Conflict(_) => AdminError::Conflict("a user with this email exists".into()),
         other => other.into(),
     }
-}
-
-/// The user `id` names; a malformed id names no user (404, as an unknown one).
-fn user_id(id: &str) -> Result<UserId, AdminError> {
-    UserId::parse(id).map_err(|_| AdminError::NotFound("user"))
 }

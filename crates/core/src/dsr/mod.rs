@@ -18,7 +18,7 @@ mod submit;
 mod vendor_ids;
 
 pub use receipt::SentToVendor;
-pub use vendor_ids::VendorIds;
+pub use vendor_ids::{ClientIds, SentClientIds, VendorIds};
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::crypto::Sealed;
 use crate::destination::{DestinationId, DestinationKind};
 use crate::event::EventId;
 use crate::workspace::WorkspaceId;
@@ -127,6 +128,10 @@ pub struct PagePlan {
     pub events: Vec<EventId>,
     pub counts: StoreCounts,
     pub downstream: BTreeMap<DestinationId, Downstream>,
+    /// Erasure: the GA4 client ids found so far, this page's included ([`SentClientIds`],
+    /// sealed); `None` when this page found none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ids: Option<Sealed>,
 }
 
 impl fmt::Debug for PagePlan {
@@ -221,6 +226,9 @@ pub struct Progress {
     /// Access: export parts written so far.
     #[serde(default)]
     pub export_parts: u32,
+    /// Erasure: the GA4 client ids of the finished pages ([`SentClientIds`], sealed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ids: Option<Sealed>,
     #[serde(
         default,
         with = "time::serde::rfc3339::option",
@@ -265,6 +273,11 @@ pub struct DestinationReceipt {
     /// What the customer must do in the destination's own systems (`None`: nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_action: Option<String>,
+    /// Erasure at GA4: the client ids delivered for the subject, to delete with GA4's User
+    /// Deletion API. Never stored (the receipt keeps them sealed in `client_ids`): filled
+    /// when an admin reads the request.
+    #[serde(skip)]
+    pub client_ids: ClientIds,
 }
 
 /// The final account of a request.
@@ -299,6 +312,10 @@ pub struct Receipt {
         skip_serializing_if = "Option::is_none"
     )]
     pub workspace_closed_at: Option<OffsetDateTime>,
+    /// Erasure: the GA4 client ids delivered for the subject, per destination
+    /// ([`SentClientIds`], sealed); opened into each destination's `client_ids` on read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ids: Option<Sealed>,
 }
 
 /// A data-subject request as the `DsrStore` keeps it.

@@ -7,12 +7,14 @@ use time::Duration;
 
 use super::service::{DsrService, RunReport};
 use super::{
-    Downstream, DsrKind, DsrRequest, DsrStatus, EventFootprint, PagePlan, Phase, StoreCounts,
+    Downstream, DsrKind, DsrRequest, DsrStatus, EventFootprint, PagePlan, Phase, SentClientIds,
+    StoreCounts, VendorIds,
 };
 use crate::admin::AdminError;
+use crate::crypto::Sealed;
 use crate::destination::{DestinationId, DestinationKind};
 use crate::event::EventId;
-use crate::ports::DeliveryStatus;
+use crate::ports::{DeliveryRecord, DeliveryStatus};
 
 impl DsrService {
     /// Processes open requests in bounded pages; resumable at any point.
@@ -165,14 +167,64 @@ impl DsrService {
                 last_delivered_at: Some(rec.updated_at),
             });
         }
+        let client_ids = self
+            .sent_client_ids(r, &found, &records, &downstream)
+            .await?;
         Ok(Some((
             found,
             PagePlan {
                 events: ids,
                 counts,
                 downstream,
+                client_ids,
             },
         )))
+    }
+
+    /// Erasure: the GA4 client ids found so far plus those of this page's events that a GA4
+    /// destination accepted (as ingest sealed them with the events, [`VendorIds`]; only
+    /// these events', never another subject's), sealed for the request. They must be read
+    /// now: the page's events are deleted next. The workspace key is unwrapped only for a
+    /// page that has any.
+    async fn sent_client_ids(
+        &self,
+        r: &DsrRequest,
+        found: &[EventFootprint],
+        records: &[DeliveryRecord],
+        downstream: &BTreeMap<DestinationId, Downstream>,
+    ) -> Result<Option<Sealed>, AdminError> {
+        let so_far = r.progress.client_ids.clone();
+        if r.kind != DsrKind::Erasure || found.iter().all(|f| f.event.vendor_ids.is_none()) {
+            return Ok(so_far);
+        }
+        let ws = self.workspace(&r.workspace_id).await?;
+        let keys = self.keys(&ws).await?;
+        let mut page = SentClientIds::default();
+        for rec in records
+            .iter()
+            .filter(|r| r.status == DeliveryStatus::Delivered)
+        {
+            let to_ga4 = downstream.get(&rec.destination_id).and_then(|d| d.kind)
+                == Some(DestinationKind::Ga4);
+            let event = found.iter().find(|f| f.event.event_id == rec.event_id);
+            let (true, Some(event)) = (to_ga4, event) else {
+                continue;
+            };
+            if let Some(id) = VendorIds::open(&event.event, &keys)?.ga4_client_id {
+                page.0
+                    .entry(rec.destination_id.clone())
+                    .or_default()
+                    .insert(id);
+            }
+        }
+        if page.is_empty() {
+            return Ok(so_far);
+        }
+        let mut all = SentClientIds::open(so_far.as_ref(), &keys, r)?;
+        all.merge(page);
+        let mut nonce = [0u8; 12];
+        self.ports.ids.fill(&mut nonce);
+        Ok(all.seal(&keys, nonce, r))
     }
 
     pub(super) async fn erasure_page(&self, r: &mut DsrRequest) -> Result<(), AdminError> {
@@ -218,6 +270,9 @@ impl DsrService {
                 .entry(id.clone())
                 .or_default()
                 .merge(d);
+        }
+        if plan.client_ids.is_some() {
+            r.progress.client_ids = plan.client_ids.clone();
         }
         r.progress.cursor = plan.events.last().copied();
         r.progress.pages += 1;

@@ -6,10 +6,11 @@ use time::{Duration, OffsetDateTime};
 
 use super::service::{rfc3339, DsrService, SYSTEM};
 use super::{
-    suppression_token, DestinationReceipt, Downstream, DsrKind, DsrRequest, DsrStatus, Receipt,
-    StoreCounts,
+    suppression_token, ClientIds, DestinationReceipt, Downstream, DsrKind, DsrRequest, DsrStatus,
+    Receipt, SentClientIds, StoreCounts,
 };
 use crate::admin::AdminError;
+use crate::crypto::Sealed;
 use crate::deliver::Connector;
 use crate::destination::{Destination, DestinationId, DestinationKind};
 use crate::workspace::WorkspaceId;
@@ -32,6 +33,9 @@ impl DsrService {
             }
         }
         let destinations = self.ports.control.destinations(&r.workspace_id).await?;
+        let client_ids = self
+            .opened_client_ids(r, r.progress.client_ids.as_ref())
+            .await?;
         let receipt = Receipt {
             started_at: r.progress.started_at.unwrap_or(now),
             completed_at: now,
@@ -43,13 +47,22 @@ impl DsrService {
                 .downstream
                 .iter()
                 .map(|(id, d)| {
-                    destination_receipt(
+                    let mut receipt = destination_receipt(
                         self.ports.connectors,
                         r.kind,
                         id,
                         d,
                         destinations.iter().find(|x| &x.id == id),
-                    )
+                    );
+                    if client_ids.0.get(id).is_some_and(|ids| !ids.is_empty()) {
+                        if let Some(todo) = receipt.customer_action.as_mut() {
+                            todo.push_str(
+                                " The client ids TrackLayer sent for the subject are listed \
+                                 in this receipt's client_ids.",
+                            );
+                        }
+                    }
+                    receipt
                 })
                 .collect(),
             export_expires_at: export.then(|| {
@@ -57,6 +70,7 @@ impl DsrService {
             }),
             export_deleted_by: None,
             workspace_closed_at: closed_at,
+            client_ids: r.progress.client_ids.take(),
         };
         // The subject-index values and the last page's event ids go: the receipt keeps counts.
         r.subjects.clear();
@@ -107,6 +121,40 @@ impl DsrService {
             tracing::info!(workspace = %ws, stamped, "request of a closed workspace completed; its records end with the account data");
         }
         Ok(closed_at)
+    }
+}
+
+impl DsrService {
+    /// The GA4 client ids `sealed` holds for request `r` (empty for `None`).
+    pub(super) async fn opened_client_ids(
+        &self,
+        r: &DsrRequest,
+        sealed: Option<&Sealed>,
+    ) -> Result<SentClientIds, AdminError> {
+        if sealed.is_none() {
+            return Ok(SentClientIds::default());
+        }
+        let ws = self.workspace(&r.workspace_id).await?;
+        let keys = self.keys(&ws).await?;
+        Ok(SentClientIds::open(sealed, &keys, r)?)
+    }
+
+    /// Opens a completed erasure's client ids into its destinations' `client_ids`, for an
+    /// admin reading the request.
+    pub(super) async fn reveal_client_ids(&self, r: &mut DsrRequest) -> Result<(), AdminError> {
+        let Some(receipt) = r.receipt.as_ref() else {
+            return Ok(());
+        };
+        let mut sent = self
+            .opened_client_ids(r, receipt.client_ids.as_ref())
+            .await?;
+        if let Some(receipt) = r.receipt.as_mut() {
+            for d in &mut receipt.destinations {
+                let ids = sent.0.remove(&d.destination_id).unwrap_or_default();
+                d.client_ids = ClientIds(ids.into_iter().collect());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -195,5 +243,6 @@ fn destination_receipt(
         last_delivered_at: d.last_delivered_at,
         tracklayer_action,
         customer_action,
+        client_ids: ClientIds::default(),
     }
 }

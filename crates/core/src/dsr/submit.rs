@@ -80,21 +80,27 @@ impl DsrService {
 
     pub async fn list(&self, p: &Principal, limit: usize) -> Result<Vec<DsrRequest>, DsrError> {
         require(p, Role::Admin, "read data-subject requests")?;
-        Ok(self
+        let mut requests = self
             .ports
             .dsr
             .requests(&p.workspace_id, limit.clamp(1, 1000))
-            .await?)
+            .await?;
+        for r in &mut requests {
+            self.reveal_client_ids(r).await?;
+        }
+        Ok(requests)
     }
 
     pub async fn get(&self, p: &Principal, id: &str) -> Result<DsrRequest, DsrError> {
         require(p, Role::Admin, "read data-subject requests")?;
         let id = DsrId::parse(id).map_err(|_| AdminError::NotFound("data-subject request"))?;
-        Ok(self
+        let mut request = self
             .ports
             .dsr
             .request(&p.workspace_id, &id)
             .await?
-            .ok_or(AdminError::NotFound("data-subject request"))?)
+            .ok_or(AdminError::NotFound("data-subject request"))?;
+        self.reveal_client_ids(&mut request).await?;
+        Ok(request)
     }
 }

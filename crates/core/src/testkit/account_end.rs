@@ -65,6 +65,7 @@ pub async fn a_closed_workspaces_requests_and_suppression_list_end_90_days_after
         export_expires_at: None,
         export_deleted_by: None,
         workspace_closed_at: None,
+        client_ids: None,
     });
     dsr.update_request(&erasure).await.unwrap();
     let mut access = dsr_request(&ws.id, DsrKind::Access, T0 + days(1));

@@ -113,6 +113,9 @@ pub struct DestinationReceipt {
     pub tracklayer_action: String,
     /// `null`: nothing to do there.
     pub customer_action: Option<String>,
+    /// Erasure at GA4: the client ids TrackLayer sent for the subject, to delete with GA4's
+    /// User Deletion API (empty otherwise). Kept encrypted; shown only to admins.
+    pub client_ids: Vec<String>,
 }
 
 /// The final account of a completed request.
@@ -216,6 +219,7 @@ impl From<core_dsr::DsrRequest> for DataSubjectRequest {
                         last_delivered_at: d.last_delivered_at,
                         tracklayer_action: d.tracklayer_action,
                         customer_action: d.customer_action,
+                        client_ids: d.client_ids.0,
                     })
                     .collect(),
                 export_expires_at: c.export_expires_at,

@@ -17,11 +17,11 @@ pub struct EventTraces {
 }
 
 /// The traces of the caller's workspace's events with this Segment `messageId` (any role).
-/// Found while the messageId's dedup marker lives: 1 day (24 hours after the event was
-/// received). On AWS (DynamoDB) only events without `userId`/`anonymousId`/identifiers have
-/// such a marker; others are found by `evt_…` id only.
+/// Found within the messageId's dedup window: 1 day (24 hours after the event was received).
+/// On AWS (DynamoDB) an event with `userId`/`anonymousId`/identifiers is found by reading
+/// the workspace's event packs received since, newest first (the cost grows with the age).
 #[utoipa::path(get, path = "/admin/v1/events", operation_id = "findEventTracesByMessageId", tag = "events",
-    params(("message_id" = String, Query, description = "The event's Segment `messageId` (1 to 256 characters); found while its dedup marker lives: 1 day", max_length = 256)),
+    params(("message_id" = String, Query, description = "The event's Segment `messageId` (1 to 256 characters); found within its dedup window: 1 day", max_length = 256)),
     responses(
         (status = 200, description = "The traces (normally one)", body = EventTraces),
         (status = 400, description = "`message_id` missing or longer than 256 characters", body = dto::ProblemDoc, content_type = "application/problem+json"),

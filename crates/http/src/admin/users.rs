@@ -1,9 +1,12 @@
 //! Users and their roles: wire types and handlers.
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracklayer_core as tl;
+use tracklayer_core::user_id::UserId;
 use utoipa::ToSchema;
 
 use super::dto::{self, present, rfc3339, Role};
@@ -84,6 +87,22 @@ impl std::fmt::Debug for UserPatch {
     }
 }
 
+/// The user a path's `{id}` names, parsed where it enters: a malformed id names no user (404,
+/// as an unknown one, whatever the caller's role or body).
+#[derive(Debug)]
+pub struct UserPath(pub UserId);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserPath {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let Id(id) = Id::from_request_parts(parts, state).await?;
+        UserId::parse(&id)
+            .map(UserPath)
+            .map_err(|_| Problem::not_found("user"))
+    }
+}
+
 /// The workspace's users.
 #[utoipa::path(get, path = "/admin/v1/users", operation_id = "listUsers", tag = "users",
     responses((status = 200, description = "The users", body = Vec<User>)))]
@@ -121,7 +140,7 @@ pub async fn invite_user(
     ))]
 pub async fn update_user(
     Call(s, p): Call,
-    Id(id): Id,
+    UserPath(id): UserPath,
     Json(body): Json<UserPatch>,
 ) -> Answer<User> {
     let admin = s.admin();
@@ -148,7 +167,7 @@ pub async fn update_user(
         (status = 403, description = "Only admins remove users", body = dto::ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "The last admin cannot be removed", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn remove_user(Call(s, p): Call, Id(id): Id) -> Result<Response, Problem> {
+pub async fn remove_user(Call(s, p): Call, UserPath(id): UserPath) -> Result<Response, Problem> {
     s.run(s.admin().remove_user(&p, &id)).await?;
     Ok(no_content())
 }

@@ -665,6 +665,111 @@ async fn an_access_export_lists_the_client_id_kept_for_ga4_of_the_subjects_event
     assert!(!export.to_string().contains("anon-b"));
 }
 
+/// Every text and blob value of every table of the database, as bytes.
+async fn database_bytes(db: &tracklayer_local::Db) -> Vec<u8> {
+    db.call("scan", |c| {
+        let tables: Vec<String> = c
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .unwrap();
+        let mut out = Vec::new();
+        for t in tables {
+            let mut stmt = c.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+            let n = stmt.column_count();
+            let mut rows = stmt.query([]).unwrap();
+            while let Some(row) = rows.next().unwrap() {
+                for i in 0..n {
+                    match row.get_ref(i).unwrap() {
+                        rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
+                            out.extend_from_slice(b)
+                        }
+                        _ => {}
+                    }
+                    out.push(0);
+                }
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_ga4_erasure_receipt_lists_the_client_ids_sent_and_stores_them_sealed_only() {
+    // Arrange: a GA4 destination beside Meta; both shoppers' events were delivered to both.
+    let w = World::new().await;
+    let ga4 = w.add_ga4().await;
+    w.ingest("a", 3).await;
+    w.ingest("b", 1).await;
+    let (a, b) = (w.events_of("a").await, w.events_of("b").await);
+    assert_eq!((a.len(), b.len()), (3, 1));
+    for events in [&a, &b] {
+        w.delivered(events).await;
+        w.delivered_to(&ga4, events).await;
+    }
+
+    // Act: shopper a is erased (in two pages), then an admin reads the request.
+    let svc = w.service(w.events.clone());
+    let request = w.submit(&svc, DsrKind::Erasure, "a").await;
+    w.clock.advance(Duration::seconds(11));
+    run(&svc, 10).await;
+    let read = svc
+        .get(&w.admin(), request.id.as_str())
+        .await
+        .expect("an admin reads the request");
+
+    // Assert: GA4's part names a's client id (its anonymous id, which GA4 got as client id)
+    // and says where; never b's; Meta's part names none.
+    assert_eq!(read.status, DsrStatus::Completed);
+    let receipt = read.receipt.expect("a receipt");
+    assert_eq!(receipt.pages, 2);
+    let part = |id: &DestinationId| {
+        receipt
+            .destinations
+            .iter()
+            .find(|d| &d.destination_id == id)
+            .expect("a part per destination")
+    };
+    assert_eq!(part(&ga4).client_ids.0, ["anon-a"]);
+    let action = part(&ga4).customer_action.as_deref().unwrap();
+    assert!(action.contains("User Deletion API"), "{action}");
+    assert!(
+        action.contains("listed in this receipt's client_ids"),
+        "{action}"
+    );
+    assert!(part(&w.destination).client_ids.0.is_empty());
+    assert_eq!(
+        svc.list(&w.admin(), 10).await.unwrap()[0]
+            .receipt
+            .as_ref()
+            .unwrap()
+            .destinations,
+        receipt.destinations,
+        "the list shows what one request shows"
+    );
+    // ...while no table holds it in the clear (b's events, still stored, are sealed too),
+    // nor the mail that went out.
+    let bytes = database_bytes(&w.db).await;
+    let stored = |s: &str| bytes.windows(s.len()).any(|x| x == s.as_bytes());
+    assert!(
+        stored("G-TEST123"),
+        "the scan reads what is stored in the clear"
+    );
+    for id in ["anon-a", "anon-b"] {
+        assert!(!stored(id), "{id} is stored in the clear");
+    }
+    assert!(receipt.client_ids.is_some(), "kept sealed with the receipt");
+    let mails = w.outbox.0.lock().unwrap().clone();
+    assert!(mails.iter().all(|m| !m.text.contains("anon-a")));
+    // An operator of another role does not read requests at all.
+    let viewer = Principal {
+        role: Role::Viewer,
+        ..w.admin()
+    };
+    assert!(svc.get(&viewer, request.id.as_str()).await.is_err());
+}
+
 /// Answers 200 to every request and keeps the bodies.
 #[derive(Default)]
 struct RecordingEgress {

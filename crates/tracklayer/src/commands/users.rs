@@ -1,6 +1,8 @@
 //! `tracklayer users …`: the admin API's user use cases for the operator on a data directory.
 
+use anyhow::anyhow;
 use serde_json::json;
+use tracklayer_core::user_id::UserId;
 use tracklayer_core::workspace::User;
 
 use super::operator::{explain, print_table, role, role_name, when, Operator};
@@ -44,18 +46,20 @@ pub(super) async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             }
         }
         UsersCommand::SetRole(args) => {
+            let id = user_id(&args.id)?;
             let op = Operator::open(&args.out.ws).await?;
             let user = op
                 .admin
-                .set_role(&op.principal, &args.id, role(args.role))
+                .set_role(&op.principal, &id, role(args.role))
                 .await
                 .map_err(|e| explain(&format!("cannot change the role of {}", args.id), e))?;
             print_user(&user, &args.out, "Updated")?;
         }
         UsersCommand::Remove(args) => {
+            let id = user_id(&args.id)?;
             let op = Operator::open(&args.out.ws).await?;
             op.admin
-                .remove_user(&op.principal, &args.id)
+                .remove_user(&op.principal, &id)
                 .await
                 .map_err(|e| explain(&format!("cannot remove user {}", args.id), e))?;
             if args.out.json {
@@ -69,6 +73,11 @@ pub(super) async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `ID` argument, parsed before anything is opened.
+fn user_id(arg: &str) -> anyhow::Result<UserId> {
+    UserId::parse(arg).map_err(|e| anyhow!("ID: {e}"))
 }
 
 fn print_user(user: &User, out: &OperatorArgs, verb: &str) -> anyhow::Result<()> {

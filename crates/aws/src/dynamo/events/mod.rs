@@ -10,6 +10,9 @@
 //! | subject-day | `W#{ws}#S#{subject}#{day}` | `S` | `subject_pk`, `subject_sk` (GSI `subject`), `packs`, `fps`, `expires_at` |
 //! | dedup marker (events without subjects) | `W#{ws}#D#{sha256(message id)}` | `D` | `event`, `until`, `expires_at` |
 //!
+//! Lookup by message id: the marker for events without subjects; the others are found in the
+//! event packs of the last 24 h (the dedup window), newest minute first (`read`).
+//!
 //! `{ref}` is the hex UUIDv7 of the first event of the pack; a pack holds events of one
 //! millisecond (one request's ids share it), so `event(ws, id)` is one `Query` of
 //! `P#{millisecond} ..= P#{id}` in the id's minute.
@@ -37,14 +40,18 @@ use time::OffsetDateTime;
 use tracklayer_core::dsr::{ErasedRows, EventFootprint};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent};
-use tracklayer_core::ports::{EventEraser, EventInspection, EventReader, EventWriter, NewEvent};
+#[cfg(feature = "testkit")]
+use tracklayer_core::ports::EventInspection;
+use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent};
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::dynamo::{
-    b, batch_get, batch_put, batch_write, get_b, get_n, get_s, key, n, pack, query_all, s, ttl,
-    unpack, Item, EXPIRES_AT,
+    b, batch_get, batch_put, batch_write, get_b, get_n, get_s, key, n, pack, query_all,
+    query_prefix, s, ttl, unpack, Item, EXPIRES_AT,
 };
 use crate::error::store;
+use tracklayer_core::clock::unix_millis;
+use tracklayer_core::workspace::Retention;
 
 /// Raw JSON per pack before compression; keeps an item well under DynamoDB's 400 KB.
 const PACK_RAW_MAX: usize = 300 * 1024;

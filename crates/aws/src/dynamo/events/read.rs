@@ -1,6 +1,9 @@
-//! Reads: one event, a subject's events and operational records.
+//! Reads: one event, a subject's events and operational records, events by message id.
 
 use super::*;
+
+/// The context of the message-id lookup's errors.
+const LOOKUP: &str = "event_ids_by_message_id";
 
 impl DynamoEventStore {
     /// Packs (event or operational) of one millisecond whose first id is at most `up_to`.
@@ -160,35 +163,90 @@ impl EventReader for DynamoEventStore {
         Ok(packed.map(|p| p.e))
     }
 
+    /// An event without subjects is found through its dedup marker (one `GetItem`). An event
+    /// with subjects has no marker: its dedup entry rides on its primary subject's day item,
+    /// which a message id does not lead to, so the lookup reads the event packs of the dedup
+    /// window instead ([`DynamoEventStore::find_in_recent_packs`]). Nothing is written for it.
     async fn event_ids_by_message_id(
         &self,
         ws: &WorkspaceId,
         message_id: &MessageId,
         now: OffsetDateTime,
     ) -> Result<Vec<EventId>, StoreError> {
-        const CONTEXT: &str = "event_ids_by_message_id";
+        // Events without subjects: the marker holds the event's id.
+        let marker = marker_key(ws, message_id);
         let item = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(marker_key(ws, message_id)))
+            .set_key(Some(marker))
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| store(CONTEXT, e))?
+            .map_err(|e| store(LOOKUP, e))?
             .item;
-        let Some(item) = item else {
-            return Ok(Vec::new());
-        };
-        if get_n(&item, "until").unwrap_or(0) <= now.unix_timestamp() {
-            return Ok(Vec::new());
+        if let Some(item) = item.filter(|i| get_n(i, "until").unwrap_or(0) > now.unix_timestamp()) {
+            let hex = get_s(&item, "event", LOOKUP)?;
+            let id = uuid::Uuid::try_parse(hex).map_err(|e| StoreError::corrupt(LOOKUP, e))?;
+            return Ok(vec![EventId(id)]);
         }
-        let hex = get_s(&item, "event", CONTEXT)?;
-        let id = uuid::Uuid::try_parse(hex).map_err(|e| StoreError::corrupt(CONTEXT, e))?;
-        Ok(vec![EventId(id)])
+        let minute = |t: OffsetDateTime| (unix_millis(t).max(0) as u64) / 60_000;
+        let window = minute(now - Retention::dedup())..=minute(now);
+        self.find_in_recent_packs(ws, window, |p| {
+            p.e.message_id == *message_id && p.u > now.unix_timestamp() && p.e.expires_at > now
+        })
+        .await
     }
 }
 
+impl DynamoEventStore {
+    /// The events of the event packs of `minutes` (Unix minutes) that are `open` (the
+    /// message id's, dedup window still open): a pack's partition is the minute of its
+    /// events' ids, which is when they were received, so the last `Retention::dedup()` (24 h)
+    /// are 1,441 minutes. Reads the minutes newest first, `CONCURRENCY` at a time, and stops
+    /// after the round that found any.
+    ///
+    /// Read cost: one `Query` per minute read (at most 1,441), each billed by the size of
+    /// the minute's event packs (eventually consistent: half a read unit per started 4 KB),
+    /// so at most the workspace's event packs of one day; an event received `t` ago costs
+    /// the packs of the last `t`. Nothing is written per event for this lookup.
+    pub(super) async fn find_in_recent_packs(
+        &self,
+        ws: &WorkspaceId,
+        minutes: std::ops::RangeInclusive<u64>,
+        open: impl Fn(&Packed) -> bool,
+    ) -> Result<Vec<EventId>, StoreError> {
+        let minutes: Vec<u64> = minutes.rev().collect();
+        for round in minutes.chunks(CONCURRENCY) {
+            let reads = round.iter().map(|&m| {
+                query_all(
+                    LOOKUP,
+                    query_prefix(&self.client, &self.table, pack_pk(ws, m * 60_000), "P#")
+                        .projection_expression("#data")
+                        .expression_attribute_names("#data", "data")
+                        .consistent_read(false),
+                )
+                .boxed()
+            });
+            let mut found = Vec::new();
+            for items in run_all(reads.collect()).await {
+                for item in items? {
+                    let packed: Vec<Packed> = unpack(LOOKUP, get_b(&item, "data", LOOKUP)?)?;
+                    found.extend(packed.iter().filter(|p| open(p)).map(|p| p.e.event_id));
+                }
+            }
+            if !found.is_empty() {
+                found.sort();
+                found.dedup();
+                return Ok(found);
+            }
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// The contract suites' inspection reads: tests only (the `testkit` feature).
+#[cfg(feature = "testkit")]
 #[async_trait]
 impl EventInspection for DynamoEventStore {
     async fn events_by_subject(
