@@ -8,6 +8,7 @@ pub mod headers;
 pub mod problem;
 pub mod ratelimit;
 pub mod server;
+pub mod tls;
 pub mod tracking;
 
 pub use admin::{admin_router, AdminConfig, AdminState};
