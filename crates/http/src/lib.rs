@@ -10,6 +10,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod tls;
 pub mod tracking;
+pub mod tracking_openapi;
 
 pub use admin::{admin_router, AdminConfig, AdminState};
 pub use problem::Problem;
