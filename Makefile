@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 NODE_SDK := tests/sdk/node
 
-.PHONY: test ci fmt-check clippy structure-check lint-template secret-scan semgrep audit bench measure-delivery measure-aws tools clean-tools lambda lambda-check
+.PHONY: fuzz fuzz-smoke fuzz-tools test ci fmt-check clippy structure-check lint-template secret-scan semgrep audit bench measure-delivery measure-aws tools clean-tools lambda lambda-check
 
 ## Test tools: a Python venv (segment SDK, moto, cfn-lint, detect-secrets, schemathesis, semgrep) and
 ## the Node SDK. Each is rebuilt when its lock file changes; a missing interpreter fails loudly.
@@ -111,7 +111,31 @@ lambda: $(VENV)/.installed
 lambda-check:
 	$(MAKE) lambda LAMBDA_PROFILE_FLAGS="--profile lambda-check"
 
+## Fuzzing (cargo-fuzz, libFuzzer) on the installed nightly toolchain (rustup cannot download
+## one here): the targets of fuzz/, each from its seed corpus fuzz/seeds/<target>. Built without
+## a sanitizer (`-s none`): every crate forbids unsafe code, so AddressSanitizer would only slow
+## the build and the runs; the targets' property assertions are what fails.
+FUZZ_TARGETS := ingest_batch gzip_body normalize_meta normalize_google normalize_tiktok consent_signals admin_dto problem_mapping
+FUZZ_TOOLCHAIN ?= nightly
+FUZZ_SMOKE_SECONDS ?= 20
+SECONDS ?= 300
+
+fuzz-tools:
+	@rustup toolchain list | grep -q '^$(FUZZ_TOOLCHAIN)' || { echo "error: the Rust $(FUZZ_TOOLCHAIN) toolchain is not installed (see rustup toolchain list); cargo-fuzz needs it and rustup cannot download it here" >&2; exit 1; }
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked --version 0.13.2
+
+## Every target for FUZZ_SMOKE_SECONDS (default 20 s) in `make ci`.
+fuzz-smoke: fuzz-tools
+	$(CARGO) +$(FUZZ_TOOLCHAIN) fuzz build -s none
+	@for t in $(FUZZ_TARGETS); do CARGO_FUZZ="$(CARGO) +$(FUZZ_TOOLCHAIN) fuzz" fuzz/run.sh $$t $(FUZZ_SMOKE_SECONDS); done
+
+## One target for longer: `make fuzz TARGET=ingest_batch SECONDS=3600` (what it finds is kept
+## in fuzz/corpus/TARGET for the next run).
+fuzz: fuzz-tools
+	@test -n "$(TARGET)" || { echo "error: name a target: make fuzz TARGET=<one of: $(FUZZ_TARGETS)> SECONDS=<n>" >&2; exit 1; }
+	KEEP_CORPUS=1 CARGO_FUZZ="$(CARGO) +$(FUZZ_TOOLCHAIN) fuzz" fuzz/run.sh $(TARGET) $(SECONDS)
+
 # A clean clone builds once: incremental caches (gigabytes, never reused there) are off.
 ci: export CARGO_INCREMENTAL = 0
-ci: fmt-check structure-check semgrep audit clippy test lint-template secret-scan lambda-check
+ci: fmt-check structure-check semgrep audit clippy test lint-template secret-scan lambda-check fuzz-smoke
 	@echo "make ci: all checks passed"

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# schemathesis against the admin API of a live `tracklayer serve` (part of `make test`).
+# schemathesis against the tracking API and the admin API of a live `tracklayer serve` (part
+# of `make test`).
 #
 # Starts target/debug/tracklayer on a free port with a fresh data directory, then runs every
-# schemathesis check against /admin/v1/openapi.json in three passes, each with its own admin
-# service token, so that no destructive operation can end the run early:
+# schemathesis check against /v1/openapi.json (the tracking API, with the write key as Basic
+# credentials; first, since pass 2 below may revoke that key), then against
+# /admin/v1/openapi.json in three passes, each with its own admin service token, so that no
+# destructive operation can end the run early:
 #
 #   1. every operation except the three that end a key (rotateApiKey, revokeApiKey,
 #      deleteApiKey), closeWorkspace and testDestination. The token is a service token, so
@@ -38,8 +41,11 @@ ST=${SCHEMATHESIS:-$ROOT/.venv/bin/schemathesis}
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 MAX_EXAMPLES=${ST_MAX_EXAMPLES:-40}
 BASE_CONFIG=$ROOT/tests/schemathesis/schemathesis.toml
+TRACKING_CONFIG=$ROOT/tests/schemathesis/tracking.toml
 
-[[ -f $BASE_CONFIG ]] || { echo "schemathesis: $BASE_CONFIG is missing" >&2; exit 1; }
+for config in "$BASE_CONFIG" "$TRACKING_CONFIG"; do
+    [[ -f $config ]] || { echo "schemathesis: $config is missing" >&2; exit 1; }
+done
 for tool in "$BIN" "$ST" "$PY"; do
     [[ -x $tool ]] || { echo "schemathesis: $tool is missing (run 'make tools' and 'cargo build -p tracklayer')" >&2; exit 1; }
 done
@@ -96,12 +102,13 @@ with urllib.request.urlopen(req, timeout=30) as r:
 PY
 }
 
-run_schemathesis() {
-    local token=$1
-    shift
-    (cd "$WORK" && "$ST" --config-file "$CONFIG" run "$BASE/admin/v1/openapi.json" \
+# schemathesis with a config file, an Authorization header and a schema path; then its options.
+schemathesis() {
+    local config=$1 auth=$2 schema=$3
+    shift 3
+    (cd "$WORK" && "$ST" --config-file "$config" run "$BASE$schema" \
         --url "$BASE" \
-        --header "Authorization: Bearer $token" \
+        --header "Authorization: $auth" \
         --checks all \
         --max-examples "$MAX_EXAMPLES" \
         --workers 1 \
@@ -110,6 +117,12 @@ run_schemathesis() {
         --request-timeout 20 \
         --no-color \
         "$@")
+}
+
+run_schemathesis() {
+    local token=$1
+    shift
+    schemathesis "$CONFIG" "Bearer $token" /admin/v1/openapi.json "$@"
 }
 
 # Real objects for the operations on one destination and on one event, pinned in a config made
@@ -153,6 +166,12 @@ include-operation-id = "getEventTrace"
 parameters = {{ id = "{evt}" }}
 """)
 PY
+
+WRITE_KEY=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["write_key"])' "$WORK/init.json")
+tracking_started=$(date +%s)
+echo "schemathesis: the tracking API (/v1/openapi.json) with the workspace's write key"
+schemathesis "$TRACKING_CONFIG" "Basic $(printf '%s:' "$WRITE_KEY" | base64 -w0)" /v1/openapi.json
+echo "schemathesis: the tracking API passed in $(( $(date +%s) - tracking_started )) s"
 
 # The first two tokens are made up front: pass 1 may remove or demote the owner whose token
 # makes them.

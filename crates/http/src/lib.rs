@@ -8,7 +8,9 @@ pub mod headers;
 pub mod problem;
 pub mod ratelimit;
 pub mod server;
+pub mod tls;
 pub mod tracking;
+pub mod tracking_openapi;
 
 pub use admin::{admin_router, AdminConfig, AdminState};
 pub use problem::Problem;

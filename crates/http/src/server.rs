@@ -2,7 +2,8 @@
 //! a request head must arrive within `header_read_timeout` of its first byte, a body within
 //! `body_read_timeout` of its request (else 408), a kept-alive connection may wait
 //! `idle_timeout` for its next request, and at most `max_connections` are open at once (the
-//! next waits in the listen backlog until one closes).
+//! next waits in the listen backlog until one closes). With [`Tls`], each connection first
+//! completes a TLS handshake within `header_read_timeout`, and every response carries HSTS.
 //!
 //! hyper's own `header_read_timeout` also runs while a kept-alive connection waits for its next
 //! request, so it cannot tell a slow head from an idle connection: each connection here is
@@ -31,6 +32,7 @@ use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 use crate::body::DeadlineBody;
+use crate::tls::{add_hsts, Tls};
 
 /// Connection limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,12 +58,14 @@ impl Default for ServerLimits {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes; then stops accepting, lets every
-/// request in flight finish, and returns once every connection is closed.
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `shutdown` completes; then
+/// stops accepting, lets every request in flight finish, and returns once every connection is
+/// closed.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ServerLimits,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
@@ -82,14 +86,14 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
-                tokio::spawn(connection(
-                    stream,
+                let conn = Conn {
                     peer,
-                    app.clone(),
+                    app: app.clone(),
                     limits,
-                    stopped.clone(),
-                    permit,
-                ));
+                    stopped: stopped.clone(),
+                    _slot: permit,
+                };
+                tokio::spawn(conn.run(stream, tls.clone()));
             }
             // Out of file descriptors and the like: wait a little rather than spin.
             Err(e) => {
@@ -104,63 +108,91 @@ pub async fn serve(
     Ok(())
 }
 
-async fn connection(
-    stream: TcpStream,
+/// One accepted connection, holding its slot until it closes.
+struct Conn {
     peer: SocketAddr,
     app: Router,
     limits: ServerLimits,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
-) {
-    let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Watched {
-        inner: stream,
-        activity: activity.clone(),
-    });
-    let service = {
-        let activity = activity.clone();
-        hyper::service::service_fn(move |req: Request<Incoming>| {
-            activity.enter(Phase::Request);
-            let mut req = req.map(|body| {
-                Body::new(DeadlineBody::new(Body::new(body), limits.body_read_timeout))
-            });
-            req.extensions_mut().insert(ConnectInfo(peer));
-            let app = app.clone();
+}
+
+impl Conn {
+    async fn run(self, stream: TcpStream, tls: Option<Tls>) {
+        match tls {
+            None => self.http(stream, false).await,
+            Some(tls) => match tls.accept(stream, self.limits.header_read_timeout).await {
+                Ok(stream) => self.http(stream, true).await,
+                Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+            },
+        }
+    }
+
+    /// HTTP/1 on `stream` until the client or the server closes it; `secure`: over TLS.
+    async fn http<S>(self, stream: S, secure: bool)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            peer,
+            app,
+            limits,
+            mut stopped,
+            _slot,
+        } = self;
+        let activity = Arc::new(Activity::new());
+        let io = TokioIo::new(Watched {
+            inner: stream,
+            activity: activity.clone(),
+        });
+        let service = {
             let activity = activity.clone();
-            async move {
-                let response = app.oneshot(req).await;
-                activity.enter(Phase::Idle);
-                response
-            }
-        })
-    };
-    let mut builder = http1::Builder::new();
-    // The connection is watched below; hyper's header timer would also close idle ones.
-    builder
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .header_read_timeout(None);
-    let mut conn = pin!(builder.serve_connection(io, service));
-    let mut draining = false;
-    loop {
-        let deadline = activity.deadline(&limits);
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "connection ended with an error");
+            hyper::service::service_fn(move |req: Request<Incoming>| {
+                activity.enter(Phase::Request);
+                let mut req = req.map(|body| {
+                    Body::new(DeadlineBody::new(Body::new(body), limits.body_read_timeout))
+                });
+                req.extensions_mut().insert(ConnectInfo(peer));
+                let app = app.clone();
+                let activity = activity.clone();
+                async move {
+                    let mut response = app.oneshot(req).await;
+                    if let (true, Ok(response)) = (secure, response.as_mut()) {
+                        add_hsts(response.headers_mut());
+                    }
+                    activity.enter(Phase::Idle);
+                    response
                 }
-                return;
-            }
-            () = activity.changed.notified() => {}
-            () = until(deadline) => {
-                if activity.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
-                    tracing::debug!(phase = ?activity.phase(), "closing a connection past its deadline");
+            })
+        };
+        let mut builder = http1::Builder::new();
+        // The connection is watched below; hyper's header timer would also close idle ones.
+        builder
+            .timer(TokioTimer::new())
+            .keep_alive(true)
+            .header_read_timeout(None);
+        let mut conn = pin!(builder.serve_connection(io, service));
+        let mut draining = false;
+        loop {
+            let deadline = activity.deadline(&limits);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
                     return;
                 }
-            }
-            _ = stopped.changed(), if !draining => {
-                draining = true;
-                conn.as_mut().graceful_shutdown();
+                () = activity.changed.notified() => {}
+                () = until(deadline) => {
+                    if activity.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
+                        tracing::debug!(phase = ?activity.phase(), "closing a connection past its deadline");
+                        return;
+                    }
+                }
+                _ = stopped.changed(), if !draining => {
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                }
             }
         }
     }
@@ -227,14 +259,14 @@ impl Activity {
     }
 }
 
-/// A connection's socket, reporting when bytes arrive.
+/// A connection's socket (or its TLS stream), reporting when bytes arrive.
 #[derive(Debug)]
-struct Watched {
-    inner: TcpStream,
+struct Watched<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -249,7 +281,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -280,7 +312,7 @@ impl AsyncWrite for Watched {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use axum::http::HeaderMap;
     use axum::response::IntoResponse;
     use axum::routing::{get, post};
@@ -289,10 +321,10 @@ mod tests {
     use super::*;
     use crate::body::read_body;
 
-    const SHORT: Duration = Duration::from_millis(300);
+    pub(crate) const SHORT: Duration = Duration::from_millis(300);
     const LONG: Duration = Duration::from_secs(60);
     /// How long a test waits for what must happen, before failing.
-    const PATIENCE: Duration = Duration::from_secs(20);
+    pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
     fn app() -> Router {
         Router::new()
@@ -310,17 +342,26 @@ mod tests {
 
     /// A server on 127.0.0.1:0 with these limits; stops when the returned sender drops.
     async fn start(limits: ServerLimits) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        start_with(limits, None).await
+    }
+
+    /// A server on 127.0.0.1:0 with these limits, over TLS if given; stops when the returned
+    /// sender drops.
+    pub(crate) async fn start_with(
+        limits: ServerLimits,
+        tls: Option<Tls>,
+    ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve(listener, app(), limits, async {
+        tokio::spawn(serve(listener, app(), limits, tls, async {
             let _ = stopped.await;
         }));
         (addr, stop)
     }
 
     /// Every timeout long but the one a test sets (`..patient()`).
-    fn patient() -> ServerLimits {
+    pub(crate) fn patient() -> ServerLimits {
         ServerLimits {
             header_read_timeout: LONG,
             body_read_timeout: LONG,
@@ -341,7 +382,7 @@ mod tests {
     }
 
     /// Reads until the server closes the connection; what it sent.
-    async fn until_closed(stream: &mut TcpStream) -> String {
+    pub(crate) async fn until_closed(stream: &mut (impl AsyncRead + Unpin)) -> String {
         let mut out = Vec::new();
         tokio::time::timeout(PATIENCE, stream.read_to_end(&mut out))
             .await
@@ -463,6 +504,7 @@ mod tests {
             listener,
             app,
             ServerLimits::default(),
+            None,
             std::future::pending(),
         ));
         let mut stream = TcpStream::connect(addr).await.unwrap();

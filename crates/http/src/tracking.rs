@@ -1,5 +1,5 @@
 //! The Segment-compatible tracking API: `POST /v1/{batch,track,identify,page,screen,group,alias}`
-//! and `GET /healthz`.
+//! and `GET /healthz`, described by `GET /v1/openapi.json` ([`crate::tracking_openapi`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -99,6 +99,7 @@ pub fn tracking_router(state: TrackingState) -> Router {
         .route("/v1/group", route(Endpoint::Single(EventType::Group)))
         .route("/v1/alias", route(Endpoint::Single(EventType::Alias)))
         .route("/healthz", get(healthz))
+        .route("/v1/openapi.json", get(crate::tracking_openapi::openapi))
         .method_not_allowed_fallback(crate::problem::method_not_allowed)
         .layer(axum::middleware::map_response(
             crate::headers::every_response,
@@ -187,7 +188,7 @@ async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Respon
                 .field("/")
                 .into_response();
         }
-        Err(e) => return problem(&e, inner).into_response(),
+        Err(e) => return ingest_problem(&e, &inner.config).into_response(),
     };
     let Some(presented) = from_header.or_else(|| parsed.write_key.clone()) else {
         return Problem::unauthorized(
@@ -197,7 +198,7 @@ async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Respon
     };
     let key = match inner.ingest.authenticate_from(&presented, meta.ip).await {
         Ok(k) => k,
-        Err(e) => return problem(&e, inner).into_response(),
+        Err(e) => return ingest_problem(&e, &inner.config).into_response(),
     };
     if let Err(wait) = inner.limiter.check(key.id.as_str(), Instant::now()) {
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
@@ -229,11 +230,13 @@ async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Respon
             }
             (StatusCode::OK, Json(body)).into_response()
         }
-        Err(e) => problem(&e, inner).into_response(),
+        Err(e) => ingest_problem(&e, &inner.config).into_response(),
     }
 }
 
-fn problem(e: &IngestError, inner: &Inner) -> Problem {
+/// The one mapping of ingest's errors to problem+json (a request's fault: 4xx naming the
+/// field; storage and key-service failures: 503 to retry or an opaque 500).
+pub fn ingest_problem(e: &IngestError, config: &TrackingConfig) -> Problem {
     match e {
         IngestError::NotJson(detail) => Problem::bad_request(
             "invalid-json",
@@ -281,7 +284,7 @@ fn problem(e: &IngestError, inner: &Inner) -> Problem {
         IngestError::WrongRegion { region } => Problem::wrong_region(
             "this workspace's data",
             *region,
-            inner.config.endpoint(*region),
+            config.endpoint(*region),
         ),
         IngestError::KeyUnavailable(_) => {
             tracing::warn!(error = %e, "workspace key unavailable: refusing to store");

@@ -144,6 +144,16 @@ pub struct ServeArgs {
     /// Connections open at once; the next waits in the listen backlog until one closes.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub max_connections: u64,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key. TLS 1.3
+    /// only, and every response carries Strict-Transport-Security.
+    #[arg(long, requires = "tls_key", env = "TRACKLAYER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, requires = "tls_cert", env = "TRACKLAYER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Also accept TLS 1.2, with ECDHE key exchange and AES-GCM or ChaCha20-Poly1305 only.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_allow_1_2: bool,
     /// How often open data-subject requests are processed, in milliseconds.
     #[arg(long, default_value_t = 60_000)]
     pub dsr_interval_ms: u64,
@@ -250,6 +260,20 @@ impl ServeArgs {
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
         }
+    }
+
+    /// The TLS configuration of --tls-cert/--tls-key, or none for plain HTTP.
+    pub fn tls(&self) -> anyhow::Result<Option<tracklayer_http::tls::Tls>> {
+        use tracklayer_http::tls::{Tls, TlsVersions};
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let versions = if self.tls_allow_1_2 {
+            TlsVersions::Tls13AndTls12
+        } else {
+            TlsVersions::Tls13
+        };
+        Ok(Some(Tls::from_pem_files(cert, key, versions)?))
     }
 
     /// How many proxies append to X-Forwarded-For (0: the header is ignored).

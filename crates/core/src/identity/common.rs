@@ -56,10 +56,23 @@ pub(crate) fn non_empty(value: String, reason: &'static str) -> Outcome {
 /// (``!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~``), keeping every other character.
 /// Mirrors `strip(…, 'whitespace_and_punctuation')` of Meta's capi-param-builder
 /// (`nodejs/capi-param-builder/src/piiUtil/commonUtil.js`).
+/// Composed (NFC) again afterwards: a removed character may have stood between a letter and
+/// its accent (`y*\u{301}` → `ý`), so the result reads the same when normalized again.
 pub(crate) fn strip_whitespace_and_punctuation(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_whitespace() && !c.is_ascii_punctuation())
-        .collect()
+    compose(
+        s.chars()
+            .filter(|c| !c.is_whitespace() && !c.is_ascii_punctuation())
+            .collect(),
+    )
+}
+
+/// NFC of `s` (ASCII is already).
+fn compose(s: String) -> String {
+    if s.is_ascii() {
+        s
+    } else {
+        s.nfc().collect()
+    }
 }
 
 /// Removes every whitespace character.
@@ -69,7 +82,8 @@ pub(crate) fn strip_whitespace(s: &str) -> String {
 
 /// Keeps letters (and their combining marks) and single spaces between words: digits,
 /// punctuation and symbols are dropped, runs of whitespace collapse to one space, the ends
-/// are trimmed. Input should already be lowercased.
+/// are trimmed; composed (NFC) again, as [`strip_whitespace_and_punctuation`] is. Input should
+/// already be lowercased.
 pub(crate) fn letters_and_spaces(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut space = false;
@@ -85,7 +99,7 @@ pub(crate) fn letters_and_spaces(s: &str) -> String {
             space = true;
         }
     }
-    out
+    compose(out)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -630,7 +644,12 @@ mod tests {
                     }
                 })
                 .collect();
-            let words = kept.split_whitespace().collect::<Vec<_>>().join(" ");
+            let words: String = kept
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .nfc()
+                .collect();
             assert_eq!(letters_and_spaces(s), words, "{s:?}");
 
             let lower = s.to_ascii_lowercase();

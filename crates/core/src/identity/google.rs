@@ -80,10 +80,16 @@ fn last_name(raw: &str, _: Hints<'_>) -> Outcome {
 }
 
 fn person_name(raw: &str, drop_affixes: fn(&str) -> String) -> Outcome {
-    non_empty(
-        letters_and_spaces(&drop_affixes(&lower_nfc(raw))),
-        "no letters",
-    )
+    // Affixes are dropped from the cleaned name again until none is left (`Doe 8MD` cleans to
+    // `doe md`, whose `md` is a suffix), so that the normal form normalizes to itself.
+    let mut name = letters_and_spaces(&drop_affixes(&lower_nfc(raw)));
+    loop {
+        let again = letters_and_spaces(&drop_affixes(&name));
+        if again == name {
+            return non_empty(name, "no letters");
+        }
+        name = again;
+    }
 }
 
 /// Removes the titles `mr.`, `mrs.`, `ms.`, `dr.` (with their period, as the DM util's

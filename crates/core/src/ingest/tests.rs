@@ -270,6 +270,26 @@ fn an_items_own_sent_at_wins_over_the_batch_sent_at() {
 }
 
 #[test]
+fn a_skew_correction_beyond_the_range_of_a_date_time_is_refused_naming_original_timestamp() {
+    // Found by schemathesis against the tracking API: this pair made ingest panic (a
+    // subtraction out of range) or fail to store an event of year −6664 (a 500).
+    let s = Setup::new(Region::Us);
+    for (original, sent) in [
+        ("0044-01-01T00:00:00Z", "8734-06-02T00:00:00Z"),
+        ("0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z"),
+        ("9999-12-31T23:59:59Z", "0000-01-01T00:00:00Z"),
+    ] {
+        let mut e = track("m1");
+        e["originalTimestamp"] = json!(original);
+        e["sentAt"] = json!(sent);
+
+        let r = s.reject(e);
+
+        assert_eq!(r.field, "/originalTimestamp", "{original} {sent}");
+    }
+}
+
+#[test]
 fn an_explicit_timestamp_is_used_as_is_when_there_is_no_original_timestamp() {
     let s = Setup::new(Region::Us);
     let mut e = track("m1");

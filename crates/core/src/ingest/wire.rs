@@ -652,7 +652,17 @@ fn timestamp(
     let original = as_time(original_timestamp, "/originalTimestamp")?;
     let explicit = as_time(explicit, "/timestamp")?;
     let timestamp = match (original, sent_at, explicit) {
-        (Some(orig), Some(sent), _) => received_at - (sent - orig),
+        // Far-apart sentAt and originalTimestamp (years 0 and 9999) would move it out of the
+        // range of a date-time, which cannot be stored: refused, naming the field.
+        (Some(orig), Some(sent), _) => received_at
+            .checked_sub(sent - orig)
+            .filter(|t| (0..=9999).contains(&t.year()))
+            .ok_or_else(|| {
+                fail(
+                    "/originalTimestamp",
+                    "receivedAt − (sentAt − originalTimestamp) is not a date-time of years 0 to 9999",
+                )
+            })?,
         (_, _, Some(ts)) => ts,
         (Some(orig), None, None) => orig,
         (None, _, None) => received_at,

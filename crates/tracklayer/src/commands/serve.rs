@@ -23,21 +23,24 @@ use crate::stack::LocalStack;
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (stack, region) = open_or_create(&args).await?;
     let wired = wire(&stack, region, &args)?;
+    let tls = args.tls().context("cannot use --tls-cert/--tls-key")?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
     println!(
-        "TrackLayer listening on http://{local} (region {region}, data {})",
+        "TrackLayer listening on {scheme}://{local} (region {region}, data {})",
         stack.dir.root().display()
     );
-    tracing::info!(%local, %region, "listening");
+    tracing::info!(%local, %region, tls = tls.is_some(), "listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = spawn_background(&stack, &args, &wired, &stop_rx);
 
-    tracklayer_http::server::serve(listener, wired.app, args.server_limits(), shutdown_signal())
+    let limits = args.server_limits();
+    tracklayer_http::server::serve(listener, wired.app, limits, tls, shutdown_signal())
         .await
         .context("the HTTP server failed")?;
 

@@ -1,0 +1,132 @@
+//! The Segment batch parser and the pure ingest pipeline behind it.
+//!
+//! Input: a request body as `POST /v1/batch` receives it (decompressed).
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use tracklayer_core::clock::SequentialIds;
+use tracklayer_core::crypto::{DataKey, WorkspaceKeys};
+use tracklayer_core::destination::{Destination, DestinationKind};
+use tracklayer_core::event::EventType;
+use tracklayer_core::ingest::{
+    parse_body, prepare, Endpoint, Pipeline, PreparedBatch, RequestMeta,
+};
+use tracklayer_core::testkit;
+use tracklayer_core::workspace::{Region, Workspace};
+
+/// A US workspace with a destination of every kind, fixed keys.
+struct World {
+    workspace: Workspace,
+    destinations: Vec<Destination>,
+    keys: WorkspaceKeys,
+    meta: RequestMeta,
+}
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let workspace = testkit::workspace(Region::Us);
+        let destinations = DestinationKind::ALL
+            .into_iter()
+            .map(|kind| testkit::destination(&workspace.id, kind, testkit::T0))
+            .collect();
+        World {
+            workspace,
+            destinations,
+            keys: WorkspaceKeys::new(&DataKey::from_bytes([7; 32])),
+            meta: RequestMeta {
+                ip: Some([203, 0, 113, 9].into()),
+                user_agent: Some("fuzz".into()),
+                gpc: false,
+                browser: true,
+            },
+        }
+    })
+}
+
+/// Prepares `body` with fresh sequential ids (so two runs can be compared).
+fn run(body: &tracklayer_core::ingest::ParsedBody<'_>) -> PreparedBatch {
+    let w = world();
+    let ids = SequentialIds::default();
+    let pipeline = Pipeline {
+        workspace: &w.workspace,
+        destinations: &w.destinations,
+        keys: &w.keys,
+        ids: &ids,
+        meta: &w.meta,
+        received_at: testkit::T0,
+        requirements: None,
+    };
+    prepare(&pipeline, body)
+}
+
+pub fn check(data: &[u8]) {
+    for endpoint in [Endpoint::Batch, Endpoint::Single(EventType::Track)] {
+        one(endpoint, data);
+    }
+}
+
+fn one(endpoint: Endpoint, data: &[u8]) {
+    let Ok(parsed) = parse_body(endpoint, data) else {
+        return;
+    };
+    let first = run(&parsed);
+    let n = parsed.items.len();
+    // Every event is accounted for exactly once.
+    assert_eq!(first.events.len() + first.rejected.len() + first.duplicates, n);
+    assert_eq!(first.items.len(), first.events.len());
+    let mut last = None;
+    for r in &first.rejected {
+        assert!(r.index < n && last < Some(r.index), "{:?}", first.rejected);
+        assert!(r.field.starts_with('/'), "{r:?}");
+        last = Some(r.index);
+    }
+    for e in &first.events {
+        for digest in e.event.hashed.values().flat_map(|f| f.values()) {
+            assert!(crate::is_lower_hex_64(digest), "{digest}");
+        }
+        assert!(e.event.subjects.iter().all(|s| !s.is_empty()));
+    }
+    // A rejected event never changes the accepted ones: without them, the same events are
+    // accepted, identically.
+    if first.rejected.is_empty() {
+        return;
+    }
+    let rejected: BTreeSet<usize> = first.rejected.iter().map(|r| r.index).collect();
+    let Ok(mut again) = parse_body(endpoint, data) else {
+        panic!("the same body parsed differently");
+    };
+    let mut index = 0;
+    again.items.retain(|_| {
+        index += 1;
+        !rejected.contains(&(index - 1))
+    });
+    if again.items.is_empty() {
+        return;
+    }
+    let second = run(&again);
+    assert!(second.rejected.is_empty(), "{:?}", second.rejected);
+    assert_eq!(second.duplicates, first.duplicates);
+    assert_eq!(view(&first), view(&second));
+}
+
+/// What an accepted event is, less what is generated or sealed at random: ids (generated
+/// ones follow a counter that rejected events may have advanced), sealed fields.
+fn view(batch: &PreparedBatch) -> Vec<(Value, Vec<usize>)> {
+    batch
+        .events
+        .iter()
+        .zip(&batch.items)
+        .map(|(e, items)| {
+            let mut v = serde_json::to_value(&e.event).expect("a stored event serializes");
+            if let Some(o) = v.as_object_mut() {
+                for generated in ["event_id", "message_id", "vendor_ids"] {
+                    o.remove(generated);
+                }
+            }
+            (v, items.iter().map(|(d, _)| *d).collect())
+        })
+        .collect()
+}
