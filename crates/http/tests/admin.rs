@@ -41,6 +41,8 @@ use tracklayer_local::{
 
 #[path = "admin/delivery_log.rs"]
 mod delivery_log;
+#[path = "admin/sessions.rs"]
+mod sessions;
 
 const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
 const PROBLEM_JSON: &str = "application/problem+json";
