@@ -139,6 +139,8 @@ pub struct ServicesConfig {
     pub ingest: IngestConfig,
     pub delivery: DeliveryConfig,
     pub dsr: DsrConfig,
+    /// Where the console is reached: mailed links start with it.
+    pub public_url: String,
 }
 
 impl ServicesConfig {
@@ -150,6 +152,7 @@ impl ServicesConfig {
             ingest: IngestConfig::new(region),
             delivery: DeliveryConfig::default(),
             dsr: DsrConfig::default(),
+            public_url: crate::admin::DEFAULT_PUBLIC_URL.into(),
         }
     }
 }
@@ -185,7 +188,8 @@ impl Services {
             ports
                 .admin(config.region)
                 .with_verifier(verifier.clone())
-                .with_invalidations(invalidations.clone()),
+                .with_invalidations(invalidations.clone())
+                .with_public_url(config.public_url.clone()),
         );
         Self {
             ingest,
