@@ -5,7 +5,10 @@
 //! (so the limits hold across Lambda instances) per account and per source, in fixed
 //! 15-minute windows: after [`ACCOUNT_FAILURE_LIMIT`] failures for one email address, known or
 //! not, or [`IP_FAILURE_LIMIT`] from one source, further attempts are refused (429) until the
-//! window ends, before any password is checked. An unknown account costs one argon2
+//! window ends, before any password is checked. The account's count is taken atomically
+//! before the check (a success clears it), so concurrent guesses get no more than the limit;
+//! the source's is added after a failure, so many accounts guessed at once from one source
+//! may overshoot its limit by the number in flight. An unknown account costs one argon2
 //! verification against a dummy verifier and gets the same answer as a wrong password.
 
 use serde_json::json;
@@ -44,7 +47,7 @@ impl AdminService {
             Some(l) => format!("acct:{}", l.as_str()),
             None => format!("acct:{}", hex::encode(Sha256::digest(email.as_bytes()))),
         };
-        self.check_failures(&account, &client, now).await?;
+        self.admit_attempt(&account, &client, now).await?;
         let credential = match &login {
             Some(l) => self.ports.sessions.credential(l).await?,
             None => None,
@@ -55,7 +58,7 @@ impl AdminService {
             _ => None,
         };
         let Some(user) = user else {
-            self.count_failure(&account, &client, now).await?;
+            self.count_source_failure(&client, now).await?;
             if let Some(c) = &credential {
                 self.audit_failure(&c.workspace_id, &c.user_id, &client, "password")
                     .await?;
@@ -391,8 +394,10 @@ impl AdminService {
             .map_err(|e| AdminError::Store(crate::error::StoreError::transient("mail", e)))
     }
 
-    /// Refuses the attempt if the account or the source used up its failures.
-    async fn check_failures(
+    /// Admits a password attempt, or refuses it if the source used up its failures or the
+    /// account its attempts. The account's counter is taken before the password is checked
+    /// (one atomic add) and cleared by a success, so concurrent guesses cannot outrun it.
+    async fn admit_attempt(
         &self,
         account: &str,
         client: &Client,
@@ -400,8 +405,11 @@ impl AdminService {
     ) -> Result<(), AdminError> {
         let window = window_start(now);
         let store = &self.ports.sessions;
-        let over = store.failures(account, window, now).await? >= ACCOUNT_FAILURE_LIMIT
-            || store.failures(&client.failure_key(), window, now).await? >= IP_FAILURE_LIMIT;
+        let over = store.failures(&client.failure_key(), window, now).await? >= IP_FAILURE_LIMIT
+            || store
+                .add_failure(account, window, window + FAILURE_WINDOW)
+                .await?
+                > ACCOUNT_FAILURE_LIMIT;
         if over {
             let left = (window + FAILURE_WINDOW - now).max(time::Duration::seconds(1));
             return Err(AdminError::Throttled {
@@ -411,18 +419,16 @@ impl AdminService {
         Ok(())
     }
 
-    async fn count_failure(
+    /// Counts a failed attempt against its source.
+    async fn count_source_failure(
         &self,
-        account: &str,
         client: &Client,
         now: OffsetDateTime,
     ) -> Result<(), AdminError> {
         let window = window_start(now);
-        let until = window + FAILURE_WINDOW;
-        let store = &self.ports.sessions;
-        store.add_failure(account, window, until).await?;
-        store
-            .add_failure(&client.failure_key(), window, until)
+        self.ports
+            .sessions
+            .add_failure(&client.failure_key(), window, window + FAILURE_WINDOW)
             .await?;
         Ok(())
     }

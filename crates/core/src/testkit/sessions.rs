@@ -247,7 +247,7 @@ pub async fn of_concurrent_redemptions_of_a_link_exactly_one_succeeds(s: &dyn Se
     s.put_link(&record).await.unwrap();
     let hash = TokenHash::of(&token);
     let attempts = (0..8).map(|_| s.redeem_link(&hash, LinkKind::SignIn, T0));
-    let results = futures_join(attempts).await;
+    let results = join_all(attempts).await;
     let won = results
         .into_iter()
         .filter(|r| matches!(r, Ok(Some(_))))
@@ -256,7 +256,7 @@ pub async fn of_concurrent_redemptions_of_a_link_exactly_one_succeeds(s: &dyn Se
 }
 
 /// Runs the futures concurrently on this task.
-async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+pub async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
     let handles: Vec<_> = futures.map(Box::pin).collect();
     let mut outputs = Vec::new();
     let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
@@ -306,7 +306,7 @@ pub async fn concurrent_failures_are_all_counted(s: &dyn SessionStore) {
     let key = format!("acct:{}", unique());
     let until = T0 + time::Duration::minutes(15);
     let adds = (0..10).map(|_| s.add_failure(&key, T0, until));
-    let counts: Vec<u32> = futures_join(adds)
+    let counts: Vec<u32> = join_all(adds)
         .await
         .into_iter()
         .map(Result::unwrap)

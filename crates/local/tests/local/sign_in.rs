@@ -303,6 +303,27 @@ async fn after_5_failures_an_account_is_refused_until_the_window_ends_even_with_
 }
 
 #[tokio::test]
+async fn concurrent_guesses_at_one_account_get_no_more_than_5_password_checks() {
+    let c = Console::new().await;
+    c.member("ada@example.com", Role::Viewer).await;
+    let guesses = (0..12).map(|n| {
+        let password = format!("wrong-password-{n:02}");
+        let admin = &c.admin;
+        async move { admin.sign_in("ada@example.com", &password, home()).await }
+    });
+    let results = tracklayer_core::testkit::sessions::join_all(guesses).await;
+    let checked = results
+        .iter()
+        .filter(|r| matches!(r, Err(AdminError::SignInRefused)))
+        .count();
+    let throttled = results
+        .iter()
+        .filter(|r| matches!(r, Err(AdminError::Throttled { .. })))
+        .count();
+    assert_eq!((checked, throttled), (5, 7));
+}
+
+#[tokio::test]
 async fn after_20_failures_from_one_address_it_is_refused_for_every_account() {
     let c = Console::new().await;
     c.member("ada@example.com", Role::Viewer).await;

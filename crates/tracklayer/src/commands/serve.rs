@@ -174,7 +174,11 @@ fn spawn_background(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let sweeper = tokio::spawn(sweep_loop(
         stack.clone_for_sweep(),
-        (stack.control.clone(), stack.audit.clone()),
+        (
+            stack.control.clone(),
+            stack.audit.clone(),
+            stack.sessions.clone(),
+        ),
         stack.clock.clone(),
         Duration::from_secs(args.sweep_interval_secs.max(1)),
         stop_rx.clone(),
@@ -253,21 +257,23 @@ async fn dsr_loop(
 }
 
 /// Deletes what expired: events, IP/UA, dedup markers, delivery log, audit entries older
-/// than a year, API key records 90 days past their end.
+/// than a year, API key records 90 days past their end, ended console sessions, used-up
+/// links and failed sign-in counters.
 async fn sweep_loop(
     (events, log): (
         Arc<tracklayer_local::SqliteEventStore>,
         Arc<tracklayer_local::SqliteDeliveryLog>,
     ),
-    (control, audit): (
+    (control, audit, sessions): (
         Arc<tracklayer_local::SqliteControlStore>,
         Arc<tracklayer_local::SqliteAuditLog>,
+        Arc<tracklayer_local::SqliteSessionStore>,
     ),
     clock: Arc<dyn tracklayer_core::clock::Clock>,
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    use tracklayer_core::ports::DeliveryLog;
+    use tracklayer_core::ports::{DeliveryLog, SessionStore};
     loop {
         let now = clock.now();
         let swept = [
@@ -275,6 +281,7 @@ async fn sweep_loop(
             log.sweep(now).await,
             audit.sweep(now).await,
             control.sweep(now).await,
+            sessions.sweep(now).await,
         ];
         let mut rows = 0;
         for r in swept {
