@@ -24,6 +24,8 @@ mod dsr_service;
 mod release_features;
 #[path = "local/stats_counting.rs"]
 mod stats_counting;
+#[path = "local/sign_in.rs"]
+mod sign_in;
 
 /// A SQLite stack with one workspace, bootstrapped as `init` does, a Meta destination and an
 /// ingest service: what the delivery and DSR service tests start from.
@@ -312,6 +314,13 @@ mod stats {
     use super::*;
     tracklayer_core::stats_contract!(async {
         tracklayer_local::SqliteStats::new(Db::in_memory().unwrap())
+    });
+}
+
+mod session_store {
+    use super::*;
+    tracklayer_core::session_store_contract!(async {
+        tracklayer_local::SqliteSessionStore::new(Db::in_memory().unwrap())
     });
 }
 

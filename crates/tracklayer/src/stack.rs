@@ -12,7 +12,7 @@ use tracklayer_core::workspace::Region;
 use tracklayer_core::workspace::{Workspace, WorkspaceId};
 use tracklayer_local::{
     DataDir, Db, FileKeyring, OutboxMailer, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog,
-    SqliteDeliveryQueue, SqliteDsrStore, SqliteEventStore, SqliteStats,
+    SqliteDeliveryQueue, SqliteDsrStore, SqliteEventStore, SqliteSessionStore, SqliteStats,
 };
 
 /// All local adapters, opened once.
@@ -31,6 +31,8 @@ pub struct LocalStack {
     pub mailer: Arc<OutboxMailer>,
     /// The overview's counters.
     pub stats: Arc<SqliteStats>,
+    /// Console sessions, one-time links, password credentials, failed sign-in counters.
+    pub sessions: Arc<SqliteSessionStore>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
 }
@@ -91,6 +93,7 @@ impl LocalStack {
             keyring,
             dsr: Arc::new(SqliteDsrStore::new(db.clone())),
             stats: Arc::new(SqliteStats::new(db.clone())),
+            sessions: Arc::new(SqliteSessionStore::new(db.clone())),
             mailer: Arc::new(OutboxMailer::new(
                 dir.outbox(),
                 "TrackLayer <noreply@tracklayer.local>".into(),
@@ -122,6 +125,7 @@ impl LocalStack {
             keyring: self.keyring.clone(),
             dsr: self.dsr.clone(),
             mailer: self.mailer.clone(),
+            sessions: self.sessions.clone(),
             url_guard: Arc::new(tracklayer_egress::EgressPolicy { allow_private }),
             stats: self.stats.clone(),
             connectors: tracklayer_connectors::connector,

@@ -149,9 +149,14 @@ async fn admin_service(stack: &str) -> AdminService {
                 &tables.events,
             )),
             stats: Arc::new(tracklayer_aws::DynamoStats::new(
-                dynamodb,
+                dynamodb.clone(),
                 &tables.delivery_log,
             )),
+            sessions: Arc::new(tracklayer_aws::DynamoSessionStore::new(
+                dynamodb,
+                &tables.control,
+            )),
+            mailer: Arc::new(tracklayer_core::testkit::sessions::RecordingMailer::default()),
             queue: Arc::new(SqsDeliveryQueue::new(
                 aws_sdk_sqs::Client::new(&sdk),
                 Default::default(),

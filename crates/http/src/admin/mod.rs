@@ -19,6 +19,7 @@ mod lifecycle;
 pub mod openapi;
 mod security;
 mod stats;
+mod sessions;
 mod test_event;
 mod trace;
 mod users;
@@ -205,6 +206,14 @@ pub fn admin_router(state: AdminState) -> Router {
         .route(
             "/admin/v1/users/{id}",
             axum::routing::patch(users::update_user).delete(users::remove_user),
+        )
+        .route(
+            "/admin/v1/users/{id}/sessions",
+            get(sessions::list_sessions),
+        )
+        .route(
+            "/admin/v1/sessions/{id}",
+            axum::routing::delete(sessions::revoke_session),
         )
         .route(
             "/admin/v1/api-keys",

@@ -233,6 +233,8 @@ impl World {
                 ids: Arc::new(SystemIds),
                 url_guard: Arc::new(AllowAll),
                 stats: self.stats.clone(),
+                sessions: Arc::new(tracklayer_local::SqliteSessionStore::new(db.clone())),
+                mailer: Arc::new(tracklayer_core::testkit::sessions::RecordingMailer::default()),
             },
             Region::Us,
         )

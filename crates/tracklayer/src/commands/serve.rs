@@ -12,24 +12,27 @@ use tracklayer_core::keys::verifier::VerifierConfig;
 use tracklayer_core::ports::Egress;
 use tracklayer_core::ports::EventEraser;
 use tracklayer_core::services::{Services, ServicesConfig};
-use tracklayer_core::workspace::Region;
+use tracklayer_core::workspace::{Region, WorkspaceId};
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
 use tracklayer_local::DataDir;
 
-use super::init::{bootstrap, print_local_bootstrap};
+use super::init::{bootstrap, print_local_bootstrap, print_sign_in_link};
 use crate::cli::ServeArgs;
 use crate::stack::LocalStack;
 
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (stack, region) = open_or_create(&args).await?;
-    let wired = wire(&stack, region, &args)?;
     let tls = args.tls().context("cannot use --tls-cert/--tls-key")?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-
+    let (stack, region, created) = open_or_create(&args).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
+    let public_url = (args.public_url.clone()).unwrap_or_else(|| format!("{scheme}://{local}"));
+    let wired = wire(&stack, region, &args, &public_url)?;
+    if let Some(ws) = created {
+        print_sign_in_link(&wired.services.admin, &ws, false).await?;
+    }
     println!(
         "TrackLayer listening on {scheme}://{local} (region {region}, data {})",
         stack.dir.root().display()
@@ -55,15 +58,18 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The data directory, initialized with a first workspace if it is empty; the region served.
-async fn open_or_create(args: &ServeArgs) -> anyhow::Result<(LocalStack, Region)> {
+/// The data directory, initialized with a first workspace if it is empty; the region served,
+/// and the workspace if it was created now.
+async fn open_or_create(
+    args: &ServeArgs,
+) -> anyhow::Result<(LocalStack, Region, Option<WorkspaceId>)> {
     let dir = DataDir::new(args.dir.data_dir.clone());
-    let stack = if dir.is_initialized() {
-        LocalStack::open(dir)?
+    let (stack, created) = if dir.is_initialized() {
+        (LocalStack::open(dir)?, None)
     } else {
         let (stack, boot) = bootstrap(dir.clone(), args.region, "Default workspace", None).await?;
         print_local_bootstrap(&boot, &dir, false);
-        stack
+        (stack, Some(boot.workspace.id))
     };
     let region = stack
         .workspace(None)
@@ -75,7 +81,7 @@ async fn open_or_create(args: &ServeArgs) -> anyhow::Result<(LocalStack, Region)
             "private egress allowed: destinations may reach loopback and private addresses"
         );
     }
-    Ok((stack, region))
+    Ok((stack, region, created))
 }
 
 /// What the HTTP server and the background workers of one process share.
@@ -86,7 +92,12 @@ struct Wired {
 
 /// The use cases over the stack ([`Services`]: one key verifier, one invalidation bus), and
 /// the tracking and admin routers over them.
-fn wire(stack: &LocalStack, region: Region, args: &ServeArgs) -> anyhow::Result<Wired> {
+fn wire(
+    stack: &LocalStack,
+    region: Region,
+    args: &ServeArgs,
+    public_url: &str,
+) -> anyhow::Result<Wired> {
     let ports = stack.ports(args.allow_private_egress);
     let egress: Arc<dyn Egress> = Arc::new(tracklayer_egress::HttpEgress::new(
         tracklayer_egress::EgressConfig {
@@ -97,7 +108,9 @@ fn wire(stack: &LocalStack, region: Region, args: &ServeArgs) -> anyhow::Result<
             ..Default::default()
         },
     )?);
-    let services = Services::new(&ports, egress.clone(), services_config(region, args));
+    let mut config = services_config(region, args);
+    config.public_url = public_url.to_owned();
+    let services = Services::new(&ports, egress.clone(), config);
     let tracking = TrackingState::new(
         services.ingest.clone(),
         TrackingConfig {
@@ -164,7 +177,11 @@ fn spawn_background(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let sweeper = tokio::spawn(sweep_loop(
         stack.clone_for_sweep(),
-        (stack.control.clone(), stack.audit.clone()),
+        (
+            stack.control.clone(),
+            stack.audit.clone(),
+            stack.sessions.clone(),
+        ),
         stack.clock.clone(),
         Duration::from_secs(args.sweep_interval_secs.max(1)),
         stop_rx.clone(),
@@ -243,22 +260,24 @@ async fn dsr_loop(
 }
 
 /// Deletes what expired: events, IP/UA, dedup markers, delivery log, audit entries older
-/// than a year, API key records 90 days past their end, stats buckets after 8 days.
+/// than a year, API key records 90 days past their end, stats buckets after 8 days, ended
+/// console sessions, used-up links and failed sign-in counters.
 async fn sweep_loop(
     (events, log, stats): (
         Arc<tracklayer_local::SqliteEventStore>,
         Arc<tracklayer_local::SqliteDeliveryLog>,
         Arc<tracklayer_local::SqliteStats>,
     ),
-    (control, audit): (
+    (control, audit, sessions): (
         Arc<tracklayer_local::SqliteControlStore>,
         Arc<tracklayer_local::SqliteAuditLog>,
+        Arc<tracklayer_local::SqliteSessionStore>,
     ),
     clock: Arc<dyn tracklayer_core::clock::Clock>,
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    use tracklayer_core::ports::DeliveryLog;
+    use tracklayer_core::ports::{DeliveryLog, SessionStore};
     loop {
         let now = clock.now();
         let swept = [
@@ -267,6 +286,7 @@ async fn sweep_loop(
             audit.sweep(now).await,
             control.sweep(now).await,
             stats.sweep(now).await,
+            sessions.sweep(now).await,
         ];
         let mut rows = 0;
         for r in swept {
