@@ -11,6 +11,8 @@ mod destinations;
 mod events;
 mod keys;
 mod lifecycle;
+mod saml;
+mod saml_login;
 mod security;
 pub mod test_event;
 mod users;
@@ -44,6 +46,7 @@ pub use destinations::{DestinationPatch, DestinationView};
 pub use events::EventTrace;
 pub use keys::{CreatedKey, KeyRequest, KeyView, MAX_ROTATION_OVERLAP_DAYS};
 pub use lifecycle::{close_account, close_account_with_dsr, Closure, RetentionView};
+pub use saml_login::{relative_path, SamlAcs, SamlLogin, SamlLoginError, SamlStart};
 pub use security::SecurityPatch;
 pub use workspace::{WorkspacePatch, WorkspaceView};
 

@@ -82,6 +82,14 @@ pub enum AuditAction {
     DsrExportDownload,
     /// `dsr.complete`
     DsrComplete,
+    /// `sso.saml.update`
+    SsoSamlUpdate,
+    /// `sso.saml.delete`
+    SsoSamlDelete,
+    /// `sso.saml.sign_in`: a user signed in through the IdP (created just in time or not).
+    SsoSamlSignIn,
+    /// `sso.saml.refused`: a SAML response was refused, with its reason code.
+    SsoSamlRefused,
 }
 
 impl AuditAction {
@@ -110,6 +118,10 @@ impl AuditAction {
         Self::DsrSubmit,
         Self::DsrExportDownload,
         Self::DsrComplete,
+        Self::SsoSamlUpdate,
+        Self::SsoSamlDelete,
+        Self::SsoSamlSignIn,
+        Self::SsoSamlRefused,
     ];
 
     /// The name stored in the entry.
@@ -138,6 +150,10 @@ impl AuditAction {
             Self::DsrSubmit => "dsr.submit",
             Self::DsrExportDownload => "dsr.export_download",
             Self::DsrComplete => "dsr.complete",
+            Self::SsoSamlUpdate => "sso.saml.update",
+            Self::SsoSamlDelete => "sso.saml.delete",
+            Self::SsoSamlSignIn => "sso.saml.sign_in",
+            Self::SsoSamlRefused => "sso.saml.refused",
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod keys;
 pub mod name;
 pub mod ports;
 pub mod rbac;
+pub mod saml;
 pub mod services;
 pub mod user_id;
 pub mod workspace;

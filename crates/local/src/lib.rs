@@ -13,6 +13,7 @@ mod events;
 mod keyring;
 mod mailer;
 mod queue;
+mod saml;
 
 pub use audit::SqliteAuditLog;
 pub use control::SqliteControlStore;

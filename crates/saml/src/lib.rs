@@ -9,12 +9,14 @@ mod certificate;
 mod decode;
 mod dom;
 mod error;
+mod request;
 mod response;
 mod signature;
 
 pub use certificate::{CertificateError, PinnedCertificate, PinnedCertificates, MAX_PINNED};
 pub use decode::MAX_RESPONSE_BYTES;
 pub use error::SamlError;
+pub use request::{authn_request_redirect, authn_request_xml, sp_metadata};
 pub use response::{verify_response, Attribute, VerifiedAssertion, CLOCK_SKEW};
 
 /// This service provider, as the IdP knows it.

@@ -711,3 +711,46 @@ fn refuses_to_pin_garbage_a_short_rsa_key_or_more_than_two_certificates() {
         Err(CertificateError::Count)
     );
 }
+
+// --- what the service provider sends and publishes ----------------------------------------------
+
+#[test]
+fn the_redirect_binding_carries_a_deflated_authn_request_for_our_acs() {
+    use base64::Engine as _;
+    use std::io::Read as _;
+    let url = tracklayer_saml::authn_request_redirect(
+        &sp(),
+        "https://idp.example.test/sso?tenant=7",
+        REQUEST_ID,
+        now(),
+        Some("/destinations"),
+    );
+    let query = url
+        .strip_prefix("https://idp.example.test/sso?tenant=7&")
+        .expect("appended to the IdP's own query");
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    assert_eq!(
+        pairs[1],
+        ("RelayState".to_owned(), "/destinations".to_owned())
+    );
+    let deflated = base64::engine::general_purpose::STANDARD
+        .decode(&pairs[0].1)
+        .expect("base64");
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(deflated.as_slice())
+        .read_to_string(&mut xml)
+        .expect("raw deflate");
+    assert!(xml.contains(&format!(r#"ID="{REQUEST_ID}""#)));
+    assert!(xml.contains(&format!(r#"AssertionConsumerServiceURL="{ACS_URL}""#)));
+    assert!(xml.contains(&format!("<saml:Issuer>{SP_ENTITY_ID}</saml:Issuer>")));
+}
+
+#[test]
+fn sp_metadata_names_our_entity_id_and_acs_url() {
+    let metadata = tracklayer_saml::sp_metadata(&sp());
+    assert!(metadata.contains(&format!(r#"entityID="{SP_ENTITY_ID}""#)));
+    assert!(metadata.contains(&format!(r#"Location="{ACS_URL}""#)));
+    assert!(metadata.contains(r#"WantAssertionsSigned="true""#));
+}
