@@ -12,6 +12,8 @@ mod error;
 mod request;
 mod response;
 mod signature;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use certificate::{CertificateError, PinnedCertificate, PinnedCertificates, MAX_PINNED};
 pub use decode::MAX_RESPONSE_BYTES;

@@ -2,8 +2,6 @@
 //! response per rule and per known bypass class (goxmldsig, ruby-saml, the XSW1–XSW8 wrapping
 //! variants of Somorovsky et al.).
 
-mod support;
-
 use bergshamra::core::algorithm;
 use time::Duration;
 use tracklayer_saml::{
@@ -11,7 +9,7 @@ use tracklayer_saml::{
     VerifiedAssertion, CLOCK_SKEW, MAX_RESPONSE_BYTES,
 };
 
-use support::idp::*;
+use tracklayer_saml::testkit::*;
 
 fn verify(encoded: &str) -> Result<VerifiedAssertion, SamlError> {
     verify_response(encoded, &sp(), &idp(), &answering(), now())

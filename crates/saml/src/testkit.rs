@@ -1,17 +1,17 @@
-//! A test identity provider: an RSA key with an rcgen self-signed certificate, and responses
-//! built as text and signed with bergshamra's signing API (enveloped, exclusive C14N).
+//! A test identity provider (feature `testkit`, for tests only): an RSA key with an rcgen
+//! self-signed certificate, and responses built as text and signed with bergshamra's signing
+//! API (enveloped, exclusive C14N). Test code: it panics on what cannot happen in a test.
+#![allow(clippy::expect_used, missing_docs)]
 
 use std::sync::OnceLock;
 
+use crate::{Expected, IdentityProvider, PinnedCertificate, PinnedCertificates, ServiceProvider};
 use base64::Engine as _;
 use bergshamra::core::algorithm;
 use bergshamra::{DsigContext, KeysManager};
 use rsa::pkcs8::{EncodePrivateKey as _, LineEnding};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
-use tracklayer_saml::{
-    Expected, IdentityProvider, PinnedCertificate, PinnedCertificates, ServiceProvider,
-};
 
 pub const IDP_ENTITY_ID: &str = "https://idp.example.test/metadata";
 pub const SP_ENTITY_ID: &str = "https://tracklayer.example.test/sso/saml/ws_1/metadata";
@@ -28,6 +28,7 @@ pub fn stamp(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).expect("formats")
 }
 
+#[derive(Debug)]
 pub struct SigningKey {
     pem: String,
     pub certificate_der: Vec<u8>,
@@ -86,6 +87,7 @@ pub fn attacker_key() -> &'static SigningKey {
 }
 
 /// The RSA public key of a certificate, as rcgen reads it (PKCS#1 DER).
+#[derive(Debug)]
 struct RsaPublic(Vec<u8>);
 
 impl rcgen::PublicKeyData for RsaPublic {
@@ -148,7 +150,7 @@ pub fn answering() -> Expected {
 }
 
 /// The algorithms a signature template names.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Algorithms {
     pub c14n: &'static str,
     pub signature: &'static str,
@@ -183,7 +185,7 @@ pub fn signature_template(uri: &str, algorithms: &Algorithms, certificate: &str)
 }
 
 /// Everything a response says; `Response::valid()` is a correct SP-initiated response.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Response {
     pub response_id: String,
     pub assertion_id: String,
@@ -212,8 +214,13 @@ pub struct Response {
 }
 
 impl Response {
+    /// A correct SP-initiated response, issued at [`now`].
     pub fn valid() -> Self {
-        let now = now();
+        Self::valid_at(now())
+    }
+
+    /// A correct SP-initiated response, issued at `now`.
+    pub fn valid_at(now: OffsetDateTime) -> Self {
         Self {
             response_id: "_resp_5b0f2c7a".to_owned(),
             assertion_id: "_assert_91e2d4b8".to_owned(),
