@@ -233,6 +233,11 @@ mod last_admin {
     tracklayer_core::last_admin_contract!(control_store());
 }
 
+mod saml_store {
+    use super::*;
+    tracklayer_core::saml_store_contract!(control_store());
+}
+
 mod account_data {
     use super::*;
     tracklayer_core::account_data_contract!(control_store());

@@ -12,6 +12,8 @@ mod events;
 mod keys;
 mod lifecycle;
 mod overview;
+mod saml;
+mod saml_login;
 mod security;
 mod sessions;
 mod sign_in;
@@ -55,6 +57,7 @@ pub use overview::{
     overview_of, DestinationCounts, DestinationOverview, IngestTotals, Overview, SeriesPoint,
     StatsWindow,
 };
+pub use saml_login::{relative_path, SamlAcs, SamlLogin, SamlLoginError, SamlStart};
 pub use security::SecurityPatch;
 pub use workspace::{WorkspacePatch, WorkspaceView};
 

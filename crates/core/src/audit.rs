@@ -92,6 +92,14 @@ pub enum AuditAction {
     SessionRevoke,
     /// `user.password_set`
     UserPasswordSet,
+    /// `sso.saml.update`
+    SsoSamlUpdate,
+    /// `sso.saml.delete`
+    SsoSamlDelete,
+    /// `sso.saml.sign_in`: a user signed in through the IdP (created just in time or not).
+    SsoSamlSignIn,
+    /// `sso.saml.refused`: a SAML response was refused, with its reason code.
+    SsoSamlRefused,
 }
 
 impl AuditAction {
@@ -125,6 +133,10 @@ impl AuditAction {
         Self::SessionSignOut,
         Self::SessionRevoke,
         Self::UserPasswordSet,
+        Self::SsoSamlUpdate,
+        Self::SsoSamlDelete,
+        Self::SsoSamlSignIn,
+        Self::SsoSamlRefused,
     ];
 
     /// The name stored in the entry.
@@ -158,6 +170,10 @@ impl AuditAction {
             Self::SessionSignOut => "session.sign_out",
             Self::SessionRevoke => "session.revoke",
             Self::UserPasswordSet => "user.password_set",
+            Self::SsoSamlUpdate => "sso.saml.update",
+            Self::SsoSamlDelete => "sso.saml.delete",
+            Self::SsoSamlSignIn => "sso.saml.sign_in",
+            Self::SsoSamlRefused => "sso.saml.refused",
         }
     }
 }

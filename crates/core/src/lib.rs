@@ -27,6 +27,7 @@ mod newtype;
 pub mod password;
 pub mod ports;
 pub mod rbac;
+pub mod saml;
 pub mod services;
 pub mod sessions;
 pub mod stats;

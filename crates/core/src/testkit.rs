@@ -49,6 +49,7 @@ pub mod mailer;
 pub mod retention;
 pub mod stats;
 pub mod sessions;
+pub mod saml;
 pub mod users;
 
 pub use delivery_log::delivery_record;

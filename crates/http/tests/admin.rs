@@ -45,6 +45,8 @@ mod delivery_log;
 mod stats;
 #[path = "admin/sessions.rs"]
 mod sessions;
+#[path = "admin/saml.rs"]
+mod saml;
 
 const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
 const PROBLEM_JSON: &str = "application/problem+json";
@@ -564,6 +566,27 @@ fn matrix() -> Vec<Row> {
             T::None,
             Some(|| json!({"egress_paused": false})),
             [200, 403, 403, 401, 200],
+        ),
+        row(
+            M::PUT,
+            "/admin/v1/sso/saml",
+            T::None,
+            Some(|| saml::connection(false)),
+            [200, 403, 403, 401, 200],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/sso/saml",
+            T::None,
+            None,
+            [200, 403, 403, 401, 200],
+        ),
+        row(
+            M::DELETE,
+            "/admin/v1/sso/saml",
+            T::None,
+            None,
+            [204, 403, 403, 401, 204],
         ),
         row(
             M::GET,

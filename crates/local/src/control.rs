@@ -51,6 +51,10 @@ impl SqliteControlStore {
         Self { db }
     }
 
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// Deletes account data kept past its retention — key records 90 days after the key was
     /// revoked or expired; a closed workspace with its users and keys 90 days after its
     /// closure — and returns how many rows went (the sweeper; DynamoDB's TTL does this on

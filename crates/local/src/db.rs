@@ -223,6 +223,8 @@ impl Db {
             .map_err(DbError::Schema)?;
         conn.execute_batch(crate::sessions::SCHEMA)
             .map_err(DbError::Schema)?;
+        conn.execute_batch(crate::saml::SCHEMA)
+            .map_err(DbError::Schema)?;
         migrate(&conn).map_err(DbError::Schema)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),

@@ -15,6 +15,7 @@ mod mailer;
 mod queue;
 mod stats;
 mod sessions;
+mod saml;
 
 pub use audit::SqliteAuditLog;
 pub use control::SqliteControlStore;

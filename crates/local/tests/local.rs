@@ -229,6 +229,13 @@ mod last_admin {
     });
 }
 
+mod saml_store {
+    use super::*;
+    tracklayer_core::saml_store_contract!(async {
+        SqliteControlStore::new(Db::in_memory().unwrap())
+    });
+}
+
 mod account_data {
     use super::*;
     tracklayer_core::account_data_contract!(async {

@@ -17,6 +17,8 @@ mod extract;
 mod keys;
 mod lifecycle;
 pub mod openapi;
+mod saml;
+mod saml_acs;
 mod security;
 mod stats;
 mod sessions;
@@ -31,6 +33,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
+use tracklayer_core::admin as tl_principal;
 use tracklayer_core::admin::{AdminError, AdminService};
 use tracklayer_core::dsr::service::DsrService;
 use tracklayer_core::workspace::Region;
@@ -123,6 +126,11 @@ impl AdminState {
         &self.inner.config
     }
 
+    /// The public base URL of the caller's region (SAML entity id and ACS URL).
+    fn base_url(&self, p: &tl_principal::Principal) -> &str {
+        self.config().endpoint(p.workspace_id.region())
+    }
+
     fn openapi_json(&self) -> String {
         self.inner.openapi.clone()
     }
@@ -190,6 +198,12 @@ pub fn admin_router(state: AdminState) -> Router {
             get(security::get_security)
                 .put(security::put_security)
                 .patch(security::patch_security),
+        )
+        .route(
+            "/admin/v1/sso/saml",
+            get(saml::get_saml)
+                .put(saml::put_saml)
+                .delete(saml::delete_saml),
         )
         .route(
             "/admin/v1/retention",
@@ -273,6 +287,9 @@ pub fn admin_router(state: AdminState) -> Router {
             get(dsr::export),
         )
         .route("/admin/v1/openapi.json", get(openapi::openapi))
+        .route("/sso/saml/{id}/metadata", get(saml_acs::metadata))
+        .route("/sso/saml/{id}/login", get(saml_acs::login))
+        .route("/sso/saml/{id}/acs", post(saml_acs::acs))
         .method_not_allowed_fallback(crate::problem::method_not_allowed)
         .fallback(not_found)
         .layer(axum::middleware::map_response(

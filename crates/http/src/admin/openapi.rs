@@ -16,8 +16,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use super::{
-    audit_log, deliveries, delivery_log, destinations, dsr, dto, events, keys, lifecycle, security,
-    sessions, stats, trace, users, workspace, AdminState,
+    audit_log, deliveries, delivery_log, destinations, dsr, dto, events, keys, lifecycle, saml,
+    security, sessions, stats, trace, users, workspace, AdminState,
 };
 use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
 
@@ -43,6 +43,9 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         security::get_security,
         security::put_security,
         security::patch_security,
+        saml::get_saml,
+        saml::put_saml,
+        saml::delete_saml,
         lifecycle::get_retention,
         lifecycle::put_retention,
         lifecycle::put_encryption_key,
@@ -84,6 +87,7 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
     tags(
         (name = "workspace", description = "Workspace settings, consent policy, security settings"),
         (name = "users", description = "Users and their roles"),
+        (name = "sso", description = "SAML single sign-on: the workspace's IdP connection (admins)"),
         (name = "api-keys", description = "Ingest write keys and service tokens"),
         (name = "destinations", description = "Destinations, their delivery log, tests and replays"),
         (name = "events", description = "Event traces"),

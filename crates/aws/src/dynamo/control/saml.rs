@@ -1,0 +1,143 @@
+//! `SamlStore` on the ControlTable, in the workspace's partition:
+//!
+//! | item | pk | sk | attributes |
+//! |---|---|---|---|
+//! | SAML connection | `W#{ws}` | `SAML` | `doc` |
+//! | AuthnRequest in flight | `W#{ws}` | `SAMLREQ#{browser hash}` | `request_id`, `expires_at` (TTL) |
+//! | used assertion id | `W#{ws}` | `SAMLUSED#{sha256(assertion id)}` | `expires_at` (TTL) |
+//!
+//! A request is taken with one `DeleteItem` returning the old item, so only one of two
+//! concurrent takes gets it. A used assertion id is one `PutItem` conditioned on there being
+//! no live item (`attribute_not_exists(pk) OR expires_at <= :now`): of two instances
+//! accepting the same response at once, one write fails and that one refuses the replay.
+//! DynamoDB's TTL deletes late (moto never), so the expiry is compared on every read.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::ReturnValue;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tracklayer_core::error::StoreError;
+use tracklayer_core::saml::{SamlConnection, SamlStore};
+use tracklayer_core::workspace::WorkspaceId;
+
+use super::{doc, key, n, s, to_json, ttl, with_doc, ws_pk, DynamoControlStore};
+use crate::dynamo::{expired, get_s, EXPIRES_AT};
+use crate::error::store;
+
+const CONNECTION: &str = "SAML";
+
+fn used_sk(assertion_id: &str) -> String {
+    format!(
+        "SAMLUSED#{}",
+        hex::encode(Sha256::digest(assertion_id.as_bytes()))
+    )
+}
+
+#[async_trait]
+impl SamlStore for DynamoControlStore {
+    async fn saml_connection(
+        &self,
+        ws: &WorkspaceId,
+    ) -> Result<Option<SamlConnection>, StoreError> {
+        self.get("saml_connection", key(ws_pk(ws), CONNECTION))
+            .await?
+            .map(|item| doc(&item, "saml_connection"))
+            .transpose()
+    }
+
+    async fn put_saml_connection(&self, connection: &SamlConnection) -> Result<(), StoreError> {
+        let item = with_doc(
+            key(ws_pk(&connection.workspace_id), CONNECTION),
+            to_json("put_saml_connection", connection)?,
+        );
+        self.put(
+            "put_saml_connection",
+            item,
+            None,
+            StoreError::Conflict("saml connection"),
+        )
+        .await
+    }
+
+    async fn delete_saml_connection(&self, ws: &WorkspaceId) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(ws_pk(ws), CONNECTION)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| store("delete_saml_connection", e))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn put_saml_request(
+        &self,
+        ws: &WorkspaceId,
+        browser: &str,
+        request_id: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut item = key(ws_pk(ws), format!("SAMLREQ#{browser}"));
+        item.insert("request_id".into(), s(request_id));
+        item.insert(EXPIRES_AT.into(), n(ttl(expires_at)));
+        self.put(
+            "put_saml_request",
+            item,
+            None,
+            StoreError::Conflict("saml request"),
+        )
+        .await
+    }
+
+    async fn take_saml_request(
+        &self,
+        ws: &WorkspaceId,
+        browser: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(ws_pk(ws), format!("SAMLREQ#{browser}"))))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| store("take_saml_request", e))?;
+        match out.attributes {
+            Some(item) if !item.is_empty() && !expired(&item, now) => Ok(Some(
+                get_s(&item, "request_id", "take_saml_request")?.to_owned(),
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    async fn first_use_of_assertion(
+        &self,
+        ws: &WorkspaceId,
+        assertion_id: &str,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut item = key(ws_pk(ws), used_sk(assertion_id));
+        item.insert(EXPIRES_AT.into(), n(ttl(until)));
+        let written = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", n(now.unix_timestamp()))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(e) => match store("first_use_of_assertion", e) {
+                StoreError::Conflict(_) => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The SAML state on every control store: one connection per workspace, AuthnRequest ids
+//! taken once by the browser that started them, and assertion ids accepted once until they
+//! expire, even by two instances at the same moment.
+
+use time::Duration;
+
+use super::{workspace, T0};
+use crate::keys::Role;
+use crate::ports::ControlStore;
+use crate::saml::{RoleRule, SamlConnection};
+use crate::workspace::{Region, WorkspaceId};
+
+fn connection(ws: &WorkspaceId, sso_url: &str) -> SamlConnection {
+    SamlConnection {
+        workspace_id: ws.clone(),
+        idp_entity_id: "https://idp.example.test/metadata".into(),
+        sso_url: sso_url.into(),
+        certificates: vec!["MIIB".into(), "MIIC".into()],
+        managed_domains: vec!["example.com".into()],
+        default_role: Some(Role::Viewer),
+        role_attribute: Some("groups".into()),
+        role_rules: vec![RoleRule {
+            value: "tl-admins".into(),
+            role: Role::Admin,
+        }],
+        idp_initiated: false,
+        enforce_sso: true,
+        updated_at: T0,
+    }
+}
+
+pub async fn a_saml_connection_is_put_replaced_read_and_deleted_per_workspace(
+    s: &dyn ControlStore,
+) {
+    let (ws, other) = (workspace(Region::Eu), workspace(Region::Eu));
+    assert_eq!(s.saml_connection(&ws.id).await.unwrap(), None);
+
+    let first = connection(&ws.id, "https://idp.example.test/sso");
+    s.put_saml_connection(&first).await.unwrap();
+    let second = connection(&ws.id, "https://idp.example.test/sso2");
+    s.put_saml_connection(&second).await.unwrap();
+
+    assert_eq!(s.saml_connection(&ws.id).await.unwrap(), Some(second));
+    assert_eq!(s.saml_connection(&other.id).await.unwrap(), None);
+    assert!(s.delete_saml_connection(&ws.id).await.unwrap());
+    assert!(!s.delete_saml_connection(&ws.id).await.unwrap());
+    assert_eq!(s.saml_connection(&ws.id).await.unwrap(), None);
+}
+
+pub async fn a_request_id_is_taken_once_and_only_by_the_browser_that_started_it(
+    s: &dyn ControlStore,
+) {
+    let ws = workspace(Region::Us);
+    let until = T0 + Duration::minutes(10);
+    s.put_saml_request(&ws.id, "browser-a", "_req_a", until)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        s.take_saml_request(&ws.id, "browser-b", T0).await.unwrap(),
+        None
+    );
+    let other = workspace(Region::Us);
+    assert_eq!(
+        s.take_saml_request(&other.id, "browser-a", T0)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.take_saml_request(&ws.id, "browser-a", T0)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("_req_a")
+    );
+    assert_eq!(
+        s.take_saml_request(&ws.id, "browser-a", T0).await.unwrap(),
+        None
+    );
+}
+
+pub async fn an_expired_request_id_is_not_taken(s: &dyn ControlStore) {
+    let ws = workspace(Region::Us);
+    s.put_saml_request(&ws.id, "browser", "_req", T0 + Duration::minutes(10))
+        .await
+        .unwrap();
+    let later = T0 + Duration::minutes(10) + Duration::seconds(1);
+    assert_eq!(
+        s.take_saml_request(&ws.id, "browser", later).await.unwrap(),
+        None
+    );
+}
+
+pub async fn an_assertion_id_is_accepted_once_until_it_expires(s: &dyn ControlStore) {
+    let (ws, other) = (workspace(Region::Eu), workspace(Region::Eu));
+    let until = T0 + Duration::minutes(8);
+
+    assert!(s
+        .first_use_of_assertion(&ws.id, "_a1", until, T0)
+        .await
+        .unwrap());
+    assert!(!s
+        .first_use_of_assertion(&ws.id, "_a1", until, T0)
+        .await
+        .unwrap());
+    let just_before = until - Duration::seconds(1);
+    assert!(!s
+        .first_use_of_assertion(&ws.id, "_a1", until, just_before)
+        .await
+        .unwrap());
+    assert!(s
+        .first_use_of_assertion(&other.id, "_a1", until, T0)
+        .await
+        .unwrap());
+    assert!(s
+        .first_use_of_assertion(&ws.id, "_a2", until, T0)
+        .await
+        .unwrap());
+    let later = until + Duration::seconds(1);
+    assert!(s
+        .first_use_of_assertion(&ws.id, "_a1", later + Duration::minutes(8), later)
+        .await
+        .unwrap());
+}
+
+pub async fn two_instances_using_one_assertion_at_once_accept_it_exactly_once(
+    s: &dyn ControlStore,
+) {
+    let ws = workspace(Region::Eu);
+    let until = T0 + Duration::minutes(8);
+    let (a, b) = tokio::join!(
+        s.first_use_of_assertion(&ws.id, "_race", until, T0),
+        s.first_use_of_assertion(&ws.id, "_race", until, T0),
+    );
+    assert_eq!(
+        usize::from(a.unwrap()) + usize::from(b.unwrap()),
+        1,
+        "exactly one instance accepts it"
+    );
+}
+
+#[macro_export]
+macro_rules! saml_store_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            saml,
+            $make,
+            [
+                a_saml_connection_is_put_replaced_read_and_deleted_per_workspace,
+                a_request_id_is_taken_once_and_only_by_the_browser_that_started_it,
+                an_expired_request_id_is_not_taken,
+                an_assertion_id_is_accepted_once_until_it_expires,
+                two_instances_using_one_assertion_at_once_accept_it_exactly_once,
+            ]
+        );
+    };
+}

@@ -1,0 +1,182 @@
+//! The public SAML endpoints of a workspace: SP metadata, the SP-initiated start and the
+//! assertion consumer service (HTTP-POST binding).
+//!
+//! The ACS answers a refusal with `403 saml-refused` and the stable `reason` code only; the
+//! audit log has the same code. A console session for the signed-in user is the next step
+//! (the console's session API): until it is wired here, a successful ACS answers the verified
+//! identity as JSON.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use serde::{Deserialize, Serialize};
+use tracklayer_core::admin::{SamlAcs, SamlLogin, SamlLoginError};
+use tracklayer_core::saml::REQUEST_TTL;
+use tracklayer_core::workspace::WorkspaceId;
+
+use super::dto::Role;
+use super::AdminState;
+use crate::problem::{Problem, Service};
+
+/// The browser-binding cookie of an SP-initiated login. `SameSite=None` because the IdP's
+/// POST to the ACS is a cross-site request; `__Host-` keeps it to our origin.
+pub const REQUEST_COOKIE: &str = "__Host-tl_saml";
+
+fn workspace(id: &str) -> Result<WorkspaceId, Problem> {
+    WorkspaceId::parse(id).map_err(|_| Problem::not_found("workspace"))
+}
+
+fn failure(e: SamlLoginError) -> Problem {
+    match e {
+        SamlLoginError::NotConfigured => Problem::not_found("SAML single sign-on"),
+        SamlLoginError::Refused(reason) => Problem::new(
+            StatusCode::FORBIDDEN,
+            "saml-refused",
+            "Forbidden",
+            "the SAML sign-in was refused; ask your administrator, quoting the reason",
+        )
+        .with("reason", reason),
+        SamlLoginError::Store(ref err) => Problem::from_failure(
+            err.action() == tracklayer_core::error::Action::Retry,
+            Service::Storage,
+            err,
+            "SAML sign-in failed",
+        ),
+    }
+}
+
+/// `GET /sso/saml/{workspace_id}/metadata`: the SP metadata (entity id, ACS URL).
+pub async fn metadata(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let ws = workspace(&id)?;
+    let base = s.config().endpoint(ws.region()).to_owned();
+    let xml = s.run(s.admin().saml_metadata(&ws, &base)).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
+        xml,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    /// Where to go after sign-in: a relative path of ours.
+    relay_state: Option<String>,
+}
+
+/// `GET /sso/saml/{workspace_id}/login`: redirects to the IdP with an AuthnRequest whose id is
+/// bound to this browser by a short-lived cookie.
+pub async fn login(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    Query(query): Query<LoginQuery>,
+) -> Result<Response, Problem> {
+    let ws = workspace(&id)?;
+    let base = s.config().endpoint(ws.region()).to_owned();
+    let start = s
+        .admin()
+        .saml_start(&ws, &base, query.relay_state.as_deref())
+        .await
+        .map_err(|e| match e {
+            SamlLoginError::Refused("saml_relay_state") => Problem::invalid(
+                "relay_state",
+                "must be a relative path of this site, like /destinations",
+            ),
+            other => failure(other),
+        })?;
+    let cookie = format!(
+        "{REQUEST_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=None; Max-Age={}",
+        start.browser_secret,
+        REQUEST_TTL.whole_seconds()
+    );
+    let mut response = StatusCode::FOUND.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&start.redirect_url)
+            .map_err(|_| Problem::not_found("SAML single sign-on"))?,
+    );
+    headers.insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|_| Problem::not_found("SAML single sign-on"))?,
+    );
+    Ok(response)
+}
+
+/// The HTTP-POST binding's form.
+#[derive(Debug, Deserialize)]
+pub struct AcsForm {
+    #[serde(rename = "SAMLResponse")]
+    saml_response: String,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+/// The identity the ACS verified (until the console session is created here).
+#[derive(Debug, Serialize)]
+pub struct SignedIn {
+    pub user_id: String,
+    pub role: Role,
+    pub created: bool,
+    pub relay_state: Option<String>,
+}
+
+impl From<SamlLogin> for SignedIn {
+    fn from(login: SamlLogin) -> Self {
+        Self {
+            user_id: login.user.id.to_string(),
+            role: login.user.role.into(),
+            created: login.created,
+            relay_state: login.relay_state,
+        }
+    }
+}
+
+fn request_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == REQUEST_COOKIE)
+        .map(|(_, value)| value)
+}
+
+/// `POST /sso/saml/{workspace_id}/acs`: verifies the response and signs the user in. The
+/// request cookie is cleared whatever the outcome (its request id is single-use).
+pub async fn acs(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<AcsForm>, FormRejection>,
+) -> Response {
+    let clear = format!("{REQUEST_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=None; Max-Age=0");
+    let answer = async {
+        let ws = workspace(&id)?;
+        let Form(form) = form.map_err(|_| {
+            Problem::bad_request(
+                "saml-form",
+                "send SAMLResponse as an HTML form (HTTP-POST binding)",
+            )
+        })?;
+        let base = s.config().endpoint(ws.region()).to_owned();
+        let acs = SamlAcs {
+            saml_response: &form.saml_response,
+            relay_state: form.relay_state.as_deref(),
+            browser_secret: request_cookie(&headers),
+        };
+        let login = s.admin().saml_acs(&ws, &base, acs).await.map_err(failure)?;
+        Ok::<_, Problem>(axum::Json(SignedIn::from(login)).into_response())
+    }
+    .await;
+    let mut response = answer.unwrap_or_else(IntoResponse::into_response);
+    if let Ok(value) = HeaderValue::from_str(&clear) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}

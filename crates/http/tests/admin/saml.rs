@@ -1,0 +1,334 @@
+//! SAML single sign-on through the HTTP surface: the admin connection API, the public SP
+//! metadata, the SP-initiated start and the ACS with the test IdP of `tracklayer-saml`.
+
+use std::io::Read as _;
+
+use tracklayer_core::email::Email;
+use tracklayer_saml::testkit::{idp_key, Response, IDP_ENTITY_ID};
+
+use super::*;
+
+const BASE: &str = "https://eu.api.tracklayer.io";
+
+pub(super) fn connection(idp_initiated: bool) -> Value {
+    json!({
+        "idp_entity_id": IDP_ENTITY_ID,
+        "sso_url": "https://idp.example.test/sso",
+        "certificates": [idp_key().certificate_base64()],
+        "managed_domains": ["example.com"],
+        "default_role": "viewer",
+        "role_attribute": "groups",
+        "role_rules": [{"value": "tracklayer-editors", "role": "editor"}],
+        "idp_initiated": idp_initiated,
+        "enforce_sso": true,
+    })
+}
+
+/// A response the test IdP signs for this workspace's SP, answering `request_id`.
+fn response_for(ws: &WorkspaceId, request_id: Option<&str>, assertion_id: &str) -> Response {
+    let acs = format!("{BASE}/sso/saml/{ws}/acs");
+    Response {
+        in_response_to: request_id.map(str::to_owned),
+        destination: acs.clone(),
+        recipient: acs,
+        audience: format!("{BASE}/sso/saml/{ws}/metadata"),
+        assertion_id: assertion_id.to_owned(),
+        ..Response::valid_at(T0)
+    }
+}
+
+fn form_encode(value: &str) -> String {
+    value
+        .replace('%', "%25")
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D")
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(&value[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+impl App {
+    async fn post_acs(
+        &self,
+        response: &Response,
+        cookie: Option<&str>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/sso/saml/{}/acs", self.ws))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        let body = format!(
+            "SAMLResponse={}&RelayState=%2Fdestinations",
+            form_encode(&response.encoded())
+        );
+        self.send(req.body(Body::from(body)).unwrap()).await
+    }
+
+    async fn audit_reasons(&self) -> Vec<String> {
+        let v = self
+            .ok(
+                Method::GET,
+                "/admin/v1/audit-log?action=sso.saml.refused",
+                None,
+            )
+            .await;
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["summary"]["reason"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn only_admins_configure_saml_and_a_bad_certificate_is_named() {
+    let app = App::start().await;
+    let (status, _, _) = app
+        .call(
+            Method::PUT,
+            "/admin/v1/sso/saml",
+            Some(&app.editor),
+            Some(connection(false)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let mut bad = connection(false);
+    bad["certificates"] = json!([idp_key().certificate_base64(), "not a certificate"]);
+    let (status, _, v) = app
+        .call(
+            Method::PUT,
+            "/admin/v1/sso/saml",
+            Some(&app.admin),
+            Some(bad),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["field"], "certificates[1]");
+    let mut plain_http = connection(false);
+    plain_http["sso_url"] = json!("http://idp.example.test/sso");
+    let (status, _, v) = app
+        .call(
+            Method::PUT,
+            "/admin/v1/sso/saml",
+            Some(&app.admin),
+            Some(plain_http),
+        )
+        .await;
+    assert_eq!(
+        (status, v["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("sso_url"))
+    );
+
+    let v = app
+        .ok(Method::PUT, "/admin/v1/sso/saml", Some(connection(false)))
+        .await;
+    assert_eq!(v["acs_url"], format!("{BASE}/sso/saml/{}/acs", app.ws));
+    assert_eq!(
+        v["sp_entity_id"],
+        format!("{BASE}/sso/saml/{}/metadata", app.ws)
+    );
+    let (status, _, _) = app
+        .call(Method::GET, "/admin/v1/sso/saml", Some(&app.viewer), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let audit = app
+        .ok(
+            Method::GET,
+            "/admin/v1/audit-log?action=sso.saml.update",
+            None,
+        )
+        .await;
+    assert_eq!(audit["entries"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_sp_metadata_is_public_at_a_stable_url_per_workspace() {
+    let app = App::start().await;
+    let req = Request::builder()
+        .uri(format!("/sso/saml/{}/metadata", app.ws))
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let xml =
+        String::from_utf8(to_bytes(resp.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(xml.contains(&format!(
+        r#"entityID="{BASE}/sso/saml/{}/metadata""#,
+        app.ws
+    )));
+    assert!(xml.contains(&format!(r#"Location="{BASE}/sso/saml/{}/acs""#, app.ws)));
+}
+
+#[tokio::test]
+async fn an_sp_initiated_login_creates_the_user_just_in_time_with_the_mapped_role() {
+    let app = App::start().await;
+    app.ok(Method::PUT, "/admin/v1/sso/saml", Some(connection(false)))
+        .await;
+    let req = Request::builder()
+        .uri(format!(
+            "/sso/saml/{}/login?relay_state=/destinations",
+            app.ws
+        ))
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, _) = app.send(req).await;
+    assert_eq!(status, StatusCode::FOUND);
+    let cookie = headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("SameSite=None")
+            && cookie.contains("Secure")
+            && cookie.contains("HttpOnly")
+    );
+    let location = headers[header::LOCATION].to_str().unwrap();
+    let encoded = location
+        .split("SAMLRequest=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let deflated = base64::engine::general_purpose::STANDARD
+        .decode(percent_decode(encoded))
+        .unwrap();
+    let mut request = String::new();
+    flate2::read::DeflateDecoder::new(deflated.as_slice())
+        .read_to_string(&mut request)
+        .unwrap();
+    let request_id = request
+        .split("ID=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+
+    // Another browser (no cookie) cannot use the answer to this browser's request.
+    let answer = response_for(&app.ws, Some(&request_id), "_assert_sp_1");
+    let (status, _, v) = app.post_acs(&answer, None).await;
+    assert_eq!(
+        (status, v["reason"].as_str()),
+        (StatusCode::FORBIDDEN, Some("saml_unsolicited"))
+    );
+
+    let (status, headers, v) = app.post_acs(&answer, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["created"].as_bool(), v["role"].as_str()),
+        (Some(true), Some("editor"))
+    );
+    assert_eq!(v["relay_state"], "/destinations");
+    assert!(headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+
+    // The request id was single-use: the same browser cannot sign in with it again.
+    let again = response_for(&app.ws, Some(&request_id), "_assert_sp_2");
+    let (status, _, v) = app.post_acs(&again, Some(&cookie)).await;
+    assert_eq!(
+        (status, v["reason"].as_str()),
+        (StatusCode::FORBIDDEN, Some("saml_unsolicited"))
+    );
+}
+
+#[tokio::test]
+async fn an_unsolicited_response_is_refused_unless_idp_initiated_login_is_on() {
+    let app = App::start().await;
+    app.ok(Method::PUT, "/admin/v1/sso/saml", Some(connection(false)))
+        .await;
+    let unsolicited = response_for(&app.ws, None, "_assert_idp_1");
+    let (status, _, v) = app.post_acs(&unsolicited, None).await;
+    assert_eq!(
+        (status, v["reason"].as_str()),
+        (StatusCode::FORBIDDEN, Some("saml_unsolicited"))
+    );
+
+    app.ok(Method::PUT, "/admin/v1/sso/saml", Some(connection(true)))
+        .await;
+    let (status, _, v) = app.post_acs(&unsolicited, None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(app.audit_reasons().await, ["saml_unsolicited"]);
+}
+
+#[tokio::test]
+async fn a_replayed_assertion_is_refused_and_audited() {
+    let app = App::start().await;
+    app.ok(Method::PUT, "/admin/v1/sso/saml", Some(connection(true)))
+        .await;
+    let response = response_for(&app.ws, None, "_assert_replay");
+    assert_eq!(app.post_acs(&response, None).await.0, StatusCode::OK);
+    let (status, _, v) = app.post_acs(&response, None).await;
+    assert_eq!(
+        (status, v["reason"].as_str()),
+        (StatusCode::FORBIDDEN, Some("saml_replayed"))
+    );
+    assert_eq!(app.audit_reasons().await, ["saml_replayed"]);
+}
+
+#[tokio::test]
+async fn a_refusal_says_only_its_reason_code_and_an_unmanaged_domain_is_refused() {
+    let app = App::start().await;
+    app.ok(Method::PUT, "/admin/v1/sso/saml", Some(connection(true)))
+        .await;
+    let forged = Response {
+        assertion_key: Some(tracklayer_saml::testkit::attacker_key()),
+        ..response_for(&app.ws, None, "_assert_forged")
+    };
+    let (status, headers, v) = app.post_acs(&forged, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+    assert_eq!(v["reason"], "saml_signature");
+    assert!(!v.to_string().contains("certificate"), "{v}");
+
+    let outsider = Response {
+        name_id: "mallory@evil.test".into(),
+        ..response_for(&app.ws, None, "_assert_outsider")
+    };
+    let (status, _, v) = app.post_acs(&outsider, None).await;
+    assert_eq!(
+        (status, v["reason"].as_str()),
+        (StatusCode::FORBIDDEN, Some("saml_domain_not_managed"))
+    );
+    assert_eq!(
+        app.audit_reasons().await,
+        ["saml_signature", "saml_domain_not_managed"]
+    );
+}
+
+#[tokio::test]
+async fn sso_is_required_only_for_managed_domains_of_an_enforcing_workspace() {
+    let app = App::start().await;
+    let alice = Email::parse("alice@example.com").unwrap();
+    let other = Email::parse("bob@elsewhere.test").unwrap();
+    assert!(!app.service.sso_required_for(&app.ws, &alice).await.unwrap());
+    app.ok(Method::PUT, "/admin/v1/sso/saml", Some(connection(false)))
+        .await;
+    assert!(app.service.sso_required_for(&app.ws, &alice).await.unwrap());
+    assert!(!app.service.sso_required_for(&app.ws, &other).await.unwrap());
+    let mut relaxed = connection(false);
+    relaxed["enforce_sso"] = json!(false);
+    app.ok(Method::PUT, "/admin/v1/sso/saml", Some(relaxed))
+        .await;
+    assert!(!app.service.sso_required_for(&app.ws, &alice).await.unwrap());
+}

@@ -1,0 +1,153 @@
+//! `SamlStore` on SQLite: the SAML connection (a JSON document per workspace), AuthnRequests
+//! in flight and the assertion replay cache.
+//!
+//! Requests and used assertion ids carry `expires_at` (Unix ms); reads leave out what expired
+//! by `now`, and taking a request or recording an assertion first deletes the expired rows of its table, so neither table grows
+//! past what is live (no sweeper needed).
+
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension};
+use time::OffsetDateTime;
+use tracklayer_core::clock::unix_millis;
+use tracklayer_core::error::StoreError;
+use tracklayer_core::saml::{SamlConnection, SamlStore};
+use tracklayer_core::workspace::WorkspaceId;
+
+use crate::db::{json, sql};
+use crate::SqliteControlStore;
+
+pub(crate) const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS saml_connections (
+    workspace_id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS saml_requests (
+    workspace_id TEXT NOT NULL,
+    browser TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, browser)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS saml_assertions (
+    workspace_id TEXT NOT NULL,
+    assertion_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, assertion_id)
+) WITHOUT ROWID;
+"#;
+
+#[async_trait]
+impl SamlStore for SqliteControlStore {
+    async fn saml_connection(
+        &self,
+        ws: &WorkspaceId,
+    ) -> Result<Option<SamlConnection>, StoreError> {
+        self.db()
+            .doc(
+                "saml_connection",
+                "SELECT doc FROM saml_connections WHERE workspace_id = ?1",
+                vec![ws.to_string().into()],
+            )
+            .await
+    }
+
+    async fn put_saml_connection(&self, connection: &SamlConnection) -> Result<(), StoreError> {
+        let doc = json("put_saml_connection", connection)?;
+        self.db()
+            .execute(
+                "put_saml_connection",
+                "INSERT INTO saml_connections (workspace_id, doc) VALUES (?1, ?2)
+                 ON CONFLICT (workspace_id) DO UPDATE SET doc = excluded.doc",
+                vec![connection.workspace_id.to_string().into(), doc.into()],
+            )
+            .await
+    }
+
+    async fn delete_saml_connection(&self, ws: &WorkspaceId) -> Result<bool, StoreError> {
+        let ws = ws.to_string();
+        self.db()
+            .call("delete_saml_connection", move |c| {
+                c.execute("DELETE FROM saml_connections WHERE workspace_id = ?1", [ws])
+                    .map(|n| n > 0)
+                    .map_err(|e| sql("delete_saml_connection", e))
+            })
+            .await
+    }
+
+    async fn put_saml_request(
+        &self,
+        ws: &WorkspaceId,
+        browser: &str,
+        request_id: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let (ws, browser, request_id) = (ws.to_string(), browser.to_owned(), request_id.to_owned());
+        let expires_at = unix_millis(expires_at);
+        self.db()
+            .call("put_saml_request", move |c| {
+                c.execute(
+                    "INSERT INTO saml_requests (workspace_id, browser, request_id, expires_at)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (workspace_id, browser) DO UPDATE
+                     SET request_id = excluded.request_id, expires_at = excluded.expires_at",
+                    params![ws, browser, request_id, expires_at],
+                )
+                .map(drop)
+                .map_err(|e| sql("put_saml_request", e))
+            })
+            .await
+    }
+
+    async fn take_saml_request(
+        &self,
+        ws: &WorkspaceId,
+        browser: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, StoreError> {
+        let (ws, browser, now) = (ws.to_string(), browser.to_owned(), unix_millis(now));
+        self.db()
+            .call("take_saml_request", move |c| {
+                c.execute("DELETE FROM saml_requests WHERE expires_at <= ?1", [now])
+                    .map_err(|e| sql("take_saml_request", e))?;
+                c.query_row(
+                    "DELETE FROM saml_requests WHERE workspace_id = ?1 AND browser = ?2
+                     RETURNING request_id, expires_at",
+                    params![ws, browser],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+                )
+                .optional()
+                .map(|row| row.filter(|(_, expires)| *expires > now).map(|(id, _)| id))
+                .map_err(|e| sql("take_saml_request", e))
+            })
+            .await
+    }
+
+    async fn first_use_of_assertion(
+        &self,
+        ws: &WorkspaceId,
+        assertion_id: &str,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let (ws, id) = (ws.to_string(), assertion_id.to_owned());
+        let (until, now) = (unix_millis(until), unix_millis(now));
+        self.db()
+            .call("first_use_of_assertion", move |c| {
+                let tx = c
+                    .transaction()
+                    .map_err(|e| sql("first_use_of_assertion", e))?;
+                tx.execute("DELETE FROM saml_assertions WHERE expires_at <= ?1", [now])
+                    .map_err(|e| sql("first_use_of_assertion", e))?;
+                let inserted = tx
+                    .execute(
+                        "INSERT INTO saml_assertions (workspace_id, assertion_id, expires_at)
+                         VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                        params![ws, id, until],
+                    )
+                    .map_err(|e| sql("first_use_of_assertion", e))?;
+                tx.commit().map_err(|e| sql("first_use_of_assertion", e))?;
+                Ok(inserted == 1)
+            })
+            .await
+    }
+}
