@@ -105,15 +105,15 @@ impl AdminState {
         self
     }
 
-    fn dsr(&self) -> Option<&DsrService> {
+    pub(crate) fn dsr(&self) -> Option<&DsrService> {
         self.inner.dsr.get().map(|d| d.as_ref())
     }
 
-    fn admin(&self) -> &AdminService {
+    pub(crate) fn admin(&self) -> &AdminService {
         &self.inner.admin
     }
 
-    fn tester(&self) -> &DestinationTester {
+    pub(crate) fn tester(&self) -> &DestinationTester {
         &self.inner.tester
     }
 

@@ -115,7 +115,11 @@ fn wire(stack: &LocalStack, region: Region, args: &ServeArgs) -> anyhow::Result<
         tracklayer_http::AdminConfig::default(),
     )
     .with_dsr(services.dsr.clone());
-    let app = tracking_router(tracking).merge(tracklayer_http::admin_router(admin));
+    let console =
+        tracklayer_http::console_router(tracklayer_http::ConsoleState::new(admin.clone()));
+    let app = tracking_router(tracking)
+        .merge(tracklayer_http::admin_router(admin))
+        .merge(console);
     Ok(Wired { app, services })
 }
 
