@@ -1,0 +1,5 @@
+// The browser suite's helpers, in one import.
+export { startServer, tracklayer, tracklayerBin, REPO } from "./server.mjs";
+export { launch, guardedPage, openBrowser, CHROMIUM } from "./browser.mjs";
+export { screenshot, SCREENSHOT_DIR } from "./screenshot.mjs";
+export { axeViolations, assertAccessible } from "./axe.mjs";
