@@ -5,23 +5,23 @@
 //! Every answer that is not a success is `application/problem+json`, including unknown routes
 //! (404) and unsupported methods (405 with `Allow`).
 
-mod audit_log;
-mod deliveries;
-mod delivery_log;
-mod destinations;
+pub(crate) mod audit_log;
+pub(crate) mod deliveries;
+pub(crate) mod delivery_log;
+pub(crate) mod destinations;
 pub mod dsr;
 pub mod dto;
-mod error;
-mod events;
-mod extract;
-mod keys;
-mod lifecycle;
+pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod extract;
+pub(crate) mod keys;
+pub(crate) mod lifecycle;
 pub mod openapi;
-mod security;
-mod test_event;
-mod trace;
-mod users;
-mod workspace;
+pub(crate) mod security;
+pub(crate) mod test_event;
+pub(crate) mod trace;
+pub(crate) mod users;
+pub(crate) mod workspace;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -125,6 +125,11 @@ impl AdminState {
         self.inner.openapi.clone()
     }
 
+    /// The problem+json answer to a use case's error (the console's pages show the same).
+    pub(crate) fn problem_of(&self, e: impl Failure) -> Problem {
+        e.problem(self.config())
+    }
+
     /// The problem+json answer to a control-plane error.
     fn fail(&self, e: AdminError) -> Problem {
         e.problem(self.config())
@@ -158,7 +163,7 @@ impl AdminState {
 }
 
 /// A use case's error, as the problem+json answer it gets.
-trait Failure {
+pub(crate) trait Failure {
     fn problem(self, config: &AdminConfig) -> Problem;
 }
 
