@@ -22,9 +22,11 @@ pub mod invalidation;
 pub mod key_expiry;
 pub mod keys;
 pub mod name;
+pub mod password;
 pub mod ports;
 pub mod rbac;
 pub mod services;
+pub mod sessions;
 pub mod user_id;
 pub mod workspace;
 

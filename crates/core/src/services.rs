@@ -19,7 +19,7 @@ use crate::invalidation::Invalidations;
 use crate::keys::verifier::{KeyVerifier, VerifierConfig};
 use crate::ports::{
     AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DsrStore, Egress, EventStore, Keyring,
-    Mailer, UrlGuard,
+    Mailer, SessionStore, UrlGuard,
 };
 use crate::workspace::Region;
 
@@ -37,6 +37,8 @@ pub struct Ports {
     /// Data-subject requests, the suppression list and access exports.
     pub dsr: Arc<dyn DsrStore>,
     pub mailer: Arc<dyn Mailer>,
+    /// Console sessions, one-time links, password credentials, failed sign-in counters.
+    pub sessions: Arc<dyn SessionStore>,
     /// Refuses destination URLs that egress must never reach (configure time).
     pub url_guard: Arc<dyn UrlGuard>,
     /// The wire format of each destination kind.
@@ -121,6 +123,8 @@ impl Ports {
                 clock: self.clock.clone(),
                 ids: self.ids.clone(),
                 url_guard: self.url_guard.clone(),
+                sessions: self.sessions.clone(),
+                mailer: self.mailer.clone(),
             },
             region,
         )

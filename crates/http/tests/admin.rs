@@ -185,6 +185,7 @@ impl App {
             keyring: keyring.clone(),
             dsr: Arc::new(SqliteDsrStore::new(db.clone())),
             mailer: Arc::new(NoMail),
+            sessions: Arc::new(tracklayer_local::SqliteSessionStore::new(db.clone())),
             url_guard: Arc::new(tracklayer_egress::EgressPolicy {
                 allow_private: true,
             }),

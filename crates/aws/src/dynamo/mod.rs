@@ -6,6 +6,7 @@ pub mod control;
 pub mod delivery_log;
 pub mod dsr;
 pub mod events;
+pub mod sessions;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
