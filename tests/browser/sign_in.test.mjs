@@ -1,7 +1,7 @@
 // The console's sign-in page.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, openBrowser, screenshot, assertAccessible } from "./lib/index.mjs";
+import { startServer, openBrowser, screenshot, assertAccessible, inviteAndAccept, signIn } from "./lib/index.mjs";
 
 let server;
 let browser;
@@ -32,5 +32,35 @@ test("the sign-in page loads with its styles and scripts under a strict CSP and 
   assert.equal(radius, "12px");
   await assertAccessible(page, "/sign-in");
   await screenshot(page, "sign-in", { narrow: true });
+  guard.check();
+});
+
+test("an invited user sets a password from the mailed link, signs out and signs in again", async () => {
+  const { page, guard } = browser;
+  await inviteAndAccept(server, page, "ana@shop.example", "editor");
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  const cookies = await page.context().cookies(server.url);
+  const session = cookies.find((c) => c.name === "__Host-tl_session");
+  assert.ok(session, "the session cookie is set");
+  assert.equal(session.httpOnly, true);
+  assert.equal(session.secure, true);
+  assert.equal(session.sameSite, "Lax");
+  assert.equal(session.path, "/");
+  await assertAccessible(page, "/ (overview)");
+
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/sign-in/);
+  await page.goto(`${server.url}/destinations`);
+  await page.waitForURL(/\/sign-in$/);
+
+  await signIn(server, page, "ana@shop.example", "not the password at all");
+  await page.getByRole("alert").waitFor();
+  assert.match(await page.getByRole("alert").textContent(), /not correct/);
+  await signIn(server, page, "ana@shop.example");
+  await page.waitForURL(`${server.url}/`);
+  await page.goto(`${server.url}/account`);
+  await page.getByRole("heading", { name: "Your account" }).waitFor();
+  await assertAccessible(page, "/account");
+  await screenshot(page, "account");
   guard.check();
 });

@@ -139,6 +139,9 @@ pub struct ServicesConfig {
     pub ingest: IngestConfig,
     pub delivery: DeliveryConfig,
     pub dsr: DsrConfig,
+    /// The console's public base URL, which mailed links start with (default
+    /// [`crate::admin::DEFAULT_PUBLIC_URL`]).
+    pub public_url: Option<String>,
 }
 
 impl ServicesConfig {
@@ -150,6 +153,7 @@ impl ServicesConfig {
             ingest: IngestConfig::new(region),
             delivery: DeliveryConfig::default(),
             dsr: DsrConfig::default(),
+            public_url: None,
         }
     }
 }
@@ -181,12 +185,14 @@ impl Services {
                 .dsr(config.dsr)
                 .with_invalidations(invalidations.clone()),
         );
-        let admin = Arc::new(
-            ports
-                .admin(config.region)
-                .with_verifier(verifier.clone())
-                .with_invalidations(invalidations.clone()),
-        );
+        let mut admin = ports
+            .admin(config.region)
+            .with_verifier(verifier.clone())
+            .with_invalidations(invalidations.clone());
+        if let Some(url) = config.public_url {
+            admin = admin.with_public_url(url);
+        }
+        let admin = Arc::new(admin);
         Self {
             ingest,
             delivery,

@@ -107,6 +107,10 @@ pub struct ServeArgs {
     /// Region of the workspace created when the data directory is empty.
     #[arg(long, value_parser = parse_region, default_value = "us")]
     pub region: Region,
+    /// The console's public base URL (behind a proxy), which mailed invitation and reset
+    /// links start with; default `http://<the listening address>`.
+    #[arg(long, env = "TRACKLAYER_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Let destinations reach loopback and private addresses (local development and tests only).
     #[arg(long)]
     pub allow_private_egress: bool,

@@ -15,22 +15,20 @@ use crate::body::read_body;
 /// Largest form body.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
-/// Whether the browser says the request comes from this origin. A request saying neither
-/// (no `Sec-Fetch-Site`, no `Origin`) is refused: every browser the console supports sends
-/// at least one with a form post or a fetch.
+/// Whether the browser says the request comes from this origin: `Sec-Fetch-Site:
+/// same-origin` (which a page cannot forge), or, from a browser that does not send it, an
+/// `Origin` naming this host. (Under `Referrer-Policy: no-referrer` a form post's `Origin` is
+/// `null`, so `Sec-Fetch-Site` decides when present.) A request saying neither is refused.
 pub fn same_origin(headers: &HeaderMap) -> bool {
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = text("sec-fetch-site") {
-        if site != "same-origin" {
-            return false;
-        }
+        return site == "same-origin";
     }
     match (text(header::ORIGIN.as_str()), text(header::HOST.as_str())) {
         (Some(origin), Some(host)) => origin
             .split_once("://")
             .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest == host),
-        (Some(_), None) => false,
-        (None, _) => text("sec-fetch-site").is_some(),
+        _ => false,
     }
 }
 
@@ -139,5 +137,61 @@ impl FromRequest<ConsoleState> for Action {
             return Err(cross_site());
         }
         Ok(Action { me, form })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+    use axum::http::HeaderMap;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn a_post_the_browser_marks_same_origin_passes_even_with_a_null_origin() {
+        let h = headers(&[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "null"),
+            ("host", "a.test"),
+        ]);
+        assert!(same_origin(&h));
+    }
+
+    #[test]
+    fn a_cross_site_or_same_site_post_is_refused_whatever_its_origin_says() {
+        for site in ["cross-site", "same-site", "none"] {
+            let h = headers(&[
+                ("sec-fetch-site", site),
+                ("origin", "http://a.test"),
+                ("host", "a.test"),
+            ]);
+            assert!(!same_origin(&h), "{site}");
+        }
+    }
+
+    #[test]
+    fn without_fetch_metadata_only_an_origin_naming_this_host_passes() {
+        assert!(same_origin(&headers(&[
+            ("origin", "https://a.test"),
+            ("host", "a.test")
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("origin", "https://evil.test"),
+            ("host", "a.test")
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("origin", "null"),
+            ("host", "a.test")
+        ])));
+        assert!(
+            !same_origin(&headers(&[("host", "a.test")])),
+            "neither header"
+        );
     }
 }

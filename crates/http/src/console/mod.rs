@@ -66,13 +66,30 @@ pub fn console_router(state: ConsoleState) -> Router {
     use pages::{auth, destinations as dst, events, keys, overview, privacy, settings, users};
     Router::new()
         .route("/", get(overview::overview))
-        .route("/sign-in", get(auth::sign_in_page))
-        // AUTH-PENDING.route("/sign-in/link/{token}", get(auth::link_page).post(auth::redeem_link))
-        // AUTH-PENDING.route("/sign-out", post(auth::sign_out))
-        // AUTH-PENDING.route("/invite/{token}", get(auth::invitation_page).post(auth::accept_invitation))
-        // AUTH-PENDING.route("/reset", get(auth::reset_request_page).post(auth::request_reset))
-        // AUTH-PENDING.route("/reset/{token}", get(auth::reset_page).post(auth::reset_password))
-        // AUTH-PENDING.route("/account", get(auth::account))
+        .route("/sign-in", get(auth::sign_in_page).post(auth::sign_in))
+        .route(
+            "/sign-in/link/{token}",
+            get(auth::link_page).post(auth::redeem_link),
+        )
+        .route("/sign-out", post(auth::sign_out))
+        .route(
+            "/invite/{token}",
+            get(auth::invitation_page).post(auth::accept_invitation),
+        )
+        .route(
+            "/reset",
+            get(auth::reset_request_page).post(auth::request_reset),
+        )
+        .route(
+            "/reset/{token}",
+            get(auth::reset_page).post(auth::reset_password),
+        )
+        .route("/account", get(auth::account))
+        .route("/account/password", post(auth::change_password))
+        .route(
+            "/account/sessions/{sid}/revoke",
+            post(auth::revoke_own_session),
+        )
         .route("/events", get(events::debugger))
         .route("/events/{id}", get(events::trace))
         .route("/destinations", get(dst::list).post(dst::create))
@@ -87,10 +104,13 @@ pub fn console_router(state: ConsoleState) -> Router {
         .route("/keys/{id}/rotate", post(keys::rotate))
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/users", get(users::list).post(users::invite))
-        // PENDING.route("/users/{id}", get(users::detail))
+        .route("/users/{id}", get(users::detail))
         .route("/users/{id}/role", post(users::set_role))
         .route("/users/{id}/remove", post(users::remove))
-        // PENDING.route("/users/{id}/sessions/{sid}/revoke", post(users::revoke_session))
+        .route(
+            "/users/{id}/sessions/{sid}/revoke",
+            post(users::revoke_session),
+        )
         .route(
             "/settings/consent",
             get(settings::consent).post(settings::save_consent),

@@ -5,9 +5,11 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use tracklayer_core::admin::Principal;
+use tracklayer_core::admin::{AdminError, Principal};
 use tracklayer_core::keys::Role;
+use tracklayer_core::sessions::{CsrfToken, SessionToken};
 
+use super::view::Failure;
 use super::ConsoleState;
 
 /// The session cookie: `__Host-` (this origin only, `Path=/`, `Secure`), `HttpOnly`,
@@ -51,8 +53,10 @@ pub struct Me {
     pub principal: Principal,
     pub email: String,
     pub user_id: String,
+    pub session_id: String,
     /// The session's CSRF token, put in every form.
     pub csrf: String,
+    csrf_token: CsrfToken,
     /// The session cookie's value.
     pub token: String,
 }
@@ -62,10 +66,9 @@ impl Me {
         self.principal.role
     }
 
-    /// Whether `presented` is this session's CSRF token (in constant time).
+    /// Whether `presented` is this session's CSRF token.
     pub fn csrf_matches(&self, presented: &str) -> bool {
-        use sha2::{Digest, Sha256};
-        Sha256::digest(presented.as_bytes()) == Sha256::digest(self.csrf.as_bytes())
+        self.csrf_token.matches(presented)
     }
 }
 
@@ -94,23 +97,30 @@ impl FromRequestParts<ConsoleState> for Me {
         };
         state
             .session(&token)
-            .await
+            .await?
             .ok_or_else(|| to_sign_in(&parts.headers))
     }
 }
 
 impl ConsoleState {
-    /// The live session of a cookie's token. AUTH-PENDING: a personal access token until the
-    /// sessions of f-auth are merged.
-    pub(super) async fn session(&self, token: &str) -> Option<Me> {
-        let principal = self.admin().authenticate(token).await.ok()?;
-        use sha2::{Digest, Sha256};
-        Some(Me {
-            email: principal.actor.clone(),
-            user_id: principal.actor.trim_start_matches("user:").to_owned(),
-            csrf: hex::encode(Sha256::digest(token.as_bytes())),
-            token: token.to_owned(),
-            principal,
-        })
+    /// The live session of a cookie's token: `None` when it ended (sign in again); a store
+    /// that cannot answer is an error page, not a sign-out.
+    pub(super) async fn session(&self, token: &str) -> Result<Option<Me>, Response> {
+        let Ok(token) = SessionToken::parse(token) else {
+            return Ok(None);
+        };
+        match self.admin().console_session(&token).await {
+            Ok(c) => Ok(Some(Me {
+                email: c.user.email.as_str().to_owned(),
+                user_id: c.user.id.as_str().to_owned(),
+                session_id: c.session_id.as_str().to_owned(),
+                csrf: c.csrf.as_str().to_owned(),
+                csrf_token: c.csrf,
+                token: token.as_str().to_owned(),
+                principal: c.principal,
+            })),
+            Err(AdminError::SessionEnded) => Ok(None),
+            Err(e) => Err(Failure::of(self, e).page()),
+        }
     }
 }

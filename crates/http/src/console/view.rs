@@ -143,11 +143,6 @@ impl Shell {
         self.notice = code.and_then(notice);
         self
     }
-
-    pub fn error(mut self, error: Option<String>) -> Self {
-        self.error = error;
-        self
-    }
 }
 
 pub fn role_name(role: Role) -> &'static str {

@@ -22,16 +22,20 @@ use crate::stack::LocalStack;
 
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (stack, region) = open_or_create(&args).await?;
-    let wired = wire(&stack, region, &args)?;
-
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| console_url(local));
+    let wired = wire(&stack, region, &args, &public_url)?;
     println!(
         "TrackLayer listening on http://{local} (region {region}, data {})",
         stack.dir.root().display()
     );
+    println!("Console: {public_url}/sign-in");
     tracing::info!(%local, %region, "listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -83,7 +87,12 @@ struct Wired {
 
 /// The use cases over the stack ([`Services`]: one key verifier, one invalidation bus), and
 /// the tracking and admin routers over them.
-fn wire(stack: &LocalStack, region: Region, args: &ServeArgs) -> anyhow::Result<Wired> {
+fn wire(
+    stack: &LocalStack,
+    region: Region,
+    args: &ServeArgs,
+    public_url: &str,
+) -> anyhow::Result<Wired> {
     let ports = stack.ports(args.allow_private_egress);
     let egress: Arc<dyn Egress> = Arc::new(tracklayer_egress::HttpEgress::new(
         tracklayer_egress::EgressConfig {
@@ -94,7 +103,14 @@ fn wire(stack: &LocalStack, region: Region, args: &ServeArgs) -> anyhow::Result<
             ..Default::default()
         },
     )?);
-    let services = Services::new(&ports, egress.clone(), services_config(region, args));
+    let services = Services::new(
+        &ports,
+        egress.clone(),
+        ServicesConfig {
+            public_url: Some(public_url.to_owned()),
+            ..services_config(region, args)
+        },
+    );
     let tracking = TrackingState::new(
         services.ingest.clone(),
         TrackingConfig {
@@ -121,6 +137,17 @@ fn wire(stack: &LocalStack, region: Region, args: &ServeArgs) -> anyhow::Result<
         .merge(tracklayer_http::admin_router(admin))
         .merge(console);
     Ok(Wired { app, services })
+}
+
+/// The console's address as a browser on this machine reaches it (an unspecified listening
+/// address is reached on loopback).
+fn console_url(local: std::net::SocketAddr) -> String {
+    let ip = match local.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, local.port()))
 }
 
 /// The flags of `serve` as the use cases' configuration.

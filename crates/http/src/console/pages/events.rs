@@ -105,7 +105,6 @@ struct Row {
     kind: String,
     allowed: bool,
     reason: String,
-    routed: bool,
     skipped: String,
     status: String,
     attempts: String,
@@ -157,7 +156,6 @@ pub async fn trace(
                 kind: label(&r.kind),
                 allowed: r.consent.allowed,
                 reason: r.consent.reason.clone(),
-                routed: r.routed,
                 skipped: r.skipped.clone().unwrap_or_default(),
                 status: d.map_or_else(
                     || {

@@ -27,7 +27,6 @@ struct Row {
     k: ApiKey,
     kind: String,
     role: String,
-    created: String,
     expires: String,
     /// `ok`, `warn` (expires within 14 days) or `bad` (revoked or expired).
     state: &'static str,
@@ -97,7 +96,6 @@ fn row(k: ApiKey, now: OffsetDateTime) -> Row {
     Row {
         kind: label(&k.kind),
         role: k.role.as_ref().map(label).unwrap_or_default(),
-        created: when(k.created_at),
         expires: when(k.expires_at),
         last_used: k.last_used_at.map_or("never".into(), |t| ago(t, now)),
         live: state != "bad",

@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 
+use super::auth::{end_session, session_rows, SessionRow};
 use super::{label, role};
 use crate::admin::users::User;
 use crate::console::csrf::Action;
@@ -117,5 +118,50 @@ pub async fn remove(
     match s.admin().remove_user(&me.principal, &id).await {
         Ok(()) => see_other("/users?done=user-removed"),
         Err(e) => Failure::of(&s, e).page(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/user.html")]
+struct UserPage {
+    shell: Shell,
+    email: String,
+    role: String,
+    sessions: Vec<SessionRow>,
+    revoke_base: String,
+}
+
+/// `GET /users/{id}`: a user's sessions (one's own, or anyone's for an admin).
+pub async fn detail(
+    State(s): State<ConsoleState>,
+    me: Me,
+    Path(id): Path<String>,
+    Query(q): Query<Done>,
+) -> Response {
+    let user = match s.admin().user(&me.principal, &id).await {
+        Ok(u) => User::from(u),
+        Err(e) => return Failure::of(&s, e).page(),
+    };
+    match session_rows(&s, &me, &id).await {
+        Ok(sessions) => page(&UserPage {
+            shell: Shell::new(&me, "users", user.email.clone()).done(q.done.as_deref()),
+            role: label(&user.role),
+            email: user.email,
+            sessions,
+            revoke_base: format!("/users/{id}/sessions/"),
+        }),
+        Err(f) => f.page(),
+    }
+}
+
+/// `POST /users/{id}/sessions/{sid}/revoke`.
+pub async fn revoke_session(
+    State(s): State<ConsoleState>,
+    Path((id, sid)): Path<(String, String)>,
+    Action { me, .. }: Action,
+) -> Response {
+    match end_session(&s, &me, &sid).await {
+        Ok(()) => see_other(&format!("/users/{id}?done=session-revoked")),
+        Err(f) => f.page(),
     }
 }
