@@ -20,6 +20,7 @@ pub use dynamo::delivery_log::DynamoDeliveryLog;
 pub use dynamo::dsr::DynamoDsrStore;
 pub use dynamo::events::DynamoEventStore;
 pub use dynamo::sessions::DynamoSessionStore;
+pub use dynamo::stats::DynamoStats;
 pub use kms::KmsKeyring;
 pub use ses::{SesClient, SesError, SesMailer};
 pub use sqs::SqsDeliveryQueue;

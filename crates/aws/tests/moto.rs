@@ -203,6 +203,12 @@ async fn delivery_log() -> DynamoDeliveryLog {
     DynamoDeliveryLog::new(c.dynamodb, table)
 }
 
+async fn stats() -> tracklayer_aws::DynamoStats {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::DeliveryLog).await;
+    tracklayer_aws::DynamoStats::new(c.dynamodb, table)
+}
+
 async fn dsr_store() -> DynamoDsrStore {
     let c = clients().await;
     let control = fresh_table(&c, Table::Control).await;
@@ -409,6 +415,11 @@ mod event_store_erasure {
 mod delivery_queue_erasure {
     use super::*;
     tracklayer_core::delivery_queue_erasure_contract!(sqs_queue());
+}
+
+mod stats {
+    use super::*;
+    tracklayer_core::stats_contract!(stats());
 }
 
 mod delivery_log_erasure {
@@ -1040,6 +1051,7 @@ async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_un
             ids: Arc::new(tracklayer_core::clock::SystemIds),
             connectors: tracklayer_connectors::connector,
             base_urls: tracklayer_connectors::default_base_url,
+            stats: Arc::new(stats().await),
         },
         DeliveryConfig {
             // Without the pause, the first failure would dead-letter the message.

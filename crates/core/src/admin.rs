@@ -11,6 +11,7 @@ mod destinations;
 mod events;
 mod keys;
 mod lifecycle;
+mod overview;
 mod security;
 mod sessions;
 mod sign_in;
@@ -50,6 +51,10 @@ pub use destinations::{DestinationPatch, DestinationView};
 pub use events::EventTrace;
 pub use keys::{CreatedKey, KeyRequest, KeyView, MAX_ROTATION_OVERLAP_DAYS};
 pub use lifecycle::{close_account, close_account_with_dsr, Closure, RetentionView};
+pub use overview::{
+    overview_of, DestinationCounts, DestinationOverview, IngestTotals, Overview, SeriesPoint,
+    StatsWindow,
+};
 pub use security::SecurityPatch;
 pub use workspace::{WorkspacePatch, WorkspaceView};
 
@@ -169,6 +174,8 @@ pub struct AdminPorts {
     pub sessions: Arc<dyn SessionStore>,
     /// Invitation, password-reset and sign-in links.
     pub mailer: Arc<dyn Mailer>,
+    /// The overview's counters (read only).
+    pub stats: Arc<dyn crate::stats::StatsReader>,
 }
 
 /// The console's base URL unless the process says otherwise (`tracklayer serve`'s default

@@ -27,6 +27,7 @@ pub mod ports;
 pub mod rbac;
 pub mod services;
 pub mod sessions;
+pub mod stats;
 pub mod user_id;
 pub mod workspace;
 

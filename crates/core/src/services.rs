@@ -21,6 +21,7 @@ use crate::ports::{
     AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DsrStore, Egress, EventStore, Keyring,
     Mailer, SessionStore, UrlGuard,
 };
+use crate::stats::Stats;
 use crate::workspace::Region;
 
 /// Every port of one process, by role. Each use case takes the ones it needs; the data-subject
@@ -41,6 +42,8 @@ pub struct Ports {
     pub sessions: Arc<dyn SessionStore>,
     /// Refuses destination URLs that egress must never reach (configure time).
     pub url_guard: Arc<dyn UrlGuard>,
+    /// The overview's counters: ingest and delivery add, the admin overview reads.
+    pub stats: Arc<dyn Stats>,
     /// The wire format of each destination kind.
     pub connectors: fn(DestinationKind) -> &'static dyn Connector,
     /// Production base URL of each kind, used when a destination has no `endpoint`.
@@ -63,6 +66,7 @@ impl Ports {
                 suppressions: self.dsr.clone(),
                 clock: self.clock.clone(),
                 ids: self.ids.clone(),
+                stats: self.stats.clone(),
             },
             config,
         )
@@ -84,6 +88,7 @@ impl Ports {
                 ids: self.ids.clone(),
                 connectors: self.connectors,
                 base_urls: self.base_urls,
+                stats: self.stats.clone(),
             },
             config,
         )
@@ -125,6 +130,7 @@ impl Ports {
                 url_guard: self.url_guard.clone(),
                 sessions: self.sessions.clone(),
                 mailer: self.mailer.clone(),
+                stats: self.stats.clone(),
             },
             region,
         )

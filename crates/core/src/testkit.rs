@@ -48,6 +48,7 @@ pub mod last_admin;
 pub mod mailer;
 pub mod retention;
 pub mod sessions;
+pub mod stats;
 pub mod users;
 
 pub use delivery_log::delivery_record;

@@ -41,6 +41,8 @@ use tracklayer_local::{
 
 #[path = "admin/delivery_log.rs"]
 mod delivery_log;
+#[path = "admin/stats.rs"]
+mod stats;
 
 const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
 const PROBLEM_JSON: &str = "application/problem+json";
@@ -189,6 +191,7 @@ impl App {
             url_guard: Arc::new(tracklayer_egress::EgressPolicy {
                 allow_private: true,
             }),
+            stats: Arc::new(tracklayer_local::SqliteStats::new(db.clone())),
             connectors: tracklayer_connectors::connector,
             requirements: tracklayer_connectors::requirements::unmet,
             base_urls: tracklayer_connectors::default_base_url,
@@ -752,6 +755,13 @@ fn matrix() -> Vec<Row> {
             T::Event,
             None,
             [200, 200, 200, 401, 404],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/stats",
+            T::None,
+            None,
+            [200, 200, 200, 401, 200],
         ),
         row(
             M::GET,

@@ -302,6 +302,7 @@ impl App {
                     suppressions: Arc::new(tracklayer_local::SqliteDsrStore::new(db.clone())),
                     clock: clock.clone(),
                     ids: options.ingest_ids.unwrap_or_else(|| ids.clone()),
+                    stats: Arc::new(tracklayer_local::SqliteStats::new(db.clone())),
                 },
                 ingest_config,
             )

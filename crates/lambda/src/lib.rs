@@ -11,7 +11,7 @@ use axum::Router;
 use lambda_http::request::RequestContext;
 use tracklayer_aws::{
     AwsClients, AwsConfig, DynamoAuditLog, DynamoControlStore, DynamoDeliveryLog, DynamoDsrStore,
-    DynamoEventStore, DynamoSessionStore, KmsKeyring, SesMailer, SqsDeliveryQueue,
+    DynamoEventStore, DynamoSessionStore, DynamoStats, KmsKeyring, SesMailer, SqsDeliveryQueue,
 };
 use tracklayer_core::clock::{Clock, Ids, SystemClock, SystemIds};
 use tracklayer_core::dsr::service::{DsrConfig, DsrService};
@@ -70,6 +70,8 @@ pub struct AwsStack {
     pub mailer: Arc<SesMailer>,
     /// Console sessions, one-time links, password credentials, failed sign-in counters.
     pub sessions: Arc<DynamoSessionStore>,
+    /// The overview's counters, on the delivery-log table.
+    pub stats: Arc<DynamoStats>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
 }
@@ -108,6 +110,10 @@ impl AwsStack {
                 &tables.events,
             )),
             delivery_log: Arc::new(DynamoDeliveryLog::new(
+                clients.dynamodb.clone(),
+                &tables.delivery_log,
+            )),
+            stats: Arc::new(DynamoStats::new(
                 clients.dynamodb.clone(),
                 &tables.delivery_log,
             )),
@@ -154,6 +160,7 @@ impl AwsStack {
             mailer: self.mailer.clone(),
             sessions: self.sessions.clone(),
             url_guard: Arc::new(self.egress_policy()),
+            stats: self.stats.clone(),
             connectors: tracklayer_connectors::connector,
             requirements: tracklayer_connectors::requirements::unmet,
             base_urls: tracklayer_connectors::default_base_url,

@@ -221,6 +221,8 @@ impl Db {
         conn.execute_batch(SCHEMA).map_err(DbError::Schema)?;
         conn.execute_batch(crate::sessions::SCHEMA)
             .map_err(DbError::Schema)?;
+        conn.execute_batch(crate::stats::SCHEMA)
+            .map_err(DbError::Schema)?;
         migrate(&conn).map_err(DbError::Schema)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),

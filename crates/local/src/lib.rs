@@ -14,6 +14,7 @@ mod keyring;
 mod mailer;
 mod queue;
 mod sessions;
+mod stats;
 
 pub use audit::SqliteAuditLog;
 pub use control::SqliteControlStore;
@@ -25,6 +26,7 @@ pub use keyring::FileKeyring;
 pub use mailer::OutboxMailer;
 pub use queue::SqliteDeliveryQueue;
 pub use sessions::SqliteSessionStore;
+pub use stats::SqliteStats;
 
 use std::path::{Path, PathBuf};
 

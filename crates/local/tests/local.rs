@@ -22,6 +22,8 @@ mod delivery_service;
 mod dsr_service;
 #[path = "local/sign_in.rs"]
 mod sign_in;
+#[path = "local/stats_counting.rs"]
+mod stats_counting;
 
 /// A SQLite stack with one workspace, bootstrapped as `init` does, a Meta destination and an
 /// ingest service: what the delivery and DSR service tests start from.
@@ -34,6 +36,7 @@ struct MetaWorkspace {
     events: Arc<SqliteEventStore>,
     queue: Arc<SqliteDeliveryQueue>,
     dsr: Arc<tracklayer_local::SqliteDsrStore>,
+    stats: Arc<tracklayer_local::SqliteStats>,
     ingest: tracklayer_core::ingest::IngestService,
     workspace: tracklayer_core::workspace::Workspace,
     write_key: String,
@@ -63,6 +66,7 @@ impl MetaWorkspace {
             8,
         ));
         let dsr = Arc::new(tracklayer_local::SqliteDsrStore::new(db.clone()));
+        let stats = Arc::new(tracklayer_local::SqliteStats::new(db.clone()));
         let boot_control = tracklayer_core::control_plane::Control {
             store: control.as_ref(),
             keyring: keyring.as_ref(),
@@ -88,6 +92,7 @@ impl MetaWorkspace {
                 suppressions: dsr.clone(),
                 clock: clock.clone(),
                 ids: Arc::new(SystemIds),
+                stats: stats.clone(),
             },
             IngestConfig::new(Region::Us),
         );
@@ -100,6 +105,7 @@ impl MetaWorkspace {
             events,
             queue,
             dsr,
+            stats,
             ingest,
             write_key: secrecy::ExposeSecret::expose_secret(&boot.write_key).to_owned(),
             workspace: boot.workspace,
@@ -306,6 +312,13 @@ mod session_store {
     use super::*;
     tracklayer_core::session_store_contract!(async {
         tracklayer_local::SqliteSessionStore::new(Db::in_memory().unwrap())
+    });
+}
+
+mod stats {
+    use super::*;
+    tracklayer_core::stats_contract!(async {
+        tracklayer_local::SqliteStats::new(Db::in_memory().unwrap())
     });
 }
 

@@ -12,7 +12,7 @@ use tracklayer_core::workspace::Region;
 use tracklayer_core::workspace::{Workspace, WorkspaceId};
 use tracklayer_local::{
     DataDir, Db, FileKeyring, OutboxMailer, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog,
-    SqliteDeliveryQueue, SqliteDsrStore, SqliteEventStore, SqliteSessionStore,
+    SqliteDeliveryQueue, SqliteDsrStore, SqliteEventStore, SqliteSessionStore, SqliteStats,
 };
 
 /// All local adapters, opened once.
@@ -31,6 +31,8 @@ pub struct LocalStack {
     pub mailer: Arc<OutboxMailer>,
     /// Console sessions, one-time links, password credentials, failed sign-in counters.
     pub sessions: Arc<SqliteSessionStore>,
+    /// The overview's counters.
+    pub stats: Arc<SqliteStats>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
 }
@@ -97,6 +99,7 @@ impl LocalStack {
             keyring,
             dsr: Arc::new(SqliteDsrStore::new(db.clone())),
             sessions: Arc::new(SqliteSessionStore::new(db.clone())),
+            stats: Arc::new(SqliteStats::new(db.clone())),
             mailer: Arc::new(OutboxMailer::new(
                 dir.outbox(),
                 "TrackLayer <noreply@tracklayer.local>".into(),
@@ -130,6 +133,7 @@ impl LocalStack {
             mailer: self.mailer.clone(),
             sessions: self.sessions.clone(),
             url_guard: Arc::new(tracklayer_egress::EgressPolicy { allow_private }),
+            stats: self.stats.clone(),
             connectors: tracklayer_connectors::connector,
             requirements: tracklayer_connectors::requirements::unmet,
             base_urls: tracklayer_connectors::default_base_url,
@@ -139,8 +143,18 @@ impl LocalStack {
     }
 
     /// The stores the sweeper cleans.
-    pub fn clone_for_sweep(&self) -> (Arc<SqliteEventStore>, Arc<SqliteDeliveryLog>) {
-        (self.events.clone(), self.delivery_log.clone())
+    pub fn clone_for_sweep(
+        &self,
+    ) -> (
+        Arc<SqliteEventStore>,
+        Arc<SqliteDeliveryLog>,
+        Arc<SqliteStats>,
+    ) {
+        (
+            self.events.clone(),
+            self.delivery_log.clone(),
+            self.stats.clone(),
+        )
     }
 
     pub fn control(&self) -> Control<'_> {

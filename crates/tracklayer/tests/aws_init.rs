@@ -149,10 +149,14 @@ async fn admin_service(stack: &str) -> AdminService {
                 &tables.events,
             )),
             sessions: Arc::new(tracklayer_aws::DynamoSessionStore::new(
-                dynamodb,
+                dynamodb.clone(),
                 &tables.control,
             )),
             mailer: Arc::new(tracklayer_core::testkit::sessions::RecordingMailer::default()),
+            stats: Arc::new(tracklayer_aws::DynamoStats::new(
+                dynamodb,
+                &tables.delivery_log,
+            )),
             queue: Arc::new(SqsDeliveryQueue::new(
                 aws_sdk_sqs::Client::new(&sdk),
                 Default::default(),

@@ -7,6 +7,7 @@ pub mod delivery_log;
 pub mod dsr;
 pub mod events;
 pub mod sessions;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

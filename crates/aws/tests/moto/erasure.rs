@@ -178,6 +178,10 @@ impl Stack {
                 // Ids that increase within a request, so the shared request's pack is
                 // named after its first event: A's.
                 ids: Arc::new(SequentialIds::default()),
+                stats: Arc::new(tracklayer_aws::DynamoStats::new(
+                    self.clients.dynamodb.clone(),
+                    &self.tables.delivery_log,
+                )),
             },
             config,
         )

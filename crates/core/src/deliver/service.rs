@@ -25,6 +25,7 @@ use crate::event::QueueBody;
 use crate::ports::{
     ControlReader, DeliveryLog, DeliveryQueue, Egress, Keyring, Received, SuppressionList,
 };
+use crate::stats::{StatsRecorder, StatsSink};
 use crate::workspace::WorkspaceId;
 
 pub use super::worker::run_worker;
@@ -100,6 +101,9 @@ pub struct DeliveryPorts {
     pub connectors: fn(DestinationKind) -> &'static dyn Connector,
     /// Production base URL of each kind, used when a destination has no `endpoint`.
     pub base_urls: fn(DestinationKind) -> &'static str,
+    /// The overview's counters: one write per settled queue message, whose failure fails
+    /// nothing.
+    pub stats: Arc<dyn StatsRecorder>,
 }
 
 /// The delivery use case.
@@ -112,6 +116,7 @@ pub struct DeliveryService {
     pub(super) gates: Mutex<HashMap<String, Gate>>,
     /// Each workspace's suppression tokens, for `settings_ttl`.
     pub(super) suppressed: TtlCache<WorkspaceId, Suppressed>,
+    pub(super) stats: StatsSink,
 }
 
 impl std::fmt::Debug for DeliveryService {
@@ -154,6 +159,7 @@ impl DeliveryService {
             suppressed: TtlCache::new(ports.clock.clone(), ttl, 10_000),
             breakers: Mutex::new(HashMap::new()),
             gates: Mutex::new(HashMap::new()),
+            stats: StatsSink::new(ports.stats.clone()),
             ports,
             config,
         }
@@ -161,6 +167,11 @@ impl DeliveryService {
 
     pub fn config(&self) -> &DeliveryConfig {
         &self.config
+    }
+
+    /// Stats writes that failed in this process since it started.
+    pub fn stats_failures_total(&self) -> u64 {
+        self.stats.failures_total()
     }
 
     /// Delivers the messages of one receive (one SQS batch) and says what to do with each,

@@ -13,6 +13,7 @@ use crate::destination::DestinationKind;
 use crate::error::StoreError;
 use crate::event::{DeliveryItem, QueueBody};
 use crate::ports::{DeliveryRecord, DeliveryStatus, Outgoing, Received};
+use crate::stats::counting::delivery_delta;
 
 impl DeliveryService {
     /// A message whose delivery failed before its outcome was known: retried later (or, out
@@ -59,7 +60,7 @@ impl DeliveryService {
             r.next_attempt_at = r.next_attempt_at.map(|now| now + delay);
         }
         if !records.is_empty() {
-            self.ports.log.record(&records).await?;
+            self.log_and_count(&records).await?;
         }
         tracing::info!(
             workspace = %settings.workspace.id,
@@ -115,7 +116,20 @@ impl DeliveryService {
                 expires_at: now + crate::workspace::Retention::delivery_log(),
             })
             .collect();
-        self.ports.log.record(&records).await?;
+        self.log_and_count(&records).await?;
+        Ok(())
+    }
+
+    /// Writes a message's delivery-log records, then its counters in one stats write (a
+    /// failed one is logged and counted, never returned: [`crate::stats::StatsSink`]).
+    async fn log_and_count(&self, records: &[DeliveryRecord]) -> Result<(), DeliveryError> {
+        self.ports.log.record(records).await?;
+        if let Some(first) = records.first() {
+            let delta = delivery_delta(records);
+            self.stats
+                .record(&first.workspace_id, first.updated_at, &delta)
+                .await;
+        }
         Ok(())
     }
 

@@ -522,6 +522,7 @@ struct World {
     queue: Arc<MemoryQueue>,
     log: Arc<MemoryLog>,
     egress: Arc<ScriptedEgress>,
+    stats: Arc<crate::stats::memory::MemoryStats>,
     service: Arc<DeliveryService>,
     workspace: WorkspaceId,
     destination: DestinationId,
@@ -585,6 +586,7 @@ impl World {
         let queue = Arc::new(MemoryQueue::new(clock.clone()));
         let log = Arc::new(MemoryLog::default());
         let egress = Arc::new(ScriptedEgress::default());
+        let stats = Arc::new(crate::stats::memory::MemoryStats::default());
         let service = Arc::new(DeliveryService::new(
             DeliveryPorts {
                 control: control.clone(),
@@ -597,6 +599,7 @@ impl World {
                 ids: ids.clone(),
                 connectors: scripted_connector,
                 base_urls: base_url,
+                stats: stats.clone(),
             },
             config,
         ));
@@ -607,6 +610,7 @@ impl World {
             queue,
             log,
             egress,
+            stats,
             service,
             workspace: workspace.id,
             destination: destination.id,
@@ -1079,4 +1083,85 @@ impl World {
     fn queue_body_of(&self, events: &[EventId]) -> Vec<u8> {
         self.body(events.iter().map(|e| self.item(*e, "a")).collect())
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counting for the overview
+
+/// The counters of one destination in each stats write so far, as
+/// (delivered, retrying, dead-lettered, invalid).
+fn counted(w: &World) -> Vec<(u64, u64, u64, u64)> {
+    use crate::stats::{DestinationCounter as C, StatsKey};
+    let get =
+        |d: &crate::stats::StatsDelta, c| d.get(&StatsKey::Destination(w.destination.clone(), c));
+    w.stats
+        .writes()
+        .iter()
+        .map(|(ws, _, d)| {
+            assert_eq!(ws, &w.workspace);
+            (
+                get(d, C::Delivered),
+                get(d, C::Retrying),
+                get(d, C::DeadLettered),
+                get(d, C::Invalid),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn each_settled_message_is_counted_in_one_stats_write_retrying_then_delivered() {
+    let w = World::new(config());
+    w.enqueue(&["a", "b", "invalid"]).await;
+    w.egress.answer(503, None, json!({}));
+
+    let delay = retry_delay(&w.step().await);
+    w.advance(delay);
+    assert_eq!(w.step().await, vec![Disposition::Ack]);
+
+    // Two items retrying and one invalid in the first write; both delivered in the second,
+    // where the invalid item, still in the retried message, is dropped (and counted) again:
+    // counters count each attempt's outcomes.
+    assert_eq!(counted(&w), vec![(0, 2, 0, 1), (2, 0, 0, 1)]);
+    let (_, at, _) = &w.stats.writes()[1];
+    assert_eq!(*at, w.clock.now(), "counted at the time of the settling");
+}
+
+#[tokio::test]
+async fn a_message_dead_lettered_after_the_attempt_limit_is_counted_once_per_attempt() {
+    let w = World::new(DeliveryConfig {
+        breaker_threshold: 100,
+        ..config()
+    });
+    w.enqueue(&["a"]).await;
+    for _ in 0..3 {
+        w.egress.answer(503, None, json!({}));
+    }
+    for _ in 1..=2 {
+        let d = retry_delay(&w.step().await);
+        w.advance(d);
+    }
+
+    let last = w.step().await;
+
+    assert!(
+        matches!(&last[..], [Disposition::DeadLetter(_)]),
+        "{last:?}"
+    );
+    assert_eq!(counted(&w), vec![(0, 1, 0, 0), (0, 1, 0, 0), (0, 0, 1, 0)]);
+}
+
+#[tokio::test]
+async fn a_failing_stats_store_neither_fails_nor_changes_a_delivery() {
+    let w = World::new(config());
+    w.stats
+        .failing
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let events = w.enqueue(&["a"]).await;
+
+    assert_eq!(w.step().await, vec![Disposition::Ack]);
+
+    assert_eq!(w.status(events[0]).status, DeliveryStatus::Delivered);
+    assert!(w.queue.waiting().is_empty());
+    assert_eq!(w.service.stats_failures_total(), 1);
 }

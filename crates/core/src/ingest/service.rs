@@ -16,6 +16,8 @@ use crate::error::KeyError;
 use crate::keys::verifier::{Audience, AuthError, KeyVerifier, VerifierConfig};
 use crate::keys::{ApiKeyRecord, KeyRefusal};
 use crate::ports::{ControlReader, DeliveryQueue, EventWriter, Keyring, SuppressionList};
+use crate::stats::counting::{ingest_delta, IngestTally};
+use crate::stats::{StatsDelta, StatsRecorder, StatsSink};
 use crate::workspace::{Region, Workspace, WorkspaceId};
 
 use super::gate::{self, PrepareGate};
@@ -111,6 +113,8 @@ pub struct IngestService {
     requirements: Option<RequirementCheck>,
     /// Warnings answered since the process started.
     warnings: AtomicU64,
+    /// One counters delta per request.
+    stats: StatsSink,
 }
 
 impl std::fmt::Debug for IngestService {
@@ -135,6 +139,8 @@ pub struct IngestPorts {
     pub suppressions: Arc<dyn SuppressionList>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
+    /// The overview's counters: one write per request, whose failure fails nothing.
+    pub stats: Arc<dyn StatsRecorder>,
 }
 
 impl IngestService {
@@ -161,6 +167,7 @@ impl IngestService {
             suppressions: ports.suppressions,
             requirements: None,
             warnings: AtomicU64::new(0),
+            stats: StatsSink::new(ports.stats),
             config,
             clock,
         }
@@ -172,6 +179,11 @@ impl IngestService {
     pub fn with_requirements(mut self, check: RequirementCheck) -> Self {
         self.requirements = Some(check);
         self
+    }
+
+    /// Stats writes that failed in this process since it started (for `/healthz`).
+    pub fn stats_failures_total(&self) -> u64 {
+        self.stats.failures_total()
     }
 
     /// Warnings answered by this process since it started (for `/healthz`).
@@ -306,12 +318,29 @@ impl IngestService {
         self.suppressed.remove(ws);
     }
 
-    /// Ingests a parsed request for an authenticated key.
+    /// Ingests a parsed request for an authenticated key, and records its counters in one
+    /// write once its outcome is known (accepted and queued, or every event rejected); a
+    /// failed stats write is logged and counted, never answered ([`StatsSink`]).
     pub async fn ingest(
         &self,
         key: &ApiKeyRecord,
         body: &ParsedBody<'_>,
         meta: &RequestMeta,
+    ) -> Result<IngestOutcome, IngestError> {
+        let mut delta = StatsDelta::new();
+        let at = self.clock.now();
+        let outcome = self.accept(key, body, meta, &mut delta).await;
+        self.stats.record(&key.workspace_id, at, &delta).await;
+        outcome
+    }
+
+    /// [`Self::ingest`] without the stats write: fills `delta` when the outcome is known.
+    async fn accept(
+        &self,
+        key: &ApiKeyRecord,
+        body: &ParsedBody<'_>,
+        meta: &RequestMeta,
+        delta: &mut StatsDelta,
     ) -> Result<IngestOutcome, IngestError> {
         let snap = self.snapshot(&key.workspace_id).await?;
         if meta.ip.is_some_and(|ip| snap.workspace.security.blocks(ip)) {
@@ -334,6 +363,15 @@ impl IngestService {
             .await
             .map_err(|gate::Busy| IngestError::Busy)?;
         if prepared.events.is_empty() {
+            *delta = ingest_delta(
+                IngestTally {
+                    accepted: 0,
+                    duplicates: 0,
+                    suppressed: 0,
+                    rejected: &prepared.rejected,
+                },
+                [],
+            );
             return Err(IngestError::NothingValid {
                 rejected: prepared.rejected,
             });
@@ -348,11 +386,13 @@ impl IngestService {
         let valid = prepared.events.len();
         let mut fresh = Vec::new();
         let mut items = Vec::new();
+        let mut routing = Vec::new();
         for ((event, event_items), new) in prepared.events.iter().zip(prepared.items).zip(&recorded)
         {
             if *new {
                 fresh.push((event.event.event_id, event.event.message_id.clone()));
                 items.extend(event_items);
+                routing.push(event.event.routing.as_slice());
             }
         }
         let messages = pack(
@@ -372,6 +412,15 @@ impl IngestService {
         self.warnings
             .fetch_add(prepared.warnings.len() as u64, Ordering::Relaxed);
         let valid = valid + prepared.duplicates + suppressed;
+        *delta = ingest_delta(
+            IngestTally {
+                accepted: valid,
+                duplicates,
+                suppressed,
+                rejected: &prepared.rejected,
+            },
+            routing,
+        );
         tracing::info!(
             workspace = %snap.workspace.id,
             accepted = valid,

@@ -18,6 +18,7 @@ pub(crate) mod keys;
 pub(crate) mod lifecycle;
 pub mod openapi;
 pub(crate) mod security;
+mod stats;
 pub(crate) mod test_event;
 pub(crate) mod trace;
 pub(crate) mod users;
@@ -252,6 +253,7 @@ pub fn admin_router(state: AdminState) -> Router {
         )
         .route("/admin/v1/events", get(events::by_message_id))
         .route("/admin/v1/events/{id}", get(trace::event_trace))
+        .route("/admin/v1/stats", get(stats::stats))
         .route("/admin/v1/audit-log", get(audit_log::audit_log))
         .route(
             "/admin/v1/audit-log/verify",

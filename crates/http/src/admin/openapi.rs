@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{
     audit_log, deliveries, delivery_log, destinations, dsr, dto, events, keys, lifecycle, security,
-    trace, users, workspace, AdminState,
+    stats, trace, users, workspace, AdminState,
 };
 use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
 
@@ -68,6 +68,7 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         deliveries::replay,
         trace::event_trace,
         events::by_message_id,
+        stats::stats,
         audit_log::audit_log,
         audit_log::verify_audit_log,
         dsr::submit,
@@ -84,6 +85,7 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         (name = "api-keys", description = "Ingest write keys and service tokens"),
         (name = "destinations", description = "Destinations, their delivery log, tests and replays"),
         (name = "events", description = "Event traces"),
+        (name = "stats", description = "The overview: delivery and ingest counts over the last hour, day or week"),
         (name = "audit-log", description = "The audit log: a keyed (HMAC-SHA256) chain, anchored by its head and retention checkpoint"),
         (name = "data-subject-requests", description = "Erasure and access requests of data subjects (admins)"),
         (name = "meta", description = "This document"),

@@ -207,6 +207,7 @@ impl World {
                 ids: Arc::new(SystemIds),
                 connectors: tracklayer_connectors::connector,
                 base_urls: tracklayer_connectors::default_base_url,
+                stats: self.stats.clone(),
             },
             DeliveryConfig {
                 backoff_base: std::time::Duration::from_secs(1),
@@ -233,6 +234,7 @@ impl World {
                 url_guard: Arc::new(AllowAll),
                 sessions: Arc::new(tracklayer_local::SqliteSessionStore::new(db.clone())),
                 mailer: Arc::new(tracklayer_core::testkit::sessions::RecordingMailer::default()),
+                stats: self.stats.clone(),
             },
             Region::Us,
         )
@@ -541,4 +543,37 @@ async fn an_admin_update_of_a_destination_with_corrupt_secrets_is_a_corrupt_data
     );
     let stored = w.meta_destination().await;
     assert_eq!(stored.name, "Meta", "nothing was changed");
+}
+
+#[tokio::test]
+async fn an_ingested_and_delivered_purchase_shows_on_a_viewers_overview_of_the_last_hour() {
+    use tracklayer_core::admin::StatsWindow;
+    let w = World::new().await;
+    let service = w.service(Arc::new(ScriptedEgress::default()), w.log.clone());
+    assert_eq!(w.deliver_once(&service).await, vec![Disposition::Ack]);
+    let viewer = Principal {
+        role: tracklayer_core::keys::Role::Viewer,
+        actor: "user:usr_viewer".into(),
+        ..Principal::operator(&w.workspace.id)
+    };
+
+    let o = w
+        .admin()
+        .overview(&viewer, StatsWindow::Hour)
+        .await
+        .unwrap();
+
+    assert_eq!(o.ingest.accepted, 1);
+    assert_eq!(o.destinations.len(), 1);
+    let meta = &o.destinations[0];
+    assert_eq!(meta.destination_id, w.destination);
+    assert_eq!(
+        (
+            meta.counts.received,
+            meta.counts.routed,
+            meta.counts.delivered
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(meta.series.last().map(|p| p.delivered), Some(1));
 }

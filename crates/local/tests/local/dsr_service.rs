@@ -784,6 +784,7 @@ async fn an_item_queued_before_its_subjects_erasure_is_neither_sent_nor_logged()
             ids: Arc::new(SystemIds),
             connectors: tracklayer_connectors::connector,
             base_urls: tracklayer_connectors::default_base_url,
+            stats: w.stats.clone(),
         },
         DeliveryConfig::default(),
     ));

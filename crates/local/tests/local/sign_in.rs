@@ -92,6 +92,7 @@ impl Console {
                 url_guard: Arc::new(AllowAll),
                 sessions: sessions.clone(),
                 mailer: mail.clone(),
+                stats: Arc::new(tracklayer_local::SqliteStats::new(db.clone())),
             },
             Region::Us,
         )

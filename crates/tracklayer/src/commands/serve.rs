@@ -271,11 +271,12 @@ async fn dsr_loop(
 }
 
 /// Deletes what expired: events, IP/UA, dedup markers, delivery log, audit entries older
-/// than a year, API key records 90 days past their end.
+/// than a year, API key records 90 days past their end, stats buckets after 8 days.
 async fn sweep_loop(
-    (events, log): (
+    (events, log, stats): (
         Arc<tracklayer_local::SqliteEventStore>,
         Arc<tracklayer_local::SqliteDeliveryLog>,
+        Arc<tracklayer_local::SqliteStats>,
     ),
     (control, audit): (
         Arc<tracklayer_local::SqliteControlStore>,
@@ -293,6 +294,7 @@ async fn sweep_loop(
             log.sweep(now).await,
             audit.sweep(now).await,
             control.sweep(now).await,
+            stats.sweep(now).await,
         ];
         let mut rows = 0;
         for r in swept {
