@@ -60,6 +60,18 @@ test("a webhook destination is created with inline validation, tested, and recei
   assert.match(await page.textContent("table"), /delivered/);
   await assertAccessible(page, "/destinations/{id}");
 
+  // The overview counts the delivery (the test event is not counted: it is not stored).
+  await eventually(async () => {
+    await page.goto(`${server.url}/?window=1h`);
+    const row = page.locator("tr", { hasText: "Warehouse" });
+    const cells = await row.locator("td").allTextContents();
+    return cells.length > 3 && Number(cells[3].trim()) >= 1;
+  }, "the delivery on the overview");
+  await page.locator("svg.chart").first().waitFor();
+  await assertAccessible(page, "/ (overview with a destination)");
+  await screenshot(page, "overview-webhook", { narrow: true });
+
+  await page.goto(url);
   await page.getByRole("link", { name: "← Destinations" }).click();
   await page.getByRole("link", { name: "Warehouse" }).waitFor();
   await screenshot(page, "destinations", { narrow: true });
