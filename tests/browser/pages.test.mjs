@@ -6,6 +6,7 @@ import { startServer, openBrowser, screenshot, axeViolations, inviteAndAccept, s
 
 let server;
 let browser;
+let messageIds;
 before(async () => {
   server = await startServer();
   browser = await openBrowser();
@@ -17,7 +18,7 @@ before(async () => {
     endpoint: "http://127.0.0.1:9/unreachable",
   });
   assert.equal(created.status, 201, JSON.stringify(created.body));
-  await sendEvents(server, ["Order Completed", "Product Added", "Checkout Started"]);
+  messageIds = await sendEvents(server, ["Order Completed", "Product Added", "Checkout Started"]);
 });
 after(async () => {
   await browser?.close();
@@ -37,10 +38,13 @@ test("every page passes axe and is screenshotted at 1280 and 390 px", async () =
   const { page, guard } = browser;
   const users = await adminApi(server, "GET", "/users");
   const dsts = await adminApi(server, "GET", "/destinations");
+  const traces = await adminApi(server, "GET", `/events?message_id=${encodeURIComponent(messageIds[0])}`);
+  const eventId = traces.body.traces[0].event_id;
   const found = [];
   for (const [path, name] of [
     ["/", "overview"],
     ["/events", "events"],
+    [`/events/${eventId}`, "event-trace-meta"],
     [`/destinations/${dsts.body[0].id}`, "destination-meta"],
     ["/destinations/new?kind=meta_capi", "destination-new-meta"],
     ["/destinations/new?kind=ga4", "destination-new-ga4"],

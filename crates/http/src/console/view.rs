@@ -84,7 +84,7 @@ const SECTIONS: [(&str, &str, &str, Option<&str>, Role); 12] = [
         "workspace",
         "/settings/workspace",
         "Workspace",
-        Some("Workspace"),
+        Some("Account"),
         Role::Viewer,
     ),
     ("account", "/account", "Your account", None, Role::Viewer),
