@@ -1,22 +1,13 @@
 // The event debugger: events sent through the tracking API are found by messageId, and the
 // trace shows consent and delivery per destination without a raw identifier.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, openBrowser, screenshot, assertAccessible, inviteAndAccept, sendEvents } from "./lib/index.mjs";
+import { screenshot, assertAccessible, sendEvents, suite } from "./lib/index.mjs";
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await openBrowser();
-  await inviteAndAccept(server, browser.page, "ops@shop.example", "viewer");
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const ctx = suite({ email: "ops@shop.example", role: "viewer" });
 
 test("an event sent with the write key is found by its messageId and its trace shows no raw identifier", async () => {
+  const { server, browser } = ctx;
   const { page, guard } = browser;
   const [first, second] = await sendEvents(server, ["Order Completed", "Product Added"]);
   await page.goto(`${server.url}/events`);

@@ -1,28 +1,22 @@
 // Destinations in the console: a webhook created against a local receiver, its inline
 // validation, a test event with the receiver's answer, and a real event's delivery.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  startServer, openBrowser, screenshot, assertAccessible, inviteAndAccept, sendEvents,
-  signingSecret, webhookReceiver, eventually,
+  screenshot, assertAccessible, sendEvents, signingSecret, webhookReceiver, eventually, suite,
 } from "./lib/index.mjs";
 
-let server;
-let browser;
-let receiver;
-before(async () => {
-  server = await startServer();
-  receiver = await webhookReceiver();
-  browser = await openBrowser();
-  await inviteAndAccept(server, browser.page, "admin2@shop.example", "admin");
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  await receiver?.close();
+const ctx = suite({
+  email: "admin2@shop.example",
+  role: "admin",
+  async setup(c) {
+    c.receiver = await webhookReceiver();
+    c.close = () => c.receiver.close();
+  },
 });
 
 test("a webhook destination is created with inline validation, tested, and receives a real event", async () => {
+  const { server, browser, receiver } = ctx;
   const { page, guard } = browser;
   await page.goto(`${server.url}/destinations`);
   await page.getByRole("link", { name: "Add destination" }).click();

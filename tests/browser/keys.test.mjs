@@ -1,22 +1,13 @@
 // API keys in the console: created (secret shown once), rotated, revoked — and the revoked
 // key is refused by the tracking API.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, openBrowser, screenshot, assertAccessible, inviteAndAccept } from "./lib/index.mjs";
+import { screenshot, assertAccessible, suite } from "./lib/index.mjs";
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await openBrowser();
-  await inviteAndAccept(server, browser.page, "keys@shop.example", "admin");
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const ctx = suite({ email: "keys@shop.example", role: "admin" });
 
 async function track(key) {
+  const { server } = ctx;
   const r = await fetch(`${server.url}/v1/track`, {
     method: "POST",
     headers: { authorization: `Basic ${Buffer.from(`${key}:`).toString("base64")}`, "content-type": "application/json" },
@@ -26,6 +17,7 @@ async function track(key) {
 }
 
 test("a write key is created with its secret shown once, rotated, and revoked", async () => {
+  const { server, browser } = ctx;
   const { page, guard } = browser;
   await page.goto(`${server.url}/keys`);
   await page.getByLabel("Name", { exact: true }).fill("website");

@@ -1,29 +1,26 @@
 // Every console page, signed in as an admin: axe finds no serious or critical violation at
 // 1280 px, and each page is screenshotted (1280 and 390 px) under target/browser-screenshots/.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, openBrowser, screenshot, axeViolations, inviteAndAccept, sendEvents, adminApi, signingSecret } from "./lib/index.mjs";
+import { openBrowser, screenshot, axeViolations, sendEvents, adminApi, suite } from "./lib/index.mjs";
 
+const ctx = suite({
+  email: "admin@shop.example",
+  role: "admin",
+  async setup({ server }) {
+    const created = await adminApi(server, "POST", "/destinations", {
+      name: "Meta (shop)", kind: "meta_capi",
+      config: { pixel_id: "1234567890", api_version: "v21.0" },
+      secrets: { access_token: "EAAB-example-token-1234" },
+      endpoint: "http://127.0.0.1:9/unreachable",
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    messageIds = await sendEvents(server, ["Order Completed", "Product Added", "Checkout Started"]);
+  },
+});
 let server;
 let browser;
 let messageIds;
-before(async () => {
-  server = await startServer();
-  browser = await openBrowser();
-  await inviteAndAccept(server, browser.page, "admin@shop.example", "admin");
-  const created = await adminApi(server, "POST", "/destinations", {
-    name: "Meta (shop)", kind: "meta_capi",
-    config: { pixel_id: "1234567890", api_version: "v21.0" },
-    secrets: { access_token: "EAAB-example-token-1234" },
-    endpoint: "http://127.0.0.1:9/unreachable",
-  });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  messageIds = await sendEvents(server, ["Order Completed", "Product Added", "Checkout Started"]);
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
 
 async function visit(path, name) {
   const { page } = browser;
@@ -35,6 +32,7 @@ async function visit(path, name) {
 }
 
 test("every page passes axe and is screenshotted at 1280 and 390 px", async () => {
+  ({ server, browser } = ctx);
   const { page, guard } = browser;
   const users = await adminApi(server, "GET", "/users");
   const dsts = await adminApi(server, "GET", "/destinations");

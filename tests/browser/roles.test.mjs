@@ -1,21 +1,11 @@
 // Roles and request forgery: a viewer sees no action it cannot take and the server refuses it
 // anyway; a post without the session's CSRF token, or from another site, is refused; a role
 // change ends the user's sessions.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, openBrowser, screenshot, assertAccessible, inviteAndAccept, adminApi } from "./lib/index.mjs";
+import { screenshot, assertAccessible, adminApi, suite } from "./lib/index.mjs";
 
-let server;
-let viewer;
-before(async () => {
-  server = await startServer();
-  viewer = await openBrowser();
-  await inviteAndAccept(server, viewer.page, "viewer@shop.example", "viewer");
-});
-after(async () => {
-  await viewer?.close();
-  await server?.stop();
-});
+const ctx = suite({ email: "viewer@shop.example", role: "viewer" });
 
 /** A form post from the page itself (same origin), with the given fields. */
 function post(page, path, fields) {
@@ -26,6 +16,7 @@ function post(page, path, fields) {
 }
 
 test("a viewer sees no admin or editor action, and the server refuses one posted anyway", async () => {
+  const { server, browser: viewer } = ctx;
   const { page, guard } = viewer;
   await page.goto(`${server.url}/destinations`);
   const nav = await page.getByRole("navigation", { name: "Console" }).textContent();
@@ -48,6 +39,7 @@ test("a viewer sees no admin or editor action, and the server refuses one posted
 });
 
 test("a form post without the session's CSRF token, or from another origin, is refused", async () => {
+  const { server, browser: viewer } = ctx;
   const { page } = viewer;
   await page.goto(`${server.url}/account`);
   const csrf = await page.locator('meta[name="csrf-token"]').getAttribute("content");
@@ -79,6 +71,7 @@ test("a form post without the session's CSRF token, or from another origin, is r
 });
 
 test("changing a user's role ends their sessions at once", async () => {
+  const { server, browser: viewer } = ctx;
   const { page } = viewer;
   await page.goto(`${server.url}/`);
   await page.getByRole("heading", { name: "Overview" }).waitFor();

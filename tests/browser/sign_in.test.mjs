@@ -1,20 +1,12 @@
 // The console's sign-in page.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, openBrowser, screenshot, assertAccessible, inviteAndAccept, signIn } from "./lib/index.mjs";
+import { screenshot, assertAccessible, inviteAndAccept, signIn, suite } from "./lib/index.mjs";
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await openBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const ctx = suite();
 
 test("the sign-in page loads with its styles and scripts under a strict CSP and passes axe", async () => {
+  const { server, browser } = ctx;
   const { page, guard } = browser;
   const response = await page.goto(`${server.url}/sign-in`);
   assert.equal(response.status(), 200);
@@ -36,6 +28,7 @@ test("the sign-in page loads with its styles and scripts under a strict CSP and 
 });
 
 test("an invited user sets a password from the mailed link, signs out and signs in again", async () => {
+  const { server, browser } = ctx;
   const { page, guard } = browser;
   await inviteAndAccept(server, page, "ana@shop.example", "editor");
   await page.getByRole("heading", { name: "Overview" }).waitFor();

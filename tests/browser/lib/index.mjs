@@ -5,3 +5,4 @@ export { screenshot, SCREENSHOT_DIR } from "./screenshot.mjs";
 export { axeViolations, assertAccessible } from "./axe.mjs";
 export { adminApi, eventually, mailedLink, inviteAndAccept, signIn, sendEvents, signingSecret, PASSWORD } from "./console.mjs";
 export { webhookReceiver } from "./receiver.mjs";
+export { suite } from "./suite.mjs";

@@ -208,36 +208,41 @@ pub async fn redeem_link(
 
 /// `POST /invite/{token}` (`password`, `confirm`).
 pub async fn accept_invitation(
-    State(s): State<ConsoleState>,
-    Path(token): Path<String>,
-    Source(client): Source,
-    PublicForm(form): PublicForm,
+    s: State<ConsoleState>,
+    token: Path<String>,
+    client: Source,
+    form: PublicForm,
 ) -> Response {
-    if form.get("password") != form.get("confirm") {
-        return mismatch(Purpose::Invitation, &token);
-    }
-    let result = s
-        .admin()
-        .accept_invitation(&token, form.get("password"), client)
-        .await;
-    finish_link(&s, Purpose::Invitation, &token, result)
+    set_password(s, token, client, form, Purpose::Invitation).await
 }
 
 /// `POST /reset/{token}` (`password`, `confirm`).
 pub async fn reset_password(
+    s: State<ConsoleState>,
+    token: Path<String>,
+    client: Source,
+    form: PublicForm,
+) -> Response {
+    set_password(s, token, client, form, Purpose::Reset).await
+}
+
+/// Sets the password of an invitation's or a reset link's user, and signs them in.
+async fn set_password(
     State(s): State<ConsoleState>,
     Path(token): Path<String>,
     Source(client): Source,
     PublicForm(form): PublicForm,
+    purpose: Purpose,
 ) -> Response {
     if form.get("password") != form.get("confirm") {
-        return mismatch(Purpose::Reset, &token);
+        return mismatch(purpose, &token);
     }
-    let result = s
-        .admin()
-        .reset_password(&token, form.get("password"), client)
-        .await;
-    finish_link(&s, Purpose::Reset, &token, result)
+    let password = form.get("password");
+    let result = match purpose {
+        Purpose::Invitation => s.admin().accept_invitation(&token, password, client).await,
+        _ => s.admin().reset_password(&token, password, client).await,
+    };
+    finish_link(&s, purpose, &token, result)
 }
 
 fn mismatch(purpose: Purpose, token: &str) -> Response {
