@@ -9,8 +9,10 @@ PYTHON3 ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 NODE_SDK := tests/sdk/node
+BROWSER := tests/browser
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: fuzz fuzz-smoke fuzz-tools test ci fmt-check clippy structure-check lint-template secret-scan semgrep audit bench measure-delivery measure-aws tools clean-tools lambda lambda-check
+.PHONY: fuzz fuzz-smoke fuzz-tools test browser-test chromium-check ci fmt-check clippy structure-check lint-template secret-scan semgrep audit bench measure-delivery measure-aws tools clean-tools lambda lambda-check
 
 ## Test tools: a Python venv (segment SDK, moto, cfn-lint, detect-secrets, schemathesis, semgrep) and
 ## the Node SDK. Each is rebuilt when its lock file changes; a missing interpreter fails loudly.
@@ -26,10 +28,19 @@ $(NODE_SDK)/node_modules/.installed: $(NODE_SDK)/package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund --prefix $(NODE_SDK)
 	touch $@
 
-tools: $(VENV)/.installed $(NODE_SDK)/node_modules/.installed
+$(BROWSER)/node_modules/.installed: $(BROWSER)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "error: node and npm are needed for the browser tests (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund --prefix $(BROWSER)
+	touch $@
+
+## The browser suite drives Debian's chromium (never a downloaded browser).
+chromium-check:
+	@test -x "$(CHROMIUM)" || { echo "error: chromium not found at $(CHROMIUM): apt-get install chromium (or set CHROMIUM=/path/to/chromium)" >&2; exit 1; }
+
+tools: $(VENV)/.installed $(NODE_SDK)/node_modules/.installed $(BROWSER)/node_modules/.installed
 
 clean-tools:
-	rm -rf $(VENV) $(NODE_SDK)/node_modules
+	rm -rf $(VENV) $(NODE_SDK)/node_modules $(BROWSER)/node_modules
 
 ## Unit, contract and end-to-end tests (the e2e suites start and stop their own servers), then
 ## schemathesis against the admin API of a live server.
@@ -37,6 +48,13 @@ test: tools
 	$(CARGO) build -p tracklayer -p tracklayer-ingest -p tracklayer-deliver -p tracklayer-admin -p tracklayer-dsr
 	TRACKLAYER_TEST_PYTHON=$(abspath $(PY)) $(CARGO) test --workspace
 	TRACKLAYER_BIN=$(abspath target/debug/tracklayer) SCHEMATHESIS=$(abspath $(VENV)/bin/schemathesis) PYTHON=$(abspath $(PY)) bash tests/schemathesis/run.sh
+	$(MAKE) browser-test
+
+## The console in a real browser (tests/browser, Node's test runner + playwright-core driving
+## chromium, axe-core): screenshots of every page under target/browser-screenshots/.
+browser-test: $(BROWSER)/node_modules/.installed chromium-check
+	$(CARGO) build -p tracklayer
+	TRACKLAYER_BIN=$(abspath target/debug/tracklayer) CHROMIUM=$(CHROMIUM) node --test --test-concurrency=1 $(wildcard $(BROWSER)/*.test.mjs)
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -1,9 +1,10 @@
-//! HTTP transports of TrackLayer: the Segment-compatible tracking API and the admin API,
-//! shared by `tracklayer serve` and the Lambda functions.
+//! HTTP transports of TrackLayer: the Segment-compatible tracking API, the admin API and the
+//! web console, shared by `tracklayer serve` and the Lambda functions.
 
 pub mod admin;
 pub mod body;
 pub mod client_ip;
+pub mod console;
 pub mod headers;
 pub mod problem;
 pub mod ratelimit;
@@ -13,5 +14,6 @@ pub mod tracking;
 pub mod tracking_openapi;
 
 pub use admin::{admin_router, AdminConfig, AdminState};
+pub use console::{console_router, ConsoleState};
 pub use problem::Problem;
 pub use tracking::{tracking_router, TrackingConfig, TrackingState};

@@ -108,8 +108,8 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, default_value = "127.0.0.1:8080", env = "TRACKLAYER_LISTEN")]
     pub listen: SocketAddr,
-    /// Where the console is reached (mailed invitation and reset links start with it);
-    /// default `http://<the address listened on>`.
+    /// Where the console is reached, e.g. behind a proxy (mailed invitation and reset links
+    /// start with it); default `http(s)://<the address listened on>`.
     #[arg(long, value_parser = parse_public_url, env = "TRACKLAYER_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Region of the workspace created when the data directory is empty.

@@ -1,5 +1,6 @@
-//! The admin function: the admin API of `tracklayer serve`, on the AWS adapters, behind the
-//! HTTP API (`template.yaml`: `/admin/v1/{proxy+}`). It links egress only to send test
+//! The admin function: the admin API and the web console of `tracklayer serve`, on the AWS
+//! adapters, behind the HTTP API (`template.yaml`: `/admin/v1/{proxy+}`, and `/` and
+//! `/{proxy+}` for the console). It links egress only to send test
 //! events to a destination and to refuse destination URLs egress must never reach.
 
 use std::sync::Arc;
@@ -8,10 +9,10 @@ use axum::Router;
 use tracklayer_core::dsr::service::DsrConfig;
 use tracklayer_egress::{BuildError, EgressConfig, HttpEgress};
 use tracklayer_http::admin::{DestinationTester, TestPorts};
-use tracklayer_http::{admin_router, AdminConfig, AdminState};
+use tracklayer_http::{admin_router, console_router, AdminConfig, AdminState, ConsoleState};
 use tracklayer_lambda::AwsStack;
 
-/// The admin router over the stack's adapters: the same routes and answers as
+/// The admin and console routers over the stack's adapters: the same routes and answers as
 /// `tracklayer serve`; private egress only if the configuration allows it (tests).
 pub fn app(stack: &AwsStack) -> Result<Router, BuildError> {
     let config = &stack.config;
@@ -44,5 +45,8 @@ pub fn app(stack: &AwsStack) -> Result<Router, BuildError> {
         },
     )
     .with_dsr(Arc::new(ports.dsr(DsrConfig::default())));
-    Ok(tracklayer_lambda::with_source_ip(admin_router(state)))
+    let console = console_router(ConsoleState::new(state.clone()));
+    Ok(tracklayer_lambda::with_source_ip(
+        admin_router(state).merge(console),
+    ))
 }

@@ -66,8 +66,11 @@ fn route(method: &str, path: &str) -> (String, Value) {
         ("ANY /v1/{proxy+}".into(), json!({ "proxy": rest }))
     } else if path == "/healthz" && method == "GET" {
         ("GET /healthz".into(), json!({}))
+    } else if path == "/" {
+        ("ANY /".into(), json!({}))
     } else {
-        ("$default".into(), json!({}))
+        // The console's pages and assets (`template.yaml`: `/{proxy+}` → admin).
+        ("ANY /{proxy+}".into(), json!({ "proxy": &path[1..] }))
     }
 }
 

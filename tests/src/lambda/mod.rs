@@ -129,13 +129,13 @@ impl Deployment {
         })
     }
 
-    /// Sends `req` to the function the HTTP API routes it to (`/admin/v1/...` → admin,
-    /// else ingest).
+    /// Sends `req` to the function the HTTP API routes it to (`/v1/...` and `/healthz` →
+    /// ingest, else admin: the admin API and the console).
     pub async fn http(&self, req: HttpRequest) -> anyhow::Result<HttpResponse> {
-        let name = if req.path.starts_with("/admin/") {
-            "admin"
-        } else {
+        let name = if req.path.starts_with("/v1/") || req.path == "/healthz" {
             "ingest"
+        } else {
+            "admin"
         };
         self.function(name).http(req).await
     }

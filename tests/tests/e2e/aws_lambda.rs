@@ -715,5 +715,35 @@ async fn stats_cost_one_write_unit_per_ingest_request_and_per_settled_queue_mess
     for row in overview["destinations"].as_array().unwrap() {
         assert_eq!(row["delivered"], 300, "{row}");
     }
+}
+
+/// The admin function serves the console as `serve` does (`template.yaml` routes `/` and
+/// `/{proxy+}` to it): the sign-in page under the strict CSP, its hashed assets cached for a
+/// year, and a page asked for without a session sends the browser to sign in.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_function_serves_the_console_pages_and_assets_under_its_csp() {
+    let logs = tempfile::tempdir().unwrap();
+    let (d, _ws) = deploy(Region::Us, &["admin"], logs.path()).await;
+
+    let page = d.http(HttpRequest::new("GET", "/sign-in")).await.unwrap();
+    assert_eq!(page.status, 200, "{}", page.text());
+    let csp = &page.headers["content-security-policy"];
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    let html = page.text();
+    let css = html
+        .split("href=\"")
+        .filter_map(|s| s.split('"').next())
+        .find(|p| p.starts_with("/assets/") && p.ends_with(".css"))
+        .expect("the page links its stylesheet");
+    let asset = d.http(HttpRequest::new("GET", css)).await.unwrap();
+    assert_eq!(asset.status, 200);
+    assert!(asset.headers["cache-control"].contains("immutable"));
+
+    let home = d.http(HttpRequest::new("GET", "/")).await.unwrap();
+    assert_eq!(home.status, 303);
+    assert_eq!(home.headers["location"], "/sign-in");
     d.stop();
 }

@@ -393,12 +393,5 @@ pub async fn resume_destination(Call(s, p): Call, Id(id): Id) -> Answer<Destinat
         (status = 409, description = "Egress is paused for the workspace", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn test_destination(Call(s, p): Call, Id(id): Id) -> Answer<TestResult> {
-    let r = s.run(s.tester().send(&p, &id)).await?;
-    let outcome = serde_json::json!(r.outcome);
-    s.run(
-        s.admin()
-            .record_destination_test(&p, &id, outcome, r.http_status),
-    )
-    .await?;
-    Ok(Json(r.into()))
+    s.answer(s.tester().send_audited(s.admin(), &p, &id)).await
 }

@@ -53,7 +53,7 @@ impl FromRequestParts<AdminState> for Call {
 
 /// The connection's address (the socket's, or what the Lambda transport knows). The admin
 /// API trusts no `X-Forwarded-For`.
-fn peer_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+pub(crate) fn peer_ip(parts: &Parts) -> Option<std::net::IpAddr> {
     parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()

@@ -5,27 +5,27 @@
 //! Every answer that is not a success is `application/problem+json`, including unknown routes
 //! (404) and unsupported methods (405 with `Allow`).
 
-mod audit_log;
-mod deliveries;
-mod delivery_log;
-mod destinations;
+pub(crate) mod audit_log;
+pub(crate) mod deliveries;
+pub(crate) mod delivery_log;
+pub(crate) mod destinations;
 pub mod dsr;
 pub mod dto;
-mod error;
-mod events;
-mod extract;
-mod keys;
-mod lifecycle;
+pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod extract;
+pub(crate) mod keys;
+pub(crate) mod lifecycle;
 pub mod openapi;
 mod saml;
 mod saml_acs;
-mod security;
-mod stats;
+pub(crate) mod security;
 mod sessions;
-mod test_event;
-mod trace;
-mod users;
-mod workspace;
+mod stats;
+pub(crate) mod test_event;
+pub(crate) mod trace;
+pub(crate) mod users;
+pub(crate) mod workspace;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -110,15 +110,15 @@ impl AdminState {
         self
     }
 
-    fn dsr(&self) -> Option<&DsrService> {
+    pub(crate) fn dsr(&self) -> Option<&DsrService> {
         self.inner.dsr.get().map(|d| d.as_ref())
     }
 
-    fn admin(&self) -> &AdminService {
+    pub(crate) fn admin(&self) -> &AdminService {
         &self.inner.admin
     }
 
-    fn tester(&self) -> &DestinationTester {
+    pub(crate) fn tester(&self) -> &DestinationTester {
         &self.inner.tester
     }
 
@@ -133,6 +133,11 @@ impl AdminState {
 
     fn openapi_json(&self) -> String {
         self.inner.openapi.clone()
+    }
+
+    /// The problem+json answer to a use case's error (the console's pages show the same).
+    pub(crate) fn problem_of(&self, e: impl Failure) -> Problem {
+        e.problem(self.config())
     }
 
     /// The problem+json answer to a control-plane error.
@@ -168,7 +173,7 @@ impl AdminState {
 }
 
 /// A use case's error, as the problem+json answer it gets.
-trait Failure {
+pub(crate) trait Failure {
     fn problem(self, config: &AdminConfig) -> Problem;
 }
 

@@ -1,7 +1,7 @@
 //! "Send a test event" wired with this build's connectors; the use case is core's
 //! [`tracklayer_core::admin::test_event`].
 
-use tracklayer_core::admin::test_event;
+use tracklayer_core::admin::{test_event, AdminError, AdminService, Principal};
 
 pub use test_event::{TestPorts, TEST_EVENT_NAME};
 
@@ -16,6 +16,21 @@ impl DestinationTester {
             tracklayer_connectors::connector,
             tracklayer_connectors::default_base_url,
         ))
+    }
+
+    /// Sends the test event and audits it with its outcome (the admin API and the console).
+    pub async fn send_audited(
+        &self,
+        admin: &AdminService,
+        p: &Principal,
+        id: &str,
+    ) -> Result<test_event::TestResult, AdminError> {
+        let r = self.0.send(p, id).await?;
+        let outcome = serde_json::json!(r.outcome);
+        admin
+            .record_destination_test(p, id, outcome, r.http_status)
+            .await?;
+        Ok(r)
     }
 }
 

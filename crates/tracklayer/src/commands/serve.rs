@@ -28,7 +28,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
-    let public_url = (args.public_url.clone()).unwrap_or_else(|| format!("{scheme}://{local}"));
+    let public_url = args.public_url.clone().unwrap_or_else(|| console_url(scheme, local));
     let wired = wire(&stack, region, &args, &public_url)?;
     if let Some(ws) = created {
         print_sign_in_link(&wired.services.admin, &ws, false).await?;
@@ -37,6 +37,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "TrackLayer listening on {scheme}://{local} (region {region}, data {})",
         stack.dir.root().display()
     );
+    println!("Console: {public_url}/sign-in");
     tracing::info!(%local, %region, tls = tls.is_some(), "listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -131,8 +132,23 @@ fn wire(
         tracklayer_http::AdminConfig::default(),
     )
     .with_dsr(services.dsr.clone());
-    let app = tracking_router(tracking).merge(tracklayer_http::admin_router(admin));
+    let console =
+        tracklayer_http::console_router(tracklayer_http::ConsoleState::new(admin.clone()));
+    let app = tracking_router(tracking)
+        .merge(tracklayer_http::admin_router(admin))
+        .merge(console);
     Ok(Wired { app, services })
+}
+
+/// The console's address as a browser on this machine reaches it (an unspecified listening
+/// address is reached on loopback).
+fn console_url(scheme: &str, local: std::net::SocketAddr) -> String {
+    let ip = match local.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("{scheme}://{}", std::net::SocketAddr::new(ip, local.port()))
 }
 
 /// The flags of `serve` as the use cases' configuration.

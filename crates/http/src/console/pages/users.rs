@@ -1,0 +1,186 @@
+//! Users and roles: the list, invitations (admins), role changes and removal (admins), and
+//! each user's console sessions with a way to end them.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::auth::{end_session, session_rows, SessionRow};
+use super::{label, role};
+use crate::admin::users::User;
+use tracklayer_core::admin::AdminError;
+use tracklayer_core::user_id::UserId;
+use crate::console::csrf::Action;
+use crate::console::session::Me;
+use crate::console::view::{html, page, see_other, when, Failure, Shell};
+use crate::console::ConsoleState;
+
+#[derive(Debug, Deserialize)]
+pub struct Done {
+    done: Option<String>,
+}
+
+struct Row {
+    u: User,
+    role: String,
+    since: String,
+    me: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/users.html")]
+struct Users {
+    shell: Shell,
+    rows: Vec<Row>,
+    email: String,
+    invite_error: String,
+}
+
+async fn users(s: &ConsoleState, me: &Me) -> Result<Users, Failure> {
+    let list = s
+        .admin()
+        .users(&me.principal)
+        .await
+        .map_err(|e| Failure::of(s, e))?;
+    Ok(Users {
+        shell: Shell::new(me, "users", "Users & roles"),
+        rows: list
+            .into_iter()
+            .map(User::from)
+            .map(|u| Row {
+                role: label(&u.role),
+                since: when(u.created_at),
+                me: u.id == me.user_id,
+                u,
+            })
+            .collect(),
+        email: String::new(),
+        invite_error: String::new(),
+    })
+}
+
+/// `GET /users`.
+pub async fn list(State(s): State<ConsoleState>, me: Me, Query(q): Query<Done>) -> Response {
+    match users(&s, &me).await {
+        Ok(mut view) => {
+            view.shell = view.shell.done(q.done.as_deref());
+            page(&view)
+        }
+        Err(f) => f.page(),
+    }
+}
+
+/// `POST /users`: invites `email` with `role`; the invitation is mailed.
+pub async fn invite(State(s): State<ConsoleState>, Action { me, form }: Action) -> Response {
+    let invited = match role(form.get("role"), "role") {
+        Ok(r) => s
+            .admin()
+            .invite_user(&me.principal, form.get("email"), r)
+            .await
+            .map_err(|e| Failure::of(&s, e)),
+        Err(f) => Err(f),
+    };
+    match invited {
+        Ok(_) => see_other("/users?done=user-invited"),
+        Err(f) if f.is_form_error() => match users(&s, &me).await {
+            Ok(mut view) => {
+                view.email = form.get("email").to_owned();
+                view.invite_error = f.detail.clone();
+                html(f.status, &view)
+            }
+            Err(f) => f.page(),
+        },
+        Err(f) => f.page(),
+    }
+}
+
+/// `POST /users/{id}/role`.
+pub async fn set_role(
+    State(s): State<ConsoleState>,
+    Path(id): Path<String>,
+    Action { me, form }: Action,
+) -> Response {
+    let r = match role(form.get("role"), "role") {
+        Ok(r) => r,
+        Err(f) => return f.page(),
+    };
+    let id = match user_id(&s, &id) {
+        Ok(id) => id,
+        Err(page) => return page,
+    };
+    match s.admin().set_role(&me.principal, &id, r).await {
+        Ok(_) => see_other("/users?done=role-changed"),
+        Err(e) => Failure::of(&s, e).page(),
+    }
+}
+
+/// `POST /users/{id}/remove`.
+pub async fn remove(
+    State(s): State<ConsoleState>,
+    Path(id): Path<String>,
+    Action { me, .. }: Action,
+) -> Response {
+    let id = match user_id(&s, &id) {
+        Ok(id) => id,
+        Err(page) => return page,
+    };
+    match s.admin().remove_user(&me.principal, &id).await {
+        Ok(()) => see_other("/users?done=user-removed"),
+        Err(e) => Failure::of(&s, e).page(),
+    }
+}
+
+/// The user a path's `{id}` names: a malformed id names no user (the not-found page).
+fn user_id(s: &ConsoleState, id: &str) -> Result<UserId, Response> {
+    UserId::parse(id).map_err(|_| Failure::of(s, AdminError::NotFound("user")).page())
+}
+
+#[derive(Template)]
+#[template(path = "console/user.html")]
+struct UserPage {
+    shell: Shell,
+    email: String,
+    role: String,
+    sessions: Vec<SessionRow>,
+    revoke_base: String,
+}
+
+/// `GET /users/{id}`: a user's sessions (one's own, or anyone's for an admin).
+pub async fn detail(
+    State(s): State<ConsoleState>,
+    me: Me,
+    Path(id): Path<String>,
+    Query(q): Query<Done>,
+) -> Response {
+    let uid = match user_id(&s, &id) {
+        Ok(id) => id,
+        Err(page) => return page,
+    };
+    let user = match s.admin().user(&me.principal, &uid).await {
+        Ok(u) => User::from(u),
+        Err(e) => return Failure::of(&s, e).page(),
+    };
+    match session_rows(&s, &me, &id).await {
+        Ok(sessions) => page(&UserPage {
+            shell: Shell::new(&me, "users", user.email.clone()).done(q.done.as_deref()),
+            role: label(&user.role),
+            email: user.email,
+            sessions,
+            revoke_base: format!("/users/{id}/sessions/"),
+        }),
+        Err(f) => f.page(),
+    }
+}
+
+/// `POST /users/{id}/sessions/{sid}/revoke`.
+pub async fn revoke_session(
+    State(s): State<ConsoleState>,
+    Path((id, sid)): Path<(String, String)>,
+    Action { me, .. }: Action,
+) -> Response {
+    match end_session(&s, &me, &sid).await {
+        Ok(()) => see_other(&format!("/users/{id}?done=session-revoked")),
+        Err(f) => f.page(),
+    }
+}

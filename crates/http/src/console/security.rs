@@ -1,0 +1,38 @@
+//! The headers of every console response: a strict Content-Security-Policy (no inline script,
+//! style or handler can run; forms post only to this origin; no framing), `nosniff`,
+//! `no-referrer` (a page's URL, which may hold an invitation or reset token, never leaves in a
+//! `Referer`), and `no-store` on pages (they show workspace data, sometimes a secret).
+
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+
+/// The console's Content-Security-Policy.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+                       img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+                       frame-ancestors 'none'; base-uri 'none'";
+
+/// Adds the console's security headers; a response that set its own caching keeps it.
+pub async fn headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
