@@ -11,6 +11,7 @@ mod destinations;
 mod events;
 mod keys;
 mod lifecycle;
+mod provisioning;
 mod security;
 pub mod test_event;
 mod users;
@@ -44,6 +45,7 @@ pub use destinations::{DestinationPatch, DestinationView};
 pub use events::EventTrace;
 pub use keys::{CreatedKey, KeyRequest, KeyView, MAX_ROTATION_OVERLAP_DAYS};
 pub use lifecycle::{close_account, close_account_with_dsr, Closure, RetentionView};
+pub use provisioning::MAX_EXTERNAL_ID_LEN;
 pub use security::SecurityPatch;
 pub use workspace::{WorkspacePatch, WorkspaceView};
 

@@ -26,6 +26,7 @@ pub mod name;
 mod newtype;
 pub mod ports;
 pub mod rbac;
+pub mod scim;
 pub mod services;
 pub mod user_id;
 pub mod workspace;

@@ -7,9 +7,11 @@ pub mod client_ip;
 pub mod headers;
 pub mod problem;
 pub mod ratelimit;
+pub mod scim;
 pub mod server;
 pub mod tracking;
 
 pub use admin::{admin_router, AdminConfig, AdminState};
 pub use problem::Problem;
+pub use scim::scim_router;
 pub use tracking::{tracking_router, TrackingConfig, TrackingState};

@@ -32,7 +32,8 @@ use tracklayer_core::user_id::UserId;
 use tracklayer_core::workspace::{Region, WorkspaceId};
 use tracklayer_http::admin::{DestinationTester, TestPorts, TEST_EVENT_NAME};
 use tracklayer_http::{
-    admin_router, tracking_router, AdminConfig, AdminState, TrackingConfig, TrackingState,
+    admin_router, scim_router, tracking_router, AdminConfig, AdminState, TrackingConfig,
+    TrackingState,
 };
 use tracklayer_local::{
     Db, FileKeyring, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog, SqliteDeliveryQueue,
@@ -41,6 +42,8 @@ use tracklayer_local::{
 
 #[path = "admin/delivery_log.rs"]
 mod delivery_log;
+#[path = "admin/scim.rs"]
+mod scim;
 
 const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
 const PROBLEM_JSON: &str = "application/problem+json";
@@ -213,13 +216,14 @@ impl App {
             admin: service,
             ..
         } = Services::new(&ports, egress.clone(), ServicesConfig::new(Region::Eu));
+        let state =
+            AdminState::new(service.clone(), tester, AdminConfig::default()).with_dsr(dsr.clone());
         let router = tracking_router(TrackingState::new(
             ingest.clone(),
             TrackingConfig::default(),
         ))
-        .merge(admin_router(
-            AdminState::new(service.clone(), tester, AdminConfig::default()).with_dsr(dsr.clone()),
-        ));
+        .merge(scim_router(state.clone()))
+        .merge(admin_router(state));
         Self {
             router,
             db_path,

@@ -8,7 +8,7 @@ use axum::Router;
 use tracklayer_core::dsr::service::DsrConfig;
 use tracklayer_egress::{BuildError, EgressConfig, HttpEgress};
 use tracklayer_http::admin::{DestinationTester, TestPorts};
-use tracklayer_http::{admin_router, AdminConfig, AdminState};
+use tracklayer_http::{admin_router, scim_router, AdminConfig, AdminState};
 use tracklayer_lambda::AwsStack;
 
 /// The admin router over the stack's adapters: the same routes and answers as
@@ -37,5 +37,7 @@ pub fn app(stack: &AwsStack) -> Result<Router, BuildError> {
         },
     )
     .with_dsr(Arc::new(ports.dsr(DsrConfig::default())));
-    Ok(tracklayer_lambda::with_source_ip(admin_router(state)))
+    Ok(tracklayer_lambda::with_source_ip(
+        scim_router(state.clone()).merge(admin_router(state)),
+    ))
 }

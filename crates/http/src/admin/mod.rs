@@ -11,9 +11,9 @@ mod delivery_log;
 mod destinations;
 pub mod dsr;
 pub mod dto;
-mod error;
+pub(crate) mod error;
 mod events;
-mod extract;
+pub(crate) mod extract;
 mod keys;
 mod lifecycle;
 pub mod openapi;
@@ -109,7 +109,7 @@ impl AdminState {
         self.inner.dsr.get().map(|d| d.as_ref())
     }
 
-    fn admin(&self) -> &AdminService {
+    pub(crate) fn admin(&self) -> &AdminService {
         &self.inner.admin
     }
 
@@ -117,7 +117,7 @@ impl AdminState {
         &self.inner.tester
     }
 
-    fn config(&self) -> &AdminConfig {
+    pub(crate) fn config(&self) -> &AdminConfig {
         &self.inner.config
     }
 

@@ -115,7 +115,9 @@ fn wire(stack: &LocalStack, region: Region, args: &ServeArgs) -> anyhow::Result<
         tracklayer_http::AdminConfig::default(),
     )
     .with_dsr(services.dsr.clone());
-    let app = tracking_router(tracking).merge(tracklayer_http::admin_router(admin));
+    let app = tracking_router(tracking)
+        .merge(tracklayer_http::scim_router(admin.clone()))
+        .merge(tracklayer_http::admin_router(admin));
     Ok(Wired { app, services })
 }
 
