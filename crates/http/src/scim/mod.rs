@@ -52,7 +52,18 @@ pub fn scim_router(state: AdminState) -> Router {
         .route("/scim/v2/Users/{id}", user)
         .route("/scim/v2/Groups", groups)
         .route("/scim/v2/Groups/{id}", group)
+        .route("/scim/v2", axum::routing::any(not_found))
+        .route("/scim/v2/{*rest}", axum::routing::any(not_found))
         .with_state(state)
+}
+
+/// Any other path under `/scim/v2`: a SCIM 404, not the admin API's problem+json.
+async fn not_found() -> ScimAnswer {
+    ScimAnswer::error(
+        StatusCode::NOT_FOUND,
+        None,
+        "no such SCIM endpoint; see /scim/v2/ResourceTypes",
+    )
 }
 
 /// An authenticated SCIM call: the identity provider's principal, from its SCIM token.

@@ -268,10 +268,14 @@ async fn discovery_documents_describe_users_and_groups() {
         schemas["Resources"][0]["id"],
         "urn:ietf:params:scim:schemas:core:2.0:User"
     );
-    let (status, v) = app
-        .scim(Method::GET, "/scim/v2/Schemas/urn:nope", &t, None)
-        .await;
-    assert_scim_error(status, &v, StatusCode::NOT_FOUND, None);
+    for path in [
+        "/scim/v2/Schemas/urn:nope",
+        "/scim/v2/Nothing",
+        "/scim/v2/Users/x/y",
+    ] {
+        let (status, v) = app.scim(Method::GET, path, &t, None).await;
+        assert_scim_error(status, &v, StatusCode::NOT_FOUND, None);
+    }
 }
 
 #[tokio::test]
@@ -334,7 +338,14 @@ async fn users_are_created_read_filtered_paged_replaced_and_deleted() {
         ),
         (json!(2), json!(2), json!(1))
     );
-    assert_eq!(page["Resources"][0]["id"], id.as_str());
+    let first = app
+        .scim_ok(Method::GET, "/scim/v2/Users?count=1", &t, None)
+        .await;
+    let mut ids = [&first, &page].map(|p| p["Resources"][0]["id"].as_str().unwrap().to_owned());
+    ids.sort();
+    let mut want = [id.clone(), "usr_owner".to_owned()];
+    want.sort();
+    assert_eq!(ids, want, "two pages of one cover both users");
     for bad in [
         "userName%20gt%20%22a%22",
         "password%20eq%20%22x%22",
