@@ -228,10 +228,16 @@ fn init_json_prints_exactly_one_object_with_the_keys() {
             "region",
             "admin_token",
             "write_key",
-            "data_dir"
+            "data_dir",
+            "console_sign_in_link"
         ])
     );
     assert_eq!(v["region"], "eu");
+    let link = v["console_sign_in_link"].as_str().unwrap();
+    assert!(
+        link.starts_with("http://127.0.0.1:8080/sign-in/link/"),
+        "{link}"
+    );
     assert!(v["workspace_id"].as_str().unwrap().starts_with("ws_eu_"));
     assert!(v["write_key"]
         .as_str()
@@ -253,6 +259,9 @@ async fn serve_on_an_empty_directory_initializes_it_and_prints_the_keys() {
         .expect("serve printed the write key")
         .trim()
         .to_owned();
+    // ... and the owner's one-time console sign-in link, under the address it listens on.
+    let link_prefix = format!("{}/sign-in/link/", server.url);
+    assert!(log.contains(&link_prefix), "{log}");
     let resp = reqwest::Client::new()
         .post(format!("{}/v1/track", server.url))
         .basic_auth(&key, Some(""))

@@ -19,6 +19,7 @@ pub use dynamo::control::DynamoControlStore;
 pub use dynamo::delivery_log::DynamoDeliveryLog;
 pub use dynamo::dsr::DynamoDsrStore;
 pub use dynamo::events::DynamoEventStore;
+pub use dynamo::sessions::DynamoSessionStore;
 pub use kms::KmsKeyring;
 pub use ses::{SesClient, SesError, SesMailer};
 pub use sqs::SqsDeliveryQueue;

@@ -103,6 +103,12 @@ async fn dsr_store() -> DynamoDsrStore {
     DynamoDsrStore::new(c.dynamodb, control, events)
 }
 
+async fn session_store() -> tracklayer_aws::DynamoSessionStore {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Control).await;
+    tracklayer_aws::DynamoSessionStore::new(c.dynamodb, table)
+}
+
 async fn audit_log() -> DynamoAuditLog {
     let c = clients().await;
     let table = fresh_table(&c, Table::Audit).await;
@@ -312,6 +318,11 @@ mod delivery_log_erasure {
 mod dsr_store {
     use super::*;
     tracklayer_core::dsr_store_contract!(dsr_store());
+}
+
+mod session_store {
+    use super::*;
+    tracklayer_core::session_store_contract!(session_store());
 }
 
 mod keyring {

@@ -13,6 +13,8 @@ mod keys;
 mod lifecycle;
 mod provisioning;
 mod security;
+mod sessions;
+mod sign_in;
 pub mod test_event;
 mod users;
 mod workspace;
@@ -32,7 +34,8 @@ use crate::invalidation::{Change, Invalidate, Invalidations};
 use crate::keys::verifier::{KeyVerifier, VerifierConfig};
 use crate::keys::KeyRefusal;
 use crate::ports::{
-    AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DsrStore, EventReader, Keyring, UrlGuard,
+    AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DsrStore, EventReader, Keyring, Mailer,
+    SessionStore, UrlGuard,
 };
 use crate::rbac::Role;
 use crate::workspace::{Region, Workspace};
@@ -41,6 +44,9 @@ use workspace::view;
 
 pub(crate) use crate::rbac::require;
 pub use crate::rbac::Principal;
+pub use crate::sessions::{
+    Client, ConsoleSession, CsrfToken, Session, SessionId, SessionToken, SignInLink, SignedIn,
+};
 pub use destinations::{DestinationPatch, DestinationView};
 pub use events::EventTrace;
 pub use keys::{CreatedKey, KeyRequest, KeyView, MAX_ROTATION_OVERLAP_DAYS};
@@ -83,6 +89,16 @@ pub enum AdminError {
     Key(KeyError),
     #[error("could not compute a key verifier")]
     Internal(String),
+    /// A console sign-in was refused: the same answer whether or not the account exists.
+    #[error("the email address or the password is not correct")]
+    SignInRefused,
+    /// The console session ended (expired, signed out, revoked, or its user changed): sign
+    /// in again.
+    #[error("the session has ended; sign in again")]
+    SessionEnded,
+    /// A one-time link is unknown, used or expired.
+    #[error("this link is not valid: it was used already or it expired")]
+    LinkInvalid,
 }
 
 impl AdminError {
@@ -151,7 +167,15 @@ pub struct AdminPorts {
     pub ids: Arc<dyn Ids>,
     /// Refuses destination URLs that egress must never reach.
     pub url_guard: Arc<dyn UrlGuard>,
+    /// Console sessions, one-time links, password credentials, failed sign-in counters.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Invitation, password-reset and sign-in links.
+    pub mailer: Arc<dyn Mailer>,
 }
+
+/// The console's base URL unless the process says otherwise (`tracklayer serve`'s default
+/// listen address).
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 /// The control plane.
 pub struct AdminService {
@@ -159,6 +183,8 @@ pub struct AdminService {
     region: Region,
     verifier: Arc<KeyVerifier>,
     invalidations: Arc<Invalidations>,
+    /// Where the console is reached: mailed and printed links start with it.
+    public_url: String,
 }
 
 crate::debug_fields!(AdminService: region);
@@ -175,7 +201,15 @@ impl AdminService {
             region,
             ports,
             invalidations: Invalidations::new(),
+            public_url: DEFAULT_PUBLIC_URL.into(),
         }
+    }
+
+    /// Sets the console's public base URL (`https://tracklayer.example.com`), which links
+    /// in mails and `tracklayer init`'s output start with.
+    pub fn with_public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = url.into().trim_end_matches('/').to_owned();
+        self
     }
 
     /// Shares a key verifier with the tracking API of the same process.

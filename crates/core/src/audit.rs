@@ -84,6 +84,16 @@ pub enum AuditAction {
     DsrExportDownload,
     /// `dsr.complete`
     DsrComplete,
+    /// `session.sign_in`: a console session began (password, invitation, reset or link).
+    SessionSignIn,
+    /// `session.sign_in_failed`: a wrong password for a known account, or a refused attempt.
+    SessionSignInFailed,
+    /// `session.sign_out`
+    SessionSignOut,
+    /// `session.revoke`
+    SessionRevoke,
+    /// `user.password_set`
+    UserPasswordSet,
 }
 
 impl AuditAction {
@@ -113,6 +123,11 @@ impl AuditAction {
         Self::DsrSubmit,
         Self::DsrExportDownload,
         Self::DsrComplete,
+        Self::SessionSignIn,
+        Self::SessionSignInFailed,
+        Self::SessionSignOut,
+        Self::SessionRevoke,
+        Self::UserPasswordSet,
     ];
 
     /// The name stored in the entry.
@@ -142,6 +157,11 @@ impl AuditAction {
             Self::DsrSubmit => "dsr.submit",
             Self::DsrExportDownload => "dsr.export_download",
             Self::DsrComplete => "dsr.complete",
+            Self::SessionSignIn => "session.sign_in",
+            Self::SessionSignInFailed => "session.sign_in_failed",
+            Self::SessionSignOut => "session.sign_out",
+            Self::SessionRevoke => "session.revoke",
+            Self::UserPasswordSet => "user.password_set",
         }
     }
 }
@@ -453,6 +473,11 @@ mod tests {
                 "dsr.submit",
                 "dsr.export_download",
                 "dsr.complete",
+                "session.sign_in",
+                "session.sign_in_failed",
+                "session.sign_out",
+                "session.revoke",
+                "user.password_set",
             ]
         );
         assert_eq!(AuditAction::UserInvite.to_string(), "user.invite");

@@ -24,10 +24,12 @@ pub mod key_expiry;
 pub mod keys;
 pub mod name;
 mod newtype;
+pub mod password;
 pub mod ports;
 pub mod rbac;
 pub mod scim;
 pub mod services;
+pub mod sessions;
 pub mod user_id;
 pub mod workspace;
 

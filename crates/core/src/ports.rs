@@ -20,6 +20,9 @@ use crate::keys::{ApiKeyRecord, KeyId, Role};
 use crate::user_id::UserId;
 use crate::workspace::{KeyRef, User, Workspace, WorkspaceId};
 
+/// Console sign-in state (sessions, one-time links, credentials, failure counters).
+pub use crate::sessions::SessionStore;
+
 /// What a control store's `Conflict` says when the last-admin rule refused a change.
 pub const LAST_ADMIN: &str = "the workspace's last admin";
 

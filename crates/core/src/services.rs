@@ -19,7 +19,7 @@ use crate::invalidation::Invalidations;
 use crate::keys::verifier::{KeyVerifier, VerifierConfig};
 use crate::ports::{
     AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DsrStore, Egress, EventStore, Keyring,
-    Mailer, UrlGuard,
+    Mailer, SessionStore, UrlGuard,
 };
 use crate::workspace::Region;
 
@@ -37,6 +37,8 @@ pub struct Ports {
     /// Data-subject requests, the suppression list and access exports.
     pub dsr: Arc<dyn DsrStore>,
     pub mailer: Arc<dyn Mailer>,
+    /// Console sessions, one-time links, password credentials, failed sign-in counters.
+    pub sessions: Arc<dyn SessionStore>,
     /// Refuses destination URLs that egress must never reach (configure time).
     pub url_guard: Arc<dyn UrlGuard>,
     /// The wire format of each destination kind.
@@ -121,6 +123,8 @@ impl Ports {
                 clock: self.clock.clone(),
                 ids: self.ids.clone(),
                 url_guard: self.url_guard.clone(),
+                sessions: self.sessions.clone(),
+                mailer: self.mailer.clone(),
             },
             region,
         )
@@ -135,6 +139,8 @@ pub struct ServicesConfig {
     pub ingest: IngestConfig,
     pub delivery: DeliveryConfig,
     pub dsr: DsrConfig,
+    /// Where the console is reached: mailed links start with it.
+    pub public_url: String,
 }
 
 impl ServicesConfig {
@@ -146,6 +152,7 @@ impl ServicesConfig {
             ingest: IngestConfig::new(region),
             delivery: DeliveryConfig::default(),
             dsr: DsrConfig::default(),
+            public_url: crate::admin::DEFAULT_PUBLIC_URL.into(),
         }
     }
 }
@@ -181,7 +188,8 @@ impl Services {
             ports
                 .admin(config.region)
                 .with_verifier(verifier.clone())
-                .with_invalidations(invalidations.clone()),
+                .with_invalidations(invalidations.clone())
+                .with_public_url(config.public_url.clone()),
         );
         Self {
             ingest,

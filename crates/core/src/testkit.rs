@@ -47,6 +47,7 @@ pub mod keyring;
 pub mod last_admin;
 pub mod mailer;
 pub mod retention;
+pub mod sessions;
 pub mod users;
 
 pub use delivery_log::delivery_record;

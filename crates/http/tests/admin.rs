@@ -44,6 +44,8 @@ use tracklayer_local::{
 mod delivery_log;
 #[path = "admin/scim.rs"]
 mod scim;
+#[path = "admin/sessions.rs"]
+mod sessions;
 
 const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
 const PROBLEM_JSON: &str = "application/problem+json";
@@ -188,6 +190,7 @@ impl App {
             keyring: keyring.clone(),
             dsr: Arc::new(SqliteDsrStore::new(db.clone())),
             mailer: Arc::new(NoMail),
+            sessions: Arc::new(tracklayer_local::SqliteSessionStore::new(db.clone())),
             url_guard: Arc::new(tracklayer_egress::EgressPolicy {
                 allow_private: true,
             }),

@@ -11,7 +11,7 @@ use axum::Router;
 use lambda_http::request::RequestContext;
 use tracklayer_aws::{
     AwsClients, AwsConfig, DynamoAuditLog, DynamoControlStore, DynamoDeliveryLog, DynamoDsrStore,
-    DynamoEventStore, KmsKeyring, SesMailer, SqsDeliveryQueue,
+    DynamoEventStore, DynamoSessionStore, KmsKeyring, SesMailer, SqsDeliveryQueue,
 };
 use tracklayer_core::clock::{Clock, Ids, SystemClock, SystemIds};
 use tracklayer_core::dsr::service::{DsrConfig, DsrService};
@@ -68,6 +68,8 @@ pub struct AwsStack {
     /// Data-subject requests, the suppression list and access exports.
     pub dsr: Arc<DynamoDsrStore>,
     pub mailer: Arc<SesMailer>,
+    /// Console sessions, one-time links, password credentials, failed sign-in counters.
+    pub sessions: Arc<DynamoSessionStore>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
 }
@@ -120,6 +122,10 @@ impl AwsStack {
                 &tables.events,
             )),
             mailer: Arc::new(SesMailer::new(clients.ses.clone(), &config.ses_sender)),
+            sessions: Arc::new(DynamoSessionStore::new(
+                clients.dynamodb.clone(),
+                &tables.control,
+            )),
             clock,
             ids: Arc::new(SystemIds),
             config,
@@ -140,6 +146,7 @@ impl AwsStack {
             keyring: self.keyring.clone(),
             dsr: self.dsr.clone(),
             mailer: self.mailer.clone(),
+            sessions: self.sessions.clone(),
             url_guard: Arc::new(self.egress_policy()),
             connectors: tracklayer_connectors::connector,
             requirements: tracklayer_connectors::requirements::unmet,

@@ -219,6 +219,8 @@ impl Db {
         )
         .map_err(DbError::Schema)?;
         conn.execute_batch(SCHEMA).map_err(DbError::Schema)?;
+        conn.execute_batch(crate::sessions::SCHEMA)
+            .map_err(DbError::Schema)?;
         migrate(&conn).map_err(DbError::Schema)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),

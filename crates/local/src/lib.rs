@@ -13,6 +13,7 @@ mod events;
 mod keyring;
 mod mailer;
 mod queue;
+mod sessions;
 
 pub use audit::SqliteAuditLog;
 pub use control::SqliteControlStore;
@@ -23,6 +24,7 @@ pub use events::SqliteEventStore;
 pub use keyring::FileKeyring;
 pub use mailer::OutboxMailer;
 pub use queue::SqliteDeliveryQueue;
+pub use sessions::SqliteSessionStore;
 
 use std::path::{Path, PathBuf};
 

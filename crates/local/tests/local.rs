@@ -20,6 +20,8 @@ mod audit_tamper;
 mod delivery_service;
 #[path = "local/dsr_service.rs"]
 mod dsr_service;
+#[path = "local/sign_in.rs"]
+mod sign_in;
 
 /// A SQLite stack with one workspace, bootstrapped as `init` does, a Meta destination and an
 /// ingest service: what the delivery and DSR service tests start from.
@@ -297,6 +299,13 @@ mod dsr_store {
     use super::*;
     tracklayer_core::dsr_store_contract!(async {
         tracklayer_local::SqliteDsrStore::new(Db::in_memory().unwrap())
+    });
+}
+
+mod session_store {
+    use super::*;
+    tracklayer_core::session_store_contract!(async {
+        tracklayer_local::SqliteSessionStore::new(Db::in_memory().unwrap())
     });
 }
 

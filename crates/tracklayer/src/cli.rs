@@ -92,9 +92,13 @@ pub struct InitArgs {
     #[arg(long, value_parser = parse_email)]
     pub email: Option<Email>,
     /// Print exactly one JSON object: workspace_id, region, admin_token, write_key, and
-    /// data_dir (local) or stack and aws_region (aws).
+    /// data_dir and console_sign_in_link (local) or stack and aws_region (aws).
     #[arg(long)]
     pub json: bool,
+    /// Where `tracklayer serve` will be reached: the printed one-time console sign-in link
+    /// starts with it.
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_parser = parse_public_url, env = "TRACKLAYER_PUBLIC_URL")]
+    pub public_url: String,
 }
 
 #[derive(Debug, Args)]
@@ -104,6 +108,10 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, default_value = "127.0.0.1:8080", env = "TRACKLAYER_LISTEN")]
     pub listen: SocketAddr,
+    /// Where the console is reached (mailed invitation and reset links start with it);
+    /// default `http://<the address listened on>`.
+    #[arg(long, value_parser = parse_public_url, env = "TRACKLAYER_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Region of the workspace created when the data directory is empty.
     #[arg(long, value_parser = parse_region, default_value = "us")]
     pub region: Region,
@@ -260,6 +268,20 @@ impl ServeArgs {
             (None, false) => 0,
         }
     }
+}
+
+/// An http(s) base URL, without a trailing slash.
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(
+            "must be an http(s) URL with a host, e.g. https://tracklayer.example.com".into(),
+        );
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    Ok(s.trim_end_matches('/').to_owned())
 }
 
 fn parse_email(s: &str) -> Result<Email, String> {

@@ -12,7 +12,7 @@ use tracklayer_core::workspace::Region;
 use tracklayer_core::workspace::{Workspace, WorkspaceId};
 use tracklayer_local::{
     DataDir, Db, FileKeyring, OutboxMailer, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog,
-    SqliteDeliveryQueue, SqliteDsrStore, SqliteEventStore,
+    SqliteDeliveryQueue, SqliteDsrStore, SqliteEventStore, SqliteSessionStore,
 };
 
 /// All local adapters, opened once.
@@ -29,6 +29,8 @@ pub struct LocalStack {
     pub dsr: Arc<SqliteDsrStore>,
     /// Notifications, as .eml files in the data directory's outbox.
     pub mailer: Arc<OutboxMailer>,
+    /// Console sessions, one-time links, password credentials, failed sign-in counters.
+    pub sessions: Arc<SqliteSessionStore>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
 }
@@ -88,6 +90,7 @@ impl LocalStack {
             )),
             keyring,
             dsr: Arc::new(SqliteDsrStore::new(db.clone())),
+            sessions: Arc::new(SqliteSessionStore::new(db.clone())),
             mailer: Arc::new(OutboxMailer::new(
                 dir.outbox(),
                 "TrackLayer <noreply@tracklayer.local>".into(),
@@ -119,6 +122,7 @@ impl LocalStack {
             keyring: self.keyring.clone(),
             dsr: self.dsr.clone(),
             mailer: self.mailer.clone(),
+            sessions: self.sessions.clone(),
             url_guard: Arc::new(tracklayer_egress::EgressPolicy { allow_private }),
             connectors: tracklayer_connectors::connector,
             requirements: tracklayer_connectors::requirements::unmet,

@@ -144,10 +144,15 @@ async fn admin_service(stack: &str) -> AdminService {
                 &tables.delivery_log,
             )),
             dsr: Arc::new(DynamoDsrStore::new(
-                dynamodb,
+                dynamodb.clone(),
                 &tables.control,
                 &tables.events,
             )),
+            sessions: Arc::new(tracklayer_aws::DynamoSessionStore::new(
+                dynamodb,
+                &tables.control,
+            )),
+            mailer: Arc::new(tracklayer_core::testkit::sessions::RecordingMailer::default()),
             queue: Arc::new(SqsDeliveryQueue::new(
                 aws_sdk_sqs::Client::new(&sdk),
                 Default::default(),

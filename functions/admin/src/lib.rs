@@ -17,7 +17,14 @@ pub fn app(stack: &AwsStack) -> Result<Router, BuildError> {
     let config = &stack.config;
     let policy = stack.egress_policy();
     let ports = stack.ports();
-    let admin = ports.admin(config.residency);
+    // Mailed console links start with this residency's public URL.
+    let console_url = match config.residency {
+        tracklayer_core::workspace::Region::Us => &config.public_urls.us,
+        tracklayer_core::workspace::Region::Eu => &config.public_urls.eu,
+    };
+    let admin = ports
+        .admin(config.residency)
+        .with_public_url(console_url.clone());
     let tester = DestinationTester::new(TestPorts {
         control: stack.control.clone(),
         keyring: stack.keyring.clone(),

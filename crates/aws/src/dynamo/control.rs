@@ -78,16 +78,7 @@ impl DynamoControlStore {
     }
 
     async fn get(&self, context: &'static str, item_key: Item) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(item_key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store(context, e))?;
-        Ok(out.item)
+        super::get_item(&self.client, &self.table, context, item_key).await
     }
 
     /// The workspace's items whose sort key starts with `prefix`, expired or not; only the

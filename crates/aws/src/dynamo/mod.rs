@@ -6,6 +6,7 @@ pub mod control;
 pub mod delivery_log;
 pub mod dsr;
 pub mod events;
+pub mod sessions;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -97,6 +98,24 @@ pub(crate) async fn stamp_expiry(
         .buffer_unordered(STAMP_CONCURRENCY)
         .try_collect()
         .await
+}
+
+/// One item by key, read strongly consistently.
+pub(crate) async fn get_item(
+    client: &Client,
+    table: &str,
+    context: &'static str,
+    item_key: Item,
+) -> Result<Option<Item>, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(item_key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| store(context, e))?;
+    Ok(out.item)
 }
 
 pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {

@@ -14,7 +14,8 @@ pub const MAX_EXTERNAL_ID_LEN: usize = 256;
 
 impl AdminService {
     /// Sets `external_id` and `active` of user `id`. Deactivation (the leaver) ends the user's
-    /// access at once: every personal token is revoked and every cache of this process told;
+    /// access at once: every console session ends, every personal token is revoked and every
+    /// cache of this process told;
     /// other processes stop within the key cache's revalidation window. Deactivating the last
     /// admin is refused by the same rule as demoting it.
     pub async fn provision_user(
@@ -50,6 +51,7 @@ impl AdminService {
         self.ports.control.update_user(&user).await?;
         self.changed(Change::Workspace(p.workspace_id.clone()));
         if leaving {
+            self.end_sessions(&user.workspace_id, &user.id).await?;
             self.end_personal_tokens(&user).await?;
         }
         self.audit(

@@ -52,6 +52,7 @@ impl AdminService {
             json!({"role": role}),
         )
         .await?;
+        self.send_invitation(&user).await?;
         Ok(user)
     }
 
@@ -93,6 +94,7 @@ impl AdminService {
             .update_user(&user)
             .await
             .map_err(email_taken)?;
+        self.move_sign_in(&old, &user).await?;
         let keys = self.workspace_keys(&ws).await?;
         let fingerprint = |e: &Email| keys.secret_fingerprint("email", e.as_str());
         self.audit(
@@ -118,6 +120,7 @@ impl AdminService {
             .map_err(|e| last_admin(e, "the last admin cannot be demoted"))?;
         let from = user.role;
         user.role = role;
+        self.end_sessions(&p.workspace_id, &user.id).await?;
         self.changed(Change::Workspace(p.workspace_id.clone()));
         self.audit(
             p,
@@ -137,6 +140,7 @@ impl AdminService {
             .delete_user_keeping_an_admin(&p.workspace_id, &user_id(id)?, self.now())
             .await
             .map_err(|e| last_admin(e, "the last admin cannot be removed"))?;
+        self.forget_sign_in(&user).await?;
         self.changed(Change::Workspace(p.workspace_id.clone()));
         self.end_personal_tokens(&user).await?;
         self.audit(p, AuditAction::UserRemove, id, json!({"role": user.role}))

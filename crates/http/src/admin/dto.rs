@@ -176,4 +176,5 @@ path_id! {
     DestinationId: "The destination's id (`dst_…`)", "^dst_[a-z0-9]{1,40}$";
     UserId: "The user's id (`usr_…`)", "^usr_[a-z0-9]{1,64}$";
     KeyId: "The key's id", "^[a-z0-9]{16}$";
+    SessionId: "The console session's id (`ses_…`)", "^ses_[a-z0-9]{1,64}$";
 }

@@ -61,6 +61,24 @@ pub fn problem(e: AdminError, config: &AdminConfig) -> Problem {
         )
         .with("role", role_name(role))
         .field(&field),
+        AdminError::SignInRefused => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "sign-in-refused",
+            "Sign-in refused",
+            e.to_string(),
+        ),
+        AdminError::SessionEnded => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "session-ended",
+            "Session ended",
+            e.to_string(),
+        ),
+        AdminError::LinkInvalid => Problem::new(
+            StatusCode::GONE,
+            "link-invalid",
+            "Link not valid",
+            e.to_string(),
+        ),
         AdminError::NotFound(what) => Problem::not_found(what),
         AdminError::Invalid { field, detail } => Problem::invalid(&field, detail),
         AdminError::Conflict(detail) => Problem::conflict(detail),

@@ -18,6 +18,7 @@ mod keys;
 mod lifecycle;
 pub mod openapi;
 mod security;
+mod sessions;
 mod test_event;
 mod trace;
 mod users;
@@ -204,6 +205,14 @@ pub fn admin_router(state: AdminState) -> Router {
         .route(
             "/admin/v1/users/{id}",
             axum::routing::patch(users::update_user).delete(users::remove_user),
+        )
+        .route(
+            "/admin/v1/users/{id}/sessions",
+            get(sessions::list_sessions),
+        )
+        .route(
+            "/admin/v1/sessions/{id}",
+            axum::routing::delete(sessions::revoke_session),
         )
         .route(
             "/admin/v1/api-keys",

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{
     audit_log, deliveries, delivery_log, destinations, dsr, dto, events, keys, lifecycle, security,
-    trace, users, workspace, AdminState,
+    sessions, trace, users, workspace, AdminState,
 };
 use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
 
@@ -51,6 +51,8 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         users::invite_user,
         users::update_user,
         users::remove_user,
+        sessions::list_sessions,
+        sessions::revoke_session,
         keys::list_keys,
         keys::create_key,
         keys::rotate_key,

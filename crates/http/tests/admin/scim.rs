@@ -574,3 +574,26 @@ async fn the_last_admin_cannot_be_deprovisioned_by_the_idp() {
         .await;
     assert_scim_error(status, &v, StatusCode::CONFLICT, Some("mutability"));
 }
+
+#[tokio::test]
+async fn deactivation_ends_every_console_session_of_the_user_at_once() {
+    let app = App::start().await;
+    let t = app.scim_token().await;
+    let second_admin = app.new_user("admin").await;
+    let second_pat = app.pat_of(&second_admin).await;
+    app.owner_console_session().await;
+    let sessions = |token: String| {
+        let app = &app;
+        async move {
+            let path = "/admin/v1/users/usr_owner/sessions";
+            app.call(Method::GET, path, Some(&token), None).await.2
+        }
+    };
+    let before = sessions(second_pat.clone()).await;
+    assert_eq!(before.as_array().map(Vec::len), Some(1), "{before}");
+
+    app.send_payload(Method::PATCH, &t, "usr_owner", "entra_disable_user")
+        .await;
+    let after = sessions(second_pat).await;
+    assert_eq!(after.as_array().map(Vec::len), Some(0), "{after}");
+}

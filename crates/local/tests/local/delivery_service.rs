@@ -231,6 +231,8 @@ impl World {
                 clock: self.clock.clone(),
                 ids: Arc::new(SystemIds),
                 url_guard: Arc::new(AllowAll),
+                sessions: Arc::new(tracklayer_local::SqliteSessionStore::new(db.clone())),
+                mailer: Arc::new(tracklayer_core::testkit::sessions::RecordingMailer::default()),
             },
             Region::Us,
         )

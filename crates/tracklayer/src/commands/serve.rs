@@ -12,22 +12,25 @@ use tracklayer_core::keys::verifier::VerifierConfig;
 use tracklayer_core::ports::Egress;
 use tracklayer_core::ports::EventEraser;
 use tracklayer_core::services::{Services, ServicesConfig};
-use tracklayer_core::workspace::Region;
+use tracklayer_core::workspace::{Region, WorkspaceId};
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
 use tracklayer_local::DataDir;
 
-use super::init::{bootstrap, print_local_bootstrap};
+use super::init::{bootstrap, print_local_bootstrap, print_sign_in_link};
 use crate::cli::ServeArgs;
 use crate::stack::LocalStack;
 
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (stack, region) = open_or_create(&args).await?;
-    let wired = wire(&stack, region, &args)?;
-
+    let (stack, region, created) = open_or_create(&args).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
+    let public_url = (args.public_url.clone()).unwrap_or_else(|| format!("http://{local}"));
+    let wired = wire(&stack, region, &args, &public_url)?;
+    if let Some(ws) = created {
+        print_sign_in_link(&wired.services.admin, &ws, false).await?;
+    }
     println!(
         "TrackLayer listening on http://{local} (region {region}, data {})",
         stack.dir.root().display()
@@ -52,15 +55,18 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The data directory, initialized with a first workspace if it is empty; the region served.
-async fn open_or_create(args: &ServeArgs) -> anyhow::Result<(LocalStack, Region)> {
+/// The data directory, initialized with a first workspace if it is empty; the region served,
+/// and the workspace if it was created now.
+async fn open_or_create(
+    args: &ServeArgs,
+) -> anyhow::Result<(LocalStack, Region, Option<WorkspaceId>)> {
     let dir = DataDir::new(args.dir.data_dir.clone());
-    let stack = if dir.is_initialized() {
-        LocalStack::open(dir)?
+    let (stack, created) = if dir.is_initialized() {
+        (LocalStack::open(dir)?, None)
     } else {
         let (stack, boot) = bootstrap(dir.clone(), args.region, "Default workspace", None).await?;
         print_local_bootstrap(&boot, &dir, false);
-        stack
+        (stack, Some(boot.workspace.id))
     };
     let region = stack
         .workspace(None)
@@ -72,7 +78,7 @@ async fn open_or_create(args: &ServeArgs) -> anyhow::Result<(LocalStack, Region)
             "private egress allowed: destinations may reach loopback and private addresses"
         );
     }
-    Ok((stack, region))
+    Ok((stack, region, created))
 }
 
 /// What the HTTP server and the background workers of one process share.
@@ -83,7 +89,12 @@ struct Wired {
 
 /// The use cases over the stack ([`Services`]: one key verifier, one invalidation bus), and
 /// the tracking and admin routers over them.
-fn wire(stack: &LocalStack, region: Region, args: &ServeArgs) -> anyhow::Result<Wired> {
+fn wire(
+    stack: &LocalStack,
+    region: Region,
+    args: &ServeArgs,
+    public_url: &str,
+) -> anyhow::Result<Wired> {
     let ports = stack.ports(args.allow_private_egress);
     let egress: Arc<dyn Egress> = Arc::new(tracklayer_egress::HttpEgress::new(
         tracklayer_egress::EgressConfig {
@@ -94,7 +105,9 @@ fn wire(stack: &LocalStack, region: Region, args: &ServeArgs) -> anyhow::Result<
             ..Default::default()
         },
     )?);
-    let services = Services::new(&ports, egress.clone(), services_config(region, args));
+    let mut config = services_config(region, args);
+    config.public_url = public_url.to_owned();
+    let services = Services::new(&ports, egress.clone(), config);
     let tracking = TrackingState::new(
         services.ingest.clone(),
         TrackingConfig {
