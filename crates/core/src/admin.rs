@@ -14,6 +14,7 @@ mod lifecycle;
 mod overview;
 mod saml;
 mod saml_login;
+mod provisioning;
 mod security;
 mod sessions;
 mod sign_in;
@@ -58,6 +59,7 @@ pub use overview::{
     StatsWindow,
 };
 pub use saml_login::{relative_path, SamlAcs, SamlLogin, SamlLoginError, SamlStart};
+pub use provisioning::MAX_EXTERNAL_ID_LEN;
 pub use security::SecurityPatch;
 pub use workspace::{WorkspacePatch, WorkspaceView};
 

@@ -56,6 +56,8 @@ pub enum AuditAction {
     UserSetEmail,
     /// `user.remove`
     UserRemove,
+    /// `user.provision`: an identity provider set a user's `externalId` or `active` (SCIM)
+    UserProvision,
     /// `api_key.create`
     ApiKeyCreate,
     /// `api_key.rotate`
@@ -115,6 +117,7 @@ impl AuditAction {
         Self::UserSetRole,
         Self::UserSetEmail,
         Self::UserRemove,
+        Self::UserProvision,
         Self::ApiKeyCreate,
         Self::ApiKeyRotate,
         Self::ApiKeyRevoke,
@@ -152,6 +155,7 @@ impl AuditAction {
             Self::UserSetRole => "user.set_role",
             Self::UserSetEmail => "user.set_email",
             Self::UserRemove => "user.remove",
+            Self::UserProvision => "user.provision",
             Self::ApiKeyCreate => "api_key.create",
             Self::ApiKeyRotate => "api_key.rotate",
             Self::ApiKeyRevoke => "api_key.revoke",

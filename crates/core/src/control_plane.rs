@@ -187,6 +187,8 @@ impl Control<'_> {
                 email: owner_email.unwrap_or_else(placeholder),
                 role: Role::Admin,
                 created_at: self.clock.now(),
+                external_id: None,
+                active: true,
             })
             .await?;
         let admin = self

@@ -26,6 +26,8 @@ pub enum KeyKind {
     Pat,
     /// A service token with a role, for automation.
     Svc,
+    /// An identity provider's SCIM provisioning token (`/scim/v2` only).
+    Scim,
 }
 
 impl KeyKind {
@@ -34,6 +36,7 @@ impl KeyKind {
             KeyKind::Ingest => "ingest",
             KeyKind::Pat => "pat",
             KeyKind::Svc => "svc",
+            KeyKind::Scim => "scim",
         }
     }
 }
@@ -45,6 +48,7 @@ impl FromStr for KeyKind {
             "ingest" => Ok(Self::Ingest),
             "pat" => Ok(Self::Pat),
             "svc" => Ok(Self::Svc),
+            "scim" => Ok(Self::Scim),
             _ => Err(InvalidKey),
         }
     }

@@ -28,6 +28,7 @@ pub mod password;
 pub mod ports;
 pub mod rbac;
 pub mod saml;
+pub mod scim;
 pub mod services;
 pub mod sessions;
 pub mod stats;

@@ -304,9 +304,19 @@ pub struct User {
     pub role: crate::keys::Role,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// The identity provider's id of the user (SCIM `externalId`), when provisioned by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// False once the identity provider deactivated the user (SCIM `active`): no access.
+    #[serde(default = "active_by_default")]
+    pub active: bool,
 }
 
-crate::debug_fields!(User: id, workspace_id, role);
+fn active_by_default() -> bool {
+    true
+}
+
+crate::debug_fields!(User: id, workspace_id, role, active);
 
 #[cfg(test)]
 mod tests {

@@ -32,7 +32,8 @@ use tracklayer_core::user_id::UserId;
 use tracklayer_core::workspace::{Region, WorkspaceId};
 use tracklayer_http::admin::{DestinationTester, TestPorts, TEST_EVENT_NAME};
 use tracklayer_http::{
-    admin_router, tracking_router, AdminConfig, AdminState, TrackingConfig, TrackingState,
+    admin_router, scim_router, tracking_router, AdminConfig, AdminState, TrackingConfig,
+    TrackingState,
 };
 use tracklayer_local::{
     Db, FileKeyring, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog, SqliteDeliveryQueue,
@@ -43,6 +44,8 @@ use tracklayer_local::{
 mod delivery_log;
 #[path = "admin/stats.rs"]
 mod stats;
+#[path = "admin/scim.rs"]
+mod scim;
 #[path = "admin/sessions.rs"]
 mod sessions;
 #[path = "admin/saml.rs"]
@@ -221,13 +224,14 @@ impl App {
             admin: service,
             ..
         } = Services::new(&ports, egress.clone(), ServicesConfig::new(Region::Eu));
+        let state =
+            AdminState::new(service.clone(), tester, AdminConfig::default()).with_dsr(dsr.clone());
         let router = tracking_router(TrackingState::new(
             ingest.clone(),
             TrackingConfig::default(),
         ))
-        .merge(admin_router(
-            AdminState::new(service.clone(), tester, AdminConfig::default()).with_dsr(dsr.clone()),
-        ));
+        .merge(scim_router(state.clone()))
+        .merge(admin_router(state));
         Self {
             router,
             db_path,

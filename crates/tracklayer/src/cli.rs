@@ -345,6 +345,8 @@ pub enum KeyKindArg {
     Ingest,
     /// A service token for the admin API, with a role.
     Svc,
+    /// An identity provider's SCIM provisioning token (`/scim/v2` only).
+    Scim,
 }
 
 /// An admin API role (whitepaper §04).

@@ -9,7 +9,9 @@ use axum::Router;
 use tracklayer_core::dsr::service::DsrConfig;
 use tracklayer_egress::{BuildError, EgressConfig, HttpEgress};
 use tracklayer_http::admin::{DestinationTester, TestPorts};
-use tracklayer_http::{admin_router, console_router, AdminConfig, AdminState, ConsoleState};
+use tracklayer_http::{
+    admin_router, console_router, scim_router, AdminConfig, AdminState, ConsoleState,
+};
 use tracklayer_lambda::AwsStack;
 
 /// The admin and console routers over the stack's adapters: the same routes and answers as
@@ -47,6 +49,8 @@ pub fn app(stack: &AwsStack) -> Result<Router, BuildError> {
     .with_dsr(Arc::new(ports.dsr(DsrConfig::default())));
     let console = console_router(ConsoleState::new(state.clone()));
     Ok(tracklayer_lambda::with_source_ip(
-        admin_router(state).merge(console),
+        scim_router(state.clone())
+            .merge(admin_router(state))
+            .merge(console),
     ))
 }

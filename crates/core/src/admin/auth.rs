@@ -17,17 +17,7 @@ impl AdminService {
         presented: &str,
         ip: Option<std::net::IpAddr>,
     ) -> Result<Principal, AdminError> {
-        let record = self
-            .verifier
-            .verify(self.ports.control.as_ref(), Audience::Admin, presented, ip)
-            .await
-            .map_err(|e| match e {
-                AuthError::Refused(refusal) => AdminError::Unauthorized(refusal),
-                AuthError::WrongRegion(region) => AdminError::WrongRegion(region),
-                AuthError::Blocked => AdminError::Blocked,
-                AuthError::Throttled { retry_after } => AdminError::Throttled { retry_after },
-                AuthError::Store(e) => e.into(),
-            })?;
+        let record = self.verified(Audience::Admin, presented, ip).await?;
         let now = self.now();
         let (role, actor) = match (record.kind, &record.user_id) {
             (KeyKind::Pat, Some(user_id)) => {
@@ -38,6 +28,10 @@ impl AdminService {
                     .user(&record.workspace_id, user_id, now)
                     .await?
                 {
+                    // A user deactivated by their identity provider has no access.
+                    Some(u) if !u.active => {
+                        return Err(AdminError::Unauthorized(KeyRefusal::Revoked))
+                    }
                     Some(u) => u.role,
                     None if *user_id == UserId::owner() => record.role.unwrap_or(Role::Viewer),
                     None => return Err(AdminError::Unauthorized(KeyRefusal::Revoked)),
@@ -55,5 +49,40 @@ impl AdminService {
             actor,
             key_id: Some(record.id),
         })
+    }
+
+    /// Verifies an identity provider's SCIM token (accepted at `/scim/v2` only, and the only
+    /// kind accepted there). Its principal provisions users as the workspace's IdP: audit
+    /// entries name it `scim:<key id>`.
+    pub async fn authenticate_scim(
+        &self,
+        presented: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<Principal, AdminError> {
+        let record = self.verified(Audience::Scim, presented, ip).await?;
+        Ok(Principal {
+            workspace_id: record.workspace_id,
+            role: Role::Admin,
+            actor: format!("scim:{}", record.id),
+            key_id: Some(record.id),
+        })
+    }
+
+    async fn verified(
+        &self,
+        audience: Audience,
+        presented: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<crate::keys::ApiKeyRecord, AdminError> {
+        self.verifier
+            .verify(self.ports.control.as_ref(), audience, presented, ip)
+            .await
+            .map_err(|e| match e {
+                AuthError::Refused(refusal) => AdminError::Unauthorized(refusal),
+                AuthError::WrongRegion(region) => AdminError::WrongRegion(region),
+                AuthError::Blocked => AdminError::Blocked,
+                AuthError::Throttled { retry_after } => AdminError::Throttled { retry_after },
+                AuthError::Store(e) => e.into(),
+            })
     }
 }

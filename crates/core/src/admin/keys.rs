@@ -54,7 +54,7 @@ pub struct CreatedKey {
     pub secret: SecretString,
 }
 
-/// What to create: an ingest write key or a service token with a role.
+/// What to create: an ingest write key, a service token with a role, or a SCIM token.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRequest {
@@ -113,10 +113,17 @@ impl AdminService {
             (KeyKind::Svc, None) => {
                 return Err(AdminError::invalid("role", "service tokens need a role"))
             }
+            (KeyKind::Scim, None) => (KeyKind::Scim, None),
+            (KeyKind::Scim, Some(_)) => {
+                return Err(AdminError::invalid(
+                    "role",
+                    "SCIM tokens have no role: they provision users at /scim/v2 only",
+                ))
+            }
             (KeyKind::Pat, _) => {
                 return Err(AdminError::invalid(
                     "kind",
-                    "must be ingest or svc (personal tokens come with users)",
+                    "must be ingest, svc or scim (personal tokens come with users)",
                 ))
             }
         };

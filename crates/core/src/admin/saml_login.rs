@@ -258,6 +258,8 @@ impl AdminService {
             email: email.clone(),
             role,
             created_at: self.now(),
+            external_id: None,
+            active: true,
         };
         match self.ports.control.create_user(&user).await {
             Ok(()) => Ok((user, true)),

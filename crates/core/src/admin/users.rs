@@ -37,6 +37,8 @@ impl AdminService {
             email,
             role,
             created_at: self.now(),
+            external_id: None,
+            active: true,
         };
         self.ports
             .control
@@ -145,11 +147,20 @@ impl AdminService {
             .map_err(|e| last_admin(e, "the last admin cannot be removed"))?;
         self.forget_sign_in(&user).await?;
         self.changed(Change::Workspace(p.workspace_id.clone()));
-        // Their personal tokens stop working at once.
+        self.end_personal_tokens(&user).await?;
+        self.audit(p, AuditAction::UserRemove, id.as_str(), json!({"role": user.role}))
+            .await?;
+        Ok(())
+    }
+}
+
+impl AdminService {
+    /// Revokes every personal token of `user` and tells this process's caches at once.
+    pub(super) async fn end_personal_tokens(&self, user: &User) -> Result<(), AdminError> {
         for key in self
             .ports
             .control
-            .api_keys(&p.workspace_id, self.now())
+            .api_keys(&user.workspace_id, self.now())
             .await?
         {
             if key.user_id.as_ref() == Some(&user.id) && key.revoked_at.is_none() {
@@ -157,13 +168,6 @@ impl AdminService {
                 self.changed(Change::Key(key.id.clone()));
             }
         }
-        self.audit(
-            p,
-            AuditAction::UserRemove,
-            id.as_str(),
-            json!({"role": user.role}),
-        )
-        .await?;
         Ok(())
     }
 }

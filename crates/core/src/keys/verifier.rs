@@ -50,6 +50,8 @@ pub enum Audience {
     Tracking,
     /// The admin API: personal access tokens and service tokens.
     Admin,
+    /// SCIM provisioning at `/scim/v2`: SCIM tokens only.
+    Scim,
 }
 
 impl Audience {
@@ -57,6 +59,7 @@ impl Audience {
         match self {
             Self::Tracking => kind == KeyKind::Ingest,
             Self::Admin => matches!(kind, KeyKind::Pat | KeyKind::Svc),
+            Self::Scim => kind == KeyKind::Scim,
         }
     }
 
@@ -64,6 +67,7 @@ impl Audience {
         match self {
             Self::Tracking => "tracking",
             Self::Admin => "admin",
+            Self::Scim => "scim",
         }
     }
 }
@@ -121,7 +125,7 @@ pub struct AuthCounts {
     pub bcrypt_runs: u64,
     /// Refused tracking-API keys.
     pub tracking_failures: u64,
-    /// Refused admin-API tokens.
+    /// Refused admin-API and SCIM tokens.
     pub admin_failures: u64,
     /// Requests answered 429 for too many failures.
     pub throttled: u64,
@@ -391,14 +395,14 @@ impl KeyVerifier {
         }
         let counter = match audience {
             Audience::Tracking => &self.stats.tracking_failures,
-            Audience::Admin => &self.stats.admin_failures,
+            Audience::Admin | Audience::Scim => &self.stats.admin_failures,
         };
         let total = counter.fetch_add(1, Ordering::Relaxed) + 1;
         let (key_id, ip) = (key.map(KeyId::as_str), ip.map(|ip| ip.to_string()));
         match audience {
             // nosemgrep: tl-log-pii — as above: failed authentications only
-            Audience::Admin => tracing::warn!(
-                audience = "admin",
+            Audience::Admin | Audience::Scim => tracing::warn!(
+                audience = audience.as_str(),
                 key_id,
                 ip,
                 reason = reason.detail(),
@@ -652,5 +656,32 @@ mod tests {
             .await;
         assert!(refused.is_err());
         assert!(writes.at.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn each_audience_takes_only_its_own_kinds_and_scim_tokens_only_scim() {
+        use KeyKind::*;
+        let takes = |a: Audience| {
+            [Ingest, Pat, Svc, Scim]
+                .into_iter()
+                .filter(|k| a.accepts(*k))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(takes(Audience::Tracking), vec![Ingest]);
+        assert_eq!(takes(Audience::Admin), vec![Pat, Svc]);
+        assert_eq!(takes(Audience::Scim), vec![Scim]);
+    }
+
+    #[tokio::test]
+    async fn a_valid_key_of_another_kind_is_refused_by_the_scim_audience_before_bcrypt() {
+        let (control, key, _, _, verifier) = setup(false);
+        let refused = verifier
+            .verify(&control, Audience::Scim, key.expose(), None)
+            .await;
+        assert!(matches!(
+            refused,
+            Err(AuthError::Refused(KeyRefusal::WrongKind))
+        ));
+        assert_eq!(verifier.stats().bcrypt_runs, 0);
     }
 }

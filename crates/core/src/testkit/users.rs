@@ -7,6 +7,8 @@ pub fn user(ws: &WorkspaceId, email: &str, role: Role) -> User {
         email: crate::email::Email::parse(email).expect("an email address"),
         role,
         created_at: T0,
+        external_id: None,
+        active: true,
     }
 }
 
@@ -41,13 +43,44 @@ pub async fn keeps_users_per_workspace_with_unique_emails(s: &dyn ControlStore) 
     ));
 }
 
+pub async fn keeps_a_provisioned_users_external_id_and_active_flag(s: &dyn ControlStore) {
+    let ws = workspace(Region::Us);
+    s.create_workspace(&ws).await.unwrap();
+    let mut bo = user(&ws.id, "bo@example.com", Role::Editor);
+    bo.external_id = Some("00u1a2b3c4d5e6f7g8h9".into());
+    s.create_user(&bo).await.unwrap();
+    assert_eq!(
+        s.user(&ws.id, &bo.id, T0).await.unwrap().as_ref(),
+        Some(&bo)
+    );
+
+    bo.active = false;
+    bo.external_id = Some("0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef".into());
+    s.update_user(&bo).await.unwrap();
+    let read = s.user(&ws.id, &bo.id, T0).await.unwrap().unwrap();
+    assert_eq!(
+        (read.active, read.external_id),
+        (false, bo.external_id.clone())
+    );
+    let listed = s.users(&ws.id, T0).await.unwrap();
+    assert_eq!(listed, vec![bo.clone()]);
+
+    bo.external_id = None;
+    bo.active = true;
+    s.update_user(&bo).await.unwrap();
+    assert_eq!(s.user(&ws.id, &bo.id, T0).await.unwrap(), Some(bo));
+}
+
 #[macro_export]
 macro_rules! users_contract {
     ($make:expr) => {
         $crate::__contract_cases!(
             users,
             $make,
-            [keeps_users_per_workspace_with_unique_emails,]
+            [
+                keeps_users_per_workspace_with_unique_emails,
+                keeps_a_provisioned_users_external_id_and_active_flag,
+            ]
         );
     };
 }

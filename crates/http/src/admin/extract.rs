@@ -28,27 +28,33 @@ impl FromRequestParts<AdminState> for Call {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, Problem> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(unauthorized(
-                "send a personal access token or service token as Authorization: Bearer <token>",
-            ));
-        };
-        let value = value
-            .to_str()
-            .map_err(|_| unauthorized("the Authorization header is not valid text"))?;
-        let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
-        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-            return Err(unauthorized(
-                "use Bearer authorization with a personal access token or service token",
-            ));
-        }
+        let token = bearer(parts, "a personal access token or service token")?;
         state
             .admin()
-            .authenticate_from(token.trim(), peer_ip(parts))
+            .authenticate_from(token, peer_ip(parts))
             .await
             .map(|p| Call(state.clone(), p))
             .map_err(|e| problem(e, state.config()))
     }
+}
+
+/// The token of `Authorization: Bearer <token>`; `what` names the token the API takes.
+pub(crate) fn bearer<'a>(parts: &'a Parts, what: &str) -> Result<&'a str, Problem> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized(format!(
+            "send {what} as Authorization: Bearer <token>"
+        )));
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| unauthorized("the Authorization header is not valid text"))?;
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(unauthorized(format!(
+            "use Bearer authorization with {what}"
+        )));
+    }
+    Ok(token.trim())
 }
 
 /// The connection's address (the socket's, or what the Lambda transport knows). The admin

@@ -20,9 +20,11 @@ pub enum KeyKind {
     Pat,
     /// A service token with a role, for automation (admin API).
     Svc,
+    /// An identity provider's SCIM token (`/scim/v2` only).
+    Scim,
 }
 
-dto::mirror! { tl::keys::KeyKind => KeyKind { Ingest, Pat, Svc } }
+dto::mirror! { tl::keys::KeyKind => KeyKind { Ingest, Pat, Svc, Scim } }
 
 /// The kinds of key the API creates (personal tokens come with users).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
@@ -30,6 +32,7 @@ dto::mirror! { tl::keys::KeyKind => KeyKind { Ingest, Pat, Svc } }
 pub enum NewKeyKind {
     Ingest,
     Svc,
+    Scim,
 }
 
 /// A key as listings show it: never its secret.
@@ -96,7 +99,7 @@ impl From<tl::admin::CreatedKey> for CreatedApiKey {
     }
 }
 
-/// An ingest write key (no role) or a service token (with a role).
+/// An ingest write key (no role), a service token (with a role) or a SCIM token (no role).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
@@ -119,6 +122,7 @@ impl From<NewApiKey> for tl::admin::KeyRequest {
             kind: match k.kind {
                 NewKeyKind::Ingest => tl::keys::KeyKind::Ingest,
                 NewKeyKind::Svc => tl::keys::KeyKind::Svc,
+                NewKeyKind::Scim => tl::keys::KeyKind::Scim,
             },
             role: k.role.map(Into::into),
             name: k.name,

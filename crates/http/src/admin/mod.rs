@@ -122,7 +122,7 @@ impl AdminState {
         &self.inner.tester
     }
 
-    fn config(&self) -> &AdminConfig {
+    pub(crate) fn config(&self) -> &AdminConfig {
         &self.inner.config
     }
 

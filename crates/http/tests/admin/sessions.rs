@@ -7,7 +7,7 @@ use super::*;
 
 impl App {
     /// The owner signed in to the console through the operator's one-time link.
-    async fn owner_console_session(&self) -> SignedIn {
+    pub(super) async fn owner_console_session(&self) -> SignedIn {
         let operator = Principal::operator(&self.ws);
         let link = self.service.owner_sign_in_link(&operator).await.unwrap();
         let token = link.url.rsplit('/').next().unwrap();

@@ -16,6 +16,7 @@ pub(super) async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
                 kind: match args.kind {
                     KeyKindArg::Ingest => KeyKind::Ingest,
                     KeyKindArg::Svc => KeyKind::Svc,
+                    KeyKindArg::Scim => KeyKind::Scim,
                 },
                 role: args.role.map(role),
                 name: args.name,

@@ -135,6 +135,7 @@ fn wire(
     let console =
         tracklayer_http::console_router(tracklayer_http::ConsoleState::new(admin.clone()));
     let app = tracking_router(tracking)
+        .merge(tracklayer_http::scim_router(admin.clone()))
         .merge(tracklayer_http::admin_router(admin))
         .merge(console);
     Ok(Wired { app, services })

@@ -1,0 +1,92 @@
+//! SCIM 2.0 provisioning (RFC 7643/7644): the identity provider's view of a workspace's
+//! users and of three groups whose membership is the user's role.
+//!
+//! Every change goes through the admin use cases (`AdminService::invite_user`,
+//! `set_email`, `set_role`, `provision_user`, `remove_user`), so RBAC, the last-admin rule,
+//! audit and cache invalidation are the admin API's own; this module only reads and writes
+//! the SCIM shapes, including the quirks of the main identity providers (see [`patch`]).
+
+pub mod filter;
+pub mod groups;
+pub mod patch;
+pub mod users;
+
+use serde_json::Value;
+
+use crate::admin::{AdminError, AdminService, Principal};
+
+/// The SCIM use cases of one workspace, as its identity provider `p` (a SCIM token's
+/// principal).
+#[derive(Debug)]
+pub struct Scim<'a> {
+    pub admin: &'a AdminService,
+    pub p: &'a Principal,
+    /// Where this workspace's SCIM API is, for `meta.location`.
+    pub base_url: &'a str,
+}
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+/// Most resources one list answers.
+pub const MAX_COUNT: usize = 200;
+
+/// Why a SCIM request failed, by the SCIM error it answers (RFC 7644 §3.12).
+#[derive(Debug, thiserror::Error)]
+pub enum ScimError {
+    /// 400 with `scimType` (`invalidFilter`, `invalidValue`, `invalidSyntax`, `noTarget`,
+    /// `invalidPath`, `mutability`).
+    #[error("{detail}")]
+    Invalid {
+        scim_type: &'static str,
+        detail: String,
+    },
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+}
+
+impl ScimError {
+    pub fn invalid(scim_type: &'static str, detail: impl Into<String>) -> Self {
+        Self::Invalid {
+            scim_type,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<filter::FilterError> for ScimError {
+    fn from(e: filter::FilterError) -> Self {
+        Self::invalid("invalidFilter", e.to_string())
+    }
+}
+
+/// A list answer (RFC 7644 §3.4.2): `startIndex` is 1-based; `count` at most [`MAX_COUNT`].
+pub fn list_response(all: Vec<Value>, start_index: usize, count: Option<usize>) -> Value {
+    let total = all.len();
+    let start = start_index.max(1);
+    let count = count.unwrap_or(MAX_COUNT).min(MAX_COUNT);
+    let page: Vec<Value> = all.into_iter().skip(start - 1).take(count).collect();
+    serde_json::json!({
+        "schemas": [LIST_SCHEMA],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": page.len(),
+        "Resources": page,
+    })
+}
+
+/// A boolean as identity providers send it: `true`, or Entra ID's string `"True"`/`"False"`.
+pub fn lenient_bool(field: &str, v: &Value) -> Result<bool, ScimError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err(ScimError::invalid(
+            "invalidValue",
+            format!("{field} must be a boolean"),
+        )),
+    }
+}

@@ -1,0 +1,16 @@
+"""scim2-tester against a live SCIM base URL: every check must be SUCCESS (or SKIPPED for a
+feature the ServiceProviderConfig says is not supported, e.g. bulk)."""
+import sys
+
+import httpx2
+from scim2_client.engines.httpx2 import SyncSCIMClient
+from scim2_tester import Status, check_server
+
+url, token = sys.argv[1], sys.argv[2]
+client = SyncSCIMClient(httpx2.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30))
+results = check_server(client)
+bad = [r for r in results if r.status not in (Status.SUCCESS, Status.SKIPPED)]
+for r in results:
+    print(f"{r.status.name:9} {r.title}: {str(r.reason)[:160]}")
+print(f"scim2-tester: {len(results) - len(bad)} of {len(results)} checks passed")
+sys.exit(1 if bad or not results else 0)
