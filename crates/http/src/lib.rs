@@ -5,6 +5,7 @@ pub mod admin;
 pub mod body;
 pub mod client_ip;
 pub mod console;
+pub mod cors;
 pub mod headers;
 pub mod problem;
 pub mod ratelimit;

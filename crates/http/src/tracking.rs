@@ -88,6 +88,7 @@ impl TrackingState {
 pub fn tracking_router(state: TrackingState) -> Router {
     let route = |endpoint: Endpoint| {
         post(move |State(s): State<TrackingState>, req: Request| track(s, endpoint, req))
+            .options(crate::cors::preflight)
     };
     Router::new()
         .route("/v1/batch", route(Endpoint::Batch))
@@ -113,7 +114,10 @@ async fn healthz(State(s): State<TrackingState>) -> Json<serde_json::Value> {
         "status": "ok",
         "region": s.inner.ingest.region(),
         "authentication": s.inner.ingest.verifier().stats(),
-        "ingest": {"warnings": s.inner.ingest.warnings_total()},
+        "ingest": {
+            "warnings": s.inner.ingest.warnings_total(),
+            "origins_refused": s.inner.ingest.origins_refused_total(),
+        },
     }))
 }
 
@@ -170,6 +174,7 @@ async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Respon
         // browser-facing write key will mark browser traffic too.)
         browser: req.headers().contains_key(header::ORIGIN),
     };
+    let origin = crate::cors::origin(req.headers()).map(str::to_owned);
     let (parts, body) = req.into_parts();
     let from_header = match header_key(&parts.headers) {
         Ok(k) => k,
@@ -199,6 +204,20 @@ async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Respon
         Ok(k) => k,
         Err(e) => return problem(&e, inner).into_response(),
     };
+    let cors = match inner.ingest.check_origin(&key, origin.as_deref()).await {
+        Ok(decision) => decision,
+        Err(e) => return problem(&e, inner).into_response(),
+    };
+    crate::cors::allow(admitted(inner, &key, &parsed, &meta).await, &cors)
+}
+
+/// The answer to an authenticated request from an allowed origin (or none).
+async fn admitted(
+    inner: &Inner,
+    key: &tracklayer_core::keys::ApiKeyRecord,
+    parsed: &tracklayer_core::ingest::ParsedBody<'_>,
+    meta: &RequestMeta,
+) -> Response {
     if let Err(wait) = inner.limiter.check(key.id.as_str(), Instant::now()) {
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
         return Problem::new(
@@ -213,7 +232,7 @@ async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Respon
         .header(header::RETRY_AFTER, &secs.to_string())
         .into_response();
     }
-    match inner.ingest.ingest(&key, &parsed, &meta).await {
+    match inner.ingest.ingest(key, parsed, meta).await {
         Ok(outcome) => {
             let mut body = json!({
                 "success": true,
@@ -277,6 +296,7 @@ fn problem(e: &IngestError, inner: &Inner) -> Problem {
         }
         IngestError::Unauthorized(refusal) => Problem::unauthorized(refusal.detail()),
         IngestError::Blocked => Problem::blocked(),
+        IngestError::OriginRefused { origin } => crate::cors::refused(origin),
         IngestError::Throttled { retry_after } => Problem::too_many_failures(*retry_after),
         IngestError::WrongRegion { region } => Problem::wrong_region(
             "this workspace's data",

@@ -39,6 +39,8 @@ use tracklayer_local::{
     SqliteDsrStore, SqliteEventStore,
 };
 
+#[path = "admin/cors.rs"]
+mod cors;
 #[path = "admin/delivery_log.rs"]
 mod delivery_log;
 
@@ -557,6 +559,20 @@ fn matrix() -> Vec<Row> {
             "/admin/v1/security",
             T::None,
             Some(|| json!({"egress_paused": false})),
+            [200, 403, 403, 401, 200],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/cors",
+            T::None,
+            None,
+            [200, 200, 200, 401, 200],
+        ),
+        row(
+            M::PUT,
+            "/admin/v1/cors",
+            T::None,
+            Some(|| json!({"allowed_origins": ["https://shop.example"]})),
             [200, 403, 403, 401, 200],
         ),
         row(

@@ -1,9 +1,11 @@
-//! The security settings: IP blocklist and the pause of all egress.
+//! The security settings: IP blocklist, the pause of all egress, and the web origins
+//! allowed to send tracking requests from a browser (CORS).
 
 use serde_json::json;
 
 use super::{require, AdminError, AdminService, Principal};
 use crate::audit::AuditAction;
+use crate::cors::AllowedOrigin;
 use crate::keys::Role;
 use crate::workspace::SecuritySettings;
 
@@ -12,6 +14,7 @@ use crate::workspace::SecuritySettings;
 pub struct SecurityPatch {
     pub ip_blocklist: Option<Vec<crate::workspace::Cidr>>,
     pub egress_paused: Option<bool>,
+    pub allowed_origins: Option<Vec<crate::cors::AllowedOrigin>>,
 }
 
 impl AdminService {
@@ -19,7 +22,26 @@ impl AdminService {
         Ok(self.ws(p).await?.security)
     }
 
-    /// Replaces the security settings: every field is given.
+    /// The web origins allowed to send tracking requests from a browser.
+    pub async fn cors(&self, p: &Principal) -> Result<Vec<AllowedOrigin>, AdminError> {
+        Ok(self.ws(p).await?.security.allowed_origins)
+    }
+
+    /// Replaces the allowed origins (admin); audited like every security setting.
+    pub async fn put_cors(
+        &self,
+        p: &Principal,
+        origins: Vec<AllowedOrigin>,
+    ) -> Result<Vec<AllowedOrigin>, AdminError> {
+        let patch = SecurityPatch {
+            allowed_origins: Some(origins),
+            ..SecurityPatch::default()
+        };
+        Ok(self.patch_security(p, patch).await?.allowed_origins)
+    }
+
+    /// Replaces the blocklist and the egress switch: every field is given. The allowed
+    /// origins have their own resource ([`Self::put_cors`]) and stay as they are.
     pub async fn put_security(
         &self,
         p: &Principal,
@@ -30,6 +52,7 @@ impl AdminService {
             SecurityPatch {
                 ip_blocklist: Some(settings.ip_blocklist),
                 egress_paused: Some(settings.egress_paused),
+                allowed_origins: None,
             },
         )
         .await
@@ -60,6 +83,15 @@ impl AdminService {
                     json!({"from": ws.security.egress_paused, "to": paused}),
                 );
                 ws.security.egress_paused = paused;
+            }
+        }
+        if let Some(origins) = patch.allowed_origins {
+            if origins != ws.security.allowed_origins {
+                changed.insert(
+                    "allowed_origins".into(),
+                    json!({"from": ws.security.allowed_origins, "to": origins}),
+                );
+                ws.security.allowed_origins = origins;
             }
         }
         if !changed.is_empty() {

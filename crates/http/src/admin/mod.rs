@@ -6,6 +6,7 @@
 //! (404) and unsupported methods (405 with `Allow`).
 
 mod audit_log;
+mod cors;
 mod deliveries;
 mod delivery_log;
 mod destinations;
@@ -189,6 +190,7 @@ pub fn admin_router(state: AdminState) -> Router {
                 .put(security::put_security)
                 .patch(security::patch_security),
         )
+        .route("/admin/v1/cors", get(cors::get_cors).put(cors::put_cors))
         .route(
             "/admin/v1/retention",
             get(lifecycle::get_retention).put(lifecycle::put_retention),

@@ -16,8 +16,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use super::{
-    audit_log, deliveries, delivery_log, destinations, dsr, dto, events, keys, lifecycle, security,
-    trace, users, workspace, AdminState,
+    audit_log, cors, deliveries, delivery_log, destinations, dsr, dto, events, keys, lifecycle,
+    security, trace, users, workspace, AdminState,
 };
 use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
 
@@ -43,6 +43,8 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         security::get_security,
         security::put_security,
         security::patch_security,
+        cors::get_cors,
+        cors::put_cors,
         lifecycle::get_retention,
         lifecycle::put_retention,
         lifecycle::put_encryption_key,

@@ -1,0 +1,210 @@
+//! `/admin/v1/cors`: the origins allowed to call the tracking API from a browser, and how
+//! ingest answers preflights, allowed origins, other origins and server traffic.
+
+use super::*;
+
+impl App {
+    /// `POST /v1/track` with the write key, from `origin` when given.
+    async fn track_from(&self, origin: Option<&str>) -> (StatusCode, HeaderMap, Value) {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/track")
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.write_key))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"event": "Order Completed", "userId": "user-1"}).to_string(),
+            ))
+            .unwrap();
+        if let Some(origin) = origin {
+            req.headers_mut()
+                .insert(header::ORIGIN, origin.parse().unwrap());
+        }
+        self.send(req).await
+    }
+
+    async fn origins_refused(&self) -> u64 {
+        let req = Request::builder()
+            .uri("/healthz")
+            .body(Body::empty())
+            .unwrap();
+        let (_, _, v) = self.send(req).await;
+        v["ingest"]["origins_refused"].as_u64().expect("a counter")
+    }
+}
+
+#[tokio::test]
+async fn allowed_origins_are_set_by_an_admin_audited_and_enforced_at_ingest() {
+    let app = App::start().await;
+    assert_eq!(
+        app.ok(Method::GET, "/admin/v1/cors", None).await,
+        json!({"allowed_origins": []})
+    );
+
+    let v = app
+        .ok(
+            Method::PUT,
+            "/admin/v1/cors",
+            Some(
+                json!({"allowed_origins": ["https://Shop.Example:443", "https://*.shop.example"]}),
+            ),
+        )
+        .await;
+
+    let want = json!({"allowed_origins": ["https://shop.example", "https://*.shop.example"]});
+    assert_eq!(v, want);
+    let log = app
+        .ok(
+            Method::GET,
+            "/admin/v1/audit-log?action=security.update",
+            None,
+        )
+        .await;
+    let entries = log["entries"].as_array().unwrap();
+    assert_eq!(
+        entries.last().unwrap()["summary"]["changed"]["allowed_origins"]["to"],
+        want["allowed_origins"],
+        "{log}"
+    );
+    // Replacing the other security settings leaves the origins alone.
+    app.ok(
+        Method::PUT,
+        "/admin/v1/security",
+        Some(json!({"ip_blocklist": [], "egress_paused": false})),
+    )
+    .await;
+    assert_eq!(app.ok(Method::GET, "/admin/v1/cors", None).await, want);
+
+    let (status, headers, v) = app.track_from(Some("https://www.shop.example")).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://www.shop.example"
+    );
+    assert_eq!(headers[header::VARY], "origin");
+
+    let (status, headers, v) = app.track_from(None).await;
+    assert_eq!(status, StatusCode::OK, "server traffic is unaffected: {v}");
+    assert!(!headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+
+    assert_eq!(app.origins_refused().await, 0);
+    for evil in [
+        "https://evilshop.example",
+        "https://shop.example.evil",
+        "null",
+    ] {
+        let (status, headers, v) = app.track_from(Some(evil)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{evil}: {v}");
+        assert_eq!(
+            v["type"], "https://tracklayer.io/problems/origin-not-allowed",
+            "{v}"
+        );
+        assert_eq!(v["origin"], evil, "{v}");
+        assert!(
+            !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+            "{evil}"
+        );
+    }
+    assert_eq!(app.origins_refused().await, 3);
+}
+
+#[tokio::test]
+async fn a_browser_request_is_refused_while_no_origin_is_allowed() {
+    let app = App::start().await;
+
+    let (status, _, v) = app.track_from(Some("https://shop.example")).await;
+
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["origin"], "https://shop.example");
+}
+
+#[tokio::test]
+async fn every_origin_is_allowed_only_when_an_admin_lists_the_wildcard() {
+    let app = App::start().await;
+    app.ok(
+        Method::PUT,
+        "/admin/v1/cors",
+        Some(json!({"allowed_origins": ["*"]})),
+    )
+    .await;
+
+    let (status, headers, v) = app.track_from(Some("https://anyone.example")).await;
+
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://anyone.example"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_origin_is_a_422_naming_its_entry_and_changes_nothing() {
+    let app = App::start().await;
+    for (bad, field) in [
+        (
+            json!(["https://shop.example", "shop.example"]),
+            "allowed_origins[1]",
+        ),
+        (json!(["https://shop.example/path"]), "allowed_origins[0]"),
+        (json!(["https://a.*.shop.example"]), "allowed_origins[0]"),
+        (json!(["https://*"]), "allowed_origins[0]"),
+    ] {
+        let (status, _, v) = app
+            .call(
+                Method::PUT,
+                "/admin/v1/cors",
+                Some(&app.admin),
+                Some(json!({"allowed_origins": bad})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["field"], field, "{v}");
+    }
+    assert_eq!(
+        app.ok(Method::GET, "/admin/v1/cors", None).await,
+        json!({"allowed_origins": []})
+    );
+}
+
+#[tokio::test]
+async fn a_preflight_is_answered_with_methods_headers_and_max_age() {
+    let app = App::start().await;
+    let preflight = |origin: Option<&str>| {
+        let mut req = Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/v1/batch")
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(
+                header::ACCESS_CONTROL_REQUEST_HEADERS,
+                "authorization, content-type",
+            );
+        if let Some(origin) = origin {
+            req = req.header(header::ORIGIN, origin);
+        }
+        req.body(Body::empty()).unwrap()
+    };
+
+    let (status, headers, _) = app.send(preflight(Some("https://shop.example"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://shop.example"
+    );
+    assert_eq!(
+        headers[header::ACCESS_CONTROL_ALLOW_METHODS],
+        "POST, GET, OPTIONS"
+    );
+    let allowed = headers[header::ACCESS_CONTROL_ALLOW_HEADERS]
+        .to_str()
+        .unwrap();
+    assert!(allowed.contains("authorization") && allowed.contains("content-type"));
+    assert_eq!(headers[header::ACCESS_CONTROL_MAX_AGE], "7200");
+    assert_eq!(headers[header::VARY], "origin");
+
+    let (status, headers, _) = app.send(preflight(None)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(!headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+
+    let (status, _, v) = app.send(preflight(Some("javascript:alert(1)"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["origin"], "javascript:alert(1)");
+}
