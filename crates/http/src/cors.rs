@@ -9,7 +9,8 @@ use crate::problem::Problem;
 
 /// What a browser may send: `POST` events, `GET` settings; the headers the SDKs set.
 pub const ALLOW_METHODS: &str = "POST, GET, OPTIONS";
-pub const ALLOW_HEADERS: &str = "authorization, content-type, content-encoding, anonymousid";
+pub const ALLOW_HEADERS: &str =
+    "authorization, content-type, content-encoding, anonymousid, x-retry-count";
 /// How long a browser may reuse a preflight answer: 2 hours, Chromium's cap.
 pub const MAX_AGE_SECONDS: u32 = 7_200;
 

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod browser;
 pub mod client_ip;
 pub mod console;
 pub mod cors;

@@ -72,6 +72,10 @@ struct Inner {
 }
 
 impl TrackingState {
+    pub(crate) fn trusted_proxies(&self) -> usize {
+        self.inner.config.trusted_proxies
+    }
+
     pub fn new(ingest: Arc<IngestService>, config: TrackingConfig) -> Self {
         let rate = config.rate_limit_per_key;
         Self {
@@ -87,8 +91,10 @@ impl TrackingState {
 /// The tracking routes.
 pub fn tracking_router(state: TrackingState) -> Router {
     let route = |endpoint: Endpoint| {
-        post(move |State(s): State<TrackingState>, req: Request| track(s, endpoint, req))
-            .options(crate::cors::preflight)
+        post(move |State(s): State<TrackingState>, req: Request| {
+            track(s, endpoint, req, KeyIn::Headers)
+        })
+        .options(crate::cors::preflight)
     };
     Router::new()
         .route("/v1/batch", route(Endpoint::Batch))
@@ -100,6 +106,7 @@ pub fn tracking_router(state: TrackingState) -> Router {
         .route("/v1/group", route(Endpoint::Single(EventType::Group)))
         .route("/v1/alias", route(Endpoint::Single(EventType::Alias)))
         .route("/healthz", get(healthz))
+        .merge(crate::browser::browser_routes())
         .method_not_allowed_fallback(crate::problem::method_not_allowed)
         .layer(axum::middleware::map_response(
             crate::headers::every_response,
@@ -122,7 +129,7 @@ async fn healthz(State(s): State<TrackingState>) -> Json<serde_json::Value> {
 }
 
 /// The write key from `Authorization: Basic base64(key:)` or `Authorization: Bearer key`.
-fn header_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+pub(crate) fn header_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -152,7 +159,63 @@ pub fn client_ip(req: &Request, trusted_proxies: usize) -> Result<Option<IpAddr>
     crate::client_ip::client_ip(req.headers(), req.extensions(), trusted_proxies)
 }
 
-async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Response {
+/// Where a write key may be presented besides the body's `writeKey`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyIn {
+    /// `Authorization` (Basic or Bearer).
+    Headers,
+    /// Also the `writeKey` query parameter: for RudderStack's `sendBeacon`, which cannot
+    /// set headers.
+    HeadersOrQuery,
+}
+
+/// The `writeKey` query parameter.
+pub(crate) fn query_key(uri: &axum::http::Uri) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Q {
+        #[serde(rename = "writeKey")]
+        write_key: Option<String>,
+    }
+    axum::extract::Query::<Q>::try_from_uri(uri)
+        .ok()?
+        .0
+        .write_key
+}
+
+/// Verifies a write key presented by a request with these headers and applies the CORS
+/// decision of its workspace.
+pub(crate) async fn admit(
+    state: &TrackingState,
+    presented: &str,
+    headers: &HeaderMap,
+    ip: Option<IpAddr>,
+) -> Result<
+    (
+        tracklayer_core::keys::ApiKeyRecord,
+        tracklayer_core::cors::Cors,
+    ),
+    Response,
+> {
+    let inner = &state.inner;
+    let key = inner
+        .ingest
+        .authenticate_from(presented, ip)
+        .await
+        .map_err(|e| problem(&e, inner).into_response())?;
+    let cors = inner
+        .ingest
+        .check_origin(&key, crate::cors::origin(headers))
+        .await
+        .map_err(|e| problem(&e, inner).into_response())?;
+    Ok((key, cors))
+}
+
+pub(crate) async fn track(
+    state: TrackingState,
+    endpoint: Endpoint,
+    req: Request,
+    key_in: KeyIn,
+) -> Response {
     let inner = &state.inner;
     let ip = match client_ip(&req, inner.config.trusted_proxies) {
         Ok(ip) => ip,
@@ -174,7 +237,6 @@ async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Respon
         // browser-facing write key will mark browser traffic too.)
         browser: req.headers().contains_key(header::ORIGIN),
     };
-    let origin = crate::cors::origin(req.headers()).map(str::to_owned);
     let (parts, body) = req.into_parts();
     let from_header = match header_key(&parts.headers) {
         Ok(k) => k,
@@ -194,19 +256,21 @@ async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Respon
         }
         Err(e) => return problem(&e, inner).into_response(),
     };
-    let Some(presented) = from_header.or_else(|| parsed.write_key.clone()) else {
+    let from_query = (key_in == KeyIn::HeadersOrQuery)
+        .then(|| query_key(&parts.uri))
+        .flatten();
+    let Some(presented) = from_header
+        .or_else(|| parsed.write_key.clone())
+        .or(from_query)
+    else {
         return Problem::unauthorized(
             "no write key: send it as the Basic user name, as a Bearer token, or as writeKey",
         )
         .into_response();
     };
-    let key = match inner.ingest.authenticate_from(&presented, meta.ip).await {
-        Ok(k) => k,
-        Err(e) => return problem(&e, inner).into_response(),
-    };
-    let cors = match inner.ingest.check_origin(&key, origin.as_deref()).await {
-        Ok(decision) => decision,
-        Err(e) => return problem(&e, inner).into_response(),
+    let (key, cors) = match admit(&state, &presented, &parts.headers, meta.ip).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
     };
     crate::cors::allow(admitted(inner, &key, &parsed, &meta).await, &cors)
 }

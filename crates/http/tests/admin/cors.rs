@@ -208,3 +208,96 @@ async fn a_preflight_is_answered_with_methods_headers_and_max_age() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
     assert_eq!(v["origin"], "javascript:alert(1)");
 }
+
+#[tokio::test]
+async fn the_browser_sdks_paths_settings_and_beacon_are_served_from_an_allowed_origin() {
+    let app = App::start().await;
+    app.ok(
+        Method::PUT,
+        "/admin/v1/cors",
+        Some(json!({"allowed_origins": ["http://127.0.0.1:5000"]})),
+    )
+    .await;
+    let origin = "http://127.0.0.1:5000";
+    let request = |method: Method, uri: &str, body: Option<Value>| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, "127.0.0.1:9000")
+            .header(header::ORIGIN, origin)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .unwrap()
+    };
+    let key = app.write_key.clone();
+
+    // analytics-next: per-type short paths and its batch path, text/plain, writeKey in the body.
+    for (path, body) in [
+        (
+            "/v1/t",
+            json!({"type": "track", "event": "Order Completed", "userId": "u1", "writeKey": key}),
+        ),
+        (
+            "/v1/p",
+            json!({"type": "page", "name": "Home", "anonymousId": "a1", "writeKey": key}),
+        ),
+        (
+            "/v1/i",
+            json!({"type": "identify", "userId": "u1", "writeKey": key}),
+        ),
+        (
+            "/v1/b",
+            json!({"batch": [{"type": "track", "event": "X", "userId": "u1"}], "writeKey": key}),
+        ),
+    ] {
+        let (status, headers, v) = app.send(request(Method::POST, path, Some(body))).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {v}");
+        assert_eq!(
+            headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            origin,
+            "{path}"
+        );
+    }
+    // rudder's beacon: the key in the query, no header.
+    let beacon = format!("/beacon/v1/batch?writeKey={key}");
+    let body = json!({"batch": [{"type": "track", "event": "Left", "anonymousId": "a1"}]});
+    let (status, _, v) = app.send(request(Method::POST, &beacon, Some(body))).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+
+    let (status, headers, doc) = app
+        .send(request(
+            Method::GET,
+            &format!("/v1/projects/{key}/settings"),
+            None,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], origin);
+    assert_eq!(
+        doc["integrations"]["Segment.io"]["apiHost"],
+        "127.0.0.1:9000/v1"
+    );
+    assert_eq!(doc["integrations"]["Segment.io"]["protocol"], "http");
+
+    let (status, _, doc) = app
+        .send(request(
+            Method::GET,
+            &format!("/sourceConfig/?writeKey={key}&p=npm"),
+            None,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    assert_eq!(doc["source"]["destinations"], json!([]));
+
+    // A wrong key gets no settings; another origin gets nothing.
+    let (status, _, _) = app
+        .send(request(Method::GET, "/v1/projects/tl_wrong/settings", None))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let mut foreign = request(Method::GET, &format!("/v1/projects/{key}/settings"), None);
+    foreign
+        .headers_mut()
+        .insert(header::ORIGIN, "http://127.0.0.1:6666".parse().unwrap());
+    let (status, _, v) = app.send(foreign).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+}
