@@ -1,4 +1,5 @@
-// Segment's analytics-next, served from node_modules by a second loopback origin (the "shop"),
+// Segment's analytics-next and RudderStack's SDK, served from node_modules by a second loopback
+// origin (the "shop"),
 // sends straight to TrackLayer: page, identify with an email, a purchase and an unload beacon
 // reach a fake Meta and a webhook, hashed; nothing leaves loopback; another origin is refused.
 import { test, before, after } from "node:test";
@@ -12,6 +13,7 @@ import { startServer, openBrowser } from "./lib/index.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SEGMENT_UMD = path.join(HERE, "node_modules/@segment/analytics-next/dist/umd");
+const RUDDER_UMD = path.join(HERE, "node_modules/@rudderstack/analytics-js/dist/npm/modern/bundled/umd");
 const EMAIL = "Browser.Buyer@Example.com";
 const EMAIL_SHA256 = createHash("sha256").update(EMAIL.toLowerCase()).digest("hex");
 
@@ -40,13 +42,17 @@ before(async () => {
   });
   tl = await startServer();
   shop = await listen(async (req, res) => {
+    if (req.url.startsWith("/rudder/")) {
+      res.writeHead(200, { "content-type": "text/javascript" });
+      return res.end(await readFile(path.join(RUDDER_UMD, path.basename(req.url))));
+    }
     if (req.url.startsWith("/sdk/")) {
       const file = path.join(SEGMENT_UMD, path.basename(req.url));
       res.writeHead(200, { "content-type": "text/javascript" });
       return res.end(await readFile(file));
     }
     res.writeHead(200, { "content-type": "text/html" });
-    res.end(`<!doctype html><html lang="en"><title>Shop</title><script src="/sdk/index.js"></script>`);
+    res.end(`<!doctype html><html lang="en"><title>Shop</title><script src="/sdk/index.js"></script><script src="/rudder/index.js"></script>`);
   });
   const admin = (method, p, body) =>
     fetch(`${tl.url}${p}`, {
@@ -130,4 +136,32 @@ test("a page on an origin the workspace does not allow is refused, naming the or
   const problem = await r.json();
   assert.equal(problem.origin, "http://evil.example");
   assert.equal(r.headers.get("access-control-allow-origin"), null);
+});
+
+test("the RudderStack SDK on a shop's page sends page, identify and a purchase to TrackLayer only", async () => {
+  const { page, guard } = browser;
+  const responses = [];
+  page.on("response", (r) => { if (r.url().startsWith(tl.url)) responses.push(`${r.status()} ${new URL(r.url()).pathname}`); });
+  await page.goto(`${shop.url}/`);
+  await page.evaluate(async ({ writeKey, url, email }) => {
+    const rudder = new window.rudderanalytics.RudderAnalytics();
+    await new Promise((resolve) => {
+      rudder.load(writeKey, url, {
+        configUrl: url,
+        destSDKBaseURL: `${url}/none`,
+        pluginsSDKBaseURL: `${url}/none`,
+        onLoaded: resolve,
+      });
+    });
+    rudder.page("Rudder Home");
+    rudder.identify("rudder-user-1", { email });
+    rudder.track("Rudder Order Completed", { order_id: "r-1", revenue: 10, currency: "EUR" });
+  }, { writeKey: tl.init.write_key, url: tl.url, email: EMAIL });
+
+  const names = ["Rudder Home", "Rudder Order Completed"];
+  await until(() => names.every((n) => received.hook.join("\n").includes(n)), `the webhook to receive rudder's events (${responses.join(", ")})`);
+  assert.ok(responses.some((r) => r.startsWith("200 /sourceConfig")), responses.join(", "));
+  // /sourceConfig/, /v1/page, /v1/identify, /v1/track: every one answered.
+  assert.ok(responses.every((r) => r.startsWith("200 ")), responses.join(", "));
+  guard.check();
 });
