@@ -30,6 +30,9 @@ use crate::ratelimit::RateLimiter;
 pub struct TrackingConfig {
     /// Requests per second per write key (token bucket), default 1,000.
     pub rate_limit_per_key: u32,
+    /// Requests per second per client IP with a browser-facing write key (public, so any
+    /// visitor holds it), default 20: a page sends a handful per view.
+    pub browser_rate_limit_per_ip: u32,
     /// Public base URL of each region, for 421 answers.
     pub us_endpoint: String,
     pub eu_endpoint: String,
@@ -42,6 +45,7 @@ impl Default for TrackingConfig {
     fn default() -> Self {
         Self {
             rate_limit_per_key: 1_000,
+            browser_rate_limit_per_ip: 20,
             us_endpoint: "https://us.api.tracklayer.io".into(),
             eu_endpoint: "https://eu.api.tracklayer.io".into(),
             trusted_proxies: 0,
@@ -69,6 +73,7 @@ struct Inner {
     ingest: Arc<IngestService>,
     config: TrackingConfig,
     limiter: RateLimiter,
+    browser_limiter: RateLimiter,
 }
 
 impl TrackingState {
@@ -82,6 +87,10 @@ impl TrackingState {
             inner: Arc::new(Inner {
                 ingest,
                 limiter: RateLimiter::new(rate, rate),
+                browser_limiter: RateLimiter::new(
+                    config.browser_rate_limit_per_ip,
+                    config.browser_rate_limit_per_ip,
+                ),
                 config,
             }),
         }
@@ -282,16 +291,28 @@ async fn admitted(
     parsed: &tracklayer_core::ingest::ParsedBody<'_>,
     meta: &RequestMeta,
 ) -> Response {
-    if let Err(wait) = inner.limiter.check(key.id.as_str(), Instant::now()) {
+    let now = Instant::now();
+    let browser_ip = meta.ip.filter(|_| key.browser).map(|ip| ip.to_string());
+    let limited = match &browser_ip {
+        Some(ip) => inner
+            .browser_limiter
+            .check(ip, now)
+            .map_err(|wait| (wait, inner.config.browser_rate_limit_per_ip, "address")),
+        None => Ok(()),
+    }
+    .and_then(|()| {
+        inner
+            .limiter
+            .check(key.id.as_str(), now)
+            .map_err(|wait| (wait, inner.config.rate_limit_per_key, "write key"))
+    });
+    if let Err((wait, limit, per)) = limited {
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
         return Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate-limited",
             "Too Many Requests",
-            format!(
-                "this write key is limited to {} requests per second",
-                inner.config.rate_limit_per_key
-            ),
+            format!("limited to {limit} requests per second per {per}"),
         )
         .header(header::RETRY_AFTER, &secs.to_string())
         .into_response();

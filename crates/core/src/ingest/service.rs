@@ -197,6 +197,14 @@ impl IngestService {
         origin: Option<&str>,
     ) -> Result<Cors, IngestError> {
         if origin.is_none() {
+            if key.browser {
+                // A browser-facing key is public: without an Origin it is someone else's
+                // server replaying it, not the shop's pages.
+                self.origins_refused.fetch_add(1, Ordering::Relaxed);
+                return Err(IngestError::OriginRefused {
+                    origin: "(none)".into(),
+                });
+            }
             return Ok(Cors::ServerToServer);
         }
         let snap = self.snapshot(&key.workspace_id).await?;

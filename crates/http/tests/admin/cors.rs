@@ -301,3 +301,79 @@ async fn the_browser_sdks_paths_settings_and_beacon_are_served_from_an_allowed_o
     let (status, _, v) = app.send(foreign).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
 }
+
+#[tokio::test]
+async fn a_browser_key_works_only_from_an_allowed_origin_is_limited_per_address_and_never_admin() {
+    let app = App::start().await;
+    app.ok(
+        Method::PUT,
+        "/admin/v1/cors",
+        Some(json!({"allowed_origins": ["https://shop.example"]})),
+    )
+    .await;
+    let created = app
+        .ok(
+            Method::POST,
+            "/admin/v1/api-keys",
+            Some(json!({"kind": "ingest", "name": "web", "browser": true})),
+        )
+        .await;
+    assert_eq!(created["key"]["browser"], true, "{created}");
+    let key = created["secret"].as_str().unwrap().to_owned();
+    let log = app
+        .ok(
+            Method::GET,
+            "/admin/v1/audit-log?action=api_key.create",
+            None,
+        )
+        .await;
+    assert_eq!(
+        log["entries"].as_array().unwrap().last().unwrap()["summary"]["browser"],
+        true,
+        "{log}"
+    );
+    let track = |origin: Option<&'static str>| {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/t")
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from(
+                json!({"type": "track", "event": "Viewed", "userId": "u1", "writeKey": key})
+                    .to_string(),
+            ))
+            .unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([198, 51, 100, 20], 40_000))));
+        if let Some(origin) = origin {
+            req.headers_mut()
+                .insert(header::ORIGIN, origin.parse().unwrap());
+        }
+        req
+    };
+
+    let (status, _, v) = app.send(track(None)).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a server replaying a public key: {v}"
+    );
+    let (status, _, v) = app.send(track(Some("https://other.example"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    let (status, _, v) = app.send(track(Some("https://shop.example"))).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+
+    // Never an admin credential.
+    let (status, _, v) = app.users_as(&key, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+
+    // One address gets 20 requests a second with it, not the key's 1,000.
+    let mut limited = 0;
+    for _ in 0..60 {
+        let (status, headers, _) = app.send(track(Some("https://shop.example"))).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(headers.contains_key(header::RETRY_AFTER));
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "the per-address limit applied");
+}
