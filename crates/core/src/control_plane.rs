@@ -150,6 +150,7 @@ impl Control<'_> {
             revoked_at: None,
             last_used_at: None,
             expiry_warnings_sent: Vec::new(),
+            browser: false,
         };
         self.store.create_api_key(&record).await?;
         Ok(IssuedKey {

@@ -213,6 +213,10 @@ pub struct ApiKeyRecord {
     /// Which expiry warnings (days before expiry: 14, 3) were mailed to the admins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expiry_warnings_sent: Vec<u16>,
+    /// A browser-facing write key: public (it sits in web pages), so accepted only from the
+    /// workspace's allowed origins and under a stricter per-IP rate limit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub browser: bool,
 }
 
 crate::debug_fields!(ApiKeyRecord: id, workspace_id, kind, role, expires_at, revoked_at);

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod clock;
 pub mod consent;
 pub mod control_plane;
+pub mod cors;
 pub mod crypto;
 mod debug;
 pub mod deliver;

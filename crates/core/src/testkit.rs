@@ -115,6 +115,7 @@ pub fn api_key(ws: &WorkspaceId, kind: KeyKind) -> ApiKeyRecord {
         revoked_at: None,
         last_used_at: None,
         expiry_warnings_sent: Vec::new(),
+        browser: false,
     }
 }
 

@@ -210,6 +210,9 @@ pub struct SecuritySettings {
     /// Stop every delivery of the workspace; queued messages wait, nothing is lost.
     #[serde(default)]
     pub egress_paused: bool,
+    /// Web origins whose browsers may send tracking requests (CORS); none by default.
+    #[serde(default)]
+    pub allowed_origins: Vec<crate::cors::AllowedOrigin>,
 }
 
 impl SecuritySettings {

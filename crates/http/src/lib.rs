@@ -3,8 +3,10 @@
 
 pub mod admin;
 pub mod body;
+pub mod browser;
 pub mod client_ip;
 pub mod console;
+pub mod cors;
 pub mod headers;
 pub mod problem;
 pub mod ratelimit;

@@ -30,6 +30,9 @@ use crate::ratelimit::RateLimiter;
 pub struct TrackingConfig {
     /// Requests per second per write key (token bucket), default 1,000.
     pub rate_limit_per_key: u32,
+    /// Requests per second per client IP with a browser-facing write key (public, so any
+    /// visitor holds it), default 20: a page sends a handful per view.
+    pub browser_rate_limit_per_ip: u32,
     /// Public base URL of each region, for 421 answers.
     pub us_endpoint: String,
     pub eu_endpoint: String,
@@ -42,6 +45,7 @@ impl Default for TrackingConfig {
     fn default() -> Self {
         Self {
             rate_limit_per_key: 1_000,
+            browser_rate_limit_per_ip: 20,
             us_endpoint: "https://us.api.tracklayer.io".into(),
             eu_endpoint: "https://eu.api.tracklayer.io".into(),
             trusted_proxies: 0,
@@ -69,15 +73,24 @@ struct Inner {
     ingest: Arc<IngestService>,
     config: TrackingConfig,
     limiter: RateLimiter,
+    browser_limiter: RateLimiter,
 }
 
 impl TrackingState {
+    pub(crate) fn trusted_proxies(&self) -> usize {
+        self.inner.config.trusted_proxies
+    }
+
     pub fn new(ingest: Arc<IngestService>, config: TrackingConfig) -> Self {
         let rate = config.rate_limit_per_key;
         Self {
             inner: Arc::new(Inner {
                 ingest,
                 limiter: RateLimiter::new(rate, rate),
+                browser_limiter: RateLimiter::new(
+                    config.browser_rate_limit_per_ip,
+                    config.browser_rate_limit_per_ip,
+                ),
                 config,
             }),
         }
@@ -87,7 +100,10 @@ impl TrackingState {
 /// The tracking routes.
 pub fn tracking_router(state: TrackingState) -> Router {
     let route = |endpoint: Endpoint| {
-        post(move |State(s): State<TrackingState>, req: Request| track(s, endpoint, req))
+        post(move |State(s): State<TrackingState>, req: Request| {
+            track(s, endpoint, req, KeyIn::Headers)
+        })
+        .options(crate::cors::preflight)
     };
     Router::new()
         .route("/v1/batch", route(Endpoint::Batch))
@@ -100,6 +116,7 @@ pub fn tracking_router(state: TrackingState) -> Router {
         .route("/v1/alias", route(Endpoint::Single(EventType::Alias)))
         .route("/healthz", get(healthz))
         .route("/v1/openapi.json", get(crate::tracking_openapi::openapi))
+        .merge(crate::browser::browser_routes())
         .method_not_allowed_fallback(crate::problem::method_not_allowed)
         .layer(axum::middleware::map_response(
             crate::headers::every_response,
@@ -114,12 +131,15 @@ async fn healthz(State(s): State<TrackingState>) -> Json<serde_json::Value> {
         "status": "ok",
         "region": s.inner.ingest.region(),
         "authentication": s.inner.ingest.verifier().stats(),
-        "ingest": {"warnings": s.inner.ingest.warnings_total()},
+        "ingest": {
+            "warnings": s.inner.ingest.warnings_total(),
+            "origins_refused": s.inner.ingest.origins_refused_total(),
+        },
     }))
 }
 
 /// The write key from `Authorization: Basic base64(key:)` or `Authorization: Bearer key`.
-fn header_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+pub(crate) fn header_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -149,7 +169,63 @@ pub fn client_ip(req: &Request, trusted_proxies: usize) -> Result<Option<IpAddr>
     crate::client_ip::client_ip(req.headers(), req.extensions(), trusted_proxies)
 }
 
-async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Response {
+/// Where a write key may be presented besides the body's `writeKey`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyIn {
+    /// `Authorization` (Basic or Bearer).
+    Headers,
+    /// Also the `writeKey` query parameter: for RudderStack's `sendBeacon`, which cannot
+    /// set headers.
+    HeadersOrQuery,
+}
+
+/// The `writeKey` query parameter.
+pub(crate) fn query_key(uri: &axum::http::Uri) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Q {
+        #[serde(rename = "writeKey")]
+        write_key: Option<String>,
+    }
+    axum::extract::Query::<Q>::try_from_uri(uri)
+        .ok()?
+        .0
+        .write_key
+}
+
+/// Verifies a write key presented by a request with these headers and applies the CORS
+/// decision of its workspace.
+pub(crate) async fn admit(
+    state: &TrackingState,
+    presented: &str,
+    headers: &HeaderMap,
+    ip: Option<IpAddr>,
+) -> Result<
+    (
+        tracklayer_core::keys::ApiKeyRecord,
+        tracklayer_core::cors::Cors,
+    ),
+    Response,
+> {
+    let inner = &state.inner;
+    let key = inner
+        .ingest
+        .authenticate_from(presented, ip)
+        .await
+        .map_err(|e| ingest_problem(&e, &inner.config).into_response())?;
+    let cors = inner
+        .ingest
+        .check_origin(&key, crate::cors::origin(headers))
+        .await
+        .map_err(|e| ingest_problem(&e, &inner.config).into_response())?;
+    Ok((key, cors))
+}
+
+pub(crate) async fn track(
+    state: TrackingState,
+    endpoint: Endpoint,
+    req: Request,
+    key_in: KeyIn,
+) -> Response {
     let inner = &state.inner;
     let ip = match client_ip(&req, inner.config.trusted_proxies) {
         Ok(ip) => ip,
@@ -190,31 +266,59 @@ async fn track(state: TrackingState, endpoint: Endpoint, req: Request) -> Respon
         }
         Err(e) => return ingest_problem(&e, &inner.config).into_response(),
     };
-    let Some(presented) = from_header.or_else(|| parsed.write_key.clone()) else {
+    let from_query = (key_in == KeyIn::HeadersOrQuery)
+        .then(|| query_key(&parts.uri))
+        .flatten();
+    let Some(presented) = from_header
+        .or_else(|| parsed.write_key.clone())
+        .or(from_query)
+    else {
         return Problem::unauthorized(
             "no write key: send it as the Basic user name, as a Bearer token, or as writeKey",
         )
         .into_response();
     };
-    let key = match inner.ingest.authenticate_from(&presented, meta.ip).await {
-        Ok(k) => k,
-        Err(e) => return ingest_problem(&e, &inner.config).into_response(),
+    let (key, cors) = match admit(&state, &presented, &parts.headers, meta.ip).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
     };
-    if let Err(wait) = inner.limiter.check(key.id.as_str(), Instant::now()) {
+    crate::cors::allow(admitted(inner, &key, &parsed, &meta).await, &cors)
+}
+
+/// The answer to an authenticated request from an allowed origin (or none).
+async fn admitted(
+    inner: &Inner,
+    key: &tracklayer_core::keys::ApiKeyRecord,
+    parsed: &tracklayer_core::ingest::ParsedBody<'_>,
+    meta: &RequestMeta,
+) -> Response {
+    let now = Instant::now();
+    let browser_ip = meta.ip.filter(|_| key.browser).map(|ip| ip.to_string());
+    let limited = match &browser_ip {
+        Some(ip) => inner
+            .browser_limiter
+            .check(ip, now)
+            .map_err(|wait| (wait, inner.config.browser_rate_limit_per_ip, "address")),
+        None => Ok(()),
+    }
+    .and_then(|()| {
+        inner
+            .limiter
+            .check(key.id.as_str(), now)
+            .map_err(|wait| (wait, inner.config.rate_limit_per_key, "write key"))
+    });
+    if let Err((wait, limit, per)) = limited {
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
         return Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate-limited",
             "Too Many Requests",
-            format!(
-                "this write key is limited to {} requests per second",
-                inner.config.rate_limit_per_key
-            ),
+            format!("limited to {limit} requests per second per {per}"),
         )
         .header(header::RETRY_AFTER, &secs.to_string())
         .into_response();
     }
-    match inner.ingest.ingest(&key, &parsed, &meta).await {
+    match inner.ingest.ingest(key, parsed, meta).await {
         Ok(outcome) => {
             let mut body = json!({
                 "success": true,
@@ -280,6 +384,7 @@ pub fn ingest_problem(e: &IngestError, config: &TrackingConfig) -> Problem {
         }
         IngestError::Unauthorized(refusal) => Problem::unauthorized(refusal.detail()),
         IngestError::Blocked => Problem::blocked(),
+        IngestError::OriginRefused { origin } => crate::cors::refused(origin),
         IngestError::Throttled { retry_after } => Problem::too_many_failures(*retry_after),
         IngestError::WrongRegion { region } => Problem::wrong_region(
             "this workspace's data",

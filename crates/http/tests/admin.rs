@@ -40,6 +40,8 @@ use tracklayer_local::{
     SqliteDsrStore, SqliteEventStore,
 };
 
+#[path = "admin/cors.rs"]
+mod cors;
 #[path = "admin/delivery_log.rs"]
 mod delivery_log;
 #[path = "admin/stats.rs"]
@@ -591,6 +593,20 @@ fn matrix() -> Vec<Row> {
             T::None,
             None,
             [204, 403, 403, 401, 204],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/cors",
+            T::None,
+            None,
+            [200, 200, 200, 401, 200],
+        ),
+        row(
+            M::PUT,
+            "/admin/v1/cors",
+            T::None,
+            Some(|| json!({"allowed_origins": ["https://shop.example"]})),
+            [200, 403, 403, 401, 200],
         ),
         row(
             M::GET,

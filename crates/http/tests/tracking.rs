@@ -93,6 +93,7 @@ struct Options {
     prepare: Option<(usize, usize)>,
     trusted_proxies: usize,
     ip_blocklist: Vec<&'static str>,
+    allowed_origins: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -106,6 +107,7 @@ impl Default for Options {
             prepare: None,
             trusted_proxies: 0,
             ip_blocklist: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -177,11 +179,16 @@ impl App {
             .create_workspace(options.region, "HTTP tests")
             .await
             .unwrap();
-        if !options.ip_blocklist.is_empty() {
+        if !options.ip_blocklist.is_empty() || !options.allowed_origins.is_empty() {
             workspace.security.ip_blocklist = options
                 .ip_blocklist
                 .iter()
                 .map(|c| Cidr::parse(c).unwrap())
+                .collect();
+            workspace.security.allowed_origins = options
+                .allowed_origins
+                .iter()
+                .map(|o| tracklayer_core::cors::AllowedOrigin::parse(o).unwrap())
                 .collect();
             control.update_workspace(&workspace).await.unwrap();
         }
@@ -493,7 +500,7 @@ async fn a_method_a_tracking_route_does_not_take_is_a_405_problem_with_allow() {
 
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(reply.content_type(), "application/problem+json");
-    assert_eq!(reply.headers[header::ALLOW], "POST");
+    assert_eq!(reply.headers[header::ALLOW], "POST,OPTIONS");
     assert_eq!(
         reply.json()["type"],
         "https://tracklayer.io/problems/method-not-allowed"
@@ -952,6 +959,7 @@ async fn queued_user_agents(app: &App) -> Vec<Option<String>> {
 async fn a_server_sdks_user_agent_is_not_sent_as_the_visitors_but_a_browsers_is() {
     let app = App::with(Options {
         destinations: vec![webhook()],
+        allowed_origins: vec!["https://shop.example"],
         ..Options::default()
     })
     .await;

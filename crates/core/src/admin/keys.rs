@@ -29,6 +29,7 @@ pub struct KeyView {
     pub revoked_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
+    pub browser: bool,
 }
 
 impl From<&ApiKeyRecord> for KeyView {
@@ -43,6 +44,7 @@ impl From<&ApiKeyRecord> for KeyView {
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
             last_used_at: r.last_used_at,
+            browser: r.browser,
         }
     }
 }
@@ -65,6 +67,9 @@ pub struct KeyRequest {
     pub name: Option<String>,
     #[serde(default)]
     pub expires_in_days: Option<i64>,
+    /// A browser-facing write key ([`ApiKeyRecord::browser`]).
+    #[serde(default)]
+    pub browser: bool,
 }
 
 /// Most days a rotated key keeps working next to its successor.
@@ -131,16 +136,26 @@ impl AdminService {
         let name = Name::parse(&name)
             .map_err(|e| AdminError::invalid("name", e.to_string()))?
             .into_string();
+        if req.browser && kind != KeyKind::Ingest {
+            return Err(AdminError::invalid(
+                "browser",
+                "only ingest write keys can be browser-facing",
+            ));
+        }
         let ws = self.open_ws(p).await?;
-        let issued = self
+        let mut issued = self
             .control()
             .issue_key(&ws, kind, role, None, &name, days)
             .await?;
+        if req.browser {
+            issued.record.browser = true;
+            self.ports.control.update_api_key(&issued.record).await?;
+        }
         self.audit(
             p,
             AuditAction::ApiKeyCreate,
             issued.record.id.as_str(),
-            json!({"kind": kind, "role": role, "expires_in_days": days}),
+            json!({"kind": kind, "role": role, "expires_in_days": days, "browser": req.browser}),
         )
         .await?;
         Ok(created(issued))
@@ -183,7 +198,7 @@ impl AdminService {
             ));
         }
         let ws = self.open_ws(p).await?;
-        let issued = self
+        let mut issued = self
             .control()
             .issue_key(
                 &ws,
@@ -194,6 +209,11 @@ impl AdminService {
                 crate::keys::MAX_KEY_LIFETIME_DAYS,
             )
             .await?;
+        if old.browser {
+            // The successor of a browser-facing key is browser-facing too.
+            issued.record.browser = true;
+            self.ports.control.update_api_key(&issued.record).await?;
+        }
         let overlap_end = self.now() + time::Duration::days(overlap);
         if old.expires_at > overlap_end {
             old.expires_at = overlap_end;

@@ -1,10 +1,12 @@
-//! The security settings: IP blocklist and the pause of all egress.
+//! The security settings: IP blocklist, the pause of all egress, and the web origins
+//! allowed to send tracking requests from a browser (CORS).
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::{require, AdminError, AdminService, Principal};
 use crate::audit::AuditAction;
+use crate::cors::AllowedOrigin;
 use crate::keys::Role;
 use crate::workspace::SecuritySettings;
 
@@ -13,6 +15,7 @@ use crate::workspace::SecuritySettings;
 pub struct SecurityPatch {
     pub ip_blocklist: Option<Vec<crate::workspace::Cidr>>,
     pub egress_paused: Option<bool>,
+    pub allowed_origins: Option<Vec<crate::cors::AllowedOrigin>>,
 }
 
 impl AdminService {
@@ -20,7 +23,26 @@ impl AdminService {
         Ok(self.ws(p).await?.security)
     }
 
-    /// Replaces the security settings: every field is given.
+    /// The web origins allowed to send tracking requests from a browser.
+    pub async fn cors(&self, p: &Principal) -> Result<Vec<AllowedOrigin>, AdminError> {
+        Ok(self.ws(p).await?.security.allowed_origins)
+    }
+
+    /// Replaces the allowed origins (admin); audited like every security setting.
+    pub async fn put_cors(
+        &self,
+        p: &Principal,
+        origins: Vec<AllowedOrigin>,
+    ) -> Result<Vec<AllowedOrigin>, AdminError> {
+        let patch = SecurityPatch {
+            allowed_origins: Some(origins),
+            ..SecurityPatch::default()
+        };
+        Ok(self.patch_security(p, patch).await?.allowed_origins)
+    }
+
+    /// Replaces the blocklist and the egress switch: every field is given. The allowed
+    /// origins have their own resource ([`Self::put_cors`]) and stay as they are.
     pub async fn put_security(
         &self,
         p: &Principal,
@@ -31,6 +53,7 @@ impl AdminService {
             SecurityPatch {
                 ip_blocklist: Some(settings.ip_blocklist),
                 egress_paused: Some(settings.egress_paused),
+                allowed_origins: None,
             },
         )
         .await
@@ -56,6 +79,12 @@ impl AdminService {
             "egress_paused",
             &mut ws.security.egress_paused,
             patch.egress_paused,
+        );
+        change(
+            &mut changed,
+            "allowed_origins",
+            &mut ws.security.allowed_origins,
+            patch.allowed_origins,
         );
         if !changed.is_empty() {
             self.save_ws(&ws).await?;

@@ -10,6 +10,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::cache::TtlCache;
 use crate::clock::{Clock, Ids};
+use crate::cors::{self, Cors};
 use crate::crypto::WorkspaceKeys;
 use crate::destination::Destination;
 use crate::error::KeyError;
@@ -115,6 +116,8 @@ pub struct IngestService {
     warnings: AtomicU64,
     /// One counters delta per request.
     stats: StatsSink,
+    /// Browser requests refused for their origin since the process started.
+    origins_refused: AtomicU64,
 }
 
 crate::debug_fields!(IngestService: config);
@@ -162,6 +165,7 @@ impl IngestService {
             requirements: None,
             warnings: AtomicU64::new(0),
             stats: StatsSink::new(ports.stats),
+            origins_refused: AtomicU64::new(0),
             config,
             clock,
         }
@@ -183,6 +187,40 @@ impl IngestService {
     /// Warnings answered by this process since it started (for `/healthz`).
     pub fn warnings_total(&self) -> u64 {
         self.warnings.load(Ordering::Relaxed)
+    }
+
+    /// Browser requests refused for their origin by this process (for `/healthz`).
+    pub fn origins_refused_total(&self) -> u64 {
+        self.origins_refused.load(Ordering::Relaxed)
+    }
+
+    /// The CORS decision for a request with `origin` (its `Origin` header, if any) under the
+    /// workspace of `key` ([`crate::cors`]); a refusal is counted and is an error naming the
+    /// origin.
+    pub async fn check_origin(
+        &self,
+        key: &ApiKeyRecord,
+        origin: Option<&str>,
+    ) -> Result<Cors, IngestError> {
+        if origin.is_none() {
+            if key.browser {
+                // A browser-facing key is public: without an Origin it is someone else's
+                // server replaying it, not the shop's pages.
+                self.origins_refused.fetch_add(1, Ordering::Relaxed);
+                return Err(IngestError::OriginRefused {
+                    origin: "(none)".into(),
+                });
+            }
+            return Ok(Cors::ServerToServer);
+        }
+        let snap = self.snapshot(&key.workspace_id).await?;
+        match cors::decide(origin, &snap.workspace.security.allowed_origins) {
+            Cors::Refuse(origin) => {
+                self.origins_refused.fetch_add(1, Ordering::Relaxed);
+                Err(IngestError::OriginRefused { origin })
+            }
+            decision => Ok(decision),
+        }
     }
 
     /// The workspace's suppression tokens, cached for `settings_ttl`.

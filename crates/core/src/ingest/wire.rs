@@ -136,6 +136,9 @@ pub enum IngestError {
     WrongRegion { region: Region },
     #[error("requests from this address are blocked by the workspace")]
     Blocked,
+    /// A browser request from an origin the workspace does not allow (CORS).
+    #[error("requests from origin {origin} are not allowed by the workspace")]
+    OriginRefused { origin: String },
     #[error("too many failed authentications from this address or for this key")]
     Throttled { retry_after: std::time::Duration },
     #[error("the workspace encryption key is unavailable")]

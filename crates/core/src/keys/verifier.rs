@@ -589,6 +589,7 @@ mod tests {
             revoked_at: None,
             last_used_at: None,
             expiry_warnings_sent: Vec::new(),
+            browser: false,
         };
         let clock = Arc::new(FixedClock::new(T0));
         let writes = Arc::new(Writes {

@@ -55,6 +55,9 @@ pub struct ApiKey {
     pub revoked_at: Option<OffsetDateTime>,
     #[serde(serialize_with = "rfc3339_opt")]
     pub last_used_at: Option<OffsetDateTime>,
+    /// A browser-facing write key: public, accepted only from the workspace's allowed origins
+    /// (`/admin/v1/cors`) under a stricter per-IP rate limit.
+    pub browser: bool,
 }
 
 impl From<tl::admin::KeyView> for ApiKey {
@@ -69,6 +72,7 @@ impl From<tl::admin::KeyView> for ApiKey {
             expires_at: k.expires_at,
             revoked_at: k.revoked_at,
             last_used_at: k.last_used_at,
+            browser: k.browser,
         }
     }
 }
@@ -114,6 +118,10 @@ pub struct NewApiKey {
     #[serde(default, deserialize_with = "integer")]
     #[schema(minimum = 1, maximum = 90)]
     pub expires_in_days: Option<i64>,
+    /// Make an ingest write key browser-facing (default false): it goes in web pages, so it
+    /// is accepted only from the allowed origins, under a stricter per-IP rate limit.
+    #[serde(default)]
+    pub browser: Option<bool>,
 }
 
 impl From<NewApiKey> for tl::admin::KeyRequest {
@@ -127,6 +135,7 @@ impl From<NewApiKey> for tl::admin::KeyRequest {
             role: k.role.map(Into::into),
             name: k.name,
             expires_in_days: k.expires_in_days,
+            browser: k.browser.unwrap_or(false),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! (404) and unsupported methods (405 with `Allow`).
 
 pub(crate) mod audit_log;
+mod cors;
 pub(crate) mod deliveries;
 pub(crate) mod delivery_log;
 pub(crate) mod destinations;
@@ -204,6 +205,7 @@ pub fn admin_router(state: AdminState) -> Router {
                 .put(security::put_security)
                 .patch(security::patch_security),
         )
+        .route("/admin/v1/cors", get(cors::get_cors).put(cors::put_cors))
         .route(
             "/admin/v1/sso/saml",
             get(saml::get_saml)

@@ -16,8 +16,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use super::{
-    audit_log, deliveries, delivery_log, destinations, dsr, dto, events, keys, lifecycle, saml,
-    security, sessions, stats, trace, users, workspace, AdminState,
+    audit_log, cors, deliveries, delivery_log, destinations, dsr, dto, events, keys, lifecycle,
+    saml, security, sessions, stats, trace, users, workspace, AdminState,
 };
 use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
 
@@ -46,6 +46,8 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         saml::get_saml,
         saml::put_saml,
         saml::delete_saml,
+        cors::get_cors,
+        cors::put_cors,
         lifecycle::get_retention,
         lifecycle::put_retention,
         lifecycle::put_encryption_key,

@@ -60,6 +60,7 @@ impl SecurityPatch {
         Ok(tl::admin::SecurityPatch {
             ip_blocklist,
             egress_paused: self.egress_paused,
+            allowed_origins: None,
         })
     }
 
@@ -78,6 +79,8 @@ impl SecurityPatch {
             egress_paused: patch
                 .egress_paused
                 .ok_or_else(|| missing("egress_paused"))?,
+            // Not part of this resource: `/admin/v1/cors` holds them.
+            allowed_origins: Vec::new(),
         })
     }
 }

@@ -21,6 +21,8 @@ pub(super) async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
                 role: args.role.map(role),
                 name: args.name,
                 expires_in_days: args.expires_in_days,
+                // Browser-facing keys are made through the admin API (`"browser": true`).
+                browser: false,
             };
             let created = op
                 .admin
