@@ -12,9 +12,9 @@ mod events;
 mod keys;
 mod lifecycle;
 mod overview;
+mod provisioning;
 mod saml;
 mod saml_login;
-mod provisioning;
 mod security;
 mod sessions;
 mod sign_in;
@@ -58,8 +58,8 @@ pub use overview::{
     overview_of, DestinationCounts, DestinationOverview, IngestTotals, Overview, SeriesPoint,
     StatsWindow,
 };
-pub use saml_login::{relative_path, SamlAcs, SamlLogin, SamlLoginError, SamlStart};
 pub use provisioning::MAX_EXTERNAL_ID_LEN;
+pub use saml_login::{relative_path, SamlAcs, SamlLogin, SamlLoginError, SamlStart};
 pub use security::SecurityPatch;
 pub use workspace::{WorkspacePatch, WorkspaceView};
 

@@ -47,9 +47,9 @@ pub mod keyring;
 pub mod last_admin;
 pub mod mailer;
 pub mod retention;
-pub mod stats;
-pub mod sessions;
 pub mod saml;
+pub mod sessions;
+pub mod stats;
 pub mod users;
 
 pub use delivery_log::delivery_record;

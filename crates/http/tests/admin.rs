@@ -44,14 +44,14 @@ use tracklayer_local::{
 mod cors;
 #[path = "admin/delivery_log.rs"]
 mod delivery_log;
-#[path = "admin/stats.rs"]
-mod stats;
+#[path = "admin/saml.rs"]
+mod saml;
 #[path = "admin/scim.rs"]
 mod scim;
 #[path = "admin/sessions.rs"]
 mod sessions;
-#[path = "admin/saml.rs"]
-mod saml;
+#[path = "admin/stats.rs"]
+mod stats;
 
 const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
 const PROBLEM_JSON: &str = "application/problem+json";

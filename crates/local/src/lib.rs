@@ -13,9 +13,9 @@ mod events;
 mod keyring;
 mod mailer;
 mod queue;
-mod stats;
-mod sessions;
 mod saml;
+mod sessions;
+mod stats;
 
 pub use audit::SqliteAuditLog;
 pub use control::SqliteControlStore;
@@ -26,8 +26,8 @@ pub use events::SqliteEventStore;
 pub use keyring::FileKeyring;
 pub use mailer::OutboxMailer;
 pub use queue::SqliteDeliveryQueue;
-pub use stats::SqliteStats;
 pub use sessions::SqliteSessionStore;
+pub use stats::SqliteStats;
 
 use std::path::{Path, PathBuf};
 

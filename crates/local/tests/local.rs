@@ -22,10 +22,10 @@ mod delivery_service;
 mod dsr_service;
 #[path = "local/release_features.rs"]
 mod release_features;
-#[path = "local/stats_counting.rs"]
-mod stats_counting;
 #[path = "local/sign_in.rs"]
 mod sign_in;
+#[path = "local/stats_counting.rs"]
+mod stats_counting;
 
 /// A SQLite stack with one workspace, bootstrapped as `init` does, a Meta destination and an
 /// ingest service: what the delivery and DSR service tests start from.

@@ -6,8 +6,8 @@ pub mod control;
 pub mod delivery_log;
 pub mod dsr;
 pub mod events;
-pub mod stats;
 pub mod sessions;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

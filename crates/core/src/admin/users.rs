@@ -148,8 +148,13 @@ impl AdminService {
         self.forget_sign_in(&user).await?;
         self.changed(Change::Workspace(p.workspace_id.clone()));
         self.end_personal_tokens(&user).await?;
-        self.audit(p, AuditAction::UserRemove, id.as_str(), json!({"role": user.role}))
-            .await?;
+        self.audit(
+            p,
+            AuditAction::UserRemove,
+            id.as_str(),
+            json!({"role": user.role}),
+        )
+        .await?;
         Ok(())
     }
 }

@@ -116,10 +116,9 @@ impl Scim<'_> {
                         "a member filter path can only be removed",
                     ));
                 }
-                match UserId::parse(&member) {
-                    Ok(member) => self.leave(role, &member).await?,
-                    // No user has a malformed id: nobody to take out of the group.
-                    Err(_) => {}
+                // No user has a malformed id: then there is nobody to take out of the group.
+                if let Ok(member) = UserId::parse(&member) {
+                    self.leave(role, &member).await?;
                 }
                 continue;
             }

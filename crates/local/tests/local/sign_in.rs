@@ -397,10 +397,7 @@ async fn a_role_change_ends_the_users_sessions_at_once() {
 async fn removing_a_user_ends_their_sessions_and_their_password() {
     let c = Console::new().await;
     let (ada, signed) = c.member("ada@example.com", Role::Editor).await;
-    c.admin
-        .remove_user(&c.operator, &ada.id)
-        .await
-        .unwrap();
+    c.admin.remove_user(&c.operator, &ada.id).await.unwrap();
     assert!(ended(c.admin.console_session(&signed.token).await));
     assert!(matches!(
         c.admin.sign_in("ada@example.com", PASSWORD, home()).await,

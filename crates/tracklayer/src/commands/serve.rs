@@ -28,7 +28,10 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
-    let public_url = args.public_url.clone().unwrap_or_else(|| console_url(scheme, local));
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| console_url(scheme, local));
     let wired = wire(&stack, region, &args, &public_url)?;
     if let Some(ws) = created {
         print_sign_in_link(&wired.services.admin, &ws, false).await?;

@@ -9,12 +9,12 @@ use serde::Deserialize;
 use super::auth::{end_session, session_rows, SessionRow};
 use super::{label, role};
 use crate::admin::users::User;
-use tracklayer_core::admin::AdminError;
-use tracklayer_core::user_id::UserId;
 use crate::console::csrf::Action;
 use crate::console::session::Me;
 use crate::console::view::{html, page, see_other, when, Failure, Shell};
 use crate::console::ConsoleState;
+use tracklayer_core::admin::AdminError;
+use tracklayer_core::user_id::UserId;
 
 #[derive(Debug, Deserialize)]
 pub struct Done {
@@ -105,9 +105,8 @@ pub async fn set_role(
         Ok(r) => r,
         Err(f) => return f.page(),
     };
-    let id = match user_id(&s, &id) {
-        Ok(id) => id,
-        Err(page) => return page,
+    let Ok(id) = UserId::parse(&id) else {
+        return no_user(&s);
     };
     match s.admin().set_role(&me.principal, &id, r).await {
         Ok(_) => see_other("/users?done=role-changed"),
@@ -121,9 +120,8 @@ pub async fn remove(
     Path(id): Path<String>,
     Action { me, .. }: Action,
 ) -> Response {
-    let id = match user_id(&s, &id) {
-        Ok(id) => id,
-        Err(page) => return page,
+    let Ok(id) = UserId::parse(&id) else {
+        return no_user(&s);
     };
     match s.admin().remove_user(&me.principal, &id).await {
         Ok(()) => see_other("/users?done=user-removed"),
@@ -131,9 +129,9 @@ pub async fn remove(
     }
 }
 
-/// The user a path's `{id}` names: a malformed id names no user (the not-found page).
-fn user_id(s: &ConsoleState, id: &str) -> Result<UserId, Response> {
-    UserId::parse(id).map_err(|_| Failure::of(s, AdminError::NotFound("user")).page())
+/// A path's malformed `{id}` names no user: the not-found page.
+fn no_user(s: &ConsoleState) -> Response {
+    Failure::of(s, AdminError::NotFound("user")).page()
 }
 
 #[derive(Template)]
@@ -153,9 +151,8 @@ pub async fn detail(
     Path(id): Path<String>,
     Query(q): Query<Done>,
 ) -> Response {
-    let uid = match user_id(&s, &id) {
-        Ok(id) => id,
-        Err(page) => return page,
+    let Ok(uid) = UserId::parse(&id) else {
+        return no_user(&s);
     };
     let user = match s.admin().user(&me.principal, &uid).await {
         Ok(u) => User::from(u),
