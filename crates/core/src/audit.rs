@@ -476,6 +476,7 @@ mod tests {
                 "user.set_role",
                 "user.set_email",
                 "user.remove",
+                "user.provision",
                 "api_key.create",
                 "api_key.rotate",
                 "api_key.revoke",
@@ -494,6 +495,10 @@ mod tests {
                 "session.sign_out",
                 "session.revoke",
                 "user.password_set",
+                "sso.saml.update",
+                "sso.saml.delete",
+                "sso.saml.sign_in",
+                "sso.saml.refused",
             ]
         );
         assert_eq!(AuditAction::UserInvite.to_string(), "user.invite");

@@ -469,6 +469,8 @@ enum Target {
     Event,
     Request,
     Export,
+    /// A well-formed session id that names no session.
+    UnknownSession,
     /// The call closes the workspace: each caller gets a fresh one, and [`WORKSPACE`] in the
     /// body stands for its id.
     Closure,
@@ -659,6 +661,20 @@ fn matrix() -> Vec<Row> {
             T::User,
             None,
             [204, 403, 403, 401, 404],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/users/{id}/sessions",
+            T::User,
+            None,
+            [200, 403, 403, 401, 404],
+        ),
+        row(
+            M::DELETE,
+            "/admin/v1/sessions/{id}",
+            T::UnknownSession,
+            None,
+            [404, 404, 404, 401, 404],
         ),
         row(
             M::GET,
@@ -885,6 +901,7 @@ async fn every_route_answers_each_role_and_another_workspace_as_designed() {
                 Target::Event => event.clone(),
                 Target::Request => app.new_request("erasure").await,
                 Target::Export => app.completed_access_request().await,
+                Target::UnknownSession => "ses_nosuchsession".to_owned(),
             };
             let path = r.path.replace("{id}", &id);
             let body = r.body.map(|b| {
