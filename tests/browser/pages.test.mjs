@@ -11,7 +11,7 @@ const ctx = suite({
     const created = await adminApi(server, "POST", "/destinations", {
       name: "Meta (shop)", kind: "meta_capi",
       config: { pixel_id: "1234567890", api_version: "v21.0" },
-      secrets: { access_token: "EAAB-example-token-1234" },
+      secrets: { access_token: "EAAB-example-token-1234" }, // pragma: allowlist secret (a fake Meta token for the local fake)
       endpoint: "http://127.0.0.1:9/unreachable",
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));

@@ -68,6 +68,7 @@ pub(crate) fn verify(
                 signature_node,
                 references,
                 ..
+                // nosemgrep: tl-secret-eq — DOM node ids of the parsed response, not secret bytes
             } if *signature_node == signature
                 && references.len() == 1
                 && references[0].digest_verified

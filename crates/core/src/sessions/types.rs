@@ -180,11 +180,14 @@ impl fmt::Debug for CsrfToken {
 }
 
 /// Where a sign-in comes from: the address and, from a browser, its `User-Agent`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Client {
     pub ip: IpAddr,
     pub user_agent: Option<String>,
 }
+
+// The address is personal data: Debug shows only the user agent.
+crate::debug_fields!(Client: user_agent);
 
 impl From<IpAddr> for Client {
     fn from(ip: IpAddr) -> Self {
@@ -264,7 +267,7 @@ impl Client {
 }
 
 /// A console session, as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub id: SessionId,
     pub user_id: UserId,
@@ -281,6 +284,8 @@ pub struct Session {
     /// "Firefox on Linux" ([`Client::user_agent_summary`]).
     pub user_agent: Option<String>,
 }
+
+crate::debug_fields!(Session: id, user_id, workspace_id, created_at, last_seen_at, expires_at);
 
 impl Session {
     /// When it ends if not seen again: 12 hours after it was last seen, or its absolute end.
@@ -338,7 +343,7 @@ impl LoginKey {
 }
 
 /// A user's password: which user of which workspace the login belongs to, and the verifier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credential {
     pub login: LoginKey,
     pub workspace_id: WorkspaceId,
@@ -347,6 +352,8 @@ pub struct Credential {
     #[serde(with = "time::serde::rfc3339")]
     pub set_at: OffsetDateTime,
 }
+
+crate::debug_fields!(Credential: workspace_id, user_id, set_at);
 
 /// What a one-time link lets its holder do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

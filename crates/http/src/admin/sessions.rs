@@ -11,7 +11,7 @@ use super::extract::{no_content, Answer, Call, Id};
 use crate::problem::Problem;
 
 /// A console session. Its token is never shown (the browser alone holds it).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct Session {
     /// `ses_…`
     pub id: String,
@@ -34,6 +34,8 @@ pub struct Session {
     /// Browser and platform, e.g. `Firefox on Linux`.
     pub user_agent: Option<String>,
 }
+
+tracklayer_core::debug_fields!(Session: id, user_id, created_at, expires_at);
 
 impl From<tl::sessions::Session> for Session {
     fn from(s: tl::sessions::Session) -> Self {

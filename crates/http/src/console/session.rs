@@ -48,7 +48,7 @@ pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Who is signed in.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Me {
     pub principal: Principal,
     pub email: String,
@@ -60,6 +60,9 @@ pub struct Me {
     /// The session cookie's value.
     pub token: String,
 }
+
+// The email address and the CSRF token stay out of logs.
+tracklayer_core::debug_fields!(Me: principal, user_id, session_id);
 
 impl Me {
     pub fn role(&self) -> Role {

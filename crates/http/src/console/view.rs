@@ -92,7 +92,6 @@ const SECTIONS: [(&str, &str, &str, Option<&str>, Role); 12] = [
 
 /// The frame of a signed-in page: navigation for the role, who is signed in, the CSRF token
 /// for its forms, and a message from the last action.
-#[derive(Debug)]
 pub struct Shell {
     pub frame: Frame,
     pub nav: Vec<NavItem>,
@@ -104,6 +103,8 @@ pub struct Shell {
     pub notice: Option<&'static str>,
     pub error: Option<String>,
 }
+
+tracklayer_core::debug_fields!(Shell: role, can_edit, can_admin);
 
 impl Shell {
     pub fn new(me: &Me, section: &str, title: impl Into<String>) -> Self {
