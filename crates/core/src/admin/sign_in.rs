@@ -355,7 +355,7 @@ impl AdminService {
             .ok_or(AdminError::LinkInvalid)
     }
 
-    /// The user, if they and their workspace exist and the workspace is open.
+    /// The user, if they and their workspace exist, the workspace is open and the user is active.
     pub(crate) async fn live_user(
         &self,
         ws: &WorkspaceId,
@@ -371,7 +371,13 @@ impl AdminService {
         if !open {
             return Ok(None);
         }
-        Ok(self.ports.control.user(ws, id, now).await?)
+        // A user the identity provider deactivated (SCIM `active: false`) signs in no more.
+        Ok(self
+            .ports
+            .control
+            .user(ws, id, now)
+            .await?
+            .filter(|u| u.active))
     }
 
     async fn ws_of(&self, ws: &WorkspaceId) -> Result<crate::workspace::Workspace, AdminError> {

@@ -597,3 +597,28 @@ async fn deactivation_ends_every_console_session_of_the_user_at_once() {
     let after = sessions(second_pat).await;
     assert_eq!(after.as_array().map(Vec::len), Some(0), "{after}");
 }
+
+/// A user the IdP deactivated cannot come back through the console: no sign-in link (nor a
+/// password, which reads the same live user) opens a session for them.
+#[tokio::test]
+async fn a_deactivated_user_cannot_sign_in_again() {
+    let app = App::start().await;
+    let t = app.scim_token().await;
+    app.new_user("admin").await;
+    app.send_payload(Method::PATCH, &t, "usr_owner", "entra_disable_user")
+        .await;
+
+    let operator = tracklayer_core::admin::Principal::operator(&app.ws);
+    let ip: std::net::IpAddr = "198.51.100.7".parse().unwrap();
+    match app.service.owner_sign_in_link(&operator).await {
+        Err(e) => assert!(
+            matches!(e, tracklayer_core::admin::AdminError::NotFound(_)),
+            "{e:?}"
+        ),
+        Ok(link) => {
+            let token = link.url.rsplit('/').next().unwrap();
+            let signed = app.service.redeem_sign_in_link(token, ip).await;
+            assert!(signed.is_err(), "a deactivated user signed in: {signed:?}");
+        }
+    }
+}
