@@ -148,6 +148,17 @@ impl AdminService {
         })
     }
 
+    /// Begins the console session of a user the ACS just signed in (the same sessions as a
+    /// password sign-in: 12 h idle, 7 d absolute, audited).
+    pub async fn saml_session(
+        &self,
+        login: &SamlLogin,
+        source: impl Into<crate::sessions::Client>,
+    ) -> Result<crate::sessions::SignedIn, crate::admin::AdminError> {
+        self.start_session(&login.user, &source.into(), "saml")
+            .await
+    }
+
     /// The assertion consumer service: verifies the response under the strict profile, for
     /// the request this browser started (its cookie) or, when the connection allows
     /// IdP-initiated login and there is none, as unsolicited; refuses a replayed assertion id

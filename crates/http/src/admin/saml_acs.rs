@@ -11,13 +11,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
-use serde::{Deserialize, Serialize};
-use tracklayer_core::admin::{SamlAcs, SamlLogin, SamlLoginError};
+use serde::Deserialize;
+use tracklayer_core::admin::{SamlAcs, SamlLoginError};
 use tracklayer_core::saml::REQUEST_TTL;
 use tracklayer_core::workspace::WorkspaceId;
 
-use super::dto::Role;
+use super::error::problem;
 use super::AdminState;
+use crate::console::pages::auth::{signed_in, Source};
 use crate::problem::{Problem, Service};
 
 /// The browser-binding cookie of an SP-initiated login. `SameSite=None` because the IdP's
@@ -116,26 +117,6 @@ pub struct AcsForm {
     relay_state: Option<String>,
 }
 
-/// The identity the ACS verified (until the console session is created here).
-#[derive(Debug, Serialize)]
-pub struct SignedIn {
-    pub user_id: String,
-    pub role: Role,
-    pub created: bool,
-    pub relay_state: Option<String>,
-}
-
-impl From<SamlLogin> for SignedIn {
-    fn from(login: SamlLogin) -> Self {
-        Self {
-            user_id: login.user.id.to_string(),
-            role: login.user.role.into(),
-            created: login.created,
-            relay_state: login.relay_state,
-        }
-    }
-}
-
 fn request_cookie(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
@@ -147,11 +128,13 @@ fn request_cookie(headers: &HeaderMap) -> Option<&str> {
         .map(|(_, value)| value)
 }
 
-/// `POST /sso/saml/{workspace_id}/acs`: verifies the response and signs the user in. The
-/// request cookie is cleared whatever the outcome (its request id is single-use).
+/// `POST /sso/saml/{workspace_id}/acs`: verifies the response, begins the user's console
+/// session (its cookie) and sends the browser on to the RelayState path or the console's start
+/// page. The request cookie is cleared whatever the outcome (its request id is single-use).
 pub async fn acs(
     State(s): State<AdminState>,
     Path(id): Path<String>,
+    Source(client): Source,
     headers: HeaderMap,
     form: Result<Form<AcsForm>, FormRejection>,
 ) -> Response {
@@ -171,7 +154,13 @@ pub async fn acs(
             browser_secret: request_cookie(&headers),
         };
         let login = s.admin().saml_acs(&ws, &base, acs).await.map_err(failure)?;
-        Ok::<_, Problem>(axum::Json(SignedIn::from(login)).into_response())
+        let session = s
+            .admin()
+            .saml_session(&login, client)
+            .await
+            .map_err(|e| problem(e, s.config()))?;
+        let next = login.relay_state.as_deref().unwrap_or("/");
+        Ok::<_, Problem>(signed_in(session, next))
     }
     .await;
     let mut response = answer.unwrap_or_else(IntoResponse::into_response);

@@ -8,7 +8,7 @@
 
 mod assets;
 mod csrf;
-mod pages;
+pub(crate) mod pages;
 pub mod security;
 mod session;
 mod view;

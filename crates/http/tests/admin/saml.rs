@@ -70,7 +70,11 @@ impl App {
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(format!("/sso/saml/{}/acs", self.ws))
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [198, 51, 100, 7],
+                443,
+            ))));
         if let Some(c) = cookie {
             req = req.header(header::COOKIE, c);
         }
@@ -232,16 +236,37 @@ async fn an_sp_initiated_login_creates_the_user_just_in_time_with_the_mapped_rol
     );
 
     let (status, headers, v) = app.post_acs(&answer, Some(&cookie)).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
-    assert_eq!(
-        (v["created"].as_bool(), v["role"].as_str()),
-        (Some(true), Some("editor"))
+    assert_eq!(status, StatusCode::SEE_OTHER, "{v}");
+    assert_eq!(headers[header::LOCATION], "/destinations");
+    let cookies: Vec<&str> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|c| c.to_str().unwrap())
+        .collect();
+    let cleared = |c: &&str| c.starts_with("__Host-tl_saml=;") && c.contains("Max-Age=0");
+    assert!(
+        cookies.iter().any(cleared),
+        "request cookie cleared: {cookies:?}"
     );
-    assert_eq!(v["relay_state"], "/destinations");
-    assert!(headers[header::SET_COOKIE]
-        .to_str()
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-tl_session="))
+        .expect("a console session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("Secure"),
+        "{session}"
+    );
+    // The user was created just in time with the mapped role, and has that one session.
+    let users = app.ok(Method::GET, "/admin/v1/users", None).await;
+    let user = users
+        .as_array()
         .unwrap()
-        .contains("Max-Age=0"));
+        .iter()
+        .find(|u| u["id"] != "usr_owner" && u["role"] == "editor")
+        .unwrap_or_else(|| panic!("a just-in-time editor: {users}"));
+    let path = format!("/admin/v1/users/{}/sessions", user["id"].as_str().unwrap());
+    let sessions = app.ok(Method::GET, &path, None).await;
+    assert_eq!(sessions.as_array().map(Vec::len), Some(1), "{sessions}");
 
     // The request id was single-use: the same browser cannot sign in with it again.
     let again = response_for(&app.ws, Some(&request_id), "_assert_sp_2");
@@ -266,8 +291,9 @@ async fn an_unsolicited_response_is_refused_unless_idp_initiated_login_is_on() {
 
     app.ok(Method::PUT, "/admin/v1/sso/saml", Some(connection(true)))
         .await;
-    let (status, _, v) = app.post_acs(&unsolicited, None).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, headers, v) = app.post_acs(&unsolicited, None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{v}");
+    assert_eq!(headers[header::LOCATION], "/destinations");
     assert_eq!(app.audit_reasons().await, ["saml_unsolicited"]);
 }
 
@@ -277,7 +303,7 @@ async fn a_replayed_assertion_is_refused_and_audited() {
     app.ok(Method::PUT, "/admin/v1/sso/saml", Some(connection(true)))
         .await;
     let response = response_for(&app.ws, None, "_assert_replay");
-    assert_eq!(app.post_acs(&response, None).await.0, StatusCode::OK);
+    assert_eq!(app.post_acs(&response, None).await.0, StatusCode::SEE_OTHER);
     let (status, _, v) = app.post_acs(&response, None).await;
     assert_eq!(
         (status, v["reason"].as_str()),

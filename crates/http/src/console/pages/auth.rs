@@ -20,7 +20,7 @@ use crate::console::ConsoleState;
 
 /// Where a sign-in comes from: the connection's address and the browser's `User-Agent`.
 #[derive(Debug)]
-pub struct Source(Client);
+pub struct Source(pub Client);
 
 impl<S: Send + Sync> FromRequestParts<S> for Source {
     type Rejection = Response;
@@ -37,7 +37,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Source {
 }
 
 /// The session just begun: its cookie, and on to `next`.
-fn signed_in(s: SignedIn, next: &str) -> Response {
+pub(crate) fn signed_in(s: SignedIn, next: &str) -> Response {
     let mut response = see_other(next);
     response
         .headers_mut()
