@@ -202,6 +202,22 @@ pub fn page(page: &impl Template) -> Response {
     html(StatusCode::OK, page)
 }
 
+/// A page just loaded, with the notice of the action that led to it (`?done=`), or the page of
+/// the failure that kept it from loading.
+pub fn done_page<T: Template>(
+    loaded: Result<T, Failure>,
+    done: Option<&str>,
+    shell: fn(&mut T) -> &mut Shell,
+) -> Response {
+    match loaded {
+        Ok(mut view) => {
+            shell(&mut view).notice = done.and_then(notice);
+            page(&view)
+        }
+        Err(f) => f.page(),
+    }
+}
+
 /// `303 See Other` to `path` (after a form post).
 pub fn see_other(path: &str) -> Response {
     Redirect::to(path).into_response()

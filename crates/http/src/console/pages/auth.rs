@@ -15,7 +15,7 @@ use tracklayer_core::sessions::{Client, SessionToken, SignedIn};
 use crate::admin::extract::peer_ip;
 use crate::console::csrf::{Action, PublicForm};
 use crate::console::session::{cookie_token, end_cookie, start_cookie, Me};
-use crate::console::view::{ago, html, page, see_other, when, Failure, Frame, Shell};
+use crate::console::view::{ago, done_page, html, page, see_other, when, Failure, Frame, Shell};
 use crate::console::ConsoleState;
 
 /// Where a sign-in comes from: the connection's address and the browser's `User-Agent`.
@@ -314,13 +314,11 @@ struct Account {
 
 /// `GET /account`: the signed-in person's sessions and password.
 pub async fn account(State(s): State<ConsoleState>, me: Me, Query(q): Query<Notice>) -> Response {
-    match account_page(&s, &me, String::new()).await {
-        Ok(mut view) => {
-            view.shell = view.shell.done(q.done.as_deref());
-            page(&view)
-        }
-        Err(f) => f.page(),
-    }
+    done_page(
+        account_page(&s, &me, String::new()).await,
+        q.done.as_deref(),
+        |v| &mut v.shell,
+    )
 }
 
 async fn account_page(s: &ConsoleState, me: &Me, error: String) -> Result<Account, Failure> {

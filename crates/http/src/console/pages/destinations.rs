@@ -16,7 +16,7 @@ use crate::admin::delivery_log::Delivery;
 use crate::admin::destinations::{Destination, DestinationPatch, NewDestination, TestResult};
 use crate::console::csrf::{Action, Fields};
 use crate::console::session::Me;
-use crate::console::view::{html, page, see_other, when, Failure, Shell};
+use crate::console::view::{done_page, html, page, see_other, when, Failure, Shell};
 use crate::console::ConsoleState;
 
 const PURPOSES: [&str; 6] = [
@@ -259,13 +259,11 @@ pub async fn detail(
     Query(q): Query<Done>,
 ) -> Response {
     let status = q.status.unwrap_or_default();
-    match load(&s, &me, &id, None, &status).await {
-        Ok(mut view) => {
-            view.shell = view.shell.done(q.done.as_deref());
-            page(&view)
-        }
-        Err(f) => f.page(),
-    }
+    done_page(
+        load(&s, &me, &id, None, &status).await,
+        q.done.as_deref(),
+        |v| &mut v.shell,
+    )
 }
 
 async fn load(

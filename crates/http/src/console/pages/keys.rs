@@ -12,7 +12,7 @@ use super::label;
 use crate::admin::keys::{ApiKey, NewApiKey};
 use crate::console::csrf::Action;
 use crate::console::session::Me;
-use crate::console::view::{ago, html, page, see_other, when, Failure, Shell};
+use crate::console::view::{ago, done_page, html, page, see_other, when, Failure, Shell};
 use crate::console::ConsoleState;
 
 /// Keys expiring within this many days are flagged (the first expiry mail goes 14 days ahead).
@@ -48,13 +48,9 @@ struct Keys {
 
 /// `GET /keys`.
 pub async fn list(State(s): State<ConsoleState>, me: Me, Query(q): Query<Done>) -> Response {
-    match keys(&s, &me, None).await {
-        Ok(mut view) => {
-            view.shell = view.shell.done(q.done.as_deref());
-            page(&view)
-        }
-        Err(f) => f.page(),
-    }
+    done_page(keys(&s, &me, None).await, q.done.as_deref(), |v| {
+        &mut v.shell
+    })
 }
 
 async fn keys(

@@ -13,7 +13,7 @@ use super::label;
 use crate::admin::dsr::{DataSubjectRequest, RequestType};
 use crate::console::csrf::Action;
 use crate::console::session::Me;
-use crate::console::view::{html, page, see_other, when, Failure, Shell};
+use crate::console::view::{done_page, html, page, see_other, when, Failure, Shell};
 use crate::console::ConsoleState;
 
 #[derive(Debug, Deserialize)]
@@ -75,13 +75,9 @@ async fn list_page(s: &ConsoleState, me: &Me) -> Result<List, Failure> {
 
 /// `GET /privacy-requests`.
 pub async fn list(State(s): State<ConsoleState>, me: Me, Query(q): Query<Done>) -> Response {
-    match list_page(&s, &me).await {
-        Ok(mut view) => {
-            view.shell = view.shell.done(q.done.as_deref());
-            page(&view)
-        }
-        Err(f) => f.page(),
-    }
+    done_page(list_page(&s, &me).await, q.done.as_deref(), |v| {
+        &mut v.shell
+    })
 }
 
 /// `POST /privacy-requests`: `type`, the subject's identifiers, an optional reference.

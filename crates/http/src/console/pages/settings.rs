@@ -13,7 +13,7 @@ use crate::admin::security::{SecurityPatch, SecuritySettings};
 use crate::admin::workspace::{ConsentPolicy, Workspace};
 use crate::console::csrf::{Action, Fields};
 use crate::console::session::Me;
-use crate::console::view::{html, page, see_other, when, Failure, Shell};
+use crate::console::view::{done_page, html, page, see_other, when, Failure, Shell};
 use crate::console::ConsoleState;
 
 #[derive(Debug, Deserialize)]
@@ -156,13 +156,9 @@ async fn security_page(s: &ConsoleState, me: &Me) -> Result<Security, Failure> {
 
 /// `GET /settings/security`.
 pub async fn security(State(s): State<ConsoleState>, me: Me, Query(q): Query<Done>) -> Response {
-    match security_page(&s, &me).await {
-        Ok(mut view) => {
-            view.shell = view.shell.done(q.done.as_deref());
-            page(&view)
-        }
-        Err(f) => f.page(),
-    }
+    done_page(security_page(&s, &me).await, q.done.as_deref(), |v| {
+        &mut v.shell
+    })
 }
 
 /// `POST /settings/security`: the IP blocklist, one address or CIDR per line (admin).
@@ -265,13 +261,9 @@ async fn workspace_page(s: &ConsoleState, me: &Me) -> Result<WorkspacePage, Fail
 
 /// `GET /settings/workspace`.
 pub async fn workspace(State(s): State<ConsoleState>, me: Me, Query(q): Query<Done>) -> Response {
-    match workspace_page(&s, &me).await {
-        Ok(mut view) => {
-            view.shell = view.shell.done(q.done.as_deref());
-            page(&view)
-        }
-        Err(f) => f.page(),
-    }
+    done_page(workspace_page(&s, &me).await, q.done.as_deref(), |v| {
+        &mut v.shell
+    })
 }
 
 /// `POST /settings/workspace`: renames it (editor).

@@ -11,7 +11,7 @@ use super::{label, role};
 use crate::admin::users::User;
 use crate::console::csrf::Action;
 use crate::console::session::Me;
-use crate::console::view::{html, page, see_other, when, Failure, Shell};
+use crate::console::view::{done_page, html, page, see_other, when, Failure, Shell};
 use crate::console::ConsoleState;
 use tracklayer_core::admin::AdminError;
 use tracklayer_core::user_id::UserId;
@@ -62,13 +62,7 @@ async fn users(s: &ConsoleState, me: &Me) -> Result<Users, Failure> {
 
 /// `GET /users`.
 pub async fn list(State(s): State<ConsoleState>, me: Me, Query(q): Query<Done>) -> Response {
-    match users(&s, &me).await {
-        Ok(mut view) => {
-            view.shell = view.shell.done(q.done.as_deref());
-            page(&view)
-        }
-        Err(f) => f.page(),
-    }
+    done_page(users(&s, &me).await, q.done.as_deref(), |v| &mut v.shell)
 }
 
 /// `POST /users`: invites `email` with `role`; the invitation is mailed.
