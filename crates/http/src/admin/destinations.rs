@@ -277,24 +277,22 @@ impl From<test_event::TestResult> for TestResult {
     }
 }
 
-/// How the test went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TestOutcome {
-    /// The destination accepted the event.
-    Delivered,
-    /// The destination refused it (a 4xx other than 408/429, or a per-event error).
-    Rejected,
-    /// The destination failed in a way a real delivery would retry (408, 429, 5xx).
-    Retryable,
-    /// No answer: the connection failed or timed out.
-    Unreachable,
-    /// Not sent: the egress guard refused the URL, or the settings cannot make a request.
-    NotSent,
-}
-
 dto::mirror! {
-    test_event::TestOutcome => TestOutcome { Delivered, Rejected, Retryable, Unreachable, NotSent }
+    /// How the test went.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum TestOutcome = test_event::TestOutcome {
+        /// The destination accepted the event.
+        Delivered,
+        /// The destination refused it (a 4xx other than 408/429, or a per-event error).
+        Rejected,
+        /// The destination failed in a way a real delivery would retry (408, 429, 5xx).
+        Retryable,
+        /// No answer: the connection failed or timed out.
+        Unreachable,
+        /// Not sent: the egress guard refused the URL, or the settings cannot make a request.
+        NotSent,
+    }
 }
 
 /// The workspace's destinations. Secrets show as fingerprints only.

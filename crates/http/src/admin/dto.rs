@@ -22,10 +22,10 @@ use utoipa::ToSchema;
 /// `enum Wire = Core { .. }` defines the wire enum too; `Wire = Core { .. }` converts both ways,
 /// `From => To { .. }` one way.
 macro_rules! mirror {
-    ($(#[$m:meta])* $vis:vis enum $wire:ident = $core:ty { $($v:ident),+ $(,)? }) => {
+    ($(#[$m:meta])* $vis:vis enum $wire:ident = $core:ty { $($(#[$vm:meta])* $v:ident),+ $(,)? }) => {
         $(#[$m])*
         $vis enum $wire {
-            $($v,)+
+            $($(#[$vm])* $v,)+
         }
         $crate::admin::dto::mirror! { $wire = $core { $($v),+ } }
     };

@@ -20,8 +20,27 @@ pub struct RoleRule {
     pub role: Role,
 }
 
-/// The body of `PUT /admin/v1/sso/saml`: the whole connection.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+impl From<tl::saml::RoleRule> for RoleRule {
+    fn from(r: tl::saml::RoleRule) -> Self {
+        Self {
+            value: r.value,
+            role: r.role.into(),
+        }
+    }
+}
+
+impl From<RoleRule> for tl::saml::RoleRule {
+    fn from(r: RoleRule) -> Self {
+        Self {
+            value: r.value,
+            role: r.role.into(),
+        }
+    }
+}
+
+/// The body of `PUT /admin/v1/sso/saml`: the whole connection; also the settings part of the
+/// answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SamlConnectionBody {
     /// The IdP's entity id (the `Issuer` of its responses).
@@ -65,14 +84,7 @@ impl SamlConnectionBody {
             managed_domains: self.managed_domains,
             default_role: self.default_role.map(Into::into),
             role_attribute: self.role_attribute,
-            role_rules: self
-                .role_rules
-                .into_iter()
-                .map(|r| tl::saml::RoleRule {
-                    value: r.value,
-                    role: r.role.into(),
-                })
-                .collect(),
+            role_rules: self.role_rules.into_iter().map(Into::into).collect(),
             idp_initiated: self.idp_initiated,
             enforce_sso: self.enforce_sso,
         }
@@ -82,16 +94,9 @@ impl SamlConnectionBody {
 /// The workspace's SAML connection, with the values to give the IdP.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SamlConnection {
-    pub idp_entity_id: String,
-    pub sso_url: String,
-    /// The pinned certificates, bare base64 DER.
-    pub certificates: Vec<String>,
-    pub managed_domains: Vec<String>,
-    pub default_role: Option<Role>,
-    pub role_attribute: Option<String>,
-    pub role_rules: Vec<RoleRule>,
-    pub idp_initiated: bool,
-    pub enforce_sso: bool,
+    /// The connection's settings; its certificates are the pinned ones, bare base64 DER.
+    #[serde(flatten)]
+    pub settings: SamlConnectionBody,
     #[serde(serialize_with = "rfc3339")]
     pub updated_at: OffsetDateTime,
     /// Our entity id (audience), to paste into the IdP.
@@ -109,23 +114,18 @@ impl SamlConnection {
             acs_url: tl::saml::acs_url(base_url, &c.workspace_id),
             metadata_url: sp_entity_id.clone(),
             sp_entity_id,
-            idp_entity_id: c.idp_entity_id,
-            sso_url: c.sso_url,
-            certificates: c.certificates,
-            managed_domains: c.managed_domains,
-            default_role: c.default_role.map(Into::into),
-            role_attribute: c.role_attribute,
-            role_rules: c
-                .role_rules
-                .into_iter()
-                .map(|r| RoleRule {
-                    value: r.value,
-                    role: r.role.into(),
-                })
-                .collect(),
-            idp_initiated: c.idp_initiated,
-            enforce_sso: c.enforce_sso,
             updated_at: c.updated_at,
+            settings: SamlConnectionBody {
+                idp_entity_id: c.idp_entity_id,
+                sso_url: c.sso_url,
+                certificates: c.certificates,
+                managed_domains: c.managed_domains,
+                default_role: c.default_role.map(Into::into),
+                role_attribute: c.role_attribute,
+                role_rules: c.role_rules.into_iter().map(Into::into).collect(),
+                idp_initiated: c.idp_initiated,
+                enforce_sso: c.enforce_sso,
+            },
         }
     }
 }

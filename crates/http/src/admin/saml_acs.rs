@@ -18,6 +18,7 @@ use tracklayer_core::workspace::WorkspaceId;
 
 use super::error::problem;
 use super::AdminState;
+use crate::console::cookie;
 use crate::console::pages::auth::{signed_in, Source};
 use crate::problem::{Problem, Service};
 
@@ -117,17 +118,6 @@ pub struct AcsForm {
     relay_state: Option<String>,
 }
 
-fn request_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == REQUEST_COOKIE)
-        .map(|(_, value)| value)
-}
-
 /// `POST /sso/saml/{workspace_id}/acs`: verifies the response, begins the user's console
 /// session (its cookie) and sends the browser on to the RelayState path or the console's start
 /// page. The request cookie is cleared whatever the outcome (its request id is single-use).
@@ -151,7 +141,7 @@ pub async fn acs(
         let acs = SamlAcs {
             saml_response: &form.saml_response,
             relay_state: form.relay_state.as_deref(),
-            browser_secret: request_cookie(&headers),
+            browser_secret: cookie(&headers, REQUEST_COOKIE),
         };
         let login = s.admin().saml_acs(&ws, &base, acs).await.map_err(failure)?;
         let session = s

@@ -8,6 +8,7 @@
 
 mod assets;
 mod csrf;
+mod object_action;
 pub(crate) mod pages;
 pub mod security;
 mod session;
@@ -22,6 +23,7 @@ use tracklayer_core::dsr::service::DsrService;
 
 use crate::admin::{AdminState, DestinationTester};
 use crate::problem::Problem;
+pub(crate) use session::cookie;
 pub use session::COOKIE;
 
 /// Shared state of the console's routes: the admin API's state (the same use cases).

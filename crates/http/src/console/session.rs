@@ -34,17 +34,23 @@ pub fn end_cookie() -> HeaderValue {
     )
 }
 
-/// The session cookie's value, if the request has one.
-pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+/// The value of the request's cookie `name`, if it has one.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_owned())
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value)
+}
+
+/// The session cookie's value, if the request has one.
+pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE)
         .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 /// Who is signed in.

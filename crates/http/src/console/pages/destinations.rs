@@ -3,7 +3,7 @@
 //! event with the destination's answer, replay of dead letters, and the delivery log.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -15,6 +15,7 @@ use super::label;
 use crate::admin::delivery_log::Delivery;
 use crate::admin::destinations::{Destination, DestinationPatch, NewDestination, TestResult};
 use crate::console::csrf::{Action, Fields};
+use crate::console::object_action::{after, ObjectPage, OnObject};
 use crate::console::session::Me;
 use crate::console::view::{done_page, html, page, see_other, when, Failure, Shell};
 use crate::console::ConsoleState;
@@ -252,12 +253,7 @@ pub async fn create(State(s): State<ConsoleState>, Action { me, form: f }: Actio
 }
 
 /// `GET /destinations/{id}?status=…`.
-pub async fn detail(
-    State(s): State<ConsoleState>,
-    me: Me,
-    Path(id): Path<String>,
-    Query(q): Query<Done>,
-) -> Response {
+pub async fn detail(ObjectPage { s, me, id }: ObjectPage, Query(q): Query<Done>) -> Response {
     let status = q.status.unwrap_or_default();
     done_page(
         load(&s, &me, &id, None, &status).await,
@@ -301,11 +297,7 @@ async fn load(
 }
 
 /// `POST /destinations/{id}`: the changed fields as the admin API's `DestinationPatch`.
-pub async fn update(
-    State(s): State<ConsoleState>,
-    Path(id): Path<String>,
-    Action { me, form: f }: Action,
-) -> Response {
+pub async fn update(OnObject { s, id, me, form: f }: OnObject) -> Response {
     let view = match load(&s, &me, &id, Some(&f), "").await {
         Ok(v) => v,
         Err(f) => return f.page(),
@@ -376,40 +368,22 @@ fn patch_body(current: &Destination, f: &Fields, inputs: &[Input]) -> Map<String
 }
 
 /// `POST /destinations/{id}/pause`.
-pub async fn pause(s: State<ConsoleState>, id: Path<String>, a: Action) -> Response {
-    set_paused(s, id, a, true).await
+pub async fn pause(a: OnObject) -> Response {
+    set_paused(a, true, "destination-paused").await
 }
 
 /// `POST /destinations/{id}/resume`.
-pub async fn resume(s: State<ConsoleState>, id: Path<String>, a: Action) -> Response {
-    set_paused(s, id, a, false).await
+pub async fn resume(a: OnObject) -> Response {
+    set_paused(a, false, "destination-resumed").await
 }
 
-async fn set_paused(
-    State(s): State<ConsoleState>,
-    Path(id): Path<String>,
-    Action { me, .. }: Action,
-    paused: bool,
-) -> Response {
-    match s.admin().set_paused(&me.principal, &id, paused).await {
-        Ok(_) => {
-            let done = if paused {
-                "destination-paused"
-            } else {
-                "destination-resumed"
-            };
-            see_other(&format!("/destinations/{id}?done={done}"))
-        }
-        Err(e) => Failure::of(&s, e).page(),
-    }
+async fn set_paused(OnObject { s, id, me, .. }: OnObject, paused: bool, done: &str) -> Response {
+    let set = s.admin().set_paused(&me.principal, &id, paused).await;
+    after(&s, set, &format!("/destinations/{id}?done={done}"))
 }
 
 /// `POST /destinations/{id}/test`: sends a synthetic event and shows the answer.
-pub async fn test(
-    State(s): State<ConsoleState>,
-    Path(id): Path<String>,
-    Action { me, .. }: Action,
-) -> Response {
+pub async fn test(OnObject { s, id, me, .. }: OnObject) -> Response {
     let result = s.tester().send_audited(s.admin(), &me.principal, &id).await;
     match (result, load(&s, &me, &id, None, "").await) {
         (Ok(r), Ok(mut view)) => {
@@ -425,27 +399,15 @@ pub async fn test(
 }
 
 /// `POST /destinations/{id}/replay`: every dead letter back to the queue.
-pub async fn replay(
-    State(s): State<ConsoleState>,
-    Path(id): Path<String>,
-    Action { me, .. }: Action,
-) -> Response {
-    match s.admin().replay(&me.principal, &id, None, None).await {
-        Ok(_) => see_other(&format!("/destinations/{id}?done=replayed")),
-        Err(e) => Failure::of(&s, e).page(),
-    }
+pub async fn replay(OnObject { s, id, me, .. }: OnObject) -> Response {
+    let replayed = s.admin().replay(&me.principal, &id, None, None).await;
+    after(&s, replayed, &format!("/destinations/{id}?done=replayed"))
 }
 
 /// `POST /destinations/{id}/delete` (admin).
-pub async fn delete(
-    State(s): State<ConsoleState>,
-    Path(id): Path<String>,
-    Action { me, .. }: Action,
-) -> Response {
-    match s.admin().delete_destination(&me.principal, &id).await {
-        Ok(()) => see_other("/destinations?done=destination-deleted"),
-        Err(e) => Failure::of(&s, e).page(),
-    }
+pub async fn delete(OnObject { s, id, me, .. }: OnObject) -> Response {
+    let deleted = s.admin().delete_destination(&me.principal, &id).await;
+    after(&s, deleted, "/destinations?done=destination-deleted")
 }
 
 impl Detail {

@@ -2,7 +2,7 @@
 //! overlap, revoke; keys near their expiry are flagged.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -11,8 +11,9 @@ use time::OffsetDateTime;
 use super::label;
 use crate::admin::keys::{ApiKey, NewApiKey};
 use crate::console::csrf::Action;
+use crate::console::object_action::{after, OnObject};
 use crate::console::session::Me;
-use crate::console::view::{ago, done_page, html, page, see_other, when, Failure, Shell};
+use crate::console::view::{ago, done_page, html, page, when, Failure, Shell};
 use crate::console::ConsoleState;
 
 /// Keys expiring within this many days are flagged (the first expiry mail goes 14 days ahead).
@@ -158,11 +159,7 @@ async fn shown_once(
 }
 
 /// `POST /keys/{id}/rotate` (`overlap_days`).
-pub async fn rotate(
-    State(s): State<ConsoleState>,
-    Path(id): Path<String>,
-    Action { me, form }: Action,
-) -> Response {
+pub async fn rotate(OnObject { s, id, me, form }: OnObject) -> Response {
     let overlap = match form.opt("overlap_days").map(|d| d.parse::<i64>()) {
         None => None,
         Some(Ok(d)) => Some(d),
@@ -177,13 +174,7 @@ pub async fn rotate(
 }
 
 /// `POST /keys/{id}/revoke`.
-pub async fn revoke(
-    State(s): State<ConsoleState>,
-    Path(id): Path<String>,
-    Action { me, .. }: Action,
-) -> Response {
-    match s.admin().revoke_key(&me.principal, &id).await {
-        Ok(_) => see_other("/keys?done=key-revoked"),
-        Err(e) => Failure::of(&s, e).page(),
-    }
+pub async fn revoke(OnObject { s, id, me, .. }: OnObject) -> Response {
+    let revoked = s.admin().revoke_key(&me.principal, &id).await;
+    after(&s, revoked, "/keys?done=key-revoked")
 }

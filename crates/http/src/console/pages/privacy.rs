@@ -12,6 +12,7 @@ use tracklayer_core::dsr::service::{DsrService, SubjectIdentifiers};
 use super::label;
 use crate::admin::dsr::{DataSubjectRequest, RequestType};
 use crate::console::csrf::Action;
+use crate::console::object_action::ObjectPage;
 use crate::console::session::Me;
 use crate::console::view::{done_page, html, page, see_other, when, Failure, Shell};
 use crate::console::ConsoleState;
@@ -124,12 +125,7 @@ struct Detail {
 }
 
 /// `GET /privacy-requests/{id}`: the request and, once completed, its receipt.
-pub async fn detail(
-    State(s): State<ConsoleState>,
-    me: Me,
-    Path(id): Path<String>,
-    Query(q): Query<Done>,
-) -> Response {
+pub async fn detail(ObjectPage { s, me, id }: ObjectPage, Query(q): Query<Done>) -> Response {
     let found = match service(&s) {
         Ok(dsr) => dsr
             .get(&me.principal, &id)

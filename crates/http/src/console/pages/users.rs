@@ -10,6 +10,7 @@ use super::auth::{end_session, session_rows, SessionRow};
 use super::{label, role};
 use crate::admin::users::User;
 use crate::console::csrf::Action;
+use crate::console::object_action::{after, ObjectPage, OnObject};
 use crate::console::session::Me;
 use crate::console::view::{done_page, html, page, see_other, when, Failure, Shell};
 use crate::console::ConsoleState;
@@ -90,11 +91,7 @@ pub async fn invite(State(s): State<ConsoleState>, Action { me, form }: Action) 
 }
 
 /// `POST /users/{id}/role`.
-pub async fn set_role(
-    State(s): State<ConsoleState>,
-    Path(id): Path<String>,
-    Action { me, form }: Action,
-) -> Response {
+pub async fn set_role(OnObject { s, id, me, form }: OnObject) -> Response {
     let r = match role(form.get("role"), "role") {
         Ok(r) => r,
         Err(f) => return f.page(),
@@ -102,25 +99,17 @@ pub async fn set_role(
     let Ok(id) = UserId::parse(&id) else {
         return no_user(&s);
     };
-    match s.admin().set_role(&me.principal, &id, r).await {
-        Ok(_) => see_other("/users?done=role-changed"),
-        Err(e) => Failure::of(&s, e).page(),
-    }
+    let set = s.admin().set_role(&me.principal, &id, r).await;
+    after(&s, set, "/users?done=role-changed")
 }
 
 /// `POST /users/{id}/remove`.
-pub async fn remove(
-    State(s): State<ConsoleState>,
-    Path(id): Path<String>,
-    Action { me, .. }: Action,
-) -> Response {
+pub async fn remove(OnObject { s, id, me, .. }: OnObject) -> Response {
     let Ok(id) = UserId::parse(&id) else {
         return no_user(&s);
     };
-    match s.admin().remove_user(&me.principal, &id).await {
-        Ok(()) => see_other("/users?done=user-removed"),
-        Err(e) => Failure::of(&s, e).page(),
-    }
+    let removed = s.admin().remove_user(&me.principal, &id).await;
+    after(&s, removed, "/users?done=user-removed")
 }
 
 /// A path's malformed `{id}` names no user: the not-found page.
@@ -139,12 +128,7 @@ struct UserPage {
 }
 
 /// `GET /users/{id}`: a user's sessions (one's own, or anyone's for an admin).
-pub async fn detail(
-    State(s): State<ConsoleState>,
-    me: Me,
-    Path(id): Path<String>,
-    Query(q): Query<Done>,
-) -> Response {
+pub async fn detail(ObjectPage { s, me, id }: ObjectPage, Query(q): Query<Done>) -> Response {
     let Ok(uid) = UserId::parse(&id) else {
         return no_user(&s);
     };
