@@ -63,6 +63,9 @@ pub use saml_login::{relative_path, SamlAcs, SamlLogin, SamlLoginError, SamlStar
 pub use security::SecurityPatch;
 pub use workspace::{WorkspacePatch, WorkspaceView};
 
+/// What an admin call answers.
+pub type AdminResult<T> = Result<T, AdminError>;
+
 /// Why an admin call failed, by what the caller should do.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -265,7 +268,7 @@ impl AdminService {
         action: AuditAction,
         target: &str,
         summary: Value,
-    ) -> Result<AuditEntry, AdminError> {
+    ) -> AdminResult<AuditEntry> {
         Ok(self
             .ports
             .audit
@@ -282,7 +285,7 @@ impl AdminService {
             .await?)
     }
 
-    async fn ws(&self, p: &Principal) -> Result<Workspace, AdminError> {
+    async fn ws(&self, p: &Principal) -> AdminResult<Workspace> {
         self.ports
             .control
             .workspace(&p.workspace_id, self.now())
@@ -291,7 +294,7 @@ impl AdminService {
     }
 
     /// Writes the workspace back. A closure that came in between (after the read) wins.
-    async fn save_ws(&self, ws: &Workspace) -> Result<(), AdminError> {
+    async fn save_ws(&self, ws: &Workspace) -> AdminResult<()> {
         self.ports
             .control
             .update_workspace(ws)
@@ -305,7 +308,7 @@ impl AdminService {
     }
 
     /// The workspace's data keys (unwrapped by the keyring: the customer's key under BYOK).
-    async fn workspace_keys(&self, ws: &Workspace) -> Result<WorkspaceKeys, AdminError> {
+    async fn workspace_keys(&self, ws: &Workspace) -> AdminResult<WorkspaceKeys> {
         let data_key = self
             .ports
             .keyring
@@ -317,7 +320,7 @@ impl AdminService {
     /// The caller's workspace, to change it or what it holds. A closed workspace takes no
     /// change: closure revoked every key, so only the operator CLI still reaches one, and
     /// nothing new may outlive its account data.
-    async fn open_ws(&self, p: &Principal) -> Result<Workspace, AdminError> {
+    async fn open_ws(&self, p: &Principal) -> AdminResult<Workspace> {
         let ws = self.ws(p).await?;
         if ws.is_closed() {
             return Err(AdminError::Conflict("the workspace is closed".into()));

@@ -182,7 +182,7 @@ pub struct Workspace {
     /// [`Retention::ACCOUNT_GRACE_DAYS`] later.
     #[serde(
         default,
-        with = "time::serde::rfc3339::option",
+        with = "crate::clock::opt_rfc3339",
         skip_serializing_if = "Option::is_none"
     )]
     pub closed_at: Option<OffsetDateTime>,

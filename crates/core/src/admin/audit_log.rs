@@ -1,6 +1,6 @@
 //! Reading and verifying the audit log.
 
-use super::{require, AdminError, AdminService, Principal};
+use super::{require, AdminResult, AdminService, Principal};
 use crate::audit::{AuditEntry, AuditFilter, Verification};
 use crate::keys::Role;
 
@@ -9,7 +9,7 @@ impl AdminService {
         &self,
         p: &Principal,
         filter: AuditFilter,
-    ) -> Result<Vec<AuditEntry>, AdminError> {
+    ) -> AdminResult<Vec<AuditEntry>> {
         require(p, Role::Admin, "read the audit log")?;
         Ok(self
             .ports
@@ -20,7 +20,7 @@ impl AdminService {
 
     /// Walks the whole keyed chain, from its checkpoint to its head, and reports the first
     /// seq that does not hold and why.
-    pub async fn verify_audit_log(&self, p: &Principal) -> Result<Verification, AdminError> {
+    pub async fn verify_audit_log(&self, p: &Principal) -> AdminResult<Verification> {
         require(p, Role::Admin, "verify the audit log")?;
         Ok(crate::audit::verify(self.ports.audit.as_ref(), &p.workspace_id).await?)
     }

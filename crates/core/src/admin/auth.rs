@@ -1,13 +1,13 @@
 //! Who is calling: a personal access token or service token, verified.
 
-use super::{AdminError, AdminService, Principal};
+use super::{AdminError, AdminResult, AdminService, Principal};
 use crate::keys::verifier::{Audience, AuthError};
 use crate::keys::{KeyKind, KeyRefusal, Role};
 use crate::user_id::UserId;
 
 impl AdminService {
     /// Verifies a personal access token or service token, from an unknown address.
-    pub async fn authenticate(&self, presented: &str) -> Result<Principal, AdminError> {
+    pub async fn authenticate(&self, presented: &str) -> AdminResult<Principal> {
         self.authenticate_from(presented, None).await
     }
 
@@ -16,7 +16,7 @@ impl AdminService {
         &self,
         presented: &str,
         ip: Option<std::net::IpAddr>,
-    ) -> Result<Principal, AdminError> {
+    ) -> AdminResult<Principal> {
         let record = self.verified(Audience::Admin, presented, ip).await?;
         let now = self.now();
         let (role, actor) = match (record.kind, &record.user_id) {
@@ -58,7 +58,7 @@ impl AdminService {
         &self,
         presented: &str,
         ip: Option<std::net::IpAddr>,
-    ) -> Result<Principal, AdminError> {
+    ) -> AdminResult<Principal> {
         let record = self.verified(Audience::Scim, presented, ip).await?;
         Ok(Principal {
             workspace_id: record.workspace_id,
@@ -73,7 +73,7 @@ impl AdminService {
         audience: Audience,
         presented: &str,
         ip: Option<std::net::IpAddr>,
-    ) -> Result<crate::keys::ApiKeyRecord, AdminError> {
+    ) -> AdminResult<crate::keys::ApiKeyRecord> {
         self.verifier
             .verify(self.ports.control.as_ref(), audience, presented, ip)
             .await

@@ -3,7 +3,7 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{require, AdminError, AdminService, Principal};
+use super::{require, AdminResult, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::keys::Role;
 use crate::ports::{DeliveryPage, DeliveryQuery, ReplayFilter};
@@ -15,7 +15,7 @@ impl AdminService {
         p: &Principal,
         id: &str,
         mut query: DeliveryQuery,
-    ) -> Result<DeliveryPage, AdminError> {
+    ) -> AdminResult<DeliveryPage> {
         let d = self.destination_record(p, id).await?;
         query.limit = query.limit.clamp(1, 1000);
         Ok(self
@@ -32,7 +32,7 @@ impl AdminService {
         id: &str,
         since: Option<OffsetDateTime>,
         until: Option<OffsetDateTime>,
-    ) -> Result<u64, AdminError> {
+    ) -> AdminResult<u64> {
         require(p, Role::Editor, "replay dead letters")?;
         self.open_ws(p).await?;
         let d = self.destination_record(p, id).await?;

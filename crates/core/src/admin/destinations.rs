@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use super::{require, AdminError, AdminService, Principal};
+use super::{require, AdminError, AdminResult, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::consent::Purpose;
 use crate::crypto::{aad, SealLabel};
@@ -115,7 +115,7 @@ impl AdminService {
         p: &Principal,
         id: &str,
         patch: DestinationPatch,
-    ) -> Result<DestinationView, AdminError> {
+    ) -> AdminResult<DestinationView> {
         require(p, Role::Editor, "change destinations")?;
         if patch.secrets.is_some() && p.role < Role::Admin {
             return Err(AdminError::ForbiddenField {
@@ -220,7 +220,7 @@ impl AdminService {
         id: &str,
         outcome: Value,
         http_status: Option<u16>,
-    ) -> Result<(), AdminError> {
+    ) -> AdminResult<()> {
         self.audit(
             p,
             AuditAction::DestinationTest,
@@ -382,7 +382,7 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
 }
 
 impl AdminService {
-    pub async fn destinations(&self, p: &Principal) -> Result<Vec<DestinationView>, AdminError> {
+    pub async fn destinations(&self, p: &Principal) -> AdminResult<Vec<DestinationView>> {
         let egress_paused = self.ws(p).await?.security.egress_paused;
         Ok(self
             .ports
@@ -401,7 +401,7 @@ impl AdminService {
         &self,
         p: &Principal,
         id: &str,
-    ) -> Result<Destination, AdminError> {
+    ) -> AdminResult<Destination> {
         let id = DestinationId::parse(id).map_err(|_| AdminError::NotFound("destination"))?;
         self.ports
             .control
@@ -410,11 +410,7 @@ impl AdminService {
             .ok_or(AdminError::NotFound("destination"))
     }
 
-    pub async fn destination(
-        &self,
-        p: &Principal,
-        id: &str,
-    ) -> Result<DestinationView, AdminError> {
+    pub async fn destination(&self, p: &Principal, id: &str) -> AdminResult<DestinationView> {
         let d = self.destination_record(p, id).await?;
         Ok(DestinationView {
             egress_paused: self.ws(p).await?.security.egress_paused,
@@ -426,7 +422,7 @@ impl AdminService {
         &self,
         p: &Principal,
         spec: DestinationSpec,
-    ) -> Result<DestinationView, AdminError> {
+    ) -> AdminResult<DestinationView> {
         require(p, Role::Admin, "create destinations (they hold secrets)")?;
         self.check_urls(&spec).await?;
         let ws = self.open_ws(p).await?;
@@ -443,7 +439,7 @@ impl AdminService {
     }
 
     /// The egress guard at configure time: the endpoint override and a webhook's URL.
-    async fn check_urls(&self, spec: &DestinationSpec) -> Result<(), AdminError> {
+    async fn check_urls(&self, spec: &DestinationSpec) -> AdminResult<()> {
         let urls = [
             ("endpoint", spec.endpoint.as_deref()),
             ("config.url", spec.config.get("url").and_then(Value::as_str)),
@@ -469,7 +465,7 @@ impl AdminService {
         p: &Principal,
         id: &str,
         paused: bool,
-    ) -> Result<DestinationView, AdminError> {
+    ) -> AdminResult<DestinationView> {
         require(p, Role::Editor, "pause or resume destinations")?;
         self.open_ws(p).await?;
         let d = self.destination_record(p, id).await?;
@@ -487,7 +483,7 @@ impl AdminService {
         Ok(DestinationView::from(&d))
     }
 
-    pub async fn delete_destination(&self, p: &Principal, id: &str) -> Result<(), AdminError> {
+    pub async fn delete_destination(&self, p: &Principal, id: &str) -> AdminResult<()> {
         require(p, Role::Admin, "delete destinations")?;
         let d = self.destination_record(p, id).await?;
         self.ports

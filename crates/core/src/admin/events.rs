@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{AdminError, AdminService, Principal};
+use super::{AdminError, AdminResult, AdminService, Principal};
 use crate::event::{EventId, MessageId, StoredEvent};
 use crate::ports::DeliveryRecord;
 
@@ -14,7 +14,7 @@ pub struct EventTrace {
 }
 
 impl AdminService {
-    pub async fn event_trace(&self, p: &Principal, id: &str) -> Result<EventTrace, AdminError> {
+    pub async fn event_trace(&self, p: &Principal, id: &str) -> AdminResult<EventTrace> {
         let id = EventId::parse(id).ok_or(AdminError::NotFound("event"))?;
         let now = self.now();
         let event = self
@@ -37,7 +37,7 @@ impl AdminService {
         &self,
         p: &Principal,
         message_id: &MessageId,
-    ) -> Result<Vec<EventTrace>, AdminError> {
+    ) -> AdminResult<Vec<EventTrace>> {
         let now = self.now();
         let ids = self
             .ports

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{require, AdminError, AdminService, Principal};
+use super::{require, AdminError, AdminResult, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::control_plane::IssuedKey;
 use crate::invalidation::Change;
@@ -76,7 +76,7 @@ pub struct KeyRequest {
 pub const MAX_ROTATION_OVERLAP_DAYS: i64 = 7;
 
 impl AdminService {
-    pub async fn keys(&self, p: &Principal) -> Result<Vec<KeyView>, AdminError> {
+    pub async fn keys(&self, p: &Principal) -> AdminResult<Vec<KeyView>> {
         require(p, Role::Admin, "list keys")?;
         let now = self.now();
         // Ended keys are account data: kept 90 days past their end, then never shown.
@@ -91,11 +91,7 @@ impl AdminService {
             .collect())
     }
 
-    pub async fn create_key(
-        &self,
-        p: &Principal,
-        req: KeyRequest,
-    ) -> Result<CreatedKey, AdminError> {
+    pub async fn create_key(&self, p: &Principal, req: KeyRequest) -> AdminResult<CreatedKey> {
         require(p, Role::Admin, "create keys")?;
         let days = req
             .expires_in_days
@@ -161,7 +157,7 @@ impl AdminService {
         Ok(created(issued))
     }
 
-    async fn key_record(&self, p: &Principal, id: &str) -> Result<ApiKeyRecord, AdminError> {
+    async fn key_record(&self, p: &Principal, id: &str) -> AdminResult<ApiKeyRecord> {
         let id = KeyId::parse(id).map_err(|_| AdminError::NotFound("api key"))?;
         self.ports
             .control
@@ -177,7 +173,7 @@ impl AdminService {
         p: &Principal,
         id: &str,
         overlap_days: Option<i64>,
-    ) -> Result<CreatedKey, AdminError> {
+    ) -> AdminResult<CreatedKey> {
         require(p, Role::Admin, "rotate keys")?;
         let overlap = overlap_days.unwrap_or(MAX_ROTATION_OVERLAP_DAYS);
         if !(0..=MAX_ROTATION_OVERLAP_DAYS).contains(&overlap) {
@@ -225,7 +221,7 @@ impl AdminService {
         Ok(created(issued))
     }
 
-    pub async fn revoke_key(&self, p: &Principal, id: &str) -> Result<KeyView, AdminError> {
+    pub async fn revoke_key(&self, p: &Principal, id: &str) -> AdminResult<KeyView> {
         require(p, Role::Admin, "revoke keys")?;
         let old = self.key_record(p, id).await?;
         let revoked = if old.revoked_at.is_some() {

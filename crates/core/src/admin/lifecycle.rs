@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{require, view, AdminError, AdminService, Principal, WorkspaceView};
+use super::{require, view, AdminError, AdminResult, AdminService, Principal, WorkspaceView};
 use crate::audit::AuditAction;
 use crate::error::{KeyError, StoreError};
 use crate::invalidation::Change;
@@ -150,7 +150,7 @@ impl From<Retention> for RetentionView {
 
 /// `arn:aws:kms:<region>:<12-digit account>:key/<id>` (or `alias/<name>`), in the AWS region
 /// that holds the workspace's data: a key elsewhere would move the data key out of region.
-fn parse_key_arn(arn: &str, region: Region) -> Result<String, AdminError> {
+fn parse_key_arn(arn: &str, region: Region) -> AdminResult<String> {
     let field = "key_arn";
     let arn = arn.trim();
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
@@ -206,11 +206,7 @@ impl AdminService {
     /// request makes no export, which no key could download). The audit
     /// log keeps its own 365-day retention; events expire by theirs. `Conflict` if it is
     /// closed already.
-    pub async fn close_workspace(
-        &self,
-        p: &Principal,
-        confirm: &str,
-    ) -> Result<Closure, AdminError> {
+    pub async fn close_workspace(&self, p: &Principal, confirm: &str) -> AdminResult<Closure> {
         require(p, Role::Admin, "close the workspace")?;
         if confirm != p.workspace_id.as_str() {
             // The detail does not repeat the id: a client that guesses would learn it here.
@@ -252,7 +248,7 @@ impl AdminService {
         Ok(closure)
     }
 
-    pub async fn retention(&self, p: &Principal) -> Result<RetentionView, AdminError> {
+    pub async fn retention(&self, p: &Principal) -> AdminResult<RetentionView> {
         Ok(self.ws(p).await?.retention.into())
     }
 
@@ -262,7 +258,7 @@ impl AdminService {
         &self,
         p: &Principal,
         event_days: u16,
-    ) -> Result<RetentionView, AdminError> {
+    ) -> AdminResult<RetentionView> {
         require(p, Role::Admin, "change retention")?;
         let retention = Retention::with_event_days(event_days)
             .ok_or_else(|| AdminError::invalid("event_retention_days", "must be from 1 to 365"))?;
@@ -291,7 +287,7 @@ impl AdminService {
         &self,
         p: &Principal,
         key_arn: Option<&str>,
-    ) -> Result<WorkspaceView, AdminError> {
+    ) -> AdminResult<WorkspaceView> {
         require(p, Role::Admin, "change the encryption key")?;
         let mut ws = self.open_ws(p).await?;
         let new_ref = match key_arn {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use super::{require, AdminError, AdminService, Principal};
+use super::{require, AdminError, AdminResult, AdminService, Principal};
 use crate::destination::{Destination, DestinationId, DestinationKind};
 use crate::keys::Role;
 use crate::stats::{
@@ -31,7 +31,7 @@ impl StatsWindow {
     pub const ALL: [StatsWindow; 3] = [Self::Hour, Self::Day, Self::Week];
 
     /// `1h`, `24h` or `7d`; a 422 naming `window` otherwise.
-    pub fn parse(s: &str) -> Result<Self, AdminError> {
+    pub fn parse(s: &str) -> AdminResult<Self> {
         Self::ALL
             .into_iter()
             .find(|w| w.as_str() == s)
@@ -158,11 +158,7 @@ pub struct Overview {
 
 impl AdminService {
     /// The overview of the last hour, day or week (viewer).
-    pub async fn overview(
-        &self,
-        p: &Principal,
-        window: StatsWindow,
-    ) -> Result<Overview, AdminError> {
+    pub async fn overview(&self, p: &Principal, window: StatsWindow) -> AdminResult<Overview> {
         require(p, Role::Viewer, "read the overview")?;
         let now = self.now();
         let (from, to) = window.range(now);

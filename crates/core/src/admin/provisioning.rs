@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{require, AdminError, AdminService, Principal};
+use super::{require, AdminError, AdminResult, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::invalidation::Change;
 use crate::keys::Role;
@@ -25,7 +25,7 @@ impl AdminService {
         id: &UserId,
         external_id: Option<String>,
         active: bool,
-    ) -> Result<User, AdminError> {
+    ) -> AdminResult<User> {
         require(p, Role::Admin, "provision users")?;
         if external_id
             .as_ref()

@@ -4,7 +4,7 @@
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{require, AdminError, AdminService, Principal};
+use super::{require, AdminError, AdminResult, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::email::Email;
 use crate::keys::Role;
@@ -33,7 +33,7 @@ fn audit_summary(c: &SamlConnection) -> serde_json::Value {
 
 impl AdminService {
     /// The workspace's SAML connection (admins only: it names the IdP and its keys).
-    pub async fn saml_connection(&self, p: &Principal) -> Result<SamlConnection, AdminError> {
+    pub async fn saml_connection(&self, p: &Principal) -> AdminResult<SamlConnection> {
         require(p, Role::Admin, "read the SAML connection")?;
         self.ws(p).await?;
         self.ports
@@ -49,7 +49,7 @@ impl AdminService {
         &self,
         p: &Principal,
         settings: SamlSettings,
-    ) -> Result<SamlConnection, AdminError> {
+    ) -> AdminResult<SamlConnection> {
         require(p, Role::Admin, "configure SAML single sign-on")?;
         self.open_ws(p).await?;
         let connection = SamlConnection::parse(&p.workspace_id, settings, self.now())?;
@@ -65,7 +65,7 @@ impl AdminService {
     }
 
     /// Deletes the connection: SAML sign-in ends and password sign-in is no longer refused.
-    pub async fn delete_saml_connection(&self, p: &Principal) -> Result<(), AdminError> {
+    pub async fn delete_saml_connection(&self, p: &Principal) -> AdminResult<()> {
         require(p, Role::Admin, "remove SAML single sign-on")?;
         self.open_ws(p).await?;
         if !self
@@ -83,11 +83,7 @@ impl AdminService {
 
     /// The SP metadata of an open workspace (public: the IdP's admin pastes its URL), whether
     /// or not a connection exists yet.
-    pub async fn saml_metadata(
-        &self,
-        ws: &WorkspaceId,
-        base_url: &str,
-    ) -> Result<String, AdminError> {
+    pub async fn saml_metadata(&self, ws: &WorkspaceId, base_url: &str) -> AdminResult<String> {
         let workspace = self
             .ports
             .control
@@ -102,11 +98,7 @@ impl AdminService {
 
     /// Whether `email` must sign in through SAML in `ws`: the workspace enforces SSO and the
     /// address is in one of its managed domains. Password sign-in and reset ask this first.
-    pub async fn sso_required_for(
-        &self,
-        ws: &WorkspaceId,
-        email: &Email,
-    ) -> Result<bool, AdminError> {
+    pub async fn sso_required_for(&self, ws: &WorkspaceId, email: &Email) -> AdminResult<bool> {
         Ok(self
             .ports
             .control

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::{require, AdminError, AdminService, Principal};
+use super::{require, AdminResult, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::cors::AllowedOrigin;
 use crate::keys::Role;
@@ -19,12 +19,12 @@ pub struct SecurityPatch {
 }
 
 impl AdminService {
-    pub async fn security(&self, p: &Principal) -> Result<SecuritySettings, AdminError> {
+    pub async fn security(&self, p: &Principal) -> AdminResult<SecuritySettings> {
         Ok(self.ws(p).await?.security)
     }
 
     /// The web origins allowed to send tracking requests from a browser.
-    pub async fn cors(&self, p: &Principal) -> Result<Vec<AllowedOrigin>, AdminError> {
+    pub async fn cors(&self, p: &Principal) -> AdminResult<Vec<AllowedOrigin>> {
         Ok(self.ws(p).await?.security.allowed_origins)
     }
 
@@ -33,7 +33,7 @@ impl AdminService {
         &self,
         p: &Principal,
         origins: Vec<AllowedOrigin>,
-    ) -> Result<Vec<AllowedOrigin>, AdminError> {
+    ) -> AdminResult<Vec<AllowedOrigin>> {
         let patch = SecurityPatch {
             allowed_origins: Some(origins),
             ..SecurityPatch::default()
@@ -47,7 +47,7 @@ impl AdminService {
         &self,
         p: &Principal,
         settings: SecuritySettings,
-    ) -> Result<SecuritySettings, AdminError> {
+    ) -> AdminResult<SecuritySettings> {
         self.patch_security(
             p,
             SecurityPatch {
@@ -64,7 +64,7 @@ impl AdminService {
         &self,
         p: &Principal,
         patch: SecurityPatch,
-    ) -> Result<SecuritySettings, AdminError> {
+    ) -> AdminResult<SecuritySettings> {
         require(p, Role::Admin, "change security settings")?;
         let mut ws = self.open_ws(p).await?;
         let mut changed = Map::new();

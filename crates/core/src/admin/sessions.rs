@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::sign_in::principal_of;
-use super::{require, AdminError, AdminService, Principal};
+use super::{require, AdminError, AdminResult, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::email::Email;
 use crate::keys::Role;
@@ -17,10 +17,7 @@ impl AdminService {
     /// ended (12 h idle, 7 d absolute, signed out, revoked, its user removed or their
     /// workspace closed) is [`AdminError::SessionEnded`]. `last_seen_at` is written at most
     /// once a minute.
-    pub async fn console_session(
-        &self,
-        token: &SessionToken,
-    ) -> Result<ConsoleSession, AdminError> {
+    pub async fn console_session(&self, token: &SessionToken) -> AdminResult<ConsoleSession> {
         let now = self.now();
         let mut stored = self
             .ports
@@ -48,7 +45,7 @@ impl AdminService {
     }
 
     /// Ends the session of `token` (signing out twice is no error).
-    pub async fn sign_out(&self, token: &SessionToken) -> Result<(), AdminError> {
+    pub async fn sign_out(&self, token: &SessionToken) -> AdminResult<()> {
         let now = self.now();
         let Some(stored) = self
             .ports
@@ -80,7 +77,7 @@ impl AdminService {
     }
 
     /// A user's live sessions, oldest first: one's own, or anyone's for an admin.
-    pub async fn sessions(&self, p: &Principal, user: &UserId) -> Result<Vec<Session>, AdminError> {
+    pub async fn sessions(&self, p: &Principal, user: &UserId) -> AdminResult<Vec<Session>> {
         if !is_self(p, user) {
             require(p, Role::Admin, "list another user's sessions")?;
         }
@@ -97,7 +94,7 @@ impl AdminService {
     }
 
     /// Ends one session: one's own, or anyone's for an admin. Audited.
-    pub async fn revoke_session(&self, p: &Principal, id: &SessionId) -> Result<(), AdminError> {
+    pub async fn revoke_session(&self, p: &Principal, id: &SessionId) -> AdminResult<()> {
         let stored = self
             .ports
             .sessions
@@ -126,16 +123,12 @@ impl AdminService {
     }
 
     /// Ends every session of a user at once (role change, password change).
-    pub(crate) async fn end_sessions(
-        &self,
-        ws: &WorkspaceId,
-        user: &UserId,
-    ) -> Result<u64, AdminError> {
+    pub(crate) async fn end_sessions(&self, ws: &WorkspaceId, user: &UserId) -> AdminResult<u64> {
         Ok(self.ports.sessions.delete_sessions_of(ws, user).await?)
     }
 
     /// A removed user: their sessions end and their password is forgotten.
-    pub(crate) async fn forget_sign_in(&self, user: &User) -> Result<(), AdminError> {
+    pub(crate) async fn forget_sign_in(&self, user: &User) -> AdminResult<()> {
         self.end_sessions(&user.workspace_id, &user.id).await?;
         let login = LoginKey::of(&user.email);
         if let Some(c) = self.ports.sessions.credential(&login).await? {
@@ -147,7 +140,7 @@ impl AdminService {
     }
 
     /// A user's email address changed from `old`: their password moves to the new address.
-    pub(crate) async fn move_sign_in(&self, old: &Email, user: &User) -> Result<(), AdminError> {
+    pub(crate) async fn move_sign_in(&self, old: &Email, user: &User) -> AdminResult<()> {
         let from = LoginKey::of(old);
         let Some(mut c) = self.ports.sessions.credential(&from).await? else {
             return Ok(());

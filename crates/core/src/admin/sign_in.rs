@@ -15,7 +15,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::{require, AdminError, AdminService, Principal};
+use super::{require, AdminError, AdminResult, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::email::Email;
 use crate::keys::Role;
@@ -39,7 +39,7 @@ impl AdminService {
         email: &str,
         password: &str,
         source: impl Into<Client>,
-    ) -> Result<SignedIn, AdminError> {
+    ) -> AdminResult<SignedIn> {
         let client = source.into();
         let now = self.now();
         let login = Email::parse(email).ok().map(|e| LoginKey::of(&e));
@@ -80,7 +80,7 @@ impl AdminService {
         token: &str,
         password: &str,
         source: impl Into<Client>,
-    ) -> Result<SignedIn, AdminError> {
+    ) -> AdminResult<SignedIn> {
         self.set_password_by_link(token, LinkKind::Invitation, password, source.into())
             .await
     }
@@ -102,14 +102,14 @@ impl AdminService {
         token: &str,
         password: &str,
         source: impl Into<Client>,
-    ) -> Result<SignedIn, AdminError> {
+    ) -> AdminResult<SignedIn> {
         self.set_password_by_link(token, LinkKind::PasswordReset, password, source.into())
             .await
     }
 
     /// A one-time console sign-in link for the workspace owner (1 hour), which the operator
     /// (`tracklayer init`) prints. Only the operator on the machine may ask for one.
-    pub async fn owner_sign_in_link(&self, p: &Principal) -> Result<SignInLink, AdminError> {
+    pub async fn owner_sign_in_link(&self, p: &Principal) -> AdminResult<SignInLink> {
         require(p, Role::Admin, "create sign-in links")?;
         if !p.actor.starts_with("cli:") {
             return Err(AdminError::Forbidden {
@@ -129,7 +129,7 @@ impl AdminService {
         &self,
         token: &str,
         source: impl Into<Client>,
-    ) -> Result<SignedIn, AdminError> {
+    ) -> AdminResult<SignedIn> {
         let user = self.redeem(token, LinkKind::SignIn).await?;
         self.start_session(&user, &source.into(), "sign_in_link")
             .await
@@ -144,7 +144,7 @@ impl AdminService {
         current: Option<&str>,
         password: &str,
         source: impl Into<Client>,
-    ) -> Result<SignedIn, AdminError> {
+    ) -> AdminResult<SignedIn> {
         let console = self.console_session(token).await?;
         let password = new_password(password)?;
         let login = LoginKey::of(&console.user.email);
@@ -164,7 +164,7 @@ impl AdminService {
     }
 
     /// Mails the invitation link of a user just invited.
-    pub(crate) async fn send_invitation(&self, user: &User) -> Result<(), AdminError> {
+    pub(crate) async fn send_invitation(&self, user: &User) -> AdminResult<()> {
         let link = self.issue_link(LinkKind::Invitation, user).await?;
         let ws = self.ws_of(&user.workspace_id).await?;
         let text = format!(
@@ -175,7 +175,7 @@ impl AdminService {
         self.mail(user, "Your TrackLayer invitation", text).await
     }
 
-    async fn send_reset(&self, email: &str, client: &Client) -> Result<(), AdminError> {
+    async fn send_reset(&self, email: &str, client: &Client) -> AdminResult<()> {
         let now = self.now();
         let Ok(email) = Email::parse(email) else {
             return Ok(());
@@ -221,7 +221,7 @@ impl AdminService {
         kind: LinkKind,
         password: &str,
         client: Client,
-    ) -> Result<SignedIn, AdminError> {
+    ) -> AdminResult<SignedIn> {
         let password = new_password(password)?;
         let user = self.redeem(token, kind).await?;
         self.set_credential(&user, &password, kind.as_str()).await?;
@@ -230,12 +230,7 @@ impl AdminService {
 
     /// Stores the user's password verifier and ends their sessions. A login that belongs to
     /// a live user of another workspace is not taken over.
-    async fn set_credential(
-        &self,
-        user: &User,
-        password: &Password,
-        via: &str,
-    ) -> Result<(), AdminError> {
+    async fn set_credential(&self, user: &User, password: &Password, via: &str) -> AdminResult<()> {
         let login = LoginKey::of(&user.email);
         if let Some(other) = self.ports.sessions.credential(&login).await? {
             let same = other.workspace_id == user.workspace_id && other.user_id == user.id;
@@ -278,7 +273,7 @@ impl AdminService {
         user: &User,
         client: &Client,
         via: &str,
-    ) -> Result<SignedIn, AdminError> {
+    ) -> AdminResult<SignedIn> {
         let now = self.now();
         let token = SessionToken::generate(self.ports.ids.as_ref());
         let session = Session {
@@ -314,7 +309,7 @@ impl AdminService {
     }
 
     /// A new one-time link of `kind` for `user`.
-    async fn issue_link(&self, kind: LinkKind, user: &User) -> Result<SignInLink, AdminError> {
+    async fn issue_link(&self, kind: LinkKind, user: &User) -> AdminResult<SignInLink> {
         let now = self.now();
         let token = random_token(self.ports.ids.as_ref());
         let expires_at = now
@@ -340,7 +335,7 @@ impl AdminService {
     }
 
     /// Consumes a link of `kind`: the live user it was made for.
-    async fn redeem(&self, token: &str, kind: LinkKind) -> Result<User, AdminError> {
+    async fn redeem(&self, token: &str, kind: LinkKind) -> AdminResult<User> {
         if !crate::sessions::is_token(token) {
             return Err(AdminError::LinkInvalid);
         }
@@ -360,7 +355,7 @@ impl AdminService {
         &self,
         ws: &WorkspaceId,
         id: &UserId,
-    ) -> Result<Option<User>, AdminError> {
+    ) -> AdminResult<Option<User>> {
         let now = self.now();
         let open = self
             .ports
@@ -380,7 +375,7 @@ impl AdminService {
             .filter(|u| u.active))
     }
 
-    async fn ws_of(&self, ws: &WorkspaceId) -> Result<crate::workspace::Workspace, AdminError> {
+    async fn ws_of(&self, ws: &WorkspaceId) -> AdminResult<crate::workspace::Workspace> {
         self.ports
             .control
             .workspace(ws, self.now())
@@ -388,7 +383,7 @@ impl AdminService {
             .ok_or(AdminError::NotFound("workspace"))
     }
 
-    async fn mail(&self, user: &User, subject: &str, text: String) -> Result<(), AdminError> {
+    async fn mail(&self, user: &User, subject: &str, text: String) -> AdminResult<()> {
         self.ports
             .mailer
             .send(&Mail {
@@ -408,7 +403,7 @@ impl AdminService {
         account: &str,
         client: &Client,
         now: OffsetDateTime,
-    ) -> Result<(), AdminError> {
+    ) -> AdminResult<()> {
         let window = window_start(now);
         let store = &self.ports.sessions;
         let over = store.failures(&client.failure_key(), window, now).await? >= IP_FAILURE_LIMIT
@@ -426,11 +421,7 @@ impl AdminService {
     }
 
     /// Counts a failed attempt against its source.
-    async fn count_source_failure(
-        &self,
-        client: &Client,
-        now: OffsetDateTime,
-    ) -> Result<(), AdminError> {
+    async fn count_source_failure(&self, client: &Client, now: OffsetDateTime) -> AdminResult<()> {
         let window = window_start(now);
         self.ports
             .sessions
@@ -445,7 +436,7 @@ impl AdminService {
         user: &UserId,
         client: &Client,
         reason: &str,
-    ) -> Result<(), AdminError> {
+    ) -> AdminResult<()> {
         let anonymous = Principal {
             workspace_id: ws.clone(),
             role: Role::Viewer,
@@ -480,13 +471,13 @@ fn window_start(now: OffsetDateTime) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(t - t.rem_euclid(len)).unwrap_or(now)
 }
 
-fn new_password(password: &str) -> Result<Password, AdminError> {
+fn new_password(password: &str) -> AdminResult<Password> {
     Password::new(password).map_err(|rule| AdminError::invalid("password", rule.to_string()))
 }
 
 /// Checks `password` against `verifier` (or a dummy when there is none, at the same cost) on
 /// the blocking pool: argon2 takes tens of milliseconds of CPU.
-async fn verify(verifier: Option<PasswordVerifier>, password: &str) -> Result<bool, AdminError> {
+async fn verify(verifier: Option<PasswordVerifier>, password: &str) -> AdminResult<bool> {
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || match verifier {
         Some(v) => v.matches(&password),
@@ -499,7 +490,7 @@ async fn verify(verifier: Option<PasswordVerifier>, password: &str) -> Result<bo
 async fn hash(
     password: &Password,
     ids: std::sync::Arc<dyn crate::clock::Ids>,
-) -> Result<PasswordVerifier, AdminError> {
+) -> AdminResult<PasswordVerifier> {
     let password = password.clone();
     tokio::task::spawn_blocking(move || password.verifier(ids.as_ref()))
         .await

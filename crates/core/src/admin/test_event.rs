@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::admin::{AdminError, Principal};
+use crate::admin::{AdminError, AdminResult, Principal};
 use crate::clock::{Clock, Ids};
 use crate::crypto::WorkspaceKeys;
 use crate::deliver::{Connector, DropReason, OpenedItem, Outcome, Target};
@@ -91,7 +91,7 @@ impl DestinationTester {
 
     /// Editors and admins may test a destination of their workspace. Refused while the
     /// workspace's egress is paused (incident containment).
-    pub async fn send(&self, p: &Principal, id: &str) -> Result<TestResult, AdminError> {
+    pub async fn send(&self, p: &Principal, id: &str) -> AdminResult<TestResult> {
         if p.role < Role::Editor {
             return Err(AdminError::Forbidden {
                 role: p.role,

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{require, AdminError, AdminService, Principal};
+use super::{require, AdminError, AdminResult, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::email::Email;
 use crate::error::StoreError;
@@ -13,7 +13,7 @@ use crate::user_id::UserId;
 use crate::workspace::User;
 
 impl AdminService {
-    pub async fn users(&self, p: &Principal) -> Result<Vec<User>, AdminError> {
+    pub async fn users(&self, p: &Principal) -> AdminResult<Vec<User>> {
         require(p, Role::Viewer, "list users")?;
         Ok(self
             .ports
@@ -22,12 +22,7 @@ impl AdminService {
             .await?)
     }
 
-    pub async fn invite_user(
-        &self,
-        p: &Principal,
-        email: &str,
-        role: Role,
-    ) -> Result<User, AdminError> {
+    pub async fn invite_user(&self, p: &Principal, email: &str, role: Role) -> AdminResult<User> {
         require(p, Role::Admin, "invite users")?;
         self.open_ws(p).await?;
         let email = Email::parse(email).map_err(|e| AdminError::invalid("email", e.to_string()))?;
@@ -57,7 +52,7 @@ impl AdminService {
     }
 
     /// One user of the caller's workspace.
-    pub async fn user(&self, p: &Principal, id: &UserId) -> Result<User, AdminError> {
+    pub async fn user(&self, p: &Principal, id: &UserId) -> AdminResult<User> {
         require(p, Role::Viewer, "read users")?;
         self.ports
             .control
@@ -68,12 +63,7 @@ impl AdminService {
 
     /// Changes a user's email address: an admin, or the user themself. Unique in the
     /// workspace (409); audited with keyed fingerprints of the old and new address only.
-    pub async fn set_email(
-        &self,
-        p: &Principal,
-        id: &UserId,
-        email: &str,
-    ) -> Result<User, AdminError> {
+    pub async fn set_email(&self, p: &Principal, id: &UserId, email: &str) -> AdminResult<User> {
         if p.actor != format!("user:{id}") {
             require(p, Role::Admin, "change another user's email")?;
         }
@@ -109,12 +99,7 @@ impl AdminService {
 
     /// Changes a user's role. The last admin cannot be demoted: the store checks and writes
     /// in one atomic step, so two admins demoting each other at once cannot both succeed.
-    pub async fn set_role(
-        &self,
-        p: &Principal,
-        id: &UserId,
-        role: Role,
-    ) -> Result<User, AdminError> {
+    pub async fn set_role(&self, p: &Principal, id: &UserId, role: Role) -> AdminResult<User> {
         require(p, Role::Admin, "change roles")?;
         self.open_ws(p).await?;
         let mut user = self
@@ -137,7 +122,7 @@ impl AdminService {
         Ok(user)
     }
 
-    pub async fn remove_user(&self, p: &Principal, id: &UserId) -> Result<(), AdminError> {
+    pub async fn remove_user(&self, p: &Principal, id: &UserId) -> AdminResult<()> {
         require(p, Role::Admin, "remove users")?;
         let user = self
             .ports
@@ -161,7 +146,7 @@ impl AdminService {
 
 impl AdminService {
     /// Revokes every personal token of `user` and tells this process's caches at once.
-    pub(super) async fn end_personal_tokens(&self, user: &User) -> Result<(), AdminError> {
+    pub(super) async fn end_personal_tokens(&self, user: &User) -> AdminResult<()> {
         for key in self
             .ports
             .control

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::{require, AdminError, AdminService, Principal};
+use super::{require, AdminError, AdminResult, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::consent::ConsentPolicy;
 use crate::keys::Role;
@@ -39,7 +39,7 @@ pub struct WorkspacePatch {
 impl AdminService {
     // ---------------------------------------------------------------- workspace
 
-    pub async fn workspace(&self, p: &Principal) -> Result<WorkspaceView, AdminError> {
+    pub async fn workspace(&self, p: &Principal) -> AdminResult<WorkspaceView> {
         let ws = self.ws(p).await?;
         Ok(view(&ws))
     }
@@ -48,7 +48,7 @@ impl AdminService {
         &self,
         p: &Principal,
         patch: WorkspacePatch,
-    ) -> Result<WorkspaceView, AdminError> {
+    ) -> AdminResult<WorkspaceView> {
         let mut ws = self.open_ws(p).await?;
         let mut changed = serde_json::Map::new();
         if let Some(name) = patch.name {
@@ -92,7 +92,7 @@ impl AdminService {
         Ok(view(&ws))
     }
 
-    pub async fn consent_policy(&self, p: &Principal) -> Result<ConsentPolicy, AdminError> {
+    pub async fn consent_policy(&self, p: &Principal) -> AdminResult<ConsentPolicy> {
         Ok(self.ws(p).await?.consent)
     }
 
@@ -100,7 +100,7 @@ impl AdminService {
         &self,
         p: &Principal,
         policy: ConsentPolicy,
-    ) -> Result<ConsentPolicy, AdminError> {
+    ) -> AdminResult<ConsentPolicy> {
         self.update_workspace(
             p,
             WorkspacePatch {

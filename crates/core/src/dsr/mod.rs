@@ -180,13 +180,13 @@ pub struct Downstream {
     pub delivered: u64,
     #[serde(
         default,
-        with = "time::serde::rfc3339::option",
+        with = "crate::clock::opt_rfc3339",
         skip_serializing_if = "Option::is_none"
     )]
     pub first_delivered_at: Option<OffsetDateTime>,
     #[serde(
         default,
-        with = "time::serde::rfc3339::option",
+        with = "crate::clock::opt_rfc3339",
         skip_serializing_if = "Option::is_none"
     )]
     pub last_delivered_at: Option<OffsetDateTime>,
@@ -231,13 +231,13 @@ pub struct Progress {
     pub client_ids: Option<Sealed>,
     #[serde(
         default,
-        with = "time::serde::rfc3339::option",
+        with = "crate::clock::opt_rfc3339",
         skip_serializing_if = "Option::is_none"
     )]
     pub started_at: Option<OffsetDateTime>,
     #[serde(
         default,
-        with = "time::serde::rfc3339::option",
+        with = "crate::clock::opt_rfc3339",
         skip_serializing_if = "Option::is_none"
     )]
     pub suppressed_at: Option<OffsetDateTime>,
@@ -258,13 +258,13 @@ pub struct DestinationReceipt {
     pub events_delivered: u64,
     #[serde(
         default,
-        with = "time::serde::rfc3339::option",
+        with = "crate::clock::opt_rfc3339",
         skip_serializing_if = "Option::is_none"
     )]
     pub first_delivered_at: Option<OffsetDateTime>,
     #[serde(
         default,
-        with = "time::serde::rfc3339::option",
+        with = "crate::clock::opt_rfc3339",
         skip_serializing_if = "Option::is_none"
     )]
     pub last_delivered_at: Option<OffsetDateTime>,
@@ -296,7 +296,7 @@ pub struct Receipt {
     /// Access: until when the export can be downloaded.
     #[serde(
         default,
-        with = "time::serde::rfc3339::option",
+        with = "crate::clock::opt_rfc3339",
         skip_serializing_if = "Option::is_none"
     )]
     pub export_expires_at: Option<OffsetDateTime>,
@@ -308,7 +308,7 @@ pub struct Receipt {
     /// it would only be another copy of the subject's data).
     #[serde(
         default,
-        with = "time::serde::rfc3339::option",
+        with = "crate::clock::opt_rfc3339",
         skip_serializing_if = "Option::is_none"
     )]
     pub workspace_closed_at: Option<OffsetDateTime>,

@@ -14,7 +14,8 @@
 //! [`canonical_for_index`] gives the profile-independent form that TrackLayer's own subject
 //! index keys on (under an HMAC with the workspace key, never a bare hash).
 //!
-//! Published vendor examples are the regression net: `vectors.json` beside this file.
+//! Published vendor examples are the regression net: `vectors.json` beside this file; each
+//! Google and Meta rule's own cases are in `rules.json`.
 
 #[cfg(test)]
 mod cases;
@@ -273,11 +274,7 @@ mod tests {
         let file: Vectors = serde_json::from_str(include_str!("vectors.json")).unwrap();
         assert!(file.vectors.len() >= 40);
         for v in &file.vectors {
-            let hints = Hints {
-                country: v.country.as_deref(),
-                received_at: Some(time::macros::datetime!(2026-03-01 12:00 UTC)),
-            };
-            let got = prepare(v.profile, v.field, &v.input, hints);
+            let got = prepare(v.profile, v.field, &v.input, cases::hints(v.country.as_deref()));
             let context = format!("{:?} {:?} {:?} ({})", v.profile, v.field, v.input, v.source);
             assert!(!v.source.is_empty(), "{context}: source missing");
             match (&v.normalized, &v.sha256, &v.plain) {
