@@ -130,9 +130,3 @@ impl Ids for SequentialIds {
         }
     }
 }
-
-/// Serde of an optional RFC 3339 time, for fields left out when `None`: `#[serde(default, with
-/// = "crate::clock::opt_rfc3339", skip_serializing_if = "Option::is_none")]`.
-pub mod opt_rfc3339 {
-    pub use time::serde::rfc3339::option::{deserialize, serialize};
-}

@@ -61,22 +61,22 @@ impl fmt::Debug for DataKey {
 #[serde(transparent)]
 pub struct WrappedKey(#[serde(with = "b64")] pub Vec<u8>);
 
-impl fmt::Debug for WrappedKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WrappedKey({} bytes)", self.0.len())
-    }
-}
-
 /// AES-256-GCM ciphertext: nonce ‖ ciphertext ‖ tag, bound to an associated-data label.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Sealed(#[serde(with = "b64")] pub Vec<u8>);
 
-impl fmt::Debug for Sealed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Sealed({} bytes)", self.0.len())
-    }
+/// `Debug` of opaque bytes: the type's name and their length, never the bytes.
+macro_rules! debug_len {
+    ($($name:ident),+) => {$(
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({} bytes)"), self.0.len())
+            }
+        }
+    )+};
 }
+debug_len!(WrappedKey, Sealed);
 
 /// The keys a workspace's data is processed with, derived once per unwrap.
 #[derive(Clone)]

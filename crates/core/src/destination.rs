@@ -132,12 +132,9 @@ impl DestinationId {
         Self(format!("dst_{}", unique.to_ascii_lowercase()))
     }
     pub fn parse(s: &str) -> Result<Self, DestinationError> {
-        let ok = s.strip_prefix("dst_").is_some_and(|u| {
-            !u.is_empty()
-                && u.len() <= 40
-                && u.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        });
+        let ok = s
+            .strip_prefix("dst_")
+            .is_some_and(|u| crate::newtype::lower_alnum(u, 40));
         if ok {
             Ok(Self(s.to_owned()))
         } else {

@@ -64,10 +64,7 @@ crate::newtype::string_newtype!(KeyId: InvalidKey, Display);
 impl KeyId {
     /// A key id: exactly [`KEY_ID_LEN`] lowercase letters and digits.
     pub fn parse(id: &str) -> Result<Self, InvalidKey> {
-        let ok = id.len() == KEY_ID_LEN
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let ok = id.len() == KEY_ID_LEN && crate::newtype::lower_alnum(id, KEY_ID_LEN);
         if ok {
             Ok(Self(id.to_owned()))
         } else {

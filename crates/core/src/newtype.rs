@@ -38,3 +38,11 @@ macro_rules! string_newtype {
 }
 
 pub(crate) use string_newtype;
+
+/// Whether `s` is 1 to `max` lowercase ASCII letters and digits: the unique part of an id.
+pub(crate) fn lower_alnum(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}

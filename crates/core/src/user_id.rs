@@ -26,12 +26,7 @@ impl UserId {
     /// `usr_` followed by 1 to 64 lowercase ASCII letters and digits.
     pub fn parse(s: &str) -> Result<Self, InvalidUserId> {
         let rest = s.strip_prefix("usr_").ok_or(InvalidUserId)?;
-        let ok = !rest.is_empty()
-            && rest.len() <= MAX_LEN
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        if ok {
+        if crate::newtype::lower_alnum(rest, MAX_LEN) {
             Ok(Self(s.to_owned()))
         } else {
             Err(InvalidUserId)

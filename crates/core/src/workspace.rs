@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use time::serde::rfc3339::option as opt_rfc3339;
 use time::OffsetDateTime;
 
 use crate::consent::ConsentPolicy;
@@ -77,12 +78,7 @@ impl WorkspaceId {
         let rest = s.strip_prefix("ws_").ok_or(InvalidWorkspaceId)?;
         let (region, unique) = rest.split_once('_').ok_or(InvalidWorkspaceId)?;
         region.parse::<Region>().map_err(|_| InvalidWorkspaceId)?;
-        if unique.is_empty()
-            || unique.len() > 40
-            || !unique
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        {
+        if !crate::newtype::lower_alnum(unique, 40) {
             return Err(InvalidWorkspaceId);
         }
         Ok(Self(s.to_owned()))
@@ -180,11 +176,7 @@ pub struct Workspace {
     /// When the account was closed: its keys stopped working and its destinations (with
     /// their secrets) were deleted then; the rest of its account data goes
     /// [`Retention::ACCOUNT_GRACE_DAYS`] later.
-    #[serde(
-        default,
-        with = "crate::clock::opt_rfc3339",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_rfc3339", skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<OffsetDateTime>,
 }
 

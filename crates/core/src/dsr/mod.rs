@@ -25,6 +25,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use time::serde::rfc3339::option as opt_rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -178,17 +179,9 @@ pub struct Downstream {
     pub routed: u64,
     /// Of those, delivered (the destination accepted them).
     pub delivered: u64,
-    #[serde(
-        default,
-        with = "crate::clock::opt_rfc3339",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_rfc3339", skip_serializing_if = "Option::is_none")]
     pub first_delivered_at: Option<OffsetDateTime>,
-    #[serde(
-        default,
-        with = "crate::clock::opt_rfc3339",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_rfc3339", skip_serializing_if = "Option::is_none")]
     pub last_delivered_at: Option<OffsetDateTime>,
 }
 
@@ -229,17 +222,9 @@ pub struct Progress {
     /// Erasure: the GA4 client ids of the finished pages ([`SentClientIds`], sealed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ids: Option<Sealed>,
-    #[serde(
-        default,
-        with = "crate::clock::opt_rfc3339",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_rfc3339", skip_serializing_if = "Option::is_none")]
     pub started_at: Option<OffsetDateTime>,
-    #[serde(
-        default,
-        with = "crate::clock::opt_rfc3339",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_rfc3339", skip_serializing_if = "Option::is_none")]
     pub suppressed_at: Option<OffsetDateTime>,
 }
 
@@ -256,17 +241,9 @@ pub struct DestinationReceipt {
     pub kind: Option<DestinationKind>,
     pub events_routed: u64,
     pub events_delivered: u64,
-    #[serde(
-        default,
-        with = "crate::clock::opt_rfc3339",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_rfc3339", skip_serializing_if = "Option::is_none")]
     pub first_delivered_at: Option<OffsetDateTime>,
-    #[serde(
-        default,
-        with = "crate::clock::opt_rfc3339",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_rfc3339", skip_serializing_if = "Option::is_none")]
     pub last_delivered_at: Option<OffsetDateTime>,
     /// What TrackLayer did there.
     pub tracklayer_action: String,
@@ -294,11 +271,7 @@ pub struct Receipt {
     pub pages: u32,
     pub destinations: Vec<DestinationReceipt>,
     /// Access: until when the export can be downloaded.
-    #[serde(
-        default,
-        with = "crate::clock::opt_rfc3339",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_rfc3339", skip_serializing_if = "Option::is_none")]
     pub export_expires_at: Option<OffsetDateTime>,
     /// Access: the erasure of the same subject that deleted the export within its 7 days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -306,11 +279,7 @@ pub struct Receipt {
     /// The workspace was closed before the request completed: an erasure ran as usual; an
     /// access request made no export (no key of the workspace can download one any more, and
     /// it would only be another copy of the subject's data).
-    #[serde(
-        default,
-        with = "crate::clock::opt_rfc3339",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_rfc3339", skip_serializing_if = "Option::is_none")]
     pub workspace_closed_at: Option<OffsetDateTime>,
     /// Erasure: the GA4 client ids delivered for the subject, per destination
     /// ([`SentClientIds`], sealed); opened into each destination's `client_ids` on read.

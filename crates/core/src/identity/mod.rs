@@ -274,7 +274,12 @@ mod tests {
         let file: Vectors = serde_json::from_str(include_str!("vectors.json")).unwrap();
         assert!(file.vectors.len() >= 40);
         for v in &file.vectors {
-            let got = prepare(v.profile, v.field, &v.input, cases::hints(v.country.as_deref()));
+            let got = prepare(
+                v.profile,
+                v.field,
+                &v.input,
+                cases::hints(v.country.as_deref()),
+            );
             let context = format!("{:?} {:?} {:?} ({})", v.profile, v.field, v.input, v.source);
             assert!(!v.source.is_empty(), "{context}: source missing");
             match (&v.normalized, &v.sha256, &v.plain) {

@@ -115,6 +115,8 @@ impl fmt::Debug for TokenHash {
 #[serde(into = "String", try_from = "String")]
 pub struct SessionId(String);
 
+crate::newtype::string_newtype!(SessionId: InvalidSessionId, Display);
+
 /// Why a string is not a [`SessionId`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("not a session id (expected ses_<id>)")]
@@ -127,34 +129,9 @@ impl SessionId {
     /// `ses_` and 1 to 64 lowercase letters and digits.
     pub fn parse(s: &str) -> Result<Self, InvalidSessionId> {
         let rest = s.strip_prefix("ses_").ok_or(InvalidSessionId)?;
-        let ok = !rest.is_empty()
-            && rest.len() <= 64
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        ok.then(|| Self(s.to_owned())).ok_or(InvalidSessionId)
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for SessionId {
-    type Error = InvalidSessionId;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<SessionId> for String {
-    fn from(id: SessionId) -> Self {
-        id.0
+        crate::newtype::lower_alnum(rest, 64)
+            .then(|| Self(s.to_owned()))
+            .ok_or(InvalidSessionId)
     }
 }
 

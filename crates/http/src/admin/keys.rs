@@ -10,21 +10,21 @@ use super::dto::{self, integer, rfc3339, rfc3339_opt, Role};
 use super::extract::{created, Answer, Call, Id, Json, OptionalJson};
 use crate::problem::Problem;
 
-/// What a key is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyKind {
-    /// An ingest write key (tracking API only).
-    Ingest,
-    /// A user's personal access token (admin API).
-    Pat,
-    /// A service token with a role, for automation (admin API).
-    Svc,
-    /// An identity provider's SCIM token (`/scim/v2` only).
-    Scim,
+dto::mirror! {
+    /// What a key is for.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum KeyKind = tl::keys::KeyKind {
+        /// An ingest write key (tracking API only).
+        Ingest,
+        /// A user's personal access token (admin API).
+        Pat,
+        /// A service token with a role, for automation (admin API).
+        Svc,
+        /// An identity provider's SCIM token (`/scim/v2` only).
+        Scim,
+    }
 }
-
-dto::mirror! { tl::keys::KeyKind => KeyKind { Ingest, Pat, Svc, Scim } }
 
 /// The kinds of key the API creates (personal tokens come with users).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]

@@ -1,7 +1,11 @@
-//! The shape of most console buttons: a checked [`Action`] on the object its path names, and
-//! its answer, a redirect to the page that reports it done or the page of its failure; and the
-//! page of one object.
+//! The shapes console handlers share: a checked [`Action`] on the object its path names (most
+//! buttons) and its answer, a redirect to the page that reports it done or the page of its
+//! failure; the page of one object; a form shown again with the rule it broke; a use case's
+//! error as the [`Failure`] to show.
 
+use std::future::Future;
+
+use askama::Template;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -9,7 +13,7 @@ use axum::RequestExt;
 
 use super::csrf::{Action, Fields};
 use super::session::Me;
-use super::view::{see_other, Failure};
+use super::view::{html, see_other, Failure};
 use super::ConsoleState;
 
 /// An [`Action`] (same origin, CSRF token, form) on the object `{id}` of its path, with the
@@ -66,5 +70,36 @@ pub fn after<T>(
     match result {
         Ok(_) => see_other(done),
         Err(e) => Failure::of(s, e).page(),
+    }
+}
+
+/// A use case's answer with its error turned into the [`Failure`] to show.
+pub trait OrFailure<T> {
+    fn or_failure(self, s: &ConsoleState) -> Result<T, Failure>;
+}
+
+impl<T, E: crate::admin::Failure> OrFailure<T> for Result<T, E> {
+    fn or_failure(self, s: &ConsoleState) -> Result<T, Failure> {
+        self.map_err(|e| Failure::of(s, e))
+    }
+}
+
+/// The answer to a form the use case refused: for a rule the form broke, the form's page,
+/// loaded afresh, with `show` putting the failure (and what was typed) on it, under the
+/// failure's status; for any other failure, or one loading the page, the page of that failure.
+pub async fn form_again<T: Template>(
+    f: Failure,
+    page: impl Future<Output = Result<T, Failure>>,
+    show: impl FnOnce(&mut T, &Failure),
+) -> Response {
+    if !f.is_form_error() {
+        return f.page();
+    }
+    match page.await {
+        Ok(mut view) => {
+            show(&mut view, &f);
+            html(f.status, &view)
+        }
+        Err(f) => f.page(),
     }
 }

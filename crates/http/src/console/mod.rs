@@ -8,7 +8,7 @@
 
 mod assets;
 mod csrf;
-mod object_action;
+mod handler;
 pub(crate) mod pages;
 pub mod security;
 mod session;

@@ -5,7 +5,7 @@ use serde_json::json;
 use tracklayer_core::admin::{CreatedKey, KeyRequest, KeyView};
 use tracklayer_core::keys::KeyKind;
 
-use super::operator::{explain, print_table, role, role_name, when, Operator};
+use super::operator::{explain, print_out, print_table, role, role_name, when, Operator};
 use crate::cli::{KeyKindArg, KeysCommand};
 
 pub(super) async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
@@ -38,11 +38,7 @@ pub(super) async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
                 .keys(&op.principal)
                 .await
                 .map_err(|e| explain("cannot list keys", e))?;
-            if out.json {
-                println!("{}", serde_json::to_string_pretty(&keys)?);
-            } else {
-                print_keys(&keys);
-            }
+            print_out(out.json, &keys, |keys| print_keys(keys))?;
         }
         KeysCommand::Rotate(args) => {
             let op = Operator::open(&args.out.ws).await?;
@@ -67,16 +63,14 @@ pub(super) async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
                 .revoke_key(&op.principal, &args.id)
                 .await
                 .map_err(|e| explain(&format!("cannot revoke key {}", args.id), e))?;
-            if args.out.json {
-                println!("{}", serde_json::to_string_pretty(&key)?);
-            } else {
+            print_out(args.out.json, &key, |key| {
                 println!(
                     "Revoked {} key {} ({}). Running servers refuse it within 5 s.",
                     key.kind.as_str(),
                     key.id,
                     key.prefix
                 );
-            }
+            })?;
         }
     }
     Ok(())

@@ -96,3 +96,17 @@ pub(super) fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
         line(row.iter().map(String::as_str).collect());
     }
 }
+
+/// Prints `value` as pretty JSON with `--json`, else as `human` tells it.
+pub(super) fn print_out<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    human: impl FnOnce(&T),
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        human(value);
+    }
+    Ok(())
+}

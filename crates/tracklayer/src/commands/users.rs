@@ -5,7 +5,7 @@ use serde_json::json;
 use tracklayer_core::user_id::UserId;
 use tracklayer_core::workspace::User;
 
-use super::operator::{explain, print_table, role, role_name, when, Operator};
+use super::operator::{explain, print_out, print_table, role, role_name, when, Operator};
 use crate::cli::{OperatorArgs, UsersCommand};
 
 pub(super) async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
@@ -26,24 +26,17 @@ pub(super) async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
                 .users(&op.principal)
                 .await
                 .map_err(|e| explain("cannot list users", e))?;
-            if out.json {
-                println!("{}", serde_json::to_string_pretty(&users)?);
-            } else {
-                print_table(
-                    &["ID", "EMAIL", "ROLE", "CREATED"],
-                    users
-                        .iter()
-                        .map(|u| {
-                            vec![
-                                u.id.to_string(),
-                                u.email.as_str().to_owned(),
-                                role_name(u.role).to_owned(),
-                                when(u.created_at),
-                            ]
-                        })
-                        .collect(),
-                );
-            }
+            print_out(out.json, &users, |users| {
+                let rows = users.iter().map(|u| {
+                    vec![
+                        u.id.to_string(),
+                        u.email.as_str().to_owned(),
+                        role_name(u.role).to_owned(),
+                        when(u.created_at),
+                    ]
+                });
+                print_table(&["ID", "EMAIL", "ROLE", "CREATED"], rows.collect());
+            })?;
         }
         UsersCommand::SetRole(args) => {
             let id = user_id(&args.id)?;
@@ -81,15 +74,12 @@ fn user_id(arg: &str) -> anyhow::Result<UserId> {
 }
 
 fn print_user(user: &User, out: &OperatorArgs, verb: &str) -> anyhow::Result<()> {
-    if out.json {
-        println!("{}", serde_json::to_string_pretty(user)?);
-    } else {
+    print_out(out.json, user, |user| {
         println!(
             "{verb} user {} ({}) with role {}.",
             user.id,
             user.email.as_str(),
             role_name(user.role)
         );
-    }
-    Ok(())
+    })
 }

@@ -14,6 +14,7 @@ use tracklayer_core::sessions::{Client, SessionToken, SignedIn};
 
 use crate::admin::extract::peer_ip;
 use crate::console::csrf::{Action, PublicForm};
+use crate::console::handler::OrFailure;
 use crate::console::session::{cookie_token, end_cookie, start_cookie, Me};
 use crate::console::view::{ago, done_page, html, page, see_other, when, Failure, Frame, Shell};
 use crate::console::ConsoleState;
@@ -343,7 +344,7 @@ pub async fn session_rows(
         .admin()
         .sessions(&me.principal, &user)
         .await
-        .map_err(|e| Failure::of(s, e))?;
+        .or_failure(s)?;
     Ok(sessions
         .into_iter()
         .map(|x| SessionRow {
@@ -410,5 +411,5 @@ pub async fn end_session(s: &ConsoleState, me: &Me, sid: &str) -> Result<(), Fai
     s.admin()
         .revoke_session(&me.principal, &id)
         .await
-        .map_err(|e| Failure::of(s, e))
+        .or_failure(s)
 }

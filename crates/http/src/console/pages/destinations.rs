@@ -15,7 +15,7 @@ use super::label;
 use crate::admin::delivery_log::Delivery;
 use crate::admin::destinations::{Destination, DestinationPatch, NewDestination, TestResult};
 use crate::console::csrf::{Action, Fields};
-use crate::console::object_action::{after, ObjectPage, OnObject};
+use crate::console::handler::{after, ObjectPage, OnObject, OrFailure};
 use crate::console::session::Me;
 use crate::console::view::{done_page, html, page, see_other, when, Failure, Shell};
 use crate::console::ConsoleState;
@@ -241,7 +241,7 @@ pub async fn create(State(s): State<ConsoleState>, Action { me, form: f }: Actio
     }
     let spec = serde_json::from_value::<NewDestination>(Value::Object(body))
         .map_err(|e| Failure::invalid("kind", e.to_string()))
-        .and_then(|n| n.parse().map_err(|e| Failure::of(&s, e)));
+        .and_then(|n| n.parse().or_failure(&s));
     let created = match spec {
         Ok(spec) => s.admin().create_destination(&me.principal, spec).await,
         Err(f) => return view.failed(&f),
@@ -274,7 +274,7 @@ async fn load(
         .destination(&me.principal, id)
         .await
         .map(Destination::from)
-        .map_err(|e| Failure::of(s, e))?;
+        .or_failure(s)?;
     let mut view = Detail::new(me, &label(&d.kind), Some(d), posted);
     let query = DeliveryQuery {
         statuses: DeliveryStatusKind::parse(status).into_iter().collect(),
@@ -287,7 +287,7 @@ async fn load(
         .admin()
         .delivery_log(&me.principal, id, query)
         .await
-        .map_err(|e| Failure::of(s, e))?
+        .or_failure(s)?
         .records
         .into_iter()
         .map(Delivery::from)
@@ -308,7 +308,7 @@ pub async fn update(OnObject { s, id, me, form: f }: OnObject) -> Response {
     let body = patch_body(&current, &f, &view.inputs);
     let patch = serde_json::from_value::<DestinationPatch>(Value::Object(body))
         .map_err(|e| Failure::invalid("config", e.to_string()))
-        .and_then(|p| p.parse().map_err(|e| Failure::of(&s, e)));
+        .and_then(|p| p.parse().or_failure(&s));
     let saved = match patch {
         Ok(patch) => {
             s.admin()

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::label;
 use crate::admin::keys::{ApiKey, NewApiKey};
 use crate::console::csrf::Action;
-use crate::console::object_action::{after, OnObject};
+use crate::console::handler::{after, OnObject, OrFailure};
 use crate::console::session::Me;
 use crate::console::view::{ago, done_page, html, page, when, Failure, Shell};
 use crate::console::ConsoleState;
@@ -60,11 +60,7 @@ async fn keys(
     secret: Option<(String, String)>,
 ) -> Result<Keys, Failure> {
     let now = OffsetDateTime::now_utc();
-    let list = s
-        .admin()
-        .keys(&me.principal)
-        .await
-        .map_err(|e| Failure::of(s, e))?;
+    let list = s.admin().keys(&me.principal).await.or_failure(s)?;
     let rows = list
         .into_iter()
         .map(ApiKey::from)
@@ -123,7 +119,7 @@ pub async fn create(State(s): State<ConsoleState>, Action { me, form }: Action) 
             .admin()
             .create_key(&me.principal, r.into())
             .await
-            .map_err(|e| Failure::of(&s, e)),
+            .or_failure(&s),
         Err(f) => Err(f),
     };
     shown_once(&s, &me, created).await
@@ -169,7 +165,7 @@ pub async fn rotate(OnObject { s, id, me, form }: OnObject) -> Response {
         .admin()
         .rotate_key(&me.principal, &id, overlap)
         .await
-        .map_err(|e| Failure::of(&s, e));
+        .or_failure(&s);
     shown_once(&s, &me, rotated).await
 }
 

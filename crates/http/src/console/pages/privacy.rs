@@ -12,9 +12,9 @@ use tracklayer_core::dsr::service::{DsrService, SubjectIdentifiers};
 use super::label;
 use crate::admin::dsr::{DataSubjectRequest, RequestType};
 use crate::console::csrf::Action;
-use crate::console::object_action::ObjectPage;
+use crate::console::handler::{form_again, ObjectPage, OrFailure};
 use crate::console::session::Me;
-use crate::console::view::{done_page, html, page, see_other, when, Failure, Shell};
+use crate::console::view::{done_page, page, see_other, when, Failure, Shell};
 use crate::console::ConsoleState;
 
 #[derive(Debug, Deserialize)]
@@ -28,6 +28,15 @@ fn service(s: &ConsoleState) -> Result<&DsrService, Failure> {
         detail: "data-subject requests are not enabled on this deployment".into(),
         field: None,
     })
+}
+
+/// A data-subject request use case's answer, or the failure to show (also when such requests
+/// are not enabled on this deployment).
+async fn dsr_call<T, E: crate::admin::Failure>(
+    s: &ConsoleState,
+    call: impl AsyncFnOnce(&DsrService) -> Result<T, E>,
+) -> Result<T, Failure> {
+    call(service(s)?).await.or_failure(s)
 }
 
 struct Row {
@@ -58,10 +67,7 @@ struct List {
 }
 
 async fn list_page(s: &ConsoleState, me: &Me) -> Result<List, Failure> {
-    let requests = service(s)?
-        .list(&me.principal, 100)
-        .await
-        .map_err(|e| Failure::of(s, e))?;
+    let requests = dsr_call(s, async |dsr| dsr.list(&me.principal, 100).await).await?;
     Ok(List {
         shell: Shell::new(me, "dsr", "Privacy requests"),
         rows: requests
@@ -93,26 +99,21 @@ pub async fn submit(State(s): State<ConsoleState>, Action { me, form }: Action) 
         external_id: form.opt("external_id"),
         anonymous_id: form.opt("anonymous_id"),
     };
-    let submitted = match service(&s) {
-        Ok(dsr) => dsr
-            .submit(&me.principal, kind.into(), &subject, form.opt("reference"))
+    let reference = form.opt("reference");
+    let submitted = dsr_call(&s, async |dsr| {
+        dsr.submit(&me.principal, kind.into(), &subject, reference)
             .await
-            .map_err(|e| Failure::of(&s, e)),
-        Err(f) => Err(f),
-    };
+    })
+    .await;
     let f = match submitted {
         Ok(r) => return see_other(&format!("/privacy-requests/{}?done=dsr-submitted", r.id)),
-        Err(f) if f.is_form_error() => f,
-        Err(f) => return f.page(),
+        Err(f) => f,
     };
-    match list_page(&s, &me).await {
-        Ok(mut view) => {
-            view.error = f.message();
-            view.reference = form.get("reference").to_owned();
-            html(f.status, &view)
-        }
-        Err(f) => f.page(),
-    }
+    form_again(f, list_page(&s, &me), |view, f| {
+        view.error = f.message();
+        view.reference = form.get("reference").to_owned();
+    })
+    .await
 }
 
 #[derive(Template)]
@@ -126,14 +127,7 @@ struct Detail {
 
 /// `GET /privacy-requests/{id}`: the request and, once completed, its receipt.
 pub async fn detail(ObjectPage { s, me, id }: ObjectPage, Query(q): Query<Done>) -> Response {
-    let found = match service(&s) {
-        Ok(dsr) => dsr
-            .get(&me.principal, &id)
-            .await
-            .map_err(|e| Failure::of(&s, e)),
-        Err(f) => Err(f),
-    };
-    match found {
+    match dsr_call(&s, async |dsr| dsr.get(&me.principal, &id).await).await {
         Ok(r) => {
             let r = DataSubjectRequest::from(r);
             let receipt = r.receipt.as_ref();
@@ -153,14 +147,7 @@ pub async fn detail(ObjectPage { s, me, id }: ObjectPage, Query(q): Query<Done>)
 
 /// `GET /privacy-requests/{id}/export`: the access export, as a JSON download.
 pub async fn export(State(s): State<ConsoleState>, me: Me, Path(id): Path<String>) -> Response {
-    let doc = match service(&s) {
-        Ok(dsr) => dsr
-            .export(&me.principal, &id)
-            .await
-            .map_err(|e| Failure::of(&s, e)),
-        Err(f) => Err(f),
-    };
-    match doc {
+    match dsr_call(&s, async |dsr| dsr.export(&me.principal, &id).await).await {
         Ok(doc) => {
             let name: String = id
                 .chars()

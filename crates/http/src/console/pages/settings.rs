@@ -12,6 +12,7 @@ use crate::admin::lifecycle::Retention;
 use crate::admin::security::{SecurityPatch, SecuritySettings};
 use crate::admin::workspace::{ConsentPolicy, Workspace};
 use crate::console::csrf::{Action, Fields};
+use crate::console::handler::{form_again, OrFailure};
 use crate::console::session::Me;
 use crate::console::view::{done_page, html, page, see_other, when, Failure, Shell};
 use crate::console::ConsoleState;
@@ -103,7 +104,7 @@ pub async fn save_retention(
             .admin()
             .put_retention(&me.principal, days)
             .await
-            .map_err(|e| Failure::of(&s, e)),
+            .or_failure(&s),
         Err(_) => Err(Failure::invalid(
             "event_retention_days",
             "must be a number of days from 1 to 365",
@@ -139,12 +140,7 @@ struct Security {
 }
 
 async fn security_page(s: &ConsoleState, me: &Me) -> Result<Security, Failure> {
-    let settings = s
-        .admin()
-        .security(&me.principal)
-        .await
-        .map(SecuritySettings::from)
-        .map_err(|e| Failure::of(s, e))?;
+    let settings = SecuritySettings::from(s.admin().security(&me.principal).await.or_failure(s)?);
     Ok(Security {
         shell: Shell::new(me, "security", "Security"),
         blocklist: settings.ip_blocklist.join("\n"),
@@ -216,19 +212,13 @@ async fn apply_security(
         Ok(_) => return see_other(&format!("/settings/security?done={done}")),
         Err(e) => Failure::of(s, e),
     };
-    if !f.is_form_error() {
-        return f.page();
-    }
-    match security_page(s, me).await {
-        Ok(mut view) => {
-            view.error = f.message();
-            if let Some(form) = form {
-                view.blocklist = form.get("ip_blocklist").to_owned();
-            }
-            html(f.status, &view)
+    form_again(f, security_page(s, me), |view, f| {
+        view.error = f.message();
+        if let Some(form) = form {
+            view.blocklist = form.get("ip_blocklist").to_owned();
         }
-        Err(f) => f.page(),
-    }
+    })
+    .await
 }
 
 #[derive(Template)]
@@ -243,12 +233,7 @@ struct WorkspacePage {
 }
 
 async fn workspace_page(s: &ConsoleState, me: &Me) -> Result<WorkspacePage, Failure> {
-    let w = s
-        .admin()
-        .workspace(&me.principal)
-        .await
-        .map(Workspace::from)
-        .map_err(|e| Failure::of(s, e))?;
+    let w = Workspace::from(s.admin().workspace(&me.principal).await.or_failure(s)?);
     Ok(WorkspacePage {
         shell: Shell::new(me, "workspace", "Workspace"),
         created: when(w.created_at),
@@ -299,18 +284,12 @@ pub async fn close_workspace(
 }
 
 async fn workspace_failed(s: &ConsoleState, me: &Me, f: Failure, closing: bool) -> Response {
-    if !f.is_form_error() {
-        return f.page();
-    }
-    match workspace_page(s, me).await {
-        Ok(mut view) => {
-            if closing {
-                view.close_error = f.detail.clone();
-            } else {
-                view.error = f.detail.clone();
-            }
-            html(f.status, &view)
+    form_again(f, workspace_page(s, me), |view, f| {
+        if closing {
+            view.close_error = f.detail.clone();
+        } else {
+            view.error = f.detail.clone();
         }
-        Err(f) => f.page(),
-    }
+    })
+    .await
 }

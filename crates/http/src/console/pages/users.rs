@@ -10,9 +10,9 @@ use super::auth::{end_session, session_rows, SessionRow};
 use super::{label, role};
 use crate::admin::users::User;
 use crate::console::csrf::Action;
-use crate::console::object_action::{after, ObjectPage, OnObject};
+use crate::console::handler::{after, form_again, ObjectPage, OnObject, OrFailure};
 use crate::console::session::Me;
-use crate::console::view::{done_page, html, page, see_other, when, Failure, Shell};
+use crate::console::view::{done_page, page, see_other, when, Failure, Shell};
 use crate::console::ConsoleState;
 use tracklayer_core::admin::AdminError;
 use tracklayer_core::user_id::UserId;
@@ -39,11 +39,7 @@ struct Users {
 }
 
 async fn users(s: &ConsoleState, me: &Me) -> Result<Users, Failure> {
-    let list = s
-        .admin()
-        .users(&me.principal)
-        .await
-        .map_err(|e| Failure::of(s, e))?;
+    let list = s.admin().users(&me.principal).await.or_failure(s)?;
     Ok(Users {
         shell: Shell::new(me, "users", "Users & roles"),
         rows: list
@@ -73,21 +69,18 @@ pub async fn invite(State(s): State<ConsoleState>, Action { me, form }: Action) 
             .admin()
             .invite_user(&me.principal, form.get("email"), r)
             .await
-            .map_err(|e| Failure::of(&s, e)),
+            .or_failure(&s),
         Err(f) => Err(f),
     };
-    match invited {
-        Ok(_) => see_other("/users?done=user-invited"),
-        Err(f) if f.is_form_error() => match users(&s, &me).await {
-            Ok(mut view) => {
-                view.email = form.get("email").to_owned();
-                view.invite_error = f.detail.clone();
-                html(f.status, &view)
-            }
-            Err(f) => f.page(),
-        },
-        Err(f) => f.page(),
-    }
+    let f = match invited {
+        Ok(_) => return see_other("/users?done=user-invited"),
+        Err(f) => f,
+    };
+    form_again(f, users(&s, &me), |view, f| {
+        view.email = form.get("email").to_owned();
+        view.invite_error = f.detail.clone();
+    })
+    .await
 }
 
 /// `POST /users/{id}/role`.
