@@ -123,20 +123,3 @@ pub async fn forgets_records_after_30_days(l: &dyn DeliveryLog) {
         .unwrap()
         .is_empty());
 }
-
-#[macro_export]
-macro_rules! delivery_log_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            delivery_log,
-            $make,
-            [
-                answers_which_events_were_delivered_to_a_destination,
-                overwrites_a_record_with_its_latest_outcome,
-                lists_an_events_records_across_destinations,
-                lists_a_destinations_latest_records_first,
-                forgets_records_after_30_days,
-            ]
-        );
-    };
-}

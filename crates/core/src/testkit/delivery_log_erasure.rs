@@ -27,14 +27,3 @@ pub async fn lists_and_erases_every_record_of_given_events(l: &dyn DeliveryLog) 
     assert_eq!(l.for_event(&ws, &c, T0).await.unwrap().len(), 1);
     assert_eq!(l.erase_events(&ws, &[a, b]).await.unwrap(), 0);
 }
-
-#[macro_export]
-macro_rules! delivery_log_erasure_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            delivery_log_erasure,
-            $make,
-            [lists_and_erases_every_record_of_given_events]
-        );
-    };
-}

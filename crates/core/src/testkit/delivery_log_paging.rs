@@ -284,22 +284,3 @@ pub async fn filters_and_the_cursor_combine(l: &dyn DeliveryLog) {
         .windows(2)
         .all(|w| unix_millis(w[0].updated_at) >= unix_millis(w[1].updated_at)));
 }
-
-#[macro_export]
-macro_rules! delivery_log_paging_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            delivery_log_paging,
-            $make,
-            [
-                keeps_the_message_id_and_a_retrys_next_attempt,
-                filters_by_the_status_of_each_events_latest_record,
-                filters_by_a_time_range_that_includes_both_ends,
-                pages_past_1000_records_without_skipping_or_repeating_one,
-                pages_through_equal_timestamps_in_a_stable_order,
-                a_last_page_that_fills_its_limit_has_no_cursor,
-                filters_and_the_cursor_combine,
-            ]
-        );
-    };
-}

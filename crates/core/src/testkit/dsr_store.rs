@@ -150,20 +150,3 @@ pub async fn keeps_export_parts_in_order_until_they_expire(s: &dyn DsrStore) {
     // Backends with native TTL may leave expired parts to it; reads filter them anyway.
     s.sweep(until + time::Duration::seconds(1)).await.unwrap();
 }
-
-#[macro_export]
-macro_rules! dsr_store_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            dsr_store,
-            $make,
-            [
-                creates_reads_and_updates_a_request,
-                lists_a_workspaces_requests_newest_first,
-                lists_open_requests_of_every_workspace_until_they_complete,
-                keeps_a_suppression_list_per_workspace,
-                keeps_export_parts_in_order_until_they_expire,
-            ]
-        );
-    };
-}
