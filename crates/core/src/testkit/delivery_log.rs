@@ -110,7 +110,7 @@ pub async fn lists_a_destinations_latest_records_first(l: &dyn DeliveryLog) {
 
 pub async fn forgets_records_after_30_days(l: &dyn DeliveryLog) {
     let (ws, d1, _) = ids();
-    let e = EventId(Uuid::now_v7());
+    let [e] = event_ids();
     l.record(&[delivery_record(&ws, &d1, e, DeliveryStatus::Delivered, T0)])
         .await
         .unwrap();

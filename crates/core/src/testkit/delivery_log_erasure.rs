@@ -10,12 +10,10 @@ pub async fn lists_and_erases_every_record_of_given_events(l: &dyn DeliveryLog) 
         delivery_record(&ws, &d1, a, DeliveryStatus::Delivered, T0),
         delivery_record(&ws, &d1, b, DeliveryStatus::Dead, long_ago),
         delivery_record(&ws, &d1, c, DeliveryStatus::Delivered, T0),
+        delivery_record(&ws, &d2, a, DeliveryStatus::Delivered, T0),
     ])
     .await
     .unwrap();
-    l.record(&[delivery_record(&ws, &d2, a, DeliveryStatus::Delivered, T0)])
-        .await
-        .unwrap();
     let mut found = l.for_events(&ws, &[a, b]).await.unwrap();
     found.sort_by(|x, y| (x.event_id, &x.destination_id).cmp(&(y.event_id, &y.destination_id)));
     assert_eq!(found.len(), 3, "expired records too: {found:?}");

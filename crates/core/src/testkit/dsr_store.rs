@@ -57,14 +57,9 @@ pub async fn lists_a_workspaces_requests_newest_first(s: &dyn DsrStore) {
         T0,
     );
     s.create_request(&other).await.unwrap();
-    let listed: Vec<_> = s
-        .requests(&ws, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    assert_eq!(listed, vec![newer.id.clone(), older.id.clone()]);
+    let listed = s.requests(&ws, 10).await.unwrap();
+    let ids: Vec<&DsrId> = listed.iter().map(|r| &r.id).collect();
+    assert_eq!(ids, [&newer.id, &older.id], "newest first");
     assert_eq!(s.requests(&ws, 1).await.unwrap().len(), 1);
 }
 
