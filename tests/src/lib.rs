@@ -101,6 +101,37 @@ pub fn add_destination(dir: &Path, definition: &Value) -> anyhow::Result<String>
     Ok(v["id"].as_str().context("id")?.to_owned())
 }
 
+/// Destinations on the fake vendors at `base` that fakes knowing `secrets` (`[meta, ga4,
+/// tiktok, webhook]`, as [`Setup::start`] takes them) accept, in this order: Meta CAPI, GA4
+/// with the measurement id `ga4_id`, TikTok with the pixel `tiktok_pixel` if there is one,
+/// and a webhook to `{base}/hook/main`.
+pub fn fake_destinations(
+    base: &str,
+    [meta, ga4, tiktok, webhook]: [&str; 4],
+    ga4_id: &str,
+    tiktok_pixel: Option<&str>,
+) -> Vec<Value> {
+    let mut specs = vec![
+        serde_json::json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
+                           "config": {"pixel_id": "1234567890", "api_version": "v21.0"},
+                           "secrets": {"access_token": meta}}),
+        serde_json::json!({"name": "GA4", "kind": "ga4", "endpoint": base,
+                           "config": {"measurement_id": ga4_id},
+                           "secrets": {"api_secret": ga4}}),
+    ];
+    if let Some(pixel) = tiktok_pixel {
+        specs.push(
+            serde_json::json!({"name": "TikTok", "kind": "tiktok", "endpoint": base,
+                                      "config": {"pixel_code": pixel},
+                                      "secrets": {"access_token": tiktok}}),
+        );
+    }
+    specs.push(serde_json::json!({"name": "Warehouse", "kind": "webhook",
+                                  "config": {"url": format!("{base}/hook/main")},
+                                  "secrets": {"signing_secret": webhook}}));
+    specs
+}
+
 /// A running `tracklayer serve`, logging into `<data dir>/logs/serve.log` so that scans of
 /// the data directory cover its logs too. Stopped with SIGTERM on drop.
 #[derive(Debug)]

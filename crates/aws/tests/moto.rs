@@ -133,7 +133,7 @@ async fn session_store() -> tracklayer_aws::DynamoSessionStore {
 async fn audit_log() -> DynamoAuditLog {
     let c = clients().await;
     let table = fresh_table(&c, Table::Audit).await;
-    DynamoAuditLog::new(c.dynamodb, table, Arc::new(kms_keyring().await))
+    DynamoAuditLog::new(c.dynamodb, table, Arc::new(keyring().await))
 }
 
 struct SqsHarness {
@@ -168,7 +168,7 @@ impl QueueHarness for SqsHarness {
     }
 }
 
-async fn sqs_queue() -> SqsHarness {
+async fn delivery_queue() -> SqsHarness {
     let c = clients().await;
     let queues = provision::create_queues(&c.sqs, &format!("q-{}", unique()), &options())
         .await
@@ -193,7 +193,7 @@ async fn kms_key(c: &AwsClients, description: &str) -> String {
         .expect("key ARN")
 }
 
-async fn kms_keyring() -> KmsKeyring {
+async fn keyring() -> KmsKeyring {
     let c = clients().await;
     let key = kms_key(&c, "TrackLayer platform key (test)").await;
     KmsKeyring::new(c.kms, key, Duration::from_secs(300))
@@ -201,7 +201,7 @@ async fn kms_keyring() -> KmsKeyring {
 
 const SENDER: &str = "noreply@tracklayer.example";
 
-async fn ses_mailer() -> SesMailer {
+async fn mailer() -> SesMailer {
     let c = clients().await;
     c.ses
         .create_email_identity(SENDER)
@@ -217,61 +217,6 @@ mod scan;
 
 // ---------------------------------------------------------------------------------------------
 // The contract suites
-
-mod control_store {
-    use super::*;
-    tracklayer_core::control_store_contract!(control_store());
-}
-
-mod users {
-    use super::*;
-    tracklayer_core::users_contract!(control_store());
-}
-
-mod last_admin {
-    use super::*;
-    tracklayer_core::last_admin_contract!(control_store());
-}
-
-mod saml_store {
-    use super::*;
-    tracklayer_core::saml_store_contract!(control_store());
-}
-
-mod account_data {
-    use super::*;
-    tracklayer_core::account_data_contract!(control_store());
-}
-
-mod audit_log {
-    use super::*;
-    tracklayer_core::audit_log_contract!(audit_log());
-}
-
-mod event_store {
-    use super::*;
-    tracklayer_core::event_store_contract!(event_store());
-}
-
-mod delivery_queue {
-    use super::*;
-    tracklayer_core::delivery_queue_contract!(sqs_queue());
-}
-
-mod delivery_log {
-    use super::*;
-    tracklayer_core::delivery_log_contract!(delivery_log());
-}
-
-mod delivery_log_paging {
-    use super::*;
-    tracklayer_core::delivery_log_paging_contract!(delivery_log());
-}
-
-mod event_lookup {
-    use super::*;
-    tracklayer_core::event_lookup_contract!(event_store());
-}
 
 /// The lookup by messageId reads what dedup and the packs write anyway: the marker (with the
 /// event's id) stays one small item, under 1 KB, so a write unit; an identified event (user id
@@ -345,46 +290,6 @@ async fn the_message_id_lookup_reads_the_dedup_marker_and_writes_nothing_of_its_
     assert_eq!(after, items, "the lookups wrote nothing");
 }
 
-mod event_store_erasure {
-    use super::*;
-    tracklayer_core::event_store_erasure_contract!(event_store());
-}
-
-mod delivery_queue_erasure {
-    use super::*;
-    tracklayer_core::delivery_queue_erasure_contract!(sqs_queue());
-}
-
-mod stats {
-    use super::*;
-    tracklayer_core::stats_contract!(stats());
-}
-
-mod delivery_log_erasure {
-    use super::*;
-    tracklayer_core::delivery_log_erasure_contract!(delivery_log());
-}
-
-mod dsr_store {
-    use super::*;
-    tracklayer_core::dsr_store_contract!(dsr_store());
-}
-
-mod session_store {
-    use super::*;
-    tracklayer_core::session_store_contract!(session_store());
-}
-
-mod keyring {
-    use super::*;
-    tracklayer_core::keyring_contract!(kms_keyring());
-}
-
-mod mailer {
-    use super::*;
-    tracklayer_core::mailer_contract!(ses_mailer());
-}
-
 /// The control and DSR stores on one ControlTable, where the requests and suppression
 /// entries share the workspace's partition.
 struct DynamoAccount {
@@ -394,7 +299,7 @@ struct DynamoAccount {
     dsr: DynamoDsrStore,
 }
 
-async fn dynamo_account() -> DynamoAccount {
+async fn account_stores() -> DynamoAccount {
     let c = clients().await;
     let table = fresh_table(&c, Table::Control).await;
     let events = fresh_table(&c, Table::Events).await;
@@ -445,21 +350,16 @@ impl testkit::account_end::AccountStores for DynamoAccount {
     }
 }
 
-mod account_end {
-    use super::*;
-    tracklayer_core::account_end_contract!(dynamo_account());
+/// The stores retention sweeps, each on its own fresh table.
+async fn retention_stores() -> testkit::retention::Stores {
+    testkit::retention::Stores {
+        events: Arc::new(event_store().await),
+        delivery_log: Arc::new(delivery_log().await),
+        audit: Arc::new(audit_log().await),
+    }
 }
 
-mod retention {
-    use super::*;
-    tracklayer_core::retention_contract!(async {
-        testkit::retention::Stores {
-            events: Arc::new(event_store().await),
-            delivery_log: Arc::new(delivery_log().await),
-            audit: Arc::new(audit_log().await),
-        }
-    });
-}
+tracklayer_core::all_contract_suites!();
 
 // ---------------------------------------------------------------------------------------------
 // What only the AWS adapters have
@@ -695,7 +595,7 @@ async fn audit_chain() -> (
 ) {
     let c = clients().await;
     let table = fresh_table(&c, Table::Audit).await;
-    let l = DynamoAuditLog::new(c.dynamodb.clone(), &table, Arc::new(kms_keyring().await));
+    let l = DynamoAuditLog::new(c.dynamodb.clone(), &table, Arc::new(keyring().await));
     let ws = ws();
     for i in 0..5 {
         l.append(
@@ -790,7 +690,7 @@ async fn an_edited_actor_attribute_breaks_audit_verification() {
 
 #[tokio::test]
 async fn depth_counts_visible_in_flight_and_dead_messages() {
-    let h = sqs_queue().await;
+    let h = delivery_queue().await;
     let q = h.queue();
     let (ws, d) = (ws(), DestinationId::new(&unique()));
     let m = |body: &str| Outgoing {
@@ -813,7 +713,7 @@ async fn depth_counts_visible_in_flight_and_dead_messages() {
 
 #[tokio::test]
 async fn a_message_received_elsewhere_is_dead_lettered_from_itself_with_nothing_remembered() {
-    let h = sqs_queue().await;
+    let h = delivery_queue().await;
     let (ws, d) = (ws(), DestinationId::new(&unique()));
     h.queue
         .enqueue(&[Outgoing {
@@ -858,7 +758,7 @@ async fn a_message_received_elsewhere_is_dead_lettered_from_itself_with_nothing_
 
 #[tokio::test]
 async fn a_customer_key_that_does_not_exist_fails_closed_when_unwrapping() {
-    let k = kms_keyring().await;
+    let k = keyring().await;
     let ws = ws();
     let (_, wrapped) = k.generate_data_key(&ws, &KeyRef::Platform).await.unwrap();
     let missing = KeyRef::Customer {
@@ -984,7 +884,7 @@ async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_un
             control: control.clone(),
             queue: queue.clone(),
             log: Arc::new(delivery_log().await),
-            keyring: Arc::new(kms_keyring().await),
+            keyring: Arc::new(keyring().await),
             egress: egress.clone(),
             suppressions: Arc::new(dsr_store().await),
             clock: Arc::new(SystemClock),

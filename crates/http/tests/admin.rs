@@ -2889,20 +2889,7 @@ const CUSTOMER_KEY: &str =
 impl App {
     /// Where the file keyring looks for the customer key `CUSTOMER_KEY` (its "KMS key").
     fn customer_key_file(&self) -> PathBuf {
-        let name: String = CUSTOMER_KEY
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        self._dir
-            .path()
-            .join("customer-keys")
-            .join(format!("{name}.key"))
+        FileKeyring::customer_key_file(&self._dir.path().join("customer-keys"), CUSTOMER_KEY)
     }
 
     /// (message id, expiry) of the workspace's stored events, by message id.

@@ -30,6 +30,7 @@ use tracklayer_core::keys::{ApiKeyRecord, KeyKind, Role};
 use tracklayer_core::ports::{
     ControlStore, EventInspection, EventWriter, Keyring, NewEvent, QueueConsumer,
 };
+use tracklayer_core::testkit::track_call;
 use tracklayer_core::workspace::{Cidr, KeyRef, Region, Workspace, WorkspaceId};
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
 use tracklayer_local::{
@@ -417,16 +418,6 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-fn track(message_id: &str) -> Value {
-    json!({
-        "type": "track",
-        "messageId": message_id,
-        "anonymousId": "anon-1",
-        "event": "Order Completed",
-        "properties": {"value": 10, "currency": "EUR"}
-    })
-}
-
 /// A well-formed key that no workspace issued.
 fn foreign_key(region: &str) -> String {
     format!("tl_ingest_{region}_{}_{}", "q".repeat(16), "Z".repeat(32))
@@ -469,7 +460,7 @@ async fn healthz_answers_200() {
 async fn every_tracking_answer_is_nosniff() {
     let app = App::start().await;
 
-    let accepted = app.post("/v1/track", &track("m1")).await;
+    let accepted = app.post("/v1/track", &track_call("m1")).await;
     let refused = app
         .send(post("/v1/track").body(Body::from("{}")).unwrap())
         .await;
@@ -511,7 +502,7 @@ async fn a_method_a_tracking_route_does_not_take_is_a_405_problem_with_allow() {
 async fn accepts_the_write_key_as_the_basic_user_name_with_an_empty_password() {
     let app = App::start().await;
 
-    let reply = app.post("/v1/track", &track("m1")).await;
+    let reply = app.post("/v1/track", &track_call("m1")).await;
 
     reply.assert_accepted(1);
 }
@@ -524,7 +515,7 @@ async fn accepts_the_write_key_as_a_bearer_token() {
         .post_authorized(
             "/v1/track",
             Some(&format!("Bearer {}", app.write_key)),
-            &track("m1"),
+            &track_call("m1"),
         )
         .await;
 
@@ -534,9 +525,9 @@ async fn accepts_the_write_key_as_a_bearer_token() {
 #[tokio::test]
 async fn accepts_the_write_key_in_the_body() {
     let app = App::start().await;
-    let mut single = track("m1");
+    let mut single = track_call("m1");
     single["writeKey"] = json!(app.write_key);
-    let batch = json!({"writeKey": app.write_key, "batch": [track("m2")]});
+    let batch = json!({"writeKey": app.write_key, "batch": [track_call("m2")]});
 
     for (path, body) in [("/v1/track", single), ("/v1/batch", batch)] {
         let reply = app.post_authorized(path, None, &body).await;
@@ -548,7 +539,9 @@ async fn accepts_the_write_key_in_the_body() {
 async fn refuses_a_request_without_a_write_key_with_401() {
     let app = App::start().await;
 
-    let reply = app.post_authorized("/v1/track", None, &track("m1")).await;
+    let reply = app
+        .post_authorized("/v1/track", None, &track_call("m1"))
+        .await;
 
     reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
 }
@@ -561,7 +554,9 @@ async fn refuses_an_unknown_key_with_401_problem_json() {
     let wrong_secret = format!("{head}{}", if last == "X" { "Y" } else { "X" });
 
     for key in [foreign_key("eu"), "not-a-key".to_owned(), wrong_secret] {
-        let reply = app.post_with_key("/v1/track", &key, &track("m1")).await;
+        let reply = app
+            .post_with_key("/v1/track", &key, &track_call("m1"))
+            .await;
         reply.assert_unauthorized_because("not known");
     }
     assert_eq!(app.depth(DestinationKind::Webhook).await, 0);
@@ -572,7 +567,7 @@ async fn refuses_a_revoked_key_with_401() {
     let app = App::start().await;
     app.admin().revoke_key(&app.key).await.unwrap();
 
-    let reply = app.post("/v1/track", &track("m1")).await;
+    let reply = app.post("/v1/track", &track_call("m1")).await;
 
     reply.assert_unauthorized_because("revoked");
 }
@@ -580,11 +575,13 @@ async fn refuses_a_revoked_key_with_401() {
 #[tokio::test]
 async fn a_key_revoked_after_use_by_another_process_stops_working_within_5_seconds() {
     let app = App::start().await;
-    app.post("/v1/track", &track("m1")).await.assert_accepted(1);
+    app.post("/v1/track", &track_call("m1"))
+        .await
+        .assert_accepted(1);
     app.admin().revoke_key(&app.key).await.unwrap();
     app.clock.advance(time::Duration::seconds(5));
 
-    let reply = app.post("/v1/track", &track("m2")).await;
+    let reply = app.post("/v1/track", &track_call("m2")).await;
 
     reply.assert_unauthorized_because("revoked");
 }
@@ -594,7 +591,7 @@ async fn refuses_an_expired_key_with_401() {
     let app = App::start().await;
     app.clock.advance(time::Duration::days(91));
 
-    let reply = app.post("/v1/track", &track("m1")).await;
+    let reply = app.post("/v1/track", &track_call("m1")).await;
 
     reply.assert_unauthorized_because("expired");
 }
@@ -616,7 +613,7 @@ async fn refuses_an_admin_token_as_a_write_key() {
         .unwrap();
 
     let reply = app
-        .post_with_key("/v1/track", pat.secret.expose_secret(), &track("m1"))
+        .post_with_key("/v1/track", pat.secret.expose_secret(), &track_call("m1"))
         .await;
 
     reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
@@ -645,7 +642,9 @@ async fn refuses_a_key_whose_kind_label_was_changed_whatever_the_pair() {
             // bcrypt covers only the secret: the relabelled key's secret is genuine.
             let (_, rest) = key.strip_prefix("tl_").unwrap().split_once('_').unwrap();
             let forged = format!("tl_{to}_{rest}");
-            let reply = app.post_with_key("/v1/track", &forged, &track("m1")).await;
+            let reply = app
+                .post_with_key("/v1/track", &forged, &track_call("m1"))
+                .await;
             reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
         }
     }
@@ -657,7 +656,7 @@ async fn answers_421_with_the_right_endpoint_for_a_key_of_the_other_region() {
     let app = App::start().await;
 
     let reply = app
-        .post_with_key("/v1/track", &foreign_key("us"), &track("m1"))
+        .post_with_key("/v1/track", &foreign_key("us"), &track_call("m1"))
         .await;
 
     let body = reply.assert_problem(StatusCode::MISDIRECTED_REQUEST, "wrong-region");
@@ -672,7 +671,7 @@ async fn answers_421_with_the_right_endpoint_for_a_key_of_the_other_region() {
 #[tokio::test]
 async fn accepts_gzipped_json_labelled_as_a_form_like_the_rudderstack_node_sdk_sends() {
     let app = App::start().await;
-    let body = json!({"batch": [track("m1"), track("m2")]});
+    let body = json!({"batch": [track_call("m1"), track_call("m2")]});
 
     let reply = app
         .send(
@@ -716,7 +715,7 @@ async fn refuses_a_body_over_500_kb_with_413() {
     let app = App::start().await;
     let events: Vec<Value> = (0..30)
         .map(|i| {
-            let mut e = track(&format!("m{i}"));
+            let mut e = track_call(&format!("m{i}"));
             e["properties"]["note"] = json!("x".repeat(20 * 1024));
             e
         })
@@ -733,7 +732,7 @@ async fn refuses_a_body_over_500_kb_with_413() {
 #[tokio::test]
 async fn refuses_a_single_event_over_32_kb_with_413() {
     let app = App::start().await;
-    let mut big = track("m1");
+    let mut big = track_call("m1");
     big["properties"]["note"] = json!("x".repeat(33 * 1024));
 
     let reply = app.post("/v1/track", &big).await;
@@ -759,13 +758,13 @@ async fn refuses_a_batch_of_2501_events_with_400_naming_the_batch() {
 #[tokio::test]
 async fn accepts_a_partial_batch_with_200_listing_each_rejected_event() {
     let app = App::start().await;
-    let mut no_event = track("m-bad");
+    let mut no_event = track_call("m-bad");
     no_event.as_object_mut().unwrap().remove("event");
 
     let reply = app
         .post(
             "/v1/batch",
-            &json!({"batch": [track("m-ok-1"), no_event, track("m-ok-2")]}),
+            &json!({"batch": [track_call("m-ok-1"), no_event, track_call("m-ok-2")]}),
         )
         .await;
 
@@ -790,9 +789,9 @@ async fn accepts_a_partial_batch_with_200_listing_each_rejected_event() {
 #[tokio::test]
 async fn refuses_a_request_with_no_valid_event_with_400_listing_the_errors() {
     let app = App::start().await;
-    let mut anonymous = track("m-1");
+    let mut anonymous = track_call("m-1");
     anonymous.as_object_mut().unwrap().remove("anonymousId");
-    let mut untyped = track("m-2");
+    let mut untyped = track_call("m-2");
     untyped["type"] = json!("purchase");
 
     let reply = app
@@ -834,8 +833,8 @@ async fn refuses_a_body_that_is_not_json_with_400() {
 async fn the_same_message_id_twice_is_answered_200_both_times_but_stored_and_queued_once() {
     let app = App::start().await;
 
-    let first = app.post("/v1/track", &track("m-dup")).await;
-    let second = app.post("/v1/track", &track("m-dup")).await;
+    let first = app.post("/v1/track", &track_call("m-dup")).await;
+    let second = app.post("/v1/track", &track_call("m-dup")).await;
 
     assert_eq!(first.assert_accepted(1)["duplicates"], 0);
     assert_eq!(second.assert_accepted(1)["duplicates"], 1);
@@ -849,13 +848,13 @@ async fn the_same_message_id_twice_is_answered_200_both_times_but_stored_and_que
 #[tokio::test]
 async fn a_message_id_is_new_again_after_24_hours() {
     let app = App::start().await;
-    app.post("/v1/track", &track("m-again"))
+    app.post("/v1/track", &track_call("m-again"))
         .await
         .assert_accepted(1);
     app.clock
         .advance(time::Duration::hours(24) + time::Duration::seconds(1));
 
-    let reply = app.post("/v1/track", &track("m-again")).await;
+    let reply = app.post("/v1/track", &track_call("m-again")).await;
 
     assert_eq!(reply.assert_accepted(1)["duplicates"], 0);
     assert_eq!(app.depth(DestinationKind::Webhook).await, 2);
@@ -868,7 +867,7 @@ async fn a_message_id_repeated_within_one_batch_counts_as_an_accepted_duplicate(
     let reply = app
         .post(
             "/v1/batch",
-            &json!({"batch": [track("m-dup"), track("m-dup")]}),
+            &json!({"batch": [track_call("m-dup"), track_call("m-dup")]}),
         )
         .await;
 
@@ -885,9 +884,9 @@ async fn answers_429_with_retry_after_over_the_rate_limit() {
     })
     .await;
 
-    let first = app.post("/v1/track", &track("m1")).await;
-    let second = app.post("/v1/track", &track("m2")).await;
-    let third = app.post("/v1/track", &track("m3")).await;
+    let first = app.post("/v1/track", &track_call("m1")).await;
+    let second = app.post("/v1/track", &track_call("m2")).await;
+    let third = app.post("/v1/track", &track_call("m3")).await;
 
     first.assert_accepted(1);
     second.assert_accepted(1);
@@ -917,11 +916,13 @@ async fn a_gpc_header_keeps_a_us_event_from_advertising_destinations() {
             post("/v1/track")
                 .header(header::AUTHORIZATION, basic(&app.write_key))
                 .header("Sec-GPC", "1")
-                .body(Body::from(track("m1").to_string()))
+                .body(Body::from(track_call("m1").to_string()))
                 .unwrap(),
         )
         .await;
-    app.post("/v1/track", &track("m2")).await.assert_accepted(1);
+    app.post("/v1/track", &track_call("m2"))
+        .await
+        .assert_accepted(1);
 
     reply.assert_accepted(1);
     let meta_ids: Vec<_> = app
@@ -970,7 +971,7 @@ async fn a_server_sdks_user_agent_is_not_sent_as_the_visitors_but_a_browsers_is(
         if let Some(origin) = origin {
             r = r.header(header::ORIGIN, origin);
         }
-        r.body(Body::from(track(id).to_string())).unwrap()
+        r.body(Body::from(track_call(id).to_string())).unwrap()
     };
 
     app.send(request("server", None)).await.assert_accepted(1);
@@ -992,7 +993,7 @@ async fn queued_messages_carry_hashes_not_raw_identifiers() {
         ..Options::default()
     })
     .await;
-    let mut event = track("m1");
+    let mut event = track_call("m1");
     event["userId"] = json!("user-5531-privacy");
     event["context"] = json!({
         "ip": "198.51.100.23",
@@ -1030,13 +1031,13 @@ async fn a_meta_purchase_with_a_comma_revenue_is_accepted_with_a_warning_naming_
         ..Options::default()
     })
     .await;
-    let mut event = track("p1");
+    let mut event = track_call("p1");
     event["properties"] = json!({"revenue": "49,90", "currency": "EUR"});
     event["context"] = json!({"traits": {"email": "jane@example.com"}});
     event["propertis"] = json!({"note": "typo"});
 
     let body = app.post("/v1/track", &event).await.assert_accepted(1);
-    let mut fine = track("p2");
+    let mut fine = track_call("p2");
     fine["context"] = event["context"].clone();
     let clean = app.post("/v1/track", &fine).await.assert_accepted(1);
 
@@ -1081,7 +1082,7 @@ async fn a_transient_store_failure_is_a_503_with_retry_after_and_no_internals() 
     })
     .await;
 
-    let reply = app.post("/v1/track", &track("m1")).await;
+    let reply = app.post("/v1/track", &track_call("m1")).await;
 
     reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     assert!(reply.headers.contains_key(header::RETRY_AFTER));
@@ -1099,7 +1100,7 @@ async fn a_permanent_store_failure_is_an_opaque_500() {
     })
     .await;
 
-    let reply = app.post("/v1/track", &track("m1")).await;
+    let reply = app.post("/v1/track", &track_call("m1")).await;
 
     let body = reply.assert_problem(StatusCode::INTERNAL_SERVER_ERROR, "internal");
     for internal in [
@@ -1126,7 +1127,7 @@ async fn fails_closed_with_503_when_the_workspace_key_is_unavailable() {
     };
     app.control.update_workspace(&byok).await.unwrap();
 
-    let reply = app.post("/v1/track", &track("m1")).await;
+    let reply = app.post("/v1/track", &track_call("m1")).await;
 
     let body = reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "key-unavailable");
     assert!(reply.headers.contains_key(header::RETRY_AFTER));
@@ -1323,7 +1324,7 @@ async fn within<T>(limit: Duration, fut: impl std::future::Future<Output = T>) -
 fn track_request(app: &App, message_id: &str) -> Request<Body> {
     post("/v1/track")
         .header(header::AUTHORIZATION, basic(&app.write_key))
-        .body(Body::from(track(message_id).to_string()))
+        .body(Body::from(track_call(message_id).to_string()))
         .unwrap()
 }
 
@@ -1400,7 +1401,7 @@ async fn a_spoofed_leftmost_forwarded_for_entry_does_not_pass_the_blocklist() {
         post("/v1/track")
             .header(header::AUTHORIZATION, basic(&app.write_key))
             .header("x-forwarded-for", forwarded)
-            .body(Body::from(track("m1").to_string()))
+            .body(Body::from(track_call("m1").to_string()))
             .unwrap()
     };
 
@@ -1423,7 +1424,7 @@ async fn a_malformed_or_short_forwarded_for_header_is_a_400_naming_it() {
         post("/v1/track")
             .header(header::AUTHORIZATION, basic(&app.write_key))
             .header("x-forwarded-for", forwarded)
-            .body(Body::from(track("m1").to_string()))
+            .body(Body::from(track_call("m1").to_string()))
             .unwrap()
     };
 

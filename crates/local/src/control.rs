@@ -60,27 +60,15 @@ impl SqliteControlStore {
     /// closure — and returns how many rows went (the sweeper; DynamoDB's TTL does this on
     /// AWS).
     pub async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let now = unix_millis(now);
-        self.db
-            .call("control_sweep", move |c| {
-                let tx = c.transaction().map_err(|e| sql("control_sweep", e))?;
-                let mut deleted = 0u64;
-                for stmt in [
-                    "DELETE FROM api_keys WHERE expires_at <= ?1",
-                    "DELETE FROM users WHERE expires_at <= ?1",
-                    // Closure deleted them already; none may outlive their workspace.
-                    "DELETE FROM destinations WHERE workspace_id IN
-                        (SELECT id FROM workspaces WHERE expires_at <= ?1)",
-                    "DELETE FROM workspaces WHERE expires_at <= ?1",
-                ] {
-                    deleted +=
-                        tx.execute(stmt, [now])
-                            .map_err(|e| sql("control_sweep", e))? as u64;
-                }
-                tx.commit().map_err(|e| sql("control_sweep", e))?;
-                Ok(deleted)
-            })
-            .await
+        let expired = &[
+            "DELETE FROM api_keys WHERE expires_at <= ?1",
+            "DELETE FROM users WHERE expires_at <= ?1",
+            // Closure deleted them already; none may outlive their workspace.
+            "DELETE FROM destinations WHERE workspace_id IN
+                (SELECT id FROM workspaces WHERE expires_at <= ?1)",
+            "DELETE FROM workspaces WHERE expires_at <= ?1",
+        ];
+        self.db.sweep("control_sweep", expired, now).await
     }
 }
 

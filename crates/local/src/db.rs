@@ -293,6 +293,45 @@ impl Db {
         .await
     }
 
+    /// A sweep: runs the `DELETE` `statements`, each with `?1` = `now` (Unix milliseconds),
+    /// in one transaction; returns how many rows went.
+    pub(crate) async fn sweep(
+        &self,
+        context: &'static str,
+        statements: &'static [&'static str],
+        now: time::OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let now = tracklayer_core::clock::unix_millis(now);
+        self.transaction(context, move |tx| {
+            let mut deleted = 0u64;
+            for statement in statements {
+                deleted += tx.execute(statement, [now])? as u64;
+            }
+            Ok(deleted)
+        })
+        .await
+    }
+
+    /// Runs `f` in one transaction on the blocking thread pool and commits what it did; an
+    /// SQL error rolls all of it back.
+    pub(crate) async fn transaction<T, F>(
+        &self,
+        context: &'static str,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.call(context, move |c| {
+            let tx = c.transaction().map_err(|e| sql(context, e))?;
+            let out = f(&tx).map_err(|e| sql(context, e))?;
+            tx.commit().map_err(|e| sql(context, e))?;
+            Ok(out)
+        })
+        .await
+    }
+
     /// Rebuilds the database file from its live rows and truncates the WAL. After an
     /// erasure: `secure_delete` zeroes deleted cells and free pages, but copies of deleted
     /// keys can stay behind as dividers in b-tree interior pages, and old page images stay in

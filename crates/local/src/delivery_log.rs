@@ -43,24 +43,18 @@ impl DeliveryLog for SqliteDeliveryLog {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.db
-            .call("delivery_log", move |c| {
-                let tx = c.transaction().map_err(|e| sql("delivery_log", e))?;
-                {
-                    let mut stmt = tx
-                        .prepare_cached(
-                            "INSERT INTO delivery_log (workspace_id, destination_id, event_id, status, updated_at, expires_at, doc)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                             ON CONFLICT (workspace_id, destination_id, event_id) DO UPDATE SET
-                               status = excluded.status, updated_at = excluded.updated_at,
-                               expires_at = excluded.expires_at, doc = excluded.doc",
-                        )
-                        .map_err(|e| sql("delivery_log", e))?;
-                    for (ws, d, e, status, updated, expires, doc) in &rows {
-                        stmt.execute(params![ws, d, e, status, updated, expires, doc])
-                            .map_err(|e| sql("delivery_log", e))?;
-                    }
+            .transaction("delivery_log", move |tx| {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO delivery_log (workspace_id, destination_id, event_id, status, updated_at, expires_at, doc)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (workspace_id, destination_id, event_id) DO UPDATE SET
+                       status = excluded.status, updated_at = excluded.updated_at,
+                       expires_at = excluded.expires_at, doc = excluded.doc",
+                )?;
+                for (ws, d, e, status, updated, expires, doc) in &rows {
+                    stmt.execute(params![ws, d, e, status, updated, expires, doc])?;
                 }
-                tx.commit().map_err(|e| sql("delivery_log", e))
+                Ok(())
             })
             .await
     }
@@ -179,14 +173,8 @@ impl DeliveryLog for SqliteDeliveryLog {
     }
 
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let now = unix_millis(now);
-        self.db
-            .call("delivery_log", move |c| {
-                c.execute("DELETE FROM delivery_log WHERE expires_at <= ?1", [now])
-                    .map(|n| n as u64)
-                    .map_err(|e| sql("delivery_log", e))
-            })
-            .await
+        let expired = &["DELETE FROM delivery_log WHERE expires_at <= ?1"];
+        self.db.sweep("delivery_log", expired, now).await
     }
 
     async fn for_events(
@@ -216,18 +204,14 @@ impl DeliveryLog for SqliteDeliveryLog {
         let ws = ws.as_str().to_owned();
         let events: Vec<String> = events.iter().map(ToString::to_string).collect();
         self.db
-            .call("delivery_log", move |c| {
-                let tx = c.transaction().map_err(|e| sql("delivery_log", e))?;
+            .transaction("delivery_log", move |tx| {
                 let mut n = 0u64;
                 for e in &events {
-                    n += tx
-                        .execute(
-                            "DELETE FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2",
-                            params![ws, e],
-                        )
-                        .map_err(|e| sql("delivery_log", e))? as u64;
+                    n += tx.execute(
+                        "DELETE FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2",
+                        params![ws, e],
+                    )? as u64;
                 }
-                tx.commit().map_err(|e| sql("delivery_log", e))?;
                 Ok(n)
             })
             .await

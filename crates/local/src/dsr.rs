@@ -143,16 +143,14 @@ impl DsrStore for SqliteDsrStore {
         let tokens = tokens.to_vec();
         let at = unix_millis(at);
         self.db
-            .call("suppress", move |c| {
-                let tx = c.transaction().map_err(|e| sql("suppress", e))?;
+            .transaction("suppress", move |tx| {
                 for t in &tokens {
                     tx.execute(
                         "INSERT OR IGNORE INTO dsr_suppressions (workspace_id, token, at) VALUES (?1, ?2, ?3)",
                         params![ws, t, at],
-                    )
-                    .map_err(|e| sql("suppress", e))?;
+                    )?;
                 }
-                tx.commit().map_err(|e| sql("suppress", e))
+                Ok(())
             })
             .await
     }
@@ -233,8 +231,7 @@ impl DsrStore for SqliteDsrStore {
     ) -> Result<u64, StoreError> {
         let (ws, until) = (ws.as_str().to_owned(), unix_millis(until));
         self.db
-            .call("end_with_account", move |c| {
-                let tx = c.transaction().map_err(|e| sql("end_with_account", e))?;
+            .transaction("end_with_account", move |tx| {
                 let mut stamped = 0u64;
                 for stmt in [
                     "UPDATE dsr_requests SET expires_at = ?2
@@ -242,33 +239,19 @@ impl DsrStore for SqliteDsrStore {
                     "UPDATE dsr_suppressions SET expires_at = ?2
                      WHERE workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
                 ] {
-                    stamped += tx
-                        .execute(stmt, params![ws, until])
-                        .map_err(|e| sql("end_with_account", e))?
-                        as u64;
+                    stamped += tx.execute(stmt, params![ws, until])? as u64;
                 }
-                tx.commit().map_err(|e| sql("end_with_account", e))?;
                 Ok(stamped)
             })
             .await
     }
 
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let now = unix_millis(now);
-        self.db
-            .call("dsr_sweep", move |c| {
-                let tx = c.transaction().map_err(|e| sql("dsr_sweep", e))?;
-                let mut deleted = 0u64;
-                for stmt in [
-                    "DELETE FROM dsr_exports WHERE expires_at <= ?1",
-                    "DELETE FROM dsr_requests WHERE expires_at <= ?1",
-                    "DELETE FROM dsr_suppressions WHERE expires_at <= ?1",
-                ] {
-                    deleted += tx.execute(stmt, [now]).map_err(|e| sql("dsr_sweep", e))? as u64;
-                }
-                tx.commit().map_err(|e| sql("dsr_sweep", e))?;
-                Ok(deleted)
-            })
-            .await
+        let expired = &[
+            "DELETE FROM dsr_exports WHERE expires_at <= ?1",
+            "DELETE FROM dsr_requests WHERE expires_at <= ?1",
+            "DELETE FROM dsr_suppressions WHERE expires_at <= ?1",
+        ];
+        self.db.sweep("dsr_sweep", expired, now).await
     }
 }

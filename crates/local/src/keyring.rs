@@ -109,12 +109,18 @@ impl FileKeyring {
         })
     }
 
+    /// The file in `customer_dir` that holds the customer key `key_arn` (what a KMS key is on
+    /// one machine): the ARN with every character but letters, digits and `-` made `_`.
+    pub fn customer_key_file(customer_dir: &Path, key_arn: &str) -> PathBuf {
+        let name = key_arn.replace(|c: char| !(c.is_ascii_alphanumeric() || c == '-'), "_");
+        customer_dir.join(format!("{name}.key"))
+    }
+
     fn wrapping_key(&self, key: &KeyRef) -> Result<Aes256Gcm, KeyError> {
         match key {
             KeyRef::Platform => Ok(self.master.clone()),
             KeyRef::Customer { key_arn } => {
-                let file = key_arn.replace(|c: char| !(c.is_ascii_alphanumeric() || c == '-'), "_");
-                let path = self.customer_dir.join(format!("{file}.key"));
+                let path = Self::customer_key_file(&self.customer_dir, key_arn);
                 let mut bytes = fs::read(&path).map_err(|_| {
                     KeyError::Unavailable(format!("customer key {key_arn} is disabled or missing"))
                 })?;

@@ -315,21 +315,11 @@ impl SessionStore for SqliteSessionStore {
     }
 
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let now = unix_millis(now);
-        self.db
-            .call("sweep_sessions", move |c| {
-                let mut n = 0;
-                for statement in [
-                    "DELETE FROM console_sessions WHERE ends_at <= ?1",
-                    "DELETE FROM console_links WHERE expires_at <= ?1",
-                    "DELETE FROM sign_in_failures WHERE expires_at <= ?1",
-                ] {
-                    n += c
-                        .execute(statement, [now])
-                        .map_err(|e| sql("sweep_sessions", e))? as u64;
-                }
-                Ok(n)
-            })
-            .await
+        let expired = &[
+            "DELETE FROM console_sessions WHERE ends_at <= ?1",
+            "DELETE FROM console_links WHERE expires_at <= ?1",
+            "DELETE FROM sign_in_failures WHERE expires_at <= ?1",
+        ];
+        self.db.sweep("sweep_sessions", expired, now).await
     }
 }

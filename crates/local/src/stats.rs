@@ -45,14 +45,8 @@ impl SqliteStats {
 
     /// Deletes the buckets that expired before `now`; returns how many rows went.
     pub async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let now = unix_millis(now);
-        self.db
-            .call("stats sweep", move |c| {
-                c.execute("DELETE FROM stats WHERE expires_at <= ?1", [now])
-                    .map(|n| n as u64)
-                    .map_err(|e| sql("stats sweep", e))
-            })
-            .await
+        let expired = &["DELETE FROM stats WHERE expires_at <= ?1"];
+        self.db.sweep("stats sweep", expired, now).await
     }
 }
 
@@ -75,23 +69,17 @@ impl StatsRecorder for SqliteStats {
             .map(|(k, n)| (k.code(), i64::try_from(n).unwrap_or(i64::MAX)))
             .collect();
         self.db
-            .call("stats record", move |c| {
-                let tx = c.transaction().map_err(|e| sql("stats record", e))?;
-                {
-                    let mut add = tx
-                        .prepare_cached(
-                            "INSERT INTO stats (workspace_id, bucket, counter, value, expires_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5)
-                             ON CONFLICT (workspace_id, bucket, counter)
-                             DO UPDATE SET value = value + excluded.value",
-                        )
-                        .map_err(|e| sql("stats record", e))?;
-                    for (counter, n) in &rows {
-                        add.execute(params![ws, bucket, counter, n, expires])
-                            .map_err(|e| sql("stats record", e))?;
-                    }
+            .transaction("stats record", move |tx| {
+                let mut add = tx.prepare_cached(
+                    "INSERT INTO stats (workspace_id, bucket, counter, value, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (workspace_id, bucket, counter)
+                     DO UPDATE SET value = value + excluded.value",
+                )?;
+                for (counter, n) in &rows {
+                    add.execute(params![ws, bucket, counter, n, expires])?;
                 }
-                tx.commit().map_err(|e| sql("stats record", e))
+                Ok(())
             })
             .await
     }

@@ -52,11 +52,7 @@ impl MetaWorkspace {
         use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
 
         let dir = tempfile::tempdir().unwrap();
-        let master = dir.path().join("master.key");
-        FileKeyring::create_master_key(&master, &SystemIds).unwrap();
-        let keyring = Arc::new(
-            FileKeyring::open(&master, dir.path().join("c"), Arc::new(SystemIds)).unwrap(),
-        );
+        let keyring = Arc::new(keyring_in(dir.path(), "c"));
         let db = Db::in_memory().unwrap();
         let clock = Arc::new(FixedClock::new(T0));
         let control = Arc::new(SqliteControlStore::new(db.clone()));
@@ -177,7 +173,7 @@ impl QueueHarness for LocalQueue {
     }
 }
 
-async fn local_queue() -> LocalQueue {
+async fn delivery_queue() -> LocalQueue {
     let clock = Arc::new(FixedClock::new(T0));
     LocalQueue {
         queue: SqliteDeliveryQueue::new(
@@ -194,14 +190,18 @@ fn keep_dir() -> std::path::PathBuf {
     tempfile::tempdir().unwrap().keep()
 }
 
-async fn file_keyring() -> FileKeyring {
-    let dir = keep_dir();
+/// A file keyring with a new master key in `dir` and its customer keys in `dir/<customer_keys>`.
+fn keyring_in(dir: &std::path::Path, customer_keys: &str) -> FileKeyring {
     let master = dir.join("master.key");
     FileKeyring::create_master_key(&master, &SystemIds).unwrap();
-    FileKeyring::open(&master, dir.join("customer-keys"), Arc::new(SystemIds)).unwrap()
+    FileKeyring::open(&master, dir.join(customer_keys), Arc::new(SystemIds)).unwrap()
 }
 
-async fn outbox() -> OutboxMailer {
+async fn keyring() -> FileKeyring {
+    keyring_in(&keep_dir(), "customer-keys")
+}
+
+async fn mailer() -> OutboxMailer {
     OutboxMailer::new(
         keep_dir().join("outbox"),
         "TrackLayer <noreply@tracklayer.local>".into(),
@@ -210,149 +210,35 @@ async fn outbox() -> OutboxMailer {
     )
 }
 
-mod control_store {
-    use super::*;
-    tracklayer_core::control_store_contract!(async {
-        SqliteControlStore::new(Db::in_memory().unwrap())
-    });
+// ---------------------------------------------------------------------------------------------
+// The contract suites, each case on a fresh in-memory database
+
+async fn control_store() -> SqliteControlStore {
+    SqliteControlStore::new(Db::in_memory().unwrap())
 }
 
-mod users {
-    use super::*;
-    tracklayer_core::users_contract!(async { SqliteControlStore::new(Db::in_memory().unwrap()) });
+async fn event_store() -> SqliteEventStore {
+    SqliteEventStore::new(Db::in_memory().unwrap())
 }
 
-mod last_admin {
-    use super::*;
-    tracklayer_core::last_admin_contract!(async {
-        SqliteControlStore::new(Db::in_memory().unwrap())
-    });
+async fn delivery_log() -> tracklayer_local::SqliteDeliveryLog {
+    tracklayer_local::SqliteDeliveryLog::new(Db::in_memory().unwrap())
 }
 
-mod saml_store {
-    use super::*;
-    tracklayer_core::saml_store_contract!(async {
-        SqliteControlStore::new(Db::in_memory().unwrap())
-    });
+async fn audit_log() -> tracklayer_local::SqliteAuditLog {
+    tracklayer_local::SqliteAuditLog::new(Db::in_memory().unwrap(), Arc::new(keyring().await))
 }
 
-mod account_data {
-    use super::*;
-    tracklayer_core::account_data_contract!(async {
-        SqliteControlStore::new(Db::in_memory().unwrap())
-    });
+async fn dsr_store() -> tracklayer_local::SqliteDsrStore {
+    tracklayer_local::SqliteDsrStore::new(Db::in_memory().unwrap())
 }
 
-mod audit_log {
-    use super::*;
-    tracklayer_core::audit_log_contract!(async {
-        tracklayer_local::SqliteAuditLog::new(
-            Db::in_memory().unwrap(),
-            Arc::new(file_keyring().await),
-        )
-    });
+async fn stats() -> tracklayer_local::SqliteStats {
+    tracklayer_local::SqliteStats::new(Db::in_memory().unwrap())
 }
 
-mod event_store {
-    use super::*;
-    tracklayer_core::event_store_contract!(async {
-        SqliteEventStore::new(Db::in_memory().unwrap())
-    });
-}
-
-mod delivery_queue {
-    use super::*;
-    tracklayer_core::delivery_queue_contract!(local_queue());
-}
-
-mod delivery_queue_erasure {
-    use super::*;
-    tracklayer_core::delivery_queue_erasure_contract!(local_queue());
-}
-
-mod event_lookup {
-    use super::*;
-    tracklayer_core::event_lookup_contract!(async {
-        SqliteEventStore::new(Db::in_memory().unwrap())
-    });
-
-    /// SQLite keeps a dedup row for every event, so an event with subjects is found too.
-    #[tokio::test]
-    async fn an_event_with_subjects_is_found_by_its_message_id() {
-        use tracklayer_core::event::MessageId;
-        use tracklayer_core::testkit::{new_event, unique, T0};
-        use tracklayer_core::workspace::{Region, WorkspaceId};
-        let s = SqliteEventStore::new(Db::in_memory().unwrap());
-        let ws = WorkspaceId::new(Region::Us, &unique());
-        let e = new_event(&ws, "m-user", &["anon-1", "user-1"], T0);
-        s.record(std::slice::from_ref(&e), T0).await.unwrap();
-
-        let found = s
-            .event_ids_by_message_id(&ws, &MessageId::parse("m-user").unwrap(), T0)
-            .await
-            .unwrap();
-
-        assert_eq!(found, vec![e.event.event_id]);
-    }
-}
-
-mod event_store_erasure {
-    use super::*;
-    tracklayer_core::event_store_erasure_contract!(async {
-        SqliteEventStore::new(Db::in_memory().unwrap())
-    });
-}
-
-mod delivery_log_erasure {
-    use super::*;
-    tracklayer_core::delivery_log_erasure_contract!(async {
-        tracklayer_local::SqliteDeliveryLog::new(Db::in_memory().unwrap())
-    });
-}
-
-mod dsr_store {
-    use super::*;
-    tracklayer_core::dsr_store_contract!(async {
-        tracklayer_local::SqliteDsrStore::new(Db::in_memory().unwrap())
-    });
-}
-
-mod stats {
-    use super::*;
-    tracklayer_core::stats_contract!(async {
-        tracklayer_local::SqliteStats::new(Db::in_memory().unwrap())
-    });
-}
-
-mod session_store {
-    use super::*;
-    tracklayer_core::session_store_contract!(async {
-        tracklayer_local::SqliteSessionStore::new(Db::in_memory().unwrap())
-    });
-}
-
-mod delivery_log {
-    use super::*;
-    tracklayer_core::delivery_log_contract!(async {
-        tracklayer_local::SqliteDeliveryLog::new(Db::in_memory().unwrap())
-    });
-}
-
-mod delivery_log_paging {
-    use super::*;
-    tracklayer_core::delivery_log_paging_contract!(async {
-        tracklayer_local::SqliteDeliveryLog::new(Db::in_memory().unwrap())
-    });
-}
-
-mod keyring {
-    use super::*;
-    tracklayer_core::keyring_contract!(file_keyring());
-}
-
-mod mailer {
-    use super::*;
-    tracklayer_core::mailer_contract!(outbox());
+async fn session_store() -> tracklayer_local::SqliteSessionStore {
+    tracklayer_local::SqliteSessionStore::new(Db::in_memory().unwrap())
 }
 
 struct LocalAccount {
@@ -377,30 +263,47 @@ impl testkit::account_end::AccountStores for LocalAccount {
     }
 }
 
-mod account_end {
-    use super::*;
-    tracklayer_core::account_end_contract!(async {
-        let db = Db::in_memory().unwrap();
-        LocalAccount {
-            control: SqliteControlStore::new(db.clone()),
-            dsr: tracklayer_local::SqliteDsrStore::new(db),
-        }
-    });
+/// The control and DSR stores on one database.
+async fn account_stores() -> LocalAccount {
+    let db = Db::in_memory().unwrap();
+    LocalAccount {
+        control: SqliteControlStore::new(db.clone()),
+        dsr: tracklayer_local::SqliteDsrStore::new(db),
+    }
 }
 
-mod retention {
-    use super::*;
-    tracklayer_core::retention_contract!(async {
-        let db = Db::in_memory().unwrap();
-        testkit::retention::Stores {
-            events: Arc::new(SqliteEventStore::new(db.clone())),
-            delivery_log: Arc::new(tracklayer_local::SqliteDeliveryLog::new(db.clone())),
-            audit: Arc::new(tracklayer_local::SqliteAuditLog::new(
-                db,
-                Arc::new(file_keyring().await),
-            )),
-        }
-    });
+/// The stores retention sweeps, on one database.
+async fn retention_stores() -> testkit::retention::Stores {
+    let db = Db::in_memory().unwrap();
+    testkit::retention::Stores {
+        events: Arc::new(SqliteEventStore::new(db.clone())),
+        delivery_log: Arc::new(tracklayer_local::SqliteDeliveryLog::new(db.clone())),
+        audit: Arc::new(tracklayer_local::SqliteAuditLog::new(
+            db,
+            Arc::new(keyring().await),
+        )),
+    }
+}
+
+tracklayer_core::all_contract_suites!();
+
+/// SQLite keeps a dedup row for every event, so an event with subjects is found too.
+#[tokio::test]
+async fn an_event_with_subjects_is_found_by_its_message_id() {
+    use tracklayer_core::event::MessageId;
+    use tracklayer_core::testkit::{new_event, unique};
+
+    let s = event_store().await;
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    let e = new_event(&ws, "m-user", &["anon-1", "user-1"], T0);
+    s.record(std::slice::from_ref(&e), T0).await.unwrap();
+
+    let found = s
+        .event_ids_by_message_id(&ws, &MessageId::parse("m-user").unwrap(), T0)
+        .await
+        .unwrap();
+
+    assert_eq!(found, vec![e.event.event_id]);
 }
 
 #[tokio::test]
@@ -545,7 +448,7 @@ async fn the_outbox_holds_one_eml_file_per_mail() {
 
 #[tokio::test]
 async fn a_header_injection_in_a_subject_is_refused() {
-    let m = outbox().await;
+    let m = mailer().await;
     let err = m
         .send(&Mail {
             to: vec!["admin@example.com".into()],
@@ -666,7 +569,7 @@ mod key_lifecycle {
         let mut key = testkit::api_key(&ws.id, KeyKind::Svc);
         key.revoked_at = Some(T0);
         control.create_api_key(&key).await.unwrap();
-        let notifier = KeyExpiryNotifier::new(control.clone(), Arc::new(outbox().await));
+        let notifier = KeyExpiryNotifier::new(control.clone(), Arc::new(mailer().await));
         let at = key.expires_at - time::Duration::days(3);
         assert_eq!(notifier.run(at).await.unwrap(), ExpiryReport::default());
     }
@@ -849,7 +752,7 @@ mod key_lifecycle {
         use tracklayer_core::audit::{AuditFilter, NewAuditEntry};
         use tracklayer_core::ports::AuditLog;
         let db = Db::in_memory().unwrap();
-        let audit = tracklayer_local::SqliteAuditLog::new(db, Arc::new(file_keyring().await));
+        let audit = tracklayer_local::SqliteAuditLog::new(db, Arc::new(keyring().await));
         let ws = WorkspaceId::new(Region::Eu, &testkit::unique());
         let entry = || NewAuditEntry {
             workspace_id: ws.clone(),

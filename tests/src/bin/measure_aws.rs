@@ -23,7 +23,7 @@ use tracklayer_tests::lambda::function::{find_function_bin, LambdaProcess, MEMOR
 use tracklayer_tests::lambda::meter::{Meter, Tally};
 use tracklayer_tests::lambda::stack::{Moto, Stack, ESM_ACCESS_KEY};
 use tracklayer_tests::lambda::Deployment;
-use tracklayer_tests::{purchase, repo_root};
+use tracklayer_tests::{fake_destinations, purchase, repo_root};
 
 const FUNCTIONS: [&str; 4] = ["ingest", "deliver", "admin", "dsr"];
 const COLD_RUNS: usize = 7;
@@ -147,17 +147,8 @@ fn sizes() {
 }
 
 async fn add_destinations(d: &Deployment, token: &str, base: &str) -> anyhow::Result<()> {
-    for spec in [
-        json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
-               "config": {"pixel_id": "1234567890", "api_version": "v21.0"},
-               "secrets": {"access_token": META_TOKEN}}),
-        json!({"name": "GA4", "kind": "ga4", "endpoint": base,
-               "config": {"measurement_id": "G-MEASURE1"},
-               "secrets": {"api_secret": GA4_SECRET}}),
-        json!({"name": "Warehouse", "kind": "webhook",
-               "config": {"url": format!("{base}/hook/main")},
-               "secrets": {"signing_secret": WEBHOOK_SECRET}}),
-    ] {
+    let secrets = [META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET];
+    for spec in fake_destinations(base, secrets, "G-MEASURE1", None) {
         d.add_destination(token, &spec).await?;
     }
     Ok(())

@@ -13,7 +13,6 @@
 //! moto first (not counted).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -76,16 +75,10 @@ struct Inner {
 pub struct Meter {
     pub endpoint: String,
     inner: Arc<Inner>,
-    server: tokio::task::JoinHandle<()>,
+    _server: super::LocalServer,
 }
 
 tracklayer_core::debug_fields!(Meter: endpoint);
-
-impl Drop for Meter {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
 
 impl Meter {
     /// A meter forwarding to `upstream` (moto's endpoint).
@@ -101,15 +94,11 @@ impl Meter {
             schemas: Mutex::new(HashMap::new()),
         });
         let app = Router::new().fallback(forward).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr: SocketAddr = listener.local_addr()?;
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let server = super::LocalServer::start(app).await?;
         Ok(Self {
-            endpoint: format!("http://{addr}"),
+            endpoint: format!("http://{}", server.addr),
             inner,
-            server,
+            _server: server,
         })
     }
 

@@ -26,6 +26,29 @@ use events::{batch_item_failures, sqs_event, HttpRequest, HttpResponse, SqsRecor
 use function::{function_bin, LambdaProcess};
 use stack::{clients, Stack, ESM_ACCESS_KEY};
 
+/// An axum app served on `127.0.0.1:<free port>` by a task that stops when this drops.
+struct LocalServer {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LocalServer {
+    async fn start(app: axum::Router) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, task })
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// The functions of a stack, running, and the event source mapping that feeds deliver.
 pub struct Deployment {
     pub stack: Stack,

@@ -87,16 +87,10 @@ struct Shared {
 pub struct RuntimeApi {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    server: tokio::task::JoinHandle<()>,
+    _server: super::LocalServer,
 }
 
 tracklayer_core::debug_fields!(RuntimeApi: addr);
-
-impl Drop for RuntimeApi {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
 
 impl RuntimeApi {
     /// Starts the emulator for the function `function_arn` names.
@@ -120,15 +114,11 @@ impl RuntimeApi {
             .route(&format!("{PREFIX}/invocation/{{id}}/error"), post(fail))
             .route(&format!("{PREFIX}/init/error"), post(init_error))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let server = super::LocalServer::start(app).await?;
         Ok(Self {
-            addr,
+            addr: server.addr,
             shared,
-            server,
+            _server: server,
         })
     }
 

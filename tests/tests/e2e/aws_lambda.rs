@@ -14,7 +14,7 @@ use tracklayer_tests::fake::{self, Fakes};
 use tracklayer_tests::lambda::events::HttpRequest;
 use tracklayer_tests::lambda::stack::{clients, Moto, Stack, FUNCTION_ACCESS_KEY, PUBLIC_URL_EU};
 use tracklayer_tests::lambda::{Deployment, Seeded};
-use tracklayer_tests::{poll, purchase};
+use tracklayer_tests::{fake_destinations, poll, purchase};
 
 const META_TOKEN: &str = "EAAGlambdae2etesttoken"; // pragma: allowlist secret
 const GA4_SECRET: &str = "ga4LambdaE2eSecret"; // pragma: allowlist secret
@@ -40,17 +40,7 @@ fn unique(prefix: &str) -> String {
 
 async fn deploy(residency: Region, names: &[&str], logs: &std::path::Path) -> (Deployment, Seeded) {
     let moto = Moto::shared();
-    let stack = Stack::provision(&moto.endpoint, residency, &unique("l"))
-        .await
-        .expect("provision a stack on moto");
-    let d = Deployment::start(stack, &moto.endpoint, names, &test_env(), logs)
-        .await
-        .expect("start the functions");
-    let seeded = d
-        .seed_workspace(&moto.endpoint, "Lambda E2E")
-        .await
-        .expect("seed a workspace");
-    (d, seeded)
+    deploy_reaching(&moto.endpoint, residency, names, logs, "Lambda E2E").await
 }
 
 /// A fresh stack whose functions reach moto through a meter, with a seeded workspace.
@@ -60,20 +50,40 @@ async fn metered(
     logs: &std::path::Path,
 ) -> (tracklayer_tests::lambda::meter::Meter, Deployment, Seeded) {
     let moto = Moto::shared();
-    let stack = Stack::provision(&moto.endpoint, residency, &unique("m"))
-        .await
-        .expect("provision a stack on moto");
     let meter = tracklayer_tests::lambda::meter::Meter::start(&moto.endpoint)
         .await
         .unwrap();
-    let d = Deployment::start(stack, &meter.endpoint, names, &test_env(), logs)
+    let (d, ws) = deploy_reaching(&meter.endpoint, residency, names, logs, "Metered").await;
+    (meter, d, ws)
+}
+
+/// A stack of its own on moto, with `residency`.
+async fn fresh_stack(residency: Region) -> Stack {
+    let moto = Moto::shared();
+    Stack::provision(&moto.endpoint, residency, &unique("s"))
+        .await
+        .expect("provision a stack on moto")
+}
+
+/// A fresh stack on moto whose functions reach AWS at `aws` (moto itself or a meter in front
+/// of it), with a seeded workspace named `name`.
+async fn deploy_reaching(
+    aws: &str,
+    residency: Region,
+    names: &[&str],
+    logs: &std::path::Path,
+    name: &str,
+) -> (Deployment, Seeded) {
+    let moto = Moto::shared();
+    let stack = fresh_stack(residency).await;
+    let d = Deployment::start(stack, aws, names, &test_env(), logs)
         .await
         .expect("start the functions");
-    let ws = d
-        .seed_workspace(&moto.endpoint, "Metered")
+    let seeded = d
+        .seed_workspace(&moto.endpoint, name)
         .await
         .expect("seed a workspace");
-    (meter, d, ws)
+    (d, seeded)
 }
 
 /// Every item of a table, as (attribute name → value) maps.
@@ -166,17 +176,8 @@ async fn post_batch(
 
 /// Meta CAPI, GA4 and a webhook, all on the fake destinations at `base`; their ids.
 async fn three_destinations(d: &Deployment, admin_token: &str, base: &str) -> [String; 3] {
-    let specs = [
-        json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
-                "config": {"pixel_id": "1234567890", "api_version": "v21.0"},
-                "secrets": {"access_token": META_TOKEN}}),
-        json!({"name": "GA4", "kind": "ga4", "endpoint": base,
-                "config": {"measurement_id": "G-LAMBDA01"},
-                "secrets": {"api_secret": GA4_SECRET}}),
-        json!({"name": "Warehouse", "kind": "webhook",
-                "config": {"url": format!("{base}/hook/main")},
-                "secrets": {"signing_secret": WEBHOOK_SECRET}}),
-    ];
+    let secrets = [META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET];
+    let specs = fake_destinations(base, secrets, "G-LAMBDA01", None);
     let mut ids = Vec::new();
     for spec in &specs {
         ids.push(d.add_destination(admin_token, spec).await.unwrap());
@@ -303,7 +304,6 @@ async fn an_eu_workspace_is_refused_by_the_us_functions_with_its_endpoint_and_no
     assert_eq!(admin.json()["endpoint"], PUBLIC_URL_EU);
 
     // Sent where it belongs, the same batch is accepted and stored in eu-central-1.
-    let batch: Vec<Value> = (0..10).map(|i| purchase("xr", i)).collect();
     let accepted = eu
         .http(batch_request(&eu_ws.write_key, &batch))
         .await
@@ -343,9 +343,7 @@ async fn a_malformed_batch_is_answered_with_problem_json_naming_the_field() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_function_missing_a_template_variable_fails_its_cold_start_and_says_which() {
     let moto = Moto::shared();
-    let stack = Stack::provision(&moto.endpoint, Region::Us, &unique("m"))
-        .await
-        .unwrap();
+    let stack = fresh_stack(Region::Us).await;
     let mut env = stack.function_env(&moto.endpoint);
     env.remove("TRACKLAYER_EVENTS_TABLE");
     let logs = tempfile::tempdir().unwrap();
@@ -369,9 +367,7 @@ async fn a_function_missing_a_template_variable_fails_its_cold_start_and_says_wh
 async fn the_meter_counts_every_request_and_the_write_units_aws_would_bill() {
     use tracklayer_tests::lambda::meter::Meter;
     let moto = Moto::shared();
-    let stack = Stack::provision(&moto.endpoint, Region::Us, &unique("k"))
-        .await
-        .unwrap();
+    let stack = fresh_stack(Region::Us).await;
     let meter = Meter::start(&moto.endpoint).await.unwrap();
     let c = clients(&meter.endpoint, "us-east-1", FUNCTION_ACCESS_KEY).await;
     let s = |v: &str| AttributeValue::S(v.to_owned());

@@ -77,20 +77,7 @@ async fn post(url: &str, write_key: &str, s: &Shopper, range: std::ops::Range<us
 }
 
 fn add_destinations(dir: &Path, base: &str) {
-    for def in [
-        json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
-               "config": {"pixel_id": "1234567890", "api_version": "v21.0"},
-               "secrets": {"access_token": META_TOKEN}}),
-        json!({"name": "GA4", "kind": "ga4", "endpoint": base,
-               "config": {"measurement_id": "G-DSRTEST1"},
-               "secrets": {"api_secret": GA4_SECRET}}),
-        json!({"name": "TikTok", "kind": "tiktok", "endpoint": base,
-               "config": {"pixel_code": "CDSRPIXEL"},
-               "secrets": {"access_token": TIKTOK_TOKEN}}),
-        json!({"name": "Warehouse", "kind": "webhook",
-               "config": {"url": format!("{base}/hook/main")},
-               "secrets": {"signing_secret": WEBHOOK_SECRET}}),
-    ] {
+    for def in fake_destinations(base, SECRETS, "G-DSRTEST1", Some("CDSRPIXEL")) {
         add_destination(dir, &def).unwrap();
     }
 }

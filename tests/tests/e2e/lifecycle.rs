@@ -17,17 +17,7 @@ const CUSTOMER_KEY: &str =
 
 /// The file the local keyring reads for `arn` (what a KMS key is on one machine).
 fn customer_key_file(dir: &Path, arn: &str) -> PathBuf {
-    let name: String = arn
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    dir.join("customer-keys").join(format!("{name}.key"))
+    tracklayer_local::FileKeyring::customer_key_file(&dir.join("customer-keys"), arn)
 }
 
 fn count(dir: &Path, sql: &str) -> i64 {

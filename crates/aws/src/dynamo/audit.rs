@@ -18,6 +18,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
@@ -31,7 +32,10 @@ use tracklayer_core::error::StoreError;
 use tracklayer_core::ports::{AuditLog, Keyring};
 use tracklayer_core::workspace::WorkspaceId;
 
-use super::{backoff, doc, get_n, get_s, key, n, query_up_to, s, to_json, transact_write, Item};
+use super::{
+    backoff, doc, get_n, get_s, key, n, query_first, query_up_to, s, to_json, transact_write, Item,
+    Table,
+};
 use crate::error::store;
 
 /// Attempts at taking the next sequence number before reporting contention.
@@ -45,8 +49,7 @@ const HEAD_SK: &str = "#HEAD";
 /// The keyed audit chain on DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoAuditLog {
-    client: Client,
-    table: String,
+    table: Table,
     keys: Arc<AuditKeys>,
 }
 
@@ -86,8 +89,7 @@ impl DynamoAuditLog {
     /// The audit key is opened (and created) through `keyring` with the platform key.
     pub fn new(client: Client, table: impl Into<String>, keyring: Arc<dyn Keyring>) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table: Table::new(client, table),
             keys: Arc::new(AuditKeys::new(keyring)),
         }
     }
@@ -99,7 +101,7 @@ impl DynamoAuditLog {
         values: &[(&str, i64)],
     ) -> Result<TransactWriteItem, StoreError> {
         let mut put = Put::builder()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_item(Some(item))
             .condition_expression(condition);
         if !values.is_empty() {
@@ -121,26 +123,22 @@ impl DynamoAuditLog {
         Ok(item)
     }
 
+    /// A consistent query of the workspace's entries after the one numbered `after` (0: from
+    /// the first), in sequence order; the head's sort key (`#HEAD`) sorts before them all.
+    fn entries_after(&self, ws: &WorkspaceId, after: u64) -> QueryFluentBuilder {
+        self.table
+            .query()
+            .key_condition_expression("pk = :pk AND sk > :after")
+            .expression_attribute_values(":pk", s(pk(ws)))
+            .expression_attribute_values(":after", s(sk(after)))
+            .consistent_read(true)
+    }
+
     /// The last entry of a legacy chain (one written before the head existed).
     async fn legacy_last(&self, ws: &WorkspaceId) -> Result<Option<AuditEntry>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk > :zero")
-            .expression_attribute_values(":pk", s(pk(ws)))
-            .expression_attribute_values(":zero", s(sk(0)))
-            .scan_index_forward(false)
-            .limit(1)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store("audit_append", e))?;
-        out.items
-            .unwrap_or_default()
-            .first()
-            .map(|i| doc(i, "audit_append"))
-            .transpose()
+        let newest_first = self.entries_after(ws, 0).scan_index_forward(false);
+        let last = query_first("audit_append", newest_first).await?;
+        last.map(|i| doc(&i, "audit_append")).transpose()
     }
 
     async fn query_entries(
@@ -149,15 +147,8 @@ impl DynamoAuditLog {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError> {
-        let q = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk > :after")
-            .expression_attribute_values(":pk", s(pk(ws)))
-            .expression_attribute_values(":after", s(sk(after)))
-            .consistent_read(true)
-            .limit(LIST_PAGE.min(limit as i32));
+        let page = LIST_PAGE.min(limit as i32);
+        let q = self.entries_after(ws, after).limit(page);
         query_up_to("audit_stored", q, limit, |_| None, |item| Ok(Some(item))).await
     }
 
@@ -211,7 +202,7 @@ impl DynamoAuditLog {
         let head_item = self.head_item(ws, &head.after(&e))?;
         items.push(self.put(head_item, head_condition, prev)?);
         let committed = transact_write(
-            &self.client,
+            self.table.client(),
             "audit_append",
             items,
             &["ConditionalCheckFailed"],
@@ -266,17 +257,11 @@ impl AuditLog for DynamoAuditLog {
         // By the entry's own time, never by an expiry attribute; the genesis is no mutation.
         let mut conditions = vec!["#at > :cutoff".to_owned(), "#action <> :genesis".to_owned()];
         let mut q = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk > :after")
-            .expression_attribute_values(":pk", s(pk(ws)))
-            .expression_attribute_values(":after", s(sk(filter.after.unwrap_or(0))))
+            .entries_after(ws, filter.after.unwrap_or(0))
             .expression_attribute_values(":cutoff", n(unix_millis(now - retention())))
             .expression_attribute_values(":genesis", s(GENESIS_ACTION))
             .expression_attribute_names("#at", "at")
             .expression_attribute_names("#action", "action")
-            .consistent_read(true)
             .limit(LIST_PAGE);
         if let Some(actor) = &filter.actor {
             conditions.push("#actor = :actor".into());
@@ -311,16 +296,7 @@ impl AuditLog for DynamoAuditLog {
     }
 
     async fn head(&self, ws: &WorkspaceId) -> Result<Option<AuditHead>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk(ws), HEAD_SK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store("audit_head", e))?;
-        out.item.map(|i| doc(&i, "audit_head")).transpose()
+        self.table.get_doc("audit_head", key(pk(ws), HEAD_SK)).await
     }
 
     async fn stored(
@@ -359,9 +335,8 @@ impl AuditLog for DynamoAuditLog {
                 // The checkpoint first, and only onto the head we read: if an append moved
                 // it meanwhile, a later step retires.
                 let written = self
-                    .client
+                    .table
                     .put_item()
-                    .table_name(&self.table)
                     .set_item(Some(self.head_item(ws, &next)?))
                     .condition_expression("#seq = :seq")
                     .expression_attribute_names("#seq", "seq")
@@ -384,13 +359,7 @@ impl AuditLog for DynamoAuditLog {
         // DeleteItem (not BatchWriteItem, which could also put): the functions' IAM policies
         // allow the audit table GetItem, Query, PutItem and DeleteItem only.
         for k in keys {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(k))
-                .send()
-                .await
-                .map_err(|e| store("audit_retire", e))?;
+            self.table.delete("audit_retire", k).await?;
         }
         Ok(removed)
     }

@@ -35,8 +35,8 @@ use tracklayer_core::user_id::UserId;
 use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
 use super::{
-    doc, expired, get_n, get_s, key, n, query_all, query_prefix, s, to_json, transact_write, ttl,
-    Item,
+    doc, expired, get_n, get_s, key, n, query_all, query_first, s, to_json, transact_write, ttl,
+    Item, Table,
 };
 use crate::error::store;
 
@@ -47,8 +47,7 @@ const CLOSE_CONCURRENCY: usize = 8;
 /// API reads what it just wrote, and ingest caches what it reads.
 #[derive(Debug, Clone)]
 pub struct DynamoControlStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 mod last_admin;
@@ -72,14 +71,8 @@ fn with_doc(mut item: Item, doc: String) -> Item {
 
 impl DynamoControlStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
-    }
-
-    async fn get(&self, context: &'static str, item_key: Item) -> Result<Option<Item>, StoreError> {
-        super::get_item(&self.client, &self.table, context, item_key).await
+        let table = Table::new(client, table);
+        Self { table }
     }
 
     /// The workspace's items whose sort key starts with `prefix`, expired or not; only the
@@ -93,7 +86,8 @@ impl DynamoControlStore {
     ) -> Result<Vec<Item>, StoreError> {
         query_all(
             context,
-            query_prefix(&self.client, &self.table, ws_pk(ws), prefix)
+            self.table
+                .query_prefix(ws_pk(ws), prefix)
                 .set_projection_expression(projection.map(str::to_owned)),
         )
         .await
@@ -129,14 +123,7 @@ impl DynamoControlStore {
                     get_s(&item, "pk", "close_workspace")?,
                     get_s(&item, "sk", "close_workspace")?,
                 );
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| store("close_workspace", e))
+                self.table.delete("close_workspace", key).await.map(|_| ())
             })
             .buffer_unordered(CLOSE_CONCURRENCY)
             .try_collect()
@@ -145,7 +132,7 @@ impl DynamoControlStore {
 
     /// Why a conditional write of the workspace item failed: there is none, or it is closed.
     async fn closed_or_missing(&self, ws: &WorkspaceId, context: &'static str) -> StoreError {
-        match self.get(context, key(ws_pk(ws), "WS")).await {
+        match self.table.get(context, key(ws_pk(ws), "WS")).await {
             Ok(Some(_)) => StoreError::Conflict("the workspace is closed"),
             Ok(None) => StoreError::NotFound("workspace"),
             Err(e) => e,
@@ -160,20 +147,9 @@ impl DynamoControlStore {
         condition: Option<&str>,
         on_fail: StoreError,
     ) -> Result<(), StoreError> {
-        match self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .set_condition_expression(condition.map(str::to_owned))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match store(context, e) {
-                StoreError::Conflict(_) => Err(on_fail),
-                other => Err(other),
-            },
+        match self.table.put(context, item, condition).await {
+            Err(StoreError::Conflict(_)) => Err(on_fail),
+            other => other,
         }
     }
 
@@ -183,7 +159,8 @@ impl DynamoControlStore {
         items: Vec<TransactWriteItem>,
         on_condition: StoreError,
     ) -> Result<(), StoreError> {
-        if transact_write(&self.client, context, items, &["ConditionalCheckFailed"]).await? {
+        let codes = ["ConditionalCheckFailed"];
+        if transact_write(self.table.client(), context, items, &codes).await? {
             Ok(())
         } else {
             Err(on_condition)
@@ -192,7 +169,7 @@ impl DynamoControlStore {
 
     fn tx_put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_item(Some(item))
             .condition_expression(condition)
             .build()
@@ -206,7 +183,7 @@ impl DynamoControlStore {
         condition: Option<&str>,
     ) -> Result<TransactWriteItem, StoreError> {
         let delete = Delete::builder()
-            .table_name(&self.table)
+            .table_name(self.table.name())
             .set_key(Some(item_key))
             .set_condition_expression(condition.map(str::to_owned))
             .build()
@@ -315,7 +292,8 @@ impl ControlReader for DynamoControlStore {
         id: &WorkspaceId,
         now: OffsetDateTime,
     ) -> Result<Option<Workspace>, StoreError> {
-        self.get("workspace", key(ws_pk(id), "WS"))
+        self.table
+            .get("workspace", key(ws_pk(id), "WS"))
             .await?
             .and_then(|i| live_doc(&i, now, "workspace"))
             .transpose()
@@ -327,21 +305,15 @@ impl ControlReader for DynamoControlStore {
         now: OffsetDateTime,
     ) -> Result<Option<ApiKeyRecord>, StoreError> {
         // Key ids are global: ingest finds the key (and its workspace) by id alone.
-        let out = self
-            .client
+        let by_id = self
+            .table
             .query()
-            .table_name(&self.table)
             .index_name("gsi1")
             .key_condition_expression("gsi1pk = :k")
-            .expression_attribute_values(":k", s(format!("KEY#{id}")))
-            .limit(1)
-            .send()
-            .await
-            .map_err(|e| store("api_key", e))?;
-        out.items
-            .unwrap_or_default()
-            .first()
-            .and_then(|i| (!expired(i, now)).then(|| key_doc(i, "api_key")))
+            .expression_attribute_values(":k", s(format!("KEY#{id}")));
+        query_first("api_key", by_id)
+            .await?
+            .and_then(|i| (!expired(&i, now)).then(|| key_doc(&i, "api_key")))
             .transpose()
     }
 
@@ -357,10 +329,8 @@ impl ControlReader for DynamoControlStore {
         ws: &WorkspaceId,
         id: &DestinationId,
     ) -> Result<Option<Destination>, StoreError> {
-        self.get("destination", key(ws_pk(ws), format!("DEST#{id}")))
-            .await?
-            .map(|i| doc(&i, "destination"))
-            .transpose()
+        let item_key = key(ws_pk(ws), format!("DEST#{id}"));
+        self.table.get_doc("destination", item_key).await
     }
 }
 
@@ -373,10 +343,8 @@ impl KeyUsage for DynamoControlStore {
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(ws_pk(ws), format!("KEY#{id}"))))
+            .table
+            .update_item(key(ws_pk(ws), format!("KEY#{id}")))
             .update_expression("SET #u = :at")
             .condition_expression("attribute_exists(pk) AND (attribute_not_exists(#u) OR #u < :at)")
             .expression_attribute_names("#u", LAST_USED)
@@ -436,6 +404,7 @@ impl ControlStore for DynamoControlStore {
         })?;
         let until = ttl(until);
         match self
+            .table
             .get("close_workspace", key(ws_pk(&ws.id), "WS"))
             .await?
         {
@@ -458,7 +427,8 @@ impl ControlStore for DynamoControlStore {
                 .into_iter()
                 .filter(|i| get_n(i, super::EXPIRES_AT).is_none_or(|t| t > until)),
         );
-        super::stamp_expiry(&self.client, "close_workspace", &self.table, stamp, until).await?;
+        let (client, table) = (self.table.client(), self.table.name());
+        super::stamp_expiry(client, "close_workspace", table, stamp, until).await?;
         // Last, so that a failed call can be repeated: the workspace, closed, with its TTL.
         match self
             .put(
@@ -479,9 +449,8 @@ impl ControlStore for DynamoControlStore {
     async fn workspaces(&self, now: OffsetDateTime) -> Result<Vec<Workspace>, StoreError> {
         let items = query_all(
             "workspaces",
-            self.client
+            self.table
                 .query()
-                .table_name(&self.table)
                 .index_name("gsi1")
                 .key_condition_expression("gsi1pk = :w")
                 .expression_attribute_values(":w", s("WS")),
@@ -508,10 +477,8 @@ impl ControlStore for DynamoControlStore {
         let item_key = key(ws_pk(&k.workspace_id), format!("KEY#{}", k.id));
         let update = |with_ttl: bool| {
             let q = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(item_key.clone()))
+                .table
+                .update_item(item_key.clone())
                 .expression_attribute_values(":doc", s(to_json("api key", k)?));
             Ok::<_, StoreError>(if with_ttl {
                 q.update_expression("SET doc = :doc, expires_at = :t")
@@ -574,10 +541,8 @@ impl ControlStore for DynamoControlStore {
         id: &DestinationId,
     ) -> Result<(), StoreError> {
         match self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(ws_pk(ws), format!("DEST#{id}"))))
+            .table
+            .delete_item(key(ws_pk(ws), format!("DEST#{id}")))
             .condition_expression("attribute_exists(pk)")
             .send()
             .await
@@ -606,6 +571,7 @@ impl ControlStore for DynamoControlStore {
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
         let pk = ws_pk(&user.workspace_id);
         let old = self
+            .table
             .get("update_user", key(&pk, format!("USER#{}", user.id)))
             .await?
             .ok_or(StoreError::NotFound("user"))?;
@@ -640,6 +606,7 @@ impl ControlStore for DynamoControlStore {
     async fn delete_user(&self, ws: &WorkspaceId, id: &UserId) -> Result<(), StoreError> {
         let pk = ws_pk(ws);
         let old = self
+            .table
             .get("delete_user", key(&pk, format!("USER#{id}")))
             .await?
             .ok_or(StoreError::NotFound("user"))?;
@@ -664,7 +631,7 @@ impl ControlStore for DynamoControlStore {
             let mut user = old.clone();
             user.role = role;
             let put = Put::builder()
-                .table_name(&self.table)
+                .table_name(self.table.name())
                 .set_item(Some(keep_expiry(user_item(&user)?, item)))
                 .condition_expression("doc = :doc")
                 .expression_attribute_values(":doc", item["doc"].clone())
@@ -685,7 +652,7 @@ impl ControlStore for DynamoControlStore {
         let pk = ws_pk(ws);
         self.keeping_an_admin(context, ws, id, now, true, |item, _| {
             let delete = Delete::builder()
-                .table_name(&self.table)
+                .table_name(self.table.name())
                 .set_key(Some(key(&pk, format!("USER#{id}"))))
                 .condition_expression("doc = :doc")
                 .expression_attribute_values(":doc", item["doc"].clone())
@@ -706,7 +673,8 @@ impl ControlStore for DynamoControlStore {
         id: &UserId,
         now: OffsetDateTime,
     ) -> Result<Option<User>, StoreError> {
-        self.get("user", key(ws_pk(ws), format!("USER#{id}")))
+        self.table
+            .get("user", key(ws_pk(ws), format!("USER#{id}")))
             .await?
             .and_then(|i| live_doc(&i, now, "user"))
             .transpose()

@@ -29,8 +29,8 @@ use tracklayer_core::ports::{
 use tracklayer_core::workspace::WorkspaceId;
 
 use super::{
-    b, batch_delete, batch_get, batch_put, get_b, get_n, get_s, key, n, pack, query_all,
-    query_prefix, s, ttl, unpack, Item, EXPIRES_AT,
+    b, batch_delete, batch_get, batch_put, get_b, get_n, get_s, key, n, pack, query_all, s, ttl,
+    unpack, Item, Table, EXPIRES_AT,
 };
 use crate::error::store;
 
@@ -41,8 +41,7 @@ const POINTER_PAGE: i32 = 50;
 /// Delivery outcomes on DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoDeliveryLog {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 fn millis_of(id: &EventId) -> u64 {
@@ -77,10 +76,8 @@ fn keep_latest(into: &mut HashMap<(DestinationId, EventId), DeliveryRecord>, r: 
 
 impl DynamoDeliveryLog {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        let table = Table::new(client, table);
+        Self { table }
     }
 
     /// The outcomes items (all destinations, expired or not) of the events' milliseconds.
@@ -92,16 +89,9 @@ impl DynamoDeliveryLog {
     ) -> Result<Vec<(u64, Vec<Item>)>, StoreError> {
         let millis: BTreeSet<u64> = events.iter().map(millis_of).collect();
         let reads = millis.into_iter().map(|ms| async move {
-            let items = query_all(
-                context,
-                query_prefix(
-                    &self.client,
-                    &self.table,
-                    outcomes_pk(ws, ms),
-                    format!("{ms:012x}#"),
-                ),
-            )
-            .await?;
+            let prefix = format!("{ms:012x}#");
+            let q = self.table.query_prefix(outcomes_pk(ws, ms), prefix);
+            let items = query_all(context, q).await?;
             Ok::<_, StoreError>((ms, items))
         });
         stream::iter(reads)
@@ -124,11 +114,8 @@ impl DynamoDeliveryLog {
             Some(d) => format!("{ms:012x}#{d}#"),
             None => format!("{ms:012x}#"),
         };
-        let items = query_all(
-            context,
-            query_prefix(&self.client, &self.table, outcomes_pk(ws, ms), prefix),
-        )
-        .await?;
+        let q = self.table.query_prefix(outcomes_pk(ws, ms), prefix);
+        let items = query_all(context, q).await?;
         decode(context, &items)
     }
 }
@@ -179,7 +166,8 @@ impl DeliveryLog for DynamoDeliveryLog {
                 items.push(pointer);
             }
         }
-        batch_put(&self.client, "delivery_log", &self.table, items).await
+        let (client, table) = (self.table.client(), self.table.name());
+        batch_put(client, "delivery_log", table, items).await
     }
 
     async fn delivered(
@@ -266,9 +254,8 @@ impl DeliveryLog for DynamoDeliveryLog {
         };
         loop {
             let page = self
-                .client
+                .table
                 .query()
-                .table_name(&self.table)
                 .key_condition_expression("pk = :pk")
                 .expression_attribute_values(":pk", s(pointers_pk(ws, destination)))
                 .scan_index_forward(false)
@@ -289,7 +276,8 @@ impl DeliveryLog for DynamoDeliveryLog {
                     keys.push(key(target.0, target.1));
                 }
             }
-            let items = batch_get(&self.client, "page", &self.table, keys, true, None).await?;
+            let (client, table) = (self.table.client(), self.table.name());
+            let items = batch_get(client, "page", table, keys, true, None).await?;
             for r in decode("page", &items)? {
                 if r.destination_id == *destination {
                     keep_latest(&mut latest, r);
@@ -380,8 +368,9 @@ impl DeliveryLog for DynamoDeliveryLog {
             }
         }
         // New items first: a failure in between leaves a record twice, never lost.
-        batch_put(&self.client, "erase_events", &self.table, puts).await?;
-        batch_delete(&self.client, "erase_events", &self.table, deletes).await?;
+        let (client, table) = (self.table.client(), self.table.name());
+        batch_put(client, "erase_events", table, puts).await?;
+        batch_delete(client, "erase_events", table, deletes).await?;
         Ok(erased.len() as u64)
     }
 }

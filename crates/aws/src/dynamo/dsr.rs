@@ -31,8 +31,8 @@ use tracklayer_core::ports::{DsrStore, SuppressionList};
 use tracklayer_core::workspace::WorkspaceId;
 
 use super::{
-    b, batch_delete, batch_put, doc, get_b, get_n, get_s, key, n, query_all, query_prefix,
-    query_up_to, s, stamp_expiry, to_json, ttl, Item, EXPIRES_AT,
+    b, batch_delete, batch_put, doc, get_b, get_n, get_s, key, n, query_all, query_up_to, s,
+    stamp_expiry, to_json, ttl, Item, Table, EXPIRES_AT,
 };
 use crate::error::store;
 
@@ -44,9 +44,8 @@ const PART_MAX: usize = 380 * 1024;
 /// Data-subject requests, suppressions and access exports on DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoDsrStore {
-    client: Client,
-    control: String,
-    events: String,
+    control: Table,
+    events: Table,
 }
 
 /// A page of a request listing: what is still wanted, 1 to 100.
@@ -81,9 +80,8 @@ impl DynamoDsrStore {
     /// `control` and `events` are the stack's ControlTable and EventsTable.
     pub fn new(client: Client, control: impl Into<String>, events: impl Into<String>) -> Self {
         Self {
-            client,
-            control: control.into(),
-            events: events.into(),
+            control: Table::new(client.clone(), control),
+            events: Table::new(client, events),
         }
     }
 
@@ -94,19 +92,10 @@ impl DynamoDsrStore {
         condition: &str,
         on_fail: StoreError,
     ) -> Result<(), StoreError> {
-        match self
-            .client
-            .put_item()
-            .table_name(&self.control)
-            .set_item(Some(request_item(r)?))
-            .condition_expression(condition)
-            .send()
-            .await
-            .map_err(|e| store(context, e))
-        {
-            Ok(_) => Ok(()),
+        let item = request_item(r)?;
+        match self.control.put(context, item, Some(condition)).await {
             Err(StoreError::Conflict(_)) => Err(on_fail),
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
@@ -124,9 +113,8 @@ impl DynamoDsrStore {
         ws: &WorkspaceId,
         id: &DsrId,
     ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-        self.client
+        self.events
             .query()
-            .table_name(&self.events)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(export_pk(ws, id)))
             .consistent_read(true)
@@ -138,7 +126,8 @@ impl SuppressionList for DynamoDsrStore {
     async fn suppressed(&self, ws: &WorkspaceId) -> Result<Vec<String>, StoreError> {
         let items = query_all(
             "suppressed",
-            query_prefix(&self.client, &self.control, ws_pk(ws), "SUP#")
+            self.control
+                .query_prefix(ws_pk(ws), "SUP#")
                 .projection_expression("sk"),
         )
         .await?;
@@ -168,10 +157,8 @@ impl DsrStore for DynamoDsrStore {
     async fn update_request(&self, r: &DsrRequest) -> Result<(), StoreError> {
         // An update, not a put: the item keeps its `expires_at` (a closed workspace's stamp).
         let q = self
-            .client
-            .update_item()
-            .table_name(&self.control)
-            .set_key(Some(key(ws_pk(&r.workspace_id), format!("DSR#{}", r.id))))
+            .control
+            .update_item(key(ws_pk(&r.workspace_id), format!("DSR#{}", r.id)))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":doc", s(to_json("dsr request", r)?));
         let q = if r.status.is_open() {
@@ -194,16 +181,8 @@ impl DsrStore for DynamoDsrStore {
         ws: &WorkspaceId,
         id: &DsrId,
     ) -> Result<Option<DsrRequest>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.control)
-            .set_key(Some(key(ws_pk(ws), format!("DSR#{id}"))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store("request", e))?;
-        out.item.map(|i| doc(&i, "request")).transpose()
+        let item_key = key(ws_pk(ws), format!("DSR#{id}"));
+        self.control.get_doc("request", item_key).await
     }
 
     async fn requests(
@@ -211,8 +190,8 @@ impl DsrStore for DynamoDsrStore {
         ws: &WorkspaceId,
         limit: usize,
     ) -> Result<Vec<DsrRequest>, StoreError> {
-        let q =
-            query_prefix(&self.client, &self.control, ws_pk(ws), "DSR#").scan_index_forward(false);
+        let q = self.control.query_prefix(ws_pk(ws), "DSR#");
+        let q = q.scan_index_forward(false);
         query_up_to("requests", q, limit, page_of, |i| {
             doc(&i, "requests").map(Some)
         })
@@ -221,9 +200,8 @@ impl DsrStore for DynamoDsrStore {
 
     async fn open_requests(&self, limit: usize) -> Result<Vec<DsrRequest>, StoreError> {
         let q = self
-            .client
+            .control
             .query()
-            .table_name(&self.control)
             .index_name("gsi1")
             .key_condition_expression("gsi1pk = :o")
             .expression_attribute_values(":o", s(OPEN));
@@ -253,7 +231,8 @@ impl DsrStore for DynamoDsrStore {
                 item
             })
             .collect();
-        batch_put(&self.client, "suppress", &self.control, items).await
+        let control = &self.control;
+        batch_put(control.client(), "suppress", control.name(), items).await
     }
 
     async fn put_export_part(
@@ -277,14 +256,7 @@ impl DsrStore for DynamoDsrStore {
         item.insert("data".into(), b(sealed.0.clone()));
         item.insert("until".into(), n(unix_millis(expires_at)));
         item.insert(EXPIRES_AT.into(), n(ttl(expires_at)));
-        self.client
-            .put_item()
-            .table_name(&self.events)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| store("put_export_part", e))?;
-        Ok(())
+        self.events.put("put_export_part", item, None).await
     }
 
     async fn export_parts(
@@ -305,7 +277,8 @@ impl DsrStore for DynamoDsrStore {
     async fn delete_export(&self, ws: &WorkspaceId, id: &DsrId) -> Result<u64, StoreError> {
         let keys = self.export_keys(ws, id).await?;
         let n = keys.len() as u64;
-        batch_delete(&self.client, "delete_export", &self.events, keys).await?;
+        let events = &self.events;
+        batch_delete(events.client(), "delete_export", events.name(), keys).await?;
         Ok(n)
     }
 
@@ -319,7 +292,8 @@ impl DsrStore for DynamoDsrStore {
         for prefix in ["DSR#", "SUP#"] {
             let items = query_all(
                 "end_with_account",
-                query_prefix(&self.client, &self.control, ws_pk(ws), prefix)
+                self.control
+                    .query_prefix(ws_pk(ws), prefix)
                     .projection_expression("pk, sk, expires_at"),
             )
             .await?;
@@ -330,10 +304,11 @@ impl DsrStore for DynamoDsrStore {
             );
         }
         let n = stamp.len() as u64;
+        let control = &self.control;
         stamp_expiry(
-            &self.client,
+            control.client(),
             "end_with_account",
-            &self.control,
+            control.name(),
             stamp,
             until,
         )

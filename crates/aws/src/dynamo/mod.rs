@@ -8,6 +8,7 @@ pub mod dsr;
 pub mod events;
 pub mod sessions;
 pub mod stats;
+mod table;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -27,6 +28,8 @@ use time::OffsetDateTime;
 use tracklayer_core::error::StoreError;
 
 use crate::error::{corrupt, store};
+
+pub(crate) use table::Table;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -218,6 +221,15 @@ pub(crate) fn query_prefix(
         .expression_attribute_values(":pk", s(pk))
         .expression_attribute_values(":p", s(prefix))
         .consistent_read(true)
+}
+
+/// The first item a query finds (it reads one).
+pub(crate) async fn query_first(
+    context: &'static str,
+    q: QueryFluentBuilder,
+) -> Result<Option<Item>, StoreError> {
+    let out = q.limit(1).send().await.map_err(|e| store(context, e))?;
+    Ok(out.items.unwrap_or_default().into_iter().next())
 }
 
 /// All pages of a query.

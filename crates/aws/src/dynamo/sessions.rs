@@ -29,16 +29,13 @@ use tracklayer_core::sessions::{
 use tracklayer_core::user_id::UserId;
 use tracklayer_core::workspace::WorkspaceId;
 
-use super::{
-    doc, get_n, get_s, key, n, query_all, query_prefix, s, to_json, transact_write, ttl, Item,
-};
+use super::{doc, get_n, get_s, key, n, query_all, s, to_json, transact_write, ttl, Item, Table};
 use crate::error::store;
 
 /// Console sign-in state on DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoSessionStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 fn session_key(ws: &WorkspaceId, id: &SessionId) -> Item {
@@ -86,46 +83,24 @@ fn session_item(s: &StoredSession) -> Result<Item, StoreError> {
 
 impl DynamoSessionStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
-    }
-
-    async fn get(&self, context: &'static str, item_key: Item) -> Result<Option<Item>, StoreError> {
-        super::get_item(&self.client, &self.table, context, item_key).await
-    }
-
-    async fn delete(
-        &self,
-        context: &'static str,
-        item_key: Item,
-    ) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(item_key))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| store(context, e))?;
-        Ok(out.attributes.filter(|a| !a.is_empty()))
+        let table = Table::new(client, table);
+        Self { table }
     }
 
     /// Deletes a session item and its token item.
     async fn delete_stored(&self, ws: &WorkspaceId, id: &SessionId) -> Result<bool, StoreError> {
-        let Some(old) = self.delete("delete_session", session_key(ws, id)).await? else {
+        let deleted = self.table.delete("delete_session", session_key(ws, id));
+        let Some(old) = deleted.await? else {
             return Ok(false);
         };
         let hash: StoredSession = doc(&old, "delete_session")?;
-        self.delete("delete_session", token_key(&hash.token_hash))
-            .await?;
+        let token = token_key(&hash.token_hash);
+        self.table.delete("delete_session", token).await?;
         Ok(true)
     }
 
     async fn sessions_in(&self, ws: &WorkspaceId) -> Result<Vec<StoredSession>, StoreError> {
-        let q = query_prefix(&self.client, &self.table, format!("SES#{ws}"), "ses_");
+        let q = self.table.query_prefix(format!("SES#{ws}"), "ses_");
         query_all("sessions_of", q)
             .await?
             .iter()
@@ -157,11 +132,11 @@ impl SessionStore for DynamoSessionStore {
             ],
         );
         let items = vec![
-            put(session_item(st)?, &self.table, "create_session")?,
-            put(pointer, &self.table, "create_session")?,
+            put(session_item(st)?, self.table.name(), "create_session")?,
+            put(pointer, self.table.name(), "create_session")?,
         ];
         let codes = ["ConditionalCheckFailed", "TransactionConflict"];
-        if transact_write(&self.client, "create_session", items, &codes).await? {
+        if transact_write(self.table.client(), "create_session", items, &codes).await? {
             Ok(())
         } else {
             Err(StoreError::Conflict("create_session"))
@@ -173,30 +148,28 @@ impl SessionStore for DynamoSessionStore {
         hash: &TokenHash,
         now: OffsetDateTime,
     ) -> Result<Option<StoredSession>, StoreError> {
-        let Some(pointer) = self.get("session_by_token", token_key(hash)).await? else {
+        let Some(pointer) = self.table.get("session_by_token", token_key(hash)).await? else {
             return Ok(None);
         };
         let ws = WorkspaceId::parse(get_s(&pointer, "ws", "session_by_token")?)
             .map_err(|e| StoreError::corrupt("session_by_token", e))?;
         let id = SessionId::parse(get_s(&pointer, "id", "session_by_token")?)
             .map_err(|e| StoreError::corrupt("session_by_token", e))?;
-        let Some(item) = self.get("session_by_token", session_key(&ws, &id)).await? else {
+        let item_key = session_key(&ws, &id);
+        let stored: Option<StoredSession> =
+            self.table.get_doc("session_by_token", item_key).await?;
+        let Some(stored) = stored else {
             return Ok(None);
         };
-        let stored: StoredSession = doc(&item, "session_by_token")?;
         Ok((stored.token_hash == *hash && stored.session.is_live(now)).then_some(stored))
     }
 
     async fn touch_session(&self, st: &StoredSession) -> Result<(), StoreError> {
+        let item = session_item(st)?;
         let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(session_item(st)?))
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await
-            .map_err(|e| store("touch_session", e));
+            .table
+            .put("touch_session", item, Some("attribute_exists(pk)"))
+            .await;
         match result {
             Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
@@ -225,10 +198,7 @@ impl SessionStore for DynamoSessionStore {
         ws: &WorkspaceId,
         id: &SessionId,
     ) -> Result<Option<StoredSession>, StoreError> {
-        self.get("session", session_key(ws, id))
-            .await?
-            .map(|item| doc(&item, "session"))
-            .transpose()
+        self.table.get_doc("session", session_key(ws, id)).await
     }
 
     async fn delete_session(&self, ws: &WorkspaceId, id: &SessionId) -> Result<bool, StoreError> {
@@ -250,26 +220,18 @@ impl SessionStore for DynamoSessionStore {
             credential_key(&c.login),
             [("doc", s(to_json("put_credential", c)?))],
         );
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| store("put_credential", e))?;
-        Ok(())
+        self.table.put("put_credential", item, None).await
     }
 
     async fn credential(&self, login: &LoginKey) -> Result<Option<Credential>, StoreError> {
-        self.get("credential", credential_key(login))
-            .await?
-            .map(|item| doc(&item, "credential"))
-            .transpose()
+        self.table
+            .get_doc("credential", credential_key(login))
+            .await
     }
 
     async fn delete_credential(&self, login: &LoginKey) -> Result<(), StoreError> {
-        self.delete("delete_credential", credential_key(login))
-            .await?;
+        let item_key = credential_key(login);
+        self.table.delete("delete_credential", item_key).await?;
         Ok(())
     }
 
@@ -283,15 +245,8 @@ impl SessionStore for DynamoSessionStore {
                 ("expires_at", n(ttl(link.expires_at))),
             ],
         );
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(|e| store("put_link", e))?;
-        Ok(())
+        let condition = Some("attribute_not_exists(pk)");
+        self.table.put("put_link", item, condition).await
     }
 
     async fn redeem_link(
@@ -301,10 +256,8 @@ impl SessionStore for DynamoSessionStore {
         now: OffsetDateTime,
     ) -> Result<Option<LinkRecord>, StoreError> {
         let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(link_key(hash)))
+            .table
+            .delete_item(link_key(hash))
             .condition_expression("attribute_exists(pk) AND kind = :k AND ends_ms > :now")
             .expression_attribute_values(":k", s(kind.as_str()))
             .expression_attribute_values(":now", n(unix_millis(now)))
@@ -329,10 +282,8 @@ impl SessionStore for DynamoSessionStore {
         expires_at: OffsetDateTime,
     ) -> Result<u32, StoreError> {
         let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(failure_key(key, window)))
+            .table
+            .update_item(failure_key(key, window))
             .update_expression("ADD #c :one SET ends_ms = :e, expires_at = :t")
             .expression_attribute_names("#c", "count")
             .expression_attribute_values(":one", n(1))
@@ -356,7 +307,7 @@ impl SessionStore for DynamoSessionStore {
         window: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<u32, StoreError> {
-        let Some(item) = self.get("failures", failure_key(key, window)).await? else {
+        let Some(item) = self.table.get("failures", failure_key(key, window)).await? else {
             return Ok(0);
         };
         if get_n(&item, "ends_ms").is_none_or(|end| end <= unix_millis(now)) {
@@ -366,8 +317,8 @@ impl SessionStore for DynamoSessionStore {
     }
 
     async fn clear_failures(&self, key: &str, window: OffsetDateTime) -> Result<(), StoreError> {
-        self.delete("clear_failures", failure_key(key, window))
-            .await?;
+        let item_key = failure_key(key, window);
+        self.table.delete("clear_failures", item_key).await?;
         Ok(())
     }
 

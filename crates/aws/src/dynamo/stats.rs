@@ -23,14 +23,13 @@ use tracklayer_core::stats::{
 };
 use tracklayer_core::workspace::WorkspaceId;
 
-use super::{expired, get_s, key, n, query_all, s, ttl, Item, EXPIRES_AT};
+use super::{expired, get_s, key, n, query_all, s, ttl, Item, Table, EXPIRES_AT};
 use crate::error::{corrupt, store};
 
 /// The overview's counters on DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoStats {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 fn stats_pk(ws: &WorkspaceId) -> String {
@@ -44,10 +43,8 @@ fn stats_sk(t: OffsetDateTime) -> String {
 impl DynamoStats {
     /// Counters in `table` (the stack's delivery-log table).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        let table = Table::new(client, table);
+        Self { table }
     }
 }
 
@@ -64,10 +61,8 @@ impl StatsRecorder for DynamoStats {
         }
         let start = bucket_start(at);
         let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(stats_pk(ws), stats_sk(start))))
+            .table
+            .update_item(key(stats_pk(ws), stats_sk(start)))
             .expression_attribute_names("#t", EXPIRES_AT)
             .expression_attribute_values(":t", n(ttl(bucket_expires_at(start))));
         let mut adds = Vec::with_capacity(delta.len());
@@ -101,9 +96,8 @@ impl StatsReader for DynamoStats {
         }
         // Eventually consistent: the overview may lag a write by a moment, at half the cost.
         let query = self
-            .client
+            .table
             .query()
-            .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :a AND :b")
             .expression_attribute_values(":pk", s(stats_pk(ws)))
             .expression_attribute_values(":a", s(stats_sk(q.from)))

@@ -16,6 +16,7 @@ use crate::destination::{DestinationId, EventFilter};
 use crate::event::{DeliveryItem, EventType, QueueBody, Routing, SealedFields};
 use crate::identity::sha256_hex;
 use crate::identity::{Field, Profile};
+use crate::testkit::track_call;
 use crate::workspace::KeyRef;
 use crate::workspace::{Region, Retention, Workspace, WorkspaceId};
 use serde_json::{Map, Value};
@@ -48,21 +49,13 @@ fn workspace(region: Region) -> Workspace {
     }
 }
 
+/// A destination of `kind`, named by its kind, with no configuration.
 fn destination(ws: &WorkspaceId, kind: DestinationKind) -> Destination {
     Destination {
         id: DestinationId::new(&kind.as_str().replace('_', "")),
-        workspace_id: ws.clone(),
-        name: format!("{kind} destination"),
-        kind,
         config: json!({}),
         secrets: Sealed(vec![0; 40]),
-        secret_hints: json!({}),
-        consent_purposes: kind.default_purposes(),
-        events: EventFilter::All,
-        endpoint: None,
-        paused: false,
-        created_at: RECEIVED_AT,
-        updated_at: RECEIVED_AT,
+        ..crate::testkit::destination(ws, kind, RECEIVED_AT)
     }
 }
 
@@ -206,16 +199,6 @@ impl Setup {
     }
 }
 
-fn track(message_id: &str) -> Value {
-    json!({
-        "type": "track",
-        "messageId": message_id,
-        "anonymousId": "anon-1",
-        "event": "Order Completed",
-        "properties": {"value": 10, "currency": "EUR"}
-    })
-}
-
 fn granted() -> Value {
     json!({"consent": {"categoryPreferences": {"advertising": true, "analytics": true}}})
 }
@@ -227,7 +210,7 @@ fn granted() -> Value {
 fn skew_correction_sets_the_timestamp_to_received_at_minus_the_clients_send_delay() {
     let s = Setup::new(Region::Us);
     // The device clock is two hours behind; the event was sent 5 s after it happened.
-    let mut e = track("m1");
+    let mut e = track_call("m1");
     e["originalTimestamp"] = json!("2026-03-01T10:00:00.000Z");
     e["sentAt"] = json!("2026-03-01T10:00:05.000Z");
 
@@ -243,7 +226,7 @@ fn skew_correction_sets_the_timestamp_to_received_at_minus_the_clients_send_dela
 #[test]
 fn a_batch_level_sent_at_applies_to_items_without_their_own() {
     let s = Setup::new(Region::Us);
-    let mut e = track("m1");
+    let mut e = track_call("m1");
     e["originalTimestamp"] = json!("2026-03-01T10:00:00.000Z");
 
     let out = s.batch(json!({"sentAt": "2026-03-01T10:00:30.000Z", "batch": [e]}));
@@ -257,7 +240,7 @@ fn a_batch_level_sent_at_applies_to_items_without_their_own() {
 #[test]
 fn an_items_own_sent_at_wins_over_the_batch_sent_at() {
     let s = Setup::new(Region::Us);
-    let mut e = track("m1");
+    let mut e = track_call("m1");
     e["originalTimestamp"] = json!("2026-03-01T10:00:00.000Z");
     e["sentAt"] = json!("2026-03-01T10:00:02.000Z");
 
@@ -279,7 +262,7 @@ fn a_skew_correction_beyond_the_range_of_a_date_time_is_refused_naming_original_
         ("0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z"),
         ("9999-12-31T23:59:59Z", "0000-01-01T00:00:00Z"),
     ] {
-        let mut e = track("m1");
+        let mut e = track_call("m1");
         e["originalTimestamp"] = json!(original);
         e["sentAt"] = json!(sent);
 
@@ -292,7 +275,7 @@ fn a_skew_correction_beyond_the_range_of_a_date_time_is_refused_naming_original_
 #[test]
 fn an_explicit_timestamp_is_used_as_is_when_there_is_no_original_timestamp() {
     let s = Setup::new(Region::Us);
-    let mut e = track("m1");
+    let mut e = track_call("m1");
     e["timestamp"] = json!("2026-02-27T08:30:00.250+01:00");
     e["sentAt"] = json!("2026-03-01T10:00:05.000Z");
 
@@ -308,7 +291,7 @@ fn an_explicit_timestamp_is_used_as_is_when_there_is_no_original_timestamp() {
 fn an_event_without_any_timestamp_is_timestamped_when_received() {
     let s = Setup::new(Region::Us);
 
-    let out = s.accept(track("m1"));
+    let out = s.accept(track_call("m1"));
 
     assert_eq!(out.events[0].event.timestamp, RECEIVED_AT);
 }
@@ -319,7 +302,7 @@ fn an_event_without_any_timestamp_is_timestamped_when_received() {
 #[test]
 fn batch_level_context_merges_into_each_item_and_item_keys_win() {
     let s = Setup::new(Region::Eu);
-    let mut own_ip = track("m2");
+    let mut own_ip = track_call("m2");
     own_ip["context"] = json!({"ip": "192.0.2.2"});
     let body = json!({
         "context": {
@@ -327,7 +310,7 @@ fn batch_level_context_merges_into_each_item_and_item_keys_win() {
             "consent": {"categoryPreferences": {"advertising": true}}
         },
         "integrations": {"All": true},
-        "batch": [track("m1"), own_ip]
+        "batch": [track_call("m1"), own_ip]
     });
 
     let out = s.batch(body);
@@ -398,7 +381,7 @@ fn a_nested_batch_level_object_over_the_key_limit_is_refused_naming_its_path() {
         .collect();
     let body = serde_json::to_vec(&json!({
         "integrations": {"Webhook": {"options": prefs.clone()}},
-        "batch": [track("m1")],
+        "batch": [track_call("m1")],
     }))
     .unwrap();
 
@@ -410,7 +393,7 @@ fn a_nested_batch_level_object_over_the_key_limit_is_refused_naming_its_path() {
     );
     let body = serde_json::to_vec(&json!({
         "context": {"consent": {"categoryPreferences": prefs}},
-        "batch": [track("m1")],
+        "batch": [track_call("m1")],
     }))
     .unwrap();
     let err = parse_body(Endpoint::Batch, &body).unwrap_err();
@@ -424,7 +407,7 @@ fn a_nested_batch_level_object_over_the_key_limit_is_refused_naming_its_path() {
 fn an_event_object_over_1000_keys_is_rejected_naming_it() {
     let s = Setup::new(Region::Us);
     for field in ["properties", "traits", "context", "integrations"] {
-        let mut e = track("m-wide");
+        let mut e = track_call("m-wide");
         e[field] = Value::Object(
             (0..=MAX_OBJECT_KEYS)
                 .map(|i| (format!("{i}"), json!(0)))
@@ -441,11 +424,11 @@ fn an_event_object_over_1000_keys_is_rejected_naming_it() {
 #[test]
 fn batch_level_integrations_apply_to_each_event_and_the_events_own_win() {
     let s = Setup::new(Region::Us);
-    let mut own = track("m2");
+    let mut own = track_call("m2");
     own["integrations"] = json!({"All": true});
     let body = json!({
         "integrations": {"All": false},
-        "batch": [track("m1"), own]
+        "batch": [track_call("m1"), own]
     });
 
     let out = s.batch(body);
@@ -464,7 +447,7 @@ fn batch_level_integrations_apply_to_each_event_and_the_events_own_win() {
 #[test]
 fn a_missing_message_id_is_generated_as_a_uuid_v7() {
     let s = Setup::new(Region::Us);
-    let mut e = track("x");
+    let mut e = track_call("x");
     e.as_object_mut().unwrap().remove("messageId");
 
     let out = s.accept(e);
@@ -478,7 +461,11 @@ fn a_missing_message_id_is_generated_as_a_uuid_v7() {
 fn the_same_message_id_twice_in_one_batch_is_kept_once() {
     let s = Setup::new(Region::Us);
 
-    let out = s.items(vec![track("dup"), track("dup"), track("other")]);
+    let out = s.items(vec![
+        track_call("dup"),
+        track_call("dup"),
+        track_call("other"),
+    ]);
 
     let ids: Vec<_> = out
         .events
@@ -497,10 +484,10 @@ fn the_same_message_id_twice_in_one_batch_is_kept_once() {
 #[test]
 fn rejects_an_event_without_user_id_or_anonymous_id() {
     let s = Setup::new(Region::Us);
-    let mut e = track("m-anon");
+    let mut e = track_call("m-anon");
     e["anonymousId"] = Value::Null;
 
-    let out = s.items(vec![track("ok"), e]);
+    let out = s.items(vec![track_call("ok"), e]);
 
     assert_eq!(out.events.len(), 1);
     let r = &out.rejected[0];
@@ -513,7 +500,7 @@ fn rejects_an_event_without_user_id_or_anonymous_id() {
 #[test]
 fn a_null_anonymous_id_is_fine_when_there_is_a_user_id() {
     let s = Setup::new(Region::Us);
-    let mut e = track("m1");
+    let mut e = track_call("m1");
     e["anonymousId"] = Value::Null;
     e["userId"] = json!("user-1");
 
@@ -523,7 +510,7 @@ fn a_null_anonymous_id_is_fine_when_there_is_a_user_id() {
 #[test]
 fn rejects_a_track_call_without_an_event_name() {
     let s = Setup::new(Region::Us);
-    let mut e = track("m-noevent");
+    let mut e = track_call("m-noevent");
     e.as_object_mut().unwrap().remove("event");
 
     let r = s.reject(e);
@@ -537,7 +524,7 @@ fn rejects_a_track_call_without_an_event_name() {
 #[test]
 fn rejects_an_unknown_type() {
     let s = Setup::new(Region::Us);
-    let mut e = track("m-type");
+    let mut e = track_call("m-type");
     e["type"] = json!("purchase");
 
     let r = s.reject(e);
@@ -551,7 +538,7 @@ fn rejects_an_unknown_type() {
 #[test]
 fn rejects_a_batch_item_without_a_type() {
     let s = Setup::new(Region::Us);
-    let mut e = track("m-notype");
+    let mut e = track_call("m-notype");
     e.as_object_mut().unwrap().remove("type");
 
     let r = s.reject(e);
@@ -562,7 +549,7 @@ fn rejects_a_batch_item_without_a_type() {
 #[test]
 fn rejects_an_unparseable_timestamp() {
     let s = Setup::new(Region::Us);
-    let mut e = track("m-ts");
+    let mut e = track_call("m-ts");
     e["timestamp"] = json!("yesterday at noon");
 
     let r = s.reject(e);
@@ -576,7 +563,7 @@ fn rejects_an_unparseable_timestamp() {
 #[test]
 fn rejects_properties_that_are_not_an_object() {
     let s = Setup::new(Region::Us);
-    let mut e = track("m-props");
+    let mut e = track_call("m-props");
     e["properties"] = json!(["value", 10]);
 
     let r = s.reject(e);
@@ -590,10 +577,10 @@ fn rejects_properties_that_are_not_an_object() {
 #[test]
 fn rejects_an_event_over_32_kb_in_a_batch_and_keeps_the_others() {
     let s = Setup::new(Region::Us);
-    let mut big = track("m-big");
+    let mut big = track_call("m-big");
     big["properties"]["blob"] = json!("x".repeat(MAX_EVENT_BYTES));
 
-    let out = s.items(vec![track("a"), big, track("b")]);
+    let out = s.items(vec![track_call("a"), big, track_call("b")]);
 
     assert_eq!(out.events.len(), 2);
     assert_eq!(out.rejected.len(), 1);
@@ -638,7 +625,7 @@ fn a_request_may_be_500_kb_but_not_one_byte_more() {
 
 #[test]
 fn a_single_event_batch_over_32_kb_is_refused_whole() {
-    let mut big = track("m-big");
+    let mut big = track_call("m-big");
     big["properties"]["blob"] = json!("x".repeat(MAX_EVENT_BYTES));
     let body = serde_json::to_vec(&json!({ "batch": [big] })).unwrap();
 
@@ -669,7 +656,7 @@ fn a_type_that_contradicts_the_endpoint_is_rejected() {
 fn an_eu_event_without_a_signal_skips_meta_but_reaches_a_webhook_without_purposes() {
     let s = Setup::new(Region::Eu);
 
-    let out = s.accept(track("m1"));
+    let out = s.accept(track_call("m1"));
 
     let meta = s.routing(&out, 0, META);
     assert!(!meta.routed && !meta.consent.allowed);
@@ -688,7 +675,7 @@ fn an_eu_event_without_a_signal_skips_meta_but_reaches_a_webhook_without_purpose
 #[test]
 fn segment_category_preferences_grant_consent_per_purpose() {
     let s = Setup::new(Region::Eu);
-    let mut e = track("m1");
+    let mut e = track_call("m1");
     e["context"] = json!({"consent": {"categoryPreferences": {"Advertising": true}}});
 
     let out = s.accept(e);
@@ -709,7 +696,7 @@ fn segment_category_preferences_grant_consent_per_purpose() {
 fn a_gpc_header_blocks_advertising_in_the_us_but_not_analytics() {
     let s = Setup::new(Region::Us).with_gpc_header();
 
-    let out = s.accept(track("m1"));
+    let out = s.accept(track_call("m1"));
 
     let meta = s.routing(&out, 0, META);
     assert!(!meta.routed);
@@ -726,9 +713,9 @@ fn a_gpc_header_blocks_advertising_in_the_us_but_not_analytics() {
 #[test]
 fn context_gpc_blocks_advertising_in_the_us() {
     let s = Setup::new(Region::Us);
-    let mut without = track("m1");
+    let mut without = track_call("m1");
     without["context"] = json!({"gpc": false});
-    let mut with = track("m2");
+    let mut with = track_call("m2");
     with["context"] = json!({"gpc": true});
 
     let out = s.items(vec![without, with]);
@@ -740,13 +727,13 @@ fn context_gpc_blocks_advertising_in_the_us() {
 #[test]
 fn every_routing_decision_records_its_reason() {
     let s = Setup::new(Region::Eu).with_filter(META, EventFilter::Deny(["Ping".into()].into()));
-    let mut ping = track("m3");
+    let mut ping = track_call("m3");
     ping["event"] = json!("Ping");
     ping["context"] = granted();
     let mut identify = json!({"type": "identify", "messageId": "m2", "userId": "u"});
     identify["context"] = granted();
 
-    let out = s.items(vec![track("m1"), identify, ping]);
+    let out = s.items(vec![track_call("m1"), identify, ping]);
 
     assert_eq!(out.events.len(), 3);
     for event in &out.events {
@@ -764,10 +751,10 @@ fn every_routing_decision_records_its_reason() {
 fn an_allow_list_routes_only_the_named_events() {
     let s = Setup::new(Region::Us)
         .with_filter(META, EventFilter::Allow(["Order Completed".into()].into()));
-    let mut viewed = track("m2");
+    let mut viewed = track_call("m2");
     viewed["event"] = json!("Product Viewed");
 
-    let out = s.items(vec![track("m1"), viewed]);
+    let out = s.items(vec![track_call("m1"), viewed]);
 
     assert!(s.routing(&out, 0, META).routed);
     let skipped = s.routing(&out, 1, META);
@@ -786,10 +773,10 @@ fn a_deny_list_drops_the_named_events() {
         WEBHOOK,
         EventFilter::Deny(["Order Completed".into()].into()),
     );
-    let mut viewed = track("m2");
+    let mut viewed = track_call("m2");
     viewed["event"] = json!("Product Viewed");
 
-    let out = s.items(vec![track("m1"), viewed]);
+    let out = s.items(vec![track_call("m1"), viewed]);
 
     assert!(!s.routing(&out, 0, WEBHOOK).routed);
     assert!(s.item(&out, 0, WEBHOOK).is_none());
@@ -824,7 +811,7 @@ fn identify_is_not_sent_to_meta_ga4_or_tiktok_but_is_sent_to_a_webhook() {
 #[test]
 fn meta_items_carry_the_sha256_of_the_normalized_email() {
     let s = Setup::new(Region::Us);
-    let mut e = track("m1");
+    let mut e = track_call("m1");
     e["context"] = json!({"traits": {"email": "  John_Smith@gmail.com "}});
 
     let out = s.accept(e);
@@ -890,7 +877,7 @@ fn ga4_items_carry_google_hashes_and_plain_address_values_only_in_the_sealed_par
 #[test]
 fn an_already_hashed_email_passes_through_unchanged() {
     let s = Setup::new(Region::Us);
-    let mut e = track("m1");
+    let mut e = track_call("m1");
     e["context"] = json!({"traits": {"email": META_JOHN_SMITH}});
 
     let out = s.accept(e);
@@ -904,7 +891,7 @@ fn an_already_hashed_email_passes_through_unchanged() {
 #[test]
 fn an_invalid_email_is_dropped_and_counted() {
     let s = Setup::new(Region::Us);
-    let mut e = track("m1");
+    let mut e = track_call("m1");
     e["context"] = json!({"traits": {"email": "jane.doe-at-nowhere", "phone": "+1-800-555-0100"}});
 
     let out = s.accept(e);
@@ -927,7 +914,7 @@ fn a_country_naming_a_continent_or_two_countries_is_dropped_and_counted_never_ha
         "Europe",
         "Brazil, Canada",
     ] {
-        let mut e = track("m1");
+        let mut e = track_call("m1");
         e["context"] =
             json!({"traits": {"email": "jane@example.com", "address": {"country": country}}});
 
@@ -942,7 +929,7 @@ fn a_country_naming_a_continent_or_two_countries_is_dropped_and_counted_never_ha
             );
         }
     }
-    let mut e = track("m1");
+    let mut e = track_call("m1");
     e["context"] = json!({"traits": {"address": {"country": "Deutschland"}}});
     let out = s.accept(e);
     assert_eq!(out.invalid_identifiers, 0);
@@ -961,7 +948,7 @@ fn a_date_of_birth_is_checked_against_the_events_reception_year_not_the_system_c
         received_at: datetime!(2030-06-01 12:00:00 UTC),
         ..s.pipeline()
     };
-    let mut e = track("m1");
+    let mut e = track_call("m1");
     e["context"] = json!({"traits": {"birthday": "2031-01-05"}});
     let body = serde_json::to_vec(&json!({ "batch": [e] })).unwrap();
 
@@ -973,7 +960,7 @@ fn a_date_of_birth_is_checked_against_the_events_reception_year_not_the_system_c
         sha256_hex("20310105")
     );
     // Received in 2026 (the setup's clock), the same birthday is two years ahead: refused.
-    let mut e = track("m2");
+    let mut e = track_call("m2");
     e["context"] = json!({"traits": {"birthday": "2031-01-05"}});
     assert_eq!(s.accept(e).invalid_identifiers, 1);
 }
@@ -982,7 +969,7 @@ fn a_date_of_birth_is_checked_against_the_events_reception_year_not_the_system_c
 fn identifiers_a_destination_does_not_take_are_not_counted_as_invalid() {
     // GA4 takes no external id, gender or date of birth: leaving them out is not an error.
     let s = Setup::new(Region::Us);
-    let mut e = track("m1");
+    let mut e = track_call("m1");
     e["userId"] = json!("user-1");
     e["context"] = json!({"traits": {"gender": "female", "birthday": "1984-07-19"}});
 
@@ -1178,7 +1165,7 @@ fn an_event_name_holding_an_email_phone_or_ip_is_rejected_naming_the_field() {
         ("Signup +1 415 555 0100", "a phone number"),
         ("from 198.51.100.23", "an IP address"),
     ] {
-        let mut event = track("named");
+        let mut event = track_call("named");
         event["event"] = json!(name);
         let rejection = s.reject(event);
         assert_eq!(rejection.field, "/event");
@@ -1188,7 +1175,7 @@ fn an_event_name_holding_an_email_phone_or_ip_is_rejected_naming_the_field() {
                       "name": "jane.doe@example.com"});
     assert_eq!(s.reject(page).field, "/name");
     // An order number or a date in a name is fine.
-    let mut event = track("fine");
+    let mut event = track_call("fine");
     event["event"] = json!("Order A-1001 of 2026-03-01 (49.90 EUR)");
     s.accept(event);
 }
@@ -1280,7 +1267,7 @@ fn pack_splits_a_destinations_items_into_messages_under_max_bytes() {
     let s = Setup::new(Region::Us);
     let events: Vec<_> = (0..40)
         .map(|i| {
-            let mut e = track(&format!("m{i}"));
+            let mut e = track_call(&format!("m{i}"));
             e["properties"]["note"] = json!("n".repeat(200));
             e
         })
@@ -1319,7 +1306,7 @@ fn pack_splits_a_destinations_items_into_messages_under_max_bytes() {
 #[test]
 fn pack_writes_one_message_per_destination() {
     let s = Setup::new(Region::Us);
-    let out = s.items(vec![track("m1"), track("m2")]);
+    let out = s.items(vec![track_call("m1"), track_call("m2")]);
 
     let messages = pack(
         &s.workspace.id,
@@ -1339,11 +1326,11 @@ fn pack_writes_one_message_per_destination() {
 #[test]
 fn the_integrations_object_turns_destinations_off_and_on_by_kind_or_name() {
     let s = Setup::new(Region::Us);
-    let mut only_webhook = track("m1");
+    let mut only_webhook = track_call("m1");
     only_webhook["integrations"] = json!({"All": false, "webhook": true});
-    let mut no_meta = track("m2");
+    let mut no_meta = track_call("m2");
     no_meta["integrations"] = json!({"meta_capi": false});
-    let batch_level = json!({"batch": [track("m3")], "integrations": {"All": false}});
+    let batch_level = json!({"batch": [track_call("m3")], "integrations": {"All": false}});
 
     let out = s.items(vec![only_webhook, no_meta]);
     let off = s.batch(batch_level);
@@ -1490,10 +1477,10 @@ fn meta_needs_currency(
 fn an_event_a_routed_destination_will_drop_is_accepted_with_a_warning_naming_it() {
     let mut s = Setup::new(Region::Us);
     s.requirements = Some(meta_needs_currency);
-    let mut without = track("w-1");
+    let mut without = track_call("w-1");
     without["properties"] = json!({"value": 10});
 
-    let out = s.items(vec![track("w-0"), without]);
+    let out = s.items(vec![track_call("w-0"), without]);
 
     assert_eq!(out.events.len(), 2, "both accepted");
     let meta = &s.destinations[s.index(META)];
@@ -1518,7 +1505,7 @@ fn an_event_a_routed_destination_will_drop_is_accepted_with_a_warning_naming_it(
 fn a_destination_the_event_is_not_routed_to_gives_no_warning() {
     let mut s = Setup::new(Region::Eu);
     s.requirements = Some(meta_needs_currency);
-    let mut without = track("w-1");
+    let mut without = track_call("w-1");
     without["properties"] = json!({"value": 10});
 
     let out = s.accept(without);
@@ -1533,7 +1520,7 @@ fn a_destination_the_event_is_not_routed_to_gives_no_warning() {
 #[test]
 fn an_unknown_top_level_member_is_a_warning_naming_it() {
     let s = Setup::new(Region::Us);
-    let mut event = track("u-1");
+    let mut event = track_call("u-1");
     event["propertis"] = json!({"value": 10});
     event["channel"] = json!("server");
     event["_metadata"] = json!({"bundled": []});

@@ -263,19 +263,3 @@ pub async fn writes_after_the_closure_neither_reopen_nor_extend_it(s: &dyn Contr
     assert!(s.user(&ws.id, &ann.id, day91).await.unwrap().is_none());
     assert!(s.api_key(&key.id, day91).await.unwrap().is_none());
 }
-
-#[macro_export]
-macro_rules! account_data_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            account_data,
-            $make,
-            [
-                a_key_record_is_gone_from_reads_90_days_after_the_key_ended,
-                closing_revokes_keys_deletes_destinations_and_keeps_the_rest_90_days,
-                the_store_stamps_key_records_that_would_outlive_a_closed_account,
-                writes_after_the_closure_neither_reopen_nor_extend_it,
-            ]
-        );
-    };
-}

@@ -166,17 +166,3 @@ pub async fn only_the_closed_workspaces_records_are_stamped(h: &dyn AccountStore
     assert_eq!(dsr.end_with_account(&ws2, T0 + days(120)).await.unwrap(), 0);
     assert_eq!(h.dsr_records_left(&ws2, T0 + days(91)).await, 0);
 }
-
-#[macro_export]
-macro_rules! account_end_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            account_end,
-            $make,
-            [
-                a_closed_workspaces_requests_and_suppression_list_end_90_days_after_the_closure,
-                only_the_closed_workspaces_records_are_stamped,
-            ]
-        );
-    };
-}

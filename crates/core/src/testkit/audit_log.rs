@@ -133,20 +133,3 @@ pub async fn retires_only_entries_older_than_a_year(l: &dyn AuditLog) {
     let v = assert_chain_verifies(l, &ws, "after retirement").await;
     assert_eq!(v.entries_checked, 1);
 }
-
-#[macro_export]
-macro_rules! audit_log_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            audit_log,
-            $make,
-            [
-                appends_a_gapless_chain_that_verifies,
-                concurrent_appends_never_share_a_sequence_number,
-                lists_by_actor_action_time_and_page,
-                keeps_the_head_with_the_last_entry,
-                retires_only_entries_older_than_a_year,
-            ]
-        );
-    };
-}

@@ -151,22 +151,3 @@ pub async fn replaces_and_deletes_destinations(s: &dyn ControlStore) {
         StoreError::NotFound(_)
     ));
 }
-
-#[macro_export]
-macro_rules! control_store_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            control_store,
-            $make,
-            [
-                creates_a_workspace_once_and_reads_it_back,
-                updates_a_workspace,
-                keeps_a_workspaces_allowed_origins,
-                stores_keys_by_id_and_lists_them_per_workspace,
-                moves_a_keys_last_use_only_forward,
-                keeps_destinations_in_creation_order_and_per_workspace,
-                replaces_and_deletes_destinations,
-            ]
-        );
-    };
-}

@@ -110,7 +110,7 @@ pub async fn lists_a_destinations_latest_records_first(l: &dyn DeliveryLog) {
 
 pub async fn forgets_records_after_30_days(l: &dyn DeliveryLog) {
     let (ws, d1, _) = ids();
-    let e = EventId(Uuid::now_v7());
+    let [e] = event_ids();
     l.record(&[delivery_record(&ws, &d1, e, DeliveryStatus::Delivered, T0)])
         .await
         .unwrap();
@@ -122,21 +122,4 @@ pub async fn forgets_records_after_30_days(l: &dyn DeliveryLog) {
         .await
         .unwrap()
         .is_empty());
-}
-
-#[macro_export]
-macro_rules! delivery_log_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            delivery_log,
-            $make,
-            [
-                answers_which_events_were_delivered_to_a_destination,
-                overwrites_a_record_with_its_latest_outcome,
-                lists_an_events_records_across_destinations,
-                lists_a_destinations_latest_records_first,
-                forgets_records_after_30_days,
-            ]
-        );
-    };
 }

@@ -28,6 +28,18 @@ fn ids() -> (WorkspaceId, DestinationId) {
 }
 
 /// `n` event ids of one millisecond (as the events of one request are), in increasing order.
+/// One record of each event, made from the event's position and id.
+fn records_of(
+    events: &[EventId],
+    record: impl Fn(usize, EventId) -> DeliveryRecord,
+) -> Vec<DeliveryRecord> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, id)| record(i, *id))
+        .collect()
+}
+
 fn events(n: usize) -> Vec<EventId> {
     let base = Uuid::now_v7().as_u128() & !0xffff_ffff;
     (0..n as u128)
@@ -182,14 +194,10 @@ pub async fn pages_past_1000_records_without_skipping_or_repeating_one(l: &dyn D
     let (_, other) = ids();
     let e = events(1_050);
     // Eleven timestamps, a hundred records on each: order among equals is by event id.
-    let records: Vec<DeliveryRecord> = e
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let at = T0 + minutes((i / 100) as i64);
-            delivery_record(&ws, &d, *id, DeliveryStatus::Delivered, at)
-        })
-        .collect();
+    let records = records_of(&e, |i, id| {
+        let at = T0 + minutes((i / 100) as i64);
+        delivery_record(&ws, &d, id, DeliveryStatus::Delivered, at)
+    });
     l.record(&records[..500]).await.unwrap();
     l.record(&records[500..]).await.unwrap();
     l.record(&[delivery_record(&ws, &other, e[0], DeliveryStatus::Dead, T0)])
@@ -251,18 +259,14 @@ pub async fn a_last_page_that_fills_its_limit_has_no_cursor(l: &dyn DeliveryLog)
 pub async fn filters_and_the_cursor_combine(l: &dyn DeliveryLog) {
     let (ws, d) = ids();
     let e = events(12);
-    let records: Vec<DeliveryRecord> = e
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let status = if i % 2 == 0 {
-                DeliveryStatus::Delivered
-            } else {
-                DeliveryStatus::Dead
-            };
-            delivery_record(&ws, &d, *id, status, T0 + minutes((i / 3) as i64))
-        })
-        .collect();
+    let records = records_of(&e, |i, id| {
+        let status = if i % 2 == 0 {
+            DeliveryStatus::Delivered
+        } else {
+            DeliveryStatus::Dead
+        };
+        delivery_record(&ws, &d, id, status, T0 + minutes((i / 3) as i64))
+    });
     l.record(&records).await.unwrap();
     let q = DeliveryQuery {
         statuses: vec![DeliveryStatusKind::Dead],
@@ -283,23 +287,4 @@ pub async fn filters_and_the_cursor_combine(l: &dyn DeliveryLog) {
     assert!(got
         .windows(2)
         .all(|w| unix_millis(w[0].updated_at) >= unix_millis(w[1].updated_at)));
-}
-
-#[macro_export]
-macro_rules! delivery_log_paging_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            delivery_log_paging,
-            $make,
-            [
-                keeps_the_message_id_and_a_retrys_next_attempt,
-                filters_by_the_status_of_each_events_latest_record,
-                filters_by_a_time_range_that_includes_both_ends,
-                pages_past_1000_records_without_skipping_or_repeating_one,
-                pages_through_equal_timestamps_in_a_stable_order,
-                a_last_page_that_fills_its_limit_has_no_cursor,
-                filters_and_the_cursor_combine,
-            ]
-        );
-    };
 }

@@ -217,23 +217,3 @@ pub fn queue_body(ws: &WorkspaceId, dest: &DestinationId, events: &[EventId]) ->
     };
     body.encode()
 }
-
-#[macro_export]
-macro_rules! delivery_queue_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            delivery_queue,
-            $make,
-            [
-                hides_a_received_message_until_its_visibility_ends,
-                forgets_an_acknowledged_message,
-                makes_a_message_visible_again_after_retry_later,
-                dead_letters_a_message_after_its_maximum_receives,
-                replays_dead_letters_of_one_destination,
-                hides_a_delayed_message_until_its_delay_ends,
-                puts_refused_parts_straight_into_the_dead_letters,
-                keeps_each_kind_in_its_own_queue,
-            ]
-        );
-    };
-}

@@ -50,14 +50,3 @@ pub async fn purges_a_subjects_items_from_the_dead_letters(h: &dyn QueueHarness)
         0
     );
 }
-
-#[macro_export]
-macro_rules! delivery_queue_erasure_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            delivery_queue_erasure,
-            $make,
-            [purges_a_subjects_items_from_the_dead_letters]
-        );
-    };
-}

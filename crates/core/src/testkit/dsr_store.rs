@@ -57,14 +57,9 @@ pub async fn lists_a_workspaces_requests_newest_first(s: &dyn DsrStore) {
         T0,
     );
     s.create_request(&other).await.unwrap();
-    let listed: Vec<_> = s
-        .requests(&ws, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    assert_eq!(listed, vec![newer.id.clone(), older.id.clone()]);
+    let listed = s.requests(&ws, 10).await.unwrap();
+    let ids: Vec<&DsrId> = listed.iter().map(|r| &r.id).collect();
+    assert_eq!(ids, [&newer.id, &older.id], "newest first");
     assert_eq!(s.requests(&ws, 1).await.unwrap().len(), 1);
 }
 
@@ -149,21 +144,4 @@ pub async fn keeps_export_parts_in_order_until_they_expire(s: &dyn DsrStore) {
     assert!(s.export_parts(&ws, &r2.id, T0).await.unwrap().is_empty());
     // Backends with native TTL may leave expired parts to it; reads filter them anyway.
     s.sweep(until + time::Duration::seconds(1)).await.unwrap();
-}
-
-#[macro_export]
-macro_rules! dsr_store_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            dsr_store,
-            $make,
-            [
-                creates_reads_and_updates_a_request,
-                lists_a_workspaces_requests_newest_first,
-                lists_open_requests_of_every_workspace_until_they_complete,
-                keeps_a_suppression_list_per_workspace,
-                keeps_export_parts_in_order_until_they_expire,
-            ]
-        );
-    };
 }

@@ -121,21 +121,3 @@ pub async fn a_forgotten_event_is_not_found_by_its_message_id(s: &dyn EventStore
 
     assert_eq!(found, vec![]);
 }
-
-#[macro_export]
-macro_rules! event_lookup_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            event_lookup,
-            $make,
-            [
-                finds_an_event_by_its_message_id_while_its_dedup_marker_lives,
-                finds_an_identified_event_by_its_message_id_within_the_dedup_window,
-                never_finds_another_workspaces_event_with_the_same_message_id,
-                finds_nothing_once_the_dedup_window_is_over,
-                a_duplicate_leaves_the_first_event_found,
-                a_forgotten_event_is_not_found_by_its_message_id,
-            ]
-        );
-    };
-}

@@ -151,23 +151,3 @@ pub async fn sweeping_keeps_what_has_not_expired(s: &dyn InspectableEventStore) 
         1
     );
 }
-
-#[macro_export]
-macro_rules! event_store_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            event_store,
-            $make,
-            [
-                records_new_events_and_reads_them_back,
-                reports_a_repeated_message_id_as_a_duplicate_within_24_hours,
-                accepts_a_message_id_again_after_the_dedup_window,
-                keeps_workspaces_apart,
-                finds_a_subjects_events_in_pages,
-                never_returns_expired_data,
-                forgets_events_and_their_dedup_markers,
-                sweeping_keeps_what_has_not_expired,
-            ]
-        );
-    };
-}

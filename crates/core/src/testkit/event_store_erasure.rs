@@ -111,19 +111,3 @@ pub async fn erasing_leaves_other_workspaces_alone(s: &dyn InspectableEventStore
     );
     assert!(s.event(&a, &ea.event.event_id, T0).await.unwrap().is_some());
 }
-
-#[macro_export]
-macro_rules! event_store_erasure_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            event_store_erasure,
-            $make,
-            [
-                finds_a_subjects_footprint_across_identifiers_in_pages,
-                the_footprint_includes_expired_events,
-                erasing_deletes_events_with_their_index_entries_operational_records_and_dedup_markers,
-                erasing_leaves_other_workspaces_alone,
-            ]
-        );
-    };
-}

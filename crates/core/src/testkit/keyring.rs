@@ -52,19 +52,3 @@ pub async fn fails_closed_when_a_customer_key_is_unavailable(k: &dyn Keyring) {
     let err = k.generate_data_key(&ws, &missing).await.unwrap_err();
     assert!(matches!(err, KeyError::Unavailable(_)), "{err:?}");
 }
-
-#[macro_export]
-macro_rules! keyring_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            keyring,
-            $make,
-            [
-                unwraps_the_data_key_it_generated,
-                refuses_a_data_key_wrapped_for_another_workspace,
-                wraps_an_existing_data_key_again_for_a_key_switch,
-                fails_closed_when_a_customer_key_is_unavailable,
-            ]
-        );
-    };
-}

@@ -159,18 +159,3 @@ pub async fn the_last_admin_stays_while_everyone_else_may_change(s: &dyn Control
     }
     assert_eq!(admins(s, &other).await, 2);
 }
-
-#[macro_export]
-macro_rules! last_admin_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            last_admin,
-            $make,
-            [
-                two_admins_demoting_each_other_at_once_leave_exactly_one_admin,
-                two_admins_removing_each_other_at_once_leave_exactly_one_admin,
-                the_last_admin_stays_while_everyone_else_may_change,
-            ]
-        );
-    };
-}

@@ -20,14 +20,3 @@ pub async fn rejects_a_mail_without_recipients(m: &dyn Mailer) {
         MailError::Rejected(_)
     ));
 }
-
-#[macro_export]
-macro_rules! mailer_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            mailer,
-            $make,
-            [sends_a_notification, rejects_a_mail_without_recipients,]
-        );
-    };
-}

@@ -207,21 +207,3 @@ pub async fn audit_entries_are_gone_after_a_year_and_the_chain_goes_on(s: &Store
     let v = super::audit_log::assert_chain_verifies(s.audit.as_ref(), &ws, when).await;
     assert_eq!(v.entries_checked, 2);
 }
-
-#[macro_export]
-macro_rules! retention_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            retention,
-            $make,
-            [
-                ip_and_user_agent_are_gone_after_30_days,
-                events_are_gone_after_the_default_180_days,
-                events_of_a_workspace_keeping_30_days_are_gone_after_30_days,
-                dedup_markers_are_gone_after_24_hours,
-                delivery_records_are_gone_after_30_days,
-                audit_entries_are_gone_after_a_year_and_the_chain_goes_on,
-            ]
-        );
-    };
-}

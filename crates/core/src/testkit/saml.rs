@@ -139,20 +139,3 @@ pub async fn two_instances_using_one_assertion_at_once_accept_it_exactly_once(
         "exactly one instance accepts it"
     );
 }
-
-#[macro_export]
-macro_rules! saml_store_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            saml,
-            $make,
-            [
-                a_saml_connection_is_put_replaced_read_and_deleted_per_workspace,
-                a_request_id_is_taken_once_and_only_by_the_browser_that_started_it,
-                an_expired_request_id_is_not_taken,
-                an_assertion_id_is_accepted_once_until_it_expires,
-                two_instances_using_one_assertion_at_once_accept_it_exactly_once,
-            ]
-        );
-    };
-}

@@ -337,30 +337,6 @@ pub async fn sweep_leaves_live_records(s: &dyn SessionStore) {
         .is_some());
 }
 
-#[macro_export]
-macro_rules! session_store_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            sessions,
-            $make,
-            [
-                finds_a_session_by_its_token_hash_only_until_it_ends,
-                a_touch_moves_the_idle_end_but_never_past_the_absolute_end,
-                a_touch_does_not_bring_back_a_deleted_session,
-                lists_a_users_live_sessions_oldest_first,
-                deletes_one_session_or_every_session_of_a_user,
-                a_session_token_hash_is_taken_once,
-                stores_replaces_and_deletes_a_credential,
-                a_link_is_redeemed_once_for_its_kind_until_it_expires,
-                of_concurrent_redemptions_of_a_link_exactly_one_succeeds,
-                counts_failures_per_key_and_window_until_expired_or_cleared,
-                concurrent_failures_are_all_counted,
-                sweep_leaves_live_records,
-            ]
-        );
-    };
-}
-
 /// A mailer that keeps what it is given, for use-case tests that follow a mailed link.
 #[derive(Debug, Default)]
 pub struct RecordingMailer(std::sync::Mutex<Vec<Mail>>);

@@ -164,21 +164,3 @@ pub async fn an_empty_window_reads_nothing(s: &dyn Stats) {
         .unwrap()
         .is_empty());
 }
-
-#[macro_export]
-macro_rules! stats_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            stats,
-            $make,
-            [
-                adds_concurrent_deltas_into_one_bucket_without_losing_any,
-                keeps_every_counter_kind_apart,
-                reads_the_buckets_of_a_window_oldest_first_from_inclusive_to_exclusive,
-                keeps_workspaces_apart,
-                does_not_read_a_bucket_once_it_expired,
-                an_empty_window_reads_nothing,
-            ]
-        );
-    };
-}

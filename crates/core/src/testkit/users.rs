@@ -70,17 +70,3 @@ pub async fn keeps_a_provisioned_users_external_id_and_active_flag(s: &dyn Contr
     s.update_user(&bo).await.unwrap();
     assert_eq!(s.user(&ws.id, &bo.id, T0).await.unwrap(), Some(bo));
 }
-
-#[macro_export]
-macro_rules! users_contract {
-    ($make:expr) => {
-        $crate::__contract_cases!(
-            users,
-            $make,
-            [
-                keeps_users_per_workspace_with_unique_emails,
-                keeps_a_provisioned_users_external_id_and_active_flag,
-            ]
-        );
-    };
-}

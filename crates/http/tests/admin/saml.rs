@@ -62,6 +62,34 @@ fn percent_decode(value: &str) -> String {
 }
 
 impl App {
+    /// An app whose workspace has the test IdP's SAML connection, IdP-initiated login on or off.
+    async fn with_saml(idp_initiated: bool) -> App {
+        let app = App::start().await;
+        app.configure_saml(idp_initiated).await;
+        app
+    }
+
+    /// Puts the test IdP's SAML connection as the admin; returns the answer.
+    async fn configure_saml(&self, idp_initiated: bool) -> Value {
+        let body = Some(connection(idp_initiated));
+        self.ok(Method::PUT, "/admin/v1/sso/saml", body).await
+    }
+
+    /// `PUT /admin/v1/sso/saml` with `body` as `token`.
+    async fn put_saml(&self, token: &str, body: Value) -> (StatusCode, Value) {
+        let (status, _, v) = self
+            .call(Method::PUT, "/admin/v1/sso/saml", Some(token), Some(body))
+            .await;
+        (status, v)
+    }
+
+    /// The audit entries of `action`.
+    async fn audited(&self, action: &str) -> Vec<Value> {
+        let path = format!("/admin/v1/audit-log?action={action}");
+        let v = self.ok(Method::GET, &path, None).await;
+        v["entries"].as_array().unwrap().clone()
+    }
+
     async fn post_acs(
         &self,
         response: &Response,
@@ -86,16 +114,8 @@ impl App {
     }
 
     async fn audit_reasons(&self) -> Vec<String> {
-        let v = self
-            .ok(
-                Method::GET,
-                "/admin/v1/audit-log?action=sso.saml.refused",
-                None,
-            )
-            .await;
-        v["entries"]
-            .as_array()
-            .unwrap()
+        self.audited("sso.saml.refused")
+            .await
             .iter()
             .map(|e| e["summary"]["reason"].as_str().unwrap().to_owned())
             .collect()
@@ -105,46 +125,23 @@ impl App {
 #[tokio::test]
 async fn only_admins_configure_saml_and_a_bad_certificate_is_named() {
     let app = App::start().await;
-    let (status, _, _) = app
-        .call(
-            Method::PUT,
-            "/admin/v1/sso/saml",
-            Some(&app.editor),
-            Some(connection(false)),
-        )
-        .await;
+    let (status, _) = app.put_saml(&app.editor, connection(false)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     let mut bad = connection(false);
     bad["certificates"] = json!([idp_key().certificate_base64(), "not a certificate"]);
-    let (status, _, v) = app
-        .call(
-            Method::PUT,
-            "/admin/v1/sso/saml",
-            Some(&app.admin),
-            Some(bad),
-        )
-        .await;
+    let (status, v) = app.put_saml(&app.admin, bad).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["field"], "certificates[1]");
     let mut plain_http = connection(false);
     plain_http["sso_url"] = json!("http://idp.example.test/sso");
-    let (status, _, v) = app
-        .call(
-            Method::PUT,
-            "/admin/v1/sso/saml",
-            Some(&app.admin),
-            Some(plain_http),
-        )
-        .await;
+    let (status, v) = app.put_saml(&app.admin, plain_http).await;
     assert_eq!(
         (status, v["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("sso_url"))
     );
 
-    let v = app
-        .ok(Method::PUT, "/admin/v1/sso/saml", Some(connection(false)))
-        .await;
+    let v = app.configure_saml(false).await;
     assert_eq!(v["acs_url"], format!("{BASE}/sso/saml/{}/acs", app.ws));
     assert_eq!(
         v["sp_entity_id"],
@@ -154,14 +151,7 @@ async fn only_admins_configure_saml_and_a_bad_certificate_is_named() {
         .call(Method::GET, "/admin/v1/sso/saml", Some(&app.viewer), None)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let audit = app
-        .ok(
-            Method::GET,
-            "/admin/v1/audit-log?action=sso.saml.update",
-            None,
-        )
-        .await;
-    assert_eq!(audit["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(app.audited("sso.saml.update").await.len(), 1);
 }
 
 #[tokio::test]
@@ -184,9 +174,7 @@ async fn the_sp_metadata_is_public_at_a_stable_url_per_workspace() {
 
 #[tokio::test]
 async fn an_sp_initiated_login_creates_the_user_just_in_time_with_the_mapped_role() {
-    let app = App::start().await;
-    app.ok(Method::PUT, "/admin/v1/sso/saml", Some(connection(false)))
-        .await;
+    let app = App::with_saml(false).await;
     let req = Request::builder()
         .uri(format!(
             "/sso/saml/{}/login?relay_state=/destinations",
@@ -279,9 +267,7 @@ async fn an_sp_initiated_login_creates_the_user_just_in_time_with_the_mapped_rol
 
 #[tokio::test]
 async fn an_unsolicited_response_is_refused_unless_idp_initiated_login_is_on() {
-    let app = App::start().await;
-    app.ok(Method::PUT, "/admin/v1/sso/saml", Some(connection(false)))
-        .await;
+    let app = App::with_saml(false).await;
     let unsolicited = response_for(&app.ws, None, "_assert_idp_1");
     let (status, _, v) = app.post_acs(&unsolicited, None).await;
     assert_eq!(
@@ -289,8 +275,7 @@ async fn an_unsolicited_response_is_refused_unless_idp_initiated_login_is_on() {
         (StatusCode::FORBIDDEN, Some("saml_unsolicited"))
     );
 
-    app.ok(Method::PUT, "/admin/v1/sso/saml", Some(connection(true)))
-        .await;
+    app.configure_saml(true).await;
     let (status, headers, v) = app.post_acs(&unsolicited, None).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{v}");
     assert_eq!(headers[header::LOCATION], "/destinations");
@@ -299,9 +284,7 @@ async fn an_unsolicited_response_is_refused_unless_idp_initiated_login_is_on() {
 
 #[tokio::test]
 async fn a_replayed_assertion_is_refused_and_audited() {
-    let app = App::start().await;
-    app.ok(Method::PUT, "/admin/v1/sso/saml", Some(connection(true)))
-        .await;
+    let app = App::with_saml(true).await;
     let response = response_for(&app.ws, None, "_assert_replay");
     assert_eq!(app.post_acs(&response, None).await.0, StatusCode::SEE_OTHER);
     let (status, _, v) = app.post_acs(&response, None).await;
@@ -314,9 +297,7 @@ async fn a_replayed_assertion_is_refused_and_audited() {
 
 #[tokio::test]
 async fn a_refusal_says_only_its_reason_code_and_an_unmanaged_domain_is_refused() {
-    let app = App::start().await;
-    app.ok(Method::PUT, "/admin/v1/sso/saml", Some(connection(true)))
-        .await;
+    let app = App::with_saml(true).await;
     let forged = Response {
         assertion_key: Some(tracklayer_saml::testkit::attacker_key()),
         ..response_for(&app.ws, None, "_assert_forged")
@@ -348,8 +329,7 @@ async fn sso_is_required_only_for_managed_domains_of_an_enforcing_workspace() {
     let alice = Email::parse("alice@example.com").unwrap();
     let other = Email::parse("bob@elsewhere.test").unwrap();
     assert!(!app.service.sso_required_for(&app.ws, &alice).await.unwrap());
-    app.ok(Method::PUT, "/admin/v1/sso/saml", Some(connection(false)))
-        .await;
+    app.configure_saml(false).await;
     assert!(app.service.sso_required_for(&app.ws, &alice).await.unwrap());
     assert!(!app.service.sso_required_for(&app.ws, &other).await.unwrap());
     let mut relaxed = connection(false);

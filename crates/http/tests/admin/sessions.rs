@@ -14,20 +14,27 @@ impl App {
         let ip: std::net::IpAddr = "198.51.100.7".parse().unwrap();
         self.service.redeem_sign_in_link(token, ip).await.unwrap()
     }
+
+    /// The owner's console sessions as `token` lists them.
+    async fn owner_sessions(&self, token: Option<&str>) -> (StatusCode, Value) {
+        let path = "/admin/v1/users/usr_owner/sessions";
+        let (status, _, v) = self.call(Method::GET, path, token, None).await;
+        (status, v)
+    }
+
+    /// Ends the console session `signed` as `token` would.
+    async fn end_session(&self, signed: &SignedIn, token: &str) -> (StatusCode, Value) {
+        let path = format!("/admin/v1/sessions/{}", signed.session.id);
+        let (status, _, v) = self.call(Method::DELETE, &path, Some(token), None).await;
+        (status, v)
+    }
 }
 
 #[tokio::test]
 async fn an_admin_lists_a_users_console_sessions_and_ends_one_at_once() {
     let app = App::start().await;
     let signed = app.owner_console_session().await;
-    let (status, _, v) = app
-        .call(
-            Method::GET,
-            "/admin/v1/users/usr_owner/sessions",
-            Some(&app.admin),
-            None,
-        )
-        .await;
+    let (status, v) = app.owner_sessions(Some(&app.admin)).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     let listed = v.as_array().unwrap();
     assert_eq!(listed.len(), 1);
@@ -39,23 +46,16 @@ async fn an_admin_lists_a_users_console_sessions_and_ends_one_at_once() {
     let body = v.to_string();
     assert!(!body.contains(signed.token.as_str()) && !body.contains("198.51.100.7"));
 
-    let path = format!("/admin/v1/sessions/{}", signed.session.id);
-    let (status, _, _) = app
-        .call(Method::DELETE, &path, Some(&app.viewer), None)
-        .await;
+    let (status, _) = app.end_session(&signed, &app.viewer).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(app.service.console_session(&signed.token).await.is_ok());
-    let (status, _, _) = app
-        .call(Method::DELETE, &path, Some(&app.admin), None)
-        .await;
+    let (status, _) = app.end_session(&signed, &app.admin).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(matches!(
         app.service.console_session(&signed.token).await,
         Err(AdminError::SessionEnded)
     ));
-    let (status, _, v) = app
-        .call(Method::DELETE, &path, Some(&app.admin), None)
-        .await;
+    let (status, v) = app.end_session(&signed, &app.admin).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
 }
 
@@ -64,24 +64,10 @@ async fn only_an_admin_lists_another_users_sessions() {
     let app = App::start().await;
     app.owner_console_session().await;
     for token in [&app.viewer, &app.editor] {
-        let (status, _, v) = app
-            .call(
-                Method::GET,
-                "/admin/v1/users/usr_owner/sessions",
-                Some(token),
-                None,
-            )
-            .await;
+        let (status, v) = app.owner_sessions(Some(token)).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
     }
-    let (status, _, _) = app
-        .call(
-            Method::GET,
-            "/admin/v1/users/usr_owner/sessions",
-            None,
-            None,
-        )
-        .await;
+    let (status, _) = app.owner_sessions(None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -90,20 +76,10 @@ async fn another_workspace_neither_sees_nor_ends_a_session() {
     let app = App::start().await;
     let signed = app.owner_console_session().await;
     // The other workspace has its own usr_owner, with no session.
-    let (status, _, v) = app
-        .call(
-            Method::GET,
-            "/admin/v1/users/usr_owner/sessions",
-            Some(&app.other),
-            None,
-        )
-        .await;
+    let (status, v) = app.owner_sessions(Some(&app.other)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v, json!([]));
-    let path = format!("/admin/v1/sessions/{}", signed.session.id);
-    let (status, _, _) = app
-        .call(Method::DELETE, &path, Some(&app.other), None)
-        .await;
+    let (status, _) = app.end_session(&signed, &app.other).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(app.service.console_session(&signed.token).await.is_ok());
 }

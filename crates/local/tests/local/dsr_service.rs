@@ -155,6 +155,20 @@ impl World {
             .unwrap()
     }
 
+    /// The sealed export parts of the request `id` kept now.
+    async fn export_parts(&self, id: &DsrId) -> Vec<tracklayer_core::crypto::Sealed> {
+        let now = self.clock.now();
+        self.dsr
+            .export_parts(&self.workspace.id, id, now)
+            .await
+            .unwrap()
+    }
+
+    /// The workspace's requests (up to 10), newest first.
+    async fn requests(&self) -> Vec<DsrRequest> {
+        self.dsr.requests(&self.workspace.id, 10).await.unwrap()
+    }
+
     /// The request `id` as stored now.
     async fn request(&self, id: &DsrId) -> DsrRequest {
         self.dsr
@@ -502,11 +516,7 @@ async fn an_access_export_holds_the_subjects_events_and_expires_after_7_days() {
     }
     assert!(!text.contains("shopper@"), "no raw identifier");
     assert_eq!(w.events_of("a").await.len(), 3, "access deletes nothing");
-    let parts = w
-        .dsr
-        .export_parts(&w.workspace.id, &request.id, w.clock.now())
-        .await
-        .unwrap();
+    let parts = w.export_parts(&request.id).await;
     assert_eq!(parts.len(), 2, "3 events in pages of 2");
     assert!(
         parts
@@ -601,12 +611,7 @@ async fn a_request_names_the_identifier_at_fault_and_only_admins_submit() {
             .unwrap_err(),
         DsrError::Admin(AdminError::Forbidden { .. })
     ));
-    assert!(w
-        .dsr
-        .requests(&w.workspace.id, 10)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(w.requests().await.is_empty());
 }
 
 #[tokio::test]
@@ -630,12 +635,7 @@ async fn an_erasure_deletes_an_earlier_access_export_of_the_same_subject() {
             .unwrap_err(),
         DsrError::ExportErased(by) if by == erasure.id
     ));
-    assert!(w
-        .dsr
-        .export_parts(&w.workspace.id, &access.id, w.clock.now())
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(w.export_parts(&access.id).await.is_empty());
     assert!(
         svc.export(&w.admin(), other.id.as_str()).await.is_ok(),
         "another subject's export stays"
@@ -934,12 +934,7 @@ async fn a_closed_workspaces_open_requests_still_complete_and_end_with_its_accou
     assert_eq!(receipt.workspace_closed_at, Some(closed_at));
     assert_eq!(receipt.export_expires_at, None);
     assert!(answered.export_tokens.is_empty());
-    assert!(w
-        .dsr
-        .export_parts(&w.workspace.id, &access.id, w.clock.now())
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(w.export_parts(&access.id).await.is_empty());
     let access_mail = w
         .outbox
         .0
@@ -971,16 +966,11 @@ async fn a_closed_workspaces_open_requests_still_complete_and_end_with_its_accou
     assert_eq!(suppressed.len(), 3, "email, external id, anonymous id");
     let day89 = closed_at + Duration::days(89);
     w.dsr.sweep(day89).await.unwrap();
-    assert_eq!(w.dsr.requests(&w.workspace.id, 10).await.unwrap().len(), 2);
+    assert_eq!(w.requests().await.len(), 2);
     assert_eq!(w.dsr.suppressed(&w.workspace.id).await.unwrap().len(), 3);
     let day91 = closed_at + Duration::days(91);
     assert!(w.dsr.sweep(day91).await.unwrap() >= 5);
-    assert!(w
-        .dsr
-        .requests(&w.workspace.id, 10)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(w.requests().await.is_empty());
     assert!(w.dsr.suppressed(&w.workspace.id).await.unwrap().is_empty());
     assert!(svc.run().await == Default::default(), "nothing left to do");
 }

@@ -43,7 +43,7 @@ impl DynamoControlStore {
                 .find(|(_, u)| u.id != *id && u.role == Role::Admin)
                 .ok_or(StoreError::Conflict(LAST_ADMIN))?;
             let check = ConditionCheck::builder()
-                .table_name(&self.table)
+                .table_name(self.table.name())
                 .key("pk", other["pk"].clone())
                 .key("sk", other["sk"].clone())
                 .condition_expression("doc = :doc")
@@ -55,7 +55,7 @@ impl DynamoControlStore {
         // A condition failed or a concurrent transaction touched the same items: the
         // admins changed between the read and the write.
         let codes = ["ConditionalCheckFailed", "TransactionConflict"];
-        if transact_write(&self.client, context, items, &codes).await? {
+        if transact_write(self.table.client(), context, items, &codes).await? {
             Ok(old.clone())
         } else {
             Err(StoreError::Conflict(

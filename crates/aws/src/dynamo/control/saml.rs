@@ -13,14 +13,13 @@
 //! DynamoDB's TTL deletes late (moto never), so the expiry is compared on every read.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::ReturnValue;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tracklayer_core::error::StoreError;
 use tracklayer_core::saml::{SamlConnection, SamlStore};
 use tracklayer_core::workspace::WorkspaceId;
 
-use super::{doc, key, n, s, to_json, ttl, with_doc, ws_pk, DynamoControlStore};
+use super::{key, n, s, to_json, ttl, with_doc, ws_pk, DynamoControlStore};
 use crate::dynamo::{expired, get_s, EXPIRES_AT};
 use crate::error::store;
 
@@ -39,10 +38,8 @@ impl SamlStore for DynamoControlStore {
         &self,
         ws: &WorkspaceId,
     ) -> Result<Option<SamlConnection>, StoreError> {
-        self.get("saml_connection", key(ws_pk(ws), CONNECTION))
-            .await?
-            .map(|item| doc(&item, "saml_connection"))
-            .transpose()
+        let item_key = key(ws_pk(ws), CONNECTION);
+        self.table.get_doc("saml_connection", item_key).await
     }
 
     async fn put_saml_connection(&self, connection: &SamlConnection) -> Result<(), StoreError> {
@@ -50,26 +47,16 @@ impl SamlStore for DynamoControlStore {
             key(ws_pk(&connection.workspace_id), CONNECTION),
             to_json("put_saml_connection", connection)?,
         );
-        self.put(
-            "put_saml_connection",
-            item,
-            None,
-            StoreError::Conflict("saml connection"),
-        )
-        .await
+        self.table.put("put_saml_connection", item, None).await
     }
 
     async fn delete_saml_connection(&self, ws: &WorkspaceId) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(ws_pk(ws), CONNECTION)))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| store("delete_saml_connection", e))?;
-        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+        let item_key = key(ws_pk(ws), CONNECTION);
+        let old = self
+            .table
+            .delete("delete_saml_connection", item_key)
+            .await?;
+        Ok(old.is_some())
     }
 
     async fn put_saml_request(
@@ -82,13 +69,7 @@ impl SamlStore for DynamoControlStore {
         let mut item = key(ws_pk(ws), format!("SAMLREQ#{browser}"));
         item.insert("request_id".into(), s(request_id));
         item.insert(EXPIRES_AT.into(), n(ttl(expires_at)));
-        self.put(
-            "put_saml_request",
-            item,
-            None,
-            StoreError::Conflict("saml request"),
-        )
-        .await
+        self.table.put("put_saml_request", item, None).await
     }
 
     async fn take_saml_request(
@@ -97,17 +78,9 @@ impl SamlStore for DynamoControlStore {
         browser: &str,
         now: OffsetDateTime,
     ) -> Result<Option<String>, StoreError> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(ws_pk(ws), format!("SAMLREQ#{browser}"))))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| store("take_saml_request", e))?;
-        match out.attributes {
-            Some(item) if !item.is_empty() && !expired(&item, now) => Ok(Some(
+        let item_key = key(ws_pk(ws), format!("SAMLREQ#{browser}"));
+        match self.table.delete("take_saml_request", item_key).await? {
+            Some(item) if !expired(&item, now) => Ok(Some(
                 get_s(&item, "request_id", "take_saml_request")?.to_owned(),
             )),
             _ => Ok(None),
@@ -124,9 +97,8 @@ impl SamlStore for DynamoControlStore {
         let mut item = key(ws_pk(ws), used_sk(assertion_id));
         item.insert(EXPIRES_AT.into(), n(ttl(until)));
         let written = self
-            .client
+            .table
             .put_item()
-            .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
             .expression_attribute_values(":now", n(now.unix_timestamp()))
