@@ -44,8 +44,15 @@ clean-tools:
 
 ## Unit, contract and end-to-end tests (the e2e suites start and stop their own servers), then
 ## schemathesis against the admin API of a live server.
+## The binaries are built with the tests in one cargo invocation (BUILD_BINS): the same feature
+## resolution as `cargo test --workspace`, so the test run and the browser suite reuse every
+## crate. A build of the binary packages alone resolves features without the dev-dependencies'
+## (serde_json's preserve_order, the AWS SDK's test features): `-p tracklayer -p
+## tracklayer-ingest …` rebuilt 55 units for `cargo test` (the AWS SDKs, rusqlite, axum,
+## reqwest), and the browser suite's `-p tracklayer` 84 more (tokio, hyper, serde among them).
+BUILD_BINS := $(CARGO) build --workspace --bins --tests
 test: tools
-	$(CARGO) build -p tracklayer -p tracklayer-ingest -p tracklayer-deliver -p tracklayer-admin -p tracklayer-dsr
+	$(BUILD_BINS)
 	TRACKLAYER_TEST_PYTHON=$(abspath $(PY)) $(CARGO) test --workspace
 	TRACKLAYER_BIN=$(abspath target/debug/tracklayer) SCHEMATHESIS=$(abspath $(VENV)/bin/schemathesis) PYTHON=$(abspath $(PY)) bash tests/schemathesis/run.sh
 	$(MAKE) browser-test
@@ -53,7 +60,7 @@ test: tools
 ## The console in a real browser (tests/browser, Node's test runner + playwright-core driving
 ## chromium, axe-core): screenshots of every page under target/browser-screenshots/.
 browser-test: $(BROWSER)/node_modules/.installed chromium-check
-	$(CARGO) build -p tracklayer
+	$(BUILD_BINS)
 	TRACKLAYER_BIN=$(abspath target/debug/tracklayer) CHROMIUM=$(CHROMIUM) node --test --test-concurrency=1 $(wildcard $(BROWSER)/*.test.mjs)
 
 fmt-check:
@@ -84,8 +91,12 @@ ADVISORY_SNAPSHOT ?= $(lastword $(sort $(wildcard $(ADVISORY_DATA)/rustsec-advis
 CARGO_DENY_VERSION := 0.20.2
 CARGO_DENY_ROOT := target/tools/cargo-deny-$(CARGO_DENY_VERSION)
 
+## cargo-deny's own release profile is fat LTO with one codegen unit, which dominates its cold
+## build; the overrides below build the same sources without LTO at opt-level 1 (an audit of
+## the lock file takes seconds either way). What the audit checks does not change.
 $(CARGO_DENY_ROOT)/bin/cargo-deny:
-	$(CARGO) install --locked --quiet cargo-deny --version =$(CARGO_DENY_VERSION) --root $(CARGO_DENY_ROOT)
+	CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+	  $(CARGO) install --locked --quiet cargo-deny --version =$(CARGO_DENY_VERSION) --root $(CARGO_DENY_ROOT)
 
 audit:
 	@[ -f "$(ADVISORY_SNAPSHOT)" ] || { echo "error: no RustSec advisory snapshot: expected $(ADVISORY_DATA)/rustsec-advisory-db-YYYY-MM-DD.tar.gz (shared/data next to the repository), or pass ADVISORY_SNAPSHOT=/path/to/it" >&2; exit 1; }
@@ -142,10 +153,16 @@ fuzz-tools:
 	@rustup toolchain list | grep -q '^$(FUZZ_TOOLCHAIN)' || { echo "error: the Rust $(FUZZ_TOOLCHAIN) toolchain is not installed (see rustup toolchain list); cargo-fuzz needs it and rustup cannot download it here" >&2; exit 1; }
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked --version 0.13.2
 
-## Every target for FUZZ_SMOKE_SECONDS (default 20 s) in `make ci`.
+## Every target for FUZZ_SMOKE_SECONDS (default 20 s) in `make ci`, built once, with `--dev`:
+## unoptimised, with debug assertions and overflow checks (fuzz/Cargo.toml [profile.dev]). The
+## smoke proves the same as before — every target builds, runs from its seed corpus and keeps
+## its properties for its seconds — at a fraction of the cold build of cargo-fuzz's default
+## (opt-level 3, one codegen unit); it executes fewer inputs per second, which a smoke can
+## spare. `make fuzz` (the long runs that count executions) keeps the optimised build.
+FUZZ_SMOKE_FLAGS := --dev
 fuzz-smoke: fuzz-tools
-	$(CARGO) +$(FUZZ_TOOLCHAIN) fuzz build -s none
-	@for t in $(FUZZ_TARGETS); do CARGO_FUZZ="$(CARGO) +$(FUZZ_TOOLCHAIN) fuzz" fuzz/run.sh $$t $(FUZZ_SMOKE_SECONDS); done
+	$(CARGO) +$(FUZZ_TOOLCHAIN) fuzz build -s none $(FUZZ_SMOKE_FLAGS)
+	@for t in $(FUZZ_TARGETS); do CARGO_FUZZ="$(CARGO) +$(FUZZ_TOOLCHAIN) fuzz" FUZZ_BUILD_FLAGS="$(FUZZ_SMOKE_FLAGS)" fuzz/run.sh $$t $(FUZZ_SMOKE_SECONDS); done
 
 ## One target for longer: `make fuzz TARGET=ingest_batch SECONDS=3600` (what it finds is kept
 ## in fuzz/corpus/TARGET for the next run).
@@ -153,7 +170,15 @@ fuzz: fuzz-tools
 	@test -n "$(TARGET)" || { echo "error: name a target: make fuzz TARGET=<one of: $(FUZZ_TARGETS)> SECONDS=<n>" >&2; exit 1; }
 	KEEP_CORPUS=1 CARGO_FUZZ="$(CARGO) +$(FUZZ_TOOLCHAIN) fuzz" fuzz/run.sh $(TARGET) $(SECONDS)
 
-# A clean clone builds once: incremental caches (gigabytes, never reused there) are off.
+# What `make ci` runs, cheap checks first so that they fail fast: the formatting and the
+# structure budget (seconds), the template lint, the secret scan and Semgrep (the venv, then
+# seconds), the audit (a small cargo-deny build), then clippy, the tests, the arm64 link and
+# the fuzz smoke (each a build of its own: check-mode, test, aarch64, nightly).
+CI_STEPS := fmt-check structure-check lint-template secret-scan semgrep audit clippy test lambda-check fuzz-smoke
+
+# A clean clone builds once: incremental caches (gigabytes, never reused there) are off. The
+# steps run one after another (infra/ci-steps.sh), which prints each one's wall and CPU seconds
+# at the end, pass or fail.
 ci: export CARGO_INCREMENTAL = 0
-ci: fmt-check structure-check semgrep audit clippy test lint-template secret-scan lambda-check fuzz-smoke
-	@echo "make ci: all checks passed"
+ci:
+	infra/ci-steps.sh "$(MAKE)" $(CI_STEPS)

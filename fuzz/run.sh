@@ -3,7 +3,8 @@
 # run finds goes to a scratch directory, or to fuzz/corpus/TARGET with KEEP_CORPUS=1) and prints
 # one summary line: executions, seconds, executions per second. A failed property stops the run
 # with the input under fuzz/artifacts/TARGET/ and a non-zero exit.
-# Usage: fuzz/run.sh TARGET SECONDS   (from the repository root; CARGO_FUZZ overrides the command)
+# Usage: fuzz/run.sh TARGET SECONDS   (from the repository root; CARGO_FUZZ overrides the command,
+# FUZZ_BUILD_FLAGS adds build flags, e.g. --dev as `make fuzz-smoke` builds)
 set -euo pipefail
 target=${1:?usage: fuzz/run.sh TARGET SECONDS}
 seconds=${2:?usage: fuzz/run.sh TARGET SECONDS}
@@ -17,7 +18,8 @@ else
 fi
 log=$(mktemp)
 status=0
-$fuzz run -s none "$target" "$corpus" "fuzz/seeds/$target" -- \
+# shellcheck disable=SC2086  # FUZZ_BUILD_FLAGS is a list of flags
+$fuzz run -s none ${FUZZ_BUILD_FLAGS:-} "$target" "$corpus" "fuzz/seeds/$target" -- \
   -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
   >"$log" 2>&1 || status=$?
 if [[ $status -ne 0 ]]; then

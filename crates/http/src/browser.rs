@@ -150,7 +150,7 @@ async fn segment_settings(
         Ok(hp) => hp,
         Err(p) => return p.into_response(),
     };
-    let ip = match crate::tracking::client_ip(&req, s.trusted_proxies()) {
+    let ip = match s.client(&req) {
         Ok(ip) => ip,
         Err(p) => return p.into_response(),
     };
@@ -175,7 +175,7 @@ async fn rudder_source_config(State(s): State<TrackingState>, req: Request) -> R
         )
         .into_response();
     };
-    let ip = match crate::tracking::client_ip(&req, s.trusted_proxies()) {
+    let ip = match s.client(&req) {
         Ok(ip) => ip,
         Err(p) => return p.into_response(),
     };

@@ -8,6 +8,7 @@ pub mod client_ip;
 pub mod console;
 pub mod cors;
 pub mod headers;
+pub mod limits;
 pub mod problem;
 pub mod ratelimit;
 pub mod scim;

@@ -2,7 +2,9 @@
 //! a request head must arrive within `header_read_timeout` of its first byte, a body within
 //! `body_read_timeout` of its request (else 408), a kept-alive connection may wait
 //! `idle_timeout` for its next request, and at most `max_connections` are open at once (the
-//! next waits in the listen backlog until one closes). With [`Tls`], each connection first
+//! next waits in the listen backlog until one closes). A head past [`HeadLimits`] is a 431
+//! problem, a body the [`BodyBudget`] of `max_body_bytes_in_flight` cannot take a 503 (see
+//! [`crate::limits`]). With [`Tls`], each connection first
 //! completes a TLS handshake within `header_read_timeout`, and every response carries HSTS.
 //!
 //! hyper's own `header_read_timeout` also runs while a kept-alive connection waits for its next
@@ -32,6 +34,7 @@ use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 use crate::body::DeadlineBody;
+use crate::limits::{BodyBudget, HeadLimits, DEFAULT_BODY_BYTES_IN_FLIGHT};
 use crate::tls::{add_hsts, Tls};
 
 /// Connection limits.
@@ -45,6 +48,10 @@ pub struct ServerLimits {
     pub idle_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
+    /// Header fields and bytes of one request.
+    pub head: HeadLimits,
+    /// Request-body bytes held at once, across every connection.
+    pub max_body_bytes_in_flight: usize,
 }
 
 impl Default for ServerLimits {
@@ -54,6 +61,8 @@ impl Default for ServerLimits {
             body_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            head: HeadLimits::default(),
+            max_body_bytes_in_flight: DEFAULT_BODY_BYTES_IN_FLIGHT,
         }
     }
 }
@@ -71,6 +80,7 @@ pub async fn serve(
     let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(max));
     let (stop, stopped) = watch::channel(false);
+    let budget = BodyBudget::new(limits.max_body_bytes_in_flight);
     let mut shutdown = pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -90,6 +100,7 @@ pub async fn serve(
                     peer,
                     app: app.clone(),
                     limits,
+                    budget: budget.clone(),
                     stopped: stopped.clone(),
                     _slot: permit,
                 };
@@ -113,6 +124,7 @@ struct Conn {
     peer: SocketAddr,
     app: Router,
     limits: ServerLimits,
+    budget: BodyBudget,
     stopped: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
 }
@@ -137,6 +149,7 @@ impl Conn {
             peer,
             app,
             limits,
+            budget,
             mut stopped,
             _slot,
         } = self;
@@ -149,14 +162,24 @@ impl Conn {
             let activity = activity.clone();
             hyper::service::service_fn(move |req: Request<Incoming>| {
                 activity.enter(Phase::Request);
-                let mut req = req.map(|body| {
-                    Body::new(DeadlineBody::new(Body::new(body), limits.body_read_timeout))
-                });
-                req.extensions_mut().insert(ConnectInfo(peer));
+                let admitted =
+                    limits.head.check(&req).and_then(|()| {
+                        budget.admit(req.map(|body| {
+                            DeadlineBody::new(Body::new(body), limits.body_read_timeout)
+                        }))
+                    });
                 let app = app.clone();
                 let activity = activity.clone();
                 async move {
-                    let mut response = app.oneshot(req).await;
+                    let mut response = match admitted {
+                        Ok((mut req, held)) => {
+                            req.extensions_mut().insert(ConnectInfo(peer));
+                            let response = app.oneshot(req).await;
+                            drop(held);
+                            response
+                        }
+                        Err(problem) => Ok(axum::response::IntoResponse::into_response(problem)),
+                    };
                     if let (true, Ok(response)) = (secure, response.as_mut()) {
                         add_hsts(response.headers_mut());
                     }
@@ -167,10 +190,13 @@ impl Conn {
         };
         let mut builder = http1::Builder::new();
         // The connection is watched below; hyper's header timer would also close idle ones.
+        let (max_headers, max_head_bytes) = limits.head.hyper_ceiling();
         builder
             .timer(TokioTimer::new())
             .keep_alive(true)
-            .header_read_timeout(None);
+            .header_read_timeout(None)
+            .max_headers(max_headers)
+            .max_header_size(max_head_bytes);
         let mut conn = pin!(builder.serve_connection(io, service));
         let mut draining = false;
         loop {
@@ -367,6 +393,7 @@ pub(crate) mod tests {
             body_read_timeout: LONG,
             idle_timeout: LONG,
             max_connections: 8,
+            ..ServerLimits::default()
         }
     }
 
@@ -490,6 +517,140 @@ pub(crate) mod tests {
 
         drop(first);
         assert!(response(&mut second).await.starts_with("HTTP/1.1 200"));
+    }
+
+    fn head_limits(max_headers: usize) -> ServerLimits {
+        ServerLimits {
+            head: HeadLimits {
+                max_headers,
+                max_header_bytes: 2048,
+            },
+            ..patient()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_head_past_the_header_count_is_a_431_problem_and_the_connection_closes() {
+        let (mut stream, _stop) = connect(head_limits(10)).await;
+        let mut head = String::from("GET /ping HTTP/1.1\r\nHost: test\r\n");
+        for i in 0..10 {
+            head.push_str(&format!("X-Pad-{i}: v\r\n"));
+        }
+        send(&mut stream, format!("{head}\r\n").as_bytes()).await;
+
+        let sent = until_closed(&mut stream).await;
+        assert!(sent.starts_with("HTTP/1.1 431"), "{sent}");
+        assert!(
+            sent.contains("content-type: application/problem+json"),
+            "{sent}"
+        );
+        assert!(sent.contains("\"field\":\"headers\""), "{sent}");
+    }
+
+    #[tokio::test]
+    async fn a_head_past_the_header_bytes_is_a_431_problem() {
+        let (mut stream, _stop) = connect(head_limits(10)).await;
+        let cookie = "c".repeat(3000);
+        send(
+            &mut stream,
+            format!("GET /ping HTTP/1.1\r\nHost: test\r\nCookie: {cookie}\r\n\r\n").as_bytes(),
+        )
+        .await;
+
+        let sent = until_closed(&mut stream).await;
+        assert!(sent.starts_with("HTTP/1.1 431"), "{sent}");
+        assert!(sent.contains("headers-too-large"), "{sent}");
+    }
+
+    #[tokio::test]
+    async fn headers_dribbled_without_end_are_refused_before_the_server_buffers_much() {
+        // Slowloris with many headers: one short header at a time, never a blank line, well
+        // within the header timeout. The server answers 431 and closes at hyper's ceiling
+        // (4 × 10 headers here), so the client cannot make it hold more.
+        let (mut stream, _stop) = connect(head_limits(10)).await;
+        send(&mut stream, b"GET /ping HTTP/1.1\r\nHost: test\r\n").await;
+        let mut written = 0usize;
+        for i in 0..100_000 {
+            let line = format!("X-Slow-{i}: v\r\n");
+            if stream.write_all(line.as_bytes()).await.is_err() {
+                break;
+            }
+            written += line.len();
+            if i % 16 == 0 {
+                tokio::task::yield_now().await;
+            }
+            let mut peek = [0u8; 1];
+            if let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_millis(1), stream.peek(&mut peek)).await
+            {
+                break;
+            }
+        }
+        let sent = until_closed(&mut stream).await;
+        assert!(sent.starts_with("HTTP/1.1 431"), "{sent}");
+        assert!(
+            written < 64 * 1024,
+            "the server read {written} bytes of headers"
+        );
+    }
+
+    fn budget(bytes: usize) -> ServerLimits {
+        ServerLimits {
+            max_body_bytes_in_flight: bytes,
+            ..patient()
+        }
+    }
+
+    /// A POST /echo whose body has not all arrived: holds its declared length.
+    async fn holding(addr: SocketAddr, declared: usize) -> TcpStream {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        send(
+            &mut stream,
+            format!("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {declared}\r\n\r\nx")
+                .as_bytes(),
+        )
+        .await;
+        stream
+    }
+
+    #[tokio::test]
+    async fn bodies_past_the_bytes_in_flight_are_a_503_with_retry_after_until_one_is_done() {
+        let (addr, _stop) = start(budget(1000)).await;
+        let mut first = holding(addr, 600).await;
+        tokio::time::sleep(SHORT).await;
+
+        let mut second = holding(addr, 600).await;
+        let refused = response(&mut second).await;
+        assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+        assert!(refused.contains("retry-after: 1"), "{refused}");
+        assert!(refused.contains("body-budget-spent"), "{refused}");
+
+        send(&mut first, "y".repeat(599).as_bytes()).await;
+        assert!(response(&mut first).await.starts_with("HTTP/1.1 200"));
+        let mut third = holding(addr, 600).await;
+        send(&mut third, "z".repeat(599).as_bytes()).await;
+        assert!(response(&mut third).await.starts_with("HTTP/1.1 200"));
+    }
+
+    #[tokio::test]
+    async fn a_chunked_body_flood_past_the_bytes_in_flight_is_a_503() {
+        let (addr, _stop) = start(budget(1000)).await;
+        let _first = holding(addr, 900).await;
+        tokio::time::sleep(SHORT).await;
+
+        let mut flood = TcpStream::connect(addr).await.unwrap();
+        let chunk = "a".repeat(200);
+        send(
+            &mut flood,
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\nc8\r\n{chunk}\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+        let refused = response(&mut flood).await;
+        assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+        assert!(refused.contains("body-budget-spent"), "{refused}");
     }
 
     #[tokio::test]

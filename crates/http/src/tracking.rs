@@ -20,19 +20,25 @@ use tracklayer_core::ingest::{
 };
 use tracklayer_core::workspace::Region;
 
-use crate::body::read_body;
+use crate::body::{read_body_with, BodyLimits};
 pub use crate::client_ip::ClientIp;
+use crate::limits::{RateLimits, Rates};
 use crate::problem::{Problem, Service};
-use crate::ratelimit::RateLimiter;
 
 /// Settings of the tracking API.
 #[derive(Debug, Clone)]
 pub struct TrackingConfig {
     /// Requests per second per write key (token bucket), default 1,000.
     pub rate_limit_per_key: u32,
+    /// Requests per second per client IP (IPv6: per /64), whatever the key, default 1,000;
+    /// taken before the body is read (see [`crate::limits`]).
+    pub rate_limit_per_ip: u32,
     /// Requests per second per client IP with a browser-facing write key (public, so any
     /// visitor holds it), default 20: a page sends a handful per view.
     pub browser_rate_limit_per_ip: u32,
+    /// Decompressed bytes per compressed byte of a gzip/deflate body, default
+    /// [`crate::body::DEFAULT_INFLATE_RATIO`] (100); the absolute cap is the request limit.
+    pub gzip_max_ratio: usize,
     /// Public base URL of each region, for 421 answers.
     pub us_endpoint: String,
     pub eu_endpoint: String,
@@ -44,8 +50,10 @@ pub struct TrackingConfig {
 impl Default for TrackingConfig {
     fn default() -> Self {
         Self {
-            rate_limit_per_key: 1_000,
-            browser_rate_limit_per_ip: 20,
+            rate_limit_per_key: Rates::default().per_key,
+            rate_limit_per_ip: Rates::default().per_ip,
+            browser_rate_limit_per_ip: Rates::default().browser_per_ip,
+            gzip_max_ratio: crate::body::DEFAULT_INFLATE_RATIO,
             us_endpoint: "https://us.api.tracklayer.io".into(),
             eu_endpoint: "https://eu.api.tracklayer.io".into(),
             trusted_proxies: 0,
@@ -72,28 +80,30 @@ pub struct TrackingState {
 struct Inner {
     ingest: Arc<IngestService>,
     config: TrackingConfig,
-    limiter: RateLimiter,
-    browser_limiter: RateLimiter,
+    limits: RateLimits,
 }
 
 impl TrackingState {
-    pub(crate) fn trusted_proxies(&self) -> usize {
-        self.inner.config.trusted_proxies
-    }
-
     pub fn new(ingest: Arc<IngestService>, config: TrackingConfig) -> Self {
-        let rate = config.rate_limit_per_key;
         Self {
             inner: Arc::new(Inner {
                 ingest,
-                limiter: RateLimiter::new(rate, rate),
-                browser_limiter: RateLimiter::new(
-                    config.browser_rate_limit_per_ip,
-                    config.browser_rate_limit_per_ip,
-                ),
+                limits: RateLimits::new(Rates {
+                    per_key: config.rate_limit_per_key,
+                    per_ip: config.rate_limit_per_ip,
+                    browser_per_ip: config.browser_rate_limit_per_ip,
+                }),
                 config,
             }),
         }
+    }
+
+    /// The client address of a request (see [`crate::client_ip`]), once it has taken a token
+    /// of its address: every tracking request calls this first.
+    pub(crate) fn client(&self, req: &Request) -> Result<Option<IpAddr>, Problem> {
+        let ip = client_ip(req, self.inner.config.trusted_proxies)?;
+        self.inner.limits.source(ip, Instant::now())?;
+        Ok(ip)
     }
 }
 
@@ -227,7 +237,7 @@ pub(crate) async fn track(
     key_in: KeyIn,
 ) -> Response {
     let inner = &state.inner;
-    let ip = match client_ip(&req, inner.config.trusted_proxies) {
+    let ip = match state.client(&req) {
         Ok(ip) => ip,
         Err(p) => return p.into_response(),
     };
@@ -252,7 +262,11 @@ pub(crate) async fn track(
         Ok(k) => k,
         Err(p) => return p.into_response(),
     };
-    let bytes = match read_body(&parts.headers, body, MAX_REQUEST_BYTES).await {
+    let limits = BodyLimits {
+        max_inflate_ratio: inner.config.gzip_max_ratio,
+        ..BodyLimits::new(MAX_REQUEST_BYTES)
+    };
+    let bytes = match read_body_with(&parts.headers, body, limits).await {
         Ok(b) => b,
         Err(p) => return p.into_response(),
     };
@@ -292,31 +306,8 @@ async fn admitted(
     parsed: &tracklayer_core::ingest::ParsedBody<'_>,
     meta: &RequestMeta,
 ) -> Response {
-    let now = Instant::now();
-    let browser_ip = meta.ip.filter(|_| key.browser).map(|ip| ip.to_string());
-    let limited = match &browser_ip {
-        Some(ip) => inner
-            .browser_limiter
-            .check(ip, now)
-            .map_err(|wait| (wait, inner.config.browser_rate_limit_per_ip, "address")),
-        None => Ok(()),
-    }
-    .and_then(|()| {
-        inner
-            .limiter
-            .check(key.id.as_str(), now)
-            .map_err(|wait| (wait, inner.config.rate_limit_per_key, "write key"))
-    });
-    if let Err((wait, limit, per)) = limited {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        return Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            "Too Many Requests",
-            format!("limited to {limit} requests per second per {per}"),
-        )
-        .header(header::RETRY_AFTER, &secs.to_string())
-        .into_response();
+    if let Err(problem) = inner.limits.key(key, meta.ip, Instant::now()) {
+        return problem.into_response();
     }
     match inner.ingest.ingest(key, parsed, meta).await {
         Ok(outcome) => {

@@ -25,7 +25,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{EventId, MessageId, QueueBody, StoredEvent};
 use tracklayer_core::identity::sha256_hex;
-use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
+use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService, MAX_REQUEST_BYTES};
 use tracklayer_core::keys::{ApiKeyRecord, KeyKind, Role};
 use tracklayer_core::ports::{
     ControlStore, EventInspection, EventWriter, Keyring, NewEvent, QueueConsumer,
@@ -93,6 +93,8 @@ struct Options {
     /// Preparation slots and queue; every request is prepared off the async workers.
     prepare: Option<(usize, usize)>,
     trusted_proxies: usize,
+    rate_limit_per_ip: u32,
+    gzip_max_ratio: usize,
     ip_blocklist: Vec<&'static str>,
     allowed_origins: Vec<&'static str>,
 }
@@ -107,6 +109,8 @@ impl Default for Options {
             ingest_ids: None,
             prepare: None,
             trusted_proxies: 0,
+            rate_limit_per_ip: TrackingConfig::default().rate_limit_per_ip,
+            gzip_max_ratio: TrackingConfig::default().gzip_max_ratio,
             ip_blocklist: Vec::new(),
             allowed_origins: Vec::new(),
         }
@@ -242,6 +246,8 @@ impl App {
         );
         let config = TrackingConfig {
             rate_limit_per_key: options.rate_limit_per_key,
+            rate_limit_per_ip: options.rate_limit_per_ip,
+            gzip_max_ratio: options.gzip_max_ratio,
             trusted_proxies: options.trusted_proxies,
             ..TrackingConfig::default()
         };
@@ -1437,4 +1443,177 @@ async fn a_malformed_or_short_forwarded_for_header_is_a_400_naming_it() {
     app.send(request("1.2.3.4, 2001:db8::1, [2001:db8::2]:443"))
         .await
         .assert_accepted(1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Abuse limits per source address and on gzip (issue 13, item 6)
+
+/// A POST of `body` to /v1/track from `peer` (the socket address `serve` gives the router).
+fn from_peer(peer: [u8; 4], authorization: &str, body: Body) -> Request<Body> {
+    let mut request = post("/v1/track")
+        .header(header::AUTHORIZATION, authorization)
+        .body(body)
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            peer, 40_000,
+        ))));
+    request
+}
+
+async fn per_ip_app(rate_limit_per_ip: u32) -> App {
+    App::with(Options {
+        rate_limit_per_ip,
+        ..Options::default()
+    })
+    .await
+}
+
+/// Sends three requests at once: each takes its address's token when first polled, in order,
+/// before any of them awaits anything (so no token refills in between).
+async fn three_at_once(app: &App, requests: [Request<Body>; 3]) -> [Reply; 3] {
+    let [a, b, c] = requests;
+    let (a, b, c) = tokio::join!(app.send(a), app.send(b), app.send(c));
+    [a, b, c]
+}
+
+#[tokio::test]
+async fn one_address_is_limited_whatever_write_key_it_presents_even_a_wrong_one() {
+    let app = per_ip_app(2).await;
+    let peer = [198, 51, 100, 7];
+    let event = || Body::from(track("m1").to_string());
+
+    let [right, wrong, limited] = three_at_once(
+        &app,
+        [
+            from_peer(peer, &basic(&app.write_key), event()),
+            from_peer(peer, &basic("tl_ingest_wrong"), event()),
+            from_peer(peer, &basic("tl_ingest_other"), event()),
+        ],
+    )
+    .await;
+
+    right.assert_accepted(1);
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.text);
+    // The third is refused before its key is checked: no 401, no key lookup.
+    let body = limited.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate-limited");
+    assert!(
+        body["detail"].as_str().unwrap().contains("per address"),
+        "{body}"
+    );
+    assert_eq!(limited.headers[header::RETRY_AFTER], "1");
+}
+
+#[tokio::test]
+async fn a_body_flood_from_one_address_is_refused_before_its_bodies_are_read() {
+    let app = per_ip_app(2).await;
+    // Over the request limit: a body that is read is a 413.
+    let flood = || {
+        let body = Body::from(vec![b' '; MAX_REQUEST_BYTES + 1]);
+        from_peer([198, 51, 100, 8], &basic(&app.write_key), body)
+    };
+
+    let [first, second, third] = three_at_once(&app, [flood(), flood(), flood()]).await;
+
+    assert_eq!(
+        first.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        first.text
+    );
+    assert_eq!(
+        second.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        second.text
+    );
+    third.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate-limited");
+}
+
+#[tokio::test]
+async fn forwarded_for_entries_do_not_pick_the_bucket_without_a_trusted_proxy() {
+    let app = per_ip_app(2).await;
+    let spoofed = |i: u8| {
+        let mut request = from_peer(
+            [198, 51, 100, 9],
+            &basic(&app.write_key),
+            Body::from(track(&format!("m{i}")).to_string()),
+        );
+        let forwarded = format!("203.0.113.{i}").parse().unwrap();
+        request.headers_mut().insert("x-forwarded-for", forwarded);
+        request
+    };
+
+    let [first, second, third] = three_at_once(&app, [spoofed(1), spoofed(2), spoofed(3)]).await;
+
+    first.assert_accepted(1);
+    second.assert_accepted(1);
+    third.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate-limited");
+}
+
+#[tokio::test]
+async fn many_addresses_each_have_their_own_bucket_and_one_spent_blocks_only_itself() {
+    let app = per_ip_app(1).await;
+    let from = |last: u8, id: &str| {
+        let body = Body::from(track(id).to_string());
+        from_peer([192, 0, 2, last], &basic(&app.write_key), body)
+    };
+
+    let (first, again) = tokio::join!(app.send(from(1, "m1")), app.send(from(1, "m1b")));
+    first.assert_accepted(1);
+    again.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate-limited");
+
+    for i in 2..=20u8 {
+        app.send(from(i, &format!("m{i}"))).await.assert_accepted(1);
+    }
+}
+
+/// A batch of 20 events with 20,000-character properties: about 400 KB, under the request
+/// limit, but gzip makes it about a thousand times smaller.
+fn compressible_batch() -> (Vec<u8>, Vec<u8>) {
+    let filler = "a".repeat(20_000);
+    let events: Vec<Value> = (0..20)
+        .map(|i| json!({"type": "track", "event": "e", "userId": "u", "messageId": format!("m{i}"), "properties": {"note": filler}}))
+        .collect();
+    let inflated = json!({ "batch": events }).to_string().into_bytes();
+    assert!(inflated.len() < MAX_REQUEST_BYTES);
+    let compressed = gzip(&inflated);
+    assert!(
+        compressed.len() * 100 < inflated.len(),
+        "{} bytes",
+        compressed.len()
+    );
+    (inflated, compressed)
+}
+
+#[tokio::test]
+async fn a_gzip_body_past_the_ratio_cap_is_a_413_naming_the_body() {
+    let (_, compressed) = compressible_batch();
+    let gzipped = |app: &App| {
+        post("/v1/batch")
+            .header(header::CONTENT_ENCODING, "gzip")
+            .header(header::AUTHORIZATION, basic(&app.write_key))
+            .body(Body::from(compressed.clone()))
+            .unwrap()
+    };
+
+    let app = App::start().await;
+    let body = app
+        .send(gzipped(&app))
+        .await
+        .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large");
+    assert_eq!(body["field"], "body");
+    assert!(
+        body["detail"].as_str().unwrap().contains("100 times"),
+        "{body}"
+    );
+
+    // The same body with the ratio cap raised: only the cap refused it.
+    let lax = App::with(Options {
+        gzip_max_ratio: 10_000,
+        ..Options::default()
+    })
+    .await;
+    lax.send(gzipped(&lax)).await.assert_accepted(20);
 }

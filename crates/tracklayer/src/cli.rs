@@ -121,6 +121,25 @@ pub struct ServeArgs {
     /// Requests per second allowed per write key.
     #[arg(long, default_value_t = 1000, env = "TRACKLAYER_RATE_LIMIT")]
     pub rate_limit: u32,
+    /// Requests per second allowed per client address (IPv6: per /64) on the tracking API,
+    /// whatever the write key, checked before the body is read. Behind a proxy, set
+    /// --trusted-proxies, or every client shares the proxy's address.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..), env = "TRACKLAYER_RATE_LIMIT_PER_IP")]
+    pub rate_limit_per_ip: u32,
+    /// Decompressed bytes allowed per compressed byte of a gzip/deflate request body; past it,
+    /// 413 (the decompressed body is also capped at the request limit).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub gzip_max_ratio: u64,
+    /// Header fields allowed in one request; past it, 431.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_headers: u64,
+    /// Bytes allowed in a request line and its header fields; past it, 431.
+    #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1024..=1_048_576))]
+    pub max_header_bytes: u64,
+    /// Request-body bytes held at once across all connections; a body beyond it is answered
+    /// 503 with Retry-After.
+    #[arg(long, default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1_048_576..=4_294_967_295))]
+    pub max_body_bytes_in_flight: u64,
     /// Failed authentications allowed per minute from one address, and for one key id,
     /// before both APIs answer 429 with Retry-After.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..), env = "TRACKLAYER_AUTH_FAILURE_LIMIT")]
@@ -267,6 +286,12 @@ impl ServeArgs {
             body_read_timeout: Duration::from_secs(self.body_timeout_secs),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            head: tracklayer_http::limits::HeadLimits {
+                max_headers: usize::try_from(self.max_headers).unwrap_or(usize::MAX),
+                max_header_bytes: usize::try_from(self.max_header_bytes).unwrap_or(usize::MAX),
+            },
+            max_body_bytes_in_flight: usize::try_from(self.max_body_bytes_in_flight)
+                .unwrap_or(usize::MAX),
         }
     }
 

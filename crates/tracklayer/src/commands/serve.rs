@@ -119,6 +119,8 @@ fn wire(
         services.ingest.clone(),
         TrackingConfig {
             rate_limit_per_key: args.rate_limit,
+            rate_limit_per_ip: args.rate_limit_per_ip,
+            gzip_max_ratio: usize::try_from(args.gzip_max_ratio).unwrap_or(usize::MAX),
             trusted_proxies: args.trusted_proxies(),
             ..TrackingConfig::default()
         },
