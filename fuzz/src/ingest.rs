@@ -38,7 +38,8 @@ fn world() -> &'static World {
             keys: WorkspaceKeys::new(&DataKey::from_bytes([7; 32])),
             meta: RequestMeta {
                 ip: Some([203, 0, 113, 9].into()),
-                user_agent: Some("fuzz".into()),
+                // A browser's: a crawler's would be dropped by the bot filter before routing.
+                user_agent: Some("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0".into()),
                 gpc: false,
                 browser: true,
             },

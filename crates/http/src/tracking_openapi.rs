@@ -213,6 +213,9 @@ struct Accepted {
     invalid_identifiers: u32,
     /// Accepted events of an erased subject: dropped.
     suppressed: usize,
+    /// Accepted events whose user agent is a known crawler's, dropped by the workspace's bot
+    /// filter (on by default): neither stored nor sent.
+    bots: usize,
     warnings: Option<Vec<Warning>>,
 }
 
