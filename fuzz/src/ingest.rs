@@ -75,8 +75,11 @@ fn one(endpoint: Endpoint, data: &[u8]) {
     };
     let first = run(&parsed);
     let n = parsed.items.len();
-    // Every event is accounted for exactly once.
-    assert_eq!(first.events.len() + first.rejected.len() + first.duplicates, n);
+    // Every event is accounted for exactly once (a crawler's user agent drops it as a bot).
+    assert_eq!(
+        first.events.len() + first.rejected.len() + first.duplicates + first.bots,
+        n
+    );
     assert_eq!(first.items.len(), first.events.len());
     let mut last = None;
     for r in &first.rejected {
@@ -110,6 +113,7 @@ fn one(endpoint: Endpoint, data: &[u8]) {
     let second = run(&again);
     assert!(second.rejected.is_empty(), "{:?}", second.rejected);
     assert_eq!(second.duplicates, first.duplicates);
+    assert_eq!(second.bots, first.bots);
     assert_eq!(view(&first), view(&second));
 }
 

@@ -30,11 +30,19 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
             counts the accepted ones and lists the rejected ones; a request with no valid event \
             is a 400. Errors are `application/problem+json` (RFC 9457) naming the `field`."
     ),
-    paths(batch, import, track, identify, page, screen, group, alias, healthz, openapi_json),
+    paths(
+        batch, import, track, identify, page, screen, group, alias, browser_track, browser_page,
+        browser_identify, browser_screen, browser_group, browser_alias, browser_batch,
+        beacon_batch, segment_settings, rudder_source_config, rudder_source_config_slash,
+        healthz, openapi_json
+    ),
     components(schemas(ProblemDoc)),
     modifiers(&Conventions),
     tags(
         (name = "tracking", description = "Segment-compatible calls"),
+        (name = "browser", description = "What the browser SDKs (Segment's analytics-next, \
+            RudderStack's JavaScript SDK) call: their short paths and beacon path, with the \
+            body sent as `text/plain` or JSON, and the settings documents they load first"),
         (name = "meta", description = "Health and this document"),
     )
 )]
@@ -257,6 +265,71 @@ paths! {
     alias: "/v1/alias", AliasCall, "Merge two user identities";
 }
 
+macro_rules! browser_paths {
+    ($($fn:ident: $path:literal, $body:ty, $summary:literal;)*) => {$(
+        #[doc = $summary]
+        #[doc = ""]
+        #[doc = "The SDK sends the body as `text/plain` (no CORS preflight) with the same JSON."]
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "browser",
+            operation_id = stringify!($fn),
+            request_body(content = $body, content_type = "application/json"),
+            responses((status = 200, description = "Accepted (see `rejected` and `warnings`)", body = Accepted)),
+            security(("basic" = []), ("bearer" = []))
+        )]
+        #[allow(dead_code)]
+        fn $fn() {}
+    )*};
+}
+
+browser_paths! {
+    browser_track: "/v1/t", TrackCall, "analytics-next's `track`";
+    browser_page: "/v1/p", PageCall, "analytics-next's `page`";
+    browser_identify: "/v1/i", IdentifyCall, "analytics-next's `identify`";
+    browser_screen: "/v1/s", ScreenCall, "analytics-next's `screen`";
+    browser_group: "/v1/g", GroupCall, "analytics-next's `group`";
+    browser_alias: "/v1/a", AliasCall, "analytics-next's `alias`";
+    browser_batch: "/v1/b", Batch, "analytics-next's batch (its `batching` delivery strategy)";
+}
+
+/// RudderStack's `sendBeacon` batch on page unload: no headers, so the write key may come as
+/// the `writeKey` query parameter.
+#[utoipa::path(post, path = "/beacon/v1/batch", tag = "browser", operation_id = "beacon_batch",
+    params(("writeKey" = Option<String>, Query, description = "The write key, when not in the Authorization header or the body")),
+    request_body(content = Batch, content_type = "application/json"),
+    responses((status = 200, description = "Accepted (see `rejected` and `warnings`)", body = Accepted)),
+    security(("basic" = []), ("bearer" = []), ()))]
+#[allow(dead_code)]
+fn beacon_batch() {}
+
+/// The settings document analytics-next loads from `{cdnURL}/v1/projects/{writeKey}/settings`:
+/// one integration sending to this server, nothing remote. Authenticated by the path's key.
+#[utoipa::path(get, path = "/v1/projects/{writeKey}/settings", tag = "browser",
+    operation_id = "segment_settings",
+    params(("writeKey" = String, Path, description = "The write key")),
+    responses((status = 200, description = "The settings", content_type = "application/json", body = Object)))]
+#[allow(dead_code)]
+fn segment_settings() {}
+
+/// The source configuration RudderStack's SDK loads from `{configUrl}/sourceConfig/`: no
+/// device-mode destination, no reporting.
+#[utoipa::path(get, path = "/sourceConfig/", tag = "browser", operation_id = "rudder_source_config",
+    params(("writeKey" = Option<String>, Query, description = "The write key, when not the Basic user name")),
+    responses((status = 200, description = "The source configuration", content_type = "application/json", body = Object)),
+    security(("basic" = []), ()))]
+#[allow(dead_code)]
+fn rudder_source_config() {}
+
+/// The same as `/sourceConfig/`.
+#[utoipa::path(get, path = "/sourceConfig", tag = "browser", operation_id = "rudder_source_config_slash",
+    params(("writeKey" = Option<String>, Query, description = "The write key, when not the Basic user name")),
+    responses((status = 200, description = "The source configuration", content_type = "application/json", body = Object)),
+    security(("basic" = []), ()))]
+#[allow(dead_code)]
+fn rudder_source_config_slash() {}
+
 /// Liveness and counters.
 #[utoipa::path(get, path = "/healthz", tag = "meta", operation_id = "healthz",
     responses((status = 200, description = "Up", body = Health)))]
@@ -278,7 +351,8 @@ const ERRORS: &[(&str, &str)] = &[
     ("401", "No write key, or an unknown, revoked or expired one"),
     (
         "403",
-        "The workspace's security settings block this address",
+        "The workspace's security settings block this address, or its allowed origins do not \
+         list the request's `Origin` (`origin` names it)",
     ),
     ("408", "The body did not arrive in time"),
     ("413", "The body (500 KB) or an event (32 KB) is too large"),
@@ -315,16 +389,26 @@ impl Modify for Conventions {
                 SecurityScheme::Http(HttpBuilder::new().scheme(scheme).build()),
             );
         }
-        for item in api.paths.paths.values_mut() {
+        for (path, item) in api.paths.paths.iter_mut() {
             if let Some(op) = item.post.as_mut() {
-                add_errors(op);
+                add_errors(op, |_| true);
+            }
+            // The settings documents: authenticated and refused like a call, with no body.
+            if let (Some(op), true) = (item.get.as_mut(), is_settings(path)) {
+                add_errors(op, |status| {
+                    !matches!(status, "408" | "413" | "415" | "422")
+                });
             }
         }
     }
 }
 
-fn add_errors(op: &mut Operation) {
-    for (status, description) in ERRORS {
+fn is_settings(path: &str) -> bool {
+    path.starts_with("/sourceConfig") || path.starts_with("/v1/projects/")
+}
+
+fn add_errors(op: &mut Operation, takes: impl Fn(&str) -> bool) {
+    for (status, description) in ERRORS.iter().filter(|(s, _)| takes(s)) {
         let response = ResponseBuilder::new()
             .description(*description)
             .content(
@@ -359,6 +443,37 @@ mod tests {
                 assert!(op["responses"][status].is_object(), "{call} {status}");
             }
             assert_eq!(op["security"].as_array().unwrap().len(), 2, "{call}");
+        }
+        for (path, id) in [
+            ("/v1/t", "browser_track"),
+            ("/v1/p", "browser_page"),
+            ("/v1/i", "browser_identify"),
+            ("/v1/s", "browser_screen"),
+            ("/v1/g", "browser_group"),
+            ("/v1/a", "browser_alias"),
+            ("/v1/b", "browser_batch"),
+            ("/beacon/v1/batch", "beacon_batch"),
+        ] {
+            let op = &doc["paths"][path]["post"];
+            assert_eq!(op["operationId"], id, "{path}");
+            for status in ["200", "400", "401", "403", "413", "429", "503"] {
+                assert!(op["responses"][status].is_object(), "{path} {status}");
+            }
+        }
+        for (path, id) in [
+            ("/v1/projects/{writeKey}/settings", "segment_settings"),
+            ("/sourceConfig/", "rudder_source_config"),
+            ("/sourceConfig", "rudder_source_config_slash"),
+        ] {
+            let op = &doc["paths"][path]["get"];
+            assert_eq!(op["operationId"], id, "{path}");
+            for status in ["200", "400", "401", "403", "421", "429", "503"] {
+                assert!(op["responses"][status].is_object(), "{path} {status}");
+            }
+            assert!(
+                op["responses"]["413"].is_null(),
+                "{path}: no body to be too large"
+            );
         }
         assert!(doc["paths"]["/healthz"]["get"].is_object());
         assert!(doc["components"]["schemas"]["Problem"].is_object());
