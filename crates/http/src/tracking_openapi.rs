@@ -33,7 +33,7 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
     paths(
         batch, import, track, identify, page, screen, group, alias, browser_track, browser_page,
         browser_identify, browser_screen, browser_group, browser_alias, browser_batch,
-        beacon_batch, segment_settings, rudder_source_config, rudder_source_config_slash,
+        beacon_batch, segment_settings, rudder_source_config, rudder_source_config_no_slash,
         healthz, openapi_json
     ),
     components(schemas(ProblemDoc)),
@@ -238,12 +238,12 @@ struct Health {
 }
 
 macro_rules! paths {
-    ($($fn:ident: $path:literal, $body:ty, $summary:literal;)*) => {$(
+    ($($fn:ident: $tag:literal $path:literal, $body:ty, $summary:literal;)*) => {$(
         #[doc = $summary]
         #[utoipa::path(
             post,
             path = $path,
-            tag = "tracking",
+            tag = $tag,
             operation_id = stringify!($fn),
             request_body(content = $body, content_type = "application/json"),
             responses((status = 200, description = "Accepted (see `rejected` and `warnings`)", body = Accepted)),
@@ -255,43 +255,22 @@ macro_rules! paths {
 }
 
 paths! {
-    batch: "/v1/batch", Batch, "Several events in one request";
-    import: "/v1/import", Batch, "Several events in one request (Segment's import alias of batch)";
-    track: "/v1/track", TrackCall, "Record an action";
-    identify: "/v1/identify", IdentifyCall, "Tie a user to their traits";
-    page: "/v1/page", PageCall, "Record a page view";
-    screen: "/v1/screen", ScreenCall, "Record a screen view";
-    group: "/v1/group", GroupCall, "Tie a user to a group";
-    alias: "/v1/alias", AliasCall, "Merge two user identities";
-}
-
-macro_rules! browser_paths {
-    ($($fn:ident: $path:literal, $body:ty, $summary:literal;)*) => {$(
-        #[doc = $summary]
-        #[doc = ""]
-        #[doc = "The SDK sends the body as `text/plain` (no CORS preflight) with the same JSON."]
-        #[utoipa::path(
-            post,
-            path = $path,
-            tag = "browser",
-            operation_id = stringify!($fn),
-            request_body(content = $body, content_type = "application/json"),
-            responses((status = 200, description = "Accepted (see `rejected` and `warnings`)", body = Accepted)),
-            security(("basic" = []), ("bearer" = []))
-        )]
-        #[allow(dead_code)]
-        fn $fn() {}
-    )*};
-}
-
-browser_paths! {
-    browser_track: "/v1/t", TrackCall, "analytics-next's `track`";
-    browser_page: "/v1/p", PageCall, "analytics-next's `page`";
-    browser_identify: "/v1/i", IdentifyCall, "analytics-next's `identify`";
-    browser_screen: "/v1/s", ScreenCall, "analytics-next's `screen`";
-    browser_group: "/v1/g", GroupCall, "analytics-next's `group`";
-    browser_alias: "/v1/a", AliasCall, "analytics-next's `alias`";
-    browser_batch: "/v1/b", Batch, "analytics-next's batch (its `batching` delivery strategy)";
+    batch: "tracking" "/v1/batch", Batch, "Several events in one request";
+    import: "tracking" "/v1/import", Batch, "Several events in one request (Segment's import alias of batch)";
+    track: "tracking" "/v1/track", TrackCall, "Record an action";
+    identify: "tracking" "/v1/identify", IdentifyCall, "Tie a user to their traits";
+    page: "tracking" "/v1/page", PageCall, "Record a page view";
+    screen: "tracking" "/v1/screen", ScreenCall, "Record a screen view";
+    group: "tracking" "/v1/group", GroupCall, "Tie a user to a group";
+    alias: "tracking" "/v1/alias", AliasCall, "Merge two user identities";
+    // analytics-next sends these bodies as `text/plain` (no CORS preflight), the same JSON.
+    browser_track: "browser" "/v1/t", TrackCall, "analytics-next's `track` (JSON, sent as `text/plain`)";
+    browser_page: "browser" "/v1/p", PageCall, "analytics-next's `page` (JSON, sent as `text/plain`)";
+    browser_identify: "browser" "/v1/i", IdentifyCall, "analytics-next's `identify` (JSON, sent as `text/plain`)";
+    browser_screen: "browser" "/v1/s", ScreenCall, "analytics-next's `screen` (JSON, sent as `text/plain`)";
+    browser_group: "browser" "/v1/g", GroupCall, "analytics-next's `group` (JSON, sent as `text/plain`)";
+    browser_alias: "browser" "/v1/a", AliasCall, "analytics-next's `alias` (JSON, sent as `text/plain`)";
+    browser_batch: "browser" "/v1/b", Batch, "analytics-next's batch, its `batching` strategy (JSON, sent as `text/plain`)";
 }
 
 /// RudderStack's `sendBeacon` batch on page unload: no headers, so the write key may come as
@@ -313,22 +292,23 @@ fn beacon_batch() {}
 #[allow(dead_code)]
 fn segment_settings() {}
 
-/// The source configuration RudderStack's SDK loads from `{configUrl}/sourceConfig/`: no
-/// device-mode destination, no reporting.
-#[utoipa::path(get, path = "/sourceConfig/", tag = "browser", operation_id = "rudder_source_config",
-    params(("writeKey" = Option<String>, Query, description = "The write key, when not the Basic user name")),
-    responses((status = 200, description = "The source configuration", content_type = "application/json", body = Object)),
-    security(("basic" = []), ()))]
-#[allow(dead_code)]
-fn rudder_source_config() {}
+macro_rules! source_config {
+    ($($fn:ident: $path:literal;)*) => {$(
+        /// The source configuration RudderStack's SDK loads from `{configUrl}/sourceConfig/`
+        /// (either spelling): no device-mode destination, no reporting.
+        #[utoipa::path(get, path = $path, tag = "browser", operation_id = stringify!($fn),
+            params(("writeKey" = Option<String>, Query, description = "The write key, when not the Basic user name")),
+            responses((status = 200, description = "The source configuration", content_type = "application/json", body = Object)),
+            security(("basic" = []), ()))]
+        #[allow(dead_code)]
+        fn $fn() {}
+    )*};
+}
 
-/// The same as `/sourceConfig/`.
-#[utoipa::path(get, path = "/sourceConfig", tag = "browser", operation_id = "rudder_source_config_slash",
-    params(("writeKey" = Option<String>, Query, description = "The write key, when not the Basic user name")),
-    responses((status = 200, description = "The source configuration", content_type = "application/json", body = Object)),
-    security(("basic" = []), ()))]
-#[allow(dead_code)]
-fn rudder_source_config_slash() {}
+source_config! {
+    rudder_source_config: "/sourceConfig/";
+    rudder_source_config_no_slash: "/sourceConfig";
+}
 
 /// Liveness and counters.
 #[utoipa::path(get, path = "/healthz", tag = "meta", operation_id = "healthz",
@@ -463,7 +443,7 @@ mod tests {
         for (path, id) in [
             ("/v1/projects/{writeKey}/settings", "segment_settings"),
             ("/sourceConfig/", "rudder_source_config"),
-            ("/sourceConfig", "rudder_source_config_slash"),
+            ("/sourceConfig", "rudder_source_config_no_slash"),
         ] {
             let op = &doc["paths"][path]["get"];
             assert_eq!(op["operationId"], id, "{path}");
