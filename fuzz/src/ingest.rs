@@ -38,7 +38,8 @@ fn world() -> &'static World {
             keys: WorkspaceKeys::new(&DataKey::from_bytes([7; 32])),
             meta: RequestMeta {
                 ip: Some([203, 0, 113, 9].into()),
-                user_agent: Some("fuzz".into()),
+                // A browser's: a crawler's would be dropped by the bot filter before routing.
+                user_agent: Some("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0".into()),
                 gpc: false,
                 browser: true,
             },
@@ -74,8 +75,11 @@ fn one(endpoint: Endpoint, data: &[u8]) {
     };
     let first = run(&parsed);
     let n = parsed.items.len();
-    // Every event is accounted for exactly once.
-    assert_eq!(first.events.len() + first.rejected.len() + first.duplicates, n);
+    // Every event is accounted for exactly once (a crawler's user agent drops it as a bot).
+    assert_eq!(
+        first.events.len() + first.rejected.len() + first.duplicates + first.bots,
+        n
+    );
     assert_eq!(first.items.len(), first.events.len());
     let mut last = None;
     for r in &first.rejected {
@@ -109,6 +113,7 @@ fn one(endpoint: Endpoint, data: &[u8]) {
     let second = run(&again);
     assert!(second.rejected.is_empty(), "{:?}", second.rejected);
     assert_eq!(second.duplicates, first.duplicates);
+    assert_eq!(second.bots, first.bots);
     assert_eq!(view(&first), view(&second));
 }
 

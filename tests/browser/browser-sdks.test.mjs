@@ -61,6 +61,9 @@ before(async () => {
       body: JSON.stringify(body),
     }).then(async (r) => { assert.ok(r.ok, `${method} ${p}: ${r.status} ${await r.text()}`); });
   await admin("PUT", "/admin/v1/cors", { allowed_origins: [shop.url] });
+  // Headless Chromium says "HeadlessChrome" in its user agent, which the bot filter (on by
+  // default) drops like a crawler's; a visitor's browser does not.
+  await admin("PUT", "/admin/v1/bot-filter", { enabled: false });
   await admin("POST", "/admin/v1/destinations", {
     name: "Meta", kind: "meta_capi", endpoint: `${fakes.url}/meta`,
     config: { pixel_id: "1234567890", api_version: "v21.0" },

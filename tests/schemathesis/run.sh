@@ -170,7 +170,12 @@ PY
 WRITE_KEY=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["write_key"])' "$WORK/init.json")
 tracking_started=$(date +%s)
 echo "schemathesis: the tracking API (/v1/openapi.json) with the workspace's write key"
-schemathesis "$TRACKING_CONFIG" "Basic $(printf '%s:' "$WRITE_KEY" | base64 -w0)" /v1/openapi.json
+# The settings document authenticates by the key in its path: pinned to the workspace's, as
+# the SDK sends it (a generated key would only ever meet 401).
+cp "$TRACKING_CONFIG" "$WORK/tracking.toml"
+printf '\n[[operations]]\ninclude-operation-id = "segment_settings"\nparameters = { writeKey = "%s" }\n' \
+    "$WRITE_KEY" >>"$WORK/tracking.toml"
+schemathesis "$WORK/tracking.toml" "Basic $(printf '%s:' "$WRITE_KEY" | base64 -w0)" /v1/openapi.json
 echo "schemathesis: the tracking API passed in $(( $(date +%s) - tracking_started )) s"
 
 # The first two tokens are made up front: pass 1 may remove or demote the owner whose token

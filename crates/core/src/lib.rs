@@ -5,7 +5,9 @@
 
 pub mod admin;
 pub mod audit;
+pub mod bots;
 pub mod cache;
+pub mod click_ids;
 pub mod clock;
 pub mod consent;
 pub mod control_plane;

@@ -136,6 +136,9 @@ pub enum IngestCounter {
     Duplicates,
     /// Of the accepted, those of erased subjects: neither stored nor sent.
     Suppressed,
+    /// Of the accepted, those whose user agent is a crawler's ([`crate::bots`]) in a
+    /// workspace that filters bots: neither stored nor sent.
+    Bots,
     Rejected(RejectReason),
 }
 
@@ -202,6 +205,7 @@ impl StatsKey {
                 IngestCounter::Accepted => "in.ac".into(),
                 IngestCounter::Duplicates => "in.du".into(),
                 IngestCounter::Suppressed => "in.su".into(),
+                IngestCounter::Bots => "in.bt".into(),
                 IngestCounter::Rejected(r) => format!("in.rj.{}", r.code()),
             },
             Self::Destination(d, c) => format!("{d}.{}", c.code()),
@@ -215,6 +219,7 @@ impl StatsKey {
                 "ac" => IngestCounter::Accepted,
                 "du" => IngestCounter::Duplicates,
                 "su" => IngestCounter::Suppressed,
+                "bt" => IngestCounter::Bots,
                 other => {
                     let r = other.strip_prefix("rj.")?;
                     IngestCounter::Rejected(RejectReason::ALL.into_iter().find(|x| x.code() == r)?)
@@ -411,6 +416,7 @@ mod tests {
                 IngestCounter::Accepted,
                 IngestCounter::Duplicates,
                 IngestCounter::Suppressed,
+                IngestCounter::Bots,
             ]
             .into_iter()
             .chain(RejectReason::ALL.into_iter().map(IngestCounter::Rejected))

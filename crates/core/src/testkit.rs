@@ -195,6 +195,7 @@ macro_rules! all_contract_suites {
                 creates_a_workspace_once_and_reads_it_back,
                 updates_a_workspace,
                 keeps_a_workspaces_allowed_origins,
+                keeps_a_workspaces_bot_filter_on_by_default_and_off_when_turned_off,
                 stores_keys_by_id_and_lists_them_per_workspace,
                 moves_a_keys_last_use_only_forward,
                 keeps_destinations_in_creation_order_and_per_workspace,

@@ -192,8 +192,8 @@ impl Workspace {
     }
 }
 
-/// Ingest blocklist and the "pause all egress" switch.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Ingest blocklist, the "pause all egress" switch, CORS origins and bot filtering.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
     /// Client addresses (IP or CIDR) whose tracking requests are refused.
@@ -205,6 +205,25 @@ pub struct SecuritySettings {
     /// Web origins whose browsers may send tracking requests (CORS); none by default.
     #[serde(default)]
     pub allowed_origins: Vec<crate::cors::AllowedOrigin>,
+    /// Drop (and count) the events of well-known crawlers' user agents before routing
+    /// ([`crate::bots`]); on unless turned off.
+    #[serde(default = "on")]
+    pub bot_filter: bool,
+}
+
+fn on() -> bool {
+    true
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        Self {
+            ip_blocklist: Vec::new(),
+            egress_paused: false,
+            allowed_origins: Vec::new(),
+            bot_filter: true,
+        }
+    }
 }
 
 impl SecuritySettings {

@@ -46,15 +46,15 @@ pub fn browser_routes() -> Router<TrackingState> {
         )
         .route(
             "/v1/projects/{write_key}/settings",
-            get(segment_settings).options(crate::cors::preflight),
+            get(segment_settings).options(crate::cors::preflight_get),
         )
         .route(
             "/sourceConfig",
-            get(rudder_source_config).options(crate::cors::preflight),
+            get(rudder_source_config).options(crate::cors::preflight_get),
         )
         .route(
             "/sourceConfig/",
-            get(rudder_source_config).options(crate::cors::preflight),
+            get(rudder_source_config).options(crate::cors::preflight_get),
         )
 }
 
@@ -230,6 +230,26 @@ mod tests {
             doc["source"]["config"]["statsCollection"]["metrics"]["enabled"],
             false
         );
+    }
+
+    #[tokio::test]
+    async fn an_options_request_lists_exactly_the_methods_of_its_route() {
+        use tower::ServiceExt;
+        let allow_of = |path: &'static str| async move {
+            let router: Router<()> = Router::new()
+                .route("/v1/t", post(|| async {}).options(crate::cors::preflight))
+                .route(
+                    "/sourceConfig/",
+                    get(|| async {}).options(crate::cors::preflight_get),
+                );
+            let req = axum::http::Request::options(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let res = router.oneshot(req).await.unwrap();
+            res.headers()[header::ALLOW].to_str().unwrap().to_owned()
+        };
+        assert_eq!(allow_of("/v1/t").await, "POST, OPTIONS");
+        assert_eq!(allow_of("/sourceConfig/").await, "GET, OPTIONS");
     }
 
     #[test]

@@ -22,12 +22,22 @@ pub fn origin(headers: &HeaderMap) -> Option<&str> {
         .map(|v| v.to_str().unwrap_or("null"))
 }
 
-/// `OPTIONS` on a tracking route.
+/// `OPTIONS` on a tracking route that takes `POST`.
 pub async fn preflight(headers: HeaderMap) -> Response {
-    match cors::preflight(origin(&headers)) {
+    answer_preflight(&headers, "POST, OPTIONS")
+}
+
+/// `OPTIONS` on a settings document (`GET`).
+pub async fn preflight_get(headers: HeaderMap) -> Response {
+    answer_preflight(&headers, "GET, OPTIONS")
+}
+
+/// A preflight's answer; without `Origin`, an `OPTIONS` answer listing the route's methods.
+fn answer_preflight(headers: &HeaderMap, route_methods: &'static str) -> Response {
+    match cors::preflight(origin(headers)) {
         Cors::ServerToServer => (
             StatusCode::NO_CONTENT,
-            [(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"))],
+            [(header::ALLOW, HeaderValue::from_static(route_methods))],
         )
             .into_response(),
         Cors::Allow(origin) => {

@@ -318,6 +318,7 @@ async fn admitted(
                 "rejected": outcome.rejected,
                 "invalid_identifiers": outcome.invalid_identifiers,
                 "suppressed": outcome.suppressed,
+                "bots": outcome.bots,
             });
             // Extra members only, and only when there is something to say.
             if !outcome.warnings.is_empty() {

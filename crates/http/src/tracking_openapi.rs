@@ -30,11 +30,19 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
             counts the accepted ones and lists the rejected ones; a request with no valid event \
             is a 400. Errors are `application/problem+json` (RFC 9457) naming the `field`."
     ),
-    paths(batch, import, track, identify, page, screen, group, alias, healthz, openapi_json),
+    paths(
+        batch, import, track, identify, page, screen, group, alias, browser_track, browser_page,
+        browser_identify, browser_screen, browser_group, browser_alias, browser_batch,
+        beacon_batch, segment_settings, rudder_source_config, rudder_source_config_no_slash,
+        healthz, openapi_json
+    ),
     components(schemas(ProblemDoc)),
     modifiers(&Conventions),
     tags(
         (name = "tracking", description = "Segment-compatible calls"),
+        (name = "browser", description = "What the browser SDKs (Segment's analytics-next, \
+            RudderStack's JavaScript SDK) call: their short paths and beacon path, with the \
+            body sent as `text/plain` or JSON, and the settings documents they load first"),
         (name = "meta", description = "Health and this document"),
     )
 )]
@@ -213,6 +221,9 @@ struct Accepted {
     invalid_identifiers: u32,
     /// Accepted events of an erased subject: dropped.
     suppressed: usize,
+    /// Accepted events whose user agent is a known crawler's, dropped by the workspace's bot
+    /// filter (on by default): neither stored nor sent.
+    bots: usize,
     warnings: Option<Vec<Warning>>,
 }
 
@@ -227,12 +238,12 @@ struct Health {
 }
 
 macro_rules! paths {
-    ($($fn:ident: $path:literal, $body:ty, $summary:literal;)*) => {$(
+    ($($fn:ident: $tag:literal $path:literal, $body:ty, $summary:literal;)*) => {$(
         #[doc = $summary]
         #[utoipa::path(
             post,
             path = $path,
-            tag = "tracking",
+            tag = $tag,
             operation_id = stringify!($fn),
             request_body(content = $body, content_type = "application/json"),
             responses((status = 200, description = "Accepted (see `rejected` and `warnings`)", body = Accepted)),
@@ -244,14 +255,59 @@ macro_rules! paths {
 }
 
 paths! {
-    batch: "/v1/batch", Batch, "Several events in one request";
-    import: "/v1/import", Batch, "Several events in one request (Segment's import alias of batch)";
-    track: "/v1/track", TrackCall, "Record an action";
-    identify: "/v1/identify", IdentifyCall, "Tie a user to their traits";
-    page: "/v1/page", PageCall, "Record a page view";
-    screen: "/v1/screen", ScreenCall, "Record a screen view";
-    group: "/v1/group", GroupCall, "Tie a user to a group";
-    alias: "/v1/alias", AliasCall, "Merge two user identities";
+    batch: "tracking" "/v1/batch", Batch, "Several events in one request";
+    import: "tracking" "/v1/import", Batch, "Several events in one request (Segment's import alias of batch)";
+    track: "tracking" "/v1/track", TrackCall, "Record an action";
+    identify: "tracking" "/v1/identify", IdentifyCall, "Tie a user to their traits";
+    page: "tracking" "/v1/page", PageCall, "Record a page view";
+    screen: "tracking" "/v1/screen", ScreenCall, "Record a screen view";
+    group: "tracking" "/v1/group", GroupCall, "Tie a user to a group";
+    alias: "tracking" "/v1/alias", AliasCall, "Merge two user identities";
+    // analytics-next sends these bodies as `text/plain` (no CORS preflight), the same JSON.
+    browser_track: "browser" "/v1/t", TrackCall, "analytics-next's `track` (JSON, sent as `text/plain`)";
+    browser_page: "browser" "/v1/p", PageCall, "analytics-next's `page` (JSON, sent as `text/plain`)";
+    browser_identify: "browser" "/v1/i", IdentifyCall, "analytics-next's `identify` (JSON, sent as `text/plain`)";
+    browser_screen: "browser" "/v1/s", ScreenCall, "analytics-next's `screen` (JSON, sent as `text/plain`)";
+    browser_group: "browser" "/v1/g", GroupCall, "analytics-next's `group` (JSON, sent as `text/plain`)";
+    browser_alias: "browser" "/v1/a", AliasCall, "analytics-next's `alias` (JSON, sent as `text/plain`)";
+    browser_batch: "browser" "/v1/b", Batch, "analytics-next's batch, its `batching` strategy (JSON, sent as `text/plain`)";
+}
+
+/// RudderStack's `sendBeacon` batch on page unload: no headers, so the write key may come as
+/// the `writeKey` query parameter.
+#[utoipa::path(post, path = "/beacon/v1/batch", tag = "browser", operation_id = "beacon_batch",
+    params(("writeKey" = Option<String>, Query, description = "The write key, when not in the Authorization header or the body")),
+    request_body(content = Batch, content_type = "application/json"),
+    responses((status = 200, description = "Accepted (see `rejected` and `warnings`)", body = Accepted)),
+    security(("basic" = []), ("bearer" = []), ()))]
+#[allow(dead_code)]
+fn beacon_batch() {}
+
+/// The settings document analytics-next loads from `{cdnURL}/v1/projects/{writeKey}/settings`:
+/// one integration sending to this server, nothing remote. Authenticated by the path's key.
+#[utoipa::path(get, path = "/v1/projects/{writeKey}/settings", tag = "browser",
+    operation_id = "segment_settings",
+    params(("writeKey" = String, Path, description = "The write key")),
+    responses((status = 200, description = "The settings", content_type = "application/json", body = Object)))]
+#[allow(dead_code)]
+fn segment_settings() {}
+
+macro_rules! source_config {
+    ($($fn:ident: $path:literal;)*) => {$(
+        /// The source configuration RudderStack's SDK loads from `{configUrl}/sourceConfig/`
+        /// (either spelling): no device-mode destination, no reporting.
+        #[utoipa::path(get, path = $path, tag = "browser", operation_id = stringify!($fn),
+            params(("writeKey" = Option<String>, Query, description = "The write key, when not the Basic user name")),
+            responses((status = 200, description = "The source configuration", content_type = "application/json", body = Object)),
+            security(("basic" = []), ()))]
+        #[allow(dead_code)]
+        fn $fn() {}
+    )*};
+}
+
+source_config! {
+    rudder_source_config: "/sourceConfig/";
+    rudder_source_config_no_slash: "/sourceConfig";
 }
 
 /// Liveness and counters.
@@ -275,7 +331,8 @@ const ERRORS: &[(&str, &str)] = &[
     ("401", "No write key, or an unknown, revoked or expired one"),
     (
         "403",
-        "The workspace's security settings block this address",
+        "The workspace's security settings block this address, or its allowed origins do not \
+         list the request's `Origin` (`origin` names it)",
     ),
     ("408", "The body did not arrive in time"),
     ("413", "The body (500 KB) or an event (32 KB) is too large"),
@@ -312,16 +369,26 @@ impl Modify for Conventions {
                 SecurityScheme::Http(HttpBuilder::new().scheme(scheme).build()),
             );
         }
-        for item in api.paths.paths.values_mut() {
+        for (path, item) in api.paths.paths.iter_mut() {
             if let Some(op) = item.post.as_mut() {
-                add_errors(op);
+                add_errors(op, |_| true);
+            }
+            // The settings documents: authenticated and refused like a call, with no body.
+            if let (Some(op), true) = (item.get.as_mut(), is_settings(path)) {
+                add_errors(op, |status| {
+                    !matches!(status, "408" | "413" | "415" | "422")
+                });
             }
         }
     }
 }
 
-fn add_errors(op: &mut Operation) {
-    for (status, description) in ERRORS {
+fn is_settings(path: &str) -> bool {
+    path.starts_with("/sourceConfig") || path.starts_with("/v1/projects/")
+}
+
+fn add_errors(op: &mut Operation, takes: impl Fn(&str) -> bool) {
+    for (status, description) in ERRORS.iter().filter(|(s, _)| takes(s)) {
         let response = ResponseBuilder::new()
             .description(*description)
             .content(
@@ -356,6 +423,37 @@ mod tests {
                 assert!(op["responses"][status].is_object(), "{call} {status}");
             }
             assert_eq!(op["security"].as_array().unwrap().len(), 2, "{call}");
+        }
+        for (path, id) in [
+            ("/v1/t", "browser_track"),
+            ("/v1/p", "browser_page"),
+            ("/v1/i", "browser_identify"),
+            ("/v1/s", "browser_screen"),
+            ("/v1/g", "browser_group"),
+            ("/v1/a", "browser_alias"),
+            ("/v1/b", "browser_batch"),
+            ("/beacon/v1/batch", "beacon_batch"),
+        ] {
+            let op = &doc["paths"][path]["post"];
+            assert_eq!(op["operationId"], id, "{path}");
+            for status in ["200", "400", "401", "403", "413", "429", "503"] {
+                assert!(op["responses"][status].is_object(), "{path} {status}");
+            }
+        }
+        for (path, id) in [
+            ("/v1/projects/{writeKey}/settings", "segment_settings"),
+            ("/sourceConfig/", "rudder_source_config"),
+            ("/sourceConfig", "rudder_source_config_no_slash"),
+        ] {
+            let op = &doc["paths"][path]["get"];
+            assert_eq!(op["operationId"], id, "{path}");
+            for status in ["200", "400", "401", "403", "421", "429", "503"] {
+                assert!(op["responses"][status].is_object(), "{path} {status}");
+            }
+            assert!(
+                op["responses"]["413"].is_null(),
+                "{path}: no body to be too large"
+            );
         }
         assert!(doc["paths"]["/healthz"]["get"].is_object());
         assert!(doc["components"]["schemas"]["Problem"].is_object());

@@ -40,6 +40,8 @@ use tracklayer_local::{
     SqliteDsrStore, SqliteEventStore,
 };
 
+#[path = "admin/bot_filter.rs"]
+mod bot_filter;
 #[path = "admin/cors.rs"]
 mod cors;
 #[path = "admin/delivery_log.rs"]
@@ -337,6 +339,19 @@ impl App {
         (status, headers, value)
     }
 
+    /// The `changed` summary of the latest security-settings change in the audit log.
+    async fn last_security_change(&self) -> Value {
+        let log = self
+            .ok(
+                Method::GET,
+                "/admin/v1/audit-log?action=security.update",
+                None,
+            )
+            .await;
+        let entries = log["entries"].as_array().expect("entries");
+        entries.last().expect("an entry")["summary"]["changed"].clone()
+    }
+
     async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
         let (status, _, v) = self.call(method, path, Some(&self.admin), body).await;
         assert!(status.is_success(), "{status} {v}");
@@ -608,6 +623,20 @@ fn matrix() -> Vec<Row> {
             "/admin/v1/cors",
             T::None,
             Some(|| json!({"allowed_origins": ["https://shop.example"]})),
+            [200, 403, 403, 401, 200],
+        ),
+        row(
+            M::GET,
+            "/admin/v1/bot-filter",
+            T::None,
+            None,
+            [200, 200, 200, 401, 200],
+        ),
+        row(
+            M::PUT,
+            "/admin/v1/bot-filter",
+            T::None,
+            Some(|| json!({"enabled": true})),
             [200, 403, 403, 401, 200],
         ),
         row(

@@ -97,6 +97,7 @@ struct Options {
     gzip_max_ratio: usize,
     ip_blocklist: Vec<&'static str>,
     allowed_origins: Vec<&'static str>,
+    bot_filter: bool,
 }
 
 impl Default for Options {
@@ -113,6 +114,7 @@ impl Default for Options {
             gzip_max_ratio: TrackingConfig::default().gzip_max_ratio,
             ip_blocklist: Vec::new(),
             allowed_origins: Vec::new(),
+            bot_filter: true,
         }
     }
 }
@@ -141,6 +143,7 @@ struct App {
     control: Arc<SqliteControlStore>,
     events: Arc<SqliteEventStore>,
     queue: Arc<SqliteDeliveryQueue>,
+    stats: Arc<tracklayer_local::SqliteStats>,
     keyring: Arc<FileKeyring>,
     clock: Arc<FixedClock>,
     ids: Arc<SystemIds>,
@@ -184,7 +187,11 @@ impl App {
             .create_workspace(options.region, "HTTP tests")
             .await
             .unwrap();
-        if !options.ip_blocklist.is_empty() || !options.allowed_origins.is_empty() {
+        if !options.ip_blocklist.is_empty()
+            || !options.allowed_origins.is_empty()
+            || !options.bot_filter
+        {
+            workspace.security.bot_filter = options.bot_filter;
             workspace.security.ip_blocklist = options
                 .ip_blocklist
                 .iter()
@@ -215,6 +222,7 @@ impl App {
                 .unwrap();
         }
 
+        let stats = Arc::new(tracklayer_local::SqliteStats::new(db.clone()));
         let events_port: Arc<dyn EventWriter> = match options.failure {
             None => events.clone(),
             Some(failure) => Arc::new(FailingEvents {
@@ -238,7 +246,7 @@ impl App {
                     suppressions: Arc::new(tracklayer_local::SqliteDsrStore::new(db.clone())),
                     clock: clock.clone(),
                     ids: options.ingest_ids.unwrap_or_else(|| ids.clone()),
-                    stats: Arc::new(tracklayer_local::SqliteStats::new(db.clone())),
+                    stats: stats.clone(),
                 },
                 ingest_config,
             )
@@ -256,6 +264,7 @@ impl App {
             control,
             events,
             queue,
+            stats,
             keyring,
             clock,
             ids,
@@ -942,11 +951,14 @@ async fn a_gpc_header_keeps_a_us_event_from_advertising_destinations() {
     assert_eq!(app.depth(DestinationKind::Webhook).await, 2);
 }
 
-/// The user agent sealed in each queued webhook item.
-async fn queued_user_agents(app: &App) -> Vec<Option<String>> {
+/// Each queued item of a kind: its message id, event id and sealed fields, opened.
+async fn queued_sealed(
+    app: &App,
+    kind: DestinationKind,
+) -> Vec<(String, EventId, tracklayer_core::event::SealedFields)> {
     let keys = app.keys().await;
-    let mut agents = Vec::new();
-    for message in app.drain(DestinationKind::Webhook).await {
+    let mut out = Vec::new();
+    for message in app.drain(kind).await {
         for item in message.items {
             let aad = tracklayer_core::crypto::aad(
                 tracklayer_core::crypto::SealLabel::Item,
@@ -954,12 +966,20 @@ async fn queued_user_agents(app: &App) -> Vec<Option<String>> {
                 &format!("{}:{}", message.destination_id, item.event_id),
             );
             let plain = keys.open(&aad, item.sealed.as_ref().unwrap()).unwrap();
-            let sealed: tracklayer_core::event::SealedFields =
-                serde_json::from_slice(&plain).unwrap();
-            agents.push(sealed.user_agent);
+            let sealed = serde_json::from_slice(&plain).unwrap();
+            out.push((item.message_id.to_string(), item.event_id, sealed));
         }
     }
-    agents
+    out
+}
+
+/// The user agent sealed in each queued webhook item.
+async fn queued_user_agents(app: &App) -> Vec<Option<String>> {
+    queued_sealed(app, DestinationKind::Webhook)
+        .await
+        .into_iter()
+        .map(|(_, _, sealed)| sealed.user_agent)
+        .collect()
 }
 
 #[tokio::test]
@@ -973,7 +993,8 @@ async fn a_server_sdks_user_agent_is_not_sent_as_the_visitors_but_a_browsers_is(
     let request = |id: &str, origin: Option<&str>| {
         let mut r = post("/v1/track")
             .header(header::AUTHORIZATION, basic(&app.write_key))
-            .header(header::USER_AGENT, "analytics-python/2.4.0");
+            // A browser's user agent (a crawler's would be dropped by the bot filter).
+            .header(header::USER_AGENT, CHROME);
         if let Some(origin) = origin {
             r = r.header(header::ORIGIN, origin);
         }
@@ -987,7 +1008,7 @@ async fn a_server_sdks_user_agent_is_not_sent_as_the_visitors_but_a_browsers_is(
 
     assert_eq!(
         queued_user_agents(&app).await,
-        [None, Some("analytics-python/2.4.0".to_owned())]
+        [None, Some(CHROME.to_owned())]
     );
 }
 
@@ -1616,4 +1637,243 @@ async fn a_gzip_body_past_the_ratio_cap_is_a_413_naming_the_body() {
     })
     .await;
     lax.send(gzipped(&lax)).await.assert_accepted(20);
+
+// From the browser: client IP and user agent, GPC, click ids
+
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+/// Meta's documented example ClickID.
+const FBCLID: &str = "IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB_qa2ofrHyiLjcbCRxTDMgk";
+
+/// A page call as analytics-next sends it to `/v1/p` from `https://shop.example`: text/plain,
+/// Basic auth, from a visitor at 203.0.113.7 landing from an ad with click ids in the URL.
+fn browser_page(app: &App, message_id: &str, gpc: bool) -> Request<Body> {
+    let url = format!("https://shop.example/landing?fbclid={FBCLID}&gclid=Cj0KCQiA&ttclid=E.C.P.tt1&email=a%40b.example");
+    let body = json!({
+        "type": "page",
+        "messageId": message_id,
+        "anonymousId": "anon-browser",
+        "timestamp": "2026-03-01T11:59:58.123Z",
+        "properties": {"url": url, "path": "/landing"},
+        "context": {"page": {"url": url}, "_ga": "GA1.1.1234567890.1700000000"},
+    });
+    let mut request = post("/v1/p")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .header(header::AUTHORIZATION, basic(&app.write_key))
+        .header(header::ORIGIN, "https://shop.example")
+        .header(header::USER_AGENT, CHROME);
+    if gpc {
+        request = request.header("Sec-GPC", "1");
+    }
+    let mut request = request.body(Body::from(body.to_string())).unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [203, 0, 113, 7],
+            50_000,
+        ))));
+    request
+}
+
+async fn browser_app() -> App {
+    App::with(Options {
+        region: Region::Us,
+        destinations: vec![meta(), webhook()],
+        allowed_origins: vec!["https://shop.example"],
+        ..Options::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_browser_page_call_gives_meta_the_visitors_ip_agent_and_the_fbc_of_its_fbclid() {
+    let app = browser_app().await;
+
+    app.send(browser_page(&app, "b1", false))
+        .await
+        .assert_accepted(1);
+
+    let meta = queued_sealed(&app, DestinationKind::MetaCapi).await;
+    assert_eq!(meta.len(), 1);
+    let (_, event_id, sealed) = &meta[0];
+    assert_eq!(sealed.ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(sealed.user_agent.as_deref(), Some(CHROME));
+    // Meta's format: fb.1.{the event's time in ms}.{fbclid as given}.
+    assert_eq!(
+        sealed.click_ids["fbc"],
+        format!("fb.1.{}.{FBCLID}", 1_772_366_398_123_i64)
+    );
+    assert_eq!(sealed.click_ids["gclid"], "Cj0KCQiA");
+    assert_eq!(sealed.click_ids["ttclid"], "E.C.P.tt1");
+    assert_eq!(sealed.click_ids["client_id"], "1234567890.1700000000");
+    // The page URL that leaves keeps its click ids but not the email.
+    let page_url = sealed.page_url.as_deref().unwrap();
+    assert!(
+        page_url.contains("fbclid=") && !page_url.contains("b.example"),
+        "{page_url}"
+    );
+    // The IP and user agent are stored only sealed, for 30 days.
+    let operational = app
+        .events
+        .operational(&app.workspace.id, event_id, T0)
+        .await
+        .unwrap()
+        .expect("an operational record");
+    assert_eq!(operational.expires_at, T0 + time::Duration::days(30));
+    let stored = serde_json::to_string(&app.stored_for_anonymous_id("anon-browser").await).unwrap();
+    for raw in ["203.0.113.7", "Chrome/131", FBCLID, "Cj0KCQiA"] {
+        assert!(!stored.contains(raw), "{raw} stored in the clear");
+    }
+}
+
+#[tokio::test]
+async fn a_browser_request_with_sec_gpc_reaches_the_webhook_but_not_meta() {
+    let app = browser_app().await;
+
+    app.send(browser_page(&app, "with-gpc", true))
+        .await
+        .assert_accepted(1);
+    app.send(browser_page(&app, "without", false))
+        .await
+        .assert_accepted(1);
+
+    let meta: Vec<_> = queued_sealed(&app, DestinationKind::MetaCapi)
+        .await
+        .into_iter()
+        .map(|(m, _, _)| m)
+        .collect();
+    assert_eq!(meta, ["without"]);
+    assert_eq!(app.depth(DestinationKind::Webhook).await, 2);
+    let stored = app.stored_for_anonymous_id("anon-browser").await;
+    let gpc = stored
+        .iter()
+        .find(|e| e.message_id.as_str() == "with-gpc")
+        .unwrap();
+    let to_meta = gpc
+        .routing
+        .iter()
+        .find(|r| r.kind == DestinationKind::MetaCapi)
+        .unwrap();
+    assert!(!to_meta.routed);
+    assert_eq!(
+        to_meta.consent.reason,
+        "advertising denied by global privacy control"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bot filtering
+
+const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+const BINGBOT: &str = "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)";
+const AHREFSBOT: &str = "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)";
+const HEADLESS: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36";
+const SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+const FIREFOX: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
+
+/// A track call from a page of `https://shop.example` in a browser with this user agent.
+fn from_browser(app: &App, message_id: &str, user_agent: &str) -> Request<Body> {
+    post("/v1/t")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .header(header::AUTHORIZATION, basic(&app.write_key))
+        .header(header::ORIGIN, "https://shop.example")
+        .header(header::USER_AGENT, user_agent)
+        .body(Body::from(track(message_id).to_string()))
+        .unwrap()
+}
+
+/// The workspace's ingest counter `c` over the last day.
+async fn ingest_count(app: &App, c: tracklayer_core::stats::IngestCounter) -> u64 {
+    use tracklayer_core::stats::{StatsKey, StatsQuery, StatsReader};
+    let q = StatsQuery::new(
+        T0 - time::Duration::days(1),
+        T0 + time::Duration::hours(1),
+        T0,
+    );
+    app.stats
+        .sum(&app.workspace.id, &q)
+        .await
+        .unwrap()
+        .get(&StatsKey::Ingest(c))
+}
+
+async fn bot_app(bot_filter: bool) -> App {
+    App::with(Options {
+        destinations: vec![webhook()],
+        allowed_origins: vec!["https://shop.example"],
+        bot_filter,
+        ..Options::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn crawler_events_are_answered_accepted_but_dropped_before_routing_and_counted() {
+    let app = bot_app(true).await;
+
+    for (i, ua) in [GOOGLEBOT, BINGBOT, AHREFSBOT, HEADLESS].iter().enumerate() {
+        let body = app
+            .send(from_browser(&app, &format!("bot-{i}"), ua))
+            .await
+            .assert_accepted(1);
+        assert_eq!(body["bots"], 1, "{ua}");
+    }
+    for (i, ua) in [CHROME, SAFARI, FIREFOX].iter().enumerate() {
+        let body = app
+            .send(from_browser(&app, &format!("human-{i}"), ua))
+            .await
+            .assert_accepted(1);
+        assert_eq!(body["bots"], 0, "{ua}");
+    }
+
+    let delivered: Vec<_> = queued_sealed(&app, DestinationKind::Webhook)
+        .await
+        .into_iter()
+        .map(|(m, _, _)| m)
+        .collect();
+    assert_eq!(delivered, ["human-0", "human-1", "human-2"]);
+    assert_eq!(app.stored_for_anonymous_id("anon-1").await.len(), 3);
+    use tracklayer_core::stats::IngestCounter;
+    assert_eq!(ingest_count(&app, IngestCounter::Bots).await, 4);
+    assert_eq!(ingest_count(&app, IngestCounter::Accepted).await, 7);
+}
+
+#[tokio::test]
+async fn a_server_forwarded_event_is_judged_by_its_own_user_agent_not_the_servers() {
+    let app = bot_app(true).await;
+    let server = |id: &str, context: Value| {
+        let mut event = track(id);
+        event["context"] = context;
+        post("/v1/track")
+            .header(header::AUTHORIZATION, basic(&app.write_key))
+            .header(header::USER_AGENT, "analytics-python/2.4.0")
+            .body(Body::from(event.to_string()))
+            .unwrap()
+    };
+
+    let crawled = app
+        .send(server("crawled", json!({"userAgent": GOOGLEBOT})))
+        .await;
+    let plain = app.send(server("server", json!({}))).await;
+
+    assert_eq!(crawled.assert_accepted(1)["bots"], 1);
+    assert_eq!(plain.assert_accepted(1)["bots"], 0);
+    assert_eq!(app.depth(DestinationKind::Webhook).await, 1);
+}
+
+#[tokio::test]
+async fn with_the_bot_filter_off_crawler_events_are_delivered() {
+    let app = bot_app(false).await;
+
+    for (i, ua) in [GOOGLEBOT, HEADLESS].iter().enumerate() {
+        let body = app
+            .send(from_browser(&app, &format!("bot-{i}"), ua))
+            .await
+            .assert_accepted(1);
+        assert_eq!(body["bots"], 0);
+    }
+
+    assert_eq!(app.depth(DestinationKind::Webhook).await, 2);
+    let bots = ingest_count(&app, tracklayer_core::stats::IngestCounter::Bots).await;
+    assert_eq!(bots, 0);
 }

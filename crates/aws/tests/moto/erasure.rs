@@ -224,7 +224,7 @@ fn track(person: &Person, message_id: &str, value: u32) -> Value {
         "context": {
             "traits": {"email": person.email, "phone": person.phone, "first_name": person.first_name},
             "ip": "203.0.113.9",
-            "userAgent": "Mozilla/5.0 (proof)"
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Proof/1.0"
         }
     })
 }
@@ -281,7 +281,7 @@ async fn send(
     let parsed = parse_body(Endpoint::Batch, &body).expect("a valid batch");
     let meta = RequestMeta {
         ip: Some("203.0.113.9".parse().unwrap()),
-        user_agent: Some("Mozilla/5.0 (proof)".into()),
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Proof/1.0".into()),
         gpc: false,
         browser: true,
     };

@@ -133,6 +133,8 @@ pub struct IngestTotals {
     pub rejected: BTreeMap<RejectReason, u64>,
     pub duplicates: u64,
     pub suppressed: u64,
+    /// Of the accepted, events of crawlers dropped by the bot filter.
+    pub bots: u64,
 }
 
 impl IngestTotals {
@@ -252,6 +254,7 @@ fn add_ingest(t: &mut IngestTotals, c: IngestCounter, n: u64) {
         IngestCounter::Accepted => t.accepted += n,
         IngestCounter::Duplicates => t.duplicates += n,
         IngestCounter::Suppressed => t.suppressed += n,
+        IngestCounter::Bots => t.bots += n,
         IngestCounter::Rejected(r) => *t.rejected.entry(r).or_default() += n,
     }
 }

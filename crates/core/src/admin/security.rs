@@ -1,5 +1,5 @@
 //! The security settings: IP blocklist, the pause of all egress, and the web origins
-//! allowed to send tracking requests from a browser (CORS).
+//! allowed to send tracking requests from a browser (CORS), and bot filtering.
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -16,6 +16,7 @@ pub struct SecurityPatch {
     pub ip_blocklist: Option<Vec<crate::workspace::Cidr>>,
     pub egress_paused: Option<bool>,
     pub allowed_origins: Option<Vec<crate::cors::AllowedOrigin>>,
+    pub bot_filter: Option<bool>,
 }
 
 impl AdminService {
@@ -41,6 +42,20 @@ impl AdminService {
         Ok(self.patch_security(p, patch).await?.allowed_origins)
     }
 
+    /// Whether the events of well-known crawlers are dropped before routing.
+    pub async fn bot_filter(&self, p: &Principal) -> Result<bool, AdminError> {
+        Ok(self.ws(p).await?.security.bot_filter)
+    }
+
+    /// Turns bot filtering on or off (admin); audited like every security setting.
+    pub async fn put_bot_filter(&self, p: &Principal, on: bool) -> Result<bool, AdminError> {
+        let patch = SecurityPatch {
+            bot_filter: Some(on),
+            ..SecurityPatch::default()
+        };
+        Ok(self.patch_security(p, patch).await?.bot_filter)
+    }
+
     /// Replaces the blocklist and the egress switch: every field is given. The allowed
     /// origins have their own resource ([`Self::put_cors`]) and stay as they are.
     pub async fn put_security(
@@ -54,6 +69,7 @@ impl AdminService {
                 ip_blocklist: Some(settings.ip_blocklist),
                 egress_paused: Some(settings.egress_paused),
                 allowed_origins: None,
+                bot_filter: None,
             },
         )
         .await
@@ -85,6 +101,12 @@ impl AdminService {
             "allowed_origins",
             &mut ws.security.allowed_origins,
             patch.allowed_origins,
+        );
+        change(
+            &mut changed,
+            "bot_filter",
+            &mut ws.security.bot_filter,
+            patch.bot_filter,
         );
         if !changed.is_empty() {
             self.save_ws(&ws).await?;

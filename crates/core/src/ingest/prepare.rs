@@ -61,6 +61,9 @@ pub struct PreparedBatch {
     /// Valid events that repeated the messageId of an earlier event of the same request:
     /// answered as accepted duplicates, not kept.
     pub duplicates: usize,
+    /// Valid events of crawlers' user agents, dropped by the workspace's bot filter:
+    /// answered as accepted, neither kept nor routed.
+    pub bots: usize,
 }
 
 /// Validates, normalizes, hashes, decides and routes every event of a parsed request.
@@ -80,11 +83,12 @@ pub fn prepare(p: &Pipeline<'_>, body: &ParsedBody<'_>) -> PreparedBatch {
         let mut message_id = None;
         let result = prepare_one(p, body, (index, raw), &purposes, &mut message_id);
         match result {
-            Ok(PreparedOne {
+            Ok(None) => out.bots += 1,
+            Ok(Some(PreparedOne {
                 event,
                 items,
                 warnings,
-            }) => {
+            })) => {
                 // The same messageId twice in one request: the first wins, like a retry.
                 if !seen.insert(event.event.message_id.as_str().to_owned()) {
                     out.duplicates += 1;
@@ -121,7 +125,7 @@ fn prepare_one(
     (index, raw): (usize, &RawValue),
     purposes: &[Vec<consent::Purpose>],
     message_id_out: &mut Option<String>,
-) -> Result<PreparedOne, Fail> {
+) -> Result<Option<PreparedOne>, Fail> {
     let mut wire = read_event(raw, message_id_out)?;
     let unknown = std::mem::take(&mut wire.unknown);
     let new_message_id = || MessageId::generated(p.ids.uuid_v7(p.received_at));
@@ -130,11 +134,22 @@ fn prepare_one(
     let context = Layered::new(&v.context, body.context.as_ref());
     let integrations = Layered::new(&v.integrations, body.integrations.as_ref());
 
+    // Read before `collect` cuts the URLs of properties to their path.
+    let page_ids = crate::click_ids::PageIds::read(|k| context.get(k), &v.properties, v.timestamp);
     let collected = identifiers::collect(v.traits, &context, v.properties, v.user_id.as_deref());
-    let ids = collected.ids;
+    let mut ids = collected.ids;
+    page_ids.fill(&mut ids.click_ids);
     let signals = Signals::read_with(|key| context.get(key), p.meta.gpc);
     let lend = p.meta.browser || p.workspace.consent.request_ip_as_client_ip;
     let client = Client::read(&context, p.meta, lend);
+    if p.workspace.security.bot_filter
+        && client
+            .user_agent
+            .as_deref()
+            .is_some_and(crate::bots::is_crawler)
+    {
+        return Ok(None);
+    }
 
     let filter_name = v.name.as_deref().unwrap_or(v.event_type.as_str());
     let event_id = EventId(p.ids.uuid_v7(p.received_at));
@@ -203,7 +218,7 @@ fn prepare_one(
         &signals,
     );
     let warnings = warnings(p, index, &event.message_id, unknown, unmet);
-    Ok(PreparedOne {
+    Ok(Some(PreparedOne {
         event: NewEvent {
             event,
             operational,
@@ -211,7 +226,7 @@ fn prepare_one(
         },
         items,
         warnings,
-    })
+    }))
 }
 
 /// An accepted event's warnings: the members the API ignores, then the requirements of the

@@ -42,6 +42,8 @@ pub struct IngestOutcome {
     /// Of the accepted, how many belonged to an erased subject: dropped, neither stored nor
     /// sent (data-subject erasure).
     pub suppressed: usize,
+    /// Of the accepted, how many were crawlers' (bot filtering): neither stored nor sent.
+    pub bots: usize,
     /// Queue messages written.
     #[serde(skip)]
     pub queued_messages: usize,
@@ -394,12 +396,13 @@ impl IngestService {
             .run(input_bytes, || prepare(&pipeline, body))
             .await
             .map_err(|gate::Busy| IngestError::Busy)?;
-        if prepared.events.is_empty() {
+        if prepared.events.is_empty() && prepared.bots == 0 {
             *delta = ingest_delta(
                 IngestTally {
                     accepted: 0,
                     duplicates: 0,
                     suppressed: 0,
+                    bots: 0,
                     rejected: &prepared.rejected,
                 },
                 [],
@@ -443,12 +446,13 @@ impl IngestService {
         let duplicates = valid - fresh.len() + prepared.duplicates;
         self.warnings
             .fetch_add(prepared.warnings.len() as u64, Ordering::Relaxed);
-        let valid = valid + prepared.duplicates + suppressed;
+        let valid = valid + prepared.duplicates + suppressed + prepared.bots;
         *delta = ingest_delta(
             IngestTally {
                 accepted: valid,
                 duplicates,
                 suppressed,
+                bots: prepared.bots,
                 rejected: &prepared.rejected,
             },
             routing,
@@ -469,6 +473,7 @@ impl IngestService {
             rejected: prepared.rejected,
             invalid_identifiers: prepared.invalid_identifiers,
             suppressed,
+            bots: prepared.bots,
             queued_messages: messages.len(),
             warnings: prepared.warnings,
         })

@@ -1354,11 +1354,15 @@ fn the_integrations_object_turns_destinations_off_and_on_by_kind_or_name() {
 // ---------------------------------------------------------------------------------------------
 // The request's IP address and user agent (issue 17, A11)
 
+/// A browser's user agent (a crawler's would be dropped by the bot filter).
+const VISITOR_UA: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
+
 /// A request with an address and a user agent, from a server or a browser.
 fn requesting(s: &mut Setup, browser: bool) {
     s.meta = RequestMeta {
         ip: Some("127.0.0.1".parse().unwrap()),
-        user_agent: Some("analytics-python/2.4.0".into()),
+        user_agent: Some(VISITOR_UA.into()),
         gpc: false,
         browser,
     };
@@ -1405,10 +1409,7 @@ fn browser_traffic_lends_the_requests_ip_and_user_agent() {
 
     let out = s.accept(server_event());
 
-    let lent = (
-        Some("127.0.0.1".to_owned()),
-        Some("analytics-python/2.4.0".to_owned()),
-    );
+    let lent = (Some("127.0.0.1".to_owned()), Some(VISITOR_UA.to_owned()));
     assert_eq!(client_of(&s, &out), [lent.clone(), lent]);
     assert!(out.events[0].operational.is_some());
 }
@@ -1421,10 +1422,7 @@ fn a_workspace_that_opted_in_takes_a_server_requests_ip_and_user_agent() {
 
     let out = s.accept(server_event());
 
-    let lent = (
-        Some("127.0.0.1".to_owned()),
-        Some("analytics-python/2.4.0".to_owned()),
-    );
+    let lent = (Some("127.0.0.1".to_owned()), Some(VISITOR_UA.to_owned()));
     assert_eq!(client_of(&s, &out), [lent.clone(), lent]);
 }
 
@@ -1434,14 +1432,11 @@ fn a_server_events_own_context_ip_and_user_agent_are_sent() {
     requesting(&mut s, false);
     let mut event = server_event();
     event["context"]["ip"] = json!("203.0.113.7");
-    event["context"]["userAgent"] = json!("Mozilla/5.0 (visitor)");
+    event["context"]["userAgent"] = json!(VISITOR_UA);
 
     let out = s.accept(event);
 
-    let own = (
-        Some("203.0.113.7".to_owned()),
-        Some("Mozilla/5.0 (visitor)".to_owned()),
-    );
+    let own = (Some("203.0.113.7".to_owned()), Some(VISITOR_UA.to_owned()));
     assert_eq!(client_of(&s, &out), [own.clone(), own]);
 }
 

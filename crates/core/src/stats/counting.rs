@@ -12,6 +12,8 @@ pub struct IngestTally<'a> {
     pub accepted: usize,
     pub duplicates: usize,
     pub suppressed: usize,
+    /// Of the accepted, dropped as crawlers' ([`crate::bots`]).
+    pub bots: usize,
     pub rejected: &'a [Rejection],
 }
 
@@ -25,6 +27,7 @@ pub fn ingest_delta<'r>(
     delta.ingest(IngestCounter::Accepted, tally.accepted as u64);
     delta.ingest(IngestCounter::Duplicates, tally.duplicates as u64);
     delta.ingest(IngestCounter::Suppressed, tally.suppressed as u64);
+    delta.ingest(IngestCounter::Bots, tally.bots as u64);
     for r in tally.rejected {
         delta.ingest(IngestCounter::Rejected(RejectReason::of_field(&r.field)), 1);
     }

@@ -44,6 +44,19 @@ pub async fn keeps_a_workspaces_allowed_origins(s: &dyn ControlStore) {
     assert!(stored.security.allowed_origins[1].allows("https://www.shop.example:8443"));
 }
 
+pub async fn keeps_a_workspaces_bot_filter_on_by_default_and_off_when_turned_off(
+    s: &dyn ControlStore,
+) {
+    let mut ws = workspace(Region::Eu);
+    s.create_workspace(&ws).await.unwrap();
+    let stored = s.workspace(&ws.id, T0).await.unwrap().unwrap();
+    assert!(stored.security.bot_filter, "on by default");
+    ws.security.bot_filter = false;
+    s.update_workspace(&ws).await.unwrap();
+    let stored = s.workspace(&ws.id, T0).await.unwrap().unwrap();
+    assert!(!stored.security.bot_filter);
+}
+
 pub async fn stores_keys_by_id_and_lists_them_per_workspace(s: &dyn ControlStore) {
     let ws = workspace(Region::Us);
     s.create_workspace(&ws).await.unwrap();

@@ -6,6 +6,7 @@
 //! (404) and unsupported methods (405 with `Allow`).
 
 pub(crate) mod audit_log;
+mod bot_filter;
 mod cors;
 pub(crate) mod deliveries;
 pub(crate) mod delivery_log;
@@ -206,6 +207,7 @@ pub fn admin_router(state: AdminState) -> Router {
                 .patch(security::patch_security),
         )
         .route("/admin/v1/cors", get(cors::get_cors).put(cors::put_cors))
+        .route("/admin/v1/bot-filter", bot_filter::routes())
         .route(
             "/admin/v1/sso/saml",
             get(saml::get_saml)

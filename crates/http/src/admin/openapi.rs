@@ -16,8 +16,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use super::{
-    audit_log, cors, deliveries, delivery_log, destinations, dsr, dto, events, keys, lifecycle,
-    saml, security, sessions, stats, trace, users, workspace, AdminState,
+    audit_log, bot_filter, cors, deliveries, delivery_log, destinations, dsr, dto, events, keys,
+    lifecycle, saml, security, sessions, stats, trace, users, workspace, AdminState,
 };
 use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
 
@@ -48,6 +48,8 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         saml::delete_saml,
         cors::get_cors,
         cors::put_cors,
+        bot_filter::get_bot_filter,
+        bot_filter::put_bot_filter,
         lifecycle::get_retention,
         lifecycle::put_retention,
         lifecycle::put_encryption_key,

@@ -61,6 +61,7 @@ impl SecurityPatch {
             ip_blocklist,
             egress_paused: self.egress_paused,
             allowed_origins: None,
+            bot_filter: None,
         })
     }
 
@@ -81,6 +82,8 @@ impl SecurityPatch {
                 .ok_or_else(|| missing("egress_paused"))?,
             // Not part of this resource: `/admin/v1/cors` holds them.
             allowed_origins: Vec::new(),
+            // Not part of this resource either: `/admin/v1/bot-filter` holds it.
+            bot_filter: true,
         })
     }
 }

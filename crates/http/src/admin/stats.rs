@@ -62,6 +62,9 @@ pub struct IngestStats {
     pub duplicates: u64,
     /// Of the accepted, those of erased subjects: neither stored nor sent.
     pub suppressed: u64,
+    /// Of the accepted, those of crawlers' user agents dropped by the bot filter
+    /// (`/admin/v1/bot-filter`): neither stored nor sent.
+    pub bots: u64,
 }
 
 /// The overview: per destination and for ingest, counts over the last hour, day or week.
@@ -124,6 +127,7 @@ impl From<tl::admin::Overview> for StatsOverview {
                 .collect(),
             duplicates: o.ingest.duplicates,
             suppressed: o.ingest.suppressed,
+            bots: o.ingest.bots,
         };
         Self {
             window: o.window.as_str().to_owned(),

@@ -177,7 +177,7 @@ impl World {
         let key = base.ingest.authenticate(&base.write_key).await.unwrap();
         let meta = RequestMeta {
             ip: Some("203.0.113.9".parse().unwrap()),
-            user_agent: Some("Test/1.0".into()),
+            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Test/1.0".into()),
             gpc: false,
             browser: true,
         };

@@ -197,7 +197,7 @@ impl World {
         let parsed = parse_body(Endpoint::Batch, &body).unwrap();
         let meta = RequestMeta {
             ip: Some("203.0.113.9".parse().unwrap()),
-            user_agent: Some("Test/1.0".into()),
+            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Test/1.0".into()),
             gpc: false,
             browser: true,
         };
