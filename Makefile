@@ -12,7 +12,7 @@ NODE_SDK := tests/sdk/node
 BROWSER := tests/browser
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: fuzz fuzz-smoke fuzz-tools test browser-test chromium-check ci fmt-check clippy structure-check lint-template secret-scan semgrep audit bench measure-delivery measure-aws tools clean-tools lambda lambda-check
+.PHONY: fuzz fuzz-smoke fuzz-tools test browser-test chromium-check ci fmt-check clippy structure-check lint-template secret-scan semgrep audit bench measure-ingest measure-delivery measure-aws tools clean-tools lambda lambda-check
 
 ## Test tools: a Python venv (segment SDK, moto, cfn-lint, detect-secrets, schemathesis, semgrep) and
 ## the Node SDK. Each is rebuilt when its lock file changes; a missing interpreter fails loudly.
@@ -112,6 +112,14 @@ structure-check:
 ## The ingest benchmark (criterion); prints per-event cost and the pipeline/parse ratio.
 bench:
 	$(CARGO) bench -p tracklayer-core --bench ingest
+
+## Ingest on one core: `tracklayer serve` (3 paused destinations routed) against a bare axum +
+## serde_json server, alternated 3 times, servers pinned to CPU 0 and the generator to CPU 1;
+## then half rate (p99) and 3 destinations delivering to 20 ms fakes. MEASURE_SECONDS=5 shortens
+## the 20 s runs; MEASURE_FAKE_RATE sets the delivering variant's offered events/s (20000).
+measure-ingest:
+	$(CARGO) build --release -p tracklayer -p tracklayer-tests --bins
+	./target/release/measure-ingest
 
 ## Delivery: requests per 1,000 events per destination, and events/s through 20 ms fakes.
 measure-delivery:

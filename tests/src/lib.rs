@@ -3,6 +3,7 @@
 
 pub mod fake;
 pub mod lambda;
+pub mod load;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -146,7 +147,6 @@ impl Server {
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs)?;
         let log = logs.join("serve.log");
-        let file = std::fs::File::create(&log)?;
         let mut args = vec![
             "serve",
             "--data-dir",
@@ -157,14 +157,20 @@ impl Server {
             "json",
         ];
         args.extend_from_slice(extra);
-        let child = Command::new(tracklayer_bin())
-            .args(&args)
-            .env("RUST_LOG", "debug")
+        let mut command = Command::new(tracklayer_bin());
+        command.args(&args).env("RUST_LOG", "debug");
+        Self::launch(command, log)
+    }
+
+    /// Starts `command` (a server that prints `listening on <url>`) with its output in `log`.
+    pub fn launch(mut command: Command, log: PathBuf) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(&log)?;
+        let child = command
             .stdout(file.try_clone()?)
             .stderr(file)
             .stdin(Stdio::null())
             .spawn()
-            .context("cannot start tracklayer serve")?;
+            .context("cannot start the server")?;
         let mut server = Server {
             child: Some(child),
             url: String::new(),

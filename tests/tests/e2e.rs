@@ -14,6 +14,8 @@ mod aws_lambda;
 mod delivery;
 #[path = "e2e/dsr.rs"]
 mod dsr;
+#[path = "e2e/durability.rs"]
+mod durability;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
 #[path = "e2e/operator.rs"]

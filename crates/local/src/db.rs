@@ -7,6 +7,8 @@ use rusqlite::types::Value;
 use rusqlite::Connection;
 use tracklayer_core::error::StoreError;
 
+use crate::commit::GroupCommit;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("cannot open the database at {path}")]
@@ -164,6 +166,7 @@ CREATE INDEX IF NOT EXISTS dsr_exports_by_expiry ON dsr_exports (expires_at);
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
+    writes: GroupCommit,
 }
 
 impl std::fmt::Debug for Db {
@@ -208,11 +211,14 @@ impl Db {
     }
 
     fn setup(conn: Connection) -> Result<Self, DbError> {
-        // WAL for concurrent readers; secure_delete so erased rows are overwritten on disk,
-        // not left in free pages; a busy timeout instead of immediate SQLITE_BUSY.
+        // WAL for concurrent readers; synchronous FULL so that a committed transaction (and
+        // so an acknowledged event) survives a power loss, not only a crash of this process:
+        // the WAL is fsynced at each commit, which group commit ([`GroupCommit`]) pays once
+        // for all the requests of a group; secure_delete so erased rows are overwritten on
+        // disk, not left in free pages; a busy timeout instead of immediate SQLITE_BUSY.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
+             PRAGMA synchronous = FULL;
              PRAGMA secure_delete = ON;
              PRAGMA foreign_keys = ON;
              PRAGMA busy_timeout = 5000;",
@@ -226,8 +232,10 @@ impl Db {
         conn.execute_batch(crate::saml::SCHEMA)
             .map_err(DbError::Schema)?;
         migrate(&conn).map_err(DbError::Schema)?;
+        let conn = Arc::new(Mutex::new(conn));
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            writes: GroupCommit::start(conn.clone()),
+            conn,
         })
     }
 
@@ -244,6 +252,16 @@ impl Db {
         })
         .await
         .map_err(|e| StoreError::transient(context, e))?
+    }
+
+    /// Runs `f` in the next group commit ([`GroupCommit`]): with the other writes waiting,
+    /// in one transaction; answers once that transaction is committed.
+    pub(crate) async fn write<T, F>(&self, context: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writes.write(context, f).await
     }
 
     /// Runs one statement on the blocking pool, with its parameters as values.

@@ -50,8 +50,8 @@ impl EventWriter for SqliteEventStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.db
-            .call("record", move |c| {
-                let tx = c.transaction().map_err(|e| sql("record", e))?;
+            .write("record", move |c| {
+                let tx: &rusqlite::Connection = c;
                 let mut out = Vec::with_capacity(rows.len());
                 {
                     let mut seen = tx
@@ -111,7 +111,6 @@ impl EventWriter for SqliteEventStore {
                         out.push(true);
                     }
                 }
-                tx.commit().map_err(|e| sql("record", e))?;
                 Ok(out)
             })
             .await

@@ -64,8 +64,8 @@ impl SqliteDeliveryQueue {
             .collect();
         let dead_at = dead.as_ref().map(|_| now);
         self.db
-            .call("enqueue", move |c| {
-                let tx = c.transaction().map_err(|e| sql("enqueue", e))?;
+            .write("enqueue", move |c| {
+                let tx: &rusqlite::Connection = c;
                 {
                     let mut stmt = tx
                         .prepare_cached(
@@ -78,7 +78,7 @@ impl SqliteDeliveryQueue {
                             .map_err(|e| sql("enqueue", e))?;
                     }
                 }
-                tx.commit().map_err(|e| sql("enqueue", e))
+                Ok(())
             })
             .await
     }
@@ -197,8 +197,8 @@ impl QueueConsumer for SqliteDeliveryQueue {
         let max_receives = i64::from(self.max_receive_count);
         let tokens: Vec<String> = (0..max.min(1000)).map(|_| self.ids.token(16)).collect();
         self.db
-            .call("receive", move |c| {
-                let tx = c.transaction().map_err(|e| sql("receive", e))?;
+            .write("receive", move |c| {
+                let tx: &rusqlite::Connection = c;
                 // SQS redrive: a message received max_receive_count times and visible again
                 // goes to the dead-letter queue instead of being delivered once more.
                 tx.execute(
@@ -243,7 +243,6 @@ impl QueueConsumer for SqliteDeliveryQueue {
                         });
                     }
                 }
-                tx.commit().map_err(|e| sql("receive", e))?;
                 Ok(out)
             })
             .await
@@ -252,7 +251,7 @@ impl QueueConsumer for SqliteDeliveryQueue {
     async fn ack(&self, kind: DestinationKind, receipt: &Receipt) -> Result<(), StoreError> {
         let (id, _) = parse_receipt(receipt)?;
         self.db
-            .call("ack", move |c| {
+            .write("ack", move |c| {
                 // Idempotent, like SQS DeleteMessage: acking twice is fine.
                 c.execute(
                     "DELETE FROM queue WHERE id = ?1 AND kind = ?2",
@@ -273,7 +272,7 @@ impl QueueConsumer for SqliteDeliveryQueue {
         let (id, token) = parse_receipt(receipt)?;
         let visible_at = unix_millis(self.clock.now()).saturating_add(millis(delay));
         self.db
-            .call("retry_later", move |c| {
+            .write("retry_later", move |c| {
                 let n = c
                     .execute(
                         "UPDATE queue SET visible_at = ?3 WHERE id = ?1 AND receipt = ?2 AND kind = ?4 AND dead_at IS NULL",
@@ -298,7 +297,7 @@ impl QueueConsumer for SqliteDeliveryQueue {
         let now = unix_millis(self.clock.now());
         let reason: String = reason.chars().take(1000).collect();
         self.db
-            .call("dead_letter", move |c| {
+            .write("dead_letter", move |c| {
                 let n = c
                     .execute(
                         "UPDATE queue SET dead_at = ?3, dead_reason = ?4 WHERE id = ?1 AND receipt = ?2 AND kind = ?5 AND dead_at IS NULL",

@@ -118,6 +118,10 @@ pub struct ServeArgs {
     /// Let destinations reach loopback and private addresses (local development and tests only).
     #[arg(long)]
     pub allow_private_egress: bool,
+    /// Accept and store events but run no delivery workers: queued messages wait for a
+    /// `serve` without this flag (an ingest-only process; the kill -9 durability test).
+    #[arg(long)]
+    pub ingest_only: bool,
     /// Requests per second allowed per write key.
     #[arg(long, default_value_t = 1000, env = "TRACKLAYER_RATE_LIMIT")]
     pub rate_limit: u32,

@@ -190,7 +190,7 @@ fn services_config(region: Region, args: &ServeArgs) -> ServicesConfig {
 }
 
 /// The sweeper, the key expiry check, the DSR processor and one delivery worker per
-/// destination kind, until `stop` changes.
+/// destination kind (none with `--ingest-only`), until `stop` changes.
 fn spawn_background(
     stack: &LocalStack,
     args: &ServeArgs,
@@ -222,7 +222,12 @@ fn spawn_background(
         Duration::from_millis(args.dsr_interval_ms.max(10)),
         stop_rx.clone(),
     ));
-    let mut tasks: Vec<_> = DestinationKind::ALL
+    let workers = if args.ingest_only {
+        Vec::new()
+    } else {
+        DestinationKind::ALL.to_vec()
+    };
+    let mut tasks: Vec<_> = workers
         .into_iter()
         .map(|kind| {
             tokio::spawn(run_worker(

@@ -1,0 +1,381 @@
+//! Measures ingest: `tracklayer serve` (release, embedded SQLite, 3 paused destinations
+//! routed) against a bare axum + serde_json server, each pinned to CPU 0 with this load
+//! generator on CPU 1, the same 100-purchase batch with unique messageIds per request,
+//! alternated bare, TrackLayer, bare, ... three times. Then TrackLayer at half its median
+//! rate (p99 there), and with the 3 destinations delivering to local fakes answering in
+//! 20 ms at a fixed offered rate (does the backlog grow?).
+//!
+//! `make measure-ingest` builds and runs it. Environment: `MEASURE_SECONDS` (per run,
+//! default 20), `MEASURE_CONNECTIONS` (default 32), `MEASURE_FAKE_RATE` (events/s offered
+//! in the delivering variant, default 20000).
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tracklayer_tests::load::{self, Batch, Load, LoadReport, ProcStats};
+use tracklayer_tests::*;
+
+const SERVER_CPU: &str = "0";
+const GENERATOR_CPU: &str = "1";
+const EVENTS_PER_REQUEST: usize = 100;
+
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    run: Duration,
+    connections: usize,
+    fake_rate: f64,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One measured run of one server.
+#[derive(Debug, Clone)]
+struct Row {
+    server: &'static str,
+    load: LoadReport,
+    cpu_percent: f64,
+    peak_rss: u64,
+    /// Bytes the data directory grew by per stored event (TrackLayer only).
+    disk_per_event: Option<f64>,
+    load_average: String,
+}
+
+impl Row {
+    fn print(&self) {
+        println!(
+            "| {} | {:.0} | {:.1} | {:.1} | {} | {:.0} % | {:.1} MiB | {} | {} |",
+            self.server,
+            self.load.events_per_sec(),
+            self.load.latency_ms(0.5),
+            self.load.latency_ms(0.99),
+            self.load.refused + self.load.failed,
+            self.cpu_percent,
+            self.peak_rss as f64 / (1024.0 * 1024.0),
+            self.disk_per_event
+                .map_or("–".to_owned(), |b| format!("{b:.0} B")),
+            self.load_average,
+        );
+    }
+}
+
+/// The server's CPU use and peak RSS over `load`, run against it.
+async fn measure(
+    server: &'static str,
+    pid: u32,
+    load: &Load,
+    batch: &Arc<Batch>,
+) -> (Row, LoadReport) {
+    let before = ProcStats::of(pid);
+    let report = load::run(load, batch).await;
+    let after = ProcStats::of(pid);
+    let row = Row {
+        server,
+        load: report.clone(),
+        cpu_percent: 100.0 * (after.cpu_secs - before.cpu_secs) / report.elapsed.as_secs_f64(),
+        peak_rss: after.peak_rss,
+        disk_per_event: None,
+        load_average: load::load_average(),
+    };
+    (row, report)
+}
+
+fn pinned(program: &Path) -> Command {
+    let mut c = Command::new("taskset");
+    c.args(["-c", SERVER_CPU])
+        .arg(program)
+        .env_remove("RUST_LOG");
+    c
+}
+
+async fn run_bare(settings: Settings, batch: &Arc<Batch>, run: u32) -> anyhow::Result<Row> {
+    let tmp = tempfile::tempdir()?;
+    let bin = tracklayer_bin().with_file_name("bare-ingest");
+    let mut server = Server::launch(pinned(&bin), tmp.path().join("bare.log"))?;
+    let load = Load {
+        url: server.url.clone(),
+        write_key: "bare".into(),
+        connections: settings.connections,
+        duration: settings.run,
+        rate: None,
+        run,
+        ok_events: Arc::default(),
+    };
+    let (row, _) = measure("bare", server.pid(), &load, batch).await;
+    server.stop()?;
+    Ok(row)
+}
+
+/// A data directory with a workspace and Meta, GA4 and TikTok destinations at `base`.
+struct Tracklayer {
+    _tmp: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    keys: Keys,
+    destinations: Vec<String>,
+}
+
+impl Tracklayer {
+    fn new(base: &str) -> anyhow::Result<Self> {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().join("data");
+        let keys = init(&dir, "us")?;
+        let destinations = [
+            json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
+                "config": {"pixel_id": "1", "api_version": "v21.0"}, "secrets": {"access_token": "EAAGmeasure"}}),
+            json!({"name": "GA4", "kind": "ga4", "endpoint": base,
+                "config": {"measurement_id": "G-MEASURE"}, "secrets": {"api_secret": "ga4measure"}}),
+            json!({"name": "TikTok", "kind": "tiktok", "endpoint": base,
+                "config": {"pixel_code": "CMEASURE"}, "secrets": {"access_token": "tiktokmeasure"}}),
+        ]
+        .iter()
+        .map(|d| add_destination(&dir, d))
+        .collect::<anyhow::Result<_>>()?;
+        Ok(Self {
+            _tmp: tmp,
+            dir,
+            keys,
+            destinations,
+        })
+    }
+
+    fn pause_all(&self) -> anyhow::Result<()> {
+        let dir = self.dir.to_str().context("utf-8 path")?;
+        for id in &self.destinations {
+            tracklayer(&["destinations", "pause", "--data-dir", dir, id])?;
+        }
+        Ok(())
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        ["tracklayer.db", "tracklayer.db-wal", "tracklayer.db-shm"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(self.dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    fn start(&self) -> anyhow::Result<Server> {
+        let dir = self.dir.to_str().context("utf-8 path")?;
+        let mut command = pinned(&tracklayer_bin());
+        command.args(["serve", "--data-dir", dir, "--listen", "127.0.0.1:0"]);
+        command.arg("--allow-private-egress");
+        Server::launch(command, self.dir.with_file_name("serve.log"))
+    }
+
+    fn stored_events(&self) -> anyhow::Result<u64> {
+        let n: i64 =
+            database(&self.dir).query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+}
+
+/// TrackLayer with its destinations paused, at `rate` requests/s (or as fast as answered).
+async fn run_tracklayer(
+    settings: Settings,
+    batch: &Arc<Batch>,
+    run: u32,
+    rate: Option<f64>,
+) -> anyhow::Result<Row> {
+    let tl = Tracklayer::new("http://127.0.0.1:9")?;
+    tl.pause_all()?;
+    let before = tl.disk_bytes();
+    let mut server = tl.start()?;
+    let load = Load {
+        url: server.url.clone(),
+        write_key: tl.keys.write_key.clone(),
+        connections: settings.connections,
+        duration: settings.run,
+        rate,
+        run,
+        ok_events: Arc::default(),
+    };
+    let (mut row, _) = measure("tracklayer", server.pid(), &load, batch).await;
+    server.stop()?;
+    let stored = tl.stored_events()?;
+    row.disk_per_event =
+        (stored > 0).then(|| tl.disk_bytes().saturating_sub(before) as f64 / stored as f64);
+    Ok(row)
+}
+
+/// Events the local fakes received, all destinations together.
+#[derive(Debug, Default)]
+struct Delivered(AtomicU64);
+
+async fn fake_destination(State(d): State<Arc<Delivered>>, body: Bytes) -> Response {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let n = ["data", "events"]
+        .iter()
+        .find_map(|k| v[*k].as_array().map(Vec::len))
+        .unwrap_or(0);
+    d.0.fetch_add(n as u64, Ordering::Relaxed);
+    if v.get("events").is_some() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    Json(json!({"events_received": n, "code": 0, "message": "OK", "request_id": "m"}))
+        .into_response()
+}
+
+async fn serve_fakes(delivered: Arc<Delivered>) -> anyhow::Result<String> {
+    let app = Router::new()
+        .route("/{version}/{pixel}/events", post(fake_destination))
+        .route("/mp/collect", post(fake_destination))
+        .route("/open_api/v1.3/event/track/", post(fake_destination))
+        .with_state(delivered);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(url)
+}
+
+/// TrackLayer delivering to 3 fakes answering in 20 ms at `events_per_sec` offered: the
+/// backlog (events accepted × 3 − events delivered) every second, and how long it takes
+/// to drain after the load stops.
+async fn run_delivering(settings: Settings, batch: &Arc<Batch>, run: u32) -> anyhow::Result<()> {
+    let delivered = Arc::new(Delivered::default());
+    let base = serve_fakes(delivered.clone()).await?;
+    let tl = Tracklayer::new(&base)?;
+    let mut server = tl.start()?;
+    let ok_events = Arc::new(AtomicU64::new(0));
+    let load = Load {
+        url: server.url.clone(),
+        write_key: tl.keys.write_key.clone(),
+        connections: settings.connections,
+        duration: settings.run,
+        rate: Some(settings.fake_rate / EVENTS_PER_REQUEST as f64),
+        run,
+        ok_events: ok_events.clone(),
+    };
+    let backlog = {
+        let (ok_events, delivered) = (ok_events.clone(), delivered.clone());
+        move || {
+            (ok_events.load(Ordering::Relaxed) * 3)
+                .saturating_sub(delivered.0.load(Ordering::Relaxed))
+        }
+    };
+    let sampler = {
+        let backlog = backlog.clone();
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                samples.push(backlog());
+                if samples.len() as u64 >= settings.run.as_secs() {
+                    return samples;
+                }
+            }
+        })
+    };
+    let (row, _) = measure("tracklayer, delivering", server.pid(), &load, batch).await;
+    let samples = sampler.await.unwrap_or_default();
+    let drain = std::time::Instant::now();
+    while backlog() > 0 && drain.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drained = backlog() == 0;
+    server.stop()?;
+    row.print();
+    let half = samples.len() / 2;
+    let first = samples[..half].iter().copied().max().unwrap_or(0);
+    let second = samples[half..].iter().copied().max().unwrap_or(0);
+    println!(
+        "\nDelivering to 3 fakes answering in 20 ms, {:.0} events/s offered: backlog (events \
+         accepted × 3 − delivered) each second {samples:?}; max first half {first}, second half \
+         {second}: {}; {} {:.1} s after the load stopped; {} events delivered.",
+        settings.fake_rate,
+        if second <= first.max(3 * settings.fake_rate as u64) {
+            "not growing"
+        } else {
+            "GROWING"
+        },
+        if drained { "drained" } else { "NOT drained" },
+        drain.elapsed().as_secs_f64(),
+        delivered.0.load(Ordering::Relaxed),
+    );
+    Ok(())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn header() {
+    println!("\n| server | events/s | p50 ms | p99 ms | refused/failed requests | server CPU | peak RSS | disk per stored event | load average |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+}
+
+async fn measure_all(settings: Settings) -> anyhow::Result<()> {
+    let batch = Arc::new(Batch::purchases(EVENTS_PER_REQUEST));
+    println!(
+        "# Ingest measurement: {EVENTS_PER_REQUEST}-event purchase batches ({} bytes), {} \
+         connections, {} s runs; servers on CPU {SERVER_CPU}, generator on CPU {GENERATOR_CPU}; \
+         release build; load average before: {}",
+        batch.len(),
+        settings.connections,
+        settings.run.as_secs(),
+        load::load_average()
+    );
+    header();
+    let (mut bare, mut ours) = (Vec::new(), Vec::new());
+    for round in 0..3u32 {
+        let a = run_bare(settings, &batch, 2 * round).await?;
+        a.print();
+        let b = run_tracklayer(settings, &batch, 2 * round + 1, None).await?;
+        b.print();
+        bare.push(a.load.events_per_sec());
+        ours.push(b.load.events_per_sec());
+    }
+    let (bare, ours) = (median(bare), median(ours));
+    println!(
+        "\nMedians: bare {bare:.0} events/s, TrackLayer {ours:.0} events/s: ratio TrackLayer / \
+         bare = {:.3}\n",
+        ours / bare
+    );
+    let half = ours / 2.0;
+    header();
+    let row = run_tracklayer(settings, &batch, 6, Some(half / EVENTS_PER_REQUEST as f64)).await?;
+    row.print();
+    println!(
+        "\nAt half the median rate ({half:.0} events/s offered): p99 {:.1} ms.\n",
+        row.load.latency_ms(0.99)
+    );
+    header();
+    run_delivering(settings, &batch, 7).await
+}
+
+fn main() -> anyhow::Result<()> {
+    // This process (the generator and the fakes) runs on the other CPU; threads started
+    // from here on inherit it.
+    let pinned = Command::new("taskset")
+        .args(["-p", "-c", GENERATOR_CPU, &std::process::id().to_string()])
+        .output()
+        .context("taskset (util-linux) is needed")?;
+    anyhow::ensure!(pinned.status.success(), "taskset failed: {pinned:?}");
+    let settings = Settings {
+        run: Duration::from_secs(env_or("MEASURE_SECONDS", 20)),
+        connections: env_or("MEASURE_CONNECTIONS", 32),
+        fake_rate: env_or("MEASURE_FAKE_RATE", 20_000.0),
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(measure_all(settings))
+}

@@ -1,0 +1,188 @@
+//! Durability under kill -9: `tracklayer serve` takes load and is killed with SIGKILL at
+//! random moments, then restarted; every event it answered 200 for is stored, and once
+//! delivery runs it reaches the destination exactly once with nothing left to send again.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tracklayer_tests::*;
+
+const ROUNDS: usize = 5;
+const SENDERS: usize = 4;
+const EVENTS_PER_REQUEST: usize = 10;
+
+/// xorshift64: random kill moments, reproducible from the printed seed.
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// Posts batches to `url` until the server goes away; returns the messageIds of every event
+/// in a batch answered 200 (and counts those batches in `answered`).
+async fn send_until_killed(
+    url: String,
+    write_key: String,
+    prefix: String,
+    answered: Arc<AtomicUsize>,
+) -> Vec<String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut acknowledged = Vec::new();
+    for n in 0.. {
+        let batch: Vec<Value> = (0..EVENTS_PER_REQUEST)
+            .map(|i| purchase(&format!("{prefix}-{n}"), i))
+            .collect();
+        let sent = client
+            .post(format!("{url}/v1/batch"))
+            .basic_auth(&write_key, Some(""))
+            .json(&json!({ "batch": batch }))
+            .send()
+            .await;
+        let Ok(resp) = sent else { break };
+        if resp.status() == 200 {
+            answered.fetch_add(1, Ordering::Relaxed);
+            acknowledged.extend(
+                batch
+                    .iter()
+                    .filter_map(|e| e["messageId"].as_str().map(str::to_owned)),
+            );
+        }
+    }
+    acknowledged
+}
+
+/// One round: load from `SENDERS` clients, SIGKILL `after` the first answer 200; the
+/// messageIds answered 200.
+async fn load_then_kill(
+    dir: &std::path::Path,
+    write_key: &str,
+    round: usize,
+    after: Duration,
+) -> Vec<String> {
+    let server = Server::start(dir, &["--allow-private-egress", "--ingest-only"]).unwrap();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|c| {
+            tokio::spawn(send_until_killed(
+                server.url.clone(),
+                write_key.to_owned(),
+                format!("r{round}c{c}"),
+                answered.clone(),
+            ))
+        })
+        .collect();
+    wait_until(Duration::from_secs(20), "a first answer 200", || {
+        answered.load(Ordering::Relaxed) > 0
+    })
+    .await;
+    tokio::time::sleep(after).await;
+    // Dropping a running Server kills it with SIGKILL (Child::kill) and reaps it.
+    drop(server);
+    let mut acknowledged = Vec::new();
+    for s in senders {
+        acknowledged.extend(s.await.unwrap());
+    }
+    acknowledged
+}
+
+fn count(dir: &std::path::Path, query: &str) -> i64 {
+    database(dir).query_row(query, [], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_answered_200_before_a_kill_9_is_stored_and_delivered_exactly_once() {
+    let started = Instant::now();
+    let Setup(fakes, base, _tmp, dir, keys) = Setup::start([
+        super::META_TOKEN,
+        super::GA4_SECRET,
+        super::TIKTOK_TOKEN,
+        super::WEBHOOK_SECRET,
+    ])
+    .await;
+    add_destination(
+        &dir,
+        &json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
+                "config": {"pixel_id": "1234567890", "api_version": "v21.0"},
+                "secrets": {"access_token": super::META_TOKEN}}),
+    )
+    .unwrap();
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("kill moments from seed {seed}");
+
+    // Arrange/Act: load, SIGKILL at a random moment, restart, ROUNDS times.
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    for round in 0..ROUNDS {
+        let after = Duration::from_millis(next(&mut seed) % 800);
+        let acked = load_then_kill(&dir, &keys.write_key, round, after).await;
+        println!(
+            "round {round}: killed after {after:?}, {} events answered 200",
+            acked.len()
+        );
+        acknowledged.lock().unwrap().extend(acked);
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= ROUNDS * EVENTS_PER_REQUEST,
+        "every round was answered: {}",
+        acknowledged.len()
+    );
+
+    // Assert: every acknowledged event is stored (its dedup marker points at a stored event)...
+    let db = database(&dir);
+    let mut stored = db
+        .prepare(
+            "SELECT COUNT(*) FROM dedup d JOIN events e
+             ON e.workspace_id = d.workspace_id AND e.event_id = d.event_id
+             WHERE d.message_id = ?1",
+        )
+        .unwrap();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|m| stored.query_row([m], |r| r.get::<_, i64>(0)).unwrap() != 1)
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged events are not stored: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+
+    // ...and, once delivery runs, reaches Meta exactly once, with nothing left queued.
+    let mut server =
+        Server::start(&dir, &["--allow-private-egress", "--batch-window-ms", "20"]).unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "every acknowledged event at Meta",
+        || {
+            let received = fakes.received("meta_capi");
+            acknowledged.iter().all(|m| received.contains_key(m))
+        },
+    )
+    .await;
+    wait_until(Duration::from_secs(10), "an empty queue", || {
+        count(&dir, "SELECT COUNT(*) FROM queue") == 0
+    })
+    .await;
+    server.stop().unwrap();
+    let twice: Vec<(String, u32)> = fakes
+        .received("meta_capi")
+        .into_iter()
+        .filter(|(_, n)| *n != 1)
+        .collect();
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+}
