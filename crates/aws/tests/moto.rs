@@ -273,6 +273,11 @@ mod event_lookup {
     tracklayer_core::event_lookup_contract!(event_store());
 }
 
+mod recent_events {
+    use super::*;
+    tracklayer_core::recent_events_contract!(event_store());
+}
+
 /// The lookup by messageId reads what dedup and the packs write anyway: the marker (with the
 /// event's id) stays one small item, under 1 KB, so a write unit; an identified event (user id
 /// and email) has no marker (its dedup entry is on its primary subject's day) and is found in

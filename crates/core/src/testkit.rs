@@ -46,6 +46,7 @@ pub mod event_store_erasure;
 pub mod keyring;
 pub mod last_admin;
 pub mod mailer;
+pub mod recent_events;
 pub mod retention;
 pub mod saml;
 pub mod sessions;

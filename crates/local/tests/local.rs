@@ -270,6 +270,13 @@ mod delivery_queue_erasure {
     tracklayer_core::delivery_queue_erasure_contract!(local_queue());
 }
 
+mod recent_events {
+    use super::*;
+    tracklayer_core::recent_events_contract!(async {
+        SqliteEventStore::new(Db::in_memory().unwrap())
+    });
+}
+
 mod event_lookup {
     use super::*;
     tracklayer_core::event_lookup_contract!(async {
