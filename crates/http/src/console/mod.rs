@@ -68,7 +68,9 @@ impl ConsoleState {
 /// The console's routes, at `/`. It has no fallback: merged with the admin and tracking
 /// routers, unknown paths get theirs.
 pub fn console_router(state: ConsoleState) -> Router {
-    use pages::{auth, destinations as dst, events, keys, overview, privacy, settings, sso, users};
+    use pages::{
+        auth, cors, destinations as dst, events, keys, overview, privacy, settings, sso, users,
+    };
     Router::new()
         .route("/", get(overview::overview))
         .route("/sign-in", get(auth::sign_in_page).post(auth::sign_in))
@@ -142,6 +144,7 @@ pub fn console_router(state: ConsoleState) -> Router {
         .route("/privacy-requests/{id}/export", get(privacy::export))
         .route("/audit-log", get(pages::audit::log))
         .route("/settings/sso", get(sso::show).post(sso::save))
+        .route("/settings/cors", get(cors::show).post(cors::save))
         .route("/settings/sso/scim-tokens", post(sso::create_token))
         .route(
             "/settings/sso/scim-tokens/{id}/revoke",

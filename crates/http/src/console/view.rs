@@ -39,7 +39,7 @@ pub struct NavItem {
 }
 
 /// The console's sections: (section, path, label, group heading, least role that may open it).
-const SECTIONS: [(&str, &str, &str, Option<&str>, Role); 13] = [
+const SECTIONS: [(&str, &str, &str, Option<&str>, Role); 14] = [
     ("overview", "/", "Overview", None, Role::Viewer),
     ("events", "/events", "Event debugger", None, Role::Viewer),
     (
@@ -69,6 +69,13 @@ const SECTIONS: [(&str, &str, &str, Option<&str>, Role); 13] = [
         "security",
         "/settings/security",
         "Security",
+        None,
+        Role::Viewer,
+    ),
+    (
+        "cors",
+        "/settings/cors",
+        "Browser origins",
         None,
         Role::Viewer,
     ),
@@ -179,6 +186,7 @@ fn notice(code: &str) -> Option<&'static str> {
         "dsr-submitted" => "Request submitted.",
         "password-changed" => "Password changed.",
         "sso-saved" => "Single sign-on saved.",
+        "cors-saved" => "Browser origins saved.",
         "scim-revoked" => "SCIM token revoked: the IdP's next request is refused.",
         _ => return None,
     })

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod cors;
 pub mod destination_form;
 pub mod destinations;
 pub mod events;
