@@ -3,17 +3,11 @@
 // change ends the user's sessions.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { screenshot, assertAccessible, adminApi, suite } from "./lib/index.mjs";
+import { screenshot, assertAccessible, adminApi, formPost, suite } from "./lib/index.mjs";
 
 const ctx = suite({ email: "viewer@shop.example", role: "viewer" });
 
-/** A form post from the page itself (same origin), with the given fields. */
-function post(page, path, fields) {
-  return page.evaluate(async ([path, fields]) => {
-    const r = await fetch(path, { method: "POST", body: new URLSearchParams(fields), redirect: "manual" });
-    return r.status;
-  }, [path, fields]);
-}
+const post = formPost;
 
 test("a viewer sees no admin or editor action, and the server refuses one posted anyway", async () => {
   const { server, browser: viewer } = ctx;

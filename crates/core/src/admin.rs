@@ -51,7 +51,7 @@ pub use crate::sessions::{
     Client, ConsoleSession, CsrfToken, Session, SessionId, SessionToken, SignInLink, SignedIn,
 };
 pub use destinations::{DestinationPatch, DestinationView};
-pub use events::EventTrace;
+pub use events::{EventTrace, RECENT_MAX, RECENT_WINDOW};
 pub use keys::{CreatedKey, KeyRequest, KeyView, MAX_ROTATION_OVERLAP_DAYS};
 pub use lifecycle::{close_account, close_account_with_dsr, Closure, RetentionView};
 pub use overview::{

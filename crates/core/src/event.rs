@@ -4,6 +4,9 @@
 //! keyed subject index; IP, user-agent, click ids, page URL and the few plain values Google
 //! wants are sealed with the workspace data key.
 
+mod recent;
+pub use recent::RecentEvents;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;

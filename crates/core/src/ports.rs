@@ -15,6 +15,7 @@ use crate::crypto::{DataKey, Sealed, WrappedKey};
 use crate::destination::{Destination, DestinationId, DestinationKind};
 use crate::dsr::{DsrId, DsrRequest, ErasedRows, EventFootprint};
 use crate::error::{KeyError, MailError, StoreError};
+pub use crate::event::RecentEvents;
 use crate::event::{EventId, MessageId, OperationalRecord, QueueBody, StoredEvent, UnreadableBody};
 use crate::keys::{ApiKeyRecord, KeyId, Role};
 use crate::user_id::UserId;
@@ -229,6 +230,16 @@ pub trait EventReader: Send + Sync {
         message_id: &MessageId,
         now: OffsetDateTime,
     ) -> Result<Vec<EventId>, StoreError>;
+    /// The event debugger's live list: the newest unexpired events of the workspace that
+    /// `query` takes (received since `query.since`, of its type, with its name), newest first
+    /// (by event id: a UUIDv7 carries the millisecond the event was received at), at most
+    /// `query.limit`. Reads only; the cost is bounded by the window (`since`..`now`).
+    async fn recent_events(
+        &self,
+        ws: &WorkspaceId,
+        query: &RecentEvents,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
 }
 
 /// Erasing events: data-subject requests find a subject's footprint and erase it; retention

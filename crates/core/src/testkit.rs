@@ -47,6 +47,7 @@ pub mod event_store_erasure;
 pub mod keyring;
 pub mod last_admin;
 pub mod mailer;
+pub mod recent_events;
 pub mod retention;
 pub mod saml;
 pub mod sessions;
@@ -247,6 +248,11 @@ macro_rules! all_contract_suites {
                 finds_nothing_once_the_dedup_window_is_over,
                 a_duplicate_leaves_the_first_event_found,
                 a_forgotten_event_is_not_found_by_its_message_id,
+            ],
+            recent_events(event_store()) [
+                lists_the_newest_events_first_up_to_the_limit,
+                lists_only_the_type_and_the_name_asked_for,
+                lists_nothing_older_than_the_window_expired_or_of_another_workspace,
             ],
             event_store_erasure(event_store()) [
                 finds_a_subjects_footprint_across_identifiers_in_pages,

@@ -1637,7 +1637,9 @@ async fn a_gzip_body_past_the_ratio_cap_is_a_413_naming_the_body() {
     })
     .await;
     lax.send(gzipped(&lax)).await.assert_accepted(20);
+}
 
+// ---------------------------------------------------------------------------------------------
 // From the browser: client IP and user agent, GPC, click ids
 
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";

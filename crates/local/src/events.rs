@@ -8,7 +8,7 @@ use tracklayer_core::clock::unix_millis;
 use tracklayer_core::dsr::{ErasedRows, EventFootprint};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{EventId, MessageId, StoredEvent};
-use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent};
+use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent, RecentEvents};
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::db::{from_json, json, sql, Db};
@@ -198,6 +198,45 @@ impl EventReader for SqliteEventStore {
                 })
                 .into_iter()
                 .collect()
+            })
+            .await
+    }
+
+    /// The window's events newest first by id (the primary key), read one row at a time
+    /// until `limit` are taken.
+    async fn recent_events(
+        &self,
+        ws: &WorkspaceId,
+        query: &RecentEvents,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        const CONTEXT: &str = "recent_events";
+        let (ws, first) = (ws.as_str().to_owned(), query.first_id().to_string());
+        let (query, at) = (query.clone(), now);
+        self.db
+            .call(CONTEXT, move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT doc FROM events
+                         WHERE workspace_id = ?1 AND event_id >= ?2 AND expires_at > ?3
+                         ORDER BY event_id DESC",
+                    )
+                    .map_err(|e| sql(CONTEXT, e))?;
+                let mut rows = stmt
+                    .query(params![ws, first, unix_millis(at)])
+                    .map_err(|e| sql(CONTEXT, e))?;
+                let mut out = Vec::new();
+                while out.len() < query.limit {
+                    let Some(row) = rows.next().map_err(|e| sql(CONTEXT, e))? else {
+                        break;
+                    };
+                    let doc: String = row.get(0).map_err(|e| sql(CONTEXT, e))?;
+                    let event: StoredEvent = from_json(CONTEXT, &doc)?;
+                    if query.takes(&event, at) {
+                        out.push(event);
+                    }
+                }
+                Ok(out)
             })
             .await
     }

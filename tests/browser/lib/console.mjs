@@ -85,3 +85,11 @@ export async function sendEvents(server, names) {
 export function signingSecret() {
   return `whsec_${randomBytes(32).toString("base64")}`;
 }
+
+/** A form post from the page itself (same origin), with the given fields; its status. */
+export function formPost(page, path, fields) {
+  return page.evaluate(async ([path, fields]) => {
+    const r = await fetch(path, { method: "POST", body: new URLSearchParams(fields), redirect: "manual" });
+    return r.status;
+  }, [path, fields]);
+}

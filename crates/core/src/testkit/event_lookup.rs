@@ -21,7 +21,7 @@ async fn ids_of(
 }
 
 /// An event as ingest makes it: its id (UUIDv7) carries the millisecond it was received at.
-fn received_at(e: &mut crate::ports::NewEvent, at: time::OffsetDateTime) {
+pub fn received_at(e: &mut crate::ports::NewEvent, at: time::OffsetDateTime) {
     let ms = (at.unix_timestamp_nanos() / 1_000_000) as u64;
     let random: [u8; 10] = rand::random();
     let id = EventId(uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid());

@@ -24,7 +24,7 @@ pub struct CorsSettings {
 impl CorsSettings {
     pub const MAX_ORIGINS: usize = 100;
 
-    fn parse(self) -> Result<Vec<tl::cors::AllowedOrigin>, AdminError> {
+    pub(crate) fn parse(self) -> Result<Vec<tl::cors::AllowedOrigin>, AdminError> {
         if self.allowed_origins.len() > Self::MAX_ORIGINS {
             return Err(AdminError::invalid(
                 "allowed_origins",

@@ -7,7 +7,7 @@
 
 pub(crate) mod audit_log;
 mod bot_filter;
-mod cors;
+pub(crate) mod cors;
 pub(crate) mod deliveries;
 pub(crate) mod delivery_log;
 pub(crate) mod destinations;
@@ -19,7 +19,7 @@ pub(crate) mod extract;
 pub(crate) mod keys;
 pub(crate) mod lifecycle;
 pub mod openapi;
-mod saml;
+pub(crate) mod saml;
 mod saml_acs;
 pub(crate) mod security;
 mod sessions;
@@ -129,7 +129,7 @@ impl AdminState {
     }
 
     /// The public base URL of the caller's region (SAML entity id and ACS URL).
-    fn base_url(&self, p: &tl_principal::Principal) -> &str {
+    pub(crate) fn base_url(&self, p: &tl_principal::Principal) -> &str {
         self.config().endpoint(p.workspace_id.region())
     }
 
@@ -278,7 +278,7 @@ pub fn admin_router(state: AdminState) -> Router {
             "/admin/v1/destinations/{id}/replay",
             post(deliveries::replay),
         )
-        .route("/admin/v1/events", get(events::by_message_id))
+        .route("/admin/v1/events", get(events::find))
         .route("/admin/v1/events/{id}", get(trace::event_trace))
         .route("/admin/v1/stats", get(stats::stats))
         .route("/admin/v1/audit-log", get(audit_log::audit_log))

@@ -76,7 +76,7 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         delivery_log::delivery_log,
         deliveries::replay,
         trace::event_trace,
-        events::by_message_id,
+        events::find,
         stats::stats,
         audit_log::audit_log,
         audit_log::verify_audit_log,

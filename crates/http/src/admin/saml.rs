@@ -76,7 +76,7 @@ pub struct SamlConnectionBody {
 }
 
 impl SamlConnectionBody {
-    fn settings(self) -> tl::saml::SamlSettings {
+    pub(crate) fn settings(self) -> tl::saml::SamlSettings {
         tl::saml::SamlSettings {
             idp_entity_id: self.idp_entity_id,
             sso_url: self.sso_url,
@@ -108,7 +108,7 @@ pub struct SamlConnection {
 }
 
 impl SamlConnection {
-    fn new(c: tl::saml::SamlConnection, base_url: &str) -> Self {
+    pub(crate) fn new(c: tl::saml::SamlConnection, base_url: &str) -> Self {
         let sp_entity_id = tl::saml::entity_id(base_url, &c.workspace_id);
         Self {
             acs_url: tl::saml::acs_url(base_url, &c.workspace_id),

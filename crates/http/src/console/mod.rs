@@ -56,6 +56,11 @@ impl ConsoleState {
         self.inner.admin.dsr()
     }
 
+    /// The public URL of the caller's region (SAML and SCIM addresses).
+    fn base_url(&self, p: &tracklayer_core::admin::Principal) -> &str {
+        self.inner.admin.base_url(p)
+    }
+
     /// The admin API's answer to a use case's error.
     fn problem(&self, e: impl crate::admin::Failure) -> Problem {
         self.inner.admin.problem_of(e)
@@ -65,7 +70,9 @@ impl ConsoleState {
 /// The console's routes, at `/`. It has no fallback: merged with the admin and tracking
 /// routers, unknown paths get theirs.
 pub fn console_router(state: ConsoleState) -> Router {
-    use pages::{auth, destinations as dst, events, keys, overview, privacy, settings, users};
+    use pages::{
+        auth, cors, destinations as dst, events, keys, overview, privacy, settings, sso, users,
+    };
     Router::new()
         .route("/", get(overview::overview))
         .route("/sign-in", get(auth::sign_in_page).post(auth::sign_in))
@@ -138,6 +145,13 @@ pub fn console_router(state: ConsoleState) -> Router {
         .route("/privacy-requests/{id}", get(privacy::detail))
         .route("/privacy-requests/{id}/export", get(privacy::export))
         .route("/audit-log", get(pages::audit::log))
+        .route("/settings/sso", get(sso::show).post(sso::save))
+        .route("/settings/cors", get(cors::show).post(cors::save))
+        .route("/settings/sso/scim-tokens", post(sso::create_token))
+        .route(
+            "/settings/sso/scim-tokens/{id}/revoke",
+            post(sso::revoke_token),
+        )
         .route(&format!("{}{{name}}", assets::PREFIX), get(assets::serve))
         .layer(axum::middleware::map_response(security::headers))
         .with_state(state)

@@ -39,7 +39,7 @@ pub struct NavItem {
 }
 
 /// The console's sections: (section, path, label, group heading, least role that may open it).
-const SECTIONS: [(&str, &str, &str, Option<&str>, Role); 12] = [
+const SECTIONS: [(&str, &str, &str, Option<&str>, Role); 14] = [
     ("overview", "/", "Overview", None, Role::Viewer),
     ("events", "/events", "Event debugger", None, Role::Viewer),
     (
@@ -72,6 +72,14 @@ const SECTIONS: [(&str, &str, &str, Option<&str>, Role); 12] = [
         None,
         Role::Viewer,
     ),
+    (
+        "cors",
+        "/settings/cors",
+        "Browser origins",
+        None,
+        Role::Viewer,
+    ),
+    ("sso", "/settings/sso", "Single sign-on", None, Role::Admin),
     (
         "dsr",
         "/privacy-requests",
@@ -177,6 +185,9 @@ fn notice(code: &str) -> Option<&'static str> {
         "workspace-saved" => "Workspace saved.",
         "dsr-submitted" => "Request submitted.",
         "password-changed" => "Password changed.",
+        "sso-saved" => "Single sign-on saved.",
+        "cors-saved" => "Browser origins saved.",
+        "scim-revoked" => "SCIM token revoked: the IdP's next request is refused.",
         _ => return None,
     })
 }

@@ -166,7 +166,7 @@ impl EventReader for DynamoEventStore {
     /// An event without subjects is found through its dedup marker (one `GetItem`). An event
     /// with subjects has no marker: its dedup entry rides on its primary subject's day item,
     /// which a message id does not lead to, so the lookup reads the event packs of the dedup
-    /// window instead ([`DynamoEventStore::find_in_recent_packs`]). Nothing is written for it.
+    /// window instead ([`DynamoEventStore::scan_recent_packs`]). Nothing is written for it.
     async fn event_ids_by_message_id(
         &self,
         ws: &WorkspaceId,
@@ -190,37 +190,79 @@ impl EventReader for DynamoEventStore {
             let id = uuid::Uuid::try_parse(hex).map_err(|e| StoreError::corrupt(LOOKUP, e))?;
             return Ok(vec![EventId(id)]);
         }
-        let minute = |t: OffsetDateTime| (unix_millis(t).max(0) as u64) / 60_000;
-        let window = minute(now - Retention::dedup())..=minute(now);
-        self.find_in_recent_packs(ws, window, |p| {
-            p.e.message_id == *message_id && p.u > now.unix_timestamp() && p.e.expires_at > now
-        })
-        .await
+        let window = minute_of(now - Retention::dedup())..=minute_of(now);
+        let mut found: Vec<EventId> = self
+            .scan_recent_packs(LOOKUP, ws, window, 1, |p| {
+                p.e.message_id == *message_id && p.u > now.unix_timestamp() && p.e.expires_at > now
+            })
+            .await?
+            .into_iter()
+            .map(|e| e.event_id)
+            .collect();
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+
+    /// The event packs of the window's minutes, newest first, until `limit` are taken.
+    ///
+    /// Read cost: one eventually consistent `Query` per minute of the window that is read
+    /// (the console asks for the last hour: at most 61), each billed by the size of that
+    /// minute's event packs (half a read unit per started 4 KB, and at least half a unit for
+    /// an empty minute): so at most 30.5 read units for an idle workspace's hour, and for a
+    /// busy one the packs of the minutes it takes to find `limit` events (the rounds of 32
+    /// minutes stop once they are found). Nothing is written for it.
+    async fn recent_events(
+        &self,
+        ws: &WorkspaceId,
+        query: &RecentEvents,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let window = minute_of(query.since)..=minute_of(now);
+        let mut found = self
+            .scan_recent_packs("recent_events", ws, window, query.limit, |p| {
+                query.takes(&p.e, now)
+            })
+            .await?;
+        found.sort_by(|a, b| b.event_id.cmp(&a.event_id));
+        found.dedup_by_key(|e| e.event_id);
+        found.truncate(query.limit);
+        Ok(found)
     }
 }
 
+/// The Unix minute of `t`: the partition of the event packs received in it.
+fn minute_of(t: OffsetDateTime) -> u64 {
+    (unix_millis(t).max(0) as u64) / 60_000
+}
+
 impl DynamoEventStore {
-    /// The events of the event packs of `minutes` (Unix minutes) that are `open` (the
-    /// message id's, dedup window still open): a pack's partition is the minute of its
-    /// events' ids, which is when they were received, so the last `Retention::dedup()` (24 h)
-    /// are 1,441 minutes. Reads the minutes newest first, `CONCURRENCY` at a time, and stops
-    /// after the round that found any.
+    /// The events of the event packs of `minutes` (Unix minutes) that `take` takes: a pack's
+    /// partition is the minute of its events' ids, which is when they were received. Reads
+    /// the minutes newest first, `CONCURRENCY` at a time, and stops after the round that
+    /// brought the events taken to `enough`.
     ///
-    /// Read cost: one `Query` per minute read (at most 1,441), each billed by the size of
-    /// the minute's event packs (eventually consistent: half a read unit per started 4 KB),
-    /// so at most the workspace's event packs of one day; an event received `t` ago costs
-    /// the packs of the last `t`. Nothing is written per event for this lookup.
-    pub(super) async fn find_in_recent_packs(
+    /// Read cost: one eventually consistent `Query` per minute read, each billed by the size
+    /// of the minute's event packs (half a read unit per started 4 KB), so at most the
+    /// workspace's event packs of the window; an event received `t` ago costs the packs of
+    /// the last `t` (the message-id lookup's window is the last 24 h: at most 1,441 minutes).
+    pub(super) async fn scan_recent_packs(
         &self,
+        context: &'static str,
         ws: &WorkspaceId,
         minutes: std::ops::RangeInclusive<u64>,
-        open: impl Fn(&Packed) -> bool,
-    ) -> Result<Vec<EventId>, StoreError> {
+        enough: usize,
+        take: impl Fn(&Packed) -> bool,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let minutes: Vec<u64> = minutes.rev().collect();
+        let mut found = Vec::new();
         for round in minutes.chunks(CONCURRENCY) {
             let reads = round.iter().map(|&m| {
                 query_all(
-                    LOOKUP,
+                    context,
                     query_prefix(&self.client, &self.table, pack_pk(ws, m * 60_000), "P#")
                         .projection_expression("#data")
                         .expression_attribute_names("#data", "data")
@@ -228,20 +270,17 @@ impl DynamoEventStore {
                 )
                 .boxed()
             });
-            let mut found = Vec::new();
             for items in run_all(reads.collect()).await {
                 for item in items? {
-                    let packed: Vec<Packed> = unpack(LOOKUP, get_b(&item, "data", LOOKUP)?)?;
-                    found.extend(packed.iter().filter(|p| open(p)).map(|p| p.e.event_id));
+                    let packed: Vec<Packed> = unpack(context, get_b(&item, "data", context)?)?;
+                    found.extend(packed.into_iter().filter(|p| take(p)).map(|p| p.e));
                 }
             }
-            if !found.is_empty() {
-                found.sort();
-                found.dedup();
-                return Ok(found);
+            if found.len() >= enough {
+                break;
             }
         }
-        Ok(Vec::new())
+        Ok(found)
     }
 }
 

@@ -105,6 +105,9 @@ pub async fn create(State(s): State<ConsoleState>, Action { me, form }: Action) 
     if form.get("kind") == "svc" {
         body.insert("role".into(), form.get("role").into());
     }
+    if form.checked("browser") {
+        body.insert("browser".into(), true.into());
+    }
     if let Some(name) = form.opt("name") {
         body.insert("name".into(), name.into());
     }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod cors;
 pub mod destination_form;
 pub mod destinations;
 pub mod events;
@@ -9,6 +10,7 @@ pub mod keys;
 pub mod overview;
 pub mod privacy;
 pub mod settings;
+pub mod sso;
 pub mod users;
 
 /// The wire name of an enum value (`meta_capi`, `delivered`): what the admin API says.
@@ -30,4 +32,10 @@ pub fn role(
         .map_err(|_| {
             crate::console::view::Failure::invalid(field, "must be viewer, editor or admin")
         })
+}
+
+/// The `?done=` of a page loaded after an action (its notice).
+#[derive(Debug, serde::Deserialize)]
+pub struct Done {
+    done: Option<String>,
 }
