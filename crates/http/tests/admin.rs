@@ -40,6 +40,8 @@ use tracklayer_local::{
     SqliteDsrStore, SqliteEventStore,
 };
 
+#[path = "admin/ad_destinations.rs"]
+mod ad_destinations;
 #[path = "admin/cors.rs"]
 mod cors;
 #[path = "admin/delivery_log.rs"]
