@@ -1,4 +1,4 @@
-//! Fake Meta, GA4, TikTok and webhook servers on loopback. They check each connector's wire
+//! Fake Meta, GA4, TikTok, webhook and (in [`ads`]) the newer ad-platform servers on loopback. They check each connector's wire
 //! format, record the event ids of the requests they accept, and inject faults on demand.
 
 use std::collections::HashMap;
@@ -17,6 +17,9 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
+
+mod ads;
+pub use ads::{ad_destinations, SNAPCHAT_TOKEN};
 
 /// What a fake answers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -227,6 +230,7 @@ pub async fn serve(fakes: Arc<Fakes>) -> String {
         .route("/debug/mp/collect", post(ga4))
         .route("/open_api/v1.3/event/track/", post(tiktok))
         .route("/hook/{name}", post(webhook))
+        .merge(ads::routes())
         .with_state(fakes);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();

@@ -334,6 +334,62 @@ pub(crate) fn put(obj: &mut Map<String, Value>, key: &str, value: Option<impl In
     }
 }
 
+/// Adds the client's IP address and user agent as `client_ip_address` and
+/// `client_user_agent`, then the click ids named `click_keys`, each when present (the unhashed
+/// part of Meta's and Snap's `user_data`).
+pub(crate) fn put_client(
+    out: &mut Map<String, Value>,
+    sealed: &tracklayer_core::event::SealedFields,
+    click_keys: &[&str],
+) {
+    put(out, "client_ip_address", clean(sealed.ip.as_deref()));
+    put(
+        out,
+        "client_user_agent",
+        clean(sealed.user_agent.as_deref()),
+    );
+    for key in click_keys {
+        put(
+            out,
+            key,
+            clean(sealed.click_ids.get(*key).map(String::as_str)),
+        );
+    }
+}
+
+/// A vendor API that cannot delete what it received, for [`no_deletion_guidance`].
+pub(crate) struct NoDeletion {
+    /// The API, possessive: `"TikTok's Events API"`.
+    pub api: &'static str,
+    /// The vendor: `"TikTok"`.
+    pub vendor: &'static str,
+    /// What the destination's account is called there: `"pixel"`, `"dataset"`.
+    pub account: &'static str,
+    /// How to ask the vendor: `"Request the deletion through …"`.
+    pub how: &'static str,
+}
+
+/// The erasure receipt's `customer_action` for a vendor whose API cannot delete events.
+pub(crate) fn no_deletion_guidance(
+    v: &NoDeletion,
+    sent: &tracklayer_core::dsr::SentToVendor<'_>,
+) -> String {
+    let NoDeletion {
+        api,
+        vendor,
+        account,
+        how,
+    } = v;
+    format!(
+        "{api} has no endpoint to delete events it received, so TrackLayer could not delete \
+         them at {vendor}. {vendor} received {} events of the subject {} for {account} {}. \
+         {how} and record {vendor}'s answer.",
+        sent.delivered,
+        sent.period,
+        sent.account_or_deleted()
+    )
+}
+
 /// The HTTP-level outcome (2xx delivered; 408, 429, 5xx retry; other statuses permanent).
 ///
 /// `Retry-After` as seconds is always honoured; as an HTTP date it is read against the

@@ -1,6 +1,6 @@
 //! Destination wire formats, one module per vendor: [`meta`] (Meta Conversions API), [`ga4`]
-//! (GA4 Measurement Protocol), [`tiktok`] (TikTok Events API 2.0) and [`webhook`] (Standard
-//! Webhooks), plus [`names`], the mapping from Segment event names to each vendor's standard
+//! (GA4 Measurement Protocol), [`tiktok`] (TikTok Events API 2.0), [`webhook`] (Standard
+//! Webhooks) and [`snapchat`] (Snap Conversions API v3), plus [`names`], the mapping from Segment event names to each vendor's standard
 //! events.
 //!
 //! Pure code: each connector turns opened [`DeliveryItem`](tracklayer_core::event::DeliveryItem)s
@@ -20,6 +20,7 @@ pub mod ga4;
 pub mod meta;
 pub mod names;
 pub mod requirements;
+pub mod snapchat;
 pub mod tiktok;
 pub mod webhook;
 
@@ -32,6 +33,7 @@ static META: meta::MetaCapi = meta::MetaCapi;
 static GA4: ga4::Ga4 = ga4::Ga4;
 static TIKTOK: tiktok::Tiktok = tiktok::Tiktok;
 static WEBHOOK: webhook::Webhook = webhook::Webhook;
+static SNAPCHAT: snapchat::Snapchat = snapchat::Snapchat;
 
 /// The connector of a destination kind.
 pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
@@ -40,6 +42,7 @@ pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
         DestinationKind::Ga4 => &GA4,
         DestinationKind::Tiktok => &TIKTOK,
         DestinationKind::Webhook => &WEBHOOK,
+        DestinationKind::Snapchat => &SNAPCHAT,
     }
 }
 
@@ -51,6 +54,7 @@ pub fn default_base_url(kind: DestinationKind) -> &'static str {
         DestinationKind::Ga4 => "https://www.google-analytics.com",
         DestinationKind::Tiktok => "https://business-api.tiktok.com",
         DestinationKind::Webhook => "",
+        DestinationKind::Snapchat => "https://tr.snapchat.com",
     }
 }
 

@@ -142,20 +142,7 @@ pub(crate) fn user_data(opened: &OpenedItem) -> Map<String, Value> {
             );
         }
     }
-    let s = &opened.sealed;
-    put(&mut out, "client_ip_address", clean(s.ip.as_deref()));
-    put(
-        &mut out,
-        "client_user_agent",
-        clean(s.user_agent.as_deref()),
-    );
-    for key in ["fbp", "fbc"] {
-        put(
-            &mut out,
-            key,
-            clean(s.click_ids.get(key).map(String::as_str)),
-        );
-    }
+    common::put_client(&mut out, &opened.sealed, &["fbp", "fbc"]);
     out
 }
 
@@ -317,15 +304,14 @@ impl Connector for MetaCapi {
     }
 
     fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
-        let (n, period) = (sent.delivered, sent.period);
-        format!(
-            "Meta's Conversions API has no endpoint to delete events it received, so \
-             TrackLayer could not delete them at Meta. Meta received {n} events of the \
-             subject {period} for dataset {}. Submit the deletion through Meta's own \
-             process for Business Tools data (Events Manager / Meta's data-subject \
-             request channel) and record Meta's answer.",
-            sent.account_or_deleted()
-        )
+        let meta = common::NoDeletion {
+            api: "Meta's Conversions API",
+            vendor: "Meta",
+            account: "dataset",
+            how: "Submit the deletion through Meta's own process for Business Tools data \
+                  (Events Manager / Meta's data-subject request channel)",
+        };
+        common::no_deletion_guidance(&meta, sent)
     }
 }
 

@@ -18,7 +18,8 @@
 //! <https://developers.google.com/analytics/devguides/collection/ga4/reference/events>. TikTok
 //! standard events ("About supported standard events", TikTok Ads Manager help, updated
 //! September 2025): <https://ads.tiktok.com/help/article/supported-standard-events>, which
-//! lists `Purchase` where older versions of the page listed `CompletePayment`.
+//! lists `Purchase` where older versions of the page listed `CompletePayment`. The kinds added
+//! later keep their table in their own module (`snapchat::STANDARD_EVENTS`), with its source.
 
 use serde_json::Value;
 use tracklayer_core::destination::{Destination, DestinationKind};
@@ -108,6 +109,15 @@ fn page_view(kind: DestinationKind) -> Option<&'static str> {
         DestinationKind::Ga4 => Some("page_view"),
         DestinationKind::Tiktok => Some("Pageview"),
         DestinationKind::Webhook => None,
+        DestinationKind::Snapchat => Some(crate::snapchat::PAGE_VIEW),
+    }
+}
+
+/// The standard events of the kinds whose table lives in their own module, by Segment name.
+fn vendor_table(kind: DestinationKind) -> Option<&'static [(&'static str, &'static str)]> {
+    match kind {
+        DestinationKind::Snapchat => Some(crate::snapchat::STANDARD_EVENTS),
+        _ => None,
     }
 }
 
@@ -130,6 +140,12 @@ pub fn standard(kind: DestinationKind, item: &DeliveryItem) -> Option<&'static s
         return None;
     }
     let name = item.name.as_deref()?.trim();
+    if let Some(table) = vendor_table(kind) {
+        return table
+            .iter()
+            .find(|(segment, _)| segment.eq_ignore_ascii_case(name))
+            .map(|(_, standard)| *standard);
+    }
     let row = STANDARD
         .iter()
         .find(|r| r.segment.eq_ignore_ascii_case(name))?;
@@ -137,7 +153,7 @@ pub fn standard(kind: DestinationKind, item: &DeliveryItem) -> Option<&'static s
         DestinationKind::MetaCapi => row.meta,
         DestinationKind::Ga4 => row.ga4,
         DestinationKind::Tiktok => row.tiktok,
-        DestinationKind::Webhook => None,
+        DestinationKind::Webhook | DestinationKind::Snapchat => None,
     }
 }
 

@@ -13,6 +13,9 @@
 //! | `ga4` | `ga4_requires_client_id` | it has no `context.client_id` (or `ga_client_id`) and no `anonymousId` |
 //! | `ga4` | `ga4_event_name_invalid` | no valid GA4 event name can be made of its name |
 //!
+//! | `snapchat` | `snapchat_max_age_37_days` | its timestamp is over 37 days old |
+//! | `snapchat` | `snapchat_requires_customer_information` | it has no hashed email or phone and not both IP address and user agent |
+//!
 //! TikTok and webhooks take every event they are routed.
 
 use time::Duration;
@@ -21,7 +24,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::ingest::Unmet;
 
 use crate::common::{self, Commerce};
-use crate::{ga4, meta, names};
+use crate::{ga4, meta, names, snapchat};
 
 /// A broken rule, and whether it is one of age (the event came too late).
 struct Broken {
@@ -58,6 +61,7 @@ fn check(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
     match kind {
         DestinationKind::MetaCapi => meta_rules(target, opened),
         DestinationKind::Ga4 => ga4_rules(target, opened),
+        DestinationKind::Snapchat => snapchat_rules(opened),
         DestinationKind::Tiktok | DestinationKind::Webhook => None,
     }
 }
@@ -69,6 +73,12 @@ fn age_limit(
     match kind {
         DestinationKind::MetaCapi => Some(("meta_max_age_7_days", "Meta", meta::MAX_AGE, "7 days")),
         DestinationKind::Ga4 => Some(("ga4_max_age_72_hours", "GA4", ga4::MAX_AGE, "72 hours")),
+        DestinationKind::Snapchat => Some((
+            "snapchat_max_age_37_days",
+            "Snap",
+            snapchat::MAX_AGE,
+            "37 days",
+        )),
         DestinationKind::Tiktok | DestinationKind::Webhook => None,
     }
 }
@@ -139,4 +149,14 @@ fn ga4_rules(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
         );
     }
     None
+}
+
+fn snapchat_rules(opened: &OpenedItem) -> Option<Broken> {
+    if snapchat::matchable(&snapchat::user_data(opened)) {
+        return None;
+    }
+    broken(
+        "snapchat_requires_customer_information",
+        "Snap needs a hashed email or phone, or both the IP address and the user agent".into(),
+    )
 }

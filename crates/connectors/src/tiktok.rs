@@ -191,13 +191,13 @@ impl Connector for Tiktok {
     }
 
     fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
-        let (n, period) = (sent.delivered, sent.period);
-        format!(
-            "TikTok's Events API has no endpoint to delete events it received, so \
-             TrackLayer could not delete them at TikTok. TikTok received {n} events of \
-             the subject {period} for pixel {}. Request the deletion through TikTok for \
-             Business (privacy / data-subject request channel) and record TikTok's answer.",
-            sent.account_or_deleted()
-        )
+        let tiktok = common::NoDeletion {
+            api: "TikTok's Events API",
+            vendor: "TikTok",
+            account: "pixel",
+            how: "Request the deletion through TikTok for Business (privacy / data-subject \
+                  request channel)",
+        };
+        common::no_deletion_guidance(&tiktok, sent)
     }
 }

@@ -18,6 +18,9 @@ use tracklayer_core::event::{DeliveryItem, EventType, SealedFields};
 use tracklayer_core::identity::Field;
 use tracklayer_core::workspace::{Region, WorkspaceId};
 
+#[path = "connectors/snapchat.rs"]
+mod snapchat;
+
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
 
@@ -81,6 +84,10 @@ fn vendor(kind: DestinationKind) -> (Destination, Value) {
         DestinationKind::Webhook => (
             json!({"url": "https://hooks.example/tracklayer"}),
             json!({ "signing_secret": SPEC_SECRET }),
+        ),
+        DestinationKind::Snapchat => (
+            json!({"pixel_id": "6d2e7a31-snap-pixel"}),
+            json!({"access_token": "snap-token"}),
         ),
     };
     (destination(kind, config), secrets)
@@ -212,6 +219,7 @@ fn debug_output_of_requests_never_shows_tokens_or_secrets() {
         ),
         (DestinationKind::Ga4, vec!["sec ret", "sec%20ret"]),
         (DestinationKind::Tiktok, vec!["tt-token"]),
+        (DestinationKind::Snapchat, vec!["snap-token"]),
         (
             DestinationKind::Webhook,
             vec!["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "v1,"], // pragma: allowlist secret
@@ -554,12 +562,7 @@ fn meta_custom_data_and_event_source_url_carry_no_raw_email_or_phone() {
 
 #[test]
 fn no_connector_sends_a_url_with_identifying_parameters() {
-    let cases = [
-        vendor(DestinationKind::MetaCapi),
-        vendor(DestinationKind::Ga4),
-        vendor(DestinationKind::Tiktok),
-        vendor(DestinationKind::Webhook),
-    ];
+    let cases = DestinationKind::ALL.map(vendor);
     for (d, s) in &cases {
         let mut o = review_item();
         if d.kind == DestinationKind::Ga4 {
@@ -1346,11 +1349,8 @@ fn hostile_items() -> Vec<OpenedItem> {
 
 #[test]
 fn hostile_items_never_make_a_connector_panic() {
-    let cases = [
-        vendor(DestinationKind::MetaCapi),
-        vendor(DestinationKind::Ga4),
-        vendor(DestinationKind::Tiktok),
-        vendor(DestinationKind::Webhook),
+    let mut cases = DestinationKind::ALL.map(vendor).to_vec();
+    cases.extend([
         (
             destination(DestinationKind::MetaCapi, json!(null)),
             json!(null),
@@ -1363,7 +1363,7 @@ fn hostile_items_never_make_a_connector_panic() {
             ),
             json!({"signing_secret": 7}),
         ),
-    ];
+    ]);
     let items = hostile_items();
     for (d, s) in &cases {
         let t = target(d, s);
@@ -1382,12 +1382,7 @@ fn hostile_items_never_make_a_connector_panic() {
 
 #[test]
 fn hostile_items_leave_no_unhashed_identifier_in_any_request() {
-    let cases = [
-        vendor(DestinationKind::MetaCapi),
-        vendor(DestinationKind::Ga4),
-        vendor(DestinationKind::Tiktok),
-        vendor(DestinationKind::Webhook),
-    ];
+    let cases = DestinationKind::ALL.map(vendor);
     for (d, s) in &cases {
         let t = target(d, s);
         for item in hostile_items() {

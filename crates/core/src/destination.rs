@@ -15,6 +15,7 @@ use crate::name::Name;
 use crate::workspace::WorkspaceId;
 
 pub mod secret_opener;
+mod vendor_rules;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -23,10 +24,18 @@ pub enum DestinationKind {
     Ga4,
     Tiktok,
     Webhook,
+    /// Snap Conversions API v3.
+    Snapchat,
 }
 
 impl DestinationKind {
-    pub const ALL: [DestinationKind; 4] = [Self::MetaCapi, Self::Ga4, Self::Tiktok, Self::Webhook];
+    pub const ALL: [DestinationKind; 5] = [
+        Self::MetaCapi,
+        Self::Ga4,
+        Self::Tiktok,
+        Self::Webhook,
+        Self::Snapchat,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -34,6 +43,7 @@ impl DestinationKind {
             Self::Ga4 => "ga4",
             Self::Tiktok => "tiktok",
             Self::Webhook => "webhook",
+            Self::Snapchat => "snapchat",
         }
     }
 
@@ -45,13 +55,14 @@ impl DestinationKind {
             Self::MetaCapi | Self::Webhook => Profile::Meta,
             Self::Ga4 => Profile::Google,
             Self::Tiktok => Profile::TikTok,
+            Self::Snapchat => Profile::Snapchat,
         }
     }
 
     /// The consent purposes a destination of this kind needs unless configured otherwise.
     pub fn default_purposes(self) -> Vec<Purpose> {
         match self {
-            Self::MetaCapi | Self::Tiktok => vec![Purpose::advertising()],
+            Self::MetaCapi | Self::Tiktok | Self::Snapchat => vec![Purpose::advertising()],
             Self::Ga4 => vec![Purpose::analytics()],
             Self::Webhook => Vec::new(),
         }
@@ -64,6 +75,7 @@ impl DestinationKind {
             Self::Ga4 => (&["measurement_id"], &["api_secret"]),
             Self::Tiktok => (&["pixel_code"], &["access_token"]),
             Self::Webhook => (&["url"], &["signing_secret"]),
+            Self::Snapchat => (&["pixel_id"], &["access_token"]),
         }
     }
 
@@ -76,6 +88,7 @@ impl DestinationKind {
             Self::Ga4 => &["measurement_id"],
             Self::Tiktok => &["pixel_code"],
             Self::Webhook => &["url"],
+            Self::Snapchat => &["pixel_id"],
         }
     }
 
@@ -100,6 +113,7 @@ impl DestinationKind {
                 &["access_token"],
             ),
             Self::Webhook => (&["url", "batch_size", "event_names"], &["signing_secret"]),
+            Self::Snapchat => (&["pixel_id", "event_names"], &["access_token"]),
         }
     }
 }
@@ -117,7 +131,8 @@ impl FromStr for DestinationKind {
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
-                DestinationError::new("kind", "must be one of meta_capi, ga4, tiktok, webhook")
+                let kinds: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                DestinationError::new("kind", format!("must be one of {}", kinds.join(", ")))
             })
     }
 }
@@ -309,6 +324,7 @@ impl DestinationSpec {
                 }
             }
             DestinationKind::Tiktok => {}
+            DestinationKind::Snapchat => vendor_rules::validate(self)?,
             DestinationKind::Webhook => {
                 if let Some(size) = self.config.get("batch_size") {
                     let ok = size.as_u64().is_some_and(|n| (1..=1000).contains(&n));
@@ -334,7 +350,7 @@ impl DestinationSpec {
                 if self.endpoint.is_some() {
                     return Err(DestinationError::new(
                         "endpoint",
-                        "webhooks send to config.url; the endpoint override is for meta_capi, ga4 and tiktok (set it to null)",
+                        "webhooks send to config.url; the endpoint override is for the vendor kinds (set it to null)",
                     ));
                 }
             }

@@ -40,6 +40,8 @@ use tracklayer_local::{
     SqliteDsrStore, SqliteEventStore,
 };
 
+#[path = "admin/ad_destinations.rs"]
+mod ad_destinations;
 #[path = "admin/bot_filter.rs"]
 mod bot_filter;
 #[path = "admin/cors.rs"]

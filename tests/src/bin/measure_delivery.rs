@@ -19,6 +19,16 @@ const SINKS: [(&str, usize); 4] = [
     ("webhook:main", 100),
 ];
 
+/// Every measured destination: the first four, then the ad platforms of
+/// [`fake::ad_destinations`] with their documented batch limits.
+fn sinks() -> Vec<(&'static str, usize)> {
+    let ads = fake::ad_destinations("");
+    SINKS
+        .into_iter()
+        .chain(ads.into_iter().map(|(sink, _, limit)| (sink, limit)))
+        .collect()
+}
+
 async fn run(
     events: usize,
     latency: Duration,
@@ -30,6 +40,9 @@ async fn run(
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("data");
     let keys = init(&dir, "us")?;
+    let ads = fake::ad_destinations(&base)
+        .into_iter()
+        .map(|(_, def, _)| def);
     for def in [
         json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
             "config": {"pixel_id": "1", "api_version": "v21.0"}, "secrets": {"access_token": "EAAGmeasure"}}),
@@ -39,7 +52,10 @@ async fn run(
             "config": {"pixel_code": "CMEASURE"}, "secrets": {"access_token": "tiktokmeasure"}}),
         json!({"name": "Hook", "kind": "webhook", "config": {"url": format!("{base}/hook/main")},
             "secrets": {"signing_secret": WEBHOOK_SECRET}}),
-    ] {
+    ]
+    .into_iter()
+    .chain(ads)
+    {
         tracklayer(&[
             "destinations",
             "add",
@@ -58,14 +74,16 @@ async fn run(
     let started = Instant::now();
     post_purchases(&server.url, &keys.write_key, "ms", events).await;
     wait_until(Duration::from_secs(600), "delivery", || {
-        SINKS.iter().all(|(s, _)| fakes.received(s).len() >= events)
+        sinks()
+            .iter()
+            .all(|(s, _)| fakes.received(s).len() >= events)
     })
     .await;
     let took = started.elapsed();
     server.stop()?;
     Ok((
         took,
-        SINKS
+        sinks()
             .iter()
             .map(|(s, _)| ((*s).to_owned(), fakes.requests(s).0))
             .collect(),
@@ -80,12 +98,16 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|n| n.parse().ok())
         .unwrap_or(10_000);
 
-    println!("# Delivery measurement: {events} purchase events, 4 destinations, release build");
+    println!(
+        "# Delivery measurement: {events} purchase events, {} destinations, release build",
+        sinks().len()
+    );
     let (_, default_window) = run(events, Duration::ZERO, 250).await?;
     let (_, one_second) = run(events, Duration::ZERO, 1000).await?;
     println!("\n| destination | batch limit | requests per 1,000 events (250 ms window, default) | (1 s window) | minimum |");
     println!("|---|---|---|---|---|");
-    for (((sink, limit), (_, a)), (_, b)) in SINKS.iter().zip(&default_window).zip(&one_second) {
+    let measured = sinks();
+    for (((sink, limit), (_, a)), (_, b)) in measured.iter().zip(&default_window).zip(&one_second) {
         let per_k = |sent: u64| sent as f64 * 1000.0 / events as f64;
         let min = (1000f64 / *limit as f64).ceil();
         println!(
@@ -98,11 +120,12 @@ async fn main() -> anyhow::Result<()> {
     let (took, _) = run(events, Duration::from_millis(20), 250).await?;
     let rate = events as f64 / took.as_secs_f64();
     println!(
-        "\nWith every destination answering in 20 ms: {events} events reached all 4 destinations \
+        "\nWith every destination answering in 20 ms: {events} events reached all {} destinations \
          in {:.2} s = {rate:.0} events/s per destination ({:.0} deliveries/s in all), \
          ingest included.",
+        sinks().len(),
         took.as_secs_f64(),
-        rate * 4.0
+        rate * sinks().len() as f64
     );
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! Delivery end to end: `tracklayer serve` → fake Meta, GA4, TikTok and webhook servers on
-//! loopback, with faults injected.
+//! Delivery end to end: `tracklayer serve` → fake Meta, GA4, TikTok, webhook and the newer
+//! ad-platform servers (`fake::ad_destinations`) on loopback, with faults injected.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -57,8 +57,12 @@ fn add_four(dir: &Path, base: &str) -> HashMap<&'static str, String> {
                    "secrets": {"signing_secret": WEBHOOK_SECRET}}),
         ),
     ];
+    let ads = fake::ad_destinations(base)
+        .into_iter()
+        .map(|(sink, def, _)| (sink, def));
     definitions
         .into_iter()
+        .chain(ads)
         .map(|(sink, definition)| (sink, add(dir, definition)))
         .collect()
 }
@@ -88,8 +92,12 @@ async fn ten_thousand_events_reach_every_destination_exactly_once_despite_30_per
     // slow" answers (3 s) stay above it.
     fakes.set_slow(Duration::from_millis(3000));
     let base = fake::serve(fakes.clone()).await;
-    let sinks = ["meta_capi", "ga4", "tiktok", "webhook:main"];
-    for sink in sinks {
+    let ads = fake::ad_destinations(&base);
+    let sinks: Vec<&str> = ["meta_capi", "ga4", "tiktok", "webhook:main"]
+        .into_iter()
+        .chain(ads.iter().map(|(sink, _, _)| *sink))
+        .collect();
+    for &sink in &sinks {
         fakes.set_mode(sink, Mode::Flaky(0.3));
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -120,7 +128,7 @@ async fn ten_thousand_events_reach_every_destination_exactly_once_despite_30_per
         "{:?}",
         fakes.format_errors()
     );
-    for sink in sinks {
+    for &sink in &sinks {
         let got = fakes.received(sink);
         assert_eq!(got.len(), n, "{sink}: every event");
         let dups: Vec<_> = got.iter().filter(|(_, c)| **c > 1).collect();

@@ -34,7 +34,7 @@ pub(crate) fn rule(field: Field) -> Rule {
 /// `em`: lowercased, trimmed, and refused unless it looks like an address.
 /// Source: `emailUtil.js` (`getNormalizedEmail`, `EMAIL_RE`); CIP `em` ("Trim any leading
 /// and trailing spaces. Convert all characters to lowercase.").
-fn email(raw: &str, _: Hints<'_>) -> Outcome {
+pub(super) fn email(raw: &str, _: Hints<'_>) -> Outcome {
     email_trim_lower(raw)
 }
 
@@ -44,7 +44,7 @@ fn email(raw: &str, _: Hints<'_>) -> Outcome {
 /// code"). Beyond the library: a national number gets the calling code of `hints.country`
 /// (CIP: "Always include the country code"), an extension is cut off, and fewer than 7 or
 /// more than 15 digits are refused (E.164).
-fn phone(raw: &str, hints: Hints<'_>) -> Outcome {
+pub(super) fn phone(raw: &str, hints: Hints<'_>) -> Outcome {
     e164_digits(raw, hints)
 }
 
@@ -55,7 +55,7 @@ fn phone(raw: &str, hints: Hints<'_>) -> Outcome {
 /// special characters, the text must be encoded in UTF-8 format"; examples `Mary` → `mary`,
 /// `정` → `정`, `Valéry` → `valéry`). Beyond the library: NFC, so a decomposed `é` hashes like
 /// the precomposed one in CIP's example.
-fn name(raw: &str, _: Hints<'_>) -> Outcome {
+pub(super) fn name(raw: &str, _: Hints<'_>) -> Outcome {
     non_empty(
         strip_whitespace_and_punctuation(&lower_nfc(raw)),
         "no letters",

@@ -4,7 +4,7 @@
 //! before it was SHA-256 hashed, and their ways differ: Meta wants a phone number without
 //! `+` and Google with it, Google folds Gmail addresses, Meta reads dates of birth in many
 //! orders, Google wants some address fields unhashed. So each profile has its own table of
-//! rules ([`meta`], [`google`], [`tiktok`]), every rule citing the vendor source it follows.
+//! rules ([`meta`], [`google`], [`tiktok`], [`snapchat`]), every rule citing the vendor source it follows.
 //!
 //! [`prepare`] turns one raw value into what may leave for a destination: a lowercase hex
 //! SHA-256 digest ([`Prepared::Hashed`]), or, for the Google address fields that Google wants
@@ -22,6 +22,7 @@ mod cases;
 mod common;
 mod google;
 mod meta;
+mod snapchat;
 mod tables;
 mod tiktok;
 
@@ -42,6 +43,8 @@ pub enum Profile {
     /// TikTok Events API `user`. Serialized `"tiktok"`, like the destination kind.
     #[serde(rename = "tiktok")]
     TikTok,
+    /// Snap Conversions API v3 `user_data`.
+    Snapchat,
 }
 
 /// A customer identifier.
@@ -189,6 +192,7 @@ fn rule(profile: Profile, field: Field) -> Rule {
         Profile::Meta => meta::rule(field),
         Profile::Google => google::rule(field),
         Profile::TikTok => tiktok::rule(field),
+        Profile::Snapchat => snapchat::rule(field),
     }
 }
 
@@ -327,7 +331,12 @@ mod tests {
         );
     }
 
-    const ALL_PROFILES: [Profile; 3] = [Profile::Meta, Profile::Google, Profile::TikTok];
+    const ALL_PROFILES: [Profile; 4] = [
+        Profile::Meta,
+        Profile::Google,
+        Profile::TikTok,
+        Profile::Snapchat,
+    ];
     const ALL_FIELDS: [Field; 11] = Field::ALL;
 
     #[test]

@@ -154,6 +154,7 @@ impl RawIdentifiers {
                 out.click_ids.insert((*name).to_owned(), v);
             }
         }
+        super::ad_click_ids::collect(context, properties, &mut out.click_ids);
         out
     }
 }

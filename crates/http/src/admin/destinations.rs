@@ -160,7 +160,8 @@ fn secrets(v: BTreeMap<String, String>) -> Value {
 /// `access_token` (+ `app_secret`); `ga4` config `measurement_id` (+ `validate`,
 /// `event_names`), secrets `api_secret`; `tiktok` config `pixel_code` (+ `test_event_code`,
 /// `event_names`), secrets `access_token`; `webhook` config `url` (+ `batch_size`,
-/// `event_names`), secrets `signing_secret` (`whsec_` and base64 key bytes). Webhooks take no
+/// `event_names`), secrets `signing_secret` (`whsec_` and base64 key bytes); `snapchat` config
+/// `pixel_id` (+ `event_names`), secrets `access_token`. Webhooks take no
 /// `endpoint`: they send to `config.url`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -173,7 +174,7 @@ pub struct NewDestination {
     /// Write-only: stored encrypted, never returned.
     #[serde(default)]
     pub secrets: Option<BTreeMap<String, String>>,
-    /// Defaults to the kind's purposes (`advertising` for Meta and TikTok, `analytics` for GA4).
+    /// Defaults to the kind's purposes (`advertising` for the ad platforms, `analytics` for GA4).
     #[serde(default)]
     pub consent_purposes: Option<Vec<PurposeName>>,
     #[serde(default)]

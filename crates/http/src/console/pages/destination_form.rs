@@ -25,10 +25,21 @@ pub struct Input {
 }
 
 /// (key, label, hint, required)
-type Spec = (&'static str, &'static str, &'static str, bool);
+pub type Spec = (&'static str, &'static str, &'static str, bool);
+
+/// A kind's form: (wire name, label, config inputs, secret inputs).
+pub type KindForm = (&'static str, &'static str, &'static [Spec], &'static [Spec]);
+
+/// Every kind the console offers: [`KINDS`], then the ad-platform kinds of
+/// [`super::destination_kinds`].
+pub fn all_kinds() -> impl Iterator<Item = &'static KindForm> {
+    KINDS
+        .iter()
+        .chain(super::destination_kinds::AD_KINDS.iter())
+}
 
 /// The kinds, as offered by the console: (wire name, label, config inputs, secret inputs).
-pub const KINDS: [(&str, &str, &[Spec], &[Spec]); 4] = [
+pub const KINDS: [KindForm; 4] = [
     (
         "meta_capi",
         "Meta Conversions API",
@@ -73,8 +84,7 @@ pub const KINDS: [(&str, &str, &[Spec], &[Spec]); 4] = [
 
 /// The label of a kind.
 pub fn kind_label(kind: &str) -> &'static str {
-    KINDS
-        .iter()
+    all_kinds()
         .find(|k| k.0 == kind)
         .map_or("Destination", |k| k.1)
 }
@@ -86,7 +96,7 @@ pub fn inputs(
     posted: Option<&Fields>,
     routing: &[&str],
 ) -> Vec<Input> {
-    let Some((_, _, config, secrets)) = KINDS.iter().find(|k| k.0 == kind) else {
+    let Some((_, _, config, secrets)) = all_kinds().find(|k| k.0 == kind) else {
         return Vec::new();
     };
     let config = config.iter().map(|s| (s, false));

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use tracklayer_core::ports::{DeliveryQuery, DeliveryStatusKind};
 
-use super::destination_form::{self as form, Input, KINDS};
+use super::destination_form::{self as form, all_kinds, Input};
 use super::label;
 use crate::admin::delivery_log::Delivery;
 use crate::admin::destinations::{Destination, DestinationPatch, NewDestination, TestResult};
@@ -66,12 +66,7 @@ pub async fn list(State(s): State<ConsoleState>, me: Me, Query(q): Query<Done>) 
 }
 
 fn listed(d: Destination) -> Listed {
-    let key = match label(&d.kind).as_str() {
-        "meta_capi" => "pixel_id",
-        "ga4" => "measurement_id",
-        "tiktok" => "pixel_code",
-        _ => "url",
-    };
+    let key = kind_routing(&label(&d.kind))[0];
     Listed {
         kind: form::kind_label(&label(&d.kind)),
         target: d
@@ -141,7 +136,7 @@ impl Detail {
                 .unwrap_or_default(),
             kind_label: form::kind_label(kind),
             kind: kind.to_owned(),
-            kinds: KINDS.iter().map(|k| (k.0, k.1)).collect(),
+            kinds: all_kinds().map(|k| (k.0, k.1)).collect(),
             inputs,
             purposes: PURPOSES
                 .iter()
@@ -183,21 +178,17 @@ impl Detail {
     }
 }
 
+/// The kind's routing settings, as the core states them (`url` for an unknown kind).
 fn kind_routing(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "meta_capi" => &["pixel_id"],
-        "ga4" => &["measurement_id"],
-        "tiktok" => &["pixel_code"],
-        _ => &["url"],
-    }
+    kind.parse::<tracklayer_core::destination::DestinationKind>()
+        .map_or(&["url"], |k| k.routing_config())
 }
 
+/// The kind's default consent purposes, as the core states them.
 fn default_purposes(kind: &str) -> Vec<String> {
-    match kind {
-        "meta_capi" | "tiktok" => vec!["advertising".into()],
-        "ga4" => vec!["analytics".into()],
-        _ => Vec::new(),
-    }
+    kind.parse::<tracklayer_core::destination::DestinationKind>()
+        .map(|k| k.default_purposes().iter().map(label).collect())
+        .unwrap_or_default()
 }
 
 fn filter_text(e: &crate::admin::destinations::EventFilter) -> (String, String) {
@@ -218,7 +209,7 @@ fn filter_text(e: &crate::admin::destinations::EventFilter) -> (String, String) 
 /// `GET /destinations/new?kind=…`.
 pub async fn new_form(me: Me, Query(q): Query<Done>) -> Response {
     let kind = q.kind.unwrap_or_else(|| "webhook".into());
-    if !KINDS.iter().any(|k| k.0 == kind) {
+    if !all_kinds().any(|k| k.0 == kind) {
         return Failure::not_found("destination kind").page();
     }
     page(&Detail::new(&me, &kind, None, None))

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod cors;
 pub mod destination_form;
+pub mod destination_kinds;
 pub mod destinations;
 pub mod events;
 pub mod keys;

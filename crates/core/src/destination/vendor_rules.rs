@@ -1,0 +1,90 @@
+//! Configure-time rules of the ad-platform kinds added after the first four (Snapchat, ...):
+//! what their `config` values must look like so that a destination that validates can be sent
+//! to. Each rule names the field at fault; [`DestinationSpec::validate`] runs the shared
+//! checks (required and known keys) first.
+
+use serde_json::Value;
+
+use super::{DestinationError, DestinationKind, DestinationSpec};
+
+/// The kind-specific rules of `spec`.
+pub(super) fn validate(spec: &DestinationSpec) -> Result<(), DestinationError> {
+    let cfg = |k: &str| spec.config.get(k).and_then(Value::as_str).unwrap_or("");
+    match spec.kind {
+        DestinationKind::Snapchat => path_id("config.pixel_id", cfg("pixel_id")),
+        _ => Ok(()),
+    }
+}
+
+/// An id that goes into a request path (`/v3/{pixel_id}/events`): letters, digits, `-` and
+/// `_`, at most 64 characters, so that no value can reach another path or host.
+fn path_id(field: &str, value: &str) -> Result<(), DestinationError> {
+    let ok = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(DestinationError::new(
+            field,
+            "must be 1 to 64 letters, digits, '-' or '_'",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::DestinationSpec;
+
+    fn snapchat(config: serde_json::Value, secrets: serde_json::Value) -> DestinationSpec {
+        serde_json::from_value(json!({"name": "Snap", "kind": "snapchat",
+            "config": config, "secrets": secrets}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_snapchat_destination_needs_a_pixel_id_and_an_access_token() {
+        let ok = snapchat(
+            json!({"pixel_id": "67d34640-b7a4-4b43-9d1d-1a2b3c4d5e6f"}),
+            json!({"access_token": "snap-token"}),
+        );
+        ok.validate().unwrap();
+        let no_token = snapchat(json!({"pixel_id": "p1"}), json!({}));
+        assert_eq!(
+            no_token.validate().unwrap_err().field,
+            "secrets.access_token"
+        );
+        let no_pixel = snapchat(json!({}), json!({"access_token": "t"}));
+        assert_eq!(no_pixel.validate().unwrap_err().field, "config.pixel_id");
+    }
+
+    #[test]
+    fn a_snapchat_pixel_id_cannot_reach_another_path_or_host() {
+        for bad in [
+            "../v2/conversion",
+            "p1/events?x=",
+            "p 1",
+            "p1@evil.example",
+            "p%2F1",
+        ] {
+            let spec = snapchat(json!({"pixel_id": bad}), json!({"access_token": "t"}));
+            assert_eq!(
+                spec.validate().unwrap_err().field,
+                "config.pixel_id",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_snapchat_destination_refuses_unknown_settings_naming_them() {
+        let spec = snapchat(
+            json!({"pixel_id": "p1", "test_event_code": "T1"}),
+            json!({"access_token": "t"}),
+        );
+        assert_eq!(spec.validate().unwrap_err().field, "config.test_event_code");
+    }
+}

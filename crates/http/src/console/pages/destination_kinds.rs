@@ -1,0 +1,50 @@
+//! The destination form's inputs of the ad-platform kinds added with issue 15 (Snapchat, ...):
+//! labels and hints only, like [`super::destination_form::KINDS`]; every rule is the core's.
+
+use super::destination_form::KindForm;
+
+/// The kinds, as offered by the console after the first four.
+pub const AD_KINDS: [KindForm; 1] = [(
+    "snapchat",
+    "Snap Conversions API",
+    &[(
+        "pixel_id",
+        "Pixel ID",
+        "The Snap Pixel ID, from Snap Events Manager",
+        true,
+    )],
+    &[(
+        "access_token",
+        "Access token",
+        "A Conversions API token, generated in Snap Business Manager",
+        true,
+    )],
+)];
+
+#[cfg(test)]
+mod tests {
+    use tracklayer_core::destination::DestinationKind;
+
+    use super::super::destination_form::{all_kinds, inputs};
+
+    #[test]
+    fn every_destination_kind_has_a_console_form_with_its_routing_settings() {
+        for kind in DestinationKind::ALL {
+            let form = all_kinds().find(|k| k.0 == kind.as_str());
+            let (_, _, config, _) = form.unwrap_or_else(|| panic!("{kind}: no console form"));
+            for key in kind.routing_config() {
+                assert!(config.iter().any(|s| s.0 == *key), "{kind}: no {key} input");
+            }
+        }
+    }
+
+    #[test]
+    fn the_snapchat_form_asks_for_the_pixel_id_and_a_write_only_token() {
+        let got = inputs("snapchat", None, None, &["pixel_id"]);
+        let names: Vec<&str> = got.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["config.pixel_id", "secrets.access_token"]);
+        let token = &got[1];
+        assert!(token.secret && token.required && token.value.is_empty());
+        assert!(got[0].routing);
+    }
+}
