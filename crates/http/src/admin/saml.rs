@@ -51,9 +51,15 @@ pub struct SamlConnectionBody {
     /// Accept IdP-initiated (unsolicited) responses. Off by default.
     #[serde(default)]
     pub idp_initiated: bool,
-    /// Refuse password sign-in and reset for users of the managed domains.
+    /// Refuse password sign-in, password reset and sign-in links for users of the managed
+    /// domains (they are told to sign in through SSO).
     #[serde(default)]
     pub enforce_sso: bool,
+    /// The one admin (`usr_…`) who keeps password sign-in while SSO is enforced, for when the
+    /// IdP fails; every use is audited as `sso.break_glass`. Absent: nobody.
+    #[serde(default)]
+    #[schema(example = "usr_owner")]
+    pub break_glass_user: Option<String>,
 }
 
 impl SamlConnectionBody {
@@ -75,6 +81,7 @@ impl SamlConnectionBody {
                 .collect(),
             idp_initiated: self.idp_initiated,
             enforce_sso: self.enforce_sso,
+            break_glass_user: self.break_glass_user,
         }
     }
 }
@@ -92,6 +99,7 @@ pub struct SamlConnection {
     pub role_rules: Vec<RoleRule>,
     pub idp_initiated: bool,
     pub enforce_sso: bool,
+    pub break_glass_user: Option<String>,
     #[serde(serialize_with = "rfc3339")]
     pub updated_at: OffsetDateTime,
     /// Our entity id (audience), to paste into the IdP.
@@ -125,6 +133,7 @@ impl SamlConnection {
                 .collect(),
             idp_initiated: c.idp_initiated,
             enforce_sso: c.enforce_sso,
+            break_glass_user: c.break_glass_user.map(|u| u.to_string()),
             updated_at: c.updated_at,
         }
     }
@@ -148,7 +157,7 @@ pub async fn get_saml(Call(s, p): Call) -> Answer<SamlConnection> {
     responses(
         (status = 200, description = "The connection and the values for the IdP", body = SamlConnection),
         (status = 403, description = "Only admins configure single sign-on", body = dto::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid: a certificate that does not parse or is not RSA ≥ 2048, a non-https SSO URL, a bad domain (`field` names it)", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid: a certificate that does not parse or is not RSA ≥ 2048, a non-https SSO URL, a bad domain, a break-glass user who is not an admin (`field` names it)", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn put_saml(
     Call(s, p): Call,
