@@ -18,6 +18,7 @@ mod saml_login;
 mod security;
 mod sessions;
 mod sign_in;
+mod sso_enforcement;
 pub mod test_event;
 mod users;
 mod workspace;
@@ -110,6 +111,11 @@ pub enum AdminError {
     /// A one-time link is unknown, used or expired.
     #[error("this link is not valid: it was used already or it expired")]
     LinkInvalid,
+    /// The workspace enforces SAML single sign-on for this account's email domain: no
+    /// password, reset or link; `sign_in_path` starts the SSO sign-in. Only someone who
+    /// proved they hold the account (its password or a mailed link) is told.
+    #[error("this account signs in through single sign-on (SAML): continue at {sign_in_path}")]
+    SsoRequired { sign_in_path: String },
 }
 
 impl AdminError {

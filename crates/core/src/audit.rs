@@ -102,6 +102,9 @@ pub enum AuditAction {
     SsoSamlSignIn,
     /// `sso.saml.refused`: a SAML response was refused, with its reason code.
     SsoSamlRefused,
+    /// `sso.break_glass`: the break-glass admin used a password, a reset or a link while SSO
+    /// is enforced for their domain.
+    SsoBreakGlass,
 }
 
 impl AuditAction {
@@ -140,6 +143,7 @@ impl AuditAction {
         Self::SsoSamlDelete,
         Self::SsoSamlSignIn,
         Self::SsoSamlRefused,
+        Self::SsoBreakGlass,
     ];
 
     /// The name stored in the entry.
@@ -178,6 +182,7 @@ impl AuditAction {
             Self::SsoSamlDelete => "sso.saml.delete",
             Self::SsoSamlSignIn => "sso.saml.sign_in",
             Self::SsoSamlRefused => "sso.saml.refused",
+            Self::SsoBreakGlass => "sso.break_glass",
         }
     }
 }

@@ -8,6 +8,7 @@ mod store;
 
 pub(crate) use connection::service_provider;
 pub use connection::{
-    acs_url, entity_id, RoleRule, SamlConnection, SamlSettings, MAX_MANAGED_DOMAINS, MAX_ROLE_RULES,
+    acs_url, entity_id, mail_domain, RoleRule, SamlConnection, SamlSettings, MAX_MANAGED_DOMAINS,
+    MAX_ROLE_RULES,
 };
 pub use store::{SamlStore, REQUEST_TTL};

@@ -28,6 +28,7 @@ fn audit_summary(c: &SamlConnection) -> serde_json::Value {
         "role_rules": c.role_rules.len(),
         "idp_initiated": c.idp_initiated,
         "enforce_sso": c.enforce_sso,
+        "break_glass_user": c.break_glass_user,
     })
 }
 
@@ -53,6 +54,8 @@ impl AdminService {
         require(p, Role::Admin, "configure SAML single sign-on")?;
         self.open_ws(p).await?;
         let connection = SamlConnection::parse(&p.workspace_id, settings, self.now())?;
+        self.check_break_glass_user(&p.workspace_id, connection.break_glass_user.as_ref())
+            .await?;
         self.ports.control.put_saml_connection(&connection).await?;
         self.audit(
             p,

@@ -69,6 +69,7 @@ impl AdminService {
             .sessions
             .clear_failures(&account, window_start(now))
             .await?;
+        self.require_local_sign_in(&user, "password").await?;
         self.start_session(&user, &client, "password").await
     }
 
@@ -131,6 +132,7 @@ impl AdminService {
         source: impl Into<Client>,
     ) -> AdminResult<SignedIn> {
         let user = self.redeem(token, LinkKind::SignIn).await?;
+        self.require_local_sign_in(&user, "sign_in_link").await?;
         self.start_session(&user, &source.into(), "sign_in_link")
             .await
     }
@@ -146,6 +148,8 @@ impl AdminService {
         source: impl Into<Client>,
     ) -> AdminResult<SignedIn> {
         let console = self.console_session(token).await?;
+        self.require_local_sign_in(&console.user, "password_change")
+            .await?;
         let password = new_password(password)?;
         let login = LoginKey::of(&console.user.email);
         if let Some(existing) = self.ports.sessions.credential(&login).await? {
@@ -202,6 +206,9 @@ impl AdminService {
         else {
             return Ok(());
         };
+        if self.mailed_sso_instead_of_reset(&user).await? {
+            return Ok(());
+        }
         let link = self.issue_link(LinkKind::PasswordReset, &user).await?;
         let text = format!(
             "Someone (from {}) asked to reset the password of your TrackLayer account.\n\n\
@@ -224,6 +231,7 @@ impl AdminService {
     ) -> AdminResult<SignedIn> {
         let password = new_password(password)?;
         let user = self.redeem(token, kind).await?;
+        self.require_local_sign_in(&user, kind.as_str()).await?;
         self.set_credential(&user, &password, kind.as_str()).await?;
         self.start_session(&user, &client, kind.as_str()).await
     }
@@ -383,7 +391,7 @@ impl AdminService {
             .ok_or(AdminError::NotFound("workspace"))
     }
 
-    async fn mail(&self, user: &User, subject: &str, text: String) -> AdminResult<()> {
+    pub(super) async fn mail(&self, user: &User, subject: &str, text: String) -> AdminResult<()> {
         self.ports
             .mailer
             .send(&Mail {

@@ -10,6 +10,7 @@ use tracklayer_saml::{
 use crate::admin::AdminError;
 use crate::email::Email;
 use crate::keys::Role;
+use crate::user_id::UserId;
 use crate::workspace::WorkspaceId;
 
 /// At most this many managed email domains per workspace.
@@ -50,6 +51,10 @@ pub struct SamlSettings {
     pub role_rules: Vec<RoleRule>,
     pub idp_initiated: bool,
     pub enforce_sso: bool,
+    /// The one local admin who keeps password sign-in while SSO is enforced (break-glass):
+    /// checked to be an admin of the workspace when put and again on every use, which is
+    /// audited as `sso.break_glass`. A user id (`usr_…`).
+    pub break_glass_user: Option<String>,
 }
 
 /// A validated SAML connection, stored as one document per workspace.
@@ -69,6 +74,9 @@ pub struct SamlConnection {
     pub idp_initiated: bool,
     /// Password sign-in and reset are refused for users of the managed domains.
     pub enforce_sso: bool,
+    /// The break-glass admin (see [`SamlSettings::break_glass_user`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass_user: Option<UserId>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
@@ -100,8 +108,19 @@ fn https_url(field: &str, value: &str) -> Result<String, AdminError> {
     Ok(value)
 }
 
+/// The domain of a mailbox, as DNS and mail servers see it: what follows the last `@`,
+/// mapped by UTS #46 (case, full-width forms, Unicode to punycode), without the root's
+/// trailing dot. `None` if there is no `@` or the domain is not a valid IDNA name.
+pub fn mail_domain(email: &str) -> Option<String> {
+    let (_, domain) = email.rsplit_once('@')?;
+    let ascii = idna::domain_to_ascii_strict(domain.strip_suffix('.').unwrap_or(domain)).ok()?;
+    (!ascii.is_empty()).then_some(ascii)
+}
+
 fn domain(field: &str, value: &str) -> Result<String, AdminError> {
-    let value = value.trim().to_lowercase();
+    let trimmed = value.trim();
+    let value = idna::domain_to_ascii_strict(trimmed.strip_suffix('.').unwrap_or(trimmed))
+        .unwrap_or_else(|_| trimmed.to_lowercase());
     let valid = value.len() <= 253
         && value.contains('.')
         && value.split('.').all(|label| {
@@ -185,15 +204,24 @@ impl SamlConnection {
             role_rules,
             idp_initiated: settings.idp_initiated,
             enforce_sso: settings.enforce_sso,
+            break_glass_user: settings
+                .break_glass_user
+                .as_deref()
+                .map(|id| {
+                    UserId::parse(id.trim()).map_err(|_| {
+                        AdminError::invalid("break_glass_user", "must be a user id (usr_…)")
+                    })
+                })
+                .transpose()?,
             updated_at: now,
         })
     }
 
-    /// Whether `email` is in one of the managed domains (exactly, not a subdomain).
+    /// Whether `email` is in one of the managed domains (exactly, not a subdomain), compared
+    /// as DNS names ([`mail_domain`]): `Alice@EXAMPLE.com.` and `alice@ｅxample.com` are in
+    /// `example.com`; `alice@exаmple.com` (Cyrillic а) and `alice@example.com.evil.test` are not.
     pub fn manages(&self, email: &Email) -> bool {
-        email
-            .rsplit_once('@')
-            .is_some_and(|(_, d)| self.managed_domains.iter().any(|m| m == d))
+        mail_domain(email).is_some_and(|d| self.managed_domains.contains(&d))
     }
 
     /// The IdP as the verifier trusts it. The certificates were checked when the connection

@@ -8,7 +8,31 @@ use super::{workspace, T0};
 use crate::keys::Role;
 use crate::ports::ControlStore;
 use crate::saml::{RoleRule, SamlConnection};
+use crate::user_id::UserId;
 use crate::workspace::{Region, WorkspaceId};
+
+/// A connection that enforces SSO for `domains` (no certificates: for the enforcement rules,
+/// never for verification), with `break_glass` keeping the local ways in.
+pub fn enforcing_connection(
+    ws: &WorkspaceId,
+    domains: &[&str],
+    break_glass: Option<&UserId>,
+) -> SamlConnection {
+    SamlConnection {
+        workspace_id: ws.clone(),
+        idp_entity_id: "https://idp.example.test/metadata".into(),
+        sso_url: "https://idp.example.test/sso".into(),
+        certificates: vec![],
+        managed_domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+        default_role: None,
+        role_attribute: None,
+        role_rules: vec![],
+        idp_initiated: false,
+        enforce_sso: true,
+        break_glass_user: break_glass.cloned(),
+        updated_at: T0,
+    }
+}
 
 fn connection(ws: &WorkspaceId, sso_url: &str) -> SamlConnection {
     SamlConnection {
@@ -25,6 +49,7 @@ fn connection(ws: &WorkspaceId, sso_url: &str) -> SamlConnection {
         }],
         idp_initiated: false,
         enforce_sso: true,
+        break_glass_user: None,
         updated_at: T0,
     }
 }

@@ -79,6 +79,13 @@ pub fn problem(e: AdminError, config: &AdminConfig) -> Problem {
             "Link not valid",
             e.to_string(),
         ),
+        AdminError::SsoRequired { ref sign_in_path } => Problem::new(
+            StatusCode::FORBIDDEN,
+            "sso-required",
+            "Single sign-on required",
+            e.to_string(),
+        )
+        .with("sign_in_url", sign_in_path.as_str()),
         AdminError::NotFound(what) => Problem::not_found(what),
         AdminError::Invalid { field, detail } => Problem::invalid(&field, detail),
         AdminError::Conflict(detail) => Problem::conflict(detail),

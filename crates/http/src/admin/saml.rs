@@ -70,9 +70,15 @@ pub struct SamlConnectionBody {
     /// Accept IdP-initiated (unsolicited) responses. Off by default.
     #[serde(default)]
     pub idp_initiated: bool,
-    /// Refuse password sign-in and reset for users of the managed domains.
+    /// Refuse password sign-in, password reset and sign-in links for users of the managed
+    /// domains (they are told to sign in through SSO).
     #[serde(default)]
     pub enforce_sso: bool,
+    /// The one admin (`usr_…`) who keeps password sign-in while SSO is enforced, for when the
+    /// IdP fails; every use is audited as `sso.break_glass`. Absent: nobody.
+    #[serde(default)]
+    #[schema(example = "usr_owner")]
+    pub break_glass_user: Option<String>,
 }
 
 impl SamlConnectionBody {
@@ -87,6 +93,7 @@ impl SamlConnectionBody {
             role_rules: self.role_rules.into_iter().map(Into::into).collect(),
             idp_initiated: self.idp_initiated,
             enforce_sso: self.enforce_sso,
+            break_glass_user: self.break_glass_user,
         }
     }
 }
@@ -125,6 +132,7 @@ impl SamlConnection {
                 role_rules: c.role_rules.into_iter().map(Into::into).collect(),
                 idp_initiated: c.idp_initiated,
                 enforce_sso: c.enforce_sso,
+                break_glass_user: c.break_glass_user.map(|u| u.to_string()),
             },
         }
     }
@@ -148,7 +156,7 @@ pub async fn get_saml(Call(s, p): Call) -> Answer<SamlConnection> {
     responses(
         (status = 200, description = "The connection and the values for the IdP", body = SamlConnection),
         (status = 403, description = "Only admins configure single sign-on", body = dto::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid: a certificate that does not parse or is not RSA ≥ 2048, a non-https SSO URL, a bad domain (`field` names it)", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid: a certificate that does not parse or is not RSA ≥ 2048, a non-https SSO URL, a bad domain, a break-glass user who is not an admin (`field` names it)", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn put_saml(
     Call(s, p): Call,

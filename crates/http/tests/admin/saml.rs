@@ -338,3 +338,55 @@ async fn sso_is_required_only_for_managed_domains_of_an_enforcing_workspace() {
         .await;
     assert!(!app.service.sso_required_for(&app.ws, &alice).await.unwrap());
 }
+
+#[tokio::test]
+async fn the_break_glass_user_must_be_an_admin_of_the_workspace_and_is_shown_and_audited() {
+    let app = App::start().await;
+    let put = |id: &str| {
+        let mut c = connection(false);
+        c["break_glass_user"] = json!(id);
+        c
+    };
+    let editor = app
+        .ok(
+            Method::POST,
+            "/admin/v1/users",
+            Some(json!({"email": "ed@example.com", "role": "editor"})),
+        )
+        .await;
+    for (id, why) in [
+        ("usr_nobody", "no such user"),
+        ("not-a-user-id", "not a user id"),
+        (editor["id"].as_str().unwrap(), "an editor"),
+    ] {
+        let (status, _, v) = app
+            .call(
+                Method::PUT,
+                "/admin/v1/sso/saml",
+                Some(&app.admin),
+                Some(put(id)),
+            )
+            .await;
+        assert_eq!(
+            (status, v["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("break_glass_user")),
+            "{why} cannot be the break-glass admin: {v}"
+        );
+    }
+
+    let v = app
+        .ok(Method::PUT, "/admin/v1/sso/saml", Some(put("usr_owner")))
+        .await;
+    assert_eq!(v["break_glass_user"], "usr_owner");
+    let audit = app
+        .ok(
+            Method::GET,
+            "/admin/v1/audit-log?action=sso.saml.update",
+            None,
+        )
+        .await;
+    assert_eq!(
+        audit["entries"][0]["summary"]["break_glass_user"],
+        "usr_owner"
+    );
+}
