@@ -1503,7 +1503,7 @@ async fn three_at_once(app: &App, requests: [Request<Body>; 3]) -> [Reply; 3] {
 async fn one_address_is_limited_whatever_write_key_it_presents_even_a_wrong_one() {
     let app = per_ip_app(2).await;
     let peer = [198, 51, 100, 7];
-    let event = || Body::from(track("m1").to_string());
+    let event = || Body::from(track_call("m1").to_string());
 
     let [right, wrong, limited] = three_at_once(
         &app,
@@ -1559,7 +1559,7 @@ async fn forwarded_for_entries_do_not_pick_the_bucket_without_a_trusted_proxy() 
         let mut request = from_peer(
             [198, 51, 100, 9],
             &basic(&app.write_key),
-            Body::from(track(&format!("m{i}")).to_string()),
+            Body::from(track_call(&format!("m{i}")).to_string()),
         );
         let forwarded = format!("203.0.113.{i}").parse().unwrap();
         request.headers_mut().insert("x-forwarded-for", forwarded);
@@ -1577,7 +1577,7 @@ async fn forwarded_for_entries_do_not_pick_the_bucket_without_a_trusted_proxy() 
 async fn many_addresses_each_have_their_own_bucket_and_one_spent_blocks_only_itself() {
     let app = per_ip_app(1).await;
     let from = |last: u8, id: &str| {
-        let body = Body::from(track(id).to_string());
+        let body = Body::from(track_call(id).to_string());
         from_peer([192, 0, 2, last], &basic(&app.write_key), body)
     };
 
@@ -1780,7 +1780,7 @@ fn from_browser(app: &App, message_id: &str, user_agent: &str) -> Request<Body> 
         .header(header::AUTHORIZATION, basic(&app.write_key))
         .header(header::ORIGIN, "https://shop.example")
         .header(header::USER_AGENT, user_agent)
-        .body(Body::from(track(message_id).to_string()))
+        .body(Body::from(track_call(message_id).to_string()))
         .unwrap()
 }
 
@@ -1844,7 +1844,7 @@ async fn crawler_events_are_answered_accepted_but_dropped_before_routing_and_cou
 async fn a_server_forwarded_event_is_judged_by_its_own_user_agent_not_the_servers() {
     let app = bot_app(true).await;
     let server = |id: &str, context: Value| {
-        let mut event = track(id);
+        let mut event = track_call(id);
         event["context"] = context;
         post("/v1/track")
             .header(header::AUTHORIZATION, basic(&app.write_key))

@@ -43,12 +43,12 @@ impl AdminService {
     }
 
     /// Whether the events of well-known crawlers are dropped before routing.
-    pub async fn bot_filter(&self, p: &Principal) -> Result<bool, AdminError> {
+    pub async fn bot_filter(&self, p: &Principal) -> AdminResult<bool> {
         Ok(self.ws(p).await?.security.bot_filter)
     }
 
     /// Turns bot filtering on or off (admin); audited like every security setting.
-    pub async fn put_bot_filter(&self, p: &Principal, on: bool) -> Result<bool, AdminError> {
+    pub async fn put_bot_filter(&self, p: &Principal, on: bool) -> AdminResult<bool> {
         let patch = SecurityPatch {
             bot_filter: Some(on),
             ..SecurityPatch::default()

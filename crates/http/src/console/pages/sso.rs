@@ -35,6 +35,7 @@ struct Form {
 
 impl Form {
     fn of(c: &SamlConnection) -> Self {
+        let c = &c.settings;
         let cert = |i: usize| c.certificates.get(i).cloned().unwrap_or_default();
         Self {
             idp_entity_id: c.idp_entity_id.clone(),
