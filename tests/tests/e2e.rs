@@ -8,6 +8,8 @@ use std::process::Command;
 use serde_json::{json, Value};
 use tracklayer_tests::*;
 
+#[path = "e2e/abuse.rs"]
+mod abuse;
 #[path = "e2e/aws_lambda.rs"]
 mod aws_lambda;
 #[path = "e2e/delivery.rs"]
