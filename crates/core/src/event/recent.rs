@@ -20,9 +20,12 @@ pub struct RecentEvents {
 impl RecentEvents {
     /// Whether the list takes `e` at `now`: one rule for every store.
     pub fn takes(&self, e: &StoredEvent, now: OffsetDateTime) -> bool {
-        e.expires_at > now
-            && e.received_at >= self.since
-            && self.event_type.is_none_or(|t| e.event_type == t)
+        e.expires_at > now && e.received_at >= self.since && self.matches(e)
+    }
+
+    /// Whether `e` is of the type and has the name asked for (the window aside).
+    pub fn matches(&self, e: &StoredEvent) -> bool {
+        self.event_type.is_none_or(|t| e.event_type == t)
             && self.name.as_deref().is_none_or(|wanted| {
                 e.name
                     .as_deref()

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use tracklayer_core::admin::RECENT_MAX;
-use tracklayer_core::event::{EventType, MessageId};
+use tracklayer_core::event::{EventType, MessageId, RecentEvents};
 use utoipa::ToSchema;
 
 use super::extract::{Call, Json, Params};
@@ -64,15 +64,6 @@ impl Filters {
             limit,
         })
     }
-
-    fn takes(&self, t: &trace::EventTrace) -> bool {
-        self.event_type.is_none_or(|ty| t.event_type == ty.into())
-            && self.name.as_deref().is_none_or(|n| {
-                t.name
-                    .as_deref()
-                    .is_some_and(|name| name.to_lowercase().contains(&n.to_lowercase()))
-            })
-    }
 }
 
 /// Without `message_id`: the traces of the caller's workspace's newest events received in the
@@ -112,13 +103,20 @@ pub async fn find(Call(s, p): Call, q: Params) -> Result<Json<EventTraces>, Prob
             traces: traces.into_iter().map(Into::into).collect(),
         }));
     };
+    // Narrowed by type and name with the list's own rule.
+    let narrow = RecentEvents {
+        since: time::OffsetDateTime::UNIX_EPOCH,
+        event_type: f.event_type,
+        name: f.name.clone(),
+        limit: f.limit,
+    };
     let traces: Vec<trace::EventTrace> = s
         .run(s.admin().event_traces_by_message_id(&p, message_id))
         .await?
         .into_iter()
-        .map(trace::EventTrace::from)
-        .filter(|t| f.takes(t))
+        .filter(|t| narrow.matches(&t.event))
         .take(f.limit)
+        .map(trace::EventTrace::from)
         .collect();
     if traces.is_empty() {
         return Err(Problem::not_found("event with this message_id").field("message_id"));

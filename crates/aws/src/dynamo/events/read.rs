@@ -227,7 +227,7 @@ impl EventReader for DynamoEventStore {
                 query.takes(&p.e, now)
             })
             .await?;
-        found.sort_by(|a, b| b.event_id.cmp(&a.event_id));
+        found.sort_by_key(|e| std::cmp::Reverse(e.event_id));
         found.dedup_by_key(|e| e.event_id);
         found.truncate(query.limit);
         Ok(found)

@@ -212,16 +212,10 @@ async fn live(s: &ConsoleState, me: &Me, q: &Find) -> Result<Live, Failure> {
     Ok(live)
 }
 
-/// A time to the second, `2026-03-01 12:00:05`, for events arriving seconds apart.
+/// A time of the last hour to the second, `12:00:05` (UTC), for events arriving seconds apart.
 fn when_exact(t: time::OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{} {:02}:{:02}:{:02}",
-        t.date(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
 }
 
 #[derive(Template)]
