@@ -43,7 +43,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
 use tracklayer_core::identity::{is_sha256_hex, Field};
 
-use crate::common::{self, clean, put, query_escape, retryable_status, Commerce};
+use crate::common::{self, put, query_escape, retryable_status, Commerce};
 
 /// Most events one request may carry.
 pub const BATCH_LIMIT: usize = 1000;

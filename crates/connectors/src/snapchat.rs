@@ -41,7 +41,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
 use tracklayer_core::identity::{is_sha256_hex, Field};
 
-use crate::common::{self, clean, put, query_escape, Commerce};
+use crate::common::{self, put, query_escape, Commerce};
 
 /// Most events one request may carry.
 pub const BATCH_LIMIT: usize = 2000;
