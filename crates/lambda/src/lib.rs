@@ -88,31 +88,19 @@ impl AwsStack {
     /// The adapters over already built clients (tests: moto).
     pub fn new(config: AwsConfig, clients: &AwsClients) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let tables = &config.tables;
+        let (db, tables) = (&clients.dynamodb, &config.tables);
         let keyring = Arc::new(KmsKeyring::new(
             clients.kms.clone(),
             &config.kms_key_id,
             config.data_key_cache,
         ));
         Self {
-            control: Arc::new(DynamoControlStore::new(
-                clients.dynamodb.clone(),
-                &tables.control,
-            )),
-            events: Arc::new(DynamoEventStore::new(
-                clients.dynamodb.clone(),
-                &tables.events,
-            )),
-            delivery_log: Arc::new(DynamoDeliveryLog::new(
-                clients.dynamodb.clone(),
-                &tables.delivery_log,
-            )),
-            stats: Arc::new(DynamoStats::new(
-                clients.dynamodb.clone(),
-                &tables.delivery_log,
-            )),
+            control: Arc::new(DynamoControlStore::new(db.clone(), &tables.control)),
+            events: Arc::new(DynamoEventStore::new(db.clone(), &tables.events)),
+            delivery_log: Arc::new(DynamoDeliveryLog::new(db.clone(), &tables.delivery_log)),
+            stats: Arc::new(DynamoStats::new(db.clone(), &tables.delivery_log)),
             audit: Arc::new(DynamoAuditLog::new(
-                clients.dynamodb.clone(),
+                db.clone(),
                 &tables.audit,
                 keyring.clone(),
             )),
@@ -123,15 +111,12 @@ impl AwsStack {
             )),
             keyring,
             dsr: Arc::new(DynamoDsrStore::new(
-                clients.dynamodb.clone(),
+                db.clone(),
                 &tables.control,
                 &tables.events,
             )),
             mailer: Arc::new(SesMailer::new(clients.ses.clone(), &config.ses_sender)),
-            sessions: Arc::new(DynamoSessionStore::new(
-                clients.dynamodb.clone(),
-                &tables.control,
-            )),
+            sessions: Arc::new(DynamoSessionStore::new(db.clone(), &tables.control)),
             clock,
             ids: Arc::new(SystemIds),
             config,
