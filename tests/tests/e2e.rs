@@ -10,8 +10,6 @@ use tracklayer_tests::*;
 
 #[path = "e2e/aws_lambda.rs"]
 mod aws_lambda;
-#[path = "e2e/aws_lambda_scim.rs"]
-mod aws_lambda_scim;
 #[path = "e2e/delivery.rs"]
 mod delivery;
 #[path = "e2e/dsr.rs"]

@@ -38,11 +38,7 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-pub(crate) async fn deploy(
-    residency: Region,
-    names: &[&str],
-    logs: &std::path::Path,
-) -> (Deployment, Seeded) {
+async fn deploy(residency: Region, names: &[&str], logs: &std::path::Path) -> (Deployment, Seeded) {
     let moto = Moto::shared();
     let stack = Stack::provision(&moto.endpoint, residency, &unique("l"))
         .await
