@@ -7,6 +7,7 @@ pub mod consent;
 pub mod identity;
 pub mod ingest;
 pub mod problem;
+pub mod saml;
 
 /// A fixed "now" for every target (ingest's received-at, date-of-birth checks).
 pub use tracklayer_core::testkit::T0;

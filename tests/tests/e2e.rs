@@ -22,6 +22,8 @@ mod durability;
 mod lifecycle;
 #[path = "e2e/operator.rs"]
 mod operator;
+#[path = "e2e/saml_idp.rs"]
+mod saml_idp;
 
 const KINDS: [&str; 6] = ["identify", "track", "page", "screen", "group", "alias"];
 const META_TOKEN: &str = "EAAGm0PX4ZCpsBAtestaccesstoken"; // pragma: allowlist secret

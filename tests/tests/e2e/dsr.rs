@@ -185,7 +185,8 @@ async fn admin_get(url: &str, token: &str, path: &str) -> (u16, Value) {
     admin(url, token, reqwest::Method::GET, path, None).await
 }
 
-async fn admin(
+/// `method path` on the admin API with `token`: the status and the JSON body (`null` if none).
+pub(crate) async fn admin(
     url: &str,
     token: &str,
     method: reqwest::Method,
