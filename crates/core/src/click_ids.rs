@@ -1,8 +1,20 @@
-//! Click and browser ids a browser event carries in its page URL or its cookies' values, read
-//! as the vendors document them, before ingest cuts URLs in properties to their path.
+//! Click and browser ids an event carries, read from one table ([`CLICK_IDS`]): first from
+//! the keys the event names (context, then properties), else from its landing page URL's query
+//! (where the ad platform appended them to the click) or a cookie value, before ingest cuts URLs
+//! in properties to their path. Ingest reads them once, in `ingest::prepare`, with [`read`].
 //!
-//! Ingest first takes the ids the event names (`context.fbc`, `properties._fbp`, … see
-//! `ingest::identifiers`); [`PageIds::fill`] then adds only what is still missing:
+//! | stored as | event keys | else derived from |
+//! |---|---|---|
+//! | `fbp` | `fbp`, `_fbp` | — |
+//! | `fbc` | `fbc`, `_fbc` | URL `fbclid`, see [`fbc`] |
+//! | `gclid`, `gbraid`, `wbraid` | the same name | URL parameter of the same name |
+//! | `ttclid` | `ttclid` | URL `ttclid` |
+//! | `ttp` | `ttp`, `_ttp` | — |
+//! | `client_id` | `client_id`, `clientId`, `ga_client_id` | `_ga` cookie value, see [`ga_client_id`] |
+//! | `sc_click_id` | `sc_click_id`, `ScCid` | URL `ScCid` |
+//! | `sc_cookie1` | `sc_cookie1` | — |
+//! | `epik` | `epik` | URL `epik` |
+//! | `rdt_cid`, `li_fat_id`, `msclkid` | the same name | URL parameter of the same name |
 //!
 //! - Meta `fbc` from the page URL's `fbclid`, formatted `fb.{subdomainIndex}.{creationTime}.{fbclid}`
 //!   with `subdomainIndex` 1 (what a server that does not save an `_fbc` cookie uses),
@@ -15,83 +27,143 @@
 //!   two fields (`GA1.1.1234567890.1700000000` → `1234567890.1700000000`), the value gtag's
 //!   `get client_id` answers and the Measurement Protocol's `client_id` takes
 //!   (<https://developers.google.com/analytics/devguides/collection/protocol/ga4/reference>).
-//! - Google Ads `gclid`, `gbraid`, `wbraid` and TikTok's `ttclid` from the page URL, as given.
+//! - Snap: `sc_click_id` is "Retrieved from the ScCid … query parameter", with `sc_cookie1`
+//!   (<https://developers.snap.com/api/marketing-api/Conversions-API/Parameters>); the other
+//!   parameter names as each connector module cites them.
 //!
 //! Page URLs are read from `context.page.url`, `context.page.search`, `properties.url` and
 //! `properties.search`, in that order (analytics-next and rudder-sdk-js send all four on a
-//! page call, the context ones on every call).
+//! page call, the context ones on every call); query parameter names match in any ASCII case.
+//!
+//! A click id leaves unhashed, so only a value that can be nothing else is taken ([`usable`]):
+//! 1 to 512 RFC 3986 unreserved characters (letters, digits, `-._~`) — no whitespace, no `@`,
+//! no `+`, no percent-escape that could hide an email or phone number — and no IP address.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-/// The URL parameters taken as they are, and the click id each one becomes.
-const URL_CLICK_IDS: &[(&str, &str)] = &[
-    ("gclid", "gclid"),
-    ("gbraid", "gbraid"),
-    ("wbraid", "wbraid"),
-    ("ttclid", "ttclid"),
+/// Where an id is found when the event does not name it.
+#[derive(Clone, Copy)]
+enum Else {
+    /// Nowhere else.
+    Nothing,
+    /// The page URL's query parameter of this name, as given.
+    Query(&'static str),
+    /// Meta's formatted ClickID of the page URL's `fbclid` ([`fbc`]).
+    Fbclid,
+    /// Google's client id of the `_ga` cookie value ([`ga_client_id`]).
+    GaCookie,
+}
+
+/// One click id: its stored name, the event keys that hold it as it is, where else it is found.
+struct ClickId {
+    name: &'static str,
+    keys: &'static [&'static str],
+    or_else: Else,
+}
+
+const fn id(name: &'static str, keys: &'static [&'static str], or_else: Else) -> ClickId {
+    ClickId {
+        name,
+        keys,
+        or_else,
+    }
+}
+
+/// Every click id ingest stores.
+const CLICK_IDS: &[ClickId] = &[
+    id("fbp", &["fbp", "_fbp"], Else::Nothing),
+    id("fbc", &["fbc", "_fbc"], Else::Fbclid),
+    id("gclid", &["gclid"], Else::Query("gclid")),
+    id("gbraid", &["gbraid"], Else::Query("gbraid")),
+    id("wbraid", &["wbraid"], Else::Query("wbraid")),
+    id("ttclid", &["ttclid"], Else::Query("ttclid")),
+    id("ttp", &["ttp", "_ttp"], Else::Nothing),
+    id(
+        "client_id",
+        &["client_id", "clientId", "ga_client_id"],
+        Else::GaCookie,
+    ),
+    id(
+        "sc_click_id",
+        &["sc_click_id", "ScCid"],
+        Else::Query("ScCid"),
+    ),
+    id("sc_cookie1", &["sc_cookie1"], Else::Nothing),
+    id("epik", &["epik"], Else::Query("epik")),
+    id("rdt_cid", &["rdt_cid"], Else::Query("rdt_cid")),
+    id("li_fat_id", &["li_fat_id"], Else::Query("li_fat_id")),
+    id("msclkid", &["msclkid"], Else::Query("msclkid")),
 ];
 
-/// Longer values are no click id (Meta's and Google's are well under 200 characters).
-const MAX_ID_LEN: usize = 512;
+/// Longest click id taken (Meta's and Google's are well under 200 characters).
+const MAX_LEN: usize = 512;
 
-/// Ids read from an event's page URLs and `_ga` value, to add to what it named itself.
-#[derive(Default, PartialEq, Eq)]
-pub struct PageIds {
-    ids: BTreeMap<&'static str, String>,
+/// Whether `v` may be a click id: 1 to [`MAX_LEN`] RFC 3986 unreserved characters, in which
+/// the scrubber finds no identifier either (an IPv4 address is made of them).
+fn usable(v: &str) -> bool {
+    (1..=MAX_LEN).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        && crate::ingest::scrub::find(v).is_none()
 }
 
-impl std::fmt::Debug for PageIds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.ids.keys()).finish()
+/// A string (trimmed) or number value as text.
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 
-impl PageIds {
-    /// Reads an event's page URLs and `_ga` value. `context` looks a key up in the event's
-    /// context (the batch's read through); `observed_at` is the event's timestamp.
-    pub fn read<'v>(
-        context: impl Fn(&str) -> Option<&'v Value>,
-        properties: &Map<String, Value>,
-        observed_at: OffsetDateTime,
-    ) -> Self {
-        let page = context("page");
-        let urls: Vec<&str> = [
-            page.and_then(|p| p.get("url")),
-            page.and_then(|p| p.get("search")),
-            properties.get("url"),
-            properties.get("search"),
-        ]
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-        let param = |name: &str| urls.iter().find_map(|url| query_param(url, name));
-
-        let mut ids = BTreeMap::new();
-        if let Some(fbclid) = param("fbclid") {
-            ids.insert("fbc", fbc(fbclid, observed_at));
+/// The click ids of an event. `context` looks a key up in the event's context (the batch's
+/// read through); `observed_at` is the event's timestamp.
+pub fn read<'v>(
+    context: impl Fn(&str) -> Option<&'v Value>,
+    properties: &Map<String, Value>,
+    observed_at: OffsetDateTime,
+) -> BTreeMap<String, String> {
+    let page = context("page");
+    let urls: Vec<&str> = [
+        page.and_then(|p| p.get("url")),
+        page.and_then(|p| p.get("search")),
+        properties.get("url"),
+        properties.get("search"),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(Value::as_str)
+    .collect();
+    let param = |name: &str| urls.iter().find_map(|url| query_param(url, name));
+    // Each key in the context, then each in properties: the first usable value.
+    let named = |keys: &[&str]| {
+        let in_context = keys.iter().map(|k| context(k));
+        let in_properties = keys.iter().map(|k| properties.get(*k));
+        in_context
+            .chain(in_properties)
+            .flatten()
+            .filter_map(text)
+            .find(|v| usable(v))
+    };
+    let mut out = BTreeMap::new();
+    for id in CLICK_IDS {
+        let found = named(id.keys).or_else(|| match id.or_else {
+            Else::Nothing => None,
+            Else::Query(name) => param(name).map(str::to_owned),
+            Else::Fbclid => param("fbclid").map(|fbclid| fbc(fbclid, observed_at)),
+            Else::GaCookie => context("_ga")
+                .or_else(|| properties.get("_ga"))
+                .and_then(Value::as_str)
+                .and_then(ga_client_id),
+        });
+        if let Some(v) = found {
+            out.insert(id.name.to_owned(), v);
         }
-        for (param_name, id) in URL_CLICK_IDS {
-            if let Some(v) = param(param_name) {
-                ids.insert(*id, v.to_owned());
-            }
-        }
-        let ga = context("_ga").or_else(|| properties.get("_ga"));
-        if let Some(client_id) = ga.and_then(Value::as_str).and_then(ga_client_id) {
-            ids.insert("client_id", client_id);
-        }
-        Self { ids }
     }
-
-    /// Adds each id the event did not name itself: a given value always wins.
-    pub fn fill(self, click_ids: &mut BTreeMap<String, String>) {
-        for (name, value) in self.ids {
-            click_ids.entry(name.to_owned()).or_insert(value);
-        }
-    }
+    out
 }
 
 /// Meta's formatted ClickID for an `fbclid` first observed at `observed_at`.
@@ -117,23 +189,18 @@ pub fn ga_client_id(cookie: &str) -> Option<String> {
     ok.then(|| format!("{random}.{created}"))
 }
 
-/// The value of the first query parameter `name` of a URL (or a bare `?a=b` query), as it is
-/// written: click ids are URL-safe and must not be altered. `None` when absent, empty, longer
-/// than [`MAX_ID_LEN`] or holding anything but URL-safe characters.
+/// The value of the first query parameter `name` (ASCII case ignored) of a URL (or a bare
+/// `?a=b` query), as it is written: click ids must not be altered. `None` when absent or not
+/// [`usable`].
 fn query_param<'u>(url: &'u str, name: &str) -> Option<&'u str> {
     let before_fragment = url.split('#').next().unwrap_or(url);
     let (_, query) = before_fragment.split_once('?')?;
     query
         .split(['&', ';'])
         .filter_map(|p| p.split_once('='))
-        .find(|(n, _)| *n == name)
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v)
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= MAX_ID_LEN
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
-        })
+        .filter(|v| usable(v))
 }
 
 #[cfg(test)]
@@ -148,15 +215,20 @@ mod tests {
         OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).unwrap()
     }
 
-    fn read(context: &Value, properties: &Value) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        PageIds::read(
+    /// The click ids of an event with this context and these properties.
+    fn ids(context: &Value, properties: &Value) -> BTreeMap<String, String> {
+        read(
             |k| context.get(k),
             properties.as_object().unwrap(),
             at_millis(1_554_763_741_205),
         )
-        .fill(&mut out);
-        out
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -171,30 +243,29 @@ mod tests {
     fn the_page_urls_fbclid_becomes_fbc_with_the_event_time_in_milliseconds() {
         let ctx = json!({"page": {"url": format!("https://example.com/?fbclid={META_FBCLID}")}});
         assert_eq!(
-            read(&ctx, &json!({}))["fbc"],
+            ids(&ctx, &json!({}))["fbc"],
             format!("fb.1.1554763741205.{META_FBCLID}")
         );
     }
 
     #[test]
     fn a_given_fbc_is_kept_unchanged_and_never_rebuilt_from_the_url() {
-        let ctx = json!({"page": {"url": "https://shop.example/?fbclid=NEWCLICK"}});
-        let mut ids = BTreeMap::from([("fbc".to_owned(), "fb.2.1600000000000.OLD".to_owned())]);
-        PageIds::read(|k| ctx.get(k), &Map::new(), at_millis(1)).fill(&mut ids);
-        assert_eq!(ids["fbc"], "fb.2.1600000000000.OLD");
+        let ctx = json!({"fbc": "fb.2.1600000000000.OLD",
+                         "page": {"url": "https://shop.example/?fbclid=NEWCLICK"}});
+        assert_eq!(ids(&ctx, &json!({}))["fbc"], "fb.2.1600000000000.OLD");
     }
 
     #[test]
     fn the_fbclid_keeps_its_case_and_characters() {
         let ctx = json!({"page": {"search": "?utm_source=fb&fbclid=AbC-d_E"}});
-        assert!(read(&ctx, &json!({}))["fbc"].ends_with(".AbC-d_E"));
+        assert!(ids(&ctx, &json!({}))["fbc"].ends_with(".AbC-d_E"));
     }
 
     #[test]
     fn google_and_tiktok_click_ids_are_read_from_the_page_url() {
         let ctx = json!({"page": {"url":
             "https://shop.example/p?gclid=Cj0KCQiA&gbraid=0AAAAA9&wbraid=Cl4KCQ&ttclid=E.C.P.abc#top"}});
-        let ids = read(&ctx, &json!({}));
+        let ids = ids(&ctx, &json!({}));
         assert_eq!(ids["gclid"], "Cj0KCQiA");
         assert_eq!(ids["gbraid"], "0AAAAA9");
         assert_eq!(ids["wbraid"], "Cl4KCQ");
@@ -204,7 +275,7 @@ mod tests {
     #[test]
     fn a_page_calls_properties_url_is_read_when_the_context_has_none() {
         let props = json!({"url": "https://shop.example/?gclid=G1", "search": "?ttclid=T1"});
-        let ids = read(&json!({}), &props);
+        let ids = ids(&json!({}), &props);
         assert_eq!(ids["gclid"], "G1");
         assert_eq!(ids["ttclid"], "T1");
     }
@@ -234,16 +305,122 @@ mod tests {
     #[test]
     fn the_ga_value_in_context_becomes_the_client_id_unless_one_is_given() {
         let ctx = json!({"_ga": "GA1.1.1234567890.1700000000"});
-        assert_eq!(read(&ctx, &json!({}))["client_id"], "1234567890.1700000000");
-        let mut ids = BTreeMap::from([("client_id".to_owned(), "9.9".to_owned())]);
-        PageIds::read(|k| ctx.get(k), &Map::new(), at_millis(1)).fill(&mut ids);
-        assert_eq!(ids["client_id"], "9.9");
+        assert_eq!(ids(&ctx, &json!({}))["client_id"], "1234567890.1700000000");
+        let given = json!({"_ga": "GA1.1.1234567890.1700000000", "client_id": "9.9"});
+        assert_eq!(ids(&given, &json!({}))["client_id"], "9.9");
     }
 
     #[test]
     fn unsafe_empty_or_absent_parameters_are_no_click_id() {
         let ctx = json!({"page": {"url":
             "https://shop.example/?gclid=&ttclid=a%40b.example&xgclid=1&fbclid"}});
-        assert!(read(&ctx, &json!({})).is_empty());
+        assert!(ids(&ctx, &json!({})).is_empty());
+    }
+
+    #[test]
+    fn click_ids_are_read_from_the_landing_page_query_in_any_case() {
+        let url = "https://shop.example/p?utm_source=x&sccid=5f1c-2a&epik=dj0yJnU9&RDT_CID=r-1\
+                   &li_fat_id=7b2a&msclkid=9f8e7d&gbraid=0AAAA&wbraid=CjkK#top";
+        let got = ids(&json!({"page": {"url": url}}), &json!({}));
+        let want = map(&[
+            ("sc_click_id", "5f1c-2a"),
+            ("epik", "dj0yJnU9"),
+            ("rdt_cid", "r-1"),
+            ("li_fat_id", "7b2a"),
+            ("msclkid", "9f8e7d"),
+            ("gbraid", "0AAAA"),
+            ("wbraid", "CjkK"),
+        ]);
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_click_id_in_the_event_wins_over_the_page_url() {
+        let got = ids(
+            &json!({"ScCid": "from-context", "page": {"url": "https://a.example/?ScCid=from-url"}}),
+            &json!({"sc_cookie1": "cookie-1"}),
+        );
+        assert_eq!(got["sc_click_id"], "from-context");
+        assert_eq!(got["sc_cookie1"], "cookie-1");
+    }
+
+    #[test]
+    fn a_page_call_without_context_page_uses_its_url_property() {
+        let got = ids(
+            &json!({}),
+            &json!({"url": "https://a.example/l?msclkid=abc123"}),
+        );
+        assert_eq!(got["msclkid"], "abc123");
+    }
+
+    #[test]
+    fn a_click_id_that_could_hide_an_identifier_is_not_taken() {
+        for bad in [
+            "jane@example.com",
+            "jane%40example.com",
+            "+1 415 555 0100",
+            "%2B14155550100",
+            "",
+        ] {
+            let url = format!("https://a.example/?msclkid={bad}");
+            let got = ids(&json!({"rdt_cid": bad, "page": {"url": url}}), &json!({}));
+            assert!(got.is_empty(), "{bad}: {got:?}");
+        }
+        let long = "a".repeat(MAX_LEN + 1);
+        assert!(ids(&json!({"msclkid": long}), &json!({})).is_empty());
+    }
+
+    #[test]
+    fn a_click_id_collected_already_is_kept() {
+        // Google Ads' gbraid named by the event is kept over the page URL's.
+        let ctx = json!({"gbraid": "kept", "page": {"url": "https://a.example/?gbraid=new"}});
+        assert_eq!(ids(&ctx, &json!({}))["gbraid"], "kept");
+    }
+
+    #[test]
+    fn no_event_key_of_the_table_takes_a_value_that_could_hide_an_email_phone_or_ip() {
+        for id in CLICK_IDS {
+            for key in id.keys {
+                for bad in [
+                    "jane@example.com",
+                    "+1 415 555 0100",
+                    "jane%40example.com",
+                    "203.0.113.7",
+                ] {
+                    for (ctx, props) in [
+                        (json!({ *key: bad }), json!({})),
+                        (json!({}), json!({ *key: bad })),
+                    ] {
+                        let got = ids(&ctx, &props);
+                        assert!(got.is_empty(), "{key}={bad}: {got:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn event_keys_are_read_from_the_context_before_properties_and_trimmed() {
+        let got = ids(
+            &json!({"_fbp": " fb.1.1596403881668.1116446470 ", "ttp": 42}),
+            &json!({"fbp": "fb.1.1.2", "_ttp": "props-ttp", "li_fat_id": "li-1"}),
+        );
+        assert_eq!(
+            got,
+            map(&[
+                ("fbp", "fb.1.1596403881668.1116446470"),
+                ("ttp", "42"),
+                ("li_fat_id", "li-1"),
+            ])
+        );
+    }
+
+    #[test]
+    fn gbraid_and_wbraid_are_stored_once_from_the_event_or_else_the_first_page_url() {
+        let ctx = json!({"wbraid": "W-event", "page": {
+            "url": "https://a.example/p?x=1", "search": "?gbraid=G-search&wbraid=W-url"}});
+        let props = json!({"url": "https://a.example/p?gbraid=G-props"});
+        let got = ids(&ctx, &props);
+        assert_eq!(got, map(&[("gbraid", "G-search"), ("wbraid", "W-event")]));
     }
 }

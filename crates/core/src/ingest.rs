@@ -10,7 +10,6 @@
 //! (queue messages) and `service` (the use case with its ports and caches); `gate` bounds
 //! concurrent preparations and `inherit` reads a batch's context through each event's.
 
-mod ad_click_ids;
 mod gate;
 mod identifiers;
 mod inherit;

@@ -32,6 +32,7 @@ pub fn field_tag(field: Field) -> &'static str {
 #[derive(Default)]
 pub(super) struct RawIdentifiers {
     pub(super) fields: BTreeMap<Field, String>,
+    /// The click ids of [`crate::click_ids::read`], which `prepare` adds.
     pub(super) click_ids: BTreeMap<String, String>,
 }
 
@@ -68,15 +69,6 @@ const FIELD_KEYS: &[(Field, &[&str])] = &[
         Field::DateOfBirth,
         &["birthday", "dob", "date_of_birth", "dateOfBirth"],
     ),
-];
-
-const CLICK_ID_KEYS: &[(&str, &[&str])] = &[
-    ("fbp", &["fbp", "_fbp"]),
-    ("fbc", &["fbc", "_fbc"]),
-    ("gclid", &["gclid"]),
-    ("ttclid", &["ttclid"]),
-    ("ttp", &["ttp", "_ttp"]),
-    ("client_id", &["client_id", "clientId", "ga_client_id"]),
 ];
 
 fn scalar(v: &Value) -> Option<String> {
@@ -139,22 +131,6 @@ impl RawIdentifiers {
         if let Some(uid) = user_id {
             out.fields.insert(Field::ExternalId, uid.to_owned());
         }
-        for (name, keys) in CLICK_ID_KEYS {
-            // A click id is sent as it is: one that holds an email or phone number is no
-            // click id.
-            let usable = |v: &String| scrub::find(v).is_none();
-            let in_context = keys
-                .iter()
-                .find_map(|k| context.get(k).and_then(scalar).filter(usable));
-            let found = in_context.or_else(|| {
-                keys.iter()
-                    .find_map(|k| properties.get(*k).and_then(scalar).filter(usable))
-            });
-            if let Some(v) = found {
-                out.click_ids.insert((*name).to_owned(), v);
-            }
-        }
-        super::ad_click_ids::collect(context, properties, &mut out.click_ids);
         out
     }
 }

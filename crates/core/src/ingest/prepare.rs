@@ -135,10 +135,10 @@ fn prepare_one(
     let integrations = Layered::new(&v.integrations, body.integrations.as_ref());
 
     // Read before `collect` cuts the URLs of properties to their path.
-    let page_ids = crate::click_ids::PageIds::read(|k| context.get(k), &v.properties, v.timestamp);
+    let click_ids = crate::click_ids::read(|k| context.get(k), &v.properties, v.timestamp);
     let collected = identifiers::collect(v.traits, &context, v.properties, v.user_id.as_deref());
     let mut ids = collected.ids;
-    page_ids.fill(&mut ids.click_ids);
+    ids.click_ids = click_ids;
     let signals = Signals::read_with(|key| context.get(key), p.meta.gpc);
     let lend = p.meta.browser || p.workspace.consent.request_ip_as_client_ip;
     let client = Client::read(&context, p.meta, lend);
