@@ -249,7 +249,7 @@ mod tests {
         env.insert("TRACKLAYER_EVENTS_TABLE".into(), "ev".into());
         env.insert("TRACKLAYER_DELIVERY_LOG_TABLE".into(), "dl".into());
         env.insert("TRACKLAYER_AUDIT_TABLE".into(), "au".into());
-        for kind in ["META_CAPI", "GA4", "TIKTOK", "WEBHOOK"] {
+        for kind in DestinationKind::ALL.map(kind_suffix) {
             env.insert(
                 format!("QUEUE_URL_{kind}"),
                 format!("https://sqs.eu-central-1.amazonaws.com/1/{kind}"),

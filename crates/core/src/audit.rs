@@ -504,6 +504,7 @@ mod tests {
                 "sso.saml.delete",
                 "sso.saml.sign_in",
                 "sso.saml.refused",
+                "sso.break_glass",
             ]
         );
         assert_eq!(AuditAction::UserInvite.to_string(), "user.invite");
