@@ -23,7 +23,7 @@ fn page_call() -> String {
             "page": {"path": "/products/shoe", "referrer": "https://www.google.com/", "search": "?gclid=Cj0KCQiA",
                 "title": "Shoe | Shop", "url": "https://shop.example/products/shoe?gclid=Cj0KCQiA"},
             "userAgent": CHROME, "userAgentData": {"brands": [{"brand": "Chromium", "version": "131"}], "mobile": false, "platform": "Windows"}},
-        "integrations": {}, "writeKey": "tl_ingest_eu_0123456789abcdef_0123456789abcdef0123456789abcdef"
+        "integrations": {}
     })
     .to_string()
 }

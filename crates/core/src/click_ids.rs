@@ -209,7 +209,7 @@ mod tests {
     use serde_json::json;
 
     /// Meta's documented example: this fbclid, first observed at 1554763741205 ms.
-    const META_FBCLID: &str = "IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB_qa2ofrHyiLjcbCRxTDMgk";
+    const META_FBCLID: &str = "IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB_qa2ofrHyiLjcbCRxTDMgk"; // pragma: allowlist secret
 
     fn at_millis(ms: i128) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).unwrap()

@@ -1644,7 +1644,7 @@ async fn a_gzip_body_past_the_ratio_cap_is_a_413_naming_the_body() {
 
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 /// Meta's documented example ClickID.
-const FBCLID: &str = "IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB_qa2ofrHyiLjcbCRxTDMgk";
+const FBCLID: &str = "IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB_qa2ofrHyiLjcbCRxTDMgk"; // pragma: allowlist secret
 
 /// A page call as analytics-next sends it to `/v1/p` from `https://shop.example`: text/plain,
 /// Basic auth, from a visitor at 203.0.113.7 landing from an ad with click ids in the URL.
