@@ -14,7 +14,7 @@ test("an event sent with the write key is found by its messageId and its trace s
   await assertAccessible(page, "/events");
   await page.getByLabel("messageId").fill(second);
   await page.getByRole("button", { name: "Find" }).click();
-  await page.getByRole("link", { name: "View trace" }).click();
+  await page.getByRole("link", { name: "View trace", exact: true }).click();
   await page.getByRole("heading", { name: "Product Added" }).waitFor();
   const body = await page.textContent("body");
   assert.ok(body.includes(second), "the trace names its messageId");

@@ -50,6 +50,19 @@ test("an admin connects a SAML IdP, sees a refused field inline, and creates and
   assert.equal(saved.body.role_rules[0].role, "admin");
   assert.equal(saved.body.idp_initiated, false, "IdP-initiated stays off unless ticked");
 
+  // A break-glass admin set through the API survives a save of the console form.
+  const users = await adminApi(server, "GET", "/users");
+  const me = users.body.find((u) => u.email === "secops@shop.example");
+  const { sp_entity_id, acs_url, metadata_url, updated_at, ...settings } = saved.body;
+  const put = await adminApi(server, "PUT", "/sso/saml", { ...settings, break_glass_user: me.id });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  await page.goto(`${server.url}/settings/sso`);
+  assert.equal(await page.getByLabel("Break-glass admin (user id)").inputValue(), me.id);
+  await page.getByRole("button", { name: "Save changes" }).click();
+  await page.getByText("Single sign-on saved.").waitFor();
+  const kept = await adminApi(server, "GET", "/sso/saml");
+  assert.equal(kept.body.break_glass_user, me.id, "saving the form keeps the break-glass admin");
+
   await page.getByRole("button", { name: "Create SCIM token" }).click();
   const secret = (await page.locator("#new-secret").textContent()).trim();
   assert.match(secret, /^tl_scim_/);

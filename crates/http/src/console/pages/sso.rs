@@ -31,6 +31,9 @@ struct Form {
     role_rules: String,
     idp_initiated: bool,
     enforce_sso: bool,
+    /// The break-glass admin's user id: shown and sent back, so that saving the form never
+    /// drops one set through the API.
+    break_glass_user: String,
 }
 
 impl Form {
@@ -53,6 +56,7 @@ impl Form {
                 .join("\n"),
             idp_initiated: c.idp_initiated,
             enforce_sso: c.enforce_sso,
+            break_glass_user: c.break_glass_user.clone().unwrap_or_default(),
         }
     }
 
@@ -68,6 +72,7 @@ impl Form {
             role_rules: f.get("role_rules").into(),
             idp_initiated: f.checked("idp_initiated"),
             enforce_sso: f.checked("enforce_sso"),
+            break_glass_user: f.get("break_glass_user").into(),
         }
     }
 
@@ -106,6 +111,7 @@ impl Form {
             "role_rules": rules,
             "idp_initiated": self.idp_initiated,
             "enforce_sso": self.enforce_sso,
+            "break_glass_user": Some(self.break_glass_user.trim()).filter(|u| !u.is_empty()),
         });
         serde_json::from_value(body).map_err(|e| Failure::invalid("role_rules", e.to_string()))
     }
