@@ -30,6 +30,12 @@ async fn main() -> anyhow::Result<()> {
             ));
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app).await?;
+    // SIGTERM ends it cleanly, as it does `tracklayer serve`: the harness stops both alike.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            term.recv().await;
+        })
+        .await?;
     Ok(())
 }
