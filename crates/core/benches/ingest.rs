@@ -34,6 +34,10 @@ use tracklayer_core::ports::Outgoing;
 use tracklayer_core::testkit;
 use tracklayer_core::workspace::{Region, Workspace};
 
+/// The allocator `tracklayer serve` runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: &[u8] = include_bytes!("fixtures/purchase_batch.json");
 const TARGET_RATIO: f64 = 4.0;
 

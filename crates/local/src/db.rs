@@ -215,9 +215,13 @@ impl Db {
         // so an acknowledged event) survives a power loss, not only a crash of this process:
         // the WAL is fsynced at each commit, which group commit ([`GroupCommit`]) pays once
         // for all the requests of a group; secure_delete so erased rows are overwritten on
-        // disk, not left in free pages; a busy timeout instead of immediate SQLITE_BUSY.
+        // disk, not left in free pages; a busy timeout instead of immediate SQLITE_BUSY; a
+        // 16 MiB page cache (SQLite's default is 2 MiB): the subject index and the dedup
+        // markers take inserts at random keys, and with the default cache each of those
+        // read its page back from the file under load (`make measure-ingest`, README).
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
+             PRAGMA cache_size = -16384;
              PRAGMA synchronous = FULL;
              PRAGMA secure_delete = ON;
              PRAGMA foreign_keys = ON;
