@@ -92,6 +92,8 @@ struct Options {
     ingest_ids: Option<Arc<dyn Ids>>,
     /// Preparation slots and queue; every request is prepared off the async workers.
     prepare: Option<(usize, usize)>,
+    /// Requests in flight between preparation and storage, and how many may wait.
+    in_flight: Option<(usize, usize)>,
     trusted_proxies: usize,
     rate_limit_per_ip: u32,
     gzip_max_ratio: usize,
@@ -109,6 +111,7 @@ impl Default for Options {
             failure: None,
             ingest_ids: None,
             prepare: None,
+            in_flight: None,
             trusted_proxies: 0,
             rate_limit_per_ip: TrackingConfig::default().rate_limit_per_ip,
             gzip_max_ratio: TrackingConfig::default().gzip_max_ratio,
@@ -235,6 +238,10 @@ impl App {
             ingest_config.prepare_slots = slots;
             ingest_config.prepare_queue = queue;
             ingest_config.prepare_inline_below = 0;
+        }
+        if let Some((slots, queue)) = options.in_flight {
+            ingest_config.max_in_flight = slots;
+            ingest_config.in_flight_queue = queue;
         }
         let ingest = Arc::new(
             IngestService::new(
@@ -1411,6 +1418,44 @@ async fn a_request_finding_every_preparation_slot_and_the_queue_full_gets_503_wi
     second.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "busy");
     assert_eq!(second.headers[header::RETRY_AFTER], "1");
     assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_finding_every_in_flight_place_and_its_queue_taken_gets_503_with_retry_after() {
+    // Preparation has room; what is full is the bound on prepared batches awaiting storage.
+    let (ids, mut entered) = HeldIds::new();
+    let app = App::with(Options {
+        ingest_ids: Some(ids.clone()),
+        prepare: Some((4, 4)),
+        in_flight: Some((1, 0)),
+        ..Options::default()
+    })
+    .await;
+    let first = tokio::spawn(app.router.clone().oneshot(track_request(&app, "m1")));
+    entered.recv().await.unwrap();
+
+    let second = tokio::spawn(app.router.clone().oneshot(track_request(&app, "m2")));
+    let second = tokio::time::timeout(std::time::Duration::from_secs(10), second).await;
+    ids.release();
+
+    let second = second
+        .expect("refused at once, not prepared behind the held request")
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(second.headers()[header::RETRY_AFTER], "1");
+    let body = to_bytes(second.into_body(), usize::MAX).await.unwrap();
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        problem["type"].as_str().unwrap().ends_with("/busy"),
+        "{problem}"
+    );
+    assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+    // The place is free again: the refused event can be sent again and is stored.
+    assert_eq!(
+        app.send(track_request(&app, "m2")).await.status,
+        StatusCode::OK
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,21 +1,25 @@
-//! Where [`super::prepare`] runs: CPU-bound work, bounded in number and kept off the async
-//! workers, so that a few heavy requests cannot starve `/healthz` and every other request.
+//! Bounds on ingest's work, each refusing at once ([`Busy`], a 503 with `Retry-After`) rather
+//! than queueing without bound:
+//!
+//! - [`PrepareGate`]: where [`super::prepare`] runs — CPU-bound work, bounded in number and
+//!   kept off the async workers, so that a few heavy requests cannot starve `/healthz` and
+//!   every other request;
+//! - [`Admission`] (also the gate's own): requests between their parse and their stored,
+//!   queued events. A prepared batch of 100 events holds a few MiB until storage takes it,
+//!   so bounding how many are in flight keeps memory flat when storage is the bottleneck.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// At most `slots` preparations at once; up to `queue` more wait for a slot, and beyond that a
-/// request is refused at once ([`Busy`]) instead of queueing without bound. A preparation of
-/// at least `inline_below` input bytes runs with its worker thread handed over to the blocking
-/// pool (`block_in_place`), so the runtime keeps serving other requests meanwhile.
+/// At most `slots` holders at once; up to `queue` more wait for a slot, and beyond that the
+/// next is refused at once ([`Busy`]).
 #[derive(Debug)]
-pub struct PrepareGate {
+pub struct Admission {
     slots: Semaphore,
     waiting: AtomicUsize,
     queue: usize,
-    inline_below: usize,
 }
 
 /// Every slot is taken and the queue is full.
@@ -30,6 +34,39 @@ impl Drop for Waiting<'_> {
     }
 }
 
+impl Admission {
+    pub fn new(slots: usize, queue: usize) -> Self {
+        Self {
+            slots: Semaphore::new(slots.max(1)),
+            waiting: AtomicUsize::new(0),
+            queue,
+        }
+    }
+
+    /// A slot, held until the permit drops; waits in the queue if there is room in it.
+    pub async fn enter(&self) -> Result<SemaphorePermit<'_>, Busy> {
+        if let Ok(permit) = self.slots.try_acquire() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Busy);
+        }
+        let _waiting = Waiting(&self.waiting);
+        self.slots.acquire().await.map_err(|_| Busy)
+    }
+}
+
+/// At most `slots` preparations at once, up to `queue` more waiting ([`Admission`]). A
+/// preparation of at least `inline_below` input bytes runs with its worker thread handed over
+/// to the blocking pool (`block_in_place`), so the runtime keeps serving other requests
+/// meanwhile.
+#[derive(Debug)]
+pub struct PrepareGate {
+    admission: Admission,
+    inline_below: usize,
+}
+
 impl PrepareGate {
     /// Inputs smaller than this are prepared in place: a handover costs more than they do.
     pub const DEFAULT_INLINE_BELOW: usize = 64 * 1024;
@@ -37,9 +74,7 @@ impl PrepareGate {
 
     pub fn new(slots: usize, queue: usize, inline_below: usize) -> Self {
         Self {
-            slots: Semaphore::new(slots.max(1)),
-            waiting: AtomicUsize::new(0),
-            queue,
+            admission: Admission::new(slots, queue),
             inline_below,
         }
     }
@@ -52,17 +87,7 @@ impl PrepareGate {
 
     /// Runs `work` (of `input_bytes` of input) in a slot.
     pub async fn run<T>(&self, input_bytes: usize, work: impl FnOnce() -> T) -> Result<T, Busy> {
-        let _permit = match self.slots.try_acquire() {
-            Ok(permit) => permit,
-            Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
-                    self.waiting.fetch_sub(1, Ordering::AcqRel);
-                    return Err(Busy);
-                }
-                let _waiting = Waiting(&self.waiting);
-                self.slots.acquire().await.map_err(|_| Busy)?
-            }
-        };
+        let _permit = self.admission.enter().await?;
         let multi_thread =
             Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
         if multi_thread && input_bytes >= self.inline_below {
@@ -88,7 +113,7 @@ mod tests {
         let holder = {
             let gate = gate.clone();
             tokio::spawn(async move {
-                let _permit = gate.slots.acquire().await.unwrap();
+                let _permit = gate.admission.slots.acquire().await.unwrap();
                 entered_tx.send(()).unwrap();
                 release_rx.await.unwrap();
             })
@@ -99,7 +124,7 @@ mod tests {
             tokio::spawn(async move { gate.run(10, || 7).await })
         };
         // The second waiter finds the one-place queue full.
-        while gate.waiting.load(Ordering::Acquire) == 0 {
+        while gate.admission.waiting.load(Ordering::Acquire) == 0 {
             tokio::task::yield_now().await;
         }
         assert_eq!(gate.run(10, || 8).await, Err(Busy));

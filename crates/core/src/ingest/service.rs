@@ -21,7 +21,7 @@ use crate::stats::counting::{ingest_delta, IngestTally};
 use crate::stats::{StatsDelta, StatsRecorder, StatsSink};
 use crate::workspace::{Region, Workspace, WorkspaceId};
 
-use super::gate::{self, PrepareGate};
+use super::gate::{self, Admission, PrepareGate};
 use super::pack::pack;
 use super::prepare::{prepare, Pipeline, PreparedBatch};
 use super::wire::{
@@ -68,6 +68,12 @@ pub struct IngestConfig {
     pub prepare_queue: usize,
     /// Requests with at least this many bytes of events are prepared off the async workers.
     pub prepare_inline_below: usize,
+    /// Requests between their preparation and their stored, queued events at once (each
+    /// holds its prepared batch, a few MiB for 100 events): what bounds ingest's memory when
+    /// storage is the bottleneck. Default 8: enough for group commit to fill its groups.
+    pub max_in_flight: usize,
+    /// Requests that may wait for one of those places before the next is refused (503).
+    pub in_flight_queue: usize,
 }
 
 impl IngestConfig {
@@ -80,6 +86,8 @@ impl IngestConfig {
             prepare_slots: std::thread::available_parallelism().map_or(1, usize::from),
             prepare_queue: PrepareGate::DEFAULT_QUEUE,
             prepare_inline_below: PrepareGate::DEFAULT_INLINE_BELOW,
+            max_in_flight: 8,
+            in_flight_queue: 1024,
         }
     }
 }
@@ -106,6 +114,7 @@ pub struct IngestService {
     config: IngestConfig,
     verifier: Arc<KeyVerifier>,
     gate: PrepareGate,
+    in_flight: Admission,
     snapshots: TtlCache<WorkspaceId, Arc<Snapshot>>,
     /// Opened data keys by (workspace, key reference, wrapped key), for `data_key_ttl`.
     data_keys: TtlCache<[u8; 32], WorkspaceKeys>,
@@ -152,6 +161,7 @@ impl IngestService {
             )),
             snapshots: TtlCache::new(clock.clone(), config.settings_ttl, 10_000),
             suppressed: TtlCache::new(clock.clone(), config.settings_ttl, 10_000),
+            in_flight: Admission::new(config.max_in_flight, config.in_flight_queue),
             gate: PrepareGate::new(
                 config.prepare_slots,
                 config.prepare_queue,
@@ -376,6 +386,11 @@ impl IngestService {
         meta: &RequestMeta,
         delta: &mut StatsDelta,
     ) -> Result<IngestOutcome, IngestError> {
+        let _in_flight = self
+            .in_flight
+            .enter()
+            .await
+            .map_err(|gate::Busy| IngestError::Busy)?;
         let snap = self.snapshot(&key.workspace_id).await?;
         if meta.ip.is_some_and(|ip| snap.workspace.security.blocks(ip)) {
             return Err(IngestError::Blocked);
