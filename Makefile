@@ -128,10 +128,13 @@ measure-delivery:
 	./target/release/measure-delivery
 
 ## The Lambda functions (native release builds) under the Runtime API emulator on moto: cold
-## starts, binary sizes, AWS requests and DynamoDB units per 1,000 events, cost per million.
+## starts, binary sizes, AWS requests and DynamoDB units per 1,000 events at batches of 100
+## and of 1, cost per million. The binaries are where cargo put them (CARGO_TARGET_DIR or
+## build.target-dir too), as `cargo metadata` says.
 measure-aws: $(VENV)/.installed
 	$(CARGO) build --release -p tracklayer-tests -p tracklayer-ingest -p tracklayer-deliver -p tracklayer-admin -p tracklayer-dsr --bins
-	TRACKLAYER_TEST_PYTHON=$(abspath $(PY)) ./target/release/measure-aws
+	target_dir="$$($(CARGO) metadata --format-version 1 --no-deps | $(PYTHON3) -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"; \
+	  TRACKLAYER_TEST_PYTHON=$(abspath $(PY)) "$$target_dir/release/measure-aws"
 
 ## The Lambda functions for arm64, as `sam build` builds them (cargo-lambda, release profile):
 ## target/lambda/<name>/bootstrap. One cargo invocation, so that the crates they share build

@@ -23,7 +23,7 @@ pub use dynamo::sessions::DynamoSessionStore;
 pub use dynamo::stats::DynamoStats;
 pub use kms::KmsKeyring;
 pub use ses::{SesClient, SesError, SesMailer};
-pub use sqs::SqsDeliveryQueue;
+pub use sqs::{decode_body as decode_queue_body, SqsDeliveryQueue};
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls;

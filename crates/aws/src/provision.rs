@@ -50,12 +50,7 @@ pub fn table_specs(names: &TableNames) -> [TableSpec; 4] {
         },
         TableSpec {
             name: names.events.clone(),
-            gsis: vec![Gsi {
-                name: "subject",
-                hash: "subject_pk",
-                range: "subject_sk",
-                keys_only: true,
-            }],
+            gsis: Vec::new(),
             pitr_days: 7,
         },
         TableSpec {

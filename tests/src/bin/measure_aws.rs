@@ -27,8 +27,6 @@ use tracklayer_tests::{fake_destinations, purchase, repo_root};
 
 const FUNCTIONS: [&str; 4] = ["ingest", "deliver", "admin", "dsr"];
 const COLD_RUNS: usize = 7;
-const EVENTS: usize = 1_000;
-const BATCH: usize = 100;
 /// How long the fake destinations take to answer (a typical ad-API round trip).
 const DESTINATION_LATENCY: Duration = Duration::from_millis(100);
 
@@ -41,8 +39,18 @@ const WRU_PER_M: f64 = 0.625;
 const RRU_PER_M: f64 = 0.125;
 const KMS_PER_10K: f64 = 0.03;
 
+/// CloudFront's price per million HTTPS requests (US, Europe).
+const CLOUDFRONT_PER_M: f64 = 1.00;
+/// The front door `template.yaml` deploys, the first line of the bill.
+const FRONT_DOOR: &str = "API Gateway HTTP API";
+/// Front doors by price per million requests.
+const FRONT_DOORS: [(&str, f64); 3] = [
+    (FRONT_DOOR, APIGW_PER_M),
+    ("CloudFront + Lambda function URL", CLOUDFRONT_PER_M),
+    ("Lambda function URL (no per-request price)", 0.0),
+];
+
 const INIT_TARGET_MS: f64 = 30.0;
-const COST_TARGET: f64 = 1.00;
 
 const META_TOKEN: &str = "EAAGmeasureawstoken";
 const GA4_SECRET: &str = "ga4MeasureAwsSecret"; // pragma: allowlist secret
@@ -119,6 +127,15 @@ async fn cold_starts(stack: &Stack, endpoint: &str, logs: &std::path::Path) -> a
     Ok(())
 }
 
+/// The target directory this binary was built in (`<target>/release/measure-aws`), where
+/// `make lambda` puts the arm64 `bootstrap`s too (`<target>/lambda/<name>/bootstrap`).
+fn target_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the measure binary's path");
+    exe.ancestors()
+        .nth(2)
+        .map_or_else(|| repo_root().join("target"), std::path::Path::to_path_buf)
+}
+
 fn sizes() {
     println!("## Binary sizes");
     println!(
@@ -140,7 +157,7 @@ fn sizes() {
         let native = find_function_bin(name)
             .map(&mib)
             .unwrap_or_else(|| "not built".into());
-        let arm = mib(repo_root().join(format!("target/lambda/{name}/bootstrap")));
+        let arm = mib(target_dir().join(format!("lambda/{name}/bootstrap")));
         println!("{name:<8} {native:>22} {arm:>26}");
     }
     println!();
@@ -160,25 +177,51 @@ const KINDS: [DestinationKind; 3] = [
     DestinationKind::Webhook,
 ];
 
-/// Posts `count` purchases of `prefix` in batches, then drains the three queues.
+/// A traffic pattern: `events` purchases sent `batch` at a time (`POST /v1/batch`), or one
+/// per request as browser-side SDKs send them (`POST /v1/track`) when `batch` is 1.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    batch: usize,
+    events: usize,
+    /// The total's target, $ per million events.
+    target: f64,
+}
+
+const MODES: [Mode; 2] = [
+    Mode {
+        batch: 100,
+        events: 1_000,
+        target: 0.25,
+    },
+    Mode {
+        batch: 1,
+        events: 300,
+        target: 1.00,
+    },
+];
+
+/// Posts `count` purchases of `prefix` as `mode` sends them, then drains the three queues.
 async fn traffic(
     d: &Deployment,
     write_key: &str,
     prefix: &str,
     count: usize,
+    batch: usize,
 ) -> anyhow::Result<usize> {
     let mut start = 0;
     while start < count {
-        let end = (start + BATCH).min(count);
-        let batch: Vec<Value> = (start..end).map(|i| purchase(prefix, i)).collect();
-        let resp = d
-            .http(
-                HttpRequest::new("POST", "/v1/batch")
-                    .basic_auth(write_key)
-                    .header("user-agent", "analytics-node/7.0")
-                    .json(&json!({ "batch": batch })),
-            )
-            .await?;
+        let end = (start + batch).min(count);
+        let request = if batch == 1 {
+            HttpRequest::new("POST", "/v1/track")
+                .header("user-agent", "analytics.js/5.0 Mozilla/5.0")
+                .json(&purchase(prefix, start))
+        } else {
+            let events: Vec<Value> = (start..end).map(|i| purchase(prefix, i)).collect();
+            HttpRequest::new("POST", "/v1/batch")
+                .header("user-agent", "analytics-node/7.0")
+                .json(&json!({ "batch": events }))
+        };
+        let resp = d.http(request.basic_auth(write_key)).await?;
         anyhow::ensure!(resp.status == 200, "ingest answered {}", resp.status);
         start = end;
     }
@@ -191,49 +234,12 @@ async fn traffic(
     Ok(invocations)
 }
 
-async fn cost(moto: &Moto, meter: &Meter, logs: &std::path::Path) -> anyhow::Result<()> {
-    let stack = Stack::provision(&moto.endpoint, Region::Us, "cost").await?;
-    let env = BTreeMap::from([("TRACKLAYER_ALLOW_PRIVATE_EGRESS".into(), "true".into())]);
-    let d = Deployment::start(
-        stack,
-        &meter.endpoint,
-        &["ingest", "deliver", "admin"],
-        &env,
-        logs,
-    )
-    .await?;
-    let ws = d.seed_workspace(&moto.endpoint, "Measure").await?;
-    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
-    fakes.set_latency(DESTINATION_LATENCY);
-    let base = fake::serve(fakes.clone()).await;
-    add_destinations(&d, &ws.admin_token, &base).await?;
-    // Warm: the first batch pays the caches (API key, data key, destinations).
-    traffic(&d, &ws.write_key, "warm", BATCH).await?;
-    meter.reset();
-    let ingest_before = d.function("ingest").durations().len();
-    let deliver_before = d.function("deliver").durations().len();
-
-    let deliver_invocations = traffic(&d, &ws.write_key, "m", EVENTS).await?;
-
-    for sink in ["meta_capi", "ga4", "webhook:main"] {
-        let got = fakes
-            .received(sink)
-            .keys()
-            .filter(|k| k.starts_with("m-"))
-            .count();
-        anyhow::ensure!(got == EVENTS, "{sink} received {got} of {EVENTS} events");
-    }
-    let ingest_ms: Vec<f64> = d.function("ingest").durations()[ingest_before..]
-        .iter()
-        .map(|d| ms(*d).ceil())
-        .collect();
-    let deliver_ms: Vec<f64> = d.function("deliver").durations()[deliver_before..]
-        .iter()
-        .map(|d| ms(*d).ceil())
-        .collect();
-    d.stop();
-
-    println!("## AWS requests per {EVENTS} events (batches of {BATCH}, 3 destinations)");
+/// The meter's tallies of one mode: per operation, per table.
+fn print_tallies(meter: &Meter, mode: Mode) {
+    println!(
+        "## AWS requests per {} events (batches of {}, 3 destinations)",
+        mode.events, mode.batch
+    );
     println!(
         "{:<10} {:<9} {:<26} {:>8} {:>8} {:>9} {:>9}",
         "caller", "service", "operation", "requests", "billed", "WRU", "RRU"
@@ -261,16 +267,70 @@ async fn cost(moto: &Moto, meter: &Meter, logs: &std::path::Path) -> anyhow::Res
             t.requests, t.write_units, t.read_units
         );
     }
+}
+
+/// One mode on a fresh stack: what AWS would bill per million events, by line, with the
+/// template's front door (API Gateway HTTP API).
+async fn cost(
+    moto: &Moto,
+    meter: &Meter,
+    logs: &std::path::Path,
+    mode: Mode,
+) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let stack =
+        Stack::provision(&moto.endpoint, Region::Us, &format!("cost{}", mode.batch)).await?;
+    let env = BTreeMap::from([("TRACKLAYER_ALLOW_PRIVATE_EGRESS".into(), "true".into())]);
+    let d = Deployment::start(
+        stack,
+        &meter.endpoint,
+        &["ingest", "deliver", "admin"],
+        &env,
+        logs,
+    )
+    .await?;
+    let ws = d.seed_workspace(&moto.endpoint, "Measure").await?;
+    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
+    fakes.set_latency(DESTINATION_LATENCY);
+    let base = fake::serve(fakes.clone()).await;
+    add_destinations(&d, &ws.admin_token, &base).await?;
+    // Warm: the first batch pays the caches (API key, data key, destinations).
+    traffic(&d, &ws.write_key, "warm", mode.batch, mode.batch).await?;
+    meter.reset();
+    let ingest_before = d.function("ingest").durations().len();
+    let deliver_before = d.function("deliver").durations().len();
+
+    let events = mode.events;
+    let deliver_invocations = traffic(&d, &ws.write_key, "m", events, mode.batch).await?;
+
+    for sink in ["meta_capi", "ga4", "webhook:main"] {
+        let got = fakes
+            .received(sink)
+            .keys()
+            .filter(|k| k.starts_with("m-"))
+            .count();
+        anyhow::ensure!(got == events, "{sink} received {got} of {events} events");
+    }
+    let durations = |name: &str, before: usize| -> Vec<f64> {
+        d.function(name).durations()[before..]
+            .iter()
+            .map(|d| ms(*d).ceil())
+            .collect()
+    };
+    let ingest_ms = durations("ingest", ingest_before);
+    let deliver_ms = durations("deliver", deliver_before);
+    d.stop();
+
+    print_tallies(meter, mode);
     let service = |s: &'static str| meter.total(move |k| k.2 == s);
     let (sqs, ddb, kms): (Tally, Tally, Tally) =
         (service("sqs"), service("dynamodb"), service("kms"));
-    let per_million = 1_000_000.0 / EVENTS as f64;
-    let api_requests = EVENTS.div_ceil(BATCH) as f64;
+    let per_million = 1_000_000.0 / events as f64;
+    let api_requests = events.div_ceil(mode.batch) as f64;
     let ingest_invocations = ingest_ms.len() as f64;
     let gb = f64::from(MEMORY_MB) / 1024.0;
     let gb_s = (ingest_ms.iter().sum::<f64>() + deliver_ms.iter().sum::<f64>()) / 1000.0 * gb;
-    let lines = [
-        ("API Gateway HTTP API", api_requests * APIGW_PER_M / 1e6),
+    let lines: Vec<(&'static str, f64)> = [
+        (FRONT_DOOR, api_requests * APIGW_PER_M / 1e6),
         (
             "Lambda invocations",
             (ingest_invocations + deliver_invocations as f64) * LAMBDA_PER_M_INVOCATIONS / 1e6,
@@ -280,10 +340,13 @@ async fn cost(moto: &Moto, meter: &Meter, logs: &std::path::Path) -> anyhow::Res
         ("DynamoDB writes", ddb.write_units * WRU_PER_M / 1e6),
         ("DynamoDB reads", ddb.read_units * RRU_PER_M / 1e6),
         ("KMS", kms.requests as f64 * KMS_PER_10K / 1e4),
-    ];
-    let total: f64 = lines.iter().map(|(_, c)| c).sum::<f64>() * per_million;
+    ]
+    .into_iter()
+    .map(|(what, c)| (what, c * per_million))
+    .collect();
+    let total: f64 = lines.iter().map(|(_, c)| c).sum();
     println!();
-    println!("per {EVENTS} events: {api_requests} API requests, {ingest_invocations} ingest + {deliver_invocations} deliver invocations, \
+    println!("per {events} events: {api_requests} API requests, {ingest_invocations} ingest + {deliver_invocations} deliver invocations, \
               {} SQS requests ({} billed), {:.1} WRU, {:.1} RRU, {} KMS requests",
         sqs.requests, sqs.billed_requests, ddb.write_units, ddb.read_units, kms.requests);
     println!(
@@ -293,17 +356,54 @@ async fn cost(moto: &Moto, meter: &Meter, logs: &std::path::Path) -> anyhow::Res
         DESTINATION_LATENCY.as_millis()
     );
     println!();
-    println!("## Cost per million events (us-east-1 list prices)");
-    for (what, c) in lines {
-        let c = c * per_million;
+    println!(
+        "## Cost per million events, batches of {} (us-east-1 list prices)",
+        mode.batch
+    );
+    for (what, c) in &lines {
         println!("{what:<26} ${c:>8.4}  {:>5.1} %", 100.0 * c / total);
     }
     println!(
-        "{:<26} ${total:>8.4}  ratio to the $1.00 target: {:.2}x",
+        "{:<26} ${total:>8.4}  ratio to the ${:.2} target: {:.2}x\n",
         "total",
-        total / COST_TARGET
+        mode.target,
+        total / mode.target
     );
-    Ok(())
+    Ok(lines)
+}
+
+/// The front doors compared at each batch size: the measured rest of the bill plus each
+/// door's per-request price (an Application Load Balancer bills by the hour instead: see
+/// the README).
+fn front_doors(results: &[(Mode, Vec<(&'static str, f64)>)]) {
+    println!("## Total $ per million events by front door (the rest as measured)");
+    print!("{:<44}", "front door");
+    for (mode, _) in results {
+        print!(" {:>12}", format!("batch {}", mode.batch));
+    }
+    println!();
+    for (door, per_m_requests) in FRONT_DOORS {
+        print!("{door:<44}");
+        for (mode, lines) in results {
+            let rest: f64 = lines
+                .iter()
+                .filter(|(what, _)| *what != FRONT_DOOR)
+                .map(|(_, c)| c)
+                .sum();
+            let door_cost = per_m_requests / mode.batch as f64;
+            print!(" {:>12}", format!("${:.4}", rest + door_cost));
+        }
+        println!();
+    }
+    for (mode, lines) in results {
+        let total: f64 = lines.iter().map(|(_, c)| c).sum();
+        println!(
+            "batch {}: ${total:.4} with API Gateway (target ${:.2}: {:.2}x)",
+            mode.batch,
+            mode.target,
+            total / mode.target
+        );
+    }
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -314,5 +414,10 @@ async fn main() -> anyhow::Result<()> {
     let stack = Stack::provision(&moto.endpoint, Region::Us, "cold").await?;
     cold_starts(&stack, &meter.endpoint, logs.path()).await?;
     sizes();
-    cost(&moto, &meter, logs.path()).await
+    let mut results = Vec::new();
+    for mode in MODES {
+        results.push((mode, cost(&moto, &meter, logs.path(), mode).await?));
+    }
+    front_doors(&results);
+    Ok(())
 }

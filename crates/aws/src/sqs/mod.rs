@@ -3,7 +3,9 @@
 //! `maxReceiveCount` receives).
 //!
 //! - The destination and workspace travel as message attributes, the `QueueBody` JSON as the
-//!   body (base64 with `body_encoding = base64` if it is not UTF-8).
+//!   body: deflated and base64-encoded (`body_encoding = deflate`) from 1 KiB on, since SQS
+//!   bills per started 64 KiB; else as it is (base64 with `body_encoding = base64` if it is
+//!   not UTF-8).
 //! - SQS limits: 10 messages and 256 KiB per `SendMessageBatch`, `DelaySeconds` ≤ 900 s
 //!   (longer delays are cut to 900 s, with a warning), visibility ≤ 12 h, whole seconds
 //!   (sub-second durations round up).
@@ -38,6 +40,8 @@ use tracklayer_core::ports::{
 use tracklayer_core::workspace::WorkspaceId;
 
 mod wire;
+
+pub use wire::decode_body;
 
 use wire::{
     death, entry, parse, parse_parts, secs_ceil, system_attr, Entry, BATCH_BYTES, BATCH_MAX,

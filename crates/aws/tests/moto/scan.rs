@@ -170,8 +170,17 @@ pub async fn queue(client: &aws_sdk_sqs::Client, url: &str, wait: Duration) -> V
         }
         empty_polls = 0;
         for m in got {
+            // The body as it was sent (a large one travels deflated).
+            let encoding = m
+                .message_attributes()
+                .and_then(|a| a.get("body_encoding"))
+                .and_then(|v| v.string_value());
+            let raw = m.body().unwrap_or_default();
+            let body = tracklayer_aws::decode_queue_body(encoding, raw)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_else(|| raw.to_owned());
             let mut text = String::new();
-            text.push_str(m.body().unwrap_or_default());
+            text.push_str(&body);
             text.push('\n');
             let mut attrs: Vec<_> = m.message_attributes().into_iter().flatten().collect();
             attrs.sort_by(|a, b| a.0.cmp(b.0));
@@ -187,7 +196,7 @@ pub async fn queue(client: &aws_sdk_sqs::Client, url: &str, wait: Duration) -> V
             out.push(Dumped {
                 place: format!("queue {url}"),
                 text,
-                body: m.body().map(str::to_owned),
+                body: Some(body),
             });
         }
     }
