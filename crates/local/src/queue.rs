@@ -287,6 +287,32 @@ impl QueueConsumer for SqliteDeliveryQueue {
             .await
     }
 
+    /// One statement: visible again after `delay`, the receive given back, the receipt spent.
+    async fn hold(
+        &self,
+        kind: DestinationKind,
+        message: &Received,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
+        let (id, token) = parse_receipt(&message.receipt)?;
+        let visible_at = unix_millis(self.clock.now()).saturating_add(millis(delay));
+        self.db
+            .write("hold", move |c| {
+                let n = c
+                    .execute(
+                        "UPDATE queue SET visible_at = ?3, receive_count = MAX(receive_count - 1, 0), receipt = NULL
+                         WHERE id = ?1 AND receipt = ?2 AND kind = ?4 AND dead_at IS NULL",
+                        params![id, token, visible_at, kind.as_str()],
+                    )
+                    .map_err(|e| sql("hold", e))?;
+                if n == 0 {
+                    return Err(StoreError::NotFound("receipt"));
+                }
+                Ok(())
+            })
+            .await
+    }
+
     async fn dead_letter(
         &self,
         kind: DestinationKind,

@@ -81,6 +81,10 @@ pub enum Disposition {
     Ack,
     /// Make it visible again after the delay (counts as an attempt).
     RetryLater(Duration),
+    /// Keep it as it is, visible again after the delay, without spending this receive or an
+    /// attempt (a paused destination or workspace, a spent in-flight budget, a workspace key
+    /// unavailable): one queue operation, [`QueueConsumer::hold`](crate::ports::QueueConsumer::hold).
+    Hold(Duration),
     /// Move it to the dead-letter queue with the reason.
     DeadLetter(String),
 }

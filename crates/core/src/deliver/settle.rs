@@ -189,6 +189,7 @@ impl DeliveryService {
                     .retry_later(kind, &msg.receipt, *delay)
                     .await
             }
+            Disposition::Hold(delay) => self.ports.queue.hold(kind, msg, *delay).await,
             Disposition::DeadLetter(reason) => {
                 self.ports.queue.dead_letter(kind, msg, reason).await
             }
