@@ -25,7 +25,7 @@ use crate::workspace::{KeyRef, User, Workspace, WorkspaceId};
 pub use crate::sessions::SessionStore;
 
 mod delivery_queue;
-pub use delivery_queue::{DeadLetterAdmin, DeliveryQueue, QueueConsumer};
+pub use delivery_queue::{DeadLetterAdmin, DeliveryQueue, QueueConsumer, Remainder};
 
 /// What a control store's `Conflict` says when the last-admin rule refused a change.
 pub const LAST_ADMIN: &str = "the workspace's last admin";
@@ -307,7 +307,7 @@ pub trait InspectableEventStore: EventStore + EventInspection {}
 impl<T: EventStore + EventInspection + ?Sized> InspectableEventStore for T {}
 
 /// A message to put on a destination kind's queue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     pub kind: DestinationKind,
     pub destination_id: DestinationId,
@@ -390,7 +390,7 @@ pub struct QueueDepth {
     pub dead: u64,
 }
 
-/// Puts messages on a destination kind's queue (ingest; the worker's split-off retries).
+/// Puts messages on a destination kind's queue (ingest).
 #[async_trait]
 pub trait Enqueuer: Send + Sync {
     async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError>;

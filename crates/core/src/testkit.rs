@@ -270,6 +270,7 @@ macro_rules! all_contract_suites {
                 replays_dead_letters_of_one_destination,
                 hides_a_delayed_message_until_its_delay_ends,
                 puts_refused_parts_straight_into_the_dead_letters,
+                replaces_a_received_message_by_its_remainder,
                 keeps_each_kind_in_its_own_queue,
             ],
             delivery_queue_erasure(delivery_queue()) [

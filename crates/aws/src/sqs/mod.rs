@@ -11,6 +11,7 @@
 //!   read as "received too often" at their send time.
 //! - `hold` sends a delayed copy of the received message (its earlier receives counted as
 //!   attempts in the body), then deletes it: SQS cannot give a receive back.
+//! - `replace` sends a message's remainder (retry and dead parts), then deletes it.
 //! - `dead_letter` sends the received message itself (its ids and body) to the dead-letter
 //!   queue and deletes it from the source queue: nothing is remembered between calls.
 //! - `dead_letters` peeks: it receives with a short visibility and makes the messages visible
@@ -35,7 +36,7 @@ use tracklayer_core::error::StoreError;
 use tracklayer_core::event::EventId;
 use tracklayer_core::ports::{
     DeadLetter, DeadLetterAdmin, Enqueuer, Outgoing, QueueConsumer, QueueDepth, Receipt, Received,
-    ReplayFilter,
+    Remainder, ReplayFilter,
 };
 use tracklayer_core::workspace::WorkspaceId;
 
@@ -528,6 +529,19 @@ impl QueueConsumer for SqsDeliveryQueue {
         )?;
         // Send first: a failure between the two calls leaves two copies, never none.
         self.send(&url, vec![copy]).await?;
+        self.ack(kind, &message.receipt).await
+    }
+
+    /// The parts first, then the original deleted (SQS has no transaction).
+    async fn replace(
+        &self,
+        kind: DestinationKind,
+        message: &Received,
+        remainder: &Remainder,
+    ) -> Result<(), StoreError> {
+        self.enqueue(&remainder.retry).await?;
+        self.enqueue_dead(&remainder.dead, &remainder.reason)
+            .await?;
         self.ack(kind, &message.receipt).await
     }
 

@@ -30,7 +30,7 @@ use crate::ports::SuppressionList;
 use crate::ports::{
     ControlReader, DeadLetterAdmin, DeliveryCursor, DeliveryLog, DeliveryPage, DeliveryQuery,
     DeliveryRecord, DeliveryStatus, Egress, EgressError, Enqueuer, Keyring, Outgoing,
-    QueueConsumer, Receipt, Received, ReplayFilter,
+    QueueConsumer, Receipt, Received, Remainder, ReplayFilter,
 };
 use crate::workspace::{KeyRef, Region, Workspace, WorkspaceId};
 
@@ -385,6 +385,25 @@ impl QueueConsumer for MemoryQueue {
             m.visible_at = now + delay;
             m.receive_count = m.receive_count.saturating_sub(1);
         });
+        Ok(())
+    }
+    async fn replace(
+        &self,
+        _kind: DestinationKind,
+        msg: &Received,
+        remainder: &Remainder,
+    ) -> Result<(), StoreError> {
+        remainder.retry.iter().for_each(|m| self.push(m, None));
+        let reason = Some(remainder.reason.clone());
+        remainder
+            .dead
+            .iter()
+            .for_each(|m| self.push(m, reason.clone()));
+        let id = msg.receipt.0.clone();
+        self.messages
+            .lock()
+            .unwrap()
+            .retain(|m| m.id.to_string() != id);
         Ok(())
     }
     async fn dead_letter(
@@ -862,7 +881,11 @@ async fn a_partial_failure_delivers_the_rest_dead_letters_the_refused_item_and_r
     w.egress
         .answer(200, None, json!({"refuse": [1], "retry": [2]}));
 
-    assert_eq!(w.step().await, vec![Disposition::Ack]);
+    let replaced = w.step().await;
+    assert!(
+        matches!(&replaced[..], [Disposition::Replace(_)]),
+        "{replaced:?}"
+    );
 
     assert_eq!(w.status(events[0]).status, DeliveryStatus::Delivered);
     let refused = w.status(events[1]);
@@ -1074,6 +1097,31 @@ async fn a_kill_while_a_message_is_held_leaves_exactly_one_copy_of_it() {
     assert_eq!(back.len(), 1, "the message, not the message and a copy");
     let body = back[0].decode_body().unwrap();
     assert_eq!(body.items[0].event_id, events[0]);
+}
+
+#[tokio::test]
+async fn a_kill_after_a_partial_failure_leaves_the_message_and_no_part_of_it() {
+    let w = World::new(config());
+    w.set_destination(|d| d.config = json!({"batch_size": 10}));
+    let events = w.enqueue(&["a", "b", "c"]).await;
+    w.egress
+        .answer(200, None, json!({"refuse": [1], "retry": [2]}));
+
+    w.step_then_killed().await;
+
+    // After the restart: the whole message again, once; no split-off part of it.
+    assert!(
+        w.queue.dead().is_empty(),
+        "no dead letter before the message is settled"
+    );
+    w.advance(VISIBILITY);
+    let back = w.queue.receive(KIND, 10, VISIBILITY).await.unwrap();
+    assert_eq!(
+        back.len(),
+        1,
+        "the message, not the message and its remainder"
+    );
+    assert_eq!(back[0].decode_body().unwrap().items.len(), events.len());
 }
 
 impl World {

@@ -49,6 +49,17 @@ pub trait QueueConsumer: Send + Sync {
         message: &Received,
         delay: Duration,
     ) -> Result<(), StoreError>;
+    /// Replaces a received message by what is left of it after an attempt: `retry` as new
+    /// messages (hidden for their delay), `dead` as dead letters with `reason`; the rest was
+    /// delivered. All or nothing on SQLite (one transaction: a kill -9 leaves the message or
+    /// its remainder, never both); SQS sends the parts, then deletes the message (a crash in
+    /// between leaves both: at least once, and the delivery log skips what was delivered).
+    async fn replace(
+        &self,
+        kind: DestinationKind,
+        message: &Received,
+        remainder: &Remainder,
+    ) -> Result<(), StoreError>;
     /// Moves a received message to the dead-letter queue with `reason`: the message itself
     /// says what to move, so no adapter has to remember what it handed out.
     async fn dead_letter(
@@ -57,6 +68,16 @@ pub trait QueueConsumer: Send + Sync {
         message: &Received,
         reason: &str,
     ) -> Result<(), StoreError>;
+}
+
+/// What is left of a received message after an attempt ([`QueueConsumer::replace`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remainder {
+    /// The items to send again, as messages hidden for their delay.
+    pub retry: Vec<Outgoing>,
+    /// The items refused for good, as dead letters with `reason`.
+    pub dead: Vec<Outgoing>,
+    pub reason: String,
 }
 
 /// Dead-letter administration: replay (admin API, CLI) and erasure (data-subject requests).

@@ -1,5 +1,5 @@
 use super::*;
-use crate::ports::Received;
+use crate::ports::{Received, Remainder};
 
 /// A queue under test, with a way to let time pass (a fixed clock, or real sleeping).
 #[async_trait]
@@ -253,6 +253,48 @@ pub async fn puts_refused_parts_straight_into_the_dead_letters(h: &dyn QueueHarn
     assert!(dead
         .iter()
         .any(|m| m.destination_id == d && m.reason.contains("invalid") && m.body == b"refused"));
+}
+
+pub async fn replaces_a_received_message_by_its_remainder(h: &dyn QueueHarness) {
+    let q = h.queue();
+    let kind = DestinationKind::MetaCapi;
+    let (ws, d) = enqueue_to_new_destination(q, kind, "whole").await;
+    let got = q.receive(kind, 10, VIS).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let retry = Outgoing {
+        delay: Duration::from_secs(1),
+        ..outgoing(kind, &d, &ws, "deferred")
+    };
+    let remainder = Remainder {
+        retry: vec![retry],
+        dead: vec![outgoing(kind, &d, &ws, "refused")],
+        reason: "HTTP 400: invalid".into(),
+    };
+
+    q.replace(kind, &got[0], &remainder).await.unwrap();
+
+    assert!(
+        nothing_visible(q, kind).await,
+        "the retry waits for its delay"
+    );
+    let dead = h.dead_letters(kind, 1000).await.unwrap();
+    let mine: Vec<_> = dead.iter().filter(|m| m.destination_id == d).collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(
+        (mine[0].body.as_slice(), mine[0].reason.as_str()),
+        (&b"refused"[..], "HTTP 400: invalid")
+    );
+    // Past the delay and past the replaced receive's visibility: the retry alone.
+    h.advance(VIS + Duration::from_millis(500)).await;
+    let back = q.receive(kind, 10, VIS).await.unwrap();
+    let bodies: Vec<&[u8]> = back.iter().map(|m| m.body.as_slice()).collect();
+    assert_eq!(
+        bodies,
+        vec![&b"deferred"[..]],
+        "the remainder, not the message"
+    );
+    assert_eq!(back[0].receive_count, 1);
+    q.ack(kind, &back[0].receipt).await.unwrap();
 }
 
 pub async fn keeps_each_kind_in_its_own_queue(h: &dyn QueueHarness) {
