@@ -911,7 +911,7 @@ async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_un
         assert_eq!(received.len(), 1, "the message is still queued");
         assert_eq!(received[0].receive_count, 1, "no receive was spent");
         let dispositions = service.process(DestinationKind::Webhook, &received).await;
-        assert_eq!(dispositions, vec![Disposition::Ack]);
+        assert_eq!(dispositions, vec![Disposition::Hold(Duration::ZERO)]);
         service
             .apply(DestinationKind::Webhook, &received[0], &dispositions[0])
             .await

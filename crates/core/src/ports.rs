@@ -24,6 +24,9 @@ use crate::workspace::{KeyRef, User, Workspace, WorkspaceId};
 /// Console sign-in state (sessions, one-time links, credentials, failure counters).
 pub use crate::sessions::SessionStore;
 
+mod delivery_queue;
+pub use delivery_queue::{DeadLetterAdmin, DeliveryQueue, QueueConsumer, Remainder};
+
 /// What a control store's `Conflict` says when the last-admin rule refused a change.
 pub const LAST_ADMIN: &str = "the workspace's last admin";
 
@@ -304,7 +307,7 @@ pub trait InspectableEventStore: EventStore + EventInspection {}
 impl<T: EventStore + EventInspection + ?Sized> InspectableEventStore for T {}
 
 /// A message to put on a destination kind's queue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     pub kind: DestinationKind,
     pub destination_id: DestinationId,
@@ -387,68 +390,11 @@ pub struct QueueDepth {
     pub dead: u64,
 }
 
-/// Puts messages on a destination kind's queue (ingest; the worker's split-off retries).
+/// Puts messages on a destination kind's queue (ingest).
 #[async_trait]
 pub trait Enqueuer: Send + Sync {
     async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError>;
 }
-
-/// What the delivery worker does with its kind's queue: receive, then settle each message.
-#[async_trait]
-pub trait QueueConsumer: Send + Sync {
-    /// Puts messages straight into the dead-letter queue (the part of a message that a
-    /// destination refused for good while the rest was delivered).
-    async fn enqueue_dead(&self, messages: &[Outgoing], reason: &str) -> Result<(), StoreError>;
-    /// Up to `max` visible messages, hidden for `visibility`. A message received more than the
-    /// queue's maximum receive count moves to the dead-letter queue instead.
-    async fn receive(
-        &self,
-        kind: DestinationKind,
-        max: usize,
-        visibility: Duration,
-    ) -> Result<Vec<Received>, StoreError>;
-    async fn ack(&self, kind: DestinationKind, receipt: &Receipt) -> Result<(), StoreError>;
-    /// Makes the message visible again after `delay`.
-    async fn retry_later(
-        &self,
-        kind: DestinationKind,
-        receipt: &Receipt,
-        delay: Duration,
-    ) -> Result<(), StoreError>;
-    /// Moves a received message to the dead-letter queue with `reason`: the message itself
-    /// says what to move, so no adapter has to remember what it handed out.
-    async fn dead_letter(
-        &self,
-        kind: DestinationKind,
-        message: &Received,
-        reason: &str,
-    ) -> Result<(), StoreError>;
-}
-
-/// Dead-letter administration: replay (admin API, CLI) and erasure (data-subject requests).
-#[async_trait]
-pub trait DeadLetterAdmin: Send + Sync {
-    /// Moves matching dead letters back to the queue; returns how many moved.
-    async fn replay(&self, kind: DestinationKind, filter: &ReplayFilter)
-        -> Result<u64, StoreError>;
-    /// Erasure: removes the items of these events of workspace `ws` from the kind's dead
-    /// letters and, where the backend can change a queued message, from its waiting and
-    /// delayed messages (SQLite can, in flight or not; SQS cannot change a queued message, so
-    /// those are delivered as accepted before the suppression). A message left without items
-    /// is deleted. Returns the items removed.
-    async fn purge_events(
-        &self,
-        kind: DestinationKind,
-        ws: &WorkspaceId,
-        events: &[EventId],
-    ) -> Result<u64, StoreError>;
-}
-
-/// One queue (and dead-letter queue) per destination kind, with SQS semantics: every role.
-/// Adapters implement the three role traits; this follows.
-pub trait DeliveryQueue: Enqueuer + QueueConsumer + DeadLetterAdmin {}
-
-impl<T: Enqueuer + QueueConsumer + DeadLetterAdmin + ?Sized> DeliveryQueue for T {}
 
 /// Data keys, wrapped by the platform key or the customer's key (BYOK).
 #[async_trait]

@@ -264,10 +264,13 @@ macro_rules! all_contract_suites {
                 hides_a_received_message_until_its_visibility_ends,
                 forgets_an_acknowledged_message,
                 makes_a_message_visible_again_after_retry_later,
+                gives_a_held_message_back_once_after_its_delay_with_its_receive_unspent,
+                never_dead_letters_a_message_held_more_often_than_its_maximum_receives,
                 dead_letters_a_message_after_its_maximum_receives,
                 replays_dead_letters_of_one_destination,
                 hides_a_delayed_message_until_its_delay_ends,
                 puts_refused_parts_straight_into_the_dead_letters,
+                replaces_a_received_message_by_its_remainder,
                 keeps_each_kind_in_its_own_queue,
             ],
             delivery_queue_erasure(delivery_queue()) [

@@ -14,7 +14,7 @@ use tracklayer_core::error::StoreError;
 use tracklayer_core::event::EventId;
 use tracklayer_core::ports::{
     DeadLetter, DeadLetterAdmin, Enqueuer, Outgoing, QueueConsumer, QueueDepth, Receipt, Received,
-    ReplayFilter,
+    Remainder, ReplayFilter,
 };
 use tracklayer_core::workspace::WorkspaceId;
 
@@ -43,6 +43,53 @@ impl SqliteDeliveryQueue {
     }
 }
 
+/// A message as a queue row: kind, destination, workspace, body, visible at (unix ms).
+type Row = (&'static str, String, String, Vec<u8>, i64);
+
+/// Messages as rows enqueued at `now`, visible after their delay.
+fn rows(messages: &[Outgoing], now: i64) -> Vec<Row> {
+    messages
+        .iter()
+        .map(|m| {
+            (
+                m.kind.as_str(),
+                m.destination_id.as_str().to_owned(),
+                m.workspace_id.as_str().to_owned(),
+                m.body.clone(),
+                now.saturating_add(millis(m.delay)),
+            )
+        })
+        .collect()
+}
+
+/// Inserts rows enqueued at `now`: live, or straight into the dead letters with a reason.
+fn insert_rows(
+    c: &rusqlite::Connection,
+    rows: &[Row],
+    now: i64,
+    dead: Option<&str>,
+) -> Result<(), StoreError> {
+    let mut stmt = c
+        .prepare_cached(
+            "INSERT INTO queue (kind, destination_id, workspace_id, body, enqueued_at, visible_at, dead_at, dead_reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(|e| sql("enqueue", e))?;
+    let dead_at = dead.map(|_| now);
+    for (kind, dest, ws, body, visible_at) in rows {
+        stmt.execute(params![
+            kind, dest, ws, body, now, visible_at, dead_at, dead
+        ])
+        .map_err(|e| sql("enqueue", e))?;
+    }
+    Ok(())
+}
+
+/// A dead letter's reason as stored: at most 1,000 characters.
+fn stored_reason(reason: &str) -> String {
+    reason.chars().take(1000).collect()
+}
+
 impl SqliteDeliveryQueue {
     /// Inserts messages, live (visible after their delay) or straight into the dead letters.
     async fn insert(&self, messages: &[Outgoing], dead: Option<String>) -> Result<(), StoreError> {
@@ -50,35 +97,10 @@ impl SqliteDeliveryQueue {
             return Ok(());
         }
         let now = unix_millis(self.clock.now());
-        let rows: Vec<_> = messages
-            .iter()
-            .map(|m| {
-                (
-                    m.kind.as_str(),
-                    m.destination_id.as_str().to_owned(),
-                    m.workspace_id.as_str().to_owned(),
-                    m.body.clone(),
-                    now.saturating_add(millis(m.delay)),
-                )
-            })
-            .collect();
-        let dead_at = dead.as_ref().map(|_| now);
+        let rows = rows(messages, now);
         self.db
             .write("enqueue", move |c| {
-                let tx: &rusqlite::Connection = c;
-                {
-                    let mut stmt = tx
-                        .prepare_cached(
-                            "INSERT INTO queue (kind, destination_id, workspace_id, body, enqueued_at, visible_at, dead_at, dead_reason)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                        )
-                        .map_err(|e| sql("enqueue", e))?;
-                    for (kind, dest, ws, body, visible_at) in &rows {
-                        stmt.execute(params![kind, dest, ws, body, now, visible_at, dead_at, dead])
-                            .map_err(|e| sql("enqueue", e))?;
-                    }
-                }
-                Ok(())
+                insert_rows(c, &rows, now, dead.as_deref())
             })
             .await
     }
@@ -182,8 +204,7 @@ impl Enqueuer for SqliteDeliveryQueue {
 #[async_trait]
 impl QueueConsumer for SqliteDeliveryQueue {
     async fn enqueue_dead(&self, messages: &[Outgoing], reason: &str) -> Result<(), StoreError> {
-        let reason: String = reason.chars().take(1000).collect();
-        self.insert(messages, Some(reason)).await
+        self.insert(messages, Some(stored_reason(reason))).await
     }
 
     async fn receive(
@@ -287,6 +308,60 @@ impl QueueConsumer for SqliteDeliveryQueue {
             .await
     }
 
+    /// One statement: visible again after `delay`, the receive given back, the receipt spent.
+    async fn hold(
+        &self,
+        kind: DestinationKind,
+        message: &Received,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
+        let (id, token) = parse_receipt(&message.receipt)?;
+        let visible_at = unix_millis(self.clock.now()).saturating_add(millis(delay));
+        self.db
+            .write("hold", move |c| {
+                let n = c
+                    .execute(
+                        "UPDATE queue SET visible_at = ?3, receive_count = MAX(receive_count - 1, 0), receipt = NULL
+                         WHERE id = ?1 AND receipt = ?2 AND kind = ?4 AND dead_at IS NULL",
+                        params![id, token, visible_at, kind.as_str()],
+                    )
+                    .map_err(|e| sql("hold", e))?;
+                if n == 0 {
+                    return Err(StoreError::NotFound("receipt"));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// One transaction: the message deleted, its remainder inserted.
+    async fn replace(
+        &self,
+        kind: DestinationKind,
+        message: &Received,
+        remainder: &Remainder,
+    ) -> Result<(), StoreError> {
+        let (id, token) = parse_receipt(&message.receipt)?;
+        let now = unix_millis(self.clock.now());
+        let (retry, dead) = (rows(&remainder.retry, now), rows(&remainder.dead, now));
+        let reason = stored_reason(&remainder.reason);
+        self.db
+            .write("replace", move |c| {
+                let n = c
+                    .execute(
+                        "DELETE FROM queue WHERE id = ?1 AND receipt = ?2 AND kind = ?3 AND dead_at IS NULL",
+                        params![id, token, kind.as_str()],
+                    )
+                    .map_err(|e| sql("replace", e))?;
+                if n == 0 {
+                    return Err(StoreError::NotFound("receipt"));
+                }
+                insert_rows(c, &retry, now, None)?;
+                insert_rows(c, &dead, now, Some(&reason))
+            })
+            .await
+    }
+
     async fn dead_letter(
         &self,
         kind: DestinationKind,
@@ -295,7 +370,7 @@ impl QueueConsumer for SqliteDeliveryQueue {
     ) -> Result<(), StoreError> {
         let (id, token) = parse_receipt(&message.receipt)?;
         let now = unix_millis(self.clock.now());
-        let reason: String = reason.chars().take(1000).collect();
+        let reason = stored_reason(reason);
         self.db
             .write("dead_letter", move |c| {
                 let n = c

@@ -118,10 +118,6 @@ pub struct ServeArgs {
     /// Let destinations reach loopback and private addresses (local development and tests only).
     #[arg(long)]
     pub allow_private_egress: bool,
-    /// Accept and store events but run no delivery workers: queued messages wait for a
-    /// `serve` without this flag (an ingest-only process; the kill -9 durability test).
-    #[arg(long)]
-    pub ingest_only: bool,
     /// Requests per second allowed per write key.
     #[arg(long, default_value_t = 1000, env = "TRACKLAYER_RATE_LIMIT")]
     pub rate_limit: u32,
@@ -220,6 +216,10 @@ pub struct DeliveryArgs {
     /// How long to wait to fill a batch of queue messages, in milliseconds.
     #[arg(long, default_value_t = 250)]
     pub batch_window_ms: u64,
+    /// How long a received message stays hidden while it is delivered, in milliseconds: the
+    /// messages a crashed process had received come back this long after their receive.
+    #[arg(long, default_value_t = 120_000)]
+    pub visibility_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]

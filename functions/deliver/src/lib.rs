@@ -10,7 +10,9 @@
 //!   ([`DeliveryService::process`]): grouped per destination, destinations concurrently.
 //! - Delivered (or dropped) messages are simply not reported: Lambda deletes them. A retry
 //!   sets the message's visibility to its backoff (`ChangeMessageVisibility`) and is reported,
-//!   so that Lambda leaves it in the queue. A dead letter is sent to the DLQ with its reason
+//!   so that Lambda leaves it in the queue. A held message (paused destination) or one partly
+//!   delivered is replaced by a delayed copy ([`QueueConsumer::hold`]) or its remainder
+//!   ([`QueueConsumer::replace`]) and reported, so Lambda deletes nothing. A dead letter is sent to the DLQ with its reason
 //!   and deleted; if either fails, the message is reported and comes back.
 
 use std::collections::BTreeMap;
@@ -177,6 +179,15 @@ impl Deliver {
                 if let Err(e) = self.queue.retry_later(kind, receipt, *delay).await {
                     tracing::warn!(error = %e, kind = %kind,
                         "could not set the backoff; the message returns after the queue's visibility timeout");
+                }
+                false
+            }
+            Disposition::Hold(_) | Disposition::Replace(_) => {
+                // The message was replaced by a copy or its remainder (or that failed, and it
+                // comes back after the queue's visibility timeout): Lambda deletes nothing.
+                if let Err(e) = self.service.apply(kind, &a.received, d).await {
+                    tracing::warn!(error = %e, kind = %kind,
+                        "could not hold or replace a message; it returns after the queue's visibility timeout");
                 }
                 false
             }

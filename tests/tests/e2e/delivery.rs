@@ -251,33 +251,41 @@ async fn a_destination_that_is_down_delays_no_other_and_replay_delivers_its_dead
 }
 
 /// The ids of `destination`'s waiting (not dead-lettered) queue rows: lowest and highest.
-fn waiting_ids(dir: &Path, destination: &str) -> (Option<i64>, Option<i64>) {
+/// The tests' `--paused-recheck-ms`: how long a held message stays hidden.
+const PAUSED_RECHECK_MS: i64 = 200;
+
+/// How many of `destination`'s waiting messages were not held back at or after `since` (unix
+/// milliseconds), and how many wait. A hold gives the receive back (a message never attempted
+/// is at `receive_count` 0 again) and hides the message for `PAUSED_RECHECK_MS` from the
+/// hold; a receive counts one and hides it for the visibility timeout.
+fn not_held_since(dir: &Path, destination: &str, since: i64) -> (i64, i64) {
     database(dir)
         .query_row(
-            "SELECT min(id), max(id) FROM queue WHERE destination_id = ?1 AND dead_at IS NULL",
-            [destination],
+            "SELECT COALESCE(SUM(NOT (receive_count = 0 AND visible_at >= ?2)), 0), COUNT(*)
+             FROM queue WHERE destination_id = ?1 AND dead_at IS NULL",
+            rusqlite::params![destination, since + PAUSED_RECHECK_MS],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap()
 }
 
 /// Waits until the worker has held every waiting message of `destination` back `rounds`
-/// times, the observable event that replaces a sleep: a held message (paused destination,
-/// workspace key unavailable) is acknowledged and queued again as a fresh copy, a new row, so
-/// a round is over once no row older than the previous round's newest is left. A retry, by
-/// contrast, keeps its row and counts a receive.
+/// times, the observable event that replaces a sleep: a round is over once every message
+/// was held (its row updated in place) after the round began.
 pub(crate) async fn wait_until_held(dir: &Path, destination: &str, rounds: usize) {
-    let (first, mut newest) = waiting_ids(dir, destination);
-    assert!(first.is_some(), "{destination} has no waiting messages");
+    let unix_ms = || time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000;
+    assert!(
+        not_held_since(dir, destination, 0).1 > 0,
+        "{destination} has no waiting messages"
+    );
     for round in 1..=rounds {
-        let before = newest;
+        let since = unix_ms();
         wait_until(
             Duration::from_secs(30),
             &format!("hold round {round} of {destination}'s messages"),
-            || waiting_ids(dir, destination).0 > before,
+            || not_held_since(dir, destination, since).0 == 0,
         )
         .await;
-        newest = waiting_ids(dir, destination).1;
     }
 }
 

@@ -1,6 +1,7 @@
-//! Durability under kill -9: `tracklayer serve` takes load and is killed with SIGKILL at
-//! random moments, then restarted; every event it answered 200 for is stored, and once
-//! delivery runs it reaches the destination exactly once with nothing left to send again.
+//! Durability under kill -9: `tracklayer serve` (its delivery workers on, the destination
+//! paused, so that they hold its messages back over and over) takes load and is killed with
+//! SIGKILL at random moments, then restarted; every event it answered 200 for is stored, and
+//! once the destination is resumed it reaches it exactly once with nothing left to send again.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,6 +58,18 @@ async fn send_until_killed(
     acknowledged
 }
 
+/// `serve` while the destination is paused: its worker holds each message back and looks at it
+/// again every 100 ms; what a killed process had received comes back 500 ms after its receive.
+const SERVE_PAUSED: [&str; 7] = [
+    "--allow-private-egress",
+    "--paused-recheck-ms",
+    "100",
+    "--visibility-ms",
+    "500",
+    "--batch-window-ms",
+    "20",
+];
+
 /// One round: load from `SENDERS` clients, SIGKILL `after` the first answer 200; the
 /// messageIds answered 200.
 async fn load_then_kill(
@@ -65,7 +78,7 @@ async fn load_then_kill(
     round: usize,
     after: Duration,
 ) -> Vec<String> {
-    let server = Server::start(dir, &["--allow-private-egress", "--ingest-only"]).unwrap();
+    let server = Server::start(dir, &SERVE_PAUSED).unwrap();
     let answered = Arc::new(AtomicUsize::new(0));
     let senders: Vec<_> = (0..SENDERS)
         .map(|c| {
@@ -105,9 +118,9 @@ async fn every_event_answered_200_before_a_kill_9_is_stored_and_delivered_exactl
         super::WEBHOOK_SECRET,
     ])
     .await;
-    add_destination(
+    let meta = add_destination(
         &dir,
-        &json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
+        &json!({"name": "Meta", "kind": "meta_capi", "endpoint": base, "paused": true,
                 "config": {"pixel_id": "1234567890", "api_version": "v21.0"},
                 "secrets": {"access_token": super::META_TOKEN}}),
     )
@@ -157,7 +170,12 @@ async fn every_event_answered_200_before_a_kill_9_is_stored_and_delivered_exactl
         &lost[..lost.len().min(5)]
     );
 
-    // ...and, once delivery runs, reaches Meta exactly once, with nothing left queued.
+    // ...nothing reached Meta while it was paused...
+    assert!(fakes.received("meta_capi").is_empty(), "sent while paused");
+
+    // ...and, once Meta is resumed, reaches it exactly once, with nothing left queued.
+    let data_dir = dir.to_str().unwrap();
+    tracklayer(&["destinations", "resume", "--data-dir", data_dir, &meta]).unwrap();
     let mut server =
         Server::start(&dir, &["--allow-private-egress", "--batch-window-ms", "20"]).unwrap();
     wait_until(

@@ -11,6 +11,9 @@
 //!   (sub-second durations round up).
 //! - A dead letter carries its `reason` and `dead_at`; messages SQS redrove have neither, and
 //!   read as "received too often" at their send time.
+//! - `hold` sends a delayed copy of the received message (its earlier receives counted as
+//!   attempts in the body), then deletes it: SQS cannot give a receive back.
+//! - `replace` sends a message's remainder (retry and dead parts), then deletes it.
 //! - `dead_letter` sends the received message itself (its ids and body) to the dead-letter
 //!   queue and deletes it from the source queue: nothing is remembered between calls.
 //! - `dead_letters` peeks: it receives with a short visibility and makes the messages visible
@@ -35,7 +38,7 @@ use tracklayer_core::error::StoreError;
 use tracklayer_core::event::EventId;
 use tracklayer_core::ports::{
     DeadLetter, DeadLetterAdmin, Enqueuer, Outgoing, QueueConsumer, QueueDepth, Receipt, Received,
-    ReplayFilter,
+    Remainder, ReplayFilter,
 };
 use tracklayer_core::workspace::WorkspaceId;
 
@@ -44,8 +47,8 @@ mod wire;
 pub use wire::decode_body;
 
 use wire::{
-    death, entry, parse, parse_parts, secs_ceil, system_attr, Entry, BATCH_BYTES, BATCH_MAX,
-    MAX_VISIBILITY_S,
+    death, entry, held_body, parse, parse_parts, secs_ceil, system_attr, Entry, BATCH_BYTES,
+    BATCH_MAX, MAX_VISIBILITY_S,
 };
 
 use crate::config::QueueUrls;
@@ -511,6 +514,39 @@ impl QueueConsumer for SqsDeliveryQueue {
             .await
             .map_err(|e| receipt_error("retry_later", e))?;
         Ok(())
+    }
+
+    /// A delayed copy, then the original deleted (see the port: SQS cannot un-count a receive).
+    async fn hold(
+        &self,
+        kind: DestinationKind,
+        message: &Received,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
+        let url = self.urls(kind)?.queue.clone();
+        let copy = entry(
+            &message.workspace_id,
+            &message.destination_id,
+            &held_body(message),
+            delay,
+            None,
+        )?;
+        // Send first: a failure between the two calls leaves two copies, never none.
+        self.send(&url, vec![copy]).await?;
+        self.ack(kind, &message.receipt).await
+    }
+
+    /// The parts first, then the original deleted (SQS has no transaction).
+    async fn replace(
+        &self,
+        kind: DestinationKind,
+        message: &Received,
+        remainder: &Remainder,
+    ) -> Result<(), StoreError> {
+        self.enqueue(&remainder.retry).await?;
+        self.enqueue_dead(&remainder.dead, &remainder.reason)
+            .await?;
+        self.ack(kind, &message.receipt).await
     }
 
     async fn dead_letter(

@@ -10,6 +10,8 @@ use time::OffsetDateTime;
 use tracklayer_core::clock::{from_unix_millis, unix_millis};
 use tracklayer_core::destination::DestinationId;
 use tracklayer_core::error::StoreError;
+use tracklayer_core::event::QueueBody;
+use tracklayer_core::ports::Received;
 use tracklayer_core::workspace::WorkspaceId;
 
 /// SQS limits.
@@ -24,6 +26,22 @@ pub(super) const REASON: &str = "reason";
 pub(super) const DEAD_AT: &str = "dead_at";
 pub(super) const ENCODING: &str = "body_encoding";
 pub(super) const REDRIVEN: &str = "received more often than the queue's maximum receive count";
+
+/// The body of a held message's copy: the receives of the original before this one count as
+/// attempts, since the copy starts with none ([`QueueConsumer::hold`]). A body TrackLayer did
+/// not write goes as it is.
+///
+/// [`QueueConsumer::hold`]: tracklayer_core::ports::QueueConsumer::hold
+pub(super) fn held_body(m: &Received) -> Vec<u8> {
+    match QueueBody::decode(&m.body) {
+        Ok(mut body) => {
+            let earlier = m.receive_count.saturating_sub(1);
+            body.attempts = body.attempts.saturating_add(earlier);
+            body.encode()
+        }
+        Err(_) => m.body.clone(),
+    }
+}
 
 /// Whole seconds, rounded up, at most `max`.
 pub(super) fn secs_ceil(d: Duration, max: u64) -> i32 {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
-use super::service::{acked, DeliveryError, DeliveryService, Disposition, Part};
+use super::service::{DeliveryError, DeliveryService, Disposition, Part};
 use super::settings::Settings;
 use crate::ports::DeliveryStatus;
 
@@ -90,6 +90,15 @@ impl DeliveryService {
     }
 }
 
+/// Every message of a group held back for `delay` without spending a receive or an attempt
+/// ([`Disposition::Hold`]).
+pub(super) fn held(group: &[Part], delay: Duration) -> Vec<(usize, Disposition)> {
+    group
+        .iter()
+        .map(|p| (p.index, Disposition::Hold(delay)))
+        .collect()
+}
+
 /// Whether a group goes out now: with a slot of its destination's in-flight budget and the
 /// semaphore of its requests, or not, and what became of its messages.
 pub(super) enum Admission<'a> {
@@ -116,32 +125,16 @@ impl DeliveryService {
         let dest = &settings.destination;
         let dest_key = dest.id.as_str().to_owned();
         if dest.paused || settings.workspace.security.egress_paused {
-            // Keep the messages without spending their attempts: fresh copies, later.
-            let out = self.hold(group, self.config.paused_recheck).await?;
-            return Ok(Admission::Done(out));
+            // Keep the messages without spending their attempts, and look again later.
+            return Ok(Admission::Done(held(group, self.config.paused_recheck)));
         }
         let Some((slot, semaphore)) = self.take_slot(&dest_key) else {
-            let out = self.hold(group, Duration::from_secs(1)).await?;
-            return Ok(Admission::Done(out));
+            return Ok(Admission::Done(held(group, Duration::from_secs(1))));
         };
         if let Some(wait) = self.breaker_open(&dest_key, now) {
             return Ok(Admission::Done(self.while_open(group, wait).await?));
         }
         Ok(Admission::Send(slot, semaphore))
-    }
-
-    /// Keeps a group's messages without spending their attempts: fresh copies, visible
-    /// after `delay`; the received ones are done.
-    pub(super) async fn hold(
-        &self,
-        group: &[Part],
-        delay: Duration,
-    ) -> Result<Vec<(usize, Disposition)>, DeliveryError> {
-        for p in group {
-            self.requeue(&p.body, p.body.items.clone(), p.body.attempts, delay)
-                .await?;
-        }
-        Ok(acked(group))
     }
 
     /// The circuit is open: each message waits at least until it may close, logged as

@@ -23,7 +23,8 @@ use crate::destination::DestinationKind;
 use crate::error::{KeyError, StoreError};
 use crate::event::QueueBody;
 use crate::ports::{
-    ControlReader, DeliveryLog, DeliveryQueue, Egress, Keyring, Received, SuppressionList,
+    ControlReader, DeliveryLog, DeliveryQueue, Egress, Keyring, Received, Remainder,
+    SuppressionList,
 };
 use crate::stats::{StatsRecorder, StatsSink};
 use crate::workspace::WorkspaceId;
@@ -77,10 +78,18 @@ impl Default for DeliveryConfig {
 /// What to do with a received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
-    /// Done (delivered, dropped, or its remainder was re-queued / dead-lettered separately).
+    /// Done (delivered or dropped).
     Ack,
     /// Make it visible again after the delay (counts as an attempt).
     RetryLater(Duration),
+    /// Keep it as it is, visible again after the delay, without spending this receive or an
+    /// attempt (a paused destination or workspace, a spent in-flight budget, a workspace key
+    /// unavailable): one queue operation, [`QueueConsumer::hold`](crate::ports::QueueConsumer::hold).
+    Hold(Duration),
+    /// Replace it by what is left of it: its items to retry (a message of their own, this
+    /// attempt counted) and those refused for good (dead-lettered); the rest was delivered.
+    /// One queue operation, [`QueueConsumer::replace`](crate::ports::QueueConsumer::replace).
+    Replace(Remainder),
     /// Move it to the dead-letter queue with the reason.
     DeadLetter(String),
 }
@@ -171,8 +180,7 @@ impl DeliveryService {
     /// Delivers the messages of one receive (one SQS batch) and says what to do with each,
     /// in order. Items bound for the same destination share requests across messages, so each
     /// destination gets as few requests as its batch limit allows; destinations are served
-    /// concurrently. Side effects (delivery log, re-queued remainders, dead-lettered parts)
-    /// are done here; the caller applies the dispositions ([`DeliveryService::apply`]).
+    /// concurrently. The delivery log is written here; the caller applies the dispositions ([`DeliveryService::apply`]).
     ///
     /// A message gets no outcome by default: one whose delivery failed before an outcome was
     /// known (an error, a panicked task) is retried with a delivery-log entry saying why,

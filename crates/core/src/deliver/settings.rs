@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::flow_control::held;
 use super::service::{acked, DeliveryError, DeliveryService, Disposition, Part};
 use crate::crypto::WorkspaceKeys;
 use crate::destination::secret_opener::destination_secrets;
@@ -141,9 +142,7 @@ impl DeliveryService {
                 // messages, like a paused destination's, without spending their attempts;
                 // they go out once the key is back.
                 tracing::warn!(destination = %first.body.destination_id, reason = %why, "workspace key unavailable: deliveries wait");
-                return Ok(Loaded::Done(
-                    self.hold(group, self.config.paused_recheck).await?,
-                ));
+                return Ok(Loaded::Done(held(group, self.config.paused_recheck)));
             }
             other => other?,
         };

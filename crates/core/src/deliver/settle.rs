@@ -12,7 +12,7 @@ use super::Outcome;
 use crate::destination::DestinationKind;
 use crate::error::StoreError;
 use crate::event::{DeliveryItem, QueueBody};
-use crate::ports::{DeliveryRecord, DeliveryStatus, Outgoing, Received};
+use crate::ports::{DeliveryRecord, DeliveryStatus, Outgoing, Received, Remainder};
 use crate::stats::counting::delivery_delta;
 
 impl DeliveryService {
@@ -78,15 +78,16 @@ impl DeliveryService {
             (true, false) if delivered == 0 && dead.len() == body.items.len() => {
                 Disposition::DeadLetter(dead_reason)
             }
-            (true, false) => {
-                self.bury(body, dead, &dead_reason).await?;
-                Disposition::Ack
-            }
-            (false, false) => {
-                self.bury(body, dead, &dead_reason).await?;
-                self.requeue(body, retry, attempts, delay).await?;
-                Disposition::Ack
-            }
+            (true, false) => Disposition::Replace(Remainder {
+                retry: Vec::new(),
+                dead: vec![self.part(body, dead, 0, Duration::ZERO)],
+                reason: dead_reason,
+            }),
+            (false, false) => Disposition::Replace(Remainder {
+                retry: vec![self.part(body, retry, attempts, delay)],
+                dead: vec![self.part(body, dead, 0, Duration::ZERO)],
+                reason: dead_reason,
+            }),
         })
     }
 
@@ -133,13 +134,14 @@ impl DeliveryService {
         Ok(())
     }
 
-    pub(super) fn part(
+    /// Some of a message's items, as a message of their own.
+    fn part(
         &self,
         body: &QueueBody,
         items: Vec<DeliveryItem>,
         attempts: u32,
         delay: Duration,
-    ) -> Result<Outgoing, DeliveryError> {
+    ) -> Outgoing {
         let part = QueueBody {
             v: QueueBody::VERSION,
             attempts,
@@ -148,30 +150,7 @@ impl DeliveryService {
             kind: body.kind,
             items,
         };
-        Ok(Outgoing::new(&part, delay))
-    }
-
-    pub(super) async fn requeue(
-        &self,
-        body: &QueueBody,
-        items: Vec<DeliveryItem>,
-        attempts: u32,
-        delay: Duration,
-    ) -> Result<(), DeliveryError> {
-        let part = self.part(body, items, attempts, delay)?;
-        self.ports.queue.enqueue(&[part]).await?;
-        Ok(())
-    }
-
-    pub(super) async fn bury(
-        &self,
-        body: &QueueBody,
-        items: Vec<DeliveryItem>,
-        reason: &str,
-    ) -> Result<(), DeliveryError> {
-        let part = self.part(body, items, 0, Duration::ZERO)?;
-        self.ports.queue.enqueue_dead(&[part], reason).await?;
-        Ok(())
+        Outgoing::new(&part, delay)
     }
 
     /// Carries out a disposition on the queue.
@@ -189,6 +168,8 @@ impl DeliveryService {
                     .retry_later(kind, &msg.receipt, *delay)
                     .await
             }
+            Disposition::Hold(delay) => self.ports.queue.hold(kind, msg, *delay).await,
+            Disposition::Replace(r) => self.ports.queue.replace(kind, msg, r).await,
             Disposition::DeadLetter(reason) => {
                 self.ports.queue.dead_letter(kind, msg, reason).await
             }

@@ -30,7 +30,7 @@ use crate::ports::SuppressionList;
 use crate::ports::{
     ControlReader, DeadLetterAdmin, DeliveryCursor, DeliveryLog, DeliveryPage, DeliveryQuery,
     DeliveryRecord, DeliveryStatus, Egress, EgressError, Enqueuer, Keyring, Outgoing,
-    QueueConsumer, Receipt, Received, ReplayFilter,
+    QueueConsumer, Receipt, Received, Remainder, ReplayFilter,
 };
 use crate::workspace::{KeyRef, Region, Workspace, WorkspaceId};
 
@@ -374,6 +374,38 @@ impl QueueConsumer for MemoryQueue {
         self.with(receipt, |m| m.visible_at = now + delay);
         Ok(())
     }
+    async fn hold(
+        &self,
+        _kind: DestinationKind,
+        msg: &Received,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        self.with(&msg.receipt, |m| {
+            m.visible_at = now + delay;
+            m.receive_count = m.receive_count.saturating_sub(1);
+        });
+        Ok(())
+    }
+    async fn replace(
+        &self,
+        _kind: DestinationKind,
+        msg: &Received,
+        remainder: &Remainder,
+    ) -> Result<(), StoreError> {
+        remainder.retry.iter().for_each(|m| self.push(m, None));
+        let reason = Some(remainder.reason.clone());
+        remainder
+            .dead
+            .iter()
+            .for_each(|m| self.push(m, reason.clone()));
+        let id = msg.receipt.0.clone();
+        self.messages
+            .lock()
+            .unwrap()
+            .retain(|m| m.id.to_string() != id);
+        Ok(())
+    }
     async fn dead_letter(
         &self,
         _kind: DestinationKind,
@@ -639,6 +671,13 @@ impl World {
         dispositions
     }
 
+    /// Receives what is visible now and delivers it, then the process dies (kill -9) before
+    /// it applies a disposition: only what `process` itself did to the queue remains.
+    async fn step_then_killed(&self) -> Vec<Disposition> {
+        let msgs = self.queue.receive(KIND, 10, VISIBILITY).await.unwrap();
+        self.service.process(KIND, &msgs).await
+    }
+
     fn advance(&self, by: Duration) {
         self.clock
             .advance(time::Duration::try_from(by).unwrap() + time::Duration::milliseconds(1));
@@ -842,7 +881,11 @@ async fn a_partial_failure_delivers_the_rest_dead_letters_the_refused_item_and_r
     w.egress
         .answer(200, None, json!({"refuse": [1], "retry": [2]}));
 
-    assert_eq!(w.step().await, vec![Disposition::Ack]);
+    let replaced = w.step().await;
+    assert!(
+        matches!(&replaced[..], [Disposition::Replace(_)]),
+        "{replaced:?}"
+    );
 
     assert_eq!(w.status(events[0]).status, DeliveryStatus::Delivered);
     let refused = w.status(events[1]);
@@ -982,7 +1025,8 @@ async fn a_replayed_dead_letter_is_delivered_once_the_destination_is_back() {
 /// Runs `rounds` receives `paused_recheck` apart: far more than the attempt limit.
 async fn many_rounds(w: &World, rounds: usize) {
     for _ in 0..rounds {
-        assert_eq!(w.step().await, vec![Disposition::Ack], "held, not retried");
+        let held = vec![Disposition::Hold(Duration::from_secs(60))];
+        assert_eq!(w.step().await, held, "held, not retried");
         w.advance(Duration::from_secs(60));
     }
 }
@@ -1030,12 +1074,54 @@ async fn a_held_message_waits_the_recheck_interval_before_it_is_looked_at_again(
     let w = World::new(config());
     w.set_destination(|d| d.paused = true);
     w.enqueue(&["a"]).await;
-    assert_eq!(w.step().await, vec![Disposition::Ack]);
+    let held = vec![Disposition::Hold(Duration::from_secs(60))];
+    assert_eq!(w.step().await, held);
 
     w.clock.advance(time::Duration::seconds(59));
     assert!(w.step().await.is_empty(), "not before the recheck");
     w.clock.advance(time::Duration::seconds(1));
     assert_eq!(w.step().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_kill_while_a_message_is_held_leaves_exactly_one_copy_of_it() {
+    let w = World::new(config());
+    w.set_destination(|d| d.paused = true);
+    let events = w.enqueue(&["a"]).await;
+
+    w.step_then_killed().await;
+
+    // After the restart, what the killed process had received is visible again: once.
+    w.advance(VISIBILITY);
+    let back = w.queue.receive(KIND, 10, VISIBILITY).await.unwrap();
+    assert_eq!(back.len(), 1, "the message, not the message and a copy");
+    let body = back[0].decode_body().unwrap();
+    assert_eq!(body.items[0].event_id, events[0]);
+}
+
+#[tokio::test]
+async fn a_kill_after_a_partial_failure_leaves_the_message_and_no_part_of_it() {
+    let w = World::new(config());
+    w.set_destination(|d| d.config = json!({"batch_size": 10}));
+    let events = w.enqueue(&["a", "b", "c"]).await;
+    w.egress
+        .answer(200, None, json!({"refuse": [1], "retry": [2]}));
+
+    w.step_then_killed().await;
+
+    // After the restart: the whole message again, once; no split-off part of it.
+    assert!(
+        w.queue.dead().is_empty(),
+        "no dead letter before the message is settled"
+    );
+    w.advance(VISIBILITY);
+    let back = w.queue.receive(KIND, 10, VISIBILITY).await.unwrap();
+    assert_eq!(
+        back.len(),
+        1,
+        "the message, not the message and its remainder"
+    );
+    assert_eq!(back[0].decode_body().unwrap().items.len(), events.len());
 }
 
 impl World {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::ports::{Received, Remainder};
 
 /// A queue under test, with a way to let time pass (a fixed clock, or real sleeping).
 #[async_trait]
@@ -94,6 +95,83 @@ pub async fn makes_a_message_visible_again_after_retry_later(h: &dyn QueueHarnes
     q.ack(kind, &again[0].receipt).await.unwrap();
 }
 
+/// `body.attempts + receive_count`: the attempts the delivery worker counts for a receive.
+fn attempts_of(m: &Received) -> u32 {
+    m.decode_body().expect("a queue body").attempts + m.receive_count
+}
+
+pub async fn gives_a_held_message_back_once_after_its_delay_with_its_receive_unspent(
+    h: &dyn QueueHarness,
+) {
+    let q = h.queue();
+    let kind = DestinationKind::Tiktok;
+    let (ws, d) = ids();
+    let body = queue_body(&ws, &d, &[EventId(Uuid::now_v7())]);
+    q.enqueue(&[Outgoing {
+        body: body.clone(),
+        ..outgoing(kind, &d, &ws, "")
+    }])
+    .await
+    .unwrap();
+    // A first receive that counts (say, a failed attempt), then the one that is held.
+    q.receive(kind, 10, VIS).await.unwrap();
+    h.advance(VIS + Duration::from_millis(500)).await;
+    let got = q.receive(kind, 10, VIS).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(attempts_of(&got[0]), 2);
+
+    q.hold(kind, &got[0], Duration::from_secs(1)).await.unwrap();
+
+    assert!(
+        nothing_visible(q, kind).await,
+        "hidden until the delay ends"
+    );
+    // Past the delay and past the held receive's visibility: one message, not two.
+    h.advance(VIS + Duration::from_millis(500)).await;
+    let back = q.receive(kind, 10, VIS).await.unwrap();
+    assert_eq!(back.len(), 1, "exactly one copy of a held message");
+    let events = |m: &Received| -> Vec<EventId> {
+        let body = m.decode_body().expect("a queue body");
+        body.items.iter().map(|i| i.event_id).collect()
+    };
+    assert_eq!(events(&back[0]), events(&got[0]));
+    assert_eq!(back[0].workspace_id, ws);
+    assert_eq!(back[0].destination_id, d);
+    assert_eq!(
+        attempts_of(&back[0]),
+        2,
+        "the earlier receive still counts, the held one does not"
+    );
+    q.ack(kind, &back[0].receipt).await.unwrap();
+    h.advance(VIS + Duration::from_millis(500)).await;
+    assert!(nothing_visible(q, kind).await);
+}
+
+pub async fn never_dead_letters_a_message_held_more_often_than_its_maximum_receives(
+    h: &dyn QueueHarness,
+) {
+    let q = h.queue();
+    let kind = DestinationKind::Ga4;
+    let (ws, d) = ids();
+    q.enqueue(&[Outgoing {
+        body: queue_body(&ws, &d, &[EventId(Uuid::now_v7())]),
+        ..outgoing(kind, &d, &ws, "")
+    }])
+    .await
+    .unwrap();
+    for _ in 0..h.max_receive_count() + 2 {
+        let got = q.receive(kind, 10, VIS).await.unwrap();
+        assert_eq!(got.len(), 1, "still queued");
+        assert_eq!(attempts_of(&got[0]), 1, "no receive spent");
+        q.hold(kind, &got[0], Duration::ZERO).await.unwrap();
+    }
+    let dead = h.dead_letters(kind, 100).await.unwrap();
+    assert!(
+        dead.iter().all(|m| m.destination_id != d),
+        "not dead-lettered"
+    );
+}
+
 pub async fn dead_letters_a_message_after_its_maximum_receives(h: &dyn QueueHarness) {
     let q = h.queue();
     let kind = DestinationKind::Webhook;
@@ -175,6 +253,48 @@ pub async fn puts_refused_parts_straight_into_the_dead_letters(h: &dyn QueueHarn
     assert!(dead
         .iter()
         .any(|m| m.destination_id == d && m.reason.contains("invalid") && m.body == b"refused"));
+}
+
+pub async fn replaces_a_received_message_by_its_remainder(h: &dyn QueueHarness) {
+    let q = h.queue();
+    let kind = DestinationKind::MetaCapi;
+    let (ws, d) = enqueue_to_new_destination(q, kind, "whole").await;
+    let got = q.receive(kind, 10, VIS).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let retry = Outgoing {
+        delay: Duration::from_secs(1),
+        ..outgoing(kind, &d, &ws, "deferred")
+    };
+    let remainder = Remainder {
+        retry: vec![retry],
+        dead: vec![outgoing(kind, &d, &ws, "refused")],
+        reason: "HTTP 400: invalid".into(),
+    };
+
+    q.replace(kind, &got[0], &remainder).await.unwrap();
+
+    assert!(
+        nothing_visible(q, kind).await,
+        "the retry waits for its delay"
+    );
+    let dead = h.dead_letters(kind, 1000).await.unwrap();
+    let mine: Vec<_> = dead.iter().filter(|m| m.destination_id == d).collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(
+        (mine[0].body.as_slice(), mine[0].reason.as_str()),
+        (&b"refused"[..], "HTTP 400: invalid")
+    );
+    // Past the delay and past the replaced receive's visibility: the retry alone.
+    h.advance(VIS + Duration::from_millis(500)).await;
+    let back = q.receive(kind, 10, VIS).await.unwrap();
+    let bodies: Vec<&[u8]> = back.iter().map(|m| m.body.as_slice()).collect();
+    assert_eq!(
+        bodies,
+        vec![&b"deferred"[..]],
+        "the remainder, not the message"
+    );
+    assert_eq!(back[0].receive_count, 1);
+    q.ack(kind, &back[0].receipt).await.unwrap();
 }
 
 pub async fn keeps_each_kind_in_its_own_queue(h: &dyn QueueHarness) {

@@ -179,6 +179,7 @@ fn services_config(region: Region, args: &ServeArgs) -> ServicesConfig {
             breaker_cooldown: Duration::from_millis(d.breaker_cooldown_ms),
             batch_window: Duration::from_millis(d.batch_window_ms),
             paused_recheck: Duration::from_millis(d.paused_recheck_ms),
+            visibility: Duration::from_millis(d.visibility_ms),
             ..defaults.delivery
         },
         dsr: DsrConfig {
@@ -190,7 +191,7 @@ fn services_config(region: Region, args: &ServeArgs) -> ServicesConfig {
 }
 
 /// The sweeper, the key expiry check, the DSR processor and one delivery worker per
-/// destination kind (none with `--ingest-only`), until `stop` changes.
+/// destination kind, until `stop` changes.
 fn spawn_background(
     stack: &LocalStack,
     args: &ServeArgs,
@@ -222,12 +223,7 @@ fn spawn_background(
         Duration::from_millis(args.dsr_interval_ms.max(10)),
         stop_rx.clone(),
     ));
-    let workers = if args.ingest_only {
-        Vec::new()
-    } else {
-        DestinationKind::ALL.to_vec()
-    };
-    let mut tasks: Vec<_> = workers
+    let mut tasks: Vec<_> = DestinationKind::ALL
         .into_iter()
         .map(|kind| {
             tokio::spawn(run_worker(
