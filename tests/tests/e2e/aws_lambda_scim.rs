@@ -97,7 +97,8 @@ async fn a_user_provisioned_through_scim_on_lambda_loses_their_session_when_the_
             "userName": "leaver@example.com", "externalId": "00u1leaver", "active": true})),
     )
     .await;
-    assert_eq!(created.status, 201, "{}", created.text());
+    let log = || std::fs::read_to_string(logs.path().join("admin.log")).unwrap_or_default();
+    assert_eq!(created.status, 201, "{}\n{}", created.text(), log());
     let id = created.json()["id"].as_str().unwrap().to_owned();
 
     let signed = idp.response(

@@ -38,7 +38,8 @@ pub fn scim_router(state: AdminState) -> Router {
     let groups = get(resources::list_groups).post(resources::create_group);
     let group = get(resources::get_group)
         .put(resources::replace_group)
-        .patch(resources::patch_group);
+        .patch(resources::patch_group)
+        .delete(resources::delete_group);
     Router::new()
         .route(
             "/scim/v2/ServiceProviderConfig",

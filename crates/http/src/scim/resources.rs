@@ -123,3 +123,10 @@ pub async fn patch_group(
 ) -> ScimAnswer {
     ok(&call, call.scim().patch_group(&id, &body).await)
 }
+
+pub async fn delete_group(call: ScimCall, Path(id): Path<String>) -> ScimAnswer {
+    match call.scim().delete_group(&id).await {
+        Ok(()) => ScimAnswer::NoContent,
+        Err(e) => ok(&call, Err(e)),
+    }
+}
