@@ -232,17 +232,39 @@ impl Scim<'_> {
         count: Option<usize>,
     ) -> Result<Value, ScimError> {
         let filter = filter.map(Filter::parse).transpose()?;
+        let found = self.user_resources(filter.as_ref()).await?;
+        Ok(list_response(found, start_index, count))
+    }
+
+    /// Every user `filter` passes, oldest first, as resources.
+    async fn user_resources(&self, filter: Option<&Filter>) -> Result<Vec<Value>, ScimError> {
         let mut users = self.admin.users(self.p).await?;
         users.sort_by(|a, b| {
             (a.created_at, a.id.to_string()).cmp(&(b.created_at, b.id.to_string()))
         });
         let groups = self.stored_groups().await?;
-        let found = users
+        Ok(users
             .iter()
-            .filter(|u| filter.as_ref().is_none_or(|f| f.matches(u)))
+            .filter(|u| filter.is_none_or(|f| f.matches(u)))
             .map(|u| resource(u, &groups, self.base_url))
-            .collect();
-        Ok(list_response(found, start_index, count))
+            .collect())
+    }
+
+    /// `POST /.search` without a filter: every user, then every group, as resources.
+    pub async fn search_all(
+        &self,
+        start_index: usize,
+        count: Option<usize>,
+    ) -> Result<Value, ScimError> {
+        let mut all = self.user_resources(None).await?;
+        if let Some(Value::Array(groups)) = self
+            .groups(None, 1, Some(usize::MAX))
+            .await?
+            .get_mut("Resources")
+        {
+            all.append(groups);
+        }
+        Ok(list_response(all, start_index, count))
     }
 
     /// PUT /Users/{id}: the whole resource (Okta sends every attribute, `active` included).

@@ -214,9 +214,31 @@ async fn the_break_glass_admin_keeps_password_link_and_reset_and_every_use_is_au
     assert!(c.is_sso_required(r));
 }
 
+impl Console {
+    /// The id of the owner's personal token (made with the workspace).
+    async fn owner_pat(&self) -> tracklayer_core::keys::KeyId {
+        use tracklayer_core::ports::ControlReader;
+        SqliteControlStore::new(self.db.clone())
+            .api_keys(&self.ws.id, T0)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|k| k.user_id.as_ref() == Some(&UserId::owner()))
+            .expect("the owner's personal token")
+            .id
+    }
+
+    /// A console session of the owner from the operator's sign-in link (not through SSO).
+    async fn owner_link_session(&self) -> tracklayer_core::sessions::ConsoleSession {
+        let link = self.admin.owner_sign_in_link(&self.operator).await.unwrap();
+        let token = link.url.rsplit('/').next().unwrap();
+        let signed = self.admin.redeem_sign_in_link(token, home()).await.unwrap();
+        self.admin.console_session(&signed.token).await.unwrap()
+    }
+}
+
 #[tokio::test]
 async fn only_a_session_begun_through_sso_mints_a_personal_token_for_an_enforced_user() {
-    use tracklayer_core::ports::ControlReader;
     use tracklayer_core::testkit::sessions::stored_session;
     let c = Console::new().await;
     let owner = UserId::owner();
@@ -225,21 +247,11 @@ async fn only_a_session_begun_through_sso_mints_a_personal_token_for_an_enforced
         .await
         .unwrap();
     c.enforce(&c.ws.id, &["example.com"], Some(&owner)).await;
-    let pat = SqliteControlStore::new(c.db.clone())
-        .api_keys(&c.ws.id, T0)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|k| k.user_id.as_ref() == Some(&owner))
-        .expect("the owner's personal token")
-        .id;
+    let pat = c.owner_pat().await;
     let refused = |r: Result<_, AdminError>| matches!(r, Err(AdminError::SsoSessionRequired { sign_in_path }) if sign_in_path == c.sso_path());
 
     // Break-glass: the owner's sign-in link opens a session, but not through SSO.
-    let link = c.admin.owner_sign_in_link(&c.operator).await.unwrap();
-    let token = link.url.rsplit('/').next().unwrap();
-    let local = c.admin.redeem_sign_in_link(token, home()).await.unwrap();
-    let local = c.admin.console_session(&local.token).await.unwrap();
+    let local = c.owner_link_session().await;
     assert!(!local.sso);
     let r = c
         .admin
@@ -282,22 +294,10 @@ async fn only_a_session_begun_through_sso_mints_a_personal_token_for_an_enforced
 
 #[tokio::test]
 async fn a_password_session_mints_tokens_for_users_outside_enforced_domains() {
-    use tracklayer_core::ports::ControlReader;
     let c = Console::new().await;
-    let owner = UserId::owner();
     c.enforce(&c.ws.id, &["example.com"], None).await;
-    let pat = SqliteControlStore::new(c.db.clone())
-        .api_keys(&c.ws.id, T0)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|k| k.user_id.as_ref() == Some(&owner))
-        .unwrap()
-        .id;
-    let link = c.admin.owner_sign_in_link(&c.operator).await.unwrap();
-    let token = link.url.rsplit('/').next().unwrap();
-    let signed = c.admin.redeem_sign_in_link(token, home()).await.unwrap();
-    let me = c.admin.console_session(&signed.token).await.unwrap();
+    let pat = c.owner_pat().await;
+    let me = c.owner_link_session().await;
     c.admin
         .rotate_key_in_session(&me.principal, me.sso, pat.as_str(), None)
         .await
