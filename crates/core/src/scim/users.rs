@@ -168,10 +168,7 @@ pub fn resource(user: &User, groups: &[ScimGroup], base_url: &str) -> Value {
     let member_of: Vec<Value> = groups
         .iter()
         .filter(|g| g.members.contains(&user.id))
-        .map(|g| {
-            json!({"value": g.id, "display": g.display_name,
-                   "$ref": format!("{base_url}/Groups/{}", g.id)})
-        })
+        .map(|g| json!({"value": g.id, "display": g.display_name}))
         .collect();
     let mut r = json!({
         "schemas": [USER_SCHEMA],
