@@ -217,7 +217,7 @@ async fn the_break_glass_admin_keeps_password_link_and_reset_and_every_use_is_au
 impl Console {
     /// The id of the owner's personal token (made with the workspace).
     async fn owner_pat(&self) -> tracklayer_core::keys::KeyId {
-        use tracklayer_core::ports::ControlReader;
+        use tracklayer_core::ports::ControlStore;
         SqliteControlStore::new(self.db.clone())
             .api_keys(&self.ws.id, T0)
             .await
