@@ -222,7 +222,7 @@ async fn the_group_roles_are_set_by_admins_only_and_validated() {
         .call(
             Method::PUT,
             "/admin/v1/sso/scim-group-roles",
-            None,
+            Some(&app.admin),
             Some(twice),
         )
         .await;
