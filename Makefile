@@ -12,7 +12,7 @@ NODE_SDK := tests/sdk/node
 BROWSER := tests/browser
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: fuzz fuzz-smoke fuzz-tools test browser-test chromium-check ci fmt-check clippy structure-check lint-template secret-scan semgrep audit bench measure-ingest measure-delivery measure-aws tools clean-tools lambda lambda-check
+.PHONY: xmlsec1 fuzz fuzz-smoke fuzz-tools test browser-test chromium-check ci fmt-check clippy structure-check lint-template secret-scan semgrep audit bench measure-ingest measure-delivery measure-aws tools clean-tools lambda lambda-check
 
 ## Test tools: a Python venv (segment SDK, moto, cfn-lint, detect-secrets, schemathesis, semgrep) and
 ## the Node SDK. Each is rebuilt when its lock file changes; a missing interpreter fails loudly.
@@ -33,6 +33,14 @@ $(BROWSER)/node_modules/.installed: $(BROWSER)/package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund --prefix $(BROWSER)
 	touch $@
 
+## The SAML suite's real IdP (pysaml2) signs with Debian's xmlsec1 (a test tool only: nothing
+## at run time links it). Installed when missing; fails loudly when it cannot be.
+xmlsec1:
+	@command -v xmlsec1 >/dev/null || { echo "xmlsec1 is missing: installing it (apt-get install -y xmlsec1)" >&2; \
+	  { [ "$$(id -u)" = 0 ] && apt-get install -y xmlsec1 >&2; } || sudo apt-get install -y xmlsec1 >&2 || \
+	  { echo "error: could not install xmlsec1, which the SAML tests need: apt-get install xmlsec1" >&2; exit 1; }; }
+	@command -v xmlsec1 >/dev/null || { echo "error: xmlsec1 is still missing after apt-get" >&2; exit 1; }
+
 ## The browser suite drives Debian's chromium (never a downloaded browser).
 chromium-check:
 	@test -x "$(CHROMIUM)" || { echo "error: chromium not found at $(CHROMIUM): apt-get install chromium (or set CHROMIUM=/path/to/chromium)" >&2; exit 1; }
@@ -51,10 +59,11 @@ clean-tools:
 ## tracklayer-ingest …` rebuilt 55 units for `cargo test` (the AWS SDKs, rusqlite, axum,
 ## reqwest), and the browser suite's `-p tracklayer` 84 more (tokio, hyper, serde among them).
 BUILD_BINS := $(CARGO) build --workspace --bins --tests
-test: tools
+test: tools xmlsec1
 	$(BUILD_BINS)
 	TRACKLAYER_TEST_PYTHON=$(abspath $(PY)) $(CARGO) test --workspace
 	TRACKLAYER_BIN=$(abspath target/debug/tracklayer) SCHEMATHESIS=$(abspath $(VENV)/bin/schemathesis) PYTHON=$(abspath $(PY)) bash tests/schemathesis/run.sh
+	TRACKLAYER_BIN=$(abspath target/debug/tracklayer) PYTHON=$(abspath $(PY)) bash tests/scim/run.sh
 	$(MAKE) browser-test
 
 ## The console in a real browser (tests/browser, Node's test runner + playwright-core driving

@@ -1,8 +1,10 @@
 """A SAML 2.0 identity provider for the end-to-end suite (tests/tests/e2e/saml_idp.rs).
 
-It signs with PyPI `signxml` (lxml + cryptography; pinned in infra/requirements-test.txt), an
-implementation independent of ours, so what `tracklayer serve` accepts is what a real IdP
-sends. Subcommands, each printing one JSON object:
+Valid responses come from PyPI `pysaml2`'s IdP (`saml2.server.Server`, signing with Debian's
+`xmlsec1`): a real IdP implementation, independent of ours, so what `tracklayer serve` accepts
+is what a deployed IdP sends. The attack responses are built with PyPI `signxml` (lxml +
+cryptography), which lets a test sign exactly the document it means to tamper with. Both are
+pinned in infra/requirements-test.txt. Subcommands, each printing one JSON object:
 
   keys DIR                   an IdP key pair and an attacker's, self-signed (RSA 2048)
   authn-request URL          reads our HTTP-Redirect AuthnRequest from the redirect URL
@@ -75,7 +77,66 @@ def authn_request(url: str) -> dict:
     }
 
 
+XMLSEC1 = "/usr/bin/xmlsec1"
+
+
+def pysaml2_response(a: argparse.Namespace) -> dict:
+    """A valid response of pysaml2's IdP: the assertion signed (RSA-SHA256, exclusive C14N)."""
+    from saml2.config import IdPConfig
+    from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NameID
+    from saml2.server import Server
+
+    if not Path(XMLSEC1).is_file():
+        raise SystemExit(f"{XMLSEC1} is missing: apt-get install xmlsec1 (make test does)")
+    sp_metadata = a.dir / f"sp-{uuid.uuid4().hex}.xml"
+    sp_metadata.write_text(
+        '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" '
+        f'entityID="{a.audience}"><md:SPSSODescriptor WantAssertionsSigned="true" '
+        'protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
+        f"<md:NameIDFormat>{NAMEID_FORMAT_EMAILADDRESS}</md:NameIDFormat>"
+        '<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" '
+        f'Location="{a.acs}" index="0"/></md:SPSSODescriptor></md:EntityDescriptor>'
+    )
+    config = IdPConfig()
+    config.load({
+        "entityid": a.issuer,
+        "service": {"idp": {
+            "endpoints": {"single_sign_on_service": [
+                ("https://idp.example.test/sso", "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"),
+            ]},
+            "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
+            "policy": {"default": {"lifetime": {"minutes": 5}, "attribute_restrictions": None}},
+        }},
+        "key_file": str(a.dir / "idp.key"),
+        "cert_file": str(a.dir / "idp.crt"),
+        "xmlsec_binary": XMLSEC1,
+        "metadata": {"local": [str(sp_metadata)]},
+    })
+    try:
+        server = Server(config=config)
+        out = server.create_authn_response(
+            identity={"groups": ["tracklayer-editors"]},
+            in_response_to=a.in_response_to,
+            destination=a.acs,
+            sp_entity_id=a.audience,
+            name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=a.name_id),
+            authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
+            sign_assertion=True,
+            sign_response=False,
+            sign_alg="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            digest_alg="http://www.w3.org/2001/04/xmlenc#sha256",
+        )
+    finally:
+        sp_metadata.unlink()
+    root = etree.fromstring(str(out).encode())
+    assertion_id = root.find(f"{{{SAML}}}Assertion").get("ID")
+    return {"saml_response": base64.b64encode(str(out).encode()).decode(),
+            "assertion_id": assertion_id, "signed_by": "pysaml2"}
+
+
 def response(a: argparse.Namespace) -> dict:
+    if a.variant == "valid":
+        return pysaml2_response(a)
     now = datetime.datetime.now(datetime.timezone.utc)
     if a.variant == "expired":
         now -= datetime.timedelta(hours=1)

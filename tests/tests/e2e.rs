@@ -12,6 +12,8 @@ use tracklayer_tests::*;
 mod abuse;
 #[path = "e2e/aws_lambda.rs"]
 mod aws_lambda;
+#[path = "e2e/aws_lambda_scim.rs"]
+mod aws_lambda_scim;
 #[path = "e2e/delivery.rs"]
 mod delivery;
 #[path = "e2e/dsr.rs"]

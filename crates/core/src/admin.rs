@@ -15,6 +15,7 @@ mod overview;
 mod provisioning;
 mod saml;
 mod saml_login;
+mod scim_groups;
 mod security;
 mod sessions;
 mod sign_in;
@@ -61,6 +62,7 @@ pub use overview::{
 };
 pub use provisioning::MAX_EXTERNAL_ID_LEN;
 pub use saml_login::{relative_path, SamlAcs, SamlLogin, SamlLoginError, SamlStart};
+pub use scim_groups::GroupDraft;
 pub use security::SecurityPatch;
 pub use workspace::{WorkspacePatch, WorkspaceView};
 
@@ -99,6 +101,9 @@ pub enum AdminError {
     Store(StoreError),
     #[error(transparent)]
     Key(KeyError),
+    /// Mailing (an invitation, a sign-in or reset link) failed: the mail service, not storage.
+    #[error(transparent)]
+    Mail(crate::error::MailError),
     #[error("could not compute a key verifier")]
     Internal(String),
     /// A console sign-in was refused: the same answer whether or not the account exists.
@@ -116,6 +121,13 @@ pub enum AdminError {
     /// proved they hold the account (its password or a mailed link) is told.
     #[error("this account signs in through single sign-on (SAML): continue at {sign_in_path}")]
     SsoRequired { sign_in_path: String },
+    /// A new personal token for a user whose domain enforces SSO, asked for without a session
+    /// begun through SSO (a password or break-glass session, another token).
+    #[error(
+        "a new personal access token for this account needs a session begun through single \
+         sign-on (its domain enforces SSO): sign in at {sign_in_path}, then try again"
+    )]
+    SsoSessionRequired { sign_in_path: String },
 }
 
 impl AdminError {

@@ -58,6 +58,12 @@ pub enum AuditAction {
     UserRemove,
     /// `user.provision`: an identity provider set a user's `externalId` or `active` (SCIM)
     UserProvision,
+    /// `scim.group_save`: an identity provider created or changed a group (SCIM)
+    ScimGroupSave,
+    /// `scim.group_delete`: an identity provider deleted a group (SCIM)
+    ScimGroupDelete,
+    /// `scim.group_roles`: an admin set which groups give which role
+    ScimGroupRoles,
     /// `api_key.create`
     ApiKeyCreate,
     /// `api_key.rotate`
@@ -121,6 +127,9 @@ impl AuditAction {
         Self::UserSetEmail,
         Self::UserRemove,
         Self::UserProvision,
+        Self::ScimGroupSave,
+        Self::ScimGroupDelete,
+        Self::ScimGroupRoles,
         Self::ApiKeyCreate,
         Self::ApiKeyRotate,
         Self::ApiKeyRevoke,
@@ -160,6 +169,9 @@ impl AuditAction {
             Self::UserSetEmail => "user.set_email",
             Self::UserRemove => "user.remove",
             Self::UserProvision => "user.provision",
+            Self::ScimGroupSave => "scim.group_save",
+            Self::ScimGroupDelete => "scim.group_delete",
+            Self::ScimGroupRoles => "scim.group_roles",
             Self::ApiKeyCreate => "api_key.create",
             Self::ApiKeyRotate => "api_key.rotate",
             Self::ApiKeyRevoke => "api_key.revoke",
@@ -482,6 +494,9 @@ mod tests {
                 "user.set_email",
                 "user.remove",
                 "user.provision",
+                "scim.group_save",
+                "scim.group_delete",
+                "scim.group_roles",
                 "api_key.create",
                 "api_key.rotate",
                 "api_key.revoke",

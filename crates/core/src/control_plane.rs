@@ -190,6 +190,7 @@ impl Control<'_> {
                 created_at: self.clock.now(),
                 external_id: None,
                 active: true,
+                scim: None,
             })
             .await?;
         let admin = self

@@ -75,7 +75,9 @@ pub trait KeyUsage: Send + Sync {
 
 /// Control-plane writes (admin API, CLI).
 #[async_trait]
-pub trait ControlStore: ControlReader + KeyUsage + crate::saml::SamlStore {
+pub trait ControlStore:
+    ControlReader + KeyUsage + crate::saml::SamlStore + crate::scim::store::ScimStore
+{
     /// Creates a workspace; `Conflict` if the id exists.
     async fn create_workspace(&self, ws: &Workspace) -> Result<(), StoreError>;
     async fn update_workspace(&self, ws: &Workspace) -> Result<(), StoreError>;

@@ -50,6 +50,7 @@ pub mod mailer;
 pub mod recent_events;
 pub mod retention;
 pub mod saml;
+pub mod scim;
 pub mod sessions;
 pub mod stats;
 pub mod users;
@@ -217,6 +218,11 @@ macro_rules! all_contract_suites {
                 an_expired_request_id_is_not_taken,
                 an_assertion_id_is_accepted_once_until_it_expires,
                 two_instances_using_one_assertion_at_once_accept_it_exactly_once,
+            ],
+            scim(control_store()) [
+                groups_are_created_listed_oldest_first_replaced_and_deleted_per_workspace,
+                the_group_role_mapping_is_kept_per_workspace,
+                a_users_scim_profile_is_kept_with_the_user,
             ],
             account_data(control_store()) [
                 a_key_record_is_gone_from_reads_90_days_after_the_key_ended,

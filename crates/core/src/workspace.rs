@@ -324,6 +324,9 @@ pub struct User {
     /// False once the identity provider deactivated the user (SCIM `active`): no access.
     #[serde(default = "active_by_default")]
     pub active: bool,
+    /// The identity provider's `userName` and `emails` (SCIM), when provisioned by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scim: Option<crate::scim::profile::ScimProfile>,
 }
 
 fn active_by_default() -> bool {

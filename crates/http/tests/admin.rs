@@ -54,6 +54,10 @@ mod recent_events;
 mod saml;
 #[path = "admin/scim.rs"]
 mod scim;
+#[path = "admin/scim_groups.rs"]
+mod scim_groups;
+#[path = "admin/scim_users.rs"]
+mod scim_users;
 #[path = "admin/sessions.rs"]
 mod sessions;
 #[path = "admin/stats.rs"]

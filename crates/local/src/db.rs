@@ -235,6 +235,8 @@ impl Db {
             .map_err(DbError::Schema)?;
         conn.execute_batch(crate::saml::SCHEMA)
             .map_err(DbError::Schema)?;
+        conn.execute_batch(crate::scim::SCHEMA)
+            .map_err(DbError::Schema)?;
         migrate(&conn).map_err(DbError::Schema)?;
         let conn = Arc::new(Mutex::new(conn));
         Ok(Self {

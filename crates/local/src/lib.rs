@@ -15,6 +15,7 @@ mod keyring;
 mod mailer;
 mod queue;
 mod saml;
+mod scim;
 mod sessions;
 mod stats;
 

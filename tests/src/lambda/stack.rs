@@ -189,6 +189,12 @@ impl Stack {
             .await
             .context("create the platform key")?;
         let kms_key_arn = key.key_metadata.and_then(|m| m.arn).context("no key ARN")?;
+        // A deployment's sender is verified in SES before its functions mail (invitations,
+        // sign-in links); SES refuses any other sender.
+        c.ses
+            .create_email_identity(SES_SENDER)
+            .await
+            .context("verify the SES sender")?;
         Ok(Self {
             residency,
             aws_region,

@@ -38,7 +38,11 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-async fn deploy(residency: Region, names: &[&str], logs: &std::path::Path) -> (Deployment, Seeded) {
+pub(crate) async fn deploy(
+    residency: Region,
+    names: &[&str],
+    logs: &std::path::Path,
+) -> (Deployment, Seeded) {
     let moto = Moto::shared();
     deploy_reaching(&moto.endpoint, residency, names, logs, "Lambda E2E").await
 }

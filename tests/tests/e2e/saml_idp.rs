@@ -61,10 +61,12 @@ impl Idp {
         if let Some(id) = request_id {
             args.extend(["--in-response-to", id]);
         }
-        self.run(&args)["saml_response"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        let out = self.run(&args);
+        if variant == "valid" {
+            // Every valid response is pysaml2's (a real IdP, signing with xmlsec1).
+            assert_eq!(out["signed_by"], "pysaml2", "{out}");
+        }
+        out["saml_response"].as_str().unwrap().to_owned()
     }
 }
 

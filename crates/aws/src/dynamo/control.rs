@@ -52,6 +52,7 @@ pub struct DynamoControlStore {
 
 mod last_admin;
 mod saml;
+mod scim;
 
 fn ws_pk(ws: &WorkspaceId) -> String {
     format!("W#{ws}")

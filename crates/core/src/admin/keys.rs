@@ -174,6 +174,29 @@ impl AdminService {
         id: &str,
         overlap_days: Option<i64>,
     ) -> AdminResult<CreatedKey> {
+        self.rotate(p, id, overlap_days, false).await
+    }
+
+    /// [`Self::rotate_key`] from a console session: a personal token of a user whose domain
+    /// enforces SSO is rotated only in a session begun through SSO.
+    /// `sso`: the session began through SSO ([`crate::sessions::ConsoleSession::sso`]).
+    pub async fn rotate_key_in_session(
+        &self,
+        p: &Principal,
+        sso: bool,
+        id: &str,
+        overlap_days: Option<i64>,
+    ) -> AdminResult<CreatedKey> {
+        self.rotate(p, id, overlap_days, sso).await
+    }
+
+    async fn rotate(
+        &self,
+        p: &Principal,
+        id: &str,
+        overlap_days: Option<i64>,
+        sso_session: bool,
+    ) -> AdminResult<CreatedKey> {
         require(p, Role::Admin, "rotate keys")?;
         let overlap = overlap_days.unwrap_or(MAX_ROTATION_OVERLAP_DAYS);
         if !(0..=MAX_ROTATION_OVERLAP_DAYS).contains(&overlap) {
@@ -192,6 +215,10 @@ impl AdminService {
             return Err(AdminError::Conflict(
                 "a revoked key cannot be rotated".into(),
             ));
+        }
+        if old.kind == KeyKind::Pat {
+            self.require_sso_for_personal_token(p, &old, sso_session)
+                .await?;
         }
         let ws = self.open_ws(p).await?;
         let mut issued = self

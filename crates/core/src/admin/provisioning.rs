@@ -7,6 +7,7 @@ use super::{require, AdminError, AdminResult, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::invalidation::Change;
 use crate::keys::Role;
+use crate::scim::profile::ScimProfile;
 use crate::user_id::UserId;
 use crate::workspace::User;
 
@@ -25,20 +26,13 @@ impl AdminService {
         id: &UserId,
         external_id: Option<String>,
         active: bool,
+        scim: Option<ScimProfile>,
     ) -> AdminResult<User> {
         require(p, Role::Admin, "provision users")?;
-        if external_id
-            .as_ref()
-            .is_some_and(|e| e.is_empty() || e.len() > MAX_EXTERNAL_ID_LEN)
-        {
-            return Err(AdminError::invalid(
-                "externalId",
-                "must be 1 to 256 characters",
-            ));
-        }
+        check_external_id(external_id.as_deref())?;
         self.open_ws(p).await?;
         let mut user = self.user(p, id).await?;
-        if user.external_id == external_id && user.active == active {
+        if user.external_id == external_id && user.active == active && user.scim == scim {
             return Ok(user);
         }
         let leaving = user.active && !active;
@@ -49,6 +43,7 @@ impl AdminService {
         }
         user.external_id = external_id;
         user.active = active;
+        user.scim = scim;
         self.ports.control.update_user(&user).await?;
         self.changed(Change::Workspace(p.workspace_id.clone()));
         if leaving {
@@ -64,4 +59,49 @@ impl AdminService {
         .await?;
         Ok(user)
     }
+
+    /// A new user from the identity provider: their sign-in address is derived from `scim`
+    /// ([`ScimProfile::sign_in_address`]). The invitation (to set a password) is mailed as by
+    /// the admin API, except to a user without an email address and to a user of a domain the
+    /// workspace's SAML connection manages: they sign in through their IdP.
+    pub async fn provision_new_user(
+        &self,
+        p: &Principal,
+        scim: ScimProfile,
+        external_id: Option<String>,
+        active: bool,
+    ) -> AdminResult<User> {
+        require(p, Role::Admin, "provision users")?;
+        check_external_id(external_id.as_deref())?;
+        self.open_ws(p).await?;
+        let id = UserId::generate(self.ports.ids.as_ref());
+        let user = User {
+            email: scim.sign_in_address(&id),
+            id,
+            workspace_id: p.workspace_id.clone(),
+            role: Role::Viewer,
+            created_at: self.now(),
+            external_id,
+            active,
+            scim: Some(scim),
+        };
+        let sso = self
+            .ports
+            .control
+            .saml_connection(&p.workspace_id)
+            .await?
+            .is_some_and(|c| c.manages(&user.email));
+        let invite = !sso && !crate::scim::profile::is_placeholder(&user.email);
+        self.add_user(p, user, invite).await
+    }
+}
+
+pub(super) fn check_external_id(external_id: Option<&str>) -> AdminResult<()> {
+    if external_id.is_some_and(|e| e.is_empty() || e.len() > MAX_EXTERNAL_ID_LEN) {
+        return Err(AdminError::invalid(
+            "externalId",
+            "must be 1 to 256 characters",
+        ));
+    }
+    Ok(())
 }

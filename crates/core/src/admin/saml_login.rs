@@ -258,6 +258,11 @@ impl AdminService {
         let ws = &connection.workspace_id;
         let existing = |users: Vec<User>| users.into_iter().find(|u| u.email == email);
         if let Some(user) = existing(self.ports.control.users(ws, self.now()).await?) {
+            // A user the identity provider deactivated (SCIM `active: false`) signs in no
+            // more, even with a valid assertion of the same IdP.
+            if !user.active {
+                return Err(SamlLoginError::Refused("saml_user_inactive"));
+            }
             return Ok((user, false));
         }
         let role: Role = connection
@@ -271,6 +276,7 @@ impl AdminService {
             created_at: self.now(),
             external_id: None,
             active: true,
+            scim: None,
         };
         match self.ports.control.create_user(&user).await {
             Ok(()) => Ok((user, true)),

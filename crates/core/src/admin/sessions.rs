@@ -41,6 +41,7 @@ impl AdminService {
             user,
             session_id,
             csrf: token.csrf(),
+            sso: stored.session.sso,
         })
     }
 

@@ -293,6 +293,7 @@ impl AdminService {
             expires_at: now + SESSION_ABSOLUTE,
             source_ip: client.network(),
             user_agent: client.user_agent_summary(),
+            sso: via == "saml",
         };
         self.ports
             .sessions
@@ -400,7 +401,7 @@ impl AdminService {
                 text,
             })
             .await
-            .map_err(|e| AdminError::Store(crate::error::StoreError::transient("mail", e)))
+            .map_err(AdminError::Mail)
     }
 
     /// Admits a password attempt, or refuses it if the source used up its failures or the

@@ -65,6 +65,33 @@ impl AdminService {
         Ok(gate(connection.as_ref(), user))
     }
 
+    /// A new secret of the personal token `key` (a rotation mints one) goes only to a session
+    /// begun through SSO (`sso_session`) when the token's user is in a domain that enforces
+    /// SSO, break-glass admin included: a password session, or another token, cannot extend
+    /// the account's access past the IdP. The operator on the machine is not asked.
+    pub(super) async fn require_sso_for_personal_token(
+        &self,
+        p: &crate::admin::Principal,
+        key: &crate::keys::ApiKeyRecord,
+        sso_session: bool,
+    ) -> Result<(), AdminError> {
+        let Some(user_id) = key.user_id.as_ref() else {
+            return Ok(());
+        };
+        if sso_session || p.actor == crate::admin::Principal::operator(&p.workspace_id).actor {
+            return Ok(());
+        }
+        let Some(user) = self.live_user(&key.workspace_id, user_id).await? else {
+            return Ok(());
+        };
+        match self.gate_of(&user).await? {
+            Gate::Open => Ok(()),
+            Gate::BreakGlass | Gate::SsoOnly(_) => Err(AdminError::SsoSessionRequired {
+                sign_in_path: sso_sign_in_path(&user.workspace_id),
+            }),
+        }
+    }
+
     /// Lets `user` in by a local way (`via`: `password`, `password_reset`, `invitation`,
     /// `sign_in_link`, `password_change`) unless SSO is enforced for them; the break-glass
     /// admin passes, audited.
@@ -153,6 +180,7 @@ mod tests {
             created_at: T0,
             external_id: None,
             active: true,
+            scim: None,
         }
     }
 

@@ -34,7 +34,18 @@ impl AdminService {
             created_at: self.now(),
             external_id: None,
             active: true,
+            scim: None,
         };
+        self.add_user(p, user, true).await
+    }
+
+    /// Stores a new user, audits the invitation and, with `invite`, mails it.
+    pub(super) async fn add_user(
+        &self,
+        p: &Principal,
+        user: User,
+        invite: bool,
+    ) -> AdminResult<User> {
         self.ports
             .control
             .create_user(&user)
@@ -44,10 +55,12 @@ impl AdminService {
             p,
             AuditAction::UserInvite,
             user.id.as_str(),
-            json!({"role": role}),
+            json!({"role": user.role}),
         )
         .await?;
-        self.send_invitation(&user).await?;
+        if invite {
+            self.send_invitation(&user).await?;
+        }
         Ok(user)
     }
 

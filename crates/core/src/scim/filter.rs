@@ -77,20 +77,26 @@ impl Filter {
     /// Whether `user` passes. `userName` and emails compare case-insensitively (RFC 7643
     /// §4.1.1: `caseExact` false), `externalId` exactly.
     pub fn matches(&self, user: &User) -> bool {
-        let (have, want) = match self.attribute {
-            Attribute::UserName | Attribute::Email => (
-                user.email.as_str().to_ascii_lowercase(),
-                self.value.to_ascii_lowercase(),
-            ),
-            Attribute::ExternalId => match &user.external_id {
-                Some(e) => (e.clone(), self.value.clone()),
-                None => return false,
-            },
-        };
+        let profile = super::users::profile_of(user);
+        let want = self.value.to_ascii_lowercase();
+        match self.attribute {
+            Attribute::UserName => self.compare(&profile.user_name.to_ascii_lowercase(), &want),
+            Attribute::Email => profile
+                .emails
+                .iter()
+                .any(|e| self.compare(&e.value.to_ascii_lowercase(), &want)),
+            Attribute::ExternalId => user
+                .external_id
+                .as_ref()
+                .is_some_and(|e| self.compare(e, &self.value)),
+        }
+    }
+
+    fn compare(&self, have: &str, want: &str) -> bool {
         match self.op {
             Op::Eq => have == want,
-            Op::Co => have.contains(&want),
-            Op::Sw => have.starts_with(&want),
+            Op::Co => have.contains(want),
+            Op::Sw => have.starts_with(want),
         }
     }
 }

@@ -1,14 +1,17 @@
 //! SCIM 2.0 provisioning (RFC 7643/7644): the identity provider's view of a workspace's
-//! users and of three groups whose membership is the user's role.
+//! users (any `userName`, see [`profile`]) and of its groups, stored as pushed, whose
+//! membership in mapped groups is the user's role (see [`groups`]).
 //!
-//! Every change goes through the admin use cases (`AdminService::invite_user`,
-//! `set_email`, `set_role`, `provision_user`, `remove_user`), so RBAC, the last-admin rule,
-//! audit and cache invalidation are the admin API's own; this module only reads and writes
-//! the SCIM shapes, including the quirks of the main identity providers (see [`patch`]).
+//! Every change goes through the admin use cases (`AdminService::provision_new_user`,
+//! `set_email`, `provision_user`, `save_scim_group`, `remove_user`), so RBAC, the last-admin
+//! rule, audit and cache invalidation are the admin API's own; this module only reads and
+//! writes the SCIM shapes, including the quirks of the main identity providers (see [`patch`]).
 
 pub mod filter;
 pub mod groups;
 pub mod patch;
+pub mod profile;
+pub mod store;
 pub mod users;
 
 use serde_json::Value;

@@ -260,6 +260,10 @@ pub struct Session {
     pub source_ip: String,
     /// "Firefox on Linux" ([`Client::user_agent_summary`]).
     pub user_agent: Option<String>,
+    /// Whether it began through single sign-on (SAML); only such a session mints personal
+    /// tokens for a user whose domain enforces SSO.
+    #[serde(default)]
+    pub sso: bool,
 }
 
 crate::debug_fields!(Session: id, user_id, workspace_id, created_at, last_seen_at, expires_at);
@@ -302,6 +306,8 @@ pub struct ConsoleSession {
     pub user: User,
     pub session_id: SessionId,
     pub csrf: CsrfToken,
+    /// The session began through single sign-on.
+    pub sso: bool,
 }
 
 /// What a password credential is found by: SHA-256 (hex) of the lowercase email address, so

@@ -28,6 +28,7 @@ pub fn stored_session(
         expires_at: at + SESSION_ABSOLUTE,
         source_ip: "203.0.113.0/24".into(),
         user_agent: Some("Firefox on Linux".into()),
+        sso: false,
     };
     let stored = StoredSession {
         token_hash: token.hash(),

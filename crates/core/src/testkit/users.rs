@@ -9,6 +9,7 @@ pub fn user(ws: &WorkspaceId, email: &str, role: Role) -> User {
         created_at: T0,
         external_id: None,
         active: true,
+        scim: None,
     }
 }
 

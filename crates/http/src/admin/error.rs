@@ -2,7 +2,7 @@
 
 use axum::http::{header, StatusCode};
 use tracklayer_core::admin::AdminError;
-use tracklayer_core::error::Action;
+use tracklayer_core::error::{self as tl_error, Action};
 use tracklayer_core::keys::Role;
 
 use super::AdminConfig;
@@ -86,6 +86,13 @@ pub fn problem(e: AdminError, config: &AdminConfig) -> Problem {
             e.to_string(),
         )
         .with("sign_in_url", sign_in_path.as_str()),
+        AdminError::SsoSessionRequired { ref sign_in_path } => Problem::new(
+            StatusCode::FORBIDDEN,
+            "sso-session-required",
+            "Single sign-on session required",
+            e.to_string(),
+        )
+        .with("sign_in_url", sign_in_path.as_str()),
         AdminError::NotFound(what) => Problem::not_found(what),
         AdminError::Invalid { field, detail } => Problem::invalid(&field, detail),
         AdminError::Conflict(detail) => Problem::conflict(detail),
@@ -101,6 +108,14 @@ pub fn problem(e: AdminError, config: &AdminConfig) -> Problem {
             err,
             "admin request failed",
         ),
+        AdminError::Mail(tl_error::MailError::Transient(ref err)) => {
+            tracing::warn!(error = %err, "mail service unavailable");
+            Problem::unavailable(
+                "unavailable",
+                "the mail service is temporarily unavailable; retry",
+                1,
+            )
+        }
         AdminError::Key(ref err) => Problem::from_failure(
             err.action() == Action::Retry,
             Service::KeyService,

@@ -21,6 +21,7 @@ pub(crate) mod lifecycle;
 pub mod openapi;
 pub(crate) mod saml;
 mod saml_acs;
+pub(crate) mod scim_groups;
 pub(crate) mod security;
 mod sessions;
 mod stats;
@@ -208,12 +209,8 @@ pub fn admin_router(state: AdminState) -> Router {
         )
         .route("/admin/v1/cors", get(cors::get_cors).put(cors::put_cors))
         .route("/admin/v1/bot-filter", bot_filter::routes())
-        .route(
-            "/admin/v1/sso/saml",
-            get(saml::get_saml)
-                .put(saml::put_saml)
-                .delete(saml::delete_saml),
-        )
+        .route("/admin/v1/sso/saml", saml::routes())
+        .route("/admin/v1/sso/scim-group-roles", scim_groups::routes())
         .route(
             "/admin/v1/retention",
             get(lifecycle::get_retention).put(lifecycle::put_retention),

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{
     audit_log, bot_filter, cors, deliveries, delivery_log, destinations, dsr, dto, events, keys,
-    lifecycle, saml, security, sessions, stats, trace, users, workspace, AdminState,
+    lifecycle, saml, scim_groups, security, sessions, stats, trace, users, workspace, AdminState,
 };
 use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
 
@@ -46,6 +46,8 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         saml::get_saml,
         saml::put_saml,
         saml::delete_saml,
+        scim_groups::get_group_roles,
+        scim_groups::put_group_roles,
         cors::get_cors,
         cors::put_cors,
         bot_filter::get_bot_filter,

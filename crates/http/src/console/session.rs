@@ -65,6 +65,8 @@ pub struct Me {
     csrf_token: CsrfToken,
     /// The session cookie's value.
     pub token: String,
+    /// The session began through single sign-on.
+    pub sso: bool,
 }
 
 // The email address and the CSRF token stay out of logs.
@@ -127,6 +129,7 @@ impl ConsoleState {
                 csrf_token: c.csrf,
                 token: token.as_str().to_owned(),
                 principal: c.principal,
+                sso: c.sso,
             })),
             Err(AdminError::SessionEnded) => Ok(None),
             Err(e) => Err(Failure::of(self, e).page()),

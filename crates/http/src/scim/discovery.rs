@@ -79,23 +79,32 @@ fn schemas_all() -> Vec<Value> {
             .map(|(n, t)| attribute(n, t, json!({})))
             .collect()
     };
+    let read_only = |names: &[(&str, &str)]| -> Vec<Value> {
+        names
+            .iter()
+            .map(|(n, t)| attribute(n, t, json!({"mutability": "readOnly"})))
+            .collect()
+    };
     let user = json!({
         "schemas": [SCHEMA_SCHEMA],
         "id": USER_SCHEMA, "name": "User", "description": "A TrackLayer user",
         "attributes": [
-            attribute("userName", "string", json!({"required": true, "uniqueness": "server", "description": "The user's email address"})),
+            attribute("userName", "string", json!({"required": true, "uniqueness": "server", "description": "Any unique name; the primary email (else an email-shaped userName) is the sign-in address"})),
             attribute("active", "boolean", json!({})),
             attribute("emails", "complex", json!({"multiValued": true, "subAttributes": sub(&[("value", "string"), ("type", "string"), ("primary", "boolean")])})),
-            attribute("groups", "complex", json!({"multiValued": true, "mutability": "readOnly", "subAttributes": sub(&[("value", "string"), ("display", "string")])})),
+            attribute("groups", "complex", json!({"multiValued": true, "mutability": "readOnly", "subAttributes": read_only(&[("value", "string"), ("display", "string")])})),
         ],
         "meta": {"resourceType": "Schema", "location": format!("{BASE_PATH}/Schemas/{USER_SCHEMA}")},
     });
     let group = json!({
         "schemas": [SCHEMA_SCHEMA],
-        "id": GROUP_SCHEMA, "name": "Group", "description": "A TrackLayer role",
+        "id": GROUP_SCHEMA, "name": "Group", "description": "A group of the identity provider",
         "attributes": [
-            attribute("displayName", "string", json!({"required": true, "mutability": "immutable"})),
-            attribute("members", "complex", json!({"multiValued": true, "subAttributes": sub(&[("value", "string"), ("display", "string"), ("$ref", "reference")])})),
+            attribute("displayName", "string", json!({"required": true, "description": "Any name; the workspace's group roles say which names give a role"})),
+            attribute("members", "complex", json!({"multiValued": true, "subAttributes": [
+                attribute("value", "string", json!({"mutability": "immutable", "caseExact": true})),
+                attribute("$ref", "reference", json!({"mutability": "immutable", "referenceTypes": ["User"]})),
+            ]})),
         ],
         "meta": {"resourceType": "Schema", "location": format!("{BASE_PATH}/Schemas/{GROUP_SCHEMA}")},
     });

@@ -6,12 +6,13 @@
 
 mod discovery;
 mod resources;
+mod search;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 use tracklayer_core::admin::Principal;
@@ -38,7 +39,8 @@ pub fn scim_router(state: AdminState) -> Router {
     let groups = get(resources::list_groups).post(resources::create_group);
     let group = get(resources::get_group)
         .put(resources::replace_group)
-        .patch(resources::patch_group);
+        .patch(resources::patch_group)
+        .delete(resources::delete_group);
     Router::new()
         .route(
             "/scim/v2/ServiceProviderConfig",
@@ -48,6 +50,9 @@ pub fn scim_router(state: AdminState) -> Router {
         .route("/scim/v2/ResourceTypes/{id}", get(discovery::resource_type))
         .route("/scim/v2/Schemas", get(discovery::schemas))
         .route("/scim/v2/Schemas/{id}", get(discovery::schema))
+        .route("/scim/v2/.search", post(search::search_all))
+        .route("/scim/v2/Users/.search", post(resources::search_users))
+        .route("/scim/v2/Groups/.search", post(resources::search_groups))
         .route("/scim/v2/Users", users)
         .route("/scim/v2/Users/{id}", user)
         .route("/scim/v2/Groups", groups)

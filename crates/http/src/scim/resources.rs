@@ -4,6 +4,7 @@ use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
+use super::search::{search_type, Projection};
 use super::{ScimAnswer, ScimBody, ScimCall};
 
 /// List parameters (RFC 7644 §3.4.2): `filter`, 1-based `startIndex`, `count`.
@@ -13,9 +14,19 @@ pub struct ListQuery {
     #[serde(rename = "startIndex")]
     start_index: Option<String>,
     count: Option<String>,
+    attributes: Option<String>,
+    #[serde(rename = "excludedAttributes")]
+    excluded_attributes: Option<String>,
 }
 
 impl ListQuery {
+    fn projection(&self) -> Projection {
+        Projection::new(
+            self.attributes.as_deref(),
+            self.excluded_attributes.as_deref(),
+        )
+    }
+
     /// `startIndex` below 1 is read as 1 and a negative `count` as 0 (RFC 7644 §3.4.2.4);
     /// anything not a number is refused.
     fn page(&self) -> Result<(usize, Option<usize>), ScimAnswer> {
@@ -50,10 +61,8 @@ pub async fn list_users(call: ScimCall, Query(q): Query<ListQuery>) -> ScimAnswe
         Ok(p) => p,
         Err(e) => return e,
     };
-    ok(
-        &call,
-        call.scim().users(q.filter.as_deref(), start, count).await,
-    )
+    let r = call.scim().users(q.filter.as_deref(), start, count).await;
+    ok(&call, r.map(|v| q.projection().apply(v)))
 }
 
 pub async fn create_user(call: ScimCall, ScimBody(body): ScimBody) -> ScimAnswer {
@@ -61,8 +70,13 @@ pub async fn create_user(call: ScimCall, ScimBody(body): ScimBody) -> ScimAnswer
     ScimAnswer::of(call.0.config(), StatusCode::CREATED, r)
 }
 
-pub async fn get_user(call: ScimCall, Path(id): Path<String>) -> ScimAnswer {
-    ok(&call, call.scim().user(&id).await)
+pub async fn get_user(
+    call: ScimCall,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ScimAnswer {
+    let r = call.scim().user(&id).await;
+    ok(&call, r.map(|v| q.projection().apply(v)))
 }
 
 pub async fn replace_user(
@@ -93,10 +107,8 @@ pub async fn list_groups(call: ScimCall, Query(q): Query<ListQuery>) -> ScimAnsw
         Ok(p) => p,
         Err(e) => return e,
     };
-    ok(
-        &call,
-        call.scim().groups(q.filter.as_deref(), start, count).await,
-    )
+    let r = call.scim().groups(q.filter.as_deref(), start, count).await;
+    ok(&call, r.map(|v| q.projection().apply(v)))
 }
 
 pub async fn create_group(call: ScimCall, ScimBody(body): ScimBody) -> ScimAnswer {
@@ -104,8 +116,21 @@ pub async fn create_group(call: ScimCall, ScimBody(body): ScimBody) -> ScimAnswe
     ScimAnswer::of(call.0.config(), StatusCode::CREATED, r)
 }
 
-pub async fn get_group(call: ScimCall, Path(id): Path<String>) -> ScimAnswer {
-    ok(&call, call.scim().group(&id).await)
+pub async fn get_group(
+    call: ScimCall,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ScimAnswer {
+    let r = call.scim().group(&id).await;
+    ok(&call, r.map(|v| q.projection().apply(v)))
+}
+
+pub async fn search_users(call: ScimCall, ScimBody(body): ScimBody) -> ScimAnswer {
+    search_type(call, false, &body).await
+}
+
+pub async fn search_groups(call: ScimCall, ScimBody(body): ScimBody) -> ScimAnswer {
+    search_type(call, true, &body).await
 }
 
 pub async fn replace_group(
@@ -122,4 +147,11 @@ pub async fn patch_group(
     ScimBody(body): ScimBody,
 ) -> ScimAnswer {
     ok(&call, call.scim().patch_group(&id, &body).await)
+}
+
+pub async fn delete_group(call: ScimCall, Path(id): Path<String>) -> ScimAnswer {
+    match call.scim().delete_group(&id).await {
+        Ok(()) => ScimAnswer::NoContent,
+        Err(e) => ok(&call, Err(e)),
+    }
 }

@@ -213,3 +213,93 @@ async fn the_break_glass_admin_keeps_password_link_and_reset_and_every_use_is_au
         .await;
     assert!(c.is_sso_required(r));
 }
+
+impl Console {
+    /// The id of the owner's personal token (made with the workspace).
+    async fn owner_pat(&self) -> tracklayer_core::keys::KeyId {
+        use tracklayer_core::ports::ControlStore;
+        SqliteControlStore::new(self.db.clone())
+            .api_keys(&self.ws.id, T0)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|k| k.user_id.as_ref() == Some(&UserId::owner()))
+            .expect("the owner's personal token")
+            .id
+    }
+
+    /// A console session of the owner from the operator's sign-in link (not through SSO).
+    async fn owner_link_session(&self) -> tracklayer_core::sessions::ConsoleSession {
+        let link = self.admin.owner_sign_in_link(&self.operator).await.unwrap();
+        let token = link.url.rsplit('/').next().unwrap();
+        let signed = self.admin.redeem_sign_in_link(token, home()).await.unwrap();
+        self.admin.console_session(&signed.token).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn only_a_session_begun_through_sso_mints_a_personal_token_for_an_enforced_user() {
+    use tracklayer_core::testkit::sessions::stored_session;
+    let c = Console::new().await;
+    let owner = UserId::owner();
+    c.admin
+        .set_email(&c.operator, &owner, "own@example.com")
+        .await
+        .unwrap();
+    c.enforce(&c.ws.id, &["example.com"], Some(&owner)).await;
+    let pat = c.owner_pat().await;
+    let refused = |r: Result<_, AdminError>| matches!(r, Err(AdminError::SsoSessionRequired { sign_in_path }) if sign_in_path == c.sso_path());
+
+    // Break-glass: the owner's sign-in link opens a session, but not through SSO.
+    let local = c.owner_link_session().await;
+    assert!(!local.sso);
+    let r = c
+        .admin
+        .rotate_key_in_session(&local.principal, local.sso, pat.as_str(), None)
+        .await;
+    assert!(refused(r), "a break-glass session mints no token");
+    // Nor does the token itself, over the admin API.
+    let with_token = Principal {
+        key_id: Some(pat.clone()),
+        ..local.principal.clone()
+    };
+    assert!(refused(
+        c.admin.rotate_key(&with_token, pat.as_str(), None).await
+    ));
+
+    // A session begun through SSO does.
+    let (sso_token, mut stored) = stored_session(&c.ws.id, &owner, T0);
+    stored.session.sso = true;
+    c.sessions.create_session(&stored).await.unwrap();
+    let sso = c.admin.console_session(&sso_token).await.unwrap();
+    let minted = c
+        .admin
+        .rotate_key_in_session(&sso.principal, sso.sso, pat.as_str(), None)
+        .await
+        .unwrap();
+    // And the operator on the machine is not asked.
+    c.admin
+        .rotate_key(&c.operator, minted.key.id.as_str(), None)
+        .await
+        .unwrap();
+    let why = AdminError::SsoSessionRequired {
+        sign_in_path: c.sso_path(),
+    }
+    .to_string();
+    assert!(
+        why.contains("single sign-on") && why.contains(&c.sso_path()),
+        "{why}"
+    );
+}
+
+#[tokio::test]
+async fn a_password_session_mints_tokens_for_users_outside_enforced_domains() {
+    let c = Console::new().await;
+    c.enforce(&c.ws.id, &["example.com"], None).await;
+    let pat = c.owner_pat().await;
+    let me = c.owner_link_session().await;
+    c.admin
+        .rotate_key_in_session(&me.principal, me.sso, pat.as_str(), None)
+        .await
+        .unwrap();
+}

@@ -166,7 +166,7 @@ pub async fn rotate(OnObject { s, id, me, form }: OnObject) -> Response {
     };
     let rotated = s
         .admin()
-        .rotate_key(&me.principal, &id, overlap)
+        .rotate_key_in_session(&me.principal, me.sso, &id, overlap)
         .await
         .or_failure(&s);
     shown_once(&s, &me, rotated).await

@@ -1,0 +1,90 @@
+//! SCIM users whose `userName` is not an email address, and users without any email.
+
+use super::scim::assert_scim_error;
+use super::*;
+
+const USERS: &str = "/scim/v2/Users";
+
+impl App {
+    /// The sign-in address the admin API shows for user `id`.
+    async fn sign_in_address(&self, id: &str) -> String {
+        let users = self.ok(Method::GET, "/admin/v1/users", None).await;
+        let user = users.as_array().unwrap().iter().find(|u| u["id"] == id);
+        user.expect("the user")["email"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_user_name_that_is_not_an_email_is_kept_verbatim_and_the_primary_email_signs_in() {
+    let app = App::start().await;
+    let t = app.scim_token().await;
+    let emails = json!([{"value": "home@example.org", "type": "home"},
+                        {"value": "Jo.Doe@Example.com", "type": "work", "primary": true}]);
+    let body = json!({"userName": "jdoe", "emails": emails, "externalId": "E4711"});
+    let (status, u) = app.scim(Method::POST, USERS, &t, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{u}");
+    let id = u["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (u["userName"].clone(), u["emails"].clone()),
+        (json!("jdoe"), emails)
+    );
+    assert_eq!(app.sign_in_address(&id).await, "jo.doe@example.com");
+    let found = app
+        .scim_ok(
+            Method::GET,
+            &format!("{USERS}?filter=userName%20eq%20%22JDOE%22"),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(found["Resources"][0]["id"], id.as_str(), "{found}");
+
+    let (status, v) = app
+        .scim(Method::POST, USERS, &t, Some(json!({"userName": "JDoe"})))
+        .await;
+    assert_scim_error(status, &v, StatusCode::CONFLICT, Some("uniqueness"));
+
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                       "Operations": [{"op": "replace", "path": "emails",
+                                       "value": [{"value": "jo@example.net", "primary": true}]}]});
+    let u = app
+        .scim_ok(Method::PATCH, &format!("{USERS}/{id}"), &t, Some(patch))
+        .await;
+    assert_eq!(
+        u["emails"],
+        json!([{"value": "jo@example.net", "primary": true}])
+    );
+    assert_eq!(
+        app.sign_in_address(&id).await,
+        "jo@example.net",
+        "the mover's address moves"
+    );
+}
+
+#[tokio::test]
+async fn a_user_without_any_email_is_provisioned_under_a_reserved_address_until_one_is_given() {
+    let app = App::start().await;
+    let t = app.scim_token().await;
+    let (status, u) = app
+        .scim(
+            Method::POST,
+            USERS,
+            &t,
+            Some(json!({"userName": "E004711"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{u}");
+    let id = u["id"].as_str().unwrap().to_owned();
+    assert_eq!(u.get("emails"), None, "{u}");
+    let address = app.sign_in_address(&id).await;
+    assert_eq!(address, format!("{id}@scim.invalid"));
+    let add = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{"op": "add", "path": "emails",
+                                        "value": [{"value": "e4711@example.com", "type": "work"}]}]});
+    app.scim_ok(Method::PATCH, &format!("{USERS}/{id}"), &t, Some(add))
+        .await;
+    assert_eq!(app.sign_in_address(&id).await, "e4711@example.com");
+}
