@@ -615,6 +615,20 @@ fn matrix() -> Vec<Row> {
         ),
         row(
             M::GET,
+            "/admin/v1/sso/scim-group-roles",
+            T::None,
+            None,
+            [200, 200, 200, 401, 200],
+        ),
+        row(
+            M::PUT,
+            "/admin/v1/sso/scim-group-roles",
+            T::None,
+            Some(|| json!({"groups": []})),
+            [200, 403, 403, 401, 200],
+        ),
+        row(
+            M::GET,
             "/admin/v1/cors",
             T::None,
             None,
