@@ -60,6 +60,23 @@ pub struct Fakes {
 }
 
 impl Fakes {
+    /// Records a format error at `sink` for each member a Conversions API event (Meta's and
+    /// Snapchat's alike) must have and `e` lacks.
+    fn require_event_members(&self, sink: &str, e: &Value) {
+        let members = [
+            "event_name",
+            "event_time",
+            "event_id",
+            "action_source",
+            "user_data",
+        ];
+        for member in members {
+            if e.get(member).is_none() {
+                self.format_error(sink, format!("event without {member}"));
+            }
+        }
+    }
+
     pub fn new(
         meta_token: &str,
         ga4_secret: &str,
@@ -266,17 +283,7 @@ async fn meta(
     };
     let data = v["data"].as_array().cloned().unwrap_or_default();
     for e in &data {
-        for field in [
-            "event_name",
-            "event_time",
-            "event_id",
-            "action_source",
-            "user_data",
-        ] {
-            if e.get(field).is_none() {
-                f.format_error("meta_capi", format!("event without {field}"));
-            }
-        }
+        f.require_event_members("meta_capi", e);
     }
     let n = data.len();
     f.accept(

@@ -102,6 +102,22 @@ pub fn add_destination(dir: &Path, definition: &Value) -> anyhow::Result<String>
     Ok(v["id"].as_str().context("id")?.to_owned())
 }
 
+/// The secrets the measurement binaries' fakes know, `[meta, ga4, tiktok, webhook]` as
+/// [`fake_destinations`] takes them.
+pub const MEASURE_SECRETS: [&str; 4] = [
+    "EAAGmeasure",
+    "ga4measure",
+    "tiktokmeasure",
+    // A made-up Standard Webhooks secret, used only against loopback.
+    "whsec_bWVhc3VyZS1zaWduaW5nLWtleQ==", // pragma: allowlist secret
+];
+
+/// The destinations the measurement binaries route to, on the fakes at `base`: Meta CAPI,
+/// GA4, TikTok and a webhook ([`fake_destinations`] knowing [`MEASURE_SECRETS`]).
+pub fn measure_destinations(base: &str) -> Vec<Value> {
+    fake_destinations(base, MEASURE_SECRETS, "G-MEASURE", Some("CMEASURE"))
+}
+
 /// Destinations on the fake vendors at `base` that fakes knowing `secrets` (`[meta, ga4,
 /// tiktok, webhook]`, as [`Setup::start`] takes them) accept, in this order: Meta CAPI, GA4
 /// with the measurement id `ga4_id`, TikTok with the pixel `tiktok_pixel` if there is one,

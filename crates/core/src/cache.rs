@@ -125,14 +125,15 @@ mod tests {
     use crate::clock::FixedClock;
     use time::macros::datetime;
 
-    fn cache(clock: &Arc<FixedClock>) -> TtlCache<&'static str, u32> {
-        TtlCache::new(clock.clone(), Duration::seconds(5), 2)
+    /// A cache of 2 entries for 5 s, and the clock it reads.
+    fn cache() -> (Arc<FixedClock>, TtlCache<&'static str, u32>) {
+        let clock = Arc::new(FixedClock::new(datetime!(2026-03-01 12:00 UTC)));
+        (clock.clone(), TtlCache::new(clock, Duration::seconds(5), 2))
     }
 
     #[test]
     fn an_entry_is_served_until_its_ttl_and_not_after() {
-        let clock = Arc::new(FixedClock::new(datetime!(2026-03-01 12:00 UTC)));
-        let c = cache(&clock);
+        let (clock, c) = cache();
         c.insert("a", 1);
         clock.advance(Duration::milliseconds(4_999));
         assert_eq!(c.get(&"a"), Some(1));
@@ -142,8 +143,7 @@ mod tests {
 
     #[test]
     fn an_update_keeps_the_time_an_entry_was_first_stored() {
-        let clock = Arc::new(FixedClock::new(datetime!(2026-03-01 12:00 UTC)));
-        let c = cache(&clock);
+        let (clock, c) = cache();
         c.update("a", |old| old.unwrap_or(0) + 1);
         clock.advance(Duration::seconds(3));
         assert_eq!(c.update("a", |old| old.unwrap_or(0) + 1).0, 2);
@@ -154,8 +154,7 @@ mod tests {
 
     #[test]
     fn a_full_cache_drops_expired_entries_then_everything() {
-        let clock = Arc::new(FixedClock::new(datetime!(2026-03-01 12:00 UTC)));
-        let c = cache(&clock);
+        let (clock, c) = cache();
         c.insert("a", 1);
         clock.advance(Duration::seconds(6));
         c.insert("b", 2);

@@ -316,6 +316,11 @@ mod tests {
         vec![Purpose::advertising()]
     }
 
+    /// The decision under the default policy.
+    fn decide_by_default(region: Region, signals: &Signals, purposes: &[Purpose]) -> Decision {
+        decide(&ConsentPolicy::default(), region, signals, purposes)
+    }
+
     #[test]
     fn a_misspelt_consent_purpose_is_refused_naming_its_index() {
         let purposes = |names: &[&str]| -> Vec<Purpose> {
@@ -332,12 +337,7 @@ mod tests {
 
     #[test]
     fn an_eu_event_without_signal_is_not_sent_to_advertising() {
-        let d = decide(
-            &ConsentPolicy::default(),
-            Region::Eu,
-            &Signals::default(),
-            &ads(),
-        );
+        let d = decide_by_default(Region::Eu, &Signals::default(), &ads());
         assert!(!d.allowed);
         assert!(d.reason.contains("eu default is opt-in"), "{}", d.reason);
     }
@@ -368,37 +368,29 @@ mod tests {
     fn google_consent_mode_denial_wins_over_a_grant() {
         let ctx = json!({"consent": {"ad_storage": "granted", "ad_user_data": "denied"}});
         let s = Signals::read(Some(&ctx), false);
-        assert!(!decide(&ConsentPolicy::default(), Region::Us, &s, &ads()).allowed);
+        assert!(!decide_by_default(Region::Us, &s, &ads()).allowed);
         let ctx = json!({"consent": {"googleConsentMode": {"analytics_storage": "granted"}}});
         let s = Signals::read(Some(&ctx), false);
-        assert!(
-            decide(
-                &ConsentPolicy::default(),
-                Region::Eu,
-                &s,
-                &[Purpose::analytics()]
-            )
-            .allowed
-        );
+        assert!(decide_by_default(Region::Eu, &s, &[Purpose::analytics()]).allowed);
     }
 
     #[test]
     fn the_visitors_country_picks_the_jurisdiction() {
         let ctx = json!({"location": {"country": "DE"}});
         let s = Signals::read(Some(&ctx), false);
-        assert!(!decide(&ConsentPolicy::default(), Region::Us, &s, &ads()).allowed);
+        assert!(!decide_by_default(Region::Us, &s, &ads()).allowed);
     }
 
     #[test]
     fn by_default_gpc_wins_over_an_explicit_grant_of_advertising() {
         let ctx = json!({"gpc": true, "consent": {"categoryPreferences": {"advertising": true}}});
         let s = Signals::read(Some(&ctx), false);
-        let d = decide(&ConsentPolicy::default(), Region::Us, &s, &ads());
+        let d = decide_by_default(Region::Us, &s, &ads());
         assert!(!d.allowed);
         assert!(d.reason.contains("global privacy control"), "{}", d.reason);
         let ctx = json!({"consent": {"ad_storage": "granted", "ad_user_data": "granted"}});
         let s = Signals::read(Some(&ctx), true);
-        assert!(!decide(&ConsentPolicy::default(), Region::Us, &s, &ads()).allowed);
+        assert!(!decide_by_default(Region::Us, &s, &ads()).allowed);
         // An explicit grant of a purpose GPC does not cover still counts.
         let ctx = json!({"gpc": true, "consent": {"categoryPreferences": {"analytics": true}}});
         let s = Signals::read(Some(&ctx), false);
@@ -444,12 +436,7 @@ mod tests {
 
     #[test]
     fn a_destination_without_purposes_always_receives() {
-        let d = decide(
-            &ConsentPolicy::default(),
-            Region::Eu,
-            &Signals::default(),
-            &[],
-        );
+        let d = decide_by_default(Region::Eu, &Signals::default(), &[]);
         assert!(d.allowed);
     }
 }

@@ -365,9 +365,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_workspace_stored_before_closure_existed_reads_as_open() {
-        let stored = serde_json::json!({
+    /// A workspace as stored before closure existed: without `closed_at`.
+    fn stored_before_closure() -> Workspace {
+        serde_json::from_value(serde_json::json!({
             "id": "ws_eu_01abc",
             "name": "Stored earlier",
             "region": "eu",
@@ -376,8 +376,13 @@ mod tests {
             "consent": serde_json::to_value(ConsentPolicy::default()).unwrap(),
             "key_ref": {"kind": "platform"},
             "data_key": serde_json::to_value(WrappedKey(vec![1, 2, 3])).unwrap(),
-        });
-        let ws: Workspace = serde_json::from_value(stored).unwrap();
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_workspace_stored_before_closure_existed_reads_as_open() {
+        let ws = stored_before_closure();
         assert_eq!(ws.closed_at, None);
         assert_eq!(ws.account_data_expires_at(), None);
         let written = serde_json::to_value(&ws).unwrap();
@@ -389,17 +394,7 @@ mod tests {
 
     #[test]
     fn a_closed_workspaces_account_data_expires_90_days_after_closure() {
-        let mut ws: Workspace = serde_json::from_value(serde_json::json!({
-            "id": "ws_us_01abc",
-            "name": "Closing",
-            "region": "us",
-            "created_at": "2026-03-01T12:00:00Z",
-            "retention": {"event_days": 180},
-            "consent": serde_json::to_value(ConsentPolicy::default()).unwrap(),
-            "key_ref": {"kind": "platform"},
-            "data_key": serde_json::to_value(WrappedKey(vec![1])).unwrap(),
-        }))
-        .unwrap();
+        let mut ws = stored_before_closure();
         let at = time::macros::datetime!(2026-04-01 00:00:00 UTC);
         ws.closed_at = Some(at);
         assert!(ws.is_closed());

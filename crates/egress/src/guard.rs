@@ -51,39 +51,16 @@ const BLOCKED_V4: &[(Ipv4Addr, u8, &str)] = &[
 
 /// IPv6 networks no destination may reach. Networks that embed an IPv4 address
 /// (`::ffff:0:0/96`, `64:ff9b::/96`, `2002::/16`) are judged by that address instead.
+#[rustfmt::skip]
 const BLOCKED_V6: &[(Ipv6Addr, u8, &str)] = &[
     // `::`, `::1` and the deprecated IPv4-compatible `::a.b.c.d`.
-    (
-        Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0),
-        96,
-        "unspecified or loopback",
-    ),
-    (
-        Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0),
-        48,
-        "local-use NAT64",
-    ),
-    (
-        Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0),
-        64,
-        "discard-only",
-    ),
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0), 96, "unspecified or loopback"),
+    (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48, "local-use NAT64"),
+    (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64, "discard-only"),
     (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 32, "Teredo"),
-    (
-        Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0),
-        48,
-        "benchmarking",
-    ),
-    (
-        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0),
-        32,
-        "documentation",
-    ),
-    (
-        Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0),
-        7,
-        "unique local",
-    ),
+    (Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0), 48, "benchmarking"),
+    (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32, "documentation"),
+    (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7, "unique local"),
     (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, "link-local"),
     (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10, "site-local"),
     (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, "multicast"),
@@ -473,9 +450,14 @@ mod tests {
             "not a url",
             "https://ex%61mple.com/",
         ];
-        for url in refused {
+        assert_refused(&refused, &STRICT);
+    }
+
+    /// Each of `urls` is refused under `policy`.
+    fn assert_refused(urls: &[&str], policy: &EgressPolicy) {
+        for url in urls {
             assert!(
-                matches!(check_url_syntax(url, &STRICT), Err(EgressError::Refused(_))),
+                matches!(check_url_syntax(url, policy), Err(EgressError::Refused(_))),
                 "{url} should be refused"
             );
         }
@@ -506,27 +488,20 @@ mod tests {
             "https://%31%32%37.0.0.1/",
             "https://１２７.0.0.1/",
         ];
-        for url in refused {
-            assert!(
-                matches!(check_url_syntax(url, &STRICT), Err(EgressError::Refused(_))),
-                "{url} should be refused"
-            );
-        }
+        assert_refused(&refused, &STRICT);
     }
 
     #[test]
     fn refuses_odd_ip_spellings_even_when_private_egress_is_allowed() {
-        for url in [
-            "http://2130706433/",
-            "http://0x7f.1/",
-            "http://8.8.2056/",
-            "http://010.0.0.1/",
-        ] {
-            assert!(
-                matches!(check_url_syntax(url, &LAX), Err(EgressError::Refused(_))),
-                "{url} should be refused"
-            );
-        }
+        assert_refused(
+            &[
+                "http://2130706433/",
+                "http://0x7f.1/",
+                "http://8.8.2056/",
+                "http://010.0.0.1/",
+            ],
+            &LAX,
+        );
     }
 
     #[test]

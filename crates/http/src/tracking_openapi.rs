@@ -413,15 +413,21 @@ mod tests {
         let doc: Value = serde_json::from_str(&document()).unwrap();
 
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        // The operation `method path`, named `id` and documenting `statuses`.
+        let operation = |method: &str, path: &str, id: &str, statuses: &[&str]| {
+            let op = &doc["paths"][path][method];
+            assert_eq!(op["operationId"], id, "{path}");
+            for status in statuses {
+                assert!(op["responses"][status].is_object(), "{path} {status}");
+            }
+            op
+        };
         for call in [
             "batch", "import", "track", "identify", "page", "screen", "group", "alias",
         ] {
-            let op = &doc["paths"][format!("/v1/{call}")]["post"];
-            assert_eq!(op["operationId"], call);
+            let statuses = ["200", "400", "401", "413", "429", "503"];
+            let op = operation("post", &format!("/v1/{call}"), call, &statuses);
             assert!(op["requestBody"]["content"]["application/json"].is_object());
-            for status in ["200", "400", "401", "413", "429", "503"] {
-                assert!(op["responses"][status].is_object(), "{call} {status}");
-            }
             assert_eq!(op["security"].as_array().unwrap().len(), 2, "{call}");
         }
         for (path, id) in [
@@ -434,22 +440,20 @@ mod tests {
             ("/v1/b", "browser_batch"),
             ("/beacon/v1/batch", "beacon_batch"),
         ] {
-            let op = &doc["paths"][path]["post"];
-            assert_eq!(op["operationId"], id, "{path}");
-            for status in ["200", "400", "401", "403", "413", "429", "503"] {
-                assert!(op["responses"][status].is_object(), "{path} {status}");
-            }
+            operation(
+                "post",
+                path,
+                id,
+                &["200", "400", "401", "403", "413", "429", "503"],
+            );
         }
         for (path, id) in [
             ("/v1/projects/{writeKey}/settings", "segment_settings"),
             ("/sourceConfig/", "rudder_source_config"),
             ("/sourceConfig", "rudder_source_config_no_slash"),
         ] {
-            let op = &doc["paths"][path]["get"];
-            assert_eq!(op["operationId"], id, "{path}");
-            for status in ["200", "400", "401", "403", "421", "429", "503"] {
-                assert!(op["responses"][status].is_object(), "{path} {status}");
-            }
+            let statuses = ["200", "400", "401", "403", "421", "429", "503"];
+            let op = operation("get", path, id, &statuses);
             assert!(
                 op["responses"]["413"].is_null(),
                 "{path}: no body to be too large"

@@ -309,6 +309,16 @@ impl App {
             .await
     }
 
+    /// [`Self::call`] with the admin's token.
+    async fn as_admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        self.call(method, path, Some(&self.admin), body).await
+    }
+
     async fn raw(
         &self,
         method: Method,
@@ -361,7 +371,7 @@ impl App {
     }
 
     async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (status, _, v) = self.call(method, path, Some(&self.admin), body).await;
+        let (status, _, v) = self.as_admin(method, path, body).await;
         assert!(status.is_success(), "{status} {v}");
         v
     }
@@ -454,6 +464,12 @@ impl App {
 }
 
 static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The string `member` of each object of the array `list`.
+fn each_str<'a>(list: &'a Value, member: &str) -> Vec<&'a str> {
+    let list = list.as_array().expect("an array");
+    list.iter().map(|o| o[member].as_str().unwrap()).collect()
+}
 
 fn webhook() -> Value {
     json!({
@@ -1363,10 +1379,9 @@ async fn only_its_own_user_rotates_a_personal_token_and_another_admin_may_only_r
 
     // And may revoke the other's.
     let (status, _, v) = app
-        .call(
+        .as_admin(
             Method::POST,
             &format!("/admin/v1/api-keys/{}/revoke", own.record.id),
-            Some(&app.admin),
             None,
         )
         .await;
@@ -1431,12 +1446,7 @@ async fn the_audit_log_lists_mutations_filtered_by_action_and_actor() {
     app.new_destination().await;
     app.new_key().await;
     let all = app.ok(Method::GET, "/admin/v1/audit-log", None).await;
-    let actions: Vec<&str> = all["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = each_str(&all["entries"], "action");
     assert_eq!(actions, ["destination.create", "api_key.create"]);
 
     let v = app
@@ -1485,20 +1495,18 @@ async fn every_admin_answer_is_no_store_and_nosniff_above_all_one_showing_a_secr
     let answers = [
         (
             "create",
-            app.call(
+            app.as_admin(
                 Method::POST,
                 "/admin/v1/api-keys",
-                Some(&app.admin),
                 Some(json!({"kind": "svc", "role": "viewer"})),
             )
             .await,
         ),
         (
             "rotate",
-            app.call(
+            app.as_admin(
                 Method::POST,
                 &format!("/admin/v1/api-keys/{id}/rotate"),
-                Some(&app.admin),
                 Some(json!({"overlap_days": 1})),
             )
             .await,
@@ -1597,10 +1605,9 @@ async fn a_rotated_key_works_until_the_overlap_ends_next_to_its_successor() {
 async fn a_new_key_shows_its_secret_once_and_listings_never() {
     let app = App::start().await;
     let (status, _, v) = app
-        .call(
+        .as_admin(
             Method::POST,
             "/admin/v1/api-keys",
-            Some(&app.admin),
             Some(json!({"kind": "ingest", "name": "web", "expires_in_days": 30})),
         )
         .await;
@@ -1628,12 +1635,7 @@ async fn destination_secrets_are_never_returned_only_fingerprint_and_last_four()
     let app = App::start().await;
     let mut bodies = Vec::new();
     let (status, _, created) = app
-        .call(
-            Method::POST,
-            "/admin/v1/destinations",
-            Some(&app.admin),
-            Some(meta()),
-        )
+        .as_admin(Method::POST, "/admin/v1/destinations", Some(meta()))
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let id = created["id"].as_str().unwrap().to_owned();
@@ -2119,12 +2121,7 @@ async fn replacing_security_without_a_field_is_refused_naming_the_field() {
         (json!({"ip_blocklist": []}), "egress_paused"),
     ] {
         let (status, _, v) = app
-            .call(
-                Method::PUT,
-                "/admin/v1/security",
-                Some(&app.admin),
-                Some(body),
-            )
+            .as_admin(Method::PUT, "/admin/v1/security", Some(body))
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
         assert_eq!(v["field"], field, "{v}");
@@ -2186,10 +2183,9 @@ async fn a_test_event_is_refused_while_egress_is_paused() {
     )
     .await;
     let (status, _, v) = app
-        .call(
+        .as_admin(
             Method::POST,
             &format!("/admin/v1/destinations/{id}/test"),
-            Some(&app.admin),
             None,
         )
         .await;
@@ -2404,10 +2400,9 @@ async fn a_users_email_is_validated_and_unique_in_the_workspace() {
     assert_eq!(taken["email"], "taken@example.com");
     for email in ["TAKEN@example.com", "taken@example.com"] {
         let (status, _, v) = app
-            .call(
+            .as_admin(
                 Method::PATCH,
                 "/admin/v1/users/usr_owner",
-                Some(&app.admin),
                 Some(json!({ "email": email })),
             )
             .await;
@@ -2420,10 +2415,9 @@ async fn a_users_email_is_validated_and_unique_in_the_workspace() {
         "x@localhost",
     ] {
         let (status, _, v) = app
-            .call(
+            .as_admin(
                 Method::PATCH,
                 "/admin/v1/users/usr_owner",
-                Some(&app.admin),
                 Some(json!({ "email": email })),
             )
             .await;
@@ -2431,10 +2425,9 @@ async fn a_users_email_is_validated_and_unique_in_the_workspace() {
         assert_eq!(v["field"], "email", "{v}");
     }
     let (status, _, v) = app
-        .call(
+        .as_admin(
             Method::PATCH,
             "/admin/v1/users/usr_nobody",
-            Some(&app.admin),
             Some(json!({"email": "new@example.com"})),
         )
         .await;
@@ -2453,10 +2446,9 @@ async fn a_malformed_user_id_names_no_user_whatever_the_body() {
     ] {
         for id in ["USR_OWNER", "owner", "usr_", "usr_a-b"] {
             let (status, _, v) = app
-                .call(
+                .as_admin(
                     method.clone(),
                     &format!("/admin/v1/users/{id}"),
-                    Some(&app.admin),
                     body.clone(),
                 )
                 .await;
@@ -2525,21 +2517,15 @@ async fn a_user_changes_their_own_email_but_not_anothers_nor_their_role() {
 async fn the_last_admin_can_be_neither_demoted_nor_removed() {
     let app = App::start().await;
     let (status, _, v) = app
-        .call(
+        .as_admin(
             Method::PATCH,
             "/admin/v1/users/usr_owner",
-            Some(&app.admin),
             Some(json!({"role": "editor"})),
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
     let (status, _, v) = app
-        .call(
-            Method::DELETE,
-            "/admin/v1/users/usr_owner",
-            Some(&app.admin),
-            None,
-        )
+        .as_admin(Method::DELETE, "/admin/v1/users/usr_owner", None)
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
 
@@ -2792,22 +2778,12 @@ async fn validation_errors_name_the_field() {
         }
     }
     let (status, _, v) = app
-        .call(
-            Method::GET,
-            "/admin/v1/audit-log?limit=5000",
-            Some(&app.admin),
-            None,
-        )
+        .as_admin(Method::GET, "/admin/v1/audit-log?limit=5000", None)
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(v["field"], "limit");
     let (status, _, v) = app
-        .call(
-            Method::GET,
-            "/admin/v1/audit-log?since=yesterday",
-            Some(&app.admin),
-            None,
-        )
+        .as_admin(Method::GET, "/admin/v1/audit-log?since=yesterday", None)
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(v["field"], "since");
@@ -2914,10 +2890,9 @@ async fn replay_takes_an_optional_time_range() {
         .await;
     assert_eq!(v["destination_id"], id);
     let (status, _, v) = app
-        .call(
+        .as_admin(
             Method::POST,
             &format!("/admin/v1/destinations/{id}/replay"),
-            Some(&app.admin),
             Some(json!({"since": "last week"})),
         )
         .await;
@@ -3010,10 +2985,9 @@ async fn retention_shows_every_data_class_and_only_admins_change_it() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     for bad in [json!(0), json!(366), json!(70000), json!(-1)] {
         let (status, _, v) = app
-            .call(
+            .as_admin(
                 Method::PUT,
                 "/admin/v1/retention",
-                Some(&app.admin),
                 Some(json!({"event_retention_days": bad})),
             )
             .await;
@@ -3205,10 +3179,9 @@ async fn closing_needs_the_workspace_id_as_confirmation_and_an_admin() {
     }
     for body in [json!({}), json!({"confirm": 7}), json!({"confirm": null})] {
         let (status, _, v) = app
-            .call(
+            .as_admin(
                 Method::POST,
                 "/admin/v1/workspace/close",
-                Some(&app.admin),
                 Some(body.clone()),
             )
             .await;
@@ -3276,10 +3249,9 @@ async fn closing_twice_is_a_conflict_and_a_closed_workspace_takes_no_change() {
 async fn the_region_of_a_workspace_cannot_be_changed() {
     let app = App::start().await;
     let (status, _, v) = app
-        .call(
+        .as_admin(
             Method::PATCH,
             "/admin/v1/workspace",
-            Some(&app.admin),
             Some(json!({"region": "us"})),
         )
         .await;
@@ -3374,10 +3346,9 @@ async fn a_customer_key_that_cannot_be_used_or_lives_elsewhere_is_refused_naming
         "not-an-arn".to_owned(),
     ] {
         let (status, _, v) = app
-            .call(
+            .as_admin(
                 Method::PUT,
                 "/admin/v1/encryption-key",
-                Some(&app.admin),
                 Some(json!({"key_arn": arn})),
             )
             .await;
@@ -3451,10 +3422,9 @@ async fn an_erased_subjects_event_sent_right_after_the_202_is_neither_stored_nor
 
     // Act: erase user-1, then at once (no processing run, no clock advance) track user-1.
     let (status, _, v) = app
-        .call(
+        .as_admin(
             Method::POST,
             "/admin/v1/data_subject_requests",
-            Some(&app.admin),
             Some(json!({"type": "erasure", "subject": {"external_id": "user-1"}})),
         )
         .await;
@@ -3477,10 +3447,9 @@ async fn a_data_subject_request_names_the_subject_field_at_fault() {
         (json!({"phone": "12"}), "subject.phone"),
     ] {
         let (status, _, v) = app
-            .call(
+            .as_admin(
                 Method::POST,
                 "/admin/v1/data_subject_requests",
-                Some(&app.admin),
                 Some(json!({"type": "access", "subject": subject})),
             )
             .await;
@@ -3488,10 +3457,9 @@ async fn a_data_subject_request_names_the_subject_field_at_fault() {
         assert_eq!(v["field"], field, "{v}");
     }
     let (status, _, v) = app
-        .call(
+        .as_admin(
             Method::POST,
             "/admin/v1/data_subject_requests",
-            Some(&app.admin),
             Some(json!({"type": "forget", "subject": {"email": "a@example.com"}})),
         )
         .await;
@@ -3521,10 +3489,9 @@ async fn an_access_export_deleted_by_a_later_erasure_answers_410_naming_the_eras
 
     // Act: the access request's export is downloaded.
     let (status, _, v) = app
-        .call(
+        .as_admin(
             Method::GET,
             &format!("/admin/v1/data_subject_requests/{access}/export"),
-            Some(&app.admin),
             None,
         )
         .await;
@@ -3567,10 +3534,9 @@ async fn an_access_export_answers_410_after_7_days() {
     assert_eq!(got["status"], "completed", "{got}");
     assert_eq!(got["receipt"]["export_expires_at"], "2026-03-08T12:00:00Z");
     let (status, headers, _) = app
-        .call(
+        .as_admin(
             Method::GET,
             &format!("/admin/v1/data_subject_requests/{id}/export"),
-            Some(&app.admin),
             None,
         )
         .await;
@@ -3581,10 +3547,9 @@ async fn an_access_export_answers_410_after_7_days() {
         .starts_with("attachment"));
     app.clock.advance(Duration::days(7));
     let (status, _, v) = app
-        .call(
+        .as_admin(
             Method::GET,
             &format!("/admin/v1/data_subject_requests/{id}/export"),
-            Some(&app.admin),
             None,
         )
         .await;

@@ -5,12 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tracklayer_tests::fake::{self, Fakes};
 use tracklayer_tests::*;
-
-// A made-up Standard Webhooks secret, used only against loopback.
-const WEBHOOK_SECRET: &str = "whsec_bWVhc3VyZS1zaWduaW5nLWtleQ=="; // pragma: allowlist secret
 
 const SINKS: [(&str, usize); 4] = [
     ("meta_capi", 1000),
@@ -34,7 +30,8 @@ async fn run(
     latency: Duration,
     window_ms: u64,
 ) -> anyhow::Result<(Duration, Vec<(String, u64)>)> {
-    let fakes = Fakes::new("EAAGmeasure", "ga4measure", "tiktokmeasure", WEBHOOK_SECRET);
+    let [meta, ga4, tiktok, webhook] = MEASURE_SECRETS;
+    let fakes = Fakes::new(meta, ga4, tiktok, webhook);
     fakes.set_latency(latency);
     let base = fake::serve(fakes.clone()).await;
     let tmp = tempfile::tempdir()?;
@@ -43,28 +40,8 @@ async fn run(
     let ads = fake::ad_destinations(&base)
         .into_iter()
         .map(|(_, def, _)| def);
-    for def in [
-        json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
-            "config": {"pixel_id": "1", "api_version": "v21.0"}, "secrets": {"access_token": "EAAGmeasure"}}),
-        json!({"name": "GA4", "kind": "ga4", "endpoint": base,
-            "config": {"measurement_id": "G-MEASURE"}, "secrets": {"api_secret": "ga4measure"}}),
-        json!({"name": "TikTok", "kind": "tiktok", "endpoint": base,
-            "config": {"pixel_code": "CMEASURE"}, "secrets": {"access_token": "tiktokmeasure"}}),
-        json!({"name": "Hook", "kind": "webhook", "config": {"url": format!("{base}/hook/main")},
-            "secrets": {"signing_secret": WEBHOOK_SECRET}}),
-    ]
-    .into_iter()
-    .chain(ads)
-    {
-        tracklayer(&[
-            "destinations",
-            "add",
-            "--allow-private-egress",
-            "--data-dir",
-            dir.to_str().unwrap_or_default(),
-            "--json",
-            &def.to_string(),
-        ])?;
+    for def in measure_destinations(&base).into_iter().chain(ads) {
+        add_destination(&dir, &def)?;
     }
     let window = window_ms.to_string();
     let mut server = Server::start(

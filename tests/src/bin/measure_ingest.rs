@@ -134,17 +134,12 @@ impl Tracklayer {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().join("data");
         let keys = init(&dir, "us")?;
-        let destinations = [
-            json!({"name": "Meta", "kind": "meta_capi", "endpoint": base,
-                "config": {"pixel_id": "1", "api_version": "v21.0"}, "secrets": {"access_token": "EAAGmeasure"}}),
-            json!({"name": "GA4", "kind": "ga4", "endpoint": base,
-                "config": {"measurement_id": "G-MEASURE"}, "secrets": {"api_secret": "ga4measure"}}),
-            json!({"name": "TikTok", "kind": "tiktok", "endpoint": base,
-                "config": {"pixel_code": "CMEASURE"}, "secrets": {"access_token": "tiktokmeasure"}}),
-        ]
-        .iter()
-        .map(|d| add_destination(&dir, d))
-        .collect::<anyhow::Result<_>>()?;
+        // Meta, GA4 and TikTok: the webhook's deliveries are `measure-delivery`'s.
+        let destinations = measure_destinations(base)
+            .iter()
+            .filter(|d| d["kind"] != "webhook")
+            .map(|d| add_destination(&dir, d))
+            .collect::<anyhow::Result<_>>()?;
         Ok(Self {
             _tmp: tmp,
             dir,

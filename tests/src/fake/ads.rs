@@ -76,17 +76,7 @@ async fn snapchat(
         f.format_error(sink, format!("{} events in one request", data.len()));
     }
     for e in &data {
-        for field in [
-            "event_name",
-            "event_time",
-            "event_id",
-            "action_source",
-            "user_data",
-        ] {
-            if e.get(field).is_none() {
-                f.format_error(sink, format!("event without {field}"));
-            }
-        }
+        f.require_event_members(sink, e);
         hashed_only(&f, sink, &e["user_data"], &["em", "ph", "fn", "ln"]);
     }
     f.accept(

@@ -83,38 +83,24 @@ impl AdminService {
     ) -> AdminResult<SecuritySettings> {
         require(p, Role::Admin, "change security settings")?;
         let mut ws = self.open_ws(p).await?;
-        let mut changed = Map::new();
-        change(
-            &mut changed,
-            "ip_blocklist",
-            &mut ws.security.ip_blocklist,
-            patch.ip_blocklist,
-        );
-        change(
-            &mut changed,
-            "egress_paused",
-            &mut ws.security.egress_paused,
-            patch.egress_paused,
-        );
-        change(
-            &mut changed,
-            "allowed_origins",
-            &mut ws.security.allowed_origins,
-            patch.allowed_origins,
-        );
-        change(
-            &mut changed,
-            "bot_filter",
-            &mut ws.security.bot_filter,
-            patch.bot_filter,
-        );
-        if !changed.is_empty() {
+        let SecurityPatch {
+            ip_blocklist,
+            egress_paused,
+            allowed_origins,
+            bot_filter,
+        } = patch;
+        let (mut changed, s) = (Changes::default(), &mut ws.security);
+        changed.apply("ip_blocklist", &mut s.ip_blocklist, ip_blocklist);
+        changed.apply("egress_paused", &mut s.egress_paused, egress_paused);
+        changed.apply("allowed_origins", &mut s.allowed_origins, allowed_origins);
+        changed.apply("bot_filter", &mut s.bot_filter, bot_filter);
+        if !changed.0.is_empty() {
             self.save_ws(&ws).await?;
             self.audit(
                 p,
                 AuditAction::SecurityUpdate,
                 "workspace",
-                json!({"changed": changed}),
+                json!({"changed": changed.0}),
             )
             .await?;
         }
@@ -122,16 +108,17 @@ impl AdminService {
     }
 }
 
-/// Sets `field` to `new` when one is given and differs, and notes the change under `name`
-/// as `{"from": old, "to": new}`.
-fn change<T: PartialEq + Serialize>(
-    changed: &mut Map<String, Value>,
-    name: &str,
-    field: &mut T,
-    new: Option<T>,
-) {
-    if let Some(new) = new.filter(|new| new != field) {
-        changed.insert(name.into(), json!({"from": field, "to": new}));
-        *field = new;
+/// The fields a patch changed: `{"<name>": {"from": old, "to": new}}`.
+#[derive(Default)]
+struct Changes(Map<String, Value>);
+
+impl Changes {
+    /// Sets `field` to `new` when one is given and differs, and notes the change under `name`.
+    fn apply<T: PartialEq + Serialize>(&mut self, name: &str, field: &mut T, new: Option<T>) {
+        if let Some(new) = new.filter(|new| new != field) {
+            self.0
+                .insert(name.into(), json!({"from": field, "to": new}));
+            *field = new;
+        }
     }
 }

@@ -265,13 +265,19 @@ impl AdminService {
             })
             .await?;
         self.end_sessions(&user.workspace_id, &user.id).await?;
-        self.audit(
-            &principal_of(user),
-            AuditAction::UserPasswordSet,
-            user.id.as_str(),
-            json!({"via": via}),
-        )
-        .await?;
+        self.audit_own(user, AuditAction::UserPasswordSet, json!({"via": via}))
+            .await
+    }
+
+    /// Audits `action`, which `user` took on their own account.
+    pub(crate) async fn audit_own(
+        &self,
+        user: &User,
+        action: AuditAction,
+        summary: serde_json::Value,
+    ) -> AdminResult<()> {
+        let by = principal_of(user);
+        self.audit(&by, action, user.id.as_str(), summary).await?;
         Ok(())
     }
 

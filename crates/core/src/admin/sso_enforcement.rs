@@ -18,7 +18,6 @@
 
 use serde_json::json;
 
-use super::sign_in::principal_of;
 use super::{AdminError, AdminService};
 use crate::audit::AuditAction;
 use crate::keys::Role;
@@ -103,14 +102,8 @@ impl AdminService {
         match self.gate_of(user).await? {
             Gate::Open => Ok(()),
             Gate::BreakGlass => {
-                self.audit(
-                    &principal_of(user),
-                    AuditAction::SsoBreakGlass,
-                    user.id.as_str(),
-                    json!({"via": via}),
-                )
-                .await?;
-                Ok(())
+                self.audit_own(user, AuditAction::SsoBreakGlass, json!({"via": via}))
+                    .await
             }
             Gate::SsoOnly(sign_in_path) => Err(AdminError::SsoRequired { sign_in_path }),
         }

@@ -294,15 +294,19 @@ mod tests {
             );
             out.push(e);
         }
-        let last = out.last().unwrap();
-        let head = AuditHead {
-            seq: last.seq,
-            hash: last.hash.clone(),
-            genesis_seq: 1,
-            key: WrappedKey(vec![1]),
-            checkpoint: None,
-        };
+        let head = head_at(out.last().unwrap(), 1, None);
         (ws, head, out)
+    }
+
+    /// A head whose tip is `tip`.
+    fn head_at(tip: &AuditEntry, genesis_seq: u64, checkpoint: Option<Checkpoint>) -> AuditHead {
+        AuditHead {
+            seq: tip.seq,
+            hash: tip.hash.clone(),
+            genesis_seq,
+            key: WrappedKey(vec![1]),
+            checkpoint,
+        }
     }
 
     fn run(ws: &WorkspaceId, head: &AuditHead, entries: &[AuditEntry]) -> Verification {
@@ -361,14 +365,7 @@ mod tests {
         ));
         let g = c.last().unwrap().clone();
         c.push(AuditEntry::seal(new("k1"), (g.seq, &g.hash), T, &k));
-        let tip = c.last().unwrap();
-        let head = AuditHead {
-            seq: tip.seq,
-            hash: tip.hash.clone(),
-            genesis_seq: 5,
-            key: WrappedKey(vec![1]),
-            checkpoint: Some(Checkpoint::sign(&c[0], &k)),
-        };
+        let head = head_at(c.last().unwrap(), 5, Some(Checkpoint::sign(&c[0], &k)));
         let without = |gone: &[u64]| -> Vec<AuditEntry> {
             c.iter()
                 .filter(|e| !gone.contains(&e.seq))

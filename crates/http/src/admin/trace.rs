@@ -74,6 +74,19 @@ pub(super) fn as_object(v: Value) -> Value {
     }
 }
 
+impl EventTrace {
+    /// Each destination the event was considered for, with its delivery if there is one yet.
+    pub fn per_destination(&self) -> impl Iterator<Item = (&Routing, Option<&Delivery>)> {
+        self.routing.iter().map(|r| {
+            let d = self
+                .deliveries
+                .iter()
+                .find(|d| d.destination_id == r.destination_id);
+            (r, d)
+        })
+    }
+}
+
 impl From<tl::admin::EventTrace> for EventTrace {
     fn from(t: tl::admin::EventTrace) -> Self {
         let e = t.event;

@@ -61,6 +61,18 @@ impl FromRequestParts<ConsoleState> for ObjectPage {
     }
 }
 
+/// Whether htmx sent the request (`HX-Request`): it swaps in a part of the page, not the page.
+#[derive(Debug, Clone, Copy)]
+pub struct HxRequest(pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for HxRequest {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.contains_key("hx-request")))
+    }
+}
+
 /// `303 See Other` to `done` once the use case succeeded; else the page of its failure.
 pub fn after<T>(
     s: &ConsoleState,

@@ -32,12 +32,7 @@ async fn a_snapchat_destination_is_checked_when_configured_naming_the_field() {
         spec["config"] = config;
         spec["secrets"] = secrets;
         let (status, _, v) = app
-            .call(
-                Method::POST,
-                "/admin/v1/destinations",
-                Some(&app.admin),
-                Some(spec),
-            )
+            .as_admin(Method::POST, "/admin/v1/destinations", Some(spec))
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
         assert_eq!(v["field"], field, "{v}");

@@ -2,6 +2,7 @@
 
 use super::*;
 
+const BOT_FILTER: &str = "/admin/v1/bot-filter";
 const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 impl App {
@@ -22,23 +23,21 @@ impl App {
         assert_eq!(status, StatusCode::OK, "{v}");
         v
     }
+
+    /// The bot filter setting, read by the admin.
+    async fn bot_filter(&self) -> Value {
+        self.ok(Method::GET, BOT_FILTER, None).await
+    }
 }
 
 #[tokio::test]
 async fn bot_filtering_is_on_by_default_and_an_admin_turning_it_off_is_audited_and_applied() {
     let app = App::start().await;
-    assert_eq!(
-        app.ok(Method::GET, "/admin/v1/bot-filter", None).await,
-        json!({"enabled": true})
-    );
+    assert_eq!(app.bot_filter().await, json!({"enabled": true}));
     assert_eq!(app.track_as_googlebot().await["bots"], 1);
 
     let v = app
-        .ok(
-            Method::PUT,
-            "/admin/v1/bot-filter",
-            Some(json!({"enabled": false})),
-        )
+        .ok(Method::PUT, BOT_FILTER, Some(json!({"enabled": false})))
         .await;
 
     assert_eq!(v, json!({"enabled": false}));
@@ -54,10 +53,7 @@ async fn bot_filtering_is_on_by_default_and_an_admin_turning_it_off_is_audited_a
         Some(json!({"ip_blocklist": [], "egress_paused": false})),
     )
     .await;
-    assert_eq!(
-        app.ok(Method::GET, "/admin/v1/bot-filter", None).await,
-        json!({"enabled": false})
-    );
+    assert_eq!(app.bot_filter().await, json!({"enabled": false}));
 }
 
 #[tokio::test]
@@ -65,18 +61,10 @@ async fn a_bot_filter_body_that_is_not_a_boolean_is_refused_naming_the_member() 
     let app = App::start().await;
 
     let (status, _, v) = app
-        .call(
-            Method::PUT,
-            "/admin/v1/bot-filter",
-            Some(&app.admin),
-            Some(json!({"enabled": "no"})),
-        )
+        .as_admin(Method::PUT, BOT_FILTER, Some(json!({"enabled": "no"})))
         .await;
 
     assert!(status.is_client_error(), "{status}: {v}");
     assert_eq!(v["field"], "enabled", "{v}");
-    assert_eq!(
-        app.ok(Method::GET, "/admin/v1/bot-filter", None).await,
-        json!({"enabled": true})
-    );
+    assert_eq!(app.bot_filter().await, json!({"enabled": true}));
 }

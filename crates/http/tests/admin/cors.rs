@@ -140,10 +140,9 @@ async fn a_malformed_origin_is_a_422_naming_its_entry_and_changes_nothing() {
         (json!(["https://*"]), "allowed_origins[0]"),
     ] {
         let (status, _, v) = app
-            .call(
+            .as_admin(
                 Method::PUT,
                 "/admin/v1/cors",
-                Some(&app.admin),
                 Some(json!({"allowed_origins": bad})),
             )
             .await;

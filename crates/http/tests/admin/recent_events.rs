@@ -44,12 +44,7 @@ async fn a_viewer_lists_the_newest_events_first_by_type_and_name_without_raw_ide
 
     // Assert
     assert_eq!(status, StatusCode::OK, "{all}");
-    let names: Vec<&str> = all["traces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = each_str(&all["traces"], "name");
     assert_eq!(names, ["Pricing", "Order Completed"], "newest first: {all}");
     assert_eq!(all["traces"][1]["message_id"], "m-order");
     assert_eq!(all["traces"][1]["routing"][0]["routed"], true, "{all}");

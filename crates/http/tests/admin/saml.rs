@@ -360,12 +360,7 @@ async fn the_break_glass_user_must_be_an_admin_of_the_workspace_and_is_shown_and
         (editor["id"].as_str().unwrap(), "an editor"),
     ] {
         let (status, _, v) = app
-            .call(
-                Method::PUT,
-                "/admin/v1/sso/saml",
-                Some(&app.admin),
-                Some(put(id)),
-            )
+            .as_admin(Method::PUT, "/admin/v1/sso/saml", Some(put(id)))
             .await;
         assert_eq!(
             (status, v["field"].as_str()),

@@ -4,7 +4,7 @@
 //! shown: the trace holds none (only which identifier fields were hashed).
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 use tracklayer_core::event::MessageId;
@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use crate::admin::delivery_log::Delivery;
 use crate::admin::trace::{EventTrace, Routing};
+use crate::console::handler::{HxRequest, ObjectPage};
 use crate::console::session::Me;
 use crate::console::view::{page, when, Failure, Shell};
 use crate::console::ConsoleState;
@@ -85,13 +86,13 @@ pub async fn debugger(
     State(s): State<ConsoleState>,
     me: Me,
     Query(q): Query<Find>,
-    headers: axum::http::HeaderMap,
+    HxRequest(partial): HxRequest,
 ) -> Response {
     let live = match live(&s, &me, &q).await {
         Ok(live) => live,
         Err(f) => return f.page(),
     };
-    if headers.contains_key("hx-request") {
+    if partial {
         return page(&LiveList { live });
     }
     let message_id = q.message_id.unwrap_or_default().trim().to_owned();
@@ -188,15 +189,8 @@ async fn live(s: &ConsoleState, me: &Me, q: &Find) -> Result<Live, Failure> {
         .map(EventTrace::from)
         .map(|t| LiveRow {
             outcomes: t
-                .routing
-                .iter()
-                .map(|r| {
-                    let d = t
-                        .deliveries
-                        .iter()
-                        .find(|d| d.destination_id == r.destination_id);
-                    (name_of(&names, &r.destination_id), outcome(r, d))
-                })
+                .per_destination()
+                .map(|(r, d)| (name_of(&names, &r.destination_id), outcome(r, d)))
                 .collect(),
             received: when_exact(t.received_at),
             received_at: t
@@ -258,10 +252,8 @@ struct TraceDeliveries {
 
 /// `GET /events/{id}`: the trace; with `HX-Request`, only its delivery table (polled).
 pub async fn trace(
-    State(s): State<ConsoleState>,
-    me: Me,
-    Path(id): Path<String>,
-    headers: axum::http::HeaderMap,
+    ObjectPage { s, me, id }: ObjectPage,
+    HxRequest(partial): HxRequest,
 ) -> Response {
     let t = match s.admin().event_trace(&me.principal, &id).await {
         Ok(t) => EventTrace::from(t),
@@ -272,34 +264,27 @@ pub async fn trace(
         Err(f) => return f.page(),
     };
     let rows: Vec<Row> = t
-        .routing
-        .iter()
-        .map(|r| {
-            let d = t
-                .deliveries
-                .iter()
-                .find(|d| d.destination_id == r.destination_id);
-            Row {
-                destination: name_of(&names, &r.destination_id),
-                destination_id: r.destination_id.clone(),
-                kind: label(&r.kind),
-                allowed: r.consent.allowed,
-                reason: r.consent.reason.clone(),
-                skipped: r.skipped.clone().unwrap_or_default(),
-                status: outcome(r, d),
-                attempts: d.map_or(String::new(), |d| d.attempts.to_string()),
-                http_status: d
-                    .and_then(|d| d.last_http_status)
-                    .map_or(String::new(), |c| c.to_string()),
-                error: d
-                    .and_then(|d| d.last_error.clone().or_else(|| d.reason.clone()))
-                    .unwrap_or_default(),
-                updated: d.map_or(String::new(), |d| when(d.updated_at)),
-            }
+        .per_destination()
+        .map(|(r, d)| Row {
+            destination: name_of(&names, &r.destination_id),
+            destination_id: r.destination_id.clone(),
+            kind: label(&r.kind),
+            allowed: r.consent.allowed,
+            reason: r.consent.reason.clone(),
+            skipped: r.skipped.clone().unwrap_or_default(),
+            status: outcome(r, d),
+            attempts: d.map_or(String::new(), |d| d.attempts.to_string()),
+            http_status: d
+                .and_then(|d| d.last_http_status)
+                .map_or(String::new(), |c| c.to_string()),
+            error: d
+                .and_then(|d| d.last_error.clone().or_else(|| d.reason.clone()))
+                .unwrap_or_default(),
+            updated: d.map_or(String::new(), |d| when(d.updated_at)),
         })
         .collect();
     let pending = rows.iter().any(|r| r.status.pending());
-    if headers.contains_key("hx-request") {
+    if partial {
         return page(&TraceDeliveries {
             rows,
             pending,
