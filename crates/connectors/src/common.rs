@@ -7,6 +7,7 @@ use tracklayer_core::deliver::{
     classify_status, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
 };
 use tracklayer_core::destination::DestinationKind;
+use tracklayer_core::identity::{is_sha256_hex, Field};
 use tracklayer_core::ingest::scrub;
 
 use crate::names;
@@ -106,6 +107,75 @@ pub(crate) fn json_post(
         headers,
         body: to_body(&Value::Object(body))?,
     })
+}
+
+/// What a vendor's batch request wraps its events in: where it goes, its credential headers,
+/// and the body members before and after the events array.
+pub(crate) struct Envelope {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    /// Body members before the events.
+    pub head: Map<String, Value>,
+    /// The key of the events array.
+    pub key: &'static str,
+    /// Body members after the events.
+    pub tail: Map<String, Value>,
+}
+
+impl Envelope {
+    /// Events under `key`, nothing around them yet.
+    pub fn new(url: String, headers: Vec<(String, String)>, key: &'static str) -> Self {
+        Self {
+            url,
+            headers,
+            head: Map::new(),
+            key,
+            tail: Map::new(),
+        }
+    }
+}
+
+/// The one request skeleton of the batch connectors: refuses more than `limit` items (before
+/// anything else is read), then POSTs as JSON the `envelope` with one `event` per item, in
+/// order, as its events array.
+pub(crate) fn batch_request(
+    kind: DestinationKind,
+    limit: usize,
+    items: &[&OpenedItem],
+    envelope: impl FnOnce() -> Result<Envelope, String>,
+    event: impl Fn(&OpenedItem) -> Value,
+) -> Result<HttpRequest, String> {
+    within_limit(kind, items, limit)?;
+    let Envelope {
+        url,
+        headers,
+        head: mut body,
+        key,
+        tail,
+    } = envelope()?;
+    let events: Vec<Value> = items.iter().map(|o| event(o)).collect();
+    body.insert(key.to_owned(), Value::Array(events));
+    body.extend(tail);
+    json_post(url, headers, body)
+}
+
+/// The item's hashed identifiers under the keys `key_of` gives, each as a one-digest list
+/// (the shape of Meta's, Snap's and Pinterest's `user_data`). Only SHA-256 digests leave:
+/// a value that is not one never goes out in the clear.
+pub(crate) fn hashed_lists(
+    opened: &OpenedItem,
+    key_of: impl Fn(Field) -> Option<&'static str>,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (field, hash) in &opened.item.user_data {
+        if let (Some(key), true) = (key_of(*field), is_sha256_hex(hash)) {
+            out.insert(
+                key.to_owned(),
+                Value::Array(vec![hash.to_ascii_lowercase().into()]),
+            );
+        }
+    }
+    out
 }
 
 /// A number from a JSON number or a numeric string (`"12.50"`), finite only.
@@ -403,6 +473,21 @@ pub(crate) fn status_outcome(response: &HttpResponse) -> Outcome {
     }
 }
 
+/// [`status_outcome`], with a refusal (a permanent status) saying which `vendor` refused and
+/// what it answered: `HTTP 400: Snap refused the request: {body}`.
+pub(crate) fn refused_by(vendor: &str, response: &HttpResponse) -> Outcome {
+    match status_outcome(response) {
+        Outcome::Permanent { .. } => Outcome::Permanent {
+            reason: format!(
+                "HTTP {}: {vendor} refused the request: {}",
+                response.status,
+                body_excerpt(response)
+            ),
+        },
+        other => other,
+    }
+}
+
 /// Retry for `reason`, after the response's `Retry-After` when it has one.
 pub(crate) fn retry(response: &HttpResponse, reason: String) -> Outcome {
     Outcome::Retry {
@@ -484,6 +569,42 @@ mod tests {
         assert_eq!(c.products.len(), 1);
         assert_eq!(c.products[0].id.as_deref(), Some("p1"));
         assert_eq!(c.value.and_then(|n| n.as_f64()), Some(15.0));
+    }
+
+    #[test]
+    fn a_batch_over_the_limit_is_refused_before_its_envelope_is_read() {
+        let item = OpenedItem {
+            item: serde_json::from_value(
+                json!({"event_id": "0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+                "message_id": "m1", "event_type": "track", "name": "x",
+                "timestamp": "2026-03-01T12:00:00Z", "properties": {}, "user_data": {}}),
+            )
+            .unwrap(),
+            sealed: Default::default(),
+        };
+        let envelope = || -> Result<Envelope, String> { panic!("read the envelope") };
+        let err = batch_request(
+            DestinationKind::Snapchat,
+            1,
+            &[&item, &item],
+            envelope,
+            |_| Value::Null,
+        )
+        .unwrap_err();
+        assert_eq!(err, "snapchat: 2 events exceed the limit of 1");
+        let envelope = || {
+            let mut e = Envelope::new("https://x.example/e".into(), vec![], "events");
+            e.head.insert("before".into(), 1.into());
+            e.tail.insert("after".into(), 2.into());
+            Ok(e)
+        };
+        let request = batch_request(DestinationKind::Snapchat, 1, &[&item], envelope, |o| {
+            o.item.message_id.as_str().into()
+        })
+        .unwrap();
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(body, json!({"before": 1, "events": ["m1"], "after": 2}));
+        assert_eq!(request.url, "https://x.example/e");
     }
 
     #[test]

@@ -33,7 +33,7 @@
 //! events without `value` and `currency`.
 
 use hmac::{Hmac, Mac};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use sha2::Sha256;
 use time::Duration;
 use tracklayer_core::deliver::{
@@ -41,7 +41,7 @@ use tracklayer_core::deliver::{
 };
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
-use tracklayer_core::identity::{is_sha256_hex, Field};
+use tracklayer_core::identity::Field;
 
 use crate::common::{self, put, query_escape, retryable_status, Commerce};
 
@@ -132,16 +132,7 @@ pub fn action_source(target: &Target<'_>, opened: &OpenedItem) -> &'static str {
 }
 
 pub(crate) fn user_data(opened: &OpenedItem) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (field, hash) in &opened.item.user_data {
-        // Only digests leave: a value that is not one never goes out in the clear.
-        if is_sha256_hex(hash) {
-            out.insert(
-                user_data_key(*field).to_owned(),
-                json!([hash.to_ascii_lowercase()]),
-            );
-        }
-    }
+    let mut out = common::hashed_lists(opened, |f| Some(user_data_key(f)));
     common::put_client(&mut out, &opened.sealed, &["fbp", "fbc"]);
     out
 }
@@ -290,13 +281,13 @@ impl Connector for MetaCapi {
     }
 
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {
-        common::within_limit(DestinationKind::MetaCapi, items, BATCH_LIMIT)?;
-        let url = url(target)?;
-        let data: Vec<Value> = items.iter().map(|o| event(target, o)).collect();
-        let mut body = Map::new();
-        body.insert("data".into(), Value::Array(data));
-        common::put_test_event_code(&mut body, target);
-        common::json_post(url, vec![], body)
+        let envelope = || {
+            let mut e = common::Envelope::new(url(target)?, Vec::new(), "data");
+            common::put_test_event_code(&mut e.tail, target);
+            Ok(e)
+        };
+        let kind = DestinationKind::MetaCapi;
+        common::batch_request(kind, BATCH_LIMIT, items, envelope, |o| event(target, o))
     }
 
     fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {

@@ -32,14 +32,14 @@
 //! `ADD_CART`, `ADD_TO_WISHLIST`, `SIGN_UP`, `SEARCH`, `PURCHASE`, `ADD_BILLING`,
 //! `START_CHECKOUT`, `LIST_VIEW`, `LOGIN`, …) in [`STANDARD_EVENTS`].
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use time::Duration;
 use tracklayer_core::deliver::{
     Connector, DropReason, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
 };
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
-use tracklayer_core::identity::{is_sha256_hex, Field};
+use tracklayer_core::identity::Field;
 
 use crate::common::{self, put, query_escape, Commerce};
 
@@ -81,12 +81,7 @@ fn user_data_key(field: Field) -> Option<&'static str> {
 /// `user_data`: the hashed identifiers (digests only, as lists like Snap's example), the
 /// client's IP address and user agent, and Snap's click id and cookie.
 pub fn user_data(opened: &OpenedItem) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (field, hash) in &opened.item.user_data {
-        if let (Some(key), true) = (user_data_key(*field), is_sha256_hex(hash)) {
-            out.insert(key.to_owned(), json!([hash.to_ascii_lowercase()]));
-        }
-    }
+    let mut out = common::hashed_lists(opened, user_data_key);
     common::put_client(&mut out, &opened.sealed, &["sc_click_id", "sc_cookie1"]);
     out
 }
@@ -165,16 +160,7 @@ pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
 
 /// What a Conversions API answer means for the whole request (see the module notes).
 pub fn classify_response(response: &HttpResponse) -> Outcome {
-    match common::status_outcome(response) {
-        Outcome::Permanent { .. } => Outcome::Permanent {
-            reason: format!(
-                "HTTP {}: Snap refused the request: {}",
-                response.status,
-                common::body_excerpt(response)
-            ),
-        },
-        other => other,
-    }
+    common::refused_by("Snap", response)
 }
 
 impl Connector for Snapchat {
@@ -187,19 +173,19 @@ impl Connector for Snapchat {
     }
 
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {
-        common::within_limit(DestinationKind::Snapchat, items, BATCH_LIMIT)?;
-        let pixel = common::required_config(target, "pixel_id")?;
-        let token = common::required_secret(target, "access_token")?;
-        let base = common::base_url(target, DestinationKind::Snapchat);
-        let url = format!(
-            "{base}/v3/{}/events?access_token={}",
-            query_escape(pixel),
-            query_escape(token)
-        );
-        let data: Vec<Value> = items.iter().map(|o| event(target, o)).collect();
-        let mut body = Map::new();
-        body.insert("data".into(), Value::Array(data));
-        common::json_post(url, Vec::new(), body)
+        let envelope = || {
+            let pixel = common::required_config(target, "pixel_id")?;
+            let token = common::required_secret(target, "access_token")?;
+            let base = common::base_url(target, DestinationKind::Snapchat);
+            let url = format!(
+                "{base}/v3/{}/events?access_token={}",
+                query_escape(pixel),
+                query_escape(token)
+            );
+            Ok(common::Envelope::new(url, Vec::new(), "data"))
+        };
+        let kind = DestinationKind::Snapchat;
+        common::batch_request(kind, BATCH_LIMIT, items, envelope, |o| event(target, o))
     }
 
     fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
