@@ -17,6 +17,16 @@ pub(crate) fn config_str<'a>(target: &Target<'a>, key: &str) -> Option<&'a str> 
     non_blank(target.destination.config.get(key))
 }
 
+/// A boolean setting of `config`: `true` only when set to `true`.
+pub(crate) fn config_flag(target: &Target<'_>, key: &str) -> bool {
+    target.destination.config.get(key) == Some(&Value::Bool(true))
+}
+
+/// `Authorization: Bearer {token}`.
+pub(crate) fn bearer(token: &str) -> (String, String) {
+    ("Authorization".to_owned(), format!("Bearer {token}"))
+}
+
 /// A trimmed, non-blank string.
 pub(crate) fn clean(v: Option<&str>) -> Option<&str> {
     v.map(str::trim).filter(|s| !s.is_empty())
@@ -273,6 +283,33 @@ pub(crate) struct Commerce {
     pub name: Option<String>,
 }
 
+/// The products of an event that have an id, as a vendor lists them: each made by `content`,
+/// with their ids and their units in all.
+pub(crate) struct Contents {
+    pub contents: Vec<Value>,
+    pub ids: Vec<Value>,
+    pub units: u64,
+}
+
+impl Contents {
+    /// `None` when no product has an id.
+    pub fn of(c: &Commerce, content: impl Fn(&Product) -> Map<String, Value>) -> Option<Self> {
+        let with_id: Vec<&Product> = c.products.iter().filter(|p| p.id.is_some()).collect();
+        if with_id.is_empty() {
+            return None;
+        }
+        Some(Self {
+            contents: with_id.iter().map(|p| Value::Object(content(p))).collect(),
+            ids: with_id
+                .iter()
+                .filter_map(|p| p.id.clone())
+                .map(Value::from)
+                .collect(),
+            units: with_id.iter().map(|p| p.units()).sum(),
+        })
+    }
+}
+
 /// Property keys every connector maps to its own fields (amounts, ids, products, query),
 /// so they are not repeated as custom parameters.
 pub(crate) const COMMERCE_KEYS: &[&str] = &[
@@ -338,6 +375,24 @@ pub(crate) fn outgoing_url(v: Option<&str>) -> Option<String> {
     clean(v).map(|url| scrub::strip_url(url).into_owned())
 }
 
+/// Whether the event happened on a web page: it has a page URL, or came through the
+/// browser channel (Snap's `WEB`, Pinterest's `web`; otherwise their offline source).
+pub(crate) fn on_web(opened: &OpenedItem) -> bool {
+    let on_page = opened
+        .sealed
+        .page_url
+        .as_deref()
+        .is_some_and(|u| !u.trim().is_empty());
+    on_page || matches!(opened.sealed.channel.as_deref(), Some("browser" | "web"))
+}
+
+/// The event's page URL as it may leave ([`outgoing_url`]): the page context's, else the
+/// `url` property's.
+pub(crate) fn page_url(opened: &OpenedItem) -> Option<String> {
+    outgoing_url(opened.sealed.page_url.as_deref())
+        .or_else(|| outgoing_url(opened.item.properties.get("url").and_then(Value::as_str)))
+}
+
 /// The remaining scalar properties (strings, numbers, booleans), in key order: neither in
 /// [`COMMERCE_KEYS`] nor in `also_skip` (what the connector maps besides), and none that
 /// names or holds an identifier ([`scrub::may_leave`]: ingest dropped those already).
@@ -385,6 +440,25 @@ pub(crate) fn event_head(
     e.insert("event_time".into(), item.timestamp.unix_timestamp().into());
     e.insert("event_id".into(), item.message_id.as_str().into());
     e
+}
+
+/// Completes an event of the Conversions API shape Meta set and Snap and Pinterest follow:
+/// after its head ([`event_head`]), `action_source`, `event_source_url` (when known),
+/// `user_data`, and `custom_data` (when not empty).
+pub(crate) fn capi_event(
+    mut e: Map<String, Value>,
+    action_source: &str,
+    url: Option<String>,
+    user_data: Map<String, Value>,
+    custom_data: Map<String, Value>,
+) -> Value {
+    e.insert("action_source".into(), action_source.into());
+    put(&mut e, "event_source_url", url);
+    e.insert("user_data".into(), Value::Object(user_data));
+    if !custom_data.is_empty() {
+        e.insert("custom_data".into(), Value::Object(custom_data));
+    }
+    Value::Object(e)
 }
 
 /// Adds the destination's `config.test_event_code`, when set: Meta and TikTok then show the
@@ -484,6 +558,16 @@ pub(crate) fn refused_by(vendor: &str, response: &HttpResponse) -> Outcome {
                 body_excerpt(response)
             ),
         },
+        other => other,
+    }
+}
+
+/// [`status_outcome`], with `reason` (read from the vendor's error body) as the reason of a
+/// retry or a refusal.
+pub(crate) fn status_with_reason(response: &HttpResponse, reason: String) -> Outcome {
+    match status_outcome(response) {
+        Outcome::Retry { after, .. } => Outcome::Retry { after, reason },
+        Outcome::Permanent { .. } => Outcome::Permanent { reason },
         other => other,
     }
 }

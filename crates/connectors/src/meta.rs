@@ -43,7 +43,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
 use tracklayer_core::identity::Field;
 
-use crate::common::{self, put, query_escape, retryable_status, Commerce};
+use crate::common::{self, put, query_escape, retryable_status, Commerce, Contents};
 
 /// Most events one request may carry.
 pub const BATCH_LIMIT: usize = 1000;
@@ -148,27 +148,22 @@ fn custom_data(opened: &OpenedItem) -> Map<String, Value> {
     put(&mut out, "value", c.value.clone());
     put(&mut out, "currency", c.currency.clone());
     put(&mut out, "order_id", c.order_id.clone());
-    let with_id: Vec<_> = c.products.iter().filter(|p| p.id.is_some()).collect();
-    if !with_id.is_empty() {
-        let contents: Vec<Value> = with_id
-            .iter()
-            .map(|p| {
-                let mut o = Map::new();
-                put(&mut o, "id", p.id.clone());
-                o.insert("quantity".into(), p.units().into());
-                put(&mut o, "item_price", p.price.clone());
-                Value::Object(o)
-            })
-            .collect();
-        let ids: Vec<Value> = with_id
-            .iter()
-            .filter_map(|p| p.id.clone())
-            .map(Value::from)
-            .collect();
+    let contents = Contents::of(&c, |p| {
+        let mut o = Map::new();
+        put(&mut o, "id", p.id.clone());
+        o.insert("quantity".into(), p.units().into());
+        put(&mut o, "item_price", p.price.clone());
+        o
+    });
+    if let Some(Contents {
+        contents,
+        ids,
+        units,
+    }) = contents
+    {
         out.insert("contents".into(), Value::Array(contents));
         out.insert("content_ids".into(), Value::Array(ids));
         out.insert("content_type".into(), "product".into());
-        let units: u64 = with_id.iter().map(|p| p.units()).sum();
         out.insert("num_items".into(), units.into());
     }
     put(&mut out, "search_string", c.query.clone());
@@ -180,16 +175,13 @@ fn custom_data(opened: &OpenedItem) -> Map<String, Value> {
 
 /// One `data[]` entry.
 pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
-    let mut e = common::event_head(target, opened, "event_name");
-    e.insert("action_source".into(), action_source(target, opened).into());
-    let url = common::outgoing_url(opened.sealed.page_url.as_deref());
-    put(&mut e, "event_source_url", url);
-    e.insert("user_data".into(), Value::Object(user_data(opened)));
-    let custom = custom_data(opened);
-    if !custom.is_empty() {
-        e.insert("custom_data".into(), Value::Object(custom));
-    }
-    Value::Object(e)
+    common::capi_event(
+        common::event_head(target, opened, "event_name"),
+        action_source(target, opened),
+        common::outgoing_url(opened.sealed.page_url.as_deref()),
+        user_data(opened),
+        custom_data(opened),
+    )
 }
 
 /// The request URL (the access token and proof in the query, as the Graph API wants them).

@@ -18,6 +18,8 @@ use tracklayer_core::event::{DeliveryItem, EventType, SealedFields};
 use tracklayer_core::identity::Field;
 use tracklayer_core::workspace::{Region, WorkspaceId};
 
+#[path = "connectors/pinterest.rs"]
+mod pinterest;
 #[path = "connectors/snapchat.rs"]
 mod snapchat;
 
@@ -88,6 +90,10 @@ fn vendor(kind: DestinationKind) -> (Destination, Value) {
         DestinationKind::Snapchat => (
             json!({"pixel_id": "6d2e7a31-snap-pixel"}),
             json!({"access_token": "snap-token"}),
+        ),
+        DestinationKind::Pinterest => (
+            json!({"ad_account_id": "549757463328"}),
+            json!({"access_token": "pina-token"}),
         ),
     };
     (destination(kind, config), secrets)
@@ -220,6 +226,7 @@ fn debug_output_of_requests_never_shows_tokens_or_secrets() {
         (DestinationKind::Ga4, vec!["sec ret", "sec%20ret"]),
         (DestinationKind::Tiktok, vec!["tt-token"]),
         (DestinationKind::Snapchat, vec!["snap-token"]),
+        (DestinationKind::Pinterest, vec!["pina-token"]),
         (
             DestinationKind::Webhook,
             vec!["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "v1,"], // pragma: allowlist secret
@@ -528,6 +535,36 @@ fn review_item() -> OpenedItem {
             .into(),
     );
     o
+}
+
+/// The body `kind` builds for the review item carrying a raw email and a raw city among its
+/// digests, after checking that no raw identifier left in it but the `sent_in_clear` ones
+/// (what that vendor takes unhashed).
+fn review_body_with_raw_identifiers(kind: DestinationKind, sent_in_clear: &[&str]) -> Value {
+    let (d, s) = vendor(kind);
+    let mut o = review_item();
+    let ids = &mut o.item.user_data;
+    ids.insert(Field::Email, "jane.doe@example.com".into());
+    ids.insert(Field::City, "berlin".into());
+    let request = build(&target(&d, &s), &[o]);
+    let text = String::from_utf8_lossy(&request.body);
+    let raw = ["berlin", "user-42", "anon-1", "jane.doe", "203.0.113.7"];
+    for raw in REVIEW_RAW.iter().chain(&raw) {
+        if !sent_in_clear.contains(raw) {
+            assert!(!text.contains(raw), "{raw} sent to {kind}: {text}");
+        }
+    }
+    body(&request)
+}
+
+/// Asserts that each of `keys` of `user` holds a SHA-256 digest (alone or first in a list).
+fn assert_digests(user: &Value, keys: &[&str]) {
+    for key in keys {
+        let v = &user[*key];
+        let digest = v.as_str().or_else(|| v[0].as_str()).unwrap_or_default();
+        let ok = digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit());
+        assert!(ok, "{key} is not a digest: {v}");
+    }
 }
 
 #[test]

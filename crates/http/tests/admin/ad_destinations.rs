@@ -66,6 +66,51 @@ async fn editors_cannot_move_a_snapchat_destination_to_another_pixel() {
 }
 
 #[tokio::test]
+async fn a_pinterest_destination_is_checked_when_configured_naming_the_field() {
+    let app = App::start().await;
+    let spec = |config: Value, secrets: Value| json!({"name": "Pin", "kind": "pinterest", "config": config, "secrets": secrets});
+    let cases = [
+        (
+            json!({"ad_account_id": "../549757463328"}),
+            json!({"access_token": "t"}),
+            "config.ad_account_id",
+        ),
+        (
+            json!({"ad_account_id": "1"}),
+            json!({}),
+            "secrets.access_token",
+        ),
+        (
+            json!({"ad_account_id": "1", "test_mode": "yes"}),
+            json!({"access_token": "t"}),
+            "config.test_mode",
+        ),
+    ];
+    for (config, secrets, field) in cases {
+        let (status, _, v) = app
+            .call(
+                Method::POST,
+                "/admin/v1/destinations",
+                Some(&app.admin),
+                Some(spec(config, secrets)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["field"], field, "{v}");
+    }
+    let good = spec(
+        json!({"ad_account_id": "549757463328"}),
+        json!({"access_token": "pina-token-never-shown"}),
+    );
+    let created = app
+        .ok(Method::POST, "/admin/v1/destinations", Some(good))
+        .await;
+    assert_eq!(created["kind"], "pinterest");
+    assert_eq!(created["consent_purposes"], json!(["advertising"]));
+    assert!(!created.to_string().contains("pina-token-never-shown"));
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_every_destination_kind() {
     let app = App::start().await;
     let doc = app.ok(Method::GET, "/admin/v1/openapi.json", None).await;
