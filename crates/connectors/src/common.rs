@@ -119,6 +119,23 @@ pub(crate) fn json_post(
     })
 }
 
+/// Puts the item's digest of each field under its key, as one string each (TikTok's and
+/// Reddit's `user`); a value that is not a SHA-256 digest never leaves.
+pub(crate) fn put_digests(
+    out: &mut Map<String, Value>,
+    opened: &OpenedItem,
+    keys: &[(Field, &str)],
+) {
+    for (field, key) in keys {
+        let hash = opened
+            .item
+            .user_data
+            .get(field)
+            .filter(|h| is_sha256_hex(h));
+        put(out, key, hash.map(|h| h.to_ascii_lowercase()));
+    }
+}
+
 /// What a vendor's batch request wraps its events in: where it goes, its credential headers,
 /// and the body members before and after the events array.
 pub(crate) struct Envelope {

@@ -1,7 +1,7 @@
 //! Destination wire formats, one module per vendor: [`meta`] (Meta Conversions API), [`ga4`]
 //! (GA4 Measurement Protocol), [`tiktok`] (TikTok Events API 2.0), [`webhook`] (Standard
-//! Webhooks), [`snapchat`] (Snap Conversions API v3) and [`pinterest`] (Pinterest
-//! Conversions API v5), plus [`names`], the mapping from Segment event names to each vendor's standard
+//! Webhooks), [`snapchat`] (Snap Conversions API v3), [`pinterest`] (Pinterest
+//! Conversions API v5) and [`reddit`] (Reddit Conversions API v2.0), plus [`names`], the mapping from Segment event names to each vendor's standard
 //! events.
 //!
 //! Pure code: each connector turns opened [`DeliveryItem`](tracklayer_core::event::DeliveryItem)s
@@ -21,6 +21,7 @@ pub mod ga4;
 pub mod meta;
 pub mod names;
 pub mod pinterest;
+pub mod reddit;
 pub mod requirements;
 pub mod snapchat;
 pub mod tiktok;
@@ -37,6 +38,7 @@ static TIKTOK: tiktok::Tiktok = tiktok::Tiktok;
 static WEBHOOK: webhook::Webhook = webhook::Webhook;
 static SNAPCHAT: snapchat::Snapchat = snapchat::Snapchat;
 static PINTEREST: pinterest::Pinterest = pinterest::Pinterest;
+static REDDIT: reddit::Reddit = reddit::Reddit;
 
 /// The connector of a destination kind.
 pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
@@ -47,6 +49,7 @@ pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
         DestinationKind::Webhook => &WEBHOOK,
         DestinationKind::Snapchat => &SNAPCHAT,
         DestinationKind::Pinterest => &PINTEREST,
+        DestinationKind::Reddit => &REDDIT,
     }
 }
 
@@ -60,6 +63,7 @@ pub fn default_base_url(kind: DestinationKind) -> &'static str {
         DestinationKind::Webhook => "",
         DestinationKind::Snapchat => "https://tr.snapchat.com",
         DestinationKind::Pinterest => "https://api.pinterest.com",
+        DestinationKind::Reddit => "https://ads-api.reddit.com",
     }
 }
 

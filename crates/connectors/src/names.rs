@@ -26,12 +26,13 @@ use tracklayer_core::destination::{Destination, DestinationKind};
 use tracklayer_core::event::{DeliveryItem, EventType};
 
 /// The kinds with a standard table column, in column order.
-const COLUMNS: [DestinationKind; 5] = [
+const COLUMNS: [DestinationKind; 6] = [
     DestinationKind::MetaCapi,
     DestinationKind::Ga4,
     DestinationKind::Tiktok,
     DestinationKind::Snapchat,
     DestinationKind::Pinterest,
+    DestinationKind::Reddit,
 ];
 
 /// One row of the standard table: a Segment name and, per kind of [`COLUMNS`], its standard
@@ -41,21 +42,22 @@ type Row = (&'static str, [Option<&'static str>; COLUMNS.len()]);
 /// The standard table. Snap's column: its v3 event list (`PURCHASE`, `ADD_CART`, `LOGIN`, …;
 /// <https://developers.snap.com/api/marketing-api/Conversions-API/Parameters>). Pinterest's:
 /// the `event_name` values of its v5 reference (`checkout`, `add_to_cart`, `view_category`,
-/// …; `crate::pinterest`).
+/// …; `crate::pinterest`). Reddit's: its v2.0 tracking types (`Purchase`, `AddToCart`, …;
+/// `crate::reddit`).
 #[rustfmt::skip]
 const STANDARD: &[Row] = &[
-    ("Order Completed", [Some("Purchase"), Some("purchase"), Some("Purchase"), Some("PURCHASE"), Some("checkout")]),
-    ("Product Added", [Some("AddToCart"), Some("add_to_cart"), Some("AddToCart"), Some("ADD_CART"), Some("add_to_cart")]),
-    ("Checkout Started", [Some("InitiateCheckout"), Some("begin_checkout"), Some("InitiateCheckout"), Some("START_CHECKOUT"), Some("initiate_checkout")]),
-    ("Products Searched", [Some("Search"), Some("search"), Some("Search"), Some("SEARCH"), Some("search")]),
-    ("Signed Up", [Some("CompleteRegistration"), Some("sign_up"), Some("CompleteRegistration"), Some("SIGN_UP"), Some("signup")]),
-    ("Signed In", [None, None, None, Some("LOGIN"), None]),
-    ("Product Viewed", [Some("ViewContent"), Some("view_item"), Some("ViewContent"), Some("VIEW_CONTENT"), Some("view_content")]),
-    ("Product Added to Wishlist", [Some("AddToWishlist"), Some("add_to_wishlist"), Some("AddToWishlist"), Some("ADD_TO_WISHLIST"), Some("add_to_wishlist")]),
-    ("Payment Info Entered", [Some("AddPaymentInfo"), Some("add_payment_info"), Some("AddPaymentInfo"), Some("ADD_BILLING"), Some("add_payment_info")]),
-    ("Product Removed", [None, Some("remove_from_cart"), None, None, None]),
-    ("Cart Viewed", [None, Some("view_cart"), None, None, None]),
-    ("Product List Viewed", [None, Some("view_item_list"), None, Some("LIST_VIEW"), Some("view_category")]),
+    ("Order Completed", [Some("Purchase"), Some("purchase"), Some("Purchase"), Some("PURCHASE"), Some("checkout"), Some("Purchase")]),
+    ("Product Added", [Some("AddToCart"), Some("add_to_cart"), Some("AddToCart"), Some("ADD_CART"), Some("add_to_cart"), Some("AddToCart")]),
+    ("Checkout Started", [Some("InitiateCheckout"), Some("begin_checkout"), Some("InitiateCheckout"), Some("START_CHECKOUT"), Some("initiate_checkout"), None]),
+    ("Products Searched", [Some("Search"), Some("search"), Some("Search"), Some("SEARCH"), Some("search"), Some("Search")]),
+    ("Signed Up", [Some("CompleteRegistration"), Some("sign_up"), Some("CompleteRegistration"), Some("SIGN_UP"), Some("signup"), Some("SignUp")]),
+    ("Signed In", [None, None, None, Some("LOGIN"), None, None]),
+    ("Product Viewed", [Some("ViewContent"), Some("view_item"), Some("ViewContent"), Some("VIEW_CONTENT"), Some("view_content"), Some("ViewContent")]),
+    ("Product Added to Wishlist", [Some("AddToWishlist"), Some("add_to_wishlist"), Some("AddToWishlist"), Some("ADD_TO_WISHLIST"), Some("add_to_wishlist"), Some("AddToWishlist")]),
+    ("Payment Info Entered", [Some("AddPaymentInfo"), Some("add_payment_info"), Some("AddPaymentInfo"), Some("ADD_BILLING"), Some("add_payment_info"), None]),
+    ("Product Removed", [None, Some("remove_from_cart"), None, None, None, None]),
+    ("Cart Viewed", [None, Some("view_cart"), None, None, None, None]),
+    ("Product List Viewed", [None, Some("view_item_list"), None, Some("LIST_VIEW"), Some("view_category"), None]),
 ];
 
 /// The standard event a page view becomes.
@@ -67,6 +69,7 @@ fn page_view(kind: DestinationKind) -> Option<&'static str> {
         DestinationKind::Webhook => None,
         DestinationKind::Snapchat => Some("PAGE_VIEW"),
         DestinationKind::Pinterest => Some("page_visit"),
+        DestinationKind::Reddit => Some("PageVisit"),
     }
 }
 

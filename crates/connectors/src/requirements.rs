@@ -16,6 +16,8 @@
 //! | `snapchat` | `snapchat_max_age_37_days` | its timestamp is over 37 days old |
 //! | `snapchat` | `snapchat_requires_customer_information` | it has no hashed email or phone and not both IP address and user agent |
 //! | `pinterest` | `pinterest_requires_customer_information` | it has no hashed email and not both IP address and user agent |
+//! | `reddit` | `reddit_max_age_7_days` | its timestamp is over 7 days old |
+//! | `reddit` | `reddit_requires_customer_information` | it has no click id, no hashed email or external id, and not both IP address and user agent |
 //!
 //! TikTok and webhooks take every event they are routed.
 
@@ -25,7 +27,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::ingest::Unmet;
 
 use crate::common::{self, Commerce};
-use crate::{ga4, meta, names, pinterest, snapchat};
+use crate::{ga4, meta, names, pinterest, reddit, snapchat};
 
 /// A broken rule, and whether it is one of age (the event came too late).
 struct Broken {
@@ -64,6 +66,12 @@ fn check(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
         DestinationKind::Ga4 => ga4_rules(target, opened),
         DestinationKind::Snapchat => snapchat_rules(opened),
         DestinationKind::Pinterest => pinterest_rules(opened),
+        DestinationKind::Reddit => unless_matchable(
+            reddit::matchable(opened),
+            "reddit_requires_customer_information",
+            "Reddit needs a click id, a hashed email or external id, or both the IP address and \
+             the user agent",
+        ),
         DestinationKind::Tiktok | DestinationKind::Webhook => None,
     }
 }
@@ -81,6 +89,9 @@ fn age_limit(
             snapchat::MAX_AGE,
             "37 days",
         )),
+        DestinationKind::Reddit => {
+            Some(("reddit_max_age_7_days", "Reddit", reddit::MAX_AGE, "7 days"))
+        }
         DestinationKind::Tiktok | DestinationKind::Webhook | DestinationKind::Pinterest => None,
     }
 }

@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 use tracklayer_core::deliver::{Connector, HttpRequest, HttpResponse, OpenedItem, Outcome, Target};
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
-use tracklayer_core::identity::{is_sha256_hex, Field};
+use tracklayer_core::identity::Field;
 
 use crate::common::{self, body_excerpt, clean, put, retryable_status, Commerce};
 
@@ -43,18 +43,12 @@ pub struct Tiktok;
 
 fn user(opened: &OpenedItem) -> Map<String, Value> {
     let mut out = Map::new();
-    for (field, key) in [
+    let keys = [
         (Field::Email, "email"),
         (Field::Phone, "phone"),
         (Field::ExternalId, "external_id"),
-    ] {
-        let hash = opened
-            .item
-            .user_data
-            .get(&field)
-            .filter(|h| is_sha256_hex(h));
-        put(&mut out, key, hash.map(|h| h.to_ascii_lowercase()));
-    }
+    ];
+    common::put_digests(&mut out, opened, &keys);
     let s = &opened.sealed;
     put(&mut out, "ip", clean(s.ip.as_deref()));
     put(&mut out, "user_agent", clean(s.user_agent.as_deref()));

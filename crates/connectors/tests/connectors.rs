@@ -20,6 +20,8 @@ use tracklayer_core::workspace::{Region, WorkspaceId};
 
 #[path = "connectors/pinterest.rs"]
 mod pinterest;
+#[path = "connectors/reddit.rs"]
+mod reddit;
 #[path = "connectors/snapchat.rs"]
 mod snapchat;
 
@@ -94,6 +96,10 @@ fn vendor(kind: DestinationKind) -> (Destination, Value) {
         DestinationKind::Pinterest => (
             json!({"ad_account_id": "549757463328"}),
             json!({"access_token": "pina-token"}),
+        ),
+        DestinationKind::Reddit => (
+            json!({"ad_account_id": "a2_gfgsrrd4ug2t"}),
+            json!({"access_token": "rdt-token"}),
         ),
     };
     (destination(kind, config), secrets)
@@ -227,6 +233,7 @@ fn debug_output_of_requests_never_shows_tokens_or_secrets() {
         (DestinationKind::Tiktok, vec!["tt-token"]),
         (DestinationKind::Snapchat, vec!["snap-token"]),
         (DestinationKind::Pinterest, vec!["pina-token"]),
+        (DestinationKind::Reddit, vec!["rdt-token"]),
         (
             DestinationKind::Webhook,
             vec!["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "v1,"], // pragma: allowlist secret
@@ -611,8 +618,10 @@ fn no_connector_sends_a_url_with_identifying_parameters() {
             assert!(!text.contains(raw), "{}: {raw} in {text}", d.kind);
         }
         assert!(!text.contains("email="), "{}: {text}", d.kind);
+        // Reddit's v2.0 events have no URL field.
+        let takes_urls = d.kind != DestinationKind::Reddit;
         assert!(
-            text.contains("https://shop.example/"),
+            !takes_urls || text.contains("https://shop.example/"),
             "{}: the URL still goes",
             d.kind
         );

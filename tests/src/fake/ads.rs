@@ -19,6 +19,8 @@ use super::{json_body, Fakes};
 pub const SNAPCHAT_TOKEN: &str = "snapDeliveryTestToken";
 /// The Pinterest conversion token the fake expects (as `Authorization: Bearer`).
 pub const PINTEREST_TOKEN: &str = "pinterestDeliveryTestToken";
+/// The Reddit conversion access token the fake expects (as `Authorization: Bearer`).
+pub const REDDIT_TOKEN: &str = "redditDeliveryTestToken";
 /// The Pinterest ad account the fake serves.
 const PINTEREST_ACCOUNT: &str = "549757463328";
 
@@ -40,6 +42,13 @@ pub fn ad_destinations(base: &str) -> Vec<(&'static str, Value, usize)> {
                    "secrets": {"access_token": PINTEREST_TOKEN}}),
             1000,
         ),
+        (
+            "reddit",
+            json!({"name": "Reddit", "kind": "reddit", "endpoint": base,
+                   "config": {"ad_account_id": "a2_delivery"},
+                   "secrets": {"access_token": REDDIT_TOKEN}}),
+            1000,
+        ),
     ]
 }
 
@@ -48,6 +57,7 @@ pub(super) fn routes() -> Router<Arc<Fakes>> {
     Router::new()
         .route("/v3/{pixel}/events", post(snapchat))
         .route("/v5/ad_accounts/{account}/events", post(pinterest))
+        .route("/api/v2.0/conversions/events/{account}", post(reddit))
 }
 
 /// Whether the request carries `Authorization: Bearer {token}`.
@@ -208,4 +218,33 @@ async fn pinterest(
                 "events": events}),
     )
     .into_response()
+}
+
+async fn reddit(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -> Response {
+    let sink = "reddit";
+    if let Some(r) = f.fault(sink).await {
+        return r;
+    }
+    if !bearer(&headers, REDDIT_TOKEN) {
+        f.format_error(sink, "missing bearer token".into());
+        let error = json!({"error": {"code": 401, "message": "UNAUTHORIZED"}});
+        return (StatusCode::UNAUTHORIZED, Json(error)).into_response();
+    }
+    let Some(v) = json_body(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    if !v["test_mode"].is_boolean() {
+        f.format_error(sink, "test_mode is not a boolean".into());
+    }
+    let required = ["event_at", "event_type", "event_metadata", "user"];
+    let hashed = ["email", "phone_number", "external_id", "ip_address"];
+    let events = check_batch(&f, sink, &v, ("events", 1000), &required, ("user", &hashed));
+    let ids = events.iter().filter_map(|e| {
+        e["event_metadata"]["conversion_id"]
+            .as_str()
+            .map(str::to_owned)
+    });
+    f.accept(sink, &v, ids);
+    let message = format!("Successfully processed {} conversion events.", events.len());
+    Json(json!({ "message": message })).into_response()
 }

@@ -1,5 +1,5 @@
 //! Configure-time rules of the ad-platform kinds added after the first four (Snapchat,
-//! Pinterest, ...):
+//! Pinterest, Reddit, ...):
 //! what their `config` values must look like so that a destination that validates can be sent
 //! to. Each rule names the field at fault; [`DestinationSpec::validate`] runs the shared
 //! checks (required and known keys) first.
@@ -15,6 +15,10 @@ pub(super) fn validate(spec: &DestinationSpec) -> Result<(), DestinationError> {
         DestinationKind::Snapchat => path_id("config.pixel_id", cfg("pixel_id")),
         DestinationKind::Pinterest => {
             digits("config.ad_account_id", cfg("ad_account_id"), 18)?;
+            boolean(spec, "test_mode")
+        }
+        DestinationKind::Reddit => {
+            path_id("config.ad_account_id", cfg("ad_account_id"))?;
             boolean(spec, "test_mode")
         }
         _ => Ok(()),
@@ -142,6 +146,20 @@ mod tests {
             .validate()
             .unwrap_err();
         assert_eq!(err.field, "config.test_mode");
+    }
+
+    #[test]
+    fn a_reddit_ad_account_id_reaches_no_other_path() {
+        let reddit = |id: &str| -> DestinationSpec {
+            serde_json::from_value(json!({"name": "Reddit", "kind": "reddit",
+                "config": {"ad_account_id": id}, "secrets": {"access_token": "t"}}))
+            .unwrap()
+        };
+        reddit("a2_gfgsrrd4ug2t").validate().unwrap();
+        for bad in ["a2_x/../events", "t2 x", "a2_x?test=1"] {
+            let err = reddit(bad).validate().unwrap_err();
+            assert_eq!(err.field, "config.ad_account_id", "{bad}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! before it was SHA-256 hashed, and their ways differ: Meta wants a phone number without
 //! `+` and Google with it, Google folds Gmail addresses, Meta reads dates of birth in many
 //! orders, Google wants some address fields unhashed. So each profile has its own table of
-//! rules ([`meta`], [`google`], [`tiktok`], [`snapchat`], [`pinterest`]), every rule citing the vendor source it follows.
+//! rules ([`meta`], [`google`], [`tiktok`], [`snapchat`], [`pinterest`], [`reddit`]), every rule citing the vendor source it follows.
 //!
 //! [`prepare`] turns one raw value into what may leave for a destination: a lowercase hex
 //! SHA-256 digest ([`Prepared::Hashed`]), or, for the Google address fields that Google wants
@@ -23,6 +23,7 @@ mod common;
 mod google;
 mod meta;
 mod pinterest;
+mod reddit;
 mod snapchat;
 mod tables;
 mod tiktok;
@@ -48,6 +49,8 @@ pub enum Profile {
     Snapchat,
     /// Pinterest Conversions API v5 `user_data`.
     Pinterest,
+    /// Reddit Conversions API v2.0 `user`.
+    Reddit,
 }
 
 /// A customer identifier.
@@ -197,6 +200,7 @@ fn rule(profile: Profile, field: Field) -> Rule {
         Profile::TikTok => tiktok::rule(field),
         Profile::Snapchat => snapchat::rule(field),
         Profile::Pinterest => pinterest::rule(field),
+        Profile::Reddit => reddit::rule(field),
     }
 }
 
@@ -335,12 +339,13 @@ mod tests {
         );
     }
 
-    const ALL_PROFILES: [Profile; 5] = [
+    const ALL_PROFILES: [Profile; 6] = [
         Profile::Meta,
         Profile::Google,
         Profile::TikTok,
         Profile::Snapchat,
         Profile::Pinterest,
+        Profile::Reddit,
     ];
     const ALL_FIELDS: [Field; 11] = Field::ALL;
 

@@ -1,11 +1,11 @@
 //! The destination form's inputs of the ad-platform kinds added with issue 15 (Snapchat,
-//! Pinterest, ...):
+//! Pinterest, Reddit, ...):
 //! labels and hints only, like [`super::destination_form::KINDS`]; every rule is the core's.
 
 use super::destination_form::KindForm;
 
 /// The kinds, as offered by the console after the first four.
-pub const AD_KINDS: [KindForm; 2] = [
+pub const AD_KINDS: [KindForm; 3] = [
     (
         "snapchat",
         "Snap Conversions API",
@@ -35,6 +35,22 @@ pub const AD_KINDS: [KindForm; 2] = [
             "access_token",
             "Conversion access token",
             "A conversion access token, generated in Pinterest Ads Manager under Conversions",
+            true,
+        )],
+    ),
+    (
+        "reddit",
+        "Reddit Conversions API",
+        &[(
+            "ad_account_id",
+            "Ad account ID",
+            "The Reddit Ads account ID (a2_…), from Reddit Ads Manager",
+            true,
+        )],
+        &[(
+            "access_token",
+            "Conversion access token",
+            "A Conversions API access token, generated in Reddit Events Manager",
             true,
         )],
     ),
