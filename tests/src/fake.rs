@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 mod ads;
-pub use ads::{ad_destinations, SNAPCHAT_TOKEN};
+pub use ads::{ad_destinations, PINTEREST_TOKEN, REDDIT_TOKEN, SNAPCHAT_TOKEN};
 
 /// What a fake answers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,8 +60,8 @@ pub struct Fakes {
 }
 
 impl Fakes {
-    /// Records a format error at `sink` for each member a Conversions API event (Meta's and
-    /// Snapchat's alike) must have and `e` lacks.
+    /// Records a format error at `sink` for each member a Meta Conversions API event must have
+    /// and `e` lacks (the ad fakes check theirs with `check_batch`).
     fn require_event_members(&self, sink: &str, e: &Value) {
         let members = [
             "event_name",

@@ -7,6 +7,7 @@ use tracklayer_core::deliver::{
     classify_status, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
 };
 use tracklayer_core::destination::DestinationKind;
+use tracklayer_core::identity::{is_sha256_hex, Field};
 use tracklayer_core::ingest::scrub;
 
 use crate::names;
@@ -14,6 +15,16 @@ use crate::names;
 /// A string setting of `config`, trimmed, when present and not blank.
 pub(crate) fn config_str<'a>(target: &Target<'a>, key: &str) -> Option<&'a str> {
     non_blank(target.destination.config.get(key))
+}
+
+/// A boolean setting of `config`: `true` only when set to `true`.
+pub(crate) fn config_flag(target: &Target<'_>, key: &str) -> bool {
+    target.destination.config.get(key) == Some(&Value::Bool(true))
+}
+
+/// `Authorization: Bearer {token}`.
+pub(crate) fn bearer(token: &str) -> (String, String) {
+    ("Authorization".to_owned(), format!("Bearer {token}"))
 }
 
 /// A trimmed, non-blank string.
@@ -106,6 +117,92 @@ pub(crate) fn json_post(
         headers,
         body: to_body(&Value::Object(body))?,
     })
+}
+
+/// Puts the item's digest of each field under its key, as one string each (TikTok's and
+/// Reddit's `user`); a value that is not a SHA-256 digest never leaves.
+pub(crate) fn put_digests(
+    out: &mut Map<String, Value>,
+    opened: &OpenedItem,
+    keys: &[(Field, &str)],
+) {
+    for (field, key) in keys {
+        let hash = opened
+            .item
+            .user_data
+            .get(field)
+            .filter(|h| is_sha256_hex(h));
+        put(out, key, hash.map(|h| h.to_ascii_lowercase()));
+    }
+}
+
+/// What a vendor's batch request wraps its events in: where it goes, its credential headers,
+/// and the body members before and after the events array.
+pub(crate) struct Envelope {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    /// Body members before the events.
+    pub head: Map<String, Value>,
+    /// The key of the events array.
+    pub key: &'static str,
+    /// Body members after the events.
+    pub tail: Map<String, Value>,
+}
+
+impl Envelope {
+    /// Events under `key`, nothing around them yet.
+    pub fn new(url: String, headers: Vec<(String, String)>, key: &'static str) -> Self {
+        Self {
+            url,
+            headers,
+            head: Map::new(),
+            key,
+            tail: Map::new(),
+        }
+    }
+}
+
+/// The one request skeleton of the batch connectors: refuses more than `limit` items (before
+/// anything else is read), then POSTs as JSON the `envelope` with one `event` per item, in
+/// order, as its events array.
+pub(crate) fn batch_request(
+    kind: DestinationKind,
+    limit: usize,
+    items: &[&OpenedItem],
+    envelope: impl FnOnce() -> Result<Envelope, String>,
+    event: impl Fn(&OpenedItem) -> Value,
+) -> Result<HttpRequest, String> {
+    within_limit(kind, items, limit)?;
+    let Envelope {
+        url,
+        headers,
+        head: mut body,
+        key,
+        tail,
+    } = envelope()?;
+    let events: Vec<Value> = items.iter().map(|o| event(o)).collect();
+    body.insert(key.to_owned(), Value::Array(events));
+    body.extend(tail);
+    json_post(url, headers, body)
+}
+
+/// The item's hashed identifiers under the keys `key_of` gives, each as a one-digest list
+/// (the shape of Meta's, Snap's and Pinterest's `user_data`). Only SHA-256 digests leave:
+/// a value that is not one never goes out in the clear.
+pub(crate) fn hashed_lists(
+    opened: &OpenedItem,
+    key_of: impl Fn(Field) -> Option<&'static str>,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (field, hash) in &opened.item.user_data {
+        if let (Some(key), true) = (key_of(*field), is_sha256_hex(hash)) {
+            out.insert(
+                key.to_owned(),
+                Value::Array(vec![hash.to_ascii_lowercase().into()]),
+            );
+        }
+    }
+    out
 }
 
 /// A number from a JSON number or a numeric string (`"12.50"`), finite only.
@@ -203,6 +300,33 @@ pub(crate) struct Commerce {
     pub name: Option<String>,
 }
 
+/// The products of an event that have an id, as a vendor lists them: each made by `content`,
+/// with their ids and their units in all.
+pub(crate) struct Contents {
+    pub contents: Vec<Value>,
+    pub ids: Vec<Value>,
+    pub units: u64,
+}
+
+impl Contents {
+    /// `None` when no product has an id.
+    pub fn of(c: &Commerce, content: impl Fn(&Product) -> Map<String, Value>) -> Option<Self> {
+        let with_id: Vec<&Product> = c.products.iter().filter(|p| p.id.is_some()).collect();
+        if with_id.is_empty() {
+            return None;
+        }
+        Some(Self {
+            contents: with_id.iter().map(|p| Value::Object(content(p))).collect(),
+            ids: with_id
+                .iter()
+                .filter_map(|p| p.id.clone())
+                .map(Value::from)
+                .collect(),
+            units: with_id.iter().map(|p| p.units()).sum(),
+        })
+    }
+}
+
 /// Property keys every connector maps to its own fields (amounts, ids, products, query),
 /// so they are not repeated as custom parameters.
 pub(crate) const COMMERCE_KEYS: &[&str] = &[
@@ -268,6 +392,24 @@ pub(crate) fn outgoing_url(v: Option<&str>) -> Option<String> {
     clean(v).map(|url| scrub::strip_url(url).into_owned())
 }
 
+/// Whether the event happened on a web page: it has a page URL, or came through the
+/// browser channel (Snap's `WEB`, Pinterest's `web`; otherwise their offline source).
+pub(crate) fn on_web(opened: &OpenedItem) -> bool {
+    let on_page = opened
+        .sealed
+        .page_url
+        .as_deref()
+        .is_some_and(|u| !u.trim().is_empty());
+    on_page || matches!(opened.sealed.channel.as_deref(), Some("browser" | "web"))
+}
+
+/// The event's page URL as it may leave ([`outgoing_url`]): the page context's, else the
+/// `url` property's.
+pub(crate) fn page_url(opened: &OpenedItem) -> Option<String> {
+    outgoing_url(opened.sealed.page_url.as_deref())
+        .or_else(|| outgoing_url(opened.item.properties.get("url").and_then(Value::as_str)))
+}
+
 /// The remaining scalar properties (strings, numbers, booleans), in key order: neither in
 /// [`COMMERCE_KEYS`] nor in `also_skip` (what the connector maps besides), and none that
 /// names or holds an identifier ([`scrub::may_leave`]: ingest dropped those already).
@@ -315,6 +457,25 @@ pub(crate) fn event_head(
     e.insert("event_time".into(), item.timestamp.unix_timestamp().into());
     e.insert("event_id".into(), item.message_id.as_str().into());
     e
+}
+
+/// Completes an event of the Conversions API shape Meta set and Snap and Pinterest follow:
+/// after its head ([`event_head`]), `action_source`, `event_source_url` (when known),
+/// `user_data`, and `custom_data` (when not empty).
+pub(crate) fn capi_event(
+    mut e: Map<String, Value>,
+    action_source: &str,
+    url: Option<String>,
+    user_data: Map<String, Value>,
+    custom_data: Map<String, Value>,
+) -> Value {
+    e.insert("action_source".into(), action_source.into());
+    put(&mut e, "event_source_url", url);
+    e.insert("user_data".into(), Value::Object(user_data));
+    if !custom_data.is_empty() {
+        e.insert("custom_data".into(), Value::Object(custom_data));
+    }
+    Value::Object(e)
 }
 
 /// Adds the destination's `config.test_event_code`, when set: Meta and TikTok then show the
@@ -403,6 +564,31 @@ pub(crate) fn status_outcome(response: &HttpResponse) -> Outcome {
     }
 }
 
+/// [`status_outcome`], with a refusal (a permanent status) saying which `vendor` refused and
+/// what it answered: `HTTP 400: Snap refused the request: {body}`.
+pub(crate) fn refused_by(vendor: &str, response: &HttpResponse) -> Outcome {
+    match status_outcome(response) {
+        Outcome::Permanent { .. } => Outcome::Permanent {
+            reason: format!(
+                "HTTP {}: {vendor} refused the request: {}",
+                response.status,
+                body_excerpt(response)
+            ),
+        },
+        other => other,
+    }
+}
+
+/// [`status_outcome`], with `reason` (read from the vendor's error body) as the reason of a
+/// retry or a refusal.
+pub(crate) fn status_with_reason(response: &HttpResponse, reason: String) -> Outcome {
+    match status_outcome(response) {
+        Outcome::Retry { after, .. } => Outcome::Retry { after, reason },
+        Outcome::Permanent { .. } => Outcome::Permanent { reason },
+        other => other,
+    }
+}
+
 /// Retry for `reason`, after the response's `Retry-After` when it has one.
 pub(crate) fn retry(response: &HttpResponse, reason: String) -> Outcome {
     Outcome::Retry {
@@ -484,6 +670,42 @@ mod tests {
         assert_eq!(c.products.len(), 1);
         assert_eq!(c.products[0].id.as_deref(), Some("p1"));
         assert_eq!(c.value.and_then(|n| n.as_f64()), Some(15.0));
+    }
+
+    #[test]
+    fn a_batch_over_the_limit_is_refused_before_its_envelope_is_read() {
+        let item = OpenedItem {
+            item: serde_json::from_value(
+                json!({"event_id": "0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+                "message_id": "m1", "event_type": "track", "name": "x",
+                "timestamp": "2026-03-01T12:00:00Z", "properties": {}, "user_data": {}}),
+            )
+            .unwrap(),
+            sealed: Default::default(),
+        };
+        let envelope = || -> Result<Envelope, String> { panic!("read the envelope") };
+        let err = batch_request(
+            DestinationKind::Snapchat,
+            1,
+            &[&item, &item],
+            envelope,
+            |_| Value::Null,
+        )
+        .unwrap_err();
+        assert_eq!(err, "snapchat: 2 events exceed the limit of 1");
+        let envelope = || {
+            let mut e = Envelope::new("https://x.example/e".into(), vec![], "events");
+            e.head.insert("before".into(), 1.into());
+            e.tail.insert("after".into(), 2.into());
+            Ok(e)
+        };
+        let request = batch_request(DestinationKind::Snapchat, 1, &[&item], envelope, |o| {
+            o.item.message_id.as_str().into()
+        })
+        .unwrap();
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(body, json!({"before": 1, "events": ["m1"], "after": 2}));
+        assert_eq!(request.url, "https://x.example/e");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Destination wire formats, one module per vendor: [`meta`] (Meta Conversions API), [`ga4`]
 //! (GA4 Measurement Protocol), [`tiktok`] (TikTok Events API 2.0), [`webhook`] (Standard
-//! Webhooks) and [`snapchat`] (Snap Conversions API v3), plus [`names`], the mapping from Segment event names to each vendor's standard
+//! Webhooks), [`snapchat`] (Snap Conversions API v3), [`pinterest`] (Pinterest
+//! Conversions API v5) and [`reddit`] (Reddit Conversions API v2.0), plus [`names`], the mapping from Segment event names to each vendor's standard
 //! events.
 //!
 //! Pure code: each connector turns opened [`DeliveryItem`](tracklayer_core::event::DeliveryItem)s
@@ -19,6 +20,8 @@ mod erasure_guidance_tests;
 pub mod ga4;
 pub mod meta;
 pub mod names;
+pub mod pinterest;
+pub mod reddit;
 pub mod requirements;
 pub mod snapchat;
 pub mod tiktok;
@@ -34,6 +37,8 @@ static GA4: ga4::Ga4 = ga4::Ga4;
 static TIKTOK: tiktok::Tiktok = tiktok::Tiktok;
 static WEBHOOK: webhook::Webhook = webhook::Webhook;
 static SNAPCHAT: snapchat::Snapchat = snapchat::Snapchat;
+static PINTEREST: pinterest::Pinterest = pinterest::Pinterest;
+static REDDIT: reddit::Reddit = reddit::Reddit;
 
 /// The connector of a destination kind.
 pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
@@ -43,6 +48,8 @@ pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
         DestinationKind::Tiktok => &TIKTOK,
         DestinationKind::Webhook => &WEBHOOK,
         DestinationKind::Snapchat => &SNAPCHAT,
+        DestinationKind::Pinterest => &PINTEREST,
+        DestinationKind::Reddit => &REDDIT,
     }
 }
 
@@ -55,6 +62,8 @@ pub fn default_base_url(kind: DestinationKind) -> &'static str {
         DestinationKind::Tiktok => "https://business-api.tiktok.com",
         DestinationKind::Webhook => "",
         DestinationKind::Snapchat => "https://tr.snapchat.com",
+        DestinationKind::Pinterest => "https://api.pinterest.com",
+        DestinationKind::Reddit => "https://ads-api.reddit.com",
     }
 }
 

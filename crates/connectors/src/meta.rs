@@ -33,7 +33,7 @@
 //! events without `value` and `currency`.
 
 use hmac::{Hmac, Mac};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use sha2::Sha256;
 use time::Duration;
 use tracklayer_core::deliver::{
@@ -41,9 +41,9 @@ use tracklayer_core::deliver::{
 };
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
-use tracklayer_core::identity::{is_sha256_hex, Field};
+use tracklayer_core::identity::Field;
 
-use crate::common::{self, put, query_escape, retryable_status, Commerce};
+use crate::common::{self, put, query_escape, retryable_status, Commerce, Contents};
 
 /// Most events one request may carry.
 pub const BATCH_LIMIT: usize = 1000;
@@ -132,16 +132,7 @@ pub fn action_source(target: &Target<'_>, opened: &OpenedItem) -> &'static str {
 }
 
 pub(crate) fn user_data(opened: &OpenedItem) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (field, hash) in &opened.item.user_data {
-        // Only digests leave: a value that is not one never goes out in the clear.
-        if is_sha256_hex(hash) {
-            out.insert(
-                user_data_key(*field).to_owned(),
-                json!([hash.to_ascii_lowercase()]),
-            );
-        }
-    }
+    let mut out = common::hashed_lists(opened, |f| Some(user_data_key(f)));
     common::put_client(&mut out, &opened.sealed, &["fbp", "fbc"]);
     out
 }
@@ -157,27 +148,22 @@ fn custom_data(opened: &OpenedItem) -> Map<String, Value> {
     put(&mut out, "value", c.value.clone());
     put(&mut out, "currency", c.currency.clone());
     put(&mut out, "order_id", c.order_id.clone());
-    let with_id: Vec<_> = c.products.iter().filter(|p| p.id.is_some()).collect();
-    if !with_id.is_empty() {
-        let contents: Vec<Value> = with_id
-            .iter()
-            .map(|p| {
-                let mut o = Map::new();
-                put(&mut o, "id", p.id.clone());
-                o.insert("quantity".into(), p.units().into());
-                put(&mut o, "item_price", p.price.clone());
-                Value::Object(o)
-            })
-            .collect();
-        let ids: Vec<Value> = with_id
-            .iter()
-            .filter_map(|p| p.id.clone())
-            .map(Value::from)
-            .collect();
+    let contents = Contents::of(&c, |p| {
+        let mut o = Map::new();
+        put(&mut o, "id", p.id.clone());
+        o.insert("quantity".into(), p.units().into());
+        put(&mut o, "item_price", p.price.clone());
+        o
+    });
+    if let Some(Contents {
+        contents,
+        ids,
+        units,
+    }) = contents
+    {
         out.insert("contents".into(), Value::Array(contents));
         out.insert("content_ids".into(), Value::Array(ids));
         out.insert("content_type".into(), "product".into());
-        let units: u64 = with_id.iter().map(|p| p.units()).sum();
         out.insert("num_items".into(), units.into());
     }
     put(&mut out, "search_string", c.query.clone());
@@ -189,16 +175,13 @@ fn custom_data(opened: &OpenedItem) -> Map<String, Value> {
 
 /// One `data[]` entry.
 pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
-    let mut e = common::event_head(target, opened, "event_name");
-    e.insert("action_source".into(), action_source(target, opened).into());
-    let url = common::outgoing_url(opened.sealed.page_url.as_deref());
-    put(&mut e, "event_source_url", url);
-    e.insert("user_data".into(), Value::Object(user_data(opened)));
-    let custom = custom_data(opened);
-    if !custom.is_empty() {
-        e.insert("custom_data".into(), Value::Object(custom));
-    }
-    Value::Object(e)
+    common::capi_event(
+        common::event_head(target, opened, "event_name"),
+        action_source(target, opened),
+        common::outgoing_url(opened.sealed.page_url.as_deref()),
+        user_data(opened),
+        custom_data(opened),
+    )
 }
 
 /// The request URL (the access token and proof in the query, as the Graph API wants them).
@@ -290,13 +273,13 @@ impl Connector for MetaCapi {
     }
 
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {
-        common::within_limit(DestinationKind::MetaCapi, items, BATCH_LIMIT)?;
-        let url = url(target)?;
-        let data: Vec<Value> = items.iter().map(|o| event(target, o)).collect();
-        let mut body = Map::new();
-        body.insert("data".into(), Value::Array(data));
-        common::put_test_event_code(&mut body, target);
-        common::json_post(url, vec![], body)
+        let envelope = || {
+            let mut e = common::Envelope::new(url(target)?, Vec::new(), "data");
+            common::put_test_event_code(&mut e.tail, target);
+            Ok(e)
+        };
+        let kind = DestinationKind::MetaCapi;
+        common::batch_request(kind, BATCH_LIMIT, items, envelope, |o| event(target, o))
     }
 
     fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {

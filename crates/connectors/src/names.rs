@@ -19,87 +19,45 @@
 //! standard events ("About supported standard events", TikTok Ads Manager help, updated
 //! September 2025): <https://ads.tiktok.com/help/article/supported-standard-events>, which
 //! lists `Purchase` where older versions of the page listed `CompletePayment`. The kinds added
-//! later keep their table in their own module (`snapchat::STANDARD_EVENTS`), with its source.
+//! later cite their source at [`STANDARD`].
 
 use serde_json::Value;
 use tracklayer_core::destination::{Destination, DestinationKind};
 use tracklayer_core::event::{DeliveryItem, EventType};
 
-/// One row of the standard table: a Segment name and each vendor's standard event (`None`:
-/// none, the name passes through).
-struct Standard {
-    segment: &'static str,
-    meta: Option<&'static str>,
-    ga4: Option<&'static str>,
-    tiktok: Option<&'static str>,
-}
+/// The kinds with a standard table column, in column order.
+const COLUMNS: [DestinationKind; 6] = [
+    DestinationKind::MetaCapi,
+    DestinationKind::Ga4,
+    DestinationKind::Tiktok,
+    DestinationKind::Snapchat,
+    DestinationKind::Pinterest,
+    DestinationKind::Reddit,
+];
 
-const fn row(
-    segment: &'static str,
-    meta: Option<&'static str>,
-    ga4: Option<&'static str>,
-    tiktok: Option<&'static str>,
-) -> Standard {
-    Standard {
-        segment,
-        meta,
-        ga4,
-        tiktok,
-    }
-}
+/// One row of the standard table: a Segment name and, per kind of [`COLUMNS`], its standard
+/// event (`None`: none, the name passes through).
+type Row = (&'static str, [Option<&'static str>; COLUMNS.len()]);
 
-const STANDARD: &[Standard] = &[
-    row(
-        "Order Completed",
-        Some("Purchase"),
-        Some("purchase"),
-        Some("Purchase"),
-    ),
-    row(
-        "Product Added",
-        Some("AddToCart"),
-        Some("add_to_cart"),
-        Some("AddToCart"),
-    ),
-    row(
-        "Checkout Started",
-        Some("InitiateCheckout"),
-        Some("begin_checkout"),
-        Some("InitiateCheckout"),
-    ),
-    row(
-        "Products Searched",
-        Some("Search"),
-        Some("search"),
-        Some("Search"),
-    ),
-    row(
-        "Signed Up",
-        Some("CompleteRegistration"),
-        Some("sign_up"),
-        Some("CompleteRegistration"),
-    ),
-    row(
-        "Product Viewed",
-        Some("ViewContent"),
-        Some("view_item"),
-        Some("ViewContent"),
-    ),
-    row(
-        "Product Added to Wishlist",
-        Some("AddToWishlist"),
-        Some("add_to_wishlist"),
-        Some("AddToWishlist"),
-    ),
-    row(
-        "Payment Info Entered",
-        Some("AddPaymentInfo"),
-        Some("add_payment_info"),
-        Some("AddPaymentInfo"),
-    ),
-    row("Product Removed", None, Some("remove_from_cart"), None),
-    row("Cart Viewed", None, Some("view_cart"), None),
-    row("Product List Viewed", None, Some("view_item_list"), None),
+/// The standard table. Snap's column: its v3 event list (`PURCHASE`, `ADD_CART`, `LOGIN`, …;
+/// <https://developers.snap.com/api/marketing-api/Conversions-API/Parameters>). Pinterest's:
+/// the `event_name` values of its v5 reference (`checkout`, `add_to_cart`, `view_category`,
+/// …; `crate::pinterest`). Reddit's: its v2.0 tracking types (`Purchase`, `AddToCart`, …;
+/// `crate::reddit`).
+#[rustfmt::skip]
+const STANDARD: &[Row] = &[
+    ("Order Completed", [Some("Purchase"), Some("purchase"), Some("Purchase"), Some("PURCHASE"), Some("checkout"), Some("Purchase")]),
+    ("Product Added", [Some("AddToCart"), Some("add_to_cart"), Some("AddToCart"), Some("ADD_CART"), Some("add_to_cart"), Some("AddToCart")]),
+    ("Checkout Started", [Some("InitiateCheckout"), Some("begin_checkout"), Some("InitiateCheckout"), Some("START_CHECKOUT"), Some("initiate_checkout"), None]),
+    ("Products Searched", [Some("Search"), Some("search"), Some("Search"), Some("SEARCH"), Some("search"), Some("Search")]),
+    ("Signed Up", [Some("CompleteRegistration"), Some("sign_up"), Some("CompleteRegistration"), Some("SIGN_UP"), Some("signup"), Some("SignUp")]),
+    ("Signed In", [None, None, None, Some("LOGIN"), None, None]),
+    ("Product Viewed", [Some("ViewContent"), Some("view_item"), Some("ViewContent"), Some("VIEW_CONTENT"), Some("view_content"), Some("ViewContent")]),
+    ("Product Added to Wishlist", [Some("AddToWishlist"), Some("add_to_wishlist"), Some("AddToWishlist"), Some("ADD_TO_WISHLIST"), Some("add_to_wishlist"), Some("AddToWishlist")]),
+    ("Payment Info Entered", [Some("AddPaymentInfo"), Some("add_payment_info"), Some("AddPaymentInfo"), Some("ADD_BILLING"), Some("add_payment_info"), None]),
+    ("Product Removed", [None, Some("remove_from_cart"), None, None, None, None]),
+    ("Cart Viewed", [None, Some("view_cart"), None, None, None, None]),
+    ("Product List Viewed", [None, Some("view_item_list"), None, Some("LIST_VIEW"), Some("view_category"), None]),
 ];
 
 /// The standard event a page view becomes.
@@ -109,15 +67,9 @@ fn page_view(kind: DestinationKind) -> Option<&'static str> {
         DestinationKind::Ga4 => Some("page_view"),
         DestinationKind::Tiktok => Some("Pageview"),
         DestinationKind::Webhook => None,
-        DestinationKind::Snapchat => Some(crate::snapchat::PAGE_VIEW),
-    }
-}
-
-/// The standard events of the kinds whose table lives in their own module, by Segment name.
-fn vendor_table(kind: DestinationKind) -> Option<&'static [(&'static str, &'static str)]> {
-    match kind {
-        DestinationKind::Snapchat => Some(crate::snapchat::STANDARD_EVENTS),
-        _ => None,
+        DestinationKind::Snapchat => Some("PAGE_VIEW"),
+        DestinationKind::Pinterest => Some("page_visit"),
+        DestinationKind::Reddit => Some("PageVisit"),
     }
 }
 
@@ -140,21 +92,11 @@ pub fn standard(kind: DestinationKind, item: &DeliveryItem) -> Option<&'static s
         return None;
     }
     let name = item.name.as_deref()?.trim();
-    if let Some(table) = vendor_table(kind) {
-        return table
-            .iter()
-            .find(|(segment, _)| segment.eq_ignore_ascii_case(name))
-            .map(|(_, standard)| *standard);
-    }
-    let row = STANDARD
+    let column = COLUMNS.iter().position(|k| *k == kind)?;
+    STANDARD
         .iter()
-        .find(|r| r.segment.eq_ignore_ascii_case(name))?;
-    match kind {
-        DestinationKind::MetaCapi => row.meta,
-        DestinationKind::Ga4 => row.ga4,
-        DestinationKind::Tiktok => row.tiktok,
-        DestinationKind::Webhook | DestinationKind::Snapchat => None,
-    }
+        .find(|(segment, _)| segment.eq_ignore_ascii_case(name))
+        .and_then(|(_, names)| names[column])
 }
 
 /// The destination's override for an item, from `config.event_names`.

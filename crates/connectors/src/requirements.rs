@@ -15,6 +15,9 @@
 //!
 //! | `snapchat` | `snapchat_max_age_37_days` | its timestamp is over 37 days old |
 //! | `snapchat` | `snapchat_requires_customer_information` | it has no hashed email or phone and not both IP address and user agent |
+//! | `pinterest` | `pinterest_requires_customer_information` | it has no hashed email and not both IP address and user agent |
+//! | `reddit` | `reddit_max_age_7_days` | its timestamp is over 7 days old |
+//! | `reddit` | `reddit_requires_customer_information` | it has no click id, no hashed email or external id, and not both IP address and user agent |
 //!
 //! TikTok and webhooks take every event they are routed.
 
@@ -24,7 +27,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::ingest::Unmet;
 
 use crate::common::{self, Commerce};
-use crate::{ga4, meta, names, snapchat};
+use crate::{ga4, meta, names, pinterest, reddit, snapchat};
 
 /// A broken rule, and whether it is one of age (the event came too late).
 struct Broken {
@@ -62,6 +65,13 @@ fn check(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
         DestinationKind::MetaCapi => meta_rules(target, opened),
         DestinationKind::Ga4 => ga4_rules(target, opened),
         DestinationKind::Snapchat => snapchat_rules(opened),
+        DestinationKind::Pinterest => pinterest_rules(opened),
+        DestinationKind::Reddit => unless_matchable(
+            reddit::matchable(opened),
+            "reddit_requires_customer_information",
+            "Reddit needs a click id, a hashed email or external id, or both the IP address and \
+             the user agent",
+        ),
         DestinationKind::Tiktok | DestinationKind::Webhook => None,
     }
 }
@@ -79,7 +89,10 @@ fn age_limit(
             snapchat::MAX_AGE,
             "37 days",
         )),
-        DestinationKind::Tiktok | DestinationKind::Webhook => None,
+        DestinationKind::Reddit => {
+            Some(("reddit_max_age_7_days", "Reddit", reddit::MAX_AGE, "7 days"))
+        }
+        DestinationKind::Tiktok | DestinationKind::Webhook | DestinationKind::Pinterest => None,
     }
 }
 
@@ -151,12 +164,26 @@ fn ga4_rules(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
     None
 }
 
-fn snapchat_rules(opened: &OpenedItem) -> Option<Broken> {
-    if snapchat::matchable(&snapchat::user_data(opened)) {
+/// The rule `rule` broken, with `detail`, unless the vendor can match the event.
+fn unless_matchable(matchable: bool, rule: &'static str, detail: &str) -> Option<Broken> {
+    if matchable {
         return None;
     }
-    broken(
+    broken(rule, detail.into())
+}
+
+fn snapchat_rules(opened: &OpenedItem) -> Option<Broken> {
+    unless_matchable(
+        snapchat::matchable(&snapchat::user_data(opened)),
         "snapchat_requires_customer_information",
-        "Snap needs a hashed email or phone, or both the IP address and the user agent".into(),
+        "Snap needs a hashed email or phone, or both the IP address and the user agent",
+    )
+}
+
+fn pinterest_rules(opened: &OpenedItem) -> Option<Broken> {
+    unless_matchable(
+        pinterest::matchable(&pinterest::user_data(opened)),
+        "pinterest_requires_customer_information",
+        "Pinterest needs a hashed email, or both the IP address and the user agent",
     )
 }

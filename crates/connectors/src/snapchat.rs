@@ -30,38 +30,23 @@
 //!
 //! Standard event names (`event_name`): Snap's v3 event list (`PAGE_VIEW`, `VIEW_CONTENT`,
 //! `ADD_CART`, `ADD_TO_WISHLIST`, `SIGN_UP`, `SEARCH`, `PURCHASE`, `ADD_BILLING`,
-//! `START_CHECKOUT`, `LIST_VIEW`, `LOGIN`, …) in [`STANDARD_EVENTS`].
+//! `START_CHECKOUT`, `LIST_VIEW`, `LOGIN`, …) in the standard table of `crate::names`.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use time::Duration;
 use tracklayer_core::deliver::{
     Connector, DropReason, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
 };
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
-use tracklayer_core::identity::{is_sha256_hex, Field};
+use tracklayer_core::identity::Field;
 
-use crate::common::{self, put, query_escape, Commerce};
+use crate::common::{self, put, query_escape, Commerce, Contents};
 
 /// Most events one request may carry.
 pub const BATCH_LIMIT: usize = 2000;
 /// Oldest event Snap reports.
 pub const MAX_AGE: Duration = Duration::days(37);
-/// Snap's standard event for each Segment spec name (page views: [`PAGE_VIEW`]).
-pub const STANDARD_EVENTS: &[(&str, &str)] = &[
-    ("Order Completed", "PURCHASE"),
-    ("Product Added", "ADD_CART"),
-    ("Checkout Started", "START_CHECKOUT"),
-    ("Products Searched", "SEARCH"),
-    ("Signed Up", "SIGN_UP"),
-    ("Signed In", "LOGIN"),
-    ("Product Viewed", "VIEW_CONTENT"),
-    ("Product Added to Wishlist", "ADD_TO_WISHLIST"),
-    ("Payment Info Entered", "ADD_BILLING"),
-    ("Product List Viewed", "LIST_VIEW"),
-];
-/// The standard event of a page call.
-pub const PAGE_VIEW: &str = "PAGE_VIEW";
 
 /// The Snap Conversions API connector.
 #[derive(Debug, Clone, Copy, Default)]
@@ -81,12 +66,7 @@ fn user_data_key(field: Field) -> Option<&'static str> {
 /// `user_data`: the hashed identifiers (digests only, as lists like Snap's example), the
 /// client's IP address and user agent, and Snap's click id and cookie.
 pub fn user_data(opened: &OpenedItem) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (field, hash) in &opened.item.user_data {
-        if let (Some(key), true) = (user_data_key(*field), is_sha256_hex(hash)) {
-            out.insert(key.to_owned(), json!([hash.to_ascii_lowercase()]));
-        }
-    }
+    let mut out = common::hashed_lists(opened, user_data_key);
     common::put_client(&mut out, &opened.sealed, &["sc_click_id", "sc_cookie1"]);
     out
 }
@@ -111,21 +91,16 @@ fn custom_data(opened: &OpenedItem) -> Map<String, Value> {
     put(&mut out, "currency", c.currency.clone());
     put(&mut out, "value", as_text(c.value.as_ref()));
     put(&mut out, "order_id", c.order_id.clone());
-    let contents: Vec<Value> = c
-        .products
-        .iter()
-        .filter(|p| p.id.is_some())
-        .map(|p| {
-            let mut o = Map::new();
-            put(&mut o, "id", p.id.clone());
-            o.insert("quantity".into(), p.units().to_string().into());
-            put(&mut o, "item_price", as_text(p.price.as_ref()));
-            put(&mut o, "brand", p.brand.clone());
-            Value::Object(o)
-        })
-        .collect();
-    if !contents.is_empty() {
-        out.insert("contents".into(), Value::Array(contents));
+    let contents = Contents::of(&c, |p| {
+        let mut o = Map::new();
+        put(&mut o, "id", p.id.clone());
+        o.insert("quantity".into(), p.units().to_string().into());
+        put(&mut o, "item_price", as_text(p.price.as_ref()));
+        put(&mut o, "brand", p.brand.clone());
+        o
+    });
+    if let Some(list) = contents {
+        out.insert("contents".into(), Value::Array(list.contents));
     }
     out
 }
@@ -134,13 +109,7 @@ fn custom_data(opened: &OpenedItem) -> Map<String, Value> {
 /// pixel endpoint takes web and offline events (Introduction; app events need a Snap App
 /// ID and `app_data`, which TrackLayer does not collect).
 fn action_source(opened: &OpenedItem) -> &'static str {
-    let on_page = opened
-        .sealed
-        .page_url
-        .as_deref()
-        .is_some_and(|u| !u.trim().is_empty());
-    let browser = matches!(opened.sealed.channel.as_deref(), Some("browser" | "web"));
-    if on_page || browser {
+    if common::on_web(opened) {
         "WEB"
     } else {
         "OFFLINE"
@@ -149,32 +118,18 @@ fn action_source(opened: &OpenedItem) -> &'static str {
 
 /// One `data[]` entry.
 pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
-    let mut e = common::event_head(target, opened, "event_name");
-    e.insert("action_source".into(), action_source(opened).into());
-    let url = common::outgoing_url(opened.sealed.page_url.as_deref()).or_else(|| {
-        common::outgoing_url(opened.item.properties.get("url").and_then(Value::as_str))
-    });
-    put(&mut e, "event_source_url", url);
-    e.insert("user_data".into(), Value::Object(user_data(opened)));
-    let custom = custom_data(opened);
-    if !custom.is_empty() {
-        e.insert("custom_data".into(), Value::Object(custom));
-    }
-    Value::Object(e)
+    common::capi_event(
+        common::event_head(target, opened, "event_name"),
+        action_source(opened),
+        common::page_url(opened),
+        user_data(opened),
+        custom_data(opened),
+    )
 }
 
 /// What a Conversions API answer means for the whole request (see the module notes).
 pub fn classify_response(response: &HttpResponse) -> Outcome {
-    match common::status_outcome(response) {
-        Outcome::Permanent { .. } => Outcome::Permanent {
-            reason: format!(
-                "HTTP {}: Snap refused the request: {}",
-                response.status,
-                common::body_excerpt(response)
-            ),
-        },
-        other => other,
-    }
+    common::refused_by("Snap", response)
 }
 
 impl Connector for Snapchat {
@@ -187,19 +142,19 @@ impl Connector for Snapchat {
     }
 
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {
-        common::within_limit(DestinationKind::Snapchat, items, BATCH_LIMIT)?;
-        let pixel = common::required_config(target, "pixel_id")?;
-        let token = common::required_secret(target, "access_token")?;
-        let base = common::base_url(target, DestinationKind::Snapchat);
-        let url = format!(
-            "{base}/v3/{}/events?access_token={}",
-            query_escape(pixel),
-            query_escape(token)
-        );
-        let data: Vec<Value> = items.iter().map(|o| event(target, o)).collect();
-        let mut body = Map::new();
-        body.insert("data".into(), Value::Array(data));
-        common::json_post(url, Vec::new(), body)
+        let envelope = || {
+            let pixel = common::required_config(target, "pixel_id")?;
+            let token = common::required_secret(target, "access_token")?;
+            let base = common::base_url(target, DestinationKind::Snapchat);
+            let url = format!(
+                "{base}/v3/{}/events?access_token={}",
+                query_escape(pixel),
+                query_escape(token)
+            );
+            Ok(common::Envelope::new(url, Vec::new(), "data"))
+        };
+        let kind = DestinationKind::Snapchat;
+        common::batch_request(kind, BATCH_LIMIT, items, envelope, |o| event(target, o))
     }
 
     fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {

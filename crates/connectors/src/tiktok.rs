@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 use tracklayer_core::deliver::{Connector, HttpRequest, HttpResponse, OpenedItem, Outcome, Target};
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
-use tracklayer_core::identity::{is_sha256_hex, Field};
+use tracklayer_core::identity::Field;
 
 use crate::common::{self, body_excerpt, clean, put, retryable_status, Commerce};
 
@@ -43,18 +43,12 @@ pub struct Tiktok;
 
 fn user(opened: &OpenedItem) -> Map<String, Value> {
     let mut out = Map::new();
-    for (field, key) in [
+    let keys = [
         (Field::Email, "email"),
         (Field::Phone, "phone"),
         (Field::ExternalId, "external_id"),
-    ] {
-        let hash = opened
-            .item
-            .user_data
-            .get(&field)
-            .filter(|h| is_sha256_hex(h));
-        put(&mut out, key, hash.map(|h| h.to_ascii_lowercase()));
-    }
+    ];
+    common::put_digests(&mut out, opened, &keys);
     let s = &opened.sealed;
     put(&mut out, "ip", clean(s.ip.as_deref()));
     put(&mut out, "user_agent", clean(s.user_agent.as_deref()));
@@ -172,18 +166,19 @@ impl Connector for Tiktok {
     }
 
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {
-        common::within_limit(DestinationKind::Tiktok, items, BATCH_LIMIT)?;
-        let pixel = common::required_config(target, "pixel_code")?;
-        let token = common::required_secret(target, "access_token")?;
-        let base = common::base_url(target, DestinationKind::Tiktok);
-        let mut body = Map::new();
-        body.insert("event_source".into(), "web".into());
-        body.insert("event_source_id".into(), pixel.into());
-        common::put_test_event_code(&mut body, target);
-        let data: Vec<Value> = items.iter().map(|o| event(target, o)).collect();
-        body.insert("data".into(), Value::Array(data));
-        let auth = ("Access-Token".to_owned(), token.to_owned());
-        common::json_post(format!("{base}{PATH}"), vec![auth], body)
+        let envelope = || {
+            let pixel = common::required_config(target, "pixel_code")?;
+            let token = common::required_secret(target, "access_token")?;
+            let base = common::base_url(target, DestinationKind::Tiktok);
+            let auth = ("Access-Token".to_owned(), token.to_owned());
+            let mut e = common::Envelope::new(format!("{base}{PATH}"), vec![auth], "data");
+            e.head.insert("event_source".into(), "web".into());
+            e.head.insert("event_source_id".into(), pixel.into());
+            common::put_test_event_code(&mut e.head, target);
+            Ok(e)
+        };
+        let kind = DestinationKind::Tiktok;
+        common::batch_request(kind, BATCH_LIMIT, items, envelope, |o| event(target, o))
     }
 
     fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {

@@ -26,15 +26,21 @@ pub enum DestinationKind {
     Webhook,
     /// Snap Conversions API v3.
     Snapchat,
+    /// Pinterest Conversions API v5.
+    Pinterest,
+    /// Reddit Conversions API v2.0.
+    Reddit,
 }
 
 impl DestinationKind {
-    pub const ALL: [DestinationKind; 5] = [
+    pub const ALL: [DestinationKind; 7] = [
         Self::MetaCapi,
         Self::Ga4,
         Self::Tiktok,
         Self::Webhook,
         Self::Snapchat,
+        Self::Pinterest,
+        Self::Reddit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +50,8 @@ impl DestinationKind {
             Self::Tiktok => "tiktok",
             Self::Webhook => "webhook",
             Self::Snapchat => "snapchat",
+            Self::Pinterest => "pinterest",
+            Self::Reddit => "reddit",
         }
     }
 
@@ -56,13 +64,17 @@ impl DestinationKind {
             Self::Ga4 => Profile::Google,
             Self::Tiktok => Profile::TikTok,
             Self::Snapchat => Profile::Snapchat,
+            Self::Pinterest => Profile::Pinterest,
+            Self::Reddit => Profile::Reddit,
         }
     }
 
     /// The consent purposes a destination of this kind needs unless configured otherwise.
     pub fn default_purposes(self) -> Vec<Purpose> {
         match self {
-            Self::MetaCapi | Self::Tiktok | Self::Snapchat => vec![Purpose::advertising()],
+            Self::MetaCapi | Self::Tiktok | Self::Snapchat | Self::Pinterest | Self::Reddit => {
+                vec![Purpose::advertising()]
+            }
             Self::Ga4 => vec![Purpose::analytics()],
             Self::Webhook => Vec::new(),
         }
@@ -76,6 +88,7 @@ impl DestinationKind {
             Self::Tiktok => (&["pixel_code"], &["access_token"]),
             Self::Webhook => (&["url"], &["signing_secret"]),
             Self::Snapchat => (&["pixel_id"], &["access_token"]),
+            Self::Pinterest | Self::Reddit => (&["ad_account_id"], &["access_token"]),
         }
     }
 
@@ -89,6 +102,7 @@ impl DestinationKind {
             Self::Tiktok => &["pixel_code"],
             Self::Webhook => &["url"],
             Self::Snapchat => &["pixel_id"],
+            Self::Pinterest | Self::Reddit => &["ad_account_id"],
         }
     }
 
@@ -114,6 +128,10 @@ impl DestinationKind {
             ),
             Self::Webhook => (&["url", "batch_size", "event_names"], &["signing_secret"]),
             Self::Snapchat => (&["pixel_id", "event_names"], &["access_token"]),
+            Self::Pinterest | Self::Reddit => (
+                &["ad_account_id", "test_mode", "event_names"],
+                &["access_token"],
+            ),
         }
     }
 }
@@ -324,7 +342,9 @@ impl DestinationSpec {
                 }
             }
             DestinationKind::Tiktok => {}
-            DestinationKind::Snapchat => vendor_rules::validate(self)?,
+            DestinationKind::Snapchat | DestinationKind::Pinterest | DestinationKind::Reddit => {
+                vendor_rules::validate(self)?
+            }
             DestinationKind::Webhook => {
                 if let Some(size) = self.config.get("batch_size") {
                     let ok = size.as_u64().is_some_and(|n| (1..=1000).contains(&n));

@@ -155,28 +155,11 @@ fn snapchat_sends_offline_without_a_page_and_web_with_one() {
 
 #[test]
 fn snapchat_sends_only_digests_and_no_raw_identifier() {
-    let (d, s) = snap();
-    let mut o = review_item();
-    o.item
-        .user_data
-        .insert(Field::Email, "jane.doe@example.com".into());
-    o.item.user_data.insert(Field::City, "berlin".into());
-    let request = build(&target(&d, &s), &[o]);
-    let text = String::from_utf8_lossy(&request.body);
-    for raw in REVIEW_RAW.iter().chain(&["berlin", "user-42", "anon-1"]) {
-        // The review item's IP address is the client's own, sent as client_ip_address.
-        if *raw == "198.51.100.23" {
-            continue;
-        }
-        assert!(!text.contains(raw), "{raw} sent to Snap: {text}");
-    }
-    let sent = body(&request);
+    // The client's IP address goes as client_ip_address.
+    let sent = review_body_with_raw_identifiers(DestinationKind::Snapchat, &["203.0.113.7"]);
     let user = sent["data"][0]["user_data"].as_object().unwrap();
     assert!(user.get("em").is_none(), "a non-digest email never leaves");
-    for key in ["ph", "fn", "ln"] {
-        let digest = user[key][0].as_str().unwrap();
-        assert!(digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()));
-    }
+    assert_digests(&sent["data"][0]["user_data"], &["ph", "fn", "ln"]);
     assert!(user.get("external_id").is_none() && user.get("ct").is_none());
 }
 

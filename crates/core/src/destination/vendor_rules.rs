@@ -1,4 +1,5 @@
-//! Configure-time rules of the ad-platform kinds added after the first four (Snapchat, ...):
+//! Configure-time rules of the ad-platform kinds added after the first four (Snapchat,
+//! Pinterest, Reddit, ...):
 //! what their `config` values must look like so that a destination that validates can be sent
 //! to. Each rule names the field at fault; [`DestinationSpec::validate`] runs the shared
 //! checks (required and known keys) first.
@@ -12,6 +13,14 @@ pub(super) fn validate(spec: &DestinationSpec) -> Result<(), DestinationError> {
     let cfg = |k: &str| spec.config.get(k).and_then(Value::as_str).unwrap_or("");
     match spec.kind {
         DestinationKind::Snapchat => path_id("config.pixel_id", cfg("pixel_id")),
+        DestinationKind::Pinterest => {
+            digits("config.ad_account_id", cfg("ad_account_id"), 18)?;
+            boolean(spec, "test_mode")
+        }
+        DestinationKind::Reddit => {
+            path_id("config.ad_account_id", cfg("ad_account_id"))?;
+            boolean(spec, "test_mode")
+        }
         _ => Ok(()),
     }
 }
@@ -30,6 +39,29 @@ fn path_id(field: &str, value: &str) -> Result<(), DestinationError> {
             field,
             "must be 1 to 64 letters, digits, '-' or '_'",
         ))
+    }
+}
+
+/// An id of 1 to `max` ASCII digits (Pinterest's `ad_account_id`: `^\d+$`, at most 18).
+fn digits(field: &str, value: &str, max: usize) -> Result<(), DestinationError> {
+    if (1..=max).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(DestinationError::new(
+            field,
+            format!("must be 1 to {max} digits"),
+        ))
+    }
+}
+
+/// An optional `config` flag: `true` or `false` when present.
+fn boolean(spec: &DestinationSpec, key: &str) -> Result<(), DestinationError> {
+    match spec.config.get(key) {
+        None | Some(Value::Bool(_)) => Ok(()),
+        Some(_) => Err(DestinationError::new(
+            format!("config.{key}"),
+            "must be true or false",
+        )),
     }
 }
 
@@ -76,6 +108,57 @@ mod tests {
                 "config.pixel_id",
                 "{bad}"
             );
+        }
+    }
+
+    fn pinterest(config: serde_json::Value) -> DestinationSpec {
+        serde_json::from_value(json!({"name": "Pin", "kind": "pinterest",
+            "config": config, "secrets": {"access_token": "pina_token"}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_pinterest_ad_account_id_is_up_to_18_digits_and_reaches_no_other_path() {
+        pinterest(json!({"ad_account_id": "549757463328"}))
+            .validate()
+            .unwrap();
+        for bad in [
+            "",
+            "54975a",
+            "../events",
+            "1234567890123456789",
+            "12/34",
+            " 12",
+        ] {
+            let err = pinterest(json!({"ad_account_id": bad}))
+                .validate()
+                .unwrap_err();
+            assert_eq!(err.field, "config.ad_account_id", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_pinterest_test_mode_is_a_boolean() {
+        pinterest(json!({"ad_account_id": "1", "test_mode": true}))
+            .validate()
+            .unwrap();
+        let err = pinterest(json!({"ad_account_id": "1", "test_mode": "yes"}))
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.field, "config.test_mode");
+    }
+
+    #[test]
+    fn a_reddit_ad_account_id_reaches_no_other_path() {
+        let reddit = |id: &str| -> DestinationSpec {
+            serde_json::from_value(json!({"name": "Reddit", "kind": "reddit",
+                "config": {"ad_account_id": id}, "secrets": {"access_token": "t"}}))
+            .unwrap()
+        };
+        reddit("a2_gfgsrrd4ug2t").validate().unwrap();
+        for bad in ["a2_x/../events", "t2 x", "a2_x?test=1"] {
+            let err = reddit(bad).validate().unwrap_err();
+            assert_eq!(err.field, "config.ad_account_id", "{bad}");
         }
     }
 

@@ -175,12 +175,22 @@ pub(crate) fn is_valid_email(e: &str) -> bool {
 /// the local part and all characters that follow it"; example
 /// `cloudy.sanfrancisco+shopping@gmail.com` → `cloudysanfrancisco@gmail.com`).
 pub(crate) fn fold_gmail(email: String) -> Outcome {
-    let Some((local, domain)) = email.rsplit_once('@') else {
+    let Some((_, domain)) = email.rsplit_once('@') else {
         return Err("invalid email");
     };
     if domain != "gmail.com" && domain != "googlemail.com" {
         return Ok(email);
     }
+    fold_local_part(&email)
+}
+
+/// `email` without the dots and the `+suffix` of its local part, whatever its domain (Reddit's
+/// rule; [`fold_gmail`] applies it to Gmail only); `Err` when there is no `@` or nothing is
+/// left of the local part.
+pub(crate) fn fold_local_part(email: &str) -> Outcome {
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return Err("invalid email");
+    };
     let local: String = local
         .split('+')
         .next()

@@ -57,7 +57,7 @@ fn email(raw: &str, _: Hints<'_>) -> Outcome {
 /// `+18005550100`). Without `+`, `hints.country` supplies the calling code of a national
 /// number; without a hint the digits are taken to include it, as DM util `formatPhoneNumber`
 /// does (`18005550100` → `+18005550100`).
-fn phone(raw: &str, hints: Hints<'_>) -> Outcome {
+pub(super) fn phone(raw: &str, hints: Hints<'_>) -> Outcome {
     e164_digits(raw, hints).map(|digits| format!("+{digits}"))
 }
 

@@ -68,7 +68,7 @@ pub(super) fn name(raw: &str, _: Hints<'_>) -> Outcome {
 /// characters, and no spaces", examples `paris`, `london`, `newyork`). As in the library an
 /// accented letter is dropped, not folded (`São Paulo` → `sopaulo`), so the hash matches what
 /// Meta's own tools send.
-fn city(raw: &str, _: Hints<'_>) -> Outcome {
+pub(super) fn city(raw: &str, _: Hints<'_>) -> Outcome {
     let city: String = raw
         .chars()
         .filter(char::is_ascii_alphanumeric)
@@ -92,7 +92,7 @@ fn city(raw: &str, _: Hints<'_>) -> Outcome {
 /// Note: CIP asks to keep states outside the US unabbreviated ("Normalize states outside the
 /// U.S. in lowercase with no punctuation"), but the library (and so Meta's SDKs) cuts them
 /// to two letters; this module follows the library.
-fn state(raw: &str, _: Hints<'_>) -> Outcome {
+pub(super) fn state(raw: &str, _: Hints<'_>) -> Outcome {
     let key = fold(raw);
     if key.len() == 2 {
         return Ok(key);
@@ -135,7 +135,7 @@ fn zip(raw: &str, hints: Hints<'_>) -> Outcome {
 /// `us`). Beyond the library: alpha-3 codes, endonyms and aliases (`UK` → `gb`, where the
 /// library passes `uk` through; `Deutschland` → `de`) are mapped, and a value that names no
 /// country is refused rather than cut to two letters.
-fn country(raw: &str, _: Hints<'_>) -> Outcome {
+pub(super) fn country(raw: &str, _: Hints<'_>) -> Outcome {
     resolve_country(raw)
         .map(|c| c.alpha2.to_owned())
         .ok_or("unknown country")
@@ -145,7 +145,7 @@ fn country(raw: &str, _: Hints<'_>) -> Outcome {
 /// Source: `genderUtil.js` (`getNormalizedGender`: trimmed, lowercased, looked up in
 /// `MALE_SET` / `FEMALE_SET`); CIP `ge` ("We accept gender in the form of an initial in
 /// lowercase", `f` for female, `m` for male).
-fn gender(raw: &str, _: Hints<'_>) -> Outcome {
+pub(super) fn gender(raw: &str, _: Hints<'_>) -> Outcome {
     let word = raw.trim().to_lowercase();
     if MALE_WORDS.contains(&word.as_str()) {
         Ok("m".to_owned())
@@ -160,7 +160,7 @@ fn gender(raw: &str, _: Hints<'_>) -> Outcome {
 /// Source: `dobUtil.js` (`getNormalizedDOB`); CIP `db` ("We accept the YYYYMMDD format
 /// accommodating a range of month, day and year combinations, with or without punctuation";
 /// example `2/16/1997` → `19970216`).
-fn date_of_birth(raw: &str, hints: Hints<'_>) -> Outcome {
+pub(super) fn date_of_birth(raw: &str, hints: Hints<'_>) -> Outcome {
     dob(raw, hints)
 }
 

@@ -4,7 +4,7 @@
 //! before it was SHA-256 hashed, and their ways differ: Meta wants a phone number without
 //! `+` and Google with it, Google folds Gmail addresses, Meta reads dates of birth in many
 //! orders, Google wants some address fields unhashed. So each profile has its own table of
-//! rules ([`meta`], [`google`], [`tiktok`], [`snapchat`]), every rule citing the vendor source it follows.
+//! rules ([`meta`], [`google`], [`tiktok`], [`snapchat`], [`pinterest`], [`reddit`]), every rule citing the vendor source it follows.
 //!
 //! [`prepare`] turns one raw value into what may leave for a destination: a lowercase hex
 //! SHA-256 digest ([`Prepared::Hashed`]), or, for the Google address fields that Google wants
@@ -22,6 +22,8 @@ mod cases;
 mod common;
 mod google;
 mod meta;
+mod pinterest;
+mod reddit;
 mod snapchat;
 mod tables;
 mod tiktok;
@@ -45,6 +47,10 @@ pub enum Profile {
     TikTok,
     /// Snap Conversions API v3 `user_data`.
     Snapchat,
+    /// Pinterest Conversions API v5 `user_data`.
+    Pinterest,
+    /// Reddit Conversions API v2.0 `user`.
+    Reddit,
 }
 
 /// A customer identifier.
@@ -193,6 +199,8 @@ fn rule(profile: Profile, field: Field) -> Rule {
         Profile::Google => google::rule(field),
         Profile::TikTok => tiktok::rule(field),
         Profile::Snapchat => snapchat::rule(field),
+        Profile::Pinterest => pinterest::rule(field),
+        Profile::Reddit => reddit::rule(field),
     }
 }
 
@@ -331,11 +339,13 @@ mod tests {
         );
     }
 
-    const ALL_PROFILES: [Profile; 4] = [
+    const ALL_PROFILES: [Profile; 6] = [
         Profile::Meta,
         Profile::Google,
         Profile::TikTok,
         Profile::Snapchat,
+        Profile::Pinterest,
+        Profile::Reddit,
     ];
     const ALL_FIELDS: [Field; 11] = Field::ALL;
 

@@ -59,7 +59,7 @@ fn phone(raw: &str, hints: Hints<'_>) -> Outcome {
 /// `external_id`: trimmed only; case is kept.
 /// Source: TikTok template (`hash(_external_id, false)`: trimmed, not lowercased; its test
 /// turns `" UserABC"` into the hash of `UserABC`).
-fn external_id(raw: &str, _: Hints<'_>) -> Outcome {
+pub(super) fn external_id(raw: &str, _: Hints<'_>) -> Outcome {
     Ok(raw.trim().to_owned())
 }
 

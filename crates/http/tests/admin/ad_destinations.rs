@@ -60,6 +60,75 @@ async fn editors_cannot_move_a_snapchat_destination_to_another_pixel() {
     assert_eq!(v["field"], "config.pixel_id");
 }
 
+/// Creates destinations of `kind` with each of `refused` (config, secrets, the field at fault)
+/// and expects 422 naming the field; then creates one with `accepted` config and a token and
+/// expects it stored for `advertising`, the token never shown.
+async fn check_configure_time_rules(kind: &str, refused: &[(Value, Value, &str)], accepted: Value) {
+    let app = App::start().await;
+    let spec = |config: &Value, secrets: &Value| json!({"name": kind, "kind": kind, "config": config, "secrets": secrets});
+    for (config, secrets, field) in refused {
+        let (status, _, v) = app
+            .call(
+                Method::POST,
+                "/admin/v1/destinations",
+                Some(&app.admin),
+                Some(spec(config, secrets)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["field"], *field, "{v}");
+    }
+    let good = spec(&accepted, &json!({"access_token": "token-never-shown"}));
+    let created = app
+        .ok(Method::POST, "/admin/v1/destinations", Some(good))
+        .await;
+    assert_eq!(created["kind"], kind);
+    assert_eq!(created["consent_purposes"], json!(["advertising"]));
+    assert!(!created.to_string().contains("token-never-shown"));
+}
+
+#[tokio::test]
+async fn a_pinterest_destination_is_checked_when_configured_naming_the_field() {
+    let token = json!({"access_token": "t"});
+    let refused = [
+        (
+            json!({"ad_account_id": "../549757463328"}),
+            token.clone(),
+            "config.ad_account_id",
+        ),
+        (
+            json!({"ad_account_id": "1"}),
+            json!({}),
+            "secrets.access_token",
+        ),
+        (
+            json!({"ad_account_id": "1", "test_mode": "yes"}),
+            token,
+            "config.test_mode",
+        ),
+    ];
+    let accepted = json!({"ad_account_id": "549757463328"});
+    check_configure_time_rules("pinterest", &refused, accepted).await;
+}
+
+#[tokio::test]
+async fn a_reddit_destination_is_checked_when_configured_naming_the_field() {
+    let refused = [
+        (
+            json!({"ad_account_id": "a2_x/../y"}),
+            json!({"access_token": "t"}),
+            "config.ad_account_id",
+        ),
+        (
+            json!({"ad_account_id": "a2_x"}),
+            json!({}),
+            "secrets.access_token",
+        ),
+    ];
+    let accepted = json!({"ad_account_id": "a2_gfgsrrd4ug2t"});
+    check_configure_time_rules("reddit", &refused, accepted).await;
+}
+
 #[tokio::test]
 async fn the_openapi_document_lists_every_destination_kind() {
     let app = App::start().await;

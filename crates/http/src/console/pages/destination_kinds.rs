@@ -1,25 +1,60 @@
-//! The destination form's inputs of the ad-platform kinds added with issue 15 (Snapchat, ...):
+//! The destination form's inputs of the ad-platform kinds added with issue 15 (Snapchat,
+//! Pinterest, Reddit, ...):
 //! labels and hints only, like [`super::destination_form::KINDS`]; every rule is the core's.
 
 use super::destination_form::KindForm;
 
 /// The kinds, as offered by the console after the first four.
-pub const AD_KINDS: [KindForm; 1] = [(
-    "snapchat",
-    "Snap Conversions API",
-    &[(
-        "pixel_id",
-        "Pixel ID",
-        "The Snap Pixel ID, from Snap Events Manager",
-        true,
-    )],
-    &[(
-        "access_token",
-        "Access token",
-        "A Conversions API token, generated in Snap Business Manager",
-        true,
-    )],
-)];
+pub const AD_KINDS: [KindForm; 3] = [
+    (
+        "snapchat",
+        "Snap Conversions API",
+        &[(
+            "pixel_id",
+            "Pixel ID",
+            "The Snap Pixel ID, from Snap Events Manager",
+            true,
+        )],
+        &[(
+            "access_token",
+            "Access token",
+            "A Conversions API token, generated in Snap Business Manager",
+            true,
+        )],
+    ),
+    (
+        "pinterest",
+        "Pinterest Conversions API",
+        &[(
+            "ad_account_id",
+            "Ad account ID",
+            "The numeric ad account ID, from Pinterest Ads Manager",
+            true,
+        )],
+        &[(
+            "access_token",
+            "Conversion access token",
+            "A conversion access token, generated in Pinterest Ads Manager under Conversions",
+            true,
+        )],
+    ),
+    (
+        "reddit",
+        "Reddit Conversions API",
+        &[(
+            "ad_account_id",
+            "Ad account ID",
+            "The Reddit Ads account ID (a2_…), from Reddit Ads Manager",
+            true,
+        )],
+        &[(
+            "access_token",
+            "Conversion access token",
+            "A Conversions API access token, generated in Reddit Events Manager",
+            true,
+        )],
+    ),
+];
 
 #[cfg(test)]
 mod tests {
@@ -45,6 +80,15 @@ mod tests {
         assert_eq!(names, ["config.pixel_id", "secrets.access_token"]);
         let token = &got[1];
         assert!(token.secret && token.required && token.value.is_empty());
+        assert!(got[0].routing);
+    }
+
+    #[test]
+    fn the_pinterest_form_asks_for_the_ad_account_and_a_write_only_token() {
+        let got = inputs("pinterest", None, None, &["ad_account_id"]);
+        let names: Vec<&str> = got.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["config.ad_account_id", "secrets.access_token"]);
+        assert!(got[1].secret && got[1].required && got[1].value.is_empty());
         assert!(got[0].routing);
     }
 }
