@@ -50,7 +50,12 @@ pub fn table_specs(names: &TableNames) -> [TableSpec; 4] {
         },
         TableSpec {
             name: names.events.clone(),
-            gsis: Vec::new(),
+            gsis: vec![Gsi {
+                name: "subject",
+                hash: "subject_pk",
+                range: "subject_sk",
+                keys_only: true,
+            }],
             pitr_days: 7,
         },
         TableSpec {

@@ -220,7 +220,7 @@ mod scan;
 
 /// The lookup by messageId reads what dedup and the packs write anyway: the marker (with the
 /// event's id) stays one small item, under 1 KB, so a write unit; an identified event (user id
-/// and email) has no marker (its dedup entry is on its dedup subject's day) and is found in
+/// and email) has no marker (its dedup entry is on its primary subject's day) and is found in
 /// the event packs of the dedup window. The lookups write nothing.
 #[tokio::test]
 async fn the_message_id_lookup_reads_the_dedup_marker_and_writes_nothing_of_its_own() {
@@ -494,8 +494,7 @@ async fn one_request_is_one_event_pack_and_one_operational_pack() {
         .collect();
     assert_eq!(kinds.iter().filter(|k| *k == "P").count(), 1, "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| *k == "O").count(), 1, "{kinds:?}");
-    // The subject-day (`D#{day}`; no dedup marker: the events have a subject).
-    assert_eq!(kinds.iter().filter(|k| *k == "D").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "S").count(), 1, "{kinds:?}");
     assert_eq!(items.len(), 3);
     for id in [ids[0], ids[57], ids[99]] {
         assert_eq!(s.event(&ws, &id, T0).await.unwrap().unwrap().event_id, id);

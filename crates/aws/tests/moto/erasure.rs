@@ -326,7 +326,7 @@ fn item_bytes(item: &HashMap<String, AttributeValue>) -> usize {
 
 /// Write units an erasure spent on the events and delivery-log tables, from the items
 /// before and after: a deleted item costs its size (per started KB), a rewritten one the
-/// larger of both, a new one its size.
+/// larger of both, a new one its size, and each `subject` index entry that went 1 more.
 fn write_units(
     before: &[(String, HashMap<String, AttributeValue>)],
     after: &[(String, HashMap<String, AttributeValue>)],
@@ -350,7 +350,7 @@ fn write_units(
     let mut total = 0;
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     let kind = |sk: &str, item: &HashMap<String, AttributeValue>| -> &'static str {
-        if sk.starts_with("D#") {
+        if item.contains_key("subject_pk") {
             "subject-day"
         } else if sk.starts_with("P#") {
             "event pack"
@@ -364,7 +364,7 @@ fn write_units(
     };
     for (k, item) in &old {
         let units = match new.get(k) {
-            None => kb(item_bytes(item)),
+            None => kb(item_bytes(item)) + u64::from(item.contains_key("subject_pk")),
             Some(n) if n != item => kb(item_bytes(item).max(item_bytes(n))),
             Some(_) => 0,
         };

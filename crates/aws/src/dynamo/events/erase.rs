@@ -70,7 +70,7 @@ impl DynamoEventStore {
         for c in &changes {
             for p in &c.gone {
                 let e = &p.e;
-                match dedup_subject(e) {
+                match e.subjects.first() {
                     Some(primary) => {
                         let slot = subject_days
                             .entry((primary.clone(), c.day.clone()))
@@ -398,8 +398,8 @@ impl DynamoEventStore {
         }
     }
 
-    /// Removes references and dedup entries from a subject-day; deletes the item when no
-    /// reference is left, after dropping references to packs
+    /// Removes references and dedup entries from a subject-day; deletes the item (and so its
+    /// `subject` index entry) when no reference is left, after dropping references to packs
     /// that are gone or hold no event of the subject any more. Returns how many of `fps`
     /// were there.
     pub(super) async fn unindex_day(
@@ -619,7 +619,7 @@ impl DynamoEventStore {
         Ok(with_ops)
     }
 
-    /// Adds to `fps_of` the dedup entries of the subject-days of the events' dedup subjects
+    /// Adds to `fps_of` the dedup entries of the subject-days of the events' primary subjects
     /// (where each event's entry is) that it lacks.
     async fn more_dedup_entries(
         &self,
@@ -627,12 +627,12 @@ impl DynamoEventStore {
         found: &[FoundEvent],
         fps_of: &mut HashMap<String, Vec<Vec<u8>>>,
     ) -> Result<(), StoreError> {
-        let missing: BTreeMap<String, Item> = found
+        let missing: BTreeSet<String> = found
             .iter()
             .filter_map(|f| {
-                let primary = dedup_subject(&f.packed.e)?;
-                let id = day_id(ws, primary, &f.day);
-                (!fps_of.contains_key(&id)).then(|| (id, subject_day_key(ws, primary, &f.day)))
+                let primary = f.packed.e.subjects.first()?;
+                let pk = format!("{}#{}", subject_pk(ws, primary), f.day);
+                (!fps_of.contains_key(&pk)).then_some(pk)
             })
             .collect();
         if missing.is_empty() {
@@ -642,13 +642,16 @@ impl DynamoEventStore {
             &self.client,
             FOOTPRINT,
             &self.table,
-            missing.into_values().collect(),
+            missing.into_iter().map(|pk| key(pk, "S")).collect(),
             true,
-            Some("pk, sk, fps"),
+            Some("pk, fps"),
         )
         .await?;
         for d in &more {
-            fps_of.insert(day_id_of(d, FOOTPRINT)?, binary_set(Some(d), "fps"));
+            fps_of.insert(
+                get_s(d, "pk", FOOTPRINT)?.to_owned(),
+                binary_set(Some(d), "fps"),
+            );
         }
         Ok(())
     }
@@ -681,7 +684,10 @@ impl EventEraser for DynamoEventStore {
                     .into_iter()
                     .filter(|r| after_ms.is_none_or(|ms| ref_millis(r) >= ms)),
             );
-            fps_of.insert(day_id_of(d, FOOTPRINT)?, binary_set(Some(d), "fps"));
+            fps_of.insert(
+                get_s(d, "pk", FOOTPRINT)?.to_owned(),
+                binary_set(Some(d), "fps"),
+            );
         }
         let found = self
             .footprint_events(ws, subjects, refs, after, limit)
@@ -691,9 +697,9 @@ impl EventEraser for DynamoEventStore {
         Ok(found
             .into_iter()
             .map(|f| {
-                let dedup_marker = dedup_subject(&f.packed.e).is_some_and(|primary| {
+                let dedup_marker = f.packed.e.subjects.first().is_some_and(|primary| {
                     fps_of
-                        .get(&day_id(ws, primary, &f.day))
+                        .get(&format!("{}#{}", subject_pk(ws, primary), f.day))
                         .is_some_and(|fps| fps.contains(&entry(&f.packed.e.message_id, f.packed.u)))
                 });
                 let p = f.packed;
@@ -720,13 +726,12 @@ impl EventEraser for DynamoEventStore {
             for p in &c.gone {
                 rows.events += 1;
                 rows.subject_index_entries += p.e.subjects.len() as u64;
-                let primary = dedup_subject(&p.e);
-                for subject in &p.e.subjects {
+                for (i, subject) in p.e.subjects.iter().enumerate() {
                     let slot = days.entry((subject.clone(), c.day.clone())).or_default();
                     if c.unindexes(subject) {
                         slot.refs.insert(c.reference.clone());
                     }
-                    if Some(subject) == primary {
+                    if i == 0 {
                         slot.fps.push(entry(&p.e.message_id, p.u));
                     }
                 }

@@ -28,48 +28,8 @@ pub(super) fn day(t: OffsetDateTime) -> String {
     format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
-/// A subject-day item: in its subject's partition, one item per day, so that one `Query`
-/// of the partition finds every day (no secondary index, whose entry would cost a write
-/// unit of its own on each new subject-day).
 pub(super) fn subject_day_key(ws: &WorkspaceId, subject: &str, day: &str) -> Item {
-    key(subject_pk(ws, subject), format!("{DAY_PREFIX}{day}"))
-}
-
-/// The sort-key prefix of subject-day items.
-pub(super) const DAY_PREFIX: &str = "D#";
-
-/// A subject-day's name in maps: `{subject pk}#{day}`.
-pub(super) fn day_id(ws: &WorkspaceId, subject: &str, day: &str) -> String {
-    format!("{}#{day}", subject_pk(ws, subject))
-}
-
-/// The name (`day_id`) of a subject-day item read back.
-pub(super) fn day_id_of(item: &Item, context: &'static str) -> Result<String, StoreError> {
-    let pk = get_s(item, "pk", context)?;
-    let sk = get_s(item, "sk", context)?;
-    let day = sk
-        .strip_prefix(DAY_PREFIX)
-        .ok_or_else(|| StoreError::corrupt(context, format!("subject-day sort key {sk}")))?;
-    Ok(format!("{pk}#{day}"))
-}
-
-/// The subject whose day item holds an event's dedup entry: of the event's subjects, the
-/// one that a hash of the message id and the subject puts first. A retry (same message id,
-/// same subjects) lands on the same item; the entries of a subject that many events share
-/// (a household's phone number) are spread over the events' other subjects instead of all
-/// landing on it whenever its HMAC happens to sort first, so item sizes (and write units)
-/// no longer depend on the workspace's random subject key.
-pub(super) fn dedup_subject(e: &StoredEvent) -> Option<&String> {
-    e.subjects.iter().min_by_key(|s| {
-        let mut h = Sha256::new();
-        h.update(e.message_id.as_str().as_bytes());
-        h.update([0]);
-        h.update(s.as_bytes());
-        let d = h.finalize();
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&d[..8]);
-        (u64::from_be_bytes(b), s.as_str())
-    })
+    key(format!("{}#{day}", subject_pk(ws, subject)), "S")
 }
 
 pub(super) fn marker_key(ws: &WorkspaceId, m: &MessageId) -> Item {
@@ -159,32 +119,6 @@ mod tests {
             fingerprint(&MessageId::parse("m-2").unwrap()),
             fingerprint(&m)
         );
-    }
-
-    #[test]
-    fn a_messages_dedup_subject_is_fixed_and_the_entries_spread_over_the_subjects() {
-        let ws = WorkspaceId::new(tracklayer_core::workspace::Region::Us, "abc");
-        let at = datetime!(2026-03-01 12:00 UTC);
-        // Four subjects of one person, one of them (a shared phone) sorting first.
-        let subjects = ["0-phone", "1-email", "2-user", "3-anon"];
-        let mut count = std::collections::BTreeMap::new();
-        for i in 0..400 {
-            let m = format!("m-{i}");
-            let e = tracklayer_core::testkit::new_event(&ws, &m, &subjects, at).event;
-            let chosen = dedup_subject(&e).unwrap().clone();
-            // A retry (same message id, same subjects) lands on the same item...
-            let retry = tracklayer_core::testkit::new_event(&ws, &m, &subjects, at).event;
-            assert_eq!(dedup_subject(&retry), Some(&chosen));
-            *count.entry(chosen).or_insert(0) += 1;
-        }
-        // ...and the first-sorting subject does not collect every entry.
-        assert_eq!(count.len(), 4, "{count:?}");
-        assert!(
-            count.values().all(|&n| (60..=140).contains(&n)),
-            "{count:?}"
-        );
-        let none = tracklayer_core::testkit::new_event(&ws, "m-x", &[], at).event;
-        assert_eq!(dedup_subject(&none), None);
     }
 
     #[test]

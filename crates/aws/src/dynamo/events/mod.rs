@@ -1,14 +1,13 @@
 //! `EventStore` on the EventsTable. Cost is the design driver (DESIGN.md § Cost): one `record`
 //! call (one ingest request) writes its events as one compressed *pack* item, its IP/UA records
 //! as one *operational pack*, and one update per (subject, day); message-id dedup rides on
-//! the update of each event's dedup subject ([`keys::dedup_subject`]). Details and write
-//! units: `infra/README.md`.
+//! the update of the events' primary subject. Details and write units: `infra/README.md`.
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
 //! | event pack | `W#{ws}#E#{minute}` | `P#{ref}` | `data` (deflated JSON), `last`, `day`, `v`, `expires_at` |
 //! | operational pack | `W#{ws}#E#{minute}` | `O#{ref}` | `data`, `last`, `expires_at` |
-//! | subject-day | `W#{ws}#S#{subject}` | `D#{day}` | `packs`, `fps`, `expires_at` |
+//! | subject-day | `W#{ws}#S#{subject}#{day}` | `S` | `subject_pk`, `subject_sk` (GSI `subject`), `packs`, `fps`, `expires_at` |
 //! | dedup marker (events without subjects) | `W#{ws}#D#{sha256(message id)}` | `D` | `event`, `until`, `expires_at` |
 //!
 //! Lookup by message id: the marker for events without subjects; the others are found in the

@@ -90,24 +90,34 @@ impl DynamoEventStore {
         Ok(found)
     }
 
-    /// The subject-day items of one subject, expired or not: one consistent `Query` of the
-    /// subject's partition.
+    /// The subject-day items of one subject, expired or not: the days it had events on, from
+    /// the sparse `subject` index (keys only), then the items themselves, consistently read.
     pub(super) async fn subject_day_items(
         &self,
         context: &'static str,
         ws: &WorkspaceId,
         subject: &str,
     ) -> Result<Vec<Item>, StoreError> {
-        query_all(
+        let days = query_all(
             context,
-            query_prefix(
-                &self.client,
-                &self.table,
-                subject_pk(ws, subject),
-                DAY_PREFIX,
-            ),
+            self.client
+                .query()
+                .table_name(&self.table)
+                .index_name("subject")
+                .key_condition_expression("subject_pk = :s")
+                .expression_attribute_values(":s", s(subject_pk(ws, subject))),
         )
-        .await
+        .await?;
+        let keys: Vec<Item> = days
+            .iter()
+            .filter_map(|d| {
+                Some(key(
+                    get_s(d, "pk", context).ok()?,
+                    get_s(d, "sk", context).ok()?,
+                ))
+            })
+            .collect();
+        batch_get(&self.client, context, &self.table, keys, true, None).await
     }
 
     /// The subject-day items of `subjects`, expired or not, each with its subject.

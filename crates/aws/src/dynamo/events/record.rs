@@ -167,7 +167,7 @@ impl<'a> Plan<'a> {
                 } => {
                     let had_before = claimed
                         .yesterday
-                        .get(&day_id(ws, subject, &self.yesterday))
+                        .get(&format!("{}#{}", subject_pk(ws, subject), self.yesterday))
                         .map_or(&[][..], Vec::as_slice);
                     let mut added_for_dups = Vec::new();
                     for &i in members {
@@ -218,21 +218,24 @@ impl<'a> Plan<'a> {
 }
 
 impl DynamoEventStore {
-    /// Adds pack references (and dedup entries) to a subject-day item, creating it on the
-    /// first write of the day. `expires_at` only moves later. Returns the entries the item
-    /// had before.
+    /// Adds pack references (and dedup entries) to a subject-day item, creating it and its
+    /// `subject` index entry on the first write of the day. `expires_at` only moves later.
+    /// Returns the entries the item had before.
     pub(super) async fn touch_subject_day(
         &self,
         item_key: Item,
+        spk: String,
+        ssk: String,
         refs: &BTreeSet<String>,
         fps: &[Vec<u8>],
         expires: i64,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         let update = |extend_expiry: bool| {
+            let keys = "subject_pk = if_not_exists(subject_pk, :spk), subject_sk = if_not_exists(subject_sk, :ssk)";
             let set = if extend_expiry {
-                format!("SET {EXPIRES_AT} = :exp ")
+                format!("SET {keys}, {EXPIRES_AT} = :exp")
             } else {
-                String::new()
+                format!("SET {keys}")
             };
             let add = if fps.is_empty() {
                 "ADD packs :refs"
@@ -244,7 +247,9 @@ impl DynamoEventStore {
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(item_key.clone()))
-                .update_expression(format!("{set}{add}"))
+                .update_expression(format!("{set} {add}"))
+                .expression_attribute_values(":spk", s(spk.clone()))
+                .expression_attribute_values(":ssk", s(ssk.clone()))
                 .expression_attribute_values(":refs", ss(refs.iter().cloned()))
                 .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld);
             if !fps.is_empty() {
@@ -443,8 +448,8 @@ impl DynamoEventStore {
         Ok(fresh)
     }
 
-    /// Per dedup subject ([`dedup_subject`]) one update of today's subject-day, which also
-    /// indexes the packs; per event without subjects a conditional
+    /// Per primary subject (the first of the sorted subject index) one update of today's
+    /// subject-day, which also indexes the packs; per event without subjects a conditional
     /// marker. Beside them, yesterday's entries of the same subjects: the 24-hour window
     /// spans two days. One batch read, strongly consistent only in the first minute of the
     /// day, when yesterday's items may have been written a moment ago.
@@ -454,7 +459,7 @@ impl DynamoEventStore {
         let mut markers = Vec::new();
         for &i in &plan.candidates {
             let e = &events[i].event;
-            match dedup_subject(e) {
+            match e.subjects.first() {
                 Some(primary) => groups
                     .entry(Subject::new(&e.workspace_id, primary))
                     .or_default()
@@ -473,7 +478,7 @@ impl DynamoEventStore {
             &self.table,
             yesterday_keys,
             since_midnight < time::Duration::minutes(1),
-            Some("pk, sk, fps"),
+            Some("pk, fps"),
         );
         let mut jobs = Vec::new();
         for (subject, members) in groups {
@@ -493,7 +498,10 @@ impl DynamoEventStore {
         let yesterday: HashMap<String, Vec<Vec<u8>>> = match before {
             Ok(items) => items
                 .into_iter()
-                .filter_map(|i| Some((day_id_of(&i, "record").ok()?, binary_set(Some(&i), "fps"))))
+                .filter_map(|i| {
+                    let pk = get_s(&i, "pk", "record").ok()?.to_owned();
+                    Some((pk, binary_set(Some(&i), "fps")))
+                })
                 .collect(),
             Err(e) => {
                 error = Some(e);
@@ -516,7 +524,7 @@ impl DynamoEventStore {
         }
     }
 
-    /// The claim of one dedup subject: its events' dedup entries and pack references on
+    /// The claim of one primary subject: its events' dedup entries and pack references on
     /// today's subject-day.
     async fn claim_subject(
         &self,
@@ -536,6 +544,8 @@ impl DynamoEventStore {
         let had_today = self
             .touch_subject_day(
                 subject_day_key(&ws, &name, &plan.today),
+                subject_pk(&ws, &name),
+                plan.today.clone(),
                 &refs,
                 &fps,
                 expires,
@@ -603,6 +613,8 @@ impl DynamoEventStore {
                 async move {
                     self.touch_subject_day(
                         subject_day_key(&ws, &name, &plan.today),
+                        subject_pk(&ws, &name),
+                        plan.today.clone(),
                         &add.refs,
                         &[],
                         add.expires,
@@ -625,8 +637,7 @@ impl DynamoEventStore {
         for &i in &plan.candidates {
             let e = &events[i].event;
             if fresh[i] {
-                let claimed = dedup_subject(e);
-                for subject in e.subjects.iter().filter(|s| Some(*s) != claimed) {
+                for subject in e.subjects.iter().skip(1) {
                     others
                         .entry(Subject::new(&e.workspace_id, subject))
                         .or_default()
