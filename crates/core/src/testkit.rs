@@ -223,6 +223,7 @@ macro_rules! all_contract_suites {
                 groups_are_created_listed_oldest_first_replaced_and_deleted_per_workspace,
                 the_group_role_mapping_is_kept_per_workspace,
                 a_users_scim_profile_is_kept_with_the_user,
+                closing_a_workspace_deletes_its_groups_and_mapping_at_once,
             ],
             account_data(control_store()) [
                 a_key_record_is_gone_from_reads_90_days_after_the_key_ended,

@@ -239,9 +239,16 @@ impl ControlStore for SqliteControlStore {
                     }
                     Some(None) => {}
                 }
-                // Secrets end with the account.
-                tx.execute("DELETE FROM destinations WHERE workspace_id = ?1", [&id])
-                    .map_err(|e| sql("close_workspace", e))?;
+                // Secrets end with the account, and so does the identity provider's
+                // directory (its groups and their role mapping).
+                for stmt in [
+                    "DELETE FROM destinations WHERE workspace_id = ?1",
+                    "DELETE FROM scim_groups WHERE workspace_id = ?1",
+                    "DELETE FROM scim_group_roles WHERE workspace_id = ?1",
+                ] {
+                    tx.execute(stmt, [&id])
+                        .map_err(|e| sql("close_workspace", e))?;
+                }
                 for stmt in [
                     "UPDATE users SET expires_at = ?2
                      WHERE workspace_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",

@@ -415,8 +415,11 @@ impl ControlStore for DynamoControlStore {
             }
             Some(_) => {}
         }
-        // Secrets end with the account: destinations go now.
+        // Secrets end with the account: destinations go now, and so does the identity
+        // provider's directory (SCIM groups and their role mapping, `SCIM…` items).
         self.delete_all(self.keys_of("close_workspace", &ws.id, "DEST#").await?)
+            .await?;
+        self.delete_all(self.keys_of("close_workspace", &ws.id, "SCIM").await?)
             .await?;
         // Users and their email entries expire with the workspace; key records only if they
         // would outlive it (a revoked key's record already expires 90 days after revocation).

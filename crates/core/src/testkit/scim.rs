@@ -91,3 +91,33 @@ pub async fn a_users_scim_profile_is_kept_with_the_user(s: &dyn ControlStore) {
     s.update_user(&jo).await.unwrap();
     assert_eq!(s.users(&ws.id, T0).await.unwrap(), vec![jo]);
 }
+
+pub async fn closing_a_workspace_deletes_its_groups_and_mapping_at_once(s: &dyn ControlStore) {
+    // The identity provider's directory ends with the account: nothing of it waits out the
+    // 90 days the users and keys are kept, and the other workspace keeps its own.
+    let a = workspace(Region::Eu);
+    let b = workspace(Region::Eu);
+    s.create_workspace(&a).await.unwrap();
+    s.create_workspace(&b).await.unwrap();
+    let roles = GroupRoles {
+        groups: vec![GroupRole {
+            group: "Analytics".into(),
+            role: Role::Editor,
+        }],
+    };
+    for ws in [&a, &b] {
+        s.put_scim_group(&group(&ws.id, "TrackLayer Admins", T0))
+            .await
+            .unwrap();
+        s.put_group_roles(&ws.id, &roles).await.unwrap();
+    }
+
+    let mut closed = a.clone();
+    closed.closed_at = Some(T0 + time::Duration::days(1));
+    s.close_workspace(&closed).await.unwrap();
+
+    assert!(s.scim_groups(&a.id).await.unwrap().is_empty());
+    assert_eq!(s.group_roles(&a.id).await.unwrap(), None);
+    assert_eq!(s.scim_groups(&b.id).await.unwrap().len(), 1);
+    assert_eq!(s.group_roles(&b.id).await.unwrap(), Some(roles));
+}
