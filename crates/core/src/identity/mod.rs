@@ -347,6 +347,58 @@ mod tests {
         Profile::Pinterest,
         Profile::Reddit,
     ];
+
+    /// Fails to compile when a profile is added: add it to [`ALL_PROFILES`] too, so that every
+    /// case iterating over profiles (and its fuzz target check below) covers it.
+    #[allow(dead_code)]
+    fn all_profiles_lists_every_profile(p: Profile) {
+        match p {
+            Profile::Meta
+            | Profile::Google
+            | Profile::TikTok
+            | Profile::Snapchat
+            | Profile::Pinterest
+            | Profile::Reddit => {}
+        }
+    }
+
+    /// The security issue's rule: every identifier normalizer is fuzzed, per vendor. A new
+    /// profile without its `normalize_<profile>` target in fuzz/ and in `make fuzz-smoke`
+    /// fails here.
+    #[test]
+    fn every_profile_has_its_fuzz_target_in_the_smoke() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let read = |path: &str| {
+            std::fs::read_to_string(format!("{root}/{path}"))
+                .unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        let manifest = read("fuzz/Cargo.toml");
+        let makefile = read("Makefile");
+        let smoke = makefile
+            .lines()
+            .find_map(|l| l.strip_prefix("FUZZ_TARGETS :="))
+            .expect("the Makefile lists FUZZ_TARGETS");
+        for profile in ALL_PROFILES {
+            let name = serde_json::to_value(profile).expect("a profile serializes");
+            let target = format!(
+                "normalize_{}",
+                name.as_str().expect("a profile is a string")
+            );
+            assert!(
+                manifest.contains(&format!("name = \"{target}\"")),
+                "fuzz/Cargo.toml has no [[bin]] {target}"
+            );
+            assert!(
+                smoke.split_whitespace().any(|t| t == target),
+                "FUZZ_TARGETS in the Makefile lacks {target}"
+            );
+            let source = read(&format!("fuzz/fuzz_targets/{target}.rs"));
+            assert!(
+                source.contains(&format!("Profile::{profile:?}")),
+                "fuzz/fuzz_targets/{target}.rs does not check Profile::{profile:?}"
+            );
+        }
+    }
     const ALL_FIELDS: [Field; 11] = Field::ALL;
 
     #[test]
