@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs one fuzz target for SECONDS from its seed corpus (fuzz/seeds/TARGET, read only; what the
-# run finds goes to a scratch directory, or to fuzz/corpus/TARGET with KEEP_CORPUS=1) and prints
-# one summary line: executions, seconds, executions per second. A failed property stops the run
+# Runs one fuzz target for SECONDS from its seed corpus (fuzz/seeds/TARGET, or fuzz/seeds/identity
+# for the normalize_* targets; read only; what the run finds goes to a scratch directory, or to
+# fuzz/corpus/TARGET with KEEP_CORPUS=1) and prints one summary line: executions, seconds, executions per second. A failed property stops the run
 # with the input under fuzz/artifacts/TARGET/ and a non-zero exit.
 # Usage: fuzz/run.sh TARGET SECONDS   (from the repository root; CARGO_FUZZ overrides the command,
 # FUZZ_BUILD_FLAGS adds build flags, e.g. --codegen-units 16 as `make fuzz-smoke` builds)
@@ -16,10 +16,14 @@ else
   corpus=$(mktemp -d)
   trap 'rm -rf "$corpus"' EXIT
 fi
+# The identity targets (normalize_<profile>) share one seed corpus: identifiers of every field
+# in the spellings customers send; the other targets have their own.
+seeds=fuzz/seeds/$target
+[[ $target == normalize_* ]] && seeds=fuzz/seeds/identity
 log=$(mktemp)
 status=0
 # shellcheck disable=SC2086  # FUZZ_BUILD_FLAGS is a list of flags
-$fuzz run -s none ${FUZZ_BUILD_FLAGS:-} "$target" "$corpus" "fuzz/seeds/$target" -- \
+$fuzz run -s none ${FUZZ_BUILD_FLAGS:-} "$target" "$corpus" "$seeds" -- \
   -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
   >"$log" 2>&1 || status=$?
 if [[ $status -ne 0 ]]; then
