@@ -14,7 +14,12 @@ fn normalized(doc: &str) -> String {
             Value::Object(m) => {
                 let mut entries: Vec<(String, Value)> = m.into_iter().collect();
                 entries.sort_by(|a, b| a.0.cmp(&b.0));
-                Value::Object(entries.into_iter().map(|(k, v)| (k, sort(v))).collect::<Map<_, _>>())
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k, sort(v)))
+                        .collect::<Map<_, _>>(),
+                )
             }
             Value::Array(a) => Value::Array(a.into_iter().map(sort).collect()),
             other => other,

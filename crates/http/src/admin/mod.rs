@@ -6,8 +6,6 @@
 //! (404) and unsupported methods (405 with `Allow`).
 
 pub(crate) mod audit_log;
-mod bot_filter;
-pub(crate) mod cors;
 pub(crate) mod deliveries;
 pub(crate) mod delivery_log;
 pub(crate) mod destinations;
@@ -207,8 +205,14 @@ pub fn admin_router(state: AdminState) -> Router {
                 .put(security::put_security)
                 .patch(security::patch_security),
         )
-        .route("/admin/v1/cors", get(cors::get_cors).put(cors::put_cors))
-        .route("/admin/v1/bot-filter", bot_filter::routes())
+        .route(
+            "/admin/v1/cors",
+            get(security::get_cors).put(security::put_cors),
+        )
+        .route(
+            "/admin/v1/bot-filter",
+            get(security::get_bot_filter).put(security::put_bot_filter),
+        )
         .route("/admin/v1/sso/saml", saml::routes())
         .route("/admin/v1/sso/scim-group-roles", scim_groups::routes())
         .route(

@@ -16,8 +16,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use super::{
-    audit_log, bot_filter, cors, deliveries, delivery_log, destinations, dsr, dto, events, keys,
-    lifecycle, saml, scim_groups, security, sessions, stats, trace, users, workspace, AdminState,
+    audit_log, deliveries, delivery_log, destinations, dsr, dto, events, keys, lifecycle, saml,
+    scim_groups, security, sessions, stats, trace, users, workspace, AdminState,
 };
 use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
 
@@ -48,10 +48,10 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         saml::delete_saml,
         scim_groups::get_group_roles,
         scim_groups::put_group_roles,
-        cors::get_cors,
-        cors::put_cors,
-        bot_filter::get_bot_filter,
-        bot_filter::put_bot_filter,
+        security::get_cors,
+        security::put_cors,
+        security::get_bot_filter,
+        security::put_bot_filter,
         lifecycle::get_retention,
         lifecycle::put_retention,
         lifecycle::put_encryption_key,
