@@ -17,6 +17,9 @@ pub mod tls;
 pub mod tracking;
 pub mod tracking_openapi;
 
+#[cfg(test)]
+mod openapi_snapshot;
+
 pub use admin::{admin_router, AdminConfig, AdminState};
 pub use console::{console_router, ConsoleState};
 pub use problem::Problem;

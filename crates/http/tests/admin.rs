@@ -13,7 +13,6 @@ use axum::Router;
 use base64::Engine as _;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
-use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;
 use tracklayer_core::admin::{AdminError, AdminService, Principal, WorkspacePatch};
@@ -36,9 +35,12 @@ use tracklayer_http::{
     TrackingState,
 };
 use tracklayer_local::{
-    Db, FileKeyring, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog, SqliteDeliveryQueue,
-    SqliteDsrStore, SqliteEventStore,
+    Db, FileKeyring, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog, SqliteDsrStore,
 };
+
+#[path = "support/stores.rs"]
+mod stores;
+use stores::{Stores, T0};
 
 #[path = "admin/ad_destinations.rs"]
 mod ad_destinations;
@@ -63,7 +65,6 @@ mod sessions;
 #[path = "admin/stats.rs"]
 mod stats;
 
-const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
 const PROBLEM_JSON: &str = "application/problem+json";
 /// A destination secret that must never come back.
 const SECRET: &str = "whsec_c2VjcmV0LXNpZ25pbmcta2V5LW5ldmVyLXNob3du"; // pragma: allowlist secret
@@ -150,30 +151,8 @@ impl App {
     }
 
     async fn build(network: Option<Arc<dyn Egress>>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let master = dir.path().join("master.key");
-        FileKeyring::create_master_key(&master, &SystemIds).unwrap();
-        let ids = Arc::new(SystemIds);
-        let clock = Arc::new(FixedClock::new(T0));
-        let keyring = Arc::new(
-            FileKeyring::open(&master, dir.path().join("customer-keys"), ids.clone()).unwrap(),
-        );
-        let db_path = dir.path().join("tracklayer.db");
-        let db = Db::open(&db_path).unwrap();
-        let control = Arc::new(SqliteControlStore::new(db.clone()));
-        let events = Arc::new(SqliteEventStore::new(db.clone()));
-        let queue = Arc::new(SqliteDeliveryQueue::new(
-            db.clone(),
-            clock.clone(),
-            ids.clone(),
-            SqliteDeliveryQueue::DEFAULT_MAX_RECEIVE_COUNT,
-        ));
-        let ops = Control {
-            store: control.as_ref(),
-            keyring: keyring.as_ref(),
-            clock: clock.as_ref(),
-            ids: ids.as_ref(),
-        };
+        let stores = Stores::on_disk();
+        let ops = stores.control_plane();
         let boot = ops.bootstrap(Region::Eu, "Admin tests").await.unwrap();
         let other = ops.bootstrap(Region::Eu, "Another team").await.unwrap();
         let svc = |role| {
@@ -198,35 +177,38 @@ impl App {
 
         // Test destinations point at names this sandbox cannot resolve.
         let ports = Ports {
-            control: control.clone(),
-            events: events.clone(),
-            delivery_log: Arc::new(SqliteDeliveryLog::new(db.clone())),
-            audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
-            queue: queue.clone(),
-            keyring: keyring.clone(),
-            dsr: Arc::new(SqliteDsrStore::new(db.clone())),
+            control: stores.control.clone(),
+            events: stores.events.clone(),
+            delivery_log: Arc::new(SqliteDeliveryLog::new(stores.db.clone())),
+            audit: Arc::new(SqliteAuditLog::new(
+                stores.db.clone(),
+                stores.keyring.clone(),
+            )),
+            queue: stores.queue.clone(),
+            keyring: stores.keyring.clone(),
+            dsr: Arc::new(SqliteDsrStore::new(stores.db.clone())),
             mailer: Arc::new(NoMail),
-            sessions: Arc::new(tracklayer_local::SqliteSessionStore::new(db.clone())),
+            sessions: Arc::new(tracklayer_local::SqliteSessionStore::new(stores.db.clone())),
             url_guard: Arc::new(tracklayer_egress::EgressPolicy {
                 allow_private: true,
             }),
-            stats: Arc::new(tracklayer_local::SqliteStats::new(db.clone())),
+            stats: Arc::new(tracklayer_local::SqliteStats::new(stores.db.clone())),
             connectors: tracklayer_connectors::connector,
             requirements: tracklayer_connectors::requirements::unmet,
             base_urls: tracklayer_connectors::default_base_url,
-            clock: clock.clone(),
-            ids: ids.clone(),
+            clock: stores.clock.clone(),
+            ids: stores.ids.clone(),
         };
         let egress = Arc::new(RecordingEgress {
             sent: Mutex::new(Vec::new()),
             status: 200,
         });
         let tester = DestinationTester::new(TestPorts {
-            control: control.clone(),
-            keyring: keyring.clone(),
+            control: stores.control.clone(),
+            keyring: stores.keyring.clone(),
             egress: network.unwrap_or_else(|| egress.clone()),
-            clock: clock.clone(),
-            ids: ids.clone(),
+            clock: stores.clock.clone(),
+            ids: stores.ids.clone(),
         });
         // Wired as `serve` wires them: one key verifier, one invalidation bus; an erasure
         // submitted through the admin API reaches ingest's cached suppression list through it.
@@ -246,8 +228,8 @@ impl App {
         .merge(admin_router(state));
         Self {
             router,
-            db_path,
-            clock,
+            db_path: stores.db_path(),
+            clock: stores.clock.clone(),
             egress,
             ws: boot.workspace.id.clone(),
             write_key: boot.write_key.expose_secret().to_owned(),
@@ -259,9 +241,9 @@ impl App {
             dsr,
             service,
             ingest,
-            control,
-            keyring,
-            _dir: dir,
+            control: stores.control.clone(),
+            keyring: stores.keyring.clone(),
+            _dir: stores.dir,
         }
     }
 
@@ -280,10 +262,9 @@ impl App {
     /// Submits a data-subject request as the admin; returns its id.
     async fn new_request(&self, kind: &str) -> String {
         let v = self
-            .ok(
-                Method::POST,
+            .post(
                 "/admin/v1/data_subject_requests",
-                Some(json!({"type": kind, "subject": {"email": "subject@example.com"}})),
+                json!({"type": kind, "subject": {"email": "subject@example.com"}}),
             )
             .await;
         v["id"].as_str().unwrap().to_owned()
@@ -359,13 +340,7 @@ impl App {
 
     /// The `changed` summary of the latest security-settings change in the audit log.
     async fn last_security_change(&self) -> Value {
-        let log = self
-            .ok(
-                Method::GET,
-                "/admin/v1/audit-log?action=security.update",
-                None,
-            )
-            .await;
+        let log = self.get("/admin/v1/audit-log?action=security.update").await;
         let entries = log["entries"].as_array().expect("entries");
         entries.last().expect("an entry")["summary"]["changed"].clone()
     }
@@ -376,19 +351,36 @@ impl App {
         v
     }
 
+    /// [`Self::ok`] for a `GET`.
+    async fn get(&self, path: &str) -> Value {
+        self.ok(Method::GET, path, None).await
+    }
+
+    /// [`Self::ok`] for a `POST` of `body`.
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.ok(Method::POST, path, Some(body)).await
+    }
+
+    /// [`Self::ok`] for a `PUT` of `body`.
+    async fn put(&self, path: &str, body: Value) -> Value {
+        self.ok(Method::PUT, path, Some(body)).await
+    }
+
+    /// [`Self::ok`] for a `PATCH` of `body`.
+    async fn patch(&self, path: &str, body: Value) -> Value {
+        self.ok(Method::PATCH, path, Some(body)).await
+    }
+
     async fn new_destination(&self) -> String {
-        let v = self
-            .ok(Method::POST, "/admin/v1/destinations", Some(webhook()))
-            .await;
+        let v = self.post("/admin/v1/destinations", webhook()).await;
         v["id"].as_str().unwrap().to_owned()
     }
 
     async fn new_key(&self) -> (String, String) {
         let v = self
-            .ok(
-                Method::POST,
+            .post(
                 "/admin/v1/api-keys",
-                Some(json!({"kind": "svc", "role": "viewer"})),
+                json!({"kind": "svc", "role": "viewer"}),
             )
             .await;
         (
@@ -400,10 +392,9 @@ impl App {
     async fn new_user(&self, role: &str) -> String {
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let v = self
-            .ok(
-                Method::POST,
+            .post(
                 "/admin/v1/users",
-                Some(json!({"email": format!("person{n}@example.com"), "role": role})),
+                json!({"email": format!("person{n}@example.com"), "role": role}),
             )
             .await;
         v["id"].as_str().unwrap().to_owned()
@@ -980,7 +971,7 @@ async fn every_route_answers_each_role_and_another_workspace_as_designed() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // Every route of the OpenAPI document is in the matrix.
-    let doc = shared.ok(Method::GET, "/admin/v1/openapi.json", None).await;
+    let doc = shared.get("/admin/v1/openapi.json").await;
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
             let covered = rows
@@ -1230,10 +1221,9 @@ async fn failures_past_the_limit_from_one_address_answer_429_with_retry_after() 
 #[tokio::test]
 async fn a_blocked_address_is_refused_before_bcrypt_on_both_apis() {
     let app = App::start().await;
-    app.ok(
-        Method::PUT,
+    app.put(
         "/admin/v1/security",
-        Some(json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false})),
+        json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false}),
     )
     .await;
     let runs = app.bcrypt_runs();
@@ -1258,11 +1248,7 @@ async fn a_blocked_address_is_refused_before_bcrypt_on_both_apis() {
 async fn a_write_key_revoked_through_the_admin_api_is_refused_by_the_very_next_request() {
     let app = App::start().await;
     let created = app
-        .ok(
-            Method::POST,
-            "/admin/v1/api-keys",
-            Some(json!({"kind": "ingest"})),
-        )
+        .post("/admin/v1/api-keys", json!({"kind": "ingest"}))
         .await;
     let key = created["secret"].as_str().unwrap().to_owned();
     let id = created["key"]["id"].as_str().unwrap().to_owned();
@@ -1401,15 +1387,9 @@ async fn the_audit_log_reports_the_first_entry_edited_in_the_database() {
         None,
     )
     .await;
-    app.ok(
-        Method::PATCH,
-        "/admin/v1/workspace",
-        Some(json!({"event_retention_days": 30})),
-    )
-    .await;
-    let v = app
-        .ok(Method::GET, "/admin/v1/audit-log/verify", None)
+    app.patch("/admin/v1/workspace", json!({"event_retention_days": 30}))
         .await;
+    let v = app.get("/admin/v1/audit-log/verify").await;
     assert_eq!(v["valid"], true, "{v}");
     assert_eq!(v["entries_checked"], 4, "the genesis entry and three");
 
@@ -1431,9 +1411,7 @@ async fn the_audit_log_reports_the_first_entry_edited_in_the_database() {
     )
     .unwrap();
 
-    let v = app
-        .ok(Method::GET, "/admin/v1/audit-log/verify", None)
-        .await;
+    let v = app.get("/admin/v1/audit-log/verify").await;
     assert_eq!(v["valid"], false, "{v}");
     assert_eq!(v["first_invalid_seq"], 3);
     assert_eq!(v["first_broken_seq"], 3, "the earlier name stays");
@@ -1445,25 +1423,17 @@ async fn the_audit_log_lists_mutations_filtered_by_action_and_actor() {
     let app = App::start().await;
     app.new_destination().await;
     app.new_key().await;
-    let all = app.ok(Method::GET, "/admin/v1/audit-log", None).await;
+    let all = app.get("/admin/v1/audit-log").await;
     let actions = each_str(&all["entries"], "action");
     assert_eq!(actions, ["destination.create", "api_key.create"]);
 
     let v = app
-        .ok(
-            Method::GET,
-            "/admin/v1/audit-log?action=api_key.create&actor=user:usr_owner&limit=10",
-            None,
-        )
+        .get("/admin/v1/audit-log?action=api_key.create&actor=user:usr_owner&limit=10")
         .await;
     assert_eq!(v["entries"].as_array().unwrap().len(), 1);
     assert_eq!(v["next_after"], Value::Null);
     let v = app
-        .ok(
-            Method::GET,
-            "/admin/v1/audit-log?since=2026-03-02T00:00:00Z",
-            None,
-        )
+        .get("/admin/v1/audit-log?since=2026-03-02T00:00:00Z")
         .await;
     assert!(v["entries"].as_array().unwrap().is_empty());
 }
@@ -1550,10 +1520,9 @@ async fn a_rotated_key_works_until_the_overlap_ends_next_to_its_successor() {
     let (old_id, old_secret) = app.new_key().await;
 
     let v = app
-        .ok(
-            Method::POST,
+        .post(
             &format!("/admin/v1/api-keys/{old_id}/rotate"),
-            Some(json!({"overlap_days": 2})),
+            json!({"overlap_days": 2}),
         )
         .await;
     let new_id = v["key"]["id"].as_str().unwrap().to_owned();
@@ -1562,7 +1531,7 @@ async fn a_rotated_key_works_until_the_overlap_ends_next_to_its_successor() {
     assert_eq!(v["key"]["role"], "viewer");
 
     // Both are listed; the old one now ends with the overlap.
-    let keys = app.ok(Method::GET, "/admin/v1/api-keys", None).await;
+    let keys = app.get("/admin/v1/api-keys").await;
     let find = |id: &str| {
         keys.as_array()
             .unwrap()
@@ -1621,9 +1590,9 @@ async fn a_new_key_shows_its_secret_once_and_listings_never() {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap()
     );
-    let list = app.ok(Method::GET, "/admin/v1/api-keys", None).await;
+    let list = app.get("/admin/v1/api-keys").await;
     assert!(!list.to_string().contains(secret));
-    let audit = app.ok(Method::GET, "/admin/v1/audit-log", None).await;
+    let audit = app.get("/admin/v1/audit-log").await;
     assert!(!audit.to_string().contains(secret));
 }
 
@@ -1644,22 +1613,18 @@ async fn destination_secrets_are_never_returned_only_fingerprint_and_last_four()
     assert_eq!(hint["fingerprint"].as_str().unwrap().len(), 12);
     bodies.push(created.clone());
 
-    bodies.push(
-        app.ok(Method::GET, &format!("/admin/v1/destinations/{id}"), None)
-            .await,
-    );
-    bodies.push(app.ok(Method::GET, "/admin/v1/destinations", None).await);
+    bodies.push(app.get(&format!("/admin/v1/destinations/{id}")).await);
+    bodies.push(app.get("/admin/v1/destinations").await);
     let replaced = "EAAB-a-new-token-also-never-shown-K2P8"; // pragma: allowlist secret
     let patched = app
-        .ok(
-            Method::PATCH,
+        .patch(
             &format!("/admin/v1/destinations/{id}"),
-            Some(json!({"secrets": {"access_token": replaced}, "name": "Meta (prod)"})),
+            json!({"secrets": {"access_token": replaced}, "name": "Meta (prod)"}),
         )
         .await;
     assert_eq!(patched["secrets"]["access_token"]["last4"], "K2P8");
     bodies.push(patched);
-    bodies.push(app.ok(Method::GET, "/admin/v1/audit-log", None).await);
+    bodies.push(app.get("/admin/v1/audit-log").await);
 
     for body in &bodies {
         let text = body.to_string();
@@ -1690,12 +1655,8 @@ async fn secret_fingerprints_are_keyed_per_workspace_not_a_sha256_prefix() {
     let app = App::start().await;
     let fingerprint = |v: &Value| v["secrets"]["access_token"]["fingerprint"].clone();
 
-    let first = app
-        .ok(Method::POST, "/admin/v1/destinations", Some(meta()))
-        .await;
-    let second = app
-        .ok(Method::POST, "/admin/v1/destinations", Some(meta()))
-        .await;
+    let first = app.post("/admin/v1/destinations", meta()).await;
+    let second = app.post("/admin/v1/destinations", meta()).await;
     let (status, _, elsewhere) = app
         .call(
             Method::POST,
@@ -1764,9 +1725,7 @@ async fn editors_cannot_change_where_a_destination_sends_or_its_consent_purposes
         ),
     ];
     for (spec, patch, field) in cases {
-        let created = app
-            .ok(Method::POST, "/admin/v1/destinations", Some(spec))
-            .await;
+        let created = app.post("/admin/v1/destinations", spec).await;
         let path = format!("/admin/v1/destinations/{}", created["id"].as_str().unwrap());
 
         let (status, _, v) = app
@@ -1774,10 +1733,10 @@ async fn editors_cannot_change_where_a_destination_sends_or_its_consent_purposes
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{patch}: {v}");
         assert_eq!(v["field"], field, "{patch}: {v}");
-        let unchanged = app.ok(Method::GET, &path, None).await;
+        let unchanged = app.get(&path).await;
         assert_eq!(unchanged, created, "{patch}");
 
-        let changed = app.ok(Method::PATCH, &path, Some(patch.clone())).await;
+        let changed = app.patch(&path, patch.clone()).await;
         assert_ne!(changed, created, "{patch}");
     }
 }
@@ -1785,9 +1744,7 @@ async fn editors_cannot_change_where_a_destination_sends_or_its_consent_purposes
 #[tokio::test]
 async fn editors_change_names_filters_and_settings_that_do_not_route() {
     let app = App::start().await;
-    let created = app
-        .ok(Method::POST, "/admin/v1/destinations", Some(meta()))
-        .await;
+    let created = app.post("/admin/v1/destinations", meta()).await;
     let path = format!("/admin/v1/destinations/{}", created["id"].as_str().unwrap());
     // The whole config sent back with the routing keys as they are is no routing change.
     let patch = json!({"name": "Meta (test)", "paused": true,
@@ -1806,28 +1763,21 @@ async fn editors_change_names_filters_and_settings_that_do_not_route() {
 #[tokio::test]
 async fn a_destination_update_is_audited_with_old_and_new_values_and_only_secret_fingerprints() {
     let app = App::start().await;
-    let created = app
-        .ok(Method::POST, "/admin/v1/destinations", Some(meta()))
-        .await;
+    let created = app.post("/admin/v1/destinations", meta()).await;
     let id = created["id"].as_str().unwrap();
     let new_token = "EAAB-rotated-token-never-shown-X1Y2"; // pragma: allowlist secret
     let updated = app
-        .ok(
-            Method::PATCH,
+        .patch(
             &format!("/admin/v1/destinations/{id}"),
-            Some(json!({"endpoint": "https://capi.example.com",
+            json!({"endpoint": "https://capi.example.com",
                 "config": {"pixel_id": "555", "api_version": "v21.0"},
                 "consent_purposes": ["advertising", "analytics"],
-                "secrets": {"access_token": new_token}})),
+                "secrets": {"access_token": new_token}}),
         )
         .await;
 
     let log = app
-        .ok(
-            Method::GET,
-            "/admin/v1/audit-log?action=destination.update",
-            None,
-        )
+        .get("/admin/v1/audit-log?action=destination.update")
         .await;
     let entry = &log["entries"][0];
     assert_eq!(entry["target"], id);
@@ -1920,9 +1870,7 @@ async fn an_editor_cannot_point_a_destination_at_a_listener_to_receive_its_secre
     // The admin points Meta at the workspace's own (legitimate) gateway.
     let mut spec = meta();
     spec["endpoint"] = json!(legit.url);
-    let created = app
-        .ok(Method::POST, "/admin/v1/destinations", Some(spec))
-        .await;
+    let created = app.post("/admin/v1/destinations", spec).await;
     let path = format!("/admin/v1/destinations/{}", created["id"].as_str().unwrap());
 
     // The editor tries every way to redirect it, then asks for a test send.
@@ -1971,13 +1919,7 @@ async fn a_test_send_is_audited_with_its_outcome() {
     )
     .await;
 
-    let log = app
-        .ok(
-            Method::GET,
-            "/admin/v1/audit-log?action=destination.test",
-            None,
-        )
-        .await;
+    let log = app.get("/admin/v1/audit-log?action=destination.test").await;
     let entry = &log["entries"][0];
     assert_eq!(entry["target"], id);
     assert!(
@@ -2005,7 +1947,7 @@ async fn another_workspaces_destination_is_not_found_and_not_listed() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{method}: {v}");
         assert_eq!(v["detail"], "destination not found");
     }
-    let list = app.ok(Method::GET, "/admin/v1/destinations", None).await;
+    let list = app.get("/admin/v1/destinations").await;
     assert!(!list.to_string().contains(&app.other_destination));
     // Still there for its own workspace.
     let (status, _, _) = app.call(Method::GET, &path, Some(&app.other), None).await;
@@ -2038,11 +1980,7 @@ async fn a_test_event_reaches_the_destination_and_is_not_stored() {
         .any(|(k, _)| k.eq_ignore_ascii_case("webhook-signature")));
     assert_eq!(app.stored_events(), 0);
     let log = app
-        .ok(
-            Method::GET,
-            &format!("/admin/v1/destinations/{id}/delivery-log"),
-            None,
-        )
+        .get(&format!("/admin/v1/destinations/{id}/delivery-log"))
         .await;
     assert_eq!(log, json!({"deliveries": [], "next_cursor": null}));
 }
@@ -2050,33 +1988,22 @@ async fn a_test_event_reaches_the_destination_and_is_not_stored() {
 #[tokio::test]
 async fn patching_security_changes_only_the_fields_sent_and_is_audited_with_old_and_new_values() {
     let app = App::start().await;
-    app.ok(
-        Method::PUT,
+    app.put(
         "/admin/v1/security",
-        Some(json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false})),
+        json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false}),
     )
     .await;
 
     let v = app
-        .ok(
-            Method::PATCH,
-            "/admin/v1/security",
-            Some(json!({"egress_paused": true})),
-        )
+        .patch("/admin/v1/security", json!({"egress_paused": true}))
         .await;
 
     let want = json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": true});
     assert_eq!(v, want);
-    assert_eq!(app.ok(Method::GET, "/admin/v1/security", None).await, want);
+    assert_eq!(app.get("/admin/v1/security").await, want);
     let (status, _, v) = app.track_as(&app.write_key, Some([203, 0, 113, 9])).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "the blocklist stayed: {v}");
-    let log = app
-        .ok(
-            Method::GET,
-            "/admin/v1/audit-log?action=security.update",
-            None,
-        )
-        .await;
+    let log = app.get("/admin/v1/audit-log?action=security.update").await;
     let entries = log["entries"].as_array().unwrap();
     assert_eq!(
         entries.last().unwrap()["summary"]["changed"],
@@ -2091,28 +2018,23 @@ async fn a_security_patch_reaches_ingest_at_once() {
     let (status, _, _) = app.track_as(&app.write_key, Some([198, 51, 100, 7])).await;
     assert!(status.is_success(), "{status}");
 
-    app.ok(
-        Method::PATCH,
+    app.patch(
         "/admin/v1/security",
-        Some(json!({"ip_blocklist": ["198.51.100.0/24"]})),
+        json!({"ip_blocklist": ["198.51.100.0/24"]}),
     )
     .await;
 
     let (status, _, v) = app.track_as(&app.write_key, Some([198, 51, 100, 7])).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
-    assert_eq!(
-        app.ok(Method::GET, "/admin/v1/security", None).await["egress_paused"],
-        false
-    );
+    assert_eq!(app.get("/admin/v1/security").await["egress_paused"], false);
 }
 
 #[tokio::test]
 async fn replacing_security_without_a_field_is_refused_naming_the_field() {
     let app = App::start().await;
-    app.ok(
-        Method::PUT,
+    app.put(
         "/admin/v1/security",
-        Some(json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false})),
+        json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false}),
     )
     .await;
 
@@ -2127,7 +2049,7 @@ async fn replacing_security_without_a_field_is_refused_naming_the_field() {
         assert_eq!(v["field"], field, "{v}");
     }
     assert_eq!(
-        app.ok(Method::GET, "/admin/v1/security", None).await,
+        app.get("/admin/v1/security").await,
         json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false})
     );
     let (_, _, doc) = app
@@ -2141,7 +2063,7 @@ async fn replacing_security_without_a_field_is_refused_naming_the_field() {
 async fn a_keys_last_use_is_recorded_at_most_once_a_minute() {
     let app = App::start().await;
     let last_used = || async {
-        let keys = app.ok(Method::GET, "/admin/v1/api-keys", None).await;
+        let keys = app.get("/admin/v1/api-keys").await;
         keys.as_array()
             .unwrap()
             .iter()
@@ -2176,10 +2098,9 @@ async fn a_keys_last_use_is_recorded_at_most_once_a_minute() {
 async fn a_test_event_is_refused_while_egress_is_paused() {
     let app = App::start().await;
     let id = app.new_destination().await;
-    app.ok(
-        Method::PUT,
+    app.put(
         "/admin/v1/security",
-        Some(json!({"ip_blocklist": [], "egress_paused": true})),
+        json!({"ip_blocklist": [], "egress_paused": true}),
     )
     .await;
     let (status, _, v) = app
@@ -2198,15 +2119,11 @@ async fn each_destination_says_when_the_workspaces_egress_is_paused() {
     let app = App::start().await;
     let id = app.new_destination().await;
     let one = format!("/admin/v1/destinations/{id}");
-    assert_eq!(
-        app.ok(Method::GET, &one, None).await["egress_paused"],
-        false
-    );
+    assert_eq!(app.get(&one).await["egress_paused"], false);
 
-    app.ok(
-        Method::PUT,
+    app.put(
         "/admin/v1/security",
-        Some(json!({"ip_blocklist": [], "egress_paused": true})),
+        json!({"ip_blocklist": [], "egress_paused": true}),
     )
     .await;
 
@@ -2217,7 +2134,7 @@ async fn each_destination_says_when_the_workspaces_egress_is_paused() {
         (&json!(false), &json!(true)),
         "{v}"
     );
-    let all = app.ok(Method::GET, "/admin/v1/destinations", None).await;
+    let all = app.get("/admin/v1/destinations").await;
     assert!(
         all.as_array()
             .unwrap()
@@ -2232,9 +2149,7 @@ async fn an_event_trace_shows_decisions_without_raw_identifiers() {
     let app = App::start().await;
     app.new_destination().await;
     let id = app.tracked_event().await;
-    let v = app
-        .ok(Method::GET, &format!("/admin/v1/events/{id}"), None)
-        .await;
+    let v = app.get(&format!("/admin/v1/events/{id}")).await;
     assert_eq!(v["event_id"], id);
     assert_eq!(v["name"], "Order Completed");
     assert_eq!(v["routing"][0]["routed"], true, "{v}");
@@ -2339,7 +2254,7 @@ async fn an_unknown_or_invalid_message_id_is_a_problem_naming_it() {
 #[tokio::test]
 async fn an_admin_changes_the_owners_email_and_the_audit_holds_only_fingerprints() {
     let app = App::start().await;
-    let users = app.ok(Method::GET, "/admin/v1/users", None).await;
+    let users = app.get("/admin/v1/users").await;
     let owner = users
         .as_array()
         .unwrap()
@@ -2352,28 +2267,21 @@ async fn an_admin_changes_the_owners_email_and_the_audit_holds_only_fingerprints
     );
 
     let v = app
-        .ok(
-            Method::PATCH,
+        .patch(
             "/admin/v1/users/usr_owner",
-            Some(json!({"email": "  Owner@Shop.Example "})),
+            json!({"email": "  Owner@Shop.Example "}),
         )
         .await;
     assert_eq!(v["email"], "owner@shop.example", "{v}");
     assert_eq!(v["role"], "admin", "{v}");
-    let users = app.ok(Method::GET, "/admin/v1/users", None).await;
+    let users = app.get("/admin/v1/users").await;
     assert!(users
         .as_array()
         .unwrap()
         .iter()
         .any(|u| u["id"] == "usr_owner" && u["email"] == "owner@shop.example"));
 
-    let log = app
-        .ok(
-            Method::GET,
-            "/admin/v1/audit-log?action=user.set_email",
-            None,
-        )
-        .await;
+    let log = app.get("/admin/v1/audit-log?action=user.set_email").await;
     let entries = log["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 1, "{log}");
     let entry = &entries[0];
@@ -2391,10 +2299,9 @@ async fn an_admin_changes_the_owners_email_and_the_audit_holds_only_fingerprints
 async fn a_users_email_is_validated_and_unique_in_the_workspace() {
     let app = App::start().await;
     let taken = app
-        .ok(
-            Method::POST,
+        .post(
             "/admin/v1/users",
-            Some(json!({"email": "taken@example.com", "role": "viewer"})),
+            json!({"email": "taken@example.com", "role": "viewer"}),
         )
         .await;
     assert_eq!(taken["email"], "taken@example.com");
@@ -2531,13 +2438,9 @@ async fn the_last_admin_can_be_neither_demoted_nor_removed() {
 
     // With a second admin, the owner may step down.
     let second = app.new_user("admin").await;
-    app.ok(
-        Method::PATCH,
-        "/admin/v1/users/usr_owner",
-        Some(json!({"role": "editor"})),
-    )
-    .await;
-    let users = app.ok(Method::GET, "/admin/v1/users", None).await;
+    app.patch("/admin/v1/users/usr_owner", json!({"role": "editor"}))
+        .await;
+    let users = app.get("/admin/v1/users").await;
     let roles: Vec<(String, String)> = users
         .as_array()
         .unwrap()
@@ -2566,10 +2469,9 @@ async fn two_admins_at_once(method: Method, body: Option<Value>) {
     let second_path = format!("/admin/v1/users/{second}");
     // A service token acts on both: its role is its own, whatever happens to the users.
     let svc = app
-        .ok(
-            Method::POST,
+        .post(
             "/admin/v1/api-keys",
-            Some(json!({"kind": "svc", "role": "admin"})),
+            json!({"kind": "svc", "role": "admin"}),
         )
         .await;
     let token = svc["secret"].as_str();
@@ -2882,10 +2784,9 @@ async fn replay_takes_an_optional_time_range() {
         .await;
     assert_eq!(v["replayed_messages"], 0);
     let v = app
-        .ok(
-            Method::POST,
+        .post(
             &format!("/admin/v1/destinations/{id}/replay"),
-            Some(json!({"since": "2026-03-01T00:00:00Z", "until": "2026-03-02t00:00:00z"})),
+            json!({"since": "2026-03-01T00:00:00Z", "until": "2026-03-02t00:00:00z"}),
         )
         .await;
     assert_eq!(v["destination_id"], id);
@@ -2956,8 +2857,7 @@ impl App {
     }
 
     async fn audit_actions(&self) -> Vec<Value> {
-        self.ok(Method::GET, "/admin/v1/audit-log?limit=1000", None)
-            .await["entries"]
+        self.get("/admin/v1/audit-log?limit=1000").await["entries"]
             .as_array()
             .cloned()
             .unwrap_or_default()
@@ -2967,7 +2867,7 @@ impl App {
 #[tokio::test]
 async fn retention_shows_every_data_class_and_only_admins_change_it() {
     let app = App::start().await;
-    let v = app.ok(Method::GET, "/admin/v1/retention", None).await;
+    let v = app.get("/admin/v1/retention").await;
     assert_eq!(
         v,
         json!({"event_retention_days": 180, "ip_user_agent_retention_days": 30,
@@ -2995,11 +2895,7 @@ async fn retention_shows_every_data_class_and_only_admins_change_it() {
         assert_eq!(v["field"], "event_retention_days", "{v}");
     }
     let v = app
-        .ok(
-            Method::PUT,
-            "/admin/v1/retention",
-            Some(json!({"event_retention_days": 30})),
-        )
+        .put("/admin/v1/retention", json!({"event_retention_days": 30}))
         .await;
     assert_eq!(v["event_retention_days"], 30);
     let entries = app.audit_actions().await;
@@ -3017,12 +2913,8 @@ async fn retention_shows_every_data_class_and_only_admins_change_it() {
 async fn a_retention_change_applies_to_events_written_afterwards() {
     let app = App::start().await;
     assert_eq!(app.track("before-change").await.0, StatusCode::OK);
-    app.ok(
-        Method::PUT,
-        "/admin/v1/retention",
-        Some(json!({"event_retention_days": 30})),
-    )
-    .await;
+    app.put("/admin/v1/retention", json!({"event_retention_days": 30}))
+        .await;
     // Past ingest's few seconds of cached workspace settings.
     app.clock.advance(Duration::minutes(2));
     assert_eq!(app.track("after-change").await.0, StatusCode::OK);
@@ -3257,7 +3149,7 @@ async fn the_region_of_a_workspace_cannot_be_changed() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["field"], "region", "{v}");
-    let ws = app.ok(Method::GET, "/admin/v1/workspace", None).await;
+    let ws = app.get("/admin/v1/workspace").await;
     assert_eq!(ws["region"], "eu");
 }
 
@@ -3279,19 +3171,14 @@ async fn switching_to_a_customer_key_keeps_stored_secrets_readable_and_is_audite
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let v = app
-        .ok(
-            Method::PUT,
-            "/admin/v1/encryption-key",
-            Some(json!({"key_arn": CUSTOMER_KEY})),
-        )
+        .put("/admin/v1/encryption-key", json!({"key_arn": CUSTOMER_KEY}))
         .await;
     assert_eq!(v["encryption_key"], CUSTOMER_KEY);
     // The destination's secrets were sealed under the data key before the switch: an update,
     // which opens them, still works.
-    app.ok(
-        Method::PATCH,
+    app.patch(
         &format!("/admin/v1/destinations/{destination}"),
-        Some(json!({"name": "Warehouse 2"})),
+        json!({"name": "Warehouse 2"}),
     )
     .await;
     assert_eq!(app.track("with-customer-key").await.0, StatusCode::OK);
@@ -3325,11 +3212,7 @@ async fn switching_to_a_customer_key_keeps_stored_secrets_readable_and_is_audite
 
     // And back to the platform key.
     let v = app
-        .ok(
-            Method::PUT,
-            "/admin/v1/encryption-key",
-            Some(json!({"key_arn": null})),
-        )
+        .put("/admin/v1/encryption-key", json!({"key_arn": null}))
         .await;
     assert_eq!(v["encryption_key"], "platform");
     std::fs::remove_file(&file).unwrap();
@@ -3355,7 +3238,7 @@ async fn a_customer_key_that_cannot_be_used_or_lives_elsewhere_is_refused_naming
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{arn}: {v}");
         assert_eq!(v["field"], "key_arn", "{v}");
     }
-    let ws = app.ok(Method::GET, "/admin/v1/workspace", None).await;
+    let ws = app.get("/admin/v1/workspace").await;
     assert_eq!(ws["encryption_key"], "platform");
 }
 
@@ -3388,11 +3271,7 @@ async fn a_data_subject_request_is_accepted_pending_and_due_in_30_days() {
         "no raw identifier: {text}"
     );
     let got = app
-        .ok(
-            Method::GET,
-            &format!("/admin/v1/data_subject_requests/{id}"),
-            None,
-        )
+        .get(&format!("/admin/v1/data_subject_requests/{id}"))
         .await;
     assert_eq!(got["id"], id);
     let conn = rusqlite::Connection::open(&app.db_path).unwrap();
@@ -3405,9 +3284,7 @@ async fn a_data_subject_request_is_accepted_pending_and_due_in_30_days() {
         !stored.to_lowercase().contains("jane"),
         "identifiers are never stored raw"
     );
-    let audit = app
-        .ok(Method::GET, "/admin/v1/audit-log?action=dsr.submit", None)
-        .await;
+    let audit = app.get("/admin/v1/audit-log?action=dsr.submit").await;
     assert_eq!(audit["entries"].as_array().unwrap().len(), 1);
 }
 
@@ -3478,11 +3355,7 @@ async fn an_access_export_deleted_by_a_later_erasure_answers_410_naming_the_eras
         app.dsr.run().await;
     }
     let done = app
-        .ok(
-            Method::GET,
-            &format!("/admin/v1/data_subject_requests/{erasure}"),
-            None,
-        )
+        .get(&format!("/admin/v1/data_subject_requests/{erasure}"))
         .await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["receipt"]["counts"]["access_exports"], 1, "{done}");
@@ -3506,11 +3379,7 @@ async fn an_access_export_deleted_by_a_later_erasure_answers_410_naming_the_eras
     assert!(!detail.contains("7 days"), "{v}");
     assert_eq!(v["erasure_request_id"], erasure.as_str(), "{v}");
     let got = app
-        .ok(
-            Method::GET,
-            &format!("/admin/v1/data_subject_requests/{access}"),
-            None,
-        )
+        .get(&format!("/admin/v1/data_subject_requests/{access}"))
         .await;
     assert_eq!(
         got["receipt"]["export_deleted_by"],
@@ -3525,11 +3394,7 @@ async fn an_access_export_answers_410_after_7_days() {
     app.tracked_event().await;
     let id = app.completed_access_request().await;
     let got = app
-        .ok(
-            Method::GET,
-            &format!("/admin/v1/data_subject_requests/{id}"),
-            None,
-        )
+        .get(&format!("/admin/v1/data_subject_requests/{id}"))
         .await;
     assert_eq!(got["status"], "completed", "{got}");
     assert_eq!(got["receipt"]["export_expires_at"], "2026-03-08T12:00:00Z");
@@ -3560,30 +3425,21 @@ async fn an_access_export_answers_410_after_7_days() {
 #[tokio::test]
 async fn the_consent_policy_lets_gpc_win_over_a_grant_by_default_and_can_let_the_grant_win() {
     let app = App::start().await;
-    let v = app.ok(Method::GET, "/admin/v1/consent-policy", None).await;
+    let v = app.get("/admin/v1/consent-policy").await;
     assert_eq!(v["gpc"], "overrides_grants", "{v}");
 
     let v = app
-        .ok(
-            Method::PUT,
+        .put(
             "/admin/v1/consent-policy",
-            Some(
-                json!({"eu_default": "opt_in", "us_default": "opt_out", "honor_gpc": true,
+            json!({"eu_default": "opt_in", "us_default": "opt_out", "honor_gpc": true,
                 "gpc": "explicit_grant_wins"}),
-            ),
         )
         .await;
     assert_eq!(v["gpc"], "explicit_grant_wins", "{v}");
-    let v = app.ok(Method::GET, "/admin/v1/consent-policy", None).await;
+    let v = app.get("/admin/v1/consent-policy").await;
     assert_eq!(v["gpc"], "explicit_grant_wins", "{v}");
 
-    let audit = app
-        .ok(
-            Method::GET,
-            "/admin/v1/audit-log?action=workspace.update",
-            None,
-        )
-        .await;
+    let audit = app.get("/admin/v1/audit-log?action=workspace.update").await;
     let entries = audit["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 1, "{audit}");
     assert!(

@@ -15,7 +15,6 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
-use time::macros::datetime;
 use time::OffsetDateTime;
 use tower::ServiceExt;
 use tracklayer_core::clock::{Clock, FixedClock, Ids, SystemIds};
@@ -33,11 +32,8 @@ use tracklayer_core::ports::{
 use tracklayer_core::testkit::track_call;
 use tracklayer_core::workspace::{Cidr, KeyRef, Region, Workspace, WorkspaceId};
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
-use tracklayer_local::{
-    Db, FileKeyring, SqliteControlStore, SqliteDeliveryQueue, SqliteEventStore,
-};
+use tracklayer_local::{FileKeyring, SqliteControlStore, SqliteDeliveryQueue, SqliteEventStore};
 
-const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
 const PROBLEM_JSON: &str = "application/problem+json";
 const ENDPOINTS: &str = include_str!("fixtures/endpoints.json");
 
@@ -50,6 +46,10 @@ enum Failure {
     Transient,
     Permanent,
 }
+
+#[path = "support/stores.rs"]
+mod stores;
+use stores::{Stores, T0};
 
 /// An internal cause that must never reach a response body.
 const CAUSE: &str = "disk I/O error on /var/lib/tracklayer/secret-volume";
@@ -162,30 +162,8 @@ impl App {
     }
 
     async fn with(options: Options) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let master = dir.path().join("master.key");
-        FileKeyring::create_master_key(&master, &SystemIds).unwrap();
-        let ids = Arc::new(SystemIds);
-        let clock = Arc::new(FixedClock::new(T0));
-        let keyring = Arc::new(
-            FileKeyring::open(&master, dir.path().join("customer-keys"), ids.clone()).unwrap(),
-        );
-        let db = Db::in_memory().unwrap();
-        let control = Arc::new(SqliteControlStore::new(db.clone()));
-        let events = Arc::new(SqliteEventStore::new(db.clone()));
-        let queue = Arc::new(SqliteDeliveryQueue::new(
-            db.clone(),
-            clock.clone(),
-            ids.clone(),
-            SqliteDeliveryQueue::DEFAULT_MAX_RECEIVE_COUNT,
-        ));
-
-        let admin = Control {
-            store: control.as_ref(),
-            keyring: keyring.as_ref(),
-            clock: clock.as_ref(),
-            ids: ids.as_ref(),
-        };
+        let stores = Stores::in_memory();
+        let admin = stores.control_plane();
         let mut workspace = admin
             .create_workspace(options.region, "HTTP tests")
             .await
@@ -205,7 +183,7 @@ impl App {
                 .iter()
                 .map(|o| tracklayer_core::cors::AllowedOrigin::parse(o).unwrap())
                 .collect();
-            control.update_workspace(&workspace).await.unwrap();
+            stores.control.update_workspace(&workspace).await.unwrap();
         }
         let issued = admin
             .issue_key(
@@ -225,11 +203,11 @@ impl App {
                 .unwrap();
         }
 
-        let stats = Arc::new(tracklayer_local::SqliteStats::new(db.clone()));
+        let stats = Arc::new(tracklayer_local::SqliteStats::new(stores.db.clone()));
         let events_port: Arc<dyn EventWriter> = match options.failure {
-            None => events.clone(),
+            None => stores.events.clone(),
             Some(failure) => Arc::new(FailingEvents {
-                inner: SqliteEventStore::new(db.clone()),
+                inner: SqliteEventStore::new(stores.db.clone()),
                 failure,
             }),
         };
@@ -246,13 +224,15 @@ impl App {
         let ingest = Arc::new(
             IngestService::new(
                 IngestPorts {
-                    control: control.clone(),
+                    control: stores.control.clone(),
                     events: events_port,
-                    queue: queue.clone(),
-                    keyring: keyring.clone(),
-                    suppressions: Arc::new(tracklayer_local::SqliteDsrStore::new(db.clone())),
-                    clock: clock.clone(),
-                    ids: options.ingest_ids.unwrap_or_else(|| ids.clone()),
+                    queue: stores.queue.clone(),
+                    keyring: stores.keyring.clone(),
+                    suppressions: Arc::new(tracklayer_local::SqliteDsrStore::new(
+                        stores.db.clone(),
+                    )),
+                    clock: stores.clock.clone(),
+                    ids: options.ingest_ids.unwrap_or_else(|| stores.ids.clone()),
                     stats: stats.clone(),
                 },
                 ingest_config,
@@ -268,17 +248,17 @@ impl App {
         };
         Self {
             router: tracking_router(TrackingState::new(ingest, config)),
-            control,
-            events,
-            queue,
+            control: stores.control.clone(),
+            events: stores.events.clone(),
+            queue: stores.queue.clone(),
             stats,
-            keyring,
-            clock,
-            ids,
+            keyring: stores.keyring.clone(),
+            clock: stores.clock.clone(),
+            ids: stores.ids.clone(),
             workspace,
             key: issued.record,
             write_key: issued.secret.expose_secret().to_owned(),
-            _dir: dir,
+            _dir: stores.dir,
         }
     }
 

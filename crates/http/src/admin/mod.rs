@@ -6,8 +6,6 @@
 //! (404) and unsupported methods (405 with `Allow`).
 
 pub(crate) mod audit_log;
-mod bot_filter;
-pub(crate) mod cors;
 pub(crate) mod deliveries;
 pub(crate) mod delivery_log;
 pub(crate) mod destinations;
@@ -40,11 +38,9 @@ use tracklayer_core::admin as tl_principal;
 use tracklayer_core::admin::{AdminError, AdminService};
 use tracklayer_core::dsr::service::DsrService;
 use tracklayer_core::workspace::Region;
-use utoipa::OpenApi as _;
 
 pub use extract::MAX_BODY_BYTES;
 use extract::{Answer, Json};
-pub use openapi::AdminApi;
 pub use test_event::{DestinationTester, TestPorts, TEST_EVENT_NAME};
 
 use crate::problem::Problem;
@@ -92,7 +88,7 @@ struct Inner {
 
 impl AdminState {
     pub fn new(admin: Arc<AdminService>, tester: DestinationTester, config: AdminConfig) -> Self {
-        let openapi = AdminApi::openapi()
+        let openapi = openapi::document()
             .to_pretty_json()
             .unwrap_or_else(|_| "{}".into());
         Self {
@@ -186,113 +182,11 @@ impl Failure for AdminError {
     }
 }
 
-/// The admin routes, under `/admin/v1`.
+/// The admin routes, under `/admin/v1`: those of the OpenAPI document, and the SAML
+/// endpoints the identity provider calls.
 pub fn admin_router(state: AdminState) -> Router {
-    Router::new()
-        .route(
-            "/admin/v1/workspace",
-            get(workspace::get_workspace).patch(workspace::update_workspace),
-        )
-        .route(
-            "/admin/v1/workspace/close",
-            post(lifecycle::close_workspace),
-        )
-        .route(
-            "/admin/v1/consent-policy",
-            get(workspace::get_consent_policy).put(workspace::put_consent_policy),
-        )
-        .route(
-            "/admin/v1/security",
-            get(security::get_security)
-                .put(security::put_security)
-                .patch(security::patch_security),
-        )
-        .route("/admin/v1/cors", get(cors::get_cors).put(cors::put_cors))
-        .route("/admin/v1/bot-filter", bot_filter::routes())
-        .route("/admin/v1/sso/saml", saml::routes())
-        .route("/admin/v1/sso/scim-group-roles", scim_groups::routes())
-        .route(
-            "/admin/v1/retention",
-            get(lifecycle::get_retention).put(lifecycle::put_retention),
-        )
-        .route(
-            "/admin/v1/encryption-key",
-            axum::routing::put(lifecycle::put_encryption_key),
-        )
-        .route(
-            "/admin/v1/users",
-            get(users::list_users).post(users::invite_user),
-        )
-        .route(
-            "/admin/v1/users/{id}",
-            axum::routing::patch(users::update_user).delete(users::remove_user),
-        )
-        .route(
-            "/admin/v1/users/{id}/sessions",
-            get(sessions::list_sessions),
-        )
-        .route(
-            "/admin/v1/sessions/{id}",
-            axum::routing::delete(sessions::revoke_session),
-        )
-        .route(
-            "/admin/v1/api-keys",
-            get(keys::list_keys).post(keys::create_key),
-        )
-        .route(
-            "/admin/v1/api-keys/{id}",
-            axum::routing::delete(keys::delete_key),
-        )
-        .route("/admin/v1/api-keys/{id}/rotate", post(keys::rotate_key))
-        .route("/admin/v1/api-keys/{id}/revoke", post(keys::revoke_key))
-        .route(
-            "/admin/v1/destinations",
-            get(destinations::list_destinations).post(destinations::create_destination),
-        )
-        .route(
-            "/admin/v1/destinations/{id}",
-            get(destinations::get_destination)
-                .patch(destinations::update_destination)
-                .delete(destinations::delete_destination),
-        )
-        .route(
-            "/admin/v1/destinations/{id}/pause",
-            post(destinations::pause_destination),
-        )
-        .route(
-            "/admin/v1/destinations/{id}/resume",
-            post(destinations::resume_destination),
-        )
-        .route(
-            "/admin/v1/destinations/{id}/test",
-            post(destinations::test_destination),
-        )
-        .route(
-            "/admin/v1/destinations/{id}/delivery-log",
-            get(delivery_log::delivery_log),
-        )
-        .route(
-            "/admin/v1/destinations/{id}/replay",
-            post(deliveries::replay),
-        )
-        .route("/admin/v1/events", get(events::find))
-        .route("/admin/v1/events/{id}", get(trace::event_trace))
-        .route("/admin/v1/stats", get(stats::stats))
-        .route("/admin/v1/audit-log", get(audit_log::audit_log))
-        .route(
-            "/admin/v1/audit-log/verify",
-            get(audit_log::verify_audit_log),
-        )
-        .route(
-            "/admin/v1/data_subject_requests",
-            get(dsr::list).post(dsr::submit),
-        )
-        .route("/admin/v1/data_subject_requests/{id}", get(dsr::get))
-        .route(
-            "/admin/v1/data_subject_requests/{id}/export",
-            get(dsr::export),
-        )
-        .route("/admin/v1/openapi.json", get(openapi::openapi))
+    let (documented, _) = openapi::documented_routes().split_for_parts();
+    documented
         .route("/sso/saml/{id}/metadata", get(saml_acs::metadata))
         .route("/sso/saml/{id}/login", get(saml_acs::login))
         .route("/sso/saml/{id}/acs", post(saml_acs::acs))

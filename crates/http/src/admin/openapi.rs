@@ -1,4 +1,6 @@
-//! The admin API's OpenAPI 3.1 document, generated from the handlers and wire types.
+//! The admin API's OpenAPI 3.1 document, generated from the handlers and wire types, and its
+//! documented routes: each handler's `#[utoipa::path]` gives both its route and its operation,
+//! so no route is served undocumented or documented but not served.
 //!
 //! The error responses every operation shares are added here, by rule, so that no route can
 //! forget one: 401/421/500/503 everywhere, 400 where there are parameters or a body, 404 where
@@ -11,16 +13,19 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use super::{
-    audit_log, bot_filter, cors, deliveries, delivery_log, destinations, dsr, dto, events, keys,
-    lifecycle, saml, scim_groups, security, sessions, stats, trace, users, workspace, AdminState,
+    audit_log, deliveries, delivery_log, destinations, dsr, dto, events, keys, lifecycle, saml,
+    scim_groups, security, sessions, stats, trace, users, workspace, AdminState,
 };
 use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
 
+/// The document's info, shared components and tags; its paths come from [`documented_routes`].
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
@@ -35,61 +40,7 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
             log and data-subject requests. Errors are `application/problem+json` (RFC 9457); validation errors name the \
             `field`. Objects of another workspace answer 404."
     ),
-    paths(
-        workspace::get_workspace,
-        workspace::update_workspace,
-        workspace::get_consent_policy,
-        workspace::put_consent_policy,
-        security::get_security,
-        security::put_security,
-        security::patch_security,
-        saml::get_saml,
-        saml::put_saml,
-        saml::delete_saml,
-        scim_groups::get_group_roles,
-        scim_groups::put_group_roles,
-        cors::get_cors,
-        cors::put_cors,
-        bot_filter::get_bot_filter,
-        bot_filter::put_bot_filter,
-        lifecycle::get_retention,
-        lifecycle::put_retention,
-        lifecycle::put_encryption_key,
-        lifecycle::close_workspace,
-        users::list_users,
-        users::invite_user,
-        users::update_user,
-        users::remove_user,
-        sessions::list_sessions,
-        sessions::revoke_session,
-        keys::list_keys,
-        keys::create_key,
-        keys::rotate_key,
-        keys::revoke_key,
-        keys::delete_key,
-        destinations::list_destinations,
-        destinations::create_destination,
-        destinations::get_destination,
-        destinations::update_destination,
-        destinations::delete_destination,
-        destinations::pause_destination,
-        destinations::resume_destination,
-        destinations::test_destination,
-        delivery_log::delivery_log,
-        deliveries::replay,
-        trace::event_trace,
-        events::find,
-        stats::stats,
-        audit_log::audit_log,
-        audit_log::verify_audit_log,
-        dsr::submit,
-        dsr::list,
-        dsr::get,
-        dsr::export,
-        openapi,
-    ),
     components(schemas(dto::ProblemDoc)),
-    modifiers(&Conventions),
     tags(
         (name = "workspace", description = "Workspace settings, consent policy, security settings"),
         (name = "users", description = "Users and their roles"),
@@ -103,7 +54,72 @@ use crate::problem::CONTENT_TYPE as PROBLEM_JSON;
         (name = "meta", description = "This document"),
     )
 )]
-pub struct AdminApi;
+struct AdminApi;
+
+/// The routes of the document's operations, one `routes!` per path, in the document's order.
+pub(super) fn documented_routes() -> OpenApiRouter<AdminState> {
+    use destinations as dst;
+    OpenApiRouter::with_openapi(AdminApi::openapi())
+        .routes(routes!(
+            workspace::get_workspace,
+            workspace::update_workspace
+        ))
+        .routes(routes!(lifecycle::close_workspace))
+        .routes(routes!(
+            workspace::get_consent_policy,
+            workspace::put_consent_policy
+        ))
+        .routes(routes!(
+            security::get_security,
+            security::put_security,
+            security::patch_security
+        ))
+        .routes(routes!(saml::get_saml, saml::put_saml, saml::delete_saml))
+        .routes(routes!(
+            scim_groups::get_group_roles,
+            scim_groups::put_group_roles
+        ))
+        .routes(routes!(security::get_cors, security::put_cors))
+        .routes(routes!(security::get_bot_filter, security::put_bot_filter))
+        .routes(routes!(lifecycle::get_retention, lifecycle::put_retention))
+        .routes(routes!(lifecycle::put_encryption_key))
+        .routes(routes!(users::list_users, users::invite_user))
+        .routes(routes!(users::update_user, users::remove_user))
+        .routes(routes!(sessions::list_sessions))
+        .routes(routes!(sessions::revoke_session))
+        .routes(routes!(keys::list_keys, keys::create_key))
+        .routes(routes!(keys::rotate_key))
+        .routes(routes!(keys::revoke_key))
+        .routes(routes!(keys::delete_key))
+        .routes(routes!(dst::list_destinations, dst::create_destination))
+        .routes(routes!(
+            dst::get_destination,
+            dst::update_destination,
+            dst::delete_destination
+        ))
+        .routes(routes!(dst::pause_destination))
+        .routes(routes!(dst::resume_destination))
+        .routes(routes!(dst::test_destination))
+        .routes(routes!(delivery_log::delivery_log))
+        .routes(routes!(deliveries::replay))
+        .routes(routes!(trace::event_trace))
+        .routes(routes!(events::find))
+        .routes(routes!(stats::stats))
+        .routes(routes!(audit_log::audit_log))
+        .routes(routes!(audit_log::verify_audit_log))
+        .routes(routes!(dsr::submit, dsr::list))
+        .routes(routes!(dsr::get))
+        .routes(routes!(dsr::export))
+        .routes(routes!(openapi))
+}
+
+/// The document: the operations of [`documented_routes`] with the shared error responses and
+/// the bearer scheme added by rule.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut api = documented_routes().into_openapi();
+    Conventions.modify(&mut api);
+    api
+}
 
 /// The name of the bearer security scheme.
 pub const BEARER: &str = "bearer";

@@ -179,10 +179,3 @@ pub async fn delete_saml(Call(s, p): Call) -> Result<Response, Problem> {
     s.run(s.admin().delete_saml_connection(&p)).await?;
     Ok(no_content())
 }
-
-/// `GET`/`PUT`/`DELETE /admin/v1/sso/saml`.
-pub fn routes() -> axum::routing::MethodRouter<super::AdminState> {
-    axum::routing::get(get_saml)
-        .put(put_saml)
-        .delete(delete_saml)
-}

@@ -81,8 +81,3 @@ pub async fn put_group_roles(Call(s, p): Call, Json(body): Json<GroupRoles>) -> 
     let roles = s.run(s.admin().set_group_roles(&p, body.into())).await?;
     Ok(Json(roles.into()))
 }
-
-/// `GET`/`PUT /admin/v1/sso/scim-group-roles`.
-pub fn routes() -> axum::routing::MethodRouter<super::AdminState> {
-    axum::routing::get(get_group_roles).put(put_group_roles)
-}

@@ -1,4 +1,7 @@
-//! Security settings (IP blocklist, pause of all egress): wire types and handlers.
+//! Security settings: the IP blocklist and the pause of all egress (`/admin/v1/security`), the
+//! web origins allowed to send tracking requests from a browser (CORS, `/admin/v1/cors`) and
+//! bot filtering (`/admin/v1/bot-filter`). As in the control plane, they are one group: each
+//! change is audited as a security-settings change. Wire types and handlers.
 
 use serde::{Deserialize, Serialize};
 use tracklayer_core as tl;
@@ -134,4 +137,100 @@ pub async fn patch_security(
 ) -> Answer<SecuritySettings> {
     let patch = body.parse().map_err(|e| s.fail(e))?;
     s.answer(s.admin().patch_security(&p, patch)).await
+}
+
+/// The origins whose pages may call the tracking API from a browser. A request with an
+/// `Origin` not listed is refused (403 `origin-not-allowed`); requests without one (servers)
+/// are not affected. Also the body of a `PUT`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    /// `scheme://host[:port]` without a path, `https://*.shop.example` for every subdomain
+    /// of `shop.example` (not `shop.example` itself), or `*` for every origin.
+    #[schema(max_items = 100, example = json!(["https://shop.example", "https://*.shop.example"]))]
+    pub allowed_origins: Vec<String>,
+}
+
+impl CorsSettings {
+    pub const MAX_ORIGINS: usize = 100;
+
+    pub(crate) fn parse(self) -> Result<Vec<tl::cors::AllowedOrigin>, AdminError> {
+        if self.allowed_origins.len() > Self::MAX_ORIGINS {
+            return Err(AdminError::invalid(
+                "allowed_origins",
+                "at most 100 entries",
+            ));
+        }
+        self.allowed_origins
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                tl::cors::AllowedOrigin::parse(s).map_err(|e| {
+                    AdminError::invalid(format!("allowed_origins[{i}]"), e.to_string())
+                })
+            })
+            .collect()
+    }
+}
+
+impl From<Vec<tl::cors::AllowedOrigin>> for CorsSettings {
+    fn from(list: Vec<tl::cors::AllowedOrigin>) -> Self {
+        Self {
+            allowed_origins: list.into_iter().map(String::from).collect(),
+        }
+    }
+}
+
+/// The origins allowed to send tracking requests from a browser.
+#[utoipa::path(get, path = "/admin/v1/cors", operation_id = "getCors", tag = "workspace",
+    responses((status = 200, description = "The allowed origins", body = CorsSettings)))]
+pub async fn get_cors(Call(s, p): Call) -> Answer<CorsSettings> {
+    s.answer(s.admin().cors(&p)).await
+}
+
+/// Replaces the allowed origins (admin; audited as a security-settings change).
+#[utoipa::path(put, path = "/admin/v1/cors", operation_id = "putCors", tag = "workspace",
+    request_body = CorsSettings,
+    responses(
+        (status = 200, description = "The new allowed origins", body = CorsSettings),
+        (status = 403, description = "Only admins change the allowed origins", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "An entry is not an origin (`field` names it: `allowed_origins[i]`)", body = dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn put_cors(Call(s, p): Call, Json(body): Json<CorsSettings>) -> Answer<CorsSettings> {
+    let origins = body.parse().map_err(|e| s.fail(e))?;
+    s.answer(s.admin().put_cors(&p, origins)).await
+}
+
+/// Whether ingest drops (and counts, as `bots`) the events whose user agent is a well-known
+/// crawler's, monitor's or headless browser's (the `isbot` list). On by default. Also the
+/// body of a `PUT`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BotFilter {
+    pub enabled: bool,
+}
+
+impl From<bool> for BotFilter {
+    fn from(enabled: bool) -> Self {
+        Self { enabled }
+    }
+}
+
+/// Whether the events of crawlers are dropped.
+#[utoipa::path(get, path = "/admin/v1/bot-filter", operation_id = "getBotFilter", tag = "workspace",
+    responses((status = 200, description = "The bot filter setting", body = BotFilter)))]
+pub async fn get_bot_filter(Call(s, p): Call) -> Answer<BotFilter> {
+    s.answer(s.admin().bot_filter(&p)).await
+}
+
+/// Turns bot filtering on or off (admin; audited as a security-settings change).
+#[utoipa::path(put, path = "/admin/v1/bot-filter", operation_id = "putBotFilter", tag = "workspace",
+    request_body = BotFilter,
+    responses(
+        (status = 200, description = "The new setting", body = BotFilter),
+        (status = 403, description = "Only admins change bot filtering", body = dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "The body is not `{\"enabled\": true|false}` (`field` names the member)", body = dto::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn put_bot_filter(Call(s, p): Call, Json(body): Json<BotFilter>) -> Answer<BotFilter> {
+    s.answer(s.admin().put_bot_filter(&p, body.enabled)).await
 }

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::dto::{self, rfc3339};
 use super::extract::{no_content, Answer, Call, Id};
+use super::users::UserPath;
 use crate::problem::Problem;
 
 /// A console session. Its token is never shown (the browser alone holds it).
@@ -60,8 +61,7 @@ impl From<tl::sessions::Session> for Session {
         (status = 403, description = "Only admins list other users' sessions", body = dto::ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn list_sessions(Call(s, p): Call, Id(id): Id) -> Answer<Vec<Session>> {
-    let user = tl::user_id::UserId::parse(&id).map_err(|_| Problem::not_found("user"))?;
+pub async fn list_sessions(Call(s, p): Call, UserPath(user): UserPath) -> Answer<Vec<Session>> {
     s.answer_each(s.admin().sessions(&p, &user)).await
 }
 

@@ -37,9 +37,7 @@ async fn a_snapchat_destination_is_checked_when_configured_naming_the_field() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
         assert_eq!(v["field"], field, "{v}");
     }
-    let created = app
-        .ok(Method::POST, "/admin/v1/destinations", Some(snapchat()))
-        .await;
+    let created = app.post("/admin/v1/destinations", snapchat()).await;
     assert_eq!(created["kind"], "snapchat");
     assert_eq!(created["consent_purposes"], json!(["advertising"]));
     assert!(!created.to_string().contains("snap-token-never-shown"));
@@ -48,9 +46,7 @@ async fn a_snapchat_destination_is_checked_when_configured_naming_the_field() {
 #[tokio::test]
 async fn editors_cannot_move_a_snapchat_destination_to_another_pixel() {
     let app = App::start().await;
-    let created = app
-        .ok(Method::POST, "/admin/v1/destinations", Some(snapchat()))
-        .await;
+    let created = app.post("/admin/v1/destinations", snapchat()).await;
     let path = format!("/admin/v1/destinations/{}", created["id"].as_str().unwrap());
     let patch = json!({"config": {"pixel_id": "attacker-pixel"}});
     let (status, _, v) = app
@@ -79,9 +75,7 @@ async fn check_configure_time_rules(kind: &str, refused: &[(Value, Value, &str)]
         assert_eq!(v["field"], *field, "{v}");
     }
     let good = spec(&accepted, &json!({"access_token": "token-never-shown"}));
-    let created = app
-        .ok(Method::POST, "/admin/v1/destinations", Some(good))
-        .await;
+    let created = app.post("/admin/v1/destinations", good).await;
     assert_eq!(created["kind"], kind);
     assert_eq!(created["consent_purposes"], json!(["advertising"]));
     assert!(!created.to_string().contains("token-never-shown"));
@@ -132,7 +126,7 @@ async fn a_reddit_destination_is_checked_when_configured_naming_the_field() {
 #[tokio::test]
 async fn the_openapi_document_lists_every_destination_kind() {
     let app = App::start().await;
-    let doc = app.ok(Method::GET, "/admin/v1/openapi.json", None).await;
+    let doc = app.get("/admin/v1/openapi.json").await;
     let kinds = &doc["components"]["schemas"]["DestinationKind"]["enum"];
     for kind in tracklayer_core::destination::DestinationKind::ALL {
         assert!(

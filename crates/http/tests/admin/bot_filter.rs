@@ -26,7 +26,7 @@ impl App {
 
     /// The bot filter setting, read by the admin.
     async fn bot_filter(&self) -> Value {
-        self.ok(Method::GET, BOT_FILTER, None).await
+        self.get(BOT_FILTER).await
     }
 }
 
@@ -36,9 +36,7 @@ async fn bot_filtering_is_on_by_default_and_an_admin_turning_it_off_is_audited_a
     assert_eq!(app.bot_filter().await, json!({"enabled": true}));
     assert_eq!(app.track_as_googlebot().await["bots"], 1);
 
-    let v = app
-        .ok(Method::PUT, BOT_FILTER, Some(json!({"enabled": false})))
-        .await;
+    let v = app.put(BOT_FILTER, json!({"enabled": false})).await;
 
     assert_eq!(v, json!({"enabled": false}));
     assert_eq!(
@@ -47,10 +45,9 @@ async fn bot_filtering_is_on_by_default_and_an_admin_turning_it_off_is_audited_a
     );
     assert_eq!(app.track_as_googlebot().await["bots"], 0);
     // Replacing the other security settings leaves it alone.
-    app.ok(
-        Method::PUT,
+    app.put(
         "/admin/v1/security",
-        Some(json!({"ip_blocklist": [], "egress_paused": false})),
+        json!({"ip_blocklist": [], "egress_paused": false}),
     )
     .await;
     assert_eq!(app.bot_filter().await, json!({"enabled": false}));

@@ -36,17 +36,14 @@ impl App {
 async fn allowed_origins_are_set_by_an_admin_audited_and_enforced_at_ingest() {
     let app = App::start().await;
     assert_eq!(
-        app.ok(Method::GET, "/admin/v1/cors", None).await,
+        app.get("/admin/v1/cors").await,
         json!({"allowed_origins": []})
     );
 
     let v = app
-        .ok(
-            Method::PUT,
+        .put(
             "/admin/v1/cors",
-            Some(
-                json!({"allowed_origins": ["https://Shop.Example:443", "https://*.shop.example"]}),
-            ),
+            json!({"allowed_origins": ["https://Shop.Example:443", "https://*.shop.example"]}),
         )
         .await;
 
@@ -57,13 +54,12 @@ async fn allowed_origins_are_set_by_an_admin_audited_and_enforced_at_ingest() {
         want["allowed_origins"]
     );
     // Replacing the other security settings leaves the origins alone.
-    app.ok(
-        Method::PUT,
+    app.put(
         "/admin/v1/security",
-        Some(json!({"ip_blocklist": [], "egress_paused": false})),
+        json!({"ip_blocklist": [], "egress_paused": false}),
     )
     .await;
-    assert_eq!(app.ok(Method::GET, "/admin/v1/cors", None).await, want);
+    assert_eq!(app.get("/admin/v1/cors").await, want);
 
     let (status, headers, v) = app.track_from(Some("https://www.shop.example")).await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -111,12 +107,8 @@ async fn a_browser_request_is_refused_while_no_origin_is_allowed() {
 #[tokio::test]
 async fn every_origin_is_allowed_only_when_an_admin_lists_the_wildcard() {
     let app = App::start().await;
-    app.ok(
-        Method::PUT,
-        "/admin/v1/cors",
-        Some(json!({"allowed_origins": ["*"]})),
-    )
-    .await;
+    app.put("/admin/v1/cors", json!({"allowed_origins": ["*"]}))
+        .await;
 
     let (status, headers, v) = app.track_from(Some("https://anyone.example")).await;
 
@@ -150,7 +142,7 @@ async fn a_malformed_origin_is_a_422_naming_its_entry_and_changes_nothing() {
         assert_eq!(v["field"], field, "{v}");
     }
     assert_eq!(
-        app.ok(Method::GET, "/admin/v1/cors", None).await,
+        app.get("/admin/v1/cors").await,
         json!({"allowed_origins": []})
     );
 }
@@ -202,10 +194,9 @@ async fn a_preflight_is_answered_with_methods_headers_and_max_age() {
 #[tokio::test]
 async fn the_browser_sdks_paths_settings_and_beacon_are_served_from_an_allowed_origin() {
     let app = App::start().await;
-    app.ok(
-        Method::PUT,
+    app.put(
         "/admin/v1/cors",
-        Some(json!({"allowed_origins": ["http://127.0.0.1:5000"]})),
+        json!({"allowed_origins": ["http://127.0.0.1:5000"]}),
     )
     .await;
     let origin = "http://127.0.0.1:5000";
@@ -295,28 +286,20 @@ async fn the_browser_sdks_paths_settings_and_beacon_are_served_from_an_allowed_o
 #[tokio::test]
 async fn a_browser_key_works_only_from_an_allowed_origin_is_limited_per_address_and_never_admin() {
     let app = App::start().await;
-    app.ok(
-        Method::PUT,
+    app.put(
         "/admin/v1/cors",
-        Some(json!({"allowed_origins": ["https://shop.example"]})),
+        json!({"allowed_origins": ["https://shop.example"]}),
     )
     .await;
     let created = app
-        .ok(
-            Method::POST,
+        .post(
             "/admin/v1/api-keys",
-            Some(json!({"kind": "ingest", "name": "web", "browser": true})),
+            json!({"kind": "ingest", "name": "web", "browser": true}),
         )
         .await;
     assert_eq!(created["key"]["browser"], true, "{created}");
     let key = created["secret"].as_str().unwrap().to_owned();
-    let log = app
-        .ok(
-            Method::GET,
-            "/admin/v1/audit-log?action=api_key.create",
-            None,
-        )
-        .await;
+    let log = app.get("/admin/v1/audit-log?action=api_key.create").await;
     assert_eq!(
         log["entries"].as_array().unwrap().last().unwrap()["summary"]["browser"],
         true,

@@ -86,7 +86,7 @@ impl App {
     /// The audit entries of `action`.
     async fn audited(&self, action: &str) -> Vec<Value> {
         let path = format!("/admin/v1/audit-log?action={action}");
-        let v = self.ok(Method::GET, &path, None).await;
+        let v = self.get(&path).await;
         v["entries"].as_array().unwrap().clone()
     }
 
@@ -245,7 +245,7 @@ async fn an_sp_initiated_login_creates_the_user_just_in_time_with_the_mapped_rol
         "{session}"
     );
     // The user was created just in time with the mapped role, and has that one session.
-    let users = app.ok(Method::GET, "/admin/v1/users", None).await;
+    let users = app.get("/admin/v1/users").await;
     let user = users
         .as_array()
         .unwrap()
@@ -253,7 +253,7 @@ async fn an_sp_initiated_login_creates_the_user_just_in_time_with_the_mapped_rol
         .find(|u| u["id"] != "usr_owner" && u["role"] == "editor")
         .unwrap_or_else(|| panic!("a just-in-time editor: {users}"));
     let path = format!("/admin/v1/users/{}/sessions", user["id"].as_str().unwrap());
-    let sessions = app.ok(Method::GET, &path, None).await;
+    let sessions = app.get(&path).await;
     assert_eq!(sessions.as_array().map(Vec::len), Some(1), "{sessions}");
 
     // The request id was single-use: the same browser cannot sign in with it again.
@@ -334,8 +334,7 @@ async fn sso_is_required_only_for_managed_domains_of_an_enforcing_workspace() {
     assert!(!app.service.sso_required_for(&app.ws, &other).await.unwrap());
     let mut relaxed = connection(false);
     relaxed["enforce_sso"] = json!(false);
-    app.ok(Method::PUT, "/admin/v1/sso/saml", Some(relaxed))
-        .await;
+    app.put("/admin/v1/sso/saml", relaxed).await;
     assert!(!app.service.sso_required_for(&app.ws, &alice).await.unwrap());
 }
 
@@ -348,10 +347,9 @@ async fn the_break_glass_user_must_be_an_admin_of_the_workspace_and_is_shown_and
         c
     };
     let editor = app
-        .ok(
-            Method::POST,
+        .post(
             "/admin/v1/users",
-            Some(json!({"email": "ed@example.com", "role": "editor"})),
+            json!({"email": "ed@example.com", "role": "editor"}),
         )
         .await;
     for (id, why) in [
@@ -369,17 +367,9 @@ async fn the_break_glass_user_must_be_an_admin_of_the_workspace_and_is_shown_and
         );
     }
 
-    let v = app
-        .ok(Method::PUT, "/admin/v1/sso/saml", Some(put("usr_owner")))
-        .await;
+    let v = app.put("/admin/v1/sso/saml", put("usr_owner")).await;
     assert_eq!(v["break_glass_user"], "usr_owner");
-    let audit = app
-        .ok(
-            Method::GET,
-            "/admin/v1/audit-log?action=sso.saml.update",
-            None,
-        )
-        .await;
+    let audit = app.get("/admin/v1/audit-log?action=sso.saml.update").await;
     assert_eq!(
         audit["entries"][0]["summary"]["break_glass_user"],
         "usr_owner"

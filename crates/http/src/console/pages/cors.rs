@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
 
-use crate::admin::cors::CorsSettings;
+use crate::admin::security::CorsSettings;
 use crate::console::csrf::Action;
 use crate::console::session::Me;
 use crate::console::view::{done_page, html, see_other, Failure, Shell};
