@@ -30,10 +30,12 @@ pub enum DestinationKind {
     Pinterest,
     /// Reddit Conversions API v2.0.
     Reddit,
+    /// Microsoft Advertising UET Conversions API (CAPI).
+    MicrosoftAds,
 }
 
 impl DestinationKind {
-    pub const ALL: [DestinationKind; 7] = [
+    pub const ALL: [DestinationKind; 8] = [
         Self::MetaCapi,
         Self::Ga4,
         Self::Tiktok,
@@ -41,6 +43,7 @@ impl DestinationKind {
         Self::Snapchat,
         Self::Pinterest,
         Self::Reddit,
+        Self::MicrosoftAds,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +55,7 @@ impl DestinationKind {
             Self::Snapchat => "snapchat",
             Self::Pinterest => "pinterest",
             Self::Reddit => "reddit",
+            Self::MicrosoftAds => "microsoft_ads",
         }
     }
 
@@ -66,15 +70,19 @@ impl DestinationKind {
             Self::Snapchat => Profile::Snapchat,
             Self::Pinterest => Profile::Pinterest,
             Self::Reddit => Profile::Reddit,
+            Self::MicrosoftAds => Profile::Microsoft,
         }
     }
 
     /// The consent purposes a destination of this kind needs unless configured otherwise.
     pub fn default_purposes(self) -> Vec<Purpose> {
         match self {
-            Self::MetaCapi | Self::Tiktok | Self::Snapchat | Self::Pinterest | Self::Reddit => {
-                vec![Purpose::advertising()]
-            }
+            Self::MetaCapi
+            | Self::Tiktok
+            | Self::Snapchat
+            | Self::Pinterest
+            | Self::Reddit
+            | Self::MicrosoftAds => vec![Purpose::advertising()],
             Self::Ga4 => vec![Purpose::analytics()],
             Self::Webhook => Vec::new(),
         }
@@ -89,6 +97,7 @@ impl DestinationKind {
             Self::Webhook => (&["url"], &["signing_secret"]),
             Self::Snapchat => (&["pixel_id"], &["access_token"]),
             Self::Pinterest | Self::Reddit => (&["ad_account_id"], &["access_token"]),
+            Self::MicrosoftAds => (&["tag_id"], &["access_token"]),
         }
     }
 
@@ -103,6 +112,7 @@ impl DestinationKind {
             Self::Webhook => &["url"],
             Self::Snapchat => &["pixel_id"],
             Self::Pinterest | Self::Reddit => &["ad_account_id"],
+            Self::MicrosoftAds => &["tag_id"],
         }
     }
 
@@ -132,6 +142,7 @@ impl DestinationKind {
                 &["ad_account_id", "test_mode", "event_names"],
                 &["access_token"],
             ),
+            Self::MicrosoftAds => (&["tag_id", "event_names"], &["access_token"]),
         }
     }
 }
@@ -342,9 +353,10 @@ impl DestinationSpec {
                 }
             }
             DestinationKind::Tiktok => {}
-            DestinationKind::Snapchat | DestinationKind::Pinterest | DestinationKind::Reddit => {
-                vendor_rules::validate(self)?
-            }
+            DestinationKind::Snapchat
+            | DestinationKind::Pinterest
+            | DestinationKind::Reddit
+            | DestinationKind::MicrosoftAds => vendor_rules::validate(self)?,
             DestinationKind::Webhook => {
                 if let Some(size) = self.config.get("batch_size") {
                     let ok = size.as_u64().is_some_and(|n| (1..=1000).contains(&n));

@@ -21,6 +21,8 @@ pub const SNAPCHAT_TOKEN: &str = "snapDeliveryTestToken";
 pub const PINTEREST_TOKEN: &str = "pinterestDeliveryTestToken";
 /// The Reddit conversion access token the fake expects (as `Authorization: Bearer`).
 pub const REDDIT_TOKEN: &str = "redditDeliveryTestToken";
+/// The Microsoft Advertising CAPI token the fake expects (as `Authorization: Bearer`).
+pub const MICROSOFT_ADS_TOKEN: &str = "uetDeliveryTestToken";
 /// The Pinterest ad account the fake serves.
 const PINTEREST_ACCOUNT: &str = "549757463328";
 
@@ -49,6 +51,13 @@ pub fn ad_destinations(base: &str) -> Vec<(&'static str, Value, usize)> {
                    "secrets": {"access_token": REDDIT_TOKEN}}),
             1000,
         ),
+        (
+            "microsoft_ads",
+            json!({"name": "Microsoft Advertising", "kind": "microsoft_ads", "endpoint": base,
+                   "config": {"tag_id": "343003931"},
+                   "secrets": {"access_token": MICROSOFT_ADS_TOKEN}}),
+            1000,
+        ),
     ]
 }
 
@@ -58,6 +67,7 @@ pub(super) fn routes() -> Router<Arc<Fakes>> {
         .route("/v3/{pixel}/events", post(snapchat))
         .route("/v5/ad_accounts/{account}/events", post(pinterest))
         .route("/api/v2.0/conversions/events/{account}", post(reddit))
+        .route("/v1/{tag}/events", post(microsoft_ads))
 }
 
 /// Whether the request carries `Authorization: Bearer {token}`.
@@ -247,4 +257,36 @@ async fn reddit(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) ->
     f.accept(sink, &v, ids);
     let message = format!("Successfully processed {} conversion events.", events.len());
     Json(json!({ "message": message })).into_response()
+}
+
+async fn microsoft_ads(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -> Response {
+    let sink = "microsoft_ads";
+    if let Some(r) = f.fault(sink).await {
+        return r;
+    }
+    if !bearer(&headers, MICROSOFT_ADS_TOKEN) {
+        f.format_error(sink, "missing bearer token".into());
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let Some(v) = json_body(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    if !v["dataProvider"].is_string() {
+        f.format_error(sink, "no dataProvider".into());
+    }
+    let required = ["eventType", "eventId", "eventTime", "userData"];
+    let hashed = ["em", "ph", "externalId"];
+    let events = check_batch(
+        &f,
+        sink,
+        &v,
+        ("data", 1000),
+        &required,
+        ("userData", &hashed),
+    );
+    let ids = events
+        .iter()
+        .filter_map(|e| e["eventId"].as_str().map(str::to_owned));
+    f.accept(sink, &v, ids);
+    StatusCode::OK.into_response()
 }

@@ -21,6 +21,8 @@ pub(super) fn validate(spec: &DestinationSpec) -> Result<(), DestinationError> {
             path_id("config.ad_account_id", cfg("ad_account_id"))?;
             boolean(spec, "test_mode")
         }
+        // A UET tag id is a number (`https://capi.uet.microsoft.com/v1/{tagId}/events`).
+        DestinationKind::MicrosoftAds => digits("config.tag_id", cfg("tag_id"), 18),
         _ => Ok(()),
     }
 }
@@ -159,6 +161,20 @@ mod tests {
         for bad in ["a2_x/../events", "t2 x", "a2_x?test=1"] {
             let err = reddit(bad).validate().unwrap_err();
             assert_eq!(err.field, "config.ad_account_id", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_microsoft_ads_tag_id_is_digits_only() {
+        let uet = |id: &str| -> DestinationSpec {
+            serde_json::from_value(json!({"name": "UET", "kind": "microsoft_ads",
+                "config": {"tag_id": id}, "secrets": {"access_token": "t"}}))
+            .unwrap()
+        };
+        uet("343003931").validate().unwrap();
+        for bad in ["343003931/../x", "abc", "", "1234567890123456789"] {
+            let err = uet(bad).validate().unwrap_err();
+            assert_eq!(err.field, "config.tag_id", "{bad}");
         }
     }
 

@@ -63,7 +63,11 @@ async fn editors_cannot_move_a_snapchat_destination_to_another_pixel() {
 /// Creates destinations of `kind` with each of `refused` (config, secrets, the field at fault)
 /// and expects 422 naming the field; then creates one with `accepted` config and a token and
 /// expects it stored for `advertising`, the token never shown.
-async fn check_configure_time_rules(kind: &str, refused: &[(Value, Value, &str)], accepted: Value) {
+async fn check_configure_time_rules(
+    kind: &str,
+    refused: &[(Value, Value, &str)],
+    accepted: Value,
+) -> (App, String) {
     let app = App::start().await;
     let spec = |config: &Value, secrets: &Value| json!({"name": kind, "kind": kind, "config": config, "secrets": secrets});
     for (config, secrets, field) in refused {
@@ -85,6 +89,7 @@ async fn check_configure_time_rules(kind: &str, refused: &[(Value, Value, &str)]
     assert_eq!(created["kind"], kind);
     assert_eq!(created["consent_purposes"], json!(["advertising"]));
     assert!(!created.to_string().contains("token-never-shown"));
+    (app, created["id"].as_str().unwrap_or_default().to_owned())
 }
 
 #[tokio::test]
@@ -127,6 +132,42 @@ async fn a_reddit_destination_is_checked_when_configured_naming_the_field() {
     ];
     let accepted = json!({"ad_account_id": "a2_gfgsrrd4ug2t"});
     check_configure_time_rules("reddit", &refused, accepted).await;
+}
+
+#[tokio::test]
+async fn a_microsoft_ads_destination_is_checked_when_configured_and_its_test_event_reaches_uet() {
+    let refused = [
+        (
+            json!({"tag_id": "343003931/../x"}),
+            json!({"access_token": "t"}),
+            "config.tag_id",
+        ),
+        (
+            json!({"tag_id": "343003931"}),
+            json!({}),
+            "secrets.access_token",
+        ),
+        (
+            json!({"tag_id": "343003931", "data_provider": "x"}),
+            json!({"access_token": "t"}),
+            "config.data_provider",
+        ),
+    ];
+    let accepted = json!({"tag_id": "343003931"});
+    let (app, id) = check_configure_time_rules("microsoft_ads", &refused, accepted).await;
+    // Its test event goes to the UET endpoint with the token, which the answer never shows.
+    let path = format!("/admin/v1/destinations/{id}/test");
+    let answer = app.ok(Method::POST, &path, None).await;
+    assert_eq!(answer["outcome"], "delivered", "{answer}");
+    assert!(!answer.to_string().contains("token-never-shown"));
+    let request = app.egress.sent.lock().unwrap().pop().expect("one request");
+    let tag_url = "https://capi.uet.microsoft.com/v1/343003931/events";
+    assert_eq!(request.url, tag_url);
+    let auth = (
+        "Authorization".to_owned(),
+        "Bearer token-never-shown".to_owned(),
+    );
+    assert!(request.headers.contains(&auth));
 }
 
 #[tokio::test]
