@@ -900,7 +900,7 @@ async fn a_vendor_with_byte_limits_gets_batches_split_by_bytes_and_an_oversized_
     sent.sort();
     let mut expected = vec![
         ids(&events[..2]),
-        vec![ids(&events[2..3]), ids(&events[4..])].concat(),
+        [ids(&events[2..3]), ids(&events[4..])].concat(),
     ];
     expected.sort();
     assert_eq!(sent, expected, "split by bytes, not by the count of 10");
