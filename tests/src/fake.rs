@@ -20,7 +20,8 @@ use sha2::Sha256;
 
 mod ads;
 pub use ads::{
-    ad_destinations, MICROSOFT_ADS_TOKEN, PINTEREST_TOKEN, REDDIT_TOKEN, SNAPCHAT_TOKEN,
+    ad_destinations, MICROSOFT_ADS_TOKEN, PINTEREST_TOKEN, REDDIT_TOKEN, SEGMENT_WRITE_KEY,
+    SNAPCHAT_TOKEN,
 };
 
 /// What a fake answers.

@@ -81,7 +81,7 @@ fn page_view(kind: DestinationKind) -> Option<&'static str> {
         DestinationKind::Snapchat => Some("PAGE_VIEW"),
         DestinationKind::Pinterest => Some("page_visit"),
         DestinationKind::Reddit => Some("PageVisit"),
-        DestinationKind::MicrosoftAds => None,
+        DestinationKind::MicrosoftAds | DestinationKind::Segment => None,
     }
 }
 

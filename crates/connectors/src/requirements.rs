@@ -20,7 +20,7 @@
 //! | `reddit` | `reddit_requires_customer_information` | it has no click id, no hashed email or external id, and not both IP address and user agent |
 //! | `microsoft_ads` | `microsoft_ads_requires_customer_information` | it has no `msclkid`, no hashed email, phone or external id, and not both IP address and user agent |
 //!
-//! TikTok and webhooks take every event they are routed.
+//! TikTok, webhooks and Segment-compatible APIs take every event they are routed.
 
 use time::Duration;
 use tracklayer_core::deliver::{DropReason, OpenedItem, Target};
@@ -79,7 +79,7 @@ fn check(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
             "Microsoft Advertising needs a click id (msclkid), a hashed email, phone or external \
              id, or both the IP address and the user agent",
         ),
-        DestinationKind::Tiktok | DestinationKind::Webhook => None,
+        DestinationKind::Tiktok | DestinationKind::Webhook | DestinationKind::Segment => None,
     }
 }
 
@@ -102,7 +102,8 @@ fn age_limit(
         DestinationKind::Tiktok
         | DestinationKind::Webhook
         | DestinationKind::Pinterest
-        | DestinationKind::MicrosoftAds => None,
+        | DestinationKind::MicrosoftAds
+        | DestinationKind::Segment => None,
     }
 }
 

@@ -24,6 +24,8 @@ mod microsoft_ads;
 mod pinterest;
 #[path = "connectors/reddit.rs"]
 mod reddit;
+#[path = "connectors/segment.rs"]
+mod segment;
 #[path = "connectors/snapchat.rs"]
 mod snapchat;
 
@@ -124,6 +126,10 @@ fn vendor(kind: DestinationKind) -> (Destination, Value) {
         DestinationKind::MicrosoftAds => (
             json!({"tag_id": "343003931"}),
             json!({"access_token": "uet-token"}),
+        ),
+        DestinationKind::Segment => (
+            json!({"identifiers": "hashed"}),
+            json!({"write_key": "wk_live_1"}),
         ),
     };
     (destination(kind, config), secrets)
@@ -259,6 +265,10 @@ fn debug_output_of_requests_never_shows_tokens_or_secrets() {
         (DestinationKind::Pinterest, vec!["pina-token"]),
         (DestinationKind::Reddit, vec!["rdt-token"]),
         (DestinationKind::MicrosoftAds, vec!["uet-token"]),
+        (
+            DestinationKind::Segment,
+            vec!["wk_live_1", "d2tfbGl2ZV8xOg"],
+        ),
         (
             DestinationKind::Webhook,
             vec!["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "v1,"], // pragma: allowlist secret

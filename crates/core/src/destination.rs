@@ -32,10 +32,12 @@ pub enum DestinationKind {
     Reddit,
     /// Microsoft Advertising UET Conversions API (CAPI).
     MicrosoftAds,
+    /// Any Segment-compatible HTTP tracking API (`/v1/batch`: Segment, RudderStack, ...).
+    Segment,
 }
 
 impl DestinationKind {
-    pub const ALL: [DestinationKind; 8] = [
+    pub const ALL: [DestinationKind; 9] = [
         Self::MetaCapi,
         Self::Ga4,
         Self::Tiktok,
@@ -44,6 +46,7 @@ impl DestinationKind {
         Self::Pinterest,
         Self::Reddit,
         Self::MicrosoftAds,
+        Self::Segment,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +59,7 @@ impl DestinationKind {
             Self::Pinterest => "pinterest",
             Self::Reddit => "reddit",
             Self::MicrosoftAds => "microsoft_ads",
+            Self::Segment => "segment",
         }
     }
 
@@ -64,7 +68,7 @@ impl DestinationKind {
         match self {
             // Webhooks get Meta-normalized hashes: the strictest published rules, and the
             // ones most receivers (CDPs, warehouses) match against.
-            Self::MetaCapi | Self::Webhook => Profile::Meta,
+            Self::MetaCapi | Self::Webhook | Self::Segment => Profile::Meta,
             Self::Ga4 => Profile::Google,
             Self::Tiktok => Profile::TikTok,
             Self::Snapchat => Profile::Snapchat,
@@ -83,7 +87,7 @@ impl DestinationKind {
             | Self::Pinterest
             | Self::Reddit
             | Self::MicrosoftAds => vec![Purpose::advertising()],
-            Self::Ga4 => vec![Purpose::analytics()],
+            Self::Ga4 | Self::Segment => vec![Purpose::analytics()],
             Self::Webhook => Vec::new(),
         }
     }
@@ -98,6 +102,7 @@ impl DestinationKind {
             Self::Snapchat => (&["pixel_id"], &["access_token"]),
             Self::Pinterest | Self::Reddit => (&["ad_account_id"], &["access_token"]),
             Self::MicrosoftAds => (&["tag_id"], &["access_token"]),
+            Self::Segment => (&["identifiers"], &["write_key"]),
         }
     }
 
@@ -113,6 +118,8 @@ impl DestinationKind {
             Self::Snapchat => &["pixel_id"],
             Self::Pinterest | Self::Reddit => &["ad_account_id"],
             Self::MicrosoftAds => &["tag_id"],
+            // Hashed or scrubbed: whether identifiers follow the data is the admin's to change.
+            Self::Segment => &["identifiers"],
         }
     }
 
@@ -143,6 +150,7 @@ impl DestinationKind {
                 &["access_token"],
             ),
             Self::MicrosoftAds => (&["tag_id", "event_names"], &["access_token"]),
+            Self::Segment => (&["identifiers", "event_names"], &["write_key"]),
         }
     }
 }
@@ -356,7 +364,8 @@ impl DestinationSpec {
             DestinationKind::Snapchat
             | DestinationKind::Pinterest
             | DestinationKind::Reddit
-            | DestinationKind::MicrosoftAds => vendor_rules::validate(self)?,
+            | DestinationKind::MicrosoftAds
+            | DestinationKind::Segment => vendor_rules::validate(self)?,
             DestinationKind::Webhook => {
                 if let Some(size) = self.config.get("batch_size") {
                     let ok = size.as_u64().is_some_and(|n| (1..=1000).contains(&n));

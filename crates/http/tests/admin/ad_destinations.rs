@@ -61,8 +61,9 @@ async fn editors_cannot_move_a_snapchat_destination_to_another_pixel() {
 }
 
 /// Creates destinations of `kind` with each of `refused` (config, secrets, the field at fault)
-/// and expects 422 naming the field; then creates one with `accepted` config and a token and
-/// expects it stored for `advertising`, the token never shown.
+/// and expects 422 naming the field; then creates one with `accepted` config and a token (a
+/// Segment write key) and expects it stored for `advertising` (Segment: `analytics`), the
+/// token never shown.
 async fn check_configure_time_rules(
     kind: &str,
     refused: &[(Value, Value, &str)],
@@ -82,12 +83,16 @@ async fn check_configure_time_rules(
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
         assert_eq!(v["field"], *field, "{v}");
     }
-    let good = spec(&accepted, &json!({"access_token": "token-never-shown"}));
+    let (secret, purpose) = match kind {
+        "segment" => ("write_key", "analytics"),
+        _ => ("access_token", "advertising"),
+    };
+    let good = spec(&accepted, &json!({ secret: "token-never-shown" }));
     let created = app
         .ok(Method::POST, "/admin/v1/destinations", Some(good))
         .await;
     assert_eq!(created["kind"], kind);
-    assert_eq!(created["consent_purposes"], json!(["advertising"]));
+    assert_eq!(created["consent_purposes"], json!([purpose]));
     assert!(!created.to_string().contains("token-never-shown"));
     (app, created["id"].as_str().unwrap_or_default().to_owned())
 }
@@ -168,6 +173,57 @@ async fn a_microsoft_ads_destination_is_checked_when_configured_and_its_test_eve
         "Bearer token-never-shown".to_owned(),
     );
     assert!(request.headers.contains(&auth));
+}
+
+#[tokio::test]
+async fn a_segment_destination_is_checked_when_configured_and_its_endpoint_passes_the_egress_guard()
+{
+    let refused = [
+        (
+            json!({"identifiers": "raw"}),
+            json!({"write_key": "wk"}),
+            "config.identifiers",
+        ),
+        (
+            json!({"identifiers": "hashed"}),
+            json!({"write_key": "wk:with-colon"}),
+            "secrets.write_key",
+        ),
+    ];
+    let accepted = json!({"identifiers": "hashed"});
+    let (app, id) = check_configure_time_rules("segment", &refused, accepted).await;
+    // Its test event goes to Segment's batch endpoint.
+    let answer = app
+        .ok(
+            Method::POST,
+            &format!("/admin/v1/destinations/{id}/test"),
+            None,
+        )
+        .await;
+    assert_eq!(answer["outcome"], "delivered", "{answer}");
+    let request = app.egress.sent.lock().unwrap().pop().expect("one request");
+    assert_eq!(request.url, "https://api.segment.io/v1/batch");
+    // The endpoint goes through the egress guard like a webhook's URL: this app runs with
+    // private egress allowed (as `serve --allow-private-egress`), which still never reaches
+    // cloud metadata nor a public address over plain http.
+    for endpoint in ["https://169.254.169.254", "http://8.8.8.8"] {
+        let spec = json!({"name": "Segment", "kind": "segment", "endpoint": endpoint,
+            "config": {"identifiers": "scrubbed"}, "secrets": {"write_key": "wk"}});
+        let (status, _, v) = app
+            .call(
+                Method::POST,
+                "/admin/v1/destinations",
+                Some(&app.admin),
+                Some(spec),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{endpoint}: {v}");
+        assert_eq!(v["field"], "endpoint", "{v}");
+    }
+    let loopback = json!({"name": "Segment", "kind": "segment", "endpoint": "http://127.0.0.1:9",
+        "config": {"identifiers": "scrubbed"}, "secrets": {"write_key": "wk"}});
+    app.ok(Method::POST, "/admin/v1/destinations", Some(loopback))
+        .await;
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use super::destination_form::KindForm;
 
 /// The kinds, as offered by the console after the first four.
-pub const AD_KINDS: [KindForm; 4] = [
+pub const AD_KINDS: [KindForm; 5] = [
     (
         "snapchat",
         "Snap Conversions API",
@@ -67,6 +67,22 @@ pub const AD_KINDS: [KindForm; 4] = [
             "access_token",
             "Conversions API token",
             "The CAPI token of the UET tag (Use Conversions API, in Microsoft Advertising)",
+            true,
+        )],
+    ),
+    (
+        "segment",
+        "Segment-compatible API (Segment, RudderStack, …)",
+        &[(
+            "identifiers",
+            "Identifiers",
+            "hashed (SHA-256 digests as traits and userId) or scrubbed (none); set Endpoint to the API's base URL (default https://api.segment.io)",
+            true,
+        )],
+        &[(
+            "write_key",
+            "Write key",
+            "The write key of the source that receives the events",
             true,
         )],
     ),
