@@ -18,7 +18,8 @@
 //!   event action a custom conversion goal matches), `eventId` (the message id: "use a shared
 //!   eventId so Microsoft Advertising can avoid double-counting" with the UET tag),
 //!   `eventTime` (Unix seconds), `eventSourceUrl` (the page URL, stripped as every URL that
-//!   leaves), `adStorageConsent` `"G"` (only consented events are routed here), `userData`
+//!   leaves), `adStorageConsent` (`G` when the destination requires the `advertising`
+//!   purpose, its default, else `D`: [`ad_storage_consent`]), `userData`
 //!   (`em`, `ph`, `externalId` as SHA-256 digests, `msclkid`, `clientIpAddress`,
 //!   `clientUserAgent`) and `customData` (`pageType`, `value`, `currency`, `transactionId`,
 //!   `itemIds`, `items[{id, name, price, quantity}]`, `searchTerm`).
@@ -31,6 +32,7 @@
 //!   404 (tag) permanent; 408, 429 and 5xx retried after `Retry-After` ([`classify_response`]).
 
 use serde_json::{Map, Value};
+use tracklayer_core::consent::Purpose;
 use tracklayer_core::deliver::{
     Connector, DropReason, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
 };
@@ -123,6 +125,18 @@ fn custom_data(opened: &OpenedItem) -> Map<String, Value> {
     out
 }
 
+/// `adStorageConsent`: `G` (granted) when the destination sends only events whose consent
+/// covers the `advertising` purpose (its default), else `D`: an event that may have gone
+/// without that consent is never declared granted.
+fn ad_storage_consent(target: &Target<'_>) -> &'static str {
+    let purposes = &target.destination.consent_purposes;
+    if purposes.contains(&Purpose::advertising()) {
+        "G"
+    } else {
+        "D"
+    }
+}
+
 /// One `data[]` entry.
 pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
     let mut e = Map::new();
@@ -139,7 +153,7 @@ pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
         opened.item.timestamp.unix_timestamp().into(),
     );
     put(&mut e, "eventSourceUrl", common::page_url(opened));
-    e.insert("adStorageConsent".into(), "G".into());
+    e.insert("adStorageConsent".into(), ad_storage_consent(target).into());
     e.insert("userData".into(), Value::Object(user_data(opened)));
     let custom = custom_data(opened);
     if !custom.is_empty() {

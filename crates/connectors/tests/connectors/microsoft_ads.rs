@@ -68,6 +68,16 @@ fn microsoft_ads_maps_segment_names_to_uet_event_actions_and_keeps_the_rest() {
 }
 
 #[test]
+fn microsoft_ads_declares_ad_storage_granted_only_when_advertising_consent_is_required() {
+    let (mut d, s) = uet();
+    let sent = body(&build(&target(&d, &s), &[uet_order()]));
+    assert_eq!(sent["data"][0]["adStorageConsent"], "G");
+    d.consent_purposes = vec![tracklayer_core::consent::Purpose::analytics()];
+    let sent = body(&build(&target(&d, &s), &[uet_order()]));
+    assert_eq!(sent["data"][0]["adStorageConsent"], "D");
+}
+
+#[test]
 fn microsoft_ads_dedups_with_the_uet_tag_by_the_message_id() {
     let (d, s) = uet();
     let mut second = uet_order();
