@@ -47,17 +47,30 @@ async fn a_snapchat_destination_is_checked_when_configured_naming_the_field() {
 
 #[tokio::test]
 async fn editors_cannot_move_a_snapchat_destination_to_another_pixel() {
+    let patch = json!({"config": {"pixel_id": "attacker-pixel"}});
+    editors_cannot_patch(snapchat(), patch, "config.pixel_id").await;
+}
+
+#[tokio::test]
+async fn editors_cannot_switch_a_segment_destination_from_scrubbed_to_hashed_identifiers() {
+    let scrubbed = json!({"name": "Segment", "kind": "segment",
+        "config": {"identifiers": "scrubbed"}, "secrets": {"write_key": "wk"}});
+    let patch = json!({"config": {"identifiers": "hashed"}});
+    editors_cannot_patch(scrubbed, patch, "config.identifiers").await;
+}
+
+/// An admin creates `spec`; an editor's `patch` of it is refused (403) naming `field`.
+async fn editors_cannot_patch(spec: Value, patch: Value, field: &str) {
     let app = App::start().await;
     let created = app
-        .ok(Method::POST, "/admin/v1/destinations", Some(snapchat()))
+        .ok(Method::POST, "/admin/v1/destinations", Some(spec))
         .await;
     let path = format!("/admin/v1/destinations/{}", created["id"].as_str().unwrap());
-    let patch = json!({"config": {"pixel_id": "attacker-pixel"}});
     let (status, _, v) = app
         .call(Method::PATCH, &path, Some(&app.editor), Some(patch))
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
-    assert_eq!(v["field"], "config.pixel_id");
+    assert_eq!(v["field"], field);
 }
 
 /// Creates destinations of `kind` with each of `refused` (config, secrets, the field at fault)
