@@ -19,7 +19,10 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 mod ads;
-pub use ads::{ad_destinations, PINTEREST_TOKEN, REDDIT_TOKEN, SNAPCHAT_TOKEN};
+pub use ads::{
+    ad_destinations, MICROSOFT_ADS_TOKEN, PINTEREST_TOKEN, REDDIT_TOKEN, SEGMENT_WRITE_KEY,
+    SNAPCHAT_TOKEN,
+};
 
 /// What a fake answers.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -162,6 +162,31 @@ impl Envelope {
     }
 }
 
+/// The envelope of a vendor that takes `secrets.access_token` as a bearer token and names the
+/// account in its URL path: `config.{id_key}` (letters, digits, `-` and `_` only, so that it
+/// can reach no other path or host) placed by `url` after the base URL, events under `key`.
+pub(crate) fn bearer_envelope(
+    target: &Target<'_>,
+    id_key: &str,
+    url: impl FnOnce(&str, &str) -> String,
+    key: &'static str,
+) -> Result<Envelope, String> {
+    let kind = target.destination.kind;
+    let id = required_config(target, id_key)?;
+    let ok = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !ok {
+        return Err(format!(
+            "{}: config.{id_key} must be letters, digits, '_' or '-'",
+            kind.as_str()
+        ));
+    }
+    let token = required_secret(target, "access_token")?;
+    let url = url(base_url(target, kind), id);
+    Ok(Envelope::new(url, vec![bearer(token)], key))
+}
+
 /// The one request skeleton of the batch connectors: refuses more than `limit` items (before
 /// anything else is read), then POSTs as JSON the `envelope` with one `event` per item, in
 /// order, as its events array.

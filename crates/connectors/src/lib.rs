@@ -1,7 +1,9 @@
 //! Destination wire formats, one module per vendor: [`meta`] (Meta Conversions API), [`ga4`]
 //! (GA4 Measurement Protocol), [`tiktok`] (TikTok Events API 2.0), [`webhook`] (Standard
 //! Webhooks), [`snapchat`] (Snap Conversions API v3), [`pinterest`] (Pinterest
-//! Conversions API v5) and [`reddit`] (Reddit Conversions API v2.0), plus [`names`], the mapping from Segment event names to each vendor's standard
+//! Conversions API v5), [`reddit`] (Reddit Conversions API v2.0) and [`microsoft_ads`]
+//! (Microsoft Advertising UET Conversions API), and [`segment`] (any Segment-compatible HTTP
+//! API), plus [`names`], the mapping from Segment event names to each vendor's standard
 //! events.
 //!
 //! Pure code: each connector turns opened [`DeliveryItem`](tracklayer_core::event::DeliveryItem)s
@@ -19,10 +21,12 @@ mod common;
 mod erasure_guidance_tests;
 pub mod ga4;
 pub mod meta;
+pub mod microsoft_ads;
 pub mod names;
 pub mod pinterest;
 pub mod reddit;
 pub mod requirements;
+pub mod segment;
 pub mod snapchat;
 pub mod tiktok;
 pub mod webhook;
@@ -39,6 +43,8 @@ static WEBHOOK: webhook::Webhook = webhook::Webhook;
 static SNAPCHAT: snapchat::Snapchat = snapchat::Snapchat;
 static PINTEREST: pinterest::Pinterest = pinterest::Pinterest;
 static REDDIT: reddit::Reddit = reddit::Reddit;
+static MICROSOFT_ADS: microsoft_ads::MicrosoftAds = microsoft_ads::MicrosoftAds;
+static SEGMENT: segment::Segment = segment::Segment;
 
 /// The connector of a destination kind.
 pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
@@ -50,6 +56,8 @@ pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
         DestinationKind::Snapchat => &SNAPCHAT,
         DestinationKind::Pinterest => &PINTEREST,
         DestinationKind::Reddit => &REDDIT,
+        DestinationKind::MicrosoftAds => &MICROSOFT_ADS,
+        DestinationKind::Segment => &SEGMENT,
     }
 }
 
@@ -64,6 +72,9 @@ pub fn default_base_url(kind: DestinationKind) -> &'static str {
         DestinationKind::Snapchat => "https://tr.snapchat.com",
         DestinationKind::Pinterest => "https://api.pinterest.com",
         DestinationKind::Reddit => "https://ads-api.reddit.com",
+        DestinationKind::MicrosoftAds => "https://capi.uet.microsoft.com",
+        // Segment's US endpoint; EU workspaces and other Segment-compatible APIs set `endpoint`.
+        DestinationKind::Segment => "https://api.segment.io",
     }
 }
 

@@ -60,6 +60,17 @@ const STANDARD: &[Row] = &[
     ("Product List Viewed", [None, Some("view_item_list"), None, Some("LIST_VIEW"), Some("view_category"), None]),
 ];
 
+/// The kind whose standard names a kind takes. Microsoft Advertising's UET event actions are
+/// GA4's recommended event names (`purchase`, `add_to_cart`, `view_item`, `search`, …: the
+/// names Microsoft's CAPI integrations send for them, e.g. Stape's `gaToEventName`), so it
+/// reads GA4's column; a page call is UET's `pageLoad` event, which has no name.
+fn same_names_as(kind: DestinationKind) -> DestinationKind {
+    match kind {
+        DestinationKind::MicrosoftAds => DestinationKind::Ga4,
+        other => other,
+    }
+}
+
 /// The standard event a page view becomes.
 fn page_view(kind: DestinationKind) -> Option<&'static str> {
     match kind {
@@ -70,6 +81,7 @@ fn page_view(kind: DestinationKind) -> Option<&'static str> {
         DestinationKind::Snapchat => Some("PAGE_VIEW"),
         DestinationKind::Pinterest => Some("page_visit"),
         DestinationKind::Reddit => Some("PageVisit"),
+        DestinationKind::MicrosoftAds | DestinationKind::Segment => None,
     }
 }
 
@@ -92,7 +104,7 @@ pub fn standard(kind: DestinationKind, item: &DeliveryItem) -> Option<&'static s
         return None;
     }
     let name = item.name.as_deref()?.trim();
-    let column = COLUMNS.iter().position(|k| *k == kind)?;
+    let column = COLUMNS.iter().position(|k| *k == same_names_as(kind))?;
     STANDARD
         .iter()
         .find(|(segment, _)| segment.eq_ignore_ascii_case(name))

@@ -182,19 +182,9 @@ pub fn classify_response(response: &HttpResponse) -> Outcome {
 impl Connector for Reddit {
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {
         let envelope = || {
-            let account = common::required_config(target, "ad_account_id")?;
-            let ok = account
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !ok {
-                return Err(
-                    "reddit: config.ad_account_id must be letters, digits, '_' or '-'".into(),
-                );
-            }
-            let token = common::required_secret(target, "access_token")?;
-            let base = common::base_url(target, DestinationKind::Reddit);
-            let url = format!("{base}/api/v2.0/conversions/events/{account}");
-            let mut e = common::Envelope::new(url, vec![common::bearer(token)], "events");
+            let url =
+                |base: &str, account: &str| format!("{base}/api/v2.0/conversions/events/{account}");
+            let mut e = common::bearer_envelope(target, "ad_account_id", url, "events")?;
             let test = common::config_flag(target, "test_mode");
             e.head.insert("test_mode".into(), test.into());
             Ok(e)

@@ -18,8 +18,9 @@
 //! | `pinterest` | `pinterest_requires_customer_information` | it has no hashed email and not both IP address and user agent |
 //! | `reddit` | `reddit_max_age_7_days` | its timestamp is over 7 days old |
 //! | `reddit` | `reddit_requires_customer_information` | it has no click id, no hashed email or external id, and not both IP address and user agent |
+//! | `microsoft_ads` | `microsoft_ads_requires_customer_information` | it has no `msclkid`, no hashed email, phone or external id, and not both IP address and user agent |
 //!
-//! TikTok and webhooks take every event they are routed.
+//! TikTok, webhooks and Segment-compatible APIs take every event they are routed.
 
 use time::Duration;
 use tracklayer_core::deliver::{DropReason, OpenedItem, Target};
@@ -27,7 +28,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::ingest::Unmet;
 
 use crate::common::{self, Commerce};
-use crate::{ga4, meta, names, pinterest, reddit, snapchat};
+use crate::{ga4, meta, microsoft_ads, names, pinterest, reddit, snapchat};
 
 /// A broken rule, and whether it is one of age (the event came too late).
 struct Broken {
@@ -72,7 +73,13 @@ fn check(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
             "Reddit needs a click id, a hashed email or external id, or both the IP address and \
              the user agent",
         ),
-        DestinationKind::Tiktok | DestinationKind::Webhook => None,
+        DestinationKind::MicrosoftAds => unless_matchable(
+            microsoft_ads::matchable(opened),
+            "microsoft_ads_requires_customer_information",
+            "Microsoft Advertising needs a click id (msclkid), a hashed email, phone or external \
+             id, or both the IP address and the user agent",
+        ),
+        DestinationKind::Tiktok | DestinationKind::Webhook | DestinationKind::Segment => None,
     }
 }
 
@@ -92,7 +99,11 @@ fn age_limit(
         DestinationKind::Reddit => {
             Some(("reddit_max_age_7_days", "Reddit", reddit::MAX_AGE, "7 days"))
         }
-        DestinationKind::Tiktok | DestinationKind::Webhook | DestinationKind::Pinterest => None,
+        DestinationKind::Tiktok
+        | DestinationKind::Webhook
+        | DestinationKind::Pinterest
+        | DestinationKind::MicrosoftAds
+        | DestinationKind::Segment => None,
     }
 }
 

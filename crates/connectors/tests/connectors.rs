@@ -18,10 +18,14 @@ use tracklayer_core::event::{DeliveryItem, EventType, SealedFields};
 use tracklayer_core::identity::Field;
 use tracklayer_core::workspace::{Region, WorkspaceId};
 
+#[path = "connectors/microsoft_ads.rs"]
+mod microsoft_ads;
 #[path = "connectors/pinterest.rs"]
 mod pinterest;
 #[path = "connectors/reddit.rs"]
 mod reddit;
+#[path = "connectors/segment.rs"]
+mod segment;
 #[path = "connectors/snapchat.rs"]
 mod snapchat;
 
@@ -48,6 +52,24 @@ fn fixture(name: &str) -> OpenedItem {
         item: f.item,
         sealed: f.sealed,
     }
+}
+
+/// The order fixture with the click id `name` as ingest collected it.
+fn order_with_click_id(name: &str, value: &str) -> OpenedItem {
+    let mut o = fixture("order");
+    o.sealed.click_ids.insert(name.into(), value.into());
+    o
+}
+
+/// Asserts a JSON request to `url` with `Authorization: Bearer {token}` (never in the URL)
+/// whose body is the golden one.
+fn assert_bearer_request(request: &HttpRequest, url: &str, token: &str, golden_body: &str) {
+    assert_eq!(request.url, url);
+    let auth = format!("Bearer {token}");
+    assert_eq!(header(request, "authorization"), Some(auth.as_str()));
+    assert_eq!(header(request, "content-type"), Some("application/json"));
+    assert_eq!(body(request), golden(golden_body));
+    assert!(!request.url.contains(token));
 }
 
 fn golden(json: &str) -> Value {
@@ -100,6 +122,14 @@ fn vendor(kind: DestinationKind) -> (Destination, Value) {
         DestinationKind::Reddit => (
             json!({"ad_account_id": "a2_gfgsrrd4ug2t"}),
             json!({"access_token": "rdt-token"}),
+        ),
+        DestinationKind::MicrosoftAds => (
+            json!({"tag_id": "343003931"}),
+            json!({"access_token": "uet-token"}),
+        ),
+        DestinationKind::Segment => (
+            json!({"identifiers": "hashed"}),
+            json!({"write_key": "wk_live_1"}),
         ),
     };
     (destination(kind, config), secrets)
@@ -234,6 +264,11 @@ fn debug_output_of_requests_never_shows_tokens_or_secrets() {
         (DestinationKind::Snapchat, vec!["snap-token"]),
         (DestinationKind::Pinterest, vec!["pina-token"]),
         (DestinationKind::Reddit, vec!["rdt-token"]),
+        (DestinationKind::MicrosoftAds, vec!["uet-token"]),
+        (
+            DestinationKind::Segment,
+            vec!["wk_live_1", "d2tfbGl2ZV8xOg"],
+        ),
         (
             DestinationKind::Webhook,
             vec!["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "v1,"], // pragma: allowlist secret

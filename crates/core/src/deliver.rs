@@ -95,10 +95,30 @@ pub enum Outcome {
     PerItem(Vec<(usize, Outcome)>),
 }
 
+/// The byte limits of a vendor that counts bytes besides items (Segment: 500 KB a request,
+/// 32 KB an event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteLimits {
+    /// Most bytes the items of one request may add up to ([`Connector::item_bytes`] each).
+    pub request: usize,
+    /// Most bytes one item may take: a larger one is dead-lettered with the reason.
+    pub item: usize,
+}
+
 /// A vendor's wire format: batch limit, screening, request builder, response classifier.
 pub trait Connector: Send + Sync {
     /// Most items one request may carry for this target.
     fn batch_limit(&self, target: &Target<'_>) -> usize;
+    /// The vendor's byte limits, if it has any (by default, none: batches are cut by count).
+    fn byte_limits(&self, _target: &Target<'_>) -> Option<ByteLimits> {
+        None
+    }
+    /// The bytes `item` takes in a request, for [`Connector::byte_limits`]: by default, the
+    /// body of a request carrying it alone (an item that cannot be built takes no room: its
+    /// request fails to build and says why).
+    fn item_bytes(&self, target: &Target<'_>, item: &OpenedItem) -> usize {
+        self.build(target, &[item]).map_or(0, |r| r.body.len())
+    }
     /// Whether an item can be sent at all, checked before building (by default, every item
     /// can).
     fn screen(&self, _target: &Target<'_>, _item: &OpenedItem) -> Result<(), DropReason> {

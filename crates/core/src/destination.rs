@@ -30,10 +30,14 @@ pub enum DestinationKind {
     Pinterest,
     /// Reddit Conversions API v2.0.
     Reddit,
+    /// Microsoft Advertising UET Conversions API (CAPI).
+    MicrosoftAds,
+    /// Any Segment-compatible HTTP tracking API (`/v1/batch`: Segment, RudderStack, ...).
+    Segment,
 }
 
 impl DestinationKind {
-    pub const ALL: [DestinationKind; 7] = [
+    pub const ALL: [DestinationKind; 9] = [
         Self::MetaCapi,
         Self::Ga4,
         Self::Tiktok,
@@ -41,6 +45,8 @@ impl DestinationKind {
         Self::Snapchat,
         Self::Pinterest,
         Self::Reddit,
+        Self::MicrosoftAds,
+        Self::Segment,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +58,8 @@ impl DestinationKind {
             Self::Snapchat => "snapchat",
             Self::Pinterest => "pinterest",
             Self::Reddit => "reddit",
+            Self::MicrosoftAds => "microsoft_ads",
+            Self::Segment => "segment",
         }
     }
 
@@ -60,22 +68,26 @@ impl DestinationKind {
         match self {
             // Webhooks get Meta-normalized hashes: the strictest published rules, and the
             // ones most receivers (CDPs, warehouses) match against.
-            Self::MetaCapi | Self::Webhook => Profile::Meta,
+            Self::MetaCapi | Self::Webhook | Self::Segment => Profile::Meta,
             Self::Ga4 => Profile::Google,
             Self::Tiktok => Profile::TikTok,
             Self::Snapchat => Profile::Snapchat,
             Self::Pinterest => Profile::Pinterest,
             Self::Reddit => Profile::Reddit,
+            Self::MicrosoftAds => Profile::Microsoft,
         }
     }
 
     /// The consent purposes a destination of this kind needs unless configured otherwise.
     pub fn default_purposes(self) -> Vec<Purpose> {
         match self {
-            Self::MetaCapi | Self::Tiktok | Self::Snapchat | Self::Pinterest | Self::Reddit => {
-                vec![Purpose::advertising()]
-            }
-            Self::Ga4 => vec![Purpose::analytics()],
+            Self::MetaCapi
+            | Self::Tiktok
+            | Self::Snapchat
+            | Self::Pinterest
+            | Self::Reddit
+            | Self::MicrosoftAds => vec![Purpose::advertising()],
+            Self::Ga4 | Self::Segment => vec![Purpose::analytics()],
             Self::Webhook => Vec::new(),
         }
     }
@@ -89,6 +101,8 @@ impl DestinationKind {
             Self::Webhook => (&["url"], &["signing_secret"]),
             Self::Snapchat => (&["pixel_id"], &["access_token"]),
             Self::Pinterest | Self::Reddit => (&["ad_account_id"], &["access_token"]),
+            Self::MicrosoftAds => (&["tag_id"], &["access_token"]),
+            Self::Segment => (&["identifiers"], &["write_key"]),
         }
     }
 
@@ -103,6 +117,9 @@ impl DestinationKind {
             Self::Webhook => &["url"],
             Self::Snapchat => &["pixel_id"],
             Self::Pinterest | Self::Reddit => &["ad_account_id"],
+            Self::MicrosoftAds => &["tag_id"],
+            // Hashed or scrubbed: whether identifiers follow the data is the admin's to change.
+            Self::Segment => &["identifiers"],
         }
     }
 
@@ -132,6 +149,8 @@ impl DestinationKind {
                 &["ad_account_id", "test_mode", "event_names"],
                 &["access_token"],
             ),
+            Self::MicrosoftAds => (&["tag_id", "event_names"], &["access_token"]),
+            Self::Segment => (&["identifiers", "event_names"], &["write_key"]),
         }
     }
 }
@@ -342,9 +361,11 @@ impl DestinationSpec {
                 }
             }
             DestinationKind::Tiktok => {}
-            DestinationKind::Snapchat | DestinationKind::Pinterest | DestinationKind::Reddit => {
-                vendor_rules::validate(self)?
-            }
+            DestinationKind::Snapchat
+            | DestinationKind::Pinterest
+            | DestinationKind::Reddit
+            | DestinationKind::MicrosoftAds
+            | DestinationKind::Segment => vendor_rules::validate(self)?,
             DestinationKind::Webhook => {
                 if let Some(size) = self.config.get("batch_size") {
                     let ok = size.as_u64().is_some_and(|n| (1..=1000).contains(&n));

@@ -21,6 +21,10 @@ pub const SNAPCHAT_TOKEN: &str = "snapDeliveryTestToken";
 pub const PINTEREST_TOKEN: &str = "pinterestDeliveryTestToken";
 /// The Reddit conversion access token the fake expects (as `Authorization: Bearer`).
 pub const REDDIT_TOKEN: &str = "redditDeliveryTestToken";
+/// The Microsoft Advertising CAPI token the fake expects (as `Authorization: Bearer`).
+pub const MICROSOFT_ADS_TOKEN: &str = "uetDeliveryTestToken";
+/// The Segment write key the fake expects (as the user of `Authorization: Basic`).
+pub const SEGMENT_WRITE_KEY: &str = "segmentDeliveryTestWriteKey";
 /// The Pinterest ad account the fake serves.
 const PINTEREST_ACCOUNT: &str = "549757463328";
 
@@ -49,6 +53,21 @@ pub fn ad_destinations(base: &str) -> Vec<(&'static str, Value, usize)> {
                    "secrets": {"access_token": REDDIT_TOKEN}}),
             1000,
         ),
+        (
+            "microsoft_ads",
+            json!({"name": "Microsoft Advertising", "kind": "microsoft_ads", "endpoint": base,
+                   "config": {"tag_id": "343003931"},
+                   "secrets": {"access_token": MICROSOFT_ADS_TOKEN}}),
+            1000,
+        ),
+        (
+            // Segment counts bytes (500 KB a request); 5,000 calls is only the count bound.
+            "segment",
+            json!({"name": "Segment", "kind": "segment", "endpoint": base,
+                   "config": {"identifiers": "hashed"},
+                   "secrets": {"write_key": SEGMENT_WRITE_KEY}}),
+            5000,
+        ),
     ]
 }
 
@@ -58,6 +77,8 @@ pub(super) fn routes() -> Router<Arc<Fakes>> {
         .route("/v3/{pixel}/events", post(snapchat))
         .route("/v5/ad_accounts/{account}/events", post(pinterest))
         .route("/api/v2.0/conversions/events/{account}", post(reddit))
+        .route("/v1/{tag}/events", post(microsoft_ads))
+        .route("/v1/batch", post(segment))
 }
 
 /// Whether the request carries `Authorization: Bearer {token}`.
@@ -247,4 +268,77 @@ async fn reddit(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) ->
     f.accept(sink, &v, ids);
     let message = format!("Successfully processed {} conversion events.", events.len());
     Json(json!({ "message": message })).into_response()
+}
+
+async fn microsoft_ads(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -> Response {
+    let sink = "microsoft_ads";
+    if let Some(r) = f.fault(sink).await {
+        return r;
+    }
+    if !bearer(&headers, MICROSOFT_ADS_TOKEN) {
+        f.format_error(sink, "missing bearer token".into());
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let Some(v) = json_body(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    if !v["dataProvider"].is_string() {
+        f.format_error(sink, "no dataProvider".into());
+    }
+    let required = ["eventType", "eventId", "eventTime", "userData"];
+    let hashed = ["em", "ph", "externalId"];
+    let events = check_batch(
+        &f,
+        sink,
+        &v,
+        ("data", 1000),
+        &required,
+        ("userData", &hashed),
+    );
+    let ids = events
+        .iter()
+        .filter_map(|e| e["eventId"].as_str().map(str::to_owned));
+    f.accept(sink, &v, ids);
+    StatusCode::OK.into_response()
+}
+
+async fn segment(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -> Response {
+    use base64::Engine;
+    let sink = "segment";
+    if let Some(r) = f.fault(sink).await {
+        return r;
+    }
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{SEGMENT_WRITE_KEY}:"));
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if auth != Some(format!("Basic {basic}").as_str()) {
+        f.format_error(sink, "not Basic auth with the write key".into());
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if body.len() > 500 * 1024 {
+        f.format_error(sink, format!("a batch of {} bytes", body.len()));
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    let Some(v) = json_body(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let calls = v["batch"].as_array().cloned().unwrap_or_default();
+    for c in &calls {
+        if serde_json::to_vec(c).map_or(0, |b| b.len()) > 32 * 1024 {
+            f.format_error(sink, "a call over 32 KB".into());
+        }
+        if c["messageId"].as_str().is_none() || c["anonymousId"].as_str().is_none() {
+            f.format_error(sink, "a call without messageId or anonymousId".into());
+        }
+        let traits = &c["context"]["traits"];
+        let keys: Vec<&str> = traits
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        hashed_only(&f, sink, traits, &keys);
+    }
+    let ids = calls
+        .iter()
+        .filter_map(|c| c["messageId"].as_str().map(str::to_owned));
+    f.accept(sink, &v, ids);
+    Json(json!({"success": true})).into_response()
 }

@@ -364,22 +364,28 @@ fn destinations_that_would_reach_internal_addresses_are_refused_when_configured(
         "https://[::1]/hook",
         "http://203.0.113.10/hook",
     ] {
-        let def = json!({"name": "Bad", "kind": "webhook", "config": {"url": url},
+        let webhook = json!({"name": "Bad", "kind": "webhook", "config": {"url": url},
             "secrets": {"signing_secret": WEBHOOK_SECRET}});
-        let out = std::process::Command::new(tracklayer_bin())
-            .args([
-                "destinations",
-                "add",
-                "--data-dir",
-                dir.to_str().unwrap(),
-                "--json",
-            ])
-            .arg(def.to_string())
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{url} was accepted");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("config.url"), "{url}: {err}");
+        // A Segment-compatible forwarder's endpoint passes the same guard.
+        let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
+        let segment = json!({"name": "Bad", "kind": "segment", "endpoint": base,
+            "config": {"identifiers": "scrubbed"}, "secrets": {"write_key": "wk"}});
+        for (def, field) in [(webhook, "config.url"), (segment, "endpoint")] {
+            let out = std::process::Command::new(tracklayer_bin())
+                .args([
+                    "destinations",
+                    "add",
+                    "--data-dir",
+                    dir.to_str().unwrap(),
+                    "--json",
+                ])
+                .arg(def.to_string())
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "{url} was accepted");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains(field), "{url}: {err}");
+        }
     }
     let db = database(&dir);
     let n: i64 = db

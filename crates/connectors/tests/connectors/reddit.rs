@@ -9,28 +9,16 @@ fn reddit() -> (Destination, Value) {
 
 /// The order fixture with Reddit's click id, as ingest collects it from `rdt_cid`.
 fn reddit_order() -> OpenedItem {
-    let mut o = fixture("order");
-    o.sealed
-        .click_ids
-        .insert("rdt_cid".into(), "3184742045291813272".into());
-    o
+    order_with_click_id("rdt_cid", "3184742045291813272")
 }
 
 #[test]
 fn reddit_builds_the_documented_request_with_a_bearer_token() {
     let (d, s) = reddit();
     let request = build(&target(&d, &s), &[reddit_order()]);
-    assert_eq!(
-        request.url,
-        "https://ads-api.reddit.com/api/v2.0/conversions/events/a2_gfgsrrd4ug2t"
-    );
-    assert_eq!(header(&request, "authorization"), Some("Bearer rdt-token"));
-    assert_eq!(header(&request, "content-type"), Some("application/json"));
-    assert_eq!(
-        body(&request),
-        golden(include_str!("../fixtures/reddit_body.json"))
-    );
-    assert!(!request.url.contains("rdt-token"));
+    let url = "https://ads-api.reddit.com/api/v2.0/conversions/events/a2_gfgsrrd4ug2t";
+    let golden_body = include_str!("../fixtures/reddit_body.json");
+    assert_bearer_request(&request, url, "rdt-token", golden_body);
 }
 
 #[test]

@@ -21,7 +21,9 @@ pub(super) struct Opened {
 
 /// Splits screened items into the batches one request each may carry: items with the same
 /// [`Connector::group_key`] (GA4: client id, user id, consent and user data) share requests of
-/// at most [`Connector::batch_limit`] items; groups in order of first appearance, items in order.
+/// at most [`Connector::batch_limit`] items and, for a vendor with
+/// [`Connector::byte_limits`], of at most its request bytes (an item larger than that goes
+/// alone); groups in order of first appearance, items in order.
 pub fn batches<'a>(
     connector: &dyn Connector,
     target: &Target<'_>,
@@ -49,10 +51,38 @@ pub(super) fn plan(
         });
         groups[g].push(pos);
     }
-    groups
-        .into_iter()
-        .flat_map(|list| list.chunks(limit).map(<[_]>::to_vec).collect::<Vec<_>>())
-        .collect()
+    let bytes = connector.byte_limits(target).map(|b| b.request);
+    let size = |pos: usize| bytes.map_or(0, |_| connector.item_bytes(target, items[pos]));
+    let mut out = Vec::new();
+    for list in groups {
+        let (mut batch, mut used) = (Vec::new(), 0usize);
+        for pos in list {
+            let n = size(pos);
+            let full = batch.len() >= limit || bytes.is_some_and(|max| used + n > max);
+            if full && !batch.is_empty() {
+                out.push(std::mem::take(&mut batch));
+                used = 0;
+            }
+            batch.push(pos);
+            used += n;
+        }
+        if !batch.is_empty() {
+            out.push(batch);
+        }
+    }
+    out
+}
+
+/// Why an item is larger than its vendor takes, if it is ([`Connector::byte_limits`]).
+fn oversized(connector: &dyn Connector, target: &Target<'_>, o: &OpenedItem) -> Option<String> {
+    let max = connector.byte_limits(target)?.item;
+    let n = connector.item_bytes(target, o);
+    (n > max).then(|| {
+        format!(
+            "the event takes {n} bytes; {} takes at most {max} bytes an event",
+            target.destination.kind
+        )
+    })
 }
 
 impl DeliveryService {
@@ -131,7 +161,14 @@ fn open_one(
         sealed,
     };
     match connector.screen(target, &o) {
-        Ok(()) => Ok(o),
+        // Larger than the vendor takes: never sent, dead-lettered with the reason.
+        Ok(()) => match oversized(connector, target, &o) {
+            Some(reason) => Err(ItemResult::Permanent {
+                reason,
+                status: None,
+            }),
+            None => Ok(o),
+        },
         Err(DropReason::Age(r)) => Err(ItemResult::Dropped(format!("age: {r}"))),
         Err(DropReason::Invalid(r)) => Err(ItemResult::Dropped(format!("invalid: {r}"))),
     }

@@ -17,7 +17,8 @@ use time::OffsetDateTime;
 
 use super::service::{DeliveryConfig, DeliveryPorts, DeliveryService, Disposition};
 use super::{
-    classify_status, Connector, DropReason, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
+    classify_status, ByteLimits, Connector, DropReason, HttpRequest, HttpResponse, OpenedItem,
+    Outcome, Target,
 };
 use crate::clock::{Clock, FixedClock, Ids, SequentialIds};
 use crate::crypto::{DataKey, WorkspaceKeys, WrappedKey};
@@ -52,6 +53,20 @@ impl Connector for ScriptedConnector {
         target.destination.config["batch_size"]
             .as_u64()
             .unwrap_or(100) as usize
+    }
+    fn byte_limits(&self, target: &Target<'_>) -> Option<ByteLimits> {
+        let cfg = &target.destination.config;
+        Some(ByteLimits {
+            request: cfg["max_request_bytes"].as_u64()? as usize,
+            item: cfg["max_item_bytes"].as_u64()? as usize,
+        })
+    }
+    /// An item named `big` takes 1,000 bytes; the others what a request of their own takes.
+    fn item_bytes(&self, target: &Target<'_>, item: &OpenedItem) -> usize {
+        match item.item.name.as_deref() {
+            Some("big") => 1000,
+            _ => self.build(target, &[item]).map_or(0, |r| r.body.len()),
+        }
     }
     fn screen(&self, _target: &Target<'_>, item: &OpenedItem) -> Result<(), DropReason> {
         match item.item.name.as_deref() {
@@ -866,6 +881,39 @@ async fn items_go_out_in_batches_of_the_destinations_limit() {
     assert_eq!(sent, expected);
     for e in &events {
         assert_eq!(w.status(*e).status, DeliveryStatus::Delivered);
+    }
+}
+
+#[tokio::test]
+async fn a_vendor_with_byte_limits_gets_batches_split_by_bytes_and_an_oversized_event_is_dead_lettered(
+) {
+    let w = World::new(config());
+    // One item's request body is 48 bytes (`{"ids":["<uuid>"]}`): two fit in 110 bytes.
+    let limits = json!({"batch_size": 10, "max_request_bytes": 110, "max_item_bytes": 500});
+    w.set_destination(|d| d.config = limits);
+    let events = w.enqueue(&["a", "b", "c", "big", "d"]).await;
+
+    let done = w.step().await;
+
+    assert!(matches!(&done[..], [Disposition::Replace(_)]), "{done:?}");
+    let mut sent = w.egress.requests();
+    sent.sort();
+    let mut expected = vec![
+        ids(&events[..2]),
+        [ids(&events[2..3]), ids(&events[4..])].concat(),
+    ];
+    expected.sort();
+    assert_eq!(sent, expected, "split by bytes, not by the count of 10");
+    let big = w.status(events[3]);
+    assert_eq!(big.status, DeliveryStatus::Dead);
+    let reason = big.last_error.unwrap_or_default();
+    assert!(
+        reason.contains("takes 1000 bytes") && reason.contains("at most 500"),
+        "{reason}"
+    );
+    assert_eq!(w.queue.dead()[0].0.items[0].event_id, events[3]);
+    for e in [events[0], events[1], events[2], events[4]] {
+        assert_eq!(w.status(e).status, DeliveryStatus::Delivered);
     }
 }
 

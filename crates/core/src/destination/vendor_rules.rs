@@ -21,7 +21,37 @@ pub(super) fn validate(spec: &DestinationSpec) -> Result<(), DestinationError> {
             path_id("config.ad_account_id", cfg("ad_account_id"))?;
             boolean(spec, "test_mode")
         }
+        // A UET tag id is a number (`https://capi.uet.microsoft.com/v1/{tagId}/events`).
+        DestinationKind::MicrosoftAds => digits("config.tag_id", cfg("tag_id"), 18),
+        DestinationKind::Segment => {
+            if !SEGMENT_IDENTIFIERS.contains(&cfg("identifiers")) {
+                return Err(DestinationError::new(
+                    "config.identifiers",
+                    "must be hashed or scrubbed",
+                ));
+            }
+            let key = spec.secrets.get("write_key").and_then(Value::as_str);
+            basic_auth_user("secrets.write_key", key.unwrap_or(""))
+        }
         _ => Ok(()),
+    }
+}
+
+/// What a Segment-compatible destination receives of the identifiers: their digests, or none.
+pub const SEGMENT_IDENTIFIERS: [&str; 2] = ["hashed", "scrubbed"];
+
+/// A value sent as the user of HTTP Basic auth (a Segment write key): 1 to 256 visible ASCII
+/// characters without `:`, which would end the user part (RFC 7617).
+fn basic_auth_user(field: &str, value: &str) -> Result<(), DestinationError> {
+    let ok = (1..=256).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+    if ok {
+        Ok(())
+    } else {
+        Err(DestinationError::new(
+            field,
+            "must be 1 to 256 visible ASCII characters without ':'",
+        ))
     }
 }
 
@@ -159,6 +189,37 @@ mod tests {
         for bad in ["a2_x/../events", "t2 x", "a2_x?test=1"] {
             let err = reddit(bad).validate().unwrap_err();
             assert_eq!(err.field, "config.ad_account_id", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_segment_destination_says_hashed_or_scrubbed_and_has_a_basic_auth_write_key() {
+        let segment = |identifiers: &str, key: &str| -> DestinationSpec {
+            serde_json::from_value(json!({"name": "Segment", "kind": "segment",
+                "config": {"identifiers": identifiers}, "secrets": {"write_key": key}}))
+            .unwrap()
+        };
+        segment("hashed", "wk_1").validate().unwrap();
+        segment("scrubbed", "wk_1").validate().unwrap();
+        let err = segment("raw", "wk_1").validate().unwrap_err();
+        assert_eq!(err.field, "config.identifiers");
+        for bad in ["wk:1", "wk 1", ""] {
+            let err = segment("hashed", bad).validate().unwrap_err();
+            assert_eq!(err.field, "secrets.write_key", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_microsoft_ads_tag_id_is_digits_only() {
+        let uet = |id: &str| -> DestinationSpec {
+            serde_json::from_value(json!({"name": "UET", "kind": "microsoft_ads",
+                "config": {"tag_id": id}, "secrets": {"access_token": "t"}}))
+            .unwrap()
+        };
+        uet("343003931").validate().unwrap();
+        for bad in ["343003931/../x", "abc", "", "1234567890123456789"] {
+            let err = uet(bad).validate().unwrap_err();
+            assert_eq!(err.field, "config.tag_id", "{bad}");
         }
     }
 

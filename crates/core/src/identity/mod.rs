@@ -4,7 +4,7 @@
 //! before it was SHA-256 hashed, and their ways differ: Meta wants a phone number without
 //! `+` and Google with it, Google folds Gmail addresses, Meta reads dates of birth in many
 //! orders, Google wants some address fields unhashed. So each profile has its own table of
-//! rules ([`meta`], [`google`], [`tiktok`], [`snapchat`], [`pinterest`], [`reddit`]), every rule citing the vendor source it follows.
+//! rules ([`meta`], [`google`], [`tiktok`], [`snapchat`], [`pinterest`], [`reddit`], [`microsoft`]), every rule citing the vendor source it follows.
 //!
 //! [`prepare`] turns one raw value into what may leave for a destination: a lowercase hex
 //! SHA-256 digest ([`Prepared::Hashed`]), or, for the Google address fields that Google wants
@@ -22,6 +22,7 @@ mod cases;
 mod common;
 mod google;
 mod meta;
+mod microsoft;
 mod pinterest;
 mod reddit;
 mod snapchat;
@@ -51,6 +52,8 @@ pub enum Profile {
     Pinterest,
     /// Reddit Conversions API v2.0 `user`.
     Reddit,
+    /// Microsoft Advertising UET Conversions API `userData`.
+    Microsoft,
 }
 
 /// A customer identifier.
@@ -201,6 +204,7 @@ fn rule(profile: Profile, field: Field) -> Rule {
         Profile::Snapchat => snapchat::rule(field),
         Profile::Pinterest => pinterest::rule(field),
         Profile::Reddit => reddit::rule(field),
+        Profile::Microsoft => microsoft::rule(field),
     }
 }
 
@@ -339,13 +343,14 @@ mod tests {
         );
     }
 
-    const ALL_PROFILES: [Profile; 6] = [
+    const ALL_PROFILES: [Profile; 7] = [
         Profile::Meta,
         Profile::Google,
         Profile::TikTok,
         Profile::Snapchat,
         Profile::Pinterest,
         Profile::Reddit,
+        Profile::Microsoft,
     ];
 
     /// Fails to compile when a profile is added: add it to [`ALL_PROFILES`] too, so that every
@@ -358,7 +363,8 @@ mod tests {
             | Profile::TikTok
             | Profile::Snapchat
             | Profile::Pinterest
-            | Profile::Reddit => {}
+            | Profile::Reddit
+            | Profile::Microsoft => {}
         }
     }
 

@@ -45,21 +45,39 @@ async fn a_snapchat_destination_is_checked_when_configured_naming_the_field() {
 
 #[tokio::test]
 async fn editors_cannot_move_a_snapchat_destination_to_another_pixel() {
-    let app = App::start().await;
-    let created = app.post("/admin/v1/destinations", snapchat()).await;
-    let path = format!("/admin/v1/destinations/{}", created["id"].as_str().unwrap());
     let patch = json!({"config": {"pixel_id": "attacker-pixel"}});
+    editors_cannot_patch(snapchat(), patch, "config.pixel_id").await;
+}
+
+#[tokio::test]
+async fn editors_cannot_switch_a_segment_destination_from_scrubbed_to_hashed_identifiers() {
+    let scrubbed = json!({"name": "Segment", "kind": "segment",
+        "config": {"identifiers": "scrubbed"}, "secrets": {"write_key": "wk"}});
+    let patch = json!({"config": {"identifiers": "hashed"}});
+    editors_cannot_patch(scrubbed, patch, "config.identifiers").await;
+}
+
+/// An admin creates `spec`; an editor's `patch` of it is refused (403) naming `field`.
+async fn editors_cannot_patch(spec: Value, patch: Value, field: &str) {
+    let app = App::start().await;
+    let created = app.post("/admin/v1/destinations", spec).await;
+    let path = format!("/admin/v1/destinations/{}", created["id"].as_str().unwrap());
     let (status, _, v) = app
         .call(Method::PATCH, &path, Some(&app.editor), Some(patch))
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
-    assert_eq!(v["field"], "config.pixel_id");
+    assert_eq!(v["field"], field);
 }
 
 /// Creates destinations of `kind` with each of `refused` (config, secrets, the field at fault)
-/// and expects 422 naming the field; then creates one with `accepted` config and a token and
-/// expects it stored for `advertising`, the token never shown.
-async fn check_configure_time_rules(kind: &str, refused: &[(Value, Value, &str)], accepted: Value) {
+/// and expects 422 naming the field; then creates one with `accepted` config and a token (a
+/// Segment write key) and expects it stored for `advertising` (Segment: `analytics`), the
+/// token never shown.
+async fn check_configure_time_rules(
+    kind: &str,
+    refused: &[(Value, Value, &str)],
+    accepted: Value,
+) -> (App, String) {
     let app = App::start().await;
     let spec = |config: &Value, secrets: &Value| json!({"name": kind, "kind": kind, "config": config, "secrets": secrets});
     for (config, secrets, field) in refused {
@@ -74,11 +92,16 @@ async fn check_configure_time_rules(kind: &str, refused: &[(Value, Value, &str)]
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
         assert_eq!(v["field"], *field, "{v}");
     }
-    let good = spec(&accepted, &json!({"access_token": "token-never-shown"}));
+    let (secret, purpose) = match kind {
+        "segment" => ("write_key", "analytics"),
+        _ => ("access_token", "advertising"),
+    };
+    let good = spec(&accepted, &json!({ secret: "token-never-shown" }));
     let created = app.post("/admin/v1/destinations", good).await;
     assert_eq!(created["kind"], kind);
-    assert_eq!(created["consent_purposes"], json!(["advertising"]));
+    assert_eq!(created["consent_purposes"], json!([purpose]));
     assert!(!created.to_string().contains("token-never-shown"));
+    (app, created["id"].as_str().unwrap_or_default().to_owned())
 }
 
 #[tokio::test]
@@ -121,6 +144,93 @@ async fn a_reddit_destination_is_checked_when_configured_naming_the_field() {
     ];
     let accepted = json!({"ad_account_id": "a2_gfgsrrd4ug2t"});
     check_configure_time_rules("reddit", &refused, accepted).await;
+}
+
+#[tokio::test]
+async fn a_microsoft_ads_destination_is_checked_when_configured_and_its_test_event_reaches_uet() {
+    let refused = [
+        (
+            json!({"tag_id": "343003931/../x"}),
+            json!({"access_token": "t"}),
+            "config.tag_id",
+        ),
+        (
+            json!({"tag_id": "343003931"}),
+            json!({}),
+            "secrets.access_token",
+        ),
+        (
+            json!({"tag_id": "343003931", "data_provider": "x"}),
+            json!({"access_token": "t"}),
+            "config.data_provider",
+        ),
+    ];
+    let accepted = json!({"tag_id": "343003931"});
+    let (app, id) = check_configure_time_rules("microsoft_ads", &refused, accepted).await;
+    // Its test event goes to the UET endpoint with the token, which the answer never shows.
+    let path = format!("/admin/v1/destinations/{id}/test");
+    let answer = app.ok(Method::POST, &path, None).await;
+    assert_eq!(answer["outcome"], "delivered", "{answer}");
+    assert!(!answer.to_string().contains("token-never-shown"));
+    let request = app.egress.sent.lock().unwrap().pop().expect("one request");
+    let tag_url = "https://capi.uet.microsoft.com/v1/343003931/events";
+    assert_eq!(request.url, tag_url);
+    let auth = (
+        "Authorization".to_owned(),
+        "Bearer token-never-shown".to_owned(),
+    );
+    assert!(request.headers.contains(&auth));
+}
+
+#[tokio::test]
+async fn a_segment_destination_is_checked_when_configured_and_its_endpoint_passes_the_egress_guard()
+{
+    let refused = [
+        (
+            json!({"identifiers": "raw"}),
+            json!({"write_key": "wk"}),
+            "config.identifiers",
+        ),
+        (
+            json!({"identifiers": "hashed"}),
+            json!({"write_key": "wk:with-colon"}),
+            "secrets.write_key",
+        ),
+    ];
+    let accepted = json!({"identifiers": "hashed"});
+    let (app, id) = check_configure_time_rules("segment", &refused, accepted).await;
+    // Its test event goes to Segment's batch endpoint.
+    let answer = app
+        .ok(
+            Method::POST,
+            &format!("/admin/v1/destinations/{id}/test"),
+            None,
+        )
+        .await;
+    assert_eq!(answer["outcome"], "delivered", "{answer}");
+    let request = app.egress.sent.lock().unwrap().pop().expect("one request");
+    assert_eq!(request.url, "https://api.segment.io/v1/batch");
+    // The endpoint goes through the egress guard like a webhook's URL: this app runs with
+    // private egress allowed (as `serve --allow-private-egress`), which still never reaches
+    // cloud metadata nor a public address over plain http.
+    for endpoint in ["https://169.254.169.254", "http://8.8.8.8"] {
+        let spec = json!({"name": "Segment", "kind": "segment", "endpoint": endpoint,
+            "config": {"identifiers": "scrubbed"}, "secrets": {"write_key": "wk"}});
+        let (status, _, v) = app
+            .call(
+                Method::POST,
+                "/admin/v1/destinations",
+                Some(&app.admin),
+                Some(spec),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{endpoint}: {v}");
+        assert_eq!(v["field"], "endpoint", "{v}");
+    }
+    let loopback = json!({"name": "Segment", "kind": "segment", "endpoint": "http://127.0.0.1:9",
+        "config": {"identifiers": "scrubbed"}, "secrets": {"write_key": "wk"}});
+    app.ok(Method::POST, "/admin/v1/destinations", Some(loopback))
+        .await;
 }
 
 #[tokio::test]

@@ -1,11 +1,11 @@
 //! The destination form's inputs of the ad-platform kinds added with issue 15 (Snapchat,
-//! Pinterest, Reddit, ...):
+//! Pinterest, Reddit, Microsoft Advertising, ...):
 //! labels and hints only, like [`super::destination_form::KINDS`]; every rule is the core's.
 
 use super::destination_form::KindForm;
 
 /// The kinds, as offered by the console after the first four.
-pub const AD_KINDS: [KindForm; 3] = [
+pub const AD_KINDS: [KindForm; 5] = [
     (
         "snapchat",
         "Snap Conversions API",
@@ -51,6 +51,38 @@ pub const AD_KINDS: [KindForm; 3] = [
             "access_token",
             "Conversion access token",
             "A Conversions API access token, generated in Reddit Events Manager",
+            true,
+        )],
+    ),
+    (
+        "microsoft_ads",
+        "Microsoft Advertising Conversions API (UET)",
+        &[(
+            "tag_id",
+            "UET tag ID",
+            "The numeric UET tag ID, from Microsoft Advertising under Tools > UET tag",
+            true,
+        )],
+        &[(
+            "access_token",
+            "Conversions API token",
+            "The CAPI token of the UET tag (Use Conversions API, in Microsoft Advertising)",
+            true,
+        )],
+    ),
+    (
+        "segment",
+        "Segment-compatible API (Segment, RudderStack, …)",
+        &[(
+            "identifiers",
+            "Identifiers",
+            "hashed (SHA-256 digests as traits and userId) or scrubbed (none); set Endpoint to the API's base URL (default https://api.segment.io)",
+            true,
+        )],
+        &[(
+            "write_key",
+            "Write key",
+            "The write key of the source that receives the events",
             true,
         )],
     ),
