@@ -118,10 +118,27 @@ fn stored(dir: &Path, prefix: &str) -> (Vec<Value>, Queued) {
             Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
         })
         .unwrap();
+    // The embedded queue holds items by reference: an item's message id and hashes are its
+    // event's (`hashed` under the destination's profile).
+    let by_id: BTreeMap<String, &Value> = events
+        .iter()
+        .map(|e| (e["event_id"].as_str().unwrap().to_owned(), e))
+        .collect();
     for row in rows {
         let (kind, body) = row.unwrap();
         let body: Value = serde_json::from_slice(&body).expect("queue bodies are JSON");
-        for item in body["items"].as_array().unwrap() {
+        for item in body["refs"].as_array().expect("items by reference") {
+            let Some(event) = by_id.get(item["event_id"].as_str().unwrap()) else {
+                continue;
+            };
+            let profile = match kind.as_str() {
+                "meta_capi" | "webhook" => "meta",
+                "ga4" => "google",
+                other => other,
+            };
+            let mut item = item.clone();
+            item["message_id"] = event["message_id"].clone();
+            item["user_data"] = event["hashed"][profile].clone();
             let mid = item["message_id"].as_str().unwrap().to_owned();
             if mid.starts_with(&format!("{prefix}-")) {
                 queued

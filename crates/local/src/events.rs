@@ -169,6 +169,40 @@ impl EventReader for SqliteEventStore {
             .await
     }
 
+    async fn events(
+        &self,
+        ws: &WorkspaceId,
+        ids: &[EventId],
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        const CONTEXT: &str = "events";
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let ids = serde_json::to_string(&ids).map_err(|e| StoreError::permanent(CONTEXT, e))?;
+        let (ws, now) = (ws.as_str().to_owned(), unix_millis(now));
+        self.db
+            .call(CONTEXT, move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT doc FROM events
+                         WHERE workspace_id = ?1 AND expires_at > ?3
+                           AND event_id IN (SELECT value FROM json_each(?2))",
+                    )
+                    .map_err(|e| sql(CONTEXT, e))?;
+                let rows = stmt
+                    .query_map(params![ws, ids, now], |r| r.get::<_, String>(0))
+                    .map_err(|e| sql(CONTEXT, e))?;
+                rows.map(|r| {
+                    r.map_err(|e| sql(CONTEXT, e))
+                        .and_then(|doc| from_json(CONTEXT, &doc))
+                })
+                .collect()
+            })
+            .await
+    }
+
     async fn event_ids_by_message_id(
         &self,
         ws: &WorkspaceId,
