@@ -101,7 +101,11 @@ fn stored(dir: &Path, prefix: &str) -> (Vec<Value>, Queued) {
     let db = database(dir);
     let mut stmt = db.prepare("SELECT doc FROM events").unwrap();
     let events: Vec<Value> = stmt
-        .query_map([], |r| r.get::<_, String>(0))
+        .query_map([], |r| {
+            Ok(tracklayer_local::event_row_json(r.get_ref(0)?)
+                .unwrap()
+                .to_string())
+        })
         .unwrap()
         .map(|d| serde_json::from_str::<Value>(&d.unwrap()).unwrap())
         .filter(|e| {

@@ -5,6 +5,7 @@
 //! wants are sealed with the workspace data key.
 
 mod by_reference;
+pub mod codes;
 mod recent;
 pub use by_reference::{suppression_tokens, Body, Hydrated, ItemRef, RefBody};
 pub use recent::RecentEvents;
