@@ -213,12 +213,55 @@ async fn every_destination_kind_is_sent_the_same_bytes_from_items_by_reference_a
     }
 }
 
-#[tokio::test]
-async fn an_item_by_reference_whose_event_was_erased_is_not_delivered_and_the_log_says_why() {
-    // Arrange: a purchase ingested (queued by reference for Meta), then its event erased.
-    let w = MetaWorkspace::new("Erased", "EAAerased").await;
+/// The delivery service of `w`'s embedded queue over `log`, sending to `egress`.
+fn service_with(
+    w: &MetaWorkspace,
+    log: &Arc<SqliteDeliveryLog>,
+    egress: Arc<RecordingEgress>,
+) -> Arc<tracklayer_core::deliver::service::DeliveryService> {
+    w.delivery(
+        w.queue.clone(),
+        egress,
+        log.clone(),
+        DeliveryConfig::default(),
+    )
+}
+
+fn service_of(
+    w: &MetaWorkspace,
+    log: &Arc<SqliteDeliveryLog>,
+) -> Arc<tracklayer_core::deliver::service::DeliveryService> {
+    service_with(w, log, Arc::new(RecordingEgress::default()))
+}
+
+/// One delivery attempt of what is queued for Meta, not yet applied to the queue: the
+/// messages, their dispositions, what was sent, the delivery log.
+async fn attempt_meta(
+    w: &MetaWorkspace,
+) -> (
+    Vec<tracklayer_core::ports::Received>,
+    Vec<tracklayer_core::deliver::service::Disposition>,
+    Vec<Sent>,
+    Arc<SqliteDeliveryLog>,
+) {
+    let log = Arc::new(SqliteDeliveryLog::new(w.db.clone()));
+    let egress = Arc::new(RecordingEgress::default());
+    let service = service_with(w, &log, egress.clone());
+    let msgs = w
+        .queue
+        .receive(DestinationKind::MetaCapi, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(msgs.len(), 1, "one message queued for Meta");
+    let d = service.process(DestinationKind::MetaCapi, &msgs).await;
+    let sent = egress.0.lock().unwrap().clone();
+    (msgs, d, sent, log)
+}
+
+/// Ingests one purchase with an email, `message_id`, from a server (queued for Meta).
+async fn ingest_a_purchase(w: &MetaWorkspace, message_id: &str) {
     let body = serde_json::to_vec(&json!({"batch": [{
-        "type": "track", "event": "Order Completed", "messageId": "gone-1", "userId": "user-1",
+        "type": "track", "event": "Order Completed", "messageId": message_id, "userId": "user-1",
         "properties": {"order_id": "o-1", "revenue": 10, "currency": "EUR"},
         "context": {"traits": {"email": "jane.doe@example.com"}}
     }]}))
@@ -234,6 +277,13 @@ async fn an_item_by_reference_whose_event_was_erased_is_not_delivered_and_the_lo
         .ingest(&key, &parse_body(Endpoint::Batch, &body).unwrap(), &meta)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn an_item_by_reference_whose_event_was_erased_is_not_delivered_and_the_log_says_why() {
+    // Arrange: a purchase ingested (queued by reference for Meta), then its event erased.
+    let w = MetaWorkspace::new("Erased", "EAAerased").await;
+    ingest_a_purchase(&w, "gone-1").await;
     let found = w
         .events
         .event_ids_by_message_id(
@@ -244,32 +294,13 @@ async fn an_item_by_reference_whose_event_was_erased_is_not_delivered_and_the_lo
         .await
         .unwrap();
     w.events.erase(&w.workspace.id, &found).await.unwrap();
-    let log = Arc::new(SqliteDeliveryLog::new(w.db.clone()));
 
     // Act
-    let sent = {
-        let egress = Arc::new(RecordingEgress::default());
-        let service = w.delivery(
-            w.queue.clone(),
-            egress.clone(),
-            log.clone(),
-            DeliveryConfig::default(),
-        );
-        let msgs = w
-            .queue
-            .receive(DestinationKind::MetaCapi, 10, Duration::from_secs(60))
-            .await
-            .unwrap();
-        assert_eq!(msgs.len(), 1);
-        let d = service.process(DestinationKind::MetaCapi, &msgs).await;
-        assert_eq!(d, vec![tracklayer_core::deliver::service::Disposition::Ack]);
-        service
-            .apply(DestinationKind::MetaCapi, &msgs[0], &d[0])
-            .await
-            .unwrap();
-        let sent = egress.0.lock().unwrap().clone();
-        sent
-    };
+    let (msgs, d, sent, log) = attempt_meta(&w).await;
+    service_of(&w, &log)
+        .apply(DestinationKind::MetaCapi, &msgs[0], &d[0])
+        .await
+        .unwrap();
 
     // Assert
     assert!(
@@ -284,4 +315,49 @@ async fn an_item_by_reference_whose_event_was_erased_is_not_delivered_and_the_lo
     );
     let depth = w.queue.depth(DestinationKind::MetaCapi).await.unwrap();
     assert_eq!((depth.visible, depth.in_flight), (0, 0), "acknowledged");
+}
+
+#[tokio::test]
+async fn an_item_by_reference_whose_event_is_corrupt_is_retried_with_the_reason_never_sent() {
+    // Arrange: a purchase queued by reference for Meta, then its stored record damaged.
+    let w = MetaWorkspace::new("Corrupt", "EAAcorrupt").await;
+    ingest_a_purchase(&w, "bad-1").await;
+    w.db.call("test", |c| {
+        c.execute("UPDATE events SET doc = substr(doc, 1, 40)", [])
+            .unwrap();
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    // Act
+    let (msgs, d, sent, log) = attempt_meta(&w).await;
+
+    // Assert
+    assert!(
+        matches!(
+            d[..],
+            [tracklayer_core::deliver::service::Disposition::RetryLater(
+                _
+            )]
+        ),
+        "{d:?}"
+    );
+    assert!(sent.is_empty(), "nothing sent: {sent:?}");
+    let Ok(Body::Reference(refs)) = Body::decode(&msgs[0].body) else {
+        panic!("queued by reference");
+    };
+    let records = log
+        .for_events(&w.workspace.id, &refs.event_ids())
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].status, DeliveryStatus::Retrying);
+    assert!(
+        records[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("corrupt")),
+        "{records:?}"
+    );
 }
