@@ -101,7 +101,11 @@ fn stored(dir: &Path, prefix: &str) -> (Vec<Value>, Queued) {
     let db = database(dir);
     let mut stmt = db.prepare("SELECT doc FROM events").unwrap();
     let events: Vec<Value> = stmt
-        .query_map([], |r| r.get::<_, String>(0))
+        .query_map([], |r| {
+            Ok(tracklayer_local::event_row_json(r.get_ref(0)?)
+                .unwrap()
+                .to_string())
+        })
         .unwrap()
         .map(|d| serde_json::from_str::<Value>(&d.unwrap()).unwrap())
         .filter(|e| {
@@ -118,10 +122,27 @@ fn stored(dir: &Path, prefix: &str) -> (Vec<Value>, Queued) {
             Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
         })
         .unwrap();
+    // The embedded queue holds items by reference: an item's message id and hashes are its
+    // event's (`hashed` under the destination's profile).
+    let by_id: BTreeMap<String, &Value> = events
+        .iter()
+        .map(|e| (e["event_id"].as_str().unwrap().to_owned(), e))
+        .collect();
     for row in rows {
         let (kind, body) = row.unwrap();
         let body: Value = serde_json::from_slice(&body).expect("queue bodies are JSON");
-        for item in body["items"].as_array().unwrap() {
+        for item in body["refs"].as_array().expect("items by reference") {
+            let Some(event) = by_id.get(item["event_id"].as_str().unwrap()) else {
+                continue;
+            };
+            let profile = match kind.as_str() {
+                "meta_capi" | "webhook" => "meta",
+                "ga4" => "google",
+                other => other,
+            };
+            let mut item = item.clone();
+            item["message_id"] = event["message_id"].clone();
+            item["user_data"] = event["hashed"][profile].clone();
             let mid = item["message_id"].as_str().unwrap().to_owned();
             if mid.starts_with(&format!("{prefix}-")) {
                 queued

@@ -867,6 +867,7 @@ async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_un
             sealed: None,
             suppression: Vec::new(),
         }],
+        by_reference: false,
     };
     queue
         .enqueue(&[Outgoing {
@@ -884,6 +885,7 @@ async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_un
             control: control.clone(),
             queue: queue.clone(),
             log: Arc::new(delivery_log().await),
+            events: Arc::new(event_store().await),
             keyring: Arc::new(keyring().await),
             egress: egress.clone(),
             suppressions: Arc::new(dsr_store().await),

@@ -28,7 +28,7 @@ use tracklayer_core::clock::SystemIds;
 use tracklayer_core::crypto::{DataKey, WorkspaceKeys};
 use tracklayer_core::destination::{Destination, DestinationKind};
 use tracklayer_core::ingest::{
-    pack, parse_body, prepare, Endpoint, Pipeline, RequestMeta, MAX_QUEUE_MESSAGE_BYTES,
+    pack, parse_body, prepare, Endpoint, Holding, Pipeline, RequestMeta, MAX_QUEUE_MESSAGE_BYTES,
 };
 use tracklayer_core::ports::Outgoing;
 use tracklayer_core::testkit;
@@ -106,6 +106,7 @@ fn pipeline(p: &Pipeline<'_>, body: &[u8]) -> (usize, Vec<Outgoing>) {
         p.destinations,
         prepared.items.into_iter().flatten(),
         MAX_QUEUE_MESSAGE_BYTES,
+        Holding::ByValue,
     );
     // The events themselves go to the event store; dropping them is part of the cost.
     drop(prepared.events);

@@ -157,7 +157,7 @@ impl WorkspaceKeys {
 
 /// Lowercase hex of `bytes`, like `hex::encode`, without its per-character iterator (this
 /// runs for every digest ingest produces).
-pub(crate) fn hex_lower(bytes: &[u8]) -> String {
+pub fn hex_lower(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = vec![0; bytes.len() * 2];
     for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {

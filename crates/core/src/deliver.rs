@@ -141,6 +141,7 @@ pub trait Connector: Send + Sync {
 mod batching;
 pub use batching::batches;
 mod flow_control;
+mod hydrate;
 mod retry;
 pub use retry::{classify_status, retry_after};
 pub mod service;

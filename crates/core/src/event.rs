@@ -4,7 +4,10 @@
 //! keyed subject index; IP, user-agent, click ids, page URL and the few plain values Google
 //! wants are sealed with the workspace data key.
 
+mod by_reference;
+pub mod codes;
 mod recent;
+pub use by_reference::{suppression_tokens, Body, Hydrated, ItemRef, RefBody};
 pub use recent::RecentEvents;
 
 use std::collections::BTreeMap;
@@ -261,6 +264,9 @@ pub struct QueueBody {
     pub destination_id: DestinationId,
     pub kind: DestinationKind,
     pub items: Vec<DeliveryItem>,
+    /// Read from a queue that holds items by reference ([`RefBody`]): encoded so again.
+    #[serde(skip)]
+    pub by_reference: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -276,13 +282,24 @@ impl QueueBody {
     pub const VERSION: u8 = 1;
 
     /// The one wire encoding of a queue message (JSON, fields in declaration order): what
-    /// both queue adapters store and send. [`QueueBody::decode`] reads it back.
+    /// both queue adapters store and send; by reference ([`RefBody`]) when it was read so.
+    /// [`Body::decode`] reads either back.
     pub fn encode(&self) -> Vec<u8> {
+        if self.by_reference {
+            return self.stored().encode();
+        }
         serde_json::to_vec(self).expect("a queue body serializes")
     }
 
+    /// A body by value; an error for a body by reference (which needs its events:
+    /// [`Body::decode`], [`RefBody::hydrate`]) or one TrackLayer did not write.
     pub fn decode(bytes: &[u8]) -> Result<Self, UnreadableBody> {
-        Ok(serde_json::from_slice(bytes)?)
+        match Body::decode(bytes)? {
+            Body::Value(body) => Ok(body),
+            Body::Reference(_) => Err(UnreadableBody(serde::de::Error::custom(
+                "the items are by reference: they need their stored events",
+            ))),
+        }
     }
 
     /// What [`QueueBody::encode`] writes before the first item of a body with no attempts
@@ -293,8 +310,18 @@ impl QueueBody {
         destination_id: &DestinationId,
         kind: DestinationKind,
     ) -> String {
+        Self::encoded_head(workspace_id, destination_id, kind, "items")
+    }
+
+    /// A fresh body's fields before its list of items, named `list` (`items` or `refs`).
+    pub(crate) fn encoded_head(
+        workspace_id: &WorkspaceId,
+        destination_id: &DestinationId,
+        kind: DestinationKind,
+        list: &str,
+    ) -> String {
         format!(
-            r#"{{"v":{},"workspace_id":{},"destination_id":{},"kind":{},"items":["#,
+            r#"{{"v":{},"workspace_id":{},"destination_id":{},"kind":{},"{list}":["#,
             Self::VERSION,
             serde_json::to_string(workspace_id.as_str()).expect("string"),
             serde_json::to_string(destination_id.as_str()).expect("string"),

@@ -224,6 +224,24 @@ pub trait EventReader: Send + Sync {
         id: &EventId,
         now: OffsetDateTime,
     ) -> Result<Option<StoredEvent>, StoreError>;
+    /// The unexpired events of `ws` among `ids`, in any order, each once: one read for the
+    /// items of a queue message held by reference ([`crate::event::RefBody`]). An id
+    /// without an event (erased, expired, another workspace's) is left out. By default one
+    /// [`EventReader::event`] per id: what DynamoDB does, where queues hold items by value
+    /// and delivery never asks; SQLite reads them in one statement.
+    async fn events(
+        &self,
+        ws: &WorkspaceId,
+        ids: &[EventId],
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut seen = std::collections::HashSet::new();
+        for id in ids.iter().filter(|id| seen.insert(**id)) {
+            out.extend(self.event(ws, id, now).await?);
+        }
+        Ok(out)
+    }
     /// The ids of events with this Segment `messageId` in the workspace while its dedup
     /// window is open (`dedup_until`: 24 hours), without a write of its own: through the
     /// message id's dedup marker. On DynamoDB only events without subjects have a marker (the
@@ -355,9 +373,15 @@ pub struct Received {
 }
 
 impl Received {
-    /// The message's items; an error for a body TrackLayer did not write.
+    /// The message's items by value; an error for a body by reference (see
+    /// [`Received::decode_stored`]) or one TrackLayer did not write.
     pub fn decode_body(&self) -> Result<QueueBody, UnreadableBody> {
         QueueBody::decode(&self.body)
+    }
+
+    /// The message as its queue holds it: items by value or by reference.
+    pub fn decode_stored(&self) -> Result<crate::event::Body, UnreadableBody> {
+        crate::event::Body::decode(&self.body)
     }
 }
 
@@ -396,6 +420,11 @@ pub struct QueueDepth {
 #[async_trait]
 pub trait Enqueuer: Send + Sync {
     async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError>;
+    /// Whether ingest queues items by reference to their stored events
+    /// ([`crate::event::RefBody`]): only where the event store is in the same database and
+    /// written first (SQLite), so that delivery reads every event in one batched read per
+    /// message. SQS holds items by value: its consumer does not read the event store.
+    fn items_by_reference(&self) -> bool;
 }
 
 /// Data keys, wrapped by the platform key or the customer's key (BYOK).

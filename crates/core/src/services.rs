@@ -81,6 +81,7 @@ impl Ports {
                 control: self.control.clone(),
                 queue: self.queue.clone(),
                 log: self.delivery_log.clone(),
+                events: self.events.clone(),
                 keyring: self.keyring.clone(),
                 egress,
                 suppressions: self.dsr.clone(),

@@ -408,7 +408,11 @@ impl App {
             .query_row(
                 "SELECT doc FROM events WHERE workspace_id = ?1 LIMIT 1",
                 [self.ws.as_str()],
-                |r| r.get(0),
+                |r| {
+                    Ok(tracklayer_local::event_row_json(r.get_ref(0)?)
+                        .unwrap()
+                        .to_string())
+                },
             )
             .unwrap();
         let e: StoredEvent = serde_json::from_str(&doc).unwrap();
@@ -2165,7 +2169,9 @@ async fn an_event_trace_is_found_by_its_message_id_in_the_callers_workspace_only
     let conn = rusqlite::Connection::open(&app.db_path).unwrap();
     let doc: String = conn
         .query_row("SELECT doc FROM events WHERE event_id = ?1", [&id], |r| {
-            r.get(0)
+            Ok(tracklayer_local::event_row_json(r.get_ref(0)?)
+                .unwrap()
+                .to_string())
         })
         .unwrap();
     let mine: StoredEvent = serde_json::from_str(&doc).unwrap();
@@ -2820,7 +2826,11 @@ impl App {
             .prepare("SELECT doc FROM events WHERE workspace_id = ?1")
             .unwrap();
         let mut out: Vec<(String, String)> = stmt
-            .query_map([self.ws.as_str()], |r| r.get::<_, String>(0))
+            .query_map([self.ws.as_str()], |r| {
+                Ok(tracklayer_local::event_row_json(r.get_ref(0)?)
+                    .unwrap()
+                    .to_string())
+            })
             .unwrap()
             .map(|d| {
                 let v: Value = serde_json::from_str(&d.unwrap()).unwrap();

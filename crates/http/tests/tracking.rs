@@ -312,17 +312,32 @@ impl App {
         self.queue.depth(kind).await.unwrap().visible
     }
 
-    /// Every queued message of a kind, parsed.
+    /// Every queued message of a kind, parsed, its items by reference rebuilt from their
+    /// stored events as delivery does.
     async fn drain(&self, kind: DestinationKind) -> Vec<QueueBody> {
+        use tracklayer_core::event::Body;
+        use tracklayer_core::ports::EventReader;
         let received = self
             .queue
             .receive(kind, 100, Duration::from_secs(60))
             .await
             .unwrap();
-        received
-            .iter()
-            .map(|r| r.decode_body().expect("a QueueBody"))
-            .collect()
+        let mut out = Vec::new();
+        for r in &received {
+            out.push(match r.decode_stored().expect("a queue body") {
+                Body::Value(body) => body,
+                Body::Reference(refs) => {
+                    let ids = refs.event_ids();
+                    let now = self.clock.now();
+                    let found = self.events.events(&refs.workspace_id, &ids, now).await;
+                    let by_id = found.unwrap().into_iter().map(|e| (e.event_id, e));
+                    let hydrated = refs.hydrate(&by_id.collect());
+                    assert_eq!(hydrated.gone, [], "every queued item's event is stored");
+                    hydrated.body
+                }
+            });
+        }
+        out
     }
 
     async fn keys(&self) -> WorkspaceKeys {

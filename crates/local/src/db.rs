@@ -490,13 +490,25 @@ pub(crate) fn doc_rows<T: serde::de::DeserializeOwned>(
     query: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<T>, StoreError> {
+    decoded_rows(c, context, query, params, |doc| match doc {
+        rusqlite::types::ValueRef::Text(d) => {
+            serde_json::from_slice(d).map_err(|e| StoreError::corrupt(context, e))
+        }
+        _ => Err(StoreError::corrupt(context, "a document that is not text")),
+    })
+}
+
+/// The first column of the rows `query` selects, each read by `decode`, in its order.
+pub(crate) fn decoded_rows<T>(
+    c: &Connection,
+    context: &'static str,
+    query: &str,
+    params: impl rusqlite::Params,
+    decode: impl Fn(rusqlite::types::ValueRef<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     let mut stmt = c.prepare_cached(query).map_err(|e| sql(context, e))?;
     let rows = stmt
-        .query_map(params, |r| r.get::<_, String>(0))
+        .query_map(params, |r| Ok(decode(r.get_ref(0)?)))
         .map_err(|e| sql(context, e))?;
-    rows.map(|r| {
-        r.map_err(|e| sql(context, e))
-            .and_then(|d| from_json(context, &d))
-    })
-    .collect()
+    rows.map(|r| r.map_err(|e| sql(context, e))?).collect()
 }

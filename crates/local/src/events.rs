@@ -11,7 +11,8 @@ use tracklayer_core::event::{EventId, MessageId, StoredEvent};
 use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent, RecentEvents};
 use tracklayer_core::workspace::WorkspaceId;
 
-use crate::db::{from_json, json, sql, Db};
+use crate::db::{sql, Db};
+use crate::event_record;
 
 #[derive(Debug, Clone)]
 pub struct SqliteEventStore {
@@ -40,7 +41,7 @@ impl EventWriter for SqliteEventStore {
                     e.event.event_id.to_string(),
                     e.event.message_id.as_str().to_owned(),
                     unix_millis(e.event.expires_at),
-                    json("record", &e.event)?,
+                    event_record::encode(&e.event),
                     e.event.subjects.clone(),
                     e.operational
                         .as_ref()
@@ -54,17 +55,16 @@ impl EventWriter for SqliteEventStore {
                 let tx: &rusqlite::Connection = c;
                 let mut out = Vec::with_capacity(rows.len());
                 {
-                    let mut seen = tx
-                        .prepare_cached(
-                            "SELECT expires_at FROM dedup WHERE workspace_id = ?1 AND message_id = ?2",
-                        )
-                        .map_err(|e| sql("record", e))?;
+                    // One statement per event for dedup: the marker is written unless a live
+                    // one is there, and a row comes back only when it was written.
                     let mut mark = tx
                         .prepare_cached(
                             "INSERT INTO dedup (workspace_id, message_id, event_id, expires_at)
                              VALUES (?1, ?2, ?3, ?4)
                              ON CONFLICT (workspace_id, message_id)
-                             DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at",
+                             DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
+                             WHERE dedup.expires_at <= ?5
+                             RETURNING 1",
                         )
                         .map_err(|e| sql("record", e))?;
                     let mut event = tx
@@ -86,16 +86,16 @@ impl EventWriter for SqliteEventStore {
                     for (ws, event_id, message_id, expires, doc, subjects, operational, dedup_until) in
                         &rows
                     {
-                        let until: Option<i64> = seen
-                            .query_row(params![ws, message_id], |r| r.get(0))
+                        let marked: Option<i64> = mark
+                            .query_row(params![ws, message_id, event_id, dedup_until, now], |r| {
+                                r.get(0)
+                            })
                             .optional()
                             .map_err(|e| sql("record", e))?;
-                        if until.is_some_and(|u| u > now) {
+                        if marked.is_none() {
                             out.push(false);
                             continue;
                         }
-                        mark.execute(params![ws, message_id, event_id, dedup_until])
-                            .map_err(|e| sql("record", e))?;
                         event
                             .execute(params![ws, event_id, expires, doc])
                             .map_err(|e| sql("record", e))?;
@@ -160,12 +160,43 @@ impl EventReader for SqliteEventStore {
     ) -> Result<Option<StoredEvent>, StoreError> {
         let (ws, id, now) = (ws.as_str().to_owned(), id.to_string(), unix_millis(now));
         self.db
-            .doc(
-                "event",
-                "SELECT doc FROM events
-                 WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3",
-                vec![ws.into(), id.into(), now.into()],
-            )
+            .call("event", move |c| {
+                let mut found = event_rows(
+                    c,
+                    "event",
+                    "SELECT doc FROM events
+                     WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3",
+                    params![ws, id, now],
+                )?;
+                Ok(found.pop())
+            })
+            .await
+    }
+
+    async fn events(
+        &self,
+        ws: &WorkspaceId,
+        ids: &[EventId],
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        const CONTEXT: &str = "events";
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let ids = serde_json::to_string(&ids).map_err(|e| StoreError::permanent(CONTEXT, e))?;
+        let (ws, now) = (ws.as_str().to_owned(), unix_millis(now));
+        self.db
+            .call(CONTEXT, move |c| {
+                event_rows(
+                    c,
+                    CONTEXT,
+                    "SELECT doc FROM events
+                     WHERE workspace_id = ?1 AND expires_at > ?3
+                       AND event_id IN (SELECT value FROM json_each(?2))",
+                    params![ws, ids, now],
+                )
+            })
             .await
     }
 
@@ -230,8 +261,8 @@ impl EventReader for SqliteEventStore {
                     let Some(row) = rows.next().map_err(|e| sql(CONTEXT, e))? else {
                         break;
                     };
-                    let doc: String = row.get(0).map_err(|e| sql(CONTEXT, e))?;
-                    let event: StoredEvent = from_json(CONTEXT, &doc)?;
+                    let doc = row.get_ref(0).map_err(|e| sql(CONTEXT, e))?;
+                    let event = event_record::decode(CONTEXT, doc)?;
                     if query.takes(&event, at) {
                         out.push(event);
                     }
@@ -299,7 +330,7 @@ impl EventEraser for SqliteEventStore {
                 let rows = stmt
                     .query_map(params![ws, subjects, after, limit], |r| {
                         Ok((
-                            r.get::<_, String>(0)?,
+                            event_record::decode("subject_footprint", r.get_ref(0)?),
                             r.get::<_, bool>(1)?,
                             r.get::<_, bool>(2)?,
                             r.get::<_, i64>(3)?,
@@ -307,10 +338,10 @@ impl EventEraser for SqliteEventStore {
                     })
                     .map_err(|e| sql("subject_footprint", e))?;
                 rows.map(|r| {
-                    let (doc, operational, dedup_marker, entries) =
+                    let (event, operational, dedup_marker, entries) =
                         r.map_err(|e| sql("subject_footprint", e))?;
                     Ok(EventFootprint {
-                        event: from_json("subject_footprint", &doc)?,
+                        event: event?,
                         operational,
                         dedup_marker,
                         subject_index_entries: u32::try_from(entries).unwrap_or(u32::MAX),
@@ -388,14 +419,11 @@ mod inspection {
                         .map_err(|e| sql("events_by_subject", e))?;
                     let rows = stmt
                         .query_map(params![ws, subject, after, now, limit], |r| {
-                            r.get::<_, String>(0)
+                            Ok(event_record::decode("events_by_subject", r.get_ref(0)?))
                         })
                         .map_err(|e| sql("events_by_subject", e))?;
-                    rows.map(|r| {
-                        r.map_err(|e| sql("events_by_subject", e))
-                            .and_then(|d| from_json("events_by_subject", &d))
-                    })
-                    .collect()
+                    rows.map(|r| r.map_err(|e| sql("events_by_subject", e))?)
+                        .collect()
                 })
                 .await
         }
@@ -430,4 +458,16 @@ mod inspection {
                 .await
         }
     }
+}
+
+/// The events (the `doc` of each row) `query` selects, in its order.
+fn event_rows(
+    c: &rusqlite::Connection,
+    context: &'static str,
+    query: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    crate::db::decoded_rows(c, context, query, params, |doc| {
+        event_record::decode(context, doc)
+    })
 }

@@ -199,6 +199,12 @@ impl Enqueuer for SqliteDeliveryQueue {
     async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError> {
         self.insert(messages, None).await
     }
+
+    /// By reference: the events are in the same database, recorded before their items are
+    /// queued, so a message need not copy them.
+    fn items_by_reference(&self) -> bool {
+        true
+    }
 }
 
 #[async_trait]

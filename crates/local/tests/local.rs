@@ -16,6 +16,8 @@ use tracklayer_local::{
 
 #[path = "local/audit_tamper.rs"]
 mod audit_tamper;
+#[path = "local/by_reference.rs"]
+mod by_reference;
 #[path = "local/delivery_service.rs"]
 mod delivery_service;
 #[path = "local/dsr_service.rs"]
@@ -113,6 +115,35 @@ impl MetaWorkspace {
 }
 
 impl MetaWorkspace {
+    /// The delivery service over this stack's stores, real connectors, `queue`, `egress`
+    /// and `log`.
+    fn delivery(
+        &self,
+        queue: Arc<SqliteDeliveryQueue>,
+        egress: Arc<dyn tracklayer_core::ports::Egress>,
+        log: Arc<dyn tracklayer_core::ports::DeliveryLog>,
+        config: tracklayer_core::deliver::service::DeliveryConfig,
+    ) -> Arc<tracklayer_core::deliver::service::DeliveryService> {
+        use tracklayer_core::deliver::service::{DeliveryPorts, DeliveryService};
+        Arc::new(DeliveryService::new(
+            DeliveryPorts {
+                control: self.control.clone(),
+                queue,
+                log,
+                events: self.events.clone(),
+                keyring: self.keyring.clone(),
+                egress,
+                suppressions: self.dsr.clone(),
+                clock: self.clock.clone(),
+                ids: Arc::new(SystemIds),
+                connectors: tracklayer_connectors::connector,
+                base_urls: tracklayer_connectors::default_base_url,
+                stats: self.stats.clone(),
+            },
+            config,
+        ))
+    }
+
     /// The Meta destination as stored now.
     async fn meta_destination(&self) -> tracklayer_core::destination::Destination {
         use tracklayer_core::ports::ControlReader;

@@ -204,7 +204,8 @@ async fn a_destination_that_is_down_delays_no_other_and_replay_delivers_its_dead
         bodies
             .iter()
             .map(|b| {
-                serde_json::from_slice::<serde_json::Value>(b).unwrap()["items"]
+                // Held by reference on the embedded queue.
+                serde_json::from_slice::<serde_json::Value>(b).unwrap()["refs"]
                     .as_array()
                     .unwrap()
                     .len()

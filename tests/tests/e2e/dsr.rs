@@ -152,7 +152,11 @@ fn stored(dir: &Path, s: &Shopper) -> Vec<(String, BTreeSet<String>)> {
     let conn = database(dir);
     let mut stmt = conn.prepare("SELECT doc FROM events").unwrap();
     let docs: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
+        .query_map([], |r| {
+            Ok(tracklayer_local::event_row_json(r.get_ref(0)?)
+                .unwrap()
+                .to_string())
+        })
         .unwrap()
         .map(Result::unwrap)
         .collect();

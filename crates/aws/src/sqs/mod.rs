@@ -425,6 +425,11 @@ impl Enqueuer for SqsDeliveryQueue {
         }
         Ok(())
     }
+
+    /// By value: a Lambda consumer reads no event store per item.
+    fn items_by_reference(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]

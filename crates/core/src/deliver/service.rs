@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use super::batching::{plan, Opened};
 use super::flow_control::{Admission, Breaker, Gate, Health};
+use super::hydrate::Unopened;
 use super::retry::{classify, egress_outcome};
 use super::settings::{Loaded, Settings, Suppressed};
 use super::{Connector, OpenedItem, Outcome, Target};
@@ -23,7 +24,7 @@ use crate::destination::DestinationKind;
 use crate::error::{KeyError, StoreError};
 use crate::event::QueueBody;
 use crate::ports::{
-    ControlReader, DeliveryLog, DeliveryQueue, Egress, Keyring, Received, Remainder,
+    ControlReader, DeliveryLog, DeliveryQueue, Egress, EventReader, Keyring, Received, Remainder,
     SuppressionList,
 };
 use crate::stats::{StatsRecorder, StatsSink};
@@ -100,6 +101,9 @@ pub struct DeliveryPorts {
     pub control: Arc<dyn ControlReader>,
     pub queue: Arc<dyn DeliveryQueue>,
     pub log: Arc<dyn DeliveryLog>,
+    /// The stored events of items queued by reference ([`crate::event::RefBody`]): one
+    /// batched read per such message. Queues of items by value (SQS) never need it.
+    pub events: Arc<dyn EventReader>,
     pub keyring: Arc<dyn Keyring>,
     pub egress: Arc<dyn Egress>,
     /// Drops queued items of subjects erased after they were queued (data-subject requests).
@@ -193,7 +197,7 @@ impl DeliveryService {
         let mut out: Vec<Option<Disposition>> = vec![None; msgs.len()];
         let mut groups: HashMap<(String, String), Vec<Part>> = HashMap::new();
         for (index, m) in msgs.iter().enumerate() {
-            match m.decode_body() {
+            match self.open_body(m).await {
                 Ok(body) => groups
                     .entry((
                         body.workspace_id.as_str().to_owned(),
@@ -205,8 +209,12 @@ impl DeliveryService {
                         attempts: body.attempts + m.receive_count,
                         body,
                     }),
-                Err(e) => {
+                Err(Unopened::Unreadable(e)) => {
                     out[index] = Some(Disposition::DeadLetter(format!("unreadable message: {e}")))
+                }
+                Err(Unopened::Store(e)) => {
+                    tracing::warn!(error = %e, kind = %kind, "the events of queued items could not be read; will retry");
+                    out[index] = Some(self.after_failure(m, &e.to_string()).await);
                 }
             }
         }

@@ -9,20 +9,21 @@ use super::flow_control::Health;
 use super::service::{DeliveryError, DeliveryService, Disposition, ItemResult};
 use super::settings::Settings;
 use super::Outcome;
-use crate::destination::DestinationKind;
+use crate::destination::{DestinationId, DestinationKind};
 use crate::error::StoreError;
-use crate::event::{DeliveryItem, QueueBody};
+use crate::event::{DeliveryItem, EventId, MessageId, QueueBody};
 use crate::ports::{DeliveryRecord, DeliveryStatus, Outgoing, Received, Remainder};
 use crate::stats::counting::delivery_delta;
+use crate::workspace::WorkspaceId;
 
 impl DeliveryService {
     /// A message whose delivery failed before its outcome was known: retried later (or, out
     /// of attempts, dead-lettered), with a delivery-log entry per item saying why.
     pub(super) async fn after_failure(&self, msg: &Received, why: &str) -> Disposition {
-        let Ok(body) = msg.decode_body() else {
+        let Ok(body) = msg.decode_stored() else {
             return Disposition::DeadLetter("unreadable message".into());
         };
-        let attempts = body.attempts + msg.receive_count;
+        let attempts = body.attempts() + msg.receive_count;
         let (status, d, retry_in) = if attempts >= self.config.max_attempts {
             let reason = format!("gave up after {attempts} attempts: {why}");
             (DeliveryStatus::Dead, Disposition::DeadLetter(reason), None)
@@ -31,8 +32,16 @@ impl DeliveryService {
             let d = Disposition::RetryLater(delay);
             (DeliveryStatus::Retrying, d, Some(delay))
         };
-        if let Err(e) = self.log_all(&body, status, attempts, why, retry_in).await {
-            tracing::warn!(error = %e, destination = %body.destination_id, "could not log a failed delivery attempt");
+        let entries = body.entries();
+        let records = self.records(
+            (body.workspace_id(), body.destination_id()),
+            &entries,
+            (status, attempts),
+            why,
+            retry_in,
+        );
+        if let Err(e) = self.log_and_count(&records).await {
+            tracing::warn!(error = %e, destination = %body.destination_id(), "could not log a failed delivery attempt");
         }
         d
     }
@@ -99,15 +108,40 @@ impl DeliveryService {
         error: &str,
         retry_in: Option<Duration>,
     ) -> Result<(), DeliveryError> {
-        let now = self.ports.clock.now();
-        let records: Vec<_> = body
+        let entries: Vec<(EventId, Option<MessageId>)> = body
             .items
             .iter()
-            .map(|item| DeliveryRecord {
-                workspace_id: body.workspace_id.clone(),
-                destination_id: body.destination_id.clone(),
-                event_id: item.event_id,
-                message_id: Some(item.message_id.clone()),
+            .map(|item| (item.event_id, Some(item.message_id.clone())))
+            .collect();
+        let records = self.records(
+            (&body.workspace_id, &body.destination_id),
+            &entries,
+            (status, attempts),
+            error,
+            retry_in,
+        );
+        self.log_and_count(&records).await?;
+        Ok(())
+    }
+
+    /// One delivery-log record per entry (event, message id if known), all with the same
+    /// status and error, stamped now.
+    pub(super) fn records(
+        &self,
+        (ws, destination): (&WorkspaceId, &DestinationId),
+        entries: &[(EventId, Option<MessageId>)],
+        (status, attempts): (DeliveryStatus, u32),
+        error: &str,
+        retry_in: Option<Duration>,
+    ) -> Vec<DeliveryRecord> {
+        let now = self.ports.clock.now();
+        entries
+            .iter()
+            .map(|(event_id, message_id)| DeliveryRecord {
+                workspace_id: ws.clone(),
+                destination_id: destination.clone(),
+                event_id: *event_id,
+                message_id: message_id.clone(),
                 next_attempt_at: retry_in.map(|d| now + d),
                 status: status.clone(),
                 attempts,
@@ -116,14 +150,15 @@ impl DeliveryService {
                 updated_at: now,
                 expires_at: now + crate::workspace::Retention::delivery_log(),
             })
-            .collect();
-        self.log_and_count(&records).await?;
-        Ok(())
+            .collect()
     }
 
     /// Writes a message's delivery-log records, then its counters in one stats write (a
     /// failed one is logged and counted, never returned: [`crate::stats::StatsSink`]).
-    async fn log_and_count(&self, records: &[DeliveryRecord]) -> Result<(), DeliveryError> {
+    pub(super) async fn log_and_count(
+        &self,
+        records: &[DeliveryRecord],
+    ) -> Result<(), DeliveryError> {
         self.ports.log.record(records).await?;
         if let Some(first) = records.first() {
             let delta = delivery_delta(records);
@@ -149,6 +184,8 @@ impl DeliveryService {
             destination_id: body.destination_id.clone(),
             kind: body.kind,
             items,
+            // Held by reference again if it was read so.
+            by_reference: body.by_reference,
         };
         Outgoing::new(&part, delay)
     }

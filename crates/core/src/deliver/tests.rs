@@ -336,6 +336,9 @@ impl Enqueuer for MemoryQueue {
         messages.iter().for_each(|m| self.push(m, None));
         Ok(())
     }
+    fn items_by_reference(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]
@@ -467,6 +470,37 @@ impl DeadLetterAdmin for MemoryQueue {
 }
 
 /// No subject was erased.
+/// This world's queue holds items by value: delivery reads no event.
+struct NoEvents;
+
+#[async_trait]
+impl crate::ports::EventReader for NoEvents {
+    async fn event(
+        &self,
+        _ws: &WorkspaceId,
+        _id: &EventId,
+        _now: OffsetDateTime,
+    ) -> Result<Option<crate::event::StoredEvent>, StoreError> {
+        Ok(None)
+    }
+    async fn event_ids_by_message_id(
+        &self,
+        _ws: &WorkspaceId,
+        _message_id: &MessageId,
+        _now: OffsetDateTime,
+    ) -> Result<Vec<EventId>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn recent_events(
+        &self,
+        _ws: &WorkspaceId,
+        _query: &crate::event::RecentEvents,
+        _now: OffsetDateTime,
+    ) -> Result<Vec<crate::event::StoredEvent>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
 struct NoSuppressions;
 
 #[async_trait]
@@ -639,6 +673,7 @@ impl World {
                 control: control.clone(),
                 queue: queue.clone(),
                 log: log.clone(),
+                events: Arc::new(NoEvents),
                 keyring: Arc::new(MemoryKeyring),
                 egress: egress.clone(),
                 suppressions: Arc::new(NoSuppressions),
@@ -1198,6 +1233,7 @@ impl World {
             destination_id: self.destination.clone(),
             kind: KIND,
             items,
+            by_reference: false,
         })
         .unwrap()
     }

@@ -395,18 +395,16 @@ pub enum Stripped {
 /// Removes the items of `events` from a queue message body (a `QueueBody` of workspace
 /// `ws`). Both queue adapters use this for `DeliveryQueue::purge_events`.
 pub fn strip_events(body: &[u8], ws: &WorkspaceId, events: &HashSet<EventId>) -> Stripped {
-    let Ok(mut parsed) = crate::event::QueueBody::decode(body) else {
+    let Ok(mut parsed) = crate::event::Body::decode(body) else {
         return Stripped::Untouched;
     };
-    if &parsed.workspace_id != ws {
+    if parsed.workspace_id() != ws {
         return Stripped::Untouched;
     }
-    let before = parsed.items.len();
-    parsed.items.retain(|i| !events.contains(&i.event_id));
-    let removed = (before - parsed.items.len()) as u64;
+    let removed = parsed.retain(|id| !events.contains(id)) as u64;
     if removed == 0 {
         Stripped::Untouched
-    } else if parsed.items.is_empty() {
+    } else if parsed.is_empty() {
         Stripped::Emptied { removed }
     } else {
         Stripped::Rewritten {

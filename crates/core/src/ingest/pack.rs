@@ -7,9 +7,18 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::destination::Destination;
-use crate::event::{DeliveryItem, EventId, EventType, MessageId, QueueBody};
+use crate::event::{DeliveryItem, EventId, EventType, ItemRef, MessageId, QueueBody, RefBody};
 use crate::ports::Outgoing;
 use crate::workspace::WorkspaceId;
+
+/// How a queue holds items ([`crate::ports::Enqueuer::items_by_reference`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holding {
+    /// Whole items ([`QueueBody`]).
+    ByValue,
+    /// References to the stored events ([`crate::event::RefBody`]).
+    ByReference,
+}
 
 /// Packs the items of recorded events into queue messages: one per destination, split to stay
 /// under `max_bytes`.
@@ -18,13 +27,14 @@ pub fn pack(
     destinations: &[Destination],
     items: impl IntoIterator<Item = (usize, DeliveryItem)>,
     max_bytes: usize,
+    holding: Holding,
 ) -> Vec<Outgoing> {
     let mut per_dest: BTreeMap<usize, Packer> = BTreeMap::new();
     let mut properties = PropertiesJson::default();
     for (index, item) in items {
         per_dest
             .entry(index)
-            .or_insert_with(|| Packer::new(workspace, &destinations[index], max_bytes))
+            .or_insert_with(|| Packer::new(workspace, &destinations[index], max_bytes, holding))
             .push(item, &mut properties);
     }
     let mut out = Vec::new();
@@ -47,6 +57,7 @@ const ITEM_ROOM: usize = 16 * 1024;
 /// straight into the body; one that overflows it moves to a new body.
 struct Packer {
     head: String,
+    holding: Holding,
     max_bytes: usize,
     full: Vec<Vec<u8>>,
     body: Vec<u8>,
@@ -54,10 +65,14 @@ struct Packer {
 }
 
 impl Packer {
-    fn new(workspace: &WorkspaceId, d: &Destination, max_bytes: usize) -> Self {
-        let head = QueueBody::encoded_start(workspace, &d.id, d.kind);
+    fn new(workspace: &WorkspaceId, d: &Destination, max_bytes: usize, holding: Holding) -> Self {
+        let head = match holding {
+            Holding::ByValue => QueueBody::encoded_start(workspace, &d.id, d.kind),
+            Holding::ByReference => RefBody::encoded_start(workspace, &d.id, d.kind),
+        };
         Self {
             head,
+            holding,
             max_bytes,
             full: Vec::new(),
             body: Vec::with_capacity(max_bytes.min(64 * 1024)),
@@ -79,7 +94,12 @@ impl Packer {
             self.body.push(b',');
         }
         let start = self.body.len();
-        write_item_json(&mut self.body, item, properties);
+        match self.holding {
+            Holding::ByValue => write_item_json(&mut self.body, item, properties),
+            Holding::ByReference => {
+                serde_json::to_writer(&mut self.body, &ItemRef::of(&item)).expect("items serialize")
+            }
+        }
         let json_len = self.body.len() - start;
         if self.count > 0 && before + json_len + 3 > self.max_bytes {
             // The message is full without this item: close it, and start the next with it.
@@ -371,7 +391,13 @@ mod hot_path_equivalence {
                     .map(|m| (m.kind, m.destination_id, m.workspace_id, m.body))
                     .collect()
             };
-            let got = parts(pack(&ws, &destinations, items(), max_bytes));
+            let got = parts(pack(
+                &ws,
+                &destinations,
+                items(),
+                max_bytes,
+                Holding::ByValue,
+            ));
             let want = parts(reference(&ws, &destinations, items(), max_bytes));
             assert_eq!(got.len(), want.len(), "max_bytes {max_bytes}");
             for (g, w) in got.iter().zip(&want) {

@@ -387,11 +387,7 @@ fn delivery_items(
         ad_personalization: signals.ad_personalization,
     };
     // Carried by each queued item, so that deliver drops it if the subject is erased first.
-    let suppression: Vec<String> = event
-        .subjects
-        .iter()
-        .map(|s| crate::dsr::suppression_token(s))
-        .collect();
+    let suppression = crate::event::suppression_tokens(&event.subjects);
     let mut items = Vec::new();
     let mut unmet = Vec::new();
     let no_secrets = Value::Null;
@@ -419,18 +415,11 @@ fn delivery_items(
             _ => common_plaintext
                 .get_or_insert_with(|| serde_json::to_vec(&sealed_fields).unwrap_or_default()),
         };
-        let item = DeliveryItem {
-            event_id: event.event_id,
-            message_id: event.message_id.clone(),
-            event_type: event.event_type,
-            name: event.name.clone(),
-            timestamp: event.timestamp,
-            properties: event.properties.clone(),
-            user_data: event.hashed.get(&profile).cloned().unwrap_or_default(),
-            consent: forwarded,
-            sealed: Some(p.keys.seal(nonce(p.ids), &item_aad, plaintext)),
-            suppression: suppression.clone(),
-        };
+        let sealed = p.keys.seal(nonce(p.ids), &item_aad, plaintext);
+        // The one derivation of an item from its event: delivery rebuilds items queued by
+        // reference with it too.
+        let item =
+            DeliveryItem::of_event(event, d.kind, forwarded, Some(sealed), suppression.clone());
         let Some(check) = p.requirements else {
             items.push((index, item));
             continue;

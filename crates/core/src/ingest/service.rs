@@ -22,7 +22,7 @@ use crate::stats::{StatsDelta, StatsRecorder, StatsSink};
 use crate::workspace::{Region, Workspace, WorkspaceId};
 
 use super::gate::{self, Admission, PrepareGate};
-use super::pack::pack;
+use super::pack::{pack, Holding};
 use super::prepare::{prepare, Pipeline, PreparedBatch};
 use super::wire::{
     IngestError, ParsedBody, Rejection, RequestMeta, RequirementCheck, Warning,
@@ -445,11 +445,17 @@ impl IngestService {
                 routing.push(event.event.routing.as_slice());
             }
         }
+        let holding = if self.queue.items_by_reference() {
+            Holding::ByReference
+        } else {
+            Holding::ByValue
+        };
         let messages = pack(
             &snap.workspace.id,
             &snap.destinations,
             items,
             self.config.max_queue_message_bytes,
+            holding,
         );
         if let Err(e) = self.queue.enqueue(&messages).await {
             // Undo, so the client's retry of this request is not taken for a duplicate.

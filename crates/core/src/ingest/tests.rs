@@ -1059,6 +1059,7 @@ fn no_raw_identifier_survives_in_stored_events_or_queue_bodies() {
         &s.destinations,
         out.items.iter().flatten().cloned(),
         MAX_QUEUE_MESSAGE_BYTES,
+        Holding::ByValue,
     );
     assert_eq!(messages.len(), s.destinations.len());
     for m in &messages {
@@ -1113,6 +1114,7 @@ fn identifiers_under_any_name_are_dropped_and_become_the_events_hashed_identifie
         &s.destinations,
         out.items.iter().flatten().cloned(),
         MAX_QUEUE_MESSAGE_BYTES,
+        Holding::ByValue,
     );
     let mut bodies = vec![stored.clone()];
     bodies.extend(
@@ -1284,7 +1286,13 @@ fn pack_splits_a_destinations_items_into_messages_under_max_bytes() {
     assert_eq!(items.len(), 40);
     let max_bytes = 2_000;
 
-    let messages = pack(&s.workspace.id, &s.destinations, items, max_bytes);
+    let messages = pack(
+        &s.workspace.id,
+        &s.destinations,
+        items,
+        max_bytes,
+        Holding::ByValue,
+    );
 
     assert!(messages.len() > 1, "{} message(s)", messages.len());
     let mut seen = Vec::new();
@@ -1313,6 +1321,7 @@ fn pack_writes_one_message_per_destination() {
         &s.destinations,
         out.items.into_iter().flatten(),
         MAX_QUEUE_MESSAGE_BYTES,
+        Holding::ByValue,
     );
 
     let kinds: Vec<_> = messages.iter().map(|m| m.kind).collect();

@@ -334,6 +334,7 @@ pub fn queue_body(ws: &WorkspaceId, dest: &DestinationId, events: &[EventId]) ->
                 suppression: Vec::new(),
             })
             .collect(),
+        by_reference: false,
     };
     body.encode()
 }

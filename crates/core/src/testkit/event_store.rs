@@ -151,3 +151,44 @@ pub async fn sweeping_keeps_what_has_not_expired(s: &dyn InspectableEventStore) 
         1
     );
 }
+
+pub async fn reads_several_events_at_once_leaving_out_the_missing_the_expired_and_others(
+    s: &dyn InspectableEventStore,
+) {
+    // Arrange: two events of the workspace, one that expires early, one of another workspace.
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    let other = WorkspaceId::new(Region::Us, &unique());
+    let a = new_event(&ws, "m-batch-a", &["subj-a"], T0);
+    let b = new_event(&ws, "m-batch-b", &[], T0);
+    let mut short = new_event(&ws, "m-batch-short", &[], T0);
+    short.event.expires_at = T0 + time::Duration::hours(1);
+    let theirs = new_event(&other, "m-batch-theirs", &[], T0);
+    s.record(&[a.clone(), b.clone(), short.clone()], T0)
+        .await
+        .unwrap();
+    s.record(std::slice::from_ref(&theirs), T0).await.unwrap();
+    let missing = crate::event::EventId(uuid::Uuid::now_v7());
+    let asked = [
+        b.event.event_id,
+        missing,
+        a.event.event_id,
+        short.event.event_id,
+        theirs.event.event_id,
+        a.event.event_id,
+    ];
+
+    // Act
+    let now = T0 + time::Duration::hours(2);
+    let mut found = s.events(&ws, &asked, now).await.unwrap();
+    let none = s.events(&ws, &[], now).await.unwrap();
+
+    // Assert
+    found.sort_by_key(|e| e.event_id);
+    let mut want = vec![a.event, b.event];
+    want.sort_by_key(|e| e.event_id);
+    assert_eq!(
+        found, want,
+        "each stored, unexpired event of the workspace once"
+    );
+    assert!(none.is_empty());
+}

@@ -14,13 +14,11 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use tracklayer_core::admin::{AdminError, AdminPorts, AdminService, DestinationPatch, Principal};
 use tracklayer_core::clock::SystemIds;
-use tracklayer_core::deliver::service::{
-    run_worker, DeliveryConfig, DeliveryPorts, DeliveryService, Disposition,
-};
+use tracklayer_core::deliver::service::{run_worker, DeliveryConfig, DeliveryService, Disposition};
 use tracklayer_core::deliver::{HttpRequest, HttpResponse};
 use tracklayer_core::destination::{DestinationId, DestinationKind};
 use tracklayer_core::error::StoreError;
-use tracklayer_core::event::{EventId, QueueBody};
+use tracklayer_core::event::{Body, EventId, RefBody};
 use tracklayer_core::ingest::{parse_body, Endpoint, RequestMeta};
 use tracklayer_core::ports::{
     ControlStore, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord, DeliveryStatus, Egress,
@@ -190,32 +188,18 @@ impl World {
             base,
             event: EventId(uuid::Uuid::nil()),
         };
-        world.event = world.queued_body().await.items[0].event_id;
+        world.event = world.queued_body().await.refs[0].event_id;
         world
     }
 
     fn service(&self, egress: Arc<dyn Egress>, log: Arc<dyn DeliveryLog>) -> Arc<DeliveryService> {
-        Arc::new(DeliveryService::new(
-            DeliveryPorts {
-                control: self.control.clone(),
-                queue: self.queue.clone(),
-                log,
-                keyring: self.keyring.clone(),
-                egress,
-                suppressions: Arc::new(SqliteDsrStore::new(self.db.clone())),
-                clock: self.clock.clone(),
-                ids: Arc::new(SystemIds),
-                connectors: tracklayer_connectors::connector,
-                base_urls: tracklayer_connectors::default_base_url,
-                stats: self.stats.clone(),
-            },
-            DeliveryConfig {
-                backoff_base: std::time::Duration::from_secs(1),
-                backoff_cap: std::time::Duration::from_secs(60),
-                batch_window: std::time::Duration::from_millis(10),
-                ..DeliveryConfig::default()
-            },
-        ))
+        let config = DeliveryConfig {
+            backoff_base: std::time::Duration::from_secs(1),
+            backoff_cap: std::time::Duration::from_secs(60),
+            batch_window: std::time::Duration::from_millis(10),
+            ..DeliveryConfig::default()
+        };
+        self.delivery(self.queue.clone(), egress, log, config)
     }
 
     fn admin(&self) -> AdminService {
@@ -240,7 +224,8 @@ impl World {
         )
     }
 
-    async fn queued_body(&self) -> QueueBody {
+    /// The one queued message: by reference, the embedded queue's way.
+    async fn queued_body(&self) -> RefBody {
         let bodies: Vec<Vec<u8>> = self
             .db
             .call("test", |c| {
@@ -251,7 +236,10 @@ impl World {
             .await
             .unwrap();
         assert_eq!(bodies.len(), 1, "one queued message");
-        QueueBody::decode(&bodies[0]).unwrap()
+        match Body::decode(&bodies[0]).unwrap() {
+            Body::Reference(body) => body,
+            Body::Value(_) => panic!("the embedded queue holds items by reference"),
+        }
     }
 
     /// Receives, delivers and settles what is visible; returns the dispositions.
@@ -443,8 +431,10 @@ async fn corrupt_sealed_fields_dead_letter_the_item_with_the_reason_and_nothing_
                 Ok((r.get(0)?, r.get(1)?))
             })
             .unwrap();
-        let mut body = QueueBody::decode(&body).unwrap();
-        let sealed = body.items[0]
+        let Body::Reference(mut body) = Body::decode(&body).unwrap() else {
+            panic!("the embedded queue holds items by reference");
+        };
+        let sealed = body.refs[0]
             .sealed
             .as_mut()
             .expect("the item has sealed fields");
@@ -452,7 +442,7 @@ async fn corrupt_sealed_fields_dead_letter_the_item_with_the_reason_and_nothing_
         sealed.0[at] ^= 0x01;
         c.execute(
             "UPDATE queue SET body = ?1 WHERE id = ?2",
-            rusqlite::params![body.encode(), id],
+            rusqlite::params![Body::Reference(body).encode(), id],
         )
         .unwrap();
         Ok(())

@@ -815,6 +815,7 @@ async fn an_item_queued_before_its_subjects_erasure_is_neither_sent_nor_logged()
             control: w.control.clone(),
             queue: w.queue.clone(),
             log: w.log.clone(),
+            events: w.events.clone(),
             keyring: w.keyring.clone(),
             egress: egress.clone(),
             suppressions: w.dsr.clone(),

@@ -1,0 +1,363 @@
+//! Queue items by reference on the embedded queue: a message holds each item's event id and
+//! what the event does not (consent, sealed fields), and delivery rebuilds the item from the
+//! stored event. What a destination receives is the same as from the item by value, for every
+//! destination kind; an item whose event is gone is not delivered.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::*;
+use serde_json::json;
+use tracklayer_core::crypto::WorkspaceKeys;
+use tracklayer_core::deliver::service::DeliveryConfig;
+use tracklayer_core::deliver::{HttpRequest, HttpResponse};
+use tracklayer_core::destination::DestinationKind;
+use tracklayer_core::event::Body;
+use tracklayer_core::ingest::{
+    pack, parse_body, prepare, Endpoint, Holding, Pipeline, RequestMeta, MAX_QUEUE_MESSAGE_BYTES,
+};
+use tracklayer_core::ports::{
+    ControlReader, DeliveryLog, DeliveryStatus, Egress, EgressError, Enqueuer, Outgoing,
+    QueueConsumer,
+};
+use tracklayer_local::SqliteDeliveryLog;
+
+/// A request as sent: url, headers, body.
+type Sent = (String, Vec<(String, String)>, String);
+
+/// Every request a destination was sent.
+#[derive(Default)]
+struct RecordingEgress(Mutex<Vec<Sent>>);
+
+#[async_trait]
+impl Egress for RecordingEgress {
+    async fn post(&self, r: &HttpRequest) -> Result<HttpResponse, EgressError> {
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        self.0
+            .lock()
+            .unwrap()
+            .push((r.url.clone(), r.headers.clone(), body));
+        Ok(HttpResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: br#"{"events_received":2,"code":0,"status":"OK"}"#.to_vec(),
+        })
+    }
+}
+
+/// A purchase and a page view carrying every kind of identifier and signal.
+fn events() -> Vec<u8> {
+    serde_json::to_vec(&json!({"batch": [
+        {"type": "track", "event": "Order Completed", "messageId": "ref-1", "userId": "user-1",
+         "anonymousId": "anon-1", "timestamp": "2026-03-01T11:59:58.123+01:00",
+         "properties": {"order_id": "o-1", "revenue": 49.9, "currency": "EUR",
+                        "products": [{"product_id": "sku-1", "quantity": 2, "price": 24.95}]},
+         "context": {"ip": "198.51.100.23", "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Test/1.0",
+                     "page": {"url": "https://shop.example.com/checkout?fbclid=abc&gclid=g-1"},
+                     "traits": {"email": "Jane.Doe@Example.com", "phone": "+49 30 1234567",
+                                "firstName": "Jane", "lastName": "Doe", "city": "Berlin",
+                                "postalCode": "10115", "country": "DE"},
+                     "consent": {"categoryPreferences": {"advertising": true, "analytics": true}}}},
+        {"type": "page", "name": "Checkout", "messageId": "ref-2", "anonymousId": "anon-2",
+         "properties": {"path": "/checkout", "title": "Checkout"},
+         "context": {"ip": "198.51.100.24", "userAgent": "Mozilla/5.0 Test/2.0",
+                     "traits": {"email": "john@example.com"}}}
+    ]}))
+    .unwrap()
+}
+
+/// The other destination kinds, beside the workspace's Meta destination: kind, config,
+/// secrets.
+fn more_kinds() -> Vec<(DestinationKind, serde_json::Value, serde_json::Value)> {
+    let specs = json!([
+        ["ga4", {"measurement_id": "G-REFTEST"}, {"api_secret": "ga4secret"}],
+        ["tiktok", {"pixel_code": "CREFTEST"}, {"access_token": "tiktoktoken"}],
+        ["webhook", {"url": "https://hooks.example.com/in"},
+         {"signing_secret": "whsec_cmVmZXJlbmNlLXNpZ25pbmcta2V5"}], // pragma: allowlist secret
+        ["snapchat", {"pixel_id": "6d2e7a31-snap-pixel"}, {"access_token": "snaptoken"}],
+        ["pinterest", {"ad_account_id": "549757463328"}, {"access_token": "pintoken"}],
+        ["reddit", {"ad_account_id": "a2_gfgsrrd4ug2t"}, {"access_token": "reddittoken"}],
+    ]);
+    specs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let kind = serde_json::from_value(s[0].clone()).unwrap();
+            (kind, s[1].clone(), s[2].clone())
+        })
+        .collect()
+}
+
+/// Delivers everything `queue` holds, kind by kind, through a service over `log`; returns
+/// what each kind's destination was sent.
+async fn deliver_all(
+    w: &MetaWorkspace,
+    queue: Arc<SqliteDeliveryQueue>,
+    log: Arc<dyn DeliveryLog>,
+) -> BTreeMap<&'static str, Vec<Sent>> {
+    let mut sent = BTreeMap::new();
+    for kind in DestinationKind::ALL {
+        let egress = Arc::new(RecordingEgress::default());
+        let service = w.delivery(
+            queue.clone(),
+            egress.clone(),
+            log.clone(),
+            DeliveryConfig::default(),
+        );
+        let msgs = queue
+            .receive(kind, 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(!msgs.is_empty(), "{kind}: a message queued");
+        let dispositions = service.process(kind, &msgs).await;
+        for (m, d) in msgs.iter().zip(&dispositions) {
+            service.apply(kind, m, d).await.unwrap();
+        }
+        sent.insert(kind.as_str(), egress.0.lock().unwrap().clone());
+    }
+    sent
+}
+
+#[tokio::test]
+async fn every_destination_kind_is_sent_the_same_bytes_from_items_by_reference_as_by_value() {
+    // Arrange: a workspace with a destination of every kind, and two events prepared, stored
+    // and packed both ways: by value on a queue of its own, by reference on the embedded one.
+    let w = MetaWorkspace::new("By reference", "EAAreference").await;
+    let control = tracklayer_core::control_plane::Control {
+        store: w.control.as_ref(),
+        keyring: w.keyring.as_ref(),
+        clock: w.clock.as_ref(),
+        ids: &SystemIds,
+    };
+    for (kind, config, secrets) in more_kinds() {
+        add_destination(&control, &w.workspace, kind.as_str(), kind, config, secrets).await;
+    }
+    let destinations = w.control.destinations(&w.workspace.id).await.unwrap();
+    assert_eq!(destinations.len(), DestinationKind::ALL.len());
+    let ws = &w.workspace;
+    let data_key = w
+        .keyring
+        .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
+        .await
+        .unwrap();
+    let keys = WorkspaceKeys::new(&data_key);
+    let meta = RequestMeta {
+        ip: None,
+        user_agent: None,
+        gpc: false,
+        browser: false,
+    };
+    let pipeline = Pipeline {
+        workspace: ws,
+        destinations: &destinations,
+        keys: &keys,
+        ids: &SystemIds,
+        meta: &meta,
+        received_at: T0,
+        requirements: None,
+    };
+    let body = events();
+    let prepared = prepare(&pipeline, &parse_body(Endpoint::Batch, &body).unwrap());
+    assert_eq!(prepared.rejected, []);
+    w.events.record(&prepared.events, T0).await.unwrap();
+    let items = || prepared.items.iter().flatten().cloned();
+    let packed = |holding| {
+        pack(
+            &ws.id,
+            &destinations,
+            items(),
+            MAX_QUEUE_MESSAGE_BYTES,
+            holding,
+        )
+    };
+    let (by_value, by_reference) = (packed(Holding::ByValue), packed(Holding::ByReference));
+    let value_db = Db::in_memory().unwrap();
+    let value_queue = Arc::new(SqliteDeliveryQueue::new(
+        value_db.clone(),
+        w.clock.clone(),
+        Arc::new(SystemIds),
+        8,
+    ));
+    value_queue.enqueue(&by_value).await.unwrap();
+    w.queue.enqueue(&by_reference).await.unwrap();
+
+    // Act
+    let from_value = deliver_all(&w, value_queue, Arc::new(SqliteDeliveryLog::new(value_db))).await;
+    let from_reference = deliver_all(
+        &w,
+        w.queue.clone(),
+        Arc::new(SqliteDeliveryLog::new(w.db.clone())),
+    )
+    .await;
+
+    // Assert
+    for kind in DestinationKind::ALL {
+        let (v, r) = (&from_value[kind.as_str()], &from_reference[kind.as_str()]);
+        assert!(!v.is_empty(), "{kind}: something was sent");
+        assert_eq!(v, r, "{kind}: the same requests either way");
+    }
+    let size = |messages: &[Outgoing]| messages.iter().map(|m| m.body.len()).sum::<usize>();
+    let per_item = size(&by_reference) / items().count();
+    assert!(
+        per_item < 500,
+        "a by-reference item is its id, consent and sealed fields: {per_item} bytes"
+    );
+    let (reference_bytes, value_bytes) = (size(&by_reference), size(&by_value));
+    assert!(
+        reference_bytes * 2 < value_bytes,
+        "{reference_bytes} vs {value_bytes} bytes"
+    );
+    for m in &by_reference {
+        assert!(matches!(Body::decode(&m.body), Ok(Body::Reference(_))));
+    }
+}
+
+/// The delivery service of `w`'s embedded queue over `log`, sending to `egress`.
+fn service_with(
+    w: &MetaWorkspace,
+    log: &Arc<SqliteDeliveryLog>,
+    egress: Arc<RecordingEgress>,
+) -> Arc<tracklayer_core::deliver::service::DeliveryService> {
+    w.delivery(
+        w.queue.clone(),
+        egress,
+        log.clone(),
+        DeliveryConfig::default(),
+    )
+}
+
+fn service_of(
+    w: &MetaWorkspace,
+    log: &Arc<SqliteDeliveryLog>,
+) -> Arc<tracklayer_core::deliver::service::DeliveryService> {
+    service_with(w, log, Arc::new(RecordingEgress::default()))
+}
+
+/// One delivery attempt of what is queued for Meta, not yet applied to the queue: the
+/// messages, their dispositions, what was sent, the delivery log.
+async fn attempt_meta(
+    w: &MetaWorkspace,
+) -> (
+    Vec<tracklayer_core::ports::Received>,
+    Vec<tracklayer_core::deliver::service::Disposition>,
+    Vec<Sent>,
+    Arc<SqliteDeliveryLog>,
+) {
+    let log = Arc::new(SqliteDeliveryLog::new(w.db.clone()));
+    let egress = Arc::new(RecordingEgress::default());
+    let service = service_with(w, &log, egress.clone());
+    let msgs = w
+        .queue
+        .receive(DestinationKind::MetaCapi, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(msgs.len(), 1, "one message queued for Meta");
+    let d = service.process(DestinationKind::MetaCapi, &msgs).await;
+    let sent = egress.0.lock().unwrap().clone();
+    (msgs, d, sent, log)
+}
+
+/// Ingests one purchase with an email, `message_id`, from a server (queued for Meta).
+async fn ingest_a_purchase(w: &MetaWorkspace, message_id: &str) {
+    let body = serde_json::to_vec(&json!({"batch": [{
+        "type": "track", "event": "Order Completed", "messageId": message_id, "userId": "user-1",
+        "properties": {"order_id": "o-1", "revenue": 10, "currency": "EUR"},
+        "context": {"traits": {"email": "jane.doe@example.com"}}
+    }]}))
+    .unwrap();
+    let key = w.ingest.authenticate(&w.write_key).await.unwrap();
+    let meta = RequestMeta {
+        ip: None,
+        user_agent: None,
+        gpc: false,
+        browser: false,
+    };
+    w.ingest
+        .ingest(&key, &parse_body(Endpoint::Batch, &body).unwrap(), &meta)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_item_by_reference_whose_event_was_erased_is_not_delivered_and_the_log_says_why() {
+    // Arrange: a purchase ingested (queued by reference for Meta), then its event erased.
+    let w = MetaWorkspace::new("Erased", "EAAerased").await;
+    ingest_a_purchase(&w, "gone-1").await;
+    let found = w
+        .events
+        .event_ids_by_message_id(
+            &w.workspace.id,
+            &tracklayer_core::event::MessageId::parse("gone-1").unwrap(),
+            T0,
+        )
+        .await
+        .unwrap();
+    w.events.erase(&w.workspace.id, &found).await.unwrap();
+
+    // Act
+    let (msgs, d, sent, log) = attempt_meta(&w).await;
+    service_of(&w, &log)
+        .apply(DestinationKind::MetaCapi, &msgs[0], &d[0])
+        .await
+        .unwrap();
+
+    // Assert
+    assert!(
+        sent.is_empty(),
+        "nothing sent for an erased event: {sent:?}"
+    );
+    let records = log.for_events(&w.workspace.id, &found).await.unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(
+        matches!(&records[0].status, DeliveryStatus::Dropped(why) if why.contains("no longer stored")),
+        "{records:?}"
+    );
+    let depth = w.queue.depth(DestinationKind::MetaCapi).await.unwrap();
+    assert_eq!((depth.visible, depth.in_flight), (0, 0), "acknowledged");
+}
+
+#[tokio::test]
+async fn an_item_by_reference_whose_event_is_corrupt_is_retried_with_the_reason_never_sent() {
+    // Arrange: a purchase queued by reference for Meta, then its stored record damaged.
+    let w = MetaWorkspace::new("Corrupt", "EAAcorrupt").await;
+    ingest_a_purchase(&w, "bad-1").await;
+    w.db.call("test", |c| {
+        c.execute("UPDATE events SET doc = substr(doc, 1, 40)", [])
+            .unwrap();
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    // Act
+    let (msgs, d, sent, log) = attempt_meta(&w).await;
+
+    // Assert
+    assert!(
+        matches!(
+            d[..],
+            [tracklayer_core::deliver::service::Disposition::RetryLater(
+                _
+            )]
+        ),
+        "{d:?}"
+    );
+    assert!(sent.is_empty(), "nothing sent: {sent:?}");
+    let Ok(Body::Reference(refs)) = Body::decode(&msgs[0].body) else {
+        panic!("queued by reference");
+    };
+    let records = log
+        .for_events(&w.workspace.id, &refs.event_ids())
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].status, DeliveryStatus::Retrying);
+    assert!(
+        records[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("corrupt")),
+        "{records:?}"
+    );
+}
