@@ -221,6 +221,7 @@ macro_rules! all_contract_suites {
             ],
             scim(control_store()) [
                 groups_are_created_listed_oldest_first_replaced_and_deleted_per_workspace,
+                more_groups_than_a_read_page_are_all_listed_oldest_first,
                 the_group_role_mapping_is_kept_per_workspace,
                 a_users_scim_profile_is_kept_with_the_user,
                 closing_a_workspace_deletes_its_groups_and_mapping_at_once,

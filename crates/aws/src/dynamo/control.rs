@@ -50,6 +50,8 @@ const CLOSE_CONCURRENCY: usize = 8;
 #[derive(Debug, Clone)]
 pub struct DynamoControlStore {
     table: Table,
+    /// Items per Query page of a workspace's items; `None`: DynamoDB's own (1 MB).
+    page: Option<i32>,
 }
 
 mod last_admin;
@@ -76,7 +78,15 @@ fn with_doc(mut item: Item, doc: String) -> Item {
 impl DynamoControlStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         let table = Table::new(client, table);
-        Self { table }
+        Self { table, page: None }
+    }
+
+    /// Reads a workspace's items (users, groups, keys, …) in pages of at most `items`: every
+    /// such read already follows `LastEvaluatedKey` to the end; the contract tests set a small
+    /// page so that they cross pages as a large workspace's 1 MB pages would.
+    pub fn with_page_size(mut self, items: i32) -> Self {
+        self.page = Some(items);
+        self
     }
 
     /// The workspace's items whose sort key starts with `prefix`, expired or not; only the
@@ -92,7 +102,8 @@ impl DynamoControlStore {
             context,
             self.table
                 .query_prefix(ws_pk(ws), prefix)
-                .set_projection_expression(projection.map(str::to_owned)),
+                .set_projection_expression(projection.map(str::to_owned))
+                .set_limit(self.page),
         )
         .await
     }

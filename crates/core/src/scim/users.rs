@@ -253,13 +253,7 @@ impl Scim<'_> {
         count: Option<usize>,
     ) -> Result<Value, ScimError> {
         let mut all = self.user_resources(None).await?;
-        if let Some(Value::Array(groups)) = self
-            .groups(None, 1, Some(usize::MAX))
-            .await?
-            .get_mut("Resources")
-        {
-            all.append(groups);
-        }
+        all.extend(self.group_resources(None).await?);
         Ok(list_response(all, start_index, count))
     }
 

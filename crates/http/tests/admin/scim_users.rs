@@ -109,14 +109,8 @@ async fn two_identity_provider_calls_racing_for_one_user_name_create_exactly_one
         let lost = if a.0 == StatusCode::CONFLICT { &a } else { &b };
         assert_scim_error(lost.0, &lost.1, StatusCode::CONFLICT, Some("uniqueness"));
     }
-    let listed = app
-        .scim_ok(
-            Method::GET,
-            &format!("{USERS}?filter=userName%20sw%20%22jdoe%22"),
-            &t,
-            None,
-        )
-        .await;
+    let jdoes = format!("{USERS}?filter=userName%20sw%20%22jdoe%22");
+    let listed = app.scim_ok(Method::GET, &jdoes, &t, None).await;
     assert_eq!(listed["totalResults"], 3, "{listed}");
 }
 
