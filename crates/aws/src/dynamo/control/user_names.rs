@@ -75,9 +75,23 @@ impl DynamoControlStore {
             }
             None => condition.push_str(" AND attribute_not_exists(uname)"),
         }
+        let item = keep_expiry(user_item(user)?, &old);
+        if old_login == new_login && old_name.as_deref() == Some(new_name.as_str()) {
+            // Neither key moves: one conditional PutItem (a transaction costs twice the units).
+            let put = self
+                .table
+                .put_item()
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .set_expression_attribute_values(Some(values));
+            return match put.send().await.map_err(|e| store(context, e)) {
+                Err(StoreError::Conflict(_)) => Err(CHANGED),
+                other => other.map(|_| ()),
+            };
+        }
         let put = Put::builder()
             .table_name(self.table.name())
-            .set_item(Some(keep_expiry(user_item(user)?, &old)))
+            .set_item(Some(item))
             .condition_expression(condition)
             .set_expression_attribute_values(Some(values))
             .build()
