@@ -110,8 +110,15 @@ pub trait ControlStore:
         ws: &WorkspaceId,
         id: &DestinationId,
     ) -> Result<(), StoreError>;
-    /// Creates a user; `Conflict` if the id or the email exists in the workspace.
+    /// Creates a user; `Conflict` if the id or the email exists in the workspace, or
+    /// `Conflict(`[`USER_NAME_TAKEN`]`)` if its [`user_name_key`] does: checked by the write
+    /// itself, so of two creates racing for one userName exactly one succeeds.
+    ///
+    /// [`USER_NAME_TAKEN`]: crate::scim::profile::USER_NAME_TAKEN
+    /// [`user_name_key`]: crate::scim::profile::user_name_key
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Replaces a user; a changed email or userName moves its uniqueness with the write
+    /// (`Conflict` as [`ControlStore::create_user`] when another user has it).
     async fn update_user(&self, user: &User) -> Result<(), StoreError>;
     async fn delete_user(&self, ws: &WorkspaceId, id: &UserId) -> Result<(), StoreError>;
     /// Gives an unexpired user `role`, unless they are an admin and no other unexpired admin

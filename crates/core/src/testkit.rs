@@ -221,9 +221,13 @@ macro_rules! all_contract_suites {
             ],
             scim(control_store()) [
                 groups_are_created_listed_oldest_first_replaced_and_deleted_per_workspace,
+                more_groups_than_a_read_page_are_all_listed_oldest_first,
                 the_group_role_mapping_is_kept_per_workspace,
                 a_users_scim_profile_is_kept_with_the_user,
                 closing_a_workspace_deletes_its_groups_and_mapping_at_once,
+                two_creates_racing_for_one_user_name_leave_exactly_one_user,
+                a_user_name_moves_with_a_rename_and_is_freed_by_removal,
+                two_users_renamed_to_one_user_name_at_once_leave_exactly_one_with_it,
             ],
             account_data(control_store()) [
                 a_key_record_is_gone_from_reads_90_days_after_the_key_ended,

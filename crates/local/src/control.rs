@@ -13,14 +13,26 @@ use tracklayer_core::destination::{Destination, DestinationId};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::keys::{ApiKeyRecord, KeyId, Role};
 use tracklayer_core::ports::{ControlReader, ControlStore, KeyUsage, LAST_ADMIN};
+use tracklayer_core::scim::profile::user_name_key;
 use tracklayer_core::user_id::UserId;
 use tracklayer_core::workspace::{User, Workspace, WorkspaceId};
 
 use crate::db::{doc_rows, from_json, json, sql, Db};
+use crate::scim::user_write_error;
 
 #[derive(Debug, Clone)]
 pub struct SqliteControlStore {
     db: Db,
+}
+
+/// The key columns of a user's row: workspace, id, lowercased email, [`user_name_key`].
+fn user_columns(user: &User) -> (String, String, String, String) {
+    (
+        user.workspace_id.as_str().to_owned(),
+        user.id.to_string(),
+        user.email.to_ascii_lowercase(),
+        user_name_key(user),
+    )
 }
 
 /// `expires_at` of a workspace row: set once it is closed.
@@ -397,43 +409,33 @@ impl ControlStore for SqliteControlStore {
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
         let doc = json("create_user", user)?;
-        let (ws, id, email) = (
-            user.workspace_id.as_str().to_owned(),
-            user.id.to_string(),
-            user.email.to_ascii_lowercase(),
-        );
+        let (ws, id, email, name) = user_columns(user);
         let created = unix_millis(user.created_at);
         self.db
-            .execute(
-                "create_user",
-                "INSERT INTO users (workspace_id, id, email, created_at, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                vec![
-                    ws.into(),
-                    id.into(),
-                    email.into(),
-                    created.into(),
-                    doc.into(),
-                ],
-            )
+            .call("create_user", move |c| {
+                c.execute(
+                    "INSERT INTO users (workspace_id, id, email, user_name, created_at, doc)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![ws, id, email, name, created, doc],
+                )
+                .map_err(|e| user_write_error("create_user", e))?;
+                Ok(())
+            })
             .await
     }
 
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
         let doc = json("update_user", user)?;
-        let (ws, id, email) = (
-            user.workspace_id.as_str().to_owned(),
-            user.id.to_string(),
-            user.email.to_ascii_lowercase(),
-        );
+        let (ws, id, email, name) = user_columns(user);
         self.db
             .call("update_user", move |c| {
                 let n = c
                     .execute(
-                        "UPDATE users SET doc = ?3, email = ?4 WHERE workspace_id = ?1 AND id = ?2",
-                        params![ws, id, doc, email],
+                        "UPDATE users SET doc = ?3, email = ?4, user_name = ?5
+                         WHERE workspace_id = ?1 AND id = ?2",
+                        params![ws, id, doc, email, name],
                     )
-                    .map_err(|e| sql("update_user", e))?;
+                    .map_err(|e| user_write_error("update_user", e))?;
                 if n == 0 {
                     return Err(StoreError::NotFound("user"));
                 }

@@ -415,6 +415,7 @@ fn restrict(path: &Path, create: bool) -> std::io::Result<()> {
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("workspaces", "expires_at", "INTEGER"),
     ("users", "expires_at", "INTEGER"),
+    ("users", "user_name", "TEXT"),
     ("api_keys", "expires_at", "INTEGER"),
     ("dsr_requests", "expires_at", "INTEGER"),
     ("dsr_suppressions", "expires_at", "INTEGER"),
@@ -439,6 +440,7 @@ fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
         }
     }
     conn.execute_batch(ADDED_INDEXES)?;
+    crate::scim::migrate_user_names(conn)?;
     crate::control::stamp_unstamped_keys(conn)
 }
 

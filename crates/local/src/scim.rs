@@ -1,10 +1,13 @@
 //! `ScimStore` on SQLite: the identity provider's groups and the group → role mapping, as
-//! JSON documents per workspace.
+//! JSON documents per workspace; and the unique index that keeps `userName` unique
+//! (`users.user_name`, [`user_name_key`]), enforced by the write of the user itself.
 
 use async_trait::async_trait;
+use rusqlite::Connection;
 use tracklayer_core::error::StoreError;
+use tracklayer_core::scim::profile::{user_name_key, USER_NAME_TAKEN};
 use tracklayer_core::scim::store::{GroupRoles, ScimGroup, ScimStore};
-use tracklayer_core::workspace::WorkspaceId;
+use tracklayer_core::workspace::{User, WorkspaceId};
 
 use crate::db::{json, sql};
 use crate::SqliteControlStore;
@@ -22,6 +25,45 @@ CREATE TABLE IF NOT EXISTS scim_group_roles (
     doc TEXT NOT NULL
 );
 "#;
+
+/// Makes `users.user_name` (a column added after the first release) unique per workspace and
+/// fills it in rows written before it: a row whose key another row holds already (two users
+/// made with one userName before the index existed) keeps `NULL`, the first one keeps it.
+pub(crate) fn migrate_user_names(c: &Connection) -> Result<(), rusqlite::Error> {
+    c.execute_batch(
+        "CREATE UNIQUE INDEX IF NOT EXISTS users_by_user_name ON users (workspace_id, user_name)",
+    )?;
+    let unnamed: Vec<(String, String, String)> = c
+        .prepare(
+            "SELECT workspace_id, id, doc FROM users WHERE user_name IS NULL
+             ORDER BY created_at, id",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (ws, id, doc) in unnamed {
+        if let Ok(user) = serde_json::from_str::<User>(&doc) {
+            c.execute(
+                "UPDATE OR IGNORE users SET user_name = ?3 WHERE workspace_id = ?1 AND id = ?2",
+                [ws, id, user_name_key(&user)],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Why a write of a user failed: the unique `userName` index is [`USER_NAME_TAKEN`]; anything
+/// else as [`sql`] says.
+pub(crate) fn user_write_error(context: &'static str, e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, Some(message))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation
+                && message.contains("users.user_name") =>
+        {
+            StoreError::Conflict(USER_NAME_TAKEN)
+        }
+        _ => sql(context, e),
+    }
+}
 
 #[async_trait]
 impl ScimStore for SqliteControlStore {

@@ -814,3 +814,61 @@ mod key_lifecycle {
         assert!(v.valid, "{v:?}");
     }
 }
+
+/// A database an older version wrote (no `users.user_name`, two users already sharing a
+/// userName) opens: the first of them keeps the name, and nobody new can take it.
+#[tokio::test]
+async fn an_older_database_gets_unique_user_names_keeping_the_first_holder() {
+    use tracklayer_core::ports::ControlStore;
+    use tracklayer_core::scim::profile::{ScimProfile, USER_NAME_TAKEN};
+    let path = keep_dir().join("tracklayer.db");
+    let named = |ws: &WorkspaceId, email: &str, name: &str| {
+        let mut u = testkit::user(ws, email, tracklayer_core::keys::Role::Viewer);
+        u.scim = Some(ScimProfile {
+            user_name: name.into(),
+            emails: vec![],
+            active_unassigned: false,
+        });
+        u
+    };
+    let ws = testkit::workspace(Region::Eu);
+    let (first, second) = (
+        named(&ws.id, "a@example.com", "jdoe"),
+        named(&ws.id, "b@example.com", "other"),
+    );
+    {
+        let s = SqliteControlStore::new(Db::open(&path).unwrap());
+        s.create_workspace(&ws).await.unwrap();
+        s.create_user(&first).await.unwrap();
+        s.create_user(&second).await.unwrap();
+    }
+    {
+        // What the version before the column left: no index, no names, and a duplicate.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let mut dup = second.clone();
+        dup.scim.as_mut().unwrap().user_name = "JDoe".into();
+        c.execute_batch("DROP INDEX users_by_user_name; ALTER TABLE users DROP COLUMN user_name")
+            .unwrap();
+        c.execute(
+            "UPDATE users SET doc = ?1 WHERE id = ?2",
+            [serde_json::to_string(&dup).unwrap(), dup.id.to_string()],
+        )
+        .unwrap();
+    }
+    let s = SqliteControlStore::new(Db::open(&path).unwrap());
+    assert_eq!(s.users(&ws.id, T0).await.unwrap().len(), 2);
+    let taken = s
+        .create_user(&named(&ws.id, "c@example.com", "JDOE"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(taken, tracklayer_core::error::StoreError::Conflict(w) if w == USER_NAME_TAKEN),
+        "{taken:?}"
+    );
+    // The second holder must be renamed before any other change of theirs is written.
+    let mut dup = s.user(&ws.id, &second.id, T0).await.unwrap().unwrap();
+    dup.external_id = Some("00u2".into());
+    assert!(s.update_user(&dup).await.is_err());
+    dup.scim.as_mut().unwrap().user_name = "jdoe2".into();
+    s.update_user(&dup).await.unwrap();
+}

@@ -1,10 +1,12 @@
 //! TrackLayer's Lambda functions end to end on emulated AWS: the built function binaries run
 //! under a Lambda Runtime API emulator ([`runtime`]), get the events API Gateway and the SQS
 //! event source mapping would give them ([`events`]), and reach moto for every AWS service
-//! ([`stack`]), optionally through a request meter ([`meter`]).
+//! ([`stack`]), optionally through a request meter ([`meter`]); [`gateway`] puts an HTTP
+//! listener in front of them for clients that speak HTTP only.
 
 pub mod events;
 pub mod function;
+pub mod gateway;
 pub mod meter;
 pub mod runtime;
 pub mod stack;

@@ -51,6 +51,27 @@ finally:
         server.kill()
 "#;
 
+/// moto's server with its DynamoDB writes serialized, as DynamoDB's own are: moto checks a
+/// condition and writes in separate steps on the request's thread, and a failed transaction
+/// puts back a copy of the whole table taken before it, undoing a write another thread made
+/// meanwhile. Without the lock two racing conditional writes (two creates of one userName, two
+/// admins demoting each other) could both succeed on moto, which DynamoDB never lets happen.
+const SERIALIZED_MOTO: &str = r#"
+import functools, sys, threading
+from moto.dynamodb.models import DynamoDBBackend
+from moto.server import main
+lock = threading.RLock()
+def serialized(write):
+    @functools.wraps(write)
+    def run(*args, **kwargs):
+        with lock:
+            return write(*args, **kwargs)
+    return run
+for name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
+    setattr(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name)))
+sys.exit(main(sys.argv[1:]))
+"#;
+
 fn venv() -> PathBuf {
     std::env::var_os("TRACKLAYER_TEST_PYTHON")
         .map(PathBuf::from)
@@ -74,7 +95,7 @@ impl Moto {
         let mut child = Command::new(&python)
             .arg("-c")
             .arg(WATCHDOG)
-            .arg(&server)
+            .args([python.as_os_str(), "-c".as_ref(), SERIALIZED_MOTO.as_ref()])
             .args(["-p", &port.to_string(), "-H", "127.0.0.1"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

@@ -1,12 +1,15 @@
 //! SCIM through the admin Lambda function on moto: an IdP provisions a user, the user signs in
 //! through SAML (the real IdP of `saml_idp`), and deactivating the user through SCIM ends the
-//! session at once, on DynamoDB.
+//! session at once, on DynamoDB; and scim2-tester passes every check through the admin
+//! function, as it does against `serve`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tracklayer_core::workspace::Region;
 use tracklayer_tests::lambda::events::{http_api_event, HttpRequest, HttpResponse};
+use tracklayer_tests::lambda::gateway::Gateway;
 use tracklayer_tests::lambda::runtime::Outcome;
 use tracklayer_tests::lambda::Deployment;
 
@@ -55,20 +58,62 @@ async fn acs(d: &Deployment, ws: &str, saml_response: &str) -> (u16, Vec<String>
     )
 }
 
+/// A new SCIM token of the workspace, made through the admin API.
+async fn scim_token(d: &Deployment, admin_token: &str, name: &str) -> String {
+    let key = call(
+        d,
+        HttpRequest::new("POST", "/admin/v1/api-keys")
+            .bearer(admin_token)
+            .json(&json!({"kind": "scim", "name": name})),
+    )
+    .await;
+    assert_eq!(key.status, 201, "{}", key.text());
+    key.json()["secret"].as_str().unwrap().to_owned()
+}
+
+/// scim2-tester (PyPI, pinned; `tests/scim/check.py`, as `make test` runs it against `serve`)
+/// through an HTTP front shaped like the stack's HTTP API, so every request it makes is an
+/// API Gateway event to the admin function on DynamoDB: every check must be SUCCESS.
+#[tokio::test(flavor = "multi_thread")]
+async fn scim2_tester_passes_every_check_through_the_admin_function_on_dynamodb() {
+    let logs = tempfile::tempdir().unwrap();
+    let (d, ws) = deploy(Region::Eu, &["admin"], logs.path()).await;
+    let token = scim_token(&d, &ws.admin_token, "scim2-tester").await;
+    let d = Arc::new(d);
+    let front = Gateway::start(d.clone())
+        .await
+        .expect("start the HTTP front");
+    let started = std::time::Instant::now();
+    let out = tokio::process::Command::new(tracklayer_tests::python())
+        .arg(tracklayer_tests::repo_root().join("tests/scim/check.py"))
+        .arg(format!("{}/scim/v2", front.url))
+        .arg(&token)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run tests/scim/check.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let log = std::fs::read_to_string(logs.path().join("admin.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "scim2-tester failed through the admin function:\n{stdout}\n{}\nadmin log:\n{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = stdout.lines().last().unwrap_or_default();
+    println!(
+        "admin function on moto: {summary} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(summary.starts_with("scim2-tester: "), "{stdout}");
+    d.stop();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_provisioned_through_scim_on_lambda_loses_their_session_when_the_idp_deactivates_them(
 ) {
     let logs = tempfile::tempdir().unwrap();
     let (d, ws) = deploy(Region::Us, &["admin"], logs.path()).await;
-    let key = call(
-        &d,
-        HttpRequest::new("POST", "/admin/v1/api-keys")
-            .bearer(&ws.admin_token)
-            .json(&json!({"kind": "scim", "name": "okta"})),
-    )
-    .await;
-    assert_eq!(key.status, 201, "{}", key.text());
-    let scim = key.json()["secret"].as_str().unwrap().to_owned();
+    let scim = scim_token(&d, &ws.admin_token, "okta").await;
     let (idp, certificate) = Idp::new(&logs.path().join("idp"));
     let connection = call(
         &d,

@@ -7,6 +7,7 @@
 //! | destination | `W#{ws}` | `DEST#{id}` | — |
 //! | user | `W#{ws}` | `USER#{id}` | — |
 //! | login (unique email) | `W#{ws}` | `LOGIN#{sha256(lowercase email)}` | — |
+//! | unique userName | `W#{ws}` | `UNAME#{sha256(user_name_key)}` (see `user_names`) | — |
 //!
 //! The last-admin rule (`set_user_role_keeping_an_admin`, `delete_user_keeping_an_admin`)
 //! is one TransactWriteItems: the write of the user, conditioned on their document being the
@@ -15,7 +16,8 @@
 //! once, the second to commit finds the first's document changed and fails.
 //!
 //! Account data carries the TTL attribute `expires_at`: a key record 90 days after the key
-//! ended; a closed workspace and its users, logins and key records 90 days after the closure.
+//! ended; a closed workspace and its users, logins, userNames and key records 90 days after
+//! the closure.
 //! DynamoDB deletes late (moto never), so every read leaves out what expired by `now`. The
 //! workspace's data-subject requests and suppression entries share its partition but belong
 //! to the DSR store, which stamps them itself (`DynamoDsrStore::end_with_account`).
@@ -48,11 +50,14 @@ const CLOSE_CONCURRENCY: usize = 8;
 #[derive(Debug, Clone)]
 pub struct DynamoControlStore {
     table: Table,
+    /// Items per Query page of a workspace's items; `None`: DynamoDB's own (1 MB).
+    page: Option<i32>,
 }
 
 mod last_admin;
 mod saml;
 mod scim;
+mod user_names;
 
 fn ws_pk(ws: &WorkspaceId) -> String {
     format!("W#{ws}")
@@ -73,7 +78,15 @@ fn with_doc(mut item: Item, doc: String) -> Item {
 impl DynamoControlStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         let table = Table::new(client, table);
-        Self { table }
+        Self { table, page: None }
+    }
+
+    /// Reads a workspace's items (users, groups, keys, …) in pages of at most `items`: every
+    /// such read already follows `LastEvaluatedKey` to the end; the contract tests set a small
+    /// page so that they cross pages as a large workspace's 1 MB pages would.
+    pub fn with_page_size(mut self, items: i32) -> Self {
+        self.page = Some(items);
+        self
     }
 
     /// The workspace's items whose sort key starts with `prefix`, expired or not; only the
@@ -89,7 +102,8 @@ impl DynamoControlStore {
             context,
             self.table
                 .query_prefix(ws_pk(ws), prefix)
-                .set_projection_expression(projection.map(str::to_owned)),
+                .set_projection_expression(projection.map(str::to_owned))
+                .set_limit(self.page),
         )
         .await
     }
@@ -277,6 +291,7 @@ fn user_item(u: &User) -> Result<Item, StoreError> {
         to_json("user", u)?,
     );
     item.insert("login".into(), s(login(&u.email)));
+    item.insert(user_names::UNAME.into(), s(user_names::uname(u)));
     Ok(item)
 }
 
@@ -425,6 +440,7 @@ impl ControlStore for DynamoControlStore {
         // would outlive it (a revoked key's record already expires 90 days after revocation).
         let mut stamp = self.keys_of("close_workspace", &ws.id, "USER#").await?;
         stamp.extend(self.keys_of("close_workspace", &ws.id, "LOGIN#").await?);
+        stamp.extend(self.keys_of("close_workspace", &ws.id, "UNAME#").await?);
         stamp.extend(
             self.keys_of("close_workspace", &ws.id, "KEY#")
                 .await?
@@ -560,51 +576,11 @@ impl ControlStore for DynamoControlStore {
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        let items = vec![
-            self.tx_put(user_item(user)?, "attribute_not_exists(pk)")?,
-            self.tx_put(login_item(user), "attribute_not_exists(pk)")?,
-        ];
-        self.transact(
-            "create_user",
-            items,
-            StoreError::Conflict("a user with this id or email exists"),
-        )
-        .await
+        self.create_user_item(user).await
     }
 
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
-        let pk = ws_pk(&user.workspace_id);
-        let old = self
-            .table
-            .get("update_user", key(&pk, format!("USER#{}", user.id)))
-            .await?
-            .ok_or(StoreError::NotFound("user"))?;
-        let old_login = get_s(&old, "login", "update_user")?.to_owned();
-        if old_login == login(&user.email) {
-            return self
-                .put(
-                    "update_user",
-                    keep_expiry(user_item(user)?, &old),
-                    Some("attribute_exists(pk)"),
-                    StoreError::NotFound("user"),
-                )
-                .await;
-        }
-        // The email changed: move its uniqueness entry in the same transaction.
-        let items = vec![
-            self.tx_put(keep_expiry(user_item(user)?, &old), "attribute_exists(pk)")?,
-            self.tx_delete(key(&pk, old_login), None)?,
-            self.tx_put(
-                keep_expiry(login_item(user), &old),
-                "attribute_not_exists(pk)",
-            )?,
-        ];
-        self.transact(
-            "update_user",
-            items,
-            StoreError::Conflict("another user has this email"),
-        )
-        .await
+        self.update_user_item(user).await
     }
 
     async fn delete_user(&self, ws: &WorkspaceId, id: &UserId) -> Result<(), StoreError> {
@@ -615,10 +591,13 @@ impl ControlStore for DynamoControlStore {
             .await?
             .ok_or(StoreError::NotFound("user"))?;
         let old_login = get_s(&old, "login", "delete_user")?.to_owned();
-        let items = vec![
+        let mut items = vec![
             self.tx_delete(key(&pk, format!("USER#{id}")), Some("attribute_exists(pk)"))?,
             self.tx_delete(key(&pk, old_login), None)?,
         ];
+        if let Some(name) = user_names::held_name(&old) {
+            items.push(self.tx_delete(key(&pk, name), None)?);
+        }
         self.transact("delete_user", items, StoreError::NotFound("user"))
             .await
     }
@@ -663,10 +642,14 @@ impl ControlStore for DynamoControlStore {
                 .build()
                 .map_err(|e| StoreError::permanent(context, e))?;
             let login = get_s(item, "login", context)?.to_owned();
-            Ok(vec![
+            let mut items = vec![
                 TransactWriteItem::builder().delete(delete).build(),
                 self.tx_delete(key(&pk, login), None)?,
-            ])
+            ];
+            if let Some(name) = user_names::held_name(item) {
+                items.push(self.tx_delete(key(&pk, name), None)?);
+            }
+            Ok(items)
         })
         .await
     }

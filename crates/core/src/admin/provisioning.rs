@@ -44,7 +44,11 @@ impl AdminService {
         user.external_id = external_id;
         user.active = active;
         user.scim = scim;
-        self.ports.control.update_user(&user).await?;
+        self.ports
+            .control
+            .update_user(&user)
+            .await
+            .map_err(super::users::email_taken)?;
         self.changed(Change::Workspace(p.workspace_id.clone()));
         if leaving {
             self.end_sessions(&user.workspace_id, &user.id).await?;

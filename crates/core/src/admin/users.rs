@@ -9,6 +9,7 @@ use crate::error::StoreError;
 use crate::invalidation::Change;
 use crate::keys::Role;
 use crate::ports::LAST_ADMIN;
+use crate::scim::profile::USER_NAME_TAKEN;
 use crate::user_id::UserId;
 use crate::workspace::User;
 
@@ -185,9 +186,10 @@ fn last_admin(e: StoreError, refusal: &str) -> AdminError {
     }
 }
 
-/// A clash of the unique email index as the API says it.
-fn email_taken(e: StoreError) -> AdminError {
+/// A clash of the unique email index (or of the userName's) as the API says it.
+pub(super) fn email_taken(e: StoreError) -> AdminError {
     match e {
+        StoreError::Conflict(what) if what == USER_NAME_TAKEN => AdminError::Conflict(what.into()),
         StoreError::Conflict(_) => AdminError::Conflict("a user with this email exists".into()),
         other => other.into(),
     }

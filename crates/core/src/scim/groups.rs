@@ -57,19 +57,24 @@ impl Scim<'_> {
         count: Option<usize>,
     ) -> Result<Value, ScimError> {
         let wanted = filter.map(display_name_filter).transpose()?;
+        let found = self.group_resources(wanted.as_deref()).await?;
+        Ok(list_response(found, start_index, count))
+    }
+
+    /// Every stored group named `wanted` (any, without), oldest first, as resources: all of
+    /// them, whatever their number; a list answer pages them.
+    pub(super) async fn group_resources(
+        &self,
+        wanted: Option<&str>,
+    ) -> Result<Vec<Value>, ScimError> {
         let users = self.admin.users(self.p).await?;
-        let found = self
+        Ok(self
             .stored_groups()
             .await?
             .iter()
-            .filter(|g| {
-                wanted
-                    .as_ref()
-                    .is_none_or(|w| g.display_name.eq_ignore_ascii_case(w))
-            })
+            .filter(|g| wanted.is_none_or(|w| g.display_name.eq_ignore_ascii_case(w)))
             .map(|g| resource(g, &users, self.base_url))
-            .collect();
-        Ok(list_response(found, start_index, count))
+            .collect())
     }
 
     pub async fn group(&self, id: &str) -> Result<Value, ScimError> {

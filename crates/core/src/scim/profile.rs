@@ -13,6 +13,21 @@ use serde::{Deserialize, Serialize};
 use crate::email::Email;
 use crate::user_id::UserId;
 
+/// What a store answers (`StoreError::Conflict`) when a write would give a second user of the
+/// workspace the same [`user_name_key`].
+pub const USER_NAME_TAKEN: &str = "a user with this userName exists";
+
+/// The key by which `userName` is unique in a workspace: the identity provider's `userName`
+/// (a user the admin API made: their sign-in address, which SCIM reads as their `userName`),
+/// lowercased. Stores enforce it in the write itself (a unique index; a uniqueness item in
+/// the same transaction), so two identity provider calls racing for one name cannot both win.
+pub fn user_name_key(user: &crate::workspace::User) -> String {
+    user.scim
+        .as_ref()
+        .map_or(user.email.as_str(), |p| p.user_name.as_str())
+        .to_lowercase()
+}
+
 /// The domain of the sign-in address of a user provisioned without any email address.
 pub const NO_EMAIL_DOMAIN: &str = "scim.invalid";
 

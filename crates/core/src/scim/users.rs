@@ -206,8 +206,7 @@ impl Scim<'_> {
     /// POST /Users: a new user with the viewer role (groups give more).
     pub async fn create_user(&self, body: &Value) -> Result<Value, ScimError> {
         let draft = UserDraft::from_resource(body)?;
-        self.unique_user_name(&draft.profile.user_name, None)
-            .await?;
+        // `userName` is unique by the store's write (`USER_NAME_TAKEN`, a 409 `uniqueness`).
         let user = self
             .admin
             .provision_new_user(self.p, draft.profile, draft.external_id, draft.active)
@@ -254,13 +253,7 @@ impl Scim<'_> {
         count: Option<usize>,
     ) -> Result<Value, ScimError> {
         let mut all = self.user_resources(None).await?;
-        if let Some(Value::Array(groups)) = self
-            .groups(None, 1, Some(usize::MAX))
-            .await?
-            .get_mut("Resources")
-        {
-            all.append(groups);
-        }
+        all.extend(self.group_resources(None).await?);
         Ok(list_response(all, start_index, count))
     }
 
@@ -290,31 +283,11 @@ impl Scim<'_> {
         Ok(self.admin.remove_user(self.p, id).await?)
     }
 
-    /// `userName` is unique in the workspace (case-insensitively), `except` the user itself.
-    async fn unique_user_name(&self, name: &str, except: Option<&UserId>) -> Result<(), ScimError> {
-        let taken =
-            self.admin.users(self.p).await?.iter().any(|u| {
-                Some(&u.id) != except && profile_of(u).user_name.eq_ignore_ascii_case(name)
-            });
-        if taken {
-            return Err(ScimError::Admin(crate::admin::AdminError::Conflict(
-                "a user with this userName exists".into(),
-            )));
-        }
-        Ok(())
-    }
-
     /// Writes what differs between `user` and `draft` through the admin use cases and
-    /// answers the resource.
+    /// answers the resource. A new `userName` moves with the write of the profile: the store
+    /// refuses it (409 `uniqueness`) when another user has it.
     async fn commit(&self, mut user: User, draft: UserDraft) -> Result<Value, ScimError> {
         let id = user.id.clone();
-        if !profile_of(&user)
-            .user_name
-            .eq_ignore_ascii_case(&draft.profile.user_name)
-        {
-            self.unique_user_name(&draft.profile.user_name, Some(&id))
-                .await?;
-        }
         let address = draft.profile.sign_in_address(&id);
         if user.email != address {
             user = self

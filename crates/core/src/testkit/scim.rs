@@ -42,6 +42,22 @@ pub async fn groups_are_created_listed_oldest_first_replaced_and_deleted_per_wor
     assert_eq!(s.scim_groups(&a.id).await.unwrap(), vec![later]);
 }
 
+pub async fn more_groups_than_a_read_page_are_all_listed_oldest_first(s: &dyn ControlStore) {
+    // More than two pages of the moto suite's control store (`CONTROL_PAGE`).
+    let ws = workspace(Region::Us);
+    let mut pushed = Vec::new();
+    for i in 0..25 {
+        let g = group(
+            &ws.id,
+            &format!("Team {i:02}"),
+            T0 + time::Duration::seconds(i),
+        );
+        s.put_scim_group(&g).await.unwrap();
+        pushed.push(g);
+    }
+    assert_eq!(s.scim_groups(&ws.id).await.unwrap(), pushed);
+}
+
 pub async fn the_group_role_mapping_is_kept_per_workspace(s: &dyn ControlStore) {
     let a = workspace(Region::Eu);
     let b = workspace(Region::Eu);
@@ -120,4 +136,136 @@ pub async fn closing_a_workspace_deletes_its_groups_and_mapping_at_once(s: &dyn 
     assert_eq!(s.group_roles(&a.id).await.unwrap(), None);
     assert_eq!(s.scim_groups(&b.id).await.unwrap().len(), 1);
     assert_eq!(s.group_roles(&b.id).await.unwrap(), Some(roles));
+}
+
+/// A user of `ws` whose identity provider named them `user_name`.
+fn named(ws: &WorkspaceId, email: &str, user_name: &str) -> User {
+    let mut u = user(ws, email, Role::Viewer);
+    u.scim = Some(crate::scim::profile::ScimProfile {
+        user_name: user_name.into(),
+        emails: vec![],
+        active_unassigned: false,
+    });
+    u
+}
+
+fn user_name_taken(r: Result<(), StoreError>) -> bool {
+    matches!(r, Err(StoreError::Conflict(w)) if w == crate::scim::profile::USER_NAME_TAKEN)
+}
+
+pub async fn two_creates_racing_for_one_user_name_leave_exactly_one_user(s: &dyn ControlStore) {
+    const ROUNDS: usize = 5;
+    let ws = workspace(Region::Us);
+    s.create_workspace(&ws).await.unwrap();
+    for round in 0..ROUNDS {
+        let a = named(
+            &ws.id,
+            &format!("a{round}@example.com"),
+            &format!("jdoe{round}"),
+        );
+        let b = named(
+            &ws.id,
+            &format!("b{round}@example.com"),
+            &format!("JDoe{round}"),
+        );
+        let (ra, rb) = tokio::join!(s.create_user(&a), s.create_user(&b));
+        assert!(
+            ra.is_ok() != rb.is_ok(),
+            "round {round}: exactly one create wins ({ra:?}, {rb:?})"
+        );
+        assert!(
+            matches!(
+                ra.as_ref().err().or(rb.as_ref().err()),
+                Some(StoreError::Conflict(_))
+            ),
+            "round {round}: the other is a conflict ({ra:?}, {rb:?})"
+        );
+    }
+    assert_eq!(s.users(&ws.id, T0).await.unwrap().len(), ROUNDS);
+}
+
+pub async fn a_user_name_moves_with_a_rename_and_is_freed_by_removal(s: &dyn ControlStore) {
+    let ws = workspace(Region::Eu);
+    let other = workspace(Region::Eu);
+    s.create_workspace(&ws).await.unwrap();
+    s.create_workspace(&other).await.unwrap();
+    // A user the admin API made is named by their sign-in address.
+    s.create_user(&user(&ws.id, "ann@example.com", Role::Admin))
+        .await
+        .unwrap();
+    let mut jo = named(&ws.id, "jo@example.com", "jdoe");
+    let mut bo = named(&ws.id, "bo@example.com", "bsmith");
+    s.create_user(&jo).await.unwrap();
+    s.create_user(&bo).await.unwrap();
+    assert!(user_name_taken(
+        s.create_user(&named(&ws.id, "x@example.com", "ANN@example.com"))
+            .await
+    ));
+    s.create_user(&named(&other.id, "jo@example.com", "jdoe"))
+        .await
+        .unwrap();
+
+    let kept = bo.clone();
+    bo.scim.as_mut().unwrap().user_name = "JDOE".into();
+    assert!(user_name_taken(s.update_user(&bo).await));
+    assert_eq!(s.user(&ws.id, &bo.id, T0).await.unwrap(), Some(kept));
+
+    jo.scim.as_mut().unwrap().user_name = "john".into();
+    s.update_user(&jo).await.unwrap();
+    s.update_user(&bo).await.unwrap();
+    assert_eq!(s.user(&ws.id, &bo.id, T0).await.unwrap(), Some(bo.clone()));
+    s.create_user(&named(&ws.id, "b2@example.com", "bsmith"))
+        .await
+        .unwrap();
+    assert!(user_name_taken(
+        s.create_user(&named(&ws.id, "j2@example.com", "John"))
+            .await
+    ));
+
+    s.delete_user(&ws.id, &jo.id).await.unwrap();
+    s.create_user(&named(&ws.id, "j2@example.com", "John"))
+        .await
+        .unwrap();
+    s.delete_user_keeping_an_admin(&ws.id, &bo.id, T0)
+        .await
+        .unwrap();
+    s.create_user(&named(&ws.id, "b3@example.com", "jdoe"))
+        .await
+        .unwrap();
+}
+
+pub async fn two_users_renamed_to_one_user_name_at_once_leave_exactly_one_with_it(
+    s: &dyn ControlStore,
+) {
+    let ws = workspace(Region::Us);
+    s.create_workspace(&ws).await.unwrap();
+    let mut jo = named(&ws.id, "jo@example.com", "jdoe");
+    let mut bo = named(&ws.id, "bo@example.com", "bsmith");
+    s.create_user(&jo).await.unwrap();
+    s.create_user(&bo).await.unwrap();
+    jo.scim.as_mut().unwrap().user_name = "Chris".into();
+    bo.scim.as_mut().unwrap().user_name = "chris".into();
+    let (rj, rb) = tokio::join!(s.update_user(&jo), s.update_user(&bo));
+    assert!(
+        rj.is_ok() != rb.is_ok(),
+        "exactly one rename wins ({rj:?}, {rb:?})"
+    );
+    let names: Vec<String> = s
+        .users(&ws.id, T0)
+        .await
+        .unwrap()
+        .iter()
+        .map(crate::scim::profile::user_name_key)
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| *n == "chris").count(),
+        1,
+        "{names:?}"
+    );
+    // The loser keeps its old name, still held: nobody else may take it.
+    let held = if rj.is_ok() { "bsmith" } else { "jdoe" };
+    assert!(names.iter().any(|n| n == held));
+    assert!(user_name_taken(
+        s.create_user(&named(&ws.id, "x@example.com", held)).await
+    ));
 }

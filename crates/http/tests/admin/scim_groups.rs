@@ -1,6 +1,8 @@
 //! SCIM `Groups` stored as the identity provider pushes them, and the workspace's group →
 //! role mapping: the mover, the last admin, and the mapping's admin API.
 
+use std::collections::BTreeSet;
+
 use super::scim::{assert_scim_error, fixture};
 use super::*;
 
@@ -266,4 +268,53 @@ async fn the_last_admin_cannot_be_deprovisioned_by_the_idp() {
         .scim(Method::DELETE, "/scim/v2/Users/usr_owner", &t, None)
         .await;
     assert_scim_error(status, &v, StatusCode::CONFLICT, Some("mutability"));
+}
+
+#[tokio::test]
+async fn more_than_200_groups_are_listed_and_searched_page_by_page_to_the_last() {
+    let app = App::start().await;
+    let t = app.scim_token().await;
+    let pushed: std::collections::BTreeSet<String> =
+        (0..205).map(|i| format!("Team {i:03}")).collect();
+    for name in &pushed {
+        app.pushed_group(&t, name, &[]).await;
+    }
+    let names = |page: &Value| -> Vec<String> {
+        page["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["displayName"].as_str().map(str::to_owned))
+            .collect()
+    };
+    // Every group once: 205 names, the ones pushed.
+    let every_group_once = |names: Vec<String>| {
+        assert_eq!(names.len(), 205);
+        assert_eq!(names.into_iter().collect::<BTreeSet<_>>(), pushed);
+    };
+    let mut listed = Vec::new();
+    for start in [1, 101, 201] {
+        let path = format!("{GROUPS}?startIndex={start}&count=100");
+        let page = app.scim_ok(Method::GET, &path, &t, None).await;
+        assert_eq!(page["totalResults"], 205, "{page}");
+        listed.extend(names(&page));
+    }
+    every_group_once(listed);
+
+    let users = app
+        .scim_ok(Method::GET, "/scim/v2/Users?count=0", &t, None)
+        .await["totalResults"]
+        .as_u64()
+        .unwrap();
+    let mut searched = Vec::new();
+    for start in [1, 201] {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                          "startIndex": start, "count": 200});
+        let page = app
+            .scim_ok(Method::POST, "/scim/v2/.search", &t, Some(body))
+            .await;
+        assert_eq!(page["totalResults"], users + 205, "{page}");
+        searched.extend(names(&page));
+    }
+    every_group_once(searched);
 }

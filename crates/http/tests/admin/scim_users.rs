@@ -88,3 +88,60 @@ async fn a_user_without_any_email_is_provisioned_under_a_reserved_address_until_
         .await;
     assert_eq!(app.sign_in_address(&id).await, "e4711@example.com");
 }
+
+#[tokio::test]
+async fn two_identity_provider_calls_racing_for_one_user_name_create_exactly_one_user() {
+    let app = App::start().await;
+    let t = app.scim_token().await;
+    for round in 0..3 {
+        let body = |name: String| Some(json!({"userName": name, "active": true}));
+        let (a, b) = tokio::join!(
+            app.scim(Method::POST, USERS, &t, body(format!("jdoe{round}"))),
+            app.scim(Method::POST, USERS, &t, body(format!("JDOE{round}")))
+        );
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::CREATED, StatusCode::CONFLICT],
+            "round {round}: {a:?} {b:?}"
+        );
+        let lost = if a.0 == StatusCode::CONFLICT { &a } else { &b };
+        assert_scim_error(lost.0, &lost.1, StatusCode::CONFLICT, Some("uniqueness"));
+    }
+    let jdoes = format!("{USERS}?filter=userName%20sw%20%22jdoe%22");
+    let listed = app.scim_ok(Method::GET, &jdoes, &t, None).await;
+    assert_eq!(listed["totalResults"], 3, "{listed}");
+}
+
+#[tokio::test]
+async fn renaming_a_user_to_a_taken_user_name_changes_nothing_and_frees_nothing() {
+    let app = App::start().await;
+    let t = app.scim_token().await;
+    let create = |name: &str| Some(json!({"userName": name}));
+    let jo = app.scim_ok(Method::POST, USERS, &t, create("jdoe")).await;
+    let bo = app.scim_ok(Method::POST, USERS, &t, create("bsmith")).await;
+    let bo_path = format!("{USERS}/{}", bo["id"].as_str().unwrap());
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                       "Operations": [{"op": "replace", "path": "userName", "value": "JDoe"}]});
+    let (status, v) = app.scim(Method::PATCH, &bo_path, &t, Some(patch)).await;
+    assert_scim_error(status, &v, StatusCode::CONFLICT, Some("uniqueness"));
+    let (status, v) = app
+        .scim(Method::PUT, &bo_path, &t, Some(json!({"userName": "jdoe"})))
+        .await;
+    assert_scim_error(status, &v, StatusCode::CONFLICT, Some("uniqueness"));
+    assert_eq!(
+        app.scim_ok(Method::GET, &bo_path, &t, None).await["userName"],
+        "bsmith"
+    );
+    let (status, v) = app.scim(Method::POST, USERS, &t, create("BSmith")).await;
+    assert_scim_error(status, &v, StatusCode::CONFLICT, Some("uniqueness"));
+
+    let jo_path = format!("{USERS}/{}", jo["id"].as_str().unwrap());
+    app.scim_ok(Method::PUT, &jo_path, &t, Some(json!({"userName": "john"})))
+        .await;
+    let renamed = app
+        .scim_ok(Method::PUT, &bo_path, &t, Some(json!({"userName": "jdoe"})))
+        .await;
+    assert_eq!(renamed["userName"], "jdoe");
+}
