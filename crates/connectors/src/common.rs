@@ -76,15 +76,7 @@ pub(crate) fn base_url<'a>(target: &Target<'a>, kind: DestinationKind) -> &'a st
 
 /// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
 pub(crate) fn query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    tracklayer_core::deliver::oauth::percent_encode(s)
 }
 
 /// The first `max` characters of `s`.
