@@ -1,7 +1,8 @@
 //! Destination wire formats, one module per vendor: [`meta`] (Meta Conversions API), [`ga4`]
 //! (GA4 Measurement Protocol), [`tiktok`] (TikTok Events API 2.0), [`webhook`] (Standard
 //! Webhooks), [`snapchat`] (Snap Conversions API v3), [`pinterest`] (Pinterest
-//! Conversions API v5) and [`reddit`] (Reddit Conversions API v2.0), plus [`names`], the mapping from Segment event names to each vendor's standard
+//! Conversions API v5), [`reddit`] (Reddit Conversions API v2.0) and [`linkedin`] (LinkedIn
+//! Conversions API, with OAuth 2.0 access tokens), plus [`names`], the mapping from Segment event names to each vendor's standard
 //! events.
 //!
 //! Pure code: each connector turns opened [`DeliveryItem`](tracklayer_core::event::DeliveryItem)s
@@ -18,6 +19,7 @@ mod common;
 #[cfg(test)]
 mod erasure_guidance_tests;
 pub mod ga4;
+pub mod linkedin;
 pub mod meta;
 pub mod names;
 pub mod pinterest;
@@ -39,6 +41,7 @@ static WEBHOOK: webhook::Webhook = webhook::Webhook;
 static SNAPCHAT: snapchat::Snapchat = snapchat::Snapchat;
 static PINTEREST: pinterest::Pinterest = pinterest::Pinterest;
 static REDDIT: reddit::Reddit = reddit::Reddit;
+static LINKEDIN: linkedin::Linkedin = linkedin::Linkedin;
 
 /// The connector of a destination kind.
 pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
@@ -50,6 +53,7 @@ pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
         DestinationKind::Snapchat => &SNAPCHAT,
         DestinationKind::Pinterest => &PINTEREST,
         DestinationKind::Reddit => &REDDIT,
+        DestinationKind::Linkedin => &LINKEDIN,
     }
 }
 
@@ -64,6 +68,7 @@ pub fn default_base_url(kind: DestinationKind) -> &'static str {
         DestinationKind::Snapchat => "https://tr.snapchat.com",
         DestinationKind::Pinterest => "https://api.pinterest.com",
         DestinationKind::Reddit => "https://ads-api.reddit.com",
+        DestinationKind::Linkedin => "https://api.linkedin.com",
     }
 }
 

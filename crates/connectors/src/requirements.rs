@@ -18,6 +18,8 @@
 //! | `pinterest` | `pinterest_requires_customer_information` | it has no hashed email and not both IP address and user agent |
 //! | `reddit` | `reddit_max_age_7_days` | its timestamp is over 7 days old |
 //! | `reddit` | `reddit_requires_customer_information` | it has no click id, no hashed email or external id, and not both IP address and user agent |
+//! | `linkedin` | `linkedin_max_age_90_days` | its timestamp is over 90 days old |
+//! | `linkedin` | `linkedin_requires_customer_information` | it has no hashed email and no `li_fat_id` click id |
 //!
 //! TikTok and webhooks take every event they are routed.
 
@@ -27,7 +29,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::ingest::Unmet;
 
 use crate::common::{self, Commerce};
-use crate::{ga4, meta, names, pinterest, reddit, snapchat};
+use crate::{ga4, linkedin, meta, names, pinterest, reddit, snapchat};
 
 /// A broken rule, and whether it is one of age (the event came too late).
 struct Broken {
@@ -72,6 +74,11 @@ fn check(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
             "Reddit needs a click id, a hashed email or external id, or both the IP address and \
              the user agent",
         ),
+        DestinationKind::Linkedin => unless_matchable(
+            linkedin::matchable(opened),
+            "linkedin_requires_customer_information",
+            "LinkedIn needs a hashed email or a li_fat_id click id",
+        ),
         DestinationKind::Tiktok | DestinationKind::Webhook => None,
     }
 }
@@ -92,6 +99,12 @@ fn age_limit(
         DestinationKind::Reddit => {
             Some(("reddit_max_age_7_days", "Reddit", reddit::MAX_AGE, "7 days"))
         }
+        DestinationKind::Linkedin => Some((
+            "linkedin_max_age_90_days",
+            "LinkedIn",
+            linkedin::MAX_AGE,
+            "90 days",
+        )),
         DestinationKind::Tiktok | DestinationKind::Webhook | DestinationKind::Pinterest => None,
     }
 }

@@ -18,6 +18,8 @@ use tracklayer_core::event::{DeliveryItem, EventType, SealedFields};
 use tracklayer_core::identity::Field;
 use tracklayer_core::workspace::{Region, WorkspaceId};
 
+#[path = "connectors/linkedin.rs"]
+mod linkedin;
 #[path = "connectors/pinterest.rs"]
 mod pinterest;
 #[path = "connectors/reddit.rs"]
@@ -100,6 +102,12 @@ fn vendor(kind: DestinationKind) -> (Destination, Value) {
         DestinationKind::Reddit => (
             json!({"ad_account_id": "a2_gfgsrrd4ug2t"}),
             json!({"access_token": "rdt-token"}),
+        ),
+        // The access token is the one the token source issued for the OAuth secrets.
+        DestinationKind::Linkedin => (
+            json!({"conversion_id": "104012", "api_version": "202510"}),
+            json!({"client_id": "li-client", "client_secret": "li-secret",
+                   "refresh_token": "li-refresh", "access_token": "li-access"}),
         ),
     };
     (destination(kind, config), secrets)
@@ -234,6 +242,10 @@ fn debug_output_of_requests_never_shows_tokens_or_secrets() {
         (DestinationKind::Snapchat, vec!["snap-token"]),
         (DestinationKind::Pinterest, vec!["pina-token"]),
         (DestinationKind::Reddit, vec!["rdt-token"]),
+        (
+            DestinationKind::Linkedin,
+            vec!["li-access", "li-secret", "li-refresh"],
+        ),
         (
             DestinationKind::Webhook,
             vec!["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "v1,"], // pragma: allowlist secret
@@ -618,8 +630,8 @@ fn no_connector_sends_a_url_with_identifying_parameters() {
             assert!(!text.contains(raw), "{}: {raw} in {text}", d.kind);
         }
         assert!(!text.contains("email="), "{}: {text}", d.kind);
-        // Reddit's v2.0 events have no URL field.
-        let takes_urls = d.kind != DestinationKind::Reddit;
+        // Reddit's v2.0 and LinkedIn's events have no URL field.
+        let takes_urls = !matches!(d.kind, DestinationKind::Reddit | DestinationKind::Linkedin);
         assert!(
             !takes_urls || text.contains("https://shop.example/"),
             "{}: the URL still goes",

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::consent::Purpose;
 use crate::crypto::{Sealed, WorkspaceKeys};
+use crate::deliver::oauth::TOKEN_SECRETS;
 use crate::identity::Profile;
 use crate::name::Name;
 use crate::workspace::WorkspaceId;
@@ -30,10 +31,12 @@ pub enum DestinationKind {
     Pinterest,
     /// Reddit Conversions API v2.0.
     Reddit,
+    /// LinkedIn Conversions API (OAuth 2.0).
+    Linkedin,
 }
 
 impl DestinationKind {
-    pub const ALL: [DestinationKind; 7] = [
+    pub const ALL: [DestinationKind; 8] = [
         Self::MetaCapi,
         Self::Ga4,
         Self::Tiktok,
@@ -41,6 +44,7 @@ impl DestinationKind {
         Self::Snapchat,
         Self::Pinterest,
         Self::Reddit,
+        Self::Linkedin,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +56,7 @@ impl DestinationKind {
             Self::Snapchat => "snapchat",
             Self::Pinterest => "pinterest",
             Self::Reddit => "reddit",
+            Self::Linkedin => "linkedin",
         }
     }
 
@@ -66,15 +71,19 @@ impl DestinationKind {
             Self::Snapchat => Profile::Snapchat,
             Self::Pinterest => Profile::Pinterest,
             Self::Reddit => Profile::Reddit,
+            Self::Linkedin => Profile::LinkedIn,
         }
     }
 
     /// The consent purposes a destination of this kind needs unless configured otherwise.
     pub fn default_purposes(self) -> Vec<Purpose> {
         match self {
-            Self::MetaCapi | Self::Tiktok | Self::Snapchat | Self::Pinterest | Self::Reddit => {
-                vec![Purpose::advertising()]
-            }
+            Self::MetaCapi
+            | Self::Tiktok
+            | Self::Snapchat
+            | Self::Pinterest
+            | Self::Reddit
+            | Self::Linkedin => vec![Purpose::advertising()],
             Self::Ga4 => vec![Purpose::analytics()],
             Self::Webhook => Vec::new(),
         }
@@ -89,6 +98,7 @@ impl DestinationKind {
             Self::Webhook => (&["url"], &["signing_secret"]),
             Self::Snapchat => (&["pixel_id"], &["access_token"]),
             Self::Pinterest | Self::Reddit => (&["ad_account_id"], &["access_token"]),
+            Self::Linkedin => (&["conversion_id", "api_version"], &TOKEN_SECRETS),
         }
     }
 
@@ -103,6 +113,7 @@ impl DestinationKind {
             Self::Webhook => &["url"],
             Self::Snapchat => &["pixel_id"],
             Self::Pinterest | Self::Reddit => &["ad_account_id"],
+            Self::Linkedin => &["conversion_id"],
         }
     }
 
@@ -132,6 +143,7 @@ impl DestinationKind {
                 &["ad_account_id", "test_mode", "event_names"],
                 &["access_token"],
             ),
+            Self::Linkedin => (&["conversion_id", "api_version"], &TOKEN_SECRETS),
         }
     }
 }
@@ -342,9 +354,10 @@ impl DestinationSpec {
                 }
             }
             DestinationKind::Tiktok => {}
-            DestinationKind::Snapchat | DestinationKind::Pinterest | DestinationKind::Reddit => {
-                vendor_rules::validate(self)?
-            }
+            DestinationKind::Snapchat
+            | DestinationKind::Pinterest
+            | DestinationKind::Reddit
+            | DestinationKind::Linkedin => vendor_rules::validate(self)?,
             DestinationKind::Webhook => {
                 if let Some(size) = self.config.get("batch_size") {
                     let ok = size.as_u64().is_some_and(|n| (1..=1000).contains(&n));

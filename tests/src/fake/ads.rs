@@ -3,7 +3,7 @@
 //! digest where the vendor takes hashes, and records the event ids it accepts.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -21,6 +21,17 @@ pub const SNAPCHAT_TOKEN: &str = "snapDeliveryTestToken";
 pub const PINTEREST_TOKEN: &str = "pinterestDeliveryTestToken";
 /// The Reddit conversion access token the fake expects (as `Authorization: Bearer`).
 pub const REDDIT_TOKEN: &str = "redditDeliveryTestToken";
+/// The OAuth client and refresh token the fake LinkedIn token endpoint takes.
+pub const LINKEDIN_CLIENT: (&str, &str, &str) = (
+    "linkedinDeliveryClient",
+    "linkedinDeliveryClientSecret", // pragma: allowlist secret
+    "linkedinDeliveryRefreshToken", // pragma: allowlist secret
+);
+/// Requests one access token of the fake LinkedIn serves before it answers 401 to the next
+/// and revokes it (so that delivery must refresh, many batches at once, mid-run).
+const LINKEDIN_TOKEN_USES: usize = 20;
+/// The fake LinkedIn's access tokens: (issued, requests served) — tokens are `li-{index}`.
+static LINKEDIN_TOKENS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 /// The Pinterest ad account the fake serves.
 const PINTEREST_ACCOUNT: &str = "549757463328";
 
@@ -49,6 +60,15 @@ pub fn ad_destinations(base: &str) -> Vec<(&'static str, Value, usize)> {
                    "secrets": {"access_token": REDDIT_TOKEN}}),
             1000,
         ),
+        (
+            "linkedin",
+            json!({"name": "LinkedIn", "kind": "linkedin", "endpoint": base,
+                   "config": {"conversion_id": "104012", "api_version": "202510"},
+                   "events": {"allow": ["Order Completed"]},
+                   "secrets": {"client_id": LINKEDIN_CLIENT.0, "client_secret": LINKEDIN_CLIENT.1,
+                               "refresh_token": LINKEDIN_CLIENT.2}}),
+            5000,
+        ),
     ]
 }
 
@@ -58,6 +78,8 @@ pub(super) fn routes() -> Router<Arc<Fakes>> {
         .route("/v3/{pixel}/events", post(snapchat))
         .route("/v5/ad_accounts/{account}/events", post(pinterest))
         .route("/api/v2.0/conversions/events/{account}", post(reddit))
+        .route("/oauth/v2/accessToken", post(linkedin_token))
+        .route("/rest/conversionEvents", post(linkedin))
 }
 
 /// Whether the request carries `Authorization: Bearer {token}`.
@@ -247,4 +269,80 @@ async fn reddit(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) ->
     f.accept(sink, &v, ids);
     let message = format!("Successfully processed {} conversion events.", events.len());
     Json(json!({ "message": message })).into_response()
+}
+
+/// LinkedIn's OAuth token endpoint: a form-encoded refresh-token grant of the fake's client
+/// issues a new token for an hour; anything else is `invalid_grant`.
+async fn linkedin_token(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -> Response {
+    // The fake's values are all unreserved characters: no percent-decoding needed.
+    let text = String::from_utf8_lossy(&body);
+    let form: HashMap<&str, &str> = text.split('&').filter_map(|p| p.split_once('=')).collect();
+    let field = |k: &str| form.get(k).copied();
+    let form_encoded = headers
+        .get("content-type")
+        .is_some_and(|v| v == "application/x-www-form-urlencoded");
+    let (id, secret, refresh) = LINKEDIN_CLIENT;
+    let ok = form_encoded
+        && field("grant_type") == Some("refresh_token")
+        && field("client_id") == Some(id)
+        && field("client_secret") == Some(secret)
+        && field("refresh_token") == Some(refresh);
+    if !ok {
+        f.format_error("linkedin", format!("bad token request: {:?}", form.keys()));
+        let error = json!({"error": "invalid_grant", "error_description": "bad grant"});
+        return (StatusCode::BAD_REQUEST, Json(error)).into_response();
+    }
+    let mut tokens = LINKEDIN_TOKENS.lock().unwrap();
+    tokens.push(0);
+    let token = format!("li-{}", tokens.len() - 1);
+    Json(json!({"access_token": token, "expires_in": 3600})).into_response()
+}
+
+/// The index of a LinkedIn bearer token the fake issued and has not revoked, counting the use.
+fn linkedin_bearer(headers: &HeaderMap) -> Option<usize> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let index: usize = value.strip_prefix("Bearer li-")?.parse().ok()?;
+    let mut tokens = LINKEDIN_TOKENS.lock().unwrap();
+    let uses = tokens.get_mut(index)?;
+    *uses += 1;
+    (*uses <= LINKEDIN_TOKEN_USES).then_some(index)
+}
+
+async fn linkedin(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -> Response {
+    let sink = "linkedin";
+    if let Some(r) = f.fault(sink).await {
+        return r;
+    }
+    if linkedin_bearer(&headers).is_none() {
+        let error = json!({"status": 401, "serviceErrorCode": 65601, "message": "The token used in the request has been revoked by the user"});
+        return (StatusCode::UNAUTHORIZED, Json(error)).into_response();
+    }
+    let restli = [
+        ("linkedin-version", "202510"),
+        ("x-restli-protocol-version", "2.0.0"),
+        ("x-restli-method", "BATCH_CREATE"),
+    ];
+    for (name, want) in restli {
+        if headers.get(name).and_then(|v| v.to_str().ok()) != Some(want) {
+            f.format_error(sink, format!("{name} is not {want}"));
+        }
+    }
+    let Some(v) = json_body(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let required = ["conversion", "conversionHappenedAt", "user", "eventId"];
+    let events = check_batch(&f, sink, &v, ("elements", 5000), &required, ("user", &[]));
+    for e in &events {
+        for id in e["user"]["userIds"].as_array().into_iter().flatten() {
+            if id["idType"] == "SHA256_EMAIL" && !is_digest(&id["idValue"]) {
+                f.format_error(sink, "SHA256_EMAIL is not a SHA-256 digest".into());
+            }
+        }
+    }
+    let ids = events
+        .iter()
+        .filter_map(|e| e["eventId"].as_str().map(str::to_owned));
+    f.accept(sink, &v, ids);
+    let statuses: Vec<Value> = events.iter().map(|_| json!({"status": 201})).collect();
+    Json(json!({ "elements": statuses })).into_response()
 }

@@ -1,12 +1,12 @@
 //! Configure-time rules of the ad-platform kinds added after the first four (Snapchat,
-//! Pinterest, Reddit, ...):
+//! Pinterest, Reddit, LinkedIn, ...):
 //! what their `config` values must look like so that a destination that validates can be sent
 //! to. Each rule names the field at fault; [`DestinationSpec::validate`] runs the shared
 //! checks (required and known keys) first.
 
 use serde_json::Value;
 
-use super::{DestinationError, DestinationKind, DestinationSpec};
+use super::{DestinationError, DestinationKind, DestinationSpec, EventFilter};
 
 /// The kind-specific rules of `spec`.
 pub(super) fn validate(spec: &DestinationSpec) -> Result<(), DestinationError> {
@@ -21,7 +21,45 @@ pub(super) fn validate(spec: &DestinationSpec) -> Result<(), DestinationError> {
             path_id("config.ad_account_id", cfg("ad_account_id"))?;
             boolean(spec, "test_mode")
         }
+        DestinationKind::Linkedin => {
+            digits("config.conversion_id", cfg("conversion_id"), 20)?;
+            year_month("config.api_version", cfg("api_version"))?;
+            one_conversion(spec, "a LinkedIn conversion rule")
+        }
         _ => Ok(()),
+    }
+}
+
+/// A versioned API's `YYYYMM` (LinkedIn's `LinkedIn-Version` header): six digits, a month
+/// from 01 to 12.
+fn year_month(field: &str, value: &str) -> Result<(), DestinationError> {
+    let month = value.get(4..).and_then(|m| m.parse::<u8>().ok());
+    let ok = value.len() == 6
+        && value.bytes().all(|b| b.is_ascii_digit())
+        && month.is_some_and(|m| (1..=12).contains(&m));
+    if ok {
+        Ok(())
+    } else {
+        Err(DestinationError::new(
+            field,
+            "must be a version as YYYYMM, e.g. 202510",
+        ))
+    }
+}
+
+/// A destination whose every event counts as one conversion (a LinkedIn conversion rule, a
+/// Google Ads conversion action) names the events that are that conversion: `events` must be
+/// an allow-list, or every page view would count as a purchase.
+fn one_conversion(spec: &DestinationSpec, what: &str) -> Result<(), DestinationError> {
+    match &spec.events {
+        EventFilter::Allow(names) if !names.is_empty() => Ok(()),
+        _ => Err(DestinationError::new(
+            "events",
+            format!(
+                "{what} counts every event it receives: name the events that are this \
+                 conversion ({{\"allow\": [\"Order Completed\"]}})"
+            ),
+        )),
     }
 }
 
@@ -160,6 +198,56 @@ mod tests {
             let err = reddit(bad).validate().unwrap_err();
             assert_eq!(err.field, "config.ad_account_id", "{bad}");
         }
+    }
+
+    fn linkedin(config: serde_json::Value, secrets: serde_json::Value) -> DestinationSpec {
+        serde_json::from_value(json!({"name": "LinkedIn", "kind": "linkedin",
+            "config": config, "secrets": secrets,
+            "events": {"allow": ["Order Completed"]}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_linkedin_destination_needs_its_rule_a_version_the_oauth_secrets_and_named_events() {
+        let oauth = json!({"client_id": "c", "client_secret": "s", "refresh_token": "r"});
+        let config = json!({"conversion_id": "104012", "api_version": "202510"});
+        linkedin(config.clone(), oauth.clone()).validate().unwrap();
+        let cases = [
+            (
+                json!({"conversion_id": "1/2", "api_version": "202510"}),
+                oauth.clone(),
+                "config.conversion_id",
+            ),
+            (
+                json!({"conversion_id": "1", "api_version": "2025-10"}),
+                oauth.clone(),
+                "config.api_version",
+            ),
+            (
+                json!({"conversion_id": "1", "api_version": "202513"}),
+                oauth.clone(),
+                "config.api_version",
+            ),
+            (
+                config.clone(),
+                json!({"client_id": "c", "client_secret": "s"}),
+                "secrets.refresh_token",
+            ),
+            (
+                config.clone(),
+                json!({"access_token": "t"}),
+                "secrets.client_id",
+            ),
+        ];
+        for (config, secrets, field) in cases {
+            let err = linkedin(config, secrets).validate().unwrap_err();
+            assert_eq!(err.field, field);
+        }
+        let mut every_event = linkedin(config, oauth);
+        every_event.events = super::EventFilter::All;
+        let err = every_event.validate().unwrap_err();
+        assert_eq!(err.field, "events");
+        assert!(err.detail.contains("counts every event"), "{}", err.detail);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! before it was SHA-256 hashed, and their ways differ: Meta wants a phone number without
 //! `+` and Google with it, Google folds Gmail addresses, Meta reads dates of birth in many
 //! orders, Google wants some address fields unhashed. So each profile has its own table of
-//! rules ([`meta`], [`google`], [`tiktok`], [`snapchat`], [`pinterest`], [`reddit`]), every rule citing the vendor source it follows.
+//! rules ([`meta`], [`google`], [`tiktok`], [`snapchat`], [`pinterest`], [`reddit`], [`linkedin`]), every rule citing the vendor source it follows.
 //!
 //! [`prepare`] turns one raw value into what may leave for a destination: a lowercase hex
 //! SHA-256 digest ([`Prepared::Hashed`]), or, for the Google address fields that Google wants
@@ -21,6 +21,7 @@
 mod cases;
 mod common;
 mod google;
+mod linkedin;
 mod meta;
 mod pinterest;
 mod reddit;
@@ -51,6 +52,9 @@ pub enum Profile {
     Pinterest,
     /// Reddit Conversions API v2.0 `user`.
     Reddit,
+    /// LinkedIn Conversions API `user.userIds`.
+    #[serde(rename = "linkedin")]
+    LinkedIn,
 }
 
 /// A customer identifier.
@@ -201,6 +205,7 @@ fn rule(profile: Profile, field: Field) -> Rule {
         Profile::Snapchat => snapchat::rule(field),
         Profile::Pinterest => pinterest::rule(field),
         Profile::Reddit => reddit::rule(field),
+        Profile::LinkedIn => linkedin::rule(field),
     }
 }
 
@@ -339,13 +344,14 @@ mod tests {
         );
     }
 
-    const ALL_PROFILES: [Profile; 6] = [
+    const ALL_PROFILES: [Profile; 7] = [
         Profile::Meta,
         Profile::Google,
         Profile::TikTok,
         Profile::Snapchat,
         Profile::Pinterest,
         Profile::Reddit,
+        Profile::LinkedIn,
     ];
     const ALL_FIELDS: [Field; 11] = Field::ALL;
 
@@ -451,6 +457,9 @@ mod tests {
                     reason: "invalid email"
                 })
             );
+            if matches!(rule(profile, Field::Phone), Rule::Unsupported) {
+                continue; // LinkedIn takes no phone number
+            }
             let phone = prepare(profile, Field::Phone, "555-123", Hints::default());
             assert_eq!(
                 phone,

@@ -163,7 +163,10 @@ fn secrets(v: BTreeMap<String, String>) -> Value {
 /// `event_names`), secrets `signing_secret` (`whsec_` and base64 key bytes); `snapchat` config
 /// `pixel_id` (+ `event_names`), secrets `access_token`; `pinterest` config `ad_account_id`
 /// (digits; + `test_mode`, `event_names`), secrets `access_token`; `reddit` config
-/// `ad_account_id` (+ `test_mode`, `event_names`), secrets `access_token`. Webhooks take no
+/// `ad_account_id` (+ `test_mode`, `event_names`), secrets `access_token`; `linkedin` config
+/// `conversion_id` (digits), `api_version` (`YYYYMM`), secrets `client_id`, `client_secret`,
+/// `refresh_token` (OAuth 2.0; TrackLayer gets the access tokens), and `events` an allow-list.
+/// Webhooks take no
 /// `endpoint`: they send to `config.url`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

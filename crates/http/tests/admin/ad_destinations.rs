@@ -64,8 +64,19 @@ async fn editors_cannot_move_a_snapchat_destination_to_another_pixel() {
 /// and expects 422 naming the field; then creates one with `accepted` config and a token and
 /// expects it stored for `advertising`, the token never shown.
 async fn check_configure_time_rules(kind: &str, refused: &[(Value, Value, &str)], accepted: Value) {
+    let secret = json!({"access_token": "token-never-shown"});
+    check_rules_with(kind, refused, (accepted, secret, json!("all"))).await;
+}
+
+/// [`check_configure_time_rules`] with the `accepted` config, secrets (each ending in
+/// `-never-shown`) and event filter.
+async fn check_rules_with(
+    kind: &str,
+    refused: &[(Value, Value, &str)],
+    (config, secrets, events): (Value, Value, Value),
+) {
     let app = App::start().await;
-    let spec = |config: &Value, secrets: &Value| json!({"name": kind, "kind": kind, "config": config, "secrets": secrets});
+    let spec = |config: &Value, secrets: &Value| json!({"name": kind, "kind": kind, "config": config, "secrets": secrets, "events": events});
     for (config, secrets, field) in refused {
         let (status, _, v) = app
             .call(
@@ -78,13 +89,39 @@ async fn check_configure_time_rules(kind: &str, refused: &[(Value, Value, &str)]
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
         assert_eq!(v["field"], *field, "{v}");
     }
-    let good = spec(&accepted, &json!({"access_token": "token-never-shown"}));
+    let good = spec(&config, &secrets);
     let created = app
         .ok(Method::POST, "/admin/v1/destinations", Some(good))
         .await;
     assert_eq!(created["kind"], kind);
     assert_eq!(created["consent_purposes"], json!(["advertising"]));
-    assert!(!created.to_string().contains("token-never-shown"));
+    assert!(!created.to_string().contains("never-shown"), "{created}");
+}
+
+#[tokio::test]
+async fn a_linkedin_destination_takes_oauth_secrets_write_only_naming_the_field_at_fault() {
+    let oauth = json!({"client_id": "id-never-shown", "client_secret": "secret-never-shown",
+                       "refresh_token": "refresh-never-shown"});
+    let config = json!({"conversion_id": "104012", "api_version": "202510"});
+    let refused = [
+        (
+            json!({"conversion_id": "104012/../x", "api_version": "202510"}),
+            oauth.clone(),
+            "config.conversion_id",
+        ),
+        (
+            json!({"conversion_id": "104012", "api_version": "v2"}),
+            oauth.clone(),
+            "config.api_version",
+        ),
+        (
+            config.clone(),
+            json!({"access_token": "a-token-is-not-taken"}),
+            "secrets.client_id",
+        ),
+    ];
+    let events = json!({"allow": ["Order Completed"]});
+    check_rules_with("linkedin", &refused, (config, oauth, events)).await;
 }
 
 #[tokio::test]
