@@ -74,6 +74,18 @@ pub(crate) fn base_url<'a>(target: &Target<'a>, kind: DestinationKind) -> &'a st
     }
 }
 
+/// A vendor's OAuth token endpoint: `path` on its token `host`, or on the destination's
+/// endpoint override when it has one (a local fake in tests), like its API.
+pub(crate) fn token_url(
+    target: &Target<'_>,
+    kind: DestinationKind,
+    (host, path): (&str, &str),
+) -> String {
+    let base = target.base_url.trim().trim_end_matches('/');
+    let overridden = !base.is_empty() && base != crate::default_base_url(kind);
+    format!("{}{path}", if overridden { base } else { host })
+}
+
 /// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
 pub(crate) fn query_escape(s: &str) -> String {
     tracklayer_core::deliver::oauth::percent_encode(s)

@@ -2,7 +2,8 @@
 //! (GA4 Measurement Protocol), [`tiktok`] (TikTok Events API 2.0), [`webhook`] (Standard
 //! Webhooks), [`snapchat`] (Snap Conversions API v3), [`pinterest`] (Pinterest
 //! Conversions API v5), [`reddit`] (Reddit Conversions API v2.0) and [`linkedin`] (LinkedIn
-//! Conversions API, with OAuth 2.0 access tokens), plus [`names`], the mapping from Segment event names to each vendor's standard
+//! Conversions API, with OAuth 2.0 access tokens) and [`google_ads`] (Google Ads click
+//! conversions, with OAuth 2.0 access tokens), plus [`names`], the mapping from Segment event names to each vendor's standard
 //! events.
 //!
 //! Pure code: each connector turns opened [`DeliveryItem`](tracklayer_core::event::DeliveryItem)s
@@ -19,6 +20,7 @@ mod common;
 #[cfg(test)]
 mod erasure_guidance_tests;
 pub mod ga4;
+pub mod google_ads;
 pub mod linkedin;
 pub mod meta;
 pub mod names;
@@ -42,6 +44,7 @@ static SNAPCHAT: snapchat::Snapchat = snapchat::Snapchat;
 static PINTEREST: pinterest::Pinterest = pinterest::Pinterest;
 static REDDIT: reddit::Reddit = reddit::Reddit;
 static LINKEDIN: linkedin::Linkedin = linkedin::Linkedin;
+static GOOGLE_ADS: google_ads::GoogleAds = google_ads::GoogleAds;
 
 /// The connector of a destination kind.
 pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
@@ -54,6 +57,7 @@ pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
         DestinationKind::Pinterest => &PINTEREST,
         DestinationKind::Reddit => &REDDIT,
         DestinationKind::Linkedin => &LINKEDIN,
+        DestinationKind::GoogleAds => &GOOGLE_ADS,
     }
 }
 
@@ -69,6 +73,7 @@ pub fn default_base_url(kind: DestinationKind) -> &'static str {
         DestinationKind::Pinterest => "https://api.pinterest.com",
         DestinationKind::Reddit => "https://ads-api.reddit.com",
         DestinationKind::Linkedin => "https://api.linkedin.com",
+        DestinationKind::GoogleAds => "https://googleads.googleapis.com",
     }
 }
 

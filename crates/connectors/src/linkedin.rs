@@ -202,14 +202,8 @@ impl Connector for Linkedin {
     }
 
     fn token_endpoint(&self, target: &Target<'_>) -> Option<String> {
-        let base = target.base_url.trim().trim_end_matches('/');
-        let host = if base.is_empty() || base == crate::default_base_url(DestinationKind::Linkedin)
-        {
-            TOKEN_HOST
-        } else {
-            base
-        };
-        Some(format!("{host}{TOKEN_PATH}"))
+        let kind = DestinationKind::Linkedin;
+        Some(common::token_url(target, kind, (TOKEN_HOST, TOKEN_PATH)))
     }
 
     fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {

@@ -70,8 +70,8 @@ fn page_view(kind: DestinationKind) -> Option<&'static str> {
         DestinationKind::Snapchat => Some("PAGE_VIEW"),
         DestinationKind::Pinterest => Some("page_visit"),
         DestinationKind::Reddit => Some("PageVisit"),
-        // A LinkedIn conversion rule has no event name.
-        DestinationKind::Linkedin => None,
+        // A LinkedIn conversion rule and a Google Ads conversion action have no event name.
+        DestinationKind::Linkedin | DestinationKind::GoogleAds => None,
     }
 }
 

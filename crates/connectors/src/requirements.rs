@@ -20,6 +20,8 @@
 //! | `reddit` | `reddit_requires_customer_information` | it has no click id, no hashed email or external id, and not both IP address and user agent |
 //! | `linkedin` | `linkedin_max_age_90_days` | its timestamp is over 90 days old |
 //! | `linkedin` | `linkedin_requires_customer_information` | it has no hashed email and no `li_fat_id` click id |
+//! | `google_ads` | `google_ads_max_age_90_days` | its timestamp is over 90 days old |
+//! | `google_ads` | `google_ads_requires_click_id` | it has no `gclid`, `gbraid` or `wbraid` |
 //!
 //! TikTok and webhooks take every event they are routed.
 
@@ -29,7 +31,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::ingest::Unmet;
 
 use crate::common::{self, Commerce};
-use crate::{ga4, linkedin, meta, names, pinterest, reddit, snapchat};
+use crate::{ga4, google_ads, linkedin, meta, names, pinterest, reddit, snapchat};
 
 /// A broken rule, and whether it is one of age (the event came too late).
 struct Broken {
@@ -79,6 +81,11 @@ fn check(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
             "linkedin_requires_customer_information",
             "LinkedIn needs a hashed email or a li_fat_id click id",
         ),
+        DestinationKind::GoogleAds => unless_matchable(
+            google_ads::click_id(opened).is_some(),
+            "google_ads_requires_click_id",
+            "Google Ads click conversions need a gclid, gbraid or wbraid",
+        ),
         DestinationKind::Tiktok | DestinationKind::Webhook => None,
     }
 }
@@ -103,6 +110,12 @@ fn age_limit(
             "linkedin_max_age_90_days",
             "LinkedIn",
             linkedin::MAX_AGE,
+            "90 days",
+        )),
+        DestinationKind::GoogleAds => Some((
+            "google_ads_max_age_90_days",
+            "Google Ads",
+            google_ads::MAX_AGE,
             "90 days",
         )),
         DestinationKind::Tiktok | DestinationKind::Webhook | DestinationKind::Pinterest => None,

@@ -18,6 +18,8 @@ use tracklayer_core::event::{DeliveryItem, EventType, SealedFields};
 use tracklayer_core::identity::Field;
 use tracklayer_core::workspace::{Region, WorkspaceId};
 
+#[path = "connectors/google_ads.rs"]
+mod google_ads;
 #[path = "connectors/linkedin.rs"]
 mod linkedin;
 #[path = "connectors/pinterest.rs"]
@@ -108,6 +110,13 @@ fn vendor(kind: DestinationKind) -> (Destination, Value) {
             json!({"conversion_id": "104012", "api_version": "202510"}),
             json!({"client_id": "li-client", "client_secret": "li-secret",
                    "refresh_token": "li-refresh", "access_token": "li-access"}),
+        ),
+        DestinationKind::GoogleAds => (
+            json!({"customer_id": "1234567890", "conversion_action_id": "987654321",
+                   "api_version": "v22", "login_customer_id": "1112223334"}),
+            json!({"client_id": "ga-client", "client_secret": "ga-secret",
+                   "refresh_token": "ga-refresh", "developer_token": "ga-dev-token",
+                   "access_token": "ga-access"}),
         ),
     };
     (destination(kind, config), secrets)
@@ -245,6 +254,10 @@ fn debug_output_of_requests_never_shows_tokens_or_secrets() {
         (
             DestinationKind::Linkedin,
             vec!["li-access", "li-secret", "li-refresh"],
+        ),
+        (
+            DestinationKind::GoogleAds,
+            vec!["ga-access", "ga-secret", "ga-refresh", "ga-dev-token"],
         ),
         (
             DestinationKind::Webhook,
@@ -630,8 +643,11 @@ fn no_connector_sends_a_url_with_identifying_parameters() {
             assert!(!text.contains(raw), "{}: {raw} in {text}", d.kind);
         }
         assert!(!text.contains("email="), "{}: {text}", d.kind);
-        // Reddit's v2.0 and LinkedIn's events have no URL field.
-        let takes_urls = !matches!(d.kind, DestinationKind::Reddit | DestinationKind::Linkedin);
+        // Reddit's v2.0, LinkedIn's and Google Ads' conversions have no URL field.
+        let takes_urls = !matches!(
+            d.kind,
+            DestinationKind::Reddit | DestinationKind::Linkedin | DestinationKind::GoogleAds
+        );
         assert!(
             !takes_urls || text.contains("https://shop.example/"),
             "{}: the URL still goes",

@@ -33,10 +33,23 @@ pub enum DestinationKind {
     Reddit,
     /// LinkedIn Conversions API (OAuth 2.0).
     Linkedin,
+    /// Google Ads API click conversion upload (OAuth 2.0).
+    GoogleAds,
 }
 
+/// A Google Ads destination's required `config`: the account, the conversion action, the API
+/// version.
+const GOOGLE_ADS_IDS: &[&str] = &["customer_id", "conversion_action_id", "api_version"];
+/// A Google Ads destination's secrets: the OAuth ones and the API's developer token.
+const GOOGLE_ADS_SECRETS: [&str; 4] = [
+    TOKEN_SECRETS[0],
+    TOKEN_SECRETS[1],
+    TOKEN_SECRETS[2],
+    "developer_token",
+];
+
 impl DestinationKind {
-    pub const ALL: [DestinationKind; 8] = [
+    pub const ALL: [DestinationKind; 9] = [
         Self::MetaCapi,
         Self::Ga4,
         Self::Tiktok,
@@ -45,6 +58,7 @@ impl DestinationKind {
         Self::Pinterest,
         Self::Reddit,
         Self::Linkedin,
+        Self::GoogleAds,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +71,7 @@ impl DestinationKind {
             Self::Pinterest => "pinterest",
             Self::Reddit => "reddit",
             Self::Linkedin => "linkedin",
+            Self::GoogleAds => "google_ads",
         }
     }
 
@@ -66,7 +81,7 @@ impl DestinationKind {
             // Webhooks get Meta-normalized hashes: the strictest published rules, and the
             // ones most receivers (CDPs, warehouses) match against.
             Self::MetaCapi | Self::Webhook => Profile::Meta,
-            Self::Ga4 => Profile::Google,
+            Self::Ga4 | Self::GoogleAds => Profile::Google,
             Self::Tiktok => Profile::TikTok,
             Self::Snapchat => Profile::Snapchat,
             Self::Pinterest => Profile::Pinterest,
@@ -83,7 +98,8 @@ impl DestinationKind {
             | Self::Snapchat
             | Self::Pinterest
             | Self::Reddit
-            | Self::Linkedin => vec![Purpose::advertising()],
+            | Self::Linkedin
+            | Self::GoogleAds => vec![Purpose::advertising()],
             Self::Ga4 => vec![Purpose::analytics()],
             Self::Webhook => Vec::new(),
         }
@@ -99,6 +115,7 @@ impl DestinationKind {
             Self::Snapchat => (&["pixel_id"], &["access_token"]),
             Self::Pinterest | Self::Reddit => (&["ad_account_id"], &["access_token"]),
             Self::Linkedin => (&["conversion_id", "api_version"], &TOKEN_SECRETS),
+            Self::GoogleAds => (GOOGLE_ADS_IDS, &GOOGLE_ADS_SECRETS),
         }
     }
 
@@ -114,6 +131,7 @@ impl DestinationKind {
             Self::Snapchat => &["pixel_id"],
             Self::Pinterest | Self::Reddit => &["ad_account_id"],
             Self::Linkedin => &["conversion_id"],
+            Self::GoogleAds => &["customer_id", "conversion_action_id", "login_customer_id"],
         }
     }
 
@@ -144,6 +162,16 @@ impl DestinationKind {
                 &["access_token"],
             ),
             Self::Linkedin => (&["conversion_id", "api_version"], &TOKEN_SECRETS),
+            Self::GoogleAds => (
+                &[
+                    "customer_id",
+                    "conversion_action_id",
+                    "api_version",
+                    "login_customer_id",
+                    "validate_only",
+                ],
+                &GOOGLE_ADS_SECRETS,
+            ),
         }
     }
 }
@@ -357,7 +385,8 @@ impl DestinationSpec {
             DestinationKind::Snapchat
             | DestinationKind::Pinterest
             | DestinationKind::Reddit
-            | DestinationKind::Linkedin => vendor_rules::validate(self)?,
+            | DestinationKind::Linkedin
+            | DestinationKind::GoogleAds => vendor_rules::validate(self)?,
             DestinationKind::Webhook => {
                 if let Some(size) = self.config.get("batch_size") {
                     let ok = size.as_u64().is_some_and(|n| (1..=1000).contains(&n));

@@ -21,17 +21,19 @@ pub const SNAPCHAT_TOKEN: &str = "snapDeliveryTestToken";
 pub const PINTEREST_TOKEN: &str = "pinterestDeliveryTestToken";
 /// The Reddit conversion access token the fake expects (as `Authorization: Bearer`).
 pub const REDDIT_TOKEN: &str = "redditDeliveryTestToken";
-/// The OAuth client and refresh token the fake LinkedIn token endpoint takes.
-pub const LINKEDIN_CLIENT: (&str, &str, &str) = (
-    "linkedinDeliveryClient",
-    "linkedinDeliveryClientSecret", // pragma: allowlist secret
-    "linkedinDeliveryRefreshToken", // pragma: allowlist secret
+/// The OAuth client and refresh token the fake token endpoints (LinkedIn's, Google's) take.
+pub const OAUTH_CLIENT: (&str, &str, &str) = (
+    "oauthDeliveryClient",
+    "oauthDeliveryClientSecret", // pragma: allowlist secret
+    "oauthDeliveryRefreshToken", // pragma: allowlist secret
 );
-/// Requests one access token of the fake LinkedIn serves before it answers 401 to the next
-/// and revokes it (so that delivery must refresh, many batches at once, mid-run).
-const LINKEDIN_TOKEN_USES: usize = 20;
-/// The fake LinkedIn's access tokens: (issued, requests served) — tokens are `li-{index}`.
-static LINKEDIN_TOKENS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+/// The Google Ads developer token the fake expects.
+pub const GOOGLE_ADS_DEVELOPER_TOKEN: &str = "googleAdsDeliveryDeveloperToken";
+/// Requests one access token serves before the fake API answers 401 to the next and
+/// revokes it (so that delivery must refresh, many batches at once, mid-run).
+const OAUTH_TOKEN_USES: usize = 20;
+/// The fakes' access tokens, `oauth-{index}`: how many requests each served.
+static OAUTH_TOKENS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 /// The Pinterest ad account the fake serves.
 const PINTEREST_ACCOUNT: &str = "549757463328";
 
@@ -65,11 +67,29 @@ pub fn ad_destinations(base: &str) -> Vec<(&'static str, Value, usize)> {
             json!({"name": "LinkedIn", "kind": "linkedin", "endpoint": base,
                    "config": {"conversion_id": "104012", "api_version": "202510"},
                    "events": {"allow": ["Order Completed"]},
-                   "secrets": {"client_id": LINKEDIN_CLIENT.0, "client_secret": LINKEDIN_CLIENT.1,
-                               "refresh_token": LINKEDIN_CLIENT.2}}),
+                   "secrets": oauth_secrets(None)}),
             5000,
         ),
+        (
+            "google_ads",
+            json!({"name": "Google Ads", "kind": "google_ads", "endpoint": base,
+                   "config": {"customer_id": "1234567890", "conversion_action_id": "987654321",
+                              "api_version": "v22"},
+                   "events": {"allow": ["Order Completed"]},
+                   "secrets": oauth_secrets(Some(GOOGLE_ADS_DEVELOPER_TOKEN))}),
+            2000,
+        ),
     ]
+}
+
+/// The fakes' OAuth client as a destination's secrets, with a developer token if given.
+fn oauth_secrets(developer_token: Option<&str>) -> Value {
+    let (id, secret, refresh) = OAUTH_CLIENT;
+    let mut v = json!({"client_id": id, "client_secret": secret, "refresh_token": refresh});
+    if let Some(t) = developer_token {
+        v["developer_token"] = t.into();
+    }
+    v
 }
 
 /// The fakes' routes, on the shared state.
@@ -78,8 +98,10 @@ pub(super) fn routes() -> Router<Arc<Fakes>> {
         .route("/v3/{pixel}/events", post(snapchat))
         .route("/v5/ad_accounts/{account}/events", post(pinterest))
         .route("/api/v2.0/conversions/events/{account}", post(reddit))
-        .route("/oauth/v2/accessToken", post(linkedin_token))
+        .route("/oauth/v2/accessToken", post(oauth_token))
         .route("/rest/conversionEvents", post(linkedin))
+        .route("/token", post(oauth_token))
+        .route("/{version}/customers/{upload}", post(google_ads))
 }
 
 /// Whether the request carries `Authorization: Bearer {token}`.
@@ -271,9 +293,9 @@ async fn reddit(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) ->
     Json(json!({ "message": message })).into_response()
 }
 
-/// LinkedIn's OAuth token endpoint: a form-encoded refresh-token grant of the fake's client
-/// issues a new token for an hour; anything else is `invalid_grant`.
-async fn linkedin_token(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -> Response {
+/// LinkedIn's and Google's OAuth token endpoint: a form-encoded refresh-token grant of the
+/// fakes' client issues a new token for an hour; anything else is `invalid_grant`.
+async fn oauth_token(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -> Response {
     // The fake's values are all unreserved characters: no percent-decoding needed.
     let text = String::from_utf8_lossy(&body);
     let form: HashMap<&str, &str> = text.split('&').filter_map(|p| p.split_once('=')).collect();
@@ -281,31 +303,36 @@ async fn linkedin_token(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: B
     let form_encoded = headers
         .get("content-type")
         .is_some_and(|v| v == "application/x-www-form-urlencoded");
-    let (id, secret, refresh) = LINKEDIN_CLIENT;
+    let (id, secret, refresh) = OAUTH_CLIENT;
     let ok = form_encoded
         && field("grant_type") == Some("refresh_token")
         && field("client_id") == Some(id)
         && field("client_secret") == Some(secret)
         && field("refresh_token") == Some(refresh);
     if !ok {
-        f.format_error("linkedin", format!("bad token request: {:?}", form.keys()));
+        f.format_error("oauth", format!("bad token request: {:?}", form.keys()));
         let error = json!({"error": "invalid_grant", "error_description": "bad grant"});
         return (StatusCode::BAD_REQUEST, Json(error)).into_response();
     }
-    let mut tokens = LINKEDIN_TOKENS.lock().unwrap();
+    let mut tokens = OAUTH_TOKENS.lock().unwrap();
     tokens.push(0);
-    let token = format!("li-{}", tokens.len() - 1);
+    let token = format!("oauth-{}", tokens.len() - 1);
     Json(json!({"access_token": token, "expires_in": 3600})).into_response()
 }
 
-/// The index of a LinkedIn bearer token the fake issued and has not revoked, counting the use.
-fn linkedin_bearer(headers: &HeaderMap) -> Option<usize> {
-    let value = headers.get("authorization")?.to_str().ok()?;
-    let index: usize = value.strip_prefix("Bearer li-")?.parse().ok()?;
-    let mut tokens = LINKEDIN_TOKENS.lock().unwrap();
-    let uses = tokens.get_mut(index)?;
+/// Whether the request carries a bearer token the fakes issued and have not revoked, counting
+/// the use.
+fn oauth_bearer(headers: &HeaderMap) -> bool {
+    let index = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer oauth-")?.parse::<usize>().ok());
+    let mut tokens = OAUTH_TOKENS.lock().unwrap();
+    let Some(uses) = index.and_then(|i| tokens.get_mut(i)) else {
+        return false;
+    };
     *uses += 1;
-    (*uses <= LINKEDIN_TOKEN_USES).then_some(index)
+    *uses <= OAUTH_TOKEN_USES
 }
 
 async fn linkedin(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -313,7 +340,7 @@ async fn linkedin(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) 
     if let Some(r) = f.fault(sink).await {
         return r;
     }
-    if linkedin_bearer(&headers).is_none() {
+    if !oauth_bearer(&headers) {
         let error = json!({"status": 401, "serviceErrorCode": 65601, "message": "The token used in the request has been revoked by the user"});
         return (StatusCode::UNAUTHORIZED, Json(error)).into_response();
     }
@@ -345,4 +372,61 @@ async fn linkedin(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) 
     f.accept(sink, &v, ids);
     let statuses: Vec<Value> = events.iter().map(|_| json!({"status": 201})).collect();
     Json(json!({ "elements": statuses })).into_response()
+}
+
+async fn google_ads(
+    State(f): State<Arc<Fakes>>,
+    Path((_version, upload)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let sink = "google_ads";
+    if upload != "1234567890:uploadClickConversions" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if let Some(r) = f.fault(sink).await {
+        return r;
+    }
+    if !oauth_bearer(&headers) {
+        let error = json!({"error": {"code": 401, "status": "UNAUTHENTICATED",
+            "message": "Request had invalid authentication credentials."}});
+        return (StatusCode::UNAUTHORIZED, Json(error)).into_response();
+    }
+    let developer = headers.get("developer-token").and_then(|v| v.to_str().ok());
+    if developer != Some(GOOGLE_ADS_DEVELOPER_TOKEN) {
+        f.format_error(sink, "missing developer-token".into());
+    }
+    let Some(v) = json_body(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    if v["partialFailure"] != true {
+        f.format_error(sink, "partialFailure is not true".into());
+    }
+    let required = ["conversionAction", "conversionDateTime", "orderId"];
+    let conversions = check_batch(
+        &f,
+        sink,
+        &v,
+        ("conversions", 2000),
+        &required,
+        ("user", &[]),
+    );
+    for c in &conversions {
+        let clicks = ["gclid", "gbraid", "wbraid"]
+            .iter()
+            .filter(|k| c.get(**k).is_some())
+            .count();
+        if clicks != 1 {
+            f.format_error(sink, format!("{clicks} click ids in one conversion"));
+        }
+        for id in c["userIdentifiers"].as_array().into_iter().flatten() {
+            hashed_only(&f, sink, id, &["hashedEmail", "hashedPhoneNumber"]);
+        }
+    }
+    let ids = conversions
+        .iter()
+        .filter_map(|c| c["orderId"].as_str().map(str::to_owned));
+    f.accept(sink, &v, ids);
+    let results: Vec<Value> = conversions.iter().map(|_| json!({})).collect();
+    Json(json!({ "results": results, "jobId": "1" })).into_response()
 }

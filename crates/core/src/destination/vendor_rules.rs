@@ -1,5 +1,5 @@
 //! Configure-time rules of the ad-platform kinds added after the first four (Snapchat,
-//! Pinterest, Reddit, LinkedIn, ...):
+//! Pinterest, Reddit, LinkedIn, Google Ads, ...):
 //! what their `config` values must look like so that a destination that validates can be sent
 //! to. Each rule names the field at fault; [`DestinationSpec::validate`] runs the shared
 //! checks (required and known keys) first.
@@ -26,7 +26,42 @@ pub(super) fn validate(spec: &DestinationSpec) -> Result<(), DestinationError> {
             year_month("config.api_version", cfg("api_version"))?;
             one_conversion(spec, "a LinkedIn conversion rule")
         }
+        DestinationKind::GoogleAds => {
+            customer_id("config.customer_id", cfg("customer_id"))?;
+            digits(
+                "config.conversion_action_id",
+                cfg("conversion_action_id"),
+                20,
+            )?;
+            if spec.config.get("login_customer_id").is_some() {
+                customer_id("config.login_customer_id", cfg("login_customer_id"))?;
+            }
+            let version = cfg("api_version");
+            let ok = version.strip_prefix('v').is_some_and(|n| {
+                (1..=3).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit())
+            });
+            if !ok {
+                return Err(DestinationError::new(
+                    "config.api_version",
+                    "must be a Google Ads API version such as v22",
+                ));
+            }
+            boolean(spec, "validate_only")?;
+            one_conversion(spec, "a Google Ads conversion action")
+        }
         _ => Ok(()),
+    }
+}
+
+/// A Google Ads customer id: its 10 digits, without the dashes the UI shows (`123-456-7890`).
+fn customer_id(field: &str, value: &str) -> Result<(), DestinationError> {
+    if value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(DestinationError::new(
+            field,
+            "must be the 10-digit customer id, without dashes",
+        ))
     }
 }
 
@@ -248,6 +283,39 @@ mod tests {
         let err = every_event.validate().unwrap_err();
         assert_eq!(err.field, "events");
         assert!(err.detail.contains("counts every event"), "{}", err.detail);
+    }
+
+    #[test]
+    fn a_google_ads_destination_needs_its_account_action_version_and_developer_token() {
+        let secrets = json!({"client_id": "c", "client_secret": "s", "refresh_token": "r",
+                             "developer_token": "d"});
+        let spec = |config: serde_json::Value, secrets: &serde_json::Value| -> DestinationSpec {
+            serde_json::from_value(
+                json!({"name": "Ads", "kind": "google_ads", "config": config,
+                "secrets": secrets, "events": {"allow": ["Order Completed"]}}),
+            )
+            .unwrap()
+        };
+        let good = json!({"customer_id": "1234567890", "conversion_action_id": "987",
+                          "api_version": "v22", "login_customer_id": "1112223334"});
+        spec(good.clone(), &secrets).validate().unwrap();
+        let mut no_dev = secrets.clone();
+        no_dev.as_object_mut().unwrap().remove("developer_token");
+        let field = spec(good.clone(), &no_dev).validate().unwrap_err().field;
+        assert_eq!(field, "secrets.developer_token");
+        let bad = [
+            ("customer_id", json!("123-456-7890")),
+            ("conversion_action_id", json!("9/8")),
+            ("api_version", json!("22")),
+            ("login_customer_id", json!("12345")),
+            ("validate_only", json!("yes")),
+        ];
+        for (key, value) in bad {
+            let mut config = good.clone();
+            config[key] = value;
+            let err = spec(config, &secrets).validate().unwrap_err();
+            assert_eq!(err.field, format!("config.{key}"));
+        }
     }
 
     #[test]

@@ -125,6 +125,34 @@ async fn a_linkedin_destination_takes_oauth_secrets_write_only_naming_the_field_
 }
 
 #[tokio::test]
+async fn a_google_ads_destination_needs_a_developer_token_and_one_conversion_action() {
+    let secrets = json!({"client_id": "id-never-shown", "client_secret": "secret-never-shown",
+                         "refresh_token": "refresh-never-shown",
+                         "developer_token": "dev-never-shown"});
+    let config = json!({"customer_id": "1234567890", "conversion_action_id": "987654321",
+                        "api_version": "v22"});
+    let mut no_developer_token = secrets.clone();
+    no_developer_token
+        .as_object_mut()
+        .unwrap()
+        .remove("developer_token");
+    let refused = [
+        (
+            json!({"customer_id": "123-456-7890", "conversion_action_id": "1", "api_version": "v22"}),
+            secrets.clone(),
+            "config.customer_id",
+        ),
+        (
+            config.clone(),
+            no_developer_token,
+            "secrets.developer_token",
+        ),
+    ];
+    let events = json!({"allow": ["Order Completed"]});
+    check_rules_with("google_ads", &refused, (config, secrets, events)).await;
+}
+
+#[tokio::test]
 async fn a_pinterest_destination_is_checked_when_configured_naming_the_field() {
     let token = json!({"access_token": "t"});
     let refused = [

@@ -1,11 +1,11 @@
 //! The destination form's inputs of the ad-platform kinds added with issue 15 (Snapchat,
-//! Pinterest, Reddit, LinkedIn, ...):
+//! Pinterest, Reddit, LinkedIn, Google Ads, ...):
 //! labels and hints only, like [`super::destination_form::KINDS`]; every rule is the core's.
 
 use super::destination_form::KindForm;
 
 /// The kinds, as offered by the console after the first four.
-pub const AD_KINDS: [KindForm; 4] = [
+pub const AD_KINDS: [KindForm; 5] = [
     (
         "snapchat",
         "Snap Conversions API",
@@ -62,6 +62,22 @@ pub const AD_KINDS: [KindForm; 4] = [
             ("api_version", "API version", "LinkedIn-Version as YYYYMM, for example 202510", true),
         ],
         OAUTH_SECRETS,
+    ),
+    (
+        "google_ads",
+        "Google Ads click conversions",
+        &[
+            ("customer_id", "Customer ID", "The Google Ads account's 10-digit customer ID, without dashes", true),
+            ("conversion_action_id", "Conversion action ID", "The numeric ID of an upload-clicks conversion action; set Events to the events that are this conversion", true),
+            ("api_version", "API version", "The Google Ads API version, for example v22", true),
+            ("login_customer_id", "Manager account ID", "Optional: the 10-digit manager account the OAuth user signs in through (login-customer-id)", false),
+        ],
+        &[
+            OAUTH_SECRETS[0],
+            OAUTH_SECRETS[1],
+            OAUTH_SECRETS[2],
+            ("developer_token", "Developer token", "The Google Ads API developer token of the manager account", true),
+        ],
     ),
 ];
 
