@@ -68,6 +68,8 @@ struct Vendor {
     api_requests: Mutex<Vec<String>>,
     /// API answers scripted ahead of the token check.
     api_scripted: Mutex<VecDeque<u16>>,
+    /// The egress guard refuses the token endpoint's address.
+    guard_refuses_token_url: Mutex<bool>,
 }
 
 impl Vendor {
@@ -80,6 +82,7 @@ impl Vendor {
             token_requests: Mutex::default(),
             api_requests: Mutex::default(),
             api_scripted: Mutex::default(),
+            guard_refuses_token_url: Mutex::default(),
         })
     }
     fn token_calls(&self) -> usize {
@@ -119,6 +122,11 @@ impl Egress for Vendor {
         // Let other tasks run between request and answer, as a network would.
         tokio::task::yield_now().await;
         if request.url == TOKEN_URL {
+            if *self.guard_refuses_token_url.lock().unwrap() {
+                return Err(EgressError::Refused(
+                    "resolves to 10.0.0.7, a private address".into(),
+                ));
+            }
             self.token_requests.lock().unwrap().push(request.clone());
             if let Some(r) = self.scripted.lock().unwrap().pop_front() {
                 return Ok(r);
@@ -422,6 +430,23 @@ async fn an_answer_without_a_bearer_token_is_not_taken_for_one() {
         .script_token(200, &[], json!({"access_token": "x", "token_type": "mac"}));
     assert_eq!(statuses(&w.send(1).await), ["retry"]);
     assert!(w.vendor.bearers().is_empty());
+}
+
+#[tokio::test]
+async fn the_token_request_goes_through_the_egress_guard_and_a_refusal_is_permanent() {
+    let w = World::new();
+    *w.vendor.guard_refuses_token_url.lock().unwrap() = true;
+    let sent = w.send(1).await;
+    assert_eq!(statuses(&sent), ["permanent"]);
+    assert!(
+        reason(&sent[0]).contains("egress refused"),
+        "{}",
+        reason(&sent[0])
+    );
+    assert!(
+        w.vendor.bearers().is_empty(),
+        "nothing sent without a token"
+    );
 }
 
 #[tokio::test]
