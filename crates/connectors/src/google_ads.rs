@@ -58,6 +58,8 @@ use tracklayer_core::identity::{is_sha256_hex, Field};
 
 use crate::common::{self, clean, put, Commerce};
 
+/// The destination kind.
+const KIND: DestinationKind = DestinationKind::GoogleAds;
 /// Most conversions one request may carry.
 pub const BATCH_LIMIT: usize = 2000;
 /// Oldest event sent: Google's longest click-through conversion window.
@@ -289,7 +291,7 @@ impl Connector for GoogleAds {
             if let Some(login) = common::config_str(target, "login_customer_id") {
                 headers.push(("login-customer-id".to_owned(), login.to_owned()));
             }
-            let base = common::base_url(target, DestinationKind::GoogleAds);
+            let base = common::base_url(target, KIND);
             let url = format!("{base}/{version}/customers/{customer}:uploadClickConversions");
             let mut e = common::Envelope::new(url, headers, "conversions");
             e.tail.insert("partialFailure".into(), true.into());
@@ -297,28 +299,12 @@ impl Connector for GoogleAds {
             e.tail.insert("validateOnly".into(), validate.into());
             Ok(e)
         };
-        let kind = DestinationKind::GoogleAds;
-        common::batch_request(kind, BATCH_LIMIT, items, envelope, |o| {
+        common::batch_request(KIND, BATCH_LIMIT, items, envelope, |o| {
             conversion(&action, o)
         })
     }
 
-    fn classify(&self, items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
-        classify_response(items.len(), response)
-    }
-
-    fn batch_limit(&self, _target: &Target<'_>) -> usize {
-        BATCH_LIMIT
-    }
-
-    fn screen(&self, target: &Target<'_>, item: &OpenedItem) -> Result<(), DropReason> {
-        crate::requirements::screen(target, item)
-    }
-
-    fn token_endpoint(&self, target: &Target<'_>) -> Option<String> {
-        let kind = DestinationKind::GoogleAds;
-        Some(common::token_url(target, kind, (TOKEN_HOST, TOKEN_PATH)))
-    }
+    common::batch_methods!(oauth);
 
     fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
         let google = common::NoDeletion {

@@ -49,6 +49,8 @@ use tracklayer_core::identity::{is_sha256_hex, Field};
 
 use crate::common::{self, clean, Commerce};
 
+/// The destination kind.
+const KIND: DestinationKind = DestinationKind::Linkedin;
 /// Most events one request may carry.
 pub const BATCH_LIMIT: usize = 5000;
 /// Oldest event LinkedIn takes.
@@ -175,7 +177,7 @@ impl Connector for Linkedin {
             }
             let version = common::required_config(target, "api_version")?;
             let token = common::required_secret(target, "access_token")?;
-            let base = common::base_url(target, DestinationKind::Linkedin);
+            let base = common::base_url(target, KIND);
             let headers = vec![
                 common::bearer(token),
                 ("LinkedIn-Version".to_owned(), version.to_owned()),
@@ -185,26 +187,10 @@ impl Connector for Linkedin {
             let url = format!("{base}/rest/conversionEvents");
             Ok(common::Envelope::new(url, headers, "elements"))
         };
-        let kind = DestinationKind::Linkedin;
-        common::batch_request(kind, BATCH_LIMIT, items, envelope, |o| event(&urn, o))
+        common::batch_request(KIND, BATCH_LIMIT, items, envelope, |o| event(&urn, o))
     }
 
-    fn classify(&self, items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
-        classify_response(items.len(), response)
-    }
-
-    fn batch_limit(&self, _target: &Target<'_>) -> usize {
-        BATCH_LIMIT
-    }
-
-    fn screen(&self, target: &Target<'_>, item: &OpenedItem) -> Result<(), DropReason> {
-        crate::requirements::screen(target, item)
-    }
-
-    fn token_endpoint(&self, target: &Target<'_>) -> Option<String> {
-        let kind = DestinationKind::Linkedin;
-        Some(common::token_url(target, kind, (TOKEN_HOST, TOKEN_PATH)))
-    }
+    common::batch_methods!(oauth);
 
     fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
         let linkedin = common::NoDeletion {
