@@ -165,7 +165,7 @@ lambda-check:
 ## one here): the targets of fuzz/, each from its seed corpus fuzz/seeds/<target>. Built without
 ## a sanitizer (`-s none`): every crate forbids unsafe code, so AddressSanitizer would only slow
 ## the build and the runs; the targets' property assertions are what fails.
-FUZZ_TARGETS := ingest_batch gzip_body normalize_meta normalize_google normalize_tiktok normalize_snapchat normalize_pinterest normalize_reddit normalize_microsoft consent_signals admin_dto problem_mapping saml_response
+FUZZ_TARGETS := ingest_batch gzip_body normalize_meta normalize_google normalize_tiktok normalize_snapchat normalize_pinterest normalize_reddit normalize_microsoft normalize_linkedin consent_signals admin_dto problem_mapping saml_response
 FUZZ_TOOLCHAIN ?= nightly
 FUZZ_SMOKE_SECONDS ?= 20
 SECONDS ?= 300

@@ -407,6 +407,7 @@ pub fn purchase(prefix: &str, i: usize) -> Value {
             "ip": "198.51.100.23",
             "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Test/1.0",
             "page": {"url": "https://shop.example.com/checkout/done"},
+            "gclid": format!("{prefix}-gclid-{i}"),
             "traits": {"email": format!("shopper{shopper}@example.com"), "phone": "+49 30 1234567"},
             "consent": {"categoryPreferences": {"advertising": true, "analytics": true}}
         }

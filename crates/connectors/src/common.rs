@@ -74,17 +74,50 @@ pub(crate) fn base_url<'a>(target: &Target<'a>, kind: DestinationKind) -> &'a st
     }
 }
 
+/// The `Connector` methods a batch connector states by its module's items: `BATCH_LIMIT`,
+/// `classify_response(items, response)` and the shared screening
+/// ([`crate::requirements::screen`]); with `oauth`, also `token_endpoint`, on the module's
+/// `TOKEN_HOST` and `TOKEN_PATH` for its `KIND` ([`token_url`]).
+macro_rules! batch_methods {
+    () => {
+        fn classify(&self, items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
+            classify_response(items.len(), response)
+        }
+
+        fn batch_limit(&self, _target: &Target<'_>) -> usize {
+            BATCH_LIMIT
+        }
+
+        fn screen(&self, target: &Target<'_>, item: &OpenedItem) -> Result<(), DropReason> {
+            crate::requirements::screen(target, item)
+        }
+    };
+    (oauth) => {
+        $crate::common::batch_methods!();
+
+        fn token_endpoint(&self, target: &Target<'_>) -> Option<String> {
+            let endpoint = (TOKEN_HOST, TOKEN_PATH);
+            Some($crate::common::token_url(target, KIND, endpoint))
+        }
+    };
+}
+pub(crate) use batch_methods;
+
+/// A vendor's OAuth token endpoint: `path` on its token `host`, or on the destination's
+/// endpoint override when it has one (a local fake in tests), like its API.
+pub(crate) fn token_url(
+    target: &Target<'_>,
+    kind: DestinationKind,
+    (host, path): (&str, &str),
+) -> String {
+    let base = target.base_url.trim().trim_end_matches('/');
+    let overridden = !base.is_empty() && base != crate::default_base_url(kind);
+    format!("{}{path}", if overridden { base } else { host })
+}
+
 /// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
 pub(crate) fn query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    tracklayer_core::deliver::oauth::percent_encode(s)
 }
 
 /// The first `max` characters of `s`.

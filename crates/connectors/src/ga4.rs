@@ -160,14 +160,17 @@ pub fn event_name(target: &Target<'_>, opened: &OpenedItem) -> Option<String> {
 }
 
 fn consent(c: ForwardedConsent) -> Option<Value> {
+    consent_words(c, ("ad_user_data", "ad_personalization"))
+}
+
+/// Consent Mode v2's `ad_user_data` and `ad_personalization` as `"GRANTED"` or `"DENIED"`
+/// under the vendor's `keys` (GA4's snake case, Google Ads' camel case); `None` when the
+/// event gave neither.
+pub(crate) fn consent_words(c: ForwardedConsent, keys: (&str, &str)) -> Option<Value> {
     let word = |granted: bool| if granted { "GRANTED" } else { "DENIED" };
     let mut out = Map::new();
-    put(&mut out, "ad_user_data", c.ad_user_data.map(word));
-    put(
-        &mut out,
-        "ad_personalization",
-        c.ad_personalization.map(word),
-    );
+    put(&mut out, keys.0, c.ad_user_data.map(word));
+    put(&mut out, keys.1, c.ad_personalization.map(word));
     (!out.is_empty()).then_some(Value::Object(out))
 }
 

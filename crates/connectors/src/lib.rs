@@ -1,9 +1,11 @@
 //! Destination wire formats, one module per vendor: [`meta`] (Meta Conversions API), [`ga4`]
 //! (GA4 Measurement Protocol), [`tiktok`] (TikTok Events API 2.0), [`webhook`] (Standard
 //! Webhooks), [`snapchat`] (Snap Conversions API v3), [`pinterest`] (Pinterest
-//! Conversions API v5), [`reddit`] (Reddit Conversions API v2.0) and [`microsoft_ads`]
-//! (Microsoft Advertising UET Conversions API), and [`segment`] (any Segment-compatible HTTP
-//! API), plus [`names`], the mapping from Segment event names to each vendor's standard
+//! Conversions API v5), [`reddit`] (Reddit Conversions API v2.0), [`microsoft_ads`] (Microsoft
+//! Advertising UET Conversions API), [`linkedin`] (LinkedIn Conversions API) and [`google_ads`]
+//! (Google Ads click conversions), both with OAuth 2.0 access tokens, and [`segment`] (any
+//! Segment-compatible HTTP API), plus [`names`], the mapping from Segment event names to each
+//! vendor's standard
 //! events.
 //!
 //! Pure code: each connector turns opened [`DeliveryItem`](tracklayer_core::event::DeliveryItem)s
@@ -20,6 +22,8 @@ mod common;
 #[cfg(test)]
 mod erasure_guidance_tests;
 pub mod ga4;
+pub mod google_ads;
+pub mod linkedin;
 pub mod meta;
 pub mod microsoft_ads;
 pub mod names;
@@ -45,6 +49,8 @@ static PINTEREST: pinterest::Pinterest = pinterest::Pinterest;
 static REDDIT: reddit::Reddit = reddit::Reddit;
 static MICROSOFT_ADS: microsoft_ads::MicrosoftAds = microsoft_ads::MicrosoftAds;
 static SEGMENT: segment::Segment = segment::Segment;
+static LINKEDIN: linkedin::Linkedin = linkedin::Linkedin;
+static GOOGLE_ADS: google_ads::GoogleAds = google_ads::GoogleAds;
 
 /// The connector of a destination kind.
 pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
@@ -58,6 +64,8 @@ pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
         DestinationKind::Reddit => &REDDIT,
         DestinationKind::MicrosoftAds => &MICROSOFT_ADS,
         DestinationKind::Segment => &SEGMENT,
+        DestinationKind::Linkedin => &LINKEDIN,
+        DestinationKind::GoogleAds => &GOOGLE_ADS,
     }
 }
 
@@ -75,6 +83,8 @@ pub fn default_base_url(kind: DestinationKind) -> &'static str {
         DestinationKind::MicrosoftAds => "https://capi.uet.microsoft.com",
         // Segment's US endpoint; EU workspaces and other Segment-compatible APIs set `endpoint`.
         DestinationKind::Segment => "https://api.segment.io",
+        DestinationKind::Linkedin => "https://api.linkedin.com",
+        DestinationKind::GoogleAds => "https://googleads.googleapis.com",
     }
 }
 

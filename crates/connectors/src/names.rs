@@ -82,6 +82,8 @@ fn page_view(kind: DestinationKind) -> Option<&'static str> {
         DestinationKind::Pinterest => Some("page_visit"),
         DestinationKind::Reddit => Some("PageVisit"),
         DestinationKind::MicrosoftAds | DestinationKind::Segment => None,
+        // A LinkedIn conversion rule and a Google Ads conversion action have no event name.
+        DestinationKind::Linkedin | DestinationKind::GoogleAds => None,
     }
 }
 

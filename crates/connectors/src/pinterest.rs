@@ -238,17 +238,7 @@ impl Connector for Pinterest {
         common::batch_request(kind, BATCH_LIMIT, items, envelope, |o| event(target, o))
     }
 
-    fn classify(&self, items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
-        classify_response(items.len(), response)
-    }
-
-    fn batch_limit(&self, _target: &Target<'_>) -> usize {
-        BATCH_LIMIT
-    }
-
-    fn screen(&self, target: &Target<'_>, item: &OpenedItem) -> Result<(), DropReason> {
-        crate::requirements::screen(target, item)
-    }
+    common::batch_methods!();
 
     fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
         let pinterest = common::NoDeletion {

@@ -19,6 +19,10 @@
 //! | `reddit` | `reddit_max_age_7_days` | its timestamp is over 7 days old |
 //! | `reddit` | `reddit_requires_customer_information` | it has no click id, no hashed email or external id, and not both IP address and user agent |
 //! | `microsoft_ads` | `microsoft_ads_requires_customer_information` | it has no `msclkid`, no hashed email, phone or external id, and not both IP address and user agent |
+//! | `linkedin` | `linkedin_max_age_90_days` | its timestamp is over 90 days old |
+//! | `linkedin` | `linkedin_requires_customer_information` | it has no hashed email and no `li_fat_id` click id |
+//! | `google_ads` | `google_ads_max_age_90_days` | its timestamp is over 90 days old |
+//! | `google_ads` | `google_ads_requires_click_id` | it has no `gclid`, `gbraid` or `wbraid` |
 //!
 //! TikTok, webhooks and Segment-compatible APIs take every event they are routed.
 
@@ -28,7 +32,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::ingest::Unmet;
 
 use crate::common::{self, Commerce};
-use crate::{ga4, meta, microsoft_ads, names, pinterest, reddit, snapchat};
+use crate::{ga4, google_ads, linkedin, meta, microsoft_ads, names, pinterest, reddit, snapchat};
 
 /// A broken rule, and whether it is one of age (the event came too late).
 struct Broken {
@@ -79,6 +83,16 @@ fn check(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
             "Microsoft Advertising needs a click id (msclkid), a hashed email, phone or external \
              id, or both the IP address and the user agent",
         ),
+        DestinationKind::Linkedin => unless_matchable(
+            linkedin::matchable(opened),
+            "linkedin_requires_customer_information",
+            "LinkedIn needs a hashed email or a li_fat_id click id",
+        ),
+        DestinationKind::GoogleAds => unless_matchable(
+            google_ads::click_id(opened).is_some(),
+            "google_ads_requires_click_id",
+            "Google Ads click conversions need a gclid, gbraid or wbraid",
+        ),
         DestinationKind::Tiktok | DestinationKind::Webhook | DestinationKind::Segment => None,
     }
 }
@@ -99,6 +113,18 @@ fn age_limit(
         DestinationKind::Reddit => {
             Some(("reddit_max_age_7_days", "Reddit", reddit::MAX_AGE, "7 days"))
         }
+        DestinationKind::Linkedin => Some((
+            "linkedin_max_age_90_days",
+            "LinkedIn",
+            linkedin::MAX_AGE,
+            "90 days",
+        )),
+        DestinationKind::GoogleAds => Some((
+            "google_ads_max_age_90_days",
+            "Google Ads",
+            google_ads::MAX_AGE,
+            "90 days",
+        )),
         DestinationKind::Tiktok
         | DestinationKind::Webhook
         | DestinationKind::Pinterest

@@ -20,6 +20,10 @@ use tracklayer_core::workspace::{Region, WorkspaceId};
 
 #[path = "connectors/microsoft_ads.rs"]
 mod microsoft_ads;
+#[path = "connectors/google_ads.rs"]
+mod google_ads;
+#[path = "connectors/linkedin.rs"]
+mod linkedin;
 #[path = "connectors/pinterest.rs"]
 mod pinterest;
 #[path = "connectors/reddit.rs"]
@@ -130,6 +134,19 @@ fn vendor(kind: DestinationKind) -> (Destination, Value) {
         DestinationKind::Segment => (
             json!({"identifiers": "hashed"}),
             json!({"write_key": "wk_live_1"}),
+        ),
+        // The access token is the one the token source issued for the OAuth secrets.
+        DestinationKind::Linkedin => (
+            json!({"conversion_id": "104012", "api_version": "202510"}),
+            json!({"client_id": "li-client", "client_secret": "li-secret",
+                   "refresh_token": "li-refresh", "access_token": "li-access"}),
+        ),
+        DestinationKind::GoogleAds => (
+            json!({"customer_id": "1234567890", "conversion_action_id": "987654321",
+                   "api_version": "v22", "login_customer_id": "1112223334"}),
+            json!({"client_id": "ga-client", "client_secret": "ga-secret",
+                   "refresh_token": "ga-refresh", "developer_token": "ga-dev-token",
+                   "access_token": "ga-access"}),
         ),
     };
     (destination(kind, config), secrets)
@@ -268,6 +285,14 @@ fn debug_output_of_requests_never_shows_tokens_or_secrets() {
         (
             DestinationKind::Segment,
             vec!["wk_live_1", "d2tfbGl2ZV8xOg"],
+        ),
+        (
+            DestinationKind::Linkedin,
+            vec!["li-access", "li-secret", "li-refresh"],
+        ),
+        (
+            DestinationKind::GoogleAds,
+            vec!["ga-access", "ga-secret", "ga-refresh", "ga-dev-token"],
         ),
         (
             DestinationKind::Webhook,
@@ -653,8 +678,11 @@ fn no_connector_sends_a_url_with_identifying_parameters() {
             assert!(!text.contains(raw), "{}: {raw} in {text}", d.kind);
         }
         assert!(!text.contains("email="), "{}: {text}", d.kind);
-        // Reddit's v2.0 events have no URL field.
-        let takes_urls = d.kind != DestinationKind::Reddit;
+        // Reddit's v2.0, LinkedIn's and Google Ads' conversions have no URL field.
+        let takes_urls = !matches!(
+            d.kind,
+            DestinationKind::Reddit | DestinationKind::Linkedin | DestinationKind::GoogleAds
+        );
         assert!(
             !takes_urls || text.contains("https://shop.example/"),
             "{}: the URL still goes",

@@ -136,14 +136,23 @@ pub trait Connector: Send + Sync {
     /// subject (the erasure receipt's `customer_action`): TrackLayer sends events and cannot
     /// delete them there.
     fn erasure_guidance(&self, sent: &crate::dsr::SentToVendor<'_>) -> String;
+    /// The OAuth 2.0 token endpoint of a vendor whose API takes short-lived access tokens,
+    /// issued for the destination's `client_id`, `client_secret` and `refresh_token` secrets
+    /// ([`oauth`]); the token is then the secret `access_token` when [`Connector::build`] runs.
+    /// `None` (the default): the vendor takes the destination's secrets as they are.
+    fn token_endpoint(&self, _target: &Target<'_>) -> Option<String> {
+        None
+    }
 }
 
 mod batching;
 pub use batching::batches;
 mod flow_control;
 mod hydrate;
+pub mod oauth;
 mod retry;
 pub use retry::{classify_status, retry_after};
+pub mod send;
 pub mod service;
 mod settings;
 mod settle;

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::consent::Purpose;
 use crate::crypto::{Sealed, WorkspaceKeys};
+use crate::deliver::oauth::TOKEN_SECRETS;
 use crate::identity::Profile;
 use crate::name::Name;
 use crate::workspace::WorkspaceId;
@@ -34,10 +35,25 @@ pub enum DestinationKind {
     MicrosoftAds,
     /// Any Segment-compatible HTTP tracking API (`/v1/batch`: Segment, RudderStack, ...).
     Segment,
+    /// LinkedIn Conversions API (OAuth 2.0).
+    Linkedin,
+    /// Google Ads API click conversion upload (OAuth 2.0).
+    GoogleAds,
 }
 
+/// A Google Ads destination's required `config`: the account, the conversion action, the API
+/// version.
+const GOOGLE_ADS_IDS: &[&str] = &["customer_id", "conversion_action_id", "api_version"];
+/// A Google Ads destination's secrets: the OAuth ones and the API's developer token.
+const GOOGLE_ADS_SECRETS: [&str; 4] = [
+    TOKEN_SECRETS[0],
+    TOKEN_SECRETS[1],
+    TOKEN_SECRETS[2],
+    "developer_token",
+];
+
 impl DestinationKind {
-    pub const ALL: [DestinationKind; 9] = [
+    pub const ALL: [DestinationKind; 11] = [
         Self::MetaCapi,
         Self::Ga4,
         Self::Tiktok,
@@ -47,6 +63,8 @@ impl DestinationKind {
         Self::Reddit,
         Self::MicrosoftAds,
         Self::Segment,
+        Self::Linkedin,
+        Self::GoogleAds,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +78,8 @@ impl DestinationKind {
             Self::Reddit => "reddit",
             Self::MicrosoftAds => "microsoft_ads",
             Self::Segment => "segment",
+            Self::Linkedin => "linkedin",
+            Self::GoogleAds => "google_ads",
         }
     }
 
@@ -69,12 +89,13 @@ impl DestinationKind {
             // Webhooks get Meta-normalized hashes: the strictest published rules, and the
             // ones most receivers (CDPs, warehouses) match against.
             Self::MetaCapi | Self::Webhook | Self::Segment => Profile::Meta,
-            Self::Ga4 => Profile::Google,
+            Self::Ga4 | Self::GoogleAds => Profile::Google,
             Self::Tiktok => Profile::TikTok,
             Self::Snapchat => Profile::Snapchat,
             Self::Pinterest => Profile::Pinterest,
             Self::Reddit => Profile::Reddit,
             Self::MicrosoftAds => Profile::Microsoft,
+            Self::Linkedin => Profile::LinkedIn,
         }
     }
 
@@ -86,7 +107,9 @@ impl DestinationKind {
             | Self::Snapchat
             | Self::Pinterest
             | Self::Reddit
-            | Self::MicrosoftAds => vec![Purpose::advertising()],
+            | Self::MicrosoftAds
+            | Self::Linkedin
+            | Self::GoogleAds => vec![Purpose::advertising()],
             Self::Ga4 | Self::Segment => vec![Purpose::analytics()],
             Self::Webhook => Vec::new(),
         }
@@ -103,6 +126,8 @@ impl DestinationKind {
             Self::Pinterest | Self::Reddit => (&["ad_account_id"], &["access_token"]),
             Self::MicrosoftAds => (&["tag_id"], &["access_token"]),
             Self::Segment => (&["identifiers"], &["write_key"]),
+            Self::Linkedin => (&["conversion_id", "api_version"], &TOKEN_SECRETS),
+            Self::GoogleAds => (GOOGLE_ADS_IDS, &GOOGLE_ADS_SECRETS),
         }
     }
 
@@ -120,6 +145,8 @@ impl DestinationKind {
             Self::MicrosoftAds => &["tag_id"],
             // Hashed or scrubbed: whether identifiers follow the data is the admin's to change.
             Self::Segment => &["identifiers"],
+            Self::Linkedin => &["conversion_id"],
+            Self::GoogleAds => &["customer_id", "conversion_action_id", "login_customer_id"],
         }
     }
 
@@ -151,6 +178,17 @@ impl DestinationKind {
             ),
             Self::MicrosoftAds => (&["tag_id", "event_names"], &["access_token"]),
             Self::Segment => (&["identifiers", "event_names"], &["write_key"]),
+            Self::Linkedin => (&["conversion_id", "api_version"], &TOKEN_SECRETS),
+            Self::GoogleAds => (
+                &[
+                    "customer_id",
+                    "conversion_action_id",
+                    "api_version",
+                    "login_customer_id",
+                    "validate_only",
+                ],
+                &GOOGLE_ADS_SECRETS,
+            ),
         }
     }
 }
@@ -365,7 +403,9 @@ impl DestinationSpec {
             | DestinationKind::Pinterest
             | DestinationKind::Reddit
             | DestinationKind::MicrosoftAds
-            | DestinationKind::Segment => vendor_rules::validate(self)?,
+            | DestinationKind::Segment
+            | DestinationKind::Linkedin
+            | DestinationKind::GoogleAds => vendor_rules::validate(self)?,
             DestinationKind::Webhook => {
                 if let Some(size) = self.config.get("batch_size") {
                     let ok = size.as_u64().is_some_and(|n| (1..=1000).contains(&n));

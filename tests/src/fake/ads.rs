@@ -3,7 +3,7 @@
 //! digest where the vendor takes hashes, and records the event ids it accepts.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -25,6 +25,19 @@ pub const REDDIT_TOKEN: &str = "redditDeliveryTestToken";
 pub const MICROSOFT_ADS_TOKEN: &str = "uetDeliveryTestToken";
 /// The Segment write key the fake expects (as the user of `Authorization: Basic`).
 pub const SEGMENT_WRITE_KEY: &str = "segmentDeliveryTestWriteKey";
+/// The OAuth client and refresh token the fake token endpoints (LinkedIn's, Google's) take.
+pub const OAUTH_CLIENT: (&str, &str, &str) = (
+    "oauthDeliveryClient",
+    "oauthDeliveryClientSecret", // pragma: allowlist secret
+    "oauthDeliveryRefreshToken", // pragma: allowlist secret
+);
+/// The Google Ads developer token the fake expects.
+pub const GOOGLE_ADS_DEVELOPER_TOKEN: &str = "googleAdsDeliveryDeveloperToken";
+/// Requests one access token serves before the fake API answers 401 to the next and
+/// revokes it (so that delivery must refresh, many batches at once, mid-run).
+const OAUTH_TOKEN_USES: usize = 20;
+/// The fakes' access tokens, `oauth-{index}`: how many requests each served.
+static OAUTH_TOKENS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 /// The Pinterest ad account the fake serves.
 const PINTEREST_ACCOUNT: &str = "549757463328";
 
@@ -68,7 +81,34 @@ pub fn ad_destinations(base: &str) -> Vec<(&'static str, Value, usize)> {
                    "secrets": {"write_key": SEGMENT_WRITE_KEY}}),
             5000,
         ),
+        (
+            "linkedin",
+            json!({"name": "LinkedIn", "kind": "linkedin", "endpoint": base,
+                   "config": {"conversion_id": "104012", "api_version": "202510"},
+                   "events": {"allow": ["Order Completed"]},
+                   "secrets": oauth_secrets(None)}),
+            5000,
+        ),
+        (
+            "google_ads",
+            json!({"name": "Google Ads", "kind": "google_ads", "endpoint": base,
+                   "config": {"customer_id": "1234567890", "conversion_action_id": "987654321",
+                              "api_version": "v22"},
+                   "events": {"allow": ["Order Completed"]},
+                   "secrets": oauth_secrets(Some(GOOGLE_ADS_DEVELOPER_TOKEN))}),
+            2000,
+        ),
     ]
+}
+
+/// The fakes' OAuth client as a destination's secrets, with a developer token if given.
+fn oauth_secrets(developer_token: Option<&str>) -> Value {
+    let (id, secret, refresh) = OAUTH_CLIENT;
+    let mut v = json!({"client_id": id, "client_secret": secret, "refresh_token": refresh});
+    if let Some(t) = developer_token {
+        v["developer_token"] = t.into();
+    }
+    v
 }
 
 /// The fakes' routes, on the shared state.
@@ -79,6 +119,10 @@ pub(super) fn routes() -> Router<Arc<Fakes>> {
         .route("/api/v2.0/conversions/events/{account}", post(reddit))
         .route("/v1/{tag}/events", post(microsoft_ads))
         .route("/v1/batch", post(segment))
+        .route("/oauth/v2/accessToken", post(oauth_token))
+        .route("/rest/conversionEvents", post(linkedin))
+        .route("/token", post(oauth_token))
+        .route("/{version}/customers/{upload}", post(google_ads))
 }
 
 /// Whether the request carries `Authorization: Bearer {token}`.
@@ -341,4 +385,142 @@ async fn segment(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -
         .filter_map(|c| c["messageId"].as_str().map(str::to_owned));
     f.accept(sink, &v, ids);
     Json(json!({"success": true})).into_response()
+}
+
+/// LinkedIn's and Google's OAuth token endpoint: a form-encoded refresh-token grant of the
+/// fakes' client issues a new token for an hour; anything else is `invalid_grant`.
+async fn oauth_token(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -> Response {
+    // The fake's values are all unreserved characters: no percent-decoding needed.
+    let text = String::from_utf8_lossy(&body);
+    let form: HashMap<&str, &str> = text.split('&').filter_map(|p| p.split_once('=')).collect();
+    let field = |k: &str| form.get(k).copied();
+    let form_encoded = headers
+        .get("content-type")
+        .is_some_and(|v| v == "application/x-www-form-urlencoded");
+    let (id, secret, refresh) = OAUTH_CLIENT;
+    let ok = form_encoded
+        && field("grant_type") == Some("refresh_token")
+        && field("client_id") == Some(id)
+        && field("client_secret") == Some(secret)
+        && field("refresh_token") == Some(refresh);
+    if !ok {
+        f.format_error("oauth", format!("bad token request: {:?}", form.keys()));
+        let error = json!({"error": "invalid_grant", "error_description": "bad grant"});
+        return (StatusCode::BAD_REQUEST, Json(error)).into_response();
+    }
+    let mut tokens = OAUTH_TOKENS.lock().unwrap();
+    tokens.push(0);
+    let token = format!("oauth-{}", tokens.len() - 1);
+    Json(json!({"access_token": token, "expires_in": 3600})).into_response()
+}
+
+/// Whether the request carries a bearer token the fakes issued and have not revoked, counting
+/// the use.
+fn oauth_bearer(headers: &HeaderMap) -> bool {
+    let index = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer oauth-")?.parse::<usize>().ok());
+    let mut tokens = OAUTH_TOKENS.lock().unwrap();
+    let Some(uses) = index.and_then(|i| tokens.get_mut(i)) else {
+        return false;
+    };
+    *uses += 1;
+    *uses <= OAUTH_TOKEN_USES
+}
+
+async fn linkedin(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -> Response {
+    let sink = "linkedin";
+    if let Some(r) = f.fault(sink).await {
+        return r;
+    }
+    if !oauth_bearer(&headers) {
+        let error = json!({"status": 401, "serviceErrorCode": 65601, "message": "The token used in the request has been revoked by the user"});
+        return (StatusCode::UNAUTHORIZED, Json(error)).into_response();
+    }
+    let restli = [
+        ("linkedin-version", "202510"),
+        ("x-restli-protocol-version", "2.0.0"),
+        ("x-restli-method", "BATCH_CREATE"),
+    ];
+    for (name, want) in restli {
+        if headers.get(name).and_then(|v| v.to_str().ok()) != Some(want) {
+            f.format_error(sink, format!("{name} is not {want}"));
+        }
+    }
+    let Some(v) = json_body(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let required = ["conversion", "conversionHappenedAt", "user", "eventId"];
+    let events = check_batch(&f, sink, &v, ("elements", 5000), &required, ("user", &[]));
+    for e in &events {
+        for id in e["user"]["userIds"].as_array().into_iter().flatten() {
+            if id["idType"] == "SHA256_EMAIL" && !is_digest(&id["idValue"]) {
+                f.format_error(sink, "SHA256_EMAIL is not a SHA-256 digest".into());
+            }
+        }
+    }
+    let ids = events
+        .iter()
+        .filter_map(|e| e["eventId"].as_str().map(str::to_owned));
+    f.accept(sink, &v, ids);
+    let statuses: Vec<Value> = events.iter().map(|_| json!({"status": 201})).collect();
+    Json(json!({ "elements": statuses })).into_response()
+}
+
+async fn google_ads(
+    State(f): State<Arc<Fakes>>,
+    Path((_version, upload)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let sink = "google_ads";
+    if upload != "1234567890:uploadClickConversions" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if let Some(r) = f.fault(sink).await {
+        return r;
+    }
+    if !oauth_bearer(&headers) {
+        let error = json!({"error": {"code": 401, "status": "UNAUTHENTICATED",
+            "message": "Request had invalid authentication credentials."}});
+        return (StatusCode::UNAUTHORIZED, Json(error)).into_response();
+    }
+    let developer = headers.get("developer-token").and_then(|v| v.to_str().ok());
+    if developer != Some(GOOGLE_ADS_DEVELOPER_TOKEN) {
+        f.format_error(sink, "missing developer-token".into());
+    }
+    let Some(v) = json_body(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    if v["partialFailure"] != true {
+        f.format_error(sink, "partialFailure is not true".into());
+    }
+    let required = ["conversionAction", "conversionDateTime", "orderId"];
+    let conversions = check_batch(
+        &f,
+        sink,
+        &v,
+        ("conversions", 2000),
+        &required,
+        ("user", &[]),
+    );
+    for c in &conversions {
+        let clicks = ["gclid", "gbraid", "wbraid"]
+            .iter()
+            .filter(|k| c.get(**k).is_some())
+            .count();
+        if clicks != 1 {
+            f.format_error(sink, format!("{clicks} click ids in one conversion"));
+        }
+        for id in c["userIdentifiers"].as_array().into_iter().flatten() {
+            hashed_only(&f, sink, id, &["hashedEmail", "hashedPhoneNumber"]);
+        }
+    }
+    let ids = conversions
+        .iter()
+        .filter_map(|c| c["orderId"].as_str().map(str::to_owned));
+    f.accept(sink, &v, ids);
+    let results: Vec<Value> = conversions.iter().map(|_| json!({})).collect();
+    Json(json!({ "results": results, "jobId": "1" })).into_response()
 }

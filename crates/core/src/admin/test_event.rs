@@ -7,6 +7,8 @@ use std::sync::Arc;
 use crate::admin::{AdminError, AdminResult, Principal};
 use crate::clock::{Clock, Ids};
 use crate::crypto::WorkspaceKeys;
+use crate::deliver::oauth::TokenSource;
+use crate::deliver::send::{send_batches, Outlet, Sent};
 use crate::deliver::{Connector, DropReason, OpenedItem, Outcome, Target};
 use crate::destination::secret_opener::destination_secrets;
 use crate::destination::{DestinationId, DestinationKind};
@@ -67,6 +69,8 @@ pub struct DestinationTester {
     ports: TestPorts,
     connectors: fn(DestinationKind) -> &'static dyn Connector,
     base_urls: fn(DestinationKind) -> &'static str,
+    /// OAuth 2.0 access tokens of the destinations whose vendor takes them.
+    tokens: TokenSource,
 }
 
 impl std::fmt::Debug for DestinationTester {
@@ -83,6 +87,7 @@ impl DestinationTester {
         base_urls: fn(DestinationKind) -> &'static str,
     ) -> Self {
         Self {
+            tokens: TokenSource::new(ports.egress.clone(), ports.clock.clone()),
             ports,
             connectors,
             base_urls,
@@ -147,13 +152,29 @@ impl DestinationTester {
             let (DropReason::Age(r) | DropReason::Invalid(r)) = why;
             return Ok(result(TestOutcome::NotSent, None, r, None));
         }
-        let request = match connector.build(&target, &[&opened]) {
-            Ok(r) => r,
-            Err(r) => return Ok(result(TestOutcome::NotSent, None, r, None)),
+        let outlet = Outlet {
+            egress: &self.ports.egress,
+            tokens: &self.tokens,
+            semaphore: None,
         };
-        let response = match self.ports.egress.post(&request).await {
-            Ok(r) => r,
-            Err(e) => {
+        let sent = send_batches(outlet, connector, &target, &[vec![&opened]]).await;
+        let response = match sent.into_iter().next().unwrap_or(Sent::Panicked) {
+            Sent::Answered(r) => r,
+            Sent::Settled(o, status) => {
+                let (outcome, detail) = match o {
+                    Outcome::Retry { reason, .. } => (TestOutcome::Retryable, reason),
+                    Outcome::Permanent { reason } if status.is_some() => {
+                        (TestOutcome::Rejected, reason)
+                    }
+                    other => (TestOutcome::NotSent, describe(other).1),
+                };
+                return Ok(result(outcome, status, redact(&detail, &secrets), None));
+            }
+            Sent::Panicked => {
+                let why = "sending the test event failed".to_owned();
+                return Ok(result(TestOutcome::NotSent, None, why, None));
+            }
+            Sent::Failed(e) => {
                 let outcome = match e {
                     EgressError::Refused(_) => TestOutcome::NotSent,
                     EgressError::Connect(_) | EgressError::Timeout(_) => TestOutcome::Unreachable,

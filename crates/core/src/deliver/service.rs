@@ -14,7 +14,9 @@ use tokio::sync::Semaphore;
 use super::batching::{plan, Opened};
 use super::flow_control::{Admission, Breaker, Gate, Health};
 use super::hydrate::Unopened;
+use super::oauth::TokenSource;
 use super::retry::{classify, egress_outcome};
+use super::send::{send_batches, Outlet, Sent};
 use super::settings::{Loaded, Settings, Suppressed};
 use super::{Connector, OpenedItem, Outcome, Target};
 use crate::cache::TtlCache;
@@ -130,6 +132,8 @@ pub struct DeliveryService {
     /// Each workspace's suppression tokens, for `settings_ttl`.
     pub(super) suppressed: TtlCache<WorkspaceId, Suppressed>,
     pub(super) stats: StatsSink,
+    /// OAuth 2.0 access tokens of the destinations whose vendor takes them.
+    pub(super) tokens: TokenSource,
 }
 
 crate::debug_fields!(DeliveryService: config);
@@ -167,6 +171,7 @@ impl DeliveryService {
             breakers: Mutex::new(HashMap::new()),
             gates: Mutex::new(HashMap::new()),
             stats: StatsSink::new(ports.stats.clone()),
+            tokens: TokenSource::new(ports.egress.clone(), ports.clock.clone()),
             ports,
             config,
         }
@@ -327,7 +332,8 @@ impl DeliveryService {
     }
 
     /// Sends the opened items in batches as large as the destination allows, several at
-    /// once, and records each item's outcome.
+    /// once ([`send_batches`]: with an access token for an OAuth vendor), and records each
+    /// item's outcome.
     async fn send(
         &self,
         connector: &dyn Connector,
@@ -335,55 +341,41 @@ impl DeliveryService {
         opened: &mut Opened,
         semaphore: Arc<Semaphore>,
     ) -> Health {
-        let batches = {
-            let refs: Vec<&OpenedItem> = opened.items.iter().map(|(_, o)| o).collect();
-            plan(connector, target, &refs)
+        let refs: Vec<&OpenedItem> = opened.items.iter().map(|(_, o)| o).collect();
+        let plan = plan(connector, target, &refs);
+        let batches: Vec<Vec<&OpenedItem>> = plan
+            .iter()
+            .map(|b| b.iter().map(|&p| refs[p]).collect())
+            .collect();
+        let outlet = Outlet {
+            egress: &self.ports.egress,
+            tokens: &self.tokens,
+            semaphore: Some(&semaphore),
         };
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut sending: HashMap<tokio::task::Id, usize> = HashMap::new();
-        for (b, batch) in batches.iter().enumerate() {
-            let refs: Vec<&OpenedItem> = batch.iter().map(|&p| &opened.items[p].1).collect();
-            let request = connector.build(target, &refs);
-            let egress = self.ports.egress.clone();
-            let sem = semaphore.clone();
-            let task = tasks.spawn(async move {
-                match request {
-                    Err(reason) => Err(Err(reason)),
-                    Ok(req) => {
-                        let _permit = sem.acquire_owned().await;
-                        egress.post(&req).await.map_err(Ok)
-                    }
+        let sent = send_batches(outlet, connector, target, &batches).await;
+        let outcomes: Vec<Option<(Outcome, Option<u16>)>> = batches
+            .iter()
+            .zip(sent)
+            .map(|(batch, sent)| match sent {
+                Sent::Answered(resp) => {
+                    let now = self.ports.clock.now();
+                    Some((classify(connector, batch, &resp, now), Some(resp.status)))
                 }
-            });
-            sending.insert(task.id(), b);
-        }
+                Sent::Settled(outcome, status) => Some((outcome, status)),
+                Sent::Failed(e) => Some((egress_outcome(&e), None)),
+                Sent::Panicked => None,
+            })
+            .collect();
         let mut health = Health::default();
-        while let Some(joined) = tasks.join_next_with_id().await {
-            let (task, response) = match joined {
-                Ok((task, response)) => (task, Some(response)),
-                Err(e) => (e.id(), None),
-            };
-            let Some(batch) = sending.get(&task).map(|&b| &batches[b]) else {
-                continue;
-            };
-            let Some(response) = response else {
-                // A panicked send: its items are retried, with the reason in the delivery log.
-                tracing::error!(destination = %target.destination.id, items = batch.len(), "a send task panicked; its items will be retried");
-                opened.panicked(batch);
-                continue;
-            };
-            let (outcome, status) = {
-                let refs: Vec<&OpenedItem> = batch.iter().map(|&p| &opened.items[p].1).collect();
-                match response {
-                    Ok(resp) => {
-                        let now = self.ports.clock.now();
-                        (classify(connector, &refs, &resp, now), Some(resp.status))
-                    }
-                    Err(Err(reason)) => (Outcome::Permanent { reason }, None),
-                    Err(Ok(e)) => (egress_outcome(&e), None),
+        for (batch, outcome) in plan.iter().zip(outcomes) {
+            match outcome {
+                Some((outcome, status)) => opened.record(batch, &outcome, status, &mut health),
+                None => {
+                    // A panicked send: its items are retried, with the reason in the delivery log.
+                    tracing::error!(destination = %target.destination.id, items = batch.len(), "a send task panicked; its items will be retried");
+                    opened.panicked(batch);
                 }
-            };
-            opened.record(batch, &outcome, status, &mut health);
+            }
         }
         health
     }

@@ -1,12 +1,12 @@
 //! Configure-time rules of the ad-platform kinds added after the first four (Snapchat,
-//! Pinterest, Reddit, ...):
+//! Pinterest, Reddit, LinkedIn, Google Ads, ...):
 //! what their `config` values must look like so that a destination that validates can be sent
 //! to. Each rule names the field at fault; [`DestinationSpec::validate`] runs the shared
 //! checks (required and known keys) first.
 
 use serde_json::Value;
 
-use super::{DestinationError, DestinationKind, DestinationSpec};
+use super::{DestinationError, DestinationKind, DestinationSpec, EventFilter};
 
 /// The kind-specific rules of `spec`.
 pub(super) fn validate(spec: &DestinationSpec) -> Result<(), DestinationError> {
@@ -33,6 +33,34 @@ pub(super) fn validate(spec: &DestinationSpec) -> Result<(), DestinationError> {
             let key = spec.secrets.get("write_key").and_then(Value::as_str);
             basic_auth_user("secrets.write_key", key.unwrap_or(""))
         }
+        DestinationKind::Linkedin => {
+            digits("config.conversion_id", cfg("conversion_id"), 20)?;
+            year_month("config.api_version", cfg("api_version"))?;
+            one_conversion(spec, "a LinkedIn conversion rule")
+        }
+        DestinationKind::GoogleAds => {
+            customer_id("config.customer_id", cfg("customer_id"))?;
+            digits(
+                "config.conversion_action_id",
+                cfg("conversion_action_id"),
+                20,
+            )?;
+            if spec.config.get("login_customer_id").is_some() {
+                customer_id("config.login_customer_id", cfg("login_customer_id"))?;
+            }
+            let version = cfg("api_version");
+            let ok = version.strip_prefix('v').is_some_and(|n| {
+                (1..=3).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit())
+            });
+            if !ok {
+                return Err(DestinationError::new(
+                    "config.api_version",
+                    "must be a Google Ads API version such as v22",
+                ));
+            }
+            boolean(spec, "validate_only")?;
+            one_conversion(spec, "a Google Ads conversion action")
+        }
         _ => Ok(()),
     }
 }
@@ -52,6 +80,51 @@ fn basic_auth_user(field: &str, value: &str) -> Result<(), DestinationError> {
             field,
             "must be 1 to 256 visible ASCII characters without ':'",
         ))
+    }
+}
+
+/// A Google Ads customer id: its 10 digits, without the dashes the UI shows (`123-456-7890`).
+fn customer_id(field: &str, value: &str) -> Result<(), DestinationError> {
+    if value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(DestinationError::new(
+            field,
+            "must be the 10-digit customer id, without dashes",
+        ))
+    }
+}
+
+/// A versioned API's `YYYYMM` (LinkedIn's `LinkedIn-Version` header): six digits, a month
+/// from 01 to 12.
+fn year_month(field: &str, value: &str) -> Result<(), DestinationError> {
+    let month = value.get(4..).and_then(|m| m.parse::<u8>().ok());
+    let ok = value.len() == 6
+        && value.bytes().all(|b| b.is_ascii_digit())
+        && month.is_some_and(|m| (1..=12).contains(&m));
+    if ok {
+        Ok(())
+    } else {
+        Err(DestinationError::new(
+            field,
+            "must be a version as YYYYMM, e.g. 202510",
+        ))
+    }
+}
+
+/// A destination whose every event counts as one conversion (a LinkedIn conversion rule, a
+/// Google Ads conversion action) names the events that are that conversion: `events` must be
+/// an allow-list, or every page view would count as a purchase.
+fn one_conversion(spec: &DestinationSpec, what: &str) -> Result<(), DestinationError> {
+    match &spec.events {
+        EventFilter::Allow(names) if !names.is_empty() => Ok(()),
+        _ => Err(DestinationError::new(
+            "events",
+            format!(
+                "{what} counts every event it receives: name the events that are this \
+                 conversion ({{\"allow\": [\"Order Completed\"]}})"
+            ),
+        )),
     }
 }
 
@@ -189,6 +262,89 @@ mod tests {
         for bad in ["a2_x/../events", "t2 x", "a2_x?test=1"] {
             let err = reddit(bad).validate().unwrap_err();
             assert_eq!(err.field, "config.ad_account_id", "{bad}");
+        }
+    }
+
+    fn linkedin(config: serde_json::Value, secrets: serde_json::Value) -> DestinationSpec {
+        serde_json::from_value(json!({"name": "LinkedIn", "kind": "linkedin",
+            "config": config, "secrets": secrets,
+            "events": {"allow": ["Order Completed"]}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_linkedin_destination_needs_its_rule_a_version_the_oauth_secrets_and_named_events() {
+        let oauth = json!({"client_id": "c", "client_secret": "s", "refresh_token": "r"});
+        let config = json!({"conversion_id": "104012", "api_version": "202510"});
+        linkedin(config.clone(), oauth.clone()).validate().unwrap();
+        let cases = [
+            (
+                json!({"conversion_id": "1/2", "api_version": "202510"}),
+                oauth.clone(),
+                "config.conversion_id",
+            ),
+            (
+                json!({"conversion_id": "1", "api_version": "2025-10"}),
+                oauth.clone(),
+                "config.api_version",
+            ),
+            (
+                json!({"conversion_id": "1", "api_version": "202513"}),
+                oauth.clone(),
+                "config.api_version",
+            ),
+            (
+                config.clone(),
+                json!({"client_id": "c", "client_secret": "s"}),
+                "secrets.refresh_token",
+            ),
+            (
+                config.clone(),
+                json!({"access_token": "t"}),
+                "secrets.client_id",
+            ),
+        ];
+        for (config, secrets, field) in cases {
+            let err = linkedin(config, secrets).validate().unwrap_err();
+            assert_eq!(err.field, field);
+        }
+        let mut every_event = linkedin(config, oauth);
+        every_event.events = super::EventFilter::All;
+        let err = every_event.validate().unwrap_err();
+        assert_eq!(err.field, "events");
+        assert!(err.detail.contains("counts every event"), "{}", err.detail);
+    }
+
+    #[test]
+    fn a_google_ads_destination_needs_its_account_action_version_and_developer_token() {
+        let secrets = json!({"client_id": "c", "client_secret": "s", "refresh_token": "r",
+                             "developer_token": "d"});
+        let spec = |config: serde_json::Value, secrets: &serde_json::Value| -> DestinationSpec {
+            serde_json::from_value(
+                json!({"name": "Ads", "kind": "google_ads", "config": config,
+                "secrets": secrets, "events": {"allow": ["Order Completed"]}}),
+            )
+            .unwrap()
+        };
+        let good = json!({"customer_id": "1234567890", "conversion_action_id": "987",
+                          "api_version": "v22", "login_customer_id": "1112223334"});
+        spec(good.clone(), &secrets).validate().unwrap();
+        let mut no_dev = secrets.clone();
+        no_dev.as_object_mut().unwrap().remove("developer_token");
+        let field = spec(good.clone(), &no_dev).validate().unwrap_err().field;
+        assert_eq!(field, "secrets.developer_token");
+        let bad = [
+            ("customer_id", json!("123-456-7890")),
+            ("conversion_action_id", json!("9/8")),
+            ("api_version", json!("22")),
+            ("login_customer_id", json!("12345")),
+            ("validate_only", json!("yes")),
+        ];
+        for (key, value) in bad {
+            let mut config = good.clone();
+            config[key] = value;
+            let err = spec(config, &secrets).validate().unwrap_err();
+            assert_eq!(err.field, format!("config.{key}"));
         }
     }
 

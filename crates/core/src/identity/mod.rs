@@ -4,7 +4,8 @@
 //! before it was SHA-256 hashed, and their ways differ: Meta wants a phone number without
 //! `+` and Google with it, Google folds Gmail addresses, Meta reads dates of birth in many
 //! orders, Google wants some address fields unhashed. So each profile has its own table of
-//! rules ([`meta`], [`google`], [`tiktok`], [`snapchat`], [`pinterest`], [`reddit`], [`microsoft`]), every rule citing the vendor source it follows.
+//! rules ([`meta`], [`google`], [`tiktok`], [`snapchat`], [`pinterest`], [`reddit`],
+//! [`microsoft`], [`linkedin`]), every rule citing the vendor source it follows.
 //!
 //! [`prepare`] turns one raw value into what may leave for a destination: a lowercase hex
 //! SHA-256 digest ([`Prepared::Hashed`]), or, for the Google address fields that Google wants
@@ -21,6 +22,7 @@
 mod cases;
 mod common;
 mod google;
+mod linkedin;
 mod meta;
 mod microsoft;
 mod pinterest;
@@ -54,6 +56,9 @@ pub enum Profile {
     Reddit,
     /// Microsoft Advertising UET Conversions API `userData`.
     Microsoft,
+    /// LinkedIn Conversions API `user.userIds`.
+    #[serde(rename = "linkedin")]
+    LinkedIn,
 }
 
 /// A customer identifier.
@@ -205,6 +210,7 @@ fn rule(profile: Profile, field: Field) -> Rule {
         Profile::Pinterest => pinterest::rule(field),
         Profile::Reddit => reddit::rule(field),
         Profile::Microsoft => microsoft::rule(field),
+        Profile::LinkedIn => linkedin::rule(field),
     }
 }
 
@@ -343,7 +349,7 @@ mod tests {
         );
     }
 
-    const ALL_PROFILES: [Profile; 7] = [
+    const ALL_PROFILES: [Profile; 8] = [
         Profile::Meta,
         Profile::Google,
         Profile::TikTok,
@@ -351,6 +357,7 @@ mod tests {
         Profile::Pinterest,
         Profile::Reddit,
         Profile::Microsoft,
+        Profile::LinkedIn,
     ];
 
     /// Fails to compile when a profile is added: add it to [`ALL_PROFILES`] too, so that every
@@ -364,7 +371,8 @@ mod tests {
             | Profile::Snapchat
             | Profile::Pinterest
             | Profile::Reddit
-            | Profile::Microsoft => {}
+            | Profile::Microsoft
+            | Profile::LinkedIn => {}
         }
     }
 
@@ -509,6 +517,9 @@ mod tests {
                     reason: "invalid email"
                 })
             );
+            if matches!(rule(profile, Field::Phone), Rule::Unsupported) {
+                continue; // LinkedIn takes no phone number
+            }
             let phone = prepare(profile, Field::Phone, "555-123", Hints::default());
             assert_eq!(
                 phone,

@@ -166,7 +166,12 @@ fn secrets(v: BTreeMap<String, String>) -> Value {
 /// `ad_account_id` (+ `test_mode`, `event_names`), secrets `access_token`; `microsoft_ads`
 /// config `tag_id` (digits; + `event_names`), secrets `access_token`; `segment` config
 /// `identifiers` (`hashed` or `scrubbed`; + `event_names`), secrets `write_key`, `endpoint`
-/// the Segment-compatible API's base URL (default `https://api.segment.io`). Webhooks take no
+/// the Segment-compatible API's base URL (default `https://api.segment.io`); `linkedin` config
+/// `conversion_id` (digits), `api_version` (`YYYYMM`), secrets `client_id`, `client_secret`,
+/// `refresh_token` (OAuth 2.0; TrackLayer gets the access tokens), and `events` an allow-list;
+/// `google_ads` config `customer_id` (10 digits), `conversion_action_id`, `api_version`
+/// (`v22`; optional `login_customer_id`, `validate_only`), secrets the OAuth ones and
+/// `developer_token`, and `events` an allow-list. Webhooks take no
 /// `endpoint`: they send to `config.url`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

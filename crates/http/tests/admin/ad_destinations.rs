@@ -78,8 +78,23 @@ async fn check_configure_time_rules(
     refused: &[(Value, Value, &str)],
     accepted: Value,
 ) -> (App, String) {
+    let secret = match kind {
+        "segment" => "write_key",
+        _ => "access_token",
+    };
+    let secrets = json!({ secret: "token-never-shown" });
+    check_rules_with(kind, refused, (accepted, secrets, json!("all"))).await
+}
+
+/// [`check_configure_time_rules`] with the `accepted` config, secrets (each ending in
+/// `-never-shown`) and event filter; answers the app and the created destination's id.
+async fn check_rules_with(
+    kind: &str,
+    refused: &[(Value, Value, &str)],
+    (config, secrets, events): (Value, Value, Value),
+) -> (App, String) {
     let app = App::start().await;
-    let spec = |config: &Value, secrets: &Value| json!({"name": kind, "kind": kind, "config": config, "secrets": secrets});
+    let spec = |config: &Value, secrets: &Value| json!({"name": kind, "kind": kind, "config": config, "secrets": secrets, "events": events});
     for (config, secrets, field) in refused {
         let (status, _, v) = app
             .call(
@@ -92,16 +107,71 @@ async fn check_configure_time_rules(
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
         assert_eq!(v["field"], *field, "{v}");
     }
-    let (secret, purpose) = match kind {
-        "segment" => ("write_key", "analytics"),
-        _ => ("access_token", "advertising"),
+    let purpose = match kind {
+        "segment" => "analytics",
+        _ => "advertising",
     };
-    let good = spec(&accepted, &json!({ secret: "token-never-shown" }));
-    let created = app.post("/admin/v1/destinations", good).await;
+    let created = app
+        .post("/admin/v1/destinations", spec(&config, &secrets))
+        .await;
     assert_eq!(created["kind"], kind);
     assert_eq!(created["consent_purposes"], json!([purpose]));
-    assert!(!created.to_string().contains("token-never-shown"));
+    assert!(!created.to_string().contains("never-shown"), "{created}");
     (app, created["id"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn a_linkedin_destination_takes_oauth_secrets_write_only_naming_the_field_at_fault() {
+    let oauth = json!({"client_id": "id-never-shown", "client_secret": "secret-never-shown",
+                       "refresh_token": "refresh-never-shown"});
+    let config = json!({"conversion_id": "104012", "api_version": "202510"});
+    let refused = [
+        (
+            json!({"conversion_id": "104012/../x", "api_version": "202510"}),
+            oauth.clone(),
+            "config.conversion_id",
+        ),
+        (
+            json!({"conversion_id": "104012", "api_version": "v2"}),
+            oauth.clone(),
+            "config.api_version",
+        ),
+        (
+            config.clone(),
+            json!({"access_token": "a-token-is-not-taken"}),
+            "secrets.client_id",
+        ),
+    ];
+    let events = json!({"allow": ["Order Completed"]});
+    check_rules_with("linkedin", &refused, (config, oauth, events)).await;
+}
+
+#[tokio::test]
+async fn a_google_ads_destination_needs_a_developer_token_and_one_conversion_action() {
+    let secrets = json!({"client_id": "id-never-shown", "client_secret": "secret-never-shown",
+                         "refresh_token": "refresh-never-shown",
+                         "developer_token": "dev-never-shown"});
+    let config = json!({"customer_id": "1234567890", "conversion_action_id": "987654321",
+                        "api_version": "v22"});
+    let mut no_developer_token = secrets.clone();
+    no_developer_token
+        .as_object_mut()
+        .unwrap()
+        .remove("developer_token");
+    let refused = [
+        (
+            json!({"customer_id": "123-456-7890", "conversion_action_id": "1", "api_version": "v22"}),
+            secrets.clone(),
+            "config.customer_id",
+        ),
+        (
+            config.clone(),
+            no_developer_token,
+            "secrets.developer_token",
+        ),
+    ];
+    let events = json!({"allow": ["Order Completed"]});
+    check_rules_with("google_ads", &refused, (config, secrets, events)).await;
 }
 
 #[tokio::test]

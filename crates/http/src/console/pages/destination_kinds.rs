@@ -1,11 +1,11 @@
 //! The destination form's inputs of the ad-platform kinds added with issue 15 (Snapchat,
-//! Pinterest, Reddit, Microsoft Advertising, ...):
+//! Pinterest, Reddit, Microsoft Advertising, LinkedIn, Google Ads, ...):
 //! labels and hints only, like [`super::destination_form::KINDS`]; every rule is the core's.
 
 use super::destination_form::KindForm;
 
 /// The kinds, as offered by the console after the first four.
-pub const AD_KINDS: [KindForm; 5] = [
+pub const AD_KINDS: [KindForm; 7] = [
     (
         "snapchat",
         "Snap Conversions API",
@@ -86,6 +86,49 @@ pub const AD_KINDS: [KindForm; 5] = [
             true,
         )],
     ),
+    (
+        "linkedin",
+        "LinkedIn Conversions API",
+        &[
+            ("conversion_id", "Conversion rule ID", "The numeric ID of a conversion rule whose method is Conversions API, from Campaign Manager; set Events to the events that are this conversion", true),
+            ("api_version", "API version", "LinkedIn-Version as YYYYMM, for example 202510", true),
+        ],
+        OAUTH_SECRETS,
+    ),
+    (
+        "google_ads",
+        "Google Ads click conversions",
+        &[
+            ("customer_id", "Customer ID", "The Google Ads account's 10-digit customer ID, without dashes", true),
+            ("conversion_action_id", "Conversion action ID", "The numeric ID of an upload-clicks conversion action; set Events to the events that are this conversion", true),
+            ("api_version", "API version", "The Google Ads API version, for example v22", true),
+            ("login_customer_id", "Manager account ID", "Optional: the 10-digit manager account the OAuth user signs in through (login-customer-id)", false),
+        ],
+        &[
+            OAUTH_SECRETS[0],
+            OAUTH_SECRETS[1],
+            OAUTH_SECRETS[2],
+            ("developer_token", "Developer token", "The Google Ads API developer token of the manager account", true),
+        ],
+    ),
+];
+
+/// The write-only OAuth 2.0 secrets of a kind whose API takes access tokens: TrackLayer
+/// exchanges them for access tokens itself.
+const OAUTH_SECRETS: &[super::destination_form::Spec] = &[
+    ("client_id", "Client ID", "The OAuth app's client ID", true),
+    (
+        "client_secret",
+        "Client secret",
+        "The OAuth app's client secret",
+        true,
+    ),
+    (
+        "refresh_token",
+        "Refresh token",
+        "A refresh token the app was granted by an account user (with the API's scopes)",
+        true,
+    ),
 ];
 
 #[cfg(test)]
@@ -112,6 +155,24 @@ mod tests {
         assert_eq!(names, ["config.pixel_id", "secrets.access_token"]);
         let token = &got[1];
         assert!(token.secret && token.required && token.value.is_empty());
+        assert!(got[0].routing);
+    }
+
+    #[test]
+    fn the_linkedin_form_asks_for_the_rule_the_version_and_the_write_only_oauth_secrets() {
+        let got = inputs("linkedin", None, None, &["conversion_id"]);
+        let names: Vec<&str> = got.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "config.conversion_id",
+                "config.api_version",
+                "secrets.client_id",
+                "secrets.client_secret",
+                "secrets.refresh_token"
+            ]
+        );
+        assert!(got[2..].iter().all(|i| i.secret && i.value.is_empty()));
         assert!(got[0].routing);
     }
 
