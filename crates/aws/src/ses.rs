@@ -13,11 +13,10 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
 use serde::Serialize;
 use tracklayer_core::error::MailError;
 use tracklayer_core::ports::{Mail, Mailer};
+use tracklayer_sigv4::{error_code, signature_headers, Scope, Unsigned};
 
 /// Codes after which trying the same mail again is pointless.
 const REJECTED: &[&str] = &[
@@ -137,19 +136,18 @@ impl SesClient {
         if status.is_success() {
             return Ok(());
         }
-        let header_code = response
+        let header = response
             .headers()
             .get("x-amzn-errortype")
             .and_then(|v| v.to_str().ok())
-            .map(error_code);
+            .map(str::to_owned);
         let body = response.bytes().await.unwrap_or_default();
-        let code = header_code
-            .or_else(|| body_code(&body))
+        let code = error_code(header.as_deref(), &body)
             .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
         Err(classify(status.as_u16(), code))
     }
 
-    /// Adds SigV4 headers for service `ses`.
+    /// Adds SigV4 headers for service `ses` (the shared signer, `tracklayer-sigv4`).
     async fn sign(&self, request: &mut http::Request<Vec<u8>>) -> Result<(), SesError> {
         let provider = self
             .credentials
@@ -159,49 +157,36 @@ impl SesClient {
             .provide_credentials()
             .await
             .map_err(|e| SesError::Transient(format!("credentials: {e}")))?;
-        let identity = credentials.into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("ses")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| SesError::Refused(format!("signing: {e}")))?
-            .into();
-        let headers: Vec<(&str, &str)> = request
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
-            .collect();
-        let uri = request.uri().to_string();
-        let signable = SignableRequest::new(
-            request.method().as_str(),
-            uri,
-            headers.into_iter(),
-            SignableBody::Bytes(request.body()),
-        )
-        .map_err(|e| SesError::Refused(format!("signing: {e}")))?;
-        let (instructions, _signature) = sign(signable, &params)
-            .map_err(|e| SesError::Refused(format!("signing: {e}")))?
-            .into_parts();
-        instructions.apply_to_request_http1x(request);
+        let added = {
+            let headers: Vec<(&str, &str)> = request
+                .headers()
+                .iter()
+                .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+                .collect();
+            let url = request.uri().to_string();
+            let unsigned = Unsigned {
+                method: request.method().as_str(),
+                url: &url,
+                headers: &headers,
+                body: request.body(),
+            };
+            let scope = Scope {
+                region: &self.region,
+                service: "ses",
+                time: SystemTime::now(),
+            };
+            signature_headers(&unsigned, &credentials, &scope)
+                .map_err(|e| SesError::Refused(e.to_string()))?
+        };
+        for (name, value) in added {
+            let name = http::HeaderName::try_from(name)
+                .map_err(|e| SesError::Refused(format!("signing: {e}")))?;
+            let value = http::HeaderValue::try_from(value)
+                .map_err(|e| SesError::Refused(format!("signing: {e}")))?;
+            request.headers_mut().insert(name, value);
+        }
         Ok(())
     }
-}
-
-/// `MessageRejected:http://internal.amazon.com/...` → `MessageRejected`.
-fn error_code(raw: &str) -> String {
-    raw.split(':').next().unwrap_or(raw).trim().to_owned()
-}
-
-/// The error code of a REST-JSON error body (`__type`, `code` or `Code`), if any.
-fn body_code(body: &[u8]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    ["__type", "code", "Code"]
-        .iter()
-        .find_map(|k| value.get(*k).and_then(|v| v.as_str()))
-        .map(|raw| error_code(raw.rsplit('#').next().unwrap_or(raw)))
 }
 
 fn classify(status: u16, code: String) -> SesError {
@@ -325,19 +310,6 @@ impl Mailer for SesMailer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_codes_lose_their_documentation_suffix_and_namespace() {
-        assert_eq!(
-            error_code("MessageRejected:http://internal.amazon.com/coral/"),
-            "MessageRejected"
-        );
-        assert_eq!(
-            body_code(br#"{"__type":"com.amazonaws.ses#TooManyRequestsException"}"#).as_deref(),
-            Some("TooManyRequestsException")
-        );
-        assert_eq!(body_code(b"not json"), None);
-    }
 
     #[test]
     fn throttling_and_server_errors_are_transient_and_refusals_are_not() {

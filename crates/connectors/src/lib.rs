@@ -1,7 +1,8 @@
 //! Destination wire formats, one module per vendor: [`meta`] (Meta Conversions API), [`ga4`]
 //! (GA4 Measurement Protocol), [`tiktok`] (TikTok Events API 2.0), [`webhook`] (Standard
 //! Webhooks), [`snapchat`] (Snap Conversions API v3), [`pinterest`] (Pinterest
-//! Conversions API v5) and [`reddit`] (Reddit Conversions API v2.0), plus [`names`], the mapping from Segment event names to each vendor's standard
+//! Conversions API v5), [`reddit`] (Reddit Conversions API v2.0) and [`firehose`] (Amazon Data
+//! Firehose `PutRecordBatch`), plus [`names`], the mapping from Segment event names to each vendor's standard
 //! events.
 //!
 //! Pure code: each connector turns opened [`DeliveryItem`](tracklayer_core::event::DeliveryItem)s
@@ -17,6 +18,7 @@
 mod common;
 #[cfg(test)]
 mod erasure_guidance_tests;
+pub mod firehose;
 pub mod ga4;
 pub mod meta;
 pub mod names;
@@ -39,6 +41,7 @@ static WEBHOOK: webhook::Webhook = webhook::Webhook;
 static SNAPCHAT: snapchat::Snapchat = snapchat::Snapchat;
 static PINTEREST: pinterest::Pinterest = pinterest::Pinterest;
 static REDDIT: reddit::Reddit = reddit::Reddit;
+static FIREHOSE: firehose::Firehose = firehose::Firehose;
 
 /// The connector of a destination kind.
 pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
@@ -50,11 +53,12 @@ pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
         DestinationKind::Snapchat => &SNAPCHAT,
         DestinationKind::Pinterest => &PINTEREST,
         DestinationKind::Reddit => &REDDIT,
+        DestinationKind::Firehose => &FIREHOSE,
     }
 }
 
 /// The vendor's production base URL. Webhooks have none (`""`): their URL is the
-/// destination's `endpoint`, else `config.url`.
+/// destination's `endpoint`, else `config.url`; Firehose's depends on `config.region`.
 pub fn default_base_url(kind: DestinationKind) -> &'static str {
     match kind {
         DestinationKind::MetaCapi => "https://graph.facebook.com",
@@ -64,6 +68,8 @@ pub fn default_base_url(kind: DestinationKind) -> &'static str {
         DestinationKind::Snapchat => "https://tr.snapchat.com",
         DestinationKind::Pinterest => "https://api.pinterest.com",
         DestinationKind::Reddit => "https://ads-api.reddit.com",
+        // Regional: `https://firehose.<config.region>.amazonaws.com` (the connector's URL).
+        DestinationKind::Firehose => "",
     }
 }
 

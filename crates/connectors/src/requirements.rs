@@ -19,7 +19,8 @@
 //! | `reddit` | `reddit_max_age_7_days` | its timestamp is over 7 days old |
 //! | `reddit` | `reddit_requires_customer_information` | it has no click id, no hashed email or external id, and not both IP address and user agent |
 //!
-//! TikTok and webhooks take every event they are routed.
+//! TikTok, webhooks and Firehose take every event they are routed (Firehose dead-letters a
+//! record over 1,000 KiB: its `screen`, not a rule of the event).
 
 use time::Duration;
 use tracklayer_core::deliver::{DropReason, OpenedItem, Target};
@@ -72,7 +73,7 @@ fn check(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
             "Reddit needs a click id, a hashed email or external id, or both the IP address and \
              the user agent",
         ),
-        DestinationKind::Tiktok | DestinationKind::Webhook => None,
+        DestinationKind::Tiktok | DestinationKind::Webhook | DestinationKind::Firehose => None,
     }
 }
 
@@ -92,7 +93,10 @@ fn age_limit(
         DestinationKind::Reddit => {
             Some(("reddit_max_age_7_days", "Reddit", reddit::MAX_AGE, "7 days"))
         }
-        DestinationKind::Tiktok | DestinationKind::Webhook | DestinationKind::Pinterest => None,
+        DestinationKind::Tiktok
+        | DestinationKind::Webhook
+        | DestinationKind::Pinterest
+        | DestinationKind::Firehose => None,
     }
 }
 

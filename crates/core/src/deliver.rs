@@ -76,6 +76,10 @@ pub enum DropReason {
     Age(String),
     /// The destination could not accept it (GA4 name rules, a missing client id, ...).
     Invalid(String),
+    /// The destination can never take it as it is (a Firehose record over 1,000 KiB): not
+    /// sent, but dead-lettered with the reason (kept and shown for replay), never silently
+    /// dropped.
+    Unsendable(String),
 }
 
 /// What a response means for the items of a request.
@@ -99,6 +103,22 @@ pub enum Outcome {
 pub trait Connector: Send + Sync {
     /// Most items one request may carry for this target.
     fn batch_limit(&self, target: &Target<'_>) -> usize;
+    /// Most bytes one request's items may add up to ([`Connector::size`]), if the vendor has
+    /// such a limit (Firehose: 4 MiB per `PutRecordBatch`). None by default.
+    fn max_request_size(&self, _target: &Target<'_>) -> Option<usize> {
+        None
+    }
+    /// The bytes an item adds to a request, counted against [`Connector::max_request_size`].
+    fn size(&self, _target: &Target<'_>, _item: &OpenedItem) -> usize {
+        0
+    }
+    /// The role whose temporary credentials sign this target's requests (Firehose with a
+    /// customer's role ARN): the delivery service assumes it ([`RoleCredentials`]) and hands
+    /// the credentials to [`Connector::build`] among the opened secrets
+    /// ([`roles::ASSUMED_SECRETS`]). None by default.
+    fn assumed_role(&self, _target: &Target<'_>) -> Option<roles::RoleRequest> {
+        None
+    }
     /// Whether an item can be sent at all, checked before building (by default, every item
     /// can).
     fn screen(&self, _target: &Target<'_>, _item: &OpenedItem) -> Result<(), DropReason> {
@@ -120,6 +140,8 @@ pub trait Connector: Send + Sync {
 
 mod batching;
 pub use batching::batches;
+pub mod roles;
+pub use roles::RoleCredentials;
 mod flow_control;
 mod retry;
 pub use retry::{classify_status, retry_after};

@@ -14,6 +14,7 @@ use crate::identity::Profile;
 use crate::name::Name;
 use crate::workspace::WorkspaceId;
 
+mod firehose_rules;
 pub mod secret_opener;
 mod vendor_rules;
 
@@ -30,10 +31,12 @@ pub enum DestinationKind {
     Pinterest,
     /// Reddit Conversions API v2.0.
     Reddit,
+    /// Amazon Data Firehose (`PutRecordBatch`): the customer's own stream.
+    Firehose,
 }
 
 impl DestinationKind {
-    pub const ALL: [DestinationKind; 7] = [
+    pub const ALL: [DestinationKind; 8] = [
         Self::MetaCapi,
         Self::Ga4,
         Self::Tiktok,
@@ -41,6 +44,7 @@ impl DestinationKind {
         Self::Snapchat,
         Self::Pinterest,
         Self::Reddit,
+        Self::Firehose,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +56,7 @@ impl DestinationKind {
             Self::Snapchat => "snapchat",
             Self::Pinterest => "pinterest",
             Self::Reddit => "reddit",
+            Self::Firehose => "firehose",
         }
     }
 
@@ -60,7 +65,8 @@ impl DestinationKind {
         match self {
             // Webhooks get Meta-normalized hashes: the strictest published rules, and the
             // ones most receivers (CDPs, warehouses) match against.
-            Self::MetaCapi | Self::Webhook => Profile::Meta,
+            // Firehose too: a warehouse joins on the same hashes as a webhook receiver.
+            Self::MetaCapi | Self::Webhook | Self::Firehose => Profile::Meta,
             Self::Ga4 => Profile::Google,
             Self::Tiktok => Profile::TikTok,
             Self::Snapchat => Profile::Snapchat,
@@ -75,7 +81,7 @@ impl DestinationKind {
             Self::MetaCapi | Self::Tiktok | Self::Snapchat | Self::Pinterest | Self::Reddit => {
                 vec![Purpose::advertising()]
             }
-            Self::Ga4 => vec![Purpose::analytics()],
+            Self::Ga4 | Self::Firehose => vec![Purpose::analytics()],
             Self::Webhook => Vec::new(),
         }
     }
@@ -89,6 +95,8 @@ impl DestinationKind {
             Self::Webhook => (&["url"], &["signing_secret"]),
             Self::Snapchat => (&["pixel_id"], &["access_token"]),
             Self::Pinterest | Self::Reddit => (&["ad_account_id"], &["access_token"]),
+            // Credentials: `config.role_arn` or both static keys (`firehose_rules`).
+            Self::Firehose => (&["stream_name", "region"], &[]),
         }
     }
 
@@ -103,6 +111,7 @@ impl DestinationKind {
             Self::Webhook => &["url"],
             Self::Snapchat => &["pixel_id"],
             Self::Pinterest | Self::Reddit => &["ad_account_id"],
+            Self::Firehose => &["stream_name", "region", "role_arn"],
         }
     }
 
@@ -131,6 +140,10 @@ impl DestinationKind {
             Self::Pinterest | Self::Reddit => (
                 &["ad_account_id", "test_mode", "event_names"],
                 &["access_token"],
+            ),
+            Self::Firehose => (
+                &["stream_name", "region", "role_arn"],
+                &["aws_access_key_id", "aws_secret_access_key"],
             ),
         }
     }
@@ -345,6 +358,7 @@ impl DestinationSpec {
             DestinationKind::Snapchat | DestinationKind::Pinterest | DestinationKind::Reddit => {
                 vendor_rules::validate(self)?
             }
+            DestinationKind::Firehose => firehose_rules::validate(self)?,
             DestinationKind::Webhook => {
                 if let Some(size) = self.config.get("batch_size") {
                     let ok = size.as_u64().is_some_and(|n| (1..=1000).contains(&n));

@@ -40,6 +40,7 @@ pub(super) fn plan(
     items: &[&OpenedItem],
 ) -> Vec<Vec<usize>> {
     let limit = connector.batch_limit(target).max(1);
+    let max_size = connector.max_request_size(target);
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut by_key: HashMap<Option<String>, usize> = HashMap::new();
     for (pos, o) in items.iter().enumerate() {
@@ -49,10 +50,32 @@ pub(super) fn plan(
         });
         groups[g].push(pos);
     }
-    groups
-        .into_iter()
-        .flat_map(|list| list.chunks(limit).map(<[_]>::to_vec).collect::<Vec<_>>())
-        .collect()
+    let Some(max_size) = max_size else {
+        return groups
+            .into_iter()
+            .flat_map(|list| list.chunks(limit).map(<[_]>::to_vec).collect::<Vec<_>>())
+            .collect();
+    };
+    // Chunks of at most `limit` items whose sizes add up to at most `max_size` (an item larger
+    // than `max_size` alone goes alone: the connector's `screen` keeps such items out).
+    let mut out = Vec::new();
+    for list in groups {
+        let (mut chunk, mut bytes) = (Vec::new(), 0usize);
+        for pos in list {
+            let size = connector.size(target, items[pos]);
+            if !chunk.is_empty() && (chunk.len() == limit || bytes.saturating_add(size) > max_size)
+            {
+                out.push(std::mem::take(&mut chunk));
+                bytes = 0;
+            }
+            chunk.push(pos);
+            bytes = bytes.saturating_add(size);
+        }
+        if !chunk.is_empty() {
+            out.push(chunk);
+        }
+    }
+    out
 }
 
 impl DeliveryService {
@@ -134,6 +157,10 @@ fn open_one(
         Ok(()) => Ok(o),
         Err(DropReason::Age(r)) => Err(ItemResult::Dropped(format!("age: {r}"))),
         Err(DropReason::Invalid(r)) => Err(ItemResult::Dropped(format!("invalid: {r}"))),
+        Err(DropReason::Unsendable(reason)) => Err(ItemResult::Permanent {
+            reason,
+            status: None,
+        }),
     }
 }
 

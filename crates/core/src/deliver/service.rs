@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 use super::batching::{plan, Opened};
 use super::flow_control::{Admission, Breaker, Gate, Health};
 use super::retry::{classify, egress_outcome};
+use super::roles::{AssumedRoles, NoRoles};
 use super::settings::{Loaded, Settings, Suppressed};
 use super::{Connector, OpenedItem, Outcome, Target};
 use crate::cache::TtlCache;
@@ -126,6 +127,8 @@ pub struct DeliveryService {
     /// Each workspace's suppression tokens, for `settings_ttl`.
     pub(super) suppressed: TtlCache<WorkspaceId, Suppressed>,
     pub(super) stats: StatsSink,
+    /// Destinations' assumed roles and their cached credentials ([`super::roles`]).
+    pub(super) roles: AssumedRoles,
 }
 
 crate::debug_fields!(DeliveryService: config);
@@ -163,6 +166,7 @@ impl DeliveryService {
             breakers: Mutex::new(HashMap::new()),
             gates: Mutex::new(HashMap::new()),
             stats: StatsSink::new(ports.stats.clone()),
+            roles: AssumedRoles::new(Arc::new(NoRoles), ports.clock.clone()),
             ports,
             config,
         }
@@ -327,6 +331,19 @@ impl DeliveryService {
         opened: &mut Opened,
         semaphore: Arc<Semaphore>,
     ) -> Health {
+        let assumed = match self.assumed_secrets(connector, target).await {
+            Ok(assumed) => assumed,
+            Err(outcome) => {
+                let all: Vec<usize> = (0..opened.items.len()).collect();
+                let mut health = Health::default();
+                opened.record(&all, &outcome, None, &mut health);
+                return health;
+            }
+        };
+        let target = &Target {
+            secrets: assumed.as_ref().unwrap_or(target.secrets),
+            ..*target
+        };
         let batches = {
             let refs: Vec<&OpenedItem> = opened.items.iter().map(|(_, o)| o).collect();
             plan(connector, target, &refs)

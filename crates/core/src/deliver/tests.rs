@@ -44,7 +44,9 @@ const VISIBILITY: Duration = Duration::from_secs(120);
 /// A vendor format for the specification: a request carries the event ids; an answer of 200
 /// with `{"refuse": [i], "retry": [j]}` refuses or defers single items; other statuses are
 /// classified like every connector does (`classify_status`), without a clock of its own.
-/// An item named `invalid` is screened out.
+/// An item named `invalid` is screened out, one named `unsendable` dead-lettered unsent; an
+/// item named `big` counts 60 bytes against `config.max_bytes`, any other 10; `config.role_arn`
+/// names a role to assume, and a request carries the `aws_access_key_id` it was given.
 struct ScriptedConnector;
 
 impl Connector for ScriptedConnector {
@@ -56,15 +58,35 @@ impl Connector for ScriptedConnector {
     fn screen(&self, _target: &Target<'_>, item: &OpenedItem) -> Result<(), DropReason> {
         match item.item.name.as_deref() {
             Some("invalid") => Err(DropReason::Invalid("scripted: not acceptable".into())),
+            Some("unsendable") => Err(DropReason::Unsendable("scripted: too large".into())),
             _ => Ok(()),
         }
+    }
+    fn max_request_size(&self, target: &Target<'_>) -> Option<usize> {
+        target.destination.config["max_bytes"]
+            .as_u64()
+            .map(|n| n as usize)
+    }
+    fn size(&self, _target: &Target<'_>, item: &OpenedItem) -> usize {
+        match item.item.name.as_deref() {
+            Some("big") => 60,
+            _ => 10,
+        }
+    }
+    fn assumed_role(&self, target: &Target<'_>) -> Option<super::roles::RoleRequest> {
+        let arn = target.destination.config["role_arn"].as_str()?;
+        Some(super::roles::RoleRequest::for_target(target, arn))
     }
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {
         let ids: Vec<String> = items.iter().map(|o| o.item.event_id.to_string()).collect();
         Ok(HttpRequest {
             url: format!("{}/events", target.base_url),
             headers: Vec::new(),
-            body: serde_json::to_vec(&json!({ "ids": ids })).map_err(|e| e.to_string())?,
+            body: serde_json::to_vec(&json!({
+                "ids": ids,
+                "key": target.secrets.get("aws_access_key_id"),
+            }))
+            .map_err(|e| e.to_string())?,
         })
     }
     fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
@@ -126,6 +148,8 @@ fn base_url(_kind: DestinationKind) -> &'static str {
 struct ScriptedEgress {
     script: Mutex<VecDeque<Result<HttpResponse, EgressError>>>,
     requests: Mutex<Vec<Vec<String>>>,
+    /// The `aws_access_key_id` each request was built with (`null`: none).
+    keys: Mutex<Vec<Value>>,
 }
 
 impl ScriptedEgress {
@@ -154,6 +178,7 @@ impl Egress for ScriptedEgress {
             .map(|v| v.as_str().unwrap().to_owned())
             .collect();
         self.requests.lock().unwrap().push(ids);
+        self.keys.lock().unwrap().push(sent["key"].clone());
         let next = self.script.lock().unwrap().pop_front();
         next.unwrap_or_else(|| {
             Ok(HttpResponse {
@@ -1251,3 +1276,6 @@ async fn a_failing_stats_store_neither_fails_nor_changes_a_delivery() {
     assert!(w.queue.waiting().is_empty());
     assert_eq!(w.service.stats_failures_total(), 1);
 }
+
+/// Assumed roles, size-limited requests, items dead-lettered unsent.
+mod roles;
