@@ -212,6 +212,8 @@ async fn mailer() -> SesMailer {
 
 #[path = "moto/erasure.rs"]
 mod erasure;
+#[path = "moto/firehose.rs"]
+mod firehose;
 #[path = "moto/scan.rs"]
 mod scan;
 
