@@ -10,9 +10,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use tracklayer_core::clock::Clock;
-use tracklayer_core::deliver::service::{
-    DeliveryConfig, DeliveryPorts, DeliveryService, Disposition,
-};
+use tracklayer_core::deliver::service::{DeliveryConfig, DeliveryService, Disposition};
 use tracklayer_core::destination::secret_opener::secrets_aad;
 use tracklayer_core::event::{DeliveryItem, QueueBody};
 use tracklayer_core::keys::KeyKind;
@@ -189,26 +187,20 @@ impl World {
     ) -> Arc<DeliveryService> {
         let stack = &self.stack;
         Arc::new(
-            DeliveryService::new(
-                DeliveryPorts {
-                    control: stack.control.clone(),
-                    queue: stack.queue.clone(),
-                    log: stack.log.clone(),
-                    keyring: stack.keyring.clone(),
-                    egress,
-                    suppressions: stack.dsr.clone(),
-                    clock: Arc::new(SystemClock),
-                    ids: Arc::new(tracklayer_core::clock::SystemIds),
-                    connectors: tracklayer_connectors::connector,
-                    base_urls: tracklayer_connectors::default_base_url,
-                    stats: Arc::new(stats().await),
-                },
+            delivery_on_moto(
+                stack.control.clone(),
+                stack.queue.clone(),
+                stack.log.clone(),
+                stack.keyring.clone(),
+                stack.dsr.clone(),
+                egress,
                 DeliveryConfig {
                     backoff_base: Duration::ZERO,
                     backoff_cap: Duration::ZERO,
                     ..DeliveryConfig::default()
                 },
             )
+            .await
             .with_role_credentials(Arc::new(clients_in("us-east-1").await.sts)),
         )
     }
@@ -301,8 +293,11 @@ fn stored_view_line(item: &DeliveryItem) -> String {
 /// headers.
 #[derive(Default)]
 struct PartlyFailingFirehose {
-    calls: std::sync::Mutex<Vec<(Vec<String>, Vec<(String, String)>)>>,
+    calls: std::sync::Mutex<Vec<Call>>,
 }
+
+/// A request's records (decoded) and headers.
+type Call = (Vec<String>, Vec<(String, String)>);
 
 #[async_trait]
 impl tracklayer_core::ports::Egress for PartlyFailingFirehose {
