@@ -24,7 +24,7 @@ pub const REDDIT_TOKEN: &str = "redditDeliveryTestToken";
 /// The Pinterest ad account the fake serves.
 const PINTEREST_ACCOUNT: &str = "549757463328";
 
-/// The ad-platform destinations of issue 15 pointed at the fakes on `base`: (the fake's sink
+/// The ad-platform destinations of issue 15 (and Firehose) pointed at the fakes on `base`: (the fake's sink
 /// name, the destination definition), with the batch limit each vendor documents.
 pub fn ad_destinations(base: &str) -> Vec<(&'static str, Value, usize)> {
     vec![
@@ -48,6 +48,14 @@ pub fn ad_destinations(base: &str) -> Vec<(&'static str, Value, usize)> {
                    "config": {"ad_account_id": "a2_delivery"},
                    "secrets": {"access_token": REDDIT_TOKEN}}),
             1000,
+        ),
+        (
+            "firehose",
+            json!({"name": "Firehose", "kind": "firehose", "endpoint": base,
+                   "config": {"stream_name": super::FIREHOSE_STREAM, "region": "us-east-1"},
+                   "secrets": {"aws_access_key_id": super::FIREHOSE_KEY_ID,
+                               "aws_secret_access_key": super::FIREHOSE_SECRET_KEY}}),
+            500,
         ),
     ]
 }
@@ -99,7 +107,7 @@ fn is_digest(v: &Value) -> bool {
 }
 
 /// Checks that every listed `keys` of `user` holds only SHA-256 digests.
-fn hashed_only(f: &Fakes, sink: &str, user: &Value, keys: &[&str]) {
+pub(super) fn hashed_only(f: &Fakes, sink: &str, user: &Value, keys: &[&str]) {
     for key in keys {
         let Some(v) = user.get(*key) else { continue };
         let all = match v {
