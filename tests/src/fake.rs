@@ -1,4 +1,5 @@
-//! Fake Meta, GA4, TikTok, webhook and (in [`ads`]) the newer ad-platform servers on loopback. They check each connector's wire
+//! Fake Meta, GA4, TikTok, webhook, (in [`ads`]) the newer ad-platform servers and (in
+//! [`firehose`]) Amazon Data Firehose on loopback. They check each connector's wire
 //! format, record the event ids of the requests they accept, and inject faults on demand.
 
 use std::collections::HashMap;
@@ -19,10 +20,12 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 mod ads;
+mod firehose;
 pub use ads::{
     ad_destinations, MICROSOFT_ADS_TOKEN, PINTEREST_TOKEN, REDDIT_TOKEN, SEGMENT_WRITE_KEY,
     SNAPCHAT_TOKEN,
 };
+pub use firehose::{FIREHOSE_KEY_ID, FIREHOSE_SECRET_KEY, FIREHOSE_STREAM};
 
 /// What a fake answers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -251,6 +254,7 @@ pub async fn serve(fakes: Arc<Fakes>) -> String {
         .route("/open_api/v1.3/event/track/", post(tiktok))
         .route("/hook/{name}", post(webhook))
         .merge(ads::routes())
+        .merge(firehose::routes())
         .with_state(fakes);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();

@@ -20,6 +20,8 @@ mod delivery;
 mod dsr;
 #[path = "e2e/durability.rs"]
 mod durability;
+#[path = "e2e/firehose_fake.rs"]
+mod firehose_fake;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
 #[path = "e2e/operator.rs"]

@@ -11,7 +11,9 @@ mod error;
 mod kms;
 pub mod provision;
 mod ses;
+mod signed;
 mod sqs;
+mod sts;
 
 pub use config::{AwsConfig, ConfigError, QueueUrls, TableNames};
 pub use dynamo::audit::DynamoAuditLog;
@@ -24,6 +26,7 @@ pub use dynamo::stats::DynamoStats;
 pub use kms::KmsKeyring;
 pub use ses::{SesClient, SesError, SesMailer};
 pub use sqs::{decode_body as decode_queue_body, SqsDeliveryQueue};
+pub use sts::StsRoles;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls;
@@ -35,6 +38,8 @@ pub struct AwsClients {
     pub sqs: aws_sdk_sqs::Client,
     pub kms: aws_sdk_kms::Client,
     pub ses: SesClient,
+    /// STS `AssumeRole`, for destinations signed with a customer's role (Firehose).
+    pub sts: StsRoles,
 }
 
 impl AwsClients {
@@ -57,6 +62,7 @@ impl AwsClients {
             sqs: aws_sdk_sqs::Client::new(sdk),
             kms: aws_sdk_kms::Client::new(sdk),
             ses: SesClient::new(sdk),
+            sts: StsRoles::new(sdk),
         }
     }
 }

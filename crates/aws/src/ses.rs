@@ -1,23 +1,20 @@
 //! `Mailer` on SES v2 (`SendEmail`, simple content, from the stack's verified sender).
 //!
 //! Two SES v2 operations are all TrackLayer uses, so they are two SigV4-signed REST-JSON
-//! requests over the workspace's reqwest/rustls client rather than the generated
+//! requests ([`SignedRest`], shared with STS) rather than the generated
 //! `aws-sdk-sesv2` crate: that crate alone took 275 s of every cold build (CI and `make
 //! lambda`), for two calls. Credentials, region and endpoint still come from the SDK's
 //! configuration, so the standard credential chain and `AWS_ENDPOINT_URL` (moto) apply.
 //!
 //! Errors never carry SES's message text: it can name a recipient address.
 
-use std::time::{Duration, SystemTime};
-
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
 use serde::Serialize;
 use tracklayer_core::error::MailError;
 use tracklayer_core::ports::{Mail, Mailer};
+
+use crate::signed::{CallError, SignedRest};
 
 /// Codes after which trying the same mail again is pointless.
 const REJECTED: &[&str] = &[
@@ -32,14 +29,10 @@ const REJECTED: &[&str] = &[
 /// Codes that mean "slow down and try again".
 const THROTTLED: &[&str] = &["TooManyRequestsException", "LimitExceededException"];
 
-/// A signed SES v2 client: the HTTP client, where SES is, and who we are.
+/// A signed SES v2 client ([`SignedRest`]).
 #[derive(Debug, Clone)]
 pub struct SesClient {
-    http: reqwest::Client,
-    /// `https://email.<region>.amazonaws.com`, or the configured endpoint (moto).
-    endpoint: String,
-    region: String,
-    credentials: Option<SharedCredentialsProvider>,
+    rest: SignedRest,
 }
 
 /// Why an SES call failed, classified by what the caller should do.
@@ -56,27 +49,8 @@ pub enum SesError {
 impl SesClient {
     /// A client for the region, endpoint and credentials of an SDK configuration.
     pub fn new(sdk: &SdkConfig) -> Self {
-        let region = sdk
-            .region()
-            .map(|r| r.as_ref().to_owned())
-            .unwrap_or_else(|| "us-east-1".to_owned());
-        let endpoint = sdk
-            .endpoint_url()
-            .map(|u| u.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| format!("https://email.{region}.amazonaws.com"));
-        // The SES API endpoint of the SDK config, never a customer URL (and the egress guard
-        // would refuse moto on loopback in tests).
-        // nosemgrep: tl-reqwest-outside-egress — AWS endpoint, see above
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("a reqwest client with rustls and timeouts always builds");
         Self {
-            http,
-            endpoint,
-            region,
-            credentials: sdk.credentials_provider(),
+            rest: SignedRest::new(sdk, "ses", "email"),
         }
     }
 
@@ -118,90 +92,13 @@ impl SesClient {
     /// POSTs a signed JSON body and classifies the answer.
     async fn call(&self, path: &str, body: &impl Serialize) -> Result<(), SesError> {
         let body = serde_json::to_vec(body).map_err(|e| SesError::Refused(e.to_string()))?;
-        let url = format!("{}{path}", self.endpoint);
-        let mut request = http::Request::builder()
-            .method("POST")
-            .uri(&url)
-            .header("content-type", "application/json")
-            .body(body)
-            .map_err(|e| SesError::Refused(format!("request: {e}")))?;
-        self.sign(&mut request).await?;
-        let request = reqwest::Request::try_from(request)
-            .map_err(|e| SesError::Refused(format!("request: {e}")))?;
-        let response = self
-            .http
-            .execute(request)
-            .await
-            .map_err(|e| SesError::Transient(transport_kind(&e).to_owned()))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
+        match self.rest.post(path, "application/json", body).await {
+            Ok(_) => Ok(()),
+            Err(CallError::Unsendable(why)) => Err(SesError::Refused(why)),
+            Err(CallError::Unavailable(why)) => Err(SesError::Transient(why)),
+            Err(CallError::Refused(r)) => Err(classify(r.status, r.code)),
         }
-        let header_code = response
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .map(error_code);
-        let body = response.bytes().await.unwrap_or_default();
-        let code = header_code
-            .or_else(|| body_code(&body))
-            .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
-        Err(classify(status.as_u16(), code))
     }
-
-    /// Adds SigV4 headers for service `ses`.
-    async fn sign(&self, request: &mut http::Request<Vec<u8>>) -> Result<(), SesError> {
-        let provider = self
-            .credentials
-            .as_ref()
-            .ok_or_else(|| SesError::Refused("no AWS credentials are configured".into()))?;
-        let credentials = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| SesError::Transient(format!("credentials: {e}")))?;
-        let identity = credentials.into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("ses")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| SesError::Refused(format!("signing: {e}")))?
-            .into();
-        let headers: Vec<(&str, &str)> = request
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
-            .collect();
-        let uri = request.uri().to_string();
-        let signable = SignableRequest::new(
-            request.method().as_str(),
-            uri,
-            headers.into_iter(),
-            SignableBody::Bytes(request.body()),
-        )
-        .map_err(|e| SesError::Refused(format!("signing: {e}")))?;
-        let (instructions, _signature) = sign(signable, &params)
-            .map_err(|e| SesError::Refused(format!("signing: {e}")))?
-            .into_parts();
-        instructions.apply_to_request_http1x(request);
-        Ok(())
-    }
-}
-
-/// `MessageRejected:http://internal.amazon.com/...` → `MessageRejected`.
-fn error_code(raw: &str) -> String {
-    raw.split(':').next().unwrap_or(raw).trim().to_owned()
-}
-
-/// The error code of a REST-JSON error body (`__type`, `code` or `Code`), if any.
-fn body_code(body: &[u8]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    ["__type", "code", "Code"]
-        .iter()
-        .find_map(|k| value.get(*k).and_then(|v| v.as_str()))
-        .map(|raw| error_code(raw.rsplit('#').next().unwrap_or(raw)))
 }
 
 fn classify(status: u16, code: String) -> SesError {
@@ -211,17 +108,6 @@ fn classify(status: u16, code: String) -> SesError {
         SesError::Transient(code)
     } else {
         SesError::Refused(code)
-    }
-}
-
-/// A transport error's kind, without the URL or anything the peer sent.
-fn transport_kind(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "transport error"
     }
 }
 
@@ -325,19 +211,6 @@ impl Mailer for SesMailer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_codes_lose_their_documentation_suffix_and_namespace() {
-        assert_eq!(
-            error_code("MessageRejected:http://internal.amazon.com/coral/"),
-            "MessageRejected"
-        );
-        assert_eq!(
-            body_code(br#"{"__type":"com.amazonaws.ses#TooManyRequestsException"}"#).as_deref(),
-            Some("TooManyRequestsException")
-        );
-        assert_eq!(body_code(b"not json"), None);
-    }
 
     #[test]
     fn throttling_and_server_errors_are_transient_and_refusals_are_not() {

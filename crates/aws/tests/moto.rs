@@ -214,8 +214,39 @@ async fn mailer() -> SesMailer {
     SesMailer::new(c.ses, SENDER)
 }
 
+/// Delivery over moto's stores and `egress`, with the real connectors and the system clock.
+async fn delivery_on_moto(
+    control: Arc<dyn tracklayer_core::ports::ControlReader>,
+    queue: Arc<dyn tracklayer_core::ports::DeliveryQueue>,
+    log: Arc<dyn DeliveryLog>,
+    keyring: Arc<dyn Keyring>,
+    suppressions: Arc<dyn tracklayer_core::ports::SuppressionList>,
+    egress: Arc<dyn tracklayer_core::ports::Egress>,
+    config: tracklayer_core::deliver::service::DeliveryConfig,
+) -> tracklayer_core::deliver::service::DeliveryService {
+    tracklayer_core::deliver::service::DeliveryService::new(
+        tracklayer_core::deliver::service::DeliveryPorts {
+            control,
+            queue,
+            log,
+            events: Arc::new(event_store().await),
+            keyring,
+            egress,
+            suppressions,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(tracklayer_core::clock::SystemIds),
+            connectors: tracklayer_connectors::connector,
+            base_urls: tracklayer_connectors::default_base_url,
+            stats: Arc::new(stats().await),
+        },
+        config,
+    )
+}
+
 #[path = "moto/erasure.rs"]
 mod erasure;
+#[path = "moto/firehose.rs"]
+mod firehose;
 #[path = "moto/scan.rs"]
 mod scan;
 
@@ -831,9 +862,7 @@ impl tracklayer_core::ports::Egress for CountingEgress {
 
 #[tokio::test]
 async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_unavailable() {
-    use tracklayer_core::deliver::service::{
-        DeliveryConfig, DeliveryPorts, DeliveryService, Disposition,
-    };
+    use tracklayer_core::deliver::service::{DeliveryConfig, Disposition};
     use tracklayer_core::event::{DeliveryItem, EventType, QueueBody};
     use tracklayer_core::ports::ControlStore;
 
@@ -884,28 +913,23 @@ async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_un
         .await
         .unwrap();
     let egress = Arc::new(CountingEgress::default());
-    let service = Arc::new(DeliveryService::new(
-        DeliveryPorts {
-            control: control.clone(),
-            queue: queue.clone(),
-            log: Arc::new(delivery_log().await),
-            events: Arc::new(event_store().await),
-            keyring: Arc::new(keyring().await),
-            egress: egress.clone(),
-            suppressions: Arc::new(dsr_store().await),
-            clock: Arc::new(SystemClock),
-            ids: Arc::new(tracklayer_core::clock::SystemIds),
-            connectors: tracklayer_connectors::connector,
-            base_urls: tracklayer_connectors::default_base_url,
-            stats: Arc::new(stats().await),
-        },
-        DeliveryConfig {
-            // Without the pause, the first failure would dead-letter the message.
-            max_attempts: 1,
-            paused_recheck: Duration::ZERO,
-            ..DeliveryConfig::default()
-        },
-    ));
+    let service = Arc::new(
+        delivery_on_moto(
+            control.clone(),
+            queue.clone(),
+            Arc::new(delivery_log().await),
+            Arc::new(keyring().await),
+            Arc::new(dsr_store().await),
+            egress.clone(),
+            DeliveryConfig {
+                // Without the pause, the first failure would dead-letter the message.
+                max_attempts: 1,
+                paused_recheck: Duration::ZERO,
+                ..DeliveryConfig::default()
+            },
+        )
+        .await,
+    );
 
     // More rounds than the queue's redrive limit.
     for _ in 0..MAX_RECEIVES + 2 {

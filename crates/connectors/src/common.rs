@@ -32,6 +32,45 @@ pub(crate) fn clean(v: Option<&str>) -> Option<&str> {
     v.map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// The stored event view, as the trace API shows it: ids, type, name (`config.event_names`
+/// when it maps the event, else its own), timestamp, properties scrubbed again, and the
+/// SHA-256 digests of its identifiers under TrackLayer's field names. Never a clear
+/// identifier, IP address or user agent (webhooks add those in their `context`).
+pub(crate) fn stored_event(target: &Target<'_>, opened: &OpenedItem) -> Map<String, Value> {
+    let item = &opened.item;
+    let mut user_data = Map::new();
+    for (field, hash) in &item.user_data {
+        if is_sha256_hex(hash) {
+            let name = serde_json::to_value(field)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned));
+            if let Some(name) = name {
+                user_data.insert(name, hash.to_ascii_lowercase().into());
+            }
+        }
+    }
+    let name = names::overridden(target.destination, item)
+        .map(str::to_owned)
+        .or_else(|| item.name.clone());
+    let timestamp = item
+        .timestamp
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut event = Map::new();
+    event.insert("messageId".into(), item.message_id.as_str().into());
+    event.insert("event_id".into(), item.event_id.to_string().into());
+    event.insert("type".into(), item.event_type.as_str().into());
+    event.insert("name".into(), name.into());
+    event.insert("timestamp".into(), timestamp.into());
+    // Scrubbed at ingest; scrubbed again here, as every connector checks what leaves.
+    event.insert(
+        "properties".into(),
+        scrub::scrub(item.properties.clone(), false, &mut scrub::Found::default()),
+    );
+    event.insert("user_data".into(), Value::Object(user_data));
+    event
+}
+
 /// A required string setting of `config`.
 pub(crate) fn required_config<'a>(target: &Target<'a>, key: &str) -> Result<&'a str, String> {
     config_str(target, key).ok_or_else(|| {

@@ -3,10 +3,9 @@
 //! Webhooks), [`snapchat`] (Snap Conversions API v3), [`pinterest`] (Pinterest
 //! Conversions API v5), [`reddit`] (Reddit Conversions API v2.0), [`microsoft_ads`] (Microsoft
 //! Advertising UET Conversions API), [`linkedin`] (LinkedIn Conversions API) and [`google_ads`]
-//! (Google Ads click conversions), both with OAuth 2.0 access tokens, and [`segment`] (any
-//! Segment-compatible HTTP API), plus [`names`], the mapping from Segment event names to each
-//! vendor's standard
-//! events.
+//! (Google Ads click conversions), both with OAuth 2.0 access tokens, [`segment`] (any
+//! Segment-compatible HTTP API) and [`firehose`] (Amazon Data Firehose `PutRecordBatch`), plus
+//! [`names`], the mapping from Segment event names to each vendor's standard events.
 //!
 //! Pure code: each connector turns opened [`DeliveryItem`](tracklayer_core::event::DeliveryItem)s
 //! into an [`HttpRequest`](tracklayer_core::deliver::HttpRequest) and a vendor's answer into an
@@ -21,6 +20,7 @@
 mod common;
 #[cfg(test)]
 mod erasure_guidance_tests;
+pub mod firehose;
 pub mod ga4;
 pub mod google_ads;
 pub mod linkedin;
@@ -51,6 +51,7 @@ static MICROSOFT_ADS: microsoft_ads::MicrosoftAds = microsoft_ads::MicrosoftAds;
 static SEGMENT: segment::Segment = segment::Segment;
 static LINKEDIN: linkedin::Linkedin = linkedin::Linkedin;
 static GOOGLE_ADS: google_ads::GoogleAds = google_ads::GoogleAds;
+static FIREHOSE: firehose::Firehose = firehose::Firehose;
 
 /// The connector of a destination kind.
 pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
@@ -66,11 +67,12 @@ pub fn connector(kind: DestinationKind) -> &'static dyn Connector {
         DestinationKind::Segment => &SEGMENT,
         DestinationKind::Linkedin => &LINKEDIN,
         DestinationKind::GoogleAds => &GOOGLE_ADS,
+        DestinationKind::Firehose => &FIREHOSE,
     }
 }
 
 /// The vendor's production base URL. Webhooks have none (`""`): their URL is the
-/// destination's `endpoint`, else `config.url`.
+/// destination's `endpoint`, else `config.url`; Firehose's depends on `config.region`.
 pub fn default_base_url(kind: DestinationKind) -> &'static str {
     match kind {
         DestinationKind::MetaCapi => "https://graph.facebook.com",
@@ -85,6 +87,8 @@ pub fn default_base_url(kind: DestinationKind) -> &'static str {
         DestinationKind::Segment => "https://api.segment.io",
         DestinationKind::Linkedin => "https://api.linkedin.com",
         DestinationKind::GoogleAds => "https://googleads.googleapis.com",
+        // Regional: `https://firehose.<config.region>.amazonaws.com` (the connector's URL).
+        DestinationKind::Firehose => "",
     }
 }
 

@@ -77,7 +77,7 @@ fn page_view(kind: DestinationKind) -> Option<&'static str> {
         DestinationKind::MetaCapi => Some("PageView"),
         DestinationKind::Ga4 => Some("page_view"),
         DestinationKind::Tiktok => Some("Pageview"),
-        DestinationKind::Webhook => None,
+        DestinationKind::Webhook | DestinationKind::Firehose => None,
         DestinationKind::Snapchat => Some("PAGE_VIEW"),
         DestinationKind::Pinterest => Some("page_visit"),
         DestinationKind::Reddit => Some("PageVisit"),

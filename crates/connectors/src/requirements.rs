@@ -24,7 +24,8 @@
 //! | `google_ads` | `google_ads_max_age_90_days` | its timestamp is over 90 days old |
 //! | `google_ads` | `google_ads_requires_click_id` | it has no `gclid`, `gbraid` or `wbraid` |
 //!
-//! TikTok, webhooks and Segment-compatible APIs take every event they are routed.
+//! TikTok, webhooks, Segment-compatible APIs and Firehose take every event they are routed (Firehose dead-letters a
+//! record over 1,000 KiB: its `screen`, not a rule of the event).
 
 use time::Duration;
 use tracklayer_core::deliver::{DropReason, OpenedItem, Target};
@@ -93,7 +94,10 @@ fn check(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
             "google_ads_requires_click_id",
             "Google Ads click conversions need a gclid, gbraid or wbraid",
         ),
-        DestinationKind::Tiktok | DestinationKind::Webhook | DestinationKind::Segment => None,
+        DestinationKind::Tiktok
+        | DestinationKind::Webhook
+        | DestinationKind::Segment
+        | DestinationKind::Firehose => None,
     }
 }
 
@@ -129,7 +133,8 @@ fn age_limit(
         | DestinationKind::Webhook
         | DestinationKind::Pinterest
         | DestinationKind::MicrosoftAds
-        | DestinationKind::Segment => None,
+        | DestinationKind::Segment
+        | DestinationKind::Firehose => None,
     }
 }
 

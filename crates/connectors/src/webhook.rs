@@ -26,14 +26,10 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use time::format_description::well_known::Rfc3339;
 use tracklayer_core::deliver::{Connector, HttpRequest, HttpResponse, OpenedItem, Outcome, Target};
 use tracklayer_core::dsr::SentToVendor;
-use tracklayer_core::identity::is_sha256_hex;
-use tracklayer_core::ingest::scrub;
 
 use crate::common::{self, put};
-use crate::names;
 
 /// Items a request carries unless `config.batch_size` says otherwise.
 pub const DEFAULT_BATCH_SIZE: usize = 100;
@@ -105,20 +101,9 @@ pub fn url(target: &Target<'_>) -> Result<String, String> {
     Ok(url.to_owned())
 }
 
-/// One event of the body.
+/// One event of the body: the stored event view ([`common::stored_event`]) with its
+/// `context` (IP address, user agent, page URL).
 pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
-    let item = &opened.item;
-    let mut user_data = Map::new();
-    for (field, hash) in &item.user_data {
-        if is_sha256_hex(hash) {
-            let name = serde_json::to_value(field)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned));
-            if let Some(name) = name {
-                user_data.insert(name, hash.to_ascii_lowercase().into());
-            }
-        }
-    }
     let mut context = Map::new();
     let s = &opened.sealed;
     put(&mut context, "ip", common::clean(s.ip.as_deref()));
@@ -132,20 +117,9 @@ pub fn event(target: &Target<'_>, opened: &OpenedItem) -> Value {
         "page_url",
         common::outgoing_url(s.page_url.as_deref()),
     );
-    let name = names::overridden(target.destination, item)
-        .map(str::to_owned)
-        .or_else(|| item.name.clone());
-    json!({
-        "messageId": item.message_id.as_str(),
-        "event_id": item.event_id.to_string(),
-        "type": item.event_type.as_str(),
-        "name": name,
-        "timestamp": item.timestamp.format(&Rfc3339).unwrap_or_default(),
-        // Scrubbed at ingest; scrubbed again here, as every connector checks what leaves.
-        "properties": scrub::scrub(item.properties.clone(), false, &mut scrub::Found::default()),
-        "user_data": user_data,
-        "context": context,
-    })
+    let mut event = common::stored_event(target, opened);
+    event.insert("context".into(), Value::Object(context));
+    Value::Object(event)
 }
 
 impl Connector for Webhook {

@@ -76,6 +76,10 @@ pub enum DropReason {
     Age(String),
     /// The destination could not accept it (GA4 name rules, a missing client id, ...).
     Invalid(String),
+    /// The destination can never take it as it is (a Firehose record over 1,000 KiB): not
+    /// sent, but dead-lettered with the reason (kept and shown for replay), never silently
+    /// dropped.
+    Unsendable(String),
 }
 
 /// What a response means for the items of a request.
@@ -119,6 +123,13 @@ pub trait Connector: Send + Sync {
     fn item_bytes(&self, target: &Target<'_>, item: &OpenedItem) -> usize {
         self.build(target, &[item]).map_or(0, |r| r.body.len())
     }
+    /// The role whose temporary credentials sign this target's requests (Firehose with a
+    /// customer's role ARN): the delivery service assumes it ([`RoleCredentials`]) and hands
+    /// the credentials to [`Connector::build`] among the opened secrets
+    /// ([`roles::ASSUMED_SECRETS`]). None by default.
+    fn assumed_role(&self, _target: &Target<'_>) -> Option<roles::RoleRequest> {
+        None
+    }
     /// Whether an item can be sent at all, checked before building (by default, every item
     /// can).
     fn screen(&self, _target: &Target<'_>, _item: &OpenedItem) -> Result<(), DropReason> {
@@ -147,6 +158,8 @@ pub trait Connector: Send + Sync {
 
 mod batching;
 pub use batching::batches;
+pub mod roles;
+pub use roles::RoleCredentials;
 mod flow_control;
 mod hydrate;
 pub mod oauth;

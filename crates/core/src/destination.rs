@@ -15,6 +15,7 @@ use crate::identity::Profile;
 use crate::name::Name;
 use crate::workspace::WorkspaceId;
 
+mod firehose_rules;
 pub mod secret_opener;
 mod vendor_rules;
 
@@ -39,6 +40,8 @@ pub enum DestinationKind {
     Linkedin,
     /// Google Ads API click conversion upload (OAuth 2.0).
     GoogleAds,
+    /// Amazon Data Firehose (`PutRecordBatch`): the customer's own stream.
+    Firehose,
 }
 
 /// A Google Ads destination's required `config`: the account, the conversion action, the API
@@ -53,7 +56,7 @@ const GOOGLE_ADS_SECRETS: [&str; 4] = [
 ];
 
 impl DestinationKind {
-    pub const ALL: [DestinationKind; 11] = [
+    pub const ALL: [DestinationKind; 12] = [
         Self::MetaCapi,
         Self::Ga4,
         Self::Tiktok,
@@ -65,6 +68,7 @@ impl DestinationKind {
         Self::Segment,
         Self::Linkedin,
         Self::GoogleAds,
+        Self::Firehose,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +84,7 @@ impl DestinationKind {
             Self::Segment => "segment",
             Self::Linkedin => "linkedin",
             Self::GoogleAds => "google_ads",
+            Self::Firehose => "firehose",
         }
     }
 
@@ -88,7 +93,8 @@ impl DestinationKind {
         match self {
             // Webhooks get Meta-normalized hashes: the strictest published rules, and the
             // ones most receivers (CDPs, warehouses) match against.
-            Self::MetaCapi | Self::Webhook | Self::Segment => Profile::Meta,
+            // Firehose too: a warehouse joins on the same hashes as a webhook receiver.
+            Self::MetaCapi | Self::Webhook | Self::Segment | Self::Firehose => Profile::Meta,
             Self::Ga4 | Self::GoogleAds => Profile::Google,
             Self::Tiktok => Profile::TikTok,
             Self::Snapchat => Profile::Snapchat,
@@ -110,7 +116,7 @@ impl DestinationKind {
             | Self::MicrosoftAds
             | Self::Linkedin
             | Self::GoogleAds => vec![Purpose::advertising()],
-            Self::Ga4 | Self::Segment => vec![Purpose::analytics()],
+            Self::Ga4 | Self::Segment | Self::Firehose => vec![Purpose::analytics()],
             Self::Webhook => Vec::new(),
         }
     }
@@ -128,6 +134,8 @@ impl DestinationKind {
             Self::Segment => (&["identifiers"], &["write_key"]),
             Self::Linkedin => (&["conversion_id", "api_version"], &TOKEN_SECRETS),
             Self::GoogleAds => (GOOGLE_ADS_IDS, &GOOGLE_ADS_SECRETS),
+            // Credentials: `config.role_arn` or both static keys (`firehose_rules`).
+            Self::Firehose => (&["stream_name", "region"], &[]),
         }
     }
 
@@ -147,6 +155,7 @@ impl DestinationKind {
             Self::Segment => &["identifiers"],
             Self::Linkedin => &["conversion_id"],
             Self::GoogleAds => &["customer_id", "conversion_action_id", "login_customer_id"],
+            Self::Firehose => &["stream_name", "region", "role_arn"],
         }
     }
 
@@ -188,6 +197,10 @@ impl DestinationKind {
                     "validate_only",
                 ],
                 &GOOGLE_ADS_SECRETS,
+            ),
+            Self::Firehose => (
+                &["stream_name", "region", "role_arn"],
+                &["aws_access_key_id", "aws_secret_access_key"],
             ),
         }
     }
@@ -406,6 +419,7 @@ impl DestinationSpec {
             | DestinationKind::Segment
             | DestinationKind::Linkedin
             | DestinationKind::GoogleAds => vendor_rules::validate(self)?,
+            DestinationKind::Firehose => firehose_rules::validate(self)?,
             DestinationKind::Webhook => {
                 if let Some(size) = self.config.get("batch_size") {
                     let ok = size.as_u64().is_some_and(|n| (1..=1000).contains(&n));

@@ -50,6 +50,8 @@ mod bot_filter;
 mod cors;
 #[path = "admin/delivery_log.rs"]
 mod delivery_log;
+#[path = "admin/firehose_destinations.rs"]
+mod firehose_destinations;
 #[path = "admin/recent_events.rs"]
 mod recent_events;
 #[path = "admin/saml.rs"]

@@ -12,6 +12,7 @@ use lambda_http::request::RequestContext;
 use tracklayer_aws::{
     AwsClients, AwsConfig, DynamoAuditLog, DynamoControlStore, DynamoDeliveryLog, DynamoDsrStore,
     DynamoEventStore, DynamoSessionStore, DynamoStats, KmsKeyring, SesMailer, SqsDeliveryQueue,
+    StsRoles,
 };
 use tracklayer_core::clock::{Clock, Ids, SystemClock, SystemIds};
 use tracklayer_core::dsr::service::{DsrConfig, DsrService};
@@ -68,6 +69,8 @@ pub struct AwsStack {
     /// Data-subject requests, the suppression list and access exports.
     pub dsr: Arc<DynamoDsrStore>,
     pub mailer: Arc<SesMailer>,
+    /// STS `AssumeRole` for destinations signed with a customer's role (Firehose).
+    pub roles: Arc<StsRoles>,
     /// The overview's counters, on the delivery-log table.
     pub stats: Arc<DynamoStats>,
     /// Console sessions, one-time links, password credentials, failed sign-in counters.
@@ -116,6 +119,7 @@ impl AwsStack {
                 &tables.events,
             )),
             mailer: Arc::new(SesMailer::new(clients.ses.clone(), &config.ses_sender)),
+            roles: Arc::new(clients.sts.clone()),
             sessions: Arc::new(DynamoSessionStore::new(db.clone(), &tables.control)),
             clock,
             ids: Arc::new(SystemIds),

@@ -121,7 +121,10 @@ impl Deliver {
             policy: stack.egress_policy(),
             ..EgressConfig::default()
         })?;
-        let service = stack.ports().delivery(Arc::new(egress), config);
+        let service = stack
+            .ports()
+            .delivery(Arc::new(egress), config)
+            .with_role_credentials(stack.roles.clone());
         Ok(Self::from_parts(Arc::new(service), stack.queue.clone()))
     }
 

@@ -41,7 +41,7 @@ static OAUTH_TOKENS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 /// The Pinterest ad account the fake serves.
 const PINTEREST_ACCOUNT: &str = "549757463328";
 
-/// The ad-platform destinations of issue 15 pointed at the fakes on `base`: (the fake's sink
+/// The ad-platform destinations of issue 15 (and Firehose) pointed at the fakes on `base`: (the fake's sink
 /// name, the destination definition), with the batch limit each vendor documents.
 pub fn ad_destinations(base: &str) -> Vec<(&'static str, Value, usize)> {
     vec![
@@ -97,6 +97,14 @@ pub fn ad_destinations(base: &str) -> Vec<(&'static str, Value, usize)> {
                    "events": {"allow": ["Order Completed"]},
                    "secrets": oauth_secrets(Some(GOOGLE_ADS_DEVELOPER_TOKEN))}),
             2000,
+        ),
+        (
+            "firehose",
+            json!({"name": "Firehose", "kind": "firehose", "endpoint": base,
+                   "config": {"stream_name": super::FIREHOSE_STREAM, "region": "us-east-1"},
+                   "secrets": {"aws_access_key_id": super::FIREHOSE_KEY_ID,
+                               "aws_secret_access_key": super::FIREHOSE_SECRET_KEY}}),
+            500,
         ),
     ]
 }
@@ -164,7 +172,7 @@ fn is_digest(v: &Value) -> bool {
 }
 
 /// Checks that every listed `keys` of `user` holds only SHA-256 digests.
-fn hashed_only(f: &Fakes, sink: &str, user: &Value, keys: &[&str]) {
+pub(super) fn hashed_only(f: &Fakes, sink: &str, user: &Value, keys: &[&str]) {
     for key in keys {
         let Some(v) = user.get(*key) else { continue };
         let all = match v {

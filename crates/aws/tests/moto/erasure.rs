@@ -33,22 +33,22 @@ use super::scan::{self, Dumped};
 use super::*;
 
 /// A whole stack on moto: the template's four tables, a queue and DLQ per kind, a KMS key.
-struct Stack {
+pub(super) struct Stack {
     clients: AwsClients,
     tables: TableNames,
     queues: BTreeMap<DestinationKind, QueueUrls>,
-    control: Arc<DynamoControlStore>,
+    pub(super) control: Arc<DynamoControlStore>,
     events: Arc<DynamoEventStore>,
-    log: Arc<DynamoDeliveryLog>,
-    queue: Arc<SqsDeliveryQueue>,
-    dsr: Arc<DynamoDsrStore>,
-    keyring: Arc<KmsKeyring>,
+    pub(super) log: Arc<DynamoDeliveryLog>,
+    pub(super) queue: Arc<SqsDeliveryQueue>,
+    pub(super) dsr: Arc<DynamoDsrStore>,
+    pub(super) keyring: Arc<KmsKeyring>,
     mailer: Arc<SesMailer>,
     audit: Arc<DynamoAuditLog>,
 }
 
 impl Stack {
-    async fn new() -> Self {
+    pub(super) async fn new() -> Self {
         let c = clients_in("us-east-1").await;
         let prefix = format!("s{}", &unique()[20..]);
         let tables = TableNames {
@@ -137,7 +137,7 @@ impl Stack {
     }
 
     /// A workspace in us with its owner and write key, as `init` creates it.
-    async fn bootstrap(&self, name: &str) -> Bootstrapped {
+    pub(super) async fn bootstrap(&self, name: &str) -> Bootstrapped {
         let control = Control {
             store: self.control.as_ref(),
             keyring: self.keyring.as_ref(),
@@ -163,7 +163,7 @@ impl Stack {
             .unwrap()
     }
 
-    fn ingest(&self) -> IngestService {
+    pub(super) fn ingest(&self) -> IngestService {
         let mut config = IngestConfig::new(Region::Us);
         // Every request reads the suppression list afresh (production: every 5 s).
         config.settings_ttl = time::Duration::ZERO;
@@ -272,7 +272,7 @@ async fn submit_by_email(
     service.submit(admin, kind, &subject, None).await.unwrap()
 }
 
-async fn send(
+pub(super) async fn send(
     ingest: &IngestService,
     key: &tracklayer_core::keys::ApiKeyRecord,
     events: Vec<Value>,

@@ -149,7 +149,7 @@ impl DestinationTester {
             event_name: TEST_EVENT_NAME.into(),
         };
         if let Err(why) = connector.screen(&target, &opened) {
-            let (DropReason::Age(r) | DropReason::Invalid(r)) = why;
+            let (DropReason::Age(r) | DropReason::Invalid(r) | DropReason::Unsendable(r)) = why;
             return Ok(result(TestOutcome::NotSent, None, r, None));
         }
         let outlet = Outlet {

@@ -171,6 +171,10 @@ fn open_one(
         },
         Err(DropReason::Age(r)) => Err(ItemResult::Dropped(format!("age: {r}"))),
         Err(DropReason::Invalid(r)) => Err(ItemResult::Dropped(format!("invalid: {r}"))),
+        Err(DropReason::Unsendable(reason)) => Err(ItemResult::Permanent {
+            reason,
+            status: None,
+        }),
     }
 }
 

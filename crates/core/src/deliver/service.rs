@@ -17,6 +17,7 @@ use super::hydrate::Unopened;
 use super::oauth::TokenSource;
 use super::retry::{classify, egress_outcome};
 use super::send::{send_batches, Outlet, Sent};
+use super::roles::{AssumedRoles, NoRoles};
 use super::settings::{Loaded, Settings, Suppressed};
 use super::{Connector, OpenedItem, Outcome, Target};
 use crate::cache::TtlCache;
@@ -134,6 +135,8 @@ pub struct DeliveryService {
     pub(super) stats: StatsSink,
     /// OAuth 2.0 access tokens of the destinations whose vendor takes them.
     pub(super) tokens: TokenSource,
+    /// Destinations' assumed roles and their cached credentials ([`super::roles`]).
+    pub(super) roles: AssumedRoles,
 }
 
 crate::debug_fields!(DeliveryService: config);
@@ -172,6 +175,7 @@ impl DeliveryService {
             gates: Mutex::new(HashMap::new()),
             stats: StatsSink::new(ports.stats.clone()),
             tokens: TokenSource::new(ports.egress.clone(), ports.clock.clone()),
+            roles: AssumedRoles::new(Arc::new(NoRoles), ports.clock.clone()),
             ports,
             config,
         }
@@ -341,6 +345,19 @@ impl DeliveryService {
         opened: &mut Opened,
         semaphore: Arc<Semaphore>,
     ) -> Health {
+        let assumed = match self.assumed_secrets(connector, target).await {
+            Ok(assumed) => assumed,
+            Err(outcome) => {
+                let all: Vec<usize> = (0..opened.items.len()).collect();
+                let mut health = Health::default();
+                opened.record(&all, &outcome, None, &mut health);
+                return health;
+            }
+        };
+        let target = &Target {
+            secrets: assumed.as_ref().unwrap_or(target.secrets),
+            ..*target
+        };
         let refs: Vec<&OpenedItem> = opened.items.iter().map(|(_, o)| o).collect();
         let plan = plan(connector, target, &refs);
         let batches: Vec<Vec<&OpenedItem>> = plan

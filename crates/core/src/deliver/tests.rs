@@ -45,7 +45,10 @@ const VISIBILITY: Duration = Duration::from_secs(120);
 /// A vendor format for the specification: a request carries the event ids; an answer of 200
 /// with `{"refuse": [i], "retry": [j]}` refuses or defers single items; other statuses are
 /// classified like every connector does (`classify_status`), without a clock of its own.
-/// An item named `invalid` is screened out.
+/// An item named `invalid` is screened out, one named `unsendable` dead-lettered unsent; an
+/// item named `big` takes 1,000 bytes against `config.max_request_bytes` and
+/// `config.max_item_bytes`, any other what a request of its own takes; `config.role_arn`
+/// names a role to assume, and a request carries the `aws_access_key_id` it was given.
 struct ScriptedConnector;
 
 impl Connector for ScriptedConnector {
@@ -71,15 +74,24 @@ impl Connector for ScriptedConnector {
     fn screen(&self, _target: &Target<'_>, item: &OpenedItem) -> Result<(), DropReason> {
         match item.item.name.as_deref() {
             Some("invalid") => Err(DropReason::Invalid("scripted: not acceptable".into())),
+            Some("unsendable") => Err(DropReason::Unsendable("scripted: too large".into())),
             _ => Ok(()),
         }
+    }
+    fn assumed_role(&self, target: &Target<'_>) -> Option<super::roles::RoleRequest> {
+        let arn = target.destination.config["role_arn"].as_str()?;
+        Some(super::roles::RoleRequest::for_target(target, arn))
     }
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {
         let ids: Vec<String> = items.iter().map(|o| o.item.event_id.to_string()).collect();
         Ok(HttpRequest {
             url: format!("{}/events", target.base_url),
             headers: Vec::new(),
-            body: serde_json::to_vec(&json!({ "ids": ids })).map_err(|e| e.to_string())?,
+            body: serde_json::to_vec(&json!({
+                "ids": ids,
+                "key": target.secrets.get("aws_access_key_id"),
+            }))
+            .map_err(|e| e.to_string())?,
         })
     }
     fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
@@ -141,6 +153,8 @@ fn base_url(_kind: DestinationKind) -> &'static str {
 struct ScriptedEgress {
     script: Mutex<VecDeque<Result<HttpResponse, EgressError>>>,
     requests: Mutex<Vec<Vec<String>>>,
+    /// The `aws_access_key_id` each request was built with (`null`: none).
+    keys: Mutex<Vec<Value>>,
 }
 
 impl ScriptedEgress {
@@ -169,6 +183,7 @@ impl Egress for ScriptedEgress {
             .map(|v| v.as_str().unwrap().to_owned())
             .collect();
         self.requests.lock().unwrap().push(ids);
+        self.keys.lock().unwrap().push(sent["key"].clone());
         let next = self.script.lock().unwrap().pop_front();
         next.unwrap_or_else(|| {
             Ok(HttpResponse {
@@ -923,8 +938,8 @@ async fn items_go_out_in_batches_of_the_destinations_limit() {
 async fn a_vendor_with_byte_limits_gets_batches_split_by_bytes_and_an_oversized_event_is_dead_lettered(
 ) {
     let w = World::new(config());
-    // One item's request body is 48 bytes (`{"ids":["<uuid>"]}`): two fit in 110 bytes.
-    let limits = json!({"batch_size": 10, "max_request_bytes": 110, "max_item_bytes": 500});
+    // One item's request body is 59 bytes (`{"ids":["evt_<32>"],"key":null}`): two fit in 130.
+    let limits = json!({"batch_size": 10, "max_request_bytes": 130, "max_item_bytes": 500});
     w.set_destination(|d| d.config = limits);
     let events = w.enqueue(&["a", "b", "c", "big", "d"]).await;
 
@@ -1335,3 +1350,6 @@ async fn a_failing_stats_store_neither_fails_nor_changes_a_delivery() {
     assert!(w.queue.waiting().is_empty());
     assert_eq!(w.service.stats_failures_total(), 1);
 }
+
+/// Assumed roles, size-limited requests, items dead-lettered unsent.
+mod roles;

@@ -171,8 +171,10 @@ fn secrets(v: BTreeMap<String, String>) -> Value {
 /// `refresh_token` (OAuth 2.0; TrackLayer gets the access tokens), and `events` an allow-list;
 /// `google_ads` config `customer_id` (10 digits), `conversion_action_id`, `api_version`
 /// (`v22`; optional `login_customer_id`, `validate_only`), secrets the OAuth ones and
-/// `developer_token`, and `events` an allow-list. Webhooks take no
-/// `endpoint`: they send to `config.url`.
+/// `developer_token`, and `events` an allow-list; `firehose` config `stream_name`, `region`
+/// and `role_arn` (assumed with STS, external id = the workspace id) or else secrets
+/// `aws_access_key_id` and `aws_secret_access_key`. Webhooks take no `endpoint`: they send to
+/// `config.url`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDestination {

@@ -63,7 +63,7 @@ mirror! {
     /// A destination's vendor.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
     #[serde(rename_all = "snake_case")]
-    pub enum DestinationKind = tl::destination::DestinationKind { MetaCapi, Ga4, Tiktok, Webhook, Snapchat, Pinterest, Reddit, MicrosoftAds, Segment, Linkedin, GoogleAds }
+    pub enum DestinationKind = tl::destination::DestinationKind { MetaCapi, Ga4, Tiktok, Webhook, Snapchat, Pinterest, Reddit, MicrosoftAds, Segment, Linkedin, GoogleAds, Firehose }
 }
 
 pub(super) fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {

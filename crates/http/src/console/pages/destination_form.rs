@@ -30,12 +30,13 @@ pub type Spec = (&'static str, &'static str, &'static str, bool);
 /// A kind's form: (wire name, label, config inputs, secret inputs).
 pub type KindForm = (&'static str, &'static str, &'static [Spec], &'static [Spec]);
 
-/// Every kind the console offers: [`KINDS`], then the ad-platform kinds of
+/// Every kind the console offers: [`KINDS`], then the ad-platform and warehouse kinds of
 /// [`super::destination_kinds`].
 pub fn all_kinds() -> impl Iterator<Item = &'static KindForm> {
     KINDS
         .iter()
         .chain(super::destination_kinds::AD_KINDS.iter())
+        .chain(super::destination_kinds::WAREHOUSE_KINDS.iter())
 }
 
 /// The kinds, as offered by the console: (wire name, label, config inputs, secret inputs).

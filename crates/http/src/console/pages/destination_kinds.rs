@@ -131,6 +131,50 @@ const OAUTH_SECRETS: &[super::destination_form::Spec] = &[
     ),
 ];
 
+/// The warehouse kinds: Amazon Data Firehose. Credentials are a role ARN (config) or static
+/// keys (write-only secrets), exactly one of the two: none is required by the form, the core
+/// names the field at fault.
+pub const WAREHOUSE_KINDS: [KindForm; 1] = [(
+    "firehose",
+    "Amazon Data Firehose",
+    &[
+        (
+            "stream_name",
+            "Stream name",
+            "The Firehose stream that receives the events (one NDJSON line each)",
+            true,
+        ),
+        (
+            "region",
+            "Region",
+            "The stream's AWS region, e.g. eu-central-1",
+            true,
+        ),
+        (
+            "role_arn",
+            "Role ARN",
+            "The IAM role TrackLayer assumes (trust policy: TrackLayer's account, external id = \
+             this workspace's id); leave empty to use static keys",
+            false,
+        ),
+    ],
+    &[
+        (
+            "aws_access_key_id",
+            "Access key ID",
+            "Only without a role ARN (installs outside AWS): an IAM user's key allowed \
+             firehose:PutRecordBatch on the stream",
+            false,
+        ),
+        (
+            "aws_secret_access_key",
+            "Secret access key",
+            "Only with the access key ID",
+            false,
+        ),
+    ],
+)];
+
 #[cfg(test)]
 mod tests {
     use tracklayer_core::destination::DestinationKind;
@@ -174,6 +218,31 @@ mod tests {
         );
         assert!(got[2..].iter().all(|i| i.secret && i.value.is_empty()));
         assert!(got[0].routing);
+    }
+
+    #[test]
+    fn the_firehose_form_asks_for_the_stream_region_role_and_optional_write_only_keys() {
+        let got = inputs(
+            "firehose",
+            None,
+            None,
+            &["stream_name", "region", "role_arn"],
+        );
+        let names: Vec<&str> = got.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "config.stream_name",
+                "config.region",
+                "config.role_arn",
+                "secrets.aws_access_key_id",
+                "secrets.aws_secret_access_key"
+            ]
+        );
+        assert!(got[0].required && got[1].required && !got[2].required);
+        for key in &got[3..] {
+            assert!(key.secret && !key.required && key.value.is_empty());
+        }
     }
 
     #[test]
