@@ -18,14 +18,14 @@ use tracklayer_core::event::{DeliveryItem, EventType, SealedFields};
 use tracklayer_core::identity::Field;
 use tracklayer_core::workspace::{Region, WorkspaceId};
 
-#[path = "connectors/microsoft_ads.rs"]
-mod microsoft_ads;
+#[path = "connectors/firehose.rs"]
+mod firehose;
 #[path = "connectors/google_ads.rs"]
 mod google_ads;
 #[path = "connectors/linkedin.rs"]
 mod linkedin;
-#[path = "connectors/firehose.rs"]
-mod firehose;
+#[path = "connectors/microsoft_ads.rs"]
+mod microsoft_ads;
 #[path = "connectors/pinterest.rs"]
 mod pinterest;
 #[path = "connectors/reddit.rs"]
