@@ -11,7 +11,7 @@ use serde_json::json;
 use tracklayer_core::crypto::WorkspaceKeys;
 use tracklayer_core::deliver::service::DeliveryConfig;
 use tracklayer_core::deliver::{HttpRequest, HttpResponse};
-use tracklayer_core::destination::DestinationKind;
+use tracklayer_core::destination::{DestinationKind, DestinationSpec, EventFilter};
 use tracklayer_core::event::Body;
 use tracklayer_core::ingest::{
     pack, parse_body, prepare, Endpoint, Holding, Pipeline, RequestMeta, MAX_QUEUE_MESSAGE_BYTES,
@@ -37,10 +37,17 @@ impl Egress for RecordingEgress {
             .lock()
             .unwrap()
             .push((r.url.clone(), r.headers.clone(), body));
+        // An OAuth token endpoint (LinkedIn's, Google's) grants a token; every API accepts.
+        let token_request = r.url.ends_with("/token") || r.url.ends_with("/accessToken");
+        let answer: &[u8] = if token_request {
+            br#"{"access_token":"reference-test-token","expires_in":3600}"#
+        } else {
+            br#"{"events_received":2,"code":0,"status":"OK","FailedPutCount":0}"#
+        };
         Ok(HttpResponse {
             status: 200,
             headers: Vec::new(),
-            body: br#"{"events_received":2,"code":0,"status":"OK"}"#.to_vec(),
+            body: answer.to_vec(),
         })
     }
 }
@@ -77,6 +84,17 @@ fn more_kinds() -> Vec<(DestinationKind, serde_json::Value, serde_json::Value)> 
         ["snapchat", {"pixel_id": "6d2e7a31-snap-pixel"}, {"access_token": "snaptoken"}],
         ["pinterest", {"ad_account_id": "549757463328"}, {"access_token": "pintoken"}],
         ["reddit", {"ad_account_id": "a2_gfgsrrd4ug2t"}, {"access_token": "reddittoken"}],
+        ["microsoft_ads", {"tag_id": "343003931"}, {"access_token": "uettoken"}],
+        ["segment", {"identifiers": "hashed"}, {"write_key": "segmentwritekey"}],
+        ["linkedin", {"conversion_id": "104012", "api_version": "202510"},
+         {"client_id": "li-client", "client_secret": "li-secret", "refresh_token": "li-refresh"}],
+        ["google_ads", {"customer_id": "1234567890", "conversion_action_id": "987654321",
+                        "api_version": "v22"},
+         {"client_id": "ga-client", "client_secret": "ga-secret", "refresh_token": "ga-refresh",
+          "developer_token": "ga-dev"}],
+        ["firehose", {"stream_name": "tracklayer-events", "region": "eu-central-1"},
+         {"aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",
+          "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}], // pragma: allowlist secret
     ]);
     specs
         .as_array()
@@ -131,7 +149,24 @@ async fn every_destination_kind_is_sent_the_same_bytes_from_items_by_reference_a
         ids: &SystemIds,
     };
     for (kind, config, secrets) in more_kinds() {
-        add_destination(&control, &w.workspace, kind.as_str(), kind, config, secrets).await;
+        // A LinkedIn conversion rule and a Google Ads conversion action name their events.
+        let events = match kind {
+            DestinationKind::Linkedin | DestinationKind::GoogleAds => {
+                EventFilter::Allow(["Order Completed".to_owned()].into())
+            }
+            _ => EventFilter::All,
+        };
+        let spec = DestinationSpec {
+            name: kind.as_str().into(),
+            kind,
+            config,
+            secrets,
+            consent_purposes: None,
+            events,
+            endpoint: None,
+            paused: false,
+        };
+        control.add_destination(&w.workspace, spec).await.unwrap();
     }
     let destinations = w.control.destinations(&w.workspace.id).await.unwrap();
     assert_eq!(destinations.len(), DestinationKind::ALL.len());
