@@ -228,6 +228,7 @@ macro_rules! all_contract_suites {
                 two_creates_racing_for_one_user_name_leave_exactly_one_user,
                 a_user_name_moves_with_a_rename_and_is_freed_by_removal,
                 two_users_renamed_to_one_user_name_at_once_leave_exactly_one_with_it,
+                a_taken_email_is_an_email_clash_even_when_the_user_name_clashes_too,
             ],
             account_data(control_store()) [
                 a_key_record_is_gone_from_reads_90_days_after_the_key_ended,

@@ -418,7 +418,7 @@ impl ControlStore for SqliteControlStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![ws, id, email, name, created, doc],
                 )
-                .map_err(|e| user_write_error("create_user", e))?;
+                .map_err(|e| user_write_error(c, "create_user", (&ws, &id, &email), e))?;
                 Ok(())
             })
             .await
@@ -435,7 +435,7 @@ impl ControlStore for SqliteControlStore {
                          WHERE workspace_id = ?1 AND id = ?2",
                         params![ws, id, doc, email, name],
                     )
-                    .map_err(|e| user_write_error("update_user", e))?;
+                    .map_err(|e| user_write_error(c, "update_user", (&ws, &id, &email), e))?;
                 if n == 0 {
                     return Err(StoreError::NotFound("user"));
                 }

@@ -51,17 +51,27 @@ pub(crate) fn migrate_user_names(c: &Connection) -> Result<(), rusqlite::Error> 
     Ok(())
 }
 
-/// Why a write of a user failed: the unique `userName` index is [`USER_NAME_TAKEN`]; anything
-/// else as [`sql`] says.
-pub(crate) fn user_write_error(context: &'static str, e: rusqlite::Error) -> StoreError {
-    match &e {
-        rusqlite::Error::SqliteFailure(f, Some(message))
-            if f.code == rusqlite::ErrorCode::ConstraintViolation
-                && message.contains("users.user_name") =>
-        {
-            StoreError::Conflict(USER_NAME_TAKEN)
-        }
-        _ => sql(context, e),
+/// Why a write of the user `(workspace, id, email)` failed: the unique `userName` index is
+/// [`USER_NAME_TAKEN`] unless the email is another user's too (a user the admin API makes is
+/// named by their email, and SQLite reports whichever index it checked first): then it is the
+/// email's clash, like anything else [`sql`] says.
+pub(crate) fn user_write_error(
+    c: &Connection,
+    context: &'static str,
+    (ws, id, email): (&str, &str, &str),
+    e: rusqlite::Error,
+) -> StoreError {
+    let name_clash = matches!(&e, rusqlite::Error::SqliteFailure(f, Some(message))
+        if f.code == rusqlite::ErrorCode::ConstraintViolation
+            && message.contains("users.user_name"));
+    let email_taken = || {
+        c.prepare_cached("SELECT 1 FROM users WHERE workspace_id = ?1 AND email = ?2 AND id <> ?3")
+            .and_then(|mut s| s.exists([ws, email, id]))
+    };
+    match name_clash.then(email_taken) {
+        Some(Ok(false)) => StoreError::Conflict(USER_NAME_TAKEN),
+        Some(Err(read)) => sql(context, read),
+        Some(Ok(true)) | None => sql(context, e),
     }
 }
 

@@ -40,6 +40,23 @@ pub struct LocalStack {
 tracklayer_core::debug_fields!(LocalStack: dir);
 
 impl LocalStack {
+    /// The stack with its queue's redrive (like SQS's: a message received that many times is
+    /// dead-lettered at its next receive) no lower than `max_attempts`: delivery dead-letters
+    /// a message itself at its last attempt, logging the reason per item, and the redrive only
+    /// catches a message whose processing never settles (a crash each time). A redrive below
+    /// the attempts (`--max-attempts 40` with the default 8) dead-lettered messages delivery
+    /// still retried, leaving their items `retrying` in the delivery log.
+    pub fn with_delivery_attempts(mut self, max_attempts: u32) -> Self {
+        let receives = max_attempts.max(SqliteDeliveryQueue::DEFAULT_MAX_RECEIVE_COUNT);
+        self.queue = Arc::new(SqliteDeliveryQueue::new(
+            self.db.clone(),
+            self.clock.clone(),
+            self.ids.clone(),
+            receives,
+        ));
+        self
+    }
+
     /// Creates the directory (mode 0700) and master key; fails if already initialized.
     pub fn create(dir: DataDir) -> anyhow::Result<Self> {
         if dir.is_initialized() {

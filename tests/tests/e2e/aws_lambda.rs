@@ -565,14 +565,14 @@ async fn closing_a_workspace_through_admin_stops_its_keys_and_stamps_its_account
     }
     println!("closure: {control} write units on the control table, {audit} on the audit table");
     // Keys (item + gsi1 entry, 2 each): the write key revoked, the owner's token stamped and
-    // then revoked; the destination deleted (1); the owner and their login stamped (1 each);
-    // the workspace put closed (item + gsi1 entry, 2); the data-subject records stamped: the
-    // completed erasure (its document with the receipt is over 1 KB: 2), its suppression
-    // entry (1) and the open access request (item + gsi1 entry, 2); the audit entry and the
-    // chain head, in one transaction (2 items, doubled: 4).
+    // then revoked; the destination deleted (1); the owner, their login and their userName
+    // item stamped (1 each); the workspace put closed (item + gsi1 entry, 2); the
+    // data-subject records stamped: the completed erasure (its document with the receipt is
+    // over 1 KB: 2), its suppression entry (1) and the open access request (item + gsi1
+    // entry, 2); the audit entry and the chain head, in one transaction (2 items, doubled: 4).
     assert_eq!(
         control,
-        2.0 + 2.0 * 2.0 + 1.0 + 2.0 + 2.0 + 5.0,
+        2.0 + 2.0 * 2.0 + 1.0 + 3.0 + 2.0 + 5.0,
         "{tables:?}"
     );
     assert_eq!(audit, 4.0, "{tables:?}");

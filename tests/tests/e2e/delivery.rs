@@ -115,12 +115,74 @@ async fn ten_thousand_events_reach_every_destination_exactly_once_despite_30_per
 
     let n = 10_000;
     post_purchases(&server.url, &keys.write_key, "ft", n).await;
-    wait_until(
-        Duration::from_secs(240),
-        "every destination to receive every event",
-        || sinks.iter().all(|s| complete(&fakes, s, n)),
-    )
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    while !sinks.iter().all(|s| complete(&fakes, s, n)) {
+        if std::time::Instant::now() > deadline {
+            let progress: Vec<_> = sinks
+                .iter()
+                .map(|s| (*s, fakes.received(s).len(), fakes.requests(s)))
+                .collect();
+            // The trace of the first missing event of each incomplete destination.
+            let client = reqwest::Client::new();
+            let mut traces = Vec::new();
+            for &sink in &sinks {
+                let got = fakes.received(sink);
+                let Some(missing) = (0..n)
+                    .map(|i| format!("ft-{i}"))
+                    .find(|m| !got.contains_key(m))
+                else {
+                    continue;
+                };
+                let trace = client
+                    .get(format!(
+                        "{}/admin/v1/events?message_id={missing}",
+                        server.url
+                    ))
+                    .bearer_auth(&keys.admin_token)
+                    .send()
+                    .await
+                    .ok();
+                let text = match trace {
+                    Some(r) => r.text().await.unwrap_or_default(),
+                    None => "no answer".into(),
+                };
+                traces.push(format!("{sink} {missing}: {text}"));
+            }
+            let queue: Vec<String> = {
+                let db = tracklayer_tests::database(&dir);
+                let mut stmt = db
+                    .prepare(
+                        "SELECT id, kind, visible_at, receive_count, receipt IS NOT NULL,
+                                dead_at, length(body) FROM queue",
+                    )
+                    .unwrap();
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok(format!(
+                            "{:?}",
+                            (
+                                r.get::<_, i64>(0)?,
+                                r.get::<_, String>(1)?,
+                                r.get::<_, i64>(2)?,
+                                r.get::<_, i64>(3)?,
+                                r.get::<_, bool>(4)?,
+                                r.get::<_, Option<i64>>(5)?,
+                                r.get::<_, i64>(6)?,
+                            )
+                        ))
+                    })
+                    .unwrap();
+                rows.map(Result::unwrap).collect()
+            };
+            panic!(
+                "timed out waiting for every destination to receive every event: (sink, \
+                 received, (requests, failed)) {progress:?}; format errors {:?}; traces {traces:#?}; \
+                 queue (id, kind, visible_at, receives, received, dead_at, bytes) {queue:#?}",
+                fakes.format_errors()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     server.stop().unwrap();
 
     assert!(
@@ -153,6 +215,51 @@ async fn ten_thousand_events_reach_every_destination_exactly_once_despite_30_per
     assert!(
         !raw.contains("@example.com") && !raw.contains("1234567"),
         "no raw identifier leaves"
+    );
+}
+
+/// `--max-attempts` above the queue's default redrive (8 receives): a destination down for
+/// ten attempts still gets the events on the eleventh, and the delivery log never shows an
+/// item `retrying` whose message the queue has dead-lettered meanwhile.
+#[tokio::test]
+async fn max_attempts_above_the_default_redrive_are_all_spent_before_a_message_is_dead() {
+    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
+    let base = fake::serve(fakes.clone()).await;
+    fakes.set_mode("webhook:late", Mode::Down);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let keys = init(&dir, "us").unwrap();
+    add(
+        &dir,
+        json!({"name": "Late", "kind": "webhook",
+        "config": {"url": format!("{base}/hook/late")},
+        "secrets": {"signing_secret": WEBHOOK_SECRET}}),
+    );
+    let mut args = FAST_RETRIES.to_vec();
+    args.extend(["--max-attempts", "40"]);
+    let mut server = Server::start(&dir, &args).unwrap();
+
+    post_purchases(&server.url, &keys.write_key, "late", 10).await;
+    wait_until(Duration::from_secs(60), "ten refused attempts", || {
+        fakes.requests("webhook:late").1 >= 10
+    })
+    .await;
+    fakes.set_mode("webhook:late", Mode::Up);
+    wait_until(Duration::from_secs(60), "the late webhook", || {
+        complete(&fakes, "webhook:late", 10)
+    })
+    .await;
+    server.stop().unwrap();
+    let dead: i64 = database(&dir)
+        .query_row(
+            "SELECT COUNT(*) FROM queue WHERE dead_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        dead, 0,
+        "nothing dead-lettered before its attempts were spent"
     );
 }
 

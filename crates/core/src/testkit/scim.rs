@@ -153,6 +153,37 @@ fn user_name_taken(r: Result<(), StoreError>) -> bool {
     matches!(r, Err(StoreError::Conflict(w)) if w == crate::scim::profile::USER_NAME_TAKEN)
 }
 
+/// A user the admin API makes is named by their email: a second user with a taken email
+/// clashes on both, and the clash is the email's (what the caller must change), never the
+/// userName's; a taken userName alone is the userName's.
+pub async fn a_taken_email_is_an_email_clash_even_when_the_user_name_clashes_too(
+    s: &dyn ControlStore,
+) {
+    use crate::scim::profile::USER_NAME_TAKEN;
+    let ws = workspace(Region::Us);
+    s.create_workspace(&ws).await.unwrap();
+    s.create_user(&user(&ws.id, "ana@example.com", Role::Editor))
+        .await
+        .unwrap();
+    let again = s
+        .create_user(&user(&ws.id, "ana@example.com", Role::Viewer))
+        .await;
+    assert!(
+        matches!(&again, Err(StoreError::Conflict(w)) if *w != USER_NAME_TAKEN),
+        "{again:?}"
+    );
+    let mut bo = user(&ws.id, "bo@example.com", Role::Viewer);
+    s.create_user(&bo).await.unwrap();
+    bo.email = user(&ws.id, "ana@example.com", Role::Viewer).email;
+    let moved = s.update_user(&bo).await;
+    assert!(
+        matches!(&moved, Err(StoreError::Conflict(w)) if *w != USER_NAME_TAKEN),
+        "{moved:?}"
+    );
+    let name_only = named(&ws.id, "cy@example.com", "ANA@example.com");
+    assert!(user_name_taken(s.create_user(&name_only).await));
+}
+
 pub async fn two_creates_racing_for_one_user_name_leave_exactly_one_user(s: &dyn ControlStore) {
     const ROUNDS: usize = 5;
     let ws = workspace(Region::Us);

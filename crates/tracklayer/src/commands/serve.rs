@@ -24,6 +24,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let tls = args.tls().context("cannot use --tls-cert/--tls-key")?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let (stack, region, created) = open_or_create(&args).await?;
+    let stack = stack.with_delivery_attempts(args.delivery.max_attempts.max(1));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -120,10 +120,10 @@ impl DynamoControlStore {
             .await
     }
 
-    /// Writes `items` (the user's first) at once. A refusal is [`USER_NAME_TAKEN`] when the
-    /// item at `name_at` (the new `UNAME#` item) failed its condition, `first` when the user
-    /// item did, else `taken`; a transaction conflict (a concurrent transaction on the same
-    /// items, such as the racing write of the same name or email) is `taken` too.
+    /// Writes `items` (the user's first) at once. A refusal is `first` when the user item
+    /// failed its condition, [`USER_NAME_TAKEN`] when only the item at `name_at` (the new
+    /// `UNAME#` item) did, else `taken`; a transaction conflict (a concurrent transaction on
+    /// the same items, such as the racing write of the same name or email) is `taken` too.
     async fn transact_user(
         &self,
         context: &'static str,
@@ -160,11 +160,14 @@ impl DynamoControlStore {
                 .and_then(Option::as_deref)
                 .is_some_and(|c| c == "ConditionalCheckFailed")
         };
-        if name_at.is_some_and(failed) {
-            return Err(StoreError::Conflict(USER_NAME_TAKEN));
-        }
         if failed(0) {
             return Err(first);
+        }
+        // Another item's clash (the email's) first: a user the admin API makes is named by
+        // their email, so a taken email fails both, and the email is what the caller changes.
+        let others = (1..reasons.len()).filter(|&i| Some(i) != name_at);
+        if name_at.is_some_and(failed) && !others.clone().any(failed) {
+            return Err(StoreError::Conflict(USER_NAME_TAKEN));
         }
         let refused = reasons
             .iter()
