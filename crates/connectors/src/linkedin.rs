@@ -193,13 +193,6 @@ impl Connector for Linkedin {
     common::batch_methods!(oauth);
 
     fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
-        let linkedin = common::NoDeletion {
-            api: "LinkedIn's Conversions API",
-            vendor: "LinkedIn",
-            account: "conversion rule",
-            how: "Ask LinkedIn to delete them through its privacy request channel for \
-                  advertisers",
-        };
-        common::no_deletion_guidance(&linkedin, sent)
+        common::conversions_api_no_deletion_guidance("LinkedIn", "conversion rule", sent)
     }
 }

@@ -241,13 +241,6 @@ impl Connector for Pinterest {
     common::batch_methods!();
 
     fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
-        let pinterest = common::NoDeletion {
-            api: "Pinterest's Conversions API",
-            vendor: "Pinterest",
-            account: "ad account",
-            how: "Ask Pinterest to delete them through its privacy request channel for \
-                  advertisers",
-        };
-        common::no_deletion_guidance(&pinterest, sent)
+        common::conversions_api_no_deletion_guidance("Pinterest", "ad account", sent)
     }
 }

@@ -193,25 +193,9 @@ impl Connector for Reddit {
         common::batch_request(kind, BATCH_LIMIT, items, envelope, |o| event(target, o))
     }
 
-    fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
-        classify_response(response)
-    }
-
-    fn batch_limit(&self, _target: &Target<'_>) -> usize {
-        BATCH_LIMIT
-    }
-
-    fn screen(&self, target: &Target<'_>, item: &OpenedItem) -> Result<(), DropReason> {
-        crate::requirements::screen(target, item)
-    }
+    common::batch_methods!(whole_request);
 
     fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
-        let reddit = common::NoDeletion {
-            api: "Reddit's Conversions API",
-            vendor: "Reddit",
-            account: "ad account",
-            how: "Ask Reddit to delete them through its privacy request channel for advertisers",
-        };
-        common::no_deletion_guidance(&reddit, sent)
+        common::conversions_api_no_deletion_guidance("Reddit", "ad account", sent)
     }
 }
