@@ -7,6 +7,7 @@ use tracklayer_core::deliver::{
     classify_status, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
 };
 use tracklayer_core::destination::DestinationKind;
+use tracklayer_core::event::SealedFields;
 use tracklayer_core::identity::{is_sha256_hex, Field};
 use tracklayer_core::ingest::scrub;
 
@@ -30,6 +31,12 @@ pub(crate) fn bearer(token: &str) -> (String, String) {
 /// A trimmed, non-blank string.
 pub(crate) fn clean(v: Option<&str>) -> Option<&str> {
     v.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The click id `key` (`gclid`, `msclkid`, ...) as ingest collected it, trimmed; none when
+/// it is missing or blank.
+pub(crate) fn click_id<'a>(sealed: &'a SealedFields, key: &str) -> Option<&'a str> {
+    clean(sealed.click_ids.get(key).map(String::as_str))
 }
 
 /// The stored event view, as the trace API shows it: ids, type, name (`config.event_names`
@@ -607,11 +614,7 @@ pub(crate) fn put(obj: &mut Map<String, Value>, key: &str, value: Option<impl In
 /// Adds the client's IP address and user agent as `client_ip_address` and
 /// `client_user_agent`, then the click ids named `click_keys`, each when present (the unhashed
 /// part of Meta's and Snap's `user_data`).
-pub(crate) fn put_client(
-    out: &mut Map<String, Value>,
-    sealed: &tracklayer_core::event::SealedFields,
-    click_keys: &[&str],
-) {
+pub(crate) fn put_client(out: &mut Map<String, Value>, sealed: &SealedFields, click_keys: &[&str]) {
     put(out, "client_ip_address", clean(sealed.ip.as_deref()));
     put(
         out,
@@ -619,11 +622,7 @@ pub(crate) fn put_client(
         clean(sealed.user_agent.as_deref()),
     );
     for key in click_keys {
-        put(
-            out,
-            key,
-            clean(sealed.click_ids.get(*key).map(String::as_str)),
-        );
+        put(out, key, click_id(sealed, key));
     }
 }
 

@@ -47,7 +47,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
 use tracklayer_core::identity::{is_sha256_hex, Field};
 
-use crate::common::{self, clean, Commerce};
+use crate::common::{self, Commerce};
 
 /// The destination kind.
 const KIND: DestinationKind = DestinationKind::Linkedin;
@@ -65,7 +65,7 @@ pub struct Linkedin;
 
 /// The `li_fat_id` click id, as ingest collected it.
 fn click_id(opened: &OpenedItem) -> Option<&str> {
-    clean(opened.sealed.click_ids.get("li_fat_id").map(String::as_str))
+    common::click_id(&opened.sealed, "li_fat_id")
 }
 
 /// The item's digest of `field`, when it is one.

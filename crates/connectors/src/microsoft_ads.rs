@@ -79,7 +79,7 @@ pub fn user_data(opened: &OpenedItem) -> Map<String, Value> {
 
 /// The `msclkid` click id, as ingest collected it.
 fn click_id(opened: &OpenedItem) -> Option<&str> {
-    clean(opened.sealed.click_ids.get("msclkid").map(String::as_str))
+    common::click_id(&opened.sealed, "msclkid")
 }
 
 /// Whether Microsoft can match the event: a click id, a hashed email, phone or external id,

@@ -92,7 +92,7 @@ pub fn user(opened: &OpenedItem) -> Map<String, Value> {
 
 /// The `rdt_cid` click id, as ingest collected it.
 fn click_id(opened: &OpenedItem) -> Option<&str> {
-    clean(opened.sealed.click_ids.get("rdt_cid").map(String::as_str))
+    common::click_id(&opened.sealed, "rdt_cid")
 }
 
 /// Whether Reddit can match the event: a click id, a hashed email or external id, or both
