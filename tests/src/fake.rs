@@ -243,6 +243,34 @@ impl Fakes {
             *s.received.entry(id).or_default() += 1;
         }
     }
+
+    /// [`Fakes::accept`] of a request carrying `events`, each received under the string at the
+    /// JSON `pointer` in it (an event without one is not counted).
+    fn accept_events(&self, sink: &str, body: &Value, events: &[Value], pointer: &str) {
+        let ids = events
+            .iter()
+            .filter_map(|e| e.pointer(pointer)?.as_str().map(str::to_owned));
+        self.accept(sink, body, ids);
+    }
+
+    /// The JSON body of a request to the fake `sink`, once admitted: an injected fault answers
+    /// first; then a request whose credentials the fake `refused` (why, and the vendor's answer)
+    /// is recorded as a format error and answered; then a body that is not JSON gets a 400.
+    async fn admit(
+        &self,
+        sink: &str,
+        refused: Option<(&str, Response)>,
+        body: &Bytes,
+    ) -> Result<Value, Response> {
+        if let Some(r) = self.fault(sink).await {
+            return Err(r);
+        }
+        if let Some((why, answer)) = refused {
+            self.format_error(sink, why.into());
+            return Err(answer);
+        }
+        json_body(body).ok_or_else(|| StatusCode::BAD_REQUEST.into_response())
+    }
 }
 
 /// Serves every fake on one loopback port; returns its base URL.
@@ -274,31 +302,22 @@ async fn meta(
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = f.fault("meta_capi").await {
-        return r;
-    }
-    if q.get("access_token") != Some(&f.meta_token) || !version.starts_with('v') {
-        f.format_error("meta_capi", "missing access_token or version".into());
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": {"message": "bad token", "code": 190}})),
-        )
-            .into_response();
-    }
-    let Some(v) = json_body(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
+    let authorized = q.get("access_token") == Some(&f.meta_token) && version.starts_with('v');
+    let refused = (!authorized).then(|| {
+        let error = json!({"error": {"message": "bad token", "code": 190}});
+        let answer = (StatusCode::BAD_REQUEST, Json(error)).into_response();
+        ("missing access_token or version", answer)
+    });
+    let v = match f.admit("meta_capi", refused, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let data = v["data"].as_array().cloned().unwrap_or_default();
     for e in &data {
         f.require_event_members("meta_capi", e);
     }
     let n = data.len();
-    f.accept(
-        "meta_capi",
-        &v,
-        data.iter()
-            .filter_map(|e| e["event_id"].as_str().map(str::to_owned)),
-    );
+    f.accept_events("meta_capi", &v, &data, "/event_id");
     Json(json!({"events_received": n, "fbtrace_id": "AbC"})).into_response()
 }
 
@@ -307,15 +326,14 @@ async fn ga4(
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = f.fault("ga4").await {
-        return r;
-    }
-    if q.get("api_secret") != Some(&f.ga4_secret) || !q.contains_key("measurement_id") {
-        f.format_error("ga4", "missing api_secret or measurement_id".into());
-        return StatusCode::FORBIDDEN.into_response();
-    }
-    let Some(v) = json_body(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
+    let authorized = q.get("api_secret") == Some(&f.ga4_secret) && q.contains_key("measurement_id");
+    let refused = (!authorized).then(|| {
+        let answer = StatusCode::FORBIDDEN.into_response();
+        ("missing api_secret or measurement_id", answer)
+    });
+    let v = match f.admit("ga4", refused, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     if v["client_id"].as_str().is_none() {
         f.format_error("ga4", "request without client_id".into());
@@ -324,38 +342,25 @@ async fn ga4(
     if events.len() > 25 {
         f.format_error("ga4", format!("{} events in one request", events.len()));
     }
-    f.accept(
-        "ga4",
-        &v,
-        events
-            .iter()
-            .filter_map(|e| e["params"]["transaction_id"].as_str().map(str::to_owned)),
-    );
+    f.accept_events("ga4", &v, &events, "/params/transaction_id");
     StatusCode::NO_CONTENT.into_response()
 }
 
 async fn tiktok(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(r) = f.fault("tiktok").await {
-        return r;
-    }
     let token = headers.get("access-token").and_then(|v| v.to_str().ok());
-    if token != Some(f.tiktok_token.as_str()) {
-        f.format_error("tiktok", "missing Access-Token".into());
-        return Json(json!({"code": 40105, "message": "invalid access token"})).into_response();
-    }
-    let Some(v) = json_body(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
+    let refused = (token != Some(f.tiktok_token.as_str())).then(|| {
+        let answer = Json(json!({"code": 40105, "message": "invalid access token"}));
+        ("missing Access-Token", answer.into_response())
+    });
+    let v = match f.admit("tiktok", refused, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     if v["event_source"] != "web" || v["event_source_id"].as_str().is_none() {
         f.format_error("tiktok", "missing event_source/event_source_id".into());
     }
     let data = v["data"].as_array().cloned().unwrap_or_default();
-    f.accept(
-        "tiktok",
-        &v,
-        data.iter()
-            .filter_map(|e| e["event_id"].as_str().map(str::to_owned)),
-    );
+    f.accept_events("tiktok", &v, &data, "/event_id");
     Json(json!({"code": 0, "message": "OK", "request_id": "r1"})).into_response()
 }
 
@@ -366,9 +371,6 @@ async fn webhook(
     body: Bytes,
 ) -> Response {
     let sink = format!("webhook:{name}");
-    if let Some(r) = f.fault(&sink).await {
-        return r;
-    }
     let h = |k: &str| {
         headers
             .get(k)
@@ -388,20 +390,16 @@ async fn webhook(
         "v1,{}",
         base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
     );
-    if id.is_empty() || !sig.split(' ').any(|s| s == expected) {
-        f.format_error(&sink, "bad Standard Webhooks signature".into());
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    let Some(v) = json_body(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
+    let signed = !id.is_empty() && sig.split(' ').any(|s| s == expected);
+    let refused = (!signed).then(|| {
+        let answer = StatusCode::UNAUTHORIZED.into_response();
+        ("bad Standard Webhooks signature", answer)
+    });
+    let v = match f.admit(&sink, refused, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let events = v["events"].as_array().cloned().unwrap_or_default();
-    f.accept(
-        &sink,
-        &v,
-        events
-            .iter()
-            .filter_map(|e| e["messageId"].as_str().map(str::to_owned)),
-    );
+    f.accept_events(&sink, &v, &events, "/messageId");
     StatusCode::NO_CONTENT.into_response()
 }

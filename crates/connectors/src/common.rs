@@ -7,6 +7,7 @@ use tracklayer_core::deliver::{
     classify_status, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
 };
 use tracklayer_core::destination::DestinationKind;
+use tracklayer_core::event::SealedFields;
 use tracklayer_core::identity::{is_sha256_hex, Field};
 use tracklayer_core::ingest::scrub;
 
@@ -30,6 +31,12 @@ pub(crate) fn bearer(token: &str) -> (String, String) {
 /// A trimmed, non-blank string.
 pub(crate) fn clean(v: Option<&str>) -> Option<&str> {
     v.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The click id `key` (`gclid`, `msclkid`, ...) as ingest collected it, trimmed; none when
+/// it is missing or blank.
+pub(crate) fn click_id<'a>(sealed: &'a SealedFields, key: &str) -> Option<&'a str> {
+    clean(sealed.click_ids.get(key).map(String::as_str))
 }
 
 /// The stored event view, as the trace API shows it: ids, type, name (`config.event_names`
@@ -114,22 +121,25 @@ pub(crate) fn base_url<'a>(target: &Target<'a>, kind: DestinationKind) -> &'a st
 }
 
 /// The `Connector` methods a batch connector states by its module's items: `BATCH_LIMIT`,
-/// `classify_response(items, response)` and the shared screening
-/// ([`crate::requirements::screen`]); with `oauth`, also `token_endpoint`, on the module's
-/// `TOKEN_HOST` and `TOKEN_PATH` for its `KIND` ([`token_url`]).
+/// `classify_response` and the shared screening ([`crate::requirements::screen`]).
+/// `classify_response` takes the number of items and the response (a vendor that answers per
+/// item); with `whole_request`, the response only (a vendor whose answer is one outcome for the
+/// whole request). With `oauth`, also `token_endpoint`, on the module's `TOKEN_HOST` and
+/// `TOKEN_PATH` for its `KIND` ([`token_url`]).
 macro_rules! batch_methods {
     () => {
         fn classify(&self, items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
             classify_response(items.len(), response)
         }
 
-        fn batch_limit(&self, _target: &Target<'_>) -> usize {
-            BATCH_LIMIT
+        $crate::common::batch_methods!(@limit_and_screen);
+    };
+    (whole_request) => {
+        fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
+            classify_response(response)
         }
 
-        fn screen(&self, target: &Target<'_>, item: &OpenedItem) -> Result<(), DropReason> {
-            crate::requirements::screen(target, item)
-        }
+        $crate::common::batch_methods!(@limit_and_screen);
     };
     (oauth) => {
         $crate::common::batch_methods!();
@@ -137,6 +147,15 @@ macro_rules! batch_methods {
         fn token_endpoint(&self, target: &Target<'_>) -> Option<String> {
             let endpoint = (TOKEN_HOST, TOKEN_PATH);
             Some($crate::common::token_url(target, KIND, endpoint))
+        }
+    };
+    (@limit_and_screen) => {
+        fn batch_limit(&self, _target: &Target<'_>) -> usize {
+            BATCH_LIMIT
+        }
+
+        fn screen(&self, target: &Target<'_>, item: &OpenedItem) -> Result<(), DropReason> {
+            crate::requirements::screen(target, item)
         }
     };
 }
@@ -595,11 +614,7 @@ pub(crate) fn put(obj: &mut Map<String, Value>, key: &str, value: Option<impl In
 /// Adds the client's IP address and user agent as `client_ip_address` and
 /// `client_user_agent`, then the click ids named `click_keys`, each when present (the unhashed
 /// part of Meta's and Snap's `user_data`).
-pub(crate) fn put_client(
-    out: &mut Map<String, Value>,
-    sealed: &tracklayer_core::event::SealedFields,
-    click_keys: &[&str],
-) {
+pub(crate) fn put_client(out: &mut Map<String, Value>, sealed: &SealedFields, click_keys: &[&str]) {
     put(out, "client_ip_address", clean(sealed.ip.as_deref()));
     put(
         out,
@@ -607,29 +622,25 @@ pub(crate) fn put_client(
         clean(sealed.user_agent.as_deref()),
     );
     for key in click_keys {
-        put(
-            out,
-            key,
-            clean(sealed.click_ids.get(*key).map(String::as_str)),
-        );
+        put(out, key, click_id(sealed, key));
     }
 }
 
 /// A vendor API that cannot delete what it received, for [`no_deletion_guidance`].
-pub(crate) struct NoDeletion {
+pub(crate) struct NoDeletion<'a> {
     /// The API, possessive: `"TikTok's Events API"`.
-    pub api: &'static str,
+    pub api: &'a str,
     /// The vendor: `"TikTok"`.
-    pub vendor: &'static str,
+    pub vendor: &'a str,
     /// What the destination's account is called there: `"pixel"`, `"dataset"`.
-    pub account: &'static str,
+    pub account: &'a str,
     /// How to ask the vendor: `"Request the deletion through …"`.
-    pub how: &'static str,
+    pub how: &'a str,
 }
 
 /// The erasure receipt's `customer_action` for a vendor whose API cannot delete events.
 pub(crate) fn no_deletion_guidance(
-    v: &NoDeletion,
+    v: &NoDeletion<'_>,
     sent: &tracklayer_core::dsr::SentToVendor<'_>,
 ) -> String {
     let NoDeletion {
@@ -646,6 +657,26 @@ pub(crate) fn no_deletion_guidance(
         sent.period,
         sent.account_or_deleted()
     )
+}
+
+/// [`no_deletion_guidance`] for `vendor`'s Conversions API, whose events only the vendor can
+/// delete, asked through its privacy request channel for advertisers (Snap, Pinterest, Reddit,
+/// LinkedIn); `account` is what the destination's account is called there.
+pub(crate) fn conversions_api_no_deletion_guidance(
+    vendor: &str,
+    account: &str,
+    sent: &tracklayer_core::dsr::SentToVendor<'_>,
+) -> String {
+    let api = format!("{vendor}'s Conversions API");
+    let how =
+        format!("Ask {vendor} to delete them through its privacy request channel for advertisers");
+    let v = NoDeletion {
+        api: &api,
+        vendor,
+        account,
+        how: &how,
+    };
+    no_deletion_guidance(&v, sent)
 }
 
 /// The HTTP-level outcome (2xx delivered; 408, 429, 5xx retry; other statuses permanent).

@@ -56,7 +56,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
 use tracklayer_core::identity::{is_sha256_hex, Field};
 
-use crate::common::{self, clean, put, Commerce};
+use crate::common::{self, put, Commerce};
 
 /// The destination kind.
 const KIND: DestinationKind = DestinationKind::GoogleAds;
@@ -80,7 +80,7 @@ pub struct GoogleAds;
 /// field name.
 pub fn click_id(opened: &OpenedItem) -> Option<(&'static str, &str)> {
     CLICK_IDS.iter().find_map(|name| {
-        let v = clean(opened.sealed.click_ids.get(*name).map(String::as_str))?;
+        let v = common::click_id(&opened.sealed, name)?;
         Some((*name, v))
     })
 }

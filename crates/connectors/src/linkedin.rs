@@ -47,7 +47,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
 use tracklayer_core::identity::{is_sha256_hex, Field};
 
-use crate::common::{self, clean, Commerce};
+use crate::common::{self, Commerce};
 
 /// The destination kind.
 const KIND: DestinationKind = DestinationKind::Linkedin;
@@ -65,7 +65,7 @@ pub struct Linkedin;
 
 /// The `li_fat_id` click id, as ingest collected it.
 fn click_id(opened: &OpenedItem) -> Option<&str> {
-    clean(opened.sealed.click_ids.get("li_fat_id").map(String::as_str))
+    common::click_id(&opened.sealed, "li_fat_id")
 }
 
 /// The item's digest of `field`, when it is one.
@@ -193,13 +193,6 @@ impl Connector for Linkedin {
     common::batch_methods!(oauth);
 
     fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
-        let linkedin = common::NoDeletion {
-            api: "LinkedIn's Conversions API",
-            vendor: "LinkedIn",
-            account: "conversion rule",
-            how: "Ask LinkedIn to delete them through its privacy request channel for \
-                  advertisers",
-        };
-        common::no_deletion_guidance(&linkedin, sent)
+        common::conversions_api_no_deletion_guidance("LinkedIn", "conversion rule", sent)
     }
 }

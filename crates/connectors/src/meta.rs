@@ -264,14 +264,6 @@ pub fn classify_response(response: &HttpResponse) -> Outcome {
 }
 
 impl Connector for MetaCapi {
-    fn batch_limit(&self, _target: &Target<'_>) -> usize {
-        BATCH_LIMIT
-    }
-
-    fn screen(&self, target: &Target<'_>, opened: &OpenedItem) -> Result<(), DropReason> {
-        crate::requirements::screen(target, opened)
-    }
-
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {
         let envelope = || {
             let mut e = common::Envelope::new(url(target)?, Vec::new(), "data");
@@ -282,9 +274,7 @@ impl Connector for MetaCapi {
         common::batch_request(kind, BATCH_LIMIT, items, envelope, |o| event(target, o))
     }
 
-    fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
-        classify_response(response)
-    }
+    common::batch_methods!(whole_request);
 
     fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
         let meta = common::NoDeletion {

@@ -79,7 +79,7 @@ pub fn user_data(opened: &OpenedItem) -> Map<String, Value> {
 
 /// The `msclkid` click id, as ingest collected it.
 fn click_id(opened: &OpenedItem) -> Option<&str> {
-    clean(opened.sealed.click_ids.get("msclkid").map(String::as_str))
+    common::click_id(&opened.sealed, "msclkid")
 }
 
 /// Whether Microsoft can match the event: a click id, a hashed email, phone or external id,
@@ -182,17 +182,7 @@ impl Connector for MicrosoftAds {
         common::batch_request(kind, BATCH_LIMIT, items, envelope, |o| event(target, o))
     }
 
-    fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
-        classify_response(response)
-    }
-
-    fn batch_limit(&self, _target: &Target<'_>) -> usize {
-        BATCH_LIMIT
-    }
-
-    fn screen(&self, target: &Target<'_>, item: &OpenedItem) -> Result<(), DropReason> {
-        crate::requirements::screen(target, item)
-    }
+    common::batch_methods!(whole_request);
 
     fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
         let microsoft = common::NoDeletion {

@@ -87,8 +87,11 @@ fn user_data_key(field: Field) -> Option<&'static str> {
 pub fn user_data(opened: &OpenedItem) -> Map<String, Value> {
     let mut out = common::hashed_lists(opened, user_data_key);
     common::put_client(&mut out, &opened.sealed, &[]);
-    let epik = opened.sealed.click_ids.get("epik").map(String::as_str);
-    put(&mut out, "click_id", common::clean(epik));
+    put(
+        &mut out,
+        "click_id",
+        common::click_id(&opened.sealed, "epik"),
+    );
     out
 }
 
@@ -241,13 +244,6 @@ impl Connector for Pinterest {
     common::batch_methods!();
 
     fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
-        let pinterest = common::NoDeletion {
-            api: "Pinterest's Conversions API",
-            vendor: "Pinterest",
-            account: "ad account",
-            how: "Ask Pinterest to delete them through its privacy request channel for \
-                  advertisers",
-        };
-        common::no_deletion_guidance(&pinterest, sent)
+        common::conversions_api_no_deletion_guidance("Pinterest", "ad account", sent)
     }
 }

@@ -92,7 +92,7 @@ pub fn user(opened: &OpenedItem) -> Map<String, Value> {
 
 /// The `rdt_cid` click id, as ingest collected it.
 fn click_id(opened: &OpenedItem) -> Option<&str> {
-    clean(opened.sealed.click_ids.get("rdt_cid").map(String::as_str))
+    common::click_id(&opened.sealed, "rdt_cid")
 }
 
 /// Whether Reddit can match the event: a click id, a hashed email or external id, or both
@@ -193,25 +193,9 @@ impl Connector for Reddit {
         common::batch_request(kind, BATCH_LIMIT, items, envelope, |o| event(target, o))
     }
 
-    fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
-        classify_response(response)
-    }
-
-    fn batch_limit(&self, _target: &Target<'_>) -> usize {
-        BATCH_LIMIT
-    }
-
-    fn screen(&self, target: &Target<'_>, item: &OpenedItem) -> Result<(), DropReason> {
-        crate::requirements::screen(target, item)
-    }
+    common::batch_methods!(whole_request);
 
     fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
-        let reddit = common::NoDeletion {
-            api: "Reddit's Conversions API",
-            vendor: "Reddit",
-            account: "ad account",
-            how: "Ask Reddit to delete them through its privacy request channel for advertisers",
-        };
-        common::no_deletion_guidance(&reddit, sent)
+        common::conversions_api_no_deletion_guidance("Reddit", "ad account", sent)
     }
 }

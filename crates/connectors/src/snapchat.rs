@@ -133,14 +133,6 @@ pub fn classify_response(response: &HttpResponse) -> Outcome {
 }
 
 impl Connector for Snapchat {
-    fn batch_limit(&self, _target: &Target<'_>) -> usize {
-        BATCH_LIMIT
-    }
-
-    fn screen(&self, target: &Target<'_>, item: &OpenedItem) -> Result<(), DropReason> {
-        crate::requirements::screen(target, item)
-    }
-
     fn build(&self, target: &Target<'_>, items: &[&OpenedItem]) -> Result<HttpRequest, String> {
         let envelope = || {
             let pixel = common::required_config(target, "pixel_id")?;
@@ -157,17 +149,9 @@ impl Connector for Snapchat {
         common::batch_request(kind, BATCH_LIMIT, items, envelope, |o| event(target, o))
     }
 
-    fn classify(&self, _items: &[&OpenedItem], response: &HttpResponse) -> Outcome {
-        classify_response(response)
-    }
+    common::batch_methods!(whole_request);
 
     fn erasure_guidance(&self, sent: &SentToVendor<'_>) -> String {
-        let snap = common::NoDeletion {
-            api: "Snap's Conversions API",
-            vendor: "Snap",
-            account: "pixel",
-            how: "Ask Snap to delete them through its privacy request channel for advertisers",
-        };
-        common::no_deletion_guidance(&snap, sent)
+        common::conversions_api_no_deletion_guidance("Snap", "pixel", sent)
     }
 }

@@ -52,16 +52,8 @@ fn user(opened: &OpenedItem) -> Map<String, Value> {
     let s = &opened.sealed;
     put(&mut out, "ip", clean(s.ip.as_deref()));
     put(&mut out, "user_agent", clean(s.user_agent.as_deref()));
-    put(
-        &mut out,
-        "ttclid",
-        clean(s.click_ids.get("ttclid").map(String::as_str)),
-    );
-    put(
-        &mut out,
-        "ttp",
-        clean(s.click_ids.get("ttp").map(String::as_str)),
-    );
+    put(&mut out, "ttclid", common::click_id(s, "ttclid"));
+    put(&mut out, "ttp", common::click_id(s, "ttp"));
     out
 }
 

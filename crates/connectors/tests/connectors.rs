@@ -256,6 +256,78 @@ fn permanent_reason(o: Outcome) -> String {
     }
 }
 
+/// Asserts that each of `statuses`, answered with `Retry-After: {secs}` and `body`, is retried
+/// after that many seconds.
+fn assert_retried_after(kind: DestinationKind, statuses: &[u16], secs: u64, body: &str) {
+    let retry_after = secs.to_string();
+    for &status in statuses {
+        let r = response_with(status, &[("Retry-After", &retry_after)], body);
+        match classify(kind, 1, &r) {
+            Outcome::Retry { after, .. } => {
+                assert_eq!(after, Some(Duration::from_secs(secs)), "{status}")
+            }
+            other => panic!("{status}: {other:?}"),
+        }
+    }
+}
+
+/// Asserts that the screen drops `o` as too old, by the requirement `rule`.
+fn assert_dropped_as_too_old(t: &Target<'_>, o: &OpenedItem, rule: &str) {
+    assert!(matches!(screen(t, o), Err(DropReason::Age(_))));
+    assert_eq!(requirements::unmet(t, o).unwrap().rule, rule);
+}
+
+/// Asserts that the screen drops `o` as invalid, by the requirement `rule`.
+fn assert_dropped_as_invalid(t: &Target<'_>, o: &OpenedItem, rule: &str) {
+    assert!(matches!(screen(t, o), Err(DropReason::Invalid(_))));
+    let unmet = requirements::unmet(t, o).unwrap();
+    assert_eq!(unmet.rule, rule);
+}
+
+/// Asserts that `o`, left with its click id as its only match key, passes the screen, and
+/// that without the click id too it is dropped as invalid by the requirement `rule`.
+fn assert_click_id_alone_matches(t: &Target<'_>, mut o: OpenedItem, rule: &str) {
+    assert_eq!(screen(t, &o), Ok(()), "the click id alone matches");
+    o.sealed.click_ids.clear();
+    assert_dropped_as_invalid(t, &o, rule);
+}
+
+/// `o` without the hashed identifiers and the user agent: its click id (and IP address) left.
+fn with_click_id_only(mut o: OpenedItem) -> OpenedItem {
+    o.item.user_data.clear();
+    o.sealed.user_agent = None;
+    o
+}
+
+/// Asserts, for a vendor that takes `secrets.access_token` (its [`vendor`] token), that a
+/// build with `configs.0` and no secrets names the missing token, and that one with the token
+/// and `configs.1` names `config.{key}` without echoing the token.
+fn assert_names_missing_settings(kind: DestinationKind, key: &str, configs: (Value, Value)) {
+    let refs = [&fixture("order")];
+    let d = destination(kind, configs.0);
+    let err = connector(kind)
+        .build(&target(&d, &json!({})), &refs)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        format!("{}: secrets.access_token is missing", kind.as_str())
+    );
+    let d = destination(kind, configs.1);
+    let secrets = vendor(kind).1;
+    let token = secrets["access_token"].as_str().unwrap();
+    let err = connector(kind)
+        .build(&target(&d, &secrets), &refs)
+        .unwrap_err();
+    assert!(err.contains(&format!("config.{key}")) && !err.contains(token));
+}
+
+/// Asserts that the request carries each of the `headers` (names matched case-insensitively).
+fn assert_headers(request: &HttpRequest, headers: &[(&str, &str)]) {
+    for (name, value) in headers {
+        assert_eq!(header(request, name), Some(*value), "{name}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The crate's surface
 

@@ -192,15 +192,14 @@ async fn snapchat(
     body: Bytes,
 ) -> Response {
     let sink = "snapchat";
-    if let Some(r) = f.fault(sink).await {
-        return r;
-    }
-    if q.get("access_token").map(String::as_str) != Some(SNAPCHAT_TOKEN) {
-        f.format_error(sink, "missing access_token".into());
-        return (StatusCode::UNAUTHORIZED, "bad token").into_response();
-    }
-    let Some(v) = json_body(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
+    let token = q.get("access_token").map(String::as_str);
+    let refused = (token != Some(SNAPCHAT_TOKEN)).then(|| {
+        let answer = (StatusCode::UNAUTHORIZED, "bad token").into_response();
+        ("missing access_token", answer)
+    });
+    let v = match f.admit(sink, refused, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let required = [
         "event_name",
@@ -211,12 +210,7 @@ async fn snapchat(
     ];
     let user = ("user_data", ["em", "ph", "fn", "ln"].as_slice());
     let data = check_batch(&f, sink, &v, ("data", 2000), &required, user);
-    f.accept(
-        sink,
-        &v,
-        data.iter()
-            .filter_map(|e| e["event_id"].as_str().map(str::to_owned)),
-    );
+    f.accept_events(sink, &v, &data, "/event_id");
     Json(json!({"status": "SUCCESS", "reason": "SUCCESS"})).into_response()
 }
 
@@ -242,19 +236,15 @@ async fn pinterest(
     body: Bytes,
 ) -> Response {
     let sink = "pinterest";
-    if let Some(r) = f.fault(sink).await {
-        return r;
-    }
-    if !bearer(&headers, PINTEREST_TOKEN) || account != PINTEREST_ACCOUNT {
-        f.format_error(sink, "missing bearer token or wrong ad account".into());
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"code": 2, "message": "Authentication failed."})),
-        )
-            .into_response();
-    }
-    let Some(v) = json_body(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
+    let authorized = bearer(&headers, PINTEREST_TOKEN) && account == PINTEREST_ACCOUNT;
+    let refused = (!authorized).then(|| {
+        let error = json!({"code": 2, "message": "Authentication failed."});
+        let answer = (StatusCode::UNAUTHORIZED, Json(error)).into_response();
+        ("missing bearer token or wrong ad account", answer)
+    });
+    let v = match f.admit(sink, refused, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let required = [
         "event_name",
@@ -276,12 +266,7 @@ async fn pinterest(
             );
         }
     }
-    f.accept(
-        sink,
-        &v,
-        data.iter()
-            .filter_map(|e| e["event_id"].as_str().map(str::to_owned)),
-    );
+    f.accept_events(sink, &v, &data, "/event_id");
     let events: Vec<Value> = data
         .iter()
         .map(|_| json!({"status": "processed"}))
@@ -295,16 +280,14 @@ async fn pinterest(
 
 async fn reddit(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -> Response {
     let sink = "reddit";
-    if let Some(r) = f.fault(sink).await {
-        return r;
-    }
-    if !bearer(&headers, REDDIT_TOKEN) {
-        f.format_error(sink, "missing bearer token".into());
+    let refused = (!bearer(&headers, REDDIT_TOKEN)).then(|| {
         let error = json!({"error": {"code": 401, "message": "UNAUTHORIZED"}});
-        return (StatusCode::UNAUTHORIZED, Json(error)).into_response();
-    }
-    let Some(v) = json_body(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
+        let answer = (StatusCode::UNAUTHORIZED, Json(error)).into_response();
+        ("missing bearer token", answer)
+    });
+    let v = match f.admit(sink, refused, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     if !v["test_mode"].is_boolean() {
         f.format_error(sink, "test_mode is not a boolean".into());
@@ -312,27 +295,22 @@ async fn reddit(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) ->
     let required = ["event_at", "event_type", "event_metadata", "user"];
     let hashed = ["email", "phone_number", "external_id", "ip_address"];
     let events = check_batch(&f, sink, &v, ("events", 1000), &required, ("user", &hashed));
-    let ids = events.iter().filter_map(|e| {
-        e["event_metadata"]["conversion_id"]
-            .as_str()
-            .map(str::to_owned)
-    });
-    f.accept(sink, &v, ids);
+    f.accept_events(sink, &v, &events, "/event_metadata/conversion_id");
     let message = format!("Successfully processed {} conversion events.", events.len());
     Json(json!({ "message": message })).into_response()
 }
 
 async fn microsoft_ads(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -> Response {
     let sink = "microsoft_ads";
-    if let Some(r) = f.fault(sink).await {
-        return r;
-    }
-    if !bearer(&headers, MICROSOFT_ADS_TOKEN) {
-        f.format_error(sink, "missing bearer token".into());
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    let Some(v) = json_body(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
+    let refused = (!bearer(&headers, MICROSOFT_ADS_TOKEN)).then(|| {
+        (
+            "missing bearer token",
+            StatusCode::UNAUTHORIZED.into_response(),
+        )
+    });
+    let v = match f.admit(sink, refused, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     if !v["dataProvider"].is_string() {
         f.format_error(sink, "no dataProvider".into());
@@ -347,10 +325,7 @@ async fn microsoft_ads(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: By
         &required,
         ("userData", &hashed),
     );
-    let ids = events
-        .iter()
-        .filter_map(|e| e["eventId"].as_str().map(str::to_owned));
-    f.accept(sink, &v, ids);
+    f.accept_events(sink, &v, &events, "/eventId");
     StatusCode::OK.into_response()
 }
 
@@ -388,10 +363,7 @@ async fn segment(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -
             .unwrap_or_default();
         hashed_only(&f, sink, traits, &keys);
     }
-    let ids = calls
-        .iter()
-        .filter_map(|c| c["messageId"].as_str().map(str::to_owned));
-    f.accept(sink, &v, ids);
+    f.accept_events(sink, &v, &calls, "/messageId");
     Json(json!({"success": true})).into_response()
 }
 
@@ -468,10 +440,7 @@ async fn linkedin(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) 
             }
         }
     }
-    let ids = events
-        .iter()
-        .filter_map(|e| e["eventId"].as_str().map(str::to_owned));
-    f.accept(sink, &v, ids);
+    f.accept_events(sink, &v, &events, "/eventId");
     let statuses: Vec<Value> = events.iter().map(|_| json!({"status": 201})).collect();
     Json(json!({ "elements": statuses })).into_response()
 }
@@ -525,10 +494,7 @@ async fn google_ads(
             hashed_only(&f, sink, id, &["hashedEmail", "hashedPhoneNumber"]);
         }
     }
-    let ids = conversions
-        .iter()
-        .filter_map(|c| c["orderId"].as_str().map(str::to_owned));
-    f.accept(sink, &v, ids);
+    f.accept_events(sink, &v, &conversions, "/orderId");
     let results: Vec<Value> = conversions.iter().map(|_| json!({})).collect();
     Json(json!({ "results": results, "jobId": "1" })).into_response()
 }

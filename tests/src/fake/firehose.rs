@@ -117,22 +117,17 @@ async fn put_record_batch(
     body: Bytes,
 ) -> Response {
     let sink = "firehose";
-    if let Some(r) = f.fault(sink).await {
-        return r;
-    }
-    if header(&headers, "x-amz-target") != "Firehose_20150804.PutRecordBatch"
-        || header(&headers, "content-type") != "application/x-amz-json-1.1"
-        || !signed(&headers, &body)
-    {
-        f.format_error(
-            sink,
-            "not a PutRecordBatch signed with the stream's keys".into(),
-        );
+    let authorized = header(&headers, "x-amz-target") == "Firehose_20150804.PutRecordBatch"
+        && header(&headers, "content-type") == "application/x-amz-json-1.1"
+        && signed(&headers, &body);
+    let refused = (!authorized).then(|| {
         let error = json!({"__type": "InvalidSignatureException", "message": "signature"});
-        return (StatusCode::BAD_REQUEST, Json(error)).into_response();
-    }
-    let Some(v) = super::json_body(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
+        let answer = (StatusCode::BAD_REQUEST, Json(error)).into_response();
+        ("not a PutRecordBatch signed with the stream's keys", answer)
+    });
+    let v = match f.admit(sink, refused, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let records = v["Records"].as_array().cloned().unwrap_or_default();
     if v["DeliveryStreamName"] != FIREHOSE_STREAM

@@ -9,11 +9,7 @@ fn google_ads() -> (Destination, Value) {
 
 /// The order fixture with a `gclid`, as ingest collects it from the landing page.
 fn clicked_order() -> OpenedItem {
-    let mut o = fixture("order");
-    o.sealed
-        .click_ids
-        .insert("gclid".into(), "Cj0KCQiAgc-tracklayer-golden".into());
-    o
+    order_with_click_id("gclid", "Cj0KCQiAgc-tracklayer-golden")
 }
 
 #[test]
@@ -24,9 +20,12 @@ fn google_ads_builds_the_documented_upload_with_token_and_developer_token() {
         request.url,
         "https://googleads.googleapis.com/v22/customers/1234567890:uploadClickConversions"
     );
-    assert_eq!(header(&request, "authorization"), Some("Bearer ga-access"));
-    assert_eq!(header(&request, "developer-token"), Some("ga-dev-token"));
-    assert_eq!(header(&request, "login-customer-id"), Some("1112223334"));
+    let headers = [
+        ("authorization", "Bearer ga-access"),
+        ("developer-token", "ga-dev-token"),
+        ("login-customer-id", "1112223334"),
+    ];
+    assert_headers(&request, &headers);
     assert_eq!(
         body(&request),
         golden(include_str!("../fixtures/google_ads_body.json"))
@@ -93,10 +92,7 @@ fn google_ads_drops_events_older_than_90_days_or_without_a_click_id() {
     let mut o = clicked_order();
     o.item.timestamp = NOW - time::Duration::days(91);
     assert!(matches!(screen(&t, &o), Err(DropReason::Age(_))));
-    let o = fixture("order");
-    assert!(matches!(screen(&t, &o), Err(DropReason::Invalid(_))));
-    let unmet = requirements::unmet(&t, &o).unwrap();
-    assert_eq!(unmet.rule, "google_ads_requires_click_id");
+    assert_dropped_as_invalid(&t, &fixture("order"), "google_ads_requires_click_id");
 }
 
 /// A 200 whose `partialFailureError` lists `(index, family, code)` row errors.
@@ -152,15 +148,8 @@ fn google_ads_classifies_each_row_of_a_partial_failure() {
 
 #[test]
 fn google_ads_request_errors_are_retried_or_name_the_setting_to_fix() {
-    let quota = response_with(
-        429,
-        &[("Retry-After", "60")],
-        r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED"}}"#,
-    );
-    match classify(DestinationKind::GoogleAds, 1, &quota) {
-        Outcome::Retry { after, .. } => assert_eq!(after, Some(Duration::from_secs(60))),
-        other => panic!("{other:?}"),
-    }
+    let quota = r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED"}}"#;
+    assert_retried_after(DestinationKind::GoogleAds, &[429], 60, quota);
     assert!(is_retry(&classify(
         DestinationKind::GoogleAds,
         1,

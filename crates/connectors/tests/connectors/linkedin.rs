@@ -10,11 +10,7 @@ fn linkedin() -> (Destination, Value) {
 /// The order fixture with LinkedIn's click id (the documented example's tracking UUID), as
 /// ingest collects it from `li_fat_id`, and the access token the token source issued.
 fn linkedin_order() -> OpenedItem {
-    let mut o = fixture("order");
-    o.sealed
-        .click_ids
-        .insert("li_fat_id".into(), "df5gf5-gh6t7-ph4j7h-fgf6n1".into());
-    o
+    order_with_click_id("li_fat_id", "df5gf5-gh6t7-ph4j7h-fgf6n1")
 }
 
 #[test]
@@ -25,11 +21,14 @@ fn linkedin_builds_the_documented_batch_create_request_with_the_issued_token() {
         request.url,
         "https://api.linkedin.com/rest/conversionEvents"
     );
-    assert_eq!(header(&request, "authorization"), Some("Bearer li-access"));
-    assert_eq!(header(&request, "linkedin-version"), Some("202510"));
-    assert_eq!(header(&request, "x-restli-protocol-version"), Some("2.0.0"));
-    assert_eq!(header(&request, "x-restli-method"), Some("BATCH_CREATE"));
-    assert_eq!(header(&request, "content-type"), Some("application/json"));
+    let headers = [
+        ("authorization", "Bearer li-access"),
+        ("linkedin-version", "202510"),
+        ("x-restli-protocol-version", "2.0.0"),
+        ("x-restli-method", "BATCH_CREATE"),
+        ("content-type", "application/json"),
+    ];
+    assert_headers(&request, &headers);
     assert_eq!(
         body(&request),
         golden(include_str!("../fixtures/linkedin_body.json"))
@@ -82,18 +81,10 @@ fn linkedin_drops_events_older_than_90_days_or_without_an_email_or_click_id() {
     let t = target(&d, &s);
     let mut o = linkedin_order();
     o.item.timestamp = NOW - time::Duration::days(91);
-    assert!(matches!(screen(&t, &o), Err(DropReason::Age(_))));
-    assert_eq!(
-        requirements::unmet(&t, &o).unwrap().rule,
-        "linkedin_max_age_90_days"
-    );
+    assert_dropped_as_too_old(&t, &o, "linkedin_max_age_90_days");
     let mut o = linkedin_order();
     o.item.user_data.remove(&Field::Email);
-    assert_eq!(screen(&t, &o), Ok(()), "the click id alone matches");
-    o.sealed.click_ids.clear();
-    assert!(matches!(screen(&t, &o), Err(DropReason::Invalid(_))));
-    let unmet = requirements::unmet(&t, &o).unwrap();
-    assert_eq!(unmet.rule, "linkedin_requires_customer_information");
+    assert_click_id_alone_matches(&t, o, "linkedin_requires_customer_information");
 }
 
 #[test]
@@ -117,11 +108,7 @@ fn linkedin_answers_per_element_in_request_order() {
 
 #[test]
 fn linkedin_retries_throttling_and_server_errors_and_gives_up_on_refusals() {
-    let throttled = response_with(429, &[("Retry-After", "30")], r#"{"status":429}"#);
-    match classify(DestinationKind::Linkedin, 1, &throttled) {
-        Outcome::Retry { after, .. } => assert_eq!(after, Some(Duration::from_secs(30))),
-        other => panic!("{other:?}"),
-    }
+    assert_retried_after(DestinationKind::Linkedin, &[429], 30, r#"{"status":429}"#);
     assert!(is_retry(&classify(
         DestinationKind::Linkedin,
         1,

@@ -102,14 +102,8 @@ fn microsoft_ads_carries_at_most_1000_events_a_request() {
 fn microsoft_ads_drops_events_without_a_match_key() {
     let (d, s) = uet();
     let t = target(&d, &s);
-    let mut o = uet_order();
-    o.item.user_data.clear();
-    o.sealed.user_agent = None;
-    assert_eq!(screen(&t, &o), Ok(()), "the click id alone matches");
-    o.sealed.click_ids.clear();
-    assert!(matches!(screen(&t, &o), Err(DropReason::Invalid(_))));
-    let unmet = requirements::unmet(&t, &o).unwrap();
-    assert_eq!(unmet.rule, "microsoft_ads_requires_customer_information");
+    let o = with_click_id_only(uet_order());
+    assert_click_id_alone_matches(&t, o, "microsoft_ads_requires_customer_information");
 }
 
 #[test]
@@ -136,30 +130,11 @@ fn microsoft_ads_classifies_its_answers_honouring_retry_after() {
             "{reason}"
         );
     }
-    for status in [429, 500, 503] {
-        let r = response_with(status, &[("Retry-After", "17")], "");
-        match classify(k, 1, &r) {
-            Outcome::Retry { after, .. } => assert_eq!(after, Some(Duration::from_secs(17))),
-            other => panic!("{status}: {other:?}"),
-        }
-    }
+    assert_retried_after(k, &[429, 500, 503], 17, "");
 }
 
 #[test]
 fn microsoft_ads_names_missing_settings_without_echoing_the_token() {
-    let d = destination(
-        DestinationKind::MicrosoftAds,
-        json!({"tag_id": "343003931"}),
-    );
-    let refs = [&fixture("order")];
-    let err = connector(d.kind)
-        .build(&target(&d, &json!({})), &refs)
-        .unwrap_err();
-    assert_eq!(err, "microsoft_ads: secrets.access_token is missing");
-    let d = destination(DestinationKind::MicrosoftAds, json!({"tag_id": "34/../x"}));
-    let secrets = json!({"access_token": "uet-token"});
-    let err = connector(d.kind)
-        .build(&target(&d, &secrets), &refs)
-        .unwrap_err();
-    assert!(err.contains("config.tag_id") && !err.contains("uet-token"));
+    let configs = (json!({"tag_id": "343003931"}), json!({"tag_id": "34/../x"}));
+    assert_names_missing_settings(DestinationKind::MicrosoftAds, "tag_id", configs);
 }

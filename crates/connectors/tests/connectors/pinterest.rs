@@ -159,9 +159,7 @@ fn pinterest_drops_events_it_cannot_match() {
         "IP address and user agent together match"
     );
     o.sealed.ip = None;
-    assert!(matches!(screen(&t, &o), Err(DropReason::Invalid(_))));
-    let unmet = requirements::unmet(&t, &o).unwrap();
-    assert_eq!(unmet.rule, "pinterest_requires_customer_information");
+    assert_dropped_as_invalid(&t, &o, "pinterest_requires_customer_information");
     o.item.user_data.insert(
         Field::Email,
         "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f".into(),
@@ -236,16 +234,9 @@ fn pinterest_classifies_its_documented_answers() {
 
 #[test]
 fn pinterest_names_missing_settings_without_echoing_the_token() {
-    let d = destination(DestinationKind::Pinterest, json!({"ad_account_id": "1"}));
-    let refs = [&fixture("order")];
-    let err = connector(d.kind)
-        .build(&target(&d, &json!({})), &refs)
-        .unwrap_err();
-    assert_eq!(err, "pinterest: secrets.access_token is missing");
-    let d = destination(DestinationKind::Pinterest, json!({"ad_account_id": "../1"}));
-    let secrets = json!({"access_token": "pina-token"});
-    let err = connector(d.kind)
-        .build(&target(&d, &secrets), &refs)
-        .unwrap_err();
-    assert!(err.contains("config.ad_account_id") && !err.contains("pina-token"));
+    let configs = (
+        json!({"ad_account_id": "1"}),
+        json!({"ad_account_id": "../1"}),
+    );
+    assert_names_missing_settings(DestinationKind::Pinterest, "ad_account_id", configs);
 }

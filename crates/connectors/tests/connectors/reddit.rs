@@ -83,19 +83,9 @@ fn reddit_drops_events_older_than_7_days_or_without_a_match_key() {
     let t = target(&d, &s);
     let mut o = reddit_order();
     o.item.timestamp = NOW - time::Duration::days(8);
-    assert!(matches!(screen(&t, &o), Err(DropReason::Age(_))));
-    assert_eq!(
-        requirements::unmet(&t, &o).unwrap().rule,
-        "reddit_max_age_7_days"
-    );
-    let mut o = reddit_order();
-    o.item.user_data.clear();
-    o.sealed.user_agent = None;
-    assert_eq!(screen(&t, &o), Ok(()), "the click id alone matches");
-    o.sealed.click_ids.clear();
-    assert!(matches!(screen(&t, &o), Err(DropReason::Invalid(_))));
-    let unmet = requirements::unmet(&t, &o).unwrap();
-    assert_eq!(unmet.rule, "reddit_requires_customer_information");
+    assert_dropped_as_too_old(&t, &o, "reddit_max_age_7_days");
+    let o = with_click_id_only(reddit_order());
+    assert_click_id_alone_matches(&t, o, "reddit_requires_customer_information");
 }
 
 #[test]
@@ -168,16 +158,9 @@ fn reddit_classifies_its_documented_answers() {
 
 #[test]
 fn reddit_names_missing_settings_without_echoing_the_token() {
-    let d = destination(DestinationKind::Reddit, json!({"ad_account_id": "a2_x"}));
-    let refs = [&fixture("order")];
-    let err = connector(d.kind)
-        .build(&target(&d, &json!({})), &refs)
-        .unwrap_err();
-    assert_eq!(err, "reddit: secrets.access_token is missing");
-    let d = destination(DestinationKind::Reddit, json!({"ad_account_id": "a2/../x"}));
-    let secrets = json!({"access_token": "rdt-token"});
-    let err = connector(d.kind)
-        .build(&target(&d, &secrets), &refs)
-        .unwrap_err();
-    assert!(err.contains("config.ad_account_id") && !err.contains("rdt-token"));
+    let configs = (
+        json!({"ad_account_id": "a2_x"}),
+        json!({"ad_account_id": "a2/../x"}),
+    );
+    assert_names_missing_settings(DestinationKind::Reddit, "ad_account_id", configs);
 }

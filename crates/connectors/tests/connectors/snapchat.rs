@@ -117,9 +117,7 @@ fn snapchat_drops_events_older_than_37_days() {
     o.item.timestamp = NOW - time::Duration::days(37) + time::Duration::minutes(1);
     assert_eq!(screen(&t, &o), Ok(()));
     o.item.timestamp = NOW - time::Duration::days(38);
-    assert!(matches!(screen(&t, &o), Err(DropReason::Age(_))));
-    let unmet = requirements::unmet(&t, &o).unwrap();
-    assert_eq!(unmet.rule, "snapchat_max_age_37_days");
+    assert_dropped_as_too_old(&t, &o, "snapchat_max_age_37_days");
 }
 
 #[test]
@@ -131,9 +129,7 @@ fn snapchat_drops_events_it_cannot_match_to_a_snapchatter() {
     // IP address and user agent together still match.
     assert_eq!(screen(&t, &o), Ok(()));
     o.sealed.user_agent = None;
-    assert!(matches!(screen(&t, &o), Err(DropReason::Invalid(_))));
-    let unmet = requirements::unmet(&t, &o).unwrap();
-    assert_eq!(unmet.rule, "snapchat_requires_customer_information");
+    assert_dropped_as_invalid(&t, &o, "snapchat_requires_customer_information");
     o.item.user_data.insert(
         Field::Phone,
         "dc008fda46e2e64002cf2f82a4906236282d431c4f75e5b60bfe79fc48546383".into(),
@@ -168,15 +164,7 @@ fn snapchat_classifies_answers_by_status_honouring_retry_after() {
     let k = DestinationKind::Snapchat;
     let ok = response(200, r#"{"status":"SUCCESS","reason":"SUCCESS"}"#);
     assert_eq!(classify(k, 2, &ok), Outcome::Delivered);
-    for status in [408, 429, 500, 502, 503] {
-        let r = response_with(status, &[("Retry-After", "30")], "busy");
-        match classify(k, 1, &r) {
-            Outcome::Retry { after, .. } => {
-                assert_eq!(after, Some(Duration::from_secs(30)), "{status}")
-            }
-            other => panic!("{status}: {other:?}"),
-        }
-    }
+    assert_retried_after(k, &[408, 429, 500, 502, 503], 30, "busy");
     for status in [400, 401, 403, 404, 413] {
         let r = response(status, r#"{"status":"FAILED","reason":"invalid pixel"}"#);
         let reason = permanent_reason(classify(k, 1, &r));
@@ -186,16 +174,6 @@ fn snapchat_classifies_answers_by_status_honouring_retry_after() {
 
 #[test]
 fn snapchat_names_missing_settings_without_echoing_the_token() {
-    let d = destination(DestinationKind::Snapchat, json!({"pixel_id": "p1"}));
-    let refs = [&fixture("order")];
-    let err = connector(d.kind)
-        .build(&target(&d, &json!({})), &refs)
-        .unwrap_err();
-    assert_eq!(err, "snapchat: secrets.access_token is missing");
-    let d = destination(DestinationKind::Snapchat, json!({}));
-    let secrets = json!({"access_token": "snap-token"});
-    let err = connector(d.kind)
-        .build(&target(&d, &secrets), &refs)
-        .unwrap_err();
-    assert!(err.contains("config.pixel_id") && !err.contains("snap-token"));
+    let configs = (json!({"pixel_id": "p1"}), json!({}));
+    assert_names_missing_settings(DestinationKind::Snapchat, "pixel_id", configs);
 }
