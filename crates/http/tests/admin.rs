@@ -18,7 +18,7 @@ use tower::ServiceExt;
 use tracklayer_core::admin::{AdminError, AdminService, Principal, WorkspacePatch};
 use tracklayer_core::audit::AuditFilter;
 use tracklayer_core::clock::{FixedClock, SystemIds};
-use tracklayer_core::control_plane::Control;
+use tracklayer_core::control_plane::{Control, IssuedKey};
 use tracklayer_core::deliver::{HttpRequest, HttpResponse};
 use tracklayer_core::dsr::service::DsrService;
 use tracklayer_core::event::StoredEvent;
@@ -1105,6 +1105,27 @@ impl App {
             ids: &SystemIds,
         }
     }
+
+    /// A personal access token of `user`, issued by the operator ("laptop", 90 days).
+    async fn issue_pat(&self, user: &str) -> IssuedKey {
+        let ws = self.control.workspace(&self.ws, T0).await.unwrap().unwrap();
+        self.other_process()
+            .issue_key(
+                &ws,
+                KeyKind::Pat,
+                None,
+                Some(UserId::parse(user).unwrap()),
+                "laptop",
+                90,
+            )
+            .await
+            .unwrap()
+    }
+
+    /// The secret of a new personal access token of `user` ([`Self::issue_pat`]).
+    async fn pat_of(&self, user: &str) -> String {
+        self.issue_pat(user).await.secret.expose_secret().to_owned()
+    }
 }
 
 #[tokio::test]
@@ -1322,20 +1343,8 @@ async fn a_key_revoked_by_another_process_is_refused_after_5_seconds_and_not_bef
 #[tokio::test]
 async fn only_its_own_user_rotates_a_personal_token_and_another_admin_may_only_revoke_it() {
     let app = App::start().await;
-    let ws = app.control.workspace(&app.ws, T0).await.unwrap().unwrap();
     let user = app.new_user("admin").await;
-    let own = app
-        .other_process()
-        .issue_key(
-            &ws,
-            KeyKind::Pat,
-            None,
-            Some(UserId::parse(&user).unwrap()),
-            "laptop",
-            90,
-        )
-        .await
-        .unwrap();
+    let own = app.issue_pat(&user).await;
     let own_token = own.secret.expose_secret().to_owned();
     let owners_key = app
         .control
@@ -2376,23 +2385,8 @@ async fn a_malformed_user_id_names_no_user_whatever_the_body() {
 #[tokio::test]
 async fn a_user_changes_their_own_email_but_not_anothers_nor_their_role() {
     let app = App::start().await;
-    let ws = app.control.workspace(&app.ws, T0).await.unwrap().unwrap();
     let user = app.new_user("viewer").await;
-    let token = app
-        .other_process()
-        .issue_key(
-            &ws,
-            KeyKind::Pat,
-            None,
-            Some(UserId::parse(&user).unwrap()),
-            "laptop",
-            90,
-        )
-        .await
-        .unwrap()
-        .secret
-        .expose_secret()
-        .to_owned();
+    let token = app.pat_of(&user).await;
     let own = format!("/admin/v1/users/{user}");
     let (status, _, v) = app
         .call(

@@ -73,16 +73,16 @@ impl App {
         v
     }
 
+    /// Posts a recorded payload to `/scim/v2/Users`; answers the status and the body.
+    async fn create_user_from(&self, token: &str, payload: &str) -> (StatusCode, Value) {
+        let body = Some(fixture(payload, ""));
+        self.scim(Method::POST, "/scim/v2/Users", token, body).await
+    }
+
     /// Creates a user from a recorded payload; returns its id.
     async fn provisioned(&self, token: &str, payload: &str) -> String {
-        let v = self
-            .scim_ok(
-                Method::POST,
-                "/scim/v2/Users",
-                token,
-                Some(fixture(payload, "")),
-            )
-            .await;
+        let (status, v) = self.create_user_from(token, payload).await;
+        assert!(status.is_success(), "{status} {v}");
         v["id"].as_str().unwrap().to_owned()
     }
 
@@ -97,25 +97,6 @@ impl App {
     async fn admin_status(&self, token: &str) -> StatusCode {
         let path = "/admin/v1/workspace";
         self.call(Method::GET, path, Some(token), None).await.0
-    }
-
-    /// A personal access token of `user`.
-    pub(crate) async fn pat_of(&self, user: &str) -> String {
-        let ws = self.control.workspace(&self.ws, T0).await.unwrap().unwrap();
-        self.other_process()
-            .issue_key(
-                &ws,
-                KeyKind::Pat,
-                None,
-                Some(UserId::parse(user).unwrap()),
-                "laptop",
-                90,
-            )
-            .await
-            .unwrap()
-            .secret
-            .expose_secret()
-            .to_owned()
     }
 }
 
@@ -293,14 +274,7 @@ async fn discovery_documents_describe_users_and_groups() {
 async fn users_are_created_read_filtered_paged_replaced_and_deleted() {
     let app = App::start().await;
     let t = app.scim_token().await;
-    let created = app
-        .scim(
-            Method::POST,
-            "/scim/v2/Users",
-            &t,
-            Some(fixture("okta_create_user", "")),
-        )
-        .await;
+    let created = app.create_user_from(&t, "okta_create_user").await;
     assert_eq!(created.0, StatusCode::CREATED, "{}", created.1);
     let u = created.1;
     let id = u["id"].as_str().unwrap().to_owned();
@@ -310,14 +284,7 @@ async fn users_are_created_read_filtered_paged_replaced_and_deleted() {
     assert_eq!(u.get("groups"), None, "in no group yet");
     assert_eq!(u["meta"]["resourceType"], "User");
 
-    let (status, v) = app
-        .scim(
-            Method::POST,
-            "/scim/v2/Users",
-            &t,
-            Some(fixture("okta_create_user", "")),
-        )
-        .await;
+    let (status, v) = app.create_user_from(&t, "okta_create_user").await;
     assert_scim_error(status, &v, StatusCode::CONFLICT, Some("uniqueness"));
 
     let got = app
