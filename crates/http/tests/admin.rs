@@ -353,6 +353,13 @@ impl App {
         v
     }
 
+    /// Sends `body` as the admin and asserts a 422 problem naming `field`.
+    async fn assert_invalid_field(&self, method: Method, path: &str, body: Value, field: &str) {
+        let (status, _, v) = self.as_admin(method, path, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+        assert_eq!(v["field"], field, "{body}: {v}");
+    }
+
     /// [`Self::ok`] for a `GET`.
     async fn get(&self, path: &str) -> Value {
         self.ok(Method::GET, path, None).await
@@ -2057,11 +2064,8 @@ async fn replacing_security_without_a_field_is_refused_naming_the_field() {
         (json!({"egress_paused": true}), "ip_blocklist"),
         (json!({"ip_blocklist": []}), "egress_paused"),
     ] {
-        let (status, _, v) = app
-            .as_admin(Method::PUT, "/admin/v1/security", Some(body))
+        app.assert_invalid_field(Method::PUT, "/admin/v1/security", body, field)
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-        assert_eq!(v["field"], field, "{v}");
     }
     assert_eq!(
         app.get("/admin/v1/security").await,
@@ -2338,15 +2342,13 @@ async fn a_users_email_is_validated_and_unique_in_the_workspace() {
         "@example.com",
         "x@localhost",
     ] {
-        let (status, _, v) = app
-            .as_admin(
-                Method::PATCH,
-                "/admin/v1/users/usr_owner",
-                Some(json!({ "email": email })),
-            )
-            .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{email}: {v}");
-        assert_eq!(v["field"], "email", "{v}");
+        app.assert_invalid_field(
+            Method::PATCH,
+            "/admin/v1/users/usr_owner",
+            json!({ "email": email }),
+            "email",
+        )
+        .await;
     }
     let (status, _, v) = app
         .as_admin(
@@ -2890,15 +2892,13 @@ async fn retention_shows_every_data_class_and_only_admins_change_it() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     for bad in [json!(0), json!(366), json!(70000), json!(-1)] {
-        let (status, _, v) = app
-            .as_admin(
-                Method::PUT,
-                "/admin/v1/retention",
-                Some(json!({"event_retention_days": bad})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
-        assert_eq!(v["field"], "event_retention_days", "{v}");
+        app.assert_invalid_field(
+            Method::PUT,
+            "/admin/v1/retention",
+            json!({"event_retention_days": bad}),
+            "event_retention_days",
+        )
+        .await;
     }
     let v = app
         .put("/admin/v1/retention", json!({"event_retention_days": 30}))
@@ -3234,15 +3234,13 @@ async fn a_customer_key_that_cannot_be_used_or_lives_elsewhere_is_refused_naming
         CUSTOMER_KEY.replace("eu-central-1", "us-east-1"),
         "not-an-arn".to_owned(),
     ] {
-        let (status, _, v) = app
-            .as_admin(
-                Method::PUT,
-                "/admin/v1/encryption-key",
-                Some(json!({"key_arn": arn})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{arn}: {v}");
-        assert_eq!(v["field"], "key_arn", "{v}");
+        app.assert_invalid_field(
+            Method::PUT,
+            "/admin/v1/encryption-key",
+            json!({"key_arn": arn}),
+            "key_arn",
+        )
+        .await;
     }
     let ws = app.get("/admin/v1/workspace").await;
     assert_eq!(ws["encryption_key"], "platform");
@@ -3329,15 +3327,13 @@ async fn a_data_subject_request_names_the_subject_field_at_fault() {
         (json!({"email": "nobody"}), "subject.email"),
         (json!({"phone": "12"}), "subject.phone"),
     ] {
-        let (status, _, v) = app
-            .as_admin(
-                Method::POST,
-                "/admin/v1/data_subject_requests",
-                Some(json!({"type": "access", "subject": subject})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-        assert_eq!(v["field"], field, "{v}");
+        app.assert_invalid_field(
+            Method::POST,
+            "/admin/v1/data_subject_requests",
+            json!({"type": "access", "subject": subject}),
+            field,
+        )
+        .await;
     }
     let (status, _, v) = app
         .as_admin(
