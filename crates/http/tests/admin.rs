@@ -380,6 +380,22 @@ impl App {
         self.ok(Method::PATCH, path, Some(body)).await
     }
 
+    /// Sends a destination's test event (`POST /admin/v1/destinations/{id}/test`) as `token`.
+    async fn send_test_event(
+        &self,
+        destination: &str,
+        token: &str,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let path = format!("/admin/v1/destinations/{destination}/test");
+        self.call(Method::POST, &path, Some(token), None).await
+    }
+
+    /// Downloads the export of the access request `request` as the admin.
+    async fn export(&self, request: &str) -> (StatusCode, HeaderMap, Value) {
+        let path = format!("/admin/v1/data_subject_requests/{request}/export");
+        self.as_admin(Method::GET, &path, None).await
+    }
+
     async fn new_destination(&self) -> String {
         let v = self.post("/admin/v1/destinations", webhook()).await;
         v["id"].as_str().unwrap().to_owned()
@@ -1893,7 +1909,8 @@ async fn an_editor_cannot_point_a_destination_at_a_listener_to_receive_its_secre
     let mut spec = meta();
     spec["endpoint"] = json!(legit.url);
     let created = app.post("/admin/v1/destinations", spec).await;
-    let path = format!("/admin/v1/destinations/{}", created["id"].as_str().unwrap());
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/admin/v1/destinations/{id}");
 
     // The editor tries every way to redirect it, then asks for a test send.
     for patch in [
@@ -1906,14 +1923,7 @@ async fn an_editor_cannot_point_a_destination_at_a_listener_to_receive_its_secre
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{patch}: {v}");
     }
-    let (status, _, v) = app
-        .call(
-            Method::POST,
-            &format!("{path}/test"),
-            Some(&app.editor),
-            None,
-        )
-        .await;
+    let (status, _, v) = app.send_test_event(id, &app.editor).await;
 
     // The test event went where the admin said, with the token; the attacker got nothing.
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -1933,13 +1943,7 @@ async fn a_test_send_is_audited_with_its_outcome() {
     let app = App::start().await;
     let id = app.new_destination().await;
 
-    app.call(
-        Method::POST,
-        &format!("/admin/v1/destinations/{id}/test"),
-        Some(&app.editor),
-        None,
-    )
-    .await;
+    app.send_test_event(&id, &app.editor).await;
 
     let log = app.get("/admin/v1/audit-log?action=destination.test").await;
     let entry = &log["entries"][0];
@@ -1981,13 +1985,8 @@ async fn a_test_event_reaches_the_destination_and_is_not_stored() {
     let app = App::start().await;
     let id = app.new_destination().await;
 
-    let v = app
-        .ok(
-            Method::POST,
-            &format!("/admin/v1/destinations/{id}/test"),
-            None,
-        )
-        .await;
+    let (status, _, v) = app.send_test_event(&id, &app.admin).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
 
     assert_eq!(v["outcome"], "delivered", "{v}");
     assert_eq!(v["http_status"], 200);
@@ -2122,13 +2121,7 @@ async fn a_test_event_is_refused_while_egress_is_paused() {
         json!({"ip_blocklist": [], "egress_paused": true}),
     )
     .await;
-    let (status, _, v) = app
-        .as_admin(
-            Method::POST,
-            &format!("/admin/v1/destinations/{id}/test"),
-            None,
-        )
-        .await;
+    let (status, _, v) = app.send_test_event(&id, &app.admin).await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
     assert!(app.egress.sent.lock().unwrap().is_empty());
 }
@@ -3363,13 +3356,7 @@ async fn an_access_export_deleted_by_a_later_erasure_answers_410_naming_the_eras
     assert_eq!(done["receipt"]["counts"]["access_exports"], 1, "{done}");
 
     // Act: the access request's export is downloaded.
-    let (status, _, v) = app
-        .as_admin(
-            Method::GET,
-            &format!("/admin/v1/data_subject_requests/{access}/export"),
-            None,
-        )
-        .await;
+    let (status, _, v) = app.export(&access).await;
 
     // Assert: gone, and the answer says why: the erasure, not the 7 days.
     assert_eq!(status, StatusCode::GONE, "{v}");
@@ -3400,26 +3387,14 @@ async fn an_access_export_answers_410_after_7_days() {
         .await;
     assert_eq!(got["status"], "completed", "{got}");
     assert_eq!(got["receipt"]["export_expires_at"], "2026-03-08T12:00:00Z");
-    let (status, headers, _) = app
-        .as_admin(
-            Method::GET,
-            &format!("/admin/v1/data_subject_requests/{id}/export"),
-            None,
-        )
-        .await;
+    let (status, headers, _) = app.export(&id).await;
     assert_eq!(status, StatusCode::OK);
     assert!(headers[header::CONTENT_DISPOSITION]
         .to_str()
         .unwrap()
         .starts_with("attachment"));
     app.clock.advance(Duration::days(7));
-    let (status, _, v) = app
-        .as_admin(
-            Method::GET,
-            &format!("/admin/v1/data_subject_requests/{id}/export"),
-            None,
-        )
-        .await;
+    let (status, _, v) = app.export(&id).await;
     assert_eq!(status, StatusCode::GONE, "{v}");
     assert_eq!(v["expired_at"], "2026-03-08T12:00:00Z");
 }

@@ -232,8 +232,8 @@ async fn a_microsoft_ads_destination_is_checked_when_configured_and_its_test_eve
     let accepted = json!({"tag_id": "343003931"});
     let (app, id) = check_configure_time_rules("microsoft_ads", &refused, accepted).await;
     // Its test event goes to the UET endpoint with the token, which the answer never shows.
-    let path = format!("/admin/v1/destinations/{id}/test");
-    let answer = app.ok(Method::POST, &path, None).await;
+    let (status, _, answer) = app.send_test_event(&id, &app.admin).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["outcome"], "delivered", "{answer}");
     assert!(!answer.to_string().contains("token-never-shown"));
     let request = app.egress.sent.lock().unwrap().pop().expect("one request");
@@ -264,13 +264,8 @@ async fn a_segment_destination_is_checked_when_configured_and_its_endpoint_passe
     let accepted = json!({"identifiers": "hashed"});
     let (app, id) = check_configure_time_rules("segment", &refused, accepted).await;
     // Its test event goes to Segment's batch endpoint.
-    let answer = app
-        .ok(
-            Method::POST,
-            &format!("/admin/v1/destinations/{id}/test"),
-            None,
-        )
-        .await;
+    let (status, _, answer) = app.send_test_event(&id, &app.admin).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["outcome"], "delivered", "{answer}");
     let request = app.egress.sent.lock().unwrap().pop().expect("one request");
     assert_eq!(request.url, "https://api.segment.io/v1/batch");
