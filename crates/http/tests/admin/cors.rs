@@ -22,6 +22,12 @@ impl App {
         self.send(req).await
     }
 
+    /// Replaces the allowed origins as the admin; answers the settings as stored.
+    async fn allow_origins(&self, origins: &[&str]) -> Value {
+        let body = json!({ "allowed_origins": origins });
+        self.put("/admin/v1/cors", body).await
+    }
+
     async fn origins_refused(&self) -> u64 {
         let req = Request::builder()
             .uri("/healthz")
@@ -41,10 +47,7 @@ async fn allowed_origins_are_set_by_an_admin_audited_and_enforced_at_ingest() {
     );
 
     let v = app
-        .put(
-            "/admin/v1/cors",
-            json!({"allowed_origins": ["https://Shop.Example:443", "https://*.shop.example"]}),
-        )
+        .allow_origins(&["https://Shop.Example:443", "https://*.shop.example"])
         .await;
 
     let want = json!({"allowed_origins": ["https://shop.example", "https://*.shop.example"]});
@@ -107,8 +110,7 @@ async fn a_browser_request_is_refused_while_no_origin_is_allowed() {
 #[tokio::test]
 async fn every_origin_is_allowed_only_when_an_admin_lists_the_wildcard() {
     let app = App::start().await;
-    app.put("/admin/v1/cors", json!({"allowed_origins": ["*"]}))
-        .await;
+    app.allow_origins(&["*"]).await;
 
     let (status, headers, v) = app.track_from(Some("https://anyone.example")).await;
 
@@ -192,11 +194,7 @@ async fn a_preflight_is_answered_with_methods_headers_and_max_age() {
 #[tokio::test]
 async fn the_browser_sdks_paths_settings_and_beacon_are_served_from_an_allowed_origin() {
     let app = App::start().await;
-    app.put(
-        "/admin/v1/cors",
-        json!({"allowed_origins": ["http://127.0.0.1:5000"]}),
-    )
-    .await;
+    app.allow_origins(&["http://127.0.0.1:5000"]).await;
     let origin = "http://127.0.0.1:5000";
     let request = |method: Method, uri: &str, body: Option<Value>| {
         Request::builder()
@@ -284,11 +282,7 @@ async fn the_browser_sdks_paths_settings_and_beacon_are_served_from_an_allowed_o
 #[tokio::test]
 async fn a_browser_key_works_only_from_an_allowed_origin_is_limited_per_address_and_never_admin() {
     let app = App::start().await;
-    app.put(
-        "/admin/v1/cors",
-        json!({"allowed_origins": ["https://shop.example"]}),
-    )
-    .await;
+    app.allow_origins(&["https://shop.example"]).await;
     let created = app
         .post(
             "/admin/v1/api-keys",
