@@ -73,6 +73,14 @@ impl App {
         v
     }
 
+    /// Deletes the SCIM resource at `path` (204) and asserts it is then not found.
+    pub(crate) async fn assert_scim_deleted(&self, token: &str, path: &str) {
+        let (status, v) = self.scim(Method::DELETE, path, token, None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "DELETE {path}: {v}");
+        let (status, v) = self.scim(Method::GET, path, token, None).await;
+        assert_scim_error(status, &v, StatusCode::NOT_FOUND, None);
+    }
+
     /// Posts a recorded payload to `/scim/v2/Users`; answers the status and the body.
     async fn create_user_from(&self, token: &str, payload: &str) -> (StatusCode, Value) {
         let body = Some(fixture(payload, ""));
@@ -341,14 +349,8 @@ async fn users_are_created_read_filtered_paged_replaced_and_deleted() {
         .await;
     assert_scim_error(status, &v, StatusCode::BAD_REQUEST, Some("invalidValue"));
 
-    let (status, _) = app
-        .scim(Method::DELETE, &format!("/scim/v2/Users/{id}"), &t, None)
+    app.assert_scim_deleted(&t, &format!("/scim/v2/Users/{id}"))
         .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, v) = app
-        .scim(Method::GET, &format!("/scim/v2/Users/{id}"), &t, None)
-        .await;
-    assert_scim_error(status, &v, StatusCode::NOT_FOUND, None);
 }
 
 fn url_encode(s: &str) -> String {

@@ -68,14 +68,7 @@ async fn groups_of_any_name_are_stored_read_filtered_replaced_and_deleted() {
         (g["displayName"].as_str(), g.get("members")),
         (Some("Marketing"), None)
     );
-    let (status, _) = app
-        .scim(Method::DELETE, &format!("{GROUPS}/{id}"), &t, None)
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, v) = app
-        .scim(Method::GET, &format!("{GROUPS}/{id}"), &t, None)
-        .await;
-    assert_scim_error(status, &v, StatusCode::NOT_FOUND, None);
+    app.assert_scim_deleted(&t, &format!("{GROUPS}/{id}")).await;
     let audit = app.audit_actions().await;
     let actions: Vec<&str> = audit.iter().filter_map(|e| e["action"].as_str()).collect();
     assert!(
