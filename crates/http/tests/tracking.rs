@@ -1360,11 +1360,19 @@ async fn within<T>(limit: Duration, fut: impl std::future::Future<Output = T>) -
     }
 }
 
-fn track_request(app: &App, message_id: &str) -> Request<Body> {
-    post("/v1/track")
-        .header(header::AUTHORIZATION, basic(&app.write_key))
-        .body(Body::from(track_call(message_id).to_string()))
-        .unwrap()
+impl App {
+    /// Spawns a `track` call with the write key on the runtime, as a server runs each request,
+    /// so that the test can hold it in flight ([`HeldIds`]) and await its answer later.
+    fn spawn_track(
+        &self,
+        message_id: &str,
+    ) -> tokio::task::JoinHandle<Result<axum::response::Response, std::convert::Infallible>> {
+        let request = post("/v1/track")
+            .header(header::AUTHORIZATION, basic(&self.write_key))
+            .body(Body::from(track_call(message_id).to_string()))
+            .unwrap();
+        tokio::spawn(self.router.clone().oneshot(request))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1378,7 +1386,7 @@ async fn healthz_answers_while_two_preparations_hold_both_runtime_workers() {
     .await;
     let heavy: Vec<_> = ["h1", "h2"]
         .into_iter()
-        .map(|id| tokio::spawn(app.router.clone().oneshot(track_request(&app, id))))
+        .map(|id| app.spawn_track(id))
         .collect();
     for _ in 0..2 {
         entered.recv().await.unwrap();
@@ -1414,10 +1422,10 @@ async fn a_request_finding_every_preparation_slot_and_the_queue_full_gets_503_wi
         ..Options::default()
     })
     .await;
-    let first = tokio::spawn(app.router.clone().oneshot(track_request(&app, "m1")));
+    let first = app.spawn_track("m1");
     entered.recv().await.unwrap();
 
-    let second = app.send(track_request(&app, "m2")).await;
+    let second = app.track("m2").await;
     ids.release();
 
     second.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "busy");
@@ -1436,10 +1444,10 @@ async fn a_request_finding_every_in_flight_place_and_its_queue_taken_gets_503_wi
         ..Options::default()
     })
     .await;
-    let first = tokio::spawn(app.router.clone().oneshot(track_request(&app, "m1")));
+    let first = app.spawn_track("m1");
     entered.recv().await.unwrap();
 
-    let second = tokio::spawn(app.router.clone().oneshot(track_request(&app, "m2")));
+    let second = app.spawn_track("m2");
     let second = tokio::time::timeout(std::time::Duration::from_secs(10), second).await;
     ids.release();
 
@@ -1457,10 +1465,7 @@ async fn a_request_finding_every_in_flight_place_and_its_queue_taken_gets_503_wi
     );
     assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
     // The place is free again: the refused event can be sent again and is stored.
-    assert_eq!(
-        app.send(track_request(&app, "m2")).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.track("m2").await.status, StatusCode::OK);
 }
 
 // ---------------------------------------------------------------------------------------------
