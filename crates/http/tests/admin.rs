@@ -353,6 +353,12 @@ impl App {
         v
     }
 
+    /// Replaces the security settings (`PUT /admin/v1/security`) as the admin.
+    async fn replace_security(&self, ip_blocklist: &[&str], egress_paused: bool) {
+        let body = json!({"ip_blocklist": ip_blocklist, "egress_paused": egress_paused});
+        self.put("/admin/v1/security", body).await;
+    }
+
     /// Sends `body` as the admin and asserts a 422 problem naming `field`.
     async fn assert_invalid_field(&self, method: Method, path: &str, body: Value, field: &str) {
         let (status, _, v) = self.as_admin(method, path, Some(body.clone())).await;
@@ -1271,11 +1277,7 @@ async fn failures_past_the_limit_from_one_address_answer_429_with_retry_after() 
 #[tokio::test]
 async fn a_blocked_address_is_refused_before_bcrypt_on_both_apis() {
     let app = App::start().await;
-    app.put(
-        "/admin/v1/security",
-        json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false}),
-    )
-    .await;
+    app.replace_security(&["203.0.113.0/24"], false).await;
     let runs = app.bcrypt_runs();
 
     let (status, _, v) = app
@@ -2009,11 +2011,7 @@ async fn a_test_event_reaches_the_destination_and_is_not_stored() {
 #[tokio::test]
 async fn patching_security_changes_only_the_fields_sent_and_is_audited_with_old_and_new_values() {
     let app = App::start().await;
-    app.put(
-        "/admin/v1/security",
-        json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false}),
-    )
-    .await;
+    app.replace_security(&["203.0.113.0/24"], false).await;
 
     let v = app
         .patch("/admin/v1/security", json!({"egress_paused": true}))
@@ -2053,11 +2051,7 @@ async fn a_security_patch_reaches_ingest_at_once() {
 #[tokio::test]
 async fn replacing_security_without_a_field_is_refused_naming_the_field() {
     let app = App::start().await;
-    app.put(
-        "/admin/v1/security",
-        json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false}),
-    )
-    .await;
+    app.replace_security(&["203.0.113.0/24"], false).await;
 
     for (body, field) in [
         (json!({"egress_paused": true}), "ip_blocklist"),
@@ -2116,11 +2110,7 @@ async fn a_keys_last_use_is_recorded_at_most_once_a_minute() {
 async fn a_test_event_is_refused_while_egress_is_paused() {
     let app = App::start().await;
     let id = app.new_destination().await;
-    app.put(
-        "/admin/v1/security",
-        json!({"ip_blocklist": [], "egress_paused": true}),
-    )
-    .await;
+    app.replace_security(&[], true).await;
     let (status, _, v) = app.send_test_event(&id, &app.admin).await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
     assert!(app.egress.sent.lock().unwrap().is_empty());
@@ -2133,11 +2123,7 @@ async fn each_destination_says_when_the_workspaces_egress_is_paused() {
     let one = format!("/admin/v1/destinations/{id}");
     assert_eq!(app.get(&one).await["egress_paused"], false);
 
-    app.put(
-        "/admin/v1/security",
-        json!({"ip_blocklist": [], "egress_paused": true}),
-    )
-    .await;
+    app.replace_security(&[], true).await;
 
     let (status, _, v) = app.call(Method::GET, &one, Some(&app.viewer), None).await;
     assert_eq!(status, StatusCode::OK);

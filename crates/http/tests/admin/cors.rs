@@ -57,11 +57,7 @@ async fn allowed_origins_are_set_by_an_admin_audited_and_enforced_at_ingest() {
         want["allowed_origins"]
     );
     // Replacing the other security settings leaves the origins alone.
-    app.put(
-        "/admin/v1/security",
-        json!({"ip_blocklist": [], "egress_paused": false}),
-    )
-    .await;
+    app.replace_security(&[], false).await;
     assert_eq!(app.get("/admin/v1/cors").await, want);
 
     let (status, headers, v) = app.track_from(Some("https://www.shop.example")).await;
