@@ -18,7 +18,7 @@ use tower::ServiceExt;
 use tracklayer_core::admin::{AdminError, AdminService, Principal, WorkspacePatch};
 use tracklayer_core::audit::AuditFilter;
 use tracklayer_core::clock::{FixedClock, SystemIds};
-use tracklayer_core::control_plane::Control;
+use tracklayer_core::control_plane::{Control, IssuedKey};
 use tracklayer_core::deliver::{HttpRequest, HttpResponse};
 use tracklayer_core::dsr::service::DsrService;
 use tracklayer_core::event::StoredEvent;
@@ -353,6 +353,19 @@ impl App {
         v
     }
 
+    /// Replaces the security settings (`PUT /admin/v1/security`) as the admin.
+    async fn replace_security(&self, ip_blocklist: &[&str], egress_paused: bool) {
+        let body = json!({"ip_blocklist": ip_blocklist, "egress_paused": egress_paused});
+        self.put("/admin/v1/security", body).await;
+    }
+
+    /// Sends `body` as the admin and asserts a 422 problem naming `field`.
+    async fn assert_invalid_field(&self, method: Method, path: &str, body: Value, field: &str) {
+        let (status, _, v) = self.as_admin(method, path, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+        assert_eq!(v["field"], field, "{body}: {v}");
+    }
+
     /// [`Self::ok`] for a `GET`.
     async fn get(&self, path: &str) -> Value {
         self.ok(Method::GET, path, None).await
@@ -371,6 +384,22 @@ impl App {
     /// [`Self::ok`] for a `PATCH` of `body`.
     async fn patch(&self, path: &str, body: Value) -> Value {
         self.ok(Method::PATCH, path, Some(body)).await
+    }
+
+    /// Sends a destination's test event (`POST /admin/v1/destinations/{id}/test`) as `token`.
+    async fn send_test_event(
+        &self,
+        destination: &str,
+        token: &str,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let path = format!("/admin/v1/destinations/{destination}/test");
+        self.call(Method::POST, &path, Some(token), None).await
+    }
+
+    /// Downloads the export of the access request `request` as the admin.
+    async fn export(&self, request: &str) -> (StatusCode, HeaderMap, Value) {
+        let path = format!("/admin/v1/data_subject_requests/{request}/export");
+        self.as_admin(Method::GET, &path, None).await
     }
 
     async fn new_destination(&self) -> String {
@@ -1105,6 +1134,27 @@ impl App {
             ids: &SystemIds,
         }
     }
+
+    /// A personal access token of `user`, issued by the operator ("laptop", 90 days).
+    async fn issue_pat(&self, user: &str) -> IssuedKey {
+        let ws = self.control.workspace(&self.ws, T0).await.unwrap().unwrap();
+        self.other_process()
+            .issue_key(
+                &ws,
+                KeyKind::Pat,
+                None,
+                Some(UserId::parse(user).unwrap()),
+                "laptop",
+                90,
+            )
+            .await
+            .unwrap()
+    }
+
+    /// The secret of a new personal access token of `user` ([`Self::issue_pat`]).
+    async fn pat_of(&self, user: &str) -> String {
+        self.issue_pat(user).await.secret.expose_secret().to_owned()
+    }
 }
 
 #[tokio::test]
@@ -1227,11 +1277,7 @@ async fn failures_past_the_limit_from_one_address_answer_429_with_retry_after() 
 #[tokio::test]
 async fn a_blocked_address_is_refused_before_bcrypt_on_both_apis() {
     let app = App::start().await;
-    app.put(
-        "/admin/v1/security",
-        json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false}),
-    )
-    .await;
+    app.replace_security(&["203.0.113.0/24"], false).await;
     let runs = app.bcrypt_runs();
 
     let (status, _, v) = app
@@ -1322,20 +1368,8 @@ async fn a_key_revoked_by_another_process_is_refused_after_5_seconds_and_not_bef
 #[tokio::test]
 async fn only_its_own_user_rotates_a_personal_token_and_another_admin_may_only_revoke_it() {
     let app = App::start().await;
-    let ws = app.control.workspace(&app.ws, T0).await.unwrap().unwrap();
     let user = app.new_user("admin").await;
-    let own = app
-        .other_process()
-        .issue_key(
-            &ws,
-            KeyKind::Pat,
-            None,
-            Some(UserId::parse(&user).unwrap()),
-            "laptop",
-            90,
-        )
-        .await
-        .unwrap();
+    let own = app.issue_pat(&user).await;
     let own_token = own.secret.expose_secret().to_owned();
     let owners_key = app
         .control
@@ -1877,7 +1911,8 @@ async fn an_editor_cannot_point_a_destination_at_a_listener_to_receive_its_secre
     let mut spec = meta();
     spec["endpoint"] = json!(legit.url);
     let created = app.post("/admin/v1/destinations", spec).await;
-    let path = format!("/admin/v1/destinations/{}", created["id"].as_str().unwrap());
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/admin/v1/destinations/{id}");
 
     // The editor tries every way to redirect it, then asks for a test send.
     for patch in [
@@ -1890,14 +1925,7 @@ async fn an_editor_cannot_point_a_destination_at_a_listener_to_receive_its_secre
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{patch}: {v}");
     }
-    let (status, _, v) = app
-        .call(
-            Method::POST,
-            &format!("{path}/test"),
-            Some(&app.editor),
-            None,
-        )
-        .await;
+    let (status, _, v) = app.send_test_event(id, &app.editor).await;
 
     // The test event went where the admin said, with the token; the attacker got nothing.
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -1917,13 +1945,7 @@ async fn a_test_send_is_audited_with_its_outcome() {
     let app = App::start().await;
     let id = app.new_destination().await;
 
-    app.call(
-        Method::POST,
-        &format!("/admin/v1/destinations/{id}/test"),
-        Some(&app.editor),
-        None,
-    )
-    .await;
+    app.send_test_event(&id, &app.editor).await;
 
     let log = app.get("/admin/v1/audit-log?action=destination.test").await;
     let entry = &log["entries"][0];
@@ -1965,13 +1987,8 @@ async fn a_test_event_reaches_the_destination_and_is_not_stored() {
     let app = App::start().await;
     let id = app.new_destination().await;
 
-    let v = app
-        .ok(
-            Method::POST,
-            &format!("/admin/v1/destinations/{id}/test"),
-            None,
-        )
-        .await;
+    let (status, _, v) = app.send_test_event(&id, &app.admin).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
 
     assert_eq!(v["outcome"], "delivered", "{v}");
     assert_eq!(v["http_status"], 200);
@@ -1994,11 +2011,7 @@ async fn a_test_event_reaches_the_destination_and_is_not_stored() {
 #[tokio::test]
 async fn patching_security_changes_only_the_fields_sent_and_is_audited_with_old_and_new_values() {
     let app = App::start().await;
-    app.put(
-        "/admin/v1/security",
-        json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false}),
-    )
-    .await;
+    app.replace_security(&["203.0.113.0/24"], false).await;
 
     let v = app
         .patch("/admin/v1/security", json!({"egress_paused": true}))
@@ -2038,21 +2051,14 @@ async fn a_security_patch_reaches_ingest_at_once() {
 #[tokio::test]
 async fn replacing_security_without_a_field_is_refused_naming_the_field() {
     let app = App::start().await;
-    app.put(
-        "/admin/v1/security",
-        json!({"ip_blocklist": ["203.0.113.0/24"], "egress_paused": false}),
-    )
-    .await;
+    app.replace_security(&["203.0.113.0/24"], false).await;
 
     for (body, field) in [
         (json!({"egress_paused": true}), "ip_blocklist"),
         (json!({"ip_blocklist": []}), "egress_paused"),
     ] {
-        let (status, _, v) = app
-            .as_admin(Method::PUT, "/admin/v1/security", Some(body))
+        app.assert_invalid_field(Method::PUT, "/admin/v1/security", body, field)
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-        assert_eq!(v["field"], field, "{v}");
     }
     assert_eq!(
         app.get("/admin/v1/security").await,
@@ -2104,18 +2110,8 @@ async fn a_keys_last_use_is_recorded_at_most_once_a_minute() {
 async fn a_test_event_is_refused_while_egress_is_paused() {
     let app = App::start().await;
     let id = app.new_destination().await;
-    app.put(
-        "/admin/v1/security",
-        json!({"ip_blocklist": [], "egress_paused": true}),
-    )
-    .await;
-    let (status, _, v) = app
-        .as_admin(
-            Method::POST,
-            &format!("/admin/v1/destinations/{id}/test"),
-            None,
-        )
-        .await;
+    app.replace_security(&[], true).await;
+    let (status, _, v) = app.send_test_event(&id, &app.admin).await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
     assert!(app.egress.sent.lock().unwrap().is_empty());
 }
@@ -2127,11 +2123,7 @@ async fn each_destination_says_when_the_workspaces_egress_is_paused() {
     let one = format!("/admin/v1/destinations/{id}");
     assert_eq!(app.get(&one).await["egress_paused"], false);
 
-    app.put(
-        "/admin/v1/security",
-        json!({"ip_blocklist": [], "egress_paused": true}),
-    )
-    .await;
+    app.replace_security(&[], true).await;
 
     let (status, _, v) = app.call(Method::GET, &one, Some(&app.viewer), None).await;
     assert_eq!(status, StatusCode::OK);
@@ -2329,15 +2321,13 @@ async fn a_users_email_is_validated_and_unique_in_the_workspace() {
         "@example.com",
         "x@localhost",
     ] {
-        let (status, _, v) = app
-            .as_admin(
-                Method::PATCH,
-                "/admin/v1/users/usr_owner",
-                Some(json!({ "email": email })),
-            )
-            .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{email}: {v}");
-        assert_eq!(v["field"], "email", "{v}");
+        app.assert_invalid_field(
+            Method::PATCH,
+            "/admin/v1/users/usr_owner",
+            json!({ "email": email }),
+            "email",
+        )
+        .await;
     }
     let (status, _, v) = app
         .as_admin(
@@ -2376,23 +2366,8 @@ async fn a_malformed_user_id_names_no_user_whatever_the_body() {
 #[tokio::test]
 async fn a_user_changes_their_own_email_but_not_anothers_nor_their_role() {
     let app = App::start().await;
-    let ws = app.control.workspace(&app.ws, T0).await.unwrap().unwrap();
     let user = app.new_user("viewer").await;
-    let token = app
-        .other_process()
-        .issue_key(
-            &ws,
-            KeyKind::Pat,
-            None,
-            Some(UserId::parse(&user).unwrap()),
-            "laptop",
-            90,
-        )
-        .await
-        .unwrap()
-        .secret
-        .expose_secret()
-        .to_owned();
+    let token = app.pat_of(&user).await;
     let own = format!("/admin/v1/users/{user}");
     let (status, _, v) = app
         .call(
@@ -2896,15 +2871,13 @@ async fn retention_shows_every_data_class_and_only_admins_change_it() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     for bad in [json!(0), json!(366), json!(70000), json!(-1)] {
-        let (status, _, v) = app
-            .as_admin(
-                Method::PUT,
-                "/admin/v1/retention",
-                Some(json!({"event_retention_days": bad})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
-        assert_eq!(v["field"], "event_retention_days", "{v}");
+        app.assert_invalid_field(
+            Method::PUT,
+            "/admin/v1/retention",
+            json!({"event_retention_days": bad}),
+            "event_retention_days",
+        )
+        .await;
     }
     let v = app
         .put("/admin/v1/retention", json!({"event_retention_days": 30}))
@@ -3240,15 +3213,13 @@ async fn a_customer_key_that_cannot_be_used_or_lives_elsewhere_is_refused_naming
         CUSTOMER_KEY.replace("eu-central-1", "us-east-1"),
         "not-an-arn".to_owned(),
     ] {
-        let (status, _, v) = app
-            .as_admin(
-                Method::PUT,
-                "/admin/v1/encryption-key",
-                Some(json!({"key_arn": arn})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{arn}: {v}");
-        assert_eq!(v["field"], "key_arn", "{v}");
+        app.assert_invalid_field(
+            Method::PUT,
+            "/admin/v1/encryption-key",
+            json!({"key_arn": arn}),
+            "key_arn",
+        )
+        .await;
     }
     let ws = app.get("/admin/v1/workspace").await;
     assert_eq!(ws["encryption_key"], "platform");
@@ -3335,15 +3306,13 @@ async fn a_data_subject_request_names_the_subject_field_at_fault() {
         (json!({"email": "nobody"}), "subject.email"),
         (json!({"phone": "12"}), "subject.phone"),
     ] {
-        let (status, _, v) = app
-            .as_admin(
-                Method::POST,
-                "/admin/v1/data_subject_requests",
-                Some(json!({"type": "access", "subject": subject})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-        assert_eq!(v["field"], field, "{v}");
+        app.assert_invalid_field(
+            Method::POST,
+            "/admin/v1/data_subject_requests",
+            json!({"type": "access", "subject": subject}),
+            field,
+        )
+        .await;
     }
     let (status, _, v) = app
         .as_admin(
@@ -3373,13 +3342,7 @@ async fn an_access_export_deleted_by_a_later_erasure_answers_410_naming_the_eras
     assert_eq!(done["receipt"]["counts"]["access_exports"], 1, "{done}");
 
     // Act: the access request's export is downloaded.
-    let (status, _, v) = app
-        .as_admin(
-            Method::GET,
-            &format!("/admin/v1/data_subject_requests/{access}/export"),
-            None,
-        )
-        .await;
+    let (status, _, v) = app.export(&access).await;
 
     // Assert: gone, and the answer says why: the erasure, not the 7 days.
     assert_eq!(status, StatusCode::GONE, "{v}");
@@ -3410,26 +3373,14 @@ async fn an_access_export_answers_410_after_7_days() {
         .await;
     assert_eq!(got["status"], "completed", "{got}");
     assert_eq!(got["receipt"]["export_expires_at"], "2026-03-08T12:00:00Z");
-    let (status, headers, _) = app
-        .as_admin(
-            Method::GET,
-            &format!("/admin/v1/data_subject_requests/{id}/export"),
-            None,
-        )
-        .await;
+    let (status, headers, _) = app.export(&id).await;
     assert_eq!(status, StatusCode::OK);
     assert!(headers[header::CONTENT_DISPOSITION]
         .to_str()
         .unwrap()
         .starts_with("attachment"));
     app.clock.advance(Duration::days(7));
-    let (status, _, v) = app
-        .as_admin(
-            Method::GET,
-            &format!("/admin/v1/data_subject_requests/{id}/export"),
-            None,
-        )
-        .await;
+    let (status, _, v) = app.export(&id).await;
     assert_eq!(status, StatusCode::GONE, "{v}");
     assert_eq!(v["expired_at"], "2026-03-08T12:00:00Z");
 }

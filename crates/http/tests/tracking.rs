@@ -53,6 +53,8 @@ use stores::{Stores, T0};
 
 /// An internal cause that must never reach a response body.
 const CAUSE: &str = "disk I/O error on /var/lib/tracklayer/secret-volume";
+/// What a failing store's error says, which no answer may repeat.
+const STORE_INTERNALS: &[&str] = &[CAUSE, "secret-volume", "events.record", "disk I/O"];
 
 /// The real event writer, except that `record` fails (ingest holds the writer role only).
 struct FailingEvents {
@@ -288,6 +290,22 @@ impl App {
         self.post_with_key(path, &self.write_key, body).await
     }
 
+    /// POSTs one `track` call with this message id to `/v1/track` with the write key.
+    async fn track(&self, message_id: &str) -> Reply {
+        self.post("/v1/track", &track_call(message_id)).await
+    }
+
+    /// POSTs one `track` call with the write key, from behind proxies that wrote this
+    /// `X-Forwarded-For`.
+    async fn track_forwarded_for(&self, forwarded: &str) -> Reply {
+        let request = post("/v1/track")
+            .header(header::AUTHORIZATION, basic(&self.write_key))
+            .header("x-forwarded-for", forwarded)
+            .body(Body::from(track_call("m1").to_string()))
+            .unwrap();
+        self.send(request).await
+    }
+
     /// Posts `body` to `path`, authenticated by `key` as its Basic user name.
     async fn post_with_key(&self, path: &str, key: &str, body: &Value) -> Reply {
         self.post_authorized(path, Some(&basic(key)), body).await
@@ -405,6 +423,13 @@ impl Reply {
         body
     }
 
+    /// Asserts the body says none of `internals`.
+    fn assert_hides(&self, internals: &[&str]) {
+        for internal in internals {
+            assert!(!self.text.contains(internal), "{internal}: {}", self.text);
+        }
+    }
+
     fn assert_accepted(&self, accepted: u64) -> Value {
         assert_eq!(self.status, StatusCode::OK, "{}", self.text);
         let body = self.json();
@@ -477,7 +502,7 @@ async fn healthz_answers_200() {
 async fn every_tracking_answer_is_nosniff() {
     let app = App::start().await;
 
-    let accepted = app.post("/v1/track", &track_call("m1")).await;
+    let accepted = app.track("m1").await;
     let refused = app
         .send(post("/v1/track").body(Body::from("{}")).unwrap())
         .await;
@@ -519,7 +544,7 @@ async fn a_method_a_tracking_route_does_not_take_is_a_405_problem_with_allow() {
 async fn accepts_the_write_key_as_the_basic_user_name_with_an_empty_password() {
     let app = App::start().await;
 
-    let reply = app.post("/v1/track", &track_call("m1")).await;
+    let reply = app.track("m1").await;
 
     reply.assert_accepted(1);
 }
@@ -584,7 +609,7 @@ async fn refuses_a_revoked_key_with_401() {
     let app = App::start().await;
     app.admin().revoke_key(&app.key).await.unwrap();
 
-    let reply = app.post("/v1/track", &track_call("m1")).await;
+    let reply = app.track("m1").await;
 
     reply.assert_unauthorized_because("revoked");
 }
@@ -592,13 +617,11 @@ async fn refuses_a_revoked_key_with_401() {
 #[tokio::test]
 async fn a_key_revoked_after_use_by_another_process_stops_working_within_5_seconds() {
     let app = App::start().await;
-    app.post("/v1/track", &track_call("m1"))
-        .await
-        .assert_accepted(1);
+    app.track("m1").await.assert_accepted(1);
     app.admin().revoke_key(&app.key).await.unwrap();
     app.clock.advance(time::Duration::seconds(5));
 
-    let reply = app.post("/v1/track", &track_call("m2")).await;
+    let reply = app.track("m2").await;
 
     reply.assert_unauthorized_because("revoked");
 }
@@ -608,7 +631,7 @@ async fn refuses_an_expired_key_with_401() {
     let app = App::start().await;
     app.clock.advance(time::Duration::days(91));
 
-    let reply = app.post("/v1/track", &track_call("m1")).await;
+    let reply = app.track("m1").await;
 
     reply.assert_unauthorized_because("expired");
 }
@@ -850,8 +873,8 @@ async fn refuses_a_body_that_is_not_json_with_400() {
 async fn the_same_message_id_twice_is_answered_200_both_times_but_stored_and_queued_once() {
     let app = App::start().await;
 
-    let first = app.post("/v1/track", &track_call("m-dup")).await;
-    let second = app.post("/v1/track", &track_call("m-dup")).await;
+    let first = app.track("m-dup").await;
+    let second = app.track("m-dup").await;
 
     assert_eq!(first.assert_accepted(1)["duplicates"], 0);
     assert_eq!(second.assert_accepted(1)["duplicates"], 1);
@@ -865,13 +888,11 @@ async fn the_same_message_id_twice_is_answered_200_both_times_but_stored_and_que
 #[tokio::test]
 async fn a_message_id_is_new_again_after_24_hours() {
     let app = App::start().await;
-    app.post("/v1/track", &track_call("m-again"))
-        .await
-        .assert_accepted(1);
+    app.track("m-again").await.assert_accepted(1);
     app.clock
         .advance(time::Duration::hours(24) + time::Duration::seconds(1));
 
-    let reply = app.post("/v1/track", &track_call("m-again")).await;
+    let reply = app.track("m-again").await;
 
     assert_eq!(reply.assert_accepted(1)["duplicates"], 0);
     assert_eq!(app.depth(DestinationKind::Webhook).await, 2);
@@ -901,9 +922,9 @@ async fn answers_429_with_retry_after_over_the_rate_limit() {
     })
     .await;
 
-    let first = app.post("/v1/track", &track_call("m1")).await;
-    let second = app.post("/v1/track", &track_call("m2")).await;
-    let third = app.post("/v1/track", &track_call("m3")).await;
+    let first = app.track("m1").await;
+    let second = app.track("m2").await;
+    let third = app.track("m3").await;
 
     first.assert_accepted(1);
     second.assert_accepted(1);
@@ -937,9 +958,7 @@ async fn a_gpc_header_keeps_a_us_event_from_advertising_destinations() {
                 .unwrap(),
         )
         .await;
-    app.post("/v1/track", &track_call("m2"))
-        .await
-        .assert_accepted(1);
+    app.track("m2").await.assert_accepted(1);
 
     reply.assert_accepted(1);
     let meta_ids: Vec<_> = app
@@ -1111,13 +1130,11 @@ async fn a_transient_store_failure_is_a_503_with_retry_after_and_no_internals() 
     })
     .await;
 
-    let reply = app.post("/v1/track", &track_call("m1")).await;
+    let reply = app.track("m1").await;
 
     reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     assert!(reply.headers.contains_key(header::RETRY_AFTER));
-    for internal in [CAUSE, "secret-volume", "events.record", "disk I/O"] {
-        assert!(!reply.text.contains(internal), "{}", reply.text);
-    }
+    reply.assert_hides(STORE_INTERNALS);
     assert_eq!(app.depth(DestinationKind::Webhook).await, 0);
 }
 
@@ -1129,18 +1146,11 @@ async fn a_permanent_store_failure_is_an_opaque_500() {
     })
     .await;
 
-    let reply = app.post("/v1/track", &track_call("m1")).await;
+    let reply = app.track("m1").await;
 
     let body = reply.assert_problem(StatusCode::INTERNAL_SERVER_ERROR, "internal");
-    for internal in [
-        CAUSE,
-        "secret-volume",
-        "events.record",
-        "disk I/O",
-        "storage rejected",
-    ] {
-        assert!(!reply.text.contains(internal), "{}", reply.text);
-    }
+    reply.assert_hides(STORE_INTERNALS);
+    reply.assert_hides(&["storage rejected"]);
     assert!(
         body["detail"].as_str().unwrap().contains("request id"),
         "{body}"
@@ -1156,7 +1166,7 @@ async fn fails_closed_with_503_when_the_workspace_key_is_unavailable() {
     };
     app.control.update_workspace(&byok).await.unwrap();
 
-    let reply = app.post("/v1/track", &track_call("m1")).await;
+    let reply = app.track("m1").await;
 
     let body = reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "key-unavailable");
     assert!(reply.headers.contains_key(header::RETRY_AFTER));
@@ -1350,11 +1360,19 @@ async fn within<T>(limit: Duration, fut: impl std::future::Future<Output = T>) -
     }
 }
 
-fn track_request(app: &App, message_id: &str) -> Request<Body> {
-    post("/v1/track")
-        .header(header::AUTHORIZATION, basic(&app.write_key))
-        .body(Body::from(track_call(message_id).to_string()))
-        .unwrap()
+impl App {
+    /// Spawns a `track` call with the write key on the runtime, as a server runs each request,
+    /// so that the test can hold it in flight ([`HeldIds`]) and await its answer later.
+    fn spawn_track(
+        &self,
+        message_id: &str,
+    ) -> tokio::task::JoinHandle<Result<axum::response::Response, std::convert::Infallible>> {
+        let request = post("/v1/track")
+            .header(header::AUTHORIZATION, basic(&self.write_key))
+            .body(Body::from(track_call(message_id).to_string()))
+            .unwrap();
+        tokio::spawn(self.router.clone().oneshot(request))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1368,7 +1386,7 @@ async fn healthz_answers_while_two_preparations_hold_both_runtime_workers() {
     .await;
     let heavy: Vec<_> = ["h1", "h2"]
         .into_iter()
-        .map(|id| tokio::spawn(app.router.clone().oneshot(track_request(&app, id))))
+        .map(|id| app.spawn_track(id))
         .collect();
     for _ in 0..2 {
         entered.recv().await.unwrap();
@@ -1404,10 +1422,10 @@ async fn a_request_finding_every_preparation_slot_and_the_queue_full_gets_503_wi
         ..Options::default()
     })
     .await;
-    let first = tokio::spawn(app.router.clone().oneshot(track_request(&app, "m1")));
+    let first = app.spawn_track("m1");
     entered.recv().await.unwrap();
 
-    let second = app.send(track_request(&app, "m2")).await;
+    let second = app.track("m2").await;
     ids.release();
 
     second.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "busy");
@@ -1426,10 +1444,10 @@ async fn a_request_finding_every_in_flight_place_and_its_queue_taken_gets_503_wi
         ..Options::default()
     })
     .await;
-    let first = tokio::spawn(app.router.clone().oneshot(track_request(&app, "m1")));
+    let first = app.spawn_track("m1");
     entered.recv().await.unwrap();
 
-    let second = tokio::spawn(app.router.clone().oneshot(track_request(&app, "m2")));
+    let second = app.spawn_track("m2");
     let second = tokio::time::timeout(std::time::Duration::from_secs(10), second).await;
     ids.release();
 
@@ -1447,10 +1465,7 @@ async fn a_request_finding_every_in_flight_place_and_its_queue_taken_gets_503_wi
     );
     assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
     // The place is free again: the refused event can be sent again and is stored.
-    assert_eq!(
-        app.send(track_request(&app, "m2")).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.track("m2").await.status, StatusCode::OK);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1464,19 +1479,12 @@ async fn a_spoofed_leftmost_forwarded_for_entry_does_not_pass_the_blocklist() {
         ..Options::default()
     })
     .await;
-    let request = |forwarded: &str| {
-        post("/v1/track")
-            .header(header::AUTHORIZATION, basic(&app.write_key))
-            .header("x-forwarded-for", forwarded)
-            .body(Body::from(track_call("m1").to_string()))
-            .unwrap()
-    };
 
     // The client wrote "1.2.3.4"; the proxy appended the blocked address it saw.
-    let reply = app.send(request("1.2.3.4, 203.0.113.9")).await;
+    let reply = app.track_forwarded_for("1.2.3.4, 203.0.113.9").await;
     reply.assert_problem(StatusCode::FORBIDDEN, "blocked");
 
-    let reply = app.send(request("203.0.113.9, 198.51.100.1")).await;
+    let reply = app.track_forwarded_for("203.0.113.9, 198.51.100.1").await;
     reply.assert_accepted(1);
 }
 
@@ -1487,21 +1495,14 @@ async fn a_malformed_or_short_forwarded_for_header_is_a_400_naming_it() {
         ..Options::default()
     })
     .await;
-    let request = |forwarded: &str| {
-        post("/v1/track")
-            .header(header::AUTHORIZATION, basic(&app.write_key))
-            .header("x-forwarded-for", forwarded)
-            .body(Body::from(track_call("m1").to_string()))
-            .unwrap()
-    };
 
     // Shorter than the chain of two proxies, then a proxy's entry that is not an address.
     for forwarded in ["198.51.100.1", "198.51.100.1, unknown"] {
-        let reply = app.send(request(forwarded)).await;
+        let reply = app.track_forwarded_for(forwarded).await;
         let body = reply.assert_problem(StatusCode::BAD_REQUEST, "invalid-forwarded-for");
         assert_eq!(body["field"], "X-Forwarded-For", "{forwarded}");
     }
-    app.send(request("1.2.3.4, 2001:db8::1, [2001:db8::2]:443"))
+    app.track_forwarded_for("1.2.3.4, 2001:db8::1, [2001:db8::2]:443")
         .await
         .assert_accepted(1);
 }

@@ -31,11 +31,8 @@ async fn a_snapchat_destination_is_checked_when_configured_naming_the_field() {
         let mut spec = snapchat();
         spec["config"] = config;
         spec["secrets"] = secrets;
-        let (status, _, v) = app
-            .as_admin(Method::POST, "/admin/v1/destinations", Some(spec))
+        app.assert_invalid_field(Method::POST, "/admin/v1/destinations", spec, field)
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-        assert_eq!(v["field"], field, "{v}");
     }
     let created = app.post("/admin/v1/destinations", snapchat()).await;
     assert_eq!(created["kind"], "snapchat");
@@ -96,16 +93,13 @@ async fn check_rules_with(
     let app = App::start().await;
     let spec = |config: &Value, secrets: &Value| json!({"name": kind, "kind": kind, "config": config, "secrets": secrets, "events": events});
     for (config, secrets, field) in refused {
-        let (status, _, v) = app
-            .call(
-                Method::POST,
-                "/admin/v1/destinations",
-                Some(&app.admin),
-                Some(spec(config, secrets)),
-            )
-            .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-        assert_eq!(v["field"], *field, "{v}");
+        app.assert_invalid_field(
+            Method::POST,
+            "/admin/v1/destinations",
+            spec(config, secrets),
+            field,
+        )
+        .await;
     }
     let purpose = match kind {
         "segment" => "analytics",
@@ -238,8 +232,8 @@ async fn a_microsoft_ads_destination_is_checked_when_configured_and_its_test_eve
     let accepted = json!({"tag_id": "343003931"});
     let (app, id) = check_configure_time_rules("microsoft_ads", &refused, accepted).await;
     // Its test event goes to the UET endpoint with the token, which the answer never shows.
-    let path = format!("/admin/v1/destinations/{id}/test");
-    let answer = app.ok(Method::POST, &path, None).await;
+    let (status, _, answer) = app.send_test_event(&id, &app.admin).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["outcome"], "delivered", "{answer}");
     assert!(!answer.to_string().contains("token-never-shown"));
     let request = app.egress.sent.lock().unwrap().pop().expect("one request");
@@ -270,13 +264,8 @@ async fn a_segment_destination_is_checked_when_configured_and_its_endpoint_passe
     let accepted = json!({"identifiers": "hashed"});
     let (app, id) = check_configure_time_rules("segment", &refused, accepted).await;
     // Its test event goes to Segment's batch endpoint.
-    let answer = app
-        .ok(
-            Method::POST,
-            &format!("/admin/v1/destinations/{id}/test"),
-            None,
-        )
-        .await;
+    let (status, _, answer) = app.send_test_event(&id, &app.admin).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["outcome"], "delivered", "{answer}");
     let request = app.egress.sent.lock().unwrap().pop().expect("one request");
     assert_eq!(request.url, "https://api.segment.io/v1/batch");
@@ -286,16 +275,8 @@ async fn a_segment_destination_is_checked_when_configured_and_its_endpoint_passe
     for endpoint in ["https://169.254.169.254", "http://8.8.8.8"] {
         let spec = json!({"name": "Segment", "kind": "segment", "endpoint": endpoint,
             "config": {"identifiers": "scrubbed"}, "secrets": {"write_key": "wk"}});
-        let (status, _, v) = app
-            .call(
-                Method::POST,
-                "/admin/v1/destinations",
-                Some(&app.admin),
-                Some(spec),
-            )
+        app.assert_invalid_field(Method::POST, "/admin/v1/destinations", spec, "endpoint")
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{endpoint}: {v}");
-        assert_eq!(v["field"], "endpoint", "{v}");
     }
     let loopback = json!({"name": "Segment", "kind": "segment", "endpoint": "http://127.0.0.1:9",
         "config": {"identifiers": "scrubbed"}, "secrets": {"write_key": "wk"}});

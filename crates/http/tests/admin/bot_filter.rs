@@ -45,11 +45,7 @@ async fn bot_filtering_is_on_by_default_and_an_admin_turning_it_off_is_audited_a
     );
     assert_eq!(app.track_as_googlebot().await["bots"], 0);
     // Replacing the other security settings leaves it alone.
-    app.put(
-        "/admin/v1/security",
-        json!({"ip_blocklist": [], "egress_paused": false}),
-    )
-    .await;
+    app.replace_security(&[], false).await;
     assert_eq!(app.bot_filter().await, json!({"enabled": false}));
 }
 

@@ -22,6 +22,12 @@ impl App {
         self.send(req).await
     }
 
+    /// Replaces the allowed origins as the admin; answers the settings as stored.
+    async fn allow_origins(&self, origins: &[&str]) -> Value {
+        let body = json!({ "allowed_origins": origins });
+        self.put("/admin/v1/cors", body).await
+    }
+
     async fn origins_refused(&self) -> u64 {
         let req = Request::builder()
             .uri("/healthz")
@@ -41,10 +47,7 @@ async fn allowed_origins_are_set_by_an_admin_audited_and_enforced_at_ingest() {
     );
 
     let v = app
-        .put(
-            "/admin/v1/cors",
-            json!({"allowed_origins": ["https://Shop.Example:443", "https://*.shop.example"]}),
-        )
+        .allow_origins(&["https://Shop.Example:443", "https://*.shop.example"])
         .await;
 
     let want = json!({"allowed_origins": ["https://shop.example", "https://*.shop.example"]});
@@ -54,11 +57,7 @@ async fn allowed_origins_are_set_by_an_admin_audited_and_enforced_at_ingest() {
         want["allowed_origins"]
     );
     // Replacing the other security settings leaves the origins alone.
-    app.put(
-        "/admin/v1/security",
-        json!({"ip_blocklist": [], "egress_paused": false}),
-    )
-    .await;
+    app.replace_security(&[], false).await;
     assert_eq!(app.get("/admin/v1/cors").await, want);
 
     let (status, headers, v) = app.track_from(Some("https://www.shop.example")).await;
@@ -107,8 +106,7 @@ async fn a_browser_request_is_refused_while_no_origin_is_allowed() {
 #[tokio::test]
 async fn every_origin_is_allowed_only_when_an_admin_lists_the_wildcard() {
     let app = App::start().await;
-    app.put("/admin/v1/cors", json!({"allowed_origins": ["*"]}))
-        .await;
+    app.allow_origins(&["*"]).await;
 
     let (status, headers, v) = app.track_from(Some("https://anyone.example")).await;
 
@@ -131,15 +129,13 @@ async fn a_malformed_origin_is_a_422_naming_its_entry_and_changes_nothing() {
         (json!(["https://a.*.shop.example"]), "allowed_origins[0]"),
         (json!(["https://*"]), "allowed_origins[0]"),
     ] {
-        let (status, _, v) = app
-            .as_admin(
-                Method::PUT,
-                "/admin/v1/cors",
-                Some(json!({"allowed_origins": bad})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-        assert_eq!(v["field"], field, "{v}");
+        app.assert_invalid_field(
+            Method::PUT,
+            "/admin/v1/cors",
+            json!({"allowed_origins": bad}),
+            field,
+        )
+        .await;
     }
     assert_eq!(
         app.get("/admin/v1/cors").await,
@@ -194,11 +190,7 @@ async fn a_preflight_is_answered_with_methods_headers_and_max_age() {
 #[tokio::test]
 async fn the_browser_sdks_paths_settings_and_beacon_are_served_from_an_allowed_origin() {
     let app = App::start().await;
-    app.put(
-        "/admin/v1/cors",
-        json!({"allowed_origins": ["http://127.0.0.1:5000"]}),
-    )
-    .await;
+    app.allow_origins(&["http://127.0.0.1:5000"]).await;
     let origin = "http://127.0.0.1:5000";
     let request = |method: Method, uri: &str, body: Option<Value>| {
         Request::builder()
@@ -286,11 +278,7 @@ async fn the_browser_sdks_paths_settings_and_beacon_are_served_from_an_allowed_o
 #[tokio::test]
 async fn a_browser_key_works_only_from_an_allowed_origin_is_limited_per_address_and_never_admin() {
     let app = App::start().await;
-    app.put(
-        "/admin/v1/cors",
-        json!({"allowed_origins": ["https://shop.example"]}),
-    )
-    .await;
+    app.allow_origins(&["https://shop.example"]).await;
     let created = app
         .post(
             "/admin/v1/api-keys",

@@ -58,15 +58,13 @@ async fn a_firehose_destination_is_checked_when_configured_naming_the_field() {
         ),
     ];
     for (config, secrets, field) in cases {
-        let (status, _, v) = app
-            .as_admin(
-                Method::POST,
-                "/admin/v1/destinations",
-                Some(firehose(config, secrets)),
-            )
-            .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-        assert_eq!(v["field"], field, "{v}");
+        app.assert_invalid_field(
+            Method::POST,
+            "/admin/v1/destinations",
+            firehose(config, secrets),
+            field,
+        )
+        .await;
     }
 
     let with_keys = app
@@ -103,11 +101,8 @@ async fn a_firehose_endpoint_override_is_held_to_the_egress_guard() {
     ] {
         let mut spec = firehose(stream(json!({"role_arn": ROLE})), json!({}));
         spec["endpoint"] = json!(endpoint);
-        let (status, _, v) = app
-            .as_admin(Method::POST, "/admin/v1/destinations", Some(spec))
+        app.assert_invalid_field(Method::POST, "/admin/v1/destinations", spec, "endpoint")
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{endpoint}: {v}");
-        assert_eq!(v["field"], "endpoint", "{v}");
     }
 }
 

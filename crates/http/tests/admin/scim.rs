@@ -73,16 +73,24 @@ impl App {
         v
     }
 
+    /// Deletes the SCIM resource at `path` (204) and asserts it is then not found.
+    pub(crate) async fn assert_scim_deleted(&self, token: &str, path: &str) {
+        let (status, v) = self.scim(Method::DELETE, path, token, None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "DELETE {path}: {v}");
+        let (status, v) = self.scim(Method::GET, path, token, None).await;
+        assert_scim_error(status, &v, StatusCode::NOT_FOUND, None);
+    }
+
+    /// Posts a recorded payload to `/scim/v2/Users`; answers the status and the body.
+    async fn create_user_from(&self, token: &str, payload: &str) -> (StatusCode, Value) {
+        let body = Some(fixture(payload, ""));
+        self.scim(Method::POST, "/scim/v2/Users", token, body).await
+    }
+
     /// Creates a user from a recorded payload; returns its id.
     async fn provisioned(&self, token: &str, payload: &str) -> String {
-        let v = self
-            .scim_ok(
-                Method::POST,
-                "/scim/v2/Users",
-                token,
-                Some(fixture(payload, "")),
-            )
-            .await;
+        let (status, v) = self.create_user_from(token, payload).await;
+        assert!(status.is_success(), "{status} {v}");
         v["id"].as_str().unwrap().to_owned()
     }
 
@@ -97,25 +105,6 @@ impl App {
     async fn admin_status(&self, token: &str) -> StatusCode {
         let path = "/admin/v1/workspace";
         self.call(Method::GET, path, Some(token), None).await.0
-    }
-
-    /// A personal access token of `user`.
-    pub(crate) async fn pat_of(&self, user: &str) -> String {
-        let ws = self.control.workspace(&self.ws, T0).await.unwrap().unwrap();
-        self.other_process()
-            .issue_key(
-                &ws,
-                KeyKind::Pat,
-                None,
-                Some(UserId::parse(user).unwrap()),
-                "laptop",
-                90,
-            )
-            .await
-            .unwrap()
-            .secret
-            .expose_secret()
-            .to_owned()
     }
 }
 
@@ -197,16 +186,13 @@ async fn scim_accepts_only_scim_tokens_and_a_scim_token_opens_nothing_else() {
 #[tokio::test]
 async fn a_scim_token_has_no_role_is_rotated_and_revoked_like_every_key_and_audited() {
     let app = App::start().await;
-    let (status, _, v) = app
-        .call(
-            Method::POST,
-            "/admin/v1/api-keys",
-            Some(&app.admin),
-            Some(json!({"kind": "scim", "role": "admin"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    assert_eq!(v["field"], "role");
+    app.assert_invalid_field(
+        Method::POST,
+        "/admin/v1/api-keys",
+        json!({"kind": "scim", "role": "admin"}),
+        "role",
+    )
+    .await;
     let (status, _, _) = app
         .call(
             Method::POST,
@@ -293,14 +279,7 @@ async fn discovery_documents_describe_users_and_groups() {
 async fn users_are_created_read_filtered_paged_replaced_and_deleted() {
     let app = App::start().await;
     let t = app.scim_token().await;
-    let created = app
-        .scim(
-            Method::POST,
-            "/scim/v2/Users",
-            &t,
-            Some(fixture("okta_create_user", "")),
-        )
-        .await;
+    let created = app.create_user_from(&t, "okta_create_user").await;
     assert_eq!(created.0, StatusCode::CREATED, "{}", created.1);
     let u = created.1;
     let id = u["id"].as_str().unwrap().to_owned();
@@ -310,14 +289,7 @@ async fn users_are_created_read_filtered_paged_replaced_and_deleted() {
     assert_eq!(u.get("groups"), None, "in no group yet");
     assert_eq!(u["meta"]["resourceType"], "User");
 
-    let (status, v) = app
-        .scim(
-            Method::POST,
-            "/scim/v2/Users",
-            &t,
-            Some(fixture("okta_create_user", "")),
-        )
-        .await;
+    let (status, v) = app.create_user_from(&t, "okta_create_user").await;
     assert_scim_error(status, &v, StatusCode::CONFLICT, Some("uniqueness"));
 
     let got = app
@@ -377,14 +349,8 @@ async fn users_are_created_read_filtered_paged_replaced_and_deleted() {
         .await;
     assert_scim_error(status, &v, StatusCode::BAD_REQUEST, Some("invalidValue"));
 
-    let (status, _) = app
-        .scim(Method::DELETE, &format!("/scim/v2/Users/{id}"), &t, None)
+    app.assert_scim_deleted(&t, &format!("/scim/v2/Users/{id}"))
         .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, v) = app
-        .scim(Method::GET, &format!("/scim/v2/Users/{id}"), &t, None)
-        .await;
-    assert_scim_error(status, &v, StatusCode::NOT_FOUND, None);
 }
 
 fn url_encode(s: &str) -> String {

@@ -68,14 +68,7 @@ async fn groups_of_any_name_are_stored_read_filtered_replaced_and_deleted() {
         (g["displayName"].as_str(), g.get("members")),
         (Some("Marketing"), None)
     );
-    let (status, _) = app
-        .scim(Method::DELETE, &format!("{GROUPS}/{id}"), &t, None)
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, v) = app
-        .scim(Method::GET, &format!("{GROUPS}/{id}"), &t, None)
-        .await;
-    assert_scim_error(status, &v, StatusCode::NOT_FOUND, None);
+    app.assert_scim_deleted(&t, &format!("{GROUPS}/{id}")).await;
     let audit = app.audit_actions().await;
     let actions: Vec<&str> = audit.iter().filter_map(|e| e["action"].as_str()).collect();
     assert!(
@@ -220,16 +213,13 @@ async fn the_group_roles_are_set_by_admins_only_and_validated() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let twice =
         json!({"groups": [{"group": "Ops", "role": "admin"}, {"group": "ops", "role": "viewer"}]});
-    let (status, _, v) = app
-        .call(
-            Method::PUT,
-            "/admin/v1/sso/scim-group-roles",
-            Some(&app.admin),
-            Some(twice),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    assert_eq!(v["field"], "groups[1].group", "{v}");
+    app.assert_invalid_field(
+        Method::PUT,
+        "/admin/v1/sso/scim-group-roles",
+        twice,
+        "groups[1].group",
+    )
+    .await;
 }
 
 #[tokio::test]
