@@ -285,24 +285,38 @@ impl EventEraser for SqliteEventStore {
         self.db
             .call("sweep", move |c| {
                 let tx = c.transaction().map_err(|e| sql("sweep", e))?;
-                // The subject rows of each expired event, then the events themselves.
-                let mut total = {
-                    let mut expired = tx
-                        .prepare("SELECT workspace_id, event_id FROM events WHERE expires_at <= ?1")
-                        .map_err(|e| sql("sweep", e))?;
-                    let rows = expired
-                        .query_map([now], |r| {
-                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                        })
-                        .map_err(|e| sql("sweep", e))?
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| sql("sweep", e))?;
-                    let mut n = 0u64;
-                    for (ws, event_id) in &rows {
-                        n += delete_subjects(&tx, "sweep", ws, event_id)?;
+                // Each expired event with its subject rows, a bounded batch at a time; then the
+                // rest by expiry.
+                let mut total = 0u64;
+                loop {
+                    let batch = {
+                        let mut expired = tx
+                            .prepare_cached(
+                                "SELECT workspace_id, event_id FROM events
+                                 WHERE expires_at <= ?1 LIMIT 10000",
+                            )
+                            .map_err(|e| sql("sweep", e))?;
+                        let rows = expired
+                            .query_map([now], |r| {
+                                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                            })
+                            .map_err(|e| sql("sweep", e))?;
+                        rows.collect::<Result<Vec<_>, _>>()
+                            .map_err(|e| sql("sweep", e))?
+                    };
+                    if batch.is_empty() {
+                        break;
                     }
-                    n
-                };
+                    for (ws, event_id) in &batch {
+                        total += delete_subjects(&tx, "sweep", ws, event_id)?;
+                        total += tx
+                            .execute(
+                                "DELETE FROM events WHERE workspace_id = ?1 AND event_id = ?2",
+                                [ws, event_id],
+                            )
+                            .map_err(|e| sql("sweep", e))? as u64;
+                    }
+                }
                 for statement in [
                     "DELETE FROM events WHERE expires_at <= ?1",
                     "DELETE FROM dedup WHERE expires_at <= ?1",
