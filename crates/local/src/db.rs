@@ -56,14 +56,14 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (workspace_id, event_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_expiry ON events (expires_at);
+-- The subject index: no expiry of its own (its rows go with their event, by primary key, from
+-- the subjects the event's record names: events.rs).
 CREATE TABLE IF NOT EXISTS event_subjects (
     workspace_id TEXT NOT NULL,
     subject TEXT NOT NULL,
     event_id TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
     PRIMARY KEY (workspace_id, subject, event_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS event_subjects_by_expiry ON event_subjects (expires_at);
 CREATE TABLE IF NOT EXISTS dedup (
     workspace_id TEXT NOT NULL,
     message_id TEXT NOT NULL,
@@ -440,8 +440,37 @@ fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
         }
     }
     conn.execute_batch(ADDED_INDEXES)?;
+    drop_subject_expiry(conn)?;
     crate::scim::migrate_user_names(conn)?;
     crate::control::stamp_unstamped_keys(conn)
+}
+
+/// A database written before the subject index lost its expiry column (and that column's
+/// index: half the index's bytes) is rebuilt without them, in one transaction, keeping the
+/// rows whose event is still stored; the rows of an event that is gone are not carried over.
+fn drop_subject_expiry(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let old = conn
+        .prepare("SELECT 1 FROM pragma_table_info('event_subjects') WHERE name = 'expires_at'")?
+        .exists([])?;
+    if old {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE event_subjects_rebuilt (
+                 workspace_id TEXT NOT NULL,
+                 subject TEXT NOT NULL,
+                 event_id TEXT NOT NULL,
+                 PRIMARY KEY (workspace_id, subject, event_id)
+             ) WITHOUT ROWID;
+             INSERT INTO event_subjects_rebuilt (workspace_id, subject, event_id)
+                 SELECT s.workspace_id, s.subject, s.event_id FROM event_subjects s
+                 WHERE EXISTS (SELECT 1 FROM events e
+                               WHERE e.workspace_id = s.workspace_id AND e.event_id = s.event_id);
+             DROP TABLE event_subjects;
+             ALTER TABLE event_subjects_rebuilt RENAME TO event_subjects;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
 }
 
 /// Classifies a SQLite error: busy/locked is transient, the rest is permanent.

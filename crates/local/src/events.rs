@@ -1,5 +1,10 @@
 //! `EventStore` on SQLite: events, subject index, dedup markers and operational records.
 //! Expiry is stamped at write time; every read filters it; the sweeper deletes it.
+//!
+//! The subject index (`event_subjects`) has no expiry of its own: its rows live exactly as
+//! long as their event, and are deleted with it by primary key, from the subjects the event's
+//! record holds ([`delete_subjects`]) — by the sweep, an erasure or an undone write. An event
+//! whose record cannot be read has its rows found by a scan instead, never left behind.
 
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
@@ -74,8 +79,8 @@ impl EventWriter for SqliteEventStore {
                         .map_err(|e| sql("record", e))?;
                     let mut subject = tx
                         .prepare_cached(
-                            "INSERT OR IGNORE INTO event_subjects (workspace_id, subject, event_id, expires_at)
-                             VALUES (?1, ?2, ?3, ?4)",
+                            "INSERT OR IGNORE INTO event_subjects (workspace_id, subject, event_id)
+                             VALUES (?1, ?2, ?3)",
                         )
                         .map_err(|e| sql("record", e))?;
                     let mut op = tx
@@ -101,7 +106,7 @@ impl EventWriter for SqliteEventStore {
                             .map_err(|e| sql("record", e))?;
                         for s in subjects {
                             subject
-                                .execute(params![ws, s, event_id, expires])
+                                .execute(params![ws, s, event_id])
                                 .map_err(|e| sql("record", e))?;
                         }
                         if let Some((sealed, op_expires)) = operational {
@@ -130,9 +135,9 @@ impl EventWriter for SqliteEventStore {
             .call("forget", move |c| {
                 let tx = c.transaction().map_err(|e| sql("forget", e))?;
                 for (event_id, message_id) in &events {
+                    delete_subjects(&tx, "forget", &ws, event_id)?;
                     for stmt in [
                         "DELETE FROM events WHERE workspace_id = ?1 AND event_id = ?2",
-                        "DELETE FROM event_subjects WHERE workspace_id = ?1 AND event_id = ?2",
                         "DELETE FROM operational WHERE workspace_id = ?1 AND event_id = ?2",
                     ] {
                         tx.execute(stmt, [&ws, event_id])
@@ -280,10 +285,40 @@ impl EventEraser for SqliteEventStore {
         self.db
             .call("sweep", move |c| {
                 let tx = c.transaction().map_err(|e| sql("sweep", e))?;
+                // Each expired event with its subject rows, a bounded batch at a time; then the
+                // rest by expiry.
                 let mut total = 0u64;
+                loop {
+                    let batch = {
+                        let mut expired = tx
+                            .prepare_cached(
+                                "SELECT workspace_id, event_id FROM events
+                                 WHERE expires_at <= ?1 LIMIT 10000",
+                            )
+                            .map_err(|e| sql("sweep", e))?;
+                        let rows = expired
+                            .query_map([now], |r| {
+                                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                            })
+                            .map_err(|e| sql("sweep", e))?;
+                        rows.collect::<Result<Vec<_>, _>>()
+                            .map_err(|e| sql("sweep", e))?
+                    };
+                    if batch.is_empty() {
+                        break;
+                    }
+                    for (ws, event_id) in &batch {
+                        total += delete_subjects(&tx, "sweep", ws, event_id)?;
+                        total += tx
+                            .execute(
+                                "DELETE FROM events WHERE workspace_id = ?1 AND event_id = ?2",
+                                [ws, event_id],
+                            )
+                            .map_err(|e| sql("sweep", e))? as u64;
+                    }
+                }
                 for statement in [
                     "DELETE FROM events WHERE expires_at <= ?1",
-                    "DELETE FROM event_subjects WHERE expires_at <= ?1",
                     "DELETE FROM dedup WHERE expires_at <= ?1",
                     "DELETE FROM operational WHERE expires_at <= ?1",
                 ] {
@@ -317,8 +352,7 @@ impl EventEraser for SqliteEventStore {
                                    WHERE o.workspace_id = e.workspace_id AND o.event_id = e.event_id),
                            EXISTS (SELECT 1 FROM dedup d
                                    WHERE d.workspace_id = e.workspace_id AND d.event_id = e.event_id),
-                           (SELECT COUNT(*) FROM event_subjects x
-                            WHERE x.workspace_id = e.workspace_id AND x.event_id = e.event_id)
+                           e.event_id
                          FROM events e
                          WHERE e.workspace_id = ?1 AND e.event_id > ?3 AND e.event_id IN (
                            SELECT s.event_id FROM event_subjects s
@@ -333,21 +367,24 @@ impl EventEraser for SqliteEventStore {
                             event_record::decode("subject_footprint", r.get_ref(0)?),
                             r.get::<_, bool>(1)?,
                             r.get::<_, bool>(2)?,
-                            r.get::<_, i64>(3)?,
+                            r.get::<_, String>(3)?,
                         ))
                     })
+                    .map_err(|e| sql("subject_footprint", e))?
+                    .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| sql("subject_footprint", e))?;
-                rows.map(|r| {
-                    let (event, operational, dedup_marker, entries) =
-                        r.map_err(|e| sql("subject_footprint", e))?;
-                    Ok(EventFootprint {
-                        event: event?,
-                        operational,
-                        dedup_marker,
-                        subject_index_entries: u32::try_from(entries).unwrap_or(u32::MAX),
+                rows.into_iter()
+                    .map(|(event, operational, dedup_marker, event_id)| {
+                        let event = event?;
+                        let entries = count_subjects(c, &ws, &event_id, &event.subjects)?;
+                        Ok(EventFootprint {
+                            event,
+                            operational,
+                            dedup_marker,
+                            subject_index_entries: u32::try_from(entries).unwrap_or(u32::MAX),
+                        })
                     })
-                })
-                .collect()
+                    .collect()
             })
             .await
     }
@@ -367,9 +404,7 @@ impl EventEraser for SqliteEventStore {
                     };
                     rows.events +=
                         delete("DELETE FROM events WHERE workspace_id = ?1 AND event_id = ?2")?;
-                    rows.subject_index_entries += delete(
-                        "DELETE FROM event_subjects WHERE workspace_id = ?1 AND event_id = ?2",
-                    )?;
+                    rows.subject_index_entries += delete_subjects(&tx, "erase", &ws, event_id)?;
                     rows.operational_records += delete(
                         "DELETE FROM operational WHERE workspace_id = ?1 AND event_id = ?2",
                     )?;
@@ -381,6 +416,86 @@ impl EventEraser for SqliteEventStore {
             })
             .await
     }
+}
+
+/// The subjects the stored record of an event names, or `None` when there is no record or
+/// it cannot be read.
+fn recorded_subjects(
+    c: &rusqlite::Connection,
+    context: &'static str,
+    ws: &str,
+    event_id: &str,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let mut stmt = c
+        .prepare_cached("SELECT doc FROM events WHERE workspace_id = ?1 AND event_id = ?2")
+        .map_err(|e| sql(context, e))?;
+    let mut rows = stmt.query([ws, event_id]).map_err(|e| sql(context, e))?;
+    let Some(row) = rows.next().map_err(|e| sql(context, e))? else {
+        return Ok(None);
+    };
+    let doc = row.get_ref(0).map_err(|e| sql(context, e))?;
+    Ok(event_record::decode(context, doc).ok().map(|e| e.subjects))
+}
+
+/// Deletes the subject index rows of one event (call before its record goes): by primary
+/// key from the subjects its record names; when the record is missing or unreadable, by a
+/// scan of the workspace's rows, so that no row outlives its event. Returns the rows deleted.
+fn delete_subjects(
+    c: &rusqlite::Connection,
+    context: &'static str,
+    ws: &str,
+    event_id: &str,
+) -> Result<u64, StoreError> {
+    let deleted = match recorded_subjects(c, context, ws, event_id)? {
+        Some(subjects) => {
+            let mut stmt = c
+                .prepare_cached(
+                    "DELETE FROM event_subjects
+                     WHERE workspace_id = ?1 AND subject = ?2 AND event_id = ?3",
+                )
+                .map_err(|e| sql(context, e))?;
+            let mut n = 0;
+            for s in &subjects {
+                n += stmt
+                    .execute(params![ws, s, event_id])
+                    .map_err(|e| sql(context, e))?;
+            }
+            n
+        }
+        None => c
+            .execute(
+                "DELETE FROM event_subjects WHERE workspace_id = ?1 AND event_id = ?2",
+                [ws, event_id],
+            )
+            .map_err(|e| sql(context, e))?,
+    };
+    Ok(deleted as u64)
+}
+
+/// How many subject index rows one event has, looked up by primary key from the `subjects`
+/// its record names.
+fn count_subjects(
+    c: &rusqlite::Connection,
+    ws: &str,
+    event_id: &str,
+    subjects: &[String],
+) -> Result<u64, StoreError> {
+    const CONTEXT: &str = "subject_footprint";
+    let subjects: std::collections::BTreeSet<&String> = subjects.iter().collect();
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM event_subjects
+                            WHERE workspace_id = ?1 AND subject = ?2 AND event_id = ?3)",
+        )
+        .map_err(|e| sql(CONTEXT, e))?;
+    let mut n = 0;
+    for s in subjects {
+        let present: bool = stmt
+            .query_row(params![ws, s, event_id], |r| r.get(0))
+            .map_err(|e| sql(CONTEXT, e))?;
+        n += u64::from(present);
+    }
+    Ok(n)
 }
 
 /// The contract suites' inspection reads: tests only (the `testkit` feature), never in a

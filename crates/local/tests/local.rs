@@ -872,3 +872,107 @@ async fn an_older_database_gets_unique_user_names_keeping_the_first_holder() {
     dup.scim.as_mut().unwrap().user_name = "jdoe2".into();
     s.update_user(&dup).await.unwrap();
 }
+
+/// The subject index rows of the `event_subjects` table, as (subject, event id).
+fn subject_rows(path: &std::path::Path) -> Vec<(String, String)> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = c
+        .prepare("SELECT subject, event_id FROM event_subjects ORDER BY subject")
+        .unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+/// The subject index has no expiry of its own: its rows go with their event, whether the
+/// sweep, an erasure or a corrupt record removes it, and an older database (an expiry column
+/// and its index) is rebuilt without them, keeping only the rows of events still stored.
+#[tokio::test]
+async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_rebuilt() {
+    use tracklayer_core::ports::{EventEraser, EventInspection};
+    let path = keep_dir().join("tracklayer.db");
+    let ws = WorkspaceId::new(Region::Us, &testkit::unique());
+    let (kept, erased, corrupt) = (
+        testkit::new_event(&ws, "m-kept", &["s-kept", "s-shared"], T0),
+        testkit::new_event(&ws, "m-erased", &["s-erased", "s-shared"], T0),
+        testkit::new_event(&ws, "m-corrupt", &["s-corrupt"], T0),
+    );
+    {
+        let store = SqliteEventStore::new(Db::open(&path).unwrap());
+        let written = store
+            .record(&[kept.clone(), erased.clone(), corrupt.clone()], T0)
+            .await
+            .unwrap();
+        assert_eq!(written, [true, true, true]);
+    }
+    let orphan = "00000000-0000-7000-8000-000000000000";
+    {
+        // What the version before left: an expiry column and its index, and a row whose
+        // event is already gone.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE old_subjects (workspace_id TEXT NOT NULL, subject TEXT NOT NULL,
+                 event_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
+                 PRIMARY KEY (workspace_id, subject, event_id)) WITHOUT ROWID;
+             INSERT INTO old_subjects SELECT workspace_id, subject, event_id, 1 FROM event_subjects;
+             DROP TABLE event_subjects;
+             ALTER TABLE old_subjects RENAME TO event_subjects;
+             CREATE INDEX event_subjects_by_expiry ON event_subjects (expires_at);",
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO event_subjects VALUES (?1, 's-orphan', ?2, 1)",
+            [ws.as_str(), orphan],
+        )
+        .unwrap();
+    }
+    let store = SqliteEventStore::new(Db::open(&path).unwrap());
+    let id = |e: &tracklayer_core::ports::NewEvent| e.event.event_id.to_string();
+    let mut expected = vec![
+        ("s-corrupt".to_owned(), id(&corrupt)),
+        ("s-erased".to_owned(), id(&erased)),
+        ("s-kept".to_owned(), id(&kept)),
+        ("s-shared".to_owned(), id(&kept)),
+        ("s-shared".to_owned(), id(&erased)),
+    ];
+    expected.sort();
+    let mut rows = subject_rows(&path);
+    rows.sort();
+    assert_eq!(
+        rows, expected,
+        "rebuilt: the stored events' rows, not the orphan"
+    );
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let columns: Vec<String> = c
+        .prepare("SELECT name FROM pragma_table_info('event_subjects')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(columns, ["workspace_id", "subject", "event_id"]);
+    let shared = store
+        .events_by_subject(&ws, "s-shared", None, 10, T0)
+        .await
+        .unwrap();
+    assert_eq!(shared.len(), 2, "the index still finds the events");
+
+    // An erasure removes its event's rows, and only those.
+    let footprint = store
+        .subject_footprint(&ws, &["s-erased".into()], None, 10)
+        .await
+        .unwrap();
+    assert_eq!(footprint.len(), 1);
+    assert_eq!(footprint[0].subject_index_entries, 2);
+    let gone = store.erase(&ws, &[erased.event.event_id]).await.unwrap();
+    assert_eq!(gone.subject_index_entries, 2);
+    assert!(subject_rows(&path).iter().all(|(_, e)| *e != id(&erased)));
+
+    // An unreadable record still has its rows swept with it, and so do the others.
+    c.execute(
+        "UPDATE events SET doc = x'ff00' WHERE event_id = ?1",
+        [id(&corrupt)],
+    )
+    .unwrap();
+    store.sweep(T0 + time::Duration::days(181)).await.unwrap();
+    assert_eq!(subject_rows(&path), [], "no row outlives its event");
+}
