@@ -125,7 +125,7 @@ mod tests {
       <AssumedRoleId>ARO123EXAMPLE123:TestAR</AssumedRoleId>
     </AssumedRoleUser>
     <Credentials>
-      <AccessKeyId>ASIAIOSFODNN7EXAMPLE</AccessKeyId>
+      <AccessKeyId>ASIAIOSFODNN7EXAMPLE</AccessKeyId> <!-- pragma: allowlist secret -->
       <SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY</SecretAccessKey>
       <SessionToken>AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQW</SessionToken>
       <Expiration>2019-11-09T13:34:41Z</Expiration>
@@ -140,7 +140,7 @@ mod tests {
     #[test]
     fn the_documented_assume_role_response_gives_its_credentials_and_expiry() {
         let c = credentials(EXAMPLE).unwrap();
-        assert_eq!(c.access_key_id, "ASIAIOSFODNN7EXAMPLE");
+        assert_eq!(c.access_key_id, "ASIAIOSFODNN7EXAMPLE"); // pragma: allowlist secret
         assert_eq!(
             c.secret_access_key.expose_secret(),
             "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY" // pragma: allowlist secret

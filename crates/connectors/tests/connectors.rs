@@ -152,7 +152,7 @@ fn vendor(kind: DestinationKind) -> (Destination, Value) {
         ),
         DestinationKind::Firehose => (
             json!({"stream_name": "tracklayer-events", "region": "eu-central-1"}),
-            json!({"aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",
+            json!({"aws_access_key_id": "AKIAIOSFODNN7EXAMPLE", // pragma: allowlist secret
                    "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}), // pragma: allowlist secret
         ),
     };

@@ -23,7 +23,7 @@ use tracklayer_sigv4::{signature_headers, Credentials, Scope, Unsigned};
 use super::{Fakes, Mode};
 
 /// The static keys of the fake's stream (an installation outside AWS).
-pub const FIREHOSE_KEY_ID: &str = "AKIAFAKEFIREHOSE0001";
+pub const FIREHOSE_KEY_ID: &str = "AKIAFAKEFIREHOSE0001"; // pragma: allowlist secret
 pub const FIREHOSE_SECRET_KEY: &str = "fakeFirehoseSecretKey0000000000000000000"; // pragma: allowlist secret
 /// The stream the fake serves.
 pub const FIREHOSE_STREAM: &str = "tracklayer-delivery";

@@ -9,6 +9,9 @@ use tracklayer_connectors::firehose::{self, MAX_RECORD_BYTES, MAX_REQUEST_BYTES}
 
 use super::*;
 
+/// AWS's documented example access key id.
+const EXAMPLE_KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE"; // pragma: allowlist secret
+
 fn firehose() -> (Destination, Value) {
     vendor(DestinationKind::Firehose)
 }
@@ -118,7 +121,7 @@ fn a_firehose_request_carries_a_sigv4_signature_that_the_published_algorithm_rep
         header(&request, "authorization"),
         Some(
             format!(
-                "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260301/eu-central-1/firehose/aws4_request, \
+                "AWS4-HMAC-SHA256 Credential={EXAMPLE_KEY_ID}/20260301/eu-central-1/firehose/aws4_request, \
                  SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature={signature}"
             )
             .as_str()
@@ -151,7 +154,7 @@ fn assumed_role_credentials_sign_with_their_session_token_and_a_role_alone_canno
         .unwrap_err();
     assert!(err.contains("role"), "{err}");
 
-    let assumed = json!({"aws_access_key_id": "ASIAEXAMPLEEXAMPLE12",
+    let assumed = json!({"aws_access_key_id": "ASIAEXAMPLEEXAMPLE12", // pragma: allowlist secret
         "aws_secret_access_key": "tempsecret", "aws_session_token": "FwoGZXIvYXdzEXAMPLE"});
     let request = build(&target(&d, &assumed), &[fixture("order")]);
     assert_eq!(
@@ -160,8 +163,8 @@ fn assumed_role_credentials_sign_with_their_session_token_and_a_role_alone_canno
     );
     assert!(header(&request, "authorization")
         .unwrap()
-        .contains("Credential=ASIAEXAMPLEEXAMPLE12/"));
-    // Static keys name no role.
+        .contains("Credential=ASIAEXAMPLEEXAMPLE12/")); // pragma: allowlist secret
+                                                        // Static keys name no role.
     let (d, s) = firehose();
     assert!(connector(d.kind).assumed_role(&target(&d, &s)).is_none());
 }

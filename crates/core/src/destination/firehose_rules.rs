@@ -135,7 +135,7 @@ mod tests {
     use super::super::DestinationSpec;
 
     const ROLE: &str = "arn:aws:iam::123456789012:role/tracklayer-firehose";
-    const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+    const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE"; // pragma: allowlist secret
     const KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"; // pragma: allowlist secret
 
     fn firehose(config: Value, secrets: Value) -> DestinationSpec {

@@ -4,7 +4,7 @@
 
 use super::*;
 
-const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE"; // pragma: allowlist secret
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"; // pragma: allowlist secret
 const ROLE: &str = "arn:aws:iam::123456789012:role/tracklayer-firehose";
 
@@ -96,7 +96,7 @@ async fn a_firehose_endpoint_override_is_held_to_the_egress_guard() {
     for endpoint in [
         "http://169.254.169.254/latest/meta-data/",
         "http://[::ffff:169.254.169.254]/",
-        "https://user:pw@firehose.eu-central-1.amazonaws.com/",
+        "https://user:pw@firehose.eu-central-1.amazonaws.com/", // pragma: allowlist secret
         "ftp://firehose.example/",
     ] {
         let mut spec = firehose(stream(json!({"role_arn": ROLE})), json!({}));

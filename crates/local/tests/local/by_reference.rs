@@ -93,7 +93,7 @@ fn more_kinds() -> Vec<(DestinationKind, serde_json::Value, serde_json::Value)> 
          {"client_id": "ga-client", "client_secret": "ga-secret", "refresh_token": "ga-refresh",
           "developer_token": "ga-dev"}],
         ["firehose", {"stream_name": "tracklayer-events", "region": "eu-central-1"},
-         {"aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",
+         {"aws_access_key_id": "AKIAIOSFODNN7EXAMPLE", // pragma: allowlist secret
           "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}], // pragma: allowlist secret
     ]);
     specs
