@@ -62,10 +62,16 @@ pub fn percent_encode(s: &str) -> String {
 }
 
 /// An access token. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct AccessToken(Arc<str>);
 
 impl AccessToken {
+    /// Whether `other` is this token, compared in constant time (a token is a secret).
+    pub fn same_as(&self, other: &AccessToken) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+
     /// The token, for the request header that carries it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -293,7 +299,7 @@ impl TokenSource {
         let mut kept = slot.lock().await;
         let now = self.clock.now();
         if let Some(issued) = kept.as_ref() {
-            let refused = stale.is_some_and(|s| *s == issued.token);
+            let refused = stale.is_some_and(|s| s.same_as(&issued.token));
             if !refused && now < issued.replace_at {
                 return Ok(issued.token.clone());
             }
