@@ -624,7 +624,7 @@ async fn closing_a_workspace_through_admin_stops_its_keys_and_stamps_its_account
         .collect();
     assert_eq!(
         sks,
-        BTreeSet::from(["DSR", "KEY", "LOGIN", "SUP", "USER", "WS"].map(str::to_owned)),
+        BTreeSet::from(["DSR", "KEY", "LOGIN", "SUP", "UNAME", "USER", "WS"].map(str::to_owned)),
         "no destination is left"
     );
     let ttls: BTreeSet<i64> = items
