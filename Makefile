@@ -41,8 +41,13 @@ xmlsec1:
 	  { echo "error: could not install xmlsec1, which the SAML tests need: apt-get install xmlsec1" >&2; exit 1; }; }
 	@command -v xmlsec1 >/dev/null || { echo "error: xmlsec1 is still missing after apt-get" >&2; exit 1; }
 
-## The browser suite drives Debian's chromium (never a downloaded browser).
+## The browser suite drives Debian's chromium (never a downloaded browser): installed from
+## Debian's packages when it is missing at the default path, as xmlsec1 is; fails loudly when
+## it cannot be.
+APT_INSTALL = { [ "$$(id -u)" = 0 ] && { apt-get install -y $(1) >&2 || { apt-get update >&2 && apt-get install -y $(1) >&2; }; }; } || sudo apt-get install -y $(1) >&2
 chromium-check:
+	@test -x "$(CHROMIUM)" || [ "$(CHROMIUM)" != /usr/bin/chromium ] || { echo "chromium is missing: installing it (apt-get install -y chromium)" >&2; \
+	  $(call APT_INSTALL,chromium) || { echo "error: could not install chromium, which the browser tests need: apt-get install chromium" >&2; exit 1; }; }
 	@test -x "$(CHROMIUM)" || { echo "error: chromium not found at $(CHROMIUM): apt-get install chromium (or set CHROMIUM=/path/to/chromium)" >&2; exit 1; }
 
 tools: $(VENV)/.installed $(NODE_SDK)/node_modules/.installed $(BROWSER)/node_modules/.installed
