@@ -172,6 +172,7 @@ impl World {
         Self::with(Vendor::new())
     }
     fn with(vendor: Arc<Vendor>) -> Self {
+        install_log_router();
         let clock = Arc::new(FixedClock::new(T0));
         let egress: Arc<dyn Egress> = vendor.clone();
         let kind = DestinationKind::Webhook;
@@ -468,13 +469,24 @@ async fn new_credentials_never_reuse_a_token_issued_for_the_old_ones() {
     assert_eq!(w.vendor.bearers(), ["token-1", "token-2"]);
 }
 
-/// Collects what the `tracing` subscriber writes.
+/// Collects what the `tracing` subscriber writes on the thread that installed it.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
-impl Write for Captured {
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes into the calling thread's capture, if it has one, and drops the text otherwise.
+struct ThreadCapture;
+
+impl Write for ThreadCapture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURE.with(|c| {
+            if let Some(c) = c.borrow().as_ref() {
+                c.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -482,15 +494,36 @@ impl Write for Captured {
     }
 }
 
+/// One process-wide subscriber, installed before any test here sends, routes log lines to
+/// the thread that asked for them. A scoped subscriber (`set_default`) is not enough while
+/// other tests run: `tracing` caches each call site's interest when the site is first hit, and
+/// a site first hit on another thread while the scoped subscriber was being registered stays
+/// cached as "never", which made the log capture below empty about one run in three.
+fn install_log_router() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(|| ThreadCapture)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other test in this binary installs a global subscriber");
+    });
+}
+
+/// Starts capturing this thread's log lines (a current-thread runtime keeps a test's tasks
+/// on its thread).
+fn capture_logs() -> Captured {
+    install_log_router();
+    tracing::callsite::rebuild_interest_cache();
+    let captured = Captured::default();
+    CAPTURE.with(|c| *c.borrow_mut() = Some(captured.clone()));
+    captured
+}
+
 #[tokio::test]
 async fn no_secret_or_token_appears_in_debug_output_logs_or_reasons() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = capture_logs();
     let w = World::new();
     let mut seen = Vec::new();
     // Issued, refused by the API, refreshed, refused again; then refused at the token
