@@ -124,7 +124,7 @@ impl DeliveryService {
     ) -> Result<Admission<'_>, DeliveryError> {
         let dest = &settings.destination;
         let dest_key = dest.id.as_str().to_owned();
-        if dest.paused || settings.workspace.security.egress_paused {
+        if settings.egress_paused() {
             // Keep the messages without spending their attempts, and look again later.
             return Ok(Admission::Done(held(group, self.config.paused_recheck)));
         }

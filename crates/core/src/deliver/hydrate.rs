@@ -20,6 +20,9 @@ pub(super) enum Unopened {
     /// Its events could not be read (unavailable, corrupt): retried, then dead-lettered,
     /// never sent with fields missing.
     Store(StoreError),
+    /// Its destination or workspace is paused: held without its events being read, so a
+    /// paused destination costs no event reads however much is queued for it.
+    Paused,
 }
 
 impl DeliveryService {
@@ -30,6 +33,16 @@ impl DeliveryService {
             Body::Value(body) => return Ok(body),
             Body::Reference(refs) => refs,
         };
+        // Whether it may go is known without its events. Settings that cannot be loaded
+        // here are left to the group's stage, which knows what becomes of the message.
+        if let Ok(Some(settings)) = self
+            .settings_of(&refs.workspace_id, &refs.destination_id)
+            .await
+        {
+            if settings.egress_paused() {
+                return Err(Unopened::Paused);
+            }
+        }
         let now = self.ports.clock.now();
         let events: HashMap<_, _> = self
             .ports

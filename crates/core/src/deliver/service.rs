@@ -221,6 +221,9 @@ impl DeliveryService {
                 Err(Unopened::Unreadable(e)) => {
                     out[index] = Some(Disposition::DeadLetter(format!("unreadable message: {e}")))
                 }
+                Err(Unopened::Paused) => {
+                    out[index] = Some(Disposition::Hold(self.config.paused_recheck))
+                }
                 Err(Unopened::Store(e)) => {
                     tracing::warn!(error = %e, kind = %kind, "the events of queued items could not be read; will retry");
                     out[index] = Some(self.after_failure(m, &e.to_string()).await);

@@ -10,16 +10,24 @@ use super::flow_control::held;
 use super::service::{acked, DeliveryError, DeliveryService, Disposition, Part};
 use crate::crypto::WorkspaceKeys;
 use crate::destination::secret_opener::destination_secrets;
-use crate::destination::Destination;
+use crate::destination::{Destination, DestinationId};
 use crate::error::KeyError;
 use crate::event::QueueBody;
-use crate::workspace::Workspace;
+use crate::workspace::{Workspace, WorkspaceId};
 
 pub(super) struct Settings {
     pub(super) workspace: Workspace,
     pub(super) destination: Destination,
     pub(super) secrets: Value,
     pub(super) keys: WorkspaceKeys,
+}
+
+impl Settings {
+    /// Whether nothing may go to this destination now: it is paused, or its workspace's
+    /// egress is (incident containment).
+    pub(super) fn egress_paused(&self) -> bool {
+        self.destination.paused || self.workspace.security.egress_paused
+    }
 }
 
 /// A workspace's suppression tokens.
@@ -30,25 +38,26 @@ impl DeliveryService {
         &self,
         body: &QueueBody,
     ) -> Result<Option<Arc<Settings>>, DeliveryError> {
+        self.settings_of(&body.workspace_id, &body.destination_id)
+            .await
+    }
+
+    /// The settings of destination `dest` of workspace `ws` (cached); `None` when either is
+    /// deleted.
+    pub(super) async fn settings_of(
+        &self,
+        ws: &WorkspaceId,
+        dest: &DestinationId,
+    ) -> Result<Option<Arc<Settings>>, DeliveryError> {
         let now = self.ports.clock.now();
-        let key = (body.workspace_id.clone(), body.destination_id.clone());
+        let key = (ws.clone(), dest.clone());
         if let Some(s) = self.settings.get(&key) {
             return Ok(Some(s));
         }
-        let Some(workspace) = self
-            .ports
-            .control
-            .workspace(&body.workspace_id, now)
-            .await?
-        else {
+        let Some(workspace) = self.ports.control.workspace(ws, now).await? else {
             return Ok(None);
         };
-        let Some(destination) = self
-            .ports
-            .control
-            .destination(&body.workspace_id, &body.destination_id)
-            .await?
-        else {
+        let Some(destination) = self.ports.control.destination(ws, dest).await? else {
             return Ok(None);
         };
         let data_key = self

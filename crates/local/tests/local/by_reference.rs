@@ -17,7 +17,7 @@ use tracklayer_core::ingest::{
     pack, parse_body, prepare, Endpoint, Holding, Pipeline, RequestMeta, MAX_QUEUE_MESSAGE_BYTES,
 };
 use tracklayer_core::ports::{
-    ControlReader, DeliveryLog, DeliveryStatus, Egress, EgressError, Enqueuer, Outgoing,
+    ControlReader, ControlStore, DeliveryLog, DeliveryStatus, Egress, EgressError, Enqueuer, Outgoing,
     QueueConsumer,
 };
 use tracklayer_local::SqliteDeliveryLog;
@@ -395,4 +395,47 @@ async fn an_item_by_reference_whose_event_is_corrupt_is_retried_with_the_reason_
             .is_some_and(|e| e.contains("corrupt")),
         "{records:?}"
     );
+}
+
+#[tokio::test]
+async fn a_paused_destinations_messages_are_held_without_reading_their_events() {
+    // Arrange: a purchase queued by reference for Meta, its stored record damaged (so any
+    // read of it fails), and the destination paused.
+    let w = MetaWorkspace::new("Paused", "EAApaused").await;
+    ingest_a_purchase(&w, "held-1").await;
+    w.db.call("test", |c| {
+        c.execute("UPDATE events SET doc = substr(doc, 1, 40)", [])
+            .unwrap();
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let mut d = w
+        .control
+        .destination(&w.workspace.id, &w.destination)
+        .await
+        .unwrap()
+        .unwrap();
+    d.paused = true;
+    w.control.put_destination(&d).await.unwrap();
+
+    // Act
+    let (msgs, d, sent, log) = attempt_meta(&w).await;
+
+    // Assert: held for the recheck interval, as a paused destination's messages are, not
+    // retried for an event that was read (and found corrupt).
+    let recheck = DeliveryConfig::default().paused_recheck;
+    assert_eq!(
+        d,
+        [tracklayer_core::deliver::service::Disposition::Hold(recheck)]
+    );
+    assert!(sent.is_empty(), "nothing sent: {sent:?}");
+    let Ok(Body::Reference(refs)) = Body::decode(&msgs[0].body) else {
+        panic!("queued by reference");
+    };
+    let records = log
+        .for_events(&w.workspace.id, &refs.event_ids())
+        .await
+        .unwrap();
+    assert!(records.is_empty(), "no attempt logged: {records:?}");
 }
