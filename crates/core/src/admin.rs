@@ -30,7 +30,6 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditEntry, NewAuditEntry};
-use crate::clock::{Clock, Ids};
 use crate::control_plane::{Control, ControlError};
 use crate::crypto::WorkspaceKeys;
 use crate::destination::DestinationError;
@@ -38,11 +37,9 @@ use crate::error::{KeyError, StoreError};
 use crate::invalidation::{Change, Invalidate, Invalidations};
 use crate::keys::verifier::{KeyVerifier, VerifierConfig};
 use crate::keys::KeyRefusal;
-use crate::ports::{
-    AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DsrStore, EventReader, Keyring, Mailer,
-    SessionStore, UrlGuard,
-};
+use crate::ports::{EventReader, SessionStore, UrlGuard};
 use crate::rbac::Role;
+use crate::services::CommonPorts;
 use crate::workspace::{Region, Workspace};
 
 use workspace::view;
@@ -180,28 +177,18 @@ impl From<ControlError> for AdminError {
     }
 }
 
-/// The ports the control plane uses.
+/// The ports the control plane uses: the shared account-data ones (closing a workspace also
+/// ends its data-subject requests and suppression list with its account data) and its own.
 #[allow(missing_debug_implementations)]
 pub struct AdminPorts {
-    pub control: Arc<dyn ControlStore>,
-    pub audit: Arc<dyn AuditLog>,
-    pub keyring: Arc<dyn Keyring>,
+    pub common: CommonPorts,
     pub events: Arc<dyn EventReader>,
-    pub delivery_log: Arc<dyn DeliveryLog>,
-    pub queue: Arc<dyn DeliveryQueue>,
-    /// Data-subject requests and the suppression list: closing a workspace ends them with
-    /// its account data.
-    pub dsr: Arc<dyn DsrStore>,
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn Ids>,
     /// Refuses destination URLs that egress must never reach.
     pub url_guard: Arc<dyn UrlGuard>,
     /// The overview's counters (read only).
     pub stats: Arc<dyn crate::stats::StatsReader>,
     /// Console sessions, one-time links, password credentials, failed sign-in counters.
     pub sessions: Arc<dyn SessionStore>,
-    /// Invitation, password-reset and sign-in links.
-    pub mailer: Arc<dyn Mailer>,
 }
 
 /// The console's base URL unless the process says otherwise (`tracklayer serve`'s default

@@ -24,6 +24,7 @@ use tracklayer_core::ports::{
     ControlStore, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord, DeliveryStatus, Egress,
     EgressError, Keyring, QueueConsumer, Received, UrlGuard,
 };
+use tracklayer_core::services::CommonPorts;
 use tracklayer_core::workspace::{Region, WorkspaceId};
 use tracklayer_local::{SqliteAuditLog, SqliteDeliveryLog, SqliteDsrStore, SqliteEventStore};
 
@@ -206,19 +207,23 @@ impl World {
         let db = &self.db;
         AdminService::new(
             AdminPorts {
-                control: self.control.clone(),
-                audit: Arc::new(SqliteAuditLog::new(db.clone(), self.keyring.clone())),
-                keyring: self.keyring.clone(),
+                common: CommonPorts {
+                    control: self.control.clone(),
+                    keyring: self.keyring.clone(),
+                    audit: Arc::new(SqliteAuditLog::new(db.clone(), self.keyring.clone())),
+                    delivery_log: self.log.clone(),
+                    queue: self.queue.clone(),
+                    dsr: Arc::new(SqliteDsrStore::new(db.clone())),
+                    mailer: Arc::new(
+                        tracklayer_core::testkit::sessions::RecordingMailer::default(),
+                    ),
+                    clock: self.clock.clone(),
+                    ids: Arc::new(SystemIds),
+                },
                 events: Arc::new(SqliteEventStore::new(db.clone())),
-                delivery_log: self.log.clone(),
-                queue: self.queue.clone(),
-                dsr: Arc::new(SqliteDsrStore::new(db.clone())),
-                clock: self.clock.clone(),
-                ids: Arc::new(SystemIds),
                 url_guard: Arc::new(AllowAll),
                 stats: self.stats.clone(),
                 sessions: Arc::new(tracklayer_local::SqliteSessionStore::new(db.clone())),
-                mailer: Arc::new(tracklayer_core::testkit::sessions::RecordingMailer::default()),
             },
             Region::Us,
         )

@@ -11,6 +11,7 @@ use tracklayer_core::audit::AuditFilter;
 use tracklayer_core::clock::{Clock, FixedClock, SystemIds};
 use tracklayer_core::keys::Role;
 use tracklayer_core::ports::{EgressError, SessionStore, UrlGuard};
+use tracklayer_core::services::CommonPorts;
 use tracklayer_core::sessions::{SessionToken, ACCOUNT_FAILURE_LIMIT, IP_FAILURE_LIMIT};
 use tracklayer_core::testkit::sessions::RecordingMailer;
 use tracklayer_core::testkit::T0;
@@ -73,23 +74,25 @@ impl Console {
         .unwrap();
         let admin = AdminService::new(
             AdminPorts {
-                control,
-                audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
-                keyring,
+                common: CommonPorts {
+                    control,
+                    audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
+                    keyring,
+                    delivery_log: Arc::new(SqliteDeliveryLog::new(db.clone())),
+                    queue: Arc::new(SqliteDeliveryQueue::new(
+                        db.clone(),
+                        clock.clone(),
+                        Arc::new(SystemIds),
+                        8,
+                    )),
+                    dsr: Arc::new(SqliteDsrStore::new(db.clone())),
+                    mailer: mail.clone(),
+                    clock: clock.clone(),
+                    ids: Arc::new(SystemIds),
+                },
                 events: Arc::new(SqliteEventStore::new(db.clone())),
-                delivery_log: Arc::new(SqliteDeliveryLog::new(db.clone())),
-                queue: Arc::new(SqliteDeliveryQueue::new(
-                    db.clone(),
-                    clock.clone(),
-                    Arc::new(SystemIds),
-                    8,
-                )),
-                dsr: Arc::new(SqliteDsrStore::new(db.clone())),
-                clock: clock.clone(),
-                ids: Arc::new(SystemIds),
                 url_guard: Arc::new(AllowAll),
                 sessions: sessions.clone(),
-                mailer: mail.clone(),
                 stats: Arc::new(tracklayer_local::SqliteStats::new(db.clone())),
             },
             Region::Us,
