@@ -128,10 +128,7 @@ async fn deliver_all(
             .await
             .unwrap();
         assert!(!msgs.is_empty(), "{kind}: a message queued");
-        let dispositions = service.process(kind, &msgs).await;
-        for (m, d) in msgs.iter().zip(&dispositions) {
-            service.apply(kind, m, d).await.unwrap();
-        }
+        testkit::deliver_and_settle(&service, kind, &msgs).await;
         sent.insert(kind.as_str(), egress.0.lock().unwrap().clone());
     }
     sent

@@ -25,6 +25,7 @@ use tracklayer_core::ports::{
     EgressError, Keyring, QueueConsumer, Received, UrlGuard,
 };
 use tracklayer_core::services::CommonPorts;
+use tracklayer_core::testkit;
 use tracklayer_core::workspace::{Region, WorkspaceId};
 use tracklayer_local::{SqliteAuditLog, SqliteDeliveryLog, SqliteDsrStore, SqliteEventStore};
 
@@ -250,11 +251,7 @@ impl World {
     /// Receives, delivers and settles what is visible; returns the dispositions.
     async fn deliver_once(&self, service: &Arc<DeliveryService>) -> Vec<Disposition> {
         let msgs: Vec<Received> = self.queue.receive(META, 10, VISIBILITY).await.unwrap();
-        let dispositions = service.process(META, &msgs).await;
-        for (m, d) in msgs.iter().zip(&dispositions) {
-            service.apply(META, m, d).await.unwrap();
-        }
-        dispositions
+        testkit::deliver_and_settle(service, META, &msgs).await
     }
 
     async fn record(&self) -> DeliveryRecord {

@@ -26,7 +26,7 @@ use tracklayer_core::ports::{
     Mailer, QueueConsumer, SuppressionList,
 };
 use tracklayer_core::services::CommonPorts;
-use tracklayer_core::testkit::T0;
+use tracklayer_core::testkit::{self, T0};
 use tracklayer_local::{SqliteAuditLog, SqliteDeliveryLog, SqliteEventStore};
 
 #[derive(Default)]
@@ -830,13 +830,7 @@ async fn an_item_queued_before_its_subjects_erasure_is_neither_sent_nor_logged()
         .await
         .unwrap();
     assert_eq!(msgs.len(), 2, "both requests' messages are still queued");
-    let dispositions = delivery.process(DestinationKind::MetaCapi, &msgs).await;
-    for (m, d) in msgs.iter().zip(&dispositions) {
-        delivery
-            .apply(DestinationKind::MetaCapi, m, d)
-            .await
-            .unwrap();
-    }
+    testkit::deliver_and_settle(&delivery, DestinationKind::MetaCapi, &msgs).await;
 
     let sent: usize = egress
         .bodies
