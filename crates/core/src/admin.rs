@@ -40,7 +40,7 @@ use crate::keys::KeyRefusal;
 use crate::ports::{EventReader, SessionStore, UrlGuard};
 use crate::rbac::Role;
 use crate::services::CommonPorts;
-use crate::workspace::{Region, Workspace};
+use crate::workspace::{Region, Workspace, WorkspaceId};
 
 use workspace::view;
 
@@ -291,9 +291,13 @@ impl AdminService {
     }
 
     async fn ws(&self, p: &Principal) -> AdminResult<Workspace> {
+        self.ws_of(&p.workspace_id).await
+    }
+
+    /// The workspace `ws`, open or closed.
+    async fn ws_of(&self, ws: &WorkspaceId) -> AdminResult<Workspace> {
         self.ports
-            .control
-            .workspace(&p.workspace_id, self.now())
+            .workspace(ws)
             .await?
             .ok_or(AdminError::NotFound("workspace"))
     }
@@ -314,12 +318,7 @@ impl AdminService {
 
     /// The workspace's data keys (unwrapped by the keyring: the customer's key under BYOK).
     async fn workspace_keys(&self, ws: &Workspace) -> AdminResult<WorkspaceKeys> {
-        let data_key = self
-            .ports
-            .keyring
-            .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
-            .await?;
-        Ok(WorkspaceKeys::new(&data_key))
+        Ok(self.ports.workspace_keys(ws).await?)
     }
 
     /// The caller's workspace, to change it or what it holds. A closed workspace takes no

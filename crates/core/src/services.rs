@@ -11,10 +11,12 @@ use std::sync::Arc;
 use crate::admin::test_event::{DestinationTester, TestPorts};
 use crate::admin::{AdminPorts, AdminService};
 use crate::clock::{Clock, Ids};
+use crate::crypto::{DataKey, WorkspaceKeys};
 use crate::deliver::service::{DeliveryConfig, DeliveryPorts, DeliveryService};
 use crate::deliver::Connector;
 use crate::destination::DestinationKind;
 use crate::dsr::service::{DsrConfig, DsrPorts, DsrService};
+use crate::error::{KeyError, StoreError};
 use crate::ingest::{IngestConfig, IngestPorts, IngestService};
 use crate::invalidation::Invalidations;
 use crate::keys::verifier::{KeyVerifier, VerifierConfig};
@@ -23,7 +25,7 @@ use crate::ports::{
     Mailer, SessionStore, UrlGuard,
 };
 use crate::stats::Stats;
-use crate::workspace::Region;
+use crate::workspace::{Region, Workspace, WorkspaceId};
 
 /// The ports of the use cases that read and change account data with full rights (the
 /// control plane and the data-subject requests it submits): the control store and the keys,
@@ -43,6 +45,25 @@ pub struct CommonPorts {
     pub mailer: Arc<dyn Mailer>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
+}
+
+impl CommonPorts {
+    /// The workspace as of now, open or closed (until its account data expires).
+    pub async fn workspace(&self, ws: &WorkspaceId) -> Result<Option<Workspace>, StoreError> {
+        self.control.workspace(ws, self.clock.now()).await
+    }
+
+    /// The workspace's data key, unwrapped by the keyring (the customer's key under BYOK).
+    pub async fn data_key(&self, ws: &Workspace) -> Result<DataKey, KeyError> {
+        self.keyring
+            .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
+            .await
+    }
+
+    /// The keys derived from the workspace's data key.
+    pub async fn workspace_keys(&self, ws: &Workspace) -> Result<WorkspaceKeys, KeyError> {
+        Ok(WorkspaceKeys::new(&self.data_key(ws).await?))
+    }
 }
 
 /// Every port of one process, by role. Each use case takes the ones it needs; the data-subject

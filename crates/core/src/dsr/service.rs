@@ -168,19 +168,13 @@ impl DsrService {
 
     pub(super) async fn workspace(&self, ws: &WorkspaceId) -> Result<Workspace, AdminError> {
         self.ports
-            .control
-            .workspace(ws, self.now())
+            .workspace(ws)
             .await?
             .ok_or(AdminError::NotFound("workspace"))
     }
 
     pub(super) async fn keys(&self, ws: &Workspace) -> Result<WorkspaceKeys, AdminError> {
-        let key = self
-            .ports
-            .keyring
-            .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
-            .await?;
-        Ok(WorkspaceKeys::new(&key))
+        Ok(self.ports.workspace_keys(ws).await?)
     }
 
     pub(super) async fn audit(
