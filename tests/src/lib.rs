@@ -381,6 +381,20 @@ pub fn database(dir: &Path) -> rusqlite::Connection {
     .expect("open tracklayer.db")
 }
 
+/// Every event stored in `dir`'s database, each as the JSON document the store reads it as.
+pub fn stored_events(dir: &Path) -> Vec<Value> {
+    let db = database(dir);
+    let mut stmt = db.prepare("SELECT doc FROM events").unwrap();
+    let events = stmt
+        .query_map([], |r| {
+            Ok(tracklayer_local::event_row_json(r.get_ref(0)?).unwrap())
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    events
+}
+
 /// SHA-256 hex.
 pub fn sha256_hex(s: &str) -> String {
     use sha2::{Digest, Sha256};

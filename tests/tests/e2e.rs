@@ -101,15 +101,8 @@ type Queued = BTreeMap<String, Vec<(String, Value)>>;
 /// Messages of `prefix` in the events table, and per queue kind the message ids queued.
 fn stored(dir: &Path, prefix: &str) -> (Vec<Value>, Queued) {
     let db = database(dir);
-    let mut stmt = db.prepare("SELECT doc FROM events").unwrap();
-    let events: Vec<Value> = stmt
-        .query_map([], |r| {
-            Ok(tracklayer_local::event_row_json(r.get_ref(0)?)
-                .unwrap()
-                .to_string())
-        })
-        .unwrap()
-        .map(|d| serde_json::from_str::<Value>(&d.unwrap()).unwrap())
+    let events: Vec<Value> = stored_events(dir)
+        .into_iter()
         .filter(|e| {
             e["message_id"]
                 .as_str()

@@ -30,7 +30,6 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditEntry, NewAuditEntry};
-use crate::clock::{Clock, Ids};
 use crate::control_plane::{Control, ControlError};
 use crate::crypto::WorkspaceKeys;
 use crate::destination::DestinationError;
@@ -38,12 +37,10 @@ use crate::error::{KeyError, StoreError};
 use crate::invalidation::{Change, Invalidate, Invalidations};
 use crate::keys::verifier::{KeyVerifier, VerifierConfig};
 use crate::keys::KeyRefusal;
-use crate::ports::{
-    AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DsrStore, EventReader, Keyring, Mailer,
-    SessionStore, UrlGuard,
-};
+use crate::ports::{EventReader, SessionStore, UrlGuard};
 use crate::rbac::Role;
-use crate::workspace::{Region, Workspace};
+use crate::services::CommonPorts;
+use crate::workspace::{Region, Workspace, WorkspaceId};
 
 use workspace::view;
 
@@ -180,28 +177,18 @@ impl From<ControlError> for AdminError {
     }
 }
 
-/// The ports the control plane uses.
+/// The ports the control plane uses: the shared account-data ones (closing a workspace also
+/// ends its data-subject requests and suppression list with its account data) and its own.
 #[allow(missing_debug_implementations)]
 pub struct AdminPorts {
-    pub control: Arc<dyn ControlStore>,
-    pub audit: Arc<dyn AuditLog>,
-    pub keyring: Arc<dyn Keyring>,
+    pub common: CommonPorts,
     pub events: Arc<dyn EventReader>,
-    pub delivery_log: Arc<dyn DeliveryLog>,
-    pub queue: Arc<dyn DeliveryQueue>,
-    /// Data-subject requests and the suppression list: closing a workspace ends them with
-    /// its account data.
-    pub dsr: Arc<dyn DsrStore>,
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn Ids>,
     /// Refuses destination URLs that egress must never reach.
     pub url_guard: Arc<dyn UrlGuard>,
     /// The overview's counters (read only).
     pub stats: Arc<dyn crate::stats::StatsReader>,
     /// Console sessions, one-time links, password credentials, failed sign-in counters.
     pub sessions: Arc<dyn SessionStore>,
-    /// Invitation, password-reset and sign-in links.
-    pub mailer: Arc<dyn Mailer>,
 }
 
 /// The console's base URL unless the process says otherwise (`tracklayer serve`'s default
@@ -304,9 +291,13 @@ impl AdminService {
     }
 
     async fn ws(&self, p: &Principal) -> AdminResult<Workspace> {
+        self.ws_of(&p.workspace_id).await
+    }
+
+    /// The workspace `ws`, open or closed.
+    async fn ws_of(&self, ws: &WorkspaceId) -> AdminResult<Workspace> {
         self.ports
-            .control
-            .workspace(&p.workspace_id, self.now())
+            .workspace(ws)
             .await?
             .ok_or(AdminError::NotFound("workspace"))
     }
@@ -327,12 +318,7 @@ impl AdminService {
 
     /// The workspace's data keys (unwrapped by the keyring: the customer's key under BYOK).
     async fn workspace_keys(&self, ws: &Workspace) -> AdminResult<WorkspaceKeys> {
-        let data_key = self
-            .ports
-            .keyring
-            .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
-            .await?;
-        Ok(WorkspaceKeys::new(&data_key))
+        Ok(self.ports.workspace_keys(ws).await?)
     }
 
     /// The caller's workspace, to change it or what it holds. A closed workspace takes no

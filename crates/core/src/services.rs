@@ -8,12 +8,15 @@
 
 use std::sync::Arc;
 
+use crate::admin::test_event::{DestinationTester, TestPorts};
 use crate::admin::{AdminPorts, AdminService};
 use crate::clock::{Clock, Ids};
+use crate::crypto::{DataKey, WorkspaceKeys};
 use crate::deliver::service::{DeliveryConfig, DeliveryPorts, DeliveryService};
 use crate::deliver::Connector;
 use crate::destination::DestinationKind;
 use crate::dsr::service::{DsrConfig, DsrPorts, DsrService};
+use crate::error::{KeyError, StoreError};
 use crate::ingest::{IngestConfig, IngestPorts, IngestService};
 use crate::invalidation::Invalidations;
 use crate::keys::verifier::{KeyVerifier, VerifierConfig};
@@ -22,22 +25,55 @@ use crate::ports::{
     Mailer, SessionStore, UrlGuard,
 };
 use crate::stats::Stats;
-use crate::workspace::Region;
+use crate::workspace::{Region, Workspace, WorkspaceId};
+
+/// The ports of the use cases that read and change account data with full rights (the
+/// control plane and the data-subject requests it submits): the control store and the keys,
+/// the audit trail, the delivery queue and log, the data-subject store, the mailer, time and
+/// ids. [`AdminPorts`] and [`DsrPorts`] each hold them and add their own.
+#[allow(missing_debug_implementations)]
+#[derive(Clone)]
+pub struct CommonPorts {
+    pub control: Arc<dyn ControlStore>,
+    pub keyring: Arc<dyn Keyring>,
+    pub audit: Arc<dyn AuditLog>,
+    pub delivery_log: Arc<dyn DeliveryLog>,
+    pub queue: Arc<dyn DeliveryQueue>,
+    /// Data-subject requests, the suppression list and access exports.
+    pub dsr: Arc<dyn DsrStore>,
+    /// Invitation, password-reset and sign-in links; data-subject request mails.
+    pub mailer: Arc<dyn Mailer>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn Ids>,
+}
+
+impl CommonPorts {
+    /// The workspace as of now, open or closed (until its account data expires).
+    pub async fn workspace(&self, ws: &WorkspaceId) -> Result<Option<Workspace>, StoreError> {
+        self.control.workspace(ws, self.clock.now()).await
+    }
+
+    /// The workspace's data key, unwrapped by the keyring (the customer's key under BYOK).
+    pub async fn data_key(&self, ws: &Workspace) -> Result<DataKey, KeyError> {
+        self.keyring
+            .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
+            .await
+    }
+
+    /// The keys derived from the workspace's data key.
+    pub async fn workspace_keys(&self, ws: &Workspace) -> Result<WorkspaceKeys, KeyError> {
+        Ok(WorkspaceKeys::new(&self.data_key(ws).await?))
+    }
+}
 
 /// Every port of one process, by role. Each use case takes the ones it needs; the data-subject
 /// store is also the suppression list ingest and delivery must consult.
 #[allow(missing_debug_implementations)]
 #[derive(Clone)]
 pub struct Ports {
-    pub control: Arc<dyn ControlStore>,
+    /// The account-data ports, shared with the control plane and the data-subject requests.
+    pub common: CommonPorts,
     pub events: Arc<dyn EventStore>,
-    pub delivery_log: Arc<dyn DeliveryLog>,
-    pub audit: Arc<dyn AuditLog>,
-    pub queue: Arc<dyn DeliveryQueue>,
-    pub keyring: Arc<dyn Keyring>,
-    /// Data-subject requests, the suppression list and access exports.
-    pub dsr: Arc<dyn DsrStore>,
-    pub mailer: Arc<dyn Mailer>,
     /// Console sessions, one-time links, password credentials, failed sign-in counters.
     pub sessions: Arc<dyn SessionStore>,
     /// Refuses destination URLs that egress must never reach (configure time).
@@ -50,9 +86,20 @@ pub struct Ports {
     pub base_urls: fn(DestinationKind) -> &'static str,
     /// The destinations' requirements, checked at ingest to warn of events they will drop.
     pub requirements: crate::ingest::RequirementCheck,
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn Ids>,
 }
+
+/// A use case's ports read the shared ones as their own (`ports.control`, `ports.clock`).
+macro_rules! common_ports_deref {
+    ($($ports:ty),+) => {$(
+        impl std::ops::Deref for $ports {
+            type Target = CommonPorts;
+            fn deref(&self) -> &CommonPorts {
+                &self.common
+            }
+        }
+    )+};
+}
+common_ports_deref!(Ports, AdminPorts, DsrPorts);
 
 impl Ports {
     /// The ingest use case, dropping the events of suppressed subjects.
@@ -99,19 +146,26 @@ impl Ports {
     pub fn dsr(&self, config: DsrConfig) -> DsrService {
         DsrService::new(
             DsrPorts {
-                control: self.control.clone(),
-                dsr: self.dsr.clone(),
+                common: self.common.clone(),
                 events: self.events.clone(),
-                log: self.delivery_log.clone(),
-                queue: self.queue.clone(),
-                keyring: self.keyring.clone(),
-                mailer: self.mailer.clone(),
-                audit: self.audit.clone(),
-                clock: self.clock.clone(),
-                ids: self.ids.clone(),
                 connectors: self.connectors,
             },
             config,
+        )
+    }
+
+    /// Sending test events to destinations over `egress`, through this process's connectors.
+    pub fn tester(&self, egress: Arc<dyn Egress>) -> DestinationTester {
+        DestinationTester::new(
+            TestPorts {
+                control: self.control.clone(),
+                keyring: self.keyring.clone(),
+                clock: self.clock.clone(),
+                ids: self.ids.clone(),
+            },
+            egress,
+            self.connectors,
+            self.base_urls,
         )
     }
 
@@ -119,19 +173,11 @@ impl Ports {
     pub fn admin(&self, region: Region) -> AdminService {
         AdminService::new(
             AdminPorts {
-                control: self.control.clone(),
-                audit: self.audit.clone(),
-                keyring: self.keyring.clone(),
+                common: self.common.clone(),
                 events: self.events.clone(),
-                delivery_log: self.delivery_log.clone(),
-                queue: self.queue.clone(),
-                dsr: self.dsr.clone(),
-                clock: self.clock.clone(),
-                ids: self.ids.clone(),
                 url_guard: self.url_guard.clone(),
                 stats: self.stats.clone(),
                 sessions: self.sessions.clone(),
-                mailer: self.mailer.clone(),
             },
             region,
         )

@@ -6,6 +6,7 @@
 //! names it: `saml::an_expired_request_id_is_not_taken`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,6 +18,7 @@ use uuid::Uuid;
 use crate::audit::{AuditFilter, NewAuditEntry};
 use crate::consent::{ConsentPolicy, Decision};
 use crate::crypto::{Sealed, WrappedKey};
+use crate::deliver::service::{DeliveryService, Disposition};
 use crate::destination::{Destination, DestinationId, DestinationKind, EventFilter};
 use crate::dsr::{DsrId, DsrKind, DsrRequest, DsrStatus, ErasedRows};
 use crate::error::{KeyError, MailError, StoreError};
@@ -27,7 +29,7 @@ use crate::keys::{ApiKeyRecord, KeyId, KeyKind, Role};
 use crate::ports::AuditLog;
 use crate::ports::{
     ControlStore, DeadLetter, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, DsrStore,
-    InspectableEventStore, Keyring, Mail, Mailer, NewEvent, Outgoing, ReplayFilter,
+    InspectableEventStore, Keyring, Mail, Mailer, NewEvent, Outgoing, Received, ReplayFilter,
 };
 use crate::workspace::{KeyRef, Region, Retention, User, Workspace, WorkspaceId};
 
@@ -81,6 +83,20 @@ pub fn workspace(region: Region) -> Workspace {
         security: Default::default(),
         closed_at: None,
     }
+}
+
+/// Delivers `msgs` (one receive of `kind`'s queue) and carries out every disposition on the
+/// queue, as the delivery worker does; returns the dispositions. Panics if one does not settle.
+pub async fn deliver_and_settle(
+    service: &Arc<DeliveryService>,
+    kind: DestinationKind,
+    msgs: &[Received],
+) -> Vec<Disposition> {
+    let dispositions = service.process(kind, msgs).await;
+    for (m, d) in msgs.iter().zip(&dispositions) {
+        service.apply(kind, m, d).await.unwrap();
+    }
+    dispositions
 }
 
 /// A Segment `track` call of an anonymous shopper's `Order Completed` (10 EUR).

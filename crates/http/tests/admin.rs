@@ -26,10 +26,10 @@ use tracklayer_core::ingest::IngestService;
 use tracklayer_core::keys::verifier::VerifierConfig;
 use tracklayer_core::keys::{KeyKind, Role};
 use tracklayer_core::ports::{ControlReader, ControlStore, Egress, EgressError};
-use tracklayer_core::services::{Ports, Services, ServicesConfig};
+use tracklayer_core::services::{CommonPorts, Ports, Services, ServicesConfig};
 use tracklayer_core::user_id::UserId;
 use tracklayer_core::workspace::{Region, WorkspaceId};
-use tracklayer_http::admin::{DestinationTester, TestPorts, TEST_EVENT_NAME};
+use tracklayer_http::admin::{DestinationTester, TEST_EVENT_NAME};
 use tracklayer_http::{
     admin_router, scim_router, tracking_router, AdminConfig, AdminState, TrackingConfig,
     TrackingState,
@@ -179,17 +179,21 @@ impl App {
 
         // Test destinations point at names this sandbox cannot resolve.
         let ports = Ports {
-            control: stores.control.clone(),
+            common: CommonPorts {
+                control: stores.control.clone(),
+                keyring: stores.keyring.clone(),
+                audit: Arc::new(SqliteAuditLog::new(
+                    stores.db.clone(),
+                    stores.keyring.clone(),
+                )),
+                delivery_log: Arc::new(SqliteDeliveryLog::new(stores.db.clone())),
+                queue: stores.queue.clone(),
+                dsr: Arc::new(SqliteDsrStore::new(stores.db.clone())),
+                mailer: Arc::new(NoMail),
+                clock: stores.clock.clone(),
+                ids: stores.ids.clone(),
+            },
             events: stores.events.clone(),
-            delivery_log: Arc::new(SqliteDeliveryLog::new(stores.db.clone())),
-            audit: Arc::new(SqliteAuditLog::new(
-                stores.db.clone(),
-                stores.keyring.clone(),
-            )),
-            queue: stores.queue.clone(),
-            keyring: stores.keyring.clone(),
-            dsr: Arc::new(SqliteDsrStore::new(stores.db.clone())),
-            mailer: Arc::new(NoMail),
             sessions: Arc::new(tracklayer_local::SqliteSessionStore::new(stores.db.clone())),
             url_guard: Arc::new(tracklayer_egress::EgressPolicy {
                 allow_private: true,
@@ -198,20 +202,12 @@ impl App {
             connectors: tracklayer_connectors::connector,
             requirements: tracklayer_connectors::requirements::unmet,
             base_urls: tracklayer_connectors::default_base_url,
-            clock: stores.clock.clone(),
-            ids: stores.ids.clone(),
         };
         let egress = Arc::new(RecordingEgress {
             sent: Mutex::new(Vec::new()),
             status: 200,
         });
-        let tester = DestinationTester::new(TestPorts {
-            control: stores.control.clone(),
-            keyring: stores.keyring.clone(),
-            egress: network.unwrap_or_else(|| egress.clone()),
-            clock: stores.clock.clone(),
-            ids: stores.ids.clone(),
-        });
+        let tester = DestinationTester::new(&ports, network.unwrap_or_else(|| egress.clone()));
         // Wired as `serve` wires them: one key verifier, one invalidation bus; an erasure
         // submitted through the admin API reaches ingest's cached suppression list through it.
         let Services {

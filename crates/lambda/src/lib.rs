@@ -16,7 +16,7 @@ use tracklayer_aws::{
 };
 use tracklayer_core::clock::{Clock, Ids, SystemClock, SystemIds};
 use tracklayer_core::dsr::service::{DsrConfig, DsrService};
-use tracklayer_core::services::Ports;
+use tracklayer_core::services::{CommonPorts, Ports};
 
 /// Structured JSON logs on stderr (the template's `LoggingConfig.LogFormat: JSON`), filtered
 /// by `RUST_LOG` (default `info`). No identifier ever enters a log line.
@@ -133,22 +133,24 @@ impl AwsStack {
     /// refused by the egress guard (private ones allowed only if the configuration says so).
     pub fn ports(&self) -> Ports {
         Ports {
-            control: self.control.clone(),
+            common: CommonPorts {
+                control: self.control.clone(),
+                keyring: self.keyring.clone(),
+                audit: self.audit.clone(),
+                delivery_log: self.delivery_log.clone(),
+                queue: self.queue.clone(),
+                dsr: self.dsr.clone(),
+                mailer: self.mailer.clone(),
+                clock: self.clock.clone(),
+                ids: self.ids.clone(),
+            },
             events: self.events.clone(),
-            delivery_log: self.delivery_log.clone(),
-            audit: self.audit.clone(),
-            queue: self.queue.clone(),
-            keyring: self.keyring.clone(),
-            dsr: self.dsr.clone(),
-            mailer: self.mailer.clone(),
             sessions: self.sessions.clone(),
             url_guard: Arc::new(self.egress_policy()),
             stats: self.stats.clone(),
             connectors: tracklayer_connectors::connector,
             requirements: tracklayer_connectors::requirements::unmet,
             base_urls: tracklayer_connectors::default_base_url,
-            clock: self.clock.clone(),
-            ids: self.ids.clone(),
         }
     }
 

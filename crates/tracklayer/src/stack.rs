@@ -7,7 +7,7 @@ use tracklayer_core::admin::AdminService;
 use tracklayer_core::clock::{Clock, Ids, SystemClock, SystemIds};
 use tracklayer_core::control_plane::Control;
 use tracklayer_core::ports::ControlStore;
-use tracklayer_core::services::Ports;
+use tracklayer_core::services::{CommonPorts, Ports};
 use tracklayer_core::workspace::Region;
 use tracklayer_core::workspace::{Workspace, WorkspaceId};
 use tracklayer_local::{
@@ -134,22 +134,24 @@ impl LocalStack {
     /// `allow_private` lifts the egress guard on destination URLs (local development only).
     pub fn ports(&self, allow_private: bool) -> Ports {
         Ports {
-            control: self.control.clone(),
+            common: CommonPorts {
+                control: self.control.clone(),
+                keyring: self.keyring.clone(),
+                audit: self.audit.clone(),
+                delivery_log: self.delivery_log.clone(),
+                queue: self.queue.clone(),
+                dsr: self.dsr.clone(),
+                mailer: self.mailer.clone(),
+                clock: self.clock.clone(),
+                ids: self.ids.clone(),
+            },
             events: self.events.clone(),
-            delivery_log: self.delivery_log.clone(),
-            audit: self.audit.clone(),
-            queue: self.queue.clone(),
-            keyring: self.keyring.clone(),
-            dsr: self.dsr.clone(),
-            mailer: self.mailer.clone(),
             sessions: self.sessions.clone(),
             url_guard: Arc::new(tracklayer_egress::EgressPolicy { allow_private }),
             stats: self.stats.clone(),
             connectors: tracklayer_connectors::connector,
             requirements: tracklayer_connectors::requirements::unmet,
             base_urls: tracklayer_connectors::default_base_url,
-            clock: self.clock.clone(),
-            ids: self.ids.clone(),
         }
     }
 

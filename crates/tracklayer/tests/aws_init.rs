@@ -20,6 +20,7 @@ use tracklayer_aws::{
 use tracklayer_core::admin::{AdminPorts, AdminService};
 use tracklayer_core::clock::{Clock, SystemClock, SystemIds};
 use tracklayer_core::ports::ControlStore;
+use tracklayer_core::services::CommonPorts;
 use tracklayer_core::workspace::{Region, WorkspaceId};
 
 // ---------------------------------------------------------------------------------------------
@@ -131,23 +132,33 @@ async fn admin_service(stack: &str) -> AdminService {
     ));
     AdminService::new(
         AdminPorts {
-            control: Arc::new(DynamoControlStore::new(dynamodb.clone(), &tables.control)),
-            audit: Arc::new(DynamoAuditLog::new(
-                dynamodb.clone(),
-                &tables.audit,
-                keyring.clone(),
-            )),
-            keyring,
+            common: CommonPorts {
+                control: Arc::new(DynamoControlStore::new(dynamodb.clone(), &tables.control)),
+                audit: Arc::new(DynamoAuditLog::new(
+                    dynamodb.clone(),
+                    &tables.audit,
+                    keyring.clone(),
+                )),
+                keyring,
+                delivery_log: Arc::new(DynamoDeliveryLog::new(
+                    dynamodb.clone(),
+                    &tables.delivery_log,
+                )),
+                queue: Arc::new(SqsDeliveryQueue::new(
+                    aws_sdk_sqs::Client::new(&sdk),
+                    Default::default(),
+                    Arc::new(SystemClock),
+                )),
+                dsr: Arc::new(DynamoDsrStore::new(
+                    dynamodb.clone(),
+                    &tables.control,
+                    &tables.events,
+                )),
+                mailer: Arc::new(tracklayer_core::testkit::sessions::RecordingMailer::default()),
+                clock: Arc::new(SystemClock),
+                ids: Arc::new(SystemIds),
+            },
             events: Arc::new(DynamoEventStore::new(dynamodb.clone(), &tables.events)),
-            delivery_log: Arc::new(DynamoDeliveryLog::new(
-                dynamodb.clone(),
-                &tables.delivery_log,
-            )),
-            dsr: Arc::new(DynamoDsrStore::new(
-                dynamodb.clone(),
-                &tables.control,
-                &tables.events,
-            )),
             stats: Arc::new(tracklayer_aws::DynamoStats::new(
                 dynamodb.clone(),
                 &tables.delivery_log,
@@ -156,14 +167,6 @@ async fn admin_service(stack: &str) -> AdminService {
                 dynamodb,
                 &tables.control,
             )),
-            mailer: Arc::new(tracklayer_core::testkit::sessions::RecordingMailer::default()),
-            queue: Arc::new(SqsDeliveryQueue::new(
-                aws_sdk_sqs::Client::new(&sdk),
-                Default::default(),
-                Arc::new(SystemClock),
-            )),
-            clock: Arc::new(SystemClock),
-            ids: Arc::new(SystemIds),
             url_guard: Arc::new(tracklayer_egress::EgressPolicy::default()),
         },
         Region::Eu,

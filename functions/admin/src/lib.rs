@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use tracklayer_core::dsr::service::DsrConfig;
 use tracklayer_egress::{BuildError, EgressConfig, HttpEgress};
-use tracklayer_http::admin::{DestinationTester, TestPorts};
+use tracklayer_http::admin::DestinationTester;
 use tracklayer_http::{
     admin_router, console_router, scim_router, AdminConfig, AdminState, ConsoleState,
 };
@@ -28,16 +28,11 @@ pub fn app(stack: &AwsStack) -> Result<Router, BuildError> {
     let admin = ports
         .admin(config.residency)
         .with_public_url(console_url.clone());
-    let tester = DestinationTester::new(TestPorts {
-        control: stack.control.clone(),
-        keyring: stack.keyring.clone(),
-        egress: Arc::new(HttpEgress::new(EgressConfig {
-            policy,
-            ..EgressConfig::default()
-        })?),
-        clock: stack.clock.clone(),
-        ids: stack.ids.clone(),
-    });
+    let egress = Arc::new(HttpEgress::new(EgressConfig {
+        policy,
+        ..EgressConfig::default()
+    })?);
+    let tester = DestinationTester::new(&ports, egress);
     let state = AdminState::new(
         Arc::new(admin),
         tester,

@@ -50,12 +50,7 @@ fn add_four(dir: &Path, base: &str) -> HashMap<&'static str, String> {
                    "config": {"pixel_code": "CDELIVERYPIXEL"},
                    "secrets": {"access_token": TIKTOK_TOKEN}}),
         ),
-        (
-            "webhook:main",
-            json!({"name": "Warehouse", "kind": "webhook",
-                   "config": {"url": format!("{base}/hook/main")},
-                   "secrets": {"signing_secret": WEBHOOK_SECRET}}),
-        ),
+        ("webhook:main", webhook("Warehouse", base, "main")),
     ];
     let ads = fake::ad_destinations(base)
         .into_iter()
@@ -65,6 +60,14 @@ fn add_four(dir: &Path, base: &str) -> HashMap<&'static str, String> {
         .chain(ads)
         .map(|(sink, definition)| (sink, add(dir, definition)))
         .collect()
+}
+
+/// A webhook destination named `name`, posting to the fakes' `/hook/{hook}` (its sink is
+/// `webhook:{hook}`) and signing with [`WEBHOOK_SECRET`].
+fn webhook(name: &str, base: &str, hook: &str) -> serde_json::Value {
+    json!({"name": name, "kind": "webhook",
+           "config": {"url": format!("{base}/hook/{hook}")},
+           "secrets": {"signing_secret": WEBHOOK_SECRET}})
 }
 
 const FAST_RETRIES: &[&str] = &[
@@ -223,18 +226,9 @@ async fn ten_thousand_events_reach_every_destination_exactly_once_despite_30_per
 /// item `retrying` whose message the queue has dead-lettered meanwhile.
 #[tokio::test]
 async fn max_attempts_above_the_default_redrive_are_all_spent_before_a_message_is_dead() {
-    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
-    let base = fake::serve(fakes.clone()).await;
+    let Setup(fakes, base, _tmp, dir, keys) = Setup::start(SECRETS).await;
     fakes.set_mode("webhook:late", Mode::Down);
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let keys = init(&dir, "us").unwrap();
-    add(
-        &dir,
-        json!({"name": "Late", "kind": "webhook",
-        "config": {"url": format!("{base}/hook/late")},
-        "secrets": {"signing_secret": WEBHOOK_SECRET}}),
-    );
+    add(&dir, webhook("Late", &base, "late"));
     let mut args = FAST_RETRIES.to_vec();
     args.extend(["--max-attempts", "40"]);
     let mut server = Server::start(&dir, &args).unwrap();
@@ -265,24 +259,10 @@ async fn max_attempts_above_the_default_redrive_are_all_spent_before_a_message_i
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_destination_that_is_down_delays_no_other_and_replay_delivers_its_dead_letters() {
-    let fakes = Fakes::new(META_TOKEN, GA4_SECRET, TIKTOK_TOKEN, WEBHOOK_SECRET);
-    let base = fake::serve(fakes.clone()).await;
+    let Setup(fakes, base, _tmp, dir, keys) = Setup::start(SECRETS).await;
     fakes.set_mode("webhook:down", Mode::Down);
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let keys = init(&dir, "us").unwrap();
-    let up = add(
-        &dir,
-        json!({"name": "Up", "kind": "webhook",
-        "config": {"url": format!("{base}/hook/up")},
-        "secrets": {"signing_secret": WEBHOOK_SECRET}}),
-    );
-    let down = add(
-        &dir,
-        json!({"name": "Down", "kind": "webhook",
-        "config": {"url": format!("{base}/hook/down")},
-        "secrets": {"signing_secret": WEBHOOK_SECRET}}),
-    );
+    let up = add(&dir, webhook("Up", &base, "up"));
+    let down = add(&dir, webhook("Down", &base, "down"));
     let mut args = FAST_RETRIES.to_vec();
     args.extend(["--max-attempts", "3"]);
     let mut server = Server::start(&dir, &args).unwrap();

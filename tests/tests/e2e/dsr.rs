@@ -149,19 +149,8 @@ async fn needles(dir: &Path, s: &Shopper, event_ids: &[String]) -> Vec<String> {
 
 /// The stored events of a shopper: (event id, subjects, every hash).
 fn stored(dir: &Path, s: &Shopper) -> Vec<(String, BTreeSet<String>)> {
-    let conn = database(dir);
-    let mut stmt = conn.prepare("SELECT doc FROM events").unwrap();
-    let docs: Vec<String> = stmt
-        .query_map([], |r| {
-            Ok(tracklayer_local::event_row_json(r.get_ref(0)?)
-                .unwrap()
-                .to_string())
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    docs.iter()
-        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+    stored_events(dir)
+        .into_iter()
         .filter(|e| e["message_id"].as_str().unwrap().starts_with(s.tag))
         .map(|e| {
             let id = tracklayer_core::event::EventId(

@@ -27,6 +27,7 @@ use tracklayer_core::keys::KeyKind;
 use tracklayer_core::ports::{
     ControlStore, DeliveryLog, DeliveryStatus, DsrStore, EventEraser, EventReader, QueueConsumer,
 };
+use tracklayer_core::services::CommonPorts;
 use tracklayer_core::workspace::{Region, WorkspaceId};
 
 use super::scan::{self, Dumped};
@@ -190,16 +191,18 @@ impl Stack {
     fn dsr_service(&self) -> DsrService {
         DsrService::new(
             DsrPorts {
-                control: self.control.clone(),
-                dsr: self.dsr.clone(),
+                common: CommonPorts {
+                    control: self.control.clone(),
+                    keyring: self.keyring.clone(),
+                    audit: self.audit.clone(),
+                    delivery_log: self.log.clone(),
+                    queue: self.queue.clone(),
+                    dsr: self.dsr.clone(),
+                    mailer: self.mailer.clone(),
+                    clock: Arc::new(SystemClock),
+                    ids: Arc::new(SystemIds),
+                },
                 events: self.events.clone(),
-                log: self.log.clone(),
-                queue: self.queue.clone(),
-                keyring: self.keyring.clone(),
-                mailer: self.mailer.clone(),
-                audit: self.audit.clone(),
-                clock: Arc::new(SystemClock),
-                ids: Arc::new(SystemIds),
                 connectors: tracklayer_connectors::connector,
             },
             DsrConfig {

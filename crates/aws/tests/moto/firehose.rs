@@ -228,13 +228,8 @@ impl World {
             .iter()
             .flat_map(|m| QueueBody::decode(&m.body).unwrap().items)
             .collect();
-        let dispositions = service.process(DestinationKind::Firehose, &received).await;
-        for (m, d) in received.iter().zip(&dispositions) {
-            service
-                .apply(DestinationKind::Firehose, m, d)
-                .await
-                .unwrap();
-        }
+        let dispositions =
+            testkit::deliver_and_settle(service, DestinationKind::Firehose, &received).await;
         (items, dispositions)
     }
 }

@@ -300,11 +300,7 @@ impl AdminService {
             return Ok(view(&ws));
         }
         // The current key must still work: without it the data key is lost to us as well.
-        let plain = self
-            .ports
-            .keyring
-            .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
-            .await?;
+        let plain = self.ports.data_key(&ws).await?;
         let wrapped = self
             .ports
             .keyring

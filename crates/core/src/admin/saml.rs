@@ -89,8 +89,7 @@ impl AdminService {
     pub async fn saml_metadata(&self, ws: &WorkspaceId, base_url: &str) -> AdminResult<String> {
         let workspace = self
             .ports
-            .control
-            .workspace(ws, self.now())
+            .workspace(ws)
             .await?
             .filter(|w| !w.is_closed())
             .ok_or(AdminError::NotFound("workspace"))?;

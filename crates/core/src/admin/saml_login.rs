@@ -96,8 +96,7 @@ impl AdminService {
     async fn saml_connection_of(&self, ws: &WorkspaceId) -> Result<SamlConnection, SamlLoginError> {
         let open = self
             .ports
-            .control
-            .workspace(ws, self.now())
+            .workspace(ws)
             .await?
             .is_some_and(|w| !w.is_closed());
         if !open {

@@ -390,14 +390,6 @@ impl AdminService {
             .filter(|u| u.active))
     }
 
-    async fn ws_of(&self, ws: &WorkspaceId) -> AdminResult<crate::workspace::Workspace> {
-        self.ports
-            .control
-            .workspace(ws, self.now())
-            .await?
-            .ok_or(AdminError::NotFound("workspace"))
-    }
-
     pub(super) async fn mail(&self, user: &User, subject: &str, text: String) -> AdminResult<()> {
         self.ports
             .mailer

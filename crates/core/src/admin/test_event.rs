@@ -54,12 +54,13 @@ pub enum TestOutcome {
 
 const MAX_EXCERPT_CHARS: usize = 1000;
 
-/// What sending a test event needs.
+/// What sending a test event reads: the destination, its workspace and keys, time and ids.
+/// The egress it sends over is given apart, as delivery's is
+/// ([`Ports::tester`](crate::services::Ports::tester) wires both).
 #[allow(missing_debug_implementations)]
 pub struct TestPorts {
     pub control: Arc<dyn ControlReader>,
     pub keyring: Arc<dyn Keyring>,
-    pub egress: Arc<dyn Egress>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
 }
@@ -67,6 +68,7 @@ pub struct TestPorts {
 /// Sends test events to destinations.
 pub struct DestinationTester {
     ports: TestPorts,
+    egress: Arc<dyn Egress>,
     connectors: fn(DestinationKind) -> &'static dyn Connector,
     base_urls: fn(DestinationKind) -> &'static str,
     /// OAuth 2.0 access tokens of the destinations whose vendor takes them.
@@ -80,15 +82,18 @@ impl std::fmt::Debug for DestinationTester {
 }
 
 impl DestinationTester {
-    /// A tester sending through `connectors`, to `base_urls` unless a destination overrides it.
+    /// A tester sending over `egress` through `connectors`, to `base_urls` unless a
+    /// destination overrides it.
     pub fn new(
         ports: TestPorts,
+        egress: Arc<dyn Egress>,
         connectors: fn(DestinationKind) -> &'static dyn Connector,
         base_urls: fn(DestinationKind) -> &'static str,
     ) -> Self {
         Self {
-            tokens: TokenSource::new(ports.egress.clone(), ports.clock.clone()),
+            tokens: TokenSource::new(egress.clone(), ports.clock.clone()),
             ports,
+            egress,
             connectors,
             base_urls,
         }
@@ -153,7 +158,7 @@ impl DestinationTester {
             return Ok(result(TestOutcome::NotSent, None, r, None));
         }
         let outlet = Outlet {
-            egress: &self.ports.egress,
+            egress: &self.egress,
             tokens: &self.tokens,
             semaphore: None,
         };

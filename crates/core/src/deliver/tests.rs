@@ -167,6 +167,12 @@ impl ScriptedEgress {
             body: body.to_string().into_bytes(),
         }));
     }
+    /// Scripts `n` answers of `status`, without `Retry-After` and with an empty JSON body.
+    fn fail_times(&self, n: usize, status: u16) {
+        for _ in 0..n {
+            self.answer(status, None, json!({}));
+        }
+    }
     fn requests(&self) -> Vec<Vec<String>> {
         self.requests.lock().unwrap().clone()
     }
@@ -743,6 +749,14 @@ impl World {
         self.service.process(KIND, &msgs).await
     }
 
+    /// Steps `n` times, each step a retry whose delay then passes.
+    async fn retry_steps(&self, n: usize) {
+        for _ in 0..n {
+            let d = retry_delay(&self.step().await);
+            self.advance(d);
+        }
+    }
+
     fn advance(&self, by: Duration) {
         self.clock
             .advance(time::Duration::try_from(by).unwrap() + time::Duration::milliseconds(1));
@@ -896,13 +910,8 @@ async fn a_failure_after_the_cooldown_counts_again_towards_the_threshold() {
         ..config()
     });
     w.enqueue(&["a"]).await;
-    for _ in 0..3 {
-        w.egress.answer(500, None, json!({}));
-    }
-    for _ in 0..2 {
-        let d = retry_delay(&w.step().await);
-        w.advance(d);
-    }
+    w.egress.fail_times(3, 500);
+    w.retry_steps(2).await;
     let open = retry_delay(&w.step().await);
     w.advance(open);
 
@@ -1048,9 +1057,7 @@ async fn an_item_that_keeps_failing_is_dead_lettered_after_the_attempt_limit() {
         ..config()
     });
     let events = w.enqueue(&["a"]).await;
-    for _ in 0..3 {
-        w.egress.answer(503, None, json!({}));
-    }
+    w.egress.fail_times(3, 503);
 
     for attempt in 1..=2 {
         let d = retry_delay(&w.step().await);
@@ -1319,13 +1326,8 @@ async fn a_message_dead_lettered_after_the_attempt_limit_is_counted_once_per_att
         ..config()
     });
     w.enqueue(&["a"]).await;
-    for _ in 0..3 {
-        w.egress.answer(503, None, json!({}));
-    }
-    for _ in 1..=2 {
-        let d = retry_delay(&w.step().await);
-        w.advance(d);
-    }
+    w.egress.fail_times(3, 503);
+    w.retry_steps(2).await;
 
     let last = w.step().await;
 

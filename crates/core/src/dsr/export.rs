@@ -84,7 +84,7 @@ impl DsrService {
         };
         let records = self
             .ports
-            .log
+            .delivery_log
             .for_events(&r.workspace_id, &plan.events)
             .await?;
         let keys = self.keys(&ws).await?;

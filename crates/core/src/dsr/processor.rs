@@ -135,7 +135,11 @@ impl DsrService {
             return Ok(None);
         }
         let ids: Vec<EventId> = found.iter().map(|f| f.event.event_id).collect();
-        let records = self.ports.log.for_events(&r.workspace_id, &ids).await?;
+        let records = self
+            .ports
+            .delivery_log
+            .for_events(&r.workspace_id, &ids)
+            .await?;
         let mut counts = StoreCounts {
             events: found.len() as u64,
             delivery_log_entries: records.len() as u64,
@@ -254,7 +258,10 @@ impl DsrService {
                 .purge_events(kind, &ws, &plan.events)
                 .await?;
         }
-        self.ports.log.erase_events(&ws, &plan.events).await?;
+        self.ports
+            .delivery_log
+            .erase_events(&ws, &plan.events)
+            .await?;
         self.ports.events.erase(&ws, &plan.events).await?;
         let mut counts = plan.counts;
         counts.queue_items = queue_items;

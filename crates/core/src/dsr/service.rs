@@ -20,29 +20,19 @@ use time::{Duration, OffsetDateTime};
 use super::{suppression_token, DsrId, DsrRequest};
 use crate::admin::AdminError;
 use crate::audit::{AuditAction, NewAuditEntry};
-use crate::clock::{Clock, Ids};
 use crate::crypto::{aad, SealLabel, WorkspaceKeys};
 use crate::deliver::Connector;
 use crate::destination::DestinationKind;
 use crate::invalidation::{Change, Invalidations};
-use crate::ports::{
-    AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DsrStore, EventEraser, Keyring, Mailer,
-};
+use crate::ports::EventEraser;
+use crate::services::CommonPorts;
 use crate::workspace::{Workspace, WorkspaceId};
 
-/// The ports the DSR use case needs.
+/// The ports the DSR use case needs: the shared account-data ones and its own.
 #[allow(missing_debug_implementations)]
 pub struct DsrPorts {
-    pub control: Arc<dyn ControlStore>,
-    pub dsr: Arc<dyn DsrStore>,
+    pub common: CommonPorts,
     pub events: Arc<dyn EventEraser>,
-    pub log: Arc<dyn DeliveryLog>,
-    pub queue: Arc<dyn DeliveryQueue>,
-    pub keyring: Arc<dyn Keyring>,
-    pub mailer: Arc<dyn Mailer>,
-    pub audit: Arc<dyn AuditLog>,
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn Ids>,
     /// The vendors' connectors: each says what the customer must do at its vendor to delete
     /// an erased subject's delivered events (the receipt's `customer_action`).
     pub connectors: fn(DestinationKind) -> &'static dyn Connector,
@@ -178,19 +168,13 @@ impl DsrService {
 
     pub(super) async fn workspace(&self, ws: &WorkspaceId) -> Result<Workspace, AdminError> {
         self.ports
-            .control
-            .workspace(ws, self.now())
+            .workspace(ws)
             .await?
             .ok_or(AdminError::NotFound("workspace"))
     }
 
     pub(super) async fn keys(&self, ws: &Workspace) -> Result<WorkspaceKeys, AdminError> {
-        let key = self
-            .ports
-            .keyring
-            .unwrap_data_key(&ws.id, &ws.key_ref, &ws.data_key)
-            .await?;
-        Ok(WorkspaceKeys::new(&key))
+        Ok(self.ports.workspace_keys(ws).await?)
     }
 
     pub(super) async fn audit(

@@ -507,71 +507,61 @@ fn a_null_anonymous_id_is_fine_when_there_is_a_user_id() {
     s.accept(e);
 }
 
-#[test]
-fn rejects_a_track_call_without_an_event_name() {
-    let s = Setup::new(Region::Us);
-    let mut e = track_call("m-noevent");
-    e.as_object_mut().unwrap().remove("event");
-
-    let r = s.reject(e);
-
-    assert_eq!(
-        (r.index, r.message_id.as_deref(), r.field.as_str()),
-        (0, Some("m-noevent"), "/event")
-    );
+/// How a case damages an otherwise valid track call.
+enum Damage {
+    Remove(&'static str),
+    Set(&'static str, Value),
 }
 
 #[test]
-fn rejects_an_unknown_type() {
+fn an_event_with_one_bad_field_is_rejected_naming_its_message_id_and_the_field() {
+    let timestamp = json!("yesterday at noon");
+    let properties = json!(["value", 10]);
+    let cases = [
+        (
+            "no event name",
+            "m-noevent",
+            Damage::Remove("event"),
+            "/event",
+        ),
+        (
+            "an unknown type",
+            "m-type",
+            Damage::Set("type", json!("purchase")),
+            "/type",
+        ),
+        ("no type", "m-notype", Damage::Remove("type"), "/type"),
+        (
+            "an unparseable timestamp",
+            "m-ts",
+            Damage::Set("timestamp", timestamp),
+            "/timestamp",
+        ),
+        (
+            "non-object properties",
+            "m-props",
+            Damage::Set("properties", properties),
+            "/properties",
+        ),
+    ];
     let s = Setup::new(Region::Us);
-    let mut e = track_call("m-type");
-    e["type"] = json!("purchase");
+    for (case, message_id, damage, field) in cases {
+        let mut e = track_call(message_id);
+        match damage {
+            Damage::Remove(name) => {
+                e.as_object_mut().unwrap().remove(name);
+            }
+            Damage::Set(name, value) => e[name] = value,
+        }
 
-    let r = s.reject(e);
+        let r = s.reject(e);
 
-    assert_eq!(
-        (r.message_id.as_deref(), r.field.as_str()),
-        (Some("m-type"), "/type")
-    );
-}
-
-#[test]
-fn rejects_a_batch_item_without_a_type() {
-    let s = Setup::new(Region::Us);
-    let mut e = track_call("m-notype");
-    e.as_object_mut().unwrap().remove("type");
-
-    let r = s.reject(e);
-
-    assert_eq!(r.field, "/type");
-}
-
-#[test]
-fn rejects_an_unparseable_timestamp() {
-    let s = Setup::new(Region::Us);
-    let mut e = track_call("m-ts");
-    e["timestamp"] = json!("yesterday at noon");
-
-    let r = s.reject(e);
-
-    assert_eq!(
-        (r.message_id.as_deref(), r.field.as_str()),
-        (Some("m-ts"), "/timestamp")
-    );
-}
-
-#[test]
-fn rejects_properties_that_are_not_an_object() {
-    let s = Setup::new(Region::Us);
-    let mut e = track_call("m-props");
-    e["properties"] = json!(["value", 10]);
-
-    let r = s.reject(e);
-
-    assert_eq!(
-        (r.message_id.as_deref(), r.field.as_str()),
-        (Some("m-props"), "/properties")
-    );
+        assert_eq!(
+            (r.index, r.message_id.as_deref(), r.field.as_str()),
+            (0, Some(message_id), field),
+            "{case}"
+        );
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::patch::{self, Op};
 use super::store::ScimGroup;
 use super::users::rfc3339;
-use super::{list_response, Scim, ScimError, GROUP_SCHEMA};
+use super::{external_id, list_response, Scim, ScimError, GROUP_SCHEMA};
 use crate::admin::GroupDraft;
 use crate::user_id::UserId;
 use crate::workspace::User;
@@ -150,18 +150,7 @@ fn set(draft: &mut GroupDraft, name: &str, value: &Value) -> Result<(), ScimErro
                 .ok_or_else(|| ScimError::invalid("invalidValue", "displayName must be a string"))?
                 .to_owned()
         }
-        "externalid" => {
-            draft.external_id = match value {
-                Value::Null => None,
-                Value::String(s) => Some(s.clone()),
-                _ => {
-                    return Err(ScimError::invalid(
-                        "invalidValue",
-                        "externalId must be a string",
-                    ))
-                }
-            }
-        }
+        "externalid" => draft.external_id = external_id(value)?,
         "members" => draft.members = member_ids(value)?,
         _ => {}
     }

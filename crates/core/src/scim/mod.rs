@@ -81,6 +81,18 @@ pub fn list_response(all: Vec<Value>, start_index: usize, count: Option<usize>) 
     })
 }
 
+/// An `externalId` as a provider sets it: a string, or null for none.
+pub(crate) fn external_id(v: &Value) -> Result<Option<String>, ScimError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        _ => Err(ScimError::invalid(
+            "invalidValue",
+            "externalId must be a string",
+        )),
+    }
+}
+
 /// A boolean as identity providers send it: `true`, or Entra ID's string `"True"`/`"False"`.
 pub fn lenient_bool(field: &str, v: &Value) -> Result<bool, ScimError> {
     match v {

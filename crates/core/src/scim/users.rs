@@ -6,7 +6,7 @@ use super::filter::Filter;
 use super::patch::{self, PatchOp};
 use super::profile::{ScimEmail, ScimProfile, MAX_EMAILS, MAX_USER_NAME_LEN};
 use super::store::ScimGroup;
-use super::{lenient_bool, list_response, Scim, ScimError, USER_SCHEMA};
+use super::{external_id, lenient_bool, list_response, Scim, ScimError, USER_SCHEMA};
 use crate::user_id::UserId;
 use crate::workspace::User;
 
@@ -88,18 +88,7 @@ impl UserDraft {
                     .trim()
                     .to_owned()
             }
-            "externalid" => {
-                self.external_id = match value {
-                    Value::Null => None,
-                    Value::String(s) => Some(s.clone()),
-                    _ => {
-                        return Err(ScimError::invalid(
-                            "invalidValue",
-                            "externalId must be a string",
-                        ))
-                    }
-                }
-            }
+            "externalid" => self.external_id = external_id(value)?,
             "active" => {
                 self.active = lenient_bool("active", value)?;
                 self.profile.active_unassigned = false;

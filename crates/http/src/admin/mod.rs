@@ -41,7 +41,7 @@ use tracklayer_core::workspace::Region;
 
 pub use extract::MAX_BODY_BYTES;
 use extract::{Answer, Json};
-pub use test_event::{DestinationTester, TestPorts, TEST_EVENT_NAME};
+pub use test_event::{DestinationTester, TEST_EVENT_NAME};
 
 use crate::problem::Problem;
 

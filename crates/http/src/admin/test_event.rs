@@ -1,21 +1,22 @@
-//! "Send a test event" wired with this build's connectors; the use case is core's
+//! "Send a test event" wired with the process's ports and connectors; the use case is core's
 //! [`tracklayer_core::admin::test_event`].
 
+use std::sync::Arc;
+
 use tracklayer_core::admin::{test_event, AdminError, AdminService, Principal};
+use tracklayer_core::ports::Egress;
+use tracklayer_core::services::Ports;
 
-pub use test_event::{TestPorts, TEST_EVENT_NAME};
+pub use test_event::TEST_EVENT_NAME;
 
-/// Sends synthetic test events through the connectors of `tracklayer_connectors`.
+/// Sends synthetic test events through the process's connectors.
 #[derive(Debug)]
 pub struct DestinationTester(test_event::DestinationTester);
 
 impl DestinationTester {
-    pub fn new(ports: TestPorts) -> Self {
-        Self(test_event::DestinationTester::new(
-            ports,
-            tracklayer_connectors::connector,
-            tracklayer_connectors::default_base_url,
-        ))
+    /// A tester over `egress`, with the connectors and base URLs of `ports`.
+    pub fn new(ports: &Ports, egress: Arc<dyn Egress>) -> Self {
+        Self(ports.tester(egress))
     }
 
     /// Sends the test event and audits it with its outcome (the admin API and the console).

@@ -17,8 +17,8 @@ use tracklayer_core::ingest::{
     pack, parse_body, prepare, Endpoint, Holding, Pipeline, RequestMeta, MAX_QUEUE_MESSAGE_BYTES,
 };
 use tracklayer_core::ports::{
-    ControlReader, ControlStore, DeliveryLog, DeliveryStatus, Egress, EgressError, Enqueuer, Outgoing,
-    QueueConsumer,
+    ControlReader, ControlStore, DeliveryLog, DeliveryRecord, DeliveryStatus, Egress, EgressError,
+    Enqueuer, Outgoing, QueueConsumer, Received,
 };
 use tracklayer_local::SqliteDeliveryLog;
 
@@ -128,10 +128,7 @@ async fn deliver_all(
             .await
             .unwrap();
         assert!(!msgs.is_empty(), "{kind}: a message queued");
-        let dispositions = service.process(kind, &msgs).await;
-        for (m, d) in msgs.iter().zip(&dispositions) {
-            service.apply(kind, m, d).await.unwrap();
-        }
+        testkit::deliver_and_settle(&service, kind, &msgs).await;
         sent.insert(kind.as_str(), egress.0.lock().unwrap().clone());
     }
     sent
@@ -314,6 +311,31 @@ async fn ingest_a_purchase(w: &MetaWorkspace, message_id: &str) {
         .unwrap();
 }
 
+/// Damages every stored event's record (cuts its document short), so any read of it fails.
+async fn corrupt_stored_events(w: &MetaWorkspace) {
+    w.db.call("test", |c| {
+        c.execute("UPDATE events SET doc = substr(doc, 1, 40)", [])
+            .unwrap();
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+/// The delivery-log records of the events `msg` (queued by reference) names.
+async fn records_of_referenced_events(
+    w: &MetaWorkspace,
+    log: &SqliteDeliveryLog,
+    msg: &Received,
+) -> Vec<DeliveryRecord> {
+    let Ok(Body::Reference(refs)) = Body::decode(&msg.body) else {
+        panic!("queued by reference");
+    };
+    log.for_events(&w.workspace.id, &refs.event_ids())
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn an_item_by_reference_whose_event_was_erased_is_not_delivered_and_the_log_says_why() {
     // Arrange: a purchase ingested (queued by reference for Meta), then its event erased.
@@ -357,13 +379,7 @@ async fn an_item_by_reference_whose_event_is_corrupt_is_retried_with_the_reason_
     // Arrange: a purchase queued by reference for Meta, then its stored record damaged.
     let w = MetaWorkspace::new("Corrupt", "EAAcorrupt").await;
     ingest_a_purchase(&w, "bad-1").await;
-    w.db.call("test", |c| {
-        c.execute("UPDATE events SET doc = substr(doc, 1, 40)", [])
-            .unwrap();
-        Ok(())
-    })
-    .await
-    .unwrap();
+    corrupt_stored_events(&w).await;
 
     // Act
     let (msgs, d, sent, log) = attempt_meta(&w).await;
@@ -379,13 +395,7 @@ async fn an_item_by_reference_whose_event_is_corrupt_is_retried_with_the_reason_
         "{d:?}"
     );
     assert!(sent.is_empty(), "nothing sent: {sent:?}");
-    let Ok(Body::Reference(refs)) = Body::decode(&msgs[0].body) else {
-        panic!("queued by reference");
-    };
-    let records = log
-        .for_events(&w.workspace.id, &refs.event_ids())
-        .await
-        .unwrap();
+    let records = records_of_referenced_events(&w, &log, &msgs[0]).await;
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].status, DeliveryStatus::Retrying);
     assert!(
@@ -403,13 +413,7 @@ async fn a_paused_destinations_messages_are_held_without_reading_their_events() 
     // read of it fails), and the destination paused.
     let w = MetaWorkspace::new("Paused", "EAApaused").await;
     ingest_a_purchase(&w, "held-1").await;
-    w.db.call("test", |c| {
-        c.execute("UPDATE events SET doc = substr(doc, 1, 40)", [])
-            .unwrap();
-        Ok(())
-    })
-    .await
-    .unwrap();
+    corrupt_stored_events(&w).await;
     let mut d = w
         .control
         .destination(&w.workspace.id, &w.destination)
@@ -427,15 +431,11 @@ async fn a_paused_destinations_messages_are_held_without_reading_their_events() 
     let recheck = DeliveryConfig::default().paused_recheck;
     assert_eq!(
         d,
-        [tracklayer_core::deliver::service::Disposition::Hold(recheck)]
+        [tracklayer_core::deliver::service::Disposition::Hold(
+            recheck
+        )]
     );
     assert!(sent.is_empty(), "nothing sent: {sent:?}");
-    let Ok(Body::Reference(refs)) = Body::decode(&msgs[0].body) else {
-        panic!("queued by reference");
-    };
-    let records = log
-        .for_events(&w.workspace.id, &refs.event_ids())
-        .await
-        .unwrap();
+    let records = records_of_referenced_events(&w, &log, &msgs[0]).await;
     assert!(records.is_empty(), "no attempt logged: {records:?}");
 }

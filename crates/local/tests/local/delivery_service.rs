@@ -24,6 +24,8 @@ use tracklayer_core::ports::{
     ControlStore, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord, DeliveryStatus, Egress,
     EgressError, Keyring, QueueConsumer, Received, UrlGuard,
 };
+use tracklayer_core::services::CommonPorts;
+use tracklayer_core::testkit;
 use tracklayer_core::workspace::{Region, WorkspaceId};
 use tracklayer_local::{SqliteAuditLog, SqliteDeliveryLog, SqliteDsrStore, SqliteEventStore};
 
@@ -206,19 +208,23 @@ impl World {
         let db = &self.db;
         AdminService::new(
             AdminPorts {
-                control: self.control.clone(),
-                audit: Arc::new(SqliteAuditLog::new(db.clone(), self.keyring.clone())),
-                keyring: self.keyring.clone(),
+                common: CommonPorts {
+                    control: self.control.clone(),
+                    keyring: self.keyring.clone(),
+                    audit: Arc::new(SqliteAuditLog::new(db.clone(), self.keyring.clone())),
+                    delivery_log: self.log.clone(),
+                    queue: self.queue.clone(),
+                    dsr: Arc::new(SqliteDsrStore::new(db.clone())),
+                    mailer: Arc::new(
+                        tracklayer_core::testkit::sessions::RecordingMailer::default(),
+                    ),
+                    clock: self.clock.clone(),
+                    ids: Arc::new(SystemIds),
+                },
                 events: Arc::new(SqliteEventStore::new(db.clone())),
-                delivery_log: self.log.clone(),
-                queue: self.queue.clone(),
-                dsr: Arc::new(SqliteDsrStore::new(db.clone())),
-                clock: self.clock.clone(),
-                ids: Arc::new(SystemIds),
                 url_guard: Arc::new(AllowAll),
                 stats: self.stats.clone(),
                 sessions: Arc::new(tracklayer_local::SqliteSessionStore::new(db.clone())),
-                mailer: Arc::new(tracklayer_core::testkit::sessions::RecordingMailer::default()),
             },
             Region::Us,
         )
@@ -245,11 +251,7 @@ impl World {
     /// Receives, delivers and settles what is visible; returns the dispositions.
     async fn deliver_once(&self, service: &Arc<DeliveryService>) -> Vec<Disposition> {
         let msgs: Vec<Received> = self.queue.receive(META, 10, VISIBILITY).await.unwrap();
-        let dispositions = service.process(META, &msgs).await;
-        for (m, d) in msgs.iter().zip(&dispositions) {
-            service.apply(META, m, d).await.unwrap();
-        }
-        dispositions
+        testkit::deliver_and_settle(service, META, &msgs).await
     }
 
     async fn record(&self) -> DeliveryRecord {

@@ -25,7 +25,8 @@ use tracklayer_core::ports::{
     AuditLog, DeliveryLog, DeliveryRecord, DeliveryStatus, DsrStore, EventEraser, Keyring, Mail,
     Mailer, QueueConsumer, SuppressionList,
 };
-use tracklayer_core::testkit::T0;
+use tracklayer_core::services::CommonPorts;
+use tracklayer_core::testkit::{self, T0};
 use tracklayer_local::{SqliteAuditLog, SqliteDeliveryLog, SqliteEventStore};
 
 #[derive(Default)]
@@ -126,21 +127,28 @@ impl World {
     }
 
     fn service(&self, events: Arc<dyn EventEraser>) -> DsrService {
+        self.service_with(events, config())
+    }
+
+    /// The service over `events` (the others: the world's), configured by `config`.
+    fn service_with(&self, events: Arc<dyn EventEraser>, config: DsrConfig) -> DsrService {
         DsrService::new(
             DsrPorts {
-                control: self.control.clone(),
-                dsr: self.dsr.clone(),
+                common: CommonPorts {
+                    control: self.control.clone(),
+                    keyring: self.keyring.clone(),
+                    audit: self.audit.clone(),
+                    delivery_log: self.log.clone(),
+                    queue: self.queue.clone(),
+                    dsr: self.dsr.clone(),
+                    mailer: self.outbox.clone(),
+                    clock: self.clock.clone(),
+                    ids: Arc::new(SystemIds),
+                },
                 events,
-                log: self.log.clone(),
-                queue: self.queue.clone(),
-                keyring: self.keyring.clone(),
-                mailer: self.outbox.clone(),
-                audit: self.audit.clone(),
-                clock: self.clock.clone(),
-                ids: Arc::new(SystemIds),
                 connectors: tracklayer_connectors::connector,
             },
-            config(),
+            config,
         )
     }
 
@@ -539,22 +547,7 @@ async fn a_request_near_its_due_date_reminds_the_admins_once() {
     let w = World::new().await;
     let mut svc_config = config();
     svc_config.suppression_propagation = Duration::days(40);
-    let svc = DsrService::new(
-        DsrPorts {
-            control: w.control.clone(),
-            dsr: w.dsr.clone(),
-            events: w.events.clone(),
-            log: w.log.clone(),
-            queue: w.queue.clone(),
-            keyring: w.keyring.clone(),
-            mailer: w.outbox.clone(),
-            audit: w.audit.clone(),
-            clock: w.clock.clone(),
-            ids: Arc::new(SystemIds),
-            connectors: tracklayer_connectors::connector,
-        },
-        svc_config,
-    );
+    let svc = w.service_with(w.events.clone(), svc_config);
     let request = w.submit(&svc, DsrKind::Erasure, "a").await;
     svc.run().await;
     w.clock.advance(Duration::days(22));
@@ -837,13 +830,7 @@ async fn an_item_queued_before_its_subjects_erasure_is_neither_sent_nor_logged()
         .await
         .unwrap();
     assert_eq!(msgs.len(), 2, "both requests' messages are still queued");
-    let dispositions = delivery.process(DestinationKind::MetaCapi, &msgs).await;
-    for (m, d) in msgs.iter().zip(&dispositions) {
-        delivery
-            .apply(DestinationKind::MetaCapi, m, d)
-            .await
-            .unwrap();
-    }
+    testkit::deliver_and_settle(&delivery, DestinationKind::MetaCapi, &msgs).await;
 
     let sent: usize = egress
         .bodies

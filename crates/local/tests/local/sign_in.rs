@@ -11,6 +11,7 @@ use tracklayer_core::audit::AuditFilter;
 use tracklayer_core::clock::{Clock, FixedClock, SystemIds};
 use tracklayer_core::keys::Role;
 use tracklayer_core::ports::{EgressError, SessionStore, UrlGuard};
+use tracklayer_core::services::CommonPorts;
 use tracklayer_core::sessions::{SessionToken, ACCOUNT_FAILURE_LIMIT, IP_FAILURE_LIMIT};
 use tracklayer_core::testkit::sessions::RecordingMailer;
 use tracklayer_core::testkit::T0;
@@ -73,23 +74,25 @@ impl Console {
         .unwrap();
         let admin = AdminService::new(
             AdminPorts {
-                control,
-                audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
-                keyring,
+                common: CommonPorts {
+                    control,
+                    audit: Arc::new(SqliteAuditLog::new(db.clone(), keyring.clone())),
+                    keyring,
+                    delivery_log: Arc::new(SqliteDeliveryLog::new(db.clone())),
+                    queue: Arc::new(SqliteDeliveryQueue::new(
+                        db.clone(),
+                        clock.clone(),
+                        Arc::new(SystemIds),
+                        8,
+                    )),
+                    dsr: Arc::new(SqliteDsrStore::new(db.clone())),
+                    mailer: mail.clone(),
+                    clock: clock.clone(),
+                    ids: Arc::new(SystemIds),
+                },
                 events: Arc::new(SqliteEventStore::new(db.clone())),
-                delivery_log: Arc::new(SqliteDeliveryLog::new(db.clone())),
-                queue: Arc::new(SqliteDeliveryQueue::new(
-                    db.clone(),
-                    clock.clone(),
-                    Arc::new(SystemIds),
-                    8,
-                )),
-                dsr: Arc::new(SqliteDsrStore::new(db.clone())),
-                clock: clock.clone(),
-                ids: Arc::new(SystemIds),
                 url_guard: Arc::new(AllowAll),
                 sessions: sessions.clone(),
-                mailer: mail.clone(),
                 stats: Arc::new(tracklayer_local::SqliteStats::new(db.clone())),
             },
             Region::Us,
@@ -125,12 +128,33 @@ impl Console {
     /// A user who accepted their invitation with [`PASSWORD`], signed in.
     async fn member(&self, email: &str, role: Role) -> (User, SignedIn) {
         let (user, token) = self.invite(email, role).await;
-        let signed = self
-            .admin
-            .accept_invitation(&token, PASSWORD, home())
-            .await
-            .unwrap();
+        let signed = self.accept_invitation(&token, PASSWORD).await.unwrap();
         (user, signed)
+    }
+
+    /// Signs `email` in with `password` from the [`home`] address.
+    async fn sign_in(&self, email: &str, password: &str) -> Result<SignedIn, AdminError> {
+        self.admin.sign_in(email, password, home()).await
+    }
+
+    /// Accepts the invitation `token` with `password` from the [`home`] address.
+    async fn accept_invitation(&self, token: &str, password: &str) -> Result<SignedIn, AdminError> {
+        self.admin.accept_invitation(token, password, home()).await
+    }
+
+    /// Asks for a password reset link for `email` from the [`home`] address.
+    async fn request_password_reset(&self, email: &str) {
+        self.admin.request_password_reset(email, home()).await
+    }
+
+    /// Sets `password` through the reset link `token` from the [`home`] address.
+    async fn reset_password(&self, token: &str, password: &str) -> Result<SignedIn, AdminError> {
+        self.admin.reset_password(token, password, home()).await
+    }
+
+    /// Redeems the sign-in link `token` from the [`home`] address.
+    async fn redeem_sign_in_link(&self, token: &str) -> Result<SignedIn, AdminError> {
+        self.admin.redeem_sign_in_link(token, home()).await
     }
 
     async fn audit_actions(&self) -> Vec<(String, String, serde_json::Value)> {
@@ -174,19 +198,13 @@ async fn an_invitation_mails_a_one_time_link_under_the_public_url() {
     assert!(mail
         .text
         .contains(&format!("https://console.example.com/invite/{token}")));
-    let signed = c
-        .admin
-        .accept_invitation(&token, PASSWORD, home())
-        .await
-        .unwrap();
+    let signed = c.accept_invitation(&token, PASSWORD).await.unwrap();
     assert_eq!(signed.session.user_id, user.id);
     let console = c.admin.console_session(&signed.token).await.unwrap();
     assert_eq!(console.principal.actor, format!("user:{}", user.id));
     assert_eq!(console.principal.role, Role::Editor);
     assert_eq!(console.csrf, signed.csrf);
-    assert!(link_refused(
-        c.admin.accept_invitation(&token, PASSWORD, home()).await
-    ));
+    assert!(link_refused(c.accept_invitation(&token, PASSWORD).await));
 }
 
 #[tokio::test]
@@ -195,15 +213,9 @@ async fn an_invitation_link_expires_after_7_days() {
     let (_, early) = c.invite("early@example.com", Role::Viewer).await;
     let (_, late) = c.invite("late@example.com", Role::Viewer).await;
     c.advance(Duration::days(7) - Duration::seconds(1));
-    assert!(c
-        .admin
-        .accept_invitation(&early, PASSWORD, home())
-        .await
-        .is_ok());
+    assert!(c.accept_invitation(&early, PASSWORD).await.is_ok());
     c.advance(Duration::seconds(1));
-    assert!(link_refused(
-        c.admin.accept_invitation(&late, PASSWORD, home()).await
-    ));
+    assert!(link_refused(c.accept_invitation(&late, PASSWORD).await));
 }
 
 #[tokio::test]
@@ -211,7 +223,7 @@ async fn a_password_that_breaks_a_rule_is_refused_naming_password_and_the_link_s
     let c = Console::new().await;
     let (_, token) = c.invite("ada@example.com", Role::Viewer).await;
     for (weak, rule) in [("short-pw", "12 characters"), ("qwerty123456", "common")] {
-        match c.admin.accept_invitation(&token, weak, home()).await {
+        match c.accept_invitation(&token, weak).await {
             Err(AdminError::Invalid { field, detail }) => {
                 assert_eq!(field, "password");
                 assert!(detail.contains(rule), "{detail}");
@@ -219,11 +231,7 @@ async fn a_password_that_breaks_a_rule_is_refused_naming_password_and_the_link_s
             other => panic!("{other:?}"),
         }
     }
-    assert!(c
-        .admin
-        .accept_invitation(&token, PASSWORD, home())
-        .await
-        .is_ok());
+    assert!(c.accept_invitation(&token, PASSWORD).await.is_ok());
 }
 
 #[tokio::test]
@@ -234,16 +242,10 @@ async fn a_wrong_password_and_an_unknown_account_get_the_same_refusal_after_the_
     let mut unknown = std::time::Duration::MAX;
     for n in 0..2 {
         let started = std::time::Instant::now();
-        let wrong = c
-            .admin
-            .sign_in("ada@example.com", "not-the-password-1", home())
-            .await;
+        let wrong = c.sign_in("ada@example.com", "not-the-password-1").await;
         known = known.min(started.elapsed());
         let started = std::time::Instant::now();
-        let nobody = c
-            .admin
-            .sign_in(&format!("nobody{n}@example.com"), PASSWORD, home())
-            .await;
+        let nobody = c.sign_in(&format!("nobody{n}@example.com"), PASSWORD).await;
         unknown = unknown.min(started.elapsed());
         let (wrong, nobody) = (wrong.unwrap_err(), nobody.unwrap_err());
         assert!(matches!(wrong, AdminError::SignInRefused));
@@ -256,7 +258,7 @@ async fn a_wrong_password_and_an_unknown_account_get_the_same_refusal_after_the_
         unknown * 2 >= known,
         "unknown {unknown:?} vs known {known:?}"
     );
-    let ok = c.admin.sign_in("ADA@example.com ", PASSWORD, home()).await;
+    let ok = c.sign_in("ADA@example.com ", PASSWORD).await;
     assert!(ok.is_ok(), "email case and spacing do not matter");
 }
 
@@ -266,10 +268,7 @@ async fn after_5_failures_an_account_is_refused_until_the_window_ends_even_with_
     c.member("ada@example.com", Role::Viewer).await;
     assert_eq!(ACCOUNT_FAILURE_LIMIT, 5);
     for _ in 0..ACCOUNT_FAILURE_LIMIT {
-        let r = c
-            .admin
-            .sign_in("ada@example.com", "wrong-password-xx", home())
-            .await;
+        let r = c.sign_in("ada@example.com", "wrong-password-xx").await;
         assert!(matches!(r, Err(AdminError::SignInRefused)));
     }
     let other_address = ip("203.0.113.9");
@@ -285,10 +284,7 @@ async fn after_5_failures_an_account_is_refused_until_the_window_ends_even_with_
     }
     // An unknown account is throttled alike: the answer reveals nothing.
     for _ in 0..ACCOUNT_FAILURE_LIMIT {
-        let _ = c
-            .admin
-            .sign_in("nobody@example.com", "wrong-password-xx", home())
-            .await;
+        let _ = c.sign_in("nobody@example.com", "wrong-password-xx").await;
     }
     assert!(matches!(
         c.admin
@@ -297,11 +293,7 @@ async fn after_5_failures_an_account_is_refused_until_the_window_ends_even_with_
         Err(AdminError::Throttled { .. })
     ));
     c.advance(Duration::minutes(15));
-    assert!(c
-        .admin
-        .sign_in("ada@example.com", PASSWORD, home())
-        .await
-        .is_ok());
+    assert!(c.sign_in("ada@example.com", PASSWORD).await.is_ok());
 }
 
 #[tokio::test]
@@ -344,21 +336,14 @@ async fn after_20_failures_from_one_address_it_is_refused_for_every_account() {
             .await,
         Err(AdminError::Throttled { .. })
     ));
-    assert!(c
-        .admin
-        .sign_in("ada@example.com", PASSWORD, home())
-        .await
-        .is_ok());
+    assert!(c.sign_in("ada@example.com", PASSWORD).await.is_ok());
 }
 
 #[tokio::test]
 async fn a_failed_sign_in_to_a_known_account_is_audited_without_the_address() {
     let c = Console::new().await;
     let (ada, _) = c.member("ada@example.com", Role::Viewer).await;
-    let _ = c
-        .admin
-        .sign_in("ada@example.com", "wrong-password-xx", home())
-        .await;
+    let _ = c.sign_in("ada@example.com", "wrong-password-xx").await;
     let entries = c.audit_actions().await;
     let failed: Vec<_> = entries
         .iter()
@@ -385,11 +370,7 @@ async fn a_role_change_ends_the_users_sessions_at_once() {
         .await
         .unwrap();
     assert!(ended(c.admin.console_session(&signed.token).await));
-    let again = c
-        .admin
-        .sign_in("ada@example.com", PASSWORD, home())
-        .await
-        .unwrap();
+    let again = c.sign_in("ada@example.com", PASSWORD).await.unwrap();
     let console = c.admin.console_session(&again.token).await.unwrap();
     assert_eq!(console.principal.role, Role::Viewer);
 }
@@ -401,7 +382,7 @@ async fn removing_a_user_ends_their_sessions_and_their_password() {
     c.admin.remove_user(&c.operator, &ada.id).await.unwrap();
     assert!(ended(c.admin.console_session(&signed.token).await));
     assert!(matches!(
-        c.admin.sign_in("ada@example.com", PASSWORD, home()).await,
+        c.sign_in("ada@example.com", PASSWORD).await,
         Err(AdminError::SignInRefused)
     ));
 }
@@ -411,51 +392,29 @@ async fn a_reset_link_is_mailed_only_to_a_known_account_works_once_and_for_an_ho
     let c = Console::new().await;
     let (_, before) = c.member("ada@example.com", Role::Viewer).await;
     let mails = c.mail.sent().len();
-    c.admin
-        .request_password_reset("nobody@example.com", home())
-        .await;
+    c.request_password_reset("nobody@example.com").await;
     assert_eq!(
         c.mail.sent().len(),
         mails,
         "nothing is mailed for an unknown account"
     );
-    c.admin
-        .request_password_reset("ada@example.com", home())
-        .await;
+    c.request_password_reset("ada@example.com").await;
     let token = c.mail.last_token("/reset/").expect("a reset mail");
     let new_password = "copper-meadow-17-kettle";
-    let after = c
-        .admin
-        .reset_password(&token, new_password, home())
-        .await
-        .unwrap();
+    let after = c.reset_password(&token, new_password).await.unwrap();
     assert!(
         ended(c.admin.console_session(&before.token).await),
         "a password change ends sessions"
     );
     assert!(c.admin.console_session(&after.token).await.is_ok());
-    assert!(link_refused(
-        c.admin.reset_password(&token, new_password, home()).await
-    ));
-    assert!(c
-        .admin
-        .sign_in("ada@example.com", PASSWORD, home())
-        .await
-        .is_err());
-    assert!(c
-        .admin
-        .sign_in("ada@example.com", new_password, home())
-        .await
-        .is_ok());
+    assert!(link_refused(c.reset_password(&token, new_password).await));
+    assert!(c.sign_in("ada@example.com", PASSWORD).await.is_err());
+    assert!(c.sign_in("ada@example.com", new_password).await.is_ok());
 
-    c.admin
-        .request_password_reset("ada@example.com", home())
-        .await;
+    c.request_password_reset("ada@example.com").await;
     let late = c.mail.last_token("/reset/").unwrap();
     c.advance(Duration::hours(1));
-    assert!(link_refused(
-        c.admin.reset_password(&late, PASSWORD, home()).await
-    ));
+    assert!(link_refused(c.reset_password(&late, PASSWORD).await));
 }
 
 #[tokio::test]
@@ -503,11 +462,7 @@ async fn last_seen_is_written_at_most_once_a_minute() {
 async fn a_user_lists_and_ends_their_own_sessions_and_only_an_admin_those_of_others() {
     let c = Console::new().await;
     let (ada, first) = c.member("ada@example.com", Role::Viewer).await;
-    let second = c
-        .admin
-        .sign_in("ada@example.com", PASSWORD, home())
-        .await
-        .unwrap();
+    let second = c.sign_in("ada@example.com", PASSWORD).await.unwrap();
     let (bob, bobs) = c.member("bob@example.com", Role::Editor).await;
     let ada_p = c
         .admin
@@ -573,13 +528,11 @@ async fn a_sign_in_link_is_made_only_for_the_operator_and_works_once_for_an_hour
         .starts_with("https://console.example.com/sign-in/link/"));
     assert_eq!(link.expires_at, T0 + Duration::hours(1));
     let token = link.url.rsplit('/').next().unwrap();
-    let signed = c.admin.redeem_sign_in_link(token, home()).await.unwrap();
+    let signed = c.redeem_sign_in_link(token).await.unwrap();
     let owner = c.admin.console_session(&signed.token).await.unwrap();
     assert_eq!(owner.principal.actor, "user:usr_owner");
     assert_eq!(owner.principal.role, Role::Admin);
-    assert!(link_refused(
-        c.admin.redeem_sign_in_link(token, home()).await
-    ));
+    assert!(link_refused(c.redeem_sign_in_link(token).await));
     // An admin signed in to the console cannot mint links to sign in as someone.
     assert!(matches!(
         c.admin.owner_sign_in_link(&owner.principal).await,
@@ -588,23 +541,15 @@ async fn a_sign_in_link_is_made_only_for_the_operator_and_works_once_for_an_hour
     let late = c.admin.owner_sign_in_link(&c.operator).await.unwrap();
     c.advance(Duration::hours(1));
     let token = late.url.rsplit('/').next().unwrap();
-    assert!(link_refused(
-        c.admin.redeem_sign_in_link(token, home()).await
-    ));
+    assert!(link_refused(c.redeem_sign_in_link(token).await));
 }
 
 #[tokio::test]
 async fn the_store_keeps_no_token_no_link_no_password_and_no_address() {
     let c = Console::new().await;
     let (_, token) = c.invite("ada@example.com", Role::Viewer).await;
-    let signed = c
-        .admin
-        .accept_invitation(&token, PASSWORD, home())
-        .await
-        .unwrap();
-    c.admin
-        .request_password_reset("ada@example.com", home())
-        .await;
+    let signed = c.accept_invitation(&token, PASSWORD).await.unwrap();
+    c.request_password_reset("ada@example.com").await;
     let reset = c.mail.last_token("/reset/").unwrap();
     let dump: String =
         c.db.call("dump", |conn| {

@@ -35,7 +35,7 @@ async fn a_correct_password_is_refused_pointing_to_sso_and_a_wrong_one_or_an_unk
     c.member("ana@example.com", Role::Editor).await;
     c.enforce(&c.ws.id, &["example.com"], None).await;
 
-    let right = c.admin.sign_in("ana@example.com", PASSWORD, home()).await;
+    let right = c.sign_in("ana@example.com", PASSWORD).await;
     assert!(c.is_sso_required(right));
     for (email, password) in [
         ("ana@example.com", "not-the-password-at-all"),
@@ -44,7 +44,7 @@ async fn a_correct_password_is_refused_pointing_to_sso_and_a_wrong_one_or_an_unk
     ] {
         assert!(
             matches!(
-                c.admin.sign_in(email, password, home()).await,
+                c.sign_in(email, password).await,
                 Err(AdminError::SignInRefused)
             ),
             "{email} gets the answer of a wrong password"
@@ -75,7 +75,7 @@ async fn an_account_stored_under_another_spelling_of_a_managed_domain_is_enforce
         "eve@example.com",
         "eve@ｅｘａｍｐｌｅ.com",
     ] {
-        let r = c.admin.sign_in(email, PASSWORD, home()).await;
+        let r = c.sign_in(email, PASSWORD).await;
         assert!(c.is_sso_required(r), "{email} must go through SSO");
     }
 }
@@ -102,7 +102,7 @@ async fn look_alike_and_sub_domains_and_another_workspaces_claim_enforce_nothing
         "bob@example.org",
     ] {
         assert!(
-            c.admin.sign_in(email, PASSWORD, home()).await.is_ok(),
+            c.sign_in(email, PASSWORD).await.is_ok(),
             "{email} is not in a domain this workspace enforces"
         );
     }
@@ -112,16 +112,12 @@ async fn look_alike_and_sub_domains_and_another_workspaces_claim_enforce_nothing
 async fn a_reset_request_mails_the_sso_sign_in_instead_of_a_link_and_an_older_link_sets_nothing() {
     let c = Console::new().await;
     c.member("ana@example.com", Role::Editor).await;
-    c.admin
-        .request_password_reset("ana@example.com", home())
-        .await;
+    c.request_password_reset("ana@example.com").await;
     let older = c.mail.last_token("/reset/").expect("a reset mail");
     c.enforce(&c.ws.id, &["example.com"], None).await;
 
     let before = c.mail.sent().len();
-    c.admin
-        .request_password_reset("ana@example.com", home())
-        .await;
+    c.request_password_reset("ana@example.com").await;
     let mails = c.mail.sent();
     assert_eq!(mails.len(), before + 1);
     let mail = mails.last().unwrap();
@@ -131,12 +127,9 @@ async fn a_reset_request_mails_the_sso_sign_in_instead_of_a_link_and_an_older_li
         .contains(&format!("https://console.example.com{}", c.sso_path())));
     assert!(!mail.text.contains("/reset/"), "{}", mail.text);
 
-    let r = c
-        .admin
-        .reset_password(&older, "copper-meadow-17-kettle", home())
-        .await;
+    let r = c.reset_password(&older, "copper-meadow-17-kettle").await;
     assert!(c.is_sso_required(r));
-    assert!(c.is_sso_required(c.admin.sign_in("ana@example.com", PASSWORD, home()).await));
+    assert!(c.is_sso_required(c.sign_in("ana@example.com", PASSWORD).await));
 }
 
 #[tokio::test]
@@ -146,11 +139,11 @@ async fn an_invitation_and_a_sign_in_link_of_an_enforced_user_open_no_session() 
     c.enforce(&c.ws.id, &["example.com", &owner_domain], None)
         .await;
     let (_, token) = c.invite("new@example.com", Role::Viewer).await;
-    let r = c.admin.accept_invitation(&token, PASSWORD, home()).await;
+    let r = c.accept_invitation(&token, PASSWORD).await;
     assert!(c.is_sso_required(r));
     assert!(
         matches!(
-            c.admin.sign_in("new@example.com", PASSWORD, home()).await,
+            c.sign_in("new@example.com", PASSWORD).await,
             Err(AdminError::SignInRefused)
         ),
         "no password was set"
@@ -158,7 +151,7 @@ async fn an_invitation_and_a_sign_in_link_of_an_enforced_user_open_no_session() 
 
     let link = c.admin.owner_sign_in_link(&c.operator).await.unwrap();
     let token = link.url.rsplit('/').next().unwrap();
-    assert!(c.is_sso_required(c.admin.redeem_sign_in_link(token, home()).await));
+    assert!(c.is_sso_required(c.redeem_sign_in_link(token).await));
 }
 
 #[tokio::test]
@@ -168,23 +161,16 @@ async fn the_break_glass_admin_keeps_password_link_and_reset_and_every_use_is_au
     let (ana, _) = c.member("ana@example.com", Role::Admin).await;
     c.enforce(&c.ws.id, &["example.com"], Some(&root.id)).await;
 
-    assert!(c
-        .admin
-        .sign_in("root@example.com", PASSWORD, home())
-        .await
-        .is_ok());
-    c.admin
-        .request_password_reset("root@example.com", home())
-        .await;
+    assert!(c.sign_in("root@example.com", PASSWORD).await.is_ok());
+    c.request_password_reset("root@example.com").await;
     let token = c
         .mail
         .last_token("/reset/")
         .expect("a reset link for break-glass");
-    c.admin
-        .reset_password(&token, "copper-meadow-17-kettle", home())
+    c.reset_password(&token, "copper-meadow-17-kettle")
         .await
         .unwrap();
-    assert!(c.is_sso_required(c.admin.sign_in("ana@example.com", PASSWORD, home()).await));
+    assert!(c.is_sso_required(c.sign_in("ana@example.com", PASSWORD).await));
 
     let uses: Vec<_> = c
         .audit_actions()
@@ -208,8 +194,7 @@ async fn the_break_glass_admin_keeps_password_link_and_reset_and_every_use_is_au
         .await
         .unwrap();
     let r = c
-        .admin
-        .sign_in("root@example.com", "copper-meadow-17-kettle", home())
+        .sign_in("root@example.com", "copper-meadow-17-kettle")
         .await;
     assert!(c.is_sso_required(r));
 }
@@ -232,7 +217,7 @@ impl Console {
     async fn owner_link_session(&self) -> tracklayer_core::sessions::ConsoleSession {
         let link = self.admin.owner_sign_in_link(&self.operator).await.unwrap();
         let token = link.url.rsplit('/').next().unwrap();
-        let signed = self.admin.redeem_sign_in_link(token, home()).await.unwrap();
+        let signed = self.redeem_sign_in_link(token).await.unwrap();
         self.admin.console_session(&signed.token).await.unwrap()
     }
 }

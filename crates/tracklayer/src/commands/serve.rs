@@ -128,13 +128,7 @@ fn wire(
     );
     let admin = tracklayer_http::AdminState::new(
         services.admin.clone(),
-        tracklayer_http::admin::DestinationTester::new(tracklayer_http::admin::TestPorts {
-            control: stack.control.clone(),
-            keyring: stack.keyring.clone(),
-            egress,
-            clock: stack.clock.clone(),
-            ids: stack.ids.clone(),
-        }),
+        tracklayer_http::admin::DestinationTester::new(&ports, egress),
         tracklayer_http::AdminConfig::default(),
     )
     .with_dsr(services.dsr.clone());
