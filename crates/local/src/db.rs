@@ -7,6 +7,7 @@ use rusqlite::types::Value;
 use rusqlite::Connection;
 use tracklayer_core::error::StoreError;
 
+use crate::checkpoint::Checkpointer;
 use crate::commit::GroupCommit;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +20,12 @@ pub enum DbError {
     },
     #[error("cannot prepare the database schema")]
     Schema(#[source] rusqlite::Error),
+    #[error("cannot start the checkpoint thread of {path}")]
+    Checkpointer {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot make {path} readable by its owner only")]
     Permissions {
         path: String,
@@ -167,6 +174,8 @@ CREATE INDEX IF NOT EXISTS dsr_exports_by_expiry ON dsr_exports (expires_at);
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
     writes: GroupCommit,
+    /// A database file's checkpoints (none in memory, which has no WAL).
+    _checkpoints: Option<Arc<Checkpointer>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -192,7 +201,14 @@ impl Db {
             path: path.display().to_string(),
             source,
         })?;
-        let db = Self::setup(conn)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(DbError::Schema)?;
+        let mut db = Self::setup(conn)?;
+        let checkpointer = Checkpointer::start(path).map_err(|source| DbError::Checkpointer {
+            path: path.display().to_string(),
+            source,
+        })?;
+        db._checkpoints = Some(Arc::new(checkpointer));
         for suffix in ["-wal", "-shm"] {
             let mut companion = path.as_os_str().to_owned();
             companion.push(suffix);
@@ -222,13 +238,11 @@ impl Db {
         // temporary files in memory: group commit runs each request's writes in a savepoint,
         // whose sub-journal (copies of the pages earlier requests of the group changed) SQLite
         // otherwise spills to a temporary file past 64 KiB, a write system call per page
-        // (7 % of `serve`'s CPU under load, by `perf`); and a checkpoint every 4,000 WAL pages
-        // (16 MiB) instead of 1,000, so that a page the random-key indexes change again and
-        // again is copied into the database file once per checkpoint, not four times.
+        // (7 % of `serve`'s CPU under load, by `perf`). A database file is checkpointed by a
+        // thread of its own ([`Checkpointer`]), not by the commit that fills the WAL.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA temp_store = MEMORY;
-             PRAGMA wal_autocheckpoint = 4000;
              PRAGMA cache_size = -16384;
              PRAGMA synchronous = FULL;
              PRAGMA secure_delete = ON;
@@ -250,6 +264,7 @@ impl Db {
         Ok(Self {
             writes: GroupCommit::start(conn.clone()),
             conn,
+            _checkpoints: None,
         })
     }
 

@@ -5,6 +5,7 @@
 //! keys; notifications go to an outbox directory of `.eml` files.
 
 mod audit;
+mod checkpoint;
 mod commit;
 mod control;
 mod db;

@@ -1,0 +1,89 @@
+//! Checkpoints off the commit path: a thread with a connection of its own copies the WAL
+//! into the database file (`PRAGMA wal_checkpoint(PASSIVE)`) every [`INTERVAL`], and the
+//! shared connection does not checkpoint on commit (`wal_autocheckpoint = 0`).
+//!
+//! SQLite's automatic checkpoint runs inside the commit that crosses its threshold: that
+//! commit's callers (a group of ingest requests) wait for every page to be copied and the
+//! database file fsynced, which under load was the tail of ingest's latency. A passive
+//! checkpoint never blocks the writer nor waits for it; the WAL starts over from its
+//! beginning at the next write after a checkpoint that copied everything, so it stays about
+//! as large as [`INTERVAL`] of writes. Durability is unchanged: a commit is durable once the
+//! WAL is (`synchronous = FULL`), whether or not a checkpoint has copied it yet.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+/// How often the WAL is copied into the database file.
+const INTERVAL: Duration = Duration::from_millis(250);
+
+/// Keeps the checkpoint thread running; it stops when the last [`crate::Db`] clone is dropped.
+#[derive(Debug)]
+pub(crate) struct Checkpointer {
+    _running: mpsc::Sender<()>,
+}
+
+impl Checkpointer {
+    /// Starts checkpointing the database at `path` (in WAL mode) on a connection of its own.
+    pub(crate) fn start(path: &Path) -> std::io::Result<Self> {
+        let conn = Connection::open(path).map_err(std::io::Error::other)?;
+        let (running, stopped) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; retried next interval");
+                    }
+                }
+            })?;
+        Ok(Self { _running: running })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use crate::Db;
+
+    /// Bytes of the database file itself (not its WAL).
+    fn main_file_len(path: &std::path::Path) -> u64 {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn committed_writes_reach_the_database_file_without_a_commit_checkpointing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = Db::open(&path).unwrap();
+        let before = main_file_len(&path);
+        // Four 1 MiB rows: far past a page or two, and under SQLite's automatic threshold
+        // (1,000 pages), which is off on the shared connection anyway.
+        for n in 0..4 {
+            db.write("test", move |c| {
+                c.execute(
+                    "INSERT INTO workspaces (id, created_at, doc) VALUES (?1, 0, ?2)",
+                    rusqlite::params![format!("ws-{n}"), "x".repeat(1 << 20)],
+                )
+                .map(|_| ())
+                .map_err(|e| tracklayer_core::error::StoreError::permanent("test", e))
+            })
+            .await
+            .unwrap();
+        }
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while main_file_len(&path) < before + (4 << 20) {
+            assert!(
+                Instant::now() < deadline,
+                "the WAL was not checkpointed: the database file holds {} bytes",
+                main_file_len(&path)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        drop(db);
+    }
+}
