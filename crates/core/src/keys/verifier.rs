@@ -676,6 +676,16 @@ mod tests {
         (OneKey { ws, key }, presented, clock, writes, verifier)
     }
 
+    /// `key` with another secret: its id and prefix, so it reaches the bcrypt check.
+    fn with_a_wrong_secret(key: &ApiKey) -> ApiKey {
+        ApiKey::from_parts(
+            KeyKind::Ingest,
+            Region::Us,
+            key.id.as_str(),
+            "wrongWrongWrongWrongWrongWrong00",
+        )
+    }
+
     #[tokio::test]
     async fn a_keys_use_is_written_once_a_minute_not_once_a_request() {
         let (control, key, clock, writes, verifier) = setup(false);
@@ -721,12 +731,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_key_is_not_recorded_as_used() {
         let (control, key, _, writes, verifier) = setup(false);
-        let wrong = ApiKey::from_parts(
-            KeyKind::Ingest,
-            Region::Us,
-            key.id.as_str(),
-            "wrongWrongWrongWrongWrongWrong00",
-        );
+        let wrong = with_a_wrong_secret(&key);
         let refused = verifier
             .verify(&control, Audience::Tracking, wrong.expose(), None)
             .await;
@@ -737,12 +742,7 @@ mod tests {
     #[tokio::test]
     async fn requests_arriving_with_a_key_while_it_is_checked_share_one_bcrypt_check() {
         let (control, key, _, _, verifier) = setup(false);
-        let wrong = ApiKey::from_parts(
-            KeyKind::Ingest,
-            Region::Us,
-            key.id.as_str(),
-            "wrongWrongWrongWrongWrongWrong00",
-        );
+        let wrong = with_a_wrong_secret(&key);
         let (right, wrong) = (key.expose(), wrong.expose());
         let verify = |k| verifier.verify(&control, Audience::Tracking, k, None);
 
