@@ -11,7 +11,7 @@
 //! WAL is (`synchronous = FULL`), whether or not a checkpoint has copied it yet.
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -23,6 +23,10 @@ const INTERVAL: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
     _running: mpsc::Sender<()>,
+    /// Held by the thread while it checkpoints, and by whoever needs the WAL truncated
+    /// ([`Checkpointer::hold`]): SQLite refuses a second checkpoint while one runs, so an
+    /// erasure's truncation would otherwise fail whenever it met a passive checkpoint.
+    turn: Arc<Mutex<()>>,
 }
 
 impl Checkpointer {
@@ -30,17 +34,28 @@ impl Checkpointer {
     pub(crate) fn start(path: &Path) -> std::io::Result<Self> {
         let conn = Connection::open(path).map_err(std::io::Error::other)?;
         let (running, stopped) = mpsc::channel::<()>();
+        let turn = Arc::new(Mutex::new(()));
+        let ours = turn.clone();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
+                    let _turn = ours.lock().unwrap_or_else(|e| e.into_inner());
                     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                     {
                         tracing::warn!(error = %e, "WAL checkpoint failed; retried next interval");
                     }
                 }
             })?;
-        Ok(Self { _running: running })
+        Ok(Self {
+            _running: running,
+            turn,
+        })
+    }
+
+    /// Keeps the thread from checkpointing until the guard drops.
+    pub(crate) fn hold(&self) -> MutexGuard<'_, ()> {
+        self.turn.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -175,7 +175,7 @@ pub struct Db {
     conn: Arc<Mutex<Connection>>,
     writes: GroupCommit,
     /// A database file's checkpoints (none in memory, which has no WAL).
-    _checkpoints: Option<Arc<Checkpointer>>,
+    checkpoints: Option<Arc<Checkpointer>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -208,7 +208,7 @@ impl Db {
             path: path.display().to_string(),
             source,
         })?;
-        db._checkpoints = Some(Arc::new(checkpointer));
+        db.checkpoints = Some(Arc::new(checkpointer));
         for suffix in ["-wal", "-shm"] {
             let mut companion = path.as_os_str().to_owned();
             companion.push(suffix);
@@ -264,7 +264,7 @@ impl Db {
         Ok(Self {
             writes: GroupCommit::start(conn.clone()),
             conn,
-            _checkpoints: None,
+            checkpoints: None,
         })
     }
 
@@ -384,18 +384,21 @@ impl Db {
     /// keys can stay behind as dividers in b-tree interior pages, and old page images stay in
     /// the WAL until a checkpoint; VACUUM rewrites every page from live rows only.
     pub async fn compact(&self) -> Result<(), StoreError> {
-        self.call("compact", |c| {
-            c.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
-                .map_err(|e| sql("compact", e))
+        let checkpoints = self.checkpoints.clone();
+        self.call("compact", move |c| {
+            let _quiet = checkpoints.as_deref().map(Checkpointer::hold);
+            c.execute_batch("VACUUM").map_err(|e| sql("compact", e))?;
+            truncate_wal(c, "compact")
         })
         .await
     }
 
     /// Copies the WAL into the main database file and truncates it.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        self.call("checkpoint", |c| {
-            c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-                .map_err(|e| sql("checkpoint", e))
+        let checkpoints = self.checkpoints.clone();
+        self.call("checkpoint", move |c| {
+            let _quiet = checkpoints.as_deref().map(Checkpointer::hold);
+            truncate_wal(c, "checkpoint")
         })
         .await
     }
@@ -565,4 +568,25 @@ pub(crate) fn decoded_rows<T>(
         .query_map(params, |r| Ok(decode(r.get_ref(0)?)))
         .map_err(|e| sql(context, e))?;
     rows.map(|r| r.map_err(|e| sql(context, e))?).collect()
+}
+
+/// Copies every WAL frame into the database file and truncates the WAL to zero bytes, or
+/// says why not. SQLite answers a checkpoint it could not complete (another connection held
+/// the checkpoint lock, or a reader an old snapshot) with `busy = 1` rather than an error: an
+/// erasure must not take that for done, since the WAL still holds the erased rows' old
+/// pages. Retried for up to 5 s.
+fn truncate_wal(c: &Connection, context: &'static str) -> Result<(), StoreError> {
+    for _ in 0..250 {
+        let busy: i64 = c
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .map_err(|e| sql(context, e))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Err(StoreError::transient(
+        context,
+        "the WAL could not be checkpointed and truncated: another connection kept it busy",
+    ))
 }
