@@ -101,4 +101,48 @@ mod tests {
         }
         drop(db);
     }
+
+    #[tokio::test]
+    async fn a_truncation_a_reader_keeps_busy_is_an_error_not_a_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = Db::open(&path).unwrap();
+        db.write("test", |c| {
+            c.execute(
+                "INSERT INTO workspaces (id, created_at, doc) VALUES ('ws', 0, 'erased')",
+                [],
+            )
+            .map(|_| ())
+            .map_err(|e| tracklayer_core::error::StoreError::permanent("test", e))
+        })
+        .await
+        .unwrap();
+        // Another connection reads a snapshot that holds WAL frames: the WAL cannot be
+        // truncated until it is done.
+        let reader = rusqlite::Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let n: i64 = reader
+            .query_row("SELECT COUNT(*) FROM workspaces", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        db.call("test", |c| {
+            c.busy_timeout(std::time::Duration::from_millis(1))
+                .map_err(|e| tracklayer_core::error::StoreError::permanent("test", e))
+        })
+        .await
+        .unwrap();
+
+        let refused = db.checkpoint().await;
+        assert!(
+            matches!(&refused, Err(e @ tracklayer_core::error::StoreError::Transient { .. })
+                if format!("{e:?}").contains("could not be checkpointed")),
+            "{refused:?}"
+        );
+
+        reader.execute_batch("COMMIT").unwrap();
+        drop(reader);
+        db.checkpoint().await.unwrap();
+        let wal = std::fs::metadata(dir.path().join("t.db-wal")).map_or(0, |m| m.len());
+        assert_eq!(wal, 0, "the WAL is truncated once the reader is done");
+    }
 }
