@@ -356,16 +356,32 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Where any of `needles` occurs in any file under `dir`: `(file, needle)` pairs.
+/// Where any of `needles` occurs in any file under `dir`: `(file, needle)` pairs. A needle
+/// of 32 or more hex digits (a digest, a subject index entry, an event id) is also looked
+/// for as the bytes it spells, the form the store keeps it in.
 pub fn scan(dir: &Path, needles: &[String]) -> Vec<(PathBuf, String)> {
+    let forms: Vec<(&String, Vec<Vec<u8>>)> = needles
+        .iter()
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            let mut forms = vec![n.as_bytes().to_vec()];
+            if n.len() >= 32 {
+                forms.extend(hex::decode(n.as_str()).ok());
+            }
+            (n, forms)
+        })
+        .collect();
     let mut hits = Vec::new();
     for file in files_under(dir) {
         let Ok(bytes) = std::fs::read(&file) else {
             continue;
         };
-        for n in needles {
-            if !n.is_empty() && bytes.windows(n.len()).any(|w| w == n.as_bytes()) {
-                hits.push((file.clone(), n.clone()));
+        for (n, forms) in &forms {
+            if forms
+                .iter()
+                .any(|f| bytes.windows(f.len()).any(|w| w == f.as_slice()))
+            {
+                hits.push((file.clone(), (*n).clone()));
             }
         }
     }
@@ -500,5 +516,35 @@ impl Setup {
         let dir = tmp.path().join("data");
         let keys = init(&dir, "us").unwrap();
         Setup(fakes, base, tmp, dir, keys)
+    }
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+
+    #[test]
+    fn a_hex_needle_is_found_as_text_and_as_the_bytes_it_spells() {
+        let dir = tempfile::tempdir().unwrap();
+        let digest = "00ff".repeat(8);
+        let short = "beef".to_owned();
+        std::fs::write(dir.path().join("text"), format!("..{digest}..")).unwrap();
+        let mut raw = b"..".to_vec();
+        raw.extend(hex::decode(&digest).unwrap());
+        raw.extend(hex::decode(&short).unwrap());
+        std::fs::write(dir.path().join("bytes"), raw).unwrap();
+        let mut hits: Vec<(String, String)> = scan(dir.path(), &[digest.clone(), short])
+            .into_iter()
+            .map(|(f, n)| (f.file_name().unwrap().to_string_lossy().into_owned(), n))
+            .collect();
+        hits.sort();
+        assert_eq!(
+            hits,
+            [
+                ("bytes".to_owned(), digest.clone()),
+                ("text".to_owned(), digest)
+            ],
+            "a needle shorter than 32 hex digits is looked for as text only"
+        );
     }
 }

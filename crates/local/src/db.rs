@@ -64,11 +64,11 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_expiry ON events (expires_at);
 -- The subject index: no expiry of its own (its rows go with their event, by primary key, from
--- the subjects the event's record names: events.rs).
+-- the subjects the event's record names: events.rs); its keys as bytes (subject_keys.rs).
 CREATE TABLE IF NOT EXISTS event_subjects (
     workspace_id TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    event_id TEXT NOT NULL,
+    subject BLOB NOT NULL,
+    event_id BLOB NOT NULL,
     PRIMARY KEY (workspace_id, subject, event_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dedup (
@@ -466,37 +466,10 @@ fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
         }
     }
     conn.execute_batch(ADDED_INDEXES)?;
-    drop_subject_expiry(conn)?;
+    // Before, the subject index had an expiry column (and its index) and its keys as text.
+    crate::subject_keys::rebuild_text_subject_index(conn)?;
     crate::scim::migrate_user_names(conn)?;
     crate::control::stamp_unstamped_keys(conn)
-}
-
-/// A database written before the subject index lost its expiry column (and that column's
-/// index: half the index's bytes) is rebuilt without them, in one transaction, keeping the
-/// rows whose event is still stored; the rows of an event that is gone are not carried over.
-fn drop_subject_expiry(conn: &Connection) -> Result<(), rusqlite::Error> {
-    let old = conn
-        .prepare("SELECT 1 FROM pragma_table_info('event_subjects') WHERE name = 'expires_at'")?
-        .exists([])?;
-    if old {
-        conn.execute_batch(
-            "BEGIN IMMEDIATE;
-             CREATE TABLE event_subjects_rebuilt (
-                 workspace_id TEXT NOT NULL,
-                 subject TEXT NOT NULL,
-                 event_id TEXT NOT NULL,
-                 PRIMARY KEY (workspace_id, subject, event_id)
-             ) WITHOUT ROWID;
-             INSERT INTO event_subjects_rebuilt (workspace_id, subject, event_id)
-                 SELECT s.workspace_id, s.subject, s.event_id FROM event_subjects s
-                 WHERE EXISTS (SELECT 1 FROM events e
-                               WHERE e.workspace_id = s.workspace_id AND e.event_id = s.event_id);
-             DROP TABLE event_subjects;
-             ALTER TABLE event_subjects_rebuilt RENAME TO event_subjects;
-             COMMIT;",
-        )?;
-    }
-    Ok(())
 }
 
 /// Classifies a SQLite error: busy/locked is transient, the rest is permanent.

@@ -18,6 +18,7 @@ use tracklayer_core::workspace::WorkspaceId;
 
 use crate::db::{sql, Db};
 use crate::event_record;
+use crate::subject_keys::{event_id_text_of_s, event_key, event_key_of, subject_key};
 
 #[derive(Debug, Clone)]
 pub struct SqliteEventStore {
@@ -47,7 +48,12 @@ impl EventWriter for SqliteEventStore {
                     e.event.message_id.as_str().to_owned(),
                     unix_millis(e.event.expires_at),
                     event_record::encode(&e.event),
-                    e.event.subjects.clone(),
+                    event_key(&e.event.event_id),
+                    e.event
+                        .subjects
+                        .iter()
+                        .map(|s| subject_key(s))
+                        .collect::<Vec<_>>(),
                     e.operational
                         .as_ref()
                         .map(|o| (o.sealed.0.clone(), unix_millis(o.expires_at))),
@@ -88,8 +94,17 @@ impl EventWriter for SqliteEventStore {
                             "INSERT INTO operational (workspace_id, event_id, sealed, expires_at) VALUES (?1, ?2, ?3, ?4)",
                         )
                         .map_err(|e| sql("record", e))?;
-                    for (ws, event_id, message_id, expires, doc, subjects, operational, dedup_until) in
-                        &rows
+                    for (
+                        ws,
+                        event_id,
+                        message_id,
+                        expires,
+                        doc,
+                        event_key,
+                        subjects,
+                        operational,
+                        dedup_until,
+                    ) in &rows
                     {
                         let marked: Option<i64> = mark
                             .query_row(params![ws, message_id, event_id, dedup_until, now], |r| {
@@ -106,7 +121,7 @@ impl EventWriter for SqliteEventStore {
                             .map_err(|e| sql("record", e))?;
                         for s in subjects {
                             subject
-                                .execute(params![ws, s, event_id])
+                                .execute(params![ws, s, event_key])
                                 .map_err(|e| sql("record", e))?;
                         }
                         if let Some((sealed, op_expires)) = operational {
@@ -339,14 +354,21 @@ impl EventEraser for SqliteEventStore {
         limit: usize,
     ) -> Result<Vec<EventFootprint>, StoreError> {
         let ws = ws.as_str().to_owned();
-        let subjects = serde_json::to_string(subjects)
-            .map_err(|e| StoreError::permanent("subject_footprint", e))?;
+        // As stored: the subjects that are bytes (hex here, unhexed by SQLite), and the rest.
+        let (bytes, text): (Vec<&String>, Vec<&String>) = subjects
+            .iter()
+            .partition(|s| matches!(subject_key(s), rusqlite::types::Value::Blob(_)));
+        let json = |v: &[&String]| {
+            serde_json::to_string(v).map_err(|e| StoreError::permanent("subject_footprint", e))
+        };
+        let (bytes, text) = (json(&bytes)?, json(&text)?);
+        let after_key = after.map_or(rusqlite::types::Value::Blob(Vec::new()), event_key);
         let after = after.map(ToString::to_string).unwrap_or_default();
         let limit = limit.min(10_000) as i64;
         self.db
             .call("subject_footprint", move |c| {
                 let mut stmt = c
-                    .prepare_cached(
+                    .prepare_cached(concat!(
                         "SELECT e.doc,
                            EXISTS (SELECT 1 FROM operational o
                                    WHERE o.workspace_id = e.workspace_id AND o.event_id = e.event_id),
@@ -355,14 +377,17 @@ impl EventEraser for SqliteEventStore {
                            e.event_id
                          FROM events e
                          WHERE e.workspace_id = ?1 AND e.event_id > ?3 AND e.event_id IN (
-                           SELECT s.event_id FROM event_subjects s
-                           WHERE s.workspace_id = ?1 AND s.event_id > ?3
-                             AND s.subject IN (SELECT value FROM json_each(?2)))
+                           SELECT ",
+                        event_id_text_of_s!(),
+                        " FROM event_subjects s
+                           WHERE s.workspace_id = ?1 AND s.event_id > ?6
+                             AND s.subject IN (SELECT unhex(value) FROM json_each(?2)
+                                               UNION ALL SELECT value FROM json_each(?5)))
                          ORDER BY e.event_id LIMIT ?4",
-                    )
+                    ))
                     .map_err(|e| sql("subject_footprint", e))?;
                 let rows = stmt
-                    .query_map(params![ws, subjects, after, limit], |r| {
+                    .query_map(params![ws, bytes, after, limit, text, after_key], |r| {
                         Ok((
                             event_record::decode("subject_footprint", r.get_ref(0)?),
                             r.get::<_, bool>(1)?,
@@ -457,7 +482,7 @@ fn delete_subjects(
             let mut n = 0;
             for s in &subjects {
                 n += stmt
-                    .execute(params![ws, s, event_id])
+                    .execute(params![ws, subject_key(s), event_key_of(event_id)])
                     .map_err(|e| sql(context, e))?;
             }
             n
@@ -465,7 +490,7 @@ fn delete_subjects(
         None => c
             .execute(
                 "DELETE FROM event_subjects WHERE workspace_id = ?1 AND event_id = ?2",
-                [ws, event_id],
+                params![ws, event_key_of(event_id)],
             )
             .map_err(|e| sql(context, e))?,
     };
@@ -489,9 +514,10 @@ fn count_subjects(
         )
         .map_err(|e| sql(CONTEXT, e))?;
     let mut n = 0;
+    let event_id = event_key_of(event_id);
     for s in subjects {
         let present: bool = stmt
-            .query_row(params![ws, s, event_id], |r| r.get(0))
+            .query_row(params![ws, subject_key(s), event_id], |r| r.get(0))
             .map_err(|e| sql(CONTEXT, e))?;
         n += u64::from(present);
     }
@@ -517,20 +543,21 @@ mod inspection {
             now: OffsetDateTime,
         ) -> Result<Vec<StoredEvent>, StoreError> {
             let ws = ws.as_str().to_owned();
-            let subject = subject.to_owned();
-            let after = after.map(ToString::to_string).unwrap_or_default();
+            let subject = subject_key(subject);
+            let after = after.map_or(rusqlite::types::Value::Blob(Vec::new()), event_key);
             let now = unix_millis(now);
             let limit = limit.min(10_000) as i64;
             self.db
                 .call("events_by_subject", move |c| {
                     let mut stmt = c
-                        .prepare_cached(
+                        .prepare_cached(concat!(
                             "SELECT e.doc FROM event_subjects s
-                             JOIN events e ON e.workspace_id = s.workspace_id AND e.event_id = s.event_id
-                             WHERE s.workspace_id = ?1 AND s.subject = ?2 AND s.event_id > ?3
+                             JOIN events e ON e.workspace_id = s.workspace_id AND e.event_id = ",
+                            event_id_text_of_s!(),
+                            " WHERE s.workspace_id = ?1 AND s.subject = ?2 AND s.event_id > ?3
                                AND e.expires_at > ?4
                              ORDER BY s.event_id LIMIT ?5",
-                        )
+                        ))
                         .map_err(|e| sql("events_by_subject", e))?;
                     let rows = stmt
                         .query_map(params![ws, subject, after, now, limit], |r| {

@@ -20,6 +20,7 @@ mod saml;
 mod scim;
 mod sessions;
 mod stats;
+mod subject_keys;
 
 pub use audit::SqliteAuditLog;
 pub use control::SqliteControlStore;

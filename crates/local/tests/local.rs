@@ -873,11 +873,16 @@ async fn an_older_database_gets_unique_user_names_keeping_the_first_holder() {
     s.update_user(&dup).await.unwrap();
 }
 
-/// The subject index rows of the `event_subjects` table, as (subject, event id).
+/// The subject index rows of the `event_subjects` table, as (subject, event id) text: a
+/// subject stored as bytes in hex, an event id as `evt_` and its hex.
 fn subject_rows(path: &std::path::Path) -> Vec<(String, String)> {
     let c = rusqlite::Connection::open(path).unwrap();
     let mut stmt = c
-        .prepare("SELECT subject, event_id FROM event_subjects ORDER BY subject")
+        .prepare(
+            "SELECT CASE typeof(subject) WHEN 'blob' THEN lower(hex(subject)) ELSE subject END,
+                    'evt_' || lower(hex(event_id))
+             FROM event_subjects ORDER BY 1",
+        )
         .unwrap();
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     rows.map(Result::unwrap).collect()
@@ -885,14 +890,17 @@ fn subject_rows(path: &std::path::Path) -> Vec<(String, String)> {
 
 /// The subject index has no expiry of its own: its rows go with their event, whether the
 /// sweep, an erasure or a corrupt record removes it, and an older database (an expiry column
-/// and its index) is rebuilt without them, keeping only the rows of events still stored.
+/// and its index, keys as text) is rebuilt without them and with its keys as bytes, keeping
+/// only the rows of events still stored.
 #[tokio::test]
 async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_rebuilt() {
     use tracklayer_core::ports::{EventEraser, EventInspection};
     let path = keep_dir().join("tracklayer.db");
     let ws = WorkspaceId::new(Region::Us, &testkit::unique());
+    // What ingest writes: a keyed HMAC in hex.
+    let hmac = "0123456789abcdef".repeat(4);
     let (kept, erased, corrupt) = (
-        testkit::new_event(&ws, "m-kept", &["s-kept", "s-shared"], T0),
+        testkit::new_event(&ws, "m-kept", &["s-kept", "s-shared", &hmac], T0),
         testkit::new_event(&ws, "m-erased", &["s-erased", "s-shared"], T0),
         testkit::new_event(&ws, "m-corrupt", &["s-corrupt"], T0),
     );
@@ -906,14 +914,16 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
     }
     let orphan = "00000000-0000-7000-8000-000000000000";
     {
-        // What the version before left: an expiry column and its index, and a row whose
-        // event is already gone.
+        // What the versions before left: an expiry column and its index, keys as text, and a
+        // row whose event is already gone.
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(
             "CREATE TABLE old_subjects (workspace_id TEXT NOT NULL, subject TEXT NOT NULL,
                  event_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
                  PRIMARY KEY (workspace_id, subject, event_id)) WITHOUT ROWID;
-             INSERT INTO old_subjects SELECT workspace_id, subject, event_id, 1 FROM event_subjects;
+             INSERT INTO old_subjects SELECT workspace_id,
+                 CASE typeof(subject) WHEN 'blob' THEN lower(hex(subject)) ELSE subject END,
+                 'evt_' || lower(hex(event_id)), 1 FROM event_subjects;
              DROP TABLE event_subjects;
              ALTER TABLE old_subjects RENAME TO event_subjects;
              CREATE INDEX event_subjects_by_expiry ON event_subjects (expires_at);",
@@ -928,6 +938,7 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
     let store = SqliteEventStore::new(Db::open(&path).unwrap());
     let id = |e: &tracklayer_core::ports::NewEvent| e.event.event_id.to_string();
     let mut expected = vec![
+        (hmac.clone(), id(&kept)),
         ("s-corrupt".to_owned(), id(&corrupt)),
         ("s-erased".to_owned(), id(&erased)),
         ("s-kept".to_owned(), id(&kept)),
@@ -950,6 +961,38 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
         .map(Result::unwrap)
         .collect();
     assert_eq!(columns, ["workspace_id", "subject", "event_id"]);
+    let stored: Vec<(String, i64, String, i64)> = c
+        .prepare(
+            "SELECT typeof(subject), length(subject), typeof(event_id), length(event_id)
+             FROM event_subjects ORDER BY typeof(subject), subject",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        stored[0],
+        ("blob".to_owned(), 32, "blob".to_owned(), 16),
+        "the HMAC and the event id as bytes: {stored:?}"
+    );
+    assert!(
+        stored[1..]
+            .iter()
+            .all(|(t, _, e, n)| t == "text" && e == "blob" && *n == 16),
+        "a subject that is not hex stays text: {stored:?}"
+    );
+    let by_hmac = store
+        .events_by_subject(&ws, &hmac, None, 10, T0)
+        .await
+        .unwrap();
+    assert_eq!(by_hmac.len(), 1, "the converted HMAC finds its event");
+    let footprint = store
+        .subject_footprint(&ws, &[hmac.clone(), "s-kept".into()], None, 10)
+        .await
+        .unwrap();
+    assert_eq!(footprint.len(), 1, "both subjects name one event");
+    assert_eq!(footprint[0].subject_index_entries, 3);
     let shared = store
         .events_by_subject(&ws, "s-shared", None, 10, T0)
         .await
