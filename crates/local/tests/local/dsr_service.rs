@@ -22,8 +22,8 @@ use tracklayer_core::ingest::{parse_body, Endpoint, RequestMeta};
 use tracklayer_core::keys::Role;
 use tracklayer_core::ports::EventInspection;
 use tracklayer_core::ports::{
-    AuditLog, DeliveryLog, DeliveryRecord, DeliveryStatus, DsrStore, EventEraser, Keyring, Mail,
-    Mailer, QueueConsumer, SuppressionList,
+    DeliveryLog, DeliveryRecord, DeliveryStatus, DsrStore, EventEraser, Keyring, Mail, Mailer,
+    QueueConsumer, SuppressionList,
 };
 use tracklayer_core::services::CommonPorts;
 use tracklayer_core::testkit::{self, T0};
@@ -95,8 +95,9 @@ impl EventEraser for Crashing {
 struct World {
     base: MetaWorkspace,
     log: Arc<SqliteDeliveryLog>,
-    audit: Arc<SqliteAuditLog>,
     outbox: Arc<Outbox>,
+    /// The DSR service's account-data ports over the workspace's stores, built once.
+    common: CommonPorts,
 }
 
 impl std::ops::Deref for World {
@@ -118,10 +119,23 @@ fn config() -> DsrConfig {
 impl World {
     async fn new() -> Self {
         let base = MetaWorkspace::new("DSR", "EAAtest").await;
-        Self {
-            log: Arc::new(SqliteDeliveryLog::new(base.db.clone())),
+        let log = Arc::new(SqliteDeliveryLog::new(base.db.clone()));
+        let outbox = Arc::new(Outbox::default());
+        let common = CommonPorts {
+            control: base.control.clone(),
+            keyring: base.keyring.clone(),
             audit: Arc::new(SqliteAuditLog::new(base.db.clone(), base.keyring.clone())),
-            outbox: Arc::default(),
+            delivery_log: log.clone(),
+            queue: base.queue.clone(),
+            dsr: base.dsr.clone(),
+            mailer: outbox.clone(),
+            clock: base.clock.clone(),
+            ids: Arc::new(SystemIds),
+        };
+        Self {
+            log,
+            outbox,
+            common,
             base,
         }
     }
@@ -134,17 +148,7 @@ impl World {
     fn service_with(&self, events: Arc<dyn EventEraser>, config: DsrConfig) -> DsrService {
         DsrService::new(
             DsrPorts {
-                common: CommonPorts {
-                    control: self.control.clone(),
-                    keyring: self.keyring.clone(),
-                    audit: self.audit.clone(),
-                    delivery_log: self.log.clone(),
-                    queue: self.queue.clone(),
-                    dsr: self.dsr.clone(),
-                    mailer: self.outbox.clone(),
-                    clock: self.clock.clone(),
-                    ids: Arc::new(SystemIds),
-                },
+                common: self.common.clone(),
                 events,
                 connectors: tracklayer_connectors::connector,
             },
@@ -428,6 +432,7 @@ async fn an_erasure_resumes_after_a_crash_and_counts_every_row_once() {
             .is_none());
     }
     let actions: Vec<String> = w
+        .common
         .audit
         .list(
             &w.workspace.id,
