@@ -23,6 +23,7 @@ use tracklayer_core::ports::{
     AuditLog, DeliveryLog, DeliveryStatus, Enqueuer, EventEraser, EventInspection, EventReader,
     EventWriter, Keyring, Outgoing, QueueConsumer,
 };
+use tracklayer_core::testkit::egress::RecordingEgress;
 use tracklayer_core::testkit::{self, unique, QueueHarness, T0};
 use tracklayer_core::workspace::{KeyRef, Region, WorkspaceId};
 
@@ -841,25 +842,6 @@ async fn a_data_key_rewrapped_under_a_customer_key_opens_only_with_that_key() {
     );
 }
 
-/// An egress that counts requests: nothing may be sent while the workspace key is away.
-#[derive(Default)]
-struct CountingEgress(std::sync::atomic::AtomicUsize);
-
-#[async_trait]
-impl tracklayer_core::ports::Egress for CountingEgress {
-    async fn post(
-        &self,
-        _request: &tracklayer_core::deliver::HttpRequest,
-    ) -> Result<tracklayer_core::deliver::HttpResponse, tracklayer_core::ports::EgressError> {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(tracklayer_core::deliver::HttpResponse {
-            status: 200,
-            headers: Vec::new(),
-            body: Vec::new(),
-        })
-    }
-}
-
 #[tokio::test]
 async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_unavailable() {
     use tracklayer_core::deliver::service::{DeliveryConfig, Disposition};
@@ -912,7 +894,8 @@ async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_un
         }])
         .await
         .unwrap();
-    let egress = Arc::new(CountingEgress::default());
+    // It keeps what it is sent: nothing may be sent while the workspace key is away.
+    let egress = Arc::new(RecordingEgress::answering(200, b""));
     let service = Arc::new(
         delivery_on_moto(
             control.clone(),
@@ -946,7 +929,7 @@ async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_un
             .await
             .unwrap();
     }
-    assert_eq!(egress.0.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(egress.sent().len(), 0);
     let depth = queue.depth(DestinationKind::Webhook).await.unwrap();
     assert_eq!((depth.visible, depth.dead), (1, 0), "{depth:?}");
 }

@@ -207,22 +207,11 @@ fn header<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
 }
 
 fn response(status: u16, body: &str) -> HttpResponse {
-    HttpResponse {
-        status,
-        headers: vec![],
-        body: body.as_bytes().to_vec(),
-    }
+    HttpResponse::new(status, &[], body)
 }
 
 fn response_with(status: u16, headers: &[(&str, &str)], body: &str) -> HttpResponse {
-    HttpResponse {
-        status,
-        headers: headers
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-        body: body.as_bytes().to_vec(),
-    }
+    HttpResponse::new(status, headers, body)
 }
 
 fn classify(kind: DestinationKind, items: usize, r: &HttpResponse) -> Outcome {

@@ -61,6 +61,19 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
+    /// An answer of `status` with `headers` (name, value) and `body`, as a scripted egress
+    /// gives it.
+    pub fn new(status: u16, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: body.into(),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

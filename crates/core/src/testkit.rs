@@ -43,6 +43,7 @@ pub mod delivery_log_paging;
 pub mod delivery_queue;
 pub mod delivery_queue_erasure;
 pub mod dsr_store;
+pub mod egress;
 pub mod event_lookup;
 pub mod event_store;
 pub mod event_store_erasure;

@@ -19,14 +19,14 @@ use tracklayer_core::admin::{AdminError, AdminService, Principal, WorkspacePatch
 use tracklayer_core::audit::AuditFilter;
 use tracklayer_core::clock::{FixedClock, SystemIds};
 use tracklayer_core::control_plane::{Control, IssuedKey};
-use tracklayer_core::deliver::{HttpRequest, HttpResponse};
 use tracklayer_core::dsr::service::DsrService;
 use tracklayer_core::event::StoredEvent;
 use tracklayer_core::ingest::IngestService;
 use tracklayer_core::keys::verifier::VerifierConfig;
 use tracklayer_core::keys::{KeyKind, Role};
-use tracklayer_core::ports::{ControlReader, ControlStore, Egress, EgressError};
+use tracklayer_core::ports::{ControlReader, ControlStore, Egress};
 use tracklayer_core::services::{CommonPorts, Ports, Services, ServicesConfig};
+use tracklayer_core::testkit::egress::RecordingEgress;
 use tracklayer_core::user_id::UserId;
 use tracklayer_core::workspace::{Region, WorkspaceId};
 use tracklayer_http::admin::{DestinationTester, TEST_EVENT_NAME};
@@ -76,24 +76,6 @@ const META_TOKEN: &str = "EAAB-meta-access-token-never-shown-9Z7Q"; // pragma: a
 
 // ---------------------------------------------------------------------------------------------
 // Harness
-
-/// An egress that records requests and answers with a fixed response.
-struct RecordingEgress {
-    sent: Mutex<Vec<HttpRequest>>,
-    status: u16,
-}
-
-#[async_trait]
-impl Egress for RecordingEgress {
-    async fn post(&self, request: &HttpRequest) -> Result<HttpResponse, EgressError> {
-        self.sent.lock().unwrap().push(request.clone());
-        Ok(HttpResponse {
-            status: self.status,
-            headers: Vec::new(),
-            body: br#"{"received":1}"#.to_vec(),
-        })
-    }
-}
 
 /// One workspace served by the real routers, with tokens of each role and a second workspace.
 struct App {
@@ -203,10 +185,7 @@ impl App {
             requirements: tracklayer_connectors::requirements::unmet,
             base_urls: tracklayer_connectors::default_base_url,
         };
-        let egress = Arc::new(RecordingEgress {
-            sent: Mutex::new(Vec::new()),
-            status: 200,
-        });
+        let egress = Arc::new(RecordingEgress::answering(200, br#"{"received":1}"#));
         let tester = DestinationTester::new(&ports, network.unwrap_or_else(|| egress.clone()));
         // Wired as `serve` wires them: one key verifier, one invalidation bus; an erasure
         // submitted through the admin API reaches ingest's cached suppression list through it.
@@ -1989,7 +1968,7 @@ async fn a_test_event_reaches_the_destination_and_is_not_stored() {
     assert_eq!(v["outcome"], "delivered", "{v}");
     assert_eq!(v["http_status"], 200);
     assert_eq!(v["event_name"], TEST_EVENT_NAME);
-    let sent = app.egress.sent.lock().unwrap().clone();
+    let sent = app.egress.sent();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].url, "https://hooks.example.com/tracklayer");
     assert!(String::from_utf8_lossy(&sent[0].body).contains(TEST_EVENT_NAME));
@@ -2109,7 +2088,7 @@ async fn a_test_event_is_refused_while_egress_is_paused() {
     app.replace_security(&[], true).await;
     let (status, _, v) = app.send_test_event(&id, &app.admin).await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
-    assert!(app.egress.sent.lock().unwrap().is_empty());
+    assert!(app.egress.sent().is_empty());
 }
 
 #[tokio::test]

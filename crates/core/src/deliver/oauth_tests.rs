@@ -93,14 +93,11 @@ impl Vendor {
         self.revoked.lock().unwrap().extend(issued);
     }
     fn script_token(&self, status: u16, headers: &[(&str, &str)], body: Value) {
-        self.scripted.lock().unwrap().push_back(HttpResponse {
+        self.scripted.lock().unwrap().push_back(HttpResponse::new(
             status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| ((*k).into(), (*v).into()))
-                .collect(),
-            body: body.to_string().into_bytes(),
-        });
+            headers,
+            body.to_string(),
+        ));
     }
     /// The bearer tokens the API saw, in order.
     fn bearers(&self) -> Vec<String> {

@@ -108,14 +108,7 @@ mod tests {
     use time::macros::datetime;
 
     fn resp(status: u16, headers: &[(&str, &str)]) -> HttpResponse {
-        HttpResponse {
-            status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            body: b"{}".to_vec(),
-        }
+        HttpResponse::new(status, headers, "{}")
     }
 
     #[test]

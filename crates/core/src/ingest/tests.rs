@@ -16,6 +16,7 @@ use crate::destination::{DestinationId, EventFilter};
 use crate::event::{DeliveryItem, EventType, QueueBody, Routing, SealedFields};
 use crate::identity::sha256_hex;
 use crate::identity::{Field, Profile};
+use crate::ports::Outgoing;
 use crate::testkit::track_call;
 use crate::workspace::KeyRef;
 use crate::workspace::{Region, Retention, Workspace, WorkspaceId};
@@ -93,6 +94,11 @@ impl Setup {
 
     fn with_keys(mut self, keys: WorkspaceKeys) -> Self {
         self.keys = keys;
+        self
+    }
+
+    fn with_requirements(mut self, check: RequirementCheck) -> Self {
+        self.requirements = Some(check);
         self
     }
 
@@ -183,6 +189,18 @@ impl Setup {
             .map(|(_, item)| item)
     }
 
+    /// The queue messages of every item of `out`, one per destination, each under the largest
+    /// message size, holding the items themselves.
+    fn pack_by_value(&self, out: &PreparedBatch) -> Vec<Outgoing> {
+        pack(
+            &self.workspace.id,
+            &self.destinations,
+            out.items.iter().flatten().cloned(),
+            MAX_QUEUE_MESSAGE_BYTES,
+            Holding::ByValue,
+        )
+    }
+
     /// Opens the sealed part of an item with the workspace key.
     fn open(&self, kind: DestinationKind, item: &DeliveryItem) -> SealedFields {
         let d = &self.destinations[self.index(kind)];
@@ -206,50 +224,52 @@ fn granted() -> Value {
 // ---------------------------------------------------------------------------------------------
 // Timestamps
 
+/// A track call that happened at `original` by the device's clock (`originalTimestamp`), sent
+/// at `sent` by the same clock when given.
+fn track_at(original: &str, sent: Option<&str>) -> Value {
+    let mut e = track_call("m1");
+    e["originalTimestamp"] = json!(original);
+    if let Some(sent) = sent {
+        e["sentAt"] = json!(sent);
+    }
+    e
+}
+
+/// The timestamp ingest gave the first event of `out`.
+fn first_timestamp(out: &PreparedBatch) -> OffsetDateTime {
+    out.events[0].event.timestamp
+}
+
 #[test]
 fn skew_correction_sets_the_timestamp_to_received_at_minus_the_clients_send_delay() {
     let s = Setup::new(Region::Us);
     // The device clock is two hours behind; the event was sent 5 s after it happened.
-    let mut e = track_call("m1");
-    e["originalTimestamp"] = json!("2026-03-01T10:00:00.000Z");
-    e["sentAt"] = json!("2026-03-01T10:00:05.000Z");
+    let e = track_at("2026-03-01T10:00:00.000Z", Some("2026-03-01T10:00:05.000Z"));
 
     let out = s.accept(e);
 
-    assert_eq!(
-        out.events[0].event.timestamp,
-        datetime!(2026-03-01 11:59:55 UTC)
-    );
+    assert_eq!(first_timestamp(&out), datetime!(2026-03-01 11:59:55 UTC));
     assert_eq!(out.events[0].event.received_at, RECEIVED_AT);
 }
 
 #[test]
 fn a_batch_level_sent_at_applies_to_items_without_their_own() {
     let s = Setup::new(Region::Us);
-    let mut e = track_call("m1");
-    e["originalTimestamp"] = json!("2026-03-01T10:00:00.000Z");
+    let e = track_at("2026-03-01T10:00:00.000Z", None);
 
     let out = s.batch(json!({"sentAt": "2026-03-01T10:00:30.000Z", "batch": [e]}));
 
-    assert_eq!(
-        out.events[0].event.timestamp,
-        datetime!(2026-03-01 11:59:30 UTC)
-    );
+    assert_eq!(first_timestamp(&out), datetime!(2026-03-01 11:59:30 UTC));
 }
 
 #[test]
 fn an_items_own_sent_at_wins_over_the_batch_sent_at() {
     let s = Setup::new(Region::Us);
-    let mut e = track_call("m1");
-    e["originalTimestamp"] = json!("2026-03-01T10:00:00.000Z");
-    e["sentAt"] = json!("2026-03-01T10:00:02.000Z");
+    let e = track_at("2026-03-01T10:00:00.000Z", Some("2026-03-01T10:00:02.000Z"));
 
     let out = s.batch(json!({"sentAt": "2026-03-01T10:00:30.000Z", "batch": [e]}));
 
-    assert_eq!(
-        out.events[0].event.timestamp,
-        datetime!(2026-03-01 11:59:58 UTC)
-    );
+    assert_eq!(first_timestamp(&out), datetime!(2026-03-01 11:59:58 UTC));
 }
 
 #[test]
@@ -262,11 +282,7 @@ fn a_skew_correction_beyond_the_range_of_a_date_time_is_refused_naming_original_
         ("0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z"),
         ("9999-12-31T23:59:59Z", "0000-01-01T00:00:00Z"),
     ] {
-        let mut e = track_call("m1");
-        e["originalTimestamp"] = json!(original);
-        e["sentAt"] = json!(sent);
-
-        let r = s.reject(e);
+        let r = s.reject(track_at(original, Some(sent)));
 
         assert_eq!(r.field, "/originalTimestamp", "{original} {sent}");
     }
@@ -282,7 +298,7 @@ fn an_explicit_timestamp_is_used_as_is_when_there_is_no_original_timestamp() {
     let out = s.accept(e);
 
     assert_eq!(
-        out.events[0].event.timestamp,
+        first_timestamp(&out),
         datetime!(2026-02-27 07:30:00.250 UTC)
     );
 }
@@ -293,7 +309,7 @@ fn an_event_without_any_timestamp_is_timestamped_when_received() {
 
     let out = s.accept(track_call("m1"));
 
-    assert_eq!(out.events[0].event.timestamp, RECEIVED_AT);
+    assert_eq!(first_timestamp(&out), RECEIVED_AT);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -379,28 +395,29 @@ fn a_nested_batch_level_object_over_the_key_limit_is_refused_naming_its_path() {
     let prefs: Map<String, Value> = (0..=MAX_BATCH_OBJECT_KEYS)
         .map(|i| (format!("c{i}"), json!(true)))
         .collect();
-    let body = serde_json::to_vec(&json!({
+    let options = json!({
         "integrations": {"Webhook": {"options": prefs.clone()}},
         "batch": [track_call("m1")],
-    }))
-    .unwrap();
-
-    let err = parse_body(Endpoint::Batch, &body).unwrap_err();
-
-    assert!(
-        matches!(&err, IngestError::TooManyKeys { field, .. } if field == "/integrations/Webhook/options"),
-        "{err:?}"
-    );
-    let body = serde_json::to_vec(&json!({
+    });
+    let categories = json!({
         "context": {"consent": {"categoryPreferences": prefs}},
         "batch": [track_call("m1")],
-    }))
-    .unwrap();
-    let err = parse_body(Endpoint::Batch, &body).unwrap_err();
-    assert!(
-        matches!(&err, IngestError::TooManyKeys { field, .. } if field == "/context/consent/categoryPreferences"),
-        "{err:?}"
+    });
+
+    assert_eq!(too_many_keys_at(&options), "/integrations/Webhook/options");
+    assert_eq!(
+        too_many_keys_at(&categories),
+        "/context/consent/categoryPreferences"
     );
+}
+
+/// The field a batch `body` is refused for, an object of too many keys.
+fn too_many_keys_at(body: &Value) -> String {
+    let body = serde_json::to_vec(body).unwrap();
+    match parse_body(Endpoint::Batch, &body).unwrap_err() {
+        IngestError::TooManyKeys { field, .. } => field,
+        err => panic!("not refused for its keys: {err:?}"),
+    }
 }
 
 #[test]
@@ -481,6 +498,22 @@ fn the_same_message_id_twice_in_one_batch_is_kept_once() {
 // ---------------------------------------------------------------------------------------------
 // Rejections name the index, the messageId and the field
 
+/// Asserts that the first rejection of `out` names the event at `index` by `message_id`, and
+/// `field`, its detail saying `says`.
+fn assert_first_rejection(
+    out: &PreparedBatch,
+    index: usize,
+    message_id: &str,
+    field: &str,
+    says: &str,
+) {
+    let r = &out.rejected[0];
+    assert_eq!(r.index, index);
+    assert_eq!(r.message_id.as_deref(), Some(message_id));
+    assert_eq!(r.field, field);
+    assert!(r.detail.contains(says), "{}", r.detail);
+}
+
 #[test]
 fn rejects_an_event_without_user_id_or_anonymous_id() {
     let s = Setup::new(Region::Us);
@@ -490,11 +523,7 @@ fn rejects_an_event_without_user_id_or_anonymous_id() {
     let out = s.items(vec![track_call("ok"), e]);
 
     assert_eq!(out.events.len(), 1);
-    let r = &out.rejected[0];
-    assert_eq!(r.index, 1);
-    assert_eq!(r.message_id.as_deref(), Some("m-anon"));
-    assert_eq!(r.field, "/userId");
-    assert!(r.detail.contains("anonymousId"), "{}", r.detail);
+    assert_first_rejection(&out, 1, "m-anon", "/userId", "anonymousId");
 }
 
 #[test]
@@ -574,11 +603,7 @@ fn rejects_an_event_over_32_kb_in_a_batch_and_keeps_the_others() {
 
     assert_eq!(out.events.len(), 2);
     assert_eq!(out.rejected.len(), 1);
-    let r = &out.rejected[0];
-    assert_eq!(r.index, 1);
-    assert_eq!(r.message_id.as_deref(), Some("m-big"));
-    assert_eq!(r.field, "/");
-    assert!(r.detail.contains("larger than"), "{}", r.detail);
+    assert_first_rejection(&out, 1, "m-big", "/", "larger than");
 }
 
 #[test]
@@ -1044,13 +1069,7 @@ fn no_raw_identifier_survives_in_stored_events_or_queue_bodies() {
         assert_no_raw_value("an operational record", &operational);
         assert_no_raw_value("a NewEvent's Debug output", &format!("{new:?}"));
     }
-    let messages = pack(
-        &s.workspace.id,
-        &s.destinations,
-        out.items.iter().flatten().cloned(),
-        MAX_QUEUE_MESSAGE_BYTES,
-        Holding::ByValue,
-    );
+    let messages = s.pack_by_value(&out);
     assert_eq!(messages.len(), s.destinations.len());
     for m in &messages {
         assert_no_raw_value("a queue body", std::str::from_utf8(&m.body).unwrap());
@@ -1099,13 +1118,7 @@ fn identifiers_under_any_name_are_dropped_and_become_the_events_hashed_identifie
     let out = s.accept(review_event());
 
     let stored = serde_json::to_string(&out.events[0].event).unwrap();
-    let messages = pack(
-        &s.workspace.id,
-        &s.destinations,
-        out.items.iter().flatten().cloned(),
-        MAX_QUEUE_MESSAGE_BYTES,
-        Holding::ByValue,
-    );
+    let messages = s.pack_by_value(&out);
     let mut bodies = vec![stored.clone()];
     bodies.extend(
         messages
@@ -1306,13 +1319,7 @@ fn pack_writes_one_message_per_destination() {
     let s = Setup::new(Region::Us);
     let out = s.items(vec![track_call("m1"), track_call("m2")]);
 
-    let messages = pack(
-        &s.workspace.id,
-        &s.destinations,
-        out.items.into_iter().flatten(),
-        MAX_QUEUE_MESSAGE_BYTES,
-        Holding::ByValue,
-    );
+    let messages = s.pack_by_value(&out);
 
     let kinds: Vec<_> = messages.iter().map(|m| m.kind).collect();
     assert_eq!(kinds, DestinationKind::ALL);
@@ -1467,14 +1474,18 @@ fn meta_needs_currency(
     })
 }
 
+/// A track call of a value without a currency, which [`meta_needs_currency`] warns of.
+fn without_currency(message_id: &str) -> Value {
+    let mut e = track_call(message_id);
+    e["properties"] = json!({"value": 10});
+    e
+}
+
 #[test]
 fn an_event_a_routed_destination_will_drop_is_accepted_with_a_warning_naming_it() {
-    let mut s = Setup::new(Region::Us);
-    s.requirements = Some(meta_needs_currency);
-    let mut without = track_call("w-1");
-    without["properties"] = json!({"value": 10});
+    let s = Setup::new(Region::Us).with_requirements(meta_needs_currency);
 
-    let out = s.items(vec![track_call("w-0"), without]);
+    let out = s.items(vec![track_call("w-0"), without_currency("w-1")]);
 
     assert_eq!(out.events.len(), 2, "both accepted");
     let meta = &s.destinations[s.index(META)];
@@ -1497,12 +1508,9 @@ fn an_event_a_routed_destination_will_drop_is_accepted_with_a_warning_naming_it(
 
 #[test]
 fn a_destination_the_event_is_not_routed_to_gives_no_warning() {
-    let mut s = Setup::new(Region::Eu);
-    s.requirements = Some(meta_needs_currency);
-    let mut without = track_call("w-1");
-    without["properties"] = json!({"value": 10});
+    let s = Setup::new(Region::Eu).with_requirements(meta_needs_currency);
 
-    let out = s.accept(without);
+    let out = s.accept(without_currency("w-1"));
 
     assert!(
         !s.routing(&out, 0, META).routed,

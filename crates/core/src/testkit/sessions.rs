@@ -348,6 +348,11 @@ impl RecordingMailer {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The subjects of the mails sent so far, oldest first.
+    pub fn subjects(&self) -> Vec<String> {
+        self.sent().into_iter().map(|m| m.subject).collect()
+    }
+
     /// The token of the last link to `path` (`/invite/`, `/reset/`, `/sign-in/link/`) mailed.
     pub fn last_token(&self, path: &str) -> Option<String> {
         self.sent().iter().rev().find_map(|m| {

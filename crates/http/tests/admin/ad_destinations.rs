@@ -236,7 +236,7 @@ async fn a_microsoft_ads_destination_is_checked_when_configured_and_its_test_eve
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["outcome"], "delivered", "{answer}");
     assert!(!answer.to_string().contains("token-never-shown"));
-    let request = app.egress.sent.lock().unwrap().pop().expect("one request");
+    let request = app.egress.sent().pop().expect("one request");
     let tag_url = "https://capi.uet.microsoft.com/v1/343003931/events";
     assert_eq!(request.url, tag_url);
     let auth = (
@@ -267,7 +267,7 @@ async fn a_segment_destination_is_checked_when_configured_and_its_endpoint_passe
     let (status, _, answer) = app.send_test_event(&id, &app.admin).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["outcome"], "delivered", "{answer}");
-    let request = app.egress.sent.lock().unwrap().pop().expect("one request");
+    let request = app.egress.sent().pop().expect("one request");
     assert_eq!(request.url, "https://api.segment.io/v1/batch");
     // The endpoint goes through the egress guard like a webhook's URL: this app runs with
     // private egress allowed (as `serve --allow-private-egress`), which still never reaches

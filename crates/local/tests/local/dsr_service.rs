@@ -16,40 +16,20 @@ use tracklayer_core::dsr::service::{
     DsrConfig, DsrError, DsrPorts, DsrService, SubjectIdentifiers,
 };
 use tracklayer_core::dsr::{DsrId, DsrKind, DsrRequest, DsrStatus, ErasedRows, EventFootprint};
-use tracklayer_core::error::{MailError, StoreError};
+use tracklayer_core::error::StoreError;
 use tracklayer_core::event::EventId;
 use tracklayer_core::ingest::{parse_body, Endpoint, RequestMeta};
 use tracklayer_core::keys::Role;
 use tracklayer_core::ports::EventInspection;
 use tracklayer_core::ports::{
-    AuditLog, DeliveryLog, DeliveryRecord, DeliveryStatus, DsrStore, EventEraser, Keyring, Mail,
-    Mailer, QueueConsumer, SuppressionList,
+    DeliveryLog, DeliveryRecord, DeliveryStatus, DsrStore, EventEraser, Keyring, QueueConsumer,
+    SuppressionList,
 };
 use tracklayer_core::services::CommonPorts;
+use tracklayer_core::testkit::egress::RecordingEgress;
+use tracklayer_core::testkit::sessions::RecordingMailer;
 use tracklayer_core::testkit::{self, T0};
 use tracklayer_local::{SqliteAuditLog, SqliteDeliveryLog, SqliteEventStore};
-
-#[derive(Default)]
-struct Outbox(Mutex<Vec<Mail>>);
-
-#[async_trait]
-impl Mailer for Outbox {
-    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
-        self.0.lock().unwrap().push(mail.clone());
-        Ok(())
-    }
-}
-
-impl Outbox {
-    fn subjects(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|m| m.subject.clone())
-            .collect()
-    }
-}
 
 /// The real event eraser (the one role the DSR service holds), except that `erase` fails while `crash` is set: a process that dies
 /// in the middle of a page.
@@ -95,8 +75,9 @@ impl EventEraser for Crashing {
 struct World {
     base: MetaWorkspace,
     log: Arc<SqliteDeliveryLog>,
-    audit: Arc<SqliteAuditLog>,
-    outbox: Arc<Outbox>,
+    outbox: Arc<RecordingMailer>,
+    /// The DSR service's account-data ports over the workspace's stores, built once.
+    common: CommonPorts,
 }
 
 impl std::ops::Deref for World {
@@ -118,10 +99,23 @@ fn config() -> DsrConfig {
 impl World {
     async fn new() -> Self {
         let base = MetaWorkspace::new("DSR", "EAAtest").await;
-        Self {
-            log: Arc::new(SqliteDeliveryLog::new(base.db.clone())),
+        let log = Arc::new(SqliteDeliveryLog::new(base.db.clone()));
+        let outbox = Arc::new(RecordingMailer::default());
+        let common = CommonPorts {
+            control: base.control.clone(),
+            keyring: base.keyring.clone(),
             audit: Arc::new(SqliteAuditLog::new(base.db.clone(), base.keyring.clone())),
-            outbox: Arc::default(),
+            delivery_log: log.clone(),
+            queue: base.queue.clone(),
+            dsr: base.dsr.clone(),
+            mailer: outbox.clone(),
+            clock: base.clock.clone(),
+            ids: Arc::new(SystemIds),
+        };
+        Self {
+            log,
+            outbox,
+            common,
             base,
         }
     }
@@ -134,17 +128,7 @@ impl World {
     fn service_with(&self, events: Arc<dyn EventEraser>, config: DsrConfig) -> DsrService {
         DsrService::new(
             DsrPorts {
-                common: CommonPorts {
-                    control: self.control.clone(),
-                    keyring: self.keyring.clone(),
-                    audit: self.audit.clone(),
-                    delivery_log: self.log.clone(),
-                    queue: self.queue.clone(),
-                    dsr: self.dsr.clone(),
-                    mailer: self.outbox.clone(),
-                    clock: self.clock.clone(),
-                    ids: Arc::new(SystemIds),
-                },
+                common: self.common.clone(),
                 events,
                 connectors: tracklayer_connectors::connector,
             },
@@ -428,6 +412,7 @@ async fn an_erasure_resumes_after_a_crash_and_counts_every_row_once() {
             .is_none());
     }
     let actions: Vec<String> = w
+        .common
         .audit
         .list(
             &w.workspace.id,
@@ -450,7 +435,7 @@ async fn an_erasure_resumes_after_a_crash_and_counts_every_row_once() {
         w.outbox.subjects(),
         vec![format!("Data-subject request {} completed", request.id)]
     );
-    let mail = w.outbox.0.lock().unwrap()[0].clone();
+    let mail = w.outbox.sent()[0].clone();
     assert!(mail.to[0].starts_with("owner@"));
     assert!(!mail.text.contains("shopper"), "no identifier in the mail");
 }
@@ -753,7 +738,7 @@ async fn a_ga4_erasure_receipt_lists_the_client_ids_sent_and_stores_them_sealed_
         assert!(!stored(id), "{id} is stored in the clear");
     }
     assert!(receipt.client_ids.is_some(), "kept sealed with the receipt");
-    let mails = w.outbox.0.lock().unwrap().clone();
+    let mails = w.outbox.sent();
     assert!(mails.iter().all(|m| !m.text.contains("anon-a")));
     // An operator of another role does not read requests at all.
     let viewer = Principal {
@@ -761,30 +746,6 @@ async fn a_ga4_erasure_receipt_lists_the_client_ids_sent_and_stores_them_sealed_
         ..w.admin()
     };
     assert!(svc.get(&viewer, request.id.as_str()).await.is_err());
-}
-
-/// Answers 200 to every request and keeps the bodies.
-#[derive(Default)]
-struct RecordingEgress {
-    bodies: Mutex<Vec<Value>>,
-}
-
-#[async_trait]
-impl tracklayer_core::ports::Egress for RecordingEgress {
-    async fn post(
-        &self,
-        request: &tracklayer_core::deliver::HttpRequest,
-    ) -> Result<tracklayer_core::deliver::HttpResponse, tracklayer_core::ports::EgressError> {
-        self.bodies
-            .lock()
-            .unwrap()
-            .push(serde_json::from_slice(&request.body).unwrap());
-        Ok(tracklayer_core::deliver::HttpResponse {
-            status: 200,
-            headers: Vec::new(),
-            body: br#"{"events_received":1}"#.to_vec(),
-        })
-    }
 }
 
 /// SQS cannot edit a waiting message: an item queued before its subject's erasure is still in
@@ -802,7 +763,7 @@ async fn an_item_queued_before_its_subjects_erasure_is_neither_sent_nor_logged()
     svc.run().await;
     w.clock.advance(Duration::seconds(6));
 
-    let egress = Arc::new(RecordingEgress::default());
+    let egress = Arc::new(RecordingEgress::answering(200, br#"{"events_received":1}"#));
     let delivery = Arc::new(DeliveryService::new(
         DeliveryPorts {
             control: w.control.clone(),
@@ -833,9 +794,7 @@ async fn an_item_queued_before_its_subjects_erasure_is_neither_sent_nor_logged()
     testkit::deliver_and_settle(&delivery, DestinationKind::MetaCapi, &msgs).await;
 
     let sent: usize = egress
-        .bodies
-        .lock()
-        .unwrap()
+        .json_bodies()
         .iter()
         .map(|b| b["data"].as_array().map_or(0, Vec::len))
         .sum();
@@ -925,12 +884,9 @@ async fn a_closed_workspaces_open_requests_still_complete_and_end_with_its_accou
     assert!(w.export_parts(&access.id).await.is_empty());
     let access_mail = w
         .outbox
-        .0
-        .lock()
-        .unwrap()
-        .iter()
+        .sent()
+        .into_iter()
         .find(|m| m.subject.contains(access.id.as_str()))
-        .cloned()
         .unwrap();
     assert!(
         access_mail.to[0].starts_with("owner@"),
