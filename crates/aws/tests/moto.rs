@@ -880,6 +880,7 @@ async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_un
             user_data: Default::default(),
             consent: Default::default(),
             sealed: None,
+            operational: None,
             suppression: Vec::new(),
         }],
         by_reference: false,

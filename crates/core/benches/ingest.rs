@@ -87,6 +87,7 @@ impl Setup {
             received_at: testkit::T0,
             // The connectors' requirements are not a dependency of core.
             requirements: None,
+            holding: Holding::ByValue,
         }
     }
 }

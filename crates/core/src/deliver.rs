@@ -170,7 +170,7 @@ pub trait Connector: Send + Sync {
 }
 
 mod batching;
-pub use batching::batches;
+pub use batching::{batches, open_sealed};
 pub mod roles;
 pub use roles::RoleCredentials;
 mod flow_control;

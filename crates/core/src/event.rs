@@ -243,9 +243,16 @@ pub struct DeliveryItem {
     pub user_data: BTreeMap<Field, String>,
     #[serde(default)]
     pub consent: ForwardedConsent,
-    /// `SealedFields`, sealed with aad `item:<workspace>:<destination>:<event>`.
+    /// `SealedFields`, sealed with aad `item:<workspace>:<destination>:<event>`. An item
+    /// queued by reference leaves IP and user agent out when its event has an operational
+    /// record ([`DeliveryItem::operational`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<Sealed>,
+    /// Only in an item rebuilt from a message held by reference: its event's operational
+    /// record (IP and user agent, sealed with aad `op:<workspace>:<event>`, kept 30 days),
+    /// read beside the event each time ([`RefBody::hydrate`]). Never in a queue body.
+    #[serde(skip)]
+    pub operational: Option<Sealed>,
     /// The suppression tokens of the event's subjects (`dsr::suppression_token`): deliver
     /// drops the item once its subject is erased, even if it was queued before the erasure
     /// (an SQS message cannot be edited in place).

@@ -249,6 +249,17 @@ pub trait EventReader: Send + Sync {
         }
         Ok(out)
     }
+    /// The unexpired operational records (sealed IP and user agent) of `ws` among `ids`, in
+    /// any order, each once: read beside [`EventReader::events`] for the items of a queue
+    /// message held by reference, which leave IP and user agent to the operational record
+    /// instead of sealing a copy per destination ([`crate::event::RefBody`]). An id without
+    /// a record (none kept, expired after 30 days, erased) is left out.
+    async fn operational_records(
+        &self,
+        ws: &WorkspaceId,
+        ids: &[EventId],
+        now: OffsetDateTime,
+    ) -> Result<Vec<OperationalRecord>, StoreError>;
     /// The ids of events with this Segment `messageId` in the workspace while its dedup
     /// window is open (`dedup_until`: 24 hours), without a write of its own: through the
     /// message id's dedup marker. On DynamoDB only events without subjects have a marker (the

@@ -263,6 +263,7 @@ macro_rules! all_contract_suites {
             event_store(event_store()) [
                 records_new_events_and_reads_them_back,
                 reads_several_events_at_once_leaving_out_the_missing_the_expired_and_others,
+                reads_several_operational_records_at_once_leaving_out_the_missing_the_expired_and_others,
                 reports_a_repeated_message_id_as_a_duplicate_within_24_hours,
                 accepts_a_message_id_again_after_the_dedup_window,
                 keeps_workspaces_apart,

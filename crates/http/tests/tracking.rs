@@ -349,7 +349,12 @@ impl App {
                     let now = self.clock.now();
                     let found = self.events.events(&refs.workspace_id, &ids, now).await;
                     let by_id = found.unwrap().into_iter().map(|e| (e.event_id, e));
-                    let hydrated = refs.hydrate(&by_id.collect());
+                    let records = self
+                        .events
+                        .operational_records(&refs.workspace_id, &ids, now);
+                    let records = records.await.unwrap().into_iter();
+                    let records = records.map(|o| (o.event_id, o.sealed)).collect();
+                    let hydrated = refs.hydrate(&by_id.collect(), &records);
                     assert_eq!(hydrated.gone, [], "every queued item's event is stored");
                     hydrated.body
                 }
@@ -980,14 +985,11 @@ async fn queued_sealed(
     let keys = app.keys().await;
     let mut out = Vec::new();
     for message in app.drain(kind).await {
-        for item in message.items {
-            let aad = tracklayer_core::crypto::aad(
-                tracklayer_core::crypto::SealLabel::Item,
-                &app.workspace.id,
-                &format!("{}:{}", message.destination_id, item.event_id),
-            );
-            let plain = keys.open(&aad, item.sealed.as_ref().unwrap()).unwrap();
-            let sealed = serde_json::from_slice(&plain).unwrap();
+        for item in &message.items {
+            // As delivery opens it: the item's sealed fields, and by reference the IP and user
+            // agent of its event's operational record.
+            assert!(item.sealed.is_some(), "a sealed part");
+            let sealed = tracklayer_core::deliver::open_sealed(&keys, &message, item).unwrap();
             out.push((item.message_id.to_string(), item.event_id, sealed));
         }
     }

@@ -104,12 +104,16 @@ fn run_group(c: &mut Connection, group: Vec<Job>) -> Option<Vec<Finish>> {
         group
             .into_iter()
             .map(|job| {
-                let _ = c.execute_batch("SAVEPOINT w");
+                // Cached statements: `execute_batch` would parse them again for every write.
+                let step = |c: &Connection, sql: &str| {
+                    let _ = c.prepare_cached(sql).and_then(|mut s| s.execute([]));
+                };
+                step(c, "SAVEPOINT w");
                 let (ok, finish) = job(c);
                 if !ok {
-                    let _ = c.execute_batch("ROLLBACK TO w");
+                    step(c, "ROLLBACK TO w");
                 }
-                let _ = c.execute_batch("RELEASE w");
+                step(c, "RELEASE w");
                 finish
             })
             .collect(),

@@ -250,6 +250,9 @@ impl Db {
              PRAGMA busy_timeout = 5000;",
         )
         .map_err(DbError::Schema)?;
+        // Room for every statement the store prepares (rusqlite keeps 16): a hot one evicted
+        // by a read would be parsed again on its next use.
+        conn.set_prepared_statement_cache_capacity(256);
         conn.execute_batch(SCHEMA).map_err(DbError::Schema)?;
         conn.execute_batch(crate::stats::SCHEMA)
             .map_err(DbError::Schema)?;

@@ -9,10 +9,11 @@
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 use time::OffsetDateTime;
-use tracklayer_core::clock::unix_millis;
+use tracklayer_core::clock::{from_unix_millis, unix_millis};
+use tracklayer_core::crypto::Sealed;
 use tracklayer_core::dsr::{ErasedRows, EventFootprint};
 use tracklayer_core::error::StoreError;
-use tracklayer_core::event::{EventId, MessageId, StoredEvent};
+use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent};
 use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent, RecentEvents};
 use tracklayer_core::workspace::WorkspaceId;
 
@@ -216,6 +217,55 @@ impl EventReader for SqliteEventStore {
                        AND event_id IN (SELECT value FROM json_each(?2))",
                     params![ws, ids, now],
                 )
+            })
+            .await
+    }
+
+    async fn operational_records(
+        &self,
+        ws: &WorkspaceId,
+        ids: &[EventId],
+        now: OffsetDateTime,
+    ) -> Result<Vec<OperationalRecord>, StoreError> {
+        const CONTEXT: &str = "operational_records";
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let ids = serde_json::to_string(&ids).map_err(|e| StoreError::permanent(CONTEXT, e))?;
+        let workspace_id = ws.clone();
+        let (ws, now) = (ws.as_str().to_owned(), unix_millis(now));
+        self.db
+            .call(CONTEXT, move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT event_id, sealed, expires_at FROM operational
+                         WHERE workspace_id = ?1 AND expires_at > ?3
+                           AND event_id IN (SELECT value FROM json_each(?2))",
+                    )
+                    .map_err(|e| sql(CONTEXT, e))?;
+                let rows = stmt
+                    .query_map(params![ws, ids, now], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .map_err(|e| sql(CONTEXT, e))?;
+                rows.map(|row| {
+                    let (id, sealed, expires): (String, Vec<u8>, i64) =
+                        row.map_err(|e| sql(CONTEXT, e))?;
+                    let event_id = EventId::parse(&id).ok_or_else(|| {
+                        StoreError::corrupt(
+                            CONTEXT,
+                            "an operational row's event id is not an event id",
+                        )
+                    })?;
+                    Ok(OperationalRecord {
+                        workspace_id: workspace_id.clone(),
+                        event_id,
+                        sealed: Sealed(sealed),
+                        expires_at: from_unix_millis(expires),
+                    })
+                })
+                .collect()
             })
             .await
     }
@@ -529,7 +579,6 @@ fn count_subjects(
 #[cfg(feature = "testkit")]
 mod inspection {
     use super::*;
-    use tracklayer_core::event::OperationalRecord;
     use tracklayer_core::ports::EventInspection;
 
     #[async_trait]
@@ -576,28 +625,7 @@ mod inspection {
             id: &EventId,
             now: OffsetDateTime,
         ) -> Result<Option<OperationalRecord>, StoreError> {
-            let workspace_id = ws.clone();
-            let event_id = *id;
-            let (ws, id, now) = (ws.as_str().to_owned(), id.to_string(), unix_millis(now));
-            self.db
-                .call("operational", move |c| {
-                    let row: Option<(Vec<u8>, i64)> = c
-                        .query_row(
-                            "SELECT sealed, expires_at FROM operational
-                             WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3",
-                            params![ws, id, now],
-                            |r| Ok((r.get(0)?, r.get(1)?)),
-                        )
-                        .optional()
-                        .map_err(|e| sql("operational", e))?;
-                    Ok(row.map(|(sealed, expires)| OperationalRecord {
-                        workspace_id,
-                        event_id,
-                        sealed: tracklayer_core::crypto::Sealed(sealed),
-                        expires_at: tracklayer_core::clock::from_unix_millis(expires),
-                    }))
-                })
-                .await
+            Ok(self.operational_records(ws, &[*id], now).await?.pop())
         }
     }
 }

@@ -249,6 +249,7 @@ fn synthetic(event_id: EventId, message_id: MessageId, now: time::OffsetDateTime
                 ad_personalization: Some(false),
             },
             sealed: None,
+            operational: None,
             suppression: Vec::new(),
         },
         sealed: SealedFields {

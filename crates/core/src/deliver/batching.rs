@@ -178,16 +178,67 @@ fn open_one(
     }
 }
 
-/// Opens an item's sealed fields. Sealed by ingest under the workspace key, they either open
-/// and parse or are corrupt: an error (logged, with ids only), never empty fields.
-fn open_sealed(
+/// Opens an item's sealed fields, and the IP and user agent of its event's operational record
+/// when it carries one (an item queued by reference). Sealed by ingest under the workspace
+/// key, they either open and parse or are corrupt: an error (logged, with ids only), never
+/// empty fields.
+pub fn open_sealed(
     keys: &WorkspaceKeys,
     body: &QueueBody,
     item: &DeliveryItem,
 ) -> Result<SealedFields, StoreError> {
-    let Some(sealed) = &item.sealed else {
-        return Ok(SealedFields::default());
+    let mut fields = match &item.sealed {
+        Some(sealed) => open_item_fields(keys, body, item, sealed)?,
+        None => SealedFields::default(),
     };
+    if let Some(record) = &item.operational {
+        let Operational { ip, user_agent } = open_operational(keys, body, item, record)?;
+        fields.ip = fields.ip.or(ip);
+        fields.user_agent = fields.user_agent.or(user_agent);
+    }
+    Ok(fields)
+}
+
+/// What an operational record holds (ingest's `operational_record`).
+#[derive(serde::Deserialize)]
+struct Operational {
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+fn open_operational(
+    keys: &WorkspaceKeys,
+    body: &QueueBody,
+    item: &DeliveryItem,
+    record: &crate::crypto::Sealed,
+) -> Result<Operational, StoreError> {
+    let corrupt = |why: &'static str| {
+        tracing::error!(
+            workspace = %body.workspace_id,
+            destination = %body.destination_id,
+            event = %item.event_id,
+            why,
+            "a queued item's operational record is corrupt"
+        );
+        StoreError::corrupt("operational record of a queued item", why)
+    };
+    let aad = crate::crypto::aad(
+        crate::crypto::SealLabel::Operational,
+        &body.workspace_id,
+        &item.event_id.to_string(),
+    );
+    let plain = keys
+        .open(&aad, record)
+        .map_err(|_| corrupt("the sealed value does not open"))?;
+    serde_json::from_slice(&plain).map_err(|_| corrupt("not the operational record's JSON"))
+}
+
+fn open_item_fields(
+    keys: &WorkspaceKeys,
+    body: &QueueBody,
+    item: &DeliveryItem,
+    sealed: &crate::crypto::Sealed,
+) -> Result<SealedFields, StoreError> {
     let corrupt = |why: &'static str| {
         tracing::error!(
             workspace = %body.workspace_id,

@@ -44,17 +44,24 @@ impl DeliveryService {
             }
         }
         let now = self.ports.clock.now();
-        let events: HashMap<_, _> = self
-            .ports
-            .events
-            .events(&refs.workspace_id, &refs.event_ids(), now)
+        let ids = refs.event_ids();
+        let store = &self.ports.events;
+        let events: HashMap<_, _> = store
+            .events(&refs.workspace_id, &ids, now)
             .await
             .map_err(Unopened::Store)?
             .into_iter()
             .map(|e| (e.event_id, e))
             .collect();
+        let operational: HashMap<_, _> = store
+            .operational_records(&refs.workspace_id, &ids, now)
+            .await
+            .map_err(Unopened::Store)?
+            .into_iter()
+            .map(|o| (o.event_id, o.sealed))
+            .collect();
         let attempts = refs.attempts + m.receive_count;
-        let Hydrated { body, gone } = refs.hydrate(&events);
+        let Hydrated { body, gone } = refs.hydrate(&events, &operational);
         if !gone.is_empty() {
             tracing::info!(
                 destination = %body.destination_id,

@@ -248,6 +248,7 @@ fn item(i: u128) -> OpenedItem {
             user_data: Default::default(),
             consent: Default::default(),
             sealed: None,
+            operational: None,
             suppression: Vec::new(),
         },
         sealed: Default::default(),

@@ -504,6 +504,14 @@ impl crate::ports::EventReader for NoEvents {
     ) -> Result<Option<crate::event::StoredEvent>, StoreError> {
         Ok(None)
     }
+    async fn operational_records(
+        &self,
+        _ws: &WorkspaceId,
+        _ids: &[EventId],
+        _now: OffsetDateTime,
+    ) -> Result<Vec<crate::event::OperationalRecord>, StoreError> {
+        Ok(Vec::new())
+    }
     async fn event_ids_by_message_id(
         &self,
         _ws: &WorkspaceId,
@@ -1242,6 +1250,7 @@ impl World {
             user_data: BTreeMap::new(),
             consent: Default::default(),
             sealed: None,
+            operational: None,
             suppression: Vec::new(),
         }
     }

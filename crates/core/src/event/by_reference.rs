@@ -9,6 +9,13 @@
 //! event through the same [`DeliveryItem::of_event`]: byte for byte the item ingest built.
 //! An item whose event is gone (erased, expired) is not delivered.
 //!
+//! One exception to "byte for byte": IP and user agent, which the event's operational record
+//! already holds sealed (30 days), are left out of a by-reference item's sealed fields, not
+//! sealed again per destination (about 200 of the 410 bytes a destination's item took); the
+//! rebuilt item carries that record ([`DeliveryItem::operational`]) and delivery opens both.
+//! The requests sent are the same either way (`by_reference` suite); once the record has
+//! expired, the item goes without IP and user agent, as the retention promises.
+//!
 //! Which one a queue holds is its enqueuer's to say ([`crate::ports::Enqueuer::items_by_reference`]).
 
 use std::collections::HashMap;
@@ -46,6 +53,7 @@ impl DeliveryItem {
                 .unwrap_or_default(),
             consent,
             sealed,
+            operational: None,
             suppression,
         }
     }
@@ -129,20 +137,27 @@ impl RefBody {
         self.refs.iter().map(|r| r.event_id).collect()
     }
 
-    /// Rebuilds each item from its event in `events` (the workspace's, by id).
-    pub fn hydrate(self, events: &HashMap<EventId, StoredEvent>) -> Hydrated {
+    /// Rebuilds each item from its event in `events` (the workspace's, by id), with the
+    /// event's operational record from `operational` where it has one.
+    pub fn hydrate(
+        self,
+        events: &HashMap<EventId, StoredEvent>,
+        operational: &HashMap<EventId, Sealed>,
+    ) -> Hydrated {
         let mut items = Vec::with_capacity(self.refs.len());
         let mut gone = Vec::new();
         for r in self.refs {
             match events.get(&r.event_id) {
                 Some(event) if event.workspace_id == self.workspace_id => {
-                    items.push(DeliveryItem::of_event(
+                    let mut item = DeliveryItem::of_event(
                         event,
                         self.kind,
                         r.consent,
                         r.sealed,
                         suppression_tokens(&event.subjects),
-                    ));
+                    );
+                    item.operational = operational.get(&r.event_id).cloned();
+                    items.push(item);
                 }
                 _ => gone.push(r.event_id),
             }
@@ -308,6 +323,7 @@ mod tests {
 
     #[test]
     fn a_body_by_reference_rebuilds_exactly_the_items_by_value_and_leaves_out_gone_events() {
+        // (with the operational record of an event that has one, which no body carries)
         // Arrange: two stored events, items of both and of one event that is gone.
         let ws = WorkspaceId::new(Region::Us, "byref");
         let (a, b) = (
@@ -348,14 +364,21 @@ mod tests {
             .into_iter()
             .map(|e| (e.event_id, e.clone()))
             .collect();
+        let op_a = Sealed(vec![7; 30]);
+        let operational =
+            HashMap::from([(a.event_id, op_a.clone()), (gone.event_id, op_a.clone())]);
         let Hydrated {
             body,
             gone: left_out,
-        } = refs.hydrate(&stored);
+        } = refs.hydrate(&stored, &operational);
 
         // Assert
         assert!(QueueBody::decode(&encoded).is_err(), "needs its events");
-        assert_eq!(body.items, vec![item(&a), item(&b)]);
+        let with_record = DeliveryItem {
+            operational: Some(op_a),
+            ..item(&a)
+        };
+        assert_eq!(body.items, vec![with_record, item(&b)]);
         assert_eq!(body.attempts, 2);
         assert_eq!(left_out, vec![gone.event_id, theirs.event_id]);
         assert!(!String::from_utf8_lossy(&encoded).contains("m-a"));

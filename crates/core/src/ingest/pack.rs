@@ -179,6 +179,8 @@ fn write_item_json(out: &mut Vec<u8>, mut item: DeliveryItem, properties: &mut P
         user_data,
         consent,
         sealed,
+        // Never in a body (`serde(skip)`): ingest's items have none.
+        operational: _,
         suppression,
     } = &item;
     let head = ItemHead {
@@ -363,6 +365,7 @@ mod hot_path_equivalence {
                             ad_user_data: (index == 1).then_some(true),
                             ad_personalization: None,
                         },
+                        operational: None,
                         sealed: (n % 3 != 1).then(|| Sealed(vec![n as u8; 30 + index])),
                         suppression: if n % 2 == 1 {
                             vec![crate::identity::sha256_hex(&n.to_string())]

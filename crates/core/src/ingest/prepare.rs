@@ -22,6 +22,7 @@ use crate::workspace::{Retention, Workspace};
 
 use super::identifiers;
 use super::inherit::Layered;
+use super::pack::Holding;
 use super::scrub;
 use super::wire::{
     read_event, validate, Fail, ParsedBody, Rejection, RequestMeta, RequirementCheck, Unmet,
@@ -40,6 +41,9 @@ pub struct Pipeline<'a> {
     /// The destinations' requirements, checked per routed event for [`Warning`]s (none: no
     /// check).
     pub requirements: Option<RequirementCheck>,
+    /// How the queue holds items: by reference, an item leaves IP and user agent to its
+    /// event's operational record instead of sealing them again per destination.
+    pub holding: Holding,
 }
 
 impl std::fmt::Debug for dyn Ids {
@@ -209,11 +213,14 @@ fn prepare_one(
         &p.workspace.id,
         &event_key,
     );
+    let in_record = p.holding == Holding::ByReference && operational.is_some();
     let (items, unmet) = delivery_items(
         p,
-        &event,
-        &event_key,
-        sealed_fields,
+        (&event, &event_key),
+        Sealing {
+            fields: sealed_fields,
+            ip_and_agent_in_record: in_record,
+        },
         &hashed.plain,
         &signals,
     );
@@ -376,12 +383,15 @@ type Items = Vec<(usize, DeliveryItem)>;
 /// requirements of those destinations the event does not meet.
 fn delivery_items(
     p: &Pipeline<'_>,
-    event: &StoredEvent,
-    event_key: &str,
-    mut sealed_fields: SealedFields,
+    (event, event_key): (&StoredEvent, &str),
+    sealing: Sealing,
     plain: &BTreeMap<Profile, BTreeMap<Field, String>>,
     signals: &Signals,
 ) -> (Items, Vec<(usize, Unmet)>) {
+    let Sealing {
+        fields: mut sealed_fields,
+        ip_and_agent_in_record,
+    } = sealing;
     let forwarded = ForwardedConsent {
         ad_user_data: signals.ad_user_data,
         ad_personalization: signals.ad_personalization,
@@ -408,12 +418,13 @@ fn delivery_items(
         let plaintext = match plain.get(&profile) {
             Some(values) if !values.is_empty() => {
                 sealed_fields.plain = values.clone();
-                own_plaintext = serde_json::to_vec(&sealed_fields).unwrap_or_default();
+                own_plaintext = sealed_plaintext(&mut sealed_fields, ip_and_agent_in_record);
                 sealed_fields.plain = BTreeMap::new();
                 &own_plaintext
             }
-            _ => common_plaintext
-                .get_or_insert_with(|| serde_json::to_vec(&sealed_fields).unwrap_or_default()),
+            _ => common_plaintext.get_or_insert_with(|| {
+                sealed_plaintext(&mut sealed_fields, ip_and_agent_in_record)
+            }),
         };
         let sealed = p.keys.seal(nonce(p.ids), &item_aad, plaintext);
         // The one derivation of an item from its event: delivery rebuilds items queued by
@@ -440,6 +451,25 @@ fn delivery_items(
         items.push((index, opened.item));
     }
     (items, unmet)
+}
+
+/// The fields an event's items seal, and whether its operational record holds their IP and
+/// user agent for them (items by reference, when the event has a record).
+struct Sealing {
+    fields: SealedFields,
+    ip_and_agent_in_record: bool,
+}
+
+/// What an item seals of `fields`: all of them, or all but IP and user agent when the
+/// operational record holds those (the fields are left as they were).
+fn sealed_plaintext(fields: &mut SealedFields, ip_and_agent_in_record: bool) -> Vec<u8> {
+    if !ip_and_agent_in_record {
+        return serde_json::to_vec(fields).unwrap_or_default();
+    }
+    let (ip, user_agent) = (fields.ip.take(), fields.user_agent.take());
+    let plaintext = serde_json::to_vec(fields).unwrap_or_default();
+    (fields.ip, fields.user_agent) = (ip, user_agent);
+    plaintext
 }
 
 fn nonce(ids: &dyn Ids) -> [u8; 12] {

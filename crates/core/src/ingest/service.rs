@@ -398,6 +398,11 @@ impl IngestService {
             return Err(IngestError::Blocked);
         }
         let received_at = self.clock.now();
+        let holding = if self.queue.items_by_reference() {
+            Holding::ByReference
+        } else {
+            Holding::ByValue
+        };
         let pipeline = Pipeline {
             workspace: &snap.workspace,
             destinations: &snap.destinations,
@@ -406,6 +411,7 @@ impl IngestService {
             meta,
             received_at,
             requirements: self.requirements,
+            holding,
         };
         let input_bytes = body.items.iter().map(|i| i.get().len()).sum();
         let mut prepared = self
@@ -447,11 +453,6 @@ impl IngestService {
                 routing.push(event.event.routing.as_slice());
             }
         }
-        let holding = if self.queue.items_by_reference() {
-            Holding::ByReference
-        } else {
-            Holding::ByValue
-        };
         let messages = pack(
             &snap.workspace.id,
             &snap.destinations,

@@ -122,6 +122,7 @@ impl Setup {
             meta: &self.meta,
             received_at: RECEIVED_AT,
             requirements: self.requirements,
+            holding: Holding::ByValue,
         }
     }
 
@@ -1575,4 +1576,61 @@ fn an_event_naming_a_member_twice_is_refused_and_escaped_unknown_names_are_warne
     assert_eq!(out.events.len(), 1);
     assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
     assert!(out.warnings[0].detail.contains("\"propertis\""));
+}
+
+/// By reference, an item's sealed fields leave IP and user agent to the event's operational
+/// record (which holds them anyway, 30 days) instead of a copy per destination; what else is
+/// sealed, and every item by value, is as before. An event with no record seals them as ever.
+#[test]
+fn items_by_reference_leave_ip_and_user_agent_to_the_operational_record() {
+    let mut s = Setup::new(Region::Us);
+    requesting(&mut s, true);
+    let lent = (Some("127.0.0.1".to_owned()), Some(VISITOR_UA.to_owned()));
+    let by_reference = |s: &Setup| {
+        let pipeline = Pipeline {
+            holding: Holding::ByReference,
+            ..s.pipeline()
+        };
+        let body = serde_json::to_vec(&json!({ "batch": [server_event()] })).unwrap();
+        prepare(&pipeline, &parse_body(Endpoint::Batch, &body).unwrap())
+    };
+
+    let by_value = s.accept(server_event());
+    let referenced = by_reference(&s);
+
+    assert_eq!(client_of(&s, &by_value), [lent.clone(), lent.clone()]);
+    assert_eq!(client_of(&s, &referenced), [(None, None), (None, None)]);
+    let record = referenced.events[0].operational.as_ref().expect("a record");
+    let opened = s
+        .keys
+        .open(
+            &aad(
+                SealLabel::Operational,
+                &s.workspace.id,
+                &referenced.events[0].event.event_id.to_string(),
+            ),
+            &record.sealed,
+        )
+        .unwrap();
+    let opened: Value = serde_json::from_slice(&opened).unwrap();
+    assert_eq!(opened, json!({"ip": lent.0, "user_agent": lent.1}));
+    let (value_item, reference_item) = (
+        s.open(META, s.item(&by_value, 0, META).unwrap()),
+        s.open(META, s.item(&referenced, 0, META).unwrap()),
+    );
+    assert_eq!(
+        SealedFields {
+            ip: None,
+            user_agent: None,
+            ..value_item
+        },
+        reference_item,
+        "the rest is sealed alike"
+    );
+
+    // Without an address or agent there is no record, and nothing to leave out.
+    requesting(&mut s, false);
+    let referenced = by_reference(&s);
+    assert!(referenced.events[0].operational.is_none());
+    assert_eq!(client_of(&s, &referenced), [(None, None), (None, None)]);
 }

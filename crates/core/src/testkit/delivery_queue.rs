@@ -331,6 +331,7 @@ pub fn queue_body(ws: &WorkspaceId, dest: &DestinationId, events: &[EventId]) ->
                 )]),
                 consent: ForwardedConsent::default(),
                 sealed: None,
+                operational: None,
                 suppression: Vec::new(),
             })
             .collect(),

@@ -192,3 +192,48 @@ pub async fn reads_several_events_at_once_leaving_out_the_missing_the_expired_an
     );
     assert!(none.is_empty());
 }
+
+pub async fn reads_several_operational_records_at_once_leaving_out_the_missing_the_expired_and_others(
+    s: &dyn InspectableEventStore,
+) {
+    // Arrange: two events of the workspace with a record, one whose record expires early, one
+    // without a record, one of another workspace.
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    let other = WorkspaceId::new(Region::Us, &unique());
+    let a = new_event(&ws, "m-op-a", &["subj-a"], T0);
+    let b = new_event(&ws, "m-op-b", &[], T0);
+    let mut short = new_event(&ws, "m-op-short", &[], T0);
+    short.operational.as_mut().expect("a record").expires_at = T0 + time::Duration::hours(1);
+    let mut none = new_event(&ws, "m-op-none", &[], T0);
+    none.operational = None;
+    let theirs = new_event(&other, "m-op-theirs", &[], T0);
+    s.record(&[a.clone(), b.clone(), short.clone(), none.clone()], T0)
+        .await
+        .unwrap();
+    s.record(std::slice::from_ref(&theirs), T0).await.unwrap();
+    let missing = crate::event::EventId(uuid::Uuid::now_v7());
+    let asked = [
+        b.event.event_id,
+        missing,
+        a.event.event_id,
+        short.event.event_id,
+        none.event.event_id,
+        theirs.event.event_id,
+        a.event.event_id,
+    ];
+
+    // Act
+    let now = T0 + time::Duration::hours(2);
+    let mut found = s.operational_records(&ws, &asked, now).await.unwrap();
+    let nothing = s.operational_records(&ws, &[], now).await.unwrap();
+
+    // Assert
+    found.sort_by_key(|o| o.event_id);
+    let mut want = vec![a.operational.unwrap(), b.operational.unwrap()];
+    want.sort_by_key(|o| o.event_id);
+    assert_eq!(
+        found, want,
+        "each unexpired record of the workspace's events asked for, once"
+    );
+    assert!(nothing.is_empty());
+}

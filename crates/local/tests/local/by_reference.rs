@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use super::*;
 use serde_json::json;
+use tracklayer_core::clock::SequentialIds;
 use tracklayer_core::crypto::WorkspaceKeys;
 use tracklayer_core::deliver::service::DeliveryConfig;
 use tracklayer_core::deliver::{HttpRequest, HttpResponse};
@@ -180,30 +181,54 @@ async fn every_destination_kind_is_sent_the_same_bytes_from_items_by_reference_a
         gpc: false,
         browser: false,
     };
-    let pipeline = Pipeline {
-        workspace: ws,
-        destinations: &destinations,
-        keys: &keys,
-        ids: &SystemIds,
-        meta: &meta,
-        received_at: T0,
-        requirements: None,
-    };
+    // The same events prepared for either queue (the same ids: a counter each): by
+    // reference, an item leaves IP and user agent to its event's operational record.
     let body = events();
-    let prepared = prepare(&pipeline, &parse_body(Endpoint::Batch, &body).unwrap());
-    assert_eq!(prepared.rejected, []);
-    w.events.record(&prepared.events, T0).await.unwrap();
-    let items = || prepared.items.iter().flatten().cloned();
-    let packed = |holding| {
+    let prepared = |holding| {
+        let ids = SequentialIds::default();
+        let pipeline = Pipeline {
+            workspace: ws,
+            destinations: &destinations,
+            keys: &keys,
+            ids: &ids,
+            meta: &meta,
+            received_at: T0,
+            requirements: None,
+            holding,
+        };
+        let prepared = prepare(&pipeline, &parse_body(Endpoint::Batch, &body).unwrap());
+        assert_eq!(prepared.rejected, []);
+        prepared
+    };
+    let (for_value, for_reference) = (prepared(Holding::ByValue), prepared(Holding::ByReference));
+    assert_eq!(
+        for_value
+            .events
+            .iter()
+            .map(|e| e.event.event_id)
+            .collect::<Vec<_>>(),
+        for_reference
+            .events
+            .iter()
+            .map(|e| e.event.event_id)
+            .collect::<Vec<_>>()
+    );
+    assert!(for_reference.events.iter().all(|e| e.operational.is_some()));
+    w.events.record(&for_reference.events, T0).await.unwrap();
+    let items = |p: &tracklayer_core::ingest::PreparedBatch| {
+        p.items.iter().flatten().cloned().collect::<Vec<_>>()
+    };
+    let packed = |p, holding| {
         pack(
             &ws.id,
             &destinations,
-            items(),
+            items(p),
             MAX_QUEUE_MESSAGE_BYTES,
             holding,
         )
     };
-    let (by_value, by_reference) = (packed(Holding::ByValue), packed(Holding::ByReference));
+    let by_value = packed(&for_value, Holding::ByValue);
+    let by_reference = packed(&for_reference, Holding::ByReference);
     let value_db = Db::in_memory().unwrap();
     let value_queue = Arc::new(SqliteDeliveryQueue::new(
         value_db.clone(),
@@ -230,7 +255,7 @@ async fn every_destination_kind_is_sent_the_same_bytes_from_items_by_reference_a
         assert_eq!(v, r, "{kind}: the same requests either way");
     }
     let size = |messages: &[Outgoing]| messages.iter().map(|m| m.body.len()).sum::<usize>();
-    let per_item = size(&by_reference) / items().count();
+    let per_item = size(&by_reference) / items(&for_reference).len();
     assert!(
         per_item < 500,
         "a by-reference item is its id, consent and sealed fields: {per_item} bytes"
@@ -310,6 +335,32 @@ async fn ingest_a_purchase(w: &MetaWorkspace, message_id: &str) {
         .await
         .unwrap();
 }
+
+/// Ingests one purchase from a browser context (an address and a user agent, so its event
+/// has an operational record), `message_id`, queued for Meta.
+async fn ingest_a_visit(w: &MetaWorkspace, message_id: &str) {
+    let body = serde_json::to_vec(&json!({"batch": [{
+        "type": "track", "event": "Order Completed", "messageId": message_id, "userId": "user-1",
+        "properties": {"order_id": "o-1", "revenue": 10, "currency": "EUR"},
+        "context": {"traits": {"email": "jane.doe@example.com"}, "ip": VISIT_IP,
+                    "userAgent": VISIT_AGENT}
+    }]}))
+    .unwrap();
+    let key = w.ingest.authenticate(&w.write_key).await.unwrap();
+    let meta = RequestMeta {
+        ip: None,
+        user_agent: None,
+        gpc: false,
+        browser: false,
+    };
+    w.ingest
+        .ingest(&key, &parse_body(Endpoint::Batch, &body).unwrap(), &meta)
+        .await
+        .unwrap();
+}
+
+const VISIT_IP: &str = "203.0.113.9";
+const VISIT_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) Visit/7.0";
 
 /// Damages every stored event's record (cuts its document short), so any read of it fails.
 async fn corrupt_stored_events(w: &MetaWorkspace) {
@@ -438,4 +489,88 @@ async fn a_paused_destinations_messages_are_held_without_reading_their_events() 
     assert!(sent.is_empty(), "nothing sent: {sent:?}");
     let records = records_of_referenced_events(&w, &log, &msgs[0]).await;
     assert!(records.is_empty(), "no attempt logged: {records:?}");
+}
+
+#[tokio::test]
+async fn an_item_by_reference_sends_ip_and_agent_from_the_operational_record_kept_30_days() {
+    use tracklayer_core::ports::EventInspection;
+    // Arrange: a visit queued for Meta by reference; its item seals neither the IP nor the
+    // user agent (the event's operational record holds both).
+    let w = MetaWorkspace::new("Visit", "EAAvisit").await;
+    ingest_a_visit(&w, "visit-1").await;
+    let queued = w.db.call("test", |c| {
+        let bodies: Vec<Vec<u8>> = c
+            .prepare("SELECT body FROM queue")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        Ok(bodies)
+    });
+    let queued = queued.await.unwrap();
+    assert_eq!(queued.len(), 1);
+    let Ok(Body::Reference(refs)) = Body::decode(&queued[0]) else {
+        panic!("queued by reference");
+    };
+    let record = w
+        .events
+        .operational(&w.workspace.id, &refs.refs[0].event_id, T0);
+    assert!(record.await.unwrap().is_some(), "the event has its record");
+
+    // Act: delivered while the record is kept.
+    let (_, d, sent, _) = attempt_meta(&w).await;
+
+    // Assert: Meta is sent both, from the record.
+    assert!(
+        matches!(d[..], [tracklayer_core::deliver::service::Disposition::Ack]),
+        "{d:?}"
+    );
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].2.contains(VISIT_IP), "{}", sent[0].2);
+    assert!(sent[0].2.contains(VISIT_AGENT), "{}", sent[0].2);
+
+    // After the record's 30 days the event is still kept (180 days) and rebuilt, but with
+    // no record: what delivery opens of it then has no IP or user agent (Meta itself drops
+    // events older than 7 days, so no request shows it).
+    let (ws, id) = (&w.workspace.id, refs.refs[0].event_id);
+    let later = T0 + time::Duration::days(31);
+    assert_eq!(w.events.events(ws, &[id], later).await.unwrap().len(), 1);
+    let records = w
+        .events
+        .operational_records(ws, &[id], later)
+        .await
+        .unwrap();
+    assert!(records.is_empty(), "{records:?}");
+}
+
+#[tokio::test]
+async fn an_item_by_reference_whose_operational_record_is_corrupt_is_dead_lettered_never_sent() {
+    // Arrange: a visit queued by reference for Meta, then its operational record damaged.
+    let w = MetaWorkspace::new("CorruptRecord", "EAArecord").await;
+    ingest_a_visit(&w, "visit-bad").await;
+    w.db.call("test", |c| {
+        let n = c
+            .execute("UPDATE operational SET sealed = substr(sealed, 1, 20)", [])
+            .unwrap();
+        assert_eq!(n, 1);
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    // Act
+    let (_, d, sent, _) = attempt_meta(&w).await;
+
+    // Assert: dead-lettered with the reason, as an item whose own sealed fields are corrupt
+    // is, never sent without the IP and user agent.
+    assert!(
+        matches!(
+            &d[..],
+            [tracklayer_core::deliver::service::Disposition::DeadLetter(why)]
+                if why.contains("corrupt") && why.contains("operational record")
+        ),
+        "{d:?}"
+    );
+    assert!(sent.is_empty(), "nothing sent: {sent:?}");
 }

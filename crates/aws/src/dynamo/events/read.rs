@@ -33,6 +33,19 @@ impl DynamoEventStore {
         .await
     }
 
+    /// The unexpired operational record of event `id`.
+    async fn operational_of(
+        &self,
+        ws: &WorkspaceId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OperationalRecord>, StoreError> {
+        self.read_packed("operational", ws, 'O', id, now, |o: &OperationalRecord| {
+            (o.event_id, o.expires_at)
+        })
+        .await
+    }
+
     /// The record of event `id` among its millisecond's packs of `kind` (`P` events, `O`
     /// operational records), unless it has expired.
     async fn read_packed<T: serde::de::DeserializeOwned>(
@@ -161,6 +174,22 @@ impl EventReader for DynamoEventStore {
             })
             .await?;
         Ok(packed.map(|p| p.e))
+    }
+
+    /// One read of each id's operational pack: delivery never asks here (SQS holds items by
+    /// value, with their IP and user agent sealed in them).
+    async fn operational_records(
+        &self,
+        ws: &WorkspaceId,
+        ids: &[EventId],
+        now: OffsetDateTime,
+    ) -> Result<Vec<OperationalRecord>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut seen = std::collections::HashSet::new();
+        for id in ids.iter().filter(|id| seen.insert(**id)) {
+            out.extend(self.operational_of(ws, id, now).await?);
+        }
+        Ok(out)
     }
 
     /// An event without subjects is found through its dedup marker (one `GetItem`). An event
@@ -341,9 +370,6 @@ impl EventInspection for DynamoEventStore {
         id: &EventId,
         now: OffsetDateTime,
     ) -> Result<Option<OperationalRecord>, StoreError> {
-        self.read_packed("operational", ws, 'O', id, now, |o: &OperationalRecord| {
-            (o.event_id, o.expires_at)
-        })
-        .await
+        self.operational_of(ws, id, now).await
     }
 }
