@@ -265,6 +265,7 @@ macro_rules! all_contract_suites {
                 reads_several_events_at_once_leaving_out_the_missing_the_expired_and_others,
                 reads_several_operational_records_at_once_leaving_out_the_missing_the_expired_and_others,
                 reports_a_repeated_message_id_as_a_duplicate_within_24_hours,
+                reports_a_retry_in_the_same_second_as_a_duplicate_alone_or_beside_new_events,
                 accepts_a_message_id_again_after_the_dedup_window,
                 keeps_workspaces_apart,
                 finds_a_subjects_events_in_pages,

@@ -35,6 +35,39 @@ pub async fn reports_a_repeated_message_id_as_a_duplicate_within_24_hours(
         .is_none());
 }
 
+/// A client's retry repeats an event's message id and subjects, and may come within the same
+/// second (so with the same dedup expiry): beside a new event of the same person or alone, it
+/// is a duplicate. (On DynamoDB the dedup entries of `m-1` and `m-3` go to different
+/// subject-days of the four, and the retry of `m-2` adds nothing new to its own.)
+pub async fn reports_a_retry_in_the_same_second_as_a_duplicate_alone_or_beside_new_events(
+    s: &dyn InspectableEventStore,
+) {
+    // Arrange: one request of a person with four subject values.
+    let ws = WorkspaceId::new(Region::Us, &unique());
+    let subjects = ["subj-1", "subj-2", "subj-3", "subj-4"];
+    let of_the_person = |m: &str| new_event(&ws, m, &subjects, T0);
+    let first = [of_the_person("m-1"), of_the_person("m-2")];
+    assert_eq!(s.record(&first, T0).await.unwrap(), vec![true, true]);
+
+    // Act: the retry of m-1 beside a new event, then the retry of m-2 alone.
+    let beside_new = s
+        .record(&[of_the_person("m-1"), of_the_person("m-3")], T0)
+        .await
+        .unwrap();
+    let alone = s.record(&[of_the_person("m-2")], T0).await.unwrap();
+
+    // Assert
+    assert_eq!(beside_new, vec![false, true], "m-1 again, beside new m-3");
+    assert_eq!(alone, vec![false], "m-2 again, alone");
+    let stored = s
+        .events_by_subject(&ws, "subj-1", None, 10, T0)
+        .await
+        .unwrap();
+    let mut messages: Vec<&str> = stored.iter().map(|e| e.message_id.as_str()).collect();
+    messages.sort_unstable();
+    assert_eq!(messages, ["m-1", "m-2", "m-3"], "each message once");
+}
+
 pub async fn accepts_a_message_id_again_after_the_dedup_window(s: &dyn InspectableEventStore) {
     let ws = WorkspaceId::new(Region::Us, &unique());
     s.record(&[new_event(&ws, "m-old", &[], T0)], T0)

@@ -221,6 +221,13 @@ impl DynamoEventStore {
     /// Adds pack references (and dedup entries) to a subject-day item, creating it and its
     /// `subject` index entry on the first write of the day. `expires_at` only moves later.
     /// Returns the entries the item had before.
+    ///
+    /// The old entries come from `ReturnValues = ALL_OLD`, not `UPDATED_OLD`: adding an
+    /// entry the set holds already (a retry within the same second: same fingerprint, same
+    /// `dedup_until`) leaves `fps` as it was, and an emulator that returns only the
+    /// attributes whose value changed (moto) then answers without `fps`, so the retry looked
+    /// new. `ALL_OLD` returns the whole item before the update on every backend, at no extra
+    /// capacity (the update is billed by item size either way).
     pub(super) async fn touch_subject_day(
         &self,
         item_key: Item,
@@ -251,7 +258,7 @@ impl DynamoEventStore {
                 .expression_attribute_values(":spk", s(spk.clone()))
                 .expression_attribute_values(":ssk", s(ssk.clone()))
                 .expression_attribute_values(":refs", ss(refs.iter().cloned()))
-                .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld);
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld);
             if !fps.is_empty() {
                 req = req.expression_attribute_values(":fps", bs(fps.to_vec()));
             }
