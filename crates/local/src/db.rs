@@ -240,6 +240,12 @@ impl Db {
         // otherwise spills to a temporary file past 64 KiB, a write system call per page
         // (7 % of `serve`'s CPU under load, by `perf`). A database file is checkpointed by a
         // thread of its own ([`Checkpointer`]), not by the commit that fills the WAL.
+        // 8 KiB pages for a new database (one made with 4 KiB keeps them: SQLite changes a WAL
+        // database's page size only by a rebuild): under `make measure-ingest`, 5 % fewer
+        // bytes per stored event (3,210 → 3,050) at the same rate; 16 KiB saved 1 % more but
+        // cost 8 % of the rate (each commit writes whole pages).
+        conn.execute_batch("PRAGMA page_size = 8192;")
+            .map_err(DbError::Schema)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA temp_store = MEMORY;

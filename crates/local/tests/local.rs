@@ -1019,3 +1019,31 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
     store.sweep(T0 + time::Duration::days(181)).await.unwrap();
     assert_eq!(subject_rows(&path), [], "no row outlives its event");
 }
+
+/// A new database is made with 8 KiB pages; one made before with 4 KiB opens as it is, its
+/// events readable (SQLite changes a WAL database's page size only by a rebuild).
+#[tokio::test]
+async fn a_new_database_has_8_kib_pages_and_an_older_one_keeps_its_own() {
+    use tracklayer_core::ports::{EventReader, EventWriter};
+    let page_size = |path: &std::path::Path| -> i64 {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap()
+    };
+    let new = keep_dir().join("tracklayer.db");
+    drop(Db::open(&new).unwrap());
+    assert_eq!(page_size(&new), 8192);
+
+    let old = keep_dir().join("tracklayer.db");
+    {
+        let c = rusqlite::Connection::open(&old).unwrap();
+        c.execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
+            .unwrap();
+    }
+    let ws = WorkspaceId::new(Region::Us, &testkit::unique());
+    let e = testkit::new_event(&ws, "m-old", &["s-old"], T0);
+    let store = SqliteEventStore::new(Db::open(&old).unwrap());
+    store.record(std::slice::from_ref(&e), T0).await.unwrap();
+    assert_eq!(page_size(&old), 4096);
+    let read = store.event(&ws, &e.event.event_id, T0).await.unwrap();
+    assert_eq!(read, Some(e.event));
+}
