@@ -118,8 +118,8 @@ pub fn as_json(doc: ValueRef<'_>) -> Result<serde_json::Value, StoreError> {
     serde_json::to_value(event).map_err(|e| StoreError::permanent("event_json", e))
 }
 
-/// 64 lowercase hex digits as their 32 bytes.
-fn digest(s: &str) -> Option<[u8; 32]> {
+/// 64 lowercase hex digits as their 32 bytes (a digest here, a subject in the subject index).
+pub(crate) fn digest(s: &str) -> Option<[u8; 32]> {
     let b = s.as_bytes();
     if b.len() != 64 {
         return None;

@@ -14,7 +14,7 @@ use tracklayer_core::event::EventId;
 
 /// The stored form of a subject: its 32 bytes when it is 64 lowercase hex characters.
 pub(crate) fn subject_key(subject: &str) -> Value {
-    match hex32(subject) {
+    match crate::event_record::digest(subject) {
         Some(bytes) => Value::Blob(bytes.to_vec()),
         None => Value::Text(subject.to_owned()),
     }
@@ -38,23 +38,6 @@ macro_rules! event_id_text_of_s {
     };
 }
 pub(crate) use event_id_text_of_s;
-
-fn hex32(s: &str) -> Option<[u8; 32]> {
-    let s = s.as_bytes();
-    if s.len() != 64 {
-        return None;
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        *byte = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    Some(out)
-}
 
 /// Rebuilds a subject index written before its keys were bytes (text columns, and before
 /// that an expiry column with its index) in one transaction: each row of an event still

@@ -206,22 +206,33 @@ struct Operational {
     user_agent: Option<String>,
 }
 
+/// What a queued item's sealed part (`what`) that does not open or parse becomes: an error,
+/// logged with ids only.
+fn corrupt_part<'a>(
+    body: &'a QueueBody,
+    item: &'a DeliveryItem,
+    what: &'static str,
+) -> impl Fn(&'static str) -> StoreError + 'a {
+    move |why| {
+        tracing::error!(
+            workspace = %body.workspace_id,
+            destination = %body.destination_id,
+            event = %item.event_id,
+            part = what,
+            why,
+            "a queued item's sealed part is corrupt"
+        );
+        StoreError::corrupt(what, why)
+    }
+}
+
 fn open_operational(
     keys: &WorkspaceKeys,
     body: &QueueBody,
     item: &DeliveryItem,
     record: &crate::crypto::Sealed,
 ) -> Result<Operational, StoreError> {
-    let corrupt = |why: &'static str| {
-        tracing::error!(
-            workspace = %body.workspace_id,
-            destination = %body.destination_id,
-            event = %item.event_id,
-            why,
-            "a queued item's operational record is corrupt"
-        );
-        StoreError::corrupt("operational record of a queued item", why)
-    };
+    let corrupt = corrupt_part(body, item, "operational record of a queued item");
     let aad = crate::crypto::aad(
         crate::crypto::SealLabel::Operational,
         &body.workspace_id,
@@ -239,16 +250,7 @@ fn open_item_fields(
     item: &DeliveryItem,
     sealed: &crate::crypto::Sealed,
 ) -> Result<SealedFields, StoreError> {
-    let corrupt = |why: &'static str| {
-        tracing::error!(
-            workspace = %body.workspace_id,
-            destination = %body.destination_id,
-            event = %item.event_id,
-            why,
-            "a queued item's sealed fields are corrupt"
-        );
-        StoreError::corrupt("sealed fields of a queued item", why)
-    };
+    let corrupt = corrupt_part(body, item, "sealed fields of a queued item");
     let plain = keys
         .open(&body.item_aad(item), sealed)
         .map_err(|_| corrupt("the sealed value does not open"))?;

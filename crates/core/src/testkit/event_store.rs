@@ -185,67 +185,36 @@ pub async fn sweeping_keeps_what_has_not_expired(s: &dyn InspectableEventStore) 
     );
 }
 
-pub async fn reads_several_events_at_once_leaving_out_the_missing_the_expired_and_others(
-    s: &dyn InspectableEventStore,
-) {
-    // Arrange: two events of the workspace, one that expires early, one of another workspace.
-    let ws = WorkspaceId::new(Region::Us, &unique());
-    let other = WorkspaceId::new(Region::Us, &unique());
-    let a = new_event(&ws, "m-batch-a", &["subj-a"], T0);
-    let b = new_event(&ws, "m-batch-b", &[], T0);
-    let mut short = new_event(&ws, "m-batch-short", &[], T0);
-    short.event.expires_at = T0 + time::Duration::hours(1);
-    let theirs = new_event(&other, "m-batch-theirs", &[], T0);
-    s.record(&[a.clone(), b.clone(), short.clone()], T0)
-        .await
-        .unwrap();
-    s.record(std::slice::from_ref(&theirs), T0).await.unwrap();
-    let missing = crate::event::EventId(uuid::Uuid::now_v7());
-    let asked = [
-        b.event.event_id,
-        missing,
-        a.event.event_id,
-        short.event.event_id,
-        theirs.event.event_id,
-        a.event.event_id,
-    ];
-
-    // Act
-    let now = T0 + time::Duration::hours(2);
-    let mut found = s.events(&ws, &asked, now).await.unwrap();
-    let none = s.events(&ws, &[], now).await.unwrap();
-
-    // Assert
-    found.sort_by_key(|e| e.event_id);
-    let mut want = vec![a.event, b.event];
-    want.sort_by_key(|e| e.event_id);
-    assert_eq!(
-        found, want,
-        "each stored, unexpired event of the workspace once"
-    );
-    assert!(none.is_empty());
+/// What the batched reads are asked for: events of one workspace (`a` with a subject, `b`,
+/// `short` whose event and record expire after an hour, `none` without an operational
+/// record), one of another workspace (`theirs`), an id never stored, and `a` twice; recorded.
+struct SeveralEvents {
+    ws: WorkspaceId,
+    a: NewEvent,
+    b: NewEvent,
+    none: NewEvent,
+    asked: Vec<crate::event::EventId>,
 }
 
-pub async fn reads_several_operational_records_at_once_leaving_out_the_missing_the_expired_and_others(
-    s: &dyn InspectableEventStore,
-) {
-    // Arrange: two events of the workspace with a record, one whose record expires early, one
-    // without a record, one of another workspace.
+async fn several_events(s: &dyn InspectableEventStore, tag: &str) -> SeveralEvents {
     let ws = WorkspaceId::new(Region::Us, &unique());
     let other = WorkspaceId::new(Region::Us, &unique());
-    let a = new_event(&ws, "m-op-a", &["subj-a"], T0);
-    let b = new_event(&ws, "m-op-b", &[], T0);
-    let mut short = new_event(&ws, "m-op-short", &[], T0);
+    let event = |ws: &WorkspaceId, name: &str, subjects: &[&str]| {
+        new_event(ws, &format!("m-{tag}-{name}"), subjects, T0)
+    };
+    let (a, b) = (event(&ws, "a", &["subj-a"]), event(&ws, "b", &[]));
+    let mut short = event(&ws, "short", &[]);
+    short.event.expires_at = T0 + time::Duration::hours(1);
     short.operational.as_mut().expect("a record").expires_at = T0 + time::Duration::hours(1);
-    let mut none = new_event(&ws, "m-op-none", &[], T0);
+    let mut none = event(&ws, "none", &[]);
     none.operational = None;
-    let theirs = new_event(&other, "m-op-theirs", &[], T0);
+    let theirs = event(&other, "theirs", &[]);
     s.record(&[a.clone(), b.clone(), short.clone(), none.clone()], T0)
         .await
         .unwrap();
     s.record(std::slice::from_ref(&theirs), T0).await.unwrap();
     let missing = crate::event::EventId(uuid::Uuid::now_v7());
-    let asked = [
+    let asked = vec![
         b.event.event_id,
         missing,
         a.event.event_id,
@@ -254,6 +223,50 @@ pub async fn reads_several_operational_records_at_once_leaving_out_the_missing_t
         theirs.event.event_id,
         a.event.event_id,
     ];
+    SeveralEvents {
+        ws,
+        a,
+        b,
+        none,
+        asked,
+    }
+}
+
+pub async fn reads_several_events_at_once_leaving_out_the_missing_the_expired_and_others(
+    s: &dyn InspectableEventStore,
+) {
+    // Arrange
+    let SeveralEvents {
+        ws,
+        a,
+        b,
+        none,
+        asked,
+    } = several_events(s, "batch").await;
+
+    // Act
+    let now = T0 + time::Duration::hours(2);
+    let mut found = s.events(&ws, &asked, now).await.unwrap();
+    let nothing = s.events(&ws, &[], now).await.unwrap();
+
+    // Assert
+    found.sort_by_key(|e| e.event_id);
+    let mut want = vec![a.event, b.event, none.event];
+    want.sort_by_key(|e| e.event_id);
+    assert_eq!(
+        found, want,
+        "each stored, unexpired event of the workspace once"
+    );
+    assert!(nothing.is_empty());
+}
+
+pub async fn reads_several_operational_records_at_once_leaving_out_the_missing_the_expired_and_others(
+    s: &dyn InspectableEventStore,
+) {
+    // Arrange
+    let SeveralEvents {
+        ws, a, b, asked, ..
+    } = several_events(s, "op").await;
 
     // Act
     let now = T0 + time::Duration::hours(2);

@@ -317,33 +317,32 @@ async fn attempt_meta(
 
 /// Ingests one purchase with an email, `message_id`, from a server (queued for Meta).
 async fn ingest_a_purchase(w: &MetaWorkspace, message_id: &str) {
-    let body = serde_json::to_vec(&json!({"batch": [{
-        "type": "track", "event": "Order Completed", "messageId": message_id, "userId": "user-1",
-        "properties": {"order_id": "o-1", "revenue": 10, "currency": "EUR"},
-        "context": {"traits": {"email": "jane.doe@example.com"}}
-    }]}))
-    .unwrap();
-    let key = w.ingest.authenticate(&w.write_key).await.unwrap();
-    let meta = RequestMeta {
-        ip: None,
-        user_agent: None,
-        gpc: false,
-        browser: false,
-    };
-    w.ingest
-        .ingest(&key, &parse_body(Endpoint::Batch, &body).unwrap(), &meta)
-        .await
-        .unwrap();
+    ingest_one(
+        w,
+        message_id,
+        json!({"traits": {"email": "jane.doe@example.com"}}),
+    )
+    .await;
 }
 
 /// Ingests one purchase from a browser context (an address and a user agent, so its event
 /// has an operational record), `message_id`, queued for Meta.
 async fn ingest_a_visit(w: &MetaWorkspace, message_id: &str) {
+    let context = json!({"traits": {"email": "jane.doe@example.com"}, "ip": VISIT_IP,
+                         "userAgent": VISIT_AGENT});
+    ingest_one(w, message_id, context).await;
+}
+
+const VISIT_IP: &str = "203.0.113.9";
+const VISIT_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) Visit/7.0";
+
+/// Ingests one purchase with `context`, `message_id`, sent without an address or user agent
+/// of the request's own.
+async fn ingest_one(w: &MetaWorkspace, message_id: &str, context: serde_json::Value) {
     let body = serde_json::to_vec(&json!({"batch": [{
         "type": "track", "event": "Order Completed", "messageId": message_id, "userId": "user-1",
         "properties": {"order_id": "o-1", "revenue": 10, "currency": "EUR"},
-        "context": {"traits": {"email": "jane.doe@example.com"}, "ip": VISIT_IP,
-                    "userAgent": VISIT_AGENT}
+        "context": context
     }]}))
     .unwrap();
     let key = w.ingest.authenticate(&w.write_key).await.unwrap();
@@ -358,9 +357,6 @@ async fn ingest_a_visit(w: &MetaWorkspace, message_id: &str) {
         .await
         .unwrap();
 }
-
-const VISIT_IP: &str = "203.0.113.9";
-const VISIT_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) Visit/7.0";
 
 /// Damages every stored event's record (cuts its document short), so any read of it fails.
 async fn corrupt_stored_events(w: &MetaWorkspace) {
