@@ -364,6 +364,15 @@ impl IngestService {
         self.suppressed.remove(ws);
     }
 
+    /// How this ingest's queue holds items.
+    fn holding(&self) -> Holding {
+        if self.queue.items_by_reference() {
+            Holding::ByReference
+        } else {
+            Holding::ByValue
+        }
+    }
+
     /// Ingests a parsed request for an authenticated key, and records its counters in one
     /// write once its outcome is known (accepted and queued, or every event rejected); a
     /// failed stats write is logged and counted, never answered ([`StatsSink`]).
@@ -398,11 +407,7 @@ impl IngestService {
             return Err(IngestError::Blocked);
         }
         let received_at = self.clock.now();
-        let holding = if self.queue.items_by_reference() {
-            Holding::ByReference
-        } else {
-            Holding::ByValue
-        };
+        let holding = self.holding();
         let pipeline = Pipeline {
             workspace: &snap.workspace,
             destinations: &snap.destinations,
