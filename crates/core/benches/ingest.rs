@@ -39,7 +39,9 @@ use tracklayer_core::workspace::{Region, Workspace};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BATCH: &[u8] = include_bytes!("fixtures/purchase_batch.json");
-const TARGET_RATIO: f64 = 4.0;
+/// The engine issue's target for pipeline / parse (an earlier issue's was 4.0, which the
+/// pipeline meets; this one it does not yet).
+const TARGET_RATIO: f64 = 2.0;
 
 /// Everything a [`Pipeline`] borrows.
 struct Setup {
