@@ -7,7 +7,6 @@ use tracklayer_core::identity::{
     Profile,
 };
 
-
 pub fn check(profile: Profile, data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -43,7 +42,10 @@ fn one(profile: Profile, field: Field, raw: &str, hints: Hints<'_>) {
             }
         }
         Ok(Prepared::Plain(p)) => {
-            assert!(!digest_given, "{at}: a digest sent where a plain value is wanted");
+            assert!(
+                !digest_given,
+                "{at}: a digest sent where a plain value is wanted"
+            );
             assert_eq!(normalized.as_ref(), Ok(p), "{at}");
         }
         Err(rejected) => {
@@ -57,7 +59,11 @@ fn one(profile: Profile, field: Field, raw: &str, hints: Hints<'_>) {
     // same for the value and its normal form.
     if let Ok(n) = &normalized {
         let again = international(field, n);
-        assert_eq!(normalize(profile, field, &again, hints).as_ref(), Ok(n), "{at}");
+        assert_eq!(
+            normalize(profile, field, &again, hints).as_ref(),
+            Ok(n),
+            "{at}"
+        );
         if !digest_given && !is_sha256_hex(&again) {
             assert_eq!(prepare(profile, field, &again, hints), prepared, "{at}");
         }

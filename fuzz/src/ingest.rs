@@ -11,7 +11,7 @@ use tracklayer_core::crypto::{DataKey, WorkspaceKeys};
 use tracklayer_core::destination::{Destination, DestinationKind};
 use tracklayer_core::event::EventType;
 use tracklayer_core::ingest::{
-    parse_body, prepare, Endpoint, Pipeline, PreparedBatch, RequestMeta,
+    parse_body, prepare, Endpoint, Holding, Pipeline, PreparedBatch, RequestMeta,
 };
 use tracklayer_core::testkit;
 use tracklayer_core::workspace::{Region, Workspace};
@@ -39,7 +39,9 @@ fn world() -> &'static World {
             meta: RequestMeta {
                 ip: Some([203, 0, 113, 9].into()),
                 // A browser's: a crawler's would be dropped by the bot filter before routing.
-                user_agent: Some("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0".into()),
+                user_agent: Some(
+                    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0".into(),
+                ),
                 gpc: false,
                 browser: true,
             },
@@ -59,6 +61,8 @@ fn run(body: &tracklayer_core::ingest::ParsedBody<'_>) -> PreparedBatch {
         meta: &w.meta,
         received_at: testkit::T0,
         requirements: None,
+        // As `serve` prepares: its queue holds items by reference.
+        holding: Holding::ByReference,
     };
     prepare(&pipeline, body)
 }

@@ -14,5 +14,7 @@ pub use tracklayer_core::testkit::T0;
 
 /// 64 lowercase hex characters: a SHA-256 digest as destinations receive it.
 pub fn is_lower_hex_64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
