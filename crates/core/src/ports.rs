@@ -243,8 +243,7 @@ pub trait EventReader: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
-        let mut seen = std::collections::HashSet::new();
-        for id in ids.iter().filter(|id| seen.insert(**id)) {
+        for id in each_once(ids) {
             out.extend(self.event(ws, id, now).await?);
         }
         Ok(out)
@@ -305,6 +304,12 @@ pub trait EventEraser: Send + Sync {
     /// dedup marker that points at it — expired or not. Idempotent: what is already gone
     /// counts 0. Returns the rows deleted per kind.
     async fn erase(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<ErasedRows, StoreError>;
+}
+
+/// `ids` without repeats, in their order: for a store that reads a batch one id at a time.
+pub fn each_once(ids: &[EventId]) -> impl Iterator<Item = &EventId> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter().filter(move |id| seen.insert(**id))
 }
 
 /// Events, their operational records and the message-id dedup markers: every right at once,

@@ -185,8 +185,7 @@ impl EventReader for DynamoEventStore {
         now: OffsetDateTime,
     ) -> Result<Vec<OperationalRecord>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
-        let mut seen = std::collections::HashSet::new();
-        for id in ids.iter().filter(|id| seen.insert(**id)) {
+        for id in tracklayer_core::ports::each_once(ids) {
             out.extend(self.operational_of(ws, id, now).await?);
         }
         Ok(out)
