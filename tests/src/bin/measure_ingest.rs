@@ -7,7 +7,8 @@
 //!
 //! `make measure-ingest` builds and runs it. Environment: `MEASURE_SECONDS` (per run,
 //! default 20), `MEASURE_CONNECTIONS` (default 32), `MEASURE_FAKE_RATE` (events/s offered
-//! in the delivering variant, default 20000).
+//! in the delivering variant, default 20000), `MEASURE_KEEP_DB` (a directory: each paused
+//! run's database files are copied there under `run-<n>/`, to study its layout).
 
 use std::path::Path;
 use std::process::Command;
@@ -207,6 +208,15 @@ async fn run_tracklayer(
     let stored = tl.stored_events()?;
     row.disk_per_event =
         (stored > 0).then(|| tl.disk_bytes().saturating_sub(before) as f64 / stored as f64);
+    if let Ok(keep) = std::env::var("MEASURE_KEEP_DB") {
+        let to = Path::new(&keep).join(format!("run-{run}"));
+        std::fs::create_dir_all(&to)?;
+        for f in ["tracklayer.db", "tracklayer.db-wal"] {
+            if tl.dir.join(f).exists() {
+                std::fs::copy(tl.dir.join(f), to.join(f))?;
+            }
+        }
+    }
     Ok(row)
 }
 
