@@ -125,8 +125,13 @@ fn stored(dir: &Path, prefix: &str) -> (Vec<Value>, Queued) {
         .collect();
     for row in rows {
         let (kind, body) = row.unwrap();
-        let body: Value = serde_json::from_slice(&body).expect("queue bodies are JSON");
-        for item in body["refs"].as_array().expect("items by reference") {
+        let Ok(tracklayer_core::event::Body::Reference(body)) =
+            tracklayer_core::event::Body::decode(&body)
+        else {
+            panic!("the embedded queue holds items by reference");
+        };
+        for r in &body.refs {
+            let item = serde_json::to_value(r).unwrap();
             let Some(event) = by_id.get(item["event_id"].as_str().unwrap()) else {
                 continue;
             };

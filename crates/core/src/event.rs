@@ -7,6 +7,7 @@
 mod by_reference;
 pub mod codes;
 mod recent;
+mod ref_wire;
 pub use by_reference::{suppression_tokens, Body, Hydrated, ItemRef, RefBody};
 pub use recent::RecentEvents;
 

@@ -292,10 +292,10 @@ async fn a_destination_that_is_down_delays_no_other_and_replay_delivers_its_dead
             .iter()
             .map(|b| {
                 // Held by reference on the embedded queue.
-                serde_json::from_slice::<serde_json::Value>(b).unwrap()["refs"]
-                    .as_array()
-                    .unwrap()
-                    .len()
+                match tracklayer_core::event::Body::decode(b).unwrap() {
+                    tracklayer_core::event::Body::Reference(r) => r.refs.len(),
+                    tracklayer_core::event::Body::Value(v) => v.items.len(),
+                }
             })
             .sum()
     };
@@ -387,8 +387,11 @@ pub(crate) fn spent_attempts(dir: &Path, destination: &str) -> Vec<u64> {
     stmt.query_map([destination], |r| r.get::<_, Vec<u8>>(0))
         .unwrap()
         .map(|b| {
-            let body: serde_json::Value = serde_json::from_slice(&b.unwrap()).unwrap();
-            body["attempts"].as_u64().unwrap_or(0)
+            u64::from(
+                tracklayer_core::event::Body::decode(&b.unwrap())
+                    .unwrap()
+                    .attempts(),
+            )
         })
         .collect()
 }

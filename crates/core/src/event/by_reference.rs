@@ -123,13 +123,13 @@ pub struct Hydrated {
 
 impl RefBody {
     /// What [`QueueBody::encode`] writes for a by-reference body before its first item (no
-    /// attempts spent); items follow, `,` between them, [`QueueBody::ENCODED_END`] after.
+    /// attempts spent); each item appends itself after it ([`ItemRef::write`]).
     pub fn encoded_start(
         workspace_id: &WorkspaceId,
         destination_id: &DestinationId,
         kind: DestinationKind,
-    ) -> String {
-        QueueBody::encoded_head(workspace_id, destination_id, kind, "refs")
+    ) -> Vec<u8> {
+        super::ref_wire::head(QueueBody::VERSION, 0, workspace_id, destination_id, kind)
     }
 
     /// The event ids of its items, in order.
@@ -177,7 +177,8 @@ impl RefBody {
     }
 }
 
-/// A queue message as a queue holds it: items by value, or by reference.
+/// A queue message as a queue holds it: items by value (JSON), or by reference (binary:
+/// [`super::ref_wire`]; JSON by-reference bodies written before it still read).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
     Value(QueueBody),
@@ -203,6 +204,9 @@ impl Body {
     /// Reads either encoding ([`QueueBody::encode`]); an error for a body TrackLayer did not
     /// write.
     pub fn decode(bytes: &[u8]) -> Result<Self, UnreadableBody> {
+        if bytes.first() == Some(&super::ref_wire::MAGIC) {
+            return RefBody::decode_binary(bytes).map(Self::Reference);
+        }
         let w: Wire = serde_json::from_slice(bytes)?;
         Ok(match (w.items, w.refs) {
             (Some(items), None) => Self::Value(QueueBody {
@@ -291,7 +295,7 @@ impl Body {
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Self::Value(b) => b.encode(),
-            Self::Reference(b) => serde_json::to_vec(b).expect("a queue body serializes"),
+            Self::Reference(b) => b.encode_binary(),
         }
     }
 }

@@ -56,7 +56,7 @@ const ITEM_ROOM: usize = 16 * 1024;
 /// The queue message bodies of one destination, filled item by item: each item is written
 /// straight into the body; one that overflows it moves to a new body.
 struct Packer {
-    head: String,
+    head: Vec<u8>,
     holding: Holding,
     max_bytes: usize,
     full: Vec<Vec<u8>>,
@@ -67,7 +67,7 @@ struct Packer {
 impl Packer {
     fn new(workspace: &WorkspaceId, d: &Destination, max_bytes: usize, holding: Holding) -> Self {
         let head = match holding {
-            Holding::ByValue => QueueBody::encoded_start(workspace, &d.id, d.kind),
+            Holding::ByValue => QueueBody::encoded_start(workspace, &d.id, d.kind).into_bytes(),
             Holding::ByReference => RefBody::encoded_start(workspace, &d.id, d.kind),
         };
         Self {
@@ -89,26 +89,25 @@ impl Packer {
         }
         let before = self.body.len();
         if self.count == 0 {
-            self.body.extend_from_slice(self.head.as_bytes());
+            self.body.extend_from_slice(&self.head);
         } else {
-            self.body.push(b',');
+            self.body.extend_from_slice(self.separator());
         }
         let start = self.body.len();
         match self.holding {
             Holding::ByValue => write_item_json(&mut self.body, item, properties),
-            Holding::ByReference => {
-                serde_json::to_writer(&mut self.body, &ItemRef::of(&item)).expect("items serialize")
-            }
+            // Binary, one item after another ([`crate::event::RefBody::encode_binary`]).
+            Holding::ByReference => ItemRef::of(&item).write(&mut self.body),
         }
-        let json_len = self.body.len() - start;
-        if self.count > 0 && before + json_len + 3 > self.max_bytes {
+        let item_len = self.body.len() - start;
+        if self.count > 0 && before + item_len + self.end().len() + 1 > self.max_bytes {
             // The message is full without this item: close it, and start the next with it.
-            let json = self.body.split_off(start);
+            let encoded = self.body.split_off(start);
             self.body.truncate(before);
-            self.body.extend_from_slice(QueueBody::ENCODED_END);
+            self.body.extend_from_slice(self.end());
             let mut next = Vec::with_capacity(self.max_bytes.min(64 * 1024));
-            next.extend_from_slice(self.head.as_bytes());
-            next.extend_from_slice(&json);
+            next.extend_from_slice(&self.head);
+            next.extend_from_slice(&encoded);
             self.full.push(std::mem::replace(&mut self.body, next));
             self.count = 1;
         } else {
@@ -116,9 +115,25 @@ impl Packer {
         }
     }
 
+    /// What goes between two items: `,` in a JSON list, nothing in a binary body.
+    fn separator(&self) -> &'static [u8] {
+        match self.holding {
+            Holding::ByValue => b",",
+            Holding::ByReference => b"",
+        }
+    }
+
+    /// What closes a body.
+    fn end(&self) -> &'static [u8] {
+        match self.holding {
+            Holding::ByValue => QueueBody::ENCODED_END,
+            Holding::ByReference => b"",
+        }
+    }
+
     fn finish(mut self) -> Vec<Vec<u8>> {
         if self.count > 0 {
-            self.body.extend_from_slice(QueueBody::ENCODED_END);
+            self.body.extend_from_slice(self.end());
             self.full.push(self.body);
         }
         self.full
