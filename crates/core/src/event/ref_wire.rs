@@ -294,4 +294,29 @@ mod tests {
         assert!(RefBody::decode_binary(&long_length).is_err());
         assert_eq!(whole.refs.len(), 1);
     }
+
+    #[test]
+    fn a_json_body_by_reference_queued_before_reads_and_is_written_back_binary() {
+        let queued_before = concat!(
+            r#"{"v":1,"attempts":3,"workspace_id":"ws_us_shop","destination_id":"dst_meta","#,
+            r#""kind":"meta_capi","refs":[{"event_id":"00000000-0000-0000-0000-000000000007","#,
+            r#""consent":{"ad_user_data":true},"sealed":"AQID"},"#,
+            r#"{"event_id":"00000000-0000-0000-0000-000000000008"}]}"#
+        );
+
+        let Ok(super::super::Body::Reference(body)) =
+            super::super::Body::decode(queued_before.as_bytes())
+        else {
+            panic!("a JSON body by reference reads");
+        };
+        let again = super::super::Body::Reference(body.clone()).encode();
+
+        assert_eq!(body.attempts, 3);
+        assert_eq!(body.refs[0].event_id, EventId(uuid::Uuid::from_u128(7)));
+        assert_eq!(body.refs[0].consent.ad_user_data, Some(true));
+        assert_eq!(body.refs[0].sealed, Some(Sealed(vec![1, 2, 3])));
+        assert_eq!(body.refs[1].sealed, None);
+        assert_eq!(again[0], MAGIC);
+        assert_eq!(RefBody::decode_binary(&again).unwrap(), body);
+    }
 }
