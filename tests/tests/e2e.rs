@@ -205,9 +205,9 @@ fn sdk_scenario(prefix: &str, count: usize, send: impl Fn(&str, &str) -> anyhow:
         .find(|(m, _)| *m == format!("{prefix}-{i}"))
         .unwrap();
     assert_eq!(meta_item["user_data"]["email"], email_hash.as_str());
-    assert!(
-        meta_item["sealed"].is_string(),
-        "IP, UA and click ids travel sealed"
+    assert_eq!(
+        meta_item["shared"], true,
+        "click ids travel sealed, once for the event's destinations (IP and UA in its operational record)"
     );
     // Each decision is recorded with its reason.
     let event = events

@@ -735,6 +735,7 @@ async fn depth_counts_visible_in_flight_and_dead_messages() {
         workspace_id: ws.clone(),
         body: body.as_bytes().to_vec(),
         delay: Duration::ZERO,
+        shared: None,
     };
     q.enqueue(&[m("a"), m("b"), m("c")]).await.unwrap();
     q.enqueue_dead(&[m("d")], "HTTP 400").await.unwrap();
@@ -758,6 +759,7 @@ async fn a_message_received_elsewhere_is_dead_lettered_from_itself_with_nothing_
             workspace_id: ws.clone(),
             body: b"from-lambda".to_vec(),
             delay: Duration::ZERO,
+            shared: None,
         }])
         .await
         .unwrap();
@@ -881,6 +883,7 @@ async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_un
             consent: Default::default(),
             sealed: None,
             operational: None,
+            shared: None,
             suppression: Vec::new(),
         }],
         by_reference: false,
@@ -892,6 +895,7 @@ async fn deliveries_wait_without_spending_attempts_while_the_workspace_key_is_un
             workspace_id: workspace.id.clone(),
             body: body.encode(),
             delay: Duration::ZERO,
+            shared: None,
         }])
         .await
         .unwrap();

@@ -178,6 +178,9 @@ pub enum SealLabel {
     Operational,
     /// A delivery item's sealed fields: `item`.
     Item,
+    /// An event's sealed fields shared by its items by reference to every destination that
+    /// takes them as they are (no values of its own): `shared`.
+    Shared,
     /// A part of a data-subject access export: `dsr-export`.
     DsrExport,
     /// The ids an event sent to vendors (GA4's client id), for access exports: `vendor-ids`.
@@ -191,6 +194,7 @@ impl SealLabel {
             Self::Secrets => "secrets",
             Self::Operational => "op",
             Self::Item => "item",
+            Self::Shared => "shared",
             Self::DsrExport => "dsr-export",
             Self::VendorIds => "vendor-ids",
         }

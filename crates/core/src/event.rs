@@ -10,6 +10,7 @@ mod recent;
 mod ref_wire;
 pub use by_reference::{suppression_tokens, Body, Hydrated, ItemRef, RefBody};
 pub use recent::RecentEvents;
+pub use ref_wire::{decode_shared, encode_shared};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -254,6 +255,14 @@ pub struct DeliveryItem {
     /// read beside the event each time ([`RefBody::hydrate`]). Never in a queue body.
     #[serde(skip)]
     pub operational: Option<Sealed>,
+    /// Only in an item by reference that takes its event's sealed fields as they are (the
+    /// fields every such destination of the event shares, sealed once with aad
+    /// `shared:<workspace>:<event>`; `sealed` is then `None`): at ingest, what the queue
+    /// stores once beside the event's messages ([`crate::ports::Outgoing::shared`]); at
+    /// delivery, what was read back with the message (empty when it was missing: it then
+    /// does not open, and the item is dead-lettered). Never in a queue body.
+    #[serde(skip)]
+    pub shared: Option<Sealed>,
     /// The suppression tokens of the event's subjects (`dsr::suppression_token`): deliver
     /// drops the item once its subject is erased, even if it was queued before the erasure
     /// (an SQS message cannot be edited in place).

@@ -359,6 +359,13 @@ pub struct Outgoing {
     pub body: Vec<u8>,
     /// Hidden this long before its first receive (retries of part of a message).
     pub delay: Duration,
+    /// The sealed fields its items by reference share with the other messages of the same
+    /// request ([`crate::event::encode_shared`], [`crate::event::DeliveryItem::shared`]):
+    /// a queue that holds items by reference stores them once for all the messages that
+    /// point at the same value (`Arc::ptr_eq`), keeps them while one of those messages
+    /// (or a part of one) is queued, and hands them back with each ([`Received::shared`]).
+    /// Always `None` for a queue that holds items by value.
+    pub shared: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 impl Outgoing {
@@ -370,6 +377,7 @@ impl Outgoing {
             workspace_id: body.workspace_id.clone(),
             body: body.encode(),
             delay,
+            shared: None,
         }
     }
 }
@@ -393,6 +401,8 @@ pub struct Received {
     /// 1 on the first delivery.
     pub receive_count: u32,
     pub enqueued_at: OffsetDateTime,
+    /// The shared sealed fields stored with it ([`Outgoing::shared`]), if it has them.
+    pub shared: Option<Vec<u8>>,
 }
 
 impl Received {

@@ -454,6 +454,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("api_keys", "expires_at", "INTEGER"),
     ("dsr_requests", "expires_at", "INTEGER"),
     ("dsr_suppressions", "expires_at", "INTEGER"),
+    // The shared sealed fields of a message's items by reference (queue.rs).
+    ("queue", "shared", "INTEGER"),
 ];
 
 /// Indexes on added columns: made after the columns exist.
@@ -475,6 +477,7 @@ fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
         }
     }
     conn.execute_batch(ADDED_INDEXES)?;
+    conn.execute_batch(crate::queue::SHARED_SCHEMA)?;
     // Before, the subject index had an expiry column (and its index) and its keys as text.
     crate::subject_keys::rebuild_text_subject_index(conn)?;
     crate::scim::migrate_user_names(conn)?;

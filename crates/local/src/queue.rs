@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use tracklayer_core::clock::{from_unix_millis, unix_millis, Clock, Ids};
 use tracklayer_core::destination::{DestinationId, DestinationKind};
 use tracklayer_core::dsr::{strip_events, Stripped};
 use tracklayer_core::error::StoreError;
-use tracklayer_core::event::EventId;
+use tracklayer_core::event::{decode_shared, encode_shared, EventId};
 use tracklayer_core::ports::{
     DeadLetter, DeadLetterAdmin, Enqueuer, Outgoing, QueueConsumer, QueueDepth, Receipt, Received,
     Remainder, ReplayFilter,
@@ -43,8 +43,40 @@ impl SqliteDeliveryQueue {
     }
 }
 
-/// A message as a queue row: kind, destination, workspace, body, visible at (unix ms).
-type Row = (&'static str, String, String, Vec<u8>, i64);
+/// The sealed fields that the items by reference of one request's messages share
+/// ([`Outgoing::shared`]): one row, referenced by each of those messages (`queue.shared`) and
+/// by every part a message is replaced with. Triggers count the references, so that whatever
+/// deletes the last message (ack, replace, purge, erasure) deletes the row with it, in the
+/// same transaction.
+pub(crate) const SHARED_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS queue_shared (
+    id INTEGER PRIMARY KEY,
+    refs INTEGER NOT NULL DEFAULT 0,
+    body BLOB NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS queue_shared_taken AFTER INSERT ON queue
+    WHEN new.shared IS NOT NULL
+BEGIN
+    UPDATE queue_shared SET refs = refs + 1 WHERE id = new.shared;
+END;
+CREATE TRIGGER IF NOT EXISTS queue_shared_released AFTER DELETE ON queue
+    WHEN old.shared IS NOT NULL
+BEGIN
+    UPDATE queue_shared SET refs = refs - 1 WHERE id = old.shared;
+    DELETE FROM queue_shared WHERE id = old.shared AND refs <= 0;
+END;
+";
+
+/// A message as a queue row: kind, destination, workspace, body, visible at (unix ms), and
+/// its shared sealed fields.
+type Row = (
+    &'static str,
+    String,
+    String,
+    Vec<u8>,
+    i64,
+    Option<Arc<Vec<u8>>>,
+);
 
 /// Messages as rows enqueued at `now`, visible after their delay.
 fn rows(messages: &[Outgoing], now: i64) -> Vec<Row> {
@@ -57,28 +89,47 @@ fn rows(messages: &[Outgoing], now: i64) -> Vec<Row> {
                 m.workspace_id.as_str().to_owned(),
                 m.body.clone(),
                 now.saturating_add(millis(m.delay)),
+                m.shared.clone(),
             )
         })
         .collect()
 }
 
 /// Inserts rows enqueued at `now`: live, or straight into the dead letters with a reason.
+/// Shared sealed fields are stored once per value (`Arc::ptr_eq`); a row without its own
+/// refers to `inherited` (the shared fields of the message it is a part of).
 fn insert_rows(
     c: &rusqlite::Connection,
     rows: &[Row],
     now: i64,
     dead: Option<&str>,
+    inherited: Option<i64>,
 ) -> Result<(), StoreError> {
     let mut stmt = c
         .prepare_cached(
-            "INSERT INTO queue (kind, destination_id, workspace_id, body, enqueued_at, visible_at, dead_at, dead_reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO queue (kind, destination_id, workspace_id, body, enqueued_at, visible_at, dead_at, dead_reason, shared)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .map_err(|e| sql("enqueue", e))?;
     let dead_at = dead.map(|_| now);
-    for (kind, dest, ws, body, visible_at) in rows {
+    let mut stored: Vec<(*const Vec<u8>, i64)> = Vec::new();
+    for (kind, dest, ws, body, visible_at, shared) in rows {
+        let shared_id = match shared {
+            None => inherited,
+            Some(fields) => match stored.iter().find(|(p, _)| *p == Arc::as_ptr(fields)) {
+                Some((_, id)) => Some(*id),
+                None => {
+                    c.prepare_cached("INSERT INTO queue_shared (body) VALUES (?1)")
+                        .and_then(|mut s| s.execute([fields.as_slice()]))
+                        .map_err(|e| sql("enqueue", e))?;
+                    let id = c.last_insert_rowid();
+                    stored.push((Arc::as_ptr(fields), id));
+                    Some(id)
+                }
+            },
+        };
         stmt.execute(params![
-            kind, dest, ws, body, now, visible_at, dead_at, dead
+            kind, dest, ws, body, now, visible_at, dead_at, dead, shared_id
         ])
         .map_err(|e| sql("enqueue", e))?;
     }
@@ -100,7 +151,7 @@ impl SqliteDeliveryQueue {
         let rows = rows(messages, now);
         self.db
             .write("enqueue", move |c| {
-                insert_rows(c, &rows, now, dead.as_deref())
+                insert_rows(c, &rows, now, dead.as_deref(), None)
             })
             .await
     }
@@ -234,17 +285,19 @@ impl QueueConsumer for SqliteDeliveryQueue {
                     params![now, kind.as_str(), max_receives],
                 )
                 .map_err(|e| sql("receive", e))?;
-                let picked: Vec<(i64, String, String, Vec<u8>, i64, i64)> = {
+                type Picked = (i64, String, String, Vec<u8>, i64, i64, Option<Vec<u8>>);
+                let picked: Vec<Picked> = {
                     let mut stmt = tx
                         .prepare_cached(
-                            "SELECT id, workspace_id, destination_id, body, receive_count, enqueued_at FROM queue
-                             WHERE kind = ?1 AND dead_at IS NULL AND visible_at <= ?2
-                             ORDER BY visible_at, id LIMIT ?3",
+                            "SELECT q.id, q.workspace_id, q.destination_id, q.body, q.receive_count, q.enqueued_at, s.body
+                             FROM queue q LEFT JOIN queue_shared s ON s.id = q.shared
+                             WHERE q.kind = ?1 AND q.dead_at IS NULL AND q.visible_at <= ?2
+                             ORDER BY q.visible_at, q.id LIMIT ?3",
                         )
                         .map_err(|e| sql("receive", e))?;
                     let rows = stmt
                         .query_map(params![kind.as_str(), now, tokens.len() as i64], |r| {
-                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
                         })
                         .map_err(|e| sql("receive", e))?;
                     rows.collect::<Result<_, _>>().map_err(|e| sql("receive", e))?
@@ -256,7 +309,7 @@ impl QueueConsumer for SqliteDeliveryQueue {
                             "UPDATE queue SET receive_count = receive_count + 1, visible_at = ?2, receipt = ?3 WHERE id = ?1",
                         )
                         .map_err(|e| sql("receive", e))?;
-                    for ((id, ws, dest, body, count, enqueued), token) in picked.into_iter().zip(&tokens) {
+                    for ((id, ws, dest, body, count, enqueued, shared), token) in picked.into_iter().zip(&tokens) {
                         mark.execute(params![id, visible_at, token])
                             .map_err(|e| sql("receive", e))?;
                         let (workspace_id, destination_id) = ids_of(ws, dest)?;
@@ -267,6 +320,7 @@ impl QueueConsumer for SqliteDeliveryQueue {
                             body,
                             receive_count: u32::try_from(count + 1).unwrap_or(u32::MAX),
                             enqueued_at: from_unix_millis(enqueued),
+                            shared,
                         });
                     }
                 }
@@ -353,17 +407,22 @@ impl QueueConsumer for SqliteDeliveryQueue {
         let reason = stored_reason(&remainder.reason);
         self.db
             .write("replace", move |c| {
-                let n = c
-                    .execute(
-                        "DELETE FROM queue WHERE id = ?1 AND receipt = ?2 AND kind = ?3 AND dead_at IS NULL",
+                // The parts first, taking the message's shared fields, then the message:
+                // its delete releases its own reference only.
+                let shared: Option<i64> = c
+                    .query_row(
+                        "SELECT shared FROM queue WHERE id = ?1 AND receipt = ?2 AND kind = ?3 AND dead_at IS NULL",
                         params![id, token, kind.as_str()],
+                        |r| r.get(0),
                     )
+                    .optional()
+                    .map_err(|e| sql("replace", e))?
+                    .ok_or(StoreError::NotFound("receipt"))?;
+                insert_rows(c, &retry, now, None, shared)?;
+                insert_rows(c, &dead, now, Some(&reason), shared)?;
+                c.execute("DELETE FROM queue WHERE id = ?1", params![id])
                     .map_err(|e| sql("replace", e))?;
-                if n == 0 {
-                    return Err(StoreError::NotFound("receipt"));
-                }
-                insert_rows(c, &retry, now, None)?;
-                insert_rows(c, &dead, now, Some(&reason))
+                Ok(())
             })
             .await
     }
@@ -469,9 +528,55 @@ impl DeadLetterAdmin for SqliteDeliveryQueue {
                         }
                     }
                 }
+                strip_shared(&tx, &workspace, &events)?;
                 tx.commit().map_err(|e| sql("purge_events", e))?;
                 Ok(removed)
             })
             .await
     }
+}
+
+/// Removes `events`' entries from the shared sealed fields of `workspace`'s messages (of any
+/// destination: one request's messages share them).
+fn strip_shared(
+    tx: &rusqlite::Connection,
+    workspace: &WorkspaceId,
+    events: &HashSet<EventId>,
+) -> Result<(), StoreError> {
+    let shared: Vec<(i64, Vec<u8>)> = {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT DISTINCT s.id, s.body FROM queue_shared s JOIN queue q ON q.shared = s.id
+                 WHERE q.workspace_id = ?1",
+            )
+            .map_err(|e| sql("purge_events", e))?;
+        let rows = stmt
+            .query_map([workspace.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| sql("purge_events", e))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| sql("purge_events", e))?
+    };
+    for (id, body) in shared {
+        let kept = match decode_shared(&body) {
+            Ok(entries) if !entries.keys().any(|e| events.contains(e)) => continue,
+            Ok(entries) => encode_shared(
+                entries
+                    .iter()
+                    .filter(|(e, _)| !events.contains(e))
+                    .map(|(e, s)| (*e, s)),
+            ),
+            Err(e) => {
+                // Which entries are the erased events' cannot be told: none are kept (the
+                // other items then do not open, and are dead-lettered, never sent without).
+                tracing::error!(shared = id, error = %e, "unreadable shared sealed fields cleared by an erasure");
+                encode_shared([])
+            }
+        };
+        tx.execute(
+            "UPDATE queue_shared SET body = ?2 WHERE id = ?1",
+            params![id, kept],
+        )
+        .map_err(|e| sql("purge_events", e))?;
+    }
+    Ok(())
 }

@@ -24,6 +24,8 @@ mod delivery_service;
 mod dsr_service;
 #[path = "local/release_features.rs"]
 mod release_features;
+#[path = "local/shared_sealed.rs"]
+mod shared_sealed;
 #[path = "local/sign_in.rs"]
 mod sign_in;
 #[path = "local/stats_counting.rs"]

@@ -140,6 +140,7 @@ async fn an_unreadable_message_is_dead_lettered_and_only_the_poison_record_is_re
             workspace_id: ws.clone(),
             body: b"not a queue body".to_vec(),
             delay: Duration::ZERO,
+            shared: None,
         }])
         .await
         .unwrap();

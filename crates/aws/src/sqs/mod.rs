@@ -125,6 +125,7 @@ impl SqsDeliveryQueue {
             body: p.body,
             receive_count,
             enqueued_at: p.sent_at,
+            shared: None,
         };
         Some((kind, received))
     }
@@ -482,6 +483,7 @@ impl QueueConsumer for SqsDeliveryQueue {
                     body: p.body,
                     receive_count,
                     enqueued_at: p.sent_at,
+                    shared: None,
                 });
             }
             if n < want {

@@ -250,6 +250,7 @@ fn synthetic(event_id: EventId, message_id: MessageId, now: time::OffsetDateTime
             },
             sealed: None,
             operational: None,
+            shared: None,
             suppression: Vec::new(),
         },
         sealed: SealedFields {

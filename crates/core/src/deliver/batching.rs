@@ -178,7 +178,7 @@ fn open_one(
     }
 }
 
-/// Opens an item's sealed fields, and the IP and user agent of its event's operational record
+/// Opens an item's sealed fields (its own, or its event's shared ones), and the IP and user agent of its event's operational record
 /// when it carries one (an item queued by reference). Sealed by ingest under the workspace
 /// key, they either open and parse or are corrupt: an error (logged, with ids only), never
 /// empty fields.
@@ -187,9 +187,17 @@ pub fn open_sealed(
     body: &QueueBody,
     item: &DeliveryItem,
 ) -> Result<SealedFields, StoreError> {
-    let mut fields = match &item.sealed {
-        Some(sealed) => open_item_fields(keys, body, item, sealed)?,
-        None => SealedFields::default(),
+    let mut fields = match (&item.sealed, &item.shared) {
+        (Some(sealed), _) => open_item_fields(keys, body, item, sealed, body.item_aad(item))?,
+        (None, Some(shared)) => {
+            let aad = crate::crypto::aad(
+                crate::crypto::SealLabel::Shared,
+                &body.workspace_id,
+                &item.event_id.to_string(),
+            );
+            open_item_fields(keys, body, item, shared, aad)?
+        }
+        (None, None) => SealedFields::default(),
     };
     if let Some(record) = &item.operational {
         let Operational { ip, user_agent } = open_operational(keys, body, item, record)?;
@@ -249,10 +257,11 @@ fn open_item_fields(
     body: &QueueBody,
     item: &DeliveryItem,
     sealed: &crate::crypto::Sealed,
+    aad: Vec<u8>,
 ) -> Result<SealedFields, StoreError> {
     let corrupt = corrupt_part(body, item, "sealed fields of a queued item");
     let plain = keys
-        .open(&body.item_aad(item), sealed)
+        .open(&aad, sealed)
         .map_err(|_| corrupt("the sealed value does not open"))?;
     serde_json::from_slice(&plain).map_err(|_| corrupt("not the sealed fields' JSON"))
 }

@@ -60,8 +60,17 @@ impl DeliveryService {
             .into_iter()
             .map(|o| (o.event_id, o.sealed))
             .collect();
+        let shared = match m.shared.as_deref().map(crate::event::decode_shared) {
+            None => HashMap::new(),
+            Some(Ok(shared)) => shared,
+            Some(Err(e)) => {
+                // Its items then do not open, and are dead-lettered as corrupt.
+                tracing::error!(destination = %refs.destination_id, error = %e, "a message's shared sealed fields are unreadable");
+                HashMap::new()
+            }
+        };
         let attempts = refs.attempts + m.receive_count;
-        let Hydrated { body, gone } = refs.hydrate(&events, &operational);
+        let Hydrated { body, gone } = refs.hydrate(&events, &operational, &shared);
         if !gone.is_empty() {
             tracing::info!(
                 destination = %body.destination_id,

@@ -249,6 +249,7 @@ fn item(i: u128) -> OpenedItem {
             consent: Default::default(),
             sealed: None,
             operational: None,
+            shared: None,
             suppression: Vec::new(),
         },
         sealed: Default::default(),

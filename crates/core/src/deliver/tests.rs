@@ -392,6 +392,7 @@ impl QueueConsumer for MemoryQueue {
                 body: m.body.clone(),
                 receive_count: m.receive_count,
                 enqueued_at: m.enqueued_at,
+                shared: None,
             });
         }
         Ok(out)
@@ -1251,6 +1252,7 @@ impl World {
             consent: Default::default(),
             sealed: None,
             operational: None,
+            shared: None,
             suppression: Vec::new(),
         }
     }
@@ -1277,6 +1279,7 @@ impl World {
             workspace_id: self.workspace.clone(),
             body,
             delay: Duration::ZERO,
+            shared: None,
         }
     }
 

@@ -54,6 +54,7 @@ impl DeliveryItem {
             consent,
             sealed,
             operational: None,
+            shared: None,
             suppression,
         }
     }
@@ -77,6 +78,10 @@ pub struct ItemRef {
     /// `SealedFields`, sealed exactly as in the item by value (same aad).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<Sealed>,
+    /// The item takes its event's shared sealed fields ([`DeliveryItem::shared`]), stored
+    /// once beside the messages of its request, instead of `sealed`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 impl ItemRef {
@@ -85,6 +90,7 @@ impl ItemRef {
             event_id: item.event_id,
             consent: item.consent,
             sealed: item.sealed.clone(),
+            shared: item.shared.is_some(),
         }
     }
 }
@@ -138,11 +144,14 @@ impl RefBody {
     }
 
     /// Rebuilds each item from its event in `events` (the workspace's, by id), with the
-    /// event's operational record from `operational` where it has one.
+    /// event's operational record from `operational` where it has one, and its shared
+    /// sealed fields from `shared` (what the queue stored beside the message) where it
+    /// takes them: an empty value where they are missing, which does not open.
     pub fn hydrate(
         self,
         events: &HashMap<EventId, StoredEvent>,
         operational: &HashMap<EventId, Sealed>,
+        shared: &HashMap<EventId, Sealed>,
     ) -> Hydrated {
         let mut items = Vec::with_capacity(self.refs.len());
         let mut gone = Vec::new();
@@ -157,6 +166,14 @@ impl RefBody {
                         suppression_tokens(&event.subjects),
                     );
                     item.operational = operational.get(&r.event_id).cloned();
+                    if r.shared {
+                        item.shared = Some(
+                            shared
+                                .get(&r.event_id)
+                                .cloned()
+                                .unwrap_or(Sealed(Vec::new())),
+                        );
+                    }
                     items.push(item);
                 }
                 _ => gone.push(r.event_id),
@@ -374,7 +391,7 @@ mod tests {
         let Hydrated {
             body,
             gone: left_out,
-        } = refs.hydrate(&stored, &operational);
+        } = refs.hydrate(&stored, &operational, &HashMap::new());
 
         // Assert
         assert!(QueueBody::decode(&encoded).is_err(), "needs its events");

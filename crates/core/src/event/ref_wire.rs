@@ -27,8 +27,10 @@ mod flags {
     pub const AD_PERSONALIZATION_SET: u8 = 1 << 2;
     pub const AD_PERSONALIZATION: u8 = 1 << 3;
     pub const SEALED: u8 = 1 << 4;
+    /// The item takes its event's shared sealed fields ([`super::ItemRef::shared`]).
+    pub const SHARED: u8 = 1 << 5;
     /// Every bit a writer sets: a byte with another one set was not written here.
-    pub const KNOWN: u8 = 0b1_1111;
+    pub const KNOWN: u8 = 0b11_1111;
 }
 
 /// The head of a body with no items yet: what [`ItemRef::write`] appends to.
@@ -73,6 +75,9 @@ impl ItemRef {
         );
         if self.sealed.is_some() {
             f |= flags::SEALED;
+        }
+        if self.shared {
+            f |= flags::SHARED;
         }
         out.push(f);
         if let Some(sealed) = &self.sealed {
@@ -199,8 +204,43 @@ impl<'a> Reader<'a> {
                 ad_personalization: read(flags::AD_PERSONALIZATION_SET, flags::AD_PERSONALIZATION),
             },
             sealed,
+            shared: f & flags::SHARED != 0,
         })
     }
+}
+
+/// The first byte of the sealed fields the items of one request share
+/// ([`super::DeliveryItem::shared`]): entries one after another, each an event id (16 bytes)
+/// and its sealed fields (LEB128 length and bytes).
+pub const SHARED_MAGIC: u8 = 0xB2;
+
+/// The shared sealed fields of `entries`, as the queue stores them once per request.
+pub fn encode_shared<'a>(entries: impl IntoIterator<Item = (EventId, &'a Sealed)>) -> Vec<u8> {
+    let mut out = vec![SHARED_MAGIC];
+    for (event, sealed) in entries {
+        out.extend_from_slice(event.0.as_bytes());
+        bytes(&mut out, &sealed.0);
+    }
+    out
+}
+
+/// What [`encode_shared`] wrote, by event.
+pub fn decode_shared(
+    stored: &[u8],
+) -> Result<std::collections::HashMap<EventId, Sealed>, UnreadableBody> {
+    let mut r = Reader(stored);
+    if r.byte()? != SHARED_MAGIC {
+        return Err(unreadable("not shared sealed fields"));
+    }
+    let mut out = std::collections::HashMap::new();
+    while !r.0.is_empty() {
+        let id: [u8; 16] = r.take(16)?.try_into().expect("16 bytes taken");
+        out.insert(
+            EventId(uuid::Uuid::from_bytes(id)),
+            Sealed(r.bytes()?.to_vec()),
+        );
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -223,8 +263,34 @@ mod tests {
         ItemRef {
             event_id: EventId(uuid::Uuid::from_u128(n)),
             consent,
+            shared: sealed.is_none() && n % 2 == 1,
             sealed: sealed.map(Sealed),
         }
+    }
+
+    #[test]
+    fn shared_sealed_fields_round_trip_by_event_and_a_cut_is_unreadable() {
+        let a = Sealed(vec![1; 178]);
+        let b = Sealed(Vec::new());
+        let (ea, eb) = (
+            EventId(uuid::Uuid::from_u128(1)),
+            EventId(uuid::Uuid::from_u128(2)),
+        );
+        let stored = encode_shared([(ea, &a), (eb, &b)]);
+
+        let read = decode_shared(&stored).unwrap();
+
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[&ea], a);
+        assert_eq!(read[&eb], b);
+        assert_eq!(stored.len(), 1 + (16 + 2 + 178) + (16 + 1));
+        assert!(decode_shared(&stored[..stored.len() - 20]).is_err());
+        assert!(decode_shared(&[]).is_err());
+        assert!(
+            decode_shared(&[MAGIC]).is_err(),
+            "a body is not shared fields"
+        );
+        assert!(decode_shared(&encode_shared([])).unwrap().is_empty());
     }
 
     #[test]

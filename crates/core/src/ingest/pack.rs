@@ -1,13 +1,17 @@
 //! Packing delivery items into queue messages, one per destination.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::crypto::Sealed;
 use crate::destination::Destination;
-use crate::event::{DeliveryItem, EventId, EventType, ItemRef, MessageId, QueueBody, RefBody};
+use crate::event::{
+    encode_shared, DeliveryItem, EventId, EventType, ItemRef, MessageId, QueueBody, RefBody,
+};
 use crate::ports::Outgoing;
 use crate::workspace::WorkspaceId;
 
@@ -21,7 +25,8 @@ pub enum Holding {
 }
 
 /// Packs the items of recorded events into queue messages: one per destination, split to stay
-/// under `max_bytes`.
+/// under `max_bytes`. The shared sealed fields of items by reference
+/// ([`DeliveryItem::shared`]) go once, for all of the messages ([`Outgoing::shared`]).
 pub fn pack(
     workspace: &WorkspaceId,
     destinations: &[Destination],
@@ -31,21 +36,32 @@ pub fn pack(
 ) -> Vec<Outgoing> {
     let mut per_dest: BTreeMap<usize, Packer> = BTreeMap::new();
     let mut properties = PropertiesJson::default();
+    // An event's items come one after the other: its shared fields once.
+    let mut shared: Vec<(EventId, Sealed)> = Vec::new();
     for (index, item) in items {
+        if let Some(s) = &item.shared {
+            if shared.last().is_none_or(|(e, _)| *e != item.event_id) {
+                shared.push((item.event_id, s.clone()));
+            }
+        }
         per_dest
             .entry(index)
             .or_insert_with(|| Packer::new(workspace, &destinations[index], max_bytes, holding))
             .push(item, &mut properties);
     }
+    let shared =
+        (!shared.is_empty()).then(|| Arc::new(encode_shared(shared.iter().map(|(e, s)| (*e, s)))));
     let mut out = Vec::new();
     for (index, packer) in per_dest {
         let d = &destinations[index];
-        out.extend(
-            packer
-                .finish()
-                .into_iter()
-                .map(|body| outgoing(workspace, d, body)),
-        );
+        out.extend(packer.finish().into_iter().map(|body| Outgoing {
+            kind: d.kind,
+            destination_id: d.id.clone(),
+            workspace_id: workspace.clone(),
+            body,
+            delay: std::time::Duration::ZERO,
+            shared: shared.clone(),
+        }));
     }
     out
 }
@@ -196,6 +212,8 @@ fn write_item_json(out: &mut Vec<u8>, mut item: DeliveryItem, properties: &mut P
         sealed,
         // Never in a body (`serde(skip)`): ingest's items have none.
         operational: _,
+        // Never in a body either; an item by value seals its own fields (`sealed`).
+        shared: _,
         suppression,
     } = &item;
     let head = ItemHead {
@@ -256,16 +274,6 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
         out.push(b'"');
     } else {
         serde_json::to_writer(&mut *out, s).expect("strings serialize");
-    }
-}
-
-fn outgoing(workspace: &WorkspaceId, d: &Destination, body: Vec<u8>) -> Outgoing {
-    Outgoing {
-        kind: d.kind,
-        destination_id: d.id.clone(),
-        workspace_id: workspace.clone(),
-        body,
-        delay: std::time::Duration::ZERO,
     }
 }
 
@@ -334,6 +342,17 @@ mod hot_path_equivalence {
         out
     }
 
+    fn outgoing(workspace: &WorkspaceId, d: &Destination, body: Vec<u8>) -> Outgoing {
+        Outgoing {
+            kind: d.kind,
+            destination_id: d.id.clone(),
+            workspace_id: workspace.clone(),
+            body,
+            delay: std::time::Duration::ZERO,
+            shared: None,
+        }
+    }
+
     /// The testkit's destination of `kind`, with a known id.
     fn destination(ws: &WorkspaceId, n: u8, kind: DestinationKind) -> Destination {
         let at = datetime!(2026-03-01 12:00 UTC);
@@ -381,6 +400,7 @@ mod hot_path_equivalence {
                             ad_personalization: None,
                         },
                         operational: None,
+                        shared: None,
                         sealed: (n % 3 != 1).then(|| Sealed(vec![n as u8; 30 + index])),
                         suppression: if n % 2 == 1 {
                             vec![crate::identity::sha256_hex(&n.to_string())]

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::clock::Ids;
 use crate::consent::{self, Signals};
-use crate::crypto::{aad, SealLabel, WorkspaceKeys};
+use crate::crypto::{aad, SealLabel, Sealed, WorkspaceKeys};
 use crate::deliver::{OpenedItem, Target};
 use crate::destination::{Destination, DestinationKind};
 use crate::event::{
@@ -403,34 +403,42 @@ fn delivery_items(
     let no_secrets = Value::Null;
     // What is sealed differs between destinations only by the plain values (Google's address
     // fields): serialize the rest once, and again only for a profile that has plain values.
+    // By reference, the rest is also sealed once: every item without plain values of its
+    // own shares it (`DeliveryItem::shared`), and the queue stores it once per request.
     let mut common_plaintext: Option<Vec<u8>> = None;
+    let mut shared: Option<Sealed> = None;
     for (index, (d, r)) in p.destinations.iter().zip(&event.routing).enumerate() {
         if !r.routed {
             continue;
         }
         let profile = d.kind.profile();
-        let item_aad = aad(
-            SealLabel::Item,
-            &p.workspace.id,
-            &[d.id.as_str(), ":", event_key].concat(),
-        );
-        let own_plaintext;
-        let plaintext = match plain.get(&profile) {
+        let (sealed, item_shared) = match plain.get(&profile) {
             Some(values) if !values.is_empty() => {
                 sealed_fields.plain = values.clone();
-                own_plaintext = sealed_plaintext(&mut sealed_fields, ip_and_agent_in_record);
+                let own = sealed_plaintext(&mut sealed_fields, ip_and_agent_in_record);
                 sealed_fields.plain = BTreeMap::new();
-                &own_plaintext
+                (Some(seal_item(p, d, event_key, &own)), None)
             }
-            _ => common_plaintext.get_or_insert_with(|| {
-                sealed_plaintext(&mut sealed_fields, ip_and_agent_in_record)
-            }),
+            _ => {
+                let plaintext = common_plaintext.get_or_insert_with(|| {
+                    sealed_plaintext(&mut sealed_fields, ip_and_agent_in_record)
+                });
+                match p.holding {
+                    Holding::ByValue => (Some(seal_item(p, d, event_key, plaintext)), None),
+                    Holding::ByReference => {
+                        let aad = aad(SealLabel::Shared, &p.workspace.id, event_key);
+                        let s = shared
+                            .get_or_insert_with(|| p.keys.seal(nonce(p.ids), &aad, plaintext));
+                        (None, Some(s.clone()))
+                    }
+                }
+            }
         };
-        let sealed = p.keys.seal(nonce(p.ids), &item_aad, plaintext);
         // The one derivation of an item from its event: delivery rebuilds items queued by
         // reference with it too.
-        let item =
-            DeliveryItem::of_event(event, d.kind, forwarded, Some(sealed), suppression.clone());
+        let mut item =
+            DeliveryItem::of_event(event, d.kind, forwarded, sealed, suppression.clone());
+        item.shared = item_shared;
         let Some(check) = p.requirements else {
             items.push((index, item));
             continue;
@@ -451,6 +459,16 @@ fn delivery_items(
         items.push((index, opened.item));
     }
     (items, unmet)
+}
+
+/// An item's own sealed fields, bound to its destination (aad `item:<ws>:<dest>:<event>`).
+fn seal_item(p: &Pipeline<'_>, d: &Destination, event_key: &str, plaintext: &[u8]) -> Sealed {
+    let item_aad = aad(
+        SealLabel::Item,
+        &p.workspace.id,
+        &[d.id.as_str(), ":", event_key].concat(),
+    );
+    p.keys.seal(nonce(p.ids), &item_aad, plaintext)
 }
 
 /// The fields an event's items seal, and whether its operational record holds their IP and

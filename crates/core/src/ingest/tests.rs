@@ -202,17 +202,31 @@ impl Setup {
         )
     }
 
-    /// Opens the sealed part of an item with the workspace key.
+    /// Opens the sealed part of an item with the workspace key: its own, or (by reference)
+    /// its event's shared one.
     fn open(&self, kind: DestinationKind, item: &DeliveryItem) -> SealedFields {
         let d = &self.destinations[self.index(kind)];
-        let aad = aad(
-            SealLabel::Item,
-            &self.workspace.id,
-            &format!("{}:{}", d.id, item.event_id),
-        );
+        let (aad, sealed) = match (&item.sealed, &item.shared) {
+            (Some(own), _) => (
+                aad(
+                    SealLabel::Item,
+                    &self.workspace.id,
+                    &format!("{}:{}", d.id, item.event_id),
+                ),
+                own,
+            ),
+            (None, shared) => (
+                aad(
+                    SealLabel::Shared,
+                    &self.workspace.id,
+                    &item.event_id.to_string(),
+                ),
+                shared.as_ref().expect("a sealed part"),
+            ),
+        };
         let plain = self
             .keys
-            .open(&aad, item.sealed.as_ref().expect("a sealed part"))
+            .open(&aad, sealed)
             .expect("the sealed part opens with the workspace key");
         serde_json::from_slice(&plain).unwrap()
     }
@@ -1627,6 +1641,15 @@ fn items_by_reference_leave_ip_and_user_agent_to_the_operational_record() {
         reference_item,
         "the rest is sealed alike"
     );
+    // Sealed once for the event, shared by its items, not once per destination.
+    let shared: Vec<_> = referenced.items[0]
+        .iter()
+        .map(|(_, item)| (item.sealed.is_none(), item.shared.clone()))
+        .collect();
+    assert!(shared.len() > 1, "routed to several destinations");
+    assert!(shared
+        .iter()
+        .all(|(no_own, s)| *no_own && s.is_some() && *s == shared[0].1));
 
     // Without an address or agent there is no record, and nothing to leave out.
     requesting(&mut s, false);

@@ -52,7 +52,8 @@ pub trait QueueConsumer: Send + Sync {
     /// Replaces a received message by what is left of it after an attempt: `retry` as new
     /// messages (hidden for their delay), `dead` as dead letters with `reason`; the rest was
     /// delivered. All or nothing on SQLite (one transaction: a kill -9 leaves the message or
-    /// its remainder, never both); SQS sends the parts, then deletes the message (a crash in
+    /// its remainder, never both; the parts keep the message's shared sealed fields,
+    /// [`Outgoing::shared`]); SQS sends the parts, then deletes the message (a crash in
     /// between leaves both: at least once, and the delivery log skips what was delivered).
     async fn replace(
         &self,

@@ -24,6 +24,7 @@ fn outgoing(kind: DestinationKind, dest: &DestinationId, ws: &WorkspaceId, body:
         workspace_id: ws.clone(),
         body: body.as_bytes().to_vec(),
         delay: Duration::ZERO,
+        shared: None,
     }
 }
 
@@ -332,6 +333,7 @@ pub fn queue_body(ws: &WorkspaceId, dest: &DestinationId, events: &[EventId]) ->
                 consent: ForwardedConsent::default(),
                 sealed: None,
                 operational: None,
+                shared: None,
                 suppression: Vec::new(),
             })
             .collect(),

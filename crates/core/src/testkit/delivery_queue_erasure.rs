@@ -22,6 +22,7 @@ pub async fn purges_a_subjects_items_from_the_dead_letters(h: &dyn QueueHarness)
         workspace_id: ws.clone(),
         body: queue_body(&ws, &dest, &[a1, b]),
         delay: Duration::ZERO,
+        shared: None,
     };
     let only_a = Outgoing {
         body: queue_body(&ws, &dest, &[a2]),

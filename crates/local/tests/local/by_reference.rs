@@ -181,11 +181,12 @@ async fn every_destination_kind_is_sent_the_same_bytes_from_items_by_reference_a
         gpc: false,
         browser: false,
     };
-    // The same events prepared for either queue (the same ids: a counter each): by
-    // reference, an item leaves IP and user agent to its event's operational record.
+    // The same events prepared for either queue (the same event ids: a counter each): by
+    // reference, an item leaves IP and user agent to its event's operational record, and
+    // its other sealed fields are its event's, sealed once for all its destinations.
     let body = events();
     let prepared = |holding| {
-        let ids = SequentialIds::default();
+        let ids = EventCountedIds::default();
         let pipeline = Pipeline {
             workspace: ws,
             destinations: &destinations,
@@ -267,6 +268,38 @@ async fn every_destination_kind_is_sent_the_same_bytes_from_items_by_reference_a
     );
     for m in &by_reference {
         assert!(matches!(Body::decode(&m.body), Ok(Body::Reference(_))));
+    }
+    // The events' shared sealed fields: one value for every message of the request.
+    let shared = by_reference[0]
+        .shared
+        .as_ref()
+        .expect("shared sealed fields");
+    assert!(by_reference
+        .iter()
+        .all(|m| m.shared.as_ref().is_some_and(|s| Arc::ptr_eq(s, shared))));
+    assert!(
+        by_value.iter().all(|m| m.shared.is_none()),
+        "by value, never"
+    );
+}
+
+/// Event ids from a counter of their own: by reference an event takes fewer nonces (its items
+/// share one seal), and its id stays that of the same event prepared by value.
+#[derive(Default)]
+struct EventCountedIds {
+    events: SequentialIds,
+    rest: SequentialIds,
+}
+
+impl tracklayer_core::clock::Ids for EventCountedIds {
+    fn uuid_v7(&self, now: time::OffsetDateTime) -> uuid::Uuid {
+        self.events.uuid_v7(now)
+    }
+    fn token(&self, len: usize) -> String {
+        self.rest.token(len)
+    }
+    fn fill(&self, buf: &mut [u8]) {
+        self.rest.fill(buf)
     }
 }
 

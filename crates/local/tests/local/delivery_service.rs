@@ -423,28 +423,42 @@ async fn the_worker_survives_a_panicking_send_and_delivers_the_message_on_its_re
     assert_eq!(egress.delivered().len(), 1);
 }
 
-#[tokio::test]
-async fn corrupt_sealed_fields_dead_letter_the_item_with_the_reason_and_nothing_is_sent() {
+/// Changes the stored sealed fields of the one queued item (flips a bit of their
+/// authentication tag, or deletes them when `delete`), then runs one delivery: it must
+/// dead-letter the item as corrupt and send nothing.
+async fn tampered_sealed_fields_dead_letter_the_item(delete: bool) {
     let w = World::new().await;
-    // Flip a byte of the queued item's sealed fields in the store.
-    w.db.call("test", |c| {
-        let (id, body): (i64, Vec<u8>) = c
-            .query_row("SELECT id, body FROM queue", [], |r| {
+    w.db.call("test", move |c| {
+        let (body, shared): (Vec<u8>, Option<i64>) = c
+            .query_row("SELECT body, shared FROM queue", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .unwrap();
-        let Body::Reference(mut body) = Body::decode(&body).unwrap() else {
+        let Body::Reference(body) = Body::decode(&body).unwrap() else {
             panic!("the embedded queue holds items by reference");
         };
-        let sealed = body.refs[0]
-            .sealed
-            .as_mut()
-            .expect("the item has sealed fields");
-        let at = sealed.0.len() / 2;
-        sealed.0[at] ^= 0x01;
+        assert!(
+            body.refs[0].shared,
+            "the item takes its event's shared fields"
+        );
+        assert_eq!(body.refs[0].sealed, None);
+        let shared = shared.expect("stored beside the message");
+        if delete {
+            c.execute("DELETE FROM queue_shared WHERE id = ?1", [shared])
+                .unwrap();
+            return Ok(());
+        }
+        let mut fields: Vec<u8> = c
+            .query_row(
+                "SELECT body FROM queue_shared WHERE id = ?1",
+                [shared],
+                |r| r.get(0),
+            )
+            .unwrap();
+        *fields.last_mut().unwrap() ^= 0x01;
         c.execute(
-            "UPDATE queue SET body = ?1 WHERE id = ?2",
-            rusqlite::params![Body::Reference(body).encode(), id],
+            "UPDATE queue_shared SET body = ?1 WHERE id = ?2",
+            rusqlite::params![fields, shared],
         )
         .unwrap();
         Ok(())
@@ -466,6 +480,16 @@ async fn corrupt_sealed_fields_dead_letter_the_item_with_the_reason_and_nothing_
     );
     w.record_with(DeliveryStatus::Dead, "corrupt").await;
     assert_eq!(w.depth().await, (0, 0, 1));
+}
+
+#[tokio::test]
+async fn corrupt_sealed_fields_dead_letter_the_item_with_the_reason_and_nothing_is_sent() {
+    tampered_sealed_fields_dead_letter_the_item(false).await;
+}
+
+#[tokio::test]
+async fn missing_shared_sealed_fields_dead_letter_the_item_never_sent_without_them() {
+    tampered_sealed_fields_dead_letter_the_item(true).await;
 }
 
 /// Flips a byte of the destination's sealed secrets in the store.
