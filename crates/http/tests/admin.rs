@@ -415,9 +415,11 @@ impl App {
                 "SELECT doc FROM events WHERE workspace_id = ?1 LIMIT 1",
                 [self.ws.as_str()],
                 |r| {
-                    Ok(tracklayer_local::event_row_json(r.get_ref(0)?)
-                        .unwrap()
-                        .to_string())
+                    Ok(
+                        tracklayer_local::event_row_json(self.ws.as_str(), r.get_ref(0)?)
+                            .unwrap()
+                            .to_string(),
+                    )
                 },
             )
             .unwrap();
@@ -2137,11 +2139,17 @@ async fn an_event_trace_is_found_by_its_message_id_in_the_callers_workspace_only
     let id = app.tracked_event().await;
     let conn = rusqlite::Connection::open(&app.db_path).unwrap();
     let doc: String = conn
-        .query_row("SELECT doc FROM events WHERE event_id = ?1", [&id], |r| {
-            Ok(tracklayer_local::event_row_json(r.get_ref(0)?)
-                .unwrap()
-                .to_string())
-        })
+        .query_row(
+            "SELECT workspace_id, doc FROM events WHERE event_id = ?1",
+            [&id],
+            |r| {
+                Ok(
+                    tracklayer_local::event_row_json(&r.get::<_, String>(0)?, r.get_ref(1)?)
+                        .unwrap()
+                        .to_string(),
+                )
+            },
+        )
         .unwrap();
     let mine: StoredEvent = serde_json::from_str(&doc).unwrap();
     let path = format!("/admin/v1/events?message_id={}", mine.message_id);
@@ -2779,9 +2787,11 @@ impl App {
             .unwrap();
         let mut out: Vec<(String, String)> = stmt
             .query_map([self.ws.as_str()], |r| {
-                Ok(tracklayer_local::event_row_json(r.get_ref(0)?)
-                    .unwrap()
-                    .to_string())
+                Ok(
+                    tracklayer_local::event_row_json(self.ws.as_str(), r.get_ref(0)?)
+                        .unwrap()
+                        .to_string(),
+                )
             })
             .unwrap()
             .map(|d| {

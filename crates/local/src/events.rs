@@ -179,12 +179,14 @@ impl EventReader for SqliteEventStore {
         id: &EventId,
         now: OffsetDateTime,
     ) -> Result<Option<StoredEvent>, StoreError> {
+        let workspace = ws.clone();
         let (ws, id, now) = (ws.as_str().to_owned(), id.to_string(), unix_millis(now));
         self.db
             .call("event", move |c| {
                 let mut found = event_rows(
                     c,
                     "event",
+                    &workspace,
                     "SELECT doc FROM events
                      WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3",
                     params![ws, id, now],
@@ -206,12 +208,14 @@ impl EventReader for SqliteEventStore {
         }
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         let ids = serde_json::to_string(&ids).map_err(|e| StoreError::permanent(CONTEXT, e))?;
+        let workspace = ws.clone();
         let (ws, now) = (ws.as_str().to_owned(), unix_millis(now));
         self.db
             .call(CONTEXT, move |c| {
                 event_rows(
                     c,
                     CONTEXT,
+                    &workspace,
                     "SELECT doc FROM events
                      WHERE workspace_id = ?1 AND expires_at > ?3
                        AND event_id IN (SELECT value FROM json_each(?2))",
@@ -312,6 +316,7 @@ impl EventReader for SqliteEventStore {
         now: OffsetDateTime,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         const CONTEXT: &str = "recent_events";
+        let workspace = ws.clone();
         let (ws, first) = (ws.as_str().to_owned(), query.first_id().to_string());
         let (query, at) = (query.clone(), now);
         self.db
@@ -332,7 +337,7 @@ impl EventReader for SqliteEventStore {
                         break;
                     };
                     let doc = row.get_ref(0).map_err(|e| sql(CONTEXT, e))?;
-                    let event = event_record::decode(CONTEXT, doc)?;
+                    let event = event_record::decode(CONTEXT, &workspace, doc)?;
                     if query.takes(&event, at) {
                         out.push(event);
                     }
@@ -403,6 +408,7 @@ impl EventEraser for SqliteEventStore {
         after: Option<&EventId>,
         limit: usize,
     ) -> Result<Vec<EventFootprint>, StoreError> {
+        let workspace = ws.clone();
         let ws = ws.as_str().to_owned();
         // As stored: the subjects that are bytes (hex here, unhexed by SQLite), and the rest.
         let (bytes, text): (Vec<&String>, Vec<&String>) = subjects
@@ -439,7 +445,7 @@ impl EventEraser for SqliteEventStore {
                 let rows = stmt
                     .query_map(params![ws, bytes, after, limit, text, after_key], |r| {
                         Ok((
-                            event_record::decode("subject_footprint", r.get_ref(0)?),
+                            event_record::decode("subject_footprint", &workspace, r.get_ref(0)?),
                             r.get::<_, bool>(1)?,
                             r.get::<_, bool>(2)?,
                             r.get::<_, String>(3)?,
@@ -509,7 +515,12 @@ fn recorded_subjects(
         return Ok(None);
     };
     let doc = row.get_ref(0).map_err(|e| sql(context, e))?;
-    Ok(event_record::decode(context, doc).ok().map(|e| e.subjects))
+    let Ok(workspace) = WorkspaceId::parse(ws) else {
+        return Ok(None);
+    };
+    Ok(event_record::decode(context, &workspace, doc)
+        .ok()
+        .map(|e| e.subjects))
 }
 
 /// Deletes the subject index rows of one event (call before its record goes): by primary
@@ -591,6 +602,7 @@ mod inspection {
             limit: usize,
             now: OffsetDateTime,
         ) -> Result<Vec<StoredEvent>, StoreError> {
+            let workspace = ws.clone();
             let ws = ws.as_str().to_owned();
             let subject = subject_key(subject);
             let after = after.map_or(rusqlite::types::Value::Blob(Vec::new()), event_key);
@@ -610,7 +622,11 @@ mod inspection {
                         .map_err(|e| sql("events_by_subject", e))?;
                     let rows = stmt
                         .query_map(params![ws, subject, after, now, limit], |r| {
-                            Ok(event_record::decode("events_by_subject", r.get_ref(0)?))
+                            Ok(event_record::decode(
+                                "events_by_subject",
+                                &workspace,
+                                r.get_ref(0)?,
+                            ))
                         })
                         .map_err(|e| sql("events_by_subject", e))?;
                     rows.map(|r| r.map_err(|e| sql("events_by_subject", e))?)
@@ -630,14 +646,15 @@ mod inspection {
     }
 }
 
-/// The events (the `doc` of each row) `query` selects, in its order.
+/// The events (the `doc` of each row) `query` selects from `workspace`'s rows, in its order.
 fn event_rows(
     c: &rusqlite::Connection,
     context: &'static str,
+    workspace: &WorkspaceId,
     query: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     crate::db::decoded_rows(c, context, query, params, |doc| {
-        event_record::decode(context, doc)
+        event_record::decode(context, workspace, doc)
     })
 }

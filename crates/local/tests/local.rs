@@ -22,6 +22,8 @@ mod by_reference;
 mod delivery_service;
 #[path = "local/dsr_service.rs"]
 mod dsr_service;
+#[path = "local/event_record_size.rs"]
+mod event_record_size;
 #[path = "local/release_features.rs"]
 mod release_features;
 #[path = "local/sign_in.rs"]
@@ -115,6 +117,34 @@ impl MetaWorkspace {
 }
 
 impl MetaWorkspace {
+    /// The control plane over this stack's stores (to add destinations, users, keys).
+    fn control_plane(&self) -> tracklayer_core::control_plane::Control<'_> {
+        tracklayer_core::control_plane::Control {
+            store: self.control.as_ref(),
+            keyring: self.keyring.as_ref(),
+            clock: self.clock.as_ref(),
+            ids: &SystemIds,
+        }
+    }
+
+    /// Ingests the Segment batch `body` with the write key, sent as a server sends it (no
+    /// address or user agent of the request's own).
+    async fn ingest_from_a_server(&self, body: &serde_json::Value) {
+        use tracklayer_core::ingest::{parse_body, Endpoint, RequestMeta};
+        let body = serde_json::to_vec(body).unwrap();
+        let key = self.ingest.authenticate(&self.write_key).await.unwrap();
+        let meta = RequestMeta {
+            ip: None,
+            user_agent: None,
+            gpc: false,
+            browser: false,
+        };
+        self.ingest
+            .ingest(&key, &parse_body(Endpoint::Batch, &body).unwrap(), &meta)
+            .await
+            .unwrap();
+    }
+
     /// The delivery service over this stack's stores, real connectors, `queue`, `egress`
     /// and `log`.
     fn delivery(
