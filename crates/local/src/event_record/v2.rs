@@ -66,20 +66,25 @@ pub(super) fn encode(e: &StoredEvent) -> Vec<u8> {
     w.time_since(e.expires_at, e.received_at);
     w.str(&properties);
     w.str(&traits);
-    // Every distinct digest once; profiles and subjects refer to them by position.
+    // Every distinct digest once; each value (the hashes', then the subjects', in the order
+    // they are written) refers to its digest by 1 + its position, or is 0 and the string.
     let mut digests: Vec<[u8; 32]> = Vec::new();
+    let mut refs = Vec::with_capacity(e.subjects.len() + 3 * e.hashed.len());
     let values = e
         .hashed
         .values()
         .flat_map(|m| m.values())
         .chain(&e.subjects);
     for v in values {
-        if let Some(d) = lower_hex::<32>(v) {
-            if !digests.contains(&d) {
+        refs.push(lower_hex::<32>(v).map_or(0, |d| {
+            let at = digests.iter().position(|x| *x == d).unwrap_or_else(|| {
                 digests.push(d);
-            }
-        }
+                digests.len() - 1
+            });
+            at as u64 + 1
+        }));
     }
+    let mut refs = refs.into_iter();
     w.uint(digests.len() as u64);
     digests.iter().for_each(|d| w.0.extend_from_slice(d));
     w.uint(e.hashed.len() as u64);
@@ -88,11 +93,13 @@ pub(super) fn encode(e: &StoredEvent) -> Vec<u8> {
         w.uint(fields.len() as u64);
         for (field, value) in fields {
             w.coded(&FIELDS, *field, field.as_str());
-            w.value(value, &digests);
+            w.value(value, refs.next().expect("a reference per value"));
         }
     }
     w.uint(e.subjects.len() as u64);
-    e.subjects.iter().for_each(|s| w.value(s, &digests));
+    for s in &e.subjects {
+        w.value(s, refs.next().expect("a reference per value"));
+    }
     w.uint(e.routing.len() as u64);
     for r in &e.routing {
         let id = destination_id_bytes(&r.destination_id);

@@ -76,15 +76,12 @@ impl Writer {
             }
         }
     }
-    /// A digest as 1 + its position among the record's digests; anything else as 0 and
-    /// the string.
-    pub(super) fn value(&mut self, v: &str, digests: &[[u8; 32]]) {
-        match lower_hex::<32>(v).and_then(|d| digests.iter().position(|x| *x == d)) {
-            Some(i) => self.uint(i as u64 + 1),
-            None => {
-                self.uint(0);
-                self.str(v);
-            }
+    /// A value as its digest's `reference` (1 + its position among the record's digests),
+    /// or, when it has none (0), as 0 and the string.
+    pub(super) fn value(&mut self, v: &str, reference: u64) {
+        self.uint(reference);
+        if reference == 0 {
+            self.str(v);
         }
     }
 }
