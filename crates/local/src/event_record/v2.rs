@@ -53,19 +53,6 @@ fn destination_id_bytes(id: &DestinationId) -> Option<[u8; 16]> {
 /// The record of `e`, whose workspace id is its row's key.
 pub(super) fn encode(e: &StoredEvent) -> Vec<u8> {
     let (properties, traits) = (e.properties.to_string(), e.traits.to_string());
-    let mut w = Writer(Vec::with_capacity(
-        256 + properties.len() + traits.len() + 40 * e.routing.len(),
-    ));
-    w.0.push(VERSION);
-    w.0.extend_from_slice(e.event_id.0.as_bytes());
-    w.str(e.message_id.as_str());
-    w.coded(&EVENT_TYPES, e.event_type, e.event_type.as_str());
-    w.opt_str(e.name.as_deref());
-    w.time(e.received_at);
-    w.time_since(e.timestamp, e.received_at);
-    w.time_since(e.expires_at, e.received_at);
-    w.str(&properties);
-    w.str(&traits);
     // Every distinct digest once; each value (the hashes', then the subjects', in the order
     // they are written) refers to its digest by 1 + its position, or is 0 and the string.
     let mut digests: Vec<[u8; 32]> = Vec::new();
@@ -84,6 +71,27 @@ pub(super) fn encode(e: &StoredEvent) -> Vec<u8> {
             at as u64 + 1
         }));
     }
+    // Its strings, digests and sealed bytes, and about 96 bytes (ids, times, counts, codes)
+    // and 20 per destination beside them.
+    let mut w = Writer(Vec::with_capacity(
+        96 + e.message_id.as_str().len()
+            + e.name.as_ref().map_or(0, String::len)
+            + properties.len()
+            + traits.len()
+            + 32 * digests.len()
+            + 20 * e.routing.len()
+            + e.vendor_ids.as_ref().map_or(0, |v| v.0.len()),
+    ));
+    w.0.push(VERSION);
+    w.0.extend_from_slice(e.event_id.0.as_bytes());
+    w.str(e.message_id.as_str());
+    w.coded(&EVENT_TYPES, e.event_type, e.event_type.as_str());
+    w.opt_str(e.name.as_deref());
+    w.time(e.received_at);
+    w.time_since(e.timestamp, e.received_at);
+    w.time_since(e.expires_at, e.received_at);
+    w.str(&properties);
+    w.str(&traits);
     let mut refs = refs.into_iter();
     w.uint(digests.len() as u64);
     digests.iter().for_each(|d| w.0.extend_from_slice(d));
