@@ -20,15 +20,20 @@ use tracklayer_core::workspace::WorkspaceId;
 use crate::db::{sql, Db};
 use crate::event_record;
 use crate::subject_keys::{event_id_text_of_s, event_key, event_key_of, subject_key};
+use crate::workspace_numbers::{workspace_number_of_1, WorkspaceNumbers};
 
 #[derive(Debug, Clone)]
 pub struct SqliteEventStore {
     db: Db,
+    numbers: WorkspaceNumbers,
 }
 
 impl SqliteEventStore {
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            numbers: WorkspaceNumbers::default(),
+        }
     }
 }
 
@@ -40,11 +45,21 @@ impl EventWriter for SqliteEventStore {
         now: OffsetDateTime,
     ) -> Result<Vec<bool>, StoreError> {
         let now = unix_millis(now);
+        let mut numbers = Vec::with_capacity(events.len());
+        for e in events {
+            numbers.push(
+                self.numbers
+                    .assigned(&self.db, &e.event.workspace_id)
+                    .await?,
+            );
+        }
         let rows = events
             .iter()
-            .map(|e| {
+            .zip(numbers)
+            .map(|(e, number)| {
                 Ok((
                     e.event.workspace_id.as_str().to_owned(),
+                    number,
                     e.event.event_id.to_string(),
                     e.event.message_id.as_str().to_owned(),
                     unix_millis(e.event.expires_at),
@@ -86,7 +101,7 @@ impl EventWriter for SqliteEventStore {
                         .map_err(|e| sql("record", e))?;
                     let mut subject = tx
                         .prepare_cached(
-                            "INSERT OR IGNORE INTO event_subjects (workspace_id, subject, event_id)
+                            "INSERT OR IGNORE INTO event_subjects (workspace, subject, event_id)
                              VALUES (?1, ?2, ?3)",
                         )
                         .map_err(|e| sql("record", e))?;
@@ -97,6 +112,7 @@ impl EventWriter for SqliteEventStore {
                         .map_err(|e| sql("record", e))?;
                     for (
                         ws,
+                        number,
                         event_id,
                         message_id,
                         expires,
@@ -122,7 +138,7 @@ impl EventWriter for SqliteEventStore {
                             .map_err(|e| sql("record", e))?;
                         for s in subjects {
                             subject
-                                .execute(params![ws, s, event_key])
+                                .execute(params![number, s, event_key])
                                 .map_err(|e| sql("record", e))?;
                         }
                         if let Some((sealed, op_expires)) = operational {
@@ -430,7 +446,9 @@ impl EventEraser for SqliteEventStore {
                            SELECT ",
                         event_id_text_of_s!(),
                         " FROM event_subjects s
-                           WHERE s.workspace_id = ?1 AND s.event_id > ?6
+                           WHERE s.workspace = ",
+                        workspace_number_of_1!(),
+                        " AND s.event_id > ?6
                              AND s.subject IN (SELECT unhex(value) FROM json_each(?2)
                                                UNION ALL SELECT value FROM json_each(?5)))
                          ORDER BY e.event_id LIMIT ?4",
@@ -524,10 +542,11 @@ fn delete_subjects(
     let deleted = match recorded_subjects(c, context, ws, event_id)? {
         Some(subjects) => {
             let mut stmt = c
-                .prepare_cached(
-                    "DELETE FROM event_subjects
-                     WHERE workspace_id = ?1 AND subject = ?2 AND event_id = ?3",
-                )
+                .prepare_cached(concat!(
+                    "DELETE FROM event_subjects WHERE workspace = ",
+                    workspace_number_of_1!(),
+                    " AND subject = ?2 AND event_id = ?3"
+                ))
                 .map_err(|e| sql(context, e))?;
             let mut n = 0;
             for s in &subjects {
@@ -539,7 +558,11 @@ fn delete_subjects(
         }
         None => c
             .execute(
-                "DELETE FROM event_subjects WHERE workspace_id = ?1 AND event_id = ?2",
+                concat!(
+                    "DELETE FROM event_subjects WHERE workspace = ",
+                    workspace_number_of_1!(),
+                    " AND event_id = ?2"
+                ),
                 params![ws, event_key_of(event_id)],
             )
             .map_err(|e| sql(context, e))?,
@@ -558,10 +581,11 @@ fn count_subjects(
     const CONTEXT: &str = "subject_footprint";
     let subjects: std::collections::BTreeSet<&String> = subjects.iter().collect();
     let mut stmt = c
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM event_subjects
-                            WHERE workspace_id = ?1 AND subject = ?2 AND event_id = ?3)",
-        )
+        .prepare_cached(concat!(
+            "SELECT EXISTS (SELECT 1 FROM event_subjects WHERE workspace = ",
+            workspace_number_of_1!(),
+            " AND subject = ?2 AND event_id = ?3)"
+        ))
         .map_err(|e| sql(CONTEXT, e))?;
     let mut n = 0;
     let event_id = event_key_of(event_id);
@@ -601,9 +625,11 @@ mod inspection {
                     let mut stmt = c
                         .prepare_cached(concat!(
                             "SELECT e.doc FROM event_subjects s
-                             JOIN events e ON e.workspace_id = s.workspace_id AND e.event_id = ",
+                             JOIN events e ON e.workspace_id = ?1 AND e.event_id = ",
                             event_id_text_of_s!(),
-                            " WHERE s.workspace_id = ?1 AND s.subject = ?2 AND s.event_id > ?3
+                            " WHERE s.workspace = ",
+                            workspace_number_of_1!(),
+                            " AND s.subject = ?2 AND s.event_id > ?3
                                AND e.expires_at > ?4
                              ORDER BY s.event_id LIMIT ?5",
                         ))

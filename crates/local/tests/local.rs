@@ -22,6 +22,8 @@ mod by_reference;
 mod delivery_service;
 #[path = "local/dsr_service.rs"]
 mod dsr_service;
+#[path = "local/older_layouts.rs"]
+mod older_layouts;
 #[path = "local/release_features.rs"]
 mod release_features;
 #[path = "local/sign_in.rs"]
@@ -917,6 +919,7 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
         // What the versions before left: an expiry column and its index, keys as text, and a
         // row whose event is already gone.
         let c = rusqlite::Connection::open(&path).unwrap();
+        older_layouts::into_workspace_id_layout(&c);
         c.execute_batch(
             "CREATE TABLE old_subjects (workspace_id TEXT NOT NULL, subject TEXT NOT NULL,
                  event_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
@@ -960,7 +963,7 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(columns, ["workspace_id", "subject", "event_id"]);
+    assert_eq!(columns, ["workspace", "subject", "event_id"]);
     let stored: Vec<(String, i64, String, i64)> = c
         .prepare(
             "SELECT typeof(subject), length(subject), typeof(event_id), length(event_id)
