@@ -3,9 +3,9 @@
 //! entry repeated. The `workspace_numbers` table maps one to the other; a number is assigned
 //! on a workspace's first stored event and never reused (`AUTOINCREMENT`).
 //!
-//! Writes read the number through an in-memory cache ([`WorkspaceNumbers`]); reads find it in
-//! their own SQL ([`workspace_number_of_1`]), so a workspace with no number (nothing stored)
-//! matches no row and reading never assigns one.
+//! Writes read the number through an in-memory cache ([`WorkspaceNumbers`]); reads and
+//! deletions find it in the table ([`workspace_number_of_1`] in their SQL, or [`number`]), so
+//! a workspace with no number (nothing stored) matches no row and only a write assigns one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

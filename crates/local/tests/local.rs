@@ -919,7 +919,7 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
         // What the versions before left: an expiry column and its index, keys as text, and a
         // row whose event is already gone.
         let c = rusqlite::Connection::open(&path).unwrap();
-        older_layouts::into_workspace_id_layout(&c);
+        older_layouts::into_text_key_layout(&c);
         c.execute_batch(
             "CREATE TABLE old_subjects (workspace_id TEXT NOT NULL, subject TEXT NOT NULL,
                  event_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
@@ -1015,7 +1015,7 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
 
     // An unreadable record still has its rows swept with it, and so do the others.
     c.execute(
-        "UPDATE events SET doc = x'ff00' WHERE event_id = ?1",
+        "UPDATE events SET doc = x'ff00' WHERE event_id = unhex(substr(?1, 5))",
         [id(&corrupt)],
     )
     .unwrap();

@@ -12,10 +12,50 @@ use tracklayer_local::{Db, SqliteEventStore};
 use super::keep_dir;
 
 /// Turns the event tables of a current database back into the layout before workspace
-/// numbers (the DDL of that version), with the same rows: each workspace as its id.
-pub(crate) fn into_workspace_id_layout(c: &rusqlite::Connection) {
+/// numbers and event ids as bytes (the DDL of that version), with the same rows: each
+/// workspace as its id, each event id outside the subject index as its text.
+pub(crate) fn into_text_key_layout(c: &rusqlite::Connection) {
     c.execute_batch(
-        "CREATE TABLE before_subjects (
+        "CREATE TABLE before_events (
+             workspace_id TEXT NOT NULL,
+             event_id TEXT NOT NULL,
+             expires_at INTEGER NOT NULL,
+             doc TEXT NOT NULL,
+             PRIMARY KEY (workspace_id, event_id)
+         ) WITHOUT ROWID;
+         INSERT INTO before_events
+             SELECT n.workspace_id, 'evt_' || lower(hex(e.event_id)), e.expires_at, e.doc
+             FROM events e JOIN workspace_numbers n ON n.number = e.workspace;
+         CREATE TABLE before_dedup (
+             workspace_id TEXT NOT NULL,
+             message_id TEXT NOT NULL,
+             event_id TEXT NOT NULL,
+             expires_at INTEGER NOT NULL,
+             PRIMARY KEY (workspace_id, message_id)
+         ) WITHOUT ROWID;
+         INSERT INTO before_dedup
+             SELECT n.workspace_id, d.message_id, 'evt_' || lower(hex(d.event_id)), d.expires_at
+             FROM dedup d JOIN workspace_numbers n ON n.number = d.workspace;
+         CREATE TABLE before_operational (
+             workspace_id TEXT NOT NULL,
+             event_id TEXT NOT NULL,
+             sealed BLOB NOT NULL,
+             expires_at INTEGER NOT NULL,
+             PRIMARY KEY (workspace_id, event_id)
+         ) WITHOUT ROWID;
+         INSERT INTO before_operational
+             SELECT n.workspace_id, 'evt_' || lower(hex(o.event_id)), o.sealed, o.expires_at
+             FROM operational o JOIN workspace_numbers n ON n.number = o.workspace;
+         DROP TABLE events;
+         DROP TABLE dedup;
+         DROP TABLE operational;
+         ALTER TABLE before_events RENAME TO events;
+         ALTER TABLE before_dedup RENAME TO dedup;
+         ALTER TABLE before_operational RENAME TO operational;
+         CREATE INDEX events_by_expiry ON events (expires_at);
+         CREATE INDEX dedup_by_expiry ON dedup (expires_at);
+         CREATE INDEX operational_by_expiry ON operational (expires_at);
+         CREATE TABLE before_subjects (
              workspace_id TEXT NOT NULL,
              subject BLOB NOT NULL,
              event_id BLOB NOT NULL,
@@ -54,7 +94,7 @@ fn with_operational(ws: &WorkspaceId, message_id: &str, subjects: &[&str]) -> Ne
 }
 
 #[tokio::test]
-async fn an_older_database_is_moved_to_workspace_numbers_and_reads_back_the_same() {
+async fn an_older_database_is_moved_to_compact_keys_and_reads_back_the_same() {
     // Arrange: two workspaces' events, written and then turned into the older layout.
     let path = keep_dir().join("tracklayer.db");
     let (a, b) = (
@@ -72,7 +112,15 @@ async fn an_older_database_is_moved_to_workspace_numbers_and_reads_back_the_same
             .await
             .unwrap();
         assert_eq!(written, [true, true, true]);
-        into_workspace_id_layout(&rusqlite::Connection::open(&path).unwrap());
+        let c = rusqlite::Connection::open(&path).unwrap();
+        into_text_key_layout(&c);
+        // A row whose event id is not in the form `EventId` writes (none is known): kept.
+        c.execute(
+            "INSERT INTO events SELECT workspace_id, 'evt_legacy', expires_at, doc
+             FROM events WHERE event_id = ?1",
+            [a2.event.event_id.to_string()],
+        )
+        .unwrap();
     }
 
     // Act: open it.
@@ -90,6 +138,32 @@ async fn an_older_database_is_moved_to_workspace_numbers_and_reads_back_the_same
         )
         .unwrap();
     assert_eq!(subject_rows, 4, "every subject index row, keyed by number");
+    let keys = |table: &str| -> Vec<(String, String, i64)> {
+        c.prepare(&format!(
+            "SELECT typeof(workspace), typeof(event_id), length(event_id) FROM {table}
+             ORDER BY typeof(event_id)"
+        ))
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    let key = |n: usize| vec![("integer".to_owned(), "blob".to_owned(), 16); n];
+    let mut events = key(3);
+    events.push(("integer".into(), "text".into(), 10));
+    assert_eq!(keys("events"), events, "the odd id carried over as text");
+    assert_eq!(keys("dedup"), key(3));
+    assert_eq!(keys("operational"), key(3));
+    let indexes: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN
+             ('events_by_expiry', 'dedup_by_expiry', 'operational_by_expiry')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 3, "the expiry indexes are made again");
     for e in [&a1, &a2, &b1] {
         let ws = &e.event.workspace_id;
         let id = e.event.event_id;
