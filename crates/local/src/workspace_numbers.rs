@@ -43,6 +43,13 @@ impl WorkspaceNumbers {
         let id = ws.as_str().to_owned();
         let n = db
             .call(CONTEXT, move |c| {
+                // Committed by itself, or not cached: never inside another's transaction.
+                if !c.is_autocommit() {
+                    return Err(StoreError::transient(
+                        CONTEXT,
+                        "the connection is inside a transaction",
+                    ));
+                }
                 c.prepare_cached(
                     "INSERT INTO workspace_numbers (workspace_id) VALUES (?1)
                      ON CONFLICT (workspace_id) DO NOTHING",
