@@ -412,7 +412,8 @@ impl App {
         let conn = rusqlite::Connection::open(&self.db_path).unwrap();
         let doc: String = conn
             .query_row(
-                "SELECT doc FROM events WHERE workspace_id = ?1 LIMIT 1",
+                "SELECT doc FROM events WHERE workspace =
+                 (SELECT number FROM workspace_numbers WHERE workspace_id = ?1) LIMIT 1",
                 [self.ws.as_str()],
                 |r| {
                     Ok(
@@ -2140,7 +2141,9 @@ async fn an_event_trace_is_found_by_its_message_id_in_the_callers_workspace_only
     let conn = rusqlite::Connection::open(&app.db_path).unwrap();
     let doc: String = conn
         .query_row(
-            "SELECT workspace_id, doc FROM events WHERE event_id = ?1",
+            "SELECT w.workspace_id, e.doc FROM events e
+             JOIN workspace_numbers w ON w.number = e.workspace
+             WHERE e.event_id = unhex(substr(?1, 5))",
             [&id],
             |r| {
                 Ok(
@@ -2783,7 +2786,10 @@ impl App {
     fn expiry_of_events(&self) -> Vec<(String, String)> {
         let conn = rusqlite::Connection::open(&self.db_path).unwrap();
         let mut stmt = conn
-            .prepare("SELECT doc FROM events WHERE workspace_id = ?1")
+            .prepare(
+                "SELECT doc FROM events WHERE workspace =
+                 (SELECT number FROM workspace_numbers WHERE workspace_id = ?1)",
+            )
             .unwrap();
         let mut out: Vec<(String, String)> = stmt
             .query_map([self.ws.as_str()], |r| {

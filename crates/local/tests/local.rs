@@ -24,6 +24,8 @@ mod delivery_service;
 mod dsr_service;
 #[path = "local/event_record_size.rs"]
 mod event_record_size;
+#[path = "local/older_layouts.rs"]
+mod older_layouts;
 #[path = "local/release_features.rs"]
 mod release_features;
 #[path = "local/sign_in.rs"]
@@ -947,6 +949,7 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
         // What the versions before left: an expiry column and its index, keys as text, and a
         // row whose event is already gone.
         let c = rusqlite::Connection::open(&path).unwrap();
+        older_layouts::into_text_key_layout(&c);
         c.execute_batch(
             "CREATE TABLE old_subjects (workspace_id TEXT NOT NULL, subject TEXT NOT NULL,
                  event_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
@@ -990,7 +993,7 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(columns, ["workspace_id", "subject", "event_id"]);
+    assert_eq!(columns, ["workspace", "subject", "event_id"]);
     let stored: Vec<(String, i64, String, i64)> = c
         .prepare(
             "SELECT typeof(subject), length(subject), typeof(event_id), length(event_id)
@@ -1042,7 +1045,7 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
 
     // An unreadable record still has its rows swept with it, and so do the others.
     c.execute(
-        "UPDATE events SET doc = x'ff00' WHERE event_id = ?1",
+        "UPDATE events SET doc = x'ff00' WHERE event_id = unhex(substr(?1, 5))",
         [id(&corrupt)],
     )
     .unwrap();
