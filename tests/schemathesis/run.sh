@@ -147,11 +147,11 @@ basic = base64.b64encode(f"{init['write_key']}:".encode()).decode()
 post("/v1/track", {"event": "Order Completed", "userId": "schemathesis"}, f"Basic {basic}")
 db = sqlite3.connect(f"{work}/data/tracklayer.db")
 for _ in range(50):
-    row = db.execute("SELECT event_id FROM events LIMIT 1").fetchone()
+    row = db.execute("SELECT 'evt_' || lower(hex(event_id)) FROM events LIMIT 1").fetchone()
     if row:
         break
     time.sleep(0.1)
-evt = row[0]  # the column holds the id as the API writes it (the record itself is binary)
+evt = row[0]  # the column holds the id's 16 bytes; the API writes it `evt_` and their hex
 base_config = open(f"{work}/base.toml").read()
 with open(f"{work}/schemathesis.toml", "w") as f:
     f.write(base_config)

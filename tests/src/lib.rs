@@ -400,10 +400,15 @@ pub fn database(dir: &Path) -> rusqlite::Connection {
 /// Every event stored in `dir`'s database, each as the JSON document the store reads it as.
 pub fn stored_events(dir: &Path) -> Vec<Value> {
     let db = database(dir);
-    let mut stmt = db.prepare("SELECT doc FROM events").unwrap();
+    let mut stmt = db
+        .prepare(
+            "SELECT w.workspace_id, e.doc FROM events e
+             JOIN workspace_numbers w ON w.number = e.workspace",
+        )
+        .unwrap();
     let events = stmt
         .query_map([], |r| {
-            Ok(tracklayer_local::event_row_json(r.get_ref(0)?).unwrap())
+            Ok(tracklayer_local::event_row_json(&r.get::<_, String>(0)?, r.get_ref(1)?).unwrap())
         })
         .unwrap()
         .map(Result::unwrap)

@@ -56,6 +56,7 @@ const GOOGLE_ADS_SECRETS: [&str; 4] = [
 ];
 
 impl DestinationKind {
+    /// Every kind, in the order of their record codes ([`crate::event::codes`]): append only.
     pub const ALL: [DestinationKind; 12] = [
         Self::MetaCapi,
         Self::Ga4,

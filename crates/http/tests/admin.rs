@@ -412,12 +412,15 @@ impl App {
         let conn = rusqlite::Connection::open(&self.db_path).unwrap();
         let doc: String = conn
             .query_row(
-                "SELECT doc FROM events WHERE workspace_id = ?1 LIMIT 1",
+                "SELECT doc FROM events WHERE workspace =
+                 (SELECT number FROM workspace_numbers WHERE workspace_id = ?1) LIMIT 1",
                 [self.ws.as_str()],
                 |r| {
-                    Ok(tracklayer_local::event_row_json(r.get_ref(0)?)
-                        .unwrap()
-                        .to_string())
+                    Ok(
+                        tracklayer_local::event_row_json(self.ws.as_str(), r.get_ref(0)?)
+                            .unwrap()
+                            .to_string(),
+                    )
                 },
             )
             .unwrap();
@@ -2137,11 +2140,19 @@ async fn an_event_trace_is_found_by_its_message_id_in_the_callers_workspace_only
     let id = app.tracked_event().await;
     let conn = rusqlite::Connection::open(&app.db_path).unwrap();
     let doc: String = conn
-        .query_row("SELECT doc FROM events WHERE event_id = ?1", [&id], |r| {
-            Ok(tracklayer_local::event_row_json(r.get_ref(0)?)
-                .unwrap()
-                .to_string())
-        })
+        .query_row(
+            "SELECT w.workspace_id, e.doc FROM events e
+             JOIN workspace_numbers w ON w.number = e.workspace
+             WHERE e.event_id = unhex(substr(?1, 5))",
+            [&id],
+            |r| {
+                Ok(
+                    tracklayer_local::event_row_json(&r.get::<_, String>(0)?, r.get_ref(1)?)
+                        .unwrap()
+                        .to_string(),
+                )
+            },
+        )
         .unwrap();
     let mine: StoredEvent = serde_json::from_str(&doc).unwrap();
     let path = format!("/admin/v1/events?message_id={}", mine.message_id);
@@ -2775,13 +2786,18 @@ impl App {
     fn expiry_of_events(&self) -> Vec<(String, String)> {
         let conn = rusqlite::Connection::open(&self.db_path).unwrap();
         let mut stmt = conn
-            .prepare("SELECT doc FROM events WHERE workspace_id = ?1")
+            .prepare(
+                "SELECT doc FROM events WHERE workspace =
+                 (SELECT number FROM workspace_numbers WHERE workspace_id = ?1)",
+            )
             .unwrap();
         let mut out: Vec<(String, String)> = stmt
             .query_map([self.ws.as_str()], |r| {
-                Ok(tracklayer_local::event_row_json(r.get_ref(0)?)
-                    .unwrap()
-                    .to_string())
+                Ok(
+                    tracklayer_local::event_row_json(self.ws.as_str(), r.get_ref(0)?)
+                        .unwrap()
+                        .to_string(),
+                )
             })
             .unwrap()
             .map(|d| {

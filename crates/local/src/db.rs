@@ -55,38 +55,6 @@ CREATE TABLE IF NOT EXISTS destinations (
     doc TEXT NOT NULL,
     PRIMARY KEY (workspace_id, id)
 );
-CREATE TABLE IF NOT EXISTS events (
-    workspace_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    doc TEXT NOT NULL,
-    PRIMARY KEY (workspace_id, event_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_by_expiry ON events (expires_at);
--- The subject index: no expiry of its own (its rows go with their event, by primary key, from
--- the subjects the event's record names: events.rs); its keys as bytes (subject_keys.rs).
-CREATE TABLE IF NOT EXISTS event_subjects (
-    workspace_id TEXT NOT NULL,
-    subject BLOB NOT NULL,
-    event_id BLOB NOT NULL,
-    PRIMARY KEY (workspace_id, subject, event_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dedup (
-    workspace_id TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    PRIMARY KEY (workspace_id, message_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS dedup_by_expiry ON dedup (expires_at);
-CREATE TABLE IF NOT EXISTS operational (
-    workspace_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    sealed BLOB NOT NULL,
-    expires_at INTEGER NOT NULL,
-    PRIMARY KEY (workspace_id, event_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS operational_by_expiry ON operational (expires_at);
 CREATE TABLE IF NOT EXISTS queue (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,
@@ -260,6 +228,8 @@ impl Db {
         // by a read would be parsed again on its next use.
         conn.set_prepared_statement_cache_capacity(256);
         conn.execute_batch(SCHEMA).map_err(DbError::Schema)?;
+        conn.execute_batch(crate::event_tables::SCHEMA)
+            .map_err(DbError::Schema)?;
         conn.execute_batch(crate::stats::SCHEMA)
             .map_err(DbError::Schema)?;
         conn.execute_batch(crate::sessions::SCHEMA)
@@ -478,8 +448,7 @@ fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
     }
     conn.execute_batch(ADDED_INDEXES)?;
     conn.execute_batch(crate::queue::SHARED_SCHEMA)?;
-    // Before, the subject index had an expiry column (and its index) and its keys as text.
-    crate::subject_keys::rebuild_text_subject_index(conn)?;
+    crate::event_tables::migrate(conn)?;
     crate::scim::migrate_user_names(conn)?;
     crate::control::stamp_unstamped_keys(conn)
 }

@@ -7,6 +7,7 @@
 //! whose record cannot be read has its rows found by a scan instead, never left behind.
 
 use async_trait::async_trait;
+use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension};
 use time::OffsetDateTime;
 use tracklayer_core::clock::{from_unix_millis, unix_millis};
@@ -19,16 +20,21 @@ use tracklayer_core::workspace::WorkspaceId;
 
 use crate::db::{sql, Db};
 use crate::event_record;
-use crate::subject_keys::{event_id_text_of_s, event_key, event_key_of, subject_key};
+use crate::subject_keys::{event_id_of_key, event_key, event_keys_json, subject_key};
+use crate::workspace_numbers::{self, workspace_number_of_1, WorkspaceNumbers};
 
 #[derive(Debug, Clone)]
 pub struct SqliteEventStore {
     db: Db,
+    numbers: WorkspaceNumbers,
 }
 
 impl SqliteEventStore {
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            numbers: WorkspaceNumbers::default(),
+        }
     }
 }
 
@@ -40,12 +46,20 @@ impl EventWriter for SqliteEventStore {
         now: OffsetDateTime,
     ) -> Result<Vec<bool>, StoreError> {
         let now = unix_millis(now);
+        let mut numbers = Vec::with_capacity(events.len());
+        for e in events {
+            numbers.push(
+                self.numbers
+                    .assigned(&self.db, &e.event.workspace_id)
+                    .await?,
+            );
+        }
         let rows = events
             .iter()
-            .map(|e| {
+            .zip(numbers)
+            .map(|(e, number)| {
                 Ok((
-                    e.event.workspace_id.as_str().to_owned(),
-                    e.event.event_id.to_string(),
+                    number,
                     e.event.message_id.as_str().to_owned(),
                     unix_millis(e.event.expires_at),
                     event_record::encode(&e.event),
@@ -71,9 +85,9 @@ impl EventWriter for SqliteEventStore {
                     // one is there, and a row comes back only when it was written.
                     let mut mark = tx
                         .prepare_cached(
-                            "INSERT INTO dedup (workspace_id, message_id, event_id, expires_at)
+                            "INSERT INTO dedup (workspace, message_id, event_id, expires_at)
                              VALUES (?1, ?2, ?3, ?4)
-                             ON CONFLICT (workspace_id, message_id)
+                             ON CONFLICT (workspace, message_id)
                              DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
                              WHERE dedup.expires_at <= ?5
                              RETURNING 1",
@@ -81,23 +95,22 @@ impl EventWriter for SqliteEventStore {
                         .map_err(|e| sql("record", e))?;
                     let mut event = tx
                         .prepare_cached(
-                            "INSERT INTO events (workspace_id, event_id, expires_at, doc) VALUES (?1, ?2, ?3, ?4)",
+                            "INSERT INTO events (workspace, event_id, expires_at, doc) VALUES (?1, ?2, ?3, ?4)",
                         )
                         .map_err(|e| sql("record", e))?;
                     let mut subject = tx
                         .prepare_cached(
-                            "INSERT OR IGNORE INTO event_subjects (workspace_id, subject, event_id)
+                            "INSERT OR IGNORE INTO event_subjects (workspace, subject, event_id)
                              VALUES (?1, ?2, ?3)",
                         )
                         .map_err(|e| sql("record", e))?;
                     let mut op = tx
                         .prepare_cached(
-                            "INSERT INTO operational (workspace_id, event_id, sealed, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                            "INSERT INTO operational (workspace, event_id, sealed, expires_at) VALUES (?1, ?2, ?3, ?4)",
                         )
                         .map_err(|e| sql("record", e))?;
                     for (
-                        ws,
-                        event_id,
+                        number,
                         message_id,
                         expires,
                         doc,
@@ -108,9 +121,10 @@ impl EventWriter for SqliteEventStore {
                     ) in &rows
                     {
                         let marked: Option<i64> = mark
-                            .query_row(params![ws, message_id, event_id, dedup_until, now], |r| {
-                                r.get(0)
-                            })
+                            .query_row(
+                                params![number, message_id, event_key, dedup_until, now],
+                                |r| r.get(0),
+                            )
                             .optional()
                             .map_err(|e| sql("record", e))?;
                         if marked.is_none() {
@@ -118,15 +132,15 @@ impl EventWriter for SqliteEventStore {
                             continue;
                         }
                         event
-                            .execute(params![ws, event_id, expires, doc])
+                            .execute(params![number, event_key, expires, doc])
                             .map_err(|e| sql("record", e))?;
                         for s in subjects {
                             subject
-                                .execute(params![ws, s, event_key])
+                                .execute(params![number, s, event_key])
                                 .map_err(|e| sql("record", e))?;
                         }
                         if let Some((sealed, op_expires)) = operational {
-                            op.execute(params![ws, event_id, sealed, op_expires])
+                            op.execute(params![number, event_key, sealed, op_expires])
                                 .map_err(|e| sql("record", e))?;
                         }
                         out.push(true);
@@ -143,25 +157,29 @@ impl EventWriter for SqliteEventStore {
         events: &[(EventId, MessageId)],
     ) -> Result<(), StoreError> {
         let ws = ws.as_str().to_owned();
-        let events: Vec<(String, String)> = events
+        let events: Vec<(Value, String)> = events
             .iter()
-            .map(|(e, m)| (e.to_string(), m.as_str().to_owned()))
+            .map(|(e, m)| (event_key(e), m.as_str().to_owned()))
             .collect();
         self.db
             .call("forget", move |c| {
                 let tx = c.transaction().map_err(|e| sql("forget", e))?;
+                // No number: nothing of the workspace was ever stored.
+                let Some(number) = workspace_numbers::number(&tx, &ws)? else {
+                    return Ok(());
+                };
                 for (event_id, message_id) in &events {
-                    delete_subjects(&tx, "forget", &ws, event_id)?;
+                    delete_subjects(&tx, "forget", number, event_id)?;
                     for stmt in [
-                        "DELETE FROM events WHERE workspace_id = ?1 AND event_id = ?2",
-                        "DELETE FROM operational WHERE workspace_id = ?1 AND event_id = ?2",
+                        "DELETE FROM events WHERE workspace = ?1 AND event_id = ?2",
+                        "DELETE FROM operational WHERE workspace = ?1 AND event_id = ?2",
                     ] {
-                        tx.execute(stmt, [&ws, event_id])
+                        tx.execute(stmt, params![number, event_id])
                             .map_err(|e| sql("forget", e))?;
                     }
                     tx.execute(
-                        "DELETE FROM dedup WHERE workspace_id = ?1 AND message_id = ?2 AND event_id = ?3",
-                        [&ws, message_id, event_id],
+                        "DELETE FROM dedup WHERE workspace = ?1 AND message_id = ?2 AND event_id = ?3",
+                        params![number, message_id, event_id],
                     )
                     .map_err(|e| sql("forget", e))?;
                 }
@@ -179,14 +197,19 @@ impl EventReader for SqliteEventStore {
         id: &EventId,
         now: OffsetDateTime,
     ) -> Result<Option<StoredEvent>, StoreError> {
-        let (ws, id, now) = (ws.as_str().to_owned(), id.to_string(), unix_millis(now));
+        let workspace = ws.clone();
+        let (ws, id, now) = (ws.as_str().to_owned(), event_key(id), unix_millis(now));
         self.db
             .call("event", move |c| {
                 let mut found = event_rows(
                     c,
                     "event",
-                    "SELECT doc FROM events
-                     WHERE workspace_id = ?1 AND event_id = ?2 AND expires_at > ?3",
+                    &workspace,
+                    concat!(
+                        "SELECT doc FROM events WHERE workspace = ",
+                        workspace_number_of_1!(),
+                        " AND event_id = ?2 AND expires_at > ?3"
+                    ),
                     params![ws, id, now],
                 )?;
                 Ok(found.pop())
@@ -204,17 +227,21 @@ impl EventReader for SqliteEventStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        let ids = serde_json::to_string(&ids).map_err(|e| StoreError::permanent(CONTEXT, e))?;
+        let workspace = ws.clone();
+        let ids = event_keys_json(CONTEXT, ids)?;
         let (ws, now) = (ws.as_str().to_owned(), unix_millis(now));
         self.db
             .call(CONTEXT, move |c| {
                 event_rows(
                     c,
                     CONTEXT,
-                    "SELECT doc FROM events
-                     WHERE workspace_id = ?1 AND expires_at > ?3
-                       AND event_id IN (SELECT value FROM json_each(?2))",
+                    &workspace,
+                    concat!(
+                        "SELECT doc FROM events WHERE workspace = ",
+                        workspace_number_of_1!(),
+                        " AND expires_at > ?3
+                          AND event_id IN (SELECT unhex(value) FROM json_each(?2))"
+                    ),
                     params![ws, ids, now],
                 )
             })
@@ -231,28 +258,28 @@ impl EventReader for SqliteEventStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        let ids = serde_json::to_string(&ids).map_err(|e| StoreError::permanent(CONTEXT, e))?;
+        let ids = event_keys_json(CONTEXT, ids)?;
         let workspace_id = ws.clone();
         let (ws, now) = (ws.as_str().to_owned(), unix_millis(now));
         self.db
             .call(CONTEXT, move |c| {
                 let mut stmt = c
-                    .prepare_cached(
-                        "SELECT event_id, sealed, expires_at FROM operational
-                         WHERE workspace_id = ?1 AND expires_at > ?3
-                           AND event_id IN (SELECT value FROM json_each(?2))",
-                    )
+                    .prepare_cached(concat!(
+                        "SELECT event_id, sealed, expires_at FROM operational WHERE workspace = ",
+                        workspace_number_of_1!(),
+                        " AND expires_at > ?3
+                          AND event_id IN (SELECT unhex(value) FROM json_each(?2))"
+                    ))
                     .map_err(|e| sql(CONTEXT, e))?;
                 let rows = stmt
                     .query_map(params![ws, ids, now], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
+                        Ok((event_id_of_key(r.get_ref(0)?), r.get(1)?, r.get(2)?))
                     })
                     .map_err(|e| sql(CONTEXT, e))?;
                 rows.map(|row| {
-                    let (id, sealed, expires): (String, Vec<u8>, i64) =
+                    let (event_id, sealed, expires): (Option<EventId>, Vec<u8>, i64) =
                         row.map_err(|e| sql(CONTEXT, e))?;
-                    let event_id = EventId::parse(&id).ok_or_else(|| {
+                    let event_id = event_id.ok_or_else(|| {
                         StoreError::corrupt(
                             CONTEXT,
                             "an operational row's event id is not an event id",
@@ -284,17 +311,21 @@ impl EventReader for SqliteEventStore {
         );
         self.db
             .call(CONTEXT, move |c| {
-                let id: Option<String> = c
+                let id: Option<Option<EventId>> = c
                     .query_row(
-                        "SELECT event_id FROM dedup WHERE workspace_id = ?1 AND message_id = ?2 AND expires_at > ?3",
+                        concat!(
+                            "SELECT event_id FROM dedup WHERE workspace = ",
+                            workspace_number_of_1!(),
+                            " AND message_id = ?2 AND expires_at > ?3"
+                        ),
                         params![ws, m, now],
-                        |r| r.get(0),
+                        |r| Ok(event_id_of_key(r.get_ref(0)?)),
                     )
                     .optional()
                     .map_err(|e| sql(CONTEXT, e))?;
                 id.map(|id| {
-                    EventId::parse(&id).ok_or_else(|| {
-                        StoreError::corrupt(CONTEXT, format!("a dedup row's event id is not an event id: {id}"))
+                    id.ok_or_else(|| {
+                        StoreError::corrupt(CONTEXT, "a dedup row's event id is not an event id")
                     })
                 })
                 .into_iter()
@@ -312,16 +343,18 @@ impl EventReader for SqliteEventStore {
         now: OffsetDateTime,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         const CONTEXT: &str = "recent_events";
-        let (ws, first) = (ws.as_str().to_owned(), query.first_id().to_string());
+        let workspace = ws.clone();
+        let (ws, first) = (ws.as_str().to_owned(), event_key(&query.first_id()));
         let (query, at) = (query.clone(), now);
         self.db
             .call(CONTEXT, move |c| {
                 let mut stmt = c
-                    .prepare_cached(
-                        "SELECT doc FROM events
-                         WHERE workspace_id = ?1 AND event_id >= ?2 AND expires_at > ?3
-                         ORDER BY event_id DESC",
-                    )
+                    .prepare_cached(concat!(
+                        "SELECT doc FROM events WHERE workspace = ",
+                        workspace_number_of_1!(),
+                        " AND event_id >= ?2 AND expires_at > ?3
+                          ORDER BY event_id DESC"
+                    ))
                     .map_err(|e| sql(CONTEXT, e))?;
                 let mut rows = stmt
                     .query(params![ws, first, unix_millis(at)])
@@ -332,7 +365,7 @@ impl EventReader for SqliteEventStore {
                         break;
                     };
                     let doc = row.get_ref(0).map_err(|e| sql(CONTEXT, e))?;
-                    let event = event_record::decode(CONTEXT, doc)?;
+                    let event = event_record::decode(CONTEXT, &workspace, doc)?;
                     if query.takes(&event, at) {
                         out.push(event);
                     }
@@ -357,14 +390,12 @@ impl EventEraser for SqliteEventStore {
                     let batch = {
                         let mut expired = tx
                             .prepare_cached(
-                                "SELECT workspace_id, event_id FROM events
+                                "SELECT workspace, event_id FROM events
                                  WHERE expires_at <= ?1 LIMIT 10000",
                             )
                             .map_err(|e| sql("sweep", e))?;
                         let rows = expired
-                            .query_map([now], |r| {
-                                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                            })
+                            .query_map([now], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Value>(1)?)))
                             .map_err(|e| sql("sweep", e))?;
                         rows.collect::<Result<Vec<_>, _>>()
                             .map_err(|e| sql("sweep", e))?
@@ -372,12 +403,12 @@ impl EventEraser for SqliteEventStore {
                     if batch.is_empty() {
                         break;
                     }
-                    for (ws, event_id) in &batch {
-                        total += delete_subjects(&tx, "sweep", ws, event_id)?;
+                    for (number, event_id) in &batch {
+                        total += delete_subjects(&tx, "sweep", *number, event_id)?;
                         total += tx
                             .execute(
-                                "DELETE FROM events WHERE workspace_id = ?1 AND event_id = ?2",
-                                [ws, event_id],
+                                "DELETE FROM events WHERE workspace = ?1 AND event_id = ?2",
+                                params![number, event_id],
                             )
                             .map_err(|e| sql("sweep", e))? as u64;
                     }
@@ -403,6 +434,7 @@ impl EventEraser for SqliteEventStore {
         after: Option<&EventId>,
         limit: usize,
     ) -> Result<Vec<EventFootprint>, StoreError> {
+        let workspace = ws.clone();
         let ws = ws.as_str().to_owned();
         // As stored: the subjects that are bytes (hex here, unhexed by SQLite), and the rest.
         let (bytes, text): (Vec<&String>, Vec<&String>) = subjects
@@ -412,8 +444,7 @@ impl EventEraser for SqliteEventStore {
             serde_json::to_string(v).map_err(|e| StoreError::permanent("subject_footprint", e))
         };
         let (bytes, text) = (json(&bytes)?, json(&text)?);
-        let after_key = after.map_or(rusqlite::types::Value::Blob(Vec::new()), event_key);
-        let after = after.map(ToString::to_string).unwrap_or_default();
+        let after = after.map_or(Value::Blob(Vec::new()), event_key);
         let limit = limit.min(10_000) as i64;
         self.db
             .call("subject_footprint", move |c| {
@@ -421,28 +452,30 @@ impl EventEraser for SqliteEventStore {
                     .prepare_cached(concat!(
                         "SELECT e.doc,
                            EXISTS (SELECT 1 FROM operational o
-                                   WHERE o.workspace_id = e.workspace_id AND o.event_id = e.event_id),
+                                   WHERE o.workspace = e.workspace AND o.event_id = e.event_id),
                            EXISTS (SELECT 1 FROM dedup d
-                                   WHERE d.workspace_id = e.workspace_id AND d.event_id = e.event_id),
+                                   WHERE d.workspace = e.workspace AND d.event_id = e.event_id),
                            e.event_id
                          FROM events e
-                         WHERE e.workspace_id = ?1 AND e.event_id > ?3 AND e.event_id IN (
-                           SELECT ",
-                        event_id_text_of_s!(),
-                        " FROM event_subjects s
-                           WHERE s.workspace_id = ?1 AND s.event_id > ?6
+                         WHERE e.workspace = ",
+                        workspace_number_of_1!(),
+                        " AND e.event_id > ?3 AND e.event_id IN (
+                           SELECT s.event_id FROM event_subjects s
+                           WHERE s.workspace = ",
+                        workspace_number_of_1!(),
+                        " AND s.event_id > ?3
                              AND s.subject IN (SELECT unhex(value) FROM json_each(?2)
                                                UNION ALL SELECT value FROM json_each(?5)))
                          ORDER BY e.event_id LIMIT ?4",
                     ))
                     .map_err(|e| sql("subject_footprint", e))?;
                 let rows = stmt
-                    .query_map(params![ws, bytes, after, limit, text, after_key], |r| {
+                    .query_map(params![ws, bytes, after, limit, text], |r| {
                         Ok((
-                            event_record::decode("subject_footprint", r.get_ref(0)?),
+                            event_record::decode("subject_footprint", &workspace, r.get_ref(0)?),
                             r.get::<_, bool>(1)?,
                             r.get::<_, bool>(2)?,
-                            r.get::<_, String>(3)?,
+                            r.get::<_, Value>(3)?,
                         ))
                     })
                     .map_err(|e| sql("subject_footprint", e))?
@@ -466,25 +499,28 @@ impl EventEraser for SqliteEventStore {
 
     async fn erase(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<ErasedRows, StoreError> {
         let ws = ws.as_str().to_owned();
-        let events: Vec<String> = events.iter().map(ToString::to_string).collect();
+        let events: Vec<Value> = events.iter().map(event_key).collect();
         self.db
             .call("erase", move |c| {
                 let tx = c.transaction().map_err(|e| sql("erase", e))?;
                 let mut rows = ErasedRows::default();
+                // No number: nothing of the workspace was ever stored.
+                let Some(number) = workspace_numbers::number(&tx, &ws)? else {
+                    return Ok(rows);
+                };
                 for event_id in &events {
                     let delete = |stmt: &str| -> Result<u64, StoreError> {
-                        tx.execute(stmt, [&ws, event_id])
+                        tx.execute(stmt, params![number, event_id])
                             .map(|n| n as u64)
                             .map_err(|e| sql("erase", e))
                     };
                     rows.events +=
-                        delete("DELETE FROM events WHERE workspace_id = ?1 AND event_id = ?2")?;
-                    rows.subject_index_entries += delete_subjects(&tx, "erase", &ws, event_id)?;
-                    rows.operational_records += delete(
-                        "DELETE FROM operational WHERE workspace_id = ?1 AND event_id = ?2",
-                    )?;
+                        delete("DELETE FROM events WHERE workspace = ?1 AND event_id = ?2")?;
+                    rows.subject_index_entries += delete_subjects(&tx, "erase", number, event_id)?;
+                    rows.operational_records +=
+                        delete("DELETE FROM operational WHERE workspace = ?1 AND event_id = ?2")?;
                     rows.dedup_markers +=
-                        delete("DELETE FROM dedup WHERE workspace_id = ?1 AND event_id = ?2")?;
+                        delete("DELETE FROM dedup WHERE workspace = ?1 AND event_id = ?2")?;
                 }
                 tx.commit().map_err(|e| sql("erase", e))?;
                 Ok(rows)
@@ -498,18 +534,30 @@ impl EventEraser for SqliteEventStore {
 fn recorded_subjects(
     c: &rusqlite::Connection,
     context: &'static str,
-    ws: &str,
-    event_id: &str,
+    workspace: i64,
+    event_id: &Value,
 ) -> Result<Option<Vec<String>>, StoreError> {
     let mut stmt = c
-        .prepare_cached("SELECT doc FROM events WHERE workspace_id = ?1 AND event_id = ?2")
+        .prepare_cached(
+            "SELECT e.doc, w.workspace_id FROM events e
+             JOIN workspace_numbers w ON w.number = e.workspace
+             WHERE e.workspace = ?1 AND e.event_id = ?2",
+        )
         .map_err(|e| sql(context, e))?;
-    let mut rows = stmt.query([ws, event_id]).map_err(|e| sql(context, e))?;
+    let mut rows = stmt
+        .query(params![workspace, event_id])
+        .map_err(|e| sql(context, e))?;
     let Some(row) = rows.next().map_err(|e| sql(context, e))? else {
         return Ok(None);
     };
     let doc = row.get_ref(0).map_err(|e| sql(context, e))?;
-    Ok(event_record::decode(context, doc).ok().map(|e| e.subjects))
+    let ws: String = row.get(1).map_err(|e| sql(context, e))?;
+    let Ok(workspace) = WorkspaceId::parse(&ws) else {
+        return Ok(None);
+    };
+    Ok(event_record::decode(context, &workspace, doc)
+        .ok()
+        .map(|e| e.subjects))
 }
 
 /// Deletes the subject index rows of one event (call before its record goes): by primary
@@ -518,29 +566,29 @@ fn recorded_subjects(
 fn delete_subjects(
     c: &rusqlite::Connection,
     context: &'static str,
-    ws: &str,
-    event_id: &str,
+    workspace: i64,
+    event_id: &Value,
 ) -> Result<u64, StoreError> {
-    let deleted = match recorded_subjects(c, context, ws, event_id)? {
+    let deleted = match recorded_subjects(c, context, workspace, event_id)? {
         Some(subjects) => {
             let mut stmt = c
                 .prepare_cached(
                     "DELETE FROM event_subjects
-                     WHERE workspace_id = ?1 AND subject = ?2 AND event_id = ?3",
+                     WHERE workspace = ?1 AND subject = ?2 AND event_id = ?3",
                 )
                 .map_err(|e| sql(context, e))?;
             let mut n = 0;
             for s in &subjects {
                 n += stmt
-                    .execute(params![ws, subject_key(s), event_key_of(event_id)])
+                    .execute(params![workspace, subject_key(s), event_id])
                     .map_err(|e| sql(context, e))?;
             }
             n
         }
         None => c
             .execute(
-                "DELETE FROM event_subjects WHERE workspace_id = ?1 AND event_id = ?2",
-                params![ws, event_key_of(event_id)],
+                "DELETE FROM event_subjects WHERE workspace = ?1 AND event_id = ?2",
+                params![workspace, event_id],
             )
             .map_err(|e| sql(context, e))?,
     };
@@ -552,19 +600,19 @@ fn delete_subjects(
 fn count_subjects(
     c: &rusqlite::Connection,
     ws: &str,
-    event_id: &str,
+    event_id: &Value,
     subjects: &[String],
 ) -> Result<u64, StoreError> {
     const CONTEXT: &str = "subject_footprint";
     let subjects: std::collections::BTreeSet<&String> = subjects.iter().collect();
     let mut stmt = c
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM event_subjects
-                            WHERE workspace_id = ?1 AND subject = ?2 AND event_id = ?3)",
-        )
+        .prepare_cached(concat!(
+            "SELECT EXISTS (SELECT 1 FROM event_subjects WHERE workspace = ",
+            workspace_number_of_1!(),
+            " AND subject = ?2 AND event_id = ?3)"
+        ))
         .map_err(|e| sql(CONTEXT, e))?;
     let mut n = 0;
-    let event_id = event_key_of(event_id);
     for s in subjects {
         let present: bool = stmt
             .query_row(params![ws, subject_key(s), event_id], |r| r.get(0))
@@ -591,9 +639,10 @@ mod inspection {
             limit: usize,
             now: OffsetDateTime,
         ) -> Result<Vec<StoredEvent>, StoreError> {
+            let workspace = ws.clone();
             let ws = ws.as_str().to_owned();
             let subject = subject_key(subject);
-            let after = after.map_or(rusqlite::types::Value::Blob(Vec::new()), event_key);
+            let after = after.map_or(Value::Blob(Vec::new()), event_key);
             let now = unix_millis(now);
             let limit = limit.min(10_000) as i64;
             self.db
@@ -601,16 +650,21 @@ mod inspection {
                     let mut stmt = c
                         .prepare_cached(concat!(
                             "SELECT e.doc FROM event_subjects s
-                             JOIN events e ON e.workspace_id = s.workspace_id AND e.event_id = ",
-                            event_id_text_of_s!(),
-                            " WHERE s.workspace_id = ?1 AND s.subject = ?2 AND s.event_id > ?3
+                             JOIN events e ON e.workspace = s.workspace AND e.event_id = s.event_id
+                             WHERE s.workspace = ",
+                            workspace_number_of_1!(),
+                            " AND s.subject = ?2 AND s.event_id > ?3
                                AND e.expires_at > ?4
                              ORDER BY s.event_id LIMIT ?5",
                         ))
                         .map_err(|e| sql("events_by_subject", e))?;
                     let rows = stmt
                         .query_map(params![ws, subject, after, now, limit], |r| {
-                            Ok(event_record::decode("events_by_subject", r.get_ref(0)?))
+                            Ok(event_record::decode(
+                                "events_by_subject",
+                                &workspace,
+                                r.get_ref(0)?,
+                            ))
                         })
                         .map_err(|e| sql("events_by_subject", e))?;
                     rows.map(|r| r.map_err(|e| sql("events_by_subject", e))?)
@@ -630,14 +684,15 @@ mod inspection {
     }
 }
 
-/// The events (the `doc` of each row) `query` selects, in its order.
+/// The events (the `doc` of each row) `query` selects from `workspace`'s rows, in its order.
 fn event_rows(
     c: &rusqlite::Connection,
     context: &'static str,
+    workspace: &WorkspaceId,
     query: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     crate::db::decoded_rows(c, context, query, params, |doc| {
-        event_record::decode(context, doc)
+        event_record::decode(context, workspace, doc)
     })
 }

@@ -12,6 +12,7 @@ mod db;
 mod delivery_log;
 mod dsr;
 mod event_record;
+mod event_tables;
 mod events;
 mod keyring;
 mod mailer;
@@ -21,6 +22,7 @@ mod scim;
 mod sessions;
 mod stats;
 mod subject_keys;
+mod workspace_numbers;
 
 pub use audit::SqliteAuditLog;
 pub use control::SqliteControlStore;

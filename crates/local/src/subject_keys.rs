@@ -7,9 +7,13 @@
 //! A subject that is not 64 lowercase hex characters (none that ingest writes) stays text: a
 //! text value never equals a blob in SQLite, so the two never collide. Byte order is the
 //! text order (hex digits are in byte order), so paging by event id is unchanged.
+//!
+//! The other event tables (events, dedup markers, operational records) hold event ids as
+//! their 16 bytes too, so that one table's key finds another's row as it is.
 
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
+use tracklayer_core::error::StoreError;
 use tracklayer_core::event::EventId;
 
 /// The stored form of a subject: its 32 bytes when it is 64 lowercase hex characters.
@@ -25,19 +29,47 @@ pub(crate) fn event_key(id: &EventId) -> Value {
     Value::Blob(id.0.as_bytes().to_vec())
 }
 
-/// The stored form of an event id read as text from another table: its 16 bytes, or the
-/// text itself when it is not an event id (then it matches no row, as none was written so).
-pub(crate) fn event_key_of(id: &str) -> Value {
-    EventId::parse(id).map_or_else(|| Value::Text(id.to_owned()), |id| event_key(&id))
+/// The event id a stored key holds; `None` when it is not 16 bytes.
+pub(crate) fn event_id_of_key(key: ValueRef<'_>) -> Option<EventId> {
+    match key {
+        ValueRef::Blob(bytes) => uuid::Uuid::from_slice(bytes).ok().map(EventId),
+        _ => None,
+    }
 }
 
-/// SQL (a literal, for `concat!`): the `events.event_id` text of the subject index row `s`.
-macro_rules! event_id_text_of_s {
-    () => {
-        "('evt_' || lower(hex(s.event_id)))"
+/// `ids` as a JSON array of their keys in hex, for `SELECT unhex(value) FROM json_each(?)`.
+pub(crate) fn event_keys_json(
+    context: &'static str,
+    ids: &[EventId],
+) -> Result<String, StoreError> {
+    let hex: Vec<String> = ids.iter().map(|id| id.0.simple().to_string()).collect();
+    serde_json::to_string(&hex).map_err(|e| StoreError::permanent(context, e))
+}
+
+/// SQL (a literal, for `concat!`): the SQL twin of [`event_key`] for an event id stored as
+/// text in `$column`: `evt_` and 32 lowercase hex characters (the only form `EventId`
+/// writes) become the 16 bytes; any other text stays as it is, never dropped (a text value
+/// never equals a blob, so it can collide with no converted id).
+macro_rules! event_key_of_text {
+    ($column:literal) => {
+        concat!(
+            "CASE WHEN length(",
+            $column,
+            ") = 36 AND ",
+            $column,
+            " GLOB 'evt_*'",
+            " AND substr(",
+            $column,
+            ", 5) NOT GLOB '*[^0-9a-f]*'",
+            " THEN unhex(substr(",
+            $column,
+            ", 5)) ELSE ",
+            $column,
+            " END"
+        )
     };
 }
-pub(crate) use event_id_text_of_s;
+pub(crate) use event_key_of_text;
 
 /// Rebuilds a subject index written before its keys were bytes (text columns, and before
 /// that an expiry column with its index) in one transaction: each row of an event still
@@ -101,25 +133,28 @@ mod tests {
     }
 
     #[test]
-    fn an_event_id_is_its_16_bytes_and_reads_back_as_its_text() {
+    fn an_event_id_is_its_16_bytes_in_rust_and_in_sql_and_other_text_stays_text() {
         let id = EventId(uuid::Uuid::from_u128(
             0x0193_0000_0000_7000_8000_0000_0000_00ab,
         ));
-        assert_eq!(event_key(&id), Value::Blob(id.0.as_bytes().to_vec()));
-        assert_eq!(event_key_of(&id.to_string()), event_key(&id));
-        assert_eq!(event_key_of("not-an-id"), Value::Text("not-an-id".into()));
+        let key = event_key(&id);
+        assert_eq!(key, Value::Blob(id.0.as_bytes().to_vec()));
+        assert_eq!(event_id_of_key(ValueRef::from(&key)), Some(id));
+        assert_eq!(event_id_of_key(ValueRef::Text(b"evt_00")), None);
         let c = Connection::open_in_memory().unwrap();
-        let text: String = c
-            .query_row(
-                concat!(
-                    "SELECT ",
-                    event_id_text_of_s!(),
-                    " FROM (SELECT ?1 AS event_id) s"
-                ),
-                [event_key(&id)],
+        let in_sql = |text: &str| -> Value {
+            c.query_row(
+                concat!("SELECT ", event_key_of_text!("t"), " FROM (SELECT ?1 AS t)"),
+                [text],
                 |r| r.get(0),
             )
-            .unwrap();
-        assert_eq!(text, id.to_string());
+            .unwrap()
+        };
+        assert_eq!(in_sql(&id.to_string()), key);
+        let hyphenated = format!("evt_{}", id.0.hyphenated());
+        let upper = format!("evt_{}", id.0.simple()).to_uppercase();
+        for other in ["not-an-id", hyphenated.as_str(), upper.as_str(), "evt_00"] {
+            assert_eq!(in_sql(other), Value::Text(other.into()), "{other}");
+        }
     }
 }

@@ -22,6 +22,10 @@ mod by_reference;
 mod delivery_service;
 #[path = "local/dsr_service.rs"]
 mod dsr_service;
+#[path = "local/event_record_size.rs"]
+mod event_record_size;
+#[path = "local/older_layouts.rs"]
+mod older_layouts;
 #[path = "local/release_features.rs"]
 mod release_features;
 #[path = "local/shared_sealed.rs"]
@@ -117,6 +121,34 @@ impl MetaWorkspace {
 }
 
 impl MetaWorkspace {
+    /// The control plane over this stack's stores (to add destinations, users, keys).
+    fn control_plane(&self) -> tracklayer_core::control_plane::Control<'_> {
+        tracklayer_core::control_plane::Control {
+            store: self.control.as_ref(),
+            keyring: self.keyring.as_ref(),
+            clock: self.clock.as_ref(),
+            ids: &SystemIds,
+        }
+    }
+
+    /// Ingests the Segment batch `body` with the write key, sent as a server sends it (no
+    /// address or user agent of the request's own).
+    async fn ingest_from_a_server(&self, body: &serde_json::Value) {
+        use tracklayer_core::ingest::{parse_body, Endpoint, RequestMeta};
+        let body = serde_json::to_vec(body).unwrap();
+        let key = self.ingest.authenticate(&self.write_key).await.unwrap();
+        let meta = RequestMeta {
+            ip: None,
+            user_agent: None,
+            gpc: false,
+            browser: false,
+        };
+        self.ingest
+            .ingest(&key, &parse_body(Endpoint::Batch, &body).unwrap(), &meta)
+            .await
+            .unwrap();
+    }
+
     /// The delivery service over this stack's stores, real connectors, `queue`, `egress`
     /// and `log`.
     fn delivery(
@@ -919,6 +951,7 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
         // What the versions before left: an expiry column and its index, keys as text, and a
         // row whose event is already gone.
         let c = rusqlite::Connection::open(&path).unwrap();
+        older_layouts::into_text_key_layout(&c);
         c.execute_batch(
             "CREATE TABLE old_subjects (workspace_id TEXT NOT NULL, subject TEXT NOT NULL,
                  event_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
@@ -962,7 +995,7 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(columns, ["workspace_id", "subject", "event_id"]);
+    assert_eq!(columns, ["workspace", "subject", "event_id"]);
     let stored: Vec<(String, i64, String, i64)> = c
         .prepare(
             "SELECT typeof(subject), length(subject), typeof(event_id), length(event_id)
@@ -1014,7 +1047,7 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
 
     // An unreadable record still has its rows swept with it, and so do the others.
     c.execute(
-        "UPDATE events SET doc = x'ff00' WHERE event_id = ?1",
+        "UPDATE events SET doc = x'ff00' WHERE event_id = unhex(substr(?1, 5))",
         [id(&corrupt)],
     )
     .unwrap();

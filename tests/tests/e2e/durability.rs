@@ -155,7 +155,7 @@ async fn every_event_answered_200_before_a_kill_9_is_stored_and_delivered_exactl
     let mut stored = db
         .prepare(
             "SELECT COUNT(*) FROM dedup d JOIN events e
-             ON e.workspace_id = d.workspace_id AND e.event_id = d.event_id
+             ON e.workspace = d.workspace AND e.event_id = d.event_id
              WHERE d.message_id = ?1",
         )
         .unwrap();

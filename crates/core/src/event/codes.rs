@@ -1,8 +1,17 @@
-//! Stable codes for the consent reasons an event's routing records, so that a compact event
-//! record stores one byte instead of a sentence. A code is `1 + (purpose · 2 + verdict) ·
-//! |WHYS| + why` over the three lists below: they only ever grow at their end, and the
-//! tests pin every entry, so a code never changes meaning. A reason that is not one of
-//! these sentences (several purposes, a custom purpose) has no code and is stored as it is.
+//! Stable codes for what a compact event record would otherwise store as strings, so that it
+//! stores one byte instead: the consent reasons an event's routing records, and the
+//! identity profiles, identifier fields, destination kinds and event types it names. A code,
+//! once written, means the same forever: the lists below only ever grow at their end, and
+//! the tests pin every entry. 0 is never a code: a record writes 0 and the string for a value
+//! that has none.
+//!
+//! A consent reason's code is `1 + (purpose · 2 + verdict) · |WHYS| + why` over the three
+//! lists below. A reason that is not one of these sentences (several purposes, a custom
+//! purpose) has no code and is stored as it is.
+
+use crate::destination::DestinationKind;
+use crate::event::EventType;
+use crate::identity::{Field, Profile};
 
 /// The purposes of [`crate::consent::decide`]'s sentences.
 const PURPOSES: [&str; 3] = ["advertising", "analytics", "personalization"];
@@ -54,9 +63,144 @@ pub fn reason_of(code: u8) -> Option<String> {
     ))
 }
 
+/// The codes of a closed set of values: the value at position `n` has the code `n + 1`.
+/// Append only: a value that has no code yet goes at the end, never between.
+#[derive(Debug)]
+pub struct CodeTable<T: 'static>(&'static [T]);
+
+impl<T: Copy + PartialEq> CodeTable<T> {
+    /// The table of `values`, in code order.
+    pub const fn new(values: &'static [T]) -> Self {
+        Self(values)
+    }
+    /// The code of `value`, if it has one (never 0).
+    pub fn code(&self, value: T) -> Option<u8> {
+        let i = self.0.iter().position(|v| *v == value)?;
+        u8::try_from(i + 1).ok()
+    }
+    /// The value `code` stands for.
+    pub fn value(&self, code: u8) -> Option<T> {
+        self.0.get(usize::from(code).checked_sub(1)?).copied()
+    }
+}
+
+/// Identity profiles (the keys of a stored event's hashes), in the order of [`Profile::ALL`].
+pub const PROFILES: CodeTable<Profile> = CodeTable::new(&Profile::ALL);
+
+/// Identifier fields (the keys of one profile's hashes), in the order of [`Field::ALL`].
+pub const FIELDS: CodeTable<Field> = CodeTable::new(&Field::ALL);
+
+/// Destination kinds (of a routing decision), in the order of [`DestinationKind::ALL`].
+pub const DESTINATION_KINDS: CodeTable<DestinationKind> = CodeTable::new(&DestinationKind::ALL);
+
+/// Segment call types.
+pub const EVENT_TYPES: CodeTable<EventType> = CodeTable::new(&[
+    EventType::Track,
+    EventType::Identify,
+    EventType::Page,
+    EventType::Screen,
+    EventType::Group,
+    EventType::Alias,
+]);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names of a table's values in code order (code 1 first).
+    fn names<T: Copy + PartialEq>(table: &CodeTable<T>, name: fn(T) -> &'static str) -> Vec<&str> {
+        (1..=u8::MAX)
+            .map_while(|code| table.value(code))
+            .map(name)
+            .collect()
+    }
+
+    #[test]
+    fn the_value_codes_keep_their_meaning() {
+        // Pinned: what stored records say. Never edit or reorder these; append instead.
+        assert_eq!(
+            names(&PROFILES, Profile::as_str),
+            [
+                "meta",
+                "google",
+                "tiktok",
+                "snapchat",
+                "pinterest",
+                "reddit",
+                "microsoft",
+                "linkedin"
+            ]
+        );
+        assert_eq!(
+            names(&FIELDS, Field::as_str),
+            [
+                "email",
+                "phone",
+                "first_name",
+                "last_name",
+                "city",
+                "state",
+                "zip",
+                "country",
+                "gender",
+                "date_of_birth",
+                "external_id"
+            ]
+        );
+        assert_eq!(
+            names(&DESTINATION_KINDS, DestinationKind::as_str),
+            [
+                "meta_capi",
+                "ga4",
+                "tiktok",
+                "webhook",
+                "snapchat",
+                "pinterest",
+                "reddit",
+                "microsoft_ads",
+                "segment",
+                "linkedin",
+                "google_ads",
+                "firehose"
+            ]
+        );
+        assert_eq!(
+            names(&EVENT_TYPES, EventType::as_str),
+            ["track", "identify", "page", "screen", "group", "alias"]
+        );
+        assert_eq!(PROFILES.value(0), None);
+        assert_eq!(FIELDS.code(Field::ExternalId), Some(11));
+    }
+
+    #[test]
+    fn every_profile_field_kind_and_event_type_has_a_code() {
+        for p in Profile::ALL {
+            assert_eq!(PROFILES.value(PROFILES.code(p).unwrap()), Some(p));
+        }
+        for f in Field::ALL {
+            assert_eq!(FIELDS.value(FIELDS.code(f).unwrap()), Some(f));
+        }
+        for k in DestinationKind::ALL {
+            assert_eq!(
+                DESTINATION_KINDS.value(DESTINATION_KINDS.code(k).unwrap()),
+                Some(k)
+            );
+        }
+        for t in ["track", "identify", "page", "screen", "group", "alias"] {
+            let t: EventType = t.parse().unwrap();
+            assert_eq!(EVENT_TYPES.value(EVENT_TYPES.code(t).unwrap()), Some(t));
+        }
+    }
+
+    #[test]
+    fn a_profile_and_a_field_are_named_as_serde_names_them() {
+        for p in Profile::ALL {
+            assert_eq!(serde_json::json!(p), p.as_str());
+        }
+        for f in Field::ALL {
+            assert_eq!(serde_json::json!(f), f.as_str());
+        }
+    }
 
     #[test]
     fn every_code_round_trips_and_the_codes_keep_their_meaning() {

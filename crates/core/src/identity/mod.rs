@@ -61,6 +61,35 @@ pub enum Profile {
     LinkedIn,
 }
 
+impl Profile {
+    /// Every profile, in the order of their record codes ([`crate::event::codes`]):
+    /// append only.
+    pub const ALL: [Profile; 8] = [
+        Profile::Meta,
+        Profile::Google,
+        Profile::TikTok,
+        Profile::Snapchat,
+        Profile::Pinterest,
+        Profile::Reddit,
+        Profile::Microsoft,
+        Profile::LinkedIn,
+    ];
+
+    /// Its serde name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Meta => "meta",
+            Profile::Google => "google",
+            Profile::TikTok => "tiktok",
+            Profile::Snapchat => "snapchat",
+            Profile::Pinterest => "pinterest",
+            Profile::Reddit => "reddit",
+            Profile::Microsoft => "microsoft",
+            Profile::LinkedIn => "linkedin",
+        }
+    }
+}
+
 /// A customer identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,7 +110,8 @@ pub enum Field {
 }
 
 impl Field {
-    /// Every field.
+    /// Every field, in the order of their record codes ([`crate::event::codes`]):
+    /// append only.
     pub const ALL: [Field; 11] = [
         Field::Email,
         Field::Phone,
@@ -95,6 +125,24 @@ impl Field {
         Field::DateOfBirth,
         Field::ExternalId,
     ];
+
+    /// Its serde name, also its tag in the subject index ([`crate::ingest::field_tag`]):
+    /// stored values are keyed with it, so it never changes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Email => "email",
+            Field::Phone => "phone",
+            Field::FirstName => "first_name",
+            Field::LastName => "last_name",
+            Field::City => "city",
+            Field::State => "state",
+            Field::Zip => "zip",
+            Field::Country => "country",
+            Field::Gender => "gender",
+            Field::DateOfBirth => "date_of_birth",
+            Field::ExternalId => "external_id",
+        }
+    }
 }
 
 /// What leaves for a destination: a SHA-256 hex digest, or (Google address fields only) a normalized plain value.
@@ -349,18 +397,7 @@ mod tests {
         );
     }
 
-    const ALL_PROFILES: [Profile; 8] = [
-        Profile::Meta,
-        Profile::Google,
-        Profile::TikTok,
-        Profile::Snapchat,
-        Profile::Pinterest,
-        Profile::Reddit,
-        Profile::Microsoft,
-        Profile::LinkedIn,
-    ];
-
-    /// Fails to compile when a profile is added: add it to [`ALL_PROFILES`] too, so that every
+    /// Fails to compile when a profile is added: add it to [`Profile::ALL`] too, so that every
     /// case iterating over profiles (and its fuzz target check below) covers it.
     #[allow(dead_code)]
     fn all_profiles_lists_every_profile(p: Profile) {
@@ -392,7 +429,7 @@ mod tests {
             .lines()
             .find_map(|l| l.strip_prefix("FUZZ_TARGETS :="))
             .expect("the Makefile lists FUZZ_TARGETS");
-        for profile in ALL_PROFILES {
+        for profile in Profile::ALL {
             let name = serde_json::to_value(profile).expect("a profile serializes");
             let target = format!(
                 "normalize_{}",
@@ -418,7 +455,7 @@ mod tests {
     #[test]
     fn already_hashed_values_pass_through_lowercased_for_every_hashed_field() {
         let digest = "62A14E44F765419D10FEA99367361A727C12365E2520F32218D505ED9AA0F62F";
-        for profile in ALL_PROFILES {
+        for profile in Profile::ALL {
             for field in ALL_FIELDS {
                 let rule = rule(profile, field);
                 let got = prepare(profile, field, &format!(" {digest} "), Hints::default());
@@ -451,7 +488,7 @@ mod tests {
             (Field::DateOfBirth, "1990-12-31"),
             (Field::ExternalId, "user-42"),
         ];
-        for profile in ALL_PROFILES {
+        for profile in Profile::ALL {
             for (field, raw) in samples {
                 if let Ok(Prepared::Hashed(h)) = prepare(profile, field, raw, Hints::default()) {
                     assert_eq!(h.len(), 64);
@@ -497,7 +534,7 @@ mod tests {
 
     #[test]
     fn blank_values_are_rejected_as_empty() {
-        for profile in ALL_PROFILES {
+        for profile in Profile::ALL {
             for field in ALL_FIELDS {
                 let got = prepare(profile, field, " \t\n", Hints::default()).unwrap_err();
                 assert_eq!(got.field, field);
@@ -508,7 +545,7 @@ mod tests {
 
     #[test]
     fn invalid_values_are_rejected_with_a_reason() {
-        for profile in ALL_PROFILES {
+        for profile in Profile::ALL {
             let email = prepare(profile, Field::Email, "john.smith", Hints::default());
             assert_eq!(
                 email,

@@ -11,21 +11,9 @@ use crate::identity::{self, Field, Hints, Prepared, Profile};
 use super::inherit::Layered;
 use super::scrub;
 
-/// The tag under which a field enters the subject index.
+/// The tag under which a field enters the subject index: its name ([`Field::as_str`]).
 pub fn field_tag(field: Field) -> &'static str {
-    match field {
-        Field::Email => "email",
-        Field::Phone => "phone",
-        Field::ExternalId => "external_id",
-        Field::FirstName => "first_name",
-        Field::LastName => "last_name",
-        Field::City => "city",
-        Field::State => "state",
-        Field::Zip => "zip",
-        Field::Country => "country",
-        Field::Gender => "gender",
-        Field::DateOfBirth => "date_of_birth",
-    }
+    field.as_str()
 }
 
 /// Identifiers found in an event, raw. Dropped as soon as the event is prepared.

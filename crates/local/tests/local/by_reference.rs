@@ -140,12 +140,7 @@ async fn every_destination_kind_is_sent_the_same_bytes_from_items_by_reference_a
     // Arrange: a workspace with a destination of every kind, and two events prepared, stored
     // and packed both ways: by value on a queue of its own, by reference on the embedded one.
     let w = MetaWorkspace::new("By reference", "EAAreference").await;
-    let control = tracklayer_core::control_plane::Control {
-        store: w.control.as_ref(),
-        keyring: w.keyring.as_ref(),
-        clock: w.clock.as_ref(),
-        ids: &SystemIds,
-    };
+    let control = w.control_plane();
     for (kind, config, secrets) in more_kinds() {
         // A LinkedIn conversion rule and a Google Ads conversion action name their events.
         let events = match kind {
@@ -372,23 +367,12 @@ const VISIT_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) Visit/7.0";
 /// Ingests one purchase with `context`, `message_id`, sent without an address or user agent
 /// of the request's own.
 async fn ingest_one(w: &MetaWorkspace, message_id: &str, context: serde_json::Value) {
-    let body = serde_json::to_vec(&json!({"batch": [{
+    w.ingest_from_a_server(&json!({"batch": [{
         "type": "track", "event": "Order Completed", "messageId": message_id, "userId": "user-1",
         "properties": {"order_id": "o-1", "revenue": 10, "currency": "EUR"},
         "context": context
     }]}))
-    .unwrap();
-    let key = w.ingest.authenticate(&w.write_key).await.unwrap();
-    let meta = RequestMeta {
-        ip: None,
-        user_agent: None,
-        gpc: false,
-        browser: false,
-    };
-    w.ingest
-        .ingest(&key, &parse_body(Endpoint::Batch, &body).unwrap(), &meta)
-        .await
-        .unwrap();
+    .await;
 }
 
 /// Damages every stored event's record (cuts its document short), so any read of it fails.

@@ -1,0 +1,257 @@
+//! A database written by an older version opens with its event tables moved into the current
+//! layout, every row carried over and read back the same.
+
+use tracklayer_core::crypto::Sealed;
+use tracklayer_core::dsr::ErasedRows;
+use tracklayer_core::event::{OperationalRecord, RecentEvents};
+use tracklayer_core::ports::{EventEraser, EventInspection, EventReader, EventWriter, NewEvent};
+use tracklayer_core::testkit::{self, T0};
+use tracklayer_core::workspace::{Region, WorkspaceId};
+use tracklayer_local::{Db, SqliteEventStore};
+
+use super::keep_dir;
+
+/// Turns the event tables of a current database back into the layout before workspace
+/// numbers and event ids as bytes (the DDL of that version), with the same rows: each
+/// workspace as its id, each event id outside the subject index as its text.
+pub(crate) fn into_text_key_layout(c: &rusqlite::Connection) {
+    c.execute_batch(
+        "CREATE TABLE before_events (
+             workspace_id TEXT NOT NULL,
+             event_id TEXT NOT NULL,
+             expires_at INTEGER NOT NULL,
+             doc TEXT NOT NULL,
+             PRIMARY KEY (workspace_id, event_id)
+         ) WITHOUT ROWID;
+         INSERT INTO before_events
+             SELECT n.workspace_id, 'evt_' || lower(hex(e.event_id)), e.expires_at, e.doc
+             FROM events e JOIN workspace_numbers n ON n.number = e.workspace;
+         CREATE TABLE before_dedup (
+             workspace_id TEXT NOT NULL,
+             message_id TEXT NOT NULL,
+             event_id TEXT NOT NULL,
+             expires_at INTEGER NOT NULL,
+             PRIMARY KEY (workspace_id, message_id)
+         ) WITHOUT ROWID;
+         INSERT INTO before_dedup
+             SELECT n.workspace_id, d.message_id, 'evt_' || lower(hex(d.event_id)), d.expires_at
+             FROM dedup d JOIN workspace_numbers n ON n.number = d.workspace;
+         CREATE TABLE before_operational (
+             workspace_id TEXT NOT NULL,
+             event_id TEXT NOT NULL,
+             sealed BLOB NOT NULL,
+             expires_at INTEGER NOT NULL,
+             PRIMARY KEY (workspace_id, event_id)
+         ) WITHOUT ROWID;
+         INSERT INTO before_operational
+             SELECT n.workspace_id, 'evt_' || lower(hex(o.event_id)), o.sealed, o.expires_at
+             FROM operational o JOIN workspace_numbers n ON n.number = o.workspace;
+         DROP TABLE events;
+         DROP TABLE dedup;
+         DROP TABLE operational;
+         ALTER TABLE before_events RENAME TO events;
+         ALTER TABLE before_dedup RENAME TO dedup;
+         ALTER TABLE before_operational RENAME TO operational;
+         CREATE INDEX events_by_expiry ON events (expires_at);
+         CREATE INDEX dedup_by_expiry ON dedup (expires_at);
+         CREATE INDEX operational_by_expiry ON operational (expires_at);
+         CREATE TABLE before_subjects (
+             workspace_id TEXT NOT NULL,
+             subject BLOB NOT NULL,
+             event_id BLOB NOT NULL,
+             PRIMARY KEY (workspace_id, subject, event_id)
+         ) WITHOUT ROWID;
+         INSERT INTO before_subjects
+             SELECT n.workspace_id, s.subject, s.event_id
+             FROM event_subjects s JOIN workspace_numbers n ON n.number = s.workspace;
+         DROP TABLE event_subjects;
+         ALTER TABLE before_subjects RENAME TO event_subjects;
+         DROP TABLE workspace_numbers;",
+    )
+    .unwrap();
+}
+
+/// The rows of `workspace_numbers`, as (number, workspace id), by number.
+fn workspace_numbers(c: &rusqlite::Connection) -> Vec<(i64, String)> {
+    c.prepare("SELECT number, workspace_id FROM workspace_numbers ORDER BY number")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// An event of `ws` with an operational record (sealed IP and user agent).
+fn with_operational(ws: &WorkspaceId, message_id: &str, subjects: &[&str]) -> NewEvent {
+    let mut e = testkit::new_event(ws, message_id, subjects, T0);
+    e.operational = Some(OperationalRecord {
+        workspace_id: ws.clone(),
+        event_id: e.event.event_id,
+        sealed: Sealed(format!("sealed {message_id}").into_bytes()),
+        expires_at: T0 + time::Duration::days(30),
+    });
+    e
+}
+
+#[tokio::test]
+async fn an_older_database_is_moved_to_compact_keys_and_reads_back_the_same() {
+    // Arrange: two workspaces' events, written and then turned into the older layout.
+    let path = keep_dir().join("tracklayer.db");
+    let (a, b) = (
+        WorkspaceId::new(Region::Us, &testkit::unique()),
+        WorkspaceId::new(Region::Eu, &testkit::unique()),
+    );
+    let hmac = "0123456789abcdef".repeat(4);
+    let a1 = with_operational(&a, "m-a1", &[&hmac, "s-a"]);
+    let a2 = testkit::new_event(&a, "m-a2", &["s-shared"], T0);
+    let b1 = with_operational(&b, "m-b1", &["s-shared"]);
+    {
+        let store = SqliteEventStore::new(Db::open(&path).unwrap());
+        let written = store
+            .record(&[a1.clone(), a2.clone(), b1.clone()], T0)
+            .await
+            .unwrap();
+        assert_eq!(written, [true, true, true]);
+        let c = rusqlite::Connection::open(&path).unwrap();
+        into_text_key_layout(&c);
+        // A row whose event id is not in the form `EventId` writes (none is known): kept.
+        c.execute(
+            "INSERT INTO events SELECT workspace_id, 'evt_legacy', expires_at, doc
+             FROM events WHERE event_id = ?1",
+            [a2.event.event_id.to_string()],
+        )
+        .unwrap();
+    }
+
+    // Act: open it.
+    let store = SqliteEventStore::new(Db::open(&path).unwrap());
+
+    // Assert: the current layout, and every read answers as before.
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let numbers = workspace_numbers(&c);
+    assert_eq!(numbers.len(), 2, "one number per workspace: {numbers:?}");
+    let subject_rows: i64 = c
+        .query_row(
+            "SELECT count(*) FROM event_subjects WHERE typeof(workspace) = 'integer'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(subject_rows, 4, "every subject index row, keyed by number");
+    let keys = |table: &str| -> Vec<(String, String, i64)> {
+        c.prepare(&format!(
+            "SELECT typeof(workspace), typeof(event_id), length(event_id) FROM {table}
+             ORDER BY typeof(event_id)"
+        ))
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    let key = |n: usize| vec![("integer".to_owned(), "blob".to_owned(), 16); n];
+    let mut events = key(3);
+    events.push(("integer".into(), "text".into(), 10));
+    assert_eq!(keys("events"), events, "the odd id carried over as text");
+    assert_eq!(keys("dedup"), key(3));
+    assert_eq!(keys("operational"), key(3));
+    let indexes: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN
+             ('events_by_expiry', 'dedup_by_expiry', 'operational_by_expiry')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 3, "the expiry indexes are made again");
+    for e in [&a1, &a2, &b1] {
+        let ws = &e.event.workspace_id;
+        let id = e.event.event_id;
+        assert_eq!(
+            store.event(ws, &id, T0).await.unwrap().as_ref(),
+            Some(&e.event)
+        );
+        assert_eq!(
+            store
+                .event_ids_by_message_id(ws, &e.event.message_id, T0)
+                .await
+                .unwrap(),
+            [id]
+        );
+        assert_eq!(store.operational(ws, &id, T0).await.unwrap(), e.operational);
+    }
+    let both = store
+        .events(&a, &[a1.event.event_id, a2.event.event_id], T0)
+        .await
+        .unwrap();
+    assert_eq!(both.len(), 2);
+    let recent = RecentEvents {
+        since: T0 - time::Duration::hours(1),
+        event_type: None,
+        name: None,
+        limit: 10,
+    };
+    assert_eq!(store.recent_events(&a, &recent, T0).await.unwrap().len(), 2);
+    let by_hmac = store
+        .events_by_subject(&a, &hmac, None, 10, T0)
+        .await
+        .unwrap();
+    assert_eq!(by_hmac, std::slice::from_ref(&a1.event));
+    let shared_b = store
+        .events_by_subject(&b, "s-shared", None, 10, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        shared_b,
+        std::slice::from_ref(&b1.event),
+        "each workspace its own rows"
+    );
+    let footprint = store
+        .subject_footprint(&a, &[hmac.clone(), "s-a".into()], None, 10)
+        .await
+        .unwrap();
+    assert_eq!(footprint.len(), 1);
+    assert_eq!(footprint[0].subject_index_entries, 2);
+    assert!(footprint[0].operational && footprint[0].dedup_marker);
+
+    // The dedup markers still hold, a new workspace gets a new number, and an erasure
+    // removes every row of its event.
+    let again = testkit::new_event(&a, "m-a1", &["s-a"], T0);
+    assert_eq!(store.record(&[again], T0).await.unwrap(), [false]);
+    let new = WorkspaceId::new(Region::Us, &testkit::unique());
+    let n1 = testkit::new_event(&new, "m-n1", &["s-shared"], T0);
+    assert_eq!(
+        store.record(std::slice::from_ref(&n1), T0).await.unwrap(),
+        [true]
+    );
+    let shared_new = store
+        .events_by_subject(&new, "s-shared", None, 10, T0)
+        .await
+        .unwrap();
+    assert_eq!(shared_new, [n1.event]);
+    let gone = store.erase(&a, &[a1.event.event_id]).await.unwrap();
+    assert_eq!(
+        gone,
+        ErasedRows {
+            events: 1,
+            subject_index_entries: 2,
+            operational_records: 1,
+            dedup_markers: 1,
+        }
+    );
+    assert!(store
+        .events_by_subject(&a, &hmac, None, 10, T0)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Opened again, nothing moves: the numbers stay what they are.
+    drop(store);
+    let store = SqliteEventStore::new(Db::open(&path).unwrap());
+    assert_eq!(workspace_numbers(&c)[..2], numbers);
+    let shared_b = store
+        .events_by_subject(&b, "s-shared", None, 10, T0)
+        .await
+        .unwrap();
+    assert_eq!(shared_b, [b1.event]);
+}
