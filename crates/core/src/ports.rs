@@ -359,12 +359,9 @@ pub struct Outgoing {
     pub body: Vec<u8>,
     /// Hidden this long before its first receive (retries of part of a message).
     pub delay: Duration,
-    /// The sealed fields its items by reference share with the other messages of the same
-    /// request ([`crate::event::encode_shared`], [`crate::event::DeliveryItem::shared`]):
-    /// a queue that holds items by reference stores them once for all the messages that
-    /// point at the same value (`Arc::ptr_eq`), keeps them while one of those messages
-    /// (or a part of one) is queued, and hands them back with each ([`Received::shared`]).
-    /// Always `None` for a queue that holds items by value.
+    /// Sealed fields its items by reference share with the request's other messages
+    /// ([`crate::event::encode_shared`]): stored once per value (`Arc::ptr_eq`) while a
+    /// message or part refers to them, handed back with each ([`Received::shared`]).
     pub shared: Option<std::sync::Arc<Vec<u8>>>,
 }
 
