@@ -349,6 +349,12 @@ impl QueueBody {
     /// What [`QueueBody::encode`] writes after the last item.
     pub const ENCODED_END: &'static [u8] = b"]}";
 
+    /// The associated data of an event's shared sealed fields ([`DeliveryItem::shared`]):
+    /// `shared:<workspace>:<event>`, bound to the event, not to a destination.
+    pub fn shared_aad(workspace_id: &WorkspaceId, event_key: &str) -> Vec<u8> {
+        crate::crypto::aad(crate::crypto::SealLabel::Shared, workspace_id, event_key)
+    }
+
     pub fn item_aad(&self, item: &DeliveryItem) -> Vec<u8> {
         crate::crypto::aad(
             crate::crypto::SealLabel::Item,

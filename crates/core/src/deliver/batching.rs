@@ -190,11 +190,7 @@ pub fn open_sealed(
     let mut fields = match (&item.sealed, &item.shared) {
         (Some(sealed), _) => open_item_fields(keys, body, item, sealed, body.item_aad(item))?,
         (None, Some(shared)) => {
-            let aad = crate::crypto::aad(
-                crate::crypto::SealLabel::Shared,
-                &body.workspace_id,
-                &item.event_id.to_string(),
-            );
+            let aad = QueueBody::shared_aad(&body.workspace_id, &item.event_id.to_string());
             open_item_fields(keys, body, item, shared, aad)?
         }
         (None, None) => SealedFields::default(),

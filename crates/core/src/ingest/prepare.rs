@@ -13,8 +13,8 @@ use crate::crypto::{aad, SealLabel, Sealed, WorkspaceKeys};
 use crate::deliver::{OpenedItem, Target};
 use crate::destination::{Destination, DestinationKind};
 use crate::event::{
-    DeliveryItem, EventId, EventType, ForwardedConsent, MessageId, OperationalRecord, Routing,
-    SealedFields, StoredEvent,
+    DeliveryItem, EventId, EventType, ForwardedConsent, MessageId, OperationalRecord, QueueBody,
+    Routing, SealedFields, StoredEvent,
 };
 use crate::identity::{Field, Hints, Profile};
 use crate::ports::NewEvent;
@@ -426,7 +426,7 @@ fn delivery_items(
                 match p.holding {
                     Holding::ByValue => (Some(seal_item(p, d, event_key, plaintext)), None),
                     Holding::ByReference => {
-                        let aad = aad(SealLabel::Shared, &p.workspace.id, event_key);
+                        let aad = QueueBody::shared_aad(&p.workspace.id, event_key);
                         let s = shared
                             .get_or_insert_with(|| p.keys.seal(nonce(p.ids), &aad, plaintext));
                         (None, Some(s.clone()))
