@@ -8,6 +8,7 @@ mod by_reference;
 pub mod codes;
 mod recent;
 mod ref_wire;
+pub mod sealed_wire;
 pub use by_reference::{suppression_tokens, Body, Hydrated, ItemRef, RefBody};
 pub use recent::RecentEvents;
 pub use ref_wire::{decode_shared, encode_shared};

@@ -9,7 +9,7 @@ use super::service::{DeliveryError, DeliveryService, ItemResult, Part};
 use super::{Connector, DropReason, OpenedItem, Target};
 use crate::crypto::WorkspaceKeys;
 use crate::error::StoreError;
-use crate::event::{DeliveryItem, EventId, QueueBody, SealedFields};
+use crate::event::{sealed_wire, DeliveryItem, EventId, QueueBody, SealedFields};
 
 /// A group's items on their way out: what became of each item so far (`results[message][item]`)
 /// and the opened items to send, each with its place.
@@ -196,18 +196,11 @@ pub fn open_sealed(
         (None, None) => SealedFields::default(),
     };
     if let Some(record) = &item.operational {
-        let Operational { ip, user_agent } = open_operational(keys, body, item, record)?;
+        let SealedFields { ip, user_agent, .. } = open_operational(keys, body, item, record)?;
         fields.ip = fields.ip.or(ip);
         fields.user_agent = fields.user_agent.or(user_agent);
     }
     Ok(fields)
-}
-
-/// What an operational record holds (ingest's `operational_record`).
-#[derive(serde::Deserialize)]
-struct Operational {
-    ip: Option<String>,
-    user_agent: Option<String>,
 }
 
 /// What a queued item's sealed part (`what`) that does not open or parse becomes: an error,
@@ -230,12 +223,13 @@ fn corrupt_part<'a>(
     }
 }
 
+/// An operational record's IP and user agent (ingest's `operational_record`).
 fn open_operational(
     keys: &WorkspaceKeys,
     body: &QueueBody,
     item: &DeliveryItem,
     record: &crate::crypto::Sealed,
-) -> Result<Operational, StoreError> {
+) -> Result<SealedFields, StoreError> {
     let corrupt = corrupt_part(body, item, "operational record of a queued item");
     let aad = crate::crypto::aad(
         crate::crypto::SealLabel::Operational,
@@ -245,7 +239,7 @@ fn open_operational(
     let plain = keys
         .open(&aad, record)
         .map_err(|_| corrupt("the sealed value does not open"))?;
-    serde_json::from_slice(&plain).map_err(|_| corrupt("not the operational record's JSON"))
+    sealed_wire::decode_fields(&plain).map_err(|_| corrupt("not an operational record"))
 }
 
 fn open_item_fields(
@@ -259,5 +253,5 @@ fn open_item_fields(
     let plain = keys
         .open(&aad, sealed)
         .map_err(|_| corrupt("the sealed value does not open"))?;
-    serde_json::from_slice(&plain).map_err(|_| corrupt("not the sealed fields' JSON"))
+    sealed_wire::decode_fields(&plain).map_err(|_| corrupt("not sealed fields"))
 }

@@ -131,11 +131,11 @@ impl RefBody {
     }
 }
 
-fn unreadable(why: &'static str) -> UnreadableBody {
+pub(super) fn unreadable(why: &'static str) -> UnreadableBody {
     UnreadableBody(serde::de::Error::custom(why))
 }
 
-fn uint(out: &mut Vec<u8>, mut n: u64) {
+pub(super) fn uint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;
@@ -143,15 +143,15 @@ fn uint(out: &mut Vec<u8>, mut n: u64) {
     out.push(n as u8);
 }
 
-fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+pub(super) fn bytes(out: &mut Vec<u8>, b: &[u8]) {
     uint(out, b.len() as u64);
     out.extend_from_slice(b);
 }
 
-struct Reader<'a>(&'a [u8]);
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], UnreadableBody> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], UnreadableBody> {
         if self.0.len() < n {
             return Err(unreadable("the body ends inside a field"));
         }
@@ -160,11 +160,11 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn byte(&mut self) -> Result<u8, UnreadableBody> {
+    pub(super) fn byte(&mut self) -> Result<u8, UnreadableBody> {
         Ok(self.take(1)?[0])
     }
 
-    fn uint(&mut self) -> Result<u64, UnreadableBody> {
+    pub(super) fn uint(&mut self) -> Result<u64, UnreadableBody> {
         let mut n = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -176,12 +176,12 @@ impl<'a> Reader<'a> {
         Err(unreadable("a length longer than 64 bits"))
     }
 
-    fn bytes(&mut self) -> Result<&'a [u8], UnreadableBody> {
+    pub(super) fn bytes(&mut self) -> Result<&'a [u8], UnreadableBody> {
         let n = usize::try_from(self.uint()?).map_err(|_| unreadable("a length out of range"))?;
         self.take(n)
     }
 
-    fn str(&mut self) -> Result<&'a str, UnreadableBody> {
+    pub(super) fn str(&mut self) -> Result<&'a str, UnreadableBody> {
         std::str::from_utf8(self.bytes()?).map_err(|_| unreadable("text that is not UTF-8"))
     }
 

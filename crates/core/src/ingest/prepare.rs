@@ -13,8 +13,8 @@ use crate::crypto::{aad, SealLabel, Sealed, WorkspaceKeys};
 use crate::deliver::{OpenedItem, Target};
 use crate::destination::{Destination, DestinationKind};
 use crate::event::{
-    DeliveryItem, EventId, EventType, ForwardedConsent, MessageId, OperationalRecord, QueueBody,
-    Routing, SealedFields, StoredEvent,
+    sealed_wire, DeliveryItem, EventId, EventType, ForwardedConsent, MessageId, OperationalRecord,
+    QueueBody, Routing, SealedFields, StoredEvent,
 };
 use crate::identity::{Field, Hints, Profile};
 use crate::ports::NewEvent;
@@ -318,9 +318,7 @@ impl Client {
         if ip.is_none() && user_agent.is_none() {
             return None;
         }
-        let plaintext =
-            serde_json::to_vec(&serde_json::json!({"ip": ip, "user_agent": user_agent}))
-                .unwrap_or_default();
+        let plaintext = sealed_wire::encode_operational(ip.as_deref(), user_agent.as_deref());
         Some(OperationalRecord {
             workspace_id: p.workspace.id.clone(),
             event_id,
@@ -482,10 +480,10 @@ struct Sealing {
 /// operational record holds those (the fields are left as they were).
 fn sealed_plaintext(fields: &mut SealedFields, ip_and_agent_in_record: bool) -> Vec<u8> {
     if !ip_and_agent_in_record {
-        return serde_json::to_vec(fields).unwrap_or_default();
+        return sealed_wire::encode_fields(fields);
     }
     let (ip, user_agent) = (fields.ip.take(), fields.user_agent.take());
-    let plaintext = serde_json::to_vec(fields).unwrap_or_default();
+    let plaintext = sealed_wire::encode_fields(fields);
     (fields.ip, fields.user_agent) = (ip, user_agent);
     plaintext
 }
