@@ -8,7 +8,7 @@
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-use crate::subject_keys::event_key_of_text;
+use crate::subject_keys::{event_key_of_text, subject_key_of_whole};
 
 /// The tables, made with the rest of the schema (`Db::open`).
 pub(crate) const SCHEMA: &str = r#"
@@ -28,9 +28,9 @@ CREATE INDEX IF NOT EXISTS events_by_expiry ON events (expires_at);
 -- the subjects the event's record names: events.rs).
 CREATE TABLE IF NOT EXISTS event_subjects (
     workspace INTEGER NOT NULL,
-    subject BLOB NOT NULL,
+    subject_key BLOB NOT NULL,
     event_id BLOB NOT NULL,
-    PRIMARY KEY (workspace, subject, event_id)
+    PRIMARY KEY (workspace, subject_key, event_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dedup (
     workspace INTEGER NOT NULL,
@@ -78,10 +78,25 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
                      SELECT DISTINCT workspace_id FROM event_subjects_before;",
                 numbered!(
                     "event_subjects",
-                    "subject, event_id",
-                    "t.subject, t.event_id"
+                    "subject_key, event_id",
+                    subject_key_of_whole!("t.subject"),
+                    ", t.event_id"
                 ),
                 "DROP TABLE event_subjects_before;"
+            ),
+        )?;
+    }
+    // Before, the subject index held a subject's whole HMAC (32 bytes), not its key.
+    if !has_column(conn, "event_subjects", "subject_key")? {
+        relayout(
+            conn,
+            "ALTER TABLE event_subjects RENAME TO event_subjects_before;",
+            concat!(
+                "INSERT OR IGNORE INTO event_subjects (workspace, subject_key, event_id)
+                     SELECT t.workspace, ",
+                subject_key_of_whole!("t.subject"),
+                ", t.event_id FROM event_subjects_before t;
+                 DROP TABLE event_subjects_before;"
             ),
         )?;
     }

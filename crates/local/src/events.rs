@@ -20,7 +20,9 @@ use tracklayer_core::workspace::WorkspaceId;
 
 use crate::db::{sql, Db};
 use crate::event_record;
-use crate::subject_keys::{event_id_of_key, event_key, event_keys_json, subject_key};
+use crate::subject_keys::{
+    event_id_of_key, event_key, event_keys_json, subject_key, SUBJECT_KEY_BYTES,
+};
 use crate::workspace_numbers::{self, workspace_number_of_1, WorkspaceNumbers};
 
 #[derive(Debug, Clone)]
@@ -100,7 +102,7 @@ impl EventWriter for SqliteEventStore {
                         .map_err(|e| sql("record", e))?;
                     let mut subject = tx
                         .prepare_cached(
-                            "INSERT OR IGNORE INTO event_subjects (workspace, subject, event_id)
+                            "INSERT OR IGNORE INTO event_subjects (workspace, subject_key, event_id)
                              VALUES (?1, ?2, ?3)",
                         )
                         .map_err(|e| sql("record", e))?;
@@ -436,11 +438,13 @@ impl EventEraser for SqliteEventStore {
     ) -> Result<Vec<EventFootprint>, StoreError> {
         let workspace = ws.clone();
         let ws = ws.as_str().to_owned();
-        // As stored: the subjects that are bytes (hex here, unhexed by SQLite), and the rest.
-        let (bytes, text): (Vec<&String>, Vec<&String>) = subjects
+        // As stored: the keys that are bytes (their hex here, unhexed by SQLite), and the rest.
+        let (bytes, text): (Vec<&str>, Vec<&str>) = subjects
             .iter()
+            .map(String::as_str)
             .partition(|s| matches!(subject_key(s), rusqlite::types::Value::Blob(_)));
-        let json = |v: &[&String]| {
+        let bytes: Vec<&str> = bytes.iter().map(|s| &s[..2 * SUBJECT_KEY_BYTES]).collect();
+        let json = |v: &[&str]| {
             serde_json::to_string(v).map_err(|e| StoreError::permanent("subject_footprint", e))
         };
         let (bytes, text) = (json(&bytes)?, json(&text)?);
@@ -464,7 +468,7 @@ impl EventEraser for SqliteEventStore {
                            WHERE s.workspace = ",
                         workspace_number_of_1!(),
                         " AND s.event_id > ?3
-                             AND s.subject IN (SELECT unhex(value) FROM json_each(?2)
+                             AND s.subject_key IN (SELECT unhex(value) FROM json_each(?2)
                                                UNION ALL SELECT value FROM json_each(?5)))
                          ORDER BY e.event_id LIMIT ?4",
                     ))
@@ -574,7 +578,7 @@ fn delete_subjects(
             let mut stmt = c
                 .prepare_cached(
                     "DELETE FROM event_subjects
-                     WHERE workspace = ?1 AND subject = ?2 AND event_id = ?3",
+                     WHERE workspace = ?1 AND subject_key = ?2 AND event_id = ?3",
                 )
                 .map_err(|e| sql(context, e))?;
             let mut n = 0;
@@ -609,7 +613,7 @@ fn count_subjects(
         .prepare_cached(concat!(
             "SELECT EXISTS (SELECT 1 FROM event_subjects WHERE workspace = ",
             workspace_number_of_1!(),
-            " AND subject = ?2 AND event_id = ?3)"
+            " AND subject_key = ?2 AND event_id = ?3)"
         ))
         .map_err(|e| sql(CONTEXT, e))?;
     let mut n = 0;
@@ -653,7 +657,7 @@ mod inspection {
                              JOIN events e ON e.workspace = s.workspace AND e.event_id = s.event_id
                              WHERE s.workspace = ",
                             workspace_number_of_1!(),
-                            " AND s.subject = ?2 AND s.event_id > ?3
+                            " AND s.subject_key = ?2 AND s.event_id > ?3
                                AND e.expires_at > ?4
                              ORDER BY s.event_id LIMIT ?5",
                         ))

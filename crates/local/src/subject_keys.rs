@@ -1,9 +1,13 @@
 //! The subject index's keys as bytes, not text.
 //!
-//! A subject index entry is a keyed HMAC (64 lowercase hex characters) and an event id
-//! (`evt_` and 32 hex characters). As text, each `event_subjects` row held 136 bytes of keys;
-//! stored as their bytes (a subject's 32, an event id's 16) it holds 80, and the index was
-//! the third largest part of a stored event (`make measure-ingest`: 736 of 3,774 bytes).
+//! A subject is a keyed HMAC (64 lowercase hex characters); an event id is `evt_` and 32 hex
+//! characters. The index stores a subject as the first [`SUBJECT_KEY_BYTES`] bytes of its
+//! HMAC and an event id as its 16 bytes: as text, a row held 136 bytes of keys; as whole
+//! bytes 80 (the index was the third largest part of a stored event in `make measure-ingest`:
+//! 736 of 3,774 bytes); with the HMAC's first half, 64 (252 of the 1,628 bytes, four rows per
+//! event, before that last cut). 128 bits of a keyed HMAC are as unlikely to collide as two
+//! random event ids (UUIDv7's 74 random bits are fewer), and a collision could only widen a
+//! data-subject request to another subject's events whose HMAC shares those 128 bits.
 //! A subject that is not 64 lowercase hex characters (none that ingest writes) stays text: a
 //! text value never equals a blob in SQLite, so the two never collide. Byte order is the
 //! text order (hex digits are in byte order), so paging by event id is unchanged.
@@ -16,13 +20,37 @@ use rusqlite::Connection;
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::EventId;
 
-/// The stored form of a subject: its 32 bytes when it is 64 lowercase hex characters.
+/// How many of a subject HMAC's 32 bytes its key keeps.
+pub(crate) const SUBJECT_KEY_BYTES: usize = 16;
+
+/// The stored key of a subject: the first [`SUBJECT_KEY_BYTES`] of its HMAC when it is 64
+/// lowercase hex characters, else its text.
 pub(crate) fn subject_key(subject: &str) -> Value {
     match crate::event_record::digest(subject) {
-        Some(bytes) => Value::Blob(bytes.to_vec()),
+        Some(bytes) => Value::Blob(bytes[..SUBJECT_KEY_BYTES].to_vec()),
         None => Value::Text(subject.to_owned()),
     }
 }
+
+/// SQL (a literal, for `concat!`): the SQL twin of [`subject_key`] for a subject stored as
+/// its whole HMAC's 32 bytes in `$column` (the layout before): its first 16; text stays.
+macro_rules! subject_key_of_whole {
+    ($column:literal) => {
+        concat!(
+            "CASE WHEN typeof(",
+            $column,
+            ") = 'blob' AND length(",
+            $column,
+            ") = 32",
+            " THEN substr(",
+            $column,
+            ", 1, 16) ELSE ",
+            $column,
+            " END"
+        )
+    };
+}
+pub(crate) use subject_key_of_whole;
 
 /// The stored form of an event id: its 16 bytes.
 pub(crate) fn event_key(id: &EventId) -> Value {
@@ -115,12 +143,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_64_lowercase_hex_characters_become_bytes() {
-        let hex = "00ff".repeat(16);
+    fn only_64_lowercase_hex_characters_become_bytes_their_first_16() {
+        let hex = format!("{}{}", "00ff".repeat(8), "11".repeat(16));
         let Value::Blob(bytes) = subject_key(&hex) else {
             panic!("a hex subject is stored as bytes")
         };
-        assert_eq!(bytes, [0x00, 0xff].repeat(16));
+        assert_eq!(bytes, [0x00, 0xff].repeat(8));
         for text in [
             "s-kept".to_owned(),
             "00FF".repeat(16),
@@ -129,6 +157,34 @@ mod tests {
             format!("{}g", "0".repeat(63)),
         ] {
             assert_eq!(subject_key(&text), Value::Text(text.clone()), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_whole_hmac_stored_before_becomes_the_key_rust_writes_and_anything_else_stays() {
+        let hex = format!("{}{}", "0123456789abcdef".repeat(2), "fe".repeat(16));
+        let whole = crate::event_record::digest(&hex).unwrap().to_vec();
+        let c = Connection::open_in_memory().unwrap();
+        let in_sql = |v: Value| -> Value {
+            c.query_row(
+                concat!(
+                    "SELECT ",
+                    subject_key_of_whole!("t"),
+                    " FROM (SELECT ?1 AS t)"
+                ),
+                [v],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(in_sql(Value::Blob(whole.clone())), subject_key(&hex));
+        for kept in [
+            Value::Blob(whole[..16].to_vec()),
+            Value::Blob(whole[..31].to_vec()),
+            Value::Text("s-kept".into()),
+            Value::Text(hex.clone()),
+        ] {
+            assert_eq!(in_sql(kept.clone()), kept);
         }
     }
 

@@ -11,10 +11,38 @@ use tracklayer_local::{Db, SqliteEventStore};
 
 use super::keep_dir;
 
+/// Turns the subject index of a current database back into the layout before subject keys
+/// (the DDL of that version): each subject HMAC of `hmacs` (hex) whole, not its key.
+pub(crate) fn into_whole_subject_layout(c: &rusqlite::Connection, hmacs: &[&str]) {
+    c.execute_batch(
+        "CREATE TABLE before_subjects (
+             workspace INTEGER NOT NULL,
+             subject BLOB NOT NULL,
+             event_id BLOB NOT NULL,
+             PRIMARY KEY (workspace, subject, event_id)
+         ) WITHOUT ROWID;
+         INSERT INTO before_subjects SELECT workspace, subject_key, event_id FROM event_subjects;
+         DROP TABLE event_subjects;
+         ALTER TABLE before_subjects RENAME TO event_subjects;",
+    )
+    .unwrap();
+    for hmac in hmacs {
+        let changed = c
+            .execute(
+                "UPDATE event_subjects SET subject = unhex(?1) WHERE subject = unhex(substr(?1, 1, 32))",
+                [hmac],
+            )
+            .unwrap();
+        assert!(changed > 0, "{hmac} is a subject of a stored event");
+    }
+}
+
 /// Turns the event tables of a current database back into the layout before workspace
 /// numbers and event ids as bytes (the DDL of that version), with the same rows: each
-/// workspace as its id, each event id outside the subject index as its text.
-pub(crate) fn into_text_key_layout(c: &rusqlite::Connection) {
+/// workspace as its id, each event id outside the subject index as its text, each subject
+/// HMAC of `hmacs` whole.
+pub(crate) fn into_text_key_layout(c: &rusqlite::Connection, hmacs: &[&str]) {
+    into_whole_subject_layout(c, hmacs);
     c.execute_batch(
         "CREATE TABLE before_events (
              workspace_id TEXT NOT NULL,
@@ -113,7 +141,7 @@ async fn an_older_database_is_moved_to_compact_keys_and_reads_back_the_same() {
             .unwrap();
         assert_eq!(written, [true, true, true]);
         let c = rusqlite::Connection::open(&path).unwrap();
-        into_text_key_layout(&c);
+        into_text_key_layout(&c, &[&hmac]);
         // A row whose event id is not in the form `EventId` writes (none is known): kept.
         c.execute(
             "INSERT INTO events SELECT workspace_id, 'evt_legacy', expires_at, doc
@@ -254,4 +282,64 @@ async fn an_older_database_is_moved_to_compact_keys_and_reads_back_the_same() {
         .await
         .unwrap();
     assert_eq!(shared_b, [b1.event]);
+}
+
+#[tokio::test]
+async fn a_subject_index_of_whole_hmacs_is_moved_to_their_keys_and_finds_the_same_events() {
+    // Arrange: events whose subject index holds whole HMACs (the layout before keys).
+    let path = keep_dir().join("tracklayer.db");
+    let ws = WorkspaceId::new(Region::Us, &testkit::unique());
+    let (hmac, other) = ("0123456789abcdef".repeat(4), "fedcba9876543210".repeat(4));
+    let e1 = with_operational(&ws, "m-1", &[&hmac, &other, "s-text"]);
+    let e2 = testkit::new_event(&ws, "m-2", &[&hmac], T0);
+    {
+        let store = SqliteEventStore::new(Db::open(&path).unwrap());
+        let written = store.record(&[e1.clone(), e2.clone()], T0).await.unwrap();
+        assert_eq!(written, [true, true]);
+        into_whole_subject_layout(
+            &rusqlite::Connection::open(&path).unwrap(),
+            &[&hmac, &other],
+        );
+    }
+
+    // Act: open it.
+    let store = SqliteEventStore::new(Db::open(&path).unwrap());
+
+    // Assert: keys of 16 bytes (text stays text), the same events found, erasure complete.
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let mut keys: Vec<(String, i64)> = c
+        .prepare("SELECT typeof(subject_key), length(subject_key) FROM event_subjects")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    keys.sort();
+    let blob16 = ("blob".to_owned(), 16);
+    assert_eq!(
+        keys,
+        [
+            blob16.clone(),
+            blob16.clone(),
+            blob16,
+            ("text".to_owned(), 6)
+        ]
+    );
+    let by_hmac = store
+        .events_by_subject(&ws, &hmac, None, 10, T0)
+        .await
+        .unwrap();
+    assert_eq!(by_hmac, [e1.event.clone(), e2.event.clone()]);
+    let footprint = store
+        .subject_footprint(&ws, &[other.clone()], None, 10)
+        .await
+        .unwrap();
+    assert_eq!(footprint.len(), 1);
+    assert_eq!(footprint[0].subject_index_entries, 3, "m-1's three rows");
+    let gone = store.erase(&ws, &[e1.event.event_id]).await.unwrap();
+    assert_eq!(gone.subject_index_entries, 3);
+    let rows: i64 = c
+        .query_row("SELECT count(*) FROM event_subjects", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1, "m-2's row only");
 }
