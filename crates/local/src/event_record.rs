@@ -8,10 +8,11 @@
 //! as codes ([`tracklayer_core::event::codes`]); timestamps as integers; properties and
 //! traits as their JSON.
 //!
-//! The first byte is the format's version. Format 2 ([`v2`], written now) is format 1
-//! ([`v1`], still read) without what the row's key or a code already says: 803 bytes of a
-//! measurement purchase routed to three destinations became 602. Rows written before either
-//! are JSON text (their first byte is `{`) and still read. Both formats store the same parts
+//! The first byte is the format's version. Format 2 ([`v2`], still read) is format 1 ([`v1`],
+//! still read) without what the row's key or a code already says: 803 bytes of a measurement
+//! purchase routed to three destinations became 602. Format 3 (written now, [`v2`]) is format
+//! 2 with a Segment spec event name as a code: 587. Rows written before any
+//! are JSON text (their first byte is `{`) and still read. All formats store the same parts
 //! in the same order ([`read`]); integers and strings are written as [`wire`] says.
 
 mod v1;
@@ -47,6 +48,7 @@ pub fn decode(
         }
         ValueRef::Blob([v1::VERSION, rest @ ..]) => (Format::V1, rest),
         ValueRef::Blob([v2::VERSION, rest @ ..]) => (Format::V2, rest),
+        ValueRef::Blob([v2::VERSION_3, rest @ ..]) => (Format::V3, rest),
         _ => {
             return Err(StoreError::corrupt(
                 context,
@@ -68,6 +70,7 @@ pub fn decode(
 enum Format {
     V1,
     V2,
+    V3,
 }
 
 /// The event of a record in `format` (after its version byte) of `workspace_id`'s row.
@@ -78,18 +81,21 @@ fn read(
 ) -> Result<StoredEvent, StoreError> {
     let workspace_id = match format {
         Format::V1 => r.parsed()?,
-        Format::V2 => workspace_id.clone(),
+        Format::V2 | Format::V3 => workspace_id.clone(),
     };
     let event_id = EventId(uuid::Uuid::from_bytes(r.array()?));
     let message_id = MessageId::parse(r.str()?).map_err(|_| r.corrupt("message id"))?;
     let event_type: EventType = match format {
         Format::V1 => r.str()?.parse().map_err(|()| r.corrupt("an event type"))?,
-        Format::V2 => r.coded(&EVENT_TYPES)?,
+        Format::V2 | Format::V3 => r.coded(&EVENT_TYPES)?,
     };
-    let name = r.opt_str()?;
+    let name = match format {
+        Format::V1 | Format::V2 => r.opt_str()?,
+        Format::V3 => r.name()?,
+    };
     let (timestamp, received_at, expires_at) = match format {
         Format::V1 => (r.time()?, r.time()?, r.time()?),
-        Format::V2 => {
+        Format::V2 | Format::V3 => {
             let received_at = r.time()?;
             let timestamp = r.time_since(received_at)?;
             (timestamp, received_at, r.time_since(received_at)?)
@@ -101,13 +107,13 @@ fn read(
     for _ in 0..r.len()? {
         let profile = match format {
             Format::V1 => r.parsed()?,
-            Format::V2 => r.coded(&PROFILES)?,
+            Format::V2 | Format::V3 => r.coded(&PROFILES)?,
         };
         let mut fields = BTreeMap::new();
         for _ in 0..r.len()? {
             let field = match format {
                 Format::V1 => r.parsed()?,
-                Format::V2 => r.coded(&FIELDS)?,
+                Format::V2 | Format::V3 => r.coded(&FIELDS)?,
             };
             fields.insert(field, r.value(&digests)?);
         }
@@ -119,7 +125,7 @@ fn read(
     let routing = (0..r.len()?)
         .map(|_| match format {
             Format::V1 => v1::routing(r),
-            Format::V2 => v2::routing(r),
+            Format::V2 | Format::V3 => v2::routing(r),
         })
         .collect::<Result<_, _>>()?;
     let invalid_identifiers = u32::try_from(r.uint()?).map_err(|_| r.corrupt("a count"))?;

@@ -103,6 +103,54 @@ pub const EVENT_TYPES: CodeTable<EventType> = CodeTable::new(&[
     EventType::Alias,
 ]);
 
+/// The event names of Segment's specs, by code (`1 + position`): its e-commerce spec v2
+/// (<https://segment.com/docs/connections/spec/ecommerce/v2/>), then the sign-up, sign-in
+/// and sign-out events of its B2B SaaS spec. Append only.
+const EVENT_NAMES: [&str; 31] = [
+    "Products Searched",
+    "Product List Viewed",
+    "Product List Filtered",
+    "Promotion Viewed",
+    "Promotion Clicked",
+    "Product Clicked",
+    "Product Viewed",
+    "Product Added",
+    "Product Removed",
+    "Cart Viewed",
+    "Checkout Started",
+    "Checkout Step Viewed",
+    "Checkout Step Completed",
+    "Payment Info Entered",
+    "Order Updated",
+    "Order Completed",
+    "Order Refunded",
+    "Order Cancelled",
+    "Coupon Entered",
+    "Coupon Applied",
+    "Coupon Denied",
+    "Coupon Removed",
+    "Product Added to Wishlist",
+    "Product Removed from Wishlist",
+    "Wishlist Product Added to Cart",
+    "Product Shared",
+    "Cart Shared",
+    "Product Reviewed",
+    "Signed Up",
+    "Signed In",
+    "Signed Out",
+];
+
+/// The code of an event name of Segment's specs (exactly as the spec writes it), if it is one.
+pub fn event_name_code(name: &str) -> Option<u8> {
+    let i = EVENT_NAMES.iter().position(|n| *n == name)?;
+    u8::try_from(i + 1).ok()
+}
+
+/// The event name `code` stands for.
+pub fn event_name_of(code: u8) -> Option<&'static str> {
+    EVENT_NAMES.get(usize::from(code).checked_sub(1)?).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +218,31 @@ mod tests {
         );
         assert_eq!(PROFILES.value(0), None);
         assert_eq!(FIELDS.code(Field::ExternalId), Some(11));
+    }
+
+    #[test]
+    fn the_spec_event_names_keep_their_codes_and_only_they_have_one() {
+        // Pinned: what stored records say. Never edit or reorder; append instead.
+        for (code, name) in [
+            (1, "Products Searched"),
+            (8, "Product Added"),
+            (11, "Checkout Started"),
+            (16, "Order Completed"),
+            (28, "Product Reviewed"),
+            (29, "Signed Up"),
+            (31, "Signed Out"),
+        ] {
+            assert_eq!(event_name_of(code), Some(name), "{code}");
+        }
+        for code in 1..=u8::MAX {
+            if let Some(name) = event_name_of(code) {
+                assert_eq!(event_name_code(name), Some(code), "{name}");
+            }
+        }
+        assert_eq!((event_name_of(0), event_name_of(32)), (None, None));
+        for other in ["order completed", "Order Completed ", "Purchase", ""] {
+            assert_eq!(event_name_code(other), None, "{other:?}");
+        }
     }
 
     #[test]

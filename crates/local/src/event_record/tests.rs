@@ -7,7 +7,7 @@ use time::macros::datetime;
 use tracklayer_core::consent::Decision;
 use tracklayer_core::crypto::Sealed;
 use tracklayer_core::destination::{DestinationId, DestinationKind};
-use tracklayer_core::event::codes::CodeTable;
+use tracklayer_core::event::codes::{self, CodeTable};
 use tracklayer_core::event::{EventType, Routing};
 use tracklayer_core::identity::{sha256_hex, Field, Profile};
 use tracklayer_core::testkit::{new_event, T0};
@@ -173,7 +173,7 @@ fn decoded(e: &StoredEvent, record: &[u8]) -> Result<StoredEvent, StoreError> {
 fn every_event_reads_back_exactly_as_it_was_written() {
     for e in cases() {
         let record = encode(&e);
-        assert_eq!(record[0], 2);
+        assert_eq!(record[0], 3);
         let back = decoded(&e, &record).unwrap();
         assert_eq!(back, e);
         // Offsets and key order too: the JSON each gives is the same text.
@@ -229,10 +229,51 @@ fn a_record_of_format_1_still_reads_as_the_event_it_was_written_from() {
 }
 
 #[test]
+fn a_record_of_format_2_still_reads_and_format_3_codes_only_spec_names() {
+    // Format 2 is format 3 with every name as 0 or 1 and the string.
+    for e in cases() {
+        let mut named = e.clone();
+        named.name = Some("Checkout Started".into());
+        for e in [e, named] {
+            let mut record = encode(&e);
+            let mut format_2 = vec![2];
+            // After the version, event id, message id and event type's code.
+            let mut message_id = Writer(Vec::new());
+            message_id.str(e.message_id.as_str());
+            let name_at = 1 + 16 + message_id.0.len() + 1;
+            format_2.extend_from_slice(&record[1..name_at]);
+            let code = e.name.as_deref().and_then(codes::event_name_code);
+            match (e.name.as_deref(), code) {
+                (Some(name), Some(code)) => {
+                    assert_eq!(record[name_at..name_at + 2], [2, code], "{name} coded");
+                    let mut as_string = Writer(vec![1]);
+                    as_string.str(name);
+                    format_2.extend_from_slice(&as_string.0);
+                    format_2.extend_from_slice(&record[name_at + 2..]);
+                }
+                _ => {
+                    assert_ne!(record[name_at], 2, "not coded: {:?}", e.name);
+                    format_2.extend_from_slice(&record[name_at..]);
+                }
+            }
+            assert_eq!(decoded(&e, &format_2).unwrap(), e);
+            // A name code past the table, or a flag past 2, is corrupt.
+            if record[name_at] == 2 {
+                record[name_at + 1] = 200;
+                assert!(decoded(&e, &record).is_err());
+            } else {
+                record[name_at] = 3;
+                assert!(decoded(&e, &record).is_err());
+            }
+        }
+    }
+}
+
+#[test]
 fn the_measurement_purchase_takes_less_than_three_quarters_of_its_format_1_bytes() {
     let event: StoredEvent = serde_json::from_str(V1_PURCHASE_EVENT).unwrap();
     let (v1, v2) = (V1_PURCHASE.len() / 2, encode(&event).len());
-    println!("measurement purchase: format 1 {v1} bytes, format 2 {v2} bytes");
+    println!("measurement purchase: format 1 {v1} bytes, now {v2} bytes");
     assert!(v2 * 4 < v1 * 3, "{v2} vs {v1} bytes");
 }
 

@@ -1,5 +1,8 @@
-//! Format 2, written since: what format 1 stored as strings that a code or the row's key
-//! already says, it no longer stores.
+//! Formats 2 and 3: what format 1 stored as strings that a code or the row's key already
+//! says, they no longer store. Format 3, written now, is format 2 with the event's name as a
+//! code when it is one of Segment's spec names ([`codes::event_name_code`]: "Order
+//! Completed", 16 bytes, became 2), as [`Writer::name`] writes it; format 2 wrote 0 or 1 and
+//! the string, which format 3 reads the same.
 //!
 //! - the workspace id: not stored, the row's key (`events.workspace_id`) holds it;
 //! - the event type, each profile, field and destination kind: a one-byte code
@@ -27,8 +30,10 @@ use tracklayer_core::event::{Routing, StoredEvent};
 
 use super::wire::{lower_hex, Reader, Writer};
 
-/// The version byte of this format.
+/// The version byte of format 2 (read).
 pub(super) const VERSION: u8 = 2;
+/// The version byte of format 3 (written).
+pub(super) const VERSION_3: u8 = 3;
 
 /// The bits of a routing entry's first byte.
 mod flags {
@@ -82,11 +87,11 @@ pub(super) fn encode(e: &StoredEvent) -> Vec<u8> {
             + 20 * e.routing.len()
             + e.vendor_ids.as_ref().map_or(0, |v| v.0.len()),
     ));
-    w.0.push(VERSION);
+    w.0.push(VERSION_3);
     w.0.extend_from_slice(e.event_id.0.as_bytes());
     w.str(e.message_id.as_str());
     w.coded(&EVENT_TYPES, e.event_type, e.event_type.as_str());
-    w.opt_str(e.name.as_deref());
+    w.name(e.name.as_deref());
     w.time(e.received_at);
     w.time_since(e.timestamp, e.received_at);
     w.time_since(e.expires_at, e.received_at);

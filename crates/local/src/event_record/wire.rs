@@ -1,10 +1,10 @@
-//! The primitives both record formats are written in: integers LEB128 (signed ones
+//! The primitives the record formats are written in: integers LEB128 (signed ones
 //! zigzag), strings a length and UTF-8 bytes, digests referred to by position.
 
 use serde::de::DeserializeOwned;
 use time::{OffsetDateTime, UtcOffset};
 use tracklayer_core::error::StoreError;
-use tracklayer_core::event::codes::CodeTable;
+use tracklayer_core::event::codes::{self, CodeTable};
 
 /// `N` bytes written as `2N` lowercase hex digits, read back.
 pub(crate) fn lower_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
@@ -44,11 +44,14 @@ impl Writer {
     pub(super) fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes());
     }
-    pub(super) fn opt_str(&mut self, s: Option<&str>) {
-        match s {
-            Some(s) => {
+    /// An event name: 0 (none), 1 and the string, or 2 and its code when Segment's specs
+    /// name it ([`codes::event_name_code`]; format 3).
+    pub(super) fn name(&mut self, name: Option<&str>) {
+        match name.map(|n| (n, codes::event_name_code(n))) {
+            Some((_, Some(code))) => self.0.extend_from_slice(&[2, code]),
+            Some((n, None)) => {
                 self.0.push(1);
-                self.str(s);
+                self.str(n);
             }
             None => self.0.push(0),
         }
@@ -144,6 +147,19 @@ impl<'a> Reader<'a> {
         Ok(match self.byte()? {
             0 => None,
             _ => Some(self.str()?.to_owned()),
+        })
+    }
+    /// A name [`Writer::name`] wrote.
+    pub(super) fn name(&mut self) -> Result<Option<String>, StoreError> {
+        Ok(match self.byte()? {
+            0 => None,
+            1 => Some(self.str()?.to_owned()),
+            2 => {
+                let code = self.byte()?;
+                let name = codes::event_name_of(code).ok_or_else(|| self.corrupt("a name code"))?;
+                Some(name.to_owned())
+            }
+            _ => return Err(self.corrupt("an event name flag")),
         })
     }
     /// A string read as the unit variant (or string newtype) it names.
