@@ -18,7 +18,8 @@ pub(super) struct Breaker {
 
 #[derive(Default)]
 pub(super) struct Gate {
-    pub(super) semaphore: Option<Arc<Semaphore>>,
+    /// The requests in flight it allows, and the semaphore.
+    pub(super) semaphore: Option<(usize, Arc<Semaphore>)>,
     pub(super) in_flight: usize,
 }
 
@@ -65,21 +66,29 @@ impl DeliveryService {
         }
     }
 
-    pub(super) fn take_slot(&self, dest: &str) -> Option<(Slot<'_>, Arc<Semaphore>)> {
+    /// A slot of `dest`'s in-flight budget, and the semaphore of its `requests` requests in
+    /// flight (made on first use; made again when `requests` changes, as when the
+    /// destination's batch limit does; requests already in flight finish on the old one).
+    pub(super) fn take_slot(
+        &self,
+        dest: &str,
+        requests: usize,
+    ) -> Option<(Slot<'_>, Arc<Semaphore>)> {
         let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
         let g = gates.entry(dest.to_owned()).or_default();
         if g.in_flight >= self.config.per_destination_messages {
             return None;
         }
         g.in_flight += 1;
+        let requests = requests.max(1);
+        if g.semaphore.as_ref().map(|(n, _)| *n) != Some(requests) {
+            g.semaphore = Some((requests, Arc::new(Semaphore::new(requests))));
+        }
         let sem = g
             .semaphore
-            .get_or_insert_with(|| {
-                Arc::new(Semaphore::new(
-                    self.config.per_destination_concurrency.max(1),
-                ))
-            })
-            .clone();
+            .as_ref()
+            .map(|(_, s)| s.clone())
+            .expect("just set");
         Some((
             Slot {
                 service: self,
@@ -115,11 +124,13 @@ pub(super) struct Health {
 
 impl DeliveryService {
     /// Holds a group back while its destination or workspace is paused (egress paused), its
-    /// destination's in-flight budget is spent, or its circuit is open.
+    /// destination's in-flight budget is spent, or its circuit is open; else lets it go with
+    /// up to `requests` requests in flight ([`super::DeliveryConfig::request_concurrency`]).
     pub(super) async fn admit(
         &self,
         group: &[Part],
         settings: &Settings,
+        requests: usize,
         now: OffsetDateTime,
     ) -> Result<Admission<'_>, DeliveryError> {
         let dest = &settings.destination;
@@ -128,7 +139,7 @@ impl DeliveryService {
             // Keep the messages without spending their attempts, and look again later.
             return Ok(Admission::Done(held(group, self.config.paused_recheck)));
         }
-        let Some((slot, semaphore)) = self.take_slot(&dest_key) else {
+        let Some((slot, semaphore)) = self.take_slot(&dest_key, requests) else {
             return Ok(Admission::Done(held(group, Duration::from_secs(1))));
         };
         if let Some(wait) = self.breaker_open(&dest_key, now) {

@@ -155,6 +155,9 @@ struct ScriptedEgress {
     requests: Mutex<Vec<Vec<String>>>,
     /// The `aws_access_key_id` each request was built with (`null`: none).
     keys: Mutex<Vec<Value>>,
+    /// Requests being answered now, and the most at once.
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl ScriptedEgress {
@@ -176,6 +179,10 @@ impl ScriptedEgress {
     fn requests(&self) -> Vec<Vec<String>> {
         self.requests.lock().unwrap().clone()
     }
+    fn most_in_flight(&self) -> usize {
+        self.most_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 #[async_trait]
@@ -190,6 +197,14 @@ impl Egress for ScriptedEgress {
             .collect();
         self.requests.lock().unwrap().push(ids);
         self.keys.lock().unwrap().push(sent["key"].clone());
+        // Answered after the other tasks had their turn: requests in flight together overlap.
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, SeqCst);
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        self.in_flight.fetch_sub(1, SeqCst);
         let next = self.script.lock().unwrap().pop_front();
         next.unwrap_or_else(|| {
             Ok(HttpResponse {
@@ -950,6 +965,47 @@ async fn items_go_out_in_batches_of_the_destinations_limit() {
     for e in &events {
         assert_eq!(w.status(*e).status, DeliveryStatus::Delivered);
     }
+}
+
+#[tokio::test]
+async fn a_destination_with_small_batches_gets_requests_in_flight_enough_for_its_events() {
+    // 20 events in batches of 2: 10 requests, as many at once as carry the events in flight.
+    for (events_in_flight, most) in [(8, 4), (2, 1), (1_000, 10)] {
+        let w = World::new(DeliveryConfig {
+            per_destination_concurrency: 1,
+            per_destination_events: events_in_flight,
+            ..config()
+        });
+        w.set_destination(|d| d.config = json!({"batch_size": 2}));
+        let names: Vec<String> = (0..20).map(|i| format!("e{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        w.enqueue(&names).await;
+
+        assert_eq!(w.step().await, vec![Disposition::Ack]);
+
+        assert_eq!(w.egress.requests().len(), 10);
+        assert_eq!(
+            w.egress.most_in_flight(),
+            most,
+            "{events_in_flight} events in flight"
+        );
+    }
+}
+
+#[test]
+fn requests_in_flight_carry_the_events_in_flight_within_their_bounds() {
+    let d = DeliveryConfig::default();
+    // GA4 (25 per request), Meta (1,000), a vendor of one event per request, none.
+    assert_eq!(d.request_concurrency(25), 16);
+    assert_eq!(d.request_concurrency(1_000), d.per_destination_concurrency);
+    assert_eq!(
+        d.request_concurrency(1),
+        DeliveryConfig::MAX_REQUEST_CONCURRENCY
+    );
+    assert_eq!(
+        d.request_concurrency(0),
+        DeliveryConfig::MAX_REQUEST_CONCURRENCY
+    );
 }
 
 #[tokio::test]

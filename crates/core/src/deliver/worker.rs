@@ -7,7 +7,22 @@ use tokio::sync::Semaphore;
 
 use super::service::DeliveryService;
 use crate::destination::DestinationKind;
-use crate::ports::DeliveryQueue;
+use crate::ports::{DeliveryQueue, Received};
+
+/// The bytes of received messages (body and shared sealed fields) one kind's worker holds
+/// in flight, in KiB: what bounds its memory, since a message's items are read and opened
+/// while it is in flight. A 100-event request's message by reference is some 22 KiB, so
+/// about 45 of those; a one-event message is under 1 KiB and counts as 1, so up to 1,024.
+pub const IN_FLIGHT_KIB: u32 = 1024;
+
+/// What a received message counts against [`IN_FLIGHT_KIB`]: its bytes in KiB, rounded
+/// up, at least 1 and at most the whole budget (so that any message can go alone).
+fn weight(m: &Received) -> u32 {
+    let bytes = m.body.len() + m.shared.as_ref().map_or(0, Vec::len);
+    u32::try_from(bytes.div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .clamp(1, IN_FLIGHT_KIB)
+}
 
 /// Drains one kind's queue until `stop` turns true: receive, deliver concurrently, settle.
 pub async fn run_worker(
@@ -17,7 +32,7 @@ pub async fn run_worker(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let idle = Duration::from_millis(200);
-    let in_flight = Arc::new(Semaphore::new(256));
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_KIB as usize));
     loop {
         if *stop.borrow() {
             break;
@@ -49,11 +64,12 @@ pub async fn run_worker(
             }
             continue;
         }
-        let Ok(permit) = in_flight
-            .clone()
-            .acquire_many_owned(received.len() as u32)
-            .await
-        else {
+        let weight = received
+            .iter()
+            .map(weight)
+            .fold(0u32, u32::saturating_add)
+            .min(IN_FLIGHT_KIB);
+        let Ok(permit) = in_flight.clone().acquire_many_owned(weight).await else {
             break;
         };
         let service = service.clone();
@@ -68,5 +84,34 @@ pub async fn run_worker(
         });
     }
     // Let in-flight deliveries finish so their outcomes are recorded.
-    let _ = in_flight.acquire_many(256).await;
+    let _ = in_flight.acquire_many(IN_FLIGHT_KIB).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::destination::DestinationId;
+    use crate::ports::Receipt;
+    use crate::workspace::{Region, WorkspaceId};
+
+    fn received(body: usize, shared: Option<usize>) -> Received {
+        Received {
+            receipt: Receipt("r".into()),
+            destination_id: DestinationId::new("dst_w"),
+            workspace_id: WorkspaceId::new(Region::Eu, "w"),
+            body: vec![0; body],
+            receive_count: 1,
+            enqueued_at: crate::testkit::T0,
+            shared: shared.map(|n| vec![0; n]),
+        }
+    }
+
+    #[test]
+    fn a_message_weighs_its_bytes_in_kib_at_least_one_at_most_the_budget() {
+        assert_eq!(weight(&received(0, None)), 1);
+        assert_eq!(weight(&received(300, Some(200))), 1);
+        assert_eq!(weight(&received(2_200, Some(20_800))), 23);
+        assert_eq!(weight(&received(1_024, Some(1))), 2);
+        assert_eq!(weight(&received(64 << 20, None)), IN_FLIGHT_KIB);
+    }
 }
