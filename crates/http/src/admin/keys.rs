@@ -33,6 +33,8 @@ pub enum NewKeyKind {
     Scim,
 }
 
+dto::mirror! { NewKeyKind => tl::keys::KeyKind { Ingest, Svc, Scim } }
+
 /// A key as listings show it: never its secret.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ApiKey {
@@ -125,11 +127,7 @@ pub struct NewApiKey {
 impl From<NewApiKey> for tl::admin::KeyRequest {
     fn from(k: NewApiKey) -> Self {
         Self {
-            kind: match k.kind {
-                NewKeyKind::Ingest => tl::keys::KeyKind::Ingest,
-                NewKeyKind::Svc => tl::keys::KeyKind::Svc,
-                NewKeyKind::Scim => tl::keys::KeyKind::Scim,
-            },
+            kind: k.kind.into(),
             role: k.role.map(Into::into),
             name: k.name,
             expires_in_days: k.expires_in_days,
