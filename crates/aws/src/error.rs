@@ -93,6 +93,41 @@ where
     }
 }
 
+/// A conditional write's answer: whether its condition held (and it wrote), or the store
+/// error of any other failure.
+pub(crate) fn condition_held<T, E>(
+    context: &'static str,
+    sent: Result<T, SdkError<E, HttpResponse>>,
+) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    match sent {
+        Ok(_) => Ok(true),
+        Err(e) => match store(context, e) {
+            StoreError::Conflict(_) => Ok(false),
+            other => Err(other),
+        },
+    }
+}
+
+/// A conditional write on an existing item (`attribute_exists(pk)`): a condition that does
+/// not hold means the item is missing, [`StoreError::NotFound`] naming `what`.
+pub(crate) fn on_existing<T, E>(
+    context: &'static str,
+    what: &'static str,
+    sent: Result<T, SdkError<E, HttpResponse>>,
+) -> Result<(), StoreError>
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    if condition_held(context, sent)? {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(what))
+    }
+}
+
 /// A stored item that does not decode.
 pub(crate) fn corrupt(context: &'static str, what: impl Into<String>) -> StoreError {
     StoreError::corrupt(context, what.into())

@@ -331,4 +331,17 @@ impl AdminService {
         }
         Ok(ws)
     }
+
+    /// The caller's open workspace for an `action` that needs at least `role`: the role is
+    /// checked first (`Forbidden` naming the action), so a caller without it learns nothing
+    /// of the workspace, not even whether it is closed.
+    async fn open_ws_as(
+        &self,
+        p: &Principal,
+        role: Role,
+        action: &'static str,
+    ) -> AdminResult<Workspace> {
+        require(p, role, action)?;
+        self.open_ws(p).await
+    }
 }

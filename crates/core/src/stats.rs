@@ -360,13 +360,7 @@ pub struct StatsSink {
     failures: AtomicU64,
 }
 
-impl std::fmt::Debug for StatsSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StatsSink")
-            .field("failures", &self.failures)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(StatsSink: failures);
 
 impl StatsSink {
     pub fn new(recorder: Arc<dyn StatsRecorder>) -> Self {

@@ -5,6 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use tracklayer_core::error::{Action, KeyError, StoreError};
 use tracklayer_core::workspace::Region;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
@@ -178,9 +179,21 @@ impl Problem {
         Self::unavailable("key-unavailable", detail, 30)
     }
 
+    /// What a storage error means to the caller ([`Self::from_failure`]).
+    pub fn from_store_error(error: &StoreError, context: &'static str) -> Self {
+        let retryable = error.action() == Action::Retry;
+        Self::from_failure(retryable, Service::Storage, error, context)
+    }
+
+    /// What a key-service error means to the caller ([`Self::from_failure`]).
+    pub fn from_key_error(error: &KeyError, context: &'static str) -> Self {
+        let retryable = error.action() == Action::Retry;
+        Self::from_failure(retryable, Service::KeyService, error, context)
+    }
+
     /// What a storage or key-service error means to the caller: a 503 to retry when the
     /// error says so, else an opaque 500 whose cause goes to the log under a request id.
-    pub fn from_failure(
+    fn from_failure(
         retryable: bool,
         service: Service,
         error: &dyn std::error::Error,
@@ -236,7 +249,7 @@ impl IntoResponse for Problem {
 
 /// What failed, in [`Problem::from_failure`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
+enum Service {
     Storage,
     KeyService,
 }

@@ -12,7 +12,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use serde_json::json;
-use tracklayer_core::error::Action;
 use tracklayer_core::event::EventType;
 use tracklayer_core::ingest::{
     parse_body, Endpoint, IngestError, IngestService, RequestMeta, MAX_EVENT_BYTES,
@@ -23,7 +22,7 @@ use tracklayer_core::workspace::Region;
 use crate::body::{read_body_with, BodyLimits};
 pub use crate::client_ip::ClientIp;
 use crate::limits::{RateLimits, Rates};
-use crate::problem::{Problem, Service};
+use crate::problem::Problem;
 
 /// Settings of the tracking API.
 #[derive(Debug, Clone)]
@@ -389,17 +388,7 @@ pub fn ingest_problem(e: &IngestError, config: &TrackingConfig) -> Problem {
                 "the workspace's encryption key is unavailable (disabled or revoked); nothing was stored",
             )
         }
-        IngestError::Store(err) => Problem::from_failure(
-            err.action() == Action::Retry,
-            Service::Storage,
-            err,
-            "ingest failed",
-        ),
-        IngestError::Key(err) => Problem::from_failure(
-            err.action() == Action::Retry,
-            Service::KeyService,
-            err,
-            "ingest failed",
-        ),
+        IngestError::Store(err) => Problem::from_store_error(err, "ingest failed"),
+        IngestError::Key(err) => Problem::from_key_error(err, "ingest failed"),
     }
 }

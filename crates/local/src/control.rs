@@ -390,20 +390,13 @@ impl ControlStore for SqliteControlStore {
         ws: &WorkspaceId,
         id: &DestinationId,
     ) -> Result<(), StoreError> {
-        let (ws, id) = (ws.as_str().to_owned(), id.as_str().to_owned());
         self.db
-            .call("delete_destination", move |c| {
-                let n = c
-                    .execute(
-                        "DELETE FROM destinations WHERE workspace_id = ?1 AND id = ?2",
-                        [&ws, &id],
-                    )
-                    .map_err(|e| sql("delete_destination", e))?;
-                if n == 0 {
-                    return Err(StoreError::NotFound("destination"));
-                }
-                Ok(())
-            })
+            .change_existing(
+                "delete_destination",
+                "destination",
+                "DELETE FROM destinations WHERE workspace_id = ?1 AND id = ?2",
+                vec![ws.as_str().to_owned().into(), id.as_str().to_owned().into()],
+            )
             .await
     }
 
@@ -445,20 +438,13 @@ impl ControlStore for SqliteControlStore {
     }
 
     async fn delete_user(&self, ws: &WorkspaceId, id: &UserId) -> Result<(), StoreError> {
-        let (ws, id) = (ws.as_str().to_owned(), id.to_string());
         self.db
-            .call("delete_user", move |c| {
-                let n = c
-                    .execute(
-                        "DELETE FROM users WHERE workspace_id = ?1 AND id = ?2",
-                        [&ws, &id],
-                    )
-                    .map_err(|e| sql("delete_user", e))?;
-                if n == 0 {
-                    return Err(StoreError::NotFound("user"));
-                }
-                Ok(())
-            })
+            .change_existing(
+                "delete_user",
+                "user",
+                "DELETE FROM users WHERE workspace_id = ?1 AND id = ?2",
+                vec![ws.as_str().to_owned().into(), id.to_string().into()],
+            )
             .await
     }
 

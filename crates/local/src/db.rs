@@ -280,12 +280,37 @@ impl Db {
         statement: &'static str,
         params: Vec<Value>,
     ) -> Result<(), StoreError> {
+        self.changes(context, statement, params).await.map(drop)
+    }
+
+    /// [`Self::execute`], answering how many rows the statement changed.
+    pub(crate) async fn changes(
+        &self,
+        context: &'static str,
+        statement: &'static str,
+        params: Vec<Value>,
+    ) -> Result<u64, StoreError> {
         self.call(context, move |c| {
             c.execute(statement, rusqlite::params_from_iter(params))
-                .map_err(|e| sql(context, e))?;
-            Ok(())
+                .map(|n| n as u64)
+                .map_err(|e| sql(context, e))
         })
         .await
+    }
+
+    /// [`Self::execute`] for a statement on one existing row: when it changes none, the row
+    /// is missing and the answer is [`StoreError::NotFound`] naming `what`.
+    pub(crate) async fn change_existing(
+        &self,
+        context: &'static str,
+        what: &'static str,
+        statement: &'static str,
+        params: Vec<Value>,
+    ) -> Result<(), StoreError> {
+        match self.changes(context, statement, params).await? {
+            0 => Err(StoreError::NotFound(what)),
+            _ => Ok(()),
+        }
     }
 
     /// [`doc_row`] on the blocking pool, with `query`'s parameters as values.

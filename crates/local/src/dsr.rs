@@ -67,25 +67,18 @@ impl DsrStore for SqliteDsrStore {
     }
 
     async fn update_request(&self, request: &DsrRequest) -> Result<(), StoreError> {
-        let row = (
-            request.workspace_id.as_str().to_owned(),
-            request.id.as_str().to_owned(),
-            request.status.is_open(),
-            json("dsr_requests", request)?,
-        );
         self.db
-            .call("update_request", move |c| {
-                let n = c
-                    .execute(
-                        "UPDATE dsr_requests SET open = ?3, doc = ?4 WHERE workspace_id = ?1 AND id = ?2",
-                        params![row.0, row.1, row.2, row.3],
-                    )
-                    .map_err(|e| sql("update_request", e))?;
-                if n == 0 {
-                    return Err(StoreError::NotFound("data-subject request"));
-                }
-                Ok(())
-            })
+            .change_existing(
+                "update_request",
+                "data-subject request",
+                "UPDATE dsr_requests SET open = ?3, doc = ?4 WHERE workspace_id = ?1 AND id = ?2",
+                vec![
+                    Value::from(request.workspace_id.as_str().to_owned()),
+                    Value::from(request.id.as_str().to_owned()),
+                    Value::from(request.status.is_open()),
+                    Value::from(json("dsr_requests", request)?),
+                ],
+            )
             .await
     }
 
@@ -211,16 +204,12 @@ impl DsrStore for SqliteDsrStore {
     }
 
     async fn delete_export(&self, ws: &WorkspaceId, id: &DsrId) -> Result<u64, StoreError> {
-        let (ws, id) = (ws.as_str().to_owned(), id.as_str().to_owned());
         self.db
-            .call("delete_export", move |c| {
-                c.execute(
-                    "DELETE FROM dsr_exports WHERE workspace_id = ?1 AND request_id = ?2",
-                    params![ws, id],
-                )
-                .map(|n| n as u64)
-                .map_err(|e| sql("delete_export", e))
-            })
+            .changes(
+                "delete_export",
+                "DELETE FROM dsr_exports WHERE workspace_id = ?1 AND request_id = ?2",
+                vec![ws.as_str().to_owned().into(), id.as_str().to_owned().into()],
+            )
             .await
     }
 

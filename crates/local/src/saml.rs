@@ -64,14 +64,15 @@ impl SamlStore for SqliteControlStore {
     }
 
     async fn delete_saml_connection(&self, ws: &WorkspaceId) -> Result<bool, StoreError> {
-        let ws = ws.to_string();
-        self.db()
-            .call("delete_saml_connection", move |c| {
-                c.execute("DELETE FROM saml_connections WHERE workspace_id = ?1", [ws])
-                    .map(|n| n > 0)
-                    .map_err(|e| sql("delete_saml_connection", e))
-            })
-            .await
+        let deleted = self
+            .db()
+            .changes(
+                "delete_saml_connection",
+                "DELETE FROM saml_connections WHERE workspace_id = ?1",
+                vec![ws.to_string().into()],
+            )
+            .await?;
+        Ok(deleted > 0)
     }
 
     async fn put_saml_request(
@@ -81,20 +82,20 @@ impl SamlStore for SqliteControlStore {
         request_id: &str,
         expires_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let (ws, browser, request_id) = (ws.to_string(), browser.to_owned(), request_id.to_owned());
-        let expires_at = unix_millis(expires_at);
         self.db()
-            .call("put_saml_request", move |c| {
-                c.execute(
-                    "INSERT INTO saml_requests (workspace_id, browser, request_id, expires_at)
-                     VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (workspace_id, browser) DO UPDATE
-                     SET request_id = excluded.request_id, expires_at = excluded.expires_at",
-                    params![ws, browser, request_id, expires_at],
-                )
-                .map(drop)
-                .map_err(|e| sql("put_saml_request", e))
-            })
+            .execute(
+                "put_saml_request",
+                "INSERT INTO saml_requests (workspace_id, browser, request_id, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (workspace_id, browser) DO UPDATE
+                 SET request_id = excluded.request_id, expires_at = excluded.expires_at",
+                vec![
+                    ws.to_string().into(),
+                    browser.to_owned().into(),
+                    request_id.to_owned().into(),
+                    unix_millis(expires_at).into(),
+                ],
+            )
             .await
     }
 

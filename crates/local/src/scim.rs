@@ -123,17 +123,15 @@ impl ScimStore for SqliteControlStore {
     }
 
     async fn delete_scim_group(&self, ws: &WorkspaceId, id: &str) -> Result<bool, StoreError> {
-        let (ws, id) = (ws.to_string(), id.to_owned());
-        self.db()
-            .call("delete_scim_group", move |c| {
-                c.execute(
-                    "DELETE FROM scim_groups WHERE workspace_id = ?1 AND id = ?2",
-                    [ws, id],
-                )
-                .map(|n| n > 0)
-                .map_err(|e| sql("delete_scim_group", e))
-            })
-            .await
+        let deleted = self
+            .db()
+            .changes(
+                "delete_scim_group",
+                "DELETE FROM scim_groups WHERE workspace_id = ?1 AND id = ?2",
+                vec![ws.to_string().into(), id.to_owned().into()],
+            )
+            .await?;
+        Ok(deleted > 0)
     }
 
     async fn group_roles(&self, ws: &WorkspaceId) -> Result<Option<GroupRoles>, StoreError> {

@@ -155,30 +155,24 @@ impl SessionStore for SqliteSessionStore {
     }
 
     async fn delete_session(&self, ws: &WorkspaceId, id: &SessionId) -> Result<bool, StoreError> {
-        let (ws, id) = (ws.as_str().to_owned(), id.as_str().to_owned());
-        self.db
-            .call("delete_session", move |c| {
-                c.execute(
-                    "DELETE FROM console_sessions WHERE workspace_id = ?1 AND id = ?2",
-                    params![ws, id],
-                )
-                .map(|n| n > 0)
-                .map_err(|e| sql("delete_session", e))
-            })
-            .await
+        let deleted = self
+            .db
+            .changes(
+                "delete_session",
+                "DELETE FROM console_sessions WHERE workspace_id = ?1 AND id = ?2",
+                vec![text(ws.as_str()), text(id.as_str())],
+            )
+            .await?;
+        Ok(deleted > 0)
     }
 
     async fn delete_sessions_of(&self, ws: &WorkspaceId, user: &UserId) -> Result<u64, StoreError> {
-        let (ws, user) = (ws.as_str().to_owned(), user.as_str().to_owned());
         self.db
-            .call("delete_sessions_of", move |c| {
-                c.execute(
-                    "DELETE FROM console_sessions WHERE workspace_id = ?1 AND user_id = ?2",
-                    params![ws, user],
-                )
-                .map(|n| n as u64)
-                .map_err(|e| sql("delete_sessions_of", e))
-            })
+            .changes(
+                "delete_sessions_of",
+                "DELETE FROM console_sessions WHERE workspace_id = ?1 AND user_id = ?2",
+                vec![text(ws.as_str()), text(user.as_str())],
+            )
             .await
     }
 

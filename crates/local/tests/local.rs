@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tracklayer_core::clock::{FixedClock, SystemIds};
+use tracklayer_core::ingest::{parse_body, Endpoint, IngestOutcome, RequestMeta};
 use tracklayer_core::ports::{
     DeliveryQueue, EventEraser, EventReader, EventWriter, Keyring, Mail, Mailer,
 };
@@ -134,19 +135,35 @@ impl MetaWorkspace {
     /// Ingests the Segment batch `body` with the write key, sent as a server sends it (no
     /// address or user agent of the request's own).
     async fn ingest_from_a_server(&self, body: &serde_json::Value) {
-        use tracklayer_core::ingest::{parse_body, Endpoint, RequestMeta};
-        let body = serde_json::to_vec(body).unwrap();
-        let key = self.ingest.authenticate(&self.write_key).await.unwrap();
         let meta = RequestMeta {
             ip: None,
             user_agent: None,
             gpc: false,
             browser: false,
         };
+        self.ingest_batch(body, &meta).await;
+    }
+
+    /// Ingests the Segment batch `body` with the write key, sent from a browser (the
+    /// request's own address and user agent).
+    async fn ingest_from_a_browser(&self, body: &serde_json::Value) -> IngestOutcome {
+        let meta = RequestMeta {
+            ip: Some("203.0.113.9".parse().unwrap()),
+            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Test/1.0".into()),
+            gpc: false,
+            browser: true,
+        };
+        self.ingest_batch(body, &meta).await
+    }
+
+    /// Ingests the Segment batch `body` with the write key and `meta`'s request facts.
+    async fn ingest_batch(&self, body: &serde_json::Value, meta: &RequestMeta) -> IngestOutcome {
+        let body = serde_json::to_vec(body).unwrap();
+        let key = self.ingest.authenticate(&self.write_key).await.unwrap();
         self.ingest
-            .ingest(&key, &parse_body(Endpoint::Batch, &body).unwrap(), &meta)
+            .ingest(&key, &parse_body(Endpoint::Batch, &body).unwrap(), meta)
             .await
-            .unwrap();
+            .unwrap()
     }
 
     /// The delivery service over this stack's stores, real connectors, `queue`, `egress`

@@ -40,7 +40,7 @@ use super::{
     doc, expired, get_n, get_s, key, n, query_all, query_first, s, to_json, transact_write, ttl,
     Item, Table,
 };
-use crate::error::store;
+use crate::error::{condition_held, on_existing};
 
 /// Items deleted at once when a workspace closes.
 const CLOSE_CONCURRENCY: usize = 8;
@@ -367,14 +367,8 @@ impl KeyUsage for DynamoControlStore {
             .expression_attribute_values(":at", n(unix_millis(at)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Gone, or used later already: nothing to move.
-            Err(e) => match store("touch_api_key", e) {
-                StoreError::Conflict(_) => Ok(()),
-                other => Err(other),
-            },
-        }
+        // Gone, or used later already: nothing to move.
+        condition_held("touch_api_key", result).map(drop)
     }
 }
 
@@ -511,20 +505,10 @@ impl ControlStore for DynamoControlStore {
                     .condition_expression("attribute_exists(pk)")
             })
         };
-        match update(true)?.send().await {
-            Ok(_) => return Ok(()),
-            Err(e) => match store("update_api_key", e) {
-                StoreError::Conflict(_) => {}
-                other => return Err(other),
-            },
+        if condition_held("update_api_key", update(true)?.send().await)? {
+            return Ok(());
         }
-        match update(false)?.send().await {
-            Ok(_) => Ok(()),
-            Err(e) => match store("update_api_key", e) {
-                StoreError::Conflict(_) => Err(StoreError::NotFound("api key")),
-                other => Err(other),
-            },
-        }
+        on_existing("update_api_key", "api key", update(false)?.send().await)
     }
 
     async fn api_keys(
@@ -560,19 +544,13 @@ impl ControlStore for DynamoControlStore {
         ws: &WorkspaceId,
         id: &DestinationId,
     ) -> Result<(), StoreError> {
-        match self
+        let sent = self
             .table
             .delete_item(key(ws_pk(ws), format!("DEST#{id}")))
             .condition_expression("attribute_exists(pk)")
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match store("delete_destination", e) {
-                StoreError::Conflict(_) => Err(StoreError::NotFound("destination")),
-                other => Err(other),
-            },
-        }
+            .await;
+        on_existing("delete_destination", "destination", sent)
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {

@@ -34,7 +34,7 @@ use super::{
     b, batch_delete, batch_put, doc, get_b, get_n, get_s, key, n, query_all, query_up_to, s,
     stamp_expiry, to_json, ttl, Item, Table, EXPIRES_AT,
 };
-use crate::error::store;
+use crate::error::on_existing;
 
 /// The sparse `gsi1` partition of requests not completed yet.
 const OPEN: &str = "DSR#OPEN";
@@ -169,11 +169,7 @@ impl DsrStore for DynamoDsrStore {
             // Completed: out of the open-requests index.
             q.update_expression("SET doc = :doc REMOVE gsi1pk, gsi1sk")
         };
-        match q.send().await.map_err(|e| store("update_request", e)) {
-            Ok(_) => Ok(()),
-            Err(StoreError::Conflict(_)) => Err(StoreError::NotFound("data-subject request")),
-            Err(e) => Err(e),
-        }
+        on_existing("update_request", "data-subject request", q.send().await)
     }
 
     async fn request(

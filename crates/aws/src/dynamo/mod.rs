@@ -27,7 +27,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tracklayer_core::error::StoreError;
 
-use crate::error::{corrupt, store};
+use crate::error::{condition_held, corrupt, store};
 
 pub(crate) use table::Table;
 
@@ -82,7 +82,7 @@ pub(crate) async fn stamp_expiry(
     stream::iter(items)
         .map(|item| async move {
             let item_key = key(get_s(&item, "pk", context)?, get_s(&item, "sk", context)?);
-            match client
+            let sent = client
                 .update_item()
                 .table_name(table)
                 .set_key(Some(item_key))
@@ -90,14 +90,8 @@ pub(crate) async fn stamp_expiry(
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_values(":t", n(until))
                 .send()
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(e) => match store(context, e) {
-                    StoreError::Conflict(_) => Ok(()),
-                    other => Err(other),
-                },
-            }
+                .await;
+            condition_held(context, sent).map(drop)
         })
         .buffer_unordered(STAMP_CONCURRENCY)
         .try_collect()

@@ -3,7 +3,7 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{require, AdminResult, AdminService, Principal};
+use super::{AdminResult, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::keys::Role;
 use crate::ports::{DeliveryPage, DeliveryQuery, ReplayFilter};
@@ -33,8 +33,8 @@ impl AdminService {
         since: Option<OffsetDateTime>,
         until: Option<OffsetDateTime>,
     ) -> AdminResult<u64> {
-        require(p, Role::Editor, "replay dead letters")?;
-        self.open_ws(p).await?;
+        self.open_ws_as(p, Role::Editor, "replay dead letters")
+            .await?;
         let d = self.destination_record(p, id).await?;
         let moved = self
             .ports

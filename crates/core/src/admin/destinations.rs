@@ -466,8 +466,8 @@ impl AdminService {
         id: &str,
         paused: bool,
     ) -> AdminResult<DestinationView> {
-        require(p, Role::Editor, "pause or resume destinations")?;
-        self.open_ws(p).await?;
+        self.open_ws_as(p, Role::Editor, "pause or resume destinations")
+            .await?;
         let d = self.destination_record(p, id).await?;
         let d = self
             .control()

@@ -288,8 +288,9 @@ impl AdminService {
         p: &Principal,
         key_arn: Option<&str>,
     ) -> AdminResult<WorkspaceView> {
-        require(p, Role::Admin, "change the encryption key")?;
-        let mut ws = self.open_ws(p).await?;
+        let mut ws = self
+            .open_ws_as(p, Role::Admin, "change the encryption key")
+            .await?;
         let new_ref = match key_arn {
             Some(arn) => KeyRef::Customer {
                 key_arn: parse_key_arn(arn, ws.region)?,

@@ -51,8 +51,8 @@ impl AdminService {
         p: &Principal,
         settings: SamlSettings,
     ) -> AdminResult<SamlConnection> {
-        require(p, Role::Admin, "configure SAML single sign-on")?;
-        self.open_ws(p).await?;
+        self.open_ws_as(p, Role::Admin, "configure SAML single sign-on")
+            .await?;
         let connection = SamlConnection::parse(&p.workspace_id, settings, self.now())?;
         self.check_break_glass_user(&p.workspace_id, connection.break_glass_user.as_ref())
             .await?;
@@ -69,8 +69,8 @@ impl AdminService {
 
     /// Deletes the connection: SAML sign-in ends and password sign-in is no longer refused.
     pub async fn delete_saml_connection(&self, p: &Principal) -> AdminResult<()> {
-        require(p, Role::Admin, "remove SAML single sign-on")?;
-        self.open_ws(p).await?;
+        self.open_ws_as(p, Role::Admin, "remove SAML single sign-on")
+            .await?;
         if !self
             .ports
             .control

@@ -50,8 +50,7 @@ impl AdminService {
         id: Option<&str>,
         draft: GroupDraft,
     ) -> AdminResult<ScimGroup> {
-        require(p, Role::Admin, "provision groups")?;
-        self.open_ws(p).await?;
+        self.open_ws_as(p, Role::Admin, "provision groups").await?;
         let name = draft.display_name.trim().to_owned();
         if name.is_empty() || name.chars().count() > MAX_GROUP_NAME_LEN {
             return Err(AdminError::invalid(
@@ -166,8 +165,8 @@ impl AdminService {
         p: &Principal,
         roles: GroupRoles,
     ) -> AdminResult<GroupRoles> {
-        require(p, Role::Admin, "set the group roles")?;
-        self.open_ws(p).await?;
+        self.open_ws_as(p, Role::Admin, "set the group roles")
+            .await?;
         if roles.groups.len() > MAX_MAPPED_GROUPS {
             return Err(AdminError::invalid(
                 "groups",

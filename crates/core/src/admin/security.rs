@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::{require, AdminResult, AdminService, Principal};
+use super::{AdminResult, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::cors::AllowedOrigin;
 use crate::keys::Role;
@@ -81,8 +81,9 @@ impl AdminService {
         p: &Principal,
         patch: SecurityPatch,
     ) -> AdminResult<SecuritySettings> {
-        require(p, Role::Admin, "change security settings")?;
-        let mut ws = self.open_ws(p).await?;
+        let mut ws = self
+            .open_ws_as(p, Role::Admin, "change security settings")
+            .await?;
         let SecurityPatch {
             ip_blocklist,
             egress_paused,

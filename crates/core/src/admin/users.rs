@@ -24,8 +24,7 @@ impl AdminService {
     }
 
     pub async fn invite_user(&self, p: &Principal, email: &str, role: Role) -> AdminResult<User> {
-        require(p, Role::Admin, "invite users")?;
-        self.open_ws(p).await?;
+        self.open_ws_as(p, Role::Admin, "invite users").await?;
         let email = Email::parse(email).map_err(|e| AdminError::invalid("email", e.to_string()))?;
         let user = User {
             id: UserId::generate(self.ports.ids.as_ref()),
@@ -114,8 +113,7 @@ impl AdminService {
     /// Changes a user's role. The last admin cannot be demoted: the store checks and writes
     /// in one atomic step, so two admins demoting each other at once cannot both succeed.
     pub async fn set_role(&self, p: &Principal, id: &UserId, role: Role) -> AdminResult<User> {
-        require(p, Role::Admin, "change roles")?;
-        self.open_ws(p).await?;
+        self.open_ws_as(p, Role::Admin, "change roles").await?;
         let mut user = self
             .ports
             .control

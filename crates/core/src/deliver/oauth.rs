@@ -104,14 +104,7 @@ pub struct Grant {
     key: [u8; 32],
 }
 
-impl fmt::Debug for Grant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Grant")
-            .field("destination", &self.destination)
-            .field("token_url", &self.token_url)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(Grant: destination, token_url);
 
 impl Grant {
     /// The grant of the target's destination at `token_url`; an error naming the secret when

@@ -10,7 +10,6 @@
 //! deputy). The session name carries the destination id, so CloudTrail shows which
 //! destination wrote.
 
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -65,14 +64,7 @@ pub struct TemporaryCredentials {
     pub expires_at: OffsetDateTime,
 }
 
-impl fmt::Debug for TemporaryCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TemporaryCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(TemporaryCredentials: access_key_id, expires_at);
 
 /// Why a role could not be assumed, by what delivery should do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -11,7 +11,6 @@
 //! operational records and dedup markers), persist the progress. A crash anywhere re-runs the
 //! unfinished page; every deletion is idempotent and the counts were persisted before it.
 
-use std::fmt;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -119,13 +118,7 @@ pub struct DsrService {
     pub(super) invalidations: Arc<Invalidations>,
 }
 
-impl fmt::Debug for DsrService {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DsrService")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(DsrService: config);
 
 /// The actor of audit entries the processor writes.
 pub(super) const SYSTEM: &str = "system:dsr";

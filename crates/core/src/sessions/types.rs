@@ -388,13 +388,7 @@ pub struct SignInLink {
     pub expires_at: OffsetDateTime,
 }
 
-impl fmt::Debug for SignInLink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SignInLink")
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(SignInLink: expires_at);
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,5 @@
 //! Destinations and their tests: wire types and handlers.
 
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,8 +10,7 @@ use tracklayer_core::admin::AdminError;
 use utoipa::ToSchema;
 
 use super::dto::{self, double_option, rfc3339, DestinationKind};
-use super::extract::{created, no_content, Answer, Call, Id, Json};
-use crate::problem::Problem;
+use super::extract::{Answer, Call, Created, Id, Json, NoContent};
 
 /// Which event names a destination receives: `"all"`, `{"allow": [...]}` or `{"deny": [...]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -326,10 +324,10 @@ pub async fn list_destinations(Call(s, p): Call) -> Answer<Vec<Destination>> {
 pub async fn create_destination(
     Call(s, p): Call,
     Json(body): Json<NewDestination>,
-) -> Result<Response, Problem> {
+) -> Created<Destination> {
     let spec = body.parse().map_err(|e| s.fail(e))?;
-    let d = s.run(s.admin().create_destination(&p, spec)).await?;
-    Ok(created(Destination::from(d)))
+    s.answer_created(s.admin().create_destination(&p, spec))
+        .await
 }
 
 /// One destination.
@@ -366,9 +364,9 @@ pub async fn update_destination(
         (status = 204, description = "Deleted"),
         (status = 403, description = "Only admins delete destinations", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn delete_destination(Call(s, p): Call, Id(id): Id) -> Result<Response, Problem> {
-    s.run(s.admin().delete_destination(&p, &id)).await?;
-    Ok(no_content())
+pub async fn delete_destination(Call(s, p): Call, Id(id): Id) -> NoContent {
+    s.answer_no_content(s.admin().delete_destination(&p, &id))
+        .await
 }
 
 /// Pauses a destination (editor): its messages wait in the queue.

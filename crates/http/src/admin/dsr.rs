@@ -67,6 +67,8 @@ pub enum RequestStatus {
     Completed,
 }
 
+dto::mirror! { core_dsr::DsrStatus => RequestStatus { Pending, Processing, Completed } }
+
 /// Rows per store: deleted (erasure) or exported (access).
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub struct StoreCounts {
@@ -176,20 +178,12 @@ pub struct DataSubjectRequest {
     pub receipt: Option<Receipt>,
 }
 
-fn kind_dto(k: tracklayer_core::destination::DestinationKind) -> dto::DestinationKind {
-    serde_json::from_value(serde_json::json!(k.as_str())).expect("the same names")
-}
-
 impl From<core_dsr::DsrRequest> for DataSubjectRequest {
     fn from(r: core_dsr::DsrRequest) -> Self {
         Self {
             id: r.id.to_string(),
             kind: r.kind.into(),
-            status: match r.status {
-                core_dsr::DsrStatus::Pending => RequestStatus::Pending,
-                core_dsr::DsrStatus::Processing => RequestStatus::Processing,
-                core_dsr::DsrStatus::Completed => RequestStatus::Completed,
-            },
+            status: r.status.into(),
             reference: r.reference,
             identifiers: r.identifiers,
             submitted_by: r.submitted_by,
@@ -212,7 +206,7 @@ impl From<core_dsr::DsrRequest> for DataSubjectRequest {
                     .map(|d| DestinationReceipt {
                         destination_id: d.destination_id.to_string(),
                         name: d.name,
-                        kind: d.kind.map(kind_dto),
+                        kind: d.kind.map(Into::into),
                         events_routed: d.events_routed,
                         events_delivered: d.events_delivered,
                         first_delivered_at: d.first_delivered_at,

@@ -2,11 +2,11 @@
 
 use axum::http::{header, StatusCode};
 use tracklayer_core::admin::AdminError;
-use tracklayer_core::error::{self as tl_error, Action};
+use tracklayer_core::error as tl_error;
 use tracklayer_core::keys::Role;
 
 use super::AdminConfig;
-use crate::problem::{Problem, Service};
+use crate::problem::Problem;
 
 /// The `WWW-Authenticate` challenge of the admin API.
 pub const CHALLENGE: &str = "Bearer realm=\"tracklayer-admin\"";
@@ -102,12 +102,7 @@ pub fn problem(e: AdminError, config: &AdminConfig) -> Problem {
                 "the workspace's encryption key is unavailable (disabled or revoked)",
             )
         }
-        AdminError::Store(ref err) => Problem::from_failure(
-            err.action() == Action::Retry,
-            Service::Storage,
-            err,
-            "admin request failed",
-        ),
+        AdminError::Store(ref err) => Problem::from_store_error(err, "admin request failed"),
         AdminError::Mail(tl_error::MailError::Transient(ref err)) => {
             tracing::warn!(error = %err, "mail service unavailable");
             Problem::unavailable(
@@ -116,12 +111,7 @@ pub fn problem(e: AdminError, config: &AdminConfig) -> Problem {
                 1,
             )
         }
-        AdminError::Key(ref err) => Problem::from_failure(
-            err.action() == Action::Retry,
-            Service::KeyService,
-            err,
-            "admin request failed",
-        ),
+        AdminError::Key(ref err) => Problem::from_key_error(err, "admin request failed"),
         other => internal(&other),
     }
 }

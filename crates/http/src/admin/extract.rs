@@ -246,15 +246,11 @@ pub fn parse_time(v: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(&v.to_ascii_uppercase(), &Rfc3339).ok()
 }
 
-/// `204 No Content`.
-pub fn no_content() -> Response {
-    StatusCode::NO_CONTENT.into_response()
-}
+/// A handler's answer when done with nothing to return: `204 No Content`, or problem+json.
+pub type NoContent = Result<StatusCode, Problem>;
 
 /// A handler's answer: a JSON body, or problem+json.
 pub type Answer<T> = Result<Json<T>, Problem>;
 
-/// `201 Created` with a JSON body.
-pub fn created<T: Serialize>(body: T) -> Response {
-    (StatusCode::CREATED, Json(body)).into_response()
-}
+/// A handler's answer to a creation: `201 Created` with a JSON body, or problem+json.
+pub type Created<T> = Result<(StatusCode, Json<T>), Problem>;

@@ -1,14 +1,12 @@
 //! API keys: wire types and handlers.
 
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracklayer_core as tl;
 use utoipa::ToSchema;
 
 use super::dto::{self, integer, rfc3339, rfc3339_opt, Role};
-use super::extract::{created, Answer, Call, Id, Json, OptionalJson};
-use crate::problem::Problem;
+use super::extract::{Answer, Call, Created, Id, Json, OptionalJson};
 
 dto::mirror! {
     /// What a key is for.
@@ -34,6 +32,8 @@ pub enum NewKeyKind {
     Svc,
     Scim,
 }
+
+dto::mirror! { NewKeyKind => tl::keys::KeyKind { Ingest, Svc, Scim } }
 
 /// A key as listings show it: never its secret.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -127,11 +127,7 @@ pub struct NewApiKey {
 impl From<NewApiKey> for tl::admin::KeyRequest {
     fn from(k: NewApiKey) -> Self {
         Self {
-            kind: match k.kind {
-                NewKeyKind::Ingest => tl::keys::KeyKind::Ingest,
-                NewKeyKind::Svc => tl::keys::KeyKind::Svc,
-                NewKeyKind::Scim => tl::keys::KeyKind::Scim,
-            },
+            kind: k.kind.into(),
             role: k.role.map(Into::into),
             name: k.name,
             expires_in_days: k.expires_in_days,
@@ -169,12 +165,9 @@ pub async fn list_keys(Call(s, p): Call) -> Answer<Vec<ApiKey>> {
         (status = 201, description = "The key and its secret, shown once", body = CreatedApiKey),
         (status = 403, description = "Only admins create keys", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn create_key(
-    Call(s, p): Call,
-    Json(body): Json<NewApiKey>,
-) -> Result<Response, Problem> {
-    let k = s.run(s.admin().create_key(&p, body.into())).await?;
-    Ok(created(CreatedApiKey::from(k)))
+pub async fn create_key(Call(s, p): Call, Json(body): Json<NewApiKey>) -> Created<CreatedApiKey> {
+    s.answer_created(s.admin().create_key(&p, body.into()))
+        .await
 }
 
 /// Issues a successor of a key (admin). The old key keeps working until the end of the
@@ -191,11 +184,9 @@ pub async fn rotate_key(
     Call(s, p): Call,
     Id(id): Id,
     OptionalJson(body): OptionalJson<RotateApiKey>,
-) -> Result<Response, Problem> {
-    let k = s
-        .run(s.admin().rotate_key(&p, &id, body.overlap_days))
-        .await?;
-    Ok(created(CreatedApiKey::from(k)))
+) -> Created<CreatedApiKey> {
+    s.answer_created(s.admin().rotate_key(&p, &id, body.overlap_days))
+        .await
 }
 
 /// Revokes a key at once (admin).

@@ -40,7 +40,7 @@ use tracklayer_core::dsr::service::DsrService;
 use tracklayer_core::workspace::Region;
 
 pub use extract::MAX_BODY_BYTES;
-use extract::{Answer, Json};
+use extract::{Answer, Created, Json, NoContent};
 pub use test_event::{DestinationTester, TEST_EVENT_NAME};
 
 use crate::problem::Problem;
@@ -158,6 +158,24 @@ impl AdminState {
         call: impl Future<Output = Result<T, E>>,
     ) -> Answer<W> {
         Ok(Json(self.run(call).await?.into()))
+    }
+
+    /// Awaits a use case that creates something and answers `201 Created` with its result
+    /// as the wire type `W`.
+    async fn answer_created<T, W: From<T>, E: Failure>(
+        &self,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Created<W> {
+        Ok((StatusCode::CREATED, Json(self.run(call).await?.into())))
+    }
+
+    /// Awaits a use case whose result is not returned and answers `204 No Content`.
+    async fn answer_no_content<T, E: Failure>(
+        &self,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> NoContent {
+        self.run(call).await?;
+        Ok(StatusCode::NO_CONTENT)
     }
 
     /// Awaits a use case and answers each item of its result as the wire type `W`.

@@ -1,15 +1,13 @@
 //! The workspace's SAML single sign-on connection (admins only): wire types and handlers for
 //! `GET`/`PUT`/`DELETE /admin/v1/sso/saml`.
 
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracklayer_core as tl;
 use utoipa::ToSchema;
 
 use super::dto::{self, rfc3339, Role};
-use super::extract::{no_content, Answer, Call, Json};
-use crate::problem::Problem;
+use super::extract::{Answer, Call, Json, NoContent};
 
 /// A user whose role attribute holds `value` is created with `role`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -175,7 +173,7 @@ pub async fn put_saml(
         (status = 403, description = "Only admins remove single sign-on", body = dto::ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No SAML connection is configured", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn delete_saml(Call(s, p): Call) -> Result<Response, Problem> {
-    s.run(s.admin().delete_saml_connection(&p)).await?;
-    Ok(no_content())
+pub async fn delete_saml(Call(s, p): Call) -> NoContent {
+    s.answer_no_content(s.admin().delete_saml_connection(&p))
+        .await
 }

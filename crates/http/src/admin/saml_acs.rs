@@ -20,7 +20,7 @@ use super::error::problem;
 use super::AdminState;
 use crate::console::cookie;
 use crate::console::pages::auth::{signed_in, Source};
-use crate::problem::{Problem, Service};
+use crate::problem::Problem;
 
 /// The browser-binding cookie of an SP-initiated login. `SameSite=None` because the IdP's
 /// POST to the ACS is a cross-site request; `__Host-` keeps it to our origin.
@@ -40,12 +40,7 @@ fn failure(e: SamlLoginError) -> Problem {
             "the SAML sign-in was refused; ask your administrator, quoting the reason",
         )
         .with("reason", reason),
-        SamlLoginError::Store(ref err) => Problem::from_failure(
-            err.action() == tracklayer_core::error::Action::Retry,
-            Service::Storage,
-            err,
-            "SAML sign-in failed",
-        ),
+        SamlLoginError::Store(ref err) => Problem::from_store_error(err, "SAML sign-in failed"),
     }
 }
 

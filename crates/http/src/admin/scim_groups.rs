@@ -63,8 +63,7 @@ impl From<GroupRoles> for tl::scim::store::GroupRoles {
         (status = 200, description = "The mapping", body = GroupRoles),
     ))]
 pub async fn get_group_roles(Call(s, p): Call) -> Answer<GroupRoles> {
-    let roles = s.run(s.admin().group_roles(&p)).await?;
-    Ok(Json(roles.into()))
+    s.answer(s.admin().group_roles(&p)).await
 }
 
 /// Replaces the mapping (admin; audited as `scim.group_roles`); members of the groups it maps
@@ -78,6 +77,5 @@ pub async fn get_group_roles(Call(s, p): Call) -> Answer<GroupRoles> {
         (status = 422, description = "A group name is empty, too long or mapped twice (`field` names it)", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn put_group_roles(Call(s, p): Call, Json(body): Json<GroupRoles>) -> Answer<GroupRoles> {
-    let roles = s.run(s.admin().set_group_roles(&p, body.into())).await?;
-    Ok(Json(roles.into()))
+    s.answer(s.admin().set_group_roles(&p, body.into())).await
 }

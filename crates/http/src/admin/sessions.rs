@@ -1,13 +1,12 @@
 //! Console sessions in the admin API: list a user's, end one. Bearer tokens are unaffected.
 
-use axum::response::Response;
 use serde::Serialize;
 use time::OffsetDateTime;
 use tracklayer_core as tl;
 use utoipa::ToSchema;
 
 use super::dto::{self, rfc3339};
-use super::extract::{no_content, Answer, Call, Id};
+use super::extract::{Answer, Call, Id, NoContent};
 use super::users::UserPath;
 use crate::problem::Problem;
 
@@ -73,8 +72,7 @@ pub async fn list_sessions(Call(s, p): Call, UserPath(user): UserPath) -> Answer
         (status = 403, description = "Only admins end other users' sessions", body = dto::ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such session", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn revoke_session(Call(s, p): Call, Id(id): Id) -> Result<Response, Problem> {
+pub async fn revoke_session(Call(s, p): Call, Id(id): Id) -> NoContent {
     let id = tl::sessions::SessionId::parse(&id).map_err(|_| Problem::not_found("session"))?;
-    s.run(s.admin().revoke_session(&p, &id)).await?;
-    Ok(no_content())
+    s.answer_no_content(s.admin().revoke_session(&p, &id)).await
 }

@@ -2,7 +2,6 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracklayer_core as tl;
@@ -10,7 +9,7 @@ use tracklayer_core::user_id::UserId;
 use utoipa::ToSchema;
 
 use super::dto::{self, present, rfc3339, Role};
-use super::extract::{created, no_content, Answer, Call, Id, Json};
+use super::extract::{Answer, Call, Created, Id, Json, NoContent};
 use crate::problem::Problem;
 
 /// A user of the admin API.
@@ -118,14 +117,9 @@ pub async fn list_users(Call(s, p): Call) -> Answer<Vec<User>> {
         (status = 403, description = "Only admins invite users", body = dto::ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "A user with this email exists", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn invite_user(
-    Call(s, p): Call,
-    Json(body): Json<InviteUser>,
-) -> Result<Response, Problem> {
-    let u = s
-        .run(s.admin().invite_user(&p, &body.email, body.role.into()))
-        .await?;
-    Ok(created(User::from(u)))
+pub async fn invite_user(Call(s, p): Call, Json(body): Json<InviteUser>) -> Created<User> {
+    s.answer_created(s.admin().invite_user(&p, &body.email, body.role.into()))
+        .await
 }
 
 /// Changes a user's role (admin; the last admin cannot be demoted) or email address (admin, or
@@ -167,9 +161,8 @@ pub async fn update_user(
         (status = 403, description = "Only admins remove users", body = dto::ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "The last admin cannot be removed", body = dto::ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn remove_user(Call(s, p): Call, UserPath(id): UserPath) -> Result<Response, Problem> {
-    s.run(s.admin().remove_user(&p, &id)).await?;
-    Ok(no_content())
+pub async fn remove_user(Call(s, p): Call, UserPath(id): UserPath) -> NoContent {
+    s.answer_no_content(s.admin().remove_user(&p, &id)).await
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@ use tracklayer_core::deliver::{HttpRequest, HttpResponse};
 use tracklayer_core::destination::{DestinationId, DestinationKind};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{Body, EventId, RefBody};
-use tracklayer_core::ingest::{parse_body, Endpoint, RequestMeta};
 use tracklayer_core::ports::{
     ControlStore, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord, DeliveryStatus, Egress,
     EgressError, Keyring, QueueConsumer, Received, UrlGuard,
@@ -167,24 +166,13 @@ impl World {
     /// A workspace with a Meta destination and one ingested purchase, queued for Meta.
     async fn new() -> Self {
         let base = MetaWorkspace::new("Delivery", "EAAdeliverytest").await;
-        let body = serde_json::to_vec(&json!({"batch": [{
+        base.ingest_from_a_browser(&json!({"batch": [{
             "type": "track", "event": "Order Completed", "messageId": "order-1",
             "userId": "user-1",
             "properties": {"order_id": "o-1", "revenue": 10, "currency": "EUR"},
             "context": {"traits": {"email": "jane.doe@example.com"}}
         }]}))
-        .unwrap();
-        let key = base.ingest.authenticate(&base.write_key).await.unwrap();
-        let meta = RequestMeta {
-            ip: Some("203.0.113.9".parse().unwrap()),
-            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Test/1.0".into()),
-            gpc: false,
-            browser: true,
-        };
-        base.ingest
-            .ingest(&key, &parse_body(Endpoint::Batch, &body).unwrap(), &meta)
-            .await
-            .unwrap();
+        .await;
         let mut world = Self {
             log: Arc::new(SqliteDeliveryLog::new(base.db.clone())),
             base,

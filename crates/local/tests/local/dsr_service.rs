@@ -18,7 +18,6 @@ use tracklayer_core::dsr::service::{
 use tracklayer_core::dsr::{DsrId, DsrKind, DsrRequest, DsrStatus, ErasedRows, EventFootprint};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::EventId;
-use tracklayer_core::ingest::{parse_body, Endpoint, RequestMeta};
 use tracklayer_core::keys::Role;
 use tracklayer_core::ports::EventInspection;
 use tracklayer_core::ports::{
@@ -184,16 +183,7 @@ impl World {
                 })
             })
             .collect();
-        let body = serde_json::to_vec(&json!({"batch": batch})).unwrap();
-        let key = self.ingest.authenticate(&self.write_key).await.unwrap();
-        let parsed = parse_body(Endpoint::Batch, &body).unwrap();
-        let meta = RequestMeta {
-            ip: Some("203.0.113.9".parse().unwrap()),
-            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Test/1.0".into()),
-            gpc: false,
-            browser: true,
-        };
-        self.ingest.ingest(&key, &parsed, &meta).await.unwrap()
+        self.ingest_from_a_browser(&json!({"batch": batch})).await
     }
 
     /// The stored events of a shopper (by the order ids in their properties).

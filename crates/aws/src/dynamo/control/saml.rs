@@ -21,7 +21,7 @@ use tracklayer_core::workspace::WorkspaceId;
 
 use super::{key, n, s, to_json, ttl, with_doc, ws_pk, DynamoControlStore};
 use crate::dynamo::{expired, get_s, EXPIRES_AT};
-use crate::error::store;
+use crate::error::condition_held;
 
 const CONNECTION: &str = "SAML";
 
@@ -104,12 +104,6 @@ impl SamlStore for DynamoControlStore {
             .expression_attribute_values(":now", n(now.unix_timestamp()))
             .send()
             .await;
-        match written {
-            Ok(_) => Ok(true),
-            Err(e) => match store("first_use_of_assertion", e) {
-                StoreError::Conflict(_) => Ok(false),
-                other => Err(other),
-            },
-        }
+        condition_held("first_use_of_assertion", written)
     }
 }

@@ -8,8 +8,9 @@ use axum::response::Response;
 
 use crate::admin::security::CorsSettings;
 use crate::console::csrf::Action;
+use crate::console::handler::form_again;
 use crate::console::session::Me;
-use crate::console::view::{done_page, html, see_other, Failure, Shell};
+use crate::console::view::{done_page, see_other, Failure, Shell};
 use crate::console::ConsoleState;
 
 #[derive(Template)]
@@ -78,16 +79,14 @@ pub async fn save(State(s): State<ConsoleState>, Action { me, form }: Action) ->
     };
     match saved {
         Ok(_) => see_other("/settings/cors?done=cors-saved"),
-        Err(f) if f.is_form_error() => match cors(&s, &me).await {
-            Ok(mut view) => {
-                view.error = line_of(&f, &list);
+        Err(f) => {
+            form_again(f, cors(&s, &me), |view, f| {
+                view.error = line_of(f, &list);
                 view.confirm_any = any_unconfirmed;
                 view.typed = typed;
-                html(f.status, &view)
-            }
-            Err(f) => f.page(),
-        },
-        Err(f) => f.page(),
+            })
+            .await
+        }
     }
 }
 

@@ -14,8 +14,9 @@ use super::label;
 use crate::admin::keys::{ApiKey, NewApiKey};
 use crate::admin::saml::{SamlConnection, SamlConnectionBody};
 use crate::console::csrf::{Action, Fields};
+use crate::console::handler::form_again;
 use crate::console::session::Me;
-use crate::console::view::{html, see_other, when, Failure, Shell};
+use crate::console::view::{see_other, when, Failure, Shell};
 use crate::console::ConsoleState;
 
 /// The form's values, as typed (shown again beside a refusal).
@@ -244,15 +245,13 @@ pub async fn save(State(s): State<ConsoleState>, Action { me, form }: Action) ->
     };
     match saved {
         Ok(_) => see_other("/settings/sso?done=sso-saved"),
-        Err(f) if f.is_form_error() => match sso(&s, &me, Some(typed)).await {
-            Ok(mut view) => {
+        Err(f) => {
+            form_again(f, sso(&s, &me, Some(typed)), |view, f| {
                 view.field = f.field.clone().unwrap_or_default();
                 view.error = f.detail.clone();
-                html(f.status, &view)
-            }
-            Err(f) => f.page(),
-        },
-        Err(f) => f.page(),
+            })
+            .await
+        }
     }
 }
 
