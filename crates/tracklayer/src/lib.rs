@@ -3,6 +3,7 @@
 mod aws;
 pub mod cli;
 mod commands;
+pub mod memory;
 pub mod stack;
 pub mod telemetry;
 

@@ -10,6 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> std::process::ExitCode {
     let cli = tracklayer::cli::Cli::parse();
     tracklayer::telemetry::init(cli.log_format, cli.verbose);
+    tracklayer::memory::without_transparent_huge_pages();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
