@@ -331,7 +331,7 @@ async fn a_subject_index_of_whole_hmacs_is_moved_to_their_keys_and_finds_the_sam
         .unwrap();
     assert_eq!(by_hmac, [e1.event.clone(), e2.event.clone()]);
     let footprint = store
-        .subject_footprint(&ws, &[other.clone()], None, 10)
+        .subject_footprint(&ws, std::slice::from_ref(&other), None, 10)
         .await
         .unwrap();
     assert_eq!(footprint.len(), 1);

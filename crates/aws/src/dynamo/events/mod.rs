@@ -49,7 +49,7 @@ use crate::dynamo::{
     b, batch_get, batch_put, batch_write, get_b, get_n, get_s, key, n, pack, query_all,
     query_prefix, s, ttl, unpack, Item, EXPIRES_AT,
 };
-use crate::error::store;
+use crate::error::{condition_held, store};
 use tracklayer_core::clock::unix_millis;
 use tracklayer_core::workspace::Retention;
 

@@ -301,11 +301,7 @@ impl DynamoEventStore {
             .expression_attribute_values(":now", n(now.unix_timestamp()))
             .send()
             .await;
-        match put.map_err(|e| store("record", e)) {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        condition_held("record", put)
     }
 
     /// Removes dedup entries from a subject-day item (and pack references, if given),
@@ -350,19 +346,16 @@ impl DynamoEventStore {
         }
         // No pack left: the item (and its `subject` index entry) goes, unless a request of
         // the subject added a pack meanwhile.
-        match self
+        let deleted = self
             .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(item_key))
             .condition_expression("attribute_not_exists(packs)")
             .send()
-            .await
-            .map_err(|e| store("forget", e))
-        {
-            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+            .await;
+        // Held or not (a pack was added meanwhile: the item stays), done.
+        condition_held("forget", deleted).map(|_| ())
     }
 
     /// Gives back the dedup claims of `fresh` events after a failed write (best effort: the
