@@ -81,14 +81,14 @@ impl DeliveryService {
         }
         g.in_flight += 1;
         let requests = requests.max(1);
-        if g.semaphore.as_ref().map(|(n, _)| *n) != Some(requests) {
-            g.semaphore = Some((requests, Arc::new(Semaphore::new(requests))));
-        }
-        let sem = g
-            .semaphore
-            .as_ref()
-            .map(|(_, s)| s.clone())
-            .expect("just set");
+        let sem = match &g.semaphore {
+            Some((n, s)) if *n == requests => s.clone(),
+            _ => {
+                let s = Arc::new(Semaphore::new(requests));
+                g.semaphore = Some((requests, s.clone()));
+                s
+            }
+        };
         Some((
             Slot {
                 service: self,
