@@ -5,8 +5,11 @@
 //! page that holds a few live allocations then counts 2 MiB of resident memory. Measured on
 //! `serve` (smaps `AnonHugePages`): idle, 39 MiB resident, 20 MiB of it huge pages; under
 //! `make measure-ingest`, a peak of 70–74 MiB. With transparent huge pages off for the
-//! process: idle 22 MiB, under the same load 55–57 MiB, at the same rate (README §
-//! Performance).
+//! process: idle 27 MiB, under the same load 60.5–61.2 MiB, at the same rate (README §
+//! Performance). Two parts: mimalloc is built not to ask for huge pages itself (its `no_thp`
+//! feature, which also covers what it allocates before `main`), and [`without_transparent_huge_pages`]
+//! turns them off for the process where the system gives them unasked (THP `always`) and for
+//! the other allocators in it (SQLite's).
 
 /// Turns transparent huge pages off for this process from now on (and for the processes it
 /// starts), so that its resident memory is what it uses. Where that is not possible (not
