@@ -2,12 +2,12 @@
 //!
 //! A subject is a keyed HMAC (64 lowercase hex characters); an event id is `evt_` and 32 hex
 //! characters. The index stores a subject as the first [`SUBJECT_KEY_BYTES`] bytes of its
-//! HMAC and an event id as its 16 bytes: as text, a row held 136 bytes of keys; as whole
-//! bytes 80 (the index was the third largest part of a stored event in `make measure-ingest`:
-//! 736 of 3,774 bytes); with the HMAC's first half, 64 (252 of the 1,628 bytes, four rows per
-//! event, before that last cut). 128 bits of a keyed HMAC are as unlikely to collide as two
-//! random event ids (UUIDv7's 74 random bits are fewer), and a collision could only widen a
-//! data-subject request to another subject's events whose HMAC shares those 128 bits.
+//! HMAC and an event id as its 16 bytes. As text, a row held 136 bytes of keys, and the index
+//! was 736 of the 3,774 bytes of a stored event in `make measure-ingest`; with whole HMACs as
+//! bytes, 80 (252 of 1,628 bytes per event, four rows each); with half of each HMAC, 64 (177
+//! of 1,385). Two subjects share a key only if their keyed HMACs share 128 bits: rarer than
+//! two event ids colliding (a UUIDv7 has 74 random bits). Were it to happen, a data-subject
+//! request for one would also take in the other's events.
 //! A subject that is not 64 lowercase hex characters (none that ingest writes) stays text: a
 //! text value never equals a blob in SQLite, so the two never collide. Byte order is the
 //! text order (hex digits are in byte order), so paging by event id is unchanged.
