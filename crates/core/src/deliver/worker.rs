@@ -107,7 +107,7 @@ mod tests {
     }
 
     #[test]
-    fn a_message_weighs_its_bytes_in_kib_at_least_one_at_most_the_budget() {
+    fn a_message_counts_its_bytes_in_kib_at_least_one_at_most_the_budget() {
         assert_eq!(weight(&received(0, None)), 1);
         assert_eq!(weight(&received(300, Some(200))), 1);
         assert_eq!(weight(&received(2_200, Some(20_800))), 23);
