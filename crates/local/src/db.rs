@@ -264,11 +264,12 @@ impl Db {
     }
 
     /// Runs `f` in the next group commit ([`GroupCommit`]): with the other writes waiting,
-    /// in one transaction; answers once that transaction is committed.
+    /// in one transaction; answers once that transaction is committed. `f` may run twice
+    /// (when another write of its group fails): its first run's effects are rolled back.
     pub(crate) async fn write<T, F>(&self, context: &'static str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.writes.write(context, f).await
     }

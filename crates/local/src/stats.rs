@@ -1,8 +1,8 @@
 //! `Stats` on SQLite: one row per (workspace, bucket, counter), added to by UPSERT.
 //!
-//! A delta is one write transaction of its own (not the request's event transaction: ingest
-//! records its counters after the events are stored and queued, so a failed stats write
-//! cannot undo or fail them). Expiry (bucket start + 8 days) is stamped at write time, reads
+//! A delta is one write of the group commit (commit.rs), in a savepoint of its own (not the
+//! request's event write: ingest records its counters after the events are stored and
+//! queued, so a failed stats write cannot undo or fail them). Expiry (bucket start + 8 days) is stamped at write time, reads
 //! filter it and [`SqliteStats::sweep`] deletes it.
 
 use async_trait::async_trait;
@@ -68,16 +68,21 @@ impl StatsRecorder for SqliteStats {
             .iter()
             .map(|(k, n)| (k.code(), i64::try_from(n).unwrap_or(i64::MAX)))
             .collect();
+        // In the group commit (its own savepoint there): a transaction of its own was one more
+        // commit, and fsync, per request, holding the connection while the writer waited.
         self.db
-            .transaction("stats record", move |tx| {
-                let mut add = tx.prepare_cached(
-                    "INSERT INTO stats (workspace_id, bucket, counter, value, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (workspace_id, bucket, counter)
-                     DO UPDATE SET value = value + excluded.value",
-                )?;
+            .write("stats record", move |c| {
+                let mut add = c
+                    .prepare_cached(
+                        "INSERT INTO stats (workspace_id, bucket, counter, value, expires_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (workspace_id, bucket, counter)
+                         DO UPDATE SET value = value + excluded.value",
+                    )
+                    .map_err(|e| sql("stats record", e))?;
                 for (counter, n) in &rows {
-                    add.execute(params![ws, bucket, counter, n, expires])?;
+                    add.execute(params![ws, bucket, counter, n, expires])
+                        .map_err(|e| sql("stats record", e))?;
                 }
                 Ok(())
             })
