@@ -204,8 +204,8 @@ impl Db {
         // markers take inserts at random keys, and with the default cache each of those
         // read its page back from the file under load (`make measure-ingest`, README); with
         // compact keys 8 MiB is as fast as 16 was (17,862 vs 16,588 events/s, 6 MiB less RSS);
-        // temporary files in memory: group commit runs each request's writes in a savepoint,
-        // whose sub-journal (copies of the pages earlier requests of the group changed) SQLite
+        // temporary files in memory: when a write of a group fails, group commit runs the
+        // group again with each write in a savepoint, whose sub-journal (copies of the pages earlier requests of the group changed) SQLite
         // otherwise spills to a temporary file past 64 KiB, a write system call per page
         // (7 % of `serve`'s CPU under load, by `perf`). A database file is checkpointed by a
         // thread of its own ([`Checkpointer`]), not by the commit that fills the WAL.

@@ -1,9 +1,10 @@
 //! `Stats` on SQLite: one row per (workspace, bucket, counter), added to by UPSERT.
 //!
-//! A delta is one write of the group commit (commit.rs), in a savepoint of its own (not the
-//! request's event write: ingest records its counters after the events are stored and
-//! queued, so a failed stats write cannot undo or fail them). Expiry (bucket start + 8 days) is stamped at write time, reads
-//! filter it and [`SqliteStats::sweep`] deletes it.
+//! A delta is one write of the group commit (commit.rs), undone alone if it fails, and not
+//! part of the request's event write: ingest records its counters after the events are
+//! stored and queued, so a failed stats write cannot undo or fail them. Expiry (the bucket's
+//! start plus 8 days) is stamped at write time, reads filter it and [`SqliteStats::sweep`]
+//! deletes it.
 
 use async_trait::async_trait;
 use rusqlite::params;
@@ -68,8 +69,8 @@ impl StatsRecorder for SqliteStats {
             .iter()
             .map(|(k, n)| (k.code(), i64::try_from(n).unwrap_or(i64::MAX)))
             .collect();
-        // In the group commit (its own savepoint there): a transaction of its own was one more
-        // commit, and fsync, per request, holding the connection while the writer waited.
+        // In the group commit: a transaction of its own was one more commit, and fsync, per
+        // request, holding the connection while the writer waited.
         self.db
             .write("stats record", move |c| {
                 let mut add = c
