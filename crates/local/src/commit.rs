@@ -54,7 +54,11 @@ where
 
     fn finish(self: Box<Self>, commit_failed: Option<&str>) {
         let answer = match (self.result, commit_failed) {
-            (None, _) => Err(StoreError::transient(self.context, "the write did not run")),
+            // Not run: the transaction could not begin, and `why` says why.
+            (None, why) => Err(StoreError::transient(
+                self.context,
+                why.unwrap_or("the write did not run").to_owned(),
+            )),
             (Some(Ok(_)), Some(why)) => Err(StoreError::transient(self.context, why.to_owned())),
             (Some(r), _) => r,
         };
@@ -232,6 +236,26 @@ mod tests {
         }
         assert_eq!(runs.load(Ordering::SeqCst), 3);
         assert_eq!(rows(&conn), [1, 2, 3]);
+    }
+
+    /// A group whose transaction cannot begin answers each write with SQLite's reason.
+    #[tokio::test]
+    async fn a_transaction_that_cannot_begin_is_a_retryable_error_with_its_reason() {
+        let (gc, conn, release, gate) = held_writer();
+        release.send(()).unwrap();
+        gate.await.unwrap().unwrap();
+        // Left open on the shared connection: the writer's next BEGIN IMMEDIATE fails.
+        conn.lock().unwrap().execute_batch("BEGIN").unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let write = queue(&gc, insert(1, &runs));
+        let failed = write.await.unwrap().unwrap_err();
+        assert!(failed.is_retryable(), "{failed:?}");
+        let why = std::error::Error::source(&failed).map(ToString::to_string);
+        assert!(
+            why.is_some_and(|w| w.contains("within a transaction")),
+            "{failed:?}"
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
     }
 
     /// One write fails and one panics in a group of five: the group runs again with a
