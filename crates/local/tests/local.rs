@@ -883,10 +883,13 @@ async fn an_older_database_gets_unique_user_names_keeping_the_first_holder() {
         u
     };
     let ws = testkit::workspace(Region::Eu);
-    let (first, second) = (
+    let (first, mut second) = (
         named(&ws.id, "a@example.com", "jdoe"),
         named(&ws.id, "b@example.com", "other"),
     );
+    // The first holder is the earlier created: by creation time, not by the ids' random tails
+    // (two users made in different milliseconds were ordered by chance, a flake under load).
+    second.created_at = first.created_at + time::Duration::seconds(1);
     {
         let s = SqliteControlStore::new(Db::open(&path).unwrap());
         s.create_workspace(&ws).await.unwrap();
