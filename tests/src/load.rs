@@ -201,6 +201,9 @@ pub struct ProcStats {
     pub cpu_secs: f64,
     /// Peak resident set size (VmHWM), in bytes.
     pub peak_rss: u64,
+    /// Bytes passed to `write`-family system calls (`wchar` of `/proc/<pid>/io`): the WAL,
+    /// checkpoints into the database file, and (a few hundred bytes a request) responses.
+    pub written: u64,
 }
 
 impl ProcStats {
@@ -225,7 +228,17 @@ impl ProcStats {
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map_or(0, |kb| kb * 1024);
-        Self { cpu_secs, peak_rss }
+        let written = std::fs::read_to_string(format!("/proc/{pid}/io"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("wchar:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        Self {
+            cpu_secs,
+            peak_rss,
+            written,
+        }
     }
 }
 

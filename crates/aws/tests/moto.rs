@@ -395,6 +395,21 @@ async fn retention_stores() -> testkit::retention::Stores {
     }
 }
 
+/// Events on DynamoDB, messages on SQS: recorded, then queued
+/// ([`tracklayer_core::ingest::RecordThenEnqueue`], as the ingest function wires them).
+async fn ingest_stores() -> testkit::ingest_store::IngestStores {
+    let events = Arc::new(event_store().await);
+    let queue = Arc::new(delivery_queue().await.queue);
+    testkit::ingest_store::IngestStores {
+        store: Arc::new(tracklayer_core::ingest::RecordThenEnqueue::new(
+            events.clone(),
+            queue.clone(),
+        )),
+        events,
+        queue,
+    }
+}
+
 tracklayer_core::all_contract_suites!();
 
 // ---------------------------------------------------------------------------------------------

@@ -25,7 +25,9 @@ use crate::workspace::{KeyRef, User, Workspace, WorkspaceId};
 pub use crate::sessions::SessionStore;
 
 mod delivery_queue;
-pub use delivery_queue::{DeadLetterAdmin, DeliveryQueue, QueueConsumer, Remainder};
+mod ingest_store;
+pub use delivery_queue::{DeadLetterAdmin, DeliveryQueue, Enqueuer, QueueConsumer, Remainder};
+pub use ingest_store::{IngestStore, PackRecorded, Recorded};
 
 /// What a control store's `Conflict` says when the last-admin rule refused a change.
 pub const LAST_ADMIN: &str = "the workspace's last admin";
@@ -444,17 +446,6 @@ pub struct QueueDepth {
     pub visible: u64,
     pub in_flight: u64,
     pub dead: u64,
-}
-
-/// Puts messages on a destination kind's queue (ingest).
-#[async_trait]
-pub trait Enqueuer: Send + Sync {
-    async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError>;
-    /// Whether ingest queues items by reference to their stored events
-    /// ([`crate::event::RefBody`]): only where the event store is in the same database and
-    /// written first (SQLite), so that delivery reads every event in one batched read per
-    /// message. SQS holds items by value: its consumer does not read the event store.
-    fn items_by_reference(&self) -> bool;
 }
 
 /// Data keys, wrapped by the platform key or the customer's key (BYOK).

@@ -21,8 +21,8 @@ use crate::ingest::{IngestConfig, IngestPorts, IngestService};
 use crate::invalidation::Invalidations;
 use crate::keys::verifier::{KeyVerifier, VerifierConfig};
 use crate::ports::{
-    AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DsrStore, Egress, EventStore, Keyring,
-    Mailer, SessionStore, UrlGuard,
+    AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DsrStore, Egress, EventStore, IngestStore,
+    Keyring, Mailer, SessionStore, UrlGuard,
 };
 use crate::stats::Stats;
 use crate::workspace::{Region, Workspace, WorkspaceId};
@@ -74,6 +74,9 @@ pub struct Ports {
     /// The account-data ports, shared with the control plane and the data-subject requests.
     pub common: CommonPorts,
     pub events: Arc<dyn EventStore>,
+    /// Ingest's events and queue messages, kept together ([`crate::ingest::RecordThenEnqueue`]
+    /// over `events` and `queue` where they are two services).
+    pub ingest_store: Arc<dyn IngestStore>,
     /// Console sessions, one-time links, password credentials, failed sign-in counters.
     pub sessions: Arc<dyn SessionStore>,
     /// Refuses destination URLs that egress must never reach (configure time).
@@ -107,8 +110,7 @@ impl Ports {
         IngestService::new(
             IngestPorts {
                 control: self.control.clone(),
-                events: self.events.clone(),
-                queue: self.queue.clone(),
+                store: self.ingest_store.clone(),
                 keyring: self.keyring.clone(),
                 suppressions: self.dsr.clone(),
                 clock: self.clock.clone(),

@@ -47,6 +47,7 @@ pub mod egress;
 pub mod event_lookup;
 pub mod event_store;
 pub mod event_store_erasure;
+pub mod ingest_store;
 pub mod keyring;
 pub mod last_admin;
 pub mod mailer;
@@ -202,7 +203,7 @@ pub fn new_event(
 
 /// Every contract suite, one module of tests each, in the calling test binary: one test per
 /// case, each on a fresh subject. The backend names one `async` factory per subject
-/// (`control_store()`, `event_store()`, `delivery_queue()`, `delivery_log()`, `audit_log()`,
+/// (`control_store()`, `event_store()`, `delivery_queue()`, `ingest_stores()`, `delivery_log()`, `audit_log()`,
 /// `dsr_store()`, `stats()`, `session_store()`, `keyring()`, `mailer()`, `account_stores()`,
 /// `retention_stores()`), so no backend can skip a suite or a case another backend passes.
 /// A new case is a `pub async fn` in its suite's module, listed here.
@@ -304,6 +305,12 @@ macro_rules! all_contract_suites {
                 puts_refused_parts_straight_into_the_dead_letters,
                 replaces_a_received_message_by_its_remainder,
                 keeps_each_kind_in_its_own_queue,
+            ],
+            ingest_store(ingest_stores()) [
+                records_the_events_and_queues_the_messages_made_of_them,
+                a_repeated_message_id_is_neither_recorded_again_nor_packed,
+                when_the_messages_cannot_be_made_nothing_is_kept_and_the_retry_is_recorded,
+                an_empty_request_stores_and_queues_nothing,
             ],
             delivery_queue_erasure(delivery_queue()) [
                 purges_a_subjects_items_from_the_dead_letters,

@@ -176,6 +176,10 @@ impl App {
                 ids: stores.ids.clone(),
             },
             events: stores.events.clone(),
+            ingest_store: Arc::new(tracklayer_local::SqliteIngestStore::new(
+                stores.db.clone(),
+                stores.clock.clone(),
+            )),
             sessions: Arc::new(tracklayer_local::SqliteSessionStore::new(stores.db.clone())),
             url_guard: Arc::new(tracklayer_egress::EgressPolicy {
                 allow_private: true,

@@ -24,15 +24,19 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{EventId, MessageId, QueueBody, StoredEvent};
 use tracklayer_core::identity::sha256_hex;
-use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService, MAX_REQUEST_BYTES};
+use tracklayer_core::ingest::{
+    IngestConfig, IngestPorts, IngestService, RecordThenEnqueue, MAX_REQUEST_BYTES,
+};
 use tracklayer_core::keys::{ApiKeyRecord, KeyKind, Role};
 use tracklayer_core::ports::{
-    ControlStore, EventInspection, EventWriter, Keyring, NewEvent, QueueConsumer,
+    ControlStore, EventInspection, EventWriter, IngestStore, Keyring, NewEvent, QueueConsumer,
 };
 use tracklayer_core::testkit::track_call;
 use tracklayer_core::workspace::{Cidr, KeyRef, Region, Workspace, WorkspaceId};
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
-use tracklayer_local::{FileKeyring, SqliteControlStore, SqliteDeliveryQueue, SqliteEventStore};
+use tracklayer_local::{
+    FileKeyring, SqliteControlStore, SqliteDeliveryQueue, SqliteEventStore, SqliteIngestStore,
+};
 
 const PROBLEM_JSON: &str = "application/problem+json";
 const ENDPOINTS: &str = include_str!("fixtures/endpoints.json");
@@ -206,12 +210,18 @@ impl App {
         }
 
         let stats = Arc::new(tracklayer_local::SqliteStats::new(stores.db.clone()));
-        let events_port: Arc<dyn EventWriter> = match options.failure {
-            None => stores.events.clone(),
-            Some(failure) => Arc::new(FailingEvents {
-                inner: SqliteEventStore::new(stores.db.clone()),
-                failure,
-            }),
+        let store: Arc<dyn IngestStore> = match options.failure {
+            None => Arc::new(SqliteIngestStore::new(
+                stores.db.clone(),
+                stores.clock.clone(),
+            )),
+            Some(failure) => Arc::new(RecordThenEnqueue::new(
+                Arc::new(FailingEvents {
+                    inner: SqliteEventStore::new(stores.db.clone()),
+                    failure,
+                }),
+                stores.queue.clone(),
+            )),
         };
         let mut ingest_config = IngestConfig::new(options.region);
         if let Some((slots, queue)) = options.prepare {
@@ -227,8 +237,7 @@ impl App {
             IngestService::new(
                 IngestPorts {
                     control: stores.control.clone(),
-                    events: events_port,
-                    queue: stores.queue.clone(),
+                    store,
                     keyring: stores.keyring.clone(),
                     suppressions: Arc::new(tracklayer_local::SqliteDsrStore::new(
                         stores.db.clone(),

@@ -16,6 +16,7 @@ use tracklayer_aws::{
 };
 use tracklayer_core::clock::{Clock, Ids, SystemClock, SystemIds};
 use tracklayer_core::dsr::service::{DsrConfig, DsrService};
+use tracklayer_core::ingest::RecordThenEnqueue;
 use tracklayer_core::services::{CommonPorts, Ports};
 
 /// Structured JSON logs on stderr (the template's `LoggingConfig.LogFormat: JSON`), filtered
@@ -145,6 +146,10 @@ impl AwsStack {
                 ids: self.ids.clone(),
             },
             events: self.events.clone(),
+            ingest_store: Arc::new(RecordThenEnqueue::new(
+                self.events.clone(),
+                self.queue.clone(),
+            )),
             sessions: self.sessions.clone(),
             url_guard: Arc::new(self.egress_policy()),
             stats: self.stats.clone(),

@@ -40,14 +40,23 @@ impl SqliteEventStore {
     }
 }
 
-#[async_trait]
-impl EventWriter for SqliteEventStore {
-    async fn record(
-        &self,
-        events: &[NewEvent],
-        now: OffsetDateTime,
-    ) -> Result<Vec<bool>, StoreError> {
-        let now = unix_millis(now);
+/// An event as [`record_rows`] writes it: workspace number, message id, expiry, record,
+/// event key, subject keys, sealed operational record with its expiry, dedup expiry.
+pub(crate) type EventRow = (
+    i64,
+    String,
+    i64,
+    Vec<u8>,
+    Value,
+    Vec<Value>,
+    Option<(Vec<u8>, i64)>,
+    i64,
+);
+
+impl SqliteEventStore {
+    /// `events` as rows to record (each workspace's number assigned first, in a transaction
+    /// of its own: [`WorkspaceNumbers::assigned`]).
+    pub(crate) async fn rows(&self, events: &[NewEvent]) -> Result<Vec<EventRow>, StoreError> {
         let mut numbers = Vec::with_capacity(events.len());
         for e in events {
             numbers.push(
@@ -56,7 +65,7 @@ impl EventWriter for SqliteEventStore {
                     .await?,
             );
         }
-        let rows = events
+        events
             .iter()
             .zip(numbers)
             .map(|(e, number)| {
@@ -77,79 +86,86 @@ impl EventWriter for SqliteEventStore {
                     unix_millis(e.dedup_until),
                 ))
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect()
+    }
+}
+
+/// Records, in the caller's transaction, each row whose message id has no live dedup marker
+/// at `now` (unix ms): per row, whether it was recorded.
+pub(crate) fn record_rows(
+    tx: &rusqlite::Connection,
+    rows: &[EventRow],
+    now: i64,
+) -> Result<Vec<bool>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    // One statement per event for dedup: the marker is written unless a live one is there,
+    // and a row comes back only when it was written.
+    let mut mark = tx
+        .prepare_cached(
+            "INSERT INTO dedup (workspace, message_id, event_id, expires_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (workspace, message_id)
+             DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
+             WHERE dedup.expires_at <= ?5
+             RETURNING 1",
+        )
+        .map_err(|e| sql("record", e))?;
+    let mut event = tx
+        .prepare_cached(
+            "INSERT INTO events (workspace, event_id, expires_at, doc) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(|e| sql("record", e))?;
+    let mut subject = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO event_subjects (workspace, subject_key, event_id)
+             VALUES (?1, ?2, ?3)",
+        )
+        .map_err(|e| sql("record", e))?;
+    let mut op = tx
+        .prepare_cached(
+            "INSERT INTO operational (workspace, event_id, sealed, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(|e| sql("record", e))?;
+    for (number, message_id, expires, doc, event_key, subjects, operational, dedup_until) in rows {
+        let marked: Option<i64> = mark
+            .query_row(
+                params![number, message_id, event_key, dedup_until, now],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| sql("record", e))?;
+        if marked.is_none() {
+            out.push(false);
+            continue;
+        }
+        event
+            .execute(params![number, event_key, expires, doc])
+            .map_err(|e| sql("record", e))?;
+        for s in subjects {
+            subject
+                .execute(params![number, s, event_key])
+                .map_err(|e| sql("record", e))?;
+        }
+        if let Some((sealed, op_expires)) = operational {
+            op.execute(params![number, event_key, sealed, op_expires])
+                .map_err(|e| sql("record", e))?;
+        }
+        out.push(true);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl EventWriter for SqliteEventStore {
+    async fn record(
+        &self,
+        events: &[NewEvent],
+        now: OffsetDateTime,
+    ) -> Result<Vec<bool>, StoreError> {
+        let now = unix_millis(now);
+        let rows = self.rows(events).await?;
         self.db
-            .write("record", move |c| {
-                let tx: &rusqlite::Connection = c;
-                let mut out = Vec::with_capacity(rows.len());
-                {
-                    // One statement per event for dedup: the marker is written unless a live
-                    // one is there, and a row comes back only when it was written.
-                    let mut mark = tx
-                        .prepare_cached(
-                            "INSERT INTO dedup (workspace, message_id, event_id, expires_at)
-                             VALUES (?1, ?2, ?3, ?4)
-                             ON CONFLICT (workspace, message_id)
-                             DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
-                             WHERE dedup.expires_at <= ?5
-                             RETURNING 1",
-                        )
-                        .map_err(|e| sql("record", e))?;
-                    let mut event = tx
-                        .prepare_cached(
-                            "INSERT INTO events (workspace, event_id, expires_at, doc) VALUES (?1, ?2, ?3, ?4)",
-                        )
-                        .map_err(|e| sql("record", e))?;
-                    let mut subject = tx
-                        .prepare_cached(
-                            "INSERT OR IGNORE INTO event_subjects (workspace, subject_key, event_id)
-                             VALUES (?1, ?2, ?3)",
-                        )
-                        .map_err(|e| sql("record", e))?;
-                    let mut op = tx
-                        .prepare_cached(
-                            "INSERT INTO operational (workspace, event_id, sealed, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                        )
-                        .map_err(|e| sql("record", e))?;
-                    for (
-                        number,
-                        message_id,
-                        expires,
-                        doc,
-                        event_key,
-                        subjects,
-                        operational,
-                        dedup_until,
-                    ) in &rows
-                    {
-                        let marked: Option<i64> = mark
-                            .query_row(
-                                params![number, message_id, event_key, dedup_until, now],
-                                |r| r.get(0),
-                            )
-                            .optional()
-                            .map_err(|e| sql("record", e))?;
-                        if marked.is_none() {
-                            out.push(false);
-                            continue;
-                        }
-                        event
-                            .execute(params![number, event_key, expires, doc])
-                            .map_err(|e| sql("record", e))?;
-                        for s in subjects {
-                            subject
-                                .execute(params![number, s, event_key])
-                                .map_err(|e| sql("record", e))?;
-                        }
-                        if let Some((sealed, op_expires)) = operational {
-                            op.execute(params![number, event_key, sealed, op_expires])
-                                .map_err(|e| sql("record", e))?;
-                        }
-                        out.push(true);
-                    }
-                }
-                Ok(out)
-            })
+            .write("record", move |c| record_rows(c, &rows, now))
             .await
     }
 

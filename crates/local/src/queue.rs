@@ -69,7 +69,7 @@ END;
 
 /// A message as a queue row: kind, destination, workspace, body, visible at (unix ms), and
 /// its shared sealed fields.
-type Row = (
+pub(crate) type Row = (
     &'static str,
     String,
     String,
@@ -79,7 +79,7 @@ type Row = (
 );
 
 /// Messages as rows enqueued at `now`, visible after their delay.
-fn rows(messages: &[Outgoing], now: i64) -> Vec<Row> {
+pub(crate) fn rows(messages: &[Outgoing], now: i64) -> Vec<Row> {
     messages
         .iter()
         .map(|m| {
@@ -98,7 +98,7 @@ fn rows(messages: &[Outgoing], now: i64) -> Vec<Row> {
 /// Inserts rows enqueued at `now`: live, or straight into the dead letters with a reason.
 /// Shared sealed fields are stored once per value (`Arc::ptr_eq`); a row without its own
 /// refers to `inherited` (the shared fields of the message it is a part of).
-fn insert_rows(
+pub(crate) fn insert_rows(
     c: &rusqlite::Connection,
     rows: &[Row],
     now: i64,

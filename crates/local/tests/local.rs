@@ -93,8 +93,10 @@ impl MetaWorkspace {
         let ingest = IngestService::new(
             IngestPorts {
                 control: control.clone(),
-                events: events.clone(),
-                queue: queue.clone(),
+                store: Arc::new(tracklayer_local::SqliteIngestStore::new(
+                    db.clone(),
+                    clock.clone(),
+                )),
                 keyring: keyring.clone(),
                 suppressions: dsr.clone(),
                 clock: clock.clone(),
@@ -364,6 +366,19 @@ async fn retention_stores() -> testkit::retention::Stores {
             db,
             Arc::new(keyring().await),
         )),
+    }
+}
+
+async fn ingest_stores() -> testkit::ingest_store::IngestStores {
+    let db = Db::in_memory().unwrap();
+    let clock = Arc::new(FixedClock::new(T0));
+    testkit::ingest_store::IngestStores {
+        store: Arc::new(tracklayer_local::SqliteIngestStore::new(
+            db.clone(),
+            clock.clone(),
+        )),
+        events: Arc::new(SqliteEventStore::new(db.clone())),
+        queue: Arc::new(SqliteDeliveryQueue::new(db, clock, Arc::new(SystemIds), 3)),
     }
 }
 

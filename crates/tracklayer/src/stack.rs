@@ -12,7 +12,8 @@ use tracklayer_core::workspace::Region;
 use tracklayer_core::workspace::{Workspace, WorkspaceId};
 use tracklayer_local::{
     DataDir, Db, FileKeyring, OutboxMailer, SqliteAuditLog, SqliteControlStore, SqliteDeliveryLog,
-    SqliteDeliveryQueue, SqliteDsrStore, SqliteEventStore, SqliteSessionStore, SqliteStats,
+    SqliteDeliveryQueue, SqliteDsrStore, SqliteEventStore, SqliteIngestStore, SqliteSessionStore,
+    SqliteStats,
 };
 
 /// All local adapters, opened once.
@@ -146,6 +147,8 @@ impl LocalStack {
                 ids: self.ids.clone(),
             },
             events: self.events.clone(),
+            // One transaction for a request's events and messages: the same database.
+            ingest_store: Arc::new(SqliteIngestStore::new(self.db.clone(), self.clock.clone())),
             sessions: self.sessions.clone(),
             url_guard: Arc::new(tracklayer_egress::EgressPolicy { allow_private }),
             stats: self.stats.clone(),

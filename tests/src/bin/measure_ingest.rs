@@ -54,13 +54,17 @@ struct Row {
     peak_rss: u64,
     /// Bytes the data directory grew by per stored event (TrackLayer only).
     disk_per_event: Option<f64>,
+    /// Bytes the server wrote during the load (WAL frames, checkpoints, responses).
+    written: u64,
+    /// `written` per stored event (TrackLayer only).
+    written_per_event: Option<f64>,
     load_average: String,
 }
 
 impl Row {
     fn print(&self) {
         println!(
-            "| {} | {:.0} | {:.1} | {:.1} | {} | {:.0} % | {:.1} MiB | {} | {} |",
+            "| {} | {:.0} | {:.1} | {:.1} | {} | {:.0} % | {:.1} MiB | {} | {} | {} |",
             self.server,
             self.load.events_per_sec(),
             self.load.latency_ms(0.5),
@@ -70,6 +74,8 @@ impl Row {
             self.peak_rss as f64 / (1024.0 * 1024.0),
             self.disk_per_event
                 .map_or("–".to_owned(), |b| format!("{b:.0} B")),
+            self.written_per_event
+                .map_or("–".to_owned(), |b| format!("{:.1} KB", b / 1000.0)),
             self.load_average,
         );
     }
@@ -91,6 +97,8 @@ async fn measure(
         cpu_percent: 100.0 * (after.cpu_secs - before.cpu_secs) / report.elapsed.as_secs_f64(),
         peak_rss: after.peak_rss,
         disk_per_event: None,
+        written: after.written.saturating_sub(before.written),
+        written_per_event: None,
         load_average: load::load_average(),
     };
     (row, report)
@@ -208,6 +216,7 @@ async fn run_tracklayer(
     let stored = tl.stored_events()?;
     row.disk_per_event =
         (stored > 0).then(|| tl.disk_bytes().saturating_sub(before) as f64 / stored as f64);
+    row.written_per_event = (stored > 0).then(|| row.written as f64 / stored as f64);
     if let Ok(keep) = std::env::var("MEASURE_KEEP_DB") {
         let to = Path::new(&keep).join(format!("run-{run}"));
         std::fs::create_dir_all(&to)?;
@@ -348,8 +357,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn header() {
-    println!("\n| server | events/s | p50 ms | p99 ms | refused/failed requests | server CPU | peak RSS | disk per stored event | load average |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("\n| server | events/s | p50 ms | p99 ms | refused/failed requests | server CPU | peak RSS | disk per stored event | written per stored event | load average |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
 }
 
 async fn measure_all(settings: Settings) -> anyhow::Result<()> {

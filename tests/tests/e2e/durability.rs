@@ -2,6 +2,9 @@
 //! paused, so that they hold its messages back over and over) takes load and is killed with
 //! SIGKILL at random moments, then restarted; every event it answered 200 for is stored, and
 //! once the destination is resumed it reaches it exactly once with nothing left to send again.
+//! The clients retry as SDKs do: a batch that got no answer is sent again, to the restarted
+//! server, until it is answered 200, so events the killed process had stored but not queued
+//! would be taken for duplicates of themselves and never sent.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,40 +25,63 @@ fn next(seed: &mut u64) -> u64 {
     *seed
 }
 
-/// Posts batches to `url` until the server goes away; returns the messageIds of every event
-/// in a batch answered 200 (and counts those batches in `answered`).
+/// The messageIds of a batch's events.
+fn message_ids(batch: &[Value]) -> impl Iterator<Item = String> + '_ {
+    batch
+        .iter()
+        .filter_map(|e| e["messageId"].as_str().map(str::to_owned))
+}
+
+/// What one client got through before the server went away.
+struct Sent {
+    /// The messageIds of every event in a batch answered 200.
+    acknowledged: Vec<String>,
+    /// The batch sent when the server went away, unanswered: the client sends it again.
+    unanswered: Option<Vec<Value>>,
+}
+
+/// Posts `retry` (a batch the last server never answered) and then new batches to `url`
+/// until the server goes away (counting the batches answered 200 in `answered`).
 async fn send_until_killed(
     url: String,
     write_key: String,
     prefix: String,
     answered: Arc<AtomicUsize>,
-) -> Vec<String> {
+    retry: Option<Vec<Value>>,
+) -> Sent {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
     let mut acknowledged = Vec::new();
+    let mut next = retry;
     for n in 0.. {
-        let batch: Vec<Value> = (0..EVENTS_PER_REQUEST)
-            .map(|i| purchase(&format!("{prefix}-{n}"), i))
-            .collect();
+        let batch: Vec<Value> = next.take().unwrap_or_else(|| {
+            (0..EVENTS_PER_REQUEST)
+                .map(|i| purchase(&format!("{prefix}-{n}"), i))
+                .collect()
+        });
         let sent = client
             .post(format!("{url}/v1/batch"))
             .basic_auth(&write_key, Some(""))
             .json(&json!({ "batch": batch }))
             .send()
             .await;
-        let Ok(resp) = sent else { break };
+        let Ok(resp) = sent else {
+            return Sent {
+                acknowledged,
+                unanswered: Some(batch),
+            };
+        };
         if resp.status() == 200 {
             answered.fetch_add(1, Ordering::Relaxed);
-            acknowledged.extend(
-                batch
-                    .iter()
-                    .filter_map(|e| e["messageId"].as_str().map(str::to_owned)),
-            );
+            acknowledged.extend(message_ids(&batch));
+        } else {
+            // Refused (503 while busy): sent again, as an SDK would.
+            next = Some(batch);
         }
     }
-    acknowledged
+    unreachable!("the loop ends when the server goes away")
 }
 
 /// `serve` while the destination is paused: its worker holds each message back and looks at it
@@ -70,13 +96,15 @@ const SERVE_PAUSED: [&str; 7] = [
     "20",
 ];
 
-/// One round: load from `SENDERS` clients, SIGKILL `after` the first answer 200; the
-/// messageIds answered 200.
+/// One round: load from `SENDERS` clients, each first sending again its batch the last
+/// round left unanswered (`retries`), SIGKILL `after` the first answer 200; the messageIds
+/// answered 200. `retries` is left with the batches this round left unanswered.
 async fn load_then_kill(
     dir: &std::path::Path,
     write_key: &str,
     round: usize,
     after: Duration,
+    retries: &mut [Option<Vec<Value>>; SENDERS],
 ) -> Vec<String> {
     let server = Server::start(dir, &SERVE_PAUSED).unwrap();
     let answered = Arc::new(AtomicUsize::new(0));
@@ -87,6 +115,7 @@ async fn load_then_kill(
                 write_key.to_owned(),
                 format!("r{round}c{c}"),
                 answered.clone(),
+                retries[c].take(),
             ))
         })
         .collect();
@@ -98,8 +127,10 @@ async fn load_then_kill(
     // Dropping a running Server kills it with SIGKILL (Child::kill) and reaps it.
     drop(server);
     let mut acknowledged = Vec::new();
-    for s in senders {
-        acknowledged.extend(s.await.unwrap());
+    for (c, s) in senders.into_iter().enumerate() {
+        let sent = s.await.unwrap();
+        acknowledged.extend(sent.acknowledged);
+        retries[c] = sent.unanswered;
     }
     acknowledged
 }
@@ -134,15 +165,30 @@ async fn every_event_answered_200_before_a_kill_9_is_stored_and_delivered_exactl
 
     // Arrange/Act: load, SIGKILL at a random moment, restart, ROUNDS times.
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let mut retries: [Option<Vec<Value>>; SENDERS] = Default::default();
     for round in 0..ROUNDS {
         let after = Duration::from_millis(next(&mut seed) % 800);
-        let acked = load_then_kill(&dir, &keys.write_key, round, after).await;
+        let acked = load_then_kill(&dir, &keys.write_key, round, after, &mut retries).await;
         println!(
             "round {round}: killed after {after:?}, {} events answered 200",
             acked.len()
         );
         acknowledged.lock().unwrap().extend(acked);
     }
+    // The batches the last kill left unanswered, sent again until answered 200.
+    let mut server = Server::start(&dir, &SERVE_PAUSED).unwrap();
+    for batch in retries.iter().flatten() {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/v1/batch", server.url))
+            .basic_auth(&keys.write_key, Some(""))
+            .json(&json!({ "batch": batch }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        acknowledged.lock().unwrap().extend(message_ids(batch));
+    }
+    server.stop().unwrap();
     let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(
         acknowledged.len() >= ROUNDS * EVENTS_PER_REQUEST,
@@ -178,15 +224,25 @@ async fn every_event_answered_200_before_a_kill_9_is_stored_and_delivered_exactl
     tracklayer(&["destinations", "resume", "--data-dir", data_dir, &meta]).unwrap();
     let mut server =
         Server::start(&dir, &["--allow-private-egress", "--batch-window-ms", "20"]).unwrap();
-    wait_until(
-        Duration::from_secs(30),
-        "every acknowledged event at Meta",
-        || {
-            let received = fakes.received("meta_capi");
-            acknowledged.iter().all(|m| received.contains_key(m))
-        },
-    )
-    .await;
+    let missing = || {
+        let received = fakes.received("meta_capi");
+        acknowledged
+            .iter()
+            .filter(|m| !received.contains_key(*m))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let waiting = Instant::now();
+    while !missing().is_empty() && waiting.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let missing = missing();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events never reached Meta: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     wait_until(Duration::from_secs(10), "an empty queue", || {
         count(&dir, "SELECT COUNT(*) FROM queue") == 0
     })

@@ -171,8 +171,10 @@ impl Stack {
         IngestService::new(
             IngestPorts {
                 control: self.control.clone(),
-                events: self.events.clone(),
-                queue: self.queue.clone(),
+                store: Arc::new(tracklayer_core::ingest::RecordThenEnqueue::new(
+                    self.events.clone(),
+                    self.queue.clone(),
+                )),
                 keyring: self.keyring.clone(),
                 suppressions: self.dsr.clone(),
                 clock: Arc::new(SystemClock),

@@ -27,10 +27,10 @@ pub enum Holding {
 /// Packs the items of recorded events into queue messages: one per destination, split to stay
 /// under `max_bytes`. The shared sealed fields of items by reference
 /// ([`DeliveryItem::shared`]) go once, for all of the messages ([`Outgoing::shared`]).
-pub fn pack(
+pub fn pack<T: PackItem>(
     workspace: &WorkspaceId,
     destinations: &[Destination],
-    items: impl IntoIterator<Item = (usize, DeliveryItem)>,
+    items: impl IntoIterator<Item = (usize, T)>,
     max_bytes: usize,
     holding: Holding,
 ) -> Vec<Outgoing> {
@@ -39,9 +39,10 @@ pub fn pack(
     // An event's items come one after the other: its shared fields once.
     let mut shared: Vec<(EventId, Sealed)> = Vec::new();
     for (index, item) in items {
-        if let Some(s) = &item.shared {
-            if shared.last().is_none_or(|(e, _)| *e != item.event_id) {
-                shared.push((item.event_id, s.clone()));
+        let i = item.item();
+        if let Some(s) = &i.shared {
+            if shared.last().is_none_or(|(e, _)| *e != i.event_id) {
+                shared.push((i.event_id, s.clone()));
             }
         }
         per_dest
@@ -64,6 +65,34 @@ pub fn pack(
         }));
     }
     out
+}
+
+/// An item to pack: owned, or borrowed (packing the same items again, as a store that runs
+/// its write twice does: [`crate::ports::PackRecorded`]). A body by reference reads the item
+/// either way; a body by value takes an owned item as it is and clones a borrowed one.
+pub trait PackItem {
+    fn item(&self) -> &DeliveryItem;
+    fn into_item(self) -> DeliveryItem;
+}
+
+impl PackItem for DeliveryItem {
+    fn item(&self) -> &DeliveryItem {
+        self
+    }
+
+    fn into_item(self) -> DeliveryItem {
+        self
+    }
+}
+
+impl PackItem for &DeliveryItem {
+    fn item(&self) -> &DeliveryItem {
+        self
+    }
+
+    fn into_item(self) -> DeliveryItem {
+        self.clone()
+    }
 }
 
 /// Room that most items fit in (events are at most [`MAX_EVENT_BYTES`]).
@@ -96,7 +125,7 @@ impl Packer {
         }
     }
 
-    fn push(&mut self, item: DeliveryItem, properties: &mut PropertiesJson) {
+    fn push(&mut self, item: impl PackItem, properties: &mut PropertiesJson) {
         // Near the end of the buffer, make room for a whole message at once rather than
         // doubling step by step: each step copies the body and costs the allocator a sweep.
         if self.body.capacity() - self.body.len() < ITEM_ROOM {
@@ -111,9 +140,9 @@ impl Packer {
         }
         let start = self.body.len();
         match self.holding {
-            Holding::ByValue => write_item_json(&mut self.body, item, properties),
+            Holding::ByValue => write_item_json(&mut self.body, item.into_item(), properties),
             // Binary, one item after another ([`crate::event::RefBody::encode_binary`]).
-            Holding::ByReference => ItemRef::of(&item).write(&mut self.body),
+            Holding::ByReference => ItemRef::of(item.item()).write(&mut self.body),
         }
         let item_len = self.body.len() - start;
         if self.count > 0 && before + item_len + self.end().len() + 1 > self.max_bytes {

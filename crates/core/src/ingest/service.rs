@@ -14,9 +14,10 @@ use crate::cors::{self, Cors};
 use crate::crypto::WorkspaceKeys;
 use crate::destination::Destination;
 use crate::error::KeyError;
+use crate::event::DeliveryItem;
 use crate::keys::verifier::{Audience, AuthError, KeyVerifier, VerifierConfig};
 use crate::keys::{ApiKeyRecord, KeyRefusal};
-use crate::ports::{ControlReader, DeliveryQueue, EventWriter, Keyring, SuppressionList};
+use crate::ports::{ControlReader, IngestStore, Keyring, PackRecorded, SuppressionList};
 use crate::stats::counting::{ingest_delta, IngestTally};
 use crate::stats::{StatsDelta, StatsRecorder, StatsSink};
 use crate::workspace::{Region, Workspace, WorkspaceId};
@@ -108,8 +109,7 @@ type Suppressed = Arc<HashSet<String>>;
 /// The ingest use case with its ports.
 pub struct IngestService {
     control: Arc<dyn ControlReader>,
-    events: Arc<dyn EventWriter>,
-    queue: Arc<dyn DeliveryQueue>,
+    store: Arc<dyn IngestStore>,
     keyring: Arc<dyn Keyring>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn Ids>,
@@ -139,8 +139,8 @@ crate::debug_fields!(IngestService: config);
 #[allow(missing_debug_implementations)]
 pub struct IngestPorts {
     pub control: Arc<dyn ControlReader>,
-    pub events: Arc<dyn EventWriter>,
-    pub queue: Arc<dyn DeliveryQueue>,
+    /// The events and their queue messages, kept together or not at all.
+    pub store: Arc<dyn IngestStore>,
     pub keyring: Arc<dyn Keyring>,
     /// Drops the events of erased subjects (data-subject requests). The workspace's list is
     /// read once per `settings_ttl` per process, like the settings: one read per workspace
@@ -170,8 +170,7 @@ impl IngestService {
                 config.prepare_inline_below,
             ),
             control: ports.control,
-            events: ports.events,
-            queue: ports.queue,
+            store: ports.store,
             keyring: ports.keyring,
             ids: ports.ids,
             data_keys: TtlCache::new(clock.clone(), config.data_key_ttl, 10_000),
@@ -366,7 +365,7 @@ impl IngestService {
 
     /// How this ingest's queue holds items.
     fn holding(&self) -> Holding {
-        if self.queue.items_by_reference() {
+        if self.store.items_by_reference() {
             Holding::ByReference
         } else {
             Holding::ByValue
@@ -441,38 +440,26 @@ impl IngestService {
         }
         let suppressed =
             drop_suppressed(&mut prepared, &*self.suppressed(&snap.workspace.id).await?);
-        let recorded = if prepared.events.is_empty() {
-            Vec::new()
-        } else {
-            self.events.record(&prepared.events, received_at).await?
-        };
-        let valid = prepared.events.len();
-        let mut fresh = Vec::new();
-        let mut items = Vec::new();
-        let mut routing = Vec::new();
-        for ((event, event_items), new) in prepared.events.iter().zip(prepared.items).zip(&recorded)
-        {
-            if *new {
-                fresh.push((event.event.event_id, event.event.message_id.clone()));
-                items.extend(event_items);
-                routing.push(event.event.routing.as_slice());
-            }
-        }
-        let messages = pack(
-            &snap.workspace.id,
-            &snap.destinations,
-            items,
+        let packing = packing(
+            snap.clone(),
+            std::mem::take(&mut prepared.items),
             self.config.max_queue_message_bytes,
             holding,
         );
-        if let Err(e) = self.queue.enqueue(&messages).await {
-            // Undo, so the client's retry of this request is not taken for a duplicate.
-            if let Err(undo) = self.events.forget(&snap.workspace.id, &fresh).await {
-                tracing::error!(error = %undo, "could not undo recorded events after a queue failure");
+        let stored = self
+            .store
+            .record_and_enqueue(&prepared.events, received_at, packing)
+            .await?;
+        let valid = prepared.events.len();
+        let mut fresh = 0;
+        let mut routing = Vec::new();
+        for (event, new) in prepared.events.iter().zip(&stored.recorded) {
+            if *new {
+                fresh += 1;
+                routing.push(event.event.routing.as_slice());
             }
-            return Err(IngestError::Store(e));
         }
-        let duplicates = valid - fresh.len() + prepared.duplicates;
+        let duplicates = valid - fresh + prepared.duplicates;
         self.warnings
             .fetch_add(prepared.warnings.len() as u64, Ordering::Relaxed);
         let valid = valid + prepared.duplicates + suppressed + prepared.bots;
@@ -493,7 +480,7 @@ impl IngestService {
             rejected = prepared.rejected.len(),
             suppressed,
             warnings = prepared.warnings.len(),
-            queued_messages = messages.len(),
+            queued_messages = stored.messages,
             "ingested"
         );
         Ok(IngestOutcome {
@@ -503,10 +490,42 @@ impl IngestService {
             invalid_identifiers: prepared.invalid_identifiers,
             suppressed,
             bots: prepared.bots,
-            queued_messages: messages.len(),
+            queued_messages: stored.messages,
             warnings: prepared.warnings,
         })
     }
+}
+
+/// The queue messages of the recorded events' items (`items`, per event), packed once the
+/// store knows which events were recorded. By reference the items are read, so the store may
+/// ask again (`PackRecorded`); by value they move into the messages, so the store asks once
+/// (every by-value store does: [`super::RecordThenEnqueue`]) and a second ask panics rather
+/// than answer an empty list (a store's write that panics keeps nothing).
+fn packing(
+    snap: Arc<Snapshot>,
+    items: Vec<Vec<(usize, DeliveryItem)>>,
+    max_bytes: usize,
+    holding: Holding,
+) -> PackRecorded {
+    let mut items = Some(items);
+    Box::new(move |recorded: &[bool]| {
+        let (ws, destinations) = (&snap.workspace.id, &snap.destinations[..]);
+        match (holding, items.as_ref()) {
+            (Holding::ByReference, Some(all)) => {
+                let fresh = all.iter().zip(recorded).filter(|(_, new)| **new);
+                let fresh = fresh.flat_map(|(items, _)| items.iter().map(|(d, i)| (*d, i)));
+                pack(ws, destinations, fresh, max_bytes, holding)
+            }
+            _ => {
+                let all = items
+                    .take()
+                    .expect("items by value are packed once: they move into the messages");
+                let fresh = all.into_iter().zip(recorded).filter(|(_, new)| **new);
+                let fresh = fresh.flat_map(|(items, _)| items);
+                pack(ws, destinations, fresh, max_bytes, holding)
+            }
+        }
+    })
 }
 
 /// Removes the events of suppressed subjects (and their items) from a prepared batch;

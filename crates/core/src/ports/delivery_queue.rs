@@ -1,16 +1,27 @@
-//! The delivery queue's role traits: the worker's side ([`QueueConsumer`]) and dead-letter
-//! administration ([`DeadLetterAdmin`]); [`Enqueuer`] (ingest's side) and the messages they
+//! The delivery queue's role traits: ingest's side ([`Enqueuer`]), the worker's side
+//! ([`QueueConsumer`]) and dead-letter administration ([`DeadLetterAdmin`]); the messages they
 //! carry are in the parent module.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Enqueuer, Outgoing, Receipt, Received, ReplayFilter};
+use super::{Outgoing, Receipt, Received, ReplayFilter};
 use crate::destination::DestinationKind;
 use crate::error::StoreError;
 use crate::event::EventId;
 use crate::workspace::WorkspaceId;
+
+/// Puts messages on a destination kind's queue (ingest).
+#[async_trait]
+pub trait Enqueuer: Send + Sync {
+    async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError>;
+    /// Whether ingest queues items by reference to their stored events
+    /// ([`crate::event::RefBody`]): only where the event store is in the same database and
+    /// written first (SQLite), so that delivery reads every event in one batched read per
+    /// message. SQS holds items by value: its consumer does not read the event store.
+    fn items_by_reference(&self) -> bool;
+}
 
 /// What the delivery worker does with its kind's queue: receive, then settle each message.
 #[async_trait]

@@ -48,8 +48,10 @@ async fn a_batch_with_a_duplicate_and_a_rejected_event_is_counted_in_one_write()
     let ingest = IngestService::new(
         IngestPorts {
             control: w.control.clone(),
-            events: w.events.clone(),
-            queue: w.queue.clone(),
+            store: Arc::new(tracklayer_local::SqliteIngestStore::new(
+                w.db.clone(),
+                w.clock.clone(),
+            )),
             keyring: w.keyring.clone(),
             suppressions: w.dsr.clone(),
             clock: w.clock.clone(),
