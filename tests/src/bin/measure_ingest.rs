@@ -3,7 +3,10 @@
 //! generator on CPU 1, the same 100-purchase batch with unique messageIds per request,
 //! alternated bare, TrackLayer, bare, ... three times. Then TrackLayer at half its median
 //! rate (p99 there), and with the 3 destinations delivering to local fakes answering in
-//! 20 ms at a fixed offered rate (does the backlog grow?).
+//! 20 ms at a fixed offered rate (does the backlog grow?). Per run: events/s, p50/p99, the
+//! server's CPU and peak RSS, and per stored event the bytes the data directory grew by and
+//! the bytes the server wrote (WAL frames and checkpoints: a page is written again by every
+//! commit that changes it, so this is several times the bytes kept).
 //!
 //! `make measure-ingest` builds and runs it. Environment: `MEASURE_SECONDS` (per run,
 //! default 20), `MEASURE_CONNECTIONS` (default 32), `MEASURE_FAKE_RATE` (events/s offered
