@@ -137,7 +137,9 @@ pub fn read<'v>(
     .flatten()
     .filter_map(Value::as_str)
     .collect();
-    let param = |name: &str| urls.iter().find_map(|url| query_param(url, name));
+    // Each URL's query split once, not once per click id looked for in it.
+    let queries: Vec<Vec<(&str, &str)>> = urls.iter().map(|url| query_pairs(url)).collect();
+    let param = |name: &str| queries.iter().find_map(|pairs| query_param(pairs, name));
     // Each key in the context, then each in properties: the first usable value.
     let named = |keys: &[&str]| {
         let in_context = keys.iter().map(|k| context(k));
@@ -192,15 +194,24 @@ pub fn ga_client_id(cookie: &str) -> Option<String> {
 /// The value of the first query parameter `name` (ASCII case ignored) of a URL (or a bare
 /// `?a=b` query), as it is written: click ids must not be altered. `None` when absent or not
 /// [`usable`].
-fn query_param<'u>(url: &'u str, name: &str) -> Option<&'u str> {
+fn query_param<'u>(pairs: &[(&str, &'u str)], name: &str) -> Option<&'u str> {
+    pairs
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+        .filter(|v| usable(v))
+}
+
+/// The `name=value` pairs of a URL's query (before its fragment), in order.
+fn query_pairs(url: &str) -> Vec<(&str, &str)> {
     let before_fragment = url.split('#').next().unwrap_or(url);
-    let (_, query) = before_fragment.split_once('?')?;
+    let Some((_, query)) = before_fragment.split_once('?') else {
+        return Vec::new();
+    };
     query
         .split(['&', ';'])
         .filter_map(|p| p.split_once('='))
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v)
-        .filter(|v| usable(v))
+        .collect()
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ mod wire;
 pub use gate::PrepareGate;
 pub use identifiers::{anonymous_subject_index, field_tag, subject_index};
 pub use inherit::{MAX_BATCH_OBJECT_KEYS, MAX_OBJECT_KEYS};
-pub use pack::{pack, Holding, PackItem};
+pub use pack::{pack, Holding, PackItem, QueuedItem};
 pub use prepare::{prepare, Pipeline, PreparedBatch};
 pub use service::{IngestConfig, IngestOutcome, IngestPorts, IngestService, Snapshot};
 pub use store::RecordThenEnqueue;

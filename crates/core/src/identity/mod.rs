@@ -215,13 +215,48 @@ pub fn prepare(
     raw: &str,
     hints: Hints<'_>,
 ) -> Result<Prepared, Rejected> {
+    prepare_reusing(profile, field, raw, hints, &mut Digests::default())
+}
+
+/// The SHA-256 digests of the normalized values [`prepare_reusing`] hashed: an event's
+/// identifiers for several profiles normalize alike more often than not (an email for Meta,
+/// Google and TikTok), and are then hashed once.
+#[derive(Default)]
+pub struct Digests(Vec<(String, String)>);
+
+impl Digests {
+    fn of(&mut self, normalized: String) -> String {
+        if let Some((_, digest)) = self.0.iter().find(|(v, _)| *v == normalized) {
+            return digest.clone();
+        }
+        let digest = sha256_hex(&normalized);
+        self.0.push((normalized, digest.clone()));
+        digest
+    }
+}
+
+impl std::fmt::Debug for Digests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Digests({} <redacted>)", self.0.len())
+    }
+}
+
+/// [`prepare`], taking a digest from `digests` when the normalized value was hashed before
+/// (for another profile), and leaving each new one there.
+pub fn prepare_reusing(
+    profile: Profile,
+    field: Field,
+    raw: &str,
+    hints: Hints<'_>,
+    digests: &mut Digests,
+) -> Result<Prepared, Rejected> {
     let trimmed = raw.trim();
     match rule(profile, field) {
         Rule::Hash(_) if is_sha256_hex(trimmed) => {
             Ok(Prepared::Hashed(trimmed.to_ascii_lowercase()))
         }
         Rule::Hash(_) => {
-            normalize(profile, field, raw, hints).map(|v| Prepared::Hashed(sha256_hex(&v)))
+            normalize(profile, field, raw, hints).map(|v| Prepared::Hashed(digests.of(v)))
         }
         Rule::Plain(_) if is_sha256_hex(trimmed) => Err(Rejected {
             field,
@@ -366,6 +401,34 @@ mod tests {
                 _ => panic!("{context}: give `normalized` (and maybe `sha256`) or `plain`"),
             }
         }
+    }
+
+    /// Digests reused across profiles and fields are the digests of the values each profile
+    /// normalized: every vendor vector, every profile and field of its input, one memo for all.
+    #[test]
+    fn reused_digests_are_each_profiles_own() {
+        let file: Vectors = serde_json::from_str(include_str!("vectors.json")).unwrap();
+        let mut digests = Digests::default();
+        let mut reused = 0;
+        for v in &file.vectors {
+            let hints = cases::hints(v.country.as_deref());
+            for profile in Profile::ALL {
+                for field in Field::ALL {
+                    let alone = prepare(profile, field, &v.input, hints);
+                    let before = digests.0.len();
+                    let shared = prepare_reusing(profile, field, &v.input, hints, &mut digests);
+                    assert_eq!(shared, alone, "{profile:?} {field:?} {:?}", v.input);
+                    let hashed_here = !is_sha256_hex(v.input.trim());
+                    if hashed_here
+                        && matches!(shared, Ok(Prepared::Hashed(_)))
+                        && digests.0.len() == before
+                    {
+                        reused += 1;
+                    }
+                }
+            }
+        }
+        assert!(reused > 100, "only {reused} digests were reused");
     }
 
     #[test]

@@ -175,10 +175,11 @@ pub(super) struct Hashed {
 /// Hash: normalizes and hashes the identifiers once per profile some routed destination needs.
 pub(super) fn hash(ids: &RawIdentifiers, profiles: &BTreeSet<Profile>, hints: Hints<'_>) -> Hashed {
     let mut out = Hashed::default();
+    let mut digests = identity::Digests::default();
     for profile in profiles {
         let h = out.hashed.entry(*profile).or_default();
         for (field, raw_value) in &ids.fields {
-            match identity::prepare(*profile, *field, raw_value, hints) {
+            match identity::prepare_reusing(*profile, *field, raw_value, hints, &mut digests) {
                 Ok(Prepared::Hashed(digest)) => {
                     h.insert(*field, digest);
                 }

@@ -39,10 +39,10 @@ pub fn pack<T: PackItem>(
     // An event's items come one after the other: its shared fields once.
     let mut shared: Vec<(EventId, Sealed)> = Vec::new();
     for (index, item) in items {
-        let i = item.item();
-        if let Some(s) = &i.shared {
-            if shared.last().is_none_or(|(e, _)| *e != i.event_id) {
-                shared.push((i.event_id, s.clone()));
+        if let Some(s) = item.shared() {
+            let event_id = item.event_id();
+            if shared.last().is_none_or(|(e, _)| *e != event_id) {
+                shared.push((event_id, s.clone()));
             }
         }
         per_dest
@@ -67,31 +67,107 @@ pub fn pack<T: PackItem>(
     out
 }
 
+/// A prepared event's item for one destination, as its queue will hold it ([`Holding`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueuedItem {
+    /// The whole item: a queue by value carries it (boxed: a reference is a quarter its size).
+    Value(Box<DeliveryItem>),
+    /// What a queue by reference carries (delivery rebuilds the item from the stored event
+    /// with [`DeliveryItem::of_event`]), and the event's shared sealed fields when the item
+    /// takes them ([`DeliveryItem::shared`]). Building whole items only to keep these four
+    /// fields of them cloned each event's properties and hashes once per destination, and
+    /// the store's writer freed the copies.
+    Reference {
+        item: ItemRef,
+        shared: Option<Sealed>,
+    },
+}
+
+impl QueuedItem {
+    pub fn event_id(&self) -> EventId {
+        match self {
+            Self::Value(i) => i.event_id,
+            Self::Reference { item, .. } => item.event_id,
+        }
+    }
+
+    /// The item's own sealed fields.
+    pub fn sealed(&self) -> Option<&Sealed> {
+        match self {
+            Self::Value(i) => i.sealed.as_ref(),
+            Self::Reference { item, .. } => item.sealed.as_ref(),
+        }
+    }
+
+    /// Its event's shared sealed fields, when it takes them.
+    pub fn shared(&self) -> Option<&Sealed> {
+        match self {
+            Self::Value(i) => i.shared.as_ref(),
+            Self::Reference { shared, .. } => shared.as_ref(),
+        }
+    }
+
+    /// The whole item, when it is one.
+    pub fn as_value(&self) -> Option<&DeliveryItem> {
+        match self {
+            Self::Value(i) => Some(i),
+            Self::Reference { .. } => None,
+        }
+    }
+}
+
 /// An item to pack: owned, or borrowed (packing the same items again, as a store that runs
 /// its write twice does: [`crate::ports::PackRecorded`]). A body by reference reads the item
-/// either way; a body by value takes an owned item as it is and clones a borrowed one.
+/// either way; a body by value takes an owned whole item as it is and clones a borrowed one.
 pub trait PackItem {
-    fn item(&self) -> &DeliveryItem;
-    fn into_item(self) -> DeliveryItem;
+    fn event_id(&self) -> EventId;
+    /// Its event's shared sealed fields, when it takes them.
+    fn shared(&self) -> Option<&Sealed>;
+    /// Appends the item as a body by reference holds it.
+    fn write_reference(&self, out: &mut Vec<u8>);
+    /// The whole item, for a body by value: `None` when it is only a reference.
+    fn into_item(self) -> Option<DeliveryItem>;
 }
 
-impl PackItem for DeliveryItem {
-    fn item(&self) -> &DeliveryItem {
-        self
+impl PackItem for QueuedItem {
+    fn event_id(&self) -> EventId {
+        QueuedItem::event_id(self)
     }
 
-    fn into_item(self) -> DeliveryItem {
-        self
+    fn shared(&self) -> Option<&Sealed> {
+        QueuedItem::shared(self)
+    }
+
+    fn write_reference(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Value(i) => ItemRef::of(i).write(out),
+            Self::Reference { item, .. } => item.write(out),
+        }
+    }
+
+    fn into_item(self) -> Option<DeliveryItem> {
+        match self {
+            Self::Value(i) => Some(*i),
+            Self::Reference { .. } => None,
+        }
     }
 }
 
-impl PackItem for &DeliveryItem {
-    fn item(&self) -> &DeliveryItem {
-        self
+impl PackItem for &QueuedItem {
+    fn event_id(&self) -> EventId {
+        QueuedItem::event_id(self)
     }
 
-    fn into_item(self) -> DeliveryItem {
-        self.clone()
+    fn shared(&self) -> Option<&Sealed> {
+        QueuedItem::shared(self)
+    }
+
+    fn write_reference(&self, out: &mut Vec<u8>) {
+        (*self).write_reference(out);
+    }
+
+    fn into_item(self) -> Option<DeliveryItem> {
+        self.as_value().cloned()
     }
 }
 
@@ -140,9 +216,16 @@ impl Packer {
         }
         let start = self.body.len();
         match self.holding {
-            Holding::ByValue => write_item_json(&mut self.body, item.into_item(), properties),
+            Holding::ByValue => {
+                // Prepared with the holding it is packed with ([`super::Pipeline::holding`]):
+                // by value, every item is whole. A store's write that panics keeps nothing.
+                let item = item
+                    .into_item()
+                    .expect("an item prepared by reference is packed by reference");
+                write_item_json(&mut self.body, item, properties)
+            }
             // Binary, one item after another ([`crate::event::RefBody::encode_binary`]).
-            Holding::ByReference => ItemRef::of(item.item()).write(&mut self.body),
+            Holding::ByReference => item.write_reference(&mut self.body),
         }
         let item_len = self.body.len() - start;
         if self.count > 0 && before + item_len + self.end().len() + 1 > self.max_bytes {
@@ -461,7 +544,9 @@ mod hot_path_equivalence {
             let got = parts(pack(
                 &ws,
                 &destinations,
-                items(),
+                items()
+                    .into_iter()
+                    .map(|(d, i)| (d, QueuedItem::Value(Box::new(i)))),
                 max_bytes,
                 Holding::ByValue,
             ));

@@ -13,8 +13,8 @@ use crate::crypto::{aad, SealLabel, Sealed, WorkspaceKeys};
 use crate::deliver::{OpenedItem, Target};
 use crate::destination::{Destination, DestinationKind};
 use crate::event::{
-    sealed_wire, DeliveryItem, EventId, EventType, ForwardedConsent, MessageId, OperationalRecord,
-    QueueBody, Routing, SealedFields, StoredEvent,
+    sealed_wire, DeliveryItem, EventId, EventType, ForwardedConsent, ItemRef, MessageId,
+    OperationalRecord, QueueBody, Routing, SealedFields, StoredEvent,
 };
 use crate::identity::{Field, Hints, Profile};
 use crate::ports::NewEvent;
@@ -22,7 +22,7 @@ use crate::workspace::{Retention, Workspace};
 
 use super::identifiers;
 use super::inherit::Layered;
-use super::pack::Holding;
+use super::pack::{Holding, QueuedItem};
 use super::scrub;
 use super::wire::{
     read_event, validate, Fail, ParsedBody, Rejection, RequestMeta, RequirementCheck, Unmet,
@@ -57,7 +57,7 @@ impl std::fmt::Debug for dyn Ids {
 pub struct PreparedBatch {
     pub events: Vec<NewEvent>,
     /// Per accepted event (same order as `events`): its items, by destination index.
-    pub items: Vec<Vec<(usize, DeliveryItem)>>,
+    pub items: Vec<Vec<(usize, QueuedItem)>>,
     pub rejected: Vec<Rejection>,
     pub invalid_identifiers: u32,
     /// Of the accepted events (duplicates within the request left out).
@@ -374,10 +374,10 @@ fn route(
     (routing, routed_profiles)
 }
 
-/// Delivery items by destination index.
-type Items = Vec<(usize, DeliveryItem)>;
+/// Queue items by destination index.
+type Items = Vec<(usize, QueuedItem)>;
 
-/// Seal and emit: one delivery item per routed destination, by destination index, and the
+/// Seal and emit: one queue item per routed destination, by destination index, and the
 /// requirements of those destinations the event does not meet.
 fn delivery_items(
     p: &Pipeline<'_>,
@@ -398,7 +398,9 @@ fn delivery_items(
     let suppression = crate::event::suppression_tokens(&event.subjects);
     let mut items = Vec::new();
     let mut unmet = Vec::new();
-    let no_secrets = Value::Null;
+    // By reference, the whole item the connector would see exists only to be checked: one
+    // for the event, its per-destination parts set before each check.
+    let mut probe: Option<DeliveryItem> = None;
     // What is sealed differs between destinations only by the plain values (Google's address
     // fields): serialize the rest once, and again only for a profile that has plain values.
     // By reference, the rest is also sealed once: every item without plain values of its
@@ -432,31 +434,71 @@ fn delivery_items(
                 }
             }
         };
-        // The one derivation of an item from its event: delivery rebuilds items queued by
-        // reference with it too.
-        let mut item =
-            DeliveryItem::of_event(event, d.kind, forwarded, sealed, suppression.clone());
-        item.shared = item_shared;
-        let Some(check) = p.requirements else {
-            items.push((index, item));
-            continue;
+        let queued = match p.holding {
+            Holding::ByValue => {
+                // The one derivation of an item from its event: delivery rebuilds items
+                // queued by reference with it too.
+                let mut item =
+                    DeliveryItem::of_event(event, d.kind, forwarded, sealed, suppression.clone());
+                item.shared = item_shared;
+                if let Some(check) = p.requirements {
+                    let found;
+                    (item, found) = checked(check, d, p.received_at, item, &mut sealed_fields);
+                    unmet.extend(found.map(|u| (index, u)));
+                }
+                QueuedItem::Value(Box::new(item))
+            }
+            Holding::ByReference => {
+                if let Some(check) = p.requirements {
+                    let mut item = probe.take().unwrap_or_else(|| {
+                        DeliveryItem::of_event(event, d.kind, forwarded, None, suppression.clone())
+                    });
+                    item.user_data = event.hashed.get(&profile).cloned().unwrap_or_default();
+                    item.sealed = sealed.clone();
+                    item.shared = item_shared.clone();
+                    let (item, found) = checked(check, d, p.received_at, item, &mut sealed_fields);
+                    unmet.extend(found.map(|u| (index, u)));
+                    probe = Some(item);
+                }
+                QueuedItem::Reference {
+                    item: ItemRef {
+                        event_id: event.event_id,
+                        consent: forwarded,
+                        sealed,
+                        shared: item_shared.is_some(),
+                    },
+                    shared: item_shared,
+                }
+            }
         };
-        // Checked as the connector will see it, moved in and out (no copy).
-        let target = Target {
-            destination: d,
-            secrets: &no_secrets,
-            base_url: "",
-            now: p.received_at,
-        };
-        let opened = OpenedItem {
-            item,
-            sealed: std::mem::take(&mut sealed_fields),
-        };
-        unmet.extend(check(&target, &opened).map(|u| (index, u)));
-        sealed_fields = opened.sealed;
-        items.push((index, opened.item));
+        items.push((index, queued));
     }
     (items, unmet)
+}
+
+/// The requirements of `d` that `item` does not meet, checked as the connector will see the
+/// item: the item and the event's sealed fields moved in and back out (no copy).
+fn checked(
+    check: RequirementCheck,
+    d: &Destination,
+    now: OffsetDateTime,
+    item: DeliveryItem,
+    sealed_fields: &mut SealedFields,
+) -> (DeliveryItem, Option<Unmet>) {
+    let no_secrets = Value::Null;
+    let target = Target {
+        destination: d,
+        secrets: &no_secrets,
+        base_url: "",
+        now,
+    };
+    let opened = OpenedItem {
+        item,
+        sealed: std::mem::take(sealed_fields),
+    };
+    let unmet = check(&target, &opened);
+    *sealed_fields = opened.sealed;
+    (opened.item, unmet)
 }
 
 /// An item's own sealed fields, bound to its destination (aad `item:<ws>:<dest>:<event>`).

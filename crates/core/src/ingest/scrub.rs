@@ -288,17 +288,36 @@ pub fn whole(s: &str) -> Option<Kind> {
     }
 }
 
+/// [`BYTE_CLASS`] bits: `@` or `%` (an email, maybe percent-encoded), a digit, a colon.
+const AT: u8 = 1;
+const DIGIT: u8 = 2;
+const COLON: u8 = 4;
+
+/// What each byte may begin to show of an identifier ([`first`]).
+static BYTE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    table[b'@' as usize] = AT;
+    table[b'%' as usize] = AT;
+    table[b':' as usize] = COLON;
+    let mut d = b'0';
+    while d <= b'9' {
+        table[d as usize] = DIGIT;
+        d += 1;
+    }
+    table
+};
+
 /// The first identifier in `s` and its byte range.
 fn first(s: &str) -> Option<(Kind, usize, usize)> {
-    let (mut at, mut digit, mut colon) = (false, false, false);
-    for b in s.bytes() {
-        match b {
-            b'@' | b'%' => at = true,
-            b':' => colon = true,
-            b'0'..=b'9' => digit = true,
-            _ => {}
-        }
-    }
+    // One branch-free pass over every string of every event: each byte's class ORed in.
+    let classes = s
+        .bytes()
+        .fold(0u8, |acc, b| acc | BYTE_CLASS[usize::from(b)]);
+    let (at, digit, colon) = (
+        classes & AT != 0,
+        classes & DIGIT != 0,
+        classes & COLON != 0,
+    );
     if at {
         if let Some((start, end)) = email(s) {
             return Some((Kind::Email, start, end));

@@ -14,7 +14,6 @@ use crate::cors::{self, Cors};
 use crate::crypto::WorkspaceKeys;
 use crate::destination::Destination;
 use crate::error::KeyError;
-use crate::event::DeliveryItem;
 use crate::keys::verifier::{Audience, AuthError, KeyVerifier, VerifierConfig};
 use crate::keys::{ApiKeyRecord, KeyRefusal};
 use crate::ports::{ControlReader, IngestStore, Keyring, PackRecorded, SuppressionList};
@@ -23,7 +22,7 @@ use crate::stats::{StatsDelta, StatsRecorder, StatsSink};
 use crate::workspace::{Region, Workspace, WorkspaceId};
 
 use super::gate::{self, Admission, PrepareGate};
-use super::pack::{pack, Holding};
+use super::pack::{pack, Holding, QueuedItem};
 use super::prepare::{prepare, Pipeline, PreparedBatch};
 use super::wire::{
     IngestError, ParsedBody, Rejection, RequestMeta, RequirementCheck, Warning,
@@ -71,9 +70,12 @@ pub struct IngestConfig {
     pub prepare_inline_below: usize,
     /// Requests between their preparation and their stored, queued events at once (each
     /// holds its prepared batch, a few MiB for 100 events): what bounds ingest's memory when
-    /// storage is the bottleneck. Default 4: with checkpoints off the commit path, 4 fill
-    /// group commit's groups as well as 8 did (`make measure-ingest`: the same events/s, peak
-    /// RSS 85–90 instead of 95–99 MiB, p99 at half the rate 50 instead of 68 ms).
+    /// storage is the bottleneck. Default 6: with 4, the core was idle 11–14 % of a run
+    /// (server CPU 86–89 % in `make measure-ingest`) while the writer waited for its fsync and
+    /// every prepared request waited for the writer; 6 keep it busy and fill groups better
+    /// (11,783–12,067 → 14,217–15,500 events/s with the other changes of 2026-12-06, written
+    /// per event 7.5 → 6.7 KB, peak RSS 53–55 MiB either way). 8 was as fast as 6 but took
+    /// 59–62 MiB (earlier, 8 against 4: peak RSS 95–99 against 85–90 MiB).
     pub max_in_flight: usize,
     /// Requests that may wait for one of those places before the next is refused (503).
     pub in_flight_queue: usize,
@@ -89,7 +91,7 @@ impl IngestConfig {
             prepare_slots: std::thread::available_parallelism().map_or(1, usize::from),
             prepare_queue: PrepareGate::DEFAULT_QUEUE,
             prepare_inline_below: PrepareGate::DEFAULT_INLINE_BELOW,
-            max_in_flight: 4,
+            max_in_flight: 6,
             in_flight_queue: 1024,
         }
     }
@@ -503,7 +505,7 @@ impl IngestService {
 /// than answer an empty list (a store's write that panics keeps nothing).
 fn packing(
     snap: Arc<Snapshot>,
-    items: Vec<Vec<(usize, DeliveryItem)>>,
+    items: Vec<Vec<(usize, QueuedItem)>>,
     max_bytes: usize,
     holding: Holding,
 ) -> PackRecorded {

@@ -13,7 +13,7 @@ use crate::crypto::{aad, WorkspaceKeys};
 use crate::crypto::{DataKey, SealLabel, Sealed, WrappedKey};
 use crate::destination::{Destination, DestinationKind};
 use crate::destination::{DestinationId, EventFilter};
-use crate::event::{DeliveryItem, EventType, QueueBody, Routing, SealedFields};
+use crate::event::{DeliveryItem, EventId, EventType, QueueBody, Routing, SealedFields};
 use crate::identity::sha256_hex;
 use crate::identity::{Field, Profile};
 use crate::ports::Outgoing;
@@ -183,6 +183,18 @@ impl Setup {
         event: usize,
         kind: DestinationKind,
     ) -> Option<&'a DeliveryItem> {
+        self.queued(out, event, kind).map(|item| {
+            item.as_value()
+                .expect("prepared by value: the item is whole")
+        })
+    }
+
+    fn queued<'a>(
+        &self,
+        out: &'a PreparedBatch,
+        event: usize,
+        kind: DestinationKind,
+    ) -> Option<&'a QueuedItem> {
         let index = self.index(kind);
         out.items[event]
             .iter()
@@ -204,24 +216,21 @@ impl Setup {
 
     /// Opens the sealed part of an item with the workspace key: its own, or (by reference)
     /// its event's shared one.
-    fn open(&self, kind: DestinationKind, item: &DeliveryItem) -> SealedFields {
+    fn open(&self, kind: DestinationKind, item: &impl SealedParts) -> SealedFields {
         let d = &self.destinations[self.index(kind)];
-        let (aad, sealed) = match (&item.sealed, &item.shared) {
+        let (event_id, own, shared) = item.parts();
+        let (aad, sealed) = match (own, shared) {
             (Some(own), _) => (
                 aad(
                     SealLabel::Item,
                     &self.workspace.id,
-                    &format!("{}:{}", d.id, item.event_id),
+                    &format!("{}:{}", d.id, event_id),
                 ),
                 own,
             ),
             (None, shared) => (
-                aad(
-                    SealLabel::Shared,
-                    &self.workspace.id,
-                    &item.event_id.to_string(),
-                ),
-                shared.as_ref().expect("a sealed part"),
+                aad(SealLabel::Shared, &self.workspace.id, &event_id.to_string()),
+                shared.expect("a sealed part"),
             ),
         };
         let plain = self
@@ -229,6 +238,23 @@ impl Setup {
             .open(&aad, sealed)
             .expect("the sealed part opens with the workspace key");
         crate::event::sealed_wire::decode_fields(&plain).expect("sealed fields")
+    }
+}
+
+/// An item's event and sealed parts (its own, its event's shared), whole or queued.
+trait SealedParts {
+    fn parts(&self) -> (EventId, Option<&Sealed>, Option<&Sealed>);
+}
+
+impl SealedParts for DeliveryItem {
+    fn parts(&self) -> (EventId, Option<&Sealed>, Option<&Sealed>) {
+        (self.event_id, self.sealed.as_ref(), self.shared.as_ref())
+    }
+}
+
+impl SealedParts for QueuedItem {
+    fn parts(&self) -> (EventId, Option<&Sealed>, Option<&Sealed>) {
+        (self.event_id(), self.sealed(), self.shared())
     }
 }
 
@@ -350,8 +376,8 @@ fn batch_level_context_merges_into_each_item_and_item_keys_win() {
     // The batch's consent reached both items: EU advertising is opt-in.
     assert!(s.routing(&out, 0, META).routed);
     assert!(s.routing(&out, 1, META).routed);
-    let first = s.open(META, s.item(&out, 0, META).unwrap());
-    let second = s.open(META, s.item(&out, 1, META).unwrap());
+    let first = s.open(META, s.queued(&out, 0, META).unwrap());
+    let second = s.open(META, s.queued(&out, 1, META).unwrap());
     assert_eq!(first.ip.as_deref(), Some("192.0.2.1"));
     assert_eq!(second.ip.as_deref(), Some("192.0.2.2"));
 }
@@ -1406,7 +1432,7 @@ fn client_of(s: &Setup, out: &PreparedBatch) -> Vec<(Option<String>, Option<Stri
     [META, TIKTOK]
         .into_iter()
         .map(|kind| {
-            let sealed = s.open(kind, s.item(out, 0, kind).expect("routed"));
+            let sealed = s.open(kind, s.queued(out, 0, kind).expect("routed"));
             (sealed.ip, sealed.user_agent)
         })
         .collect()
@@ -1519,6 +1545,75 @@ fn an_event_a_routed_destination_will_drop_is_accepted_with_a_warning_naming_it(
         s.item(&out, 1, META).is_some(),
         "still queued: delivery decides"
     );
+}
+
+/// Describes, as a warning for every routed destination, the whole item the check was given
+/// (but its sealed parts, which by reference are the event's shared ones).
+fn describe_what_is_checked(
+    target: &crate::deliver::Target<'_>,
+    opened: &crate::deliver::OpenedItem,
+) -> Option<Unmet> {
+    let item = &opened.item;
+    Some(Unmet {
+        rule: "describe",
+        detail: format!(
+            "{:?} {} {:?} {:?} {} {:?} {:?} {:?} sealed: {:?}",
+            target.destination.kind,
+            item.event_id,
+            item.message_id.as_str(),
+            item.name,
+            item.properties,
+            item.user_data,
+            item.consent,
+            item.suppression,
+            opened.sealed,
+        ),
+    })
+}
+
+/// By reference, ingest builds no whole item per destination for the queue; the one it
+/// checks requirements on is, for each destination, the item by value would have been:
+/// that destination's hashes, the event's properties, consent and sealed fields.
+#[test]
+fn by_reference_each_destination_checks_the_item_it_would_have_by_value() {
+    let mut s = Setup::new(Region::Us).with_requirements(describe_what_is_checked);
+    requesting(&mut s, true);
+    let mut phone_only = server_event();
+    phone_only["messageId"] = json!("m-phone");
+    phone_only["context"]["traits"] = json!({
+        "phone": "+1 (650) 555-0100",
+        "firstName": "Jane",
+        "address": {"city": "Berlin", "postalCode": "10115", "country": "DE"}
+    });
+    let body = json!({ "batch": [server_event(), phone_only] });
+    let run = |holding| {
+        let pipeline = Pipeline {
+            holding,
+            ..s.pipeline()
+        };
+        let body = serde_json::to_vec(&body).unwrap();
+        prepare(&pipeline, &parse_body(Endpoint::Batch, &body).unwrap())
+    };
+
+    let (by_value, by_reference) = (run(Holding::ByValue), run(Holding::ByReference));
+
+    assert!(by_value.warnings.len() >= 4, "{:?}", by_value.warnings);
+    let details = |out: &PreparedBatch| -> Vec<String> {
+        // The event ids differ (the ids are drawn anew), the rest may not.
+        out.warnings
+            .iter()
+            .map(|w| {
+                w.detail
+                    .replace(&out.events[w.index].event.event_id.to_string(), "<id>")
+            })
+            .collect()
+    };
+    assert_eq!(details(&by_value), details(&by_reference));
+    assert!(by_reference
+        .items
+        .iter()
+        .flatten()
+        .all(|(_, item)| matches!(item, QueuedItem::Reference { .. })));
 }
 
 #[test]
@@ -1637,8 +1732,8 @@ fn items_by_reference_leave_ip_and_user_agent_to_the_operational_record() {
         "the record holds the IP and user agent, nothing else"
     );
     let (value_item, reference_item) = (
-        s.open(META, s.item(&by_value, 0, META).unwrap()),
-        s.open(META, s.item(&referenced, 0, META).unwrap()),
+        s.open(META, s.queued(&by_value, 0, META).unwrap()),
+        s.open(META, s.queued(&referenced, 0, META).unwrap()),
     );
     assert_eq!(
         SealedFields {
@@ -1652,7 +1747,7 @@ fn items_by_reference_leave_ip_and_user_agent_to_the_operational_record() {
     // Sealed once for the event, shared by its items, not once per destination.
     let shared: Vec<_> = referenced.items[0]
         .iter()
-        .map(|(_, item)| (item.sealed.is_none(), item.shared.clone()))
+        .map(|(_, item)| (item.sealed().is_none(), item.shared().cloned()))
         .collect();
     assert!(shared.len() > 1, "routed to several destinations");
     assert!(shared
