@@ -90,6 +90,21 @@ impl GroupCommit {
         T: Send + 'static,
         F: FnMut(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.queue(context, f).await
+    }
+
+    /// [`Self::write`], queued at once, when called: the returned future only waits for the
+    /// answer. Writes are run in the order they were queued, so a write queued after this
+    /// one (from any caller) sees its effects.
+    pub(crate) fn queue<T, F>(
+        &self,
+        context: &'static str,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (answer, rx) = tokio::sync::oneshot::channel();
         let job = Box::new(Pending {
             context,
@@ -97,11 +112,12 @@ impl GroupCommit {
             result: None,
             answer,
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| StoreError::transient(context, "the SQLite writer thread stopped"))?;
-        rx.await
-            .map_err(|_| StoreError::transient(context, "the write was not committed"))?
+        let sent = self.jobs.send(job);
+        async move {
+            sent.map_err(|_| StoreError::transient(context, "the SQLite writer thread stopped"))?;
+            rx.await
+                .map_err(|_| StoreError::transient(context, "the write was not committed"))?
+        }
     }
 }
 

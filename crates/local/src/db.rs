@@ -197,8 +197,8 @@ impl Db {
     fn setup(conn: Connection) -> Result<Self, DbError> {
         // WAL for concurrent readers; synchronous FULL so that a committed transaction (and
         // so an acknowledged event) survives a power loss, not only a crash of this process:
-        // the WAL is fsynced at each commit, which group commit ([`GroupCommit`]) pays once
-        // for all the requests of a group; secure_delete so erased rows are overwritten on
+        // the WAL is synced at each commit (`fdatasync`: .cargo/config.toml), which group
+        // commit ([`GroupCommit`]) pays once for all the requests of a group; secure_delete so erased rows are overwritten on
         // disk, not left in free pages; a busy timeout instead of immediate SQLITE_BUSY; an
         // 8 MiB page cache (SQLite's default is 2 MiB): the subject index and the dedup
         // markers take inserts at random keys, and with the default cache each of those
@@ -272,6 +272,12 @@ impl Db {
         F: FnMut(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.writes.write(context, f).await
+    }
+
+    /// The group commit itself, for a write queued without waiting for it
+    /// ([`GroupCommit::queue`]).
+    pub(crate) fn group_commit(&self) -> &GroupCommit {
+        &self.writes
     }
 
     /// Runs one statement on the blocking pool, with its parameters as values.
