@@ -13,7 +13,9 @@
 //! failed commit is logged here, as a failed write is by `StatsSink`; a process killed
 //! before the next commit loses the counters of requests answered since the last one,
 //! never their events. Reads go through the same queue, after every delta queued before
-//! them, so a read that follows a recorded delta counts it.
+//! them, so a read that follows a recorded delta counts it. Not waiting queues nothing
+//! without bound: a caller's next write (ingest's next request, delivery's next ack) is
+//! queued behind its deltas and waited for.
 
 use async_trait::async_trait;
 use rusqlite::params;
