@@ -198,8 +198,8 @@ impl Db {
         // WAL for concurrent readers; synchronous FULL so that a committed transaction (and
         // so an acknowledged event) survives a power loss, not only a crash of this process:
         // the WAL is synced at each commit (`fdatasync`: .cargo/config.toml), which group
-        // commit ([`GroupCommit`]) pays once for all the requests of a group; secure_delete so erased rows are overwritten on
-        // disk, not left in free pages; a busy timeout instead of immediate SQLITE_BUSY; an
+        // commit ([`GroupCommit`]) pays once for all the requests of a group; secure_delete
+        // so erased rows are overwritten on disk, not left in free pages; a busy timeout instead of immediate SQLITE_BUSY; an
         // 8 MiB page cache (SQLite's default is 2 MiB): the subject index and the dedup
         // markers take inserts at random keys, and with the default cache each of those
         // read its page back from the file under load (`make measure-ingest`, README); with
