@@ -195,24 +195,24 @@ impl Db {
     }
 
     fn setup(conn: Connection) -> Result<Self, DbError> {
-        // WAL for concurrent readers; synchronous FULL so that a committed transaction (and
-        // so an acknowledged event) survives a power loss, not only a crash of this process:
-        // the WAL is synced at each commit (`fdatasync`: .cargo/config.toml), which group
-        // commit ([`GroupCommit`]) pays once for all the requests of a group; secure_delete
-        // so erased rows are overwritten on disk, not left in free pages; a busy timeout instead of immediate SQLITE_BUSY; an
-        // 8 MiB page cache (SQLite's default is 2 MiB): the subject index and the dedup
-        // markers take inserts at random keys, and with the default cache each of those
-        // read its page back from the file under load (`make measure-ingest`, README); with
-        // compact keys 8 MiB is as fast as 16 was (17,862 vs 16,588 events/s, 6 MiB less RSS);
-        // temporary files in memory: when a write of a group fails, group commit runs the
-        // group again with each write in a savepoint, whose sub-journal (copies of the pages earlier requests of the group changed) SQLite
-        // otherwise spills to a temporary file past 64 KiB, a write system call per page
-        // (7 % of `serve`'s CPU under load, by `perf`). A database file is checkpointed by a
-        // thread of its own ([`Checkpointer`]), not by the commit that fills the WAL.
-        // 8 KiB pages for a new database (one made with 4 KiB keeps them: SQLite changes a WAL
-        // database's page size only by a rebuild): under `make measure-ingest`, 5 % fewer
-        // bytes per stored event (3,210 → 3,050) at the same rate; 16 KiB saved 1 % more but
-        // cost 8 % of the rate (each commit writes whole pages).
+        // WAL for concurrent readers; synchronous FULL so that a committed transaction (and so an
+        // acknowledged event) survives a power loss, not only a crash of this process: the WAL is
+        // synced at each commit (`fdatasync`: .cargo/config.toml), which group commit
+        // ([`GroupCommit`]) pays once for all the requests of a group; secure_delete so erased rows
+        // are overwritten on disk, not left in free pages; a busy timeout instead of immediate
+        // SQLITE_BUSY; an 8 MiB page cache (SQLite's default is 2 MiB): the subject index and the
+        // dedup markers take inserts at random keys, and with the default cache each of those read
+        // its page back from the file under load (`make measure-ingest`, README); with compact keys
+        // 8 MiB is as fast as 16 was (17,862 vs 16,588 events/s, 6 MiB less RSS); temporary files
+        // in memory: when a write of a group fails, group commit runs the group again with each
+        // write in a savepoint, whose sub-journal (copies of the pages earlier requests of the
+        // group changed) SQLite otherwise spills to a temporary file past 64 KiB, a write system
+        // call per page (7 % of `serve`'s CPU under load, by `perf`). A database file is
+        // checkpointed by a thread of its own ([`Checkpointer`]), not by the commit that fills the
+        // WAL. 8 KiB pages for a new database (one made with 4 KiB keeps them: SQLite changes a WAL
+        // database's page size only by a rebuild): under `make measure-ingest`, 5 % fewer bytes per
+        // stored event (3,210 → 3,050) at the same rate; 16 KiB saved 1 % more but cost 8 % of the
+        // rate (each commit writes whole pages).
         conn.execute_batch("PRAGMA page_size = 8192;")
             .map_err(DbError::Schema)?;
         conn.execute_batch(
