@@ -136,7 +136,8 @@ bench:
 ## Ingest on one core: `tracklayer serve` (3 paused destinations routed) against a bare axum +
 ## serde_json server, alternated 3 times, servers pinned to CPU 0 and the generator to CPU 1;
 ## then half rate (p99) and 3 destinations delivering to 20 ms fakes. MEASURE_SECONDS=5 shortens
-## the 20 s runs; MEASURE_FAKE_RATE sets the delivering variant's offered events/s (20000).
+## the 20 s runs; MEASURE_FAKE_RATE sets the delivering variant's offered events/s (20000);
+## MEASURE_RATE=<events/s> runs only `serve`, three times at that offered rate.
 measure-ingest:
 	$(CARGO) build --release -p tracklayer -p tracklayer-tests --bins
 	./target/release/measure-ingest

@@ -403,6 +403,86 @@ async fn an_event_with_subjects_is_found_by_its_message_id() {
     assert_eq!(found, vec![e.event.event_id]);
 }
 
+/// A request's rows are written by multi-row `INSERT`s (up to 32 rows each, the rest in
+/// statements of 16, 8, 4, 2 and 1 rows): a request of 80 events, 3 of them repeating an
+/// earlier message id, with 0 to 5 subjects each (one shared by many) and an operational
+/// record on three in four, is recorded whole, each row once, each duplicate not at all;
+/// sending it again records nothing.
+#[tokio::test]
+async fn a_large_request_is_recorded_row_for_row_and_its_duplicates_not_at_all() {
+    use tracklayer_core::ports::EventReader;
+
+    let path = keep_dir().join("tracklayer.db");
+    let s = SqliteEventStore::new(Db::open(&path).unwrap());
+    let ws = WorkspaceId::new(Region::Us, &testkit::unique());
+    let mut events = Vec::new();
+    for i in 0..77 {
+        let mut subjects: Vec<String> = (0..i % 5).map(|k| format!("s-{i}-{k}")).collect();
+        if i % 3 == 0 {
+            subjects.push("s-shared".into());
+        }
+        let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
+        let mut e = testkit::new_event(&ws, &format!("m-{i}"), &subjects, T0);
+        if i % 4 == 0 {
+            e.operational = None;
+        }
+        events.push(e);
+    }
+    for repeated in ["m-5", "m-40", "m-76"] {
+        events.push(testkit::new_event(&ws, repeated, &["s-repeat"], T0));
+    }
+
+    let recorded = s.record(&events, T0).await.unwrap();
+    let expected: Vec<bool> = (0..80).map(|i| i < 77).collect();
+    assert_eq!(recorded, expected, "the three repeats are duplicates");
+
+    let count = |table: &str| -> i64 {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let (n, distinct): (i64, i64) = c
+            .query_row(
+                &format!("SELECT count(*), count(DISTINCT event_id) FROM {table}"),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert!(n >= distinct, "{table}");
+        n
+    };
+    let subjects: usize = events[..77].iter().map(|e| e.event.subjects.len()).sum();
+    let operational = events[..77]
+        .iter()
+        .filter(|e| e.operational.is_some())
+        .count();
+    let expect = [
+        ("events", 77),
+        ("dedup", 77),
+        ("event_subjects", subjects as i64),
+        ("operational", operational as i64),
+    ];
+    for (table, n) in expect {
+        assert_eq!(count(table), n, "{table}");
+    }
+    assert_eq!(subject_rows(&path).len(), subjects);
+    for e in &events[..77] {
+        let stored = s
+            .event(&ws, &e.event.event_id, T0)
+            .await
+            .unwrap()
+            .expect("recorded");
+        assert_eq!(stored.message_id, e.event.message_id);
+        assert_eq!(stored.subjects.len(), e.event.subjects.len());
+    }
+    for e in &events[77..] {
+        assert!(s.event(&ws, &e.event.event_id, T0).await.unwrap().is_none());
+    }
+
+    let again = s.record(&events, T0).await.unwrap();
+    assert_eq!(again, vec![false; 80], "every message id has a live marker");
+    for (table, n) in expect {
+        assert_eq!(count(table), n, "{table} after the retry");
+    }
+}
+
 #[tokio::test]
 async fn the_sweeper_deletes_expired_rows_from_disk() {
     let store = SqliteEventStore::new(Db::in_memory().unwrap());

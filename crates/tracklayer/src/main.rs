@@ -3,7 +3,8 @@
 use clap::Parser;
 
 /// mimalloc, not glibc malloc: measured in README § Performance (ingest's request buffers and
-/// per-event values made glibc's free lists a quarter of `serve`'s CPU).
+/// per-event values made glibc's free lists a quarter of `serve`'s CPU). Built with its
+/// `override` feature, it is also the C `malloc` that SQLite allocates with.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -17,7 +17,9 @@
 //! `make measure-ingest` builds and runs it. Environment: `MEASURE_SECONDS` (per run,
 //! default 20), `MEASURE_CONNECTIONS` (default 32), `MEASURE_FAKE_RATE` (events/s offered
 //! in the delivering variant, default 20000), `MEASURE_KEEP_DB` (a directory: each paused
-//! run's database files are copied there under `run-<n>/`, to study its layout).
+//! run's database files are copied there under `run-<n>/`, to study its layout),
+//! `MEASURE_RATE` (events/s: only TrackLayer, three runs at that offered rate, for comparing
+//! the tail of two builds at the same rate).
 
 use std::path::Path;
 use std::process::Command;
@@ -45,6 +47,8 @@ struct Settings {
     run: Duration,
     connections: usize,
     fake_rate: f64,
+    /// Only TrackLayer at this offered rate (events/s).
+    rate: Option<f64>,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -405,6 +409,19 @@ async fn measure_all(settings: Settings) -> anyhow::Result<()> {
         load::load_average()
     );
     header();
+    if let Some(rate) = settings.rate {
+        for run in 0..3 {
+            let row = run_tracklayer(
+                settings,
+                &batch,
+                run,
+                Some(rate / EVENTS_PER_REQUEST as f64),
+            )
+            .await?;
+            row.print();
+        }
+        return Ok(());
+    }
     let (mut bare, mut ours) = (Vec::new(), Vec::new());
     for round in 0..3u32 {
         let a = run_bare(settings, &batch, 2 * round).await?;
@@ -444,6 +461,9 @@ fn main() -> anyhow::Result<()> {
         run: Duration::from_secs(env_or("MEASURE_SECONDS", 20)),
         connections: env_or("MEASURE_CONNECTIONS", 32),
         fake_rate: env_or("MEASURE_FAKE_RATE", 20_000.0),
+        rate: std::env::var("MEASURE_RATE")
+            .ok()
+            .and_then(|r| r.parse().ok()),
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
