@@ -158,16 +158,16 @@ fn too_old(
 }
 
 fn meta_rules(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
-    if meta::user_data(opened).is_empty() {
+    if !meta::has_user_data(opened) {
         return broken(
             "meta_requires_customer_information",
             "Meta needs at least one customer information parameter (user_data)".into(),
         );
     }
     if names::resolve(target.destination, &opened.item) == "Purchase" {
-        let c = Commerce::read(&opened.item.properties);
+        let (value, currency) = Commerce::value_and_currency(&opened.item.properties);
         let need = "Meta Purchase events need value and currency";
-        if c.value.is_none() {
+        if value.is_none() {
             let given = ["revenue", "total", "value"]
                 .into_iter()
                 .find_map(|k| Some((k, opened.item.properties.get(k)?)));
@@ -177,7 +177,7 @@ fn meta_rules(target: &Target<'_>, opened: &OpenedItem) -> Option<Broken> {
             };
             return broken("purchase_requires_value", detail);
         }
-        if c.currency.is_none() {
+        if currency.is_none() {
             return broken(
                 "purchase_requires_currency",
                 format!("{need}: properties.currency is missing"),

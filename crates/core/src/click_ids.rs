@@ -44,6 +44,8 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use crate::ingest::inherit::Layered;
+
 /// Where an id is found when the event does not name it.
 #[derive(Clone, Copy)]
 enum Else {
@@ -119,14 +121,95 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// The click ids of an event. `context` looks a key up in the event's context (the batch's
-/// read through); `observed_at` is the event's timestamp.
-pub fn read<'v>(
-    context: impl Fn(&str) -> Option<&'v Value>,
+/// Every event key [`CLICK_IDS`] reads an id from, and `_ga`: a slot each in [`Slots`].
+const EVENT_KEYS: [&str; 22] = [
+    "fbp",
+    "_fbp",
+    "fbc",
+    "_fbc",
+    "gclid",
+    "gbraid",
+    "wbraid",
+    "ttclid",
+    "ttp",
+    "_ttp",
+    "client_id",
+    "clientId",
+    "ga_client_id",
+    "sc_click_id",
+    "ScCid",
+    "sc_cookie1",
+    "epik",
+    "rdt_cid",
+    "li_fat_id",
+    "msclkid",
+    "_ga",
+    "page",
+];
+
+/// The slot of an event key in [`EVENT_KEYS`].
+fn slot(key: &str) -> Option<usize> {
+    // Most keys of an object are none of these: their length rules nearly all out first.
+    if !(3..=12).contains(&key.len()) {
+        return None;
+    }
+    EVENT_KEYS.iter().position(|k| *k == key)
+}
+
+/// Objects with more keys than this are looked up key by key instead of walked.
+const WALK_AT_MOST: usize = 48;
+
+/// The values an object holds under [`EVENT_KEYS`]: found by one walk over a small object
+/// (a lookup in a `serde_json` map compares keys down a B-tree, and there were some 60 per
+/// event, 3 % of `serve`'s core under load), key by key in a large one.
+struct Slots<'v>([Option<&'v Value>; EVENT_KEYS.len()]);
+
+impl<'v> Slots<'v> {
+    fn of(map: &'v Map<String, Value>) -> Self {
+        let mut slots = [None; EVENT_KEYS.len()];
+        if map.len() <= WALK_AT_MOST {
+            for (k, v) in map {
+                if let Some(i) = slot(k) {
+                    slots[i] = Some(v);
+                }
+            }
+        } else {
+            for (i, k) in EVENT_KEYS.iter().enumerate() {
+                slots[i] = map.get(*k);
+            }
+        }
+        Self(slots)
+    }
+
+    /// The value under `key`, one of [`EVENT_KEYS`].
+    fn get(&self, key: &str) -> Option<&'v Value> {
+        self.0[slot(key)?]
+    }
+
+    /// These values over `under`'s: a key this object has wins, as [`Layered::get`] answers.
+    fn over(mut self, under: Slots<'v>) -> Self {
+        for (mine, theirs) in self.0.iter_mut().zip(under.0) {
+            if mine.is_none() {
+                *mine = theirs;
+            }
+        }
+        self
+    }
+}
+
+/// The click ids of an event of this `context` (the batch's read through) and these
+/// `properties`; `observed_at` is the event's timestamp.
+pub(crate) fn read(
+    context: &Layered<'_>,
     properties: &Map<String, Value>,
     observed_at: OffsetDateTime,
 ) -> BTreeMap<String, String> {
-    let page = context("page");
+    let (own, batch) = context.layers();
+    let context = match batch {
+        Some(batch) => Slots::of(own).over(Slots::of(batch)),
+        None => Slots::of(own),
+    };
+    let page = context.get("page");
     let urls: Vec<&str> = [
         page.and_then(|p| p.get("url")),
         page.and_then(|p| p.get("search")),
@@ -137,13 +220,14 @@ pub fn read<'v>(
     .flatten()
     .filter_map(Value::as_str)
     .collect();
+    let properties = Slots::of(properties);
     // Each URL's query split once, not once per click id looked for in it.
     let queries: Vec<Vec<(&str, &str)>> = urls.iter().map(|url| query_pairs(url)).collect();
     let param = |name: &str| queries.iter().find_map(|pairs| query_param(pairs, name));
     // Each key in the context, then each in properties: the first usable value.
     let named = |keys: &[&str]| {
-        let in_context = keys.iter().map(|k| context(k));
-        let in_properties = keys.iter().map(|k| properties.get(*k));
+        let in_context = keys.iter().map(|k| context.get(k));
+        let in_properties = keys.iter().map(|k| properties.get(k));
         in_context
             .chain(in_properties)
             .flatten()
@@ -156,7 +240,8 @@ pub fn read<'v>(
             Else::Nothing => None,
             Else::Query(name) => param(name).map(str::to_owned),
             Else::Fbclid => param("fbclid").map(|fbclid| fbc(fbclid, observed_at)),
-            Else::GaCookie => context("_ga")
+            Else::GaCookie => context
+                .get("_ga")
                 .or_else(|| properties.get("_ga"))
                 .and_then(Value::as_str)
                 .and_then(ga_client_id),
@@ -229,7 +314,7 @@ mod tests {
     /// The click ids of an event with this context and these properties.
     fn ids(context: &Value, properties: &Value) -> BTreeMap<String, String> {
         read(
-            |k| context.get(k),
+            &Layered::new(context.as_object().unwrap(), None),
             properties.as_object().unwrap(),
             at_millis(1_554_763_741_205),
         )
@@ -433,5 +518,65 @@ mod tests {
         let props = json!({"url": "https://a.example/p?gbraid=G-props"});
         let got = ids(&ctx, &props);
         assert_eq!(got, map(&[("gbraid", "G-search"), ("wbraid", "W-event")]));
+    }
+
+    #[test]
+    fn every_key_a_click_id_is_read_from_has_its_own_slot() {
+        for id in CLICK_IDS {
+            for k in id.keys {
+                assert_eq!(slot(k).map(|i| EVENT_KEYS[i]), Some(*k));
+            }
+        }
+        for k in EVENT_KEYS {
+            assert_eq!(slot(k).map(|i| EVENT_KEYS[i]), Some(k), "one slot each");
+        }
+        assert_eq!(slot("Fbp"), None, "keys match exactly");
+        assert_eq!(slot("url"), None);
+    }
+
+    #[test]
+    fn a_large_object_is_read_as_a_small_one() {
+        let filler = |n: usize, extra: Value| {
+            let mut m: Map<String, Value> = (0..n).map(|i| (format!("k{i}"), json!(i))).collect();
+            m.extend(extra.as_object().unwrap().clone());
+            Value::Object(m)
+        };
+        let ctx = json!({"fbp": "fb.1.1.2", "_ga": "GA1.1.111.222"});
+        let props = json!({"gclid": "G1", "ttclid": "T1", "url": "/p?msclkid=M1"});
+        let small = ids(&ctx, &props);
+        assert_eq!(small.len(), 5, "{small:?}");
+        let large = ids(
+            &filler(WALK_AT_MOST + 10, ctx.clone()),
+            &filler(WALK_AT_MOST + 10, props.clone()),
+        );
+        assert_eq!(large, small);
+        let edge = ids(
+            &filler(WALK_AT_MOST - 2, ctx),
+            &filler(WALK_AT_MOST - 3, props),
+        );
+        assert_eq!(edge, small);
+    }
+
+    #[test]
+    fn the_events_context_key_hides_the_batchs_even_when_unusable() {
+        let own = json!({"fbp": "not a click id", "ttclid": "T-own"});
+        let batch = json!({"fbp": "fb.1.1.2", "gclid": "G-batch", "ttclid": "T-batch"});
+        for walk in [true, false] {
+            let (own, batch) = if walk {
+                (own.clone(), batch.clone())
+            } else {
+                // Past the walk's size, the lookups answer the same.
+                let mut o = own.as_object().unwrap().clone();
+                let mut b = batch.as_object().unwrap().clone();
+                for i in 0..=WALK_AT_MOST {
+                    o.insert(format!("o{i}"), json!(i));
+                    b.insert(format!("b{i}"), json!(i));
+                }
+                (Value::Object(o), Value::Object(b))
+            };
+            let layered = Layered::new(own.as_object().unwrap(), batch.as_object());
+            let got = read(&layered, &Map::new(), at_millis(1_554_763_741_205));
+            assert_eq!(got, map(&[("gclid", "G-batch"), ("ttclid", "T-own")]));
+        }
     }
 }

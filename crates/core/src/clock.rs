@@ -80,13 +80,14 @@ pub trait Ids: Send + Sync + 'static {
 pub struct SystemIds;
 
 impl Ids for SystemIds {
+    /// The millisecond of `now` and 74 random bits (RFC 9562 §5.7), from the thread's
+    /// CSPRNG (`rand`'s, seeded from the OS and reseeded), as the nonces are: `Uuid::new_v7`
+    /// asks the OS for each id's bytes, a `getrandom` call per id, two per ingested event.
     fn uuid_v7(&self, now: OffsetDateTime) -> Uuid {
-        let ts = uuid::Timestamp::from_unix(
-            uuid::NoContext,
-            now.unix_timestamp().max(0) as u64,
-            now.nanosecond(),
-        );
-        Uuid::new_v7(ts)
+        let mut random = [0u8; 10];
+        rand::thread_rng().fill(&mut random);
+        let ms = unix_millis(now).max(0) as u64;
+        uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid()
     }
     fn token(&self, len: usize) -> String {
         rand::thread_rng()
@@ -128,5 +129,27 @@ impl Ids for SequentialIds {
         for (i, b) in buf.iter_mut().enumerate() {
             *b = (n as u8).wrapping_add(i as u8);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_ids_are_version_7_of_the_millisecond_and_random() {
+        let now =
+            OffsetDateTime::from_unix_timestamp_nanos(1_764_000_000_123_456_789).expect("a time");
+        let (a, b) = (SystemIds.uuid_v7(now), SystemIds.uuid_v7(now));
+        for id in [a, b] {
+            assert_eq!(id.get_version_num(), 7);
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+            let (secs, nanos) = id.get_timestamp().expect("a v7 timestamp").to_unix();
+            assert_eq!((secs, nanos), (1_764_000_000, 123_000_000));
+        }
+        assert_ne!(a, b, "74 random bits each");
+        // Time orders ids across milliseconds.
+        let later = SystemIds.uuid_v7(now + Duration::milliseconds(1));
+        assert!(later > a && later > b);
     }
 }

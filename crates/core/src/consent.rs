@@ -276,35 +276,48 @@ pub fn decide(
         Region::Eu => policy.eu_default,
         Region::Us => policy.us_default,
     };
-    let mut reasons = Vec::with_capacity(purposes.len());
+    // The reason, one sentence per purpose joined by "; ", is written piece by piece: with
+    // `format!` it was 2 % of `serve`'s core under load (three destinations per event).
+    let mut reason = String::with_capacity(64 * purposes.len());
     let mut allowed = true;
     for purpose in purposes {
         let gpc_opts_out = policy.honor_gpc && signals.gpc && purpose.as_str() == "advertising";
-        let (granted, why) = match signals.explicit(purpose) {
+        // Where the verdict came from: a signal's source, GPC over it, GPC, or the default.
+        let (granted, overridden, source) = match signals.explicit(purpose) {
             Some((true, source))
                 if gpc_opts_out && policy.gpc == GpcPrecedence::OverridesGrants =>
             {
-                (
-                    false,
-                    format!("global privacy control, which overrides the grant in {source}"),
-                )
+                (false, true, Some(source))
             }
-            Some((b, source)) => (b, source.to_owned()),
-            None if gpc_opts_out => (false, "global privacy control".to_owned()),
-            None => {
-                let b = default == Stance::OptOut;
-                let mode = if b { "opt-out" } else { "opt-in" };
-                (b, format!("no signal; {region} default is {mode}"))
-            }
+            Some((b, source)) => (b, false, Some(source)),
+            None => (
+                !gpc_opts_out && default == Stance::OptOut,
+                gpc_opts_out,
+                None,
+            ),
         };
         allowed &= granted;
-        let verdict = if granted { "granted" } else { "denied" };
-        reasons.push(format!("{purpose} {verdict} by {why}"));
+        let separator = if reason.is_empty() { "" } else { "; " };
+        let verdict = if granted {
+            " granted by "
+        } else {
+            " denied by "
+        };
+        reason.extend([separator, purpose.as_str(), verdict]);
+        match (overridden, source) {
+            (true, Some(source)) => reason.extend([
+                "global privacy control, which overrides the grant in ",
+                source,
+            ]),
+            (false, Some(source)) => reason.push_str(source),
+            (true, None) => reason.push_str("global privacy control"),
+            (false, None) => {
+                let mode = if granted { "opt-out" } else { "opt-in" };
+                reason.extend(["no signal; ", region.as_str(), " default is ", mode]);
+            }
+        }
     }
-    Decision {
-        allowed,
-        reason: reasons.join("; "),
-    }
+    Decision { allowed, reason }
 }
 
 #[cfg(test)]
@@ -319,6 +332,110 @@ mod tests {
     /// The decision under the default policy.
     fn decide_by_default(region: Region, signals: &Signals, purposes: &[Purpose]) -> Decision {
         decide(&ConsentPolicy::default(), region, signals, purposes)
+    }
+
+    /// The reason as the sentences were built with `format!` before they were written piece
+    /// by piece: the same text for every policy, region, signal and purpose list.
+    fn reference_reason(
+        policy: &ConsentPolicy,
+        workspace_region: Region,
+        signals: &Signals,
+        purposes: &[Purpose],
+    ) -> String {
+        let region = signals.jurisdiction.unwrap_or(workspace_region);
+        let default = match region {
+            Region::Eu => policy.eu_default,
+            Region::Us => policy.us_default,
+        };
+        let mut reasons = Vec::new();
+        for purpose in purposes {
+            let gpc_opts_out = policy.honor_gpc && signals.gpc && purpose.as_str() == "advertising";
+            let (granted, why) = match signals.explicit(purpose) {
+                Some((true, source))
+                    if gpc_opts_out && policy.gpc == GpcPrecedence::OverridesGrants =>
+                {
+                    (
+                        false,
+                        format!("global privacy control, which overrides the grant in {source}"),
+                    )
+                }
+                Some((b, source)) => (b, source.to_owned()),
+                None if gpc_opts_out => (false, "global privacy control".to_owned()),
+                None => {
+                    let b = default == Stance::OptOut;
+                    let mode = if b { "opt-out" } else { "opt-in" };
+                    (b, format!("no signal; {region} default is {mode}"))
+                }
+            };
+            let verdict = if granted { "granted" } else { "denied" };
+            reasons.push(format!("{purpose} {verdict} by {why}"));
+        }
+        reasons.join("; ")
+    }
+
+    #[test]
+    fn every_reason_reads_as_the_sentences_it_always_was() {
+        let contexts = [
+            json!({}),
+            json!({"gpc": true}),
+            json!({"location": {"country": "DE"}}),
+            json!({"gpc": true, "consent": {"categoryPreferences": {"advertising": true, "Analytics": false}}}),
+            json!({"consent": {"categoryPreferences": {"personalization": true}}}),
+            json!({"consent": {"ad_storage": "granted", "ad_user_data": "denied"}}),
+            json!({"gpc": true, "consent": {"ad_storage": "granted", "ad_user_data": "granted"}}),
+            json!({"consent": {"googleConsentMode": {"analytics_storage": "granted", "ad_personalization": "denied"}}}),
+        ];
+        let purpose_lists: Vec<Vec<Purpose>> = vec![
+            vec![],
+            ads(),
+            vec![Purpose::analytics()],
+            vec![
+                Purpose::advertising(),
+                Purpose::analytics(),
+                Purpose::parse("personalization").unwrap(),
+            ],
+        ];
+        let mut compared = 0;
+        for (eu, us) in [
+            (Stance::OptIn, Stance::OptOut),
+            (Stance::OptOut, Stance::OptIn),
+        ] {
+            for honor_gpc in [true, false] {
+                for gpc in [
+                    GpcPrecedence::OverridesGrants,
+                    GpcPrecedence::ExplicitGrantWins,
+                ] {
+                    let policy = ConsentPolicy {
+                        eu_default: eu,
+                        us_default: us,
+                        honor_gpc,
+                        gpc,
+                        ..ConsentPolicy::default()
+                    };
+                    for ctx in &contexts {
+                        for header_gpc in [false, true] {
+                            let s = Signals::read(Some(ctx), header_gpc);
+                            for region in [Region::Eu, Region::Us] {
+                                for purposes in purpose_lists.iter().skip(1) {
+                                    let d = decide(&policy, region, &s, purposes);
+                                    let want = reference_reason(&policy, region, &s, purposes);
+                                    assert_eq!(d.reason, want);
+                                    compared += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, 8 * 8 * 2 * 2 * 3);
+        let none = decide(
+            &ConsentPolicy::default(),
+            Region::Eu,
+            &Signals::default(),
+            &[],
+        );
+        assert_eq!(none.reason, "destination requires no consent purpose");
     }
 
     #[test]

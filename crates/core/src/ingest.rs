@@ -13,7 +13,7 @@
 
 mod gate;
 mod identifiers;
-mod inherit;
+pub(crate) mod inherit;
 mod pack;
 mod prepare;
 pub mod scrub;

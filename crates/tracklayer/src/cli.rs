@@ -140,6 +140,11 @@ pub struct ServeArgs {
     /// 503 with Retry-After.
     #[arg(long, default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1_048_576..=4_294_967_295))]
     pub max_body_bytes_in_flight: u64,
+    /// Tracking requests between their preparation and their stored, queued events at once
+    /// (each holds its prepared batch until storage takes it); the next wait, and past 1,024
+    /// waiting are answered 503 with Retry-After. More use more memory under load.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=1024), env = "TRACKLAYER_MAX_BATCHES_IN_FLIGHT")]
+    pub max_batches_in_flight: u32,
     /// Failed authentications allowed per minute from one address, and for one key id,
     /// before both APIs answer 429 with Retry-After.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..), env = "TRACKLAYER_AUTH_FAILURE_LIMIT")]

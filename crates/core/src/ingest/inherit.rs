@@ -33,6 +33,11 @@ impl<'a> Layered<'a> {
             .or_else(|| self.batch.and_then(|b| b.get(key)))
     }
 
+    /// The event's object and the batch's.
+    pub(crate) fn layers(&self) -> (&'a Map<String, Value>, Option<&'a Map<String, Value>>) {
+        (self.own, self.batch)
+    }
+
     /// The event's entries, then the batch's that the event does not override.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
         let own = self.own;

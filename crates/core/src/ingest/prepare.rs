@@ -139,7 +139,7 @@ fn prepare_one(
     let integrations = Layered::new(&v.integrations, body.integrations.as_ref());
 
     // Read before `collect` cuts the URLs of properties to their path.
-    let click_ids = crate::click_ids::read(|k| context.get(k), &v.properties, v.timestamp);
+    let click_ids = crate::click_ids::read(&context, &v.properties, v.timestamp);
     let collected = identifiers::collect(v.traits, &context, v.properties, v.user_id.as_deref());
     let mut ids = collected.ids;
     ids.click_ids = click_ids;

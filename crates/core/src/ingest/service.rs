@@ -75,7 +75,8 @@ pub struct IngestConfig {
     /// every prepared request waited for the writer; 6 keep it busy and fill groups better
     /// (11,783–12,067 → 14,217–15,500 events/s with the other changes of 2026-12-06, written
     /// per event 7.5 → 6.7 KB, peak RSS 53–55 MiB either way). 8 was as fast as 6 but took
-    /// 59–62 MiB (earlier, 8 against 4: peak RSS 95–99 against 85–90 MiB).
+    /// 59–62 MiB (earlier, 8 against 4: peak RSS 95–99 against 85–90 MiB). `serve` sets it
+    /// with `--max-batches-in-flight`.
     pub max_in_flight: usize,
     /// Requests that may wait for one of those places before the next is refused (503).
     pub in_flight_queue: usize,

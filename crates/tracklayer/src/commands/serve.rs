@@ -7,6 +7,7 @@ use anyhow::Context;
 use tracklayer_core::deliver::service::{run_worker, DeliveryConfig};
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::service::{DsrConfig, DsrService};
+use tracklayer_core::ingest::IngestConfig;
 use tracklayer_core::key_expiry::KeyExpiryNotifier;
 use tracklayer_core::keys::verifier::VerifierConfig;
 use tracklayer_core::ports::Egress;
@@ -180,6 +181,10 @@ fn services_config(region: Region, args: &ServeArgs) -> ServicesConfig {
         dsr: DsrConfig {
             suppression_propagation: propagation,
             ..defaults.dsr
+        },
+        ingest: IngestConfig {
+            max_in_flight: usize::try_from(args.max_batches_in_flight).unwrap_or(usize::MAX),
+            ..defaults.ingest
         },
         ..defaults
     }
@@ -361,4 +366,35 @@ async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn serve_args(extra: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let mut argv = vec!["tracklayer", "serve"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(args) => Ok(args),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn batches_in_flight_are_six_unless_set_and_bounded() {
+        let default = services_config(Region::Us, &serve_args(&[]).unwrap());
+        assert_eq!(default.ingest.max_in_flight, 6);
+        let set = serve_args(&["--max-batches-in-flight", "10"]).unwrap();
+        assert_eq!(services_config(Region::Us, &set).ingest.max_in_flight, 10);
+        for bad in ["0", "1025", "-1", "six"] {
+            assert!(
+                serve_args(&["--max-batches-in-flight", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
 }
