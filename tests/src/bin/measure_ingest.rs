@@ -51,11 +51,27 @@ struct Settings {
     rate: Option<f64>,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// The variable `name` parsed, `default` when it is unset; an error naming it when it is set
+/// to something else (a typo must not quietly measure the default).
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name}={v:?} is not a valid value")),
+    }
+}
+
+/// `MEASURE_RATE`: a positive, finite number of events/s, when set.
+fn offered_rate() -> anyhow::Result<Option<f64>> {
+    let Ok(v) = std::env::var("MEASURE_RATE") else {
+        return Ok(None);
+    };
+    match v.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(Some(rate)),
+        _ => anyhow::bail!("MEASURE_RATE={v:?} is not a positive number of events/s"),
+    }
 }
 
 /// One measured run of one server.
@@ -458,12 +474,10 @@ fn main() -> anyhow::Result<()> {
         .context("taskset (util-linux) is needed")?;
     anyhow::ensure!(pinned.status.success(), "taskset failed: {pinned:?}");
     let settings = Settings {
-        run: Duration::from_secs(env_or("MEASURE_SECONDS", 20)),
-        connections: env_or("MEASURE_CONNECTIONS", 32),
-        fake_rate: env_or("MEASURE_FAKE_RATE", 20_000.0),
-        rate: std::env::var("MEASURE_RATE")
-            .ok()
-            .and_then(|r| r.parse().ok()),
+        run: Duration::from_secs(env_or("MEASURE_SECONDS", 20)?),
+        connections: env_or("MEASURE_CONNECTIONS", 32)?,
+        fake_rate: env_or("MEASURE_FAKE_RATE", 20_000.0)?,
+        rate: offered_rate()?,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
