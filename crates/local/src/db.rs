@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use tracklayer_core::error::StoreError;
 
 use crate::checkpoint::Checkpointer;
-use crate::commit::GroupCommit;
+use crate::commit::{GroupCommit, WalSync};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -171,7 +171,13 @@ impl Db {
         })?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(DbError::Schema)?;
-        let mut db = Self::setup(conn)?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = std::path::PathBuf::from(wal);
+        // Opened for each sync: whatever SQLite has made of the file since (truncated it,
+        // or, were every connection closed, deleted and made it again), this is the WAL.
+        let sync_wal = move || std::fs::File::open(&wal)?.sync_data();
+        let mut db = Self::setup(conn, Some(Box::new(sync_wal)))?;
         let checkpointer = Checkpointer::start(path).map_err(|source| DbError::Checkpointer {
             path: path.display().to_string(),
             source,
@@ -191,14 +197,15 @@ impl Db {
             path: ":memory:".into(),
             source,
         })?;
-        Self::setup(conn)
+        Self::setup(conn, None)
     }
 
-    fn setup(conn: Connection) -> Result<Self, DbError> {
+    fn setup(conn: Connection, sync: Option<WalSync>) -> Result<Self, DbError> {
         // WAL for concurrent readers; synchronous FULL so that a committed transaction (and so an
         // acknowledged event) survives a power loss, not only a crash of this process: the WAL is
         // synced at each commit (`fdatasync`: .cargo/config.toml), which group commit
-        // ([`GroupCommit`]) pays once for all the requests of a group; secure_delete so erased rows
+        // ([`GroupCommit`]) pays once for all the requests of a group, off the writer thread
+        // (a group commits at NORMAL and is answered after its own sync); secure_delete so erased rows
         // are overwritten on disk, not left in free pages; a busy timeout instead of immediate
         // SQLITE_BUSY; an 8 MiB page cache (SQLite's default is 2 MiB): the subject index and the
         // dedup markers take inserts at random keys, and with the default cache each of those read
@@ -242,7 +249,7 @@ impl Db {
         migrate(&conn).map_err(DbError::Schema)?;
         let conn = Arc::new(Mutex::new(conn));
         Ok(Self {
-            writes: GroupCommit::start(conn.clone()),
+            writes: GroupCommit::start(conn.clone(), sync),
             conn,
             checkpoints: None,
         })
