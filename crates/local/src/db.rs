@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use tracklayer_core::error::StoreError;
 
 use crate::checkpoint::Checkpointer;
-use crate::commit::{GroupCommit, WalSync};
+use crate::commit::{GroupCommit, Wal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -177,11 +177,17 @@ impl Db {
         // Opened for each sync: whatever SQLite has made of the file since (truncated it,
         // or, were every connection closed, deleted and made it again), this is the WAL.
         let sync_wal = move || std::fs::File::open(&wal)?.sync_data();
-        let mut db = Self::setup(conn, Some(Box::new(sync_wal)))?;
-        let checkpointer = Checkpointer::start(path).map_err(|source| DbError::Checkpointer {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let long = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let wal = Wal {
+            sync: Box::new(sync_wal),
+            long: long.clone(),
+        };
+        let mut db = Self::setup(conn, Some(wal))?;
+        let checkpointer =
+            Checkpointer::start(path, long).map_err(|source| DbError::Checkpointer {
+                path: path.display().to_string(),
+                source,
+            })?;
         db.checkpoints = Some(Arc::new(checkpointer));
         for suffix in ["-wal", "-shm"] {
             let mut companion = path.as_os_str().to_owned();
@@ -200,7 +206,7 @@ impl Db {
         Self::setup(conn, None)
     }
 
-    fn setup(conn: Connection, sync: Option<WalSync>) -> Result<Self, DbError> {
+    fn setup(conn: Connection, wal: Option<Wal>) -> Result<Self, DbError> {
         // WAL for concurrent readers; synchronous FULL so that a committed transaction (and so an
         // acknowledged event) survives a power loss, not only a crash of this process: the WAL is
         // synced at each commit (`fdatasync`: .cargo/config.toml), which group commit
@@ -219,7 +225,9 @@ impl Db {
         // WAL. 8 KiB pages for a new database (one made with 4 KiB keeps them: SQLite changes a WAL
         // database's page size only by a rebuild): under `make measure-ingest`, 5 % fewer bytes per
         // stored event (3,210 → 3,050) at the same rate; 16 KiB saved 1 % more but cost 8 % of the
-        // rate (each commit writes whole pages).
+        // rate (each commit writes whole pages). A WAL that a burst grew past 64 MiB is cut back
+        // to that when it starts over (`journal_size_limit`; it starts over at about 32 MiB:
+        // [`crate::commit::Wal::long`]).
         conn.execute_batch("PRAGMA page_size = 8192;")
             .map_err(DbError::Schema)?;
         conn.execute_batch(
@@ -227,6 +235,7 @@ impl Db {
              PRAGMA temp_store = MEMORY;
              PRAGMA cache_size = -8192;
              PRAGMA synchronous = FULL;
+             PRAGMA journal_size_limit = 67108864;
              PRAGMA secure_delete = ON;
              PRAGMA foreign_keys = ON;
              PRAGMA busy_timeout = 5000;",
@@ -249,7 +258,7 @@ impl Db {
         migrate(&conn).map_err(DbError::Schema)?;
         let conn = Arc::new(Mutex::new(conn));
         Ok(Self {
-            writes: GroupCommit::start(conn.clone(), sync),
+            writes: GroupCommit::start(conn.clone(), wal),
             conn,
             checkpoints: None,
         })
