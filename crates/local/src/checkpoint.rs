@@ -82,6 +82,20 @@ mod tests {
 
     use crate::Db;
 
+    /// Writes a workspace row of `id` and `doc` through group commit.
+    async fn write_workspace(db: &Db, id: String, doc: String) {
+        db.write("test", move |c| {
+            c.execute(
+                "INSERT INTO workspaces (id, created_at, doc) VALUES (?1, 0, ?2)",
+                rusqlite::params![id, doc],
+            )
+            .map(|_| ())
+            .map_err(|e| tracklayer_core::error::StoreError::permanent("test", e))
+        })
+        .await
+        .unwrap();
+    }
+
     /// Bytes of the database file itself (not its WAL).
     fn main_file_len(path: &std::path::Path) -> u64 {
         std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
@@ -96,16 +110,7 @@ mod tests {
         // Four 1 MiB rows: far past a page or two, and under SQLite's automatic threshold
         // (1,000 pages), which is off on the shared connection anyway.
         for n in 0..4 {
-            db.write("test", move |c| {
-                c.execute(
-                    "INSERT INTO workspaces (id, created_at, doc) VALUES (?1, 0, ?2)",
-                    rusqlite::params![format!("ws-{n}"), "x".repeat(1 << 20)],
-                )
-                .map(|_| ())
-                .map_err(|e| tracklayer_core::error::StoreError::permanent("test", e))
-            })
-            .await
-            .unwrap();
+            write_workspace(&db, format!("ws-{n}"), "x".repeat(1 << 20)).await;
         }
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         while main_file_len(&path) < before + (4 << 20) {
@@ -135,16 +140,7 @@ mod tests {
                 let db = db.clone();
                 tokio::spawn(async move {
                     for n in 0..80 {
-                        db.write("test", move |c| {
-                            c.execute(
-                                "INSERT INTO workspaces (id, created_at, doc) VALUES (?1, 0, ?2)",
-                                rusqlite::params![format!("ws-{w}-{n}"), "x".repeat(256 << 10)],
-                            )
-                            .map(|_| ())
-                            .map_err(|e| tracklayer_core::error::StoreError::permanent("test", e))
-                        })
-                        .await
-                        .unwrap();
+                        write_workspace(&db, format!("ws-{w}-{n}"), "x".repeat(256 << 10)).await;
                     }
                 })
             })
@@ -166,16 +162,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let db = Db::open(&path).unwrap();
-        db.write("test", |c| {
-            c.execute(
-                "INSERT INTO workspaces (id, created_at, doc) VALUES ('ws', 0, 'erased')",
-                [],
-            )
-            .map(|_| ())
-            .map_err(|e| tracklayer_core::error::StoreError::permanent("test", e))
-        })
-        .await
-        .unwrap();
+        write_workspace(&db, "ws".into(), "erased".into()).await;
         // Another connection reads a snapshot that holds WAL frames: the WAL cannot be
         // truncated until it is done.
         let reader = rusqlite::Connection::open(&path).unwrap();
