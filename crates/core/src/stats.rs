@@ -3,8 +3,11 @@
 //! Ingest adds one [`StatsDelta`] per request (accepted, rejected by reason, duplicates,
 //! suppressed, and per destination received / routed / dropped by consent or filter);
 //! delivery adds one per queue message it settles (per destination delivered, retrying,
-//! dead-lettered, invalid). Each delta is one write to the workspace's bucket, never one per
-//! event and destination (DESIGN.md § Cost).
+//! dead-lettered, invalid), gathered over the receive that settles it ([`StatsSink::batch`]).
+//! Each gathered delta is one write to the workspace's bucket, never one per event and
+//! destination (DESIGN.md § Cost): one per ingest request, and one per workspace and bucket
+//! per queue receive (on Lambda, a receive is a deliver invocation's batch of up to 10
+//! messages: under `make measure-aws` 3 stats writes per 1,000 events instead of 30).
 //!
 //! Buckets are [`BUCKET`] (5 minutes) wide and kept [`RETENTION`] (8 days): the last hour is
 //! 12 of them, the last 7 days 2,016, summed per hour for its chart (see
@@ -15,8 +18,9 @@
 //! counters could be written (they are then missing from the overview).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -294,7 +298,8 @@ pub struct StatsBucket {
     pub counts: StatsDelta,
 }
 
-/// Adding counters: ingest and delivery, one write per request or queue message.
+/// Adding counters: ingest and delivery, one write per request or per workspace and bucket
+/// of a queue receive.
 #[async_trait]
 pub trait StatsRecorder: Send + Sync {
     /// Adds `delta` to the workspace's bucket holding `at` ([`bucket_start`]) in one atomic
@@ -370,11 +375,56 @@ impl StatsSink {
         }
     }
 
-    /// Writes a non-empty delta; a failure is logged and counted, not returned.
+    /// Adds a non-empty delta: to the batch this task runs in ([`Self::batch`]), or else
+    /// written at once. A failed write is logged and counted, not returned.
     pub async fn record(&self, ws: &WorkspaceId, at: OffsetDateTime, delta: &StatsDelta) {
         if delta.is_empty() {
             return;
         }
+        let batched = BATCH
+            .try_with(|b| b.owner == self.id() && b.add(ws, at, delta))
+            .unwrap_or(false);
+        if !batched {
+            self.write(ws, at, delta).await;
+        }
+    }
+
+    /// Runs `work` with the deltas it records through this sink (in its own task, or in tasks
+    /// it spawns wrapped in [`Self::joined`]) gathered per workspace and bucket, and writes
+    /// each sum once `work` is done: one write per bucket instead of one per delta. Counters
+    /// still count each outcome once; they reach the overview when `work` ends (a
+    /// delivery's receive: seconds at most).
+    pub async fn batch<F: Future>(&self, work: F) -> F::Output {
+        let batch = Arc::new(StatsBatch {
+            owner: self.id(),
+            sums: Mutex::new(BTreeMap::new()),
+        });
+        let out = BATCH.scope(batch.clone(), work).await;
+        let sums = std::mem::take(&mut *batch.sums.lock().unwrap_or_else(|e| e.into_inner()));
+        for ((ws, _), (at, delta)) in sums {
+            self.write(&ws, at, &delta).await;
+        }
+        out
+    }
+
+    /// `work`, counted in the batch of the task that calls this if there is one: for a task
+    /// spawned inside [`Self::batch`] (a spawned task does not inherit its batch).
+    pub fn joined<F: Future>(work: F) -> impl Future<Output = F::Output> {
+        let batch = BATCH.try_with(Arc::clone).ok();
+        async move {
+            match batch {
+                Some(batch) => BATCH.scope(batch, work).await,
+                None => work.await,
+            }
+        }
+    }
+
+    /// This sink, as its batches name it (a task in another sink's batch writes at once).
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.recorder) as *const () as usize
+    }
+
+    async fn write(&self, ws: &WorkspaceId, at: OffsetDateTime, delta: &StatsDelta) {
         if let Err(e) = self.recorder.record(ws, at, delta).await {
             self.failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
@@ -389,6 +439,31 @@ impl StatsSink {
     /// Stats writes that failed since the process started.
     pub fn failures_total(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
+    }
+}
+
+tokio::task_local! {
+    /// The batch the current task's deltas are gathered in ([`StatsSink::batch`]).
+    static BATCH: Arc<StatsBatch>;
+}
+
+/// Deltas gathered by [`StatsSink::batch`]: per workspace and bucket start, the sum and the
+/// time of the first delta (which names the bucket).
+struct StatsBatch {
+    owner: usize,
+    #[allow(clippy::type_complexity)]
+    sums: Mutex<BTreeMap<(WorkspaceId, OffsetDateTime), (OffsetDateTime, StatsDelta)>>,
+}
+
+impl StatsBatch {
+    /// Adds `delta` to its bucket's sum; always true (for `try_with`'s closure).
+    fn add(&self, ws: &WorkspaceId, at: OffsetDateTime, delta: &StatsDelta) -> bool {
+        let mut sums = self.sums.lock().unwrap_or_else(|e| e.into_inner());
+        sums.entry((ws.clone(), bucket_start(at)))
+            .or_insert_with(|| (at, StatsDelta::new()))
+            .1
+            .merge(delta);
+        true
     }
 }
 
@@ -461,5 +536,65 @@ mod tests {
         assert_eq!(RejectReason::of_field("/userId"), RejectReason::Identity);
         assert_eq!(RejectReason::of_field("/sentAt"), RejectReason::Timestamp);
         assert_eq!(RejectReason::of_field("/whatever"), RejectReason::Other);
+    }
+
+    fn accepted(n: u64) -> StatsDelta {
+        let mut d = StatsDelta::new();
+        d.ingest(IngestCounter::Accepted, n);
+        d
+    }
+
+    #[tokio::test]
+    async fn a_batch_writes_one_sum_per_workspace_and_bucket_its_spawned_tasks_included() {
+        let memory = Arc::new(memory::MemoryStats::default());
+        let sink = Arc::new(StatsSink::new(memory.clone()));
+        let (a, b) = (
+            WorkspaceId::new(crate::workspace::Region::Eu, "a"),
+            WorkspaceId::new(crate::workspace::Region::Eu, "b"),
+        );
+        let t = datetime!(2026-12-06 10:00:01 UTC);
+        let next_bucket = t + BUCKET;
+        let inner = sink.clone();
+        let (a2, b2) = (a.clone(), b.clone());
+        let seen = memory.clone();
+        sink.batch(async move {
+            inner.record(&a2, t, &accepted(1)).await;
+            inner.record(&b2, t, &accepted(2)).await;
+            let spawned = inner.clone();
+            let a3 = a2.clone();
+            tokio::spawn(StatsSink::joined(async move {
+                spawned
+                    .record(&a3, t + Duration::seconds(5), &accepted(3))
+                    .await;
+            }))
+            .await
+            .unwrap();
+            inner.record(&a2, next_bucket, &accepted(4)).await;
+            assert_eq!(
+                seen.writes(),
+                vec![],
+                "nothing is written before the batch ends"
+            );
+        })
+        .await;
+
+        let mut writes = memory.writes();
+        writes.sort_by(|x, y| (&x.0, x.1).cmp(&(&y.0, y.1)));
+        assert_eq!(
+            writes,
+            vec![
+                (a.clone(), t, accepted(4)),
+                (a.clone(), next_bucket, accepted(4)),
+                (b, t, accepted(2)),
+            ]
+        );
+
+        // Outside a batch, and in another sink's batch, a delta is written at once.
+        sink.record(&a, t, &accepted(5)).await;
+        let other = StatsSink::new(Arc::new(memory::MemoryStats::default()));
+        other
+            .batch(async { sink.record(&a, t, &accepted(6)).await })
+            .await;
+        assert_eq!(memory.writes().len(), 5);
     }
 }

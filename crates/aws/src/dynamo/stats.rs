@@ -1,6 +1,7 @@
 //! `Stats` on the DeliveryLogTable: one item per workspace and 5-minute bucket, added to by
-//! one `UpdateItem` with `ADD` per delta (one per ingest request, one per settled queue
-//! message), never one write per event and destination (DESIGN.md § Cost).
+//! one `UpdateItem` with `ADD` per delta (one per ingest request, one per deliver invocation's
+//! receive: `tracklayer_core::stats::StatsSink::batch`), never one write per event and
+//! destination (DESIGN.md § Cost).
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|

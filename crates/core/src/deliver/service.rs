@@ -140,8 +140,8 @@ pub struct DeliveryPorts {
     pub connectors: fn(DestinationKind) -> &'static dyn Connector,
     /// Production base URL of each kind, used when a destination has no `endpoint`.
     pub base_urls: fn(DestinationKind) -> &'static str,
-    /// The overview's counters: one write per settled queue message, whose failure fails
-    /// nothing.
+    /// The overview's counters: one write per workspace and bucket of a receive, whose
+    /// failure fails nothing.
     pub stats: Arc<dyn StatsRecorder>,
 }
 
@@ -221,7 +221,18 @@ impl DeliveryService {
     /// A message gets no outcome by default: one whose delivery failed before an outcome was
     /// known (an error, a panicked task) is retried with a delivery-log entry saying why,
     /// never acknowledged ([`DeliveryService::after_failure`]).
+    ///
+    /// The counters of the messages settled are written once the receive is done, one write
+    /// per workspace and stats bucket ([`StatsSink::batch`]).
     pub async fn process(
+        self: &Arc<Self>,
+        kind: DestinationKind,
+        msgs: &[Received],
+    ) -> Vec<Disposition> {
+        self.stats.batch(self.process_counted(kind, msgs)).await
+    }
+
+    async fn process_counted(
         self: &Arc<Self>,
         kind: DestinationKind,
         msgs: &[Received],
@@ -258,7 +269,9 @@ impl DeliveryService {
         for group in groups.into_values() {
             let indices = group.iter().map(|p| p.index).collect();
             let service = self.clone();
-            let task = tasks.spawn(async move { service.try_group(kind, group).await });
+            let task = tasks.spawn(StatsSink::joined(async move {
+                service.try_group(kind, group).await
+            }));
             members.insert(task.id(), indices);
         }
         while let Some(joined) = tasks.join_next_with_id().await {

@@ -153,8 +153,9 @@ impl DeliveryService {
             .collect()
     }
 
-    /// Writes a message's delivery-log records, then its counters in one stats write (a
-    /// failed one is logged and counted, never returned: [`crate::stats::StatsSink`]).
+    /// Writes a message's delivery-log records, then adds its counters: to the receive's
+    /// stats batch, written when the receive is done, or else in one stats write (a failed
+    /// one is logged and counted, never returned: [`crate::stats::StatsSink`]).
     pub(super) async fn log_and_count(
         &self,
         records: &[DeliveryRecord],

@@ -1388,6 +1388,19 @@ async fn each_settled_message_is_counted_in_one_stats_write_retrying_then_delive
 }
 
 #[tokio::test]
+async fn the_messages_of_one_receive_are_counted_in_one_stats_write() {
+    let w = World::new(config());
+    w.enqueue(&["a", "b"]).await;
+    w.enqueue(&["c", "invalid"]).await;
+    w.enqueue(&["d"]).await;
+
+    assert_eq!(w.step().await, vec![Disposition::Ack; 3]);
+
+    // One write for the three settled messages, with their outcomes summed.
+    assert_eq!(counted(&w), vec![(4, 0, 0, 1)]);
+}
+
+#[tokio::test]
 async fn a_message_dead_lettered_after_the_attempt_limit_is_counted_once_per_attempt() {
     let w = World::new(DeliveryConfig {
         breaker_threshold: 100,
