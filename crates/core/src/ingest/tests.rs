@@ -1548,7 +1548,8 @@ fn an_event_a_routed_destination_will_drop_is_accepted_with_a_warning_naming_it(
 }
 
 /// Describes, as a warning for every routed destination, the whole item the check was given
-/// (but its sealed parts, which by reference are the event's shared ones).
+/// (but its sealed parts, which by reference are the event's shared ones, and its suppression
+/// tokens, which by reference ingest does not make: deliver takes them from the event).
 fn describe_what_is_checked(
     target: &crate::deliver::Target<'_>,
     opened: &crate::deliver::OpenedItem,
@@ -1557,7 +1558,7 @@ fn describe_what_is_checked(
     Some(Unmet {
         rule: "describe",
         detail: format!(
-            "{:?} {} {:?} {:?} {} {:?} {:?} {:?} sealed: {:?}",
+            "{:?} {} {:?} {:?} {} {:?} {:?} sealed: {:?}",
             target.destination.kind,
             item.event_id,
             item.message_id.as_str(),
@@ -1565,7 +1566,6 @@ fn describe_what_is_checked(
             item.properties,
             item.user_data,
             item.consent,
-            item.suppression,
             opened.sealed,
         ),
     })
@@ -1609,6 +1609,19 @@ fn by_reference_each_destination_checks_the_item_it_would_have_by_value() {
             .collect()
     };
     assert_eq!(details(&by_value), details(&by_reference));
+    // By value each item carries its event's suppression tokens, for deliver to drop it once
+    // one of them is suppressed (by reference deliver makes them from the event it reads).
+    for (prepared, items) in by_value.events.iter().zip(&by_value.items) {
+        let tokens = crate::event::suppression_tokens(&prepared.event.subjects);
+        assert!(!tokens.is_empty());
+        assert!(!items.is_empty());
+        for (_, item) in items {
+            assert!(
+                matches!(item, QueuedItem::Value(item) if item.suppression == tokens),
+                "{item:?}"
+            );
+        }
+    }
     assert!(by_reference
         .items
         .iter()
