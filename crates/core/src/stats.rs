@@ -382,8 +382,8 @@ impl StatsSink {
             return;
         }
         let batched = BATCH
-            .try_with(|b| b.owner == self.id() && b.add(ws, at, delta))
-            .unwrap_or(false);
+            .try_with(|b| (b.owner == self.id()).then(|| b.add(ws, at, delta)))
+            .is_ok_and(|added| added.is_some());
         if !batched {
             self.write(ws, at, delta).await;
         }
@@ -456,14 +456,13 @@ struct StatsBatch {
 }
 
 impl StatsBatch {
-    /// Adds `delta` to its bucket's sum; always true (for `try_with`'s closure).
-    fn add(&self, ws: &WorkspaceId, at: OffsetDateTime, delta: &StatsDelta) -> bool {
+    /// Adds `delta` to its bucket's sum.
+    fn add(&self, ws: &WorkspaceId, at: OffsetDateTime, delta: &StatsDelta) {
         let mut sums = self.sums.lock().unwrap_or_else(|e| e.into_inner());
         sums.entry((ws.clone(), bucket_start(at)))
             .or_insert_with(|| (at, StatsDelta::new()))
             .1
             .merge(delta);
-        true
     }
 }
 
