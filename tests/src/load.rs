@@ -11,6 +11,16 @@ use serde_json::{json, Value};
 /// Where the request number goes in the batch template (10 characters).
 const SLOT: &[u8] = b"QQQQQQQQQQ";
 
+/// Run numbers [`Batch::body`] tells apart (three of the slot's ten digits).
+pub const RUNS: u32 = 1000;
+
+/// The run number of `run`'s warm-up: its messageIds are not the run's. (It was `run + 1000`
+/// while bodies kept only `run % 100`: the measured run's first second of requests repeated
+/// the warm-up's messageIds and were answered as duplicates, neither stored nor delivered.)
+pub fn warm_up_run(run: u32) -> u32 {
+    (run + RUNS / 2) % RUNS
+}
+
 /// A batch body with slots for a request number: messageIds, order ids and user ids become
 /// unique per request while the body keeps its size.
 #[derive(Debug, Clone)]
@@ -39,10 +49,11 @@ impl Batch {
         }
     }
 
-    /// The body of request `n` (`run` tells runs apart: two runs never share a messageId).
+    /// The body of request `n` (`run` tells runs apart: two runs below [`RUNS`] never share
+    /// a messageId, for the first 10 million requests of each).
     pub fn body(&self, run: u32, n: u64) -> Vec<u8> {
         let mut body = self.template.clone();
-        let number = format!("{:02}{:08}", run % 100, n % 100_000_000);
+        let number = format!("{:03}{:07}", run % RUNS, n % 10_000_000);
         for &at in &self.slots {
             body[at..at + SLOT.len()].copy_from_slice(number.as_bytes());
         }
@@ -250,4 +261,38 @@ pub fn load_average() -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The messageIds of a body, in order.
+    fn message_ids(body: &[u8]) -> Vec<String> {
+        let v: Value = serde_json::from_slice(body).expect("a JSON body");
+        v["batch"]
+            .as_array()
+            .expect("a batch")
+            .iter()
+            .map(|e| e["messageId"].as_str().expect("a messageId").to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_warm_up_never_repeats_a_message_id_of_its_run_or_of_another_run() {
+        let batch = Batch::purchases(3);
+        let mut seen = std::collections::HashSet::new();
+        for run in 0..8 {
+            for r in [run, warm_up_run(run)] {
+                for n in [0, 1, 9_999_999] {
+                    for id in message_ids(&batch.body(r, n)) {
+                        assert!(seen.insert(id.clone()), "{id} sent twice");
+                    }
+                }
+            }
+        }
+        assert_eq!(seen.len(), 8 * 2 * 3 * 3);
+        // The same run and request number is the same body: runs are reproducible.
+        assert_eq!(batch.body(3, 42), batch.body(3, 42));
+    }
 }

@@ -129,7 +129,7 @@ async fn measure(
 ) -> (Row, LoadReport) {
     let warm_up = Load {
         duration: WARM_UP,
-        run: load.run + 1000,
+        run: load::warm_up_run(load.run),
         ..load.clone()
     };
     let first = load::run(&warm_up, batch).await;
@@ -355,9 +355,13 @@ async fn run_delivering(settings: Settings, batch: &Arc<Batch>, run: u32) -> any
     let (row, _) = measure("tracklayer, delivering", server.pid(), &load, batch, || ()).await;
     let samples = sampler.await.unwrap_or_default();
     let drain = std::time::Instant::now();
+    let left = backlog();
     while backlog() > 0 && drain.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let drain_secs = drain.elapsed().as_secs_f64();
+    // Deliveries a second once ingest is idle: delivery's own throughput on the core.
+    let drain_rate = left.saturating_sub(backlog()) as f64 / drain_secs.max(1e-3);
     let drained = backlog() == 0;
     server.stop()?;
     row.print();
@@ -370,7 +374,8 @@ async fn run_delivering(settings: Settings, batch: &Arc<Batch>, run: u32) -> any
         "\nDelivering to 3 fakes answering in 20 ms, {:.0} events/s offered: backlog (events \
          accepted × 3 − delivered) each second {samples:?}; max first half {first}, second half \
          {second}; trend {slope:+.0}/s against {needed:.0} deliveries/s asked: {}; {} {:.1} s \
-         after the load stopped; {} events delivered.",
+         after the load stopped ({drain_rate:.0} deliveries/s with no load); {} events \
+         delivered.",
         settings.fake_rate,
         // Growing: the backlog's least-squares trend is above 2 % of the deliveries the
         // accepted load asked for (not the offered load, which ingest may not have reached).
@@ -380,7 +385,7 @@ async fn run_delivering(settings: Settings, batch: &Arc<Batch>, run: u32) -> any
             "GROWING"
         },
         if drained { "drained" } else { "NOT drained" },
-        drain.elapsed().as_secs_f64(),
+        drain_secs,
         delivered.0.load(Ordering::Relaxed),
     );
     Ok(())
