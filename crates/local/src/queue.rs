@@ -136,6 +136,17 @@ pub(crate) fn insert_rows(
     Ok(())
 }
 
+/// Runs `statement` from the connection's statement cache: the queue's per-message writes
+/// (receive, ack, hold, retry, dead letter) run hundreds of times a second while delivering,
+/// and parsing one again each time was 1.5–2 % of `serve`'s core under `perf`.
+fn execute_cached(
+    c: &rusqlite::Connection,
+    statement: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    c.prepare_cached(statement)?.execute(params)
+}
+
 /// A dead letter's reason as stored: at most 1,000 characters.
 fn stored_reason(reason: &str) -> String {
     reason.chars().take(1000).collect()
@@ -279,7 +290,8 @@ impl QueueConsumer for SqliteDeliveryQueue {
                 let tx: &rusqlite::Connection = c;
                 // SQS redrive: a message received max_receive_count times and visible again
                 // goes to the dead-letter queue instead of being delivered once more.
-                tx.execute(
+                execute_cached(
+                    tx,
                     "UPDATE queue SET dead_at = ?1, dead_reason = 'received ' || receive_count || ' times without success'
                      WHERE kind = ?2 AND dead_at IS NULL AND visible_at <= ?1 AND receive_count >= ?3",
                     params![now, kind.as_str(), max_receives],
@@ -334,7 +346,8 @@ impl QueueConsumer for SqliteDeliveryQueue {
         self.db
             .write("ack", move |c| {
                 // Idempotent, like SQS DeleteMessage: acking twice is fine.
-                c.execute(
+                execute_cached(
+                    c,
                     "DELETE FROM queue WHERE id = ?1 AND kind = ?2",
                     params![id, kind.as_str()],
                 )
@@ -354,8 +367,8 @@ impl QueueConsumer for SqliteDeliveryQueue {
         let visible_at = unix_millis(self.clock.now()).saturating_add(millis(delay));
         self.db
             .write("retry_later", move |c| {
-                let n = c
-                    .execute(
+                let n = execute_cached(
+                        c,
                         "UPDATE queue SET visible_at = ?3 WHERE id = ?1 AND receipt = ?2 AND kind = ?4 AND dead_at IS NULL",
                         params![id, token, visible_at, kind.as_str()],
                     )
@@ -379,8 +392,8 @@ impl QueueConsumer for SqliteDeliveryQueue {
         let visible_at = unix_millis(self.clock.now()).saturating_add(millis(delay));
         self.db
             .write("hold", move |c| {
-                let n = c
-                    .execute(
+                let n = execute_cached(
+                        c,
                         "UPDATE queue SET visible_at = ?3, receive_count = MAX(receive_count - 1, 0), receipt = NULL
                          WHERE id = ?1 AND receipt = ?2 AND kind = ?4 AND dead_at IS NULL",
                         params![id, token, visible_at, kind.as_str()],
@@ -410,17 +423,16 @@ impl QueueConsumer for SqliteDeliveryQueue {
                 // The parts first, taking the message's shared fields, then the message:
                 // its delete releases its own reference only.
                 let shared: Option<i64> = c
-                    .query_row(
+                    .prepare_cached(
                         "SELECT shared FROM queue WHERE id = ?1 AND receipt = ?2 AND kind = ?3 AND dead_at IS NULL",
-                        params![id, token, kind.as_str()],
-                        |r| r.get(0),
                     )
+                    .and_then(|mut s| s.query_row(params![id, token, kind.as_str()], |r| r.get(0)))
                     .optional()
                     .map_err(|e| sql("replace", e))?
                     .ok_or(StoreError::NotFound("receipt"))?;
                 insert_rows(c, &retry, now, None, shared)?;
                 insert_rows(c, &dead, now, Some(&reason), shared)?;
-                c.execute("DELETE FROM queue WHERE id = ?1", params![id])
+                execute_cached(c, "DELETE FROM queue WHERE id = ?1", params![id])
                     .map_err(|e| sql("replace", e))?;
                 Ok(())
             })
@@ -438,8 +450,8 @@ impl QueueConsumer for SqliteDeliveryQueue {
         let reason = stored_reason(reason);
         self.db
             .write("dead_letter", move |c| {
-                let n = c
-                    .execute(
+                let n = execute_cached(
+                        c,
                         "UPDATE queue SET dead_at = ?3, dead_reason = ?4 WHERE id = ?1 AND receipt = ?2 AND kind = ?5 AND dead_at IS NULL",
                         params![id, token, now, reason, kind.as_str()],
                     )
