@@ -358,9 +358,10 @@ impl DeliveryService {
             Admission::Done(out) => return Ok(out),
         };
         let mut opened = self
-            .open_group(connector, &target, &group, &settings.keys)
+            .open_group(connector, &target, &mut group, &settings.keys)
             .await?;
         let health = self.send(connector, &target, &mut opened, semaphore).await;
+        let results = opened.give_back(&mut group)?;
         let dest_key = settings.destination.id.as_str();
         if health.any_transient && !health.any_success {
             self.breaker_report(dest_key, true, now);
@@ -368,7 +369,7 @@ impl DeliveryService {
             self.breaker_report(dest_key, false, now);
         }
         let mut out = Vec::with_capacity(group.len());
-        for (p, r) in group.iter().zip(opened.results) {
+        for (p, r) in group.iter().zip(results) {
             out.push((
                 p.index,
                 self.settle(&p.body, &settings, p.attempts, r).await?,

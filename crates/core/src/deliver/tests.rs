@@ -1294,23 +1294,28 @@ async fn a_kill_after_a_partial_failure_leaves_the_message_and_no_part_of_it() {
     assert_eq!(back[0].decode_body().unwrap().items.len(), events.len());
 }
 
+/// A queue item: a track event named `name`, with nothing sealed.
+pub(super) fn item_at(event_id: EventId, name: &str, timestamp: OffsetDateTime) -> DeliveryItem {
+    DeliveryItem {
+        event_id,
+        message_id: MessageId::parse(&format!("msg-{name}")).unwrap(),
+        event_type: EventType::Track,
+        name: Some(name.to_owned()),
+        timestamp,
+        properties: json!({}),
+        user_data: BTreeMap::new(),
+        consent: Default::default(),
+        sealed: None,
+        operational: None,
+        shared: None,
+        suppression: Vec::new(),
+    }
+}
+
 impl World {
     /// A queue item of this world's destination.
     fn item(&self, event_id: EventId, name: &str) -> DeliveryItem {
-        DeliveryItem {
-            event_id,
-            message_id: MessageId::parse(&format!("msg-{name}")).unwrap(),
-            event_type: EventType::Track,
-            name: Some(name.to_owned()),
-            timestamp: self.clock.now(),
-            properties: json!({}),
-            user_data: BTreeMap::new(),
-            consent: Default::default(),
-            sealed: None,
-            operational: None,
-            shared: None,
-            suppression: Vec::new(),
-        }
+        item_at(event_id, name, self.clock.now())
     }
 
     /// A queue body of this world's destination, as JSON.
