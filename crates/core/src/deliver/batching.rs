@@ -34,6 +34,10 @@ impl Opened {
         mut self,
         group: &mut [Part],
     ) -> Result<Vec<Vec<ItemResult>>, DeliveryError> {
+        let lost = || StoreError::transient("deliver", "an opened item was not given back");
+        if self.kept.len() != group.len() {
+            return Err(lost().into());
+        }
         for ((m, i), o) in self.items.drain(..) {
             if let Some(slot) = self.kept.get_mut(m).and_then(|k| k.get_mut(i)) {
                 *slot = Some(o.item);
@@ -43,9 +47,7 @@ impl Opened {
             p.body.items = kept
                 .into_iter()
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| {
-                    StoreError::transient("deliver", "an opened item was not given back")
-                })?;
+                .ok_or_else(lost)?;
         }
         Ok(self.results)
     }
@@ -370,6 +372,17 @@ mod tests {
         };
         assert!(matches!(
             all.give_back(&mut group),
+            Err(DeliveryError::Store(StoreError::Transient { .. }))
+        ));
+        // Nor is a message whose items were never taken settled as if empty.
+        let mut group = vec![part(0, vec![item(1)]), part(1, vec![item(2)])];
+        let short = Opened {
+            results: vec![vec![ItemResult::Skipped; 1]],
+            items: Vec::new(),
+            kept: vec![vec![Some(item(1))]],
+        };
+        assert!(matches!(
+            short.give_back(&mut group),
             Err(DeliveryError::Store(StoreError::Transient { .. }))
         ));
     }
