@@ -119,9 +119,12 @@ pub(crate) fn insert_rows(
             Some(fields) => match stored.iter().find(|(p, _)| *p == Arc::as_ptr(fields)) {
                 Some((_, id)) => Some(*id),
                 None => {
-                    c.prepare_cached("INSERT INTO queue_shared (body) VALUES (?1)")
-                        .and_then(|mut s| s.execute([fields.as_slice()]))
-                        .map_err(|e| sql("enqueue", e))?;
+                    execute_cached(
+                        c,
+                        "INSERT INTO queue_shared (body) VALUES (?1)",
+                        [fields.as_slice()],
+                    )
+                    .map_err(|e| sql("enqueue", e))?;
                     let id = c.last_insert_rowid();
                     stored.push((Arc::as_ptr(fields), id));
                     Some(id)
