@@ -237,16 +237,17 @@ pub trait EventReader: Send + Sync {
     /// items of a queue message held by reference ([`crate::event::RefBody`]). An id
     /// without an event (erased, expired, another workspace's) is left out. By default one
     /// [`EventReader::event`] per id: what DynamoDB does, where queues hold items by value
-    /// and delivery never asks; SQLite reads them in one statement.
+    /// and delivery never asks; SQLite reads them in one statement, and decodes each record
+    /// once for the destinations that read it (shared, hence `Arc`).
     async fn events(
         &self,
         ws: &WorkspaceId,
         ids: &[EventId],
         now: OffsetDateTime,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+    ) -> Result<Vec<std::sync::Arc<StoredEvent>>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for id in each_once(ids) {
-            out.extend(self.event(ws, id, now).await?);
+            out.extend(self.event(ws, id, now).await?.map(std::sync::Arc::new));
         }
         Ok(out)
     }

@@ -264,6 +264,7 @@ macro_rules! all_contract_suites {
             event_store(event_store()) [
                 records_new_events_and_reads_them_back,
                 reads_several_events_at_once_leaving_out_the_missing_the_expired_and_others,
+                reads_the_same_events_again_only_while_they_are_stored_unexpired_and_the_workspaces,
                 reads_several_operational_records_at_once_leaving_out_the_missing_the_expired_and_others,
                 reports_a_repeated_message_id_as_a_duplicate_within_24_hours,
                 reports_a_retry_in_the_same_second_as_a_duplicate_alone_or_beside_new_events,

@@ -6,6 +6,8 @@
 //! record holds ([`delete_subjects`]) — by the sweep, an erasure or an undone write. An event
 //! whose record cannot be read has its rows found by a scan instead, never left behind.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension, ToSql};
@@ -19,6 +21,7 @@ use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent, Re
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::db::{sql, Db};
+use crate::event_memo::EventMemo;
 use crate::event_record;
 use crate::subject_keys::{
     event_id_of_key, event_key, event_keys_json, subject_key, SUBJECT_KEY_BYTES,
@@ -29,6 +32,8 @@ use crate::workspace_numbers::{self, workspace_number_of_1, WorkspaceNumbers};
 pub struct SqliteEventStore {
     db: Db,
     numbers: WorkspaceNumbers,
+    /// Events read by [`EventReader::events`], kept decoded for their next read.
+    pub(crate) memo: Arc<EventMemo>,
 }
 
 impl SqliteEventStore {
@@ -36,6 +41,7 @@ impl SqliteEventStore {
         Self {
             db,
             numbers: WorkspaceNumbers::default(),
+            memo: Arc::default(),
         }
     }
 }
@@ -226,12 +232,14 @@ impl EventWriter for SqliteEventStore {
         ws: &WorkspaceId,
         events: &[(EventId, MessageId)],
     ) -> Result<(), StoreError> {
+        let ids: Vec<EventId> = events.iter().map(|(e, _)| *e).collect();
         let ws = ws.as_str().to_owned();
         let events: Vec<(Value, String)> = events
             .iter()
             .map(|(e, m)| (event_key(e), m.as_str().to_owned()))
             .collect();
-        self.db
+        let forgotten = self
+            .db
             .call("forget", move |c| {
                 let tx = c.transaction().map_err(|e| sql("forget", e))?;
                 // No number: nothing of the workspace was ever stored.
@@ -255,7 +263,9 @@ impl EventWriter for SqliteEventStore {
                 }
                 tx.commit().map_err(|e| sql("forget", e))
             })
-            .await
+            .await;
+        self.memo.forget(&ids);
+        forgotten
     }
 }
 
@@ -292,30 +302,68 @@ impl EventReader for SqliteEventStore {
         ws: &WorkspaceId,
         ids: &[EventId],
         now: OffsetDateTime,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+    ) -> Result<Vec<Arc<StoredEvent>>, StoreError> {
         const CONTEXT: &str = "events";
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        // Which are stored is the table's to say, every time; the memo only spares decoding
+        // the records of those it holds ([`EventMemo`]).
+        let kept = self.memo.kept(ws, ids);
+        let kept_keys: Vec<EventId> = kept.keys().copied().collect();
+        let kept_keys = event_keys_json(CONTEXT, &kept_keys)?;
         let workspace = ws.clone();
         let ids = event_keys_json(CONTEXT, ids)?;
         let (ws, now) = (ws.as_str().to_owned(), unix_millis(now));
-        self.db
+        let (found, decoded) = self
+            .db
             .call(CONTEXT, move |c| {
-                event_rows(
-                    c,
-                    CONTEXT,
-                    &workspace,
-                    concat!(
-                        "SELECT doc FROM events WHERE workspace = ",
+                let mut stmt = c
+                    .prepare_cached(concat!(
+                        "SELECT event_id, CASE WHEN event_id IN (SELECT unhex(value) FROM json_each(?4))
+                                 THEN NULL ELSE doc END
+                           FROM events WHERE workspace = ",
                         workspace_number_of_1!(),
                         " AND expires_at > ?3
                           AND event_id IN (SELECT unhex(value) FROM json_each(?2))"
-                    ),
-                    params![ws, ids, now],
-                )
+                    ))
+                    .map_err(|e| sql(CONTEXT, e))?;
+                let mut rows = stmt
+                    .query(params![ws, ids, now, kept_keys])
+                    .map_err(|e| sql(CONTEXT, e))?;
+                let (mut found, mut decoded) = (Vec::new(), Vec::new());
+                while let Some(row) = rows.next().map_err(|e| sql(CONTEXT, e))? {
+                    let key = row.get_ref(0).map_err(|e| sql(CONTEXT, e))?;
+                    let id = event_id_of_key(key).ok_or_else(|| {
+                        StoreError::corrupt(CONTEXT, "an event row's id is not an event id")
+                    })?;
+                    let event = match row.get_ref(1).map_err(|e| sql(CONTEXT, e))? {
+                        rusqlite::types::ValueRef::Null => match kept.get(&id) {
+                            Some(e) => Arc::clone(e),
+                            None => {
+                                return Err(StoreError::corrupt(
+                                    CONTEXT,
+                                    "an event row without its record",
+                                ))
+                            }
+                        },
+                        doc => {
+                            let e = Arc::new(event_record::decode(CONTEXT, &workspace, doc)?);
+                            // Kept only under its row's id (a record naming another event
+                            // is returned as it is, as before, never kept for that one).
+                            if e.event_id == id {
+                                decoded.push(Arc::clone(&e));
+                            }
+                            e
+                        }
+                    };
+                    found.push(event);
+                }
+                Ok((found, decoded))
             })
-            .await
+            .await?;
+        self.memo.keep(&decoded);
+        Ok(found)
     }
 
     async fn operational_records(
@@ -570,9 +618,11 @@ impl EventEraser for SqliteEventStore {
     }
 
     async fn erase(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<ErasedRows, StoreError> {
+        let ids = events;
         let ws = ws.as_str().to_owned();
         let events: Vec<Value> = events.iter().map(event_key).collect();
-        self.db
+        let erased = self
+            .db
             .call("erase", move |c| {
                 let tx = c.transaction().map_err(|e| sql("erase", e))?;
                 let mut rows = ErasedRows::default();
@@ -597,7 +647,10 @@ impl EventEraser for SqliteEventStore {
                 tx.commit().map_err(|e| sql("erase", e))?;
                 Ok(rows)
             })
-            .await
+            .await;
+        // Out of memory too (a read after the commit would not return them anyway).
+        self.memo.forget(ids);
+        erased
     }
 }
 

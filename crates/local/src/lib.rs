@@ -11,6 +11,7 @@ mod control;
 mod db;
 mod delivery_log;
 mod dsr;
+mod event_memo;
 mod event_record;
 mod event_tables;
 mod events;

@@ -149,7 +149,7 @@ impl RefBody {
     /// takes them: an empty value where they are missing, which does not open.
     pub fn hydrate(
         self,
-        events: &HashMap<EventId, StoredEvent>,
+        events: &HashMap<EventId, std::sync::Arc<StoredEvent>>,
         operational: &HashMap<EventId, Sealed>,
         shared: &HashMap<EventId, Sealed>,
     ) -> Hydrated {
@@ -383,7 +383,7 @@ mod tests {
         };
         let stored: HashMap<_, _> = [&a, &b, &theirs]
             .into_iter()
-            .map(|e| (e.event_id, e.clone()))
+            .map(|e| (e.event_id, std::sync::Arc::new(e.clone())))
             .collect();
         let op_a = Sealed(vec![7; 30]);
         let operational =

@@ -192,7 +192,9 @@ struct SeveralEvents {
     ws: WorkspaceId,
     a: NewEvent,
     b: NewEvent,
+    short: NewEvent,
     none: NewEvent,
+    theirs: NewEvent,
     asked: Vec<crate::event::EventId>,
 }
 
@@ -227,7 +229,9 @@ async fn several_events(s: &dyn InspectableEventStore, tag: &str) -> SeveralEven
         ws,
         a,
         b,
+        short,
         none,
+        theirs,
         asked,
     }
 }
@@ -242,6 +246,7 @@ pub async fn reads_several_events_at_once_leaving_out_the_missing_the_expired_an
         b,
         none,
         asked,
+        ..
     } = several_events(s, "batch").await;
 
     // Act
@@ -251,13 +256,91 @@ pub async fn reads_several_events_at_once_leaving_out_the_missing_the_expired_an
 
     // Assert
     found.sort_by_key(|e| e.event_id);
-    let mut want = vec![a.event, b.event, none.event];
+    let mut want: Vec<_> = [a.event, b.event, none.event]
+        .into_iter()
+        .map(std::sync::Arc::new)
+        .collect();
     want.sort_by_key(|e| e.event_id);
     assert_eq!(
         found, want,
         "each stored, unexpired event of the workspace once"
     );
     assert!(nothing.is_empty());
+}
+
+/// A batched read after another of the same events (what delivery does for each destination
+/// a request was routed to, and what an adapter may answer from events it decoded before)
+/// still returns only what is stored, unexpired and the workspace's: an erasure, a forget
+/// and an expiry take effect at the next read, and another workspace's read finds nothing.
+pub async fn reads_the_same_events_again_only_while_they_are_stored_unexpired_and_the_workspaces(
+    s: &dyn InspectableEventStore,
+) {
+    // Arrange: every event read once, then once more.
+    let SeveralEvents {
+        ws,
+        a,
+        b,
+        short,
+        none,
+        theirs,
+        asked,
+    } = several_events(s, "again").await;
+    let ids = |found: Vec<std::sync::Arc<crate::event::StoredEvent>>| {
+        let mut ids: Vec<_> = found.iter().map(|e| e.event_id).collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |events: &[&NewEvent]| {
+        let mut ids: Vec<_> = events.iter().map(|e| e.event.event_id).collect();
+        ids.sort();
+        ids
+    };
+    let before_expiry = T0 + time::Duration::minutes(30);
+    let first = s.events(&ws, &asked, before_expiry).await.unwrap();
+    let again = s.events(&ws, &asked, before_expiry).await.unwrap();
+    let mut first_sorted = first.clone();
+    first_sorted.sort_by_key(|e| e.event_id);
+    let mut again_sorted = again;
+    again_sorted.sort_by_key(|e| e.event_id);
+    assert_eq!(
+        again_sorted, first_sorted,
+        "the same events, field for field"
+    );
+    assert_eq!(ids(first), sorted(&[&a, &b, &short, &none]));
+
+    // Act and assert: another workspace asking for all of them.
+    let as_theirs = s
+        .events(&theirs.event.workspace_id, &asked, before_expiry)
+        .await
+        .unwrap();
+    assert_eq!(ids(as_theirs), sorted(&[&theirs]), "only its own event");
+
+    // Act and assert: expiry.
+    let after_expiry = T0 + time::Duration::hours(2);
+    let found = s.events(&ws, &asked, after_expiry).await.unwrap();
+    assert_eq!(
+        ids(found),
+        sorted(&[&a, &b, &none]),
+        "the expired one left out"
+    );
+
+    // Act and assert: an erasure, then a forgotten write.
+    s.erase(&ws, &[a.event.event_id]).await.unwrap();
+    let found = s.events(&ws, &asked, before_expiry).await.unwrap();
+    assert_eq!(
+        ids(found),
+        sorted(&[&b, &short, &none]),
+        "the erased one left out"
+    );
+    s.forget(&ws, &[(b.event.event_id, b.event.message_id.clone())])
+        .await
+        .unwrap();
+    let found = s.events(&ws, &asked, before_expiry).await.unwrap();
+    assert_eq!(
+        ids(found),
+        sorted(&[&short, &none]),
+        "the forgotten one left out"
+    );
 }
 
 pub async fn reads_several_operational_records_at_once_leaving_out_the_missing_the_expired_and_others(

@@ -1,0 +1,205 @@
+//! Events read once, kept decoded for the next reads of the same events: delivery reads a
+//! request's events once per destination it was routed to (three messages, one per
+//! destination's queue, each naming the same events by reference), and decoding a record
+//! was an eighth of delivery's CPU (README § Performance (42)).
+//!
+//! The memo is never what says an event exists. Every read still asks the table which of its
+//! ids are stored, unexpired and the workspace's, in the same statement that returns the
+//! records it does not have decoded ([`crate::events`]); the memo only saves decoding a
+//! record it has seen. So an erasure, a retention sweep or an undone write — by this process
+//! or any other connection to the database file — takes effect at the next read whether or
+//! not the memo was told. That rests on records being immutable: a stored event's row is
+//! inserted once and deleted, never updated (no `UPDATE events` exists), and event ids are
+//! random, never reused for another event.
+//!
+//! Erasures evict what they erase anyway ([`EventMemo::forget`]), so that decoded fields of
+//! an erased subject do not stay in memory until they age out. At most [`CAPACITY`] events
+//! are kept, the oldest read first out.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tracklayer_core::event::{EventId, StoredEvent};
+use tracklayer_core::workspace::WorkspaceId;
+
+/// How many decoded events are kept: about 20 requests of 100 events, about 5 MiB. Enough for a
+/// destination's worker that runs that far behind another's to find them still kept.
+pub(crate) const CAPACITY: usize = 2048;
+
+#[derive(Debug, Default)]
+pub(crate) struct EventMemo {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    events: HashMap<EventId, Arc<StoredEvent>>,
+    /// Ids in the order they were kept, oldest first (an evicted one may linger here: it is
+    /// skipped when its turn comes).
+    order: VecDeque<EventId>,
+}
+
+impl EventMemo {
+    /// The kept events of `ws` among `ids`.
+    pub(crate) fn kept(
+        &self,
+        ws: &WorkspaceId,
+        ids: &[EventId],
+    ) -> HashMap<EventId, Arc<StoredEvent>> {
+        let inner = self.lock();
+        ids.iter()
+            .filter_map(|id| inner.events.get(id))
+            .filter(|e| e.workspace_id == *ws)
+            .map(|e| (e.event_id, Arc::clone(e)))
+            .collect()
+    }
+
+    /// Keeps `events` (just decoded), evicting the oldest beyond [`CAPACITY`].
+    pub(crate) fn keep(&self, events: &[Arc<StoredEvent>]) {
+        if events.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        for e in events {
+            if inner.events.insert(e.event_id, Arc::clone(e)).is_none() {
+                inner.order.push_back(e.event_id);
+            }
+        }
+        while inner.events.len() > CAPACITY {
+            let Some(oldest) = inner.order.pop_front() else {
+                break;
+            };
+            inner.events.remove(&oldest);
+        }
+        // Ids of events forgotten meanwhile, once they outnumber the kept.
+        if inner.order.len() > 2 * CAPACITY {
+            let Inner { events, order } = &mut *inner;
+            order.retain(|id| events.contains_key(id));
+        }
+    }
+
+    /// Evicts `ids` (erased or forgotten).
+    pub(crate) fn forget(&self, ids: &[EventId]) {
+        let mut inner = self.lock();
+        for id in ids {
+            inner.events.remove(id);
+        }
+    }
+
+    /// How many events are kept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().events.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding it leaves a consistent map (every step above is one call).
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracklayer_core::ports::{EventEraser, EventReader, EventWriter};
+    use tracklayer_core::testkit::{new_event, T0};
+    use tracklayer_core::workspace::Region;
+
+    use super::*;
+    use crate::db::Db;
+    use crate::events::SqliteEventStore;
+
+    /// A store with `n` events of one workspace recorded, and their ids.
+    async fn recorded(n: usize) -> (Db, SqliteEventStore, WorkspaceId, Vec<EventId>) {
+        let db = Db::in_memory().unwrap();
+        let store = SqliteEventStore::new(db.clone());
+        let ws = WorkspaceId::new(Region::Us, "memo");
+        let events: Vec<_> = (0..n)
+            .map(|i| new_event(&ws, &format!("m-{i}"), &["subj"], T0))
+            .collect();
+        store.record(&events, T0).await.unwrap();
+        let ids = events.iter().map(|e| e.event.event_id).collect();
+        (db, store, ws, ids)
+    }
+
+    #[tokio::test]
+    async fn a_second_read_of_the_same_events_shares_the_first_reads_decoding() {
+        // Arrange
+        let (_db, store, ws, ids) = recorded(3).await;
+
+        // Act
+        let first = store.events(&ws, &ids, T0).await.unwrap();
+        let second = store.events(&ws, &ids, T0).await.unwrap();
+
+        // Assert
+        assert_eq!(first.len(), 3);
+        assert_eq!(store.memo.len(), 3);
+        for e in &second {
+            let same = first.iter().find(|f| f.event_id == e.event_id).unwrap();
+            assert!(Arc::ptr_eq(same, e), "not decoded again");
+        }
+    }
+
+    #[tokio::test]
+    async fn deletions_the_memo_is_never_told_of_still_take_effect_at_the_next_read() {
+        // Arrange: a warm memo; another store on the same database (another process, as
+        // far as this one's memory goes) and a bare connection delete behind its back.
+        let (db, store, ws, ids) = recorded(3).await;
+        store.events(&ws, &ids, T0).await.unwrap();
+        let other = SqliteEventStore::new(db.clone());
+
+        // Act
+        other.erase(&ws, &ids[..1]).await.unwrap();
+        let key = crate::subject_keys::event_key(&ids[1]);
+        db.call("test", move |c| {
+            c.execute("DELETE FROM events WHERE event_id = ?1", [key])
+                .map_err(|e| crate::db::sql("test", e))
+        })
+        .await
+        .unwrap();
+        let found = store.events(&ws, &ids, T0).await.unwrap();
+
+        // Assert
+        let found: Vec<_> = found.iter().map(|e| e.event_id).collect();
+        assert_eq!(found, [ids[2]], "only the event still stored");
+    }
+
+    #[tokio::test]
+    async fn an_erasure_takes_the_erased_events_out_of_memory() {
+        // Arrange
+        let (_db, store, ws, ids) = recorded(3).await;
+        store.events(&ws, &ids, T0).await.unwrap();
+
+        // Act
+        store.erase(&ws, &ids[..2]).await.unwrap();
+
+        // Assert
+        assert_eq!(store.memo.len(), 1);
+        assert!(store.memo.kept(&ws, &ids[..2]).is_empty());
+    }
+
+    #[test]
+    fn keeps_at_most_its_capacity_the_oldest_first_out() {
+        // Arrange
+        let memo = EventMemo::default();
+        let ws = WorkspaceId::new(Region::Us, "memo");
+        let events: Vec<_> = (0..CAPACITY + 10)
+            .map(|i| Arc::new(new_event(&ws, &format!("m-{i}"), &[], T0).event))
+            .collect();
+
+        // Act
+        for chunk in events.chunks(100) {
+            memo.keep(chunk);
+        }
+
+        // Assert
+        assert_eq!(memo.len(), CAPACITY);
+        let ids: Vec<_> = events.iter().map(|e| e.event_id).collect();
+        assert!(memo.kept(&ws, &ids[..10]).is_empty(), "the oldest went");
+        assert_eq!(memo.kept(&ws, &ids[10..]).len(), CAPACITY);
+        let theirs = WorkspaceId::new(Region::Us, "theirs");
+        assert!(
+            memo.kept(&theirs, &ids).is_empty(),
+            "never another workspace's"
+        );
+    }
+}
