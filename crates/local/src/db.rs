@@ -96,19 +96,6 @@ CREATE TABLE IF NOT EXISTS audit_head (
     seq INTEGER NOT NULL,
     doc TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS delivery_log (
-    workspace_id TEXT NOT NULL,
-    destination_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    updated_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    doc TEXT NOT NULL,
-    PRIMARY KEY (workspace_id, destination_id, event_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS delivery_log_by_event ON delivery_log (workspace_id, event_id);
-CREATE INDEX IF NOT EXISTS delivery_log_recent ON delivery_log (workspace_id, destination_id, updated_at);
-CREATE INDEX IF NOT EXISTS delivery_log_by_expiry ON delivery_log (expires_at);
 CREATE TABLE IF NOT EXISTS dsr_requests (
     workspace_id TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -245,6 +232,9 @@ impl Db {
         // by a read would be parsed again on its next use.
         conn.set_prepared_statement_cache_capacity(256);
         conn.execute_batch(SCHEMA).map_err(DbError::Schema)?;
+        crate::delivery_log::migrate(&conn).map_err(DbError::Schema)?;
+        conn.execute_batch(crate::delivery_log::SCHEMA)
+            .map_err(DbError::Schema)?;
         conn.execute_batch(crate::event_tables::SCHEMA)
             .map_err(DbError::Schema)?;
         conn.execute_batch(crate::stats::SCHEMA)

@@ -1,7 +1,7 @@
 //! `DeliveryLog` on SQLite: one row per (event, destination), overwritten with each outcome.
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use time::OffsetDateTime;
 use tracklayer_core::clock::unix_millis;
 use tracklayer_core::destination::DestinationId;
@@ -25,6 +25,58 @@ impl SqliteDeliveryLog {
     }
 }
 
+/// The delivery log's table. Keyed by workspace, event and destination in that order, so
+/// that one key serves both an item's outcome (all three) and an event's trace (the first
+/// two): an index by event beside a key by destination was a fourth B-tree written for every
+/// delivered item (README § Performance (43)).
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS delivery_log (
+    workspace_id TEXT NOT NULL,
+    destination_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, event_id, destination_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS delivery_log_recent ON delivery_log (workspace_id, destination_id, updated_at);
+CREATE INDEX IF NOT EXISTS delivery_log_by_expiry ON delivery_log (expires_at);
+";
+
+/// Moves a delivery log keyed by destination before event (and indexed by event beside it),
+/// as versions before 2026-12-07 made it, into [`SCHEMA`], every row carried over, in one
+/// transaction; nothing to do for a database without one or with the current key.
+pub(crate) fn migrate(c: &rusqlite::Connection) -> rusqlite::Result<()> {
+    // The event id's place in the key: 3 before, 2 now, none without the table.
+    let place: Option<i64> = c
+        .query_row(
+            "SELECT pk FROM pragma_table_info('delivery_log') WHERE name = 'event_id'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if place != Some(3) {
+        return Ok(());
+    }
+    let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "DROP INDEX IF EXISTS delivery_log_by_event;
+         DROP INDEX IF EXISTS delivery_log_recent;
+         DROP INDEX IF EXISTS delivery_log_by_expiry;
+         ALTER TABLE delivery_log RENAME TO delivery_log_before;",
+    )?;
+    tx.execute_batch(SCHEMA)?;
+    tx.execute_batch(
+        "INSERT INTO delivery_log
+             (workspace_id, destination_id, event_id, status, updated_at, expires_at, doc)
+         SELECT workspace_id, destination_id, event_id, status, updated_at, expires_at, doc
+         FROM delivery_log_before;
+         DROP TABLE delivery_log_before;",
+    )?;
+    tx.commit()
+}
+
 /// A delivery log row: workspace, destination, event, status, updated and expiry (unix ms),
 /// and the record as JSON.
 type Row = (String, String, String, &'static str, i64, i64, String);
@@ -34,7 +86,7 @@ fn upsert(c: &rusqlite::Connection, rows: &[Row]) -> rusqlite::Result<()> {
     let mut stmt = c.prepare_cached(
         "INSERT INTO delivery_log (workspace_id, destination_id, event_id, status, updated_at, expires_at, doc)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (workspace_id, destination_id, event_id) DO UPDATE SET
+         ON CONFLICT (workspace_id, event_id, destination_id) DO UPDATE SET
            status = excluded.status, updated_at = excluded.updated_at,
            expires_at = excluded.expires_at, doc = excluded.doc",
     )?;

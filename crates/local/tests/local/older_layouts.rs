@@ -343,3 +343,118 @@ async fn a_subject_index_of_whole_hmacs_is_moved_to_their_keys_and_finds_the_sam
         .unwrap();
     assert_eq!(rows, 1, "m-2's row only");
 }
+
+/// A delivery log keyed by destination before event, with an index by event beside it (the
+/// layout before 2026-12-07), opens moved to the current key with every record carried over,
+/// and every read answers as before.
+#[tokio::test]
+async fn a_delivery_log_keyed_by_destination_first_is_moved_to_the_event_first_key() {
+    use tracklayer_core::destination::DestinationId;
+    use tracklayer_core::event::EventId;
+    use tracklayer_core::ports::{DeliveryLog, DeliveryQuery, DeliveryStatus};
+    use tracklayer_core::testkit::delivery_log::delivery_record;
+    use tracklayer_local::SqliteDeliveryLog;
+
+    // Arrange: two destinations' outcomes for three events, written and then turned into the
+    // older layout (its DDL).
+    let path = keep_dir().join("tracklayer.db");
+    let ws = WorkspaceId::new(Region::Us, &testkit::unique());
+    let (d1, d2) = (
+        DestinationId::new(&testkit::unique()),
+        DestinationId::new(&testkit::unique()),
+    );
+    let events: Vec<EventId> = (0..3).map(|_| EventId(uuid::Uuid::now_v7())).collect();
+    let mut records = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        let at = T0 + time::Duration::seconds(i as i64);
+        records.push(delivery_record(&ws, &d1, *e, DeliveryStatus::Delivered, at));
+        let failed = DeliveryStatus::Dropped("too old for the destination".into());
+        records.push(delivery_record(&ws, &d2, *e, failed, at));
+    }
+    let read = |log: SqliteDeliveryLog| {
+        let (ws, d1, d2, events) = (ws.clone(), d1.clone(), d2.clone(), events.clone());
+        async move {
+            let mut traces = Vec::new();
+            for e in &events {
+                traces.push(log.for_event(&ws, e, T0).await.unwrap());
+            }
+            let query = DeliveryQuery {
+                statuses: Vec::new(),
+                since: None,
+                until: None,
+                after: None,
+                limit: 2,
+            };
+            let first = log.page(&ws, &d1, &query, T0).await.unwrap();
+            let query = DeliveryQuery {
+                after: first.next,
+                ..query
+            };
+            let second = log.page(&ws, &d1, &query, T0).await.unwrap();
+            let delivered = (
+                log.delivered(&ws, &d1, &events, T0).await.unwrap(),
+                log.delivered(&ws, &d2, &events, T0).await.unwrap(),
+            );
+            let all = log.for_events(&ws, &events).await.unwrap();
+            (traces, first, second, delivered, all)
+        }
+    };
+    let before = {
+        let log = SqliteDeliveryLog::new(Db::open(&path).unwrap());
+        log.record(&records).await.unwrap();
+        let before = read(log).await;
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE before_log (
+                 workspace_id TEXT NOT NULL,
+                 destination_id TEXT NOT NULL,
+                 event_id TEXT NOT NULL,
+                 status TEXT NOT NULL,
+                 updated_at INTEGER NOT NULL,
+                 expires_at INTEGER NOT NULL,
+                 doc TEXT NOT NULL,
+                 PRIMARY KEY (workspace_id, destination_id, event_id)
+             ) WITHOUT ROWID;
+             INSERT INTO before_log SELECT * FROM delivery_log;
+             DROP TABLE delivery_log;
+             ALTER TABLE before_log RENAME TO delivery_log;
+             CREATE INDEX delivery_log_by_event ON delivery_log (workspace_id, event_id);
+             CREATE INDEX delivery_log_recent ON delivery_log (workspace_id, destination_id, updated_at);
+             CREATE INDEX delivery_log_by_expiry ON delivery_log (expires_at);",
+        )
+        .unwrap();
+        before
+    };
+    assert_eq!(before.0.iter().map(Vec::len).sum::<usize>(), 6);
+    assert_eq!(before.3 .0, events, "d1 delivered all three");
+
+    // Act: open it.
+    let log = SqliteDeliveryLog::new(Db::open(&path).unwrap());
+
+    // Assert: the current key, no index by event, and the same answers.
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let key: Vec<(String, i64)> = c
+        .prepare("SELECT name, pk FROM pragma_table_info('delivery_log') WHERE pk > 0 ORDER BY pk")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let names: Vec<&str> = key.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["workspace_id", "event_id", "destination_id"]);
+    let indexes: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'delivery_log' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(indexes, ["delivery_log_by_expiry", "delivery_log_recent"]);
+    let rows: i64 = c
+        .query_row("SELECT count(*) FROM delivery_log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 6, "every record carried over");
+    assert_eq!(read(log).await, before);
+    // Opened again: nothing more to move.
+    drop(Db::open(&path).unwrap());
+}
