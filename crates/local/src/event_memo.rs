@@ -19,8 +19,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use rusqlite::types::ValueRef;
+use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{EventId, StoredEvent};
 use tracklayer_core::workspace::WorkspaceId;
+
+use crate::subject_keys::event_id_of_key;
+use crate::workspace_numbers::workspace_number_of_1;
 
 /// How many decoded events are kept: about 20 requests of 100 events, about 5 MiB. Enough for a
 /// destination's worker that runs that far behind another's to find them still kept.
@@ -97,6 +102,60 @@ impl EventMemo {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// The stored, unexpired events of `workspace` among the ids of `query` (its workspace id,
+/// event keys as JSON and now, unix ms): those in `kept` as they are, the others decoded from
+/// their records; and the ones decoded, to keep. One statement: which exist is the table's
+/// answer either way, and a kept one's record is not read.
+pub(crate) fn read(
+    c: &rusqlite::Connection,
+    context: &'static str,
+    workspace: &WorkspaceId,
+    query: (String, String, i64),
+    kept_keys: &str,
+    kept: &HashMap<EventId, Arc<StoredEvent>>,
+) -> Result<Read, StoreError> {
+    let (ws, ids, now) = query;
+    let sql = |e| crate::db::sql(context, e);
+    let mut stmt = c
+        .prepare_cached(concat!(
+            "SELECT event_id, CASE WHEN event_id IN (SELECT unhex(value) FROM json_each(?4))
+                     THEN NULL ELSE doc END
+               FROM events WHERE workspace = ",
+            workspace_number_of_1!(),
+            " AND expires_at > ?3
+              AND event_id IN (SELECT unhex(value) FROM json_each(?2))"
+        ))
+        .map_err(sql)?;
+    let mut rows = stmt
+        .query(rusqlite::params![ws, ids, now, kept_keys])
+        .map_err(sql)?;
+    let (mut found, mut decoded) = (Vec::new(), Vec::new());
+    while let Some(row) = rows.next().map_err(sql)? {
+        let id = event_id_of_key(row.get_ref(0).map_err(sql)?)
+            .ok_or_else(|| StoreError::corrupt(context, "an event row's id is not an event id"))?;
+        let event = match row.get_ref(1).map_err(sql)? {
+            ValueRef::Null => kept
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| StoreError::corrupt(context, "an event row without its record"))?,
+            doc => {
+                let e = Arc::new(crate::event_record::decode(context, workspace, doc)?);
+                // Kept only under its row's id (a record naming another event is returned
+                // as it is, as before, never kept for that one).
+                if e.event_id == id {
+                    decoded.push(Arc::clone(&e));
+                }
+                e
+            }
+        };
+        found.push(event);
+    }
+    Ok((found, decoded))
+}
+
+/// What [`read`] found, and which of it it decoded.
+pub(crate) type Read = (Vec<Arc<StoredEvent>>, Vec<Arc<StoredEvent>>);
 
 #[cfg(test)]
 mod tests {

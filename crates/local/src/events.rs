@@ -318,48 +318,7 @@ impl EventReader for SqliteEventStore {
         let (found, decoded) = self
             .db
             .call(CONTEXT, move |c| {
-                let mut stmt = c
-                    .prepare_cached(concat!(
-                        "SELECT event_id, CASE WHEN event_id IN (SELECT unhex(value) FROM json_each(?4))
-                                 THEN NULL ELSE doc END
-                           FROM events WHERE workspace = ",
-                        workspace_number_of_1!(),
-                        " AND expires_at > ?3
-                          AND event_id IN (SELECT unhex(value) FROM json_each(?2))"
-                    ))
-                    .map_err(|e| sql(CONTEXT, e))?;
-                let mut rows = stmt
-                    .query(params![ws, ids, now, kept_keys])
-                    .map_err(|e| sql(CONTEXT, e))?;
-                let (mut found, mut decoded) = (Vec::new(), Vec::new());
-                while let Some(row) = rows.next().map_err(|e| sql(CONTEXT, e))? {
-                    let key = row.get_ref(0).map_err(|e| sql(CONTEXT, e))?;
-                    let id = event_id_of_key(key).ok_or_else(|| {
-                        StoreError::corrupt(CONTEXT, "an event row's id is not an event id")
-                    })?;
-                    let event = match row.get_ref(1).map_err(|e| sql(CONTEXT, e))? {
-                        rusqlite::types::ValueRef::Null => match kept.get(&id) {
-                            Some(e) => Arc::clone(e),
-                            None => {
-                                return Err(StoreError::corrupt(
-                                    CONTEXT,
-                                    "an event row without its record",
-                                ))
-                            }
-                        },
-                        doc => {
-                            let e = Arc::new(event_record::decode(CONTEXT, &workspace, doc)?);
-                            // Kept only under its row's id (a record naming another event
-                            // is returned as it is, as before, never kept for that one).
-                            if e.event_id == id {
-                                decoded.push(Arc::clone(&e));
-                            }
-                            e
-                        }
-                    };
-                    found.push(event);
-                }
-                Ok((found, decoded))
+                crate::event_memo::read(c, CONTEXT, &workspace, (ws, ids, now), &kept_keys, &kept)
             })
             .await?;
         self.memo.keep(&decoded);
