@@ -81,19 +81,34 @@ pub(crate) fn migrate(c: &rusqlite::Connection) -> rusqlite::Result<()> {
 /// and the record as JSON.
 type Row = (String, String, String, &'static str, i64, i64, String);
 
-/// Writes each outcome over the row of its (workspace, destination, event).
-fn upsert(c: &rusqlite::Connection, rows: &[Row]) -> rusqlite::Result<()> {
-    let mut stmt = c.prepare_cached(
-        "INSERT INTO delivery_log (workspace_id, destination_id, event_id, status, updated_at, expires_at, doc)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (workspace_id, event_id, destination_id) DO UPDATE SET
+/// Writes each outcome over the row of its (workspace, event, destination), up to 32 rows a
+/// statement ([`crate::db::insert_many`]; one of the same key later in `rows` is written
+/// after it, as one statement per row would).
+fn upsert(c: &rusqlite::Connection, rows: &[Row]) -> Result<(), StoreError> {
+    let values: Vec<&dyn rusqlite::ToSql> = rows
+        .iter()
+        .flat_map(|(ws, d, e, status, updated, expires, doc)| {
+            [
+                ws as &dyn rusqlite::ToSql,
+                d,
+                e,
+                status,
+                updated,
+                expires,
+                doc,
+            ]
+        })
+        .collect();
+    crate::db::insert_many(
+        c,
+        "delivery_log",
+        "INSERT INTO delivery_log (workspace_id, destination_id, event_id, status, updated_at, expires_at, doc) VALUES ",
+        7,
+        " ON CONFLICT (workspace_id, event_id, destination_id) DO UPDATE SET
            status = excluded.status, updated_at = excluded.updated_at,
            expires_at = excluded.expires_at, doc = excluded.doc",
-    )?;
-    for (ws, d, e, status, updated, expires, doc) in rows {
-        stmt.execute(params![ws, d, e, status, updated, expires, doc])?;
-    }
-    Ok(())
+        &values,
+    )
 }
 
 #[async_trait]
@@ -118,9 +133,7 @@ impl DeliveryLog for SqliteDeliveryLog {
         // was 15 % of `serve`'s core while it drained a backlog, a third of that its commits:
         // README § Performance (41)).
         self.db
-            .write("delivery_log", move |c| {
-                upsert(c, &rows).map_err(|e| sql("delivery_log", e))
-            })
+            .write("delivery_log", move |c| upsert(c, &rows))
             .await
     }
 
@@ -280,5 +293,50 @@ impl DeliveryLog for SqliteDeliveryLog {
                 Ok(n)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracklayer_core::ports::DeliveryStatus;
+    use tracklayer_core::testkit::delivery_log::delivery_record;
+    use tracklayer_core::testkit::T0;
+    use tracklayer_core::workspace::Region;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn of_two_outcomes_for_one_item_in_one_write_the_later_stands_within_and_across_statements(
+    ) {
+        // Arrange: 40 outcomes (statements of 32 and 8 rows); one item's retry and delivery
+        // side by side, another's in the first and the second statement.
+        let log = SqliteDeliveryLog::new(Db::in_memory().unwrap());
+        let ws = WorkspaceId::new(Region::Us, "log");
+        let d = DestinationId::new("dst_log");
+        let ids: Vec<EventId> = (0..38).map(|_| EventId(uuid::Uuid::now_v7())).collect();
+        let record = |e: EventId, status| delivery_record(&ws, &d, e, status, T0);
+        let mut records: Vec<_> = ids
+            .iter()
+            .map(|e| record(*e, DeliveryStatus::Retrying))
+            .collect();
+        records.insert(6, record(ids[5], DeliveryStatus::Delivered));
+        records.push(record(ids[1], DeliveryStatus::Delivered));
+        assert_eq!(records.len(), 40);
+
+        // Act
+        log.record(&records).await.unwrap();
+
+        // Assert
+        let delivered = log.delivered(&ws, &d, &ids, T0).await.unwrap();
+        assert_eq!(delivered, [ids[1], ids[5]]);
+        let page = DeliveryQuery {
+            statuses: Vec::new(),
+            since: None,
+            until: None,
+            after: None,
+            limit: 100,
+        };
+        let all = log.page(&ws, &d, &page, T0).await.unwrap();
+        assert_eq!(all.records.len(), 38, "one record per item");
     }
 }

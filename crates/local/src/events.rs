@@ -138,79 +138,31 @@ pub(crate) fn record_rows(
             operational.extend([number as &dyn ToSql, event_key, sealed, op_expires]);
         }
     }
-    insert_many(
+    crate::db::insert_many(
         tx,
+        "record",
         "INSERT INTO events (workspace, event_id, expires_at, doc) VALUES ",
         4,
+        "",
         &events,
     )?;
-    insert_many(
+    crate::db::insert_many(
         tx,
+        "record",
         "INSERT OR IGNORE INTO event_subjects (workspace, subject_key, event_id) VALUES ",
         3,
+        "",
         &subjects,
     )?;
-    insert_many(
+    crate::db::insert_many(
         tx,
+        "record",
         "INSERT INTO operational (workspace, event_id, sealed, expires_at) VALUES ",
         4,
+        "",
         &operational,
     )?;
     Ok(out)
-}
-
-/// Rows one `INSERT` writes at most.
-const ROWS_PER_INSERT: usize = 32;
-
-/// Inserts the rows whose values `values` holds, `width` per row, with `head` (`INSERT INTO
-/// t (a, b) VALUES `) followed by a placeholder tuple per row: one statement for up to
-/// [`ROWS_PER_INSERT`] rows, and the rest in statements of 16, 8, 4, 2 and 1 rows (so at most
-/// six cached statements per table). A statement's fixed cost (opening write cursors on the
-/// table and each of its indexes, halting, resetting) is then shared by its rows: measured
-/// under `make measure-ingest`, README § Performance. The statement text holds placeholders
-/// only; every value is bound.
-fn insert_many(
-    tx: &rusqlite::Connection,
-    head: &str,
-    width: usize,
-    values: &[&dyn ToSql],
-) -> Result<(), StoreError> {
-    debug_assert_eq!(values.len() % width, 0, "whole rows");
-    let mut rest = values;
-    while !rest.is_empty() {
-        let rows = rest.len() / width;
-        let n = if rows >= ROWS_PER_INSERT {
-            ROWS_PER_INSERT
-        } else {
-            1 << rows.ilog2()
-        };
-        let (chunk, later) = rest.split_at(n * width);
-        tx.prepare_cached(&with_placeholders(head, width, n))
-            .and_then(|mut stmt| stmt.execute(chunk))
-            .map_err(|e| sql("record", e))?;
-        rest = later;
-    }
-    Ok(())
-}
-
-/// `head` and `rows` tuples of `width` placeholders: `(?,?),(?,?)`.
-fn with_placeholders(head: &str, width: usize, rows: usize) -> String {
-    let mut text = String::with_capacity(head.len() + rows * (2 * width + 2));
-    text.push_str(head);
-    for row in 0..rows {
-        if row > 0 {
-            text.push(',');
-        }
-        text.push('(');
-        for column in 0..width {
-            if column > 0 {
-                text.push(',');
-            }
-            text.push('?');
-        }
-        text.push(')');
-    }
-    text
 }
 
 #[async_trait]
