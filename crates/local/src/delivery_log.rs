@@ -12,7 +12,7 @@ use tracklayer_core::ports::{
 };
 use tracklayer_core::workspace::WorkspaceId;
 
-use crate::db::{doc_rows, json, sql, Db};
+use crate::db::{json, sql, Db};
 
 #[derive(Debug, Clone)]
 pub struct SqliteDeliveryLog {
@@ -111,6 +111,109 @@ fn upsert(c: &rusqlite::Connection, rows: &[Row]) -> Result<(), StoreError> {
     )
 }
 
+/// A record as its row's `doc` holds it: without the workspace, destination and event ids,
+/// which the row's key holds (since 2026-12-07; older docs hold them too, and read the same).
+/// About 100 of a doc's 320 bytes, three times per delivered event, written again with each
+/// outcome (README § Performance (44)).
+#[derive(serde::Serialize)]
+struct Outcome<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<&'a tracklayer_core::event::MessageId>,
+    #[serde(flatten)]
+    status: &'a tracklayer_core::ports::DeliveryStatus,
+    attempts: u32,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    next_attempt_at: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_http_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<&'a str>,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+}
+
+impl<'a> Outcome<'a> {
+    fn of(r: &'a DeliveryRecord) -> Self {
+        // Every field but the key's, by name: a field added to the record is a compile
+        // error here until it is written.
+        let DeliveryRecord {
+            workspace_id: _,
+            destination_id: _,
+            event_id: _,
+            message_id,
+            status,
+            attempts,
+            next_attempt_at,
+            last_http_status,
+            last_error,
+            updated_at,
+            expires_at,
+        } = r;
+        Self {
+            message_id: message_id.as_ref(),
+            status,
+            attempts: *attempts,
+            next_attempt_at: *next_attempt_at,
+            last_http_status: *last_http_status,
+            last_error: last_error.as_deref(),
+            updated_at: *updated_at,
+            expires_at: *expires_at,
+        }
+    }
+}
+
+/// The columns [`records`] reads (SQL, for `concat!`).
+macro_rules! record_columns {
+    () => {
+        "workspace_id, destination_id, event_id, doc"
+    };
+}
+
+/// The records `query` selects ([`record_columns`]): each its doc with its key's ids.
+fn records(
+    c: &rusqlite::Connection,
+    query: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<DeliveryRecord>, StoreError> {
+    const CONTEXT: &str = "delivery_log";
+    let mut stmt = c.prepare_cached(query).map_err(|e| sql(CONTEXT, e))?;
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .map_err(|e| sql(CONTEXT, e))?;
+    rows.map(|row| {
+        let (ws, destination, event, doc) = row.map_err(|e| sql(CONTEXT, e))?;
+        let mut doc: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&doc).map_err(|e| StoreError::corrupt(CONTEXT, e))?;
+        if !doc.contains_key("event_id") {
+            // The key column holds the id's text form (`evt_…`), the doc its serde form.
+            let id = EventId::parse(&event)
+                .ok_or_else(|| StoreError::corrupt(CONTEXT, "a row's event id is not one"))?;
+            doc.insert(
+                "event_id".into(),
+                serde_json::Value::String(id.0.to_string()),
+            );
+        }
+        for (key, value) in [("workspace_id", ws), ("destination_id", destination)] {
+            doc.entry(key).or_insert(serde_json::Value::String(value));
+        }
+        serde_json::from_value(serde_json::Value::Object(doc))
+            .map_err(|e| StoreError::corrupt(CONTEXT, e))
+    })
+    .collect()
+}
+
 #[async_trait]
 impl DeliveryLog for SqliteDeliveryLog {
     async fn record(&self, records: &[DeliveryRecord]) -> Result<(), StoreError> {
@@ -124,7 +227,7 @@ impl DeliveryLog for SqliteDeliveryLog {
                     r.status.kind().as_str(),
                     unix_millis(r.updated_at),
                     unix_millis(r.expires_at),
-                    json("delivery_log", r)?,
+                    json("delivery_log", &Outcome::of(r))?,
                 ))
             })
             .collect::<Result<Vec<Row>, StoreError>>()?;
@@ -178,12 +281,18 @@ impl DeliveryLog for SqliteDeliveryLog {
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
         let (ws, e, now) = (ws.as_str().to_owned(), event.to_string(), unix_millis(now));
         self.db
-            .docs(
-                "delivery_log",
-                "SELECT doc FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2
-                         AND expires_at > ?3 ORDER BY destination_id",
-                vec![ws.into(), e.into(), now.into()],
-            )
+            .call("delivery_log", move |c| {
+                records(
+                    c,
+                    concat!(
+                        "SELECT ",
+                        record_columns!(),
+                        " FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2
+                         AND expires_at > ?3 ORDER BY destination_id"
+                    ),
+                    params![ws, e, now],
+                )
+            })
             .await
     }
 
@@ -218,15 +327,18 @@ impl DeliveryLog for SqliteDeliveryLog {
         let mut records = self
             .db
             .call("delivery_log", move |c| {
-                doc_rows(
+                records(
                     c,
-                    "delivery_log",
-                    "SELECT doc FROM delivery_log WHERE workspace_id = ?1 AND destination_id = ?2
+                    concat!(
+                        "SELECT ",
+                        record_columns!(),
+                        " FROM delivery_log WHERE workspace_id = ?1 AND destination_id = ?2
                          AND expires_at > ?3
                          AND (?4 = '' OR instr(?4, ',' || status || ',') > 0)
                          AND updated_at >= ?5 AND updated_at <= ?6
                          AND (updated_at < ?7 OR (updated_at = ?7 AND event_id < ?8))
-                         ORDER BY updated_at DESC, event_id DESC LIMIT ?9",
+                         ORDER BY updated_at DESC, event_id DESC LIMIT ?9"
+                    ),
                     params![
                         ws,
                         d,
@@ -266,10 +378,13 @@ impl DeliveryLog for SqliteDeliveryLog {
             .call("delivery_log", move |c| {
                 let mut out = Vec::new();
                 for e in &events {
-                    out.extend(doc_rows::<DeliveryRecord>(
+                    out.extend(records(
                         c,
-                        "delivery_log",
-                        "SELECT doc FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2",
+                        concat!(
+                            "SELECT ",
+                            record_columns!(),
+                            " FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2"
+                        ),
                         params![ws, e],
                     )?);
                 }
@@ -338,5 +453,63 @@ mod tests {
         };
         let all = log.page(&ws, &d, &page, T0).await.unwrap();
         assert_eq!(all.records.len(), 38, "one record per item");
+    }
+    #[tokio::test]
+    async fn a_doc_leaves_the_ids_to_its_key_and_reads_back_whole_as_an_older_full_doc_does() {
+        // Arrange: a record with every field, and another written as older versions did.
+        let db = Db::in_memory().unwrap();
+        let log = SqliteDeliveryLog::new(db.clone());
+        let ws = WorkspaceId::new(Region::Us, "log");
+        let d = DestinationId::new("dst_log");
+        let (e, old) = (EventId(uuid::Uuid::now_v7()), EventId(uuid::Uuid::now_v7()));
+        let mut r = delivery_record(&ws, &d, e, DeliveryStatus::Retrying, T0);
+        r.next_attempt_at = Some(T0 + time::Duration::seconds(30));
+        r.last_http_status = Some(503);
+        r.last_error = Some("HTTP 503".into());
+        let older = delivery_record(&ws, &d, old, DeliveryStatus::Dropped("too old".into()), T0);
+        let full = serde_json::to_string(&older).unwrap();
+        let row = (
+            ws.as_str().to_owned(),
+            d.as_str().to_owned(),
+            old.to_string(),
+        );
+        db.call("test", move |c| {
+            c.execute(
+                "INSERT INTO delivery_log VALUES (?1, ?2, ?3, 'dropped', 0, 9e15, ?4)",
+                params![row.0, row.1, row.2, full],
+            )
+            .map_err(|e| sql("test", e))
+        })
+        .await
+        .unwrap();
+
+        // Act
+        log.record(std::slice::from_ref(&r)).await.unwrap();
+
+        // Assert
+        let key = e.to_string();
+        let doc: String = db
+            .call("test", move |c| {
+                c.query_row(
+                    "SELECT doc FROM delivery_log WHERE event_id = ?1",
+                    [key],
+                    |row| row.get(0),
+                )
+                .map_err(|e| sql("test", e))
+            })
+            .await
+            .unwrap();
+        for id in [ws.as_str(), d.as_str(), &e.to_string(), &e.0.to_string()] {
+            assert!(
+                !doc.contains(id),
+                "{id} is the row's key, not its doc: {doc}"
+            );
+        }
+        let back = log.for_event(&ws, &e, T0).await.unwrap();
+        assert_eq!(back, std::slice::from_ref(&r));
+        let back = log.for_event(&ws, &old, T0).await.unwrap();
+        assert_eq!(back, std::slice::from_ref(&older));
+        let both = log.for_events(&ws, &[e, old]).await.unwrap();
+        assert_eq!(both, [r, older]);
     }
 }
