@@ -364,6 +364,10 @@ async fn run_delivering(settings: Settings, batch: &Arc<Batch>, run: u32) -> any
     let drain_rate = left.saturating_sub(backlog()) as f64 / drain_secs.max(1e-3);
     let drained = backlog() == 0;
     server.stop()?;
+    // Disk per stored event with each delivered (the paused runs' figure has no delivery
+    // log); the warm-up's events are stored and delivered too.
+    let stored = tl.stored_events()?;
+    let disk = (stored > 0).then(|| tl.disk_bytes() as f64 / stored as f64);
     row.print();
     let half = samples.len() / 2;
     let first = samples[..half].iter().copied().max().unwrap_or(0);
@@ -375,7 +379,8 @@ async fn run_delivering(settings: Settings, batch: &Arc<Batch>, run: u32) -> any
          accepted × 3 − delivered) each second {samples:?}; max first half {first}, second half \
          {second}; trend {slope:+.0}/s against {needed:.0} deliveries/s asked: {}; {} {:.1} s \
          after the load stopped ({drain_rate:.0} deliveries/s with no load); {} events \
-         delivered.",
+         delivered; {} on disk per stored event, each delivered to 3 destinations (delivery \
+         log included).",
         settings.fake_rate,
         // Growing: the backlog's least-squares trend is above 2 % of the deliveries the
         // accepted load asked for (not the offered load, which ingest may not have reached).
@@ -387,6 +392,7 @@ async fn run_delivering(settings: Settings, batch: &Arc<Batch>, run: u32) -> any
         if drained { "drained" } else { "NOT drained" },
         drain_secs,
         delivered.0.load(Ordering::Relaxed),
+        disk.map_or("–".to_owned(), |b| format!("{b:.0} B")),
     );
     Ok(())
 }
