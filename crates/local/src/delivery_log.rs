@@ -113,7 +113,7 @@ fn upsert(c: &rusqlite::Connection, rows: &[Row]) -> Result<(), StoreError> {
 
 /// A record as its row's `doc` holds it: without the workspace, destination and event ids,
 /// which the row's key holds (since 2026-12-07; older docs hold them too, and read the same).
-/// About 100 of a doc's 320 bytes, three times per delivered event, written again with each
+/// About 150 of a doc's 320 bytes, three times per delivered event, written again with each
 /// outcome (README § Performance (44)).
 #[derive(serde::Serialize)]
 struct Outcome<'a> {
