@@ -27,9 +27,18 @@ use tracklayer_core::workspace::WorkspaceId;
 use crate::subject_keys::event_id_of_key;
 use crate::workspace_numbers::workspace_number_of_1;
 
-/// How many decoded events are kept: about 20 requests of 100 events, about 5 MiB. Enough for a
+/// How many decoded events are kept: about 20 requests of 100 events. Enough for a
 /// destination's worker that runs that far behind another's to find them still kept.
 pub(crate) const CAPACITY: usize = 2048;
+
+/// At most about this many bytes of decoded events are kept, whatever their size: a decoded
+/// event is taken to weigh [`EXPANSION`] times its record (properties as a `serde_json` tree
+/// and hashes as text take more room than their record's bytes). Events of a typical 1 KB
+/// record stay under it at [`CAPACITY`]; 32 KB ones are kept about 130 at a time, not 2,048
+/// (which would be 256 MiB).
+pub(crate) const BUDGET: usize = 16 << 20;
+/// How much more room a decoded event takes than its record, about.
+const EXPANSION: usize = 4;
 
 #[derive(Debug, Default)]
 pub(crate) struct EventMemo {
@@ -38,10 +47,21 @@ pub(crate) struct EventMemo {
 
 #[derive(Debug, Default)]
 struct Inner {
-    events: HashMap<EventId, Arc<StoredEvent>>,
+    /// Each kept event and its weight (its record's bytes × [`EXPANSION`]).
+    events: HashMap<EventId, (Arc<StoredEvent>, usize)>,
+    /// The sum of the kept events' weights.
+    weight: usize,
     /// Ids in the order they were kept, oldest first (an evicted one may linger here: it is
     /// skipped when its turn comes).
     order: VecDeque<EventId>,
+}
+
+impl Inner {
+    fn remove(&mut self, id: &EventId) {
+        if let Some((_, weight)) = self.events.remove(id) {
+            self.weight -= weight;
+        }
+    }
 }
 
 impl EventMemo {
@@ -54,31 +74,37 @@ impl EventMemo {
         let inner = self.lock();
         ids.iter()
             .filter_map(|id| inner.events.get(id))
-            .filter(|e| e.workspace_id == *ws)
-            .map(|e| (e.event_id, Arc::clone(e)))
+            .filter(|(e, _)| e.workspace_id == *ws)
+            .map(|(e, _)| (e.event_id, Arc::clone(e)))
             .collect()
     }
 
-    /// Keeps `events` (just decoded), evicting the oldest beyond [`CAPACITY`].
-    pub(crate) fn keep(&self, events: &[Arc<StoredEvent>]) {
+    /// Keeps `events` (just decoded, each with its record's size in bytes), evicting the
+    /// oldest beyond [`CAPACITY`] or [`BUDGET`].
+    pub(crate) fn keep(&self, events: &[(Arc<StoredEvent>, usize)]) {
         if events.is_empty() {
             return;
         }
         let mut inner = self.lock();
-        for e in events {
-            if inner.events.insert(e.event_id, Arc::clone(e)).is_none() {
-                inner.order.push_back(e.event_id);
+        for (e, record_bytes) in events {
+            let weight = record_bytes.saturating_mul(EXPANSION);
+            if weight > BUDGET / 8 {
+                continue;
             }
+            inner.remove(&e.event_id);
+            inner.events.insert(e.event_id, (Arc::clone(e), weight));
+            inner.weight += weight;
+            inner.order.push_back(e.event_id);
         }
-        while inner.events.len() > CAPACITY {
+        while inner.events.len() > CAPACITY || inner.weight > BUDGET {
             let Some(oldest) = inner.order.pop_front() else {
                 break;
             };
-            inner.events.remove(&oldest);
+            inner.remove(&oldest);
         }
         // Ids of events forgotten meanwhile, once they outnumber the kept.
         if inner.order.len() > 2 * CAPACITY {
-            let Inner { events, order } = &mut *inner;
+            let Inner { events, order, .. } = &mut *inner;
             order.retain(|id| events.contains_key(id));
         }
     }
@@ -87,7 +113,7 @@ impl EventMemo {
     pub(crate) fn forget(&self, ids: &[EventId]) {
         let mut inner = self.lock();
         for id in ids {
-            inner.events.remove(id);
+            inner.remove(id);
         }
     }
 
@@ -95,6 +121,12 @@ impl EventMemo {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.lock().events.len()
+    }
+
+    /// The kept events' weight.
+    #[cfg(test)]
+    fn weight(&self) -> usize {
+        self.lock().weight
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -140,11 +172,12 @@ pub(crate) fn read(
                 .cloned()
                 .ok_or_else(|| StoreError::corrupt(context, "an event row without its record"))?,
             doc => {
+                let bytes = doc.as_bytes().map_or(0, <[u8]>::len);
                 let e = Arc::new(crate::event_record::decode(context, workspace, doc)?);
                 // Kept only under its row's id (a record naming another event is returned
                 // as it is, as before, never kept for that one).
                 if e.event_id == id {
-                    decoded.push(Arc::clone(&e));
+                    decoded.push((Arc::clone(&e), bytes));
                 }
                 e
             }
@@ -154,8 +187,8 @@ pub(crate) fn read(
     Ok((found, decoded))
 }
 
-/// What [`read`] found, and which of it it decoded.
-pub(crate) type Read = (Vec<Arc<StoredEvent>>, Vec<Arc<StoredEvent>>);
+/// What [`read`] found, and which of it it decoded (each with its record's size).
+pub(crate) type Read = (Vec<Arc<StoredEvent>>, Vec<(Arc<StoredEvent>, usize)>);
 
 #[cfg(test)]
 mod tests {
@@ -246,7 +279,8 @@ mod tests {
             .collect();
 
         // Act
-        for chunk in events.chunks(100) {
+        let weighed: Vec<_> = events.iter().map(|e| (Arc::clone(e), 1000)).collect();
+        for chunk in weighed.chunks(100) {
             memo.keep(chunk);
         }
 
@@ -260,5 +294,31 @@ mod tests {
             memo.kept(&theirs, &ids).is_empty(),
             "never another workspace's"
         );
+    }
+    #[test]
+    fn keeps_large_events_by_their_weight_not_their_count_and_never_one_past_an_eighth() {
+        // Arrange: events of 32 KB records, and one of 3 MB.
+        let memo = EventMemo::default();
+        let ws = WorkspaceId::new(Region::Us, "memo");
+        let event = |i: usize| Arc::new(new_event(&ws, &format!("m-{i}"), &[], T0).event);
+        let large: Vec<_> = (0..500).map(|i| (event(i), 32 << 10)).collect();
+
+        // Act
+        memo.keep(&large);
+        let huge = event(1000);
+        memo.keep(&[(Arc::clone(&huge), 3 << 20)]);
+
+        // Assert
+        let kept = BUDGET / (EXPANSION * (32 << 10));
+        assert_eq!(memo.len(), kept, "as many as the budget holds");
+        assert!(memo.weight() <= BUDGET);
+        let ids: Vec<_> = large.iter().map(|(e, _)| e.event_id).collect();
+        assert_eq!(memo.kept(&ws, &ids[500 - kept..]).len(), kept, "the newest");
+        assert!(
+            memo.kept(&ws, &[huge.event_id]).is_empty(),
+            "too large to keep"
+        );
+        memo.forget(&ids);
+        assert_eq!((memo.len(), memo.weight()), (0, 0));
     }
 }
