@@ -199,18 +199,24 @@ impl Normalized {
             tail_len: 0,
             long: false,
         };
-        let mut total = 0usize;
-        for b in key.bytes().filter(|b| !is_key_separator(*b)) {
-            if n.head_len < ROOM {
-                n.head[n.head_len] = b.to_ascii_lowercase();
-                n.head_len += 1;
+        let bytes = key.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            i += 1;
+            if is_key_separator(b) {
+                continue;
             }
-            total += 1;
+            if n.head_len == ROOM {
+                n.long = true;
+                break;
+            }
+            n.head[n.head_len] = b.to_ascii_lowercase();
+            n.head_len += 1;
         }
-        n.long = total > ROOM;
         if n.long {
             // The tail, filled from the end.
-            for b in key.bytes().rev().filter(|b| !is_key_separator(*b)) {
+            for b in bytes.iter().rev().filter(|b| !is_key_separator(**b)) {
                 if n.tail_len == ROOM {
                     break;
                 }
@@ -225,43 +231,95 @@ impl Normalized {
         (!self.long).then(|| &self.head[..self.head_len])
     }
 
-    fn ends_with(&self, s: &str) -> bool {
-        let tail = if self.long {
+    fn tail(&self) -> &[u8] {
+        if self.long {
             &self.tail[ROOM - self.tail_len..]
         } else {
             &self.head[..self.head_len]
-        };
-        tail.ends_with(s.as_bytes())
+        }
     }
 
-    fn starts_with(&self, s: &str) -> bool {
-        self.head[..self.head_len].starts_with(s.as_bytes())
-    }
-
-    fn is_one_of(&self, list: &[&str]) -> bool {
-        // Length and first byte first: most keys differ from every entry there already.
-        self.whole().is_some_and(|k| {
-            list.iter().any(|s| {
-                s.len() == k.len() && s.as_bytes().first() == k.first() && s.as_bytes() == k
-            })
-        })
+    fn head(&self) -> &[u8] {
+        &self.head[..self.head_len]
     }
 }
+
+/// A list of names split by the low five bits of their first and of their last byte, so that
+/// a key is compared only with the few names whose first (or last) byte is like its own.
+struct Lookup {
+    by_first: [Vec<&'static [u8]>; 32],
+    by_last: [Vec<&'static [u8]>; 32],
+}
+
+impl Lookup {
+    fn new(list: &[&'static str]) -> Self {
+        let mut lookup = Self {
+            by_first: Default::default(),
+            by_last: Default::default(),
+        };
+        for name in list {
+            let name = name.as_bytes();
+            if let (Some(first), Some(last)) =
+                (Self::bucket(name.first()), Self::bucket(name.last()))
+            {
+                lookup.by_first[first].push(name);
+                lookup.by_last[last].push(name);
+            }
+        }
+        lookup
+    }
+
+    fn bucket(b: Option<&u8>) -> Option<usize> {
+        b.map(|b| usize::from(b & 31))
+    }
+
+    fn is(&self, k: &[u8]) -> bool {
+        Self::bucket(k.first()).is_some_and(|i| self.by_first[i].iter().any(|s| *s == k))
+    }
+
+    fn starts(&self, k: &[u8]) -> bool {
+        Self::bucket(k.first()).is_some_and(|i| self.by_first[i].iter().any(|s| k.starts_with(s)))
+    }
+
+    fn ends(&self, k: &[u8]) -> bool {
+        Self::bucket(k.last()).is_some_and(|i| self.by_last[i].iter().any(|s| k.ends_with(s)))
+    }
+}
+
+struct Lookups {
+    keys: Lookup,
+    key_suffixes: Lookup,
+    key_prefixes: Lookup,
+    trait_names: Lookup,
+    url_params: Lookup,
+    url_param_suffixes: Lookup,
+}
+
+static LOOKUPS: std::sync::LazyLock<Lookups> = std::sync::LazyLock::new(|| Lookups {
+    keys: Lookup::new(KEYS),
+    key_suffixes: Lookup::new(KEY_SUFFIXES),
+    key_prefixes: Lookup::new(KEY_PREFIXES),
+    trait_names: Lookup::new(&["name", "username"]),
+    url_params: Lookup::new(URL_PARAMS),
+    url_param_suffixes: Lookup::new(URL_PARAM_SUFFIXES),
+});
 
 /// Whether a property or trait key names an identifier (see the module docs). `drop_name`
 /// (traits) also drops `name` and `username`.
 pub fn identifying_key(key: &str, drop_name: bool) -> bool {
     let n = Normalized::new(key);
-    n.is_one_of(KEYS)
-        || KEY_SUFFIXES.iter().any(|s| n.ends_with(s))
-        || KEY_PREFIXES.iter().any(|s| n.starts_with(s))
-        || (drop_name && n.is_one_of(&["name", "username"]))
+    let l = &*LOOKUPS;
+    n.whole()
+        .is_some_and(|k| l.keys.is(k) || (drop_name && l.trait_names.is(k)))
+        || l.key_suffixes.ends(n.tail())
+        || l.key_prefixes.starts(n.head())
 }
 
 /// Whether a URL parameter name names an identifier.
 pub fn identifying_param(name: &str) -> bool {
     let n = Normalized::new(name);
-    n.is_one_of(URL_PARAMS) || URL_PARAM_SUFFIXES.iter().any(|s| n.ends_with(s))
+    let l = &*LOOKUPS;
+    n.whole().is_some_and(|k| l.url_params.is(k)) || l.url_param_suffixes.ends(n.tail())
 }
 
 /// What kind of identifier a string holds.
@@ -273,8 +331,8 @@ pub enum Kind {
 }
 
 /// The first identifier anywhere in `s`, by value: emails first, then IP addresses, then
-/// phone numbers. `None` for the common string without `@`, `%`, `:` or a digit after one
-/// pass over its bytes.
+/// phone numbers. `None` after one pass over its bytes for the common string without `@` or
+/// `%`, with fewer than 8 digits, and fewer than 3 dots or 2 colons ([`Classes`]).
 pub fn find(s: &str) -> Option<Kind> {
     first(s).map(|(kind, _, _)| kind)
 }
@@ -288,47 +346,47 @@ pub fn whole(s: &str) -> Option<Kind> {
     }
 }
 
-/// [`BYTE_CLASS`] bits: `@` or `%` (an email, maybe percent-encoded), a digit, a colon.
-const AT: u8 = 1;
-const DIGIT: u8 = 2;
-const COLON: u8 = 4;
+/// What one pass over a string's bytes shows it may hold: an `@` or `%` (an email, maybe
+/// percent-encoded), and how many digits, dots and colons (a phone number has at least 8
+/// digits, an IPv4 address 4 digits and 3 dots, an IPv6 address 2 colons). Branch-free: the compiler vectorizes it, and it runs for
+/// every string of every event.
+struct Classes {
+    at: bool,
+    digits: usize,
+    dots: usize,
+    colons: usize,
+}
 
-/// What each byte may begin to show of an identifier ([`first`]).
-static BYTE_CLASS: [u8; 256] = {
-    let mut table = [0u8; 256];
-    table[b'@' as usize] = AT;
-    table[b'%' as usize] = AT;
-    table[b':' as usize] = COLON;
-    let mut d = b'0';
-    while d <= b'9' {
-        table[d as usize] = DIGIT;
-        d += 1;
+impl Classes {
+    fn of(bytes: &[u8]) -> Self {
+        let (mut at, mut digits, mut dots, mut colons) = (0u8, 0usize, 0usize, 0usize);
+        for &b in bytes {
+            at |= u8::from(b == b'@') | u8::from(b == b'%');
+            digits += usize::from(b.wrapping_sub(b'0') < 10);
+            dots += usize::from(b == b'.');
+            colons += usize::from(b == b':');
+        }
+        Self {
+            at: at != 0,
+            digits,
+            dots,
+            colons,
+        }
     }
-    table
-};
+}
 
 /// The first identifier in `s` and its byte range.
 fn first(s: &str) -> Option<(Kind, usize, usize)> {
-    // One branch-free pass over every string of every event: each byte's class ORed in.
-    let classes = s
-        .bytes()
-        .fold(0u8, |acc, b| acc | BYTE_CLASS[usize::from(b)]);
-    let (at, digit, colon) = (
-        classes & AT != 0,
-        classes & DIGIT != 0,
-        classes & COLON != 0,
-    );
-    if at {
+    let c = Classes::of(s.as_bytes());
+    if c.at {
         if let Some((start, end)) = email(s) {
             return Some((Kind::Email, start, end));
         }
     }
-    if digit || colon {
-        if let Some((start, end)) = ip(s, digit, colon) {
-            return Some((Kind::Ip, start, end));
-        }
+    if let Some((start, end)) = ip(s, &c) {
+        return Some((Kind::Ip, start, end));
     }
-    if digit {
+    if c.digits >= 8 {
         if let Some((start, end)) = phone(s) {
             return Some((Kind::Phone, start, end));
         }
@@ -436,8 +494,8 @@ fn runs<'a>(
 }
 
 /// The range of the first IPv4 or IPv6 address in `s`.
-fn ip(s: &str, digit: bool, colon: bool) -> Option<(usize, usize)> {
-    if digit {
+fn ip(s: &str, c: &Classes) -> Option<(usize, usize)> {
+    if c.digits >= 4 && c.dots >= 3 {
         let v4 = runs(s, |b| b.is_ascii_digit() || b == b'.').find(|&(a, b)| {
             let run = s[a..b].trim_matches('.');
             run.len() >= 7 && run.parse::<Ipv4Addr>().is_ok()
@@ -446,7 +504,7 @@ fn ip(s: &str, digit: bool, colon: bool) -> Option<(usize, usize)> {
             return v4;
         }
     }
-    if !colon {
+    if c.colons < 2 {
         return None;
     }
     runs(s, |b| b.is_ascii_hexdigit() || b == b':' || b == b'.').find(|&(a, b)| {
@@ -577,7 +635,7 @@ fn cut_query(s: &mut String) {
     if !(starts_with("http://") || starts_with("https://")) {
         return;
     }
-    if let Some(end) = s.find(['?', '#']) {
+    if let Some(end) = s.bytes().position(|b| b == b'?' || b == b'#') {
         s.truncate(end);
     }
 }

@@ -138,6 +138,23 @@ fn ip_addresses_are_found_and_never_taken_for_phones() {
     assert_found(None, &["1.2.3", "300.1.1.1", "12:30", "a1.2.3.4"]);
 }
 
+/// `find` skips the slow searches for a string with too few digits, dots or colons to hold
+/// the identifier: one with exactly the fewest is still found.
+#[test]
+fn identifiers_with_the_fewest_digits_dots_and_colons_are_still_found() {
+    assert_found(
+        Some(Kind::Phone),
+        &["+1 555 0100", "+15550100", "415 555 010"],
+    );
+    assert_found(None, &["+1 555 010", "415 555 01"]);
+    assert_found(
+        Some(Kind::Ip),
+        &["1.2.3.4", "see 0.0.0.0 here", "::1", "a::b"],
+    );
+    assert_found(None, &["1.2.3", "1.2.34", "a:b"]);
+    assert_found(Some(Kind::Email), &["a@b.co", "a%40b.co"]);
+}
+
 #[test]
 fn keys_are_identifying_by_exact_name_ending_and_beginning() {
     for key in [
