@@ -153,6 +153,16 @@ fn identifiers_with_the_fewest_digits_dots_and_colons_are_still_found() {
     );
     assert_found(None, &["1.2.3", "1.2.34", "a:b"]);
     assert_found(Some(Kind::Email), &["a@b.co", "a%40b.co"]);
+    // Counted in chunks of 128 bytes: across a chunk's end, and past 255 of a kind.
+    for pad in [120, 125, 127, 128, 300] {
+        let x = "x ".repeat(pad / 2);
+        assert_eq!(find(&format!("{x}+1 555 0100")), Some(Kind::Phone), "{pad}");
+        assert_eq!(find(&format!("{x}1.2.3.4 {x}")), Some(Kind::Ip), "{pad}");
+        assert_eq!(find(&format!("{x}a::b")), Some(Kind::Ip), "{pad}");
+    }
+    let dots = ".".repeat(300);
+    assert_eq!(find(&format!("{dots}1.2.3.4")), Some(Kind::Ip));
+    assert_eq!(find(&format!("{dots}12")), None);
 }
 
 #[test]
