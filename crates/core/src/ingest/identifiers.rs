@@ -59,6 +59,33 @@ const FIELD_KEYS: &[(Field, &[&str])] = &[
     ),
 ];
 
+/// How many keys [`FIELD_KEYS`] lists in all.
+const ALL_KEYS: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < FIELD_KEYS.len() {
+        n += FIELD_KEYS[i].1.len();
+        i += 1;
+    }
+    n
+};
+
+/// The values of `source` under the keys of [`FIELD_KEYS`], each at the key's position in
+/// the list's concatenation.
+fn by_key(source: &Map<String, Value>) -> [Option<&Value>; ALL_KEYS] {
+    let mut out = [None; ALL_KEYS];
+    for (key, value) in source {
+        let position = FIELD_KEYS
+            .iter()
+            .flat_map(|(_, keys)| keys.iter())
+            .position(|k| k.len() == key.len() && *k == key);
+        if let Some(i) = position {
+            out[i] = Some(value);
+        }
+    }
+    out
+}
+
 fn scalar(v: &Value) -> Option<String> {
     match v {
         Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
@@ -79,16 +106,22 @@ impl RawIdentifiers {
             .get("traits")
             .and_then(Value::as_object)
             .unwrap_or(&empty);
-        // Each source with its `address` object, looked up once.
-        let sources = [traits, ctx_traits, properties].map(|s| (s, s.get("address")));
+        // Each source and its `address` object read once into the values under the keys of
+        // FIELD_KEYS (a pass over its entries, rather than a lookup per key per field).
+        let sources = [traits, ctx_traits, properties].map(|s| {
+            (
+                by_key(s),
+                s.get("address").and_then(Value::as_object).map(by_key),
+            )
+        });
         let mut out = RawIdentifiers::default();
+        let mut first_key = 0;
         for (field, keys) in FIELD_KEYS {
-            'found: for (source, address) in sources {
-                for key in *keys {
-                    let value = match source.get(*key) {
-                        Some(direct) => Some(direct),
-                        None => address.and_then(|a| a.get(*key)),
-                    };
+            let positions = first_key..first_key + keys.len();
+            first_key = positions.end;
+            'found: for (direct, address) in &sources {
+                for i in positions.clone() {
+                    let value = direct[i].or_else(|| address.as_ref().and_then(|a| a[i]));
                     if let Some(v) = value.and_then(scalar) {
                         out.fields.insert(*field, v);
                         break 'found;
@@ -237,4 +270,102 @@ pub(super) fn subjects(
     subjects.sort();
     subjects.dedup();
     subjects
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The lookup rule spelled out a key at a time, for [`RawIdentifiers::extract`] to match:
+    /// per field, the first source (traits, context.traits, properties) where one of its keys,
+    /// in the listed order, holds a scalar, directly or (when the source has no such key) in
+    /// the source's `address` object.
+    fn plain_fields(
+        traits: &Map<String, Value>,
+        ctx_traits: &Map<String, Value>,
+        properties: &Map<String, Value>,
+    ) -> BTreeMap<Field, String> {
+        let mut out = BTreeMap::new();
+        for (field, keys) in FIELD_KEYS {
+            'found: for source in [traits, ctx_traits, properties] {
+                for key in *keys {
+                    let value = match source.get(*key) {
+                        Some(direct) => Some(direct),
+                        None => source.get("address").and_then(|a| a.get(*key)),
+                    };
+                    if let Some(v) = value.and_then(scalar) {
+                        out.insert(*field, v);
+                        break 'found;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn object(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    #[test]
+    fn each_field_comes_from_the_first_source_and_key_that_holds_a_scalar() {
+        let samples = [
+            // The listed order of keys, not the map's: `phone` before `mobile`.
+            (json!({"mobile": "2", "phone": "1"}), json!({}), json!({})),
+            // traits before context.traits before properties.
+            (json!({}), json!({"email": "b"}), json!({"email": "c"})),
+            (json!({"email": "a"}), json!({"email": "b"}), json!({})),
+            // A direct key that is not a scalar hides the address's same key, not the next key.
+            (
+                json!({"city": {"x": 1}, "address": {"city": "A", "zip": "9"},
+                       "postalCode": "", "zip_code": 5}),
+                json!({}),
+                json!({}),
+            ),
+            // The address when the source has no such key; an empty string is no value.
+            (
+                json!({"address": {"postalCode": "  ", "zip": "10115", "country": "DE"}}),
+                json!({"address": {"city": "Berlin"}}),
+                json!({"city": "Hamburg", "state": ["x"], "gender": "f"}),
+            ),
+            // An address that is not an object, and keys that only look alike.
+            (
+                json!({"address": "1 Main St", "Email": "x", "e_mail": "y", "dob": 19900101}),
+                json!({"address": [1, 2]}),
+                json!({"cellPhone": "3", "cell": "4", "firstName": "Jo", "lastName": null}),
+            ),
+            // Every key of every field, each source with all of them.
+            {
+                let all: Map<String, Value> = FIELD_KEYS
+                    .iter()
+                    .flat_map(|(_, keys)| keys.iter())
+                    .enumerate()
+                    .map(|(i, k)| (k.to_string(), json!(format!("v{i}"))))
+                    .collect();
+                let mut address = all.clone();
+                address.insert("address".into(), Value::Object(all.clone()));
+                (
+                    Value::Object(all.clone()),
+                    json!({}),
+                    Value::Object(address),
+                )
+            },
+        ];
+        for (traits, ctx_traits, properties) in samples {
+            let context = object(json!({"traits": ctx_traits}));
+            let (traits, properties) = (object(traits), object(properties));
+            let ids =
+                RawIdentifiers::extract(&traits, &Layered::new(&context, None), &properties, None);
+            let mut expected = plain_fields(&traits, &object(ctx_traits), &properties);
+            // The full-name split adds to the fields by key (none of the samples has one).
+            ids.fields
+                .keys()
+                .for_each(|f| assert!(expected.contains_key(f), "{f:?}"));
+            assert_eq!(ids.fields, std::mem::take(&mut expected), "{traits:?}");
+        }
+    }
 }
