@@ -305,10 +305,7 @@ mod tests {
     }
 
     fn object(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            other => panic!("not an object: {other}"),
-        }
+        serde_json::from_value(v).expect("a test object")
     }
 
     #[test]
