@@ -147,6 +147,11 @@ const EVENT_KEYS: [&str; 22] = [
     "page",
 ];
 
+/// Whether `key` is one under which an event may carry a click id ([`EVENT_KEYS`]).
+pub(crate) fn is_event_key(key: &str) -> bool {
+    slot(key).is_some()
+}
+
 /// The slot of an event key in [`EVENT_KEYS`].
 fn slot(key: &str) -> Option<usize> {
     // Most keys of an object are none of these: their length rules nearly all out first.

@@ -20,14 +20,38 @@ pub const MAX_BATCH_OBJECT_KEYS: usize = 100;
 pub(crate) struct Layered<'a> {
     own: &'a Map<String, Value>,
     batch: Option<&'a Map<String, Value>>,
+    /// An event's `context`, of which only the members ingest reads were kept
+    /// ([`super::wire::context_member_read`]).
+    context: bool,
 }
 
 impl<'a> Layered<'a> {
     pub(crate) fn new(own: &'a Map<String, Value>, batch: Option<&'a Map<String, Value>>) -> Self {
-        Self { own, batch }
+        Self {
+            own,
+            batch,
+            context: false,
+        }
+    }
+
+    /// An event's `context` over its batch's: `own` holds only the members ingest reads.
+    pub(crate) fn context(
+        own: &'a Map<String, Value>,
+        batch: Option<&'a Map<String, Value>>,
+    ) -> Self {
+        Self {
+            own,
+            batch,
+            context: true,
+        }
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<&'a Value> {
+        debug_assert!(
+            !self.context || super::wire::context_member_read(key),
+            "context.{key} is read, but the event's context was parsed without it: add it to \
+             wire::context_member_read"
+        );
         self.own
             .get(key)
             .or_else(|| self.batch.and_then(|b| b.get(key)))
@@ -82,6 +106,18 @@ mod tests {
             Value::Object(m) => m,
             _ => unreachable!("a test object"),
         }
+    }
+
+    /// An event's context keeps only the members ingest reads: reading another is a bug
+    /// (it would find the batch's value, or none, never the event's).
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "context.locale is read")]
+    fn reading_a_context_member_parsing_skips_panics_in_debug_builds() {
+        let own = map(json!({"ip": "1.1.1.1"}));
+        let context = Layered::context(&own, None);
+        assert_eq!(context.get("ip"), Some(&json!("1.1.1.1")));
+        context.get("locale");
     }
 
     #[test]

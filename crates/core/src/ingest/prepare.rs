@@ -135,7 +135,7 @@ fn prepare_one(
     let new_message_id = || MessageId::generated(p.ids.uuid_v7(p.received_at));
     let v = validate(wire, body, p.received_at, new_message_id, message_id_out)?;
     // The batch's fields are read through, not copied into each event (see `inherit`).
-    let context = Layered::new(&v.context, body.context.as_ref());
+    let context = Layered::context(&v.context, body.context.as_ref());
     let integrations = Layered::new(&v.integrations, body.integrations.as_ref());
 
     // Read before `collect` cuts the URLs of properties to their path.

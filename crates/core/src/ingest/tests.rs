@@ -480,6 +480,117 @@ fn an_event_object_over_1000_keys_is_rejected_naming_it() {
 }
 
 #[test]
+fn a_context_that_is_not_an_object_is_rejected_naming_it_and_null_is_none() {
+    let s = Setup::new(Region::Us);
+    for context in [
+        json!("x"),
+        json!(1),
+        json!(-1),
+        json!(1.5),
+        json!(true),
+        json!([{}]),
+    ] {
+        let mut e = track_call("m-ctx");
+        e["context"] = context.clone();
+
+        let r = s.reject(e);
+
+        assert_eq!(
+            (r.field.as_str(), r.detail.as_str()),
+            ("/context", "must be an object")
+        );
+    }
+    let mut e = track_call("m-null");
+    e["context"] = Value::Null;
+    s.accept(e);
+    let twice = br#"{"batch": [{"type": "track", "event": "e", "userId": "u",
+        "context": {}, "context": {"ip": "192.0.2.1"}}]}"#;
+    let out = s.run(Endpoint::Batch, twice);
+    assert!(out.rejected[0].detail.contains("duplicate field `context`"));
+}
+
+/// What an SDK sends in `context` beyond what ingest reads (skipped as it is parsed), an
+/// email and a phone number among it: nothing of it reaches the event, its items or its
+/// identifiers.
+#[test]
+fn context_members_ingest_does_not_read_change_nothing_it_prepares() {
+    let s = Setup::new(Region::Us);
+    let read = json!({
+        "ip": "192.0.2.7",
+        "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/125.0",
+        "page": {"url": "https://shop.example/p?gclid=G-1&ttclid=T-1", "title": "P"},
+        "channel": "Web",
+        "traits": {"email": "Jane@Example.com", "firstName": "Jane"},
+        "consent": {"categoryPreferences": {"advertising": true, "analytics": false}},
+        "location": {"country": "US"},
+        "fbp": "fb.1.1700000000000.42",
+        "_ga": "GA1.1.123.456",
+    });
+    let mut sent = read.clone();
+    for (k, v) in [
+        (
+            "library",
+            json!({"name": "analytics.js", "version": "1.70.0"}),
+        ),
+        ("locale", json!("en-US")),
+        ("timezone", json!("America/Toronto")),
+        (
+            "device",
+            json!({"id": "d-1", "advertisingId": "a-1", "model": "Pixel 8"}),
+        ),
+        (
+            "app",
+            json!({"name": "Shop", "version": "4.2", "build": "420"}),
+        ),
+        ("os", json!({"name": "Android", "version": "14"})),
+        ("screen", json!({"width": 390, "height": 844})),
+        (
+            "campaign",
+            json!({"name": "spring", "source": "newsletter"}),
+        ),
+        (
+            "support",
+            json!({"email": "john@example.org", "phone": "+1 415 555 0100"}),
+        ),
+        ("gpc_note", json!([1, 2, {"deep": [null, true]}])),
+    ] {
+        sent[k] = v;
+    }
+    let prepared = |context: &Value| {
+        let mut e = track_call("m-sdk");
+        e["context"] = context.clone();
+        let out = s.accept(e);
+        let event = &out.events[0].event;
+        let opened: Vec<_> = [META, GA4, TIKTOK, WEBHOOK]
+            .into_iter()
+            .filter_map(|kind| s.queued(&out, 0, kind).map(|q| s.open(kind, q)))
+            .map(|fields| serde_json::to_value(fields).unwrap())
+            .collect();
+        (
+            serde_json::to_value((&event.hashed, &event.properties, &event.traits)).unwrap(),
+            format!("{:?} {:?}", event.routing, event.subjects),
+            out.events[0].operational.is_some(),
+            opened,
+        )
+    };
+
+    let (ids, routing, operational, opened) = prepared(&read);
+    // What ingest reads of the context was read: the email, the consent, the client, the
+    // click ids.
+    assert!(
+        ids.to_string().contains(&sha256_hex("jane@example.com")),
+        "{ids}"
+    );
+    assert!(routing.contains("analytics"), "{routing}");
+    assert!(operational);
+    let meta = opened[0].to_string();
+    for read in ["192.0.2.7", "fb.1.1700000000000.42", "G-1", "web"] {
+        assert!(meta.contains(read), "{read}: {meta}");
+    }
+    assert_eq!(prepared(&sent), (ids, routing, operational, opened));
+}
+
+#[test]
 fn batch_level_integrations_apply_to_each_event_and_the_events_own_win() {
     let s = Setup::new(Region::Us);
     let mut own = track_call("m2");

@@ -322,7 +322,7 @@ pub(super) struct WireMessage {
     pub(super) name: Option<Value>,
     pub(super) properties: Option<Value>,
     pub(super) traits: Option<Value>,
-    pub(super) context: Option<Value>,
+    pub(super) context: Option<WireContext>,
     pub(super) integrations: Option<Value>,
     pub(super) timestamp: Option<Value>,
     pub(super) original_timestamp: Option<Value>,
@@ -349,6 +349,14 @@ impl<'de> Deserialize<'de> for WireMessage {
                 let mut m = WireMessage::default();
                 let mut seen = 0u32;
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "context" {
+                        if seen & (1 << CONTEXT_BIT) != 0 {
+                            return Err(serde::de::Error::duplicate_field("context"));
+                        }
+                        seen |= 1 << CONTEXT_BIT;
+                        m.context = Some(map.next_value()?);
+                        continue;
+                    }
                     let (slot, bit) = match key.as_ref() {
                         "type" => (&mut m.kind, 0),
                         "messageId" => (&mut m.message_id, 1),
@@ -360,7 +368,6 @@ impl<'de> Deserialize<'de> for WireMessage {
                         "name" => (&mut m.name, 7),
                         "properties" => (&mut m.properties, 8),
                         "traits" => (&mut m.traits, 9),
-                        "context" => (&mut m.context, 10),
                         "integrations" => (&mut m.integrations, 11),
                         "timestamp" => (&mut m.timestamp, 12),
                         "originalTimestamp" => (&mut m.original_timestamp, 13),
@@ -443,15 +450,104 @@ fn parse_time(s: &str) -> Option<OffsetDateTime> {
 fn bounded_object(v: Option<Value>, field: &str) -> Result<Map<String, Value>, Fail> {
     let m = as_object(v, field)?;
     if m.len() > MAX_OBJECT_KEYS {
-        return Err(fail(
-            field,
-            format!(
-                "has {} keys; at most {MAX_OBJECT_KEYS} are allowed",
-                m.len()
-            ),
-        ));
+        return Err(too_many_keys(field, m.len()));
     }
     Ok(m)
+}
+
+fn too_many_keys(field: &str, keys: usize) -> Fail {
+    fail(
+        field,
+        format!("has {keys} keys; at most {MAX_OBJECT_KEYS} are allowed"),
+    )
+}
+
+/// The bit of `context` among the members a [`WireMessage`] has seen.
+const CONTEXT_BIT: u32 = 10;
+
+/// An event's `context` as ingest reads it. Nothing of a context is stored: ingest reads a
+/// few of its members ([`context_member_read`]) and the rest is skipped as it is parsed,
+/// never built into values (in a typical SDK's context, `library`, `locale`, `timezone`,
+/// `screen`, `os`, `device`, `app`, `network`, `campaign` are most of its members).
+pub(super) enum WireContext {
+    /// `null`, or an object: the members ingest reads, and how many it had in all (a member
+    /// sent twice counts twice).
+    Object {
+        read: Map<String, Value>,
+        members: usize,
+    },
+    /// Anything else, which the event is refused for.
+    Other,
+}
+
+/// Whether ingest reads a context member: the client ([`super::prepare`]: `ip`, `userAgent`,
+/// `page`, `channel`), identifiers (`traits`), consent signals (`gpc`, `location`,
+/// `consent`), and click ids (their keys, and `_ga`). A member read anywhere else must be
+/// added here: in debug builds [`Layered::get`](super::inherit::Layered::get) on a context
+/// panics for a member that is not.
+pub(crate) fn context_member_read(key: &str) -> bool {
+    matches!(
+        key,
+        "ip" | "userAgent" | "page" | "channel" | "traits" | "gpc" | "location" | "consent" | "_ga"
+    ) || crate::click_ids::is_event_key(key)
+}
+
+impl<'de> Deserialize<'de> for WireContext {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = WireContext;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WireContext, A::Error> {
+                let mut read = Map::new();
+                let mut members = 0usize;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    members += 1;
+                    if context_member_read(&key) {
+                        // A member sent twice: the later stands, as in a parsed object.
+                        read.insert(key.into_owned(), map.next_value()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(WireContext::Object { read, members })
+            }
+            fn visit_unit<E>(self) -> Result<WireContext, E> {
+                Ok(WireContext::Object {
+                    read: Map::new(),
+                    members: 0,
+                })
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<WireContext, E> {
+                Ok(WireContext::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<WireContext, E> {
+                Ok(WireContext::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<WireContext, E> {
+                Ok(WireContext::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<WireContext, E> {
+                Ok(WireContext::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<WireContext, E> {
+                Ok(WireContext::Other)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<WireContext, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(WireContext::Other)
+            }
+        }
+        d.deserialize_any(Members)
+    }
 }
 
 /// Parse: one event's JSON. An event over [`MAX_EVENT_BYTES`] is refused, still naming its
@@ -530,7 +626,14 @@ pub(super) fn validate(
     let name = event_name(event_type, &wire)?;
     let properties = bounded_object(wire.properties, "/properties")?;
     let traits = bounded_object(wire.traits, "/traits")?;
-    let context = bounded_object(wire.context, "/context")?;
+    let context = match wire.context {
+        None => Map::new(),
+        Some(WireContext::Other) => return Err(fail("/context", "must be an object")),
+        Some(WireContext::Object { members, .. }) if members > MAX_OBJECT_KEYS => {
+            return Err(too_many_keys("/context", members))
+        }
+        Some(WireContext::Object { read, .. }) => read,
+    };
     let integrations = bounded_object(wire.integrations, "/integrations")?;
     let timestamp = timestamp(
         received_at,
