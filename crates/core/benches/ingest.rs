@@ -289,6 +289,24 @@ fn summary(p: &Pipelines<'_>, events: usize, quick: bool) {
     }
 }
 
+/// `TRACKLAYER_BENCH_RUN=<bench>:<n>` (`parse_only`, `pipeline` or `pipeline_by_reference`)
+/// runs that benchmark's routine `n` times and nothing else: for `perf stat -e instructions:u`,
+/// whose counts (less those of `n` = 0) hold steady on a shared machine where times do not.
+fn run_only(p: &Pipelines<'_>, run: &str) {
+    let (name, n) = run
+        .split_once(':')
+        .and_then(|(name, n)| Some((name, n.parse::<u32>().ok()?)))
+        .expect("TRACKLAYER_BENCH_RUN=<bench>:<n>");
+    for _ in 0..n {
+        match name {
+            "parse_only" => drop(black_box(parse_only(black_box(BATCH)))),
+            "pipeline" => drop(black_box(pipeline(&p.by_value, black_box(BATCH)))),
+            "pipeline_by_reference" => drop(black_box(pipeline(&p.by_reference, black_box(BATCH)))),
+            other => panic!("no benchmark {other}"),
+        }
+    }
+}
+
 fn main() {
     let mode = Mode::from_env();
     let setup = Setup::new();
@@ -302,6 +320,10 @@ fn main() {
         .len();
     check_fixture(&p.by_value, events);
     check_fixture(&p.by_reference, events);
+    if let Ok(run) = std::env::var("TRACKLAYER_BENCH_RUN") {
+        run_only(&p, &run);
+        return;
+    }
 
     let mut c = Criterion::default();
     if mode.quick {
