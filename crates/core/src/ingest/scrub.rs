@@ -529,7 +529,27 @@ fn is_phone_byte(b: u8) -> bool {
 
 /// The range of the first phone number in `s` (the rule is in the module docs).
 fn phone(s: &str) -> Option<(usize, usize)> {
+    if !has_phone_run(s.as_bytes()) {
+        return None;
+    }
     runs(s, is_phone_byte).find(|&(a, b)| is_phone(&s[a..b]))
+}
+
+/// Whether some run of phone bytes holds the 8 digits a phone number has at the fewest: one
+/// tight pass that rules out ids, SKUs and hex strings whose digits come in short runs.
+fn has_phone_run(bytes: &[u8]) -> bool {
+    let mut digits = 0u32;
+    for &b in bytes {
+        if b.is_ascii_digit() {
+            digits += 1;
+            if digits == 8 {
+                return true;
+            }
+        } else if !is_phone_byte(b) {
+            digits = 0;
+        }
+    }
+    false
 }
 
 fn is_phone(run: &str) -> bool {
