@@ -11,6 +11,7 @@
 //! and `service` (the use case with its ports and caches); `gate` bounds
 //! concurrent preparations and `inherit` reads a batch's context through each event's.
 
+mod context;
 mod gate;
 mod identifiers;
 pub(crate) mod inherit;

@@ -21,7 +21,7 @@ pub(crate) struct Layered<'a> {
     own: &'a Map<String, Value>,
     batch: Option<&'a Map<String, Value>>,
     /// An event's `context`, of which only the members ingest reads were kept
-    /// ([`super::wire::context_member_read`]).
+    /// ([`super::context::context_member_read`]).
     context: bool,
 }
 
@@ -48,9 +48,9 @@ impl<'a> Layered<'a> {
 
     pub(crate) fn get(&self, key: &str) -> Option<&'a Value> {
         debug_assert!(
-            !self.context || super::wire::context_member_read(key),
+            !self.context || super::context::context_member_read(key),
             "context.{key} is read, but the event's context was parsed without it: add it to \
-             wire::context_member_read"
+             context::context_member_read"
         );
         self.own
             .get(key)

@@ -148,8 +148,14 @@ fn identifiers_with_the_fewest_digits_dots_and_colons_are_still_found() {
     );
     assert_found(None, &["+1 555 010", "415 555 01"]);
     // Eight digits in a run of phone bytes, not in all: hex ids and SKUs are passed over.
-    assert_found(Some(Kind::Phone), &["id 1a2b +1 555 0100", "(415) 555-0100 x"]);
-    assert_found(None, &["5c0e6e5d7d1b9a0e8c4f1a22", "12-34a56-78b9", "+1 555a0100"]);
+    assert_found(
+        Some(Kind::Phone),
+        &["id 1a2b +1 555 0100", "(415) 555-0100 x"],
+    );
+    assert_found(
+        None,
+        &["5c0e6e5d7d1b9a0e8c4f1a22", "12-34a56-78b9", "+1 555a0100"],
+    );
     assert_found(
         Some(Kind::Ip),
         &["1.2.3.4", "see 0.0.0.0 here", "::1", "a::b"],
