@@ -79,11 +79,16 @@ fn by_key(source: &Map<String, Value>) -> [Option<&Value>; ALL_KEYS] {
             .iter()
             .flat_map(|(_, keys)| keys.iter())
             .position(|k| k.len() == key.len() && *k == key);
-        if let Some(i) = position {
-            out[i] = Some(value);
+        if let Some(slot) = position.and_then(|i| out.get_mut(i)) {
+            *slot = Some(value);
         }
     }
     out
+}
+
+/// The value at `position` of [`by_key`]'s answer.
+fn at<'v>(values: &[Option<&'v Value>], position: usize) -> Option<&'v Value> {
+    values.get(position).copied().flatten()
 }
 
 fn scalar(v: &Value) -> Option<String> {
@@ -121,7 +126,7 @@ impl RawIdentifiers {
             first_key = positions.end;
             'found: for (direct, address) in &sources {
                 for i in positions.clone() {
-                    let value = direct[i].or_else(|| address.as_ref().and_then(|a| a[i]));
+                    let value = at(direct, i).or_else(|| address.as_ref().and_then(|a| at(a, i)));
                     if let Some(v) = value.and_then(scalar) {
                         out.fields.insert(*field, v);
                         break 'found;
