@@ -7,35 +7,24 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 use tracklayer_core::clock::SequentialIds;
-use tracklayer_core::crypto::{DataKey, WorkspaceKeys};
-use tracklayer_core::destination::{Destination, DestinationKind};
+use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::event::EventType;
 use tracklayer_core::ingest::{
-    parse_body, prepare, Endpoint, Holding, Pipeline, PreparedBatch, RequestMeta,
+    parse_body, prepare, Endpoint, Holding, PreparedBatch, RequestMeta, Snapshot,
 };
 use tracklayer_core::testkit;
-use tracklayer_core::workspace::{Region, Workspace};
 
-/// A US workspace with a destination of every kind, fixed keys.
+/// A US workspace with a destination of every kind, fixed keys, and a browser's request.
 struct World {
-    workspace: Workspace,
-    destinations: Vec<Destination>,
-    keys: WorkspaceKeys,
+    snapshot: Snapshot,
     meta: RequestMeta,
 }
 
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
-        let workspace = testkit::workspace(Region::Us);
-        let destinations = DestinationKind::ALL
-            .into_iter()
-            .map(|kind| testkit::destination(&workspace.id, kind, testkit::T0))
-            .collect();
         World {
-            workspace,
-            destinations,
-            keys: WorkspaceKeys::new(&DataKey::from_bytes([7; 32])),
+            snapshot: testkit::snapshot(DestinationKind::ALL),
             meta: RequestMeta {
                 ip: Some([203, 0, 113, 9].into()),
                 // A browser's: a crawler's would be dropped by the bot filter before routing.
@@ -53,17 +42,9 @@ fn world() -> &'static World {
 fn run(body: &tracklayer_core::ingest::ParsedBody<'_>) -> PreparedBatch {
     let w = world();
     let ids = SequentialIds::default();
-    let pipeline = Pipeline {
-        workspace: &w.workspace,
-        destinations: &w.destinations,
-        keys: &w.keys,
-        ids: &ids,
-        meta: &w.meta,
-        received_at: testkit::T0,
-        requirements: None,
-        // As `serve` prepares: its queue holds items by reference.
-        holding: Holding::ByReference,
-    };
+    // As `serve` prepares: its queue holds items by reference.
+    let holding = Holding::ByReference;
+    let pipeline = w.snapshot.pipeline(&ids, &w.meta, testkit::T0, holding);
     prepare(&pipeline, body)
 }
 

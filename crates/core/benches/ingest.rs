@@ -29,14 +29,13 @@ use criterion::{Criterion, Throughput};
 use serde_json::Value;
 
 use tracklayer_core::clock::SystemIds;
-use tracklayer_core::crypto::{DataKey, WorkspaceKeys};
-use tracklayer_core::destination::{Destination, DestinationKind};
+use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::ingest::{
-    pack, parse_body, prepare, Endpoint, Holding, Pipeline, RequestMeta, MAX_QUEUE_MESSAGE_BYTES,
+    pack, parse_body, prepare, Endpoint, Holding, Pipeline, RequestMeta, Snapshot,
+    MAX_QUEUE_MESSAGE_BYTES,
 };
 use tracklayer_core::ports::Outgoing;
 use tracklayer_core::testkit;
-use tracklayer_core::workspace::{Region, Workspace};
 
 /// The allocator `tracklayer serve` runs with.
 #[global_allocator]
@@ -49,9 +48,7 @@ const TARGET_RATIO: f64 = 2.0;
 
 /// Everything a [`Pipeline`] borrows.
 struct Setup {
-    workspace: Workspace,
-    destinations: Vec<Destination>,
-    keys: WorkspaceKeys,
+    snapshot: Snapshot,
     ids: SystemIds,
     meta: RequestMeta,
 }
@@ -60,19 +57,13 @@ impl Setup {
     /// A US workspace with the default consent policy (US: opt-out), and Meta CAPI, GA4 and
     /// TikTok destinations with their default purposes, as the port contract suites build them.
     fn new() -> Self {
-        let workspace = testkit::workspace(Region::Us);
-        let destinations = [
+        let kinds = [
             DestinationKind::MetaCapi,
             DestinationKind::Ga4,
             DestinationKind::Tiktok,
-        ]
-        .into_iter()
-        .map(|kind| testkit::destination(&workspace.id, kind, testkit::T0))
-        .collect();
+        ];
         Self {
-            workspace,
-            destinations,
-            keys: WorkspaceKeys::new(&DataKey::from_bytes([7; 32])),
+            snapshot: testkit::snapshot(kinds),
             ids: SystemIds,
             meta: RequestMeta {
                 ip: None,
@@ -83,18 +74,10 @@ impl Setup {
         }
     }
 
+    /// The connectors' requirements are not a dependency of core: no requirement check.
     fn pipeline(&self, holding: Holding) -> Pipeline<'_> {
-        Pipeline {
-            workspace: &self.workspace,
-            destinations: &self.destinations,
-            keys: &self.keys,
-            ids: &self.ids,
-            meta: &self.meta,
-            received_at: testkit::T0,
-            // The connectors' requirements are not a dependency of core.
-            requirements: None,
-            holding,
-        }
+        self.snapshot
+            .pipeline(&self.ids, &self.meta, testkit::T0, holding)
     }
 }
 

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::audit::{AuditFilter, NewAuditEntry};
 use crate::consent::{ConsentPolicy, Decision};
-use crate::crypto::{Sealed, WrappedKey};
+use crate::crypto::{DataKey, Sealed, WorkspaceKeys, WrappedKey};
 use crate::deliver::service::{DeliveryService, Disposition};
 use crate::destination::{Destination, DestinationId, DestinationKind, EventFilter};
 use crate::dsr::{DsrId, DsrKind, DsrRequest, DsrStatus, ErasedRows};
@@ -25,6 +25,7 @@ use crate::error::{KeyError, MailError, StoreError};
 use crate::event::{DeliveryItem, ForwardedConsent, QueueBody};
 use crate::event::{EventId, EventType, MessageId, OperationalRecord, Routing, StoredEvent};
 use crate::identity::{Field, Profile};
+use crate::ingest::Snapshot;
 use crate::keys::{ApiKeyRecord, KeyId, KeyKind, Role};
 use crate::ports::AuditLog;
 use crate::ports::{
@@ -84,6 +85,21 @@ pub fn workspace(region: Region) -> Workspace {
         data_key: WrappedKey(vec![1, 2, 3]),
         security: Default::default(),
         closed_at: None,
+    }
+}
+
+/// What ingest reads of a workspace: a US workspace with the default consent policy (US:
+/// opt-out), a destination of each of `kinds` with its default purposes, and fixed keys.
+pub fn snapshot(kinds: impl IntoIterator<Item = DestinationKind>) -> Snapshot {
+    let workspace = workspace(Region::Us);
+    let destinations = kinds
+        .into_iter()
+        .map(|kind| destination(&workspace.id, kind, T0))
+        .collect();
+    Snapshot {
+        workspace,
+        destinations,
+        keys: WorkspaceKeys::new(&DataKey::from_bytes([7; 32])),
     }
 }
 

@@ -106,6 +106,30 @@ pub struct Snapshot {
     pub keys: WorkspaceKeys,
 }
 
+impl Snapshot {
+    /// The pure part of ingest on this workspace's settings and keys, for a request with
+    /// `meta` received at `received_at`, its items held as `holding`; without a requirement
+    /// check (the service sets its own).
+    pub fn pipeline<'a>(
+        &'a self,
+        ids: &'a dyn Ids,
+        meta: &'a RequestMeta,
+        received_at: OffsetDateTime,
+        holding: Holding,
+    ) -> Pipeline<'a> {
+        Pipeline {
+            workspace: &self.workspace,
+            destinations: &self.destinations,
+            keys: &self.keys,
+            ids,
+            meta,
+            received_at,
+            requirements: None,
+            holding,
+        }
+    }
+}
+
 /// A workspace's suppression tokens.
 type Suppressed = Arc<HashSet<String>>;
 
@@ -411,14 +435,8 @@ impl IngestService {
         let received_at = self.clock.now();
         let holding = self.holding();
         let pipeline = Pipeline {
-            workspace: &snap.workspace,
-            destinations: &snap.destinations,
-            keys: &snap.keys,
-            ids: self.ids.as_ref(),
-            meta,
-            received_at,
             requirements: self.requirements,
-            holding,
+            ..snap.pipeline(self.ids.as_ref(), meta, received_at, holding)
         };
         let input_bytes = body.items.iter().map(|i| i.get().len()).sum();
         let mut prepared = self

@@ -62,9 +62,7 @@ fn destination(ws: &WorkspaceId, kind: DestinationKind) -> Destination {
 
 /// A workspace with one destination of each kind (Meta, GA4, TikTok, webhook, in that order).
 struct Setup {
-    workspace: Workspace,
-    destinations: Vec<Destination>,
-    keys: WorkspaceKeys,
+    snapshot: Snapshot,
     ids: SequentialIds,
     meta: RequestMeta,
     requirements: Option<RequirementCheck>,
@@ -78,9 +76,11 @@ impl Setup {
             .map(|kind| destination(&workspace.id, kind))
             .collect();
         Self {
-            workspace,
-            destinations,
-            keys: WorkspaceKeys::new(&DataKey::from_bytes([7; 32])),
+            snapshot: Snapshot {
+                workspace,
+                destinations,
+                keys: WorkspaceKeys::new(&DataKey::from_bytes([7; 32])),
+            },
             ids: SequentialIds::default(),
             meta: RequestMeta {
                 ip: None,
@@ -93,7 +93,7 @@ impl Setup {
     }
 
     fn with_keys(mut self, keys: WorkspaceKeys) -> Self {
-        self.keys = keys;
+        self.snapshot.keys = keys;
         self
     }
 
@@ -109,20 +109,17 @@ impl Setup {
 
     fn with_filter(mut self, kind: DestinationKind, filter: EventFilter) -> Self {
         let i = self.index(kind);
-        self.destinations[i].events = filter;
+        self.snapshot.destinations[i].events = filter;
         self
     }
 
     fn pipeline(&self) -> Pipeline<'_> {
+        let holding = Holding::ByValue;
         Pipeline {
-            workspace: &self.workspace,
-            destinations: &self.destinations,
-            keys: &self.keys,
-            ids: &self.ids,
-            meta: &self.meta,
-            received_at: RECEIVED_AT,
             requirements: self.requirements,
-            holding: Holding::ByValue,
+            ..self
+                .snapshot
+                .pipeline(&self.ids, &self.meta, RECEIVED_AT, holding)
         }
     }
 
@@ -156,7 +153,8 @@ impl Setup {
     }
 
     fn index(&self, kind: DestinationKind) -> usize {
-        self.destinations
+        self.snapshot
+            .destinations
             .iter()
             .position(|d| d.kind == kind)
             .expect("a destination of this kind")
@@ -168,7 +166,7 @@ impl Setup {
         event: usize,
         kind: DestinationKind,
     ) -> &'a Routing {
-        let id = &self.destinations[self.index(kind)].id;
+        let id = &self.snapshot.destinations[self.index(kind)].id;
         out.events[event]
             .event
             .routing
@@ -206,8 +204,8 @@ impl Setup {
     /// message size, holding the items themselves.
     fn pack_by_value(&self, out: &PreparedBatch) -> Vec<Outgoing> {
         pack(
-            &self.workspace.id,
-            &self.destinations,
+            &self.snapshot.workspace.id,
+            &self.snapshot.destinations,
             out.items.iter().flatten().cloned(),
             MAX_QUEUE_MESSAGE_BYTES,
             Holding::ByValue,
@@ -217,23 +215,28 @@ impl Setup {
     /// Opens the sealed part of an item with the workspace key: its own, or (by reference)
     /// its event's shared one.
     fn open(&self, kind: DestinationKind, item: &impl SealedParts) -> SealedFields {
-        let d = &self.destinations[self.index(kind)];
+        let d = &self.snapshot.destinations[self.index(kind)];
         let (event_id, own, shared) = item.parts();
         let (aad, sealed) = match (own, shared) {
             (Some(own), _) => (
                 aad(
                     SealLabel::Item,
-                    &self.workspace.id,
+                    &self.snapshot.workspace.id,
                     &format!("{}:{}", d.id, event_id),
                 ),
                 own,
             ),
             (None, shared) => (
-                aad(SealLabel::Shared, &self.workspace.id, &event_id.to_string()),
+                aad(
+                    SealLabel::Shared,
+                    &self.snapshot.workspace.id,
+                    &event_id.to_string(),
+                ),
                 shared.expect("a sealed part"),
             ),
         };
         let plain = self
+            .snapshot
             .keys
             .open(&aad, sealed)
             .expect("the sealed part opens with the workspace key");
@@ -904,7 +907,7 @@ fn every_routing_decision_records_its_reason() {
 
     assert_eq!(out.events.len(), 3);
     for event in &out.events {
-        assert_eq!(event.event.routing.len(), s.destinations.len());
+        assert_eq!(event.event.routing.len(), s.snapshot.destinations.len());
         for r in &event.event.routing {
             assert!(!r.consent.reason.is_empty(), "{r:?}");
             if r.consent.allowed && !r.routed {
@@ -1222,7 +1225,7 @@ fn no_raw_identifier_survives_in_stored_events_or_queue_bodies() {
         assert_no_raw_value("a NewEvent's Debug output", &format!("{new:?}"));
     }
     let messages = s.pack_by_value(&out);
-    assert_eq!(messages.len(), s.destinations.len());
+    assert_eq!(messages.len(), s.snapshot.destinations.len());
     for m in &messages {
         assert_no_raw_value("a queue body", std::str::from_utf8(&m.body).unwrap());
     }
@@ -1397,7 +1400,12 @@ fn the_same_email_in_any_case_or_whitespace_gives_the_same_subject() {
     let shouted = email_subject(&s, "  JANE.Doe@Example.COM\t");
 
     assert_eq!(plain, shouted);
-    assert_eq!(plain, s.keys.subject_index("email", "jane.doe@example.com"));
+    assert_eq!(
+        plain,
+        s.snapshot
+            .keys
+            .subject_index("email", "jane.doe@example.com")
+    );
     assert_ne!(
         plain,
         sha256_hex("jane.doe@example.com"),
@@ -1442,8 +1450,8 @@ fn pack_splits_a_destinations_items_into_messages_under_max_bytes() {
     let max_bytes = 2_000;
 
     let messages = pack(
-        &s.workspace.id,
-        &s.destinations,
+        &s.snapshot.workspace.id,
+        &s.snapshot.destinations,
         items,
         max_bytes,
         Holding::ByValue,
@@ -1456,8 +1464,8 @@ fn pack_splits_a_destinations_items_into_messages_under_max_bytes() {
         assert_eq!(m.kind, WEBHOOK);
         let body = QueueBody::decode(&m.body).expect("a valid QueueBody");
         assert_eq!(body.v, QueueBody::VERSION);
-        assert_eq!(body.workspace_id, s.workspace.id);
-        assert_eq!(body.destination_id, s.destinations[webhook].id);
+        assert_eq!(body.workspace_id, s.snapshot.workspace.id);
+        assert_eq!(body.destination_id, s.snapshot.destinations[webhook].id);
         assert_eq!(body.kind, WEBHOOK);
         assert!(!body.items.is_empty());
         seen.extend(body.items.into_iter().map(|i| i.message_id.to_string()));
@@ -1576,7 +1584,7 @@ fn browser_traffic_lends_the_requests_ip_and_user_agent() {
 fn a_workspace_that_opted_in_takes_a_server_requests_ip_and_user_agent() {
     let mut s = Setup::new(Region::Us);
     requesting(&mut s, false);
-    s.workspace.consent.request_ip_as_client_ip = true;
+    s.snapshot.workspace.consent.request_ip_as_client_ip = true;
 
     let out = s.accept(server_event());
 
@@ -1640,7 +1648,7 @@ fn an_event_a_routed_destination_will_drop_is_accepted_with_a_warning_naming_it(
     let out = s.items(vec![track_call("w-0"), without_currency("w-1")]);
 
     assert_eq!(out.events.len(), 2, "both accepted");
-    let meta = &s.destinations[s.index(META)];
+    let meta = &s.snapshot.destinations[s.index(META)];
     assert_eq!(
         out.warnings,
         [Warning {
@@ -1835,11 +1843,12 @@ fn items_by_reference_leave_ip_and_user_agent_to_the_operational_record() {
     assert_eq!(client_of(&s, &referenced), [(None, None), (None, None)]);
     let record = referenced.events[0].operational.as_ref().expect("a record");
     let opened = s
+        .snapshot
         .keys
         .open(
             &aad(
                 SealLabel::Operational,
-                &s.workspace.id,
+                &s.snapshot.workspace.id,
                 &referenced.events[0].event.event_id.to_string(),
             ),
             &record.sealed,
