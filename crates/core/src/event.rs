@@ -271,6 +271,34 @@ pub struct DeliveryItem {
     pub suppression: Vec<String>,
 }
 
+impl DeliveryItem {
+    /// The item of a track call named `name`, with no identifiers, no consent, nothing sealed
+    /// and no suppression token: a synthetic test event or a fixture adds what it has with
+    /// struct update syntax.
+    pub fn track(
+        event_id: EventId,
+        message_id: MessageId,
+        name: &str,
+        timestamp: OffsetDateTime,
+        properties: Value,
+    ) -> Self {
+        Self {
+            event_id,
+            message_id,
+            event_type: EventType::Track,
+            name: Some(name.to_owned()),
+            timestamp,
+            properties,
+            user_data: BTreeMap::new(),
+            consent: ForwardedConsent::default(),
+            sealed: None,
+            operational: None,
+            shared: None,
+            suppression: Vec::new(),
+        }
+    }
+}
+
 /// A queue message: many items for one destination (DESIGN.md § Delivery).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueBody {

@@ -22,7 +22,7 @@ use crate::deliver::service::{DeliveryService, Disposition};
 use crate::destination::{Destination, DestinationId, DestinationKind, EventFilter};
 use crate::dsr::{DsrId, DsrKind, DsrRequest, DsrStatus, ErasedRows};
 use crate::error::{KeyError, MailError, StoreError};
-use crate::event::{DeliveryItem, ForwardedConsent, QueueBody};
+use crate::event::{DeliveryItem, QueueBody};
 use crate::event::{EventId, EventType, MessageId, OperationalRecord, Routing, StoredEvent};
 use crate::identity::{Field, Profile};
 use crate::ingest::Snapshot;

@@ -12,7 +12,7 @@ use crate::deliver::send::{send_batches, Outlet, Sent};
 use crate::deliver::{Connector, DropReason, OpenedItem, Outcome, Target};
 use crate::destination::secret_opener::destination_secrets;
 use crate::destination::{DestinationId, DestinationKind};
-use crate::event::{DeliveryItem, EventId, EventType, ForwardedConsent, MessageId, SealedFields};
+use crate::event::{DeliveryItem, EventId, ForwardedConsent, MessageId, SealedFields};
 use crate::identity::{sha256_hex, Field};
 use crate::keys::Role;
 use crate::ports::{ControlReader, Egress, EgressError, Keyring};
@@ -237,21 +237,18 @@ fn synthetic(event_id: EventId, message_id: MessageId, now: time::OffsetDateTime
     );
     OpenedItem {
         item: DeliveryItem {
-            event_id,
-            message_id,
-            event_type: EventType::Track,
-            name: Some(TEST_EVENT_NAME.into()),
-            timestamp: now,
-            properties: json!({"tracklayer_test": true}),
             user_data,
             consent: ForwardedConsent {
                 ad_user_data: Some(true),
                 ad_personalization: Some(false),
             },
-            sealed: None,
-            operational: None,
-            shared: None,
-            suppression: Vec::new(),
+            ..DeliveryItem::track(
+                event_id,
+                message_id,
+                TEST_EVENT_NAME,
+                now,
+                json!({"tracklayer_test": true}),
+            )
         },
         sealed: SealedFields {
             anonymous_id: Some("tracklayer-test".into()),

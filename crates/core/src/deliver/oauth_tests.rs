@@ -17,7 +17,7 @@ use crate::clock::FixedClock;
 use crate::deliver::send::{send_batches, Outlet, Sent};
 use crate::deliver::{classify_status, Connector, OpenedItem};
 use crate::destination::{Destination, DestinationKind, EventFilter};
-use crate::event::{DeliveryItem, EventId, EventType, MessageId};
+use crate::event::{DeliveryItem, EventId, MessageId};
 use crate::workspace::{Region, WorkspaceId};
 
 const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
@@ -238,20 +238,13 @@ impl World {
 
 fn item(i: u128) -> OpenedItem {
     OpenedItem {
-        item: DeliveryItem {
-            event_id: EventId(uuid::Uuid::from_u128(i + 1)),
-            message_id: MessageId::generated(uuid::Uuid::from_u128(i + 1)),
-            event_type: EventType::Track,
-            name: Some("Order Completed".into()),
-            timestamp: T0,
-            properties: json!({}),
-            user_data: Default::default(),
-            consent: Default::default(),
-            sealed: None,
-            operational: None,
-            shared: None,
-            suppression: Vec::new(),
-        },
+        item: DeliveryItem::track(
+            EventId(uuid::Uuid::from_u128(i + 1)),
+            MessageId::generated(uuid::Uuid::from_u128(i + 1)),
+            "Order Completed",
+            T0,
+            json!({}),
+        ),
         sealed: Default::default(),
     }
 }

@@ -25,7 +25,7 @@ use crate::crypto::{DataKey, WorkspaceKeys, WrappedKey};
 use crate::destination::secret_opener::secrets_aad;
 use crate::destination::{Destination, DestinationId, DestinationKind};
 use crate::error::{KeyError, StoreError};
-use crate::event::{DeliveryItem, EventId, EventType, MessageId, QueueBody};
+use crate::event::{DeliveryItem, EventId, MessageId, QueueBody};
 use crate::keys::{ApiKeyRecord, KeyId};
 use crate::ports::SuppressionList;
 use crate::ports::{
@@ -1296,20 +1296,8 @@ async fn a_kill_after_a_partial_failure_leaves_the_message_and_no_part_of_it() {
 
 /// A queue item: a track event named `name`, with nothing sealed.
 pub(super) fn item_at(event_id: EventId, name: &str, timestamp: OffsetDateTime) -> DeliveryItem {
-    DeliveryItem {
-        event_id,
-        message_id: MessageId::parse(&format!("msg-{name}")).unwrap(),
-        event_type: EventType::Track,
-        name: Some(name.to_owned()),
-        timestamp,
-        properties: json!({}),
-        user_data: BTreeMap::new(),
-        consent: Default::default(),
-        sealed: None,
-        operational: None,
-        shared: None,
-        suppression: Vec::new(),
-    }
+    let message_id = MessageId::parse(&format!("msg-{name}")).unwrap();
+    DeliveryItem::track(event_id, message_id, name, timestamp, json!({}))
 }
 
 impl World {

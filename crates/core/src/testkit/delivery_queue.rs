@@ -319,22 +319,15 @@ pub fn queue_body(ws: &WorkspaceId, dest: &DestinationId, events: &[EventId]) ->
         kind: DestinationKind::MetaCapi,
         items: events
             .iter()
-            .map(|e| DeliveryItem {
-                event_id: *e,
-                message_id: MessageId::parse(&e.to_string()).expect("message id"),
-                event_type: EventType::Track,
-                name: Some("Purchase".into()),
-                timestamp: T0,
-                properties: json!({"value": 1}),
-                user_data: BTreeMap::from([(
-                    Field::Email,
-                    crate::identity::sha256_hex(&e.to_string()),
-                )]),
-                consent: ForwardedConsent::default(),
-                sealed: None,
-                operational: None,
-                shared: None,
-                suppression: Vec::new(),
+            .map(|e| {
+                let message_id = MessageId::parse(&e.to_string()).expect("message id");
+                DeliveryItem {
+                    user_data: BTreeMap::from([(
+                        Field::Email,
+                        crate::identity::sha256_hex(&e.to_string()),
+                    )]),
+                    ..DeliveryItem::track(*e, message_id, "Purchase", T0, json!({"value": 1}))
+                }
             })
             .collect(),
         by_reference: false,
