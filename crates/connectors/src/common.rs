@@ -1,7 +1,8 @@
 //! What the connectors share: reading a destination's config and secrets, reading Segment
-//! ecommerce properties, building URLs, and classifying plain HTTP statuses.
+//! ecommerce properties ([`crate::commerce`]), building URLs, and classifying plain HTTP
+//! statuses.
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tracklayer_core::deliver::{
     classify_status, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
@@ -11,6 +12,7 @@ use tracklayer_core::event::SealedFields;
 use tracklayer_core::identity::{is_sha256_hex, Field};
 use tracklayer_core::ingest::scrub;
 
+pub(crate) use crate::commerce::{text, Commerce, Contents, COMMERCE_KEYS};
 use crate::names;
 
 /// A string setting of `config`, trimmed, when present and not blank.
@@ -210,21 +212,21 @@ pub(crate) fn json_post(
     })
 }
 
-/// Puts the item's digest of each field under its key, as one string each (TikTok's and
-/// Reddit's `user`); a value that is not a SHA-256 digest never leaves.
-pub(crate) fn put_digests(
-    out: &mut Map<String, Value>,
-    opened: &OpenedItem,
-    keys: &[(Field, &str)],
-) {
-    for (field, key) in keys {
+/// The item's digests of the email, phone and external id, each under the vendor's name for
+/// it (`names`, in that order), as one string each (TikTok's, Reddit's and Microsoft's user
+/// objects); a value that is not a SHA-256 digest never leaves.
+pub(crate) fn digests(opened: &OpenedItem, names: [&str; 3]) -> Map<String, Value> {
+    let mut out = Map::new();
+    let fields = [Field::Email, Field::Phone, Field::ExternalId];
+    for (field, key) in fields.iter().zip(names) {
         let hash = opened
             .item
             .user_data
             .get(field)
             .filter(|h| is_sha256_hex(h));
-        put(out, key, hash.map(|h| h.to_ascii_lowercase()));
+        put(&mut out, key, hash.map(|h| h.to_ascii_lowercase()));
     }
+    out
 }
 
 /// What a vendor's batch request wraps its events in: where it goes, its credential headers,
@@ -319,215 +321,6 @@ pub(crate) fn hashed_lists(
         }
     }
     out
-}
-
-/// A number from a JSON number or a numeric string (`"12.50"`), finite only.
-pub(crate) fn number(v: Option<&Value>) -> Option<Number> {
-    match v? {
-        Value::Number(n) => n.as_f64().filter(|f| f.is_finite()).map(|_| n.clone()),
-        Value::String(s) => s
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|f| f.is_finite())
-            .and_then(Number::from_f64),
-        _ => None,
-    }
-}
-
-/// A string from a JSON string (trimmed, not blank) or a number (`123` → `"123"`).
-pub(crate) fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// The first of `keys` that holds a number.
-fn first_number(props: &Map<String, Value>, keys: &[&str]) -> Option<Number> {
-    keys.iter().find_map(|k| number(props.get(*k)))
-}
-
-/// The first of `keys` that holds a string or a number.
-fn first_text(props: &Map<String, Value>, keys: &[&str]) -> Option<String> {
-    keys.iter().find_map(|k| text(props.get(*k)))
-}
-
-/// A product of the Segment ecommerce spec (`products[]`, or the properties of a single
-/// product event such as `Product Added`).
-/// Source: <https://segment.com/docs/connections/spec/ecommerce/v2/>.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Product {
-    /// `product_id`, else `sku`, else `id`.
-    pub id: Option<String>,
-    pub name: Option<String>,
-    pub price: Option<Number>,
-    pub quantity: Option<Number>,
-    pub brand: Option<String>,
-    pub category: Option<String>,
-    pub variant: Option<String>,
-    pub coupon: Option<String>,
-}
-
-impl Product {
-    fn read(p: &Map<String, Value>) -> Self {
-        Self {
-            id: first_text(p, &["product_id", "sku", "id"]),
-            name: first_text(p, &["name"]),
-            price: first_number(p, &["price"]),
-            quantity: first_number(p, &["quantity"]),
-            brand: first_text(p, &["brand"]),
-            category: first_text(p, &["category"]),
-            variant: first_text(p, &["variant"]),
-            coupon: first_text(p, &["coupon"]),
-        }
-    }
-
-    /// The quantity as a whole number of units (1 when absent or not positive).
-    pub fn units(&self) -> u64 {
-        self.quantity
-            .as_ref()
-            .and_then(Number::as_f64)
-            .filter(|q| *q >= 1.0)
-            .map(|q| q.round() as u64)
-            .unwrap_or(1)
-    }
-}
-
-/// The Segment ecommerce properties of an event that destinations have fields for.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Commerce {
-    /// `revenue`, else `total`, else `value`; for a single product without any of them,
-    /// `price × quantity`.
-    pub value: Option<Number>,
-    pub currency: Option<String>,
-    pub order_id: Option<String>,
-    pub products: Vec<Product>,
-    /// `query` of `Products Searched`.
-    pub query: Option<String>,
-    pub coupon: Option<String>,
-    pub shipping: Option<Number>,
-    pub tax: Option<Number>,
-    pub affiliation: Option<String>,
-    /// `category` of the event (e.g. `Product Viewed`).
-    pub category: Option<String>,
-    /// `name` of the product or page.
-    pub name: Option<String>,
-}
-
-/// The products of an event that have an id, as a vendor lists them: each made by `content`,
-/// with their ids and their units in all.
-pub(crate) struct Contents {
-    pub contents: Vec<Value>,
-    pub ids: Vec<Value>,
-    pub units: u64,
-}
-
-impl Contents {
-    /// `None` when no product has an id.
-    pub fn of(c: &Commerce, content: impl Fn(&Product) -> Map<String, Value>) -> Option<Self> {
-        let with_id: Vec<&Product> = c.products.iter().filter(|p| p.id.is_some()).collect();
-        if with_id.is_empty() {
-            return None;
-        }
-        Some(Self {
-            contents: with_id.iter().map(|p| Value::Object(content(p))).collect(),
-            ids: with_id
-                .iter()
-                .filter_map(|p| p.id.clone())
-                .map(Value::from)
-                .collect(),
-            units: with_id.iter().map(|p| p.units()).sum(),
-        })
-    }
-}
-
-/// Property keys every connector maps to its own fields (amounts, ids, products, query),
-/// so they are not repeated as custom parameters.
-pub(crate) const COMMERCE_KEYS: &[&str] = &[
-    "revenue",
-    "total",
-    "value",
-    "currency",
-    "order_id",
-    "products",
-    "query",
-    "product_id",
-    "sku",
-    "id",
-    "price",
-    "quantity",
-];
-
-impl Commerce {
-    /// [`Commerce::read`]'s `value` and `currency` alone, without the products list: ingest
-    /// checks them for every purchase routed to Meta (building the whole of it was 1 % of
-    /// `serve`'s core under load).
-    pub fn value_and_currency(properties: &Value) -> (Option<Number>, Option<String>) {
-        let empty = Map::new();
-        let props = properties.as_object().unwrap_or(&empty);
-        let lists_products = props
-            .get("products")
-            .and_then(Value::as_array)
-            .is_some_and(|list| list.iter().any(Value::is_object));
-        let single = !lists_products && is_single_product(props);
-        let value = order_value(props, || single.then(|| Product::read(props)));
-        let currency = first_text(props, &["currency"]).map(|c| c.to_ascii_uppercase());
-        (value, currency)
-    }
-
-    pub fn read(properties: &Value) -> Self {
-        let empty = Map::new();
-        let props = properties.as_object().unwrap_or(&empty);
-        let mut products: Vec<Product> = props
-            .get("products")
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(Value::as_object)
-                    .map(Product::read)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let single = products.is_empty() && is_single_product(props);
-        if single {
-            products.push(Product::read(props));
-        }
-        let value = order_value(props, || products.first().filter(|_| single).cloned());
-        Self {
-            value,
-            currency: first_text(props, &["currency"]).map(|c| c.to_ascii_uppercase()),
-            order_id: first_text(props, &["order_id"]),
-            products,
-            query: first_text(props, &["query"]),
-            coupon: first_text(props, &["coupon"]),
-            shipping: first_number(props, &["shipping"]),
-            tax: first_number(props, &["tax"]),
-            affiliation: first_text(props, &["affiliation"]),
-            category: first_text(props, &["category"]),
-            name: first_text(props, &["name"]),
-        }
-    }
-}
-
-/// Whether the properties describe one product themselves (a `Product Added`), when they
-/// list no products.
-fn is_single_product(props: &Map<String, Value>) -> bool {
-    props.contains_key("product_id") || props.contains_key("sku")
-}
-
-/// The order's value: `revenue`, `total` or `value`, else the price times the units of the
-/// single product the event is (`single`, asked only then).
-fn order_value(
-    props: &Map<String, Value>,
-    single: impl FnOnce() -> Option<Product>,
-) -> Option<Number> {
-    first_number(props, &["revenue", "total", "value"]).or_else(|| {
-        let p = single()?;
-        let price = p.price.as_ref()?.as_f64()?;
-        Number::from_f64(price * p.units() as f64)
-    })
 }
 
 /// A URL as it may leave (a page URL, a referrer): trimmed, not blank, and without the
@@ -641,16 +434,23 @@ pub(crate) fn put(obj: &mut Map<String, Value>, key: &str, value: Option<impl In
     }
 }
 
+/// `client_ip_address` and `client_user_agent`: where [`put_client`] puts them.
+pub(crate) const CLIENT_KEYS: [&str; 2] = ["client_ip_address", "client_user_agent"];
+
+/// Whether a vendor can match an event by its user object `user`: it holds one of the `keys`
+/// (a hashed identifier, a click id), or both the IP address and the user agent (under the
+/// vendor's `client` keys).
+pub(crate) fn matchable_by(user: &Map<String, Value>, keys: &[&str], client: [&str; 2]) -> bool {
+    keys.iter().any(|k| user.contains_key(*k)) || client.iter().all(|k| user.contains_key(*k))
+}
+
 /// Adds the client's IP address and user agent as `client_ip_address` and
 /// `client_user_agent`, then the click ids named `click_keys`, each when present (the unhashed
 /// part of Meta's and Snap's `user_data`).
 pub(crate) fn put_client(out: &mut Map<String, Value>, sealed: &SealedFields, click_keys: &[&str]) {
-    put(out, "client_ip_address", clean(sealed.ip.as_deref()));
-    put(
-        out,
-        "client_user_agent",
-        clean(sealed.user_agent.as_deref()),
-    );
+    let [ip, user_agent] = CLIENT_KEYS;
+    put(out, ip, clean(sealed.ip.as_deref()));
+    put(out, user_agent, clean(sealed.user_agent.as_deref()));
     for key in click_keys {
         put(out, key, click_id(sealed, key));
     }

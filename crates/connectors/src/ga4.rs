@@ -526,23 +526,15 @@ mod tests {
 
     #[test]
     fn snake_case_splits_words_camel_case_and_acronyms() {
-        assert_eq!(
-            sanitize_name("Order Completed").as_deref(),
-            Some("order_completed")
-        );
-        assert_eq!(
-            sanitize_name("productAdded").as_deref(),
-            Some("product_added")
-        );
-        assert_eq!(
-            sanitize_name("HTTPRequest sent").as_deref(),
-            Some("http_request_sent")
-        );
-        assert_eq!(sanitize_name("add_to_cart").as_deref(), Some("add_to_cart"));
-        assert_eq!(
-            sanitize_name("  Step 2 -- Done! ").as_deref(),
-            Some("step_2_done")
-        );
+        for (name, snake) in [
+            ("Order Completed", "order_completed"),
+            ("productAdded", "product_added"),
+            ("HTTPRequest sent", "http_request_sent"),
+            ("add_to_cart", "add_to_cart"),
+            ("  Step 2 -- Done! ", "step_2_done"),
+        ] {
+            assert_eq!(sanitize_name(name).as_deref(), Some(snake), "{name:?}");
+        }
     }
 
     #[test]

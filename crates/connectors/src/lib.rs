@@ -17,6 +17,7 @@
 //! count: one request per client), [`Connector::build`] one request per batch, send it, and
 //! [`Connector::classify`] the answer.
 
+mod commerce;
 mod common;
 #[cfg(test)]
 mod erasure_guidance_tests;

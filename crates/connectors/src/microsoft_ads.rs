@@ -39,9 +39,8 @@ use tracklayer_core::deliver::{
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
 use tracklayer_core::event::EventType;
-use tracklayer_core::identity::Field;
 
-use crate::common::{self, clean, put, Commerce};
+use crate::common::{self, clean, put, Commerce, Contents};
 
 /// Most events one request may carry.
 pub const BATCH_LIMIT: usize = 1000;
@@ -63,13 +62,7 @@ pub struct MicrosoftAds;
 /// `userData`: the hashed email, phone and external id, the click id, the IP address and
 /// the user agent.
 pub fn user_data(opened: &OpenedItem) -> Map<String, Value> {
-    let mut out = Map::new();
-    let keys = [
-        (Field::Email, "em"),
-        (Field::Phone, "ph"),
-        (Field::ExternalId, "externalId"),
-    ];
-    common::put_digests(&mut out, opened, &keys);
+    let mut out = common::digests(opened, ["em", "ph", "externalId"]);
     let s = &opened.sealed;
     put(&mut out, "msclkid", click_id(opened));
     put(&mut out, "clientIpAddress", clean(s.ip.as_deref()));
@@ -85,11 +78,12 @@ fn click_id(opened: &OpenedItem) -> Option<&str> {
 /// Whether Microsoft can match the event: a click id, a hashed email, phone or external id,
 /// or both the IP address and the user agent.
 pub fn matchable(opened: &OpenedItem) -> bool {
-    let u = user_data(opened);
-    ["msclkid", "em", "ph", "externalId"]
-        .iter()
-        .any(|k| u.contains_key(*k))
-        || (u.contains_key("clientIpAddress") && u.contains_key("clientUserAgent"))
+    let keys = ["msclkid", "em", "ph", "externalId"];
+    common::matchable_by(
+        &user_data(opened),
+        &keys,
+        ["clientIpAddress", "clientUserAgent"],
+    )
 }
 
 fn custom_data(opened: &OpenedItem) -> Map<String, Value> {
@@ -104,22 +98,17 @@ fn custom_data(opened: &OpenedItem) -> Map<String, Value> {
     put(&mut out, "value", c.value.clone());
     put(&mut out, "currency", c.currency.clone());
     put(&mut out, "transactionId", c.order_id.clone());
-    let with_id: Vec<_> = c.products.iter().filter(|p| p.id.is_some()).collect();
-    if !with_id.is_empty() {
-        let ids: Vec<Value> = with_id.iter().map(|p| p.id.clone().into()).collect();
+    let contents = Contents::of(&c, |p| {
+        let mut o = Map::new();
+        put(&mut o, "id", p.id.clone());
+        put(&mut o, "name", p.name.clone());
+        put(&mut o, "price", p.price.clone());
+        o.insert("quantity".into(), p.units().into());
+        o
+    });
+    if let Some(Contents { contents, ids, .. }) = contents {
         out.insert("itemIds".into(), Value::Array(ids));
-        let items = with_id
-            .iter()
-            .map(|p| {
-                let mut o = Map::new();
-                put(&mut o, "id", p.id.clone());
-                put(&mut o, "name", p.name.clone());
-                put(&mut o, "price", p.price.clone());
-                o.insert("quantity".into(), p.units().into());
-                Value::Object(o)
-            })
-            .collect();
-        out.insert("items".into(), Value::Array(items));
+        out.insert("items".into(), Value::Array(contents));
     }
     put(&mut out, "searchTerm", c.query.clone());
     out

@@ -98,9 +98,7 @@ pub fn user_data(opened: &OpenedItem) -> Map<String, Value> {
 /// Whether Pinterest can match the event: `em`, or both `client_ip_address` and
 /// `client_user_agent` (TrackLayer collects no mobile advertising ids, `hashed_maids`).
 pub fn matchable(user_data: &Map<String, Value>) -> bool {
-    user_data.contains_key("em")
-        || (user_data.contains_key("client_ip_address")
-            && user_data.contains_key("client_user_agent"))
+    common::matchable_by(user_data, &["em"], common::CLIENT_KEYS)
 }
 
 fn custom_data(opened: &OpenedItem) -> Map<String, Value> {

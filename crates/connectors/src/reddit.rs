@@ -33,9 +33,9 @@ use tracklayer_core::deliver::{
 };
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
-use tracklayer_core::identity::{sha256_hex, Field};
+use tracklayer_core::identity::sha256_hex;
 
-use crate::common::{self, clean, put, Commerce};
+use crate::common::{self, clean, put, Commerce, Contents};
 
 /// Most events one request may carry.
 pub const BATCH_LIMIT: usize = 1000;
@@ -73,13 +73,7 @@ pub struct Reddit;
 /// `user`: the hashed email, phone number and external id, the hashed IP address, and the
 /// user agent.
 pub fn user(opened: &OpenedItem) -> Map<String, Value> {
-    let mut out = Map::new();
-    let keys = [
-        (Field::Email, "email"),
-        (Field::Phone, "phone_number"),
-        (Field::ExternalId, "external_id"),
-    ];
-    common::put_digests(&mut out, opened, &keys);
+    let mut out = common::digests(opened, ["email", "phone_number", "external_id"]);
     let s = &opened.sealed;
     put(
         &mut out,
@@ -98,11 +92,9 @@ fn click_id(opened: &OpenedItem) -> Option<&str> {
 /// Whether Reddit can match the event: a click id, a hashed email or external id, or both
 /// the IP address and the user agent.
 pub fn matchable(opened: &OpenedItem) -> bool {
-    let u = user(opened);
+    let keys = ["email", "external_id"];
     click_id(opened).is_some()
-        || u.contains_key("email")
-        || u.contains_key("external_id")
-        || (u.contains_key("ip_address") && u.contains_key("user_agent"))
+        || common::matchable_by(&user(opened), &keys, ["ip_address", "user_agent"])
 }
 
 /// `event_type`: a Reddit tracking type, or `Custom` with the name (at most 64 characters).
@@ -125,21 +117,19 @@ fn event_metadata(opened: &OpenedItem) -> Map<String, Value> {
     );
     put(&mut out, "currency", c.currency.clone());
     put(&mut out, "value_decimal", c.value.clone());
-    let with_id: Vec<_> = c.products.iter().filter(|p| p.id.is_some()).collect();
-    if !with_id.is_empty() {
-        let units: u64 = with_id.iter().map(|p| p.units()).sum();
+    let contents = Contents::of(&c, |p| {
+        let mut o = Map::new();
+        put(&mut o, "id", p.id.clone());
+        put(&mut o, "name", p.name.clone());
+        put(&mut o, "category", p.category.clone());
+        o
+    });
+    if let Some(Contents {
+        contents, units, ..
+    }) = contents
+    {
         out.insert("item_count".into(), units.into());
-        let products: Vec<Value> = with_id
-            .iter()
-            .map(|p| {
-                let mut o = Map::new();
-                put(&mut o, "id", p.id.clone());
-                put(&mut o, "name", p.name.clone());
-                put(&mut o, "category", p.category.clone());
-                Value::Object(o)
-            })
-            .collect();
-        out.insert("products".into(), Value::Array(products));
+        out.insert("products".into(), Value::Array(contents));
     }
     out
 }

@@ -74,10 +74,7 @@ pub fn user_data(opened: &OpenedItem) -> Map<String, Value> {
 /// Whether Snap can match the event: `em`, `ph`, or both `client_ip_address` and
 /// `client_user_agent` (Using the API, "At least one of the following").
 pub fn matchable(user_data: &Map<String, Value>) -> bool {
-    user_data.contains_key("em")
-        || user_data.contains_key("ph")
-        || (user_data.contains_key("client_ip_address")
-            && user_data.contains_key("client_user_agent"))
+    common::matchable_by(user_data, &["em", "ph"], common::CLIENT_KEYS)
 }
 
 /// A number as Snap's example writes it: a string (`"10"`, `"5"`).

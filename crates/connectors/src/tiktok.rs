@@ -23,7 +23,6 @@ use serde_json::{Map, Value};
 use tracklayer_core::deliver::{Connector, HttpRequest, HttpResponse, OpenedItem, Outcome, Target};
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
-use tracklayer_core::identity::Field;
 
 use crate::common::{self, body_excerpt, clean, put, retryable_status, Commerce};
 
@@ -42,13 +41,7 @@ pub const SUCCESS_CODES: [i64; 2] = [0, 20001];
 pub struct Tiktok;
 
 fn user(opened: &OpenedItem) -> Map<String, Value> {
-    let mut out = Map::new();
-    let keys = [
-        (Field::Email, "email"),
-        (Field::Phone, "phone"),
-        (Field::ExternalId, "external_id"),
-    ];
-    common::put_digests(&mut out, opened, &keys);
+    let mut out = common::digests(opened, ["email", "phone", "external_id"]);
     let s = &opened.sealed;
     put(&mut out, "ip", clean(s.ip.as_deref()));
     put(&mut out, "user_agent", clean(s.user_agent.as_deref()));
