@@ -24,12 +24,12 @@ pub(super) fn validate(spec: &DestinationSpec) -> Result<(), DestinationError> {
         // A UET tag id is a number (`https://capi.uet.microsoft.com/v1/{tagId}/events`).
         DestinationKind::MicrosoftAds => digits("config.tag_id", cfg("tag_id"), 18),
         DestinationKind::Segment => {
-            if !SEGMENT_IDENTIFIERS.contains(&cfg("identifiers")) {
-                return Err(DestinationError::new(
-                    "config.identifiers",
-                    "must be hashed or scrubbed",
-                ));
-            }
+            let identifiers = SEGMENT_IDENTIFIERS.contains(&cfg("identifiers"));
+            rule(
+                identifiers,
+                "config.identifiers",
+                "must be hashed or scrubbed",
+            )?;
             let key = spec.secrets.get("write_key").and_then(Value::as_str);
             basic_auth_user("secrets.write_key", key.unwrap_or(""))
         }
@@ -52,12 +52,8 @@ pub(super) fn validate(spec: &DestinationSpec) -> Result<(), DestinationError> {
             let ok = version.strip_prefix('v').is_some_and(|n| {
                 (1..=3).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit())
             });
-            if !ok {
-                return Err(DestinationError::new(
-                    "config.api_version",
-                    "must be a Google Ads API version such as v22",
-                ));
-            }
+            let version_rule = "must be a Google Ads API version such as v22";
+            rule(ok, "config.api_version", version_rule)?;
             boolean(spec, "validate_only")?;
             one_conversion(spec, "a Google Ads conversion action")
         }
@@ -73,26 +69,21 @@ pub const SEGMENT_IDENTIFIERS: [&str; 2] = ["hashed", "scrubbed"];
 fn basic_auth_user(field: &str, value: &str) -> Result<(), DestinationError> {
     let ok = (1..=256).contains(&value.len())
         && value.bytes().all(|b| b.is_ascii_graphic() && b != b':');
-    if ok {
-        Ok(())
-    } else {
-        Err(DestinationError::new(
-            field,
-            "must be 1 to 256 visible ASCII characters without ':'",
-        ))
-    }
+    rule(
+        ok,
+        field,
+        "must be 1 to 256 visible ASCII characters without ':'",
+    )
 }
 
 /// A Google Ads customer id: its 10 digits, without the dashes the UI shows (`123-456-7890`).
 fn customer_id(field: &str, value: &str) -> Result<(), DestinationError> {
-    if value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(())
-    } else {
-        Err(DestinationError::new(
-            field,
-            "must be the 10-digit customer id, without dashes",
-        ))
-    }
+    let ok = value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit());
+    rule(
+        ok,
+        field,
+        "must be the 10-digit customer id, without dashes",
+    )
 }
 
 /// A versioned API's `YYYYMM` (LinkedIn's `LinkedIn-Version` header): six digits, a month
@@ -102,14 +93,7 @@ fn year_month(field: &str, value: &str) -> Result<(), DestinationError> {
     let ok = value.len() == 6
         && value.bytes().all(|b| b.is_ascii_digit())
         && month.is_some_and(|m| (1..=12).contains(&m));
-    if ok {
-        Ok(())
-    } else {
-        Err(DestinationError::new(
-            field,
-            "must be a version as YYYYMM, e.g. 202510",
-        ))
-    }
+    rule(ok, field, "must be a version as YYYYMM, e.g. 202510")
 }
 
 /// A destination whose every event counts as one conversion (a LinkedIn conversion rule, a
@@ -135,25 +119,21 @@ fn path_id(field: &str, value: &str) -> Result<(), DestinationError> {
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(DestinationError::new(
-            field,
-            "must be 1 to 64 letters, digits, '-' or '_'",
-        ))
-    }
+    rule(ok, field, "must be 1 to 64 letters, digits, '-' or '_'")
 }
 
 /// An id of 1 to `max` ASCII digits (Pinterest's `ad_account_id`: `^\d+$`, at most 18).
 fn digits(field: &str, value: &str, max: usize) -> Result<(), DestinationError> {
-    if (1..=max).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit()) {
+    let ok = (1..=max).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit());
+    rule(ok, field, format!("must be 1 to {max} digits"))
+}
+
+/// `Ok` when a value keeps its rule (`ok`), else the error naming `field` with `detail`.
+fn rule(ok: bool, field: &str, detail: impl Into<String>) -> Result<(), DestinationError> {
+    if ok {
         Ok(())
     } else {
-        Err(DestinationError::new(
-            field,
-            format!("must be 1 to {max} digits"),
-        ))
+        Err(DestinationError::new(field, detail))
     }
 }
 
@@ -249,20 +229,6 @@ mod tests {
             .validate()
             .unwrap_err();
         assert_eq!(err.field, "config.test_mode");
-    }
-
-    #[test]
-    fn a_reddit_ad_account_id_reaches_no_other_path() {
-        let reddit = |id: &str| -> DestinationSpec {
-            serde_json::from_value(json!({"name": "Reddit", "kind": "reddit",
-                "config": {"ad_account_id": id}, "secrets": {"access_token": "t"}}))
-            .unwrap()
-        };
-        reddit("a2_gfgsrrd4ug2t").validate().unwrap();
-        for bad in ["a2_x/../events", "t2 x", "a2_x?test=1"] {
-            let err = reddit(bad).validate().unwrap_err();
-            assert_eq!(err.field, "config.ad_account_id", "{bad}");
-        }
     }
 
     fn linkedin(config: serde_json::Value, secrets: serde_json::Value) -> DestinationSpec {
@@ -366,16 +332,33 @@ mod tests {
     }
 
     #[test]
-    fn a_microsoft_ads_tag_id_is_digits_only() {
-        let uet = |id: &str| -> DestinationSpec {
-            serde_json::from_value(json!({"name": "UET", "kind": "microsoft_ads",
-                "config": {"tag_id": id}, "secrets": {"access_token": "t"}}))
-            .unwrap()
-        };
-        uet("343003931").validate().unwrap();
-        for bad in ["343003931/../x", "abc", "", "1234567890123456789"] {
-            let err = uet(bad).validate().unwrap_err();
-            assert_eq!(err.field, "config.tag_id", "{bad}");
+    fn a_reddit_ad_account_id_and_a_microsoft_ads_tag_id_reach_no_other_path() {
+        let cases: [(&str, &str, &str, &[&str]); 2] = [
+            (
+                "reddit",
+                "ad_account_id",
+                "a2_gfgsrrd4ug2t",
+                &["a2_x/../events", "t2 x", "a2_x?test=1"],
+            ),
+            // A UET tag id is digits only.
+            (
+                "microsoft_ads",
+                "tag_id",
+                "343003931",
+                &["343003931/../x", "abc", "", "1234567890123456789"],
+            ),
+        ];
+        for (kind, key, good, bad) in cases {
+            let spec = |id: &str| -> DestinationSpec {
+                serde_json::from_value(json!({"name": kind, "kind": kind,
+                    "config": {key: id}, "secrets": {"access_token": "t"}}))
+                .unwrap()
+            };
+            spec(good).validate().unwrap();
+            for id in bad {
+                let err = spec(id).validate().unwrap_err();
+                assert_eq!(err.field, format!("config.{key}"), "{id}");
+            }
         }
     }
 
