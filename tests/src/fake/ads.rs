@@ -171,6 +171,15 @@ fn is_digest(v: &Value) -> bool {
         .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// Checks that every value of the object `user` is a SHA-256 digest (or a list of them).
+pub(super) fn digests_only(f: &Fakes, sink: &str, user: &Value) {
+    let keys: Vec<&str> = user
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    hashed_only(f, sink, user, &keys);
+}
+
 /// Checks that every listed `keys` of `user` holds only SHA-256 digests.
 pub(super) fn hashed_only(f: &Fakes, sink: &str, user: &Value, keys: &[&str]) {
     for key in keys {
@@ -356,12 +365,7 @@ async fn segment(State(f): State<Arc<Fakes>>, headers: HeaderMap, body: Bytes) -
         if c["messageId"].as_str().is_none() || c["anonymousId"].as_str().is_none() {
             f.format_error(sink, "a call without messageId or anonymousId".into());
         }
-        let traits = &c["context"]["traits"];
-        let keys: Vec<&str> = traits
-            .as_object()
-            .map(|m| m.keys().map(String::as_str).collect())
-            .unwrap_or_default();
-        hashed_only(&f, sink, traits, &keys);
+        digests_only(&f, sink, &c["context"]["traits"]);
     }
     f.accept_events(sink, &v, &calls, "/messageId");
     Json(json!({"success": true})).into_response()

@@ -28,20 +28,6 @@ pub const FIREHOSE_SECRET_KEY: &str = "fakeFirehoseSecretKey0000000000000000000"
 /// The stream the fake serves.
 pub const FIREHOSE_STREAM: &str = "tracklayer-delivery";
 
-/// The `user_data` keys of a record: each must be a SHA-256 digest.
-const HASHED: [&str; 10] = [
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "city",
-    "state",
-    "zip",
-    "country",
-    "external_id",
-    "date_of_birth",
-];
-
 pub(super) fn routes() -> Router<Arc<Fakes>> {
     Router::new().route("/", post(put_record_batch))
 }
@@ -101,7 +87,7 @@ fn record_id(f: &Fakes, data: &str) -> Option<String> {
         return None;
     };
     let event: Value = serde_json::from_str(json_line).ok()?;
-    super::ads::hashed_only(f, "firehose", &event["user_data"], &HASHED);
+    super::ads::digests_only(f, "firehose", &event["user_data"]);
     if event.get("context").is_some() {
         f.format_error(
             "firehose",
