@@ -2,7 +2,7 @@
 //! types take the same operations, so one handler serves each operation of both: the route
 //! says which type it is about ([`ResourceType`]).
 
-use axum::extract::{FromRequestParts, Path, Query};
+use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,6 +13,7 @@ use tracklayer_core::scim::{Scim, ScimError};
 
 use super::search::{search_type, Projection};
 use super::{ScimAnswer, ScimBody, ScimCall};
+use crate::admin::extract::PathId;
 
 /// The resource type a route serves (set on its routes as an extension), and the use case
 /// of each operation on its collection.
@@ -107,9 +108,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Resource {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
         let t = ResourceType::from_request_parts(parts, state).await?;
-        let Path(id) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let PathId(id) = PathId::from_request_parts(parts, state).await?;
         Ok(Self { t, id })
     }
 }
