@@ -59,23 +59,9 @@ pub struct UserPatch {
     pub email: Option<String>,
 }
 
-impl std::fmt::Debug for InviteUser {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InviteUser")
-            .field("email", &"<redacted>")
-            .field("role", &self.role)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for UserPatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserPatch")
-            .field("role", &self.role)
-            .field("email", &self.email.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
-}
+// Neither shows the email address.
+tracklayer_core::debug_fields!(InviteUser: role);
+tracklayer_core::debug_fields!(UserPatch: role);
 
 /// The user a path's `{id}` names, parsed where it enters: a malformed id names no user (404,
 /// as an unknown one, whatever the caller's role or body).
