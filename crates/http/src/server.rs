@@ -397,6 +397,13 @@ pub(crate) mod tests {
         }
     }
 
+    /// Every timeout long but the one `timeout` picks, which is short.
+    fn short(timeout: fn(&mut ServerLimits) -> &mut Duration) -> ServerLimits {
+        let mut limits = patient();
+        *timeout(&mut limits) = SHORT;
+        limits
+    }
+
     /// Writes these bytes to the server.
     async fn send(stream: &mut TcpStream, bytes: &[u8]) {
         stream.write_all(bytes).await.unwrap();
@@ -443,14 +450,21 @@ pub(crate) mod tests {
         }
     }
 
+    /// What the server sent is a problem+json answer with this status that says `text`
+    /// (its type, or the field at fault).
+    fn assert_problem(sent: &str, status: u16, text: &str) {
+        assert!(sent.starts_with(&format!("HTTP/1.1 {status} ")), "{sent}");
+        assert!(
+            sent.contains("content-type: application/problem+json"),
+            "{sent}"
+        );
+        assert!(sent.contains(text), "{sent}");
+    }
+
     #[tokio::test]
     async fn a_connection_that_stops_in_the_middle_of_its_head_is_closed_after_the_header_timeout()
     {
-        let (mut stream, _stop) = connect(ServerLimits {
-            header_read_timeout: SHORT,
-            ..patient()
-        })
-        .await;
+        let (mut stream, _stop) = connect(short(|l| &mut l.header_read_timeout)).await;
 
         send(&mut stream, b"GET /ping HTTP/1.1\r\nHost: te").await;
 
@@ -460,11 +474,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_body_that_does_not_arrive_in_time_is_answered_408_problem_json() {
-        let (mut stream, _stop) = connect(ServerLimits {
-            body_read_timeout: SHORT,
-            ..patient()
-        })
-        .await;
+        let (mut stream, _stop) = connect(short(|l| &mut l.body_read_timeout)).await;
 
         send(
             &mut stream,
@@ -473,21 +483,12 @@ pub(crate) mod tests {
         .await;
 
         let sent = response(&mut stream).await;
-        assert!(sent.starts_with("HTTP/1.1 408"), "{sent}");
-        assert!(
-            sent.contains("content-type: application/problem+json"),
-            "{sent}"
-        );
-        assert!(sent.contains("body-timeout"), "{sent}");
+        assert_problem(&sent, 408, "body-timeout");
     }
 
     #[tokio::test]
     async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
-        let (mut stream, _stop) = connect(ServerLimits {
-            idle_timeout: SHORT,
-            ..patient()
-        })
-        .await;
+        let (mut stream, _stop) = connect(short(|l| &mut l.idle_timeout)).await;
         send(&mut stream, b"GET /ping HTTP/1.1\r\nHost: test\r\n\r\n").await;
         let first = response(&mut stream).await;
         assert!(first.starts_with("HTTP/1.1 200"), "{first}");
@@ -539,12 +540,7 @@ pub(crate) mod tests {
         send(&mut stream, format!("{head}\r\n").as_bytes()).await;
 
         let sent = until_closed(&mut stream).await;
-        assert!(sent.starts_with("HTTP/1.1 431"), "{sent}");
-        assert!(
-            sent.contains("content-type: application/problem+json"),
-            "{sent}"
-        );
-        assert!(sent.contains("\"field\":\"headers\""), "{sent}");
+        assert_problem(&sent, 431, "\"field\":\"headers\"");
     }
 
     #[tokio::test]
@@ -558,8 +554,7 @@ pub(crate) mod tests {
         .await;
 
         let sent = until_closed(&mut stream).await;
-        assert!(sent.starts_with("HTTP/1.1 431"), "{sent}");
-        assert!(sent.contains("headers-too-large"), "{sent}");
+        assert_problem(&sent, 431, "headers-too-large");
     }
 
     #[tokio::test]
@@ -621,9 +616,8 @@ pub(crate) mod tests {
 
         let mut second = holding(addr, 600).await;
         let refused = response(&mut second).await;
-        assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+        assert_problem(&refused, 503, "body-budget-spent");
         assert!(refused.contains("retry-after: 1"), "{refused}");
-        assert!(refused.contains("body-budget-spent"), "{refused}");
 
         send(&mut first, "y".repeat(599).as_bytes()).await;
         assert!(response(&mut first).await.starts_with("HTTP/1.1 200"));
@@ -649,8 +643,7 @@ pub(crate) mod tests {
         )
         .await;
         let refused = response(&mut flood).await;
-        assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
-        assert!(refused.contains("body-budget-spent"), "{refused}");
+        assert_problem(&refused, 503, "body-budget-spent");
     }
 
     #[tokio::test]

@@ -166,7 +166,7 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     Ok(value)
 }
 
-/// A path id, percent-decoded.
+/// A path id, percent-decoded; not valid text, it is a 400 naming `id`.
 #[derive(Debug)]
 pub struct Id(pub String);
 
@@ -174,10 +174,26 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let PathId(id) = PathId::from_request_parts(parts, state)
+            .await
+            .map_err(|_| bad_parameter("id", "the id in the path is not valid text"))?;
+        Ok(Id(id))
+    }
+}
+
+/// A path's `{id}`, percent-decoded, for the routes that do not answer problem+json (the
+/// console's pages, SCIM): its rejection is axum's own answer.
+#[derive(Debug)]
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
         axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
-            .map(|p| Id(p.0))
-            .map_err(|_| bad_parameter("id", "the id in the path is not valid text"))
+            .map(|p| PathId(p.0))
+            .map_err(IntoResponse::into_response)
     }
 }
 

@@ -1,5 +1,6 @@
 //! API keys: wire types and handlers.
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracklayer_core as tl;
@@ -78,27 +79,26 @@ impl From<tl::admin::KeyView> for ApiKey {
 }
 
 /// A new key and its secret. The secret is shown this once and never again.
-#[derive(Serialize, ToSchema)]
+// `Debug` shows no secret: it is a `SecretString` up to serialization.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedApiKey {
     pub key: ApiKey,
     /// The whole key, `tl_<kind>_<region>_<id>_<secret>`.
-    pub secret: String,
+    #[serde(serialize_with = "reveal")]
+    #[schema(value_type = String)]
+    pub secret: SecretString,
 }
 
-impl std::fmt::Debug for CreatedApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreatedApiKey")
-            .field("key", &self.key.id)
-            .finish_non_exhaustive()
-    }
+/// The secret itself, in the one answer that shows it.
+fn reveal<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose_secret())
 }
 
 impl From<tl::admin::CreatedKey> for CreatedApiKey {
     fn from(c: tl::admin::CreatedKey) -> Self {
-        use secrecy::ExposeSecret;
         Self {
             key: c.key.into(),
-            secret: c.secret.expose_secret().to_owned(),
+            secret: c.secret,
         }
     }
 }

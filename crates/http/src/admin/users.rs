@@ -13,11 +13,13 @@ use super::extract::{Answer, Call, Created, Id, Json, NoContent};
 use crate::problem::Problem;
 
 /// A user of the admin API.
-#[derive(Clone, Serialize, ToSchema)]
+// `Debug` never shows the email address: an `Email` redacts it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct User {
     /// `usr_…`
     pub id: String,
-    pub email: String,
+    #[schema(value_type = String)]
+    pub email: tl::email::Email,
     pub role: Role,
     #[serde(serialize_with = "rfc3339")]
     pub created_at: OffsetDateTime,
@@ -27,7 +29,7 @@ impl From<tl::workspace::User> for User {
     fn from(u: tl::workspace::User) -> Self {
         Self {
             id: u.id.into(),
-            email: u.email.into(),
+            email: u.email,
             role: u.role.into(),
             created_at: u.created_at,
         }
@@ -57,34 +59,9 @@ pub struct UserPatch {
     pub email: Option<String>,
 }
 
-impl std::fmt::Debug for User {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("User")
-            .field("id", &self.id)
-            .field("email", &"<redacted>")
-            .field("role", &self.role)
-            .field("created_at", &self.created_at)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for InviteUser {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InviteUser")
-            .field("email", &"<redacted>")
-            .field("role", &self.role)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for UserPatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserPatch")
-            .field("role", &self.role)
-            .field("email", &self.email.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
-}
+// Neither shows the email address.
+tracklayer_core::debug_fields!(InviteUser: role);
+tracklayer_core::debug_fields!(UserPatch: role);
 
 /// The user a path's `{id}` names, parsed where it enters: a malformed id names no user (404,
 /// as an unknown one, whatever the caller's role or body).
@@ -173,7 +150,7 @@ mod tests {
     fn debug_of_a_user_or_an_invitation_never_shows_the_email_address() {
         let user = User {
             id: "usr_1".into(),
-            email: "jane.doe@example.com".into(),
+            email: tl::email::Email::parse("jane.doe@example.com").unwrap(),
             role: Role::Admin,
             created_at: OffsetDateTime::UNIX_EPOCH,
         };

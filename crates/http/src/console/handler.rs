@@ -6,15 +6,16 @@
 use std::future::Future;
 
 use askama::Template;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::RequestExt;
 
 use super::csrf::{Action, Fields};
 use super::session::Me;
 use super::view::{html, see_other, Failure};
 use super::ConsoleState;
+use crate::admin::extract::PathId;
 
 /// An [`Action`] (same origin, CSRF token, form) on the object `{id}` of its path, with the
 /// console's state.
@@ -30,10 +31,7 @@ impl FromRequest<ConsoleState> for OnObject {
     type Rejection = Response;
 
     async fn from_request(mut req: Request, state: &ConsoleState) -> Result<Self, Response> {
-        let Path(id) = req
-            .extract_parts::<Path<String>>()
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let PathId(id) = req.extract_parts::<PathId>().await?;
         let Action { me, form } = Action::from_request(req, state).await?;
         let s = state.clone();
         Ok(Self { s, id, me, form })
@@ -53,9 +51,7 @@ impl FromRequestParts<ConsoleState> for ObjectPage {
 
     async fn from_request_parts(parts: &mut Parts, state: &ConsoleState) -> Result<Self, Response> {
         let me = Me::from_request_parts(parts, state).await?;
-        let Path(id) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let PathId(id) = PathId::from_request_parts(parts, state).await?;
         let s = state.clone();
         Ok(Self { s, me, id })
     }

@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use serde_json::{json, Value};
 use tracklayer_core::admin::Principal;
 use tracklayer_core::scim::{Scim, ScimError, ERROR_SCHEMA};
@@ -30,17 +30,7 @@ pub const SCIM_JSON: &str = "application/scim+json";
 
 /// The SCIM routes, under `/scim/v2`.
 pub fn scim_router(state: AdminState) -> Router {
-    use axum::routing::MethodRouter;
-    let users: MethodRouter<AdminState> = get(resources::list_users).post(resources::create_user);
-    let user = get(resources::get_user)
-        .put(resources::replace_user)
-        .patch(resources::patch_user)
-        .delete(resources::delete_user);
-    let groups = get(resources::list_groups).post(resources::create_group);
-    let group = get(resources::get_group)
-        .put(resources::replace_group)
-        .patch(resources::patch_group)
-        .delete(resources::delete_group);
+    use resources::ResourceType::{Group, User};
     Router::new()
         .route(
             "/scim/v2/ServiceProviderConfig",
@@ -51,15 +41,27 @@ pub fn scim_router(state: AdminState) -> Router {
         .route("/scim/v2/Schemas", get(discovery::schemas))
         .route("/scim/v2/Schemas/{id}", get(discovery::schema))
         .route("/scim/v2/.search", post(search::search_all))
-        .route("/scim/v2/Users/.search", post(resources::search_users))
-        .route("/scim/v2/Groups/.search", post(resources::search_groups))
-        .route("/scim/v2/Users", users)
-        .route("/scim/v2/Users/{id}", user)
-        .route("/scim/v2/Groups", groups)
-        .route("/scim/v2/Groups/{id}", group)
+        .merge(resource_routes(User))
+        .merge(resource_routes(Group))
         .route("/scim/v2", axum::routing::any(not_found))
         .route("/scim/v2/{*rest}", axum::routing::any(not_found))
         .with_state(state)
+}
+
+/// The routes of one resource type: its collection, its `.search` and each resource.
+fn resource_routes(t: resources::ResourceType) -> Router<AdminState> {
+    let path = t.path();
+    Router::new()
+        .route(path, get(resources::list).post(resources::create))
+        .route(&format!("{path}/.search"), post(resources::search))
+        .route(
+            &format!("{path}/{{id}}"),
+            get(resources::get)
+                .put(resources::replace)
+                .patch(resources::patch)
+                .delete(resources::delete),
+        )
+        .layer(Extension(t))
 }
 
 /// Any other path under `/scim/v2`: a SCIM 404, not the admin API's problem+json.

@@ -1,11 +1,117 @@
-//! The `Users` and `Groups` handlers: wire in, use case, SCIM answer out.
+//! The `Users` and `Groups` handlers: wire in, use case, SCIM answer out. Both resource
+//! types take the same operations, so one handler serves each operation of both: the route
+//! says which type it is about ([`ResourceType`]).
 
-use axum::extract::{Path, Query};
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde::Deserialize;
+use serde_json::Value;
+use tracklayer_core::scim::{Scim, ScimError};
 
 use super::search::{search_type, Projection};
 use super::{ScimAnswer, ScimBody, ScimCall};
+use crate::admin::extract::PathId;
+
+/// The resource type a route serves (set on its routes as an extension), and the use case
+/// of each operation on its collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceType {
+    User,
+    Group,
+}
+
+impl ResourceType {
+    /// The collection's path.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::User => "/scim/v2/Users",
+            Self::Group => "/scim/v2/Groups",
+        }
+    }
+
+    /// A page of the resources that match `filter` (a list or a `.search`).
+    pub(super) async fn list(
+        self,
+        scim: &Scim<'_>,
+        filter: Option<&str>,
+        start: usize,
+        count: Option<usize>,
+    ) -> Result<Value, ScimError> {
+        match self {
+            Self::User => scim.users(filter, start, count).await,
+            Self::Group => scim.groups(filter, start, count).await,
+        }
+    }
+
+    async fn create(self, scim: &Scim<'_>, body: &Value) -> Result<Value, ScimError> {
+        match self {
+            Self::User => scim.create_user(body).await,
+            Self::Group => scim.create_group(body).await,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ResourceType {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        Extension::<Self>::from_request_parts(parts, state)
+            .await
+            .map(|e| e.0)
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+/// The resource a path names (`/Users/{id}`, `/Groups/{id}`), and the use case of each
+/// operation on it.
+#[derive(Debug)]
+pub struct Resource {
+    t: ResourceType,
+    id: String,
+}
+
+impl Resource {
+    async fn get(&self, scim: &Scim<'_>) -> Result<Value, ScimError> {
+        match self.t {
+            ResourceType::User => scim.user(&self.id).await,
+            ResourceType::Group => scim.group(&self.id).await,
+        }
+    }
+
+    async fn replace(&self, scim: &Scim<'_>, body: &Value) -> Result<Value, ScimError> {
+        match self.t {
+            ResourceType::User => scim.replace_user(&self.id, body).await,
+            ResourceType::Group => scim.replace_group(&self.id, body).await,
+        }
+    }
+
+    async fn patch(&self, scim: &Scim<'_>, body: &Value) -> Result<Value, ScimError> {
+        match self.t {
+            ResourceType::User => scim.patch_user(&self.id, body).await,
+            ResourceType::Group => scim.patch_group(&self.id, body).await,
+        }
+    }
+
+    async fn delete(&self, scim: &Scim<'_>) -> Result<(), ScimError> {
+        match self.t {
+            ResourceType::User => scim.delete_user(&self.id).await,
+            ResourceType::Group => scim.delete_group(&self.id).await,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Resource {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let t = ResourceType::from_request_parts(parts, state).await?;
+        let PathId(id) = PathId::from_request_parts(parts, state).await?;
+        Ok(Self { t, id })
+    }
+}
 
 /// List parameters (RFC 7644 §3.4.2): `filter`, 1-based `startIndex`, `count`.
 #[derive(Debug, Deserialize)]
@@ -49,108 +155,52 @@ impl ListQuery {
     }
 }
 
-fn ok(
-    call: &ScimCall,
-    r: Result<serde_json::Value, tracklayer_core::scim::ScimError>,
-) -> ScimAnswer {
+fn ok(call: &ScimCall, r: Result<Value, ScimError>) -> ScimAnswer {
     ScimAnswer::of(call.0.config(), StatusCode::OK, r)
 }
 
-pub async fn list_users(call: ScimCall, Query(q): Query<ListQuery>) -> ScimAnswer {
+/// `GET /Users`, `GET /Groups`.
+pub async fn list(call: ScimCall, t: ResourceType, Query(q): Query<ListQuery>) -> ScimAnswer {
     let (start, count) = match q.page() {
         Ok(p) => p,
         Err(e) => return e,
     };
-    let r = call.scim().users(q.filter.as_deref(), start, count).await;
+    let r = t
+        .list(&call.scim(), q.filter.as_deref(), start, count)
+        .await;
     ok(&call, r.map(|v| q.projection().apply(v)))
 }
 
-pub async fn create_user(call: ScimCall, ScimBody(body): ScimBody) -> ScimAnswer {
-    let r = call.scim().create_user(&body).await;
+/// `POST /Users`, `POST /Groups`.
+pub async fn create(call: ScimCall, t: ResourceType, ScimBody(body): ScimBody) -> ScimAnswer {
+    let r = t.create(&call.scim(), &body).await;
     ScimAnswer::of(call.0.config(), StatusCode::CREATED, r)
 }
 
-pub async fn get_user(
-    call: ScimCall,
-    Path(id): Path<String>,
-    Query(q): Query<ListQuery>,
-) -> ScimAnswer {
-    let r = call.scim().user(&id).await;
-    ok(&call, r.map(|v| q.projection().apply(v)))
+/// `POST /Users/.search`, `POST /Groups/.search`.
+pub async fn search(call: ScimCall, t: ResourceType, ScimBody(body): ScimBody) -> ScimAnswer {
+    search_type(call, t, &body).await
 }
 
-pub async fn replace_user(
-    call: ScimCall,
-    Path(id): Path<String>,
-    ScimBody(body): ScimBody,
-) -> ScimAnswer {
-    ok(&call, call.scim().replace_user(&id, &body).await)
+/// `GET /Users/{id}`, `GET /Groups/{id}`.
+pub async fn get(call: ScimCall, r: Resource, Query(q): Query<ListQuery>) -> ScimAnswer {
+    let v = r.get(&call.scim()).await;
+    ok(&call, v.map(|v| q.projection().apply(v)))
 }
 
-pub async fn patch_user(
-    call: ScimCall,
-    Path(id): Path<String>,
-    ScimBody(body): ScimBody,
-) -> ScimAnswer {
-    ok(&call, call.scim().patch_user(&id, &body).await)
+/// `PUT /Users/{id}`, `PUT /Groups/{id}`.
+pub async fn replace(call: ScimCall, r: Resource, ScimBody(body): ScimBody) -> ScimAnswer {
+    ok(&call, r.replace(&call.scim(), &body).await)
 }
 
-pub async fn delete_user(call: ScimCall, Path(id): Path<String>) -> ScimAnswer {
-    match call.scim().delete_user(&id).await {
-        Ok(()) => ScimAnswer::NoContent,
-        Err(e) => ok(&call, Err(e)),
-    }
+/// `PATCH /Users/{id}`, `PATCH /Groups/{id}`.
+pub async fn patch(call: ScimCall, r: Resource, ScimBody(body): ScimBody) -> ScimAnswer {
+    ok(&call, r.patch(&call.scim(), &body).await)
 }
 
-pub async fn list_groups(call: ScimCall, Query(q): Query<ListQuery>) -> ScimAnswer {
-    let (start, count) = match q.page() {
-        Ok(p) => p,
-        Err(e) => return e,
-    };
-    let r = call.scim().groups(q.filter.as_deref(), start, count).await;
-    ok(&call, r.map(|v| q.projection().apply(v)))
-}
-
-pub async fn create_group(call: ScimCall, ScimBody(body): ScimBody) -> ScimAnswer {
-    let r = call.scim().create_group(&body).await;
-    ScimAnswer::of(call.0.config(), StatusCode::CREATED, r)
-}
-
-pub async fn get_group(
-    call: ScimCall,
-    Path(id): Path<String>,
-    Query(q): Query<ListQuery>,
-) -> ScimAnswer {
-    let r = call.scim().group(&id).await;
-    ok(&call, r.map(|v| q.projection().apply(v)))
-}
-
-pub async fn search_users(call: ScimCall, ScimBody(body): ScimBody) -> ScimAnswer {
-    search_type(call, false, &body).await
-}
-
-pub async fn search_groups(call: ScimCall, ScimBody(body): ScimBody) -> ScimAnswer {
-    search_type(call, true, &body).await
-}
-
-pub async fn replace_group(
-    call: ScimCall,
-    Path(id): Path<String>,
-    ScimBody(body): ScimBody,
-) -> ScimAnswer {
-    ok(&call, call.scim().replace_group(&id, &body).await)
-}
-
-pub async fn patch_group(
-    call: ScimCall,
-    Path(id): Path<String>,
-    ScimBody(body): ScimBody,
-) -> ScimAnswer {
-    ok(&call, call.scim().patch_group(&id, &body).await)
-}
-
-pub async fn delete_group(call: ScimCall, Path(id): Path<String>) -> ScimAnswer {
-    match call.scim().delete_group(&id).await {
+/// `DELETE /Users/{id}`, `DELETE /Groups/{id}`.
+pub async fn delete(call: ScimCall, r: Resource) -> ScimAnswer {
+    match r.delete(&call.scim()).await {
         Ok(()) => ScimAnswer::NoContent,
         Err(e) => ok(&call, Err(e)),
     }

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use tracklayer_core::scim::ScimError;
 
+use super::resources::ResourceType;
 use super::{ScimAnswer, ScimBody, ScimCall};
 
 /// What a caller asked to be returned: only `attributes` (plus `id` and `schemas`, always
@@ -110,18 +111,15 @@ fn page(req: &SearchRequest) -> (usize, Option<usize>) {
 }
 
 /// `POST /Users/.search` and `POST /Groups/.search`: the list of that type.
-pub async fn search_type(call: ScimCall, groups: bool, body: &Value) -> ScimAnswer {
+pub async fn search_type(call: ScimCall, t: ResourceType, body: &Value) -> ScimAnswer {
     let (req, projection) = match search_request(body) {
         Ok(r) => r,
         Err(e) => return e,
     };
     let (start, count) = page(&req);
-    let scim = call.scim();
-    let r = if groups {
-        scim.groups(req.filter.as_deref(), start, count).await
-    } else {
-        scim.users(req.filter.as_deref(), start, count).await
-    };
+    let r = t
+        .list(&call.scim(), req.filter.as_deref(), start, count)
+        .await;
     ScimAnswer::of(
         call.0.config(),
         StatusCode::OK,

@@ -3,6 +3,21 @@
 
 use super::*;
 
+/// The reply is the refusal of a request from `origin`: 403 `origin-not-allowed` naming the
+/// origin, without `Access-Control-Allow-Origin`.
+fn assert_origin_refused((status, headers, v): (StatusCode, HeaderMap, Value), origin: &str) {
+    assert_eq!(status, StatusCode::FORBIDDEN, "{origin}: {v}");
+    assert_eq!(
+        v["type"], "https://tracklayer.io/problems/origin-not-allowed",
+        "{v}"
+    );
+    assert_eq!(v["origin"], origin, "{v}");
+    assert!(
+        !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+        "{origin}"
+    );
+}
+
 impl App {
     /// `POST /v1/track` with the write key, from `origin` when given.
     async fn track_from(&self, origin: Option<&str>) -> (StatusCode, HeaderMap, Value) {
@@ -78,17 +93,7 @@ async fn allowed_origins_are_set_by_an_admin_audited_and_enforced_at_ingest() {
         "https://shop.example.evil",
         "null",
     ] {
-        let (status, headers, v) = app.track_from(Some(evil)).await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{evil}: {v}");
-        assert_eq!(
-            v["type"], "https://tracklayer.io/problems/origin-not-allowed",
-            "{v}"
-        );
-        assert_eq!(v["origin"], evil, "{v}");
-        assert!(
-            !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN),
-            "{evil}"
-        );
+        assert_origin_refused(app.track_from(Some(evil)).await, evil);
     }
     assert_eq!(app.origins_refused().await, 3);
 }
@@ -97,10 +102,9 @@ async fn allowed_origins_are_set_by_an_admin_audited_and_enforced_at_ingest() {
 async fn a_browser_request_is_refused_while_no_origin_is_allowed() {
     let app = App::start().await;
 
-    let (status, _, v) = app.track_from(Some("https://shop.example")).await;
+    let reply = app.track_from(Some("https://shop.example")).await;
 
-    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
-    assert_eq!(v["origin"], "https://shop.example");
+    assert_origin_refused(reply, "https://shop.example");
 }
 
 #[tokio::test]
@@ -182,9 +186,8 @@ async fn a_preflight_is_answered_with_methods_headers_and_max_age() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(!headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
 
-    let (status, _, v) = app.send(preflight(Some("javascript:alert(1)"))).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
-    assert_eq!(v["origin"], "javascript:alert(1)");
+    let reply = app.send(preflight(Some("javascript:alert(1)"))).await;
+    assert_origin_refused(reply, "javascript:alert(1)");
 }
 
 #[tokio::test]
@@ -202,6 +205,7 @@ async fn the_browser_sdks_paths_settings_and_beacon_are_served_from_an_allowed_o
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
             .unwrap()
     };
+    let get = |uri: &str| request(Method::GET, uri, None);
     let key = app.write_key.clone();
 
     // analytics-next: per-type short paths and its batch path, text/plain, writeKey in the body.
@@ -237,13 +241,8 @@ async fn the_browser_sdks_paths_settings_and_beacon_are_served_from_an_allowed_o
     let (status, _, v) = app.send(request(Method::POST, &beacon, Some(body))).await;
     assert_eq!(status, StatusCode::OK, "{v}");
 
-    let (status, headers, doc) = app
-        .send(request(
-            Method::GET,
-            &format!("/v1/projects/{key}/settings"),
-            None,
-        ))
-        .await;
+    let settings = format!("/v1/projects/{key}/settings");
+    let (status, headers, doc) = app.send(get(&settings)).await;
     assert_eq!(status, StatusCode::OK, "{doc}");
     assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], origin);
     assert_eq!(
@@ -252,22 +251,15 @@ async fn the_browser_sdks_paths_settings_and_beacon_are_served_from_an_allowed_o
     );
     assert_eq!(doc["integrations"]["Segment.io"]["protocol"], "http");
 
-    let (status, _, doc) = app
-        .send(request(
-            Method::GET,
-            &format!("/sourceConfig/?writeKey={key}&p=npm"),
-            None,
-        ))
-        .await;
+    let source_config = format!("/sourceConfig/?writeKey={key}&p=npm");
+    let (status, _, doc) = app.send(get(&source_config)).await;
     assert_eq!(status, StatusCode::OK, "{doc}");
     assert_eq!(doc["source"]["destinations"], json!([]));
 
     // A wrong key gets no settings; another origin gets nothing.
-    let (status, _, _) = app
-        .send(request(Method::GET, "/v1/projects/tl_wrong/settings", None))
-        .await;
+    let (status, _, _) = app.send(get("/v1/projects/tl_wrong/settings")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let mut foreign = request(Method::GET, &format!("/v1/projects/{key}/settings"), None);
+    let mut foreign = get(&settings);
     foreign
         .headers_mut()
         .insert(header::ORIGIN, "http://127.0.0.1:6666".parse().unwrap());

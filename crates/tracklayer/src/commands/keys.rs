@@ -5,7 +5,7 @@ use serde_json::json;
 use tracklayer_core::admin::{CreatedKey, KeyRequest, KeyView};
 use tracklayer_core::keys::KeyKind;
 
-use super::operator::{explain, print_out, print_table, role, role_name, when, Operator};
+use super::operator::{explained, print_out, print_table, role, role_name, when, Operator};
 use crate::cli::{KeyKindArg, KeysCommand};
 
 pub(super) async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
@@ -24,45 +24,39 @@ pub(super) async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
                 // Browser-facing keys are made through the admin API (`"browser": true`).
                 browser: false,
             };
-            let created = op
-                .admin
-                .create_key(&op.principal, req)
-                .await
-                .map_err(|e| explain("cannot create the key", e))?;
+            let created = explained(
+                "cannot create the key",
+                op.admin.create_key(&op.principal, req),
+            )
+            .await?;
             print_created(&created, None, args.out.json)?;
         }
         KeysCommand::List(out) => {
             let op = Operator::open(&out.ws).await?;
-            let keys = op
-                .admin
-                .keys(&op.principal)
-                .await
-                .map_err(|e| explain("cannot list keys", e))?;
+            let keys = explained("cannot list keys", op.admin.keys(&op.principal)).await?;
             print_out(out.json, &keys, |keys| print_keys(keys))?;
         }
         KeysCommand::Rotate(args) => {
             let op = Operator::open(&args.out.ws).await?;
-            let created = op
-                .admin
-                .rotate_key(&op.principal, &args.id, args.overlap_days)
-                .await
-                .map_err(|e| explain(&format!("cannot rotate key {}", args.id), e))?;
-            let old = op
-                .admin
-                .keys(&op.principal)
-                .await
-                .map_err(|e| explain("cannot list keys", e))?
+            let created = explained(
+                &format!("cannot rotate key {}", args.id),
+                op.admin
+                    .rotate_key(&op.principal, &args.id, args.overlap_days),
+            )
+            .await?;
+            let old = explained("cannot list keys", op.admin.keys(&op.principal))
+                .await?
                 .into_iter()
                 .find(|k| k.id.as_str() == args.id);
             print_created(&created, old.as_ref(), args.out.json)?;
         }
         KeysCommand::Revoke(args) => {
             let op = Operator::open(&args.out.ws).await?;
-            let key = op
-                .admin
-                .revoke_key(&op.principal, &args.id)
-                .await
-                .map_err(|e| explain(&format!("cannot revoke key {}", args.id), e))?;
+            let key = explained(
+                &format!("cannot revoke key {}", args.id),
+                op.admin.revoke_key(&op.principal, &args.id),
+            )
+            .await?;
             print_out(args.out.json, &key, |key| {
                 println!(
                     "Revoked {} key {} ({}). Running servers refuse it within 5 s.",

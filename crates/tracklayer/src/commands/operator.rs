@@ -43,8 +43,16 @@ pub(super) fn role_name(r: Role) -> &'static str {
     }
 }
 
+/// Awaits a use case; its error is explained as what the operator was `doing` ([`explain`]).
+pub(super) async fn explained<T>(
+    doing: &str,
+    call: impl std::future::Future<Output = Result<T, AdminError>>,
+) -> anyhow::Result<T> {
+    call.await.map_err(|e| explain(doing, e))
+}
+
 /// An [`AdminError`] as one sentence for the operator, naming the flag at fault.
-pub(super) fn explain(doing: &str, e: AdminError) -> anyhow::Error {
+fn explain(doing: &str, e: AdminError) -> anyhow::Error {
     let why = match e {
         AdminError::Invalid { field, detail } if field.is_empty() => detail,
         AdminError::Invalid { field, detail } if field == "email" => format!("EMAIL: {detail}"),

@@ -5,27 +5,24 @@ use serde_json::json;
 use tracklayer_core::user_id::UserId;
 use tracklayer_core::workspace::User;
 
-use super::operator::{explain, print_out, print_table, role, role_name, when, Operator};
+use super::operator::{explained, print_out, print_table, role, role_name, when, Operator};
 use crate::cli::{OperatorArgs, UsersCommand};
 
 pub(super) async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
     match cmd {
         UsersCommand::Invite(args) => {
             let op = Operator::open(&args.out.ws).await?;
-            let user = op
-                .admin
-                .invite_user(&op.principal, &args.email, role(args.role))
-                .await
-                .map_err(|e| explain("cannot invite the user", e))?;
+            let user = explained(
+                "cannot invite the user",
+                op.admin
+                    .invite_user(&op.principal, &args.email, role(args.role)),
+            )
+            .await?;
             print_user(&user, &args.out, "Invited")?;
         }
         UsersCommand::List(out) => {
             let op = Operator::open(&out.ws).await?;
-            let users = op
-                .admin
-                .users(&op.principal)
-                .await
-                .map_err(|e| explain("cannot list users", e))?;
+            let users = explained("cannot list users", op.admin.users(&op.principal)).await?;
             print_out(out.json, &users, |users| {
                 let rows = users.iter().map(|u| {
                     vec![
@@ -41,20 +38,21 @@ pub(super) async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
         UsersCommand::SetRole(args) => {
             let id = user_id(&args.id)?;
             let op = Operator::open(&args.out.ws).await?;
-            let user = op
-                .admin
-                .set_role(&op.principal, &id, role(args.role))
-                .await
-                .map_err(|e| explain(&format!("cannot change the role of {}", args.id), e))?;
+            let user = explained(
+                &format!("cannot change the role of {}", args.id),
+                op.admin.set_role(&op.principal, &id, role(args.role)),
+            )
+            .await?;
             print_user(&user, &args.out, "Updated")?;
         }
         UsersCommand::Remove(args) => {
             let id = user_id(&args.id)?;
             let op = Operator::open(&args.out.ws).await?;
-            op.admin
-                .remove_user(&op.principal, &id)
-                .await
-                .map_err(|e| explain(&format!("cannot remove user {}", args.id), e))?;
+            explained(
+                &format!("cannot remove user {}", args.id),
+                op.admin.remove_user(&op.principal, &id),
+            )
+            .await?;
             if args.out.json {
                 println!("{}", json!({ "removed": args.id }));
             } else {

@@ -131,9 +131,9 @@ pub async fn detail(ObjectPage { s, me, id }: ObjectPage, Query(q): Query<Done>)
     };
     match session_rows(&s, &me, &id).await {
         Ok(sessions) => page(&UserPage {
-            shell: Shell::new(&me, "users", user.email.clone()).done(q.done.as_deref()),
+            shell: Shell::new(&me, "users", user.email.as_str()).done(q.done.as_deref()),
             role: label(&user.role),
-            email: user.email,
+            email: user.email.into(),
             sessions,
             revoke_base: format!("/users/{id}/sessions/"),
         }),
