@@ -21,7 +21,7 @@ use tracklayer_core::destination::{DestinationId, DestinationKind};
 use tracklayer_core::event::{EventId, MessageId};
 use tracklayer_core::ports::{
     AuditLog, DeliveryLog, DeliveryStatus, Enqueuer, EventEraser, EventInspection, EventReader,
-    EventWriter, Keyring, Outgoing, QueueConsumer,
+    EventWriter, Keyring, LogOf, Outgoing, QueueConsumer,
 };
 use tracklayer_core::testkit::egress::RecordingEgress;
 use tracklayer_core::testkit::{self, unique, QueueHarness, T0};
@@ -590,11 +590,17 @@ async fn a_retried_part_of_a_message_supersedes_its_earlier_outcome() {
         })
         .collect();
     l.record(&retry).await.unwrap();
-    assert_eq!(l.delivered(&ws, &d, &ids, later).await.unwrap(), ids[..2]);
+    assert_eq!(
+        l.delivered(LogOf::new(&ws, &d), &ids, later).await.unwrap(),
+        ids[..2]
+    );
     let third = l.for_event(&ws, &ids[2], later).await.unwrap();
     assert_eq!(third.len(), 1);
     assert_eq!(third[0].status, DeliveryStatus::Retrying);
-    let recent = l.for_destination(&ws, &d, 10, later).await.unwrap();
+    let recent = l
+        .for_destination(LogOf::new(&ws, &d), 10, later)
+        .await
+        .unwrap();
     assert_eq!(recent.len(), 3);
     assert_eq!(recent[0].status, DeliveryStatus::Delivered);
     assert_eq!(recent[2].status, DeliveryStatus::Retrying);

@@ -4,11 +4,10 @@ use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 use time::OffsetDateTime;
 use tracklayer_core::clock::unix_millis;
-use tracklayer_core::destination::DestinationId;
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::EventId;
 use tracklayer_core::ports::{
-    DeliveryCursor, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord,
+    DeliveryCursor, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord, LogOf,
 };
 use tracklayer_core::workspace::WorkspaceId;
 
@@ -242,11 +241,11 @@ impl DeliveryLog for SqliteDeliveryLog {
 
     async fn delivered(
         &self,
-        ws: &WorkspaceId,
-        destination: &DestinationId,
+        log: LogOf<'_>,
         events: &[EventId],
         now: OffsetDateTime,
     ) -> Result<Vec<EventId>, StoreError> {
+        let LogOf { ws, destination } = log;
         let ws = ws.as_str().to_owned();
         let d = destination.as_str().to_owned();
         let events = events.to_vec();
@@ -298,11 +297,11 @@ impl DeliveryLog for SqliteDeliveryLog {
 
     async fn page(
         &self,
-        ws: &WorkspaceId,
-        destination: &DestinationId,
+        log: LogOf<'_>,
         query: &DeliveryQuery,
         now: OffsetDateTime,
     ) -> Result<DeliveryPage, StoreError> {
+        let LogOf { ws, destination } = log;
         let (ws, d, now) = (
             ws.as_str().to_owned(),
             destination.as_str().to_owned(),
@@ -413,6 +412,7 @@ impl DeliveryLog for SqliteDeliveryLog {
 
 #[cfg(test)]
 mod tests {
+    use tracklayer_core::destination::DestinationId;
     use tracklayer_core::ports::DeliveryStatus;
     use tracklayer_core::testkit::delivery_log::delivery_record;
     use tracklayer_core::testkit::T0;
@@ -442,7 +442,7 @@ mod tests {
         log.record(&records).await.unwrap();
 
         // Assert
-        let delivered = log.delivered(&ws, &d, &ids, T0).await.unwrap();
+        let delivered = log.delivered(LogOf::new(&ws, &d), &ids, T0).await.unwrap();
         assert_eq!(delivered, [ids[1], ids[5]]);
         let page = DeliveryQuery {
             statuses: Vec::new(),
@@ -451,7 +451,7 @@ mod tests {
             after: None,
             limit: 100,
         };
-        let all = log.page(&ws, &d, &page, T0).await.unwrap();
+        let all = log.page(LogOf::new(&ws, &d), &page, T0).await.unwrap();
         assert_eq!(all.records.len(), 38, "one record per item");
     }
     #[tokio::test]

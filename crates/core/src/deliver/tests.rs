@@ -30,7 +30,7 @@ use crate::keys::{ApiKeyRecord, KeyId};
 use crate::ports::SuppressionList;
 use crate::ports::{
     ControlReader, DeadLetterAdmin, DeliveryCursor, DeliveryLog, DeliveryPage, DeliveryQuery,
-    DeliveryRecord, DeliveryStatus, Egress, EgressError, Enqueuer, Keyring, Outgoing,
+    DeliveryRecord, DeliveryStatus, Egress, EgressError, Enqueuer, Keyring, LogOf, Outgoing,
     QueueConsumer, Receipt, Received, Remainder, ReplayFilter,
 };
 use crate::workspace::{KeyRef, Region, Workspace, WorkspaceId};
@@ -578,8 +578,7 @@ impl DeliveryLog for MemoryLog {
     }
     async fn delivered(
         &self,
-        _ws: &WorkspaceId,
-        destination: &DestinationId,
+        log: LogOf<'_>,
         events: &[EventId],
         _now: OffsetDateTime,
     ) -> Result<Vec<EventId>, StoreError> {
@@ -587,7 +586,7 @@ impl DeliveryLog for MemoryLog {
         Ok(events
             .iter()
             .filter(|e| {
-                all.get(&(destination.as_str().to_owned(), **e))
+                all.get(&(log.destination.as_str().to_owned(), **e))
                     .is_some_and(|r| r.status == DeliveryStatus::Delivered)
             })
             .copied()
@@ -603,13 +602,12 @@ impl DeliveryLog for MemoryLog {
     }
     async fn page(
         &self,
-        _ws: &WorkspaceId,
-        destination: &DestinationId,
+        log: LogOf<'_>,
         query: &DeliveryQuery,
         _now: OffsetDateTime,
     ) -> Result<DeliveryPage, StoreError> {
         let mut records = self.matching(usize::MAX, |r| {
-            r.destination_id == *destination && query.matches(r)
+            r.destination_id == *log.destination && query.matches(r)
         });
         records.sort_by_key(|r| std::cmp::Reverse(DeliveryCursor::of(r).key()));
         let more = records.len() > query.limit;

@@ -351,7 +351,7 @@ async fn a_subject_index_of_whole_hmacs_is_moved_to_their_keys_and_finds_the_sam
 async fn a_delivery_log_keyed_by_destination_first_is_moved_to_the_event_first_key() {
     use tracklayer_core::destination::DestinationId;
     use tracklayer_core::event::EventId;
-    use tracklayer_core::ports::{DeliveryLog, DeliveryQuery, DeliveryStatus};
+    use tracklayer_core::ports::{DeliveryLog, DeliveryQuery, DeliveryStatus, LogOf};
     use tracklayer_core::testkit::delivery_log::delivery_record;
     use tracklayer_local::SqliteDeliveryLog;
 
@@ -385,15 +385,19 @@ async fn a_delivery_log_keyed_by_destination_first_is_moved_to_the_event_first_k
                 after: None,
                 limit: 2,
             };
-            let first = log.page(&ws, &d1, &query, T0).await.unwrap();
+            let first = log.page(LogOf::new(&ws, &d1), &query, T0).await.unwrap();
             let query = DeliveryQuery {
                 after: first.next,
                 ..query
             };
-            let second = log.page(&ws, &d1, &query, T0).await.unwrap();
+            let second = log.page(LogOf::new(&ws, &d1), &query, T0).await.unwrap();
             let delivered = (
-                log.delivered(&ws, &d1, &events, T0).await.unwrap(),
-                log.delivered(&ws, &d2, &events, T0).await.unwrap(),
+                log.delivered(LogOf::new(&ws, &d1), &events, T0)
+                    .await
+                    .unwrap(),
+                log.delivered(LogOf::new(&ws, &d2), &events, T0)
+                    .await
+                    .unwrap(),
             );
             let all = log.for_events(&ws, &events).await.unwrap();
             (traces, first, second, delivered, all)
