@@ -166,14 +166,18 @@ impl<'a> Outcome<'a> {
     }
 }
 
-/// The columns [`records`] reads (SQL, for `concat!`).
-macro_rules! record_columns {
-    () => {
-        "workspace_id, destination_id, event_id, doc"
+/// The query for the records that `$filter` (the SQL after `WHERE`) selects, with the
+/// columns [`records`] reads.
+macro_rules! select_records {
+    ($filter:literal) => {
+        concat!(
+            "SELECT workspace_id, destination_id, event_id, doc FROM delivery_log WHERE ",
+            $filter
+        )
     };
 }
 
-/// The records `query` selects ([`record_columns`]): each its doc with its key's ids.
+/// The records `query` selects ([`select_records`]): each its doc with its key's ids.
 fn records(
     c: &rusqlite::Connection,
     query: &str,
@@ -283,10 +287,8 @@ impl DeliveryLog for SqliteDeliveryLog {
             .call("delivery_log", move |c| {
                 records(
                     c,
-                    concat!(
-                        "SELECT ",
-                        record_columns!(),
-                        " FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2
+                    select_records!(
+                        "workspace_id = ?1 AND event_id = ?2
                          AND expires_at > ?3 ORDER BY destination_id"
                     ),
                     params![ws, e, now],
@@ -328,10 +330,8 @@ impl DeliveryLog for SqliteDeliveryLog {
             .call("delivery_log", move |c| {
                 records(
                     c,
-                    concat!(
-                        "SELECT ",
-                        record_columns!(),
-                        " FROM delivery_log WHERE workspace_id = ?1 AND destination_id = ?2
+                    select_records!(
+                        "workspace_id = ?1 AND destination_id = ?2
                          AND expires_at > ?3
                          AND (?4 = '' OR instr(?4, ',' || status || ',') > 0)
                          AND updated_at >= ?5 AND updated_at <= ?6
@@ -379,11 +379,7 @@ impl DeliveryLog for SqliteDeliveryLog {
                 for e in &events {
                     out.extend(records(
                         c,
-                        concat!(
-                            "SELECT ",
-                            record_columns!(),
-                            " FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2"
-                        ),
+                        select_records!("workspace_id = ?1 AND event_id = ?2"),
                         params![ws, e],
                     )?);
                 }

@@ -578,7 +578,7 @@ impl DeliveryLog for MemoryLog {
     }
     async fn delivered(
         &self,
-        log: LogOf<'_>,
+        LogOf { destination, .. }: LogOf<'_>,
         events: &[EventId],
         _now: OffsetDateTime,
     ) -> Result<Vec<EventId>, StoreError> {
@@ -586,7 +586,7 @@ impl DeliveryLog for MemoryLog {
         Ok(events
             .iter()
             .filter(|e| {
-                all.get(&(log.destination.as_str().to_owned(), **e))
+                all.get(&(destination.as_str().to_owned(), **e))
                     .is_some_and(|r| r.status == DeliveryStatus::Delivered)
             })
             .copied()
@@ -602,12 +602,12 @@ impl DeliveryLog for MemoryLog {
     }
     async fn page(
         &self,
-        log: LogOf<'_>,
+        LogOf { destination, .. }: LogOf<'_>,
         query: &DeliveryQuery,
         _now: OffsetDateTime,
     ) -> Result<DeliveryPage, StoreError> {
         let mut records = self.matching(usize::MAX, |r| {
-            r.destination_id == *log.destination && query.matches(r)
+            r.destination_id == *destination && query.matches(r)
         });
         records.sort_by_key(|r| std::cmp::Reverse(DeliveryCursor::of(r).key()));
         let more = records.len() > query.limit;
