@@ -270,6 +270,16 @@ async fn delivery_queue() -> LocalQueue {
     }
 }
 
+/// The first column of every row `query` selects.
+fn first_column<T: rusqlite::types::FromSql>(c: &rusqlite::Connection, query: &str) -> Vec<T> {
+    c.prepare(query)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 fn keep_dir() -> std::path::PathBuf {
     tempfile::tempdir().unwrap().keep()
 }
@@ -1104,13 +1114,8 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
         "rebuilt: the stored events' rows, not the orphan"
     );
     let c = rusqlite::Connection::open(&path).unwrap();
-    let columns: Vec<String> = c
-        .prepare("SELECT name FROM pragma_table_info('event_subjects')")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let columns: Vec<String> =
+        first_column(&c, "SELECT name FROM pragma_table_info('event_subjects')");
     assert_eq!(columns, ["workspace", "subject_key", "event_id"]);
     let stored: Vec<(String, i64, String, i64)> = c
         .prepare(

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::MetaWorkspace;
+use super::{first_column, MetaWorkspace};
 use async_trait::async_trait;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -220,11 +220,7 @@ impl World {
     async fn queued_body(&self) -> RefBody {
         let bodies: Vec<Vec<u8>> = self
             .db
-            .call("test", |c| {
-                let mut stmt = c.prepare("SELECT body FROM queue").unwrap();
-                let rows = stmt.query_map([], |r| r.get(0)).unwrap();
-                Ok(rows.map(Result::unwrap).collect())
-            })
+            .call("test", |c| Ok(first_column(c, "SELECT body FROM queue")))
             .await
             .unwrap();
         assert_eq!(bodies.len(), 1, "one queued message");

@@ -9,7 +9,7 @@ use tracklayer_core::testkit::{self, T0};
 use tracklayer_core::workspace::{Region, WorkspaceId};
 use tracklayer_local::{Db, SqliteEventStore};
 
-use super::keep_dir;
+use super::{first_column, keep_dir};
 
 /// Turns the subject index of a current database back into the layout before subject keys
 /// (the DDL of that version): each subject HMAC of `hmacs` (hex) whole, not its key.
@@ -446,13 +446,10 @@ async fn a_delivery_log_keyed_by_destination_first_is_moved_to_the_event_first_k
         .collect();
     let names: Vec<&str> = key.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["workspace_id", "event_id", "destination_id"]);
-    let indexes: Vec<String> = c
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'delivery_log' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let indexes: Vec<String> = first_column(
+        &c,
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'delivery_log' ORDER BY name",
+    );
     assert_eq!(indexes, ["delivery_log_by_expiry", "delivery_log_recent"]);
     let rows: i64 = c
         .query_row("SELECT count(*) FROM delivery_log", [], |r| r.get(0))
