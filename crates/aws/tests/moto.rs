@@ -21,7 +21,7 @@ use tracklayer_core::destination::{DestinationId, DestinationKind};
 use tracklayer_core::event::{EventId, MessageId};
 use tracklayer_core::ports::{
     AuditLog, DeliveryLog, DeliveryStatus, Enqueuer, EventEraser, EventInspection, EventReader,
-    EventWriter, Keyring, LogOf, Outgoing, QueueConsumer,
+    EventWriter, Keyring, LogOf, Outgoing, Page, QueueConsumer,
 };
 use tracklayer_core::testkit::egress::RecordingEgress;
 use tracklayer_core::testkit::{self, unique, QueueHarness, T0};
@@ -492,7 +492,7 @@ async fn forgetting_a_subjects_events_lets_the_retry_through() {
         .await
         .unwrap();
     assert!(s
-        .events_by_subject(&ws, "phone-f", None, 10, T0)
+        .events_by_subject(&ws, "phone-f", Page::first(10), T0)
         .await
         .unwrap()
         .is_empty());
@@ -560,7 +560,7 @@ async fn one_request_is_one_event_pack_and_one_operational_pack() {
     assert!(s.operational(&ws, &ids[10], T0).await.unwrap().is_none());
     assert!(s.event(&ws, &ids[11], T0).await.unwrap().is_some());
     assert_eq!(
-        s.events_by_subject(&ws, "device-1", None, 1000, T0)
+        s.events_by_subject(&ws, "device-1", Page::first(1000), T0)
             .await
             .unwrap()
             .len(),
@@ -1119,7 +1119,7 @@ async fn erasing_part_of_a_shared_pack_moves_it_off_the_erased_events_id() {
         assert!(s.event(&ws, id, T0).await.unwrap().is_some());
         assert!(s.operational(&ws, id, T0).await.unwrap().is_some());
         assert_eq!(
-            s.events_by_subject(&ws, subject, None, 10, T0)
+            s.events_by_subject(&ws, subject, Page::first(10), T0)
                 .await
                 .unwrap()
                 .len(),

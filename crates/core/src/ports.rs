@@ -297,21 +297,43 @@ pub trait EventEraser: Send + Sync {
     /// Deletes what expired before `now`; returns how many rows went. Backends with native
     /// TTL may do nothing here, since reads filter expired rows anyway.
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
-    /// The events indexed under any of `subjects` (subject-index values), expired or not,
-    /// each once, ordered by event id, after `after`, at most `limit`; each with the rows the
-    /// store keeps beside it. Data-subject requests page through a subject with this.
+    /// One page of the events indexed under any of `subjects` (subject-index values),
+    /// expired or not, each once, ordered by event id; each with the rows the store keeps
+    /// beside it. Data-subject requests page through a subject with this.
     async fn subject_footprint(
         &self,
         ws: &WorkspaceId,
         subjects: &[String],
-        after: Option<&EventId>,
-        limit: usize,
+        page: Page,
     ) -> Result<Vec<EventFootprint>, StoreError>;
     /// Erasure: deletes these events and every row kept for them — the event, all of its
     /// subject-index entries (every subject of the event), its operational record and the
     /// dedup marker that points at it — expired or not. Idempotent: what is already gone
     /// counts 0. Returns the rows deleted per kind.
     async fn erase(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<ErasedRows, StoreError>;
+}
+
+/// Which page of events a read by subject answers, in event-id order: those after `after`
+/// (from the first when `None`), at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub after: Option<EventId>,
+    pub limit: usize,
+}
+
+impl Page {
+    /// The first `limit` events.
+    pub fn first(limit: usize) -> Self {
+        Self { after: None, limit }
+    }
+
+    /// The `limit` events after `last`.
+    pub fn after(last: EventId, limit: usize) -> Self {
+        Self {
+            after: Some(last),
+            limit,
+        }
+    }
 }
 
 /// `ids` without repeats, in their order: for a store that reads a batch one id at a time.
@@ -332,13 +354,12 @@ impl<T: EventWriter + EventReader + EventEraser + ?Sized> EventStore for T {}
 #[cfg(feature = "testkit")]
 #[async_trait]
 pub trait EventInspection: Send + Sync {
-    /// Unexpired events whose subject index includes `subject`, oldest first, after `after`.
+    /// One page of the unexpired events whose subject index includes `subject`, oldest first.
     async fn events_by_subject(
         &self,
         ws: &WorkspaceId,
         subject: &str,
-        after: Option<&EventId>,
-        limit: usize,
+        page: Page,
         now: OffsetDateTime,
     ) -> Result<Vec<StoredEvent>, StoreError>;
     /// The unexpired operational record (sealed IP/UA) of an event.

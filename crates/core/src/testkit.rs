@@ -26,7 +26,7 @@ use crate::event::{DeliveryItem, ForwardedConsent, QueueBody};
 use crate::event::{EventId, EventType, MessageId, OperationalRecord, Routing, StoredEvent};
 use crate::identity::{Field, Profile};
 use crate::keys::{ApiKeyRecord, KeyId, KeyKind, Role};
-use crate::ports::{AuditLog, ExportPart, LogOf};
+use crate::ports::{AuditLog, ExportPart, LogOf, Page};
 use crate::ports::{
     ControlStore, DeadLetter, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, DsrStore,
     InspectableEventStore, Keyring, Mail, Mailer, NewEvent, Outgoing, Received, ReplayFilter,

@@ -11,7 +11,7 @@ use super::{delivery_record, new_event, unique, T0};
 use crate::audit::{AuditFilter, NewAuditEntry};
 use crate::destination::DestinationId;
 use crate::event::EventId;
-use crate::ports::{AuditLog, DeliveryLog, DeliveryStatus, InspectableEventStore, LogOf};
+use crate::ports::{AuditLog, DeliveryLog, DeliveryStatus, InspectableEventStore, LogOf, Page};
 use crate::workspace::{Region, Retention, WorkspaceId};
 
 /// The stores whose data expires, from one backend.
@@ -38,7 +38,10 @@ async fn has_operational(s: &Stores, ws: &WorkspaceId, id: &EventId, now: Offset
 
 /// How many events of `subject` the event store returns at `now` (10 at most).
 async fn subject_events(s: &Stores, ws: &WorkspaceId, subject: &str, now: OffsetDateTime) -> usize {
-    let found = s.events.events_by_subject(ws, subject, None, 10, now).await;
+    let found = s
+        .events
+        .events_by_subject(ws, subject, Page::first(10), now)
+        .await;
     found.unwrap().len()
 }
 
