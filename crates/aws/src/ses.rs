@@ -176,28 +176,10 @@ impl SesMailer {
     }
 }
 
-fn header_safe(s: &str) -> bool {
-    !s.contains(['\r', '\n'])
-}
-
 #[async_trait]
 impl Mailer for SesMailer {
     async fn send(&self, mail: &Mail) -> Result<(), MailError> {
-        if mail.to.is_empty() {
-            return Err(MailError::Rejected("no recipient".into()));
-        }
-        if mail
-            .to
-            .iter()
-            .any(|to| !header_safe(to) || !to.contains('@'))
-        {
-            return Err(MailError::Rejected(
-                "a recipient is not an email address".into(),
-            ));
-        }
-        if !header_safe(&mail.subject) {
-            return Err(MailError::Rejected("the subject has a line break".into()));
-        }
+        mail.check()?;
         match self.client.send_email(&self.sender, mail).await {
             Ok(()) => Ok(()),
             Err(SesError::Refused(code)) => Err(MailError::Rejected(format!(

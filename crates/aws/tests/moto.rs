@@ -21,7 +21,7 @@ use tracklayer_core::destination::{DestinationId, DestinationKind};
 use tracklayer_core::event::{EventId, MessageId};
 use tracklayer_core::ports::{
     AuditLog, DeliveryLog, DeliveryStatus, Enqueuer, EventEraser, EventInspection, EventReader,
-    EventWriter, Keyring, Outgoing, QueueConsumer,
+    EventWriter, Keyring, LogOf, Outgoing, Page, QueueConsumer,
 };
 use tracklayer_core::testkit::egress::RecordingEgress;
 use tracklayer_core::testkit::{self, unique, QueueHarness, T0};
@@ -492,7 +492,7 @@ async fn forgetting_a_subjects_events_lets_the_retry_through() {
         .await
         .unwrap();
     assert!(s
-        .events_by_subject(&ws, "phone-f", None, 10, T0)
+        .events_by_subject(&ws, "phone-f", Page::first(10), T0)
         .await
         .unwrap()
         .is_empty());
@@ -560,7 +560,7 @@ async fn one_request_is_one_event_pack_and_one_operational_pack() {
     assert!(s.operational(&ws, &ids[10], T0).await.unwrap().is_none());
     assert!(s.event(&ws, &ids[11], T0).await.unwrap().is_some());
     assert_eq!(
-        s.events_by_subject(&ws, "device-1", None, 1000, T0)
+        s.events_by_subject(&ws, "device-1", Page::first(1000), T0)
             .await
             .unwrap()
             .len(),
@@ -590,11 +590,17 @@ async fn a_retried_part_of_a_message_supersedes_its_earlier_outcome() {
         })
         .collect();
     l.record(&retry).await.unwrap();
-    assert_eq!(l.delivered(&ws, &d, &ids, later).await.unwrap(), ids[..2]);
+    assert_eq!(
+        l.delivered(LogOf::new(&ws, &d), &ids, later).await.unwrap(),
+        ids[..2]
+    );
     let third = l.for_event(&ws, &ids[2], later).await.unwrap();
     assert_eq!(third.len(), 1);
     assert_eq!(third[0].status, DeliveryStatus::Retrying);
-    let recent = l.for_destination(&ws, &d, 10, later).await.unwrap();
+    let recent = l
+        .for_destination(LogOf::new(&ws, &d), 10, later)
+        .await
+        .unwrap();
     assert_eq!(recent.len(), 3);
     assert_eq!(recent[0].status, DeliveryStatus::Delivered);
     assert_eq!(recent[2].status, DeliveryStatus::Retrying);
@@ -1113,7 +1119,7 @@ async fn erasing_part_of_a_shared_pack_moves_it_off_the_erased_events_id() {
         assert!(s.event(&ws, id, T0).await.unwrap().is_some());
         assert!(s.operational(&ws, id, T0).await.unwrap().is_some());
         assert_eq!(
-            s.events_by_subject(&ws, subject, None, 10, T0)
+            s.events_by_subject(&ws, subject, Page::first(10), T0)
                 .await
                 .unwrap()
                 .len(),

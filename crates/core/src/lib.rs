@@ -36,6 +36,7 @@ pub mod services;
 pub mod sessions;
 pub mod stats;
 pub mod user_id;
+pub mod varint;
 pub mod workspace;
 
 #[cfg(feature = "testkit")]

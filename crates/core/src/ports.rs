@@ -24,8 +24,13 @@ use crate::workspace::{KeyRef, User, Workspace, WorkspaceId};
 /// Console sign-in state (sessions, one-time links, credentials, failure counters).
 pub use crate::sessions::SessionStore;
 
+mod delivery_log;
 mod delivery_queue;
 mod ingest_store;
+pub use delivery_log::{
+    DeliveryCursor, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord, DeliveryStatus,
+    DeliveryStatusKind, LogOf,
+};
 pub use delivery_queue::{DeadLetterAdmin, DeliveryQueue, Enqueuer, QueueConsumer, Remainder};
 pub use ingest_store::{IngestStore, PackRecorded, Recorded};
 
@@ -292,21 +297,43 @@ pub trait EventEraser: Send + Sync {
     /// Deletes what expired before `now`; returns how many rows went. Backends with native
     /// TTL may do nothing here, since reads filter expired rows anyway.
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
-    /// The events indexed under any of `subjects` (subject-index values), expired or not,
-    /// each once, ordered by event id, after `after`, at most `limit`; each with the rows the
-    /// store keeps beside it. Data-subject requests page through a subject with this.
+    /// One page of the events indexed under any of `subjects` (subject-index values),
+    /// expired or not, each once, ordered by event id; each with the rows the store keeps
+    /// beside it. Data-subject requests page through a subject with this.
     async fn subject_footprint(
         &self,
         ws: &WorkspaceId,
         subjects: &[String],
-        after: Option<&EventId>,
-        limit: usize,
+        page: Page,
     ) -> Result<Vec<EventFootprint>, StoreError>;
     /// Erasure: deletes these events and every row kept for them — the event, all of its
     /// subject-index entries (every subject of the event), its operational record and the
     /// dedup marker that points at it — expired or not. Idempotent: what is already gone
     /// counts 0. Returns the rows deleted per kind.
     async fn erase(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<ErasedRows, StoreError>;
+}
+
+/// Which page of events a read by subject answers, in event-id order: those after `after`
+/// (from the first when `None`), at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub after: Option<EventId>,
+    pub limit: usize,
+}
+
+impl Page {
+    /// The first `limit` events.
+    pub fn first(limit: usize) -> Self {
+        Self { after: None, limit }
+    }
+
+    /// The `limit` events after `last`.
+    pub fn after(last: EventId, limit: usize) -> Self {
+        Self {
+            after: Some(last),
+            limit,
+        }
+    }
 }
 
 /// `ids` without repeats, in their order: for a store that reads a batch one id at a time.
@@ -327,13 +354,12 @@ impl<T: EventWriter + EventReader + EventEraser + ?Sized> EventStore for T {}
 #[cfg(feature = "testkit")]
 #[async_trait]
 pub trait EventInspection: Send + Sync {
-    /// Unexpired events whose subject index includes `subject`, oldest first, after `after`.
+    /// One page of the unexpired events whose subject index includes `subject`, oldest first.
     async fn events_by_subject(
         &self,
         ws: &WorkspaceId,
         subject: &str,
-        after: Option<&EventId>,
-        limit: usize,
+        page: Page,
         now: OffsetDateTime,
     ) -> Result<Vec<StoredEvent>, StoreError>;
     /// The unexpired operational record (sealed IP/UA) of an event.
@@ -481,6 +507,32 @@ pub struct Mail {
     pub text: String,
 }
 
+impl Mail {
+    /// What every mailer refuses before it sends: no recipient, a recipient that is not an
+    /// email address, or a line break in a header (header injection).
+    pub fn check(&self) -> Result<(), MailError> {
+        fn header_safe(s: &str) -> bool {
+            !s.contains(['\r', '\n'])
+        }
+        if self.to.is_empty() {
+            return Err(MailError::Rejected("no recipient".into()));
+        }
+        if self
+            .to
+            .iter()
+            .any(|to| !header_safe(to) || !to.contains('@'))
+        {
+            return Err(MailError::Rejected(
+                "a recipient is not an email address".into(),
+            ));
+        }
+        if !header_safe(&self.subject) {
+            return Err(MailError::Rejected("the subject has a line break".into()));
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Debug for Mail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mail")
@@ -518,202 +570,15 @@ pub trait Egress: Send + Sync {
     ) -> Result<crate::deliver::HttpResponse, EgressError>;
 }
 
-/// Where one event stands with one destination.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case", tag = "status", content = "reason")]
-pub enum DeliveryStatus {
-    Delivered,
-    /// Will be tried again.
-    Retrying,
-    /// In the dead-letter queue; an admin can replay it.
-    Dead,
-    /// Never sent: too old for the destination, or not acceptable to it.
-    Dropped(String),
-}
-
-impl DeliveryStatus {
-    pub fn kind(&self) -> DeliveryStatusKind {
-        match self {
-            Self::Delivered => DeliveryStatusKind::Delivered,
-            Self::Retrying => DeliveryStatusKind::Retrying,
-            Self::Dead => DeliveryStatusKind::Dead,
-            Self::Dropped(_) => DeliveryStatusKind::Dropped,
-        }
-    }
-}
-
-/// A `DeliveryStatus` without its reason: what the delivery log filters by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DeliveryStatusKind {
-    Delivered,
-    Retrying,
-    Dead,
-    Dropped,
-}
-
-impl DeliveryStatusKind {
-    pub const ALL: [Self; 4] = [Self::Delivered, Self::Retrying, Self::Dead, Self::Dropped];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Delivered => "delivered",
-            Self::Retrying => "retrying",
-            Self::Dead => "dead",
-            Self::Dropped => "dropped",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-/// One event's delivery to one destination. Consent decisions and "queued" are not written
-/// here: they are in the stored event's routing, so no write is spent per event and
-/// destination at ingest (DESIGN.md § Cost).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct DeliveryRecord {
-    pub workspace_id: WorkspaceId,
-    pub destination_id: DestinationId,
-    pub event_id: EventId,
-    /// The event's Segment `messageId` (absent from records written before it was kept).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<MessageId>,
-    #[serde(flatten)]
-    pub status: DeliveryStatus,
-    pub attempts: u32,
-    /// When a `Retrying` record's next attempt is due.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
-    )]
-    pub next_attempt_at: Option<OffsetDateTime>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_http_status: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-}
-
-/// A position in a destination's log, which is ordered newest first by
-/// (`updated_at` in milliseconds, event id): the next page starts strictly after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeliveryCursor {
-    pub updated_ms: i64,
-    pub event_id: EventId,
-}
-
-impl DeliveryCursor {
-    /// The position of `r`.
-    pub fn of(r: &DeliveryRecord) -> Self {
-        Self {
-            updated_ms: crate::clock::unix_millis(r.updated_at),
-            event_id: r.event_id,
-        }
-    }
-
-    /// What the log is ordered by (descending).
-    pub fn key(self) -> (i64, EventId) {
-        (self.updated_ms, self.event_id)
-    }
-}
-
-/// Which of a destination's records to list: filters apply to each event's latest record.
-#[derive(Debug, Clone, Default)]
-pub struct DeliveryQuery {
-    /// Only these statuses; any when empty.
-    pub statuses: Vec<DeliveryStatusKind>,
-    /// Updated at or after (millisecond precision).
-    pub since: Option<OffsetDateTime>,
-    /// Updated at or before (millisecond precision).
-    pub until: Option<OffsetDateTime>,
-    /// Records after this position (the previous page's `next`).
-    pub after: Option<DeliveryCursor>,
-    pub limit: usize,
-}
-
-impl DeliveryQuery {
-    /// Does `r` pass the filters and come after the cursor? Adapters that filter in memory
-    /// use this, so both backends read a query the same way.
-    pub fn matches(&self, r: &DeliveryRecord) -> bool {
-        let ms = crate::clock::unix_millis(r.updated_at);
-        (self.statuses.is_empty() || self.statuses.contains(&r.status.kind()))
-            && self
-                .since
-                .is_none_or(|t| ms >= crate::clock::unix_millis(t))
-            && self
-                .until
-                .is_none_or(|t| ms <= crate::clock::unix_millis(t))
-            && self.after.is_none_or(|c| (ms, r.event_id) < c.key())
-    }
-}
-
-/// One page of a destination's log, newest first; `next` when more records follow.
+/// One part of a request's access export, as a [`DsrStore`] keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliveryPage {
-    pub records: Vec<DeliveryRecord>,
-    pub next: Option<DeliveryCursor>,
-}
-
-/// Attempts and outcomes per (event, destination); kept 30 days.
-#[async_trait]
-pub trait DeliveryLog: Send + Sync {
-    /// Writes (or overwrites) the records, all of one destination, in as few writes as the
-    /// backend allows.
-    async fn record(&self, records: &[DeliveryRecord]) -> Result<(), StoreError>;
-    /// Which of `events` were already delivered to `destination` (for idempotence).
-    async fn delivered(
-        &self,
-        ws: &WorkspaceId,
-        destination: &DestinationId,
-        events: &[EventId],
-        now: OffsetDateTime,
-    ) -> Result<Vec<EventId>, StoreError>;
-    /// The unexpired records of one event, one per destination.
-    async fn for_event(
-        &self,
-        ws: &WorkspaceId,
-        event: &EventId,
-        now: OffsetDateTime,
-    ) -> Result<Vec<DeliveryRecord>, StoreError>;
-    /// One page of the unexpired records of one destination that match `query`, newest
-    /// first by (`updated_at` in milliseconds, event id): paging on with `next` neither skips
-    /// nor repeats a record of an unchanged log, equal timestamps included.
-    async fn page(
-        &self,
-        ws: &WorkspaceId,
-        destination: &DestinationId,
-        query: &DeliveryQuery,
-        now: OffsetDateTime,
-    ) -> Result<DeliveryPage, StoreError>;
-    /// The most recent unexpired records of one destination, newest first.
-    async fn for_destination(
-        &self,
-        ws: &WorkspaceId,
-        destination: &DestinationId,
-        limit: usize,
-        now: OffsetDateTime,
-    ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let query = DeliveryQuery {
-            limit,
-            ..DeliveryQuery::default()
-        };
-        Ok(self.page(ws, destination, &query, now).await?.records)
-    }
-    /// Deletes what expired before `now`.
-    async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
-    /// Every record of these events, any destination, expired or not.
-    async fn for_events(
-        &self,
-        ws: &WorkspaceId,
-        events: &[EventId],
-    ) -> Result<Vec<DeliveryRecord>, StoreError>;
-    /// Erasure: deletes every record of these events (all destinations); returns how many.
-    async fn erase_events(&self, ws: &WorkspaceId, events: &[EventId]) -> Result<u64, StoreError>;
+pub struct ExportPart {
+    /// Its place in the export (parts are read back in this order).
+    pub number: u32,
+    /// The part sealed with the workspace data key; at most 300 KiB.
+    pub sealed: Sealed,
+    /// Unreadable after this.
+    pub expires_at: OffsetDateTime,
 }
 
 /// What ingest reads to drop the events of erased subjects: read-only.
@@ -744,15 +609,12 @@ pub trait DsrStore: SuppressionList {
         tokens: &[String],
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
-    /// Writes (or overwrites) part `part` of a request's access export, sealed with the
-    /// workspace data key; at most 300 KiB. Unreadable after `expires_at`.
+    /// Writes (or overwrites) one part of a request's access export.
     async fn put_export_part(
         &self,
         ws: &WorkspaceId,
         id: &DsrId,
-        part: u32,
-        sealed: &Sealed,
-        expires_at: OffsetDateTime,
+        part: &ExportPart,
     ) -> Result<(), StoreError>;
     /// The unexpired parts of a request's export, in part order (empty if none).
     async fn export_parts(

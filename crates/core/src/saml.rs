@@ -11,4 +11,4 @@ pub use connection::{
     acs_url, entity_id, mail_domain, RoleRule, SamlConnection, SamlSettings, MAX_MANAGED_DOMAINS,
     MAX_ROLE_RULES,
 };
-pub use store::{SamlStore, REQUEST_TTL};
+pub use store::{AssertionUse, PendingRequest, SamlStore, REQUEST_TTL};

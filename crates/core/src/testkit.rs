@@ -27,7 +27,7 @@ use crate::event::{EventId, EventType, MessageId, OperationalRecord, Routing, St
 use crate::identity::{Field, Profile};
 use crate::ingest::Snapshot;
 use crate::keys::{ApiKeyRecord, KeyId, KeyKind, Role};
-use crate::ports::AuditLog;
+use crate::ports::{AuditLog, ExportPart, LogOf, Page};
 use crate::ports::{
     ControlStore, DeadLetter, DeliveryLog, DeliveryQueue, DeliveryRecord, DeliveryStatus, DsrStore,
     InspectableEventStore, Keyring, Mail, Mailer, NewEvent, Outgoing, Received, ReplayFilter,

@@ -29,7 +29,7 @@ use tracklayer_core::ingest::{
 };
 use tracklayer_core::keys::{ApiKeyRecord, KeyKind, Role};
 use tracklayer_core::ports::{
-    ControlStore, EventInspection, EventWriter, IngestStore, Keyring, NewEvent, QueueConsumer,
+    ControlStore, EventInspection, EventWriter, IngestStore, Keyring, NewEvent, Page, QueueConsumer,
 };
 use tracklayer_core::testkit::track_call;
 use tracklayer_core::workspace::{Cidr, KeyRef, Region, Workspace, WorkspaceId};
@@ -393,7 +393,12 @@ impl App {
             .await
             .subject_index("anonymous_id", anonymous_id);
         self.events
-            .events_by_subject(&self.workspace.id, &subject, None, 100, self.clock.now())
+            .events_by_subject(
+                &self.workspace.id,
+                &subject,
+                Page::first(100),
+                self.clock.now(),
+            )
             .await
             .unwrap()
     }

@@ -4,11 +4,10 @@ use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 use time::OffsetDateTime;
 use tracklayer_core::clock::unix_millis;
-use tracklayer_core::destination::DestinationId;
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::EventId;
 use tracklayer_core::ports::{
-    DeliveryCursor, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord,
+    DeliveryCursor, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord, LogOf,
 };
 use tracklayer_core::workspace::WorkspaceId;
 
@@ -167,14 +166,18 @@ impl<'a> Outcome<'a> {
     }
 }
 
-/// The columns [`records`] reads (SQL, for `concat!`).
-macro_rules! record_columns {
-    () => {
-        "workspace_id, destination_id, event_id, doc"
+/// The query for the records that `$filter` (the SQL after `WHERE`) selects, with the
+/// columns [`records`] reads.
+macro_rules! select_records {
+    ($filter:literal) => {
+        concat!(
+            "SELECT workspace_id, destination_id, event_id, doc FROM delivery_log WHERE ",
+            $filter
+        )
     };
 }
 
-/// The records `query` selects ([`record_columns`]): each its doc with its key's ids.
+/// The records `query` selects ([`select_records`]): each its doc with its key's ids.
 fn records(
     c: &rusqlite::Connection,
     query: &str,
@@ -242,11 +245,11 @@ impl DeliveryLog for SqliteDeliveryLog {
 
     async fn delivered(
         &self,
-        ws: &WorkspaceId,
-        destination: &DestinationId,
+        log: LogOf<'_>,
         events: &[EventId],
         now: OffsetDateTime,
     ) -> Result<Vec<EventId>, StoreError> {
+        let LogOf { ws, destination } = log;
         let ws = ws.as_str().to_owned();
         let d = destination.as_str().to_owned();
         let events = events.to_vec();
@@ -284,10 +287,8 @@ impl DeliveryLog for SqliteDeliveryLog {
             .call("delivery_log", move |c| {
                 records(
                     c,
-                    concat!(
-                        "SELECT ",
-                        record_columns!(),
-                        " FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2
+                    select_records!(
+                        "workspace_id = ?1 AND event_id = ?2
                          AND expires_at > ?3 ORDER BY destination_id"
                     ),
                     params![ws, e, now],
@@ -298,11 +299,11 @@ impl DeliveryLog for SqliteDeliveryLog {
 
     async fn page(
         &self,
-        ws: &WorkspaceId,
-        destination: &DestinationId,
+        log: LogOf<'_>,
         query: &DeliveryQuery,
         now: OffsetDateTime,
     ) -> Result<DeliveryPage, StoreError> {
+        let LogOf { ws, destination } = log;
         let (ws, d, now) = (
             ws.as_str().to_owned(),
             destination.as_str().to_owned(),
@@ -329,10 +330,8 @@ impl DeliveryLog for SqliteDeliveryLog {
             .call("delivery_log", move |c| {
                 records(
                     c,
-                    concat!(
-                        "SELECT ",
-                        record_columns!(),
-                        " FROM delivery_log WHERE workspace_id = ?1 AND destination_id = ?2
+                    select_records!(
+                        "workspace_id = ?1 AND destination_id = ?2
                          AND expires_at > ?3
                          AND (?4 = '' OR instr(?4, ',' || status || ',') > 0)
                          AND updated_at >= ?5 AND updated_at <= ?6
@@ -380,11 +379,7 @@ impl DeliveryLog for SqliteDeliveryLog {
                 for e in &events {
                     out.extend(records(
                         c,
-                        concat!(
-                            "SELECT ",
-                            record_columns!(),
-                            " FROM delivery_log WHERE workspace_id = ?1 AND event_id = ?2"
-                        ),
+                        select_records!("workspace_id = ?1 AND event_id = ?2"),
                         params![ws, e],
                     )?);
                 }
@@ -413,6 +408,7 @@ impl DeliveryLog for SqliteDeliveryLog {
 
 #[cfg(test)]
 mod tests {
+    use tracklayer_core::destination::DestinationId;
     use tracklayer_core::ports::DeliveryStatus;
     use tracklayer_core::testkit::delivery_log::delivery_record;
     use tracklayer_core::testkit::T0;
@@ -442,7 +438,7 @@ mod tests {
         log.record(&records).await.unwrap();
 
         // Assert
-        let delivered = log.delivered(&ws, &d, &ids, T0).await.unwrap();
+        let delivered = log.delivered(LogOf::new(&ws, &d), &ids, T0).await.unwrap();
         assert_eq!(delivered, [ids[1], ids[5]]);
         let page = DeliveryQuery {
             statuses: Vec::new(),
@@ -451,7 +447,7 @@ mod tests {
             after: None,
             limit: 100,
         };
-        let all = log.page(&ws, &d, &page, T0).await.unwrap();
+        let all = log.page(LogOf::new(&ws, &d), &page, T0).await.unwrap();
         assert_eq!(all.records.len(), 38, "one record per item");
     }
     #[tokio::test]

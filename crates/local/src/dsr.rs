@@ -12,7 +12,7 @@ use tracklayer_core::clock::unix_millis;
 use tracklayer_core::crypto::Sealed;
 use tracklayer_core::dsr::{DsrId, DsrRequest};
 use tracklayer_core::error::StoreError;
-use tracklayer_core::ports::{DsrStore, SuppressionList};
+use tracklayer_core::ports::{DsrStore, ExportPart, SuppressionList};
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::db::{json, sql, Db};
@@ -152,9 +152,7 @@ impl DsrStore for SqliteDsrStore {
         &self,
         ws: &WorkspaceId,
         id: &DsrId,
-        part: u32,
-        sealed: &Sealed,
-        expires_at: OffsetDateTime,
+        part: &ExportPart,
     ) -> Result<(), StoreError> {
         self.db
             .execute(
@@ -166,9 +164,9 @@ impl DsrStore for SqliteDsrStore {
                 vec![
                     Value::from(ws.as_str().to_owned()),
                     Value::from(id.as_str().to_owned()),
-                    Value::from(i64::from(part)),
-                    Value::from(sealed.0.clone()),
-                    Value::from(unix_millis(expires_at)),
+                    Value::from(i64::from(part.number)),
+                    Value::from(part.sealed.0.clone()),
+                    Value::from(unix_millis(part.expires_at)),
                 ],
             )
             .await

@@ -17,7 +17,7 @@ use tracklayer_core::crypto::Sealed;
 use tracklayer_core::dsr::{ErasedRows, EventFootprint};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent};
-use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent, RecentEvents};
+use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent, Page, RecentEvents};
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::db::{sql, Db};
@@ -460,9 +460,9 @@ impl EventEraser for SqliteEventStore {
         &self,
         ws: &WorkspaceId,
         subjects: &[String],
-        after: Option<&EventId>,
-        limit: usize,
+        page: Page,
     ) -> Result<Vec<EventFootprint>, StoreError> {
+        let (after, limit) = (page.after.as_ref(), page.limit);
         let workspace = ws.clone();
         let ws = ws.as_str().to_owned();
         // As stored: the keys that are bytes (their hex here, unhexed by SQLite), and the rest.
@@ -671,10 +671,10 @@ mod inspection {
             &self,
             ws: &WorkspaceId,
             subject: &str,
-            after: Option<&EventId>,
-            limit: usize,
+            page: Page,
             now: OffsetDateTime,
         ) -> Result<Vec<StoredEvent>, StoreError> {
+            let (after, limit) = (page.after.as_ref(), page.limit);
             let workspace = ws.clone();
             let ws = ws.as_str().to_owned();
             let subject = subject_key(subject);

@@ -29,26 +29,10 @@ impl OutboxMailer {
     }
 }
 
-fn header_safe(s: &str) -> bool {
-    !s.contains(['\r', '\n'])
-}
-
 #[async_trait]
 impl Mailer for OutboxMailer {
     async fn send(&self, mail: &Mail) -> Result<(), MailError> {
-        if mail.to.is_empty() {
-            return Err(MailError::Rejected("no recipient".into()));
-        }
-        for to in &mail.to {
-            if !header_safe(to) || !to.contains('@') {
-                return Err(MailError::Rejected(
-                    "a recipient is not an email address".into(),
-                ));
-            }
-        }
-        if !header_safe(&mail.subject) {
-            return Err(MailError::Rejected("the subject has a line break".into()));
-        }
+        mail.check()?;
         let now = self.clock.now();
         let date = now.format(&Rfc2822).unwrap_or_default();
         let id = self.ids.token(20);

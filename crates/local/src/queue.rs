@@ -156,6 +156,27 @@ fn stored_reason(reason: &str) -> String {
 }
 
 impl SqliteDeliveryQueue {
+    /// Makes the live message `receipt` names visible again after `delay` with `statement`,
+    /// whose parameters are the message's id (`?1`), the receipt's token (`?2`), the new
+    /// `visible_at` (`?3`) and the kind (`?4`).
+    async fn visible_after(
+        &self,
+        context: &'static str,
+        kind: DestinationKind,
+        receipt: &Receipt,
+        delay: Duration,
+        statement: &'static str,
+    ) -> Result<(), StoreError> {
+        let (id, token) = parse_receipt(receipt)?;
+        let visible_at = unix_millis(self.clock.now()).saturating_add(millis(delay));
+        self.db
+            .write(context, move |c| {
+                let params = params![id, token, visible_at, kind.as_str()];
+                update_received(c, context, statement, params)
+            })
+            .await
+    }
+
     /// Inserts messages, live (visible after their delay) or straight into the dead letters.
     async fn insert(&self, messages: &[Outgoing], dead: Option<String>) -> Result<(), StoreError> {
         if messages.is_empty() {
@@ -168,6 +189,20 @@ impl SqliteDeliveryQueue {
                 insert_rows(c, &rows, now, dead.as_deref(), None)
             })
             .await
+    }
+}
+
+/// Runs `statement`, an update of the live message a receipt names: `NotFound("receipt")`
+/// when it changed none (the receipt was spent, or the message is settled or dead).
+fn update_received(
+    c: &rusqlite::Connection,
+    context: &'static str,
+    statement: &str,
+    params: impl rusqlite::Params,
+) -> Result<(), StoreError> {
+    match execute_cached(c, statement, params).map_err(|e| sql(context, e))? {
+        0 => Err(StoreError::NotFound("receipt")),
+        _ => Ok(()),
     }
 }
 
@@ -366,22 +401,14 @@ impl QueueConsumer for SqliteDeliveryQueue {
         receipt: &Receipt,
         delay: Duration,
     ) -> Result<(), StoreError> {
-        let (id, token) = parse_receipt(receipt)?;
-        let visible_at = unix_millis(self.clock.now()).saturating_add(millis(delay));
-        self.db
-            .write("retry_later", move |c| {
-                let n = execute_cached(
-                        c,
-                        "UPDATE queue SET visible_at = ?3 WHERE id = ?1 AND receipt = ?2 AND kind = ?4 AND dead_at IS NULL",
-                        params![id, token, visible_at, kind.as_str()],
-                    )
-                    .map_err(|e| sql("retry_later", e))?;
-                if n == 0 {
-                    return Err(StoreError::NotFound("receipt"));
-                }
-                Ok(())
-            })
-            .await
+        self.visible_after(
+            "retry_later",
+            kind,
+            receipt,
+            delay,
+            "UPDATE queue SET visible_at = ?3 WHERE id = ?1 AND receipt = ?2 AND kind = ?4 AND dead_at IS NULL",
+        )
+        .await
     }
 
     /// One statement: visible again after `delay`, the receive given back, the receipt spent.
@@ -391,23 +418,15 @@ impl QueueConsumer for SqliteDeliveryQueue {
         message: &Received,
         delay: Duration,
     ) -> Result<(), StoreError> {
-        let (id, token) = parse_receipt(&message.receipt)?;
-        let visible_at = unix_millis(self.clock.now()).saturating_add(millis(delay));
-        self.db
-            .write("hold", move |c| {
-                let n = execute_cached(
-                        c,
-                        "UPDATE queue SET visible_at = ?3, receive_count = MAX(receive_count - 1, 0), receipt = NULL
-                         WHERE id = ?1 AND receipt = ?2 AND kind = ?4 AND dead_at IS NULL",
-                        params![id, token, visible_at, kind.as_str()],
-                    )
-                    .map_err(|e| sql("hold", e))?;
-                if n == 0 {
-                    return Err(StoreError::NotFound("receipt"));
-                }
-                Ok(())
-            })
-            .await
+        self.visible_after(
+            "hold",
+            kind,
+            &message.receipt,
+            delay,
+            "UPDATE queue SET visible_at = ?3, receive_count = MAX(receive_count - 1, 0), receipt = NULL
+             WHERE id = ?1 AND receipt = ?2 AND kind = ?4 AND dead_at IS NULL",
+        )
+        .await
     }
 
     /// One transaction: the message deleted, its remainder inserted.
@@ -453,16 +472,12 @@ impl QueueConsumer for SqliteDeliveryQueue {
         let reason = stored_reason(reason);
         self.db
             .write("dead_letter", move |c| {
-                let n = execute_cached(
-                        c,
-                        "UPDATE queue SET dead_at = ?3, dead_reason = ?4 WHERE id = ?1 AND receipt = ?2 AND kind = ?5 AND dead_at IS NULL",
-                        params![id, token, now, reason, kind.as_str()],
-                    )
-                    .map_err(|e| sql("dead_letter", e))?;
-                if n == 0 {
-                    return Err(StoreError::NotFound("receipt"));
-                }
-                Ok(())
+                update_received(
+                    c,
+                    "dead_letter",
+                    "UPDATE queue SET dead_at = ?3, dead_reason = ?4 WHERE id = ?1 AND receipt = ?2 AND kind = ?5 AND dead_at IS NULL",
+                    params![id, token, now, reason, kind.as_str()],
+                )
             })
             .await
     }

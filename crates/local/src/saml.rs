@@ -10,7 +10,7 @@ use rusqlite::{params, OptionalExtension};
 use time::OffsetDateTime;
 use tracklayer_core::clock::unix_millis;
 use tracklayer_core::error::StoreError;
-use tracklayer_core::saml::{SamlConnection, SamlStore};
+use tracklayer_core::saml::{AssertionUse, PendingRequest, SamlConnection, SamlStore};
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::db::{json, sql};
@@ -78,9 +78,7 @@ impl SamlStore for SqliteControlStore {
     async fn put_saml_request(
         &self,
         ws: &WorkspaceId,
-        browser: &str,
-        request_id: &str,
-        expires_at: OffsetDateTime,
+        request: &PendingRequest<'_>,
     ) -> Result<(), StoreError> {
         self.db()
             .execute(
@@ -91,9 +89,9 @@ impl SamlStore for SqliteControlStore {
                  SET request_id = excluded.request_id, expires_at = excluded.expires_at",
                 vec![
                     ws.to_string().into(),
-                    browser.to_owned().into(),
-                    request_id.to_owned().into(),
-                    unix_millis(expires_at).into(),
+                    request.browser.to_owned().into(),
+                    request.request_id.to_owned().into(),
+                    unix_millis(request.expires_at).into(),
                 ],
             )
             .await
@@ -126,27 +124,19 @@ impl SamlStore for SqliteControlStore {
     async fn first_use_of_assertion(
         &self,
         ws: &WorkspaceId,
-        assertion_id: &str,
-        until: OffsetDateTime,
+        assertion: &AssertionUse<'_>,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let (ws, id) = (ws.to_string(), assertion_id.to_owned());
-        let (until, now) = (unix_millis(until), unix_millis(now));
+        let (ws, id) = (ws.to_string(), assertion.id.to_owned());
+        let (until, now) = (unix_millis(assertion.until), unix_millis(now));
         self.db()
-            .call("first_use_of_assertion", move |c| {
-                let tx = c
-                    .transaction()
-                    .map_err(|e| sql("first_use_of_assertion", e))?;
-                tx.execute("DELETE FROM saml_assertions WHERE expires_at <= ?1", [now])
-                    .map_err(|e| sql("first_use_of_assertion", e))?;
-                let inserted = tx
-                    .execute(
-                        "INSERT INTO saml_assertions (workspace_id, assertion_id, expires_at)
-                         VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                        params![ws, id, until],
-                    )
-                    .map_err(|e| sql("first_use_of_assertion", e))?;
-                tx.commit().map_err(|e| sql("first_use_of_assertion", e))?;
+            .transaction("first_use_of_assertion", move |tx| {
+                tx.execute("DELETE FROM saml_assertions WHERE expires_at <= ?1", [now])?;
+                let inserted = tx.execute(
+                    "INSERT INTO saml_assertions (workspace_id, assertion_id, expires_at)
+                     VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    params![ws, id, until],
+                )?;
                 Ok(inserted == 1)
             })
             .await

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use tracklayer_core::clock::{FixedClock, SystemIds};
 use tracklayer_core::ingest::{parse_body, Endpoint, IngestOutcome, RequestMeta};
 use tracklayer_core::ports::{
-    DeliveryQueue, EventEraser, EventReader, EventWriter, Keyring, Mail, Mailer,
+    DeliveryQueue, EventEraser, EventReader, EventWriter, Keyring, Mail, Mailer, Page,
 };
 use tracklayer_core::testkit::{self, QueueHarness, T0};
 use tracklayer_core::workspace::{KeyRef, Region, WorkspaceId};
@@ -268,6 +268,16 @@ async fn delivery_queue() -> LocalQueue {
         ),
         clock,
     }
+}
+
+/// The first column of every row `query` selects.
+fn first_column<T: rusqlite::types::FromSql>(c: &rusqlite::Connection, query: &str) -> Vec<T> {
+    c.prepare(query)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 fn keep_dir() -> std::path::PathBuf {
@@ -1104,13 +1114,8 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
         "rebuilt: the stored events' rows, not the orphan"
     );
     let c = rusqlite::Connection::open(&path).unwrap();
-    let columns: Vec<String> = c
-        .prepare("SELECT name FROM pragma_table_info('event_subjects')")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let columns: Vec<String> =
+        first_column(&c, "SELECT name FROM pragma_table_info('event_subjects')");
     assert_eq!(columns, ["workspace", "subject_key", "event_id"]);
     let stored: Vec<(String, i64, String, i64)> = c
         .prepare(
@@ -1134,25 +1139,25 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
         "a subject that is not hex stays text: {stored:?}"
     );
     let by_hmac = store
-        .events_by_subject(&ws, &hmac, None, 10, T0)
+        .events_by_subject(&ws, &hmac, Page::first(10), T0)
         .await
         .unwrap();
     assert_eq!(by_hmac.len(), 1, "the converted HMAC finds its event");
     let footprint = store
-        .subject_footprint(&ws, &[hmac.clone(), "s-kept".into()], None, 10)
+        .subject_footprint(&ws, &[hmac.clone(), "s-kept".into()], Page::first(10))
         .await
         .unwrap();
     assert_eq!(footprint.len(), 1, "both subjects name one event");
     assert_eq!(footprint[0].subject_index_entries, 3);
     let shared = store
-        .events_by_subject(&ws, "s-shared", None, 10, T0)
+        .events_by_subject(&ws, "s-shared", Page::first(10), T0)
         .await
         .unwrap();
     assert_eq!(shared.len(), 2, "the index still finds the events");
 
     // An erasure removes its event's rows, and only those.
     let footprint = store
-        .subject_footprint(&ws, &["s-erased".into()], None, 10)
+        .subject_footprint(&ws, &["s-erased".into()], Page::first(10))
         .await
         .unwrap();
     assert_eq!(footprint.len(), 1);

@@ -154,16 +154,16 @@ impl DynamoControlStore {
         }
     }
 
-    /// PutItem under a condition; a failed condition becomes `on_fail`.
-    async fn put(
+    /// Writes a new item: `Conflict(exists)` when one with its key is there already.
+    async fn create(
         &self,
         context: &'static str,
         item: Item,
-        condition: Option<&str>,
-        on_fail: StoreError,
+        exists: &'static str,
     ) -> Result<(), StoreError> {
+        let condition = Some("attribute_not_exists(pk)");
         match self.table.put(context, item, condition).await {
-            Err(StoreError::Conflict(_)) => Err(on_fail),
+            Err(StoreError::Conflict(_)) => Err(StoreError::Conflict(exists)),
             other => other,
         }
     }
@@ -375,13 +375,9 @@ impl KeyUsage for DynamoControlStore {
 #[async_trait]
 impl ControlStore for DynamoControlStore {
     async fn create_workspace(&self, ws: &Workspace) -> Result<(), StoreError> {
-        self.put(
-            "create_workspace",
-            workspace_item(ws)?,
-            Some("attribute_not_exists(pk)"),
-            StoreError::Conflict("workspace exists"),
-        )
-        .await
+        let item = workspace_item(ws)?;
+        self.create("create_workspace", item, "workspace exists")
+            .await
     }
 
     async fn update_workspace(&self, ws: &Workspace) -> Result<(), StoreError> {
@@ -392,13 +388,10 @@ impl ControlStore for DynamoControlStore {
         } else {
             "attribute_exists(pk) AND attribute_not_exists(expires_at)"
         };
+        let item = workspace_item(ws)?;
         match self
-            .put(
-                "update_workspace",
-                workspace_item(ws)?,
-                Some(condition),
-                StoreError::Conflict("update_workspace"),
-            )
+            .table
+            .put("update_workspace", item, Some(condition))
             .await
         {
             Err(StoreError::Conflict(_)) => {
@@ -444,13 +437,10 @@ impl ControlStore for DynamoControlStore {
         let (client, table) = (self.table.client(), self.table.name());
         super::stamp_expiry(client, "close_workspace", table, stamp, until).await?;
         // Last, so that a failed call can be repeated: the workspace, closed, with its TTL.
+        let open = Some("attribute_exists(pk) AND attribute_not_exists(expires_at)");
         match self
-            .put(
-                "close_workspace",
-                workspace_item(ws)?,
-                Some("attribute_exists(pk) AND attribute_not_exists(expires_at)"),
-                StoreError::Conflict("close_workspace"),
-            )
+            .table
+            .put("close_workspace", workspace_item(ws)?, open)
             .await
         {
             Err(StoreError::Conflict(_)) => {
@@ -476,13 +466,8 @@ impl ControlStore for DynamoControlStore {
     }
 
     async fn create_api_key(&self, k: &ApiKeyRecord) -> Result<(), StoreError> {
-        self.put(
-            "create_api_key",
-            key_item(k)?,
-            Some("attribute_not_exists(pk)"),
-            StoreError::Conflict("api key exists"),
-        )
-        .await
+        let item = key_item(k)?;
+        self.create("create_api_key", item, "api key exists").await
     }
 
     async fn update_api_key(&self, k: &ApiKeyRecord) -> Result<(), StoreError> {
@@ -530,13 +515,7 @@ impl ControlStore for DynamoControlStore {
             key(ws_pk(&d.workspace_id), format!("DEST#{}", d.id)),
             to_json("put_destination", d)?,
         );
-        self.put(
-            "put_destination",
-            item,
-            None,
-            StoreError::Conflict("put_destination"),
-        )
-        .await
+        self.table.put("put_destination", item, None).await
     }
 
     async fn delete_destination(

@@ -24,7 +24,7 @@ use tracklayer_core::destination::DestinationId;
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::EventId;
 use tracklayer_core::ports::{
-    DeliveryCursor, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord, DeliveryStatus,
+    DeliveryCursor, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord, DeliveryStatus, LogOf,
 };
 use tracklayer_core::workspace::WorkspaceId;
 
@@ -172,11 +172,11 @@ impl DeliveryLog for DynamoDeliveryLog {
 
     async fn delivered(
         &self,
-        ws: &WorkspaceId,
-        destination: &DestinationId,
+        log: LogOf<'_>,
         events: &[EventId],
         now: OffsetDateTime,
     ) -> Result<Vec<EventId>, StoreError> {
+        let LogOf { ws, destination } = log;
         let wanted: HashSet<EventId> = events.iter().copied().collect();
         let millis: HashSet<u64> = events.iter().map(millis_of).collect();
         let reads = millis
@@ -233,11 +233,11 @@ impl DeliveryLog for DynamoDeliveryLog {
     /// `updated` is the latest of its item's records.
     async fn page(
         &self,
-        ws: &WorkspaceId,
-        destination: &DestinationId,
+        log: LogOf<'_>,
         query: &DeliveryQuery,
         now: OffsetDateTime,
     ) -> Result<DeliveryPage, StoreError> {
+        let LogOf { ws, destination } = log;
         let mut latest = HashMap::new();
         let mut seen: HashSet<(String, String)> = HashSet::new();
         let mut start: Option<Item> = None;

@@ -27,7 +27,7 @@ use tracklayer_core::clock::unix_millis;
 use tracklayer_core::crypto::Sealed;
 use tracklayer_core::dsr::{DsrId, DsrRequest};
 use tracklayer_core::error::StoreError;
-use tracklayer_core::ports::{DsrStore, SuppressionList};
+use tracklayer_core::ports::{DsrStore, ExportPart, SuppressionList};
 use tracklayer_core::workspace::WorkspaceId;
 
 use super::{
@@ -235,10 +235,13 @@ impl DsrStore for DynamoDsrStore {
         &self,
         ws: &WorkspaceId,
         id: &DsrId,
-        part: u32,
-        sealed: &Sealed,
-        expires_at: OffsetDateTime,
+        part: &ExportPart,
     ) -> Result<(), StoreError> {
+        let ExportPart {
+            number,
+            sealed,
+            expires_at,
+        } = part;
         if sealed.0.len() > PART_MAX {
             return Err(StoreError::permanent(
                 "put_export_part",
@@ -248,10 +251,10 @@ impl DsrStore for DynamoDsrStore {
                 ),
             ));
         }
-        let mut item = key(export_pk(ws, id), format!("{part:06}"));
+        let mut item = key(export_pk(ws, id), format!("{number:06}"));
         item.insert("data".into(), b(sealed.0.clone()));
-        item.insert("until".into(), n(unix_millis(expires_at)));
-        item.insert(EXPIRES_AT.into(), n(ttl(expires_at)));
+        item.insert("until".into(), n(unix_millis(*expires_at)));
+        item.insert(EXPIRES_AT.into(), n(ttl(*expires_at)));
         self.events.put("put_export_part", item, None).await
     }
 

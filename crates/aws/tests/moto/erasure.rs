@@ -25,7 +25,8 @@ use tracklayer_core::ingest::{
 };
 use tracklayer_core::keys::KeyKind;
 use tracklayer_core::ports::{
-    ControlStore, DeliveryLog, DeliveryStatus, DsrStore, EventEraser, EventReader, QueueConsumer,
+    ControlStore, DeliveryLog, DeliveryStatus, DsrStore, EventEraser, EventReader, Page,
+    QueueConsumer,
 };
 use tracklayer_core::services::CommonPorts;
 use tracklayer_core::workspace::{Region, WorkspaceId};
@@ -159,7 +160,7 @@ impl Stack {
         limit: usize,
     ) -> Vec<EventFootprint> {
         self.events
-            .subject_footprint(ws, subjects, None, limit)
+            .subject_footprint(ws, subjects, Page::first(limit))
             .await
             .unwrap()
     }

@@ -14,7 +14,7 @@ use tracklayer_core::deliver::service::{DeliveryConfig, DeliveryService, Disposi
 use tracklayer_core::destination::secret_opener::secrets_aad;
 use tracklayer_core::event::{DeliveryItem, QueueBody};
 use tracklayer_core::keys::KeyKind;
-use tracklayer_core::ports::{ControlStore, Keyring, QueueConsumer};
+use tracklayer_core::ports::{ControlStore, Keyring, LogOf, QueueConsumer};
 use tracklayer_egress::{EgressConfig, EgressPolicy, HttpEgress};
 use tracklayer_sigv4::{signature_headers, Credentials, Scope, Unsigned};
 
@@ -371,8 +371,7 @@ async fn a_record_firehose_fails_is_resent_alone_signed_with_the_assumed_roles_c
         .stack
         .log
         .delivered(
-            &w.workspace,
-            &w.destination,
+            LogOf::new(&w.workspace, &w.destination),
             &[items[0].event_id, items[1].event_id],
             SystemClock.now(),
         )

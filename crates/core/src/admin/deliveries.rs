@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use super::{AdminResult, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::keys::Role;
-use crate::ports::{DeliveryPage, DeliveryQuery, ReplayFilter};
+use crate::ports::{DeliveryPage, DeliveryQuery, LogOf, ReplayFilter};
 
 impl AdminService {
     /// One page of a destination's delivery log (at most 1,000 records), newest first.
@@ -21,7 +21,7 @@ impl AdminService {
         Ok(self
             .ports
             .delivery_log
-            .page(&p.workspace_id, &d.id, &query, self.now())
+            .page(LogOf::new(&p.workspace_id, &d.id), &query, self.now())
             .await?)
     }
 

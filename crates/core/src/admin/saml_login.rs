@@ -12,7 +12,7 @@ use crate::audit::AuditAction;
 use crate::email::Email;
 use crate::error::StoreError;
 use crate::keys::Role;
-use crate::saml::{service_provider, SamlConnection, REQUEST_TTL};
+use crate::saml::{service_provider, AssertionUse, PendingRequest, SamlConnection, REQUEST_TTL};
 use crate::user_id::UserId;
 use crate::workspace::{User, WorkspaceId};
 
@@ -129,9 +129,11 @@ impl AdminService {
             .control
             .put_saml_request(
                 ws,
-                &browser_key(&browser_secret),
-                &request_id,
-                now + REQUEST_TTL,
+                &PendingRequest {
+                    browser: &browser_key(&browser_secret),
+                    request_id: &request_id,
+                    expires_at: now + REQUEST_TTL,
+                },
             )
             .await?;
         let redirect_url = tracklayer_saml::authn_request_redirect(
@@ -215,7 +217,14 @@ impl AdminService {
         let first_use = self
             .ports
             .control
-            .first_use_of_assertion(ws, &verified.assertion_id, verified.replay_until, now)
+            .first_use_of_assertion(
+                ws,
+                &AssertionUse {
+                    id: &verified.assertion_id,
+                    until: verified.replay_until,
+                },
+                now,
+            )
             .await?;
         if !first_use {
             return Err(SamlLoginError::Refused("saml_replayed"));

@@ -10,6 +10,7 @@ use super::{Connector, DropReason, OpenedItem, Target};
 use crate::crypto::WorkspaceKeys;
 use crate::error::StoreError;
 use crate::event::{sealed_wire, DeliveryItem, EventId, QueueBody, SealedFields};
+use crate::ports::LogOf;
 
 /// A group's items on their way out: what became of each item so far (`results[message][item]`)
 /// and the opened items to send, each with its place. The items are moved out of their
@@ -140,7 +141,7 @@ impl DeliveryService {
         let done = self
             .ports
             .log
-            .delivered(&first.body.workspace_id, &dest.id, &ids, now)
+            .delivered(LogOf::new(&first.body.workspace_id, &dest.id), &ids, now)
             .await?;
         let mut opened = Opened {
             results: group

@@ -30,7 +30,7 @@ use crate::keys::{ApiKeyRecord, KeyId};
 use crate::ports::SuppressionList;
 use crate::ports::{
     ControlReader, DeadLetterAdmin, DeliveryCursor, DeliveryLog, DeliveryPage, DeliveryQuery,
-    DeliveryRecord, DeliveryStatus, Egress, EgressError, Enqueuer, Keyring, Outgoing,
+    DeliveryRecord, DeliveryStatus, Egress, EgressError, Enqueuer, Keyring, LogOf, Outgoing,
     QueueConsumer, Receipt, Received, Remainder, ReplayFilter,
 };
 use crate::workspace::{KeyRef, Region, Workspace, WorkspaceId};
@@ -578,8 +578,7 @@ impl DeliveryLog for MemoryLog {
     }
     async fn delivered(
         &self,
-        _ws: &WorkspaceId,
-        destination: &DestinationId,
+        LogOf { destination, .. }: LogOf<'_>,
         events: &[EventId],
         _now: OffsetDateTime,
     ) -> Result<Vec<EventId>, StoreError> {
@@ -603,8 +602,7 @@ impl DeliveryLog for MemoryLog {
     }
     async fn page(
         &self,
-        _ws: &WorkspaceId,
-        destination: &DestinationId,
+        LogOf { destination, .. }: LogOf<'_>,
         query: &DeliveryQuery,
         _now: OffsetDateTime,
     ) -> Result<DeliveryPage, StoreError> {

@@ -9,6 +9,7 @@ use super::service::{export_aad, rfc3339, DsrError, DsrService};
 use super::{DsrKind, DsrRequest, DsrStatus, Phase, VendorIds};
 use crate::admin::{AdminError, Principal};
 use crate::crypto::Sealed;
+use crate::ports::ExportPart;
 
 impl DsrService {
     /// The access export of a completed access request, as JSON, within its 7 days.
@@ -128,13 +129,21 @@ impl DsrService {
         let mut nonce = [0u8; 12];
         self.ports.ids.fill(&mut nonce);
         let sealed: Sealed = keys.seal(nonce, &export_aad(r, part), &plaintext);
-        let expires = r.progress.started_at.unwrap_or_else(|| self.now())
+        let expires_at = r.progress.started_at.unwrap_or_else(|| self.now())
             + Duration::days(DsrRequest::EXPORT_DAYS);
         // Written under its part number before the progress moves on: a re-run after a crash
         // rewrites the same part.
         self.ports
             .dsr
-            .put_export_part(&r.workspace_id, &r.id, part, &sealed, expires)
+            .put_export_part(
+                &r.workspace_id,
+                &r.id,
+                &ExportPart {
+                    number: part,
+                    sealed,
+                    expires_at,
+                },
+            )
             .await?;
         r.progress.export_parts += 1;
         let counts = plan.counts;

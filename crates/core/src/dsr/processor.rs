@@ -14,7 +14,7 @@ use crate::admin::AdminError;
 use crate::crypto::Sealed;
 use crate::destination::{DestinationId, DestinationKind};
 use crate::event::EventId;
-use crate::ports::{DeliveryRecord, DeliveryStatus};
+use crate::ports::{DeliveryRecord, DeliveryStatus, Page};
 
 impl DsrService {
     /// Processes open requests in bounded pages; resumable at any point.
@@ -127,8 +127,10 @@ impl DsrService {
             .subject_footprint(
                 &r.workspace_id,
                 &r.subjects,
-                r.progress.cursor.as_ref(),
-                self.config.page_size,
+                Page {
+                    after: r.progress.cursor,
+                    limit: self.config.page_size,
+                },
             )
             .await?;
         if found.is_empty() {

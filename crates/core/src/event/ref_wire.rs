@@ -135,12 +135,8 @@ pub(super) fn unreadable(why: &'static str) -> UnreadableBody {
     UnreadableBody(serde::de::Error::custom(why))
 }
 
-pub(super) fn uint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
+pub(super) fn uint(out: &mut Vec<u8>, n: u64) {
+    crate::varint::put(out, n);
 }
 
 pub(super) fn bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -165,15 +161,8 @@ impl<'a> Reader<'a> {
     }
 
     pub(super) fn uint(&mut self) -> Result<u64, UnreadableBody> {
-        let mut n = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            n |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Ok(n);
-            }
-        }
-        Err(unreadable("a length longer than 64 bits"))
+        crate::varint::read(|| self.byte())?
+            .ok_or_else(|| unreadable("a length longer than 64 bits"))
     }
 
     pub(super) fn bytes(&mut self) -> Result<&'a [u8], UnreadableBody> {

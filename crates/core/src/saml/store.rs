@@ -12,6 +12,23 @@ use crate::workspace::WorkspaceId;
 /// How long an SP-initiated login may take at the IdP.
 pub const REQUEST_TTL: Duration = Duration::minutes(10);
 
+/// An AuthnRequest in flight: its id, kept under the key of the browser that started it (a
+/// hash of its cookie) until `expires_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingRequest<'a> {
+    pub browser: &'a str,
+    pub request_id: &'a str,
+    pub expires_at: OffsetDateTime,
+}
+
+/// One use of an assertion id, for the replay cache: remembered until `until` (past the
+/// assertion's own validity, so a replay is refused for as long as it could be accepted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AssertionUse<'a> {
+    pub id: &'a str,
+    pub until: OffsetDateTime,
+}
+
 /// SAML connections, AuthnRequest state and the replay cache.
 ///
 /// Entries with an expiry are left out of reads once `now` passes it, whatever the backend's
@@ -24,14 +41,12 @@ pub trait SamlStore: Send + Sync {
     async fn put_saml_connection(&self, connection: &SamlConnection) -> Result<(), StoreError>;
     /// Deletes the connection; `false` if there was none.
     async fn delete_saml_connection(&self, ws: &WorkspaceId) -> Result<bool, StoreError>;
-    /// Remembers an AuthnRequest id under the key of the browser that started it (a hash of
-    /// its cookie), until `expires_at`.
+    /// Remembers an AuthnRequest id under the key of the browser that started it, until it
+    /// expires.
     async fn put_saml_request(
         &self,
         ws: &WorkspaceId,
-        browser: &str,
-        request_id: &str,
-        expires_at: OffsetDateTime,
+        request: &PendingRequest<'_>,
     ) -> Result<(), StoreError>;
     /// Takes the request id the browser started: returns it once and deletes it (single use,
     /// atomically: of two concurrent takes only one gets it); `None` if there is none or it
@@ -42,14 +57,13 @@ pub trait SamlStore: Send + Sync {
         browser: &str,
         now: OffsetDateTime,
     ) -> Result<Option<String>, StoreError>;
-    /// Records the first use of an assertion id, remembered until `until`. `true` if it was
-    /// unused (or its earlier record expired by `now`); `false` if it was used: a replay. A
-    /// conditional write, so two instances cannot both see `true`.
+    /// Records the first use of an assertion id, remembered until `assertion.until`. `true`
+    /// if it was unused (or its earlier record expired by `now`); `false` if it was used: a
+    /// replay. A conditional write, so two instances cannot both see `true`.
     async fn first_use_of_assertion(
         &self,
         ws: &WorkspaceId,
-        assertion_id: &str,
-        until: OffsetDateTime,
+        assertion: &AssertionUse<'_>,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 }

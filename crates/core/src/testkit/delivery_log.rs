@@ -48,7 +48,10 @@ pub async fn answers_which_events_were_delivered_to_a_destination(l: &dyn Delive
     l.record(&[delivery_record(&ws, &d2, c, DeliveryStatus::Delivered, T0)])
         .await
         .unwrap();
-    let got = l.delivered(&ws, &d1, &[a, b, c], T0).await.unwrap();
+    let got = l
+        .delivered(LogOf::new(&ws, &d1), &[a, b, c], T0)
+        .await
+        .unwrap();
     assert_eq!(got, vec![a]);
 }
 
@@ -100,10 +103,15 @@ pub async fn lists_a_destinations_latest_records_first(l: &dyn DeliveryLog) {
     );
     l.record(&[older.clone(), newer.clone()]).await.unwrap();
     let now = T0 + time::Duration::minutes(2);
-    let back = l.for_destination(&ws, &d1, 10, now).await.unwrap();
+    let back = l
+        .for_destination(LogOf::new(&ws, &d1), 10, now)
+        .await
+        .unwrap();
     assert_eq!(back, vec![newer.clone(), older]);
     assert_eq!(
-        l.for_destination(&ws, &d1, 1, now).await.unwrap(),
+        l.for_destination(LogOf::new(&ws, &d1), 1, now)
+            .await
+            .unwrap(),
         vec![newer]
     );
 }
@@ -116,9 +124,13 @@ pub async fn forgets_records_after_30_days(l: &dyn DeliveryLog) {
         .unwrap();
     let day31 = T0 + time::Duration::days(31);
     assert!(l.for_event(&ws, &e, day31).await.unwrap().is_empty());
-    assert!(l.delivered(&ws, &d1, &[e], day31).await.unwrap().is_empty());
     assert!(l
-        .for_destination(&ws, &d1, 10, day31)
+        .delivered(LogOf::new(&ws, &d1), &[e], day31)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(l
+        .for_destination(LogOf::new(&ws, &d1), 10, day31)
         .await
         .unwrap()
         .is_empty());

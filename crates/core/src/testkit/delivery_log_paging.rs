@@ -12,7 +12,7 @@ use crate::destination::DestinationId;
 use crate::event::{EventId, MessageId};
 use crate::ports::{
     DeliveryCursor, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord, DeliveryStatus,
-    DeliveryStatusKind,
+    DeliveryStatusKind, LogOf,
 };
 use crate::workspace::{Region, WorkspaceId};
 
@@ -79,7 +79,7 @@ async fn all_pages(
     let mut q = q.clone();
     let mut pages = Vec::new();
     loop {
-        let page = l.page(ws, d, &q, now).await.unwrap();
+        let page = l.page(LogOf::new(ws, d), &q, now).await.unwrap();
         assert!(
             page.records.len() <= q.limit,
             "a page holds at most its limit"
@@ -102,7 +102,7 @@ pub async fn keeps_the_message_id_and_a_retrys_next_attempt(l: &dyn DeliveryLog)
     r.next_attempt_at = Some(T0 + minutes(2));
     l.record(std::slice::from_ref(&r)).await.unwrap();
 
-    let page = l.page(&ws, &d, &query(10), T0).await.unwrap();
+    let page = l.page(LogOf::new(&ws, &d), &query(10), T0).await.unwrap();
 
     assert_eq!(page.records, vec![r.clone()]);
     assert_eq!(page.next, None);
@@ -111,6 +111,7 @@ pub async fn keeps_the_message_id_and_a_retrys_next_attempt(l: &dyn DeliveryLog)
 
 pub async fn filters_by_the_status_of_each_events_latest_record(l: &dyn DeliveryLog) {
     let (ws, d) = ids();
+    let log = LogOf::new(&ws, &d);
     let e = events(4);
     l.record(&[
         delivery_record(&ws, &d, e[0], DeliveryStatus::Retrying, T0),
@@ -136,16 +137,16 @@ pub async fn filters_by_the_status_of_each_events_latest_record(l: &dyn Delivery
     let delivered_only = only(&[DeliveryStatusKind::Delivered]);
     let failed = only(&[DeliveryStatusKind::Dead, DeliveryStatusKind::Dropped]);
 
-    let retrying = l.page(&ws, &d, &retrying, now).await.unwrap();
+    let retrying = l.page(log, &retrying, now).await.unwrap();
     assert_eq!(events_of(retrying), vec![e[1]]);
-    let delivered_page = l.page(&ws, &d, &delivered_only, now).await.unwrap();
+    let delivered_page = l.page(log, &delivered_only, now).await.unwrap();
     assert_eq!(events_of(delivered_page), vec![e[0]]);
     assert_eq!(
-        events_of(l.page(&ws, &d, &failed, now).await.unwrap()),
+        events_of(l.page(log, &failed, now).await.unwrap()),
         vec![e[3], e[2]]
     );
     assert_eq!(
-        events_of(l.page(&ws, &d, &only(&[]), now).await.unwrap()),
+        events_of(l.page(log, &only(&[]), now).await.unwrap()),
         vec![e[0], e[3], e[2], e[1]],
         "no status filter: every event once, newest first"
     );
@@ -153,6 +154,7 @@ pub async fn filters_by_the_status_of_each_events_latest_record(l: &dyn Delivery
 
 pub async fn filters_by_a_time_range_that_includes_both_ends(l: &dyn DeliveryLog) {
     let (ws, d) = ids();
+    let log = LogOf::new(&ws, &d);
     let e = events(5);
     let records: Vec<DeliveryRecord> = (0..5)
         .map(|i| {
@@ -173,7 +175,7 @@ pub async fn filters_by_a_time_range_that_includes_both_ends(l: &dyn DeliveryLog
         ..DeliveryQuery::default()
     };
 
-    let page = l.page(&ws, &d, &q, T0 + minutes(10)).await.unwrap();
+    let page = l.page(log, &q, T0 + minutes(10)).await.unwrap();
 
     let got: Vec<EventId> = page.records.iter().map(|r| r.event_id).collect();
     assert_eq!(got, vec![e[3], e[2], e[1]]);
@@ -182,10 +184,7 @@ pub async fn filters_by_a_time_range_that_includes_both_ends(l: &dyn DeliveryLog
         limit: 10,
         ..DeliveryQuery::default()
     };
-    let page = l
-        .page(&ws, &d, &only_since, T0 + minutes(10))
-        .await
-        .unwrap();
+    let page = l.page(log, &only_since, T0 + minutes(10)).await.unwrap();
     assert_eq!(page.records, vec![records[4].clone()]);
 }
 
@@ -241,15 +240,16 @@ pub async fn pages_through_equal_timestamps_in_a_stable_order(l: &dyn DeliveryLo
 
 pub async fn a_last_page_that_fills_its_limit_has_no_cursor(l: &dyn DeliveryLog) {
     let (ws, d) = ids();
+    let log = LogOf::new(&ws, &d);
     let records = delivered_at_t0(&ws, &d, 4);
     l.record(&records).await.unwrap();
 
-    let first = l.page(&ws, &d, &query(2), T0).await.unwrap();
+    let first = l.page(log, &query(2), T0).await.unwrap();
     let second = DeliveryQuery {
         after: first.next,
         ..query(2)
     };
-    let second = l.page(&ws, &d, &second, T0).await.unwrap();
+    let second = l.page(log, &second, T0).await.unwrap();
 
     assert!(first.next.is_some());
     assert_eq!(second.records.len(), 2);

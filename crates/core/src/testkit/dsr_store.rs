@@ -116,12 +116,12 @@ pub async fn keeps_export_parts_in_order_until_they_expire(s: &dyn DsrStore) {
     let ws = WorkspaceId::new(Region::Eu, &unique());
     let r = dsr_request(&ws, DsrKind::Access, T0);
     let until = T0 + time::Duration::days(DsrRequest::EXPORT_DAYS);
-    for part in [1u32, 0, 2] {
-        s.put_export_part(&ws, &r.id, part, &Sealed(vec![part as u8; 40]), until)
+    for n in [1u32, 0, 2] {
+        s.put_export_part(&ws, &r.id, &part(n, vec![n as u8; 40], until))
             .await
             .unwrap();
     }
-    s.put_export_part(&ws, &r.id, 1, &Sealed(vec![9; 40]), until)
+    s.put_export_part(&ws, &r.id, &part(1, vec![9; 40], until))
         .await
         .unwrap();
     let parts = s.export_parts(&ws, &r.id, T0).await.unwrap();
@@ -137,11 +137,20 @@ pub async fn keeps_export_parts_in_order_until_they_expire(s: &dyn DsrStore) {
     assert!(s.export_parts(&other, &r.id, T0).await.unwrap().is_empty());
     assert!(s.export_parts(&ws, &r.id, until).await.unwrap().is_empty());
     let r2 = dsr_request(&ws, DsrKind::Access, T0);
-    s.put_export_part(&ws, &r2.id, 0, &Sealed(vec![1; 40]), until)
+    s.put_export_part(&ws, &r2.id, &part(0, vec![1; 40], until))
         .await
         .unwrap();
     assert_eq!(s.delete_export(&ws, &r2.id).await.unwrap(), 1);
     assert!(s.export_parts(&ws, &r2.id, T0).await.unwrap().is_empty());
     // Backends with native TTL may leave expired parts to it; reads filter them anyway.
     s.sweep(until + time::Duration::seconds(1)).await.unwrap();
+}
+
+/// Export part `number`, holding `sealed`, readable until `until`.
+fn part(number: u32, sealed: Vec<u8>, until: OffsetDateTime) -> ExportPart {
+    ExportPart {
+        number,
+        sealed: Sealed(sealed),
+        expires_at: until,
+    }
 }

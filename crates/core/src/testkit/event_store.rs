@@ -60,7 +60,7 @@ pub async fn reports_a_retry_in_the_same_second_as_a_duplicate_alone_or_beside_n
     assert_eq!(beside_new, vec![false, true], "m-1 again, beside new m-3");
     assert_eq!(alone, vec![false], "m-2 again, alone");
     let stored = s
-        .events_by_subject(&ws, "subj-1", None, 10, T0)
+        .events_by_subject(&ws, "subj-1", Page::first(10), T0)
         .await
         .unwrap();
     let mut messages: Vec<&str> = stored.iter().map(|e| e.message_id.as_str()).collect();
@@ -89,7 +89,10 @@ pub async fn keeps_workspaces_apart(s: &dyn InspectableEventStore) {
     );
     assert_eq!(s.record(&[eb], T0).await.unwrap(), vec![true]);
     assert!(s.event(&b, &ea.event.event_id, T0).await.unwrap().is_none());
-    let by_subject = s.events_by_subject(&a, "subj", None, 10, T0).await.unwrap();
+    let by_subject = s
+        .events_by_subject(&a, "subj", Page::first(10), T0)
+        .await
+        .unwrap();
     assert_eq!(by_subject.len(), 1);
     assert_eq!(by_subject[0].workspace_id, a);
 }
@@ -104,13 +107,21 @@ pub async fn finds_a_subjects_events_in_pages(s: &dyn InspectableEventStore) {
         .await
         .unwrap();
     let page1 = s
-        .events_by_subject(&ws, "subject-x", None, 3, T0)
+        .events_by_subject(&ws, "subject-x", Page::first(3), T0)
         .await
         .unwrap();
     assert_eq!(page1.len(), 3);
     let last = page1.last().map(|e| e.event_id);
     let page2 = s
-        .events_by_subject(&ws, "subject-x", last.as_ref(), 3, T0)
+        .events_by_subject(
+            &ws,
+            "subject-x",
+            Page {
+                after: last,
+                limit: 3,
+            },
+            T0,
+        )
         .await
         .unwrap();
     assert_eq!(page2.len(), 2);
@@ -137,7 +148,7 @@ pub async fn never_returns_expired_data(s: &dyn InspectableEventStore) {
         "events live 180 days"
     );
     assert!(s
-        .events_by_subject(&ws, "subj-exp", None, 10, day181)
+        .events_by_subject(&ws, "subj-exp", Page::first(10), day181)
         .await
         .unwrap()
         .is_empty());
@@ -177,7 +188,7 @@ pub async fn sweeping_keeps_what_has_not_expired(s: &dyn InspectableEventStore) 
         .unwrap()
         .is_some());
     assert_eq!(
-        s.events_by_subject(&ws, "subj-s", None, 10, later)
+        s.events_by_subject(&ws, "subj-s", Page::first(10), later)
             .await
             .unwrap()
             .len(),

@@ -18,7 +18,10 @@ pub async fn finds_a_subjects_footprint_across_identifiers_in_pages(s: &dyn Insp
     let subjects = vec!["s1".to_owned(), "s2".to_owned()];
     let mut want = vec![e1.event.event_id, e2.event.event_id, e3.event.event_id];
     want.sort();
-    let all = s.subject_footprint(&ws, &subjects, None, 10).await.unwrap();
+    let all = s
+        .subject_footprint(&ws, &subjects, Page::first(10))
+        .await
+        .unwrap();
     assert_eq!(ids(&all), want, "each event once, by event id");
     let both = all
         .iter()
@@ -28,16 +31,19 @@ pub async fn finds_a_subjects_footprint_across_identifiers_in_pages(s: &dyn Insp
     assert_eq!(both.subject_index_entries, 2);
     assert!(both.operational);
     assert!(both.dedup_marker);
-    let page1 = s.subject_footprint(&ws, &subjects, None, 2).await.unwrap();
+    let page1 = s
+        .subject_footprint(&ws, &subjects, Page::first(2))
+        .await
+        .unwrap();
     assert_eq!(ids(&page1), want[..2]);
     let page2 = s
-        .subject_footprint(&ws, &subjects, Some(&want[1]), 2)
+        .subject_footprint(&ws, &subjects, Page::after(want[1], 2))
         .await
         .unwrap();
     assert_eq!(ids(&page2), want[2..]);
     let other_ws = WorkspaceId::new(Region::Us, &unique());
     assert!(s
-        .subject_footprint(&other_ws, &subjects, None, 10)
+        .subject_footprint(&other_ws, &subjects, Page::first(10))
         .await
         .unwrap()
         .is_empty());
@@ -51,7 +57,7 @@ pub async fn the_footprint_includes_expired_events(s: &dyn InspectableEventStore
         .await
         .unwrap();
     let found = s
-        .subject_footprint(&ws, &["s-old".to_owned()], None, 10)
+        .subject_footprint(&ws, &["s-old".to_owned()], Page::first(10))
         .await
         .unwrap();
     assert_eq!(ids(&found), vec![old.event.event_id]);
@@ -78,12 +84,12 @@ pub async fn erasing_deletes_events_with_their_index_entries_operational_records
     assert!(s.event(&ws, &id, T0).await.unwrap().is_none());
     assert!(s.operational(&ws, &id, T0).await.unwrap().is_none());
     assert!(s
-        .events_by_subject(&ws, "s2", None, 10, T0)
+        .events_by_subject(&ws, "s2", Page::first(10), T0)
         .await
         .unwrap()
         .is_empty());
     let left = s
-        .subject_footprint(&ws, &["s1".to_owned(), "s2".to_owned()], None, 10)
+        .subject_footprint(&ws, &["s1".to_owned(), "s2".to_owned()], Page::first(10))
         .await
         .unwrap();
     assert_eq!(ids(&left), vec![kept.event.event_id]);

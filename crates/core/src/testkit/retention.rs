@@ -11,7 +11,7 @@ use super::{delivery_record, new_event, unique, T0};
 use crate::audit::{AuditFilter, NewAuditEntry};
 use crate::destination::DestinationId;
 use crate::event::EventId;
-use crate::ports::{AuditLog, DeliveryLog, DeliveryStatus, InspectableEventStore};
+use crate::ports::{AuditLog, DeliveryLog, DeliveryStatus, InspectableEventStore, LogOf, Page};
 use crate::workspace::{Region, Retention, WorkspaceId};
 
 /// The stores whose data expires, from one backend.
@@ -38,7 +38,10 @@ async fn has_operational(s: &Stores, ws: &WorkspaceId, id: &EventId, now: Offset
 
 /// How many events of `subject` the event store returns at `now` (10 at most).
 async fn subject_events(s: &Stores, ws: &WorkspaceId, subject: &str, now: OffsetDateTime) -> usize {
-    let found = s.events.events_by_subject(ws, subject, None, 10, now).await;
+    let found = s
+        .events
+        .events_by_subject(ws, subject, Page::first(10), now)
+        .await;
     found.unwrap().len()
 }
 
@@ -127,14 +130,14 @@ pub async fn delivery_records_are_gone_after_30_days(s: &Stores) {
     );
     assert_eq!(
         s.delivery_log
-            .delivered(&ws, &d, &[e], day29)
+            .delivered(LogOf::new(&ws, &d), &[e], day29)
             .await
             .unwrap(),
         vec![e]
     );
     assert_eq!(
         s.delivery_log
-            .for_destination(&ws, &d, 10, day29)
+            .for_destination(LogOf::new(&ws, &d), 10, day29)
             .await
             .unwrap()
             .len(),
@@ -149,13 +152,13 @@ pub async fn delivery_records_are_gone_after_30_days(s: &Stores) {
         .is_empty());
     assert!(s
         .delivery_log
-        .delivered(&ws, &d, &[e], day31)
+        .delivered(LogOf::new(&ws, &d), &[e], day31)
         .await
         .unwrap()
         .is_empty());
     assert!(s
         .delivery_log
-        .for_destination(&ws, &d, 10, day31)
+        .for_destination(LogOf::new(&ws, &d), 10, day31)
         .await
         .unwrap()
         .is_empty());

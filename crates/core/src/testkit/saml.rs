@@ -7,7 +7,7 @@ use time::Duration;
 use super::{workspace, T0};
 use crate::keys::Role;
 use crate::ports::ControlStore;
-use crate::saml::{RoleRule, SamlConnection};
+use crate::saml::{AssertionUse, PendingRequest, RoleRule, SamlConnection};
 use crate::user_id::UserId;
 use crate::workspace::{Region, WorkspaceId};
 
@@ -77,9 +77,16 @@ pub async fn a_request_id_is_taken_once_and_only_by_the_browser_that_started_it(
 ) {
     let ws = workspace(Region::Us);
     let until = T0 + Duration::minutes(10);
-    s.put_saml_request(&ws.id, "browser-a", "_req_a", until)
-        .await
-        .unwrap();
+    s.put_saml_request(
+        &ws.id,
+        &PendingRequest {
+            browser: "browser-a",
+            request_id: "_req_a",
+            expires_at: until,
+        },
+    )
+    .await
+    .unwrap();
 
     assert_eq!(
         s.take_saml_request(&ws.id, "browser-b", T0).await.unwrap(),
@@ -107,9 +114,16 @@ pub async fn a_request_id_is_taken_once_and_only_by_the_browser_that_started_it(
 
 pub async fn an_expired_request_id_is_not_taken(s: &dyn ControlStore) {
     let ws = workspace(Region::Us);
-    s.put_saml_request(&ws.id, "browser", "_req", T0 + Duration::minutes(10))
-        .await
-        .unwrap();
+    s.put_saml_request(
+        &ws.id,
+        &PendingRequest {
+            browser: "browser",
+            request_id: "_req",
+            expires_at: T0 + Duration::minutes(10),
+        },
+    )
+    .await
+    .unwrap();
     let later = T0 + Duration::minutes(10) + Duration::seconds(1);
     assert_eq!(
         s.take_saml_request(&ws.id, "browser", later).await.unwrap(),
@@ -122,29 +136,29 @@ pub async fn an_assertion_id_is_accepted_once_until_it_expires(s: &dyn ControlSt
     let until = T0 + Duration::minutes(8);
 
     assert!(s
-        .first_use_of_assertion(&ws.id, "_a1", until, T0)
+        .first_use_of_assertion(&ws.id, &used("_a1", until), T0)
         .await
         .unwrap());
     assert!(!s
-        .first_use_of_assertion(&ws.id, "_a1", until, T0)
+        .first_use_of_assertion(&ws.id, &used("_a1", until), T0)
         .await
         .unwrap());
     let just_before = until - Duration::seconds(1);
     assert!(!s
-        .first_use_of_assertion(&ws.id, "_a1", until, just_before)
+        .first_use_of_assertion(&ws.id, &used("_a1", until), just_before)
         .await
         .unwrap());
     assert!(s
-        .first_use_of_assertion(&other.id, "_a1", until, T0)
+        .first_use_of_assertion(&other.id, &used("_a1", until), T0)
         .await
         .unwrap());
     assert!(s
-        .first_use_of_assertion(&ws.id, "_a2", until, T0)
+        .first_use_of_assertion(&ws.id, &used("_a2", until), T0)
         .await
         .unwrap());
     let later = until + Duration::seconds(1);
     assert!(s
-        .first_use_of_assertion(&ws.id, "_a1", later + Duration::minutes(8), later)
+        .first_use_of_assertion(&ws.id, &used("_a1", later + Duration::minutes(8)), later)
         .await
         .unwrap());
 }
@@ -154,13 +168,19 @@ pub async fn two_instances_using_one_assertion_at_once_accept_it_exactly_once(
 ) {
     let ws = workspace(Region::Eu);
     let until = T0 + Duration::minutes(8);
+    let race = used("_race", until);
     let (a, b) = tokio::join!(
-        s.first_use_of_assertion(&ws.id, "_race", until, T0),
-        s.first_use_of_assertion(&ws.id, "_race", until, T0),
+        s.first_use_of_assertion(&ws.id, &race, T0),
+        s.first_use_of_assertion(&ws.id, &race, T0),
     );
     assert_eq!(
         usize::from(a.unwrap()) + usize::from(b.unwrap()),
         1,
         "exactly one instance accepts it"
     );
+}
+
+/// The use of assertion `id`, remembered until `until`.
+fn used(id: &str, until: time::OffsetDateTime) -> AssertionUse<'_> {
+    AssertionUse { id, until }
 }

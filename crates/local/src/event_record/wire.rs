@@ -5,6 +5,7 @@ use serde::de::DeserializeOwned;
 use time::{OffsetDateTime, UtcOffset};
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::codes::{self, CodeTable};
+use tracklayer_core::varint;
 
 /// `N` bytes written as `2N` lowercase hex digits, read back.
 pub(crate) fn lower_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
@@ -27,12 +28,8 @@ pub(crate) fn lower_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
 pub(super) struct Writer(pub(super) Vec<u8>);
 
 impl Writer {
-    pub(super) fn uint(&mut self, mut n: u64) {
-        while n >= 0x80 {
-            self.0.push((n as u8) | 0x80);
-            n >>= 7;
-        }
-        self.0.push(n as u8);
+    pub(super) fn uint(&mut self, n: u64) {
+        varint::put(&mut self.0, n);
     }
     pub(super) fn int(&mut self, n: i64) {
         self.uint(((n << 1) ^ (n >> 63)) as u64);
@@ -113,15 +110,7 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
     pub(super) fn uint(&mut self) -> Result<u64, StoreError> {
-        let mut n = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            n |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(n);
-            }
-        }
-        Err(self.corrupt("an integer too long"))
+        varint::read(|| self.byte())?.ok_or_else(|| self.corrupt("an integer too long"))
     }
     pub(super) fn int(&mut self) -> Result<i64, StoreError> {
         let n = self.uint()?;

@@ -512,13 +512,7 @@ async fn an_item_by_reference_sends_ip_and_agent_from_the_operational_record_kep
     let w = MetaWorkspace::new("Visit", "EAAvisit").await;
     ingest_a_visit(&w, "visit-1").await;
     let queued = w.db.call("test", |c| {
-        let bodies: Vec<Vec<u8>> = c
-            .prepare("SELECT body FROM queue")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let bodies: Vec<Vec<u8>> = first_column(c, "SELECT body FROM queue");
         Ok(bodies)
     });
     let queued = queued.await.unwrap();

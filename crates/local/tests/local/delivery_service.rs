@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::MetaWorkspace;
+use super::{first_column, MetaWorkspace};
 use async_trait::async_trait;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -16,12 +16,12 @@ use tracklayer_core::admin::{AdminError, AdminPorts, AdminService, DestinationPa
 use tracklayer_core::clock::SystemIds;
 use tracklayer_core::deliver::service::{run_worker, DeliveryConfig, DeliveryService, Disposition};
 use tracklayer_core::deliver::{HttpRequest, HttpResponse};
-use tracklayer_core::destination::{DestinationId, DestinationKind};
+use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{Body, EventId, RefBody};
 use tracklayer_core::ports::{
     ControlStore, DeliveryLog, DeliveryPage, DeliveryQuery, DeliveryRecord, DeliveryStatus, Egress,
-    EgressError, Keyring, QueueConsumer, Received, UrlGuard,
+    EgressError, Keyring, LogOf, QueueConsumer, Received, UrlGuard,
 };
 use tracklayer_core::services::CommonPorts;
 use tracklayer_core::testkit;
@@ -97,15 +97,14 @@ impl DeliveryLog for PanicsOnce {
     }
     async fn delivered(
         &self,
-        ws: &WorkspaceId,
-        destination: &DestinationId,
+        log: LogOf<'_>,
         events: &[EventId],
         now: OffsetDateTime,
     ) -> Result<Vec<EventId>, StoreError> {
         if self.armed.swap(false, Ordering::SeqCst) {
             panic!("scripted delivery-log panic");
         }
-        self.inner.delivered(ws, destination, events, now).await
+        self.inner.delivered(log, events, now).await
     }
     async fn for_event(
         &self,
@@ -117,12 +116,11 @@ impl DeliveryLog for PanicsOnce {
     }
     async fn page(
         &self,
-        ws: &WorkspaceId,
-        destination: &DestinationId,
+        log: LogOf<'_>,
         query: &DeliveryQuery,
         now: OffsetDateTime,
     ) -> Result<DeliveryPage, StoreError> {
-        self.inner.page(ws, destination, query, now).await
+        self.inner.page(log, query, now).await
     }
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.sweep(now).await
@@ -222,11 +220,7 @@ impl World {
     async fn queued_body(&self) -> RefBody {
         let bodies: Vec<Vec<u8>> = self
             .db
-            .call("test", |c| {
-                let mut stmt = c.prepare("SELECT body FROM queue").unwrap();
-                let rows = stmt.query_map([], |r| r.get(0)).unwrap();
-                Ok(rows.map(Result::unwrap).collect())
-            })
+            .call("test", |c| Ok(first_column(c, "SELECT body FROM queue")))
             .await
             .unwrap();
         assert_eq!(bodies.len(), 1, "one queued message");

@@ -21,8 +21,8 @@ use tracklayer_core::event::EventId;
 use tracklayer_core::keys::Role;
 use tracklayer_core::ports::EventInspection;
 use tracklayer_core::ports::{
-    DeliveryLog, DeliveryRecord, DeliveryStatus, DsrStore, EventEraser, Keyring, QueueConsumer,
-    SuppressionList,
+    DeliveryLog, DeliveryRecord, DeliveryStatus, DsrStore, EventEraser, Keyring, Page,
+    QueueConsumer, SuppressionList,
 };
 use tracklayer_core::services::CommonPorts;
 use tracklayer_core::testkit::egress::RecordingEgress;
@@ -47,12 +47,9 @@ impl EventEraser for Crashing {
         &self,
         ws: &tracklayer_core::workspace::WorkspaceId,
         subjects: &[String],
-        after: Option<&EventId>,
-        limit: usize,
+        page: Page,
     ) -> Result<Vec<EventFootprint>, StoreError> {
-        self.inner
-            .subject_footprint(ws, subjects, after, limit)
-            .await
+        self.inner.subject_footprint(ws, subjects, page).await
     }
 
     async fn erase(
@@ -196,8 +193,7 @@ impl World {
                 .subject_footprint(
                     &self.workspace.id,
                     &self.all_subjects().await,
-                    after.as_ref(),
-                    100,
+                    Page { after, limit: 100 },
                 )
                 .await
                 .unwrap();

@@ -4,12 +4,14 @@
 use tracklayer_core::crypto::Sealed;
 use tracklayer_core::dsr::ErasedRows;
 use tracklayer_core::event::{OperationalRecord, RecentEvents};
-use tracklayer_core::ports::{EventEraser, EventInspection, EventReader, EventWriter, NewEvent};
+use tracklayer_core::ports::{
+    EventEraser, EventInspection, EventReader, EventWriter, NewEvent, Page,
+};
 use tracklayer_core::testkit::{self, T0};
 use tracklayer_core::workspace::{Region, WorkspaceId};
 use tracklayer_local::{Db, SqliteEventStore};
 
-use super::keep_dir;
+use super::{first_column, keep_dir};
 
 /// Turns the subject index of a current database back into the layout before subject keys
 /// (the DDL of that version): each subject HMAC of `hmacs` (hex) whole, not its key.
@@ -221,12 +223,12 @@ async fn an_older_database_is_moved_to_compact_keys_and_reads_back_the_same() {
     };
     assert_eq!(store.recent_events(&a, &recent, T0).await.unwrap().len(), 2);
     let by_hmac = store
-        .events_by_subject(&a, &hmac, None, 10, T0)
+        .events_by_subject(&a, &hmac, Page::first(10), T0)
         .await
         .unwrap();
     assert_eq!(by_hmac, std::slice::from_ref(&a1.event));
     let shared_b = store
-        .events_by_subject(&b, "s-shared", None, 10, T0)
+        .events_by_subject(&b, "s-shared", Page::first(10), T0)
         .await
         .unwrap();
     assert_eq!(
@@ -235,7 +237,7 @@ async fn an_older_database_is_moved_to_compact_keys_and_reads_back_the_same() {
         "each workspace its own rows"
     );
     let footprint = store
-        .subject_footprint(&a, &[hmac.clone(), "s-a".into()], None, 10)
+        .subject_footprint(&a, &[hmac.clone(), "s-a".into()], Page::first(10))
         .await
         .unwrap();
     assert_eq!(footprint.len(), 1);
@@ -253,7 +255,7 @@ async fn an_older_database_is_moved_to_compact_keys_and_reads_back_the_same() {
         [true]
     );
     let shared_new = store
-        .events_by_subject(&new, "s-shared", None, 10, T0)
+        .events_by_subject(&new, "s-shared", Page::first(10), T0)
         .await
         .unwrap();
     assert_eq!(shared_new, [n1.event]);
@@ -268,7 +270,7 @@ async fn an_older_database_is_moved_to_compact_keys_and_reads_back_the_same() {
         }
     );
     assert!(store
-        .events_by_subject(&a, &hmac, None, 10, T0)
+        .events_by_subject(&a, &hmac, Page::first(10), T0)
         .await
         .unwrap()
         .is_empty());
@@ -278,7 +280,7 @@ async fn an_older_database_is_moved_to_compact_keys_and_reads_back_the_same() {
     let store = SqliteEventStore::new(Db::open(&path).unwrap());
     assert_eq!(workspace_numbers(&c)[..2], numbers);
     let shared_b = store
-        .events_by_subject(&b, "s-shared", None, 10, T0)
+        .events_by_subject(&b, "s-shared", Page::first(10), T0)
         .await
         .unwrap();
     assert_eq!(shared_b, [b1.event]);
@@ -326,12 +328,12 @@ async fn a_subject_index_of_whole_hmacs_is_moved_to_their_keys_and_finds_the_sam
         ]
     );
     let by_hmac = store
-        .events_by_subject(&ws, &hmac, None, 10, T0)
+        .events_by_subject(&ws, &hmac, Page::first(10), T0)
         .await
         .unwrap();
     assert_eq!(by_hmac, [e1.event.clone(), e2.event.clone()]);
     let footprint = store
-        .subject_footprint(&ws, std::slice::from_ref(&other), None, 10)
+        .subject_footprint(&ws, std::slice::from_ref(&other), Page::first(10))
         .await
         .unwrap();
     assert_eq!(footprint.len(), 1);
@@ -351,7 +353,7 @@ async fn a_subject_index_of_whole_hmacs_is_moved_to_their_keys_and_finds_the_sam
 async fn a_delivery_log_keyed_by_destination_first_is_moved_to_the_event_first_key() {
     use tracklayer_core::destination::DestinationId;
     use tracklayer_core::event::EventId;
-    use tracklayer_core::ports::{DeliveryLog, DeliveryQuery, DeliveryStatus};
+    use tracklayer_core::ports::{DeliveryLog, DeliveryQuery, DeliveryStatus, LogOf};
     use tracklayer_core::testkit::delivery_log::delivery_record;
     use tracklayer_local::SqliteDeliveryLog;
 
@@ -385,15 +387,19 @@ async fn a_delivery_log_keyed_by_destination_first_is_moved_to_the_event_first_k
                 after: None,
                 limit: 2,
             };
-            let first = log.page(&ws, &d1, &query, T0).await.unwrap();
+            let first = log.page(LogOf::new(&ws, &d1), &query, T0).await.unwrap();
             let query = DeliveryQuery {
                 after: first.next,
                 ..query
             };
-            let second = log.page(&ws, &d1, &query, T0).await.unwrap();
+            let second = log.page(LogOf::new(&ws, &d1), &query, T0).await.unwrap();
             let delivered = (
-                log.delivered(&ws, &d1, &events, T0).await.unwrap(),
-                log.delivered(&ws, &d2, &events, T0).await.unwrap(),
+                log.delivered(LogOf::new(&ws, &d1), &events, T0)
+                    .await
+                    .unwrap(),
+                log.delivered(LogOf::new(&ws, &d2), &events, T0)
+                    .await
+                    .unwrap(),
             );
             let all = log.for_events(&ws, &events).await.unwrap();
             (traces, first, second, delivered, all)
@@ -442,13 +448,10 @@ async fn a_delivery_log_keyed_by_destination_first_is_moved_to_the_event_first_k
         .collect();
     let names: Vec<&str> = key.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["workspace_id", "event_id", "destination_id"]);
-    let indexes: Vec<String> = c
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'delivery_log' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let indexes: Vec<String> = first_column(
+        &c,
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'delivery_log' ORDER BY name",
+    );
     assert_eq!(indexes, ["delivery_log_by_expiry", "delivery_log_recent"]);
     let rows: i64 = c
         .query_row("SELECT count(*) FROM delivery_log", [], |r| r.get(0))

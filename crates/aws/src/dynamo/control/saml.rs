@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tracklayer_core::error::StoreError;
-use tracklayer_core::saml::{SamlConnection, SamlStore};
+use tracklayer_core::saml::{AssertionUse, PendingRequest, SamlConnection, SamlStore};
 use tracklayer_core::workspace::WorkspaceId;
 
 use super::{key, n, s, to_json, ttl, with_doc, ws_pk, DynamoControlStore};
@@ -62,13 +62,11 @@ impl SamlStore for DynamoControlStore {
     async fn put_saml_request(
         &self,
         ws: &WorkspaceId,
-        browser: &str,
-        request_id: &str,
-        expires_at: OffsetDateTime,
+        request: &PendingRequest<'_>,
     ) -> Result<(), StoreError> {
-        let mut item = key(ws_pk(ws), format!("SAMLREQ#{browser}"));
-        item.insert("request_id".into(), s(request_id));
-        item.insert(EXPIRES_AT.into(), n(ttl(expires_at)));
+        let mut item = key(ws_pk(ws), format!("SAMLREQ#{}", request.browser));
+        item.insert("request_id".into(), s(request.request_id));
+        item.insert(EXPIRES_AT.into(), n(ttl(request.expires_at)));
         self.table.put("put_saml_request", item, None).await
     }
 
@@ -90,12 +88,11 @@ impl SamlStore for DynamoControlStore {
     async fn first_use_of_assertion(
         &self,
         ws: &WorkspaceId,
-        assertion_id: &str,
-        until: OffsetDateTime,
+        assertion: &AssertionUse<'_>,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let mut item = key(ws_pk(ws), used_sk(assertion_id));
-        item.insert(EXPIRES_AT.into(), n(ttl(until)));
+        let mut item = key(ws_pk(ws), used_sk(assertion.id));
+        item.insert(EXPIRES_AT.into(), n(ttl(assertion.until)));
         let written = self
             .table
             .put_item()

@@ -668,9 +668,9 @@ impl EventEraser for DynamoEventStore {
         &self,
         ws: &WorkspaceId,
         subjects: &[String],
-        after: Option<&EventId>,
-        limit: usize,
+        page: Page,
     ) -> Result<Vec<EventFootprint>, StoreError> {
+        let (after, limit) = (page.after.as_ref(), page.limit);
         if limit == 0 || subjects.is_empty() {
             return Ok(Vec::new());
         }

@@ -42,7 +42,7 @@ use tracklayer_core::error::StoreError;
 use tracklayer_core::event::{EventId, MessageId, OperationalRecord, StoredEvent};
 #[cfg(feature = "testkit")]
 use tracklayer_core::ports::EventInspection;
-use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent, RecentEvents};
+use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent, Page, RecentEvents};
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::dynamo::{

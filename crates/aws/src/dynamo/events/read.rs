@@ -320,10 +320,10 @@ impl EventInspection for DynamoEventStore {
         &self,
         ws: &WorkspaceId,
         subject: &str,
-        after: Option<&EventId>,
-        limit: usize,
+        page: Page,
         now: OffsetDateTime,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        let (after, limit) = (page.after.as_ref(), page.limit);
         if limit == 0 {
             return Ok(Vec::new());
         }
