@@ -33,6 +33,7 @@ use crate::ports::{
     DeliveryRecord, DeliveryStatus, Egress, EgressError, Enqueuer, Keyring, LogOf, Outgoing,
     QueueConsumer, Receipt, Received, Remainder, ReplayFilter,
 };
+use crate::services::ReadPorts;
 use crate::workspace::{KeyRef, Region, Workspace, WorkspaceId};
 
 const KIND: DestinationKind = DestinationKind::Webhook;
@@ -713,15 +714,17 @@ impl World {
         let stats = Arc::new(crate::stats::memory::MemoryStats::default());
         let service = Arc::new(DeliveryService::new(
             DeliveryPorts {
-                control: control.clone(),
+                read: ReadPorts {
+                    control: control.clone(),
+                    keyring: Arc::new(MemoryKeyring),
+                    clock: clock.clone(),
+                    ids: ids.clone(),
+                },
                 queue: queue.clone(),
                 log: log.clone(),
                 events: Arc::new(NoEvents),
-                keyring: Arc::new(MemoryKeyring),
                 egress: egress.clone(),
                 suppressions: Arc::new(NoSuppressions),
-                clock: clock.clone(),
-                ids: ids.clone(),
                 connectors: scripted_connector,
                 base_urls: base_url,
                 stats: stats.clone(),
