@@ -53,6 +53,11 @@ impl CommonPorts {
         self.control.workspace(ws, self.clock.now()).await
     }
 
+    /// The workspace as of now, if it is open (`None` once closed).
+    pub async fn open_workspace(&self, ws: &WorkspaceId) -> Result<Option<Workspace>, StoreError> {
+        Ok(self.workspace(ws).await?.filter(|w| !w.is_closed()))
+    }
+
     /// The workspace's data key, unwrapped by the keyring (the customer's key under BYOK).
     pub async fn data_key(&self, ws: &Workspace) -> Result<DataKey, KeyError> {
         self.keyring
