@@ -227,15 +227,17 @@ async fn delivery_on_moto(
 ) -> tracklayer_core::deliver::service::DeliveryService {
     tracklayer_core::deliver::service::DeliveryService::new(
         tracklayer_core::deliver::service::DeliveryPorts {
-            control,
+            read: tracklayer_core::services::ReadPorts {
+                control,
+                keyring,
+                clock: Arc::new(SystemClock),
+                ids: Arc::new(tracklayer_core::clock::SystemIds),
+            },
             queue,
             log,
             events: Arc::new(event_store().await),
-            keyring,
             egress,
             suppressions,
-            clock: Arc::new(SystemClock),
-            ids: Arc::new(tracklayer_core::clock::SystemIds),
             connectors: tracklayer_connectors::connector,
             base_urls: tracklayer_connectors::default_base_url,
             stats: Arc::new(stats().await),

@@ -141,12 +141,7 @@ impl AllowedOrigin {
     }
 }
 
-impl TryFrom<String> for AllowedOrigin {
-    type Error = InvalidOrigin;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
+crate::newtype::try_from_string!(AllowedOrigin: InvalidOrigin);
 
 impl From<AllowedOrigin> for String {
     fn from(o: AllowedOrigin) -> Self {

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::admin::test_event::{DestinationTester, TestPorts};
+use crate::admin::test_event::DestinationTester;
 use crate::admin::{AdminPorts, AdminService};
 use crate::clock::{Clock, Ids};
 use crate::crypto::{DataKey, WorkspaceKeys};
@@ -21,8 +21,8 @@ use crate::ingest::{IngestConfig, IngestPorts, IngestService};
 use crate::invalidation::Invalidations;
 use crate::keys::verifier::{KeyVerifier, VerifierConfig};
 use crate::ports::{
-    AuditLog, ControlStore, DeliveryLog, DeliveryQueue, DsrStore, Egress, EventStore, IngestStore,
-    Keyring, Mailer, SessionStore, UrlGuard,
+    AuditLog, ControlReader, ControlStore, DeliveryLog, DeliveryQueue, DsrStore, Egress,
+    EventStore, IngestStore, Keyring, Mailer, SessionStore, UrlGuard,
 };
 use crate::stats::Stats;
 use crate::workspace::{Region, Workspace, WorkspaceId};
@@ -53,6 +53,11 @@ impl CommonPorts {
         self.control.workspace(ws, self.clock.now()).await
     }
 
+    /// The workspace as of now, if it is open (`None` once closed).
+    pub async fn open_workspace(&self, ws: &WorkspaceId) -> Result<Option<Workspace>, StoreError> {
+        Ok(self.workspace(ws).await?.filter(|w| !w.is_closed()))
+    }
+
     /// The workspace's data key, unwrapped by the keyring (the customer's key under BYOK).
     pub async fn data_key(&self, ws: &Workspace) -> Result<DataKey, KeyError> {
         self.keyring
@@ -64,6 +69,27 @@ impl CommonPorts {
     pub async fn workspace_keys(&self, ws: &Workspace) -> Result<WorkspaceKeys, KeyError> {
         Ok(WorkspaceKeys::new(&self.data_key(ws).await?))
     }
+
+    /// The same ports, with the control store read only.
+    pub fn read_only(&self) -> ReadPorts {
+        ReadPorts {
+            control: self.control.clone(),
+            keyring: self.keyring.clone(),
+            clock: self.clock.clone(),
+            ids: self.ids.clone(),
+        }
+    }
+}
+
+/// The ports of the use cases that read account data and never change it (ingest, delivery,
+/// test events): the control store's read side, the keyring that opens workspace keys, time
+/// and ids. [`IngestPorts`] and [`DeliveryPorts`] each hold them and add their own.
+#[allow(missing_debug_implementations)]
+pub struct ReadPorts {
+    pub control: Arc<dyn ControlReader>,
+    pub keyring: Arc<dyn Keyring>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn Ids>,
 }
 
 /// Every port of one process, by role. Each use case takes the ones it needs; the data-subject
@@ -92,29 +118,27 @@ pub struct Ports {
 }
 
 /// A use case's ports read the shared ones as their own (`ports.control`, `ports.clock`).
-macro_rules! common_ports_deref {
-    ($($ports:ty),+) => {$(
+macro_rules! shared_ports_deref {
+    ($shared:ident in $field:ident: $($ports:ty),+) => {$(
         impl std::ops::Deref for $ports {
-            type Target = CommonPorts;
-            fn deref(&self) -> &CommonPorts {
-                &self.common
+            type Target = $shared;
+            fn deref(&self) -> &$shared {
+                &self.$field
             }
         }
     )+};
 }
-common_ports_deref!(Ports, AdminPorts, DsrPorts);
+shared_ports_deref!(CommonPorts in common: Ports, AdminPorts, DsrPorts);
+shared_ports_deref!(ReadPorts in read: IngestPorts, DeliveryPorts);
 
 impl Ports {
     /// The ingest use case, dropping the events of suppressed subjects.
     pub fn ingest(&self, config: IngestConfig) -> IngestService {
         IngestService::new(
             IngestPorts {
-                control: self.control.clone(),
+                read: self.read_only(),
                 store: self.ingest_store.clone(),
-                keyring: self.keyring.clone(),
                 suppressions: self.dsr.clone(),
-                clock: self.clock.clone(),
-                ids: self.ids.clone(),
                 stats: self.stats.clone(),
             },
             config,
@@ -127,15 +151,12 @@ impl Ports {
     pub fn delivery(&self, egress: Arc<dyn Egress>, config: DeliveryConfig) -> DeliveryService {
         DeliveryService::new(
             DeliveryPorts {
-                control: self.control.clone(),
+                read: self.read_only(),
                 queue: self.queue.clone(),
                 log: self.delivery_log.clone(),
                 events: self.events.clone(),
-                keyring: self.keyring.clone(),
                 egress,
                 suppressions: self.dsr.clone(),
-                clock: self.clock.clone(),
-                ids: self.ids.clone(),
                 connectors: self.connectors,
                 base_urls: self.base_urls,
                 stats: self.stats.clone(),
@@ -158,17 +179,7 @@ impl Ports {
 
     /// Sending test events to destinations over `egress`, through this process's connectors.
     pub fn tester(&self, egress: Arc<dyn Egress>) -> DestinationTester {
-        DestinationTester::new(
-            TestPorts {
-                control: self.control.clone(),
-                keyring: self.keyring.clone(),
-                clock: self.clock.clone(),
-                ids: self.ids.clone(),
-            },
-            egress,
-            self.connectors,
-            self.base_urls,
-        )
+        DestinationTester::new(self.read_only(), egress, self.connectors, self.base_urls)
     }
 
     /// The control plane, serving `region`.

@@ -291,12 +291,7 @@ impl Cidr {
     }
 }
 
-impl TryFrom<String> for Cidr {
-    type Error = InvalidCidr;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
+crate::newtype::try_from_string!(Cidr: InvalidCidr);
 
 impl From<Cidr> for String {
     fn from(c: Cidr) -> Self {

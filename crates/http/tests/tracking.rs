@@ -31,6 +31,7 @@ use tracklayer_core::keys::{ApiKeyRecord, KeyKind, Role};
 use tracklayer_core::ports::{
     ControlStore, EventInspection, EventWriter, IngestStore, Keyring, NewEvent, Page, QueueConsumer,
 };
+use tracklayer_core::services::ReadPorts;
 use tracklayer_core::testkit::track_call;
 use tracklayer_core::workspace::{Cidr, KeyRef, Region, Workspace, WorkspaceId};
 use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
@@ -236,14 +237,16 @@ impl App {
         let ingest = Arc::new(
             IngestService::new(
                 IngestPorts {
-                    control: stores.control.clone(),
+                    read: ReadPorts {
+                        control: stores.control.clone(),
+                        keyring: stores.keyring.clone(),
+                        clock: stores.clock.clone(),
+                        ids: options.ingest_ids.unwrap_or_else(|| stores.ids.clone()),
+                    },
                     store,
-                    keyring: stores.keyring.clone(),
                     suppressions: Arc::new(tracklayer_local::SqliteDsrStore::new(
                         stores.db.clone(),
                     )),
-                    clock: stores.clock.clone(),
-                    ids: options.ingest_ids.unwrap_or_else(|| stores.ids.clone()),
                     stats: stats.clone(),
                 },
                 ingest_config,

@@ -59,6 +59,7 @@ impl MetaWorkspace {
     async fn new(name: &str, access_token: &str) -> Self {
         use tracklayer_core::destination::DestinationKind;
         use tracklayer_core::ingest::{IngestConfig, IngestPorts, IngestService};
+        use tracklayer_core::services::ReadPorts;
 
         let dir = tempfile::tempdir().unwrap();
         let keyring = Arc::new(keyring_in(dir.path(), "c"));
@@ -92,15 +93,17 @@ impl MetaWorkspace {
         .await;
         let ingest = IngestService::new(
             IngestPorts {
-                control: control.clone(),
+                read: ReadPorts {
+                    control: control.clone(),
+                    keyring: keyring.clone(),
+                    clock: clock.clone(),
+                    ids: Arc::new(SystemIds),
+                },
                 store: Arc::new(tracklayer_local::SqliteIngestStore::new(
                     db.clone(),
                     clock.clone(),
                 )),
-                keyring: keyring.clone(),
                 suppressions: dsr.clone(),
-                clock: clock.clone(),
-                ids: Arc::new(SystemIds),
                 stats: stats.clone(),
             },
             IngestConfig::new(Region::Us),
@@ -178,17 +181,20 @@ impl MetaWorkspace {
         config: tracklayer_core::deliver::service::DeliveryConfig,
     ) -> Arc<tracklayer_core::deliver::service::DeliveryService> {
         use tracklayer_core::deliver::service::{DeliveryPorts, DeliveryService};
+        use tracklayer_core::services::ReadPorts;
         Arc::new(DeliveryService::new(
             DeliveryPorts {
-                control: self.control.clone(),
+                read: ReadPorts {
+                    control: self.control.clone(),
+                    keyring: self.keyring.clone(),
+                    clock: self.clock.clone(),
+                    ids: Arc::new(SystemIds),
+                },
                 queue,
                 log,
                 events: self.events.clone(),
-                keyring: self.keyring.clone(),
                 egress,
                 suppressions: self.dsr.clone(),
-                clock: self.clock.clone(),
-                ids: Arc::new(SystemIds),
                 connectors: tracklayer_connectors::connector,
                 base_urls: tracklayer_connectors::default_base_url,
                 stats: self.stats.clone(),

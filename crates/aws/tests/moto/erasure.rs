@@ -28,7 +28,7 @@ use tracklayer_core::ports::{
     ControlStore, DeliveryLog, DeliveryStatus, DsrStore, EventEraser, EventReader, Page,
     QueueConsumer,
 };
-use tracklayer_core::services::CommonPorts;
+use tracklayer_core::services::{CommonPorts, ReadPorts};
 use tracklayer_core::workspace::{Region, WorkspaceId};
 
 use super::scan::{self, Dumped};
@@ -171,17 +171,19 @@ impl Stack {
         config.settings_ttl = time::Duration::ZERO;
         IngestService::new(
             IngestPorts {
-                control: self.control.clone(),
+                read: ReadPorts {
+                    control: self.control.clone(),
+                    keyring: self.keyring.clone(),
+                    clock: Arc::new(SystemClock),
+                    // Ids that increase within a request, so the shared request's pack is
+                    // named after its first event: A's.
+                    ids: Arc::new(SequentialIds::default()),
+                },
                 store: Arc::new(tracklayer_core::ingest::RecordThenEnqueue::new(
                     self.events.clone(),
                     self.queue.clone(),
                 )),
-                keyring: self.keyring.clone(),
                 suppressions: self.dsr.clone(),
-                clock: Arc::new(SystemClock),
-                // Ids that increase within a request, so the shared request's pack is
-                // named after its first event: A's.
-                ids: Arc::new(SequentialIds::default()),
                 stats: Arc::new(tracklayer_aws::DynamoStats::new(
                     self.clients.dynamodb.clone(),
                     &self.tables.delivery_log,

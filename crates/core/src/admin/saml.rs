@@ -89,9 +89,8 @@ impl AdminService {
     pub async fn saml_metadata(&self, ws: &WorkspaceId, base_url: &str) -> AdminResult<String> {
         let workspace = self
             .ports
-            .workspace(ws)
+            .open_workspace(ws)
             .await?
-            .filter(|w| !w.is_closed())
             .ok_or(AdminError::NotFound("workspace"))?;
         Ok(tracklayer_saml::sp_metadata(
             &crate::saml::service_provider(base_url, &workspace.id),

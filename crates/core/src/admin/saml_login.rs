@@ -94,12 +94,7 @@ fn browser_key(secret: &str) -> String {
 
 impl AdminService {
     async fn saml_connection_of(&self, ws: &WorkspaceId) -> Result<SamlConnection, SamlLoginError> {
-        let open = self
-            .ports
-            .workspace(ws)
-            .await?
-            .is_some_and(|w| !w.is_closed());
-        if !open {
+        if self.ports.open_workspace(ws).await?.is_none() {
             return Err(SamlLoginError::NotConfigured);
         }
         self.ports

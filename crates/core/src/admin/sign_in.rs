@@ -371,21 +371,14 @@ impl AdminService {
         ws: &WorkspaceId,
         id: &UserId,
     ) -> AdminResult<Option<User>> {
-        let now = self.now();
-        let open = self
-            .ports
-            .control
-            .workspace(ws, now)
-            .await?
-            .is_some_and(|w| !w.is_closed());
-        if !open {
+        if self.ports.open_workspace(ws).await?.is_none() {
             return Ok(None);
         }
         // A user the identity provider deactivated (SCIM `active: false`) signs in no more.
         Ok(self
             .ports
             .control
-            .user(ws, id, now)
+            .user(ws, id, self.now())
             .await?
             .filter(|u| u.active))
     }

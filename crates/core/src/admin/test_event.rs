@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::admin::{AdminError, AdminResult, Principal};
-use crate::clock::{Clock, Ids};
 use crate::crypto::WorkspaceKeys;
 use crate::deliver::oauth::TokenSource;
 use crate::deliver::send::{send_batches, Outlet, Sent};
@@ -15,7 +14,8 @@ use crate::destination::{DestinationId, DestinationKind};
 use crate::event::{DeliveryItem, EventId, ForwardedConsent, MessageId, SealedFields};
 use crate::identity::{sha256_hex, Field};
 use crate::keys::Role;
-use crate::ports::{ControlReader, Egress, EgressError, Keyring};
+use crate::ports::{Egress, EgressError};
+use crate::services::ReadPorts;
 use serde_json::{json, Value};
 
 use serde::Serialize;
@@ -54,20 +54,12 @@ pub enum TestOutcome {
 
 const MAX_EXCERPT_CHARS: usize = 1000;
 
-/// What sending a test event reads: the destination, its workspace and keys, time and ids.
-/// The egress it sends over is given apart, as delivery's is
-/// ([`Ports::tester`](crate::services::Ports::tester) wires both).
-#[allow(missing_debug_implementations)]
-pub struct TestPorts {
-    pub control: Arc<dyn ControlReader>,
-    pub keyring: Arc<dyn Keyring>,
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn Ids>,
-}
-
 /// Sends test events to destinations.
 pub struct DestinationTester {
-    ports: TestPorts,
+    /// What sending a test event reads: the destination, its workspace and keys, time and
+    /// ids. The egress it sends over is given apart, as delivery's is
+    /// ([`Ports::tester`](crate::services::Ports::tester) wires both).
+    ports: ReadPorts,
     egress: Arc<dyn Egress>,
     connectors: fn(DestinationKind) -> &'static dyn Connector,
     base_urls: fn(DestinationKind) -> &'static str,
@@ -85,7 +77,7 @@ impl DestinationTester {
     /// A tester sending over `egress` through `connectors`, to `base_urls` unless a
     /// destination overrides it.
     pub fn new(
-        ports: TestPorts,
+        ports: ReadPorts,
         egress: Arc<dyn Egress>,
         connectors: fn(DestinationKind) -> &'static dyn Connector,
         base_urls: fn(DestinationKind) -> &'static str,

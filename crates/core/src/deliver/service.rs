@@ -21,15 +21,14 @@ use super::send::{send_batches, Outlet, Sent};
 use super::settings::{Loaded, Settings, Suppressed};
 use super::{Connector, OpenedItem, Outcome, Target};
 use crate::cache::TtlCache;
-use crate::clock::{Clock, Ids};
 use crate::destination::DestinationId;
 use crate::destination::DestinationKind;
 use crate::error::{KeyError, StoreError};
 use crate::event::QueueBody;
 use crate::ports::{
-    ControlReader, DeliveryLog, DeliveryQueue, Egress, EventReader, Keyring, Received, Remainder,
-    SuppressionList,
+    DeliveryLog, DeliveryQueue, Egress, EventReader, Received, Remainder, SuppressionList,
 };
+use crate::services::ReadPorts;
 use crate::stats::{StatsRecorder, StatsSink};
 use crate::workspace::WorkspaceId;
 
@@ -124,18 +123,15 @@ pub enum Disposition {
 /// The ports delivery uses.
 #[allow(missing_debug_implementations)]
 pub struct DeliveryPorts {
-    pub control: Arc<dyn ControlReader>,
+    pub read: ReadPorts,
     pub queue: Arc<dyn DeliveryQueue>,
     pub log: Arc<dyn DeliveryLog>,
     /// The stored events of items queued by reference ([`crate::event::RefBody`]): one
     /// batched read per such message. Queues of items by value (SQS) never need it.
     pub events: Arc<dyn EventReader>,
-    pub keyring: Arc<dyn Keyring>,
     pub egress: Arc<dyn Egress>,
     /// Drops queued items of subjects erased after they were queued (data-subject requests).
     pub suppressions: Arc<dyn SuppressionList>,
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn Ids>,
     /// The wire format of each destination kind.
     pub connectors: fn(DestinationKind) -> &'static dyn Connector,
     /// Production base URL of each kind, used when a destination has no `endpoint`.

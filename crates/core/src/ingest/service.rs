@@ -17,6 +17,7 @@ use crate::error::KeyError;
 use crate::keys::verifier::{Audience, AuthError, KeyVerifier, VerifierConfig};
 use crate::keys::{ApiKeyRecord, KeyRefusal};
 use crate::ports::{ControlReader, IngestStore, Keyring, PackRecorded, SuppressionList};
+use crate::services::ReadPorts;
 use crate::stats::counting::{ingest_delta, IngestTally};
 use crate::stats::{StatsDelta, StatsRecorder, StatsSink};
 use crate::workspace::{Region, Workspace, WorkspaceId};
@@ -165,24 +166,26 @@ crate::debug_fields!(IngestService: config);
 /// The ports ingest uses.
 #[allow(missing_debug_implementations)]
 pub struct IngestPorts {
-    pub control: Arc<dyn ControlReader>,
+    pub read: ReadPorts,
     /// The events and their queue messages, kept together or not at all.
     pub store: Arc<dyn IngestStore>,
-    pub keyring: Arc<dyn Keyring>,
     /// Drops the events of erased subjects (data-subject requests). The workspace's list is
     /// read once per `settings_ttl` per process, like the settings: one read per workspace
     /// every few seconds instead of one per event, and a new suppression reaches every
     /// process within that TTL (the DSR service waits longer than it before deleting).
     pub suppressions: Arc<dyn SuppressionList>,
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn Ids>,
     /// The overview's counters: one write per request, whose failure fails nothing.
     pub stats: Arc<dyn StatsRecorder>,
 }
 
 impl IngestService {
     pub fn new(ports: IngestPorts, config: IngestConfig) -> Self {
-        let clock = ports.clock;
+        let ReadPorts {
+            control,
+            keyring,
+            clock,
+            ids,
+        } = ports.read;
         Self {
             verifier: Arc::new(KeyVerifier::new(
                 VerifierConfig::new(config.region),
@@ -196,10 +199,10 @@ impl IngestService {
                 config.prepare_queue,
                 config.prepare_inline_below,
             ),
-            control: ports.control,
+            control,
             store: ports.store,
-            keyring: ports.keyring,
-            ids: ports.ids,
+            keyring,
+            ids,
             data_keys: TtlCache::new(clock.clone(), config.data_key_ttl, 10_000),
             suppressions: ports.suppressions,
             requirements: None,

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::patch::{self, Op};
 use super::store::ScimGroup;
 use super::users::rfc3339;
-use super::{external_id, list_response, Scim, ScimError, GROUP_SCHEMA};
+use super::{external_id, list_response, ListPage, Scim, ScimError, GROUP_SCHEMA};
 use crate::admin::GroupDraft;
 use crate::user_id::UserId;
 use crate::workspace::User;
@@ -50,15 +50,10 @@ impl Scim<'_> {
     }
 
     /// GET /Groups; the one filter read is `displayName eq "<name>"`.
-    pub async fn groups(
-        &self,
-        filter: Option<&str>,
-        start_index: usize,
-        count: Option<usize>,
-    ) -> Result<Value, ScimError> {
+    pub async fn groups(&self, filter: Option<&str>, page: ListPage) -> Result<Value, ScimError> {
         let wanted = filter.map(display_name_filter).transpose()?;
         let found = self.group_resources(wanted.as_deref()).await?;
-        Ok(list_response(found, start_index, count))
+        Ok(list_response(found, page))
     }
 
     /// Every stored group named `wanted` (any, without), oldest first, as resources: all of

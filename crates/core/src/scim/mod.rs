@@ -66,12 +66,38 @@ impl From<filter::FilterError> for ScimError {
     }
 }
 
-/// A list answer (RFC 7644 §3.4.2): `startIndex` is 1-based; `count` at most [`MAX_COUNT`].
-pub fn list_response(all: Vec<Value>, start_index: usize, count: Option<usize>) -> Value {
+/// Which part of a list to answer (RFC 7644 §3.4.2.4): from the 1-based `startIndex`, at
+/// most `count` resources, and never more than [`MAX_COUNT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListPage {
+    start_index: usize,
+    count: usize,
+}
+
+impl ListPage {
+    /// The page a request asks for: a `startIndex` below 1 is read as 1, a negative `count`
+    /// as 0; absent, the list starts at 1 and holds up to [`MAX_COUNT`].
+    pub fn new(start_index: Option<i64>, count: Option<i64>) -> Self {
+        let at_least = |n: i64, min: i64| usize::try_from(n.max(min)).unwrap_or(usize::MAX);
+        Self {
+            start_index: start_index.map_or(1, |n| at_least(n, 1)),
+            count: count.map_or(MAX_COUNT, |n| at_least(n, 0).min(MAX_COUNT)),
+        }
+    }
+}
+
+impl Default for ListPage {
+    /// The first [`MAX_COUNT`] resources.
+    fn default() -> Self {
+        Self::new(None, None)
+    }
+}
+
+/// A list answer (RFC 7644 §3.4.2): the resources of `page` out of `all`.
+pub fn list_response(all: Vec<Value>, page: ListPage) -> Value {
     let total = all.len();
-    let start = start_index.max(1);
-    let count = count.unwrap_or(MAX_COUNT).min(MAX_COUNT);
-    let page: Vec<Value> = all.into_iter().skip(start - 1).take(count).collect();
+    let start = page.start_index;
+    let page: Vec<Value> = all.into_iter().skip(start - 1).take(page.count).collect();
     serde_json::json!({
         "schemas": [LIST_SCHEMA],
         "totalResults": total,
@@ -103,5 +129,31 @@ pub fn lenient_bool(field: &str, v: &Value) -> Result<bool, ScimError> {
             "invalidValue",
             format!("{field} must be a boolean"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbers(n: usize) -> Vec<Value> {
+        (1..=n).map(Value::from).collect()
+    }
+
+    #[test]
+    fn a_list_page_reads_a_start_below_one_as_one_and_a_negative_count_as_zero() {
+        let first = list_response(numbers(3), ListPage::new(Some(-5), Some(2)));
+        assert_eq!(first["startIndex"], 1);
+        assert_eq!(first["Resources"], serde_json::json!([1, 2]));
+        let none = list_response(numbers(3), ListPage::new(Some(2), Some(-1)));
+        assert_eq!(none["itemsPerPage"], 0);
+        assert_eq!(none["totalResults"], 3);
+    }
+
+    #[test]
+    fn a_list_page_holds_at_most_max_count_resources() {
+        let all = list_response(numbers(MAX_COUNT + 5), ListPage::new(None, Some(10_000)));
+        assert_eq!(all["itemsPerPage"], MAX_COUNT);
+        assert_eq!(ListPage::default(), ListPage::new(Some(1), None));
     }
 }

@@ -106,10 +106,6 @@ pub fn is_placeholder(email: &Email) -> bool {
 mod tests {
     use super::*;
 
-    fn id() -> UserId {
-        UserId::parse("usr_0123456789abcdef").unwrap()
-    }
-
     fn email(value: &str, primary: Option<bool>) -> ScimEmail {
         ScimEmail {
             value: value.into(),
@@ -118,37 +114,39 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_primary_email_is_the_sign_in_address_whatever_the_user_name() {
+    /// The sign-in address of user `usr_0123456789abcdef` provisioned with `user_name` and
+    /// `emails`.
+    fn sign_in_address(user_name: &str, emails: Vec<ScimEmail>) -> Email {
+        let id = UserId::parse("usr_0123456789abcdef").unwrap();
         let p = ScimProfile {
-            user_name: "jdoe".into(),
-            emails: vec![
-                email("home@example.org", None),
-                email("Work@Example.com", Some(true)),
-            ],
+            user_name: user_name.into(),
+            emails,
             active_unassigned: false,
         };
-        assert_eq!(p.sign_in_address(&id()).as_str(), "work@example.com");
+        p.sign_in_address(&id)
+    }
+
+    #[test]
+    fn the_primary_email_is_the_sign_in_address_whatever_the_user_name() {
+        let emails = vec![
+            email("home@example.org", None),
+            email("Work@Example.com", Some(true)),
+        ];
+        assert_eq!(sign_in_address("jdoe", emails).as_str(), "work@example.com");
     }
 
     #[test]
     fn an_email_shaped_user_name_signs_in_when_no_email_is_given() {
-        let p = ScimProfile {
-            user_name: "ann@example.com".into(),
-            emails: vec![email("not an address", Some(true))],
-            active_unassigned: false,
-        };
-        assert_eq!(p.sign_in_address(&id()).as_str(), "ann@example.com");
+        let emails = vec![email("not an address", Some(true))];
+        assert_eq!(
+            sign_in_address("ann@example.com", emails).as_str(),
+            "ann@example.com"
+        );
     }
 
     #[test]
     fn a_user_without_any_email_gets_a_reserved_address_that_is_never_mailed() {
-        let p = ScimProfile {
-            user_name: "E004711".into(),
-            emails: vec![],
-            active_unassigned: false,
-        };
-        let address = p.sign_in_address(&id());
+        let address = sign_in_address("E004711", vec![]);
         assert_eq!(address.as_str(), "usr_0123456789abcdef@scim.invalid");
         assert!(is_placeholder(&address));
         assert!(!is_placeholder(

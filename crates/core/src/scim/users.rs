@@ -6,7 +6,7 @@ use super::filter::Filter;
 use super::patch::{self, PatchOp};
 use super::profile::{ScimEmail, ScimProfile, MAX_EMAILS, MAX_USER_NAME_LEN};
 use super::store::ScimGroup;
-use super::{external_id, lenient_bool, list_response, Scim, ScimError, USER_SCHEMA};
+use super::{external_id, lenient_bool, list_response, ListPage, Scim, ScimError, USER_SCHEMA};
 use crate::user_id::UserId;
 use crate::workspace::User;
 
@@ -210,15 +210,10 @@ impl Scim<'_> {
         Ok(resource(&user, &self.stored_groups().await?, self.base_url))
     }
 
-    pub async fn users(
-        &self,
-        filter: Option<&str>,
-        start_index: usize,
-        count: Option<usize>,
-    ) -> Result<Value, ScimError> {
+    pub async fn users(&self, filter: Option<&str>, page: ListPage) -> Result<Value, ScimError> {
         let filter = filter.map(Filter::parse).transpose()?;
         let found = self.user_resources(filter.as_ref()).await?;
-        Ok(list_response(found, start_index, count))
+        Ok(list_response(found, page))
     }
 
     /// Every user `filter` passes, oldest first, as resources.
@@ -236,14 +231,10 @@ impl Scim<'_> {
     }
 
     /// `POST /.search` without a filter: every user, then every group, as resources.
-    pub async fn search_all(
-        &self,
-        start_index: usize,
-        count: Option<usize>,
-    ) -> Result<Value, ScimError> {
+    pub async fn search_all(&self, page: ListPage) -> Result<Value, ScimError> {
         let mut all = self.user_resources(None).await?;
         all.extend(self.group_resources(None).await?);
-        Ok(list_response(all, start_index, count))
+        Ok(list_response(all, page))
     }
 
     /// PUT /Users/{id}: the whole resource (Okta sends every attribute, `active` included).

@@ -46,6 +46,14 @@ async fn nothing_visible(q: &dyn DeliveryQueue, kind: DestinationKind) -> bool {
     q.receive(kind, 10, VIS).await.unwrap().is_empty()
 }
 
+/// Receives from `kind`'s queue and checks that exactly one message was visible (`why` says
+/// which one, if not).
+async fn receive_one(q: &dyn DeliveryQueue, kind: DestinationKind, why: &str) -> Received {
+    let mut got = q.receive(kind, 10, VIS).await.unwrap();
+    assert_eq!(got.len(), 1, "{why}");
+    got.remove(0)
+}
+
 fn ids() -> (WorkspaceId, DestinationId) {
     (
         WorkspaceId::new(Region::Us, &unique()),
@@ -57,27 +65,25 @@ pub async fn hides_a_received_message_until_its_visibility_ends(h: &dyn QueueHar
     let q = h.queue();
     let kind = DestinationKind::MetaCapi;
     let (ws, d) = enqueue_to_new_destination(q, kind, "{\"n\":1}").await;
-    let got = q.receive(kind, 10, VIS).await.unwrap();
-    assert_eq!(got.len(), 1);
-    assert_eq!(got[0].body, b"{\"n\":1}");
-    assert_eq!(got[0].receive_count, 1);
-    assert_eq!(got[0].destination_id, d);
-    assert_eq!(got[0].workspace_id, ws);
+    let got = receive_one(q, kind, "the enqueued message").await;
+    assert_eq!(got.body, b"{\"n\":1}");
+    assert_eq!(got.receive_count, 1);
+    assert_eq!(got.destination_id, d);
+    assert_eq!(got.workspace_id, ws);
     assert!(nothing_visible(q, kind).await);
     h.advance(VIS + Duration::from_millis(500)).await;
-    let again = q.receive(kind, 10, VIS).await.unwrap();
-    assert_eq!(again.len(), 1);
-    assert_eq!(again[0].receive_count, 2);
-    q.ack(kind, &again[0].receipt).await.unwrap();
+    let again = receive_one(q, kind, "visible again").await;
+    assert_eq!(again.receive_count, 2);
+    q.ack(kind, &again.receipt).await.unwrap();
 }
 
 pub async fn forgets_an_acknowledged_message(h: &dyn QueueHarness) {
     let q = h.queue();
     let kind = DestinationKind::Ga4;
     enqueue_to_new_destination(q, kind, "a").await;
-    let got = q.receive(kind, 10, VIS).await.unwrap();
-    q.ack(kind, &got[0].receipt).await.unwrap();
-    q.ack(kind, &got[0].receipt).await.unwrap();
+    let got = receive_one(q, kind, "the enqueued message").await;
+    q.ack(kind, &got.receipt).await.unwrap();
+    q.ack(kind, &got.receipt).await.unwrap();
     h.advance(VIS + Duration::from_millis(500)).await;
     assert!(nothing_visible(q, kind).await);
 }
@@ -91,9 +97,8 @@ pub async fn makes_a_message_visible_again_after_retry_later(h: &dyn QueueHarnes
         .await
         .unwrap();
     h.advance(Duration::from_millis(1500)).await;
-    let again = q.receive(kind, 10, VIS).await.unwrap();
-    assert_eq!(again.len(), 1);
-    q.ack(kind, &again[0].receipt).await.unwrap();
+    let again = receive_one(q, kind, "visible again after the delay").await;
+    q.ack(kind, &again.receipt).await.unwrap();
 }
 
 /// `body.attempts + receive_count`: the attempts the delivery worker counts for a receive.
@@ -117,11 +122,10 @@ pub async fn gives_a_held_message_back_once_after_its_delay_with_its_receive_uns
     // A first receive that counts (say, a failed attempt), then the one that is held.
     q.receive(kind, 10, VIS).await.unwrap();
     h.advance(VIS + Duration::from_millis(500)).await;
-    let got = q.receive(kind, 10, VIS).await.unwrap();
-    assert_eq!(got.len(), 1);
-    assert_eq!(attempts_of(&got[0]), 2);
+    let got = receive_one(q, kind, "visible after the first receive").await;
+    assert_eq!(attempts_of(&got), 2);
 
-    q.hold(kind, &got[0], Duration::from_secs(1)).await.unwrap();
+    q.hold(kind, &got, Duration::from_secs(1)).await.unwrap();
 
     assert!(
         nothing_visible(q, kind).await,
@@ -129,21 +133,20 @@ pub async fn gives_a_held_message_back_once_after_its_delay_with_its_receive_uns
     );
     // Past the delay and past the held receive's visibility: one message, not two.
     h.advance(VIS + Duration::from_millis(500)).await;
-    let back = q.receive(kind, 10, VIS).await.unwrap();
-    assert_eq!(back.len(), 1, "exactly one copy of a held message");
+    let back = receive_one(q, kind, "exactly one copy of a held message").await;
     let events = |m: &Received| -> Vec<EventId> {
         let body = m.decode_body().expect("a queue body");
         body.items.iter().map(|i| i.event_id).collect()
     };
-    assert_eq!(events(&back[0]), events(&got[0]));
-    assert_eq!(back[0].workspace_id, ws);
-    assert_eq!(back[0].destination_id, d);
+    assert_eq!(events(&back), events(&got));
+    assert_eq!(back.workspace_id, ws);
+    assert_eq!(back.destination_id, d);
     assert_eq!(
-        attempts_of(&back[0]),
+        attempts_of(&back),
         2,
         "the earlier receive still counts, the held one does not"
     );
-    q.ack(kind, &back[0].receipt).await.unwrap();
+    q.ack(kind, &back.receipt).await.unwrap();
     h.advance(VIS + Duration::from_millis(500)).await;
     assert!(nothing_visible(q, kind).await);
 }
@@ -161,10 +164,9 @@ pub async fn never_dead_letters_a_message_held_more_often_than_its_maximum_recei
     .await
     .unwrap();
     for _ in 0..h.max_receive_count() + 2 {
-        let got = q.receive(kind, 10, VIS).await.unwrap();
-        assert_eq!(got.len(), 1, "still queued");
-        assert_eq!(attempts_of(&got[0]), 1, "no receive spent");
-        q.hold(kind, &got[0], Duration::ZERO).await.unwrap();
+        let got = receive_one(q, kind, "still queued").await;
+        assert_eq!(attempts_of(&got), 1, "no receive spent");
+        q.hold(kind, &got, Duration::ZERO).await.unwrap();
     }
     let dead = h.dead_letters(kind, 100).await.unwrap();
     assert!(
@@ -178,8 +180,7 @@ pub async fn dead_letters_a_message_after_its_maximum_receives(h: &dyn QueueHarn
     let kind = DestinationKind::Webhook;
     let (_, d) = enqueue_to_new_destination(q, kind, "poison").await;
     for _ in 0..h.max_receive_count() {
-        let got = q.receive(kind, 10, VIS).await.unwrap();
-        assert_eq!(got.len(), 1);
+        receive_one(q, kind, "visible until its maximum receives").await;
         h.advance(VIS + Duration::from_millis(500)).await;
     }
     assert!(nothing_visible(q, kind).await);
@@ -260,8 +261,7 @@ pub async fn replaces_a_received_message_by_its_remainder(h: &dyn QueueHarness) 
     let q = h.queue();
     let kind = DestinationKind::MetaCapi;
     let (ws, d) = enqueue_to_new_destination(q, kind, "whole").await;
-    let got = q.receive(kind, 10, VIS).await.unwrap();
-    assert_eq!(got.len(), 1);
+    let got = receive_one(q, kind, "the enqueued message").await;
     let retry = Outgoing {
         delay: Duration::from_secs(1),
         ..outgoing(kind, &d, &ws, "deferred")
@@ -272,7 +272,7 @@ pub async fn replaces_a_received_message_by_its_remainder(h: &dyn QueueHarness) 
         reason: "HTTP 400: invalid".into(),
     };
 
-    q.replace(kind, &got[0], &remainder).await.unwrap();
+    q.replace(kind, &got, &remainder).await.unwrap();
 
     assert!(
         nothing_visible(q, kind).await,

@@ -60,6 +60,23 @@ fn is_conflict<T: std::fmt::Debug>(r: &Result<T, StoreError>) -> bool {
     matches!(r, Err(StoreError::Conflict(_)))
 }
 
+/// Asserts that of two changes made at once, each of which would leave one admin, exactly one
+/// was made and the other refused as a conflict: the workspace has one admin left.
+async fn assert_exactly_one_made(
+    s: &dyn ControlStore,
+    ws: &Workspace,
+    ra: Result<User, StoreError>,
+    rb: Result<User, StoreError>,
+) {
+    assert_eq!(
+        usize::from(ra.is_ok()) + usize::from(rb.is_ok()),
+        1,
+        "{ra:?} {rb:?}"
+    );
+    assert!(is_conflict(&ra) || is_conflict(&rb), "{ra:?} {rb:?}");
+    assert_eq!(admins(s, ws).await, 1);
+}
+
 pub async fn two_admins_demoting_each_other_at_once_leave_exactly_one_admin(s: &dyn ControlStore) {
     let (ws, a, b) = with_two_admins(s).await;
 
@@ -68,13 +85,7 @@ pub async fn two_admins_demoting_each_other_at_once_leave_exactly_one_admin(s: &
         s.set_user_role_keeping_an_admin(&ws.id, &b, Role::Viewer, T0),
     );
 
-    assert_eq!(
-        usize::from(ra.is_ok()) + usize::from(rb.is_ok()),
-        1,
-        "{ra:?} {rb:?}"
-    );
-    assert!(is_conflict(&ra) || is_conflict(&rb), "{ra:?} {rb:?}");
-    assert_eq!(admins(s, &ws).await, 1);
+    assert_exactly_one_made(s, &ws, ra, rb).await;
 }
 
 pub async fn two_admins_removing_each_other_at_once_leave_exactly_one_admin(s: &dyn ControlStore) {
@@ -85,13 +96,7 @@ pub async fn two_admins_removing_each_other_at_once_leave_exactly_one_admin(s: &
         s.delete_user_keeping_an_admin(&ws.id, &b, T0),
     );
 
-    assert_eq!(
-        usize::from(ra.is_ok()) + usize::from(rb.is_ok()),
-        1,
-        "{ra:?} {rb:?}"
-    );
-    assert!(is_conflict(&ra) || is_conflict(&rb), "{ra:?} {rb:?}");
-    assert_eq!(admins(s, &ws).await, 1);
+    assert_exactly_one_made(s, &ws, ra, rb).await;
     assert_eq!(s.users(&ws.id, T0).await.unwrap().len(), 2);
 }
 

@@ -4,7 +4,7 @@
 use axum::extract::Path;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use tracklayer_core::scim::{list_response, GROUP_SCHEMA, MAX_COUNT, USER_SCHEMA};
+use tracklayer_core::scim::{list_response, ListPage, GROUP_SCHEMA, MAX_COUNT, USER_SCHEMA};
 
 use super::{ScimAnswer, ScimCall, BASE_PATH};
 
@@ -53,7 +53,7 @@ fn resource_types_all() -> Vec<Value> {
 }
 
 pub async fn resource_types(_: ScimCall) -> ScimAnswer {
-    ScimAnswer::Resource(StatusCode::OK, list_response(resource_types_all(), 1, None))
+    every(resource_types_all())
 }
 
 pub async fn resource_type(_: ScimCall, Path(id): Path<String>) -> ScimAnswer {
@@ -112,11 +112,16 @@ fn schemas_all() -> Vec<Value> {
 }
 
 pub async fn schemas(_: ScimCall) -> ScimAnswer {
-    ScimAnswer::Resource(StatusCode::OK, list_response(schemas_all(), 1, None))
+    every(schemas_all())
 }
 
 pub async fn schema(_: ScimCall, Path(id): Path<String>) -> ScimAnswer {
     one(schemas_all(), &id, "schema")
+}
+
+/// A list answer of every resource of `all` (a few: they fit in the first page).
+fn every(all: Vec<Value>) -> ScimAnswer {
+    ScimAnswer::Resource(StatusCode::OK, list_response(all, ListPage::default()))
 }
 
 fn one(all: Vec<Value>, id: &str, what: &str) -> ScimAnswer {

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::Deserialize;
 use serde_json::Value;
-use tracklayer_core::scim::{Scim, ScimError};
+use tracklayer_core::scim::{ListPage, Scim, ScimError};
 
 use super::search::{search_type, Projection};
 use super::{ScimAnswer, ScimBody, ScimCall};
@@ -37,12 +37,11 @@ impl ResourceType {
         self,
         scim: &Scim<'_>,
         filter: Option<&str>,
-        start: usize,
-        count: Option<usize>,
+        page: ListPage,
     ) -> Result<Value, ScimError> {
         match self {
-            Self::User => scim.users(filter, start, count).await,
-            Self::Group => scim.groups(filter, start, count).await,
+            Self::User => scim.users(filter, page).await,
+            Self::Group => scim.groups(filter, page).await,
         }
     }
 
@@ -135,7 +134,7 @@ impl ListQuery {
 
     /// `startIndex` below 1 is read as 1 and a negative `count` as 0 (RFC 7644 §3.4.2.4);
     /// anything not a number is refused.
-    fn page(&self) -> Result<(usize, Option<usize>), ScimAnswer> {
+    fn page(&self) -> Result<ListPage, ScimAnswer> {
         let number = |name: &str, v: &Option<String>| -> Result<Option<i64>, ScimAnswer> {
             v.as_deref()
                 .map(|s| {
@@ -149,9 +148,10 @@ impl ListQuery {
                 })
                 .transpose()
         };
-        let start = number("startIndex", &self.start_index)?.unwrap_or(1).max(1) as usize;
-        let count = number("count", &self.count)?.map(|c| c.max(0) as usize);
-        Ok((start, count))
+        Ok(ListPage::new(
+            number("startIndex", &self.start_index)?,
+            number("count", &self.count)?,
+        ))
     }
 }
 
@@ -161,13 +161,11 @@ fn ok(call: &ScimCall, r: Result<Value, ScimError>) -> ScimAnswer {
 
 /// `GET /Users`, `GET /Groups`.
 pub async fn list(call: ScimCall, t: ResourceType, Query(q): Query<ListQuery>) -> ScimAnswer {
-    let (start, count) = match q.page() {
+    let page = match q.page() {
         Ok(p) => p,
         Err(e) => return e,
     };
-    let r = t
-        .list(&call.scim(), q.filter.as_deref(), start, count)
-        .await;
+    let r = t.list(&call.scim(), q.filter.as_deref(), page).await;
     ok(&call, r.map(|v| q.projection().apply(v)))
 }
 

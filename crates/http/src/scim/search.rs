@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use tracklayer_core::scim::ScimError;
+use tracklayer_core::scim::{ListPage, ScimError};
 
 use super::resources::ResourceType;
 use super::{ScimAnswer, ScimBody, ScimCall};
@@ -105,20 +105,18 @@ fn search_request(body: &Value) -> Result<(SearchRequest, Projection), ScimAnswe
     Ok((req, projection))
 }
 
-fn page(req: &SearchRequest) -> (usize, Option<usize>) {
-    let start = req.start_index.unwrap_or(1).max(1) as usize;
-    (start, req.count.map(|c| c.max(0) as usize))
-}
-
 /// `POST /Users/.search` and `POST /Groups/.search`: the list of that type.
 pub async fn search_type(call: ScimCall, t: ResourceType, body: &Value) -> ScimAnswer {
     let (req, projection) = match search_request(body) {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let (start, count) = page(&req);
     let r = t
-        .list(&call.scim(), req.filter.as_deref(), start, count)
+        .list(
+            &call.scim(),
+            req.filter.as_deref(),
+            ListPage::new(req.start_index, req.count),
+        )
         .await;
     ScimAnswer::of(
         call.0.config(),
@@ -143,8 +141,10 @@ pub async fn search_all(call: ScimCall, ScimBody(body): ScimBody) -> ScimAnswer 
             )),
         );
     }
-    let (start, count) = page(&req);
-    let r = call.scim().search_all(start, count).await;
+    let r = call
+        .scim()
+        .search_all(ListPage::new(req.start_index, req.count))
+        .await;
     ScimAnswer::of(
         call.0.config(),
         StatusCode::OK,

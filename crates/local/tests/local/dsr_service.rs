@@ -739,6 +739,7 @@ async fn a_ga4_erasure_receipt_lists_the_client_ids_sent_and_stores_them_sealed_
 #[tokio::test]
 async fn an_item_queued_before_its_subjects_erasure_is_neither_sent_nor_logged() {
     use tracklayer_core::deliver::service::{DeliveryConfig, DeliveryPorts, DeliveryService};
+    use tracklayer_core::services::ReadPorts;
     let w = World::new().await;
     w.ingest("a", 2).await;
     w.ingest("b", 1).await;
@@ -752,15 +753,17 @@ async fn an_item_queued_before_its_subjects_erasure_is_neither_sent_nor_logged()
     let egress = Arc::new(RecordingEgress::answering(200, br#"{"events_received":1}"#));
     let delivery = Arc::new(DeliveryService::new(
         DeliveryPorts {
-            control: w.control.clone(),
+            read: ReadPorts {
+                control: w.control.clone(),
+                keyring: w.keyring.clone(),
+                clock: w.clock.clone(),
+                ids: Arc::new(SystemIds),
+            },
             queue: w.queue.clone(),
             log: w.log.clone(),
             events: w.events.clone(),
-            keyring: w.keyring.clone(),
             egress: egress.clone(),
             suppressions: w.dsr.clone(),
-            clock: w.clock.clone(),
-            ids: Arc::new(SystemIds),
             connectors: tracklayer_connectors::connector,
             base_urls: tracklayer_connectors::default_base_url,
             stats: w.stats.clone(),

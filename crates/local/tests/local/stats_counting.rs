@@ -8,6 +8,7 @@ use tracklayer_core::clock::SystemIds;
 use tracklayer_core::ingest::{
     parse_body, Endpoint, IngestConfig, IngestPorts, IngestService, RequestMeta,
 };
+use tracklayer_core::services::ReadPorts;
 use tracklayer_core::stats::memory::MemoryStats;
 use tracklayer_core::stats::{
     DestinationCounter as D, IngestCounter as I, RejectReason, StatsKey, StatsQuery, StatsReader,
@@ -47,15 +48,17 @@ async fn a_batch_with_a_duplicate_and_a_rejected_event_is_counted_in_one_write()
     let stats = Arc::new(MemoryStats::default());
     let ingest = IngestService::new(
         IngestPorts {
-            control: w.control.clone(),
+            read: ReadPorts {
+                control: w.control.clone(),
+                keyring: w.keyring.clone(),
+                clock: w.clock.clone(),
+                ids: Arc::new(SystemIds),
+            },
             store: Arc::new(tracklayer_local::SqliteIngestStore::new(
                 w.db.clone(),
                 w.clock.clone(),
             )),
-            keyring: w.keyring.clone(),
             suppressions: w.dsr.clone(),
-            clock: w.clock.clone(),
-            ids: Arc::new(SystemIds),
             stats: stats.clone(),
         },
         IngestConfig::new(Region::Us),
