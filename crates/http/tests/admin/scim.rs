@@ -61,6 +61,16 @@ impl App {
         (status, v)
     }
 
+    /// A SCIM `POST` of `body` to `path`: a create.
+    pub(crate) async fn scim_post(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        self.scim(Method::POST, path, token, Some(body)).await
+    }
+
     pub(crate) async fn scim_ok(
         &self,
         method: Method,
@@ -83,8 +93,8 @@ impl App {
 
     /// Posts a recorded payload to `/scim/v2/Users`; answers the status and the body.
     async fn create_user_from(&self, token: &str, payload: &str) -> (StatusCode, Value) {
-        let body = Some(fixture(payload, ""));
-        self.scim(Method::POST, "/scim/v2/Users", token, body).await
+        self.scim_post("/scim/v2/Users", token, fixture(payload, ""))
+            .await
     }
 
     /// Creates a user from a recorded payload; returns its id.
@@ -377,9 +387,7 @@ async fn bad_input_is_a_scim_error_never_a_500() {
         ),
         (json!([1, 2]), "invalidSyntax"),
     ] {
-        let (status, v) = app
-            .scim(Method::POST, "/scim/v2/Users", &t, Some(body.clone()))
-            .await;
+        let (status, v) = app.scim_post("/scim/v2/Users", &t, body.clone()).await;
         assert_scim_error(status, &v, StatusCode::BAD_REQUEST, Some(scim_type));
     }
     let user = app.new_user("viewer").await;

@@ -15,7 +15,7 @@ impl App {
         let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
                           "displayName": name, "externalId": format!("ext-{name}"),
                           "members": members});
-        let (status, v) = self.scim(Method::POST, GROUPS, token, Some(body)).await;
+        let (status, v) = self.scim_post(GROUPS, token, body).await;
         assert_eq!(status, StatusCode::CREATED, "{v}");
         v["id"].as_str().unwrap().to_owned()
     }
@@ -51,12 +51,7 @@ async fn groups_of_any_name_are_stored_read_filtered_replaced_and_deleted() {
         1
     );
     let (status, v) = app
-        .scim(
-            Method::POST,
-            GROUPS,
-            &t,
-            Some(json!({"displayName": "MARKETING emea"})),
-        )
+        .scim_post(GROUPS, &t, json!({"displayName": "MARKETING emea"}))
         .await;
     assert_scim_error(status, &v, StatusCode::CONFLICT, Some("uniqueness"));
 
@@ -83,7 +78,7 @@ async fn a_member_must_be_a_user_of_the_workspace() {
     let t = app.scim_token().await;
     for member in ["usr_nosuchuser", "not an id"] {
         let body = json!({"displayName": "Ops", "members": [{"value": member}]});
-        let (status, v) = app.scim(Method::POST, GROUPS, &t, Some(body)).await;
+        let (status, v) = app.scim_post(GROUPS, &t, body).await;
         assert_scim_error(status, &v, StatusCode::BAD_REQUEST, Some("invalidValue"));
     }
 }

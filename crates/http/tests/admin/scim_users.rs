@@ -24,7 +24,7 @@ async fn a_user_name_that_is_not_an_email_is_kept_verbatim_and_the_primary_email
     let emails = json!([{"value": "home@example.org", "type": "home"},
                         {"value": "Jo.Doe@Example.com", "type": "work", "primary": true}]);
     let body = json!({"userName": "jdoe", "emails": emails, "externalId": "E4711"});
-    let (status, u) = app.scim(Method::POST, USERS, &t, Some(body)).await;
+    let (status, u) = app.scim_post(USERS, &t, body).await;
     assert_eq!(status, StatusCode::CREATED, "{u}");
     let id = u["id"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -69,12 +69,7 @@ async fn a_user_without_any_email_is_provisioned_under_a_reserved_address_until_
     let app = App::start().await;
     let t = app.scim_token().await;
     let (status, u) = app
-        .scim(
-            Method::POST,
-            USERS,
-            &t,
-            Some(json!({"userName": "E004711"})),
-        )
+        .scim_post(USERS, &t, json!({"userName": "E004711"}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{u}");
     let id = u["id"].as_str().unwrap().to_owned();
