@@ -61,41 +61,64 @@ async fn check_configure_time_rules(
         "segment" => "write_key",
         _ => "access_token",
     };
-    let token = json!({ secret: "t" });
     let missing = format!("secrets.{secret}");
-    let mut cases: Vec<(Value, Value, &str)> = refused
-        .iter()
-        .map(|(config, field)| (config.clone(), token.clone(), *field))
-        .collect();
-    cases.push((accepted.clone(), json!({}), &missing));
-    let secrets = json!({ secret: "token-never-shown" });
-    check_rules_with(kind, &cases, (accepted, secrets, json!("all"))).await
+    let refused = Refused {
+        configs: refused,
+        secrets: &[(json!({}), missing.as_str())],
+    };
+    let accepted = Accepted {
+        config: accepted,
+        secrets: json!({ secret: "token-never-shown" }),
+        events: json!("all"),
+    };
+    check_rules_with(kind, refused, accepted).await
 }
 
-/// [`check_configure_time_rules`] with the `accepted` config, secrets (each ending in
-/// `-never-shown`) and event filter; answers the app and the created destination's id.
-async fn check_rules_with(
-    kind: &str,
-    refused: &[(Value, Value, &str)],
-    (config, secrets, events): (Value, Value, Value),
-) -> (App, String) {
+/// A destination its kind's rules accept: config, secrets (each ending in `-never-shown`) and
+/// event filter.
+struct Accepted {
+    config: Value,
+    secrets: Value,
+    events: Value,
+}
+
+/// What a kind's rules refuse, each with the field at fault: configs (sent with the accepted
+/// secrets) and secrets (sent with the accepted config).
+struct Refused<'a> {
+    configs: &'a [(Value, &'a str)],
+    secrets: &'a [(Value, &'a str)],
+}
+
+/// Creates destinations of `kind` with each of the `refused` configs and secrets and expects
+/// 422 naming the field at fault; then creates the `accepted` one and expects it stored for
+/// `advertising` (Segment: `analytics`), the secrets never shown. Answers the app and the
+/// created destination's id.
+async fn check_rules_with(kind: &str, refused: Refused<'_>, accepted: Accepted) -> (App, String) {
     let app = App::start().await;
+    let Accepted {
+        config,
+        secrets,
+        events,
+    } = &accepted;
     let spec = |config: &Value, secrets: &Value| json!({"name": kind, "kind": kind, "config": config, "secrets": secrets, "events": events});
-    for (config, secrets, field) in refused {
-        app.assert_invalid_field(
-            Method::POST,
-            "/admin/v1/destinations",
-            spec(config, secrets),
-            field,
-        )
-        .await;
+    let bad_configs = refused
+        .configs
+        .iter()
+        .map(|(c, field)| (spec(c, secrets), *field));
+    let bad_secrets = refused
+        .secrets
+        .iter()
+        .map(|(s, field)| (spec(config, s), *field));
+    for (bad, field) in bad_configs.chain(bad_secrets) {
+        app.assert_invalid_field(Method::POST, "/admin/v1/destinations", bad, field)
+            .await;
     }
     let purpose = match kind {
         "segment" => "analytics",
         _ => "advertising",
     };
     let created = app
-        .post("/admin/v1/destinations", spec(&config, &secrets))
+        .post("/admin/v1/destinations", spec(config, secrets))
         .await;
     assert_eq!(created["kind"], kind);
     assert_eq!(created["consent_purposes"], json!([purpose]));
@@ -118,25 +141,29 @@ async fn a_linkedin_destination_takes_oauth_secrets_write_only_naming_the_field_
     let oauth = json!({"client_id": "id-never-shown", "client_secret": "secret-never-shown",
                        "refresh_token": "refresh-never-shown"});
     let config = json!({"conversion_id": "104012", "api_version": "202510"});
-    let refused = [
-        (
-            json!({"conversion_id": "104012/../x", "api_version": "202510"}),
-            oauth.clone(),
-            "config.conversion_id",
-        ),
-        (
-            json!({"conversion_id": "104012", "api_version": "v2"}),
-            oauth.clone(),
-            "config.api_version",
-        ),
-        (
-            config.clone(),
+    let refused = Refused {
+        configs: &[
+            (
+                json!({"conversion_id": "104012/../x", "api_version": "202510"}),
+                "config.conversion_id",
+            ),
+            (
+                json!({"conversion_id": "104012", "api_version": "v2"}),
+                "config.api_version",
+            ),
+        ],
+        secrets: &[(
             json!({"access_token": "a-token-is-not-taken"}),
             "secrets.client_id",
-        ),
-    ];
+        )],
+    };
     let events = json!({"allow": ["Order Completed"]});
-    check_rules_with("linkedin", &refused, (config, oauth, events)).await;
+    let accepted = Accepted {
+        config,
+        secrets: oauth,
+        events,
+    };
+    check_rules_with("linkedin", refused, accepted).await;
 }
 
 #[tokio::test]
@@ -151,20 +178,20 @@ async fn a_google_ads_destination_needs_a_developer_token_and_one_conversion_act
         .as_object_mut()
         .unwrap()
         .remove("developer_token");
-    let refused = [
-        (
+    let refused = Refused {
+        configs: &[(
             json!({"customer_id": "123-456-7890", "conversion_action_id": "1", "api_version": "v22"}),
-            secrets.clone(),
             "config.customer_id",
-        ),
-        (
-            config.clone(),
-            no_developer_token,
-            "secrets.developer_token",
-        ),
-    ];
+        )],
+        secrets: &[(no_developer_token, "secrets.developer_token")],
+    };
     let events = json!({"allow": ["Order Completed"]});
-    check_rules_with("google_ads", &refused, (config, secrets, events)).await;
+    let accepted = Accepted {
+        config,
+        secrets,
+        events,
+    };
+    check_rules_with("google_ads", refused, accepted).await;
 }
 
 #[tokio::test]
