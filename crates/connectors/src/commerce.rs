@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Number, Value};
 
+use crate::common::put;
+
 /// A number from a JSON number or a numeric string (`"12.50"`), finite only.
 pub(crate) fn number(v: Option<&Value>) -> Option<Number> {
     match v? {
@@ -123,6 +125,31 @@ impl Contents {
                 .collect(),
             units: with_id.iter().map(|p| p.units()).sum(),
         })
+    }
+}
+
+impl Commerce {
+    /// The product and search fields of Meta's `custom_data`, which Pinterest's copies:
+    /// `contents` (each made by `content`), `content_ids` and `num_items` when a product has an
+    /// id, then `search_string`, `content_name` and `content_category`.
+    pub fn put_products_and_search(
+        &self,
+        out: &mut Map<String, Value>,
+        content: impl Fn(&Product) -> Map<String, Value>,
+    ) {
+        if let Some(Contents {
+            contents,
+            ids,
+            units,
+        }) = Contents::of(self, content)
+        {
+            out.insert("contents".into(), Value::Array(contents));
+            out.insert("content_ids".into(), Value::Array(ids));
+            out.insert("num_items".into(), units.into());
+        }
+        put(out, "search_string", self.query.clone());
+        put(out, "content_name", self.name.clone());
+        put(out, "content_category", self.category.clone());
     }
 }
 

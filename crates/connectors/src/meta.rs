@@ -43,7 +43,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
 use tracklayer_core::identity::Field;
 
-use crate::common::{self, put, query_escape, retryable_status, Commerce, Contents};
+use crate::common::{self, put, query_escape, retryable_status, Commerce};
 
 /// Most events one request may carry.
 pub const BATCH_LIMIT: usize = 1000;
@@ -167,27 +167,16 @@ fn custom_data(opened: &OpenedItem) -> Map<String, Value> {
     put(&mut out, "value", c.value.clone());
     put(&mut out, "currency", c.currency.clone());
     put(&mut out, "order_id", c.order_id.clone());
-    let contents = Contents::of(&c, |p| {
+    c.put_products_and_search(&mut out, |p| {
         let mut o = Map::new();
         put(&mut o, "id", p.id.clone());
         o.insert("quantity".into(), p.units().into());
         put(&mut o, "item_price", p.price.clone());
         o
     });
-    if let Some(Contents {
-        contents,
-        ids,
-        units,
-    }) = contents
-    {
-        out.insert("contents".into(), Value::Array(contents));
-        out.insert("content_ids".into(), Value::Array(ids));
+    if out.contains_key("contents") {
         out.insert("content_type".into(), "product".into());
-        out.insert("num_items".into(), units.into());
     }
-    put(&mut out, "search_string", c.query.clone());
-    put(&mut out, "content_name", c.name.clone());
-    put(&mut out, "content_category", c.category.clone());
     common::add_extra_scalars(&mut out, props, META_MAPPED);
     out
 }

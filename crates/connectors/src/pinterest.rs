@@ -38,7 +38,7 @@ use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::SentToVendor;
 use tracklayer_core::identity::Field;
 
-use crate::common::{self, put, Commerce, Contents};
+use crate::common::{self, put, Commerce};
 
 /// Most events one request may carry.
 pub const BATCH_LIMIT: usize = 1000;
@@ -107,7 +107,7 @@ fn custom_data(opened: &OpenedItem) -> Map<String, Value> {
     put(&mut out, "currency", c.currency.clone());
     put(&mut out, "value", c.value.as_ref().map(ToString::to_string));
     put(&mut out, "order_id", c.order_id.clone());
-    let contents = Contents::of(&c, |p| {
+    c.put_products_and_search(&mut out, |p| {
         let mut o = Map::new();
         put(&mut o, "id", p.id.clone());
         put(
@@ -121,19 +121,6 @@ fn custom_data(opened: &OpenedItem) -> Map<String, Value> {
         put(&mut o, "item_brand", p.brand.clone());
         o
     });
-    if let Some(Contents {
-        contents,
-        ids,
-        units,
-    }) = contents
-    {
-        out.insert("content_ids".into(), Value::Array(ids));
-        out.insert("contents".into(), Value::Array(contents));
-        out.insert("num_items".into(), units.into());
-    }
-    put(&mut out, "search_string", c.query.clone());
-    put(&mut out, "content_name", c.name.clone());
-    put(&mut out, "content_category", c.category.clone());
     out
 }
 

@@ -138,13 +138,7 @@ impl Connector for Webhook {
         if items.is_empty() {
             return Err("webhook: a request needs at least one event".into());
         }
-        let limit = self.batch_limit(target);
-        if items.len() > limit {
-            return Err(format!(
-                "webhook: {} events exceed the batch size of {limit}",
-                items.len()
-            ));
-        }
+        common::within_limit(target.destination.kind, items, self.batch_limit(target))?;
         let url = url(target)?;
         let secret = common::required_secret(target, "signing_secret")?;
         let events: Vec<Value> = items.iter().map(|o| event(target, o)).collect();

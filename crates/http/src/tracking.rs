@@ -17,12 +17,12 @@ use tracklayer_core::ingest::{
     parse_body, Endpoint, IngestError, IngestService, RequestMeta, MAX_EVENT_BYTES,
     MAX_REQUEST_BYTES,
 };
-use tracklayer_core::workspace::Region;
 
 use crate::body::{read_body_with, BodyLimits};
 pub use crate::client_ip::ClientIp;
 use crate::limits::{RateLimits, Rates};
 use crate::problem::Problem;
+use crate::regions::RegionEndpoints;
 
 /// Settings of the tracking API.
 #[derive(Debug, Clone)]
@@ -39,8 +39,7 @@ pub struct TrackingConfig {
     /// [`crate::body::DEFAULT_INFLATE_RATIO`] (100); the absolute cap is the request limit.
     pub gzip_max_ratio: usize,
     /// Public base URL of each region, for 421 answers.
-    pub us_endpoint: String,
-    pub eu_endpoint: String,
+    pub endpoints: RegionEndpoints,
     /// How many trusted proxies in front of the server append to `X-Forwarded-For`; the
     /// client is the entry the outermost one appended. 0: the header is ignored.
     pub trusted_proxies: usize,
@@ -53,18 +52,8 @@ impl Default for TrackingConfig {
             rate_limit_per_ip: Rates::default().per_ip,
             browser_rate_limit_per_ip: Rates::default().browser_per_ip,
             gzip_max_ratio: crate::body::DEFAULT_INFLATE_RATIO,
-            us_endpoint: "https://us.api.tracklayer.io".into(),
-            eu_endpoint: "https://eu.api.tracklayer.io".into(),
+            endpoints: RegionEndpoints::default(),
             trusted_proxies: 0,
-        }
-    }
-}
-
-impl TrackingConfig {
-    fn endpoint(&self, region: Region) -> &str {
-        match region {
-            Region::Us => &self.us_endpoint,
-            Region::Eu => &self.eu_endpoint,
         }
     }
 }
@@ -380,7 +369,7 @@ pub fn ingest_problem(e: &IngestError, config: &TrackingConfig) -> Problem {
         IngestError::WrongRegion { region } => Problem::wrong_region(
             "this workspace's data",
             *region,
-            config.endpoint(*region),
+            config.endpoints.of(*region),
         ),
         IngestError::KeyUnavailable(_) => {
             tracing::warn!(error = %e, "workspace key unavailable: refusing to store");

@@ -726,7 +726,7 @@ async fn answers_421_with_the_right_endpoint_for_a_key_of_the_other_region() {
         .await;
 
     let body = reply.assert_problem(StatusCode::MISDIRECTED_REQUEST, "wrong-region");
-    assert_eq!(body["endpoint"], TrackingConfig::default().us_endpoint);
+    assert_eq!(body["endpoint"], TrackingConfig::default().endpoints.us);
     assert_eq!(body["region"], "us");
     assert_eq!(app.depth(DestinationKind::Webhook).await, 0);
 }

@@ -11,6 +11,7 @@ use tracklayer_egress::{BuildError, EgressConfig, HttpEgress};
 use tracklayer_http::admin::DestinationTester;
 use tracklayer_http::{
     admin_router, console_router, scim_router, AdminConfig, AdminState, ConsoleState,
+    RegionEndpoints,
 };
 use tracklayer_lambda::AwsStack;
 
@@ -20,28 +21,20 @@ pub fn app(stack: &AwsStack) -> Result<Router, BuildError> {
     let config = &stack.config;
     let policy = stack.egress_policy();
     let ports = stack.ports();
-    // Mailed console links start with this residency's public URL.
-    let console_url = match config.residency {
-        tracklayer_core::workspace::Region::Us => &config.public_urls.us,
-        tracklayer_core::workspace::Region::Eu => &config.public_urls.eu,
+    let endpoints = RegionEndpoints {
+        us: config.public_urls.us.clone(),
+        eu: config.public_urls.eu.clone(),
     };
-    let admin = ports
-        .admin(config.residency)
-        .with_public_url(console_url.clone());
+    // Mailed console links start with this residency's public URL.
+    let console_url = endpoints.of(config.residency).to_owned();
+    let admin = ports.admin(config.residency).with_public_url(console_url);
     let egress = Arc::new(HttpEgress::new(EgressConfig {
         policy,
         ..EgressConfig::default()
     })?);
     let tester = DestinationTester::new(&ports, egress);
-    let state = AdminState::new(
-        Arc::new(admin),
-        tester,
-        AdminConfig {
-            us_endpoint: config.public_urls.us.clone(),
-            eu_endpoint: config.public_urls.eu.clone(),
-        },
-    )
-    .with_dsr(Arc::new(ports.dsr(DsrConfig::default())));
+    let state = AdminState::new(Arc::new(admin), tester, AdminConfig { endpoints })
+        .with_dsr(Arc::new(ports.dsr(DsrConfig::default())));
     let console = console_router(ConsoleState::new(state.clone()));
     Ok(tracklayer_lambda::with_source_ip(
         scim_router(state.clone())

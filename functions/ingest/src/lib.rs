@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use tracklayer_core::ingest::IngestConfig;
-use tracklayer_http::{tracking_router, TrackingConfig, TrackingState};
+use tracklayer_http::{tracking_router, RegionEndpoints, TrackingConfig, TrackingState};
 use tracklayer_lambda::AwsStack;
 
 /// The tracking router over the stack's adapters: the same routes, limits and answers as
@@ -21,8 +21,10 @@ pub fn app(stack: &AwsStack) -> Router {
     let tracking = TrackingState::new(
         ingest,
         TrackingConfig {
-            us_endpoint: config.public_urls.us.clone(),
-            eu_endpoint: config.public_urls.eu.clone(),
+            endpoints: RegionEndpoints {
+                us: config.public_urls.us.clone(),
+                eu: config.public_urls.eu.clone(),
+            },
             trusted_proxies: 0,
             ..TrackingConfig::default()
         },

@@ -231,21 +231,19 @@ fn an_event_over_1000_kib_as_a_record_is_dead_lettered_with_the_reason_not_dropp
 
 #[test]
 fn firehose_answers_per_record_retry_only_the_failed_records() {
-    let items = [fixture("order"), fixture("page"), fixture("search")];
-    let refs: Vec<&OpenedItem> = items.iter().collect();
-    let c = connector(DestinationKind::Firehose);
+    let three_records = |r: &HttpResponse| classify(DestinationKind::Firehose, 3, r);
     let all_in = response(
         200,
         r#"{"FailedPutCount":0,"Encrypted":false,"RequestResponses":[{"RecordId":"a"},{"RecordId":"b"},{"RecordId":"c"}]}"#,
     );
-    assert_eq!(c.classify(&refs, &all_in), Outcome::Delivered);
+    assert_eq!(three_records(&all_in), Outcome::Delivered);
     let one_failed = response(
         200,
         r#"{"FailedPutCount":1,"RequestResponses":[{"RecordId":"a"},
             {"ErrorCode":"ServiceUnavailableException","ErrorMessage":"Slow down."},{"RecordId":"c"}]}"#,
     );
     assert_eq!(
-        c.classify(&refs, &one_failed),
+        three_records(&one_failed),
         Outcome::PerItem(vec![
             (0, Outcome::Delivered),
             (
@@ -263,14 +261,12 @@ fn firehose_answers_per_record_retry_only_the_failed_records() {
         200,
         r#"{"FailedPutCount":1,"RequestResponses":[{"RecordId":"a"}]}"#,
     );
-    assert!(matches!(c.classify(&refs, &short), Outcome::Retry { .. }));
+    assert!(is_retry(&three_records(&short)));
 }
 
 #[test]
 fn firehose_call_errors_retry_when_passing_and_are_permanent_otherwise() {
-    let c = connector(DestinationKind::Firehose);
-    let items = [fixture("order")];
-    let refs: Vec<&OpenedItem> = items.iter().collect();
+    let one_record = |r: &HttpResponse| classify(DestinationKind::Firehose, 1, r);
     for (status, code, retry) in [
         (400, "ResourceNotFoundException", false),
         (400, "InvalidArgumentException", false),
@@ -287,7 +283,7 @@ fn firehose_call_errors_retry_when_passing_and_are_permanent_otherwise() {
             headers: vec![("x-amzn-ErrorType".into(), format!("{code}:http://internal"))],
             body: br#"{"message":"stream arn:aws:firehose:... not found"}"#.to_vec(),
         };
-        let outcome = c.classify(&refs, &r);
+        let outcome = one_record(&r);
         match (&outcome, retry) {
             (Outcome::Retry { reason, .. }, true) | (Outcome::Permanent { reason }, false) => {
                 assert!(reason.contains(code), "{reason}");
@@ -301,7 +297,7 @@ fn firehose_call_errors_retry_when_passing_and_are_permanent_otherwise() {
         400,
         r#"{"__type":"ResourceNotFoundException","message":"x"}"#,
     );
-    assert!(matches!(c.classify(&refs, &r), Outcome::Permanent { .. }));
+    assert!(matches!(one_record(&r), Outcome::Permanent { .. }));
 }
 
 #[test]

@@ -37,9 +37,11 @@ fn role_name(role: Role) -> &'static str {
 pub fn problem(e: AdminError, config: &AdminConfig) -> Problem {
     match e {
         AdminError::Unauthorized(refusal) => unauthorized(refusal.detail()),
-        AdminError::WrongRegion(region) => {
-            Problem::wrong_region("this token's workspace", region, config.endpoint(region))
-        }
+        AdminError::WrongRegion(region) => Problem::wrong_region(
+            "this token's workspace",
+            region,
+            config.endpoints.of(region),
+        ),
         AdminError::Blocked => Problem::blocked(),
         AdminError::Throttled { retry_after } => Problem::too_many_failures(retry_after),
         AdminError::Forbidden { role, action } => Problem::new(
@@ -61,38 +63,28 @@ pub fn problem(e: AdminError, config: &AdminConfig) -> Problem {
         )
         .with("role", role_name(role))
         .field(&field),
-        AdminError::SignInRefused => Problem::new(
+        AdminError::SignInRefused => stated(
             StatusCode::UNAUTHORIZED,
             "sign-in-refused",
             "Sign-in refused",
-            e.to_string(),
+            &e,
         ),
-        AdminError::SessionEnded => Problem::new(
+        AdminError::SessionEnded => stated(
             StatusCode::UNAUTHORIZED,
             "session-ended",
             "Session ended",
-            e.to_string(),
+            &e,
         ),
-        AdminError::LinkInvalid => Problem::new(
-            StatusCode::GONE,
-            "link-invalid",
-            "Link not valid",
-            e.to_string(),
-        ),
-        AdminError::SsoRequired { ref sign_in_path } => Problem::new(
-            StatusCode::FORBIDDEN,
-            "sso-required",
-            "Single sign-on required",
-            e.to_string(),
-        )
-        .with("sign_in_url", sign_in_path.as_str()),
-        AdminError::SsoSessionRequired { ref sign_in_path } => Problem::new(
-            StatusCode::FORBIDDEN,
+        AdminError::LinkInvalid => stated(StatusCode::GONE, "link-invalid", "Link not valid", &e),
+        AdminError::SsoRequired { ref sign_in_path } => {
+            sso_required("sso-required", "Single sign-on required", &e, sign_in_path)
+        }
+        AdminError::SsoSessionRequired { ref sign_in_path } => sso_required(
             "sso-session-required",
             "Single sign-on session required",
-            e.to_string(),
-        )
-        .with("sign_in_url", sign_in_path.as_str()),
+            &e,
+            sign_in_path,
+        ),
         AdminError::NotFound(what) => Problem::not_found(what),
         AdminError::Invalid { field, detail } => Problem::invalid(&field, detail),
         AdminError::Conflict(detail) => Problem::conflict(detail),
@@ -114,6 +106,16 @@ pub fn problem(e: AdminError, config: &AdminConfig) -> Problem {
         AdminError::Key(ref err) => Problem::from_key_error(err, "admin request failed"),
         other => internal(&other),
     }
+}
+
+/// A problem whose detail is the error's own message, for errors that say nothing internal.
+fn stated(status: StatusCode, slug: &str, title: &'static str, e: &AdminError) -> Problem {
+    Problem::new(status, slug, title, e.to_string())
+}
+
+/// 403 for a workspace that demands single sign-on: `sign_in_url` says where to start it.
+fn sso_required(slug: &str, title: &'static str, e: &AdminError, sign_in_path: &str) -> Problem {
+    stated(StatusCode::FORBIDDEN, slug, title, e).with("sign_in_url", sign_in_path)
 }
 
 /// An opaque 500: the cause goes to the log under the request id, never to the caller.

@@ -37,38 +37,19 @@ use axum::Router;
 use tracklayer_core::admin as tl_principal;
 use tracklayer_core::admin::{AdminError, AdminService};
 use tracklayer_core::dsr::service::DsrService;
-use tracklayer_core::workspace::Region;
 
 pub use extract::MAX_BODY_BYTES;
 use extract::{Answer, Created, Json, NoContent};
 pub use test_event::{DestinationTester, TEST_EVENT_NAME};
 
 use crate::problem::Problem;
+use crate::regions::RegionEndpoints;
 
 /// Settings of the admin API.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AdminConfig {
-    /// Public base URL of each region, for 421 answers.
-    pub us_endpoint: String,
-    pub eu_endpoint: String,
-}
-
-impl Default for AdminConfig {
-    fn default() -> Self {
-        Self {
-            us_endpoint: "https://us.api.tracklayer.io".into(),
-            eu_endpoint: "https://eu.api.tracklayer.io".into(),
-        }
-    }
-}
-
-impl AdminConfig {
-    fn endpoint(&self, region: Region) -> &str {
-        match region {
-            Region::Us => &self.us_endpoint,
-            Region::Eu => &self.eu_endpoint,
-        }
-    }
+    /// Public base URL of each region, for 421 answers and SAML URLs.
+    pub endpoints: RegionEndpoints,
 }
 
 /// Shared state of the admin routes.
@@ -127,7 +108,7 @@ impl AdminState {
 
     /// The public base URL of the caller's region (SAML entity id and ACS URL).
     pub(crate) fn base_url(&self, p: &tl_principal::Principal) -> &str {
-        self.config().endpoint(p.workspace_id.region())
+        self.config().endpoints.of(p.workspace_id.region())
     }
 
     fn openapi_json(&self) -> String {

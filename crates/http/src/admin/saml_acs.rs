@@ -50,7 +50,7 @@ pub async fn metadata(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let ws = workspace(&id)?;
-    let base = s.config().endpoint(ws.region()).to_owned();
+    let base = s.config().endpoints.of(ws.region()).to_owned();
     let xml = s.run(s.admin().saml_metadata(&ws, &base)).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
@@ -73,7 +73,7 @@ pub async fn login(
     Query(query): Query<LoginQuery>,
 ) -> Result<Response, Problem> {
     let ws = workspace(&id)?;
-    let base = s.config().endpoint(ws.region()).to_owned();
+    let base = s.config().endpoints.of(ws.region()).to_owned();
     let start = s
         .admin()
         .saml_start(&ws, &base, query.relay_state.as_deref())
@@ -132,7 +132,7 @@ pub async fn acs(
                 "send SAMLResponse as an HTML form (HTTP-POST binding)",
             )
         })?;
-        let base = s.config().endpoint(ws.region()).to_owned();
+        let base = s.config().endpoints.of(ws.region()).to_owned();
         let acs = SamlAcs {
             saml_response: &form.saml_response,
             relay_state: form.relay_state.as_deref(),

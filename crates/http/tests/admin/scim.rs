@@ -26,6 +26,13 @@ pub(crate) fn fixture(name: &str, id: &str) -> Value {
 }
 
 impl App {
+    /// A fresh app and a SCIM token its admin made.
+    pub(crate) async fn with_scim_token() -> (Self, String) {
+        let app = Self::start().await;
+        let token = app.scim_token().await;
+        (app, token)
+    }
+
     /// A SCIM token made through the keys API by the admin.
     pub(crate) async fn scim_token(&self) -> String {
         let v = self
@@ -61,6 +68,16 @@ impl App {
         (status, v)
     }
 
+    /// A SCIM `POST` of `body` to `path`: a create.
+    pub(crate) async fn scim_post(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        self.scim(Method::POST, path, token, Some(body)).await
+    }
+
     pub(crate) async fn scim_ok(
         &self,
         method: Method,
@@ -83,8 +100,8 @@ impl App {
 
     /// Posts a recorded payload to `/scim/v2/Users`; answers the status and the body.
     async fn create_user_from(&self, token: &str, payload: &str) -> (StatusCode, Value) {
-        let body = Some(fixture(payload, ""));
-        self.scim(Method::POST, "/scim/v2/Users", token, body).await
+        self.scim_post("/scim/v2/Users", token, fixture(payload, ""))
+            .await
     }
 
     /// Creates a user from a recorded payload; returns its id.
@@ -245,8 +262,7 @@ async fn a_scim_token_has_no_role_is_rotated_and_revoked_like_every_key_and_audi
 
 #[tokio::test]
 async fn discovery_documents_describe_users_and_groups() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     let spc = app
         .scim_ok(Method::GET, "/scim/v2/ServiceProviderConfig", &t, None)
         .await;
@@ -277,8 +293,7 @@ async fn discovery_documents_describe_users_and_groups() {
 
 #[tokio::test]
 async fn users_are_created_read_filtered_paged_replaced_and_deleted() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     let created = app.create_user_from(&t, "okta_create_user").await;
     assert_eq!(created.0, StatusCode::CREATED, "{}", created.1);
     let u = created.1;
@@ -364,8 +379,7 @@ fn url_encode(s: &str) -> String {
 
 #[tokio::test]
 async fn bad_input_is_a_scim_error_never_a_500() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     for (body, scim_type) in [
         (json!({"emails": []}), "invalidValue"),
         (json!({"userName": "   "}), "invalidValue"),
@@ -377,9 +391,7 @@ async fn bad_input_is_a_scim_error_never_a_500() {
         ),
         (json!([1, 2]), "invalidSyntax"),
     ] {
-        let (status, v) = app
-            .scim(Method::POST, "/scim/v2/Users", &t, Some(body.clone()))
-            .await;
+        let (status, v) = app.scim_post("/scim/v2/Users", &t, body.clone()).await;
         assert_scim_error(status, &v, StatusCode::BAD_REQUEST, Some(scim_type));
     }
     let user = app.new_user("viewer").await;
@@ -396,8 +408,7 @@ async fn bad_input_is_a_scim_error_never_a_500() {
 
 #[tokio::test]
 async fn entra_deactivation_as_a_string_ends_every_token_of_the_user_at_once_audited_as_the_idp() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     let id = app.provisioned(&t, "entra_create_user").await;
     let pat = app.pat_of(&id).await;
     assert_eq!(
@@ -447,8 +458,7 @@ async fn entra_deactivation_as_a_string_ends_every_token_of_the_user_at_once_aud
 
 #[tokio::test]
 async fn entra_update_reads_the_work_email_path_and_ignores_attributes_tracklayer_does_not_keep() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     let id = app.provisioned(&t, "entra_create_user").await;
     let id = id.as_str();
     let v = app
@@ -474,8 +484,7 @@ async fn entra_update_reads_the_work_email_path_and_ignores_attributes_tracklaye
 
 #[tokio::test]
 async fn okta_put_with_the_whole_resource_deactivates_and_a_delete_ends_the_user() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     let id = app.provisioned(&t, "okta_create_user").await;
     let pat = app.pat_of(&id).await;
     let v = app
@@ -488,8 +497,7 @@ async fn okta_put_with_the_whole_resource_deactivates_and_a_delete_ends_the_user
 
 #[tokio::test]
 async fn onelogin_patch_without_path_sets_active_and_external_id() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     let user = app.new_user("editor").await;
     let v = app
         .send_payload(Method::PATCH, &t, &user, "onelogin_patch_user")
@@ -502,8 +510,7 @@ async fn onelogin_patch_without_path_sets_active_and_external_id() {
 
 #[tokio::test]
 async fn deactivation_ends_every_console_session_of_the_user_at_once() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     let second_admin = app.new_user("admin").await;
     let second_pat = app.pat_of(&second_admin).await;
     app.owner_console_session().await;
@@ -527,8 +534,7 @@ async fn deactivation_ends_every_console_session_of_the_user_at_once() {
 /// password, which reads the same live user) opens a session for them.
 #[tokio::test]
 async fn a_deactivated_user_cannot_sign_in_again() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     app.new_user("admin").await;
     app.send_payload(Method::PATCH, &t, "usr_owner", "entra_disable_user")
         .await;

@@ -15,7 +15,7 @@ impl App {
         let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
                           "displayName": name, "externalId": format!("ext-{name}"),
                           "members": members});
-        let (status, v) = self.scim(Method::POST, GROUPS, token, Some(body)).await;
+        let (status, v) = self.scim_post(GROUPS, token, body).await;
         assert_eq!(status, StatusCode::CREATED, "{v}");
         v["id"].as_str().unwrap().to_owned()
     }
@@ -30,8 +30,7 @@ impl App {
 
 #[tokio::test]
 async fn groups_of_any_name_are_stored_read_filtered_replaced_and_deleted() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     let ann = app.new_user("viewer").await;
     let id = app.pushed_group(&t, "Marketing EMEA", &[&ann]).await;
     let g = app
@@ -51,12 +50,7 @@ async fn groups_of_any_name_are_stored_read_filtered_replaced_and_deleted() {
         1
     );
     let (status, v) = app
-        .scim(
-            Method::POST,
-            GROUPS,
-            &t,
-            Some(json!({"displayName": "MARKETING emea"})),
-        )
+        .scim_post(GROUPS, &t, json!({"displayName": "MARKETING emea"}))
         .await;
     assert_scim_error(status, &v, StatusCode::CONFLICT, Some("uniqueness"));
 
@@ -79,19 +73,17 @@ async fn groups_of_any_name_are_stored_read_filtered_replaced_and_deleted() {
 
 #[tokio::test]
 async fn a_member_must_be_a_user_of_the_workspace() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     for member in ["usr_nosuchuser", "not an id"] {
         let body = json!({"displayName": "Ops", "members": [{"value": member}]});
-        let (status, v) = app.scim(Method::POST, GROUPS, &t, Some(body)).await;
+        let (status, v) = app.scim_post(GROUPS, &t, body).await;
         assert_scim_error(status, &v, StatusCode::BAD_REQUEST, Some("invalidValue"));
     }
 }
 
 #[tokio::test]
 async fn a_group_change_is_a_role_change_effective_on_the_next_request() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     let user = app.new_user("viewer").await;
     let pat = app.pat_of(&user).await;
     assert_eq!(
@@ -133,8 +125,7 @@ async fn a_group_change_is_a_role_change_effective_on_the_next_request() {
 
 #[tokio::test]
 async fn the_highest_mapped_role_wins_and_unmapped_groups_change_no_role() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     let admin = app.new_user("admin").await;
     let role = |id: String| {
         let app = &app;
@@ -224,8 +215,7 @@ async fn the_group_roles_are_set_by_admins_only_and_validated() {
 
 #[tokio::test]
 async fn the_last_admin_cannot_be_deprovisioned_by_the_idp() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     let admins = app
         .pushed_group(&t, "TrackLayer Admins", &["usr_owner"])
         .await;
@@ -262,8 +252,7 @@ async fn the_last_admin_cannot_be_deprovisioned_by_the_idp() {
 
 #[tokio::test]
 async fn more_than_200_groups_are_listed_and_searched_page_by_page_to_the_last() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     let pushed: std::collections::BTreeSet<String> =
         (0..205).map(|i| format!("Team {i:03}")).collect();
     for name in &pushed {

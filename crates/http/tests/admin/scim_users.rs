@@ -19,12 +19,11 @@ impl App {
 
 #[tokio::test]
 async fn a_user_name_that_is_not_an_email_is_kept_verbatim_and_the_primary_email_signs_in() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     let emails = json!([{"value": "home@example.org", "type": "home"},
                         {"value": "Jo.Doe@Example.com", "type": "work", "primary": true}]);
     let body = json!({"userName": "jdoe", "emails": emails, "externalId": "E4711"});
-    let (status, u) = app.scim(Method::POST, USERS, &t, Some(body)).await;
+    let (status, u) = app.scim_post(USERS, &t, body).await;
     assert_eq!(status, StatusCode::CREATED, "{u}");
     let id = u["id"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -42,9 +41,7 @@ async fn a_user_name_that_is_not_an_email_is_kept_verbatim_and_the_primary_email
         .await;
     assert_eq!(found["Resources"][0]["id"], id.as_str(), "{found}");
 
-    let (status, v) = app
-        .scim(Method::POST, USERS, &t, Some(json!({"userName": "JDoe"})))
-        .await;
+    let (status, v) = app.scim_post(USERS, &t, json!({"userName": "JDoe"})).await;
     assert_scim_error(status, &v, StatusCode::CONFLICT, Some("uniqueness"));
 
     let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
@@ -66,15 +63,9 @@ async fn a_user_name_that_is_not_an_email_is_kept_verbatim_and_the_primary_email
 
 #[tokio::test]
 async fn a_user_without_any_email_is_provisioned_under_a_reserved_address_until_one_is_given() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     let (status, u) = app
-        .scim(
-            Method::POST,
-            USERS,
-            &t,
-            Some(json!({"userName": "E004711"})),
-        )
+        .scim_post(USERS, &t, json!({"userName": "E004711"}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{u}");
     let id = u["id"].as_str().unwrap().to_owned();
@@ -91,8 +82,7 @@ async fn a_user_without_any_email_is_provisioned_under_a_reserved_address_until_
 
 #[tokio::test]
 async fn two_identity_provider_calls_racing_for_one_user_name_create_exactly_one_user() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     for round in 0..3 {
         let body = |name: String| Some(json!({"userName": name, "active": true}));
         let (a, b) = tokio::join!(
@@ -116,8 +106,7 @@ async fn two_identity_provider_calls_racing_for_one_user_name_create_exactly_one
 
 #[tokio::test]
 async fn renaming_a_user_to_a_taken_user_name_changes_nothing_and_frees_nothing() {
-    let app = App::start().await;
-    let t = app.scim_token().await;
+    let (app, t) = App::with_scim_token().await;
     let create = |name: &str| Some(json!({"userName": name}));
     let jo = app.scim_ok(Method::POST, USERS, &t, create("jdoe")).await;
     let bo = app.scim_ok(Method::POST, USERS, &t, create("bsmith")).await;
