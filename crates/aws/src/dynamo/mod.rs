@@ -177,6 +177,37 @@ pub(crate) fn doc<T: DeserializeOwned>(
 /// not gain more than about 20x on our JSON.
 const MAX_INFLATED: u64 = 16 * 1024 * 1024;
 
+/// Raw JSON per pack before compression; keeps an item well under DynamoDB's 400 KB.
+pub(crate) const PACK_RAW_MAX: usize = 300 * 1024;
+
+/// Splits `members`, in their order, into packs of at most [`PACK_RAW_MAX`] bytes of JSON
+/// (`packed` gives the value a member adds to its pack); a member larger than that makes a
+/// pack alone.
+pub(crate) fn split_packs<'a, M, T: Serialize + 'a>(
+    context: &'static str,
+    members: impl IntoIterator<Item = M>,
+    packed: impl Fn(&M) -> &'a T,
+) -> Result<Vec<Vec<M>>, StoreError> {
+    let mut packs = Vec::new();
+    let mut current = Vec::new();
+    let mut size = 0;
+    for m in members {
+        let len = serde_json::to_vec(packed(&m))
+            .map_err(|e| StoreError::permanent(context, e))?
+            .len();
+        if !current.is_empty() && size + len > PACK_RAW_MAX {
+            packs.push(std::mem::take(&mut current));
+            size = 0;
+        }
+        size += len;
+        current.push(m);
+    }
+    if !current.is_empty() {
+        packs.push(current);
+    }
+    Ok(packs)
+}
+
 /// Deflate-compressed JSON: packs of events, operational records, delivery outcomes.
 pub(crate) fn pack<T: Serialize>(context: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
     let json = serde_json::to_vec(v).map_err(|e| StoreError::permanent(context, e))?;

@@ -482,20 +482,7 @@ impl DynamoEventStore {
             }
         };
         if left == 0 {
-            // Unless a request of the subject added a pack meanwhile.
-            match self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(day_key))
-                .condition_expression("attribute_not_exists(packs)")
-                .send()
-                .await
-                .map_err(|e| store("erase", e))
-            {
-                Ok(_) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
+            self.delete_day_without_packs("erase", day_key).await?;
         }
         Ok(found)
     }

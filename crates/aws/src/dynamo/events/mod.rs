@@ -47,14 +47,12 @@ use tracklayer_core::workspace::WorkspaceId;
 
 use crate::dynamo::{
     b, batch_get, batch_put, batch_write, get_b, get_n, get_s, key, n, pack, query_all,
-    query_prefix, s, ttl, unpack, Item, EXPIRES_AT,
+    query_prefix, s, split_packs, ttl, unpack, Item, EXPIRES_AT,
 };
 use crate::error::{condition_held, store};
 use tracklayer_core::clock::unix_millis;
 use tracklayer_core::workspace::Retention;
 
-/// Raw JSON per pack before compression; keeps an item well under DynamoDB's 400 KB.
-const PACK_RAW_MAX: usize = 300 * 1024;
 /// Concurrent requests of one `record` or `forget` call.
 const CONCURRENCY: usize = 32;
 /// Packs read per round by `events_by_subject`.
