@@ -19,7 +19,7 @@ use tracklayer_lambda::AwsStack;
 pub fn app(stack: &AwsStack) -> Result<Router, BuildError> {
     let config = &stack.config;
     let policy = stack.egress_policy();
-    let ports = stack.ports();
+    let ports = &stack.ports;
     // Mailed console links start with this residency's public URL.
     let console_url = match config.residency {
         tracklayer_core::workspace::Region::Us => &config.public_urls.us,
@@ -32,7 +32,7 @@ pub fn app(stack: &AwsStack) -> Result<Router, BuildError> {
         policy,
         ..EgressConfig::default()
     })?);
-    let tester = DestinationTester::new(&ports, egress);
+    let tester = DestinationTester::new(ports, egress);
     let state = AdminState::new(
         Arc::new(admin),
         tester,
