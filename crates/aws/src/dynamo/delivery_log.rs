@@ -29,8 +29,8 @@ use tracklayer_core::ports::{
 use tracklayer_core::workspace::WorkspaceId;
 
 use super::{
-    b, batch_delete, batch_get, batch_put, get_b, get_n, get_s, key, n, pack, query_all, s,
-    split_packs, ttl, unpack, Item, Table, EXPIRES_AT,
+    b, batch_get, batch_write, get_b, get_n, get_s, key, n, pack, query_all, s, split_packs, ttl,
+    unpack, BatchWrite, Item, Table, EXPIRES_AT,
 };
 use crate::error::store;
 
@@ -153,7 +153,13 @@ impl DeliveryLog for DynamoDeliveryLog {
             }
         }
         let (client, table) = (self.table.client(), self.table.name());
-        batch_put(client, "delivery_log", table, items).await
+        batch_write(
+            client,
+            "delivery_log",
+            table,
+            items.into_iter().map(BatchWrite::Put),
+        )
+        .await
     }
 
     async fn delivered(
@@ -355,8 +361,12 @@ impl DeliveryLog for DynamoDeliveryLog {
         }
         // New items first: a failure in between leaves a record twice, never lost.
         let (client, table) = (self.table.client(), self.table.name());
-        batch_put(client, "erase_events", table, puts).await?;
-        batch_delete(client, "erase_events", table, deletes).await?;
+        let (puts, deletes) = (
+            puts.into_iter().map(BatchWrite::Put),
+            deletes.into_iter().map(BatchWrite::Delete),
+        );
+        batch_write(client, "erase_events", table, puts).await?;
+        batch_write(client, "erase_events", table, deletes).await?;
         Ok(erased.len() as u64)
     }
 }

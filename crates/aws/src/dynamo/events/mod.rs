@@ -30,7 +30,7 @@ use keys::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use futures_util::future::BoxFuture;
 use futures_util::{stream, FutureExt, StreamExt};
@@ -46,8 +46,8 @@ use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent, Pa
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::dynamo::{
-    b, batch_get, batch_put, batch_write, get_b, get_n, get_s, key, n, pack, query_all,
-    query_prefix, s, split_packs, ttl, unpack, Item, EXPIRES_AT,
+    b, batch_get, batch_write, get_b, get_n, get_s, key, n, pack, query_all, query_prefix, s,
+    split_packs, ttl, unpack, BatchWrite, Item, EXPIRES_AT,
 };
 use crate::error::{condition_held, store};
 use tracklayer_core::clock::unix_millis;

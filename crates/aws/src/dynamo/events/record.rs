@@ -616,7 +616,8 @@ impl DynamoEventStore {
             }
         }
         let mut jobs: Vec<BoxFuture<'_, Result<(), StoreError>>> = Vec::new();
-        jobs.push(batch_put(&self.client, "record", &self.table, items).boxed());
+        let puts = items.into_iter().map(BatchWrite::Put);
+        jobs.push(batch_write(&self.client, "record", &self.table, puts).boxed());
         for (Subject { ws, name }, add) in more {
             jobs.push(
                 async move {
