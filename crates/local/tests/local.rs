@@ -48,6 +48,7 @@ struct MetaWorkspace {
     queue: Arc<SqliteDeliveryQueue>,
     dsr: Arc<tracklayer_local::SqliteDsrStore>,
     stats: Arc<tracklayer_local::SqliteStats>,
+    log: Arc<tracklayer_local::SqliteDeliveryLog>,
     ingest: tracklayer_core::ingest::IngestService,
     workspace: tracklayer_core::workspace::Workspace,
     write_key: String,
@@ -74,6 +75,7 @@ impl MetaWorkspace {
         ));
         let dsr = Arc::new(tracklayer_local::SqliteDsrStore::new(db.clone()));
         let stats = Arc::new(tracklayer_local::SqliteStats::new(db.clone()));
+        let log = Arc::new(tracklayer_local::SqliteDeliveryLog::new(db.clone()));
         let boot_control = tracklayer_core::control_plane::Control {
             store: control.as_ref(),
             keyring: keyring.as_ref(),
@@ -115,6 +117,7 @@ impl MetaWorkspace {
             queue,
             dsr,
             stats,
+            log,
             ingest,
             write_key: secrecy::ExposeSecret::expose_secret(&boot.write_key).to_owned(),
             workspace: boot.workspace,
