@@ -1067,14 +1067,7 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
         testkit::new_event(&ws, "m-erased", &["s-erased", "s-shared"], T0),
         testkit::new_event(&ws, "m-corrupt", &["s-corrupt"], T0),
     );
-    {
-        let store = SqliteEventStore::new(Db::open(&path).unwrap());
-        let written = store
-            .record(&[kept.clone(), erased.clone(), corrupt.clone()], T0)
-            .await
-            .unwrap();
-        assert_eq!(written, [true, true, true]);
-    }
+    older_layouts::record_new(&path, &[kept.clone(), erased.clone(), corrupt.clone()]).await;
     let orphan = "00000000-0000-7000-8000-000000000000";
     {
         // What the versions before left: an expiry column and its index, keys as text, and a
