@@ -14,7 +14,7 @@ use tracklayer_aws::{
     DynamoEventStore, DynamoSessionStore, DynamoStats, KmsKeyring, SesMailer, SqsDeliveryQueue,
     StsRoles,
 };
-use tracklayer_core::clock::{Clock, Ids, SystemClock, SystemIds};
+use tracklayer_core::clock::{Clock, SystemClock, SystemIds};
 use tracklayer_core::dsr::service::{DsrConfig, DsrService};
 use tracklayer_core::ingest::RecordThenEnqueue;
 use tracklayer_core::services::{CommonPorts, Ports};
@@ -57,27 +57,18 @@ pub fn config_or_exit(function: &str) -> AwsConfig {
     }
 }
 
-/// Every AWS adapter of one process, built once at cold start over shared SDK clients. Each
-/// function takes the ones its IAM policy allows.
+/// Every port of one process on its AWS adapter, built once at cold start over shared SDK
+/// clients. Each function builds from [`Ports`] only the use case it runs, so it touches
+/// only what its IAM policy allows.
 pub struct AwsStack {
     pub config: AwsConfig,
-    pub control: Arc<DynamoControlStore>,
-    pub events: Arc<DynamoEventStore>,
-    pub delivery_log: Arc<DynamoDeliveryLog>,
-    pub audit: Arc<DynamoAuditLog>,
+    /// For [`tracklayer_core::services`]: destination URLs are refused by the egress guard
+    /// (private ones allowed only if the configuration says so).
+    pub ports: Ports,
+    /// The delivery queues as SQS: also reads the records of a Lambda SQS event.
     pub queue: Arc<SqsDeliveryQueue>,
-    pub keyring: Arc<KmsKeyring>,
-    /// Data-subject requests, the suppression list and access exports.
-    pub dsr: Arc<DynamoDsrStore>,
-    pub mailer: Arc<SesMailer>,
     /// STS `AssumeRole` for destinations signed with a customer's role (Firehose).
     pub roles: Arc<StsRoles>,
-    /// The overview's counters, on the delivery-log table.
-    pub stats: Arc<DynamoStats>,
-    /// Console sessions, one-time links, password credentials, failed sign-in counters.
-    pub sessions: Arc<DynamoSessionStore>,
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn Ids>,
 }
 
 tracklayer_core::debug_fields!(AwsStack: config);
@@ -98,78 +89,62 @@ impl AwsStack {
             &config.kms_key_id,
             config.data_key_cache,
         ));
-        Self {
-            control: Arc::new(DynamoControlStore::new(db.clone(), &tables.control)),
-            events: Arc::new(DynamoEventStore::new(db.clone(), &tables.events)),
-            delivery_log: Arc::new(DynamoDeliveryLog::new(db.clone(), &tables.delivery_log)),
-            stats: Arc::new(DynamoStats::new(db.clone(), &tables.delivery_log)),
-            audit: Arc::new(DynamoAuditLog::new(
-                db.clone(),
-                &tables.audit,
-                keyring.clone(),
-            )),
-            queue: Arc::new(SqsDeliveryQueue::new(
-                clients.sqs.clone(),
-                config.queues.clone(),
-                clock.clone(),
-            )),
-            keyring,
-            dsr: Arc::new(DynamoDsrStore::new(
-                db.clone(),
-                &tables.control,
-                &tables.events,
-            )),
-            mailer: Arc::new(SesMailer::new(clients.ses.clone(), &config.ses_sender)),
-            roles: Arc::new(clients.sts.clone()),
-            sessions: Arc::new(DynamoSessionStore::new(db.clone(), &tables.control)),
-            clock,
-            ids: Arc::new(SystemIds),
-            config,
-        }
-    }
-}
-
-impl AwsStack {
-    /// Every port of this stack, for [`tracklayer_core::services`]: destination URLs are
-    /// refused by the egress guard (private ones allowed only if the configuration says so).
-    pub fn ports(&self) -> Ports {
-        Ports {
+        let events = Arc::new(DynamoEventStore::new(db.clone(), &tables.events));
+        let queue = Arc::new(SqsDeliveryQueue::new(
+            clients.sqs.clone(),
+            config.queues.clone(),
+            clock.clone(),
+        ));
+        let ports = Ports {
             common: CommonPorts {
-                control: self.control.clone(),
-                keyring: self.keyring.clone(),
-                audit: self.audit.clone(),
-                delivery_log: self.delivery_log.clone(),
-                queue: self.queue.clone(),
-                dsr: self.dsr.clone(),
-                mailer: self.mailer.clone(),
-                clock: self.clock.clone(),
-                ids: self.ids.clone(),
+                control: Arc::new(DynamoControlStore::new(db.clone(), &tables.control)),
+                keyring: keyring.clone(),
+                audit: Arc::new(DynamoAuditLog::new(db.clone(), &tables.audit, keyring)),
+                delivery_log: Arc::new(DynamoDeliveryLog::new(db.clone(), &tables.delivery_log)),
+                queue: queue.clone(),
+                // Data-subject requests, the suppression list and access exports.
+                dsr: Arc::new(DynamoDsrStore::new(
+                    db.clone(),
+                    &tables.control,
+                    &tables.events,
+                )),
+                mailer: Arc::new(SesMailer::new(clients.ses.clone(), &config.ses_sender)),
+                clock,
+                ids: Arc::new(SystemIds),
             },
-            events: self.events.clone(),
-            ingest_store: Arc::new(RecordThenEnqueue::new(
-                self.events.clone(),
-                self.queue.clone(),
-            )),
-            sessions: self.sessions.clone(),
-            url_guard: Arc::new(self.egress_policy()),
-            stats: self.stats.clone(),
+            ingest_store: Arc::new(RecordThenEnqueue::new(events.clone(), queue.clone())),
+            events,
+            sessions: Arc::new(DynamoSessionStore::new(db.clone(), &tables.control)),
+            url_guard: Arc::new(egress_policy(&config)),
+            // The overview's counters, on the delivery-log table.
+            stats: Arc::new(DynamoStats::new(db.clone(), &tables.delivery_log)),
             connectors: tracklayer_connectors::connector,
             requirements: tracklayer_connectors::requirements::unmet,
             base_urls: tracklayer_connectors::default_base_url,
+        };
+        Self {
+            ports,
+            queue,
+            roles: Arc::new(clients.sts.clone()),
+            config,
         }
     }
 
     /// Which addresses destinations may reach: public https only, unless the configuration
     /// allows private egress (tests).
     pub fn egress_policy(&self) -> tracklayer_egress::EgressPolicy {
-        tracklayer_egress::EgressPolicy {
-            allow_private: self.config.allow_private_egress,
-        }
+        egress_policy(&self.config)
     }
 
     /// The data-subject request use case on this stack (admin submits and reads; dsr runs).
     pub fn dsr_service(&self) -> DsrService {
-        self.ports().dsr(DsrConfig::default())
+        self.ports.dsr(DsrConfig::default())
+    }
+}
+
+fn egress_policy(config: &AwsConfig) -> tracklayer_egress::EgressPolicy {
+    tracklayer_egress::EgressPolicy {
+        allow_private: config.allow_private_egress,
     }
 }
 

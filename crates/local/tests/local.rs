@@ -48,6 +48,7 @@ struct MetaWorkspace {
     queue: Arc<SqliteDeliveryQueue>,
     dsr: Arc<tracklayer_local::SqliteDsrStore>,
     stats: Arc<tracklayer_local::SqliteStats>,
+    log: Arc<tracklayer_local::SqliteDeliveryLog>,
     ingest: tracklayer_core::ingest::IngestService,
     workspace: tracklayer_core::workspace::Workspace,
     write_key: String,
@@ -75,6 +76,7 @@ impl MetaWorkspace {
         ));
         let dsr = Arc::new(tracklayer_local::SqliteDsrStore::new(db.clone()));
         let stats = Arc::new(tracklayer_local::SqliteStats::new(db.clone()));
+        let log = Arc::new(tracklayer_local::SqliteDeliveryLog::new(db.clone()));
         let boot_control = tracklayer_core::control_plane::Control {
             store: control.as_ref(),
             keyring: keyring.as_ref(),
@@ -118,6 +120,7 @@ impl MetaWorkspace {
             queue,
             dsr,
             stats,
+            log,
             ingest,
             write_key: secrecy::ExposeSecret::expose_secret(&boot.write_key).to_owned(),
             workspace: boot.workspace,
@@ -1070,14 +1073,7 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
         testkit::new_event(&ws, "m-erased", &["s-erased", "s-shared"], T0),
         testkit::new_event(&ws, "m-corrupt", &["s-corrupt"], T0),
     );
-    {
-        let store = SqliteEventStore::new(Db::open(&path).unwrap());
-        let written = store
-            .record(&[kept.clone(), erased.clone(), corrupt.clone()], T0)
-            .await
-            .unwrap();
-        assert_eq!(written, [true, true, true]);
-    }
+    older_layouts::record_new(&path, &[kept.clone(), erased.clone(), corrupt.clone()]).await;
     let orphan = "00000000-0000-7000-8000-000000000000";
     {
         // What the versions before left: an expiry column and its index, keys as text, and a

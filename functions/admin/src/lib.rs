@@ -20,7 +20,7 @@ use tracklayer_lambda::AwsStack;
 pub fn app(stack: &AwsStack) -> Result<Router, BuildError> {
     let config = &stack.config;
     let policy = stack.egress_policy();
-    let ports = stack.ports();
+    let ports = &stack.ports;
     let endpoints = RegionEndpoints {
         us: config.public_urls.us.clone(),
         eu: config.public_urls.eu.clone(),
@@ -32,7 +32,7 @@ pub fn app(stack: &AwsStack) -> Result<Router, BuildError> {
         policy,
         ..EgressConfig::default()
     })?);
-    let tester = DestinationTester::new(&ports, egress);
+    let tester = DestinationTester::new(ports, egress);
     let state = AdminState::new(Arc::new(admin), tester, AdminConfig { endpoints })
         .with_dsr(Arc::new(ports.dsr(DsrConfig::default())));
     let console = console_router(ConsoleState::new(state.clone()));

@@ -122,7 +122,7 @@ impl Deliver {
             ..EgressConfig::default()
         })?;
         let service = stack
-            .ports()
+            .ports
             .delivery(Arc::new(egress), config)
             .with_role_credentials(stack.roles.clone());
         Ok(Self::from_parts(Arc::new(service), stack.queue.clone()))

@@ -60,8 +60,8 @@ impl Housekeeping {
     pub fn new(stack: &AwsStack) -> Self {
         Self {
             dsr: stack.dsr_service(),
-            keys: KeyExpiryNotifier::new(stack.control.clone(), stack.mailer.clone()),
-            clock: stack.clock.clone(),
+            keys: KeyExpiryNotifier::new(stack.ports.control.clone(), stack.ports.mailer.clone()),
+            clock: stack.ports.clock.clone(),
             margin: Duration::from_secs(30),
             pause: Duration::from_secs(1),
         }

@@ -14,9 +14,9 @@ pub fn app(stack: &AwsStack) -> Router {
     let config = &stack.config;
     let ingest = Arc::new(
         stack
-            .ports()
+            .ports
             .ingest(IngestConfig::new(config.residency))
-            .with_key_usage(stack.control.clone()),
+            .with_key_usage(stack.ports.control.clone()),
     );
     let tracking = TrackingState::new(
         ingest,

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -272,29 +273,41 @@ async fn respond(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Byt
     answered(&s, &id, Outcome::Response(json_or_text(&body)))
 }
 
-fn error_type(headers: &HeaderMap, body: &Value) -> String {
-    headers
-        .get("lambda-runtime-function-error-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| body["errorType"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| "Unhandled".into())
+/// What a runtime reports to `/invocation/{id}/error` and `/init/error`: its error document
+/// (JSON, else the text), and the error's type from the `Lambda-Runtime-Function-Error-Type`
+/// header, else the document's `errorType`, else `Unhandled`.
+struct ErrorReport {
+    error_type: String,
+    body: Value,
+}
+
+impl<S: Send + Sync> FromRequest<S> for ErrorReport {
+    type Rejection = BytesRejection;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let header = req
+            .headers()
+            .get("lambda-runtime-function-error-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = json_or_text(&Bytes::from_request(req, state).await?);
+        let error_type = header
+            .or_else(|| body["errorType"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "Unhandled".into());
+        Ok(Self { error_type, body })
+    }
 }
 
 async fn fail(
     State(s): State<Arc<Shared>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    ErrorReport { error_type, body }: ErrorReport,
 ) -> StatusCode {
-    let body = json_or_text(&body);
-    let error_type = error_type(&headers, &body);
     answered(&s, &id, Outcome::Error { error_type, body })
 }
 
-async fn init_error(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let body = json_or_text(&body);
-    let shown = format!("{}: {body}", error_type(&headers, &body));
+async fn init_error(State(s): State<Arc<Shared>>, report: ErrorReport) -> StatusCode {
+    let shown = format!("{}: {}", report.error_type, report.body);
     *s.init_error.lock().unwrap() = Some(shown);
     s.init_failed.notify_waiters();
     StatusCode::ACCEPTED

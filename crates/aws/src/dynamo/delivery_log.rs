@@ -29,12 +29,11 @@ use tracklayer_core::ports::{
 use tracklayer_core::workspace::WorkspaceId;
 
 use super::{
-    b, batch_delete, batch_get, batch_put, get_b, get_n, get_s, key, n, pack, query_all, s, ttl,
-    unpack, Item, Table, EXPIRES_AT,
+    b, batch_get, batch_write, get_b, get_n, get_s, key, n, pack, query_all, s, split_packs, ttl,
+    unpack, BatchWrite, Item, Table, EXPIRES_AT,
 };
 use crate::error::store;
 
-const RAW_MAX: usize = 300 * 1024;
 const CONCURRENCY: usize = 8;
 const POINTER_PAGE: i32 = 50;
 
@@ -147,27 +146,20 @@ impl DeliveryLog for DynamoDeliveryLog {
         let mut items = Vec::new();
         for ((ws, dest, ms), mut group) in groups {
             group.sort_by_key(|r| r.event_id);
-            let mut chunks: Vec<Vec<&DeliveryRecord>> = vec![Vec::new()];
-            let mut size = 0;
-            for r in group {
-                let len = serde_json::to_vec(r)
-                    .map_err(|e| StoreError::permanent("delivery_log", e))?
-                    .len();
-                if size + len > RAW_MAX && !chunks.last().is_some_and(Vec::is_empty) {
-                    chunks.push(Vec::new());
-                    size = 0;
-                }
-                size += len;
-                chunks.last_mut().expect("one chunk at least").push(r);
-            }
-            for chunk in chunks {
+            for chunk in split_packs("delivery_log", group, |r| *r)? {
                 let (outcome, pointer) = items_for(&ws, &dest, ms, &chunk)?;
                 items.push(outcome);
                 items.push(pointer);
             }
         }
         let (client, table) = (self.table.client(), self.table.name());
-        batch_put(client, "delivery_log", table, items).await
+        batch_write(
+            client,
+            "delivery_log",
+            table,
+            items.into_iter().map(BatchWrite::Put),
+        )
+        .await
     }
 
     async fn delivered(
@@ -369,8 +361,12 @@ impl DeliveryLog for DynamoDeliveryLog {
         }
         // New items first: a failure in between leaves a record twice, never lost.
         let (client, table) = (self.table.client(), self.table.name());
-        batch_put(client, "erase_events", table, puts).await?;
-        batch_delete(client, "erase_events", table, deletes).await?;
+        let (puts, deletes) = (
+            puts.into_iter().map(BatchWrite::Put),
+            deletes.into_iter().map(BatchWrite::Delete),
+        );
+        batch_write(client, "erase_events", table, puts).await?;
+        batch_write(client, "erase_events", table, deletes).await?;
         Ok(erased.len() as u64)
     }
 }

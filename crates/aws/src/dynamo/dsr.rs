@@ -31,8 +31,8 @@ use tracklayer_core::ports::{DsrStore, ExportPart, SuppressionList};
 use tracklayer_core::workspace::WorkspaceId;
 
 use super::{
-    b, batch_delete, batch_put, doc, get_b, get_n, get_s, key, n, query_all, query_up_to, s,
-    stamp_expiry, to_json, ttl, Item, Table, EXPIRES_AT,
+    b, batch_write, doc, get_b, get_n, get_s, key, n, query_all, query_up_to, s, stamp_expiry,
+    to_json, ttl, BatchWrite, Item, Table, EXPIRES_AT,
 };
 use crate::error::on_existing;
 
@@ -219,16 +219,13 @@ impl DsrStore for DynamoDsrStore {
         let mut unique: Vec<&String> = tokens.iter().collect();
         unique.sort();
         unique.dedup();
-        let items = unique
-            .into_iter()
-            .map(|t| {
-                let mut item = key(ws_pk(ws), format!("SUP#{t}"));
-                item.insert("at".into(), n(unix_millis(at)));
-                item
-            })
-            .collect();
+        let puts = unique.into_iter().map(|t| {
+            let mut item = key(ws_pk(ws), format!("SUP#{t}"));
+            item.insert("at".into(), n(unix_millis(at)));
+            BatchWrite::Put(item)
+        });
         let control = &self.control;
-        batch_put(control.client(), "suppress", control.name(), items).await
+        batch_write(control.client(), "suppress", control.name(), puts).await
     }
 
     async fn put_export_part(
@@ -277,7 +274,8 @@ impl DsrStore for DynamoDsrStore {
         let keys = self.export_keys(ws, id).await?;
         let n = keys.len() as u64;
         let events = &self.events;
-        batch_delete(events.client(), "delete_export", events.name(), keys).await?;
+        let deletes = keys.into_iter().map(BatchWrite::Delete);
+        batch_write(events.client(), "delete_export", events.name(), deletes).await?;
         Ok(n)
     }
 

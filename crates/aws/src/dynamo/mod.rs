@@ -177,6 +177,37 @@ pub(crate) fn doc<T: DeserializeOwned>(
 /// not gain more than about 20x on our JSON.
 const MAX_INFLATED: u64 = 16 * 1024 * 1024;
 
+/// Raw JSON per pack before compression; keeps an item well under DynamoDB's 400 KB.
+pub(crate) const PACK_RAW_MAX: usize = 300 * 1024;
+
+/// Splits `members`, in their order, into packs of at most [`PACK_RAW_MAX`] bytes of JSON
+/// (`packed` gives the value a member adds to its pack); a member larger than that makes a
+/// pack alone.
+pub(crate) fn split_packs<'a, M, T: Serialize + 'a>(
+    context: &'static str,
+    members: impl IntoIterator<Item = M>,
+    packed: impl Fn(&M) -> &'a T,
+) -> Result<Vec<Vec<M>>, StoreError> {
+    let mut packs = Vec::new();
+    let mut current = Vec::new();
+    let mut size = 0;
+    for m in members {
+        let len = serde_json::to_vec(packed(&m))
+            .map_err(|e| StoreError::permanent(context, e))?
+            .len();
+        if !current.is_empty() && size + len > PACK_RAW_MAX {
+            packs.push(std::mem::take(&mut current));
+            size = 0;
+        }
+        size += len;
+        current.push(m);
+    }
+    if !current.is_empty() {
+        packs.push(current);
+    }
+    Ok(packs)
+}
+
 /// Deflate-compressed JSON: packs of events, operational records, delivery outcomes.
 pub(crate) fn pack<T: Serialize>(context: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
     let json = serde_json::to_vec(v).map_err(|e| StoreError::permanent(context, e))?;
@@ -298,53 +329,45 @@ pub(crate) async fn transact_write(
     }
 }
 
-/// Writes items with BatchWriteItem (no conditions), 25 at a time, retrying what DynamoDB
-/// leaves unprocessed with a short backoff.
-pub(crate) async fn batch_put(
-    client: &Client,
-    context: &'static str,
-    table: &str,
-    items: Vec<Item>,
-) -> Result<(), StoreError> {
-    let requests: Vec<WriteRequest> = items
-        .into_iter()
-        .map(|item| {
-            let put = PutRequest::builder()
+/// One request of a BatchWriteItem call (no conditions).
+#[derive(Debug, Clone)]
+pub(crate) enum BatchWrite {
+    /// Puts an item, replacing any item of its key.
+    Put(Item),
+    /// Deletes the item of a key.
+    Delete(Item),
+}
+
+impl BatchWrite {
+    fn request(self, context: &'static str) -> Result<WriteRequest, StoreError> {
+        let built = match self {
+            BatchWrite::Put(item) => PutRequest::builder()
                 .set_item(Some(item))
                 .build()
-                .map_err(|e| StoreError::permanent(context, e))?;
-            Ok(WriteRequest::builder().put_request(put).build())
-        })
-        .collect::<Result<_, StoreError>>()?;
-    batch_write(client, context, table, requests).await
-}
-
-/// Deletes items by key with BatchWriteItem, 25 at a time (no conditions).
-pub(crate) async fn batch_delete(
-    client: &Client,
-    context: &'static str,
-    table: &str,
-    keys: Vec<Item>,
-) -> Result<(), StoreError> {
-    let requests: Vec<WriteRequest> = keys
-        .into_iter()
-        .map(|k| {
-            let delete = DeleteRequest::builder()
-                .set_key(Some(k))
+                .map(|put| WriteRequest::builder().put_request(put)),
+            BatchWrite::Delete(key) => DeleteRequest::builder()
+                .set_key(Some(key))
                 .build()
-                .map_err(|e| StoreError::permanent(context, e))?;
-            Ok(WriteRequest::builder().delete_request(delete).build())
-        })
-        .collect::<Result<_, StoreError>>()?;
-    batch_write(client, context, table, requests).await
+                .map(|delete| WriteRequest::builder().delete_request(delete)),
+        };
+        Ok(built
+            .map_err(|e| StoreError::permanent(context, e))?
+            .build())
+    }
 }
 
+/// Puts and deletes items with BatchWriteItem, 25 at a time, retrying what DynamoDB leaves
+/// unprocessed with a short backoff.
 pub(crate) async fn batch_write(
     client: &Client,
     context: &'static str,
     table: &str,
-    requests: Vec<WriteRequest>,
+    writes: impl IntoIterator<Item = BatchWrite>,
 ) -> Result<(), StoreError> {
+    let requests = writes
+        .into_iter()
+        .map(|w| w.request(context))
+        .collect::<Result<Vec<_>, _>>()?;
     for chunk in requests.chunks(BATCH_WRITE_MAX) {
         let mut pending = chunk.to_vec();
         for round in 0..BATCH_ROUNDS {

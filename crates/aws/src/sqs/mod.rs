@@ -31,6 +31,7 @@ use aws_sdk_sqs::types::{
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
+use time::OffsetDateTime;
 use tracklayer_core::clock::Clock;
 use tracklayer_core::destination::DestinationKind;
 use tracklayer_core::dsr::{strip_events, Stripped};
@@ -214,6 +215,41 @@ impl SqsDeliveryQueue {
             .await
             .map_err(|e| store("receive", e))?;
         Ok(out.messages.unwrap_or_default())
+    }
+
+    /// Sends each message to its kind's queue after its delay or, `dead` (the reason and
+    /// time), at once to its kind's dead-letter queue.
+    async fn send_by_kind(
+        &self,
+        messages: &[Outgoing],
+        dead: Option<(&str, OffsetDateTime)>,
+    ) -> Result<(), StoreError> {
+        let mut by_kind: BTreeMap<DestinationKind, Vec<Entry>> = BTreeMap::new();
+        for m in messages {
+            let delay = if dead.is_some() {
+                Duration::ZERO
+            } else {
+                m.delay
+            };
+            by_kind.entry(m.kind).or_default().push(entry(
+                &m.workspace_id,
+                &m.destination_id,
+                &m.body,
+                delay,
+                dead,
+            )?);
+        }
+        for (kind, entries) in by_kind {
+            let urls = self.urls(kind)?;
+            let url = if dead.is_some() {
+                &urls.dlq
+            } else {
+                &urls.queue
+            }
+            .clone();
+            self.send(&url, entries).await?;
+        }
+        Ok(())
     }
 
     /// Receives from a dead-letter queue with the peek visibility. The last, empty receive
@@ -410,21 +446,7 @@ impl SqsDeliveryQueue {
 #[async_trait]
 impl Enqueuer for SqsDeliveryQueue {
     async fn enqueue(&self, messages: &[Outgoing]) -> Result<(), StoreError> {
-        let mut by_kind: BTreeMap<DestinationKind, Vec<Entry>> = BTreeMap::new();
-        for m in messages {
-            by_kind.entry(m.kind).or_default().push(entry(
-                &m.workspace_id,
-                &m.destination_id,
-                &m.body,
-                m.delay,
-                None,
-            )?);
-        }
-        for (kind, entries) in by_kind {
-            let url = self.urls(kind)?.queue.clone();
-            self.send(&url, entries).await?;
-        }
-        Ok(())
+        self.send_by_kind(messages, None).await
     }
 
     /// By value: a Lambda consumer reads no event store per item.
@@ -436,22 +458,8 @@ impl Enqueuer for SqsDeliveryQueue {
 #[async_trait]
 impl QueueConsumer for SqsDeliveryQueue {
     async fn enqueue_dead(&self, messages: &[Outgoing], reason: &str) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        let mut by_kind: BTreeMap<DestinationKind, Vec<Entry>> = BTreeMap::new();
-        for m in messages {
-            by_kind.entry(m.kind).or_default().push(entry(
-                &m.workspace_id,
-                &m.destination_id,
-                &m.body,
-                Duration::ZERO,
-                Some((reason, now)),
-            )?);
-        }
-        for (kind, entries) in by_kind {
-            let url = self.urls(kind)?.dlq.clone();
-            self.send(&url, entries).await?;
-        }
-        Ok(())
+        self.send_by_kind(messages, Some((reason, self.clock.now())))
+            .await
     }
 
     async fn receive(

@@ -146,10 +146,9 @@ impl UrlGuard for AllowAll {
     }
 }
 
-/// The shared workspace, plus the delivery log and the queued purchase's event.
+/// The shared workspace, plus the queued purchase's event.
 struct World {
     base: MetaWorkspace,
-    log: Arc<SqliteDeliveryLog>,
     event: EventId,
 }
 
@@ -172,7 +171,6 @@ impl World {
         }]}))
         .await;
         let mut world = Self {
-            log: Arc::new(SqliteDeliveryLog::new(base.db.clone())),
             base,
             event: EventId(uuid::Uuid::nil()),
         };

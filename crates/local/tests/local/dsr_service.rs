@@ -28,7 +28,7 @@ use tracklayer_core::services::CommonPorts;
 use tracklayer_core::testkit::egress::RecordingEgress;
 use tracklayer_core::testkit::sessions::RecordingMailer;
 use tracklayer_core::testkit::{self, T0};
-use tracklayer_local::{SqliteAuditLog, SqliteDeliveryLog, SqliteEventStore};
+use tracklayer_local::{SqliteAuditLog, SqliteEventStore};
 
 /// The real event eraser (the one role the DSR service holds), except that `erase` fails while `crash` is set: a process that dies
 /// in the middle of a page.
@@ -70,7 +70,6 @@ impl EventEraser for Crashing {
 /// The shared workspace, plus what only the DSR service uses.
 struct World {
     base: MetaWorkspace,
-    log: Arc<SqliteDeliveryLog>,
     outbox: Arc<RecordingMailer>,
     /// The DSR service's account-data ports over the workspace's stores, built once.
     common: CommonPorts,
@@ -95,13 +94,12 @@ fn config() -> DsrConfig {
 impl World {
     async fn new() -> Self {
         let base = MetaWorkspace::new("DSR", "EAAtest").await;
-        let log = Arc::new(SqliteDeliveryLog::new(base.db.clone()));
         let outbox = Arc::new(RecordingMailer::default());
         let common = CommonPorts {
             control: base.control.clone(),
             keyring: base.keyring.clone(),
             audit: Arc::new(SqliteAuditLog::new(base.db.clone(), base.keyring.clone())),
-            delivery_log: log.clone(),
+            delivery_log: base.log.clone(),
             queue: base.queue.clone(),
             dsr: base.dsr.clone(),
             mailer: outbox.clone(),
@@ -109,7 +107,6 @@ impl World {
             ids: Arc::new(SystemIds),
         };
         Self {
-            log,
             outbox,
             common,
             base,

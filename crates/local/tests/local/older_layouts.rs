@@ -39,6 +39,13 @@ pub(crate) fn into_whole_subject_layout(c: &rusqlite::Connection, hmacs: &[&str]
     }
 }
 
+/// Records `events` at [`T0`] in the current layout of the database at `path`, each one new.
+pub(crate) async fn record_new(path: &std::path::Path, events: &[NewEvent]) {
+    let store = SqliteEventStore::new(Db::open(path).unwrap());
+    let written = store.record(events, T0).await.unwrap();
+    assert_eq!(written, vec![true; events.len()], "every event is new");
+}
+
 /// Turns the event tables of a current database back into the layout before workspace
 /// numbers and event ids as bytes (the DDL of that version), with the same rows: each
 /// workspace as its id, each event id outside the subject index as its text, each subject
@@ -135,13 +142,8 @@ async fn an_older_database_is_moved_to_compact_keys_and_reads_back_the_same() {
     let a1 = with_operational(&a, "m-a1", &[&hmac, "s-a"]);
     let a2 = testkit::new_event(&a, "m-a2", &["s-shared"], T0);
     let b1 = with_operational(&b, "m-b1", &["s-shared"]);
+    record_new(&path, &[a1.clone(), a2.clone(), b1.clone()]).await;
     {
-        let store = SqliteEventStore::new(Db::open(&path).unwrap());
-        let written = store
-            .record(&[a1.clone(), a2.clone(), b1.clone()], T0)
-            .await
-            .unwrap();
-        assert_eq!(written, [true, true, true]);
         let c = rusqlite::Connection::open(&path).unwrap();
         into_text_key_layout(&c, &[&hmac]);
         // A row whose event id is not in the form `EventId` writes (none is known): kept.
@@ -294,15 +296,11 @@ async fn a_subject_index_of_whole_hmacs_is_moved_to_their_keys_and_finds_the_sam
     let (hmac, other) = ("0123456789abcdef".repeat(4), "fedcba9876543210".repeat(4));
     let e1 = with_operational(&ws, "m-1", &[&hmac, &other, "s-text"]);
     let e2 = testkit::new_event(&ws, "m-2", &[&hmac], T0);
-    {
-        let store = SqliteEventStore::new(Db::open(&path).unwrap());
-        let written = store.record(&[e1.clone(), e2.clone()], T0).await.unwrap();
-        assert_eq!(written, [true, true]);
-        into_whole_subject_layout(
-            &rusqlite::Connection::open(&path).unwrap(),
-            &[&hmac, &other],
-        );
-    }
+    record_new(&path, &[e1.clone(), e2.clone()]).await;
+    into_whole_subject_layout(
+        &rusqlite::Connection::open(&path).unwrap(),
+        &[&hmac, &other],
+    );
 
     // Act: open it.
     let store = SqliteEventStore::new(Db::open(&path).unwrap());

@@ -34,17 +34,6 @@ pub(super) struct DayChange {
     fps: Vec<Vec<u8>>,
 }
 
-pub(super) fn delete_request(k: Item, context: &'static str) -> Result<WriteRequest, StoreError> {
-    Ok(WriteRequest::builder()
-        .delete_request(
-            DeleteRequest::builder()
-                .set_key(Some(k))
-                .build()
-                .map_err(|e| StoreError::permanent(context, e))?,
-        )
-        .build())
-}
-
 impl DynamoEventStore {
     /// Takes events out of their packs and gives back their dedup entries and index entries
     /// (undoes `record`).
@@ -193,7 +182,7 @@ impl DynamoEventStore {
         item: Item,
         ids: &BTreeSet<EventId>,
         rekey: bool,
-        deletes: &mut Vec<WriteRequest>,
+        deletes: &mut Vec<BatchWrite>,
     ) -> Result<Option<PackChange>, StoreError> {
         let data: Vec<Packed> = unpack(context, get_b(&item, "data", context)?)?;
         if !data.iter().any(|p| ids.contains(&p.e.event_id)) {
@@ -239,9 +228,9 @@ impl DynamoEventStore {
             operational: ops_gone.len() as u64,
         };
         if kept.is_empty() {
-            deletes.push(delete_request(key(&pk, &sk), context)?);
+            deletes.push(BatchWrite::Delete(key(&pk, &sk)));
             if op_item.is_some() {
-                deletes.push(delete_request(op_key, context)?);
+                deletes.push(BatchWrite::Delete(op_key));
             }
             change.deleted = true;
             return Ok(Some(change));
@@ -277,14 +266,14 @@ impl DynamoEventStore {
                 .collect::<Result<(), StoreError>>()?;
             self.delete_pack(context, key(&pk, &sk), version).await?;
             if op_item.is_some() {
-                deletes.push(delete_request(op_key, context)?);
+                deletes.push(BatchWrite::Delete(op_key));
             }
             change.rekeyed = Some(new_ref);
             return Ok(Some(change));
         }
         self.write_pack(context, item, &kept, Some(version)).await?;
         match op_item {
-            Some(_) if ops_kept.is_empty() => deletes.push(delete_request(op_key, context)?),
+            Some(_) if ops_kept.is_empty() => deletes.push(BatchWrite::Delete(op_key)),
             Some(mut op) if !ops_gone.is_empty() => {
                 op.remove("data");
                 self.write_operational(context, op, &ops_kept).await?;
@@ -482,20 +471,7 @@ impl DynamoEventStore {
             }
         };
         if left == 0 {
-            // Unless a request of the subject added a pack meanwhile.
-            match self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(day_key))
-                .condition_expression("attribute_not_exists(packs)")
-                .send()
-                .await
-                .map_err(|e| store("erase", e))
-            {
-                Ok(_) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
+            self.delete_day_without_packs("erase", day_key).await?;
         }
         Ok(found)
     }

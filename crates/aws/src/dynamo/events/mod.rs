@@ -30,7 +30,7 @@ use keys::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use futures_util::future::BoxFuture;
 use futures_util::{stream, FutureExt, StreamExt};
@@ -46,15 +46,13 @@ use tracklayer_core::ports::{EventEraser, EventReader, EventWriter, NewEvent, Pa
 use tracklayer_core::workspace::WorkspaceId;
 
 use crate::dynamo::{
-    b, batch_get, batch_put, batch_write, get_b, get_n, get_s, key, n, pack, query_all,
-    query_prefix, s, ttl, unpack, Item, EXPIRES_AT,
+    b, batch_get, batch_write, get_b, get_n, get_s, key, n, pack, query_all, query_prefix, s,
+    split_packs, ttl, unpack, BatchWrite, Item, EXPIRES_AT,
 };
 use crate::error::{condition_held, store};
 use tracklayer_core::clock::unix_millis;
 use tracklayer_core::workspace::Retention;
 
-/// Raw JSON per pack before compression; keeps an item well under DynamoDB's 400 KB.
-const PACK_RAW_MAX: usize = 300 * 1024;
 /// Concurrent requests of one `record` or `forget` call.
 const CONCURRENCY: usize = 32;
 /// Packs read per round by `events_by_subject`.

@@ -344,18 +344,27 @@ impl DynamoEventStore {
         if left.contains_key("packs") {
             return Ok(());
         }
-        // No pack left: the item (and its `subject` index entry) goes, unless a request of
-        // the subject added a pack meanwhile.
+        // No pack left: the item goes.
+        self.delete_day_without_packs("forget", item_key).await
+    }
+
+    /// Deletes a subject-day item that references no pack (its `subject` index entry goes
+    /// with it), unless a request of the subject added a pack meanwhile: then the item stays.
+    pub(super) async fn delete_day_without_packs(
+        &self,
+        context: &'static str,
+        day_key: Item,
+    ) -> Result<(), StoreError> {
         let deleted = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(item_key))
+            .set_key(Some(day_key))
             .condition_expression("attribute_not_exists(packs)")
             .send()
             .await;
         // Held or not (a pack was added meanwhile: the item stays), done.
-        condition_held("forget", deleted).map(|_| ())
+        condition_held(context, deleted).map(|_| ())
     }
 
     /// Gives back the dedup claims of `fresh` events after a failed write (best effort: the
@@ -607,7 +616,8 @@ impl DynamoEventStore {
             }
         }
         let mut jobs: Vec<BoxFuture<'_, Result<(), StoreError>>> = Vec::new();
-        jobs.push(batch_put(&self.client, "record", &self.table, items).boxed());
+        let puts = items.into_iter().map(BatchWrite::Put);
+        jobs.push(batch_write(&self.client, "record", &self.table, puts).boxed());
         for (Subject { ws, name }, add) in more {
             jobs.push(
                 async move {
@@ -667,7 +677,7 @@ impl DynamoEventStore {
 }
 
 /// Splits the candidate events into packs: per workspace and millisecond, at most
-/// `PACK_RAW_MAX` bytes of JSON each.
+/// [`PACK_RAW_MAX`](crate::dynamo::PACK_RAW_MAX) bytes of JSON each ([`split_packs`]).
 pub(super) fn chunks(events: &[NewEvent], candidates: &[usize]) -> Result<Vec<Chunk>, StoreError> {
     let mut by_ms: BTreeMap<(WorkspaceId, u64), Vec<usize>> = BTreeMap::new();
     for &i in candidates {
@@ -680,28 +690,11 @@ pub(super) fn chunks(events: &[NewEvent], candidates: &[usize]) -> Result<Vec<Ch
     let mut out = Vec::new();
     for ((ws, _), mut members) in by_ms {
         members.sort_by_key(|&i| events[i].event.event_id);
-        let mut current: Vec<usize> = Vec::new();
-        let mut size = 0;
-        for i in members {
-            let len = serde_json::to_vec(&events[i].event)
-                .map_err(|e| StoreError::permanent("record", e))?
-                .len();
-            if !current.is_empty() && size + len > PACK_RAW_MAX {
-                out.push(Chunk {
-                    ws: ws.clone(),
-                    reference: hex_id(&events[current[0]].event.event_id),
-                    members: std::mem::take(&mut current),
-                });
-                size = 0;
-            }
-            size += len;
-            current.push(i);
-        }
-        if !current.is_empty() {
+        for members in split_packs("record", members, |&i| &events[i].event)? {
             out.push(Chunk {
                 ws: ws.clone(),
-                reference: hex_id(&events[current[0]].event.event_id),
-                members: current,
+                reference: hex_id(&events[members[0]].event.event_id),
+                members,
             });
         }
     }
