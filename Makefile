@@ -69,7 +69,8 @@ BUILD_BINS := $(CARGO) build --workspace --bins --tests
 ## end-to-end binaries left a core idle for minutes while they waited on their servers.
 TEST_JOBS ?= 3
 ## Where cargo puts what it builds: CARGO_TARGET_DIR when it is set, else ./target.
-DEBUG_BIN = $(abspath $(or $(CARGO_TARGET_DIR),target)/debug)
+TARGET_DIR = $(or $(CARGO_TARGET_DIR),target)
+DEBUG_BIN = $(abspath $(TARGET_DIR)/debug)
 test: tools xmlsec1 $(BROWSER)/node_modules/.installed chromium-check
 	$(BUILD_BINS)
 	TRACKLAYER_TEST_PYTHON=$(abspath $(PY)) CARGO=$(CARGO) $(PYTHON3) infra/run-tests.py --jobs $(TEST_JOBS) \
@@ -178,14 +179,16 @@ measure-aws: $(VENV)/.installed
 
 ## The Lambda functions for arm64, as `sam build` builds them (cargo-lambda, release profile):
 ## target/lambda/<name>/bootstrap. One cargo invocation, so that the crates they share build
-## once. cargo-lambda and zig come from the venv.
+## once. cargo-lambda and zig come from the venv. Each bootstrap's native libraries (readelf's
+## NEEDED entries) must be the recorded ones (infra/lambda-needed.txt): nothing beyond glibc.
 LAMBDA_BINS := ingest deliver admin dsr
 LAMBDA_PROFILE_FLAGS ?= --release
 
 lambda: $(VENV)/.installed
 	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(abspath $(VENV)/bin):$$PATH" $(CARGO) lambda build $(LAMBDA_PROFILE_FLAGS) --arm64 $(addprefix --bin ,$(LAMBDA_BINS))
-	@for b in $(LAMBDA_BINS); do ls -l target/lambda/$$b/bootstrap; done
+	@for b in $(LAMBDA_BINS); do ls -l $(TARGET_DIR)/lambda/$$b/bootstrap; done
+	infra/lambda-needed.sh $(TARGET_DIR) $(LAMBDA_BINS)
 
 ## What `make ci` runs: the same cross-build and link for arm64 with the `lambda-check` profile
 ## (no optimisation, no LTO), a fraction of the release build's cost.
@@ -198,14 +201,14 @@ lambda-check:
 ## the build and the runs; the targets' property assertions are what fails.
 FUZZ_TARGETS := ingest_batch gzip_body normalize_meta normalize_google normalize_tiktok normalize_snapchat normalize_pinterest normalize_reddit normalize_microsoft normalize_linkedin consent_signals admin_dto problem_mapping saml_response
 FUZZ_TOOLCHAIN ?= nightly
-FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_SMOKE_SECONDS ?= 10
 SECONDS ?= 300
 
 fuzz-tools:
 	@rustup toolchain list | grep -q '^$(FUZZ_TOOLCHAIN)' || { echo "error: the Rust $(FUZZ_TOOLCHAIN) toolchain is not installed (see rustup toolchain list); cargo-fuzz needs it and rustup cannot download it here" >&2; exit 1; }
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked --version 0.13.2
 
-## Every target for FUZZ_SMOKE_SECONDS (default 20 s) in `make ci`, built once (`run` reuses
+## Every target for FUZZ_SMOKE_SECONDS (default 10 s; 20 until 2026-12-07) in `make ci`, built once (`run` reuses
 ## the build: same flags, same environment) at opt-level 1 with 16 codegen units instead of
 ## cargo-fuzz's default opt-level 3 with one: the same targets, instrumentation, debug
 ## assertions and overflow checks, so the smoke proves what it did (every target builds, runs
@@ -220,7 +223,7 @@ fuzz-tools:
 FUZZ_SMOKE_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=1 RUSTFLAGS=-Cdebuginfo=0
 FUZZ_SMOKE_FLAGS := --codegen-units 16
 ## The smoke runs two targets at a time (each fuzzer is one process on one core): CI has two
-## cores, so nine 20 s runs take 100 s of wall time instead of 180 s. A failing target fails the
+## cores, so fourteen 10 s runs take 70 s of wall time instead of 140 s. A failing target fails the
 ## step (xargs exits non-zero) with its input under fuzz/artifacts/<target>/.
 FUZZ_SMOKE_JOBS ?= 2
 fuzz-smoke: fuzz-tools

@@ -25,7 +25,14 @@ pub fn check(profile: Profile, data: &[u8]) {
 }
 
 fn one(profile: Profile, field: Field, raw: &str, hints: Hints<'_>) {
-    let at = format!("{profile:?} {field:?} {raw:?} {hints:?}");
+    // What a failed assertion prints; formatted only then (assert's message is lazy): built
+    // eagerly, it was a Debug rendering of the whole input per field per execution.
+    let at = At {
+        profile,
+        field,
+        raw,
+        hints,
+    };
     let prepared = prepare(profile, field, raw, hints);
     let normalized = normalize(profile, field, raw, hints);
     let digest_given = is_sha256_hex(raw.trim());
@@ -85,5 +92,25 @@ fn international(field: Field, normal: &str) -> String {
     match field {
         Field::Phone if !normal.starts_with('+') => format!("+{normal}"),
         _ => normal.to_owned(),
+    }
+}
+
+/// The case a failed assertion names: the profile, the field, the input and its hints.
+struct At<'a> {
+    profile: Profile,
+    field: Field,
+    raw: &'a str,
+    hints: Hints<'a>,
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let At {
+            profile,
+            field,
+            raw,
+            hints,
+        } = self;
+        write!(f, "{profile:?} {field:?} {raw:?} {hints:?}")
     }
 }
