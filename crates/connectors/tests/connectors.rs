@@ -1,6 +1,8 @@
 //! Connectors, as specifications: golden requests built from fixture items, batch limits,
 //! screening, and what each vendor's answers mean.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -10,12 +12,16 @@ use tracklayer_connectors::requirements;
 use tracklayer_connectors::{
     batches, connector, default_base_url, ga4, meta, names, sign_webhook, tiktok, webhook,
 };
+use tracklayer_core::clock::FixedClock;
+use tracklayer_core::deliver::oauth::TokenSource;
+use tracklayer_core::deliver::send::{send_batches, Outlet, Sent};
 use tracklayer_core::deliver::{
     DropReason, HttpRequest, HttpResponse, OpenedItem, Outcome, Target,
 };
 use tracklayer_core::destination::{Destination, DestinationKind};
 use tracklayer_core::event::{DeliveryItem, EventType, SealedFields};
 use tracklayer_core::identity::Field;
+use tracklayer_core::ports::{Egress, EgressError};
 use tracklayer_core::workspace::{Region, WorkspaceId};
 
 #[path = "connectors/firehose.rs"]
@@ -315,6 +321,158 @@ fn assert_headers(request: &HttpRequest, headers: &[(&str, &str)]) {
     for (name, value) in headers {
         assert_eq!(header(request, name), Some(*value), "{name}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OAuth vendors (LinkedIn, Google Ads): the connector sent through the delivery's token source
+
+/// A vendor behind an in-memory egress: its token endpoint grants `token-1`, `token-2`, … for
+/// an hour to any refresh-token grant; its API answers each request with the next scripted
+/// answer.
+struct OAuthVendor {
+    token_url: String,
+    answers: Mutex<VecDeque<HttpResponse>>,
+    grants: Mutex<Vec<HttpRequest>>,
+    api: Mutex<Vec<HttpRequest>>,
+}
+
+#[async_trait::async_trait]
+impl Egress for OAuthVendor {
+    async fn post(&self, request: &HttpRequest) -> Result<HttpResponse, EgressError> {
+        if request.url == self.token_url {
+            let mut grants = self.grants.lock().unwrap();
+            grants.push(request.clone());
+            let token = format!("token-{}", grants.len());
+            let granted =
+                json!({"access_token": token, "expires_in": 3600, "token_type": "Bearer"});
+            return Ok(response(200, &granted.to_string()));
+        }
+        self.api.lock().unwrap().push(request.clone());
+        let answer = self.answers.lock().unwrap().pop_front();
+        Ok(answer.expect("an answer scripted for every API request"))
+    }
+}
+
+/// One `kind` destination with its stored secrets (no access token: the token source issues
+/// it), its vendor and the token source that keeps the vendor's tokens between sends.
+struct OAuthWorld {
+    destination: Destination,
+    secrets: Value,
+    vendor: Arc<OAuthVendor>,
+    tokens: TokenSource,
+}
+
+impl OAuthWorld {
+    /// The vendor of `kind` answering its API's requests with `answers`, in turn.
+    fn new(kind: DestinationKind, answers: Vec<HttpResponse>) -> Self {
+        let (destination, mut secrets) = vendor(kind);
+        secrets.as_object_mut().unwrap().remove("access_token");
+        let token_url = connector(kind)
+            .token_endpoint(&target(&destination, &secrets))
+            .expect("an OAuth vendor");
+        let vendor = Arc::new(OAuthVendor {
+            token_url,
+            answers: Mutex::new(answers.into()),
+            grants: Mutex::default(),
+            api: Mutex::default(),
+        });
+        let egress: Arc<dyn Egress> = vendor.clone();
+        let tokens = TokenSource::new(egress, Arc::new(FixedClock::new(NOW)));
+        Self {
+            destination,
+            secrets,
+            vendor,
+            tokens,
+        }
+    }
+
+    /// Sends `item` as one batch as delivery does: what became of it (the connector's reading
+    /// of the API's last answer, or the outcome settled without one) and the HTTP status.
+    async fn send(&self, item: &OpenedItem) -> (Outcome, Option<u16>) {
+        let egress: Arc<dyn Egress> = self.vendor.clone();
+        let outlet = Outlet {
+            egress: &egress,
+            tokens: &self.tokens,
+            semaphore: None,
+        };
+        let kind = self.destination.kind;
+        let t = target(&self.destination, &self.secrets);
+        let batches = [vec![item]];
+        let sent = send_batches(outlet, connector(kind), &t, &batches).await;
+        match sent.into_iter().next() {
+            Some(Sent::Answered(r)) => (connector(kind).classify(&[item], &r), Some(r.status)),
+            Some(Sent::Settled(outcome, status)) => (outcome, status),
+            other => panic!("{kind}: {other:?}"),
+        }
+    }
+
+    /// The `Authorization` header of each API request, in order.
+    fn authorizations(&self) -> Vec<String> {
+        let api = self.vendor.api.lock().unwrap();
+        api.iter()
+            .map(|r| header(r, "authorization").unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+/// Asserts, for an OAuth vendor `kind`, that its API's 401 (`refused`, its documented body) to
+/// a request made with the cached token gets one new token from the token endpoint with the
+/// refresh token, and the same batch sent once more with it, delivered; and that a second 401
+/// after the refresh is permanent, naming the refresh token, and not sent a third time.
+async fn assert_refreshes_once_on_401(kind: DestinationKind, item: &OpenedItem, refused: &str) {
+    let (_, secrets) = vendor(kind);
+    let grant = format!(
+        "grant_type=refresh_token&refresh_token={}&client_id={}&client_secret={}",
+        secrets["refresh_token"].as_str().unwrap(),
+        secrets["client_id"].as_str().unwrap(),
+        secrets["client_secret"].as_str().unwrap(),
+    );
+    let accepted = match kind {
+        DestinationKind::Linkedin => r#"{"elements":[{"status":201}]}"#,
+        _ => r#"{"results":[{}],"jobId":"1"}"#,
+    };
+    let (ok, no) = (response(200, accepted), response(401, refused));
+
+    let w = OAuthWorld::new(kind, vec![ok.clone(), no.clone(), ok]);
+    assert_eq!(w.send(item).await, (Outcome::Delivered, Some(200)));
+    assert_eq!(
+        w.vendor.grants.lock().unwrap().len(),
+        1,
+        "{kind}: one grant"
+    );
+    assert_eq!(
+        w.send(item).await,
+        (Outcome::Delivered, Some(200)),
+        "{kind}"
+    );
+    let grants = w.vendor.grants.lock().unwrap().clone();
+    assert_eq!(grants.len(), 2, "{kind}: one refresh after the 401");
+    for g in &grants {
+        assert_eq!(String::from_utf8_lossy(&g.body), grant, "{kind}");
+    }
+    assert_eq!(
+        w.authorizations(),
+        ["Bearer token-1", "Bearer token-1", "Bearer token-2"],
+        "{kind}: the cached token, refused, then the new one"
+    );
+    let api = w.vendor.api.lock().unwrap().clone();
+    assert_eq!(api[2].body, api[1].body, "{kind}: the refused batch, again");
+    assert_eq!(api[2].url, api[1].url, "{kind}");
+
+    let w = OAuthWorld::new(kind, vec![no.clone(), no]);
+    let (outcome, status) = w.send(item).await;
+    assert_eq!(status, Some(401), "{kind}");
+    let why = permanent_reason(outcome);
+    assert!(
+        why.contains("replace secrets.refresh_token"),
+        "{kind}: {why}"
+    );
+    assert_eq!(
+        w.authorizations(),
+        ["Bearer token-1", "Bearer token-2"],
+        "{kind}: sent once more, not again"
+    );
+    assert_eq!(w.vendor.grants.lock().unwrap().len(), 2, "{kind}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -79,6 +79,15 @@ fn google_ads_asks_for_tokens_at_googles_oauth_endpoint_or_the_endpoint_override
     assert_eq!(url.as_deref(), Some("http://127.0.0.1:9/token"));
 }
 
+#[tokio::test]
+async fn google_ads_resends_once_with_a_refreshed_token_after_a_401() {
+    // Google's answer to an expired or revoked access token (AIP-193 error model).
+    let unauthenticated = json!({"error": {"code": 401, "status": "UNAUTHENTICATED",
+        "message": "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential."}});
+    let refused = unauthenticated.to_string();
+    assert_refreshes_once_on_401(DestinationKind::GoogleAds, &clicked_order(), &refused).await;
+}
+
 #[test]
 fn google_ads_carries_at_most_2000_conversions_a_request() {
     let (d, s) = google_ads();

@@ -69,6 +69,13 @@ fn linkedin_asks_for_tokens_at_its_oauth_endpoint_or_the_endpoint_override() {
     assert_eq!(request.url, "http://127.0.0.1:9/rest/conversionEvents");
 }
 
+#[tokio::test]
+async fn linkedin_resends_once_with_a_refreshed_token_after_a_401() {
+    // LinkedIn's answer to a revoked access token (serviceErrorCode 65601).
+    let revoked = r#"{"status":401,"serviceErrorCode":65601,"code":"REVOKED_ACCESS_TOKEN","message":"The token used in the request has been revoked by the user"}"#;
+    assert_refreshes_once_on_401(DestinationKind::Linkedin, &linkedin_order(), revoked).await;
+}
+
 #[test]
 fn linkedin_carries_at_most_5000_events_a_request() {
     let (d, s) = linkedin();
