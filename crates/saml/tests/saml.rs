@@ -1,6 +1,11 @@
 //! The strict SAML profile as a specification: one valid response per flow, then one refused
 //! response per rule and per known bypass class (goxmldsig, ruby-saml, the XSW1–XSW8 wrapping
-//! variants of Somorovsky et al.).
+//! variants of Somorovsky et al.); each bypass test names the public advisory it covers.
+//!
+//! One parser (uppsala) feeds both the XML-DSig verification and the reading of the assertion,
+//! so ruby-saml's REXML/Nokogiri parser differentials (CVE-2025-25291, CVE-2025-25292) have no
+//! second parse to exploit; what remains of them is tested below: the DOCTYPE vector and every
+//! way of putting a second Assertion where a reader could pick it.
 
 use bergshamra::core::algorithm;
 use time::Duration;
@@ -152,6 +157,9 @@ fn refuses_a_response_that_is_not_utf8() {
     assert_eq!(verify(&encoded).unwrap_err(), SamlError::Encoding);
 }
 
+/// ruby-saml CVE-2025-25291/25292 (parser differentials: REXML and Nokogiri read one response as
+/// two different documents; DTD declarations are a classic way to make parsers disagree). No
+/// DOCTYPE is ever parsed here.
 #[test]
 fn refuses_a_doctype_with_entities_before_parsing_it() {
     let xml = Response::valid().xml();
@@ -198,6 +206,28 @@ fn refuses_a_signed_assertion_whose_name_id_was_changed_after_signing() {
         .xml()
         .replace(ALICE, "mallory@example.com");
     assert_eq!(verify_xml(&xml).unwrap_err(), SamlError::Signature);
+}
+
+/// goxmldsig CVE-2020-7711 (a nil dereference): a `ds:Signature` without its
+/// `SignedInfo` crashed the verifier. Here its shape is checked before anything reads it, so a
+/// signature that lost its `SignedInfo`, an empty one, or an empty `SignedInfo` is a structure
+/// error, never a panic.
+#[test]
+fn refuses_a_signature_without_signed_info_cleanly() {
+    let xml = Response::valid().xml();
+    let signature = between(&xml, "<ds:Signature", "</ds:Signature>");
+    let signed_info = between(&xml, "<ds:SignedInfo", "</ds:SignedInfo>");
+    for broken in [
+        xml.replace(&signed_info, ""),
+        xml.replace(&signed_info, "<ds:SignedInfo/>"),
+        xml.replace(
+            &signature,
+            r#"<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"/>"#,
+        ),
+    ] {
+        assert_ne!(broken, xml, "the fixture was changed");
+        assert_eq!(verify_xml(&broken).unwrap_err(), SamlError::Structure);
+    }
 }
 
 #[test]
@@ -284,6 +314,8 @@ fn refuses_transforms_other_than_enveloped_and_exclusive_c14n() {
     assert_eq!(refused(response), SamlError::Algorithm);
 }
 
+/// goxmldsig CVE-2020-15216 (signature validation bypass): a signature accepted for another
+/// element than the one read. The reference must be `#` + the ID of the signature's parent.
 #[test]
 fn refuses_a_reference_to_the_whole_document_instead_of_the_assertion() {
     let response = Response {
@@ -293,6 +325,8 @@ fn refuses_a_reference_to_the_whole_document_instead_of_the_assertion() {
     assert_eq!(refused(response), SamlError::Signature);
 }
 
+/// goxmldsig CVE-2020-15216, as above: a valid signature of the Response is not one of the
+/// Assertion it sits in.
 #[test]
 fn refuses_an_assertion_signature_whose_reference_names_the_response() {
     let response = Response {
@@ -302,6 +336,7 @@ fn refuses_an_assertion_signature_whose_reference_names_the_response() {
     assert_eq!(refused(response), SamlError::Signature);
 }
 
+/// goxmldsig CVE-2020-15216, as above: a signature moved away from the element it covers.
 #[test]
 fn refuses_a_signature_outside_the_response_and_the_assertion() {
     let xml = Response::valid().xml();
@@ -334,6 +369,8 @@ fn refuses_a_signature_carrying_an_object() {
     assert_eq!(verify_xml(&xml).unwrap_err(), SamlError::Structure);
 }
 
+/// goxmldsig CVE-2020-15216 and ruby-saml CVE-2024-45409-like ID confusion: a decoy with the
+/// signed Assertion's ID, ahead of it, so that an ID lookup may resolve to the decoy.
 #[test]
 fn refuses_duplicate_ids() {
     let xml = Response::valid().xml();
@@ -350,6 +387,8 @@ fn refuses_duplicate_ids() {
 }
 
 // --- one assertion, read where the signature points (XSW1–XSW8) ---------------------------------
+// Signature wrapping: ruby-saml CVE-2016-5697 and CVE-2024-45409-like XSW, where the signed
+// element verifies and another one is read; each variant of Somorovsky et al. below.
 
 fn forged(assertion: &str) -> String {
     assertion
@@ -508,6 +547,9 @@ fn refuses_an_encrypted_assertion() {
     assert_eq!(verify_xml(&xml).unwrap_err(), SamlError::Structure);
 }
 
+/// The 2018 comment-injection class (ruby-saml CVE-2017-11428, python-saml CVE-2017-11427):
+/// exclusive C14N drops the comment, so the signature covers the joined text, which is what is
+/// read.
 #[test]
 fn reads_a_comment_injected_name_id_whole_never_its_first_text_node() {
     let response = Response {

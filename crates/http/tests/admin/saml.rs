@@ -45,6 +45,11 @@ fn form_encode(value: &str) -> String {
         .replace('=', "%3D")
 }
 
+/// `value` as one `application/x-www-form-urlencoded` value (a query or form field).
+fn query_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
 fn percent_decode(value: &str) -> String {
     let bytes = value.as_bytes();
     let mut out = Vec::new();
@@ -95,6 +100,17 @@ impl App {
         response: &Response,
         cookie: Option<&str>,
     ) -> (StatusCode, HeaderMap, Value) {
+        self.post_acs_relaying(response, cookie, "/destinations")
+            .await
+    }
+
+    /// [`Self::post_acs`] with `relay_state` (form-encoded here) as the form's RelayState.
+    async fn post_acs_relaying(
+        &self,
+        response: &Response,
+        cookie: Option<&str>,
+        relay_state: &str,
+    ) -> (StatusCode, HeaderMap, Value) {
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(format!("/sso/saml/{}/acs", self.ws))
@@ -107,8 +123,9 @@ impl App {
             req = req.header(header::COOKIE, c);
         }
         let body = format!(
-            "SAMLResponse={}&RelayState=%2Fdestinations",
-            form_encode(&response.encoded())
+            "SAMLResponse={}&RelayState={}",
+            form_encode(&response.encoded()),
+            query_encode(relay_state)
         );
         self.send(req.body(Body::from(body)).unwrap()).await
     }
@@ -280,6 +297,44 @@ async fn an_unsolicited_response_is_refused_unless_idp_initiated_login_is_on() {
     assert_eq!(status, StatusCode::SEE_OTHER, "{v}");
     assert_eq!(headers[header::LOCATION], "/destinations");
     assert_eq!(app.audit_reasons().await, ["saml_unsolicited"]);
+}
+
+/// RelayState is only ever a relative path of this site: an absolute URL, a protocol-relative
+/// `//host`, a backslash that browsers read as a slash, a tab that browsers strip
+/// (`/<TAB>/evil.test` becomes `//evil.test`) or a percent-encoded `//` is refused when a login
+/// starts, and at the ACS it is dropped: the browser goes to the console's start page.
+#[tokio::test]
+async fn a_relay_state_leaving_the_site_is_never_the_redirect_target() {
+    let app = App::with_saml(true).await;
+    let hostile = [
+        "//evil.test/x",
+        "https://evil.test/",
+        "/\\evil.test",
+        "\\\\evil.test",
+        "/\t/evil.test",
+        "%2F%2Fevil.test",
+    ];
+    for (i, relay) in hostile.into_iter().enumerate() {
+        let start = Request::builder()
+            .uri(format!(
+                "/sso/saml/{}/login?relay_state={}",
+                app.ws,
+                query_encode(relay)
+            ))
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, v) = app.send(start).await;
+        assert_eq!(
+            (status, v["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("relay_state")),
+            "{relay:?}: {v}"
+        );
+
+        let response = response_for(&app.ws, None, &format!("_assert_relay_{i}"));
+        let (status, headers, v) = app.post_acs_relaying(&response, None, relay).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{relay:?}: {v}");
+        assert_eq!(headers[header::LOCATION], "/", "{relay:?}");
+    }
 }
 
 #[tokio::test]
