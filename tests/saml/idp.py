@@ -9,11 +9,24 @@ pinned in infra/requirements-test.txt. Subcommands, each printing one JSON objec
   keys DIR                   an IdP key pair and an attacker's, self-signed (RSA 2048)
   authn-request URL          reads our HTTP-Redirect AuthnRequest from the redirect URL
   response DIR --acs … --audience … --issuer … --name-id … [--in-response-to ID]
-           [--variant valid|foreign_key|altered|wrong_audience|expired|unsigned]
+           [--variant valid|foreign_key|altered|wrong_audience|expired|unsigned|
+                      duplicate_id|wrapped|comment_injected]
                              a base64 SAMLResponse (HTTP-POST binding) with a signed assertion
+
+The attacks on a signature that verifies (each a class of known SAML bypasses):
+  duplicate_id      a decoy element carrying the signed Assertion's ID in samlp:Extensions, so
+                    an ID lookup may resolve to it (goxmldsig CVE-2020-15216, ruby-saml
+                    CVE-2024-45409);
+  wrapped           a forged, unsigned Assertion naming root@example.com placed before the moved
+                    signed one (signature wrapping, XSW3 of Somorovsky et al.);
+  comment_injected  the NameID `<name-id><!---->.evil.test`, signed as it stands: exclusive C14N
+                    drops the comment, so the signed text is `<name-id>.evil.test` and reading
+                    only the first text node would sign in `<name-id>` (Duo's 2018 class,
+                    CVE-2017-11427 and siblings).
 """
 import argparse
 import base64
+import copy
 import datetime
 import json
 import sys
@@ -33,7 +46,10 @@ SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
-VARIANTS = ("valid", "foreign_key", "altered", "wrong_audience", "expired", "unsigned")
+VARIANTS = (
+    "valid", "foreign_key", "altered", "wrong_audience", "expired", "unsigned",
+    "duplicate_id", "wrapped", "comment_injected",
+)
 
 
 def keys(out: Path) -> dict:
@@ -148,6 +164,7 @@ def response(a: argparse.Namespace) -> dict:
     audience = "https://sp.evil.test/metadata" if a.variant == "wrong_audience" else a.audience
     assertion_id = f"_a{uuid.uuid4().hex}"
     placeholder = "" if a.variant == "unsigned" else f'<ds:Signature xmlns:ds="{DS}" Id="placeholder"/>'
+    name_id = f"{a.name_id}<!---->.evil.test" if a.variant == "comment_injected" else a.name_id
     xml = (
         f'<samlp:Response xmlns:samlp="{SAMLP}" xmlns:saml="{SAML}" ID="_r{uuid.uuid4().hex}" '
         f'Version="2.0" IssueInstant="{at(0)}" Destination="{a.acs}"{irt}>'
@@ -156,7 +173,7 @@ def response(a: argparse.Namespace) -> dict:
         f'<saml:Assertion ID="{assertion_id}" Version="2.0" IssueInstant="{at(0)}">'
         f"<saml:Issuer>{a.issuer}</saml:Issuer>{placeholder}"
         '<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">'
-        f"{a.name_id}</saml:NameID>"
+        f"{name_id}</saml:NameID>"
         '<saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer">'
         f'<saml:SubjectConfirmationData{irt} NotOnOrAfter="{at(5)}" Recipient="{a.acs}"/>'
         "</saml:SubjectConfirmation></saml:Subject>"
@@ -184,11 +201,35 @@ def response(a: argparse.Namespace) -> dict:
             cert=(a.dir / f"{signer}.crt").read_text(),
             reference_uri=assertion_id,
         )
+    if a.variant == "duplicate_id":
+        duplicate_id(root, assertion_id)
+    elif a.variant == "wrapped":
+        wrap(root)
     out = etree.tostring(root)
     if a.variant == "altered":
         # After signing: the signed NameID now names someone else.
         out = out.replace(f">{a.name_id}<".encode(), b">root@example.com<")
     return {"saml_response": base64.b64encode(out).decode(), "assertion_id": assertion_id}
+
+
+def duplicate_id(root: etree._Element, assertion_id: str) -> None:
+    """A decoy with the signed Assertion's ID in samlp:Extensions (after the Issuer, where the
+    schema allows it), ahead of the Assertion in document order."""
+    extensions = etree.Element(f"{{{SAMLP}}}Extensions")
+    decoy = etree.SubElement(extensions, "{urn:evil}Decoy", ID=assertion_id)
+    decoy.text = "root@example.com"
+    root.find(f"{{{SAML}}}Issuer").addnext(extensions)
+
+
+def wrap(root: etree._Element) -> None:
+    """A forged copy of the signed Assertion (no signature, another ID, root@example.com)
+    placed where the signed one was, the signed one moved after it."""
+    signed = root.find(f"{{{SAML}}}Assertion")
+    forged = copy.deepcopy(signed)
+    forged.remove(forged.find(f"{{{DS}}}Signature"))
+    forged.set("ID", f"_f{uuid.uuid4().hex}")
+    forged.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID").text = "root@example.com"
+    signed.addprevious(forged)
 
 
 def main() -> None:

@@ -188,3 +188,153 @@ async fn a_user_provisioned_through_scim_on_lambda_loses_their_session_when_the_
     assert!(cookies.iter().all(|c| !c.starts_with("__Host-tl_session=")));
     d.stop();
 }
+
+/// A recorded IdP payload of the SQLite suite, read from its own file
+/// (crates/http/tests/fixtures/scim/`name`.json, not a copy), with `{{id}}` filled in.
+fn recorded(name: &str, id: &str) -> Value {
+    let path = tracklayer_tests::repo_root()
+        .join("crates/http/tests/fixtures/scim")
+        .join(format!("{name}.json"));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text.replace("{{id}}", id)).expect("a JSON fixture")
+}
+
+/// SCIM and the admin API of one workspace, through the admin function.
+struct Provisioning<'a> {
+    d: &'a Deployment,
+    scim_token: String,
+    admin_token: &'a str,
+}
+
+impl Provisioning<'_> {
+    /// A SCIM request that must succeed; its answer.
+    async fn scim(&self, method: &str, path: &str, body: &Value) -> Value {
+        let req = HttpRequest::new(method, path)
+            .bearer(&self.scim_token)
+            .json(body);
+        let resp = call(self.d, req).await;
+        assert!(
+            (200..300).contains(&resp.status),
+            "{method} {path}: {} {}",
+            resp.status,
+            resp.text()
+        );
+        resp.json()
+    }
+
+    /// Creates a user from a recorded payload; its id.
+    async fn provisioned(&self, payload: &str) -> String {
+        let v = self
+            .scim("POST", "/scim/v2/Users", &recorded(payload, ""))
+            .await;
+        v["id"].as_str().expect("a user id").to_owned()
+    }
+
+    /// Sends a recorded payload to the user `id` with `method`; the resource answered.
+    async fn send_payload(&self, method: &str, id: &str, payload: &str) -> Value {
+        let path = format!("/scim/v2/Users/{id}");
+        self.scim(method, &path, &recorded(payload, id)).await
+    }
+
+    /// The user `id` as the admin API shows it (the stored email and role).
+    async fn admin_view(&self, id: &str) -> Value {
+        let users = call(
+            self.d,
+            HttpRequest::new("GET", "/admin/v1/users").bearer(self.admin_token),
+        )
+        .await
+        .json();
+        users
+            .as_array()
+            .and_then(|a| a.iter().find(|u| u["id"] == id))
+            .unwrap_or_else(|| panic!("{id} in {users}"))
+            .clone()
+    }
+}
+
+/// The recorded payloads of Okta, Entra ID and OneLogin that the SQLite suite replays
+/// (crates/http/tests/admin/scim.rs and scim_groups.rs), through the admin function on
+/// DynamoDB, with the outcomes that suite asserts. The role change is read from the store
+/// (the admin API's user list); a token's request sees it within the key cache's window.
+#[tokio::test(flavor = "multi_thread")]
+async fn recorded_idp_payloads_have_the_sqlite_outcomes_through_the_admin_function_on_dynamodb() {
+    let logs = tempfile::tempdir().unwrap();
+    let (d, ws) = deploy(Region::Eu, &["admin"], logs.path()).await;
+    let p = Provisioning {
+        d: &d,
+        scim_token: scim_token(&d, &ws.admin_token, "quirks").await,
+        admin_token: &ws.admin_token,
+    };
+
+    // Okta: PUT with the whole resource deactivates, the externalId kept.
+    let okta = p.provisioned("okta_create_user").await;
+    let v = p
+        .send_payload("PUT", &okta, "okta_put_user_deactivated")
+        .await;
+    assert_eq!(
+        (&v["active"], &v["externalId"]),
+        (&json!(false), &json!("00u1a2b3c4d5e6f7g8h9")),
+        "{v}"
+    );
+
+    // Entra ID: the work-email path, then `members[value eq "…"]` on a role group, then
+    // `"op": "Replace"` with `"active": "False"`.
+    let entra = p.provisioned("entra_create_user").await;
+    let v = p.send_payload("PATCH", &entra, "entra_update_user").await;
+    let user_name = "Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1@example.com";
+    assert_eq!(v["userName"], user_name, "kept verbatim: {v}");
+    assert_eq!(v["emails"][0]["value"], "renamed.user@example.com", "{v}");
+    assert_eq!(v["externalId"], "0a21f0f2-changed", "{v}");
+    let view = p.admin_view(&entra).await;
+    assert_eq!(
+        (&view["email"], &view["role"]),
+        (&json!("renamed.user@example.com"), &json!("viewer")),
+        "the work email is the sign-in address"
+    );
+    let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                       "displayName": "TrackLayer Editors", "members": []});
+    let group = p.scim("POST", "/scim/v2/Groups", &group).await;
+    let group = format!("/scim/v2/Groups/{}", group["id"].as_str().unwrap());
+    let g = p
+        .scim("PATCH", &group, &recorded("entra_group_add_member", &entra))
+        .await;
+    assert_eq!(g["members"][0]["value"], entra.as_str(), "{g}");
+    assert_eq!(p.admin_view(&entra).await["role"], "editor", "the mover");
+    p.scim(
+        "PATCH",
+        &group,
+        &recorded("entra_group_remove_member", &entra),
+    )
+    .await;
+    assert_eq!(
+        p.admin_view(&entra).await["role"],
+        "viewer",
+        "back to viewer"
+    );
+    let v = p.send_payload("PATCH", &entra, "entra_disable_user").await;
+    assert_eq!(
+        v["active"], false,
+        "PATCH answers 200 with the resource: {v}"
+    );
+
+    // OneLogin: PATCH without a path, on a user the admin invited.
+    let invited = call(
+        &d,
+        HttpRequest::new("POST", "/admin/v1/users")
+            .bearer(&ws.admin_token)
+            .json(&json!({"email": "onelogin.user@example.com", "role": "editor"})),
+    )
+    .await;
+    assert_eq!(invited.status, 201, "{}", invited.text());
+    let onelogin = invited.json()["id"].as_str().unwrap().to_owned();
+    let v = p
+        .send_payload("PATCH", &onelogin, "onelogin_patch_user")
+        .await;
+    assert_eq!(
+        (&v["active"], &v["externalId"]),
+        (&json!(false), &json!("onelogin-1234567")),
+        "{v}"
+    );
+    d.stop();
+}

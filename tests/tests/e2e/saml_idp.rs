@@ -227,6 +227,12 @@ async fn a_real_idp_signs_in_idp_initiated_and_every_response_it_tampers_with_is
     assert_eq!(location, "/destinations");
     assert!(sp.signed_in(&session.unwrap()).await);
 
+    // Each would sign in alice@example.com (a managed domain, a viewer just in time) if it
+    // were accepted. The last three carry a signature that verifies (xmlsec1 agrees) around
+    // something else: a decoy with the signed Assertion's ID, a forged Assertion before the
+    // moved signed one, and the NameID `alice@example.com<!---->.evil.test`, whose signed
+    // text is `alice@example.com.evil.test` (read whole: a domain this workspace does not
+    // manage, never alice).
     let mut refused = vec![];
     for (variant, reason) in [
         ("foreign_key", "saml_signature"),
@@ -234,8 +240,11 @@ async fn a_real_idp_signs_in_idp_initiated_and_every_response_it_tampers_with_is
         ("unsigned", "saml_signature"),
         ("wrong_audience", "saml_audience"),
         ("expired", "saml_expired"),
+        ("duplicate_id", "saml_signature"),
+        ("wrapped", "saml_structure"),
+        ("comment_injected", "saml_domain_not_managed"),
     ] {
-        let response = idp.response(sp.urls(), "mallory@example.com", None, variant);
+        let response = idp.response(sp.urls(), "alice@example.com", None, variant);
         let (status, _, session, body) = sp.acs(&response, None).await;
         assert_eq!(
             (status, session, body["reason"].as_str()),
@@ -268,5 +277,16 @@ async fn a_real_idp_signs_in_idp_initiated_and_every_response_it_tampers_with_is
     audited.sort_unstable();
     refused.sort_unstable();
     assert_eq!(audited, refused);
+    let (_, users) = admin(&sp.url, &token, Method::GET, "/admin/v1/users", None).await;
+    let emails: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["email"].as_str())
+        .collect();
+    assert!(
+        emails.contains(&"bo@example.com") && !emails.contains(&"alice@example.com"),
+        "only the valid response made a user: {emails:?}"
+    );
     server.stop().unwrap();
 }
