@@ -176,6 +176,13 @@ async fn connect(idp_initiated: bool) -> (tempfile::TempDir, Server, Sp, Idp, St
             .build()
             .unwrap(),
     };
+    // `serve` names itself (its public URL, by default the address it listens on) in the SP's
+    // URLs, whatever the workspace's region: the IdP posts its responses to this server.
+    assert_eq!(sp.acs_url, format!("{}/sso/saml/{}/acs", sp.url, sp.ws));
+    assert_eq!(
+        sp.entity_id,
+        format!("{}/sso/saml/{}/metadata", sp.url, sp.ws)
+    );
     (tmp, server, sp, idp, keys.admin_token)
 }
 

@@ -130,7 +130,14 @@ fn wire(
     let admin = tracklayer_http::AdminState::new(
         services.admin.clone(),
         tracklayer_http::admin::DestinationTester::new(&ports, egress),
-        tracklayer_http::AdminConfig::default(),
+        // Every workspace's SAML entity id and ACS URL name this server (its public URL),
+        // whichever region the workspace is in: an IdP posts its responses here.
+        tracklayer_http::AdminConfig {
+            endpoints: tracklayer_http::RegionEndpoints {
+                us: public_url.to_owned(),
+                eu: public_url.to_owned(),
+            },
+        },
     )
     .with_dsr(services.dsr.clone());
     let console =
