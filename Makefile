@@ -79,9 +79,10 @@ test: tools xmlsec1 $(BROWSER)/node_modules/.installed chromium-check
 	  --suite browser="$(BROWSER_RUN)"
 
 ## The console in a real browser (tests/browser, Node's test runner + playwright-core driving
-## chromium, axe-core): screenshots of every page under target/browser-screenshots/.
-BROWSER_RUN = TRACKLAYER_BIN=$(DEBUG_BIN)/tracklayer CHROMIUM=$(CHROMIUM) node --test --test-concurrency=1 $(wildcard $(BROWSER)/*.test.mjs)
-browser-test: $(BROWSER)/node_modules/.installed chromium-check
+## chromium, axe-core): screenshots of every page under target/browser-screenshots/. The SAML
+## sign-in there has the SAML suite's real IdP (the venv's pysaml2, signing with xmlsec1).
+BROWSER_RUN = TRACKLAYER_BIN=$(DEBUG_BIN)/tracklayer TRACKLAYER_TEST_PYTHON=$(abspath $(PY)) CHROMIUM=$(CHROMIUM) node --test --test-concurrency=1 $(wildcard $(BROWSER)/*.test.mjs)
+browser-test: $(VENV)/.installed xmlsec1 $(BROWSER)/node_modules/.installed chromium-check
 	$(BUILD_BINS)
 	$(BROWSER_RUN)
 

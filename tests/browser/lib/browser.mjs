@@ -24,8 +24,9 @@ const FLAGS = [
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
-/** Launches chromium with a fresh user-data-dir; `close()` removes it. */
-export async function launch() {
+/** Launches chromium with a fresh user-data-dir (and `args` after the suite's flags);
+ * `close()` removes it. */
+export async function launch({ args = [] } = {}) {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`chromium not found at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM)`);
   }
@@ -33,7 +34,7 @@ export async function launch() {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: FLAGS,
+    args: [...FLAGS, ...args],
     viewport: { width: 1280, height: 900 },
   });
   return {
