@@ -10,10 +10,9 @@
 // loopback (--host-resolver-rules) and trusts that server's key alone (its SPKI hash).
 // IdP-initiated, the page opens the IdP itself, which `page.route` answers.
 //
-// `serve` names its SAML URLs (ACS URL, SP entity id) under the region's public API endpoint,
-// not the address it listens on; the responses are signed for those names, as in the e2e
-// suite, and the form posts them to this server's ACS, as a deployment behind that name would
-// receive them.
+// `serve` names its SAML URLs (ACS URL, SP entity id) under its own public URL (by default
+// the address it listens on): the responses are signed for those names and the form posts them
+// to the ACS URL the connection gave, which is this server's.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
@@ -50,7 +49,7 @@ async function signedResponse(ctx, email, requestId) {
   return out.saml_response;
 }
 
-/** This server's ACS. */
+/** This server's ACS, which the SP's `acs_url` must name (the IdP posts there). */
 const acs = (server) => `${server.url}/sso/saml/${server.init.workspace_id}/acs`;
 
 const escape = (s) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -77,6 +76,7 @@ async function connect(ctx, idpInitiated) {
   });
   assert.equal(put.status, 200, JSON.stringify(put.body));
   ctx.sp = put.body;
+  assert.equal(ctx.sp.acs_url, acs(ctx.server), "serve names itself as the ACS");
 }
 
 /**
