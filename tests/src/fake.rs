@@ -32,7 +32,9 @@ pub use firehose::{FIREHOSE_KEY_ID, FIREHOSE_SECRET_KEY, FIREHOSE_STREAM};
 pub enum Mode {
     /// Accept everything.
     Up,
-    /// Fail about this share of requests (500, 503, 429 + Retry-After, 408, or too slow).
+    /// Fail this share of requests, at least (500, 503, 429 + Retry-After, 408, or too slow):
+    /// of the first n requests that reach the fake, ⌈n × share⌉ fail, spread evenly, whatever
+    /// the order of concurrent requests; which failure each gets is random.
     Flaky(f64),
     /// Answer every request with 503.
     Down,
@@ -46,6 +48,8 @@ struct Sink {
     received: HashMap<String, u32>,
     requests: u64,
     failed: u64,
+    /// Requests that reached the fault injection (answered, failed or refused).
+    seen: u64,
     format_errors: Vec<String>,
 }
 
@@ -162,6 +166,16 @@ impl Fakes {
             .unwrap_or_default()
     }
 
+    /// (requests that reached a flaky fake's fault injection, those it failed on purpose).
+    pub fn injected(&self, sink: &str) -> (u64, u64) {
+        self.sinks
+            .lock()
+            .unwrap()
+            .get(sink)
+            .map(|s| (s.seen, s.failed))
+            .unwrap_or_default()
+    }
+
     /// (requests answered 2xx, requests failed on purpose).
     pub fn requests(&self, sink: &str) -> (u64, u64) {
         self.sinks
@@ -201,8 +215,14 @@ impl Fakes {
             Mode::Up => None,
             Mode::Down => Some(0.0),
             Mode::Flaky(rate) => {
-                let r = self.random();
-                (r < rate).then(|| r / rate)
+                let which = self.random();
+                let mut sinks = self.sinks.lock().unwrap();
+                let s = sinks.entry(sink.into()).or_default();
+                let k = s.seen as f64;
+                s.seen += 1;
+                // The (k+1)-th request fails when it brings the failures owed, ⌈(k+1) × rate⌉,
+                // above those of the first k.
+                (((k + 1.0) * rate).ceil() > (k * rate).ceil()).then_some(which)
             }
         };
         let which = fail?;

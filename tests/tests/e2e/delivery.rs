@@ -227,8 +227,11 @@ async fn ten_thousand_events_reach_every_destination_exactly_once_despite_30_per
             "{sink}: delivered more than once: {:?}",
             &dups[..dups.len().min(5)]
         );
-        let (_, failed) = fakes.requests(sink);
-        assert!(failed > 0, "{sink}: faults were injected");
+        let (seen, failed) = fakes.injected(sink);
+        assert!(
+            failed > 0 && failed * 10 >= seen * 3,
+            "{sink}: at least 30 % of its requests failed on purpose: {failed} of {seen}"
+        );
     }
     // Hashed and correctly shaped: Meta's em is the SHA-256 of the normalized email.
     let meta = fakes.last_body("meta_capi").unwrap();
