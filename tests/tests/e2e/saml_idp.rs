@@ -177,7 +177,7 @@ async fn connect(idp_initiated: bool) -> (tempfile::TempDir, Server, Sp, Idp, St
             .unwrap(),
     };
     // `serve` names itself (its public URL, by default the address it listens on) in the SP's
-    // URLs, whatever the workspace's region: the IdP posts its responses to this server.
+    // URLs of its region's workspaces: the IdP posts its responses to this server.
     assert_eq!(sp.acs_url, format!("{}/sso/saml/{}/acs", sp.url, sp.ws));
     assert_eq!(
         sp.entity_id,

@@ -130,13 +130,8 @@ fn wire(
     let admin = tracklayer_http::AdminState::new(
         services.admin.clone(),
         tracklayer_http::admin::DestinationTester::new(&ports, egress),
-        // Every workspace's SAML entity id and ACS URL name this server (its public URL),
-        // whichever region the workspace is in: an IdP posts its responses here.
         tracklayer_http::AdminConfig {
-            endpoints: tracklayer_http::RegionEndpoints {
-                us: public_url.to_owned(),
-                eu: public_url.to_owned(),
-            },
+            endpoints: endpoints(region, public_url),
         },
     )
     .with_dsr(services.dsr.clone());
@@ -147,6 +142,18 @@ fn wire(
         .merge(tracklayer_http::admin_router(admin))
         .merge(console);
     Ok(Wired { app, services })
+}
+
+/// The public URL of each region for the admin API: this server's own for its region (the
+/// SAML entity id and ACS URL of its workspaces name it: an IdP posts its responses here), the
+/// hosted endpoint for the other region (where a 421 sends that region's requests).
+fn endpoints(region: Region, public_url: &str) -> tracklayer_http::RegionEndpoints {
+    let mut endpoints = tracklayer_http::RegionEndpoints::default();
+    match region {
+        Region::Us => endpoints.us = public_url.to_owned(),
+        Region::Eu => endpoints.eu = public_url.to_owned(),
+    }
+    endpoints
 }
 
 /// The console's address as a browser on this machine reaches it (an unspecified listening
