@@ -48,7 +48,8 @@ struct Sink {
     received: HashMap<String, u32>,
     requests: u64,
     failed: u64,
-    /// Requests that reached the fault injection (answered, failed or refused).
+    /// Requests that reached the fault injection while the sink was flaky (the count its
+    /// ⌈n × share⌉ failures are owed against).
     seen: u64,
     format_errors: Vec<String>,
 }
