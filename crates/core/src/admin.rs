@@ -58,6 +58,7 @@ pub use overview::{
     StatsWindow,
 };
 pub use provisioning::MAX_EXTERNAL_ID_LEN;
+pub use saml::{SsoChoice, MAX_SSO_CHOICES};
 pub use saml_login::{relative_path, SamlAcs, SamlLogin, SamlLoginError, SamlStart};
 pub use scim_groups::GroupDraft;
 pub use security::SecurityPatch;

@@ -248,6 +248,7 @@ macro_rules! all_contract_suites {
             ],
             saml(control_store()) [
                 a_saml_connection_is_put_replaced_read_and_deleted_per_workspace,
+                the_workspaces_managing_a_domain_are_found_by_it_as_connections_change,
                 a_request_id_is_taken_once_and_only_by_the_browser_that_started_it,
                 an_expired_request_id_is_not_taken,
                 an_assertion_id_is_accepted_once_until_it_expires,

@@ -75,6 +75,37 @@ impl SamlStore for SqliteControlStore {
         Ok(deleted > 0)
     }
 
+    async fn workspaces_managing_domain(
+        &self,
+        domain: &str,
+        limit: usize,
+    ) -> Result<Vec<WorkspaceId>, StoreError> {
+        const CONTEXT: &str = "workspaces_managing_domain";
+        // Read from the documents themselves (one row per workspace with a connection, a few
+        // at most per server), so the answer is exact with no index to keep in step.
+        let domain = domain.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let ids: Vec<String> = self
+            .db()
+            .call(CONTEXT, move |c| {
+                let mut statement = c
+                    .prepare_cached(
+                        "SELECT DISTINCT c.workspace_id
+                         FROM saml_connections AS c, json_each(c.doc, '$.managed_domains') AS d
+                         WHERE d.value = ?1 ORDER BY c.workspace_id LIMIT ?2",
+                    )
+                    .map_err(|e| sql(CONTEXT, e))?;
+                let rows = statement
+                    .query_map(params![domain, limit], |row| row.get(0))
+                    .map_err(|e| sql(CONTEXT, e))?;
+                rows.collect::<Result<_, _>>().map_err(|e| sql(CONTEXT, e))
+            })
+            .await?;
+        ids.iter()
+            .map(|id| WorkspaceId::parse(id).map_err(|e| StoreError::corrupt(CONTEXT, e)))
+            .collect()
+    }
+
     async fn put_saml_request(
         &self,
         ws: &WorkspaceId,

@@ -8,8 +8,21 @@ use super::{require, AdminError, AdminResult, AdminService, Principal};
 use crate::audit::AuditAction;
 use crate::email::Email;
 use crate::keys::Role;
-use crate::saml::{SamlConnection, SamlSettings};
+use crate::saml::{mail_domain, SamlConnection, SamlSettings};
 use crate::workspace::WorkspaceId;
+
+/// At most this many workspaces are offered for one email domain.
+pub const MAX_SSO_CHOICES: usize = 20;
+
+/// A workspace whose single sign-on an address may use, as the sign-in page offers it: the
+/// workspace, its name and the host of its identity provider, so the person sees where the
+/// browser goes before it goes there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoChoice {
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    pub idp_host: String,
+}
 
 /// What an audit entry says about a connection: no certificate, only its SHA-256 fingerprint.
 fn audit_summary(c: &SamlConnection) -> serde_json::Value {
@@ -95,6 +108,46 @@ impl AdminService {
         Ok(tracklayer_saml::sp_metadata(
             &crate::saml::service_provider(base_url, &workspace.id),
         ))
+    }
+
+    /// The open workspaces whose SAML connection manages the domain of `email`, by name (at
+    /// most [`MAX_SSO_CHOICES`]). Public: the sign-in page asks it before anyone is signed in.
+    /// It answers what any SSO discovery does (which workspaces claim a domain, and their
+    /// IdP's host), never whether an account exists; an address that is not one is a 422
+    /// naming `email`.
+    pub async fn sso_choices(&self, email: &str) -> AdminResult<Vec<SsoChoice>> {
+        let email = Email::parse(email).map_err(|_| {
+            AdminError::invalid("email", "must be an email address, like jo@example.com")
+        })?;
+        let Some(domain) = mail_domain(&email) else {
+            return Err(AdminError::invalid(
+                "email",
+                "the part after @ is not a valid domain name",
+            ));
+        };
+        let control = &self.ports.control;
+        let mut choices = Vec::new();
+        for ws in control
+            .workspaces_managing_domain(&domain, MAX_SSO_CHOICES)
+            .await?
+        {
+            // The index may trail a racing write: the connection itself decides.
+            let Some(connection) = control.saml_connection(&ws).await? else {
+                continue;
+            };
+            if !connection.manages(&email) {
+                continue;
+            }
+            if let Some(workspace) = self.ports.open_workspace(&ws).await? {
+                choices.push(SsoChoice {
+                    workspace_id: workspace.id,
+                    name: workspace.name,
+                    idp_host: connection.idp_host(),
+                });
+            }
+        }
+        choices.sort_by(|a, b| (&a.name, &a.workspace_id).cmp(&(&b.name, &b.workspace_id)));
+        Ok(choices)
     }
 
     /// Whether `email` must sign in through SAML in `ws`: the workspace enforces SSO and the

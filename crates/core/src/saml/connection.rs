@@ -224,6 +224,18 @@ impl SamlConnection {
         mail_domain(email).is_some_and(|d| self.managed_domains.contains(&d))
     }
 
+    /// The host the IdP's single sign-on URL sends the browser to, as the browser reads it
+    /// (after any `user@`, lowercase, with its port): what a person is shown before they go.
+    pub fn idp_host(&self) -> String {
+        let authority = self
+            .sso_url
+            .strip_prefix("https://")
+            .and_then(|rest| rest.split(['/', '?', '\\']).next())
+            .unwrap_or("");
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        host.to_lowercase()
+    }
+
     /// The IdP as the verifier trusts it. The certificates were checked when the connection
     /// was parsed; one that no longer parses is a corrupt document.
     pub fn identity_provider(&self) -> Result<IdentityProvider, crate::error::StoreError> {
@@ -268,5 +280,35 @@ pub(crate) fn service_provider(base_url: &str, ws: &WorkspaceId) -> ServiceProvi
     ServiceProvider {
         entity_id: entity_id(base_url, ws),
         acs_url: acs_url(base_url, ws),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_sso_url(url: &str) -> SamlConnection {
+        let ws = WorkspaceId::new(crate::workspace::Region::Eu, "abc");
+        let mut c = crate::testkit::saml::enforcing_connection(&ws, &["example.com"], None);
+        c.sso_url = url.into();
+        c
+    }
+
+    /// The host shown before the browser goes to the IdP is the one the browser goes to:
+    /// a `user@` part in front of it (`https://idp.example.com@evil.test/`) is no disguise.
+    #[test]
+    fn the_idp_host_is_the_host_the_browser_goes_to() {
+        for (url, host) in [
+            ("https://idp.example.test/sso", "idp.example.test"),
+            (
+                "https://IdP.Example.TEST:8443/app?x=1",
+                "idp.example.test:8443",
+            ),
+            ("https://idp.example.com@evil.test/sso", "evil.test"),
+            ("https://a@b@evil.test", "evil.test"),
+            ("https://evil.test\\@idp.example.com/", "evil.test"),
+        ] {
+            assert_eq!(with_sso_url(url).idp_host(), host, "{url}");
+        }
     }
 }

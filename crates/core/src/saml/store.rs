@@ -41,6 +41,17 @@ pub trait SamlStore: Send + Sync {
     async fn put_saml_connection(&self, connection: &SamlConnection) -> Result<(), StoreError>;
     /// Deletes the connection; `false` if there was none.
     async fn delete_saml_connection(&self, ws: &WorkspaceId) -> Result<bool, StoreError>;
+    /// The workspaces whose connection names `domain` (a managed domain as
+    /// [`super::mail_domain`] writes it) among its managed domains, at most `limit`, in
+    /// workspace id order: how the sign-in page finds where an address signs in through SSO.
+    /// Every such workspace is named; a backend that keeps a separate index may also name one
+    /// whose connection stopped naming the domain in a racing write, so callers check the
+    /// connection itself before they act on an answer.
+    async fn workspaces_managing_domain(
+        &self,
+        domain: &str,
+        limit: usize,
+    ) -> Result<Vec<WorkspaceId>, StoreError>;
     /// Remembers an AuthnRequest id under the key of the browser that started it, until it
     /// expires.
     async fn put_saml_request(

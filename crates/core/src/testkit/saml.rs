@@ -72,6 +72,87 @@ pub async fn a_saml_connection_is_put_replaced_read_and_deleted_per_workspace(
     assert_eq!(s.saml_connection(&ws.id).await.unwrap(), None);
 }
 
+/// A domain no other test's connection names (the store may be shared by the whole run).
+fn own_domain(ws: &WorkspaceId, label: &str) -> String {
+    format!("{label}.{}.test", ws.to_string().replace('_', "-"))
+}
+
+fn managing(ws: &WorkspaceId, domains: &[&str]) -> SamlConnection {
+    let mut c = connection(ws, "https://idp.example.test/sso");
+    c.managed_domains = domains.iter().map(|d| (*d).to_owned()).collect();
+    c
+}
+
+pub async fn the_workspaces_managing_a_domain_are_found_by_it_as_connections_change(
+    s: &dyn ControlStore,
+) {
+    let (a, b) = (workspace(Region::Eu), workspace(Region::Eu));
+    let (shared, only_a) = (own_domain(&a.id, "shared"), own_domain(&a.id, "only-a"));
+    let moved = own_domain(&a.id, "moved");
+    assert_eq!(
+        s.workspaces_managing_domain(&shared, 20).await.unwrap(),
+        vec![]
+    );
+
+    s.put_saml_connection(&managing(&a.id, &[&shared, &only_a]))
+        .await
+        .unwrap();
+    s.put_saml_connection(&managing(&b.id, &[&shared]))
+        .await
+        .unwrap();
+    let mut both = vec![a.id.clone(), b.id.clone()];
+    both.sort_by_key(ToString::to_string);
+    assert_eq!(
+        s.workspaces_managing_domain(&shared, 20).await.unwrap(),
+        both
+    );
+    assert_eq!(
+        s.workspaces_managing_domain(&shared, 1).await.unwrap(),
+        both[..1].to_vec(),
+        "at most the limit, in workspace id order"
+    );
+    assert_eq!(
+        s.workspaces_managing_domain(&only_a, 20).await.unwrap(),
+        vec![a.id.clone()]
+    );
+    assert_eq!(
+        s.workspaces_managing_domain(&format!("sub.{only_a}"), 20)
+            .await
+            .unwrap(),
+        vec![],
+        "a subdomain is another domain"
+    );
+
+    // A replaced connection no longer names what it dropped, and names what it added.
+    s.put_saml_connection(&managing(&a.id, &[&moved]))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.workspaces_managing_domain(&shared, 20).await.unwrap(),
+        vec![b.id.clone()]
+    );
+    assert_eq!(
+        s.workspaces_managing_domain(&only_a, 20).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        s.workspaces_managing_domain(&moved, 20).await.unwrap(),
+        vec![a.id.clone()]
+    );
+
+    // A deleted connection names nothing.
+    assert!(s.delete_saml_connection(&b.id).await.unwrap());
+    assert_eq!(
+        s.workspaces_managing_domain(&shared, 20).await.unwrap(),
+        vec![]
+    );
+    assert!(s.delete_saml_connection(&a.id).await.unwrap());
+    assert_eq!(
+        s.workspaces_managing_domain(&moved, 20).await.unwrap(),
+        vec![]
+    );
+}
+
 pub async fn a_request_id_is_taken_once_and_only_by_the_browser_that_started_it(
     s: &dyn ControlStore,
 ) {

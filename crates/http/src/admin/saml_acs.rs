@@ -2,9 +2,9 @@
 //! assertion consumer service (HTTP-POST binding).
 //!
 //! The ACS answers a refusal with `403 saml-refused` and the stable `reason` code only; the
-//! audit log has the same code. A console session for the signed-in user is the next step
-//! (the console's session API): until it is wired here, a successful ACS answers the verified
-//! identity as JSON.
+//! audit log has the same code. A browser (its `Accept` names HTML) is shown that as a console
+//! page saying what to do, with the reason to quote; other clients get the problem+json.
+//! An accepted response begins the user's console session.
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
@@ -20,6 +20,7 @@ use super::error::problem;
 use super::AdminState;
 use crate::console::cookie;
 use crate::console::pages::auth::{signed_in, Source};
+use crate::console::pages::sso_sign_in::{refused_page, wants_page};
 use crate::problem::Problem;
 
 /// The browser-binding cookie of an SP-initiated login. `SameSite=None` because the IdP's
@@ -65,14 +66,32 @@ pub struct LoginQuery {
     relay_state: Option<String>,
 }
 
+/// A refusal as the client reads it: a page for a browser, problem+json otherwise.
+fn refusal(s: &AdminState, headers: &HeaderMap, id: &str, p: Problem) -> Response {
+    if wants_page(headers) {
+        let ws = WorkspaceId::parse(id).ok();
+        refused_page(&p, ws.as_ref(), &s.config().endpoints)
+    } else {
+        p.into_response()
+    }
+}
+
 /// `GET /sso/saml/{workspace_id}/login`: redirects to the IdP with an AuthnRequest whose id is
 /// bound to this browser by a short-lived cookie.
 pub async fn login(
     State(s): State<AdminState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Query(query): Query<LoginQuery>,
-) -> Result<Response, Problem> {
-    let ws = workspace(&id)?;
+) -> Response {
+    match start(&s, &id, query).await {
+        Ok(r) => r,
+        Err(p) => refusal(&s, &headers, &id, p),
+    }
+}
+
+async fn start(s: &AdminState, id: &str, query: LoginQuery) -> Result<Response, Problem> {
+    let ws = workspace(id)?;
     let base = s.config().endpoints.of(ws.region()).to_owned();
     let start = s
         .admin()
@@ -148,7 +167,7 @@ pub async fn acs(
         Ok::<_, Problem>(signed_in(session, next))
     }
     .await;
-    let mut response = answer.unwrap_or_else(IntoResponse::into_response);
+    let mut response = answer.unwrap_or_else(|p| refusal(&s, &headers, &id, p));
     if let Ok(value) = HeaderValue::from_str(&clear) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }

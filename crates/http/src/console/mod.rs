@@ -57,6 +57,11 @@ impl ConsoleState {
     }
 
     /// The public URL of the caller's region (SAML and SCIM addresses).
+    /// The public base URL of each region.
+    fn endpoints(&self) -> &crate::regions::RegionEndpoints {
+        &self.inner.admin.config().endpoints
+    }
+
     fn base_url(&self, p: &tracklayer_core::admin::Principal) -> &str {
         self.inner.admin.base_url(p)
     }
@@ -71,11 +76,16 @@ impl ConsoleState {
 /// routers, unknown paths get theirs.
 pub fn console_router(state: ConsoleState) -> Router {
     use pages::{
-        auth, cors, destinations as dst, events, keys, overview, privacy, settings, sso, users,
+        auth, cors, destinations as dst, events, keys, overview, privacy, settings, sso,
+        sso_sign_in, users,
     };
     Router::new()
         .route("/", get(overview::overview))
         .route("/sign-in", get(auth::sign_in_page).post(auth::sign_in))
+        .route(
+            "/sign-in/sso",
+            get(sso_sign_in::page_of_sso).post(sso_sign_in::find_sso),
+        )
         .route(
             "/sign-in/link/{token}",
             get(auth::link_page).post(auth::redeem_link),

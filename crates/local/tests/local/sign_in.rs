@@ -596,5 +596,7 @@ async fn the_store_keeps_no_token_no_link_no_password_and_no_address() {
     assert!(dump.contains("$argon2id$"));
 }
 
+#[path = "sso_discovery.rs"]
+mod sso_discovery;
 #[path = "sso_enforcement.rs"]
 mod sso_enforcement;

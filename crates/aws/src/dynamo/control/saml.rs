@@ -5,6 +5,14 @@
 //! | SAML connection | `W#{ws}` | `SAML` | `doc` |
 //! | AuthnRequest in flight | `W#{ws}` | `SAMLREQ#{browser hash}` | `request_id`, `expires_at` (TTL) |
 //! | used assertion id | `W#{ws}` | `SAMLUSED#{sha256(assertion id)}` | `expires_at` (TTL) |
+//! | managed domain | `SAMLDOMAIN#{domain}` | `W#{ws}` | — |
+//!
+//! A connection is written with its managed-domain items in one TransactWriteItems (the
+//! connection, an item per domain it names, a delete per domain the replaced one named), so
+//! the sign-in page finds the workspaces of a domain with one Query. Two writes of the same
+//! connection racing may both read the same old domains: the last to commit has put all of
+//! its own, so every domain the connection names has its item, and an item of a domain it no
+//! longer names may outlive the race; readers check the connection (see the port).
 //!
 //! A request is taken with one `DeleteItem` returning the old item, so only one of two
 //! concurrent takes gets it. A used assertion id is one `PutItem` conditioned on there being
@@ -19,11 +27,74 @@ use tracklayer_core::error::StoreError;
 use tracklayer_core::saml::{AssertionUse, PendingRequest, SamlConnection, SamlStore};
 use tracklayer_core::workspace::WorkspaceId;
 
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+
 use super::{key, n, s, to_json, ttl, with_doc, ws_pk, DynamoControlStore};
-use crate::dynamo::{expired, get_s, EXPIRES_AT};
+use crate::dynamo::{expired, get_s, query_up_to, transact_write, Item, EXPIRES_AT};
 use crate::error::condition_held;
 
 const CONNECTION: &str = "SAML";
+
+/// The partition of the workspaces that manage `domain`.
+fn domain_pk(domain: &str) -> String {
+    format!("SAMLDOMAIN#{domain}")
+}
+
+/// The domains that `old` named and `new` (if any) does not.
+fn dropped<'a>(old: Option<&'a SamlConnection>, new: Option<&SamlConnection>) -> Vec<&'a str> {
+    old.map(|o| o.managed_domains.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|d| new.is_none_or(|n| !n.managed_domains.contains(d)))
+        .map(String::as_str)
+        .collect()
+}
+
+impl DynamoControlStore {
+    fn saml_put(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(self.table.name())
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned))
+            .build()
+            .map_err(|e| StoreError::permanent("saml transaction", e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn saml_delete(
+        &self,
+        item_key: Item,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder()
+            .table_name(self.table.name())
+            .set_key(Some(item_key))
+            .set_condition_expression(condition.map(str::to_owned))
+            .build()
+            .map_err(|e| StoreError::permanent("saml transaction", e))?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Deletes of the domain items of `domains` for workspace `ws`.
+    fn domain_deletes(
+        &self,
+        ws: &WorkspaceId,
+        domains: &[&str],
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        domains
+            .iter()
+            .map(|d| self.saml_delete(key(domain_pk(d), ws_pk(ws)), None))
+            .collect()
+    }
+}
+
+/// What a racing write of the same connection makes of ours: send it again.
+const RACED: StoreError =
+    StoreError::Conflict("the SAML connection was being changed at the same time; send it again");
 
 fn used_sk(assertion_id: &str) -> String {
     format!(
@@ -43,20 +114,66 @@ impl SamlStore for DynamoControlStore {
     }
 
     async fn put_saml_connection(&self, connection: &SamlConnection) -> Result<(), StoreError> {
-        let item = with_doc(
-            key(ws_pk(&connection.workspace_id), CONNECTION),
-            to_json("put_saml_connection", connection)?,
-        );
-        self.table.put("put_saml_connection", item, None).await
+        const CONTEXT: &str = "put_saml_connection";
+        let ws = &connection.workspace_id;
+        let old = self.saml_connection(ws).await?;
+        let mut items = vec![self.saml_put(
+            with_doc(key(ws_pk(ws), CONNECTION), to_json(CONTEXT, connection)?),
+            None,
+        )?];
+        for d in &connection.managed_domains {
+            items.push(self.saml_put(key(domain_pk(d), ws_pk(ws)), None)?);
+        }
+        items.extend(self.domain_deletes(ws, &dropped(old.as_ref(), Some(connection)))?);
+        let client = self.table.client();
+        if transact_write(client, CONTEXT, items, &["TransactionConflict"]).await? {
+            Ok(())
+        } else {
+            Err(RACED)
+        }
     }
 
     async fn delete_saml_connection(&self, ws: &WorkspaceId) -> Result<bool, StoreError> {
-        let item_key = key(ws_pk(ws), CONNECTION);
-        let old = self
+        const CONTEXT: &str = "delete_saml_connection";
+        let Some(old) = self.saml_connection(ws).await? else {
+            return Ok(false);
+        };
+        let exists = Some("attribute_exists(pk)");
+        let mut items = vec![self.saml_delete(key(ws_pk(ws), CONNECTION), exists)?];
+        items.extend(self.domain_deletes(ws, &dropped(Some(&old), None))?);
+        let client = self.table.client();
+        let codes = ["ConditionalCheckFailed", "TransactionConflict"];
+        if transact_write(client, CONTEXT, items, &codes).await? {
+            return Ok(true);
+        }
+        // Deleted by a racing delete (that one answers `true`), or changed by a racing put.
+        match self.saml_connection(ws).await? {
+            None => Ok(false),
+            Some(_) => Err(RACED),
+        }
+    }
+
+    async fn workspaces_managing_domain(
+        &self,
+        domain: &str,
+        limit: usize,
+    ) -> Result<Vec<WorkspaceId>, StoreError> {
+        const CONTEXT: &str = "workspaces_managing_domain";
+        let q = self
             .table
-            .delete("delete_saml_connection", item_key)
-            .await?;
-        Ok(old.is_some())
+            .query()
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(domain_pk(domain)))
+            .consistent_read(true);
+        let page = |wanted: usize| Some(i32::try_from(wanted).unwrap_or(i32::MAX));
+        query_up_to(CONTEXT, q, limit, page, |item| {
+            let sk = get_s(&item, "sk", CONTEXT)?;
+            let id = sk.strip_prefix("W#").unwrap_or(sk);
+            WorkspaceId::parse(id)
+                .map(Some)
+                .map_err(|e| StoreError::corrupt(CONTEXT, e))
+        })
+        .await
     }
 
     async fn put_saml_request(

@@ -12,6 +12,7 @@ pub mod overview;
 pub mod privacy;
 pub mod settings;
 pub mod sso;
+pub mod sso_sign_in;
 pub mod users;
 
 /// The wire name of an enum value (`meta_capi`, `delivered`): what the admin API says.
