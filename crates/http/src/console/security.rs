@@ -12,7 +12,13 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
                        frame-ancestors 'none'; base-uri 'none'";
 
 /// Adds the console's security headers; a response that set its own caching keeps it.
-pub async fn headers(mut response: Response) -> Response {
+pub async fn headers(response: Response) -> Response {
+    with_headers(response)
+}
+
+/// [`headers`], for a console page served outside the console's router (the SSO refusal
+/// pages of the public SAML endpoints).
+pub fn with_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CSP),

@@ -130,6 +130,14 @@ impl App {
         self.send(req.body(Body::from(body)).unwrap()).await
     }
 
+    /// Sends `req`; the answer's status, headers and body as text (a page).
+    async fn page(&self, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let bytes = to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
     async fn audit_reasons(&self) -> Vec<String> {
         self.audited("sso.saml.refused")
             .await
@@ -429,4 +437,63 @@ async fn the_break_glass_user_must_be_an_admin_of_the_workspace_and_is_shown_and
         audit["entries"][0]["summary"]["break_glass_user"],
         "usr_owner"
     );
+}
+
+/// A browser (its `Accept` names HTML) is shown a refusal as a console page: what to do, the
+/// reason to quote and the way to start again, under the console's security headers; the
+/// refusal is audited as for an API client, which keeps the problem+json.
+#[tokio::test]
+async fn a_browser_is_shown_a_refusal_as_a_page_with_the_reason_and_a_way_back() {
+    const BROWSER: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let app = App::with_saml(false).await;
+    let unsolicited = response_for(&app.ws, None, "_assert_page");
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/sso/saml/{}/acs", app.ws))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, BROWSER)
+        .extension(ConnectInfo(SocketAddr::from(([198, 51, 100, 7], 443))))
+        .body(Body::from(format!(
+            "SAMLResponse={}",
+            form_encode(&unsolicited.encoded())
+        )))
+        .unwrap();
+    let (status, headers, page) = app.page(req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    assert!(headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("__Host-tl_saml=;")));
+    for shown in [
+        "<h1>Single sign-on refused</h1>",
+        "accepts single sign-on started from TrackLayer only",
+        "<code>saml_unsolicited</code>",
+        &format!("href=\"{BASE}/sso/saml/{}/login\"", app.ws),
+    ] {
+        assert!(page.contains(shown), "{shown} in {page}");
+    }
+    assert_eq!(app.audit_reasons().await, ["saml_unsolicited"]);
+
+    // A workspace without SSO says so, with no way to start again.
+    let nowhere = WorkspaceId::new(Region::Eu, "nosso");
+    let req = Request::builder()
+        .uri(format!("/sso/saml/{nowhere}/login"))
+        .header(header::ACCEPT, BROWSER)
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, page) = app.page(req).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        page.contains("<h1>Single sign-on is not set up</h1>"),
+        "{page}"
+    );
+    assert!(!page.contains("/login\""), "{page}");
 }

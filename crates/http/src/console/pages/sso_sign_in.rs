@@ -173,7 +173,8 @@ pub(crate) fn refused_page(
     let retry_url = ws
         .filter(|_| status != StatusCode::NOT_FOUND)
         .map(|ws| login_url(endpoints, ws));
-    html(
+    // Served by the public SAML routes, outside the console's router: its headers too.
+    crate::console::security::with_headers(html(
         status,
         &SsoRefused {
             frame: Frame::new(title),
@@ -181,5 +182,5 @@ pub(crate) fn refused_page(
             reason,
             retry_url,
         },
-    )
+    ))
 }
