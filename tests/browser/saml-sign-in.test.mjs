@@ -168,6 +168,53 @@ test("a user opens the SSO sign-in address, the real IdP answers the AuthnReques
   }
 });
 
+test("a user signs in from the sign-in page with their work email: the workspaces of its domain are offered with their IdP's host", async () => {
+  const { server } = ctx;
+  await connect(ctx, false);
+  const fakeIdp = await idpServer(ctx, () => "lee@shop.example");
+  const browser = await launch({ args: fakeIdp.args });
+  try {
+    const { page, guard } = await guardedPage(browser.context);
+    await page.goto(`${server.url}/sign-in`);
+    await page.getByRole("link", { name: "Sign in with SSO" }).click();
+    await page.waitForURL(`${server.url}/sign-in/sso`);
+    await assertAccessible(page, "/sign-in/sso");
+
+    // A domain no workspace manages: said on the form, nowhere to go.
+    await page.getByLabel("Work email").fill("lee@elsewhere.example");
+    await page.getByRole("button", { name: "Continue" }).click();
+    await page.getByRole("alert").waitFor();
+    assert.match(await page.getByRole("alert").textContent(), /No workspace signs in addresses at elsewhere\.example/);
+    assert.equal(await page.getByLabel("Work email").getAttribute("aria-invalid"), "true");
+    await screenshot(page, "sso-sign-in-no-workspace", { narrow: true });
+
+    // The managed domain, typed as people type it: the workspace and where the browser goes.
+    await page.getByLabel("Work email").fill("Lee@SHOP.example");
+    await page.getByRole("button", { name: "Continue" }).click();
+    const choice = page.locator(".sso-choices li");
+    await choice.first().waitFor();
+    assert.equal(await choice.count(), 1, "one workspace manages shop.example");
+    assert.match(await choice.textContent(), /through idp\.example\.test/);
+    await assertAccessible(page, "/sign-in/sso choices");
+    await screenshot(page, "sso-sign-in-choices", { narrow: true });
+    assert.equal(fakeIdp.requests.length, 0, "nothing left for the IdP before the person chose");
+
+    await page.getByRole("link", { name: /^Continue to idp\.example\.test for / }).click();
+    await page.waitForURL(`${server.url}/`);
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
+    assert.equal(fakeIdp.requests.length, 1, "the browser went to the IdP once");
+    assert.equal(fakeIdp.requests[0].acs_url, ctx.sp.acs_url);
+    const cookies = await page.context().cookies(server.url);
+    assert.ok(cookies.find((c) => c.name === "__Host-tl_session"), "a console session");
+    const users = await adminApi(server, "GET", "/users");
+    assert.equal(users.body.find((u) => u.email === "lee@shop.example")?.role, "viewer");
+    guard.check();
+  } finally {
+    await browser.close();
+    await fakeIdp.close();
+  }
+});
+
 test("an unsolicited response from the IdP is refused while IdP-initiated sign-in is off, and signs in once it is on", async () => {
   const { server, browser } = ctx;
   const { page, guard } = browser;
@@ -183,16 +230,18 @@ test("an unsolicited response from the IdP is refused while IdP-initiated sign-i
   await page.goto(IDP_START);
   const answer = await refused;
   assert.equal(answer.status(), 403);
-  const problem = await answer.json();
-  assert.equal(problem.reason, "saml_unsolicited", JSON.stringify(problem));
-  assert.match(problem.detail, /SAML sign-in was refused/);
+  assert.match(answer.headers()["content-type"], /^text\/html/, "a page for the browser");
   await page.waitForURL(acs(server));
-  // The ACS answers its RFC 9457 problem (application/problem+json), which the browser shows
-  // as it is: the sentence and the reason to quote, no console page (so no axe run here).
-  const shown = await page.textContent("body");
-  assert.match(shown, /the SAML sign-in was refused; ask your administrator, quoting the reason/);
-  assert.match(shown, /saml_unsolicited/, "the browser shows the reason");
-  await screenshot(page, "saml-idp-initiated-refused");
+  // A browser is shown a console page (an API client gets the RFC 9457 problem): what to do,
+  // the reason to quote, and the way to start again from TrackLayer.
+  await page.getByRole("heading", { name: "Single sign-on refused" }).waitFor();
+  const shown = await page.locator("main").textContent();
+  assert.match(shown, /accepts single sign-on started from TrackLayer only/);
+  assert.match(await page.locator("main code").textContent(), /^saml_unsolicited$/, "the reason to quote");
+  const again = page.getByRole("link", { name: "Sign in with SSO again" });
+  assert.equal(await again.getAttribute("href"), `${server.url}/sso/saml/${server.init.workspace_id}/login`);
+  await assertAccessible(page, "refused SAML sign-in");
+  await screenshot(page, "saml-idp-initiated-refused", { narrow: true });
   let cookies = await page.context().cookies(server.url);
   assert.ok(!cookies.find((c) => c.name === "__Host-tl_session"), "no session");
   await page.goto(`${server.url}/account`);
