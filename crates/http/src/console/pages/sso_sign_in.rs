@@ -54,9 +54,18 @@ impl SsoSignIn {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// `?email=`: the address to fill in.
+#[derive(Deserialize)]
 pub struct Prefill {
     email: Option<String>,
+}
+
+impl std::fmt::Debug for Prefill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefill")
+            .field("email", &self.email.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// `GET /sign-in/sso`: asks for the work email (`?email=` fills it in).
