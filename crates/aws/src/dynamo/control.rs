@@ -182,11 +182,11 @@ impl DynamoControlStore {
         }
     }
 
-    fn tx_put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, StoreError> {
+    fn tx_put(&self, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(self.table.name())
             .set_item(Some(item))
-            .condition_expression(condition)
+            .set_condition_expression(condition.map(str::to_owned))
             .build()
             .map_err(|e| StoreError::permanent("control transaction", e))?;
         Ok(TransactWriteItem::builder().put(put).build())

@@ -27,10 +27,10 @@ use tracklayer_core::error::StoreError;
 use tracklayer_core::saml::{AssertionUse, PendingRequest, SamlConnection, SamlStore};
 use tracklayer_core::workspace::WorkspaceId;
 
-use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use super::{key, n, s, to_json, ttl, with_doc, ws_pk, DynamoControlStore};
-use crate::dynamo::{expired, get_s, query_up_to, transact_write, Item, EXPIRES_AT};
+use crate::dynamo::{expired, get_s, query_up_to, transact_write, EXPIRES_AT};
 use crate::error::condition_held;
 
 const CONNECTION: &str = "SAML";
@@ -51,34 +51,6 @@ fn dropped<'a>(old: Option<&'a SamlConnection>, new: Option<&SamlConnection>) ->
 }
 
 impl DynamoControlStore {
-    fn saml_put(
-        &self,
-        item: Item,
-        condition: Option<&str>,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
-            .table_name(self.table.name())
-            .set_item(Some(item))
-            .set_condition_expression(condition.map(str::to_owned))
-            .build()
-            .map_err(|e| StoreError::permanent("saml transaction", e))?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    fn saml_delete(
-        &self,
-        item_key: Item,
-        condition: Option<&str>,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let delete = Delete::builder()
-            .table_name(self.table.name())
-            .set_key(Some(item_key))
-            .set_condition_expression(condition.map(str::to_owned))
-            .build()
-            .map_err(|e| StoreError::permanent("saml transaction", e))?;
-        Ok(TransactWriteItem::builder().delete(delete).build())
-    }
-
     /// Deletes of the domain items of `domains` for workspace `ws`.
     fn domain_deletes(
         &self,
@@ -87,7 +59,7 @@ impl DynamoControlStore {
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
         domains
             .iter()
-            .map(|d| self.saml_delete(key(domain_pk(d), ws_pk(ws)), None))
+            .map(|d| self.tx_delete(key(domain_pk(d), ws_pk(ws)), None))
             .collect()
     }
 }
@@ -117,12 +89,12 @@ impl SamlStore for DynamoControlStore {
         const CONTEXT: &str = "put_saml_connection";
         let ws = &connection.workspace_id;
         let old = self.saml_connection(ws).await?;
-        let mut items = vec![self.saml_put(
+        let mut items = vec![self.tx_put(
             with_doc(key(ws_pk(ws), CONNECTION), to_json(CONTEXT, connection)?),
             None,
         )?];
         for d in &connection.managed_domains {
-            items.push(self.saml_put(key(domain_pk(d), ws_pk(ws)), None)?);
+            items.push(self.tx_put(key(domain_pk(d), ws_pk(ws)), None)?);
         }
         items.extend(self.domain_deletes(ws, &dropped(old.as_ref(), Some(connection)))?);
         let client = self.table.client();
@@ -139,7 +111,7 @@ impl SamlStore for DynamoControlStore {
             return Ok(false);
         };
         let exists = Some("attribute_exists(pk)");
-        let mut items = vec![self.saml_delete(key(ws_pk(ws), CONNECTION), exists)?];
+        let mut items = vec![self.tx_delete(key(ws_pk(ws), CONNECTION), exists)?];
         items.extend(self.domain_deletes(ws, &dropped(Some(&old), None))?);
         let client = self.table.client();
         let codes = ["ConditionalCheckFailed", "TransactionConflict"];

@@ -45,9 +45,9 @@ const CHANGED: StoreError = StoreError::Conflict("the user changed meanwhile; re
 impl DynamoControlStore {
     pub(super) async fn create_user_item(&self, user: &User) -> Result<(), StoreError> {
         let items = vec![
-            self.tx_put(user_item(user)?, "attribute_not_exists(pk)")?,
-            self.tx_put(login_item(user), "attribute_not_exists(pk)")?,
-            self.tx_put(uname_item(user), "attribute_not_exists(pk)")?,
+            self.tx_put(user_item(user)?, Some("attribute_not_exists(pk)"))?,
+            self.tx_put(login_item(user), Some("attribute_not_exists(pk)"))?,
+            self.tx_put(uname_item(user), Some("attribute_not_exists(pk)"))?,
         ];
         let taken = || StoreError::Conflict("a user with this id or email exists");
         self.transact_user("create_user", items, Some(2), taken(), taken())
@@ -101,7 +101,7 @@ impl DynamoControlStore {
             items.push(self.tx_delete(key(&pk, old_login), None)?);
             items.push(self.tx_put(
                 keep_expiry(login_item(user), &old),
-                "attribute_not_exists(pk)",
+                Some("attribute_not_exists(pk)"),
             )?);
         }
         let mut name_at = None;
@@ -112,7 +112,7 @@ impl DynamoControlStore {
             name_at = Some(items.len());
             items.push(self.tx_put(
                 keep_expiry(uname_item(user), &old),
-                "attribute_not_exists(pk)",
+                Some("attribute_not_exists(pk)"),
             )?);
         }
         let taken = StoreError::Conflict("another user has this email or userName");
