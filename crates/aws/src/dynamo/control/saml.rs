@@ -21,13 +21,12 @@
 //! DynamoDB's TTL deletes late (moto never), so the expiry is compared on every read.
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tracklayer_core::error::StoreError;
 use tracklayer_core::saml::{AssertionUse, PendingRequest, SamlConnection, SamlStore};
 use tracklayer_core::workspace::WorkspaceId;
-
-use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use super::{key, n, s, to_json, ttl, with_doc, ws_pk, DynamoControlStore};
 use crate::dynamo::{expired, get_s, query_up_to, transact_write, EXPIRES_AT};
