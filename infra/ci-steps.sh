@@ -5,9 +5,10 @@
 #
 # A step may be a group that runs at the same time as others: `a,b+c` runs `a` then `b`, and
 # alongside them `c`. Only steps that leave a core idle belong in one (the Python checks, which
-# use one core, beside the cargo-deny build; two builds whose link phases use one), never the
-# test suites (their timeouts assume the machine to themselves); each one's output is printed
-# whole when the group ends, in the order named, and the group fails if any of its steps failed.
+# use one core, beside the cargo-deny build; not two cargo builds, which each keep both cores
+# busy), never the test suites (their timeouts assume the machine to themselves); each one's
+# output is printed whole when the group ends, in the order named, and the group fails if any
+# of its steps failed.
 # Usage: infra/ci-steps.sh MAKE STEP...
 set -euo pipefail
 make=${1:?usage: infra/ci-steps.sh MAKE STEP...}
