@@ -56,12 +56,12 @@ impl ConsoleState {
         self.inner.admin.dsr()
     }
 
-    /// The public URL of the caller's region (SAML and SCIM addresses).
     /// The public base URL of each region.
     fn endpoints(&self) -> &crate::regions::RegionEndpoints {
         &self.inner.admin.config().endpoints
     }
 
+    /// The public URL of the caller's region (SAML and SCIM addresses).
     fn base_url(&self, p: &tracklayer_core::admin::Principal) -> &str {
         self.inner.admin.base_url(p)
     }
