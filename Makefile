@@ -209,20 +209,19 @@ fuzz-tools:
 	@rustup toolchain list | grep -q '^$(FUZZ_TOOLCHAIN)' || { echo "error: the Rust $(FUZZ_TOOLCHAIN) toolchain is not installed (see rustup toolchain list); cargo-fuzz needs it and rustup cannot download it here" >&2; exit 1; }
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked --version 0.13.2
 
-## Every target for FUZZ_SMOKE_SECONDS (default 10 s; 20 until 2026-12-07) in `make ci`, built once (`run` reuses
-## the build: same flags, same environment) at opt-level 1 with 16 codegen units instead of
-## cargo-fuzz's default opt-level 3 with one: the same targets, instrumentation, debug
-## assertions and overflow checks, so the smoke proves what it did (every target builds, runs
-## from its seed corpus and keeps its properties for its seconds). Measured cold (CPU s, user +
-## system): 634 for cargo-fuzz's default; `--dev` (opt-level 0) 270, but it ran 20-30 times
-## fewer inputs a second, so the smoke keeps optimising, at level 1. `make fuzz` (the long runs that count executions) keeps opt-level 3.
-## The smoke also builds without debug info: cold, 236 s wall and 450 CPU s instead of 270 and
-## 517 (measured on 2 cores), binaries of 15 MB instead of 79. cargo-fuzz passes `--config
-## profile.release.debug="line-tables-only"`, which beats CARGO_PROFILE_RELEASE_DEBUG; RUSTFLAGS
-## come after the profile's flags on rustc's command line, so `-Cdebuginfo=0` there wins. A
-## failure still prints its stack by function name; `make fuzz TARGET=…` replays it with lines.
-FUZZ_SMOKE_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=1 RUSTFLAGS=-Cdebuginfo=0
-FUZZ_SMOKE_FLAGS := --codegen-units 16
+## Every target for FUZZ_SMOKE_SECONDS (default 10 s) in `make ci`, built once (`run` reuses
+## the build: same flags, same environment) with `--dev`: fuzz/Cargo.toml's dev profile,
+## opt-level 0 without debug info, libFuzzer itself at 3; the crates of this repository with
+## cargo-fuzz's instrumentation, debug assertions and overflow checks, the dependencies without
+## the instrumentation (fuzz/smoke-rustc.sh, the rustc wrapper). So the smoke proves what it did
+## (every target builds, runs from its seed corpus and keeps its properties for its seconds) at
+## half the cost: the step cold on 2 cores 276 s wall and 534 CPU s (the build 190 s), against
+## 630 and 1,114 at opt-level 1 with 16 codegen units (what it built until 2026-12-07), and per
+## target 0.4 to 2.6 times the inputs that build ran in its 10 s (README § Development). With
+## the dependencies instrumented at level 0 it ran 2-6 times fewer. `make fuzz` (the long runs
+## that count executions) keeps cargo-fuzz's release build: opt-level 3, everything instrumented.
+FUZZ_SMOKE_ENV := RUSTC_WRAPPER=$(abspath fuzz/smoke-rustc.sh)
+FUZZ_SMOKE_FLAGS := --dev
 ## The smoke runs two targets at a time (each fuzzer is one process on one core): CI has two
 ## cores, so fourteen 10 s runs take 70 s of wall time instead of 140 s. A failing target fails the
 ## step (xargs exits non-zero) with its input under fuzz/artifacts/<target>/.
