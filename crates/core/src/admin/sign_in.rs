@@ -24,8 +24,8 @@ use crate::ports::Mail;
 use crate::sessions::{
     random_token, Client, Credential, LinkKind, LinkRecord, LoginKey, Session, SessionId,
     SessionToken, SignInLink, SignedIn, StoredSession, TokenHash, ACCOUNT_FAILURE_LIMIT,
-    FAILURE_WINDOW, INVITATION_VALID, IP_FAILURE_LIMIT, RESET_MAIL_LIMIT, RESET_VALID,
-    SESSION_ABSOLUTE,
+    FAILURE_WINDOW, INVITATION_VALID, IP_FAILURE_LIMIT, RESET_MAIL_LIMIT, RESET_REQUEST_FLOOR,
+    RESET_VALID, SESSION_ABSOLUTE, SIGN_IN_REFUSAL_FLOOR,
 };
 use crate::user_id::UserId;
 use crate::workspace::{User, WorkspaceId};
@@ -40,6 +40,7 @@ impl AdminService {
         password: &str,
         source: impl Into<Client>,
     ) -> AdminResult<SignedIn> {
+        let started = std::time::Instant::now();
         let client = source.into();
         let now = self.now();
         let login = Email::parse(email).ok().map(|e| LoginKey::of(&e));
@@ -63,6 +64,7 @@ impl AdminService {
                 self.audit_failure(&c.workspace_id, &c.user_id, &client, "password")
                     .await?;
             }
+            answer_no_sooner(started, SIGN_IN_REFUSAL_FLOOR).await;
             return Err(AdminError::SignInRefused);
         };
         self.ports
@@ -90,10 +92,12 @@ impl AdminService {
     /// the same work and answers the same whether or not one does. At most
     /// [`RESET_MAIL_LIMIT`] mails per account per 15 minutes.
     pub async fn request_password_reset(&self, email: &str, source: impl Into<Client>) {
+        let started = std::time::Instant::now();
         let client = source.into();
         if let Err(e) = self.send_reset(email, &client).await {
             tracing::warn!(error = %e, "password reset not sent");
         }
+        answer_no_sooner(started, RESET_REQUEST_FLOOR).await;
     }
 
     /// Sets a new password from a reset link's token: every session of the user ends, and a
@@ -477,6 +481,14 @@ fn new_password(password: &str) -> AdminResult<Password> {
 
 /// Checks `password` against `verifier` (or a dummy when there is none, at the same cost) on
 /// the blocking pool: argon2 takes tens of milliseconds of CPU.
+/// Waits until `floor` has passed since `started`: answers whose work differs by what they
+/// must not reveal (whether an account exists) leave at the same time.
+async fn answer_no_sooner(started: std::time::Instant, floor: std::time::Duration) {
+    if let Some(left) = floor.checked_sub(started.elapsed()) {
+        tokio::time::sleep(left).await;
+    }
+}
+
 async fn verify(verifier: Option<PasswordVerifier>, password: &str) -> AdminResult<bool> {
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || match verifier {

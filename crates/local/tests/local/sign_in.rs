@@ -12,7 +12,10 @@ use tracklayer_core::clock::{Clock, FixedClock, SystemIds};
 use tracklayer_core::keys::Role;
 use tracklayer_core::ports::{EgressError, SessionStore, UrlGuard};
 use tracklayer_core::services::CommonPorts;
-use tracklayer_core::sessions::{SessionToken, ACCOUNT_FAILURE_LIMIT, IP_FAILURE_LIMIT};
+use tracklayer_core::sessions::{
+    SessionToken, ACCOUNT_FAILURE_LIMIT, IP_FAILURE_LIMIT, RESET_REQUEST_FLOOR,
+    SIGN_IN_REFUSAL_FLOOR,
+};
 use tracklayer_core::testkit::sessions::RecordingMailer;
 use tracklayer_core::testkit::T0;
 use tracklayer_core::workspace::{Region, User, Workspace};
@@ -257,9 +260,14 @@ async fn a_wrong_password_and_an_unknown_account_get_the_same_refusal_after_the_
         assert_eq!(wrong.to_string(), nobody.to_string());
     }
     // Both pay one argon2id verification (tens of milliseconds); an unknown account is not
-    // answered early.
+    // answered early, and neither is answered before the floor that hides what differs (the
+    // wrong password's audit entry).
     assert!(
         unknown * 2 >= known,
+        "unknown {unknown:?} vs known {known:?}"
+    );
+    assert!(
+        known >= SIGN_IN_REFUSAL_FLOOR && unknown >= SIGN_IN_REFUSAL_FLOOR,
         "unknown {unknown:?} vs known {known:?}"
     );
     let ok = c.sign_in("ADA@example.com ", PASSWORD).await;
@@ -396,14 +404,24 @@ async fn a_reset_link_is_mailed_only_to_a_known_account_works_once_and_for_an_ho
     let c = Console::new().await;
     let (_, before) = c.member("ada@example.com", Role::Viewer).await;
     let mails = c.mail.sent().len();
+    let started = std::time::Instant::now();
     c.request_password_reset("nobody@example.com").await;
+    let unknown = started.elapsed();
     assert_eq!(
         c.mail.sent().len(),
         mails,
         "nothing is mailed for an unknown account"
     );
+    let started = std::time::Instant::now();
     c.request_password_reset("ada@example.com").await;
+    let known = started.elapsed();
     let token = c.mail.last_token("/reset/").expect("a reset mail");
+    // The answer leaves no sooner than the floor either way: a link written and a mail sent
+    // do not tell that the account exists.
+    assert!(
+        unknown >= RESET_REQUEST_FLOOR && known >= RESET_REQUEST_FLOOR,
+        "unknown {unknown:?} vs known {known:?}"
+    );
     let new_password = "copper-meadow-17-kettle";
     let after = c.reset_password(&token, new_password).await.unwrap();
     assert!(
