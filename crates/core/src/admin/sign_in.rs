@@ -479,8 +479,6 @@ fn new_password(password: &str) -> AdminResult<Password> {
     Password::new(password).map_err(|rule| AdminError::invalid("password", rule.to_string()))
 }
 
-/// Checks `password` against `verifier` (or a dummy when there is none, at the same cost) on
-/// the blocking pool: argon2 takes tens of milliseconds of CPU.
 /// Waits until `floor` has passed since `started`: answers whose work differs by what they
 /// must not reveal (whether an account exists) leave at the same time.
 async fn answer_no_sooner(started: std::time::Instant, floor: std::time::Duration) {
@@ -489,6 +487,8 @@ async fn answer_no_sooner(started: std::time::Instant, floor: std::time::Duratio
     }
 }
 
+/// Checks `password` against `verifier` (or a dummy when there is none, at the same cost) on
+/// the blocking pool: argon2 takes tens of milliseconds of CPU.
 async fn verify(verifier: Option<PasswordVerifier>, password: &str) -> AdminResult<bool> {
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || match verifier {
