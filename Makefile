@@ -217,7 +217,7 @@ fuzz-tools:
 ## (every target builds, runs from its seed corpus and keeps its properties for its seconds) at
 ## half the cost: the step cold on 2 cores 276 s wall and 534 CPU s (the build 190 s), against
 ## 630 and 1,114 at opt-level 1 with 16 codegen units (what it built until 2026-12-07), and per
-## target 0.4 to 2.6 times the inputs that build ran in its 10 s (README § Development). With
+## target 0.25 to 2.6 times the inputs that build ran in its 10 s (README § Development). With
 ## the dependencies instrumented at level 0 it ran 2-6 times fewer. `make fuzz` (the long runs
 ## that count executions) keeps cargo-fuzz's release build: opt-level 3, everything instrumented.
 FUZZ_SMOKE_ENV := RUSTC_WRAPPER=$(abspath fuzz/smoke-rustc.sh)

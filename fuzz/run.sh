@@ -4,7 +4,7 @@
 # fuzz/corpus/TARGET with KEEP_CORPUS=1) and prints one summary line: executions, seconds, executions per second. A failed property stops the run
 # with the input under fuzz/artifacts/TARGET/ and a non-zero exit.
 # Usage: fuzz/run.sh TARGET SECONDS   (from the repository root; CARGO_FUZZ overrides the command,
-# FUZZ_BUILD_FLAGS adds build flags, e.g. --codegen-units 16 as `make fuzz-smoke` builds)
+# FUZZ_BUILD_FLAGS adds build flags, e.g. --dev as `make fuzz-smoke` builds)
 set -euo pipefail
 target=${1:?usage: fuzz/run.sh TARGET SECONDS}
 seconds=${2:?usage: fuzz/run.sh TARGET SECONDS}
