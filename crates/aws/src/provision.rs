@@ -50,6 +50,7 @@ pub fn table_specs(names: &TableNames) -> [TableSpec; 4] {
         },
         TableSpec {
             name: names.events.clone(),
+            // Subject-days written before 2026-12-08 only (template.yaml says when it goes).
             gsis: vec![Gsi {
                 name: "subject",
                 hash: "subject_pk",

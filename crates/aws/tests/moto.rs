@@ -252,6 +252,8 @@ mod erasure;
 mod firehose;
 #[path = "moto/scan.rs"]
 mod scan;
+#[path = "moto/subject_days.rs"]
+mod subject_days;
 
 // ---------------------------------------------------------------------------------------------
 // The contract suites

@@ -299,12 +299,15 @@ pub trait EventEraser: Send + Sync {
     async fn sweep(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
     /// One page of the events indexed under any of `subjects` (subject-index values),
     /// expired or not, each once, ordered by event id; each with the rows the store keeps
-    /// beside it. Data-subject requests page through a subject with this.
+    /// beside it. Data-subject requests page through a subject with this. `now` bounds how
+    /// far back a store that looks up a subject day by day must look (the longest retention
+    /// and a margin for late TTL deletion before it); it filters nothing out.
     async fn subject_footprint(
         &self,
         ws: &WorkspaceId,
         subjects: &[String],
         page: Page,
+        now: OffsetDateTime,
     ) -> Result<Vec<EventFootprint>, StoreError>;
     /// Erasure: deletes these events and every row kept for them — the event, all of its
     /// subject-index entries (every subject of the event), its operational record and the

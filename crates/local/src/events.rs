@@ -461,7 +461,9 @@ impl EventEraser for SqliteEventStore {
         ws: &WorkspaceId,
         subjects: &[String],
         page: Page,
+        _now: OffsetDateTime,
     ) -> Result<Vec<EventFootprint>, StoreError> {
+        // The subject index is one table read by key: nothing to bound by `now`.
         let (after, limit) = (page.after.as_ref(), page.limit);
         let workspace = ws.clone();
         let ws = ws.as_str().to_owned();

@@ -1146,7 +1146,7 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
         .unwrap();
     assert_eq!(by_hmac.len(), 1, "the converted HMAC finds its event");
     let footprint = store
-        .subject_footprint(&ws, &[hmac.clone(), "s-kept".into()], Page::first(10))
+        .subject_footprint(&ws, &[hmac.clone(), "s-kept".into()], Page::first(10), T0)
         .await
         .unwrap();
     assert_eq!(footprint.len(), 1, "both subjects name one event");
@@ -1159,7 +1159,7 @@ async fn subject_index_rows_never_outlive_their_event_and_an_older_database_is_r
 
     // An erasure removes its event's rows, and only those.
     let footprint = store
-        .subject_footprint(&ws, &["s-erased".into()], Page::first(10))
+        .subject_footprint(&ws, &["s-erased".into()], Page::first(10), T0)
         .await
         .unwrap();
     assert_eq!(footprint.len(), 1);

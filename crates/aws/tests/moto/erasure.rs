@@ -160,7 +160,7 @@ impl Stack {
         limit: usize,
     ) -> Vec<EventFootprint> {
         self.events
-            .subject_footprint(ws, subjects, Page::first(limit))
+            .subject_footprint(ws, subjects, Page::first(limit), SystemClock.now())
             .await
             .unwrap()
     }
@@ -358,7 +358,7 @@ fn write_units(
     let mut total = 0;
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     let kind = |sk: &str, item: &HashMap<String, AttributeValue>| -> &'static str {
-        if item.contains_key("subject_pk") {
+        if sk == "S" {
             "subject-day"
         } else if sk.starts_with("P#") {
             "event pack"

@@ -131,6 +131,7 @@ impl DsrService {
                     after: r.progress.cursor,
                     limit: self.config.page_size,
                 },
+                self.now(),
             )
             .await?;
         if found.is_empty() {

@@ -19,7 +19,7 @@ pub async fn finds_a_subjects_footprint_across_identifiers_in_pages(s: &dyn Insp
     let mut want = vec![e1.event.event_id, e2.event.event_id, e3.event.event_id];
     want.sort();
     let all = s
-        .subject_footprint(&ws, &subjects, Page::first(10))
+        .subject_footprint(&ws, &subjects, Page::first(10), T0)
         .await
         .unwrap();
     assert_eq!(ids(&all), want, "each event once, by event id");
@@ -32,18 +32,18 @@ pub async fn finds_a_subjects_footprint_across_identifiers_in_pages(s: &dyn Insp
     assert!(both.operational);
     assert!(both.dedup_marker);
     let page1 = s
-        .subject_footprint(&ws, &subjects, Page::first(2))
+        .subject_footprint(&ws, &subjects, Page::first(2), T0)
         .await
         .unwrap();
     assert_eq!(ids(&page1), want[..2]);
     let page2 = s
-        .subject_footprint(&ws, &subjects, Page::after(want[1], 2))
+        .subject_footprint(&ws, &subjects, Page::after(want[1], 2), T0)
         .await
         .unwrap();
     assert_eq!(ids(&page2), want[2..]);
     let other_ws = WorkspaceId::new(Region::Us, &unique());
     assert!(s
-        .subject_footprint(&other_ws, &subjects, Page::first(10))
+        .subject_footprint(&other_ws, &subjects, Page::first(10), T0)
         .await
         .unwrap()
         .is_empty());
@@ -57,7 +57,7 @@ pub async fn the_footprint_includes_expired_events(s: &dyn InspectableEventStore
         .await
         .unwrap();
     let found = s
-        .subject_footprint(&ws, &["s-old".to_owned()], Page::first(10))
+        .subject_footprint(&ws, &["s-old".to_owned()], Page::first(10), T0)
         .await
         .unwrap();
     assert_eq!(ids(&found), vec![old.event.event_id]);
@@ -89,7 +89,12 @@ pub async fn erasing_deletes_events_with_their_index_entries_operational_records
         .unwrap()
         .is_empty());
     let left = s
-        .subject_footprint(&ws, &["s1".to_owned(), "s2".to_owned()], Page::first(10))
+        .subject_footprint(
+            &ws,
+            &["s1".to_owned(), "s2".to_owned()],
+            Page::first(10),
+            T0,
+        )
         .await
         .unwrap();
     assert_eq!(ids(&left), vec![kept.event.event_id]);

@@ -48,8 +48,9 @@ impl EventEraser for Crashing {
         ws: &tracklayer_core::workspace::WorkspaceId,
         subjects: &[String],
         page: Page,
+        now: time::OffsetDateTime,
     ) -> Result<Vec<EventFootprint>, StoreError> {
-        self.inner.subject_footprint(ws, subjects, page).await
+        self.inner.subject_footprint(ws, subjects, page, now).await
     }
 
     async fn erase(
@@ -191,6 +192,7 @@ impl World {
                     &self.workspace.id,
                     &self.all_subjects().await,
                     Page { after, limit: 100 },
+                    self.clock.now(),
                 )
                 .await
                 .unwrap();

@@ -239,7 +239,7 @@ async fn an_older_database_is_moved_to_compact_keys_and_reads_back_the_same() {
         "each workspace its own rows"
     );
     let footprint = store
-        .subject_footprint(&a, &[hmac.clone(), "s-a".into()], Page::first(10))
+        .subject_footprint(&a, &[hmac.clone(), "s-a".into()], Page::first(10), T0)
         .await
         .unwrap();
     assert_eq!(footprint.len(), 1);
@@ -331,7 +331,7 @@ async fn a_subject_index_of_whole_hmacs_is_moved_to_their_keys_and_finds_the_sam
         .unwrap();
     assert_eq!(by_hmac, [e1.event.clone(), e2.event.clone()]);
     let footprint = store
-        .subject_footprint(&ws, std::slice::from_ref(&other), Page::first(10))
+        .subject_footprint(&ws, std::slice::from_ref(&other), Page::first(10), T0)
         .await
         .unwrap();
     assert_eq!(footprint.len(), 1);

@@ -645,12 +645,13 @@ impl EventEraser for DynamoEventStore {
         ws: &WorkspaceId,
         subjects: &[String],
         page: Page,
+        now: OffsetDateTime,
     ) -> Result<Vec<EventFootprint>, StoreError> {
         let (after, limit) = (page.after.as_ref(), page.limit);
         if limit == 0 || subjects.is_empty() {
             return Ok(Vec::new());
         }
-        let days = self.subject_days(FOOTPRINT, ws, subjects).await?;
+        let days = self.subject_days(FOOTPRINT, ws, subjects, now).await?;
         let after_ms = after.map(millis_of);
         let mut refs: BTreeSet<String> = BTreeSet::new();
         let mut fps_of: HashMap<String, Vec<Vec<u8>>> = HashMap::new();

@@ -7,7 +7,7 @@
 //! |---|---|---|---|
 //! | event pack | `W#{ws}#E#{minute}` | `P#{ref}` | `data` (deflated JSON), `last`, `day`, `v`, `expires_at` |
 //! | operational pack | `W#{ws}#E#{minute}` | `O#{ref}` | `data`, `last`, `expires_at` |
-//! | subject-day | `W#{ws}#S#{subject}#{day}` | `S` | `subject_pk`, `subject_sk` (GSI `subject`), `packs`, `fps`, `expires_at` |
+//! | subject-day | `W#{ws}#S#{subject}#{day}` | `S` | `packs`, `fps`, `expires_at` (and `subject_pk`, `subject_sk` of the GSI `subject` if written before 2026-12-08) |
 //! | dedup marker (events without subjects) | `W#{ws}#D#{sha256(message id)}` | `D` | `event`, `until`, `expires_at` |
 //!
 //! Lookup by message id: the marker for events without subjects; the others are found in the
@@ -57,6 +57,11 @@ use tracklayer_core::workspace::Retention;
 const CONCURRENCY: usize = 32;
 /// Packs read per round by `events_by_subject`.
 const PACKS_PER_ROUND: usize = 25;
+/// How many days before `now` a subject's day items are looked up (by key, one per day): a
+/// subject-day lives as long as its longest-kept event, at most the longest retention after
+/// the day, and DynamoDB's TTL deletes an expired item late (typically within days; 90 days
+/// of margin), while an erasure must still find it.
+const SUBJECT_DAY_HORIZON_DAYS: i64 = Retention::MAX_EVENT_DAYS as i64 + 90;
 
 /// Events, their operational records, the subject index and message-id dedup on DynamoDB.
 #[derive(Debug, Clone)]

@@ -103,15 +103,22 @@ impl DynamoEventStore {
         Ok(found)
     }
 
-    /// The subject-day items of one subject, expired or not: the days it had events on, from
-    /// the sparse `subject` index (keys only), then the items themselves, consistently read.
+    /// The subject-day items of one subject, expired or not: every day of the horizon
+    /// ([`SUBJECT_DAY_HORIZON_DAYS`] before `now` to a day after it) read by key, consistently,
+    /// and besides them the days found in the sparse `subject` index (keys only), which only
+    /// items written before the index went carry: an expired one of those that TTL has not
+    /// deleted yet may lie further back than the horizon.
     pub(super) async fn subject_day_items(
         &self,
         context: &'static str,
         ws: &WorkspaceId,
         subject: &str,
+        now: OffsetDateTime,
     ) -> Result<Vec<Item>, StoreError> {
-        let days = query_all(
+        let mut keys: Vec<Item> = (-1..=SUBJECT_DAY_HORIZON_DAYS)
+            .map(|back| subject_day_key(ws, subject, &day(now - time::Duration::days(back))))
+            .collect();
+        let indexed = query_all(
             context,
             self.client
                 .query()
@@ -121,15 +128,16 @@ impl DynamoEventStore {
                 .expression_attribute_values(":s", s(subject_pk(ws, subject))),
         )
         .await?;
-        let keys: Vec<Item> = days
+        let mut seen: HashSet<String> = keys
             .iter()
-            .filter_map(|d| {
-                Some(key(
-                    get_s(d, "pk", context).ok()?,
-                    get_s(d, "sk", context).ok()?,
-                ))
-            })
+            .filter_map(|k| get_s(k, "pk", context).ok().map(str::to_owned))
             .collect();
+        for d in &indexed {
+            let (pk, sk) = (get_s(d, "pk", context)?, get_s(d, "sk", context)?);
+            if seen.insert(pk.to_owned()) {
+                keys.push(key(pk, sk));
+            }
+        }
         batch_get(&self.client, context, &self.table, keys, true, None).await
     }
 
@@ -139,10 +147,11 @@ impl DynamoEventStore {
         context: &'static str,
         ws: &WorkspaceId,
         subjects: &[String],
+        now: OffsetDateTime,
     ) -> Result<Vec<(String, Item)>, StoreError> {
         let reads = subjects.iter().map(|subject| {
             async move {
-                let items = self.subject_day_items(context, ws, subject).await?;
+                let items = self.subject_day_items(context, ws, subject, now).await?;
                 Ok::<_, StoreError>(
                     items
                         .into_iter()
@@ -329,7 +338,7 @@ impl EventInspection for DynamoEventStore {
         }
         // The days on which the subject had events, with their pack references ...
         let day_items = self
-            .subject_day_items("events_by_subject", ws, subject)
+            .subject_day_items("events_by_subject", ws, subject, now)
             .await?;
         let after_ms = after.map(millis_of);
         let mut refs: BTreeSet<String> = BTreeSet::new();

@@ -1,0 +1,94 @@
+//! Subject-day items: written without `subject` index keys, found by key day by day over the
+//! horizon, and (items an earlier version wrote) through the index beyond it.
+
+use super::*;
+use aws_sdk_dynamodb::types::AttributeValue;
+use tracklayer_core::ports::EventEraser;
+
+/// Records one event of `subject` received at `at` (its id from that millisecond).
+async fn record_at(s: &DynamoEventStore, ws: &WorkspaceId, subject: &str, at: OffsetDateTime) {
+    let mut e = testkit::new_event(ws, &format!("m-{}", unique()), &[subject], at);
+    let id = same_millisecond_ids_at(at, 1)[0];
+    e.event.event_id = id;
+    if let Some(op) = e.operational.as_mut() {
+        op.event_id = id;
+    }
+    assert_eq!(s.record(&[e], at).await.unwrap(), vec![true]);
+}
+
+/// The subject-day items of the table (sort key `S`).
+async fn subject_days(
+    c: &AwsClients,
+    table: &str,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    let mut days = table_items(c, table).await;
+    days.retain(|i| i["sk"].as_s().is_ok_and(|sk| sk == "S"));
+    days
+}
+
+/// Each subject-day costs its item's write units and nothing for an index entry; an erasure
+/// still finds every day of the subject, expired or not: those within the horizon by key,
+/// and an older one that an earlier version wrote with the index keys (and that TTL has not
+/// deleted yet) through the index. Without the lookup by key the first two would be missed;
+/// without the index query, the third.
+#[tokio::test]
+async fn a_subjects_days_are_found_by_key_within_the_horizon_and_by_the_old_index_beyond() {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Events).await;
+    let s = DynamoEventStore::new(c.dynamodb.clone(), table.clone());
+    let ws = ws();
+    let now = OffsetDateTime::now_utc();
+    let days_ago = |d: i64| now - time::Duration::days(d);
+    // Today's, one expired 400 days ago (within the horizon of 365 + 90 days), one of 600
+    // days ago (beyond it).
+    for at in [now, days_ago(400), days_ago(600)] {
+        record_at(&s, &ws, "shopper", at).await;
+    }
+    let days = subject_days(&c, &table).await;
+    assert_eq!(days.len(), 3);
+    assert!(
+        days.iter().all(|d| !d.contains_key("subject_pk")),
+        "a subject-day written now carries no index keys: {days:?}"
+    );
+    let found = |s: DynamoEventStore, ws: WorkspaceId| async move {
+        s.subject_footprint(&ws, &["shopper".to_owned()], Page::first(10), now)
+            .await
+            .unwrap()
+            .len()
+    };
+    // The day 600 days back is beyond the horizon and has no index entry.
+    assert_eq!(found(s.clone(), ws.clone()).await, 2);
+
+    // As an earlier version wrote it: the index keys (subject, day) on the subject-day.
+    let d = days_ago(600).date();
+    let old_day = format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day());
+    let old_pk = format!("W#{ws}#S#shopper#{old_day}");
+    let old = days
+        .iter()
+        .find(|d| d["pk"].as_s().is_ok_and(|pk| *pk == old_pk))
+        .expect("the day of 600 days ago");
+    c.dynamodb
+        .update_item()
+        .table_name(&table)
+        .key("pk", old["pk"].clone())
+        .key("sk", old["sk"].clone())
+        .update_expression("SET subject_pk = :spk, subject_sk = :ssk")
+        .expression_attribute_values(":spk", AttributeValue::S(format!("W#{ws}#S#shopper")))
+        .expression_attribute_values(":ssk", AttributeValue::S(old_day))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(found(s.clone(), ws.clone()).await, 3);
+
+    // Erasing them all leaves no subject-day behind, the indexed one included.
+    let ids: Vec<EventId> = s
+        .subject_footprint(&ws, &["shopper".to_owned()], Page::first(10), now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.event.event_id)
+        .collect();
+    s.erase(&ws, &ids).await.unwrap();
+    assert_eq!(subject_days(&c, &table).await.len(), 0);
+    assert_eq!(found(s, ws).await, 0);
+}
