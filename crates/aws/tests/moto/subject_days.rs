@@ -92,3 +92,78 @@ async fn a_subjects_days_are_found_by_key_within_the_horizon_and_by_the_old_inde
     assert_eq!(subject_days(&c, &table).await.len(), 0);
     assert_eq!(found(s, ws).await, 0);
 }
+
+/// A message stored before 2026-12-08 has its dedup entry on its first subject's day, where
+/// that version put every entry; since then an entry goes to the subject a hash of the
+/// message id picks. A retry after the upgrade is still a duplicate, the footprint still
+/// counts the entry, and an erasure removes it. Without reading the first subject's days
+/// the retry would be stored and delivered a second time.
+#[tokio::test]
+async fn a_message_stored_with_its_entry_on_its_first_subject_is_still_a_duplicate() {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Events).await;
+    let s = DynamoEventStore::new(c.dynamodb.clone(), table.clone());
+    let ws = ws();
+    let now = OffsetDateTime::now_utc();
+    let subjects = ["s1-phone", "s2-email", "s3-user", "s4-anon"];
+    let first_pk = |day: &str| format!("W#{ws}#S#{}#{day}", subjects[0]);
+    let d = now.date();
+    let today = format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day());
+    // A message whose entry the current version puts elsewhere than on the first subject.
+    let (message, stored, holder, fp) = 'found: {
+        for i in 0..64 {
+            let message = format!("m-{i}-{}", unique());
+            let e = testkit::new_event(&ws, &message, &subjects, now);
+            let stored = e.event.event_id;
+            assert_eq!(s.record(&[e], now).await.unwrap(), vec![true]);
+            let days = subject_days(&c, &table).await;
+            let with_entry: Vec<_> = days.iter().filter(|d| d.contains_key("fps")).collect();
+            assert_eq!(
+                with_entry.len(),
+                1,
+                "one entry, on one subject-day: {days:?}"
+            );
+            let holder = with_entry[0]["pk"].as_s().unwrap().clone();
+            let fp = with_entry[0]["fps"].as_bs().unwrap()[0].clone();
+            if holder != first_pk(&today) {
+                break 'found (message, stored, holder, fp);
+            }
+            s.erase(&ws, &[stored]).await.unwrap();
+        }
+        panic!("every message's entry went to the first subject");
+    };
+    // As the earlier version wrote it: the entry on the first subject's day instead.
+    let update = |pk: String, expression: &'static str| {
+        c.dynamodb
+            .update_item()
+            .table_name(&table)
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S("S".into()))
+            .update_expression(expression)
+            .expression_attribute_values(":e", AttributeValue::Bs(vec![fp.clone()]))
+            .send()
+    };
+    update(holder, "DELETE fps :e").await.unwrap();
+    update(first_pk(&today), "ADD fps :e").await.unwrap();
+
+    let later = now + time::Duration::minutes(5);
+    let retry = testkit::new_event(&ws, &message, &subjects, later);
+    assert_eq!(s.record(&[retry], later).await.unwrap(), vec![false]);
+
+    let footprint = s
+        .subject_footprint(&ws, &[subjects[2].to_owned()], Page::first(10), later)
+        .await
+        .unwrap();
+    assert_eq!(footprint.len(), 1);
+    assert_eq!(footprint[0].event.event_id, stored);
+    assert!(
+        footprint[0].dedup_marker,
+        "the entry on the first subject counts"
+    );
+    let rows = s.erase(&ws, &[stored]).await.unwrap();
+    assert_eq!(rows.dedup_markers, 1);
+    assert!(
+        subject_days(&c, &table).await.is_empty(),
+        "no subject-day is left"
+    );
+}

@@ -59,14 +59,15 @@ impl DynamoEventStore {
         for c in &changes {
             for p in &c.gone {
                 let e = &p.e;
-                match e.subjects.first() {
-                    Some(primary) => {
-                        let slot = subject_days
-                            .entry((primary.clone(), c.day.clone()))
-                            .or_default();
-                        slot.fps.push(entry(&e.message_id, p.u));
-                    }
-                    None => markers.push((e.message_id.clone(), e.event_id)),
+                let owners = dedup_owners(e);
+                if owners.is_empty() {
+                    markers.push((e.message_id.clone(), e.event_id));
+                }
+                for owner in owners {
+                    let slot = subject_days
+                        .entry((owner.clone(), c.day.clone()))
+                        .or_default();
+                    slot.fps.push(entry(&e.message_id, p.u));
                 }
                 for subject in &e.subjects {
                     if c.unindexes(subject) {
@@ -595,7 +596,7 @@ impl DynamoEventStore {
         Ok(with_ops)
     }
 
-    /// Adds to `fps_of` the dedup entries of the subject-days of the events' primary subjects
+    /// Adds to `fps_of` the dedup entries of the subject-days of the events' [`dedup_owners`]
     /// (where each event's entry is) that it lacks.
     async fn more_dedup_entries(
         &self,
@@ -605,11 +606,12 @@ impl DynamoEventStore {
     ) -> Result<(), StoreError> {
         let missing: BTreeSet<String> = found
             .iter()
-            .filter_map(|f| {
-                let primary = f.packed.e.subjects.first()?;
-                let pk = format!("{}#{}", subject_pk(ws, primary), f.day);
-                (!fps_of.contains_key(&pk)).then_some(pk)
+            .flat_map(|f| {
+                dedup_owners(&f.packed.e)
+                    .into_iter()
+                    .map(|owner| format!("{}#{}", subject_pk(ws, owner), f.day))
             })
+            .filter(|pk| !fps_of.contains_key(pk))
             .collect();
         if missing.is_empty() {
             return Ok(());
@@ -674,10 +676,11 @@ impl EventEraser for DynamoEventStore {
         Ok(found
             .into_iter()
             .map(|f| {
-                let dedup_marker = f.packed.e.subjects.first().is_some_and(|primary| {
+                let mine = entry(&f.packed.e.message_id, f.packed.u);
+                let dedup_marker = dedup_owners(&f.packed.e).into_iter().any(|owner| {
                     fps_of
-                        .get(&format!("{}#{}", subject_pk(ws, primary), f.day))
-                        .is_some_and(|fps| fps.contains(&entry(&f.packed.e.message_id, f.packed.u)))
+                        .get(&format!("{}#{}", subject_pk(ws, owner), f.day))
+                        .is_some_and(|fps| fps.contains(&mine))
                 });
                 let p = f.packed;
                 EventFootprint {
@@ -703,12 +706,13 @@ impl EventEraser for DynamoEventStore {
             for p in &c.gone {
                 rows.events += 1;
                 rows.subject_index_entries += p.e.subjects.len() as u64;
-                for (i, subject) in p.e.subjects.iter().enumerate() {
+                let owners = dedup_owners(&p.e);
+                for subject in &p.e.subjects {
                     let slot = days.entry((subject.clone(), c.day.clone())).or_default();
                     if c.unindexes(subject) {
                         slot.refs.insert(c.reference.clone());
                     }
-                    if i == 0 {
+                    if owners.contains(&subject) {
                         slot.fps.push(entry(&p.e.message_id, p.u));
                     }
                 }

@@ -1,7 +1,8 @@
 //! `EventStore` on the EventsTable. Cost is the design driver (DESIGN.md § Cost): one `record`
 //! call (one ingest request) writes its events as one compressed *pack* item, its IP/UA records
 //! as one *operational pack*, and one update per (subject, day); message-id dedup rides on
-//! the update of the events' primary subject. Details and write units: `infra/README.md`.
+//! the update of each event's dedup subject ([`keys::dedup_subject`]). Details and write
+//! units: `infra/README.md`.
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|

@@ -201,7 +201,7 @@ impl EventReader for DynamoEventStore {
     }
 
     /// An event without subjects is found through its dedup marker (one `GetItem`). An event
-    /// with subjects has no marker: its dedup entry rides on its primary subject's day item,
+    /// with subjects has no marker: its dedup entry rides on its dedup subject's day item,
     /// which a message id does not lead to, so the lookup reads the event packs of the dedup
     /// window instead ([`DynamoEventStore::scan_recent_packs`]). Nothing is written for it.
     async fn event_ids_by_message_id(

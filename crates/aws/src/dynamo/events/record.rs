@@ -14,8 +14,8 @@ pub(super) struct Chunk {
 /// What one dedup claim took, so that it can be given back if the write fails.
 #[derive(Debug)]
 pub(super) enum Claim {
-    /// Entries added to the primary subject's item of today; `had_today` are the entries it
-    /// had before.
+    /// Entries added to the dedup subject's ([`dedup_subject`]) item of today; `had_today`
+    /// are the entries it had before.
     Subject {
         ws: WorkspaceId,
         subject: String,
@@ -71,8 +71,9 @@ struct IndexAdd {
 #[derive(Debug)]
 pub(super) struct Claimed {
     claims: Vec<Claim>,
-    /// Yesterday's dedup entries by subject-day `pk`.
-    yesterday: HashMap<String, Vec<Vec<u8>>>,
+    /// Dedup entries read beside the claims, by subject-day `pk`: yesterday's of the dedup
+    /// subjects, today's and yesterday's of the other [`dedup_owners`].
+    read: HashMap<String, Vec<Vec<u8>>>,
     error: Option<StoreError>,
 }
 
@@ -165,16 +166,26 @@ impl<'a> Plan<'a> {
                     refs,
                     ..
                 } => {
-                    let had_before = claimed
-                        .yesterday
-                        .get(&format!("{}#{}", subject_pk(ws, subject), self.yesterday))
-                        .map_or(&[][..], Vec::as_slice);
+                    let read = |subject: &str, day: &str| {
+                        claimed
+                            .read
+                            .get(&format!("{}#{day}", subject_pk(ws, subject)))
+                            .map_or(&[][..], Vec::as_slice)
+                    };
+                    let had_before = read(subject, &self.yesterday);
                     let mut added_for_dups = Vec::new();
                     for &i in members {
-                        let fp = fingerprint(&self.events[i].event.message_id);
+                        let e = &self.events[i].event;
+                        let fp = fingerprint(&e.message_id);
+                        // Where an earlier version put the entry (the first subject).
+                        let elsewhere = dedup_owners(e)
+                            .into_iter()
+                            .filter(|o| *o != subject)
+                            .flat_map(|o| [read(o, &self.today), read(o, &self.yesterday)]);
                         let dup = had_today
                             .iter()
                             .chain(had_before)
+                            .chain(elsewhere.flatten())
                             .any(|o| o.get(..8) == Some(&fp[..]) && entry_until(o) > now_s);
                         if dup {
                             fresh[i] = false;
@@ -457,35 +468,49 @@ impl DynamoEventStore {
         Ok(fresh)
     }
 
-    /// Per primary subject (the first of the sorted subject index) one update of today's
-    /// subject-day, which also indexes the packs; per event without subjects a conditional
-    /// marker. Beside them, yesterday's entries of the same subjects: the 24-hour window
-    /// spans two days. One batch read, strongly consistent only in the first minute of the
-    /// day, when yesterday's items may have been written a moment ago.
+    /// Per dedup subject ([`dedup_subject`]) one update of today's subject-day, which also
+    /// indexes the packs; per event without subjects a conditional marker. Beside them,
+    /// yesterday's entries of the same subjects (the 24-hour window spans two days) and
+    /// today's and yesterday's of each event's first subject where that is not its dedup
+    /// subject (where an entry written before 2026-12-08 is: [`dedup_owners`]). One batch
+    /// read, strongly consistent only in the first minute of the day, when yesterday's items
+    /// may have been written a moment ago.
     async fn claim(&self, plan: &Plan<'_>) -> Claimed {
         let events = plan.events;
         let mut groups: BTreeMap<Subject, Vec<usize>> = BTreeMap::new();
         let mut markers = Vec::new();
         for &i in &plan.candidates {
             let e = &events[i].event;
-            match e.subjects.first() {
-                Some(primary) => groups
-                    .entry(Subject::new(&e.workspace_id, primary))
+            match dedup_subject(e) {
+                Some(claimed) => groups
+                    .entry(Subject::new(&e.workspace_id, claimed))
                     .or_default()
                     .push(i),
                 None => markers.push(i),
             }
         }
-        let yesterday_keys: Vec<Item> = groups
+        let mut read: BTreeSet<(Subject, &str)> = groups
             .keys()
-            .map(|s| subject_day_key(&s.ws, &s.name, &plan.yesterday))
+            .map(|s| (s.clone(), plan.yesterday.as_str()))
+            .collect();
+        for &i in &plan.candidates {
+            let e = &events[i].event;
+            for owner in dedup_owners(e).into_iter().skip(1) {
+                for d in [&plan.today, &plan.yesterday] {
+                    read.insert((Subject::new(&e.workspace_id, owner), d.as_str()));
+                }
+            }
+        }
+        let read_keys: Vec<Item> = read
+            .iter()
+            .map(|(s, d)| subject_day_key(&s.ws, &s.name, d))
             .collect();
         let since_midnight = plan.now.to_offset(time::UtcOffset::UTC).time() - time::Time::MIDNIGHT;
         let before = batch_get(
             &self.client,
             "record",
             &self.table,
-            yesterday_keys,
+            read_keys,
             since_midnight < time::Duration::minutes(1),
             Some("pk, fps"),
         );
@@ -504,7 +529,7 @@ impl DynamoEventStore {
         }
         let (results, before) = futures_util::future::join(run_all(jobs), before).await;
         let mut error = None;
-        let yesterday: HashMap<String, Vec<Vec<u8>>> = match before {
+        let read: HashMap<String, Vec<Vec<u8>>> = match before {
             Ok(items) => items
                 .into_iter()
                 .filter_map(|i| {
@@ -528,12 +553,12 @@ impl DynamoEventStore {
         }
         Claimed {
             claims,
-            yesterday,
+            read,
             error,
         }
     }
 
-    /// The claim of one primary subject: its events' dedup entries and pack references on
+    /// The claim of one dedup subject: its events' dedup entries and pack references on
     /// today's subject-day.
     async fn claim_subject(
         &self,
@@ -643,7 +668,8 @@ impl DynamoEventStore {
         for &i in &plan.candidates {
             let e = &events[i].event;
             if fresh[i] {
-                for subject in e.subjects.iter().skip(1) {
+                let claimed = dedup_subject(e);
+                for subject in e.subjects.iter().filter(|s| Some(*s) != claimed) {
                     others
                         .entry(Subject::new(&e.workspace_id, subject))
                         .or_default()
