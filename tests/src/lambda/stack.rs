@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -87,6 +87,13 @@ fn venv() -> PathBuf {
 
 impl Moto {
     /// Starts a moto server from the repository's venv (`make test` creates it).
+    ///
+    /// The port is one the system had free a moment before, so another process (the suites
+    /// run three at a time) can take it first: moto then exits ("Address already in use")
+    /// while the other program answers on the port. So the server counts as up only once its
+    /// own log says it is running on the port (and it answers), and a server that lost the
+    /// port is started again on another (a whole e2e run once talked to another suite's fake
+    /// and got 400 for every `CreateTable`).
     pub fn start() -> anyhow::Result<Self> {
         let venv = venv();
         let server = venv.join("bin/moto_server");
@@ -96,9 +103,20 @@ impl Moto {
             "moto server not found at {}: run `make test` (it creates .venv with moto[server])",
             server.display()
         );
+        const ATTEMPTS: usize = 5;
+        for _ in 0..ATTEMPTS {
+            if let Some(moto) = Self::start_on_a_free_port(&python)? {
+                return Ok(moto);
+            }
+        }
+        anyhow::bail!("moto server lost its port to another program {ATTEMPTS} times")
+    }
+
+    /// One try of [`Moto::start`]: `None` if another program took the port first.
+    fn start_on_a_free_port(python: &Path) -> anyhow::Result<Option<Self>> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let log = std::env::temp_dir().join(format!("tracklayer-lambda-moto-{port}.log"));
-        let mut child = Command::new(&python)
+        let mut child = Command::new(python)
             .arg("-c")
             .arg(WATCHDOG)
             .args([python.as_os_str(), "-c".as_ref(), SERIALIZED_MOTO.as_ref()])
@@ -109,10 +127,22 @@ impl Moto {
             .spawn()
             .context("start moto server")?;
         let stdin = child.stdin.take().context("watchdog stdin")?;
+        let running = format!("Running on http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !answers(port) {
+        loop {
+            // The watchdog outlives a server that exits: its log says what happened.
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            if said.contains("in use") {
+                drop(stdin);
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(None);
+            }
             if let Some(status) = child.try_wait()? {
                 anyhow::bail!("moto server exited ({status}); see {}", log.display());
+            }
+            if said.contains(&running) && answers(port) {
+                break;
             }
             anyhow::ensure!(
                 Instant::now() < deadline,
@@ -121,11 +151,11 @@ impl Moto {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Ok(Self {
+        Ok(Some(Self {
             endpoint: format!("http://127.0.0.1:{port}"),
             child: Mutex::new(child),
             _stdin: stdin,
-        })
+        }))
     }
 
     /// The moto server of this process, started on first use.

@@ -234,7 +234,7 @@ impl DynamoEventStore {
     /// had before.
     ///
     /// No `subject` index keys: an index entry cost one more write unit on every new
-    /// subject-day (about 100 of the 640 units per 1,000 events at batches of 100); a
+    /// subject-day (127 of the 629 units per 1,000 events at batches of 100, measured); a
     /// subject's days are read by key instead ([`DynamoEventStore::subject_day_items`]).
     /// Items written with them before keep them (`SET` leaves attributes it does not name).
     ///
