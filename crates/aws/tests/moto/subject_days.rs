@@ -3,7 +3,8 @@
 
 use super::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use tracklayer_core::ports::EventEraser;
+use std::collections::BTreeSet;
+use tracklayer_core::ports::{EventEraser, NewEvent};
 
 /// Records one event of `subject` received at `at` (its id from that millisecond).
 async fn record_at(s: &DynamoEventStore, ws: &WorkspaceId, subject: &str, at: OffsetDateTime) {
@@ -166,4 +167,112 @@ async fn a_message_stored_with_its_entry_on_its_first_subject_is_still_a_duplica
         subject_days(&c, &table).await.is_empty(),
         "no subject-day is left"
     );
+}
+
+/// A subject in many requests a day (a shop's placeholder phone, a bot's anonymous id): its
+/// pack references spread over items of about the cap each, so no update is billed for a
+/// growing item and none nears DynamoDB's 400 KB item limit (reached after about 11,000
+/// requests a day, when every later request with the subject failed). Requests one after the
+/// other and at once: no reference is lost, every event is found, every retry is still a
+/// duplicate, and an erasure leaves nothing of the day.
+#[tokio::test]
+async fn a_subject_in_many_requests_a_day_spreads_its_references_over_bounded_items() {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Events).await;
+    let cap = 3;
+    let s = DynamoEventStore::new(c.dynamodb.clone(), table.clone()).with_subject_day_cap(cap);
+    let ws = ws();
+    let now = OffsetDateTime::now_utc();
+    let events: Vec<NewEvent> = (0..22)
+        .map(|i| {
+            let own = format!("own-{i}");
+            testkit::new_event(&ws, &format!("m-{i}"), &["hot", &own], now)
+        })
+        .collect();
+    for e in &events[..10] {
+        assert_eq!(
+            s.record(std::slice::from_ref(e), now).await.unwrap(),
+            [true]
+        );
+    }
+    let at_once = events[10..]
+        .iter()
+        .map(|e| s.record(std::slice::from_ref(e), now));
+    for stored in futures_util::future::join_all(at_once).await {
+        assert_eq!(stored.unwrap(), [true]);
+    }
+
+    let d = now.date();
+    let today = format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day());
+    let hot_pk = format!("W#{ws}#S#hot#{today}");
+    let hot_items = || async {
+        let mut items = table_items(&c, &table).await;
+        items.retain(|i| i["pk"].as_s().is_ok_and(|pk| *pk == hot_pk));
+        items
+    };
+    let items = hot_items().await;
+    let refs = |i: &std::collections::HashMap<String, AttributeValue>| {
+        i.get("packs")
+            .and_then(|p| p.as_ss().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let all: BTreeSet<String> = items.iter().flat_map(refs).collect();
+    assert_eq!(all.len(), 22, "every request's pack is indexed: {items:?}");
+    // At most the cap, and one request's more in an item opened while others filled it.
+    assert!(items.iter().all(|i| refs(i).len() <= cap + 1), "{items:?}");
+    assert!(items.len() >= 22 / (cap + 1), "{} items", items.len());
+    let overflow = items
+        .iter()
+        .filter(|i| i["sk"].as_s().is_ok_and(|sk| sk.starts_with("S#")))
+        .count();
+    assert_eq!(
+        items.len(),
+        overflow + 1,
+        "one base item, the rest overflow"
+    );
+
+    let footprint = || async {
+        s.subject_footprint(&ws, &["hot".to_owned()], Page::first(100), now)
+            .await
+            .unwrap()
+    };
+    let found = footprint().await;
+    assert_eq!(found.len(), 22);
+    assert!(found.iter().all(|f| f.dedup_marker));
+    for (i, e) in events.iter().enumerate() {
+        // Sent again: the same message and subjects, prepared again (a new event id).
+        let again = testkit::new_event(&ws, &format!("m-{i}"), &["hot", &format!("own-{i}")], now);
+        assert_ne!(again.event.event_id, e.event.event_id);
+        assert_eq!(
+            s.record(std::slice::from_ref(&again), now).await.unwrap(),
+            [false],
+            "a retry is a duplicate"
+        );
+    }
+
+    // Forgetting one event (a record undone) and erasing the other subject of two more
+    // take their references out of whichever item holds them.
+    let undone = &events[7].event;
+    s.forget(&ws, &[(undone.event_id, undone.message_id.clone())])
+        .await
+        .unwrap();
+    let left: BTreeSet<String> = hot_items().await.iter().flat_map(refs).collect();
+    assert_eq!(left.len(), 21, "{left:?}");
+    let erased: Vec<EventId> = [5, 15].map(|i| events[i].event.event_id).to_vec();
+    s.erase(&ws, &erased).await.unwrap();
+    let left: BTreeSet<String> = hot_items().await.iter().flat_map(refs).collect();
+    assert_eq!(left.len(), 19, "{left:?}");
+    let found = footprint().await;
+    assert_eq!(found.len(), 19);
+    for gone in [7, 5, 15] {
+        let id = events[gone].event.event_id;
+        assert!(found.iter().all(|f| f.event.event_id != id));
+    }
+
+    let ids: Vec<EventId> = found.iter().map(|f| f.event.event_id).collect();
+    s.erase(&ws, &ids).await.unwrap();
+    assert_eq!(hot_items().await, Vec::new());
+    assert_eq!(subject_days(&c, &table).await.len(), 0);
+    assert!(footprint().await.is_empty());
 }

@@ -388,8 +388,8 @@ impl DynamoEventStore {
         }
     }
 
-    /// Removes references and dedup entries from a subject-day; deletes the item (and so its
-    /// `subject` index entry) when no reference is left, after dropping references to packs
+    /// Removes references and dedup entries from a subject-day and its overflow items; deletes
+    /// them (and so its `subject` index entry) when no reference is left, after dropping references to packs
     /// that are gone or hold no event of the subject any more. Returns how many of `fps`
     /// were there.
     pub(super) async fn unindex_day(
@@ -448,11 +448,16 @@ impl DynamoEventStore {
             Err(StoreError::Conflict(_)) => return Ok(0),
             Err(e) => return Err(e),
         };
-        let left = string_set(&after, "packs");
+        // What is left of the day, in the base item and its overflow items.
+        let open = open_of(Some(&after));
+        let refs: Vec<String> = change.refs.iter().cloned().collect();
+        let mut left = string_set(&after, "packs");
+        let (over, mut gone) = self
+            .release_overflow("erase", &day_key, open, &refs)
+            .await?;
+        left.extend(over);
         let stale = self.stale_refs(ws, subject, &left).await?;
-        let left = if stale.is_empty() {
-            left.len()
-        } else {
+        if !stale.is_empty() {
             let out = self
                 .client
                 .update_item()
@@ -460,19 +465,25 @@ impl DynamoEventStore {
                 .set_key(Some(day_key.clone()))
                 .update_expression("DELETE packs :refs")
                 .condition_expression("attribute_exists(pk)")
-                .expression_attribute_values(":refs", ss(stale))
+                .expression_attribute_values(":refs", ss(stale.iter().cloned()))
                 .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
                 .send()
                 .await
                 .map_err(|e| store("erase", e));
-            match out {
-                Ok(out) => string_set(&out.attributes.unwrap_or_default(), "packs").len(),
+            left = match out {
+                Ok(out) => string_set(&out.attributes.unwrap_or_default(), "packs"),
                 Err(StoreError::Conflict(_)) => return Ok(found),
                 Err(e) => return Err(e),
-            }
-        };
-        if left == 0 {
-            self.delete_day_without_packs("erase", day_key).await?;
+            };
+            let (over, all_gone) = self
+                .release_overflow("erase", &day_key, open, &stale)
+                .await?;
+            left.extend(over);
+            gone = all_gone;
+        }
+        if left.is_empty() && gone {
+            self.delete_day_without_packs("erase", day_key, open)
+                .await?;
         }
         Ok(found)
     }
@@ -487,6 +498,8 @@ impl DynamoEventStore {
         if refs.is_empty() {
             return Ok(Vec::new());
         }
+        // (A day's base and overflow items may both name a pack: once each here.)
+        let refs: BTreeSet<&String> = refs.iter().collect();
         let keys = refs
             .iter()
             .map(|r| key(pack_pk(ws, ref_millis(r)), format!("P#{r}")))
@@ -507,7 +520,7 @@ impl DynamoEventStore {
             }
         }
         Ok(refs
-            .iter()
+            .into_iter()
             .filter(|r| !live.contains(*r))
             .cloned()
             .collect())
@@ -663,10 +676,11 @@ impl EventEraser for DynamoEventStore {
                     .into_iter()
                     .filter(|r| after_ms.is_none_or(|ms| ref_millis(r) >= ms)),
             );
-            fps_of.insert(
-                get_s(d, "pk", FOOTPRINT)?.to_owned(),
-                binary_set(Some(d), "fps"),
-            );
+            // (An overflow item, in its base's partition, has none.)
+            fps_of
+                .entry(get_s(d, "pk", FOOTPRINT)?.to_owned())
+                .or_default()
+                .extend(binary_set(Some(d), "fps"));
         }
         let found = self
             .footprint_events(ws, subjects, refs, after, limit)

@@ -8,7 +8,8 @@
 //! |---|---|---|---|
 //! | event pack | `W#{ws}#E#{minute}` | `P#{ref}` | `data` (deflated JSON), `last`, `day`, `v`, `expires_at` |
 //! | operational pack | `W#{ws}#E#{minute}` | `O#{ref}` | `data`, `last`, `expires_at` |
-//! | subject-day | `W#{ws}#S#{subject}#{day}` | `S` | `packs`, `fps`, `expires_at` (and `subject_pk`, `subject_sk` of the GSI `subject` if written before 2026-12-08) |
+//! | subject-day | `W#{ws}#S#{subject}#{day}` | `S` | `packs` (at most the cap), `fps`, `open`, `expires_at` (and `subject_pk`, `subject_sk` of the GSI `subject` if written before 2026-12-08) |
+//! | subject-day overflow ([`shards`]) | `W#{ws}#S#{subject}#{day}` | `S#{n}` | `packs`, `expires_at` |
 //! | dedup marker (events without subjects) | `W#{ws}#D#{sha256(message id)}` | `D` | `event`, `until`, `expires_at` |
 //!
 //! Lookup by message id: the marker for events without subjects; the others are found in the
@@ -19,14 +20,17 @@
 //! `P#{millisecond} ..= P#{id}` in the id's minute.
 //!
 //! Files: `keys` (item keys and dedup entries), `record` (`record`: plan → claim → judge →
-//! write), `read` (events, operational records), `erase` (footprints, `forget`, `erase`).
+//! write), `read` (events, operational records), `erase` (footprints, `forget`, `erase`),
+//! `shards` (the bound on a subject-day's references).
 
 mod erase;
 mod keys;
 mod read;
 mod record;
+mod shards;
 
 use keys::*;
+use shards::{open_of, DEFAULT_SUBJECT_DAY_CAP};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -69,6 +73,8 @@ const SUBJECT_DAY_HORIZON_DAYS: i64 = Retention::MAX_EVENT_DAYS as i64 + 90;
 pub struct DynamoEventStore {
     client: Client,
     table: String,
+    /// Pack references a subject-day item takes before the next go to an overflow item.
+    subject_day_cap: usize,
 }
 
 /// One event as a pack keeps it, with what `forget` needs to release its dedup entry.
@@ -84,7 +90,15 @@ impl DynamoEventStore {
         Self {
             client,
             table: table.into(),
+            subject_day_cap: DEFAULT_SUBJECT_DAY_CAP,
         }
+    }
+
+    /// A store whose subject-day items take at most `cap` pack references each (at least 1):
+    /// tests use a small one so that every subject-day of a contract suite overflows.
+    pub fn with_subject_day_cap(mut self, cap: usize) -> Self {
+        self.subject_day_cap = cap.max(1);
+        self
     }
 }
 

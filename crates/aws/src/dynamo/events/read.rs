@@ -103,7 +103,8 @@ impl DynamoEventStore {
         Ok(found)
     }
 
-    /// The subject-day items of one subject, expired or not: every day of the horizon
+    /// The subject-day items of one subject, expired or not, with their overflow items
+    /// ([`shards`](super::shards)): every day of the horizon
     /// ([`SUBJECT_DAY_HORIZON_DAYS`] before `now` to a day after it) read by key, consistently,
     /// and besides them the days found in the sparse `subject` index (keys only), which only
     /// items written before the index went carry: an expired one of those that TTL has not
@@ -138,7 +139,10 @@ impl DynamoEventStore {
                 keys.push(key(pk, sk));
             }
         }
-        batch_get(&self.client, context, &self.table, keys, true, None).await
+        let mut items = batch_get(&self.client, context, &self.table, keys, true, None).await?;
+        let overflow = self.overflow_items(context, &items).await?;
+        items.extend(overflow);
+        Ok(items)
     }
 
     /// The subject-day items of `subjects`, expired or not, each with its subject.

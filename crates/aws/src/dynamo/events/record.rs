@@ -229,69 +229,6 @@ impl<'a> Plan<'a> {
 }
 
 impl DynamoEventStore {
-    /// Adds pack references (and dedup entries) to a subject-day item, creating it on the
-    /// first write of the day. `expires_at` only moves later. Returns the entries the item
-    /// had before.
-    ///
-    /// No `subject` index keys: an index entry cost one more write unit on every new
-    /// subject-day (127 of the 629 units per 1,000 events at batches of 100, measured); a
-    /// subject's days are read by key instead ([`DynamoEventStore::subject_day_items`]).
-    /// Items written with them before keep them (`SET` leaves attributes it does not name).
-    ///
-    /// The old entries come from `ReturnValues = ALL_OLD`, not `UPDATED_OLD`: adding an
-    /// entry the set holds already (a retry within the same second: same fingerprint, same
-    /// `dedup_until`) leaves `fps` as it was, and an emulator that returns only the
-    /// attributes whose value changed (moto) then answers without `fps`, so the retry looked
-    /// new. `ALL_OLD` returns the whole item before the update on every backend, at no extra
-    /// capacity (the update is billed by item size either way).
-    pub(super) async fn touch_subject_day(
-        &self,
-        item_key: Item,
-        refs: &BTreeSet<String>,
-        fps: &[Vec<u8>],
-        expires: i64,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let update = |extend_expiry: bool| {
-            let set = if extend_expiry {
-                format!("SET {EXPIRES_AT} = :exp ")
-            } else {
-                String::new()
-            };
-            let add = if fps.is_empty() {
-                "ADD packs :refs"
-            } else {
-                "ADD packs :refs, fps :fps"
-            };
-            let mut req = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(item_key.clone()))
-                .update_expression(format!("{set}{add}"))
-                .expression_attribute_values(":refs", ss(refs.iter().cloned()))
-                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld);
-            if !fps.is_empty() {
-                req = req.expression_attribute_values(":fps", bs(fps.to_vec()));
-            }
-            if extend_expiry {
-                req = req
-                    .condition_expression(format!(
-                        "attribute_not_exists({EXPIRES_AT}) OR {EXPIRES_AT} <= :exp"
-                    ))
-                    .expression_attribute_values(":exp", n(expires));
-            }
-            req
-        };
-        let out = match update(true).send().await.map_err(|e| store("record", e)) {
-            // The item already lives longer (a workspace's retention shrank today): keep it.
-            Err(StoreError::Conflict(_)) => {
-                update(false).send().await.map_err(|e| store("record", e))?
-            }
-            other => other?,
-        };
-        Ok(binary_set(out.attributes.as_ref(), "fps"))
-    }
-
     /// Takes a marker for an event without subjects; `false` if an unexpired one exists.
     pub(super) async fn take_marker(
         &self,
@@ -315,8 +252,9 @@ impl DynamoEventStore {
         condition_held("record", put)
     }
 
-    /// Removes dedup entries from a subject-day item (and pack references, if given),
-    /// without creating the item if it is gone.
+    /// Removes dedup entries from a subject-day item (and pack references, if given, from it
+    /// and its overflow items), without creating the item if it is gone; deletes it when no
+    /// reference is left.
     pub(super) async fn release_subject_day(
         &self,
         item_key: Item,
@@ -336,14 +274,14 @@ impl DynamoEventStore {
         }
         if !refs.is_empty() {
             parts.push("packs :refs");
-            req = req.expression_attribute_values(":refs", ss(refs));
+            req = req.expression_attribute_values(":refs", ss(refs.iter().cloned()));
         }
         if parts.is_empty() {
             return Ok(());
         }
-        let left = match req
+        let before = match req
             .update_expression(format!("DELETE {}", parts.join(", ")))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await
             .map_err(|e| store("forget", e))
@@ -352,30 +290,23 @@ impl DynamoEventStore {
             Err(StoreError::Conflict(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
-        if left.contains_key("packs") {
+        let had = string_set(&before, "packs");
+        let base_keeps = had.iter().any(|r| !refs.contains(r));
+        // The references the base did not hold are in its overflow items.
+        let elsewhere: Vec<String> = refs.into_iter().filter(|r| !had.contains(r)).collect();
+        if base_keeps && elsewhere.is_empty() {
+            return Ok(());
+        }
+        let open = open_of(Some(&before));
+        let (left, gone) = self
+            .release_overflow("forget", &item_key, open, &elsewhere)
+            .await?;
+        if base_keeps || !left.is_empty() || !gone {
             return Ok(());
         }
         // No pack left: the item goes.
-        self.delete_day_without_packs("forget", item_key).await
-    }
-
-    /// Deletes a subject-day item that references no pack (its `subject` index entry goes
-    /// with it), unless a request of the subject added a pack meanwhile: then the item stays.
-    pub(super) async fn delete_day_without_packs(
-        &self,
-        context: &'static str,
-        day_key: Item,
-    ) -> Result<(), StoreError> {
-        let deleted = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(day_key))
-            .condition_expression("attribute_not_exists(packs)")
-            .send()
-            .await;
-        // Held or not (a pack was added meanwhile: the item stays), done.
-        condition_held(context, deleted).map(|_| ())
+        self.delete_day_without_packs("forget", item_key, open)
+            .await
     }
 
     /// Gives back the dedup claims of `fresh` events after a failed write (best effort: the
