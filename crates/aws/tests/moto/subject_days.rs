@@ -275,4 +275,61 @@ async fn a_subject_in_many_requests_a_day_spreads_its_references_over_bounded_it
     assert_eq!(hot_items().await, Vec::new());
     assert_eq!(subject_days(&c, &table).await.len(), 0);
     assert!(footprint().await.is_empty());
+    assert_eq!(table_items(&c, &table).await, Vec::new(), "no marker left");
+}
+
+/// Once a subject-day is full, its dedup entries (12 bytes per event) would grow the base
+/// item without bound: a message of a full day takes a per-message marker instead. A retry
+/// the next day (whose day is not full) still finds it, the footprint counts it, and an
+/// erasure removes every marker. Without the marker check on a full yesterday, the retries
+/// of the last three messages would be stored again.
+#[tokio::test]
+async fn a_message_of_a_full_day_takes_a_marker_that_a_retry_the_next_day_finds() {
+    let c = clients().await;
+    let table = fresh_table(&c, Table::Events).await;
+    let s = DynamoEventStore::new(c.dynamodb.clone(), table.clone()).with_subject_day_cap(2);
+    let ws = ws();
+    let now = OffsetDateTime::now_utc();
+    // A minute before today began: yesterday, and within the 24-hour window all today.
+    let yesterday = now.replace_time(time::Time::MIDNIGHT) - time::Duration::minutes(1);
+    let event = |i: usize, at| testkit::new_event(&ws, &format!("m-{i}"), &["solo"], at);
+    for i in 0..5 {
+        let stored = s.record(&[event(i, yesterday)], yesterday).await.unwrap();
+        assert_eq!(stored, [true]);
+    }
+    let items = table_items(&c, &table).await;
+    let base = items
+        .iter()
+        .find(|i| i["sk"].as_s().is_ok_and(|sk| sk == "S"))
+        .expect("yesterday's base item");
+    assert_eq!(
+        base["fps"].as_bs().unwrap().len(),
+        2,
+        "entries until it filled"
+    );
+    let markers = items
+        .iter()
+        .filter(|i| i["sk"].as_s().is_ok_and(|sk| sk == "D"))
+        .count();
+    assert_eq!(markers, 3, "markers after it filled: {items:?}");
+
+    for i in 0..5 {
+        let again = s.record(&[event(i, now)], now).await.unwrap();
+        assert_eq!(again, [false], "message {i} sent again today");
+    }
+    assert_eq!(s.record(&[event(5, now)], now).await.unwrap(), [true]);
+
+    let found = s
+        .subject_footprint(&ws, &["solo".to_owned()], Page::first(100), now)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 6);
+    assert!(found.iter().all(|f| f.dedup_marker), "{found:?}");
+    let ids: Vec<EventId> = found.iter().map(|f| f.event.event_id).collect();
+    let rows = s.erase(&ws, &ids).await.unwrap();
+    assert_eq!(rows.events, 6);
+    // Yesterday's 2 entries and 3 markers; today's message has an entry and, since its
+    // subject's yesterday was full, a marker too.
+    assert_eq!(rows.dedup_markers, 7);
+    assert_eq!(table_items(&c, &table).await, Vec::new());
 }

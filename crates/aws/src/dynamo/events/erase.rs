@@ -60,9 +60,9 @@ impl DynamoEventStore {
             for p in &c.gone {
                 let e = &p.e;
                 let owners = dedup_owners(e);
-                if owners.is_empty() {
-                    markers.push((e.message_id.clone(), e.event_id));
-                }
+                // An event without subjects, or of a day that was full, has a marker (it
+                // goes only if it names the event).
+                markers.push((e.message_id.clone(), e.event_id));
                 for owner in owners {
                     let slot = subject_days
                         .entry((owner.clone(), c.day.clone()))
@@ -532,12 +532,12 @@ pub(super) fn ops_expiry(ops: &[OperationalRecord]) -> i64 {
 }
 
 /// The error context of `subject_footprint`.
-const FOOTPRINT: &str = "subject_footprint";
+pub(super) const FOOTPRINT: &str = "subject_footprint";
 
 /// An event found for a footprint, with its pack's `pk`, reference and day.
 #[derive(Debug)]
-struct FoundEvent {
-    packed: Packed,
+pub(super) struct FoundEvent {
+    pub(super) packed: Packed,
     pk: String,
     reference: String,
     day: String,
@@ -687,15 +687,20 @@ impl EventEraser for DynamoEventStore {
             .await?;
         let with_ops = self.with_operational(&found).await?;
         self.more_dedup_entries(ws, &found, &mut fps_of).await?;
+        let has_entry = |f: &FoundEvent| {
+            let mine = entry(&f.packed.e.message_id, f.packed.u);
+            dedup_owners(&f.packed.e).into_iter().any(|owner| {
+                fps_of
+                    .get(&format!("{}#{}", subject_pk(ws, owner), f.day))
+                    .is_some_and(|fps| fps.contains(&mine))
+            })
+        };
+        let without: Vec<&FoundEvent> = found.iter().filter(|f| !has_entry(f)).collect();
+        let with_marker = self.with_marker(ws, &without).await?;
         Ok(found
             .into_iter()
             .map(|f| {
-                let mine = entry(&f.packed.e.message_id, f.packed.u);
-                let dedup_marker = dedup_owners(&f.packed.e).into_iter().any(|owner| {
-                    fps_of
-                        .get(&format!("{}#{}", subject_pk(ws, owner), f.day))
-                        .is_some_and(|fps| fps.contains(&mine))
-                });
+                let dedup_marker = has_entry(&f) || with_marker.contains(&f.packed.e.event_id);
                 let p = f.packed;
                 EventFootprint {
                     operational: with_ops.contains(&p.e.event_id),
@@ -730,9 +735,9 @@ impl EventEraser for DynamoEventStore {
                         slot.fps.push(entry(&p.e.message_id, p.u));
                     }
                 }
-                if p.e.subjects.is_empty() {
-                    markers.push((p.e.message_id.clone(), p.e.event_id));
-                }
+                // Without subjects, or of a day that was full: a marker (deleted only if it
+                // names the event).
+                markers.push((p.e.message_id.clone(), p.e.event_id));
             }
             if c.rekeyed.is_some() {
                 for subject in &c.kept_subjects {
@@ -749,10 +754,11 @@ impl EventEraser for DynamoEventStore {
         for r in run_all(jobs.collect()).await {
             rows.dedup_markers += r?;
         }
-        for (m, id) in &markers {
-            if self.delete_marker("erase", ws, m, id).await? {
-                rows.dedup_markers += 1;
-            }
+        let deletes = markers
+            .iter()
+            .map(|(m, id)| self.delete_marker("erase", ws, m, id).boxed());
+        for deleted in run_all(deletes.collect()).await {
+            rows.dedup_markers += u64::from(deleted?);
         }
         Ok(rows)
     }

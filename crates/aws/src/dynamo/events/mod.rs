@@ -8,9 +8,9 @@
 //! |---|---|---|---|
 //! | event pack | `W#{ws}#E#{minute}` | `P#{ref}` | `data` (deflated JSON), `last`, `day`, `v`, `expires_at` |
 //! | operational pack | `W#{ws}#E#{minute}` | `O#{ref}` | `data`, `last`, `expires_at` |
-//! | subject-day | `W#{ws}#S#{subject}#{day}` | `S` | `packs` (at most the cap), `fps`, `open`, `expires_at` (and `subject_pk`, `subject_sk` of the GSI `subject` if written before 2026-12-08) |
+//! | subject-day | `W#{ws}#S#{subject}#{day}` | `S` | `packs` (at most the cap), `fps` (until full), `open`, `expires_at` (and `subject_pk`, `subject_sk` of the GSI `subject` if written before 2026-12-08) |
 //! | subject-day overflow ([`shards`]) | `W#{ws}#S#{subject}#{day}` | `S#{n}` | `packs`, `expires_at` |
-//! | dedup marker (events without subjects) | `W#{ws}#D#{sha256(message id)}` | `D` | `event`, `until`, `expires_at` |
+//! | dedup marker (events without subjects, and of a full subject-day) | `W#{ws}#D#{sha256(message id)}` | `D` | `event`, `until`, `expires_at` |
 //!
 //! Lookup by message id: the marker for events without subjects; the others are found in the
 //! event packs of the last 24 h (the dedup window), newest minute first (`read`).

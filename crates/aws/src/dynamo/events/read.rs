@@ -204,17 +204,18 @@ impl EventReader for DynamoEventStore {
         Ok(out)
     }
 
-    /// An event without subjects is found through its dedup marker (one `GetItem`). An event
-    /// with subjects has no marker: its dedup entry rides on its dedup subject's day item,
-    /// which a message id does not lead to, so the lookup reads the event packs of the dedup
-    /// window instead ([`DynamoEventStore::scan_recent_packs`]). Nothing is written for it.
+    /// An event without subjects (or of a subject-day that was full: [`shards`](super::shards))
+    /// is found through its dedup marker (one `GetItem`). Another event has no marker: its
+    /// dedup entry rides on its dedup subject's day item, which a message id does not lead
+    /// to, so the lookup reads the event packs of the dedup window instead
+    /// ([`DynamoEventStore::scan_recent_packs`]). Nothing is written for it.
     async fn event_ids_by_message_id(
         &self,
         ws: &WorkspaceId,
         message_id: &MessageId,
         now: OffsetDateTime,
     ) -> Result<Vec<EventId>, StoreError> {
-        // Events without subjects: the marker holds the event's id.
+        // Events without subjects (or of a full day): the marker holds the event's id.
         let marker = marker_key(ws, message_id);
         let item = self
             .client

@@ -15,13 +15,16 @@ pub(super) struct Chunk {
 #[derive(Debug)]
 pub(super) enum Claim {
     /// Entries added to the dedup subject's ([`dedup_subject`]) item of today; `had_today`
-    /// are the entries it had before.
+    /// are the entries it had before. Where that item was full (`full`: the entries were not
+    /// added) or yesterday's was, a marker per member too: `marked` says which it took.
     Subject {
         ws: WorkspaceId,
         subject: String,
         day: String,
         members: Vec<usize>,
         had_today: Vec<Vec<u8>>,
+        full: bool,
+        marked: HashMap<usize, bool>,
         refs: BTreeSet<String>,
     },
     /// A marker item; `taken` is false when another event holds it (a duplicate).
@@ -92,15 +95,17 @@ struct Verdict {
     undo: Vec<Undo>,
     /// Claimed references that no fresh event of the subject is in.
     dropped: HashSet<SubjectPack>,
+    /// Duplicates that took a marker (a full day's claim): it goes again.
+    markers: Vec<usize>,
 }
 
 /// One `record` call: its events grouped into packs, and its days.
 #[derive(Debug)]
 pub(super) struct Plan<'a> {
-    events: &'a [NewEvent],
-    now: OffsetDateTime,
+    pub(super) events: &'a [NewEvent],
+    pub(super) now: OffsetDateTime,
     today: String,
-    yesterday: String,
+    pub(super) yesterday: String,
     /// The events whose message id is the first of its kind in the call.
     candidates: Vec<usize>,
     chunks: Vec<Chunk>,
@@ -163,6 +168,8 @@ impl<'a> Plan<'a> {
                     subject,
                     members,
                     had_today,
+                    full,
+                    marked,
                     refs,
                     ..
                 } => {
@@ -182,16 +189,22 @@ impl<'a> Plan<'a> {
                             .into_iter()
                             .filter(|o| *o != subject)
                             .flat_map(|o| [read(o, &self.today), read(o, &self.yesterday)]);
-                        let dup = had_today
-                            .iter()
-                            .chain(had_before)
-                            .chain(elsewhere.flatten())
-                            .any(|o| o.get(..8) == Some(&fp[..]) && entry_until(o) > now_s);
+                        let taken = marked.get(&i).copied();
+                        let dup = taken == Some(false)
+                            || had_today
+                                .iter()
+                                .chain(had_before)
+                                .chain(elsewhere.flatten())
+                                .any(|o| o.get(..8) == Some(&fp[..]) && entry_until(o) > now_s);
                         if dup {
                             fresh[i] = false;
                             let mine = self.entry(i);
-                            if !had_today.contains(&mine) {
+                            // (A full day took no entry.)
+                            if !*full && !had_today.contains(&mine) {
                                 added_for_dups.push(mine);
+                            }
+                            if taken == Some(true) {
+                                verdict.markers.push(i);
                             }
                         }
                     }
@@ -325,16 +338,25 @@ impl DynamoEventStore {
                     subject,
                     day,
                     members,
+                    full,
+                    marked,
                     refs,
                     ..
                 } => {
                     let mut fps = Vec::new();
                     for &i in members {
-                        if fresh[i] {
+                        if fresh[i] && !*full {
                             fps.push(entry(
                                 &events[i].event.message_id,
                                 events[i].dedup_until.unix_timestamp(),
                             ));
+                        }
+                        if fresh[i] && marked.get(&i) == Some(&true) {
+                            let e = &events[i].event;
+                            jobs.push(
+                                self.release_marker(&e.workspace_id, &e.message_id, &e.event_id)
+                                    .boxed(),
+                            );
                         }
                     }
                     // The call's pack references are its own (named after its events): none
@@ -384,6 +406,13 @@ impl DynamoEventStore {
             let item = subject_day_key(&undo.subject.ws, &undo.subject.name, &plan.today);
             if let Err(e) = self.release_subject_day(item, undo.fps, undo.dead).await {
                 tracing::warn!(error = %e, "could not remove the dedup entries of duplicates");
+            }
+        }
+        for &i in &verdict.markers {
+            let e = &events[i].event;
+            let released = self.release_marker(&e.workspace_id, &e.message_id, &e.event_id);
+            if let Err(e) = released.await {
+                tracing::warn!(error = %e, "could not remove the dedup marker of a duplicate");
             }
         }
 
@@ -443,7 +472,7 @@ impl DynamoEventStore {
             &self.table,
             read_keys,
             since_midnight < time::Duration::minutes(1),
-            Some("pk, fps"),
+            None,
         );
         let mut jobs = Vec::new();
         for (subject, members) in groups {
@@ -460,11 +489,16 @@ impl DynamoEventStore {
         }
         let (results, before) = futures_util::future::join(run_all(jobs), before).await;
         let mut error = None;
+        // Days that filled up: their later entries are markers.
+        let mut full_days: HashSet<String> = HashSet::new();
         let read: HashMap<String, Vec<Vec<u8>>> = match before {
             Ok(items) => items
                 .into_iter()
                 .filter_map(|i| {
                     let pk = get_s(&i, "pk", "record").ok()?.to_owned();
+                    if open_of(Some(&i)) > 0 {
+                        full_days.insert(pk.clone());
+                    }
                     Some((pk, binary_set(Some(&i), "fps")))
                 })
                 .collect(),
@@ -480,6 +514,11 @@ impl DynamoEventStore {
                 Err(e) => {
                     error.get_or_insert(e);
                 }
+            }
+        }
+        if error.is_none() {
+            if let Err(e) = self.take_markers(plan, &mut claims, &full_days).await {
+                error = Some(e);
             }
         }
         Claimed {
@@ -506,7 +545,7 @@ impl DynamoEventStore {
             .max()
             .unwrap_or(0);
         let Subject { ws, name } = subject;
-        let had_today = self
+        let touched = self
             .touch_subject_day(
                 subject_day_key(&ws, &name, &plan.today),
                 &refs,
@@ -519,7 +558,9 @@ impl DynamoEventStore {
             subject: name,
             day: plan.today.clone(),
             members,
-            had_today,
+            had_today: touched.had,
+            full: touched.full,
+            marked: HashMap::new(),
             refs,
         })
     }

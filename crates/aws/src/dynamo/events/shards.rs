@@ -1,8 +1,13 @@
 //! Bounded subject-days. A subject-day item holds at most `cap` pack references
 //! ([`DynamoEventStore::with_subject_day_cap`]); past them a day's references go to overflow
 //! items in the same partition (`sk` `S#1`, `S#2`, …), and the base item's `open` names the
-//! last one. Dedup entries (`fps`) stay on the base item, so a claim still reads and adds
-//! them in one atomic update.
+//! last one. Dedup entries (`fps`, 12 bytes per event) go to the base only until it is full;
+//! then each message takes a marker (the item an event without subjects takes, one per
+//! message id, conditional on none unexpired): atomic per message, so a claim is still a
+//! test-and-set. A base with an overflow item is never roomy again (until it is deleted with
+//! every event of the day), so a message's entry of a day is on the base (written before it
+//! filled) or a marker; a claim takes markers where today's base is full or yesterday's was.
+//! Erasure and `forget` delete an event's marker if it names the event.
 //!
 //! Without the bound, a subject in many requests a day (a shop's placeholder phone, a shared
 //! e-mail, a bot's anonymous id) grew one item by a reference per request: every update was
@@ -19,6 +24,8 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure as OnFailure;
 
+use super::erase::{FoundEvent, FOOTPRINT};
+use super::record::{Claim, Plan};
 use super::*;
 
 /// Pack references a subject-day item takes before the next go to an overflow item: about
@@ -42,6 +49,16 @@ pub(super) fn shard_key(base: &Item, n: i64) -> Item {
 /// The last overflow item a base item names (0: none).
 pub(super) fn open_of(item: Option<&Item>) -> i64 {
     item.and_then(|i| get_n(i, OPEN)).unwrap_or(0)
+}
+
+/// What [`DynamoEventStore::touch_subject_day`] did.
+#[derive(Debug, Default)]
+pub(super) struct Touched {
+    /// The dedup entries the base item had before.
+    pub had: Vec<Vec<u8>>,
+    /// The base was full: the references went to an overflow item and the dedup entries
+    /// were not added (the caller takes markers for them).
+    pub full: bool,
 }
 
 /// What a conditional `ADD` found.
@@ -130,8 +147,12 @@ impl DynamoEventStore {
 
     /// Adds pack references (and dedup entries) to a subject-day, creating it on the first
     /// write of the day; `expires_at` only moves later. Returns the dedup entries the item
-    /// had before. References go to the base item while it has fewer than the cap and no
-    /// overflow item, else to its last overflow item (a new one when that is full).
+    /// had before. References and entries go to the base item while it has fewer references
+    /// than the cap and no overflow item; else the references go to its last overflow item
+    /// (a new one when that is full) and the entries nowhere: the caller takes a marker per
+    /// message instead, so that the base stays bounded too (an entry is 12 bytes per event).
+    /// A base is never roomy again once it has an overflow item, so a message's entry of
+    /// that day is either on the base, written before it filled, or a marker.
     ///
     /// The old entries come from `ReturnValues = ALL_OLD`, not `UPDATED_OLD`: adding an
     /// entry the set holds already (a retry within the same second) leaves `fps` as it was,
@@ -145,39 +166,42 @@ impl DynamoEventStore {
         refs: &BTreeSet<String>,
         fps: &[Vec<u8>],
         expires: i64,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
+    ) -> Result<Touched, StoreError> {
         for _ in 0..ROUNDS {
             let roomy = "attribute_not_exists(#open) AND (attribute_not_exists(packs) OR size(packs) < :cap)";
             let old = match self
                 .add_where(&item_key, refs, fps, expires, Some(roomy))
                 .await?
             {
-                Added::Yes(old) => return Ok(binary_set(Some(&old), "fps")),
+                Added::Yes(old) => {
+                    return Ok(Touched {
+                        had: binary_set(Some(&old), "fps"),
+                        full: false,
+                    })
+                }
                 Added::No(old) => old,
             };
-            // Full: the entries go to the base (while it is still full), the references to
-            // an overflow item.
-            // Without entries to add or an expiry to move, the base is not written.
+            // Full: the references go to an overflow item; the base is written only to move
+            // its expiry (while it is still full).
             let lives = get_n(&old, EXPIRES_AT).is_some_and(|t| t >= expires);
             let full = "attribute_exists(pk) AND (attribute_exists(#open) OR size(packs) >= :cap)";
-            let had = if fps.is_empty() && lives {
-                old
-            } else {
-                match self
-                    .add_where(&item_key, &BTreeSet::new(), fps, expires, Some(full))
-                    .await?
-                {
-                    Added::Yes(before) if !before.is_empty() => before,
-                    Added::Yes(_) => old,
+            if !lives {
+                let moved = self
+                    .add_where(&item_key, &BTreeSet::new(), &[], expires, Some(full))
+                    .await?;
+                if let Added::No(_) = moved {
                     // Emptied or deleted meanwhile (an erasure): start over.
-                    Added::No(_) => continue,
+                    continue;
                 }
-            };
+            }
             if self
-                .add_to_overflow(&item_key, open_of(Some(&had)), refs, expires)
+                .add_to_overflow(&item_key, open_of(Some(&old)), refs, expires)
                 .await?
             {
-                return Ok(binary_set(Some(&had), "fps"));
+                return Ok(Touched {
+                    had: binary_set(Some(&old), "fps"),
+                    full: true,
+                });
             }
         }
         Err(StoreError::transient(
@@ -364,5 +388,89 @@ impl DynamoEventStore {
         };
         // Held or not (a pack was added meanwhile: the item stays), done.
         condition_held(context, req.send().await).map(|_| ())
+    }
+}
+
+/// Markers: the dedup entries of a day that was full.
+impl DynamoEventStore {
+    /// A marker per member of each claim whose day was full, or whose subject's yesterday
+    /// was (a message first sent yesterday has its marker there, not an entry): a marker
+    /// another event holds makes the member a duplicate ([`Plan::judge`]).
+    pub(super) async fn take_markers(
+        &self,
+        plan: &Plan<'_>,
+        claims: &mut [Claim],
+        full_days: &HashSet<String>,
+    ) -> Result<(), StoreError> {
+        let mut jobs = Vec::new();
+        for (c, claim) in claims.iter().enumerate() {
+            let Claim::Subject {
+                ws,
+                subject,
+                members,
+                full,
+                ..
+            } = claim
+            else {
+                continue;
+            };
+            let yesterday = format!("{}#{}", subject_pk(ws, subject), plan.yesterday);
+            if *full || full_days.contains(&yesterday) {
+                for &i in members {
+                    jobs.push(
+                        async move {
+                            let taken = self.take_marker(&plan.events[i], plan.now).await?;
+                            Ok::<_, StoreError>((c, i, taken))
+                        }
+                        .boxed(),
+                    );
+                }
+            }
+        }
+        let mut first_error = None;
+        for r in run_all(jobs).await {
+            match r {
+                Ok((c, i, taken)) => {
+                    if let Claim::Subject { marked, .. } = &mut claims[c] {
+                        marked.insert(i, taken);
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// The events among `found` whose message's dedup marker names them (an event of a day
+    /// that was full: [`DynamoEventStore::touch_subject_day`]).
+    pub(super) async fn with_marker(
+        &self,
+        ws: &WorkspaceId,
+        found: &[&FoundEvent],
+    ) -> Result<HashSet<EventId>, StoreError> {
+        let mut by_marker: HashMap<String, Vec<EventId>> = HashMap::new();
+        let mut keys = Vec::new();
+        for f in found {
+            let k = marker_key(ws, &f.packed.e.message_id);
+            let pk = get_s(&k, "pk", FOOTPRINT)?.to_owned();
+            let ids = by_marker.entry(pk).or_default();
+            if ids.is_empty() {
+                keys.push(k);
+            }
+            ids.push(f.packed.e.event_id);
+        }
+        if keys.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let markers = batch_get(&self.client, FOOTPRINT, &self.table, keys, true, None).await?;
+        let mut out = HashSet::new();
+        for m in &markers {
+            let (pk, holder) = (get_s(m, "pk", FOOTPRINT)?, get_s(m, "event", FOOTPRINT)?);
+            let ids = by_marker.get(pk).map_or(&[][..], Vec::as_slice);
+            out.extend(ids.iter().filter(|id| hex_id(id) == holder));
+        }
+        Ok(out)
     }
 }
